@@ -1,0 +1,273 @@
+"""``publish build``: plan sources, read them into node trees, write Zarr/Parquet and the index.
+
+A build writes a new release under ``releases/<id>/`` and switches ``catalog.json`` to it in
+one final write. With ``on_error: fail`` a build that had failures deletes its release and
+leaves the previous catalog untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
+from .config.models import Pipeline
+from .errors import BuildFailed, UnsupportedError
+from .index import Entry, write_index
+from .nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
+from .readers import Reader
+from .rules import apply_rules
+from .sources import WorkItem, plan
+from .stacks import stack_arrays
+from .stores import Store
+from .structures import ArrayStructure, ContainerStructure, DataType, TableStructure, regular_chunks
+from .writers.parquet_table import schema_data_uri, write_table
+from .writers.zarr_array import ZarrWriter
+
+log = logging.getLogger("skyshelf.build")
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Problem:
+    path: str
+    reason: str
+    source: str | None = None
+
+    def __str__(self) -> str:
+        where = f" ({self.source})" if self.source else ""
+        return f"{self.path or '/'}{where}: {self.reason}"
+
+
+@dataclass
+class BuildReport:
+    release: str
+    store: str
+    published: bool = False
+    nodes: dict[str, int] = field(default_factory=lambda: {"container": 0, "array": 0, "table": 0})
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    warnings: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    failures: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "release": self.release, "store": self.store, "published": self.published, "nodes": self.nodes,
+            "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "seconds": round(self.seconds, 3),
+            **{k: [vars(p) for p in getattr(self, k)] for k in ("warnings", "skipped", "failures")},
+        }
+
+
+def new_release_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def resolve_store(pipeline: Pipeline, override: str | None = None) -> Store:
+    url = override or pipeline.output.store
+    if "://" not in url and not Path(url).is_absolute():
+        url = str(pipeline.base_dir / url)
+    return Store(url)
+
+
+class _Build:
+    def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.progress = progress or (lambda event, info: None)
+        self.release = new_release_id()
+        self.prefix = f"releases/{self.release}"
+        self.report = BuildReport(self.release, store.url)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyshelf-write")
+        out = pipeline.output
+        self.zarr = ZarrWriter(store.zarr_store(self.prefix), out.zarr_format, out.codec, out.chunk_target_bytes, self.pool)
+        self.entries: dict[str, Entry] = {}
+        self.children: dict[str, list[str]] = {}
+
+    def url(self, key: str) -> str:
+        return f"{self.prefix}/{key}"
+
+    # -- containers for folders -------------------------------------------------------------
+    def ensure_folders(self, node_path: str) -> None:
+        parts = node_path.split("/")[:-1]
+        for depth in range(len(parts) + 1):
+            path = "/".join(parts[:depth])
+            if path not in self.entries:
+                metadata = dict(self.pipeline.metadata) if path == "" else {}
+                if path == "":
+                    metadata.update({k: v for k, v in (("name", self.pipeline.name), ("description", self.pipeline.description)) if v})
+                self.add_entry(Entry(path, parts[depth - 1] if depth else "", "container", [], metadata, {}, None, None, None))
+
+    def add_entry(self, entry: Entry) -> None:
+        self.entries[entry.path] = entry
+        self.children.setdefault(entry.path, []) if entry.family == "container" else None
+        if entry.parent is not None:
+            self.children.setdefault(entry.parent, []).append(entry.path)
+        self.report.nodes[entry.family] += 1
+
+    # -- one work item -------------------------------------------------------------------------
+    def run_item(self, item: WorkItem) -> None:
+        source_file = ", ".join(str(p) for p in item.paths[:1]) + (f" (+{len(item.paths) - 1})" if len(item.paths) > 1 else "")
+        for w in item.warnings:
+            self.report.warnings.append(Problem(item.node_path, w, source_file))
+        if item.reader is None:
+            self.report.skipped.append(Problem(item.node_path, "no reader for this file type (unknown magic bytes and extension)", source_file))
+            return
+        options = item.reader.parse_options(item.source.options, self.pipeline.line_of("sources", item.source_index))
+        self.progress("item", {"path": item.node_path, "file": source_file})
+        try:
+            if len(item.paths) > 1:
+                root = stack_arrays(item.reader, item.paths, item.key, options)
+                self.write_tree(item, root, source_file)
+            else:
+                with item.reader().open(item.paths[0], item.key, options) as root:
+                    self.write_tree(item, root, source_file)
+        except UnsupportedError as exc:
+            self.report.skipped.append(Problem(item.node_path, str(exc), source_file))
+        except Exception as exc:
+            log.debug("failure in %s", source_file, exc_info=True)
+            self.report.failures.append(Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file))
+
+    def write_tree(self, item: WorkItem, root: Node, source_file: str) -> None:
+        root.metadata.update(item.metadata)
+        root.access_tags = root.access_tags
+        kept = apply_rules(root, item.node_path, self.pipeline.rules)
+        if kept is None:
+            self.report.skipped.append(Problem(item.node_path, "skipped by a rule", source_file))
+            return
+        self.ensure_folders(item.node_path)
+        file_zarr = f"data/{item.node_path}.zarr"
+        groups: list[str] = []
+        self.write_node(kept, item.node_path, file_zarr, "", source_file, groups)
+        for group in reversed(groups):  # innermost first; each group gets its own consolidated metadata
+            self.zarr.consolidate(group)
+
+    def write_node(self, node: Node, path: str, file_zarr: str, inner: str, source_file: str, groups: list[str]) -> bool:
+        """Write one node (and its subtree); return False when it was skipped or failed."""
+        for message in node.notes.pop("warnings", []):
+            self.report.warnings.append(Problem(path, message, source_file))
+        if isinstance(node, SkippedNode):
+            self.report.skipped.append(Problem(path, node.reason, source_file))
+            return False
+        zarr_path = f"{file_zarr}/{inner}" if inner else file_zarr
+        try:
+            if isinstance(node, ContainerNode):
+                self.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata)
+                groups.append(zarr_path)
+                entry = self.entry(node, path, source_file, self.url(zarr_path), ContainerStructure(0).to_json())
+                self.add_entry(entry)
+                count = 0
+                for child in node.children:
+                    child_inner = f"{inner}/{child.key}" if inner else child.key
+                    if self.write_node(child, f"{path}/{child.key}", file_zarr, child_inner, source_file, groups):
+                        count += 1
+                    elif isinstance(child, SkippedNode):
+                        node.notes.setdefault("skipped", {})[child.key] = {"reason": child.reason, **child.notes}
+                entry.structure = ContainerStructure(count).to_json()
+                entry.notes = node.notes
+                return True
+            if isinstance(node, ArrayNode):
+                self.progress("array", {"path": path, "bytes": node.nbytes})
+                written = self.zarr.array(zarr_path, node, node.codec)
+                structure = ArrayStructure(DataType.from_numpy(node.dtype), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
+                self.add_entry(self.entry(node, path, source_file, self.url(zarr_path), structure.to_json()))
+                self.report.bytes_in += written.bytes_in
+                return True
+            if isinstance(node, TableNode):
+                out = self.pipeline.output
+                written = write_table(self.store, self.url(f"data/{path}"), node, out.table_row_group_rows, out.table_partition_rows)
+                structure = TableStructure(schema_data_uri(written.schema), list(written.schema.names), len(written.partition_rows), sum(written.partition_rows), written.partition_rows)
+                self.add_entry(self.entry(node, path, source_file, written.data_url, structure.to_json()))
+                self.report.bytes_in += written.bytes_in
+                return True
+        except UnsupportedError as exc:
+            self.report.skipped.append(Problem(path, str(exc), source_file))
+            return False
+        except Exception as exc:
+            log.debug("failure at %s", path, exc_info=True)
+            self.report.failures.append(Problem(path, f"{type(exc).__name__}: {exc}", source_file))
+            return False
+        raise TypeError(f"unknown node type {type(node).__name__}")
+
+    def entry(self, node: Node, path: str, source_file: str, data_url: str | None, structure: dict[str, Any]) -> Entry:
+        metadata = dict(node.metadata)
+        return Entry(path, node.key, node.family.value, list(node.specs), metadata, structure, data_url,
+                     source_file, node.source_path, node.access_tags, node.notes)
+
+    # -- the whole build -----------------------------------------------------------------------
+    def run(self) -> BuildReport:
+        started = time.perf_counter()
+        items = plan(self.pipeline)
+        self.ensure_folders("x")  # the root
+        self.progress("start", {"items": len(items), "release": self.release})
+        try:
+            for item in items:
+                self.run_item(item)
+                self.progress("done", {"path": item.node_path})
+        finally:
+            self.pool.shutdown(wait=True)
+        for path, kids in self.children.items():  # folder containers count their published children
+            entry = self.entries[path]
+            if entry.data_url is None:
+                entry.structure = ContainerStructure(len(kids)).to_json()
+        failed = bool(self.report.failures)
+        if failed and self.pipeline.on_error == "fail":
+            self.store.delete_prefix(self.prefix)
+            self.report.seconds = time.perf_counter() - started
+            return self.report
+        ordered = self.ordered_entries()
+        index = write_index(self.store, f"{self.prefix}/index", ordered)
+        self.report.published = True
+        self.report.bytes_out = self.store.size(self.prefix)
+        self.report.seconds = time.perf_counter() - started
+        self.store.write_bytes(f"{self.prefix}/build-report.json", json.dumps(self.report.to_json(), indent=1).encode())
+        catalog = {
+            "format": CATALOG_FORMAT,
+            "version": CATALOG_VERSION,
+            "release": self.release,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "name": self.pipeline.name,
+            "zarr_format": self.pipeline.output.zarr_format,
+            "report": f"{self.prefix}/build-report.json",
+            **index,
+        }
+        self.store.write_bytes(CATALOG_KEY, json.dumps(catalog, indent=1).encode())  # the switch, last
+        return self.report
+
+    def ordered_entries(self) -> list[Entry]:
+        out: list[Entry] = []
+
+        def visit(path: str) -> None:
+            out.append(self.entries[path])
+            for child in self.children.get(path, []):
+                visit(child)
+
+        visit("")
+        return out
+
+
+def build(pipeline: Pipeline, store: str | None = None, progress: Progress | None = None, workers: int | None = None) -> BuildReport:
+    """Run a build; raise :class:`BuildFailed` (carrying the report) when it published nothing."""
+    report = _Build(pipeline, resolve_store(pipeline, store), progress, workers or os.cpu_count() or 2).run()
+    if not report.published:
+        raise BuildFailed(report)
+    return report
+
+
+def format_traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+__all__ = ["BuildReport", "Problem", "Reader", "build"]

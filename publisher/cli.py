@@ -1,0 +1,189 @@
+"""The ``publish`` command line: build, validate, schema, ls.
+
+Exit status: 0 success; 1 failures and nothing published (``on_error: fail``) or a bad
+config; 3 published, but some sources or nodes failed (``on_error: skip``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import BuildFailed, SkyshelfError
+
+EXIT_FAILED = 1
+EXIT_PARTIAL = 3
+
+_pipeline_option = click.option(
+    "-c", "--config", "config", default="pipeline.yml", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="The pipeline file.",
+)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def _fail(exc: SkyshelfError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="skyshelf")
+@click.option("-v", "--verbose", is_flag=True, help="Log details (tracebacks of failures).")
+def main(verbose: bool) -> None:
+    """Publish scientific data as Zarr + Parquet + a metadata index."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@_pipeline_option
+def validate(config: Path) -> None:
+    """Check a pipeline file (fields, and that every source matches files)."""
+    from .config import load_pipeline
+    from .sources import plan
+
+    try:
+        pipeline = load_pipeline(config)
+        items = plan(pipeline)
+    except SkyshelfError as exc:
+        _fail(exc)
+    unknown = [i for i in items if i.reader is None]
+    click.echo(f"{config}: valid; {len(pipeline.sources)} sources, {len(pipeline.rules)} rules, {len(items)} items to publish")
+    for item in unknown:
+        click.echo(f"  note: no reader for {item.label}; it will be skipped")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline.yml (for editors)."""
+    from .config import pipeline_schema
+
+    click.echo(json.dumps(pipeline_schema(), indent=2))
+
+
+class _Progress:
+    """Rich progress bars: items overall, plus the array being written."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=console, transient=True, disable=not console.is_terminal)
+        self.items: Any = None
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            self.items = self.progress.add_task(f"release {info['release']}", total=info["items"])
+        elif event == "item" and self.items is not None:
+            self.progress.update(self.items, description=info["path"][-50:])
+        elif event == "done" and self.items is not None:
+            self.progress.advance(self.items)
+
+
+@main.command()
+@_pipeline_option
+@click.option("--store", default=None, help="Override output.store (a folder or URL).")
+@click.option("--workers", type=int, default=None, help="Threads for compression and writing (default: all cores).")
+@click.option("--json-report", is_flag=True, help="Print the build report as JSON.")
+def build(config: Path, store: str | None, workers: int | None, json_report: bool) -> None:
+    """Convert the sources into Zarr + Parquet + the index and publish a release."""
+    from rich.console import Console
+
+    from .build import build as run_build
+    from .config import load_pipeline
+
+    console = Console(stderr=True)
+    try:
+        pipeline = load_pipeline(config)
+        progress = _Progress(console)
+        with progress.progress:
+            report = run_build(pipeline, store=store, progress=progress, workers=workers)
+    except BuildFailed as exc:
+        report = exc.args[0]
+        _summary(console, report, json_report)
+        console.print(f"[red]build failed: {len(report.failures)} failures; nothing was published (on_error: fail)[/red]")
+        sys.exit(EXIT_FAILED)
+    except SkyshelfError as exc:
+        _fail(exc)
+    _summary(console, report, json_report)
+    if report.failures:
+        console.print(f"[yellow]published release {report.release} with {len(report.failures)} failures (on_error: skip)[/yellow]")
+        sys.exit(EXIT_PARTIAL)
+    console.print(f"[green]published release {report.release} to {report.store}[/green]")
+
+
+def _summary(console: Any, report: Any, as_json: bool) -> None:
+    from rich.table import Table
+
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+        return
+    table = Table(title="build summary", show_header=False)
+    nodes = report.nodes
+    table.add_row("nodes", f"{sum(nodes.values())} ({nodes['container']} containers, {nodes['array']} arrays, {nodes['table']} tables)")
+    table.add_row("bytes in / out", f"{_human(report.bytes_in)} / {_human(report.bytes_out)}")
+    table.add_row("time", f"{report.seconds:.1f} s")
+    table.add_row("warnings / skipped / failures", f"{len(report.warnings)} / {len(report.skipped)} / {len(report.failures)}")
+    console.print(table)
+    for title, problems, style in (("skipped", report.skipped, "yellow"), ("warnings", report.warnings, "dim"), ("failures", report.failures, "red")):
+        if problems:
+            console.print(f"[{style}]{title}:[/{style}]")
+            for p in problems[:50]:
+                console.print(f"  {p}", style=style, markup=False, highlight=False, soft_wrap=True)
+            if len(problems) > 50:
+                console.print(f"  ... and {len(problems) - 50} more (see build-report.json)")
+
+
+@main.command(name="ls")
+@click.argument("path", default="")
+@_pipeline_option
+@click.option("--store", default=None, help="The store to list (default: the pipeline's output.store).")
+@click.option("-l", "--long", "long_", is_flag=True, help="Show family, shape/rows and data URL.")
+@click.option("-r", "--recursive", is_flag=True)
+def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool) -> None:
+    """List the published tree under PATH."""
+    from .catalog import Catalog
+    from .stores import Store
+
+    try:
+        if store is None:
+            from .build import resolve_store
+            from .config import load_pipeline
+
+            target = resolve_store(load_pipeline(config))
+        else:
+            target = Store(store)
+        catalog = Catalog.open(target)
+        catalog.node(path)
+
+        def show(p: str, depth: int) -> None:
+            for entry in catalog.children(p):
+                line = "  " * depth + entry["key"] + ("/" if entry["family"] == "container" else "")
+                if long_:
+                    s = entry["structure"]
+                    what = {"array": lambda: f"{s['data_type']['kind']}{s['data_type']['itemsize']} {s['shape']}",
+                            "table": lambda: f"{s['row_count']} rows × {len(s['columns'])} cols",
+                            "container": lambda: f"{s['count']} children"}[entry["family"]]()
+                    line = f"{line:<50} {entry['family']:<9} {what:<28} {entry['data_url'] or ''}"
+                click.echo(line)
+                if recursive and entry["family"] == "container":
+                    show(entry["path"], depth + 1)
+
+        show(path.strip("/"), 0)
+    except SkyshelfError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""One error tree for Skyshelf.
+
+Each error subclasses a builtin as well, so callers may catch either (as zarr does).
+``http_status`` is read once, at the handler edge, to map errors to HTTP responses.
+"""
+
+from __future__ import annotations
+
+
+class SkyshelfError(Exception):
+    """Base of every error Skyshelf raises on purpose."""
+
+    http_status = 500
+
+
+class ConfigError(SkyshelfError, ValueError):
+    """pipeline.yml is malformed; the message names the file, line and field."""
+
+    http_status = 400
+
+
+class UnsupportedError(SkyshelfError, NotImplementedError):
+    """A known limitation: a format, dtype, filter or link that cannot be converted.
+
+    Nodes that raise this are skipped with the reason, never counted as failures.
+    """
+
+    http_status = 415
+
+
+class SourceError(SkyshelfError, OSError):
+    """A source file is corrupt or unreadable."""
+
+    http_status = 422
+
+
+class NotFound(SkyshelfError, KeyError):
+    """No node, release or object at that path."""
+
+    http_status = 404
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "not found"
+
+
+class StoreError(SkyshelfError, OSError):
+    """The output store cannot be read or written."""
+
+    http_status = 502
+
+
+class BuildFailed(SkyshelfError, RuntimeError):
+    """A build had failures and, with ``on_error: fail``, published nothing."""

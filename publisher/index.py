@@ -1,0 +1,114 @@
+"""The metadata index: one entry per node, written as Parquet (for DuckDB/pandas) and as JSON shards.
+
+JSON layout (designed for a million nodes; no file grows with the catalog):
+
+* ``index/nodes/{shard}.json``: ``{path: entry}`` for the nodes whose ``sha1(path)`` starts
+  with ``shard`` (``shard_digits`` hex digits, chosen so a shard holds ~``NODES_PER_SHARD``).
+* ``index/children/{sha1(path)[:16]}/{page:05d}.json``: one page of a container's children,
+  in order, as full entries, ``page_size`` per page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .stores import Store
+
+NODES_PER_SHARD = 256
+PAGE_SIZE = 500
+INDEX_COLUMNS = (
+    "path", "key", "parent", "family", "specs", "metadata", "structure", "data_url",
+    "source_file", "source_path", "access_tags", "notes",
+)
+
+
+def path_hash(path: str) -> str:
+    return hashlib.sha1(path.encode("utf-8")).hexdigest()
+
+
+def shard_digits_for(count: int) -> int:
+    """Hex digits of the node shard names, so a shard holds about NODES_PER_SHARD entries."""
+    return max(1, math.ceil(math.log(max(count, 1) / NODES_PER_SHARD, 16))) if count > NODES_PER_SHARD else 1
+
+
+def node_shard_key(prefix: str, path: str, digits: int) -> str:
+    return f"{prefix}/nodes/{path_hash(path)[:digits]}.json"
+
+
+def children_page_key(prefix: str, path: str, page: int) -> str:
+    return f"{prefix}/children/{path_hash(path)[:16]}/{page:05d}.json"
+
+
+@dataclass
+class Entry:
+    path: str
+    key: str
+    family: str
+    specs: list[str]
+    metadata: dict[str, Any]
+    structure: dict[str, Any]
+    data_url: str | None
+    source_file: str | None
+    source_path: str | None
+    access_tags: list[str] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parent(self) -> str | None:
+        if self.path == "":
+            return None
+        return self.path.rpartition("/")[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "key": self.key, "parent": self.parent, "family": self.family,
+            "specs": self.specs, "metadata": self.metadata, "structure": self.structure,
+            "data_url": self.data_url, "source_file": self.source_file, "source_path": self.source_path,
+            "access_tags": self.access_tags, "notes": self.notes,
+        }
+
+
+def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, Any]:
+    """Write the Parquet and JSON forms under ``prefix``; return the catalog's ``index`` fields."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [e.to_json() for e in entries]
+    dumps = lambda v: json.dumps(v, separators=(",", ":"), allow_nan=False)  # noqa: E731
+    columns = {name: [r[name] for r in rows] for name in INDEX_COLUMNS}
+    for name in ("specs", "metadata", "structure", "access_tags", "notes"):
+        columns[name] = [None if v is None else dumps(v) for v in columns[name]]
+    table = pa.table({name: pa.array(columns[name], type=pa.string()) for name in INDEX_COLUMNS})
+    parquet_key = f"{prefix}/nodes.parquet"
+    with store.open_write(parquet_key) as sink:
+        pq.write_table(table, sink, compression="zstd", row_group_size=100_000)
+
+    digits = shard_digits_for(len(rows))
+    shards: dict[str, dict[str, Any]] = defaultdict(dict)
+    children: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shards[node_shard_key(prefix, row["path"], digits)][row["path"]] = row
+        if row["parent"] is not None:
+            children[row["parent"]].append(row)
+    for key, shard in shards.items():
+        store.write_bytes(key, dumps(shard).encode())
+    for parent, kids in children.items():
+        for page in range(0, len(kids), PAGE_SIZE):
+            body = {"path": parent, "offset": page, "count": len(kids), "entries": kids[page : page + PAGE_SIZE]}
+            store.write_bytes(children_page_key(prefix, parent, page // PAGE_SIZE), dumps(body).encode())
+    return {
+        "index": parquet_key,
+        "index_json": {
+            "nodes": f"{prefix}/nodes/{{shard}}.json",
+            "shard_digits": digits,
+            "children": f"{prefix}/children/{{hash16}}/{{page:05d}}.json",
+            "page_size": PAGE_SIZE,
+            "hash": "sha1",
+        },
+        "node_count": len(rows),
+    }

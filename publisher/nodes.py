@@ -1,0 +1,99 @@
+"""The build-side node tree that readers produce and writers consume.
+
+Each node pairs a structure family with what the writer needs to stream its data:
+a block reader for arrays, a batch iterator for tables, ordered children for containers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .structures import StructureFamily
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+BlockReader = Callable[[tuple[slice, ...]], np.ndarray]
+
+
+@dataclass
+class Node:
+    key: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    specs: list[str] = field(default_factory=list)
+    source_path: str = ""
+    #: Skyshelf's own bookkeeping (aliases, links, skipped children, warnings), kept apart from source metadata.
+    notes: dict[str, Any] = field(default_factory=dict)
+    access_tags: list[str] | None = None
+    family: StructureFamily = field(init=False)
+
+    def warn(self, message: str) -> None:
+        self.notes.setdefault("warnings", []).append(message)
+
+
+@dataclass
+class ArrayNode(Node):
+    dtype: np.dtype = field(default_factory=lambda: np.dtype("f8"))
+    shape: tuple[int, ...] = ()
+    read: BlockReader | None = None
+    dims: list[str] | None = None
+    source_chunks: tuple[int, ...] | None = None
+    #: Attributes written into the Zarr array; defaults to ``metadata``.
+    attrs: dict[str, Any] | None = None
+    fill_value: Any = None
+    #: Chunk shape, set by rules or left to the writer's auto chunking.
+    chunks: tuple[int, ...] | None = None
+    codec: Any = None
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.array
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * max(self.dtype.itemsize, 1)
+
+
+@dataclass
+class TableNode(Node):
+    schema: pa.Schema | None = None
+    batches: Callable[[], Iterator[pa.RecordBatch]] | None = None
+    num_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.table
+
+
+@dataclass
+class ContainerNode(Node):
+    children: list[Node] = field(default_factory=list)
+    #: True inside a source file: the container is a Zarr group holding its array children.
+    in_file: bool = False
+    attrs: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.container
+
+    def child(self, key: str) -> Node | None:
+        return next((c for c in self.children if c.key == key), None)
+
+
+@dataclass
+class SkippedNode(Node):
+    """A node left out on purpose, with the reason (unsupported dtype, missing virtual source, ...)."""
+
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.container  # never published; the family is unused
+
+
+def walk(node: Node, prefix: str = "") -> Iterator[tuple[str, Node]]:
+    """Yield ``(path, node)`` depth-first in child order; the root's path is ``prefix``."""
+    yield prefix, node
+    if isinstance(node, ContainerNode):
+        for child in node.children:
+            yield from walk(child, f"{prefix}/{child.key}" if prefix else child.key)

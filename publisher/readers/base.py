@@ -1,0 +1,56 @@
+"""The reader contract: detect a file by magic bytes (then extension) and open it as a node tree."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ConfigError
+from ..nodes import Node
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reader:
+    """Subclass, set the class attributes and implement :meth:`open`; register with ``@register_reader``.
+
+    ``open`` is a context manager so that a reader can keep its file open while the
+    writer streams blocks out of it, and close it afterwards.
+    """
+
+    name: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]] = ()
+    magic: ClassVar[tuple[bytes, ...]] = ()
+    #: Among readers whose magic matches, the higher priority is asked first.
+    priority: ClassVar[int] = 0
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    #: True for readers of single arrays (images, .npy) whose files may be stacked.
+    stackable: ClassVar[bool] = False
+
+    @classmethod
+    def magic_matches(cls, head: bytes) -> bool:
+        return any(head.startswith(m) for m in cls.magic)
+
+    @classmethod
+    def claims(cls, path: Path, head: bytes) -> bool:
+        """Tie-break among readers whose magic matches (e.g. NetCDF-4 versus plain HDF5)."""
+        return True
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], where: str) -> BaseModel:
+        try:
+            return cls.Options.model_validate(options)
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"{where}: options for the {cls.name} reader: {detail}") from None
+
+    @contextlib.contextmanager
+    def open(self, path: Path, key: str, options: BaseModel) -> Iterator[Node]:
+        raise NotImplementedError
+        yield  # pragma: no cover

@@ -1,0 +1,120 @@
+"""CSV/TSV → a table: delimiter sniffing, comment lines, NaNs, ISO dates, streamed in chunks.
+
+The schema is inferred from the first chunk and every later chunk is cast to it, so a
+column that changes type mid-file is an error that names the column, not a silent change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import SourceError
+from ..nodes import Node, TableNode
+from . import register_reader
+from .base import Reader
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+class CSVOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delimiter: str | None = Field(default=None, description="Column separator; sniffed when omitted ('whitespace' for runs of spaces).")
+    comment: str | None = Field(default="#", description="Lines starting with this are skipped.")
+    header: int | None = Field(default=0, description="Header row number, or null for none.")
+    encoding: str = "utf-8"
+    parse_dates: list[str] | bool = Field(default=True, description="True: detect ISO date columns; or a list of column names.")
+    chunk_rows: int = Field(default=500_000, gt=0)
+
+
+def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
+    with open(path, encoding=options.encoding, errors="replace") as f:
+        lines = []
+        for line in f:
+            if options.comment and line.lstrip().startswith(options.comment):
+                continue
+            if line.strip():
+                lines.append(line)
+            if len(lines) >= 50:
+                break
+    sample = "".join(lines)
+    if options.delimiter is not None:
+        return {"sep": r"\s+" if options.delimiter == "whitespace" else options.delimiter}
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t| ")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    if sep == " " or (sep == "," and "," not in sample and re.search(r"\S\s{2,}\S", sample)):
+        return {"sep": r"\s+"}
+    return {"sep": sep}
+
+
+def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
+    if isinstance(options.parse_dates, list):
+        return [c for c in options.parse_dates if c in frame.columns]
+    if not options.parse_dates:
+        return []
+    found = []
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "OT" or str(column.dtype) in ("str", "string"):
+            values = column.dropna().astype(str)
+            if len(values) and values.str.match(_DATE).all():
+                found.append(name)
+    return found
+
+
+@register_reader
+class CSVReader(Reader):
+    name = "csv"
+    extensions = (".csv", ".tsv", ".tab", ".psv")
+    Options = CSVOptions
+
+    @contextlib.contextmanager
+    def open(self, path: Path, key: str, options: CSVOptions) -> Iterator[Node]:  # type: ignore[override]
+        import pandas as pd
+        import pyarrow as pa
+
+        kwargs = _sniff(path, options)
+        read_kwargs = dict(
+            comment=options.comment, header=options.header, encoding=options.encoding,
+            engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
+        )
+        try:
+            first = pd.read_csv(path, nrows=options.chunk_rows, **read_kwargs)
+        except Exception as exc:
+            raise SourceError(f"{path}: cannot parse as delimited text: {exc}") from exc
+        first.columns = [str(c) for c in first.columns]
+        dates = _date_columns(first, options)
+
+        def to_batch(frame: Any, schema: Any = None) -> Any:
+            frame.columns = [str(c) for c in frame.columns]
+            for name in dates:
+                frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=False)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if schema is not None and table.schema != schema:
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+                    raise SourceError(f"{path}: a later chunk does not fit the types of the first {options.chunk_rows} rows: {exc}") from exc
+            return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+        schema = to_batch(first.copy()).schema
+
+        def batches() -> Iterator[Any]:
+            if len(first) < options.chunk_rows:
+                yield to_batch(first.copy(), schema)
+                return
+            with pd.read_csv(path, chunksize=options.chunk_rows, **read_kwargs) as reader:
+                for frame in reader:
+                    yield to_batch(frame, schema)
+
+        metadata = {"delimiter": "whitespace" if kwargs["sep"] == r"\s+" else kwargs["sep"]}
+        yield TableNode(key=key, metadata=metadata, schema=schema, batches=batches)

@@ -1,0 +1,51 @@
+"""Excel workbooks (.xlsx) → a table per sheet (one sheet: the table itself)."""
+
+from __future__ import annotations
+
+import contextlib
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import SourceError
+from ..nodes import ContainerNode, Node, TableNode
+from . import register_reader
+from .base import Reader
+
+
+def _table(frame: Any, key: str, sheet: str) -> TableNode:
+    import pyarrow as pa
+
+    frame.columns = [str(c) for c in frame.columns]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return TableNode(key=key, metadata={"sheet": sheet}, schema=table.schema, batches=lambda: iter(table.to_batches()), num_rows=table.num_rows)
+
+
+@register_reader
+class ExcelReader(Reader):
+    name = "excel"
+    extensions = (".xlsx", ".xlsm")
+    magic = (b"PK\x03\x04",)
+
+    @classmethod
+    def claims(cls, path: Path, head: bytes) -> bool:
+        try:
+            with zipfile.ZipFile(path) as z:
+                return "xl/workbook.xml" in z.namelist()
+        except zipfile.BadZipFile:
+            return False
+
+    @contextlib.contextmanager
+    def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
+        import pandas as pd
+
+        try:
+            sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
+        except Exception as exc:
+            raise SourceError(f"{path}: not a readable Excel workbook: {exc}") from exc
+        if len(sheets) == 1:
+            (name, frame), = sheets.items()
+            yield _table(frame, key, str(name))
+            return
+        yield ContainerNode(key=key, metadata={"sheets": list(map(str, sheets))}, children=[_table(f, str(n), str(n)) for n, f in sheets.items()])

@@ -1,0 +1,284 @@
+"""HDF5 and NeXus: groups → containers, datasets → arrays, compound datasets → tables.
+
+Links: a hard-linked object is published once at its canonical path (the first in
+h5py's visit order) and every other path is recorded as an alias; soft links resolve
+the same way; dangling soft links, missing external files and virtual datasets whose
+sources are missing are recorded in the parent's notes and never materialised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import SourceError, UnsupportedError
+from ..jsonable import attrs_to_json, to_json
+from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
+from . import register_reader
+from .base import Reader
+from .nexus import assign_dims
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: Scalars and strings up to this many characters are also copied into the parent's metadata.
+SHORT_STRING = 256
+
+
+class HDF5Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunk_cache_bytes: int = Field(default=64 * 2**20, description="HDF5 chunk cache per dataset.")
+    copy_scalars_to_parent: bool = True
+
+
+def _decode(value: Any) -> Any:
+    value = to_json(value)
+    return value[0] if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) else value
+
+
+def _filter_problem(ds: Any) -> str | None:
+    """Name a filter of the dataset that this HDF5 library cannot decode, if any."""
+    import h5py
+
+    plist = ds.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code, _flags, _values, name = plist.get_filter(i)
+        if not h5py.h5z.filter_avail(code):
+            label = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+            return f"compression filter {label or '?'} (id {code}) is not available in this HDF5 (hdf5plugin has no decoder for it)"
+    return None
+
+
+def _missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
+    missing = []
+    for vs in ds.virtual_sources():
+        if vs.file_name == ".":
+            continue
+        candidate = Path(vs.file_name)
+        if not candidate.is_absolute():
+            candidate = file_dir / candidate
+        if not candidate.exists():
+            missing.append({"file": vs.file_name, "dataset": vs.dset_name})
+    return missing
+
+
+class _Walker:
+    def __init__(self, f: Any, path: Path, options: HDF5Options, lock: threading.Lock) -> None:
+        self.f = f
+        self.file_dir = path.parent
+        self.options = options
+        self.lock = lock
+        self.canonical: dict[tuple[int, int], str] = {}
+        self.published: dict[tuple[int, int], Node] = {}
+        #: Alias paths met before the object they point to was published.
+        self.pending: dict[tuple[int, int], list[str]] = {}
+
+        def visit(name: str, obj: Any) -> None:
+            self.canonical.setdefault(self._identity(obj), "/" + name)
+
+        f.visititems(visit)
+
+    @staticmethod
+    def _identity(obj: Any) -> tuple[int, int]:
+        import h5py
+
+        info = h5py.h5o.get_info(obj.id)
+        return (info.fileno, info.addr)
+
+    # -- groups -------------------------------------------------------------------------
+    def group(self, group: Any, key: str, h5path: str) -> ContainerNode:
+        import h5py
+
+        node = ContainerNode(key=key, metadata=attrs_to_json(group.attrs), source_path=h5path, in_file=True)
+        nx_class = node.metadata.get("NX_class")
+        if isinstance(nx_class, list) and len(nx_class) == 1:
+            nx_class = node.metadata["NX_class"] = nx_class[0]
+        if isinstance(nx_class, str) and nx_class:
+            node.specs.append(nx_class)
+        self._publish(self._identity(group), node)
+        for name in group:
+            child_path = f"{h5path.rstrip('/')}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                target = {"file": link.filename, "path": link.path}
+                if not (self.file_dir / link.filename).exists() and not Path(link.filename).is_absolute():
+                    node.notes.setdefault("external_links", {})[name] = {**target, "missing": True}
+                    node.warn(f"{child_path}: external link to {link.filename}:{link.path} whose file is missing")
+                    continue
+                node.notes.setdefault("external_links", {})[name] = target
+            try:
+                obj = group[name]
+            except (KeyError, OSError) as exc:
+                what = "soft link" if isinstance(link, h5py.SoftLink) else "link"
+                target = getattr(link, "path", "?")
+                node.notes.setdefault("dangling_links", {})[name] = {"target": target, "reason": str(exc)}
+                node.warn(f"{child_path}: dangling {what} to {target}")
+                continue
+            ident = self._identity(obj)
+            canonical = self.canonical.get(ident)
+            if ident in self.published or (canonical is not None and canonical != child_path):
+                # Published (or to be published) elsewhere: record the alias, not a second copy.
+                target = canonical or self.published[ident].source_path
+                node.notes.setdefault("links", {})[name] = target
+                self._add_alias(ident, child_path)
+                continue
+            child = self.group(obj, name, child_path) if isinstance(obj, h5py.Group) else self.dataset(obj, name, child_path)
+            node.children.append(child)
+            if isinstance(obj, h5py.Dataset) and not isinstance(child, SkippedNode):
+                self._publish(ident, child)
+                self._copy_small_value(node, child)
+        assign_dims(node)
+        return node
+
+    def _publish(self, ident: tuple[int, int], node: Node) -> None:
+        self.published[ident] = node
+        if ident in self.pending:
+            node.notes.setdefault("aliases", []).extend(self.pending.pop(ident))
+
+    def _add_alias(self, ident: tuple[int, int], path: str) -> None:
+        target = self.published.get(ident)
+        if target is not None:
+            target.notes.setdefault("aliases", []).append(path)
+        else:
+            self.pending.setdefault(ident, []).append(path)
+
+    def _copy_small_value(self, parent: ContainerNode, child: Node) -> None:
+        """Scalars and short strings are copied into the parent's metadata, so search finds them."""
+        if not self.options.copy_scalars_to_parent or not isinstance(child, ArrayNode) or child.key in parent.metadata:
+            return
+        if int(np.prod(child.shape, dtype=np.int64)) != 1:
+            return
+        value = child.read(tuple(slice(None) for _ in child.shape))  # type: ignore[misc]
+        value = _decode(value.reshape(-1)[0] if value.ndim else value[()])
+        if isinstance(value, str) and len(value) > SHORT_STRING:
+            return
+        parent.metadata[child.key] = value
+
+    # -- datasets -----------------------------------------------------------------------
+    def dataset(self, ds: Any, key: str, h5path: str) -> Node:
+        import h5py
+
+        def skip(reason: str, **notes: Any) -> SkippedNode:
+            return SkippedNode(key=key, source_path=h5path, reason=reason, notes=notes)
+
+        try:
+            dtype = ds.dtype
+        except Exception as exc:  # e.g. H5T_TIME, which h5py cannot map
+            return skip(f"datatype not supported by h5py: {exc}")
+        metadata = attrs_to_json(ds.attrs)
+        if ds.shape is None:
+            return skip("empty (null) dataspace: the dataset holds no value", attributes=metadata)
+        if ds.is_virtual:
+            missing = _missing_virtual_sources(ds, self.file_dir)
+            if missing:
+                return skip(
+                    f"virtual dataset whose source files are missing ({', '.join(sorted({m['file'] for m in missing}))})",
+                    virtual_sources=missing,
+                    shape=list(ds.shape),
+                    dtype=str(dtype),
+                    attributes=metadata,
+                )
+        elif ds.chunks is not None:
+            problem = _filter_problem(ds)
+            if problem:
+                return skip(problem, shape=list(ds.shape), dtype=str(dtype))
+        if dtype.names:
+            return self._compound(ds, key, h5path, metadata)
+        string_info = h5py.check_string_dtype(dtype)
+        base = dtype.subdtype[0] if dtype.subdtype else dtype
+        extra_shape = dtype.subdtype[1] if dtype.subdtype else ()
+        shape = tuple(ds.shape) + tuple(extra_shape)
+        lock = self.lock
+        if string_info is not None or base.kind == "S":
+            encoding = string_info.encoding if string_info else "utf-8"
+            view = ds.asstr(encoding, errors="surrogateescape") if string_info else ds
+
+            def read_str(sel: tuple[slice, ...]) -> np.ndarray:
+                with lock:
+                    raw = view[sel[: ds.ndim]] if sel else view[()]
+                arr = np.asarray(raw, dtype=object)
+                if base.kind == "S" and string_info is None:
+                    arr = np.vectorize(lambda b: to_json(b), otypes=[object])(arr) if arr.size else arr
+                return arr.astype(object)
+
+            return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str)
+        if h5py.check_vlen_dtype(dtype) is not None:
+            return skip("variable-length sequences (ragged arrays) are not supported", dtype=str(dtype))
+        if h5py.check_ref_dtype(dtype) is not None:
+            return skip("HDF5 object/region references are not supported", dtype=str(dtype))
+        if base.kind not in "biufc" or base.itemsize > 8 and base.kind == "f" or base.itemsize > 16:
+            return skip(f"datatype {dtype} has no Zarr equivalent")
+        enum = h5py.check_enum_dtype(dtype)
+        if enum is not None:
+            metadata.setdefault("enum", {str(k): int(v) for k, v in enum.items()})
+        native = base.newbyteorder("=") if base.byteorder not in "=|" else base
+        native = np.dtype(native.str.replace(">", "<")) if native.byteorder == ">" else native
+        def read(sel: tuple[slice, ...]) -> np.ndarray:
+            with lock:
+                data = ds[sel[: ds.ndim]] if ds.ndim else ds[()]
+            return np.asarray(order="C", a=np.asarray(data).astype(native, copy=False))
+
+        fill = ds.fillvalue if ds.fillvalue is not None and not dtype.subdtype else None
+        return ArrayNode(
+            key=key,
+            metadata=metadata,
+            source_path=h5path,
+            dtype=native,
+            shape=shape,
+            read=read,
+            source_chunks=(tuple(ds.chunks) + tuple(extra_shape)) if ds.chunks else None,
+            fill_value=to_json(fill) if fill is not None and native.kind != "c" else None,
+        )
+
+    def _compound(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node:
+        from .tables import structured_to_batch
+
+        if ds.ndim > 1:
+            return SkippedNode(key=key, source_path=h5path, reason=f"compound dataset of rank {ds.ndim} (only 0-d and 1-d become tables)")
+        try:
+            schema = structured_to_batch(np.zeros(1, dtype=ds.dtype)).schema
+        except UnsupportedError as exc:
+            return SkippedNode(key=key, source_path=h5path, reason=str(exc))
+        n = int(ds.shape[0]) if ds.ndim else 1
+        lock = self.lock
+
+        def batches(rows: int = 65536) -> Iterator[Any]:
+            for start in range(0, n, rows):
+                with lock:
+                    block = ds[start : start + rows] if ds.ndim else ds[()].reshape(1)
+                yield structured_to_batch(np.asarray(block))
+
+        return TableNode(key=key, metadata=metadata, source_path=h5path, schema=schema, batches=batches, num_rows=n)
+
+
+@register_reader
+class HDF5Reader(Reader):
+    name = "hdf5"
+    extensions = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5", ".nexus", ".nx", ".hdf5plugin")
+    magic = (HDF5_MAGIC,)
+    Options = HDF5Options
+
+    @contextlib.contextmanager
+    def open(self, path: Path, key: str, options: HDF5Options) -> Iterator[Node]:  # type: ignore[override]
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers bitshuffle, LZ4, Blosc, Zstd, ... filters)
+
+        try:
+            f = h5py.File(path, "r", rdcc_nbytes=options.chunk_cache_bytes, rdcc_nslots=100_003, locking=False)
+        except OSError as exc:
+            raise SourceError(f"{path}: not a readable HDF5 file: {exc}") from exc
+        try:
+            walker = _Walker(f, path, options, threading.Lock())
+            root = walker.group(f, key, "")
+            root.source_path = ""
+            yield root
+        finally:
+            f.close()
+
+
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")

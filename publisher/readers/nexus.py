@@ -1,0 +1,96 @@
+"""Dimension names for the arrays of a group, so that ``xarray.open_zarr`` opens it labelled.
+
+NXdata groups follow NeXus: ``signal`` and ``axes`` (group attributes, or the older
+``signal=1`` / ``axes="x:y"`` dataset attributes) and ``AXISNAME_indices``. Other arrays get
+names of their own (``{name}_dim_{i}``). A final pass guarantees that one dimension
+name never has two sizes, which xarray would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..nodes import ArrayNode, ContainerNode
+
+
+def _names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p.strip() for p in re.split(r"[:,\s]+", value) if p.strip()] if (":" in value or "," in value) else [value]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _ints(value: Any) -> list[int] | None:
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, int) for v in value):
+        return value
+    return None
+
+
+def _signal(group: ContainerNode, arrays: dict[str, ArrayNode]) -> ArrayNode | None:
+    names = _names(group.metadata.get("signal"))
+    if names and names[0] in arrays:
+        return arrays[names[0]]
+    for array in arrays.values():  # NeXus v1: the signal dataset carries signal=1
+        if str(array.metadata.get("signal")) == "1":
+            return array
+    return None
+
+
+def _nxdata_dims(group: ContainerNode, arrays: dict[str, ArrayNode]) -> None:
+    signal = _signal(group, arrays)
+    if signal is None or not signal.shape:
+        return
+    rank = len(signal.shape)
+    axes = _names(group.metadata.get("axes")) or _names(signal.metadata.get("axes"))
+    axes = (axes + ["."] * rank)[:rank]
+    dims = [a if a and a != "." else f"dim_{i}" for i, a in enumerate(axes)]
+    for i, axis in enumerate(axes):
+        if axis == "." or axis not in arrays:
+            continue
+        coord = arrays[axis]
+        indices = _ints(group.metadata.get(f"{axis}_indices"))
+        if len(coord.shape) == 1 and coord.shape[0] == signal.shape[i]:
+            coord.dims = [dims[i]]
+            continue
+        dims[i] = f"{axis}_dim" if dims[i] == axis else dims[i]  # the coordinate cannot index this dimension
+        if indices and len(indices) == len(coord.shape) and all(
+            0 <= j < rank and signal.shape[j] == n for j, n in zip(indices, coord.shape)
+        ):
+            coord.dims = None  # set below, once every signal dim has its final name
+            coord.notes["_indices"] = indices
+    signal.dims = list(dims)
+    for name, array in arrays.items():
+        indices = array.notes.pop("_indices", None)
+        if indices is not None:
+            array.dims = [dims[j] for j in indices]
+        elif array.dims is None and tuple(array.shape) == tuple(signal.shape):
+            array.dims = list(dims)  # errors and other same-shape fields share the signal's dims
+        elif array.dims is None and len(array.shape) == 1 and name in dims and array.shape[0] == signal.shape[dims.index(name)]:
+            array.dims = [name]
+
+
+def assign_dims(group: ContainerNode) -> None:
+    """Give every array child of ``group`` dimension names that xarray accepts together."""
+    arrays = {c.key: c for c in group.children if isinstance(c, ArrayNode)}
+    if "NXdata" in group.specs:
+        _nxdata_dims(group, arrays)
+    sizes: dict[str, int] = {}
+    for name, array in arrays.items():
+        dims = array.dims
+        consistent = (
+            dims is not None
+            and len(dims) == len(array.shape)
+            and all(sizes.get(d, n) == n for d, n in zip(dims, array.shape))
+            and (name not in dims or dims == [name])  # a variable named like a dim must index it
+        )
+        if not consistent:
+            dims = [f"{name}_dim_{i}" for i in range(len(array.shape))]
+        array.dims = list(dims)
+        for d, n in zip(dims, array.shape):
+            sizes[d] = n

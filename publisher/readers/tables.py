@@ -1,0 +1,50 @@
+"""Shared table helpers: numpy structured arrays (HDF5 compound, NetCDF compound) → Arrow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..jsonable import decode_bytes
+
+
+def _column(values: np.ndarray, name: str) -> Any:
+    import pyarrow as pa
+
+    dtype = values.dtype
+    if dtype.subdtype is not None or values.ndim > 1:
+        flat = values.reshape(len(values), -1)
+        inner = _column(flat.reshape(-1), name)
+        return pa.FixedSizeListArray.from_arrays(inner, flat.shape[1])
+    if dtype.kind == "S":
+        return pa.array([decode_bytes(bytes(v)) for v in values], type=pa.string())
+    if dtype.kind == "O":
+        return pa.array([decode_bytes(v) if isinstance(v, bytes) else v for v in values], type=pa.string())
+    if dtype.kind == "c":
+        raise UnsupportedError(f"column {name!r}: complex numbers have no Arrow type")
+    if dtype.kind == "V":
+        raise UnsupportedError(f"column {name!r}: opaque datatype {dtype} has no Arrow type")
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        raise UnsupportedError(f"column {name!r}: {dtype} has no Arrow type")
+    return pa.array(np.asarray(order="C", a=values.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else values))
+
+
+def _flatten(values: np.ndarray, prefix: str, out: dict[str, Any]) -> None:
+    for field in values.dtype.names or ():
+        sub = values[field]
+        name = f"{prefix}{field}"
+        if sub.dtype.names:  # nested compound: flattened to dotted column names
+            _flatten(sub, name + ".", out)
+        else:
+            out[name] = _column(sub, name)
+
+
+def structured_to_batch(values: np.ndarray) -> Any:
+    """A RecordBatch with one column per field; nested fields become ``outer.inner`` columns."""
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {}
+    _flatten(values.reshape(-1), "", columns)
+    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))

@@ -1,0 +1,96 @@
+"""TIFF (single and multi-page, BigTIFF, GeoTIFF) → one array, read page by page."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SourceError
+from ..jsonable import to_json
+from ..nodes import ArrayNode, Node
+from . import register_reader
+from .base import Reader
+
+_AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
+#: Tags larger than this (lookup tables, strip offsets, ...) are not copied into metadata.
+_MAX_TAG = 1024
+
+
+def _dims(axes: str) -> list[str]:
+    names: list[str] = []
+    for i, axis in enumerate(axes):
+        name = _AXES.get(axis, f"dim_{i}")
+        names.append(name if name not in names else f"{name}_{i}")
+    return names
+
+
+def _tags(page: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag in page.tags.values():
+        if tag.code in (273, 279, 324, 325):  # strip/tile offsets and byte counts
+            continue
+        try:
+            value = to_json(tag.value.value if hasattr(tag.value, "value") and not isinstance(tag.value, (int, str)) else tag.value)
+        except Exception:
+            continue
+        if len(str(value)) <= _MAX_TAG:
+            out[tag.name] = value
+    return out
+
+
+@register_reader
+class TiffReader(Reader):
+    name = "tiff"
+    extensions = (".tif", ".tiff", ".btf", ".tf8")
+    magic = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    stackable = True
+
+    @contextlib.contextmanager
+    def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
+        import tifffile
+
+        try:
+            tif = tifffile.TiffFile(path)
+        except Exception as exc:
+            raise SourceError(f"{path}: not a readable TIFF file: {exc}") from exc
+        try:
+            series = tif.series[0]
+            shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
+            metadata = _tags(series.pages[0])
+            if tif.geotiff_metadata:
+                metadata["geotiff"] = to_json(tif.geotiff_metadata)
+            if tif.imagej_metadata:
+                metadata["imagej"] = to_json(tif.imagej_metadata)
+            nodata = metadata.get("GDAL_NODATA")
+            if isinstance(nodata, str):
+                try:
+                    metadata["nodata"] = float(nodata.strip("\x00 "))
+                except ValueError:
+                    pass
+            npages = len(series.pages)
+            paged = npages > 1 and shape[0] == npages
+            cache: dict[str, np.ndarray] = {}
+            native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
+
+            def read(sel: tuple[slice, ...]) -> np.ndarray:
+                if paged:  # only the pages this block needs
+                    pages = list(range(*sel[0].indices(npages)))
+                    data = tif.asarray(series=0, key=pages).reshape(len(pages), *shape[1:])
+                    return np.asarray(order="C", a=data[(slice(None), *sel[1:])].astype(native, copy=False))
+                if "all" not in cache:
+                    cache["all"] = series.asarray().reshape(shape)
+                return np.asarray(order="C", a=cache["all"][sel].astype(native, copy=False))
+
+            node = ArrayNode(key=key, metadata=metadata, dtype=native, shape=shape, read=read, dims=_dims(axes))
+            if len(tif.series) > 1:
+                node.notes["other_series"] = [{"shape": list(s.shape), "dtype": str(s.dtype), "axes": s.axes} for s in tif.series[1:]]
+                node.warn(f"{path.name}: only the first of {len(tif.series)} image series is published")
+            if paged:
+                node.source_chunks = (1, *shape[1:])
+            yield node
+        finally:
+            tif.close()

@@ -1,0 +1,100 @@
+"""Apply pipeline rules to a node tree: skip, chunks, codec, metadata, access tags, group-as-table."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+
+from .config.models import Rule
+from .errors import SkyshelfError
+from .nodes import ArrayNode, ContainerNode, Node, TableNode
+
+
+@lru_cache(maxsize=256)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` matches within one path segment, ``**`` across segments, ``?`` one character."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        out.append({"*": "[^/]*", "?": "[^/]"}.get(c, re.escape(c)))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def matching(rules: list[Rule], path: str) -> list[Rule]:
+    return [r for r in rules if glob_regex(r.match.strip("/")).match(path)]
+
+
+class RuleError(SkyshelfError, ValueError):
+    http_status = 400
+
+
+def group_as_table(node: ContainerNode) -> TableNode:
+    """A group of equal-length 1-D datasets as one table; anything else in it is an error."""
+    import pyarrow as pa
+
+    columns = [c for c in node.children if isinstance(c, ArrayNode)]
+    others = [c.key for c in node.children if not isinstance(c, ArrayNode)]
+    bad = [f"{c.key} {list(c.shape)}" for c in columns if len(c.shape) != 1]
+    lengths = {c.shape[0] for c in columns if len(c.shape) == 1}
+    if others or bad or len(lengths) > 1 or not columns:
+        detail = "; ".join(
+            filter(None, [f"not datasets: {', '.join(others)}" if others else "", f"not 1-D: {', '.join(bad)}" if bad else "",
+                          f"lengths differ: {sorted(lengths)}" if len(lengths) > 1 else "", "no datasets" if not columns else ""])
+        )
+        raise RuleError(f"rule 'table: true' needs a group of equal-length 1-D datasets: {detail}")
+    n = lengths.pop()
+
+    def column(c: ArrayNode, sel: slice) -> pa.Array:
+        values = c.read((sel,))  # type: ignore[misc]
+        return pa.array(values if values.dtype.kind != "O" else values.tolist())
+
+    def batches(rows: int = 262_144):  # type: ignore[no-untyped-def]
+        for start in range(0, n, rows):
+            sel = slice(start, min(n, start + rows))
+            yield pa.RecordBatch.from_arrays([column(c, sel) for c in columns], names=[c.key for c in columns])
+
+    schema = pa.schema([pa.field(c.key, pa.string() if c.dtype.kind == "O" else pa.from_numpy_dtype(np.dtype(c.dtype))) for c in columns])
+    metadata = dict(node.metadata)
+    metadata["columns"] = {c.key: c.metadata for c in columns if c.metadata}
+    return TableNode(key=node.key, metadata=metadata, specs=node.specs, source_path=node.source_path, notes=node.notes,
+                     schema=schema, batches=batches, num_rows=n)
+
+
+def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
+    """Return the node with rules applied (None when skipped); recurses into containers."""
+    applied = matching(rules, path)
+    if any(r.skip for r in applied):
+        return None
+    for rule in applied:
+        node.metadata.update(rule.metadata)
+        if rule.access_tags is not None:
+            node.access_tags = list(rule.access_tags)
+        if isinstance(node, ArrayNode):
+            if rule.chunks is not None:
+                if len(rule.chunks) != len(node.shape):
+                    raise RuleError(f"rule {rule.match!r}: chunks {rule.chunks} have {len(rule.chunks)} dimensions, {path} has {len(node.shape)}")
+                node.chunks = tuple(-1 if c is None else c for c in rule.chunks)
+            if rule.codec is not None:
+                node.codec = rule.codec
+    if isinstance(node, ContainerNode):
+        if any(r.table for r in applied):
+            return group_as_table(node)
+        kept = []
+        for child in node.children:
+            new = apply_rules(child, f"{path}/{child.key}" if path else child.key, rules)
+            if new is not None:
+                kept.append(new)
+        node.children = kept
+    return node

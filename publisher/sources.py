@@ -1,0 +1,168 @@
+"""Expand pipeline sources into work items: which file (or stack of files) goes to which node path.
+
+Handles globs, folders, typed file-name patterns (``{sample}_{temperature:d}K_{scan:05d}.tif``),
+sidecar metadata files and stacks of frames.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .config.models import Pipeline, Source
+from .errors import ConfigError
+from .readers import Reader, detect, get_reader
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_SEPARATORS = "_-. "
+
+
+@dataclass
+class WorkItem:
+    """One node to read: a file, or a stack of files that becomes one array."""
+
+    source_index: int
+    source: Source
+    paths: list[Path]
+    node_path: str
+    reader: type[Reader] | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.node_path.rpartition("/")[2]
+
+    @property
+    def label(self) -> str:
+        return str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} stacked)"
+
+
+def _expand(base_dir: Path, source: Source) -> tuple[Path, list[Path]]:
+    """The source's base folder and the files it names."""
+    pattern = source.path
+    if _GLOB_CHARS.search(pattern):
+        fixed = []
+        for part in PurePosixPath(pattern).parts:
+            if _GLOB_CHARS.search(part):
+                break
+            fixed.append(part)
+        base = (base_dir / Path(*fixed)) if fixed else base_dir
+        matches = [Path(p) for p in glob.glob(str(base_dir / pattern), recursive=True)]
+        return base, sorted(p for p in matches if p.is_file())
+    target = base_dir / pattern
+    if target.is_dir():
+        return target, sorted(p for p in target.rglob("*") if p.is_file())
+    return target.parent, [target] if target.exists() else []
+
+
+def _sidecar_names(source: Source, path: Path) -> list[Path]:
+    names = []
+    for template in source.sidecars:
+        name = template.format(name=path.name, stem=path.stem)
+        if name != path.name:
+            names.append(path.parent / name)
+    return names
+
+
+def _load_sidecar(path: Path) -> dict[str, Any]:
+    import yaml
+
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"sidecar {path} holds a {type(data).__name__}, expected a mapping")
+    return data
+
+
+def _unique_keys(files: list[Path]) -> dict[Path, str]:
+    """Node key per file: the stem, or the full name where two files in one folder share a stem."""
+    by_stem: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for f in files:
+        by_stem[(f.parent, f.stem)].append(f)
+    return {f: (f.stem if len(group) == 1 else f.name) for group in by_stem.values() for f in group}
+
+
+def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:
+    start, stop = spans[field_name]
+    stem = PurePosixPath(name[:start] + "\x00" + name[stop:]).stem if "." in name[stop:] else name[:start] + "\x00" + name[stop:]
+    left, _, right = stem.partition("\x00")
+    key = left.rstrip(_SEPARATORS) + (("_" + right.lstrip(_SEPARATORS)) if right.strip(_SEPARATORS) and left.strip(_SEPARATORS) else right.lstrip(_SEPARATORS))
+    return key or "stack"
+
+
+def plan(pipeline: Pipeline) -> list[WorkItem]:
+    """Every work item of the pipeline, in source order then path order."""
+    import parse
+
+    items: list[WorkItem] = []
+    for index, source in enumerate(pipeline.sources):
+        where = pipeline.line_of("sources", index)
+        base, files = _expand(pipeline.base_dir, source)
+        if not files:
+            raise ConfigError(f"{where}: source path {source.path!r} matches no file under {pipeline.base_dir}")
+        files = [f for f in files if not any(part.startswith(".") for part in f.relative_to(base).parts)]
+        if source.exclude:
+            files = [f for f in files if not any(PurePosixPath(f.relative_to(base).as_posix()).match(x) for x in source.exclude)]
+        sidecars = {s for f in files for s in _sidecar_names(source, f) if s.exists()}
+        files = [f for f in files if f not in sidecars]
+        into = source.into if source.into is not None else (
+            base.resolve().relative_to(pipeline.base_dir).as_posix() if base.resolve().is_relative_to(pipeline.base_dir) else base.name
+        )
+        into = "" if into == "." else into
+        reader_cls = get_reader(source.type) if source.type else None
+        if reader_cls is not None:
+            reader_cls.parse_options(source.options, where)
+        pattern = parse.compile(source.name_pattern) if source.name_pattern else None
+        keys = _unique_keys(files)
+        stacks: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, Path, dict[str, Any]]]] = defaultdict(list)
+        for f in files:
+            rel = f.relative_to(base)
+            folder = "/".join(p for p in (into, rel.parent.as_posix()) if p and p != ".")
+            metadata: dict[str, Any] = {}
+            warnings: list[str] = []
+            for sidecar in _sidecar_names(source, f):
+                if sidecar in sidecars:
+                    try:
+                        metadata.update(_load_sidecar(sidecar))
+                    except Exception as exc:
+                        warnings.append(f"{sidecar}: sidecar ignored: {exc}")
+            if pattern is not None:
+                match = pattern.parse(rel.as_posix() if "/" in source.name_pattern else f.name)  # type: ignore[operator]
+                if match is None:
+                    warnings.append(f"{f}: file name does not match name_pattern {source.name_pattern!r}")
+                else:
+                    fields = dict(match.named)
+                    if source.stack is not None:
+                        frame = fields.pop(source.stack)
+                        key = _stack_key(f.name, match.spans, source.stack)
+                        stacks[(folder, tuple(sorted(fields.items())))].append((frame, f, {"key": key, **fields}))
+                        continue
+                    metadata.update(fields)
+            metadata.update(source.metadata)
+            reader = reader_cls or detect(f)
+            node_path = "/".join(p for p in (folder, keys[f]) if p)
+            items.append(WorkItem(index, source, [f], node_path, reader, metadata, warnings))
+        for (folder, _), frames in stacks.items():
+            frames.sort(key=lambda t: t[0])
+            fields = dict(frames[0][2])
+            key = fields.pop("key")
+            fields[f"{source.stack}_values"] = [t[0] for t in frames]
+            paths = [t[1] for t in frames]
+            node_path = "/".join(p for p in (folder, key) if p)
+            items.append(WorkItem(index, source, paths, node_path, reader_cls or detect(paths[0]), {**fields, **source.metadata}))
+    seen: dict[str, WorkItem] = {}
+    for item in items:
+        if item.node_path in seen:
+            other = seen[item.node_path]
+            raise ConfigError(
+                f"{pipeline.line_of('sources', item.source_index)}: {item.label} and {other.label} would both be published "
+                f"at {item.node_path!r}; give one source a different 'into'"
+            )
+        seen[item.node_path] = item
+    return items

@@ -1,0 +1,44 @@
+"""Stack single-array files (TIFF frames, PNGs, .npy) into one array along a new first axis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SourceError
+from .nodes import ArrayNode
+from .readers import Reader
+
+
+def stack_arrays(reader: type[Reader], paths: list[Path], key: str, options: Any) -> ArrayNode:
+    """An array of shape ``(len(paths), *frame_shape)``; each file is opened only while read."""
+    shapes = []
+    first: ArrayNode | None = None
+    for path in paths:
+        with reader().open(path, key, options) as node:
+            if not isinstance(node, ArrayNode):
+                raise SourceError(f"{path}: a stacked file must hold one array, it holds a {node.family.value}")
+            shapes.append((tuple(node.shape), node.dtype))
+            if first is None:
+                first = node
+    assert first is not None
+    if len(set(shapes)) > 1:
+        odd = next(p for p, s in zip(paths, shapes) if s != shapes[0])
+        raise SourceError(f"{odd}: frame shape/dtype {shapes[paths.index(odd)]} differs from {paths[0]} {shapes[0]}")
+    frame_shape, dtype = shapes[0]
+
+    def read(sel: tuple[slice, ...]) -> np.ndarray:
+        frames = range(*sel[0].indices(len(paths)))
+        out = np.empty((len(frames), *[len(range(*s.indices(n))) for s, n in zip(sel[1:], frame_shape)]), dtype=dtype)
+        for i, frame in enumerate(frames):
+            with reader().open(paths[frame], key, options) as node:
+                out[i] = node.read(sel[1:])  # type: ignore[misc]
+        return out
+
+    dims = ["frame", *(first.dims or [f"dim_{i}" for i in range(len(frame_shape))])]
+    metadata = dict(first.metadata)
+    metadata["frames"] = [p.name for p in paths]
+    chunks = (1, *first.source_chunks) if first.source_chunks else None
+    return ArrayNode(key=key, metadata=metadata, specs=first.specs, dtype=dtype, shape=(len(paths), *frame_shape), read=read, dims=dims, source_chunks=chunks)

@@ -1,0 +1,125 @@
+"""Object stores behind one small interface: a local folder by default, any fsspec URL otherwise.
+
+Keys are slash-separated and relative to the store root, as they are in ``catalog.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import NotFound, StoreError
+
+
+def _clean_key(key: str) -> str:
+    parts = [p for p in key.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise NotFound(f"key {key!r} leaves the store")
+    return "/".join(parts)
+
+
+class Store:
+    """A store root: local folder or fsspec URL (``s3://bucket/prefix``, ``memory://x``)."""
+
+    def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
+        url = os.fspath(url)
+        self.is_local = "://" not in url or url.startswith("file://")
+        if self.is_local:
+            self.root = str(Path(url.removeprefix("file://")).resolve())
+            self.url = self.root
+        else:
+            self.root = url.rstrip("/")
+            self.url = self.root
+        self.storage_options = storage_options
+        self._fs: Any = None
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            import fsspec
+
+            if self.is_local:
+                self._fs = fsspec.filesystem("file")
+            else:
+                self._fs, _ = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        return self._fs
+
+    def path(self, key: str) -> str:
+        """The full path (local path or URL) of a key."""
+        key = _clean_key(key)
+        return posixpath.join(self.root, key) if key else self.root
+
+    # -- bytes ---------------------------------------------------------------------------
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            if self.is_local:
+                return Path(self.path(key)).read_bytes()
+            return self.fs.cat_file(self.path(key))
+        except FileNotFoundError:
+            raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write an object; on a local folder the write is atomic (temp file + rename)."""
+        path = self.path(key)
+        try:
+            if self.is_local:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".tmp-")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+
+    def open_write(self, key: str) -> IO[bytes]:
+        path = self.path(key)
+        if self.is_local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return self.fs.open(path, "wb")
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self.path(key))
+
+    def move(self, src: str, dst: str) -> None:
+        self.fs.mv(self.path(src), self.path(dst), recursive=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self.path(prefix)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def size(self, prefix: str) -> int:
+        """Total bytes under a key prefix (a file or a folder)."""
+        path = self.path(prefix)
+        if not self.fs.exists(path):
+            return 0
+        if self.fs.isfile(path):
+            return int(self.fs.size(path))
+        return int(sum(info["size"] for info in self.fs.find(path, detail=True).values()))
+
+    def listdir(self, prefix: str) -> list[str]:
+        path = self.path(prefix)
+        if not self.fs.exists(path):
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
+
+    # -- adapters --------------------------------------------------------------------------
+    def zarr_store(self, prefix: str = "") -> Any:
+        """A zarr-python store rooted at ``prefix``."""
+        from zarr.storage import FsspecStore, LocalStore
+
+        if self.is_local:
+            return LocalStore(self.path(prefix))
+        return FsspecStore.from_url(self.path(prefix), storage_options=self.storage_options)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"

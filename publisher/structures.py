@@ -1,0 +1,144 @@
+"""Structure families: the spine shared by readers, writers, the index and the handlers.
+
+Small JSON-round-trippable dataclasses in Tiled's shapes (``ArrayStructure``,
+``TableStructure``, ``ContainerStructure``), kept free of numpy and pyarrow so that a
+Lambda handler can read the index without paying for them at import.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class StructureFamily(str, Enum):
+    array = "array"
+    table = "table"
+    container = "container"
+
+
+_ENDIANNESS = {"<": "little", ">": "big", "|": "not_applicable", "=": sys.byteorder}
+
+
+@dataclass(frozen=True)
+class DataType:
+    """A numpy dtype in Tiled's ``BuiltinDtype`` form; ``kind`` "T" is a variable-length string."""
+
+    kind: str
+    itemsize: int
+    endianness: str = "little"
+    dt_units: str | None = None
+
+    @classmethod
+    def from_numpy(cls, dtype: Any) -> DataType:
+        if dtype.kind == "O" or dtype.kind == "T":  # variable-length strings
+            return cls(kind="T", itemsize=0, endianness="not_applicable")
+        units = None
+        if dtype.kind in "mM":
+            units = dtype.str.split("[")[1].rstrip("]") if "[" in dtype.str else None
+        return cls(kind=dtype.kind, itemsize=dtype.itemsize, endianness=_ENDIANNESS[dtype.byteorder], dt_units=units)
+
+    def to_numpy_str(self) -> str:
+        """The numpy dtype string, e.g. ``<f8`` (``StringDType`` spelled ``T``)."""
+        if self.kind == "T":
+            return "T"
+        order = {"little": "<", "big": ">", "not_applicable": "|"}[self.endianness]
+        if self.kind in "mM":
+            return f"{order}{self.kind}8" + (f"[{self.dt_units}]" if self.dt_units else "")
+        size = self.itemsize // 4 if self.kind == "U" else self.itemsize
+        return f"{order}{self.kind}{size}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DataType:
+        return cls(**data)
+
+
+def regular_chunks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> list[list[int]]:
+    """Tiled's per-dimension chunk sizes for a regular grid (last chunk may be short)."""
+    out = []
+    for size, c in zip(shape, chunk_shape):
+        c = max(int(c), 1)
+        full, rest = divmod(size, c)
+        out.append([c] * full + ([rest] if rest else []) or [0])
+    return out
+
+
+@dataclass
+class ArrayStructure:
+    data_type: DataType
+    shape: list[int]
+    chunks: list[list[int]]
+    dims: list[str] | None = None
+    resizable: bool = False
+
+    @property
+    def chunk_shape(self) -> list[int]:
+        """The regular chunk shape (every chunk but the last has this size)."""
+        return [c[0] if c else 0 for c in self.chunks]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "data_type": self.data_type.to_json(),
+            "shape": list(self.shape),
+            "chunks": [list(c) for c in self.chunks],
+            "dims": list(self.dims) if self.dims is not None else None,
+            "resizable": self.resizable,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ArrayStructure:
+        return cls(
+            data_type=DataType.from_json(data["data_type"]),
+            shape=list(data["shape"]),
+            chunks=[list(c) for c in data["chunks"]],
+            dims=data.get("dims"),
+            resizable=data.get("resizable", False),
+        )
+
+
+@dataclass
+class TableStructure:
+    """``arrow_schema`` is Tiled's data URI of the IPC-serialized schema."""
+
+    arrow_schema: str
+    columns: list[str]
+    npartitions: int
+    row_count: int
+    partition_rows: list[int] = field(default_factory=list)
+    resizable: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TableStructure:
+        return cls(**data)
+
+
+@dataclass
+class ContainerStructure:
+    count: int
+    contents: None = None  # Tiled's slot for inlined children; the index pages them instead
+
+    def to_json(self) -> dict[str, Any]:
+        return {"contents": None, "count": self.count}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContainerStructure:
+        return cls(count=data["count"])
+
+
+STRUCTURES: dict[StructureFamily, type] = {
+    StructureFamily.array: ArrayStructure,
+    StructureFamily.table: TableStructure,
+    StructureFamily.container: ContainerStructure,
+}
+
+
+def structure_from_json(family: str, data: dict[str, Any]) -> Any:
+    return STRUCTURES[StructureFamily(family)].from_json(data)

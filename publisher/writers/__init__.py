@@ -1,0 +1,1 @@
+"""Writers: structures → Zarr (arrays, groups) and Parquet (tables)."""

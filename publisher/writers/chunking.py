@@ -1,0 +1,85 @@
+"""Chunk shapes: keep sane source chunks, otherwise aim at the configured chunk size."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+#: Source chunks whose size lies in [target / SANE_BELOW, target * SANE_ABOVE] are kept as they are.
+SANE_BELOW = 16
+SANE_ABOVE = 2
+
+
+def _nbytes(chunks: Sequence[int], itemsize: int) -> int:
+    return math.prod(chunks) * itemsize
+
+
+def auto_chunks(
+    shape: Sequence[int],
+    itemsize: int,
+    target: int,
+    source: Sequence[int] | None = None,
+    requested: Sequence[int | None] | None = None,
+) -> tuple[int, ...]:
+    """The chunk shape for an array.
+
+    ``requested`` (from a rule; None or -1 keeps a whole dimension) wins. Otherwise sane
+    source chunks are kept. Otherwise, starting from the source chunks (or the whole
+    array), large chunks are split, leading dimensions first and then the larger of the
+    trailing ones, so frames become tiles; small chunks grow along their leading
+    dimension by whole source chunks, so each output chunk reads whole source chunks.
+    """
+    shape = tuple(int(n) for n in shape)
+    itemsize = max(int(itemsize), 1)
+    if not shape:
+        return ()
+    if requested is not None:
+        if len(requested) != len(shape):
+            raise ValueError(f"chunks {list(requested)} have {len(requested)} dimensions, the array has {len(shape)}")
+        return tuple(n if (c is None or c == -1) else max(1, min(int(c), max(n, 1))) for c, n in zip(requested, shape))
+    cap = [max(n, 1) for n in shape]
+    chunks = [max(1, min(c, n)) for c, n in zip(source, cap)] if source else list(cap)
+    size = _nbytes(chunks, itemsize)
+    if source and target // SANE_BELOW <= size <= target * SANE_ABOVE:
+        return tuple(chunks)
+    while _nbytes(chunks, itemsize) > target:
+        # split leading dims down to 1 while more than two remain, then the larger trailing dim
+        leading = [i for i in range(len(chunks) - 2) if chunks[i] > 1]
+        i = leading[0] if leading else max(range(len(chunks)), key=lambda d: chunks[d])
+        if chunks[i] == 1:
+            break
+        chunks[i] = math.ceil(chunks[i] / 2)
+    base = list(chunks)
+    for i in range(len(chunks)):  # grow small chunks, first dimension first
+        while _nbytes(chunks, itemsize) * 2 <= target and chunks[i] < cap[i]:
+            chunks[i] = min(cap[i], chunks[i] + base[i] * max(1, chunks[i] // base[i]))
+        if chunks[i] < cap[i]:
+            break
+    return tuple(chunks)
+
+
+def slabs(shape: Sequence[int], chunks: Sequence[int], budget: int, itemsize: int) -> Iterator[tuple[slice, ...]]:
+    """Chunk-aligned regions of at most ``budget`` bytes (at least one chunk), in C order.
+
+    Writing several chunks per call amortises per-call overhead while memory stays bounded.
+    """
+    if not shape:
+        yield ()
+        return
+    if any(n == 0 for n in shape):
+        return
+    block = list(chunks)
+    for d in range(len(shape) - 1, -1, -1):  # widen the block from the last dimension back
+        per = _nbytes(block, itemsize) // block[d]
+        fits = max(chunks[d], (budget // max(per, 1)) // chunks[d] * chunks[d])
+        block[d] = min(shape[d], fits)
+        if block[d] < shape[d]:
+            break
+    counts = [math.ceil(n / b) for n, b in zip(shape, block)]
+    for flat in range(math.prod(counts)):
+        idx = []
+        for c in reversed(counts):
+            flat, r = divmod(flat, c)
+            idx.append(r)
+        idx.reverse()
+        yield tuple(slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(idx, block, shape))

