@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,40 @@ def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
     return {"sep": sep}
 
 
+def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
+    """Free text above the header (common in exported data): the lines to skip, and the text.
+
+    The header is the first row followed by rows that all have the table's usual field count.
+    """
+    if options.header is None or sep == r"\s+":
+        return 0, ""
+    with open(path, encoding=options.encoding, errors="replace", newline="") as f:
+        sample = f.read(65536)
+    reader = csv.reader(io.StringIO(sample), delimiter=sep)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if row and not (options.comment and row[0].lstrip().startswith(options.comment)):
+                rows.append((reader.line_num, row))
+    except csv.Error:
+        return 0, ""
+    if len(rows) < 3:
+        return 0, ""
+    counts = [len(r) for _, r in rows[len(rows) // 3 :]]
+    usual = max(set(counts), key=counts.count)
+    if usual < 2:
+        return 0, ""
+    for i, (_, row) in enumerate(rows[:-1]):
+        following = [len(r) for _, r in rows[i + 1 : i + 6]]
+        if len(row) >= usual - 1 and all(n in (usual, usual + 1) for n in following):
+            if i == 0:
+                return 0, ""
+            skip = rows[i - 1][0]
+            text = "\n".join(",".join(c for c in r if c) for _, r in rows[:i]).strip()
+            return skip, text
+    return 0, ""
+
+
 def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
     if isinstance(options.parse_dates, list):
         return [c for c in options.parse_dates if c in frame.columns]
@@ -83,7 +118,9 @@ class CSVReader(Reader):
         import pyarrow as pa
 
         kwargs = _sniff(path, options)
+        skip, preamble = _preamble(path, options, kwargs["sep"])
         read_kwargs = dict(
+            skiprows=skip,
             comment=options.comment, header=options.header, encoding=options.encoding,
             engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
         )
@@ -116,5 +153,7 @@ class CSVReader(Reader):
                 for frame in reader:
                     yield to_batch(frame, schema)
 
-        metadata = {"delimiter": "whitespace" if kwargs["sep"] == r"\s+" else kwargs["sep"]}
+        metadata: dict[str, Any] = {"delimiter": "whitespace" if kwargs["sep"] == r"\s+" else kwargs["sep"]}
+        if preamble:
+            metadata["preamble"] = preamble
         yield TableNode(key=key, metadata=metadata, schema=schema, batches=batches)

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SourceError, UnsupportedError
-from ..jsonable import attrs_to_json, to_json
+from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
 from . import register_reader
 from .base import Reader
@@ -57,7 +57,11 @@ def _filter_problem(ds: Any) -> str | None:
 def _missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
     missing = []
     for vs in ds.virtual_sources():
-        if vs.file_name == ".":
+        if vs.file_name == ".":  # this file: the source dataset may itself be a dangling link
+            try:
+                ds.file[vs.dset_name]
+            except (KeyError, OSError):
+                missing.append({"file": ds.file.filename, "dataset": vs.dset_name})
             continue
         candidate = Path(vs.file_name)
         if not candidate.is_absolute():
@@ -65,6 +69,21 @@ def _missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
         if not candidate.exists():
             missing.append({"file": vs.file_name, "dataset": vs.dset_name})
     return missing
+
+
+def _clean_strings(arr: np.ndarray) -> np.ndarray:
+    """Strings that are valid UTF-8 stay; bytes and undecodable ones are decoded as Latin-1."""
+
+    def clean(v: Any) -> str:
+        if isinstance(v, bytes):
+            return decode_bytes(v)
+        try:
+            v.encode("utf-8")
+            return v
+        except UnicodeEncodeError:  # surrogate-escaped bytes from asstr(errors="surrogateescape")
+            return v.encode("utf-8", "surrogateescape").decode("latin-1")
+
+    return np.vectorize(clean, otypes=[object])(arr) if arr.size else arr.astype(object)
 
 
 class _Walker:
@@ -78,10 +97,30 @@ class _Walker:
         #: Alias paths met before the object they point to was published.
         self.pending: dict[tuple[int, int], list[str]] = {}
 
-        def visit(name: str, obj: Any) -> None:
-            self.canonical.setdefault(self._identity(obj), "/" + name)
+        self._choose_canonical_paths()
 
-        f.visititems(visit)
+    def _choose_canonical_paths(self) -> None:
+        """Where a hard-linked object is published: inside an NXdata group if one links it
+        (so that group opens as a complete labelled dataset), else its first path."""
+        import h5py
+
+        names: list[str] = []
+        self.f.visititems_links(lambda name, link: names.append(name) if isinstance(link, h5py.HardLink) else None)
+        paths: dict[tuple[int, int], list[str]] = {}
+        for name in names:  # resolved after the visit: h5py cannot open objects inside its callback
+            with contextlib.suppress(KeyError, OSError):
+                paths.setdefault(self._identity(self.f[name]), []).append("/" + name)
+        for ident, candidates in paths.items():
+            if len(candidates) == 1:
+                self.canonical[ident] = candidates[0]
+                continue
+            in_nxdata = [p for p in candidates if self._is_nxdata(p.rpartition("/")[0] or "/")]
+            self.canonical[ident] = (in_nxdata or candidates)[0]
+
+    def _is_nxdata(self, group_path: str) -> bool:
+        value = self.f[group_path].attrs.get("NX_class")
+        value = value.reshape(-1)[0] if isinstance(value, np.ndarray) and value.size else value
+        return (value.decode(errors="replace") if isinstance(value, bytes) else str(value)) == "NXdata"
 
     @staticmethod
     def _identity(obj: Any) -> tuple[int, int]:
@@ -202,9 +241,9 @@ class _Walker:
                 with lock:
                     raw = view[sel[: ds.ndim]] if sel else view[()]
                 arr = np.asarray(raw, dtype=object)
-                if base.kind == "S" and string_info is None:
-                    arr = np.vectorize(lambda b: to_json(b), otypes=[object])(arr) if arr.size else arr
-                return arr.astype(object)
+                if (base.kind == "S" and string_info is None) or arr.size:
+                    arr = _clean_strings(arr)
+                return arr
 
             return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str)
         if h5py.check_vlen_dtype(dtype) is not None:
@@ -223,7 +262,10 @@ class _Walker:
                 data = ds[sel[: ds.ndim]] if ds.ndim else ds[()]
             return np.asarray(order="C", a=np.asarray(data).astype(native, copy=False))
 
-        fill = ds.fillvalue if ds.fillvalue is not None and not dtype.subdtype else None
+        try:
+            fill = ds.fillvalue if not dtype.subdtype else None
+        except RuntimeError:  # "fill value is undefined" in some old files
+            fill = None
         return ArrayNode(
             key=key,
             metadata=metadata,
@@ -241,7 +283,9 @@ class _Walker:
         if ds.ndim > 1:
             return SkippedNode(key=key, source_path=h5path, reason=f"compound dataset of rank {ds.ndim} (only 0-d and 1-d become tables)")
         try:
-            schema = structured_to_batch(np.zeros(1, dtype=ds.dtype)).schema
+            with self.lock:
+                head = ds[:1000] if ds.ndim else ds[()].reshape(1)
+            schema = structured_to_batch(np.asarray(head)).schema  # from real rows: object fields need values
         except UnsupportedError as exc:
             return SkippedNode(key=key, source_path=h5path, reason=str(exc))
         n = int(ds.shape[0]) if ds.ndim else 1

@@ -190,7 +190,7 @@ class NetCDFReader(Reader):
             raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
         try:
             root = _NetCDF(ds).group(ds, key, "")
-            root.metadata.setdefault("netcdf_format", ds.file_format)
+            root.notes["netcdf_format"] = ds.file_format
             yield root
         finally:
             ds.close()

@@ -20,8 +20,12 @@ def _column(values: np.ndarray, name: str) -> Any:
         return pa.FixedSizeListArray.from_arrays(inner, flat.shape[1])
     if dtype.kind == "S":
         return pa.array([decode_bytes(bytes(v)) for v in values], type=pa.string())
-    if dtype.kind == "O":
-        return pa.array([decode_bytes(v) if isinstance(v, bytes) else v for v in values], type=pa.string())
+    if dtype.kind == "O":  # variable-length strings, or variable-length sequences
+        items = [decode_bytes(v) if isinstance(v, bytes) else v.tolist() if isinstance(v, np.ndarray) else v for v in values]
+        try:
+            return pa.array(items)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise UnsupportedError(f"column {name!r}: variable-length values have no common Arrow type ({exc})") from None
     if dtype.kind == "c":
         raise UnsupportedError(f"column {name!r}: complex numbers have no Arrow type")
     if dtype.kind == "V":
