@@ -24,7 +24,7 @@ from .catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
 from .config.models import Pipeline
 from .errors import BuildFailed, UnsupportedError
 from .index import Entry, write_index
-from .nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
+from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from .readers import Reader
 from .rules import apply_rules
 from .sources import WorkItem, plan
@@ -161,6 +161,8 @@ class _Build:
         if isinstance(node, SkippedNode):
             self.report.skipped.append(Problem(path, node.reason, source_file))
             return False
+        if isinstance(node, LinkNode):
+            return False
         zarr_path = f"{file_zarr}/{inner}" if inner else file_zarr
         try:
             if isinstance(node, ContainerNode):
@@ -175,6 +177,8 @@ class _Build:
                         count += 1
                     elif isinstance(child, SkippedNode):
                         node.notes.setdefault("skipped", {})[child.key] = {"reason": child.reason, **child.notes}
+                    elif isinstance(child, LinkNode):
+                        node.notes.setdefault("links", {})[child.key] = child.target_path
                 entry.structure = ContainerStructure(count).to_json()
                 entry.notes = node.notes
                 return True

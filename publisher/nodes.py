@@ -91,6 +91,17 @@ class SkippedNode(Node):
         self.family = StructureFamily.container  # never published; the family is unused
 
 
+@dataclass
+class LinkNode(Node):
+    """Another path to a node published elsewhere (an HDF5 hard or soft link); never published itself."""
+
+    target_path: str = ""
+    target: Node | None = None
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.container  # never published; the family is unused
+
+
 def walk(node: Node, prefix: str = "") -> Iterator[tuple[str, Node]]:
     """Yield ``(path, node)`` depth-first in child order; the root's path is ``prefix``."""
     yield prefix, node

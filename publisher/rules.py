@@ -9,7 +9,7 @@ import numpy as np
 
 from .config.models import Rule
 from .errors import SkyshelfError
-from .nodes import ArrayNode, ContainerNode, Node, TableNode
+from .nodes import ArrayNode, ContainerNode, LinkNode, Node, TableNode
 
 
 @lru_cache(maxsize=256)
@@ -44,8 +44,11 @@ def group_as_table(node: ContainerNode) -> TableNode:
     """A group of equal-length 1-D datasets as one table; anything else in it is an error."""
     import pyarrow as pa
 
-    columns = [c for c in node.children if isinstance(c, ArrayNode)]
-    others = [c.key for c in node.children if not isinstance(c, ArrayNode)]
+    resolved = [c.target if isinstance(c, LinkNode) and isinstance(c.target, ArrayNode) else c for c in node.children]
+    keys = [c.key for c in node.children]  # a linked column keeps the name it has in this group
+    columns = [c for c in resolved if isinstance(c, ArrayNode)]
+    names = [k for k, c in zip(keys, resolved) if isinstance(c, ArrayNode)]
+    others = [k for k, c in zip(keys, resolved) if not isinstance(c, ArrayNode)]
     bad = [f"{c.key} {list(c.shape)}" for c in columns if len(c.shape) != 1]
     lengths = {c.shape[0] for c in columns if len(c.shape) == 1}
     if others or bad or len(lengths) > 1 or not columns:
@@ -63,11 +66,11 @@ def group_as_table(node: ContainerNode) -> TableNode:
     def batches(rows: int = 262_144):  # type: ignore[no-untyped-def]
         for start in range(0, n, rows):
             sel = slice(start, min(n, start + rows))
-            yield pa.RecordBatch.from_arrays([column(c, sel) for c in columns], names=[c.key for c in columns])
+            yield pa.RecordBatch.from_arrays([column(c, sel) for c in columns], names=names)
 
-    schema = pa.schema([pa.field(c.key, pa.string() if c.dtype.kind == "O" else pa.from_numpy_dtype(np.dtype(c.dtype))) for c in columns])
+    schema = pa.schema([pa.field(k, pa.string() if c.dtype.kind == "O" else pa.from_numpy_dtype(np.dtype(c.dtype))) for k, c in zip(names, columns)])
     metadata = dict(node.metadata)
-    metadata["columns"] = {c.key: c.metadata for c in columns if c.metadata}
+    metadata["columns"] = {k: c.metadata for k, c in zip(names, columns) if c.metadata}
     return TableNode(key=node.key, metadata=metadata, specs=node.specs, source_path=node.source_path, notes=node.notes,
                      schema=schema, batches=batches, num_rows=n)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SourceError, UnsupportedError
 from ..jsonable import attrs_to_json, decode_bytes, to_json
-from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
+from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from . import register_reader
 from .base import Reader
 from .nexus import assign_dims
@@ -95,7 +95,7 @@ class _Walker:
         self.canonical: dict[tuple[int, int], str] = {}
         self.published: dict[tuple[int, int], Node] = {}
         #: Alias paths met before the object they point to was published.
-        self.pending: dict[tuple[int, int], list[str]] = {}
+        self.pending: dict[tuple[int, int], list[LinkNode]] = {}
 
         self._choose_canonical_paths()
 
@@ -162,9 +162,9 @@ class _Walker:
             canonical = self.canonical.get(ident)
             if ident in self.published or (canonical is not None and canonical != child_path):
                 # Published (or to be published) elsewhere: record the alias, not a second copy.
-                target = canonical or self.published[ident].source_path
-                node.notes.setdefault("links", {})[name] = target
-                self._add_alias(ident, child_path)
+                link_node = LinkNode(key=name, source_path=child_path, target_path=canonical or self.published[ident].source_path)
+                node.children.append(link_node)
+                self._add_alias(ident, link_node)
                 continue
             child = self.group(obj, name, child_path) if isinstance(obj, h5py.Group) else self.dataset(obj, name, child_path)
             node.children.append(child)
@@ -176,15 +176,17 @@ class _Walker:
 
     def _publish(self, ident: tuple[int, int], node: Node) -> None:
         self.published[ident] = node
-        if ident in self.pending:
-            node.notes.setdefault("aliases", []).extend(self.pending.pop(ident))
+        for link in self.pending.pop(ident, []):
+            link.target = node
+            node.notes.setdefault("aliases", []).append(link.source_path)
 
-    def _add_alias(self, ident: tuple[int, int], path: str) -> None:
+    def _add_alias(self, ident: tuple[int, int], link: LinkNode) -> None:
         target = self.published.get(ident)
         if target is not None:
-            target.notes.setdefault("aliases", []).append(path)
+            link.target = target
+            target.notes.setdefault("aliases", []).append(link.source_path)
         else:
-            self.pending.setdefault(ident, []).append(path)
+            self.pending.setdefault(ident, []).append(link)
 
     def _copy_small_value(self, parent: ContainerNode, child: Node) -> None:
         """Scalars and short strings are copied into the parent's metadata, so search finds them."""

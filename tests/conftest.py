@@ -1,0 +1,87 @@
+"""Shared fixtures: the generated demo tree, real sample files, and a helper to build pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from publisher.build import BuildReport, build
+from publisher.catalog import Catalog
+from publisher.config import load_pipeline
+from publisher.errors import BuildFailed
+from publisher.stores import Store
+
+from . import realdata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo tree, generated fresh for the test session."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "examples" / "demo"))
+    from make_demo import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("demo"), force=True)
+
+
+def fetch_real(name: str) -> Path:
+    """A real sample package; skipped only when the registry cannot be reached outside CI."""
+    try:
+        return realdata.fetch(name)
+    except realdata.FetchError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"real data {name} unavailable: {exc}")
+
+
+class Published:
+    """A finished build: its report, store, catalog and handy readers."""
+
+    def __init__(self, report: BuildReport, store: Store) -> None:
+        self.report = report
+        self.store = store
+        self.catalog = Catalog.open(store)
+
+    def node(self, path: str) -> dict[str, Any]:
+        return self.catalog.node(path)
+
+    def url(self, path: str) -> str:
+        return self.store.path(self.node(path)["data_url"])
+
+    def entries(self) -> list[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(self.store.path(self.catalog.document["index"])).to_pylist()
+        for row in rows:
+            for key in ("specs", "metadata", "structure", "notes", "access_tags"):
+                row[key] = json.loads(row[key]) if row[key] is not None else None
+        return rows
+
+    def problems(self, kind: str) -> dict[str, str]:
+        return {p.path: p.reason for p in getattr(self.report, kind)}
+
+
+def write_pipeline(folder: Path, config: dict[str, Any]) -> Path:
+    path = folder / "pipeline.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_build(folder: Path, config: dict[str, Any]) -> Published:
+    """Write pipeline.yml into ``folder`` and build it into ``folder/site``."""
+    config = {"output": {"store": str(folder / "site")}, **config}
+    pipeline = load_pipeline(write_pipeline(folder, config))
+    try:
+        report = build(pipeline, workers=2)
+    except BuildFailed as exc:
+        report = exc.args[0]
+        raise AssertionError(f"build failed: {[str(p) for p in report.failures]}") from None
+    return Published(report, Store(config["output"]["store"]))

@@ -1,0 +1,259 @@
+"""The demo builds, and what it publishes is readable by zarr, xarray and pyarrow directly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import xarray as xr
+import zarr
+from click.testing import CliRunner
+
+from publisher.catalog import CATALOG_KEY
+from publisher.cli import EXIT_FAILED, EXIT_PARTIAL, main
+from publisher.index import INDEX_COLUMNS
+
+from .conftest import ROOT, Published, run_build, write_pipeline
+
+warnings.filterwarnings("ignore", category=RuntimeWarning, module="xarray")
+
+
+def demo_config(demo: Path, **extra: object) -> dict:
+    """The root pipeline.yml, pointed at a generated demo tree."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "pipeline.yml").read_text())
+    for source in config["sources"]:
+        source["path"] = source["path"].replace("examples/demo", str(demo))
+    config.pop("output")
+    return {**config, **extra}
+
+
+@pytest.fixture(scope="module")
+def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    return run_build(tmp_path_factory.mktemp("demo-build"), demo_config(demo_dir))
+
+
+def test_catalog_entry_point(demo: Published) -> None:
+    catalog = json.loads(demo.store.read_bytes(CATALOG_KEY))
+    assert catalog["format"] == "skyshelf-catalog"
+    assert isinstance(catalog["version"], int)
+    assert catalog["index"].startswith(f"releases/{catalog['release']}/")
+    assert demo.store.exists(catalog["index"])
+    assert not demo.report.failures and not demo.report.skipped
+
+
+def test_parquet_index_has_one_row_per_node(demo: Published) -> None:
+    table = pq.read_table(demo.store.path(demo.catalog.document["index"]))
+    assert set(INDEX_COLUMNS) <= set(table.column_names)
+    rows = demo.entries()
+    paths = [r["path"] for r in rows]
+    assert len(paths) == len(set(paths)) == sum(demo.report.nodes.values())
+    assert paths[0] == ""
+    root = rows[0]
+    assert root["family"] == "container" and root["data_url"] is None and root["metadata"]["facility"] == "Demo Light Source"
+    for row in rows:
+        assert row["family"] in ("array", "table", "container")
+        if row["family"] != "container":
+            assert row["data_url"] and demo.store.exists(row["data_url"]), row["path"]
+    detector = next(r for r in rows if r["path"] == "scans/scan_0001/entry/data/data")
+    assert detector["source_path"] == "/entry/data/data"
+    assert detector["source_file"].endswith("scan_0001.nxs")
+    assert detector["access_tags"] == ["public"]
+
+
+def test_json_index_answers_nodes_and_pages(demo: Published) -> None:
+    node = demo.node("scans/scan_0001/entry/data/data")
+    assert node["structure"]["shape"] == [12, 256, 256]
+    assert node["structure"]["dims"] == ["th", "dim_1", "dim_2"]
+    assert node["structure"]["chunks"][0] == [1] * 12  # the rule's chunk shape
+    children = list(demo.catalog.children("scans/scan_0001/entry"))
+    assert [c["key"] for c in children] == ["title", "scan_number", "start_time", "sample", "instrument", "counters", "data"]
+    assert list(demo.catalog.children("frames", offset=1, limit=1))[0]["key"] == "NaCl_300K_00005"
+    digits = demo.catalog.document["index_json"]["shard_digits"]
+    assert digits >= 1
+
+
+def test_nxdata_opens_as_labelled_dataset(demo: Published, demo_dir: Path) -> None:
+    import h5py
+
+    ds = xr.open_zarr(demo.url("scans/scan_0001/entry/data"))
+    assert ds["data"].dims == ("th", "dim_1", "dim_2")
+    with h5py.File(demo_dir / "scans" / "scan_0001.nxs") as f:
+        np.testing.assert_array_equal(ds["data"].values, f["entry/instrument/detector/data"][()])
+        np.testing.assert_array_equal(ds["th"].values, f["entry/counters/th"][()])
+    assert (ds["data"].values[:, 100, :] == 65535).all()  # the sentinel row
+
+
+def test_hard_links_published_once_with_aliases(demo: Published) -> None:
+    data = demo.node("scans/scan_0001/entry/data/data")
+    assert "/entry/instrument/detector/data" in data["notes"]["aliases"]
+    detector = demo.node("scans/scan_0001/entry/instrument/detector")
+    assert detector["notes"]["links"] == {"data": "/entry/data/data"}
+    assert [c["key"] for c in demo.catalog.children("scans/scan_0001/entry/instrument/detector")] == ["x_pixel_size"]
+
+
+def test_scalars_copied_into_parent_metadata(demo: Published) -> None:
+    entry = demo.node("scans/scan_0001/entry")
+    assert entry["metadata"]["title"] == "NaCl powder at 300 K"
+    assert entry["metadata"]["scan_number"] == 1
+    assert demo.node("scans/scan_0002/entry/sample")["metadata"] == {"NX_class": "NXsample", "name": "KCl", "temperature": 37.0}
+    assert demo.node("scans/scan_0001/entry/sample/temperature")["family"] == "array"  # still a node of its own
+
+
+def test_sidecar_and_source_metadata(demo: Published) -> None:
+    scan = demo.node("scans/scan_0001")
+    assert scan["metadata"]["proposal"] == "GU-12345"
+    assert scan["metadata"]["beamline"] == "28-ID-1"
+    assert "proposal" not in demo.node("scans/scan_0002")["metadata"]
+    assert "NXroot" in scan["specs"]
+
+
+def test_group_published_as_table(demo: Published, demo_dir: Path) -> None:
+    import h5py
+
+    node = demo.node("scans/scan_0001/entry/counters")
+    assert node["family"] == "table"
+    table = pq.read_table(demo.url("scans/scan_0001/entry/counters"))
+    with h5py.File(demo_dir / "scans" / "scan_0001.nxs") as f:
+        assert node["structure"]["columns"] == list(f["entry/counters"]) == table.column_names  # th is a link, still a column
+        for name in table.column_names:
+            np.testing.assert_array_equal(table[name].to_numpy(), f[f"entry/counters/{name}"][()])
+    assert node["metadata"]["columns"]["I0"] == {"units": "counts"}
+
+
+def test_tiff_frames_stacked_with_metadata_from_names(demo: Published, demo_dir: Path) -> None:
+    import tifffile
+
+    keys = [c["key"] for c in demo.catalog.children("frames")]
+    assert keys == ["KCl_300K_00007", "NaCl_300K_00005", "NaCl_37K_00006"]
+    node = demo.node("frames/NaCl_37K_00006")
+    assert node["metadata"]["sample"] == "NaCl"
+    assert node["metadata"]["temperature"] == 37 and isinstance(node["metadata"]["temperature"], int)
+    assert node["metadata"]["scan"] == 6
+    assert node["metadata"]["frame_values"] == [0, 1, 2, 3]
+    stacked = zarr.open_array(demo.url("frames/NaCl_37K_00006"), mode="r")
+    assert stacked.shape == (4, 128, 160)
+    for i in range(4):
+        np.testing.assert_array_equal(stacked[i], tifffile.imread(demo_dir / "frames" / f"NaCl_37K_00006_{i:03d}.tif"))
+
+
+def test_csv_table_with_dates_and_missing_values(demo: Published) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(demo.url("tables/temperature_log"))
+    assert list(frame.columns) == ["time", "setpoint", "sample_temperature", "heater_output"]
+    assert len(frame) == 240
+    assert frame["time"].dtype.kind == "M"
+    assert frame["time"].iloc[0] == pd.Timestamp("2026-03-01T10:00:00")
+    assert frame["sample_temperature"].isna().sum() == 2
+
+
+def test_netcdf_equals_source_through_xarray(demo: Published, demo_dir: Path) -> None:
+    source = demo_dir / "climate" / "sst.nc"
+    xr.testing.assert_identical(xr.open_zarr(demo.url("climate/sst")), xr.open_dataset(source))
+    xr.testing.assert_identical(xr.open_zarr(demo.url("climate/sst/calibration")), xr.open_dataset(source, group="calibration"))
+    raw = zarr.open_array(demo.url("climate/sst/sst"), mode="r")
+    assert raw.dtype == np.int16  # stored packed, decoded by the reader
+    assert demo.node("climate/sst")["specs"] == ["xarray_dataset"]
+
+
+def test_zarr_v2_output(demo_dir: Path, tmp_path: Path) -> None:
+    config = demo_config(demo_dir)
+    config["sources"] = [s for s in config["sources"] if "climate" in s["path"] or "scans" in s["path"]]
+    published = run_build(tmp_path, {**config, "output": {"store": str(tmp_path / "site"), "zarr_format": 2, "codec": "gzip:5"}})
+    source = demo_dir / "climate" / "sst.nc"
+    xr.testing.assert_identical(xr.open_zarr(published.url("climate/sst")), xr.open_dataset(source))
+    ds = xr.open_zarr(published.url("scans/scan_0002/entry/data"))
+    assert ds["data"].dims == ("th", "dim_1", "dim_2") and int(ds["data"].max()) == 65535
+    assert zarr.open_array(published.url("climate/sst/sst"), mode="r").metadata.zarr_format == 2
+
+
+def test_cli_build_and_ls(demo_dir: Path, tmp_path: Path) -> None:
+    config = demo_config(demo_dir)
+    pipeline = write_pipeline(tmp_path, {**config, "output": {"store": str(tmp_path / "out")}})
+    result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+    assert result.exit_code == 0, result.output
+    assert "build summary" in result.output and "published release" in result.output
+    listing = CliRunner().invoke(main, ["ls", "-c", str(pipeline), "-l", "scans/scan_0001/entry/data"])
+    assert listing.exit_code == 0, listing.output
+    assert "u2 [12, 256, 256]" in listing.output
+    missing = CliRunner().invoke(main, ["ls", "-c", str(pipeline), "no/such/node"])
+    assert missing.exit_code == 1 and "no node at path" in missing.output
+
+
+def _corrupt_tree(demo_dir: Path, tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    shutil.copytree(demo_dir / "scans", tree)
+    (tree / "broken.nxs").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # HDF5 magic, truncated
+    return tree
+
+
+def test_on_error_fail_publishes_nothing(demo_dir: Path, tmp_path: Path) -> None:
+    tree = _corrupt_tree(demo_dir, tmp_path)
+    store = tmp_path / "site"
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": str(tree / "*.nxs"), "into": "scans"}], "output": {"store": str(store)}})
+    result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+    assert result.exit_code == EXIT_FAILED
+    assert "broken" in result.output and "not a readable HDF5 file" in result.output
+    assert not (store / "catalog.json").exists()
+    assert not any((store / "releases").glob("*/*")) if (store / "releases").exists() else True
+
+
+def test_on_error_fail_keeps_previous_release(demo_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "site"
+    good = write_pipeline(tmp_path, {"sources": [{"path": str(demo_dir / "scans" / "*.nxs"), "into": "scans"}], "output": {"store": str(store)}})
+    assert CliRunner().invoke(main, ["build", "-c", str(good)]).exit_code == 0
+    before = (store / "catalog.json").read_bytes()
+    tree = _corrupt_tree(demo_dir, tmp_path)
+    bad = write_pipeline(tmp_path, {"sources": [{"path": str(tree / "*.nxs"), "into": "scans"}], "output": {"store": str(store)}})
+    assert CliRunner().invoke(main, ["build", "-c", str(bad)]).exit_code == EXIT_FAILED
+    assert (store / "catalog.json").read_bytes() == before
+
+
+def test_on_error_skip_publishes_the_rest(demo_dir: Path, tmp_path: Path) -> None:
+    tree = _corrupt_tree(demo_dir, tmp_path)
+    pipeline = write_pipeline(
+        tmp_path, {"sources": [{"path": str(tree / "*.nxs"), "into": "scans"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"}
+    )
+    result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+    assert result.exit_code == EXIT_PARTIAL
+    published = Published.__new__(Published)
+    from publisher.catalog import Catalog
+    from publisher.stores import Store
+
+    catalog = Catalog.open(Store(tmp_path / "site"))
+    assert [c["key"] for c in catalog.children("scans")] == ["scan_0001", "scan_0002"]
+    report = json.loads(Store(tmp_path / "site").read_bytes(catalog.document["report"]))
+    assert [f["path"] for f in report["failures"]] == ["scans/broken"]
+    del published
+
+
+def test_rule_errors_fail_the_node(demo_dir: Path, tmp_path: Path) -> None:
+    pipeline = write_pipeline(
+        tmp_path,
+        {"sources": [{"path": str(demo_dir / "scans" / "scan_0001.nxs")}], "rules": [{"match": "**/detector", "table": True}],
+         "output": {"store": str(tmp_path / "site")}},
+    )
+    result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+    assert result.exit_code == EXIT_FAILED
+    assert "needs a group of equal-length 1-D datasets" in result.output
+
+
+def test_skip_rule_and_unknown_files(demo_dir: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(demo_dir / "tables", tree)
+    (tree / "notes.txt").write_text("not data\n")
+    hdf4 = tree / "old.hdf"
+    hdf4.write_bytes(b"\x0e\x03\x13\x01" + b"\x00" * 200)  # HDF4 magic bytes
+    published = run_build(tmp_path, {"sources": [{"path": str(tree), "into": ""}], "rules": [{"match": "temperature_log", "skip": True}]})
+    skipped = published.problems("skipped")
+    assert "HDF4" in skipped["old"]
+    assert "no reader" in skipped["notes"]
+    assert skipped["temperature_log"] == "skipped by a rule"
+    assert list(published.catalog.children("")) == []

@@ -1,0 +1,93 @@
+"""pipeline.yml: models, defaults, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from publisher.cli import main
+from publisher.config import load_pipeline, pipeline_schema
+from publisher.config.models import parse_size
+from publisher.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pipeline.yml"
+    path.write_text(text)
+    return path
+
+
+def test_root_pipeline_is_valid() -> None:
+    pipeline = load_pipeline(ROOT / "pipeline.yml")
+    assert pipeline.output.zarr_format == 3
+    assert pipeline.output.codec.name == "zstd"
+    assert pipeline.output.chunk_target_bytes == 8 * 2**20
+    assert any(rule.table for rule in pipeline.rules)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    pipeline = load_pipeline(_write(tmp_path, "sources:\n  - path: data\n"))
+    assert pipeline.output.store == "./site"
+    assert pipeline.output.zarr_format == 3
+    assert pipeline.on_error == "fail"
+    assert pipeline.base_dir == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        ("sources:\n  - path: a.h5\n    chunk: [1, 2]\n", 3, "sources.0.chunk", "unknown field"),
+        ("sources:\n  - path: a.h5\n  - into: x\n", 3, "sources.1.path", "required field is missing"),
+        ("sources:\n  - path: a.h5\noutput:\n  zarr_format: 4\n", 4, "output.zarr_format", "2 or 3"),
+        ("sources:\n  - path: a.h5\noutput:\n  chunk_target_bytes: lots\n", 4, "output.chunk_target_bytes", "expected a size"),
+        ("sources:\n  - path: a.h5\non_error: ignore\n", 3, "on_error", "'fail' or 'skip'"),
+        ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    codec: brotli\n", 5, "rules.0.codec.name", "zstd"),
+        ("sources:\n  - path: a\n    stack: frame\n", 2, "sources.0", "needs a 'name_pattern'"),
+        ("sources: []\n", 1, "sources", "at least 1"),
+    ],
+)
+def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    message = str(info.value)
+    assert f"{path}:{line}: {field}:" in message
+    assert words in message
+
+
+def test_yaml_syntax_error_points_at_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "sources:\n  - path: a\n  bad: [unclosed\n")
+    with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
+        load_pipeline(path)
+
+
+def test_codec_shorthand_and_sizes() -> None:
+    from publisher.config.models import Codec
+
+    assert Codec.model_validate("gzip:7") == Codec(name="gzip", level=7)
+    assert parse_size("8MiB") == 8 * 2**20
+    assert parse_size("500 kB") == 500_000
+    assert parse_size(4096) == 4096
+
+
+def test_schema_command_prints_json_schema() -> None:
+    result = CliRunner().invoke(main, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema == json.loads(json.dumps(pipeline_schema()))
+    assert {"sources", "rules", "output", "on_error"} <= set(schema["properties"])
+
+
+def test_validate_command(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n")
+    ok = CliRunner().invoke(main, ["validate", "-c", str(_write(tmp_path, "sources:\n  - path: '*.csv'\n"))])
+    assert ok.exit_code == 0, ok.output
+    assert "1 items to publish" in ok.output
+    bad = CliRunner().invoke(main, ["validate", "-c", str(_write(tmp_path, "sources:\n  - path: '*.h5'\n"))])
+    assert bad.exit_code == 1
+    assert "matches no file" in bad.output
