@@ -257,3 +257,26 @@ def test_skip_rule_and_unknown_files(demo_dir: Path, tmp_path: Path) -> None:
     assert "no reader" in skipped["notes"]
     assert skipped["temperature_log"] == "skipped by a rule"
     assert list(published.catalog.children("")) == []
+
+
+def test_netcdf4_compound_and_vlen_strings(tmp_path: Path) -> None:
+    import netCDF4
+    import pandas as pd
+
+    source = tmp_path / "stations.nc"
+    with netCDF4.Dataset(source, "w") as ds:
+        ds.createDimension("station", 3)
+        reading = np.dtype([("pressure", "f8"), ("count", "i4")])
+        kind = ds.createCompoundType(reading, "reading")
+        obs = ds.createVariable("obs", kind, ("station",))
+        obs[:] = np.array([(1013.2, 4), (998.1, 7), (1020.0, 1)], dtype=reading)
+        names = ds.createVariable("name", str, ("station",))
+        names[:] = np.array(["Zürich", "Oslo", "Lima"], dtype=object)
+        group = ds.createGroup("site")
+        group.createDimension("n", 2)
+        group.createVariable("height", "f4", ("n",))[:] = [1.5, 2.5]
+    published = run_build(tmp_path, {"sources": [{"path": "stations.nc"}]})
+    table = pd.read_parquet(published.url("stations/obs"))
+    assert table.to_dict("list") == {"pressure": [1013.2, 998.1, 1020.0], "count": [4, 7, 1]}
+    assert list(zarr.open_array(published.url("stations/name"), mode="r")[...]) == ["Zürich", "Oslo", "Lima"]
+    xr.testing.assert_identical(xr.open_zarr(published.url("stations/site")), xr.open_dataset(source, group="site"))

@@ -21,7 +21,7 @@ from ..nodes import Node, TableNode
 from . import register_reader
 from .base import Reader
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
 class CSVOptions(BaseModel):
@@ -134,7 +134,7 @@ class CSVReader(Reader):
         def to_batch(frame: Any, schema: Any = None) -> Any:
             frame.columns = [str(c) for c in frame.columns]
             for name in dates:
-                frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=False)
+                frame[name] = pd.to_datetime(frame[name].astype("string").str.replace("/", "-", n=2), format="ISO8601", utc=False)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if schema is not None and table.schema != schema:
                 try:

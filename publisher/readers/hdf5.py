@@ -72,18 +72,9 @@ def _missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
 
 
 def _clean_strings(arr: np.ndarray) -> np.ndarray:
-    """Strings that are valid UTF-8 stay; bytes and undecodable ones are decoded as Latin-1."""
-
-    def clean(v: Any) -> str:
-        if isinstance(v, bytes):
-            return decode_bytes(v)
-        try:
-            v.encode("utf-8")
-            return v
-        except UnicodeEncodeError:  # surrogate-escaped bytes from asstr(errors="surrogateescape")
-            return v.encode("utf-8", "surrogateescape").decode("latin-1")
-
-    return np.vectorize(clean, otypes=[object])(arr) if arr.size else arr.astype(object)
+    """Bytes decoded as UTF-8 where valid, else Latin-1 (the rule for attributes too)."""
+    clean = np.vectorize(lambda v: decode_bytes(v) if isinstance(v, bytes) else str(v), otypes=[object])
+    return clean(arr) if arr.size else arr.astype(object)
 
 
 class _Walker:
@@ -236,16 +227,11 @@ class _Walker:
         shape = tuple(ds.shape) + tuple(extra_shape)
         lock = self.lock
         if string_info is not None or base.kind == "S":
-            encoding = string_info.encoding if string_info else "utf-8"
-            view = ds.asstr(encoding, errors="surrogateescape") if string_info else ds
 
             def read_str(sel: tuple[slice, ...]) -> np.ndarray:
-                with lock:
-                    raw = view[sel[: ds.ndim]] if sel else view[()]
-                arr = np.asarray(raw, dtype=object)
-                if (base.kind == "S" and string_info is None) or arr.size:
-                    arr = _clean_strings(arr)
-                return arr
+                with lock:  # raw bytes: files often declare ASCII but hold UTF-8, so decode here
+                    raw = ds[sel[: ds.ndim]] if sel else ds[()]
+                return _clean_strings(np.asarray(raw, dtype=object))
 
             return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str)
         if h5py.check_vlen_dtype(dtype) is not None:

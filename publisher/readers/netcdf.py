@@ -81,6 +81,9 @@ class _NetCDF:
         var.set_auto_chartostring(False)
         raw_attrs = self.raw_attrs(var)
         attrs = {k: to_json(v) for k, v in raw_attrs.items()}
+        zarr_attrs = dict(attrs)
+        if np.ndim(raw_attrs.get("_FillValue")) == 0 and "_FillValue" in raw_attrs:
+            zarr_attrs["_FillValue"] = np.asarray(raw_attrs["_FillValue"]).item()  # NaN kept; the writer encodes it
         kind = type(var.datatype).__name__
         lock = self.lock
         dims = list(var.dimensions)
@@ -110,7 +113,7 @@ class _NetCDF:
         native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
         return ArrayNode(key=name, metadata=attrs, source_path=path, dtype=native, shape=shape,
                          read=lambda sel: np.asarray(order="C", a=raw(sel).astype(native, copy=False)),
-                         dims=dims, attrs=attrs, source_chunks=source_chunks)
+                         dims=dims, attrs=zarr_attrs, source_chunks=source_chunks)
 
     def decoded(self, name: str, path: str, raw_attrs: dict[str, Any], raw: Any, dims: list[str], shape: tuple[int, ...],
                 dtype: np.dtype, source_chunks: tuple[int, ...] | None) -> ArrayNode:
@@ -130,22 +133,22 @@ class _NetCDF:
 
     def chars(self, var: Any, name: str, path: str, attrs: dict[str, Any], raw_attrs: dict[str, Any], raw: Any,
               dims: list[str], shape: tuple[int, ...]) -> ArrayNode:
+        """Character arrays as xarray makes them: fixed-width bytes, or str where ``_Encoding`` says so."""
         import xarray as xr
 
-        def decode(block: np.ndarray) -> np.ndarray:
-            decoded = xr.conventions.decode_cf_variable(name, xr.Variable(dims, block, raw_attrs), decode_times=False, mask_and_scale=False)
-            return np.asarray(decoded.values).astype(object) if decoded.dtype.kind in "US" else np.asarray(decoded.values)
+        def decode(block: np.ndarray) -> Any:
+            return xr.conventions.decode_cf_variable(name, xr.Variable(dims, block, raw_attrs), decode_times=False, mask_and_scale=False)
 
-        sample = xr.conventions.decode_cf_variable(name, xr.Variable(dims, np.zeros((1,) * len(shape), dtype="S1"), raw_attrs), decode_times=False)
+        sample = decode(np.zeros((1,) * len(shape), dtype="S1"))
         out_attrs = {k: to_json(v) for k, v in sample.attrs.items()}
-        if sample.dtype.kind == "S":
-            out_attrs.setdefault("_Encoding", "utf-8")  # xarray decodes bytes → str with it: the nearest Zarr form
+        as_bytes = sample.dtype.kind == "S"
+        dtype = np.dtype(f"S{shape[-1]}") if as_bytes else np.dtype(object)
 
         def read(sel: tuple[slice, ...]) -> np.ndarray:
-            full = sel + (slice(0, shape[-1]),)
-            return decode(raw(full))
+            values = np.asarray(decode(raw(sel + (slice(0, shape[-1]),))).values)
+            return values.astype(dtype)
 
-        node = ArrayNode(key=name, metadata=out_attrs, source_path=path, dtype=np.dtype(object), shape=shape[:-1], read=read,
+        node = ArrayNode(key=name, metadata=out_attrs, source_path=path, dtype=dtype, shape=shape[:-1], read=read,
                          dims=dims[:-1], attrs=out_attrs)
         node.notes["cf_decoded"] = {"char_dimension": dims[-1]}
         return node

@@ -31,7 +31,7 @@ class ArrayWritten:
 
 def _xarray_fill_attr(value: Any, dtype: np.dtype) -> Any:
     """``_FillValue`` as xarray's Zarr v3 backend stores it (floats as base64 of a little-endian double)."""
-    if dtype.kind == "f" and isinstance(value, (int, float)):
+    if dtype.kind == "f" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
     return value
 
