@@ -248,7 +248,7 @@ class _Walker:
         def read(sel: tuple[slice, ...]) -> np.ndarray:
             with lock:
                 data = ds[sel[: ds.ndim]] if ds.ndim else ds[()]
-            return np.asarray(order="C", a=np.asarray(data).astype(native, copy=False))
+            return np.asarray(data, dtype=native, order="C")
 
         try:
             fill = ds.fillvalue if not dtype.subdtype else None

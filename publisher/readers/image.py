@@ -34,4 +34,4 @@ class ImageReader(Reader):
         except Exception as exc:
             raise SourceError(f"{path}: not a readable image: {exc}") from exc
         dims = ["y", "x", "band"][: data.ndim]
-        yield ArrayNode(key=key, metadata=metadata, dtype=data.dtype, shape=data.shape, read=lambda sel: np.asarray(order="C", a=data[sel]), dims=dims)
+        yield ArrayNode(key=key, metadata=metadata, dtype=data.dtype, shape=data.shape, read=lambda sel: np.asarray(data[sel], order="C"), dims=dims)

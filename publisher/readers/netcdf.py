@@ -112,7 +112,7 @@ class _NetCDF:
             return self.decoded(name, path, raw_attrs, raw, dims, shape, dtype, source_chunks)
         native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
         return ArrayNode(key=name, metadata=attrs, source_path=path, dtype=native, shape=shape,
-                         read=lambda sel: np.asarray(order="C", a=raw(sel).astype(native, copy=False)),
+                         read=lambda sel: np.asarray(raw(sel), dtype=native, order="C"),
                          dims=dims, attrs=zarr_attrs, source_chunks=source_chunks)
 
     def decoded(self, name: str, path: str, raw_attrs: dict[str, Any], raw: Any, dims: list[str], shape: tuple[int, ...],
@@ -126,7 +126,7 @@ class _NetCDF:
         attrs = {k: to_json(v) for k, v in sample.attrs.items()}
         packing = {k: to_json(v) for k, v in raw_attrs.items() if k in _PACKING}
         node = ArrayNode(key=name, metadata={**attrs, **packing}, source_path=path, dtype=sample.dtype, shape=shape,
-                         read=lambda sel: np.asarray(order="C", a=decode(raw(sel), dims).values), dims=dims, attrs=attrs,
+                         read=lambda sel: np.asarray(decode(raw(sel), dims).values, order="C"), dims=dims, attrs=attrs,
                          source_chunks=source_chunks)
         node.notes["cf_decoded"] = {"packed_dtype": str(dtype), **packing}
         return node

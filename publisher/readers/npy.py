@@ -34,5 +34,5 @@ class NpyReader(Reader):
             raise UnsupportedError(f"{path.name}: dtype {data.dtype} is not supported")
         native = np.dtype(object) if data.dtype.kind == "U" else data.dtype.newbyteorder("=") if data.dtype.byteorder == ">" else data.dtype
         yield ArrayNode(key=key, dtype=native, shape=data.shape,
-                        read=lambda sel: np.asarray(order="C", a=np.asarray(data[sel]).astype(native, copy=False)),
+                        read=lambda sel: np.asarray(data[sel], dtype=native, order="C"),
                         dims=[f"dim_{i}" for i in range(data.ndim)])

@@ -32,7 +32,7 @@ def _column(values: np.ndarray, name: str) -> Any:
         raise UnsupportedError(f"column {name!r}: opaque datatype {dtype} has no Arrow type")
     if dtype.kind == "f" and dtype.itemsize > 8:
         raise UnsupportedError(f"column {name!r}: {dtype} has no Arrow type")
-    return pa.array(np.asarray(order="C", a=values.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else values))
+    return pa.array(np.asarray(values, dtype=dtype.newbyteorder("="), order="C"))
 
 
 def _flatten(values: np.ndarray, prefix: str, out: dict[str, Any]) -> None:

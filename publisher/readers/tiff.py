@@ -80,10 +80,10 @@ class TiffReader(Reader):
                 if paged:  # only the pages this block needs
                     pages = list(range(*sel[0].indices(npages)))
                     data = tif.asarray(series=0, key=pages).reshape(len(pages), *shape[1:])
-                    return np.asarray(order="C", a=data[(slice(None), *sel[1:])].astype(native, copy=False))
+                    return np.asarray(data[(slice(None), *sel[1:])], dtype=native, order="C")
                 if "all" not in cache:
                     cache["all"] = series.asarray().reshape(shape)
-                return np.asarray(order="C", a=cache["all"][sel].astype(native, copy=False))
+                return np.asarray(cache["all"][sel], dtype=native, order="C")
 
             node = ArrayNode(key=key, metadata=metadata, dtype=native, shape=shape, read=read, dims=_dims(axes))
             if len(tif.series) > 1:

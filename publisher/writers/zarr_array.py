@@ -45,7 +45,7 @@ def _default_fill(dtype: np.dtype) -> Any:
 
 
 class ZarrWriter:
-    def __init__(self, zstore: Any, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor, slab_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, zstore: Any, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor, slab_bytes: int = 16 * 2**20) -> None:
         self.zstore = zstore
         self.zarr_format = zarr_format
         self.codec = codec
