@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from .config.models import Pipeline
 from .errors import BuildFailed, UnsupportedError
 from .index import Entry, write_index
 from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
-from .readers import Reader
 from .rules import apply_rules
 from .sources import WorkItem, plan
 from .stacks import stack_arrays
@@ -125,7 +123,7 @@ class _Build:
         if item.reader is None:
             self.report.skipped.append(Problem(item.node_path, "no reader for this file type (unknown magic bytes and extension)", source_file))
             return
-        options = item.reader.parse_options(item.source.options, self.pipeline.line_of("sources", item.source_index))
+        options = item.options
         self.progress("item", {"path": item.node_path, "file": source_file})
         try:
             if len(item.paths) > 1:
@@ -142,7 +140,6 @@ class _Build:
 
     def write_tree(self, item: WorkItem, root: Node, source_file: str) -> None:
         root.metadata.update(item.metadata)
-        root.access_tags = root.access_tags
         kept = apply_rules(root, item.node_path, self.pipeline.rules)
         if kept is None:
             self.report.skipped.append(Problem(item.node_path, "skipped by a rule", source_file))
@@ -270,8 +267,4 @@ def build(pipeline: Pipeline, store: str | None = None, progress: Progress | Non
     return report
 
 
-def format_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
-
-
-__all__ = ["BuildReport", "Problem", "Reader", "build"]
+__all__ = ["BuildReport", "Problem", "build"]

@@ -31,6 +31,7 @@ class WorkItem:
     paths: list[Path]
     node_path: str
     reader: type[Reader] | None
+    options: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -116,8 +117,6 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
         )
         into = "" if into == "." else into
         reader_cls = get_reader(source.type) if source.type else None
-        if reader_cls is not None:
-            reader_cls.parse_options(source.options, where)
         pattern = parse.compile(source.name_pattern) if source.name_pattern else None
         keys = _unique_keys(files)
         stacks: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, Path, dict[str, Any]]]] = defaultdict(list)
@@ -147,7 +146,7 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
             metadata.update(source.metadata)
             reader = reader_cls or detect(f)
             node_path = "/".join(p for p in (folder, keys[f]) if p)
-            items.append(WorkItem(index, source, [f], node_path, reader, metadata, warnings))
+            items.append(WorkItem(index, source, [f], node_path, reader, metadata=metadata, warnings=warnings))
         for (folder, _), frames in stacks.items():
             frames.sort(key=lambda t: t[0])
             fields = dict(frames[0][2])
@@ -155,7 +154,11 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
             fields[f"{source.stack}_values"] = [t[0] for t in frames]
             paths = [t[1] for t in frames]
             node_path = "/".join(p for p in (folder, key) if p)
-            items.append(WorkItem(index, source, paths, node_path, reader_cls or detect(paths[0]), {**fields, **source.metadata}))
+            items.append(WorkItem(index, source, paths, node_path, reader_cls or detect(paths[0]), metadata={**fields, **source.metadata}))
+    for item in items:  # reader options are checked before anything is written
+        if item.reader is not None:
+            i = item.source_index
+            item.options = item.reader.parse_options(item.source.options, lambda *loc, i=i: pipeline.line_of("sources", i, "options", *loc))
     seen: dict[str, WorkItem] = {}
     for item in items:
         if item.node_path in seen:

@@ -134,5 +134,5 @@ class Pipeline(_Model):
 
     def line_of(self, *loc: Any) -> str:
         """``file:line`` of a field, for messages about a source or rule found at build time."""
-        line = self._lines.get(tuple(loc))
+        line = next((self._lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in self._lines), None)
         return f"{self._path}:{line}" if self._path and line else str(self._path or "pipeline")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,12 +43,15 @@ class Reader:
         return True
 
     @classmethod
-    def parse_options(cls, options: dict[str, Any], where: str) -> BaseModel:
+    def parse_options(cls, options: dict[str, Any], where: Callable[..., str] = lambda *loc: "pipeline") -> BaseModel:
+        """Validate per-source options; ``where(*field_path)`` names the file and line of a field."""
         try:
             return cls.Options.model_validate(options)
         except ValidationError as exc:
-            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"{where}: options for the {cls.name} reader: {detail}") from None
+            detail = "\n  ".join(
+                f"{where(*e['loc'])}: options.{'.'.join(map(str, e['loc']))}: {e['msg']} (for the {cls.name} reader)" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid reader options\n  {detail}") from None
 
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: BaseModel) -> Iterator[Node]:

@@ -1,0 +1,147 @@
+"""Each reader on small files it must handle, detection by magic bytes, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from publisher.cli import EXIT_FAILED, main
+from publisher.readers import detect, readers
+
+from .conftest import run_build, write_pipeline
+
+
+def test_every_builtin_reader_is_registered() -> None:
+    assert {"hdf5", "netcdf", "hdf4", "tiff", "image", "npy", "csv", "parquet", "excel"} <= set(readers())
+
+
+def test_detection_prefers_magic_bytes(tmp_path: Path) -> None:
+    import h5py
+
+    with h5py.File(tmp_path / "scan.dat", "w") as f:  # HDF5 content, an extension that says nothing
+        f["x"] = np.arange(3)
+    assert detect(tmp_path / "scan.dat").name == "hdf5"
+    (tmp_path / "fake.h5").write_text("a,b\n1,2\n")  # claims HDF5 by name only
+    assert detect(tmp_path / "fake.h5").name == "hdf5"  # ... and its reader will report it as corrupt
+    (tmp_path / "table.tsv").write_text("a\tb\n1\t2\n")
+    assert detect(tmp_path / "table.tsv").name == "csv"
+    (tmp_path / "x.nc").write_bytes(b"CDF\x01" + b"\x00" * 32)
+    assert detect(tmp_path / "x.nc").name == "netcdf"
+    (tmp_path / "unknown.bin").write_bytes(b"\x00\x01\x02")
+    assert detect(tmp_path / "unknown.bin") is None
+
+
+def test_image_npy_parquet_excel_tsv(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    gray = rng.integers(0, 255, (30, 20), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "gray.jpg", quality=95)
+    big_endian = np.arange(24, dtype=">f8").reshape(2, 3, 4)
+    big_endian[0, 0, 0] = np.nan
+    np.save(tmp_path / "cube.npy", big_endian)
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", None, "z"], "t": pd.to_datetime(["2026-01-01", "2026-01-02", None])})
+    frame.to_parquet(tmp_path / "events.parquet")
+    with pd.ExcelWriter(tmp_path / "book.xlsx") as writer:
+        frame[["a", "b"]].to_excel(writer, sheet_name="first", index=False)
+        pd.DataFrame({"q": [0.5, 1.5]}).to_excel(writer, sheet_name="second", index=False)
+    (tmp_path / "spectra.tsv").write_text("# exported\nenergy\tcounts\n1.0\t10\n2.0\tnan\n3.0\t12\n")
+    (tmp_path / "spaces.csv").write_text("x    y\n1    2\n3    4\n")
+
+    published = run_build(tmp_path, {"sources": [{"path": ".", "exclude": ["pipeline.yml", "site/**"]}]})
+    assert not published.report.skipped, published.report.skipped
+    np.testing.assert_array_equal(zarr.open_array(published.url("photo"), mode="r")[...], rgb)
+    assert published.node("photo")["structure"]["dims"] == ["y", "x", "band"]
+    assert zarr.open_array(published.url("gray"), mode="r").shape == (30, 20)
+    cube = zarr.open_array(published.url("cube"), mode="r")[...]
+    assert cube.dtype == np.dtype("<f8") and cube.tobytes() == big_endian.astype("<f8").tobytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(published.url("events")), frame)
+    assert pd.read_parquet(published.url("book/first"))["a"].tolist() == [1, 2, 3]
+    assert pd.read_parquet(published.url("book/second"))["q"].tolist() == [0.5, 1.5]
+    spectra = pd.read_parquet(published.url("spectra"))
+    assert list(spectra.columns) == ["energy", "counts"] and spectra["counts"].isna().sum() == 1
+    assert published.node("spectra")["metadata"]["delimiter"] == "\t"
+    assert pd.read_parquet(published.url("spaces")).to_dict("list") == {"x": [1, 3], "y": [2, 4]}
+
+
+def test_large_tables_split_into_partitions(tmp_path: Path) -> None:
+    rows = 2500
+    pd.DataFrame({"i": np.arange(rows), "v": np.sqrt(np.arange(rows))}).to_csv(tmp_path / "log.csv", index=False)
+    published = run_build(tmp_path, {"sources": [{"path": "log.csv"}], "output": {"store": str(tmp_path / "site"), "table_partition_rows": 1000}})
+    structure = published.node("log")["structure"]
+    assert structure["npartitions"] == 3 and structure["partition_rows"] == [1000, 1000, 500] and structure["row_count"] == rows
+    table = pq.read_table(published.url("log"))  # the folder of partitions reads as one table
+    assert table.num_rows == rows and table["i"].to_pylist() == list(range(rows))
+    schema = pa.ipc.read_schema(pa.py_buffer(__import__("base64").b64decode(structure["arrow_schema"].split(",", 1)[1])))
+    assert schema.names == ["i", "v"]
+
+
+def test_rules_chunks_codec_and_metadata(tmp_path: Path) -> None:
+    import h5py
+
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f.create_dataset("a/img", data=np.arange(64 * 64, dtype="u2").reshape(64, 64))
+        f.create_dataset("b/img", data=np.zeros((8, 8)))
+    published = run_build(
+        tmp_path,
+        {"sources": [{"path": "m.h5"}],
+         "rules": [{"match": "m/a/*", "chunks": [16, None], "codec": "gzip:3", "metadata": {"quality": "good"}, "access_tags": ["beamline"]},
+                   {"match": "m/b", "skip": True}]},
+    )
+    node = published.node("m/a/img")
+    assert node["structure"]["chunks"] == [[16] * 4, [64]]
+    assert node["metadata"]["quality"] == "good" and node["access_tags"] == ["beamline"]
+    array = zarr.open_array(published.url("m/a/img"), mode="r")
+    assert array.chunks == (16, 64) and type(array.compressors[0]).__name__ == "GzipCodec"
+    assert [c["key"] for c in published.catalog.children("m")] == ["a"]
+
+
+def test_bad_reader_options_fail_before_writing(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    store = tmp_path / "site"
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "a.csv", "options": {"delimeter": ";"}}], "output": {"store": str(store)}})
+    result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+    assert result.exit_code == EXIT_FAILED
+    assert f"{pipeline}:4: options.delimeter: Extra inputs are not permitted (for the csv reader)" in result.output
+    assert not store.exists()
+
+
+def test_same_path_from_two_sources_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "a.tsv").write_text("x\n1\n")
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "a.csv"}, {"path": "a.tsv"}]})
+    result = CliRunner().invoke(main, ["validate", "-c", str(pipeline)])
+    assert result.exit_code == EXIT_FAILED and "would both be published at 'a'" in result.output
+
+
+def test_external_and_soft_links(tmp_path: Path) -> None:
+    import h5py
+
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["payload"] = np.arange(4.0)
+    with h5py.File(tmp_path / "main.h5", "w") as f:
+        f["data/x"] = np.arange(3)
+        f["soft"] = h5py.SoftLink("/data/x")
+        f["dangling"] = h5py.SoftLink("/nowhere")
+        f["ext"] = h5py.ExternalLink("other.h5", "/payload")
+        f["ext_missing"] = h5py.ExternalLink("gone.h5", "/payload")
+    published = run_build(tmp_path, {"sources": [{"path": "main.h5"}]})
+    root = published.node("main")
+    assert root["notes"]["links"] == {"soft": "/data/x"}
+    assert root["notes"]["dangling_links"]["dangling"]["target"] == "/nowhere"
+    assert root["notes"]["external_links"]["ext_missing"] == {"file": "gone.h5", "path": "/payload", "missing": True}
+    np.testing.assert_array_equal(zarr.open_array(published.url("main/ext"), mode="r")[...], np.arange(4.0))  # present: followed
+    assert "/soft" in published.node("main/data/x")["notes"]["aliases"]
+    warnings = " ".join(p.reason for p in published.report.warnings)
+    assert "dangling soft link" in warnings and "gone.h5" in warnings
+    assert json.loads(published.store.read_bytes(published.catalog.document["report"]))["published"] is True
