@@ -240,3 +240,22 @@ def test_dangling_links_and_unsupported_types_reported(tmp_path_factory: pytest.
     assert "TypeTimeID" in reasons
     links = [e for e in pub.entries() if (e["notes"] or {}).get("dangling_links") or (e["notes"] or {}).get("external_links")]
     assert links, "the PyTables link test files record their links"
+
+
+@pytest.mark.parametrize("name", ["punx", "pynxtools", "spec2nexus", "sasdata"])
+def test_every_nxdata_group_opens_labelled_in_xarray(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    import xarray as xr
+
+    _, pub = published(name, tmp_path_factory)
+    groups = [e for e in pub.entries() if "NXdata" in (e["specs"] or [])]
+    assert groups
+    for entry in groups:
+        ds = xr.open_zarr(pub.store.path(entry["data_url"]))
+        signal = entry["metadata"].get("signal")
+        if isinstance(signal, str) and signal in ds:
+            assert len(ds[signal].dims) == len(pub.node(f"{entry['path']}/{signal}")["structure"]["shape"])
+    if name == "punx":
+        ds = xr.open_zarr(pub.url("example_mapping/entry1/data"))  # Diamond mapping: 4-D signal, 3-D auxiliary axes
+        assert ds["data"].dims == ("x_stage_set", "y_stage_set", "t_stage_set", "energy")
+        assert ds["x_stage"].dims == ("x_stage_set", "y_stage_set", "t_stage_set")
+        assert "NXentry" in pub.node("example_mapping/entry1")["specs"]  # NX_class stored as a byte array

@@ -66,6 +66,12 @@ def _nxdata_dims(group: ContainerNode, arrays: dict[str, ArrayNode]) -> None:
             coord.notes["_indices"] = indices
     signal.dims = list(dims)
     for name, array in arrays.items():
+        if array.dims is None and "_indices" not in array.notes:  # any field may declare AXISNAME_indices
+            indices = _ints(group.metadata.get(f"{name}_indices"))
+            if indices and len(indices) == len(array.shape) and all(
+                0 <= j < rank and signal.shape[j] == n for j, n in zip(indices, array.shape)
+            ) and name not in [dims[j] for j in indices]:
+                array.notes["_indices"] = indices
         indices = array.notes.pop("_indices", None)
         if indices is not None:
             array.dims = [dims[j] for j in indices]
