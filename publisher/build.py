@@ -21,7 +21,7 @@ from typing import Any
 
 from .catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
 from .config.models import Pipeline
-from .errors import BuildFailed, UnsupportedError
+from .errors import BuildFailed, ConfigError, UnsupportedError
 from .index import Entry, write_index
 from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from .rules import apply_rules
@@ -73,11 +73,30 @@ def new_release_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+def storage_options(pipeline: Pipeline) -> dict[str, Any]:
+    """s3fs options from ``output.storage``: each field names an environment variable."""
+    storage = pipeline.output.storage
+    options: dict[str, Any] = {"anon": True} if storage.anon else {}
+    client: dict[str, Any] = {}
+    for field, target in (("endpoint_url_env", "endpoint_url"), ("region_env", "region_name"), ("profile_env", "profile"),
+                          ("access_key_id_env", "key"), ("secret_access_key_env", "secret"), ("session_token_env", "token")):
+        variable = getattr(storage, field)
+        if variable is None:
+            continue
+        if variable not in os.environ:
+            raise ConfigError(f"{pipeline.line_of('output', 'storage', field)}: output.storage.{field}: environment variable {variable!r} is not set")
+        value = os.environ[variable]
+        (client if target in ("endpoint_url", "region_name") else options)[target] = value
+    if client:
+        options["client_kwargs"] = client
+    return options
+
+
 def resolve_store(pipeline: Pipeline, override: str | None = None) -> Store:
     url = override or pipeline.output.store
     if "://" not in url and not Path(url).is_absolute():
         url = str(pipeline.base_dir / url)
-    return Store(url)
+    return Store(url, **(storage_options(pipeline) if "://" in url else {}))
 
 
 class _Build:

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from .content_types import content_type
 from .errors import NotFound, StoreError
 
 
@@ -27,6 +28,7 @@ class Store:
     def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
         url = os.fspath(url)
         self.is_local = "://" not in url or url.startswith("file://")
+        self.is_s3 = url.startswith(("s3://", "s3a://"))
         if self.is_local:
             self.root = str(Path(url.removeprefix("file://")).resolve())
             self.url = self.root
@@ -44,7 +46,8 @@ class Store:
             if self.is_local:
                 self._fs = fsspec.filesystem("file")
             else:
-                self._fs, _ = fsspec.core.url_to_fs(self.root, **self.storage_options)
+                # a fresh instance: fsspec's cache would reuse one made under another AWS environment
+                self._fs, _ = fsspec.core.url_to_fs(self.root, skip_instance_cache=True, **self.storage_options)
         return self._fs
 
     def path(self, key: str) -> str:
@@ -76,15 +79,19 @@ class Store:
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
             else:
-                self.fs.pipe_file(path, data)
+                self.fs.pipe_file(path, data, **self.put_kwargs(key))
         except OSError as exc:
             raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+
+    def put_kwargs(self, key: str) -> dict[str, Any]:
+        """Per-object upload arguments: the Content-Type on S3."""
+        return {"ContentType": content_type(key)} if self.is_s3 else {}
 
     def open_write(self, key: str) -> IO[bytes]:
         path = self.path(key)
         if self.is_local:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return self.fs.open(path, "wb")
+        return self.fs.open(path, "wb", **self.put_kwargs(key))
 
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))
@@ -115,11 +122,34 @@ class Store:
     # -- adapters --------------------------------------------------------------------------
     def zarr_store(self, prefix: str = "") -> Any:
         """A zarr-python store rooted at ``prefix``."""
-        from zarr.storage import FsspecStore, LocalStore
+        from zarr.storage import LocalStore
 
         if self.is_local:
             return LocalStore(self.path(prefix))
-        return FsspecStore.from_url(self.path(prefix), storage_options=self.storage_options)
+        return _typed_fsspec_store(self, prefix)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+
+def _typed_fsspec_store(store: Store, prefix: str) -> Any:
+    """zarr's FsspecStore, but every object is written with its Content-Type."""
+    from zarr.storage import FsspecStore
+
+    class TypedFsspecStore(FsspecStore):
+        async def set(self, key: str, value: Any, byte_range: Any = None) -> None:
+            if not self._is_open:
+                await self._open()
+            self._check_writable()
+            path = f"{self.path}/{key}"
+            await self.fs._pipe_file(path, value.to_bytes(), **store.put_kwargs(key))
+
+    import fsspec
+
+    # zarr runs its own event loop, so it needs its own asynchronous filesystem instance
+    fs, path = fsspec.core.url_to_fs(store.path(prefix), asynchronous=True, skip_instance_cache=True, **store.storage_options)
+    if not getattr(fs, "async_impl", False):
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+        fs = AsyncFileSystemWrapper(fs)
+    return TypedFsspecStore(fs, path=path, read_only=False)

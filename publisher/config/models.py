@@ -48,8 +48,22 @@ class Codec(_Model):
         return value
 
 
+class Storage(_Model):
+    """Object-store settings. Values are names of environment variables, never secrets themselves;
+    unset fields fall back to the standard AWS environment and config (AWS_ENDPOINT_URL, AWS_PROFILE, ...)."""
+
+    endpoint_url_env: str | None = Field(default=None, description="Variable holding the S3 endpoint URL.")
+    region_env: str | None = Field(default=None, description="Variable holding the region.")
+    profile_env: str | None = Field(default=None, description="Variable holding the AWS profile name.")
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+    session_token_env: str | None = None
+    anon: bool = Field(default=False, description="Unsigned (anonymous) requests, for public buckets.")
+
+
 class Output(_Model):
-    store: str = Field(default="./site", description="Where to publish: a local folder (relative to pipeline.yml) or a URL.")
+    store: str = Field(default="./site", description="Where to publish: a local folder (relative to pipeline.yml) or s3://bucket/prefix.")
+    storage: Storage = Field(default_factory=Storage)
     zarr_format: Literal[2, 3] = 3
     codec: Codec = Field(default_factory=Codec)
     chunk_target_bytes: int = Field(default=8 * 2**20, description="Target uncompressed chunk size, e.g. 8MiB.")

