@@ -109,7 +109,7 @@ class _Build:
         self.report = BuildReport(self.release, store.url)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyshelf-write")
         out = pipeline.output
-        self.zarr = ZarrWriter(store.zarr_store(self.prefix), out.zarr_format, out.codec, out.chunk_target_bytes, self.pool)
+        self.zarr = ZarrWriter(store, self.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, self.pool)
         self.entries: dict[str, Entry] = {}
         self.children: dict[str, list[str]] = {}
 
@@ -167,8 +167,8 @@ class _Build:
         file_zarr = f"data/{item.node_path}.zarr"
         groups: list[str] = []
         self.write_node(kept, item.node_path, file_zarr, "", source_file, groups)
-        for group in reversed(groups):  # innermost first; each group gets its own consolidated metadata
-            self.zarr.consolidate(group)
+        if groups:
+            self.zarr.consolidate_tree(groups[0], groups)
 
     def write_node(self, node: Node, path: str, file_zarr: str, inner: str, source_file: str, groups: list[str]) -> bool:
         """Write one node (and its subtree); return False when it was skipped or failed."""
@@ -263,7 +263,8 @@ class _Build:
             "report": f"{self.prefix}/build-report.json",
             **index,
         }
-        self.store.write_bytes(CATALOG_KEY, json.dumps(catalog, indent=1).encode())  # the switch, last
+        self.store.flush()
+        self.store.write_bytes(CATALOG_KEY, json.dumps(catalog, indent=1).encode(), atomic=True)  # the switch, last
         return self.report
 
     def ordered_entries(self) -> list[Entry]:

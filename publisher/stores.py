@@ -66,11 +66,13 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Write an object; on a local folder the write is atomic (temp file + rename)."""
+    def write_bytes(self, key: str, data: bytes, atomic: bool = False) -> None:
+        """Write an object. ``atomic`` (for entry points such as catalog.json): on a local folder a
+        durable temp file renamed into place, so a reader sees the old or the new bytes, never a mix.
+        Objects of a release need neither: nobody reads them before the catalog points at them."""
         path = self.path(key)
         try:
-            if self.is_local:
+            if self.is_local and atomic:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".tmp-")
                 with os.fdopen(fd, "wb") as f:
@@ -78,6 +80,12 @@ class Store:
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
+            elif self.is_local:
+                try:
+                    Path(path).write_bytes(data)
+                except FileNotFoundError:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(path).write_bytes(data)
             else:
                 self.fs.pipe_file(path, data, **self.put_kwargs(key))
         except OSError as exc:
@@ -92,6 +100,11 @@ class Store:
         if self.is_local:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return self.fs.open(path, "wb", **self.put_kwargs(key))
+
+    def flush(self) -> None:
+        """Make everything written so far durable (before an entry point is switched to it)."""
+        if self.is_local:
+            os.sync()
 
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))

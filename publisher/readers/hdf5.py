@@ -74,7 +74,7 @@ def _missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
 def _clean_strings(arr: np.ndarray) -> np.ndarray:
     """Bytes decoded as UTF-8 where valid, else Latin-1 (the rule for attributes too)."""
     clean = np.vectorize(lambda v: decode_bytes(v) if isinstance(v, bytes) else str(v), otypes=[object])
-    return clean(arr) if arr.size else arr.astype(object)
+    return np.asarray(clean(arr), dtype=object).reshape(arr.shape) if arr.size else arr.astype(object)
 
 
 class _Walker:
@@ -191,6 +191,12 @@ class _Walker:
             return
         parent.metadata[child.key] = value
 
+    def _reopener(self, ds: Any) -> Any:
+        """Open the dataset again when a block is read: handles kept open for every node of a
+        big file (thousands of them) would each hold HDF5 caches until the file closes."""
+        f, name = ds.file, ds.name
+        return lambda: f[name]
+
     # -- datasets -----------------------------------------------------------------------
     def dataset(self, ds: Any, key: str, h5path: str) -> Node:
         import h5py
@@ -223,6 +229,7 @@ class _Walker:
             return self._compound(ds, key, h5path, metadata)
         string_info = h5py.check_string_dtype(dtype)
         base = dtype.subdtype[0] if dtype.subdtype else dtype
+        reopen, ndim = self._reopener(ds), ds.ndim
         extra_shape = dtype.subdtype[1] if dtype.subdtype else ()
         shape = tuple(ds.shape) + tuple(extra_shape)
         lock = self.lock
@@ -230,7 +237,7 @@ class _Walker:
 
             def read_str(sel: tuple[slice, ...]) -> np.ndarray:
                 with lock:  # raw bytes: files often declare ASCII but hold UTF-8, so decode here
-                    raw = ds[sel[: ds.ndim]] if sel else ds[()]
+                    raw = reopen()[sel[:ndim]] if sel else reopen()[()]
                 return _clean_strings(np.asarray(raw, dtype=object))
 
             return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str)
@@ -247,7 +254,7 @@ class _Walker:
         native = np.dtype(native.str.replace(">", "<")) if native.byteorder == ">" else native
         def read(sel: tuple[slice, ...]) -> np.ndarray:
             with lock:
-                data = ds[sel[: ds.ndim]] if ds.ndim else ds[()]
+                data = reopen()[sel[:ndim]] if ndim else reopen()[()]
             return np.asarray(data, dtype=native, order="C")
 
         try:
@@ -278,11 +285,12 @@ class _Walker:
             return SkippedNode(key=key, source_path=h5path, reason=str(exc))
         n = int(ds.shape[0]) if ds.ndim else 1
         lock = self.lock
+        reopen, ndim = self._reopener(ds), ds.ndim
 
         def batches(rows: int = 65536) -> Iterator[Any]:
             for start in range(0, n, rows):
                 with lock:
-                    block = ds[start : start + rows] if ds.ndim else ds[()].reshape(1)
+                    block = reopen()[start : start + rows] if ndim else reopen()[()].reshape(1)
                 yield structured_to_batch(np.asarray(block))
 
         return TableNode(key=key, metadata=metadata, source_path=h5path, schema=schema, batches=batches, num_rows=n)
@@ -301,7 +309,8 @@ class HDF5Reader(Reader):
         import hdf5plugin  # noqa: F401  (registers bitshuffle, LZ4, Blosc, Zstd, ... filters)
 
         try:
-            f = h5py.File(path, "r", rdcc_nbytes=options.chunk_cache_bytes, rdcc_nslots=100_003, locking=False)
+            # default slot count: a large one costs every open dataset its own big hash table
+            f = h5py.File(path, "r", rdcc_nbytes=options.chunk_cache_bytes, locking=False)
         except OSError as exc:
             raise SourceError(f"{path}: not a readable HDF5 file: {exc}") from exc
         try:

@@ -33,3 +33,8 @@ def zarr_compressors(codec: Codec, zarr_format: int, itemsize: int = 1) -> Any:
             cname = "zstd" if name == "blosc-zstd" else "lz4"
             return numcodecs.Blosc(cname=cname, clevel=5 if level is None else level, shuffle=numcodecs.Blosc.SHUFFLE if itemsize > 1 else numcodecs.Blosc.NOSHUFFLE)
     raise ValueError(f"unknown codec {name!r}")
+
+
+def numcodecs_compressor(codec: Codec, itemsize: int = 1) -> Any:
+    """The numcodecs compressor that encodes chunks for either Zarr format (same bytes as zarr's codecs)."""
+    return zarr_compressors(codec, 2, itemsize)

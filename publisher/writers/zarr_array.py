@@ -1,15 +1,21 @@
-"""Arrays → Zarr (v3 by default, v2 selectable), streamed slab by slab over a thread pool.
+"""Arrays → Zarr (v3 by default, v2 selectable), written directly: metadata documents and encoded chunks.
 
-Memory stays bounded: at most ``workers * 2`` slabs of ``slab_bytes`` are in flight,
-whatever the array's size. Every chunk is written, even one equal to the fill value,
-so values (including NaN payloads and sentinels) read back bit-exact.
+A release prefix is always new and each array is written once, whole, so zarr-python's
+general machinery (an event-loop round trip and a metadata read per call, ~4 ms per array)
+is not needed: documents come from zarr's own dtype and codec definitions, chunks are
+encoded with numcodecs in a thread pool (the codecs release the GIL), and consolidated
+metadata is assembled in memory. Memory stays bounded: at most ``2 * workers`` slabs of
+``slab_bytes`` are in flight, whatever the array's size. Every chunk is written, even one
+equal to the fill value, so values (NaN payloads and sentinels included) read back bit-exact.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
+import json
+import math
 import struct
-import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,8 +25,9 @@ import numpy as np
 
 from ..config.models import Codec
 from ..nodes import ArrayNode
+from ..stores import Store
 from .chunking import auto_chunks, slabs
-from .codecs import zarr_compressors
+from .codecs import numcodecs_compressor, zarr_compressors
 
 
 @dataclass
@@ -39,32 +46,133 @@ def _xarray_fill_attr(value: Any, dtype: np.dtype) -> Any:
 def _default_fill(dtype: np.dtype) -> Any:
     if dtype.kind == "O":
         return ""
+    if dtype.kind == "S":
+        return b""
     if dtype.kind == "b":
         return False
     return 0
 
 
+def _dumps(doc: dict[str, Any]) -> bytes:
+    # compact: json's C encoder (indent would force the pure-Python one)
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _Layout:
+    """How one array is laid out: its dtype, codecs and chunk keys in one Zarr format."""
+
+    def __init__(self, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...], fill: Any, codec: Codec, zarr_format: int) -> None:
+        from zarr.core.dtype import parse_dtype
+
+        self.is_string = dtype.kind == "O"
+        self.dtype = dtype if self.is_string or dtype.byteorder in "|<" or dtype.itemsize == 1 else dtype.newbyteorder("<")
+        self.zdtype = parse_dtype(str if self.is_string else self.dtype, zarr_format=zarr_format)
+        self.shape, self.chunks, self.fill, self.zarr_format = shape, chunks, fill, zarr_format
+        self.compressor = numcodecs_compressor(codec, max(dtype.itemsize, 1))
+        self.compressors_v3 = zarr_compressors(codec, 3, max(dtype.itemsize, 1))
+
+    def metadata(self, attrs: dict[str, Any], dims: list[str]) -> dict[str, bytes]:
+        fill_json = self.zdtype.to_json_scalar(self.fill, zarr_format=self.zarr_format) if self.fill is not None else None
+        if isinstance(fill_json, tuple):
+            fill_json = list(fill_json)
+        if self.zarr_format == 3:
+            from zarr.codecs import BytesCodec, VLenUTF8Codec
+
+            serializer = VLenUTF8Codec() if self.is_string else BytesCodec(endian="little" if self.dtype.byteorder in "<>=" else None)
+            doc = {
+                "shape": list(self.shape), "data_type": self.zdtype.to_json(zarr_format=3),
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(self.chunks)}},
+                "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+                "fill_value": fill_json,
+                "codecs": [serializer.to_dict(), *([self.compressors_v3.to_dict()] if self.compressors_v3 else [])],
+                "attributes": attrs, "dimension_names": dims, "zarr_format": 3, "node_type": "array", "storage_transformers": [],
+            }
+            return {"zarr.json": _dumps(doc)}
+        dtype_json = self.zdtype.to_json(zarr_format=2)
+        doc = {
+            "shape": list(self.shape), "chunks": list(self.chunks), "dtype": dtype_json["name"], "fill_value": fill_json,
+            "order": "C", "filters": [{"id": "vlen-utf8"}] if self.is_string else None, "dimension_separator": ".",
+            "compressor": self._v2_compressor(), "zarr_format": 2,
+        }
+        return {".zarray": _dumps(doc), ".zattrs": _dumps(attrs)}
+
+    def _v2_compressor(self) -> dict[str, Any] | None:
+        if self.compressor is None:
+            return None
+        config = self.compressor.get_config()
+        if config.get("checksum") is False:  # zarr leaves Zstd's default out
+            config.pop("checksum")
+        return config
+
+    def key(self, index: tuple[int, ...]) -> str:
+        if self.zarr_format == 3:
+            return "c/" + "/".join(map(str, index)) if index else "c"
+        return ".".join(map(str, index)) if index else "0"
+
+    def encode(self, block: np.ndarray) -> bytes:
+        """One full chunk: edge chunks are padded with the fill value, as Zarr stores them."""
+        if block.shape != self.chunks:
+            full = np.full(self.chunks, self.fill if self.fill is not None else _default_fill(self.dtype), dtype=object if self.is_string else self.dtype)
+            full[tuple(slice(0, n) for n in block.shape)] = block
+            block = full
+        if self.is_string:
+            import numcodecs
+
+            raw = numcodecs.VLenUTF8().encode(np.asarray(block, dtype=object).reshape(-1))
+        else:
+            raw = np.ascontiguousarray(block, dtype=self.dtype).tobytes()
+        return bytes(self.compressor.encode(raw)) if self.compressor else raw
+
+
 class ZarrWriter:
-    def __init__(self, zstore: Any, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor, slab_bytes: int = 16 * 2**20) -> None:
-        self.zstore = zstore
+    def __init__(self, store: Store, prefix: str, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor,
+                 slab_bytes: int = 16 * 2**20) -> None:
+        self.store = store
+        self.prefix = prefix
         self.zarr_format = zarr_format
         self.codec = codec
         self.target_bytes = target_bytes
         self.pool = pool
         self.slab_bytes = max(slab_bytes, target_bytes)
+        #: Metadata documents of the nodes written so far, by Zarr path, for consolidation.
+        self.documents: dict[str, dict[str, Any]] = {}
+
+    def _put(self, path: str, data: bytes) -> None:
+        self.store.write_bytes(f"{self.prefix}/{path}", data)
 
     def group(self, path: str, attrs: dict[str, Any]) -> None:
-        import zarr
+        if self.zarr_format == 3:  # written by consolidate_tree, with its consolidated metadata
+            self.documents[path] = {"attributes": attrs, "zarr_format": 3, "node_type": "group"}
+        else:
+            self.documents[f"{path}/.zgroup"] = {"zarr_format": 2}
+            self.documents[f"{path}/.zattrs"] = attrs
+            self._put(f"{path}/.zgroup", _dumps({"zarr_format": 2}))
+            self._put(f"{path}/.zattrs", _dumps(attrs))
 
-        zarr.create_group(self.zstore, path=path, zarr_format=self.zarr_format, attributes=attrs, overwrite=True)
+    def consolidate_tree(self, root: str, groups: list[str]) -> None:
+        """Consolidated metadata in every group of a file, so clients open any group without listing."""
+        below = {k: v for k, v in self.documents.items() if k == root or k.startswith(root + "/")}
+        keys = sorted(below)
 
-    def consolidate(self, path: str) -> None:
-        """Consolidated metadata in every group, so clients open any group without listing."""
-        import zarr
+        def under(group: str) -> list[str]:  # the keys below a group are contiguous in sorted order
+            start = bisect.bisect_left(keys, group + "/")
+            return keys[start : bisect.bisect_left(keys, group + "0", lo=start)]  # "0" sorts right after "/"
 
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
-            zarr.consolidate_metadata(self.zstore, path=path or None, zarr_format=self.zarr_format)
+        for group in groups:
+            rel = len(group) + 1
+            if self.zarr_format == 3:
+                children = {k[rel:]: below[k] for k in under(group)}
+                for child in children.values():
+                    if child.get("node_type") == "group":
+                        child.setdefault("consolidated_metadata", {"kind": "inline", "must_understand": False, "metadata": {}})
+                doc = dict(below[group])
+                doc["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": children}
+                self._put(f"{group}/zarr.json", _dumps(doc))
+            else:
+                own = {k[rel:]: below[k] for k in under(group)}
+                self._put(f"{group}/.zmetadata", _dumps({"metadata": own, "zarr_consolidated_format": 1}))
+        for key in below:
+            self.documents.pop(key, None)
 
     def _attrs_and_fill(self, node: ArrayNode, dims: list[str]) -> tuple[dict[str, Any], Any]:
         attrs = dict(node.attrs if node.attrs is not None else node.metadata)
@@ -78,39 +186,28 @@ class ZarrWriter:
         return attrs, fill
 
     def array(self, path: str, node: ArrayNode, codec: Codec | None = None) -> ArrayWritten:
-        import zarr
-
         assert node.read is not None
         chunks = auto_chunks(node.shape, node.dtype.itemsize or 64, self.target_bytes, node.source_chunks, node.chunks)
         dims = node.dims if node.dims is not None else [f"dim_{i}" for i in range(len(node.shape))]
         attrs, fill = self._attrs_and_fill(node, dims)
-        dtype: Any = str if node.dtype.kind == "O" else node.dtype
-        arr = zarr.create_array(
-            self.zstore,
-            name=path,
-            shape=node.shape,
-            chunks=chunks if node.shape else (),
-            dtype=dtype,
-            compressors=zarr_compressors(codec or self.codec, self.zarr_format, node.dtype.itemsize),
-            fill_value=fill,
-            attributes=attrs,
-            dimension_names=dims if self.zarr_format == 3 else None,
-            zarr_format=self.zarr_format,
-            overwrite=True,
-            config={"write_empty_chunks": True},
-        )
-        bytes_in = 0
+        layout = _Layout(node.dtype, tuple(node.shape), tuple(chunks), fill, codec or self.codec, self.zarr_format)
+        for name, data in layout.metadata(attrs, dims).items():
+            key = path if name == "zarr.json" else f"{path}/{name}"
+            self.documents[key] = json.loads(data)
+            self._put(f"{path}/{name}", data)
 
         def write(sel: tuple[slice, ...]) -> int:
             block = node.read(sel)
             expected = tuple(s.stop - s.start for s in sel)
             if block.shape != expected:
                 raise ValueError(f"reader returned shape {block.shape} for region {expected}")
-            arr[sel] = block
+            for index, within in _chunks_in(sel, chunks):
+                self._put(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
             return block.nbytes if block.dtype.kind != "O" else sum(len(str(v)) for v in block.flat)
 
         if not node.shape:
             return ArrayWritten((), write(()))
+        bytes_in = 0
         in_flight: deque[Future[int]] = deque()
         limit = max(2, 2 * (self.pool._max_workers or 1))  # type: ignore[attr-defined]
         try:
@@ -124,3 +221,14 @@ class ZarrWriter:
             for f in in_flight:
                 f.cancel()
         return ArrayWritten(chunks, bytes_in)
+
+
+def _chunks_in(sel: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    """The chunk indices inside a chunk-aligned region, with each chunk's slice of the region."""
+    ranges = [range(s.start // c, math.ceil(s.stop / c)) for s, c in zip(sel, chunks)]
+    out = []
+    for index in np.ndindex(*[len(r) for r in ranges]):
+        idx = tuple(r[i] for r, i in zip(ranges, index))
+        within = tuple(slice(i * c - s.start, min((i + 1) * c, s.stop) - s.start) for i, c, s in zip(idx, chunks, sel))
+        out.append((idx, within))
+    return out
