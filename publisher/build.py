@@ -21,7 +21,8 @@ from typing import Any
 
 from .catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
 from .config.models import Pipeline
-from .errors import BuildFailed, ConfigError, UnsupportedError
+from .errors import BuildFailed, ConfigError, NotFound, UnsupportedError
+from .fingerprint import file_record, same_content, settings_hash
 from .index import Entry, write_index
 from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from .rules import apply_rules
@@ -60,17 +61,37 @@ class BuildReport:
     warnings: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
     failures: list[Problem] = field(default_factory=list)
+    #: Items (files or stacks) converted in this build, and reused unchanged from the previous release.
+    converted: int = 0
+    reused: int = 0
+    #: True when nothing changed: no release was written and the catalog still points at ``release``.
+    unchanged: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "release": self.release, "store": self.store, "published": self.published, "nodes": self.nodes,
+            "converted": self.converted, "reused": self.reused, "unchanged": self.unchanged,
             "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "seconds": round(self.seconds, 3),
             **{k: [vars(p) for p in getattr(self, k)] for k in ("warnings", "skipped", "failures")},
         }
 
 
+MANIFEST = "manifest.json"
+
+
+def previous_manifest(store: Store) -> dict[str, Any]:
+    """The current release's manifest, items keyed by node path; empty when there is none."""
+    try:
+        catalog = json.loads(store.read_bytes(CATALOG_KEY))
+        manifest = json.loads(store.read_bytes(catalog["manifest"]))
+    except (NotFound, KeyError, ValueError):
+        return {}
+    return {**manifest, "items": {item["node_path"]: item for item in manifest["items"]}}
+
+
 def new_release_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """Sortable by time (to the microsecond), unique by a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
 def storage_options(pipeline: Pipeline) -> dict[str, Any]:
@@ -112,6 +133,11 @@ class _Build:
         self.zarr = ZarrWriter(store, self.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, self.pool)
         self.entries: dict[str, Entry] = {}
         self.children: dict[str, list[str]] = {}
+        self.previous = previous_manifest(store)
+        self.records: list[dict[str, Any]] = []
+        self.item_paths: list[str] | None = None
+        out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
+        self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings]
 
     def url(self, key: str) -> str:
         return f"{self.prefix}/{key}"
@@ -129,6 +155,8 @@ class _Build:
 
     def add_entry(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
+        if self.item_paths is not None:
+            self.item_paths.append(entry.path)
         self.children.setdefault(entry.path, []) if entry.family == "container" else None
         if entry.parent is not None:
             self.children.setdefault(entry.parent, []).append(entry.path)
@@ -136,6 +164,43 @@ class _Build:
 
     # -- one work item -------------------------------------------------------------------------
     def run_item(self, item: WorkItem) -> None:
+        """Reuse the item from the previous release when its settings and content are unchanged, else convert it."""
+        settings = settings_hash(item.source.model_dump(), self.rules_settings, item.reader.name if item.reader else None)
+        old = self.previous.get("items", {}).get(item.node_path)
+        old_files = {f["path"]: f for f in old["files"]} if old else {}
+        files = [file_record(p, old_files.get(str(p))) for p in item.paths]
+        if old and old["settings"] == settings and same_content(old["files"], files):
+            self.reuse(item, old, files)
+            return
+        counts = (len(self.report.warnings), len(self.report.skipped), len(self.report.failures))
+        self.item_paths = []
+        try:
+            self.convert(item)
+        finally:
+            paths, self.item_paths = self.item_paths, None
+        self.report.converted += 1
+        if len(self.report.failures) > counts[2]:
+            return  # not recorded: a failed item is converted again next time
+        base = f"{self.prefix}/data/{item.node_path}"
+        self.records.append({
+            "node_path": item.node_path, "settings": settings, "files": files,
+            "entries": [self.entries[p].to_json() for p in paths if p == item.node_path or p.startswith(item.node_path + "/")],
+            "data_prefixes": [f"{base}.zarr", f"{base}.parquet", base],
+            "warnings": [vars(p) for p in self.report.warnings[counts[0]:]],
+            "skipped": [vars(p) for p in self.report.skipped[counts[1]:]],
+        })
+
+    def reuse(self, item: WorkItem, old: dict[str, Any], files: list[dict[str, Any]]) -> None:
+        if old["entries"]:
+            self.ensure_folders(item.node_path)
+        for data in old["entries"]:
+            self.add_entry(Entry(**{k: v for k, v in data.items() if k != "parent"}))
+        self.report.warnings += [Problem(**p) for p in old["warnings"]]
+        self.report.skipped += [Problem(**p) for p in old["skipped"]]
+        self.records.append({**old, "files": files})
+        self.report.reused += 1
+
+    def convert(self, item: WorkItem) -> None:
         source_file = ", ".join(str(p) for p in item.paths[:1]) + (f" (+{len(item.paths) - 1})" if len(item.paths) > 1 else "")
         for w in item.warnings:
             self.report.warnings.append(Problem(item.node_path, w, source_file))
@@ -247,12 +312,21 @@ class _Build:
             self.store.delete_prefix(self.prefix)
             self.report.seconds = time.perf_counter() - started
             return self.report
+        catalog_settings = settings_hash(self.pipeline.name, self.pipeline.description, self.pipeline.metadata, self.pipeline.output.zarr_format)
+        if (not failed and self.report.converted == 0 and self.previous.get("catalog_settings") == catalog_settings
+                and [r["node_path"] for r in self.records] == list(self.previous.get("items", {}))):
+            # nothing changed: the previous release stands, and nothing is written
+            self.report.release, self.report.published, self.report.unchanged = self.previous["release"], True, True
+            self.report.seconds = time.perf_counter() - started
+            return self.report
         ordered = self.ordered_entries()
         index = write_index(self.store, f"{self.prefix}/index", ordered)
         self.report.published = True
         self.report.bytes_out = self.store.size(self.prefix)
         self.report.seconds = time.perf_counter() - started
         self.store.write_bytes(f"{self.prefix}/build-report.json", json.dumps(self.report.to_json(), indent=1).encode())
+        manifest = {"release": self.release, "catalog_settings": catalog_settings, "items": self.records}
+        self.store.write_bytes(f"{self.prefix}/{MANIFEST}", json.dumps(manifest, separators=(",", ":")).encode())
         catalog = {
             "format": CATALOG_FORMAT,
             "version": CATALOG_VERSION,
@@ -261,8 +335,10 @@ class _Build:
             "name": self.pipeline.name,
             "zarr_format": self.pipeline.output.zarr_format,
             "report": f"{self.prefix}/build-report.json",
+            "manifest": f"{self.prefix}/{MANIFEST}",
             **index,
         }
+        self.store.write_bytes(f"{self.prefix}/{CATALOG_KEY}", json.dumps(catalog, indent=1).encode())  # for rollback
         self.store.flush()
         self.store.write_bytes(CATALOG_KEY, json.dumps(catalog, indent=1).encode(), atomic=True)  # the switch, last
         return self.report

@@ -117,6 +117,9 @@ def build(config: Path, store: str | None, workers: int | None, json_report: boo
     except SkyshelfError as exc:
         _fail(exc)
     _summary(console, report, json_report)
+    if report.unchanged:
+        console.print(f"[green]nothing changed: release {report.release} stands; nothing was written[/green]")
+        return
     if report.failures:
         console.print(f"[yellow]published release {report.release} with {len(report.failures)} failures (on_error: skip)[/yellow]")
         sys.exit(EXIT_PARTIAL)
@@ -133,6 +136,7 @@ def _summary(console: Any, report: Any, as_json: bool) -> None:
     nodes = report.nodes
     table.add_row("nodes", f"{sum(nodes.values())} ({nodes['container']} containers, {nodes['array']} arrays, {nodes['table']} tables)")
     table.add_row("bytes in / out", f"{_human(report.bytes_in)} / {_human(report.bytes_out)}")
+    table.add_row("items", f"{report.converted} converted, {report.reused} unchanged (reused)")
     table.add_row("time", f"{report.seconds:.1f} s")
     table.add_row("warnings / skipped / failures", f"{len(report.warnings)} / {len(report.skipped)} / {len(report.failures)}")
     console.print(table)
@@ -154,17 +158,9 @@ def _summary(console: Any, report: Any, as_json: bool) -> None:
 def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool) -> None:
     """List the published tree under PATH."""
     from .catalog import Catalog
-    from .stores import Store
 
     try:
-        if store is None:
-            from .build import resolve_store
-            from .config import load_pipeline
-
-            target = resolve_store(load_pipeline(config))
-        else:
-            target = Store(store)
-        catalog = Catalog.open(target)
+        catalog = Catalog.open(_target_store(config, store))
         catalog.node(path)
 
         def show(p: str, depth: int) -> None:
@@ -183,6 +179,63 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool)
         show(path.strip("/"), 0)
     except SkyshelfError as exc:
         _fail(exc)
+
+
+def _target_store(config: Path, store: str | None) -> Any:
+    from .stores import Store
+
+    if store is not None:
+        return Store(store)
+    from .build import resolve_store
+    from .config import load_pipeline
+
+    return resolve_store(load_pipeline(config))
+
+
+@main.command()
+@_pipeline_option
+@click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+def releases(config: Path, store: str | None) -> None:
+    """List the releases in the store, oldest first; * marks the current one."""
+    from .releases import list_releases
+
+    try:
+        for r in list_releases(_target_store(config, store)):
+            click.echo(f"{'*' if r.current else ' '} {r.id}  {r.state}")
+    except SkyshelfError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("release")
+@_pipeline_option
+@click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+def rollback(release: str, config: Path, store: str | None) -> None:
+    """Switch the catalog back to RELEASE."""
+    from .releases import rollback as do_rollback
+
+    try:
+        do_rollback(_target_store(config, store), release)
+    except SkyshelfError as exc:
+        _fail(exc)
+    click.echo(f"catalog now points at release {release}")
+
+
+@main.command()
+@_pipeline_option
+@click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Newest complete releases to keep.")
+def gc(config: Path, store: str | None, keep: int) -> None:
+    """Delete releases beyond the newest KEEP, except data that a kept release still uses."""
+    from .releases import gc as do_gc
+
+    try:
+        result = do_gc(_target_store(config, store), keep)
+    except SkyshelfError as exc:
+        _fail(exc)
+    click.echo(f"kept {len(result['kept'])} releases; deleted {len(result['deleted'])} prefixes")
+    for prefix in result["deleted"]:
+        click.echo(f"  - {prefix}")
 
 
 if __name__ == "__main__":

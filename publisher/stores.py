@@ -46,8 +46,9 @@ class Store:
             if self.is_local:
                 self._fs = fsspec.filesystem("file")
             else:
-                # a fresh instance: fsspec's cache would reuse one made under another AWS environment
-                self._fs, _ = fsspec.core.url_to_fs(self.root, skip_instance_cache=True, **self.storage_options)
+                # a fresh instance (fsspec's cache would reuse one made under another AWS environment), and
+                # no listings cache: a cached listing would hide releases written since (s3fs #490)
+                self._fs, _ = fsspec.core.url_to_fs(self.root, skip_instance_cache=True, use_listings_cache=False, **self.storage_options)
         return self._fs
 
     def path(self, key: str) -> str:

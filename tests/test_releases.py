@@ -1,0 +1,190 @@
+"""Releases: atomic switch, incremental rebuilds, rollback, gc, and a build killed midway,
+on a local folder and on S3 (moto's server and SeaweedFS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from publisher.build import BuildReport, build
+from publisher.catalog import Catalog
+from publisher.cli import main
+from publisher.config import load_pipeline
+from publisher.releases import gc, list_releases, rollback
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .servers import S3Server, moto_server, seaweedfs
+from .test_s3 import environ
+
+
+@pytest.fixture(scope="module", params=["local", "moto", "seaweedfs"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
+    """(store URL prefix, environment, server) for each kind of store."""
+    if request.param == "local":
+        yield str(tmp_path_factory.mktemp("stores")), {}, None
+        return
+    start = moto_server if request.param == "moto" else seaweedfs
+    with start(tmp_path_factory.mktemp(request.param)) as server:
+        server.create_bucket("releases")
+        yield "s3://releases", server.env(), server
+
+
+def _store(url: str, server: S3Server | None) -> Store:
+    return Store(url, **(server.storage_options() if server else {}))
+
+
+def _tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src / "scans", dst / "scans")
+    shutil.copytree(src / "tables", dst / "tables")
+    shutil.copytree(src / "climate", dst / "climate")
+    return dst
+
+
+def _build(folder: Path, url: str, env: dict[str, str]) -> BuildReport:
+    config = {"sources": [{"path": "scans/*.nxs", "into": "scans"}, {"path": "tables"}, {"path": "climate"}], "output": {"store": url}}
+    with environ(env):
+        return build(load_pipeline(write_pipeline(folder, config)), workers=2)
+
+
+def test_incremental_rollback_and_gc(target: tuple[str, dict[str, str], S3Server | None], demo_dir: Path, tmp_path: Path) -> None:
+    base, env, server = target
+    url = f"{base}/incremental-{tmp_path.name}"
+    tree = _tree(demo_dir, tmp_path / "tree")
+    store = _store(url, server)
+
+    first = _build(tree, url, env)
+    assert (first.converted, first.reused) == (4, 0)
+    catalog_bytes = store.read_bytes("catalog.json")
+
+    again = _build(tree, url, env)  # no change: nothing written, the same release stands
+    assert again.unchanged and (again.converted, again.reused) == (0, 4) and again.release == first.release
+    assert store.read_bytes("catalog.json") == catalog_bytes and len(list_releases(store)) == 1
+
+    os.utime(tree / "tables" / "temperature_log.csv", (time.time() + 60, time.time() + 60))  # touched, same bytes
+    assert _build(tree, url, env).unchanged
+
+    log = tree / "tables" / "temperature_log.csv"
+    log.write_text(log.read_text() + "2026-03-01T14:00:00,240.00,239.9,21.0\n")
+    changed = _build(tree, url, env)
+    assert (changed.converted, changed.reused) == (1, 3) and changed.release != first.release
+    catalog = Catalog.open(store)
+    scan = catalog.node("scans/scan_0001/entry/data/data")
+    assert scan["data_url"].startswith(f"releases/{first.release}/")  # unchanged data keeps its keys
+    assert catalog.node("tables/temperature_log")["data_url"].startswith(f"releases/{changed.release}/")
+    with environ(env):
+        assert len(pd.read_parquet(store.path(catalog.node("tables/temperature_log")["data_url"]),
+                                   storage_options=server.storage_options() if server else None)) == 241
+
+    rollback(store, first.release)
+    assert Catalog.open(store).release == first.release
+    assert Catalog.open(store).node("tables/temperature_log")["structure"]["row_count"] == 240
+    rollback(store, changed.release)
+
+    result = gc(store, keep=1)
+    assert result["kept"] == [changed.release]
+    old_log = f"releases/{first.release}/data/tables/temperature_log.parquet"
+    assert not store.exists(old_log)  # only the superseded data went
+    for entry in Catalog.open(store).children("scans/scan_0001/entry/data"):
+        assert store.exists(entry["data_url"])  # the reused data stayed
+    states = {r.id: r for r in list_releases(store)}
+    assert states[first.release].retired and states[changed.release].current
+    with pytest.raises(Exception, match="no complete release"):
+        rollback(store, first.release)
+    assert gc(store, keep=1)["deleted"] == []  # idempotent
+
+
+def _newest(store: Store) -> str:
+    return max((r.id for r in list_releases(store)), default="none")
+
+
+KILL_SCRIPT = """
+import sys
+from publisher.build import build
+from publisher.config import load_pipeline
+build(load_pipeline(sys.argv[1]), workers=2)
+"""
+
+
+def test_build_killed_midway_leaves_previous_release(target: tuple[str, dict[str, str], S3Server | None], demo_dir: Path, tmp_path: Path) -> None:
+    import h5py
+    import xarray as xr
+
+    base, env, server = target
+    url = f"{base}/killed-{tmp_path.name}"
+    tree = _tree(demo_dir, tmp_path / "tree")
+    first = _build(tree, url, env)
+    store = _store(url, server)
+    before = store.read_bytes("catalog.json")
+
+    with h5py.File(tree / "scans" / "big.nxs", "w") as f:  # ~200 MB to convert: the kill lands mid-write
+        ds = f.create_dataset("entry/data", shape=(200, 512, 512), dtype="f4", chunks=(1, 512, 512))
+        for i in range(200):
+            ds[i] = np.random.default_rng(i).random((512, 512), dtype="f4")
+    config = {"sources": [{"path": "scans/*.nxs", "into": "scans"}, {"path": "tables"}, {"path": "climate"}], "output": {"store": url}}
+    pipeline = write_pipeline(tree, config)
+    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(pipeline)], env={**os.environ, **env})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not store.exists(f"releases/{_newest(store)}/data/scans/big.zarr"):
+        time.sleep(0.01)  # until the new release is being written
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    assert store.read_bytes("catalog.json") == before  # the entry point never moved
+    catalog = Catalog.open(store)
+    assert catalog.release == first.release
+    options = server.storage_options() if server else {}
+    ds = xr.open_zarr(store.path(catalog.node("climate/sst")["data_url"]), storage_options=options or None)
+    assert ds["sst"].shape == (6, 18, 36)
+    unfinished = [r for r in list_releases(store) if r.catalog is None]
+    assert unfinished, "the killed build had started a release"
+    gc(store, keep=1)
+    assert [r.id for r in list_releases(store)] == [first.release]
+
+
+def test_cli_releases_rollback_gc(demo_dir: Path, tmp_path: Path) -> None:
+    tree = _tree(demo_dir, tmp_path / "tree")
+    pipeline = write_pipeline(tree, {"sources": [{"path": "tables"}], "output": {"store": str(tmp_path / "site")}})
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", "-c", str(pipeline)]).exit_code == 0
+    second = runner.invoke(main, ["build", "-c", str(pipeline)])
+    assert second.exit_code == 0 and "nothing changed" in second.output
+    (tree / "tables" / "more.csv").write_text("a,b\n1,2\n")
+    third = runner.invoke(main, ["build", "-c", str(pipeline)])
+    assert "1 converted, 1 unchanged" in third.output
+    listing = runner.invoke(main, ["releases", "-c", str(pipeline)])
+    lines = listing.output.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("*")
+    first_id = lines[0].split()[0]
+    assert runner.invoke(main, ["rollback", first_id, "-c", str(pipeline)]).exit_code == 0
+    assert runner.invoke(main, ["ls", "-c", str(pipeline), "tables"]).output.split() == ["temperature_log"]
+    bad = runner.invoke(main, ["rollback", "nope", "-c", str(pipeline)])
+    assert bad.exit_code == 1 and "no complete release 'nope'" in bad.output
+    assert runner.invoke(main, ["gc", "--keep", "0", "-c", str(pipeline)]).exit_code == 2  # click: out of range
+
+
+def test_adding_one_file_to_a_thousand_converts_one(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(1000):
+        np.save(tree / f"frame_{i:04d}.npy", np.full((4, 4), i, dtype="u2"))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree"}], "output": {"store": str(tmp_path / "site")}}))
+    first = build(pipeline, workers=2)
+    assert first.converted == 1000
+    np.save(tree / "frame_1000.npy", np.zeros((4, 4), dtype="u2"))
+    second = build(pipeline, workers=2)
+    assert (second.converted, second.reused) == (1, 1000)
+    assert json.loads(Store(tmp_path / "site").read_bytes("catalog.json"))["node_count"] == 1003
