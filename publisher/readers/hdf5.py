@@ -23,6 +23,7 @@ from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from . import register_reader
 from .base import Reader
+from .hdf5_direct import DirectChunks, NotDirect
 from .nexus import assign_dims
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -252,7 +253,12 @@ class _Walker:
             metadata.setdefault("enum", {str(k): int(v) for k, v in enum.items()})
         native = base.newbyteorder("=") if base.byteorder not in "=|" else base
         native = np.dtype(native.str.replace(">", "<")) if native.byteorder == ">" else native
+        direct = DirectChunks.for_dataset(ds, lock, reopen)
+
         def read(sel: tuple[slice, ...]) -> np.ndarray:
+            if direct is not None and sel:
+                with contextlib.suppress(NotDirect):
+                    return np.asarray(direct.read(sel), dtype=native, order="C")  # decoded outside the h5py lock
             with lock:
                 data = reopen()[sel[:ndim]] if ndim else reopen()[()]
             return np.asarray(data, dtype=native, order="C")
