@@ -120,8 +120,10 @@ class _Layout:
 
             raw = numcodecs.VLenUTF8().encode(np.asarray(block, dtype=object).reshape(-1))
         else:
-            raw = np.ascontiguousarray(block, dtype=self.dtype).tobytes()
-        return bytes(self.compressor.encode(raw)) if self.compressor else raw
+            raw = np.ascontiguousarray(block, dtype=self.dtype)  # no copy when already contiguous
+            if not self.compressor:
+                return raw.tobytes()
+        return bytes(self.compressor.encode(raw))
 
 
 class ZarrWriter:

@@ -1,0 +1,162 @@
+"""Build benchmark: Skyshelf against xarray's path and against the floor, measured in one run.
+
+Sources (generated once, cached in $SKYSHELF_BENCH or /tmp/skyshelf-bench):
+  gzip.h5          1 GiB uint16 detector stack, chunks (1, 1024, 1024), gzip level 4
+  raw.h5           the same data, uncompressed (chunked)
+  tiles/           1,000 small TIFF frames (256 x 256 uint16)
+
+For each: (a) ``xarray.open_dataset(..., engine="h5netcdf", chunks={}).to_zarr(...)`` with the
+same codec; (b) the floor: read every source chunk and compress it with the same codec on all
+cores, writing nothing; Skyshelf's ``publish build`` in a subprocess (peak RSS measured); and
+a no-change rebuild. Prints seconds and ratios. Usage: python benchmarks/build.py [--gib 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORES = os.cpu_count() or 2
+LEVEL = 3  # zstd level, Skyshelf's default
+
+
+def generate(folder: Path, gib: float) -> dict[str, Path]:
+    import h5py
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = int(gib * 512)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    base = 200 + 3000 * np.exp(-((xx - 512) ** 2 + (yy - 512) ** 2) / (2 * 150.0**2))
+    sources = {"gzip": folder / "gzip.h5", "uncompressed": folder / "raw.h5", "small files": folder / "tiles"}
+    if not (folder / ".done").exists():
+        with h5py.File(sources["gzip"], "w") as gz, h5py.File(sources["uncompressed"], "w") as raw:
+            a = gz.create_dataset("data", shape=(frames, 1024, 1024), dtype="u2", chunks=(1, 1024, 1024), compression="gzip", compression_opts=4)
+            b = raw.create_dataset("data", shape=(frames, 1024, 1024), dtype="u2", chunks=(1, 1024, 1024))
+            for i in range(frames):
+                frame = rng.poisson(base).astype("u2")
+                a[i] = frame
+                b[i] = frame
+        sources["small files"].mkdir(exist_ok=True)
+        for i in range(1000):
+            tifffile.imwrite(sources["small files"] / f"tile_{i:04d}.tif", rng.poisson(base[:256, :256]).astype("u2"))
+        (folder / ".done").write_text("ok")
+    return sources
+
+
+def floor(source: Path) -> float:
+    """Read every source chunk (decoded) and compress it with zstd on all cores; write nothing."""
+    import h5py
+    import numcodecs
+
+    from publisher.readers.hdf5_direct import DirectChunks
+
+    zstd = numcodecs.Zstd(level=LEVEL)
+    start = time.perf_counter()
+    if source.is_dir():
+        import tifffile
+
+        def one(path: Path) -> int:
+            return len(zstd.encode(tifffile.imread(path)))
+
+        with ThreadPoolExecutor(CORES) as pool:
+            list(pool.map(one, sorted(source.glob("*.tif"))))
+        return time.perf_counter() - start
+    with h5py.File(source) as f:
+        ds = f["data"]
+        direct = DirectChunks.for_dataset(ds, threading.Lock(), lambda: ds)
+        assert direct is not None
+
+        def chunk(i: int) -> int:
+            return len(zstd.encode(direct.read((slice(i, i + 1), slice(0, 1024), slice(0, 1024)))))
+
+        with ThreadPoolExecutor(CORES) as pool:
+            list(pool.map(chunk, range(ds.shape[0])))
+    return time.perf_counter() - start
+
+
+def xarray_path(source: Path, out: Path) -> float:
+    import xarray as xr
+    import zarr
+
+    start = time.perf_counter()
+    if source.is_dir():
+        import tifffile
+
+        for path in sorted(source.glob("*.tif")):
+            xr.Dataset({"image": (("y", "x"), tifffile.imread(path))}).to_zarr(
+                out / f"{path.stem}.zarr", mode="w", encoding={"image": {"compressors": zarr.codecs.ZstdCodec(level=LEVEL)}})
+        return time.perf_counter() - start
+    ds = xr.open_dataset(source, engine="h5netcdf", chunks={}, phony_dims="access")
+    encoding = {name: {"compressors": zarr.codecs.ZstdCodec(level=LEVEL)} for name in ds.data_vars}
+    ds.to_zarr(out, mode="w", encoding=encoding, zarr_format=3)
+    return time.perf_counter() - start
+
+
+def skyshelf(source: Path, store: Path) -> tuple[float, float, int]:
+    """``publish build`` in a subprocess: the build's own seconds (from its report), the process's
+    wall seconds (with interpreter start-up and imports), and its peak RSS in bytes."""
+    import json
+
+    pipeline = store.parent / f"{store.name}.yml"
+    pipeline.write_text(f"sources:\n  - path: {source}\n    into: ''\noutput:\n  store: {store}\n")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, str(pipeline)], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    report, peak = done.stdout.rsplit("\n", 2)[-2].split(" ", 1)[1], int(done.stdout.rsplit("\n", 2)[-2].split(" ", 1)[0])
+    return json.loads(report)["seconds"], wall, peak
+
+
+RSS_WRAPPER = """
+import json, resource, sys
+from publisher.build import build
+from publisher.config import load_pipeline
+report = build(load_pipeline(sys.argv[1]))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, json.dumps(report.to_json()))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gib", type=float, default=1.0, help="size of each HDF5 source")
+    args = parser.parse_args()
+    cache = Path(os.environ.get("SKYSHELF_BENCH", "/tmp/skyshelf-bench")) / f"{args.gib:g}GiB"
+    print(f"generating sources in {cache} (once)...", flush=True)
+    sources = generate(cache, args.gib)
+    rows = []
+    for name, source in sources.items():
+        work = Path(tempfile.mkdtemp(prefix="skyshelf-bench-"))
+        try:
+            floor(source)  # warm the page cache so every path reads from memory alike
+            f = floor(source)
+            x = xarray_path(source, work / "xarray")
+            s, wall, rss = skyshelf(source, work / "site")
+            again, again_wall, _ = skyshelf(source, work / "site")  # no change: nothing to convert
+            rows.append((name, f, x, s, wall, again, again_wall, rss))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'source':<14}{'floor s':>9}{'xarray s':>10}{'skyshelf s':>12}{'(process)':>11}{'sky/floor':>11}{'xarray/sky':>12}"
+          f"{'rebuild/build':>15}{'(process)':>11}{'peak RSS':>10}")
+    for name, f, x, s, wall, again, again_wall, rss in rows:
+        print(f"{name:<14}{f:9.2f}{x:10.2f}{s:12.2f}{wall:11.2f}{s / f:11.2f}{x / s:12.2f}{again / s:15.3f}{again_wall / wall:11.3f}"
+              f"{rss / 2**20:7.0f} MB")
+    print(f"\ncores: {CORES}; codec: zstd level {LEVEL}. skyshelf s: the build's own time (its report);"
+          " (process): wall time of `publish build` with interpreter start-up and imports.")
+
+
+if __name__ == "__main__":
+    main()
