@@ -120,6 +120,18 @@ def resolve_store(pipeline: Pipeline, override: str | None = None) -> Store:
     return Store(url, **(storage_options(pipeline) if "://" in url else {}))
 
 
+@dataclass
+class _ItemResult:
+    """What converting one item produced; filled on a worker thread, merged on the main one."""
+
+    entries: list[Entry] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    failures: list[Problem] = field(default_factory=list)
+    bytes_in: int = 0
+    documents: dict[str, Any] = field(default_factory=dict)  # Zarr metadata, for consolidation
+
+
 class _Build:
     def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int) -> None:
         self.pipeline = pipeline
@@ -135,7 +147,7 @@ class _Build:
         self.children: dict[str, list[str]] = {}
         self.previous = previous_manifest(store)
         self.records: list[dict[str, Any]] = []
-        self.item_paths: list[str] | None = None
+        self.workers = workers
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings]
 
@@ -155,106 +167,107 @@ class _Build:
 
     def add_entry(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
-        if self.item_paths is not None:
-            self.item_paths.append(entry.path)
         self.children.setdefault(entry.path, []) if entry.family == "container" else None
         if entry.parent is not None:
             self.children.setdefault(entry.parent, []).append(entry.path)
         self.report.nodes[entry.family] += 1
 
     # -- one work item -------------------------------------------------------------------------
-    def run_item(self, item: WorkItem) -> None:
-        """Reuse the item from the previous release when its settings and content are unchanged, else convert it."""
+    def process(self, item: WorkItem) -> tuple[str, Any]:
+        """On a worker thread: reuse the item when its settings and content are unchanged, else convert it."""
         settings = settings_hash(item.source.model_dump(), self.rules_settings, item.reader.name if item.reader else None)
         old = self.previous.get("items", {}).get(item.node_path)
         old_files = {f["path"]: f for f in old["files"]} if old else {}
         files = [file_record(p, old_files.get(str(p))) for p in item.paths]
         if old and old["settings"] == settings and same_content(old["files"], files):
-            self.reuse(item, old, files)
-            return
-        counts = (len(self.report.warnings), len(self.report.skipped), len(self.report.failures))
-        self.item_paths = []
-        try:
-            self.convert(item)
-        finally:
-            paths, self.item_paths = self.item_paths, None
-        self.report.converted += 1
-        if len(self.report.failures) > counts[2]:
-            return  # not recorded: a failed item is converted again next time
+            return "reuse", {**old, "files": files}
+        out = _ItemResult()
+        self.convert(item, out)
         base = f"{self.prefix}/data/{item.node_path}"
-        self.records.append({
+        record = {
             "node_path": item.node_path, "settings": settings, "files": files,
-            "entries": [self.entries[p].to_json() for p in paths if p == item.node_path or p.startswith(item.node_path + "/")],
+            "entries": [e.to_json() for e in out.entries],
             "data_prefixes": [f"{base}.zarr", f"{base}.parquet", base],
-            "warnings": [vars(p) for p in self.report.warnings[counts[0]:]],
-            "skipped": [vars(p) for p in self.report.skipped[counts[1]:]],
-        })
+            "warnings": [vars(p) for p in out.warnings], "skipped": [vars(p) for p in out.skipped],
+        }
+        return "convert", (out, record)
 
-    def reuse(self, item: WorkItem, old: dict[str, Any], files: list[dict[str, Any]]) -> None:
-        if old["entries"]:
+    def merge(self, item: WorkItem, outcome: tuple[str, Any]) -> None:
+        """On the main thread, in item order: add the item's entries and problems to the build."""
+        kind, value = outcome
+        if kind == "reuse":
+            entries = [Entry(**{k: v for k, v in data.items() if k != "parent"}) for data in value["entries"]]
+            warnings, skipped, failures = [Problem(**p) for p in value["warnings"]], [Problem(**p) for p in value["skipped"]], []
+            self.records.append(value)
+            self.report.reused += 1
+        else:
+            out, record = value
+            entries, warnings, skipped, failures = out.entries, out.warnings, out.skipped, out.failures
+            self.report.converted += 1
+            self.report.bytes_in += out.bytes_in
+            if not failures:  # a failed item is not recorded, so it is converted again next time
+                self.records.append(record)
+        if entries:
             self.ensure_folders(item.node_path)
-        for data in old["entries"]:
-            self.add_entry(Entry(**{k: v for k, v in data.items() if k != "parent"}))
-        self.report.warnings += [Problem(**p) for p in old["warnings"]]
-        self.report.skipped += [Problem(**p) for p in old["skipped"]]
-        self.records.append({**old, "files": files})
-        self.report.reused += 1
+        for entry in entries:
+            self.add_entry(entry)
+        self.report.warnings += warnings
+        self.report.skipped += skipped
+        self.report.failures += failures
 
-    def convert(self, item: WorkItem) -> None:
+    def convert(self, item: WorkItem, out: _ItemResult) -> None:
         source_file = ", ".join(str(p) for p in item.paths[:1]) + (f" (+{len(item.paths) - 1})" if len(item.paths) > 1 else "")
         for w in item.warnings:
-            self.report.warnings.append(Problem(item.node_path, w, source_file))
+            out.warnings.append(Problem(item.node_path, w, source_file))
         if item.reader is None:
-            self.report.skipped.append(Problem(item.node_path, "no reader for this file type (unknown magic bytes and extension)", source_file))
+            out.skipped.append(Problem(item.node_path, "no reader for this file type (unknown magic bytes and extension)", source_file))
             return
         options = item.options
-        self.progress("item", {"path": item.node_path, "file": source_file})
         try:
             if len(item.paths) > 1:
                 root = stack_arrays(item.reader, item.paths, item.key, options)
-                self.write_tree(item, root, source_file)
+                self.write_tree(item, root, source_file, out)
             else:
                 with item.reader().open(item.paths[0], item.key, options) as root:
-                    self.write_tree(item, root, source_file)
+                    self.write_tree(item, root, source_file, out)
         except UnsupportedError as exc:
-            self.report.skipped.append(Problem(item.node_path, str(exc), source_file))
+            out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:
             log.debug("failure in %s", source_file, exc_info=True)
-            self.report.failures.append(Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file))
+            out.failures.append(Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file))
 
-    def write_tree(self, item: WorkItem, root: Node, source_file: str) -> None:
+    def write_tree(self, item: WorkItem, root: Node, source_file: str, out: _ItemResult) -> None:
         root.metadata.update(item.metadata)
         kept = apply_rules(root, item.node_path, self.pipeline.rules)
         if kept is None:
-            self.report.skipped.append(Problem(item.node_path, "skipped by a rule", source_file))
+            out.skipped.append(Problem(item.node_path, "skipped by a rule", source_file))
             return
-        self.ensure_folders(item.node_path)
         file_zarr = f"data/{item.node_path}.zarr"
         groups: list[str] = []
-        self.write_node(kept, item.node_path, file_zarr, "", source_file, groups)
+        self.write_node(kept, item.node_path, file_zarr, "", source_file, groups, out)
         if groups:
-            self.zarr.consolidate_tree(groups[0], groups)
+            self.zarr.consolidate_tree(groups[0], groups, out.documents)
 
-    def write_node(self, node: Node, path: str, file_zarr: str, inner: str, source_file: str, groups: list[str]) -> bool:
+    def write_node(self, node: Node, path: str, file_zarr: str, inner: str, source_file: str, groups: list[str], out: _ItemResult) -> bool:
         """Write one node (and its subtree); return False when it was skipped or failed."""
         for message in node.notes.pop("warnings", []):
-            self.report.warnings.append(Problem(path, message, source_file))
+            out.warnings.append(Problem(path, message, source_file))
         if isinstance(node, SkippedNode):
-            self.report.skipped.append(Problem(path, node.reason, source_file))
+            out.skipped.append(Problem(path, node.reason, source_file))
             return False
         if isinstance(node, LinkNode):
             return False
         zarr_path = f"{file_zarr}/{inner}" if inner else file_zarr
         try:
             if isinstance(node, ContainerNode):
-                self.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata)
+                self.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
                 groups.append(zarr_path)
                 entry = self.entry(node, path, source_file, self.url(zarr_path), ContainerStructure(0).to_json())
-                self.add_entry(entry)
+                out.entries.append(entry)
                 count = 0
                 for child in node.children:
                     child_inner = f"{inner}/{child.key}" if inner else child.key
-                    if self.write_node(child, f"{path}/{child.key}", file_zarr, child_inner, source_file, groups):
+                    if self.write_node(child, f"{path}/{child.key}", file_zarr, child_inner, source_file, groups, out):
                         count += 1
                     elif isinstance(child, SkippedNode):
                         node.notes.setdefault("skipped", {})[child.key] = {"reason": child.reason, **child.notes}
@@ -264,25 +277,24 @@ class _Build:
                 entry.notes = node.notes
                 return True
             if isinstance(node, ArrayNode):
-                self.progress("array", {"path": path, "bytes": node.nbytes})
-                written = self.zarr.array(zarr_path, node, node.codec)
+                written = self.zarr.array(zarr_path, node, node.codec, out.documents)
                 structure = ArrayStructure(DataType.from_numpy(node.dtype), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
-                self.add_entry(self.entry(node, path, source_file, self.url(zarr_path), structure.to_json()))
-                self.report.bytes_in += written.bytes_in
+                out.entries.append(self.entry(node, path, source_file, self.url(zarr_path), structure.to_json()))
+                out.bytes_in += written.bytes_in
                 return True
             if isinstance(node, TableNode):
-                out = self.pipeline.output
-                written = write_table(self.store, self.url(f"data/{path}"), node, out.table_row_group_rows, out.table_partition_rows)
+                cfg = self.pipeline.output
+                written = write_table(self.store, self.url(f"data/{path}"), node, cfg.table_row_group_rows, cfg.table_partition_rows)
                 structure = TableStructure(schema_data_uri(written.schema), list(written.schema.names), len(written.partition_rows), sum(written.partition_rows), written.partition_rows)
-                self.add_entry(self.entry(node, path, source_file, written.data_url, structure.to_json()))
-                self.report.bytes_in += written.bytes_in
+                out.entries.append(self.entry(node, path, source_file, written.data_url, structure.to_json()))
+                out.bytes_in += written.bytes_in
                 return True
         except UnsupportedError as exc:
-            self.report.skipped.append(Problem(path, str(exc), source_file))
+            out.skipped.append(Problem(path, str(exc), source_file))
             return False
         except Exception as exc:
             log.debug("failure at %s", path, exc_info=True)
-            self.report.failures.append(Problem(path, f"{type(exc).__name__}: {exc}", source_file))
+            out.failures.append(Problem(path, f"{type(exc).__name__}: {exc}", source_file))
             return False
         raise TypeError(f"unknown node type {type(node).__name__}")
 
@@ -297,10 +309,15 @@ class _Build:
         items = plan(self.pipeline)
         self.ensure_folders("x")  # the root
         self.progress("start", {"items": len(items), "release": self.release})
+        # items convert concurrently (slabs go to the writer's own pool, so items never wait on
+        # their own pool) and merge in order, so the index is the same whatever the timing
         try:
-            for item in items:
-                self.run_item(item)
-                self.progress("done", {"path": item.node_path})
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
+                futures = [items_pool.submit(self.process, item) for item in items]
+                for item, future in zip(items, futures):
+                    self.progress("item", {"path": item.node_path})
+                    self.merge(item, future.result())
+                    self.progress("done", {"path": item.node_path})
         finally:
             self.pool.shutdown(wait=True)
         for path, kids in self.children.items():  # folder containers count their published children

@@ -33,9 +33,10 @@ def _write(tmp_path: Path, values: np.ndarray, zarr_format: int, chunks: tuple[i
     store = Store(tmp_path)
     with ThreadPoolExecutor(2) as pool:
         writer = ZarrWriter(store, "r", zarr_format, Codec.model_validate(codec), 2**20, pool)
-        writer.group("g", {"a": 1})
-        writer.array("g/x", _node(values, chunks))
-        writer.consolidate_tree("g", ["g"])
+        docs: dict = {}
+        writer.group("g", {"a": 1}, docs)
+        writer.array("g/x", _node(values, chunks), documents=docs)
+        writer.consolidate_tree("g", ["g"], docs)
     return str(tmp_path / "r" / "g")
 
 
@@ -66,11 +67,12 @@ def test_consolidated_metadata_opens_every_group(tmp_path: Path, zarr_format: in
     store = Store(tmp_path)
     with ThreadPoolExecutor(2) as pool:
         writer = ZarrWriter(store, "r", zarr_format, Codec(), 2**20, pool)
+        docs: dict = {}
         for group in ("f", "f/a", "f/a/b", "f/c"):
-            writer.group(group, {"name": group})
-        writer.array("f/a/b/v", _node(np.arange(5.0)))
-        writer.array("f/c/w", _node(np.arange(3)))
-        writer.consolidate_tree("f", ["f", "f/a", "f/a/b", "f/c"])
+            writer.group(group, {"name": group}, docs)
+        writer.array("f/a/b/v", _node(np.arange(5.0)), documents=docs)
+        writer.array("f/c/w", _node(np.arange(3)), documents=docs)
+        writer.consolidate_tree("f", ["f", "f/a", "f/a/b", "f/c"], docs)
     for group, members in (("f", {"a", "c"}), ("f/a", {"b"}), ("f/a/b", {"v"}), ("f/c", {"w"})):
         opened = zarr.open_consolidated(str(tmp_path / "r" / group), zarr_format=zarr_format)
         assert set(opened.keys()) == members and opened.attrs["name"] == group

@@ -26,6 +26,8 @@ from .base import Reader
 from .hdf5 import HDF5_MAGIC
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
+#: The netCDF-C library is not thread-safe: every call into it, for any file, holds this lock.
+NETCDF_LOCK = threading.RLock()
 _PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
 
 
@@ -57,7 +59,7 @@ def _needs_decoding(raw_dtype: np.dtype, attrs: dict[str, Any]) -> bool:
 class _NetCDF:
     def __init__(self, ds: Any) -> None:
         self.ds = ds
-        self.lock = threading.Lock()
+        self.lock = NETCDF_LOCK
 
     def group(self, g: Any, key: str, path: str) -> ContainerNode:
         node = ContainerNode(key=key, metadata=self.attrs(g), source_path=path, in_file=True, specs=["xarray_dataset"])
@@ -187,13 +189,16 @@ class NetCDFReader(Reader):
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
         import netCDF4
 
+        with NETCDF_LOCK:
+            try:
+                ds = netCDF4.Dataset(path, "r")
+            except OSError as exc:
+                raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
         try:
-            ds = netCDF4.Dataset(path, "r")
-        except OSError as exc:
-            raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
-        try:
-            root = _NetCDF(ds).group(ds, key, "")
-            root.notes["netcdf_format"] = ds.file_format
+            with NETCDF_LOCK:
+                root = _NetCDF(ds).group(ds, key, "")
+                root.notes["netcdf_format"] = ds.file_format
             yield root
         finally:
-            ds.close()
+            with NETCDF_LOCK:
+                ds.close()

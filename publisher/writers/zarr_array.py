@@ -16,7 +16,7 @@ import bisect
 import json
 import math
 import struct
-from collections import deque
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -136,24 +136,25 @@ class ZarrWriter:
         self.target_bytes = target_bytes
         self.pool = pool
         self.slab_bytes = max(slab_bytes, target_bytes)
-        #: Metadata documents of the nodes written so far, by Zarr path, for consolidation.
-        self.documents: dict[str, dict[str, Any]] = {}
+        #: Slabs in flight across every array being written, whichever item writes it.
+        self.slots = threading.BoundedSemaphore(2 * (pool._max_workers or 1))  # type: ignore[attr-defined]
 
     def _put(self, path: str, data: bytes) -> None:
         self.store.write_bytes(f"{self.prefix}/{path}", data)
 
-    def group(self, path: str, attrs: dict[str, Any]) -> None:
+    def group(self, path: str, attrs: dict[str, Any], documents: dict[str, Any]) -> None:
+        """A group; its metadata also goes into ``documents`` (the file's, for consolidation)."""
         if self.zarr_format == 3:  # written by consolidate_tree, with its consolidated metadata
-            self.documents[path] = {"attributes": attrs, "zarr_format": 3, "node_type": "group"}
+            documents[path] = {"attributes": attrs, "zarr_format": 3, "node_type": "group"}
         else:
-            self.documents[f"{path}/.zgroup"] = {"zarr_format": 2}
-            self.documents[f"{path}/.zattrs"] = attrs
+            documents[f"{path}/.zgroup"] = {"zarr_format": 2}
+            documents[f"{path}/.zattrs"] = attrs
             self._put(f"{path}/.zgroup", _dumps({"zarr_format": 2}))
             self._put(f"{path}/.zattrs", _dumps(attrs))
 
-    def consolidate_tree(self, root: str, groups: list[str]) -> None:
+    def consolidate_tree(self, root: str, groups: list[str], documents: dict[str, Any]) -> None:
         """Consolidated metadata in every group of a file, so clients open any group without listing."""
-        below = {k: v for k, v in self.documents.items() if k == root or k.startswith(root + "/")}
+        below = {k: v for k, v in documents.items() if k == root or k.startswith(root + "/")}
         keys = sorted(below)
 
         def under(group: str) -> list[str]:  # the keys below a group are contiguous in sorted order
@@ -173,8 +174,6 @@ class ZarrWriter:
             else:
                 own = {k[rel:]: below[k] for k in under(group)}
                 self._put(f"{group}/.zmetadata", _dumps({"metadata": own, "zarr_consolidated_format": 1}))
-        for key in below:
-            self.documents.pop(key, None)
 
     def _attrs_and_fill(self, node: ArrayNode, dims: list[str]) -> tuple[dict[str, Any], Any]:
         attrs = dict(node.attrs if node.attrs is not None else node.metadata)
@@ -187,7 +186,7 @@ class ZarrWriter:
         fill = node.fill_value if node.fill_value is not None else _default_fill(node.dtype)
         return attrs, fill
 
-    def array(self, path: str, node: ArrayNode, codec: Codec | None = None) -> ArrayWritten:
+    def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None) -> ArrayWritten:
         assert node.read is not None
         chunks = auto_chunks(node.shape, node.dtype.itemsize or 64, self.target_bytes, node.source_chunks, node.chunks)
         dims = node.dims if node.dims is not None else [f"dim_{i}" for i in range(len(node.shape))]
@@ -195,7 +194,8 @@ class ZarrWriter:
         layout = _Layout(node.dtype, tuple(node.shape), tuple(chunks), fill, codec or self.codec, self.zarr_format)
         for name, data in layout.metadata(attrs, dims).items():
             key = path if name == "zarr.json" else f"{path}/{name}"
-            self.documents[key] = json.loads(data)
+            if documents is not None:
+                documents[key] = json.loads(data)
             self._put(f"{path}/{name}", data)
 
         def write(sel: tuple[slice, ...]) -> int:
@@ -209,18 +209,16 @@ class ZarrWriter:
 
         if not node.shape:
             return ArrayWritten((), write(()))
-        bytes_in = 0
-        in_flight: deque[Future[int]] = deque()
-        limit = max(2, 2 * (self.pool._max_workers or 1))  # type: ignore[attr-defined]
+        futures: list[Future[int]] = []
         try:
             for sel in slabs(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64):
-                in_flight.append(self.pool.submit(write, sel))
-                if len(in_flight) >= limit:
-                    bytes_in += in_flight.popleft().result()
-            while in_flight:
-                bytes_in += in_flight.popleft().result()
+                self.slots.acquire()  # bounded memory: wait for a free slot before reading more
+                future = self.pool.submit(write, sel)
+                future.add_done_callback(lambda _: self.slots.release())
+                futures.append(future)
+            bytes_in = sum(f.result() for f in futures)
         finally:
-            for f in in_flight:
+            for f in futures:
                 f.cancel()
         return ArrayWritten(chunks, bytes_in)
 
