@@ -37,6 +37,7 @@ class Store:
             self.url = self.root
         self.storage_options = storage_options
         self._fs: Any = None
+        self._folders: set[str] = set()
 
     @property
     def fs(self) -> Any:
@@ -82,11 +83,12 @@ class Store:
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
             elif self.is_local:
-                try:
-                    Path(path).write_bytes(data)
-                except FileNotFoundError:
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                    Path(path).write_bytes(data)
+                folder = os.path.dirname(path)
+                if folder not in self._folders:  # remembered: a failed open and a mkdir walk per object add up
+                    os.makedirs(folder, exist_ok=True)
+                    self._folders.add(folder)
+                with open(path, "wb") as f:
+                    f.write(data)
             else:
                 self.fs.pipe_file(path, data, **self.put_kwargs(key))
         except OSError as exc:
@@ -115,6 +117,7 @@ class Store:
 
     def delete_prefix(self, prefix: str) -> None:
         path = self.path(prefix)
+        self._folders = {f for f in self._folders if not (f == path or f.startswith(path + "/"))}
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 

@@ -16,6 +16,7 @@ import bisect
 import json
 import math
 import struct
+import itertools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -209,9 +210,16 @@ class ZarrWriter:
 
         if not node.shape:
             return ArrayWritten((), write(()))
+        regions = slabs(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64)
+        first = next(regions, None)
+        if first is None:
+            return ArrayWritten(chunks, 0)
+        second = next(regions, None)
+        if second is None:  # one slab (most small arrays): no hand-off to the pool
+            return ArrayWritten(chunks, write(first))
         futures: list[Future[int]] = []
         try:
-            for sel in slabs(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64):
+            for sel in itertools.chain((first, second), regions):
                 self.slots.acquire()  # bounded memory: wait for a free slot before reading more
                 future = self.pool.submit(write, sel)
                 future.add_done_callback(lambda _: self.slots.release())
