@@ -99,13 +99,13 @@ def storage_options(pipeline: Pipeline) -> dict[str, Any]:
     storage = pipeline.output.storage
     options: dict[str, Any] = {"anon": True} if storage.anon else {}
     client: dict[str, Any] = {}
-    for field, target in (("endpoint_url_env", "endpoint_url"), ("region_env", "region_name"), ("profile_env", "profile"),
+    for name, target in (("endpoint_url_env", "endpoint_url"), ("region_env", "region_name"), ("profile_env", "profile"),
                           ("access_key_id_env", "key"), ("secret_access_key_env", "secret"), ("session_token_env", "token")):
-        variable = getattr(storage, field)
+        variable = getattr(storage, name)
         if variable is None:
             continue
         if variable not in os.environ:
-            raise ConfigError(f"{pipeline.line_of('output', 'storage', field)}: output.storage.{field}: environment variable {variable!r} is not set")
+            raise ConfigError(f"{pipeline.line_of('output', 'storage', name)}: output.storage.{name}: environment variable {variable!r} is not set")
         value = os.environ[variable]
         (client if target in ("endpoint_url", "region_name") else options)[target] = value
     if client:

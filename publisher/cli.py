@@ -149,6 +149,15 @@ def _summary(console: Any, report: Any, as_json: bool) -> None:
                 console.print(f"  ... and {len(problems) - 50} more (see build-report.json)")
 
 
+def _describe(entry: dict[str, Any]) -> str:
+    s = entry["structure"]
+    if entry["family"] == "array":
+        return f"{s['data_type']['kind']}{s['data_type']['itemsize']} {s['shape']}"
+    if entry["family"] == "table":
+        return f"{s['row_count']} rows × {len(s['columns'])} cols"
+    return f"{s['count']} children"
+
+
 @main.command(name="ls")
 @click.argument("path", default="")
 @_pipeline_option
@@ -167,11 +176,7 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool)
             for entry in catalog.children(p):
                 line = "  " * depth + entry["key"] + ("/" if entry["family"] == "container" else "")
                 if long_:
-                    s = entry["structure"]
-                    what = {"array": lambda: f"{s['data_type']['kind']}{s['data_type']['itemsize']} {s['shape']}",
-                            "table": lambda: f"{s['row_count']} rows × {len(s['columns'])} cols",
-                            "container": lambda: f"{s['count']} children"}[entry["family"]]()
-                    line = f"{line:<50} {entry['family']:<9} {what:<28} {entry['data_url'] or ''}"
+                    line = f"{line:<50} {entry['family']:<9} {_describe(entry):<28} {entry['data_url'] or ''}"
                 click.echo(line)
                 if recursive and entry["family"] == "container":
                     show(entry["path"], depth + 1)

@@ -223,7 +223,6 @@ def test_on_error_skip_publishes_the_rest(demo_dir: Path, tmp_path: Path) -> Non
     )
     result = CliRunner().invoke(main, ["build", "-c", str(pipeline)])
     assert result.exit_code == EXIT_PARTIAL
-    published = Published.__new__(Published)
     from publisher.catalog import Catalog
     from publisher.stores import Store
 
@@ -231,7 +230,6 @@ def test_on_error_skip_publishes_the_rest(demo_dir: Path, tmp_path: Path) -> Non
     assert [c["key"] for c in catalog.children("scans")] == ["scan_0001", "scan_0002"]
     report = json.loads(Store(tmp_path / "site").read_bytes(catalog.document["report"]))
     assert [f["path"] for f in report["failures"]] == ["scans/broken"]
-    del published
 
 
 def test_rule_errors_fail_the_node(demo_dir: Path, tmp_path: Path) -> None:

@@ -130,9 +130,10 @@ def test_every_hdf5_dataset_accounted_for(name: str, tmp_path_factory: pytest.Te
         if str(path) in {s for s, _ in skipped} and str(path) not in by_file:
             continue  # the whole file was reported (e.g. unsupported)
         known = by_file.get(str(path), set())
-        seen: list[str] = []
         with h5py.File(path, "r") as f:
-            f.visit_links(lambda n: seen.append("/" + n))
+            seen: list[str] = []
+            f.visit_links(seen.append)
+            seen = ["/" + n for n in seen]
         unaccounted = [n for n in seen if n not in known]
         assert not unaccounted, f"{path.name}: {unaccounted[:5]}"
 
