@@ -246,13 +246,12 @@ class _Walker:
             return skip("variable-length sequences (ragged arrays) are not supported", dtype=str(dtype))
         if h5py.check_ref_dtype(dtype) is not None:
             return skip("HDF5 object/region references are not supported", dtype=str(dtype))
-        if base.kind not in "biufc" or base.itemsize > 8 and base.kind == "f" or base.itemsize > 16:
+        if base.kind not in "biufc" or (base.kind == "f" and base.itemsize > 8) or base.itemsize > 16:
             return skip(f"datatype {dtype} has no Zarr equivalent")
         enum = h5py.check_enum_dtype(dtype)
         if enum is not None:
             metadata.setdefault("enum", {str(k): int(v) for k, v in enum.items()})
-        native = base.newbyteorder("=") if base.byteorder not in "=|" else base
-        native = np.dtype(native.str.replace(">", "<")) if native.byteorder == ">" else native
+        native = base.newbyteorder("<") if base.byteorder == ">" else base  # big-endian sources become little-endian
         direct = DirectChunks.for_dataset(ds, lock, reopen)
 
         def read(sel: tuple[slice, ...]) -> np.ndarray:
