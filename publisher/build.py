@@ -148,6 +148,7 @@ class _Build:
         self.previous = previous_manifest(store)
         self.records: list[dict[str, Any]] = []
         self.workers = workers
+        self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings]
 
@@ -173,9 +174,30 @@ class _Build:
         self.report.nodes[entry.family] += 1
 
     # -- one work item -------------------------------------------------------------------------
+    def settings(self, item: WorkItem) -> str:
+        """What shapes an item's output besides its content (one hash per source). The detected
+        reader is not in it: the same content and name always detect the same reader."""
+        if item.source_index not in self._settings:
+            self._settings[item.source_index] = settings_hash(item.source.model_dump(), self.rules_settings)
+        return self._settings[item.source_index]
+
+    def unchanged_by_stat(self, item: WorkItem) -> dict[str, Any] | None:
+        """The previous record when settings match and every file has the same size and mtime (no hashing)."""
+        old = self.previous.get("items", {}).get(item.node_path)
+        if not old or old["settings"] != self.settings(item) or len(old["files"]) != len(item.paths):
+            return None
+        for record, path in zip(old["files"], item.paths, strict=True):
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            if (record["path"], record["size"], record["mtime_ns"]) != (str(path), st.st_size, st.st_mtime_ns):
+                return None
+        return old
+
     def process(self, item: WorkItem) -> tuple[str, Any]:
         """On a worker thread: reuse the item when its settings and content are unchanged, else convert it."""
-        settings = settings_hash(item.source.model_dump(), self.rules_settings, item.reader.name if item.reader else None)
+        settings = self.settings(item)
         old = self.previous.get("items", {}).get(item.node_path)
         old_files = {f["path"]: f for f in old["files"]} if old else {}
         files = [file_record(p, old_files.get(str(p))) for p in item.paths]
@@ -222,7 +244,7 @@ class _Build:
         if item.reader is None:
             out.skipped.append(Problem(item.node_path, "no reader for this file type (unknown magic bytes and extension)", source_file))
             return
-        options = item.options
+        options = item.reader_options()
         try:
             if len(item.paths) > 1:
                 root = stack_arrays(item.reader, item.paths, item.key, options)
@@ -313,10 +335,13 @@ class _Build:
         # their own pool) and merge in order, so the index is the same whatever the timing
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
-                futures = [items_pool.submit(self.process, item) for item in items]
-                for item, future in zip(items, futures):
+                outcomes: list[Any] = []
+                for item in items:  # unchanged by size and mtime: decided here, without a thread or a hash
+                    old = self.unchanged_by_stat(item)
+                    outcomes.append(("reuse", old) if old is not None else items_pool.submit(self.process, item))
+                for item, outcome in zip(items, outcomes, strict=True):
                     self.progress("item", {"path": item.node_path})
-                    self.merge(item, future.result())
+                    self.merge(item, outcome if isinstance(outcome, tuple) else outcome.result())
                     self.progress("done", {"path": item.node_path})
         finally:
             self.pool.shutdown(wait=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 _SEPARATORS = "_-. "
 
 
+_UNSET: Any = object()
+
+
 @dataclass
 class WorkItem:
     """One node to read: a file, or a stack of files that becomes one array."""
@@ -30,10 +34,23 @@ class WorkItem:
     source: Source
     paths: list[Path]
     node_path: str
-    reader: type[Reader] | None
-    options: Any = None
+    forced_reader: type[Reader] | None = None  # the source's `type:`
+    options: Any = None  # parsed reader options; None until needed when the source has none
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    _reader: Any = field(default=_UNSET, repr=False)
+
+    @property
+    def reader(self) -> type[Reader] | None:
+        """Detected on first use: an unchanged file reused by an incremental build is never opened."""
+        if self._reader is _UNSET:
+            self._reader = self.forced_reader or detect(self.paths[0])
+        return self._reader
+
+    def reader_options(self) -> Any:
+        if self.options is None and self.reader is not None:
+            self.options = self.reader.parse_options(self.source.options)
+        return self.options
 
     @property
     def key(self) -> str:
@@ -62,12 +79,12 @@ def _expand(base_dir: Path, source: Source) -> tuple[Path, list[Path]]:
     return target.parent, [target] if target.exists() else []
 
 
-def _sidecar_names(source: Source, path: Path) -> list[Path]:
+def _sidecar_names(source: Source, path: Path) -> list[str]:
     names = []
     for template in source.sidecars:
         name = template.format(name=path.name, stem=path.stem)
         if name != path.name:
-            names.append(path.parent / name)
+            names.append(name)
     return names
 
 
@@ -110,7 +127,15 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
         files = [f for f in files if not any(part.startswith(".") for part in f.relative_to(base).parts)]
         if source.exclude:
             files = [f for f in files if not any(PurePosixPath(f.relative_to(base).as_posix()).match(x) for x in source.exclude)]
-        sidecars = {s for f in files for s in _sidecar_names(source, f) if s.exists()}
+        listings: dict[str, set[str]] = {}  # one listing per folder instead of a stat per candidate
+        sidecars_of: dict[Path, list[Path]] = {}
+        for f in files:
+            folder = f.parent
+            names = listings.get(key := str(folder))
+            if names is None:
+                names = listings[key] = set(os.listdir(folder))
+            sidecars_of[f] = [folder / n for n in _sidecar_names(source, f) if n in names]
+        sidecars = {s for found in sidecars_of.values() for s in found}
         files = [f for f in files if f not in sidecars]
         into = source.into if source.into is not None else (
             base.resolve().relative_to(pipeline.base_dir).as_posix() if base.resolve().is_relative_to(pipeline.base_dir) else base.name
@@ -125,12 +150,11 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
             folder = "/".join(p for p in (into, rel.parent.as_posix()) if p and p != ".")
             metadata: dict[str, Any] = {}
             warnings: list[str] = []
-            for sidecar in _sidecar_names(source, f):
-                if sidecar in sidecars:
-                    try:
-                        metadata.update(_load_sidecar(sidecar))
-                    except Exception as exc:
-                        warnings.append(f"{sidecar}: sidecar ignored: {exc}")
+            for sidecar in sidecars_of[f]:
+                try:
+                    metadata.update(_load_sidecar(sidecar))
+                except Exception as exc:
+                    warnings.append(f"{sidecar}: sidecar ignored: {exc}")
             if pattern is not None:
                 match = pattern.parse(rel.as_posix() if "/" in source.name_pattern else f.name)  # type: ignore[operator]
                 if match is None:
@@ -144,9 +168,8 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
                         continue
                     metadata.update(fields)
             metadata.update(source.metadata)
-            reader = reader_cls or detect(f)
             node_path = "/".join(p for p in (folder, keys[f]) if p)
-            items.append(WorkItem(index, source, [f], node_path, reader, metadata=metadata, warnings=warnings))
+            items.append(WorkItem(index, source, [f], node_path, reader_cls, metadata=metadata, warnings=warnings))
         for (folder, _), frames in stacks.items():
             frames.sort(key=lambda t: t[0])
             fields = dict(frames[0][2])
@@ -154,11 +177,14 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
             fields[f"{source.stack}_values"] = [t[0] for t in frames]
             paths = [t[1] for t in frames]
             node_path = "/".join(p for p in (folder, key) if p)
-            items.append(WorkItem(index, source, paths, node_path, reader_cls or detect(paths[0]), metadata={**fields, **source.metadata}))
-    for item in items:  # reader options are checked before anything is written
-        if item.reader is not None:
+            items.append(WorkItem(index, source, paths, node_path, reader_cls, metadata={**fields, **source.metadata}))
+    parsed: dict[tuple[int, str], Any] = {}
+    for item in items:  # reader options are checked before anything is written (sources without options need no check)
+        if item.source.options and item.reader is not None:
             i = item.source_index
-            item.options = item.reader.parse_options(item.source.options, lambda *loc, i=i: pipeline.line_of("sources", i, "options", *loc))
+            if (i, item.reader.name) not in parsed:
+                parsed[(i, item.reader.name)] = item.reader.parse_options(item.source.options, lambda *loc, i=i: pipeline.line_of("sources", i, "options", *loc))
+            item.options = parsed[(i, item.reader.name)]
     seen: dict[str, WorkItem] = {}
     for item in items:
         if item.node_path in seen:
