@@ -144,3 +144,20 @@ def test_external_and_soft_links(tmp_path: Path) -> None:
     warnings = " ".join(p.reason for p in published.report.warnings)
     assert "dangling soft link" in warnings and "gone.h5" in warnings
     assert json.loads(published.store.read_bytes(published.catalog.document["report"]))["published"] is True
+
+
+def test_registry_loads_once_for_concurrent_detection(tmp_path: Path) -> None:
+    """Threads detecting at the same moment all see the full registry (it loads under a lock)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "t.csv").write_text("a\n1\n")
+    script = f"""
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from publisher.readers import detect
+with ThreadPoolExecutor(8) as pool:
+    found = list(pool.map(lambda _: detect(Path({str(tmp_path / 't.csv')!r})), range(64)))
+assert all(r is not None and r.name == "csv" for r in found), found
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -7,6 +7,7 @@ Built-in readers live one per module here; third-party readers register through 
 from __future__ import annotations
 
 import importlib
+import threading
 import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,6 +18,7 @@ from .base import NoOptions, Reader
 _REGISTRY: dict[str, type[Reader]] = {}
 _BUILTIN = ("hdf5", "netcdf", "hdf4", "tiff", "image", "npy", "csv", "parquet", "excel")
 _loaded = False
+_lock = threading.Lock()
 
 
 def register_reader(cls: type[Reader]) -> type[Reader]:
@@ -25,17 +27,21 @@ def register_reader(cls: type[Reader]) -> type[Reader]:
 
 
 def _load() -> None:
+    """Import the built-in readers and plug-ins once; threads detecting at once wait for a full registry."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for module in _BUILTIN:
-        importlib.import_module(f"{__name__}.{module}")
-    for ep in entry_points(group="skyshelf.readers"):
-        try:
-            register_reader(ep.load())
-        except Exception as exc:  # a broken plug-in must not break the others
-            warnings.warn(f"reader plug-in {ep.name!r} failed to load: {exc}", stacklevel=2)
+    with _lock:
+        if _loaded:
+            return
+        for module in _BUILTIN:
+            importlib.import_module(f"{__name__}.{module}")
+        for ep in entry_points(group="skyshelf.readers"):
+            try:
+                register_reader(ep.load())
+            except Exception as exc:  # a broken plug-in must not break the others
+                warnings.warn(f"reader plug-in {ep.name!r} failed to load: {exc}", stacklevel=2)
+        _loaded = True
 
 
 def readers() -> dict[str, type[Reader]]:
