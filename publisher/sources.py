@@ -99,11 +99,13 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
 
 
 def _unique_keys(files: list[Path]) -> dict[Path, str]:
-    """Node key per file: the stem, or the full name where two files in one folder share a stem."""
+    """Node key per file: the stem, or the full name where it would clash with another file's
+    stem or with a folder of published files (``a.csv`` next to ``a/``) in the same folder."""
     by_stem: dict[tuple[Path, str], list[Path]] = defaultdict(list)
     for f in files:
         by_stem[(f.parent, f.stem)].append(f)
-    return {f: (f.stem if len(group) == 1 else f.name) for group in by_stem.values() for f in group}
+    folders = {(f.parent.parent, f.parent.name) for f in files}
+    return {f: (f.stem if len(group) == 1 and (f.parent, f.stem) not in folders else f.name) for group in by_stem.values() for f in group}
 
 
 def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:

@@ -113,6 +113,8 @@ class Store:
         return self.fs.exists(self.path(key))
 
     def move(self, src: str, dst: str) -> None:
+        if self.is_local:
+            os.makedirs(os.path.dirname(self.path(dst)), exist_ok=True)
         self.fs.mv(self.path(src), self.path(dst), recursive=True)
 
     def delete_prefix(self, prefix: str) -> None:

@@ -161,3 +161,13 @@ with ThreadPoolExecutor(8) as pool:
 assert all(r is not None and r.name == "csv" for r in found), found
 """
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_file_next_to_folder_of_the_same_name(tmp_path: Path) -> None:
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    (tmp_path / "data" / "a.csv").write_text("x\n1\n")
+    (tmp_path / "data" / "a" / "b.csv").write_text("y\n2\n")
+    published = run_build(tmp_path, {"sources": [{"path": "data", "into": ""}]})
+    assert sorted(c["key"] for c in published.catalog.children("")) == ["a", "a.csv"]
+    assert pd.read_parquet(published.url("a.csv"))["x"].tolist() == [1]
+    assert pd.read_parquet(published.url("a/b"))["y"].tolist() == [2]

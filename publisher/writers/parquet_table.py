@@ -26,7 +26,10 @@ class TableWritten:
 
 
 def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, partition_rows: int) -> TableWritten:
-    """Write ``key + '.parquet'`` (one partition) or ``key/part-NNNNN.parquet`` (several)."""
+    """Write ``key + '.parquet'`` (one partition) or ``key/part-NNNNN.parquet`` (several).
+
+    The first partition goes straight to ``key.parquet``; only when a second one is needed is it
+    moved to ``key/part-00000.parquet``. Nothing under ``key/`` is ever deleted."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -55,7 +58,9 @@ def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, pa
             while offset < batch.num_rows:
                 if writer is None or parts[-1] >= partition_rows:
                     close()
-                    sink = store.open_write(f"{key}/part-{len(parts):05d}.parquet")
+                    if len(parts) == 1:  # a second partition: the first becomes part-00000
+                        store.move(f"{key}.parquet", f"{key}/part-00000.parquet")
+                    sink = store.open_write(f"{key}.parquet" if not parts else f"{key}/part-{len(parts):05d}.parquet")
                     writer = pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True)
                     parts.append(0)
                 take = min(batch.num_rows - offset, partition_rows - parts[-1])
@@ -67,14 +72,12 @@ def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, pa
         if writer is None:  # no batches at all: an empty table with the schema
             if schema is None:
                 schema = pa.schema([])
-            sink = store.open_write(f"{key}/part-00000.parquet")
+            sink = store.open_write(f"{key}.parquet")
             writer = pq.ParquetWriter(sink, schema, compression="zstd")
             parts.append(0)
         close()
     finally:
         close()
     if len(parts) == 1:
-        store.move(f"{key}/part-00000.parquet", f"{key}.parquet")
-        store.delete_prefix(key)
         return TableWritten(f"{key}.parquet", parts, schema, bytes_in)
     return TableWritten(key, parts, schema, bytes_in)
