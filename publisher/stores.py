@@ -138,37 +138,6 @@ class Store:
             return []
         return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
 
-    # -- adapters --------------------------------------------------------------------------
-    def zarr_store(self, prefix: str = "") -> Any:
-        """A zarr-python store rooted at ``prefix``."""
-        from zarr.storage import LocalStore
-
-        if self.is_local:
-            return LocalStore(self.path(prefix))
-        return _typed_fsspec_store(self, prefix)
-
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
-
-def _typed_fsspec_store(store: Store, prefix: str) -> Any:
-    """zarr's FsspecStore, but every object is written with its Content-Type."""
-    from zarr.storage import FsspecStore
-
-    class TypedFsspecStore(FsspecStore):
-        async def set(self, key: str, value: Any, byte_range: Any = None) -> None:
-            if not self._is_open:
-                await self._open()
-            self._check_writable()
-            path = f"{self.path}/{key}"
-            await self.fs._pipe_file(path, value.to_bytes(), **store.put_kwargs(key))
-
-    import fsspec
-
-    # zarr runs its own event loop, so it needs its own asynchronous filesystem instance
-    fs, path = fsspec.core.url_to_fs(store.path(prefix), asynchronous=True, skip_instance_cache=True, **store.storage_options)
-    if not getattr(fs, "async_impl", False):
-        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
-
-        fs = AsyncFileSystemWrapper(fs)
-    return TypedFsspecStore(fs, path=path, read_only=False)
