@@ -75,17 +75,27 @@ def _expand(base_dir: Path, source: Source) -> tuple[Path, list[Path]]:
         return base, sorted(p for p in matches if p.is_file())
     target = base_dir / pattern
     if target.is_dir():
-        return target, sorted(p for p in target.rglob("*") if p.is_file())
+        return target, _walk_files(target)
     return target.parent, [target] if target.exists() else []
 
 
+def _walk_files(root: Path) -> list[Path]:
+    """Every file below ``root``, in path order; ``os.scandir`` knows entry types without a stat each."""
+    found: list[str] = []
+    folders = [str(root)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    folders.append(entry.path)
+                elif entry.is_file():
+                    found.append(entry.path)
+    return sorted(map(Path, found))
+
+
 def _sidecar_names(source: Source, path: Path) -> list[str]:
-    names = []
-    for template in source.sidecars:
-        name = template.format(name=path.name, stem=path.stem)
-        if name != path.name:
-            names.append(name)
-    return names
+    own, stem = path.name, path.stem
+    return [n for n in (t.format(name=own, stem=stem) for t in source.sidecars) if n != own]
 
 
 def _load_sidecar(path: Path) -> dict[str, Any]:
@@ -101,11 +111,12 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
 def _unique_keys(files: list[Path]) -> dict[Path, str]:
     """Node key per file: the stem, or the full name where it would clash with another file's
     stem or with a folder of published files (``a.csv`` next to ``a/``) in the same folder."""
-    by_stem: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    by_stem: dict[tuple[str, str], list[Path]] = defaultdict(list)
     for f in files:
-        by_stem[(f.parent, f.stem)].append(f)
-    folders = {(f.parent.parent, f.parent.name) for f in files}
-    return {f: (f.stem if len(group) == 1 and (f.parent, f.stem) not in folders else f.name) for group in by_stem.values() for f in group}
+        by_stem[(os.path.dirname(f), f.stem)].append(f)
+    folders = {os.path.split(os.path.dirname(f)) for f in files}
+    return {f: (stem if len(group) == 1 and (folder, stem) not in folders else f.name)
+            for (folder, stem), group in by_stem.items() for f in group}
 
 
 def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:
@@ -126,9 +137,10 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
         base, files = _expand(pipeline.base_dir, source)
         if not files:
             raise ConfigError(f"{where}: source path {source.path!r} matches no file under {pipeline.base_dir}")
-        files = [f for f in files if not any(part.startswith(".") for part in f.relative_to(base).parts)]
+        relative = {f: f.relative_to(base) for f in files}
+        files = [f for f in files if not any(part.startswith(".") for part in relative[f].parts)]
         if source.exclude:
-            files = [f for f in files if not any(PurePosixPath(f.relative_to(base).as_posix()).match(x) for x in source.exclude)]
+            files = [f for f in files if not any(PurePosixPath(relative[f].as_posix()).match(x) for x in source.exclude)]
         listings: dict[str, set[str]] = {}  # one listing per folder instead of a stat per candidate
         sidecars_of: dict[Path, list[Path]] = {}
         for f in files:
@@ -148,7 +160,7 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
         keys = _unique_keys(files)
         stacks: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, Path, dict[str, Any]]]] = defaultdict(list)
         for f in files:
-            rel = f.relative_to(base)
+            rel = relative[f]
             folder = "/".join(p for p in (into, rel.parent.as_posix()) if p and p != ".")
             metadata: dict[str, Any] = {}
             warnings: list[str] = []
