@@ -168,7 +168,8 @@ class _Build:
 
     def add_entry(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
-        self.children.setdefault(entry.path, []) if entry.family == "container" else None
+        if entry.family == "container":
+            self.children.setdefault(entry.path, [])
         if entry.parent is not None:
             self.children.setdefault(entry.parent, []).append(entry.path)
         self.report.nodes[entry.family] += 1
@@ -218,7 +219,7 @@ class _Build:
         """On the main thread, in item order: add the item's entries and problems to the build."""
         kind, value = outcome
         if kind == "reuse":
-            entries = [Entry(**{k: v for k, v in data.items() if k != "parent"}) for data in value["entries"]]
+            entries = [Entry.from_json(data) for data in value["entries"]]
             warnings, skipped, failures = [Problem(**p) for p in value["warnings"]], [Problem(**p) for p in value["skipped"]], []
             self.records.append(value)
             self.report.reused += 1

@@ -64,6 +64,11 @@ class Entry:
             return None
         return self.path.rpartition("/")[0]
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Entry:
+        """The inverse of :meth:`to_json` (``parent`` is derived from ``path``)."""
+        return cls(**{k: v for k, v in data.items() if k != "parent"})
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path, "key": self.key, "parent": self.parent, "family": self.family,

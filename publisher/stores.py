@@ -75,7 +75,7 @@ class Store:
         path = self.path(key)
         try:
             if self.is_local and atomic:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._ensure_folder(path)
                 fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".tmp-")
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -83,10 +83,7 @@ class Store:
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
             elif self.is_local:
-                folder = os.path.dirname(path)
-                if folder not in self._folders:  # remembered: a failed open and a mkdir walk per object add up
-                    os.makedirs(folder, exist_ok=True)
-                    self._folders.add(folder)
+                self._ensure_folder(path)
                 with open(path, "wb") as f:
                     f.write(data)
             else:
@@ -98,10 +95,17 @@ class Store:
         """Per-object upload arguments: the Content-Type on S3."""
         return {"ContentType": content_type(key)} if self.is_s3 else {}
 
+    def _ensure_folder(self, path: str) -> None:
+        """Create a local object's folder once; remembered, since a mkdir walk per object adds up."""
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+
     def open_write(self, key: str) -> IO[bytes]:
         path = self.path(key)
         if self.is_local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._ensure_folder(path)
         return self.fs.open(path, "wb", **self.put_kwargs(key))
 
     def flush(self) -> None:
@@ -114,7 +118,7 @@ class Store:
 
     def move(self, src: str, dst: str) -> None:
         if self.is_local:
-            os.makedirs(os.path.dirname(self.path(dst)), exist_ok=True)
+            self._ensure_folder(self.path(dst))
         self.fs.mv(self.path(src), self.path(dst), recursive=True)
 
     def delete_prefix(self, prefix: str) -> None:

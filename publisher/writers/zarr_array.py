@@ -69,8 +69,8 @@ class _Layout:
         self.dtype = dtype if self.is_string or dtype.byteorder in "|<" or dtype.itemsize == 1 else dtype.newbyteorder("<")
         self.zdtype = parse_dtype(str if self.is_string else self.dtype, zarr_format=zarr_format)
         self.shape, self.chunks, self.fill, self.zarr_format = shape, chunks, fill, zarr_format
+        self.codec = codec
         self.compressor = numcodecs_compressor(codec, max(dtype.itemsize, 1))
-        self.compressors_v3 = zarr_compressors(codec, 3, max(dtype.itemsize, 1))
 
     def metadata(self, attrs: dict[str, Any], dims: list[str]) -> dict[str, bytes]:
         fill_json = self.zdtype.to_json_scalar(self.fill, zarr_format=self.zarr_format) if self.fill is not None else None
@@ -80,12 +80,13 @@ class _Layout:
             from zarr.codecs import BytesCodec, VLenUTF8Codec
 
             serializer = VLenUTF8Codec() if self.is_string else BytesCodec(endian="little" if self.dtype.byteorder in "<>=" else None)
+            compressor = zarr_compressors(self.codec, 3, max(self.dtype.itemsize, 1))
             doc = {
                 "shape": list(self.shape), "data_type": self.zdtype.to_json(zarr_format=3),
                 "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(self.chunks)}},
                 "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
                 "fill_value": fill_json,
-                "codecs": [serializer.to_dict(), *([self.compressors_v3.to_dict()] if self.compressors_v3 else [])],
+                "codecs": [serializer.to_dict(), *([compressor.to_dict()] if compressor else [])],
                 "attributes": attrs, "dimension_names": dims, "zarr_format": 3, "node_type": "array", "storage_transformers": [],
             }
             return {"zarr.json": _dumps(doc)}
