@@ -17,9 +17,12 @@ def content_hash(path: Path) -> str:
     import xxhash
 
     h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while block := f.read(8 * 2**20):
-            h.update(block)
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        buffer = bytearray(min(size, 8 * 2**20) or 1)  # one buffer, refilled: no allocation per block
+        view = memoryview(buffer)
+        while n := f.readinto(buffer):
+            h.update(view[:n])
     return "xxh3-128:" + h.hexdigest()
 
 

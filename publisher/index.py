@@ -78,6 +78,15 @@ class Entry:
         }
 
 
+def warm_up() -> None:
+    """Import pyarrow and run its first-use set-up (its first ``pa.array`` imports pandas: ~0.2 s).
+    A build calls this on a side thread at its start, so the cost overlaps conversion."""
+    import pyarrow as pa
+    import pyarrow.parquet  # noqa: F401
+
+    pa.array([""], type=pa.string())
+
+
 def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, Any]:
     """Write the Parquet and JSON forms under ``prefix``; return the catalog's ``index`` fields."""
     import pyarrow as pa

@@ -137,18 +137,23 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
         base, files = _expand(pipeline.base_dir, source)
         if not files:
             raise ConfigError(f"{where}: source path {source.path!r} matches no file under {pipeline.base_dir}")
-        relative = {f: f.relative_to(base) for f in files}
-        files = [f for f in files if not any(part.startswith(".") for part in relative[f].parts)]
+        cut = len(str(base)) + 1
+        relative = {f: str(f)[cut:] for f in files}  # posix, below base (files come from base)
+        files = [f for f in files if not any(part.startswith(".") for part in relative[f].split("/"))]
         if source.exclude:
-            files = [f for f in files if not any(PurePosixPath(relative[f].as_posix()).match(x) for x in source.exclude)]
-        listings: dict[str, set[str]] = {}  # one listing per folder instead of a stat per candidate
+            files = [f for f in files if not any(PurePosixPath(relative[f]).match(x) for x in source.exclude)]
+        # one listing per folder instead of a stat per candidate; a folder with no name that could
+        # be a sidecar (ending as a template does, e.g. ".json") needs no per-file candidates at all
+        tails = tuple(t.rpartition("}")[2] for t in source.sidecars)
+        listings: dict[str, set[str] | None] = {}
         sidecars_of: dict[Path, list[Path]] = {}
         for f in files:
-            folder = f.parent
-            names = listings.get(key := str(folder))
-            if names is None:
-                names = listings[key] = set(os.listdir(folder))
-            sidecars_of[f] = [folder / n for n in _sidecar_names(source, f) if n in names]
+            folder = os.path.dirname(f)
+            if folder not in listings:
+                names = set(os.listdir(folder))
+                listings[folder] = names if any(n.endswith(tails) for n in names) else None
+            names = listings[folder]
+            sidecars_of[f] = [Path(folder, n) for n in _sidecar_names(source, f) if n in names] if names else []
         sidecars = {s for found in sidecars_of.values() for s in found}
         files = [f for f in files if f not in sidecars]
         into = source.into if source.into is not None else (
@@ -161,7 +166,7 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
         stacks: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, Path, dict[str, Any]]]] = defaultdict(list)
         for f in files:
             rel = relative[f]
-            folder = "/".join(p for p in (into, rel.parent.as_posix()) if p and p != ".")
+            folder = "/".join(p for p in (into, rel.rpartition("/")[0]) if p)
             metadata: dict[str, Any] = {}
             warnings: list[str] = []
             for sidecar in sidecars_of[f]:
@@ -170,7 +175,7 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
                 except Exception as exc:
                     warnings.append(f"{sidecar}: sidecar ignored: {exc}")
             if pattern is not None:
-                match = pattern.parse(rel.as_posix() if "/" in source.name_pattern else f.name)  # type: ignore[operator]
+                match = pattern.parse(rel if "/" in source.name_pattern else f.name)  # type: ignore[operator]
                 if match is None:
                     warnings.append(f"{f}: file name does not match name_pattern {source.name_pattern!r}")
                 else:

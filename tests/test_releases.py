@@ -188,3 +188,48 @@ def test_adding_one_file_to_a_thousand_converts_one(tmp_path: Path) -> None:
     second = build(pipeline, workers=2)
     assert (second.converted, second.reused) == (1, 1000)
     assert json.loads(Store(tmp_path / "site").read_bytes("catalog.json"))["node_count"] == 1003
+
+
+def test_hash_taken_alongside_conversion_still_detects_a_touch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A surely-changed item is hashed while it converts (for big files); the recorded hash is the
+    file's, so a later touch with identical content is still no change, and an edit is one."""
+    from publisher.build import _Build
+    from publisher.fingerprint import content_hash
+
+    monkeypatch.setattr(_Build, "HASH_INLINE_BYTES", 0)  # every file takes the concurrent path
+    np.save(tmp_path / "a.npy", np.arange(50_000, dtype="f8"))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "a.npy"}], "output": {"store": str(tmp_path / "site")}}))
+    first = build(pipeline, workers=2)
+    store = Store(tmp_path / "site")
+    manifest = json.loads(store.read_bytes(json.loads(store.read_bytes("catalog.json"))["manifest"]))
+    assert manifest["items"][0]["files"][0]["hash"] == content_hash(tmp_path / "a.npy")
+    os.utime(tmp_path / "a.npy", ns=(time.time_ns(), time.time_ns() + 10**9))
+    touched = build(pipeline, workers=2)
+    assert (touched.converted, touched.reused, touched.unchanged, touched.release) == (0, 1, True, first.release)
+    np.save(tmp_path / "a.npy", np.arange(50_000, dtype="f8") + 1)
+    assert build(pipeline, workers=2).converted == 1
+
+
+def test_local_store_size_writeback_and_numpy_state(tmp_path: Path) -> None:
+    """size() walks a local folder itself (same answer as fsspec's find); the background writeback
+    runs once enough bytes were written and flush() waits for it; a build leaves numpy's
+    hugepage setting as it found it."""
+    store = Store(tmp_path / "s")
+    store._writeback.every = 100  # type: ignore[union-attr]
+    for key, size in (("a/b/c.bin", 70), ("a/d.bin", 50), ("e.bin", 3)):
+        store.write_bytes(key, b"x" * size)
+    thread = store._writeback.thread  # type: ignore[union-attr]
+    assert thread is not None  # 120 bytes passed the 100-byte mark
+    store.flush()
+    assert not thread.is_alive()
+    assert store.size("a") == 120 == sum(i["size"] for i in store.fs.find(store.path("a"), detail=True).values())
+    assert (store.size(""), store.size("a/d.bin"), store.size("missing")) == (123, 50, 0)
+
+    setter = np._core.multiarray._set_madvise_hugepage
+    before = setter(True)
+    try:
+        np.save(tmp_path / "x.npy", np.zeros(3))
+        build(load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "x.npy"}], "output": {"store": str(tmp_path / "site")}})))
+        assert setter(True) is True  # restored to what it was
+    finally:
+        setter(before)

@@ -22,7 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numcodecs
 import numpy as np
+from zarr.codecs import BytesCodec, VLenUTF8Codec
+from zarr.core.dtype import parse_dtype
 
 from ..config.models import Codec
 from ..nodes import ArrayNode
@@ -63,8 +66,6 @@ class _Layout:
     """How one array is laid out: its dtype, codecs and chunk keys in one Zarr format."""
 
     def __init__(self, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...], fill: Any, codec: Codec, zarr_format: int) -> None:
-        from zarr.core.dtype import parse_dtype
-
         self.is_string = dtype.kind == "O"
         self.dtype = dtype if self.is_string or dtype.byteorder in "|<" or dtype.itemsize == 1 else dtype.newbyteorder("<")
         self.zdtype = parse_dtype(str if self.is_string else self.dtype, zarr_format=zarr_format)
@@ -77,8 +78,6 @@ class _Layout:
         if isinstance(fill_json, tuple):
             fill_json = list(fill_json)
         if self.zarr_format == 3:
-            from zarr.codecs import BytesCodec, VLenUTF8Codec
-
             serializer = VLenUTF8Codec() if self.is_string else BytesCodec(endian="little" if self.dtype.byteorder in "<>=" else None)
             compressor = zarr_compressors(self.codec, 3, max(self.dtype.itemsize, 1))
             doc = {
@@ -118,8 +117,6 @@ class _Layout:
             full[tuple(slice(0, n) for n in block.shape)] = block
             block = full
         if self.is_string:
-            import numcodecs
-
             raw = numcodecs.VLenUTF8().encode(np.asarray(block, dtype=object).reshape(-1))
         else:
             raw = np.ascontiguousarray(block, dtype=self.dtype)  # no copy when already contiguous
