@@ -319,7 +319,7 @@ class _Build:
                 return True
             if isinstance(node, ArrayNode):
                 written = self.zarr.array(zarr_path, node, node.codec, out.documents)
-                structure = ArrayStructure(DataType.from_numpy(node.dtype), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
+                structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
                 out.entries.append(self.entry(node, path, source_file, self.url(zarr_path), structure.to_json()))
                 out.bytes_in += written.bytes_in
                 return True

@@ -243,5 +243,53 @@ def gc(config: Path, store: str | None, keep: int) -> None:
         click.echo(f"  - {prefix}")
 
 
+@main.command()
+@_pipeline_option
+@click.option("--store", default=None, help="The store to serve (default: the pipeline's output.store): a folder or s3:// URL.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve(config: Path, store: str | None, host: str, port: int) -> None:
+    """Serve the published catalog with the Lambda handlers (Tiled's HTTP API) and its files."""
+    from handlers.local import make_server  # the handlers sit above the library: imported only here
+
+    try:
+        target = _target_store(config, store)
+        from .catalog import Catalog
+
+        catalog = Catalog.open(target)
+    except SkyshelfError as exc:
+        _fail(exc)
+    server = make_server(target.url, host, port)
+    url = f"http://{host}:{server.server_address[1]}"
+    click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
+    click.echo(f"  browser:  {url}/api/v1/search/")
+    click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
+    hint = _xarray_hint(catalog)
+    if hint:
+        file_zarr, group = hint
+        click.echo(f"  xarray:   import xarray; ds = xarray.open_zarr('{url}/files/{file_zarr}'" + (f", group='{group}')" if group else ")"))
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _xarray_hint(catalog: Any, path: str = "", depth: int = 0) -> tuple[str, str] | None:
+    """(file's Zarr URL, group) of the first array with named dimensions, looked for a few levels deep."""
+    for entry in catalog.children(path, 0, 50):
+        dims = (entry.get("structure") or {}).get("dims") or []
+        if entry["family"] == "array" and dims and not all(d.startswith("dim_") for d in dims) and ".zarr" in (entry["data_url"] or ""):
+            file_zarr, _, inner = entry["data_url"].partition(".zarr")
+            return file_zarr + ".zarr", inner.strip("/").rpartition("/")[0]
+        if entry["family"] == "container" and depth < 5:
+            found = _xarray_hint(catalog, entry["path"], depth + 1)
+            if found:
+                return found
+    return None
+
+
 if __name__ == "__main__":
     main()

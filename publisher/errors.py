@@ -34,6 +34,18 @@ class SourceError(SkyshelfError, OSError):
     http_status = 422
 
 
+class BadRequest(SkyshelfError, ValueError):
+    """A request the server understood but cannot answer as asked: a bad slice, block or parameter."""
+
+    http_status = 400
+
+
+class NotAcceptable(SkyshelfError, ValueError):
+    """No serializer for the requested format and this structure family."""
+
+    http_status = 406
+
+
 class NotFound(SkyshelfError, KeyError):
     """No node, release or object at that path."""
 

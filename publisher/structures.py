@@ -32,8 +32,12 @@ class DataType:
     dt_units: str | None = None
 
     @classmethod
-    def from_numpy(cls, dtype: Any) -> DataType:
+    def from_numpy(cls, dtype: Any, max_chars: int | None = None) -> DataType:
+        """``max_chars`` (the longest value of a variable-length string array, when known) gives
+        Tiled's form for strings: fixed-width unicode, 4 bytes per character."""
         if dtype.kind == "O" or dtype.kind == "T":  # variable-length strings
+            if max_chars is not None:
+                return cls(kind="U", itemsize=4 * max(max_chars, 1), endianness="little")
             return cls(kind="T", itemsize=0, endianness="not_applicable")
         units = None
         if dtype.kind in "mM":

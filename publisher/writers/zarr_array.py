@@ -38,6 +38,8 @@ from .codecs import numcodecs_compressor, zarr_compressors
 class ArrayWritten:
     chunks: tuple[int, ...]
     bytes_in: int
+    #: Longest string (in characters) of a variable-length string array: Tiled serves those as fixed-width unicode.
+    max_chars: int | None = None
 
 
 def _xarray_fill_attr(value: Any, dtype: np.dtype) -> Any:
@@ -197,36 +199,40 @@ class ZarrWriter:
                 documents[key] = json.loads(data)
             self._put(f"{path}/{name}", data)
 
-        def write(sel: tuple[slice, ...]) -> int:
+        def write(sel: tuple[slice, ...]) -> tuple[int, int | None]:
             block = node.read(sel)
             expected = tuple(s.stop - s.start for s in sel)
             if block.shape != expected:
                 raise ValueError(f"reader returned shape {block.shape} for region {expected}")
             for index, within in _chunks_in(sel, chunks):
                 self._put(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
-            return block.nbytes if block.dtype.kind != "O" else sum(len(str(v)) for v in block.flat)
+            if block.dtype.kind != "O":
+                return block.nbytes, None
+            lengths = [len(str(v)) for v in block.flat]
+            return sum(lengths), max(lengths, default=0)
 
         if not node.shape:
-            return ArrayWritten((), write(()))
+            return ArrayWritten((), *write(()))
         regions = slabs(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64)
         first = next(regions, None)
         if first is None:
-            return ArrayWritten(chunks, 0)
+            return ArrayWritten(chunks, 0, 0 if node.dtype.kind == "O" else None)
         second = next(regions, None)
         if second is None:  # one slab (most small arrays): no hand-off to the pool
-            return ArrayWritten(chunks, write(first))
-        futures: list[Future[int]] = []
+            return ArrayWritten(chunks, *write(first))
+        futures: list[Future[tuple[int, int | None]]] = []
         try:
             for sel in itertools.chain((first, second), regions):
                 self.slots.acquire()  # bounded memory: wait for a free slot before reading more
                 future = self.pool.submit(write, sel)
                 future.add_done_callback(lambda _: self.slots.release())
                 futures.append(future)
-            bytes_in = sum(f.result() for f in futures)
+            results = [f.result() for f in futures]
         finally:
             for f in futures:
                 f.cancel()
-        return ArrayWritten(chunks, bytes_in)
+        longest = [m for _, m in results if m is not None]
+        return ArrayWritten(chunks, sum(n for n, _ in results), max(longest) if longest else None)
 
 
 def _chunks_in(sel: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:

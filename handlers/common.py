@@ -1,0 +1,210 @@
+"""What every handler shares: the store and catalog, request parsing, HTTP caching and
+compression, oversized-response redirects, and the one mapping of errors to HTTP status.
+
+Only the standard library, Powertools and ``publisher``'s lean modules are imported here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from publisher.catalog import Catalog
+from publisher.errors import BadRequest, NotFound, SkyshelfError
+from publisher.stores import Store
+
+from .routes import ROUTES
+
+log = logging.getLogger("skyshelf.handlers")
+
+API = "/api/v1"
+#: Lambda's synchronous response limit is 6 MB after base64; past this many body bytes we redirect.
+MAX_BODY_BYTES = 4 * 2**20
+
+
+def max_body_bytes() -> int:
+    return int(os.environ.get("SKYSHELF_MAX_BODY_BYTES", MAX_BODY_BYTES))
+CATALOG_TTL = float(os.environ.get("SKYSHELF_CATALOG_TTL", 2.0))
+CACHE_CONTROL = "public, max-age=30, must-revalidate"  # a release switch shows within 30 s; revalidation is a 304
+
+_lock = threading.Lock()
+_stores: dict[str, Store] = {}
+_catalogs: dict[str, tuple[float, Catalog]] = {}
+
+
+def store() -> Store:
+    """The store named by ``SKYSHELF_STORE`` (a folder or s3:// URL); AWS settings come from the environment."""
+    url = os.environ.get("SKYSHELF_STORE", "site")
+    with _lock:
+        if url not in _stores:
+            _stores[url] = Store(url, **({"anon": True} if os.environ.get("SKYSHELF_STORE_ANON") else {}))
+        return _stores[url]
+
+
+def catalog() -> Catalog:
+    """The published catalog, re-read at most every ``CATALOG_TTL`` seconds (a release switch shows soon)."""
+    s = store()
+    now = time.monotonic()
+    with _lock:
+        cached = _catalogs.get(s.url)
+    if cached and now - cached[0] < CATALOG_TTL:
+        return cached[1]
+    fresh = Catalog.open(s)
+    with _lock:
+        _catalogs[s.url] = (now, fresh)
+    return fresh
+
+
+# -- requests ------------------------------------------------------------------------------
+def query(app: APIGatewayHttpResolver) -> dict[str, list[str]]:
+    """Every query parameter with all its values (API Gateway's v2 ``queryStringParameters`` joins repeats with commas)."""
+    return parse_qs(app.current_event.raw_event.get("rawQueryString", ""), keep_blank_values=True)
+
+
+def one(params: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    values = params.get(name)
+    return values[-1] if values else default
+
+
+def integer(params: dict[str, list[str]], name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    raw = one(params, name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        raise BadRequest(f"{name} must be between {low} and {high if high is not None else 'any'}, got {value}")
+    return value
+
+
+def node_path(app: APIGatewayHttpResolver, prefix: str) -> str:
+    """The node path after a route prefix, URL-decoded; ``..`` cannot leave the catalog."""
+    raw = app.current_event.path
+    rest = raw[len(prefix):] if raw.startswith(prefix) else ""
+    parts = [unquote(p) for p in rest.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise NotFound(f"path {rest!r} leaves the catalog")
+    return "/".join(parts)
+
+
+def header(app: APIGatewayHttpResolver, name: str) -> str | None:
+    return app.current_event.headers.get(name.lower()) or app.current_event.headers.get(name)
+
+
+# -- responses -----------------------------------------------------------------------------
+def etag_for(*parts: Any) -> str:
+    return '"' + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
+
+
+def _encode(body: bytes, app: APIGatewayHttpResolver) -> tuple[bytes, str | None]:
+    accepted = [p.split(";")[0].strip().lower() for p in (header(app, "accept-encoding") or "").split(",")]
+    if len(body) < 1024:
+        return body, None
+    if "zstd" in accepted:
+        try:
+            import zstandard
+
+            return zstandard.ZstdCompressor(level=3).compress(body), "zstd"
+        except ImportError:
+            pass
+    if "gzip" in accepted:
+        return gzip.compress(body, compresslevel=4, mtime=0), "gzip"
+    return body, None
+
+
+def _binary(status: int, media_type: str | None, body: bytes, headers: dict[str, str]) -> Response:
+    """A Response whose bytes go out base64-encoded as they are (Powertools would re-serialize JSON bodies)."""
+    import base64
+
+    response = Response(status, media_type, base64.b64encode(body).decode(), headers)
+    response.base64_encoded = True
+    return response
+
+
+def respond(app: APIGatewayHttpResolver, body: bytes, media_type: str, etag: str, status: int = 200,
+            headers: dict[str, str] | None = None, redirect_ext: str = "") -> Response:
+    """ETag, Cache-Control, Vary and compression for one answer; 304 for a matching
+    If-None-Match; a 307 to the bytes in the store when the body is past Lambda's limit."""
+    out = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding", **(headers or {})}
+    if len(body) > max_body_bytes():
+        out["Location"] = spill(body, etag, redirect_ext, app)
+        return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
+    encoded, encoding = _encode(body, app)
+    if encoding:
+        out["Content-Encoding"] = encoding
+    return _binary(status, media_type, encoded, out)
+
+
+def not_modified(app: APIGatewayHttpResolver, etag: str) -> Response | None:
+    match = header(app, "if-none-match")
+    if match and (match.strip() == "*" or etag in [m.strip().removeprefix("W/") for m in match.split(",")]):
+        return Response(304, None, "", {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"})
+    return None
+
+
+def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
+    """Write an oversized body to the store (``responses/<etag><ext>``, written once) and return
+    where to fetch it: a presigned URL on S3, the static ``/files`` path on a local store."""
+    s = store()
+    key = f"responses/{etag.strip(chr(34))}{ext}"
+    if not s.exists(key):
+        s.write_bytes(key, body)
+    if s.is_s3:
+        return s.fs.sign(s.path(key), expiration=3600)
+    base = os.environ.get("SKYSHELF_FILES_URL") or f"{base_url(app).removesuffix(API)}/files"
+    return f"{base}/{key}"
+
+
+def base_url(app: APIGatewayHttpResolver) -> str:
+    """``scheme://host/api/v1`` as the client sees it (links in responses are absolute, as Tiled's are)."""
+    configured = os.environ.get("SKYSHELF_BASE_URL")
+    if configured:
+        return configured.rstrip("/") + API
+    h = app.current_event.headers
+    host = h.get("host") or h.get("Host") or "localhost"
+    scheme = h.get("x-forwarded-proto") or "https"
+    stage = app.current_event.raw_event.get("requestContext", {}).get("stage", "$default")
+    return f"{scheme}://{host}{'' if stage in ('$default', None) else '/' + stage}{API}"
+
+
+def error_response(status: int, detail: str) -> Response:
+    return Response(status, "application/json", json.dumps({"detail": detail}), {"Cache-Control": "no-store"})
+
+
+def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
+    """A resolver with this module's routes from the route table and the one error mapping:
+    Skyshelf errors answer their ``http_status`` with a ``detail``; anything else is a 500
+    without a traceback (logged)."""
+    app = APIGatewayHttpResolver()
+    for route in ROUTES:
+        if route.module == module:
+            app.route(route.regex, route.method)(functions[route.path])
+
+    @app.exception_handler(SkyshelfError)
+    def _known(exc: SkyshelfError) -> Response:
+        status = exc.http_status
+        if status >= 500:
+            log.error("server error: %s", exc)
+        return error_response(status, str(exc) if status < 500 else f"{type(exc).__name__}: {exc}")
+
+    @app.exception_handler(Exception)
+    def _unknown(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, f"internal error ({type(exc).__name__})")
+
+    @app.not_found
+    def _missing(exc: Exception) -> Response:
+        return error_response(404, f"no route for {app.current_event.http_method} {app.current_event.path}")
+
+    return app

@@ -1,0 +1,38 @@
+"""Shared by the array and table Lambdas: pick the serializer, build the answer with caching headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from publisher import serializers
+from publisher.errors import BadRequest
+
+from . import common
+
+
+def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str, path: str,
+           params: dict[str, list[str]], produce: Any, **options: Any) -> Response:
+    """Serialize ``produce()`` in the negotiated format; 304 before any data is read."""
+    chosen = serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default)
+    etag = common.etag_for(family, release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
+    cached = common.not_modified(app, etag)
+    if cached is not None:
+        return cached
+    body = serializers.serialize(chosen, produce(), **options)
+    headers = {}
+    filename = common.one(params, "filename")
+    if filename:
+        safe = filename.replace('"', "").replace("\\", "").replace("/", "_")
+        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return common.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
+
+
+def ints(text: str | None, name: str) -> tuple[int, ...]:
+    if text is None or text == "":
+        return ()
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise BadRequest(f"{name} must be comma-separated integers, got {text!r}") from None

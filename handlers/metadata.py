@@ -1,0 +1,185 @@
+"""Metadata and search (one Lambda): about, metadata, search, health, OpenAPI.
+
+Reads only the JSON index: no numpy, no pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from publisher import __version__
+from publisher.errors import BadRequest
+
+from . import common
+from .search import QUERIES, filters_from, matches, sort_entries
+
+FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
+MAX_PAGE = 300
+DEFAULT_PAGE = 100
+
+
+def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False) -> dict[str, Any]:
+    """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and links."""
+    path = entry["path"]
+    family = entry["family"]
+    wanted = FIELDS if fields is None else fields
+    structure = entry["structure"]
+    if family == "container":
+        structure = {"contents": None, "count": structure.get("count", 0)}
+    attributes = {
+        "ancestors": path.split("/")[:-1] if path else [],
+        "structure_family": family if "structure_family" in wanted or fields is None else None,
+        "specs": [{"name": s, "version": None} for s in entry["specs"]] if "specs" in wanted else None,
+        "metadata": entry["metadata"] if "metadata" in wanted else None,
+        "structure": structure if ("structure" in wanted or (family == "container" and "count" in wanted)) else None,
+        "access_tags": entry.get("access_tags") if "access_tags" in wanted else None,
+        "sorting": [{"key": "", "direction": 1}] if family == "container" and "sorting" in wanted else None,
+        "data_sources": None,
+    }
+    if fields is not None and family == "container" and "structure_family" in wanted:
+        attributes["structure_family"] = family
+    links: dict[str, str] | None = None
+    if not omit_links:
+        links = {"self": f"{base}/metadata/{path}"}
+        if fields is None or fields:
+            links.update(_links(family, path, entry["structure"], base))
+    return {"id": entry["key"], "attributes": attributes, "links": links, "meta": None}
+
+
+def _links(family: str, path: str, structure: dict[str, Any], base: str) -> dict[str, str]:
+    if family == "container":
+        return {"search": f"{base}/search/{path}", "full": f"{base}/container/full/{path}"}
+    if family == "array":
+        ndim = len(structure.get("shape", []))
+        return {"full": f"{base}/array/full/{path}", "block": f"{base}/array/block/{path}?block=" + ",".join(f"{{{i}}}" for i in range(ndim))}
+    if family == "table":
+        return {"full": f"{base}/table/full/{path}", "partition": f"{base}/table/partition/{path}?partition={{index}}"}
+    return {}
+
+
+def _fields(params: dict[str, list[str]]) -> tuple[str, ...] | None:
+    if "fields" not in params:
+        return None
+    chosen = tuple(f for value in params["fields"] for f in value.split(",") if f)
+    unknown = [f for f in chosen if f not in FIELDS]
+    if unknown:
+        raise BadRequest(f"unknown field(s) {unknown}; fields are {list(FIELDS)}")
+    return chosen
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _answer(body_fn: Any, *etag_parts: Any) -> Response:
+    """A JSON answer whose ETag depends only on the release and the request: 304s skip the work."""
+    etag = common.etag_for(*etag_parts)
+    cached = common.not_modified(app, etag)
+    if cached is not None:
+        return cached
+    return common.respond(app, _json(body_fn()), "application/json", etag)
+
+
+def about() -> Response:
+    from publisher import serializers
+
+    base = common.base_url(app)
+    body = {
+        "api_version": 0,
+        "library_version": __version__,
+        "formats": serializers.formats(),
+        "aliases": serializers.aliases(),
+        "queries": list(QUERIES),
+        "authentication": {"required": False, "providers": [], "links": None},
+        "links": {"self": base, "documentation": f"{base}/docs"},
+        "meta": {"root_path": "", "server": "skyshelf"},
+    }
+    return _answer(lambda: body, "about", __version__, base)
+
+
+def healthz() -> Response:
+    catalog = common.catalog()
+    return common.respond(app, _json({"status": "ok", "release": catalog.release}), "application/json", common.etag_for("healthz", catalog.release))
+
+
+def metadata() -> Response:
+    catalog = common.catalog()
+    path = common.node_path(app, f"{common.API}/metadata")
+    params = common.query(app)
+    fields, omit = _fields(params), common.one(params, "omit_links", "false") == "true"
+    base = common.base_url(app)
+    entry = catalog.node(path)
+    return _answer(lambda: {"data": resource(entry, base, fields, omit), "error": None, "links": None, "meta": {}},
+                   "metadata", catalog.release, path, sorted(params.items()), base)
+
+
+def search() -> Response:
+    catalog = common.catalog()
+    path = common.node_path(app, f"{common.API}/search")
+    params = common.query(app)
+    base = common.base_url(app)
+    entry = catalog.node(path)
+    if entry["family"] != "container":
+        raise BadRequest(f"{path!r} is a {entry['family']}, not a container: there is nothing to search")
+    offset = common.integer(params, "page[offset]", 0)
+    if "page[cursor]" in params:  # Tiled's cursors are opaque; ours are offsets
+        offset = common.integer(params, "page[cursor]", 0)
+    limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
+    fields, omit = _fields(params), common.one(params, "omit_links", "false") == "true"
+    queries = filters_from(params)
+    sort = common.one(params, "sort", "") or ""
+
+    def body() -> dict[str, Any]:
+        if queries or sort.strip("-"):
+            matched = [e for e in catalog.children(path) if all(matches(q, e) for q in queries)]
+            matched = sort_entries(matched, sort)
+            count, page = len(matched), matched[offset : offset + limit]
+        else:  # the index's own order: read only the pages this page needs
+            count = entry["structure"].get("count", 0)
+            if sort == "-":
+                start = max(count - offset - limit, 0)
+                page = list(catalog.children(path, start, max(count - offset - start, 0)))[::-1]
+            else:
+                page = list(catalog.children(path, offset, limit))
+        here = f"{base}/search/{path}"
+        links = {
+            "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
+            "first": f"{here}?page[limit]={limit}",
+            "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
+        }
+        return {"data": [resource(e, base, fields, omit) for e in page], "error": None, "links": links, "meta": {"count": count}}
+
+    return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
+
+
+def openapi() -> Response:
+    from .openapi import document
+
+    doc = document(common.base_url(app))
+    return _answer(lambda: doc, "openapi", __version__)
+
+
+def docs() -> Response:
+    page = (
+        "<!doctype html><html><head><meta charset=utf-8><title>Skyshelf API</title>"
+        '<link rel=stylesheet href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>'
+        '<body><div id=ui></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>'
+        f'<script>SwaggerUIBundle({{url: "{common.base_url(app)}/openapi.json", dom_id: "#ui"}})</script></body></html>'
+    )
+    return common.respond(app, page.encode(), "text/html", common.etag_for("docs", __version__))
+
+
+app = common.make_app("metadata", {
+    "/healthz": healthz, "/api/v1": about, "/api/v1/": about, "/api/v1/openapi.json": openapi, "/api/v1/docs": docs,
+    "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search,
+})
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+__all__ = ["lambda_handler", "resource"]
