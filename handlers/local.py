@@ -50,6 +50,7 @@ def event_for(method: str, target: str, headers: dict[str, str], client: str) ->
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     server_version = "skyshelf"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

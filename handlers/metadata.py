@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -22,8 +23,10 @@ DEFAULT_PAGE = 100
 
 
 def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False) -> dict[str, Any]:
-    """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and links."""
+    """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and
+    links (absolute, with each path segment percent-encoded: keys may hold ``#``, ``?`` or ``%``)."""
     path = entry["path"]
+    url_path = quote(path, safe="/")
     family = entry["family"]
     wanted = FIELDS if fields is None else fields
     structure = entry["structure"]
@@ -43,9 +46,9 @@ def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = 
         attributes["structure_family"] = family
     links: dict[str, str] | None = None
     if not omit_links:
-        links = {"self": f"{base}/metadata/{path}"}
+        links = {"self": f"{base}/metadata/{url_path}"}
         if fields is None or fields:
-            links.update(_links(family, path, entry["structure"], base))
+            links.update(_links(family, url_path, entry["structure"], base))
     return {"id": entry["key"], "attributes": attributes, "links": links, "meta": None}
 
 
@@ -144,7 +147,7 @@ def search() -> Response:
                 page = list(catalog.children(path, start, max(count - offset - start, 0)))[::-1]
             else:
                 page = list(catalog.children(path, offset, limit))
-        here = f"{base}/search/{path}"
+        here = f"{base}/search/{quote(path, safe='/')}"
         links = {
             "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
             "first": f"{here}?page[limit]={limit}",
