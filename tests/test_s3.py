@@ -130,3 +130,35 @@ def test_storage_fields_name_environment_variables(server: S3Server, demo_dir: P
         listing = CliRunner().invoke(main, ["ls", "-c", str(pipeline), "-l", "tables"])
     assert "temperature_log" in listing.output and "240 rows" in listing.output
     assert "testing" not in pipeline.read_text() and server.endpoint not in pipeline.read_text()  # no secrets in the file
+
+
+def test_serve_from_s3_with_presigned_redirects(published: tuple[S3Server, Catalog], demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``publish serve --store s3://...``: the tiled client reads through the handlers, and a body
+    past the payload limit is a 307 to a presigned URL of the object store, which the client follows."""
+    import threading
+
+    import h5py
+    import httpx
+    import numpy as np
+    from tiled.client import from_uri
+
+    from handlers.local import make_server
+
+    server, catalog = published
+    with environ(server.env()):
+        srv = make_server(catalog.store.url, "127.0.0.1", 0)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            api = f"http://127.0.0.1:{srv.server_address[1]}/api/v1"
+            client = from_uri(api)
+            with h5py.File(demo_dir / "scans" / "scan_0002.nxs") as f:
+                source = f["entry/data/data"][()]
+            np.testing.assert_array_equal(client["scans/scan_0002/entry/data/data"][3:5, ::4], source[3:5, ::4])
+            monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "10000")
+            response = httpx.get(f"{api}/array/full/scans/scan_0002/entry/data/data")
+            assert response.status_code == 307 and response.headers["location"].startswith(server.endpoint)
+            assert "Signature" in response.headers["location"] or "X-Amz-Signature" in response.headers["location"]
+            np.testing.assert_array_equal(client["scans/scan_0002/entry/data/data"].read(), source)  # followed
+        finally:
+            srv.shutdown()
+            srv.server_close()
