@@ -108,18 +108,20 @@ def etag_for(*parts: Any) -> str:
 
 
 def _encode(body: bytes, app: APIGatewayHttpResolver) -> tuple[bytes, str | None]:
-    accepted = [p.split(";")[0].strip().lower() for p in (header(app, "accept-encoding") or "").split(",")]
+    """zstd (preferred) or gzip when the client accepts it and the body is worth it. Fast levels:
+    the answer is made per request, and a level-1 pass already takes most of the gain."""
     if len(body) < 1024:
         return body, None
+    accepted = {p.split(";")[0].strip().lower() for p in (header(app, "accept-encoding") or "").split(",")}
     if "zstd" in accepted:
         try:
             import zstandard
 
-            return zstandard.ZstdCompressor(level=3).compress(body), "zstd"
+            return zstandard.ZstdCompressor(level=1).compress(body), "zstd"
         except ImportError:
             pass
     if "gzip" in accepted:
-        return gzip.compress(body, compresslevel=4, mtime=0), "gzip"
+        return gzip.compress(body, compresslevel=1 if len(body) > 65536 else 4, mtime=0), "gzip"
     return body, None
 
 
@@ -153,13 +155,31 @@ def not_modified(app: APIGatewayHttpResolver, etag: str) -> Response | None:
     return None
 
 
+_spilled: set[str] = set()  # keys this process wrote: a warm Lambda redirects without recomputing
+
+
+def spilled(etag: str, ext: str, app: APIGatewayHttpResolver) -> Response | None:
+    """The 307 for an answer this process already spilled to the store (checked before any data is read)."""
+    key = f"responses/{etag.strip(chr(34))}{ext}"
+    if key not in _spilled:
+        return None
+    return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}),
+                    {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Location": _location(key, app)})
+
+
 def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
     """Write an oversized body to the store (``responses/<etag><ext>``, written once) and return
     where to fetch it: a presigned URL on S3, the static ``/files`` path on a local store."""
     s = store()
     key = f"responses/{etag.strip(chr(34))}{ext}"
-    if not s.exists(key):
+    if key not in _spilled and not s.exists(key):
         s.write_bytes(key, body)
+    _spilled.add(key)
+    return _location(key, app)
+
+
+def _location(key: str, app: APIGatewayHttpResolver) -> str:
+    s = store()
     if s.is_s3:
         return s.fs.sign(s.path(key), expiration=3600)
     base = os.environ.get("SKYSHELF_FILES_URL") or f"{base_url(app).removesuffix(API)}/files"

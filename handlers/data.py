@@ -17,7 +17,7 @@ def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str,
     """Serialize ``produce()`` in the negotiated format; 304 before any data is read."""
     chosen = serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default)
     etag = common.etag_for(family, release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
-    cached = common.not_modified(app, etag)
+    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app)
     if cached is not None:
         return cached
     body = serializers.serialize(chosen, produce(), **options)

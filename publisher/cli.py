@@ -250,7 +250,7 @@ def gc(config: Path, store: str | None, keep: int) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 def serve(config: Path, store: str | None, host: str, port: int) -> None:
     """Serve the published catalog with the Lambda handlers (Tiled's HTTP API) and its files."""
-    from handlers.local import make_server  # the handlers sit above the library: imported only here
+    from handlers.local import LocalServer  # the handlers sit above the library: imported only here
 
     try:
         target = _target_store(config, store)
@@ -259,8 +259,8 @@ def serve(config: Path, store: str | None, host: str, port: int) -> None:
         catalog = Catalog.open(target)
     except SkyshelfError as exc:
         _fail(exc)
-    server = make_server(target.url, host, port)
-    url = f"http://{host}:{server.server_address[1]}"
+    server = LocalServer(target.url, host, port)
+    url = server.url
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
     click.echo(f"  browser:  {url}/api/v1/search/")
     click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
@@ -269,12 +269,7 @@ def serve(config: Path, store: str | None, host: str, port: int) -> None:
         file_zarr, group = hint
         click.echo(f"  xarray:   import xarray; ds = xarray.open_zarr('{url}/files/{file_zarr}'" + (f", group='{group}')" if group else ")"))
     click.echo("Press Ctrl+C to stop.")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_forever()
 
 
 def _xarray_hint(catalog: Any, path: str = "", depth: int = 0) -> tuple[str, str] | None:

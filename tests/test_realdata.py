@@ -270,18 +270,16 @@ def test_every_nxdata_group_opens_labelled_in_xarray(name: str, tmp_path_factory
 def test_tiled_client_smoke_reads_every_node(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The real tiled client reads every node of each package through ``publish serve``
     (``smoke.read(strict=True)``), and every array it reads equals the published Zarr bytes."""
-    import threading
 
     from tiled.client import from_uri
     from tiled.client.smoke import read
 
-    from handlers.local import make_server
+    from handlers.local import LocalServer
 
     _, pub = published(name, tmp_path_factory)
-    srv = make_server(pub.store.url, "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = LocalServer(pub.store.url, "127.0.0.1", 0).start()
     try:
-        client = from_uri(f"http://127.0.0.1:{srv.server_address[1]}/api/v1")
+        client = from_uri(f"{srv.url}/api/v1")
         read(client, strict=True)
         for entry in _array_entries(pub)[:200]:  # values: the client's against the store's
             served = np.asarray(client[entry["path"]].read())
@@ -291,5 +289,4 @@ def test_tiled_client_smoke_reads_every_node(name: str, tmp_path_factory: pytest
             else:
                 assert bytes_equal(served, stored), entry["path"]
     finally:
-        srv.shutdown()
-        srv.server_close()
+        srv.stop()

@@ -135,21 +135,19 @@ def test_storage_fields_name_environment_variables(server: S3Server, demo_dir: P
 def test_serve_from_s3_with_presigned_redirects(published: tuple[S3Server, Catalog], demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``publish serve --store s3://...``: the tiled client reads through the handlers, and a body
     past the payload limit is a 307 to a presigned URL of the object store, which the client follows."""
-    import threading
 
     import h5py
     import httpx
     import numpy as np
     from tiled.client import from_uri
 
-    from handlers.local import make_server
+    from handlers.local import LocalServer
 
     server, catalog = published
     with environ(server.env()):
-        srv = make_server(catalog.store.url, "127.0.0.1", 0)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        srv = LocalServer(catalog.store.url, "127.0.0.1", 0).start()
         try:
-            api = f"http://127.0.0.1:{srv.server_address[1]}/api/v1"
+            api = f"{srv.url}/api/v1"
             client = from_uri(api)
             with h5py.File(demo_dir / "scans" / "scan_0002.nxs") as f:
                 source = f["entry/data/data"][()]
@@ -160,5 +158,4 @@ def test_serve_from_s3_with_presigned_redirects(published: tuple[S3Server, Catal
             assert "Signature" in response.headers["location"] or "X-Amz-Signature" in response.headers["location"]
             np.testing.assert_array_equal(client["scans/scan_0002/entry/data/data"].read(), source)  # followed
         finally:
-            srv.shutdown()
-            srv.server_close()
+            srv.stop()

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,14 +30,11 @@ def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
 
 @pytest.fixture(scope="module")
 def server(demo: Published) -> Iterator[str]:
-    from handlers.local import make_server
+    from handlers.local import LocalServer
 
-    srv = make_server(demo.store.url, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    srv = LocalServer(demo.store.url, "127.0.0.1", 0).start()
+    yield srv.url
+    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,174 @@
+"""Serve benchmark: `publish serve` against `tiled serve` on the same files, in one run.
+
+Sources (generated into a temporary folder): ``sample.h5`` with ``data``, a uint16 stack
+(8, 2048, 2048) chunked (1, 512, 512), and ``table.csv`` (50,000 rows, 4 columns). Tiled
+serves the folder (``tiled serve directory --public``); Skyshelf builds it and serves the store.
+The same requests go over loopback HTTP (one keep-alive connection, sequential) and p50 / p99 are
+printed per request with the ratio. The heavy requests' bare conversion work (that PNG with
+Pillow, that CSV with pyarrow) is timed in this process as their floor.
+
+Needs Tiled's server: ``pip install "tiled[server]"`` (or ``--tiled PATH`` to its ``tiled``).
+Usage: python benchmarks/serve.py [--n 200] [--tiled tiled]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REQUESTS = [  # (name, path and query, Accept, repetitions factor)
+    ("about", "/api/v1/", "application/json", 1.0),
+    ("metadata", "/api/v1/metadata/sample/data", "application/json", 1.0),
+    ("search page", "/api/v1/search/?page[offset]=0&page[limit]=100", "application/json", 1.0),
+    ("array block", "/api/v1/array/block/sample/data?block=0,0,0", "application/octet-stream", 1.0),
+    ("512x512 PNG", "/api/v1/array/full/sample/data?slice=0,0:512,0:512&format=png", "image/png", 0.5),
+    ("table partition (Arrow)", "/api/v1/table/partition/table?partition=0", "application/vnd.apache.arrow.file", 0.25),
+    ("table CSV", "/api/v1/table/full/table?format=csv", "text/csv", 0.25),
+]
+
+
+def make_sources(folder: Path) -> None:
+    import h5py
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    with h5py.File(folder / "sample.h5", "w") as f:
+        d = f.create_dataset("data", shape=(8, 2048, 2048), dtype="u2", chunks=(1, 512, 512), compression="gzip")
+        for i in range(8):
+            d[i] = rng.poisson(1000, (2048, 2048)).astype("u2")
+        d.attrs["units"] = "counts"
+    n = 50_000  # its CSV (~3 MB) fits a Lambda response: no redirect
+    pd.DataFrame({"t": np.arange(n) * 0.1, "x": rng.normal(size=n), "y": rng.normal(size=n), "label": rng.choice(["a", "b", "c"], n)}).to_csv(
+        folder / "table.csv", index=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def timings(base: str, n: int) -> dict[str, list[float]]:
+    """Sequential requests on one keep-alive connection (``http.client``: the lightest standard
+    client, so the servers' own time dominates), sending what the tiled client sends
+    (``Accept-Encoding: gzip, zstd``); bodies are read, not decoded; redirects are followed."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+
+    def get(path: str, accept: str) -> tuple[int, bytes]:
+        conn.request("GET", path, headers={"Accept": accept, "Accept-Encoding": "gzip, zstd"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status in (301, 302, 307, 308):
+            return get(urlsplit(response.getheader("Location")).path, accept)
+        return response.status, body
+
+    out: dict[str, list[float]] = {}
+    for name, path, accept, factor in REQUESTS:
+        status, body = get(path, accept)
+        assert status == 200, (base, path, status, body[:200])
+        samples = []
+        for _ in range(max(5, int(n * factor))):
+            start = time.perf_counter()
+            get(path, accept)
+            samples.append(time.perf_counter() - start)
+        out[name] = samples
+    conn.close()
+    return out
+
+
+def floors(folder: Path, n: int) -> dict[str, float]:
+    """p50 of the bare conversion work of the heavy requests, with the libraries the handlers use."""
+    import h5py
+    import pyarrow.csv as pacsv
+
+    from publisher.serializers.array import to_png
+    from publisher.serializers.table import to_csv
+
+    with h5py.File(folder / "sample.h5") as f:
+        plane = f["data"][0, :512, :512]
+    table = pacsv.read_csv(folder / "table.csv")
+
+    def p50(fn) -> float:  # noqa: ANN001
+        samples = []
+        for _ in range(max(5, n // 4)):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    return {"512x512 PNG": p50(lambda: to_png(plane)), "table CSV": p50(lambda: to_csv(table))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200, help="requests per light endpoint (heavy ones fewer)")
+    parser.add_argument("--tiled", default=shutil.which("tiled") or "tiled", help="the tiled executable (with tiled[server])")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="skyshelf-serve-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        data = work / "data"
+        data.mkdir()
+        make_sources(data)
+        (work / "pipeline.yml").write_text(f"sources:\n  - path: {data}\n    into: ''\noutput:\n  store: {work / 'site'}\n")
+        subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(work / "pipeline.yml")], check=True, capture_output=True)
+        tiled_port, sky_port = free_port(), free_port()
+        procs.append(subprocess.Popen([args.tiled, "serve", "directory", str(data), "--public", "--host", "127.0.0.1", "--port", str(tiled_port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work))
+        procs.append(subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", str(work / "site"), "--port", str(sky_port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+        tiled_base, sky_base = f"http://127.0.0.1:{tiled_port}", f"http://127.0.0.1:{sky_port}"
+        wait_up(f"{tiled_base}/api/v1/")
+        wait_up(f"{sky_base}/api/v1/")
+        tiled = timings(tiled_base, args.n)
+        sky = timings(sky_base, args.n)
+        floor = floors(data, args.n)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+    def q(samples: list[float], p: float) -> float:
+        return float(np.percentile(samples, p)) * 1000
+
+    print(f"\n{'request':<26}{'tiled p50':>10}{'p99':>8}{'skyshelf p50':>14}{'p99':>8}{'tiled/sky p50':>15}{'floor p50':>11}{'sky - floor':>13}")
+    for name, *_ in REQUESTS:
+        t50, t99, s50, s99 = q(tiled[name], 50), q(tiled[name], 99), q(sky[name], 50), q(sky[name], 99)
+        f = floor.get(name)
+        extra = f"{f * 1000:11.2f}{s50 - f * 1000:13.2f}" if f is not None else ""
+        print(f"{name:<26}{t50:10.2f}{t99:8.2f}{s50:14.2f}{s99:8.2f}{t50 / s50:15.1f}{extra}")
+    print("\nmilliseconds over loopback HTTP, one keep-alive connection (http.client), sequential; floor: the conversion alone, in-process.")
+
+
+if __name__ == "__main__":
+    main()
