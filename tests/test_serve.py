@@ -183,3 +183,16 @@ def test_handler_imports_are_lean(module: str, budget_ms: int) -> None:
         total = sum(int(line.split("|")[0].split(":")[1]) for line in done.stderr.splitlines() if line.startswith("import time:") and "self [us]" not in line)
         best = total if best is None else min(best, total)
     assert best is not None and best / 1000 <= budget_ms, f"{module} imports in {best / 1000:.0f} ms (budget {budget_ms} ms)"
+
+
+def test_about_health_openapi_and_docs(server: str) -> None:
+    from handlers.routes import ROUTES
+
+    about = httpx.get(f"{server}/api/v1/").json()
+    assert about["authentication"] == {"required": False, "providers": [], "links": None}
+    assert "image/png" in about["formats"]["array"] and "csv" in about["aliases"]["table"]["text/csv"]
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+    spec = httpx.get(f"{server}/api/v1/openapi.json").json()
+    assert {r.path.replace("{path+}", "{path}") for r in ROUTES} == set(spec["paths"])
+    docs = httpx.get(about["links"]["documentation"])
+    assert docs.status_code == 200 and "openapi.json" in docs.text
