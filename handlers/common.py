@@ -6,6 +6,7 @@ Only the standard library, Powertools and ``publisher``'s lean modules are impor
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import hashlib
 import json
@@ -107,10 +108,14 @@ def etag_for(*parts: Any) -> str:
     return '"' + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
 
 
-def _encode(body: bytes, app: APIGatewayHttpResolver) -> tuple[bytes, str | None]:
+#: Formats compressed inside already: another pass would cost time and save nothing.
+PRECOMPRESSED = {"image/png", "application/x-parquet", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _encode(body: bytes, app: APIGatewayHttpResolver, media_type: str = "") -> tuple[bytes, str | None]:
     """zstd (preferred) or gzip when the client accepts it and the body is worth it. Fast levels:
     the answer is made per request, and a level-1 pass already takes most of the gain."""
-    if len(body) < 1024:
+    if len(body) < 1024 or media_type in PRECOMPRESSED:
         return body, None
     accepted = {p.split(";")[0].strip().lower() for p in (header(app, "accept-encoding") or "").split(",")}
     if "zstd" in accepted:
@@ -125,8 +130,18 @@ def _encode(body: bytes, app: APIGatewayHttpResolver) -> tuple[bytes, str | None
     return body, None
 
 
+#: Set by ``publish serve`` around a call: bodies are handed over as bytes instead of taking
+#: the base64 leg of Lambda's wire format (encoded here, decoded there: pure overhead in-process).
+LOCAL_BODY: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("skyshelf_local_body", default=None)
+LOCAL_BODY_HEADER = "X-Skyshelf-Local-Body"
+
+
 def _binary(status: int, media_type: str | None, body: bytes, headers: dict[str, str]) -> Response:
     """A Response whose bytes go out base64-encoded as they are (Powertools would re-serialize JSON bodies)."""
+    sink = LOCAL_BODY.get()
+    if sink is not None:
+        sink.append(body)
+        return Response(status, media_type, "", {**headers, LOCAL_BODY_HEADER: "1"})
     import base64
 
     response = Response(status, media_type, base64.b64encode(body).decode(), headers)
@@ -142,7 +157,7 @@ def respond(app: APIGatewayHttpResolver, body: bytes, media_type: str, etag: str
     if len(body) > max_body_bytes():
         out["Location"] = spill(body, etag, redirect_ext, app)
         return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
-    encoded, encoding = _encode(body, app)
+    encoded, encoding = _encode(body, app, media_type)
     if encoding:
         out["Content-Encoding"] = encoding
     return _binary(status, media_type, encoded, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import importlib
 import os
 import secrets
@@ -24,6 +25,7 @@ from publisher.content_types import content_type
 from publisher.errors import NotFound
 from publisher.stores import Store
 
+from .common import LOCAL_BODY, LOCAL_BODY_HEADER
 from .routes import route_for
 
 FILES = "/files"
@@ -52,11 +54,24 @@ def event_for(method: str, path: str, query: str, headers: dict[str, str], clien
     }
 
 
-def lambda_answer(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """Call a Lambda handler; its bytes come back directly (see ``common.LOCAL_BODY``), the rest as Lambda returns it."""
+    sink: list[bytes] = []
+    token = LOCAL_BODY.set(sink)
+    try:
+        return lambda_answer(handler(event, None), sink)
+    finally:
+        LOCAL_BODY.reset(token)
+
+
+def lambda_answer(result: dict[str, Any], sink: list[bytes] | None = None) -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body) from a Lambda proxy result."""
-    body = result.get("body") or ""
-    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+    if headers.pop(LOCAL_BODY_HEADER, None) and sink:
+        data = sink[-1]
+    else:
+        body = result.get("body") or ""
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(values)
     return int(result["statusCode"]), headers, data
@@ -119,8 +134,9 @@ class App:
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client)
         if route.module in _INLINE:
-            return lambda_answer(handler(event, None))
-        return lambda_answer(await loop.run_in_executor(None, handler, event, None))
+            return invoke(handler, event)
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(None, context.run, invoke, handler, event)
 
 
 class LocalServer:

@@ -196,3 +196,25 @@ def test_about_health_openapi_and_docs(server: str) -> None:
     assert {r.path.replace("{path+}", "{path}") for r in ROUTES} == set(spec["paths"])
     docs = httpx.get(about["links"]["documentation"])
     assert docs.status_code == 200 and "openapi.json" in docs.text
+
+
+def test_lambda_wire_format_is_base64_for_bodies(demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Called as Lambda calls it (no local server): binary and JSON bodies go out base64-encoded
+    with ``isBase64Encoded``, and decode to what the local server sends."""
+    import base64
+
+    import handlers.arrays
+    import handlers.metadata
+    from handlers.local import event_for
+
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+    headers = {"host": "example.org", "accept": "application/octet-stream"}
+    result = handlers.arrays.lambda_handler(event_for("GET", "/api/v1/array/full/frames/KCl_300K_00007", "slice=1", headers, "1.2.3.4"), None)
+    assert result["statusCode"] == 200 and result["isBase64Encoded"] is True
+    frame = np.frombuffer(base64.b64decode(result["body"]), dtype="<u2").reshape(128, 160)
+    assert frame.sum() > 0
+    meta = handlers.metadata.lambda_handler(event_for("GET", "/api/v1/metadata/frames", "", {"host": "example.org"}, "1.2.3.4"), None)
+    body = json.loads(base64.b64decode(meta["body"]))
+    assert body["data"]["links"]["self"] == "http://example.org/api/v1/metadata/frames"
+    missing = handlers.metadata.lambda_handler(event_for("GET", "/api/v1/metadata/nope", "", {"host": "example.org"}, "1.2.3.4"), None)
+    assert missing["statusCode"] == 404 and "no node" in json.loads(missing["body"])["detail"]
