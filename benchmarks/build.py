@@ -8,8 +8,11 @@ Sources (generated once, cached in $SKYSHELF_BENCH or /tmp/skyshelf-bench):
 For each: (a) ``xarray.open_dataset(..., engine="h5netcdf", chunks={}).to_zarr(...)`` with the
 same codec; (b) the floor: read every source chunk and compress it with the same codec on all
 cores, writing nothing; Skyshelf's ``publish build`` in a subprocess (peak RSS measured); and
-a no-change rebuild. The floor and the build run ``--repeat`` times (each build into a new
-store) and the fastest counts, as timeit does. Prints seconds and ratios.
+a no-change rebuild. Floor, build and rebuild run ``--repeat`` times, interleaved (each build
+into a new store), so a host that speeds up or slows down during the run charges both sides
+alike: the printed ratio is the median of each repeat's build / floor, and the seconds are the
+fastest runs, as timeit does. The build's time is ``build()`` from start to the catalog switch
+(durable flush included), after the imports; (process) is the whole command.
 Usage: python benchmarks/build.py [--gib 1] [--repeat 3]
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,28 +116,28 @@ def xarray_path(source: Path, out: Path) -> float:
 
 
 def skyshelf(source: Path, store: Path) -> tuple[float, float, int]:
-    """``publish build`` in a subprocess: the build's own seconds (from its report), the process's
-    wall seconds (with interpreter start-up and imports), and its peak RSS in bytes."""
-    import json
-
+    """``publish build`` in a subprocess: the seconds of ``build()`` (plan to catalog switch), the
+    process's wall seconds (with interpreter start-up and imports), and its peak RSS in bytes."""
     pipeline = store.parent / f"{store.name}.yml"
     pipeline.write_text(f"sources:\n  - path: {source}\n    into: ''\noutput:\n  store: {store}\n")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, str(pipeline)], check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    report, peak = done.stdout.rsplit("\n", 2)[-2].split(" ", 1)[1], int(done.stdout.rsplit("\n", 2)[-2].split(" ", 1)[0])
-    return json.loads(report)["seconds"], wall, peak
+    peak, seconds, _report = done.stdout.rsplit("\n", 2)[-2].split(" ", 2)
+    return float(seconds), wall, int(peak)
 
 
 # The floor runs in this process, with h5py, numcodecs and tifffile already imported; the build
 # starts equally warm (those imports before its clock), and the (process) column counts everything.
 RSS_WRAPPER = """
-import json, resource, sys
+import json, resource, sys, time
 import h5py, hdf5plugin, numcodecs, tifffile
 from publisher.build import build
 from publisher.config import load_pipeline
+start = time.perf_counter()
 report = build(load_pipeline(sys.argv[1]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, json.dumps(report.to_json()))
+seconds = time.perf_counter() - start
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, seconds, json.dumps(report.to_json()))
 """
 
 
@@ -163,25 +167,28 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="skyshelf-bench-"))
         try:
             floor(source)  # warm the page cache so every path reads from memory alike
-            f = min(floor(source) for _ in range(args.repeat))
-            x = fresh(lambda: xarray_path(source, work / "xarray"), work / "xarray")
-            runs, rebuilds = [], []
-            for _ in range(args.repeat):  # a full build into a new store, then a no-change rebuild of it
+            floors, xs, runs, rebuilds = [], [], [], []
+            for _ in range(args.repeat):  # interleaved: floor, xarray, a full build into a new store, a no-change rebuild
+                floors.append(floor(source))
+                xs.append(fresh(lambda: xarray_path(source, work / "xarray"), work / "xarray"))
                 runs.append(fresh(lambda: skyshelf(source, work / "site"), None))
                 rebuilds.append(fresh(lambda: skyshelf(source, work / "site"), work / "site"))
             s, wall, _ = min(runs)
             again, again_wall, _ = min(rebuilds)
-            rows.append((name, f, x, s, wall, again, again_wall, max(r[2] for r in runs)))
-            print(f"{name}: skyshelf runs {', '.join(f'{r[0]:.2f}' for r in runs)} s", flush=True)
+            paired = statistics.median(r[0] / f for r, f in zip(runs, floors))
+            x_paired = statistics.median(x / r[0] for r, x in zip(runs, xs))
+            rows.append((name, min(floors), min(xs), s, wall, paired, x_paired, again, again_wall, max(r[2] for r in runs)))
+            print(f"{name}: floor {', '.join(f'{f:.2f}' for f in floors)} s; skyshelf {', '.join(f'{r[0]:.2f}' for r in runs)} s", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'source':<14}{'floor s':>9}{'xarray s':>10}{'skyshelf s':>12}{'(process)':>11}{'sky/floor':>11}{'xarray/sky':>12}"
           f"{'rebuild/build':>15}{'(process)':>11}{'peak RSS':>10}")
-    for name, f, x, s, wall, again, again_wall, rss in rows:
-        print(f"{name:<14}{f:9.2f}{x:10.2f}{s:12.2f}{wall:11.2f}{s / f:11.2f}{x / s:12.2f}{again / s:15.3f}{again_wall / wall:11.3f}"
+    for name, f, x, s, wall, paired, x_paired, again, again_wall, rss in rows:
+        print(f"{name:<14}{f:9.2f}{x:10.2f}{s:12.2f}{wall:11.2f}{paired:11.2f}{x_paired:12.2f}{again / s:15.3f}{again_wall / wall:11.3f}"
               f"{rss / 2**20:7.0f} MB")
-    print(f"\ncores: {CORES}; codec: zstd level {LEVEL}; floor and skyshelf: fastest of {args.repeat} runs. skyshelf s: the build's own time (its report);"
-          " (process): wall time of `publish build` with interpreter start-up and imports.")
+    print(f"\ncores: {CORES}; codec: zstd level {LEVEL}; seconds: fastest of {args.repeat} interleaved runs; sky/floor and xarray/sky: median of"
+          " each run's ratio. skyshelf s: build() from plan to catalog switch; (process): wall time of `publish build` with"
+          " interpreter start-up and imports.")
 
 
 if __name__ == "__main__":

@@ -79,12 +79,26 @@ class Entry:
 
 
 def warm_up() -> None:
-    """Import pyarrow and run its first-use set-up (its first ``pa.array`` imports pandas: ~0.2 s).
-    A build calls this on a side thread at its start, so the cost overlaps conversion."""
-    import pyarrow as pa
+    """Import pyarrow and its Parquet writer (~0.1 s). A build calls this on a side thread at its
+    start, so the cost overlaps conversion."""
     import pyarrow.parquet  # noqa: F401
 
-    pa.array([""], type=pa.string())
+
+def string_array(values: list[str | None]) -> Any:
+    """An Arrow string column built from its buffers. ``pa.array`` would import pandas on first use
+    (~0.2 s of CPU taken from the codecs in every build) to check for pandas objects."""
+    import numpy as np
+    import pyarrow as pa
+
+    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    if offsets[-1] >= 2**31:  # past 32-bit offsets: let pyarrow chunk it
+        return pa.chunked_array([pa.array(values, type=pa.string())])
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    nulls = len(values) - int(valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded)), bitmap, nulls)
 
 
 def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, Any]:
@@ -97,7 +111,7 @@ def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, An
     columns = {name: [r[name] for r in rows] for name in INDEX_COLUMNS}
     for name in ("specs", "metadata", "structure", "access_tags", "notes"):
         columns[name] = [None if v is None else dumps(v) for v in columns[name]]
-    table = pa.table({name: pa.array(columns[name], type=pa.string()) for name in INDEX_COLUMNS})
+    table = pa.Table.from_arrays([string_array(columns[name]) for name in INDEX_COLUMNS], names=list(INDEX_COLUMNS))
     parquet_key = f"{prefix}/nodes.parquet"
     with store.open_write(parquet_key) as sink:
         pq.write_table(table, sink, compression="zstd", row_group_size=100_000)
