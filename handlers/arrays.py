@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from publisher.access.arrays import PublishedArray
+from publisher.access.arrays import PublishedArray, published_array
 from publisher.errors import BadRequest
 
 from . import common
@@ -67,7 +67,7 @@ def _array(path: str) -> tuple[Any, PublishedArray, Any]:
             return data.astype(f"<U{max(data_type['itemsize'] // 4, 1)}")
         return data
 
-    return catalog, PublishedArray(common.store(), entry["data_url"]), advertised
+    return catalog, published_array(common.store(), entry["data_url"]), advertised
 
 
 def _check_shape(params: dict[str, list[str]], shape: tuple[int, ...]) -> None:
@@ -108,7 +108,16 @@ def block() -> Response:
         _check_shape(params, data.shape)
         return advertised(data)
 
-    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, **_png_options(params))
+    def stored(accepted: set[str]) -> tuple[bytes, str] | None:
+        """An interior chunk whose stored bytes already are the answer (see ``PublishedArray.stored_block``)."""
+        if sel or array.dtype.kind in "OU":
+            return None
+        ready = array.stored_block(index, accepted)
+        if ready is not None:
+            _check_shape(params, array.chunks)
+        return ready
+
+    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, stored, **_png_options(params))
 
 
 app = common.make_app("arrays", {"/api/v1/array/full/{path+}": full, "/api/v1/array/block/{path+}": block})

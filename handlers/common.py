@@ -14,6 +14,8 @@ import logging
 import os
 import threading
 import time
+import zlib
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -100,7 +102,13 @@ def node_path(app: APIGatewayHttpResolver, prefix: str) -> str:
 
 
 def header(app: APIGatewayHttpResolver, name: str) -> str | None:
-    return app.current_event.headers.get(name.lower()) or app.current_event.headers.get(name)
+    """A request header. Payload v2 events carry header names in lower case; read from the raw
+    event (Powertools' ``headers`` builds a case-insensitive copy on every access)."""
+    headers = app.current_event.raw_event.get("headers") or {}
+    value = headers.get(name.lower())
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    return value
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -112,19 +120,42 @@ def etag_for(*parts: Any) -> str:
 PRECOMPRESSED = {"image/png", "application/x-parquet", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
+def accepted_encodings(app: APIGatewayHttpResolver) -> set[str]:
+    """The content codings named in Accept-Encoding (``q=0`` ones left out)."""
+    out = set()
+    for part in (header(app, "accept-encoding") or "").split(","):
+        name, _, params = part.partition(";")
+        if params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            out.add(name.strip().lower())
+    return out - {""}
+
+
+_local = threading.local()
+
+
+def _zstd() -> Any:
+    """This thread's zstd compressor, made once, not per answer (None without zstandard): level 1
+    with a 4 KiB-entry hash table, which stays in the L1 cache (3 MB of CSV: 6.9 -> 6.2 ms, no bigger)."""
+    compressor = getattr(_local, "zstd", False)
+    if compressor is False:
+        try:
+            import zstandard
+
+            compressor = zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters.from_level(1, hash_log=12))
+        except ImportError:
+            compressor = None
+        _local.zstd = compressor
+    return compressor
+
+
 def _encode(body: bytes, app: APIGatewayHttpResolver, media_type: str = "") -> tuple[bytes, str | None]:
     """zstd (preferred) or gzip when the client accepts it and the body is worth it. Fast levels:
     the answer is made per request, and a level-1 pass already takes most of the gain."""
     if len(body) < 1024 or media_type in PRECOMPRESSED:
         return body, None
-    accepted = {p.split(";")[0].strip().lower() for p in (header(app, "accept-encoding") or "").split(",")}
-    if "zstd" in accepted:
-        try:
-            import zstandard
-
-            return zstandard.ZstdCompressor(level=1).compress(body), "zstd"
-        except ImportError:
-            pass
+    accepted = accepted_encodings(app)
+    if "zstd" in accepted and _zstd() is not None:
+        return _zstd().compress(body), "zstd"
     if "gzip" in accepted:
         return gzip.compress(body, compresslevel=1 if len(body) > 65536 else 4, mtime=0), "gzip"
     return body, None
@@ -149,18 +180,51 @@ def _binary(status: int, media_type: str | None, body: bytes, headers: dict[str,
     return response
 
 
-def respond(app: APIGatewayHttpResolver, body: bytes, media_type: str, etag: str, status: int = 200,
-            headers: dict[str, str] | None = None, redirect_ext: str = "") -> Response:
+def _encode_parts(parts: Iterable[bytes], app: APIGatewayHttpResolver, media_type: str) -> tuple[list[bytes], int, bytes | None, str | None]:
+    """(the pieces, their total size, the encoded body or None, its encoding), each piece
+    compressed as it arrives into one zstd frame or gzip member while later pieces are made."""
+    accepted = set() if media_type in PRECOMPRESSED else accepted_encodings(app)
+    if "zstd" in accepted and _zstd() is not None:
+        stream, encoding = _zstd().compressobj(), "zstd"
+    elif "gzip" in accepted:
+        stream, encoding = zlib.compressobj(1, zlib.DEFLATED, 31), "gzip"  # wbits 31: a gzip member
+    else:
+        stream, encoding = None, None
+    raw, packed, total = [], [], 0
+    for part in parts:
+        raw.append(part)
+        total += len(part)
+        if stream is not None:
+            packed.append(stream.compress(part))
+    if stream is None or total < 1024:
+        return raw, total, None, None
+    packed.append(stream.flush())
+    return raw, total, b"".join(packed), encoding
+
+
+def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_type: str, etag: str, status: int = 200,
+            headers: dict[str, str] | None = None, redirect_ext: str = "", encoding: str | None = None) -> Response:
     """ETag, Cache-Control, Vary and compression for one answer; 304 for a matching
-    If-None-Match; a 307 to the bytes in the store when the body is past Lambda's limit."""
+    If-None-Match; a 307 to the bytes in the store when the body is past Lambda's limit.
+    ``body`` may come in pieces (compressed as they arrive); ``encoding`` names the
+    Content-Encoding that a bytes ``body`` already has (it is sent as it is)."""
     out = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding", **(headers or {})}
-    if len(body) > max_body_bytes():
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, bytes):
+        pieces, total, packed, encoding = _encode_parts(body, app, media_type)
+        if total <= max_body_bytes() and packed is not None:
+            out["Content-Encoding"] = encoding  # type: ignore[assignment]
+            return _binary(status, media_type, packed, out)
+        body, encoding = b"".join(pieces), None
+    if encoding is None and len(body) > max_body_bytes():
         out["Location"] = spill(body, etag, redirect_ext, app)
         return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
-    encoded, encoding = _encode(body, app, media_type)
+    if encoding is None:
+        body, encoding = _encode(body, app, media_type)
     if encoding:
         out["Content-Encoding"] = encoding
-    return _binary(status, media_type, encoded, out)
+    return _binary(status, media_type, body, out)
 
 
 def not_modified(app: APIGatewayHttpResolver, etag: str) -> Response | None:
@@ -206,9 +270,8 @@ def base_url(app: APIGatewayHttpResolver) -> str:
     configured = os.environ.get("SKYSHELF_BASE_URL")
     if configured:
         return configured.rstrip("/") + API
-    h = app.current_event.headers
-    host = h.get("host") or h.get("Host") or "localhost"
-    scheme = h.get("x-forwarded-proto") or "https"
+    host = header(app, "host") or "localhost"
+    scheme = header(app, "x-forwarded-proto") or "https"
     stage = app.current_event.raw_event.get("requestContext", {}).get("stage", "$default")
     return f"{scheme}://{host}{'' if stage in ('$default', None) else '/' + stage}{API}"
 

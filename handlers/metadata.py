@@ -5,6 +5,7 @@ Reads only the JSON index: no numpy, no pyarrow.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 from urllib.parse import quote
@@ -86,11 +87,12 @@ def _answer(body_fn: Any, *etag_parts: Any) -> Response:
     return common.respond(app, _json(body_fn()), "application/json", etag)
 
 
-def about() -> Response:
+@functools.lru_cache(maxsize=64)
+def _about(base: str) -> bytes:
+    """The about document for one base URL: the same for every request that names it."""
     from publisher import serializers
 
-    base = common.base_url(app)
-    body = {
+    return _json({
         "api_version": 0,
         "library_version": __version__,
         "formats": serializers.formats(),
@@ -99,8 +101,13 @@ def about() -> Response:
         "authentication": {"required": False, "providers": [], "links": None},
         "links": {"self": base, "documentation": f"{base}/docs"},
         "meta": {"root_path": "", "server": "skyshelf"},
-    }
-    return _answer(lambda: body, "about", __version__, base)
+    })
+
+
+def about() -> Response:
+    base = common.base_url(app)
+    etag = common.etag_for("about", __version__, base)
+    return common.not_modified(app, etag) or common.respond(app, _about(base), "application/json", etag)
 
 
 def healthz() -> Response:

@@ -52,7 +52,7 @@ def container_full() -> Response:
     """A container's whole subtree as JSON: arrays as nested lists, tables as ``{column: values}``."""
     import json
 
-    from publisher.access.arrays import PublishedArray
+    from publisher.access.arrays import published_array
     from publisher.serializers.array import _jsonable
     from publisher.serializers.table import to_json as table_json
 
@@ -70,7 +70,7 @@ def container_full() -> Response:
         if node["family"] == "container":
             return {child["key"]: walk(child) for child in catalog.children(node["path"])}
         if node["family"] == "array":
-            return _jsonable(PublishedArray(common.store(), node["data_url"]).read())
+            return _jsonable(published_array(common.store(), node["data_url"]).read())
         t = PublishedTable(common.store(), node["data_url"], node["structure"]).read()
         return json.loads(table_json(t))
 

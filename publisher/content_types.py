@@ -12,8 +12,16 @@ _BY_SUFFIX = {".json": "application/json", ".parquet": "application/vnd.apache.p
 
 
 def content_type(key: str) -> str:
-    """``zarr.json`` → application/json, Parquet → application/vnd.apache.parquet, chunks → octet-stream."""
+    """``zarr.json`` → application/json, Parquet → application/vnd.apache.parquet, chunks → octet-stream;
+    other suffixes as the serializer registry names them (answers spilled to the store: ``.xlsx``, ``.npy``)."""
     name = posixpath.basename(key)
     if name in _BY_NAME:
         return _BY_NAME[name]
-    return _BY_SUFFIX.get(posixpath.splitext(name)[1].lower(), "application/octet-stream")
+    suffix = posixpath.splitext(name)[1].lower()
+    if suffix in _BY_SUFFIX:
+        return _BY_SUFFIX[suffix]
+    if suffix and not suffix[1:].isdigit():  # chunk keys (".0.1") are not file types; the registry loads on first use
+        from .serializers import media_type_for
+
+        return media_type_for(suffix) or "application/octet-stream"
+    return "application/octet-stream"

@@ -15,7 +15,6 @@ from .catalog import CATALOG_KEY
 from .errors import NotFound, StoreError
 from .stores import Store
 
-
 RETIRED = "retired.json"
 
 

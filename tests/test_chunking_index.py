@@ -99,9 +99,9 @@ def test_writing_the_index_does_not_import_pandas(tmp_path: Path) -> None:
         "assert 'pandas' not in sys.modules, 'pandas was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    import pyarrow.parquet as pq
-
     import json
+
+    import pyarrow.parquet as pq
 
     assert [json.loads(m) for m in pq.read_table(tmp_path / "index/nodes.parquet").column("metadata").to_pylist()] == [{"a": "é"}]
 

@@ -160,6 +160,12 @@ def test_oversized_response_redirects_to_the_bytes(server: str, monkeypatch: pyt
     assert response.status_code == 307 and "/files/responses/" in response.headers["location"]
     followed = httpx.get(url, follow_redirects=True)
     assert followed.status_code == 200 and len(followed.content) == 4 * 128 * 160 * 2
+    # the spilled object carries the format's media type from the serializer registry (as S3 would)
+    npy = httpx.get(url + "?format=npy", follow_redirects=True)
+    assert npy.history and npy.headers["content-type"] == "application/x-npy"
+    assert np.load(io.BytesIO(npy.content)).shape == (4, 128, 160)
+    table = httpx.get(f"{server}/api/v1/table/full/tables/temperature_log?format=xlsx", follow_redirects=True)
+    assert table.history and table.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def test_store_files_read_directly_over_http(server: str, demo: Published) -> None:
@@ -218,3 +224,20 @@ def test_lambda_wire_format_is_base64_for_bodies(demo: Published, monkeypatch: p
     assert body["data"]["links"]["self"] == "http://example.org/api/v1/metadata/frames"
     missing = handlers.metadata.lambda_handler(event_for("GET", "/api/v1/metadata/nope", "", {"host": "example.org"}, "1.2.3.4"), None)
     assert missing["statusCode"] == 404 and "no node" in json.loads(missing["body"])["detail"]
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "gzip", "identity"])
+def test_array_blocks_over_http_in_any_encoding(server: str, client, encoding: str) -> None:  # noqa: ANN001
+    """An interior block goes out as its stored zstd chunk when zstd is accepted (nothing decoded
+    or re-encoded), otherwise encoded for the client; the values are the same either way."""
+    node = client["scans/scan_0001/entry/data/data"]
+    url = f"{server}/api/v1/array/block/scans/scan_0001/entry/data/data?block=4,0,0"
+    response = httpx.get(url, headers={"Accept-Encoding": encoding, "Accept": "application/octet-stream"})
+    assert response.status_code == 200
+    assert response.headers.get("content-encoding", "identity") == encoding
+    got = np.frombuffer(response.content, dtype=node.dtype.newbyteorder("<")).reshape(1, *node.shape[1:])
+    np.testing.assert_array_equal(got, node[4:5])
+    shape = ",".join(map(str, got.shape))
+    assert httpx.get(f"{url}&expected_shape={shape}", headers={"Accept-Encoding": encoding}).status_code == 200
+    wrong = httpx.get(f"{url}&expected_shape=2,{shape}", headers={"Accept-Encoding": encoding})
+    assert wrong.status_code == 400 and "expected_shape" in wrong.json()["detail"]

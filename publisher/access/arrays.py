@@ -7,6 +7,7 @@ the metadata document, numpy and numcodecs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..errors import BadRequest, NotFound, UnsupportedError
 from ..stores import Store
+from .cache import DECODED
 
 _V3_NUMERIC = {
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -58,6 +60,21 @@ def _v3_codec(spec: dict[str, Any]) -> Any:
     raise UnsupportedError(f"Zarr codec {name!r} is not served")
 
 
+#: Stored compressors whose output is a valid HTTP body in this Content-Encoding as it is.
+_HTTP_ENCODINGS = {"zstd": "zstd", "gzip": "gzip"}
+
+
+def _little(dtype: np.dtype) -> bool:
+    """Plain little-endian (or single-byte) values: their bytes are what octet-stream sends."""
+    return dtype.names is None and not dtype.hasobject and dtype.str[0] in "<|"
+
+
+@functools.lru_cache(maxsize=512)
+def published_array(store: Store, url: str) -> PublishedArray:
+    """The array at ``url``, its metadata read once per process (published metadata never changes)."""
+    return PublishedArray(store, url)
+
+
 class PublishedArray:
     """Shape, dtype and chunk grid from the metadata; :meth:`read` assembles any selection."""
 
@@ -83,6 +100,8 @@ class PublishedArray:
                 raise UnsupportedError(f"{url}: more than one compressor")
             self.compressor = _v3_codec(rest[0]) if rest else None
             self.fill = doc.get("fill_value")
+            plain = serializer["name"] == "bytes" and _little(self.dtype)
+            self.http_encoding = _HTTP_ENCODINGS.get(rest[0]["name"]) if plain and len(rest) == 1 else None
         else:
             import numcodecs
 
@@ -94,6 +113,8 @@ class PublishedArray:
                 self.dtype = np.dtype(object)
             self.compressor = numcodecs.get_codec(doc["compressor"]) if doc.get("compressor") else None
             self.fill = doc.get("fill_value")
+            plain = not doc.get("filters") and doc.get("order", "C") == "C" and _little(self.dtype)
+            self.http_encoding = _HTTP_ENCODINGS.get((doc.get("compressor") or {}).get("id", "")) if plain else None
 
     @property
     def ndim(self) -> int:
@@ -108,7 +129,15 @@ class PublishedArray:
         return tuple(math.ceil(n / c) if c else 0 for n, c in zip(self.shape, self.chunks))
 
     def _chunk(self, index: tuple[int, ...]) -> np.ndarray:
-        """One whole stored chunk (edge chunks padded, as Zarr stores them)."""
+        """One whole stored chunk (edge chunks padded, as Zarr stores them), read-only."""
+        key = (self.store.url, self.chunk_key(index))
+        chunk = DECODED.get(key)
+        if chunk is None:
+            chunk = self._decode_chunk(index)
+            DECODED.put(key, chunk)
+        return chunk
+
+    def _decode_chunk(self, index: tuple[int, ...]) -> np.ndarray:
         try:
             raw: Any = self.store.read_bytes(self.chunk_key(index))
         except NotFound:  # never written: the fill value
@@ -120,6 +149,20 @@ class PublishedArray:
 
             return numcodecs.VLenUTF8().decode(raw).reshape(self.chunks)
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.chunks)
+
+    def stored_block(self, index: tuple[int, ...], accepted: set[str]) -> tuple[bytes, str] | None:
+        """Block ``index`` as its stored bytes and their HTTP ``Content-Encoding``, when those bytes
+        already are what ``application/octet-stream`` sends, compressed in an encoding the client
+        accepts (a zstd frame or gzip stream of the C-order little-endian values): an interior,
+        written chunk of a plain layout. Then nothing is decoded or encoded again."""
+        if self.http_encoding not in accepted or len(index) != self.ndim or not self.shape:
+            return None
+        if any(not 0 <= i or (i + 1) * c > n for i, c, n in zip(index, self.chunks, self.shape)):
+            return None  # outside the grid, or an edge chunk (stored padded): the general path answers
+        try:
+            return self.store.read_bytes(self.chunk_key(index)), self.http_encoding
+        except NotFound:
+            return None
 
     def block(self, index: tuple[int, ...]) -> np.ndarray:
         """Chunk ``index``, trimmed at the array's edges (Tiled's ``array/block``)."""
@@ -154,8 +197,12 @@ class PublishedArray:
                 end = r[-1] - lo + (1 if r.step > 0 else -1)
                 spans.append((lo, hi))
                 post.append(slice(r[0] - lo, end if end >= 0 else None, r.step))
-        out = np.empty(tuple(b - a for a, b in spans), dtype=self.dtype)
         ranges = [range(a // c, math.ceil(b / c)) if b > a else range(0) for (a, b), c in zip(spans, self.chunks)]
+        if all(len(r) == 1 for r in ranges):  # inside one chunk: a view of it, no copy (read-only)
+            index = tuple(r[0] for r in ranges)
+            within = tuple(slice(a - i * c, b - i * c) for i, c, (a, b) in zip(index, self.chunks, spans))
+            return self._chunk(index)[within][tuple(post)]
+        out = np.empty(tuple(b - a for a, b in spans), dtype=self.dtype)
         for index in itertools.product(*ranges):
             chunk = self._chunk(index)
             src, dst = [], []

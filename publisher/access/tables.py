@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..stores import Store
+from .cache import DECODED
 
 
 class PublishedTable:
@@ -29,7 +30,16 @@ class PublishedTable:
         if not 0 <= i < self.npartitions:
             raise BadRequest(f"partition {i} is out of range: the table has {self.npartitions}")
         self._check_columns(columns)
-        return pq.read_table(io.BytesIO(self.store.read_bytes(self.partition_key(i))), columns=columns or None)
+        whole = (self.store.url, self.partition_key(i))
+        table = DECODED.get(whole)
+        if table is not None:
+            return table.select(columns) if columns else table
+        key = (whole[0], whole[1] + ("?" + ",".join(columns) if columns else ""))  # only these columns are read
+        table = DECODED.get(key)
+        if table is None:
+            table = pq.read_table(io.BytesIO(self.store.read_bytes(whole[1])), columns=columns or None)
+            DECODED.put(key, table)
+        return table
 
     def read(self, columns: list[str] | None = None) -> Any:
         import pyarrow as pa

@@ -7,7 +7,7 @@ libraries (pyarrow, Pillow, tifffile, openpyxl) inside the function, on first us
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +21,19 @@ class Serializer:
     encode: Callable[..., bytes]
     aliases: tuple[str, ...] = ()
     extension: str = ""
+    #: The same bytes as ``encode``, in order, in pieces made side by side: an answer can be
+    #: compressed piece by piece while later pieces are still being made.
+    parts: Callable[..., Iterable[bytes]] | None = None
 
 
 _REGISTRY: dict[str, dict[str, Serializer]] = {}
 _ALIASES: dict[str, dict[str, str]] = {}
 
 
-def register(family: str, media_type: str, aliases: tuple[str, ...] = (), extension: str = "") -> Callable[[Callable[..., bytes]], Callable[..., bytes]]:
+def register(family: str, media_type: str, aliases: tuple[str, ...] = (), extension: str = "",
+             parts: Callable[..., Iterable[bytes]] | None = None) -> Callable[[Callable[..., bytes]], Callable[..., bytes]]:
     def deco(fn: Callable[..., bytes]) -> Callable[..., bytes]:
-        _REGISTRY.setdefault(family, {})[media_type] = Serializer(family, media_type, fn, aliases, extension)
+        _REGISTRY.setdefault(family, {})[media_type] = Serializer(family, media_type, fn, aliases, extension, parts)
         for alias in aliases:
             _ALIASES.setdefault(family, {})[alias] = media_type
         return fn
@@ -51,6 +55,16 @@ def aliases() -> dict[str, dict[str, list[str]]]:
     """Aliases per family and media type (the about document's ``aliases``)."""
     _load()
     return {family: {mt: list(s.aliases) for mt, s in table.items() if s.aliases} for family, table in _REGISTRY.items()}
+
+
+def media_type_for(extension: str) -> str | None:
+    """The media type whose serializer writes files with this extension (``.xlsx``, ``.npy``, ...)."""
+    _load()
+    for table in _REGISTRY.values():
+        for serializer in table.values():
+            if serializer.extension == extension:
+                return serializer.media_type
+    return None
 
 
 def _parse_accept(accept: str) -> list[str]:
@@ -94,4 +108,11 @@ def serialize(serializer: Serializer, data: Any, **options: Any) -> bytes:
     return serializer.encode(data, **options)
 
 
-__all__ = ["Serializer", "aliases", "choose", "formats", "register", "serialize"]
+def serialize_parts(serializer: Serializer, data: Any, **options: Any) -> Iterable[bytes]:
+    """The answer's bytes as an iterable of pieces (one piece when the format has no ``parts``)."""
+    if serializer.parts is not None:
+        return serializer.parts(data, **options)
+    return [serializer.encode(data, **options)]
+
+
+__all__ = ["Serializer", "aliases", "choose", "formats", "media_type_for", "register", "serialize", "serialize_parts"]

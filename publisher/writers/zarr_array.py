@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import base64
 import bisect
+import itertools
 import json
 import math
 import struct
-import itertools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass

@@ -1,0 +1,80 @@
+"""Answers split over the cores give exactly the one-piece result: CSV by row ranges, zstd by
+frames; and the PNG lookup-table path for small integers maps values as the float path does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from publisher.parallel import cores, map_parts, spans
+from publisher.serializers.array import _small_ints_to_u1, _to_u1
+from publisher.serializers.table import CSV_PARALLEL_ROWS, to_csv
+
+
+@given(st.integers(0, 10_000), st.integers(1, 9))
+def test_spans_cover_in_order(total: int, parts: int) -> None:
+    got = spans(total, parts)
+    assert got[0][0] == 0 and got[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(got, got[1:]))
+    sizes = [b - a for a, b in got]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_map_parts_keeps_order() -> None:
+    assert list(map_parts(lambda x: x * x, list(range(50)))) == [x * x for x in range(50)]
+
+
+@pytest.mark.parametrize("rows", [0, 5, CSV_PARALLEL_ROWS - 1, CSV_PARALLEL_ROWS, 50_001])
+def test_csv_by_row_ranges_equals_one_piece(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    awkward = np.array(['plain', 'with,comma', 'with "quotes"', 'multi\nline', 'ünï', ''], dtype=object)
+    table = pa.table({
+        "x": rng.normal(size=rows),
+        "n": pa.array(rng.integers(-5, 5, rows), mask=rng.random(rows) < 0.1),
+        "s": pa.array(awkward[rng.integers(0, len(awkward), rows)], mask=rng.random(rows) < 0.1),
+        "t": pa.array(np.arange(rows).astype("datetime64[s]")),
+    })
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    assert to_csv(table) == sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "gzip", "identity"])
+def test_pieces_are_compressed_into_one_stream_that_clients_decode(encoding: str) -> None:
+    """CSV pieces made side by side and compressed as they arrive form one zstd frame or gzip
+    member: the tiled client's zstd decoder reads a single frame only."""
+    import httpx._decoders
+    import tiled.client.decoders  # noqa: F401  (registers tiled's own zstd decoder with httpx)
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+    from handlers.common import _encode_parts
+    from handlers.local import event_for
+    from publisher.serializers.table import csv_parts
+
+    rows = 3 * CSV_PARALLEL_ROWS
+    table = pa.table({"x": np.random.default_rng(0).normal(size=rows), "i": np.arange(rows)})
+    pieces = list(csv_parts(table))
+    assert (len(pieces) > 2) == (cores() > 1)
+    app = APIGatewayHttpResolver()
+    app.current_event = app._to_proxy_event(event_for("GET", "/", "", {"accept-encoding": encoding}, "127.0.0.1"))
+    raw, total, packed, used = _encode_parts(iter(pieces), app, "text/csv")
+    body = b"".join(raw)
+    assert body == to_csv(table) and total == len(body) and used == (None if encoding == "identity" else encoding)
+    if used is not None:
+        decoder = httpx._decoders.SUPPORTED_DECODERS[used]()
+        assert decoder.decode(packed) + decoder.flush() == body
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(st.sampled_from(["u1", "i1", "u2", "i2", "?"]), hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=20)),
+    st.none() | st.tuples(st.floats(-1e5, 1e5), st.floats(-1e5, 1e5)),
+)
+def test_png_lookup_table_maps_as_the_float_path(plane: np.ndarray, rescale: tuple[float, float] | None) -> None:
+    expected = _to_u1(plane.astype("f8"), rescale) if plane.size else np.zeros(plane.shape, dtype="u1")
+    np.testing.assert_array_equal(_small_ints_to_u1(plane, rescale), expected)
