@@ -1,6 +1,13 @@
 """Tiled's query parameters (``filter[NAME][condition][FIELD]=...``) evaluated on index entries.
 
-A first cut over a container's children (the full language, indexed, is its own piece of work).
+Semantics are those of Tiled's SQL catalog on SQLite (what ``tiled serve catalog`` and
+``tiled serve directory`` run), checked against a real server by ``tests/test_search_vs_tiled.py``:
+a metadata value is compared as SQLite compares ``json_extract`` results (a missing key is NULL
+and matches nothing; numbers sort before text; objects and arrays are their compact JSON text);
+``contains`` and ``like`` are SQL ``LIKE`` on that text (``%`` and ``_`` are wildcards, ASCII
+case-insensitive); ``fulltext`` matches the words of every query term against the words of the
+whole metadata document, keys included, as FTS5's default tokenizer splits them. SQLite has no
+regex: ``regex`` follows Tiled's in-memory adapter (``re.search`` on string values).
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ QUERIES: dict[str, tuple[str, ...]] = {
     "keypresent": ("key", "exists"),
     "specs": ("include", "exclude"),
     "structure_family": ("value",),
+    "like": ("key", "pattern"),
+    "keys_filter": ("keys",),
+    "access_tags_filter": ("tags",),
 }
-_JSON_FIELDS = {"value", "include", "exclude"}
+_JSON_FIELDS = {"value", "include", "exclude", "keys", "tags", "pattern"}
 
 
 @dataclass
@@ -60,15 +70,34 @@ def filters_from(params: dict[str, list[str]]) -> list[Query]:
             decoded: dict[str, Any] = {}
             for field, values in fields.items():
                 raw = values[i] if i < len(values) else values[-1]
-                if field in _JSON_FIELDS and name != "structure_family":
+                if field in _JSON_FIELDS and name not in ("structure_family", "regex"):
                     try:
                         decoded[field] = json.loads(raw)
                     except ValueError:
                         raise BadRequest(f"filter[{name}][condition][{field}] must be JSON, got {raw!r}") from None
                 else:
                     decoded[field] = raw
+            missing = [f for f in QUERIES[name] if f not in decoded and f not in _OPTIONAL.get(name, ())]
+            if missing:
+                raise BadRequest(f"query {name!r} needs filter[{name}][condition][{missing[0]}]")
+            _validate(Query(name, decoded))
             out.append(Query(name, decoded))
     return out
+
+
+#: Fields Tiled's client may leave out.
+_OPTIONAL = {"regex": ("case_sensitive",), "keypresent": ("exists",)}
+
+
+def _validate(q: Query) -> None:
+    """Reject what no entry could make valid (a bad pattern, an unknown operator) before any is read."""
+    if q.name == "regex":
+        try:
+            re.compile(q.fields.get("pattern", ""))
+        except re.error as exc:
+            raise BadRequest(f"bad regex pattern {q.fields.get('pattern')!r}: {exc}") from None
+    if q.name == "comparison" and q.fields.get("operator") not in ("lt", "le", "gt", "ge"):
+        raise BadRequest(f"comparison operator must be lt, le, gt or ge, got {q.fields.get('operator')!r}")
 
 
 _MISSING = object()
@@ -83,57 +112,112 @@ def lookup(metadata: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _texts(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in _texts(v)]
-    return [str(value)] if isinstance(value, str) else []
+def _sql(value: Any) -> Any:
+    """A metadata value as SQLite's ``json_extract`` gives it: booleans as 0/1, objects and arrays
+    as their compact JSON text, JSON null and missing keys as NULL (None)."""
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+def _rank(value: Any) -> tuple[int, Any]:
+    """SQLite's order across storage classes: numbers, then text (by code point)."""
+    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if left is None or right is None:
+        return False  # NULL compares to nothing
+    a, b = _rank(left), _rank(right)
+    return {"eq": a == b, "noteq": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    """SQL ``LIKE``: ``%`` any run, ``_`` one character, ASCII letters case-insensitive."""
+    parts = ["." if c == "_" else ".*" if c == "%" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.IGNORECASE | re.ASCII | re.DOTALL)
+
+
+def _text(value: Any) -> str | None:
+    """What SQL ``LIKE`` sees of a value: text, or a number written out (``1.0`` as SQLite does)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.1f}"
+    return str(value)
+
+
+#: FTS5's unicode61 tokenizer: letters, numbers and private-use characters make tokens.
+_TOKEN = re.compile(r"[^\W_]+|[\ue000-\uf8ff]+")
+
+
+def _tokens(text: str) -> list[str]:
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return _TOKEN.findall("".join(c for c in folded if not unicodedata.combining(c)))
+
+
+def _json_param(q: Query, field: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = q.fields.get(field)
+    if not isinstance(value, kind):
+        raise BadRequest(f"filter[{q.name}][condition][{field}] must be {what}, got {value!r}")
+    return value
 
 
 def matches(q: Query, entry: dict[str, Any]) -> bool:
     f, md = q.fields, entry["metadata"]
     if q.name == "fulltext":
-        words = str(f.get("text", "")).lower().split()
-        text = " ".join(_texts(md)).lower()
-        return all(w in text for w in words)
+        terms = _tokens(str(f.get("text", "")))
+        words = set(_tokens(json.dumps(md, ensure_ascii=False)))
+        return bool(terms) and all(t in words for t in terms)
     if q.name == "lookup":
         return entry["key"] == f.get("key")
+    if q.name == "keys_filter":
+        return entry["key"] in _json_param(q, "keys", list, "a JSON list of keys")
     if q.name == "structure_family":
         return entry["family"] == f.get("value")
     if q.name == "specs":
         specs = set(entry["specs"])
-        return set(f.get("include") or []) <= specs and not (set(f.get("exclude") or []) & specs)
-    value = lookup(md, f.get("key", ""))
+        include, exclude = _json_param(q, "include", list, "a JSON list"), _json_param(q, "exclude", list, "a JSON list")
+        return set(include) <= specs and not (set(exclude) & specs)
+    if q.name == "access_tags_filter":
+        tags = _json_param(q, "tags", list, "a JSON list of tags")
+        return bool(set(entry.get("access_tags") or []) & set(tags))
+    raw = lookup(md, f.get("key", ""))
     if q.name == "keypresent":
-        return (value is not _MISSING) == (str(f.get("exists", "true")).lower() == "true")
-    if value is _MISSING:
-        return q.name in ("noteq", "notin")
-    target = f.get("value")
-    if q.name == "eq":
-        return value == target
-    if q.name == "noteq":
-        return value != target
-    if q.name == "contains":
-        return isinstance(value, (list, str)) and target in value
-    if q.name == "in":
-        return isinstance(target, list) and value in target
-    if q.name == "notin":
-        return not (isinstance(target, list) and value in target)
+        return (raw is not _MISSING) == (str(f.get("exists", "true")).lower() == "true")
     if q.name == "regex":
         flags = 0 if str(f.get("case_sensitive", "true")).lower() == "true" else re.IGNORECASE
         try:
-            return isinstance(value, str) and re.search(f.get("pattern", ""), value, flags) is not None
+            return isinstance(raw, str) and re.search(f.get("pattern", ""), raw, flags) is not None
         except re.error as exc:
             raise BadRequest(f"bad regex pattern: {exc}") from None
+    value = _sql(raw)
+    if q.name in ("eq", "noteq"):
+        return _compare(q.name, value, _sql(f.get("value")))
     if q.name == "comparison":
         op = f.get("operator")
         if op not in ("lt", "le", "gt", "ge"):
             raise BadRequest(f"comparison operator must be lt, le, gt or ge, got {op!r}")
-        try:
-            return {"lt": value < target, "le": value <= target, "gt": value > target, "ge": value >= target}[op]
-        except TypeError:
+        return _compare(op, value, _sql(f.get("value")))
+    if q.name in ("in", "notin"):
+        options = _json_param(q, "value", list, "a JSON list")
+        if not options:
+            return q.name == "notin"  # nothing is in an empty list; everything is not
+        if value is None:
             return False
+        found = any(_compare("eq", value, _sql(o)) for o in options)
+        return found if q.name == "in" else not found
+    if q.name in ("contains", "like"):
+        text = _text(value)
+        needle = f.get("value") if q.name == "contains" else f.get("pattern")
+        pattern = _like(f"%{_text(_sql(needle))}%" if q.name == "contains" else str(needle))
+        return text is not None and pattern.fullmatch(text) is not None
     raise BadRequest(f"unknown query {q.name!r}")
 
 

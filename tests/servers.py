@@ -131,3 +131,28 @@ def free_port_ok(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+@contextlib.contextmanager
+def tiled_server(workdir: Path, *serve_args: str, pythonpath: Path | None = None) -> Iterator[str]:
+    """A real ``tiled serve ...`` (``tiled[server]``) on a free port: the reference that Skyshelf
+    is compared with. ``tiled serve catalog --temp --api-key secret -w DIR`` is Tiled's SQL
+    catalog on SQLite; ``tiled serve pyobject --public MODULE:TREE`` an in-memory tree (its module
+    found on ``pythonpath``)."""
+    port = free_port()
+    log = workdir / f"tiled-{port}.log"
+    tiled = shutil.which("tiled") or str(Path(sys.executable).with_name("tiled"))
+    with log.open("wb") as out:
+        env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
+        process = subprocess.Popen([tiled, "serve", *serve_args, "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=out, stderr=out, cwd=workdir, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url + "/api/v1/", process, log, seconds=90)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

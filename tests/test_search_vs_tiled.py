@@ -1,0 +1,181 @@
+"""Search semantics against the real thing: the same metadata published by Skyshelf and held by
+a real ``tiled serve catalog`` (Tiled's SQL catalog on SQLite), the same queries sent by the tiled
+client to both, the same keys back. Regex, which SQLite's catalog does not support, is compared
+with Tiled's in-memory tree (``tiled serve pyobject``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from .conftest import run_build
+from .servers import tiled_server
+
+#: Metadata of the nodes both catalogs hold: nested keys, numbers and strings, lists, missing keys,
+#: a key whose type varies, timestamps, free text.
+CORPUS: dict[str, dict[str, Any]] = {}
+_rng = np.random.default_rng(7)
+_ELEMENTS = ["Ni", "Fe", "Cu", "NaCl", "KCl"]
+_WORDS = ["powder", "single crystal", "thin film", "calibration run", "beam dump", "Nickel foil"]
+for _i in range(40):
+    md: dict[str, Any] = {
+        "scan": _i,
+        "sample": {"element": _ELEMENTS[_i % 5], "mass_mg": round(float(_rng.uniform(0.5, 20)), 3)},
+        "temperature": int(_rng.choice([10, 77, 150, 295, 300, 450])),
+        "motors": {"theta": round(float(_rng.uniform(-5, 5)), 2), "chi": int(_rng.integers(0, 90))},
+        "timestamp": f"2026-0{1 + _i % 9}-1{_i % 10}T0{_i % 10}:00:00",
+        "description": f"{_WORDS[_i % 6]} of {_ELEMENTS[_i % 5]} at {(_i * 7) % 400} K",
+        "tags": [["good"], ["good", "fast"], [], ["bad"]][_i % 4],
+    }
+    if _i % 7 == 0:
+        del md["temperature"]  # missing key
+    if _i % 11 == 0:
+        md["operator"] = "alice" if _i % 2 else "bob"
+    if _i % 13 == 0:
+        md["temperature"] = "room"  # a string where others have numbers
+    CORPUS[f"n{_i:02d}"] = md
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any]]:
+    """(Skyshelf, Tiled's SQL catalog, Tiled's in-memory tree), as tiled clients."""
+    from tiled.client import from_uri
+
+    from handlers.local import LocalServer
+
+    folder = tmp_path_factory.mktemp("search-vs-tiled")
+    data = folder / "data"
+    data.mkdir()
+    for key, md in CORPUS.items():
+        np.save(data / f"{key}.npy", np.zeros(2))
+        (data / f"{key}.npy.json").write_text(json.dumps(md))
+    (folder / "corpus.json").write_text(json.dumps(CORPUS))
+    (folder / "memory_tree.py").write_text(
+        "import json, pathlib\nimport numpy as np\n"
+        "from tiled.adapters.array import ArrayAdapter\nfrom tiled.adapters.mapping import MapAdapter\n"
+        "corpus = json.loads((pathlib.Path(__file__).parent / 'corpus.json').read_text())\n"
+        "tree = MapAdapter({k: ArrayAdapter.from_array(np.zeros(2), metadata=md) for k, md in corpus.items()})\n")
+    published = run_build(folder, {"sources": [{"path": "data", "into": ""}]})
+    ours = LocalServer(published.store.url, "127.0.0.1", 0).start()
+    try:
+        with tiled_server(folder, "catalog", "--temp", "--api-key", "secret", "-w", str(folder / "tiled-data")) as sql_url, \
+                tiled_server(folder, "pyobject", "--public", "memory_tree:tree", pythonpath=folder) as memory_url:
+            sql = from_uri(sql_url, api_key="secret")
+            for key, md in CORPUS.items():
+                sql.write_array(np.zeros(2), key=key, metadata=md)
+            yield from_uri(f"{ours.url}/api/v1"), sql, from_uri(memory_url)
+    finally:
+        ours.stop()
+
+
+def _queries() -> list[Any]:
+    from tiled.queries import (
+        Comparison,
+        Contains,
+        Eq,
+        FullText,
+        In,
+        Key,
+        KeyPresent,
+        KeysFilter,
+        Like,
+        NotEq,
+        NotIn,
+        SpecsQuery,
+        StructureFamilyQuery,
+    )
+
+    return [
+        Key("sample.element") == "Ni",
+        Key("sample.element") != "Ni",
+        Eq("temperature", 300),
+        Eq("temperature", 300.0),
+        Eq("temperature", "300"),
+        NotEq("temperature", 300),
+        Key("temperature") < 200,
+        Key("temperature") >= 295,
+        Comparison("gt", "sample.mass_mg", 10.0),
+        Comparison("le", "motors.chi", 45),
+        Comparison("lt", "temperature", "s"),
+        Key("timestamp") > "2026-05-01",
+        Key("timestamp") <= "2026-03-11T01:00:00",
+        Contains("tags", "good"),
+        Contains("description", "POWDER"),
+        Contains("description", "of_Ni"),
+        Contains("motors.chi", 5),
+        In("sample.element", ["Ni", "Cu"]),
+        NotIn("sample.element", ["Ni", "Cu"]),
+        In("temperature", [77, "room"]),
+        In("temperature", []),
+        NotIn("temperature", []),
+        Like("description", "%of Ni%"),
+        Like("description", "thin%"),
+        Like("sample.element", "n_"),
+        KeyPresent("operator", True),
+        KeyPresent("operator", False),
+        KeyPresent("sample.element", True),
+        KeysFilter(["n01", "n02", "n39", "nope"]),
+        FullText("powder"),
+        FullText("single crystal"),
+        FullText("CRYSTAL"),
+        FullText("300"),
+        FullText("element"),
+        FullText("nope"),
+        Eq("operator", "alice"),
+        SpecsQuery(include=["x"], exclude=[]),
+        SpecsQuery(include=[], exclude=["x"]),
+        StructureFamilyQuery("array"),
+        StructureFamilyQuery("table"),
+    ]
+
+
+def _regex_queries() -> list[Any]:
+    from tiled.queries import Regex
+
+    return [Regex("description", "^thin"), Regex("description", "nickel", case_sensitive=False),
+            Regex("description", "nickel", case_sensitive=True), Regex("temperature", "^r"), Regex("tags", "good")]
+
+
+@pytest.mark.parametrize("index", range(len(_queries())))
+def test_query_gives_the_sql_catalogs_keys(both: tuple[Any, Any, Any], index: int) -> None:
+    ours, sql, _ = both
+    query = _queries()[index]
+    assert sorted(ours.search(query)) == sorted(sql.search(query)), repr(query)
+
+
+@pytest.mark.parametrize("index", range(len(_regex_queries())))
+def test_regex_gives_the_in_memory_trees_keys(both: tuple[Any, Any, Any], index: int) -> None:
+    ours, _, memory = both
+    query = _regex_queries()[index]
+    assert sorted(ours.search(query)) == sorted(memory.search(query)), repr(query)
+
+
+def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
+    from tiled.queries import FullText, Key
+
+    ours, sql, _ = both
+    q1, q2, q3 = Key("sample.element") == "NaCl", Key("motors.chi") < 60, FullText("powder")
+    assert sorted(ours.search(q1).search(q2)) == sorted(sql.search(q1).search(q2))
+    assert sorted(ours.search(q3).search(q1)) == sorted(sql.search(q3).search(q1))
+    assert len(ours.search(q1)) == len(sql.search(q1))
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/search/?filter[like][condition][key]=a",  # a field missing
+    "/api/v1/search/?filter[keys_filter][condition][keys]=notjson",
+    "/api/v1/search/?filter[in][condition][key]=a&filter[in][condition][value]=3",
+    "/api/v1/search/?filter[regex][condition][key]=a&filter[regex][condition][pattern]=(",
+    "/api/v1/search/?filter[comparison][condition][operator]=eq&filter[comparison][condition][key]=a&filter[comparison][condition][value]=1",
+    "/api/v1/search/?filter[nosuch][condition][key]=a",
+])
+def test_malformed_queries_are_400(both: tuple[Any, Any, Any], url: str) -> None:
+    ours, _, _ = both
+    import httpx
+
+    base = str(ours.context.api_uri).rstrip("/").removesuffix("/api/v1")
+    response = httpx.get(base + url)
+    assert response.status_code == 400 and response.json()["detail"], response.text
