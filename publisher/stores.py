@@ -156,15 +156,21 @@ class Store:
 
     def _ensure_folder(self, path: str) -> None:
         """Create a local object's folder once; remembered, since a mkdir walk per object adds up."""
-        folder = os.path.dirname(path)
+        self._make_folder(os.path.dirname(path))
+
+    def _make_folder(self, folder: str) -> None:
+        """``folder`` and its missing parents, one ``mkdir`` each, every one remembered (a chunk
+        key ``c/7/0/0`` adds two folders; ``os.makedirs`` would probe each level in Python)."""
         if folder in self._folders:
             return
-        if os.path.dirname(folder) in self._folders:  # parent known: one mkdir, no walk up
-            try:
-                os.mkdir(folder)
-            except FileExistsError:
-                pass
-        else:
+        parent = os.path.dirname(folder)
+        if parent != folder:
+            self._make_folder(parent)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        except OSError:  # e.g. no permission to probe a parent above the store: let makedirs decide
             os.makedirs(folder, exist_ok=True)
         self._folders.add(folder)
 
