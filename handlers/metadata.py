@@ -14,9 +14,9 @@ from aws_lambda_powertools.event_handler import Response
 
 from publisher import __version__
 from publisher.errors import BadRequest
+from publisher.query import QUERIES, filters_from, select
 
 from . import common
-from .search import QUERIES, filters_from, matches, sort_entries
 
 FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
@@ -144,8 +144,7 @@ def search() -> Response:
 
     def body() -> dict[str, Any]:
         if queries or sort.strip("-"):
-            matched = [e for e in catalog.children(path) if all(matches(q, e) for q in queries)]
-            matched = sort_entries(matched, sort)
+            matched = select(catalog.children(path), queries, sort)
             count, page = len(matched), matched[offset : offset + limit]
         else:  # the index's own order: read only the pages this page needs
             count = entry["structure"].get("count", 0)

@@ -42,7 +42,8 @@ for _i in range(40):
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any]]:
-    """(Skyshelf, Tiled's SQL catalog, Tiled's in-memory tree), as tiled clients."""
+    """(Skyshelf, Tiled's SQL catalog, Tiled's in-memory tree), as tiled clients; Skyshelf's
+    client carries the store's folder and its files' URL as ``store`` and ``files``."""
     from tiled.client import from_uri
 
     from handlers.local import LocalServer
@@ -67,7 +68,9 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, A
             sql = from_uri(sql_url, api_key="secret")
             for key, md in CORPUS.items():
                 sql.write_array(np.zeros(2), key=key, metadata=md)
-            yield from_uri(f"{ours.url}/api/v1"), sql, from_uri(memory_url)
+            client = from_uri(f"{ours.url}/api/v1")
+            client.store, client.files = published.store.url, f"{ours.url}/files"
+            yield client, sql, from_uri(memory_url)
     finally:
         ours.stop()
 
@@ -152,6 +155,24 @@ def test_regex_gives_the_in_memory_trees_keys(both: tuple[Any, Any, Any], index:
     ours, _, memory = both
     query = _regex_queries()[index]
     assert sorted(ours.search(query)) == sorted(memory.search(query)), repr(query)
+
+
+def test_server_free_helper_gives_the_handlers_answers(both: tuple[Any, Any, Any]) -> None:
+    """``publisher.query.search_index`` over the published Parquet index (a folder, and the same
+    files over HTTP) answers every query as the search handler does, sorted too."""
+    from tiled.queries import Key
+
+    from publisher.query import search_index
+
+    ours, _, _ = both
+    for query in _queries() + _regex_queries():
+        expected = list(ours.search(query))
+        assert search_index(ours.store, "", query)["key"].to_list() == expected, repr(query)
+    chained = (Key("sample.element") == "NaCl", Key("motors.chi") < 60)
+    assert search_index(ours.files, "", *chained)["key"].to_list() == list(ours.search(chained[0]).search(chained[1]))
+    by_scan = search_index(ours.store, "", Key("sample.element") == "Ni", sort="-scan")
+    assert by_scan["key"].to_list() == list(ours.search(Key("sample.element") == "Ni").sort(("scan", -1)))
+    assert [json.loads(m)["scan"] for m in by_scan["metadata"]] == sorted((md["scan"] for md in CORPUS.values() if md["sample"]["element"] == "Ni"), reverse=True)
 
 
 def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:

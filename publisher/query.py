@@ -1,4 +1,5 @@
-"""Tiled's query parameters (``filter[NAME][condition][FIELD]=...``) evaluated on index entries.
+"""Tiled's query language (``filter[NAME][condition][FIELD]=...``) evaluated on index entries:
+by the search handler, and with no server at all by :func:`search_index`.
 
 Semantics are those of Tiled's SQL catalog on SQLite (what ``tiled serve catalog`` and
 ``tiled serve directory`` run), checked against a real server by ``tests/test_search_vs_tiled.py``:
@@ -15,10 +16,11 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from publisher.errors import BadRequest
+from .errors import BadRequest
 
 _PARAM = re.compile(r"^filter\[(\w+)\]\[condition\]\[(\w+)\]$")
 
@@ -239,3 +241,50 @@ def sort_entries(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any
             present.sort(key=lambda e: str(lookup(e["metadata"], name)), reverse=descending)
         entries = present + missing
     return entries
+
+
+def select(entries: Iterable[dict[str, Any]], queries: list[Query], sort: str = "") -> list[dict[str, Any]]:
+    """The entries matching every query (AND), in index order or sorted by ``sort``."""
+    matched = [e for e in entries if all(matches(q, e) for q in queries)]
+    return sort_entries(matched, sort) if sort.strip() else matched
+
+
+def params_for(*queries: Any) -> dict[str, list[str]]:
+    """Query parameters for ``tiled.queries`` objects, encoded as Tiled's client encodes them."""
+    from tiled.query_registration import default_query_registry
+
+    params: dict[str, list[str]] = defaultdict(list)
+    for q in queries:
+        name = default_query_registry.query_type_to_name[type(q)]
+        for field, value in q.encode().items():
+            if value is not None:
+                params[f"filter[{name}][condition][{field}]"].append(value if isinstance(value, str) else json.dumps(value))
+    return dict(params)
+
+
+def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **storage_options: Any) -> Any:
+    """Search a published catalog with no server: the children of ``path`` that match every query
+    (``tiled.queries`` objects, e.g. ``Key("sample.element") == "Ni"``), in the handler's order, as
+    a polars DataFrame of index rows (``metadata`` and the other JSON columns as JSON text:
+    ``df["metadata"].str.json_decode()``). The same answers as the search handler.
+
+    ``store`` is the store's root: a folder, ``s3://bucket/prefix`` (``storage_options`` as for
+    s3fs) or the ``http(s)://`` URL of its files. Only the index's row groups that can hold
+    ``path``'s children are read.
+    """
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .stores import Store
+
+    root = Store(store, **storage_options)
+    catalog = json.loads(root.read_bytes("catalog.json"))
+    table = pq.read_table(root.path(catalog["index"]), filesystem=None if root.is_local else root.fs, filters=[("parent", "=", path)])
+    rows = table.to_pylist()
+    for i, row in enumerate(rows):
+        row["_row"] = i
+        for name in ("specs", "metadata", "structure", "access_tags", "notes"):
+            row[name] = json.loads(row[name]) if row[name] is not None else None
+    chosen = select(rows, filters_from(params_for(*queries)), sort)
+    return pl.from_arrow(table.take(pa.array([r["_row"] for r in chosen], type=pa.int64())))
