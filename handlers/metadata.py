@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from publisher import __version__
 from publisher.errors import BadRequest
-from publisher.query import QUERIES, filters_from, select
+from publisher.query import QUERIES, distinct, filters_from, select
 
 from . import common
 
@@ -164,6 +164,29 @@ def search() -> Response:
     return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
 
 
+def distinct_values() -> Response:
+    """Tiled's ``/distinct``: distinct metadata values, structure families and specs of the
+    container's children (after any ``filter[...]``), with counts when asked."""
+    catalog = common.catalog()
+    path = common.node_path(app, f"{common.API}/distinct")
+    params = common.query(app)
+    entry = catalog.node(path)
+    if entry["family"] != "container":
+        raise BadRequest(f"{path!r} is a {entry['family']}, not a container")
+    queries = filters_from(params)
+
+    def flag(name: str) -> bool:
+        value = (common.one(params, name, "false") or "").lower()
+        if value not in ("true", "false", "1", "0"):
+            raise BadRequest(f"{name} must be true or false, got {value!r}")
+        return value in ("true", "1")
+
+    keys = [k for value in params.get("metadata", []) for k in [value] if k]
+    options = flag("structure_families"), flag("specs"), flag("counts")
+    return _answer(lambda: distinct(select(catalog.children(path), queries), keys, *options),
+                   "distinct", catalog.release, path, sorted(params.items()))
+
+
 def openapi() -> Response:
     from .openapi import document
 
@@ -183,7 +206,7 @@ def docs() -> Response:
 
 app = common.make_app("metadata", {
     "/healthz": healthz, "/api/v1": about, "/api/v1/": about, "/api/v1/openapi.json": openapi, "/api/v1/docs": docs,
-    "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search,
+    "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search, "/api/v1/distinct/{path+}": distinct_values,
 })
 
 

@@ -11,6 +11,7 @@ from .routes import ROUTES
 _PARAMS: dict[str, list[str]] = {
     "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links"],
     "metadata": ["fields", "omit_links"],
+    "distinct": ["metadata", "structure_families", "specs", "counts"],
     "array/full": ["slice", "expected_shape", "format", "filename", "rescale", "colormap", "max_size"],
     "array/block": ["block", "expected_shape", "format", "filename", "rescale", "colormap", "max_size"],
     "table/full": ["column", "format", "filename"],

@@ -249,6 +249,40 @@ def select(entries: Iterable[dict[str, Any]], queries: list[Query], sort: str = 
     return sort_entries(matched, sort) if sort.strip() else matched
 
 
+def _sqlite_json_text(value: Any) -> str:
+    """The text SQLite groups and sorts a metadata value by in Tiled's catalog
+    (``json_quote(json_extract(...))``): compact JSON in the document's key order, numbers as
+    SQLite prints them, booleans as 1/0, a missing key or null as ``null``."""
+    if value is None or value is _MISSING:
+        return "null"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        text = format(value, ".15g")
+        return text if any(c in text for c in ".en") else text + ".0"
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def distinct(entries: Iterable[dict[str, Any]], keys: list[str], structure_families: bool, specs: bool, counts: bool) -> dict[str, Any]:
+    """Distinct metadata values (per dotted key), structure families and specs of ``entries``, as
+    Tiled's SQL catalog gives them: grouped and ordered by their JSON text as SQLite prints it
+    (strings, then numbers as text, arrays, ``null`` for a missing key, objects)."""
+    rows = list(entries)
+
+    def grouped(values: Iterable[Any]) -> list[dict[str, Any]]:
+        tally: dict[str, int] = {}
+        for v in values:
+            text = _sqlite_json_text(v)
+            tally[text] = tally.get(text, 0) + 1
+        return [{"value": json.loads(text), "count": n if counts else None} for text, n in sorted(tally.items(), key=lambda t: t[0].encode())]
+
+    return {  # Tiled's response model: what was not asked for is null
+        "metadata": {key: grouped(lookup(e["metadata"], key) for e in rows) for key in keys} if keys else None,
+        "structure_families": grouped(e["family"] for e in rows) if structure_families else None,
+        "specs": grouped([{"name": s, "version": None} for s in e["specs"]] for e in rows) if specs else None,
+    }
+
+
 def params_for(*queries: Any) -> dict[str, list[str]]:
     """Query parameters for ``tiled.queries`` objects, encoded as Tiled's client encodes them."""
     from tiled.query_registration import default_query_registry

@@ -175,6 +175,18 @@ def test_server_free_helper_gives_the_handlers_answers(both: tuple[Any, Any, Any
     assert [json.loads(m)["scan"] for m in by_scan["metadata"]] == sorted((md["scan"] for md in CORPUS.values() if md["sample"]["element"] == "Ni"), reverse=True)
 
 
+@pytest.mark.parametrize("keys", [("sample.element",), ("temperature", "operator"), ("tags",), ("motors",)])
+def test_distinct_gives_the_sql_catalogs_values(both: tuple[Any, Any, Any], keys: tuple[str, ...]) -> None:
+    from tiled.queries import Key
+
+    ours, sql, _ = both
+    for counts in (True, False):
+        got = ours.distinct(*keys, structure_families=True, specs=True, counts=counts)
+        assert got == sql.distinct(*keys, structure_families=True, specs=True, counts=counts)
+    narrowed = Key("sample.element") == "Fe"
+    assert ours.search(narrowed).distinct(*keys, counts=True) == sql.search(narrowed).distinct(*keys, counts=True)
+
+
 def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
     from tiled.queries import FullText, Key
 
@@ -192,6 +204,8 @@ def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
     "/api/v1/search/?filter[regex][condition][key]=a&filter[regex][condition][pattern]=(",
     "/api/v1/search/?filter[comparison][condition][operator]=eq&filter[comparison][condition][key]=a&filter[comparison][condition][value]=1",
     "/api/v1/search/?filter[nosuch][condition][key]=a",
+    "/api/v1/distinct/?metadata=scan&counts=maybe",
+    "/api/v1/distinct/n01?metadata=scan",  # an array: nothing below it
 ])
 def test_malformed_queries_are_400(both: tuple[Any, Any, Any], url: str) -> None:
     ours, _, _ = both
