@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import Response
 
 from publisher import __version__
+from publisher.catalog import Catalog
 from publisher.errors import BadRequest
 from publisher.query import QUERIES, distinct, filters_from, select
 
@@ -23,9 +25,11 @@ MAX_PAGE = 300
 DEFAULT_PAGE = 100
 
 
-def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False) -> dict[str, Any]:
+def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False,
+             select_metadata: Any = None) -> dict[str, Any]:
     """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and
-    links (absolute, with each path segment percent-encoded: keys may hold ``#``, ``?`` or ``%``)."""
+    links (absolute, with each path segment percent-encoded: keys may hold ``#``, ``?`` or ``%``).
+    ``select_metadata`` (a compiled JMESPath expression) replaces the metadata by ``{"selected": ...}``."""
     path = entry["path"]
     url_path = quote(path, safe="/")
     family = entry["family"]
@@ -37,7 +41,8 @@ def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = 
         "ancestors": path.split("/")[:-1] if path else [],
         "structure_family": family if "structure_family" in wanted or fields is None else None,
         "specs": [{"name": s, "version": None} for s in entry["specs"]] if "specs" in wanted else None,
-        "metadata": entry["metadata"] if "metadata" in wanted else None,
+        "metadata": (entry["metadata"] if select_metadata is None else {"selected": select_metadata.search(entry["metadata"])})
+        if "metadata" in wanted else None,
         "structure": structure if ("structure" in wanted or (family == "container" and "count" in wanted)) else None,
         "access_tags": entry.get("access_tags") if "access_tags" in wanted else None,
         "sorting": [{"key": "", "direction": 1}] if family == "container" and "sorting" in wanted else None,
@@ -55,7 +60,7 @@ def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = 
 
 def _links(family: str, path: str, structure: dict[str, Any], base: str) -> dict[str, str]:
     if family == "container":
-        return {"search": f"{base}/search/{path}", "full": f"{base}/container/full/{path}"}
+        return {"search": f"{base}/search/{path}", "search_deep": f"{base}/search-deep/{path}", "full": f"{base}/container/full/{path}"}
     if family == "array":
         ndim = len(structure.get("shape", []))
         return {"full": f"{base}/array/full/{path}", "block": f"{base}/array/block/{path}?block=" + ",".join(f"{{{i}}}" for i in range(ndim))}
@@ -138,9 +143,9 @@ def search() -> Response:
     if "page[cursor]" in params:  # Tiled's cursors are opaque; ours are offsets
         offset = common.integer(params, "page[cursor]", 0)
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
-    fields, omit = _fields(params), common.one(params, "omit_links", "false") == "true"
+    fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
     queries = filters_from(params)
-    sort = common.one(params, "sort", "") or ""
+    sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
 
     def body() -> dict[str, Any]:
         if queries or sort.strip("-"):
@@ -159,9 +164,67 @@ def search() -> Response:
             "first": f"{here}?page[limit]={limit}",
             "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
         }
-        return {"data": [resource(e, base, fields, omit) for e in page], "error": None, "links": links, "meta": {"count": count}}
+        return {"data": [resource(e, base, fields, omit, chosen) for e in page], "error": None, "links": links, "meta": {"count": count}}
 
     return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
+
+
+def _select_metadata(params: dict[str, list[str]]) -> Any:
+    """``select_metadata``: a JMESPath expression applied to each result's metadata (as Tiled does)."""
+    expression = common.one(params, "select_metadata")
+    if not expression:
+        return None
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise BadRequest(f"malformed select_metadata {expression!r}: {exc}") from None
+
+
+def _descendants(catalog: Catalog, path: str, max_depth: int | None) -> Iterator[dict[str, Any]]:
+    """Every node below ``path`` (depth first, in index order), at most ``max_depth`` levels down."""
+    stack: list[tuple[str, int]] = [(path, 0)]
+    while stack:
+        here, depth = stack.pop()
+        below = list(catalog.children(here))
+        for child in below:
+            yield child
+        if max_depth is None or depth + 1 < max_depth:
+            stack.extend((c["path"], depth + 1) for c in reversed(below) if c["family"] == "container")
+
+
+def search_deep() -> Response:
+    """Tiled's ``/search-deep``: the descendants of a container at any depth (``max_depth``) that
+    match every filter; ``id`` is a node's key and ``ancestors`` its path. Sorting is a 400, as in Tiled."""
+    catalog = common.catalog()
+    path = common.node_path(app, f"{common.API}/search-deep")
+    params = common.query(app)
+    base = common.base_url(app)
+    entry = catalog.node(path)
+    if entry["family"] != "container":
+        raise BadRequest(f"{path!r} is a {entry['family']}, not a container: there is nothing to search")
+    if common.one(params, "sort"):
+        raise BadRequest("sorting is not supported for deep search")
+    offset = common.integer(params, "page[offset]", 0)
+    limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
+    max_depth = common.integer(params, "max_depth", 0, 1, 64) or None
+    fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
+    queries = filters_from(params)
+
+    def body() -> dict[str, Any]:
+        matched = select(_descendants(catalog, path, max_depth), queries)
+        count, page = len(matched), matched[offset : offset + limit]
+        here = f"{base}/search-deep/{quote(path, safe='/')}"
+        links = {
+            "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
+            "first": f"{here}?page[limit]={limit}",
+            "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
+        }
+        return {"data": [resource(e, base, fields, omit, chosen) for e in page], "error": None, "links": links, "meta": {"count": count}}
+
+    return _answer(body, "search-deep", catalog.release, path, sorted(params.items()), base)
 
 
 def distinct_values() -> Response:
@@ -207,6 +270,7 @@ def docs() -> Response:
 app = common.make_app("metadata", {
     "/healthz": healthz, "/api/v1": about, "/api/v1/": about, "/api/v1/openapi.json": openapi, "/api/v1/docs": docs,
     "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search, "/api/v1/distinct/{path+}": distinct_values,
+    "/api/v1/search-deep/{path+}": search_deep,
 })
 
 

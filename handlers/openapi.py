@@ -9,7 +9,8 @@ from publisher import __version__
 from .routes import ROUTES
 
 _PARAMS: dict[str, list[str]] = {
-    "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links"],
+    "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links", "select_metadata"],
+    "search-deep": ["page[offset]", "page[limit]", "fields", "max_depth", "omit_links", "select_metadata"],
     "metadata": ["fields", "omit_links"],
     "distinct": ["metadata", "structure_families", "specs", "counts"],
     "array/full": ["slice", "expected_shape", "format", "filename", "rescale", "colormap", "max_size"],

@@ -224,7 +224,8 @@ def matches(q: Query, entry: dict[str, Any]) -> bool:
 
 
 def sort_entries(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
-    """``sort=a,-b``: metadata keys, ``-`` for descending; entries missing a key sort last. ``-`` alone reverses."""
+    """``sort=a,-b``: metadata keys, ``-`` for descending, values ordered as in comparisons (numbers
+    by value, then text); entries missing a key (or holding null) last either way. ``-`` alone reverses."""
     keys = [k.strip() for k in sort.split(",") if k.strip()]
     if keys == ["-"]:
         return entries[::-1]
@@ -233,13 +234,10 @@ def sort_entries(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any
         name = key.lstrip("-")
         if not re.fullmatch(r"[\w.]+", name):
             raise BadRequest(f"cannot sort by {key!r}: sort keys are metadata keys, e.g. sort=temperature,-scan")
-        present = [e for e in entries if lookup(e["metadata"], name) is not _MISSING]
-        missing = [e for e in entries if lookup(e["metadata"], name) is _MISSING]
-        try:
-            present.sort(key=lambda e: lookup(e["metadata"], name), reverse=descending)
-        except TypeError:
-            present.sort(key=lambda e: str(lookup(e["metadata"], name)), reverse=descending)
-        entries = present + missing
+        values = [_sql(lookup(e["metadata"], name)) for e in entries]
+        present = [(_rank(v), e) for v, e in zip(values, entries) if v is not None]
+        present.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep the later keys' order
+        entries = [e for _, e in present] + [e for v, e in zip(values, entries) if v is None]
     return entries
 
 

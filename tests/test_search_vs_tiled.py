@@ -38,6 +38,8 @@ for _i in range(40):
     if _i % 13 == 0:
         md["temperature"] = "room"  # a string where others have numbers
     CORPUS[f"n{_i:02d}"] = md
+#: One level down, in a container ``sub``: for deep search.
+NESTED = {f"d{i}": {**CORPUS[f"n{i:02d}"], "scan": 100 + i} for i in range(6)}
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +56,17 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, A
     for key, md in CORPUS.items():
         np.save(data / f"{key}.npy", np.zeros(2))
         (data / f"{key}.npy.json").write_text(json.dumps(md))
+    (data / "sub").mkdir()
+    for key, md in NESTED.items():
+        np.save(data / "sub" / f"{key}.npy", np.zeros(2))
+        (data / "sub" / f"{key}.npy.json").write_text(json.dumps(md))
     (folder / "corpus.json").write_text(json.dumps(CORPUS))
     (folder / "memory_tree.py").write_text(
         "import json, pathlib\nimport numpy as np\n"
         "from tiled.adapters.array import ArrayAdapter\nfrom tiled.adapters.mapping import MapAdapter\n"
         "corpus = json.loads((pathlib.Path(__file__).parent / 'corpus.json').read_text())\n"
-        "tree = MapAdapter({k: ArrayAdapter.from_array(np.zeros(2), metadata=md) for k, md in corpus.items()})\n")
+        "tree = MapAdapter({k: ArrayAdapter.from_array(np.zeros(2), metadata=md) for k, md in corpus.items()})\n"
+        "tree = MapAdapter({**tree, 'sub': MapAdapter({})})\n")  # the same top level as the others
     published = run_build(folder, {"sources": [{"path": "data", "into": ""}]})
     ours = LocalServer(published.store.url, "127.0.0.1", 0).start()
     try:
@@ -68,6 +75,9 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, A
             sql = from_uri(sql_url, api_key="secret")
             for key, md in CORPUS.items():
                 sql.write_array(np.zeros(2), key=key, metadata=md)
+            sub = sql.create_container("sub")
+            for key, md in NESTED.items():
+                sub.write_array(np.zeros(2), key=key, metadata=md)
             client = from_uri(f"{ours.url}/api/v1")
             client.store, client.files = published.store.url, f"{ours.url}/files"
             yield client, sql, from_uri(memory_url)
@@ -187,6 +197,31 @@ def test_distinct_gives_the_sql_catalogs_values(both: tuple[Any, Any, Any], keys
     assert ours.search(narrowed).distinct(*keys, counts=True) == sql.search(narrowed).distinct(*keys, counts=True)
 
 
+@pytest.mark.parametrize("max_depth", [None, 1])
+def test_deep_search_gives_the_sql_catalogs_paths(both: tuple[Any, Any, Any], max_depth: int | None) -> None:
+    from tiled.queries import Comparison, FullText, Key
+
+    ours, sql, _ = both
+    for query in (Key("sample.element") == "Ni", FullText("powder"), Comparison("gt", "scan", 38), Key("nope") == 1):
+        expected = sorted(sql.search_deep(query, max_depth=max_depth))
+        assert sorted(ours.search_deep(query, max_depth=max_depth)) == expected, (query, max_depth)
+    assert sorted(ours.search_deep(Key("sample.element") == "Ni")) == [("n00",), ("n05",), ("n10",), ("n15",), ("n20",), ("n25",),
+                                                                       ("n30",), ("n35",), ("sub", "d0"), ("sub", "d5")]
+
+
+@pytest.mark.parametrize("expression", ["sample.element", "{t: temperature, e: sample.element}", "tags[0]", "motors.*"])
+def test_select_metadata_gives_the_sql_catalogs_selection(both: tuple[Any, Any, Any], expression: str) -> None:
+    """A JMESPath expression applied to every result's metadata, as ``{"selected": ...}``."""
+    ours, sql, _ = both
+
+    def selected(client: Any) -> dict[str, Any]:
+        url = str(client.context.api_uri).rstrip("/") + "/search/"
+        body = client.context.http_client.get(url, params={"select_metadata": expression, "page[limit]": 100, "fields": "metadata"}).json()
+        return {item["id"]: item["attributes"]["metadata"] for item in body["data"]}
+
+    assert selected(ours) == selected(sql)
+
+
 def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
     from tiled.queries import FullText, Key
 
@@ -206,6 +241,9 @@ def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
     "/api/v1/search/?filter[nosuch][condition][key]=a",
     "/api/v1/distinct/?metadata=scan&counts=maybe",
     "/api/v1/distinct/n01?metadata=scan",  # an array: nothing below it
+    "/api/v1/search/?select_metadata=[[",
+    "/api/v1/search-deep/?sort=scan",
+    "/api/v1/search-deep/?max_depth=0",
 ])
 def test_malformed_queries_are_400(both: tuple[Any, Any, Any], url: str) -> None:
     ours, _, _ = both
@@ -214,3 +252,20 @@ def test_malformed_queries_are_400(both: tuple[Any, Any, Any], url: str) -> None
     base = str(ours.context.api_uri).rstrip("/").removesuffix("/api/v1")
     response = httpx.get(base + url)
     assert response.status_code == 400 and response.json()["detail"], response.text
+
+
+def test_sort_orders_values_with_missing_last(both: tuple[Any, Any, Any]) -> None:
+    """``sort`` by metadata keys: numbers by value then text, either direction, missing last."""
+    ours, _, _ = both
+
+    def rank(key: str) -> Any:
+        value = CORPUS[key].get("temperature")
+        return (0, value) if isinstance(value, int) else (1, value)
+
+    with_value = [k for k in CORPUS if "temperature" in CORPUS[k]]
+    without = [k for k in CORPUS if "temperature" not in CORPUS[k]]
+    ascending = sorted(with_value, key=lambda k: (rank(k), -CORPUS[k]["scan"]))
+    assert list(ours.sort(("temperature", 1), ("scan", -1)))[: len(CORPUS)] == ascending + sorted(without, reverse=True)
+    descending = list(ours.sort(("temperature", -1)))
+    assert [rank(k) for k in descending[: len(with_value)]] == sorted(map(rank, with_value), reverse=True)
+    assert set(descending[len(with_value):]) == set(without) | {"sub"}
