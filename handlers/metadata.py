@@ -158,15 +158,20 @@ def search() -> Response:
                 page = list(catalog.children(path, start, max(count - offset - start, 0)))[::-1]
             else:
                 page = list(catalog.children(path, offset, limit))
-        here = f"{base}/search/{quote(path, safe='/')}"
-        links = {
-            "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
-            "first": f"{here}?page[limit]={limit}",
-            "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
-        }
-        return {"data": [resource(e, base, fields, omit, chosen) for e in page], "error": None, "links": links, "meta": {"count": count}}
+        return _page(f"{base}/search/{quote(path, safe='/')}", offset, limit, count,
+                     [resource(e, base, fields, omit, chosen) for e in page])
 
     return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
+
+
+def _page(here: str, offset: int, limit: int, count: int, data: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page of results with Tiled's pagination links."""
+    links = {
+        "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
+        "first": f"{here}?page[limit]={limit}",
+        "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
+    }
+    return {"data": data, "error": None, "links": links, "meta": {"count": count}}
 
 
 def _select_metadata(params: dict[str, list[str]]) -> Any:
@@ -216,13 +221,8 @@ def search_deep() -> Response:
     def body() -> dict[str, Any]:
         matched = select(_descendants(catalog, path, max_depth), queries)
         count, page = len(matched), matched[offset : offset + limit]
-        here = f"{base}/search-deep/{quote(path, safe='/')}"
-        links = {
-            "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
-            "first": f"{here}?page[limit]={limit}",
-            "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
-        }
-        return {"data": [resource(e, base, fields, omit, chosen) for e in page], "error": None, "links": links, "meta": {"count": count}}
+        return _page(f"{base}/search-deep/{quote(path, safe='/')}", offset, limit, count,
+                     [resource(e, base, fields, omit, chosen) for e in page])
 
     return _answer(body, "search-deep", catalog.release, path, sorted(params.items()), base)
 
