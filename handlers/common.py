@@ -37,11 +37,11 @@ MAX_BODY_BYTES = 4 * 2**20
 def max_body_bytes() -> int:
     return int(os.environ.get("SKYSHELF_MAX_BODY_BYTES", MAX_BODY_BYTES))
 CATALOG_TTL = float(os.environ.get("SKYSHELF_CATALOG_TTL", 2.0))
-CACHE_CONTROL = "public, max-age=30, must-revalidate"  # a release switch shows within 30 s; revalidation is a 304
+CACHE_CONTROL = "public, max-age=30, must-revalidate"  # caches may keep an answer 30 s; revalidation is a 304
 
 _lock = threading.Lock()
 _stores: dict[str, Store] = {}
-_catalogs: dict[str, tuple[float, Catalog]] = {}
+_catalogs: dict[str, tuple[tuple[int, int, int] | None, float, Catalog]] = {}
 
 
 def store() -> Store:
@@ -53,17 +53,31 @@ def store() -> Store:
         return _stores[url]
 
 
+def _stamp(s: Store) -> tuple[int, int, int] | None:
+    """What identifies a local ``catalog.json`` version: a switch renames a new file into place."""
+    try:
+        st = os.stat(s.path("catalog.json"))
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def catalog() -> Catalog:
-    """The published catalog, re-read at most every ``CATALOG_TTL`` seconds (a release switch shows soon)."""
+    """The published catalog, kept while it is current. On a local store every request checks
+    ``catalog.json``'s identity (one ``stat``), so a release switch shows at once; on S3 it is
+    re-read at most every ``CATALOG_TTL`` seconds (a read per request would cost a round trip)."""
     s = store()
     now = time.monotonic()
+    stamp = _stamp(s) if s.is_local else None
     with _lock:
         cached = _catalogs.get(s.url)
-    if cached and now - cached[0] < CATALOG_TTL:
-        return cached[1]
+    if cached:
+        then, when, current = cached
+        if (stamp == then) if s.is_local else (now - when < CATALOG_TTL):
+            return current
     fresh = Catalog.open(s)
     with _lock:
-        _catalogs[s.url] = (now, fresh)
+        _catalogs[s.url] = (stamp, now, fresh)
     return fresh
 
 

@@ -189,9 +189,20 @@ class _Build:
         old = self.previous.get("items", {}).get(item.node_path)
         return old if self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns")) else None
 
+    @staticmethod
+    def item_metadata(item: WorkItem) -> str:
+        """What the plan adds to an item besides its files (sidecar files' content, file-name fields):
+        a changed sidecar changes the published metadata, so it is part of the fingerprint."""
+        if not item.metadata and not item.warnings:
+            return ""
+        return settings_hash(item.metadata, item.warnings)
+
     def _stat_matches(self, item: WorkItem, old: dict[str, Any] | None, settings: str, fields: tuple[str, ...]) -> bool:
-        """Same settings and file count as the previous record, and the same stat ``fields`` per file."""
+        """Same settings, planned metadata and file count as the previous record, and the same stat
+        ``fields`` per file."""
         if not old or old["settings"] != settings or len(old["files"]) != len(item.paths):
+            return False
+        if old.get("metadata", "") != self.item_metadata(item):
             return False
         for record, path in zip(old["files"], item.paths, strict=True):
             try:
@@ -226,7 +237,7 @@ class _Build:
             files = hashing.result()
         base = f"{self.prefix}/data/{item.node_path}"
         record = {
-            "node_path": item.node_path, "settings": settings, "files": files,
+            "node_path": item.node_path, "settings": settings, "metadata": self.item_metadata(item), "files": files,
             "entries": [e.to_json() for e in out.entries],
             "data_prefixes": [f"{base}.zarr", f"{base}.parquet", base],
             "warnings": [vars(p) for p in out.warnings], "skipped": [vars(p) for p in out.skipped],

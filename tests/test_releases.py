@@ -190,6 +190,29 @@ def test_adding_one_file_to_a_thousand_converts_one(tmp_path: Path) -> None:
     assert json.loads(Store(tmp_path / "site").read_bytes("catalog.json"))["node_count"] == 1003
 
 
+def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
+    """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
+    untouched) publishes a release with that node's new metadata, reusing every other node."""
+    from publisher.catalog import Catalog
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(5):
+        np.save(tree / f"f{i}.npy", np.full(3, i))
+        (tree / f"f{i}.npy.json").write_text(json.dumps({"sample": f"s{i}"}))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree"}], "output": {"store": str(tmp_path / "site")}}))
+    first = build(pipeline, workers=2)
+    assert build(pipeline, workers=2).unchanged
+    (tree / "f3.npy.json").write_text(json.dumps({"sample": "corrected"}))
+    second = build(pipeline, workers=2)
+    assert (second.converted, second.reused, second.unchanged) == (1, 4, False) and second.release != first.release
+    catalog = Catalog.open(Store(tmp_path / "site"))
+    assert catalog.node("tree/f3")["metadata"]["sample"] == "corrected" and catalog.node("tree/f2")["metadata"]["sample"] == "s2"
+    (tree / "f3.npy.json").unlink()  # a removed sidecar is a change too
+    third = build(pipeline, workers=2)
+    assert third.converted == 1 and "sample" not in Catalog.open(Store(tmp_path / "site")).node("tree/f3")["metadata"]
+
+
 def test_hash_taken_alongside_conversion_still_detects_a_touch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A surely-changed item is hashed while it converts (for big files); the recorded hash is the
     file's, so a later touch with identical content is still no change, and an edit is one."""

@@ -241,3 +241,28 @@ def test_array_blocks_over_http_in_any_encoding(server: str, client, encoding: s
     assert httpx.get(f"{url}&expected_shape={shape}", headers={"Accept-Encoding": encoding}).status_code == 200
     wrong = httpx.get(f"{url}&expected_shape=2,{shape}", headers={"Accept-Encoding": encoding})
     assert wrong.status_code == 400 and "expected_shape" in wrong.json()["detail"]
+
+
+def test_a_release_switch_shows_at_once(tmp_path: Path) -> None:
+    """A warm handler on a local store answers from the new release on the first request after
+    the switch: it checks catalog.json's identity on every request, not after a time-out."""
+    import json as _json
+
+    from handlers.local import LocalServer
+
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "a.npy", np.zeros(3))
+    (tmp_path / "data" / "a.npy.json").write_text(_json.dumps({"state": "old"}))
+    config = {"sources": [{"path": "data", "into": ""}]}
+    published = run_build(tmp_path, config)
+    server = LocalServer(published.store.url, "127.0.0.1", 0).start()
+    try:
+        url = f"{server.url}/api/v1/metadata/a"
+        assert httpx.get(url).json()["data"]["attributes"]["metadata"]["state"] == "old"
+        (tmp_path / "data" / "a.npy.json").write_text(_json.dumps({"state": "new"}))
+        run_build(tmp_path, config)
+        assert httpx.get(url).json()["data"]["attributes"]["metadata"]["state"] == "new"
+        search = httpx.get(f"{server.url}/api/v1/search/?filter[eq][condition][key]=state&filter[eq][condition][value]=%22new%22").json()
+        assert [d["id"] for d in search["data"]] == ["a"]
+    finally:
+        server.stop()
