@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import itertools
 import json
 import math
@@ -64,13 +65,20 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
+@functools.lru_cache(maxsize=256)
+def _zarr_dtype(dtype: Any, zarr_format: int) -> Any:
+    """zarr's data type for a numpy one, looked up once per dtype: the registry walk costs ~50 µs,
+    which a tree of small arrays pays per array (zarr's data types are immutable)."""
+    return parse_dtype(dtype, zarr_format=zarr_format)
+
+
 class _Layout:
     """How one array is laid out: its dtype, codecs and chunk keys in one Zarr format."""
 
     def __init__(self, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...], fill: Any, codec: Codec, zarr_format: int) -> None:
         self.is_string = dtype.kind == "O"
         self.dtype = dtype if self.is_string or dtype.byteorder in "|<" or dtype.itemsize == 1 else dtype.newbyteorder("<")
-        self.zdtype = parse_dtype(str if self.is_string else self.dtype, zarr_format=zarr_format)
+        self.zdtype = _zarr_dtype(str if self.is_string else self.dtype, zarr_format)
         self.shape, self.chunks, self.fill, self.zarr_format = shape, chunks, fill, zarr_format
         self.codec = codec
         self.compressor = numcodecs_compressor(codec, max(dtype.itemsize, 1))
