@@ -142,9 +142,12 @@ class _Build:
         self.release = new_release_id()
         self.prefix = f"releases/{self.release}"
         self.report = BuildReport(self.release, store.url)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyshelf-write")
+        # twice as many writer threads as cores: big chunks go to disk with O_DIRECT, which blocks
+        # a thread while the device writes, and the other threads keep the cores compressing
+        # (1 GiB uncompressed source: 1.28x -> 1.17x the floor); slabs in flight stay 2 per core
+        self.pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="skyshelf-write")
         out = pipeline.output
-        self.zarr = ZarrWriter(store, self.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, self.pool)
+        self.zarr = ZarrWriter(store, self.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, self.pool, slots=2 * workers)
         self.entries: dict[str, Entry] = {}
         self.children: dict[str, list[str]] = {}
         self.previous = previous_manifest(store)

@@ -256,3 +256,36 @@ def test_local_store_size_writeback_and_numpy_state(tmp_path: Path) -> None:
         assert setter(True) is True  # restored to what it was
     finally:
         setter(before)
+
+
+def test_direct_writes_round_trip_and_fall_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big objects written with O_DIRECT (padded to the block size, truncated back) read back
+    byte for byte at every size; a file system that refuses O_DIRECT gets ordinary writes."""
+    import errno
+    import os
+
+    from publisher import stores
+
+    rng = np.random.default_rng(0)
+    sizes = [0, 1, 4095, 4097, stores.DIRECT_BYTES - 1, stores.DIRECT_BYTES, stores.DIRECT_BYTES + 1, 5 * 2**20 + 3]
+    store = Store(tmp_path / "direct")
+    for n in sizes:
+        data = rng.integers(0, 256, n, dtype="u1").tobytes()
+        store.write_bytes(f"a/{n}", data)
+        assert store.read_bytes(f"a/{n}") == data and os.path.getsize(store.path(f"a/{n}")) == n
+    store.write_bytes("a/overwritten", b"x" * (3 * 2**20))
+    store.write_bytes("a/overwritten", b"y" * (stores.DIRECT_BYTES + 5))
+    assert store.read_bytes("a/overwritten") == b"y" * (stores.DIRECT_BYTES + 5)
+
+    real_open = os.open
+
+    def refuse_direct(path: str, flags: int, *args: object) -> int:
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(stores.os, "open", refuse_direct)
+    fallback = Store(tmp_path / "fallback")
+    data = rng.integers(0, 256, 2 * stores.DIRECT_BYTES, dtype="u1").tobytes()
+    fallback.write_bytes("b", data)
+    assert fallback.read_bytes("b") == data and not fallback._direct.enabled

@@ -137,7 +137,7 @@ class _Layout:
 
 class ZarrWriter:
     def __init__(self, store: Store, prefix: str, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor,
-                 slab_bytes: int = 16 * 2**20) -> None:
+                 slab_bytes: int = 16 * 2**20, slots: int | None = None) -> None:
         self.store = store
         self.prefix = prefix
         self.zarr_format = zarr_format
@@ -146,7 +146,7 @@ class ZarrWriter:
         self.pool = pool
         self.slab_bytes = max(slab_bytes, target_bytes)
         #: Slabs in flight across every array being written, whichever item writes it.
-        self.slots = threading.BoundedSemaphore(2 * (pool._max_workers or 1))  # type: ignore[attr-defined]
+        self.slots = threading.BoundedSemaphore(slots or 2 * (pool._max_workers or 1))  # type: ignore[attr-defined]
 
     def _put(self, path: str, data: bytes) -> None:
         self.store.write_bytes(f"{self.prefix}/{path}", data)
