@@ -8,9 +8,11 @@ Sources (generated once, cached in $SKYSHELF_BENCH or /tmp/skyshelf-bench):
 For each: (a) ``xarray.open_dataset(..., engine="h5netcdf", chunks={}).to_zarr(...)`` with the
 same codec; (b) the floor: read every source chunk and compress it with the same codec on all
 cores, writing nothing; Skyshelf's ``publish build`` in a subprocess (peak RSS measured); and
-a no-change rebuild. Floor, build and rebuild run ``--repeat`` times, interleaved (each build
-into a new store), so a host that speeds up or slows down during the run charges both sides
-alike: the printed ratio is the median of each repeat's build / floor, and the seconds are the
+a no-change rebuild. xarray, floor, build and rebuild run ``--repeat`` times in that order (each
+build into a new store), so a host that speeds up or slows down during the run, or is still
+busy with what ran before (xarray writes and frees ~0.7 GB), charges the floor and the build
+alike: the printed ratio is the median of each repeat's build / floor (measured back to back,
+each in a new process with its imports done before its clock starts), and the seconds are the
 fastest runs, as timeit does. The build's time is ``build()`` from start to the catalog switch
 (durable flush included), after the imports; (process) is the whole command.
 Usage: python benchmarks/build.py [--gib 1] [--repeat 3]
@@ -70,13 +72,13 @@ def floor(source: Path) -> float:
     """Read every source chunk (decoded) and compress it with zstd on all cores; write nothing."""
     import h5py
     import numcodecs
+    import tifffile
 
     from publisher.readers.hdf5_direct import DirectChunks
 
     zstd = numcodecs.Zstd(level=LEVEL)
-    start = time.perf_counter()
+    start = time.perf_counter()  # imports done, as the build's clock starts after its imports
     if source.is_dir():
-        import tifffile
 
         def one(path: Path) -> int:
             return len(zstd.encode(tifffile.imread(path)))
@@ -95,6 +97,15 @@ def floor(source: Path) -> float:
         with ThreadPoolExecutor(CORES) as pool:
             list(pool.map(chunk, range(ds.shape[0])))
     return time.perf_counter() - start
+
+
+def floor_fresh(source: Path) -> float:
+    """:func:`floor` in a new process, as the build runs: both start with the same cold heap (a
+    long-lived process that already faulted its memory in runs the same work ~5-10% faster on
+    this VM, which would flatter the floor)."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import build; print(build.floor(build.Path({str(source)!r})))"
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def xarray_path(source: Path, out: Path) -> float:
@@ -168,9 +179,9 @@ def main() -> None:
         try:
             floor(source)  # warm the page cache so every path reads from memory alike
             floors, xs, runs, rebuilds = [], [], [], []
-            for _ in range(args.repeat):  # interleaved: floor, xarray, a full build into a new store, a no-change rebuild
-                floors.append(floor(source))
+            for _ in range(args.repeat):  # interleaved: xarray, floor, a full build into a new store, a no-change rebuild
                 xs.append(fresh(lambda: xarray_path(source, work / "xarray"), work / "xarray"))
+                floors.append(fresh(lambda: floor_fresh(source), None))  # right before the build it is paired with
                 runs.append(fresh(lambda: skyshelf(source, work / "site"), None))
                 rebuilds.append(fresh(lambda: skyshelf(source, work / "site"), work / "site"))
             s, wall, _ = min(runs)
