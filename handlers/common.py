@@ -162,15 +162,23 @@ def _zstd() -> Any:
     return compressor
 
 
-def _encode(body: bytes, app: APIGatewayHttpResolver, media_type: str = "") -> tuple[bytes, str | None]:
-    """zstd (preferred) or gzip when the client accepts it and the body is worth it. Fast levels:
-    the answer is made per request, and a level-1 pass already takes most of the gain."""
-    if len(body) < 1024 or media_type in PRECOMPRESSED:
-        return body, None
+def _encoding_for(app: APIGatewayHttpResolver, media_type: str) -> str | None:
+    """zstd (preferred) or gzip when the client accepts it and the format is not compressed already."""
+    if media_type in PRECOMPRESSED:
+        return None
     accepted = accepted_encodings(app)
     if "zstd" in accepted and _zstd() is not None:
+        return "zstd"
+    return "gzip" if "gzip" in accepted else None
+
+
+def _encode(body: bytes, app: APIGatewayHttpResolver, media_type: str = "") -> tuple[bytes, str | None]:
+    """The body in the client's encoding when it is worth it. Fast levels: the answer is made per
+    request, and a level-1 pass already takes most of the gain."""
+    encoding = _encoding_for(app, media_type) if len(body) >= 1024 else None
+    if encoding == "zstd":
         return _zstd().compress(body), "zstd"
-    if "gzip" in accepted:
+    if encoding == "gzip":
         return gzip.compress(body, compresslevel=1 if len(body) > 65536 else 4, mtime=0), "gzip"
     return body, None
 
@@ -197,13 +205,9 @@ def _binary(status: int, media_type: str | None, body: bytes, headers: dict[str,
 def _encode_parts(parts: Iterable[bytes], app: APIGatewayHttpResolver, media_type: str) -> tuple[list[bytes], int, bytes | None, str | None]:
     """(the pieces, their total size, the encoded body or None, its encoding), each piece
     compressed as it arrives into one zstd frame or gzip member while later pieces are made."""
-    accepted = set() if media_type in PRECOMPRESSED else accepted_encodings(app)
-    if "zstd" in accepted and _zstd() is not None:
-        stream, encoding = _zstd().compressobj(), "zstd"
-    elif "gzip" in accepted:
-        stream, encoding = zlib.compressobj(1, zlib.DEFLATED, 31), "gzip"  # wbits 31: a gzip member
-    else:
-        stream, encoding = None, None
+    encoding = _encoding_for(app, media_type)
+    stream = (_zstd().compressobj() if encoding == "zstd"
+              else zlib.compressobj(1, zlib.DEFLATED, 31) if encoding == "gzip" else None)  # wbits 31: a gzip member
     raw, packed, total = [], [], 0
     for part in parts:
         raw.append(part)

@@ -131,14 +131,19 @@ def metadata() -> Response:
                    "metadata", catalog.release, path, sorted(params.items()), base)
 
 
-def search() -> Response:
+def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], dict[str, Any]]:
+    """(catalog, node path, query parameters, entry) of a request for a container's children."""
     catalog = common.catalog()
-    path = common.node_path(app, f"{common.API}/search")
-    params = common.query(app)
-    base = common.base_url(app)
+    path = common.node_path(app, f"{common.API}/{route}")
     entry = catalog.node(path)
     if entry["family"] != "container":
         raise BadRequest(f"{path!r} is a {entry['family']}, not a container: there is nothing to search")
+    return catalog, path, common.query(app), entry
+
+
+def search() -> Response:
+    catalog, path, params, entry = _container("search")
+    base = common.base_url(app)
     offset = common.integer(params, "page[offset]", 0)
     if "page[cursor]" in params:  # Tiled's cursors are opaque; ours are offsets
         offset = common.integer(params, "page[cursor]", 0)
@@ -203,13 +208,8 @@ def _descendants(catalog: Catalog, path: str, max_depth: int | None) -> Iterator
 def search_deep() -> Response:
     """Tiled's ``/search-deep``: the descendants of a container at any depth (``max_depth``) that
     match every filter; ``id`` is a node's key and ``ancestors`` its path. Sorting is a 400, as in Tiled."""
-    catalog = common.catalog()
-    path = common.node_path(app, f"{common.API}/search-deep")
-    params = common.query(app)
+    catalog, path, params, _ = _container("search-deep")
     base = common.base_url(app)
-    entry = catalog.node(path)
-    if entry["family"] != "container":
-        raise BadRequest(f"{path!r} is a {entry['family']}, not a container: there is nothing to search")
     if common.one(params, "sort"):
         raise BadRequest("sorting is not supported for deep search")
     offset = common.integer(params, "page[offset]", 0)
@@ -230,12 +230,7 @@ def search_deep() -> Response:
 def distinct_values() -> Response:
     """Tiled's ``/distinct``: distinct metadata values, structure families and specs of the
     container's children (after any ``filter[...]``), with counts when asked."""
-    catalog = common.catalog()
-    path = common.node_path(app, f"{common.API}/distinct")
-    params = common.query(app)
-    entry = catalog.node(path)
-    if entry["family"] != "container":
-        raise BadRequest(f"{path!r} is a {entry['family']}, not a container")
+    catalog, path, params, _ = _container("distinct")
     queries = filters_from(params)
 
     def flag(name: str) -> bool:

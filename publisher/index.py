@@ -25,6 +25,8 @@ INDEX_COLUMNS = (
     "path", "key", "parent", "family", "specs", "metadata", "structure", "data_url",
     "source_file", "source_path", "access_tags", "notes",
 )
+#: Index columns holding JSON text in the Parquet form.
+JSON_COLUMNS = ("specs", "metadata", "structure", "access_tags", "notes")
 
 
 def path_hash(path: str) -> str:
@@ -109,7 +111,7 @@ def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, An
     rows = [e.to_json() for e in entries]
     dumps = lambda v: json.dumps(v, separators=(",", ":"), allow_nan=False)  # noqa: E731
     columns = {name: [r[name] for r in rows] for name in INDEX_COLUMNS}
-    for name in ("specs", "metadata", "structure", "access_tags", "notes"):
+    for name in JSON_COLUMNS:
         columns[name] = [None if v is None else dumps(v) for v in columns[name]]
     table = pa.Table.from_arrays([string_array(columns[name]) for name in INDEX_COLUMNS], names=list(INDEX_COLUMNS))
     parquet_key = f"{prefix}/nodes.parquet"

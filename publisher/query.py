@@ -308,6 +308,7 @@ def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **st
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .index import JSON_COLUMNS
     from .stores import Store
 
     root = Store(store, **storage_options)
@@ -316,7 +317,7 @@ def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **st
     rows = table.to_pylist()
     for i, row in enumerate(rows):
         row["_row"] = i
-        for name in ("specs", "metadata", "structure", "access_tags", "notes"):
+        for name in JSON_COLUMNS:
             row[name] = json.loads(row[name]) if row[name] is not None else None
     chosen = select(rows, filters_from(params_for(*queries)), sort)
     return pl.from_arrow(table.take(pa.array([r["_row"] for r in chosen], type=pa.int64())))
