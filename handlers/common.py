@@ -76,6 +76,8 @@ def catalog() -> Catalog:
         if (stamp == then) if s.is_local else (now - when < CATALOG_TTL):
             return current
     fresh = Catalog.open(s)
+    if cached and cached[2].document == fresh.document:
+        fresh = cached[2]  # the same release: keep what its catalog has loaded (search columns)
     with _lock:
         _catalogs[s.url] = (stamp, now, fresh)
     return fresh
@@ -278,7 +280,7 @@ def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
 def _location(key: str, app: APIGatewayHttpResolver) -> str:
     s = store()
     if s.is_s3:
-        return s.fs.sign(s.path(key), expiration=3600)
+        return s.presign(key, 3600)
     base = os.environ.get("SKYSHELF_FILES_URL") or f"{base_url(app).removesuffix(API)}/files"
     return f"{base}/{key}"
 

@@ -1,6 +1,7 @@
 """Metadata and search (one Lambda): about, metadata, search, health, OpenAPI.
 
-Reads only the JSON index: no numpy, no pyarrow.
+Reads the JSON index, and a large container's search columns with numpy (imported only then);
+no pyarrow.
 """
 
 from __future__ import annotations
@@ -153,7 +154,12 @@ def search() -> Response:
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
 
     def body() -> dict[str, Any]:
-        if queries or sort.strip("-"):
+        columns = catalog.search_columns(path, entry["structure"].get("count", 0)) if queries or sort.strip("-") else None
+        if columns is not None:  # a large container: its search columns
+            from publisher.search import search as search_columns
+
+            count, page = search_columns(columns, queries, sort, offset, limit)
+        elif queries or sort.strip("-"):
             matched = select(catalog.children(path), queries, sort)
             count, page = len(matched), matched[offset : offset + limit]
         else:  # the index's own order: read only the pages this page needs
@@ -230,7 +236,7 @@ def search_deep() -> Response:
 def distinct_values() -> Response:
     """Tiled's ``/distinct``: distinct metadata values, structure families and specs of the
     container's children (after any ``filter[...]``), with counts when asked."""
-    catalog, path, params, _ = _container("distinct")
+    catalog, path, params, entry = _container("distinct")
     queries = filters_from(params)
 
     def flag(name: str) -> bool:
@@ -241,8 +247,15 @@ def distinct_values() -> Response:
 
     keys = [k for value in params.get("metadata", []) for k in [value] if k]
     options = flag("structure_families"), flag("specs"), flag("counts")
-    return _answer(lambda: distinct(select(catalog.children(path), queries), keys, *options),
-                   "distinct", catalog.release, path, sorted(params.items()))
+    def body() -> dict[str, Any]:
+        columns = catalog.search_columns(path, entry["structure"].get("count", 0))
+        if columns is not None:
+            from publisher.search import distinct as distinct_columns
+
+            return distinct_columns(columns, queries, keys, *options)
+        return distinct(select(catalog.children(path), queries), keys, *options)
+
+    return _answer(body, "distinct", catalog.release, path, sorted(params.items()))
 
 
 def openapi() -> Response:

@@ -6,16 +6,21 @@ Uses only the JSON index and the standard library, so Lambda handlers can use it
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
 from .errors import NotFound, StoreError
-from .index import children_page_key, node_shard_key
+from .index import children_page_key, node_shard_key, path_hash
 from .stores import Store
 
 CATALOG_KEY = "catalog.json"
 CATALOG_FORMAT = "skyshelf-catalog"
 CATALOG_VERSION = 1
+#: Containers whose search columns a warm process keeps.
+SEARCH_CACHE_CONTAINERS = 16
 
 
 class Catalog:
@@ -23,6 +28,8 @@ class Catalog:
         self.store = store
         self.document = document
         self._prefix = document["index"].rpartition("/")[0]
+        self._search: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, store: Store) -> Catalog:
@@ -50,7 +57,8 @@ class Catalog:
         return shard[path]
 
     def children(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Children of a container in order, reading only the pages that cover the range."""
+        """Children of a container in order, reading only the pages (or, for a large container,
+        the rows) that cover the range."""
         path = path.strip("/")
         size = self.document["index_json"]["page_size"]
         page = offset // size
@@ -60,6 +68,8 @@ class Catalog:
             try:
                 body = json.loads(self.store.read_bytes(children_page_key(self._prefix, path, page)))
             except NotFound:
+                if yielded == 0:  # no pages: a large container's rows, or nothing there
+                    yield from self._rows(path, offset, limit)
                 return
             for entry in body["entries"][skip:]:
                 if limit is not None and yielded >= limit:
@@ -69,3 +79,44 @@ class Catalog:
             if body["offset"] + len(body["entries"]) >= body["count"]:
                 return
             page, skip = page + 1, 0
+
+    def _rows(self, path: str, offset: int, limit: int | None) -> Iterator[dict[str, Any]]:
+        """Children from a large container's ``rows.jsonl``: two range reads (their offsets, then
+        their lines), with the standard library only."""
+        settings = self.document["index_json"]
+        if "search" not in settings:
+            return
+        prefix = settings["search"].format(hash16=path_hash(path)[:16])
+        try:
+            if limit is None:
+                raw = self.store.read_bytes(f"{prefix}/rows.offsets")[8 * offset :]
+            else:
+                raw = self.store.read_range(f"{prefix}/rows.offsets", 8 * offset, 8 * (offset + limit + 1))
+        except NotFound:
+            return
+        offsets = array("q", raw[: len(raw) // 8 * 8])
+        if sys.byteorder == "big":
+            offsets.byteswap()
+        if len(offsets) < 2:
+            return
+        lines = self.store.read_range(f"{prefix}/rows.jsonl", offsets[0], offsets[-1]).split(b"\n")
+        for line in lines[:-1]:
+            yield json.loads(line)
+
+    def search_columns(self, path: str, count: int) -> Any:
+        """The search columns of a container with ``count`` children, or None when it has none
+        (small containers are searched row by row). Kept by this catalog: a new release is a new
+        catalog, so they are never stale."""
+        settings = self.document["index_json"]
+        if "search" not in settings or count < settings["search_min_children"] or count == 0:
+            return None
+        with self._lock:
+            cols = self._search.get(path)
+            if cols is None:
+                from .search import SearchColumns
+
+                cols = SearchColumns.open(self.store, settings["search"].format(hash16=path_hash(path)[:16]))
+                self._search[path] = cols
+                while len(self._search) > SEARCH_CACHE_CONTAINERS:
+                    self._search.pop(next(iter(self._search)))
+            return cols

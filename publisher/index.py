@@ -6,6 +6,8 @@ JSON layout (designed for a million nodes; no file grows with the catalog):
   with ``shard`` (``shard_digits`` hex digits, chosen so a shard holds ~``NODES_PER_SHARD``).
 * ``index/children/{sha1(path)[:16]}/{page:05d}.json``: one page of a container's children,
   in order, as full entries, ``page_size`` per page.
+* ``index/search/{sha1(path)[:16]}/``: for a container with many children, instead of pages:
+  its children as JSON lines with their offsets, and its search columns (:mod:`publisher.columns`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +47,16 @@ def node_shard_key(prefix: str, path: str, digits: int) -> str:
 
 def children_page_key(prefix: str, path: str, page: int) -> str:
     return f"{prefix}/children/{path_hash(path)[:16]}/{page:05d}.json"
+
+
+def search_prefix(prefix: str, path: str) -> str:
+    """Where a large container's search columns are (:mod:`publisher.columns`)."""
+    return f"{prefix}/search/{path_hash(path)[:16]}"
+
+
+def search_min_children() -> int:
+    """Containers with at least this many children get search columns (``SKYSHELF_SEARCH_MIN_CHILDREN``)."""
+    return int(os.environ.get("SKYSHELF_SEARCH_MIN_CHILDREN", "1000"))
 
 
 @dataclass
@@ -127,7 +140,13 @@ def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, An
             children[row["parent"]].append(row)
     for key, shard in shards.items():
         store.write_bytes(key, dumps(shard).encode())
+    min_children = search_min_children()
     for parent, kids in children.items():
+        if len(kids) >= min_children:  # its rows serve listing too: no pages
+            from .columns import write_search
+
+            write_search(store, search_prefix(prefix, parent), kids)
+            continue
         for page in range(0, len(kids), PAGE_SIZE):
             body = {"path": parent, "offset": page, "count": len(kids), "entries": kids[page : page + PAGE_SIZE]}
             store.write_bytes(children_page_key(prefix, parent, page // PAGE_SIZE), dumps(body).encode())
@@ -139,6 +158,8 @@ def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, An
             "children": f"{prefix}/children/{{hash16}}/{{page:05d}}.json",
             "page_size": PAGE_SIZE,
             "hash": "sha1",
+            "search": f"{prefix}/search/{{hash16}}",
+            "search_min_children": min_children,
         },
         "node_count": len(rows),
     }

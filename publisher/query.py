@@ -157,7 +157,7 @@ def _text(value: Any) -> str | None:
 _TOKEN = re.compile(r"[^\W_]+|[\ue000-\uf8ff]+")
 
 
-def _tokens(text: str) -> list[str]:
+def tokens(text: str) -> list[str]:
     import unicodedata
 
     folded = unicodedata.normalize("NFKD", text.casefold())
@@ -174,8 +174,8 @@ def _json_param(q: Query, field: str, kind: type | tuple[type, ...], what: str) 
 def matches(q: Query, entry: dict[str, Any]) -> bool:
     f, md = q.fields, entry["metadata"]
     if q.name == "fulltext":
-        terms = _tokens(str(f.get("text", "")))
-        words = set(_tokens(json.dumps(md, ensure_ascii=False)))
+        terms = tokens(str(f.get("text", "")))
+        words = set(tokens(json.dumps(md, ensure_ascii=False)))
         return bool(terms) and all(t in words for t in terms)
     if q.name == "lookup":
         return entry["key"] == f.get("key")
@@ -261,23 +261,29 @@ def _sqlite_json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def distinct_values(tallies: Iterable[tuple[Any, int]], counts: bool) -> list[dict[str, Any]]:
+    """Values with their counts, grouped and ordered as Tiled's SQL catalog does: by their JSON
+    text as SQLite prints it (strings, then numbers as text, arrays, ``null`` for a missing key,
+    objects); ``count`` is null unless asked for."""
+    tally: dict[str, int] = {}
+    for value, n in tallies:
+        text = _sqlite_json_text(value)
+        tally[text] = tally.get(text, 0) + n
+    return [{"value": json.loads(text), "count": n if counts else None} for text, n in sorted(tally.items(), key=lambda t: t[0].encode())]
+
+
+def specs_value(specs: list[str]) -> list[dict[str, Any]]:
+    """Specs as Tiled reports them."""
+    return [{"name": s, "version": None} for s in specs]
+
+
 def distinct(entries: Iterable[dict[str, Any]], keys: list[str], structure_families: bool, specs: bool, counts: bool) -> dict[str, Any]:
-    """Distinct metadata values (per dotted key), structure families and specs of ``entries``, as
-    Tiled's SQL catalog gives them: grouped and ordered by their JSON text as SQLite prints it
-    (strings, then numbers as text, arrays, ``null`` for a missing key, objects)."""
+    """Distinct metadata values (per dotted key), structure families and specs of ``entries``."""
     rows = list(entries)
-
-    def grouped(values: Iterable[Any]) -> list[dict[str, Any]]:
-        tally: dict[str, int] = {}
-        for v in values:
-            text = _sqlite_json_text(v)
-            tally[text] = tally.get(text, 0) + 1
-        return [{"value": json.loads(text), "count": n if counts else None} for text, n in sorted(tally.items(), key=lambda t: t[0].encode())]
-
     return {  # Tiled's response model: what was not asked for is null
-        "metadata": {key: grouped(lookup(e["metadata"], key) for e in rows) for key in keys} if keys else None,
-        "structure_families": grouped(e["family"] for e in rows) if structure_families else None,
-        "specs": grouped([{"name": s, "version": None} for s in e["specs"]] for e in rows) if specs else None,
+        "metadata": {key: distinct_values(((lookup(e["metadata"], key), 1) for e in rows), counts) for key in keys} if keys else None,
+        "structure_families": distinct_values(((e["family"], 1) for e in rows), counts) if structure_families else None,
+        "specs": distinct_values(((specs_value(e["specs"]), 1) for e in rows), counts) if specs else None,
     }
 
 
@@ -302,7 +308,8 @@ def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **st
 
     ``store`` is the store's root: a folder, ``s3://bucket/prefix`` (``storage_options`` as for
     s3fs) or the ``http(s)://`` URL of its files. Only the index's row groups that can hold
-    ``path``'s children are read.
+    ``path``'s children are read; a large container's matches come from its search columns
+    (numpy), a small one's row by row.
     """
     import polars as pl
     import pyarrow as pa
@@ -314,6 +321,14 @@ def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **st
     root = Store(store, **storage_options)
     catalog = json.loads(root.read_bytes("catalog.json"))
     table = pq.read_table(root.path(catalog["index"]), filesystem=None if root.is_local else root.fs, filters=[("parent", "=", path)])
+    settings = catalog.get("index_json", {})
+    if table.num_rows >= settings.get("search_min_children", float("inf")) and table.num_rows:
+        from .index import path_hash
+        from .search import SearchColumns, ordered
+
+        # a large container: its search columns, whose rows are its Parquet rows in the same order
+        columns = SearchColumns.open(root, settings["search"].format(hash16=path_hash(path)[:16]))
+        return pl.from_arrow(table.take(pa.array(ordered(columns, filters_from(params_for(*queries)), sort), type=pa.int64())))
     rows = table.to_pylist()
     for i, row in enumerate(rows):
         row["_row"] = i

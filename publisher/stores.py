@@ -133,6 +133,55 @@ class _Writeback:
             thread.join()
 
 
+class _Boto3Objects:
+    """S3 reads and small writes through boto3 alone: what a Lambda handler needs, from the boto3
+    its runtime already has, without s3fs, aiobotocore and aiohttp in its package
+    (``SKYSHELF_S3_BACKEND=boto3``, which the deployed functions set)."""
+
+    def __init__(self, root: str) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, _, self.prefix = root.split("://", 1)[1].partition("/")
+        self.client = boto3.client("s3", config=Config(max_pool_connections=32, retries={"mode": "standard"}))
+
+    def key(self, key: str) -> str:
+        return posixpath.join(self.prefix, key) if self.prefix else key
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is not None and end is not None and end <= start:
+            return b""
+        extra = {} if start is None else {"Range": f"bytes={start}-{'' if end is None else end - 1}"}
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(key), **extra)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise NotFound(f"no object {key!r} in s3://{self.bucket}/{self.prefix}") from None
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise StoreError(f"cannot read {key!r} from s3://{self.bucket}/{self.prefix}: {exc}") from exc
+        return body
+
+    def get_many(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(spans), 16)) as pool:
+            return list(pool.map(lambda span: self.get(key, *span), spans))
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data, ContentType=content_type(key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(key))
+        except self.client.exceptions.ClientError:
+            return False
+        return True
+
+    def presign(self, key: str, seconds: int) -> str:
+        return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self.key(key)}, ExpiresIn=seconds))
+
+
 class Store:
     """A store root: local folder or fsspec URL (``s3://bucket/prefix``, ``memory://x``)."""
 
@@ -148,6 +197,7 @@ class Store:
             self.url = self.root
         self.storage_options = storage_options
         self._fs: Any = None
+        self._boto = _Boto3Objects(self.root) if self.is_s3 and os.environ.get("SKYSHELF_S3_BACKEND") == "boto3" else None
         self._folders: set[str] = set()
         self._writeback = _Writeback() if self.is_local else None
         self._direct = _DirectWriter()
@@ -175,7 +225,49 @@ class Store:
         try:
             if self.is_local:
                 return Path(self.path(key)).read_bytes()
+            if self._boto is not None:
+                return self._boto.get(key)
             return self.fs.cat_file(self.path(key))
+        except FileNotFoundError:
+            raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of an object: one ``pread`` locally, one ranged GET on S3."""
+        try:
+            if self.is_local:
+                fd = os.open(self.path(key), os.O_RDONLY)
+                try:
+                    return os.pread(fd, end - start, start)
+                finally:
+                    os.close(fd)
+            if self._boto is not None:
+                return self._boto.get(key, start, end)
+            return self.fs.cat_file(self.path(key), start=start, end=end)
+        except FileNotFoundError:
+            raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
+    def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
+        """Several ranges of one object: on S3 fetched concurrently (s3fs ``cat_ranges``)."""
+        if self.is_local:
+            try:
+                fd = os.open(self.path(key), os.O_RDONLY)
+            except FileNotFoundError:
+                raise NotFound(f"no object {key!r} in store {self.url}") from None
+            try:
+                return [os.pread(fd, b - a, a) for a, b in spans]
+            finally:
+                os.close(fd)
+        if len(spans) < 2:
+            return [self.read_range(key, a, b) for a, b in spans]
+        if self._boto is not None:
+            return self._boto.get_many(key, spans)
+        path = self.path(key)
+        try:
+            return self.fs.cat_ranges([path] * len(spans), [a for a, _ in spans], [b for _, b in spans])
         except FileNotFoundError:
             raise NotFound(f"no object {key!r} in store {self.url}") from None
         except OSError as exc:
@@ -200,6 +292,8 @@ class Store:
                 if not (len(data) >= DIRECT_BYTES and self._direct.enabled and self._direct.write(path, data)):
                     _write_file(path, data)
                     self._writeback.wrote(len(data))  # type: ignore[union-attr]
+            elif self._boto is not None:
+                self._boto.put(key, data)
             else:
                 self.fs.pipe_file(path, data, **self.put_kwargs(key))
         except OSError as exc:
@@ -242,7 +336,17 @@ class Store:
             os.sync()
 
     def exists(self, key: str) -> bool:
+        if self.is_local:
+            return os.path.exists(self.path(key))
+        if self._boto is not None:
+            return self._boto.exists(key)
         return self.fs.exists(self.path(key))
+
+    def presign(self, key: str, seconds: int = 3600) -> str:
+        """A URL that reads one object of an S3 store for ``seconds``, no credentials needed."""
+        if self._boto is not None:
+            return self._boto.presign(key, seconds)
+        return str(self.fs.sign(self.path(key), expiration=seconds))
 
     def move(self, src: str, dst: str) -> None:
         if self.is_local:

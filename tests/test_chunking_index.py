@@ -106,7 +106,10 @@ def test_writing_the_index_does_not_import_pandas(tmp_path: Path) -> None:
     assert [json.loads(m) for m in pq.read_table(tmp_path / "index/nodes.parquet").column("metadata").to_pylist()] == [{"a": "é"}]
 
 
-def test_json_index_shards_and_pages_at_scale(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["pages", "rows"])
+def test_json_index_shards_and_pages_at_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """Children listed by range from JSON pages, or, for a container with search columns, from its rows."""
+    monkeypatch.setenv("SKYSHELF_SEARCH_MIN_CHILDREN", "1000" if layout == "rows" else "1000000")
     n = 20_000
     entries = [Entry("", "", "container", [], {}, {"contents": None, "count": 2}, None, None, None)]
     entries.append(Entry("big", "big", "container", [], {}, {"contents": None, "count": n}, None, None, None))
@@ -129,7 +132,12 @@ def test_json_index_shards_and_pages_at_scale(tmp_path: Path) -> None:
     across = list(catalog.children("big", offset=PAGE_SIZE - 2, limit=4))  # spans two pages
     assert [e["metadata"]["i"] for e in across] == list(range(PAGE_SIZE - 2, PAGE_SIZE + 2))
     assert len(list(catalog.children("big", offset=n - 3))) == 3
+    assert list(catalog.children("big", offset=n + 5, limit=3)) == [] and list(catalog.children("big", limit=0)) == []
+    assert [e["key"] for e in catalog.children("big")] == [f"n{i:05d}" for i in range(n)]
     assert list(catalog.children("small")) == []
+    big = hashlib.sha1(b"big").hexdigest()[:16]
+    assert (tmp_path / f"releases/r/index/search/{big}").exists() == (layout == "rows")
+    assert (tmp_path / f"releases/r/index/children/{big}").exists() == (layout == "pages")
     with pytest.raises(NotFound):
         catalog.node("big/nope")
     import pyarrow.parquet as pq

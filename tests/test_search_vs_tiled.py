@@ -6,6 +6,7 @@ with Tiled's in-memory tree (``tiled serve pyobject``)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,7 +68,14 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, A
         "corpus = json.loads((pathlib.Path(__file__).parent / 'corpus.json').read_text())\n"
         "tree = MapAdapter({k: ArrayAdapter.from_array(np.zeros(2), metadata=md) for k, md in corpus.items()})\n"
         "tree = MapAdapter({**tree, 'sub': MapAdapter({})})\n")  # the same top level as the others
-    published = run_build(folder, {"sources": [{"path": "data", "into": ""}]})
+    # every container gets search columns, so the handler answers from them (the row-by-row
+    # path is checked against them in test_search_columns.py)
+    os.environ["SKYSHELF_SEARCH_MIN_CHILDREN"] = "1"
+    try:
+        published = run_build(folder, {"sources": [{"path": "data", "into": ""}]})
+    finally:
+        del os.environ["SKYSHELF_SEARCH_MIN_CHILDREN"]
+    assert published.store.listdir(f"releases/{published.report.release}/index/search")
     ours = LocalServer(published.store.url, "127.0.0.1", 0).start()
     try:
         with tiled_server(folder, "catalog", "--temp", "--api-key", "secret", "-w", str(folder / "tiled-data")) as sql_url, \

@@ -1,0 +1,174 @@
+"""Search columns give exactly the answers of the row-by-row reference (`publisher.query.select`),
+which tests/test_search_vs_tiled.py holds to Tiled's: random catalogs (mixed types, nulls,
+missing keys, objects and arrays, newlines, non-ASCII), random queries, sorts and pages."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from publisher.columns import write_search
+from publisher.errors import BadRequest
+from publisher.query import distinct, filters_from, select
+from publisher.search import SearchColumns, _regex_blob_safe, search
+from publisher.search import distinct as distinct_columns
+from publisher.stores import Store
+
+TEXT = st.text(alphabet="aAbB é\n_%1.[]x", max_size=6)
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([-2.5, 0.0, 1.0, 1.5, 3.0]), TEXT)
+VALUE = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=2), st.dictionaries(st.sampled_from("ab"), inner, max_size=2)), max_leaves=4)
+KEYS = ["a", "b", "a.b", "a.a", "c", "n", "a.x", "x.y"]
+METADATA = st.dictionaries(st.sampled_from(["a", "b", "c", "n", "a.b"]), VALUE, max_size=4)
+PATTERNS = ["a", "^a", "a$", "\\ba", ".", "a.*b", "[ab]", "[^a]", "\\s", "\\W", "(?s:.)", "\\Aa", "a\\Z", "(?=a)b",
+            "(?<!a)b", "é", "a|^b", "x*", "\\d+", "\\n", "(a)\\1", "(?i:B)", "b\\B", "[\\s\\S]", "(?m:^b)"]
+
+
+@st.composite
+def catalogs(draw: Any) -> list[dict[str, Any]]:
+    n = draw(st.integers(1, 40))
+    return [{
+        "path": f"c/k{i}", "key": f"k{i}", "parent": "c", "family": draw(st.sampled_from(["array", "container", "table"])),
+        "specs": draw(st.lists(st.sampled_from(["s1", "s2"]), unique=True)), "metadata": draw(METADATA), "structure": {},
+        "data_url": None, "source_file": None, "source_path": None,
+        "access_tags": draw(st.one_of(st.none(), st.lists(st.sampled_from(["t1", "t2"]), unique=True))), "notes": {},
+    } for i in range(n)]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+@st.composite
+def queries(draw: Any) -> dict[str, list[str]]:
+    name = draw(st.sampled_from(["eq", "noteq", "comparison", "in", "notin", "contains", "like", "regex", "keypresent",
+                                 "fulltext", "specs", "structure_family", "keys_filter", "lookup", "access_tags_filter"]))
+    key = draw(st.sampled_from(KEYS))
+    fields: dict[str, str] = {}
+    if name in ("eq", "noteq", "contains"):
+        fields = {"key": key, "value": _json(draw(VALUE))}
+    elif name == "comparison":
+        fields = {"key": key, "value": _json(draw(SCALAR)), "operator": draw(st.sampled_from(["lt", "le", "gt", "ge"]))}
+    elif name in ("in", "notin"):
+        fields = {"key": key, "value": _json(draw(st.lists(SCALAR, max_size=3)))}
+    elif name == "like":
+        fields = {"key": key, "pattern": _json(draw(st.text(alphabet="aAé_%1 \n", max_size=4)))}
+    elif name == "regex":
+        pattern = "".join(draw(st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2)))
+        fields = {"key": key, "pattern": pattern, "case_sensitive": draw(st.sampled_from(["true", "false"]))}
+    elif name == "keypresent":
+        fields = {"key": key, "exists": draw(st.sampled_from(["true", "false"]))}
+    elif name == "fulltext":
+        fields = {"text": draw(st.sampled_from(["a", "A b", "é", "1", "1.5", "null", "true", "", "zz"]))}
+    elif name == "specs":
+        fields = {"include": _json(draw(st.lists(st.sampled_from(["s1", "s2"])))), "exclude": _json(draw(st.lists(st.sampled_from(["s1", "s2"]))))}
+    elif name == "structure_family":
+        fields = {"value": draw(st.sampled_from(["array", "container", "table"]))}
+    elif name == "keys_filter":
+        fields = {"keys": _json(draw(st.lists(st.sampled_from(["k0", "k1", "k5", "zz"]))))}
+    elif name == "lookup":
+        fields = {"key": draw(st.sampled_from(["k0", "k3", "zz"]))}
+    else:
+        fields = {"tags": _json(draw(st.lists(st.sampled_from(["t1", "t2", "t3"]))))}
+    return {f"filter[{name}][condition][{f}]": [v] for f, v in fields.items()}
+
+
+def _columns(rows: list[dict[str, Any]], folder: str) -> SearchColumns:
+    store = Store(folder)
+    write_search(store, "s", rows)
+    return SearchColumns.open(store, "s")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(catalogs(), st.lists(queries(), max_size=2), st.sampled_from(["", "a", "-a", "b,-a", "-", "a.b", "-c,n", "zz"]),
+       st.integers(0, 5), st.integers(0, 50))
+def test_columns_answer_as_rows_do(rows: list[dict[str, Any]], params: list[dict[str, list[str]]], sort: str, offset: int, limit: int) -> None:
+    merged: dict[str, list[str]] = {}
+    for p in params:
+        for k, v in p.items():
+            merged.setdefault(k, []).extend(v)
+    queries = filters_from(merged)
+    expected = [e["key"] for e in select(rows, queries, sort)]
+    with tempfile.TemporaryDirectory() as folder:
+        cols = _columns(rows, folder)
+        count, page = search(cols, queries, sort, offset, limit)
+        grouped = distinct_columns(cols, queries, ["a", "a.b", "zz"], True, True, offset % 2 == 0)
+    assert count == len(expected)
+    assert [e["key"] for e in page] == expected[offset : offset + limit]
+    assert grouped == distinct(select(rows, queries), ["a", "a.b", "zz"], True, True, offset % 2 == 0)
+
+
+@given(st.lists(TEXT, max_size=30), st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=3), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_regex_in_one_pass_finds_what_each_text_finds(texts: list[str], pieces: list[str], ignore_case: bool) -> None:
+    """Where the one-pass scan is chosen, it finds exactly the texts ``re.search`` finds one by one."""
+    pattern, flags = "".join(pieces), re.IGNORECASE if ignore_case else 0
+    rows = [{"path": f"c/{i}", "key": str(i), "family": "array", "specs": [], "metadata": {"t": t}, "access_tags": None}
+            for i, t in enumerate(texts)]
+    params = {"filter[regex][condition][key]": ["t"], "filter[regex][condition][pattern]": [pattern],
+              "filter[regex][condition][case_sensitive]": ["false" if ignore_case else "true"]}
+    expected = [str(i) for i, t in enumerate(texts) if re.search(pattern, t, flags)]
+    if not texts:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        _, page = search(_columns(rows, folder), filters_from(params), "", 0, 1000)
+    assert [e["key"] for e in page] == expected
+
+
+def test_which_patterns_scan_in_one_pass() -> None:
+    assert _regex_blob_safe(r"Ni\d+", 0) and _regex_blob_safe(r"^Ni.*O$", 0) and _regex_blob_safe(r"\bfoil\b", re.IGNORECASE)
+    for unsafe in (r"a\sb", r"[^x]", r".", r"\Aa", r"a\Z", r"(?=a)", r"(?<!a)b", r"\W"):
+        assert not _regex_blob_safe(unsafe, re.DOTALL if unsafe == "." else 0), unsafe
+
+
+def test_most_texts_matching_switch_to_one_by_one(tmp_path: Any) -> None:
+    """A pattern that matches nearly every text (one search call per hit would be slow) still
+    gives every match once the scan hands over to the per-text pass."""
+    rows = [{"path": f"c/{i}", "key": str(i), "family": "array", "specs": [], "metadata": {"t": f"v{i}" if i % 50 else "none"},
+             "access_tags": None} for i in range(2000)]
+    params = {"filter[regex][condition][key]": ["t"], "filter[regex][condition][pattern]": [r"v\d"]}
+    count, page = search(_columns(rows, str(tmp_path)), filters_from(params), "-t", 0, 3)
+    assert count == 1960
+    assert [e["key"] for e in page] == ["999", "998", "997"]  # text order: "v999" > "v998" > ... > "v1998"
+
+
+def test_bad_queries_are_400s_on_columns_too(tmp_path: Any) -> None:
+    rows = [{"path": "c/a", "key": "a", "family": "array", "specs": [], "metadata": {"x": 1}, "access_tags": None}]
+    cols = _columns(rows, str(tmp_path))
+    for params in ({"filter[in][condition][key]": ["x"], "filter[in][condition][value]": ["1"]},
+                   {"filter[specs][condition][include]": ["\"s\""], "filter[specs][condition][exclude]": ["[]"]}):
+        with pytest.raises(BadRequest):
+            search(cols, filters_from(params), "", 0, 10)
+    with pytest.raises(BadRequest, match="cannot sort"):
+        search(cols, [], "x;drop", 0, 10)
+
+
+def test_search_index_gives_the_same_rows_with_or_without_columns(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server-free helper answers from the columns of a large container and row by row for a
+    small one: the same rows in the same order."""
+    from tiled.queries import Comparison, FullText, Key, Regex
+
+    from publisher.index import Entry, write_index
+    from publisher.query import search_index
+
+    entries = [Entry("", "", "container", [], {}, {"count": 60}, None, None, None)]
+    entries += [Entry(f"n{i}", f"n{i}", "array", [], {"t": [5, 10.5, "room", None][i % 4], "s": {"el": ["Ni", "Fe", "ni"][i % 3]},
+                                                         "d": f"scan {i} of {['Ni', 'Fe'][i % 2]} foil"}, {}, None, None, None)
+                for i in range(60)]
+    answers = []
+    for minimum in ("1", "1000"):
+        monkeypatch.setenv("SKYSHELF_SEARCH_MIN_CHILDREN", minimum)
+        store = Store(tmp_path / minimum)
+        document = {"format": "skyshelf-catalog", "release": "r", **write_index(store, "r/index", entries)}
+        store.write_bytes("catalog.json", json.dumps(document).encode())
+        assert store.exists("r/index/search") == (minimum == "1")
+        answers.append([search_index(store.url, "", *qs, sort=sort)["key"].to_list() for qs, sort in [
+            ((Key("s.el") == "Ni",), ""), ((Comparison("ge", "t", 6),), "-t"), ((FullText("fe foil"),), "s.el,-t"),
+            ((Regex("s.el", "^n", case_sensitive=False), Key("t") != "room"), "-"), ((), "t")]])
+    assert answers[0] == answers[1]
+    assert all(answers[0])
