@@ -125,6 +125,24 @@ class Rule(_Model):
     access_tags: list[str] | None = None
 
 
+class Deploy(_Model):
+    """Where and how ``publish deploy`` puts the published store and its handlers on AWS."""
+
+    stack_name: str = Field(default="skyshelf", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$", description="The CloudFormation stack.")
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                               description="The data bucket; default <stack>-data-<account>-<region>.")
+    create_bucket: bool = Field(default=True, description="The stack makes the bucket (kept when the stack is destroyed); false: it exists.")
+    prefix: str = Field(default="", pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$", description="Folder of the store in the bucket.")
+    public: bool = Field(default=True, description="Anyone may read the published objects (the bucket policy says so).")
+    runtime: Literal["python3.12", "python3.13", "python3.14"] = "python3.13"
+    architecture: Literal["x86_64", "arm64"] = Field(default="arm64", description="arm64 (Graviton) costs 20% less per GB-second.")
+    memory: dict[Literal["metadata", "arrays", "tables"], int] = Field(default_factory=dict, description="MB per function, 128-10240.")
+    log_retention_days: int = 14
+    cors_allow_origin: str = "*"
+    cloudfront: bool = Field(default=False, description="Put CloudFront in front of the API.")
+    artifacts_bucket: str | None = Field(default=None, description="Bucket for the functions' zips; default <stack>-artifacts-<account>-<region>.")
+
+
 class Pipeline(_Model):
     version: Literal[1] = 1
     name: str | None = None
@@ -134,6 +152,7 @@ class Pipeline(_Model):
     output: Output = Field(default_factory=Output)
     on_error: Literal["fail", "skip"] = "fail"
     metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata of the catalog root.")
+    deploy: Deploy = Field(default_factory=Deploy)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)

@@ -1,0 +1,275 @@
+"""Lambda packages: one zip per handler module, holding only the code it can import and the
+wheels it needs, built for Lambda's runtime and architecture.
+
+* Our code: the ``handlers`` and ``publisher`` modules the handler module can reach (stdlib
+  ``modulefinder`` follows imports inside functions too), nothing else of ``publisher``.
+* Third-party: :data:`REQUIREMENTS`, pinned to the versions installed here, resolved and
+  installed by pip for the target (``--platform manylinux...``, ``--only-binary=:all:``); boto3
+  is left out (the runtime has it). Tests, ``__pycache__`` and type stubs are stripped; the
+  ``dist-info`` folders stay.
+* ``.pyc``: compiled with ``unchecked-hash`` invalidation (a zip's timestamps say nothing), by an
+  interpreter of the runtime's version when one is on this machine; without one the package has
+  none and the report says so.
+* The zip is deterministic (sorted names, fixed times), so its SHA-256 names it and an unchanged
+  package is never uploaded again.
+"""
+
+from __future__ import annotations
+
+import compileall  # noqa: F401  (the runtime's interpreter runs it; imported here to fail early if missing)
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from modulefinder import ModuleFinder
+from pathlib import Path
+
+from ..errors import SkyshelfError
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Distributions each function needs (their own dependencies follow). boto3 is the runtime's.
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "metadata": ("aws-lambda-powertools", "numpy", "zstandard"),
+    "arrays": ("aws-lambda-powertools", "numpy", "numcodecs", "zstandard", "pillow", "tifffile"),
+    "tables": ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl"),
+}
+#: Lambda's limit for a function's unzipped code, and the size we aim at for the lean ones.
+LIMIT_BYTES = 250 * 2**20
+TARGET_BYTES = {"metadata": 60 * 2**20, "arrays": 60 * 2**20}
+_PLATFORMS = {
+    "x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"],
+    "arm64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"],
+}
+_STRIP_DIRS = {"tests", "test", "testing", "__pycache__", "benchmarks"}
+_KEEP_TEST_DIRS = {"numpy/testing", "numpy/_core/testing"}  # imported by numpy itself
+#: What no handler loads: C headers and sources, Arrow Flight and its S3 filesystem (the
+#: handlers read through boto3), extra copies of a library under its link names, the cffi
+#: twin of zstandard's C backend.
+_PRUNE = (
+    "pyarrow/include", "pyarrow/src", "pyarrow/libarrow_flight.so*", "pyarrow/_flight.*", "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/libarrow_s3.so*", "pyarrow/_s3fs.*", "pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.*.*.*",
+    "pyarrow/*.pxd", "pyarrow/*.pyx", "pyarrow/includes", "numpy/_core/include", "numpy/_core/lib/pkgconfig",
+    "zstandard/_cffi.*", "zstandard/backend_cffi.py", "numcodecs/*.pyx", "numcodecs/*.pxd", "numpy/distutils", "numpy/f2py",
+    # Pillow's fonts, colour management, AVIF and WebP: previews are PNG, JPEG and TIFF
+    "PIL/_avif.*", "PIL/_imagingft.*", "PIL/_imagingcms.*", "PIL/_imagingtk.*", "PIL/_webp.*", "pillow.libs/libavif*",
+    "pillow.libs/libharfbuzz*", "pillow.libs/libfreetype*", "pillow.libs/libbrotli*", "pillow.libs/libwebp*",
+    "pillow.libs/libsharpyuv*", "pillow.libs/liblcms2*",
+)
+
+
+class PackagingError(SkyshelfError):
+    """A function's package cannot be built or fails its checks."""
+
+
+@dataclass
+class Package:
+    function: str
+    runtime: str
+    architecture: str
+    zip_path: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: int
+    compiled: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The zip's object key: named by its content, so an unchanged package keeps its key."""
+        return f"lambda/{self.function}-{self.sha256[:16]}.zip"
+
+    def to_json(self) -> dict[str, object]:
+        return {"function": self.function, "runtime": self.runtime, "architecture": self.architecture, "key": self.key,
+                "zipped_bytes": self.zipped_bytes, "unzipped_bytes": self.unzipped_bytes, "files": self.files,
+                "compiled": self.compiled, "notes": self.notes}
+
+
+class _OursOnly(ModuleFinder):
+    """Follows imports within ``handlers`` and ``publisher`` only (third-party code is the
+    requirements' business, and scanning it would take long)."""
+
+    def find_module(self, name, path, parent=None):  # type: ignore[no-untyped-def]
+        if parent is None and name not in ("handlers", "publisher", "__init__"):
+            raise ImportError(name)
+        return super().find_module(name, path, parent)
+
+
+def our_modules(function: str) -> list[str]:
+    """The ``handlers`` and ``publisher`` modules ``handlers.<function>`` can import, as files
+    relative to the repository (packages' ``__init__.py`` included)."""
+    finder = _OursOnly(path=[str(ROOT)])
+    finder.import_hook(f"handlers.{function}")
+    finder.import_hook(f"handlers.{function}", fromlist=["lambda_handler"])
+    files = set()
+    for name, module in finder.modules.items():
+        if name.split(".")[0] in ("handlers", "publisher") and module.__file__:
+            files.add(str(Path(module.__file__).resolve().relative_to(ROOT)))
+    data = [str(p.relative_to(ROOT)) for p in (ROOT / "publisher").rglob("*") if p.suffix in (".npz",) and "serializers" in p.parts]
+    return sorted(files | set(data))
+
+
+def _pins(function: str) -> list[str]:
+    """The function's requirements pinned to the versions installed here (what the tests ran)."""
+    out = []
+    for name in REQUIREMENTS[function]:
+        try:
+            out.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+def _python_for(runtime: str) -> str | None:
+    """An interpreter of the runtime's version on this machine, if any: this one, one of
+    pyenv's, or ``python3.13`` (...) on the PATH that really runs."""
+    version = runtime.removeprefix("python")
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True)
+    found = shutil.which(f"python{version}")
+    for python in [*map(str, candidates), *([found] if found else [])]:
+        if subprocess.run([python, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return python
+    return None
+
+
+def _install(function: str, runtime: str, architecture: str, target: Path) -> None:
+    version = runtime.removeprefix("python")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+               "--target", str(target), "--implementation", "cp", "--python-version", version, "--only-binary=:all:", "--upgrade"]
+    for platform in _PLATFORMS[architecture]:
+        command += ["--platform", platform]
+    done = subprocess.run([*command, *_pins(function)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise PackagingError(f"pip could not install {function}'s requirements for {runtime}/{architecture}: {done.stderr.strip()[-1500:]}")
+    for name in ("boto3", "botocore", "s3transfer"):  # the runtime's own
+        for path in target.glob(f"{name}*"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _strip_tool(architecture: str) -> str | None:
+    """GNU strip for the architecture (llvm-strip breaks numpy's patched modules)."""
+    import platform
+
+    native = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
+    if native == architecture:
+        return shutil.which("strip")
+    return shutil.which({"arm64": "aarch64-linux-gnu-strip", "x86_64": "x86_64-linux-gnu-strip"}[architecture])
+
+
+def _strip(target: Path, architecture: str) -> None:
+    """Leave out what a handler never loads, and the debug symbols of shared libraries
+    (zstandard's C backend goes from 11.6 to 1 MB), with the architecture's GNU strip when this
+    machine has it (``binutils-aarch64-linux-gnu`` for arm64 here)."""
+    for pattern in _PRUNE:
+        for path in target.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    stripper = _strip_tool(architecture)
+    if stripper:
+        # not the libraries auditwheel vendored (``*.libs``): patchelf rewrote them, and strip breaks them
+        libraries = [str(p) for p in target.rglob("*.so*") if p.is_file() and not p.parent.name.endswith(".libs")]
+        for start in range(0, len(libraries), 200):
+            subprocess.run([stripper, "--strip-debug", *libraries[start : start + 200]], capture_output=True, check=False)
+    for path in sorted(target.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        rel = path.relative_to(target).as_posix()
+        if path.is_dir() and path.name in _STRIP_DIRS and not any(rel == keep or rel.startswith(keep + "/") for keep in _KEEP_TEST_DIRS):
+            if ".dist-info" not in rel:
+                shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and (path.suffix in (".pyi", ".pyc") or path.name == "py.typed"):
+            path.unlink()
+
+
+def _zip(source: Path, destination: Path) -> tuple[str, int, int]:
+    """A deterministic zip of ``source``: (sha256, unzipped bytes, files)."""
+    names = sorted(p for p in source.rglob("*") if p.is_file())
+    total = 0
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path in names:
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = path.read_bytes()
+            total += len(data)
+            zf.writestr(info, data)
+    return hashlib.sha256(destination.read_bytes()).hexdigest(), total, len(names)
+
+
+def build_package(function: str, runtime: str, architecture: str, out: Path, cache: Path | None = None) -> Package:
+    """Build ``out/<function>.zip`` for Lambda's ``runtime`` and ``architecture``; check its size."""
+    if function not in REQUIREMENTS:
+        raise PackagingError(f"no handler module {function!r}; functions are {sorted(REQUIREMENTS)}")
+    if architecture not in _PLATFORMS:
+        raise PackagingError(f"architecture must be one of {sorted(_PLATFORMS)}, got {architecture!r}")
+    cache = cache or Path(os.environ.get("SKYSHELF_PACKAGE_CACHE", Path.home() / ".cache" / "skyshelf" / "packages"))
+    pins = _pins(function)
+    deps = cache / hashlib.sha256(json.dumps([runtime, architecture, pins]).encode()).hexdigest()[:20]
+    if not (deps / ".complete").exists():  # third-party part: made once per pins, runtime and architecture
+        shutil.rmtree(deps, ignore_errors=True)
+        deps.mkdir(parents=True)
+        _install(function, runtime, architecture, deps)
+        _strip(deps, architecture)
+        (deps / ".complete").write_text(json.dumps(pins))
+    stage = out / f"{function}.d"
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.copytree(deps, stage, ignore=shutil.ignore_patterns(".complete"))
+    for rel in our_modules(function):
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, stage / rel)
+    notes = []
+    python = _python_for(runtime)
+    if python is not None:
+        # file names as Lambda will have them (/var/task/...): tracebacks point there, and the bytes
+        # do not depend on where this build ran
+        done = subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                               "-s", str(stage), "-p", "/var/task", str(stage)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise PackagingError(f"compiling {function}'s package failed: {done.stdout[-1000:]}{done.stderr[-1000:]}")
+    else:
+        notes.append(f"no {runtime} interpreter here: no .pyc (Lambda compiles on import, a slower cold start)")
+    zip_path = out / f"{function}.zip"
+    sha, unzipped, files = _zip(stage, zip_path)
+    package = Package(function, runtime, architecture, zip_path, sha, zip_path.stat().st_size, unzipped, files, python is not None, notes)
+    if unzipped > LIMIT_BYTES:
+        raise PackagingError(f"{function}'s package is {unzipped / 2**20:.0f} MiB unzipped, past Lambda's 250 MiB")
+    if unzipped > TARGET_BYTES.get(function, LIMIT_BYTES):
+        notes.append(f"{unzipped / 2**20:.0f} MiB unzipped, past the {TARGET_BYTES[function] / 2**20:.0f} MiB aimed at")
+    shutil.rmtree(stage)
+    return package
+
+
+def smoke_test(package: Package, event: dict[str, object] | None = None, env: dict[str, str] | None = None) -> dict[str, object] | None:
+    """Import the handler from its zip in a clean interpreter of the runtime's version (no site
+    packages, no environment but ``env``), and, given an API Gateway event, answer it."""
+    python = _python_for(package.runtime)
+    if python is None:
+        raise PackagingError(f"no {package.runtime} interpreter on this machine to import {package.function}'s package with")
+    import tempfile
+
+    task = Path(tempfile.mkdtemp(prefix=f"lambda-{package.function}-"))  # where Lambda unpacks it: /var/task
+    with zipfile.ZipFile(package.zip_path) as zf:
+        zf.extractall(task)
+    code = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(task)!r}]\n"
+        f"import handlers.{package.function} as h\n"
+        "heavy = [m for m in ('h5py', 'pandas', 'xarray', 'zarr', 's3fs', 'fsspec') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "event = json.loads(sys.stdin.read() or 'null')\n"
+        "print(json.dumps(h.lambda_handler(event, None) if event else None))\n"
+    )
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c", code], input=json.dumps(event), capture_output=True, text=True,
+                              env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **(env or {})}, check=False)
+    finally:
+        shutil.rmtree(task, ignore_errors=True)
+    if done.returncode != 0:
+        raise PackagingError(f"{package.function}'s package does not import or answer cleanly: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

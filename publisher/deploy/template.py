@@ -1,0 +1,233 @@
+"""The CloudFormation template, generated from the route table (:mod:`handlers.routes`): one
+Lambda function per handler module, one HTTP API route per route. ``infra/template.yaml`` is
+this template written out (``publish template``; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.routes import ROUTES, modules
+
+#: Memory (MB) per function: search columns and array chunks want room; 1,769 MB is one full vCPU.
+MEMORY = {"metadata": 1024, "arrays": 1769, "tables": 1769}
+#: Lambda's Python runtimes that can still be created (python3.11's creation ended on 2026-07-31).
+RUNTIMES = ("python3.12", "python3.13", "python3.14")
+DEFAULT_RUNTIME = "python3.13"
+#: Where handlers may write: oversized answers spilled for a redirect (``handlers.common.spill``).
+EXPORTS_PREFIX = "responses/"
+
+
+def _cap(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _route_keys(path: str) -> list[str]:
+    """API Gateway route keys for one route: a greedy ``{path+}`` needs at least one segment,
+    so the bare prefix (the root node, with and without its slash) gets routes of its own."""
+    if path.endswith("/{path+}"):
+        bare = path[: -len("/{path+}")]
+        return [path, bare, bare + "/"]
+    return [path]
+
+
+def _function(module: str) -> dict[str, Any]:
+    name = _cap(module)
+    return {
+        "Type": "AWS::Lambda::Function",
+        "DependsOn": [f"{name}LogGroup"],
+        "Properties": {
+            "FunctionName": {"Fn::Sub": f"${{AWS::StackName}}-{module}"},
+            "Description": f"Skyshelf {module} handler (handlers/{module}.py)",
+            "Handler": f"handlers.{module}.lambda_handler",
+            "Runtime": {"Ref": "Runtime"},
+            "Architectures": [{"Ref": "Architecture"}],
+            "MemorySize": {"Ref": f"{name}Memory"},
+            "Timeout": 29,  # API Gateway's integration limit is 30 s
+            "Role": {"Fn::GetAtt": ["HandlerRole", "Arn"]},
+            "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": f"{name}CodeKey"}},
+            "Environment": {"Variables": {
+                "SKYSHELF_STORE": {"Fn::Sub": "s3://${BucketName}${StorePath}"},
+                "SKYSHELF_S3_BACKEND": "boto3",
+                "POWERTOOLS_SERVICE_NAME": f"skyshelf-{module}",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }},
+        },
+    }
+
+
+def template() -> dict[str, Any]:
+    """The whole template as a dictionary (CloudFormation's JSON form)."""
+    mods = modules()
+    parameters: dict[str, Any] = {
+        "BucketName": {"Type": "String", "Description": "The data bucket (made by this stack when CreateBucket is true)."},
+        "CreateBucket": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "true",
+                         "Description": "Make the data bucket in this stack (kept when the stack is deleted), or use an existing one."},
+        "StorePrefix": {"Type": "String", "Default": "", "Description": "Folder of the published store in the bucket, e.g. demo (empty: the bucket's root)."},
+        "PublicRead": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "true",
+                       "Description": "Anyone may read the published objects (the bucket policy says so); false: only the handlers."},
+        "CodeBucket": {"Type": "String", "Description": "Bucket holding the functions' zip files (publish deploy's artifacts bucket)."},
+        "Runtime": {"Type": "String", "AllowedValues": list(RUNTIMES), "Default": DEFAULT_RUNTIME,
+                    "Description": "Lambda's Python runtime (the packages are built for it)."},
+        "Architecture": {"Type": "String", "AllowedValues": ["x86_64", "arm64"], "Default": "x86_64"},
+        "LogRetentionDays": {"Type": "Number", "Default": 14,
+                             "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]},
+        "CorsAllowOrigin": {"Type": "String", "Default": "*", "Description": "Origin browsers may call the API from."},
+        "EnableCloudFront": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
+                             "Description": "Put a CloudFront distribution in front of the API."},
+    }
+    for m in mods:
+        parameters[f"{_cap(m)}CodeKey"] = {"Type": "String", "Description": f"Key of the {m} function's zip in CodeBucket (named by its content hash)."}
+        parameters[f"{_cap(m)}Memory"] = {"Type": "Number", "Default": MEMORY[m], "MinValue": 128, "MaxValue": 10240}
+
+    resources: dict[str, Any] = {
+        "DataBucket": {
+            "Type": "AWS::S3::Bucket", "Condition": "MakeBucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketName": {"Ref": "BucketName"},
+                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                                   "BlockPublicPolicy": {"Fn::If": ["Public", False, True]},
+                                                   "RestrictPublicBuckets": {"Fn::If": ["Public", False, True]}},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": [{"Ref": "CorsAllowOrigin"}],
+                                                     "AllowedHeaders": ["*"], "ExposedHeaders": ["ETag", "Content-Length", "Content-Range"],
+                                                     "MaxAge": 3600}]},
+                "LifecycleConfiguration": {"Rules": [{"Id": "expire-spilled-answers", "Status": "Enabled", "ExpirationInDays": 2,
+                                                      "Prefix": {"Fn::If": ["AtRoot", EXPORTS_PREFIX, {"Fn::Sub": f"${{StorePrefix}}/{EXPORTS_PREFIX}"}]}}]},
+            },
+        },
+        "DataBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy", "Condition": "MakeBucket",
+            "Properties": {"Bucket": {"Ref": "DataBucket"}, "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                 "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}, {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"}],
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                {"Fn::If": ["Public", {"Sid": "PublicReadOfThePublishedStore", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                       "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}${StorePath}/*"}}, {"Ref": "AWS::NoValue"}]},
+            ]}},
+        },
+        "HandlerRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": "Skyshelf handlers: read the published store, write only spilled answers, write their own logs.",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+                "Policies": [{"PolicyName": "skyshelf-handlers", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Sid": "ReadPublished", "Effect": "Allow", "Action": "s3:GetObject",
+                     "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}${StorePath}/*"}},
+                    {"Sid": "ListPublished", "Effect": "Allow", "Action": "s3:ListBucket",
+                     "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}},
+                    {"Sid": "WriteSpilledAnswers", "Effect": "Allow", "Action": "s3:PutObject",
+                     "Resource": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{BucketName}}${{StorePath}}/{EXPORTS_PREFIX}*"}},
+                    {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                     "Resource": [{"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/${{AWS::StackName}}-{m}:*"}
+                                  for m in mods]},
+                ]}}],
+            },
+        },
+        "HttpApi": {
+            "Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {
+                "Name": {"Ref": "AWS::StackName"}, "ProtocolType": "HTTP",
+                "Description": "Tiled's HTTP API (/api/v1) over a Skyshelf store",
+                "CorsConfiguration": {"AllowOrigins": [{"Ref": "CorsAllowOrigin"}], "AllowMethods": ["GET", "HEAD", "OPTIONS"],
+                                      "AllowHeaders": ["authorization", "content-type", "accept", "if-none-match"],
+                                      "ExposeHeaders": ["etag", "content-encoding", "content-disposition", "location"], "MaxAge": 3600},
+            },
+        },
+        "DefaultStage": {"Type": "AWS::ApiGatewayV2::Stage",
+                         "Properties": {"ApiId": {"Ref": "HttpApi"}, "StageName": "$default", "AutoDeploy": True,
+                                        "DefaultRouteSettings": {"ThrottlingBurstLimit": 500, "ThrottlingRateLimit": 1000}}},
+    }
+    for m in mods:
+        name = _cap(m)
+        resources[f"{name}LogGroup"] = {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete",
+                                        "Properties": {"LogGroupName": {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{m}"},
+                                                       "RetentionInDays": {"Ref": "LogRetentionDays"}}}
+        resources[f"{name}Function"] = _function(m)
+        resources[f"{name}Integration"] = {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {
+            "ApiId": {"Ref": "HttpApi"}, "IntegrationType": "AWS_PROXY", "PayloadFormatVersion": "2.0", "TimeoutInMillis": 30000,
+            "IntegrationUri": {"Fn::GetAtt": [f"{name}Function", "Arn"]}}}
+        resources[f"{name}Permission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
+            "Action": "lambda:InvokeFunction", "FunctionName": {"Ref": f"{name}Function"}, "Principal": "apigateway.amazonaws.com",
+            "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"}}}
+    seen: set[str] = set()
+    for route in ROUTES:
+        for path in _route_keys(route.path):
+            key = f"{route.method} {path}"
+            if key in seen:
+                continue
+            seen.add(key)
+            logical = "Route" + "".join(ch for ch in _cap(route.method.lower()) + path.title() if ch.isalnum()) + ("Slash" if path.endswith("/") else "")
+            resources[logical] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
+                "ApiId": {"Ref": "HttpApi"}, "RouteKey": key, "Target": {"Fn::Sub": f"integrations/${{{_cap(route.module)}Integration}}"}}}
+    resources.update(_cloudfront())
+    return _with_store_path({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Skyshelf: a published store served by stateless Lambda handlers behind an HTTP API (Tiled's /api/v1).",
+        "Parameters": parameters,
+        "Conditions": {
+            "MakeBucket": {"Fn::Equals": [{"Ref": "CreateBucket"}, "true"]},
+            "Public": {"Fn::Equals": [{"Ref": "PublicRead"}, "true"]},
+            "UseCloudFront": {"Fn::Equals": [{"Ref": "EnableCloudFront"}, "true"]},
+            "AtRoot": {"Fn::Equals": [{"Ref": "StorePrefix"}, ""]},
+        },
+        "Resources": resources,
+        "Outputs": {
+            "ApiUrl": {"Description": "The API (give the tiled client this)",
+                       "Value": {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/v1"}},
+            "DataUrl": {"Description": "The published store over HTTPS (zarr, xarray, pandas read it directly)",
+                        "Value": {"Fn::Sub": "https://${BucketName}.s3.${AWS::Region}.${AWS::URLSuffix}${StorePath}"}},
+            "StoreUrl": {"Description": "The published store as an S3 URL", "Value": {"Fn::Sub": "s3://${BucketName}${StorePath}"}},
+            "CloudFrontUrl": {"Condition": "UseCloudFront", "Description": "The API through CloudFront",
+                              "Value": {"Fn::Sub": "https://${Distribution.DomainName}/api/v1"}},
+            **{f"{_cap(m)}FunctionName": {"Value": {"Ref": f"{_cap(m)}Function"}} for m in mods},
+        },
+    })
+
+
+#: ``${StorePath}`` in a Sub: nothing at the bucket's root, else ``/`` and the prefix.
+STORE_PATH = {"Fn::If": ["AtRoot", "", {"Fn::Sub": "/${StorePrefix}"}]}
+
+
+def _with_store_path(node: Any) -> Any:
+    """Give every ``Fn::Sub`` that names ``${StorePath}`` its value (Sub's variable-map form)."""
+    if isinstance(node, dict):
+        sub = node.get("Fn::Sub")
+        if len(node) == 1 and isinstance(sub, str) and "${StorePath}" in sub:
+            return {"Fn::Sub": [sub, {"StorePath": STORE_PATH}]}
+        return {k: _with_store_path(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_with_store_path(v) for v in node]
+    return node
+
+
+def _cloudfront() -> dict[str, Any]:
+    """CloudFront in front of the API (optional): the cache key is what answers vary on: the
+    path, every query parameter, ``Accept`` and the compression the client accepts."""
+    return {
+        "ApiCachePolicy": {"Type": "AWS::CloudFront::CachePolicy", "Condition": "UseCloudFront", "Properties": {"CachePolicyConfig": {
+            "Name": {"Fn::Sub": "${AWS::StackName}-api"}, "DefaultTTL": 30, "MinTTL": 0, "MaxTTL": 86400,
+            "ParametersInCacheKeyAndForwardedToOrigin": {
+                "EnableAcceptEncodingGzip": True, "EnableAcceptEncodingBrotli": True,
+                "QueryStringsConfig": {"QueryStringBehavior": "all"},
+                "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Accept"]},
+                "CookiesConfig": {"CookieBehavior": "none"}}}}},
+        "Distribution": {"Type": "AWS::CloudFront::Distribution", "Condition": "UseCloudFront", "Properties": {"DistributionConfig": {
+            "Enabled": True, "Comment": {"Fn::Sub": "${AWS::StackName}: Skyshelf API"}, "HttpVersion": "http2and3", "PriceClass": "PriceClass_100",
+            "Origins": [{"Id": "api", "DomainName": {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"},
+                         "CustomOriginConfig": {"OriginProtocolPolicy": "https-only", "OriginSSLProtocols": ["TLSv1.2"]}}],
+            "DefaultCacheBehavior": {"TargetOriginId": "api", "ViewerProtocolPolicy": "redirect-to-https",
+                                     "AllowedMethods": ["GET", "HEAD", "OPTIONS"], "CachedMethods": ["GET", "HEAD"], "Compress": True,
+                                     "CachePolicyId": {"Ref": "ApiCachePolicy"},
+                                     # every viewer header but Host, which API Gateway needs to be its own
+                                     "OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac"}}}},
+    }
+
+
+def template_yaml() -> str:
+    """The template as YAML, as ``infra/template.yaml`` holds it."""
+    import yaml
+
+    header = "# Generated by `publish template` from handlers/routes.py and publisher/deploy/template.py: edit those, not this.\n"
+    return header + yaml.safe_dump(template(), sort_keys=False, width=140)

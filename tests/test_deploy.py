@@ -1,0 +1,201 @@
+"""``publish deploy``: the template (generated from the route table, linted by cfn-lint), the
+Lambda packages (built, sized, imported and answering from their zips in a clean interpreter),
+and deploy / redeploy / update / plan / status / destroy against moto's server.
+
+moto's CloudFormation makes the S3 bucket, the IAM role, the log groups and the Lambda functions
+(from their zips in S3) but skips API Gateway v2, CloudFront and bucket policies, reports no
+outputs after a change set, and cannot run Lambda code without Docker: those parts are checked
+here from the template itself and by running each packaged handler from its zip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from handlers.local import event_for
+from handlers.routes import ROUTES
+from publisher.cli import main
+from publisher.config.models import Deploy
+from publisher.deploy.package import REQUIREMENTS, Package, build_package, smoke_test
+from publisher.deploy.template import EXPORTS_PREFIX, template, template_yaml
+
+from .conftest import run_build
+from .servers import moto_server
+from .test_s3 import environ
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Lambda's runtime the packages are checked for (its interpreter is on this machine, under pyenv)
+RUNTIME = Deploy().runtime
+
+
+def test_template_is_generated_from_the_routes_and_lints() -> None:
+    """infra/template.yaml is what the code generates; cfn-lint finds nothing in it; every route
+    of the route table is an API route to its module's function (the bare prefix too)."""
+    assert (ROOT / "infra" / "template.yaml").read_text() == template_yaml(), "run: publish template > infra/template.yaml"
+    lint = subprocess.run([shutil.which("cfn-lint") or str(Path(sys.executable).with_name("cfn-lint")), str(ROOT / "infra" / "template.yaml")],
+                          capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    resources = template()["Resources"]
+    routes = {r["Properties"]["RouteKey"]: r["Properties"]["Target"]["Fn::Sub"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    for route in ROUTES:
+        assert routes[f"{route.method} {route.path}"] == f"integrations/${{{route.module.capitalize()}Integration}}"
+    assert "GET /api/v1/metadata" in routes and "GET /api/v1/search/" in routes  # the root node
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert sorted(f["Properties"]["Handler"] for f in functions.values()) == [f"handlers.{m}.lambda_handler" for m in sorted(REQUIREMENTS)]
+
+
+def test_the_handlers_role_reads_the_store_and_writes_only_exports() -> None:
+    statements = template()["Resources"]["HandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = {s["Sid"]: (s["Action"], json.dumps(s["Resource"])) for s in statements}
+    assert actions["ReadPublished"][0] == "s3:GetObject"
+    assert actions["WriteSpilledAnswers"][0] == "s3:PutObject" and f"{EXPORTS_PREFIX}*" in actions["WriteSpilledAnswers"][1]
+    assert not any("*" == s["Action"] or s["Action"] == "s3:*" for s in statements)
+    assert all("logs:" in json.dumps(a) for sid, (a, _) in actions.items() if sid == "OwnLogs")
+    policy = template()["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert policy[0]["Effect"] == "Deny" and policy[1]["Fn::If"][0] == "Public"  # public read is an explicit, switchable statement
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
+    """The three packages for the default runtime, on x86_64: the architecture this machine runs."""
+    out = tmp_path_factory.mktemp("packages")
+    return {f: build_package(f, RUNTIME, "x86_64", out) for f in sorted(REQUIREMENTS)}
+
+
+def test_packages_hold_only_what_each_function_needs(packages: dict[str, Package]) -> None:
+    for function, package in packages.items():
+        assert package.unzipped_bytes <= 250 * 2**20, function
+        names = zipfile.ZipFile(package.zip_path).namelist()
+        assert f"handlers/{function}.py" in names and "publisher/catalog.py" in names
+        assert not any(n.startswith(("publisher/readers/", "publisher/writers/", "publisher/deploy/", "publisher/build")) for n in names)
+        assert not any(n.startswith(("boto3/", "botocore/", "s3fs/", "fsspec/", "h5py/", "pandas/", "xarray/")) for n in names)
+        assert not any("/tests/" in n and not n.startswith("numpy/") for n in names)
+        assert any(n.endswith(f".cpython-{RUNTIME.removeprefix('python').replace('.', '')}.pyc") for n in names)  # precompiled
+        assert any(n.startswith("numpy-") and n.endswith(".dist-info/METADATA") for n in names)  # dist-info kept
+        assert package.key == f"lambda/{function}-{package.sha256[:16]}.zip"
+    assert packages["metadata"].unzipped_bytes <= 60 * 2**20
+    assert not any(n.startswith("pyarrow/") for n in zipfile.ZipFile(packages["metadata"].zip_path).namelist())
+
+
+def test_packages_are_reproducible(packages: dict[str, Package], tmp_path: Path) -> None:
+    again = build_package("metadata", RUNTIME, "x86_64", tmp_path)
+    assert again.sha256 == packages["metadata"].sha256
+
+
+def test_each_package_answers_a_recorded_event_from_its_zip(packages: dict[str, Package], tmp_path: Path) -> None:
+    """Each handler, imported from its unpacked zip in ``python -I -S`` (no site packages), answers
+    an API Gateway v2 event over a published store."""
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "img.npy", np.arange(64 * 64, dtype="uint16").reshape(64, 64))
+    (data / "t.csv").write_text("a,b\n1,x\n2,y\n")
+    site = run_build(tmp_path, {"sources": [{"path": "data", "into": ""}]}).store.url
+    env = {"SKYSHELF_STORE": site}
+    cases = {
+        "metadata": ("/api/v1/search/", "", "application/json"),
+        "arrays": ("/api/v1/array/full/img", "format=image/png&slice=0:32,0:32", "image/png"),
+        "tables": ("/api/v1/table/full/t", "format=text/csv", "text/csv"),
+    }
+    for function, (path, query, media) in cases.items():
+        event = event_for("GET", path, query, {"host": "example.org", "accept": media}, "127.0.0.1")
+        answer = smoke_test(packages[function], event, env)
+        assert answer is not None and answer["statusCode"] == 200, (function, answer)
+        assert answer["headers"]["Content-Type"].startswith(media), (function, answer["headers"])
+    bad = smoke_test(packages["metadata"], event_for("GET", "/api/v1/search/", "filter[nope][condition][x]=1", {}, "127.0.0.1"), env)
+    assert bad is not None and bad["statusCode"] == 400
+
+
+# -- against moto's server ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with moto_server(tmp_path_factory.mktemp("moto-deploy")) as server, environ({**server.env(), "AWS_REGION": "us-east-1"}):
+        yield server.env()
+
+
+def _pipeline(folder: Path, stack: str) -> Path:
+    (folder / "data").mkdir(exist_ok=True)
+    np.save(folder / "data" / "a.npy", np.arange(10))
+    (folder / "data" / "b.csv").write_text("x,y\n1,2\n")
+    config = {"sources": [{"path": "data", "into": ""}], "output": {"store": str(folder / "site")},
+              "deploy": {"stack_name": stack, "prefix": "demo", "architecture": "x86_64"}}
+    (folder / "pipeline.yml").write_text(json.dumps(config))
+    return folder / "pipeline.yml"
+
+
+def _deploy(pipeline: Path, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(main, ["deploy", "-c", str(pipeline), "--json-report", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_deploy_redeploy_update_destroy_on_moto(aws: dict[str, str], tmp_path: Path) -> None:
+    import boto3
+
+    pipeline = _pipeline(tmp_path, "sky-e2e")
+    assert CliRunner().invoke(main, ["build", "-c", str(pipeline)]).exit_code == 0
+
+    plan = _deploy(pipeline, "--plan")  # nothing exists yet: everything would be made
+    assert plan["planned"] and plan["packages_uploaded"] == 3 and {c["LogicalResourceId"] for c in plan["changes"]} >= {"MetadataFunction", "HandlerRole"}
+    s3, lam, logs = (boto3.client(n) for n in ("s3", "lambda", "logs"))
+    assert not lam.list_functions()["Functions"]  # the plan changed nothing
+
+    first = _deploy(pipeline)
+    bucket = first["bucket"]
+    assert first["stack_status"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE") and first["packages_uploaded"] == 3
+    local = sorted(p.relative_to(tmp_path / "site").as_posix() for p in (tmp_path / "site").rglob("*") if p.is_file())
+    remote = sorted(o["Key"].removeprefix("demo/") for o in s3.list_objects_v2(Bucket=bucket, Prefix="demo/")["Contents"])
+    assert remote == local and first["uploaded"] == len(local)
+    head = s3.head_object(Bucket=bucket, Key="demo/catalog.json")
+    assert head["CacheControl"] == "no-cache" and head["ContentType"] == "application/json"
+    functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
+    assert sorted(functions) == ["sky-e2e-arrays", "sky-e2e-metadata", "sky-e2e-tables"]
+    meta = functions["sky-e2e-metadata"]
+    assert meta["Handler"] == "handlers.metadata.lambda_handler" and meta["Runtime"] == "python3.13"
+    assert meta["Environment"]["Variables"]["SKYSHELF_STORE"] == f"s3://{bucket}/demo"
+    assert meta["Environment"]["Variables"]["SKYSHELF_S3_BACKEND"] == "boto3"
+    groups = {g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]}
+    assert groups["/aws/lambda/sky-e2e-metadata"] == 14
+
+    again = _deploy(pipeline)  # nothing changed: nothing uploaded, no stack change
+    assert again["uploaded_bytes"] == 0 and again["packages_uploaded"] == 0 and again["changes"] == []
+    assert again["unchanged"] == len(local)
+
+    (tmp_path / "data" / "b.csv").write_text("x,y\n1,2\n3,4\n")  # a rebuild: a new release
+    assert CliRunner().invoke(main, ["build", "-c", str(pipeline)]).exit_code == 0
+    release = json.loads((tmp_path / "site" / "catalog.json").read_text())["release"]
+    update = _deploy(pipeline)
+    assert 0 < update["uploaded"] < len(local) + 10 and update["changes"] == []
+    assert json.loads(s3.get_object(Bucket=bucket, Key="demo/catalog.json")["Body"].read())["release"] == release
+
+    status = CliRunner().invoke(main, ["status", "-c", str(pipeline)])
+    assert status.exit_code == 0 and "sky-e2e" in status.output and release in status.output
+
+    gone = CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes"])
+    assert gone.exit_code == 0 and "data kept" in gone.output
+    assert not lam.list_functions()["Functions"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="demo/")["KeyCount"] > 0  # the data stays
+    cleared = CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes", "--delete-data"])
+    assert cleared.exit_code == 0 and "was not deployed" in cleared.output
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # emptied, and the stack had made it
+
+
+def test_deploy_errors_name_the_problem(aws: dict[str, str], tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, "sky-errors")
+    unbuilt = CliRunner().invoke(main, ["deploy", "-c", str(pipeline)])
+    assert unbuilt.exit_code != 0 and "run publish build first" in unbuilt.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text(json.dumps({"sources": [{"path": "data"}], "deploy": {"stack_name": "1 bad name"}}))
+    result = CliRunner().invoke(main, ["deploy", "-c", str(bad)])
+    assert result.exit_code != 0 and "stack_name" in result.output
+    shutil.rmtree(tmp_path / "data")
