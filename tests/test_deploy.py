@@ -116,6 +116,18 @@ def test_each_package_answers_a_recorded_event_from_its_zip(packages: dict[str, 
     assert bad is not None and bad["statusCode"] == 400
 
 
+def test_arm64_packages_hold_arm64_code(tmp_path: Path) -> None:
+    """The default architecture: its wheels are aarch64 builds (their ELF headers say so); they
+    cannot be imported on this x86_64 machine."""
+    package = build_package("metadata", RUNTIME, "arm64", tmp_path)
+    with zipfile.ZipFile(package.zip_path) as zf:
+        libraries = [n for n in zf.namelist() if n.endswith(".so") and n.startswith("numpy/")]
+        assert libraries
+        machines = {int.from_bytes(zf.read(n)[18:20], "little") for n in libraries}
+    assert machines == {183}  # EM_AARCH64
+    assert package.unzipped_bytes <= 60 * 2**20
+
+
 # -- against moto's server ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
@@ -167,6 +179,9 @@ def test_deploy_redeploy_update_destroy_on_moto(aws: dict[str, str], tmp_path: P
     groups = {g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]}
     assert groups["/aws/lambda/sky-e2e-metadata"] == 14
 
+    replan = CliRunner().invoke(main, ["deploy", "-c", str(pipeline), "--plan"])
+    assert replan.exit_code == 0 and "packages: would upload 0" in replan.output and "no changes" in replan.output
+    assert f"data: would upload 0 objects (0 B), {len(local)} unchanged" in replan.output
     again = _deploy(pipeline)  # nothing changed: nothing uploaded, no stack change
     assert again["uploaded_bytes"] == 0 and again["packages_uploaded"] == 0 and again["changes"] == []
     assert again["unchanged"] == len(local)

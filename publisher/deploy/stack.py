@@ -183,7 +183,7 @@ def deploy(settings: Deploy, store: Path, stack: str | None = None, bucket: str 
     if not plan:
         _ensure_bucket(s3, target.artifacts, target.region)
     for package in report.packages:
-        if plan or not _exists(s3, target.artifacts, package.key):
+        if not _exists(s3, target.artifacts, package.key):
             if not plan:
                 _call(f"uploading {package.key}", s3.upload_file, str(package.zip_path), target.artifacts, package.key)
             report.packages_uploaded += 1
