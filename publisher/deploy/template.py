@@ -24,11 +24,11 @@ def _cap(name: str) -> str:
 
 def _route_keys(path: str) -> list[str]:
     """API Gateway route keys for one route: a greedy ``{path+}`` needs at least one segment,
-    so the bare prefix (the root node, with and without its slash) gets routes of its own."""
+    so the bare prefix (the root node) gets a route of its own. Paths ending in ``/`` (the root
+    node as the tiled client asks for it, ``/api/v1/``) are left to the ``$default`` route."""
     if path.endswith("/{path+}"):
-        bare = path[: -len("/{path+}")]
-        return [path, bare, bare + "/"]
-    return [path]
+        return [path, path[: -len("/{path+}")]]
+    return [] if path.endswith("/") else [path]
 
 
 def _function(module: str) -> dict[str, Any]:
@@ -158,9 +158,13 @@ def template() -> dict[str, Any]:
             if key in seen:
                 continue
             seen.add(key)
-            logical = "Route" + "".join(ch for ch in _cap(route.method.lower()) + path.title() if ch.isalnum()) + ("Slash" if path.endswith("/") else "")
+            logical = "Route" + "".join(ch for ch in _cap(route.method.lower()) + path.title() if ch.isalnum())
             resources[logical] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
                 "ApiId": {"Ref": "HttpApi"}, "RouteKey": key, "Target": {"Fn::Sub": f"integrations/${{{_cap(route.module)}Integration}}"}}}
+    # everything else (the root with a trailing slash, unknown paths): the metadata function, whose
+    # resolver answers those it knows and 404s the rest
+    resources["RouteDefault"] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
+        "ApiId": {"Ref": "HttpApi"}, "RouteKey": "$default", "Target": {"Fn::Sub": "integrations/${MetadataIntegration}"}}}
     resources.update(_cloudfront())
     return _with_store_path({
         "AWSTemplateFormatVersion": "2010-09-09",
