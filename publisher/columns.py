@@ -83,14 +83,15 @@ def _texts(writer: _Writer, texts: list[str]) -> dict[str, Any]:
 
 def _column(writer: _Writer, n: int, present: list[int], values: list[Any]) -> dict[str, Any]:
     """One key's column from the rows that have it and their values."""
-    numbers: dict[tuple[float, bool], int] = {}
+    numbers: dict[tuple[float | int, bool, str], int] = {}
     texts: dict[tuple[str, bool], int] = {}
     raw = []
     for v in values:
         if v is None:
             raw.append(None)
         elif isinstance(v, (int, float)):  # booleans too: SQLite has them as 1 and 0
-            key = (float(v), isinstance(v, float))
+            # exact values (Python compares int and float exactly); -0.0 apart from 0.0 by its text
+            key = (v, True, repr(v)) if isinstance(v, float) else (int(v), False, "")
             numbers.setdefault(key, 0)
             raw.append((0, key))
         else:
@@ -106,11 +107,14 @@ def _column(writer: _Writer, n: int, present: list[int], values: list[Any]) -> d
     codes = np.array([-1 if r is None else (numbers[r[1]] if r[0] == 0 else texts[r[1]]) for r in raw], dtype="<i4")
     column: dict[str, Any] = {
         "codes": writer.add(codes),
-        "numbers": writer.add(np.array([k[0] for k in number_order], dtype="<f8")),
+        "numbers": writer.add(np.array([float(k[0]) for k in number_order], dtype="<f8")),
         "number_float": writer.add(np.array([k[1] for k in number_order], dtype=bool)),
         "text_json": writer.add(np.array([k[1] for k in text_order], dtype=bool)),
         **_texts(writer, [k[0] for k in text_order]),
     }
+    if any(not k[1] and abs(k[0]) > 2**53 for k in number_order):  # past float64's integers: keep them exact as text
+        exact = _texts(writer, [json.dumps(k[0]) for k in number_order])
+        column.update({"number_" + name: place for name, place in exact.items()})
     if len(present) != n:
         column["rows"] = writer.add(np.array(present, dtype="<i4"))
     return column

@@ -74,7 +74,7 @@ def filters_from(params: dict[str, list[str]]) -> list[Query]:
                 raw = values[i] if i < len(values) else values[-1]
                 if field in _JSON_FIELDS and name not in ("structure_family", "regex"):
                     try:
-                        decoded[field] = json.loads(raw)
+                        decoded[field] = json.loads(raw, parse_constant=_not_json)
                     except ValueError:
                         raise BadRequest(f"filter[{name}][condition][{field}] must be JSON, got {raw!r}") from None
                 else:
@@ -85,6 +85,11 @@ def filters_from(params: dict[str, list[str]]) -> list[Query]:
             _validate(Query(name, decoded))
             out.append(Query(name, decoded))
     return out
+
+
+def _not_json(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (metadata never holds them): refuse them as values."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 #: Fields Tiled's client may leave out.

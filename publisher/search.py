@@ -101,12 +101,17 @@ class Column:
         self.number_float = arrays["number_float"]
         self.text_json = arrays["text_json"]
         self.texts = Texts(arrays["text_offsets"], arrays["text_blob"], arrays["text_newline"])
+        #: integers past 2**53 are kept as text too: then numbers are compared exactly, in Python
+        self.exact = Texts(arrays["number_text_offsets"], arrays["number_text_blob"], arrays["number_text_newline"]) \
+            if "number_text_offsets" in arrays else None
         self.size = len(self.numbers) + len(self.texts)
         self._ranks: np.ndarray | None = None
 
     def value(self, i: int) -> Any:
         """Distinct value ``i`` as ``json_extract`` gives it (objects and arrays as JSON text)."""
         if i < len(self.numbers):
+            if self.exact is not None:
+                return json.loads(self.exact[i])
             x = float(self.numbers[i])
             return x if self.number_float[i] else int(x)
         return self.texts[i - len(self.numbers)]
@@ -119,6 +124,9 @@ class Column:
     def equal_range(self, value: Any) -> tuple[int, int]:
         """Distinct indexes ``[lo, hi)`` whose value SQLite holds equal to ``value`` (a ``_sql`` value)."""
         if isinstance(value, (int, float)):
+            if self.exact is not None:
+                span = range(len(self.numbers))
+                return bisect.bisect_left(span, value, key=self.value), bisect.bisect_right(span, value, key=self.value)
             x = float(value)
             return int(np.searchsorted(self.numbers, x, "left")), int(np.searchsorted(self.numbers, x, "right"))
         lo, hi = self.texts.range_of(str(value))
@@ -155,8 +163,11 @@ class Column:
         without a value (missing or null) get ``size``, past every value."""
         if self._ranks is None:
             tie = np.arange(self.size, dtype=np.int64)
-            if len(self.numbers):
+            if len(self.numbers) and self.exact is None:
                 tie[: len(self.numbers)] = np.searchsorted(self.numbers, self.numbers, "left")
+            for i in range(1, len(self.numbers) if self.exact is not None else 0):
+                if self.value(i) == self.value(i - 1):
+                    tie[i] = tie[i - 1]
             nn = len(self.numbers)  # the same text twice (a string, and an array's JSON text) is one value
             for j in np.flatnonzero(self.text_json[1:] & ~self.text_json[:-1]).tolist():
                 if self.texts[j + 1] == self.texts[j]:
@@ -290,13 +301,15 @@ def _regex_blob_safe(pattern: str, flags: int) -> bool:
             elif op is c.IN:
                 if not safe_set(av):
                     return False
-            elif op is c.AT:
-                if av in (c.AT_BEGINNING_STRING, c.AT_END_STRING):
+            elif op is c.AT:  # \A, \Z see the blob's ends; \B matches an empty text in the blob, not alone
+                if av in (c.AT_BEGINNING_STRING, c.AT_END_STRING, c.AT_NON_BOUNDARY):
                     return False
             elif op in (c.ASSERT, c.ASSERT_NOT, c.GROUPREF_EXISTS):
                 return False
             elif op is c.SUBPATTERN:
                 _, add, remove, sub = av
+                if remove & re.MULTILINE:  # ^ and $ would anchor to the blob's ends
+                    return False
                 if not walk(sub, (dotall or bool(add & re.DOTALL)) and not remove & re.DOTALL):
                     return False
             elif op is c.BRANCH:
@@ -387,7 +400,8 @@ def evaluate(cols: SearchColumns, q: Query) -> np.ndarray:
     if q.name in ("contains", "like"):
         like = f"%{_text(_sql(f.get('value')))}%" if q.name == "contains" else str(f.get("pattern"))
         whole = _like(like).fullmatch
-        return _text_rows(column, _like_for_blob(like), lambda s: whole(s) is not None, strings_only=False)
+        blob = None if "\n" in like else _like_for_blob(like)  # a newline in the pattern would match a separator
+        return _text_rows(column, blob, lambda s: whole(s) is not None, strings_only=False)
     if q.name in ("eq", "noteq", "comparison"):
         value = _sql(f.get("value"))
         if value is None:
@@ -473,9 +487,9 @@ def ordered(cols: SearchColumns, queries: list[Query], sort: str, offset: int = 
 
 def _ordered(cols: SearchColumns, rows: np.ndarray, sort: str, offset: int, limit: int | None) -> np.ndarray:
     stop = len(rows) if limit is None else min(offset + limit, len(rows))
-    if sort.strip() == "-":
+    if [k.strip() for k in sort.split(",") if k.strip()] == ["-"]:
         return rows[::-1][offset:stop]
-    if sort.strip():
+    if sort.strip(" ,"):
         return _order(cols, rows, sort, stop)[offset:]
     return rows[offset:stop]
 

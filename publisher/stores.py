@@ -146,6 +146,7 @@ class _Boto3Objects:
         self.client = boto3.client("s3", config=Config(max_pool_connections=32, retries={"mode": "standard"}))
 
     def key(self, key: str) -> str:
+        key = _clean_key(key)
         return posixpath.join(self.prefix, key) if self.prefix else key
 
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
@@ -174,8 +175,10 @@ class _Boto3Objects:
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.key(key))
-        except self.client.exceptions.ClientError:
-            return False
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StoreError(f"cannot check {key!r} in s3://{self.bucket}/{self.prefix}: {exc}") from exc
         return True
 
     def presign(self, key: str, seconds: int) -> str:

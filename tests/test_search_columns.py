@@ -21,12 +21,14 @@ from publisher.search import distinct as distinct_columns
 from publisher.stores import Store
 
 TEXT = st.text(alphabet="aAbB é\n_%1.[]x", max_size=6)
-SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([-2.5, 0.0, 1.0, 1.5, 3.0]), TEXT)
+#: numbers include -0.0 (equal to 0.0, but printed apart) and integers past float64's 2**53
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([-2.5, -0.0, 0.0, 1.0, 1.5, 3.0, 2**60, 2**60 + 1]), TEXT)
 VALUE = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=2), st.dictionaries(st.sampled_from("ab"), inner, max_size=2)), max_leaves=4)
 KEYS = ["a", "b", "a.b", "a.a", "c", "n", "a.x", "x.y"]
 METADATA = st.dictionaries(st.sampled_from(["a", "b", "c", "n", "a.b"]), VALUE, max_size=4)
 PATTERNS = ["a", "^a", "a$", "\\ba", ".", "a.*b", "[ab]", "[^a]", "\\s", "\\W", "(?s:.)", "\\Aa", "a\\Z", "(?=a)b",
-            "(?<!a)b", "é", "a|^b", "x*", "\\d+", "\\n", "(a)\\1", "(?i:B)", "b\\B", "[\\s\\S]", "(?m:^b)"]
+            "(?<!a)b", "é", "a|^b", "x*", "\\d+", "\\n", "(a)\\1", "(?i:B)", "b\\B", "[\\s\\S]", "(?m:^b)",
+            "(?-m:^b)", "\\B", "a$\\n?"]
 
 
 @st.composite
@@ -85,7 +87,7 @@ def _columns(rows: list[dict[str, Any]], folder: str) -> SearchColumns:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(catalogs(), st.lists(queries(), max_size=2), st.sampled_from(["", "a", "-a", "b,-a", "-", "a.b", "-c,n", "zz"]),
+@given(catalogs(), st.lists(queries(), max_size=2), st.sampled_from(["", "a", "-a", "b,-a", "-", "-,", ",", "a.b", "-c,n", "zz"]),
        st.integers(0, 5), st.integers(0, 50))
 def test_columns_answer_as_rows_do(rows: list[dict[str, Any]], params: list[dict[str, list[str]]], sort: str, offset: int, limit: int) -> None:
     merged: dict[str, list[str]] = {}
@@ -135,6 +137,20 @@ def test_most_texts_matching_switch_to_one_by_one(tmp_path: Any) -> None:
     count, page = search(_columns(rows, str(tmp_path)), filters_from(params), "-t", 0, 3)
     assert count == 1960
     assert [e["key"] for e in page] == ["999", "998", "997"]  # text order: "v999" > "v998" > ... > "v1998"
+
+
+def test_like_with_a_newline_does_not_join_two_texts(tmp_path: Any) -> None:
+    rows = [{"path": f"c/{i}", "key": str(i), "family": "array", "specs": [], "metadata": {"t": t}, "access_tags": None}
+            for i, t in enumerate(["xa", "by", "a\nb"])]
+    params = {"filter[like][condition][key]": ["t"], "filter[like][condition][pattern]": [json.dumps("%a\nb%")]}
+    assert [e["key"] for e in search(_columns(rows, str(tmp_path)), filters_from(params), "", 0, 10)[1]] == ["2"]
+
+
+def test_nan_and_infinity_are_not_json_values() -> None:
+    for raw in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(BadRequest, match="must be JSON"):
+            filters_from({"filter[comparison][condition][key]": ["x"], "filter[comparison][condition][operator]": ["lt"],
+                          "filter[comparison][condition][value]": [raw]})
 
 
 def test_bad_queries_are_400s_on_columns_too(tmp_path: Any) -> None:

@@ -128,7 +128,8 @@ class Rule(_Model):
 class Deploy(_Model):
     """Where and how ``publish deploy`` puts the published store and its handlers on AWS."""
 
-    stack_name: str = Field(default="skyshelf", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$", description="The CloudFormation stack.")
+    stack_name: str = Field(default="skyshelf", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,24}$",
+                            description="The CloudFormation stack (at most 25 characters: bucket and function names are made from it).")
     bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
                                description="The data bucket; default <stack>-data-<account>-<region>.")
     create_bucket: bool = Field(default=True, description="The stack makes the bucket (kept when the stack is destroyed); false: it exists.")

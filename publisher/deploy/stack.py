@@ -115,6 +115,17 @@ def _stack(cf: Any, name: str) -> dict[str, Any] | None:
     return stack
 
 
+def _clear_failed_create(cf: Any, name: str, progress: Callable[[str], None]) -> None:
+    """A stack whose first creation failed (``ROLLBACK_COMPLETE``) can only be deleted: do that,
+    so this deploy creates it afresh instead of failing on every attempt."""
+    stack = _stack(cf, name)
+    if stack and stack["StackStatus"] == "ROLLBACK_COMPLETE":
+        progress(f"stack {name} failed to create before ({stack.get('StackStatusReason', 'see its events')}): deleting it first")
+        _call("deleting the failed stack", cf.delete_stack, StackName=name)
+        _call("waiting for the failed stack to go", cf.get_waiter("stack_delete_complete").wait, StackName=stack["StackId"],
+              WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+
+
 def parameters(settings: Deploy, target: Target, packages: list[Package]) -> list[dict[str, str]]:
     values = {
         "BucketName": target.bucket, "CreateBucket": str(settings.create_bucket).lower(), "StorePrefix": target.prefix,
@@ -174,11 +185,19 @@ def deploy(settings: Deploy, store: Path, stack: str | None = None, bucket: str 
         raise DeployError(f"{store} holds no published catalog (catalog.json): run publish build first")
     aws = session()
     target = Target.resolve(settings, aws, stack, bucket)
+    with tempfile.TemporaryDirectory(prefix="skyshelf-packages-") as out:
+        return _deploy(settings, store, aws, target, Path(out), plan, progress)
+
+
+def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, plan: bool, progress: Callable[[str], None]) -> DeployReport:
+    from botocore.config import Config
+
     report = DeployReport(target, planned=plan)
-    s3, cf = aws.client("s3"), aws.client("cloudformation")
+    s3, cf = aws.client("s3", config=Config(max_pool_connections=64)), aws.client("cloudformation")
+    if not plan:
+        _clear_failed_create(cf, target.stack, progress)
 
     progress("packaging the handlers")
-    out = Path(tempfile.mkdtemp(prefix="skyshelf-packages-"))
     report.packages = [build_package(f, settings.runtime, settings.architecture, out) for f in sorted(REQUIREMENTS)]
     if not plan:
         _ensure_bucket(s3, target.artifacts, target.region)
