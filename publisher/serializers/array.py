@@ -119,7 +119,7 @@ def _downsample(plane: np.ndarray, max_size: int) -> np.ndarray:
 def _scale(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """``lo..hi`` mapped linearly onto 0..255 (clipped, rounded); NaN and infinities become 0."""
     span = hi - lo if hi != lo else 1.0
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # a tiny span overflows to inf: clipped to 255
         index = np.clip((values - lo) / span * 255.0, 0, 255)
     return np.where(np.isfinite(values), index, 0).round().astype("u1")
 
