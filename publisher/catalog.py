@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,8 @@ CATALOG_FORMAT = "skyshelf-catalog"
 CATALOG_VERSION = 1
 #: Containers whose search columns a warm process keeps.
 SEARCH_CACHE_CONTAINERS = 16
+#: Node shards (~256 entries each) a warm process keeps.
+SHARD_CACHE = 256
 
 
 class Catalog:
@@ -29,6 +32,7 @@ class Catalog:
         self.document = document
         self._prefix = document["index"].rpartition("/")[0]
         self._search: dict[str, Any] = {}
+        self._shards: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -46,12 +50,23 @@ class Catalog:
         return self.document["release"]
 
     def node(self, path: str) -> dict[str, Any]:
+        """One node's entry, from its shard; a warm process keeps the shards it has read (a
+        release's objects never change), so a Lambda answers most metadata without an S3 read."""
         path = path.strip("/")
-        digits = self.document["index_json"]["shard_digits"]
-        try:
-            shard = json.loads(self.store.read_bytes(node_shard_key(self._prefix, path, digits)))
-        except NotFound:
-            shard = {}
+        key = node_shard_key(self._prefix, path, self.document["index_json"]["shard_digits"])
+        with self._lock:
+            shard = self._shards.get(key)
+            if shard is not None:
+                self._shards.move_to_end(key)
+        if shard is None:
+            try:
+                shard = json.loads(self.store.read_bytes(key))
+            except NotFound:
+                shard = {}
+            with self._lock:
+                self._shards[key] = shard
+                while len(self._shards) > SHARD_CACHE:
+                    self._shards.popitem(last=False)
         if path not in shard:
             raise NotFound(f"no node at path {path!r}")
         return shard[path]
