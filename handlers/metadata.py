@@ -208,7 +208,8 @@ def _descendants(catalog: Catalog, path: str, max_depth: int | None) -> Iterator
         for child in below:
             yield child
         if max_depth is None or depth + 1 < max_depth:
-            stack.extend((c["path"], depth + 1) for c in reversed(below) if c["family"] == "container")
+            stack.extend((c["path"], depth + 1) for c in reversed(below)  # an empty container has nothing to list
+                         if c["family"] == "container" and (c.get("structure") or {}).get("count", 1) != 0)
 
 
 def search_deep() -> Response:
