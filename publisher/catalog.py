@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import NotFound, StoreError
-from .index import children_page_key, node_shard_key, path_hash
+from .index import children_page_key, node_shard_key, search_prefix
 from .stores import Store
 
 CATALOG_KEY = "catalog.json"
@@ -98,10 +98,9 @@ class Catalog:
     def _rows(self, path: str, offset: int, limit: int | None) -> Iterator[dict[str, Any]]:
         """Children from a large container's ``rows.jsonl``: two range reads (their offsets, then
         their lines), with the standard library only."""
-        settings = self.document["index_json"]
-        if "search" not in settings:
+        if "search" not in self.document["index_json"]:  # a catalog from before search folders
             return
-        prefix = settings["search"].format(hash16=path_hash(path)[:16])
+        prefix = search_prefix(self._prefix, path)
         try:
             if limit is None:
                 raw = self.store.read_bytes(f"{prefix}/rows.offsets")[8 * offset :]
@@ -130,7 +129,7 @@ class Catalog:
             if cols is None:
                 from .search import SearchColumns
 
-                cols = SearchColumns.open(self.store, settings["search"].format(hash16=path_hash(path)[:16]))
+                cols = SearchColumns.open(self.store, search_prefix(self._prefix, path))
                 self._search[path] = cols
                 while len(self._search) > SEARCH_CACHE_CONTAINERS:
                     self._search.pop(next(iter(self._search)))

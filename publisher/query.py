@@ -328,11 +328,11 @@ def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **st
     table = pq.read_table(root.path(catalog["index"]), filesystem=None if root.is_local else root.fs, filters=[("parent", "=", path)])
     settings = catalog.get("index_json", {})
     if table.num_rows >= settings.get("search_min_children", float("inf")) and table.num_rows:
-        from .index import path_hash
+        from .index import search_prefix
         from .search import SearchColumns, ordered
 
         # a large container: its search columns, whose rows are its Parquet rows in the same order
-        columns = SearchColumns.open(root, settings["search"].format(hash16=path_hash(path)[:16]))
+        columns = SearchColumns.open(root, search_prefix(catalog["index"].rpartition("/")[0], path))
         return pl.from_arrow(table.take(pa.array(ordered(columns, filters_from(params_for(*queries)), sort), type=pa.int64())))
     rows = table.to_pylist()
     for i, row in enumerate(rows):

@@ -238,39 +238,24 @@ class Store:
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an object: one ``pread`` locally, one ranged GET on S3."""
+        return self.read_ranges(key, [(start, end)])[0]
+
+    def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
+        """Several ranges of one object: locally from one open file, on S3 fetched concurrently."""
+        if not spans:
+            return []
         try:
             if self.is_local:
                 fd = os.open(self.path(key), os.O_RDONLY)
                 try:
-                    return os.pread(fd, end - start, start)
+                    return [os.pread(fd, b - a, a) for a, b in spans]
                 finally:
                     os.close(fd)
             if self._boto is not None:
-                return self._boto.get(key, start, end)
-            return self.fs.cat_file(self.path(key), start=start, end=end)
-        except FileNotFoundError:
-            raise NotFound(f"no object {key!r} in store {self.url}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
-
-    def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
-        """Several ranges of one object: on S3 fetched concurrently (s3fs ``cat_ranges``)."""
-        if self.is_local:
-            try:
-                fd = os.open(self.path(key), os.O_RDONLY)
-            except FileNotFoundError:
-                raise NotFound(f"no object {key!r} in store {self.url}") from None
-            try:
-                return [os.pread(fd, b - a, a) for a, b in spans]
-            finally:
-                os.close(fd)
-        if len(spans) < 2:
-            return [self.read_range(key, a, b) for a, b in spans]
-        if self._boto is not None:
-            return self._boto.get_many(key, spans)
-        path = self.path(key)
-        try:
-            return self.fs.cat_ranges([path] * len(spans), [a for a, _ in spans], [b for _, b in spans])
+                return [self._boto.get(key, *spans[0])] if len(spans) == 1 else self._boto.get_many(key, spans)
+            if len(spans) == 1:
+                return [self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1])]
+            return self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans])
         except FileNotFoundError:
             raise NotFound(f"no object {key!r} in store {self.url}") from None
         except OSError as exc:

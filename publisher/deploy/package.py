@@ -16,7 +16,6 @@ wheels it needs, built for Lambda's runtime and architecture.
 
 from __future__ import annotations
 
-import compileall  # noqa: F401  (the runtime's interpreter runs it; imported here to fail early if missing)
 import hashlib
 import importlib.metadata
 import json
@@ -24,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from modulefinder import ModuleFinder
@@ -251,8 +251,6 @@ def smoke_test(package: Package, event: dict[str, object] | None = None, env: di
     python = _python_for(package.runtime)
     if python is None:
         raise PackagingError(f"no {package.runtime} interpreter on this machine to import {package.function}'s package with")
-    import tempfile
-
     task = Path(tempfile.mkdtemp(prefix=f"lambda-{package.function}-"))  # where Lambda unpacks it: /var/task
     with zipfile.ZipFile(package.zip_path) as zf:
         zf.extractall(task)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
 from ..config.models import Deploy
 from ..errors import SkyshelfError
 from .package import REQUIREMENTS, Package, build_package
@@ -76,33 +78,34 @@ def session() -> Any:
 
 
 def _call(step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-
     try:
         return fn(*args, **kwargs)
     except (ClientError, BotoCoreError, WaiterError) as exc:
         raise DeployError(f"{step}: {exc}") from exc
 
 
-def _ensure_bucket(s3: Any, name: str, region: str, private: bool = True) -> None:
-    from botocore.exceptions import ClientError
-
+def _found(step: str, fn: Callable[..., Any], **kwargs: Any) -> bool:
+    """Whether a HEAD finds its bucket or object: False on a 404, a DeployError on any other refusal."""
     try:
-        s3.head_bucket(Bucket=name)
-        return
+        fn(**kwargs)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise DeployError(f"bucket {name}: {exc}") from exc
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NoSuchKey", "NotFound"):
+            return False
+        raise DeployError(f"{step}: {exc}") from exc
+    return True
+
+
+def _ensure_bucket(s3: Any, name: str, region: str) -> None:
+    """A private bucket (the artifacts'), made when missing."""
+    if _found(f"bucket {name}", s3.head_bucket, Bucket=name):
+        return
     kwargs: dict[str, Any] = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     _call(f"creating bucket {name}", s3.create_bucket, Bucket=name, **kwargs)
-    if private:
-        _call(f"blocking public access to {name}", s3.put_public_access_block, Bucket=name, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    _call(f"blocking public access to {name}", s3.put_public_access_block, Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
 
 
 def _stack(cf: Any, name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
     try:
         stacks = cf.describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
@@ -146,8 +149,6 @@ def _change_set(cf: Any, target: Target, params: list[dict[str, str]]) -> tuple[
     body = json.dumps(template(), separators=(",", ":"))
     name = f"skyshelf-{int(time.time() * 1000)}"
     try:
-        from botocore.exceptions import ClientError
-
         made = cf.create_change_set(StackName=target.stack, ChangeSetName=name, ChangeSetType=kind, TemplateBody=body,
                                     Parameters=params, Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": "skyshelf:stack", "Value": target.stack}])
     except ClientError as exc:
@@ -155,8 +156,6 @@ def _change_set(cf: Any, target: Target, params: list[dict[str, str]]) -> tuple[
             return None, [], kind
         raise DeployError(f"creating a change set for stack {target.stack}: {exc}") from exc
     change_set = made["Id"]
-    from botocore.exceptions import WaiterError
-
     try:
         cf.get_waiter("change_set_create_complete").wait(ChangeSetName=change_set, StackName=target.stack, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
     except WaiterError:
@@ -202,7 +201,7 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
     if not plan:
         _ensure_bucket(s3, target.artifacts, target.region)
     for package in report.packages:
-        if not _exists(s3, target.artifacts, package.key):
+        if not _found(f"package {package.key}", s3.head_object, Bucket=target.artifacts, Key=package.key):
             if not plan:
                 _call(f"uploading {package.key}", s3.upload_file, str(package.zip_path), target.artifacts, package.key)
             report.packages_uploaded += 1
@@ -215,7 +214,7 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
             _call("deleting the planning change set", cf.delete_change_set, ChangeSetName=change_set, StackName=target.stack)
             if kind == "CREATE":
                 _call("deleting the planning stack", cf.delete_stack, StackName=target.stack)
-        report.upload = _upload(s3, target, store, dry_run=True) if _exists_bucket(s3, target.bucket) else None
+        report.upload = upload_store(s3, store, target.bucket, target.prefix, dry_run=True) if _found("bucket", s3.head_bucket, Bucket=target.bucket) else None
         return report
     if change_set:
         progress(f"executing the change set ({len(report.changes)} changes)")
@@ -225,35 +224,11 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
     if not settings.create_bucket:
         _call(f"reading bucket {target.bucket}", s3.head_bucket, Bucket=target.bucket)
     progress("uploading the release")
-    report.upload = _upload(s3, target, store)
+    report.upload = upload_store(s3, store, target.bucket, target.prefix)
     stack_now = _stack(cf, target.stack)
     report.stack_status = stack_now["StackStatus"] if stack_now else "?"
     report.outputs = outputs(cf, target.stack)
     return report
-
-
-def _upload(s3: Any, target: Target, store: Path, dry_run: bool = False) -> UploadReport:
-    return upload_store(s3, store, target.bucket, target.prefix, dry_run=dry_run)
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError:
-        return False
-    return True
-
-
-def _exists_bucket(s3: Any, bucket: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError:
-        return False
-    return True
 
 
 def status(settings: Deploy, stack: str | None = None) -> dict[str, Any]:
@@ -288,7 +263,7 @@ def destroy(settings: Deploy, stack: str | None = None, delete_data: bool = Fals
         _call(f"waiting for stack {target.stack} to go", cf.get_waiter("stack_delete_complete").wait, StackName=found["StackId"],
               WaiterConfig={"Delay": 5, "MaxAttempts": 360})
     deleted = 0
-    if delete_data and _exists_bucket(s3, target.bucket):
+    if delete_data and _found(f"bucket {target.bucket}", s3.head_bucket, Bucket=target.bucket):
         progress(f"deleting the published objects in s3://{target.bucket}/{target.prefix}")
         base = f"{target.prefix}/" if target.prefix else ""
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=base):
