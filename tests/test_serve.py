@@ -178,17 +178,22 @@ def test_store_files_read_directly_over_http(server: str, demo: Published) -> No
     assert part.status_code == 206 and len(part.content) == 10
 
 
-@pytest.mark.parametrize(("module", "budget_ms"), [("handlers.metadata", 150), ("handlers.arrays", 300), ("handlers.tables", 300)])
-def test_handler_imports_are_lean(module: str, budget_ms: int) -> None:
-    """Cold import cost (``-X importtime``, best of 3) and no heavy readers pulled in."""
-    code = f"import sys, {module}; print(','.join(m for m in ('h5py', 'pandas', 'xarray', 'zarr') if m in sys.modules))"
-    best = None
-    for _ in range(3):
-        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-        assert done.stdout.strip() == "", f"{module} imports {done.stdout.strip()}"
-        total = sum(int(line.split("|")[0].split(":")[1]) for line in done.stderr.splitlines() if line.startswith("import time:") and "self [us]" not in line)
-        best = total if best is None else min(best, total)
-    assert best is not None and best / 1000 <= budget_ms, f"{module} imports in {best / 1000:.0f} ms (budget {budget_ms} ms)"
+#: Third-party packages each handler may import at import time: Powertools and what it brings
+#: (botocore, which Lambda's runtime has), and numpy for arrays. Anything else (h5py, pandas,
+#: xarray, zarr, pyarrow, s3fs) would be a heavy import on every cold start.
+POWERTOOLS = {"aws_lambda_powertools", "botocore", "certifi", "jmespath", "typing_extensions", "dateutil", "six", "urllib3"}
+LEAN = {"handlers.metadata": POWERTOOLS, "handlers.arrays": POWERTOOLS | {"numpy"}, "handlers.tables": POWERTOOLS}
+
+
+@pytest.mark.parametrize("module", sorted(LEAN))
+def test_handler_imports_are_lean(module: str) -> None:
+    """What a cold import of a handler loads, beyond the standard library and our own code (a
+    count of packages, not a time: the same on a busy host)."""
+    code = (f"import sys, {module}; std = set(sys.stdlib_module_names)\n"
+            "print(','.join(sorted({n.split('.')[0] for n in sys.modules} - std - {'handlers', 'publisher'})))")
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = {m for m in done.stdout.strip().split(",") if m and m != "__main__" and not m.startswith(("__editable__", "_distutils_hack", "sitecustomize"))}
+    assert loaded <= LEAN[module], f"{module} imports {sorted(loaded - LEAN[module])} at import"
 
 
 def test_about_health_openapi_and_docs(server: str) -> None:
