@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job: set up, generate the demo tree, build it into ./site, then serve it with the
-# Lambda handlers on http://127.0.0.1:8000 (PORT=... to change) until Ctrl+C.
+# The main job: set up (.venv, runtime packages only), generate the demo tree, build it into
+# ./site, then serve it with the Lambda handlers on http://127.0.0.1:8000 until Ctrl+C.
+# PORT=8080 bash scripts/demo.sh picks another port; HOST=0.0.0.0 listens beyond this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-python3 examples/demo/make_demo.py
+source .venv/bin/activate
+python examples/demo/make_demo.py
 publish build -c pipeline.yml
 publish ls -c pipeline.yml -l -r
-exec publish serve -c pipeline.yml --port "${PORT:-8000}"
+exec publish serve -c pipeline.yml --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
