@@ -1,0 +1,87 @@
+"""How big an answer may get while it is built: estimate first, refuse with advice.
+
+A whole answer is built in memory (a Lambda has no disk to stream to, and bodies past ~4 MiB
+are written to the store and redirected to, see ``handlers.common.respond``). Converting costs
+more than the data: a 100 MB array as JSON took 2.3 GB. So every whole-answer route estimates
+the memory the answer needs from the structure and the format, before reading anything, and
+refuses past :func:`max_answer_bytes` with a 4xx whose detail says how to ask for less.
+
+Standard library only: the lean handlers import it at cold start.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import BadRequest
+
+#: Default bound on the memory one answer may take to build: about a third of the 1,769 MB the
+#: arrays and tables functions get (``publisher/deploy/template.py``), leaving room for the
+#: runtime, the decoded-data cache (64 MiB) and a second request on a warm function.
+MAX_ANSWER_BYTES = 512 * 2**20
+
+#: Working memory per byte of decoded data, by media type: the decoded values, the Python
+#: objects a text format goes through, and the body. Measured on a 200,000-row table of a float,
+#: an integer and a short string column (tracemalloc peak over decoded Arrow bytes): Arrow 1.0,
+#: Parquet 0.7, CSV 2.7, JSON 18.7, JSON-seq 18.7; plus the decoded data itself, rounded up.
+FACTORS: dict[str, float] = {
+    "application/vnd.apache.arrow.file": 2.0,
+    "application/x-parquet": 2.0,
+    "application/octet-stream": 2.0,
+    "application/x-npy": 2.0,
+    "application/x-hdf5": 2.0,
+    "image/tiff": 2.0,
+    "text/csv": 4.0,
+    "application/json": 20.0,
+    "application/json-seq": 20.0,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": 25.0,
+}
+#: For a media type not listed: as costly as JSON.
+DEFAULT_FACTOR = 20.0
+
+
+class AnswerTooLarge(BadRequest):
+    """The answer asked for would take more memory to build than this server allows."""
+
+    http_status = 400
+
+
+def max_answer_bytes() -> int:
+    """``SKYSHELF_MAX_ANSWER_BYTES`` (read per request, so tests and operators can change it), else the default."""
+    raw = os.environ.get("SKYSHELF_MAX_ANSWER_BYTES", "")
+    try:
+        return int(raw) if raw.strip() else MAX_ANSWER_BYTES
+    except ValueError:
+        return MAX_ANSWER_BYTES
+
+
+def cost(data_bytes: int, media_type: str, factor: float | None = None) -> int:
+    """Estimated memory to build an answer of ``data_bytes`` of decoded data in ``media_type``
+    (``factor`` overrides the table's working memory per data byte)."""
+    return int(data_bytes * (factor if factor is not None else FACTORS.get(media_type, DEFAULT_FACTOR)))
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # unreachable
+
+
+def check(data_bytes: int, media_type: str, what: str, advice: str, limit: int | None = None,
+          factor: float | None = None) -> int:
+    """Refuse (:class:`AnswerTooLarge`) when building ``what`` as ``media_type`` from
+    ``data_bytes`` of decoded data would pass the limit; ``advice`` says how to ask for less
+    (a slice, blocks, partitions, columns, a binary format). Returns the estimate."""
+    limit = max_answer_bytes() if limit is None else limit
+    estimate = cost(data_bytes, media_type, factor)
+    if estimate > limit:
+        raise AnswerTooLarge(
+            f"{what} as {media_type} would take about {human(estimate)} to build ({human(data_bytes)} of data), "
+            f"past this server's limit of {human(limit)} (SKYSHELF_MAX_ANSWER_BYTES); {advice}"
+        )
+    return estimate
+
+
+__all__ = ["FACTORS", "MAX_ANSWER_BYTES", "AnswerTooLarge", "check", "cost", "human", "max_answer_bytes"]
