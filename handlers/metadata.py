@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from publisher import __version__
 from publisher.catalog import Catalog
-from publisher.errors import BadRequest
+from publisher.errors import BadRequest, NotFound
 from publisher.query import QUERIES, distinct, filters_from, select
 
 from . import common
@@ -127,9 +127,32 @@ def metadata() -> Response:
     params = common.query(app)
     fields, omit = _fields(params), common.one(params, "omit_links", "false") == "true"
     base = common.base_url(app)
-    entry = catalog.node(path)
+    try:
+        entry = catalog.node(path)
+    except NotFound:
+        column = _table_column(catalog, path, base)
+        if column is None:
+            raise
+        return column
     return _answer(lambda: {"data": resource(entry, base, fields, omit), "error": None, "links": None, "meta": {}},
                    "metadata", catalog.release, path, sorted(params.items()), base)
+
+
+def _table_column(catalog: Catalog, path: str, base: str) -> Response | None:
+    """A table's column is an array child (the tiled client's ``table[column]``). Its data type
+    needs the table's Arrow schema and, for strings, the values: the tables function answers
+    (a 307 there; this function has no pyarrow)."""
+    parent, _, column = path.rpartition("/")
+    try:
+        entry = catalog.node(parent)
+    except NotFound:
+        return None
+    if entry["family"] != "table" or column not in entry["structure"].get("columns", []):
+        return None
+    raw = app.current_event.raw_event.get("rawQueryString", "")
+    location = f"{base}/column/metadata/{quote(path, safe='/')}" + (f"?{raw}" if raw else "")
+    return Response(307, "application/json", _json({"detail": "a table column: follow Location"}).decode(),
+                    {"Location": location, "Cache-Control": common.CACHE_CONTROL})
 
 
 def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], dict[str, Any]]:

@@ -17,7 +17,9 @@ _PARAMS: dict[str, list[str]] = {
     "array/block": ["block", "expected_shape", "format", "filename", "rescale", "colormap", "max_size"],
     "table/full": ["column", "format", "filename"],
     "table/partition": ["partition", "column", "format", "filename"],
-    "container/full": ["format", "filename"],
+    "container/full": ["field", "format", "filename"],
+    "column/metadata": [],
+    "column/full": ["slice", "block", "expected_shape", "format", "filename"],
 }
 
 

@@ -39,6 +39,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/table/full/{path+}", "tables"),
     Route("GET", "/api/v1/table/partition/{path+}", "tables"),
     Route("GET", "/api/v1/container/full/{path+}", "tables"),
+    # a table's columns as array children (metadata/<table>/<column> redirects to the first)
+    Route("GET", "/api/v1/column/metadata/{path+}", "tables"),
+    Route("GET", "/api/v1/column/full/{path+}", "tables"),
 )
 
 _COMPILED = [(re.compile(f"^{r.regex}$"), r) for r in ROUTES]

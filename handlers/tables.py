@@ -1,19 +1,32 @@
-"""Tables and whole containers (one Lambda): ``table/full``, ``table/partition``, ``container/full``.
+"""Tables, their columns and whole containers (one Lambda): ``table/full``, ``table/partition``,
+``column/metadata`` and ``column/full`` (a table's column as an array child, as Tiled serves
+it), ``container/full`` (HDF5 or Tiled's JSON outline).
 
-pyarrow is imported on first use.
+Every whole answer is estimated from the structure and the format before any data is read,
+and refused past ``SKYSHELF_MAX_ANSWER_BYTES`` with advice (``publisher.limits``).
+pyarrow, numpy and h5py are imported on first use.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import Response
 
+from publisher import limits, serializers
 from publisher.access.tables import PublishedTable
-from publisher.errors import BadRequest
+from publisher.errors import BadRequest, NotFound
 
 from . import common
-from .data import answer
+from .data import answer, ints
+
+ARROW = "application/vnd.apache.arrow.file"
+#: ``text/html`` shows this many rows (``publisher/serializers/table.py``): only they are converted.
+HTML_ROWS = 1000
+#: Nodes a ``container/full`` answer may hold (each costs index reads); past it, a 400.
+MAX_CONTAINER_NODES = int(os.environ.get("SKYSHELF_MAX_CONTAINER_NODES", 10_000))
 
 
 def _table(path: str) -> tuple[Any, PublishedTable]:
@@ -28,13 +41,38 @@ def _columns(params: dict[str, list[str]]) -> list[str] | None:
     return [c for value in params.get("column", []) for c in [value] if c] or None
 
 
+def _media_type(family: str, params: dict[str, list[str]], default: str) -> str:
+    return serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default).media_type
+
+
+def _bounded(table: PublishedTable, path: str, params: dict[str, list[str]], columns: list[str] | None,
+             partition: int | None, read: Any) -> Any:
+    """Check the estimate before reading, then the decoded table's real size before it is
+    serialized (variable-width columns are only guessed at first)."""
+    media_type = _media_type("table", params, ARROW)
+    rows = table.rows(partition)
+    share = min(1.0, HTML_ROWS / rows) if media_type == "text/html" and rows else 1.0
+    what = f"table {path!r}" + (f" partition {partition}" if partition is not None else "")
+    advice = ("ask for fewer columns (column=NAME, repeated), one partition at a time (table/partition/...?partition=N), "
+              "or a binary format (format=arrow or format=parquet)")
+    limits.check(int(table.nbytes(columns, partition) * share), media_type, what, advice)
+
+    def produce() -> Any:
+        data = read()
+        limits.check(int(data.nbytes * share), media_type, what, advice)
+        return data
+
+    return produce
+
+
 def full() -> Response:
     path = common.node_path(app, f"{common.API}/table/full")
     params = common.query(app)
     catalog, table = _table(path)
     columns = _columns(params)
     table._check_columns(columns)
-    return answer(app, "table", "application/vnd.apache.arrow.file", catalog.release, path, params, lambda: table.read(columns))
+    produce = _bounded(table, path, params, columns, None, lambda: table.read(columns))
+    return answer(app, "table", ARROW, catalog.release, path, params, produce)
 
 
 def partition() -> Response:
@@ -45,16 +83,107 @@ def partition() -> Response:
         raise BadRequest("partition=N is required")
     index = common.integer(params, "partition", 0, 0)
     columns = _columns(params)
-    return answer(app, "table", "application/vnd.apache.arrow.file", catalog.release, path, params, lambda: table.partition(index, columns))
+    if not 0 <= index < table.npartitions:
+        raise BadRequest(f"partition {index} is out of range: the table has {table.npartitions}")
+    table._check_columns(columns)
+    produce = _bounded(table, path, params, columns, index, lambda: table.partition(index, columns))
+    return answer(app, "table", ARROW, catalog.release, path, params, produce)
+
+
+# -- a table's columns as array children (what the tiled client's table[column] asks for) -------
+def _column(route: str) -> tuple[Any, dict[str, Any], PublishedTable, str, str]:
+    """(catalog, the table's entry, the table, its path, the column) of ``<table path>/<column>``."""
+    path = common.node_path(app, f"{common.API}/{route}")
+    parent, _, column = path.rpartition("/")
+    catalog = common.catalog()
+    entry = catalog.node(parent)
+    if entry["family"] != "table" or column not in entry["structure"].get("columns", []):
+        raise NotFound(f"no node at path {path!r}")
+    return catalog, entry, PublishedTable(common.store(), entry["data_url"], entry["structure"]), parent, column
+
+
+def column_metadata() -> Response:
+    """Tiled's resource for a table column: an array of the column's values, one chunk per partition."""
+    import json
+
+    from publisher.access.tables import column_values
+    from publisher.structures import DataType
+
+    catalog, entry, table, parent, column = _column("column/metadata")
+    params = common.query(app)
+    base = common.base_url(app)
+    url_path = quote(f"{parent}/{column}", safe="/")
+    etag = common.etag_for("column-metadata", catalog.release, parent, column, sorted(params.items()), base)
+    cached = common.not_modified(app, etag)
+    if cached is not None:
+        return cached
+    limits.check(table.nbytes([column]), "application/octet-stream", f"column {column!r} of {parent!r}",
+                 "this column is too large to describe: read the table by partitions (table/partition/...?partition=N&column=NAME)")
+    values = column_values(table, column)
+    chunks = [table.rows(i) for i in range(table.npartitions)] if table.structure.get("partition_rows") else [len(values)]
+    structure = {"data_type": DataType.from_numpy(values.dtype).to_json(), "chunks": [chunks], "shape": [len(values)],
+                 "dims": None, "resizable": False}
+    resource = {
+        "id": column,
+        "attributes": {"ancestors": parent.split("/"), "structure_family": "array", "specs": [], "metadata": {},
+                       "structure": structure, "access_tags": entry.get("access_tags"), "sorting": None, "data_sources": None},
+        "links": {"self": f"{base}/metadata/{url_path}", "full": f"{base}/column/full/{url_path}",
+                  "block": f"{base}/column/full/{url_path}?block={{0}}"},
+        "meta": None,
+    }
+    body = json.dumps({"data": resource, "error": None, "links": None, "meta": {}}, separators=(",", ":")).encode()
+    return common.respond(app, body, "application/json", etag)
+
+
+def column_full() -> Response:
+    """A column's values as an array answer: ``slice=`` as ``array/full``, ``block=i`` for partition i."""
+    catalog, _, table, parent, column = _column("column/full")
+    params = common.query(app)
+    block = ints(common.one(params, "block"), "block")
+    if block and (len(block) != 1 or not 0 <= block[0] < table.npartitions):
+        raise BadRequest(f"block must be one index below {table.npartitions} (the table's partitions), got {common.one(params, 'block')}")
+    media_type = _media_type("array", params, "application/octet-stream")
+    partition = block[0] if block else None
+    limits.check(table.nbytes([column], partition), media_type, f"column {column!r} of {parent!r}",
+                 "ask for a slice (slice=start:stop), one block (block=i, a partition) or the raw bytes (format=application/octet-stream)")
+
+    def produce() -> Any:
+        from publisher.access.tables import column_values
+
+        from .arrays import parse_slice
+
+        values = column_values(table, column, partition)
+        sel = parse_slice(common.one(params, "slice"))
+        if len(sel) > 1:
+            raise BadRequest(f"slice has {len(sel)} dimensions; a column has 1")
+        data = values[sel] if sel else values
+        expected = common.one(params, "expected_shape")
+        if expected and expected != "scalar" and ints(expected, "expected_shape") != data.shape:
+            raise BadRequest(f"expected_shape {expected} does not match the shape {','.join(map(str, data.shape))}")
+        return data
+
+    return answer(app, "array", "application/octet-stream", catalog.release, f"{parent}/{column}", params, produce)
+
+
+# -- containers ---------------------------------------------------------------------------------
+def _data_bytes(entry: dict[str, Any]) -> int:
+    """Decoded bytes of an array or table, from its structure alone."""
+    structure = entry["structure"]
+    if entry["family"] == "array":
+        count = 1
+        for n in structure.get("shape", []):
+            count *= int(n)
+        return count * max(int(structure["data_type"].get("itemsize", 8)), 1)
+    if entry["family"] == "table":
+        return PublishedTable(common.store(), entry["data_url"], structure).nbytes()
+    return 0
 
 
 def container_full() -> Response:
-    """A container's whole subtree as JSON: arrays as nested lists, tables as ``{column: values}``."""
-    import json
-
+    """A container's subtree in a container format (HDF5, or Tiled's JSON outline), ``field=``
+    choosing some of its children, as Tiled's ``container/full``."""
     from publisher.access.arrays import published_array
-    from publisher.serializers.array import _jsonable
-    from publisher.serializers.table import to_json as table_json
+    from publisher.serializers.container import Tree
 
     path = common.node_path(app, f"{common.API}/container/full")
     params = common.query(app)
@@ -62,28 +191,59 @@ def container_full() -> Response:
     entry = catalog.node(path)
     if entry["family"] != "container":
         raise BadRequest(f"{path!r} is a {entry['family']}, not a container")
-    fmt = common.one(params, "format") or "application/json"
-    if fmt not in ("json", "application/json"):
-        raise BadRequest(f"container/full is served as JSON only, not {fmt!r}")
-
-    def walk(node: dict[str, Any]) -> Any:
-        if node["family"] == "container":
-            return {child["key"]: walk(child) for child in catalog.children(node["path"])}
-        if node["family"] == "array":
-            return _jsonable(published_array(common.store(), node["data_url"]).read())
-        t = PublishedTable(common.store(), node["data_url"], node["structure"]).read()
-        return json.loads(table_json(t))
-
-    etag = common.etag_for("container", catalog.release, path)
-    cached = common.not_modified(app, etag)
+    chosen = serializers.choose("container", common.one(params, "format"), common.header(app, "accept"), "application/json")
+    fields = [f for f in params.get("field", []) if f]
+    etag = common.etag_for("container", catalog.release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
+    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app)
     if cached is not None:
         return cached
-    body = json.dumps(walk(entry), separators=(",", ":"), default=str).encode()
-    return common.respond(app, body, "application/json", etag, redirect_ext=".json")
+    store = common.store()
+    nodes, data_bytes = 0, 0
+    advice = ("export a smaller container (one of its children), or read its arrays and tables one by one "
+              "(array/full with slice=, array/block, table/partition)")
+
+    def build(node: dict[str, Any], keep: list[str] | None = None) -> Tree:
+        nonlocal nodes, data_bytes
+        children = list(catalog.children(node["path"]))
+        if keep is not None:
+            known = {c["key"] for c in children}
+            missing = [k for k in keep if k not in known]
+            if missing:
+                raise BadRequest(f"no such field(s) {missing} in {node['path']!r}")
+            children = [c for c in children if c["key"] in keep]
+        tree = Tree("container", node["metadata"])
+        for child in children:
+            nodes += 1
+            if nodes > MAX_CONTAINER_NODES:
+                raise limits.AnswerTooLarge(f"container {path!r} holds more than {MAX_CONTAINER_NODES} nodes, this server's limit "
+                                            f"for one container/full answer (SKYSHELF_MAX_CONTAINER_NODES); {advice}")
+            family = child["family"]
+            if family == "container":
+                tree.children[child["key"]] = build(child)
+                continue
+            data_bytes += _data_bytes(child) if chosen.media_type != "application/json" else 0
+            url, structure = child["data_url"], child["structure"]
+            if family == "array":
+                load = (lambda u=url: published_array(store, u).read())
+            else:
+                load = (lambda u=url, s=structure: PublishedTable(store, u, s).read())
+            tree.children[child["key"]] = Tree(family, child["metadata"], load=load, columns=list(structure.get("columns", [])))
+        return tree
+
+    tree = build(entry, fields or None)
+    limits.check(data_bytes, chosen.media_type, f"container {path!r}", advice)
+    headers = {}
+    filename = common.one(params, "filename")
+    if filename:
+        safe = filename.replace('"', "").replace("\\", "").replace("/", "_")
+        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    body = serializers.serialize(chosen, tree)
+    return common.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 
 
 app = common.make_app("tables", {
     "/api/v1/table/full/{path+}": full, "/api/v1/table/partition/{path+}": partition, "/api/v1/container/full/{path+}": container_full,
+    "/api/v1/column/metadata/{path+}": column_metadata, "/api/v1/column/full/{path+}": column_full,
 })
 
 

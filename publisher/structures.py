@@ -41,7 +41,7 @@ class DataType:
             return cls(kind="T", itemsize=0, endianness="not_applicable")
         units = None
         if dtype.kind in "mM":
-            units = dtype.str.split("[")[1].rstrip("]") if "[" in dtype.str else None
+            units = "[" + dtype.str.split("[")[1] if "[" in dtype.str else None  # Tiled's form: "[ns]", brackets kept
         return cls(kind=dtype.kind, itemsize=dtype.itemsize, endianness=_ENDIANNESS[dtype.byteorder], dt_units=units)
 
     def to_numpy_str(self) -> str:
@@ -50,7 +50,7 @@ class DataType:
             return "T"
         order = {"little": "<", "big": ">", "not_applicable": "|"}[self.endianness]
         if self.kind in "mM":
-            return f"{order}{self.kind}8" + (f"[{self.dt_units}]" if self.dt_units else "")
+            return f"{order}{self.kind}8" + (f"[{self.dt_units.strip('[]')}]" if self.dt_units else "")
         size = self.itemsize // 4 if self.kind == "U" else self.itemsize
         return f"{order}{self.kind}{size}"
 

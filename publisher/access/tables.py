@@ -10,11 +10,48 @@ from ..stores import Store
 from .cache import DECODED
 
 
+#: Bytes per value assumed for variable-width columns (strings, binary, lists) before any data is
+#: read: the structure does not say how long they are. The decoded table is measured again
+#: before it is serialized (:meth:`PublishedTable.nbytes` is the first check, not the only one).
+VARIABLE_WIDTH_GUESS = 16
+
+
 class PublishedTable:
     def __init__(self, store: Store, url: str, structure: dict[str, Any]) -> None:
         self.store, self.url = store, url
+        self.structure = structure
         self.npartitions = int(structure.get("npartitions", 1))
         self.columns: list[str] = list(structure.get("columns", []))
+
+    def schema(self) -> Any:
+        """The Arrow schema the structure advertises (Tiled's data URI of the IPC bytes)."""
+        import base64
+
+        import pyarrow as pa
+
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.structure["arrow_schema"].partition(",")[2])))
+
+    def rows(self, partition: int | None = None) -> int:
+        """Rows in the whole table or one partition, from the structure (no read)."""
+        counts = self.structure.get("partition_rows") or []
+        if partition is None:
+            return int(self.structure.get("row_count", sum(counts)))
+        return int(counts[partition]) if partition < len(counts) else 0
+
+    def nbytes(self, columns: list[str] | None = None, partition: int | None = None) -> int:
+        """Decoded bytes of these columns (all when None), estimated from the structure alone:
+        fixed-width types exactly (values and validity bits), variable-width ones at
+        :data:`VARIABLE_WIDTH_GUESS` bytes a value plus their offsets."""
+        schema = self.schema()
+        width = 0.0
+        for name in columns or self.columns:
+            field = schema.field(name)
+            try:
+                bits = field.type.bit_width
+            except ValueError:  # variable width: no bit_width
+                bits = 8 * (VARIABLE_WIDTH_GUESS + 4)
+            width += bits / 8 + 1 / 8
+        return int(width * self.rows(partition))
 
     def partition_key(self, i: int) -> str:
         return self.url if self.url.endswith(".parquet") else f"{self.url}/part-{i:05d}.parquet"
@@ -47,3 +84,23 @@ class PublishedTable:
         self._check_columns(columns)
         parts = [self.partition(i, columns) for i in range(self.npartitions)]
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def column_values(table: PublishedTable, name: str, partition: int | None = None) -> Any:
+    """One column as the numpy array Tiled serves for a table column (``table[column]``):
+    strings as fixed-width unicode as wide as the column's longest value (over the whole
+    column, so every partition's block has the dtype the metadata advertises), nulls as ``""``;
+    numbers as numpy gives them (integers with nulls become floats with NaN, as in pandas)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = (table.read([name]) if partition is None else table.partition(partition, [name])).column(name)
+    if pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
+        whole = data if partition is None else table.read([name]).column(name)
+        longest = pc.max(pc.utf8_length(whole)).as_py() or 0
+        return np.array(["" if v is None else v for v in data.to_pylist()], dtype=f"<U{max(longest, 1)}")
+    if pa.types.is_dictionary(data.type):
+        data = data.cast(data.type.value_type)
+        return np.array(["" if v is None else str(v) for v in data.to_pylist()], dtype=f"<U{max([len(str(v or '')) for v in data.to_pylist()] + [1])}")
+    return data.to_numpy()

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "metadata": ("aws-lambda-powertools", "numpy", "zstandard"),
     "arrays": ("aws-lambda-powertools", "numpy", "numcodecs", "zstandard", "pillow", "tifffile"),
-    "tables": ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl"),
+    "tables": ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl", "h5py"),
 }
 #: Lambda's limit for a function's unzipped code, and the size we aim at for the lean ones.
 LIMIT_BYTES = 250 * 2**20

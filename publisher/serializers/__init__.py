@@ -42,7 +42,7 @@ def register(family: str, media_type: str, aliases: tuple[str, ...] = (), extens
 
 
 def _load() -> None:
-    from . import array, table  # noqa: F401  (they register themselves)
+    from . import array, container, table  # noqa: F401  (they register themselves)
 
 
 def formats() -> dict[str, list[str]]:

@@ -1,0 +1,116 @@
+"""Container serializers: a subtree as HDF5 (groups, datasets) or as Tiled's JSON outline.
+
+What Tiled offers for containers (``tiled/serialization/container.py``): ``application/x-hdf5``
+(containers and tables as groups, arrays and table columns as datasets, metadata as
+attributes) and ``application/json`` (``{"contents": ..., "metadata": ...}`` per node, no data).
+Two differences, on purpose: a table column is its own 1-D dataset (Tiled 0.2.20 writes the
+whole table into every column's dataset, and fails on string columns), and metadata that HDF5
+attributes cannot hold (nested mappings, mixed lists, None) is written as its JSON text
+(Tiled answers 500 for it).
+
+The input is a :class:`Tree` whose leaves load their data only when they are written, so the
+HDF5 file is built holding at most one array or table besides the file itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import register
+
+
+@dataclass
+class Tree:
+    """One node of the subtree: a container (``children``), an array (``load`` gives a numpy
+    array) or a table (``load`` gives a pyarrow table)."""
+
+    family: str
+    metadata: dict[str, Any]
+    children: dict[str, Tree] = field(default_factory=dict)
+    load: Callable[[], Any] | None = None
+    columns: list[str] = field(default_factory=list)
+
+
+def _attrs(target: Any, metadata: dict[str, Any]) -> None:
+    """Metadata as HDF5 attributes; what h5py cannot store as it is goes in as JSON text."""
+    for key, value in metadata.items():
+        try:
+            if value is None or isinstance(value, dict):
+                raise TypeError
+            target.attrs[key] = value
+        except (TypeError, ValueError):
+            target.attrs[key] = json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _dataset_values(values: Any) -> Any:
+    """numpy values h5py can write: unicode and object strings become UTF-8 variable-length strings."""
+    import h5py
+    import numpy as np
+
+    if values.dtype.kind == "U" or values.dtype.kind == "O":
+        return np.array(["" if v is None else str(v) for v in values.ravel()], dtype=h5py.string_dtype()).reshape(values.shape)
+    return values
+
+
+def _column(column: Any) -> Any:
+    """A pyarrow column as numpy for HDF5: strings as text, timestamps as their integer ticks."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return np.array(["" if v is None else v for v in column.to_pylist()], dtype=object)
+    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type) or pa.types.is_duration(column.type):
+        return column.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def walk(tree: Tree, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Tree]]:
+    """Every node below ``tree`` with its key path, parents before children."""
+    for key, child in tree.children.items():
+        yield prefix + (key,), child
+        if child.family == "container":
+            yield from walk(child, prefix + (key,))
+
+
+@register("container", "application/x-hdf5", ("h5", "hdf5"), ".h5")
+def to_hdf5(tree: Tree, **_: Any) -> bytes:
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
+        _attrs(file, tree.metadata)
+        for path, node in walk(tree):
+            name = "/".join(path)
+            if node.family == "container":
+                _attrs(file.create_group(name), node.metadata)
+            elif node.family == "array":
+                assert node.load is not None
+                _attrs(file.create_dataset(name, data=_dataset_values(node.load())), node.metadata)
+            else:  # a table: a group of 1-D column datasets
+                assert node.load is not None
+                group = file.create_group(name)
+                _attrs(group, node.metadata)
+                table = node.load()
+                for column in table.column_names:
+                    group.create_dataset(column, data=_dataset_values(_column(table.column(column))))
+                del table
+    return buffer.getvalue()
+
+
+def _outline(tree: Tree) -> dict[str, Any]:
+    if tree.family == "table":
+        contents = {c: {"contents": {}, "metadata": {}} for c in tree.columns}
+    else:
+        contents = {k: _outline(v) for k, v in tree.children.items()}
+    return {"contents": contents, "metadata": tree.metadata}
+
+
+@register("container", "application/json", ("json",), ".json")
+def to_json(tree: Tree, **_: Any) -> bytes:
+    """Tiled's container JSON: each node's ``contents`` and ``metadata``, table columns as
+    nodes, no data (ask the arrays and tables for that)."""
+    return json.dumps(_outline(tree), separators=(",", ":"), default=str).encode()
