@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import zlib
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from publisher import spills
 from publisher.catalog import Catalog
 from publisher.errors import BadRequest, NotFound, SkyshelfError
 from publisher.stores import Store
@@ -258,21 +260,27 @@ _spilled: set[str] = set()  # keys this process wrote: a warm Lambda redirects w
 
 
 def spilled(etag: str, ext: str, app: APIGatewayHttpResolver) -> Response | None:
-    """The 307 for an answer this process already spilled to the store (checked before any data is read)."""
-    key = f"responses/{etag.strip(chr(34))}{ext}"
+    """The 307 for an answer this process already spilled to the store (checked before any data
+    is read), while that object is still there and fresh (:mod:`publisher.spills`): else None,
+    and the answer is made and spilled again."""
+    key = spills.key_for(etag, ext)
     if key not in _spilled:
+        return None
+    if not spills.fresh(store(), key):
+        _spilled.discard(key)
         return None
     return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}),
                     {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Location": _location(key, app)})
 
 
 def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
-    """Write an oversized body to the store (``responses/<etag><ext>``, written once) and return
-    where to fetch it: a presigned URL on S3, the static ``/files`` path on a local store."""
+    """Write an oversized body to the store (``responses/<etag><ext>``, unless a fresh copy is
+    there) and return where to fetch it: a presigned URL on S3, the static ``/files`` path on a
+    local store."""
     s = store()
-    key = f"responses/{etag.strip(chr(34))}{ext}"
-    if key not in _spilled and not s.exists(key):
-        s.write_bytes(key, body)
+    key = spills.key_for(etag, ext)
+    if not spills.fresh(s, key):
+        spills.write(s, key, body)
     _spilled.add(key)
     return _location(key, app)
 
@@ -285,13 +293,19 @@ def _location(key: str, app: APIGatewayHttpResolver) -> str:
     return f"{base}/{key}"
 
 
+#: A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 def base_url(app: APIGatewayHttpResolver) -> str:
     """``scheme://host/api/v1`` as the client sees it (links in responses are absolute, as Tiled's are)."""
     configured = os.environ.get("SKYSHELF_BASE_URL")
     if configured:
         return configured.rstrip("/") + API
     host = header(app, "host") or "localhost"
-    scheme = header(app, "x-forwarded-proto") or "https"
+    scheme = (header(app, "x-forwarded-proto") or "https").partition(",")[0].strip().lower()  # the first proxy's
+    if not _HOST.fullmatch(host) or scheme not in ("http", "https"):
+        raise BadRequest(f"malformed Host {host!r} or X-Forwarded-Proto {scheme!r}: links are built from them")
     stage = app.current_event.raw_event.get("requestContext", {}).get("stage", "$default")
     return f"{scheme}://{host}{'' if stage in ('$default', None) else '/' + stage}{API}"
 

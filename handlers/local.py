@@ -4,7 +4,9 @@ Each HTTP request becomes the API Gateway HTTP API (payload v2) event Lambda wou
 goes to the function the route table names, and its answer is written back. The store's files
 are served under ``/files/`` too, so zarr, xarray and pyarrow read over HTTP exactly as they
 would from S3 (byte ranges included). HTTP itself is uvicorn's (httptools, uvloop): a thin
-ASGI adapter, metadata answered on the event loop (~0.1 ms), data work on threads.
+ASGI adapter. Index lookups of a local store are answered on the event loop (~0.1 ms); searches
+and distinct values run on a pool of their own and data work on another, so no request's work
+holds up the others (``/healthz`` answers while a slow search runs). CORS as :mod:`.cors` says.
 """
 
 from __future__ import annotations
@@ -13,23 +15,29 @@ import asyncio
 import base64
 import contextvars
 import importlib
+import json
 import os
 import secrets
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from publisher.content_types import content_type
-from publisher.errors import NotFound
+from publisher.errors import SkyshelfError
 from publisher.stores import Store
 
 from .common import LOCAL_BODY, LOCAL_BODY_HEADER
-from .routes import route_for
+from .cors import Cors
+from .routes import Route, route_for
 
 FILES = "/files"
-_INLINE = {"metadata"}  # fast, index-only answers: no thread hop
+#: Index-only answers, no thread hop (on a local store: a lookup is a file read of a few KiB).
+_INLINE = {"/healthz", "/api/v1", "/api/v1/", "/api/v1/metadata/{path+}", "/api/v1/openapi.json", "/api/v1/docs"}
+#: Work that grows with the catalog and the query: its own threads, never the event loop's.
+_SLOW = {"/api/v1/search/{path+}", "/api/v1/search-deep/{path+}", "/api/v1/distinct/{path+}"}
 
 
 def event_for(method: str, path: str, query: str, headers: dict[str, str], client: str) -> dict[str, Any]:
@@ -77,12 +85,28 @@ def lambda_answer(result: dict[str, Any], sink: list[bytes] | None = None) -> tu
     return int(result["statusCode"]), headers, data
 
 
-def file_answer(store: Store, key: str, range_header: str | None) -> tuple[int, dict[str, str], bytes]:
-    """A store object, with a single byte range when asked (what zarr and pyarrow send)."""
+def error(status: int, detail: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json", "Cache-Control": "no-store"}, json.dumps({"detail": detail}).encode()
+
+
+def file_answer(store: Store, raw: str, range_header: str | None) -> tuple[int, dict[str, str], bytes]:
+    """A store object, with a single byte range when asked (what zarr and pyarrow send). Only
+    objects: folders, keys with empty, ``.`` or ``..`` segments, NUL bytes and (locally) links
+    that lead out of the store answer a JSON 404 or 400."""
+    key = unquote(raw)
+    if "\x00" in key:
+        return error(400, f"file key {key!r} holds a NUL byte")
+    parts = key.split("/")
+    if key == "" or key.endswith("/"):
+        return error(404, f"{key!r} is a folder, not a file (folders are not listed)")
+    if any(p in ("", ".", "..") for p in parts):
+        return error(404, f"file key {key!r} has an empty, '.' or '..' segment")
     try:
+        if not store.inside(key):
+            return error(404, f"no file {key!r} in the store")
         data = store.read_bytes(key)
-    except NotFound:
-        return 404, {"Content-Type": "application/json"}, b'{"detail":"no such file"}'
+    except SkyshelfError as exc:
+        return error(exc.http_status if exc.http_status < 500 else 502, str(exc))
     headers = {"Content-Type": content_type(key), "Accept-Ranges": "bytes",
                "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/") else "no-cache"}
     if range_header and range_header.startswith("bytes=") and "," not in range_header:
@@ -100,22 +124,31 @@ def file_answer(store: Store, key: str, range_header: str | None) -> tuple[int, 
 
 
 class App:
-    """The ASGI application: routes to Lambda handlers, ``/files/`` to the store."""
+    """The ASGI application: routes to Lambda handlers, ``/files/`` to the store, CORS for both."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cors: Cors | None = None) -> None:
         self.store = store
+        self.cors = cors if cors is not None else Cors()
+        self.slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyshelf-search")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
+            self.slow.shutdown(wait=False, cancel_futures=True)
             await send({"type": "lifespan.shutdown.complete"})
             return
         method = scope["method"]
         path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         query = scope["query_string"].decode("latin-1")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        status, out, body = await self.answer("GET" if method == "HEAD" else method, path, query, headers, (scope.get("client") or ("", 0))[0])
+        origin = headers.get("origin")
+        if method == "OPTIONS":
+            status, out, body = self.cors.preflight(origin)
+        else:
+            status, out, body = await self.answer("GET" if method == "HEAD" else method, path, query, headers, (scope.get("client") or ("", 0))[0])
+            for name, value in self.cors.headers(origin).items():
+                out[name] = f"{out['Vary']}, {value}" if name == "Vary" and out.get("Vary") else value
         out["Content-Length"] = str(len(body))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]})
@@ -126,23 +159,26 @@ class App:
         if path == "/":
             return 307, {"Location": "/api/v1/"}, b""
         if path.startswith(FILES + "/") and method == "GET":
-            key = unquote(path[len(FILES) + 1 :])
-            return await loop.run_in_executor(None, file_answer, self.store, key, headers.get("range"))
+            return await loop.run_in_executor(None, file_answer, self.store, path[len(FILES) + 1 :], headers.get("range"))
         route = route_for(method, path)
         if route is None:
-            return 404, {"Content-Type": "application/json"}, b'{"detail":"no route for %s %s"}' % (method.encode(), path.encode())
+            return error(404, f"no route for {method} {path}")
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client)
-        if route.module in _INLINE:
+        if self._inline(route):
             return invoke(handler, event)
         context = contextvars.copy_context()
-        return await loop.run_in_executor(None, context.run, invoke, handler, event)
+        return await loop.run_in_executor(self.slow if route.path in _SLOW else None, context.run, invoke, handler, event)
+
+    def _inline(self, route: Route) -> bool:
+        """Answered on the event loop: index lookups of a local store (elsewhere each may be a network read)."""
+        return route.path in _INLINE and self.store.is_local
 
 
 class LocalServer:
     """uvicorn serving :class:`App` on ``host:port`` (port 0: a free one), in this thread or a background one."""
 
-    def __init__(self, store_url: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def __init__(self, store_url: str, host: str = "127.0.0.1", port: int = 8000, cors: Cors | None = None) -> None:
         import uvicorn
 
         os.environ["SKYSHELF_STORE"] = store_url  # the handlers read it, as from a Lambda's environment
@@ -151,7 +187,7 @@ class LocalServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(App(self.store), log_level="warning", access_log=bool(os.environ.get("SKYSHELF_ACCESS_LOG")),
+        config = uvicorn.Config(App(self.store, cors), log_level="warning", access_log=bool(os.environ.get("SKYSHELF_ACCESS_LOG")),
                                 http="httptools", loop="auto", lifespan="on", timeout_keep_alive=30)
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None

@@ -59,6 +59,18 @@ def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = 
     return {"id": entry["key"], "attributes": attributes, "links": links, "meta": None}
 
 
+def _inlined(catalog: Catalog, entry: dict[str, Any], res: dict[str, Any], base: str) -> dict[str, Any]:
+    """A dataset with groups below it (a NetCDF-4 file) inlines its variables, as Tiled inlines an
+    ``xarray_dataset``'s contents: the tiled client reads the dataset from them (a group among
+    them would break its ``read()``) and reaches the groups by key. The sorting is Tiled's natural
+    order ``_``, the only one for which the client uses inlined contents."""
+    structure = res["attributes"].get("structure")
+    if structure is not None and (entry.get("notes") or {}).get("xarray_groups"):
+        structure["contents"] = {c["key"]: resource(c, base) for c in catalog.children(entry["path"]) if c["family"] == "array"}
+        res["attributes"]["sorting"] = [{"key": "_", "direction": 1}]
+    return res
+
+
 def _links(family: str, path: str, structure: dict[str, Any], base: str) -> dict[str, str]:
     if family == "container":
         return {"search": f"{base}/search/{path}", "search_deep": f"{base}/search-deep/{path}", "full": f"{base}/container/full/{path}"}
@@ -134,7 +146,7 @@ def metadata() -> Response:
         if column is None:
             raise
         return column
-    return _answer(lambda: {"data": resource(entry, base, fields, omit), "error": None, "links": None, "meta": {}},
+    return _answer(lambda: {"data": _inlined(catalog, entry, resource(entry, base, fields, omit), base), "error": None, "links": None, "meta": {}},
                    "metadata", catalog.release, path, sorted(params.items()), base)
 
 
@@ -193,7 +205,7 @@ def search() -> Response:
             else:
                 page = list(catalog.children(path, offset, limit))
         return _page(f"{base}/search/{quote(path, safe='/')}", offset, limit, count,
-                     [resource(e, base, fields, omit, chosen) for e in page])
+                     [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
 
     return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
 
@@ -252,7 +264,7 @@ def search_deep() -> Response:
         matched = select(_descendants(catalog, path, max_depth), queries)
         count, page = len(matched), matched[offset : offset + limit]
         return _page(f"{base}/search-deep/{quote(path, safe='/')}", offset, limit, count,
-                     [resource(e, base, fields, omit, chosen) for e in page])
+                     [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
 
     return _answer(body, "search-deep", catalog.release, path, sorted(params.items()), base)
 
@@ -290,17 +302,29 @@ def openapi() -> Response:
 
 
 def docs() -> Response:
-    page = (
-        "<!doctype html><html><head><meta charset=utf-8><title>Skyshelf API</title>"
-        '<link rel=stylesheet href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>'
-        '<body><div id=ui></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>'
-        f'<script>SwaggerUIBundle({{url: "{common.base_url(app)}/openapi.json", dom_id: "#ui"}})</script></body></html>'
-    )
-    return common.respond(app, page.encode(), "text/html", common.etag_for("docs", __version__))
+    """Swagger UI over openapi.json: a static page (no request header in it), assets served here."""
+    from .openapi import PAGE, PAGE_POLICY
+
+    return common.respond(app, PAGE.encode(), "text/html", common.etag_for("docs", __version__, PAGE),
+                          headers={"Content-Security-Policy": PAGE_POLICY})
+
+
+def docs_asset() -> Response:
+    """One of the docs page's files, from the swagger-ui-bundle package (so the page works offline)."""
+    from .openapi import asset, swagger_version
+
+    name = common.node_path(app, f"{common.API}/docs/assets")
+    found = asset(name)
+    if found is None:
+        raise NotFound(f"no docs asset {name!r}")
+    body, media_type = found
+    etag = common.etag_for("docs-asset", name, swagger_version(), __version__)
+    return common.not_modified(app, etag) or common.respond(app, body, media_type, etag, headers={"Cache-Control": "public, max-age=86400"})
 
 
 app = common.make_app("metadata", {
     "/healthz": healthz, "/api/v1": about, "/api/v1/": about, "/api/v1/openapi.json": openapi, "/api/v1/docs": docs,
+    "/api/v1/docs/assets/{path+}": docs_asset,
     "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search, "/api/v1/distinct/{path+}": distinct_values,
     "/api/v1/search-deep/{path+}": search_deep,
 })

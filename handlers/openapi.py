@@ -21,6 +21,7 @@ _PARAMS: dict[str, list[str]] = {
     "column/metadata": [],
     "column/full": ["slice", "block", "expected_shape", "format", "filename"],
 }
+_PATH_DESCRIPTION = {"docs/assets": "a file of the docs page (swagger-ui.css, swagger-ui-bundle.js, init.js, ...)"}
 
 
 def document(base: str) -> dict[str, Any]:
@@ -30,7 +31,8 @@ def document(base: str) -> dict[str, Any]:
         kind = next((k for k in _PARAMS if f"/api/v1/{k}/" in route.path), None)
         parameters = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in _PARAMS.get(kind or "", [])]
         if "{path}" in path:
-            parameters.insert(0, {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}, "description": "node path; empty for the root"})
+            description = next((d for k, d in _PATH_DESCRIPTION.items() if f"/api/v1/{k}/" in route.path), "node path; empty for the root")
+            parameters.insert(0, {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}, "description": description})
         paths.setdefault(path, {})[route.method.lower()] = {
             "summary": f"{route.path} (Lambda: {route.module})",
             "parameters": parameters,
@@ -39,3 +41,39 @@ def document(base: str) -> dict[str, Any]:
         }
     return {"openapi": "3.1.0", "info": {"title": "Skyshelf (Tiled-compatible read API)", "version": __version__},
             "servers": [{"url": base.removesuffix("/api/v1")}], "paths": paths}
+
+
+# -- the docs page: Swagger UI from the swagger-ui-bundle package, nothing from elsewhere -----
+#: Swagger UI's files the page loads (a Lambda package ships these, see publisher.deploy.package).
+SWAGGER_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
+                 "favicon-32x32.png": "image/png", "favicon-16x16.png": "image/png"}
+#: Every URL is relative to the page (``.../api/v1/docs``): no request header is reflected, the
+#: page works under any host, stage or proxy, and offline.
+PAGE = (
+    "<!doctype html><html lang=en><head><meta charset=utf-8><title>Skyshelf API</title>"
+    '<link rel=stylesheet href="docs/assets/swagger-ui.css"><link rel=icon type=image/png href="docs/assets/favicon-32x32.png">'
+    '</head><body><div id=ui data-openapi="openapi.json"></div><script src="docs/assets/swagger-ui-bundle.js"></script>'
+    '<script src="docs/assets/init.js"></script></body></html>'
+)
+#: No inline script (the page's Content-Security-Policy allows none); no validator badge (it calls out).
+INIT = ('window.onload = () => { window.ui = SwaggerUIBundle({url: document.getElementById("ui").dataset.openapi, '
+        'dom_id: "#ui", validatorUrl: null}); };\n')
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'"
+
+
+def asset(name: str) -> tuple[bytes, str] | None:
+    """(bytes, media type) of one file the docs page loads; None for any other name."""
+    if name == "init.js":
+        return INIT.encode(), "text/javascript"
+    if name not in SWAGGER_FILES:
+        return None
+    from swagger_ui_bundle import swagger_ui_path  # imported on first use only (cold starts)
+
+    return (swagger_ui_path / name).read_bytes(), SWAGGER_FILES[name]
+
+
+def swagger_version() -> str:
+    """The bundled Swagger UI's version (its folder's name): assets' ETags change with it."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    return swagger_ui_path.name

@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/", "metadata"),
     Route("GET", "/api/v1/openapi.json", "metadata"),
     Route("GET", "/api/v1/docs", "metadata"),
+    Route("GET", "/api/v1/docs/assets/{path+}", "metadata"),  # Swagger UI's files, from the package
     Route("GET", "/api/v1/metadata/{path+}", "metadata"),
     Route("GET", "/api/v1/search/{path+}", "metadata"),
     Route("GET", "/api/v1/distinct/{path+}", "metadata"),

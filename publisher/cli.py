@@ -232,15 +232,20 @@ def rollback(release: str, config: Path, store: str | None) -> None:
 @click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Newest complete releases to keep.")
 def gc(config: Path, store: str | None, keep: int) -> None:
     """Delete releases beyond the newest KEEP, except data that a kept release still uses."""
+    from . import spills
     from .releases import gc as do_gc
 
     try:
-        result = do_gc(_target_store(config, store), keep)
+        target = _target_store(config, store)
+        result = do_gc(target, keep)
+        old_answers = spills.collect(target, older_than=spills.max_age())  # spilled answers past their age
     except SkyshelfError as exc:
         _fail(exc)
     click.echo(f"kept {len(result['kept'])} releases; deleted {len(result['deleted'])} prefixes")
     for prefix in result["deleted"]:
         click.echo(f"  - {prefix}")
+    if old_answers:
+        click.echo(f"deleted {len(old_answers)} spilled answers older than {spills.max_age():.0f} s")
 
 
 @main.command()
@@ -248,8 +253,11 @@ def gc(config: Path, store: str | None, keep: int) -> None:
 @click.option("--store", default=None, help="The store to serve (default: the pipeline's output.store): a folder or s3:// URL.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def serve(config: Path, store: str | None, host: str, port: int) -> None:
+@click.option("--cors-origin", default="*", show_default=True,
+              help="Origins browsers may read the API and /files/ from: *, comma-separated origins, or none.")
+def serve(config: Path, store: str | None, host: str, port: int, cors_origin: str) -> None:
     """Serve the published catalog with the Lambda handlers (Tiled's HTTP API) and its files."""
+    from handlers.cors import Cors
     from handlers.local import LocalServer  # the handlers sit above the library: imported only here
 
     try:
@@ -259,7 +267,7 @@ def serve(config: Path, store: str | None, host: str, port: int) -> None:
         catalog = Catalog.open(target)
     except SkyshelfError as exc:
         _fail(exc)
-    server = LocalServer(target.url, host, port)
+    server = LocalServer(target.url, host, port, Cors.parse(cors_origin))
     url = server.url
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
     click.echo(f"  browser:  {url}/api/v1/search/")

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from .content_types import content_type
-from .errors import NotFound, StoreError
+from .errors import BadRequest, NotFound, StoreError
 
 
 def _clean_key(key: str) -> str:
+    if "\x00" in key:
+        raise BadRequest(f"key {key!r} holds a NUL byte")
     parts = [p for p in key.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise NotFound(f"key {key!r} leaves the store")
@@ -41,6 +43,11 @@ def _local_size(path: str) -> int:
                 else:
                     total += entry.stat(follow_symlinks=False).st_size
     return total
+
+
+def _epoch(value: Any) -> float:
+    """Seconds since the epoch from what fsspec's file systems report (a datetime or a number)."""
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
 
 
 def _write_file(path: str, data: bytes) -> None:
@@ -181,6 +188,15 @@ class _Boto3Objects:
             raise StoreError(f"cannot check {key!r} in s3://{self.bucket}/{self.prefix}: {exc}") from exc
         return True
 
+    def stat(self, key: str) -> tuple[int, float] | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"cannot check {key!r} in s3://{self.bucket}/{self.prefix}: {exc}") from exc
+        return int(head["ContentLength"]), head["LastModified"].timestamp()
+
     def presign(self, key: str, seconds: int) -> str:
         return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self.key(key)}, ExpiresIn=seconds))
 
@@ -231,7 +247,7 @@ class Store:
             if self._boto is not None:
                 return self._boto.get(key)
             return self.fs.cat_file(self.path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # a folder, or a file taken for one
             raise NotFound(f"no object {key!r} in store {self.url}") from None
         except OSError as exc:
             raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
@@ -256,7 +272,7 @@ class Store:
             if len(spans) == 1:
                 return [self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1])]
             return self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans])
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"no object {key!r} in store {self.url}") from None
         except OSError as exc:
             raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
@@ -329,6 +345,46 @@ class Store:
         if self._boto is not None:
             return self._boto.exists(key)
         return self.fs.exists(self.path(key))
+
+    def stat(self, key: str) -> tuple[int, float] | None:
+        """(bytes, last modified as epoch seconds) of one object; None when there is none."""
+        if self._boto is not None:
+            return self._boto.stat(key)
+        try:
+            if self.is_local:
+                st = os.stat(self.path(key))
+                return (st.st_size, st.st_mtime) if not os.path.isdir(self.path(key)) else None
+            info = self.fs.info(self.path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if info.get("type") == "directory":
+            return None
+        return int(info["size"]), _epoch(info.get("LastModified") or info.get("mtime") or info.get("created") or 0)
+
+    def objects(self, folder: str) -> list[tuple[str, int, float]]:
+        """(key, bytes, last modified) of each object directly in a folder (not below it)."""
+        base = _clean_key(folder)
+        if self.is_local:
+            try:
+                with os.scandir(self.path(base)) as entries:
+                    found = [(e.name, e.stat(follow_symlinks=False)) for e in entries if e.is_file(follow_symlinks=False)]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            return [(f"{base}/{name}", st.st_size, st.st_mtime) for name, st in found]
+        path = self.path(base)
+        if not self.fs.exists(path):
+            return []
+        return [(f"{base}/{posixpath.basename(info['name'].rstrip('/'))}", int(info["size"]),
+                 _epoch(info.get("LastModified") or info.get("mtime") or info.get("created") or 0))
+                for info in self.fs.ls(path, detail=True) if info.get("type") == "file"]
+
+    def inside(self, key: str) -> bool:
+        """Whether a local key, symlinks followed, is a file inside the store (a link may point
+        anywhere: what is served must not). Elsewhere objects have no links: always true."""
+        if not self.is_local:
+            return True
+        real = os.path.realpath(self.path(key))
+        return real.startswith(self.root.rstrip(os.sep) + os.sep) and os.path.isfile(real)
 
     def presign(self, key: str, seconds: int = 3600) -> str:
         """A URL that reads one object of an S3 store for ``seconds``, no credentials needed."""

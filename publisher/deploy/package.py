@@ -186,6 +186,22 @@ def _strip(target: Path, architecture: str) -> None:
             path.unlink()
 
 
+def _swagger_ui(stage: Path) -> None:
+    """The docs page's Swagger UI files, copied from the installed swagger-ui-bundle with its tiny
+    ``__init__`` (the page needs only these: not its Jinja2, source maps or other bundles)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    from handlers.openapi import SWAGGER_FILES
+
+    folder = Path(str(swagger_ui_path))
+    package = folder.parents[1]
+    target = stage / package.name
+    (target / folder.relative_to(package)).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(package / "__init__.py", target / "__init__.py")
+    for name in SWAGGER_FILES:
+        shutil.copy2(folder / name, target / folder.relative_to(package) / name)
+
+
 def _zip(source: Path, destination: Path) -> tuple[str, int, int]:
     """A deterministic zip of ``source``: (sha256, unzipped bytes, files)."""
     names = sorted(p for p in source.rglob("*") if p.is_file())
@@ -222,6 +238,8 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
     for rel in our_modules(function):
         (stage / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, stage / rel)
+    if function == "metadata":
+        _swagger_ui(stage)
     notes = []
     python = _python_for(runtime)
     if python is not None:

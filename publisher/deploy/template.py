@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers import cors
 from handlers.routes import ROUTES, modules
+
+from .. import spills
 
 #: Memory (MB) per function: search columns and array chunks want room; 1,769 MB is one full vCPU.
 MEMORY = {"metadata": 1024, "arrays": 1769, "tables": 1769}
@@ -15,7 +18,7 @@ MEMORY = {"metadata": 1024, "arrays": 1769, "tables": 1769}
 RUNTIMES = ("python3.12", "python3.13", "python3.14")
 DEFAULT_RUNTIME = "python3.13"
 #: Where handlers may write: oversized answers spilled for a redirect (``handlers.common.spill``).
-EXPORTS_PREFIX = "responses/"
+EXPORTS_PREFIX = f"{spills.PREFIX}/"
 
 
 def _cap(name: str) -> str:
@@ -89,10 +92,12 @@ def template() -> dict[str, Any]:
                                                    "BlockPublicPolicy": {"Fn::If": ["Public", False, True]},
                                                    "RestrictPublicBuckets": {"Fn::If": ["Public", False, True]}},
                 "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                # browsers on other origins read the files directly, and follow redirects to spilled answers
                 "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": [{"Ref": "CorsAllowOrigin"}],
-                                                     "AllowedHeaders": ["*"], "ExposedHeaders": ["ETag", "Content-Length", "Content-Range"],
-                                                     "MaxAge": 3600}]},
-                "LifecycleConfiguration": {"Rules": [{"Id": "expire-spilled-answers", "Status": "Enabled", "ExpirationInDays": 2,
+                                                     "AllowedHeaders": ["*"], "ExposedHeaders": list(cors.EXPOSE_HEADERS),
+                                                     "MaxAge": cors.MAX_AGE}]},
+                # spilled answers: handlers write them again past spills.max_age(), so none is redirected to as it expires
+                "LifecycleConfiguration": {"Rules": [{"Id": "expire-spilled-answers", "Status": "Enabled", "ExpirationInDays": spills.EXPIRY_DAYS,
                                                       "Prefix": {"Fn::If": ["AtRoot", EXPORTS_PREFIX, {"Fn::Sub": f"${{StorePrefix}}/{EXPORTS_PREFIX}"}]}}]},
             },
         },
@@ -130,9 +135,10 @@ def template() -> dict[str, Any]:
             "Properties": {
                 "Name": {"Ref": "AWS::StackName"}, "ProtocolType": "HTTP",
                 "Description": "Tiled's HTTP API (/api/v1) over a Skyshelf store",
-                "CorsConfiguration": {"AllowOrigins": [{"Ref": "CorsAllowOrigin"}], "AllowMethods": ["GET", "HEAD", "OPTIONS"],
-                                      "AllowHeaders": ["authorization", "content-type", "accept", "if-none-match"],
-                                      "ExposeHeaders": ["etag", "content-encoding", "content-disposition", "location"], "MaxAge": 3600},
+                # API Gateway answers preflights and adds the headers itself (handlers.cors is the same policy locally)
+                "CorsConfiguration": {"AllowOrigins": [{"Ref": "CorsAllowOrigin"}], "AllowMethods": list(cors.METHODS),
+                                      "AllowHeaders": [h.lower() for h in cors.ALLOW_HEADERS],
+                                      "ExposeHeaders": [h.lower() for h in cors.EXPOSE_HEADERS], "MaxAge": cors.MAX_AGE},
             },
         },
         "DefaultStage": {"Type": "AWS::ApiGatewayV2::Stage",

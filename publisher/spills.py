@@ -1,0 +1,66 @@
+"""Spilled answers: bodies past Lambda's payload limit, written under ``responses/`` for a 307.
+
+One object per distinct request, so they are bounded here: an answer older than
+:func:`max_age` is written again before it is redirected to (on S3 a lifecycle rule expires
+the prefix after ``EXPIRY_DAYS``, which is longer, so a redirect never points at an object
+about to go), and on a local store the oldest go once the folder passes :func:`max_bytes`.
+``publish gc`` removes the old ones anywhere (a Lambda may only write them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .stores import Store
+
+PREFIX = "responses"
+#: What the deployed bucket's lifecycle rule keeps a spilled answer (days): twice max_age's default.
+EXPIRY_DAYS = 2
+
+
+def max_age() -> float:
+    """Seconds a spilled answer is redirected to before it is written again (default: one day)."""
+    return float(os.environ.get("SKYSHELF_SPILL_MAX_AGE", 86400))
+
+
+def max_bytes() -> int:
+    """Bytes a local store's spilled answers may hold together (default: 1 GiB)."""
+    return int(os.environ.get("SKYSHELF_SPILL_MAX_BYTES", 2**30))
+
+
+def key_for(etag: str, ext: str) -> str:
+    return f"{PREFIX}/{etag.strip(chr(34))}{ext}"
+
+
+def fresh(store: Store, key: str) -> bool:
+    """Whether ``key`` is there and young enough to redirect to (it may have been deleted since
+    it was written: by gc, by the lifecycle rule, by hand)."""
+    found = store.stat(key)
+    return found is not None and time.time() - found[1] < max_age()
+
+
+def collect(store: Store, older_than: float | None = None, over_bytes: int | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
+    """Delete spilled answers older than ``older_than`` seconds, then the oldest while they hold
+    more than ``over_bytes`` together; never those in ``keep`` (just written). Returns the keys deleted."""
+    objects = sorted(store.objects(PREFIX), key=lambda o: o[2])  # oldest first
+    now, total = time.time(), sum(size for _, size, _ in objects)
+    deleted = []
+    for key, size, modified in objects:
+        old = older_than is not None and now - modified > older_than
+        if key in keep or not (old or (over_bytes is not None and total > over_bytes)):
+            continue
+        if not old and key.rpartition("/")[2].startswith(".tmp-"):
+            continue  # being written (atomic write's temporary file)
+        store.delete_prefix(key)
+        deleted.append(key)
+        total -= size
+    return deleted
+
+
+def write(store: Store, key: str, body: bytes) -> None:
+    """Write one spilled answer (atomically: a reader sees all of it or none) and, on a local
+    store, keep the folder within :func:`max_bytes`."""
+    store.write_bytes(key, body, atomic=True)
+    if store.is_local:
+        collect(store, older_than=max_age(), over_bytes=max_bytes(), keep=frozenset({key}))

@@ -1,0 +1,198 @@
+"""The HTTP edge of ``publish serve`` and the deployed stack: odd keys and folders answer a JSON
+4xx, never a 500; spilled answers stay bounded and recover when deleted; the docs page reflects
+no request header and loads nothing from elsewhere; CORS; slow searches never hold up others."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from handlers.cors import ALLOW_HEADERS, EXPOSE_HEADERS, Cors
+from handlers.local import LocalServer
+from handlers.routes import ROUTES
+from publisher import spills
+
+from .conftest import Published, run_build
+from .servers import free_port, moto_server
+from .test_build_demo import demo_config
+
+FRAME = "frames/KCl_300K_00007"
+
+
+@pytest.fixture(scope="module")
+def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    published = run_build(tmp_path_factory.mktemp("edge-build"), demo_config(demo_dir))
+    root = Path(published.store.url)
+    (root / "outside-file").symlink_to("/etc/passwd")
+    (root / "outside-folder").symlink_to("/etc")
+    (root / "inside-link").symlink_to(root / "catalog.json")
+    return published
+
+
+@pytest.fixture(scope="module")
+def server(demo: Published) -> Iterator[str]:
+    srv = LocalServer(demo.store.url, "127.0.0.1", 0).start()
+    yield srv.url
+    srv.stop()
+
+
+def assert_json_4xx(response: httpx.Response, status: int | None = None) -> None:
+    assert 400 <= response.status_code < 500, (response.request.url, response.status_code, response.text[:300])
+    assert status is None or response.status_code == status, (response.request.url, response.status_code, response.text[:300])
+    assert response.headers["content-type"] == "application/json" and response.json()["detail"]
+
+
+# -- 1. folders, empty keys, NUL bytes, traversal and links out of the store ---------------------
+@pytest.mark.parametrize(("path", "status"), [
+    ("/files/", 404), ("/files/releases", 404), ("/files/releases/", 404), ("/files/catalog.json/", 404),
+    ("/files/catalog.json/x", 404), ("/files/catalog.json%00.png", 400), ("/files/%00", 400),
+    ("/files/%2e%2e/%2e%2e/etc/passwd", 404), ("/files/..%2f..%2fetc%2fpasswd", 404), ("/files/releases/..%2F..%2F..%2Fetc%2Fpasswd", 404),
+    ("/files//etc/passwd", 404), ("/files/releases//x", 404), ("/files/%2e/catalog.json", 404),
+    ("/files/outside-file", 404), ("/files/outside-folder/passwd", 404), ("/files/%ff", 404),
+])
+def test_files_answer_only_objects_of_the_store(server: str, path: str, status: int) -> None:
+    """Without a request line normalizer in between (raw paths, as a prober sends them)."""
+    with httpx.Client() as client:
+        request = client.build_request("GET", server + "/")
+        request.url = request.url.copy_with(raw_path=path.encode())
+        response = client.send(request)
+    assert_json_4xx(response, status)
+    assert "root:" not in response.text
+
+
+def test_links_inside_the_store_and_real_files_still_serve(server: str, demo: Published) -> None:
+    assert httpx.get(f"{server}/files/inside-link").json()["release"] == demo.catalog.release
+    assert httpx.get(f"{server}/files/catalog.json", headers={"Range": "bytes=0-0"}).content == b"{"
+
+
+#: Node paths that are odd rather than wrong: folders with trailing slashes, empty segments, NUL, dots.
+ODD_NODE_PATHS = ["", "/", "//", "/%00", "/%ff", "/scans/", "/scans//scan_0001/", f"/{FRAME}/", "/%2e%2e", "/..%2f..%2fetc",
+                  "/tables/temperature_log/", "/tables/temperature_log/setpoint/", "/climate/sst/", "/nope/"]
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if "{path+}" in r.path], ids=lambda r: r.path)
+def test_no_route_answers_500_to_odd_paths(server: str, route: object) -> None:
+    """Every greedy route, asked for folders, empty keys, trailing slashes, NUL bytes and dots:
+    an answer, or a JSON 4xx that says why; never a 500 or a traceback."""
+    prefix = route.path.removesuffix("/{path+}")  # type: ignore[attr-defined]
+    with httpx.Client() as client:
+        for odd in ODD_NODE_PATHS:
+            request = client.build_request("GET", server + "/")
+            request.url = request.url.copy_with(raw_path=(prefix + odd).encode())
+            response = client.send(request)
+            assert response.status_code < 500, (prefix + odd, response.status_code, response.text[:300])
+            if response.status_code >= 400:
+                assert_json_4xx(response)
+    for tail in ("/healthz/", "/api/v1/docs/", "/api/v1/openapi.json/", '/api/v1/no"where'):
+        assert_json_4xx(httpx.get(server + tail), 404)
+
+
+# -- 3. the docs page: nothing reflected, nothing from elsewhere ----------------------------------
+def test_docs_page_reflects_no_header_and_loads_only_its_own_assets(server: str) -> None:
+    hostile = '"</script><script>alert(1)</script>'
+    page = httpx.get(f"{server}/api/v1/docs", headers={"X-Forwarded-Proto": hostile})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "alert" not in page.text and "default-src 'self'" in policy and "script-src" not in policy  # no inline script runs
+    references = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert references and not [r for r in references if "//" in r or r.startswith("/")], references  # all relative: no host, no CDN
+    media = {}
+    for ref in references:
+        asset = httpx.get(f"{server}/api/v1/{ref}")
+        assert asset.status_code == 200 and asset.content, ref
+        media[ref.rpartition("/")[2]] = asset.headers["content-type"]
+    assert media["swagger-ui-bundle.js"].startswith("text/javascript") and media["swagger-ui.css"].startswith("text/css")
+    init = httpx.get(f"{server}/api/v1/docs/assets/init.js").text
+    assert 'data-openapi="openapi.json"' in page.text and "openapi" in init and "://" not in init  # relative to the page
+    assert_json_4xx(httpx.get(f"{server}/api/v1/docs/assets/index.html"), 404)
+    assert_json_4xx(httpx.get(f"{server}/api/v1/docs/assets/..%2F..%2Fopenapi.json"), 404)
+
+
+def test_hosts_that_are_not_host_names_are_refused(server: str) -> None:
+    """Links are built from Host and X-Forwarded-Proto: a value that is not a host name or a
+    scheme is a 400, not a link (or a page) that carries it."""
+    for headers in ({"Host": 'evil"><script>x</script>'}, {"X-Forwarded-Proto": "javascript:alert(1)//"}):
+        assert_json_4xx(httpx.get(f"{server}/api/v1/", headers=headers), 400)
+    about = httpx.get(f"{server}/api/v1/", headers={"Host": "data.example.org:8443", "X-Forwarded-Proto": "https, http"}).json()
+    assert about["links"]["self"] == "https://data.example.org:8443/api/v1"
+
+
+def test_the_metadata_package_ships_the_docs_assets(tmp_path: Path) -> None:
+    """The deployed function answers the asset routes from its own zip (no CDN, no site packages)."""
+    from handlers.local import event_for
+    from publisher.deploy.package import build_package, smoke_test
+
+    from .test_deploy import RUNTIME
+
+    package = build_package("metadata", RUNTIME, "x86_64", tmp_path)
+    for name, media in [("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css"), ("init.js", "text/javascript")]:
+        answer = smoke_test(package, event_for("GET", f"/api/v1/docs/assets/{name}", "", {"host": "example.org"}, "127.0.0.1"),
+                            {"SKYSHELF_STORE": str(tmp_path)})
+        assert answer is not None and answer["statusCode"] == 200 and answer["headers"]["Content-Type"].startswith(media), (name, answer)
+
+
+# -- 4. CORS -----------------------------------------------------------------------------------------
+def test_cors_preflight_and_cross_origin_reads(server: str, demo: Published) -> None:
+    origin = {"Origin": "https://viewer.example"}
+    preflight = httpx.options(f"{server}/files/catalog.json", headers={**origin, "Access-Control-Request-Method": "GET",
+                                                                       "Access-Control-Request-Headers": "range"})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+    assert "range" in preflight.headers["access-control-allow-headers"].lower()
+    for url, headers in [(f"{server}/files/catalog.json", {"Range": "bytes=0-9"}),
+                         (f"{server}/api/v1/metadata/{FRAME}", {}),
+                         (f"{server}/api/v1/array/full/{FRAME}?format=npy&filename=f.npy", {})]:
+        response = httpx.get(url, headers={**origin, **headers})
+        assert response.status_code in (200, 206) and response.headers["access-control-allow-origin"] == "*", url
+        exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
+        assert {"content-disposition", "content-range", "etag", "content-length", "location"} <= exposed
+    assert_json_4xx(httpx.get(f"{server}/files/", headers=origin), 404)  # errors carry them too (a browser may read the detail)
+    assert httpx.get(f"{server}/files/", headers=origin).headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_origins_are_configurable_on_the_command_line(demo: Published, tmp_path: Path) -> None:
+    """``publish serve --cors-origin``: only the named origin may read; ``none`` turns CORS off."""
+    for setting, allowed, refused in [("https://a.example", "https://a.example", "https://b.example"), ("none", None, "https://a.example")]:
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", demo.store.url, "--port", str(port),
+                                    "--cors-origin", setting], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    httpx.get(f"{url}/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            if allowed:
+                ok = httpx.get(f"{url}/api/v1/", headers={"Origin": allowed})
+                assert ok.headers["access-control-allow-origin"] == allowed and "Origin" in ok.headers["vary"]
+                assert httpx.options(f"{url}/api/v1/", headers={"Origin": allowed}).headers["access-control-allow-origin"] == allowed
+            assert "access-control-allow-origin" not in httpx.get(f"{url}/api/v1/", headers={"Origin": refused}).headers
+            assert "access-control-allow-origin" not in httpx.options(f"{url}/api/v1/", headers={"Origin": refused}).headers
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def test_the_deployed_api_and_bucket_have_the_same_cors() -> None:
+    from publisher.deploy.template import template
+
+    resources = template()["Resources"]
+    api = resources["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert {h.lower() for h in EXPOSE_HEADERS} <= set(api["ExposeHeaders"]) and "range" in api["AllowHeaders"]
+    assert {"GET", "OPTIONS"} <= set(api["AllowMethods"]) and api["AllowOrigins"] == [{"Ref": "CorsAllowOrigin"}]
+    rule = resources["DataBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
+    assert set(EXPOSE_HEADERS) <= set(rule["ExposedHeaders"]) and rule["AllowedHeaders"] == ["*"]
+    assert "Range" in ALLOW_HEADERS and Cors.parse("none").headers("https://x.example") == {}
