@@ -1,8 +1,9 @@
 """``publish build``: plan sources, read them into node trees, write Zarr/Parquet and the index.
 
-A build writes a new release under ``releases/<id>/`` and switches ``catalog.json`` to it in
-one final write. With ``on_error: fail`` a build that had failures deletes its release and
-leaves the previous catalog untouched.
+A build writes a new release under ``releases/<id>/`` (marked in progress while it does, so
+``publish gc`` leaves it alone), checks that everything the release references is in the store,
+and switches ``catalog.json`` to it in one final write. With ``on_error: fail`` a build that had
+failures deletes its release and leaves the previous catalog untouched.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import Any
 
 from .catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
 from .config.models import Pipeline
-from .errors import BuildFailed, ConfigError, NotFound, UnsupportedError
+from .errors import BuildFailed, ConfigError, NotFound, StoreError, UnsupportedError
 from .fingerprint import file_record, same_content, settings_hash
-from .index import Entry, warm_up, write_index
+from .index import Entry, search_min_children, warm_up, write_index
 from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
+from .release_check import missing_objects
+from .releases import InProgress
 from .rules import apply_rules
 from .sources import WorkItem, plan
 from .stacks import stack_arrays
@@ -151,6 +154,7 @@ class _Build:
         self.entries: dict[str, Entry] = {}
         self.children: dict[str, list[str]] = {}
         self.previous = previous_manifest(store)
+        self.in_progress = InProgress(store, self.release, self.previous.get("release"))
         self.records: list[dict[str, Any]] = []
         self.workers = workers
         self._settings: dict[int, str] = {}
@@ -367,30 +371,37 @@ class _Build:
         # items convert concurrently (slabs go to the writer's own pool, so items never wait on
         # their own pool) and merge in order, so the index is the same whatever the timing
         try:
-            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
-                outcomes: list[Any] = []
-                warming: threading.Thread | None = None
-                for item in items:  # unchanged by size and mtime: decided here, without a thread or a hash
-                    old = self.unchanged_by_stat(item)
-                    if old is None and not warming:  # something to convert: the index will be written
-                        # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
-                        warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
-                        warming.start()
-                    outcomes.append(("reuse", old) if old is not None else items_pool.submit(self.process, item))
-                if self._all_unchanged(items, outcomes):
-                    return self._unchanged(items, outcomes, started)
-                for item, outcome in zip(items, outcomes, strict=True):
-                    self.progress("item", {"path": item.node_path})
-                    self.merge(item, outcome if isinstance(outcome, tuple) else outcome.result())
-                    self.progress("done", {"path": item.node_path})
+            return self._run(items, started)
         finally:
             self.pool.shutdown(wait=True)
+            self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
+
+    def _run(self, items: list[WorkItem], started: float) -> BuildReport:
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
+            outcomes: list[Any] = []
+            warming: threading.Thread | None = None
+            for item in items:  # unchanged by size and mtime: decided here, without a thread or a hash
+                old = self.unchanged_by_stat(item)
+                if old is None and not warming:  # something to convert: the index will be written
+                    self.in_progress.start()  # before the release's first object: gc leaves it alone
+                    # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
+                    warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
+                    warming.start()
+                outcomes.append(("reuse", old) if old is not None else items_pool.submit(self.process, item))
+            if self._all_unchanged(items, outcomes):
+                return self._unchanged(items, outcomes, started)
+            for item, outcome in zip(items, outcomes, strict=True):
+                self.progress("item", {"path": item.node_path})
+                self.merge(item, outcome if isinstance(outcome, tuple) else outcome.result())
+                self.progress("done", {"path": item.node_path})
+        self.pool.shutdown(wait=True)
         for path, kids in self.children.items():  # folder containers count their published children
             entry = self.entries[path]
             if entry.data_url is None:
                 entry.structure = ContainerStructure(len(kids)).to_json()
         failed = bool(self.report.failures)
         if failed and self.pipeline.on_error == "fail":
+            self.in_progress.stop(remove=False)
             self.store.delete_prefix(self.prefix)
             self.report.seconds = time.perf_counter() - started
             return self.report
@@ -398,9 +409,15 @@ class _Build:
         if (not failed and self.report.converted == 0 and self.previous.get("catalog_settings") == catalog_settings
                 and [r["node_path"] for r in self.records] == list(self.previous.get("items", {}))):
             # nothing changed: the previous release stands, and nothing is written
+            self.in_progress.stop(remove=False)
+            self.store.delete_prefix(self.prefix)  # at most the in-progress marker
             self.report.release, self.report.published, self.report.unchanged = self.previous["release"], True, True
             self.report.seconds = time.perf_counter() - started
             return self.report
+        return self._publish(catalog_settings, started)
+
+    def _publish(self, catalog_settings: str, started: float) -> BuildReport:
+        """Write the index, manifest and entry points, check the release is whole, then switch to it."""
         ordered = self.ordered_entries()
         index = write_index(self.store, f"{self.prefix}/index", ordered)
         self.report.published = True
@@ -422,8 +439,23 @@ class _Build:
         }
         self.store.write_bytes(f"{self.prefix}/{CATALOG_KEY}", json.dumps(catalog, indent=1).encode())  # for rollback
         self.store.flush()
+        self.check_complete(ordered, index)
         self.store.write_bytes(CATALOG_KEY, json.dumps(catalog, indent=1).encode(), atomic=True)  # the switch, last
         return self.report
+
+    def check_complete(self, entries: list[Entry], index: dict[str, Any]) -> None:
+        """Refuse to switch to a release that lacks objects it references; it is deleted, the catalog stays."""
+        own = [index["index"], f"{self.prefix}/build-report.json", f"{self.prefix}/{MANIFEST}", f"{self.prefix}/{CATALOG_KEY}"]
+        missing = missing_objects(self.store, self.release, entries, index, self.pipeline.output.zarr_format, own, search_min_children())
+        if not missing:
+            return
+        self.in_progress.stop(remove=False)
+        self.store.delete_prefix(self.prefix)
+        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        now = self.previous.get("release") or "nothing (no release was published before)"
+        raise StoreError(f"release {self.release} is incomplete, so it was not published: objects it references "
+                         f"are missing from {self.store.url} ({shown}). Were they deleted while the build ran? "
+                         f"catalog.json still points at {now}; build again.")
 
     def catalog_settings(self) -> str:
         return settings_hash(self.pipeline.name, self.pipeline.description, self.pipeline.metadata, self.pipeline.output.zarr_format)

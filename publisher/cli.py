@@ -230,20 +230,25 @@ def rollback(release: str, config: Path, store: str | None) -> None:
 @_pipeline_option
 @click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
 @click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Newest complete releases to keep.")
-def gc(config: Path, store: str | None, keep: int) -> None:
-    """Delete releases beyond the newest KEEP, except data that a kept release still uses."""
+@click.option("--abandoned-after", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Minutes without a heartbeat after which an unfinished build older than the current release is abandoned.")
+def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> None:
+    """Delete releases older than the current one beyond the newest KEEP, except data that a kept
+    release or a running build still uses."""
     from . import spills
     from .releases import gc as do_gc
 
     try:
         target = _target_store(config, store)
-        result = do_gc(target, keep)
+        result = do_gc(target, keep, abandoned_after * 60)
         old_answers = spills.collect(target, older_than=spills.max_age())  # spilled answers past their age
     except SkyshelfError as exc:
         _fail(exc)
     click.echo(f"kept {len(result['kept'])} releases; deleted {len(result['deleted'])} prefixes")
     for prefix in result["deleted"]:
         click.echo(f"  - {prefix}")
+    for problem in result["problems"]:
+        click.echo(f"  ! {problem}", err=True)
     if old_answers:
         click.echo(f"deleted {len(old_answers)} spilled answers older than {spills.max_age():.0f} s")
 

@@ -3,11 +3,21 @@
 Each release keeps a copy of its entry point (``releases/<id>/catalog.json``) and a manifest of
 its items with the data prefixes they use; an incremental build's items may use data written
 by an earlier release, so garbage collection works from references, not from release folders.
+
+A build marks its release in progress (``releases/<id>/building.json``, refreshed while it runs,
+naming the release it reuses data from). Release ids sort by time, so gc never touches the current
+release or anything newer (a build may be writing it), nor a release whose build is alive, nor the
+release such a build reuses data from.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +26,11 @@ from .errors import NotFound, StoreError
 from .stores import Store
 
 RETIRED = "retired.json"
+BUILDING = "building.json"
+#: A build refreshes its marker this often (seconds) ...
+HEARTBEAT_SECONDS = 60.0
+#: ... and gc takes a release whose marker is this old (seconds) for an abandoned build.
+ABANDONED_AFTER = 30 * 60.0
 
 
 @dataclass
@@ -26,12 +41,39 @@ class Release:
     current: bool
     catalog: dict[str, Any] | None  # None: unfinished (a build that never switched), or retired
     retired: bool = False  # garbage-collected, but newer releases still use some of its data
+    building: dict[str, Any] | None = None  # the marker of an unfinished release's build
+
+    def alive(self, abandoned_after: float = ABANDONED_AFTER, now: float | None = None) -> bool:
+        """An unfinished release whose build refreshed its marker recently: it is being written."""
+        if self.catalog is not None or not self.building:
+            return False
+        return (now if now is not None else time.time()) - float(self.building.get("heartbeat", 0)) < abandoned_after
 
     @property
     def state(self) -> str:
         if self.catalog is not None:
             return f"{self.node_count} nodes, created {self.created}"
-        return "retired (newer releases still use some of its data)" if self.retired else "incomplete (never published)"
+        if self.retired:
+            return "retired (newer releases still use some of its data)"
+        if self.alive():
+            return f"in progress (build started {self.building['started']} on {self.building.get('host', '?')})"  # type: ignore[index]
+        return "incomplete (never published)"
+
+
+def building_marker(base: str | None) -> bytes:
+    """The in-progress marker of a build: when it started and last ran, and whose data it reuses."""
+    now = time.time()
+    return json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now, "base": base,
+                       "host": socket.gethostname(), "pid": os.getpid()}).encode()
+
+
+def _read_json(store: Store, key: str) -> dict[str, Any] | None:
+    """An object's JSON, or None when it is absent, vanishes or is half-written (gc races builds and other gcs)."""
+    try:
+        doc = json.loads(store.read_bytes(key))
+    except (NotFound, FileNotFoundError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def list_releases(store: Store) -> list[Release]:
@@ -42,14 +84,16 @@ def list_releases(store: Store) -> list[Release]:
         current = None
     out = []
     for rid in store.listdir("releases"):
+        doc = _read_json(store, f"releases/{rid}/{CATALOG_KEY}")
+        building = None if doc else _read_json(store, f"releases/{rid}/{BUILDING}")
         try:
-            doc = json.loads(store.read_bytes(f"releases/{rid}/{CATALOG_KEY}"))
-        except NotFound:
-            doc = None
-        if doc is None and store.size(f"releases/{rid}") == 0:
-            continue  # an emptied folder (stores with real directories, e.g. SeaweedFS, keep them)
+            if doc is None and building is None and store.size(f"releases/{rid}") == 0:
+                continue  # an emptied folder (stores with real directories, e.g. SeaweedFS, keep them)
+        except FileNotFoundError:
+            continue  # deleted while we looked (another gc)
         retired = doc is None and store.exists(f"releases/{rid}/{RETIRED}")
-        out.append(Release(rid, doc.get("created") if doc else None, doc.get("node_count") if doc else None, rid == current, doc, retired))
+        out.append(Release(rid, doc.get("created") if doc else None, doc.get("node_count") if doc else None, rid == current, doc,
+                           retired, building))
     return out
 
 
@@ -67,20 +111,37 @@ def rollback(store: Store, release: str) -> dict[str, Any]:
 def _manifest(store: Store, release: Release) -> dict[str, Any] | None:
     if release.catalog is None or "manifest" not in release.catalog:
         return None
+    return _read_json(store, release.catalog["manifest"])
+
+
+def _delete(store: Store, prefix: str, problems: list[str]) -> bool:
+    """Delete a prefix; what vanished meanwhile counts as deleted, what cannot be deleted is noted, not raised."""
     try:
-        return json.loads(store.read_bytes(release.catalog["manifest"]))
-    except NotFound:
-        return None
+        store.delete_prefix(prefix)
+    except (FileNotFoundError, NotFound):
+        pass
+    except OSError as exc:
+        reason = "something is writing there" if exc.errno == errno.ENOTEMPTY else str(exc)
+        problems.append(f"{prefix}: not deleted ({reason}); run gc again later")
+        return False
+    return True
 
 
-def gc(store: Store, keep: int) -> dict[str, Any]:
-    """Keep the ``keep`` newest complete releases and the current one; delete everything else that
-    none of them references. Returns what was deleted."""
+def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dict[str, Any]:
+    """Keep the ``keep`` newest complete releases, the current one and every newer one, releases
+    whose build is alive (marker refreshed within ``abandoned_after`` seconds) and the releases
+    those builds reuse data from; delete everything else that none of them references.
+    Returns what was kept and deleted, and what could not be deleted."""
     if keep < 1:
         raise ValueError("--keep must be at least 1")
     releases = list_releases(store)
+    current = next((r.id for r in releases if r.current), None)
+    now = time.time()
+    live = [r for r in releases if r.alive(abandoned_after, now)]
     complete = [r for r in releases if r.catalog is not None]
-    kept = {r.id for r in complete[-keep:]} | {r.id for r in releases if r.current}
+    kept = {r.id for r in complete[-keep:]} | {r.id for r in live} | {str(r.building["base"]) for r in live if r.building and r.building.get("base")}
+    # ids sort by time: the current release and anything newer (being written, or rolled back from) stay
+    kept |= {r.id for r in releases if current is None or r.id >= current}
     referenced: set[str] = set()
     for release in releases:
         if release.id in kept:
@@ -90,22 +151,58 @@ def gc(store: Store, keep: int) -> dict[str, Any]:
             for item in (manifest or {}).get("items", []):
                 referenced.update(item["data_prefixes"])
     deleted: list[str] = []
+    problems: list[str] = []
     for release in releases:
         if release.id in kept:
             continue
         if not any(p.startswith(f"releases/{release.id}/") for p in referenced):
-            store.delete_prefix(f"releases/{release.id}")  # nothing of it is used (or it never finished)
-            deleted.append(f"releases/{release.id}")
+            if _delete(store, f"releases/{release.id}", problems):  # nothing of it is used (or it never finished)
+                deleted.append(f"releases/{release.id}")
             continue
         if release.catalog is None:
             continue  # retired earlier; its used data stays
         manifest = _manifest(store, release) or {"items": []}
         for prefix in {p for item in manifest["items"] for p in item["data_prefixes"] if p.startswith(f"releases/{release.id}/")}:
-            if prefix not in referenced:
-                store.delete_prefix(prefix)
+            if prefix not in referenced and _delete(store, prefix, problems):
                 deleted.append(prefix)
         for key in ("index", "build-report.json", "manifest.json", CATALOG_KEY):  # what only this release used
-            store.delete_prefix(f"releases/{release.id}/{key}")
+            _delete(store, f"releases/{release.id}/{key}", problems)
         store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
         deleted.append(f"releases/{release.id}: index and entry point (data still in use kept)")
-    return {"kept": sorted(kept), "deleted": deleted}
+    return {"kept": sorted(kept & {r.id for r in releases}), "deleted": deleted, "problems": problems}
+
+
+class InProgress:
+    """Marks a release in progress while a build writes it: the marker is written on :meth:`start`
+    and refreshed every ``HEARTBEAT_SECONDS`` on a daemon thread until :meth:`stop`."""
+
+    def __init__(self, store: Store, release: str, base: str | None, every: float = HEARTBEAT_SECONDS) -> None:
+        import threading
+
+        self.store, self.key, self.base, self.every = store, f"releases/{release}/{BUILDING}", base, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="skyshelf-heartbeat", daemon=True)
+        self.started = False
+
+    def start(self) -> None:
+        self.store.write_bytes(self.key, building_marker(self.base))
+        self.started = True
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.store.write_bytes(self.key, building_marker(self.base))
+            except Exception:  # a missed beat only makes gc more careful later, never the build fail
+                pass
+
+    def stop(self, remove: bool) -> None:
+        """Stop refreshing; ``remove``: the release is complete (or gone), the marker has done its job."""
+        if not self.started:
+            return
+        self.started = False
+        self._stop.set()
+        self._thread.join()
+        if remove:
+            with contextlib.suppress(FileNotFoundError, NotFound):
+                self.store.delete_prefix(self.key)

@@ -151,8 +151,8 @@ def test_build_killed_midway_leaves_previous_release(target: tuple[str, dict[str
     assert ds["sst"].shape == (6, 18, 36)
     unfinished = [r for r in list_releases(store) if r.catalog is None]
     assert unfinished, "the killed build had started a release"
-    gc(store, keep=1)
-    assert [r.id for r in list_releases(store)] == [first.release]
+    gc(store, keep=1)  # newer than the current release, so it may still be written: gc leaves it
+    assert [r.id for r in list_releases(store)] == [first.release, unfinished[0].id]
 
 
 def test_cli_releases_rollback_gc(demo_dir: Path, tmp_path: Path) -> None:

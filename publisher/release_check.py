@@ -1,0 +1,121 @@
+"""Before a build switches ``catalog.json``: is every object its index and manifest reference there?
+
+Something may have deleted objects while the build wrote them (``publish gc`` with a stale view,
+a lifecycle rule, a person); switching to such a release would publish nodes that answer 404 or
+read as fill values. One listing per referenced release: chunk keys are counted per array, other
+keys are kept, so memory grows with the number of nodes, not of chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .index import Entry, children_page_key, node_shard_key, search_prefix
+from .stores import Store
+
+_V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
+
+
+def _listing(store: Store, prefix: str) -> Iterator[str]:
+    """Every key under ``prefix`` (relative to the store root), read fresh from the store."""
+    root = store.path(prefix)
+    if store.is_local:
+        for folder, _, files in os.walk(root):
+            rel = os.path.relpath(folder, store.root).replace(os.sep, "/")
+            yield from (f"{rel}/{name}" for name in files)
+        return
+    base = store.root.split("://", 1)[1].strip("/") + "/"
+    store.fs.invalidate_cache(root)
+    for path in store.fs.find(root):
+        path = path.lstrip("/")
+        yield path[len(base):] if path.startswith(base) else path
+
+
+def _chunk_owner(key: str, zarr_format: int) -> str | None:
+    """The array a chunk key belongs to, or None when the key is not a chunk."""
+    parts = key.split("/")
+    if zarr_format == 2:
+        return "/".join(parts[:-1]) if _V2_CHUNK.match(parts[-1]) else None
+    end = len(parts)
+    while end > 0 and parts[end - 1].isdigit():
+        end -= 1
+    return "/".join(parts[: end - 1]) if end > 1 and parts[end - 1] == "c" else None
+
+
+class _Keys:
+    """The keys of the listed releases: chunks counted per array, the rest kept."""
+
+    def __init__(self, store: Store, releases: Iterable[str], zarr_format: int) -> None:
+        self.chunks: Counter[str] = Counter()
+        self.keys: set[str] = set()
+        self.prefixes: set[str] = set()
+        for release in releases:
+            for key in _listing(store, f"releases/{release}"):
+                owner = _chunk_owner(key, zarr_format)
+                if owner is not None:
+                    self.chunks[owner] += 1
+                else:
+                    self.keys.add(key)
+
+    def has_prefix(self, prefix: str) -> bool:
+        if not self.prefixes:
+            self.prefixes = {k.rpartition("/")[0] for k in self.keys}
+        return prefix in self.prefixes or any(p.startswith(prefix + "/") for p in self.prefixes)
+
+
+def _expected_chunks(structure: dict[str, Any]) -> int:
+    if any(n == 0 for n in structure.get("shape", [])):
+        return 0
+    return math.prod(len(c) for c in structure.get("chunks", []))
+
+
+def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str]:
+    url = entry.data_url
+    if not url:
+        return
+    if entry.family == "array" and not url.endswith(".parquet"):
+        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/.zarray"
+        if doc not in keys.keys:
+            yield doc
+        expected, found = _expected_chunks(entry.structure), keys.chunks.get(url, 0)
+        if found < expected:
+            yield f"{url}: {expected - found} of {expected} chunks"
+    elif entry.family == "container":
+        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/.zgroup"
+        if doc not in keys.keys:
+            yield doc
+    elif entry.family == "table":
+        if url.endswith(".parquet"):
+            if url not in keys.keys:
+                yield url
+        else:
+            yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.get("npartitions", 1)))
+                        if k not in keys.keys)
+    elif url not in keys.keys and not keys.has_prefix(url):
+        yield url
+
+
+def missing_objects(store: Store, release: str, entries: list[Entry], index: dict[str, Any], zarr_format: int,
+                    own_keys: Iterable[str], min_children: int) -> list[str]:
+    """What the new release references but the store lacks (empty when the release is complete)."""
+    releases = {release} | {e.data_url.split("/")[1] for e in entries if e.data_url and e.data_url.startswith("releases/")}
+    keys = _Keys(store, sorted(releases), zarr_format)
+    missing = [k for k in own_keys if k not in keys.keys]
+    prefix = index["index"].rpartition("/")[0]
+    digits = index["index_json"]["shard_digits"]
+    missing += sorted({k for k in (node_shard_key(prefix, e.path, digits) for e in entries) if k not in keys.keys})
+    children = Counter(e.parent for e in entries if e.parent is not None)
+    for parent, count in children.items():
+        if count >= min_children:
+            if not keys.has_prefix(search_prefix(prefix, parent)):
+                missing.append(search_prefix(prefix, parent) + "/")
+        elif children_page_key(prefix, parent, 0) not in keys.keys:
+            missing.append(children_page_key(prefix, parent, 0))
+    for entry in entries:
+        missing += _entry_problems(entry, keys, zarr_format)
+    return missing
