@@ -158,8 +158,9 @@ def test_netcdf_equals_source_through_xarray(demo: Published, demo_dir: Path) ->
     source = demo_dir / "climate" / "sst.nc"
     xr.testing.assert_identical(xr.open_zarr(demo.url("climate/sst")), xr.open_dataset(source))
     xr.testing.assert_identical(xr.open_zarr(demo.url("climate/sst/calibration")), xr.open_dataset(source, group="calibration"))
-    raw = zarr.open_array(demo.url("climate/sst/sst"), mode="r")
-    assert raw.dtype == np.int16  # stored packed, decoded by the reader
+    stored = zarr.open_array(demo.url("climate/sst/sst"), mode="r")
+    assert stored.dtype == np.float64 and np.isnan(stored[0, 0, 0])  # stored decoded, as xarray gives it: fills are NaN
+    assert not {"scale_factor", "add_offset", "_FillValue"} & set(stored.attrs)  # so nothing decodes it twice
     assert demo.node("climate/sst")["specs"] == ["xarray_dataset"]
 
 

@@ -1,11 +1,17 @@
-"""NetCDF 3 and 4 (CF): variables → arrays with their dims and raw CF attributes, groups → containers.
+"""NetCDF 3 and 4 (CF): each group through xarray, as ``xarray.open_dataset(file, group=...)`` gives it.
 
-Values are stored packed, as on disk, with ``scale_factor``/``add_offset``/``_FillValue`` kept, so
-``xarray.open_zarr`` decodes them exactly as ``xarray.open_dataset`` decodes the source. Two
-cases are stored decoded instead, because JSON attributes would change xarray's result:
-float32 packing (JSON turns the float32 scale into a float64 one, and xarray picks the decoded
-dtype from it) and character arrays (stored as the strings xarray makes of them).
-Compound variables become tables.
+Values are published decoded by xarray's own CF decoding (``scale_factor``/``add_offset``
+applied, ``_FillValue``/``missing_value`` as NaN, CF times as ``datetime64``, character arrays
+as strings), so the API, the exports and a direct ``xarray.open_zarr`` of the store all give
+what an xarray user gets from the source. The encoding attributes are not written again (a
+direct read would decode twice). Times xarray can only give as ``cftime`` objects (non-standard
+calendars) stay numbers with their ``units``/``calendar``, which ``open_zarr`` decodes.
+
+A group is labelled ``xarray_dataset`` when it follows Tiled's rules for that spec: metadata
+``{"attrs": ...}``, every variable an array labelled ``xarray_coord`` or ``xarray_data_var``
+with its dims. Subgroups stay children (their own datasets, listed in ``notes["xarray_groups"]``
+so the server can inline the variables, as Tiled does). A group xarray cannot open is
+published as stored, unlabelled, with a warning. Compound variables become tables.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from .hdf5 import HDF5_MAGIC
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
 #: The netCDF-C library is not thread-safe: every call into it, for any file, holds this lock.
 NETCDF_LOCK = threading.RLock()
-_PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
+COORD, DATA_VAR, DATASET = "xarray_coord", "xarray_data_var", "xarray_dataset"
 
 
 def _is_netcdf4(path: Path) -> bool:
@@ -41,119 +47,131 @@ def _is_netcdf4(path: Path) -> bool:
         return False
 
 
-def _decoded_float(raw_dtype: np.dtype, attrs: dict[str, Any]) -> Any:
-    from xarray.coding.variables import _choose_float_dtype
-
-    return np.dtype(_choose_float_dtype(raw_dtype, attrs))
+def _attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): to_json(v) for k, v in attrs.items()}
 
 
-def _needs_decoding(raw_dtype: np.dtype, attrs: dict[str, Any]) -> bool:
-    """True when xarray would decode the JSON form of the attributes to another dtype."""
-    if "scale_factor" not in attrs and "add_offset" not in attrs:
-        return False
-    as_json = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in attrs.items() if k in _PACKING}
-    typed = {k: v for k, v in attrs.items() if k in _PACKING}
-    return _decoded_float(raw_dtype, typed) != _decoded_float(raw_dtype, as_json)
+def _is_cftime(var: Any) -> bool:
+    """True when xarray decodes this variable to ``cftime`` objects (which Zarr cannot hold)."""
+    return var.dtype.kind == "O" and "units" in var.encoding and "since" in str(var.encoding["units"])
 
 
 class _NetCDF:
-    def __init__(self, ds: Any) -> None:
+    def __init__(self, ds: Any, path: Path) -> None:
         self.ds = ds
+        self.path = path
         self.lock = NETCDF_LOCK
+        #: The xarray datasets opened, closed with the file.
+        self.opened: list[Any] = []
+
+    def close(self) -> None:
+        for xds in self.opened:
+            xds.close()
+
+    def open_group(self, path: str, **options: Any) -> Any:
+        """The group as xarray opens it (lazily), or the reason it cannot."""
+        import xarray as xr
+
+        try:
+            xds = xr.open_dataset(self.path, group=path or "/", engine="netcdf4", cache=False, **options)
+        except Exception as exc:  # xarray's own limits (e.g. a type it does not map): published as stored
+            return f"{type(exc).__name__}: {exc}"
+        self.opened.append(xds)
+        return xds
 
     def group(self, g: Any, key: str, path: str) -> ContainerNode:
-        node = ContainerNode(key=key, metadata=self.attrs(g), source_path=path, in_file=True, specs=["xarray_dataset"])
+        xds = self.open_group(path)
+        if isinstance(xds, str):
+            node = ContainerNode(key=key, metadata={"attrs": self.attrs(g)}, source_path=path, in_file=True, attrs=self.attrs(g))
+            node.warn(f"xarray cannot open this group ({xds}): its variables are published as stored, undecoded")
+            xds = None
+        else:
+            attrs = _attrs(xds.attrs)
+            node = ContainerNode(key=key, metadata={"attrs": attrs}, source_path=path, in_file=True, attrs=attrs)
+        raw_xds = None
         for name, var in g.variables.items():
-            node.children.append(self.variable(var, name, f"{path}/{name}"))
+            xvar = xds.variables.get(name) if xds is not None else None
+            if xvar is not None and _is_cftime(xvar):
+                raw_xds = raw_xds if raw_xds is not None else self.open_group(path, decode_times=False)
+                xvar = raw_xds.variables.get(name) if not isinstance(raw_xds, str) else None
+            child = self.variable(var, name, f"{path}/{name}", xvar, xds is not None and name in xds.coords)
+            node.children.append(child)
+        groups = []
         for name, sub in g.groups.items():
             node.children.append(self.group(sub, name, f"{path}/{name}"))
+            groups.append(name)
+        if xds is not None and self.follows_tiled_rules(node):
+            node.specs.append(DATASET)
+            if groups:
+                node.notes["xarray_groups"] = groups
         return node
+
+    @staticmethod
+    def follows_tiled_rules(node: ContainerNode) -> bool:
+        """Every published variable an array with its spec; the tiled client reads a dataset of
+        only 0-d variables through a table, which cannot give 0-d values, so that is left out."""
+        arrays = [c for c in node.children if isinstance(c, ArrayNode)]
+        if any(isinstance(c, TableNode) for c in node.children) or any(not ({COORD, DATA_VAR} & set(a.specs)) for a in arrays):
+            return False
+        return not arrays or any(a.shape for a in arrays)
 
     @staticmethod
     def raw_attrs(obj: Any) -> dict[str, Any]:
         return {k: obj.getncattr(k) for k in obj.ncattrs()}
 
     def attrs(self, obj: Any) -> dict[str, Any]:
-        return {k: to_json(v) for k, v in self.raw_attrs(obj).items()}
+        return _attrs(self.raw_attrs(obj))
 
-    def variable(self, var: Any, name: str, path: str) -> Node:
+    def variable(self, var: Any, name: str, path: str, xvar: Any, is_coord: bool) -> Node:
         import netCDF4
 
-        var.set_auto_maskandscale(False)
-        var.set_auto_chartostring(False)
-        raw_attrs = self.raw_attrs(var)
-        attrs = {k: to_json(v) for k, v in raw_attrs.items()}
-        zarr_attrs = dict(attrs)
-        if np.ndim(raw_attrs.get("_FillValue")) == 0 and "_FillValue" in raw_attrs:
-            zarr_attrs["_FillValue"] = np.asarray(raw_attrs["_FillValue"]).item()  # NaN kept; the writer encodes it
-        kind = type(var.datatype).__name__
-        lock = self.lock
-        dims = list(var.dimensions)
-        shape = tuple(var.shape)
         if isinstance(var.datatype, netCDF4.CompoundType):
-            return self.compound(var, name, path, attrs)
+            return self.compound(var, name, path, {"attrs": self.attrs(var)})
         if isinstance(var.datatype, netCDF4.VLType) and var.dtype is not str:
             return SkippedNode(key=name, source_path=path, reason=f"variable-length (ragged) type {var.datatype.name!r} is not supported")
-        if isinstance(var.datatype, netCDF4.EnumType):
-            attrs.setdefault("flag_values", [int(v) for v in var.datatype.enum_dict.values()])
-            attrs.setdefault("flag_meanings", " ".join(var.datatype.enum_dict))
-
-        def raw(sel: tuple[slice, ...]) -> np.ndarray:
-            with lock:
-                return np.asarray(var[sel] if sel else var.getValue())
-
         chunking = var.chunking() if hasattr(var, "chunking") else None
         source_chunks = tuple(chunking) if isinstance(chunking, list) else None
-        if var.dtype is str or kind == "VLType":
-            return ArrayNode(key=name, metadata=attrs, source_path=path, dtype=np.dtype(object), shape=shape,
-                             read=lambda sel: raw(sel).astype(object), dims=dims, attrs=attrs)
-        dtype = np.dtype(var.dtype)
-        if dtype.kind == "S" and dtype.itemsize == 1 and dims:
-            return self.chars(var, name, path, attrs, raw_attrs, raw, dims, shape)
-        if _needs_decoding(dtype, raw_attrs):
-            return self.decoded(name, path, raw_attrs, raw, dims, shape, dtype, source_chunks)
-        native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
-        return ArrayNode(key=name, metadata=attrs, source_path=path, dtype=native, shape=shape,
-                         read=lambda sel: np.asarray(raw(sel), dtype=native, order="C"),
-                         dims=dims, attrs=zarr_attrs, source_chunks=source_chunks)
+        if xvar is None:
+            return self.stored(var, name, path, source_chunks)
+        return self.decoded(xvar, name, path, is_coord, source_chunks)
 
-    def decoded(self, name: str, path: str, raw_attrs: dict[str, Any], raw: Any, dims: list[str], shape: tuple[int, ...],
-                dtype: np.dtype, source_chunks: tuple[int, ...] | None) -> ArrayNode:
-        import xarray as xr
-
-        def decode(block: np.ndarray, block_dims: list[str]) -> Any:
-            return xr.conventions.decode_cf_variable(name, xr.Variable(block_dims, block, raw_attrs), decode_times=False, decode_timedelta=False)
-
-        sample = decode(np.zeros((1,) * len(shape), dtype=dtype), dims)
-        attrs = {k: to_json(v) for k, v in sample.attrs.items()}
-        packing = {k: to_json(v) for k, v in raw_attrs.items() if k in _PACKING}
-        node = ArrayNode(key=name, metadata={**attrs, **packing}, source_path=path, dtype=sample.dtype, shape=shape,
-                         read=lambda sel: np.asarray(decode(raw(sel), dims).values, order="C"), dims=dims, attrs=attrs,
-                         source_chunks=source_chunks)
-        node.notes["cf_decoded"] = {"packed_dtype": str(dtype), **packing}
-        return node
-
-    def chars(self, var: Any, name: str, path: str, attrs: dict[str, Any], raw_attrs: dict[str, Any], raw: Any,
-              dims: list[str], shape: tuple[int, ...]) -> ArrayNode:
-        """Character arrays as xarray makes them: fixed-width bytes, or str where ``_Encoding`` says so."""
-        import xarray as xr
-
-        def decode(block: np.ndarray) -> Any:
-            return xr.conventions.decode_cf_variable(name, xr.Variable(dims, block, raw_attrs), decode_times=False, mask_and_scale=False)
-
-        sample = decode(np.zeros((1,) * len(shape), dtype="S1"))
-        out_attrs = {k: to_json(v) for k, v in sample.attrs.items()}
-        as_bytes = sample.dtype.kind == "S"
-        dtype = np.dtype(f"S{shape[-1]}") if as_bytes else np.dtype(object)
+    def decoded(self, xvar: Any, name: str, path: str, is_coord: bool, source_chunks: tuple[int, ...] | None) -> ArrayNode:
+        """A variable as xarray decodes it, read block by block through xarray's lazy indexing."""
+        lock = self.lock
+        attrs = _attrs(xvar.attrs)
+        zarr_attrs = dict(attrs)
+        if "coordinates" in xvar.encoding:  # xarray keeps it in the encoding; open_zarr needs it to find the coords
+            zarr_attrs["coordinates"] = to_json(xvar.encoding["coordinates"])
+        dtype = np.dtype(xvar.dtype)
+        dtype = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
 
         def read(sel: tuple[slice, ...]) -> np.ndarray:
-            values = np.asarray(decode(raw(sel + (slice(0, shape[-1]),))).values)
-            return values.astype(dtype)
+            with lock:
+                values = np.asarray(xvar[sel].values if sel else xvar.values)
+            return np.asarray(values, dtype=dtype, order="C") if dtype.kind != "O" else values
 
-        node = ArrayNode(key=name, metadata=out_attrs, source_path=path, dtype=dtype, shape=shape[:-1], read=read,
-                         dims=dims[:-1], attrs=out_attrs)
-        node.notes["cf_decoded"] = {"char_dimension": dims[-1]}
-        return node
+        if len(source_chunks or ()) != xvar.ndim:
+            source_chunks = None  # a character dimension, decoded away
+        return ArrayNode(key=name, metadata={"attrs": attrs}, specs=[COORD if is_coord else DATA_VAR], source_path=path,
+                         dtype=dtype, shape=tuple(xvar.shape), read=read, dims=list(xvar.dims), attrs=zarr_attrs,
+                         source_chunks=source_chunks)
+
+    def stored(self, var: Any, name: str, path: str, source_chunks: tuple[int, ...] | None) -> ArrayNode:
+        """A variable of a group xarray cannot open: its values as stored, its attributes as they are."""
+        var.set_auto_maskandscale(False)
+        var.set_auto_chartostring(False)
+        attrs = self.attrs(var)
+        lock = self.lock
+        dtype = np.dtype(object) if var.dtype is str else np.dtype(var.dtype)
+        native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
+
+        def read(sel: tuple[slice, ...]) -> np.ndarray:
+            with lock:
+                values = np.asarray(var[sel] if sel else var.getValue())
+            return values.astype(object) if native.kind == "O" else np.asarray(values, dtype=native, order="C")
+
+        return ArrayNode(key=name, metadata={"attrs": attrs}, source_path=path, dtype=native, shape=tuple(var.shape),
+                         read=read, dims=list(var.dimensions), attrs=attrs, source_chunks=source_chunks)
 
     def compound(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
         from .tables import structured_to_batch
@@ -194,11 +212,13 @@ class NetCDFReader(Reader):
                 ds = netCDF4.Dataset(path, "r")
             except OSError as exc:
                 raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
+        reader = _NetCDF(ds, path)
         try:
             with NETCDF_LOCK:
-                root = _NetCDF(ds).group(ds, key, "")
+                root = reader.group(ds, key, "")
                 root.notes["netcdf_format"] = ds.file_format
             yield root
         finally:
             with NETCDF_LOCK:
+                reader.close()
                 ds.close()

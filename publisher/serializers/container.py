@@ -114,3 +114,31 @@ def to_json(tree: Tree, **_: Any) -> bytes:
     """Tiled's container JSON: each node's ``contents`` and ``metadata``, table columns as
     nodes, no data (ask the arrays and tables for that)."""
     return json.dumps(_outline(tree), separators=(",", ":"), default=str).encode()
+
+
+@register("container", "application/vnd.apache.arrow.file", ("arrow", "feather"), ".arrow")
+def to_arrow(tree: Tree, **_: Any) -> bytes:
+    """An ``xarray_dataset``'s chosen variables as the columns of one Arrow table: what the tiled
+    client's ``DatasetClient.read`` asks for (``field=``, repeated) for its 1-D variables of one
+    length. Each variable is its own column (Tiled's ``to_dataframe`` would multiply variables of
+    different dimensions into a product); anything else is a 400."""
+    import pyarrow as pa
+
+    from ..errors import BadRequest
+
+    columns: dict[str, Any] = {}
+    for key, node in tree.children.items():
+        if node.family != "array" or node.load is None:
+            raise BadRequest(f"{key!r} is a {node.family}: an Arrow table holds a dataset's arrays only (ask for them with field=)")
+        values = node.load()
+        if values.ndim > 1:
+            raise BadRequest(f"{key!r} has {values.ndim} dimensions: an Arrow table holds 1-D variables (read it with array/full)")
+        columns[key] = values.reshape(-1)
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise BadRequest(f"the variables {list(columns)} differ in length ({sorted(lengths)}): ask for variables of one length")
+    table = pa.table({k: pa.array(list(v) if v.dtype.kind == "O" else v) for k, v in columns.items()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

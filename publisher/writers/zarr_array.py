@@ -57,6 +57,8 @@ def _default_fill(dtype: np.dtype) -> Any:
         return b""
     if dtype.kind == "b":
         return False
+    if dtype.kind in "mM":  # CF times, decoded: zarr's datetime64/timedelta64 data types
+        return np.zeros((), dtype)[()]
     return 0
 
 
