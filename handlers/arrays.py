@@ -1,14 +1,20 @@
 """Arrays (one Lambda): ``array/full`` with ``slice``, ``array/block`` with ``block``.
 
-numpy and the Zarr chunk reader at import; codecs and image libraries on first use.
+Every answer is estimated from the selection's shape and the format before any data is read,
+and refused past ``SKYSHELF_MAX_ANSWER_BYTES`` with advice (``publisher.limits``); an HTML
+answer reads only the corner it shows. numpy and the Zarr chunk reader at import; codecs and
+image libraries on first use.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aws_lambda_powertools.event_handler import Response
 
+from publisher import limits, serializers
 from publisher.access.arrays import PublishedArray, published_array
 from publisher.errors import BadRequest
 
@@ -24,17 +30,48 @@ def parse_slice(text: str | None) -> tuple[Any, ...]:
     for part in text.split(","):
         part = part.strip()
         try:
-            if ":" in part:
-                bits = [int(b) if b.strip() else None for b in part.split(":")]
-                if len(bits) > 3:
-                    raise ValueError
-                if len(bits) == 3 and bits[2] == 0:
-                    raise BadRequest("slice step cannot be zero")
-                out.append(slice(*bits))
-            else:
-                out.append(int(part))
+            bits = [int(b) if b.strip() else None for b in part.split(":")] if ":" in part else [int(part)]
         except ValueError:
-            raise BadRequest(f"slice must look like 0:10,::2,5 (integers, start:stop:step), got {text!r}") from None
+            bits = []
+        if not 1 <= len(bits) <= 3 or (len(bits) == 1 and ":" in part):
+            raise BadRequest(f"slice must look like 0:10,::2,5 (integers, start:stop:step), got {text!r}")
+        if len(bits) == 3 and bits[2] == 0:
+            raise BadRequest(f"slice step cannot be zero, got {part!r} in {text!r}")
+        out.append(slice(*bits) if ":" in part else bits[0])
+    return tuple(out)
+
+
+def selected_shape(sel: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape ``array[sel]`` has, without reading it (integers drop their dimension)."""
+    full = sel + (slice(None),) * (len(shape) - len(sel))
+    return tuple(len(range(*s.indices(n))) for s, n in zip(full, shape) if isinstance(s, slice))
+
+
+def narrowed(sel: tuple[Any, ...], shape: tuple[int, ...], window: tuple[slice, ...]) -> tuple[Any, ...]:
+    """``sel`` followed by ``window`` (a selection in ``array[sel]``'s own indices) as one selection
+    of the array, so only the window is read."""
+    full, steps, out = sel + (slice(None),) * (len(shape) - len(sel)), iter(window), []
+    for s, n in zip(full, shape):
+        if isinstance(s, slice):
+            r = range(*s.indices(n))[next(steps, slice(None))]
+            s = slice(r.start, r.stop if r.stop >= 0 else None, r.step)
+        out.append(s)
+    return tuple(out)
+
+
+def _fills(entry: dict[str, Any], array: PublishedArray) -> tuple[float, ...]:
+    """Values that mean "no data", which a PNG leaves out of its scale and draws transparent:
+    CF's ``_FillValue`` and ``missing_value``, and a Zarr fill value someone chose (not the
+    default 0, which is a real value in a detector frame)."""
+    metadata = entry.get("metadata") or {}
+    found = [metadata.get("_FillValue"), metadata.get("missing_value"), array.fill if array.fill not in (0, False, "") else None]
+    out = []
+    for value in found:
+        for v in value if isinstance(value, list) else [value]:
+            try:
+                out.append(float(v))
+            except (TypeError, ValueError):
+                continue
     return tuple(out)
 
 
@@ -54,8 +91,8 @@ def _png_options(params: dict[str, list[str]]) -> dict[str, Any]:
     return options
 
 
-def _array(path: str) -> tuple[Any, PublishedArray, Any]:
-    """(catalog, array, how to present values as the structure advertises them)."""
+def _array(path: str) -> tuple[Any, dict[str, Any], PublishedArray, Any]:
+    """(catalog, entry, array, how to present values as the structure advertises them)."""
     catalog = common.catalog()
     entry = catalog.node(path)
     if entry["family"] != "array":
@@ -67,7 +104,32 @@ def _array(path: str) -> tuple[Any, PublishedArray, Any]:
             return data.astype(f"<U{max(data_type['itemsize'] // 4, 1)}")
         return data
 
-    return catalog, published_array(common.store(), entry["data_url"]), advertised
+    return catalog, entry, published_array(common.store(), entry["data_url"]), advertised
+
+
+def _bound(entry: dict[str, Any], path: str, shape: tuple[int, ...], media_type: str, what: str) -> None:
+    """Refuse before reading when the answer would take too much memory to build."""
+    itemsize = max(int(entry["structure"]["data_type"].get("itemsize") or 8), 1)
+    advice = ("ask for less: a slice (slice=0,0:256,0:256), one block at a time (array/block/...?block=i,j,k), "
+              "or a compact binary format (format=application/octet-stream or format=npy)")
+    limits.check(math.prod(shape) * itemsize, media_type, f"{what} of {path!r} (shape {list(shape)})", advice,
+                 factor=limits.array_factor(media_type, itemsize))
+
+
+def _links(path: str, params: dict[str, list[str]], shape: tuple[int, ...], kind: str) -> dict[str, str]:
+    """The selection in the formats that hold it whole (the HTML answer's links)."""
+    keep = [(k, v) for k, values in params.items() if k not in ("format", "filename") for v in values]
+    url = f"{common.base_url(app)}/array/full/{quote(path, safe='/')}?"
+    names = ["csv"] if len(shape) <= 2 else []
+    names += ["json", "npy"] + (["png", "tiff"] if kind in "biuf" and len(shape) >= 1 else [])
+    return {name: url + urlencode([*keep, ("format", name)]) for name in names}
+
+
+def _preview(chosen: serializers.Serializer, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
+    """The window an HTML answer shows (in the selection's indices), or None for other formats."""
+    from publisher.serializers.array import html_window
+
+    return html_window(len(shape)) if chosen.media_type == "text/html" else None
 
 
 def _check_shape(params: dict[str, list[str]], shape: tuple[int, ...]) -> None:
@@ -78,32 +140,54 @@ def _check_shape(params: dict[str, list[str]], shape: tuple[int, ...]) -> None:
         raise BadRequest(f"expected_shape {expected} does not match the shape {','.join(map(str, shape))}")
 
 
+def _negotiate(params: dict[str, list[str]]) -> serializers.Serializer:
+    return serializers.choose("array", common.one(params, "format"), common.header(app, "accept"), "application/octet-stream")
+
+
 def full() -> Response:
     path = common.node_path(app, f"{common.API}/array/full")
     params = common.query(app)
-    catalog, array, advertised = _array(path)
+    catalog, entry, array, advertised = _array(path)
     sel = parse_slice(common.one(params, "slice"))
     if len(sel) > array.ndim:
         raise BadRequest(f"slice has {len(sel)} dimensions; the array has {array.ndim}")
+    chosen, shape = _negotiate(params), selected_shape(sel, array.shape)
+    window = _preview(chosen, shape)
+    options = _png_options(params)
+    if window is not None:
+        _bound(entry, path, selected_shape(window, shape), chosen.media_type, "the shown part of the selection")
+        options.update(shape=shape, links=_links(path, params, shape, array.dtype.kind))
+    else:
+        _bound(entry, path, shape, chosen.media_type, "the selection")
+        options["fill"] = _fills(entry, array)
 
     def produce() -> Any:
-        data = array.read(sel)
-        _check_shape(params, data.shape)
-        return advertised(data)
+        _check_shape(params, shape)
+        return advertised(array.read(sel if window is None else narrowed(sel, array.shape, window)))
 
-    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, **_png_options(params))
+    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, **options)
 
 
 def block() -> Response:
     path = common.node_path(app, f"{common.API}/array/block")
     params = common.query(app)
-    catalog, array, advertised = _array(path)
+    catalog, entry, array, advertised = _array(path)
     index = ints(common.one(params, "block"), "block")
     sel = parse_slice(common.one(params, "slice"))
+    chosen = _negotiate(params)
+    if len(index) == array.ndim:
+        edges = tuple(max(0, min(c, n - i * c)) for i, c, n in zip(index, array.chunks, array.shape))
+        _bound(entry, path, selected_shape(sel, edges) if len(sel) <= len(edges) else edges, chosen.media_type, f"block {list(index)}")
+    options = {**_png_options(params), "fill": _fills(entry, array)}
 
     def produce() -> Any:
         data = array.block(index)
         if sel:
+            if len(sel) > data.ndim:
+                raise BadRequest(f"slice has {len(sel)} dimensions; the block has {data.ndim}")
+            for s, n in zip(sel, data.shape):
+                if isinstance(s, int) and not -n <= s < n:
+                    raise BadRequest(f"index {s} is out of range for a dimension of size {n} (of block {list(index)})")
             data = data[sel]
         _check_shape(params, data.shape)
         return advertised(data)
@@ -117,7 +201,7 @@ def block() -> Response:
             _check_shape(params, array.chunks)
         return ready
 
-    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, stored, **_png_options(params))
+    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, stored, **options)
 
 
 app = common.make_app("arrays", {"/api/v1/array/full/{path+}": full, "/api/v1/array/block/{path+}": block})

@@ -20,7 +20,7 @@ from publisher.access.tables import PublishedTable
 from publisher.errors import BadRequest, NotFound
 
 from . import common
-from .data import answer, ints
+from .data import answer, download_headers, ints
 
 ARROW = "application/vnd.apache.arrow.file"
 #: ``text/html`` shows this many rows (``publisher/serializers/table.py``): only they are converted.
@@ -232,11 +232,7 @@ def container_full() -> Response:
 
     tree = build(entry, fields or None)
     limits.check(data_bytes, chosen.media_type, f"container {path!r}", advice)
-    headers = {}
-    filename = common.one(params, "filename")
-    if filename:
-        safe = filename.replace('"', "").replace("\\", "").replace("/", "_")
-        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    headers = download_headers(chosen, path, params)
     body = serializers.serialize(chosen, tree)
     return common.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 

@@ -38,6 +38,19 @@ FACTORS: dict[str, float] = {
 }
 #: For a media type not listed: as costly as JSON.
 DEFAULT_FACTOR = 20.0
+#: Arrays in text and image formats cost per value more than per byte (a uint8 takes as many
+#: Python objects as a float64): working bytes per value, measured on 1024 x 1024 arrays of u1,
+#: u2, f4, f8 and i8 (tracemalloc peak, the largest rounded up): JSON 71, CSV 39, PNG 22 (a
+#: float64 copy and the block means), HTML as JSON (only its shown corner is counted).
+PER_VALUE: dict[str, float] = {"application/json": 72.0, "text/csv": 40.0, "image/png": 24.0, "text/html": 72.0}
+
+
+def array_factor(media_type: str, itemsize: int) -> float:
+    """Working memory per byte of an array with ``itemsize``-byte values (plus the values themselves)."""
+    per_value = PER_VALUE.get(media_type)
+    if per_value is None:
+        return FACTORS.get(media_type, DEFAULT_FACTOR)
+    return 1.0 + per_value / max(itemsize, 1)
 
 
 class AnswerTooLarge(BadRequest):
@@ -84,4 +97,4 @@ def check(data_bytes: int, media_type: str, what: str, advice: str, limit: int |
     return estimate
 
 
-__all__ = ["FACTORS", "MAX_ANSWER_BYTES", "AnswerTooLarge", "check", "cost", "human", "max_answer_bytes"]
+__all__ = ["FACTORS", "MAX_ANSWER_BYTES", "PER_VALUE", "AnswerTooLarge", "array_factor", "check", "cost", "human", "max_answer_bytes"]

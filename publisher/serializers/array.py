@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from . import register
 
 #: Largest PNG side by default; a 4k frame is averaged down to this for a usable preview.
 PNG_MAX_SIZE = 1024
+#: Default PNG contrast (percent): the values between these percentiles span black to white, as
+#: image viewers' auto-contrast does, so a dead row or a few hot pixels do not turn a frame black.
+PNG_PERCENTILES = (0.5, 99.5)
 #: zlib for previews: level 1 with the run-length strategy (Z_RLE), which keeps flat regions and
 #: masks small and costs less than full LZ77 on noisy frames (512x512 u8 here: 10.3 -> 7.2 ms).
 PNG_ZLIB = {"compress_level": 1, "compress_type": 3}
@@ -36,9 +40,22 @@ def _jsonable(array: np.ndarray) -> Any:
         return array.astype(str).tolist()
     if array.dtype.kind == "c":
         return np.stack([array.real, array.imag], axis=-1).tolist()
+    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+        array = _shortest_doubles(array)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         return np.where(np.isfinite(array), array, None).tolist()  # NaN/inf are not JSON: null
     return array.tolist()
+
+
+def _shortest_doubles(array: np.ndarray) -> np.ndarray:
+    """float16/32 values as the doubles nearest their own shortest decimal form (float32 10.2
+    becomes the double 10.2, not 10.199999809265137): the text a JSON writer makes of them is
+    that dtype's round-trip repr, which numpy's ``str`` gives. In pieces: the text takes 128
+    bytes a value."""
+    flat, out = array.ravel(), np.empty(array.size, dtype="f8")
+    for start in range(0, flat.size, 1 << 16):
+        out[start:start + (1 << 16)] = flat[start:start + (1 << 16)].astype(str).astype("f8")
+    return out.reshape(array.shape)
 
 
 @register("array", "application/json", ("json",), ".json")
@@ -61,7 +78,8 @@ def to_csv(array: np.ndarray, **_: Any) -> bytes:
         for row in rows:
             writer.writerow([v.decode() if isinstance(v, bytes) else v for v in row.tolist()])
     else:
-        np.savetxt(buf, rows, delimiter=",", fmt="%s" if rows.dtype.kind in "bc" else ("%.17g" if rows.dtype.kind == "f" else "%d"))
+        # numpy scalars print at their own dtype's shortest round-trip precision (float32 10.2 as 10.2)
+        np.savetxt(buf, rows, delimiter=",", fmt="%s" if rows.dtype.kind in "bcf" else "%d")
     return buf.getvalue().encode()
 
 
@@ -78,6 +96,11 @@ def to_tiff(array: np.ndarray, **_: Any) -> bytes:
 
     if array.dtype.kind not in "biuf":
         raise BadRequest(f"TIFF holds numbers; this array is {array.dtype}")
+    if not array.ndim:
+        raise BadRequest("a TIFF image needs at least one dimension; this selection is a single value (ask for json)")
+    if not array.size:
+        raise BadRequest(f"the selection is empty (shape {list(array.shape)}): a TIFF image needs at least one value; "
+                         "check the slice's start, stop and step against the array's shape")
     buf = io.BytesIO()
     tifffile.imwrite(buf, np.ascontiguousarray(array), photometric="minisblack")
     return buf.getvalue()
@@ -90,6 +113,7 @@ def colormaps() -> dict[str, np.ndarray]:
 
 
 def _image_plane(array: np.ndarray) -> np.ndarray:
+    """The 2-D plane an image shows (leading length-1 dimensions dropped, 1-D as one row)."""
     plane = array
     while plane.ndim > 2 and plane.shape[0] == 1:
         plane = plane[0]
@@ -99,20 +123,25 @@ def _image_plane(array: np.ndarray) -> np.ndarray:
         raise BadRequest(f"an image needs a 2-D selection; this one has shape {list(array.shape)} (slice it, e.g. slice=0,:,:)")
     if plane.dtype.kind not in "biuf":
         raise BadRequest(f"an image needs numbers; this array is {plane.dtype}")
+    if not plane.size:
+        raise BadRequest(f"the selection is empty (shape {list(array.shape)}): an image needs at least one value on each side; "
+                         "check the slice's start, stop and step against the array's shape")
     return plane
 
 
 def _downsample(plane: np.ndarray, max_size: int) -> np.ndarray:
-    """Block-mean down to at most ``max_size`` per side (integer factor, NaN-aware)."""
+    """Block-mean down to at most ``max_size`` per side (integer factor, NaN-aware: a block of
+    fills alone stays NaN)."""
     factor = max(1, -(-max(plane.shape) // max_size))
     if factor == 1:
-        return plane.astype("f8")
+        return plane.astype("f8", copy=False)
     h, w = (plane.shape[0] // factor) * factor, (plane.shape[1] // factor) * factor
     h, w = max(h, factor), max(w, factor)
-    cropped = plane[:h, :w].astype("f8")
+    cropped = plane[:h, :w].astype("f8", copy=False)
     if cropped.shape != (h, w):
         return cropped[::factor, ::factor]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": an all-fill block
         return np.nanmean(cropped.reshape(h // factor, factor, w // factor, factor), axis=(1, 3))
 
 
@@ -124,14 +153,21 @@ def _scale(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.where(np.isfinite(values), index, 0).round().astype("u1")
 
 
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    """The default contrast: :data:`PNG_PERCENTILES` of the shown values (data values themselves,
+    ``inverted_cdf``), widened to their min and max when the two meet (a mostly flat frame)."""
+    if not values.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(values, PNG_PERCENTILES, method="inverted_cdf"))
+    return (lo, hi) if lo < hi else (float(values.min()), float(values.max()))
+
+
 def _to_u1(plane: np.ndarray, rescale: tuple[float, float] | None) -> np.ndarray:
-    finite = np.isfinite(plane)
-    if rescale is None:
-        rescale = (float(plane[finite].min()), float(plane[finite].max())) if finite.any() else (0.0, 1.0)
-    return _scale(plane, *rescale)
+    """Floats (NaN where masked) to 0..255 indices."""
+    return _scale(plane, *(rescale or _robust(plane[np.isfinite(plane)])))
 
 
-def _small_ints_to_u1(plane: np.ndarray, rescale: tuple[float, float] | None) -> np.ndarray:
+def _small_ints_to_u1(plane: np.ndarray, rescale: tuple[float, float] | None, fill: tuple[float, ...] = ()) -> np.ndarray:
     """The same mapping for 8- and 16-bit integers (detector frames), through a lookup table of
     the values between the frame's min and max: one gather instead of five float passes."""
     if plane.dtype.kind == "b":
@@ -139,15 +175,19 @@ def _small_ints_to_u1(plane: np.ndarray, rescale: tuple[float, float] | None) ->
     if not plane.size:
         return np.zeros(plane.shape, dtype="u1")
     low, high = int(plane.min()), int(plane.max())
-    lut = _scale(np.arange(low, high + 1, dtype="f8"), *(rescale or (float(low), float(high))))
+    if rescale is None:
+        rescale = _robust(plane[~np.isin(plane, fill)] if fill else plane.ravel())
+    lut = _scale(np.arange(low, high + 1, dtype="f8"), *rescale)
     offsets = plane - plane.dtype.type(low) if plane.dtype.kind == "u" else np.subtract(plane, low, dtype=np.int32)
     return np.take(lut, offsets)
 
 
 @register("array", "image/png", ("png",), ".png")
-def to_png(array: np.ndarray, rescale: tuple[float, float] | None = None, colormap: str | None = None, max_size: int | None = None, **_: Any) -> bytes:
-    """8-bit PNG: values mapped linearly from ``rescale`` (default: the finite min and max) to 0..255,
-    through ``colormap`` (default gray), downsampled to ``max_size`` per side."""
+def to_png(array: np.ndarray, rescale: tuple[float, float] | None = None, colormap: str | None = None,
+           max_size: int | None = None, fill: tuple[float, ...] = (), **_: Any) -> bytes:
+    """8-bit PNG: values mapped linearly from ``rescale`` (default: :func:`_robust`) to 0..255,
+    through ``colormap`` (default gray), downsampled to ``max_size`` per side. NaN, infinities
+    and the ``fill`` values are left out of the scale and drawn transparent."""
     from PIL import Image
 
     luts = colormaps()
@@ -155,19 +195,64 @@ def to_png(array: np.ndarray, rescale: tuple[float, float] | None = None, colorm
     if name not in luts:
         raise BadRequest(f"unknown colormap {colormap!r}; choose one of {sorted(luts)}")
     plane = _image_plane(array)
+    fill = tuple(v for v in fill if np.isfinite(v))
     if plane.dtype.kind in "biu" and plane.dtype.itemsize <= 2 and max(plane.shape) <= (max_size or PNG_MAX_SIZE):
-        index = _small_ints_to_u1(plane, rescale)
+        index = _small_ints_to_u1(plane, rescale, fill)
+        masked = np.isin(plane, fill) if fill and plane.dtype.kind != "b" else None
     else:
-        index = _to_u1(_downsample(plane, max_size or PNG_MAX_SIZE), rescale)
-    image = Image.fromarray(index, mode="L") if name == "gray" else Image.fromarray(luts[name][index], mode="RGB")
+        values = plane.astype("f8")
+        if fill:
+            values[np.isin(values, fill)] = np.nan
+        values = _downsample(values, max_size or PNG_MAX_SIZE)
+        index = _to_u1(values, rescale)
+        masked = ~np.isfinite(values)
+    pixels = index if name == "gray" else luts[name][index]
+    if masked is not None and masked.any():  # an alpha channel only when something is masked
+        alpha = np.where(masked, 0, 255).astype("u1")
+        image = Image.fromarray(np.dstack([pixels, alpha]), mode="LA" if name == "gray" else "RGBA")
+    else:
+        image = Image.fromarray(pixels, mode="L" if name == "gray" else "RGB")
     buf = io.BytesIO()
     image.save(buf, format="PNG", **PNG_ZLIB)
     return buf.getvalue()
 
 
+#: An HTML answer shows at most this many rows and columns of the first 2-D plane: a page a
+#: person reads, not the array (which the note links to in the real formats).
+HTML_ROWS, HTML_COLS = 100, 20
+
+
+def html_window(ndim: int) -> tuple[slice, ...]:
+    """What an HTML answer shows of a selection with ``ndim`` dimensions, in its own indices
+    (the handler reads only this much)."""
+    if ndim == 0:
+        return ()
+    if ndim == 1:
+        return (slice(0, HTML_ROWS),)
+    return (slice(0, 1),) * (ndim - 2) + (slice(0, HTML_ROWS), slice(0, HTML_COLS))
+
+
+def _cell(value: Any) -> str:
+    """One value as text: numpy scalars print at their dtype's shortest round-trip precision."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 @register("array", "text/html", ("html",), ".html")
-def to_html(array: np.ndarray, **_: Any) -> bytes:
-    rows = array.reshape(1, -1) if array.ndim < 2 else array.reshape(-1, array.shape[-1])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows[:1000].tolist())
-    more = f"<p>{len(rows) - 1000} more rows not shown</p>" if len(rows) > 1000 else ""
-    return f"<!doctype html><meta charset=utf-8><table>{body}</table>{more}".encode()
+def to_html(array: np.ndarray, shape: tuple[int, ...] | None = None, links: dict[str, str] | None = None, **_: Any) -> bytes:
+    """A small table of the first rows and columns (:data:`HTML_ROWS`, :data:`HTML_COLS`) of the
+    first 2-D plane of the selection (whose whole ``shape`` the note gives: ``array`` may be just
+    the window), with links to the whole answer in other formats."""
+    shape = tuple(array.shape if shape is None else shape)
+    shown = array[html_window(array.ndim)]
+    plane = shown.reshape(1, 1) if shown.ndim == 0 else shown.reshape(-1, 1) if shown.ndim == 1 else shown.reshape(shown.shape[-2:])
+    head = "<tr><th></th>" + "".join(f"<th>{j}</th>" for j in range(plane.shape[1])) + "</tr>" if len(shape) > 1 else ""
+    body = "".join(f"<tr><th>{i}</th>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for i, row in enumerate(plane))
+    whole = "shape " + " × ".join(map(str, shape)) if shape else "a scalar"
+    rows, cols = (shape[-2], shape[-1]) if len(shape) > 1 else (shape[0] if shape else 1, 1)
+    note = f"<p>Selection of {whole} ({array.dtype}). "
+    if plane.shape != (rows, cols) or len(shape) > 2:
+        lead = f" of plane [{', '.join(['0'] * (len(shape) - 2))}, :, :]" if len(shape) > 2 else ""
+        note += f"Shown: the first {plane.shape[0]} of {rows} rows and {plane.shape[1]} of {cols} columns{lead}. "
+    if links:
+        note += "Whole selection: " + ", ".join(f'<a href="{html.escape(url)}">{html.escape(name)}</a>' for name, url in links.items()) + "."
+    return f"<!doctype html><meta charset=utf-8><title>array of {whole}</title>{note}</p><table>{head}{body}</table>".encode()
