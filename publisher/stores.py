@@ -283,25 +283,31 @@ class Store:
         Objects of a release need neither: nobody reads them before the catalog points at them."""
         path = self.path(key)
         try:
-            if self.is_local and atomic:
-                self._ensure_folder(path)
-                fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".tmp-")
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            elif self.is_local:
-                self._ensure_folder(path)
-                if not (len(data) >= DIRECT_BYTES and self._direct.enabled and self._direct.write(path, data)):
-                    _write_file(path, data)
-                    self._writeback.wrote(len(data))  # type: ignore[union-attr]
+            if self.is_local:
+                try:
+                    self._write_local(path, data, atomic)
+                except FileNotFoundError:  # a folder made earlier was deleted since (gc, by hand): make it again
+                    self._folders.clear()
+                    self._write_local(path, data, atomic)
             elif self._boto is not None:
                 self._boto.put(key, data)
             else:
                 self.fs.pipe_file(path, data, **self.put_kwargs(key))
         except OSError as exc:
             raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+
+    def _write_local(self, path: str, data: bytes, atomic: bool) -> None:
+        self._ensure_folder(path)
+        if atomic:
+            fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        elif not (len(data) >= DIRECT_BYTES and self._direct.enabled and self._direct.write(path, data)):
+            _write_file(path, data)
+            self._writeback.wrote(len(data))  # type: ignore[union-attr]
 
     def put_kwargs(self, key: str) -> dict[str, Any]:
         """Per-object upload arguments: the Content-Type on S3."""

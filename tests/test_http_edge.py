@@ -196,3 +196,141 @@ def test_the_deployed_api_and_bucket_have_the_same_cors() -> None:
     rule = resources["DataBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
     assert set(EXPOSE_HEADERS) <= set(rule["ExposedHeaders"]) and rule["AllowedHeaders"] == ["*"]
     assert "Range" in ALLOW_HEADERS and Cors.parse("none").headers("https://x.example") == {}
+
+
+# -- 5. slow work never holds up other requests ---------------------------------------------------
+@pytest.fixture
+def copy(demo: Published, tmp_path: Path) -> Path:
+    """A copy of the demo store that a test may change."""
+    return Path(shutil.copytree(demo.store.url, tmp_path / "site", symlinks=True))
+
+
+def test_healthz_answers_while_a_search_is_in_flight(copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root's children page is swapped for a FIFO: a search that reads it waits, really in
+    flight, until the test writes the page; meanwhile /healthz must answer (it would time out
+    if the search ran on the event loop)."""
+    from publisher.catalog import Catalog
+    from publisher.index import children_page_key
+    from publisher.stores import Store
+
+    catalog = Catalog.open(Store(copy))
+    page = copy / children_page_key(catalog.document["index"].rpartition("/")[0], "", 0)
+    data = page.read_bytes()
+    monkeypatch.setenv("SKYSHELF_STORE", str(copy))  # restored after: the module's server reads it too
+    srv = LocalServer(str(copy), "127.0.0.1", 0).start()
+    answers: list[httpx.Response] = []
+    try:
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200
+        page.unlink()
+        os.mkfifo(page)
+        search = threading.Thread(target=lambda: answers.append(httpx.get(
+            f"{srv.url}/api/v1/search/", params={"filter[structure_family][condition][value]": "container"}, timeout=60)))
+        search.start()
+        writer = None
+        for _ in range(3000):  # until the search opens the page for reading: it is in flight
+            try:
+                writer = os.open(page, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                time.sleep(0.01)
+        assert writer is not None, "the search never read the children page"
+        try:
+            health = httpx.get(f"{srv.url}/healthz", timeout=10)
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            assert not answers  # the search is still waiting for its page
+        finally:
+            os.set_blocking(writer, True)
+            os.write(writer, data)
+            os.close(writer)
+        search.join(60)
+        assert answers and answers[0].status_code == 200 and answers[0].json()["meta"]["count"] == 4
+    finally:
+        srv.stop()
+
+
+# -- 2. spilled answers: bounded, and recovered when deleted -------------------------------------
+def spill_url(server: str, i: int = 0) -> str:
+    return f"{server}/api/v1/array/full/{FRAME}?format=application/octet-stream&filename=f{i}.bin"
+
+
+def test_spilled_answers_are_made_again_when_deleted_or_old(server: str, demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+    first = httpx.get(spill_url(server), follow_redirects=True)
+    assert first.history and first.history[0].status_code == 307 and len(first.content) == 4 * 128 * 160 * 2
+    spilled = Path(demo.store.url, spills.PREFIX)
+    shutil.rmtree(spilled)  # by hand, or by gc, under the running server
+    again = httpx.get(spill_url(server), follow_redirects=True)
+    assert again.status_code == 200 and again.content == first.content
+    (answer,) = spilled.iterdir()
+    os.utime(answer, (time.time() - 2 * spills.max_age(), time.time() - 2 * spills.max_age()))
+    assert httpx.get(spill_url(server), follow_redirects=True).content == first.content
+    assert time.time() - answer.stat().st_mtime < spills.max_age()  # written again: no redirect to an expiring object
+
+
+def test_local_spilled_answers_stay_under_their_cap(server: str, demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    size = 4 * 128 * 160 * 2
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("SKYSHELF_SPILL_MAX_BYTES", str(int(2.5 * size)))
+    spilled = Path(demo.store.url, spills.PREFIX)
+    shutil.rmtree(spilled, ignore_errors=True)
+    for i in range(1, 6):
+        answer = httpx.get(spill_url(server, i), follow_redirects=True)
+        assert answer.history and answer.status_code == 200 and len(answer.content) == size  # each one readable when made
+        held = sorted(spilled.iterdir(), key=lambda p: p.stat().st_mtime)
+        assert sum(p.stat().st_size for p in held) <= 2.5 * size
+    assert len(held) == 2
+    assert httpx.get(spill_url(server, 1), follow_redirects=True).status_code == 200  # collected, then made again
+
+
+def test_gc_deletes_old_spilled_answers(copy: Path) -> None:
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    folder = copy / spills.PREFIX
+    folder.mkdir(exist_ok=True)
+    old, new = folder / "old.bin", folder / "new.bin"
+    old.write_bytes(b"x" * 10)
+    new.write_bytes(b"y" * 10)
+    then = time.time() - 2 * spills.max_age()
+    os.utime(old, (then, then))
+    result = CliRunner().invoke(main, ["gc", "--store", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert not old.exists() and new.exists() and "1 spilled answers" in result.output
+
+
+def test_spilled_answers_on_s3_are_made_again_when_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On S3 (moto's server) a lifecycle rule expires them; one deleted under a running server
+    is written again, not redirected to (S3 would answer 404 to the presigned URL)."""
+    import numpy as np
+
+    from publisher.build import build
+    from publisher.config import load_pipeline
+    from publisher.deploy.template import template
+
+    from .conftest import write_pipeline
+
+    rule = template()["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"][0]
+    assert rule["ExpirationInDays"] == spills.EXPIRY_DAYS and spills.EXPIRY_DAYS * 86400 > spills.max_age()
+    with moto_server(tmp_path) as s3:
+        bucket = s3.create_bucket("edge")
+        for name, value in s3.env().items():
+            monkeypatch.setenv(name, value)
+        (tmp_path / "data").mkdir()
+        image = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+        np.save(tmp_path / "data" / "img.npy", image)
+        url = f"s3://{bucket}/site"
+        build(load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "data", "into": ""}], "output": {"store": url}})), workers=1)
+        monkeypatch.setenv("SKYSHELF_STORE", url)
+        monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+        srv = LocalServer(url, "127.0.0.1", 0).start()
+        try:
+            array = f"{srv.url}/api/v1/array/full/img?format=application/octet-stream"
+            for _ in range(2):
+                answer = httpx.get(array, follow_redirects=True)
+                assert answer.history and answer.history[0].headers["location"].startswith(s3.endpoint)
+                assert answer.status_code == 200 and answer.content == image.tobytes()
+                for item in s3.client().list_objects_v2(Bucket=bucket, Prefix=f"site/{spills.PREFIX}/")["Contents"]:
+                    s3.client().delete_object(Bucket=bucket, Key=item["Key"])
+        finally:
+            srv.stop()
