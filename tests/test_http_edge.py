@@ -196,6 +196,8 @@ def test_the_deployed_api_and_bucket_have_the_same_cors() -> None:
     rule = resources["DataBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
     assert set(EXPOSE_HEADERS) <= set(rule["ExposedHeaders"]) and rule["AllowedHeaders"] == ["*"]
     assert "Range" in ALLOW_HEADERS and Cors.parse("none").headers("https://x.example") == {}
+    cache_key = resources["ApiCachePolicy"]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert "Origin" in cache_key["HeadersConfig"]["Headers"]  # else CloudFront may serve a browser an answer without them
 
 
 # -- 5. slow work never holds up other requests ---------------------------------------------------
@@ -325,6 +327,8 @@ def test_spilled_answers_on_s3_are_made_again_when_deleted(tmp_path: Path, monke
         monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
         srv = LocalServer(url, "127.0.0.1", 0).start()
         try:
+            for odd in ("", "releases", "releases/", "catalog.json/x", "catalog.json%00"):  # folders are prefixes on S3
+                assert_json_4xx(httpx.get(f"{srv.url}/files/{odd}"))
             array = f"{srv.url}/api/v1/array/full/img?format=application/octet-stream"
             for _ in range(2):
                 answer = httpx.get(array, follow_redirects=True)

@@ -214,14 +214,15 @@ def _with_store_path(node: Any) -> Any:
 
 def _cloudfront() -> dict[str, Any]:
     """CloudFront in front of the API (optional): the cache key is what answers vary on: the
-    path, every query parameter, ``Accept`` and the compression the client accepts."""
+    path, every query parameter, ``Accept``, ``Origin`` (CORS) and the compression the client accepts."""
     return {
         "ApiCachePolicy": {"Type": "AWS::CloudFront::CachePolicy", "Condition": "UseCloudFront", "Properties": {"CachePolicyConfig": {
             "Name": {"Fn::Sub": "${AWS::StackName}-api"}, "DefaultTTL": 30, "MinTTL": 0, "MaxTTL": 86400,
             "ParametersInCacheKeyAndForwardedToOrigin": {
                 "EnableAcceptEncodingGzip": True, "EnableAcceptEncodingBrotli": True,
                 "QueryStringsConfig": {"QueryStringBehavior": "all"},
-                "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Accept"]},
+                # Origin: API Gateway adds CORS headers only for requests that carry one
+                "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Accept", "Origin"]},
                 "CookiesConfig": {"CookieBehavior": "none"}}}}},
         "Distribution": {"Type": "AWS::CloudFront::Distribution", "Condition": "UseCloudFront", "Properties": {"DistributionConfig": {
             "Enabled": True, "Comment": {"Fn::Sub": "${AWS::StackName}: Skyshelf API"}, "HttpVersion": "http2and3", "PriceClass": "PriceClass_100",
