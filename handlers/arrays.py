@@ -41,6 +41,16 @@ def parse_slice(text: str | None) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def checked(sel: tuple[Any, ...], shape: tuple[int, ...], of: str = "") -> tuple[Any, ...]:
+    """``sel`` checked against ``shape`` before NumPy indexes with it (its IndexError would be a 500)."""
+    if len(sel) > len(shape):
+        raise BadRequest(f"slice has {len(sel)} dimensions; the data{of} has {len(shape)}")
+    for s, n in zip(sel, shape):
+        if isinstance(s, int) and not -n <= s < n:
+            raise BadRequest(f"index {s} is out of range for a dimension of size {n}{of}")
+    return sel
+
+
 def selected_shape(sel: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape ``array[sel]`` has, without reading it (integers drop their dimension)."""
     full = sel + (slice(None),) * (len(shape) - len(sel))
@@ -183,12 +193,7 @@ def block() -> Response:
     def produce() -> Any:
         data = array.block(index)
         if sel:
-            if len(sel) > data.ndim:
-                raise BadRequest(f"slice has {len(sel)} dimensions; the block has {data.ndim}")
-            for s, n in zip(sel, data.shape):
-                if isinstance(s, int) and not -n <= s < n:
-                    raise BadRequest(f"index {s} is out of range for a dimension of size {n} (of block {list(index)})")
-            data = data[sel]
+            data = data[checked(sel, data.shape, f" of block {list(index)}")]
         _check_shape(params, data.shape)
         return advertised(data)
 

@@ -150,13 +150,11 @@ def column_full() -> Response:
     def produce() -> Any:
         from publisher.access.tables import column_values
 
-        from .arrays import parse_slice
+        from .arrays import checked, parse_slice
 
         values = column_values(table, column, partition)
         sel = parse_slice(common.one(params, "slice"))
-        if len(sel) > 1:
-            raise BadRequest(f"slice has {len(sel)} dimensions; a column has 1")
-        data = values[sel] if sel else values
+        data = values[checked(sel, values.shape, f" of column {column!r}")] if sel else values
         expected = common.one(params, "expected_shape")
         if expected and expected != "scalar" and ints(expected, "expected_shape") != data.shape:
             raise BadRequest(f"expected_shape {expected} does not match the shape {','.join(map(str, data.shape))}")

@@ -35,6 +35,7 @@ def _probe_file(folder: Path) -> Path:
         f.create_dataset("field", data=field).attrs["_FillValue"] = np.float32(-999.0)
         f.create_dataset("f32", data=np.array([10.2, 0.1, 1e-7, 3.4e38, -2.5], dtype="f4"))
         f.create_dataset("empty", data=np.zeros((0, 5), dtype="f8"))
+        f.create_dataset("c64", data=np.array([10.2 - 0.1j], dtype="c8"))
     return folder
 
 
@@ -69,20 +70,22 @@ def _refused(response: httpx.Response, status: int = 400) -> str:
 
 # 1. selections that cannot be drawn ---------------------------------------------------------
 @pytest.mark.parametrize(("query", "words"), [
-    (f"full/{FRAME}?slice=0,5:2&format=png", "empty"),
-    (f"full/{FRAME}?slice=0,300:400&format=png", "empty"),
-    (f"full/{FRAME}?slice=0,5:2&format=tiff", "empty"),
-    (f"full/{FRAME}?slice=0,:,0:0&format=png&colormap=viridis", "empty"),
-    (f"block/{FRAME}?block=0,0,0&slice=0,5:2&format=png", "empty"),
-    ("full/probe/probe/empty?format=png", "empty"),
-    ("full/probe/probe/empty?format=tiff", "empty"),
-    (f"full/{FRAME}?slice=0,5,5&format=tiff", "single value"),
-    (f"full/{FRAME}?slice=0,0:9:0", "step cannot be zero"),
-    (f"block/{FRAME}?block=0,0,0&slice=5", "out of range"),
-    (f"full/{FRAME}?slice=0,1:2:3:4", "slice must look like"),
+    (f"array/full/{FRAME}?slice=0,5:2&format=png", "empty"),
+    (f"array/full/{FRAME}?slice=0,300:400&format=png", "empty"),
+    (f"array/full/{FRAME}?slice=0,5:2&format=tiff", "empty"),
+    (f"array/full/{FRAME}?slice=0,:,0:0&format=png&colormap=viridis", "empty"),
+    (f"array/block/{FRAME}?block=0,0,0&slice=0,5:2&format=png", "empty"),
+    ("array/full/probe/probe/empty?format=png", "empty"),
+    ("array/full/probe/probe/empty?format=tiff", "empty"),
+    (f"array/full/{FRAME}?slice=0,5,5&format=tiff", "single value"),
+    (f"array/full/{FRAME}?slice=0,0:9:0", "step cannot be zero"),
+    (f"array/block/{FRAME}?block=0,0,0&slice=5", "out of range"),
+    (f"array/full/{FRAME}?slice=0,1:2:3:4", "slice must look like"),
+    ("column/full/tables/temperature_log/setpoint?slice=9999", "out of range"),
+    ("column/full/tables/temperature_log/setpoint?slice=1,2", "dimensions"),
 ])
 def test_selections_that_cannot_be_answered_are_4xx(api: str, query: str, words: str) -> None:
-    assert words in _refused(httpx.get(f"{api}/array/{query}"))
+    assert words in _refused(httpx.get(f"{api}/{query}"))
 
 
 def test_empty_and_reversed_selections_answer_as_numpy(api: str, frame: np.ndarray) -> None:
@@ -196,6 +199,7 @@ def test_float32_text_is_its_shortest_round_trip_form(api: str, demo_dir: Path) 
     assert csv.split() == ["10.2", "0.1", "1e-07", "3.4e+38", "-2.5"]
     np.testing.assert_array_equal(np.loadtxt(io.StringIO(csv), dtype="f4"), expected)
     assert httpx.get(f"{api}/array/full/probe/probe/f32?format=json").text == "[10.2,0.1,1e-07,3.4e+38,-2.5]"
+    assert httpx.get(f"{api}/array/full/probe/probe/c64?format=json").json() == [[10.2, -0.1]]
     assert "<td>10.2</td>" in httpx.get(f"{api}/array/full/probe/probe/f32?format=html").text
 
 

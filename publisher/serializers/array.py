@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 import warnings
 from functools import cache
 from pathlib import Path
@@ -38,28 +39,39 @@ def _jsonable(array: np.ndarray) -> Any:
         return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(array).tolist() if array.size else array.tolist()
     if array.dtype.kind in "mM":
         return array.astype(str).tolist()
-    if array.dtype.kind == "c":
-        return np.stack([array.real, array.imag], axis=-1).tolist()
-    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
-        array = _shortest_doubles(array)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         return np.where(np.isfinite(array), array, None).tolist()  # NaN/inf are not JSON: null
     return array.tolist()
 
 
-def _shortest_doubles(array: np.ndarray) -> np.ndarray:
-    """float16/32 values as the doubles nearest their own shortest decimal form (float32 10.2
-    becomes the double 10.2, not 10.199999809265137): the text a JSON writer makes of them is
-    that dtype's round-trip repr, which numpy's ``str`` gives. In pieces: the text takes 128
-    bytes a value."""
-    flat, out = array.ravel(), np.empty(array.size, dtype="f8")
-    for start in range(0, flat.size, 1 << 16):
-        out[start:start + (1 << 16)] = flat[start:start + (1 << 16)].astype(str).astype("f8")
-    return out.reshape(array.shape)
+#: Values turned into text at a time (numpy's text of a float32 takes 128 bytes a value).
+TEXT_PIECE = 1 << 16
+
+
+def _short_floats_json(array: np.ndarray) -> str:
+    """float16/32 as JSON at their own shortest round-trip precision (float32 10.2 as ``10.2``,
+    not the ``10.199999809265137`` of its double): numpy's ``str`` of the dtype, nested by hand
+    (NaN and infinities as ``null``)."""
+    flat, words = array.ravel(), []
+    for start in range(0, flat.size, TEXT_PIECE):
+        piece = flat[start:start + TEXT_PIECE]
+        words.extend(np.where(np.isfinite(piece), piece.astype(str), "null").tolist())
+
+    def nest(items: list[str], shape: tuple[int, ...]) -> str:
+        if len(shape) <= 1:
+            return items[0] if not shape else "[" + ",".join(items) + "]"
+        step = math.prod(shape[1:])
+        return "[" + ",".join(nest(items[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])) + "]"
+
+    return nest(words, array.shape)
 
 
 @register("array", "application/json", ("json",), ".json")
 def to_json(array: np.ndarray, **_: Any) -> bytes:
+    if array.dtype.kind == "c":  # [real, imag] pairs
+        array = np.stack([array.real, array.imag], axis=-1)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+        return _short_floats_json(array).encode()
     return json.dumps(_jsonable(array), separators=(",", ":")).encode()
 
 
