@@ -156,6 +156,7 @@ class _Build:
         self.previous = previous_manifest(store)
         self.in_progress = InProgress(store, self.release, self.previous.get("release"))
         self.records: list[dict[str, Any]] = []
+        self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
         self.workers = workers
         self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
@@ -365,7 +366,10 @@ class _Build:
     # -- the whole build -----------------------------------------------------------------------
     def run(self) -> BuildReport:
         started = time.perf_counter()
-        items = plan(self.pipeline)
+        items = self.plan_problems(plan(self.pipeline))
+        if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
+            self.report.seconds = time.perf_counter() - started
+            return self.report
         self.ensure_folders("x")  # the root
         self.progress("start", {"items": len(items), "release": self.release})
         # items convert concurrently (slabs go to the writer's own pool, so items never wait on
@@ -375,6 +379,16 @@ class _Build:
         finally:
             self.pool.shutdown(wait=True)
             self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
+
+    def plan_problems(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Report what the plan found but cannot read (symlink loops, refused links); return the rest."""
+        for item in items:
+            if item.problem:
+                kind, reason = item.problem
+                getattr(self.report, {"failure": "failures", "skipped": "skipped", "warning": "warnings"}[kind]).append(
+                    Problem(item.node_path, reason, str(item.paths[0])))
+        self.plan_failures = len(self.report.failures)
+        return [item for item in items if not item.problem]
 
     def _run(self, items: list[WorkItem], started: float) -> BuildReport:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
@@ -406,7 +420,7 @@ class _Build:
             self.report.seconds = time.perf_counter() - started
             return self.report
         catalog_settings = self.catalog_settings()
-        if (not failed and self.report.converted == 0 and self.previous.get("catalog_settings") == catalog_settings
+        if (len(self.report.failures) == self.plan_failures and self.report.converted == 0 and self.previous.get("catalog_settings") == catalog_settings
                 and [r["node_path"] for r in self.records] == list(self.previous.get("items", {}))):
             # nothing changed: the previous release stands, and nothing is written
             self.in_progress.stop(remove=False)

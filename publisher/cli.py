@@ -58,10 +58,19 @@ def validate(config: Path) -> None:
         items = plan(pipeline)
     except SkyshelfError as exc:
         _fail(exc)
+    problems = [i for i in items if i.problem]
+    failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
+    if failures and pipeline.on_error == "fail":
+        _fail(SkyshelfError(f"{config}: {len(failures)} source paths cannot be read (on_error: fail publishes nothing):\n  " + "\n  ".join(failures)))
+    items = [i for i in items if not i.problem]
     unknown = [i for i in items if i.reader is None]
     click.echo(f"{config}: valid; {len(pipeline.sources)} sources, {len(pipeline.rules)} rules, {len(items)} items to publish")
     for item in unknown:
         click.echo(f"  note: no reader for {item.label}; it will be skipped")
+    for item in problems:
+        kind, reason = item.problem  # type: ignore[misc]
+        click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
+                   + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
 
 
 @main.command()
@@ -119,6 +128,8 @@ def build(config: Path, store: str | None, workers: int | None, json_report: boo
     _summary(console, report, json_report)
     if report.unchanged:
         console.print(f"[green]nothing changed: release {report.release} stands; nothing was written[/green]")
+        if report.failures:
+            sys.exit(EXIT_PARTIAL)
         return
     if report.failures:
         console.print(f"[yellow]published release {report.release} with {len(report.failures)} failures (on_error: skip)[/yellow]")

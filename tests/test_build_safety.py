@@ -178,3 +178,162 @@ def test_gc_survives_objects_vanishing_under_it(tmp_path: Path) -> None:
         assert run.returncode == 0, err
     assert [r.id for r in list_releases(store)] == [published.report.release]
     assert Catalog.open(store).node("data/a0000")["family"] == "array"
+
+
+# -- YAML that expands without bound ------------------------------------------------------------
+
+
+def _alias_bomb(levels: int, indent: str) -> str:
+    """The "billion laughs": each level lists the previous one nine times (9**levels values)."""
+    names = "abcdefghijkl"
+    lines = [f'{indent}{names[0]}: &{names[0]} [' + ", ".join(['"lol"'] * 9) + "]"]
+    lines += [f"{indent}{names[i]}: &{names[i]} [" + ", ".join([f"*{names[i - 1]}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_pipeline_alias_bomb_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    """Nine levels (387 million values): refused at once, naming the line where the aliases pass
+    the bound. Unbounded, six levels took 28 s; nine would take days."""
+    _arrays(tmp_path / "data", 1, 0)
+    path = tmp_path / "pipeline.yml"
+    path.write_text("metadata:\n" + _alias_bomb(9, "  ") + "sources:\n  - path: data\n")
+    run = subprocess.run([sys.executable, "-m", "publisher.cli", "validate", "-c", str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"error: {path}:6: aliases expand to more than 10,000 values (an alias bomb?); refused" in run.stderr  # line 6: e, 9 x d
+
+    path.write_text("metadata: &m\n  name: x\n  again: *m\nsources:\n  - path: data\n")
+    with pytest.raises(Exception, match=r"pipeline.yml:3: an alias refers to a node that contains it"):
+        load_pipeline(path)
+
+    path.write_text("sources:\n  - path: data\nmetadata:\n  notes: '" + "x" * 2**20 + "'\n")
+    with pytest.raises(Exception, match=r"pipeline.yml: the pipeline file is larger than 1 MiB"):
+        load_pipeline(path)
+
+
+def test_modest_anchors_aliases_and_merge_keys_still_work(tmp_path: Path) -> None:
+    _arrays(tmp_path / "data", 1, 0)
+    path = tmp_path / "pipeline.yml"
+    path.write_text("metadata: &common {beamline: 28-ID, energy: 3.5}\n"
+                    "rules:\n  - &zstd {match: 'a/**', codec: 'zstd:5'}\n  - *zstd\n"
+                    "sources:\n  - path: data\n    metadata: *common\n"
+                    "  - path: data\n    into: again\n    metadata: {<<: *common, energy: 7}\n")
+    pipeline = load_pipeline(path)
+    assert [s.metadata for s in pipeline.sources] == [{"beamline": "28-ID", "energy": 3.5}, {"beamline": "28-ID", "energy": 7}]
+    assert [r.codec.level for r in pipeline.rules] == [5, 5]  # type: ignore[union-attr]
+    assert pipeline.line_of("sources", 1, "metadata") == f"{path}:10"
+
+
+def test_a_sidecar_alias_bomb_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    """Sidecars are YAML too: a bomb there is refused and the file is published without it."""
+    _arrays(tmp_path / "data", 1, 0)
+    (tmp_path / "data" / "a0000.yaml").write_text(_alias_bomb(6, ""))
+    published = run_build(tmp_path, {"sources": [{"path": "data"}]})
+    warning = published.problems("warnings")["data/a0000"]
+    assert "a0000.yaml: sidecar ignored: line 5: aliases expand to more than 10,000 values" in warning
+    assert published.node("data/a0000")["metadata"] == {}
+
+
+# -- symlinks in source trees -------------------------------------------------------------------
+
+
+def _looping_tree(root: Path) -> Path:
+    """data/{a.csv, sub/b.csv} with a link to itself (data/loop) and one to its grandparent (data/sub/up)."""
+    (root / "data" / "sub").mkdir(parents=True)
+    (root / "data" / "a.csv").write_text("x,y\n1,2\n")
+    (root / "data" / "sub" / "b.csv").write_text("x,y\n3,4\n")
+    (root / "data" / "loop").symlink_to("loop")
+    (root / "data" / "sub" / "up").symlink_to("..")
+    return root
+
+
+@pytest.mark.parametrize("path", ["data", "data/**/*.csv", "data/**"])
+def test_symlink_loops_are_their_paths_failures(tmp_path: Path, path: str) -> None:
+    """on_error: skip publishes the rest and names each loop; on_error: fail publishes nothing and
+    says which paths; never a traceback, never a path walked round a loop."""
+    tree = _looping_tree(tmp_path)
+    store = tmp_path / "site"
+    pipeline = write_pipeline(tree, {"sources": [{"path": path}], "on_error": "skip", "output": {"store": str(store)}})
+    runner = CliRunner()
+    checked = runner.invoke(main, ["validate", "-c", str(pipeline)])
+    assert checked.exit_code == 0, checked.output
+    assert "2 items to publish" in checked.output
+    assert f"failure: {tree}/data/sub/up: symlink loop: it points to {tree}/data, a folder that contains it" in checked.output
+    built = runner.invoke(main, ["build", "-c", str(pipeline), "--json-report"])
+    assert built.exit_code == 3, built.output  # published, with failures
+    report = json.loads(built.output[: built.output.rindex("}") + 1])
+    failures = {p["path"]: p["reason"] for p in report["failures"]}
+    assert failures["data/sub/up"].startswith("symlink loop")
+    if path != "data/**/*.csv":  # the pattern names only .csv files: a link called "loop" is not one
+        assert failures["data/loop"] == f"symlink loop: {tree}/data/loop -> loop never reaches a file or folder"
+    catalog = Catalog.open(Store(store))
+    assert [e["path"] for e in catalog.children("data")] == ["data/a", "data/sub"]
+    assert [e["path"] for e in catalog.children("data/sub")] == ["data/sub/b"]
+
+    failing = write_pipeline(tree, {"sources": [{"path": path}], "output": {"store": str(tmp_path / "site2")}})
+    refused = runner.invoke(main, ["validate", "-c", str(failing)])
+    assert refused.exit_code == 1 and f"{tree}/data/sub/up: symlink loop" in refused.output
+    failed = runner.invoke(main, ["build", "-c", str(failing)])
+    assert failed.exit_code == 1 and "nothing was published" in failed.output and "data/sub/up" in failed.output
+    assert not (tmp_path / "site2" / "catalog.json").exists()
+
+
+def test_a_source_path_that_is_a_loop_is_a_failure_not_a_traceback(tmp_path: Path) -> None:
+    tree = _looping_tree(tmp_path)
+    pipeline = write_pipeline(tree, {"sources": [{"path": "data/loop"}, {"path": "data/a.csv"}], "on_error": "skip"})
+    published = build(load_pipeline(pipeline), workers=2)
+    assert list(published.to_json()["failures"][0].values())[:2] == ["data/loop", f"symlink loop: {tree}/data/loop -> loop never reaches a file or folder"]
+    assert published.nodes["table"] == 1
+
+
+def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.csv").write_text("x\n1\n")
+    (outside / "folder").mkdir()
+    (outside / "folder" / "c.csv").write_text("x\n2\n")
+    tree = tmp_path / "tree"
+    (tree / "data").mkdir(parents=True)
+    (tree / "data" / "a.csv").write_text("x\n0\n")
+    (tree / "data" / "linked.csv").symlink_to(outside / "secret.csv")
+    (tree / "data" / "more").symlink_to(outside / "folder")
+    (tree / "data" / "inside.csv").symlink_to(tree / "data" / "a.csv")  # stays in the tree: nothing to say
+
+    def run(**options: Any) -> Any:
+        pipeline = write_pipeline(tree, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / f"site-{len(options)}-{options}")}, **options})
+        return build(load_pipeline(pipeline), workers=2)
+
+    warned = run()
+    warnings = {p.path: p.reason for p in warned.warnings}
+    assert warnings == {
+        "data/linked.csv": f"symlink to {outside}/secret.csv leaves the source folder {tree}/data; followed "
+                           "(symlinks_outside: refuse skips such links, allow stops this warning)",
+        "data/more": f"symlink to {outside}/folder leaves the source folder {tree}/data; followed "
+                     "(symlinks_outside: refuse skips such links, allow stops this warning)",
+    }
+    assert warned.nodes["table"] == 4  # a, inside, linked, more/c
+
+    refused = run(symlinks_outside="refuse")
+    assert {p.path: p.reason for p in refused.skipped} == {
+        "data/linked.csv": f"symlink to {outside}/secret.csv leaves the source folder {tree}/data; refused (symlinks_outside: refuse)",
+        "data/more": f"symlink to {outside}/folder leaves the source folder {tree}/data; refused (symlinks_outside: refuse)",
+    }
+    catalog = Catalog.open(Store(refused.store))
+    assert [e["key"] for e in catalog.children("data")] == ["a", "inside"]
+
+    allowed = run(symlinks_outside="allow")
+    assert allowed.warnings == [] and allowed.nodes["table"] == 4
+
+    wrong = write_pipeline(tree, {"sources": [{"path": "data"}], "symlinks_outside": "never"})
+    with pytest.raises(Exception, match=r"pipeline.yml:\d+: symlinks_outside: Input should be 'warn', 'refuse' or 'allow'"):
+        load_pipeline(wrong)
+
+
+def test_schema_offers_the_symlink_option(tmp_path: Path) -> None:
+    import jsonschema
+
+    schema = json.loads(CliRunner().invoke(main, ["schema"]).output)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["symlinks_outside"]["enum"] == ["warn", "refuse", "allow"]
+    jsonschema.validate({"sources": [{"path": "data"}], "symlinks_outside": "refuse"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"sources": [{"path": "data"}], "symlinks_outside": "sometimes"}, schema)

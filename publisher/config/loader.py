@@ -1,4 +1,9 @@
-"""Load pipeline.yml into :class:`Pipeline`, turning every error into one that names file, line and field."""
+"""Load pipeline.yml into :class:`Pipeline`, turning every error into one that names file, line and field.
+
+YAML aliases share one node however often they are used, so a few lines ("billion laughs") can
+stand for billions of values: expansion is counted while the file is composed and refused past
+:data:`MAX_ALIAS_VALUES`, and the file itself past :data:`MAX_PIPELINE_BYTES`.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,72 @@ from .models import Pipeline
 
 Locations = dict[tuple[Any, ...], int]
 
+#: Values that aliases may add, all aliases of a document together.
+MAX_ALIAS_VALUES = 10_000
+#: pipeline.yml is configuration; big metadata belongs in sidecar files.
+MAX_PIPELINE_BYTES = 2**20
+
+
+class AliasBomb(yaml.YAMLError):
+    """Aliases that expand past the bound, or into themselves."""
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+    def __str__(self) -> str:
+        return f"line {self.mark.line + 1}: {self.message}"
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting what each alias adds as the document is composed."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+        self._expanded = 0
+
+    def _size(self, node: yaml.Node, mark: Any, active: set[int]) -> int:
+        if id(node) in self._sizes:
+            return self._sizes[id(node)]
+        if id(node) in active:
+            raise AliasBomb("an alias refers to a node that contains it (a recursive alias)", mark)
+        active.add(id(node))
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._size(item, mark, active) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(self._size(k, mark, active) + self._size(v, mark, active) for k, v in node.value)
+        active.discard(id(node))
+        if size > MAX_ALIAS_VALUES:
+            raise AliasBomb(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); refused", mark)
+        self._sizes[id(node)] = size
+        return size
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if node.end_mark is None:  # still being composed: the alias is inside its own anchor
+            raise AliasBomb("an alias refers to a node that contains it (a recursive alias)", mark)
+        self._expanded += self._size(node, mark, set())
+        if self._expanded > MAX_ALIAS_VALUES:
+            raise AliasBomb(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); refused", mark)
+        return node
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with aliases bounded (for sidecar files)."""
+    return yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - BoundedLoader is a SafeLoader
+
 
 def _construct(node: yaml.Node, here: tuple[Any, ...], lines: Locations) -> Any:
     """Build Python values from a composed YAML tree, recording each value's 1-based line."""
     lines[here] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):  # `<<: *defaults`
+            yaml.constructor.SafeConstructor().flatten_mapping(node)
         out = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
@@ -52,11 +118,20 @@ def load_pipeline(path: str | Path) -> Pipeline:
     """Read and validate a pipeline file; paths in it stay relative to the file's folder."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_PIPELINE_BYTES + 1)
+        text = raw.decode()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the pipeline file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
+    if len(raw) > MAX_PIPELINE_BYTES:
+        raise ConfigError(f"{path}: the pipeline file is larger than {MAX_PIPELINE_BYTES // 2**20} MiB; "
+                          "put large metadata in sidecar files next to the sources")
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=BoundedLoader)
+    except AliasBomb as exc:
+        raise ConfigError(f"{path}:{exc.mark.line + 1}: {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -152,6 +152,9 @@ class Pipeline(_Model):
     rules: list[Rule] = Field(default_factory=list)
     output: Output = Field(default_factory=Output)
     on_error: Literal["fail", "skip"] = "fail"
+    symlinks_outside: Literal["warn", "refuse", "allow"] = Field(
+        default="warn", description="Symlinks in a source folder that point outside it: followed with a warning (warn), "
+        "skipped (refuse) or followed silently (allow). Symlink loops are always that path's failure.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata of the catalog root.")
     deploy: Deploy = Field(default_factory=Deploy)
 

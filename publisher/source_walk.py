@@ -1,0 +1,135 @@
+"""Walk a source folder safely: symlink loops, dangling links and unreadable folders become problems
+of their own path instead of a traceback, and links that leave the source folder are reported
+(and followed or refused, as ``symlinks_outside`` says).
+
+Globs are matched here too (``**`` spans folders, other segments as :mod:`fnmatch`), so a
+pattern walks only the folders that could hold a match and never follows a loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["failure", "skipped", "warning"]
+Policy = Literal["warn", "refuse", "allow"]
+
+
+@dataclass
+class WalkProblem:
+    path: Path
+    kind: Kind
+    reason: str
+
+
+@dataclass
+class Walk:
+    files: list[Path] = field(default_factory=list)
+    problems: list[WalkProblem] = field(default_factory=list)
+
+
+def glob_matcher(pattern: tuple[str, ...]) -> Callable[[tuple[str, ...], bool], bool]:
+    """``match(parts, partial)``: do path segments match the pattern (``partial``: could a path
+    below this folder match it)?"""
+
+    def match(parts: tuple[str, ...], partial: bool) -> bool:
+        @lru_cache(maxsize=None)
+        def m(i: int, j: int) -> bool:
+            if j == len(parts):
+                return i < len(pattern) if partial else all(p == "**" for p in pattern[i:])
+            if i == len(pattern):
+                return False
+            if pattern[i] == "**":
+                return m(i + 1, j) or m(i, j + 1)
+            return fnmatch.fnmatchcase(parts[j], pattern[i]) and m(i + 1, j + 1)
+
+        return m(0, 0)
+
+    return match
+
+
+def _inside(target: str, root: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None) -> Walk:
+    """Every regular file below ``root`` (following symlinks, never round a loop), in path order,
+    with the problems met on the way; with ``pattern``, only what matches it (relative to root)."""
+    out = Walk()
+    match = glob_matcher(pattern) if pattern is not None else None
+    real_root = os.path.realpath(root)
+    try:
+        top = os.stat(root)
+    except OSError as exc:
+        if os.path.islink(root):
+            out.problems.append(_link_problem(root, exc))
+        return out
+    folders: list[tuple[str, tuple[str, ...], frozenset[tuple[int, int]]]] = [(str(root), (), frozenset({(top.st_dev, top.st_ino)}))]
+    found: list[str] = []
+    while folders:
+        folder, rel, ancestors = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            out.problems.append(WalkProblem(Path(folder), "failure", f"cannot list this folder: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            parts = (*rel, entry.name)
+            try:
+                link = entry.is_symlink()
+                if link:
+                    try:
+                        st = os.stat(entry.path)
+                    except OSError as exc:
+                        if match is None or match(parts, False) or match(parts, True):
+                            out.problems.append(_link_problem(Path(entry.path), exc))
+                        continue
+                    is_dir, is_file = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
+                else:  # the entry's type without a stat (1,000 files: a stat each would double the walk)
+                    is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
+                if not (is_dir or is_file) or not (match is None or match(parts, is_dir)):
+                    continue
+                if link and not _inside(os.path.realpath(entry.path), real_root):
+                    target = os.path.realpath(entry.path)
+                    if policy == "refuse":
+                        out.problems.append(WalkProblem(Path(entry.path), "skipped",
+                                                        f"symlink to {target} leaves the source folder {root}; refused (symlinks_outside: refuse)"))
+                        continue
+                    if policy == "warn":
+                        out.problems.append(WalkProblem(Path(entry.path), "warning",
+                                                        f"symlink to {target} leaves the source folder {root}; followed "
+                                                        "(symlinks_outside: refuse skips such links, allow stops this warning)"))
+                if is_dir:
+                    st = st if link else entry.stat(follow_symlinks=False)
+                    key = (st.st_dev, st.st_ino)
+                    if key in ancestors:
+                        out.problems.append(WalkProblem(Path(entry.path), "failure",
+                                                        f"symlink loop: it points to {os.path.realpath(entry.path)}, a folder that contains it"))
+                        continue
+                    folders.append((entry.path, parts, ancestors | {key}))
+                else:
+                    found.append(entry.path)
+            except OSError as exc:
+                out.problems.append(WalkProblem(Path(entry.path), "failure", f"cannot read: {exc.strerror or exc}"))
+    # Path order is the order of the parts; comparing split strings gives it without a Path
+    # comparison per pair (1,000 files: 20 -> 2 ms)
+    out.files = [Path(p) for p in sorted(found, key=lambda p: p.split(os.sep))]
+    out.problems.sort(key=lambda p: str(p.path).split(os.sep))
+    return out
+
+
+def _link_problem(path: Path, exc: OSError) -> WalkProblem:
+    target = os.readlink(path) if os.path.islink(path) else "?"
+    if exc.errno == errno.ELOOP:
+        return WalkProblem(path, "failure", f"symlink loop: {path} -> {target} never reaches a file or folder")
+    if exc.errno == errno.ENOENT:
+        return WalkProblem(path, "skipped", f"dangling symlink to {target}")
+    return WalkProblem(path, "failure", f"cannot follow the symlink to {target}: {exc.strerror or exc}")
