@@ -119,8 +119,11 @@ def _array(path: str) -> tuple[Any, dict[str, Any], PublishedArray, Any]:
 
 def _bound(entry: dict[str, Any], path: str, shape: tuple[int, ...], media_type: str, what: str) -> None:
     """Refuse before reading when the answer would take too much memory to build."""
-    itemsize = max(int(entry["structure"]["data_type"].get("itemsize") or 8), 1)
-    advice = ("ask for less: a slice (slice=0,0:256,0:256), one block at a time (array/block/...?block=i,j,k), "
+    structure = entry["structure"]
+    itemsize = max(int(structure["data_type"].get("itemsize") or 8), 1)
+    first = [c[0] if c else 0 for c in structure.get("chunks") or []]  # the first chunk, as an example
+    advice = (f"ask for less: a slice (e.g. slice={','.join(f'0:{c}' for c in first)}), one block at a time "
+              f"(array/block/{quote(path, safe='/')}?block={','.join('0' for _ in first)}), "
               "or a compact binary format (format=application/octet-stream or format=npy)")
     limits.check(math.prod(shape) * itemsize, media_type, f"{what} of {path!r} (shape {list(shape)})", advice,
                  factor=limits.array_factor(media_type, itemsize))
