@@ -24,11 +24,12 @@ from typing import Any
 
 from .catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
 from .config.models import Pipeline
-from .errors import BuildFailed, ConfigError, NotFound, StoreError, UnsupportedError
+from .errors import BuildFailed, ConfigError, NotFound, UnsupportedError
 from .fingerprint import file_record, same_content, settings_hash
 from .index import Entry, search_min_children, warm_up, write_index
 from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
-from .release_check import missing_objects
+from .release_check import IncompleteRelease, missing_objects
+from .report import BuildReport, Problem
 from .releases import InProgress
 from .rules import apply_rules
 from .sources import WorkItem, plan
@@ -41,44 +42,6 @@ from .writers.zarr_array import ZarrWriter
 log = logging.getLogger("skyshelf.build")
 
 Progress = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class Problem:
-    path: str
-    reason: str
-    source: str | None = None
-
-    def __str__(self) -> str:
-        where = f" ({self.source})" if self.source else ""
-        return f"{self.path or '/'}{where}: {self.reason}"
-
-
-@dataclass
-class BuildReport:
-    release: str
-    store: str
-    published: bool = False
-    nodes: dict[str, int] = field(default_factory=lambda: {"container": 0, "array": 0, "table": 0})
-    bytes_in: int = 0
-    bytes_out: int = 0
-    seconds: float = 0.0
-    warnings: list[Problem] = field(default_factory=list)
-    skipped: list[Problem] = field(default_factory=list)
-    failures: list[Problem] = field(default_factory=list)
-    #: Items (files or stacks) converted in this build, and reused unchanged from the previous release.
-    converted: int = 0
-    reused: int = 0
-    #: True when nothing changed: no release was written and the catalog still points at ``release``.
-    unchanged: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "release": self.release, "store": self.store, "published": self.published, "nodes": self.nodes,
-            "converted": self.converted, "reused": self.reused, "unchanged": self.unchanged,
-            "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "seconds": round(self.seconds, 3),
-            **{k: [vars(p) for p in getattr(self, k)] for k in ("warnings", "skipped", "failures")},
-        }
 
 
 MANIFEST = "manifest.json"
@@ -461,15 +424,10 @@ class _Build:
         """Refuse to switch to a release that lacks objects it references; it is deleted, the catalog stays."""
         own = [index["index"], f"{self.prefix}/build-report.json", f"{self.prefix}/{MANIFEST}", f"{self.prefix}/{CATALOG_KEY}"]
         missing = missing_objects(self.store, self.release, entries, index, self.pipeline.output.zarr_format, own, search_min_children())
-        if not missing:
-            return
-        self.in_progress.stop(remove=False)
-        self.store.delete_prefix(self.prefix)
-        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
-        now = self.previous.get("release") or "nothing (no release was published before)"
-        raise StoreError(f"release {self.release} is incomplete, so it was not published: objects it references "
-                         f"are missing from {self.store.url} ({shown}). Were they deleted while the build ran? "
-                         f"catalog.json still points at {now}; build again.")
+        if missing:
+            self.in_progress.stop(remove=False)
+            self.store.delete_prefix(self.prefix)
+            raise IncompleteRelease(self.release, self.store.url, missing, self.previous.get("release"))
 
     def catalog_settings(self) -> str:
         return settings_hash(self.pipeline.name, self.pipeline.description, self.pipeline.metadata, self.pipeline.output.zarr_format)

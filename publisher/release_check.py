@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .errors import StoreError
 from .index import Entry, children_page_key, node_shard_key, search_prefix
 from .stores import Store
 
@@ -119,3 +120,14 @@ def missing_objects(store: Store, release: str, entries: list[Entry], index: dic
     for entry in entries:
         missing += _entry_problems(entry, keys, zarr_format)
     return missing
+
+
+class IncompleteRelease(StoreError):
+    """A build's release lacks objects it references, so the build did not switch to it."""
+
+    def __init__(self, release: str, store: str, missing: list[str], previous: str | None) -> None:
+        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        super().__init__(f"release {release} is incomplete, so it was not published: objects it references are missing "
+                         f"from {store} ({shown}). Were they deleted while the build ran? catalog.json still points at "
+                         f"{previous or 'nothing (no release was published before)'}; build again.")
+        self.missing = missing

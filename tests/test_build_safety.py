@@ -4,7 +4,6 @@ source trees, and pipeline files that would expand without bound."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
