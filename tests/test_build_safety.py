@@ -336,3 +336,16 @@ def test_schema_offers_the_symlink_option(tmp_path: Path) -> None:
     jsonschema.validate({"sources": [{"path": "data"}], "symlinks_outside": "refuse"}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"sources": [{"path": "data"}], "symlinks_outside": "sometimes"}, schema)
+
+
+def test_collections_nested_past_the_stack_are_refused(tmp_path: Path) -> None:
+    """5,000 nested lists exhausted the parser's stack (a RecursionError traceback)."""
+    path = tmp_path / "pipeline.yml"
+    path.write_text("sources: [{path: data}]\nmetadata: {x: " + "[" * 5000 + "]" * 5000 + "}\n")
+    with pytest.raises(Exception, match=r"pipeline.yml:2: collections nested deeper than 100 levels; refused"):
+        load_pipeline(path)
+    path.write_text("sources: [{path: data}]\nmetadata: {x: " + "[" * 50 + "]" * 50 + "}\n")
+    value, depth = load_pipeline(path).metadata["x"], 1
+    while value:
+        value, depth = value[0], depth + 1
+    assert depth == 50

@@ -21,12 +21,14 @@ Locations = dict[tuple[Any, ...], int]
 
 #: Values that aliases may add, all aliases of a document together.
 MAX_ALIAS_VALUES = 10_000
+#: Nesting of collections (deeper would exhaust Python's stack in the parser).
+MAX_DEPTH = 100
 #: pipeline.yml is configuration; big metadata belongs in sidecar files.
 MAX_PIPELINE_BYTES = 2**20
 
 
-class AliasBomb(yaml.YAMLError):
-    """Aliases that expand past the bound, or into themselves."""
+class UnboundedYAML(yaml.YAMLError):
+    """Aliases that expand past the bound or into themselves, or collections nested too deep."""
 
     def __init__(self, message: str, mark: Any) -> None:
         super().__init__(message)
@@ -43,12 +45,13 @@ class BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._sizes: dict[int, int] = {}
         self._expanded = 0
+        self._depth = 0
 
     def _size(self, node: yaml.Node, mark: Any, active: set[int]) -> int:
         if id(node) in self._sizes:
             return self._sizes[id(node)]
         if id(node) in active:
-            raise AliasBomb("an alias refers to a node that contains it (a recursive alias)", mark)
+            raise UnboundedYAML("an alias refers to a node that contains it (a recursive alias)", mark)
         active.add(id(node))
         size = 1
         if isinstance(node, yaml.SequenceNode):
@@ -57,20 +60,26 @@ class BoundedLoader(yaml.SafeLoader):
             size += sum(self._size(k, mark, active) + self._size(v, mark, active) for k, v in node.value)
         active.discard(id(node))
         if size > MAX_ALIAS_VALUES:
-            raise AliasBomb(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); refused", mark)
+            raise UnboundedYAML(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); refused", mark)
         self._sizes[id(node)] = size
         return size
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if not self.check_event(yaml.AliasEvent):
-            return super().compose_node(parent, index)
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise UnboundedYAML(f"collections nested deeper than {MAX_DEPTH} levels; refused", self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
         mark = self.peek_event().start_mark
         node = super().compose_node(parent, index)
         if node.end_mark is None:  # still being composed: the alias is inside its own anchor
-            raise AliasBomb("an alias refers to a node that contains it (a recursive alias)", mark)
+            raise UnboundedYAML("an alias refers to a node that contains it (a recursive alias)", mark)
         self._expanded += self._size(node, mark, set())
         if self._expanded > MAX_ALIAS_VALUES:
-            raise AliasBomb(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); refused", mark)
+            raise UnboundedYAML(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); refused", mark)
         return node
 
 
@@ -130,7 +139,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
                           "put large metadata in sidecar files next to the sources")
     try:
         root = yaml.compose(text, Loader=BoundedLoader)
-    except AliasBomb as exc:
+    except UnboundedYAML as exc:
         raise ConfigError(f"{path}:{exc.mark.line + 1}: {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
