@@ -15,7 +15,6 @@ import asyncio
 import base64
 import contextvars
 import importlib
-import json
 import os
 import secrets
 import socket
@@ -23,14 +22,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
-from publisher.content_types import content_type
-from publisher.errors import SkyshelfError
 from publisher.stores import Store
 
 from .common import LOCAL_BODY, LOCAL_BODY_HEADER
 from .cors import Cors
+from .files import Body, error, file_answer
 from .routes import Route, route_for
 
 FILES = "/files"
@@ -85,44 +83,6 @@ def lambda_answer(result: dict[str, Any], sink: list[bytes] | None = None) -> tu
     return int(result["statusCode"]), headers, data
 
 
-def error(status: int, detail: str) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json", "Cache-Control": "no-store"}, json.dumps({"detail": detail}).encode()
-
-
-def file_answer(store: Store, raw: str, range_header: str | None) -> tuple[int, dict[str, str], bytes]:
-    """A store object, with a single byte range when asked (what zarr and pyarrow send). Only
-    objects: folders, keys with empty, ``.`` or ``..`` segments, NUL bytes and (locally) links
-    that lead out of the store answer a JSON 404 or 400."""
-    key = unquote(raw)
-    if "\x00" in key:
-        return error(400, f"file key {key!r} holds a NUL byte")
-    parts = key.split("/")
-    if key == "" or key.endswith("/"):
-        return error(404, f"{key!r} is a folder, not a file (folders are not listed)")
-    if any(p in ("", ".", "..") for p in parts):
-        return error(404, f"file key {key!r} has an empty, '.' or '..' segment")
-    try:
-        if not store.inside(key):
-            return error(404, f"no file {key!r} in the store")
-        data = store.read_bytes(key)
-    except SkyshelfError as exc:
-        return error(exc.http_status if exc.http_status < 500 else 502, str(exc))
-    headers = {"Content-Type": content_type(key), "Accept-Ranges": "bytes",
-               "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/") else "no-cache"}
-    if range_header and range_header.startswith("bytes=") and "," not in range_header:
-        start_s, _, end_s = range_header[6:].partition("-")
-        size = len(data)
-        try:
-            start, end = (size - int(end_s), size - 1) if not start_s else (int(start_s), min(int(end_s) if end_s else size - 1, size - 1))
-        except ValueError:
-            return 416, {"Content-Range": f"bytes */{size}"}, b""
-        if start >= size or start > end or start < 0:
-            return 416, {"Content-Range": f"bytes */{size}"}, b""
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return 206, headers, data[start : end + 1]
-    return 200, headers, data
-
-
 class App:
     """The ASGI application: routes to Lambda handlers, ``/files/`` to the store, CORS for both."""
 
@@ -149,12 +109,19 @@ class App:
             status, out, body = await self.answer("GET" if method == "HEAD" else method, path, query, headers, (scope.get("client") or ("", 0))[0])
             for name, value in self.cors.headers(origin).items():
                 out[name] = f"{out['Vary']}, {value}" if name == "Vary" and out.get("Vary") else value
-        out["Content-Length"] = str(len(body))
+        if isinstance(body, bytes):
+            out["Content-Length"] = str(len(body))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" or status in (204, 304) else body})
+        if isinstance(body, bytes) or method == "HEAD":
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" or status in (204, 304) or not isinstance(body, bytes) else body})
+            return
+        loop = asyncio.get_running_loop()
+        while (piece := await loop.run_in_executor(None, next, body, None)) is not None:  # a big file, read piece by piece
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
-    async def answer(self, method: str, path: str, query: str, headers: dict[str, str], client: str) -> tuple[int, dict[str, str], bytes]:
+    async def answer(self, method: str, path: str, query: str, headers: dict[str, str], client: str) -> tuple[int, dict[str, str], Body]:
         loop = asyncio.get_running_loop()
         if path == "/":
             return 307, {"Location": "/api/v1/"}, b""

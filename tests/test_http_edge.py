@@ -338,3 +338,34 @@ def test_spilled_answers_on_s3_are_made_again_when_deleted(tmp_path: Path, monke
                     s3.client().delete_object(Bucket=bucket, Key=item["Key"])
         finally:
             srv.stop()
+
+
+def test_big_files_are_never_held_whole(server: str, demo: Published) -> None:
+    """A byte range reads only that range and a whole big object is sent piece by piece: the
+    server's Python allocations stay far below the object's size (it runs in this process)."""
+    import tracemalloc
+
+    big = Path(demo.store.url, "big.bin")
+    size = 96 * 2**20
+    with big.open("wb") as f:  # sparse: no disk used, a real file nonetheless
+        f.truncate(size)
+        f.seek(size - 4)
+        f.write(b"tail")
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        part = httpx.get(f"{server}/files/big.bin", headers={"Range": "bytes=-4"})
+        assert part.status_code == 206 and part.content == b"tail" and part.headers["content-range"] == f"bytes {size - 4}-{size - 1}/{size}"
+        received = 0
+        with httpx.stream("GET", f"{server}/files/big.bin") as whole:
+            assert whole.status_code == 200 and int(whole.headers["content-length"]) == size
+            for piece in whole.iter_raw():
+                received += len(piece)
+                last = piece
+        assert received == size and last.endswith(b"tail")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        big.unlink()
+    assert peak < size / 4, f"{peak / 2**20:.0f} MiB allocated to serve {size / 2**20:.0f} MiB"
+    assert httpx.get(f"{server}/files/catalog.json", headers={"Range": "bytes=999999999-"}).status_code == 416

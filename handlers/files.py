@@ -1,0 +1,83 @@
+"""``publish serve``'s ``/files/``: the store's objects over HTTP, as S3 serves them (single byte
+ranges, big objects streamed), and nothing else: no folders, no keys that are not an object's,
+no links out of the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from urllib.parse import unquote
+
+from publisher.content_types import content_type
+from publisher.errors import SkyshelfError
+from publisher.stores import Store
+
+log = logging.getLogger("skyshelf.files")
+#: Objects up to this size are answered in one piece; bigger ones are read and sent piece by piece.
+PIECE = 4 * 2**20
+Body = bytes | Iterator[bytes]
+
+
+def error(status: int, detail: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json", "Cache-Control": "no-store"}, json.dumps({"detail": detail}).encode()
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """``[start, end]`` of a single ``bytes=`` range; None when there is none to honour (absent,
+    several ranges, another unit), False when it cannot be satisfied."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if not first:
+            start, end = max(size - int(last), 0), size - 1  # the last N bytes
+        else:
+            start, end = int(first), min(int(last) if last else size - 1, size - 1)
+    except ValueError:
+        return False
+    return (start, end) if 0 <= start <= end and start < size else False
+
+
+def _pieces(store: Store, key: str, size: int) -> Iterator[bytes]:
+    """The object in pieces; one that goes away while sent ends the answer short (the client sees
+    fewer bytes than Content-Length said, and the connection is closed)."""
+    for start in range(0, size, PIECE):
+        try:
+            yield store.read_range(key, start, min(start + PIECE, size))
+        except SkyshelfError as exc:
+            log.warning("%s went away while it was sent: %s", key, exc)
+            return
+
+
+def file_answer(store: Store, raw: str, range_header: str | None) -> tuple[int, dict[str, str], Body]:
+    """A store object (``raw``: its percent-encoded key), or a byte range of it. Folders, keys
+    with empty, ``.`` or ``..`` segments, NUL bytes and (locally) links that lead out of the store
+    answer a JSON 404 or 400. An object is never read whole for a range, nor held whole when big."""
+    key = unquote(raw)
+    if "\x00" in key:
+        return error(400, f"file key {key!r} holds a NUL byte")
+    if key == "" or key.endswith("/"):
+        return error(404, f"{key!r} is a folder, not a file (folders are not listed)")
+    if any(p in ("", ".", "..") for p in key.split("/")):
+        return error(404, f"file key {key!r} has an empty, '.' or '..' segment")
+    try:
+        found = store.stat(key) if store.inside(key) else None
+        if found is None:
+            return error(404, f"no file {key!r} in the store")
+        size = found[0]
+        headers = {"Content-Type": content_type(key), "Accept-Ranges": "bytes",
+                   "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/") else "no-cache"}
+        span = byte_range(range_header, size)
+        if span is False:
+            return 416, {"Content-Range": f"bytes */{size}"}, b""
+        if span:
+            start, end = span  # type: ignore[misc]
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            return 206, headers, store.read_range(key, start, end + 1)
+        if size <= PIECE:
+            return 200, headers, store.read_bytes(key)
+    except SkyshelfError as exc:
+        return error(exc.http_status if exc.http_status < 500 else 502, str(exc))
+    return 200, {**headers, "Content-Length": str(size)}, _pieces(store, key, size)
