@@ -175,6 +175,10 @@ def test_png_of_a_field_with_nan_and_fill_shows_the_field(api: str) -> None:
     assert shown[:, 0].max() <= 5 and shown[:, -1].min() >= 250  # 20..30 spans black to white, not squeezed by -999
     viridis = Image.open(io.BytesIO(httpx.get(f"{api}/array/full/probe/probe/field?format=png&colormap=viridis&max_size=16").content))
     assert viridis.mode == "RGBA" and max(viridis.size) <= 16
+    # the demo's CF-packed sea surface temperature: its land mask (the first two latitudes) is the fill
+    sst = np.asarray(Image.open(io.BytesIO(httpx.get(f"{api}/array/full/climate/sst/sst?slice=0&format=png").content)))
+    assert (sst[:2, :, 1] == 0).all() and (sst[2:, :, 1] == 255).all()
+    assert sst[2:, :, 0].min() <= 10 and sst[2:, :, 0].max() >= 245
 
 
 # 5. HTML ------------------------------------------------------------------------------------------
