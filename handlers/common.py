@@ -281,6 +281,8 @@ def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
     key = spills.key_for(etag, ext)
     if not spills.fresh(s, key):
         spills.write(s, key, body)
+    if len(_spilled) >= 4096:  # a long-lived server: forget them all rather than grow (each is checked anyway)
+        _spilled.clear()
     _spilled.add(key)
     return _location(key, app)
 

@@ -156,3 +156,25 @@ def tiled_server(workdir: Path, *serve_args: str, pythonpath: Path | None = None
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def publish_serve(store: str, *args: str, cwd: Path) -> Iterator[str]:
+    """A real ``publish serve --store STORE ARGS...`` process on a free port, once it answers /healthz."""
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", store, "--port", str(port), *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                httpx.get(f"{url}/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.kill()
+        process.wait(10)

@@ -4,12 +4,9 @@ no request header and loads nothing from elsewhere; CORS; slow searches never ho
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ from handlers.routes import ROUTES
 from publisher import spills
 
 from .conftest import Published, run_build
-from .servers import free_port, moto_server
+from .servers import moto_server, publish_serve
 from .test_build_demo import demo_config
 
 FRAME = "frames/KCl_300K_00007"
@@ -164,26 +161,13 @@ def test_cors_preflight_and_cross_origin_reads(server: str, demo: Published) -> 
 def test_cors_origins_are_configurable_on_the_command_line(demo: Published, tmp_path: Path) -> None:
     """``publish serve --cors-origin``: only the named origin may read; ``none`` turns CORS off."""
     for setting, allowed, refused in [("https://a.example", "https://a.example", "https://b.example"), ("none", None, "https://a.example")]:
-        port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", demo.store.url, "--port", str(port),
-                                    "--cors-origin", setting], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    httpx.get(f"{url}/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+        with publish_serve(demo.store.url, "--cors-origin", setting, cwd=tmp_path) as url:
             if allowed:
                 ok = httpx.get(f"{url}/api/v1/", headers={"Origin": allowed})
                 assert ok.headers["access-control-allow-origin"] == allowed and "Origin" in ok.headers["vary"]
                 assert httpx.options(f"{url}/api/v1/", headers={"Origin": allowed}).headers["access-control-allow-origin"] == allowed
             assert "access-control-allow-origin" not in httpx.get(f"{url}/api/v1/", headers={"Origin": refused}).headers
             assert "access-control-allow-origin" not in httpx.options(f"{url}/api/v1/", headers={"Origin": refused}).headers
-        finally:
-            process.terminate()
-            process.wait(10)
 
 
 def test_the_deployed_api_and_bucket_have_the_same_cors() -> None:
