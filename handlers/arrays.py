@@ -133,8 +133,9 @@ def _links(path: str, params: dict[str, list[str]], shape: tuple[int, ...], kind
     """The selection in the formats that hold it whole (the HTML answer's links)."""
     keep = [(k, v) for k, values in params.items() if k not in ("format", "filename") for v in values]
     url = f"{common.base_url(app)}/array/full/{quote(path, safe='/')}?"
-    names = ["csv"] if len(shape) <= 2 else []
-    names += ["json", "npy"] + (["png", "tiff"] if kind in "biuf" and len(shape) >= 1 else [])
+    image = kind in "biuf" and math.prod(shape) > 0 and len(shape) >= 1
+    names = (["csv"] if len(shape) <= 2 else []) + ["json", "npy"]
+    names += (["png"] if image and all(n == 1 for n in shape[:-2]) else []) + (["tiff"] if image else [])
     return {name: url + urlencode([*keep, ("format", name)]) for name in names}
 
 

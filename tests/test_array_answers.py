@@ -189,10 +189,11 @@ def test_html_in_a_browser_is_a_readable_corner_with_links(api: str, frame: np.n
     page = response.text
     assert "12 × 256 × 256" in page and "first 100 of 256 rows and 20 of 256 columns" in page
     assert page.count("<tr>") == 101 and f"<td>{frame[0, 99, 19]}</td></tr>" in page
+    assert "format=npy" in page and "format=png" not in page  # a 3-D stack is no image (a 400); one frame is
     sliced = httpx.get(f"{api}/array/full/{FRAME}?slice=2,::-1&format=html")
     assert f"<td>{frame[2, 255, 0]}</td>" in sliced.text.split("<tr>")[2]
     csv_link = sliced.text.split('<a href="')[1].split('"')[0].replace("&amp;", "&")
-    assert "format=csv" in csv_link and "slice=2%2C%3A%3A-1" in csv_link
+    assert "format=csv" in csv_link and "slice=2%2C%3A%3A-1" in csv_link and "format=png" in sliced.text
     np.testing.assert_array_equal(np.loadtxt(io.StringIO(httpx.get(csv_link).text), delimiter=",", dtype="u2"), frame[2, ::-1])
 
 
