@@ -79,24 +79,18 @@ def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str
     url = entry.data_url
     if not url:
         return
-    if entry.family == "array" and not url.endswith(".parquet"):
-        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/.zarray"
+    if entry.family in ("array", "container"):
+        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/{'.zarray' if entry.family == 'array' else '.zgroup'}"
         if doc not in keys.keys:
-            yield doc
-        expected, found = _expected_chunks(entry.structure), keys.chunks.get(url, 0)
+            if url not in keys.keys:  # a URL naming one object (not Zarr) is whole when it is there
+                yield doc
+            return
+        expected, found = _expected_chunks(entry.structure) if entry.family == "array" else 0, keys.chunks.get(url, 0)
         if found < expected:
             yield f"{url}: {expected - found} of {expected} chunks"
-    elif entry.family == "container":
-        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/.zgroup"
-        if doc not in keys.keys:
-            yield doc
-    elif entry.family == "table":
-        if url.endswith(".parquet"):
-            if url not in keys.keys:
-                yield url
-        else:
-            yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.get("npartitions", 1)))
-                        if k not in keys.keys)
+    elif entry.family == "table" and not url.endswith(".parquet"):
+        yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.get("npartitions", 1)))
+                    if k not in keys.keys)
     elif url not in keys.keys and not keys.has_prefix(url):
         yield url
 

@@ -27,10 +27,12 @@ from .conftest import run_build, write_pipeline
 # -- gc and builds ------------------------------------------------------------------------------
 
 GC_LOOP = """
-import pathlib, sys
+import pathlib, sys, time
 from publisher.releases import gc
 from publisher.stores import Store
 store, stop = Store(sys.argv[1]), pathlib.Path(sys.argv[2])
+while len(store.listdir("releases")) < 2 and not stop.exists():
+    time.sleep(0.001)  # until the new release is being written
 runs = 0
 while not stop.exists() or runs == 0:
     gc(store, keep=1)
@@ -59,12 +61,9 @@ def test_gc_racing_a_build_deletes_nothing_it_publishes(tmp_path: Path) -> None:
     _arrays(tmp_path / "data", 200, 0.5)  # every item changes: the new release is written in full
     store = Store(tmp_path / "site")
     stop = tmp_path / "stop"
+    collecting = subprocess.Popen([sys.executable, "-c", GC_LOOP, store.url, str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     building = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(pipeline), "--workers", "2"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while len(store.listdir("releases")) < 2 and building.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)  # until the new release is being written
-    collecting = subprocess.Popen([sys.executable, "-c", GC_LOOP, store.url, str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     built, _ = building.communicate(timeout=300)
     stop.touch()
     runs, errors = collecting.communicate(timeout=300)
