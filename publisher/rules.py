@@ -71,7 +71,7 @@ def group_as_table(node: ContainerNode) -> TableNode:
     schema = pa.schema([pa.field(k, pa.string() if c.dtype.kind == "O" else pa.from_numpy_dtype(np.dtype(c.dtype))) for k, c in zip(names, columns)])
     metadata = dict(node.metadata)
     metadata["columns"] = {k: c.metadata for k, c in zip(names, columns) if c.metadata}
-    return TableNode(key=node.key, metadata=metadata, specs=node.specs, source_path=node.source_path, notes=node.notes,
+    return TableNode(key=node.key, metadata=metadata, specs=[s for s in node.specs if s != "xarray_dataset"], source_path=node.source_path, notes=node.notes,
                      schema=schema, batches=batches, num_rows=n)
 
 

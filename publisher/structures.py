@@ -19,6 +19,10 @@ class StructureFamily(str, Enum):
     container = "container"
 
 
+#: Tiled's specs for a dataset (a container whose children are all arrays, each one of the two
+#: others, with ``{"attrs": ...}`` metadata and dims): the tiled client ``read()``s it as an xarray.Dataset.
+XARRAY_DATASET, XARRAY_COORD, XARRAY_DATA_VAR = "xarray_dataset", "xarray_coord", "xarray_data_var"
+
 _ENDIANNESS = {"<": "little", ">": "big", "|": "not_applicable", "=": sys.byteorder}
 
 

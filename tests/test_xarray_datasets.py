@@ -25,7 +25,7 @@ import zarr
 from handlers.local import LocalServer
 
 from .conftest import Published, run_build
-from .test_build_demo import demo_config
+from .test_build_demo import demo, demo_config  # noqa: F401  (the demo fixture)
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)
 
@@ -66,20 +66,43 @@ def test_demo_sst_reads_as_open_dataset(netcdf_demo: Published, demo_dir: Path) 
         assert sst.read(["sst"])["sst"].attrs == {"units": "degC", "standard_name": "sea_surface_temperature"}
 
 
+def test_demo_nxdata_reads_as_open_zarr(demo: Published) -> None:
+    entries = datasets(demo)
+    nxdata = [e for e in entries if "NXdata" in e["specs"]]
+    assert {e["path"] for e in nxdata} == {"scans/scan_0001/entry/data", "scans/scan_0002/entry/data"}
+    for _, client in serve(demo):
+        for entry in entries:
+            xr.testing.assert_identical(client[entry["path"]].read(), expected_dataset(demo, entry))
+        data = client["scans/scan_0001/entry/data"].read()
+        assert data["data"].dims == ("th", "dim_1", "dim_2") and "th" in data.coords
+
+
+def expected_dataset(pub: Published, entry: dict[str, Any]) -> xr.Dataset:
+    """What an xarray user gets: ``open_dataset`` of a NetCDF group's source; for an NXdata
+    group (HDF5, which xarray does not label) ``open_zarr`` of the published group, whose
+    arrays other tests compare bit-exact with the source."""
+    if "NXdata" in entry["specs"]:
+        return xr.open_zarr(pub.store.path(entry["data_url"])).load()
+    return xr.open_dataset(entry["source_file"], group=entry["source_path"] or "/").load()
+
+
+#: Packages of REAL_DATA.md with NetCDF files or NXdata groups, and how many datasets each has at least.
+REAL = {"xarray": 2, "r-cran-stars": 11, "punx": 43, "pynxtools": 1, "spec2nexus": 12, "sasdata": 248}
+
+
 @pytest.mark.realdata
-@pytest.mark.parametrize("name", ["xarray", "r-cran-stars"])
-def test_every_real_dataset_reads_as_open_dataset(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every node labelled ``xarray_dataset`` in the real NetCDF files: ``.read()`` is identical
-    to ``xarray.open_dataset`` of the source group (values, dtypes, dims, coords, attributes)."""
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_every_real_dataset_reads_as_xarray_does(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every node labelled ``xarray_dataset`` in the real files: ``.read()`` through the tiled
+    client is identical to what xarray gives (values, dtypes, dims, coords, attributes)."""
     from .test_realdata import published
 
     _, pub = published(name, tmp_path_factory)
     entries = datasets(pub)
-    assert len(entries) >= {"xarray": 2, "r-cran-stars": 11}[name]  # every NetCDF file's root group
+    assert len(entries) >= REAL[name], [e["path"] for e in entries]
     for _, client in serve(pub):
         for entry in entries:
-            expected = xr.open_dataset(entry["source_file"], group=entry["source_path"] or "/").load()
-            xr.testing.assert_identical(client[entry["path"]].read(), expected)
+            xr.testing.assert_identical(client[entry["path"]].read(), expected_dataset(pub, entry))
 
 
 def _packed_file(path: Path) -> np.ndarray:
@@ -142,3 +165,35 @@ def test_packed_variables_decoded_on_every_path(tmp_path: Path) -> None:
         assert answer.status_code == 200
         values = json.loads(answer.text)
         np.testing.assert_array_equal(np.array([[np.nan if v is None else v for v in row] for row in values], dtype="f4"), t)
+
+
+def test_strings_and_non_standard_calendars(tmp_path: Path) -> None:
+    """Strings and character arrays read as xarray gives them; times xarray can only give as
+    ``cftime`` objects stay numbers with ``units``/``calendar`` for the tiled client (which
+    ``xr.decode_cf`` turns into the source's values), and ``open_zarr`` decodes them itself."""
+    import netCDF4
+
+    source = tmp_path / "src" / "odd.nc"
+    source.parent.mkdir()
+    with netCDF4.Dataset(source, "w") as ds:
+        ds.createDimension("t", 3)
+        ds.createDimension("s", 2)
+        ds.createDimension("n", 5)
+        t = ds.createVariable("t", "f8", ("t",))
+        t.setncatts({"units": "days since 2000-01-01", "calendar": "noleap"})
+        t[:] = [0, 59, 365]
+        ds.createVariable("v", "f4", ("t",))[:] = [1, 2, 3]
+        name = ds.createVariable("name", str, ("s",))
+        name[0], name[1] = "alpha", "βeta"
+        chars = ds.createVariable("chars", "S1", ("s", "n"))
+        chars._Encoding = "utf-8"
+        chars[:] = netCDF4.stringtochar(np.array(["abc", "de"], dtype="S5"))
+        ds.createVariable("raw", "S1", ("s", "n"))[:] = netCDF4.stringtochar(np.array(["xyz", "w"], dtype="S5"))
+    pub = run_build(tmp_path, {"sources": [{"path": str(source.parent), "into": "o"}], "on_error": "fail"})
+    expected = xr.open_dataset(source).load()
+    assert expected["t"].dtype == object  # cftime
+    xr.testing.assert_identical(xr.open_zarr(pub.url("o/odd")).load(), expected)
+    for _, client in serve(pub):
+        got = client["o/odd"].read()
+        assert got["t"].attrs == {"units": "days since 2000-01-01", "calendar": "noleap"}
+        xr.testing.assert_identical(xr.decode_cf(got), expected)

@@ -24,7 +24,7 @@ from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, Table
 from . import register_reader
 from .base import Reader
 from .hdf5_direct import DirectChunks, NotDirect
-from .nexus import assign_dims
+from .nexus import assign_dims, label_dataset
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: Scalars and strings up to this many characters are also copied into the parent's metadata.
@@ -164,6 +164,7 @@ class _Walker:
                 self._publish(ident, child)
                 self._copy_small_value(node, child)
         assign_dims(node)
+        label_dataset(node)
         return node
 
     def _publish(self, ident: tuple[int, int], node: Node) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import SourceError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
+from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from . import register_reader
 from .base import Reader
 from .hdf5 import HDF5_MAGIC
@@ -34,7 +35,6 @@ from .hdf5 import HDF5_MAGIC
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
 #: The netCDF-C library is not thread-safe: every call into it, for any file, holds this lock.
 NETCDF_LOCK = threading.RLock()
-COORD, DATA_VAR, DATASET = "xarray_coord", "xarray_data_var", "xarray_dataset"
 
 
 def _is_netcdf4(path: Path) -> bool:
@@ -101,7 +101,7 @@ class _NetCDF:
             node.children.append(self.group(sub, name, f"{path}/{name}"))
             groups.append(name)
         if xds is not None and self.follows_tiled_rules(node):
-            node.specs.append(DATASET)
+            node.specs.append(XARRAY_DATASET)
             if groups:
                 node.notes["xarray_groups"] = groups
         return node
@@ -111,7 +111,7 @@ class _NetCDF:
         """Every published variable an array with its spec; the tiled client reads a dataset of
         only 0-d variables through a table, which cannot give 0-d values, so that is left out."""
         arrays = [c for c in node.children if isinstance(c, ArrayNode)]
-        if any(isinstance(c, TableNode) for c in node.children) or any(not ({COORD, DATA_VAR} & set(a.specs)) for a in arrays):
+        if any(isinstance(c, TableNode) for c in node.children) or any(not ({XARRAY_COORD, XARRAY_DATA_VAR} & set(a.specs)) for a in arrays):
             return False
         return not arrays or any(a.shape for a in arrays)
 
@@ -152,7 +152,7 @@ class _NetCDF:
 
         if len(source_chunks or ()) != xvar.ndim:
             source_chunks = None  # a character dimension, decoded away
-        return ArrayNode(key=name, metadata={"attrs": attrs}, specs=[COORD if is_coord else DATA_VAR], source_path=path,
+        return ArrayNode(key=name, metadata={"attrs": attrs}, specs=[XARRAY_COORD if is_coord else XARRAY_DATA_VAR], source_path=path,
                          dtype=dtype, shape=tuple(xvar.shape), read=read, dims=list(xvar.dims), attrs=zarr_attrs,
                          source_chunks=source_chunks)
 

@@ -4,6 +4,12 @@ NXdata groups follow NeXus: ``signal`` and ``axes`` (group attributes, or the ol
 ``signal=1`` / ``axes="x:y"`` dataset attributes) and ``AXISNAME_indices``. Other arrays get
 names of their own (``{name}_dim_{i}``). A final pass guarantees that one dimension
 name never has two sizes, which xarray would refuse.
+
+An NXdata group whose published children are all arrays is then labelled ``xarray_dataset``
+by Tiled's rules, so the tiled client ``read()``s it as ``xarray.open_zarr`` opens it: its
+metadata and each array's gain ``attrs`` (the Zarr attributes, kept beside the searchable keys),
+an array indexing its own dimension is an ``xarray_coord``, the others ``xarray_data_var``;
+subgroups stay children, reached by key, as a NetCDF-4 file's groups.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..nodes import ArrayNode, ContainerNode
+from ..nodes import ArrayNode, ContainerNode, LinkNode, SkippedNode
+from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 
 
 def _names(value: Any) -> list[str]:
@@ -100,3 +107,22 @@ def assign_dims(group: ContainerNode) -> None:
         array.dims = list(dims)
         for d, n in zip(dims, array.shape):
             sizes[d] = n
+
+
+def label_dataset(group: ContainerNode) -> None:
+    """Label an NXdata group ``xarray_dataset`` when it follows Tiled's rules (see the module)."""
+    published = [c for c in group.children if not isinstance(c, (LinkNode, SkippedNode))]
+    arrays = [c for c in published if isinstance(c, ArrayNode)]
+    groups = [c.key for c in published if isinstance(c, ContainerNode)]
+    if "NXdata" not in group.specs or len(arrays) + len(groups) != len(published) or not any(a.shape for a in arrays):
+        return  # a table is no variable; only 0-d variables the client cannot read
+    if any("coordinates" in (a.attrs if a.attrs is not None else a.metadata) for a in arrays):
+        return  # xarray would take coordinates from it: left to open_zarr
+    for node in (group, *arrays):
+        node.attrs = dict(node.attrs if node.attrs is not None else node.metadata)
+        node.metadata["attrs"] = dict(node.attrs)
+    for array in arrays:
+        array.specs.append(XARRAY_COORD if array.dims == [array.key] else XARRAY_DATA_VAR)
+    group.specs.append(XARRAY_DATASET)
+    if groups:  # the server inlines the variables, so the client's read() does not meet the groups
+        group.notes["xarray_groups"] = groups
