@@ -4,9 +4,10 @@ Each HTTP request becomes the API Gateway HTTP API (payload v2) event Lambda wou
 goes to the function the route table names, and its answer is written back. The store's files
 are served under ``/files/`` too, so zarr, xarray and pyarrow read over HTTP exactly as they
 would from S3 (byte ranges included). HTTP itself is uvicorn's (httptools, uvloop): a thin
-ASGI adapter. Index lookups of a local store are answered on the event loop (~0.1 ms); searches
-and distinct values run on a pool of their own and data work on another, so no request's work
-holds up the others (``/healthz`` answers while a slow search runs). CORS as :mod:`.cors` says.
+ASGI adapter. Index lookups of a local store are answered on the event loop (~0.1 ms; of a
+remote store, on a pool of their own); searches and distinct values run on another pool and data
+work on a third, so no request's work holds up the others (``/healthz`` answers while a slow
+search runs). CORS as :mod:`.cors` says.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from publisher.stores import Store
 from .common import LOCAL_BODY, LOCAL_BODY_HEADER
 from .cors import Cors
 from .files import Body, error, file_answer
-from .routes import Route, route_for
+from .routes import route_for
 
 FILES = "/files"
-#: Index-only answers, no thread hop (on a local store: a lookup is a file read of a few KiB).
-_INLINE = {"/healthz", "/api/v1", "/api/v1/", "/api/v1/metadata/{path+}", "/api/v1/openapi.json", "/api/v1/docs"}
+#: Index-only answers: on the event loop for a local store (a lookup reads a few KiB), else on a pool of their own.
+_INDEX = {"/healthz", "/api/v1", "/api/v1/", "/api/v1/metadata/{path+}", "/api/v1/openapi.json", "/api/v1/docs"}
 #: Work that grows with the catalog and the query: its own threads, never the event loop's.
 _SLOW = {"/api/v1/search/{path+}", "/api/v1/search-deep/{path+}", "/api/v1/distinct/{path+}"}
 
@@ -90,12 +91,14 @@ class App:
         self.store = store
         self.cors = cors if cors is not None else Cors()
         self.slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyshelf-search")
+        self.index = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyshelf-index")  # remote stores
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
-            self.slow.shutdown(wait=False, cancel_futures=True)
+            for pool in (self.slow, self.index):
+                pool.shutdown(wait=False, cancel_futures=True)
             await send({"type": "lifespan.shutdown.complete"})
             return
         method = scope["method"]
@@ -132,14 +135,11 @@ class App:
             return error(404, f"no route for {method} {path}")
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client)
-        if self._inline(route):
+        if route.path in _INDEX and self.store.is_local:
             return invoke(handler, event)
+        pool = self.slow if route.path in _SLOW else self.index if route.path in _INDEX else None  # None: data work, the default pool
         context = contextvars.copy_context()
-        return await loop.run_in_executor(self.slow if route.path in _SLOW else None, context.run, invoke, handler, event)
-
-    def _inline(self, route: Route) -> bool:
-        """Answered on the event loop: index lookups of a local store (elsewhere each may be a network read)."""
-        return route.path in _INLINE and self.store.is_local
+        return await loop.run_in_executor(pool, context.run, invoke, handler, event)
 
 
 class LocalServer:
