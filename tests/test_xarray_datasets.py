@@ -197,3 +197,21 @@ def test_strings_and_non_standard_calendars(tmp_path: Path) -> None:
         got = client["o/odd"].read()
         assert got["t"].attrs == {"units": "days since 2000-01-01", "calendar": "noleap"}
         xr.testing.assert_identical(xr.decode_cf(got), expected)
+
+
+def test_dataset_answers_refuse_what_they_cannot_hold(netcdf_demo: Published) -> None:
+    """The Arrow answer holds 1-D variables of one length, else a 400 naming the variable; the
+    HDF5 export holds decoded times (as ticks) and NaN fills."""
+    import h5py
+
+    for url, _ in serve(netcdf_demo):
+        api = f"{url}/api/v1/container/full/climate/sst"
+        for query, named in [("", "'sst' has 3 dimensions"), ("&field=calibration", "'calibration' is a container"),
+                             ("&field=time&field=lat", "differ in length")]:
+            answer = httpx.get(f"{api}?format=arrow{query}", follow_redirects=True)
+            assert answer.status_code == 400 and named in answer.json()["detail"], (query, answer.text)
+        answer = httpx.get(f"{api}?format=h5", follow_redirects=True)
+        assert answer.status_code == 200, answer.text
+        with h5py.File(io.BytesIO(answer.content), "r") as f:
+            assert f["time"][1] - f["time"][0] == 86_400 * 10**9  # one day in nanoseconds
+            assert np.isnan(f["sst"][0, 0, 0]) and f["sst"].dtype == np.float64

@@ -47,12 +47,15 @@ def _attrs(target: Any, metadata: dict[str, Any]) -> None:
 
 
 def _dataset_values(values: Any) -> Any:
-    """numpy values h5py can write: unicode and object strings become UTF-8 variable-length strings."""
+    """numpy values h5py can write: unicode and object strings become UTF-8 variable-length strings,
+    times their integer ticks."""
     import h5py
     import numpy as np
 
     if values.dtype.kind == "U" or values.dtype.kind == "O":
         return np.array(["" if v is None else str(v) for v in values.ravel()], dtype=h5py.string_dtype()).reshape(values.shape)
+    if values.dtype.kind in "mM":  # HDF5 has no time type: the integer ticks, as for table columns
+        return values.astype(np.int64)
     return values
 
 
