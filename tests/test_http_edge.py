@@ -320,8 +320,15 @@ def test_spilled_answers_on_s3_are_made_again_when_deleted(tmp_path: Path, monke
                 assert answer.status_code == 200 and answer.content == image.tobytes()
                 for item in s3.client().list_objects_v2(Bucket=bucket, Prefix=f"site/{spills.PREFIX}/")["Contents"]:
                     s3.client().delete_object(Bucket=bucket, Key=item["Key"])
+            assert httpx.get(array, follow_redirects=True).content == image.tobytes()
         finally:
             srv.stop()
+        from publisher.stores import Store
+
+        store = Store(url)
+        (held,) = store.objects(spills.PREFIX)
+        assert spills.collect(store, older_than=3600) == [] and spills.collect(store, older_than=0) == [held[0]]  # what publish gc does
+        assert store.objects(spills.PREFIX) == []
 
 
 def test_big_files_are_never_held_whole(server: str, demo: Published) -> None:
