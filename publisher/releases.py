@@ -116,14 +116,16 @@ def _manifest(store: Store, release: Release) -> dict[str, Any] | None:
 
 def _delete(store: Store, prefix: str, problems: list[str]) -> bool:
     """Delete a prefix; what vanished meanwhile counts as deleted, what cannot be deleted is noted, not raised."""
-    try:
-        store.delete_prefix(prefix)
-    except (FileNotFoundError, NotFound):
-        pass
-    except OSError as exc:
-        reason = "something is writing there" if exc.errno == errno.ENOTEMPTY else str(exc)
-        problems.append(f"{prefix}: not deleted ({reason}); run gc again later")
-        return False
+    for _ in range(3):
+        try:
+            store.delete_prefix(prefix)
+            return True
+        except (FileNotFoundError, NotFound):
+            continue  # part of it vanished under us (another gc): again, for what may remain
+        except OSError as exc:
+            reason = "something is writing there" if exc.errno == errno.ENOTEMPTY else str(exc)
+            problems.append(f"{prefix}: not deleted ({reason}); run gc again later")
+            return False
     return True
 
 

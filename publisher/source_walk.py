@@ -71,6 +71,8 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
         if os.path.islink(root):
             out.problems.append(_link_problem(root, exc))
         return out
+    if not stat.S_ISDIR(top.st_mode):
+        return out
     folders: list[tuple[str, tuple[str, ...], frozenset[tuple[int, int]]]] = [(str(root), (), frozenset({(top.st_dev, top.st_ino)}))]
     found: list[str] = []
     while folders:
