@@ -210,6 +210,8 @@ def test_dataset_answers_refuse_what_they_cannot_hold(netcdf_demo: Published) ->
                              ("&field=time&field=lat", "differ in length")]:
             answer = httpx.get(f"{api}?format=arrow{query}", follow_redirects=True)
             assert answer.status_code == 400 and named in answer.json()["detail"], (query, answer.text)
+        times = [httpx.get(f"{url}/api/v1/array/full/climate/sst/time?format={f}", follow_redirects=True) for f in ("csv", "json")]
+        assert times[0].text.splitlines() == times[1].json() and times[1].json()[1] == "2026-01-02T00:00:00.000000000"
         answer = httpx.get(f"{api}?format=h5", follow_redirects=True)
         assert answer.status_code == 200, answer.text
         with h5py.File(io.BytesIO(answer.content), "r") as f:

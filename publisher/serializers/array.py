@@ -83,6 +83,8 @@ def to_csv(array: np.ndarray, **_: Any) -> bytes:
     if array.ndim == 1:
         rows = array.reshape(-1, 1)
     buf = io.StringIO()
+    if rows.dtype.kind in "mM":  # ISO text, as JSON and pandas write them (tolist() gives ns as bare integers)
+        rows = rows.astype(str)
     if rows.dtype.kind in "SOUmM":
         import csv
 
