@@ -55,8 +55,12 @@ def glob_matcher(pattern: tuple[str, ...]) -> Callable[[tuple[str, ...], bool], 
     return match
 
 
-def _inside(target: str, root: str) -> bool:
-    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+def outside_target(path: str | Path, real_root: str) -> str | None:
+    """Where a symlink points when that is outside ``real_root`` (a resolved folder); None otherwise."""
+    if not os.path.islink(path):
+        return None
+    target = os.path.realpath(path)
+    return None if target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep) else target
 
 
 def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None) -> Walk:
@@ -99,8 +103,8 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
                     is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
                 if not (is_dir or is_file) or not (match is None or match(parts, is_dir)):
                     continue
-                if link and not _inside(os.path.realpath(entry.path), real_root):
-                    target = os.path.realpath(entry.path)
+                target = outside_target(entry.path, real_root) if link else None
+                if target:
                     if policy == "refuse":
                         out.problems.append(WalkProblem(Path(entry.path), "skipped",
                                                         f"symlink to {target} leaves the source folder {root}; refused (symlinks_outside: refuse)"))

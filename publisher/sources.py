@@ -19,7 +19,7 @@ from typing import Any
 from .config.models import Pipeline, Source
 from .errors import ConfigError
 from .readers import Reader, detect, get_reader
-from .source_walk import Kind, Policy, Walk, walk
+from .source_walk import Kind, Policy, Walk, outside_target, walk
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SEPARATORS = "_-. "
@@ -142,7 +142,6 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
 
         relative = {f: str(f)[cut:] for f in found.files}
         files = [f for f in found.files if visible(f)]
-        problems = [p for p in found.problems if visible(p.path)]
         # one listing per folder instead of a stat per candidate; a folder with no name that could
         # be a sidecar (ending as a template does, e.g. ".json") needs no per-file candidates at all
         tails = tuple(t.rpartition("}")[2] for t in source.sidecars)
@@ -155,7 +154,9 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
                 listings[folder] = names if any(n.endswith(tails) for n in names) else None
             names = listings[folder]
             sidecars_of[f] = [Path(folder, n) for n in _sidecar_names(source, f) if n in names] if names else []
-        sidecars = {s for found in sidecars_of.values() for s in found}
+        sidecars = {s for group in sidecars_of.values() for s in group}
+        real_base = os.path.realpath(base)
+        problems = [p for p in found.problems if visible(p.path) and p.path not in sidecars]  # a sidecar's own, below
         files = [f for f in files if f not in sidecars]
         into = source.into if source.into is not None else _default_into(base, pipeline.base_dir)
         into = "" if into == "." else into
@@ -172,6 +173,13 @@ def plan(pipeline: Pipeline) -> list[WorkItem]:
             metadata: dict[str, Any] = {}
             warnings: list[str] = []
             for sidecar in sidecars_of[f]:
+                target = outside_target(sidecar, real_base)
+                if target and pipeline.symlinks_outside != "allow":  # metadata from outside the source folder
+                    refuse = pipeline.symlinks_outside == "refuse"
+                    warnings.append(f"{sidecar}: sidecar {'ignored' if refuse else 'read'}: symlink to {target} leaves the source "
+                                    f"folder {base}" + (" (symlinks_outside: refuse)" if refuse else ""))
+                    if refuse:
+                        continue
                 try:
                     metadata.update(_load_sidecar(sidecar))
                 except Exception as exc:

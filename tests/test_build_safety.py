@@ -283,6 +283,10 @@ def test_a_source_path_that_is_a_loop_is_a_failure_not_a_traceback(tmp_path: Pat
     assert published.nodes["table"] == 1
 
 
+def warnings_of(report: Any, path: str) -> list[str]:
+    return [p.reason for p in report.warnings if p.path == path]
+
+
 def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -295,13 +299,15 @@ def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) 
     (tree / "data" / "linked.csv").symlink_to(outside / "secret.csv")
     (tree / "data" / "more").symlink_to(outside / "folder")
     (tree / "data" / "inside.csv").symlink_to(tree / "data" / "a.csv")  # stays in the tree: nothing to say
+    (outside / "meta.json").write_text('{"owner": "someone else"}')
+    (tree / "data" / "a.json").symlink_to(outside / "meta.json")  # a sidecar from outside
 
     def run(**options: Any) -> Any:
         pipeline = write_pipeline(tree, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / f"site-{len(options)}-{options}")}, **options})
         return build(load_pipeline(pipeline), workers=2)
 
     warned = run()
-    warnings = {p.path: p.reason for p in warned.warnings}
+    warnings = {p.path: p.reason for p in warned.warnings if p.path != "data/a"}
     assert warnings == {
         "data/linked.csv": f"symlink to {outside}/secret.csv leaves the source folder {tree}/data; followed "
                            "(symlinks_outside: refuse skips such links, allow stops this warning)",
@@ -309,6 +315,8 @@ def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) 
                      "(symlinks_outside: refuse skips such links, allow stops this warning)",
     }
     assert warned.nodes["table"] == 4  # a, inside, linked, more/c
+    assert warnings_of(warned, "data/a") == [f"{tree}/data/a.json: sidecar read: symlink to {outside}/meta.json leaves the source folder {tree}/data"]
+    assert Catalog.open(Store(warned.store)).node("data/a")["metadata"]["owner"] == "someone else"
 
     refused = run(symlinks_outside="refuse")
     assert {p.path: p.reason for p in refused.skipped} == {
@@ -317,9 +325,13 @@ def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) 
     }
     catalog = Catalog.open(Store(refused.store))
     assert [e["key"] for e in catalog.children("data")] == ["a", "inside"]
+    assert "owner" not in catalog.node("data/a")["metadata"]
+    assert warnings_of(refused, "data/a") == [f"{tree}/data/a.json: sidecar ignored: symlink to {outside}/meta.json leaves the source "
+                                              f"folder {tree}/data (symlinks_outside: refuse)"]
 
     allowed = run(symlinks_outside="allow")
     assert allowed.warnings == [] and allowed.nodes["table"] == 4
+    assert Catalog.open(Store(allowed.store)).node("data/a")["metadata"]["owner"] == "someone else"
 
     wrong = write_pipeline(tree, {"sources": [{"path": "data"}], "symlinks_outside": "never"})
     with pytest.raises(Exception, match=r"pipeline.yml:\d+: symlinks_outside: Input should be 'warn', 'refuse' or 'allow'"):
