@@ -395,6 +395,8 @@ class _Build:
 
     def _publish(self, catalog_settings: str, started: float) -> BuildReport:
         """Write the index, manifest and entry points, check the release is whole, then switch to it."""
+        if not self.in_progress.started:  # every item reused (some were removed): still marked while written
+            self.in_progress.start()
         ordered = self.ordered_entries()
         index = write_index(self.store, f"{self.prefix}/index", ordered)
         self.report.published = True
