@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import __version__
 from publisher.catalog import Catalog
 from publisher.errors import BadRequest, NotFound
-from publisher.query import QUERIES, distinct, filters_from, select
+from publisher.query import QUERIES, Selection, distinct, filters_from, select
 
 from . import common
 
@@ -223,15 +223,7 @@ def _page(here: str, offset: int, limit: int, count: int, data: list[dict[str, A
 def _select_metadata(params: dict[str, list[str]]) -> Any:
     """``select_metadata``: a JMESPath expression applied to each result's metadata (as Tiled does)."""
     expression = common.one(params, "select_metadata")
-    if not expression:
-        return None
-    import jmespath
-    from jmespath.exceptions import JMESPathError
-
-    try:
-        return jmespath.compile(expression)
-    except JMESPathError as exc:
-        raise BadRequest(f"malformed select_metadata {expression!r}: {exc}") from None
+    return Selection(expression) if expression else None
 
 
 def _descendants(catalog: Catalog, path: str, max_depth: int | None) -> Iterator[dict[str, Any]]:

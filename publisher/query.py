@@ -8,7 +8,8 @@ and matches nothing; numbers sort before text; objects and arrays are their comp
 ``contains`` and ``like`` are SQL ``LIKE`` on that text (``%`` and ``_`` are wildcards, ASCII
 case-insensitive); ``fulltext`` matches the words of every query term against the words of the
 whole metadata document, keys included, as FTS5's default tokenizer splits them. SQLite has no
-regex: ``regex`` follows Tiled's in-memory adapter (``re.search`` on string values).
+regex: ``regex`` follows Tiled's in-memory adapter (``re.search`` on string values). Patterns run on
+RE2 (:mod:`publisher.regex`): linear time, whatever a client sends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
+from .regex import like, regex
 
 _PARAM = re.compile(r"^filter\[(\w+)\]\[condition\]\[(\w+)\]$")
 
@@ -69,16 +71,7 @@ def filters_from(params: dict[str, list[str]]) -> list[Query]:
     out = []
     for name, fields in grouped.items():
         for i in range(max(len(v) for v in fields.values())):
-            decoded: dict[str, Any] = {}
-            for field, values in fields.items():
-                raw = values[i] if i < len(values) else values[-1]
-                if field in _JSON_FIELDS and name not in ("structure_family", "regex"):
-                    try:
-                        decoded[field] = json.loads(raw, parse_constant=_not_json)
-                    except ValueError:
-                        raise BadRequest(f"filter[{name}][condition][{field}] must be JSON, got {raw!r}") from None
-                else:
-                    decoded[field] = raw
+            decoded = {field: _decode(name, field, values[i] if i < len(values) else values[-1]) for field, values in fields.items()}
             missing = [f for f in QUERIES[name] if f not in decoded and f not in _OPTIONAL.get(name, ())]
             if missing:
                 raise BadRequest(f"query {name!r} needs filter[{name}][condition][{missing[0]}]")
@@ -92,17 +85,62 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float, refusing those past float's range (``1e999``), which would be infinite."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+#: Booleans as Tiled's server (FastAPI) reads them.
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True,
+          "false": False, "0": False, "no": False, "off": False, "f": False, "n": False}
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 80 else raw[:80] + "...")
+
+
+def _decode(name: str, field: str, raw: str) -> Any:
+    """One filter field's value: a boolean, JSON, or the text itself, as Tiled encodes the field."""
+    label = f"filter[{name}][condition][{field}]"
+    if field in ("case_sensitive", "exists"):
+        flag = _FLAGS.get(raw.strip().lower())
+        if flag is None:
+            raise BadRequest(f"{label} must be true or false, got {_shown(raw)}")
+        return flag
+    if field not in _JSON_FIELDS or name in ("structure_family", "regex"):
+        return raw
+    try:
+        return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest(f"{label} is JSON nested too deeply") from None
+    except ValueError as exc:  # not JSON, NaN, a number out of range, an integer of thousands of digits
+        raise BadRequest(f"{label} must be JSON, got {_shown(raw)} ({exc})") from None
+
+
 #: Fields Tiled's client may leave out.
 _OPTIONAL = {"regex": ("case_sensitive",), "keypresent": ("exists",)}
 
 
+#: Fields that must be JSON lists of strings.
+_STRING_LISTS = {"specs": ("include", "exclude"), "access_tags_filter": ("tags",), "keys_filter": ("keys",)}
+
+
 def _validate(q: Query) -> None:
-    """Reject what no entry could make valid (a bad pattern, an unknown operator) before any is read."""
+    """Reject what no entry could make valid (a bad pattern, an unknown operator, a value of the
+    wrong type) before any entry is read."""
     if q.name == "regex":
-        try:
-            re.compile(q.fields.get("pattern", ""))
-        except re.error as exc:
-            raise BadRequest(f"bad regex pattern {q.fields.get('pattern')!r}: {exc}") from None
+        regex_of(q)
+    for field in _STRING_LISTS.get(q.name, ()):
+        value = q.fields.get(field)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BadRequest(f"filter[{q.name}][condition][{field}] must be a JSON list of strings, got {_shown(json.dumps(value))}")
+    if q.name in ("in", "notin"):
+        _json_param(q, "value", list, "a JSON list")
+    if q.name == "like":
+        _json_param(q, "pattern", str, "a JSON string")
     if q.name == "comparison" and q.fields.get("operator") not in ("lt", "le", "gt", "ge"):
         raise BadRequest(f"comparison operator must be lt, le, gt or ge, got {q.fields.get('operator')!r}")
 
@@ -143,10 +181,15 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     return {"eq": a == b, "noteq": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
 
 
-def _like(pattern: str) -> re.Pattern[str]:
-    """SQL ``LIKE``: ``%`` any run, ``_`` one character, ASCII letters case-insensitive."""
-    parts = ["." if c == "_" else ".*" if c == "%" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts), re.IGNORECASE | re.ASCII | re.DOTALL)
+def regex_of(q: Query) -> Any:
+    """A ``regex`` query's compiled pattern (:class:`publisher.regex.TextTest`)."""
+    return regex(str(q.fields.get("pattern", "")), bool(q.fields.get("case_sensitive", True)))
+
+
+def like_of(q: Query) -> Any:
+    """A ``contains`` or ``like`` query as SQL ``LIKE`` (``contains`` is ``%value%``)."""
+    f = q.fields
+    return like(f"%{_text(_sql(f.get('value')))}%" if q.name == "contains" else str(f.get("pattern")))
 
 
 def _text(value: Any) -> str | None:
@@ -172,7 +215,7 @@ def tokens(text: str) -> list[str]:
 def _json_param(q: Query, field: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = q.fields.get(field)
     if not isinstance(value, kind):
-        raise BadRequest(f"filter[{q.name}][condition][{field}] must be {what}, got {value!r}")
+        raise BadRequest(f"filter[{q.name}][condition][{field}] must be {what}, got {_shown(json.dumps(value))}")
     return value
 
 
@@ -197,13 +240,9 @@ def matches(q: Query, entry: dict[str, Any]) -> bool:
         return bool(set(entry.get("access_tags") or []) & set(tags))
     raw = lookup(md, f.get("key", ""))
     if q.name == "keypresent":
-        return (raw is not _MISSING) == (str(f.get("exists", "true")).lower() == "true")
+        return (raw is not _MISSING) == bool(f.get("exists", True))
     if q.name == "regex":
-        flags = 0 if str(f.get("case_sensitive", "true")).lower() == "true" else re.IGNORECASE
-        try:
-            return isinstance(raw, str) and re.search(f.get("pattern", ""), raw, flags) is not None
-        except re.error as exc:
-            raise BadRequest(f"bad regex pattern: {exc}") from None
+        return isinstance(raw, str) and regex_of(q).test(raw)
     value = _sql(raw)
     if q.name in ("eq", "noteq"):
         return _compare(q.name, value, _sql(f.get("value")))
@@ -222,10 +261,33 @@ def matches(q: Query, entry: dict[str, Any]) -> bool:
         return found if q.name == "in" else not found
     if q.name in ("contains", "like"):
         text = _text(value)
-        needle = f.get("value") if q.name == "contains" else f.get("pattern")
-        pattern = _like(f"%{_text(_sql(needle))}%" if q.name == "contains" else str(needle))
-        return text is not None and pattern.fullmatch(text) is not None
+        return text is not None and like_of(q).test(text)
     raise BadRequest(f"unknown query {q.name!r}")
+
+
+class Selection:
+    """``select_metadata``: a JMESPath expression applied to each result's metadata (as Tiled
+    does). A malformed expression, or one that fails on some metadata (``abs(@)`` on an object),
+    is the client's mistake: a 400 naming it."""
+
+    def __init__(self, expression: str) -> None:
+        import jmespath
+
+        self.expression = expression
+        try:
+            self.compiled = jmespath.compile(expression)
+        except RecursionError:
+            raise BadRequest(f"select_metadata {_shown(expression)} is nested too deeply") from None
+        except Exception as exc:  # JMESPath's parse errors, and what its lexer lets through
+            raise BadRequest(f"malformed select_metadata {_shown(expression)}: {exc}") from None
+
+    def search(self, metadata: dict[str, Any]) -> Any:
+        try:
+            return self.compiled.search(metadata)
+        except RecursionError:
+            raise BadRequest(f"select_metadata {_shown(self.expression)} is nested too deeply") from None
+        except Exception as exc:  # JMESPath's type and arity errors
+            raise BadRequest(f"select_metadata {_shown(self.expression)} fails on a result's metadata: {exc}") from None
 
 
 def sort_entries(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:

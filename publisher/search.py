@@ -4,8 +4,9 @@ the same answers as the row-by-row :func:`publisher.query.matches`, which stays 
 
 Equality, comparison and ``in`` are binary searches in the sorted distinct values, then one
 vectorised test of the codes; ``fulltext`` intersects posting lists; ``regex``, ``contains`` and
-``like`` run one regex pass over the distinct texts joined by newlines, when the pattern cannot
-match across one (else text by text); sorting takes the page it needs by partial selection.
+``like`` run one RE2 pass over the distinct texts joined by newlines (UTF-8, read in place), when
+the pattern cannot match across one (else text by text); sorting takes the page it needs by
+partial selection.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from .errors import BadRequest
-from .query import Query, _json_param, _like, _sql, _text, distinct_values, specs_value, tokens
+from .query import Query, _json_param, _sql, _text, distinct_values, like_of, regex_of, specs_value, tokens
+from .regex import TextTest
 from .stores import Store
 
 
@@ -30,7 +32,7 @@ class Texts(Sequence[str]):
 
     def __init__(self, offsets: np.ndarray, blob: np.ndarray, newline: np.ndarray) -> None:
         self.offsets, self.blob, self.newline = offsets, blob, newline
-        self._scan: tuple[str, np.ndarray] | None = None
+        self._scan: bytes | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -45,48 +47,47 @@ class Texts(Sequence[str]):
         """Indexes ``[lo, hi)`` of the entries equal to ``text`` (code-point order is UTF-8 byte order)."""
         return bisect.bisect_left(self, text), bisect.bisect_right(self, text)
 
-    def scan_text(self) -> tuple[str, np.ndarray]:
-        """The blob as one string and each text's start in it (in characters), made once."""
+    def raw(self, i: int) -> bytes:
+        """Text ``i`` as UTF-8."""
+        return self.blob[self.offsets[i] : self.offsets[i + 1] - 1].tobytes()
+
+    def scan_bytes(self) -> bytes:
+        """The blob as one bytes object, made once (RE2 reads it in place, by byte offsets)."""
         with self._lock:
             if self._scan is None:
-                text = self.blob.tobytes().decode("utf-8")
-                if len(text) == len(self.blob):
-                    starts = self.offsets
-                else:  # characters before each byte offset: bytes that do not continue a character
-                    heads = np.concatenate([[0], np.cumsum((self.blob & 0xC0) != 0x80)])
-                    starts = heads[self.offsets]
-                self._scan = (text, starts)
+                self._scan = self.blob.tobytes()
             return self._scan
 
-    def matching(self, blob_pattern: re.Pattern[str] | None, one: Callable[[str], bool]) -> np.ndarray:
-        """Which texts satisfy ``one``: by ``blob_pattern`` over the joined texts when given (a
-        pattern that finds in the blob exactly the texts ``one`` accepts, for texts without a
-        newline), falling back to ``one`` per text once most texts turn out to match."""
+    def matching(self, test: TextTest) -> np.ndarray:
+        """Which texts ``test`` accepts: by its blob pattern over the joined texts when it has one
+        (one search per hit), falling back to one test per text once most texts turn out to match."""
         out = np.zeros(len(self), dtype=bool)
         n = len(self)
         if n == 0:
             return out
-        if blob_pattern is None:
-            return np.fromiter((one(t) for t in self), dtype=bool, count=n)
-        text, starts = self.scan_text()
-        search, pos, found, budget = blob_pattern.search, 0, 0, max(64, n // 8)
+        starts = self.offsets.tolist()
+        if test.blob is None:
+            blob = self.scan_bytes()
+            return np.fromiter((test.test(blob[a : b - 1]) for a, b in zip(starts[:-1], starts[1:])), dtype=bool, count=n)
+        blob = self.scan_bytes()
+        search, pos, found, budget = test.blob.search, 0, 0, max(64, n // 8)
         while True:
-            m = search(text, pos)
+            m = search(blob, pos)
             if m is None:
                 break
-            i = int(np.searchsorted(starts, m.start(), "right")) - 1
+            i = int(np.searchsorted(self.offsets, m.start(), "right")) - 1
             if i >= n:
                 break
             out[i] = True
-            pos = int(starts[i + 1])
+            pos = starts[i + 1]
             found += 1
             if found > budget:  # most texts match: a per-text pass beats one search call per hit
                 rest = i + 1
-                out[rest:] = np.fromiter((one(text[a : b - 1]) for a, b in zip(starts[rest:-1].tolist(), starts[rest + 1 :].tolist())),
+                out[rest:] = np.fromiter((test.test(blob[a : b - 1]) for a, b in zip(starts[rest:-1], starts[rest + 1 :])),
                                          dtype=bool, count=n - rest)
                 break
         for i in self.newline.tolist():  # texts holding a newline: the blob pass could not judge them
-            out[i] = one(self[i])
+            out[i] = test.test(self.raw(i))
         return out
 
 
@@ -264,85 +265,15 @@ class SearchColumns:
 
 
 # -- evaluation ------------------------------------------------------------------------------
-def _regex_blob_safe(pattern: str, flags: int) -> bool:
-    """True when one pass of ``pattern`` (with MULTILINE) over texts joined by newlines finds
-    exactly the texts it finds one by one: nothing in it can match a newline, and it has no
-    ``\\A``/``\\Z`` or lookaround (which would see past a text's ends)."""
-    from re import _constants as c  # type: ignore[attr-defined]
-    from re import _parser  # type: ignore[attr-defined]
-
-    try:
-        parsed = _parser.parse(pattern, flags)
-    except re.error:
-        return False
-    safe_categories = {c.CATEGORY_DIGIT, c.CATEGORY_WORD, c.CATEGORY_NOT_SPACE}
-
-    def safe_set(items: list[Any]) -> bool:
-        if any(op is c.NEGATE for op, _ in items):
-            return False
-        for op, av in items:
-            if (op is c.LITERAL and av == 10) or (op is c.RANGE and av[0] <= 10 <= av[1]):
-                return False
-            if op is c.CATEGORY and av not in safe_categories:
-                return False
-        return True
-
-    def walk(items: Any, dotall: bool) -> bool:
-        for op, av in items:
-            if op is c.LITERAL:
-                if av == 10:
-                    return False
-            elif op is c.NOT_LITERAL:
-                if av != 10:
-                    return False
-            elif op is c.ANY:
-                if dotall:
-                    return False
-            elif op is c.IN:
-                if not safe_set(av):
-                    return False
-            elif op is c.AT:  # \A, \Z see the blob's ends; \B matches an empty text in the blob, not alone
-                if av in (c.AT_BEGINNING_STRING, c.AT_END_STRING, c.AT_NON_BOUNDARY):
-                    return False
-            elif op in (c.ASSERT, c.ASSERT_NOT, c.GROUPREF_EXISTS):
-                return False
-            elif op is c.SUBPATTERN:
-                _, add, remove, sub = av
-                if remove & re.MULTILINE:  # ^ and $ would anchor to the blob's ends
-                    return False
-                if not walk(sub, (dotall or bool(add & re.DOTALL)) and not remove & re.DOTALL):
-                    return False
-            elif op is c.BRANCH:
-                if not all(walk(b, dotall) for b in av[1]):
-                    return False
-            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-                if not walk(av[2], dotall):
-                    return False
-            elif op is c.ATOMIC_GROUP:
-                if not walk(av, dotall):
-                    return False
-            elif op not in (c.GROUPREF,):
-                return False
-        return True
-
-    return walk(parsed.data, bool(parsed.state.flags & re.DOTALL))
-
-
-def _like_for_blob(pattern: str) -> re.Pattern[str]:
-    """SQL ``LIKE`` as a whole-line match over newline-joined texts (wildcards stop at newlines)."""
-    parts = ["[^\\n]" if ch == "_" else "[^\\n]*" if ch == "%" else re.escape(ch) for ch in pattern]
-    return re.compile("^" + "".join(parts) + "$", re.IGNORECASE | re.ASCII | re.MULTILINE)
-
-
-def _text_rows(column: Column, blob_pattern: re.Pattern[str] | None, one: Callable[[str], bool], strings_only: bool) -> np.ndarray:
+def _text_rows(column: Column, test: TextTest, strings_only: bool) -> np.ndarray:
     chosen = np.zeros(column.size + 1, dtype=bool)
     nn = len(column.numbers)
-    hit = column.texts.matching(blob_pattern, one)
+    hit = column.texts.matching(test)
     if strings_only:
         hit &= ~column.text_json
     chosen[nn : column.size] = hit
     if not strings_only:  # numbers are matched by their text (SQL LIKE on a number)
-        chosen[:nn] = [one(_text(column.value(i))) for i in range(nn)]  # type: ignore[arg-type]
+        chosen[:nn] = [test.test(_text(column.value(i))) for i in range(nn)]  # type: ignore[arg-type]
     return column.rows_where(chosen)
 
 
@@ -386,22 +317,15 @@ def evaluate(cols: SearchColumns, q: Query) -> np.ndarray:
             return ~none if q.name == "notin" else none
     column = cols.column(f.get("key", ""))
     if q.name == "keypresent":
-        exists = str(f.get("exists", "true")).lower() == "true"
+        exists = bool(f.get("exists", True))
         present = column.present() if column is not None else none
         return present if exists else ~present
     if column is None:
         return none
     if q.name == "regex":
-        flags = 0 if str(f.get("case_sensitive", "true")).lower() == "true" else re.IGNORECASE
-        pattern = f.get("pattern", "")
-        one = re.compile(pattern, flags).search
-        blob = re.compile(pattern, flags | re.MULTILINE) if _regex_blob_safe(pattern, flags) else None
-        return _text_rows(column, blob, lambda s: one(s) is not None, strings_only=True)
+        return _text_rows(column, regex_of(q), strings_only=True)
     if q.name in ("contains", "like"):
-        like = f"%{_text(_sql(f.get('value')))}%" if q.name == "contains" else str(f.get("pattern"))
-        whole = _like(like).fullmatch
-        blob = None if "\n" in like else _like_for_blob(like)  # a newline in the pattern would match a separator
-        return _text_rows(column, blob, lambda s: whole(s) is not None, strings_only=False)
+        return _text_rows(column, like_of(q), strings_only=False)
     if q.name in ("eq", "noteq", "comparison"):
         value = _sql(f.get("value"))
         if value is None:

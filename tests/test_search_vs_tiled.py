@@ -158,7 +158,11 @@ def _regex_queries() -> list[Any]:
     from tiled.queries import Regex
 
     return [Regex("description", "^thin"), Regex("description", "nickel", case_sensitive=False),
-            Regex("description", "nickel", case_sensitive=True), Regex("temperature", "^r"), Regex("tags", "good")]
+            Regex("description", "nickel", case_sensitive=True), Regex("temperature", "^r"), Regex("tags", "good"),
+            # run by RE2 on our side, by Python's re in Tiled's: the same answers
+            Regex("description", r"\bof\b"), Regex("description", r"\d+ K$"), Regex("sample.element", "^(Ni|Fe)$"),
+            Regex("description", "(?i)NICKEL|crystal"), Regex("description", r"[^\W\d]+ foil"), Regex("timestamp", r"T0[1-3]:\d\d"),
+            Regex("sample.element", "^[a-z]+$", case_sensitive=False)]
 
 
 @pytest.mark.parametrize("index", range(len(_queries())))
