@@ -217,3 +217,25 @@ def test_dataset_answers_refuse_what_they_cannot_hold(netcdf_demo: Published) ->
         with h5py.File(io.BytesIO(answer.content), "r") as f:
             assert f["time"][1] - f["time"][0] == 86_400 * 10**9  # one day in nanoseconds
             assert np.isnan(f["sst"][0, 0, 0]) and f["sst"].dtype == np.float64
+
+
+def test_only_what_follows_the_rules_is_labelled(tmp_path: Path) -> None:
+    """A group of only 0-d variables (the client's table fetch cannot give 0-d values) and a
+    group holding a table (a compound variable) are published unlabelled; their arrays still read."""
+    import netCDF4
+
+    source = tmp_path / "src" / "rules.nc"
+    source.parent.mkdir()
+    with netCDF4.Dataset(source, "w") as ds:
+        ds.createVariable("scale", "f8", ())[:] = 2.5
+        g = ds.createGroup("records")
+        g.createDimension("n", 2)
+        kind = g.createCompoundType(np.dtype([("a", "i4"), ("b", "f8")]), "pair")
+        g.createVariable("pairs", kind, ("n",))[:] = np.array([(1, 0.5), (2, 1.5)], dtype=[("a", "i4"), ("b", "f8")])
+        g.createVariable("x", "f4", ("n",))[:] = [1, 2]
+    pub = run_build(tmp_path, {"sources": [{"path": str(source.parent), "into": "r"}], "on_error": "fail"})
+    assert pub.node("r/rules")["specs"] == [] and pub.node("r/rules/records")["specs"] == []
+    assert pub.node("r/rules/records/pairs")["family"] == "table"
+    for _, client in serve(pub):
+        assert client["r/rules/scale"].read() == 2.5
+        assert client["r/rules/records/x"].read().tolist() == [1, 2]
