@@ -57,8 +57,7 @@ def _is_cftime(var: Any) -> bool:
 
 
 class _NetCDF:
-    def __init__(self, ds: Any, path: Path) -> None:
-        self.ds = ds
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = NETCDF_LOCK
         #: The xarray datasets opened, closed with the file.
@@ -111,9 +110,10 @@ class _NetCDF:
         """Every published variable an array with its spec; the tiled client reads a dataset of
         only 0-d variables through a table, which cannot give 0-d values, so that is left out."""
         arrays = [c for c in node.children if isinstance(c, ArrayNode)]
-        if any(isinstance(c, TableNode) for c in node.children) or any(not ({XARRAY_COORD, XARRAY_DATA_VAR} & set(a.specs)) for a in arrays):
+        if any(isinstance(c, TableNode) for c in node.children):
             return False
-        return not arrays or any(a.shape for a in arrays)
+        labelled = all({XARRAY_COORD, XARRAY_DATA_VAR} & set(a.specs) for a in arrays)
+        return labelled and (not arrays or any(a.shape for a in arrays))
 
     @staticmethod
     def raw_attrs(obj: Any) -> dict[str, Any]:
@@ -212,7 +212,7 @@ class NetCDFReader(Reader):
                 ds = netCDF4.Dataset(path, "r")
             except OSError as exc:
                 raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
-        reader = _NetCDF(ds, path)
+        reader = _NetCDF(path)
         try:
             with NETCDF_LOCK:
                 root = reader.group(ds, key, "")
