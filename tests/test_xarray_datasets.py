@@ -217,6 +217,7 @@ def test_dataset_answers_refuse_what_they_cannot_hold(netcdf_demo: Published) ->
         with h5py.File(io.BytesIO(answer.content), "r") as f:
             assert f["time"][1] - f["time"][0] == 86_400 * 10**9  # one day in nanoseconds
             assert np.isnan(f["sst"][0, 0, 0]) and f["sst"].dtype == np.float64
+            assert f["sst"].attrs["units"] == "degC" and f.attrs["title"] == "Demo sea surface temperature"
 
 
 def test_only_what_follows_the_rules_is_labelled(tmp_path: Path) -> None:

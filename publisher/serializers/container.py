@@ -36,7 +36,10 @@ class Tree:
 
 
 def _attrs(target: Any, metadata: dict[str, Any]) -> None:
-    """Metadata as HDF5 attributes; what h5py cannot store as it is goes in as JSON text."""
+    """Metadata as HDF5 attributes; what h5py cannot store as it is goes in as JSON text. A
+    dataset's ``attrs`` (Tiled's layout for xarray datasets) are the attributes themselves."""
+    if isinstance(metadata.get("attrs"), dict):
+        metadata = {**metadata["attrs"], **{k: v for k, v in metadata.items() if k != "attrs"}}
     for key, value in metadata.items():
         try:
             if value is None or isinstance(value, dict):
