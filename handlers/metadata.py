@@ -187,6 +187,7 @@ def search() -> Response:
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
     queries = filters_from(params)
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
+    sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
 
     def body() -> dict[str, Any]:
         columns = catalog.search_columns(path, entry["structure"].get("count", 0)) if queries or sort.strip("-") else None

@@ -52,6 +52,8 @@ def datasets(pub: Published) -> list[dict[str, Any]]:
 
 
 def test_demo_sst_reads_as_open_dataset(netcdf_demo: Published, demo_dir: Path) -> None:
+    from tiled.queries import In
+
     source = demo_dir / "climate" / "sst.nc"
     for _, client in serve(netcdf_demo):
         sst = client["climate/sst"]
@@ -64,6 +66,8 @@ def test_demo_sst_reads_as_open_dataset(netcdf_demo: Published, demo_dir: Path) 
         for _, node in client["climate"].items():  # a dataset from a listing reads the same
             xr.testing.assert_identical(node.read(), xr.open_dataset(source).load())
         assert sst.read(["sst"])["sst"].attrs == {"units": "degC", "standard_name": "sea_surface_temperature"}
+        found = sst.search(In("attrs.units", ["degC", "degrees_north"]))  # sent with Tiled's natural sort, "_"
+        assert list(found) == ["lat", "sst"] and found.keys().last() == "sst"
 
 
 def test_demo_nxdata_reads_as_open_zarr(demo: Published) -> None:
