@@ -119,6 +119,10 @@ def test_each_package_answers_a_recorded_event_from_its_zip(packages: dict[str, 
         assert answer["headers"]["Content-Type"].startswith(media), (function, answer["headers"])
     bad = smoke_test(packages["metadata"], event_for("GET", "/api/v1/search/", "filter[nope][condition][x]=1", {}, "127.0.0.1"), env)
     assert bad is not None and bad["statusCode"] == 400
+    regex = "filter[regex][condition][key]=x&filter[regex][condition][pattern]="  # RE2 from the zip: runs, and refuses \\1
+    for pattern, status in (("(.*.*.*)*Z", 200), ("(a)%5C1", 400)):
+        answer = smoke_test(packages["metadata"], event_for("GET", "/api/v1/search/", regex + pattern, {}, "127.0.0.1"), env)
+        assert answer is not None and answer["statusCode"] == status, answer
 
 
 def test_arm64_packages_hold_arm64_code(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from ..errors import SkyshelfError
 ROOT = Path(__file__).resolve().parents[2]
 #: Distributions each function needs (their own dependencies follow). boto3 is the runtime's.
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "metadata": ("aws-lambda-powertools", "numpy", "zstandard"),
+    "metadata": ("aws-lambda-powertools", "numpy", "zstandard", "google-re2"),  # RE2: search patterns in linear time
     "arrays": ("aws-lambda-powertools", "numpy", "numcodecs", "zstandard", "pillow", "tifffile"),
     "tables": ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl", "h5py"),
 }
