@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from publisher.releases import BUILDING, gc, list_releases
 from publisher.stores import Store
 
 from .conftest import run_build, write_pipeline
+from .servers import S3Server, moto_server
+from .test_s3 import environ
 
 # -- gc and builds ------------------------------------------------------------------------------
 
@@ -85,13 +88,27 @@ def test_gc_racing_a_build_deletes_nothing_it_publishes(tmp_path: Path) -> None:
     assert [r.id for r in list_releases(store)] == [catalog.release]
 
 
-def test_objects_deleted_before_the_switch_fail_the_build(tmp_path: Path) -> None:
+@pytest.fixture(scope="module", params=["local", "moto"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
+    """(store URL prefix, environment, server): a local folder, and moto's S3 server."""
+    if request.param == "local":
+        yield str(tmp_path_factory.mktemp("stores")), {}, None
+        return
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        server.create_bucket("safety")
+        yield "s3://safety", server.env(), server
+
+
+def test_objects_deleted_before_the_switch_fail_the_build(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
     """Objects of the release in progress vanish after they were written: the build refuses to
     switch, says what is missing, and the previous release stays current."""
+    base, env, server = target
+    url = f"{base}/deleted-{tmp_path.name}"
     _arrays(tmp_path / "data", 10, 0)
-    config = {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}}
-    first = run_build(tmp_path, config)
-    store = first.store
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": url}})
+    store = Store(url, **(server.storage_options() if server else {}))
+    with environ(env):
+        first = build(load_pipeline(pipeline), workers=2)
     before = store.read_bytes("catalog.json")
     _arrays(tmp_path / "data", 10, 1)
     started: dict[str, Any] = {}
@@ -103,11 +120,11 @@ def test_objects_deleted_before_the_switch_fail_the_build(tmp_path: Path) -> Non
             for name in ("a0002", "a0007"):
                 store.delete_prefix(f"releases/{started['release']}/data/data/{name}.zarr")
 
-    with pytest.raises(StoreError, match=r"release \S+ is incomplete, so it was not published: objects it references are missing .*data/a0002\.zarr/zarr\.json") as caught:
-        build(load_pipeline(tmp_path / "pipeline.yml"), progress=progress, workers=2)
-    assert f"catalog.json still points at {first.report.release}" in str(caught.value)
+    with environ(env), pytest.raises(StoreError, match=r"release \S+ is incomplete, so it was not published: objects it references are missing .*data/a0002\.zarr/zarr\.json") as caught:
+        build(load_pipeline(pipeline), progress=progress, workers=2)
+    assert f"catalog.json still points at {first.release}" in str(caught.value)
     assert store.read_bytes("catalog.json") == before
-    assert [r.id for r in list_releases(store)] == [first.report.release]  # the broken release was removed
+    assert [r.id for r in list_releases(store)] == [first.release]  # the broken release was removed
 
 
 def test_missing_chunks_are_found_too(tmp_path: Path) -> None:
