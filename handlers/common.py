@@ -305,9 +305,11 @@ def base_url(app: APIGatewayHttpResolver) -> str:
     if configured:
         return configured.rstrip("/") + API
     host = header(app, "host") or "localhost"
+    if not _HOST.fullmatch(host):
+        raise BadRequest(f"malformed Host header {host!r}: links are built from it")
     scheme = (header(app, "x-forwarded-proto") or "https").partition(",")[0].strip().lower()  # the first proxy's
-    if not _HOST.fullmatch(host) or scheme not in ("http", "https"):
-        raise BadRequest(f"malformed Host {host!r} or X-Forwarded-Proto {scheme!r}: links are built from them")
+    if scheme not in ("http", "https"):
+        scheme = "https"  # what a proxy in front says, or nonsense: never copied into a link
     stage = app.current_event.raw_event.get("requestContext", {}).get("stage", "$default")
     return f"{scheme}://{host}{'' if stage in ('$default', None) else '/' + stage}{API}"
 
