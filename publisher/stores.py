@@ -9,6 +9,7 @@ import os
 import posixpath
 import tempfile
 from pathlib import Path
+from stat import S_ISDIR
 from typing import IO, Any
 
 from .content_types import content_type
@@ -249,7 +250,7 @@ class Store:
         try:
             if self.is_local:
                 st = os.stat(self.path(key))
-                return (st.st_size, st.st_mtime) if not os.path.isdir(self.path(key)) else None
+                return None if S_ISDIR(st.st_mode) else (st.st_size, st.st_mtime)
             info = self.fs.info(self.path(key))
         except (FileNotFoundError, NotADirectoryError):
             return None
