@@ -287,6 +287,7 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
     url = server.url
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
     click.echo(f"  browser:  {url}/api/v1/search/")
+    click.echo(f"  docs:     {url}/api/v1/docs")
     click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
     hint = _xarray_hint(catalog)
     if hint:
