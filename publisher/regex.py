@@ -3,13 +3,16 @@ linear in the text whatever the pattern, so no request can hold a handler (Pytho
 backtracks: ``(.*.*.*)*Z`` over a long text never finishes).
 
 A ``regex`` pattern is read by Python's own parser (the syntax Tiled's users write, for
-``re.search``) and written out for RE2 with the same meaning: ``\\d``, ``\\w`` and ``\\s`` as
-Python's Unicode classes (listed out, so RE2's Unicode tables do not matter), ``.``, ``^``, ``$``,
-``\\A``, ``\\Z`` and inline flags as in ``re``. What RE2 cannot do is refused by name with the
+``re.search``) and written out for RE2 with the same meaning: every character atom becomes an
+explicit class of the code points Python matches (``\\d``, ``\\w``, ``\\s`` as Python's Unicode
+classes; case-insensitive atoms with the cased characters Python's own engine matches, so its
+folding holds exactly: ``İ`` matches ``(?i)i``), and ``.``, ``^``, ``$``, ``\\A``, ``\\Z`` and inline
+flags behave as in ``re``. What RE2 cannot do is refused by name with the
 reason (a 400): backreferences, lookaround, conditional and atomic groups, possessive
-quantifiers, counts above 1000, and a non-multiline ``$`` with more pattern after it (it may
-match before a final newline, which needs lookahead). One difference is kept, documented in
-docs/search.md: ``\\b`` and ``\\B`` see only ASCII letters, digits and ``_`` as word characters.
+quantifiers, counts above 1000, ``\\B`` (RE2's also matches inside a multi-byte character),
+and a non-multiline ``$`` with more pattern after it (it may match before a final newline, which
+needs lookahead). One difference is kept, documented in docs/serve.md: ``\\b`` sees only ASCII
+letters, digits and ``_`` as word characters.
 
 ``re2`` is imported at first use: the metadata handler does not load it on a cold start.
 """
@@ -26,9 +29,9 @@ from .errors import BadRequest
 
 #: RE2's own limit on a counted repetition ``{n}``.
 MAX_COUNT = 1000
-#: Classes that need Python's engine to list their members (negated, case-insensitive, with
-#: ``\\w``-like categories): each costs a pass over every code point, so a pattern gets few.
-MAX_LISTED_CLASSES = 4
+#: The longest RE2 program text a pattern may become: Python's Unicode classes are listed out
+#: (``\\w`` is ~11,000 characters, ~1 ms to compile), so this bounds a request's compile time.
+MAX_PROGRAM_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,9 @@ class TextTest:
     one: Any
     blob: Any | None
     whole: bool  # the text must match entirely (SQL LIKE), not somewhere in it (re.search)
-    on_empty: bool | None = None  # the answer for an empty text, when RE2's differs (\B)
 
     def test(self, text: str | bytes) -> bool:
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        if not data and self.on_empty is not None:
-            return self.on_empty
         return (self.one.fullmatch(data) if self.whole else self.one.search(data)) is not None
 
 
@@ -84,14 +84,11 @@ def regex(pattern: str, case_sensitive: bool = True) -> TextTest:
     try:
         writer, blob_writer = _Translator(blob=False), _Translator(blob=True)
         one, blob = writer.pattern(parsed), blob_writer.pattern(parsed)
-        # Python's \B (before 3.14) never matches in an empty text; RE2's does
-        empty = _Translator(blob=False, empty=True).pattern(parsed) if writer.non_boundary else None
     except _Refused as exc:
         raise BadRequest(f"regex pattern {_shown(pattern)} cannot be used: {exc} (search runs a linear-time engine, RE2)") from None
     except RecursionError:
         raise BadRequest(f"regex pattern {_shown(pattern)} is too deeply nested") from None
-    return TextTest(_re2(one, pattern), _re2(blob, pattern) if blob_writer.blob_ok else None, whole=False,
-                    on_empty=None if empty is None else _re2(empty, pattern).search(b"") is not None)
+    return TextTest(_re2(one, pattern), _re2(blob, pattern) if blob_writer.blob_ok else None, whole=False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -107,28 +104,14 @@ def like(pattern: str) -> TextTest:
     return TextTest(_re2("(?s)" + write(".*", "."), pattern), blob, whole=True)
 
 
-def _folds(flags: int) -> bool:
-    """Whether RE2's case folding applies (Python's ASCII mode folds ASCII letters only: we list them)."""
-    return bool(flags & re.IGNORECASE) and not flags & re.ASCII
-
-
-def _ascii_cases(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Ranges with the other case of their ASCII letters added."""
-    out = list(ranges)
-    for lo, hi in ranges:
-        for first, last, shift in ((0x61, 0x7A, -32), (0x41, 0x5A, 32)):
-            a, b = max(lo, first), min(hi, last)
-            if a <= b:
-                out.append((a + shift, b + shift))
-    return _merge(out)
-
-
 def _char(code: int) -> str:
     ch = chr(code)
     return ch if ch.isascii() and ch.isalnum() else f"\\x{{{code:x}}}"
 
 
 def _class(ranges: list[tuple[int, int]], negate: bool = False) -> str:
+    if len(ranges) == 1 and ranges[0][0] == ranges[0][1] and not negate:
+        return _char(ranges[0][0])
     body = "".join(_char(lo) if lo == hi else f"{_char(lo)}-{_char(hi)}" for lo, hi in ranges)
     if not body:  # an empty set matches nothing; its complement everything
         return "[\\x00-\\x{10ffff}]" if negate else "[^\\x00-\\x{10ffff}]"
@@ -187,22 +170,67 @@ def _members(python_class: str, flags: int) -> tuple[tuple[int, int], ...]:
     return tuple(_without_surrogates(_merge(ranges)))
 
 
+@functools.lru_cache(maxsize=1)
+def _cased() -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The characters that have a case (Python's ``_sre.unicode_iscased``): the only ones case-
+    insensitive matching can treat differently from exact matching. As a string and as ranges."""
+    import _sre
+
+    every = _every_character()
+    cased = "".join(ch for ch in every if _sre.unicode_iscased(ord(ch)))
+    return cased, tuple(_merge([(ord(ch), ord(ch)) for ch in cased]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _atom(source: str, exact: tuple[tuple[int, int], ...], flags: int) -> str:
+    """One character atom as an RE2 class: ``exact`` (its members, case-sensitive) when ``flags``
+    has no IGNORECASE; else those of its members that have no case, and the cased characters
+    Python's own engine matches with ``source`` under ``flags`` (its folding exactly: ``lower``,
+    its extra equivalences, ASCII-only under ``(?a)``)."""
+    if not flags & re.IGNORECASE:
+        return _class(list(exact))
+    cased, cased_ranges = _cased()
+    found = [(ord(ch), ord(ch)) for ch in re.findall(source, cased, flags)]
+    return _class(_merge(_subtract(list(exact), list(cased_ranges)) + found))
+
+
+def _subtract(ranges: list[tuple[int, int]], minus: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    keep = _complement(minus)
+    out, j = [], 0
+    for lo, hi in _merge(ranges):  # intersection with the complement, both sorted
+        while j < len(keep) and keep[j][1] < lo:
+            j += 1
+        k = j
+        while k < len(keep) and keep[k][0] <= hi:
+            out.append((max(lo, keep[k][0]), min(hi, keep[k][1])))
+            k += 1
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _category_ranges(categories: tuple[str, ...], flags: int) -> tuple[tuple[int, int], ...]:
+    return tuple(_merge([r for source in categories for r in _members(source, flags)]))
+
+
 _CATEGORY_SOURCE = {"CATEGORY_DIGIT": "\\d", "CATEGORY_NOT_DIGIT": "\\D", "CATEGORY_WORD": "\\w", "CATEGORY_NOT_WORD": "\\W",
                     "CATEGORY_SPACE": "\\s", "CATEGORY_NOT_SPACE": "\\S"}
 
 
-class _Translator:
-    """Python's parse tree written as an RE2 pattern. ``blob``: for texts joined by newlines, where
-    ``^``/``$`` are line anchors; ``blob_ok`` turns False when that cannot give each text's answer."""
+def _code(code: int) -> str:
+    return f"\\U{code:08x}"
 
-    def __init__(self, blob: bool, empty: bool = False) -> None:
-        self.blob, self.blob_ok, self.listed = blob, True, 0
-        self.empty, self.non_boundary = empty, False  # empty: \B never matches (for an empty text)
+
+class _Translator:
+    """Python's parse tree written as an RE2 pattern, every character atom an explicit class
+    (RE2's own case folding and classes are never used). ``blob``: for texts joined by newlines,
+    where ``^``/``$`` are line anchors; ``blob_ok`` turns False when that cannot give each text's
+    answer."""
+
+    def __init__(self, blob: bool) -> None:
+        self.blob, self.blob_ok, self.size = blob, True, 0
 
     def pattern(self, parsed: Any) -> str:
-        flags = parsed.state.flags
-        body = self.seq(parsed.data, flags, tail=True)
-        return ("(?i)" if _folds(flags) else "") + body
+        return self.seq(parsed.data, parsed.state.flags, tail=True)
 
     def seq(self, items: Any, flags: int, tail: bool) -> str:
         items = list(items)
@@ -211,31 +239,27 @@ class _Translator:
     def item(self, op: Any, av: Any, flags: int, tail: bool) -> str:
         from re import _constants as c  # type: ignore[attr-defined]
 
-        ascii_fold = flags & re.ASCII and flags & re.IGNORECASE  # Python folds ASCII letters only: so do we
-        if op is c.LITERAL:
-            self.blob_ok &= av != 10
-            return _class(_ascii_cases([(av, av)])) if ascii_fold and chr(av).isascii() and chr(av).isalpha() else _char(av)
-        if op is c.NOT_LITERAL:
-            self.blob_ok &= av == 10
-            return _class(_ascii_cases([(av, av)]) if ascii_fold else [(av, av)], negate=True)
+        if op in (c.LITERAL, c.NOT_LITERAL, c.IN):
+            source, exact = self.atom(op, av, flags)
+            self.blob_ok &= not any(lo <= 10 <= hi for lo, hi in exact)  # newlines have no case
+            written = _atom(source, exact, flags & (re.IGNORECASE | re.ASCII))
+            self.size += len(written)
+            if self.size > MAX_PROGRAM_CHARS:
+                raise _Refused(f"too many Unicode classes (\\d, \\w, \\s: each is thousands of ranges for RE2); "
+                               f"the pattern would be over {MAX_PROGRAM_CHARS:,} characters")
+            return written
         if op is c.ANY:
             if flags & re.DOTALL:
                 self.blob_ok = False
                 return "(?s:.)"
             return "[^\\n]"
-        if op is c.IN:
-            return self.charset(av, flags)
         if op is c.AT:
             return self.anchor(av, flags, tail)
         if op is c.BRANCH:
             return "(?:" + "|".join(self.seq(branch, flags, tail) for branch in av[1]) + ")"
         if op is c.SUBPATTERN:
             _, add, remove, sub = av
-            inner = (flags | add) & ~remove
-            body = self.seq(sub, inner, tail)
-            if _folds(inner) != _folds(flags):
-                return f"(?{'' if _folds(inner) else '-'}i:{body})"
-            return f"(?:{body})"
+            return f"(?:{self.seq(sub, (flags | add) & ~remove, tail)})"
         if op in (c.MAX_REPEAT, c.MIN_REPEAT):
             lo, hi, sub = av
             unbounded = hi == c.MAXREPEAT
@@ -251,6 +275,23 @@ class _Translator:
                  c.ASSERT: "lookahead and lookbehind assertions", c.ASSERT_NOT: "lookahead and lookbehind assertions",
                  c.ATOMIC_GROUP: "atomic groups ((?>...))", c.POSSESSIVE_REPEAT: "possessive quantifiers (*+, ++, ?+)"}
         raise _Refused(f"{names.get(op, str(op).lower())} are not supported")
+
+    @staticmethod
+    def atom(op: Any, av: Any, flags: int) -> tuple[str, tuple[tuple[int, int], ...]]:
+        """(Python source, exact members) of a literal, negated literal or class: the members as
+        Python matches them case-sensitively (``\\d``, ``\\w``, ``\\s`` Unicode unless ``(?a)``)."""
+        from re import _constants as c  # type: ignore[attr-defined]
+
+        if op is c.LITERAL:
+            return _code(av), ((av, av),)
+        if op is c.NOT_LITERAL:
+            return f"[^{_code(av)}]", tuple(_complement([(av, av)]))
+        negate = any(kind is c.NEGATE for kind, _ in av)
+        plain = [(v, v) if kind is c.LITERAL else v for kind, v in av if kind in (c.LITERAL, c.RANGE)]
+        categories = tuple(_CATEGORY_SOURCE[v.name] for kind, v in av if kind is c.CATEGORY)
+        every = _merge(plain + list(_category_ranges(categories, flags & re.ASCII)))
+        source = "".join(_code(lo) if lo == hi else f"{_code(lo)}-{_code(hi)}" for lo, hi in plain) + "".join(categories)
+        return f"[{'^' if negate else ''}{source}]", tuple(_complement(every) if negate else every)
 
     def anchor(self, at: Any, flags: int, tail: bool) -> str:
         from re import _constants as c  # type: ignore[attr-defined]
@@ -273,40 +314,9 @@ class _Translator:
             return "\\z"
         if at is c.AT_BOUNDARY:
             return "\\b"
-        if at is c.AT_NON_BOUNDARY:  # an empty text has none alone, but one between two newlines
-            self.blob_ok, self.non_boundary = False, True
-            return _class([]) if self.empty else "\\B"
+        if at is c.AT_NON_BOUNDARY:  # RE2's \B also matches inside a multi-byte character
+            raise _Refused("\\B (not at a word boundary) is not supported")
         raise _Refused(f"the anchor {at} is not supported")
-
-    def charset(self, items: list[tuple[Any, Any]], flags: int) -> str:
-        """A class: literals and ranges as RE2 reads them (its case folding is Python's); Python's
-        categories (``\\d``, ``\\w``, ``\\s`` and their negations) listed out."""
-        from re import _constants as c  # type: ignore[attr-defined]
-
-        negate = any(op is c.NEGATE for op, _ in items)
-        plain = [(av, av) if op is c.LITERAL else av for op, av in items if op in (c.LITERAL, c.RANGE)]
-        if flags & re.ASCII and flags & re.IGNORECASE:
-            plain = _ascii_cases(plain)
-        categories = [_CATEGORY_SOURCE[av.name] for op, av in items if op is c.CATEGORY]
-        ascii_only = re.ASCII if flags & re.ASCII else 0
-        listed = _merge([r for source in categories for r in _members(source, ascii_only)])
-        has_newline = any(lo <= 10 <= hi for lo, hi in plain + listed)
-        self.blob_ok &= has_newline if negate else not has_newline
-        ignore = _folds(flags)
-        if not categories:
-            return _class(plain, negate)
-        if not ignore or not plain:  # categories are not case-folded: keep RE2's folding off them
-            every = _merge(plain + listed)
-            chosen = _class(_complement(every) if negate else every)
-            return f"(?-i:{chosen})" if ignore else chosen
-        if not negate:
-            return f"(?:{_class(plain)}|(?-i:{_class(listed)}))"
-        # negated, case-insensitive, literals with categories: Python's engine lists the members
-        self.listed += 1
-        if self.listed > MAX_LISTED_CLASSES:
-            raise _Refused(f"more than {MAX_LISTED_CLASSES} negated case-insensitive classes holding \\d, \\w or \\s")
-        source = "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in plain)
-        return f"(?-i:{_class(list(_members('[^' + source + ''.join(categories) + ']', re.IGNORECASE)))})"
 
 
 __all__ = ["TextTest", "like", "regex"]
