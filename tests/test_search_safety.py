@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +22,7 @@ from publisher.errors import BadRequest
 from publisher.regex import like, regex
 
 from .conftest import run_build
-from .servers import free_port
+from .servers import publish_serve
 
 #: A value Python's backtracking engine can never finish ``(.*.*.*)*Z`` on: twelve characters took
 #: it 22 s, and each one more multiplies that several times.
@@ -52,21 +48,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         published = run_build(folder, {"sources": [{"path": "data", "into": ""}]})
     finally:
         del os.environ["SKYSHELF_SEARCH_MIN_CHILDREN"]
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", published.store.url, "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                httpx.get(f"{url}/healthz")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with publish_serve(published.store.url, cwd=folder) as url:
         yield url
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 # -- 1. linear-time patterns -----------------------------------------------------------------
