@@ -180,12 +180,18 @@ OTHER = {"page[offset]": ["0", "-1", "1" * 5000, "1e3", "x", "999999999999999999
          "structure_families": ["0", "nope"], "omit_links": ["true", "x"], "max_depth": ["0", "1", "x", "65"]}
 
 
+#: Any JSON value: every query's fields get every type.
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=6).map(json.dumps)
+
+
 @st.composite
 def query_strings(draw: Any) -> str:
     parts = []
     for _ in range(draw(st.integers(1, 4))):
         name, field = draw(st.sampled_from(NAMES)), draw(st.sampled_from(FIELDS))
-        value = draw(st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=8), st.integers(-10**30, 10**30).map(str)))
+        value = draw(st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=8), st.integers(-10**30, 10**30).map(str), JSON))
         parts.append(f"filter[{quote(name)}][condition][{quote(field)}]={quote(value, safe='%')}")
     for name in draw(st.lists(st.sampled_from(sorted(OTHER)), max_size=3)):
         parts.append(f"{quote(name)}={quote(draw(st.sampled_from(OTHER[name])), safe='%')}")
