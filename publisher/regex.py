@@ -58,7 +58,7 @@ def _shown(pattern: str) -> str:
     return repr(pattern if len(pattern) <= 80 else pattern[:80] + "...")
 
 
-def _re2(pattern: str, source: str) -> Any:
+def _re2(pattern: str, source: str, what: str = "regex pattern") -> Any:
     import re2
 
     options = re2.Options()
@@ -67,7 +67,7 @@ def _re2(pattern: str, source: str) -> Any:
         return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise BadRequest(f"regex pattern {_shown(source)} cannot be used: {reason}") from None
+        raise BadRequest(f"{what} {_shown(source)} cannot be used: {reason}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -100,8 +100,8 @@ def like(pattern: str) -> TextTest:
         return "".join(wild_one if ch == "_" else wild_any if ch == "%" else
                        f"[{ch.lower()}{ch.upper()}]" if ch.isascii() and ch.isalpha() else _char(ord(ch)) for ch in pattern)
 
-    blob = None if "\n" in pattern else _re2("(?m)^" + write("[^\\n]*", "[^\\n]") + "$", pattern)
-    return TextTest(_re2("(?s)" + write(".*", "."), pattern), blob, whole=True)
+    blob = None if "\n" in pattern else _re2("(?m)^" + write("[^\\n]*", "[^\\n]") + "$", pattern, "like pattern")
+    return TextTest(_re2("(?s)" + write(".*", "."), pattern, "like pattern"), blob, whole=True)
 
 
 def _char(code: int) -> str:
