@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
@@ -240,7 +240,7 @@ def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_ty
             return _binary(status, media_type, packed, out)
         body, encoding = b"".join(pieces), None
     if encoding is None and len(body) > max_body_bytes():
-        out["Location"] = spill(body, etag, redirect_ext, app)
+        out["Location"] = spill(body, etag, redirect_ext, app, out.get("Content-Disposition"))
         return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
     if encoding is None:
         body, encoding = _encode(body, app, media_type)
@@ -259,7 +259,7 @@ def not_modified(app: APIGatewayHttpResolver, etag: str) -> Response | None:
 _spilled: set[str] = set()  # keys this process wrote: a warm Lambda redirects without recomputing
 
 
-def spilled(etag: str, ext: str, app: APIGatewayHttpResolver) -> Response | None:
+def spilled(etag: str, ext: str, app: APIGatewayHttpResolver, disposition: str | None = None) -> Response | None:
     """The 307 for an answer this process already spilled to the store (checked before any data
     is read), while that object is still there and fresh (:mod:`publisher.spills`): else None,
     and the answer is made and spilled again."""
@@ -270,13 +270,13 @@ def spilled(etag: str, ext: str, app: APIGatewayHttpResolver) -> Response | None
         _spilled.discard(key)
         return None
     return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}),
-                    {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Location": _location(key, app)})
+                    {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Location": _location(key, app, disposition)})
 
 
-def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
+def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver, disposition: str | None = None) -> str:
     """Write an oversized body to the store (``responses/<etag><ext>``, unless a fresh copy is
     there) and return where to fetch it: a presigned URL on S3, the static ``/files`` path on a
-    local store."""
+    local store; either answers with ``disposition`` (the download's file name)."""
     s = store()
     key = spills.key_for(etag, ext)
     if not spills.fresh(s, key):
@@ -284,15 +284,18 @@ def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver) -> str:
     if len(_spilled) >= 4096:  # a long-lived server: forget them all rather than grow (each is checked anyway)
         _spilled.clear()
     _spilled.add(key)
-    return _location(key, app)
+    return _location(key, app, disposition)
 
 
-def _location(key: str, app: APIGatewayHttpResolver) -> str:
+def _location(key: str, app: APIGatewayHttpResolver, disposition: str | None) -> str:
+    """Where a spilled answer is read, carrying its Content-Disposition as S3's
+    ``response-content-disposition`` (signed on S3; ``publish serve``'s ``/files/`` honours it
+    for spilled answers), so a big download keeps its file name across the 307."""
     s = store()
     if s.is_s3:
-        return s.presign(key, 3600)
+        return s.presign(key, 3600, disposition)
     base = os.environ.get("SKYSHELF_FILES_URL") or f"{base_url(app).removesuffix(API)}/files"
-    return f"{base}/{key}"
+    return f"{base}/{key}" + (f"?{spills.DISPOSITION}={quote(disposition, safe='')}" if disposition else "")
 
 
 #: A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 one, and a port.

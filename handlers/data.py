@@ -21,10 +21,10 @@ def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str,
     (a stored chunk sent as it is); it is asked only for the raw-bytes format."""
     chosen = serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default)
     etag = common.etag_for(family, release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
-    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app)
+    headers = download_headers(chosen, path, params)
+    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app, headers.get("Content-Disposition"))
     if cached is not None:
         return cached
-    headers = download_headers(chosen, path, params)
     ready = stored(common.accepted_encodings(app)) if stored is not None and chosen.media_type == "application/octet-stream" else None
     if ready is not None:
         body, encoding = ready

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from publisher.content_types import content_type
 from publisher.errors import SkyshelfError
+from publisher.spills import DISPOSITION
+from publisher.spills import PREFIX as SPILLS
 from publisher.stores import Store
 
 log = logging.getLogger("skyshelf.files")
@@ -51,7 +53,17 @@ def _pieces(store: Store, key: str, size: int) -> Iterator[bytes]:
             return
 
 
-def file_answer(store: Store, raw: str, range_header: str | None) -> tuple[int, dict[str, str], Body]:
+def _disposition(key: str, query: str) -> dict[str, str]:
+    """A spilled answer's Content-Disposition from ``response-content-disposition``, as S3 gives
+    it on a presigned URL: its file name survives the 307. Only for spilled answers, and only
+    printable ASCII (what the handlers write), so no header can be injected."""
+    value = parse_qs(query).get(DISPOSITION, [""])[0]
+    if key.startswith(SPILLS + "/") and value and all(" " <= ch <= "~" for ch in value):
+        return {"Content-Disposition": value}
+    return {}
+
+
+def file_answer(store: Store, raw: str, range_header: str | None, query: str = "") -> tuple[int, dict[str, str], Body]:
     """A store object (``raw``: its percent-encoded key), or a byte range of it. Folders, keys
     with empty, ``.`` or ``..`` segments, NUL bytes and (locally) links that lead out of the store
     answer a JSON 404 or 400. An object is never read whole for a range, nor held whole when big."""
@@ -68,7 +80,8 @@ def file_answer(store: Store, raw: str, range_header: str | None) -> tuple[int, 
             return error(404, f"no file {key!r} in the store")
         size = found[0]
         headers = {"Content-Type": content_type(key), "Accept-Ranges": "bytes",
-                   "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/") else "no-cache"}
+                   "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/") else "no-cache",
+                   **_disposition(key, query)}
         span = byte_range(range_header, size)
         if span is False:
             return 416, {"Content-Range": f"bytes */{size}"}, b""

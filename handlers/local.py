@@ -129,7 +129,7 @@ class App:
         if path == "/":
             return 307, {"Location": "/api/v1/"}, b""
         if path.startswith(FILES + "/") and method == "GET":
-            return await loop.run_in_executor(None, file_answer, self.store, path[len(FILES) + 1 :], headers.get("range"))
+            return await loop.run_in_executor(None, file_answer, self.store, path[len(FILES) + 1 :], headers.get("range"), query)
         route = route_for(method, path)
         if route is None:
             return error(404, f"no route for {method} {path}")

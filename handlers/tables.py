@@ -192,7 +192,8 @@ def container_full() -> Response:
     chosen = serializers.choose("container", common.one(params, "format"), common.header(app, "accept"), "application/json")
     fields = [f for f in params.get("field", []) if f]
     etag = common.etag_for("container", catalog.release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
-    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app)
+    headers = download_headers(chosen, path, params)
+    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app, headers.get("Content-Disposition"))
     if cached is not None:
         return cached
     store = common.store()
@@ -230,7 +231,6 @@ def container_full() -> Response:
 
     tree = build(entry, fields or None)
     limits.check(data_bytes, chosen.media_type, f"container {path!r}", advice)
-    headers = download_headers(chosen, path, params)
     body = serializers.serialize(chosen, tree)
     return common.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 

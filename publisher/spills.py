@@ -15,6 +15,8 @@ import time
 from .stores import Store
 
 PREFIX = "responses"
+#: The query parameter that names a spilled answer's Content-Disposition, as S3 spells it.
+DISPOSITION = "response-content-disposition"
 #: What the deployed bucket's lifecycle rule keeps a spilled answer (days): twice max_age's default.
 EXPIRY_DAYS = 2
 

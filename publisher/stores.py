@@ -88,8 +88,9 @@ class _Boto3Objects:
             raise StoreError(f"cannot check {key!r} in s3://{self.bucket}/{self.prefix}: {exc}") from exc
         return int(head["ContentLength"]), head["LastModified"].timestamp()
 
-    def presign(self, key: str, seconds: int) -> str:
-        return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self.key(key)}, ExpiresIn=seconds))
+    def presign(self, key: str, seconds: int, **params: str) -> str:
+        return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self.key(key), **params},
+                                                      ExpiresIn=seconds))
 
 
 class Store:
@@ -283,11 +284,13 @@ class Store:
         real = os.path.realpath(self.path(key))
         return real.startswith(self.root.rstrip(os.sep) + os.sep) and os.path.isfile(real)
 
-    def presign(self, key: str, seconds: int = 3600) -> str:
-        """A URL that reads one object of an S3 store for ``seconds``, no credentials needed."""
+    def presign(self, key: str, seconds: int = 3600, disposition: str | None = None) -> str:
+        """A URL that reads one object of an S3 store for ``seconds``, no credentials needed;
+        ``disposition`` is the Content-Disposition S3 answers it with (a download's file name)."""
+        params = {"ResponseContentDisposition": disposition} if disposition else {}
         if self._boto is not None:
-            return self._boto.presign(key, seconds)
-        return str(self.fs.sign(self.path(key), expiration=seconds))
+            return self._boto.presign(key, seconds, **params)
+        return str(self.fs.sign(self.path(key), expiration=seconds, **params))
 
     def move(self, src: str, dst: str) -> None:
         if self.is_local:

@@ -245,6 +245,9 @@ def test_spilled_answers_are_made_again_when_deleted_or_old(server: str, demo: P
     monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
     first = httpx.get(spill_url(server), follow_redirects=True)
     assert first.history and first.history[0].status_code == 307 and len(first.content) == 4 * 128 * 160 * 2
+    assert first.headers["content-disposition"] == 'attachment; filename="f0.bin"'  # the name survives the 307
+    forged = first.history[0].headers["location"].partition("?")[0] + "?response-content-disposition=x%0d%0aSet-Cookie:%20a=b"
+    assert "content-disposition" not in httpx.get(forged).headers  # no header injection through it
     spilled = Path(demo.store.url, spills.PREFIX)
     shutil.rmtree(spilled)  # by hand, or by gc, under the running server
     again = httpx.get(spill_url(server), follow_redirects=True)
@@ -320,6 +323,7 @@ def test_spilled_answers_on_s3_are_made_again_when_deleted(tmp_path: Path, monke
                 answer = httpx.get(array, follow_redirects=True)
                 assert answer.history and answer.history[0].headers["location"].startswith(s3.endpoint)
                 assert answer.status_code == 200 and answer.content == image.tobytes()
+                assert answer.headers["content-disposition"].endswith('filename="img.bin"')  # S3 answers with the name
                 for item in s3.client().list_objects_v2(Bucket=bucket, Prefix=f"site/{spills.PREFIX}/")["Contents"]:
                     s3.client().delete_object(Bucket=bucket, Key=item["Key"])
             assert httpx.get(array, follow_redirects=True).content == image.tobytes()
