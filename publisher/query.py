@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
-from .regex import like, regex
+from .regex import like, regex, shown
 
 _PARAM = re.compile(r"^filter\[(\w+)\]\[condition\]\[(\w+)\]$")
 
@@ -98,17 +98,13 @@ _FLAGS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True
           "false": False, "0": False, "no": False, "off": False, "f": False, "n": False}
 
 
-def _shown(raw: str) -> str:
-    return repr(raw if len(raw) <= 80 else raw[:80] + "...")
-
-
 def _decode(name: str, field: str, raw: str) -> Any:
     """One filter field's value: a boolean, JSON, or the text itself, as Tiled encodes the field."""
     label = f"filter[{name}][condition][{field}]"
     if field in ("case_sensitive", "exists"):
         flag = _FLAGS.get(raw.strip().lower())
         if flag is None:
-            raise BadRequest(f"{label} must be true or false, got {_shown(raw)}")
+            raise BadRequest(f"{label} must be true or false, got {shown(raw)}")
         return flag
     if field not in _JSON_FIELDS or name in ("structure_family", "regex"):
         return raw
@@ -117,7 +113,7 @@ def _decode(name: str, field: str, raw: str) -> Any:
     except RecursionError:
         raise BadRequest(f"{label} is JSON nested too deeply") from None
     except ValueError as exc:  # not JSON, NaN, a number out of range, an integer of thousands of digits
-        raise BadRequest(f"{label} must be JSON, got {_shown(raw)} ({exc})") from None
+        raise BadRequest(f"{label} must be JSON, got {shown(raw)} ({exc})") from None
 
 
 #: Fields Tiled's client may leave out.
@@ -136,7 +132,7 @@ def _validate(q: Query) -> None:
     for field in _STRING_LISTS.get(q.name, ()):
         value = q.fields.get(field)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise BadRequest(f"filter[{q.name}][condition][{field}] must be a JSON list of strings, got {_shown(json.dumps(value))}")
+            raise BadRequest(f"filter[{q.name}][condition][{field}] must be a JSON list of strings, got {shown(json.dumps(value))}")
     if q.name in ("in", "notin"):
         _json_param(q, "value", list, "a JSON list")
     if q.name == "like":
@@ -215,7 +211,7 @@ def tokens(text: str) -> list[str]:
 def _json_param(q: Query, field: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = q.fields.get(field)
     if not isinstance(value, kind):
-        raise BadRequest(f"filter[{q.name}][condition][{field}] must be {what}, got {_shown(json.dumps(value))}")
+        raise BadRequest(f"filter[{q.name}][condition][{field}] must be {what}, got {shown(json.dumps(value))}")
     return value
 
 
@@ -277,17 +273,17 @@ class Selection:
         try:
             self.compiled = jmespath.compile(expression)
         except RecursionError:
-            raise BadRequest(f"select_metadata {_shown(expression)} is nested too deeply") from None
+            raise BadRequest(f"select_metadata {shown(expression)} is nested too deeply") from None
         except Exception as exc:  # JMESPath's parse errors, and what its lexer lets through
-            raise BadRequest(f"malformed select_metadata {_shown(expression)}: {exc}") from None
+            raise BadRequest(f"malformed select_metadata {shown(expression)}: {exc}") from None
 
     def search(self, metadata: dict[str, Any]) -> Any:
         try:
             return self.compiled.search(metadata)
         except RecursionError:
-            raise BadRequest(f"select_metadata {_shown(self.expression)} is nested too deeply") from None
+            raise BadRequest(f"select_metadata {shown(self.expression)} is nested too deeply") from None
         except Exception as exc:  # JMESPath's type and arity errors
-            raise BadRequest(f"select_metadata {_shown(self.expression)} fails on a result's metadata: {exc}") from None
+            raise BadRequest(f"select_metadata {shown(self.expression)} fails on a result's metadata: {exc}") from None
 
 
 def sort_entries(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:

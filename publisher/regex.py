@@ -53,8 +53,8 @@ class _Refused(Exception):
     """What RE2 cannot express, named for the client."""
 
 
-def _shown(pattern: str) -> str:
-    """A pattern as an answer names it: its start, when it is long."""
+def shown(pattern: str) -> str:
+    """A client's text as an answer names it: its start, when it is long."""
     return repr(pattern if len(pattern) <= 80 else pattern[:80] + "...")
 
 
@@ -67,7 +67,7 @@ def _re2(pattern: str, source: str, what: str = "regex pattern") -> Any:
         return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise BadRequest(f"{what} {_shown(source)} cannot be used: {reason}") from None
+        raise BadRequest(f"{what} {shown(source)} cannot be used: {reason}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -78,16 +78,16 @@ def regex(pattern: str, case_sensitive: bool = True) -> TextTest:
     try:
         parsed = _parser.parse(pattern, 0 if case_sensitive else re.IGNORECASE)
     except re.error as exc:
-        raise BadRequest(f"bad regex pattern {_shown(pattern)}: {exc}") from None
+        raise BadRequest(f"bad regex pattern {shown(pattern)}: {exc}") from None
     except (RecursionError, OverflowError, MemoryError):
-        raise BadRequest(f"regex pattern {_shown(pattern)} is too deeply nested or too large") from None
+        raise BadRequest(f"regex pattern {shown(pattern)} is too deeply nested or too large") from None
     try:
         writer, blob_writer = _Translator(blob=False), _Translator(blob=True)
         one, blob = writer.pattern(parsed), blob_writer.pattern(parsed)
     except _Refused as exc:
-        raise BadRequest(f"regex pattern {_shown(pattern)} cannot be used: {exc} (search runs a linear-time engine, RE2)") from None
+        raise BadRequest(f"regex pattern {shown(pattern)} cannot be used: {exc} (search runs a linear-time engine, RE2)") from None
     except RecursionError:
-        raise BadRequest(f"regex pattern {_shown(pattern)} is too deeply nested") from None
+        raise BadRequest(f"regex pattern {shown(pattern)} is too deeply nested") from None
     return TextTest(_re2(one, pattern), _re2(blob, pattern) if blob_writer.blob_ok else None, whole=False)
 
 
@@ -319,4 +319,4 @@ class _Translator:
         raise _Refused(f"the anchor {at} is not supported")
 
 
-__all__ = ["TextTest", "like", "regex"]
+__all__ = ["TextTest", "like", "regex", "shown"]
