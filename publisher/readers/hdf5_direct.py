@@ -4,7 +4,9 @@ h5py serialises every call under one lock, so decompression inside h5py runs on 
 Reading the stored bytes (``read_direct_chunk``) is quick I/O under the lock; decoding them
 (zlib, zstd and blosc release the GIL) then runs in parallel on the writer's threads. Used
 when a block is made of whole source chunks and every filter has a decoder here; otherwise
-the reader falls back to h5py's own path.
+the reader falls back to h5py's own path. Fletcher32 checksums are verified here as HDF5
+verifies them: a chunk that fails is that dataset's failure (:class:`CorruptChunk`), never
+published.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import numpy as np
 DEFLATE, SHUFFLE, FLETCHER32, ZSTD, BLOSC = 1, 2, 3, 32015, 32001
 
 
+class _Mismatch(Exception):
+    """A chunk's Fletcher32 checksum differs from the one HDF5 stored with it."""
+
+
 def _decoder(code: int, itemsize: int) -> Callable[[bytes], bytes] | None:
     if code == DEFLATE:
         return zlib.decompress
@@ -28,8 +34,18 @@ def _decoder(code: int, itemsize: int) -> Callable[[bytes], bytes] | None:
 
         shuffle = numcodecs.Shuffle(elementsize=itemsize)
         return lambda raw: bytes(shuffle.decode(raw))
-    if code == FLETCHER32:
-        return lambda raw: raw[:-4]  # the checksum trails the data
+    if code == FLETCHER32:  # the checksum trails the data; numcodecs computes it as HDF5 does
+        import numcodecs
+
+        checksum = numcodecs.Fletcher32()
+
+        def verify(raw: bytes) -> bytes:
+            try:
+                return bytes(checksum.decode(raw))
+            except RuntimeError as exc:
+                raise _Mismatch(str(exc).splitlines()[0]) from exc
+
+        return verify
     if code == ZSTD:
         import numcodecs
 
@@ -43,6 +59,10 @@ def _decoder(code: int, itemsize: int) -> Callable[[bytes], bytes] | None:
 
 class NotDirect(Exception):
     """This block cannot be read raw; use h5py's own path."""
+
+
+class CorruptChunk(ValueError):
+    """A stored chunk fails its Fletcher32 checksum: the dataset cannot be published."""
 
 
 class DirectChunks:
@@ -83,6 +103,16 @@ class DirectChunks:
                 raw = self.decoders[i](raw)
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.chunks)
 
+    def _judge(self, origin: tuple[int, ...], exc: Exception) -> None:
+        """HDF5 reads a chunk that failed here: it also accepts the byte-swapped checksums of
+        HDF5 before 1.6.3; when it refuses the chunk too, the chunk is corrupt."""
+        region = tuple(slice(o, min(o + c, n)) for o, c, n in zip(origin, self.chunks, self.shape))
+        try:
+            with self.lock:
+                self.reopen()[region]
+        except Exception as h5_exc:
+            raise CorruptChunk(f"chunk at {list(origin)} fails its Fletcher32 checksum: the stored data is corrupt ({exc})") from h5_exc
+
     def read(self, sel: tuple[slice, ...]) -> np.ndarray:
         """The block ``sel`` (whole chunks); raises :class:`NotDirect` when it must be read by h5py."""
         sel = tuple(slice(*s.indices(n)) for s, n in zip(sel, self.shape))
@@ -105,6 +135,9 @@ class DirectChunks:
                 continue
             try:
                 chunk = self._decode(raw, mask)
+            except _Mismatch as exc:
+                self._judge(origin, exc)
+                raise NotDirect from exc
             except Exception as exc:  # a decoder that disagrees with this chunk: let HDF5 decide
                 raise NotDirect from exc
             out[dest] = chunk[tuple(slice(0, d.stop - d.start) for d in dest)]
