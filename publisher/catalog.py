@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import NotFound, StoreError
-from .index import children_page_key, node_shard_key, search_prefix
+from .formats import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION, CatalogDocument, Entry
+from .index.layout import children_page_key, node_shard_key, search_prefix
 from .stores import Store
 
-CATALOG_KEY = "catalog.json"
-CATALOG_FORMAT = "skyshelf-catalog"
-CATALOG_VERSION = 1
+__all__ = ["CATALOG_FORMAT", "CATALOG_KEY", "CATALOG_VERSION", "Catalog", "Entry"]
 #: Containers whose search columns a warm process keeps.
 SEARCH_CACHE_CONTAINERS = 16
 #: Node shards (~256 entries each) a warm process keeps.
@@ -127,7 +126,7 @@ class Catalog:
         with self._lock:
             cols = self._search.get(path)
             if cols is None:
-                from .search import SearchColumns
+                from .index.columns_read import SearchColumns
 
                 cols = SearchColumns.open(self.store, search_prefix(self._prefix, path))
                 self._search[path] = cols

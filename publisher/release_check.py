@@ -16,8 +16,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import StoreError
-from .index import Entry, children_page_key, node_shard_key, search_prefix
+from .formats import Entry
+from .index.layout import children_page_key, node_shard_key, search_prefix
 from .stores import Store
+from .structures import ArrayStructure, TableStructure
 
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 
@@ -69,10 +71,10 @@ class _Keys:
         return prefix in self.prefixes or any(p.startswith(prefix + "/") for p in self.prefixes)
 
 
-def _expected_chunks(structure: dict[str, Any]) -> int:
-    if any(n == 0 for n in structure.get("shape", [])):
+def _expected_chunks(structure: ArrayStructure) -> int:
+    if any(n == 0 for n in structure.shape):
         return 0
-    return math.prod(len(c) for c in structure.get("chunks", []))
+    return math.prod(len(c) for c in structure.chunks)
 
 
 def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str]:
@@ -85,11 +87,12 @@ def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str
             if url not in keys.keys:  # a URL naming one object (not Zarr) is whole when it is there
                 yield doc
             return
-        expected, found = _expected_chunks(entry.structure) if entry.family == "array" else 0, keys.chunks.get(url, 0)
+        structure = entry.structure
+        expected, found = _expected_chunks(structure) if isinstance(structure, ArrayStructure) else 0, keys.chunks.get(url, 0)
         if found < expected:
             yield f"{url}: {expected - found} of {expected} chunks"
-    elif entry.family == "table" and not url.endswith(".parquet"):
-        yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.get("npartitions", 1)))
+    elif isinstance(entry.structure, TableStructure) and not url.endswith(".parquet"):
+        yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.npartitions))
                     if k not in keys.keys)
     elif url not in keys.keys and not keys.has_prefix(url):
         yield url

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import CATALOG_KEY
+from .formats import CATALOG_KEY
 from .errors import NotFound, StoreError
 from .stores import Store
 

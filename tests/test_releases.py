@@ -216,10 +216,10 @@ def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
 def test_hash_taken_alongside_conversion_still_detects_a_touch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A surely-changed item is hashed while it converts (for big files); the recorded hash is the
     file's, so a later touch with identical content is still no change, and an edit is one."""
-    from publisher.build import _Build
+    from publisher.build.plan import Planner
     from publisher.fingerprint import content_hash
 
-    monkeypatch.setattr(_Build, "HASH_INLINE_BYTES", 0)  # every file takes the concurrent path
+    monkeypatch.setattr(Planner, "HASH_INLINE_BYTES", 0)  # every file takes the concurrent path
     np.save(tmp_path / "a.npy", np.arange(50_000, dtype="f8"))
     pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "a.npy"}], "output": {"store": str(tmp_path / "site")}}))
     first = build(pipeline, workers=2)

@@ -1,0 +1,218 @@
+"""``publish build`` in three steps: plan (:mod:`.plan`: which items the previous release already
+holds), convert (:mod:`.convert`: sources to Zarr/Parquet), publish (:mod:`.publish`: the index,
+the completeness check and the switch of ``catalog.json``).
+
+A build writes a new release under ``releases/<id>/`` (marked in progress while it does, so
+``publish gc`` leaves it alone), checks that everything the release references is in the store,
+and switches ``catalog.json`` to it in one final write. With ``on_error: fail`` a build that had
+failures deletes its release and leaves the previous catalog untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..config.models import Pipeline
+from ..content_types import content_type
+from ..errors import BuildFailed, ConfigError
+from ..formats import BuildReport, Entry, Manifest, ManifestItem, Problem
+from ..index.write import warm_up
+from ..releases import InProgress
+from ..sources import WorkItem
+from ..sources import plan as plan_sources  # (the name "plan" is the submodule)
+from ..stores import Store
+from .convert import Converter, ItemResult
+from .plan import Planner, new_release_id
+from .publish import Tree, discard, publish
+
+Progress = Callable[[str, dict[str, Any]], None]
+#: An item's outcome: its previous record reused, or what converting it produced and its new record.
+Outcome = ManifestItem | tuple[ItemResult, ManifestItem]
+
+
+def storage_options(pipeline: Pipeline) -> dict[str, Any]:
+    """s3fs options from ``output.storage``: each field names an environment variable."""
+    storage = pipeline.output.storage
+    options: dict[str, Any] = {"anon": True} if storage.anon else {}
+    client: dict[str, Any] = {}
+    for name, target in (("endpoint_url_env", "endpoint_url"), ("region_env", "region_name"), ("profile_env", "profile"),
+                          ("access_key_id_env", "key"), ("secret_access_key_env", "secret"), ("session_token_env", "token")):
+        variable = getattr(storage, name)
+        if variable is None:
+            continue
+        if variable not in os.environ:
+            raise ConfigError(f"{pipeline.line_of('output', 'storage', name)}: output.storage.{name}: environment variable {variable!r} is not set")
+        value = os.environ[variable]
+        (client if target in ("endpoint_url", "region_name") else options)[target] = value
+    if client:
+        options["client_kwargs"] = client
+    return options
+
+
+def resolve_store(pipeline: Pipeline, override: str | None = None) -> Store:
+    url = override or pipeline.output.store
+    if "://" not in url and not Path(url).is_absolute():
+        url = str(pipeline.base_dir / url)
+    return Store(url, content_type=content_type, **(storage_options(pipeline) if "://" in url else {}))
+
+
+class _Build:
+    """One build's state across its three steps; items convert concurrently and merge in plan
+    order, so the index is the same whatever the timing."""
+
+    def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int) -> None:
+        self.pipeline, self.store, self.workers = pipeline, store, workers
+        self.progress = progress or (lambda event, info: None)
+        self.release = new_release_id()
+        self.prefix = f"releases/{self.release}"
+        self.report = BuildReport(self.release, store.url)
+        self.planner = Planner(pipeline, store)
+        self.converter = Converter(pipeline, store, self.prefix, workers)
+        self.tree = Tree(pipeline, self.report)
+        self.in_progress = InProgress(store, self.release, self.planner.previous_release)
+        self.records: list[ManifestItem] = []
+        self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
+
+    def run(self) -> BuildReport:
+        started = time.perf_counter()
+        items = self.plan_problems(plan_sources(self.pipeline))
+        if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
+            self.report.seconds = time.perf_counter() - started
+            return self.report
+        self.tree.ensure_folders("x")  # the root
+        self.progress("start", {"items": len(items), "release": self.release})
+        try:
+            return self._run(items, started)
+        finally:
+            self.converter.pool.shutdown(wait=True)
+            self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
+
+    def plan_problems(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Report what the plan found but cannot read (symlink loops, refused links); return the rest."""
+        for item in items:
+            if item.problem:
+                kind, reason = item.problem
+                getattr(self.report, {"failure": "failures", "skipped": "skipped", "warning": "warnings"}[kind]).append(
+                    Problem(item.node_path, reason, str(item.paths[0])))
+        self.plan_failures = len(self.report.failures)
+        return [item for item in items if not item.problem]
+
+    def process(self, item: WorkItem) -> Outcome:
+        """On a worker thread: reuse the item when its settings and content are unchanged, else convert it."""
+        found = self.planner.fingerprint(item, self.converter.pool)
+        if isinstance(found, ManifestItem):
+            return found
+        out = self.converter.convert(item)
+        return out, self.converter.record(item, found, out)
+
+    def _run(self, items: list[WorkItem], started: float) -> BuildReport:
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
+            outcomes: list[ManifestItem | Future[Outcome]] = []
+            warming: threading.Thread | None = None
+            for item in items:  # unchanged by size and mtime: decided here, without a thread or a hash
+                old = self.planner.unchanged_by_stat(item)
+                if old is None and not warming:  # something to convert: the index will be written
+                    self.in_progress.start()  # before the release's first object: gc leaves it alone
+                    # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
+                    warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
+                    warming.start()
+                outcomes.append(old if old is not None else items_pool.submit(self.process, item))
+            if all(isinstance(o, ManifestItem) for o in outcomes) and self.planner.same_items([i.node_path for i in items]):
+                return self._unchanged(items, outcomes, started)  # type: ignore[arg-type]
+            for item, outcome in zip(items, outcomes, strict=True):
+                self.progress("item", {"path": item.node_path})
+                self.merge(item, outcome if isinstance(outcome, ManifestItem) else outcome.result())
+                self.progress("done", {"path": item.node_path})
+        self.converter.pool.shutdown(wait=True)
+        self.tree.count_folders()
+        if self.report.failures and self.pipeline.on_error == "fail":
+            discard(self.store, self.prefix, self.in_progress)
+            self.report.seconds = time.perf_counter() - started
+            return self.report
+        if (len(self.report.failures) == self.plan_failures and self.report.converted == 0
+                and self.planner.same_items([r.node_path for r in self.records])):
+            discard(self.store, self.prefix, self.in_progress)  # nothing changed: at most the in-progress marker
+            return self._stands(started)
+        manifest = Manifest(self.release, self.planner.catalog_settings(), self.records)
+        publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started)
+        return self.report
+
+    def merge(self, item: WorkItem, outcome: Outcome) -> None:
+        """On the main thread, in item order: add the item's entries and problems to the build."""
+        if isinstance(outcome, ManifestItem):
+            entries = [Entry.from_json(data) for data in outcome.entries]
+            warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), []
+            self.records.append(outcome)
+            self.report.reused += 1
+        else:
+            out, record = outcome
+            entries, warnings, skipped, failures = out.entries, out.warnings, out.skipped, out.failures
+            self.report.converted += 1
+            self.report.bytes_in += out.bytes_in
+            if not failures:  # a failed item is not recorded, so it is converted again next time
+                self.records.append(record)
+        if entries:
+            self.tree.ensure_folders(item.node_path)
+        for entry in entries:
+            self.tree.add(entry)
+        self.report.warnings += warnings
+        self.report.skipped += skipped
+        self.report.failures += failures
+
+    def _unchanged(self, items: list[WorkItem], outcomes: list[ManifestItem], started: float) -> BuildReport:
+        """The report of a build that changes nothing, from the previous records alone: no index
+        entries are rebuilt and nothing is written (1,000 files: about a third less time)."""
+        for item, old in zip(items, outcomes, strict=True):
+            self.progress("item", {"path": item.node_path})
+            if old.entries:
+                self.tree.ensure_folders(item.node_path)
+            for data in old.entries:
+                self.report.nodes[data["family"]] += 1
+            self.report.warnings += old.warnings
+            self.report.skipped += old.skipped
+            self.report.reused += 1
+            self.progress("done", {"path": item.node_path})
+        return self._stands(started)
+
+    def _stands(self, started: float) -> BuildReport:
+        """Nothing changed: the previous release stands, and nothing is written."""
+        self.report.release, self.report.published, self.report.unchanged = self.planner.previous_release, True, True  # type: ignore[assignment]
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+
+@contextlib.contextmanager
+def _no_numpy_hugepages() -> Iterator[None]:
+    """Slabs (16 MB arrays, freed within a second) without numpy's transparent-hugepage advice.
+    Once the page cache has fragmented memory, each hugepage fault compacts memory in the kernel:
+    measured here, system time of a 1 GiB build went from 0.7 s to 2.4 s. Restored afterwards."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    setter = getattr(core.multiarray, "_set_madvise_hugepage", None)
+    previous = setter(False) if setter else None
+    try:
+        yield
+    finally:
+        if setter:
+            setter(previous)
+
+
+def build(pipeline: Pipeline, store: str | None = None, progress: Progress | None = None, workers: int | None = None) -> BuildReport:
+    """Run a build (plan, convert, publish); raise :class:`BuildFailed` (carrying the report) when
+    it published nothing."""
+    with _no_numpy_hugepages():
+        report = _Build(pipeline, resolve_store(pipeline, store), progress, workers or os.cpu_count() or 2).run()
+    if not report.published:
+        raise BuildFailed(report)
+    return report
+
+
+__all__ = ["BuildReport", "Problem", "build", "resolve_store"]

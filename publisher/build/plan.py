@@ -1,0 +1,131 @@
+"""Step one of a build, incremental planning: the release's id, and for each planned item whether
+the previous release already holds it (same settings, and the same files by size and mtime or
+else by content hash), so that only what changed is converted again."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config.models import Pipeline
+from ..errors import NotFound
+from ..fingerprint import file_record, same_content, settings_hash
+from ..formats import CATALOG_KEY, CatalogDocument, Manifest, ManifestItem
+from ..sources import WorkItem
+from ..stores import Store
+
+
+def new_release_id() -> str:
+    """Sortable by time (to the microsecond), unique by a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
+
+
+def previous_manifest(store: Store) -> Manifest | None:
+    """The current release's manifest; None when there is none (or it cannot be read)."""
+    try:
+        catalog = CatalogDocument.from_json(json.loads(store.read_bytes(CATALOG_KEY)))
+        if catalog.manifest is None:
+            return None
+        return Manifest.from_json(json.loads(store.read_bytes(catalog.manifest)))
+    except (NotFound, KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Fingerprint:
+    """What identifies a changed item's input, recorded in the manifest for the next build."""
+
+    settings: str
+    metadata: str
+    #: The files' records, or (big files) their hashing running beside the conversion.
+    files: list[dict[str, Any]] | Future[list[dict[str, Any]]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.files.result() if isinstance(self.files, Future) else self.files
+
+
+class Planner:
+    """Decides, item by item, between reusing the previous release's record and converting."""
+
+    #: Below this, an item's files are hashed before converting, on its own thread.
+    HASH_INLINE_BYTES = 32 * 2**20
+
+    def __init__(self, pipeline: Pipeline, store: Store) -> None:
+        self.pipeline = pipeline
+        self.previous = previous_manifest(store)
+        self.old: dict[str, ManifestItem] = self.previous.by_path() if self.previous else {}
+        self._settings: dict[int, str] = {}
+        out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
+        self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings]
+
+    @property
+    def previous_release(self) -> str | None:
+        return self.previous.release if self.previous else None
+
+    def settings(self, item: WorkItem) -> str:
+        """What shapes an item's output besides its content (one hash per source). The detected
+        reader is not in it: the same content and name always detect the same reader."""
+        if item.source_index not in self._settings:
+            self._settings[item.source_index] = settings_hash(item.source.model_dump(), self.rules_settings)
+        return self._settings[item.source_index]
+
+    @staticmethod
+    def item_metadata(item: WorkItem) -> str:
+        """What the plan adds to an item besides its files (sidecar files' content, file-name fields):
+        a changed sidecar changes the published metadata, so it is part of the fingerprint."""
+        if not item.metadata and not item.warnings:
+            return ""
+        return settings_hash(item.metadata, item.warnings)
+
+    def _stat_matches(self, item: WorkItem, old: ManifestItem | None, settings: str, fields: tuple[str, ...]) -> bool:
+        """Same settings, planned metadata and file count as the previous record, and the same stat
+        ``fields`` per file."""
+        if not old or old.settings != settings or len(old.files) != len(item.paths):
+            return False
+        if old.metadata != self.item_metadata(item):
+            return False
+        for record, path in zip(old.files, item.paths, strict=True):
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            now = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            if any(record[f] != now[f] for f in fields):
+                return False
+        return True
+
+    def unchanged_by_stat(self, item: WorkItem) -> ManifestItem | None:
+        """The previous record when settings match and every file has the same size and mtime (no hashing)."""
+        old = self.old.get(item.node_path)
+        return old if self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns")) else None
+
+    def fingerprint(self, item: WorkItem, pool: Executor) -> ManifestItem | Fingerprint:
+        """On a worker thread: the previous record (its files' records refreshed) when only the
+        content could tell and it is unchanged; else the item's fingerprint, to convert it."""
+        settings, metadata = self.settings(item), self.item_metadata(item)
+        old = self.old.get(item.node_path)
+        files: list[dict[str, Any]] | Future[list[dict[str, Any]]]
+        if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
+            old_files = {f["path"]: f for f in old.files}
+            files = [file_record(p, old_files.get(str(p))) for p in item.paths]
+            if same_content(old.files, files):
+                return replace(old, files=files)
+        elif sum(os.stat(p).st_size for p in item.paths) < self.HASH_INLINE_BYTES:
+            files = [file_record(p) for p in item.paths]
+        else:  # surely changed: hash (for the next build) while converting
+            files = pool.submit(lambda: [file_record(p) for p in item.paths])
+        return Fingerprint(settings, metadata, files)
+
+    def catalog_settings(self) -> str:
+        p = self.pipeline
+        return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format)
+
+    def same_items(self, node_paths: list[str]) -> bool:
+        """The previous release had exactly these items, in this order, and the same catalog settings."""
+        return (self.previous is not None and self.previous.catalog_settings == self.catalog_settings()
+                and node_paths == list(self.old))

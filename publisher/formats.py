@@ -1,0 +1,205 @@
+"""The published formats, defined once: ``catalog.json``, a release's manifest and build report,
+and the rows of the node index.
+
+The build writes them, ``publish releases``/``gc``/``rollback`` and the catalog read them. Plain
+dataclasses over the standard library and :mod:`publisher.structures` (a Lambda handler reads
+``catalog.json`` and index rows at cold start); ``to_json`` writes the keys, in the order, that
+earlier releases hold, so an incremental build reads its predecessor's manifest as it wrote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .index.layout import INDEX_COLUMNS, JSON_COLUMNS  # noqa: F401 (the index's columns: a published format too)
+from .structures import ArrayStructure, ContainerStructure, TableStructure, structure_from_json
+
+CATALOG_KEY = "catalog.json"
+CATALOG_FORMAT = "skyshelf-catalog"
+CATALOG_VERSION = 1
+#: A release's own objects, beside its data: ``releases/<id>/<name>``.
+MANIFEST = "manifest.json"
+BUILD_REPORT = "build-report.json"
+
+Structure = ArrayStructure | TableStructure | ContainerStructure
+
+
+@dataclass
+class Entry:
+    """One node of the index: what the build wrote and a catalog read returns, its structure the
+    same :mod:`publisher.structures` object the build made."""
+
+    path: str
+    key: str
+    family: str
+    specs: list[str]
+    metadata: dict[str, Any]
+    structure: Structure
+    data_url: str | None
+    source_file: str | None
+    source_path: str | None
+    access_tags: list[str] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parent(self) -> str | None:
+        return None if self.path == "" else self.path.rpartition("/")[0]
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Entry:
+        """An index row (``parent`` is derived from ``path``)."""
+        fields = {name: row.get(name) for name in INDEX_COLUMNS if name != "parent"}
+        return cls(**{**fields, "structure": structure_from_json(row["family"], row["structure"]), "notes": row.get("notes") or {}})
+
+    def to_json(self) -> dict[str, Any]:
+        """The index row, its columns in :data:`INDEX_COLUMNS` order."""
+        return {name: self.structure.to_json() if name == "structure" else getattr(self, name) for name in INDEX_COLUMNS}
+
+
+@dataclass
+class Problem:
+    """A warning, skipped node or failure of a build, where it happened and why."""
+
+    path: str
+    reason: str
+    source: str | None = None
+
+    def __str__(self) -> str:
+        where = f" ({self.source})" if self.source else ""
+        return f"{self.path or '/'}{where}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Problem:
+        return cls(**data)
+
+
+def _problems(data: list[dict[str, Any]]) -> list[Problem]:
+    return [Problem.from_json(p) for p in data]
+
+
+@dataclass
+class BuildReport:
+    """``releases/<id>/build-report.json``, and what ``publish build`` prints."""
+
+    release: str
+    store: str
+    published: bool = False
+    nodes: dict[str, int] = field(default_factory=lambda: {"container": 0, "array": 0, "table": 0})
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    warnings: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    failures: list[Problem] = field(default_factory=list)
+    #: Items (files or stacks) converted in this build, and reused unchanged from the previous release.
+    converted: int = 0
+    reused: int = 0
+    #: True when nothing changed: no release was written and the catalog still points at ``release``.
+    unchanged: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "release": self.release, "store": self.store, "published": self.published, "nodes": self.nodes,
+            "converted": self.converted, "reused": self.reused, "unchanged": self.unchanged,
+            "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "seconds": round(self.seconds, 3),
+            **{k: [p.to_json() for p in getattr(self, k)] for k in ("warnings", "skipped", "failures")},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuildReport:
+        problems = {k: _problems(data.get(k, [])) for k in ("warnings", "skipped", "failures")}
+        return cls(**{**data, **problems})
+
+
+@dataclass
+class ManifestItem:
+    """One planned item (a file or a stack) of a release: its fingerprint, what it published and
+    the data prefixes it uses (``publish gc`` keeps those of kept releases)."""
+
+    node_path: str
+    settings: str  #: hash of the source's and rules' settings
+    metadata: str  #: hash of what the plan added (sidecars, file-name fields); "" when nothing
+    files: list[dict[str, Any]]  #: :func:`publisher.fingerprint.file_record` of each file
+    entries: list[dict[str, Any]]  #: its index rows, as :meth:`Entry.to_json`
+    data_prefixes: list[str]
+    warnings: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node_path": self.node_path, "settings": self.settings, "metadata": self.metadata, "files": self.files,
+            "entries": self.entries, "data_prefixes": self.data_prefixes,
+            "warnings": [p.to_json() for p in self.warnings], "skipped": [p.to_json() for p in self.skipped],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ManifestItem:
+        return cls(data["node_path"], data["settings"], data.get("metadata", ""), data["files"], data["entries"],
+                   data["data_prefixes"], _problems(data["warnings"]), _problems(data["skipped"]))
+
+
+@dataclass
+class Manifest:
+    """``releases/<id>/manifest.json``: the items of a release, in plan order."""
+
+    release: str
+    catalog_settings: str
+    items: list[ManifestItem]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"release": self.release, "catalog_settings": self.catalog_settings, "items": [i.to_json() for i in self.items]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(data["release"], data.get("catalog_settings", ""), [ManifestItem.from_json(i) for i in data["items"]])
+
+    def by_path(self) -> dict[str, ManifestItem]:
+        return {item.node_path: item for item in self.items}
+
+    def data_prefixes(self) -> set[str]:
+        return {p for item in self.items for p in item.data_prefixes}
+
+
+#: ``catalog.json``'s own fields, in the order written; the index's fields (``index``,
+#: ``index_json``, ``node_count``, from the index writer) follow them.
+_CATALOG_FIELDS = ("format", "version", "release", "created", "name", "zarr_format", "report", "manifest")
+
+
+@dataclass
+class CatalogDocument:
+    """``catalog.json`` (and each release's copy of it): which release is published, where its
+    index, manifest and report are."""
+
+    release: str
+    index: dict[str, Any]  #: the index writer's fields: ``index`` (Parquet key), ``index_json``, ``node_count``
+    created: str | None = None
+    name: str | None = None
+    zarr_format: int = 3
+    report: str | None = None
+    manifest: str | None = None
+    format: str = CATALOG_FORMAT
+    version: int = CATALOG_VERSION
+
+    @property
+    def index_key(self) -> str:
+        return self.index["index"]
+
+    @property
+    def index_json(self) -> dict[str, Any]:
+        return self.index["index_json"]
+
+    @property
+    def node_count(self) -> int | None:
+        return self.index.get("node_count")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in _CATALOG_FIELDS}, **self.index}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CatalogDocument:
+        own = {name: data[name] for name in _CATALOG_FIELDS if name in data}
+        return cls(index={k: v for k, v in data.items() if k not in _CATALOG_FIELDS}, **own)
