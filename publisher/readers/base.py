@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 from ..nodes import Node
+from ..registry import require
 
 
 class NoOptions(BaseModel):
@@ -32,6 +33,12 @@ class Reader:
     Options: ClassVar[type[BaseModel]] = NoOptions
     #: True for readers of single arrays (images, .npy) whose files may be stacked.
     stackable: ClassVar[bool] = False
+    #: Modules :meth:`open` needs (imported inside it); a missing one fails the file with
+    #: "install X to read ..." before anything is opened.
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        require(self.requires, f"read {self.name} files (the {self.name!r} reader)")
 
     @classmethod
     def magic_matches(cls, head: bytes) -> bool:

@@ -109,6 +109,7 @@ def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
 @register_reader
 class CSVReader(Reader):
     name = "csv"
+    requires = ("pandas", "pyarrow")
     extensions = (".csv", ".tsv", ".tab", ".psv")
     Options = CSVOptions
 

@@ -25,6 +25,7 @@ def _table(frame: Any, key: str, sheet: str) -> TableNode:
 @register_reader
 class ExcelReader(Reader):
     name = "excel"
+    requires = ("pandas", "openpyxl")
     extensions = (".xlsx", ".xlsm")
     magic = (b"PK\x03\x04",)
 

@@ -305,6 +305,7 @@ class _Walker:
 @register_reader
 class HDF5Reader(Reader):
     name = "hdf5"
+    requires = ("h5py", "hdf5plugin")
     extensions = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5", ".nexus", ".nx", ".hdf5plugin")
     magic = (HDF5_MAGIC,)
     Options = HDF5Options

@@ -19,6 +19,7 @@ from .base import Reader
 @register_reader
 class ImageReader(Reader):
     name = "image"
+    requires = ("PIL",)
     extensions = (".png", ".jpg", ".jpeg")
     magic = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
     stackable = True

@@ -195,6 +195,7 @@ class _NetCDF:
 @register_reader
 class NetCDFReader(Reader):
     name = "netcdf"
+    requires = ("netCDF4",)
     extensions = NC_EXTENSIONS
     magic = (b"CDF\x01", b"CDF\x02", b"CDF\x05", HDF5_MAGIC)
     priority = 10

@@ -45,6 +45,7 @@ def _tags(page: Any) -> dict[str, Any]:
 @register_reader
 class TiffReader(Reader):
     name = "tiff"
+    requires = ("tifffile",)
     extensions = (".tif", ".tiff", ".btf", ".tf8")
     magic = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
     stackable = True
