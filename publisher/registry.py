@@ -4,7 +4,10 @@ Built-ins register themselves with ``@registry.register(key)``; third-party pack
 theirs through an entry point group (``skyshelf.readers``, ...), loaded once, on first use.
 As in xarray's backends and fsspec's registry, a broken plug-in warns (naming the entry point
 and the error) and never breaks discovery, and a missing library is answered with what to
-install. Nothing heavy is imported here: handlers use the serializer and codec registries.
+install. Entry points are scanned only when a key is not among the built-ins (or the whole
+list is asked for), so a handler answering in a built-in format never pays the scan
+(importlib.metadata's import and a walk of every installed distribution, ~20-60 ms cold); a
+plug-in adds keys and never replaces a built-in one.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import importlib
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import SkyshelfError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 T = TypeVar("T")
 
@@ -65,7 +70,7 @@ class Registry(Generic[T]):
         self._items: dict[Any, T] = {}
         #: Entry points that failed to load: name → the reason, install hint included.
         self.failed: dict[str, str] = {}
-        self._loaded = False
+        self._builtins_loaded = self._plugins_loaded = False
         self._lock = threading.Lock()
 
     def register(self, key: Any) -> Callable[[T], T]:
@@ -75,18 +80,26 @@ class Registry(Generic[T]):
 
         return deco
 
-    def load_entry_points(self) -> None:
-        """Import the built-ins, then every plug-in of the group, once; threads wait for a full registry."""
-        if self._loaded:
+    def _ensure(self, plugins: bool) -> None:
+        """Import the built-ins once, and with ``plugins`` every entry point of the group once;
+        threads asking at the same moment wait for a full registry."""
+        if self._plugins_loaded or (self._builtins_loaded and not plugins):
             return
         with self._lock:
-            if self._loaded:
-                return
-            for module in self._builtins:
-                importlib.import_module(module)
-            for ep in entry_points(group=self.group):
-                self._load(ep)
-            self._loaded = True
+            if not self._builtins_loaded:
+                for module in self._builtins:
+                    importlib.import_module(module)
+                self._builtins_loaded = True
+            if plugins and not self._plugins_loaded:
+                from importlib.metadata import entry_points
+
+                for ep in entry_points(group=self.group):
+                    self._load(ep)
+                self._plugins_loaded = True
+
+    def load_entry_points(self) -> None:
+        """Load the built-ins and every plug-in of the group (once)."""
+        self._ensure(plugins=True)
 
     def _load(self, ep: EntryPoint) -> None:
         dist = f" (from {ep.dist.name})" if ep.dist is not None else ""
@@ -98,26 +111,28 @@ class Registry(Generic[T]):
         except Exception as exc:  # a broken plug-in must not break the others
             reason = f"{type(exc).__name__}: {exc}"
         else:
-            if key is not None:
+            if key in self._items:
+                reason = f"{self.kind} {key!r} is already registered (built in, or by an earlier plug-in); a plug-in cannot replace it"
+            else:
                 self._items[key] = obj
-            return
+                return
         self.failed[ep.name] = reason
         warnings.warn(f"{self.kind} plug-in {ep.name!r} = {ep.value!r}{dist} of {self.group!r} failed to load: {reason}", stacklevel=4)
 
-    def items(self) -> dict[Any, T]:
-        self.load_entry_points()
+    def items(self, plugins: bool = True) -> dict[Any, T]:
+        """Everything registered; only the built-ins with ``plugins=False`` (no scan)."""
+        self._ensure(plugins)
         return dict(self._items)
 
     def __contains__(self, key: Any) -> bool:
-        self.load_entry_points()
+        self._ensure(plugins=False)
+        if key not in self._items:
+            self._ensure(plugins=True)
         return key in self._items
 
     def get(self, key: Any) -> T:
-        self.load_entry_points()
-        try:
+        if key in self:
             return self._items[key]
-        except KeyError:
-            pass
         if isinstance(key, str) and key in self.failed:
             raise NotRegistered(f"{self.kind} {key!r} is unavailable: its plug-in failed to load: {self.failed[key]}")
         known = ", ".join(sorted(map(str, self._items)))

@@ -3,6 +3,8 @@
 One registry for everything that turns published data into bytes: the handlers answer
 requests with it and the about document lists it. Serializer modules import their heavy
 libraries (pyarrow, Pillow, tifffile, openpyxl) inside the function, on first use.
+Third-party serializers are :class:`Serializer` objects named by ``skyshelf.serializers``
+entry points (docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NotAcceptable
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -26,42 +29,42 @@ class Serializer:
     parts: Callable[..., Iterable[bytes]] | None = None
 
 
-_REGISTRY: dict[str, dict[str, Serializer]] = {}
-_ALIASES: dict[str, dict[str, str]] = {}
+REGISTRY: Registry[Serializer] = Registry("skyshelf.serializers", "serializer", [f"{__name__}.{m}" for m in ("array", "container", "table")],
+                                          key_of=lambda ep, s: (s.family, s.media_type))
 
 
 def register(family: str, media_type: str, aliases: tuple[str, ...] = (), extension: str = "",
              parts: Callable[..., Iterable[bytes]] | None = None) -> Callable[[Callable[..., bytes]], Callable[..., bytes]]:
     def deco(fn: Callable[..., bytes]) -> Callable[..., bytes]:
-        _REGISTRY.setdefault(family, {})[media_type] = Serializer(family, media_type, fn, aliases, extension, parts)
-        for alias in aliases:
-            _ALIASES.setdefault(family, {})[alias] = media_type
+        REGISTRY.register((family, media_type))(Serializer(family, media_type, fn, aliases, extension, parts))
         return fn
 
     return deco
 
 
-def _load() -> None:
-    from . import array, container, table  # noqa: F401  (they register themselves)
+def _tables(plugins: bool = True) -> dict[str, dict[str, Serializer]]:
+    """Serializers per family and media type, in registration order (the built-ins alone
+    without ``plugins``: no entry-point scan)."""
+    out: dict[str, dict[str, Serializer]] = {}
+    for (family, media_type), serializer in REGISTRY.items(plugins).items():
+        out.setdefault(family, {})[media_type] = serializer
+    return out
 
 
 def formats() -> dict[str, list[str]]:
     """Media types per family (the about document's ``formats``)."""
-    _load()
-    return {family: list(table) for family, table in _REGISTRY.items()}
+    return {family: list(table) for family, table in _tables().items()}
 
 
 def aliases() -> dict[str, dict[str, list[str]]]:
     """Aliases per family and media type (the about document's ``aliases``)."""
-    _load()
-    return {family: {mt: list(s.aliases) for mt, s in table.items() if s.aliases} for family, table in _REGISTRY.items()}
+    return {family: {mt: list(s.aliases) for mt, s in table.items() if s.aliases} for family, table in _tables().items()}
 
 
 def media_type_for(extension: str) -> str | None:
     """The media type whose serializer writes files with this extension (``.xlsx``, ``.npy``, ...)."""
-    _load()
-    for table in _REGISTRY.values():
-        for serializer in table.values():
+    for plugins in (False, True):  # the built-ins first: no entry-point scan when they know it
+        for serializer in REGISTRY.items(plugins).values():
             if serializer.extension == extension:
                 return serializer.media_type
     return None
@@ -86,21 +89,36 @@ def _parse_accept(accept: str) -> list[str]:
     return [mt for _, _, mt in sorted(ranked)]
 
 
+class _AskPlugins(Exception):
+    """The built-ins alone cannot decide: a wanted media type may be a plug-in's."""
+
+
 def choose(family: str, format: str | None, accept: str | None, default: str) -> Serializer:
-    """The serializer for ``format=`` (a media type or an alias) or else the Accept header."""
-    _load()
-    table = _REGISTRY.get(family, {})
+    """The serializer for ``format=`` (a media type or an alias) or else the Accept header;
+    plug-ins are looked up only when the built-ins do not decide."""
+    try:
+        return _choose(_tables(plugins=False).get(family, {}), family, format, accept, default, complete=False)
+    except _AskPlugins:
+        return _choose(_tables().get(family, {}), family, format, accept, default, complete=True)
+
+
+def _choose(table: dict[str, Serializer], family: str, format: str | None, accept: str | None, default: str,
+            complete: bool) -> Serializer:
     if format:
-        media_type = _ALIASES.get(family, {}).get(format.lower(), format.lower())
-        if media_type not in table:
-            raise NotAcceptable(f"format {format!r} is not available for {family}s; choose one of {sorted(table)} or {sorted(_ALIASES.get(family, {}))}")
-        return table[media_type]
-    wanted = _parse_accept(accept or "*/*")
-    for media_type in wanted:
+        known = {alias: mt for mt, s in table.items() for alias in s.aliases}
+        media_type = known.get(format.lower(), format.lower())
+        if media_type in table:
+            return table[media_type]
+        if not complete:
+            raise _AskPlugins
+        raise NotAcceptable(f"format {format!r} is not available for {family}s; choose one of {sorted(table)} or {sorted(known)}")
+    for media_type in _parse_accept(accept or "*/*"):
         if media_type in table:
             return table[media_type]
         if media_type in ("*/*", "application/*") or (media_type.endswith("/*") and default.startswith(media_type[:-1])):
             return table[default]
+        if not complete:  # preferred to anything that follows, and perhaps a plug-in's
+            raise _AskPlugins
     raise NotAcceptable(f"none of the media types in Accept ({accept}) is available for {family}s; available: {sorted(table)}")
 
 
@@ -115,4 +133,4 @@ def serialize_parts(serializer: Serializer, data: Any, **options: Any) -> Iterab
     return [serializer.encode(data, **options)]
 
 
-__all__ = ["Serializer", "aliases", "choose", "formats", "media_type_for", "register", "serialize", "serialize_parts"]
+__all__ = ["REGISTRY", "Serializer", "aliases", "choose", "formats", "media_type_for", "register", "serialize", "serialize_parts"]
