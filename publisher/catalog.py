@@ -1,6 +1,9 @@
 """Read a published catalog: ``catalog.json`` → node entries and child pages.
 
 Uses only the JSON index and the standard library, so Lambda handlers can use it cheaply.
+:meth:`Catalog.entry` and :meth:`Catalog.entries` return typed :class:`~publisher.formats.Entry`
+objects (structures as the build wrote them); :meth:`Catalog.node` and :meth:`Catalog.children`
+return the index's rows as dicts, for the handlers until they move to the typed ones.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class Catalog:
     def __init__(self, store: Store, document: dict[str, Any]) -> None:
         self.store = store
         self.document = document
-        self._prefix = document["index"].rpartition("/")[0]
+        self.info = CatalogDocument.from_json(document)
+        self._prefix = self.info.index_key.rpartition("/")[0]
         self._search: dict[str, Any] = {}
         self._shards: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -46,13 +50,21 @@ class Catalog:
 
     @property
     def release(self) -> str:
-        return self.document["release"]
+        return self.info.release
+
+    def entry(self, path: str) -> Entry:
+        """One node's entry (see :meth:`node`)."""
+        return Entry.from_json(self.node(path))
+
+    def entries(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[Entry]:
+        """A container's children in order (see :meth:`children`)."""
+        return (Entry.from_json(row) for row in self.children(path, offset, limit))
 
     def node(self, path: str) -> dict[str, Any]:
         """One node's entry, from its shard; a warm process keeps the shards it has read (a
         release's objects never change), so a Lambda answers most metadata without an S3 read."""
         path = path.strip("/")
-        key = node_shard_key(self._prefix, path, self.document["index_json"]["shard_digits"])
+        key = node_shard_key(self._prefix, path, self.info.index_json["shard_digits"])
         with self._lock:
             shard = self._shards.get(key)
             if shard is not None:
@@ -74,7 +86,7 @@ class Catalog:
         """Children of a container in order, reading only the pages (or, for a large container,
         the rows) that cover the range."""
         path = path.strip("/")
-        size = self.document["index_json"]["page_size"]
+        size = self.info.index_json["page_size"]
         page = offset // size
         skip = offset - page * size
         yielded = 0
@@ -97,7 +109,7 @@ class Catalog:
     def _rows(self, path: str, offset: int, limit: int | None) -> Iterator[dict[str, Any]]:
         """Children from a large container's ``rows.jsonl``: two range reads (their offsets, then
         their lines), with the standard library only."""
-        if "search" not in self.document["index_json"]:  # a catalog from before search folders
+        if "search" not in self.info.index_json:  # a catalog from before search folders
             return
         prefix = search_prefix(self._prefix, path)
         try:
@@ -120,7 +132,7 @@ class Catalog:
         """The search columns of a container with ``count`` children, or None when it has none
         (small containers are searched row by row). Kept by this catalog: a new release is a new
         catalog, so they are never stale."""
-        settings = self.document["index_json"]
+        settings = self.info.index_json
         if "search" not in settings or count < settings["search_min_children"] or count == 0:
             return None
         with self._lock:

@@ -155,7 +155,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        return cls(data["release"], data.get("catalog_settings", ""), [ManifestItem.from_json(i) for i in data["items"]])
+        return cls(data.get("release", ""), data.get("catalog_settings", ""), [ManifestItem.from_json(i) for i in data["items"]])
 
     def by_path(self) -> dict[str, ManifestItem]:
         return {item.node_path: item for item in self.items}

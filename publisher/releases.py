@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .formats import CATALOG_KEY
+from .formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, CatalogDocument, Manifest
 from .errors import NotFound, StoreError
 from .stores import Store
 
@@ -36,12 +36,18 @@ ABANDONED_AFTER = 30 * 60.0
 @dataclass
 class Release:
     id: str
-    created: str | None
-    node_count: int | None
     current: bool
-    catalog: dict[str, Any] | None  # None: unfinished (a build that never switched), or retired
+    catalog: CatalogDocument | None  # None: unfinished (a build that never switched), or retired
     retired: bool = False  # garbage-collected, but newer releases still use some of its data
     building: dict[str, Any] | None = None  # the marker of an unfinished release's build
+
+    @property
+    def created(self) -> str | None:
+        return self.catalog.created if self.catalog else None
+
+    @property
+    def node_count(self) -> int | None:
+        return self.catalog.node_count if self.catalog else None
 
     def alive(self, abandoned_after: float = ABANDONED_AFTER, now: float | None = None) -> bool:
         """An unfinished release whose build refreshed its marker recently: it is being written."""
@@ -92,12 +98,11 @@ def list_releases(store: Store) -> list[Release]:
         except FileNotFoundError:
             continue  # deleted while we looked (another gc)
         retired = doc is None and store.exists(f"releases/{rid}/{RETIRED}")
-        out.append(Release(rid, doc.get("created") if doc else None, doc.get("node_count") if doc else None, rid == current, doc,
-                           retired, building))
+        out.append(Release(rid, rid == current, CatalogDocument.from_json(doc) if doc else None, retired, building))
     return out
 
 
-def rollback(store: Store, release: str) -> dict[str, Any]:
+def rollback(store: Store, release: str) -> CatalogDocument:
     """Point the catalog at an earlier (complete) release, in one atomic write."""
     try:
         doc = json.loads(store.read_bytes(f"releases/{release}/{CATALOG_KEY}"))
@@ -105,13 +110,14 @@ def rollback(store: Store, release: str) -> dict[str, Any]:
         known = ", ".join(r.id for r in list_releases(store) if r.catalog) or "none"
         raise NotFound(f"no complete release {release!r} in {store.url} (complete releases: {known})") from None
     store.write_bytes(CATALOG_KEY, json.dumps(doc, indent=1).encode(), atomic=True)
-    return doc
+    return CatalogDocument.from_json(doc)
 
 
-def _manifest(store: Store, release: Release) -> dict[str, Any] | None:
-    if release.catalog is None or "manifest" not in release.catalog:
+def _manifest(store: Store, release: Release) -> Manifest | None:
+    if release.catalog is None or release.catalog.manifest is None:
         return None
-    return _read_json(store, release.catalog["manifest"])
+    doc = _read_json(store, release.catalog.manifest)
+    return Manifest.from_json(doc) if doc is not None else None
 
 
 def _delete(store: Store, prefix: str, problems: list[str]) -> bool:
@@ -150,8 +156,8 @@ def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dic
             manifest = _manifest(store, release)
             if manifest is None and release.catalog is not None:
                 raise StoreError(f"release {release.id} has no manifest; refusing to delete what it may reference")
-            for item in (manifest or {}).get("items", []):
-                referenced.update(item["data_prefixes"])
+            if manifest is not None:
+                referenced |= manifest.data_prefixes()
     deleted: list[str] = []
     problems: list[str] = []
     for release in releases:
@@ -163,11 +169,12 @@ def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dic
             continue
         if release.catalog is None:
             continue  # retired earlier; its used data stays
-        manifest = _manifest(store, release) or {"items": []}
-        for prefix in {p for item in manifest["items"] for p in item["data_prefixes"] if p.startswith(f"releases/{release.id}/")}:
+        manifest = _manifest(store, release)
+        own = {p for p in manifest.data_prefixes() if p.startswith(f"releases/{release.id}/")} if manifest else set()
+        for prefix in own:
             if prefix not in referenced and _delete(store, prefix, problems):
                 deleted.append(prefix)
-        for key in ("index", "build-report.json", "manifest.json", CATALOG_KEY):  # what only this release used
+        for key in ("index", BUILD_REPORT, MANIFEST, CATALOG_KEY):  # what only this release used
             _delete(store, f"releases/{release.id}/{key}", problems)
         store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
         deleted.append(f"releases/{release.id}: index and entry point (data still in use kept)")

@@ -1,0 +1,31 @@
+"""The ``publish`` command line, one module per group of commands: building
+(:mod:`.build_cmd`), a published store (:mod:`.store_cmd`) and the stack on AWS (:mod:`.deploy_cmd`).
+
+Exit status: 0 success; 1 failures and nothing published (``on_error: fail``) or a bad
+config; 3 published, but some sources or nodes failed (``on_error: skip``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .build_cmd import build, schema, validate
+from .common import EXIT_FAILED, EXIT_PARTIAL
+from .deploy_cmd import deploy, destroy, status, template_command
+from .store_cmd import gc, ls, releases, rollback, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="skyshelf")
+@click.option("-v", "--verbose", is_flag=True, help="Log details (tracebacks of failures).")
+def main(verbose: bool) -> None:
+    """Publish scientific data as Zarr + Parquet + a metadata index."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _command in (validate, schema, build, ls, releases, rollback, gc, serve, deploy, status, destroy, template_command):
+    main.add_command(_command)
+
+__all__ = ["EXIT_FAILED", "EXIT_PARTIAL", "main"]

@@ -1,0 +1,5 @@
+"""``python -m publisher.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,127 @@
+"""``publish validate``, ``schema`` and ``build``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import BuildFailed, SkyshelfError
+from .common import EXIT_FAILED, EXIT_PARTIAL, fail, human, pipeline_option
+
+
+@click.command()
+@pipeline_option
+def validate(config: Path) -> None:
+    """Check a pipeline file (fields, and that every source matches files)."""
+    from ..config import load_pipeline
+    from ..sources import plan
+
+    try:
+        pipeline = load_pipeline(config)
+        items = plan(pipeline)
+    except SkyshelfError as exc:
+        fail(exc)
+    problems = [i for i in items if i.problem]
+    failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
+    if failures and pipeline.on_error == "fail":
+        fail(SkyshelfError(f"{config}: {len(failures)} source paths cannot be read (on_error: fail publishes nothing):\n  " + "\n  ".join(failures)))
+    items = [i for i in items if not i.problem]
+    unknown = [i for i in items if i.reader is None]
+    click.echo(f"{config}: valid; {len(pipeline.sources)} sources, {len(pipeline.rules)} rules, {len(items)} items to publish")
+    for item in unknown:
+        click.echo(f"  note: no reader for {item.label}; it will be skipped")
+    for item in problems:
+        kind, reason = item.problem  # type: ignore[misc]
+        click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
+                   + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline.yml (for editors)."""
+    from ..config import pipeline_schema
+
+    click.echo(json.dumps(pipeline_schema(), indent=2))
+
+
+class _Progress:
+    """Rich progress bars: items overall, plus the array being written."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=console, transient=True, disable=not console.is_terminal)
+        self.items: Any = None
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            self.items = self.progress.add_task(f"release {info['release']}", total=info["items"])
+        elif event == "item" and self.items is not None:
+            self.progress.update(self.items, description=info["path"][-50:])
+        elif event == "done" and self.items is not None:
+            self.progress.advance(self.items)
+
+
+@click.command()
+@pipeline_option
+@click.option("--store", default=None, help="Override output.store (a folder or URL).")
+@click.option("--workers", type=int, default=None, help="Threads for compression and writing (default: all cores).")
+@click.option("--json-report", is_flag=True, help="Print the build report as JSON.")
+def build(config: Path, store: str | None, workers: int | None, json_report: bool) -> None:
+    """Convert the sources into Zarr + Parquet + the index and publish a release."""
+    from rich.console import Console
+
+    from ..build import build as run_build
+    from ..config import load_pipeline
+
+    console = Console(stderr=True)
+    try:
+        pipeline = load_pipeline(config)
+        progress = _Progress(console)
+        with progress.progress:
+            report = run_build(pipeline, store=store, progress=progress, workers=workers)
+    except BuildFailed as exc:
+        report = exc.args[0]
+        _summary(console, report, json_report)
+        console.print(f"[red]build failed: {len(report.failures)} failures; nothing was published (on_error: fail)[/red]")
+        sys.exit(EXIT_FAILED)
+    except SkyshelfError as exc:
+        fail(exc)
+    _summary(console, report, json_report)
+    if report.unchanged:
+        console.print(f"[green]nothing changed: release {report.release} stands; nothing was written[/green]")
+        if report.failures:
+            sys.exit(EXIT_PARTIAL)
+        return
+    if report.failures:
+        console.print(f"[yellow]published release {report.release} with {len(report.failures)} failures (on_error: skip)[/yellow]")
+        sys.exit(EXIT_PARTIAL)
+    console.print(f"[green]published release {report.release} to {report.store}[/green]")
+
+
+def _summary(console: Any, report: Any, as_json: bool) -> None:
+    from rich.table import Table
+
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+        return
+    table = Table(title="build summary", show_header=False)
+    nodes = report.nodes
+    table.add_row("nodes", f"{sum(nodes.values())} ({nodes['container']} containers, {nodes['array']} arrays, {nodes['table']} tables)")
+    table.add_row("bytes in / out", f"{human(report.bytes_in)} / {human(report.bytes_out)}")
+    table.add_row("items", f"{report.converted} converted, {report.reused} unchanged (reused)")
+    table.add_row("time", f"{report.seconds:.1f} s")
+    table.add_row("warnings / skipped / failures", f"{len(report.warnings)} / {len(report.skipped)} / {len(report.failures)}")
+    console.print(table)
+    for title, problems, style in (("skipped", report.skipped, "yellow"), ("warnings", report.warnings, "dim"), ("failures", report.failures, "red")):
+        if problems:
+            console.print(f"[{style}]{title}:[/{style}]")
+            for p in problems[:50]:
+                console.print(f"  {p}", style=style, markup=False, highlight=False, soft_wrap=True)
+            if len(problems) > 50:
+                console.print(f"  ... and {len(problems) - 50} more (see build-report.json)")

@@ -1,0 +1,44 @@
+"""What every ``publish`` command shares: the pipeline option, exit codes, error exit, sizes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from ..errors import SkyshelfError
+
+EXIT_FAILED = 1
+EXIT_PARTIAL = 3
+
+pipeline_option = click.option(
+    "-c", "--config", "config", default="pipeline.yml", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="The pipeline file.",
+)
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def fail(exc: SkyshelfError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def target_store(config: Path, store: str | None) -> Any:
+    from ..content_types import content_type
+    from ..stores import Store
+
+    if store is not None:
+        return Store(store, content_type=content_type)
+    from ..build import resolve_store
+    from ..config import load_pipeline
+
+    return resolve_store(load_pipeline(config))

@@ -1,0 +1,156 @@
+"""``publish ls``, ``releases``, ``rollback``, ``gc`` and ``serve``: a published store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import SkyshelfError
+from ..formats import Entry
+from ..structures import ArrayStructure, TableStructure
+from .common import fail, pipeline_option, target_store
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+
+def _describe(entry: Entry) -> str:
+    s = entry.structure
+    if isinstance(s, ArrayStructure):
+        return f"{s.data_type.kind}{s.data_type.itemsize} {s.shape}"
+    if isinstance(s, TableStructure):
+        return f"{s.row_count} rows × {len(s.columns)} cols"
+    return f"{s.count} children"
+
+
+@click.command(name="ls")
+@click.argument("path", default="")
+@pipeline_option
+@click.option("--store", default=None, help="The store to list (default: the pipeline's output.store).")
+@click.option("-l", "--long", "long_", is_flag=True, help="Show family, shape/rows and data URL.")
+@click.option("-r", "--recursive", is_flag=True)
+def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool) -> None:
+    """List the published tree under PATH."""
+    from ..catalog import Catalog
+
+    try:
+        catalog = Catalog.open(target_store(config, store))
+        catalog.entry(path)
+
+        def show(p: str, depth: int) -> None:
+            for entry in catalog.entries(p):
+                line = "  " * depth + entry.key + ("/" if entry.family == "container" else "")
+                if long_:
+                    line = f"{line:<50} {entry.family:<9} {_describe(entry):<28} {entry.data_url or ''}"
+                click.echo(line)
+                if recursive and entry.family == "container":
+                    show(entry.path, depth + 1)
+
+        show(path.strip("/"), 0)
+    except SkyshelfError as exc:
+        fail(exc)
+
+
+@click.command()
+@pipeline_option
+@click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+def releases(config: Path, store: str | None) -> None:
+    """List the releases in the store, oldest first; * marks the current one."""
+    from ..releases import list_releases
+
+    try:
+        for r in list_releases(target_store(config, store)):
+            click.echo(f"{'*' if r.current else ' '} {r.id}  {r.state}")
+    except SkyshelfError as exc:
+        fail(exc)
+
+
+@click.command()
+@click.argument("release")
+@pipeline_option
+@click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+def rollback(release: str, config: Path, store: str | None) -> None:
+    """Switch the catalog back to RELEASE."""
+    from ..releases import rollback as do_rollback
+
+    try:
+        do_rollback(target_store(config, store), release)
+    except SkyshelfError as exc:
+        fail(exc)
+    click.echo(f"catalog now points at release {release}")
+
+
+@click.command()
+@pipeline_option
+@click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Newest complete releases to keep.")
+@click.option("--abandoned-after", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Minutes without a heartbeat after which an unfinished build older than the current release is abandoned.")
+def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> None:
+    """Delete releases older than the current one beyond the newest KEEP, except data that a kept
+    release or a running build still uses."""
+    from . import spills
+    from ..releases import gc as do_gc
+
+    try:
+        target = target_store(config, store)
+        result = do_gc(target, keep, abandoned_after * 60)
+        old_answers = spills.collect(target, older_than=spills.max_age())  # spilled answers past their age
+    except SkyshelfError as exc:
+        fail(exc)
+    click.echo(f"kept {len(result['kept'])} releases; deleted {len(result['deleted'])} prefixes")
+    for prefix in result["deleted"]:
+        click.echo(f"  - {prefix}")
+    for problem in result["problems"]:
+        click.echo(f"  ! {problem}", err=True)
+    if old_answers:
+        click.echo(f"deleted {len(old_answers)} spilled answers older than {spills.max_age():.0f} s")
+
+
+@click.command()
+@pipeline_option
+@click.option("--store", default=None, help="The store to serve (default: the pipeline's output.store): a folder or s3:// URL.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--cors-origin", default="*", show_default=True,
+              help="Origins browsers may read the API and /files/ from: *, comma-separated origins, or none.")
+def serve(config: Path, store: str | None, host: str, port: int, cors_origin: str) -> None:
+    """Serve the published catalog with the Lambda handlers (Tiled's HTTP API) and its files."""
+    from handlers.cors import Cors
+    from handlers.local import LocalServer  # the handlers sit above the library: imported only here
+
+    try:
+        target = target_store(config, store)
+        from ..catalog import Catalog
+
+        catalog = Catalog.open(target)
+    except SkyshelfError as exc:
+        fail(exc)
+    server = LocalServer(target.url, host, port, Cors.parse(cors_origin))
+    url = server.url
+    click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
+    click.echo(f"  browser:  {url}/api/v1/search/")
+    click.echo(f"  docs:     {url}/api/v1/docs")
+    click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
+    hint = _xarray_hint(catalog)
+    if hint:
+        file_zarr, group = hint
+        click.echo(f"  xarray:   import xarray; ds = xarray.open_zarr('{url}/files/{file_zarr}'" + (f", group='{group}')" if group else ")"))
+    click.echo("Press Ctrl+C to stop.")
+    server.serve_forever()
+
+
+def _xarray_hint(catalog: Catalog, path: str = "", depth: int = 0) -> tuple[str, str] | None:
+    """(file's Zarr URL, group) of the first array with named dimensions, looked for a few levels deep."""
+    for entry in catalog.entries(path, 0, 50):
+        dims = (entry.structure.dims if isinstance(entry.structure, ArrayStructure) else None) or []
+        if dims and not all(d.startswith("dim_") for d in dims) and entry.data_url and ".zarr" in entry.data_url:
+            file_zarr, _, inner = entry.data_url.partition(".zarr")
+            return file_zarr + ".zarr", inner.strip("/").rpartition("/")[0]
+        if entry.family == "container" and depth < 5:
+            found = _xarray_hint(catalog, entry.path, depth + 1)
+            if found:
+                return found
+    return None
