@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator, model_validator
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {None: 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_BYTES = TypeAdapter(ByteSize)
 
 
 def parse_size(value: int | str) -> int:
-    """Bytes from an int or a string such as ``8MiB`` or ``500 kB``."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"expected a size such as 8388608, '8MiB' or '500kB', got {value!r}")
-    number, unit = match.groups()
-    return int(float(number) * _UNITS[unit.lower() if unit else None])
+    """Bytes from an int or a string such as ``8MiB`` or ``500 kB`` (pydantic's ``ByteSize`` units)."""
+    try:
+        return int(_BYTES.validate_python(value))
+    except ValidationError:
+        raise ValueError(f"expected a size such as 8388608, '8MiB' or '500kB', got {value!r}") from None
 
 
 class _Model(BaseModel):
