@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .index.entry import Entry as IndexRow
 from .index.layout import INDEX_COLUMNS, JSON_COLUMNS  # noqa: F401 (the index's columns: a published format too)
 from .structures import ArrayStructure, ContainerStructure, TableStructure, structure_from_json
 
@@ -26,35 +27,20 @@ Structure = ArrayStructure | TableStructure | ContainerStructure
 
 
 @dataclass
-class Entry:
-    """One node of the index: what the build wrote and a catalog read returns, its structure the
-    same :mod:`publisher.structures` object the build made."""
+class Entry(IndexRow):
+    """One node of the index as a catalog read returns it (and the build writes it): its
+    structure the same :mod:`publisher.structures` object the build made."""
 
-    path: str
-    key: str
-    family: str
-    specs: list[str]
-    metadata: dict[str, Any]
-    structure: Structure
-    data_url: str | None
-    source_file: str | None
-    source_path: str | None
-    access_tags: list[str] | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def parent(self) -> str | None:
-        return None if self.path == "" else self.path.rpartition("/")[0]
+    structure: Structure  # type: ignore[assignment]
 
     @classmethod
-    def from_json(cls, row: dict[str, Any]) -> Entry:
+    def from_json(cls, data: dict[str, Any]) -> Entry:
         """An index row (``parent`` is derived from ``path``)."""
-        fields = {name: row.get(name) for name in INDEX_COLUMNS if name != "parent"}
-        return cls(**{**fields, "structure": structure_from_json(row["family"], row["structure"]), "notes": row.get("notes") or {}})
+        return super().from_json({**data, "structure": structure_from_json(data["family"], data["structure"])})  # type: ignore[return-value]
 
     def to_json(self) -> dict[str, Any]:
         """The index row, its columns in :data:`INDEX_COLUMNS` order."""
-        return {name: self.structure.to_json() if name == "structure" else getattr(self, name) for name in INDEX_COLUMNS}
+        return {**super().to_json(), "structure": self.structure.to_json()}
 
 
 @dataclass
