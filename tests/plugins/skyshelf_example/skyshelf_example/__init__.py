@@ -1,0 +1,1 @@
+"""A third-party Skyshelf plug-in (tests/test_plugins.py installs it)."""

@@ -1,0 +1,123 @@
+"""Third-party plug-ins, as docs/plugins.md describes them: the tiny package in
+tests/plugins/skyshelf_example is installed for real (its entry points discovered by
+importlib.metadata), read by a build, served, and fetched in its own media type; its broken
+entry point only warns."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from publisher.registry import MissingDependency, NotRegistered, Registry, require
+
+from .servers import publish_serve
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "tests" / "plugins" / "skyshelf_example"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plug-in installed into a folder of its own (uv works offline from its cache; pip otherwise)."""
+    target = tmp_path_factory.mktemp("site-packages")
+    uv = shutil.which("uv") or next((str(p) for p in [ROOT / ".tools" / "bin" / "uv"] if p.exists()), None)
+    if uv:
+        command = [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, "--target", str(target), str(EXAMPLE)]
+    else:
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(EXAMPLE)]
+    subprocess.run(command, check=True, capture_output=True)
+    assert (target / "skyshelf_example-0.1.0.dist-info" / "entry_points.txt").exists()
+    return target
+
+
+def _env(installed: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), str(ROOT)])}
+
+
+def test_plugin_reader_and_serializer_end_to_end(installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "settings.kv").write_text("#kv\n# a comment\nbeam = 7.1 keV\ndetector = pilatus\n")
+    (tmp_path / "src" / "other.csv").write_text("a\n1\n")
+    (tmp_path / "pipeline.yml").write_text(f"output: {{store: {tmp_path / 'site'}}}\nsources:\n  - {{path: src, into: ''}}\n")
+    done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(tmp_path / "pipeline.yml"), "--json-report"],
+                          capture_output=True, text=True, env=_env(installed), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # the broken entry point warned, naming itself and what to install; the build went on
+    assert "reader plug-in 'broken'" in done.stderr and "install skyshelf_example_missing_library" in done.stderr, done.stderr
+    monkeypatch.setenv("PYTHONPATH", _env(installed)["PYTHONPATH"])
+    with publish_serve(str(tmp_path / "site"), cwd=tmp_path) as server:
+        from tiled.client import from_uri
+
+        client = from_uri(f"{server}/api/v1")
+        frame = client["settings"].read()
+        assert frame.to_dict("list") == {"key": ["beam", "detector"], "value": ["7.1 keV", "pilatus"]}
+        about = httpx.get(f"{server}/api/v1/").json()
+        assert "application/x-ndjson" in about["formats"]["table"] and about["aliases"]["table"]["application/x-ndjson"] == ["ndjson"]
+        url = f"{server}/api/v1/table/full/settings"
+        for answer in (httpx.get(url, params={"format": "ndjson"}), httpx.get(url, headers={"Accept": "application/x-ndjson"})):
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"].startswith("application/x-ndjson")
+            assert [json.loads(line) for line in answer.text.splitlines()] == [{"key": "beam", "value": "7.1 keV"},
+                                                                                {"key": "detector", "value": "pilatus"}]
+        assert httpx.get(url, params={"format": "csv"}).text.splitlines()[0] == '"key","value"'  # built-ins unchanged
+        assert httpx.get(url, params={"format": "yaml"}).status_code == 406
+
+
+def test_broken_plugin_warns_and_names_itself(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(installed))
+    registry: Registry[object] = Registry("skyshelf.readers", "reader", key_of=lambda ep, cls: ep.name)
+    with pytest.warns(UserWarning, match=r"reader plug-in 'broken' = 'skyshelf_example.broken:BrokenReader' \(from skyshelf-example\)"
+                      r".*install skyshelf_example_missing_library"):
+        found = registry.items()
+    assert "kv" in found and "broken" not in found
+    with pytest.raises(NotRegistered, match="'broken' is unavailable: its plug-in failed to load: install skyshelf_example_missing_library"):
+        registry.get("broken")
+    with pytest.raises(NotRegistered, match=r"unknown reader 'nope'; known: kv"):
+        registry.get("nope")
+
+
+def test_a_plugin_cannot_replace_a_builtin(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(installed))
+    registry: Registry[object] = Registry("skyshelf.serializers", "serializer")
+    registry.register("ndjson")(object())
+    with pytest.warns(UserWarning, match="'ndjson' is already registered"):
+        registry.load_entry_points()
+
+
+def test_missing_library_says_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(MissingDependency, match=r"install pillow to read images \(no module named 'PIL'\)"):
+        with _blocked("PIL"):
+            require(["PIL"], "read images")
+    # a built-in reader whose library is missing: the file's failure says what to install
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "t.csv").write_text("a\n1\n")
+    (tmp_path / "pipeline.yml").write_text(f"output: {{store: {tmp_path / 'site'}}}\nsources:\n  - {{path: src, into: ''}}\n")
+    code = ("import sys; sys.modules['pandas'] = None\n"
+            "from publisher.cli import main; main(['build', '-c', sys.argv[1], '--json-report'])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pipeline.yml")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert "install pandas to read csv files (the 'csv' reader)" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+class _blocked:
+    """``import name`` fails inside the block, as when the library is not installed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.saved = {k: v for k, v in sys.modules.items() if k == self.name or k.startswith(self.name + ".")}
+        for k in self.saved:
+            del sys.modules[k]
+        sys.modules[self.name] = None  # type: ignore[assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        del sys.modules[self.name]
+        sys.modules.update(self.saved)
