@@ -86,7 +86,8 @@ def publish_catalog(folder: Path, n: int) -> Path:
     """A Skyshelf store whose ``scans`` container holds ``n`` scans (index written by the build's
     own :func:`write_index`), kept in ``folder`` between runs."""
     from publisher.catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
-    from publisher.index import Entry, write_index
+    from publisher.index.entry import Entry
+    from publisher.index.write import write_index
     from publisher.stores import Store
 
     site = folder / f"skyshelf-{n}-g{GENERATOR}"
@@ -135,7 +136,7 @@ def queries() -> dict[str, dict[str, list[str]]]:
     """The query parameters each query type sends (as the tiled client encodes them)."""
     from tiled.queries import Comparison, Eq, FullText, In, Regex
 
-    from publisher.query import params_for
+    from publisher.index.client import params_for
 
     page = {"page[offset]": ["0"], "page[limit]": ["100"]}
     return {
@@ -248,7 +249,7 @@ def agreement(site: Path, tiled: dict[str, Any], tiled_nodes: int) -> dict[str, 
     Tiled's count and Tiled's first page (the same keys in the same order)."""
     from tiled.queries import Comparison
 
-    from publisher.query import params_for
+    from publisher.index.client import params_for
 
     server = Server([sys.executable, "-m", "publisher.cli", "serve", "--store", str(site)], {}, ROOT)
     out = {}

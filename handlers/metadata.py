@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +16,9 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import __version__
 from publisher.catalog import Catalog
 from publisher.errors import BadRequest, NotFound
-from publisher.query import QUERIES, Selection, distinct, filters_from, select
+from publisher.index.selection import Selection
+from publisher.index.strategy import distinct_children, search_children, search_deep as search_descendants
+from publisher.queries.registry import filters_from, names
 
 from . import common
 
@@ -115,7 +116,7 @@ def _about(base: str) -> bytes:
         "library_version": __version__,
         "formats": serializers.formats(),
         "aliases": serializers.aliases(),
-        "queries": list(QUERIES),
+        "queries": names(),
         "authentication": {"required": False, "providers": [], "links": None},
         "links": {"self": base, "documentation": f"{base}/docs"},
         "meta": {"root_path": "", "server": "skyshelf"},
@@ -190,21 +191,7 @@ def search() -> Response:
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
 
     def body() -> dict[str, Any]:
-        columns = catalog.search_columns(path, entry["structure"].get("count", 0)) if queries or sort.strip("-") else None
-        if columns is not None:  # a large container: its search columns
-            from publisher.search import search as search_columns
-
-            count, page = search_columns(columns, queries, sort, offset, limit)
-        elif queries or sort.strip("-"):
-            matched = select(catalog.children(path), queries, sort)
-            count, page = len(matched), matched[offset : offset + limit]
-        else:  # the index's own order: read only the pages this page needs
-            count = entry["structure"].get("count", 0)
-            if sort == "-":
-                start = max(count - offset - limit, 0)
-                page = list(catalog.children(path, start, max(count - offset - start, 0)))[::-1]
-            else:
-                page = list(catalog.children(path, offset, limit))
+        count, page = search_children(catalog, path, entry["structure"].get("count", 0), queries, sort, offset, limit)
         return _page(f"{base}/search/{quote(path, safe='/')}", offset, limit, count,
                      [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
 
@@ -227,19 +214,6 @@ def _select_metadata(params: dict[str, list[str]]) -> Any:
     return Selection(expression) if expression else None
 
 
-def _descendants(catalog: Catalog, path: str, max_depth: int | None) -> Iterator[dict[str, Any]]:
-    """Every node below ``path`` (depth first, in index order), at most ``max_depth`` levels down."""
-    stack: list[tuple[str, int]] = [(path, 0)]
-    while stack:
-        here, depth = stack.pop()
-        below = list(catalog.children(here))
-        for child in below:
-            yield child
-        if max_depth is None or depth + 1 < max_depth:
-            stack.extend((c["path"], depth + 1) for c in reversed(below)  # an empty container has nothing to list
-                         if c["family"] == "container" and (c.get("structure") or {}).get("count", 1) != 0)
-
-
 def search_deep() -> Response:
     """Tiled's ``/search-deep``: the descendants of a container at any depth (``max_depth``) that
     match every filter; ``id`` is a node's key and ``ancestors`` its path. Sorting is a 400, as in Tiled."""
@@ -254,8 +228,7 @@ def search_deep() -> Response:
     queries = filters_from(params)
 
     def body() -> dict[str, Any]:
-        matched = select(_descendants(catalog, path, max_depth), queries)
-        count, page = len(matched), matched[offset : offset + limit]
+        count, page = search_descendants(catalog, path, queries, max_depth, offset, limit)
         return _page(f"{base}/search-deep/{quote(path, safe='/')}", offset, limit, count,
                      [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
 
@@ -277,12 +250,7 @@ def distinct_values() -> Response:
     keys = [k for value in params.get("metadata", []) for k in [value] if k]
     options = flag("structure_families"), flag("specs"), flag("counts")
     def body() -> dict[str, Any]:
-        columns = catalog.search_columns(path, entry["structure"].get("count", 0))
-        if columns is not None:
-            from publisher.search import distinct as distinct_columns
-
-            return distinct_columns(columns, queries, keys, *options)
-        return distinct(select(catalog.children(path), queries), keys, *options)
+        return distinct_children(catalog, path, entry["structure"].get("count", 0), queries, keys, *options)
 
     return _answer(body, "distinct", catalog.release, path, sorted(params.items()))
 

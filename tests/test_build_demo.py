@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from publisher.catalog import CATALOG_KEY
 from publisher.cli import EXIT_FAILED, EXIT_PARTIAL, main
-from publisher.index import INDEX_COLUMNS
+from publisher.index.layout import INDEX_COLUMNS
 
 from .conftest import ROOT, Published, run_build, write_pipeline
 

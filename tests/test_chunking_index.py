@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from publisher.catalog import Catalog
 from publisher.errors import NotFound
-from publisher.index import PAGE_SIZE, Entry, string_array, write_index
+from publisher.index.entry import Entry
+from publisher.index.layout import PAGE_SIZE
+from publisher.index.write import string_array, write_index
 from publisher.rules import glob_regex
 from publisher.stores import Store
 from publisher.writers.chunking import auto_chunks, slabs
@@ -94,7 +96,7 @@ def test_writing_the_index_does_not_import_pandas(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys; from publisher.index import Entry, write_index; from publisher.stores import Store\n"
+        "import sys; from publisher.index.entry import Entry; from publisher.index.write import write_index; from publisher.stores import Store\n"
         f"write_index(Store({str(tmp_path)!r}), 'index', [Entry('', '', 'container', [], {{'a': 'é'}}, {{}}, None, None, None)])\n"
         "assert 'pandas' not in sys.modules, 'pandas was imported'"
     )

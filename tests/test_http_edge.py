@@ -198,7 +198,7 @@ def test_healthz_answers_while_a_search_is_in_flight(copy: Path, monkeypatch: py
     flight, until the test writes the page; meanwhile /healthz must answer (it would time out
     if the search ran on the event loop)."""
     from publisher.catalog import Catalog
-    from publisher.index import children_page_key
+    from publisher.index.layout import children_page_key
     from publisher.stores import Store
 
     catalog = Catalog.open(Store(copy))

@@ -173,8 +173,11 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
     from tiled.queries import Comparison, FullText, Key, Regex
 
     from handlers.local import LocalServer
-    from publisher.index import Entry, write_index
-    from publisher.query import filters_from, params_for, select
+    from publisher.index.client import params_for
+    from publisher.index.entry import Entry
+    from publisher.index.rows import select
+    from publisher.index.write import write_index
+    from publisher.queries.registry import filters_from
 
     n = 1200
     entries = [Entry("", "", "container", [], {}, {"contents": None, "count": n}, None, None, None)]

@@ -1,4 +1,4 @@
-"""Search columns give exactly the answers of the row-by-row reference (`publisher.query.select`),
+"""Search columns give exactly the answers of the row-by-row reference (`publisher.index.rows.select`),
 which tests/test_search_vs_tiled.py holds to Tiled's: random catalogs (mixed types, nulls,
 missing keys, objects and arrays, newlines, non-ASCII), random queries, sorts and pages."""
 
@@ -13,12 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher.columns import write_search
 from publisher.errors import BadRequest
-from publisher.query import distinct, filters_from, select
-from publisher.regex import regex
-from publisher.search import SearchColumns, search
-from publisher.search import distinct as distinct_columns
+from publisher.index.columns_read import SearchColumns
+from publisher.index.columns_write import write_search
+from publisher.index.engine import distinct as distinct_columns
+from publisher.index.engine import search
+from publisher.index.rows import distinct, select
+from publisher.queries.regex import regex
+from publisher.queries.registry import filters_from, names
 from publisher.stores import Store
 
 TEXT = st.text(alphabet="aAbB é\n_%1.[]x", max_size=6)
@@ -50,41 +52,46 @@ def catalogs(draw: Any) -> list[dict[str, Any]]:
     } for i in range(n)]
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value)
+
+def _keyed(**fields: Any) -> Any:
+    """Fields of a query on one metadata key: a key, and ``fields`` drawn."""
+    return st.fixed_dictionaries({"key": st.sampled_from(KEYS), **fields})
+
+
+#: For every registered query, random fields as a client would send them (JSON text where Tiled
+#: encodes JSON): the registry's conformance cases. A newly registered query needs its entry here.
+CASES: dict[str, Any] = {
+    "eq": _keyed(value=VALUE.map(json.dumps)),
+    "noteq": _keyed(value=VALUE.map(json.dumps)),
+    "contains": _keyed(value=VALUE.map(json.dumps)),
+    "comparison": _keyed(value=SCALAR.map(json.dumps), operator=st.sampled_from(["lt", "le", "gt", "ge"])),
+    "in": _keyed(value=st.lists(SCALAR, max_size=3).map(json.dumps)),
+    "notin": _keyed(value=st.lists(SCALAR, max_size=3).map(json.dumps)),
+    "like": _keyed(pattern=st.text(alphabet="aAé_%1 \n", max_size=4).map(json.dumps)),
+    "regex": _keyed(pattern=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2).map("".join),
+                    case_sensitive=st.sampled_from(["true", "false"])),
+    "keypresent": _keyed(exists=st.sampled_from(["true", "false"])),
+    "fulltext": st.fixed_dictionaries({"text": st.sampled_from(["a", "A b", "é", "1", "1.5", "null", "true", "", "zz"])}),
+    "specs": st.fixed_dictionaries({"include": st.lists(st.sampled_from(["s1", "s2"])).map(json.dumps),
+                                    "exclude": st.lists(st.sampled_from(["s1", "s2"])).map(json.dumps)}),
+    "structure_family": st.fixed_dictionaries({"value": st.sampled_from(["array", "container", "table"])}),
+    "keys_filter": st.fixed_dictionaries({"keys": st.lists(st.sampled_from(["k0", "k1", "k5", "zz"])).map(json.dumps)}),
+    "lookup": st.fixed_dictionaries({"key": st.sampled_from(["k0", "k3", "zz"])}),
+    "access_tags_filter": st.fixed_dictionaries({"tags": st.lists(st.sampled_from(["t1", "t2", "t3"])).map(json.dumps)}),
+}
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_registered_query_has_cases(name: str) -> None:
+    """The registry's conformance suite covers every query class registered (the random cases
+    here; the Tiled comparison in test_search_vs_tiled.py): adding one means adding its cases."""
+    assert name in CASES, f"query {name!r} is registered but has no cases in CASES"
 
 
 @st.composite
 def queries(draw: Any) -> dict[str, list[str]]:
-    name = draw(st.sampled_from(["eq", "noteq", "comparison", "in", "notin", "contains", "like", "regex", "keypresent",
-                                 "fulltext", "specs", "structure_family", "keys_filter", "lookup", "access_tags_filter"]))
-    key = draw(st.sampled_from(KEYS))
-    fields: dict[str, str] = {}
-    if name in ("eq", "noteq", "contains"):
-        fields = {"key": key, "value": _json(draw(VALUE))}
-    elif name == "comparison":
-        fields = {"key": key, "value": _json(draw(SCALAR)), "operator": draw(st.sampled_from(["lt", "le", "gt", "ge"]))}
-    elif name in ("in", "notin"):
-        fields = {"key": key, "value": _json(draw(st.lists(SCALAR, max_size=3)))}
-    elif name == "like":
-        fields = {"key": key, "pattern": _json(draw(st.text(alphabet="aAé_%1 \n", max_size=4)))}
-    elif name == "regex":
-        pattern = "".join(draw(st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2)))
-        fields = {"key": key, "pattern": pattern, "case_sensitive": draw(st.sampled_from(["true", "false"]))}
-    elif name == "keypresent":
-        fields = {"key": key, "exists": draw(st.sampled_from(["true", "false"]))}
-    elif name == "fulltext":
-        fields = {"text": draw(st.sampled_from(["a", "A b", "é", "1", "1.5", "null", "true", "", "zz"]))}
-    elif name == "specs":
-        fields = {"include": _json(draw(st.lists(st.sampled_from(["s1", "s2"])))), "exclude": _json(draw(st.lists(st.sampled_from(["s1", "s2"]))))}
-    elif name == "structure_family":
-        fields = {"value": draw(st.sampled_from(["array", "container", "table"]))}
-    elif name == "keys_filter":
-        fields = {"keys": _json(draw(st.lists(st.sampled_from(["k0", "k1", "k5", "zz"]))))}
-    elif name == "lookup":
-        fields = {"key": draw(st.sampled_from(["k0", "k3", "zz"]))}
-    else:
-        fields = {"tags": _json(draw(st.lists(st.sampled_from(["t1", "t2", "t3"]))))}
+    name = draw(st.sampled_from(names()))
+    fields = draw(CASES[name])
     return {f"filter[{name}][condition][{f}]": [v] for f, v in fields.items()}
 
 
@@ -185,8 +192,9 @@ def test_search_index_gives_the_same_rows_with_or_without_columns(tmp_path: Any,
     small one: the same rows in the same order."""
     from tiled.queries import Comparison, FullText, Key, Regex
 
-    from publisher.index import Entry, write_index
-    from publisher.query import search_index
+    from publisher.index.entry import Entry
+    from publisher.index.write import write_index
+    from publisher.index.client import search_index
 
     entries = [Entry("", "", "container", [], {}, {"count": 60}, None, None, None)]
     entries += [Entry(f"n{i}", f"n{i}", "array", [], {"t": [5, 10.5, "room", None][i % 4], "s": {"el": ["Ni", "Fe", "ni"][i % 3]},

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from publisher.errors import BadRequest
-from publisher.regex import like, regex
+from publisher.queries.regex import like, regex
+from publisher.queries.registry import names, registry
 
 from .conftest import run_build
 from .servers import publish_serve
@@ -170,9 +171,10 @@ def _nested(depth: int) -> str:
 ODD_VALUES = ["", "[]", "{}", "null", "true", "1e999", "-1e999", "1" * 5000, "9" * 400, "NaN", "\"\\ud800\"", "[{}]", "[[1]]",
               "{\"a\": [1, {\"b\": null}]}", _nested(1200), "{\"a\":" * 1200 + "1" + "}" * 1200, "%FF%FE", "\x00", "[\"a\"]",
               "\"x\"", "3", "-0", "[1, \"a\", null, true]", "\"\\u0000\"", "(a)\\1", ".*", "a{99999}"]
-NAMES = ["fulltext", "lookup", "regex", "eq", "noteq", "comparison", "contains", "in", "notin", "keypresent", "specs",
-         "structure_family", "like", "keys_filter", "access_tags_filter", "nosuch", "EQ", "eq]"]
-FIELDS = ["key", "value", "pattern", "case_sensitive", "operator", "text", "exists", "include", "exclude", "keys", "tags", "nope", ""]
+#: Every registered query name (the registry's conformance suite), and names that are none.
+NAMES = [*names(), "nosuch", "EQ", "eq]"]
+#: Every field of a registered query, and fields that are none.
+FIELDS = [*sorted({f for cls in registry().values() for f in cls.field_names()}), "nope", ""]
 OTHER = {"page[offset]": ["0", "-1", "1" * 5000, "1e3", "x", "99999999999999999999"], "page[limit]": ["0", "301", "-5", "", "a"],
          "page[cursor]": ["x", "3"], "sort": ["scan", "-scan", "-", ",", "a;b", "note,-when", "\x00", "é"],
          "fields": ["metadata", "nope", ",", "count"], "select_metadata": ["scan", "[[", "abs(@)", "(" * 1200, "note.x", "length(@)"],

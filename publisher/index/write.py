@@ -1,96 +1,20 @@
-"""The metadata index: one entry per node, written as Parquet (for DuckDB/pandas) and as JSON shards.
-
-JSON layout (designed for a million nodes; no file grows with the catalog):
-
-* ``index/nodes/{shard}.json``: ``{path: entry}`` for the nodes whose ``sha1(path)`` starts
-  with ``shard`` (``shard_digits`` hex digits, chosen so a shard holds ~``NODES_PER_SHARD``).
-* ``index/children/{sha1(path)[:16]}/{page:05d}.json``: one page of a container's children,
-  in order, as full entries, ``page_size`` per page.
-* ``index/search/{sha1(path)[:16]}/``: for a container with many children, instead of pages:
-  its children as JSON lines with their offsets, and its search columns (:mod:`publisher.columns`).
-"""
+"""Write the index (:mod:`.layout`): the Parquet table of every entry, the node shards, and per
+container its child pages or, for a large one, its search columns (:mod:`.columns_write`)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .stores import Store
-
-NODES_PER_SHARD = 256
-PAGE_SIZE = 500
-INDEX_COLUMNS = (
-    "path", "key", "parent", "family", "specs", "metadata", "structure", "data_url",
-    "source_file", "source_path", "access_tags", "notes",
-)
-#: Index columns holding JSON text in the Parquet form.
-JSON_COLUMNS = ("specs", "metadata", "structure", "access_tags", "notes")
+from ..stores import Store
+from .layout import INDEX_COLUMNS, JSON_COLUMNS, PAGE_SIZE, children_page_key, node_shard_key, search_min_children, search_prefix, shard_digits_for
 
 
-def path_hash(path: str) -> str:
-    return hashlib.sha1(path.encode("utf-8")).hexdigest()
+class Row(Protocol):
+    """An index entry as the build hands it over (:class:`publisher.index.entry.Entry`)."""
 
-
-def shard_digits_for(count: int) -> int:
-    """Hex digits of the node shard names, so a shard holds about NODES_PER_SHARD entries."""
-    return max(1, math.ceil(math.log(max(count, 1) / NODES_PER_SHARD, 16))) if count > NODES_PER_SHARD else 1
-
-
-def node_shard_key(prefix: str, path: str, digits: int) -> str:
-    return f"{prefix}/nodes/{path_hash(path)[:digits]}.json"
-
-
-def children_page_key(prefix: str, path: str, page: int) -> str:
-    return f"{prefix}/children/{path_hash(path)[:16]}/{page:05d}.json"
-
-
-def search_prefix(prefix: str, path: str) -> str:
-    """Where a large container's search columns are (:mod:`publisher.columns`)."""
-    return f"{prefix}/search/{path_hash(path)[:16]}"
-
-
-def search_min_children() -> int:
-    """Containers with at least this many children get search columns (``SKYSHELF_SEARCH_MIN_CHILDREN``)."""
-    return int(os.environ.get("SKYSHELF_SEARCH_MIN_CHILDREN", "1000"))
-
-
-@dataclass
-class Entry:
-    path: str
-    key: str
-    family: str
-    specs: list[str]
-    metadata: dict[str, Any]
-    structure: dict[str, Any]
-    data_url: str | None
-    source_file: str | None
-    source_path: str | None
-    access_tags: list[str] | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def parent(self) -> str | None:
-        if self.path == "":
-            return None
-        return self.path.rpartition("/")[0]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Entry:
-        """The inverse of :meth:`to_json` (``parent`` is derived from ``path``)."""
-        return cls(**{k: v for k, v in data.items() if k != "parent"})
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path, "key": self.key, "parent": self.parent, "family": self.family,
-            "specs": self.specs, "metadata": self.metadata, "structure": self.structure,
-            "data_url": self.data_url, "source_file": self.source_file, "source_path": self.source_path,
-            "access_tags": self.access_tags, "notes": self.notes,
-        }
+    def to_json(self) -> dict[str, Any]: ...
 
 
 def warm_up() -> None:
@@ -116,7 +40,7 @@ def string_array(values: list[str | None]) -> Any:
     return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded)), bitmap, nulls)
 
 
-def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, Any]:
+def write_index(store: Store, prefix: str, entries: list[Row]) -> dict[str, Any]:
     """Write the Parquet and JSON forms under ``prefix``; return the catalog's ``index`` fields."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -143,7 +67,7 @@ def write_index(store: Store, prefix: str, entries: list[Entry]) -> dict[str, An
     min_children = search_min_children()
     for parent, kids in children.items():
         if len(kids) >= min_children:  # its rows serve listing too: no pages
-            from .columns import write_search
+            from .columns_write import write_search
 
             write_search(store, search_prefix(prefix, parent), kids)
             continue

@@ -25,7 +25,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 #: RE2's own limit on a counted repetition ``{n}``.
 MAX_COUNT = 1000
