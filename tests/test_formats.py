@@ -65,3 +65,15 @@ def test_ls_and_the_serve_hint_read_typed_entries(published: Published) -> None:
     assert "rows × " in tables.output
     hint = _xarray_hint(Catalog.open(published.store))
     assert hint is not None and hint[0].endswith(".zarr")
+
+
+def test_releases_and_gc_commands(published: Published) -> None:
+    """``publish releases`` lists the release from its typed catalog document; ``publish gc``
+    with one release keeps it."""
+    store = ["--store", published.store.url]
+    listing = CliRunner().invoke(main, ["releases", *store])
+    assert listing.exit_code == 0, listing.output
+    assert f"* {published.report.release}  {sum(published.report.nodes.values())} nodes, created" in listing.output
+    collected = CliRunner().invoke(main, ["gc", *store, "--keep", "1"])
+    assert collected.exit_code == 0, collected.output
+    assert "kept 1 releases; deleted 0 prefixes" in collected.output

@@ -91,7 +91,7 @@ def rollback(release: str, config: Path, store: str | None) -> None:
 def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> None:
     """Delete releases older than the current one beyond the newest KEEP, except data that a kept
     release or a running build still uses."""
-    from . import spills
+    from .. import spills
     from ..releases import gc as do_gc
 
     try:
