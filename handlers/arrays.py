@@ -18,7 +18,7 @@ from publisher import limits, serializers
 from publisher.access.arrays import PublishedArray, published_array
 from publisher.errors import BadRequest
 
-from . import common
+from . import common, http
 from .data import answer, ints
 
 
@@ -216,5 +216,4 @@ def block() -> Response:
 app = common.make_app("arrays", {"/api/v1/array/full/{path+}": full, "/api/v1/array/block/{path+}": block})
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = common.entry_point(app)

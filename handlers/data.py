@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from publisher import serializers
 from publisher.errors import BadRequest
 
-from . import common
+from . import common, http
 
 
 def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str, path: str,
@@ -20,17 +20,17 @@ def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str,
     ``stored(accepted_encodings)`` may give raw bytes already encoded as ``(body, encoding)``
     (a stored chunk sent as it is); it is asked only for the raw-bytes format."""
     chosen = serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default)
-    etag = common.etag_for(family, release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
+    etag = http.etag_for(family, release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
     headers = download_headers(chosen, path, params)
-    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app, headers.get("Content-Disposition"))
+    cached = http.not_modified(app, etag) or http.spilled(etag, chosen.extension, app, headers.get("Content-Disposition"))
     if cached is not None:
         return cached
-    ready = stored(common.accepted_encodings(app)) if stored is not None and chosen.media_type == "application/octet-stream" else None
+    ready = stored(http.accepted_encodings(app)) if stored is not None and chosen.media_type == "application/octet-stream" else None
     if ready is not None:
         body, encoding = ready
-        return common.respond(app, body, chosen.media_type, etag, headers=headers, encoding=encoding)
+        return http.respond(app, body, chosen.media_type, etag, headers=headers, encoding=encoding)
     body = serializers.serialize_parts(chosen, produce(), **options)
-    return common.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
+    return http.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 
 
 #: Formats a browser shows itself: their default file name goes with ``inline`` (shown, saved

@@ -16,7 +16,7 @@ import asyncio
 import base64
 import contextvars
 import importlib
-import os
+import dataclasses
 import secrets
 import socket
 import threading
@@ -27,10 +27,12 @@ from urllib.parse import parse_qs
 
 from publisher.stores import Store
 
-from .common import LOCAL_BODY, LOCAL_BODY_HEADER
+from .http import LOCAL_BODY, LOCAL_BODY_HEADER
+from . import settings as _settings
 from .cors import Cors
 from .files import Body, error, file_answer
-from .routes import route_for
+from .settings import Settings
+from publisher.functions import route_for
 
 FILES = "/files"
 #: Index-only answers: on the event loop for a local store (a lookup reads a few KiB), else on a pool of their own.
@@ -61,13 +63,15 @@ def event_for(method: str, path: str, query: str, headers: dict[str, str], clien
     }
 
 
-def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    """Call a Lambda handler; its bytes come back directly (see ``common.LOCAL_BODY``), the rest as Lambda returns it."""
+def invoke(handler: Any, event: dict[str, Any], settings: Settings | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Call a Lambda handler with these settings (else the environment's); its bytes come back
+    directly (see ``http.LOCAL_BODY``), the rest as Lambda returns it."""
     sink: list[bytes] = []
-    token = LOCAL_BODY.set(sink)
+    token, given = LOCAL_BODY.set(sink), _settings.LOCAL.set(settings)
     try:
         return lambda_answer(handler(event, None), sink)
     finally:
+        _settings.LOCAL.reset(given)
         LOCAL_BODY.reset(token)
 
 
@@ -85,13 +89,24 @@ def lambda_answer(result: dict[str, Any], sink: list[bytes] | None = None) -> tu
 
 
 class App:
-    """The ASGI application: routes to Lambda handlers, ``/files/`` to the store, CORS for both."""
+    """The ASGI application: routes to Lambda handlers, ``/files/`` to the store, CORS for both.
+    The handlers get the environment's settings with ``overrides`` (the server's flags)."""
 
-    def __init__(self, store: Store, cors: Cors | None = None) -> None:
+    def __init__(self, store: Store, cors: Cors | None = None, **overrides: Any) -> None:
         self.store = store
+        self.overrides = {"store": store.url, **overrides}
+        self._settings: tuple[Settings, Settings] | None = None
         self.cors = cors if cors is not None else Cors()
         self.slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyshelf-search")
         self.index = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyshelf-index")  # remote stores
+
+    @property
+    def settings(self) -> Settings:
+        """The environment's settings (read once; tests may reset them) with this server's overrides."""
+        base = _settings.environment()
+        if self._settings is None or self._settings[0] is not base:
+            self._settings = (base, dataclasses.replace(base, **self.overrides))
+        return self._settings[1]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -136,10 +151,10 @@ class App:
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client)
         if route.path in _INDEX and self.store.is_local:
-            return invoke(handler, event)
+            return invoke(handler, event, self.settings)
         pool = self.slow if route.path in _SLOW else self.index if route.path in _INDEX else None  # None: data work, the default pool
         context = contextvars.copy_context()
-        return await loop.run_in_executor(pool, context.run, invoke, handler, event)
+        return await loop.run_in_executor(pool, context.run, invoke, handler, event, self.settings)
 
 
 class LocalServer:
@@ -148,13 +163,12 @@ class LocalServer:
     def __init__(self, store_url: str, host: str = "127.0.0.1", port: int = 8000, cors: Cors | None = None) -> None:
         import uvicorn
 
-        os.environ["SKYSHELF_STORE"] = store_url  # the handlers read it, as from a Lambda's environment
         self.store = Store(store_url)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(App(self.store, cors), log_level="warning", access_log=bool(os.environ.get("SKYSHELF_ACCESS_LOG")),
+        config = uvicorn.Config(App(self.store, cors), log_level="warning", access_log=_settings.environment().access_log,
                                 http="httptools", loop="auto", lifespan="on", timeout_keep_alive=30)
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None

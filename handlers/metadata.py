@@ -20,7 +20,7 @@ from publisher.index.selection import Selection
 from publisher.index.strategy import distinct_children, search_children, search_deep as search_descendants
 from publisher.queries.registry import filters_from, names
 
-from . import common
+from . import common, http
 
 FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
@@ -99,11 +99,11 @@ def _json(body: Any) -> bytes:
 
 def _answer(body_fn: Any, *etag_parts: Any) -> Response:
     """A JSON answer whose ETag depends only on the release and the request: 304s skip the work."""
-    etag = common.etag_for(*etag_parts)
-    cached = common.not_modified(app, etag)
+    etag = http.etag_for(*etag_parts)
+    cached = http.not_modified(app, etag)
     if cached is not None:
         return cached
-    return common.respond(app, _json(body_fn()), "application/json", etag)
+    return http.respond(app, _json(body_fn()), "application/json", etag)
 
 
 @functools.lru_cache(maxsize=64)
@@ -125,13 +125,13 @@ def _about(base: str) -> bytes:
 
 def about() -> Response:
     base = common.base_url(app)
-    etag = common.etag_for("about", __version__, base)
-    return common.not_modified(app, etag) or common.respond(app, _about(base), "application/json", etag)
+    etag = http.etag_for("about", __version__, base)
+    return http.not_modified(app, etag) or http.respond(app, _about(base), "application/json", etag)
 
 
 def healthz() -> Response:
     catalog = common.catalog()
-    return common.respond(app, _json({"status": "ok", "release": catalog.release}), "application/json", common.etag_for("healthz", catalog.release))
+    return http.respond(app, _json({"status": "ok", "release": catalog.release}), "application/json", http.etag_for("healthz", catalog.release))
 
 
 def metadata() -> Response:
@@ -165,7 +165,7 @@ def _table_column(catalog: Catalog, path: str, base: str) -> Response | None:
     raw = app.current_event.raw_event.get("rawQueryString", "")
     location = f"{base}/column/metadata/{quote(path, safe='/')}" + (f"?{raw}" if raw else "")
     return Response(307, "application/json", _json({"detail": "a table column: follow Location"}).decode(),
-                    {"Location": location, "Cache-Control": common.CACHE_CONTROL})
+                    {"Location": location, "Cache-Control": http.CACHE_CONTROL})
 
 
 def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], dict[str, Any]]:
@@ -266,7 +266,7 @@ def docs() -> Response:
     """Swagger UI over openapi.json: a static page (no request header in it), assets served here."""
     from .openapi import PAGE, PAGE_POLICY
 
-    return common.respond(app, PAGE.encode(), "text/html", common.etag_for("docs", __version__, PAGE),
+    return http.respond(app, PAGE.encode(), "text/html", http.etag_for("docs", __version__, PAGE),
                           headers={"Content-Security-Policy": PAGE_POLICY})
 
 
@@ -279,8 +279,8 @@ def docs_asset() -> Response:
     if found is None:
         raise NotFound(f"no docs asset {name!r}")
     body, media_type = found
-    etag = common.etag_for("docs-asset", name, swagger_version(), __version__)
-    return common.not_modified(app, etag) or common.respond(app, body, media_type, etag, headers={"Cache-Control": "public, max-age=86400"})
+    etag = http.etag_for("docs-asset", name, swagger_version(), __version__)
+    return http.not_modified(app, etag) or http.respond(app, body, media_type, etag, headers={"Cache-Control": "public, max-age=86400"})
 
 
 app = common.make_app("metadata", {
@@ -291,8 +291,7 @@ app = common.make_app("metadata", {
 })
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = common.entry_point(app)
 
 
 __all__ = ["lambda_handler", "resource"]

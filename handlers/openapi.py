@@ -6,7 +6,7 @@ from typing import Any
 
 from publisher import __version__
 
-from .routes import ROUTES
+from publisher.functions import ROUTES
 
 _PARAMS: dict[str, list[str]] = {
     "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links", "select_metadata"],

@@ -9,7 +9,6 @@ pyarrow, numpy and h5py are imported on first use.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import quote
 
@@ -19,14 +18,12 @@ from publisher import limits, serializers
 from publisher.access.tables import PublishedTable
 from publisher.errors import BadRequest, NotFound
 
-from . import common
+from . import common, http, settings
 from .data import answer, download_headers, ints
 
 ARROW = "application/vnd.apache.arrow.file"
 #: ``text/html`` shows this many rows (``publisher/serializers/table.py``): only they are converted.
 HTML_ROWS = 1000
-#: Nodes a ``container/full`` answer may hold (each costs index reads); past it, a 400.
-MAX_CONTAINER_NODES = int(os.environ.get("SKYSHELF_MAX_CONTAINER_NODES", 10_000))
 
 
 def _table(path: str) -> tuple[Any, PublishedTable]:
@@ -113,8 +110,8 @@ def column_metadata() -> Response:
     params = common.query(app)
     base = common.base_url(app)
     url_path = quote(f"{parent}/{column}", safe="/")
-    etag = common.etag_for("column-metadata", catalog.release, parent, column, sorted(params.items()), base)
-    cached = common.not_modified(app, etag)
+    etag = http.etag_for("column-metadata", catalog.release, parent, column, sorted(params.items()), base)
+    cached = http.not_modified(app, etag)
     if cached is not None:
         return cached
     limits.check(table.nbytes([column]), "application/octet-stream", f"column {column!r} of {parent!r}",
@@ -132,7 +129,7 @@ def column_metadata() -> Response:
         "meta": None,
     }
     body = json.dumps({"data": resource, "error": None, "links": None, "meta": {}}, separators=(",", ":")).encode()
-    return common.respond(app, body, "application/json", etag)
+    return http.respond(app, body, "application/json", etag)
 
 
 def column_full() -> Response:
@@ -164,24 +161,10 @@ def column_full() -> Response:
 
 
 # -- containers ---------------------------------------------------------------------------------
-def _data_bytes(entry: dict[str, Any]) -> int:
-    """Decoded bytes of an array or table, from its structure alone."""
-    structure = entry["structure"]
-    if entry["family"] == "array":
-        count = 1
-        for n in structure.get("shape", []):
-            count *= int(n)
-        return count * max(int(structure["data_type"].get("itemsize", 8)), 1)
-    if entry["family"] == "table":
-        return PublishedTable(common.store(), entry["data_url"], structure).nbytes()
-    return 0
-
-
 def container_full() -> Response:
     """A container's subtree in a container format (HDF5, or Tiled's JSON outline), ``field=``
     choosing some of its children, as Tiled's ``container/full``."""
-    from publisher.access.arrays import published_array
-    from publisher.serializers.container import Tree
+    from publisher.access.containers import TooManyNodes, subtree
 
     path = common.node_path(app, f"{common.API}/container/full")
     params = common.query(app)
@@ -191,48 +174,22 @@ def container_full() -> Response:
         raise BadRequest(f"{path!r} is a {entry['family']}, not a container")
     chosen = serializers.choose("container", common.one(params, "format"), common.header(app, "accept"), "application/json")
     fields = [f for f in params.get("field", []) if f]
-    etag = common.etag_for("container", catalog.release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
+    etag = http.etag_for("container", catalog.release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
     headers = download_headers(chosen, path, params)
-    cached = common.not_modified(app, etag) or common.spilled(etag, chosen.extension, app, headers.get("Content-Disposition"))
+    cached = http.not_modified(app, etag) or http.spilled(etag, chosen.extension, app, headers.get("Content-Disposition"))
     if cached is not None:
         return cached
-    store = common.store()
-    nodes, data_bytes = 0, 0
     advice = ("export a smaller container (one of its children), or read its arrays and tables one by one "
               "(array/full with slice=, array/block, table/partition)")
-
-    def build(node: dict[str, Any], keep: list[str] | None = None) -> Tree:
-        nonlocal nodes, data_bytes
-        children = list(catalog.children(node["path"]))
-        if keep is not None:
-            known = {c["key"] for c in children}
-            missing = [k for k in keep if k not in known]
-            if missing:
-                raise BadRequest(f"no such field(s) {missing} in {node['path']!r}")
-            children = [c for c in children if c["key"] in keep]
-        tree = Tree("container", node["metadata"])
-        for child in children:
-            nodes += 1
-            if nodes > MAX_CONTAINER_NODES:
-                raise limits.AnswerTooLarge(f"container {path!r} holds more than {MAX_CONTAINER_NODES} nodes, this server's limit "
-                                            f"for one container/full answer (SKYSHELF_MAX_CONTAINER_NODES); {advice}")
-            family = child["family"]
-            if family == "container":
-                tree.children[child["key"]] = build(child)
-                continue
-            data_bytes += _data_bytes(child) if chosen.media_type != "application/json" else 0
-            url, structure = child["data_url"], child["structure"]
-            if family == "array":
-                load = (lambda u=url: published_array(store, u).read())
-            else:
-                load = (lambda u=url, s=structure: PublishedTable(store, u, s).read())
-            tree.children[child["key"]] = Tree(family, child["metadata"], load=load, columns=list(structure.get("columns", [])))
-        return tree
-
-    tree = build(entry, fields or None)
+    limit = settings.current().max_container_nodes
+    try:
+        tree, data_bytes = subtree(catalog, common.store(), entry, fields or None, limit, chosen.media_type != "application/json")
+    except TooManyNodes:
+        raise limits.AnswerTooLarge(f"container {path!r} holds more than {limit} nodes, this server's limit "
+                                    f"for one container/full answer (SKYSHELF_MAX_CONTAINER_NODES); {advice}") from None
     limits.check(data_bytes, chosen.media_type, f"container {path!r}", advice)
     body = serializers.serialize(chosen, tree)
-    return common.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
+    return http.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 
 
 app = common.make_app("tables", {
@@ -241,5 +198,4 @@ app = common.make_app("tables", {
 })
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = common.entry_point(app)

@@ -1,7 +1,7 @@
 """How big an answer may get while it is built: estimate first, refuse with advice.
 
 A whole answer is built in memory (a Lambda has no disk to stream to, and bodies past ~4 MiB
-are written to the store and redirected to, see ``handlers.common.respond``). Converting costs
+are written to the store and redirected to, see ``handlers.http.respond``). Converting costs
 more than the data: a 100 MB array as JSON took 2.3 GB. So every whole-answer route estimates
 the memory the answer needs from the structure and the format, before reading anything, and
 refuses past :func:`max_answer_bytes` with a 4xx whose detail says how to ask for less.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,26 @@ from publisher.stores import Store
 from . import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The handlers read their settings once per process (as a Lambda does); a test that changes
+    the environment with ``monkeypatch`` has them read again, then again after it."""
+    from handlers import settings
+
+    for name in ("setenv", "delenv"):
+        original = getattr(pytest.MonkeyPatch, name)
+
+        def changed(self: pytest.MonkeyPatch, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            settings.reset()
+
+        monkeypatch.setattr(pytest.MonkeyPatch, name, changed)
+    settings.reset()
+    yield
+    monkeypatch.undo()  # the environment as it was, then read again
+    settings.reset()
 
 
 @pytest.fixture(scope="session")

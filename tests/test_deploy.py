@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from handlers.local import event_for
-from handlers.routes import ROUTES
+from publisher.functions import ROUTES
 from publisher.cli import main
 from publisher.config.models import Deploy
 from publisher.deploy.package import REQUIREMENTS, Package, build_package, smoke_test

@@ -18,7 +18,7 @@ import pytest
 
 from handlers.cors import ALLOW_HEADERS, EXPOSE_HEADERS, Cors
 from handlers.local import LocalServer
-from handlers.routes import ROUTES
+from publisher.functions import ROUTES
 from publisher import spills
 
 from .conftest import Published, run_build

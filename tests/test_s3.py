@@ -27,8 +27,12 @@ warnings.filterwarnings("ignore", category=RuntimeWarning, module="xarray")
 
 @contextlib.contextmanager
 def environ(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables while the block runs; the handlers read their settings again."""
+    from handlers import settings
+
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
+    settings.reset()
     try:
         yield
     finally:
@@ -37,6 +41,7 @@ def environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        settings.reset()
 
 
 @pytest.fixture(scope="module", params=["moto", "seaweedfs"])

@@ -197,7 +197,7 @@ def test_handler_imports_are_lean(module: str) -> None:
 
 
 def test_about_health_openapi_and_docs(server: str) -> None:
-    from handlers.routes import ROUTES
+    from publisher.functions import ROUTES
 
     about = httpx.get(f"{server}/api/v1/").json()
     assert about["authentication"] == {"required": False, "providers": [], "links": None}

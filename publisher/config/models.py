@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator, model_validator
 
+from ..functions import BY_NAME
+
+#: A Lambda function's name, as the function table has them.
+FunctionName = Literal[tuple(BY_NAME)]  # type: ignore[valid-type]
+
 _BYTES = TypeAdapter(ByteSize)
 
 
@@ -131,7 +136,7 @@ class Deploy(_Model):
     public: bool = Field(default=True, description="Anyone may read the published objects (the bucket policy says so).")
     runtime: Literal["python3.12", "python3.13", "python3.14"] = "python3.13"
     architecture: Literal["x86_64", "arm64"] = Field(default="arm64", description="arm64 (Graviton) costs 20% less per GB-second.")
-    memory: dict[Literal["metadata", "arrays", "tables"], int] = Field(default_factory=dict, description="MB per function, 128-10240.")
+    memory: dict[FunctionName, int] = Field(default_factory=dict, description="MB per function, 128-10240.")
     log_retention_days: int = 14
     cors_allow_origin: str = "*"
     cloudfront: bool = Field(default=False, description="Put CloudFront in front of the API.")

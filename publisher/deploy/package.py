@@ -3,7 +3,7 @@ wheels it needs, built for Lambda's runtime and architecture.
 
 * Our code: the ``handlers`` and ``publisher`` modules the handler module can reach (stdlib
   ``modulefinder`` follows imports inside functions too), nothing else of ``publisher``.
-* Third-party: :data:`REQUIREMENTS`, pinned to the versions installed here, resolved and
+* Third-party: each function's ``requirements`` (:mod:`publisher.functions`), pinned to the versions installed here, resolved and
   installed by pip for the target (``--platform manylinux...``, ``--only-binary=:all:``); boto3
   is left out (the runtime has it). Tests, ``__pycache__`` and type stubs are stripped; the
   ``dist-info`` folders stay.
@@ -30,17 +30,13 @@ from modulefinder import ModuleFinder
 from pathlib import Path
 
 from ..errors import SkyshelfError
+from ..functions import BY_NAME, FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Distributions each function needs (their own dependencies follow). boto3 is the runtime's.
-REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "metadata": ("aws-lambda-powertools", "numpy", "zstandard", "google-re2"),  # RE2: search patterns in linear time
-    "arrays": ("aws-lambda-powertools", "numpy", "numcodecs", "zstandard", "pillow", "tifffile"),
-    "tables": ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl", "h5py"),
-}
-#: Lambda's limit for a function's unzipped code, and the size we aim at for the lean ones.
+#: Distributions each function ships, from the function table (their own dependencies follow).
+REQUIREMENTS: dict[str, tuple[str, ...]] = {f.name: f.requirements for f in FUNCTIONS}
+#: Lambda's limit for a function's unzipped code.
 LIMIT_BYTES = 250 * 2**20
-TARGET_BYTES = {"metadata": 60 * 2**20, "arrays": 60 * 2**20}
 _PLATFORMS = {
     "x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"],
     "arm64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"],
@@ -257,8 +253,9 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
     package = Package(function, runtime, architecture, zip_path, sha, zip_path.stat().st_size, unzipped, files, python is not None, notes)
     if unzipped > LIMIT_BYTES:
         raise PackagingError(f"{function}'s package is {unzipped / 2**20:.0f} MiB unzipped, past Lambda's 250 MiB")
-    if unzipped > TARGET_BYTES.get(function, LIMIT_BYTES):
-        notes.append(f"{unzipped / 2**20:.0f} MiB unzipped, past the {TARGET_BYTES[function] / 2**20:.0f} MiB aimed at")
+    target = BY_NAME[function].target_bytes
+    if target is not None and unzipped > target:
+        notes.append(f"{unzipped / 2**20:.0f} MiB unzipped, past the {target / 2**20:.0f} MiB aimed at")
     shutil.rmtree(stage)
     return package
 

@@ -19,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from ..config.models import Deploy
 from ..errors import SkyshelfError
-from .package import REQUIREMENTS, Package, build_package
+from ..functions import modules
+from .package import Package, build_package
 from .template import template
 from .upload import UploadReport, upload_store
 
@@ -197,7 +198,7 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
         _clear_failed_create(cf, target.stack, progress)
 
     progress("packaging the handlers")
-    report.packages = [build_package(f, settings.runtime, settings.architecture, out) for f in sorted(REQUIREMENTS)]
+    report.packages = [build_package(f, settings.runtime, settings.architecture, out) for f in modules()]
     if not plan:
         _ensure_bucket(s3, target.artifacts, target.region)
     for package in report.packages:

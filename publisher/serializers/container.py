@@ -16,23 +16,11 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
+from ..access.containers import Tree
 from . import register
-
-
-@dataclass
-class Tree:
-    """One node of the subtree: a container (``children``), an array (``load`` gives a numpy
-    array) or a table (``load`` gives a pyarrow table)."""
-
-    family: str
-    metadata: dict[str, Any]
-    children: dict[str, Tree] = field(default_factory=dict)
-    load: Callable[[], Any] | None = None
-    columns: list[str] = field(default_factory=list)
 
 
 def _attrs(target: Any, metadata: dict[str, Any]) -> None:

@@ -1,0 +1,93 @@
+"""The one table of Lambda functions and their routes: which function serves which path, its
+memory and timeout, and the distributions its package ships.
+
+``publish serve`` dispatches with it, the handlers register their routes from it, the packager
+builds one zip per function from it, the CloudFormation template makes one function and one
+API Gateway route per row, and the pipeline config's ``deploy.memory`` names its functions.
+Paths use API Gateway's syntax: ``{path+}`` is greedy and may be empty here (the node path;
+empty for the root). Standard library only: the handlers import it at cold start.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    module: str  # handlers.<module> holds the function and its lambda_handler
+
+    @property
+    def regex(self) -> str:
+        """For the resolver and the local server: ``{path+}`` also matches nothing (the root)."""
+        return re.escape(self.path).replace(r"/\{path\+\}", "(?:/.*)?")
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda function: ``handlers.<name>.lambda_handler``."""
+
+    name: str
+    #: MB; search columns and array chunks want room (1,769 MB is one full vCPU).
+    memory: int
+    #: Distributions its package ships (their own dependencies follow); boto3 is the runtime's.
+    requirements: tuple[str, ...]
+    #: Unzipped size aimed at (the report notes a package past it); None: only Lambda's limit.
+    target_bytes: int | None = None
+    #: Seconds: API Gateway's integration limit is 30 s.
+    timeout: int = 29
+
+    @property
+    def handler(self) -> str:
+        return f"handlers.{self.name}.lambda_handler"
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return tuple(r for r in ROUTES if r.module == self.name)
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function("metadata", 1024, ("aws-lambda-powertools", "numpy", "zstandard", "google-re2"),  # RE2: search patterns in linear time
+             target_bytes=60 * 2**20),
+    Function("arrays", 1769, ("aws-lambda-powertools", "numpy", "numcodecs", "zstandard", "pillow", "tifffile"),
+             target_bytes=60 * 2**20),
+    Function("tables", 1769, ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl", "h5py")),
+)
+BY_NAME = {f.name: f for f in FUNCTIONS}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", "metadata"),
+    Route("GET", "/api/v1", "metadata"),
+    Route("GET", "/api/v1/", "metadata"),
+    Route("GET", "/api/v1/openapi.json", "metadata"),
+    Route("GET", "/api/v1/docs", "metadata"),
+    Route("GET", "/api/v1/docs/assets/{path+}", "metadata"),  # Swagger UI's files, from the package
+    Route("GET", "/api/v1/metadata/{path+}", "metadata"),
+    Route("GET", "/api/v1/search/{path+}", "metadata"),
+    Route("GET", "/api/v1/distinct/{path+}", "metadata"),
+    Route("GET", "/api/v1/search-deep/{path+}", "metadata"),
+    Route("GET", "/api/v1/array/full/{path+}", "arrays"),
+    Route("GET", "/api/v1/array/block/{path+}", "arrays"),
+    Route("GET", "/api/v1/table/full/{path+}", "tables"),
+    Route("GET", "/api/v1/table/partition/{path+}", "tables"),
+    Route("GET", "/api/v1/container/full/{path+}", "tables"),
+    # a table's columns as array children (metadata/<table>/<column> redirects to the first)
+    Route("GET", "/api/v1/column/metadata/{path+}", "tables"),
+    Route("GET", "/api/v1/column/full/{path+}", "tables"),
+)
+
+_COMPILED = [(re.compile(f"^{r.regex}$"), r) for r in ROUTES]
+
+
+def route_for(method: str, path: str) -> Route | None:
+    for regex, route in _COMPILED:
+        if route.method == method and regex.match(path):
+            return route
+    return None
+
+
+def modules() -> list[str]:
+    return sorted(BY_NAME)
