@@ -1,0 +1,126 @@
+"""Any fsspec URL as a store (``memory://x``, ``gs://...``; ``s3://`` through s3fs), and the base of
+the S3 store, whose build-side listing, streaming writes and moves stay with s3fs."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import IO, Any
+
+from ..errors import NotFound, StoreError
+from .base import ContentTypes, Store, clean_key, epoch
+
+
+def _modified(info: dict[str, Any]) -> float:
+    return epoch(info.get("LastModified") or info.get("mtime") or info.get("created") or 0)
+
+
+class FsspecStore(Store):
+    backend = "fsspec"
+
+    def __init__(self, url: str, content_type: ContentTypes | None = None, **storage_options: Any) -> None:
+        super().__init__(url.rstrip("/"), content_type)
+        self.is_s3 = url.startswith(("s3://", "s3a://"))
+        if self.is_s3:
+            self.backend = "s3fs"
+        self.storage_options = storage_options
+        self._fs: Any = None
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            import fsspec
+
+            # a fresh instance (fsspec's cache would reuse one made under another AWS environment), and
+            # no listings cache: a cached listing would hide releases written since (s3fs #490)
+            self._fs, _ = fsspec.core.url_to_fs(self.root, skip_instance_cache=True, use_listings_cache=False, **self.storage_options)
+        return self._fs
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self.path(key)))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
+    def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
+        if not spans:
+            return []
+        if any(b <= a for a, b in spans):  # an empty range, which S3 would answer with the whole object
+            return [self.read_range(key, a, b) if b > a else b"" for a, b in spans]
+        try:
+            if len(spans) == 1:
+                return [self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1])]
+            return list(self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans]))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except OSError as exc:
+            found = self.stat(key)
+            if found is not None and any(a >= found[0] for a, _ in spans):  # S3 refuses a range past the end
+                return [self.read_range(key, a, b) if a < found[0] else b"" for a, b in spans]
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self.path(key)))
+
+    def stat(self, key: str) -> tuple[int, float] | None:
+        try:
+            info = self.fs.info(self.path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if info.get("type") == "directory":
+            return None
+        return int(info["size"]), _modified(info)
+
+    def objects(self, folder: str) -> list[tuple[str, int, float]]:
+        base = clean_key(folder)
+        path = self.path(base)
+        if not self.fs.exists(path):
+            return []
+        return [(f"{base}/{posixpath.basename(info['name'].rstrip('/'))}", int(info["size"]), _modified(info))
+                for info in self.fs.ls(path, detail=True) if info.get("type") == "file"]
+
+    def listdir(self, prefix: str) -> list[str]:
+        path = self.path(prefix)
+        if not self.fs.exists(path):
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
+
+    def size(self, prefix: str) -> int:
+        path = self.path(prefix)
+        if not self.fs.exists(path):
+            return 0
+        if self.fs.isfile(path):
+            return int(self.fs.size(path))
+        return int(sum(info["size"] for info in self.fs.find(path, detail=True).values()))
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_kwargs(self, key: str) -> dict[str, Any]:
+        """The Content-Type on S3 (other file systems keep none)."""
+        return {"ContentType": self.content_type(key)} if self.is_s3 and self.content_type else {}
+
+    def write_bytes(self, key: str, data: bytes, atomic: bool = False) -> None:
+        """A single PUT: an object store shows the old object or the new one, never a mix."""
+        try:
+            self.fs.pipe_file(self.path(key), data, **self.put_kwargs(key))
+        except OSError as exc:
+            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+
+    def open_write(self, key: str) -> IO[bytes]:
+        return self.fs.open(self.path(key), "wb", **self.put_kwargs(key))  # type: ignore[no-any-return]
+
+    def move(self, src: str, dst: str) -> None:
+        self.fs.mv(self.path(src), self.path(dst), recursive=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self.path(prefix)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def presign(self, key: str, seconds: int = 3600, disposition: str | None = None) -> str:
+        params = {"ResponseContentDisposition": disposition} if disposition else {}
+        try:
+            return str(self.fs.sign(self.path(key), expiration=seconds, **params))
+        except NotImplementedError:
+            raise StoreError(f"{self.url} cannot sign URLs") from None

@@ -1,0 +1,90 @@
+"""S3 objects through obstore (Rust's object_store): a cold function's first read costs ~15 ms of
+import and client against boto3's ~220 ms (docs/deploy.md), so the deployed functions use it.
+Credentials, region and endpoint come from the standard AWS environment, or from s3fs-style
+storage options where a caller passes them."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import obstore
+from obstore.exceptions import BaseError, NotFoundError
+from obstore.store import S3Store
+
+from .s3_objects import failed, missing, split_root
+
+#: s3fs's option names → obstore's configuration keys.
+_OPTIONS = {"key": "access_key_id", "secret": "secret_access_key", "token": "session_token", "anon": "skip_signature"}
+_CLIENT = {"endpoint_url": "endpoint", "region_name": "region"}
+
+
+def _config(options: dict[str, Any]) -> dict[str, Any]:
+    config = {_OPTIONS[k]: v for k, v in options.items() if k in _OPTIONS and v}
+    config.update({_CLIENT[k]: v for k, v in (options.get("client_kwargs") or {}).items() if k in _CLIENT and v})
+    return config
+
+
+class ObstoreObjects:
+    def __init__(self, root: str, options: dict[str, Any]) -> None:
+        self.root = root
+        bucket, prefix = split_root(root)
+        config = _config(options)
+        endpoint = config.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        client = {"allow_http": True} if endpoint.startswith("http://") else {}  # a local server (moto, SeaweedFS)
+        self.options = options
+        self.store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client)  # type: ignore[arg-type]
+        self._boto: Any = None
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        try:
+            if start is None:
+                return bytes(obstore.get(self.store, key).bytes())
+            if end is not None and end <= start:
+                return b""
+            return bytes(obstore.get_range(self.store, key, start=start, end=end if end is not None else 2**62))
+        except (FileNotFoundError, NotFoundError):  # obstore raises the builtin
+            raise missing(key, self.root) from None
+        except BaseError as exc:
+            found = self.head(key) if start is not None else None
+            if found is not None and start >= found[0]:  # type: ignore[operator]
+                return b""  # a range past the end is empty, as a file's read is
+            raise failed("read", key, self.root, exc) from exc
+
+    def get_many(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
+        """The spans in one call: obstore coalesces near ones and fetches the rest concurrently."""
+        if any(b <= a for a, b in spans):
+            return [self.get(key, a, b) for a, b in spans]
+        try:
+            return [bytes(b) for b in obstore.get_ranges(self.store, key, starts=[a for a, _ in spans], ends=[b for _, b in spans])]
+        except (FileNotFoundError, NotFoundError):  # obstore raises the builtin
+            raise missing(key, self.root) from None
+        except BaseError:  # a span past the end: one by one, each as get() answers it
+            return [self.get(key, a, b) for a, b in spans]
+
+    def put(self, key: str, data: bytes, content_type: str | None) -> None:
+        try:
+            obstore.put(self.store, key, data, attributes={"Content-Type": content_type} if content_type else None)
+        except BaseError as exc:
+            raise failed("write", key, self.root, exc) from exc
+
+    def head(self, key: str) -> tuple[int, float] | None:
+        try:
+            meta = obstore.head(self.store, key)
+        except (FileNotFoundError, NotFoundError):  # obstore raises the builtin
+            return None
+        except BaseError as exc:
+            raise failed("check", key, self.root, exc) from exc
+        return int(meta["size"]), meta["last_modified"].timestamp()
+
+    def presign(self, key: str, seconds: int, disposition: str | None) -> str:
+        """obstore signs no response headers: a download's file name (``disposition``) is signed
+        by boto3, built on first need (only oversized answers are presigned)."""
+        if not disposition:
+            return str(obstore.sign(self.store, "GET", key, timedelta(seconds=seconds)))
+        if self._boto is None:
+            from .s3_boto3 import Boto3Objects
+
+            self._boto = Boto3Objects(self.root)
+        return str(self._boto.presign(key, seconds, disposition))

@@ -1,0 +1,98 @@
+"""The store contract (tests/store_conformance.py) on every implementation: a local folder, an
+fsspec memory file system, and S3 on moto's server (each reading client) and on SeaweedFS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from publisher.stores import FsspecStore, LocalStore, S3Store, Store, open_store
+
+from .servers import S3Server, moto_server, seaweedfs
+from .store_conformance import DATA, StoreTests
+
+BUCKET = "stores-test"
+
+
+def _types(key: str) -> str:
+    return "application/json" if key.endswith(".json") else "application/x-test"
+
+
+class TestLocalStore(StoreTests):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        return Store(tmp_path / "store")
+
+    def test_opened_by_path_or_file_url(self, tmp_path: Path) -> None:
+        assert type(Store(tmp_path)) is LocalStore and open_store(f"file://{tmp_path}").root == str(tmp_path.resolve())
+
+    def test_links_out_of_the_store_are_not_inside(self, store: Store, tmp_path: Path) -> None:
+        (tmp_path / "secret").write_bytes(b"s")
+        store.write_bytes("ok", b"1")
+        Path(store.root, "link").symlink_to(tmp_path / "secret")
+        assert store.inside("ok") and not store.inside("link") and not store.inside("none")
+
+
+class TestMemoryStore(StoreTests):
+    @pytest.fixture
+    def store(self) -> Store:
+        opened = Store(f"memory://skyshelf-{uuid.uuid4().hex}")
+        assert type(opened) is FsspecStore and opened.backend == "fsspec"
+        return opened
+
+
+@pytest.fixture(scope="module", params=["moto", "seaweedfs"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    start = moto_server if request.param == "moto" else seaweedfs
+    with start(tmp_path_factory.mktemp(f"stores-{request.param}")) as s:
+        s.create_bucket(BUCKET)
+        yield s
+
+
+class TestS3Store(StoreTests):
+    """Each reading client on both servers; the AWS settings come from the standard environment."""
+
+    @pytest.fixture(params=["obstore", "boto3", "s3fs"])
+    def store(self, request: pytest.FixtureRequest, server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Store:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        opened = open_store(f"s3://{BUCKET}/{uuid.uuid4().hex}", backend=request.param, content_type=_types)
+        assert opened.is_s3 and opened.backend == request.param
+        assert isinstance(opened, S3Store if request.param != "s3fs" else FsspecStore)
+        return opened
+
+    def test_content_types_are_the_callers(self, store: Store, server: S3Server) -> None:
+        store.write_bytes("t/catalog.json", b"{}")
+        store.write_bytes("t/chunk", b"\0")
+        with store.open_write("t/streamed.json") as sink:
+            sink.write(b"[]")
+        prefix = store.root.removeprefix(f"s3://{BUCKET}/")
+        head = server.client().head_object
+        assert [head(Bucket=BUCKET, Key=f"{prefix}/t/{k}")["ContentType"] for k in ("catalog.json", "chunk", "streamed.json")] == [
+            "application/json", "application/x-test", "application/json"]
+
+    def test_presigned_urls(self, store: Store) -> None:
+        store.write_bytes("p/answer.bin", DATA)
+        assert httpx.get(store.presign("p/answer.bin", 60)).content == DATA
+        signed = httpx.get(store.presign("p/answer.bin", 60, 'attachment; filename="x.bin"'))
+        assert signed.content == DATA and signed.headers["content-disposition"] == 'attachment; filename="x.bin"'
+
+    def test_storage_options_instead_of_environment(self, server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        """obstore takes s3fs's option names (what ``output.storage`` and the tests pass)."""
+        for name in server.env():
+            monkeypatch.delenv(name, raising=False)
+        writer = open_store(f"s3://{BUCKET}/options", **server.storage_options())
+        writer.write_bytes("o", b"opt")
+        assert open_store(f"s3://{BUCKET}/options", backend="obstore", **server.storage_options()).read_bytes("o") == b"opt"
+
+
+def test_default_backend_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKYSHELF_S3_BACKEND", raising=False)
+    assert open_store("s3://bucket/x").backend == "s3fs"
+    monkeypatch.setenv("SKYSHELF_S3_BACKEND", "obstore")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    assert Store("s3://bucket/x").backend == "obstore" and Store("gs://bucket/x").backend == "fsspec"
