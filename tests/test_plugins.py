@@ -27,11 +27,12 @@ EXAMPLE = ROOT / "tests" / "plugins" / "skyshelf_example"
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plug-in installed into a folder of its own (uv works offline from its cache; pip otherwise)."""
     target = tmp_path_factory.mktemp("site-packages")
+    source = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("source") / EXAMPLE.name)  # builds leave files beside it
     uv = shutil.which("uv") or next((str(p) for p in [ROOT / ".tools" / "bin" / "uv"] if p.exists()), None)
     if uv:
-        command = [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, "--target", str(target), str(EXAMPLE)]
+        command = [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, "--target", str(target), str(source)]
     else:
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(EXAMPLE)]
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)]
     subprocess.run(command, check=True, capture_output=True)
     assert (target / "skyshelf_example-0.1.0.dist-info" / "entry_points.txt").exists()
     return target

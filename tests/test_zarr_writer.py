@@ -91,3 +91,30 @@ def test_values_round_trip_bit_exact(tmp_path_factory: pytest.TempPathFactory, v
     read = np.asarray(zarr.open_array(f"{out}/x", mode="r")[...])
     native = values.astype(values.dtype.newbyteorder("="))
     assert read.shape == values.shape and read.tobytes() == native.tobytes()  # NaN payloads included
+
+
+@pytest.mark.parametrize("setting", ["zstd", "zstd:7", "gzip", "gzip:2", "blosc-lz4", "blosc-zstd:3", "lz4", "none"])
+@pytest.mark.parametrize("itemsize", [1, 4])
+def test_codec_specs_are_zarrs_own(setting: str, itemsize: int) -> None:
+    """A codec setting's ``{name, configuration}`` is what zarr's codec class writes, and the
+    shared layout's numcodecs codec makes the bytes zarr reads back."""
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+    from publisher.writers.codecs import compressor_spec
+    from publisher.zarr_layout import numcodecs_codec
+
+    codec = Codec.model_validate(setting)
+    level = codec.level
+    want = {
+        "zstd": lambda: ZstdCodec(level=3 if level is None else level),
+        "gzip": lambda: GzipCodec(level=6 if level is None else level),
+        "blosc-lz4": lambda: BloscCodec(cname="lz4", clevel=5 if level is None else level, shuffle="shuffle" if itemsize > 1 else "noshuffle", typesize=itemsize),
+        "lz4": lambda: BloscCodec(cname="lz4", clevel=5 if level is None else level, shuffle="shuffle" if itemsize > 1 else "noshuffle", typesize=itemsize),
+        "blosc-zstd": lambda: BloscCodec(cname="zstd", clevel=5 if level is None else level, shuffle="shuffle" if itemsize > 1 else "noshuffle", typesize=itemsize),
+        "none": lambda: None,
+    }[codec.name]()
+    spec = compressor_spec(codec, itemsize)
+    assert spec == (want.to_dict() if want else None)
+    if spec:
+        data = np.arange(1000, dtype=f"<u{itemsize}")
+        assert bytes(numcodecs_codec(spec).decode(numcodecs_codec(spec).encode(data))) == data.tobytes()

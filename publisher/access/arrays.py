@@ -17,48 +17,8 @@ import numpy as np
 
 from ..errors import BadRequest, NotFound, UnsupportedError
 from ..stores import Store
+from ..zarr_layout import chunk_key, dtype_from_v3, numcodecs_codec
 from .cache import DECODED
-
-_V3_NUMERIC = {
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
-}
-
-
-def _v3_dtype(data_type: Any) -> np.dtype:
-    if isinstance(data_type, str):
-        if data_type in _V3_NUMERIC:
-            return np.dtype(data_type).newbyteorder("<") if np.dtype(data_type).itemsize > 1 else np.dtype(data_type)
-        if data_type == "string":
-            return np.dtype(object)
-    else:
-        name, config = data_type.get("name"), data_type.get("configuration", {})
-        if name == "null_terminated_bytes":
-            return np.dtype(f"S{config['length_bytes']}")
-        if name == "fixed_length_utf32":
-            return np.dtype(f"<U{config['length_bytes'] // 4}")
-        if name in ("numpy.datetime64", "numpy.timedelta64"):
-            return np.dtype(f"<{'M' if 'datetime' in name else 'm'}8[{config['scale_factor']}{config['unit']}]".replace("[1", "["))
-        if name == "structured":
-            return np.dtype([(f[0], _v3_dtype(f[1])) for f in config["fields"]])
-        if name == "raw_bytes":
-            return np.dtype(f"V{config['length_bytes']}")
-    raise UnsupportedError(f"Zarr data type {data_type!r} is not served")
-
-
-def _v3_codec(spec: dict[str, Any]) -> Any:
-    import numcodecs
-
-    name, config = spec["name"], spec.get("configuration", {})
-    if name == "zstd":
-        return numcodecs.Zstd(level=config.get("level", 0))
-    if name == "gzip":
-        return numcodecs.GZip(level=config.get("level", 5))
-    if name == "blosc":
-        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[config.get("shuffle", "noshuffle")]
-        return numcodecs.Blosc(cname=config["cname"], clevel=config["clevel"], shuffle=shuffle, blocksize=config.get("blocksize", 0))
-    raise UnsupportedError(f"Zarr codec {name!r} is not served")
-
 
 #: Stored compressors whose output is a valid HTTP body in this Content-Encoding as it is.
 _HTTP_ENCODINGS = {"zstd": "zstd", "gzip": "gzip"}
@@ -90,7 +50,7 @@ class PublishedArray:
         self.compressor: Any = None
         if self.zarr_format == 3:
             self.chunks = tuple(doc["chunk_grid"]["configuration"]["chunk_shape"])
-            self.dtype = _v3_dtype(doc["data_type"])
+            self.dtype = dtype_from_v3(doc["data_type"])
             self.separator = doc["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
             serializer, *rest = doc["codecs"]
             self.vlen = serializer["name"] == "vlen-utf8"
@@ -98,7 +58,7 @@ class PublishedArray:
                 self.dtype = self.dtype.newbyteorder(">")
             if len(rest) > 1:
                 raise UnsupportedError(f"{url}: more than one compressor")
-            self.compressor = _v3_codec(rest[0]) if rest else None
+            self.compressor = numcodecs_codec(rest[0]) if rest else None
             self.fill = doc.get("fill_value")
             plain = serializer["name"] == "bytes" and _little(self.dtype)
             self.http_encoding = _HTTP_ENCODINGS.get(rest[0]["name"]) if plain and len(rest) == 1 else None
@@ -121,9 +81,7 @@ class PublishedArray:
         return len(self.shape)
 
     def chunk_key(self, index: tuple[int, ...]) -> str:
-        if self.zarr_format == 3:
-            return f"{self.url}/" + ("c" + self.separator + self.separator.join(map(str, index)) if index else "c")
-        return f"{self.url}/" + (self.separator.join(map(str, index)) if index else "0")
+        return f"{self.url}/{chunk_key(index, self.zarr_format, self.separator)}"
 
     def grid(self) -> tuple[int, ...]:
         return tuple(math.ceil(n / c) if c else 0 for n, c in zip(self.shape, self.chunks))

@@ -1,4 +1,6 @@
-"""Compression codecs by name, for Zarr v3 (zarr.codecs) and v2 (numcodecs)."""
+"""A pipeline's codec setting (``zstd``, ``gzip:6``, ``blosc-lz4``, ...) as a Zarr codec in zarr's
+``{"name": ..., "configuration": {...}}`` form; its numcodecs codec comes from
+:mod:`publisher.zarr_layout`, which the handlers read the chunks back with."""
 
 from __future__ import annotations
 
@@ -7,34 +9,18 @@ from typing import Any
 from ..config.models import Codec
 
 
-def zarr_compressors(codec: Codec, zarr_format: int, itemsize: int = 1) -> Any:
-    """The ``compressors=`` argument of ``zarr.create_array`` for a codec setting."""
+def compressor_spec(codec: Codec, itemsize: int = 1) -> dict[str, Any] | None:
+    """The v3 ``codecs`` entry of a codec setting (exactly as zarr's codec classes write it); None for ``none``."""
     name, level = codec.name, codec.level
     if name == "none":
         return None
-    if zarr_format == 3:
-        from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
-
-        if name == "zstd":
-            return ZstdCodec(level=3 if level is None else level)
-        if name == "gzip":
-            return GzipCodec(level=6 if level is None else level)
-        if name in ("blosc-lz4", "blosc-zstd", "lz4"):
-            cname = "zstd" if name == "blosc-zstd" else "lz4"
-            return BloscCodec(cname=cname, clevel=5 if level is None else level, shuffle="shuffle" if itemsize > 1 else "noshuffle", typesize=max(itemsize, 1))
-    else:
-        import numcodecs
-
-        if name == "zstd":
-            return numcodecs.Zstd(level=3 if level is None else level)
-        if name == "gzip":
-            return numcodecs.GZip(level=6 if level is None else level)
-        if name in ("blosc-lz4", "blosc-zstd", "lz4"):
-            cname = "zstd" if name == "blosc-zstd" else "lz4"
-            return numcodecs.Blosc(cname=cname, clevel=5 if level is None else level, shuffle=numcodecs.Blosc.SHUFFLE if itemsize > 1 else numcodecs.Blosc.NOSHUFFLE)
+    if name == "zstd":
+        return {"name": "zstd", "configuration": {"level": 3 if level is None else level, "checksum": False}}
+    if name == "gzip":
+        return {"name": "gzip", "configuration": {"level": 6 if level is None else level}}
+    if name in ("blosc-lz4", "blosc-zstd", "lz4"):
+        return {"name": "blosc", "configuration": {
+            "typesize": max(itemsize, 1), "cname": "zstd" if name == "blosc-zstd" else "lz4", "clevel": 5 if level is None else level,
+            "shuffle": "shuffle" if itemsize > 1 else "noshuffle", "blocksize": 0}}
     raise ValueError(f"unknown codec {name!r}")
 
-
-def numcodecs_compressor(codec: Codec, itemsize: int = 1) -> Any:
-    """The numcodecs compressor that encodes chunks for either Zarr format (same bytes as zarr's codecs)."""
-    return zarr_compressors(codec, 2, itemsize)

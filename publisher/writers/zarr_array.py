@@ -32,7 +32,8 @@ from ..config.models import Codec
 from ..nodes import ArrayNode
 from ..stores import Store
 from .chunking import auto_chunks, slabs
-from .codecs import numcodecs_compressor, zarr_compressors
+from ..zarr_layout import chunk_key, numcodecs_codec
+from .codecs import compressor_spec
 
 
 @dataclass
@@ -82,8 +83,8 @@ class _Layout:
         self.dtype = dtype if self.is_string or dtype.byteorder in "|<" or dtype.itemsize == 1 else dtype.newbyteorder("<")
         self.zdtype = _zarr_dtype(str if self.is_string else self.dtype, zarr_format)
         self.shape, self.chunks, self.fill, self.zarr_format = shape, chunks, fill, zarr_format
-        self.codec = codec
-        self.compressor = numcodecs_compressor(codec, max(dtype.itemsize, 1))
+        self.spec = compressor_spec(codec, max(dtype.itemsize, 1))
+        self.compressor = numcodecs_codec(self.spec) if self.spec else None
 
     def metadata(self, attrs: dict[str, Any], dims: list[str]) -> dict[str, bytes]:
         fill_json = self.zdtype.to_json_scalar(self.fill, zarr_format=self.zarr_format) if self.fill is not None else None
@@ -91,13 +92,12 @@ class _Layout:
             fill_json = list(fill_json)
         if self.zarr_format == 3:
             serializer = VLenUTF8Codec() if self.is_string else BytesCodec(endian="little" if self.dtype.byteorder in "<>=" else None)
-            compressor = zarr_compressors(self.codec, 3, max(self.dtype.itemsize, 1))
             doc = {
                 "shape": list(self.shape), "data_type": self.zdtype.to_json(zarr_format=3),
                 "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(self.chunks)}},
                 "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
                 "fill_value": fill_json,
-                "codecs": [serializer.to_dict(), *([compressor.to_dict()] if compressor else [])],
+                "codecs": [serializer.to_dict(), *([self.spec] if self.spec else [])],
                 "attributes": attrs, "dimension_names": dims, "zarr_format": 3, "node_type": "array", "storage_transformers": [],
             }
             return {"zarr.json": _dumps(doc)}
@@ -118,9 +118,7 @@ class _Layout:
         return config
 
     def key(self, index: tuple[int, ...]) -> str:
-        if self.zarr_format == 3:
-            return "c/" + "/".join(map(str, index)) if index else "c"
-        return ".".join(map(str, index)) if index else "0"
+        return chunk_key(index, self.zarr_format)
 
     def encode(self, block: np.ndarray) -> bytes:
         """One full chunk: edge chunks are padded with the fill value, as Zarr stores them."""

@@ -1,0 +1,95 @@
+"""The Zarr layout Skyshelf writes and its handlers read: chunk keys, codecs, data types.
+
+One module for both sides, so the writer (publisher/writers/zarr_array.py) and the handlers'
+reader (publisher/access/arrays.py) cannot drift apart. Light on purpose: handlers import it
+at cold start, so numcodecs is imported on first use and zarr never.
+
+Codecs travel in zarr's envelope, ``{"name": ..., "configuration": {...}}`` (what a v3
+``zarr.json`` lists); :data:`CODECS` maps each name to the numcodecs codec that encodes and
+decodes its bytes (the same bytes in v2 and v3). Third-party codecs register through the
+``skyshelf.codecs`` entry point group: a callable from the configuration to a numcodecs codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import UnsupportedError
+from .registry import NotRegistered, Registry
+
+#: v3 codec name → numcodecs codec for a configuration.
+CODECS: Registry[Callable[[dict[str, Any]], Any]] = Registry("skyshelf.codecs", "codec")
+_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+@CODECS.register("zstd")
+def _zstd(config: dict[str, Any]) -> Any:
+    import numcodecs
+
+    return numcodecs.Zstd(level=config.get("level", 0), checksum=config.get("checksum", False))
+
+
+@CODECS.register("gzip")
+def _gzip(config: dict[str, Any]) -> Any:
+    import numcodecs
+
+    return numcodecs.GZip(level=config.get("level", 5))
+
+
+@CODECS.register("blosc")
+def _blosc(config: dict[str, Any]) -> Any:
+    import numcodecs
+
+    return numcodecs.Blosc(cname=config["cname"], clevel=config["clevel"], shuffle=_SHUFFLE[config.get("shuffle", "noshuffle")],
+                           blocksize=config.get("blocksize", 0))
+
+
+def numcodecs_codec(spec: dict[str, Any]) -> Any:
+    """The numcodecs codec for a ``{"name", "configuration"}`` codec: it writes and reads the chunk bytes."""
+    try:
+        make = CODECS.get(spec["name"])
+    except NotRegistered:
+        raise UnsupportedError(f"Zarr codec {spec['name']!r} is not served") from None
+    return make(spec.get("configuration", {}))
+
+
+def chunk_key(index: tuple[int, ...], zarr_format: int, separator: str | None = None) -> str:
+    """A chunk's key below its array: ``c/1/2`` (v3, default encoding) or ``1.2`` (v2)."""
+    if zarr_format == 3:
+        sep = separator or "/"
+        return "c" + sep + sep.join(map(str, index)) if index else "c"
+    return (separator or ".").join(map(str, index)) if index else "0"
+
+
+_V3_NUMERIC = {
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+}
+
+
+def dtype_from_v3(data_type: Any) -> np.dtype:
+    """The numpy dtype of a v3 ``data_type`` (the subset Skyshelf writes), little-endian."""
+    if isinstance(data_type, str):
+        if data_type in _V3_NUMERIC:
+            return np.dtype(data_type).newbyteorder("<") if np.dtype(data_type).itemsize > 1 else np.dtype(data_type)
+        if data_type == "string":
+            return np.dtype(object)
+    else:
+        name, config = data_type.get("name"), data_type.get("configuration", {})
+        if name == "null_terminated_bytes":
+            return np.dtype(f"S{config['length_bytes']}")
+        if name == "fixed_length_utf32":
+            return np.dtype(f"<U{config['length_bytes'] // 4}")
+        if name in ("numpy.datetime64", "numpy.timedelta64"):
+            return np.dtype(f"<{'M' if 'datetime' in name else 'm'}8[{config['scale_factor']}{config['unit']}]".replace("[1", "["))
+        if name == "structured":
+            return np.dtype([(f[0], dtype_from_v3(f[1])) for f in config["fields"]])
+        if name == "raw_bytes":
+            return np.dtype(f"V{config['length_bytes']}")
+    raise UnsupportedError(f"Zarr data type {data_type!r} is not served")
+
+
+__all__ = ["CODECS", "chunk_key", "dtype_from_v3", "numcodecs_codec"]
