@@ -11,13 +11,13 @@ from typing import Any
 from ..config.models import Pipeline
 from ..errors import UnsupportedError
 from ..formats import Entry, ManifestItem, Problem
-from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
+from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
 from ..sources import WorkItem
 from ..stacks import stack_arrays
 from ..stores import Store
-from ..structures import ArrayStructure, ContainerStructure, DataType, TableStructure, regular_chunks
-from ..writers.parquet_table import schema_data_uri, write_table
+from ..structures import ContainerStructure
+from ..writers import WriteContext, writers_for
 from ..writers.zarr_array import ZarrWriter
 from .plan import Fingerprint
 
@@ -45,8 +45,9 @@ class Converter:
         # a thread while the device writes, and the other threads keep the cores compressing
         # (1 GiB uncompressed source: 1.28x -> 1.17x the floor); slabs in flight stay 2 per core
         self.pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="skyshelf-write")
-        out = pipeline.output
-        self.zarr = ZarrWriter(store, prefix, out.zarr_format, out.codec, out.chunk_target_bytes, self.pool, slots=2 * workers)
+        # one writer per structure family (publisher.writers); the array one also writes the groups
+        self.writers = writers_for(WriteContext(store, prefix, pipeline.output, self.pool, slots=2 * workers))
+        self.zarr: ZarrWriter = self.writers["array"]  # type: ignore[assignment]
 
     def url(self, key: str) -> str:
         return f"{self.prefix}/{key}"
@@ -120,17 +121,10 @@ class Converter:
                 entry.structure = ContainerStructure(count)
                 entry.notes = node.notes
                 return True
-            if isinstance(node, ArrayNode):
-                written = self.zarr.array(zarr_path, node, node.codec, out.documents)
-                structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
-                out.entries.append(self.entry(node, path, source_file, self.url(zarr_path), structure))
-                out.bytes_in += written.bytes_in
-                return True
-            if isinstance(node, TableNode):
-                cfg = self.pipeline.output
-                written = write_table(self.store, self.url(f"data/{path}"), node, cfg.table_row_group_rows, cfg.table_partition_rows)
-                table = TableStructure(schema_data_uri(written.schema), list(written.schema.names), len(written.partition_rows), sum(written.partition_rows), written.partition_rows)
-                out.entries.append(self.entry(node, path, source_file, written.data_url, table))
+            writer = self.writers.get(node.family.value)
+            if writer is not None:
+                written = writer.write(node, path, zarr_path, out.documents)
+                out.entries.append(self.entry(node, path, source_file, written.data_url, written.structure))
                 out.bytes_in += written.bytes_in
                 return True
         except UnsupportedError as exc:

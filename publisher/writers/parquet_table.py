@@ -8,6 +8,8 @@ from typing import Any
 
 from ..nodes import TableNode
 from ..stores import Store
+from ..structures import TableStructure
+from . import WriteContext, Written, register
 
 ARROW_SCHEMA_PREFIX = "data:application/vnd.apache.arrow.file;base64,"
 
@@ -81,3 +83,18 @@ def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, pa
     if len(parts) == 1:
         return TableWritten(f"{key}.parquet", parts, schema, bytes_in)
     return TableWritten(key, parts, schema, bytes_in)
+
+
+@register("table")
+class ParquetWriter:
+    """Tables as Parquet below ``prefix/data/<path>``, row groups and partitions as configured."""
+
+    def __init__(self, context: WriteContext) -> None:
+        self.context = context
+
+    def write(self, node: TableNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:
+        out, prefix = self.context.output, self.context.prefix
+        written = write_table(self.context.store, f"{prefix}/data/{path}", node, out.table_row_group_rows, out.table_partition_rows)
+        rows = written.partition_rows
+        structure = TableStructure(schema_data_uri(written.schema), list(written.schema.names), len(rows), sum(rows), rows)
+        return Written(structure, written.data_url, written.bytes_in)

@@ -31,8 +31,10 @@ from zarr.core.dtype import parse_dtype
 from ..config.models import Codec
 from ..nodes import ArrayNode
 from ..stores import Store
+from ..structures import ArrayStructure, DataType, regular_chunks
 from .chunking import auto_chunks, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
+from . import WriteContext, Written, register
 from .codecs import compressor_spec
 
 
@@ -136,6 +138,19 @@ class _Layout:
 
 
 class ZarrWriter:
+    """Arrays (and the groups of their files) as Zarr, below ``prefix``."""
+
+    @classmethod
+    def from_context(cls, context: WriteContext) -> ZarrWriter:
+        out = context.output
+        return cls(context.store, context.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, context.pool, slots=context.slots)
+
+    def write(self, node: ArrayNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:  # type: ignore[override]
+        """The :class:`~publisher.writers.Writer` contract: the array and its ``ArrayStructure``."""
+        written = self.array(zarr_path, node, node.codec, documents)
+        structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
+        return Written(structure, f"{self.prefix}/{zarr_path}", written.bytes_in)
+
     def __init__(self, store: Store, prefix: str, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor,
                  slab_bytes: int = 16 * 2**20, slots: int | None = None) -> None:
         self.store = store
@@ -241,6 +256,9 @@ class ZarrWriter:
                 f.cancel()
         longest = [m for _, m in results if m is not None]
         return ArrayWritten(chunks, sum(n for n, _ in results), max(longest) if longest else None)
+
+
+register("array")(ZarrWriter.from_context)
 
 
 def _chunks_in(sel: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
