@@ -1,0 +1,154 @@
+"""The Lambda functions called as AWS calls them: API Gateway HTTP API (payload 2.0) events, as
+JSON files under ``tests/events/`` in the shape API Gateway sends them (route keys, path
+parameters, lower-case headers, the request context), each given to the ``lambda_handler`` the
+function table names, with a Lambda context object, against a built demo store."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from publisher.functions import route_for
+
+from .conftest import Published, run_build
+from .test_build_demo import demo_config
+
+EVENTS = Path(__file__).parent / "events"
+LINKS = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/api/v1"
+
+
+@dataclass
+class Context:
+    """What Lambda passes as ``context`` (the attributes Powertools reads)."""
+
+    function_name: str
+    aws_request_id: str = "5f1c7c3e-8a51-4e7e-9b0b-2f6f3f0d9a11"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:skyshelf-metadata"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+@pytest.fixture(scope="module")
+def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    return run_build(tmp_path_factory.mktemp("events-build"), demo_config(demo_dir))
+
+
+@pytest.fixture
+def call(demo: Published, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``call(name, **header overrides)``: (status, headers, body) of that event's answer, the
+    body decoded as a client does (base64, then its Content-Encoding)."""
+    import importlib
+
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)  # as the template sets it on each function
+
+    def answer(name: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        event = json.loads((EVENTS / f"{name}.json").read_text())
+        event["headers"].update(headers)
+        route = route_for(event["requestContext"]["http"]["method"], event["rawPath"])
+        assert route is not None, event["rawPath"]
+        handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
+        result = handler(event, Context(f"skyshelf-{route.module}"))
+        body = result.get("body") or ""
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        out = result.get("headers") or {}
+        return result["statusCode"], out, gzip.decompress(data) if out.get("Content-Encoding") == "gzip" else data
+
+    return answer
+
+
+def test_every_recorded_event_names_a_route_of_the_table() -> None:
+    names = sorted(p.stem for p in EVENTS.glob("*.json"))
+    assert len(names) >= 9
+    for name in names:
+        event = json.loads((EVENTS / f"{name}.json").read_text())
+        assert event["version"] == "2.0" and route_for("GET", event["rawPath"]) is not None, name
+
+
+def test_about_and_health(call: Any, demo: Published) -> None:
+    status, headers, body = call("about")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert json.loads(body)["links"]["self"] == LINKS  # the Host API Gateway passed on, https
+    status, _, body = call("healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok", "release": demo.catalog.release}
+
+
+def test_metadata_with_etag_and_304(call: Any) -> None:
+    status, headers, body = call("metadata_node")
+    resource = json.loads(body)["data"]
+    assert status == 200 and resource["id"] == "scan_0001" and resource["attributes"]["structure_family"] == "container"
+    assert resource["links"]["self"] == f"{LINKS}/metadata/scans/scan_0001"
+    assert headers["Cache-Control"] == "public, max-age=30, must-revalidate" and "Accept-Encoding" in headers["Vary"]
+    status, again, body = call("metadata_node", **{"if-none-match": headers["ETag"]})
+    assert status == 304 and body == b"" and again["ETag"] == headers["ETag"]
+
+
+def test_client_mistakes_are_4xx_with_a_detail(call: Any) -> None:
+    status, headers, body = call("metadata_missing")
+    assert status == 404 and headers["Cache-Control"] == "no-store" and "scans/nope" in json.loads(body)["detail"]
+    status, _, body = call("array_block_bad")
+    assert status == 400 and "block must be comma-separated integers" in json.loads(body)["detail"]
+
+
+def test_search_with_a_filter(call: Any) -> None:
+    status, _, body = call("search_filter")
+    answer = json.loads(body)
+    assert status == 200 and [d["id"] for d in answer["data"]] == ["scan_0001", "scan_0002"] and answer["meta"]["count"] == 2
+
+
+def test_array_slice_as_bytes(call: Any, demo: Published) -> None:
+    import zarr
+
+    status, headers, body = call("array_full_slice")
+    assert status == 200 and headers["Content-Type"] == "application/octet-stream"
+    source = zarr.open_array(demo.url("frames/KCl_300K_00007"), mode="r")
+    np.testing.assert_array_equal(np.frombuffer(body, dtype=source.dtype).reshape(source.shape[1:]), source[1])
+
+
+def test_table_as_gzipped_csv(call: Any, demo_dir: Path) -> None:
+    status, headers, body = call("table_full_csv")
+    assert status == 200 and headers["Content-Type"].startswith("text/csv") and headers["Content-Encoding"] == "gzip"
+    assert headers["Content-Disposition"] == 'attachment; filename="temperature_log.csv"'
+    got = pd.read_csv(io.BytesIO(body))
+    expected = pd.read_csv(demo_dir / "tables" / "temperature_log.csv", comment="#")
+    np.testing.assert_allclose(got["sample_temperature"], expected["sample_temperature"])
+
+
+def test_container_outline(call: Any) -> None:
+    status, _, body = call("container_full_json")
+    outline = json.loads(body)
+    assert status == 200 and "entry" in outline["contents"]
+
+
+def test_a_server_error_is_a_json_log_line_with_the_request_id(call: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose catalog is damaged: the client gets a 500 without a traceback; the log gets
+    one structured line naming the request and the function (Powertools' Logger, its formatter
+    on a stream of the test's: its own handler writes to the stdout it found at import)."""
+    import logging
+
+    from handlers.common import log
+
+    (tmp_path / "catalog.json").write_text(json.dumps({"format": "skyshelf-catalog", "version": 1, "release": "r"}))
+    monkeypatch.setenv("SKYSHELF_STORE", str(tmp_path))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(log.registered_formatter)
+    log.addHandler(handler)
+    try:
+        status, headers, body = call("metadata_node")
+    finally:
+        log.removeHandler(handler)
+    assert status == 500 and "Traceback" not in body.decode() and json.loads(body)["detail"].startswith("internal error")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (record,) = [r for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="]
+    assert record["level"] == "ERROR" and record["function_name"] == "skyshelf-metadata" and "Traceback" in record["exception"]
