@@ -122,3 +122,23 @@ class _blocked:
     def __exit__(self, *exc: object) -> None:
         del sys.modules[self.name]
         sys.modules.update(self.saved)
+
+
+def test_packages_carry_the_plugins(installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lambda packages get the plug-in distributions, dist-info included: a clean interpreter
+    with only the package's files finds the plug-in's serializer through its entry point."""
+    from publisher.deploy.plugins import copy_plugins, plugin_distributions
+
+    monkeypatch.syspath_prepend(str(installed))
+    assert [d.metadata["Name"] for d in plugin_distributions()] == ["skyshelf-example"]
+    with pytest.raises(Exception, match="'no-such-plugin' is not installed here"):
+        plugin_distributions(["no-such-plugin"])
+    notes = copy_plugins(tmp_path)
+    assert len(notes) == 1 and notes[0].startswith("plug-in skyshelf-example 0.1.0: "), notes
+    assert (tmp_path / "skyshelf_example" / "serializer.py").is_file()
+    assert (tmp_path / "skyshelf_example-0.1.0.dist-info" / "entry_points.txt").is_file()
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+            "from publisher import serializers\n"
+            "print(serializers.choose('table', 'ndjson', None, 'text/csv').media_type)")
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path), str(ROOT)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "application/x-ndjson"

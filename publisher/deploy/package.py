@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import SkyshelfError
 from ..functions import BY_NAME, FUNCTIONS
+from .plugins import copy_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Distributions each function ships, from the function table (their own dependencies follow).
@@ -236,7 +237,7 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
         shutil.copy2(ROOT / rel, stage / rel)
     if function == "metadata":
         _swagger_ui(stage)
-    notes = []
+    notes = copy_plugins(stage)  # plug-in distributions (skyshelf.* entry points), dist-info included
     python = _python_for(runtime)
     if python is not None:
         # file names as Lambda will have them (/var/task/...): tracebacks point there, and the bytes
