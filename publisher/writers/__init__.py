@@ -8,57 +8,6 @@ entry point group. A writer is made once per build from a :class:`WriteContext` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-from ..config.models import Output
-from ..nodes import Node
-from ..registry import Registry
-from ..stores import Store
-
-
-@dataclass(frozen=True)
-class WriteContext:
-    """What every writer of one build shares: the store, the release prefix, the output settings, the pool."""
-
-    store: Store
-    prefix: str
-    output: Output
-    pool: ThreadPoolExecutor
-    #: Slabs in flight across all writers (bounded memory).
-    slots: int
-
-
-@dataclass
-class Written:
-    """One written node: its structure (``ArrayStructure``, ``TableStructure``, ...), where its data lives, bytes read."""
-
-    structure: Any
-    data_url: str
-    bytes_in: int
-
-
-class Writer(Protocol):
-    def write(self, node: Node, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:
-        """Write ``node`` (index path ``path``; ``zarr_path`` inside its file's Zarr hierarchy, whose
-        metadata documents collect in ``documents``) below the context's prefix."""
-        ...
-
-
-WRITERS: Registry[Callable[[WriteContext], Writer]] = Registry(
-    "skyshelf.writers", "writer", [f"{__name__}.zarr_array", f"{__name__}.parquet_table"])
-
-
-def register(family: str) -> Callable[[Callable[[WriteContext], Writer]], Callable[[WriteContext], Writer]]:
-    """Register a writer (a class made from a :class:`WriteContext`) for a structure family."""
-    return WRITERS.register(family)
-
-
-def writers_for(context: WriteContext) -> dict[str, Writer]:
-    """One writer per registered family, for one build."""
-    return {family: make(context) for family, make in WRITERS.items().items()}
-
+from .base import WRITERS, WriteContext, Writer, Written, register, writers_for
 
 __all__ = ["WRITERS", "WriteContext", "Writer", "Written", "register", "writers_for"]

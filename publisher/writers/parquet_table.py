@@ -9,7 +9,7 @@ from typing import Any
 from ..nodes import TableNode
 from ..stores import Store
 from ..structures import TableStructure
-from . import WriteContext, Written, register
+from .base import WriteContext, Written, register
 
 ARROW_SCHEMA_PREFIX = "data:application/vnd.apache.arrow.file;base64,"
 

@@ -34,7 +34,7 @@ from ..stores import Store
 from ..structures import ArrayStructure, DataType, regular_chunks
 from .chunking import auto_chunks, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
-from . import WriteContext, Written, register
+from .base import WriteContext, Written, register
 from .codecs import compressor_spec
 
 
