@@ -18,7 +18,7 @@ from publisher.queries.sqlite import lookup
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class StartsWith(Query):
     """A string value starting with ``prefix``."""
 

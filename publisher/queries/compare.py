@@ -43,19 +43,19 @@ class _Ordered(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Eq(_Ordered, KeyValue):
     name = "eq"
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class NotEq(_Ordered, KeyValue):
     name = "noteq"
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Comparison(_Ordered):
     name = "comparison"
     operator: str
@@ -113,20 +113,20 @@ class _Membership(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class In(_Membership, KeyValue):
     name = "in"
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class NotIn(_Membership, KeyValue):
     name = "notin"
     negate = True
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class KeyPresent(Query):
     """The key is there (even holding null), or with ``exists=false`` it is not."""
 

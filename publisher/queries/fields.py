@@ -13,7 +13,7 @@ _STRINGS = "a JSON list of strings"
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Lookup(Query):
     name = "lookup"
     key: str
@@ -28,7 +28,7 @@ class Lookup(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Specs(Query):
     """Every spec of ``include`` and none of ``exclude``."""
 
@@ -53,7 +53,7 @@ class Specs(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class StructureFamily(Query):
     name = "structure_family"
     value: str
@@ -68,7 +68,7 @@ class StructureFamily(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class KeysFilter(Query):
     name = "keys_filter"
     keys: Any = field(metadata=JSON)
@@ -86,7 +86,7 @@ class KeysFilter(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class AccessTagsFilter(Query):
     """Any of ``tags`` among the entry's access tags."""
 

@@ -15,7 +15,7 @@ from .sqlite import like_text, lookup, sql, tokens
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class FullText(Query):
     name = "fulltext"
     text: str
@@ -42,7 +42,7 @@ class FullText(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Regex(Query):
     name = "regex"
     key: str
@@ -86,7 +86,7 @@ class _Like(Query):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Contains(_Like, KeyValue):
     name = "contains"
 
@@ -95,7 +95,7 @@ class Contains(_Like, KeyValue):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass
 class Like(_Like):
     name = "like"
     key: str
