@@ -89,7 +89,16 @@ class _Build:
         self.tree.ensure_folders("x")  # the root
         self.progress("start", {"items": len(items), "release": self.release})
         try:
-            return self._run(items, started)
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
+                outcomes = self.schedule(items, items_pool)  # 1. plan: reuse, or 2. convert on a worker
+                if all(isinstance(o, ManifestItem) for o in outcomes) and self.planner.same_items([i.node_path for i in items]):
+                    return self._unchanged(items, outcomes, started)  # type: ignore[arg-type]
+                for item, outcome in zip(items, outcomes, strict=True):  # in plan order, whatever the timing
+                    self.progress("item", {"path": item.node_path})
+                    self.merge(item, outcome if isinstance(outcome, ManifestItem) else outcome.result())
+                    self.progress("done", {"path": item.node_path})
+            self.converter.pool.shutdown(wait=True)
+            return self.finish(started)  # 3. publish (or discard)
         finally:
             self.converter.pool.shutdown(wait=True)
             self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
@@ -112,25 +121,24 @@ class _Build:
         out = self.converter.convert(item)
         return out, self.converter.record(item, found, out)
 
-    def _run(self, items: list[WorkItem], started: float) -> BuildReport:
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
-            outcomes: list[ManifestItem | Future[Outcome]] = []
-            warming: threading.Thread | None = None
-            for item in items:  # unchanged by size and mtime: decided here, without a thread or a hash
-                old = self.planner.unchanged_by_stat(item)
-                if old is None and not warming:  # something to convert: the index will be written
-                    self.in_progress.start()  # before the release's first object: gc leaves it alone
-                    # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
-                    warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
-                    warming.start()
-                outcomes.append(old if old is not None else items_pool.submit(self.process, item))
-            if all(isinstance(o, ManifestItem) for o in outcomes) and self.planner.same_items([i.node_path for i in items]):
-                return self._unchanged(items, outcomes, started)  # type: ignore[arg-type]
-            for item, outcome in zip(items, outcomes, strict=True):
-                self.progress("item", {"path": item.node_path})
-                self.merge(item, outcome if isinstance(outcome, ManifestItem) else outcome.result())
-                self.progress("done", {"path": item.node_path})
-        self.converter.pool.shutdown(wait=True)
+    def schedule(self, items: list[WorkItem], items_pool: ThreadPoolExecutor) -> list[ManifestItem | Future[Outcome]]:
+        """Each item's previous record when unchanged by size and mtime (decided here, without a
+        thread or a hash), else its processing submitted to the pool."""
+        outcomes: list[ManifestItem | Future[Outcome]] = []
+        warming: threading.Thread | None = None
+        for item in items:
+            old = self.planner.unchanged_by_stat(item)
+            if old is None and not warming:  # something to convert: the index will be written
+                self.in_progress.start()  # before the release's first object: gc leaves it alone
+                # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
+                warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
+                warming.start()
+            outcomes.append(old if old is not None else items_pool.submit(self.process, item))
+        return outcomes
+
+    def finish(self, started: float) -> BuildReport:
+        """With every item merged: discard the release (failures under ``on_error: fail``, or
+        nothing changed), else publish it."""
         self.tree.count_folders()
         if self.report.failures and self.pipeline.on_error == "fail":
             discard(self.store, self.prefix, self.in_progress)
