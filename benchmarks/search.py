@@ -85,7 +85,7 @@ def scans(n: int) -> Iterator[tuple[str, dict[str, Any]]]:
 def publish_catalog(folder: Path, n: int) -> Path:
     """A Skyshelf store whose ``scans`` container holds ``n`` scans (index written by the build's
     own :func:`write_index`), kept in ``folder`` between runs."""
-    from publisher.catalog import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION
+    from publisher.formats import CATALOG_KEY, CatalogDocument
     from publisher.index.entry import Entry
     from publisher.index.write import write_index
     from publisher.stores import Store
@@ -102,8 +102,7 @@ def publish_catalog(folder: Path, n: int) -> Path:
     entries += [Entry(f"scans/{key}", key, "container", ["BlueskyRun"], md, {"contents": None, "count": 0}, None, None, None)
                 for key, md in scans(n)]
     index = write_index(store, f"releases/{release}/index", entries)
-    document = {"format": CATALOG_FORMAT, "version": CATALOG_VERSION, "release": release, "created": datetime.now(UTC).isoformat(),
-                "name": "search-benchmark", "zarr_format": 3, **index}
+    document = CatalogDocument(release, index, datetime.now(UTC).isoformat(), "search-benchmark", zarr_format=3).to_json()
     store.write_bytes(f"releases/{release}/{CATALOG_KEY}", json.dumps(document).encode())
     store.write_bytes(CATALOG_KEY, json.dumps(document).encode(), atomic=True)
     print(f"published {n:,} scans in {time.perf_counter() - started:.0f} s", flush=True)

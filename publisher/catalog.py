@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import NotFound, StoreError
-from .formats import CATALOG_FORMAT, CATALOG_KEY, CATALOG_VERSION, CatalogDocument, Entry
+from .formats import CATALOG_FORMAT, CATALOG_KEY, CatalogDocument, Entry
 from .index.layout import children_page_key, node_shard_key, search_prefix
 from .stores import Store
 
-__all__ = ["CATALOG_FORMAT", "CATALOG_KEY", "CATALOG_VERSION", "Catalog", "Entry"]
+__all__ = ["CATALOG_KEY", "Catalog", "Entry"]
 #: Containers whose search columns a warm process keeps.
 SEARCH_CACHE_CONTAINERS = 16
 #: Node shards (~256 entries each) a warm process keeps.
