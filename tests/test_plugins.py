@@ -142,3 +142,28 @@ def test_packages_carry_the_plugins(installed: Path, tmp_path: Path, monkeypatch
             "print(serializers.choose('table', 'ndjson', None, 'text/csv').media_type)")
     done = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path), str(ROOT)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "application/x-ndjson"
+
+
+@pytest.mark.filterwarnings("ignore:Numcodecs codecs are not in the Zarr version 3 specification")
+def test_plugin_codec_decodes_for_the_handlers(installed: Path, tmp_path: Path) -> None:
+    """A Zarr array compressed with a codec Skyshelf does not know is served once a plug-in names it."""
+    import numpy as np
+    import zarr
+    from zarr.codecs.numcodecs import LZ4
+
+    values = np.arange(600, dtype="<f8").reshape(20, 30)
+    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=values.shape, chunks=(8, 8), dtype=values.dtype,
+                              compressors=[LZ4()])
+    array[:] = values
+    code = ("import sys, numpy as np\n"
+            "from publisher.access.arrays import published_array\n"
+            "from publisher.stores import Store\n"
+            "a = published_array(Store(sys.argv[1]), 'a.zarr')\n"
+            "np.save(sys.stdout.buffer, a.read((slice(3, 17), slice(5, 29))))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, env=_env(installed), cwd=ROOT)
+    assert done.returncode == 0, done.stderr.decode()
+    import io
+
+    np.testing.assert_array_equal(np.load(io.BytesIO(done.stdout)), values[3:17, 5:29])
+    without = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert "Zarr codec 'numcodecs.lz4' is not served" in without.stderr
