@@ -13,10 +13,9 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from .errors import StoreError
-from .formats import Entry
+from .formats import CatalogDocument, Entry
 from .index.layout import children_page_key, node_shard_key, search_prefix
 from .stores import Store
 from .structures import ArrayStructure, TableStructure
@@ -98,14 +97,15 @@ def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str
         yield url
 
 
-def missing_objects(store: Store, release: str, entries: list[Entry], index: dict[str, Any], zarr_format: int,
-                    own_keys: Iterable[str], min_children: int) -> list[str]:
-    """What the new release references but the store lacks (empty when the release is complete)."""
-    releases = {release} | {e.data_url.split("/")[1] for e in entries if e.data_url and e.data_url.startswith("releases/")}
+def missing_objects(store: Store, catalog: CatalogDocument, entries: list[Entry], own_keys: Iterable[str], min_children: int) -> list[str]:
+    """What the new release (``catalog``, not yet switched to) references but the store lacks
+    (empty when the release is complete)."""
+    zarr_format = catalog.zarr_format
+    releases = {catalog.release} | {e.data_url.split("/")[1] for e in entries if e.data_url and e.data_url.startswith("releases/")}
     keys = _Keys(store, sorted(releases), zarr_format)
     missing = [k for k in own_keys if k not in keys.keys]
-    prefix = index["index"].rpartition("/")[0]
-    digits = index["index_json"]["shard_digits"]
+    prefix = catalog.index_key.rpartition("/")[0]
+    digits = catalog.index_json["shard_digits"]
     missing += sorted({k for k in (node_shard_key(prefix, e.path, digits) for e in entries) if k not in keys.keys})
     children = Counter(e.parent for e in entries if e.parent is not None)
     for parent, count in children.items():

@@ -92,7 +92,7 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
     store.write_bytes(f"{prefix}/{CATALOG_KEY}", document)  # for rollback
     store.flush()
     own = [catalog.index_key, catalog.report, catalog.manifest, f"{prefix}/{CATALOG_KEY}"]
-    missing = missing_objects(store, release, entries, catalog.index, pipeline.output.zarr_format, own, search_min_children())
+    missing = missing_objects(store, catalog, entries, own, search_min_children())
     if missing:  # refuse to switch to a release that lacks objects it references; the catalog stays
         discard(store, prefix, in_progress)
         raise IncompleteRelease(release, store.url, missing, previous)
