@@ -1,8 +1,8 @@
 """An S3 store whose reads, small writes and signatures go through one fast client (obstore or
 boto3, ``SKYSHELF_S3_BACKEND``), while the build's listing, streaming writes and moves stay with
-s3fs (imported only when those are used). The deployed functions read with obstore: its import,
-client and first ranged GET cost a cold start ~15 ms against boto3's ~220 ms
-(``benchmarks/s3_backend.py``, docs/deploy.md)."""
+s3fs (imported only when those are used). obstore's import, client and first ranged GET cost a
+cold start ~15 ms against boto3's ~220 ms (``benchmarks/s3_backend.py``, docs/deploy.md); each
+deployed function names its client in the function table (``publisher/functions.py``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from .s3_objects import S3Objects
 
 #: What ``SKYSHELF_S3_BACKEND`` may name; anything else (or nothing) reads through s3fs.
 BACKENDS = ("obstore", "boto3")
-#: The deployed functions' client (their template sets it) and the distribution their packages ship.
-DEPLOYED_BACKEND = "obstore"
 
 
 class S3Store(FsspecStore):
