@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .formats import FileRecord
 
 
 def content_hash(path: Path) -> str:
@@ -26,15 +27,12 @@ def content_hash(path: Path) -> str:
     return "xxh3-128:" + h.hexdigest()
 
 
-def file_record(path: Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``{path, size, mtime_ns, hash}``; the hash is reused when size and mtime did not move."""
+def file_record(path: Path, previous: FileRecord | None = None) -> FileRecord:
+    """The file's record; the hash is reused when size and mtime did not move."""
     stat = os.stat(path)
-    record = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    if previous and previous.get("path") == record["path"] and previous["size"] == stat.st_size and previous["mtime_ns"] == stat.st_mtime_ns:
-        record["hash"] = previous["hash"]
-    else:
-        record["hash"] = content_hash(path)
-    return record
+    if previous and previous.path == str(path) and previous.size == stat.st_size and previous.mtime_ns == stat.st_mtime_ns:
+        return FileRecord(str(path), stat.st_size, stat.st_mtime_ns, previous.hash)
+    return FileRecord(str(path), stat.st_size, stat.st_mtime_ns, content_hash(path))
 
 
 def settings_hash(*parts: Any) -> str:
@@ -43,5 +41,5 @@ def settings_hash(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def same_content(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
-    return [(r["path"], r.get("hash")) for r in old] == [(r["path"], r["hash"]) for r in new]
+def same_content(old: list[FileRecord], new: list[FileRecord]) -> bool:
+    return [(r.path, r.hash) for r in old] == [(r.path, r.hash) for r in new]

@@ -101,6 +101,24 @@ class BuildReport:
         return cls(**{**data, **problems})
 
 
+@dataclass(frozen=True)
+class FileRecord:
+    """One source file as a manifest remembers it: unchanged when size and mtime match, or else
+    when its content hash (xxh3-128, :func:`publisher.fingerprint.content_hash`) does."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "hash": self.hash}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileRecord:
+        return cls(data["path"], data["size"], data["mtime_ns"], data.get("hash"))
+
+
 @dataclass
 class ManifestItem:
     """One planned item (a file or a stack) of a release: its fingerprint, what it published and
@@ -109,7 +127,7 @@ class ManifestItem:
     node_path: str
     settings: str  #: hash of the source's and rules' settings
     metadata: str  #: hash of what the plan added (sidecars, file-name fields); "" when nothing
-    files: list[dict[str, Any]]  #: :func:`publisher.fingerprint.file_record` of each file
+    files: list[FileRecord]
     entries: list[dict[str, Any]]  #: its index rows, as :meth:`Entry.to_json`
     data_prefixes: list[str]
     warnings: list[Problem] = field(default_factory=list)
@@ -117,14 +135,14 @@ class ManifestItem:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "node_path": self.node_path, "settings": self.settings, "metadata": self.metadata, "files": self.files,
+            "node_path": self.node_path, "settings": self.settings, "metadata": self.metadata, "files": [f.to_json() for f in self.files],
             "entries": self.entries, "data_prefixes": self.data_prefixes,
             "warnings": [p.to_json() for p in self.warnings], "skipped": [p.to_json() for p in self.skipped],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ManifestItem:
-        return cls(data["node_path"], data["settings"], data.get("metadata", ""), data["files"], data["entries"],
+        return cls(data["node_path"], data["settings"], data.get("metadata", ""), [FileRecord.from_json(f) for f in data["files"]], data["entries"],
                    data["data_prefixes"], _problems(data["warnings"]), _problems(data["skipped"]))
 
 

@@ -10,12 +10,11 @@ import secrets
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from ..config.models import Pipeline
 from ..errors import NotFound
 from ..fingerprint import file_record, same_content, settings_hash
-from ..formats import CATALOG_KEY, CatalogDocument, Manifest, ManifestItem
+from ..formats import CATALOG_KEY, CatalogDocument, FileRecord, Manifest, ManifestItem
 from ..sources import WorkItem
 from ..stores import Store
 
@@ -43,9 +42,9 @@ class Fingerprint:
     settings: str
     metadata: str
     #: The files' records, or (big files) their hashing running beside the conversion.
-    files: list[dict[str, Any]] | Future[list[dict[str, Any]]]
+    files: list[FileRecord] | Future[list[FileRecord]]
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[FileRecord]:
         return self.files.result() if isinstance(self.files, Future) else self.files
 
 
@@ -95,7 +94,7 @@ class Planner:
             except OSError:
                 return False
             now = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-            if any(record[f] != now[f] for f in fields):
+            if any(getattr(record, f) != now[f] for f in fields):
                 return False
         return True
 
@@ -109,9 +108,9 @@ class Planner:
         content could tell and it is unchanged; else the item's fingerprint, to convert it."""
         settings, metadata = self.settings(item), self.item_metadata(item)
         old = self.old.get(item.node_path)
-        files: list[dict[str, Any]] | Future[list[dict[str, Any]]]
+        files: list[FileRecord] | Future[list[FileRecord]]
         if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
-            old_files = {f["path"]: f for f in old.files}
+            old_files = {f.path: f for f in old.files}
             files = [file_record(p, old_files.get(str(p))) for p in item.paths]
             if same_content(old.files, files):
                 return replace(old, files=files)
