@@ -1,6 +1,6 @@
 """``publish build`` in three steps: plan (:mod:`.plan`: which items the previous release already
 holds), convert (:mod:`.convert`: sources to Zarr/Parquet), publish (:mod:`.publish`: the index,
-the completeness check and the switch of ``catalog.json``).
+the completeness check of :mod:`.check` and the switch of ``catalog.json``).
 
 A build writes a new release under ``releases/<id>/`` (marked in progress while it does, so
 ``publish gc`` leaves it alone), checks that everything the release references is in the store,

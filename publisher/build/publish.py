@@ -12,10 +12,10 @@ from ..config.models import Pipeline
 from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry, Manifest
 from ..index.layout import search_min_children
 from ..index.write import write_index
-from ..release_check import IncompleteRelease, missing_objects
 from ..releases import InProgress
 from ..stores import Store
 from ..structures import ContainerStructure
+from .check import IncompleteRelease, missing_objects
 
 
 class Tree:

@@ -14,11 +14,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from .errors import StoreError
-from .formats import CatalogDocument, Entry
-from .index.layout import children_page_key, node_shard_key, search_prefix
-from .stores import Store
-from .structures import ArrayStructure, TableStructure
+from ..errors import StoreError
+from ..formats import CatalogDocument, Entry
+from ..index.layout import children_page_key, node_shard_key, search_prefix
+from ..stores import Store
+from ..structures import ArrayStructure, TableStructure
 
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 
