@@ -50,6 +50,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     start = moto_server if request.param == "moto" else seaweedfs
     with start(tmp_path_factory.mktemp(f"stores-{request.param}")) as s:
         s.create_bucket(BUCKET)
+        s.make_public(BUCKET)
         yield s
 
 
@@ -88,6 +89,8 @@ class TestS3Store(StoreTests):
         writer = open_store(f"s3://{BUCKET}/options", **server.storage_options())
         writer.write_bytes("o", b"opt")
         assert open_store(f"s3://{BUCKET}/options", backend="obstore", **server.storage_options()).read_bytes("o") == b"opt"
+        anonymous = {"anon": True, "client_kwargs": server.storage_options()["client_kwargs"]}  # SKYSHELF_STORE_ANON
+        assert open_store(f"s3://{BUCKET}/options", backend="obstore", **anonymous).read_bytes("o") == b"opt"
 
 
 def test_default_backend_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

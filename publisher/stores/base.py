@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import posixpath
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from ..errors import BadRequest, NotFound, StoreError
@@ -69,6 +70,16 @@ class Store(metaclass=_Opening):
         """An fsspec file system for the store (pyarrow and the build's streaming writers use it)."""
 
     # -- reading ---------------------------------------------------------------------------
+    @contextmanager
+    def reading(self, key: str) -> Iterator[None]:
+        """File-system errors of a read as the store's: a folder, or a file taken for one, is NotFound."""
+        try:
+            yield
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
         """A whole object."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 from typing import IO, Any
 
-from ..errors import NotFound, StoreError
+from ..errors import StoreError
 from .base import ContentTypes, Store, clean_key, epoch
 
 
@@ -37,29 +37,27 @@ class FsspecStore(Store):
 
     # -- reading ---------------------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
-        try:
+        with self.reading(key):
             return bytes(self.fs.cat_file(self.path(key)))
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"no object {key!r} in store {self.url}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
     def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
         if not spans:
             return []
         if any(b <= a for a, b in spans):  # an empty range, which S3 would answer with the whole object
             return [self.read_range(key, a, b) if b > a else b"" for a, b in spans]
-        try:
-            if len(spans) == 1:
-                return [self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1])]
-            return list(self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans]))
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"no object {key!r} in store {self.url}") from None
-        except OSError as exc:
-            found = self.stat(key)
-            if found is not None and any(a >= found[0] for a, _ in spans):  # S3 refuses a range past the end
+        with self.reading(key):
+            try:
+                if len(spans) == 1:
+                    return [self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1])]
+                return list(self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans]))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise
+            except OSError:
+                found = self.stat(key)
+                if found is None or all(a < found[0] for a, _ in spans):
+                    raise
+                # S3 refuses a range past the end: those are empty, as a file's read is
                 return [self.read_range(key, a, b) if a < found[0] else b"" for a, b in spans]
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self.path(key)))

@@ -10,7 +10,7 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import IO, Any
 
-from ..errors import NotFound, StoreError
+from ..errors import StoreError
 from .base import ContentTypes, Store, clean_key
 from .local_io import DIRECT_BYTES, DirectWriter, Writeback, local_size, write_file
 
@@ -36,26 +36,18 @@ class LocalStore(Store):
 
     # -- reading ---------------------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
-        try:
+        with self.reading(key):
             return Path(self.path(key)).read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # a folder, or a file taken for one
-            raise NotFound(f"no object {key!r} in store {self.url}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
     def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
         if not spans:
             return []
-        try:
+        with self.reading(key):
             fd = os.open(self.path(key), os.O_RDONLY)
             try:
                 return [os.pread(fd, max(b - a, 0), a) for a, b in spans]
             finally:
                 os.close(fd)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"no object {key!r} in store {self.url}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self.path(key))
