@@ -1,6 +1,6 @@
-"""The query registry's plug-in contract: a distribution that names a module in the
-``skyshelf.queries`` entry-point group adds a query type by defining one class, answered on rows
-and on search columns alike; a broken plug-in is a warning, never a broken search."""
+"""The query registry's plug-in contract: a distribution whose ``skyshelf.queries`` entry point
+names one query class adds a query type, answered on rows and on search columns alike; a broken
+plug-in, or one taking a built-in name, is a warning, never a broken search."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ PLUGIN = '''
 from dataclasses import dataclass
 from typing import Any
 
-from publisher.queries.base import Query, register
+from publisher.queries.base import Query
 from publisher.queries.sqlite import lookup
 
 
-@register
 @dataclass
 class StartsWith(Query):
     """A string value starting with ``prefix``."""
@@ -36,6 +35,13 @@ class StartsWith(Query):
         column = cols.column(self.key)
         test = lambda v: isinstance(v, str) and v.startswith(self.prefix)  # noqa: E731
         return per_value(column, test) if column is not None else nothing(cols)
+
+
+@dataclass
+class Replaces(StartsWith):
+    """A plug-in may add a name, never take a built-in one."""
+
+    name = "eq"
 '''
 
 #: Run in a fresh process with the plug-ins on its path (the registry is read once per process).
@@ -59,7 +65,9 @@ with tempfile.TemporaryDirectory() as folder:
     write_search(Store(folder), "s", rows)
     count, page = search(SearchColumns.open(Store(folder), "s"), queries, "", 0, 10)
 print(json.dumps({"names": known, "warnings": [str(w.message) for w in caught],
-                  "rows": [e["key"] for e in select(rows, queries)], "columns": [e["key"] for e in page]}))
+                  "rows": [e["key"] for e in select(rows, queries)], "columns": [e["key"] for e in page],
+                  "eq": [e["key"] for e in select(rows, filters_from({"filter[eq][condition][key]": ["name"],
+                                                                      "filter[eq][condition][value]": ['"beta"']}))]}))
 '''
 
 
@@ -73,8 +81,8 @@ def _distribution(site: Path, name: str, points: dict[str, str]) -> None:
 
 def test_a_plugin_adds_a_query_and_a_broken_one_only_warns(tmp_path: Path) -> None:
     (tmp_path / "startswith_query.py").write_text(PLUGIN)
-    _distribution(tmp_path, "skyshelf_startswith", {"startswith": "startswith_query"})
-    _distribution(tmp_path, "skyshelf_broken", {"broken": "no_such_module_here"})
+    _distribution(tmp_path, "skyshelf_startswith", {"startswith": "startswith_query:StartsWith"})
+    _distribution(tmp_path, "skyshelf_broken", {"broken": "no_such_module_here:Query", "eq": "startswith_query:Replaces"})
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=root,
                           env={"PYTHONPATH": f"{root}:{tmp_path}", "PATH": "/usr/bin:/bin"}, timeout=120)
@@ -82,4 +90,6 @@ def test_a_plugin_adds_a_query_and_a_broken_one_only_warns(tmp_path: Path) -> No
     found = json.loads(done.stdout)
     assert found["names"][-1] == "startswith" and "eq" in found["names"]
     assert any("'broken'" in w and "no_such_module_here" in w for w in found["warnings"]), found["warnings"]
+    assert any("'eq' is already registered" in w for w in found["warnings"]), found["warnings"]
+    assert found["eq"] == ["k1"]  # still the built-in eq
     assert found["rows"] == found["columns"] == ["k0", "k2"]

@@ -4,8 +4,9 @@ checks them once (a client's mistake is a 400 before any entry is read), and ans
 index entry (:meth:`Query.on_row`, the reference) and on a container's search columns
 (:meth:`Query.on_columns`, numpy; ``tests/test_search_columns.py`` holds the two equal).
 
-Adding a query type is adding one such class: in this package, or in a plug-in distribution that
-names its module in the ``skyshelf.queries`` entry-point group.
+Adding a query type is adding one such class: in this package (with ``@register``), or in a
+plug-in distribution whose ``skyshelf.queries`` entry point names the class (the registry keys it
+by its ``name``; a plug-in adds names, it never replaces one).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import BadRequest
+from ..registry import Registry
 from .regex import shown
 
 if TYPE_CHECKING:  # numpy only when search columns are read
@@ -29,8 +31,10 @@ FLAG = {"kind": "flag"}
 _FLAGS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True,
           "false": False, "0": False, "no": False, "off": False, "f": False, "n": False}
 
-#: name → query class, in registration order (:mod:`.registry` fills it).
-REGISTRY: dict[str, type[Query]] = {}
+#: name → query class: the built-ins (imported on first use), then the plug-ins (scanned only
+#: for a name the built-ins lack, or for the whole list).
+QUERIES: Registry[type[Query]] = Registry("skyshelf.queries", "query", builtins=[f"publisher.queries.{m}" for m in ("compare", "text", "fields")],
+                                          key_of=lambda ep, cls: cls.name)
 
 
 @dataclasses.dataclass  # not frozen: a frozen dataclass costs ~1 ms to make, paid on a handler's cold start
@@ -100,11 +104,10 @@ Q = TypeVar("Q", bound=type[Query])
 
 
 def register(cls: Q) -> Q:
-    """Make a query class answer ``filter[cls.name][...]`` (a dataclass, like :class:`Query`)."""
+    """Make a built-in query class answer ``filter[cls.name][...]`` (a dataclass, like :class:`Query`)."""
     if not cls.name or "___" in cls.name:
         raise ValueError(f"query class {cls.__qualname__} needs a name without '___'")
-    REGISTRY[cls.name] = cls
-    return cls
+    return QUERIES.register(cls.name)(cls)
 
 
 def _not_json(name: str) -> Any:
