@@ -1,7 +1,7 @@
 """Metadata and search (one Lambda): about, metadata, search, health, OpenAPI.
 
 Reads the JSON index, and a large container's search columns with numpy (imported only then);
-no pyarrow.
+no pyarrow. The query machinery is imported by the first search, not by a cold metadata request.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import __version__
 from publisher.catalog import Catalog
 from publisher.errors import BadRequest, NotFound
-from publisher.index.selection import Selection
-from publisher.index.strategy import distinct_children, search_children, search_deep as search_descendants
-from publisher.queries.registry import filters_from, names
 
 from . import common, http
 
@@ -110,6 +107,7 @@ def _answer(body_fn: Any, *etag_parts: Any) -> Response:
 def _about(base: str) -> bytes:
     """The about document for one base URL: the same for every request that names it."""
     from publisher import serializers
+    from publisher.queries.registry import names
 
     return _json({
         "api_version": 0,
@@ -179,6 +177,9 @@ def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], dict[str
 
 
 def search() -> Response:
+    from publisher.index.strategy import search_children
+    from publisher.queries.registry import filters_from
+
     catalog, path, params, entry = _container("search")
     base = common.base_url(app)
     offset = common.integer(params, "page[offset]", 0)
@@ -210,6 +211,8 @@ def _page(here: str, offset: int, limit: int, count: int, data: list[dict[str, A
 
 def _select_metadata(params: dict[str, list[str]]) -> Any:
     """``select_metadata``: a JMESPath expression applied to each result's metadata (as Tiled does)."""
+    from publisher.index.selection import Selection
+
     expression = common.one(params, "select_metadata")
     return Selection(expression) if expression else None
 
@@ -217,6 +220,9 @@ def _select_metadata(params: dict[str, list[str]]) -> Any:
 def search_deep() -> Response:
     """Tiled's ``/search-deep``: the descendants of a container at any depth (``max_depth``) that
     match every filter; ``id`` is a node's key and ``ancestors`` its path. Sorting is a 400, as in Tiled."""
+    from publisher.index.strategy import search_deep as search_descendants
+    from publisher.queries.registry import filters_from
+
     catalog, path, params, _ = _container("search-deep")
     base = common.base_url(app)
     if common.one(params, "sort"):
@@ -238,6 +244,9 @@ def search_deep() -> Response:
 def distinct_values() -> Response:
     """Tiled's ``/distinct``: distinct metadata values, structure families and specs of the
     container's children (after any ``filter[...]``), with counts when asked."""
+    from publisher.index.strategy import distinct_children
+    from publisher.queries.registry import filters_from
+
     catalog, path, params, entry = _container("distinct")
     queries = filters_from(params)
 
