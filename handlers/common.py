@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from publisher.catalog import Catalog
+from publisher.content_types import content_type
 from publisher.errors import BadRequest, NotFound, SkyshelfError
 from publisher.functions import ROUTES
 from publisher.stores import Store
@@ -41,7 +42,7 @@ def store() -> Store:
     key = (current.store, current.store_anon)
     with _lock:
         if key not in _stores:
-            _stores[key] = Store(current.store, **({"anon": True} if current.store_anon else {}))
+            _stores[key] = Store(current.store, content_type=content_type, **({"anon": True} if current.store_anon else {}))
         return _stores[key]
 
 

@@ -166,7 +166,7 @@ def test_serve_from_s3_with_presigned_redirects(published: tuple[S3Server, Catal
             srv.stop()
 
 
-@pytest.mark.parametrize("backend", ["s3fs", "boto3"])
+@pytest.mark.parametrize("backend", ["s3fs", "boto3", "obstore"])
 def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
     """A large container published to S3 is searched from its columns with ranged reads (one per
     column, concurrent ones for a page's rows): the answers of the row-by-row reference, through
@@ -189,9 +189,9 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
     entries += [Entry(f"s{i:04d}", f"s{i:04d}", "container", [], {"el": ["Ni", "Fe", "Cu"][i % 3], "t": i % 400, "d": f"scan {i} of foil"},
                       {"contents": None, "count": 0}, None, None, None) for i in range(n)]
     url = f"s3://skyshelf-test/{server.name}/search-{backend}"
-    with environ({**server.env(), "SKYSHELF_S3_BACKEND": backend if backend == "boto3" else ""}):
+    with environ({**server.env(), "SKYSHELF_S3_BACKEND": backend if backend != "s3fs" else ""}):
         store = Store(url)
-        assert (store._boto is not None) == (backend == "boto3")
+        assert store.backend == backend
         document = {"format": "skyshelf-catalog", "version": 1, "release": "r", **write_index(store, "releases/r/index", entries)}
         store.write_bytes("catalog.json", json.dumps(document).encode())
         assert [e["key"] for e in Catalog.open(store).children("", 1195, 10)] == [f"s{i:04d}" for i in range(1195, n)]

@@ -49,7 +49,7 @@ def _function(module: str) -> dict[str, Any]:
             "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": f"{name}CodeKey"}},
             "Environment": {"Variables": {
                 "SKYSHELF_STORE": {"Fn::Sub": "s3://${BucketName}${StorePath}"},
-                "SKYSHELF_S3_BACKEND": "boto3",
+                "SKYSHELF_S3_BACKEND": BY_NAME[module].s3_backend,
                 "POWERTOOLS_SERVICE_NAME": f"skyshelf-{module}",
                 "PYTHONDONTWRITEBYTECODE": "1",
             }},
