@@ -103,12 +103,35 @@ def our_modules(function: str) -> list[str]:
     finder = _OursOnly(path=[str(ROOT)])
     finder.import_hook(f"handlers.{function}")
     finder.import_hook(f"handlers.{function}", fromlist=["lambda_handler"])
+    for name in _registry_builtins(finder):
+        finder.import_hook(name)
     files = set()
     for name, module in finder.modules.items():
         if name.split(".")[0] in ("handlers", "publisher") and module.__file__:
             files.add(str(Path(module.__file__).resolve().relative_to(ROOT)))
     data = [str(p.relative_to(ROOT)) for p in (ROOT / "publisher").rglob("*") if p.suffix in (".npz",) and "serializers" in p.parts]
     return sorted(files | set(data))
+
+
+def _registry_builtins(finder: ModuleFinder) -> list[str]:
+    """The built-in modules of the plug-in registries the found modules hold (a registry imports
+    them by name on first use, which ``modulefinder`` cannot see), until none is new."""
+    import importlib
+
+    from ..registry import Registry
+
+    seen: set[str] = set()
+    while True:
+        new = []
+        for name in sorted(n for n in finder.modules if n.startswith("publisher")):
+            for value in vars(importlib.import_module(name)).values():
+                if isinstance(value, Registry):
+                    new += [m for m in value._builtins if m not in seen and m not in finder.modules]
+        if not new:
+            return sorted(seen)
+        for module in new:
+            seen.add(module)
+            finder.import_hook(module)
 
 
 def _pins(function: str) -> list[str]:
