@@ -39,8 +39,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {f.name: f.requirements for f in FUNC
 #: Lambda's limit for a function's unzipped code.
 LIMIT_BYTES = 250 * 2**20
 _PLATFORMS = {
-    "x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"],
-    "arm64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"],
+    "x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"],
+    "arm64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_24_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"],
 }
 _STRIP_DIRS = {"tests", "test", "testing", "__pycache__", "benchmarks"}
 _KEEP_TEST_DIRS = {"numpy/testing", "numpy/_core/testing"}  # imported by numpy itself
