@@ -99,3 +99,24 @@ def test_default_backend_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SKYSHELF_S3_BACKEND", "obstore")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     assert Store("s3://bucket/x").backend == "obstore" and Store("gs://bucket/x").backend == "fsspec"
+
+
+def test_each_function_ships_the_s3_client_it_is_set_to(tmp_path: Path) -> None:
+    """The template's ``SKYSHELF_S3_BACKEND`` and the package agree: a function reading with
+    obstore carries it, built for the target (obstore's aarch64 wheel is manylinux_2_24)."""
+    import zipfile
+
+    from publisher.config.models import Deploy
+    from publisher.deploy.package import REQUIREMENTS, build_package
+    from publisher.deploy.template import template
+    from publisher.functions import FUNCTIONS
+
+    resources = template()["Resources"]
+    for function in FUNCTIONS:
+        variables = resources[f"{function.name.capitalize()}Function"]["Properties"]["Environment"]["Variables"]
+        assert variables["SKYSHELF_S3_BACKEND"] == function.s3_backend
+        assert ("obstore" in REQUIREMENTS[function.name]) == (function.s3_backend == "obstore"), function.name
+    package = build_package("arrays", Deploy().runtime, "arm64", tmp_path, cache=tmp_path / "wheels")  # pip runs: no cached set
+    with zipfile.ZipFile(package.zip_path) as zf:
+        library = next(n for n in zf.namelist() if n.startswith("obstore/") and n.endswith(".so"))
+        assert int.from_bytes(zf.read(library)[18:20], "little") == 183  # EM_AARCH64
