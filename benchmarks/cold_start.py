@@ -9,7 +9,9 @@ import and first-request milliseconds per handler and checkout, and after / befo
 
 The "before" checkout is a ``git worktree`` of ``--before`` (default: the commit issue 12's
 reshape started from). Each checkout builds its own copy of a small tree (an array, a table)
-into the same bucket, under its own prefix, with its own code.
+into the same bucket, under its own prefix, with its own code. Each function reads S3 with the
+client its deployed template sets (``SKYSHELF_S3_BACKEND``): boto3 for every function before
+(``--before-backend``), this checkout's table (``publisher.functions``) after.
 
     python benchmarks/cold_start.py [--before REV] [--repeat 15]
 """
@@ -31,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from publisher.functions import BY_NAME  # noqa: E402
 from tests.servers import moto_server  # noqa: E402
 
 #: The commit issue 12 (one spine from build to handler) started from.
@@ -105,6 +108,7 @@ def measure(checkout: Path, module: str, request: dict[str, object], env: dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", default=BASELINE, help=f"the earlier commit (default {BASELINE})")
+    parser.add_argument("--before-backend", default="boto3", help="the S3 client the earlier template set (default boto3)")
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="skyshelf-cold-") as tmp_name:
@@ -129,11 +133,13 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for module, path, query in REQUESTS:
                         for name, checkout in checkouts.items():
-                            run_env = {**env, "SKYSHELF_STORE": stores[name]}
+                            backend = args.before_backend if name == "before" else BY_NAME[module].s3_backend
+                            run_env = {**env, "SKYSHELF_STORE": stores[name], "SKYSHELF_S3_BACKEND": backend}
                             results.setdefault((module, name), []).append(measure(checkout, module, event(path, query), run_env))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
     print(f"cold start per handler: import + first request reading S3 (moto), median of {args.repeat}, ms")
+    print("S3 clients: before " + args.before_backend + ", after " + ", ".join(f"{m} {BY_NAME[m].s3_backend}" for m, _, _ in REQUESTS))
     print(f"{'handler':10} {'before import':>14} {'first':>8} {'total':>8} | {'after import':>13} {'first':>8} {'total':>8} | after/before")
     for module, _, _ in REQUESTS:
         row = []
