@@ -58,14 +58,16 @@ def require(modules: Iterable[str], purpose: str) -> None:
 class Registry(Generic[T]):
     """Plug-ins of one kind by key: ``Registry(group).register(key)(obj)``, ``.get(key)``.
 
-    ``builtins`` are modules imported on first use (they register themselves); ``key_of``
-    keys an entry point's object (by default the entry point's name).
+    ``builtins`` imports the built-in modules on first use (they register themselves): a
+    function whose body imports them (``from . import a, b``: the Lambda packager, which follows
+    import statements, then ships them) or the modules' names. ``key_of`` keys an entry point's
+    object (by default the entry point's name).
     """
 
-    def __init__(self, group: str, kind: str, builtins: Iterable[str] = (),
+    def __init__(self, group: str, kind: str, builtins: Callable[[], object] | Iterable[str] | None = None,
                  key_of: Callable[[EntryPoint, Any], Any] | None = None) -> None:
         self.group, self.kind = group, kind
-        self._builtins = tuple(builtins)
+        self.builtins = builtins
         self._key_of = key_of or (lambda ep, obj: ep.name)
         self._items: dict[Any, T] = {}
         #: Entry points that failed to load: name → the reason, install hint included.
@@ -89,6 +91,8 @@ class Registry(Generic[T]):
             if not self._builtins_loaded:
                 for module in self._builtins:
                     importlib.import_module(module)
+                if callable(self.builtins):
+                    self.builtins()
                 self._builtins_loaded = True
             if plugins and not self._plugins_loaded:
                 from importlib.metadata import entry_points
@@ -96,6 +100,11 @@ class Registry(Generic[T]):
                 for ep in entry_points(group=self.group):
                     self._load(ep)
                 self._plugins_loaded = True
+
+    @property
+    def _builtins(self) -> tuple[str, ...]:
+        """The built-in modules given by name (none when a function imports them)."""
+        return () if self.builtins is None or callable(self.builtins) else tuple(self.builtins)
 
     def load_entry_points(self) -> None:
         """Load the built-ins and every plug-in of the group (once)."""

@@ -167,3 +167,13 @@ def test_plugin_codec_decodes_for_the_handlers(installed: Path, tmp_path: Path) 
     np.testing.assert_array_equal(np.load(io.BytesIO(done.stdout)), values[3:17, 5:29])
     without = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert "Zarr codec 'numcodecs.lz4' is not served" in without.stderr
+
+
+def test_lambda_packages_ship_the_builtin_serializers() -> None:
+    """The registries import their built-ins with import statements, which the packager follows."""
+    from publisher.deploy.package import our_modules
+
+    for function in ("arrays", "tables"):
+        files = set(our_modules(function))
+        assert {"publisher/serializers/array.py", "publisher/serializers/container.py", "publisher/serializers/table.py",
+                "publisher/zarr_layout.py", "publisher/registry.py"} <= files, function

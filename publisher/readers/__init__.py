@@ -10,16 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..registry import NotRegistered, Registry
-from .base import NoOptions, Reader
-
-_BUILTIN = ("hdf5", "netcdf", "hdf4", "tiff", "image", "npy", "csv", "parquet", "excel")
-REGISTRY: Registry[type[Reader]] = Registry("skyshelf.readers", "reader", [f"{__name__}.{m}" for m in _BUILTIN],
-                                            key_of=lambda ep, cls: cls.name)
+from ..registry import NotRegistered
+from .base import REGISTRY, NoOptions, Reader, register_reader
 
 
-def register_reader(cls: type[Reader]) -> type[Reader]:
-    return REGISTRY.register(cls.name)(cls)
+def _builtins() -> None:
+    """The built-in readers register themselves, in this order (detection's tie-break)."""
+    from . import hdf5  # noqa: F401
+    from . import netcdf  # noqa: F401
+    from . import hdf4  # noqa: F401
+    from . import tiff  # noqa: F401
+    from . import image  # noqa: F401
+    from . import npy  # noqa: F401
+    from . import csv  # noqa: F401
+    from . import parquet  # noqa: F401
+    from . import excel  # noqa: F401
+
+
+REGISTRY.builtins = _builtins
 
 
 def readers() -> dict[str, type[Reader]]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 from ..nodes import Node
-from ..registry import require
+from ..registry import Registry, require
 
 
 class NoOptions(BaseModel):
@@ -64,3 +64,11 @@ class Reader:
     def open(self, path: Path, key: str, options: BaseModel) -> Iterator[Node]:
         raise NotImplementedError
         yield  # pragma: no cover
+
+
+#: Readers by name; the package's ``_builtins`` imports the built-in ones (docs/plugins.md).
+REGISTRY: Registry[type[Reader]] = Registry("skyshelf.readers", "reader", key_of=lambda ep, cls: cls.name)
+
+
+def register_reader(cls: type[Reader]) -> type[Reader]:
+    return REGISTRY.register(cls.name)(cls)

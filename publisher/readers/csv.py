@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SourceError
 from ..nodes import Node, TableNode
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 

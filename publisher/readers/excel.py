@@ -10,8 +10,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 
 
 def _table(frame: Any, key: str, sheet: str) -> TableNode:

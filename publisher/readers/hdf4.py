@@ -9,8 +9,7 @@ from typing import Any
 
 from ..errors import UnsupportedError
 from ..nodes import Node
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 
 
 @register_reader

@@ -21,8 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import SourceError, UnsupportedError
 from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 from .hdf5_direct import DirectChunks, NotDirect
 from .nexus import assign_dims, label_dataset
 

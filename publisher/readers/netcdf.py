@@ -28,8 +28,7 @@ from ..errors import SourceError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 from .hdf5 import HDF5_MAGIC
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")

@@ -11,8 +11,7 @@ import numpy as np
 
 from ..errors import SourceError, UnsupportedError
 from ..nodes import ArrayNode, Node
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 
 
 @register_reader

@@ -10,8 +10,7 @@ from typing import Any
 from ..errors import SourceError
 from ..jsonable import decode_bytes
 from ..nodes import Node, TableNode
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 
 
 @register_reader

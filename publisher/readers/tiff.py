@@ -12,8 +12,7 @@ import numpy as np
 from ..errors import SourceError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
-from . import register_reader
-from .base import Reader
+from .base import Reader, register_reader
 
 _AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
 #: Tags larger than this (lookup tables, strip offsets, ...) are not copied into metadata.

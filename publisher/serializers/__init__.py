@@ -9,37 +9,18 @@ entry points (docs/plugins.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import NotAcceptable
-from ..registry import Registry
+from .base import REGISTRY, Serializer, register
 
 
-@dataclass(frozen=True)
-class Serializer:
-    family: str
-    media_type: str
-    encode: Callable[..., bytes]
-    aliases: tuple[str, ...] = ()
-    extension: str = ""
-    #: The same bytes as ``encode``, in order, in pieces made side by side: an answer can be
-    #: compressed piece by piece while later pieces are still being made.
-    parts: Callable[..., Iterable[bytes]] | None = None
+def _builtins() -> None:
+    from . import array, container, table  # noqa: F401  (they register themselves)
 
 
-REGISTRY: Registry[Serializer] = Registry("skyshelf.serializers", "serializer", [f"{__name__}.{m}" for m in ("array", "container", "table")],
-                                          key_of=lambda ep, s: (s.family, s.media_type))
-
-
-def register(family: str, media_type: str, aliases: tuple[str, ...] = (), extension: str = "",
-             parts: Callable[..., Iterable[bytes]] | None = None) -> Callable[[Callable[..., bytes]], Callable[..., bytes]]:
-    def deco(fn: Callable[..., bytes]) -> Callable[..., bytes]:
-        REGISTRY.register((family, media_type))(Serializer(family, media_type, fn, aliases, extension, parts))
-        return fn
-
-    return deco
+REGISTRY.builtins = _builtins
 
 
 def _tables(plugins: bool = True) -> dict[str, dict[str, Serializer]]:

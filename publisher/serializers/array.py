@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadRequest
-from . import register
+from .base import register
 
 #: Largest PNG side by default; a 4k frame is averaged down to this for a usable preview.
 PNG_MAX_SIZE = 1024

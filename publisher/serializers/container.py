@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..access.containers import Tree
-from . import register
+from .base import register
 
 
 def _attrs(target: Any, metadata: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..parallel import cores, map_parts, spans
-from . import register
+from .base import register
 
 
 def _pa() -> Any:

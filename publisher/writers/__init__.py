@@ -10,4 +10,11 @@ from __future__ import annotations
 
 from .base import WRITERS, WriteContext, Writer, Written, register, writers_for
 
+
+def _builtins() -> None:
+    from . import parquet_table, zarr_array  # noqa: F401  (they register themselves)
+
+
+WRITERS.builtins = _builtins
+
 __all__ = ["WRITERS", "WriteContext", "Writer", "Written", "register", "writers_for"]

@@ -41,8 +41,8 @@ class Writer(Protocol):
         ...
 
 
-WRITERS: Registry[Callable[[WriteContext], Writer]] = Registry(
-    "skyshelf.writers", "writer", ["publisher.writers.zarr_array", "publisher.writers.parquet_table"])
+#: By structure family; the package's ``_builtins`` imports the built-in ones.
+WRITERS: Registry[Callable[[WriteContext], Writer]] = Registry("skyshelf.writers", "writer")
 
 
 def register(family: str) -> Callable[[Callable[[WriteContext], Writer]], Callable[[WriteContext], Writer]]:
