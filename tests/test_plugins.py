@@ -177,3 +177,16 @@ def test_lambda_packages_ship_the_builtin_serializers() -> None:
         files = set(our_modules(function))
         assert {"publisher/serializers/array.py", "publisher/serializers/container.py", "publisher/serializers/table.py",
                 "publisher/zarr_layout.py", "publisher/registry.py"} <= files, function
+
+
+def test_pipeline_names_more_plugins_for_the_packages(tmp_path: Path) -> None:
+    """``deploy.plugins`` in pipeline.yml adds distributions without skyshelf.* entry points."""
+    from publisher.config import load_pipeline
+    from publisher.deploy.plugins import copy_plugins
+
+    (tmp_path / "pipeline.yml").write_text("sources: [{path: data}]\ndeploy:\n  plugins: [parse]\n")
+    pipeline = load_pipeline(tmp_path / "pipeline.yml")
+    assert pipeline.deploy.plugins == ["parse"]
+    notes = copy_plugins(tmp_path / "stage", pipeline.deploy.plugins)
+    assert any(n.startswith("plug-in parse ") for n in notes), notes
+    assert (tmp_path / "stage" / "parse" / "__init__.py").is_file()

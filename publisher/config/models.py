@@ -141,6 +141,7 @@ class Deploy(_Model):
     cors_allow_origin: str = "*"
     cloudfront: bool = Field(default=False, description="Put CloudFront in front of the API.")
     artifacts_bucket: str | None = Field(default=None, description="Bucket for the functions' zips; default <stack>-artifacts-<account>-<region>.")
+    plugins: list[str] = Field(default_factory=list, description="Plug-in distributions the functions' packages carry, beyond those with skyshelf.* entry points (docs/plugins.md).")
 
 
 class Pipeline(_Model):

@@ -237,7 +237,8 @@ def _zip(source: Path, destination: Path) -> tuple[str, int, int]:
     return hashlib.sha256(destination.read_bytes()).hexdigest(), total, len(names)
 
 
-def build_package(function: str, runtime: str, architecture: str, out: Path, cache: Path | None = None) -> Package:
+def build_package(function: str, runtime: str, architecture: str, out: Path, cache: Path | None = None,
+                  plugins: tuple[str, ...] = ()) -> Package:
     """Build ``out/<function>.zip`` for Lambda's ``runtime`` and ``architecture``; check its size."""
     if function not in REQUIREMENTS:
         raise PackagingError(f"no handler module {function!r}; functions are {sorted(REQUIREMENTS)}")
@@ -260,7 +261,7 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
         shutil.copy2(ROOT / rel, stage / rel)
     if function == "metadata":
         _swagger_ui(stage)
-    notes = copy_plugins(stage)  # plug-in distributions (skyshelf.* entry points), dist-info included
+    notes = copy_plugins(stage, plugins)  # plug-in distributions (skyshelf.* entry points, or named), dist-info included
     python = _python_for(runtime)
     if python is not None:
         # file names as Lambda will have them (/var/task/...): tracebacks point there, and the bytes

@@ -198,7 +198,7 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
         _clear_failed_create(cf, target.stack, progress)
 
     progress("packaging the handlers")
-    report.packages = [build_package(f, settings.runtime, settings.architecture, out) for f in modules()]
+    report.packages = [build_package(f, settings.runtime, settings.architecture, out, plugins=tuple(settings.plugins)) for f in modules()]
     if not plan:
         _ensure_bucket(s3, target.artifacts, target.region)
     for package in report.packages:
