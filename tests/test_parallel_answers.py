@@ -52,7 +52,7 @@ def test_pieces_are_compressed_into_one_stream_that_clients_decode(encoding: str
     import tiled.client.decoders  # noqa: F401  (registers tiled's own zstd decoder with httpx)
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-    from handlers.common import _encode_parts
+    from handlers.http import _encode_parts
     from handlers.local import event_for
     from publisher.serializers.table import csv_parts
 
