@@ -93,3 +93,15 @@ def test_a_plugin_adds_a_query_and_a_broken_one_only_warns(tmp_path: Path) -> No
     assert any("'eq' is already registered" in w for w in found["warnings"]), found["warnings"]
     assert found["eq"] == ["k1"]  # still the built-in eq
     assert found["rows"] == found["columns"] == ["k0", "k2"]
+
+
+def test_the_metadata_package_ships_every_built_in_query() -> None:
+    """The Lambda packager ships the modules ``handlers.metadata`` can import (modulefinder): the
+    built-in query classes and their column helpers must be among them, or a deployed search
+    fails on its first filter."""
+    from publisher.deploy.package import our_modules
+    from publisher.queries.registry import registry
+
+    shipped = set(our_modules("metadata"))
+    modules = {cls.__module__ for cls in registry().values() if cls.__module__.startswith("publisher.")} | {"publisher.queries.columnar"}
+    assert {m.replace(".", "/") + ".py" for m in modules} <= shipped
