@@ -94,12 +94,19 @@ def build(checkout: Path, sources: Path, store: str, env: dict[str, str]) -> Non
         raise SystemExit(f"build with {checkout} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
 
+#: Processes that answered and then failed on exit (e.g. a native thread pool torn down badly).
+EXIT_FAILURES: list[str] = []
+
+
 def measure(checkout: Path, module: str, request: dict[str, object], env: dict[str, str]) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", PROBE, module, json.dumps(request)], cwd=checkout,
                           env={**env, "PYTHONPATH": str(checkout)}, capture_output=True, text=True)
-    if done.returncode != 0:
+    lines = done.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
         raise SystemExit(f"{module} in {checkout} failed:\n{done.stderr[-3000:]}")
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = json.loads(lines[-1])
+    if done.returncode != 0:  # answered, then failed on the way out: counted and shown, not hidden
+        EXIT_FAILURES.append(f"{module} in {checkout.name}: exit {done.returncode}: {done.stderr.strip()[-200:]}")
     if found["status"] != 200:
         raise SystemExit(f"{module} in {checkout} answered {found['status']}")
     return found
@@ -151,6 +158,9 @@ def main() -> None:
             row.append((imp, first, total))
         (bi, bf, bt), (ai, af, at) = row
         print(f"{module:10} {bi:14.0f} {bf:8.0f} {bt:8.0f} | {ai:13.0f} {af:8.0f} {at:8.0f} | {at / bt:.2f}")
+
+    for failure in EXIT_FAILURES:
+        print("after answering, a process failed on exit:", failure)
 
 
 if __name__ == "__main__":
