@@ -17,6 +17,8 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import limits, serializers
 from publisher.access.arrays import PublishedArray, published_array
 from publisher.errors import BadRequest
+from publisher.formats import Entry
+from publisher.structures import ArrayStructure
 
 from . import common, http
 from .data import answer, ints
@@ -69,11 +71,11 @@ def narrowed(sel: tuple[Any, ...], shape: tuple[int, ...], window: tuple[slice, 
     return tuple(out)
 
 
-def _fills(entry: dict[str, Any], array: PublishedArray) -> tuple[float, ...]:
+def _fills(entry: Entry, array: PublishedArray) -> tuple[float, ...]:
     """Values that mean "no data", which a PNG leaves out of its scale and draws transparent:
     CF's ``_FillValue`` and ``missing_value``, and a Zarr fill value someone chose (not the
     default 0, which is a real value in a detector frame)."""
-    metadata = entry.get("metadata") or {}
+    metadata = entry.metadata or {}
     found = [metadata.get("_FillValue"), metadata.get("missing_value"), array.fill if array.fill not in (0, False, "") else None]
     out = []
     for value in found:
@@ -101,27 +103,27 @@ def _png_options(params: dict[str, list[str]]) -> dict[str, Any]:
     return options
 
 
-def _array(path: str) -> tuple[Any, dict[str, Any], PublishedArray, Any]:
+def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
     """(catalog, entry, array, how to present values as the structure advertises them)."""
     catalog = common.catalog()
-    entry = catalog.node(path)
-    if entry["family"] != "array":
-        raise BadRequest(f"{path!r} is a {entry['family']}, not an array")
-    data_type = entry["structure"]["data_type"]
+    entry = catalog.entry(path)
+    if not isinstance(entry.structure, ArrayStructure):
+        raise BadRequest(f"{path!r} is a {entry.family}, not an array")
+    data_type = entry.structure.data_type
 
     def advertised(data: Any) -> Any:  # variable-length strings go out as the fixed-width unicode the structure names
-        if data.dtype.kind == "O" and data_type.get("kind") == "U":
-            return data.astype(f"<U{max(data_type['itemsize'] // 4, 1)}")
+        if data.dtype.kind == "O" and data_type.kind == "U":
+            return data.astype(f"<U{max(data_type.itemsize // 4, 1)}")
         return data
 
-    return catalog, entry, published_array(common.store(), entry["data_url"]), advertised
+    return catalog, entry, published_array(common.store(), entry.data_url), advertised
 
 
-def _bound(entry: dict[str, Any], path: str, shape: tuple[int, ...], media_type: str, what: str) -> None:
+def _bound(entry: Entry, path: str, shape: tuple[int, ...], media_type: str, what: str) -> None:
     """Refuse before reading when the answer would take too much memory to build."""
-    structure = entry["structure"]
-    itemsize = max(int(structure["data_type"].get("itemsize") or 8), 1)
-    first = [c[0] if c else 0 for c in structure.get("chunks") or []]  # the first chunk, as an example
+    structure = entry.structure
+    itemsize = max(structure.data_type.itemsize or 8, 1)
+    first = [c[0] if c else 0 for c in structure.chunks or []]  # the first chunk, as an example
     advice = (f"ask for less: a slice (e.g. slice={','.join(f'0:{c}' for c in first)}), one block at a time "
               f"(array/block/{quote(path, safe='/')}?block={','.join('0' for _ in first)}), "
               "or a compact binary format (format=application/octet-stream or format=npy)")

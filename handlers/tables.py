@@ -17,6 +17,8 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import limits, serializers
 from publisher.access.tables import PublishedTable
 from publisher.errors import BadRequest, NotFound
+from publisher.formats import Entry
+from publisher.structures import TableStructure
 
 from . import common, http, settings
 from .data import answer, download_headers, ints
@@ -28,10 +30,10 @@ HTML_ROWS = 1000
 
 def _table(path: str) -> tuple[Any, PublishedTable]:
     catalog = common.catalog()
-    entry = catalog.node(path)
-    if entry["family"] != "table":
-        raise BadRequest(f"{path!r} is a {entry['family']}, not a table")
-    return catalog, PublishedTable(common.store(), entry["data_url"], entry["structure"])
+    entry = catalog.entry(path)
+    if not isinstance(entry.structure, TableStructure):
+        raise BadRequest(f"{path!r} is a {entry.family}, not a table")
+    return catalog, PublishedTable(common.store(), entry.data_url, entry.structure)
 
 
 def _columns(params: dict[str, list[str]]) -> list[str] | None:
@@ -88,15 +90,15 @@ def partition() -> Response:
 
 
 # -- a table's columns as array children (what the tiled client's table[column] asks for) -------
-def _column(route: str) -> tuple[Any, dict[str, Any], PublishedTable, str, str]:
+def _column(route: str) -> tuple[Any, Entry, PublishedTable, str, str]:
     """(catalog, the table's entry, the table, its path, the column) of ``<table path>/<column>``."""
     path = common.node_path(app, f"{common.API}/{route}")
     parent, _, column = path.rpartition("/")
     catalog = common.catalog()
-    entry = catalog.node(parent)
-    if entry["family"] != "table" or column not in entry["structure"].get("columns", []):
+    entry = catalog.entry(parent)
+    if not isinstance(entry.structure, TableStructure) or column not in entry.structure.columns:
         raise NotFound(f"no node at path {path!r}")
-    return catalog, entry, PublishedTable(common.store(), entry["data_url"], entry["structure"]), parent, column
+    return catalog, entry, PublishedTable(common.store(), entry.data_url, entry.structure), parent, column
 
 
 def column_metadata() -> Response:
@@ -117,13 +119,13 @@ def column_metadata() -> Response:
     limits.check(table.nbytes([column]), "application/octet-stream", f"column {column!r} of {parent!r}",
                  "this column is too large to describe: read the table by partitions (table/partition/...?partition=N&column=NAME)")
     values = column_values(table, column)
-    chunks = [table.rows(i) for i in range(table.npartitions)] if table.structure.get("partition_rows") else [len(values)]
+    chunks = [table.rows(i) for i in range(table.npartitions)] if table.structure.partition_rows else [len(values)]
     structure = {"data_type": DataType.from_numpy(values.dtype).to_json(), "chunks": [chunks], "shape": [len(values)],
                  "dims": None, "resizable": False}
     resource = {
         "id": column,
         "attributes": {"ancestors": parent.split("/"), "structure_family": "array", "specs": [], "metadata": {},
-                       "structure": structure, "access_tags": entry.get("access_tags"), "sorting": None, "data_sources": None},
+                       "structure": structure, "access_tags": entry.access_tags, "sorting": None, "data_sources": None},
         "links": {"self": f"{base}/metadata/{url_path}", "full": f"{base}/column/full/{url_path}",
                   "block": f"{base}/column/full/{url_path}?block={{0}}"},
         "meta": None,
@@ -169,9 +171,9 @@ def container_full() -> Response:
     path = common.node_path(app, f"{common.API}/container/full")
     params = common.query(app)
     catalog = common.catalog()
-    entry = catalog.node(path)
-    if entry["family"] != "container":
-        raise BadRequest(f"{path!r} is a {entry['family']}, not a container")
+    entry = catalog.entry(path)
+    if entry.family != "container":
+        raise BadRequest(f"{path!r} is a {entry.family}, not a container")
     chosen = serializers.choose("container", common.one(params, "format"), common.header(app, "accept"), "application/json")
     fields = [f for f in params.get("field", []) if f]
     etag = http.etag_for("container", catalog.release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))

@@ -160,7 +160,7 @@ def test_table_answers_past_the_limit_are_refused_before_reading(server: str, de
 
     url = f"{server}/api/v1/table/full/tables/temperature_log"
     assert httpx.get(url, params={"format": "json"}).status_code == 200
-    structure = demo.node("tables/temperature_log")["structure"]
+    structure = demo.catalog.entry("tables/temperature_log").structure
     nbytes = PublishedTable(demo.store, "", structure).nbytes()
     limit(nbytes * 10)
 

@@ -5,13 +5,19 @@ arrays and tables loaded only when a serializer writes them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
+from ..formats import Entry
 from ..stores import Store
+from ..structures import ArrayStructure, TableStructure
 from .tables import PublishedTable
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
 
 
 @dataclass
@@ -30,58 +36,57 @@ class TooManyNodes(Exception):
     """The subtree holds more nodes than allowed (the caller says what to do instead)."""
 
 
-def data_bytes(store: Store, entry: dict[str, Any]) -> int:
+def data_bytes(store: Store, entry: Entry) -> int:
     """Decoded bytes of an array or table, from its structure alone."""
-    structure = entry["structure"]
-    if entry["family"] == "array":
-        count = 1
-        for n in structure.get("shape", []):
-            count *= int(n)
-        return count * max(int(structure["data_type"].get("itemsize", 8)), 1)
-    if entry["family"] == "table":
-        return PublishedTable(store, entry["data_url"], structure).nbytes()
+    structure = entry.structure
+    if isinstance(structure, ArrayStructure):
+        return math.prod(structure.shape) * max(structure.data_type.itemsize, 1)
+    if isinstance(structure, TableStructure):
+        return PublishedTable(store, entry.data_url or "", structure).nbytes()
     return 0
 
 
-def _leaf(store: Store, child: dict[str, Any]) -> Tree:
-    url, structure = child["data_url"], child["structure"]
-    if child["family"] == "array":
+def _leaf(store: Store, child: Entry) -> Tree:
+    url, structure = child.data_url or "", child.structure
+    if isinstance(structure, ArrayStructure):
         def load() -> Any:
             from .arrays import published_array
 
             return published_array(store, url).read()
+        columns: list[str] = []
     else:
         def load() -> Any:
             return PublishedTable(store, url, structure).read()
-    return Tree(child["family"], child["metadata"], load=load, columns=list(structure.get("columns", [])))
+        columns = list(structure.columns)
+    return Tree(child.family, child.metadata, load=load, columns=columns)
 
 
-def subtree(catalog: Any, store: Store, entry: dict[str, Any], fields: list[str] | None, max_nodes: int,
+def subtree(catalog: Catalog, store: Store, entry: Entry, fields: list[str] | None, max_nodes: int,
             with_data: bool) -> tuple[Tree, int]:
     """(the container ``entry``'s subtree, the decoded bytes of its data when ``with_data``).
     ``fields`` keeps some of the top container's children (an unknown one is a 400); past
     ``max_nodes`` nodes, :class:`TooManyNodes`."""
     nodes, total = 0, 0
 
-    def build(node: dict[str, Any], keep: list[str] | None = None) -> Tree:
+    def build(node: Entry, keep: list[str] | None = None) -> Tree:
         nonlocal nodes, total
-        children = list(catalog.children(node["path"]))
+        children = list(catalog.entries(node.path))
         if keep is not None:
-            known = {c["key"] for c in children}
+            known = {c.key for c in children}
             missing = [k for k in keep if k not in known]
             if missing:
-                raise BadRequest(f"no such field(s) {missing} in {node['path']!r}")
-            children = [c for c in children if c["key"] in keep]
-        tree = Tree("container", node["metadata"])
+                raise BadRequest(f"no such field(s) {missing} in {node.path!r}")
+            children = [c for c in children if c.key in keep]
+        tree = Tree("container", node.metadata)
         for child in children:
             nodes += 1
             if nodes > max_nodes:
                 raise TooManyNodes(max_nodes)
-            if child["family"] == "container":
-                tree.children[child["key"]] = build(child)
+            if child.family == "container":
+                tree.children[child.key] = build(child)
                 continue
             total += data_bytes(store, child) if with_data else 0
-            tree.children[child["key"]] = _leaf(store, child)
+            tree.children[child.key] = _leaf(store, child)
         return tree
 
     return build(entry, fields), total

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..stores import Store
+from ..structures import TableStructure
 from .cache import DECODED
 
 
@@ -17,11 +18,11 @@ VARIABLE_WIDTH_GUESS = 16
 
 
 class PublishedTable:
-    def __init__(self, store: Store, url: str, structure: dict[str, Any]) -> None:
+    def __init__(self, store: Store, url: str, structure: TableStructure) -> None:
         self.store, self.url = store, url
         self.structure = structure
-        self.npartitions = int(structure.get("npartitions", 1))
-        self.columns: list[str] = list(structure.get("columns", []))
+        self.npartitions = structure.npartitions
+        self.columns: list[str] = list(structure.columns)
 
     def schema(self) -> Any:
         """The Arrow schema the structure advertises (Tiled's data URI of the IPC bytes)."""
@@ -29,13 +30,13 @@ class PublishedTable:
 
         import pyarrow as pa
 
-        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.structure["arrow_schema"].partition(",")[2])))
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.structure.arrow_schema.partition(",")[2])))
 
     def rows(self, partition: int | None = None) -> int:
         """Rows in the whole table or one partition, from the structure (no read)."""
-        counts = self.structure.get("partition_rows") or []
+        counts = self.structure.partition_rows
         if partition is None:
-            return int(self.structure.get("row_count", sum(counts)))
+            return self.structure.row_count
         return int(counts[partition]) if partition < len(counts) else 0
 
     def nbytes(self, columns: list[str] | None = None, partition: int | None = None) -> int:
