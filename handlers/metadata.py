@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import __version__
 from publisher.catalog import Catalog
 from publisher.errors import BadRequest, NotFound
+from publisher.structures import ContainerStructure, TableStructure
 
 from . import common, http
 
@@ -28,7 +29,8 @@ def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = 
              select_metadata: Any = None) -> dict[str, Any]:
     """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and
     links (absolute, with each path segment percent-encoded: keys may hold ``#``, ``?`` or ``%``).
-    ``select_metadata`` (a compiled JMESPath expression) replaces the metadata by ``{"selected": ...}``."""
+    ``select_metadata`` (a compiled JMESPath expression) replaces the metadata by ``{"selected": ...}``.
+    ``entry`` is an index row as stored (a dict, not a typed entry): search pages send many of them."""
     path = entry["path"]
     url_path = quote(path, safe="/")
     family = entry["family"]
@@ -155,10 +157,10 @@ def _table_column(catalog: Catalog, path: str, base: str) -> Response | None:
     (a 307 there; this function has no pyarrow)."""
     parent, _, column = path.rpartition("/")
     try:
-        entry = catalog.node(parent)
+        entry = catalog.entry(parent)
     except NotFound:
         return None
-    if entry["family"] != "table" or column not in entry["structure"].get("columns", []):
+    if not isinstance(entry.structure, TableStructure) or column not in entry.structure.columns:
         return None
     raw = app.current_event.raw_event.get("rawQueryString", "")
     location = f"{base}/column/metadata/{quote(path, safe='/')}" + (f"?{raw}" if raw else "")
@@ -166,21 +168,21 @@ def _table_column(catalog: Catalog, path: str, base: str) -> Response | None:
                     {"Location": location, "Cache-Control": http.CACHE_CONTROL})
 
 
-def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], dict[str, Any]]:
-    """(catalog, node path, query parameters, entry) of a request for a container's children."""
+def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], ContainerStructure]:
+    """(catalog, node path, query parameters, structure) of a request for a container's children."""
     catalog = common.catalog()
     path = common.node_path(app, f"{common.API}/{route}")
-    entry = catalog.node(path)
-    if entry["family"] != "container":
-        raise BadRequest(f"{path!r} is a {entry['family']}, not a container: there is nothing to search")
-    return catalog, path, common.query(app), entry
+    entry = catalog.entry(path)
+    if not isinstance(entry.structure, ContainerStructure):
+        raise BadRequest(f"{path!r} is a {entry.family}, not a container: there is nothing to search")
+    return catalog, path, common.query(app), entry.structure
 
 
 def search() -> Response:
     from publisher.index.strategy import search_children
     from publisher.queries.registry import filters_from
 
-    catalog, path, params, entry = _container("search")
+    catalog, path, params, container = _container("search")
     base = common.base_url(app)
     offset = common.integer(params, "page[offset]", 0)
     if "page[cursor]" in params:  # Tiled's cursors are opaque; ours are offsets
@@ -192,7 +194,7 @@ def search() -> Response:
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
 
     def body() -> dict[str, Any]:
-        count, page = search_children(catalog, path, entry["structure"].get("count", 0), queries, sort, offset, limit)
+        count, page = search_children(catalog, path, container.count, queries, sort, offset, limit)
         return _page(f"{base}/search/{quote(path, safe='/')}", offset, limit, count,
                      [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
 
@@ -247,7 +249,7 @@ def distinct_values() -> Response:
     from publisher.index.strategy import distinct_children
     from publisher.queries.registry import filters_from
 
-    catalog, path, params, entry = _container("distinct")
+    catalog, path, params, container = _container("distinct")
     queries = filters_from(params)
 
     def flag(name: str) -> bool:
@@ -259,7 +261,7 @@ def distinct_values() -> Response:
     keys = [k for value in params.get("metadata", []) for k in [value] if k]
     options = flag("structure_families"), flag("specs"), flag("counts")
     def body() -> dict[str, Any]:
-        return distinct_children(catalog, path, entry["structure"].get("count", 0), queries, keys, *options)
+        return distinct_children(catalog, path, container.count, queries, keys, *options)
 
     return _answer(body, "distinct", catalog.release, path, sorted(params.items()))
 
