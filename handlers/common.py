@@ -69,7 +69,7 @@ def catalog() -> Catalog:
         if (stamp == then) if s.is_local else (now - when < settings.current().catalog_ttl):
             return current
     fresh = Catalog.open(s)
-    if cached and cached[2].document == fresh.document:
+    if cached and cached[2].info == fresh.info:
         fresh = cached[2]  # the same release: keep what its catalog has loaded (search columns)
     with _lock:
         _catalogs[s.url] = (stamp, now, fresh)
