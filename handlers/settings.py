@@ -47,11 +47,26 @@ class Settings:
             if raw == "":
                 continue
             kind = type(f.default) if f.default is not None else str
+            if kind is bool:
+                values[f.name] = _flag(name, raw)
+                continue
             try:
-                values[f.name] = True if kind is bool else kind(raw)
+                values[f.name] = kind(raw)
             except ValueError:
                 raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
         return cls(**{**values, **overrides})
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _flag(name: str, raw: str) -> bool:
+    """A yes/no variable: ``SKYSHELF_STORE_ANON=0`` means no (any text used to mean yes)."""
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ValueError(f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
 
 
 _process: Settings | None = None

@@ -25,6 +25,14 @@ def test_settings_are_typed_and_empty_values_are_unset() -> None:
         Settings.from_env({"SKYSHELF_MAX_CONTAINER_NODES": "many"})
 
 
+def test_yes_no_settings_read_no_as_no() -> None:
+    """``SKYSHELF_STORE_ANON=0`` turns anonymous reads off (any non-empty text used to turn them on)."""
+    for raw, expected in (("1", True), ("TRUE", True), ("on", True), ("0", False), ("false", False), ("No", False)):
+        assert Settings.from_env({"SKYSHELF_STORE_ANON": raw, "SKYSHELF_ACCESS_LOG": raw}) == Settings(store_anon=expected, access_log=expected)
+    with pytest.raises(ValueError, match="SKYSHELF_STORE_ANON must be one of 1/true/yes/on or 0/false/no/off, got 'maybe'"):
+        Settings.from_env({"SKYSHELF_STORE_ANON": "maybe"})
+
+
 def test_the_environment_is_read_once_until_reset() -> None:
     first = settings.environment()
     os.environ["SKYSHELF_MAX_BODY_BYTES"] = "1234"  # not through monkeypatch: no reset follows
