@@ -21,7 +21,7 @@ from publisher.formats import Entry
 from publisher.structures import ArrayStructure
 
 from . import common, http
-from .data import answer, ints
+from .data import answer, check, ints
 
 
 def parse_slice(text: str | None) -> tuple[Any, ...]:
@@ -127,8 +127,8 @@ def _bound(entry: Entry, path: str, shape: tuple[int, ...], media_type: str, wha
     advice = (f"ask for less: a slice (e.g. slice={','.join(f'0:{c}' for c in first)}), one block at a time "
               f"(array/block/{quote(path, safe='/')}?block={','.join('0' for _ in first)}), "
               "or a compact binary format (format=application/octet-stream or format=npy)")
-    limits.check(math.prod(shape) * itemsize, media_type, f"{what} of {path!r} (shape {list(shape)})", advice,
-                 factor=limits.array_factor(media_type, itemsize))
+    check(math.prod(shape) * itemsize, media_type, f"{what} of {path!r} (shape {list(shape)})", advice,
+          factor=limits.array_factor(media_type, itemsize))
 
 
 def _links(path: str, params: dict[str, list[str]], shape: tuple[int, ...], kind: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from publisher.access.cache import DECODED
 from publisher.catalog import Catalog
 from publisher.content_types import content_type
 from publisher.errors import BadRequest, NotFound, SkyshelfError
@@ -32,17 +33,20 @@ log = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "skyshelf")
 API = "/api/v1"
 
 _lock = threading.Lock()
-_stores: dict[tuple[str, bool], Store] = {}
+_stores: dict[tuple[str, bool, str, bool], Store] = {}
 _catalogs: dict[str, tuple[tuple[int, int, int] | None, float, Catalog]] = {}
 
 
 def store() -> Store:
-    """The store the settings name (a folder or s3:// URL), made once per process."""
+    """The store the settings name (a folder or s3:// URL), made once per process; and the
+    decoded-data cache its data is kept in, sized from the settings (unchanged: nothing to do)."""
     current = settings.current()
-    key = (current.store, current.store_anon)
+    DECODED.resize(current.decoded_cache_bytes)
+    key = (current.store, current.store_anon, current.s3_backend, current.direct_io)
     with _lock:
         if key not in _stores:
-            _stores[key] = Store(current.store, content_type=content_type, **({"anon": True} if current.store_anon else {}))
+            _stores[key] = Store(current.store, content_type=content_type, backend=current.s3_backend, direct_io=current.direct_io,
+                                 **({"anon": True} if current.store_anon else {}))
         return _stores[key]
 
 

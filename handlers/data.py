@@ -8,10 +8,15 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from publisher import serializers
+from publisher import limits, serializers
 from publisher.errors import BadRequest
 
-from . import common, http
+from . import common, http, settings
+
+
+def check(data_bytes: int, media_type: str, what: str, advice: str, factor: float | None = None) -> int:
+    """:func:`publisher.limits.check` against this server's ``SKYSHELF_MAX_ANSWER_BYTES`` (its settings)."""
+    return limits.check(data_bytes, media_type, what, advice, settings.current().max_answer_bytes, factor)
 
 
 def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str, path: str,

@@ -160,7 +160,7 @@ def spilled(etag: str, ext: str, app: APIGatewayHttpResolver, disposition: str |
     key = spills.key_for(etag, ext)
     if key not in _spilled:
         return None
-    if not spills.fresh(store(), key):
+    if not spills.fresh(store(), key, settings.current().spill_max_age):
         _spilled.discard(key)
         return None
     return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}),
@@ -171,10 +171,10 @@ def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver, disposi
     """Write an oversized body to the store (``responses/<etag><ext>``, unless a fresh copy is
     there) and return where to fetch it: a presigned URL on S3, the static ``/files`` path on a
     local store; either answers with ``disposition`` (the download's file name)."""
-    s = store()
+    s, current = store(), settings.current()
     key = spills.key_for(etag, ext)
-    if not spills.fresh(s, key):
-        spills.write(s, key, body)
+    if not spills.fresh(s, key, current.spill_max_age):
+        spills.write(s, key, body, current.spill_max_age, current.spill_max_bytes)
     if len(_spilled) >= 4096:  # a long-lived server: forget them all rather than grow (each is checked anyway)
         _spilled.clear()
     _spilled.add(key)

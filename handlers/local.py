@@ -163,12 +163,13 @@ class LocalServer:
     def __init__(self, store_url: str, host: str = "127.0.0.1", port: int = 8000, cors: Cors | None = None) -> None:
         import uvicorn
 
-        self.store = Store(store_url)
+        base = _settings.environment()
+        self.store = Store(store_url, backend=base.s3_backend, direct_io=base.direct_io)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(App(self.store, cors), log_level="warning", access_log=_settings.environment().access_log,
+        config = uvicorn.Config(App(self.store, cors), log_level="warning", access_log=base.access_log,
                                 http="httptools", loop="auto", lifespan="on", timeout_keep_alive=30)
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None

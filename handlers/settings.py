@@ -1,21 +1,24 @@
 """The handlers' settings, typed, read from the environment once per process (a Lambda's cold
 start), so no request reads ``os.environ``. ``publish serve`` passes its own (built from its
 flags) around each call instead of rewriting the environment, so two local servers of two stores
-can run in one process. Each field is read from ``SKYSHELF_<FIELD NAME IN CAPITALS>``.
-
-Library knobs read where they are used (``SKYSHELF_MAX_ANSWER_BYTES`` in :mod:`publisher.limits`,
-the spill, cache, search and S3 backend ones) are not here yet.
+can run in one process. Each field is read from ``SKYSHELF_<FIELD NAME IN CAPITALS>``
+(:func:`publisher.settings.read`). The library's knobs are fields here too, passed in by the
+handlers (``limits.check(limit=)``, ``spills.write(max_age=, max_bytes=)``, ``open_store(backend=,
+direct_io=)``, the decoded cache's budget): no library module reads the environment.
 """
 
 from __future__ import annotations
 
 import contextvars
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-PREFIX = "SKYSHELF_"
+from publisher import limits, spills
+from publisher.access.cache import DECODED_BYTES
+from publisher.settings import PREFIX, read
+
+__all__ = ["LOCAL", "PREFIX", "Settings", "current", "environment", "reset"]
 
 
 @dataclass(frozen=True)
@@ -36,37 +39,24 @@ class Settings:
     max_container_nodes: int = 10_000
     #: ``publish serve`` writes an access log line per request.
     access_log: bool = False
+    #: Memory one answer may take to build (estimated first, refused past it with advice).
+    max_answer_bytes: int = limits.MAX_ANSWER_BYTES
+    #: Seconds a spilled answer is redirected to before it is written again.
+    spill_max_age: float = spills.MAX_AGE
+    #: Bytes a local store's spilled answers may hold together (oldest deleted first).
+    spill_max_bytes: int = spills.MAX_BYTES
+    #: The process's budget for decoded chunks and partitions (0 turns the cache off).
+    decoded_cache_bytes: int = DECODED_BYTES
+    #: S3's reading client: ``obstore``, ``boto3``, or empty for s3fs throughout.
+    s3_backend: str = ""
+    #: Big objects (spilled answers) go to a local store with O_DIRECT.
+    direct_io: bool = True
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Settings:
-        """The settings the environment gives (empty values count as unset), then ``overrides``."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = PREFIX + f.name.upper()
-            raw = environ.get(name, "")
-            if raw == "":
-                continue
-            kind = type(f.default) if f.default is not None else str
-            if kind is bool:
-                values[f.name] = _flag(name, raw)
-                continue
-            try:
-                values[f.name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
-        return cls(**{**values, **overrides})
-
-
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-def _flag(name: str, raw: str) -> bool:
-    """A yes/no variable: ``SKYSHELF_STORE_ANON=0`` means no (any text used to mean yes)."""
-    if raw.strip().lower() in _TRUE:
-        return True
-    if raw.strip().lower() in _FALSE:
-        return False
-    raise ValueError(f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The settings the environment gives (empty values count as unset), then ``overrides``;
+        a malformed value is a ``SettingError`` naming its variable."""
+        return read(cls, environ, **overrides)
 
 
 _process: Settings | None = None

@@ -21,7 +21,7 @@ from publisher.formats import Entry
 from publisher.structures import TableStructure
 
 from . import common, http, settings
-from .data import answer, download_headers, ints
+from .data import answer, check, download_headers, ints
 
 ARROW = "application/vnd.apache.arrow.file"
 #: ``text/html`` shows this many rows (``publisher/serializers/table.py``): only they are converted.
@@ -54,11 +54,11 @@ def _bounded(table: PublishedTable, path: str, params: dict[str, list[str]], col
     what = f"table {path!r}" + (f" partition {partition}" if partition is not None else "")
     advice = ("ask for fewer columns (column=NAME, repeated), one partition at a time (table/partition/...?partition=N), "
               "or a binary format (format=arrow or format=parquet)")
-    limits.check(int(table.nbytes(columns, partition) * share), media_type, what, advice)
+    check(int(table.nbytes(columns, partition) * share), media_type, what, advice)
 
     def produce() -> Any:
         data = read()
-        limits.check(int(data.nbytes * share), media_type, what, advice)
+        check(int(data.nbytes * share), media_type, what, advice)
         return data
 
     return produce
@@ -116,8 +116,8 @@ def column_metadata() -> Response:
     cached = http.not_modified(app, etag)
     if cached is not None:
         return cached
-    limits.check(table.nbytes([column]), "application/octet-stream", f"column {column!r} of {parent!r}",
-                 "this column is too large to describe: read the table by partitions (table/partition/...?partition=N&column=NAME)")
+    check(table.nbytes([column]), "application/octet-stream", f"column {column!r} of {parent!r}",
+          "this column is too large to describe: read the table by partitions (table/partition/...?partition=N&column=NAME)")
     values = column_values(table, column)
     chunks = [table.rows(i) for i in range(table.npartitions)] if table.structure.partition_rows else [len(values)]
     structure = {"data_type": DataType.from_numpy(values.dtype).to_json(), "chunks": [chunks], "shape": [len(values)],
@@ -143,8 +143,8 @@ def column_full() -> Response:
         raise BadRequest(f"block must be one index below {table.npartitions} (the table's partitions), got {common.one(params, 'block')}")
     media_type = _media_type("array", params, "application/octet-stream")
     partition = block[0] if block else None
-    limits.check(table.nbytes([column], partition), media_type, f"column {column!r} of {parent!r}",
-                 "ask for a slice (slice=start:stop), one block (block=i, a partition) or the raw bytes (format=application/octet-stream)")
+    check(table.nbytes([column], partition), media_type, f"column {column!r} of {parent!r}",
+          "ask for a slice (slice=start:stop), one block (block=i, a partition) or the raw bytes (format=application/octet-stream)")
 
     def produce() -> Any:
         from publisher.access.tables import column_values
@@ -189,7 +189,7 @@ def container_full() -> Response:
     except TooManyNodes:
         raise limits.AnswerTooLarge(f"container {path!r} holds more than {limit} nodes, this server's limit "
                                     f"for one container/full answer (SKYSHELF_MAX_CONTAINER_NODES); {advice}") from None
-    limits.check(data_bytes, chosen.media_type, f"container {path!r}", advice)
+    check(data_bytes, chosen.media_type, f"container {path!r}", advice)
     body = serializers.serialize(chosen, tree)
     return http.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 

@@ -4,14 +4,13 @@ A whole answer is built in memory (a Lambda has no disk to stream to, and bodies
 are written to the store and redirected to, see ``handlers.http.respond``). Converting costs
 more than the data: a 100 MB array as JSON took 2.3 GB. So every whole-answer route estimates
 the memory the answer needs from the structure and the format, before reading anything, and
-refuses past :func:`max_answer_bytes` with a 4xx whose detail says how to ask for less.
+refuses past the server's limit (``limit``: the handlers pass ``SKYSHELF_MAX_ANSWER_BYTES``, read
+once into their settings) with a 4xx whose detail says how to ask for less.
 
 Standard library only: the lean handlers import it at cold start.
 """
 
 from __future__ import annotations
-
-import os
 
 from .errors import BadRequest
 
@@ -60,15 +59,6 @@ class AnswerTooLarge(BadRequest):
     http_status = 400
 
 
-def max_answer_bytes() -> int:
-    """``SKYSHELF_MAX_ANSWER_BYTES`` (read per request, so tests and operators can change it), else the default."""
-    raw = os.environ.get("SKYSHELF_MAX_ANSWER_BYTES", "")
-    try:
-        return int(raw) if raw.strip() else MAX_ANSWER_BYTES
-    except ValueError:
-        return MAX_ANSWER_BYTES
-
-
 def cost(data_bytes: int, media_type: str, factor: float | None = None) -> int:
     """Estimated memory to build an answer of ``data_bytes`` of decoded data in ``media_type``
     (``factor`` overrides the table's working memory per data byte)."""
@@ -83,12 +73,11 @@ def human(n: float) -> str:
     return f"{n} B"  # unreachable
 
 
-def check(data_bytes: int, media_type: str, what: str, advice: str, limit: int | None = None,
+def check(data_bytes: int, media_type: str, what: str, advice: str, limit: int = MAX_ANSWER_BYTES,
           factor: float | None = None) -> int:
     """Refuse (:class:`AnswerTooLarge`) when building ``what`` as ``media_type`` from
-    ``data_bytes`` of decoded data would pass the limit; ``advice`` says how to ask for less
+    ``data_bytes`` of decoded data would pass ``limit``; ``advice`` says how to ask for less
     (a slice, blocks, partitions, columns, a binary format). Returns the estimate."""
-    limit = max_answer_bytes() if limit is None else limit
     estimate = cost(data_bytes, media_type, factor)
     if estimate > limit:
         raise AnswerTooLarge(
@@ -98,4 +87,4 @@ def check(data_bytes: int, media_type: str, what: str, advice: str, limit: int |
     return estimate
 
 
-__all__ = ["FACTORS", "MAX_ANSWER_BYTES", "PER_VALUE", "AnswerTooLarge", "array_factor", "check", "cost", "human", "max_answer_bytes"]
+__all__ = ["FACTORS", "MAX_ANSWER_BYTES", "PER_VALUE", "AnswerTooLarge", "array_factor", "check", "cost", "human"]

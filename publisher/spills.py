@@ -1,15 +1,16 @@
 """Spilled answers: bodies past Lambda's payload limit, written under ``responses/`` for a 307.
 
-One object per distinct request, so they are bounded here: an answer older than
-:func:`max_age` is written again before it is redirected to (on S3 a lifecycle rule expires
-the prefix after ``EXPIRY_DAYS``, which is longer, so a redirect never points at an object
-about to go), and on a local store the oldest go once the folder passes :func:`max_bytes`.
+One object per distinct request, so they are bounded here: an answer older than ``max_age``
+seconds (``SKYSHELF_SPILL_MAX_AGE``, default :data:`MAX_AGE`) is written again before it is
+redirected to (on S3 a lifecycle rule expires the prefix after ``EXPIRY_DAYS``, which is longer,
+so a redirect never points at an object about to go), and on a local store the oldest go once the
+folder passes ``max_bytes`` (``SKYSHELF_SPILL_MAX_BYTES``, default :data:`MAX_BYTES`). The
+handlers pass both from their settings.
 ``publish gc`` removes the old ones anywhere (a Lambda may only write them).
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from .stores import Store
@@ -17,29 +18,23 @@ from .stores import Store
 PREFIX = "responses"
 #: The query parameter that names a spilled answer's Content-Disposition, as S3 spells it.
 DISPOSITION = "response-content-disposition"
-#: What the deployed bucket's lifecycle rule keeps a spilled answer (days): twice max_age's default.
+#: Seconds a spilled answer is redirected to before it is written again, by default: one day.
+MAX_AGE = 86400.0
+#: Bytes a local store's spilled answers may hold together, by default: 1 GiB.
+MAX_BYTES = 2**30
+#: What the deployed bucket's lifecycle rule keeps a spilled answer (days): twice MAX_AGE.
 EXPIRY_DAYS = 2
-
-
-def max_age() -> float:
-    """Seconds a spilled answer is redirected to before it is written again (default: one day)."""
-    return float(os.environ.get("SKYSHELF_SPILL_MAX_AGE", 86400))
-
-
-def max_bytes() -> int:
-    """Bytes a local store's spilled answers may hold together (default: 1 GiB)."""
-    return int(os.environ.get("SKYSHELF_SPILL_MAX_BYTES", 2**30))
 
 
 def key_for(etag: str, ext: str) -> str:
     return f"{PREFIX}/{etag.strip(chr(34))}{ext}"
 
 
-def fresh(store: Store, key: str) -> bool:
-    """Whether ``key`` is there and young enough to redirect to (it may have been deleted since
-    it was written: by gc, by the lifecycle rule, by hand)."""
+def fresh(store: Store, key: str, max_age: float = MAX_AGE) -> bool:
+    """Whether ``key`` is there and younger than ``max_age`` seconds, so it may be redirected to
+    (it may have been deleted since it was written: by gc, by the lifecycle rule, by hand)."""
     found = store.stat(key)
-    return found is not None and time.time() - found[1] < max_age()
+    return found is not None and time.time() - found[1] < max_age
 
 
 def collect(store: Store, older_than: float | None = None, over_bytes: int | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
@@ -60,9 +55,9 @@ def collect(store: Store, older_than: float | None = None, over_bytes: int | Non
     return deleted
 
 
-def write(store: Store, key: str, body: bytes) -> None:
+def write(store: Store, key: str, body: bytes, max_age: float = MAX_AGE, max_bytes: int = MAX_BYTES) -> None:
     """Write one spilled answer (atomically: a reader sees all of it or none) and, on a local
-    store, keep the folder within :func:`max_bytes`."""
+    store, delete those older than ``max_age`` seconds and keep the folder within ``max_bytes``."""
     store.write_bytes(key, body, atomic=True)
     if store.is_local:
-        collect(store, older_than=max_age(), over_bytes=max_bytes(), keep=frozenset({key}))
+        collect(store, older_than=max_age, over_bytes=max_bytes, keep=frozenset({key}))

@@ -111,14 +111,14 @@ def test_writing_the_index_does_not_import_pandas(tmp_path: Path) -> None:
 @pytest.mark.parametrize("layout", ["pages", "rows"])
 def test_json_index_shards_and_pages_at_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
     """Children listed by range from JSON pages, or, for a container with search columns, from its rows."""
-    monkeypatch.setenv("SKYSHELF_SEARCH_MIN_CHILDREN", "1000" if layout == "rows" else "1000000")
+    min_children = 1000 if layout == "rows" else 1000000  # SKYSHELF_SEARCH_MIN_CHILDREN, as a build passes it
     n = 20_000
     entries = [Entry("", "", "container", [], {}, {"contents": None, "count": 2}, None, None, None)]
     entries.append(Entry("big", "big", "container", [], {}, {"contents": None, "count": n}, None, None, None))
     entries.append(Entry("small", "small", "container", [], {"k": 1}, {"contents": None, "count": 0}, None, None, None))
     entries += [Entry(f"big/n{i:05d}", f"n{i:05d}", "array", [], {"i": i}, {"shape": [i]}, f"data/{i}", "f.h5", f"/{i}") for i in range(n)]
     store = Store(tmp_path)
-    fields = write_index(store, "releases/r/index", entries)
+    fields = write_index(store, "releases/r/index", entries, min_children)
     store.write_bytes("catalog.json", __import__("json").dumps({"format": "skyshelf-catalog", "version": 1, "release": "r", **fields}).encode())
     catalog = Catalog.open(store)
     digits = fields["index_json"]["shard_digits"]

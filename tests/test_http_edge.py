@@ -253,9 +253,9 @@ def test_spilled_answers_are_made_again_when_deleted_or_old(server: str, demo: P
     again = httpx.get(spill_url(server), follow_redirects=True)
     assert again.status_code == 200 and again.content == first.content
     (answer,) = spilled.iterdir()
-    os.utime(answer, (time.time() - 2 * spills.max_age(), time.time() - 2 * spills.max_age()))
+    os.utime(answer, (time.time() - 2 * spills.MAX_AGE, time.time() - 2 * spills.MAX_AGE))
     assert httpx.get(spill_url(server), follow_redirects=True).content == first.content
-    assert time.time() - answer.stat().st_mtime < spills.max_age()  # written again: no redirect to an expiring object
+    assert time.time() - answer.stat().st_mtime < spills.MAX_AGE  # written again: no redirect to an expiring object
 
 
 def test_local_spilled_answers_stay_under_their_cap(server: str, demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,7 +283,7 @@ def test_gc_deletes_old_spilled_answers(copy: Path) -> None:
     old, new = folder / "old.bin", folder / "new.bin"
     old.write_bytes(b"x" * 10)
     new.write_bytes(b"y" * 10)
-    then = time.time() - 2 * spills.max_age()
+    then = time.time() - 2 * spills.MAX_AGE
     os.utime(old, (then, then))
     result = CliRunner().invoke(main, ["gc", "--store", str(copy)])
     assert result.exit_code == 0, result.output
@@ -302,7 +302,7 @@ def test_spilled_answers_on_s3_are_made_again_when_deleted(tmp_path: Path, monke
     from .conftest import write_pipeline
 
     rule = template()["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"][0]
-    assert rule["ExpirationInDays"] == spills.EXPIRY_DAYS and spills.EXPIRY_DAYS * 86400 > spills.max_age()
+    assert rule["ExpirationInDays"] == spills.EXPIRY_DAYS and spills.EXPIRY_DAYS * 86400 > spills.MAX_AGE
     with moto_server(tmp_path) as s3:
         bucket = s3.create_bucket("edge")
         for name, value in s3.env().items():

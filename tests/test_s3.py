@@ -178,6 +178,7 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
     from tiled.queries import Comparison, FullText, Key, Regex
 
     from handlers.local import LocalServer
+    from handlers.settings import environment
     from publisher.index.client import params_for
     from publisher.index.entry import Entry
     from publisher.index.rows import select
@@ -190,7 +191,7 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
                       {"contents": None, "count": 0}, None, None, None) for i in range(n)]
     url = f"s3://skyshelf-test/{server.name}/search-{backend}"
     with environ({**server.env(), "SKYSHELF_S3_BACKEND": backend if backend != "s3fs" else ""}):
-        store = Store(url)
+        store = Store(url, backend=environment().s3_backend)  # SKYSHELF_S3_BACKEND, read into the settings
         assert store.backend == backend
         document = {"format": "skyshelf-catalog", "version": 1, "release": "r", **write_index(store, "releases/r/index", entries)}
         store.write_bytes("catalog.json", json.dumps(document).encode())

@@ -202,9 +202,8 @@ def test_search_index_gives_the_same_rows_with_or_without_columns(tmp_path: Any,
                 for i in range(60)]
     answers = []
     for minimum in ("1", "1000"):
-        monkeypatch.setenv("SKYSHELF_SEARCH_MIN_CHILDREN", minimum)
         store = Store(tmp_path / minimum)
-        document = {"format": "skyshelf-catalog", "release": "r", **write_index(store, "r/index", entries)}
+        document = {"format": "skyshelf-catalog", "release": "r", **write_index(store, "r/index", entries, int(minimum))}
         store.write_bytes("catalog.json", json.dumps(document).encode())
         assert store.exists("r/index/search") == (minimum == "1")
         answers.append([search_index(store.url, "", *qs, sort=sort)["key"].to_list() for qs, sort in [

@@ -94,11 +94,18 @@ class TestS3Store(StoreTests):
 
 
 def test_default_backend_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SKYSHELF_S3_BACKEND`` is read into the settings at the edge and passed to ``open_store``
+    (which reads no environment: without ``backend=`` it is s3fs whatever the variable says)."""
+    from handlers.settings import environment
+    from publisher.settings import BuildSettings
+
     monkeypatch.delenv("SKYSHELF_S3_BACKEND", raising=False)
-    assert open_store("s3://bucket/x").backend == "s3fs"
+    assert open_store("s3://bucket/x", backend=environment().s3_backend).backend == "s3fs"
     monkeypatch.setenv("SKYSHELF_S3_BACKEND", "obstore")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    assert Store("s3://bucket/x").backend == "obstore" and Store("gs://bucket/x").backend == "fsspec"
+    assert Store("s3://bucket/x", backend=environment().s3_backend).backend == "obstore"
+    assert Store("s3://bucket/x", **BuildSettings.from_env().store_options()).backend == "obstore"
+    assert Store("gs://bucket/x", backend="obstore").backend == "fsspec" and open_store("s3://bucket/x").backend == "s3fs"
 
 
 def test_each_function_ships_the_s3_client_it_is_set_to(tmp_path: Path) -> None:

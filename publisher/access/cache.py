@@ -2,12 +2,12 @@
 
 Published objects never change (a release writes new keys), so an entry is never stale: a
 preview re-rendered with another colormap, tiles of one chunk, or a table read again as CSV
-skip reading and decoding. Least recently used out first, up to a byte budget.
+skip reading and decoding. Least recently used out first, up to a byte budget, which the
+handlers set from their settings (``SKYSHELF_DECODED_CACHE_BYTES``) with :meth:`DecodedCache.resize`.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -40,11 +40,23 @@ class DecodedCache:
                 return
             self._items[key] = value
             self.size += nbytes
-            while self.size > self.capacity:
-                _, old = self._items.popitem(last=False)
-                self.size -= int(old.nbytes)
+            self._trim()
+
+    def resize(self, capacity: int) -> None:
+        """A new budget (the oldest values go until it holds; 0 turns the cache off)."""
+        if capacity != self.capacity:
+            with self._lock:
+                self.capacity = capacity
+                self._trim()
+
+    def _trim(self) -> None:
+        while self.size > self.capacity:
+            _, old = self._items.popitem(last=False)
+            self.size -= int(old.nbytes)
 
 
-#: One budget per process for arrays' chunks and tables' partitions; ``SKYSHELF_DECODED_CACHE_BYTES``
-#: sizes it (0 turns it off).
-DECODED = DecodedCache(int(os.environ.get("SKYSHELF_DECODED_CACHE_BYTES", 64 * 2**20)))
+#: The default budget: 64 MiB.
+DECODED_BYTES = 64 * 2**20
+#: One cache per process for arrays' chunks and tables' partitions, sized by the handlers from
+#: their settings on each request's first use of data (a no-op while the budget is unchanged).
+DECODED = DecodedCache(DECODED_BYTES)

@@ -25,6 +25,7 @@ from ..errors import BuildFailed, ConfigError
 from ..formats import BuildReport, Entry, Manifest, ManifestItem, Problem
 from ..index.write import warm_up
 from ..releases import InProgress
+from ..settings import BuildSettings
 from ..sources import WorkItem
 from ..sources import plan as plan_sources  # (the name "plan" is the submodule)
 from ..stores import Store
@@ -38,7 +39,8 @@ Outcome = ManifestItem | tuple[ItemResult, ManifestItem]
 
 
 def storage_options(pipeline: Pipeline) -> dict[str, Any]:
-    """s3fs options from ``output.storage``: each field names an environment variable."""
+    """s3fs options from ``output.storage``: each field names an environment variable (the data
+    manager's own names, read here, when the store is opened: not a Skyshelf knob)."""
     storage = pipeline.output.storage
     options: dict[str, Any] = {"anon": True} if storage.anon else {}
     client: dict[str, Any] = {}
@@ -56,19 +58,22 @@ def storage_options(pipeline: Pipeline) -> dict[str, Any]:
     return options
 
 
-def resolve_store(pipeline: Pipeline, override: str | None = None) -> Store:
+def resolve_store(pipeline: Pipeline, override: str | None = None, settings: BuildSettings | None = None) -> Store:
+    """The pipeline's store (or ``override``), opened with ``settings``' store options (default:
+    the environment's, read now)."""
     url = override or pipeline.output.store
     if "://" not in url and not Path(url).is_absolute():
         url = str(pipeline.base_dir / url)
-    return Store(url, content_type=content_type, **(storage_options(pipeline) if "://" in url else {}))
+    options = (settings or BuildSettings.from_env()).store_options()
+    return Store(url, content_type=content_type, **options, **(storage_options(pipeline) if "://" in url else {}))
 
 
 class _Build:
     """One build's state across its three steps; items convert concurrently and merge in plan
     order, so the index is the same whatever the timing."""
 
-    def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int) -> None:
-        self.pipeline, self.store, self.workers = pipeline, store, workers
+    def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int, settings: BuildSettings) -> None:
+        self.pipeline, self.store, self.workers, self.settings = pipeline, store, workers, settings
         self.progress = progress or (lambda event, info: None)
         self.release = new_release_id()
         self.prefix = f"releases/{self.release}"
@@ -149,7 +154,8 @@ class _Build:
             discard(self.store, self.prefix, self.in_progress)  # nothing changed: at most the in-progress marker
             return self._stands(started)
         manifest = Manifest(self.release, self.planner.catalog_settings(), self.records)
-        publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started)
+        publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started,
+                self.settings.search_min_children)
         return self.report
 
     def merge(self, item: WorkItem, outcome: Outcome) -> None:
@@ -213,14 +219,17 @@ def _no_numpy_hugepages() -> Iterator[None]:
             setter(previous)
 
 
-def build(pipeline: Pipeline, store: str | None = None, progress: Progress | None = None, workers: int | None = None) -> BuildReport:
+def build(pipeline: Pipeline, store: str | None = None, progress: Progress | None = None, workers: int | None = None,
+          settings: BuildSettings | None = None) -> BuildReport:
     """Run a build (plan, convert, publish); raise :class:`BuildFailed` (carrying the report) when
-    it published nothing."""
+    it published nothing. ``settings``: the build's knobs, by default read from the environment
+    here, once per build (``SKYSHELF_SEARCH_MIN_CHILDREN``, ``SKYSHELF_DIRECT_IO``, ``SKYSHELF_S3_BACKEND``)."""
+    settings = settings or BuildSettings.from_env()
     with _no_numpy_hugepages():
-        report = _Build(pipeline, resolve_store(pipeline, store), progress, workers or os.cpu_count() or 2).run()
+        report = _Build(pipeline, resolve_store(pipeline, store, settings), progress, workers or os.cpu_count() or 2, settings).run()
     if not report.published:
         raise BuildFailed(report)
     return report
 
 
-__all__ = ["BuildReport", "Problem", "build", "resolve_store"]
+__all__ = ["BuildReport", "BuildSettings", "Problem", "build", "resolve_store"]

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 from ..config.models import Pipeline
 from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry, Manifest
-from ..index.layout import search_min_children
 from ..index.write import write_index
 from ..releases import InProgress
 from ..stores import Store
@@ -72,15 +71,16 @@ def discard(store: Store, prefix: str, in_progress: InProgress) -> None:
 
 
 def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, report: BuildReport, in_progress: InProgress,
-            previous: str | None, started: float) -> CatalogDocument:
-    """Write the index, report, manifest and the release's entry point, check the release is
-    whole, then switch ``catalog.json`` to it (``started``: the build's start, for the report)."""
+            previous: str | None, started: float, min_children: int) -> CatalogDocument:
+    """Write the index (search columns for containers of at least ``min_children`` children),
+    report, manifest and the release's entry point, check the release is whole, then switch
+    ``catalog.json`` to it (``started``: the build's start, for the report)."""
     release = manifest.release
     prefix = f"releases/{release}"
     if not in_progress.started:  # every item reused (some were removed): still marked while written
         in_progress.start()
     entries = tree.ordered()
-    index = write_index(store, f"{prefix}/index", entries)  # type: ignore[arg-type]
+    index = write_index(store, f"{prefix}/index", entries, min_children)  # type: ignore[arg-type]
     report.published = True
     report.bytes_out = store.size(prefix)
     report.seconds = time.perf_counter() - started
@@ -92,7 +92,7 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
     store.write_bytes(f"{prefix}/{CATALOG_KEY}", document)  # for rollback
     store.flush()
     own = [catalog.index_key, catalog.report, catalog.manifest, f"{prefix}/{CATALOG_KEY}"]
-    missing = missing_objects(store, catalog, entries, own, search_min_children())
+    missing = missing_objects(store, catalog, entries, own, min_children)
     if missing:  # refuse to switch to a release that lacks objects it references; the catalog stays
         discard(store, prefix, in_progress)
         raise IncompleteRelease(release, store.url, missing, previous)

@@ -33,11 +33,14 @@ def fail(exc: SkyshelfError) -> NoReturn:
 
 
 def target_store(config: Path, store: str | None) -> Any:
+    """The ``--store`` given, else the pipeline's, opened with the environment's store settings
+    (``SKYSHELF_S3_BACKEND``, ``SKYSHELF_DIRECT_IO``), read here, once per command."""
     from ..content_types import content_type
+    from ..settings import BuildSettings
     from ..stores import Store
 
     if store is not None:
-        return Store(store, content_type=content_type)
+        return Store(store, content_type=content_type, **BuildSettings.from_env().store_options())
     from ..build import resolve_store
     from ..config import load_pipeline
 

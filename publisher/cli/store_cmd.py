@@ -91,13 +91,16 @@ def rollback(release: str, config: Path, store: str | None) -> None:
 def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> None:
     """Delete releases older than the current one beyond the newest KEEP, except data that a kept
     release or a running build still uses."""
+    from handlers.settings import Settings  # SKYSHELF_SPILL_MAX_AGE, as the handlers read it
+
     from .. import spills
     from ..releases import gc as do_gc
 
     try:
+        max_age = Settings.from_env().spill_max_age
         target = target_store(config, store)
         result = do_gc(target, keep, abandoned_after * 60)
-        old_answers = spills.collect(target, older_than=spills.max_age())  # spilled answers past their age
+        old_answers = spills.collect(target, older_than=max_age)  # spilled answers past their age
     except SkyshelfError as exc:
         fail(exc)
     click.echo(f"kept {len(result['kept'])} releases; deleted {len(result['deleted'])} prefixes")
@@ -106,7 +109,7 @@ def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> No
     for problem in result["problems"]:
         click.echo(f"  ! {problem}", err=True)
     if old_answers:
-        click.echo(f"deleted {len(old_answers)} spilled answers older than {spills.max_age():.0f} s")
+        click.echo(f"deleted {len(old_answers)} spilled answers older than {max_age:.0f} s")
 
 
 @click.command()

@@ -244,6 +244,7 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
         raise PackagingError(f"no handler module {function!r}; functions are {sorted(REQUIREMENTS)}")
     if architecture not in _PLATFORMS:
         raise PackagingError(f"architecture must be one of {sorted(_PLATFORMS)}, got {architecture!r}")
+    # a packaging tool's own cache folder, read by the CLI-side packager (never by a handler or the build)
     cache = cache or Path(os.environ.get("SKYSHELF_PACKAGE_CACHE", Path.home() / ".cache" / "skyshelf" / "packages"))
     pins = _pins(function)
     deps = cache / hashlib.sha256(json.dumps([runtime, architecture, pins]).encode()).hexdigest()[:20]

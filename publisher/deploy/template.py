@@ -94,7 +94,7 @@ def template() -> dict[str, Any]:
                 "CorsConfiguration": {"CorsRules": [{"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": [{"Ref": "CorsAllowOrigin"}],
                                                      "AllowedHeaders": ["*"], "ExposedHeaders": list(cors.EXPOSE_HEADERS),
                                                      "MaxAge": cors.MAX_AGE}]},
-                # spilled answers: handlers write them again past spills.max_age(), so none is redirected to as it expires
+                # spilled answers: handlers write them again past spills.MAX_AGE, so none is redirected to as it expires
                 "LifecycleConfiguration": {"Rules": [{"Id": "expire-spilled-answers", "Status": "Enabled", "ExpirationInDays": spills.EXPIRY_DAYS,
                                                       "Prefix": {"Fn::If": ["AtRoot", EXPORTS_PREFIX, {"Fn::Sub": f"${{StorePrefix}}/{EXPORTS_PREFIX}"}]}}]},
             },

@@ -2,7 +2,7 @@
 query over a million children is a few numpy operations on the columns it names rather than a
 million dictionary lookups, and a page of results reads only its own rows.
 
-For a container with many children (:func:`.layout.search_min_children`), under
+For a container with many children (``min_children`` of :func:`.write.write_index`), under
 ``{prefix}/search/{hash16}/``:
 
 * ``rows.jsonl``: the children's index entries, one compact JSON line each, in index order;

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 
 NODES_PER_SHARD = 256
 PAGE_SIZE = 500
@@ -47,6 +46,7 @@ def search_prefix(prefix: str, path: str) -> str:
     return f"{prefix}/search/{path_hash(path)[:16]}"
 
 
-def search_min_children() -> int:
-    """Containers with at least this many children get search columns (``SKYSHELF_SEARCH_MIN_CHILDREN``)."""
-    return int(os.environ.get("SKYSHELF_SEARCH_MIN_CHILDREN", "1000"))
+#: Containers with at least this many children get search columns, by default; a build passes its
+#: own (``SKYSHELF_SEARCH_MIN_CHILDREN``) and writes it into catalog.json's ``index_json``, where
+#: readers find it.
+SEARCH_MIN_CHILDREN = 1000

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any, Protocol
 
 from ..stores import Store
-from .layout import INDEX_COLUMNS, JSON_COLUMNS, PAGE_SIZE, children_page_key, node_shard_key, search_min_children, search_prefix, shard_digits_for
+from .layout import INDEX_COLUMNS, JSON_COLUMNS, PAGE_SIZE, SEARCH_MIN_CHILDREN, children_page_key, node_shard_key, search_prefix, shard_digits_for
 
 
 class Row(Protocol):
@@ -40,8 +40,9 @@ def string_array(values: list[str | None]) -> Any:
     return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded)), bitmap, nulls)
 
 
-def write_index(store: Store, prefix: str, entries: list[Row]) -> dict[str, Any]:
-    """Write the Parquet and JSON forms under ``prefix``; return the catalog's ``index`` fields."""
+def write_index(store: Store, prefix: str, entries: list[Row], min_children: int = SEARCH_MIN_CHILDREN) -> dict[str, Any]:
+    """Write the Parquet and JSON forms under ``prefix``, search columns for containers of at least
+    ``min_children`` children; return the catalog's ``index`` fields."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -64,7 +65,6 @@ def write_index(store: Store, prefix: str, entries: list[Row]) -> dict[str, Any]
             children[row["parent"]].append(row)
     for key, shard in shards.items():
         store.write_bytes(key, dumps(shard).encode())
-    min_children = search_min_children()
     for parent, kids in children.items():
         if len(kids) >= min_children:  # its rows serve listing too: no pages
             from .columns_write import write_search

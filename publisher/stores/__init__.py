@@ -21,15 +21,15 @@ __all__ = ["DIRECT_BYTES", "FsspecStore", "LocalStore", "S3Store", "Store", "cle
 
 
 def open_store(url: str | os.PathLike[str], *, content_type: ContentTypes | None = None, backend: str | None = None,
-               **storage_options: Any) -> Store:
+               direct_io: bool = True, **storage_options: Any) -> Store:
     """The store at ``url``: a folder (or ``file://``), ``s3://bucket/prefix``, or any fsspec URL
     (``storage_options`` as for fsspec). ``backend`` names S3's reading client ("obstore",
-    "boto3"; default ``SKYSHELF_S3_BACKEND``, else s3fs for everything)."""
+    "boto3"; else s3fs for everything): callers pass ``SKYSHELF_S3_BACKEND`` from their settings.
+    ``direct_io=False`` turns a local store's O_DIRECT writes off (``SKYSHELF_DIRECT_IO=0``)."""
     url = os.fspath(url)
     if "://" not in url or url.startswith("file://"):
-        return LocalStore(url, content_type)
+        return LocalStore(url, content_type, direct_io)
     if url.startswith(("s3://", "s3a://")):
-        backend = os.environ.get("SKYSHELF_S3_BACKEND", "") if backend is None else backend
         if backend in BACKENDS:
             return S3Store(url, backend, content_type, **storage_options)
     return FsspecStore(url, content_type, **storage_options)

@@ -19,12 +19,12 @@ class LocalStore(Store):
     backend = "local"
     is_local = True
 
-    def __init__(self, url: str, content_type: ContentTypes | None = None) -> None:
+    def __init__(self, url: str, content_type: ContentTypes | None = None, direct_io: bool = True) -> None:
         super().__init__(str(Path(url.removeprefix("file://")).resolve()), content_type)
         self._fs: Any = None
         self._folders: set[str] = set()
         self._writeback = Writeback()
-        self._direct = DirectWriter()
+        self._direct = DirectWriter(direct_io)
 
     @property
     def fs(self) -> Any:

@@ -50,10 +50,10 @@ class DirectWriter:
     ~6% less wall time on 2 cores) and without dirty pages for the durable flush to wait for.
     The length is padded to the block size and the file truncated back. A file system that
     refuses O_DIRECT (tmpfs, some FUSE mounts) turns it off for the store; so does
-    ``SKYSHELF_DIRECT_IO=0``."""
+    ``enabled=False`` (``SKYSHELF_DIRECT_IO=0``, read by whoever opens the store)."""
 
-    def __init__(self) -> None:
-        self.enabled = os.environ.get("SKYSHELF_DIRECT_IO", "1") != "0" and hasattr(os, "O_DIRECT")
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and hasattr(os, "O_DIRECT")
         self._local = threading.local()
 
     def _buffer(self, size: int) -> mmap.mmap:

@@ -31,6 +31,7 @@ class ObstoreObjects:
         self.root = root
         bucket, prefix = split_root(root)
         config = _config(options)
+        # AWS's own variables (as boto3 and s3fs read them), not a Skyshelf knob: read where the client is made
         endpoint = config.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
         client = {"allow_http": True} if endpoint.startswith("http://") else {}  # a local server (moto, SeaweedFS)
         self.options = options
