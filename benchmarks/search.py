@@ -86,7 +86,7 @@ def publish_catalog(folder: Path, n: int) -> Path:
     """A Skyshelf store whose ``scans`` container holds ``n`` scans (index written by the build's
     own :func:`write_index`), kept in ``folder`` between runs."""
     from publisher.formats import CATALOG_KEY, CatalogDocument
-    from publisher.index.entry import Entry
+    from publisher.formats import Entry
     from publisher.index.write import write_index
     from publisher.stores import Store
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from publisher import __version__
 from publisher.catalog import Catalog
 from publisher.errors import BadRequest, NotFound
+from publisher.formats import Entry
 from publisher.structures import ContainerStructure, TableStructure
 
 from . import common, http
@@ -25,27 +26,27 @@ MAX_PAGE = 300
 DEFAULT_PAGE = 100
 
 
-def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False,
+def resource(entry: Entry, base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False,
              select_metadata: Any = None) -> dict[str, Any]:
     """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and
     links (absolute, with each path segment percent-encoded: keys may hold ``#``, ``?`` or ``%``).
     ``select_metadata`` (a compiled JMESPath expression) replaces the metadata by ``{"selected": ...}``.
-    ``entry`` is an index row as stored (a dict, not a typed entry): search pages send many of them."""
-    path = entry["path"]
+    The structure goes out as the index holds it (:meth:`Entry.structure_json`), unparsed."""
+    path = entry.path
     url_path = quote(path, safe="/")
-    family = entry["family"]
+    family = entry.family
     wanted = FIELDS if fields is None else fields
-    structure = entry["structure"]
+    structure = stored = entry.structure_json()
     if family == "container":
         structure = {"contents": None, "count": structure.get("count", 0)}
     attributes = {
         "ancestors": path.split("/")[:-1] if path else [],
         "structure_family": family if "structure_family" in wanted or fields is None else None,
-        "specs": [{"name": s, "version": None} for s in entry["specs"]] if "specs" in wanted else None,
-        "metadata": (entry["metadata"] if select_metadata is None else {"selected": select_metadata.search(entry["metadata"])})
+        "specs": [{"name": s, "version": None} for s in entry.specs] if "specs" in wanted else None,
+        "metadata": (entry.metadata if select_metadata is None else {"selected": select_metadata.search(entry.metadata)})
         if "metadata" in wanted else None,
         "structure": structure if ("structure" in wanted or (family == "container" and "count" in wanted)) else None,
-        "access_tags": entry.get("access_tags") if "access_tags" in wanted else None,
+        "access_tags": entry.access_tags if "access_tags" in wanted else None,
         "sorting": [{"key": "", "direction": 1}] if family == "container" and "sorting" in wanted else None,
         "data_sources": None,
     }
@@ -55,18 +56,18 @@ def resource(entry: dict[str, Any], base: str, fields: tuple[str, ...] | None = 
     if not omit_links:
         links = {"self": f"{base}/metadata/{url_path}"}
         if fields is None or fields:
-            links.update(_links(family, url_path, entry["structure"], base))
-    return {"id": entry["key"], "attributes": attributes, "links": links, "meta": None}
+            links.update(_links(family, url_path, stored, base))
+    return {"id": entry.key, "attributes": attributes, "links": links, "meta": None}
 
 
-def _inlined(catalog: Catalog, entry: dict[str, Any], res: dict[str, Any], base: str) -> dict[str, Any]:
+def _inlined(catalog: Catalog, entry: Entry, res: dict[str, Any], base: str) -> dict[str, Any]:
     """A dataset with groups below it (a NetCDF-4 file) inlines its variables, as Tiled inlines an
     ``xarray_dataset``'s contents: the tiled client reads the dataset from them (a group among
     them would break its ``read()``) and reaches the groups by key. The sorting is Tiled's natural
     order ``_``, the only one for which the client uses inlined contents."""
     structure = res["attributes"].get("structure")
-    if structure is not None and (entry.get("notes") or {}).get("xarray_groups"):
-        structure["contents"] = {c["key"]: resource(c, base) for c in catalog.children(entry["path"]) if c["family"] == "array"}
+    if structure is not None and (entry.notes or {}).get("xarray_groups"):
+        structure["contents"] = {c.key: resource(c, base) for c in catalog.entries(entry.path) if c.family == "array"}
         res["attributes"]["sorting"] = [{"key": "_", "direction": 1}]
     return res
 
@@ -141,7 +142,7 @@ def metadata() -> Response:
     fields, omit = _fields(params), common.one(params, "omit_links", "false") == "true"
     base = common.base_url(app)
     try:
-        entry = catalog.node(path)
+        entry = catalog.entry(path)
     except NotFound:
         column = _table_column(catalog, path, base)
         if column is None:

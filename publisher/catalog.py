@@ -2,10 +2,8 @@
 
 Uses only the JSON index and the standard library, so Lambda handlers can use it cheaply.
 :meth:`Catalog.entry` and :meth:`Catalog.entries` return typed :class:`~publisher.formats.Entry`
-objects (structures as the build wrote them), which the handlers read for one node.
-:meth:`Catalog.node` and :meth:`Catalog.children` return the index's rows as dicts, for answers
-that send rows as they are: a metadata answer and search pages (typing 100 rows costs about half
-again the time to build the page's JSON, measured), and for the query engine's ``on_row``.
+objects (structures as the build wrote them, parsed when first read: a search page sends most
+of them on as JSON).
 """
 
 from __future__ import annotations
@@ -55,16 +53,16 @@ class Catalog:
         return self.info.release
 
     def entry(self, path: str) -> Entry:
-        """One node's entry (see :meth:`node`)."""
-        return Entry.from_json(self.node(path))
-
-    def entries(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[Entry]:
-        """A container's children in order (see :meth:`children`)."""
-        return (Entry.from_json(row) for row in self.children(path, offset, limit))
-
-    def node(self, path: str) -> dict[str, Any]:
         """One node's entry, from its shard; a warm process keeps the shards it has read (a
         release's objects never change), so a Lambda answers most metadata without an S3 read."""
+        return Entry.from_json(self._node_row(path))
+
+    def entries(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[Entry]:
+        """Children of a container in order, reading only the pages (or, for a large container,
+        the rows) that cover the range."""
+        return (Entry.from_json(row) for row in self._child_rows(path, offset, limit))
+
+    def _node_row(self, path: str) -> dict[str, Any]:
         path = path.strip("/")
         key = node_shard_key(self._prefix, path, self.info.index_json["shard_digits"])
         with self._lock:
@@ -84,9 +82,7 @@ class Catalog:
             raise NotFound(f"no node at path {path!r}")
         return shard[path]
 
-    def children(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Children of a container in order, reading only the pages (or, for a large container,
-        the rows) that cover the range."""
+    def _child_rows(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
         path = path.strip("/")
         size = self.info.index_json["page_size"]
         page = offset // size
@@ -97,7 +93,7 @@ class Catalog:
                 body = json.loads(self.store.read_bytes(children_page_key(self._prefix, path, page)))
             except NotFound:
                 if yielded == 0:  # no pages: a large container's rows, or nothing there
-                    yield from self._rows(path, offset, limit)
+                    yield from self._large_rows(path, offset, limit)
                 return
             for entry in body["entries"][skip:]:
                 if limit is not None and yielded >= limit:
@@ -108,7 +104,7 @@ class Catalog:
                 return
             page, skip = page + 1, 0
 
-    def _rows(self, path: str, offset: int, limit: int | None) -> Iterator[dict[str, Any]]:
+    def _large_rows(self, path: str, offset: int, limit: int | None) -> Iterator[dict[str, Any]]:
         """Children from a large container's ``rows.jsonl``: two range reads (their offsets, then
         their lines), with the standard library only."""
         if "search" not in self.info.index_json:  # a catalog from before search folders

@@ -72,7 +72,8 @@ class Published:
         self.catalog = Catalog.open(store)
 
     def node(self, path: str) -> dict[str, Any]:
-        return self.catalog.node(path)
+        """The node's index row, as published (:meth:`Entry.to_json`)."""
+        return self.catalog.entry(path).to_json()
 
     def url(self, path: str) -> str:
         return self.store.path(self.node(path)["data_url"])

@@ -72,9 +72,9 @@ def test_json_index_answers_nodes_and_pages(demo: Published) -> None:
     assert node["structure"]["shape"] == [12, 256, 256]
     assert node["structure"]["dims"] == ["th", "dim_1", "dim_2"]
     assert node["structure"]["chunks"][0] == [1] * 12  # the rule's chunk shape
-    children = list(demo.catalog.children("scans/scan_0001/entry"))
+    children = [e.to_json() for e in demo.catalog.entries("scans/scan_0001/entry")]
     assert [c["key"] for c in children] == ["title", "scan_number", "start_time", "sample", "instrument", "counters", "data"]
-    assert list(demo.catalog.children("frames", offset=1, limit=1))[0]["key"] == "NaCl_300K_00005"
+    assert [e.to_json() for e in demo.catalog.entries("frames", offset=1, limit=1)][0]["key"] == "NaCl_300K_00005"
     digits = demo.catalog.document["index_json"]["shard_digits"]
     assert digits >= 1
 
@@ -95,7 +95,7 @@ def test_hard_links_published_once_with_aliases(demo: Published) -> None:
     assert "/entry/instrument/detector/data" in data["notes"]["aliases"]
     detector = demo.node("scans/scan_0001/entry/instrument/detector")
     assert detector["notes"]["links"] == {"data": "/entry/data/data"}
-    assert [c["key"] for c in demo.catalog.children("scans/scan_0001/entry/instrument/detector")] == ["x_pixel_size"]
+    assert [c.key for c in demo.catalog.entries("scans/scan_0001/entry/instrument/detector")] == ["x_pixel_size"]
 
 
 def test_scalars_copied_into_parent_metadata(demo: Published) -> None:
@@ -130,7 +130,7 @@ def test_group_published_as_table(demo: Published, demo_dir: Path) -> None:
 def test_tiff_frames_stacked_with_metadata_from_names(demo: Published, demo_dir: Path) -> None:
     import tifffile
 
-    keys = [c["key"] for c in demo.catalog.children("frames")]
+    keys = [c.key for c in demo.catalog.entries("frames")]
     assert keys == ["KCl_300K_00007", "NaCl_300K_00005", "NaCl_37K_00006"]
     node = demo.node("frames/NaCl_37K_00006")
     assert node["metadata"]["sample"] == "NaCl"
@@ -228,7 +228,7 @@ def test_on_error_skip_publishes_the_rest(demo_dir: Path, tmp_path: Path) -> Non
     from publisher.stores import Store
 
     catalog = Catalog.open(Store(tmp_path / "site"))
-    assert [c["key"] for c in catalog.children("scans")] == ["scan_0001", "scan_0002"]
+    assert [c.key for c in catalog.entries("scans")] == ["scan_0001", "scan_0002"]
     report = json.loads(Store(tmp_path / "site").read_bytes(catalog.document["report"]))
     assert [f["path"] for f in report["failures"]] == ["scans/broken"]
 
@@ -255,7 +255,7 @@ def test_skip_rule_and_unknown_files(demo_dir: Path, tmp_path: Path) -> None:
     assert "HDF4" in skipped["old"]
     assert "no reader" in skipped["notes"]
     assert skipped["temperature_log"] == "skipped by a rule"
-    assert list(published.catalog.children("")) == []
+    assert list(published.catalog.entries("")) == []
 
 
 def test_netcdf4_compound_and_vlen_strings(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ def test_gc_survives_objects_vanishing_under_it(tmp_path: Path) -> None:
         out, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
     assert [r.id for r in list_releases(store)] == [published.report.release]
-    assert Catalog.open(store).node("data/a0000")["family"] == "array"
+    assert Catalog.open(store).entry("data/a0000").family == "array"
 
 
 # -- YAML that expands without bound ------------------------------------------------------------
@@ -281,8 +281,8 @@ def test_symlink_loops_are_their_paths_failures(tmp_path: Path, path: str) -> No
     if path != "data/**/*.csv":  # the pattern names only .csv files: a link called "loop" is not one
         assert failures["data/loop"] == f"symlink loop: {tree}/data/loop -> loop never reaches a file or folder"
     catalog = Catalog.open(Store(store))
-    assert [e["path"] for e in catalog.children("data")] == ["data/a", "data/sub"]
-    assert [e["path"] for e in catalog.children("data/sub")] == ["data/sub/b"]
+    assert [e.path for e in catalog.entries("data")] == ["data/a", "data/sub"]
+    assert [e.path for e in catalog.entries("data/sub")] == ["data/sub/b"]
 
     failing = write_pipeline(tree, {"sources": [{"path": path}], "output": {"store": str(tmp_path / "site2")}})
     refused = runner.invoke(main, ["validate", "-c", str(failing)])
@@ -333,7 +333,7 @@ def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) 
     }
     assert warned.nodes["table"] == 4  # a, inside, linked, more/c
     assert warnings_of(warned, "data/a") == [f"{tree}/data/a.json: sidecar read: symlink to {outside}/meta.json leaves the source folder {tree}/data"]
-    assert Catalog.open(Store(warned.store)).node("data/a")["metadata"]["owner"] == "someone else"
+    assert Catalog.open(Store(warned.store)).entry("data/a").metadata["owner"] == "someone else"
 
     refused = run(symlinks_outside="refuse")
     assert {p.path: p.reason for p in refused.skipped} == {
@@ -341,14 +341,14 @@ def test_symlinks_leaving_the_source_folder_warn_or_are_refused(tmp_path: Path) 
         "data/more": f"symlink to {outside}/folder leaves the source folder {tree}/data; refused (symlinks_outside: refuse)",
     }
     catalog = Catalog.open(Store(refused.store))
-    assert [e["key"] for e in catalog.children("data")] == ["a", "inside"]
-    assert "owner" not in catalog.node("data/a")["metadata"]
+    assert [e.key for e in catalog.entries("data")] == ["a", "inside"]
+    assert "owner" not in catalog.entry("data/a").metadata
     assert warnings_of(refused, "data/a") == [f"{tree}/data/a.json: sidecar ignored: symlink to {outside}/meta.json leaves the source "
                                               f"folder {tree}/data (symlinks_outside: refuse)"]
 
     allowed = run(symlinks_outside="allow")
     assert allowed.warnings == [] and allowed.nodes["table"] == 4
-    assert Catalog.open(Store(allowed.store)).node("data/a")["metadata"]["owner"] == "someone else"
+    assert Catalog.open(Store(allowed.store)).entry("data/a").metadata["owner"] == "someone else"
 
     wrong = write_pipeline(tree, {"sources": [{"path": "data"}], "symlinks_outside": "never"})
     with pytest.raises(Exception, match=r"pipeline.yml:\d+: symlinks_outside: Input should be 'warn', 'refuse' or 'allow'"):

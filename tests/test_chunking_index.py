@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from publisher.catalog import Catalog
 from publisher.errors import NotFound
-from publisher.index.entry import Entry
+from publisher.formats import Entry
 from publisher.index.layout import PAGE_SIZE
 from publisher.index.write import string_array, write_index
 from publisher.rules import glob_regex
@@ -96,7 +96,7 @@ def test_writing_the_index_does_not_import_pandas(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys; from publisher.index.entry import Entry; from publisher.index.write import write_index; from publisher.stores import Store\n"
+        "import sys; from publisher.formats import Entry; from publisher.index.write import write_index; from publisher.stores import Store\n"
         f"write_index(Store({str(tmp_path)!r}), 'index', [Entry('', '', 'container', [], {{'a': 'é'}}, {{}}, None, None, None)])\n"
         "assert 'pandas' not in sys.modules, 'pandas was imported'"
     )
@@ -126,22 +126,22 @@ def test_json_index_shards_and_pages_at_scale(tmp_path: Path, monkeypatch: pytes
     shard_files = list((tmp_path / "releases/r/index/nodes").iterdir())
     assert 200 < len(shard_files) <= 256
     assert max(f.stat().st_size for f in shard_files) < 64_000  # no file grows with the catalog
-    assert catalog.node("big/n12345")["metadata"] == {"i": 12345}
+    assert catalog.entry("big/n12345").metadata == {"i": 12345}
     expected_shard = hashlib.sha1(b"big/n12345").hexdigest()[:digits]
     assert (tmp_path / f"releases/r/index/nodes/{expected_shard}.json").exists()
-    page = list(catalog.children("big", offset=PAGE_SIZE * 7 + 3, limit=4))
+    page = [e.to_json() for e in catalog.entries("big", offset=PAGE_SIZE * 7 + 3, limit=4)]
     assert [e["key"] for e in page] == [f"n{i:05d}" for i in range(PAGE_SIZE * 7 + 3, PAGE_SIZE * 7 + 7)]
-    across = list(catalog.children("big", offset=PAGE_SIZE - 2, limit=4))  # spans two pages
+    across = [e.to_json() for e in catalog.entries("big", offset=PAGE_SIZE - 2, limit=4)]  # spans two pages
     assert [e["metadata"]["i"] for e in across] == list(range(PAGE_SIZE - 2, PAGE_SIZE + 2))
-    assert len(list(catalog.children("big", offset=n - 3))) == 3
-    assert list(catalog.children("big", offset=n + 5, limit=3)) == [] and list(catalog.children("big", limit=0)) == []
-    assert [e["key"] for e in catalog.children("big")] == [f"n{i:05d}" for i in range(n)]
-    assert list(catalog.children("small")) == []
+    assert len(list(catalog.entries("big", offset=n - 3))) == 3
+    assert list(catalog.entries("big", offset=n + 5, limit=3)) == [] and list(catalog.entries("big", limit=0)) == []
+    assert [e.key for e in catalog.entries("big")] == [f"n{i:05d}" for i in range(n)]
+    assert list(catalog.entries("small")) == []
     big = hashlib.sha1(b"big").hexdigest()[:16]
     assert (tmp_path / f"releases/r/index/search/{big}").exists() == (layout == "rows")
     assert (tmp_path / f"releases/r/index/children/{big}").exists() == (layout == "pages")
     with pytest.raises(NotFound):
-        catalog.node("big/nope")
+        catalog.entry("big/nope")
     import pyarrow.parquet as pq
 
     assert pq.read_metadata(store.path(fields["index"])).num_rows == n + 3

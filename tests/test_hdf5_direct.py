@@ -122,6 +122,6 @@ def test_build_reports_a_corrupt_chunk_as_the_datasets_failure(tmp_path: Path) -
 
     catalog = Catalog.open(store)
     for name in ("gzip", "intact"):
-        np.testing.assert_array_equal(zarr.open_array(store.path(catalog.node(f"c/{name}")["data_url"]), mode="r")[...], data)
+        np.testing.assert_array_equal(zarr.open_array(store.path(catalog.entry(f"c/{name}").data_url), mode="r")[...], data)
     with pytest.raises(Exception):
-        catalog.node("c/plain")
+        catalog.entry("c/plain")

@@ -102,7 +102,7 @@ def test_rules_chunks_codec_and_metadata(tmp_path: Path) -> None:
     assert node["metadata"]["quality"] == "good" and node["access_tags"] == ["beamline"]
     array = zarr.open_array(published.url("m/a/img"), mode="r")
     assert array.chunks == (16, 64) and type(array.compressors[0]).__name__ == "GzipCodec"
-    assert [c["key"] for c in published.catalog.children("m")] == ["a"]
+    assert [c.key for c in published.catalog.entries("m")] == ["a"]
 
 
 def test_bad_reader_options_fail_before_writing(tmp_path: Path) -> None:
@@ -168,6 +168,6 @@ def test_file_next_to_folder_of_the_same_name(tmp_path: Path) -> None:
     (tmp_path / "data" / "a.csv").write_text("x\n1\n")
     (tmp_path / "data" / "a" / "b.csv").write_text("y\n2\n")
     published = run_build(tmp_path, {"sources": [{"path": "data", "into": ""}]})
-    assert sorted(c["key"] for c in published.catalog.children("")) == ["a", "a.csv"]
+    assert sorted(c.key for c in published.catalog.entries("")) == ["a", "a.csv"]
     assert pd.read_parquet(published.url("a.csv"))["x"].tolist() == [1]
     assert pd.read_parquet(published.url("a/b"))["y"].tolist() == [2]

@@ -81,23 +81,23 @@ def test_incremental_rollback_and_gc(target: tuple[str, dict[str, str], S3Server
     changed = _build(tree, url, env)
     assert (changed.converted, changed.reused) == (1, 3) and changed.release != first.release
     catalog = Catalog.open(store)
-    scan = catalog.node("scans/scan_0001/entry/data/data")
+    scan = catalog.entry("scans/scan_0001/entry/data/data").to_json()
     assert scan["data_url"].startswith(f"releases/{first.release}/")  # unchanged data keeps its keys
-    assert catalog.node("tables/temperature_log")["data_url"].startswith(f"releases/{changed.release}/")
+    assert catalog.entry("tables/temperature_log").data_url.startswith(f"releases/{changed.release}/")
     with environ(env):
-        assert len(pd.read_parquet(store.path(catalog.node("tables/temperature_log")["data_url"]),
+        assert len(pd.read_parquet(store.path(catalog.entry("tables/temperature_log").data_url),
                                    storage_options=server.storage_options() if server else None)) == 241
 
     rollback(store, first.release)
     assert Catalog.open(store).release == first.release
-    assert Catalog.open(store).node("tables/temperature_log")["structure"]["row_count"] == 240
+    assert Catalog.open(store).entry("tables/temperature_log").to_json()["structure"]["row_count"] == 240
     rollback(store, changed.release)
 
     result = gc(store, keep=1)
     assert result["kept"] == [changed.release]
     old_log = f"releases/{first.release}/data/tables/temperature_log.parquet"
     assert not store.exists(old_log)  # only the superseded data went
-    for entry in Catalog.open(store).children("scans/scan_0001/entry/data"):
+    for entry in (e.to_json() for e in Catalog.open(store).entries("scans/scan_0001/entry/data")):
         assert store.exists(entry["data_url"])  # the reused data stayed
     states = {r.id: r for r in list_releases(store)}
     assert states[first.release].retired and states[changed.release].current
@@ -147,7 +147,7 @@ def test_build_killed_midway_leaves_previous_release(target: tuple[str, dict[str
     catalog = Catalog.open(store)
     assert catalog.release == first.release
     options = server.storage_options() if server else {}
-    ds = xr.open_zarr(store.path(catalog.node("climate/sst")["data_url"]), storage_options=options or None)
+    ds = xr.open_zarr(store.path(catalog.entry("climate/sst").data_url), storage_options=options or None)
     assert ds["sst"].shape == (6, 18, 36)
     unfinished = [r for r in list_releases(store) if r.catalog is None]
     assert unfinished, "the killed build had started a release"
@@ -207,10 +207,10 @@ def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     second = build(pipeline, workers=2)
     assert (second.converted, second.reused, second.unchanged) == (1, 4, False) and second.release != first.release
     catalog = Catalog.open(Store(tmp_path / "site"))
-    assert catalog.node("tree/f3")["metadata"]["sample"] == "corrected" and catalog.node("tree/f2")["metadata"]["sample"] == "s2"
+    assert catalog.entry("tree/f3").metadata["sample"] == "corrected" and catalog.entry("tree/f2").metadata["sample"] == "s2"
     (tree / "f3.npy.json").unlink()  # a removed sidecar is a change too
     third = build(pipeline, workers=2)
-    assert third.converted == 1 and "sample" not in Catalog.open(Store(tmp_path / "site")).node("tree/f3")["metadata"]
+    assert third.converted == 1 and "sample" not in Catalog.open(Store(tmp_path / "site")).entry("tree/f3").metadata
 
 
 def test_hash_taken_alongside_conversion_still_detects_a_touch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

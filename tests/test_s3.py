@@ -65,7 +65,7 @@ def published(server: S3Server, demo_dir: Path, tmp_path_factory: pytest.TempPat
 
 
 def s3url(catalog: Catalog, path: str) -> str:
-    return catalog.store.path(catalog.node(path)["data_url"])
+    return catalog.store.path(catalog.entry(path).data_url)
 
 
 def test_direct_reads_with_standard_clients(published: tuple[S3Server, Catalog], demo_dir: Path) -> None:
@@ -100,11 +100,11 @@ def test_content_types(published: tuple[S3Server, Catalog]) -> None:
     def ctype(key: str) -> str:
         return client.head_object(Bucket="skyshelf-test", Key=f"{prefix}/{key}")["ContentType"]
 
-    data = catalog.node("scans/scan_0001/entry/data/data")["data_url"]
+    data = catalog.entry("scans/scan_0001/entry/data/data").data_url
     assert ctype("catalog.json") == "application/json"
     assert ctype(f"{data}/zarr.json") == "application/json"
     assert ctype(f"{data}/c/0/0/0") == "application/octet-stream"
-    assert ctype(catalog.node("tables/temperature_log")["data_url"]) == "application/vnd.apache.parquet"
+    assert ctype(catalog.entry("tables/temperature_log").data_url) == "application/vnd.apache.parquet"
     assert ctype(catalog.document["index"]) == "application/vnd.apache.parquet"
 
 
@@ -113,9 +113,9 @@ def test_anonymous_http_reads(published: tuple[S3Server, Catalog], demo_dir: Pat
 
     server, catalog = published
     http = catalog.store.root.replace("s3://", f"{server.endpoint}/")
-    sst = f"{http}/{catalog.node('climate/sst')['data_url']}"
+    sst = f"{http}/{catalog.entry('climate/sst').data_url}"
     xr.testing.assert_identical(xr.open_zarr(sst), xr.open_dataset(demo_dir / "climate" / "sst.nc"))  # consolidated: no listing
-    frame = pd.read_parquet(f"{http}/{catalog.node('tables/temperature_log')['data_url']}")
+    frame = pd.read_parquet(f"{http}/{catalog.entry('tables/temperature_log').data_url}")
     assert len(frame) == 240
 
 
@@ -180,7 +180,7 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
     from handlers.local import LocalServer
     from handlers.settings import environment
     from publisher.index.client import params_for
-    from publisher.index.entry import Entry
+    from publisher.formats import Entry
     from publisher.index.rows import select
     from publisher.index.write import write_index
     from publisher.queries.registry import filters_from
@@ -195,14 +195,13 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
         assert store.backend == backend
         document = {"format": "skyshelf-catalog", "version": 1, "release": "r", **write_index(store, "releases/r/index", entries)}
         store.write_bytes("catalog.json", json.dumps(document).encode())
-        assert [e["key"] for e in Catalog.open(store).children("", 1195, 10)] == [f"s{i:04d}" for i in range(1195, n)]
+        assert [e.key for e in Catalog.open(store).entries("", 1195, 10)] == [f"s{i:04d}" for i in range(1195, n)]
         srv = LocalServer(url, "127.0.0.1", 0).start()
         try:
-            rows = [e.to_json() for e in entries[1:]]
             for queries, sort in [((Key("el") == "Ni", Comparison("lt", "t", 100)), "-t"), ((FullText("foil 17"),), ""),
                                   ((Regex("el", "^[NC]"),), "t,-el")]:
                 params = params_for(*queries)
-                expected = [e["key"] for e in select(rows, filters_from(params), sort)]
+                expected = [e.key for e in select(entries[1:], filters_from(params), sort)]
                 answer = httpx.get(f"{srv.url}/api/v1/search/", params={**params, "sort": sort, "page[limit]": "50"}).json()
                 assert answer["meta"]["count"] == len(expected) and [d["id"] for d in answer["data"]] == expected[:50]
             with environ({"SKYSHELF_MAX_BODY_BYTES": "2000"}):

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from publisher.errors import BadRequest
+from publisher.formats import Entry
 from publisher.index.columns_read import SearchColumns
 from publisher.index.columns_write import write_search
 from publisher.index.engine import distinct as distinct_columns
@@ -114,14 +115,15 @@ def test_columns_answer_as_rows_do(rows: list[dict[str, Any]], params: list[dict
     except BadRequest:
         assert any(REFUSED.search(p) for p in merged.get("filter[regex][condition][pattern]", [])), merged
         return
-    expected = [e["key"] for e in select(rows, queries, sort)]
+    entries = [Entry.from_json(row) for row in rows]
+    expected = [e.key for e in select(entries, queries, sort)]
     with tempfile.TemporaryDirectory() as folder:
         cols = _columns(rows, folder)
         count, page = search(cols, queries, sort, offset, limit)
         grouped = distinct_columns(cols, queries, ["a", "a.b", "zz"], True, True, offset % 2 == 0)
     assert count == len(expected)
-    assert [e["key"] for e in page] == expected[offset : offset + limit]
-    assert grouped == distinct(select(rows, queries), ["a", "a.b", "zz"], True, True, offset % 2 == 0)
+    assert [e.key for e in page] == expected[offset : offset + limit]
+    assert grouped == distinct(select(entries, queries), ["a", "a.b", "zz"], True, True, offset % 2 == 0)
 
 
 @given(st.lists(TEXT, max_size=30), st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=3), st.booleans())
@@ -142,7 +144,7 @@ def test_regex_in_one_pass_finds_what_each_text_finds(texts: list[str], pieces: 
         return
     with tempfile.TemporaryDirectory() as folder:
         _, page = search(_columns(rows, folder), filters_from(params), "", 0, 1000)
-    assert [e["key"] for e in page] == expected
+    assert [e.key for e in page] == expected
 
 
 def test_which_patterns_scan_in_one_pass() -> None:
@@ -159,14 +161,14 @@ def test_most_texts_matching_switch_to_one_by_one(tmp_path: Any) -> None:
     params = {"filter[regex][condition][key]": ["t"], "filter[regex][condition][pattern]": [r"v\d"]}
     count, page = search(_columns(rows, str(tmp_path)), filters_from(params), "-t", 0, 3)
     assert count == 1960
-    assert [e["key"] for e in page] == ["999", "998", "997"]  # text order: "v999" > "v998" > ... > "v1998"
+    assert [e.key for e in page] == ["999", "998", "997"]  # text order: "v999" > "v998" > ... > "v1998"
 
 
 def test_like_with_a_newline_does_not_join_two_texts(tmp_path: Any) -> None:
     rows = [{"path": f"c/{i}", "key": str(i), "family": "array", "specs": [], "metadata": {"t": t}, "access_tags": None}
             for i, t in enumerate(["xa", "by", "a\nb"])]
     params = {"filter[like][condition][key]": ["t"], "filter[like][condition][pattern]": [json.dumps("%a\nb%")]}
-    assert [e["key"] for e in search(_columns(rows, str(tmp_path)), filters_from(params), "", 0, 10)[1]] == ["2"]
+    assert [e.key for e in search(_columns(rows, str(tmp_path)), filters_from(params), "", 0, 10)[1]] == ["2"]
 
 
 def test_nan_and_infinity_are_not_json_values() -> None:
@@ -192,7 +194,7 @@ def test_search_index_gives_the_same_rows_with_or_without_columns(tmp_path: Any,
     small one: the same rows in the same order."""
     from tiled.queries import Comparison, FullText, Key, Regex
 
-    from publisher.index.entry import Entry
+    from publisher.formats import Entry
     from publisher.index.write import write_index
     from publisher.index.client import search_index
 

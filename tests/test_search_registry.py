@@ -13,6 +13,7 @@ PLUGIN = '''
 from dataclasses import dataclass
 from typing import Any
 
+from publisher.formats import Entry
 from publisher.queries.base import Query
 from publisher.queries.sqlite import lookup
 
@@ -25,8 +26,8 @@ class StartsWith(Query):
     key: str
     prefix: str
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        value = lookup(entry["metadata"], self.key)
+    def on_row(self, entry: Entry) -> bool:
+        value = lookup(entry.metadata, self.key)
         return isinstance(value, str) and value.startswith(self.prefix)
 
     def on_columns(self, cols: Any) -> Any:
@@ -54,19 +55,21 @@ with warnings.catch_warnings(record=True) as caught:
 from publisher.index.columns_read import SearchColumns
 from publisher.index.columns_write import write_search
 from publisher.index.engine import search
+from publisher.formats import Entry
 from publisher.index.rows import select
 from publisher.stores import Store
 
 rows = [{"path": f"c/k{i}", "key": f"k{i}", "parent": "c", "family": "array", "specs": [], "structure": {}, "data_url": None,
          "source_file": None, "source_path": None, "access_tags": None, "notes": {}, "metadata": {"name": name}}
         for i, name in enumerate(["alpha", "beta", "alps", 3, ["alpine"]])]
+entries = [Entry.from_json(row) for row in rows]
 queries = filters_from({"filter[startswith][condition][key]": ["name"], "filter[startswith][condition][prefix]": ["al"]})
 with tempfile.TemporaryDirectory() as folder:
     write_search(Store(folder), "s", rows)
     count, page = search(SearchColumns.open(Store(folder), "s"), queries, "", 0, 10)
 print(json.dumps({"names": known, "warnings": [str(w.message) for w in caught],
-                  "rows": [e["key"] for e in select(rows, queries)], "columns": [e["key"] for e in page],
-                  "eq": [e["key"] for e in select(rows, filters_from({"filter[eq][condition][key]": ["name"],
+                  "rows": [e.key for e in select(entries, queries)], "columns": [e.key for e in page],
+                  "eq": [e.key for e in select(entries, filters_from({"filter[eq][condition][key]": ["name"],
                                                                       "filter[eq][condition][value]": ['"beta"']}))]}))
 '''
 

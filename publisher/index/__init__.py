@@ -2,7 +2,7 @@
 :func:`publisher.index.client.search_index` with no server.
 
 * :mod:`.layout`: where everything is (keys and paths) and the index's columns;
-* :mod:`.entry`: one node's entry;
+* :class:`publisher.formats.Entry`: one node's entry (a published format);
 * :mod:`.write`: the Parquet and JSON forms; :mod:`.columns_write`: a large container's search columns;
 * :mod:`.columns_read`: those columns read back, a column at a time;
 * :mod:`.rows` and :mod:`.engine`: queries (:mod:`publisher.queries`) answered row by row and on columns;

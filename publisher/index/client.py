@@ -52,12 +52,14 @@ def search_index(store: str, path: str = "", *queries: Any, sort: str = "", **st
         # a large container: its search columns, whose rows are its Parquet rows in the same order
         columns = SearchColumns.open(root, search_prefix(catalog["index"].rpartition("/")[0], path))
         return pl.from_arrow(table.take(pa.array(ordered(columns, filters_from(params_for(*queries)), sort), type=pa.int64())))
+    from ..formats import Entry
     from .rows import select
 
     rows = table.to_pylist()
-    for i, row in enumerate(rows):
-        row["_row"] = i
+    for row in rows:
         for name in JSON_COLUMNS:
             row[name] = json.loads(row[name]) if row[name] is not None else None
-    chosen = select(rows, filters_from(params_for(*queries)), sort)
-    return pl.from_arrow(table.take(pa.array([r["_row"] for r in chosen], type=pa.int64())))
+    entries = [Entry.from_json(row) for row in rows]
+    position = {id(e): i for i, e in enumerate(entries)}
+    chosen = select(entries, filters_from(params_for(*queries)), sort)
+    return pl.from_arrow(table.take(pa.array([position[id(e)] for e in chosen], type=pa.int64())))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..formats import Entry
 from ..stores import Store
 
 if TYPE_CHECKING:
@@ -228,14 +229,14 @@ class SearchColumns:
         data = self.store.read_range(f"{self.prefix}/columns.bin", start + a * dtype.itemsize, start + b * dtype.itemsize)
         return np.frombuffer(data, dtype=dtype)
 
-    def rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+    def rows(self, ids: Sequence[int]) -> list[Entry]:
         """Index entries of the given rows (any order), reading only their bytes. Locally each
         row's offsets are read as needed; on S3, where every read is a billed request, the
         offsets are read once and kept, and rows close together are fetched in one read."""
         if self.store.is_local:
             bounds = self.store.read_ranges(f"{self.prefix}/rows.offsets", [(8 * i, 8 * i + 16) for i in ids])
             spans = [tuple(np.frombuffer(b, dtype="<i8").tolist()) for b in bounds]
-            return [json.loads(b) for b in self.store.read_ranges(f"{self.prefix}/rows.jsonl", spans)]  # type: ignore[arg-type]
+            return [Entry.from_json(json.loads(b)) for b in self.store.read_ranges(f"{self.prefix}/rows.jsonl", spans)]  # type: ignore[arg-type]
         with self._lock:
             if self._offsets is None:
                 self._offsets = np.frombuffer(self.store.read_bytes(f"{self.prefix}/rows.offsets"), dtype="<i8")
@@ -252,5 +253,5 @@ class SearchColumns:
         for group, blob in zip(groups, blobs):
             base = int(offsets[group[0]])
             for i in group:
-                found[i] = json.loads(blob[int(offsets[i]) - base : int(offsets[i + 1]) - base])
+                found[i] = Entry.from_json(json.loads(blob[int(offsets[i]) - base : int(offsets[i + 1]) - base]))
         return [found[i] for i in ids]

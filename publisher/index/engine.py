@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..formats import Entry
 from ..queries.base import Query
 from ..queries.sqlite import distinct_values, specs_value
 from .columns_read import Column, SearchColumns
@@ -71,7 +72,7 @@ def _ordered(cols: SearchColumns, rows: np.ndarray, sort: str, offset: int, limi
     return rows[offset:stop]
 
 
-def search(cols: SearchColumns, queries: list[Query], sort: str, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+def search(cols: SearchColumns, queries: list[Query], sort: str, offset: int, limit: int) -> tuple[int, list[Entry]]:
     """(count, page of entries) of the children matching every query, in index or ``sort`` order."""
     rows = matching(cols, queries)
     chosen = _ordered(cols, rows, sort, offset, limit)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import BadRequest
+from ..formats import Entry
 from ..queries.base import Query
 from ..queries.sqlite import distinct_values, lookup, rank, specs_value, sql
 
@@ -29,30 +30,30 @@ def reverses(sort: str) -> bool:
     return [k.strip() for k in sort.split(",") if k.strip()] == ["-"]
 
 
-def sort_entries(entries: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+def sort_entries(entries: list[Entry], sort: str) -> list[Entry]:
     """``sort=a,-b``: metadata keys, ``-`` for descending, values ordered as in comparisons (numbers
     by value, then text); entries missing a key (or holding null) last either way. ``-`` alone reverses."""
     if reverses(sort):
         return entries[::-1]
     for name, descending in reversed(sort_keys(sort)):
-        values = [sql(lookup(e["metadata"], name)) for e in entries]
+        values = [sql(lookup(e.metadata, name)) for e in entries]
         present = [(rank(v), e) for v, e in zip(values, entries) if v is not None]
         present.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep the later keys' order
         entries = [e for _, e in present] + [e for v, e in zip(values, entries) if v is None]
     return entries
 
 
-def select(entries: Iterable[dict[str, Any]], queries: list[Query], sort: str = "") -> list[dict[str, Any]]:
+def select(entries: Iterable[Entry], queries: list[Query], sort: str = "") -> list[Entry]:
     """The entries matching every query (AND), in index order or sorted by ``sort``."""
     matched = [e for e in entries if all(q.on_row(e) for q in queries)]
     return sort_entries(matched, sort) if sort.strip() else matched
 
 
-def distinct(entries: Iterable[dict[str, Any]], keys: list[str], structure_families: bool, specs: bool, counts: bool) -> dict[str, Any]:
+def distinct(entries: Iterable[Entry], keys: list[str], structure_families: bool, specs: bool, counts: bool) -> dict[str, Any]:
     """Distinct metadata values (per dotted key), structure families and specs of ``entries``."""
     rows = list(entries)
     return {  # Tiled's response model: what was not asked for is null
-        "metadata": {key: distinct_values(((lookup(e["metadata"], key), 1) for e in rows), counts) for key in keys} if keys else None,
-        "structure_families": distinct_values(((e["family"], 1) for e in rows), counts) if structure_families else None,
-        "specs": distinct_values(((specs_value(e["specs"]), 1) for e in rows), counts) if specs else None,
+        "metadata": {key: distinct_values(((lookup(e.metadata, key), 1) for e in rows), counts) for key in keys} if keys else None,
+        "structure_families": distinct_values(((e.family, 1) for e in rows), counts) if structure_families else None,
+        "specs": distinct_values(((specs_value(e.specs), 1) for e in rows), counts) if specs else None,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from ..formats import Entry
 from ..queries.base import Query
 from .rows import distinct, select
 
@@ -15,13 +16,13 @@ from .rows import distinct, select
 class Listing(Protocol):
     """What a search reads of a published catalog (:class:`publisher.catalog.Catalog`)."""
 
-    def children(self, path: str, offset: int = 0, limit: int | None = None) -> Iterable[dict[str, Any]]: ...
+    def entries(self, path: str, offset: int = 0, limit: int | None = None) -> Iterable[Entry]: ...
 
     def search_columns(self, path: str, count: int) -> Any: ...
 
 
 def search_children(listing: Listing, path: str, count: int, queries: list[Query], sort: str, offset: int,
-                    limit: int) -> tuple[int, list[dict[str, Any]]]:
+                    limit: int) -> tuple[int, list[Entry]]:
     """(count, page) of the children of the container at ``path`` (``count`` children) that match
     every query, in index order or ``sort`` order (``-`` alone: reversed)."""
     searching = bool(queries) or bool(sort.strip("-"))
@@ -31,12 +32,12 @@ def search_children(listing: Listing, path: str, count: int, queries: list[Query
 
         return search(columns, queries, sort, offset, limit)
     if searching:
-        matched = select(listing.children(path), queries, sort)
+        matched = select(listing.entries(path), queries, sort)
         return len(matched), matched[offset : offset + limit]
     if sort == "-":  # the index's own order, reversed: read only the pages this page needs
         start = max(count - offset - limit, 0)
-        return count, list(listing.children(path, start, max(count - offset - start, 0)))[::-1]
-    return count, list(listing.children(path, offset, limit))
+        return count, list(listing.entries(path, start, max(count - offset - start, 0)))[::-1]
+    return count, list(listing.entries(path, offset, limit))
 
 
 def distinct_children(listing: Listing, path: str, count: int, queries: list[Query], keys: list[str],
@@ -47,23 +48,23 @@ def distinct_children(listing: Listing, path: str, count: int, queries: list[Que
         from .engine import distinct as distinct_columns
 
         return distinct_columns(columns, queries, keys, structure_families, specs, counts)
-    return distinct(select(listing.children(path), queries), keys, structure_families, specs, counts)
+    return distinct(select(listing.entries(path), queries), keys, structure_families, specs, counts)
 
 
-def descendants(listing: Listing, path: str, max_depth: int | None) -> Iterator[dict[str, Any]]:
+def descendants(listing: Listing, path: str, max_depth: int | None) -> Iterator[Entry]:
     """Every node below ``path`` (depth first, in index order), at most ``max_depth`` levels down."""
     stack: list[tuple[str, int]] = [(path, 0)]
     while stack:
         here, depth = stack.pop()
-        below = list(listing.children(here))
+        below = list(listing.entries(here))
         yield from below
         if max_depth is None or depth + 1 < max_depth:
-            stack.extend((c["path"], depth + 1) for c in reversed(below)  # an empty container has nothing to list
-                         if c["family"] == "container" and (c.get("structure") or {}).get("count", 1) != 0)
+            stack.extend((c.path, depth + 1) for c in reversed(below)  # an empty container has nothing to list
+                         if c.family == "container" and (c.structure_json() or {}).get("count", 1) != 0)
 
 
 def search_deep(listing: Listing, path: str, queries: list[Query], max_depth: int | None, offset: int,
-                limit: int) -> tuple[int, list[dict[str, Any]]]:
+                limit: int) -> tuple[int, list[Entry]]:
     """(count, page) of the descendants of ``path`` that match every query, in walk order."""
     matched = select(descendants(listing, path, max_depth), queries)
     return len(matched), matched[offset : offset + limit]

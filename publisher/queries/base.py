@@ -22,6 +22,8 @@ from .regex import shown
 if TYPE_CHECKING:  # numpy only when search columns are read
     import numpy as np
 
+    from ..formats import Entry
+
 #: A field's value is JSON (``value``, lists); without it, the text as sent.
 JSON = {"kind": "json"}
 #: A field's value is a boolean as FastAPI reads one.
@@ -82,7 +84,7 @@ class Query:
             raise BadRequest(f"filter[{self.name}][condition][{field}] must be {what}, got {shown(json.dumps(value))}")
         return value
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
+    def on_row(self, entry: Entry) -> bool:
         """Whether one index entry (its ``metadata``, ``key``, ``family``, ...) matches."""
         raise NotImplementedError
 

@@ -5,11 +5,14 @@ in the sorted distinct values, then one vectorised test of the codes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
 from .base import FLAG, JSON, KeyValue, Query, register
 from .sqlite import MISSING, compare, lookup, sql
+
+if TYPE_CHECKING:
+    from ..formats import Entry
 
 _OPERATORS = ("lt", "le", "gt", "ge")
 
@@ -24,8 +27,8 @@ class _Ordered(Query):
     def op(self) -> str:
         return self.name
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return compare(self.op, sql(lookup(entry["metadata"], self.key)), sql(self.value))
+    def on_row(self, entry: Entry) -> bool:
+        return compare(self.op, sql(lookup(entry.metadata, self.key)), sql(self.value))
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import nothing
@@ -81,10 +84,10 @@ class _Membership(Query):
     def validate(self) -> None:
         self.expect("value", list, "a JSON list")
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
+    def on_row(self, entry: Entry) -> bool:
         if not self.value:
             return self.negate  # nothing is in an empty list; everything is not
-        value = sql(lookup(entry["metadata"], self.key))
+        value = sql(lookup(entry.metadata, self.key))
         if value is None:
             return False
         found = any(compare("eq", value, sql(o)) for o in self.value)
@@ -134,8 +137,8 @@ class KeyPresent(Query):
     key: str
     exists: bool = field(default=True, metadata=FLAG)
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return (lookup(entry["metadata"], self.key) is not MISSING) == self.exists
+    def on_row(self, entry: Entry) -> bool:
+        return (lookup(entry.metadata, self.key) is not MISSING) == self.exists
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import nothing

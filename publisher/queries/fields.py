@@ -5,9 +5,12 @@ a column of few distinct values, tested one value at a time."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import JSON, Query, register
+
+if TYPE_CHECKING:
+    from ..formats import Entry
 
 _STRINGS = "a JSON list of strings"
 
@@ -18,8 +21,8 @@ class Lookup(Query):
     name = "lookup"
     key: str
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return entry["key"] == self.key
+    def on_row(self, entry: Entry) -> bool:
+        return entry.key == self.key
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import field_rows
@@ -43,8 +46,8 @@ class Specs(Query):
     def holds(self, specs: Any) -> bool:
         return set(self.include) <= set(specs or ()) and not (set(self.exclude) & set(specs or ()))
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return self.holds(entry["specs"])
+    def on_row(self, entry: Entry) -> bool:
+        return self.holds(entry.specs)
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import field_rows
@@ -58,8 +61,8 @@ class StructureFamily(Query):
     name = "structure_family"
     value: str
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return entry["family"] == self.value
+    def on_row(self, entry: Entry) -> bool:
+        return entry.family == self.value
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import field_rows
@@ -76,8 +79,8 @@ class KeysFilter(Query):
     def validate(self) -> None:
         self.expect("keys", list, _STRINGS, str)
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return entry["key"] in self.keys
+    def on_row(self, entry: Entry) -> bool:
+        return entry.key in self.keys
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import field_rows
@@ -96,8 +99,8 @@ class AccessTagsFilter(Query):
     def validate(self) -> None:
         self.expect("tags", list, _STRINGS, str)
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        return bool(set(entry.get("access_tags") or []) & set(self.tags))
+    def on_row(self, entry: Entry) -> bool:
+        return bool(set(entry.access_tags or []) & set(self.tags))
 
     def on_columns(self, cols: Any) -> Any:
         from .columnar import field_rows

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import FLAG, JSON, KeyValue, Query, register
 from .regex import TextTest, like, regex
 from .sqlite import like_text, lookup, sql, tokens
+
+if TYPE_CHECKING:
+    from ..formats import Entry
 
 
 @register
@@ -20,9 +23,9 @@ class FullText(Query):
     name = "fulltext"
     text: str
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
+    def on_row(self, entry: Entry) -> bool:
         terms = tokens(str(self.text))
-        words = set(tokens(json.dumps(entry["metadata"], ensure_ascii=False)))
+        words = set(tokens(json.dumps(entry.metadata, ensure_ascii=False)))
         return bool(terms) and all(t in words for t in terms)
 
     def on_columns(self, cols: Any) -> Any:
@@ -55,8 +58,8 @@ class Regex(Query):
     def validate(self) -> None:
         self.compiled()
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        raw = lookup(entry["metadata"], self.key)
+    def on_row(self, entry: Entry) -> bool:
+        raw = lookup(entry.metadata, self.key)
         return isinstance(raw, str) and self.compiled().test(raw)
 
     def on_columns(self, cols: Any) -> Any:
@@ -74,8 +77,8 @@ class _Like(Query):
     def compiled(self) -> TextTest:
         raise NotImplementedError
 
-    def on_row(self, entry: dict[str, Any]) -> bool:
-        text = like_text(sql(lookup(entry["metadata"], self.key)))
+    def on_row(self, entry: Entry) -> bool:
+        text = like_text(sql(lookup(entry.metadata, self.key)))
         return text is not None and self.compiled().test(text)
 
     def on_columns(self, cols: Any) -> Any:
