@@ -12,7 +12,7 @@ from .layout import INDEX_COLUMNS, JSON_COLUMNS, PAGE_SIZE, SEARCH_MIN_CHILDREN,
 
 
 class Row(Protocol):
-    """An index entry as the build hands it over (:class:`publisher.index.entry.Entry`)."""
+    """An index entry as the build hands it over (:class:`publisher.formats.Entry`)."""
 
     def to_json(self) -> dict[str, Any]: ...
 
