@@ -1,7 +1,8 @@
-"""The Lambda functions called as AWS calls them: API Gateway HTTP API (payload 2.0) events, as
-JSON files under ``tests/events/`` in the shape API Gateway sends them (route keys, path
-parameters, lower-case headers, the request context), each given to the ``lambda_handler`` the
-function table names, with a Lambda context object, against a built demo store."""
+"""The Lambda functions called as AWS calls them: API Gateway HTTP API (payload 2.0) events under
+``tests/events/``, rebuilt from a recorded one (tests/events/README.md names it and what changed),
+each checked against Powertools' own model of the event and against the routes the template
+makes, then given to the ``lambda_handler`` the function table names, with a Lambda context
+object, against a built demo store."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import base64
 import gzip
 import io
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pandas as pd
@@ -67,12 +71,87 @@ def call(demo: Published, monkeypatch: pytest.MonkeyPatch) -> Any:
     return answer
 
 
-def test_every_recorded_event_names_a_route_of_the_table() -> None:
-    names = sorted(p.stem for p in EVENTS.glob("*.json"))
-    assert len(names) >= 9
-    for name in names:
-        event = json.loads((EVENTS / f"{name}.json").read_text())
-        assert event["version"] == "2.0" and route_for("GET", event["rawPath"]) is not None, name
+NAMES = sorted(p.stem for p in EVENTS.glob("*.json"))
+
+
+def _route_keys() -> list[str]:
+    """The route keys of the API the template deploys (``$default`` last: API Gateway's fallback)."""
+    from publisher.deploy.template import template
+
+    keys = [r["Properties"]["RouteKey"] for r in template()["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
+    return sorted(keys, key=lambda k: k == "$default")
+
+
+def _gateway_route(method: str, path: str) -> tuple[str, dict[str, str] | None]:
+    """The route key API Gateway picks for a request and the path parameters it passes: an exact
+    route first, then the greedy ``{path+}`` (one segment or more), then ``$default``."""
+    keys = _route_keys()
+    if f"{method} {path}" in keys:
+        return f"{method} {path}", None
+    for key in keys:
+        verb, _, template = key.partition(" ")
+        match = re.fullmatch(re.escape(template).replace(r"\{path\+\}", "(?P<path>.+)"), path) if verb == method else None
+        if match:
+            return key, match.groupdict() or None
+    return "$default", None
+
+
+def _query_parameters(raw: str) -> dict[str, str] | None:
+    """``queryStringParameters`` as API Gateway builds them from the raw query: decoded, ``+`` a
+    space, blank values kept, a repeated key's values joined by commas; absent without a query."""
+    joined: dict[str, str] = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw)):
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
+    return joined or None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_event_is_one_api_gateway_sends(name: str) -> None:
+    """Powertools' pydantic model of the payload 2.0 event accepts it (and it carries no field
+    that model lacks); its route key, path parameters and query parameters are the ones API
+    Gateway derives from its raw path and query for the routes the template deploys."""
+    from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+    from aws_lambda_powertools.utilities.parser.models.apigwv2 import RequestContextV2, RequestContextV2Http
+
+    event = json.loads((EVENTS / f"{name}.json").read_text())
+    model = APIGatewayProxyEventV2Model.model_validate(event)
+    for fields, given in ((APIGatewayProxyEventV2Model, event), (RequestContextV2, event["requestContext"]),
+                          (RequestContextV2Http, event["requestContext"]["http"])):
+        assert set(given) <= set(fields.model_fields), (name, set(given) - set(fields.model_fields))
+    context = model.requestContext
+    assert event["version"] == "2.0" and context.stage == "$default" and model.isBase64Encoded is False and model.body is None
+    assert context.http.method == "GET" and context.http.path == model.rawPath and "?" not in model.rawPath
+    assert datetime.strptime(context.time, "%d/%b/%Y:%H:%M:%S %z") == context.timeEpoch.replace(microsecond=0)
+    assert all(k == k.lower() for k in model.headers) and model.headers["host"] == context.domainName
+    key, parameters = _gateway_route(context.http.method, model.rawPath)
+    assert model.routeKey == context.routeKey == key and model.pathParameters == parameters, name
+    assert model.queryStringParameters == _query_parameters(model.rawQueryString), name
+    assert route_for(context.http.method, model.rawPath) is not None, name
+
+
+def test_the_events_cover_every_route_family() -> None:
+    """Each function, a greedy route and its bare prefix, ``$default``, a decoded path segment,
+    a repeated query key."""
+    events = [json.loads((EVENTS / f"{n}.json").read_text()) for n in NAMES]
+    keys = {e["routeKey"] for e in events}
+    assert {route_for("GET", e["rawPath"]).module for e in events} == {"metadata", "arrays", "tables"}  # type: ignore[union-attr]
+    assert "$default" in keys and "GET /api/v1/metadata" in keys and "GET /api/v1/metadata/{path+}" in keys
+    assert any(" " in e["rawPath"] for e in events)
+    assert any(len(parse_qsl(e["rawQueryString"], keep_blank_values=True)) > len(e.get("queryStringParameters") or {}) for e in events)
+
+
+def test_a_malformed_event_fails_the_checks() -> None:
+    """The checks above can fail: Powertools' model refuses an event without its request context,
+    and a query parameter API Gateway would not have built is seen."""
+    from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+    from pydantic import ValidationError
+
+    event = json.loads((EVENTS / "search_repeated_keys.json").read_text())
+    with pytest.raises(ValidationError, match="requestContext"):
+        APIGatewayProxyEventV2Model.model_validate({k: v for k, v in event.items() if k != "requestContext"})
+    assert _query_parameters(event["rawQueryString"])["filter[eq][condition][key]"] == "beamline,proposal"  # type: ignore[index]
+    assert _query_parameters("a=1&a=2") != {"a": "2"} and _query_parameters("") is None
+    assert _gateway_route("GET", "/api/v1/") == ("$default", None)
 
 
 def test_about_and_health(call: Any, demo: Published) -> None:
@@ -122,6 +201,21 @@ def test_table_as_gzipped_csv(call: Any, demo_dir: Path) -> None:
     got = pd.read_csv(io.BytesIO(body))
     expected = pd.read_csv(demo_dir / "tables" / "temperature_log.csv", comment="#")
     np.testing.assert_allclose(got["sample_temperature"], expected["sample_temperature"])
+
+
+def test_a_decoded_path_segment(call: Any) -> None:
+    """HTTP APIs pass the path decoded (``scan%200001`` arrives as ``scan 0001``): the answer names it once decoded."""
+    status, _, body = call("metadata_encoded")
+    assert status == 404 and "scans/scan 0001" in json.loads(body)["detail"]
+    status, _, body = call("metadata_root")
+    assert status == 200 and json.loads(body)["data"]["attributes"]["structure_family"] == "container"
+
+
+def test_search_with_repeated_keys(call: Any) -> None:
+    """Two ``eq`` filters repeat their keys; API Gateway joins them by commas in
+    ``queryStringParameters``, so the handlers read ``rawQueryString``."""
+    status, _, body = call("search_repeated_keys")
+    assert status == 200 and [d["id"] for d in json.loads(body)["data"]] == ["scan_0001"]
 
 
 def test_container_outline(call: Any) -> None:
