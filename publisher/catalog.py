@@ -32,7 +32,11 @@ class Catalog:
     def __init__(self, store: Store, document: dict[str, Any]) -> None:
         self.store = store
         self.document = document
-        self.info = CatalogDocument.from_json(document)
+        try:
+            self.info = CatalogDocument.from_json(document)
+            self.info.index_json["shard_digits"], self.info.index_json["page_size"]  # noqa: B018 (checked here, not mid-request)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"{store.url}/{CATALOG_KEY} is damaged: {_missing(exc)}") from None
         self._prefix = self.info.index_key.rpartition("/")[0]
         self._search: dict[str, Any] = {}
         self._shards: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -41,7 +45,7 @@ class Catalog:
     @classmethod
     def open(cls, store: Store) -> Catalog:
         try:
-            document = json.loads(store.read_bytes(CATALOG_KEY))
+            document = _parse(store, CATALOG_KEY, store.read_bytes(CATALOG_KEY))
         except NotFound:
             raise NotFound(f"{store.url} has no {CATALOG_KEY}: nothing has been published there yet") from None
         if document.get("format") != CATALOG_FORMAT:
@@ -55,12 +59,18 @@ class Catalog:
     def entry(self, path: str) -> Entry:
         """One node's entry, from its shard; a warm process keeps the shards it has read (a
         release's objects never change), so a Lambda answers most metadata without an S3 read."""
-        return Entry.from_json(self._node_row(path))
+        return self._typed(self._node_row(path), path)
 
     def entries(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[Entry]:
         """Children of a container in order, reading only the pages (or, for a large container,
         the rows) that cover the range."""
-        return (Entry.from_json(row) for row in self._child_rows(path, offset, limit))
+        return (self._typed(row, path) for row in self._child_rows(path, offset, limit))
+
+    def _typed(self, row: Any, where: str) -> Entry:
+        try:
+            return Entry.from_json(row)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"{self.store.url}: the index row of {where!r} (or a child) is damaged: {_missing(exc)}") from None
 
     def _node_row(self, path: str) -> dict[str, Any]:
         path = path.strip("/")
@@ -71,7 +81,7 @@ class Catalog:
                 self._shards.move_to_end(key)
         if shard is None:
             try:
-                shard = json.loads(self.store.read_bytes(key))
+                shard = _parse(self.store, key, self.store.read_bytes(key))
             except NotFound:
                 shard = {}
             with self._lock:
@@ -90,7 +100,8 @@ class Catalog:
         yielded = 0
         while limit is None or yielded < limit:
             try:
-                body = json.loads(self.store.read_bytes(children_page_key(self._prefix, path, page)))
+                key = children_page_key(self._prefix, path, page)
+                body = _parse(self.store, key, self.store.read_bytes(key), "entries", "offset", "count")
             except NotFound:
                 if yielded == 0:  # no pages: a large container's rows, or nothing there
                     yield from self._large_rows(path, offset, limit)
@@ -124,7 +135,7 @@ class Catalog:
             return
         lines = self.store.read_range(f"{prefix}/rows.jsonl", offsets[0], offsets[-1]).split(b"\n")
         for line in lines[:-1]:
-            yield json.loads(line)
+            yield _parse(self.store, f"{prefix}/rows.jsonl", line)
 
     def search_columns(self, path: str, count: int) -> Any:
         """The search columns of a container with ``count`` children, or None when it has none
@@ -143,3 +154,22 @@ class Catalog:
                 while len(self._search) > SEARCH_CACHE_CONTAINERS:
                     self._search.pop(next(iter(self._search)))
             return cols
+
+
+def _parse(store: Store, key: str, raw: bytes, *required: str) -> dict[str, Any]:
+    """An index object (a JSON object holding ``required``); a damaged one is the store's fault
+    (a 502 naming it), not a 500 mid-answer."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise StoreError(f"{store.url}/{key} is damaged: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise StoreError(f"{store.url}/{key} is damaged: a JSON {type(value).__name__}, not an object")
+    missing = [name for name in required if name not in value]
+    if missing:
+        raise StoreError(f"{store.url}/{key} is damaged: it has no {', '.join(map(repr, missing))}")
+    return value
+
+
+def _missing(exc: Exception) -> str:
+    return f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
