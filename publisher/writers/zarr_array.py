@@ -89,6 +89,10 @@ class _Layout:
         self.compressor = numcodecs_codec(self.spec) if self.spec else None
 
     def metadata(self, attrs: dict[str, Any], dims: list[str]) -> dict[str, bytes]:
+        """The array's metadata documents, from zarr's own data type and codec objects. Written here
+        rather than by ``zarr.create_array`` (474 µs an array against 32 µs, measured: a tree of
+        10,000 small arrays would pay 4.4 s); ``tests/test_zarr_writer.py`` holds them equal to
+        what ``zarr.create_array`` writes."""
         fill_json = self.zdtype.to_json_scalar(self.fill, zarr_format=self.zarr_format) if self.fill is not None else None
         if isinstance(fill_json, tuple):
             fill_json = list(fill_json)
