@@ -66,3 +66,114 @@ def test_two_local_servers_each_serve_their_own_store(tmp_path: Path) -> None:
     finally:
         for server in servers:
             server.stop()
+
+
+# -- the library's knobs: read once at the edge, passed in -------------------------------------
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store holding one 64 x 64 float64 array (32 KiB; as JSON it costs ~20x that to build)."""
+    folder = tmp_path_factory.mktemp("knobs")
+    (folder / "data").mkdir()
+    np.save(folder / "data" / "frame.npy", np.arange(64 * 64, dtype="float64").reshape(64, 64))
+    return run_build(folder, {"sources": [{"path": "data", "into": ""}]}).store.url
+
+
+def _ask(store: str, given: Settings | None = None) -> tuple[int, dict]:
+    """``array/full/frame`` as JSON through the Lambda handler, with ``given`` settings (else the environment's)."""
+    import json
+
+    from handlers import arrays
+    from handlers.local import event_for, invoke
+
+    status, _, body = invoke(arrays.lambda_handler, event_for("GET", "/api/v1/array/full/frame", "format=json", {"host": "x"}, "127.0.0.1"),
+                             given)
+    return status, json.loads(body) if status != 200 else {}
+
+
+def test_two_servers_in_one_process_keep_their_own_answer_limit(frames: str) -> None:
+    """Each ``publish serve``-style settings object carries its own ``max_answer_bytes``, passed
+    to ``limits.check``: one process answers under one and refuses under the other."""
+    small, large = Settings(store=frames, max_answer_bytes=2**16), Settings(store=frames, max_answer_bytes=2**30)
+    refused, detail = _ask(frames, small)
+    assert refused == 400 and "SKYSHELF_MAX_ANSWER_BYTES" in detail["detail"] and "64.0 KiB" in detail["detail"]
+    assert _ask(frames, large)[0] == 200
+    assert _ask(frames, small)[0] == 400  # still its own, after the other one answered
+
+
+def test_a_changed_environment_counts_only_after_reset(frames: str) -> None:
+    """The environment is read once: a later change does not reach a request until ``reset()``."""
+    os.environ["SKYSHELF_STORE"] = frames  # not through monkeypatch: no reset follows
+    try:
+        settings.reset()
+        assert _ask(frames)[0] == 200
+        os.environ["SKYSHELF_MAX_ANSWER_BYTES"] = str(2**16)
+        assert _ask(frames)[0] == 200 and settings.environment().max_answer_bytes == 512 * 2**20
+        settings.reset()
+        assert _ask(frames)[0] == 400
+    finally:
+        os.environ.pop("SKYSHELF_MAX_ANSWER_BYTES", None)
+        os.environ.pop("SKYSHELF_STORE", None)
+        settings.reset()
+
+
+def test_a_malformed_knob_is_named(frames: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SKYSHELF_MAX_ANSWER_BYTES=lots`` used to fall back to the default in silence: now the
+    settings, a request and ``publish serve`` each say which variable is wrong."""
+    import subprocess
+    import sys
+
+    from publisher.settings import BuildSettings, SettingError
+
+    message = "SKYSHELF_MAX_ANSWER_BYTES must be an integer, got 'lots'"
+    with pytest.raises(SettingError, match=message):
+        Settings.from_env({"SKYSHELF_MAX_ANSWER_BYTES": "lots"})
+    with pytest.raises(SettingError, match="SKYSHELF_SEARCH_MIN_CHILDREN must be an integer, got 'many'"):
+        BuildSettings.from_env({"SKYSHELF_SEARCH_MIN_CHILDREN": "many"})
+    monkeypatch.setenv("SKYSHELF_STORE", frames)
+    monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", "lots")
+    status, detail = _ask(frames)
+    assert status == 500 and message in detail["detail"]  # the server's fault, named; no traceback
+    served = subprocess.run([sys.executable, "-m", "publisher.cli", "serve", "--store", frames, "--port", "0"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "SKYSHELF_MAX_ANSWER_BYTES": "lots"})
+    assert served.returncode == 1 and f"error: {message}" in served.stderr, served.stderr
+
+
+def test_the_build_reads_its_knobs_once_and_writes_the_threshold(tmp_path: Path) -> None:
+    """``build(settings=)`` takes the search columns' threshold without the environment; it is
+    written into catalog.json, where the handlers read it back."""
+    import json
+
+    from publisher.build import build
+    from publisher.config import load_pipeline
+    from publisher.settings import BuildSettings
+
+    from .conftest import write_pipeline
+
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        np.save(tmp_path / "data" / f"n{i}.npy", np.zeros(2))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"output": {"store": str(tmp_path / "site")}, "sources": [{"path": "data", "into": ""}]}))
+    os.environ["SKYSHELF_SEARCH_MIN_CHILDREN"] = "1000"  # the given settings win over it
+    try:
+        report = build(pipeline, workers=1, settings=BuildSettings(search_min_children=2, direct_io=False))
+    finally:
+        del os.environ["SKYSHELF_SEARCH_MIN_CHILDREN"]
+    catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
+    assert catalog["index_json"]["search_min_children"] == 2
+    assert (tmp_path / "site" / "releases" / report.release / "index" / "search").is_dir()
+
+
+def test_no_library_module_reads_a_skyshelf_variable() -> None:
+    """Every ``os.environ`` / ``getenv`` read of a ``SKYSHELF_*`` name in publisher/ and handlers/
+    is the one reader's (``publisher.settings``), but the packager's own cache folder (CLI side)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [*root.glob("publisher/**/*.py"), *root.glob("handlers/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = ast.unparse(node) if isinstance(node, (ast.Call, ast.Subscript)) else ""
+            if ("environ" in text or "getenv" in text) and any(isinstance(c, ast.Constant) and str(c.value).startswith("SKYSHELF_")
+                                                                 for c in ast.walk(node)):
+                found.append(str(path.relative_to(root)))
+    assert set(found) == {"publisher/deploy/package.py"}  # SKYSHELF_PACKAGE_CACHE

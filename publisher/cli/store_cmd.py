@@ -129,9 +129,9 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
         from ..catalog import Catalog
 
         catalog = Catalog.open(target)
+        server = LocalServer(target.url, host, port, Cors.parse(cors_origin))  # reads the settings: a malformed one fails here
     except SkyshelfError as exc:
         fail(exc)
-    server = LocalServer(target.url, host, port, Cors.parse(cors_origin))
     url = server.url
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
     click.echo(f"  browser:  {url}/api/v1/search/")
