@@ -6,7 +6,7 @@ and one ranged GET (64 KiB of a 1 MiB object) on moto's server, which this scrip
 loopback port. Candidates run interleaved in a shuffled order per round, so each sees the same
 host; the median and p90 per candidate are printed with the ratio against boto3 (the named
 baseline: what the deployed functions used before). ``store:<backend>`` rows time the same read
-through Skyshelf's own ``open_store`` with ``SKYSHELF_S3_BACKEND=<backend>`` (the wrapper's cost).
+through Skyshelf's own ``open_store(url, backend=<backend>)``, as the handlers pass their ``SKYSHELF_S3_BACKEND`` (the wrapper's cost).
 
 Usage: python benchmarks/s3_backend.py [--rounds 15]
 """
@@ -57,7 +57,7 @@ data = bytes(obstore.get_range(store, "{key}", start=0, end={span}))
 }
 STORE = """
 from publisher.stores import open_store
-data = open_store("s3://{bucket}").read_range("{key}", 0, {span})
+data = open_store("s3://{bucket}", backend="{backend}").read_range("{key}", 0, {span})
 """
 
 
@@ -67,12 +67,11 @@ def available(name: str) -> bool:
 
 
 def sample(name: str, env: dict[str, str]) -> float:
-    fields = {"bucket": BUCKET, "key": KEY, "span": SPAN, "last": SPAN - 1}
+    fields = {"bucket": BUCKET, "key": KEY, "span": SPAN, "last": SPAN - 1, "backend": name.partition(":")[2]}
     body = STORE if name.startswith("store:") else CANDIDATES[name]
-    extra = {"SKYSHELF_S3_BACKEND": name.split(":")[1]} if name.startswith("store:") else {}
     code = _TIMED.format(body=body.format(**fields), span=SPAN)
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**env, **extra, "PYTHONPATH": str(ROOT)})
+                          env={**env, "PYTHONPATH": str(ROOT)})
     if done.returncode:
         raise RuntimeError(f"{name} failed: {done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
