@@ -8,6 +8,7 @@ Codecs travel in zarr's envelope, ``{"name": ..., "configuration": {...}}`` (wha
 ``zarr.json`` lists); :data:`CODECS` maps each name to the numcodecs codec that encodes and
 decodes its bytes (the same bytes in v2 and v3). Third-party codecs register through the
 ``skyshelf.codecs`` entry point group: a callable from the configuration to a numcodecs codec.
+:func:`codec_spec` maps a pipeline's codec setting to the entry the writer puts in ``zarr.json``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,50 @@ def numcodecs_codec(spec: dict[str, Any]) -> Any:
     return make(spec.get("configuration", {}))
 
 
+#: pipeline.yml's names of the built-in codecs (``gzip:6``); ``blosc-*`` and ``lz4`` are v3 ``blosc``.
+SETTING_NAMES = ("zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4", "none")
+_BLOSC_CNAME = {"blosc": "lz4", "blosc-lz4": "lz4", "lz4": "lz4", "blosc-zstd": "zstd"}
+
+
+def codec_names() -> list[str]:
+    """Every codec name a pipeline may give: the settings' names and every registered codec,
+    plug-ins included (this scans the ``skyshelf.codecs`` entry points)."""
+    return sorted(set(SETTING_NAMES) | set(CODECS.items()))
+
+
+def codec_spec(name: str, level: int | None = None, configuration: dict[str, Any] | None = None,
+               itemsize: int = 1) -> dict[str, Any] | None:
+    """The v3 ``codecs`` entry a codec setting writes (None for ``none``): the built-ins exactly as
+    zarr's codec classes write them, ``configuration`` over their defaults; a registered codec
+    (a plug-in) with the configuration its numcodecs codec reports, so the entry records every
+    setting. A setting the codec does not take is a ``ValueError``."""
+    given = dict(configuration or {})
+    if level is not None and {"level", "clevel"} & set(given):
+        raise ValueError(f"codec {name!r}: give the level once, as `level` or in `configuration`")
+    if name == "none":
+        base: dict[str, Any] | None = None
+    elif name == "zstd":
+        base = {"level": 3 if level is None else level, "checksum": False}
+    elif name == "gzip":
+        base = {"level": 6 if level is None else level}
+    elif name in _BLOSC_CNAME:
+        name, base = "blosc", {"typesize": max(itemsize, 1), "cname": _BLOSC_CNAME[name], "clevel": 5 if level is None else level,
+                               "shuffle": "shuffle" if itemsize > 1 else "noshuffle", "blocksize": 0}
+    else:
+        make = CODECS.get(name)
+        try:
+            codec = make({**({"level": level} if level is not None else {}), **given})
+        except Exception as exc:
+            raise ValueError(f"codec {name!r} refused its configuration {given}: {exc}") from exc
+        config = codec.get_config() if hasattr(codec, "get_config") else given
+        return {"name": name, "configuration": {k: v for k, v in config.items() if k != "id"}}
+    unknown = sorted(set(given) - set(base or {}))
+    if unknown:
+        takes = ", ".join(sorted(base)) if base else "nothing"
+        raise ValueError(f"codec {name!r} has no setting {', '.join(map(repr, unknown))}; it takes {takes}")
+    return {"name": name, "configuration": {**base, **given}} if base is not None else None
+
+
 def chunk_key(index: tuple[int, ...], zarr_format: int, separator: str | None = None) -> str:
     """A chunk's key below its array: ``c/1/2`` (v3, default encoding) or ``1.2`` (v2)."""
     if zarr_format == 3:
@@ -92,4 +137,4 @@ def dtype_from_v3(data_type: Any) -> np.dtype:
     raise UnsupportedError(f"Zarr data type {data_type!r} is not served")
 
 
-__all__ = ["CODECS", "chunk_key", "dtype_from_v3", "numcodecs_codec"]
+__all__ = ["CODECS", "SETTING_NAMES", "chunk_key", "codec_names", "codec_spec", "dtype_from_v3", "numcodecs_codec"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..functions import BY_NAME
 
@@ -27,14 +27,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-CodecName = Literal["zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4", "none"]
-
-
 class Codec(_Model):
-    """Compression for Zarr chunks. Written as ``zstd``, ``gzip:6`` or ``{name: zstd, level: 5}``."""
+    """Compression for Zarr chunks: ``zstd``, ``gzip:6``, ``{name: zstd, level: 5}``, or any codec the
+    codec registry knows (plug-ins included) in Zarr 3's form, ``{name: ..., configuration: {...}}``."""
 
-    name: CodecName = "zstd"
+    name: str = Field(default="zstd", description="zstd | gzip | blosc-lz4 | blosc-zstd | lz4 | none, or a registered codec "
+                      "(a `skyshelf.codecs` plug-in; docs/plugins.md).")
     level: int | None = Field(default=None, description="Compression level; the codec's default when omitted.")
+    configuration: dict[str, Any] = Field(default_factory=dict, description="The codec's settings, as its zarr.json entry "
+                                          "lists them; over the built-ins' defaults.")
 
     @model_validator(mode="before")
     @classmethod
@@ -43,6 +44,49 @@ class Codec(_Model):
             name, _, level = value.partition(":")
             return {"name": name.strip(), **({"level": int(level)} if level.strip() else {})}
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        """A built-in setting's name, or one the codec registry has; else what is known and, for a
+        plug-in that failed to load, what to install."""
+        from ..registry import NotRegistered
+        from ..zarr_layout import CODECS, SETTING_NAMES, codec_names
+
+        if name in SETTING_NAMES:
+            return name
+        try:
+            CODECS.get(name)
+        except NotRegistered as exc:
+            why = str(exc) if name in CODECS.failed else f"unknown codec {name!r}"
+            raise ValueError(f"{why}; known: {', '.join(codec_names())} (a package's `skyshelf.codecs` entry point "
+                             "adds more: docs/plugins.md)") from None
+        return name
+
+    @model_validator(mode="after")
+    def _configuration_fits(self) -> Codec:
+        self.spec()  # a setting the codec does not take fails here, at its line of pipeline.yml
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Without an empty ``configuration``: the settings hash of a build stays what it was."""
+        out = handler(self)
+        if not out.get("configuration"):
+            out.pop("configuration", None)
+        return out
+
+    @property
+    def builtin(self) -> bool:
+        from ..zarr_layout import SETTING_NAMES
+
+        return self.name in SETTING_NAMES
+
+    def spec(self, itemsize: int = 1) -> dict[str, Any] | None:
+        """The v3 ``codecs`` entry this setting writes for items of ``itemsize`` bytes (None: no compression)."""
+        from ..zarr_layout import codec_spec
+
+        return codec_spec(self.name, self.level, self.configuration, itemsize)
 
 
 class Storage(_Model):
@@ -67,6 +111,12 @@ class Output(_Model):
     table_partition_rows: int = Field(default=5_000_000, gt=0, description="Rows per Parquet partition file.")
     table_row_group_rows: int = Field(default=262_144, gt=0, description="Rows per Parquet row group.")
 
+    @field_validator("codec")
+    @classmethod
+    def _plugin_codecs_need_v3(cls, codec: Codec, info: ValidationInfo) -> Codec:
+        _v3_only(codec, info.data.get("zarr_format", 3))
+        return codec
+
     @field_validator("chunk_target_bytes", mode="before")
     @classmethod
     def _size(cls, value: Any) -> int:
@@ -74,6 +124,13 @@ class Output(_Model):
         if size < 4096:
             raise ValueError(f"chunk_target_bytes must be at least 4096 bytes, got {size}")
         return size
+
+
+def _v3_only(codec: Codec | None, zarr_format: int, where: str = "") -> None:
+    """Zarr 2 names a compressor by its numcodecs id, which the handlers can only resolve for the
+    built-ins; a plug-in codec is recorded by its registry name in Zarr 3's ``zarr.json``."""
+    if codec is not None and zarr_format == 2 and not codec.builtin:
+        raise ValueError(f"{where}{': ' if where else ''}the plug-in codec {codec.name!r} is written in Zarr 3 only (set output.zarr_format: 3)")
 
 
 class Source(_Model):
@@ -157,6 +214,12 @@ class Pipeline(_Model):
         "skipped (refuse) or followed silently (allow). Symlink loops are always that path's failure.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata of the catalog root.")
     deploy: Deploy = Field(default_factory=Deploy)
+
+    @model_validator(mode="after")
+    def _rule_codecs_need_v3(self) -> Pipeline:
+        for i, rule in enumerate(self.rules):
+            _v3_only(rule.codec, self.output.zarr_format, f"rules.{i}.codec")
+        return self
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _path: Path | None = PrivateAttr(default=None)
