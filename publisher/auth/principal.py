@@ -1,0 +1,52 @@
+"""The caller of a request and Tiled's tag rule, with the standard library only (every handler
+imports it at cold start)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+#: The reserved tag: anyone, signed in or not, may read a node that carries it.
+PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: ``kind`` is ``anonymous``, ``apikey`` or ``token``; ``name`` a key's id or a
+    token's subject, for logs (never a secret); ``tags`` what it was granted."""
+
+    kind: str
+    name: str | None = None
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+    @property
+    def reach(self) -> frozenset[str]:
+        """The tags a node needs one of for this caller to read it (``public`` included)."""
+        return self.tags | {PUBLIC}
+
+    def can_read(self, tags: Sequence[str] | None) -> bool:
+        """Whether a node with these (own, effective) tags is readable; ``None`` is a node of a
+        catalog without access rules, which is public."""
+        return tags is None or not self.reach.isdisjoint(tags)
+
+    def can_read_chain(self, chain: Iterable[Sequence[str]]) -> bool:
+        """Whether every tag set along a path (the node's ancestors and itself) is readable."""
+        return all(self.can_read(tags) for tags in chain)
+
+
+ANONYMOUS = Principal("anonymous")
+
+
+def chain_id(chain: Sequence[Sequence[str]]) -> str | None:
+    """The name of an access class: ``None`` when anyone may read along the whole chain (the data
+    goes under the public prefix), else a short stable digest of the chain's tag sets, which
+    names the private prefix its nodes' data share (so a grant is one prefix per class)."""
+    if ANONYMOUS.can_read_chain(chain):
+        return None
+    text = ">".join("|".join(sorted(set(tags))) for tags in chain)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
