@@ -224,25 +224,43 @@ def test_container_outline(call: Any) -> None:
     assert status == 200 and "entry" in outline["contents"]
 
 
-def test_a_server_error_is_a_json_log_line_with_the_request_id(call: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store whose catalog is damaged: the client gets a 500 without a traceback; the log gets
-    one structured line naming the request and the function (Powertools' Logger, its formatter
+def _log_lines(call: Any, name: str) -> tuple[int, bytes, list[dict[str, Any]]]:
+    """Status, body and the JSON log lines of one event's call (Powertools' Logger, its formatter
     on a stream of the test's: its own handler writes to the stdout it found at import)."""
     import logging
 
     from handlers.common import log
 
-    (tmp_path / "catalog.json").write_text(json.dumps({"format": "skyshelf-catalog", "version": 1, "release": "r"}))
-    monkeypatch.setenv("SKYSHELF_STORE", str(tmp_path))
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(log.registered_formatter)
     log.addHandler(handler)
     try:
-        status, headers, body = call("metadata_node")
+        status, _, body = call(name)
     finally:
         log.removeHandler(handler)
+    return status, body, [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_server_error_is_a_json_log_line_with_the_request_id(call: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault the handlers did not foresee (a catalog read that raises; no real store input is
+    left that does: a damaged one is a 502, below): the client gets a 500 without a traceback;
+    the log gets one structured line naming the request and the function."""
+    from publisher.catalog import Catalog
+
+    def fault(self: Catalog, path: str) -> Any:
+        raise RuntimeError("a fault nobody foresaw")
+
+    monkeypatch.setattr(Catalog, "entry", fault)
+    status, body, lines = _log_lines(call, "metadata_node")
     assert status == 500 and "Traceback" not in body.decode() and json.loads(body)["detail"].startswith("internal error")
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (record,) = [r for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="]
     assert record["level"] == "ERROR" and record["function_name"] == "skyshelf-metadata" and "Traceback" in record["exception"]
+
+
+def test_a_damaged_store_is_a_502_naming_it(call: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "catalog.json").write_text(json.dumps({"format": "skyshelf-catalog", "version": 1, "release": "r"}))
+    monkeypatch.setenv("SKYSHELF_STORE", str(tmp_path))
+    status, body, lines = _log_lines(call, "metadata_node")
+    assert status == 502 and "catalog.json is damaged" in json.loads(body)["detail"]
+    assert [r["level"] for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="] == ["ERROR"]
