@@ -32,7 +32,8 @@ class Codec(_Model):
     codec registry knows (plug-ins included) in Zarr 3's form, ``{name: ..., configuration: {...}}``."""
 
     name: str = Field(default="zstd", description="zstd | gzip | blosc-lz4 | blosc-zstd | lz4 | none, or a registered codec "
-                      "(a `skyshelf.codecs` plug-in; docs/plugins.md).")
+                      "(a `skyshelf.codecs` plug-in; docs/plugins.md).",
+                      examples=["zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4", "none", "blosc"])
     level: int | None = Field(default=None, description="Compression level; the codec's default when omitted.")
     configuration: dict[str, Any] = Field(default_factory=dict, description="The codec's settings, as its zarr.json entry "
                                           "lists them; over the built-ins' defaults.")
