@@ -177,3 +177,20 @@ def test_no_library_module_reads_a_skyshelf_variable() -> None:
                                                                  for c in ast.walk(node)):
                 found.append(str(path.relative_to(root)))
     assert set(found) == {"publisher/deploy/package.py"}  # SKYSHELF_PACKAGE_CACHE
+
+
+def test_the_cache_budget_and_direct_writes_come_from_the_settings(frames: str, tmp_path: Path) -> None:
+    """The decoded cache is sized by the settings of the request that uses it (0: off), and a
+    store opened with ``direct_io=False`` (``SKYSHELF_DIRECT_IO=0``) writes without O_DIRECT."""
+    from publisher.access.cache import DECODED
+    from publisher.stores import open_store
+
+    try:
+        assert _ask(frames, Settings(store=frames, decoded_cache_bytes=0))[0] == 200
+        assert DECODED.capacity == 0 and DECODED.size == 0  # nothing kept
+        assert _ask(frames, Settings(store=frames, decoded_cache_bytes=2**20))[0] == 200
+        assert DECODED.capacity == 2**20 and DECODED.size == 64 * 64 * 8  # the frame's one chunk, kept
+    finally:
+        DECODED.resize(Settings().decoded_cache_bytes)
+    assert not open_store(tmp_path, direct_io=False)._direct.enabled  # type: ignore[attr-defined]
+    assert Settings.from_env({"SKYSHELF_DIRECT_IO": "0"}).direct_io is False
