@@ -118,3 +118,7 @@ def test_builtin_codecs_in_the_name_configuration_form() -> None:
     assert blosc.spec(4) == BloscCodec(cname="zstd", clevel=2, shuffle="bitshuffle", typesize=4).to_dict()
     assert Codec.model_validate("gzip:6").model_dump() == {"name": "gzip", "level": 6}
     assert Codec.model_validate({"name": "zstd", "level": 5}).spec() == ZstdCodec(level=5).to_dict()
+    with pytest.raises(ValueError, match="codec 'gzip': give the level once"):
+        Codec.model_validate({"name": "gzip", "level": 3, "configuration": {"level": 4}})
+    with pytest.raises(ValueError, match="codec 'zstd' has no setting 'lvl'; it takes checksum, level"):
+        Codec.model_validate({"name": "zstd", "configuration": {"lvl": 4}})
