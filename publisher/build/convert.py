@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import UnsupportedError
 from ..formats import Entry, ManifestItem, Problem
@@ -33,30 +34,64 @@ class ItemResult:
     skipped: list[Problem] = field(default_factory=list)
     failures: list[Problem] = field(default_factory=list)
     bytes_in: int = 0
+    #: Data prefixes outside the release's public one: the private islands it wrote.
+    private_prefixes: list[str] = field(default_factory=list)
     documents: dict[str, Any] = field(default_factory=dict)  # Zarr metadata, for consolidation
 
 
-class Converter:
-    """Writes items into ``prefix`` (``releases/<id>``) of the store, on a shared writer pool."""
+@dataclass
+class _Island:
+    """Nodes of one item that share an access class, written as one Zarr hierarchy under that
+    class's prefix: a group's consolidated metadata then lists only what its readers may read."""
 
-    def __init__(self, pipeline: Pipeline, store: Store, prefix: str, workers: int) -> None:
+    access_class: str | None
+    writers: dict[str, Any]
+    file_zarr: str
+    groups: list[str] = field(default_factory=list)
+
+    @property
+    def zarr(self) -> ZarrWriter:
+        return self.writers["array"]  # type: ignore[no-any-return]
+
+
+def data_root(release_prefix: str, access_class: str | None) -> str:
+    """Where a release's data of one access class lives: ``releases/<id>`` for what anyone may
+    read, ``private/<class>/releases/<id>`` for the rest (one prefix per class, to grant by)."""
+    return release_prefix if access_class is None else f"private/{access_class}/{release_prefix}"
+
+
+class Converter:
+    """Writes items into ``prefix`` (``releases/<id>``) of the store, on a shared writer pool;
+    nodes only some may read go under their access class's private prefix."""
+
+    def __init__(self, pipeline: Pipeline, store: Store, prefix: str, workers: int, access: AccessRules | None = None) -> None:
         self.pipeline, self.store, self.prefix = pipeline, store, prefix
+        self.access = access or AccessRules([])
         # twice as many writer threads as cores: big chunks go to disk with O_DIRECT, which blocks
         # a thread while the device writes, and the other threads keep the cores compressing
         # (1 GiB uncompressed source: 1.28x -> 1.17x the floor); slabs in flight stay 2 per core
         self.pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="skyshelf-write")
-        # one writer per structure family (publisher.writers); the array one also writes the groups
-        self.writers = writers_for(WriteContext(store, prefix, pipeline.output, self.pool, slots=2 * workers))
-        self.zarr: ZarrWriter = self.writers["array"]  # type: ignore[assignment]
+        self.slots = 2 * workers
+        # one writer per structure family (publisher.writers) per data root; the array one also writes the groups
+        self._writers: dict[str, dict[str, Any]] = {}
 
-    def url(self, key: str) -> str:
-        return f"{self.prefix}/{key}"
+    def writers_at(self, root: str) -> dict[str, Any]:
+        found = self._writers.get(root)
+        if found is None:
+            found = self._writers[root] = writers_for(WriteContext(self.store, root, self.pipeline.output, self.pool, slots=self.slots))
+        return found
+
+    def island(self, path: str) -> _Island:
+        """A new island for the subtree at ``path``, under its access class's data root."""
+        access_class = self.access.access_class(path)
+        return _Island(access_class, self.writers_at(data_root(self.prefix, access_class)), f"data/{path}.zarr")
 
     def record(self, item: WorkItem, fingerprint: Fingerprint, out: ItemResult) -> ManifestItem:
         """The manifest's record of a converted item: what the next build compares and reuses."""
         base = f"{self.prefix}/data/{item.node_path}"
         return ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, fingerprint.records(),
-                            [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base], out.warnings, out.skipped)
+                            [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
+                            out.warnings, out.skipped)
 
     def convert(self, item: WorkItem) -> ItemResult:
         out = ItemResult()
@@ -87,14 +122,21 @@ class Converter:
         if kept is None:
             out.skipped.append(Problem(item.node_path, "skipped by a rule", source_file))
             return
-        file_zarr = f"data/{item.node_path}.zarr"
-        groups: list[str] = []
-        self.write_node(kept, item.node_path, file_zarr, "", source_file, groups, out)
-        if groups:
-            self.zarr.consolidate_tree(groups[0], groups, out.documents)
+        self.write_island(self.island(item.node_path), kept, item.node_path, source_file, out)
 
-    def write_node(self, node: Node, path: str, file_zarr: str, inner: str, source_file: str, groups: list[str], out: ItemResult) -> bool:
-        """Write one node (and its subtree); return False when it was skipped or failed."""
+    def write_island(self, island: _Island, node: Node, path: str, source_file: str, out: ItemResult) -> bool:
+        """Write a subtree whose top starts an island, then consolidate the island's groups."""
+        if island.access_class is not None:
+            base = f"{data_root(self.prefix, island.access_class)}/data/{path}"
+            out.private_prefixes += [f"{base}.zarr", f"{base}.parquet", base]
+        written = self.write_node(node, path, island, "", source_file, out)
+        if island.groups:
+            island.zarr.consolidate_tree(island.groups[0], island.groups, out.documents)
+        return written
+
+    def write_node(self, node: Node, path: str, island: _Island, inner: str, source_file: str, out: ItemResult) -> bool:
+        """Write one node (and its subtree); return False when it was skipped or failed. A child of
+        another access class than its island starts an island of its own."""
         for message in node.notes.pop("warnings", []):
             out.warnings.append(Problem(path, message, source_file))
         if isinstance(node, SkippedNode):
@@ -102,17 +144,21 @@ class Converter:
             return False
         if isinstance(node, LinkNode):
             return False
-        zarr_path = f"{file_zarr}/{inner}" if inner else file_zarr
+        zarr_path = f"{island.file_zarr}/{inner}" if inner else island.file_zarr
         try:
             if isinstance(node, ContainerNode):
-                self.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
-                groups.append(zarr_path)
-                entry = self.entry(node, path, source_file, self.url(zarr_path), ContainerStructure(0))
+                island.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
+                island.groups.append(zarr_path)
+                entry = self.entry(node, path, source_file, f"{island.zarr.prefix}/{zarr_path}", ContainerStructure(0))
                 out.entries.append(entry)
                 count = 0
                 for child in node.children:
-                    child_inner = f"{inner}/{child.key}" if inner else child.key
-                    if self.write_node(child, f"{path}/{child.key}", file_zarr, child_inner, source_file, groups, out):
+                    child_path, child_inner = f"{path}/{child.key}", f"{inner}/{child.key}" if inner else child.key
+                    if self.access.tagged and self.access.access_class(child_path) != island.access_class:
+                        done = self.write_island(self.island(child_path), child, child_path, source_file, out)
+                    else:
+                        done = self.write_node(child, child_path, island, child_inner, source_file, out)
+                    if done:
                         count += 1
                     elif isinstance(child, SkippedNode):
                         node.notes.setdefault("skipped", {})[child.key] = {"reason": child.reason, **child.notes}
@@ -121,7 +167,7 @@ class Converter:
                 entry.structure = ContainerStructure(count)
                 entry.notes = node.notes
                 return True
-            writer = self.writers.get(node.family.value)
+            writer = island.writers.get(node.family.value)
             if writer is not None:
                 written = writer.write(node, path, zarr_path, out.documents)
                 out.entries.append(self.entry(node, path, source_file, written.data_url, written.structure))
