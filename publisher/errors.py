@@ -55,6 +55,13 @@ class NotFound(SkyshelfError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class Unauthorized(SkyshelfError, PermissionError):
+    """Credentials are missing where a catalog needs them, or are bad: unknown, expired, revoked
+    or forged. The message says which, never echoing a secret."""
+
+    http_status = 401
+
+
 class StoreError(SkyshelfError, OSError):
     """The output store cannot be read or written."""
 
