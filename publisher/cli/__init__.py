@@ -14,6 +14,7 @@ import click
 from .build_cmd import build, schema, validate
 from .common import EXIT_FAILED, EXIT_PARTIAL
 from .deploy_cmd import deploy, destroy, status, template_command
+from .keys_cmd import keys
 from .store_cmd import gc, ls, releases, rollback, serve
 
 
@@ -25,7 +26,7 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _command in (validate, schema, build, ls, releases, rollback, gc, serve, deploy, status, destroy, template_command):
+for _command in (validate, schema, build, ls, releases, rollback, gc, serve, deploy, status, destroy, template_command, keys):
     main.add_command(_command)
 
 __all__ = ["EXIT_FAILED", "EXIT_PARTIAL", "main"]

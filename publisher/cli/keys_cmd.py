@@ -1,0 +1,97 @@
+"""``publish keys create|list|revoke``: API keys in the store's private area (docs/auth.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import click
+
+from ..errors import SkyshelfError
+from .common import fail, pipeline_option, target_store
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+store_option = click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """``30d`` (s, m, h, d or w from now) or an ISO date or time (UTC unless it says; a bare date
+    is that day's start, so ``2027-01-31`` works through the 30th)."""
+    now = now or datetime.now(timezone.utc)
+    span = re.fullmatch(r"(\d+)\s*([smhdw])", text.strip())
+    if span:
+        return now + timedelta(seconds=int(span[1]) * _UNITS[span[2]])
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a span such as 30d, 12h, 2w nor a date such as 2027-01-31") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _expiry(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = parse_expiry(value)
+    if moment <= datetime.now(timezone.utc):
+        raise click.BadParameter(f"{value!r} is in the past")
+    return moment
+
+
+@click.group()
+def keys() -> None:
+    """API keys: the secret is shown once; the store keeps only a salted hash."""
+
+
+@keys.command()
+@click.option("--tags", required=True, help="Comma-separated access tags the key grants, e.g. A,B.")
+@click.option("--expires", default=None, callback=_expiry, help="When it stops working: 30d, 12h, 2w, or a date (2027-01-31).")
+@click.option("--note", default="", help="Who or what it is for (shown by `keys list`).")
+@pipeline_option
+@store_option
+def create(tags: str, expires: datetime | None, note: str, config: Path, store: str | None) -> None:
+    """Make a key; print it (alone on stdout, for KEY=$(publish keys create ...)) once."""
+    from ..auth.keys import create_key
+
+    try:
+        key, record = create_key(target_store(config, store), tags.split(","), expires, note)
+    except SkyshelfError as exc:
+        fail(exc)
+    until = f", expires {record['expires']}" if record["expires"] else ", never expires"
+    click.echo(f"API key {record['id']} (tags {', '.join(record['tags'])}{until}). Keep it now: it is not shown again.", err=True)
+    click.echo(key)
+
+
+@keys.command(name="list")
+@pipeline_option
+@store_option
+def list_(config: Path, store: str | None) -> None:
+    """Every key: id, state, tags, created, expires, revoked, note (never a secret)."""
+    from ..auth.keys import list_keys
+
+    try:
+        records = list_keys(target_store(config, store))
+    except SkyshelfError as exc:
+        fail(exc)
+    now = datetime.now(timezone.utc)
+    click.echo(f"{'id':<12}  {'state':<7}  {'tags':<20}  {'created':<20}  {'expires':<20}  {'revoked':<20}  note")
+    for r in records:
+        expired = r["expires"] and datetime.fromisoformat(r["expires"]) <= now
+        state = "revoked" if r["revoked"] else "expired" if expired else "active"
+        click.echo(f"{r['id']:<12}  {state:<7}  {','.join(r['tags']):<20}  {r['created']:<20}  {r['expires'] or '-':<20}  "
+                   f"{r['revoked'] or '-':<20}  {r.get('note') or ''}")
+
+
+@keys.command()
+@click.argument("key_id")
+@pipeline_option
+@store_option
+def revoke(key_id: str, config: Path, store: str | None) -> None:
+    """Revoke KEY_ID: servers refuse it once their cached record is older than its TTL (30 s)."""
+    from ..auth.keys import revoke_key
+
+    try:
+        record = revoke_key(target_store(config, store), key_id)
+    except SkyshelfError as exc:
+        fail(exc)
+    click.echo(f"API key {record['id']} revoked at {record['revoked']}")
