@@ -9,6 +9,7 @@ earlier releases hold, so an incremental build reads its predecessor's manifest 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +17,30 @@ from .index.layout import INDEX_COLUMNS, JSON_COLUMNS  # noqa: F401 (the index's
 from .structures import ArrayStructure, ContainerStructure, TableStructure, structure_from_json
 
 CATALOG_KEY = "catalog.json"
+#: A catalog with access rules: the full catalog (every node, the manifest, the report), never public.
+PRIVATE_CATALOG_KEY = "private/catalog.json"
 CATALOG_FORMAT = "skyshelf-catalog"
 CATALOG_VERSION = 1
 #: A release's own objects, beside its data: ``releases/<id>/<name>``.
 MANIFEST = "manifest.json"
 BUILD_REPORT = "build-report.json"
+
+_ROOT = re.compile(r"^((?:private/(?:[^/]+/)?)?releases/([^/]+))(?:/|$)")
+
+
+def release_root(key: str) -> str | None:
+    """The release folder a key lives in: ``releases/<id>``, ``private/releases/<id>`` (a catalog
+    with access rules: its full index, manifest and report) or ``private/<class>/releases/<id>``
+    (the data of one access class); None for anything else."""
+    found = _ROOT.match(key)
+    return found.group(1) if found else None
+
+
+def release_of(key: str) -> str | None:
+    """The release id a key belongs to (see :func:`release_root`)."""
+    found = _ROOT.match(key)
+    return found.group(2) if found else None
+
 
 Structure = ArrayStructure | TableStructure | ContainerStructure
 
@@ -238,6 +258,9 @@ class CatalogDocument:
     manifest: str | None = None
     format: str = CATALOG_FORMAT
     version: int = CATALOG_VERSION
+    #: In a catalog with access rules, the private catalog's ``access`` section: what untagged
+    #: nodes are, group and subject → tags, the token issuer (``pipeline.yml``'s, no secrets).
+    access: dict[str, Any] | None = None
 
     @property
     def index_key(self) -> str:
@@ -252,9 +275,10 @@ class CatalogDocument:
         return self.index.get("node_count")
 
     def to_json(self) -> dict[str, Any]:
-        return {**{name: getattr(self, name) for name in _CATALOG_FIELDS}, **self.index}
+        access = {} if self.access is None else {"access": self.access}
+        return {**{name: getattr(self, name) for name in _CATALOG_FIELDS}, **access, **self.index}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CatalogDocument:
-        own = {name: data[name] for name in _CATALOG_FIELDS if name in data}
-        return cls(index={k: v for k, v in data.items() if k not in _CATALOG_FIELDS}, **own)
+        own = {name: data[name] for name in (*_CATALOG_FIELDS, "access") if name in data}
+        return cls(index={k: v for k, v in data.items() if k not in _CATALOG_FIELDS and k != "access"}, **own)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, CatalogDocument, Manifest
+from .formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, PRIVATE_CATALOG_KEY, CatalogDocument, Manifest, release_of
 from .errors import NotFound, StoreError
 from .stores import Store
 
@@ -90,7 +90,8 @@ def list_releases(store: Store) -> list[Release]:
         current = None
     out = []
     for rid in store.listdir("releases"):
-        doc = _read_json(store, f"releases/{rid}/{CATALOG_KEY}")
+        # a release with private nodes: its full view (manifest, report) is the private copy
+        doc = _read_json(store, f"private/releases/{rid}/{CATALOG_KEY}") or _read_json(store, f"releases/{rid}/{CATALOG_KEY}")
         building = None if doc else _read_json(store, f"releases/{rid}/{BUILDING}")
         try:
             if doc is None and building is None and store.size(f"releases/{rid}") == 0:
@@ -109,8 +110,19 @@ def rollback(store: Store, release: str) -> CatalogDocument:
     except NotFound:
         known = ", ".join(r.id for r in list_releases(store) if r.catalog) or "none"
         raise NotFound(f"no complete release {release!r} in {store.url} (complete releases: {known})") from None
-    store.write_bytes(CATALOG_KEY, json.dumps(doc, indent=1).encode(), atomic=True)
-    return CatalogDocument.from_json(doc)
+    full = _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    switch(store, doc, full)
+    return CatalogDocument.from_json(full or doc)
+
+
+def switch(store: Store, public: dict[str, Any], full: dict[str, Any] | None) -> None:
+    """Point the catalog at a release: its full view first (what the handlers read), then what
+    anyone reads; a release without private nodes has no full view, so a stale one goes."""
+    if full is not None:
+        store.write_bytes(PRIVATE_CATALOG_KEY, json.dumps(full, indent=1).encode(), atomic=True)
+    store.write_bytes(CATALOG_KEY, json.dumps(public, indent=1).encode(), atomic=True)
+    if full is None and store.exists(PRIVATE_CATALOG_KEY):
+        store.delete_prefix(PRIVATE_CATALOG_KEY)
 
 
 def _manifest(store: Store, release: Release) -> Manifest | None:
@@ -163,22 +175,38 @@ def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dic
     for release in releases:
         if release.id in kept:
             continue
-        if not any(p.startswith(f"releases/{release.id}/") for p in referenced):
-            if _delete(store, f"releases/{release.id}", problems):  # nothing of it is used (or it never finished)
-                deleted.append(f"releases/{release.id}")
+        if not any(release_of(p) == release.id for p in referenced):
+            for root in _roots(store, release.id):  # nothing of it is used (or it never finished)
+                if _delete(store, root, problems):
+                    deleted.append(root)
             continue
         if release.catalog is None:
             continue  # retired earlier; its used data stays
         manifest = _manifest(store, release)
-        own = {p for p in manifest.data_prefixes() if p.startswith(f"releases/{release.id}/")} if manifest else set()
+        own = {p for p in manifest.data_prefixes() if release_of(p) == release.id} if manifest else set()
         for prefix in own:
             if prefix not in referenced and _delete(store, prefix, problems):
                 deleted.append(prefix)
         for key in ("index", BUILD_REPORT, MANIFEST, CATALOG_KEY):  # what only this release used
-            _delete(store, f"releases/{release.id}/{key}", problems)
+            for folder in (f"releases/{release.id}", f"private/releases/{release.id}"):
+                if store.exists(f"{folder}/{key}") or key == "index":
+                    _delete(store, f"{folder}/{key}", problems)
         store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
         deleted.append(f"releases/{release.id}: index and entry point (data still in use kept)")
     return {"kept": sorted(kept & {r.id for r in releases}), "deleted": deleted, "problems": problems}
+
+
+def _roots(store: Store, rid: str) -> list[str]:
+    """Every folder of one release that is there: public, its full index, its private data."""
+    candidates = [f"releases/{rid}", f"private/releases/{rid}"]
+    with contextlib.suppress(FileNotFoundError, NotFound):
+        candidates += [f"private/{name}/releases/{rid}" for name in store.listdir("private") if name != "releases"]
+    found = []
+    for root in candidates:
+        with contextlib.suppress(FileNotFoundError, NotFound):
+            if root == candidates[0] or store.size(root):
+                found.append(root)
+    return found
 
 
 class InProgress:

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..content_types import content_type
 from ..errors import BuildFailed, ConfigError
@@ -79,8 +80,9 @@ class _Build:
         self.prefix = f"releases/{self.release}"
         self.report = BuildReport(self.release, store.url)
         self.planner = Planner(pipeline, store)
-        self.converter = Converter(pipeline, store, self.prefix, workers)
-        self.tree = Tree(pipeline, self.report)
+        self.access = AccessRules(pipeline.rules, pipeline.access.default)
+        self.converter = Converter(pipeline, store, self.prefix, workers, self.access)
+        self.tree = Tree(pipeline, self.report, self.access)
         self.in_progress = InProgress(store, self.release, self.planner.previous_release)
         self.records: list[ManifestItem] = []
         self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
@@ -146,16 +148,16 @@ class _Build:
         nothing changed), else publish it."""
         self.tree.count_folders()
         if self.report.failures and self.pipeline.on_error == "fail":
-            discard(self.store, self.prefix, self.in_progress)
+            discard(self.store, self.prefix, self.in_progress, self.converter.roots())
             self.report.seconds = time.perf_counter() - started
             return self.report
         if (len(self.report.failures) == self.plan_failures and self.report.converted == 0
                 and self.planner.same_items([r.node_path for r in self.records])):
-            discard(self.store, self.prefix, self.in_progress)  # nothing changed: at most the in-progress marker
+            discard(self.store, self.prefix, self.in_progress, self.converter.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
         manifest = Manifest(self.release, self.planner.catalog_settings(), self.records)
         publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started,
-                self.settings.search_min_children)
+                self.settings.search_min_children, self.converter.roots())
         return self.report
 
     def merge(self, item: WorkItem, outcome: Outcome) -> None:

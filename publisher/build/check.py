@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from ..errors import StoreError
-from ..formats import CatalogDocument, Entry
+from ..formats import CatalogDocument, Entry, release_root
 from ..index.layout import children_page_key, node_shard_key, search_prefix
 from ..stores import Store
 from ..structures import ArrayStructure, TableStructure
@@ -52,12 +52,12 @@ def _chunk_owner(key: str, zarr_format: int) -> str | None:
 class _Keys:
     """The keys of the listed releases: chunks counted per array, the rest kept."""
 
-    def __init__(self, store: Store, releases: Iterable[str], zarr_format: int) -> None:
+    def __init__(self, store: Store, roots: Iterable[str], zarr_format: int) -> None:
         self.chunks: Counter[str] = Counter()
         self.keys: set[str] = set()
         self.prefixes: set[str] = set()
-        for release in releases:
-            for key in _listing(store, f"releases/{release}"):
+        for root in roots:
+            for key in _listing(store, root):
                 owner = _chunk_owner(key, zarr_format)
                 if owner is not None:
                     self.chunks[owner] += 1
@@ -101,8 +101,9 @@ def missing_objects(store: Store, catalog: CatalogDocument, entries: list[Entry]
     """What the new release (``catalog``, not yet switched to) references but the store lacks
     (empty when the release is complete)."""
     zarr_format = catalog.zarr_format
-    releases = {catalog.release} | {e.data_url.split("/")[1] for e in entries if e.data_url and e.data_url.startswith("releases/")}
-    keys = _Keys(store, sorted(releases), zarr_format)
+    own_keys = list(own_keys)
+    roots = {release_root(k) for k in [catalog.index_key, *own_keys, *(e.data_url for e in entries if e.data_url)]}
+    keys = _Keys(store, sorted(r for r in roots if r), zarr_format)
     missing = [k for k in own_keys if k not in keys.keys]
     prefix = catalog.index_key.rpartition("/")[0]
     digits = catalog.index_json["shard_digits"]

@@ -81,6 +81,10 @@ class Converter:
             found = self._writers[root] = writers_for(WriteContext(self.store, root, self.pipeline.output, self.pool, slots=self.slots))
         return found
 
+    def roots(self) -> list[str]:
+        """The data roots this build wrote under (its release prefix, and a private one per class)."""
+        return list(self._writers)
+
     def island(self, path: str) -> _Island:
         """A new island for the subtree at ``path``, under its access class's data root."""
         access_class = self.access.access_class(path)

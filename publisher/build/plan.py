@@ -60,7 +60,8 @@ class Planner:
         self.old: dict[str, ManifestItem] = self.previous.by_path() if self.previous else {}
         self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
-        self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings]
+        # access settings place data under public or private prefixes: a change converts again
+        self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings, *([pipeline.access.default] if pipeline.access.default else [])]
 
     @property
     def previous_release(self) -> str | None:
@@ -122,7 +123,7 @@ class Planner:
 
     def catalog_settings(self) -> str:
         p = self.pipeline
-        return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format)
+        return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format, *([p.access.model_dump()] if p.access != type(p.access)() else []))
 
     def same_items(self, node_paths: list[str]) -> bool:
         """The previous release had exactly these items, in this order, and the same catalog settings."""

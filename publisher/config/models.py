@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..functions import BY_NAME
+from .access import Access
 
 #: A Lambda function's name, as the function table has them.
 FunctionName = Literal[tuple(BY_NAME)]  # type: ignore[valid-type]
@@ -179,7 +180,7 @@ class Rule(_Model):
     skip: bool = False
     table: bool = Field(default=False, description="Publish this group of equal-length 1-D datasets as one table.")
     metadata: dict[str, Any] = Field(default_factory=dict)
-    access_tags: list[str] | None = None
+    access_tags: list[str] | None = Field(default=None, description="Who may read the matched nodes and what is below them (docs/auth.md).")
 
 
 class Deploy(_Model):
@@ -214,6 +215,7 @@ class Pipeline(_Model):
         default="warn", description="Symlinks in a source folder that point outside it: followed with a warning (warn), "
         "skipped (refuse) or followed silently (allow). Symlink loops are always that path's failure.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata of the catalog root.")
+    access: Access = Field(default_factory=Access)
     deploy: Deploy = Field(default_factory=Deploy)
 
     @model_validator(mode="after")
