@@ -91,9 +91,13 @@ class TokenVerifier:
         """The token's claims if it is valid now; otherwise :class:`Unauthorized` with the reason."""
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_BYTES:
             raise Unauthorized("malformed token")
-        if time.monotonic() >= self._next_refresh:
-            with self._lock:
+        # while one thread refreshes, others keep using the keys they have (no stall on a slow
+        # provider); only the very first load makes them wait
+        if time.monotonic() >= self._next_refresh and self._lock.acquire(blocking=not self._loaded):
+            try:
                 self._refresh_if_due()
+            finally:
+                self._lock.release()
         digest = hashlib.sha256(token.encode()).digest()
         hit = self._verified.get(digest)
         if hit is not None and hit[0].expires > time.time():
