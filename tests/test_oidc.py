@@ -257,6 +257,35 @@ def test_refetch_resumes_after_the_interval(provider: OIDCProvider, alice: str) 
     assert fetch.jwks() == first + 1
 
 
+def test_a_hanging_refresh_does_not_stall_other_requests(provider: OIDCProvider, alice: str) -> None:
+    """While one thread waits on the provider for the periodic refresh, others keep verifying
+    with the keys already loaded."""
+    release, calls = threading.Event(), []
+
+    def slow_fetch(url: str) -> Any:
+        calls.append(url)
+        if len(calls) > 1:
+            release.wait(30)  # the provider hangs on the refresh
+        return fetch_json(url)
+
+    check = verifier(provider, jwks_uri=provider.jwks_uri, fetch=slow_fetch, refresh_after=0.2)
+    check.verify(alice)
+    time.sleep(0.3)
+    refresher = threading.Thread(target=check.verify, args=(alice,))
+    refresher.start()
+    while len(calls) < 2:
+        time.sleep(0.01)
+    answers: list[str] = []
+    other = threading.Thread(target=lambda: answers.append(check.verify(alice).subject))
+    other.start()
+    other.join(timeout=15)
+    stalled = not answers
+    release.set()
+    refresher.join()
+    other.join()
+    assert not stalled and answers == ["alice"]
+
+
 # -- the provider is unreachable ----------------------------------------------------------------
 
 def test_unreachable_provider_is_unauthorized(alice: str) -> None:
