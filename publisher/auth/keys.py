@@ -19,7 +19,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -148,8 +148,10 @@ class KeyRing:
     Thread-safe (``publish serve`` answers on threads).
     """
 
-    def __init__(self, store: Store, ttl: float = 30.0, max_unknown: int = 4096, max_misses: int = 100) -> None:
+    def __init__(self, store: Store, ttl: float = 30.0, max_unknown: int = 4096, max_misses: int = 100,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock  # the caches' time (tests pass their own); expiry is wall-clock time
         self.ttl = ttl
         self.max_unknown = max_unknown
         self.max_misses = max_misses
@@ -161,7 +163,7 @@ class KeyRing:
 
     def principal(self, presented: str) -> Principal:
         """The key's principal, or :class:`Unauthorized` saying why (never echoing the secret)."""
-        now = time.monotonic()
+        now = self.clock()
         fingerprint = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
         with self._lock:
             hit = self._verified.get(fingerprint)
