@@ -3,11 +3,14 @@ handler's KeyRing (verify, refuse, cache) and credentials_from (as Tiled's serve
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
@@ -286,3 +289,72 @@ def test_an_unknown_scheme_is_a_400_as_in_tiled(header: str) -> None:
         with pytest.raises(BadRequest, match="'Bearer SECRET' or 'Apikey SECRET'") as caught:
             credentials_from({"Authorization": header}, query)
         assert caught.value.http_status == 400 and "s3cret" not in str(caught.value) and "dXNl" not in str(caught.value)
+
+
+class KeyGuardedServer(ThreadingHTTPServer):
+    """The smallest Tiled-speaking server guarded by credentials_from + KeyRing: the root's
+    metadata answers with the caller's tags, so a test sees what the real tiled client sent."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        super().__init__(("127.0.0.1", 0), _Guarded)
+        self.base = f"http://127.0.0.1:{self.server_address[1]}/api/v1"
+
+
+class _Guarded(BaseHTTPRequestHandler):
+    server: KeyGuardedServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def send(self, status: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        base = self.server.base
+        if url.path in ("/api/v1", "/api/v1/"):
+            return self.send(200, {"api_version": 0, "library_version": "0.2.20", "formats": {}, "aliases": {}, "queries": [],
+                                   "authentication": {"required": True, "providers": [], "links": None},
+                                   "links": {"self": base + "/"}, "meta": {"root_path": ""}})
+        try:
+            found = credentials_from(dict(self.headers.items()), parse_qs(url.query, keep_blank_values=True))
+            if found is None or found[0] != "apikey":
+                raise Unauthorized("no API key")
+            principal = self.server.ring.principal(found[1])
+        except (Unauthorized, BadRequest) as exc:
+            return self.send(exc.http_status, {"detail": str(exc)})
+        self.send(200, {"data": {"id": "", "attributes": {
+            "ancestors": [], "structure_family": "container", "specs": [], "metadata": {"key": principal.name, "tags": sorted(principal.tags)},
+            "structure": {"contents": None, "count": 0}, "sorting": [{"key": "", "direction": 1}], "data_sources": None},
+            "links": {"self": base + "/metadata/", "search": base + "/search/"}, "meta": None}, "error": None, "links": None, "meta": {}})
+
+
+def test_the_real_tiled_client_sends_keys_we_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiled.client import from_uri
+    from tiled.client.utils import ClientError
+
+    store = LocalStore(str(tmp_path))
+    key, record = create_key(store, ["A", "B"])
+    server = KeyGuardedServer(KeyRing(store, ttl=0))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        expected = {"key": record["id"], "tags": ["A", "B"]}
+        assert dict(from_uri(server.base, api_key=key).metadata) == expected  # Authorization: Apikey <key>
+        assert dict(from_uri(f"{server.base}?api_key={key}").metadata) == expected  # moved to the header by the client
+        monkeypatch.setenv("TILED_API_KEY", key)
+        assert dict(from_uri(server.base).metadata) == expected
+        monkeypatch.delenv("TILED_API_KEY")
+        with pytest.raises(ClientError, match="401: unknown API key"):
+            from_uri(server.base, api_key=key[:-3] + "AAA")
+        cli("revoke", record["id"], "--store", str(tmp_path))
+        with pytest.raises(ClientError, match=f"401: API key {record['id']} was revoked"):
+            from_uri(server.base, api_key=key)
+    finally:
+        server.shutdown()
+        server.server_close()
