@@ -17,8 +17,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class OIDCProvider:
     env: dict[str, str]
     issuer: str = ""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    browser_errors: list[Exception] = field(default_factory=list, repr=False)
 
     @property
     def port(self) -> int:
@@ -142,6 +144,20 @@ class OIDCProvider:
     def token(self, account: str) -> str:
         """A real access token (an RS256 JWT with ``aud``, ``sub`` and ``groups``) for ``account``."""
         return str(self.tokens(account)["access_token"])
+
+    def browser(self, account: str) -> Callable[..., bool]:
+        """A stand-in for ``webbrowser.open`` (monkeypatch it) with which a device-code client such
+        as tiled's logs in as ``account``: the user's part runs in a thread while the client polls.
+        A failure there is kept in ``browser_errors``."""
+        def open_(url: str, *args: Any, **kwargs: Any) -> bool:
+            def user() -> None:
+                try:
+                    self.approve(url, account)
+                except Exception as error:  # noqa: BLE001 (reported to the test, not lost in a thread)
+                    self.browser_errors.append(error)
+            threading.Thread(target=user, daemon=True).start()
+            return True
+        return open_
 
     def approve(self, verification_uri_complete: str, account: str) -> None:
         """What the user does in the browser: open the link, confirm the code, sign in (the test

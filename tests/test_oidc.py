@@ -110,6 +110,26 @@ def test_groups_of_other_accounts(provider: OIDCProvider) -> None:
     assert check.verify(provider.token("carol")).groups == ()
 
 
+def test_device_login_as_a_polling_client_does_it(provider: OIDCProvider) -> None:
+    """What tiled's client does: ask for a device code, open the browser, poll the token endpoint
+    every ``interval`` s (the provider's answer must carry it: the client reads it), then use the
+    access token."""
+    import httpx
+
+    grant = httpx.post(provider.device_authorization_endpoint,
+                       data={"client_id": provider.client_id, "scope": "offline_access openid"}).json()
+    assert float(grant["interval"]) > 0
+    provider.browser("bob")(grant["verification_uri_complete"])
+    for _ in range(30):
+        time.sleep(float(grant["interval"]))
+        answer = httpx.post(provider.token_endpoint, data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                                                           "device_code": grant["device_code"], "client_id": provider.client_id})
+        if answer.status_code != 400 or answer.json()["error"] != "authorization_pending":
+            break
+    assert provider.browser_errors == [] and answer.status_code == 200, answer.text
+    assert verifier(provider).verify(answer.json()["access_token"]).groups == ("grp-b", "grp-c")
+
+
 # -- forgeries and mistakes ----------------------------------------------------------------------
 
 def test_signed_by_another_key(provider: OIDCProvider, alice: str) -> None:
@@ -184,7 +204,7 @@ def test_garbage_is_malformed(provider: OIDCProvider, garbage: str) -> None:
 
 
 def test_expired_token_is_refused_even_when_cached(tmp_path: Path) -> None:
-    with oidc_provider(tmp_path, ACCOUNTS, access_ttl=2) as short:
+    with oidc_provider(tmp_path, ACCOUNTS, access_ttl=3) as short:
         token = short.token("alice")
         check = verifier(short, leeway=0)
         assert check.verify(token).subject == "alice"
