@@ -184,6 +184,26 @@ def test_missing_claims_and_immature(provider: OIDCProvider, alice: str) -> None
     assert check.verify(jwt.encode(claims, key, algorithm="PS256", headers={"kid": "k1"})).subject == "alice"
 
 
+def test_cognito_shaped_access_and_id_tokens(provider: OIDCProvider, alice: str) -> None:
+    """Cognito's access tokens carry ``client_id`` and no ``aud`` (the verifier's audience is then
+    the app client id, as API Gateway's JWT authorizer has it); its ID tokens say ``token_use: id``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": "k1"}
+    check = TokenVerifier(provider.issuer, "app-client", jwks_uri="https://keys.test/jwks", groups_claim="cognito:groups",
+                          fetch=lambda url: {"keys": [jwk]})
+    claims = {k: v for k, v in parts(alice)[1].items() if k not in {"aud", "groups"}}
+    access = {**claims, "client_id": "app-client", "token_use": "access", "cognito:groups": ["grp-a"]}
+
+    def sign(payload: dict[str, Any]) -> str:
+        return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "k1"})
+
+    assert check.verify(sign(access)).groups == ("grp-a",)
+    refused(check, sign({**access, "client_id": "another-client"}), "token audience is not 'app-client'")
+    refused(check, sign({**access, "aud": "another-client"}), "token audience is not 'app-client'")
+    refused(check, sign({**access, "aud": "app-client", "token_use": "id"}), "token is not an access token")
+    assert check.verify(sign({**access, "aud": ["x", "app-client"]})).subject == "alice"
+
+
 def test_ec_keys_verify_only_their_curve_algorithm(provider: OIDCProvider, alice: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": "ec1"}

@@ -7,7 +7,8 @@ refreshed every ``refresh_after`` seconds, and a token signed by an unknown kid 
 one refetch per ``min_refetch_seconds`` (so rotation works at once and a flood of forged kids
 does not hammer the provider). The algorithm is checked against the key's type (RSA → RS*/PS*,
 EC → ES*, OKP → EdDSA), never HS* or ``none``, never outside ``algorithms``. PyJWT does the
-decoding and claim checks with that one key.
+decoding and the issuer, exp, nbf and iat checks with that one key; the audience is ``aud``, or
+``client_id`` when a token has no ``aud`` (Cognito's access tokens).
 
 Verified tokens are cached by SHA-256 until they expire, so a warm request pays microseconds.
 PyJWT and cryptography (~130 ms to import) and urllib are imported only when a token arrives.
@@ -126,10 +127,17 @@ class TokenVerifier:
         if alg not in key.algorithms:
             raise Unauthorized(f"token algorithm {alg!r} is not accepted for its key")
         try:
-            raw = jwt.decode(token, key.key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
-                             leeway=self.leeway, options={"require": ["exp", "iss", "aud", "sub"]})
+            raw = jwt.decode(token, key.key, algorithms=[alg], issuer=self.issuer, leeway=self.leeway,
+                             options={"require": ["exp", "iss", "sub"], "verify_aud": False})
         except jwt.PyJWTError as error:
             raise Unauthorized(self._reason(error)) from None
+        # ``aud`` as RFC 9068 has it; without one, ``client_id`` (Cognito's access tokens carry no
+        # ``aud``), as API Gateway's JWT authorizer does. Cognito's ID tokens say token_use "id".
+        audience = raw["aud"] if "aud" in raw else raw.get("client_id")
+        if not (audience == self.audience or (isinstance(audience, list) and self.audience in audience)):
+            raise Unauthorized(f"token audience is not {self.audience!r}")
+        if raw.get("token_use", "access") != "access":
+            raise Unauthorized("token is not an access token")
         return self._claims(raw), kid
 
     def _claims(self, raw: dict[str, Any]) -> Claims:
@@ -148,7 +156,6 @@ class TokenVerifier:
         reasons: list[tuple[type[Exception], str]] = [
             (jwt.ExpiredSignatureError, "token expired"),
             (jwt.ImmatureSignatureError, "token is not valid yet"),
-            (jwt.InvalidAudienceError, f"token audience is not {self.audience!r}"),
             (jwt.InvalidIssuerError, f"token issuer is not {self.issuer!r}"),
             (jwt.InvalidIssuedAtError, "token issued in the future"),
             (jwt.InvalidSignatureError, "token signature does not verify"),
