@@ -102,6 +102,17 @@ def test_create_list_revoke_through_the_cli(store_url: str) -> None:
     assert "revoked" in row
 
 
+def test_keys_are_what_tiled_client_takes_for_one(tmp_path: Path) -> None:
+    """The client reads its key back from its header with this pattern: a key it does not match
+    (a ``-`` in a urlsafe secret) leaves it refusing to connect ("requires API key authentication")."""
+    from tiled.client.context import API_KEY_AUTH_HEADER_PATTERN
+
+    store = LocalStore(str(tmp_path))
+    for _ in range(100):
+        key, _ = create_key(store, ["A"])
+        assert API_KEY_AUTH_HEADER_PATTERN.match(f"Apikey {key}"), key
+
+
 def test_cli_refusals(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     missing = cli("revoke", "0123456789ab", "--store", store)
@@ -185,14 +196,14 @@ def test_unknown_ids_cost_bounded_reads(tmp_path: Path) -> None:
     store = CountingStore(str(tmp_path))
     key, _ = create_key(store, ["A"])
     ring = KeyRing(store, ttl=3600, max_unknown=50, max_misses=20)
-    invented = "ssk_000000000000_" + "x" * 43
+    invented = "ssk_000000000000_" + "f" * 64
     for _ in range(100):
         with pytest.raises(Unauthorized, match="unknown API key"):
             ring.principal(invented)
     assert store.reads == 1  # the same unknown id: read once per ttl
     for i in range(1000):
         with pytest.raises(Unauthorized, match="unknown API key"):
-            ring.principal(f"ssk_{i:012x}_" + "x" * 43)
+            ring.principal(f"ssk_{i:012x}_" + "f" * 64)
     assert store.reads == 20  # distinct invented ids: at most max_misses lookups per ttl window
     assert len(ring._unknown) <= 50
 
@@ -204,7 +215,7 @@ def test_a_flood_delays_new_keys_by_at_most_ttl(tmp_path: Path) -> None:
     ring = KeyRing(store, ttl=30, max_misses=5, clock=clock)
     for i in range(50):
         with pytest.raises(Unauthorized):
-            ring.principal(f"ssk_{i:012x}_" + "x" * 43)
+            ring.principal(f"ssk_{i:012x}_" + "f" * 64)
     assert store.reads == 5
     with pytest.raises(Unauthorized, match="unknown API key"):  # the budget is spent: a key never seen here waits...
         ring.principal(key)
@@ -220,7 +231,7 @@ def test_a_flood_does_not_lock_out_keys_already_found(tmp_path: Path) -> None:
     assert ring.principal(key).tags == {"A"}
     for i in range(50):
         with pytest.raises(Unauthorized):
-            ring.principal(f"ssk_{i:012x}_" + "y" * 43)
+            ring.principal(f"ssk_{i:012x}_" + "e" * 64)
     clock.now += 29
     assert ring.principal(key).tags == {"A"}
     clock.now += 1  # its record is stale now: read again although the window's budget is spent
@@ -351,7 +362,7 @@ def test_the_real_tiled_client_sends_keys_we_read(tmp_path: Path, monkeypatch: p
         assert dict(from_uri(server.base).metadata) == expected
         monkeypatch.delenv("TILED_API_KEY")
         with pytest.raises(ClientError, match="401: unknown API key"):
-            from_uri(server.base, api_key=key[:-3] + "AAA")
+            from_uri(server.base, api_key=key[:-3] + ("000" if key[-3:] != "000" else "111"))
         cli("revoke", record["id"], "--store", str(tmp_path))
         with pytest.raises(ClientError, match=f"401: API key {record['id']} was revoked"):
             from_uri(server.base, api_key=key)

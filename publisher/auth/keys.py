@@ -3,7 +3,9 @@
 handler edge. Standard library only: every handler imports it at cold start.
 
 A key reads ``ssk_<id>_<secret>``: the id finds its record and names the key in logs, the secret
-(``secrets.token_urlsafe(32)``, 256 random bits) is shown once and never stored. Each key is one
+(``secrets.token_hex(32)``, 256 random bits) is shown once and never stored. Hex, not
+``token_urlsafe``: Tiled's client takes ``Authorization: Apikey <word characters>`` as its key, so a key with a
+``-`` in it leaves the client believing it has none ("This server requires API key authentication"). Each key is one
 JSON object, ``private/auth/keys/<id>.json`` in the store's private area, holding a salted
 SHA-256 of the secret, the tags, created, expires, revoked and a note. One object per key, not
 one document for all: the handler reads exactly the record of the key it is shown (one small GET,
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 #: Where the records live, one ``<id>.json`` each (under ``private/``, never published).
 KEYS_PREFIX = "private/auth/keys"
 PREFIX = "ssk"
-_KEY = re.compile(r"ssk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
+_KEY = re.compile(r"ssk_([0-9a-f]{12})_([0-9a-f]{64})")
 _ID = re.compile(r"[0-9a-f]{12}")
 _TAG = re.compile(r"[^\s,]+")
 
@@ -71,7 +73,7 @@ def create_key(store: Store, tags: list[str], expires: datetime | None = None, n
         key_id = secrets.token_hex(6)
         if not store.exists(record_key(key_id)):
             break
-    secret = secrets.token_urlsafe(32)
+    secret = secrets.token_hex(32)
     salt = secrets.token_bytes(16)
     record = {"id": key_id, "salt": salt.hex(), "sha256": _digest(salt, secret).hex(), "tags": tags,
               "created": _iso(now or datetime.now(timezone.utc)), "expires": _iso(expires) if expires else None,
