@@ -205,7 +205,7 @@ class KeyRing:
                 self._window = (start, misses + 1)
         where = record_key(key_id)
         try:
-            raw = json.loads(self.store.read_bytes(where))
+            record = _Record.parse(_load(self.store, where), where)
         except NotFound:
             with self._lock:
                 self._records.pop(key_id, None)
@@ -214,11 +214,6 @@ class KeyRing:
                     del self._unknown[next(iter(self._unknown))]
                 self._unknown[key_id] = now
             raise Unauthorized("unknown API key") from None
-        except ValueError as exc:
-            raise StoreError(f"API key record {where!r} is damaged: {exc}") from None
-        if not isinstance(raw, dict):
-            raise StoreError(f"API key record {where!r} is damaged: not an object")
-        record = _Record.parse(raw, where)
         with self._lock:
             self._records[key_id] = (now, record)
         return now, record
