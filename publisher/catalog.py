@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import NotFound, StoreError
-from .formats import CATALOG_FORMAT, CATALOG_KEY, CatalogDocument, Entry
+from .formats import CATALOG_FORMAT, CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, Entry
 from .index.layout import children_page_key, node_shard_key, search_prefix
 from .stores import Store
 
@@ -43,14 +43,24 @@ class Catalog:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, store: Store) -> Catalog:
+    def open(cls, store: Store, key: str = CATALOG_KEY) -> Catalog:
+        """The catalog whose entry point is ``key``: ``catalog.json``, what anyone may read."""
         try:
-            document = _parse(store, CATALOG_KEY, store.read_bytes(CATALOG_KEY))
+            document = _parse(store, key, store.read_bytes(key))
         except NotFound:
             raise NotFound(f"{store.url} has no {CATALOG_KEY}: nothing has been published there yet") from None
         if document.get("format") != CATALOG_FORMAT:
-            raise StoreError(f"{store.url}/{CATALOG_KEY} is not a Skyshelf catalog (format={document.get('format')!r})")
+            raise StoreError(f"{store.url}/{key} is not a Skyshelf catalog (format={document.get('format')!r})")
         return cls(store, document)
+
+    @classmethod
+    def open_full(cls, store: Store) -> Catalog:
+        """Every node: a catalog with private nodes keeps its full view under ``private/`` (the
+        handlers read it and decide per caller); any other has one view."""
+        try:
+            return cls.open(store, PRIVATE_CATALOG_KEY)
+        except NotFound:
+            return cls.open(store)
 
     @property
     def release(self) -> str:

@@ -25,7 +25,9 @@ CATALOG_VERSION = 1
 MANIFEST = "manifest.json"
 BUILD_REPORT = "build-report.json"
 
-_ROOT = re.compile(r"^((?:private/(?:[^/]+/)?)?releases/([^/]+))(?:/|$)")
+#: The name of an access class's private prefix (:func:`publisher.auth.principal.chain_id`).
+ACCESS_CLASS = re.compile(r"[0-9a-f]{16}")
+_ROOT = re.compile(r"^((?:private/(?:[0-9a-f]{16}/)?)?releases/([^/]+))(?:/|$)")
 
 
 def release_root(key: str) -> str | None:

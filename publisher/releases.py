@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, PRIVATE_CATALOG_KEY, CatalogDocument, Manifest, release_of
+from .formats import ACCESS_CLASS, BUILD_REPORT, CATALOG_KEY, MANIFEST, PRIVATE_CATALOG_KEY, CatalogDocument, Manifest, release_of
 from .errors import NotFound, StoreError
 from .stores import Store
 
@@ -200,7 +200,7 @@ def _roots(store: Store, rid: str) -> list[str]:
     """Every folder of one release that is there: public, its full index, its private data."""
     candidates = [f"releases/{rid}", f"private/releases/{rid}"]
     with contextlib.suppress(FileNotFoundError, NotFound):
-        candidates += [f"private/{name}/releases/{rid}" for name in store.listdir("private") if name != "releases"]
+        candidates += [f"private/{name}/releases/{rid}" for name in store.listdir("private") if ACCESS_CLASS.fullmatch(name)]
     found = []
     for root in candidates:
         with contextlib.suppress(FileNotFoundError, NotFound):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from ..config.models import Pipeline
 from ..errors import NotFound
 from ..fingerprint import file_record, same_content, settings_hash
-from ..formats import CATALOG_KEY, CatalogDocument, FileRecord, Manifest, ManifestItem
+from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, FileRecord, Manifest, ManifestItem
 from ..sources import WorkItem
 from ..stores import Store
 
@@ -25,9 +25,11 @@ def new_release_id() -> str:
 
 
 def previous_manifest(store: Store) -> Manifest | None:
-    """The current release's manifest; None when there is none (or it cannot be read)."""
+    """The current release's manifest (in its full view: a catalog with private nodes keeps it
+    under ``private/``); None when there is none (or it cannot be read)."""
     try:
-        catalog = CatalogDocument.from_json(json.loads(store.read_bytes(CATALOG_KEY)))
+        key = PRIVATE_CATALOG_KEY if store.exists(PRIVATE_CATALOG_KEY) else CATALOG_KEY
+        catalog = CatalogDocument.from_json(json.loads(store.read_bytes(key)))
         if catalog.manifest is None:
             return None
         return Manifest.from_json(json.loads(store.read_bytes(catalog.manifest)))

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..catalog import CATALOG_KEY
 from ..content_types import content_type
+from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY
+
+#: The entry points, uploaded last and in this order (:func:`publisher.releases.switch`).
+SWITCHES = (PRIVATE_CATALOG_KEY, CATALOG_KEY)
 
 #: Objects at or past this size go up in parts of this size (and their ETag is computed so).
 PART_BYTES = 16 * 2**20
@@ -32,8 +35,10 @@ class UploadReport:
 
 def cache_control(key: str) -> str:
     """Release objects never change under their key; the entry point must be revalidated."""
-    if key == CATALOG_KEY:
+    if key in SWITCHES:
         return "no-cache"
+    if key.startswith("private/"):  # only a credentialed reader (or a presigned URL) gets these
+        return "private, max-age=300"
     if key.startswith("releases/"):
         return "public, max-age=31536000, immutable"
     return "public, max-age=300"
@@ -100,11 +105,12 @@ def upload_store(client: Any, folder: Path, bucket: str, prefix: str = "", worke
                                ExtraArgs={"ContentType": content_type(key), "CacheControl": cache_control(key)})
         return path.stat().st_size
 
-    first = [k for k in todo if k != CATALOG_KEY]
+    first = [k for k in todo if k not in SWITCHES]
     with ThreadPoolExecutor(workers) as pool:
         sizes = list(pool.map(put, first))
-    if CATALOG_KEY in todo:  # the switch, after everything it points at
-        sizes.append(put(CATALOG_KEY))
-        first.append(CATALOG_KEY)
+    for key in SWITCHES:  # the switch, after everything it points at: the full view, then the public one
+        if key in todo:
+            sizes.append(put(key))
+            first.append(key)
     report.uploaded, report.uploaded_bytes, report.keys = len(sizes), sum(sizes), first
     return report
