@@ -7,6 +7,7 @@ Only the standard library, Powertools and ``publisher``'s lean modules are impor
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
@@ -19,13 +20,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from publisher.access.cache import DECODED
+from publisher.auth.view import View
 from publisher.catalog import Catalog
 from publisher.content_types import content_type
 from publisher.errors import BadRequest, NotFound, SkyshelfError
 from publisher.functions import ROUTES
 from publisher.stores import Store
 
-from . import settings
+from . import auth, settings
 
 #: Structured JSON lines with the request id (Powertools reads ``POWERTOOLS_SERVICE_NAME``, set per function).
 log = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "skyshelf")
@@ -59,8 +61,22 @@ def _stamp(s: Store) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def catalog() -> Catalog:
-    """The published catalog, kept while it is current. On a local store every request checks
+#: The request being answered (set by the entry point): who asks is read from it once.
+EVENT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("skyshelf_event", default={})
+
+
+def catalog() -> View:
+    """The catalog as the request's caller may see it (:class:`publisher.auth.view.View`): every
+    route reads nodes through it. Bad credentials are a 401; so is an anonymous request to a
+    catalog anonymous callers can read nothing of."""
+    published_catalog = published()
+    view = View(published_catalog, auth.principal(EVENT.get(), published_catalog, store()))
+    view.require_some_access()
+    return view
+
+
+def published() -> Catalog:
+    """The published catalog (its full view), kept while it is current. On a local store every request checks
     ``catalog.json``'s identity (one ``stat``), so a release switch shows at once; on S3 it is
     re-read at most every ``catalog_ttl`` seconds (settings) (a read per request would cost a round trip)."""
     s = store()
@@ -72,7 +88,7 @@ def catalog() -> Catalog:
         then, when, current = cached
         if (stamp == then) if s.is_local else (now - when < settings.current().catalog_ttl):
             return current
-    fresh = Catalog.open(s)
+    fresh = Catalog.open_full(s)
     if cached and cached[2].info == fresh.info:
         fresh = cached[2]  # the same release: keep what its catalog has loaded (search columns)
     with _lock:
@@ -162,7 +178,10 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
         status = exc.http_status
         if status >= 500:
             log.error("server error", error=str(exc))
-        return error_response(status, str(exc) if status < 500 else f"{type(exc).__name__}: {exc}")
+        answer = error_response(status, str(exc) if status < 500 else f"{type(exc).__name__}: {exc}")
+        if status == 401:  # RFC 9110: a 401 names the schemes it takes
+            answer.headers["WWW-Authenticate"] = auth.CHALLENGE
+        return answer
 
     @app.exception_handler(Exception)
     def _unknown(exc: Exception) -> Response:
@@ -184,6 +203,8 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log.append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
+        EVENT.set(event)
+        auth.CURRENT.set(None)  # who asks is decided afresh for each request
         return app.resolve(event, context) if context is None else with_context(event, context)
 
     return lambda_handler

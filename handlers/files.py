@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote
 
+from publisher.auth import signing
 from publisher.content_types import content_type
 from publisher.errors import SkyshelfError
 from publisher.spills import DISPOSITION
@@ -17,6 +18,8 @@ from publisher.spills import PREFIX as SPILLS
 from publisher.stores import Store
 
 log = logging.getLogger("skyshelf.files")
+#: What only a signed URL reads (a catalog's private view and data, private spilled answers).
+PRIVATE = "private/"
 #: Objects up to this size are answered in one piece; bigger ones are read and sent piece by piece.
 PIECE = 4 * 2**20
 Body = bytes | Iterator[bytes]
@@ -58,7 +61,7 @@ def _disposition(key: str, query: str) -> dict[str, str]:
     it on a presigned URL: its file name survives the 307. Only for spilled answers, and only
     printable ASCII (what the handlers write), so no header can be injected."""
     value = parse_qs(query).get(DISPOSITION, [""])[0]
-    if key.startswith(SPILLS + "/") and value and all(" " <= ch <= "~" for ch in value):
+    if key.startswith((SPILLS + "/", PRIVATE + SPILLS + "/")) and value and all(" " <= ch <= "~" for ch in value):
         return {"Content-Disposition": value}
     return {}
 
@@ -74,13 +77,16 @@ def file_answer(store: Store, raw: str, range_header: str | None, query: str = "
         return error(404, f"{key!r} is a folder, not a file (folders are not listed)")
     if any(p in ("", ".", "..") for p in key.split("/")):
         return error(404, f"file key {key!r} has an empty, '.' or '..' segment")
+    if key.startswith(PRIVATE) and not signing.valid(key, query):  # only through a signed URL the handlers gave
+        return error(404, f"no file {key!r} in the store")
     try:
         found = store.stat(key) if store.inside(key) else None
         if found is None:
             return error(404, f"no file {key!r} in the store")
         size = found[0]
         headers = {"Content-Type": content_type(key), "Accept-Ranges": "bytes",
-                   "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/") else "no-cache",
+                   "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/")
+                   else "private, no-store" if key.startswith(PRIVATE) else "no-cache",
                    **_disposition(key, query)}
         span = byte_range(range_header, size)
         if span is False:

@@ -8,8 +8,8 @@ import gzip
 import hashlib
 import json
 import threading
-import zlib
 import contextvars
+import zlib
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -17,14 +17,21 @@ from urllib.parse import quote
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from publisher import spills
+from publisher.auth import signing
 
-from . import settings
+from . import auth, settings
 from .common import API, base_url, header, store
 
 CACHE_CONTROL = "public, max-age=30, must-revalidate"  # caches may keep an answer 30 s; revalidation is a 304
+PRIVATE_CACHE_CONTROL = "private, max-age=30, must-revalidate"
 
 
 def etag_for(*parts: Any) -> str:
+    """An answer's ETag from what it depends on; a signed-in caller's tags are part of it (two
+    callers may see the same URL differently), an anonymous one's are not (as before)."""
+    caller = auth.CURRENT.get()
+    if caller is not None and not caller.anonymous:
+        parts = (*parts, caller.kind, sorted(caller.reach))
     return '"' + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
 
 
@@ -124,7 +131,7 @@ def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_ty
     If-None-Match; a 307 to the bytes in the store when the body is past Lambda's limit.
     ``body`` may come in pieces (compressed as they arrive); ``encoding`` names the
     Content-Encoding that a bytes ``body`` already has (it is sent as it is)."""
-    out = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding", **(headers or {})}
+    out = {"ETag": etag, **caching(), **(headers or {})}
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if not isinstance(body, bytes):
@@ -146,7 +153,7 @@ def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_ty
 def not_modified(app: APIGatewayHttpResolver, etag: str) -> Response | None:
     match = header(app, "if-none-match")
     if match and (match.strip() == "*" or etag in [m.strip().removeprefix("W/") for m in match.split(",")]):
-        return Response(304, None, "", {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"})
+        return Response(304, None, "", {"ETag": etag, **caching()})
     return None
 
 
@@ -157,14 +164,14 @@ def spilled(etag: str, ext: str, app: APIGatewayHttpResolver, disposition: str |
     """The 307 for an answer this process already spilled to the store (checked before any data
     is read), while that object is still there and fresh (:mod:`publisher.spills`): else None,
     and the answer is made and spilled again."""
-    key = spills.key_for(etag, ext)
+    key = _spill_key(etag, ext)
     if key not in _spilled:
         return None
     if not spills.fresh(store(), key, settings.current().spill_max_age):
         _spilled.discard(key)
         return None
     return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}),
-                    {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Location": _location(key, app, disposition)})
+                    {"ETag": etag, **caching(), "Location": _location(key, app, disposition)})
 
 
 def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver, disposition: str | None = None) -> str:
@@ -172,7 +179,7 @@ def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver, disposi
     there) and return where to fetch it: a presigned URL on S3, the static ``/files`` path on a
     local store; either answers with ``disposition`` (the download's file name)."""
     s, current = store(), settings.current()
-    key = spills.key_for(etag, ext)
+    key = _spill_key(etag, ext)
     if not spills.fresh(s, key, current.spill_max_age):
         spills.write(s, key, body, current.spill_max_age, current.spill_max_bytes)
     if len(_spilled) >= 4096:  # a long-lived server: forget them all rather than grow (each is checked anyway)
@@ -186,8 +193,34 @@ def _location(key: str, app: APIGatewayHttpResolver, disposition: str | None) ->
     ``response-content-disposition`` (signed on S3; ``publish serve``'s ``/files/`` honours it
     for spilled answers), so a big download keeps its file name across the 307."""
     s = store()
+    private = key.startswith(PRIVATE)
     if s.is_s3:
-        return s.presign(key, 3600, disposition)
+        return s.presign(key, PRIVATE_SECONDS if private else 3600, disposition)
     base = settings.current().files_url or f"{base_url(app).removesuffix(API)}/files"
-    return f"{base}/{key}" + (f"?{spills.DISPOSITION}={quote(disposition, safe='')}" if disposition else "")
+    query = [f"{spills.DISPOSITION}={quote(disposition, safe='')}"] if disposition else []
+    if private:  # publish serve's /files/ reads a private key only with a signature, as S3 would
+        query.append(signing.sign(key, PRIVATE_SECONDS))
+    return f"{base}/{key}" + (f"?{'&'.join(query)}" if query else "")
+
+
+#: A signed-in caller's spilled answers are private objects, readable through a URL this short-lived.
+PRIVATE = "private/"
+PRIVATE_SECONDS = 300
+
+
+def _spill_key(etag: str, ext: str) -> str:
+    """Where an answer spills: ``responses/`` (public, as before) for an anonymous caller, under
+    ``private/`` for a signed-in one, whose answer may hold what others may not read."""
+    key = spills.key_for(etag, ext)
+    caller = auth.CURRENT.get()
+    return key if caller is None or caller.anonymous else PRIVATE + key
+
+
+def caching() -> dict[str, str]:
+    """Cache-Control and Vary: shared caches may keep an anonymous answer; a signed-in caller's is
+    theirs alone (``private``), and differs by its Authorization."""
+    caller = auth.CURRENT.get()
+    if caller is None or caller.anonymous:
+        return {"Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"}
+    return {"Cache-Control": PRIVATE_CACHE_CONTROL, "Vary": "Accept, Accept-Encoding, Authorization"}
 

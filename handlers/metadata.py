@@ -14,12 +14,12 @@ from urllib.parse import quote
 from aws_lambda_powertools.event_handler import Response
 
 from publisher import __version__
-from publisher.catalog import Catalog
+from publisher.auth.view import View
 from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
 from publisher.structures import ContainerStructure, TableStructure
 
-from . import common, http
+from . import auth, common, http
 
 FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
@@ -27,18 +27,19 @@ DEFAULT_PAGE = 100
 
 
 def resource(entry: Entry, base: str, fields: tuple[str, ...] | None = None, omit_links: bool = False,
-             select_metadata: Any = None) -> dict[str, Any]:
+             select_metadata: Any = None, count: int | None = None) -> dict[str, Any]:
     """One node as Tiled's ``Resource``: id, attributes (ancestors, family, structure, ...) and
     links (absolute, with each path segment percent-encoded: keys may hold ``#``, ``?`` or ``%``).
     ``select_metadata`` (a compiled JMESPath expression) replaces the metadata by ``{"selected": ...}``.
-    The structure goes out as the index holds it (:meth:`Entry.structure_json`), unparsed."""
+    The structure goes out as the index holds it (:meth:`Entry.structure_json`), unparsed; a
+    container's ``count`` is what the caller sees (``count``) when given."""
     path = entry.path
     url_path = quote(path, safe="/")
     family = entry.family
     wanted = FIELDS if fields is None else fields
     structure = stored = entry.structure_json()
     if family == "container":
-        structure = {"contents": None, "count": structure.get("count", 0)}
+        structure = {"contents": None, "count": structure.get("count", 0) if count is None else count}
     attributes = {
         "ancestors": path.split("/")[:-1] if path else [],
         "structure_family": family if "structure_family" in wanted or fields is None else None,
@@ -60,7 +61,7 @@ def resource(entry: Entry, base: str, fields: tuple[str, ...] | None = None, omi
     return {"id": entry.key, "attributes": attributes, "links": links, "meta": None}
 
 
-def _inlined(catalog: Catalog, entry: Entry, res: dict[str, Any], base: str) -> dict[str, Any]:
+def _inlined(catalog: View, entry: Entry, res: dict[str, Any], base: str) -> dict[str, Any]:
     """A dataset with groups below it (a NetCDF-4 file) inlines its variables, as Tiled inlines an
     ``xarray_dataset``'s contents: the tiled client reads the dataset from them (a group among
     them would break its ``read()``) and reaches the groups by key. The sorting is Tiled's natural
@@ -68,6 +69,7 @@ def _inlined(catalog: Catalog, entry: Entry, res: dict[str, Any], base: str) -> 
     structure = res["attributes"].get("structure")
     if structure is not None and (entry.notes or {}).get("xarray_groups"):
         structure["contents"] = {c.key: resource(c, base) for c in catalog.entries(entry.path) if c.family == "array"}
+        structure["count"] = catalog.count(entry)
         res["attributes"]["sorting"] = [{"key": "_", "direction": 1}]
     return res
 
@@ -107,8 +109,8 @@ def _answer(body_fn: Any, *etag_parts: Any) -> Response:
 
 
 @functools.lru_cache(maxsize=64)
-def _about(base: str) -> bytes:
-    """The about document for one base URL: the same for every request that names it."""
+def _about(base: str, release: str | None) -> bytes:
+    """The about document for one base URL and release: the same for every request that names them."""
     from publisher import serializers
     from publisher.queries.registry import names
 
@@ -118,20 +120,35 @@ def _about(base: str) -> bytes:
         "formats": serializers.formats(),
         "aliases": serializers.aliases(),
         "queries": names(),
-        "authentication": {"required": False, "providers": [], "links": None},
+        "authentication": _authentication(base),
         "links": {"self": base, "documentation": f"{base}/docs"},
         "meta": {"root_path": "", "server": "skyshelf"},
     })
 
 
+def _authentication(base: str) -> dict[str, Any]:
+    try:
+        published = common.published()
+    except NotFound:  # nothing published yet: nothing to protect
+        return {"required": False, "providers": [], "links": None}
+    return auth.authentication(published, base)
+
+
 def about() -> Response:
+    """Tiled's about document; ``authentication`` says whether the tiled client must sign in
+    and how (an API key, or a device-code login at the catalog's identity provider)."""
     base = common.base_url(app)
-    etag = http.etag_for("about", __version__, base)
-    return http.not_modified(app, etag) or http.respond(app, _about(base), "application/json", etag)
+    try:
+        release: str | None = common.published().release
+    except NotFound:
+        release = None
+    etag = http.etag_for("about", __version__, base, release)
+    answer = http.not_modified(app, etag) or http.respond(app, _about(base, release), "application/json", etag)
+    return auth.with_csrf_cookie(answer)
 
 
 def healthz() -> Response:
-    catalog = common.catalog()
+    catalog = common.published()
     return http.respond(app, _json({"status": "ok", "release": catalog.release}), "application/json", http.etag_for("healthz", catalog.release))
 
 
@@ -148,11 +165,11 @@ def metadata() -> Response:
         if column is None:
             raise
         return column
-    return _answer(lambda: {"data": _inlined(catalog, entry, resource(entry, base, fields, omit), base), "error": None, "links": None, "meta": {}},
+    return _answer(lambda: {"data": _inlined(catalog, entry, _resource(catalog, entry, base, fields, omit), base), "error": None, "links": None, "meta": {}},
                    "metadata", catalog.release, path, sorted(params.items()), base)
 
 
-def _table_column(catalog: Catalog, path: str, base: str) -> Response | None:
+def _table_column(catalog: View, path: str, base: str) -> Response | None:
     """A table's column is an array child (the tiled client's ``table[column]``). Its data type
     needs the table's Arrow schema and, for strings, the values: the tables function answers
     (a 307 there; this function has no pyarrow)."""
@@ -166,17 +183,22 @@ def _table_column(catalog: Catalog, path: str, base: str) -> Response | None:
     raw = app.current_event.raw_event.get("rawQueryString", "")
     location = f"{base}/column/metadata/{quote(path, safe='/')}" + (f"?{raw}" if raw else "")
     return Response(307, "application/json", _json({"detail": "a table column: follow Location"}).decode(),
-                    {"Location": location, "Cache-Control": http.CACHE_CONTROL})
+                    {"Location": location, **http.caching()})
 
 
-def _container(route: str) -> tuple[Catalog, str, dict[str, list[str]], ContainerStructure]:
-    """(catalog, node path, query parameters, structure) of a request for a container's children."""
+def _container(route: str) -> tuple[View, str, dict[str, list[str]], ContainerStructure]:
+    """(catalog as the caller sees it, node path, query parameters, structure with the count the
+    caller sees) of a request for a container's children."""
     catalog = common.catalog()
     path = common.node_path(app, f"{common.API}/{route}")
     entry = catalog.entry(path)
     if not isinstance(entry.structure, ContainerStructure):
         raise BadRequest(f"{path!r} is a {entry.family}, not a container: there is nothing to search")
-    return catalog, path, common.query(app), entry.structure
+    return catalog, path, common.query(app), ContainerStructure(catalog.count(entry))
+
+
+def _resource(catalog: View, entry: Entry, base: str, *args: Any) -> dict[str, Any]:
+    return resource(entry, base, *args, count=catalog.count(entry) if entry.family == "container" else None)
 
 
 def search() -> Response:
@@ -190,14 +212,14 @@ def search() -> Response:
         offset = common.integer(params, "page[cursor]", 0)
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
-    queries = filters_from(params)
+    queries = catalog.scoped(filters_from(params))
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
 
     def body() -> dict[str, Any]:
         count, page = search_children(catalog, path, container.count, queries, sort, offset, limit)
         return _page(f"{base}/search/{quote(path, safe='/')}", offset, limit, count,
-                     [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
+                     [_inlined(catalog, e, _resource(catalog, e, base, fields, omit, chosen), base) for e in page])
 
     return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
 
@@ -234,12 +256,12 @@ def search_deep() -> Response:
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
     max_depth = common.integer(params, "max_depth", 0, 1, 64) or None
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
-    queries = filters_from(params)
+    queries = catalog.scoped(filters_from(params))
 
     def body() -> dict[str, Any]:
         count, page = search_descendants(catalog, path, queries, max_depth, offset, limit)
         return _page(f"{base}/search-deep/{quote(path, safe='/')}", offset, limit, count,
-                     [_inlined(catalog, e, resource(e, base, fields, omit, chosen), base) for e in page])
+                     [_inlined(catalog, e, _resource(catalog, e, base, fields, omit, chosen), base) for e in page])
 
     return _answer(body, "search-deep", catalog.release, path, sorted(params.items()), base)
 
@@ -251,7 +273,7 @@ def distinct_values() -> Response:
     from publisher.queries.registry import filters_from
 
     catalog, path, params, container = _container("distinct")
-    queries = filters_from(params)
+    queries = catalog.scoped(filters_from(params))
 
     def flag(name: str) -> bool:
         value = (common.one(params, name, "false") or "").lower()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from ..auth.principal import ANONYMOUS
 from ..auth.tags import AccessRules
+from ..auth.view import CHILD_ACCESS, tag_key
 from ..config.models import Pipeline
 from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry, Manifest
 from ..errors import NotFound
@@ -72,6 +73,13 @@ class Tree:
                 visit(child)
 
         visit("")
+        if self.access.tagged:  # how many children each tag set has: a caller's count, without listing
+            for path, kids in self.children.items():
+                counts: dict[str, int] = {}
+                for kid in kids:
+                    key = tag_key(self.entries[kid].access_tags)
+                    counts[key] = counts.get(key, 0) + 1
+                self.entries[path].notes = {**self.entries[path].notes, CHILD_ACCESS: counts}
         return out
 
     def public(self, entries: list[Entry]) -> list[Entry]:
@@ -86,6 +94,7 @@ class Tree:
         for e in shown:
             if e.family == "container":
                 e.structure = ContainerStructure(counts.get(e.path, 0))
+                e.notes = {k: v for k, v in e.notes.items() if k != CHILD_ACCESS}
                 links = e.notes.get("links")
                 if links:  # targets are paths in the source file: kept when their node is shown
                     top = _file_top(e)
@@ -147,7 +156,7 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
     store.write_bytes(f"{own_prefix}/{MANIFEST}", json.dumps(manifest.to_json(), separators=(",", ":")).encode())
     created = datetime.now(UTC).isoformat(timespec="seconds")
     catalog = CatalogDocument(release, index, created, pipeline.name, pipeline.output.zarr_format, f"{own_prefix}/{BUILD_REPORT}",
-                              f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree.access) if tree.access.tagged else None)
+                              f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree.access, tagged) if tree.access.tagged else None)
     views = [(catalog, entries, own_prefix)]
     if tagged:
         shown = tree.public(entries)
@@ -168,6 +177,6 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
     return catalog
 
 
-def _access(pipeline: Pipeline, access: AccessRules) -> dict[str, object]:
+def _access(pipeline: Pipeline, access: AccessRules, private: bool) -> dict[str, object]:
     """The private catalog's ``access`` section: what the handlers need to decide who reads what."""
-    return {"default": "public" if access.default else "private", **pipeline.access.published()}
+    return {"default": "public" if access.default else "private", "private_nodes": private, **pipeline.access.published()}

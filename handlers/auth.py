@@ -1,0 +1,140 @@
+"""Who is asking, decided once per request at the edge: the credentials Tiled's client sends
+(``Authorization: Apikey``/``Bearer``, ``?api_key=``) resolved to a :class:`Principal`, whose
+view of the catalog every route then reads (:class:`publisher.auth.view.View`).
+
+One check in the handler rather than an API Gateway Lambda authorizer: an authorizer answers
+401 before our code runs when its identity source is absent (no anonymous reads of public
+nodes), cannot take the header *or* the query parameter, and decides per caller, not per node,
+so the handler would check again anyway (docs/auth.md). Token verification (PyJWT and
+cryptography, ~130 ms to import) is loaded by the first Bearer token only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import TYPE_CHECKING, Any
+
+from publisher.auth.keys import KeyRing, credentials_from
+from publisher.auth.principal import ANONYMOUS, Principal
+from publisher.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from publisher.auth.tokens import TokenVerifier
+    from publisher.catalog import Catalog
+    from publisher.stores import Store
+
+#: The caller of the request being answered (reset by the entry point for each request).
+CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("skyshelf_principal", default=None)
+#: What a 401 says it wants: the schemes the tiled client sends.
+CHALLENGE = 'Apikey realm="skyshelf", Bearer realm="skyshelf"'
+
+_lock = threading.Lock()
+_rings: dict[str, KeyRing] = {}
+_verifiers: dict[tuple[Any, ...], TokenVerifier] = {}
+
+
+def principal(event: dict[str, Any], catalog: Catalog, store: Store) -> Principal:
+    """The request's caller: anonymous without credentials; bad credentials are a 401."""
+    found = CURRENT.get()
+    if found is not None:
+        return found
+    from urllib.parse import parse_qs
+
+    credentials = credentials_from(event.get("headers") or {}, parse_qs(event.get("rawQueryString", ""), keep_blank_values=True))
+    if credentials is None:
+        found = ANONYMOUS
+    elif credentials[0] == "apikey":
+        found = _ring(store).principal(credentials[1])
+    else:
+        found = _token_principal(catalog, credentials[1])
+    CURRENT.set(found)
+    return found
+
+
+def _ring(store: Store) -> KeyRing:
+    with _lock:
+        ring = _rings.get(store.url)
+        if ring is None:
+            ring = _rings[store.url] = KeyRing(store)
+        return ring
+
+
+def _token_principal(catalog: Catalog, token: str) -> Principal:
+    """A Bearer token of the catalog's identity provider, its groups (and subject) mapped to tags."""
+    access = catalog.info.access or {}
+    oidc = access.get("oidc")
+    if not oidc:
+        raise Unauthorized("this catalog accepts no tokens (no identity provider is configured): use an API key")
+    claims = _verifier(oidc).verify(token)
+    groups: dict[str, list[str]] = access.get("groups") or {}
+    subjects: dict[str, list[str]] = access.get("subjects") or {}
+    tags = {t for g in claims.groups for t in groups.get(g, [])} | set(subjects.get(claims.subject, []))
+    return Principal("token", claims.subject, frozenset(tags))
+
+
+def _verifier(oidc: dict[str, Any]) -> TokenVerifier:
+    key = (oidc["issuer"], oidc["audience"], oidc.get("jwks_uri"), tuple(oidc.get("algorithms") or ()), oidc.get("groups_claim"))
+    with _lock:
+        verifier = _verifiers.get(key)
+    if verifier is None:
+        from publisher.auth.tokens import TokenVerifier
+
+        verifier = TokenVerifier(oidc["issuer"], oidc["audience"], jwks_uri=oidc.get("jwks_uri"),
+                                 algorithms=oidc.get("algorithms") or ("RS256",), groups_claim=oidc.get("groups_claim") or "groups")
+        with _lock:
+            verifier = _verifiers.setdefault(key, verifier)
+    return verifier
+
+
+def authentication(catalog: Catalog, base: str) -> dict[str, Any]:
+    """The about document's ``authentication``, as Tiled advertises it: required when anonymous
+    callers can read nothing; the identity provider's device-code endpoints for a proxied login."""
+    from publisher.auth.view import View
+
+    view = View(catalog)
+    required = view.restricted and view.count(catalog.entry("")) == 0
+    oidc = (catalog.info.access or {}).get("oidc")
+    if not oidc:
+        return {"required": required, "providers": [], "links": None}
+    endpoints = _discovery(oidc["issuer"])
+    return {
+        "required": required,
+        "providers": [{"provider": "oidc", "mode": "external", "links": {
+            "auth_endpoint": endpoints["device_authorization_endpoint"], "client_id": oidc["client_id"],
+            "token_endpoint": endpoints["token_endpoint"], "authorize_endpoint": endpoints.get("authorization_endpoint")},
+            "confirmation_message": "You have logged in with {id}.", "extra_scopes": []}],
+        "links": {"whoami": f"{base}/auth/whoami", "apikey": None, "refresh_session": endpoints["token_endpoint"],
+                  "revoke_session": None, "logout": endpoints.get("end_session_endpoint")},
+    }
+
+
+_discovered: dict[str, dict[str, Any]] = {}
+
+
+def _discovery(issuer: str) -> dict[str, Any]:
+    """The provider's discovery document, read once per process; unreachable: a 502 naming it."""
+    found = _discovered.get(issuer)
+    if found is None:
+        from publisher.auth.tokens import fetch_json
+        from publisher.errors import StoreError
+
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            found = fetch_json(url)
+        except Exception as exc:  # urllib's errors, a bad document
+            raise StoreError(f"the identity provider's discovery document {url} cannot be read ({type(exc).__name__})") from None
+        if not isinstance(found, dict) or "token_endpoint" not in found or "device_authorization_endpoint" not in found:
+            raise StoreError(f"{url} names no token and device authorization endpoints: the tiled client logs in with the device-code flow")
+        _discovered[issuer] = found
+    return found
+
+
+def with_csrf_cookie(answer: Any) -> Any:
+    """The tiled client keeps a ``tiled_csrf`` cookie from the server and fails after a device-code
+    login without one (it reads it to configure its auth). Nothing here checks it: a catalog takes
+    no cookies as credentials, so there is nothing to forge across sites."""
+    import secrets
+
+    answer.headers["Set-Cookie"] = f"tiled_csrf={secrets.token_urlsafe(16)}; Path=/; SameSite=Lax; HttpOnly"
+    return answer
