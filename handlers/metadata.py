@@ -289,6 +289,19 @@ def distinct_values() -> Response:
     return _answer(body, "distinct", catalog.release, path, sorted(params.items()))
 
 
+def whoami() -> Response:
+    """Tiled's ``/auth/whoami``: who the credentials speak for (the tiled client calls it to reuse
+    a cached token); anonymous: a 401."""
+    caller = auth.principal(common.EVENT.get(), common.published(), common.store())
+    if caller.anonymous:
+        from publisher.errors import Unauthorized
+
+        raise Unauthorized("no credentials: send an API key or a token")
+    body = {"type": "user" if caller.kind == "token" else "service", "uuid": None, "identities": [
+        {"id": caller.name, "provider": "oidc" if caller.kind == "token" else "apikey"}], "roles": [], "api_keys": [], "sessions": []}
+    return Response(200, "application/json", _json(body).decode(), {"Cache-Control": "no-store", "Vary": "Authorization"})
+
+
 def openapi() -> Response:
     from .openapi import document
 
@@ -321,7 +334,7 @@ app = common.make_app("metadata", {
     "/healthz": healthz, "/api/v1": about, "/api/v1/": about, "/api/v1/openapi.json": openapi, "/api/v1/docs": docs,
     "/api/v1/docs/assets/{path+}": docs_asset,
     "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search, "/api/v1/distinct/{path+}": distinct_values,
-    "/api/v1/search-deep/{path+}": search_deep,
+    "/api/v1/search-deep/{path+}": search_deep, "/api/v1/auth/whoami": whoami,
 })
 
 

@@ -72,6 +72,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/search/{path+}", "metadata"),
     Route("GET", "/api/v1/distinct/{path+}", "metadata"),
     Route("GET", "/api/v1/search-deep/{path+}", "metadata"),
+    Route("GET", "/api/v1/auth/whoami", "metadata"),  # the tiled client checks its cached tokens here
     Route("GET", "/api/v1/array/full/{path+}", "arrays"),
     Route("GET", "/api/v1/array/block/{path+}", "arrays"),
     Route("GET", "/api/v1/table/full/{path+}", "tables"),
