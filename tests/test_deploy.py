@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from handlers.local import event_for
-from publisher.functions import ROUTES
+from publisher.functions import BY_NAME, ROUTES
 from publisher.cli import main
 from publisher.config.models import Deploy
 from publisher.deploy.package import REQUIREMENTS, Package, build_package, smoke_test
@@ -89,7 +89,7 @@ def test_packages_hold_only_what_each_function_needs(packages: dict[str, Package
         assert any(n.endswith(f".cpython-{RUNTIME.removeprefix('python').replace('.', '')}.pyc") for n in names)  # precompiled
         assert any(n.startswith("numpy-") and n.endswith(".dist-info/METADATA") for n in names)  # dist-info kept
         assert package.key == f"lambda/{function}-{package.sha256[:16]}.zip"
-    assert packages["metadata"].unzipped_bytes <= 60 * 2**20
+    assert packages["metadata"].unzipped_bytes <= BY_NAME["metadata"].target_bytes
     assert not any(n.startswith("pyarrow/") for n in zipfile.ZipFile(packages["metadata"].zip_path).namelist())
 
 
@@ -134,7 +134,7 @@ def test_arm64_packages_hold_arm64_code(tmp_path: Path) -> None:
         assert libraries
         machines = {int.from_bytes(zf.read(n)[18:20], "little") for n in libraries}
     assert machines == {183}  # EM_AARCH64
-    assert package.unzipped_bytes <= 60 * 2**20
+    assert package.unzipped_bytes <= BY_NAME["metadata"].target_bytes
 
 
 # -- against moto's server ------------------------------------------------------------------
