@@ -15,8 +15,13 @@ from .common import EXIT_FAILED, EXIT_PARTIAL, fail, human, pipeline_option
 
 @click.command()
 @pipeline_option
-def validate(config: Path) -> None:
-    """Check a pipeline file (fields, and that every source matches files)."""
+@click.option("--as-tags", "tags", default=None, help="Show what a caller with these tags (comma-separated) would read.")
+@click.option("--as-group", "groups", multiple=True, help="... a caller in this identity-provider group (access.groups).")
+@click.option("--as-subject", "subject", default=None, help="... a caller with this token subject (access.subjects).")
+@click.option("--as-anonymous", "anonymous", is_flag=True, help="... an anonymous caller.")
+def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: str | None, anonymous: bool) -> None:
+    """Check a pipeline file (fields, and that every source matches files); with --as-*, list the
+    nodes that caller would read once published (a dry run of the access rules)."""
     from ..config import load_pipeline
     from ..sources import plan
 
@@ -25,6 +30,9 @@ def validate(config: Path) -> None:
         items = plan(pipeline)
     except SkyshelfError as exc:
         fail(exc)
+    if tags is not None or groups or subject or anonymous:
+        _reach(pipeline, [t.strip() for t in (tags or "").split(",") if t.strip()], list(groups), subject)
+        return
     problems = [i for i in items if i.problem]
     failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
     if failures and pipeline.on_error == "fail":
@@ -38,6 +46,21 @@ def validate(config: Path) -> None:
         kind, reason = item.problem  # type: ignore[misc]
         click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
                    + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
+
+
+def _reach(pipeline: Any, tags: list[str], groups: list[str], subject: str | None) -> None:
+    from ..auth.dryrun import principal_for, reach
+
+    who = principal_for(pipeline, tags, groups, subject)
+    found = reach(pipeline, who)
+    label = "anonymous" if who.anonymous else f"tags {sorted(who.tags) or 'none'}"
+    click.echo(f"{label}: reads {len(found.readable)} of {len(found.readable) + len(found.hidden)} nodes")
+    for path in found.readable:
+        click.echo(f"  read    {path}")
+    for path in found.blocked:
+        click.echo(f"  note: {path} carries one of these tags but a container above it does not: it stays hidden")
+    for path, reason in found.unopened.items():
+        click.echo(f"  note: {path} could not be opened ({reason}); it would fail or be skipped at build")
 
 
 @click.command()
