@@ -16,6 +16,8 @@ import time
 from .stores import Store
 
 PREFIX = "responses"
+#: Signed-in callers' spilled answers: private, read through short-lived signed URLs only.
+PRIVATE_PREFIX = f"private/{PREFIX}"
 #: The query parameter that names a spilled answer's Content-Disposition, as S3 spells it.
 DISPOSITION = "response-content-disposition"
 #: Seconds a spilled answer is redirected to before it is written again, by default: one day.
@@ -40,7 +42,7 @@ def fresh(store: Store, key: str, max_age: float = MAX_AGE) -> bool:
 def collect(store: Store, older_than: float | None = None, over_bytes: int | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
     """Delete spilled answers older than ``older_than`` seconds, then the oldest while they hold
     more than ``over_bytes`` together; never those in ``keep`` (just written). Returns the keys deleted."""
-    objects = sorted(store.objects(PREFIX), key=lambda o: o[2])  # oldest first
+    objects = sorted([*store.objects(PREFIX), *store.objects(PRIVATE_PREFIX)], key=lambda o: o[2])  # oldest first
     now, total = time.time(), sum(size for _, size, _ in objects)
     deleted = []
     for key, size, modified in objects:
