@@ -1,0 +1,340 @@
+"""Enforcement on every route, end to end through ``publish serve``: one mixed catalog (public
+nodes, nodes tagged A, nodes tagged B, an untagged private node; arrays, tables and containers),
+the principals Tiled's client can present (anonymous, API keys, a real OIDC token and forged
+ones) and every route. Each caller reads exactly what its tags reach; a node it may not read
+answers byte for byte as a node that does not exist; bad credentials are a 401 with
+WWW-Authenticate; and no private name, metadata value or count appears in any header, body or
+link of any answer a caller may not see."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import h5py
+import httpx
+import jwt
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from handlers.local import LocalServer
+from publisher.auth.keys import create_key, revoke_key
+from publisher.catalog import Catalog
+
+from .conftest import run_build
+from .oidc_server import OIDCProvider, oidc_provider
+
+#: What only the callers who may read each class of node may see: names and metadata values.
+MARKERS = {"a": ("sec_alpha", "ALPHA-META"), "b": ("sec_bravo", "BRAVO-META"), "private": ("sec_zulu", "ZULU-META")}
+IMAGE = np.arange(48 * 40, dtype="float64").reshape(48, 40)  # 15 KiB: spills past a small max_body_bytes
+TAGS = {"public": ["public"], "a": ["tag-a"], "b": ["tag-b"]}
+
+#: Per family, the node of each class, and a path of the same shape that does not exist.
+NODES = {
+    "array": {"public": "pub/img", "a": "sec_alpha/sec_alpha_img", "b": "sec_bravo/sec_bravo_img",
+              "private": "sec_zulu/sec_zulu_img", "none": "nowhere/no_img"},
+    "table": {"public": "pub/tab", "a": "sec_alpha/sec_alpha_tab", "b": "sec_bravo/sec_bravo_tab",
+              "private": "sec_zulu/sec_zulu_tab", "none": "nowhere/no_tab"},
+    "container": {"public": "pub/box", "a": "sec_alpha/sec_alpha_box", "b": "sec_bravo/sec_bravo_box",
+                  "private": "sec_zulu/sec_zulu_box", "none": "nowhere/no_box"},
+}
+#: What each principal reads: None means its credentials are refused (401).
+READS: dict[str, set[str] | None] = {
+    "anonymous": {"public"},
+    "key-a": {"public", "a"},
+    "key-a-query": {"public", "a"},
+    "key-ab": {"public", "a", "b"},
+    "key-expired": None,
+    "key-revoked": None,
+    "jwt-a": {"public", "a"},
+    "jwt-other-key": None,
+    "jwt-alg-none": None,
+    "jwt-wrong-audience": None,
+    "jwt-expired": None,
+    "key-malformed": None,
+}
+
+
+def make_sources(folder: Path) -> None:
+    """Each class gets an array (with metadata), a table (a private column name) and an HDF5 container."""
+    for cls, stem in (("public", "pub"), ("a", "sec_alpha"), ("b", "sec_bravo"), ("private", "sec_zulu")):
+        name = "" if cls == "public" else f"{stem}_"
+        meta = "open-meta" if cls == "public" else MARKERS[cls][1]
+        (folder / stem).mkdir()
+        np.save(folder / stem / f"{name}img.npy", IMAGE)
+        (folder / stem / f"{name}img.npy.json").write_text(json.dumps({"note": meta, "kind": "image"}))
+        column = "value" if cls == "public" else f"{stem}_col"
+        (folder / stem / f"{name}tab.csv").write_text(f"x,{column}\n1,{meta}\n2,{meta}-2\n")
+        with h5py.File(folder / stem / f"{name}box.h5", "w") as f:
+            entry = f.create_group("entry")
+            entry.attrs["note"] = meta
+            entry.create_dataset("counts", data=np.arange(6))
+            if cls == "public":  # a public container with a child tagged A inside
+                inner = entry.create_group("sec_alpha_inner")
+                inner.attrs["note"] = "ALPHA-META-inner"
+                inner.create_dataset("signal", data=np.arange(3.0))
+
+
+def config(provider: OIDCProvider) -> dict[str, Any]:
+    rules = [{"match": "pub", "access_tags": TAGS["public"]}, {"match": "sec_alpha", "access_tags": TAGS["a"]},
+             {"match": "sec_bravo", "access_tags": TAGS["b"]},
+             {"match": "pub/box/entry/sec_alpha_inner", "access_tags": TAGS["a"]}]
+    return {"name": "auth matrix", "sources": [{"path": p} for p in ("pub", "sec_alpha", "sec_bravo", "sec_zulu")],
+            "rules": rules, "access": {"groups": {"grp-a": TAGS["a"], "grp-b": TAGS["b"]},
+                                       "oidc": {"issuer": provider.issuer, "audience": provider.audience,
+                                                "client_id": provider.client_id}}}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged_tokens(provider: OIDCProvider, real: str) -> dict[str, str]:
+    """Tokens a caller may not be let in with. Wrong audience and expired ones are signed with the
+    provider's own key (read from its key file), so only the claim is wrong."""
+    header = jwt.get_unverified_header(real)
+    claims = jwt.decode(real, options={"verify_signature": False})
+    private = next(k for k in json.loads((provider.workdir / "keys.json").read_text())["keys"] if k["kid"] == header["kid"])
+    own = jwt.PyJWK(private, algorithm="RS256").key
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    unsigned = f"{_b64(json.dumps({**header, 'alg': 'none'}).encode())}.{_b64(json.dumps(claims).encode())}."
+    return {
+        "jwt-other-key": jwt.encode(claims, other, algorithm="RS256", headers={"kid": header["kid"]}),
+        "jwt-alg-none": unsigned,
+        "jwt-wrong-audience": jwt.encode({**claims, "aud": "https://elsewhere.test/api"}, own, algorithm="RS256",
+                                         headers={"kid": header["kid"]}),
+        "jwt-expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, own, algorithm="RS256",
+                                  headers={"kid": header["kid"]}),
+    }
+
+
+@dataclass
+class World:
+    url: str
+    root: Path
+    credentials: dict[str, tuple[dict[str, str], dict[str, str]]] = field(default_factory=dict)  # headers, params
+    provider: OIDCProvider | None = None
+
+    def get(self, principal: str, path: str, params: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        headers, extra = self.credentials[principal]
+        return httpx.get(self.url + path, params={**(params or {}), **extra}, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with oidc_provider(tmp_path_factory.mktemp("matrix-oidc"), {"alice": ["grp-a"], "bob": ["grp-b"]}) as provider:
+        folder = tmp_path_factory.mktemp("matrix")
+        make_sources(folder)
+        published = run_build(folder, config(provider))
+        store = published.store
+        key_a, _ = create_key(store, TAGS["a"])
+        key_ab, _ = create_key(store, TAGS["a"] + TAGS["b"])
+        expired, _ = create_key(store, TAGS["a"], expires=_past())
+        revoked, record = create_key(store, TAGS["a"])
+        revoke_key(store, record["id"])
+        alice = provider.token("alice")
+        server = LocalServer(store.url, "127.0.0.1", 0).start()
+        apikey = lambda key: ({"Authorization": f"Apikey {key}"}, {})  # noqa: E731
+        bearer = lambda token: ({"Authorization": f"Bearer {token}"}, {})  # noqa: E731
+        found = World(server.url, Path(store.url), provider=provider)
+        found.credentials = {"anonymous": ({}, {}), "key-a": apikey(key_a), "key-a-query": ({}, {"api_key": key_a}),
+                             "key-ab": apikey(key_ab), "key-expired": apikey(expired), "key-revoked": apikey(revoked),
+                             "key-malformed": apikey("ssk_nothing"), "jwt-a": bearer(alice),
+                             **{name: bearer(token) for name, token in forged_tokens(provider, alice).items()}}
+        try:
+            yield found
+        finally:
+            server.stop()
+
+
+def _past() -> Any:
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.now(timezone.utc) - timedelta(days=1)
+
+
+# -- the routes --------------------------------------------------------------------------------
+def column_of(cls: str) -> str:
+    return "value" if cls == "public" else f"{MARKERS[cls][0]}_col"
+
+
+def _array_json(r: httpx.Response, cls: str) -> None:
+    np.testing.assert_array_equal(np.array(r.json()), IMAGE)
+
+
+def _block_json(r: httpx.Response, cls: str) -> None:
+    got = np.array(r.json())
+    np.testing.assert_array_equal(got, IMAGE[tuple(slice(0, n) for n in got.shape)])
+
+
+def _csv(r: httpx.Response, cls: str) -> None:
+    np.testing.assert_array_equal(np.loadtxt(io.StringIO(r.text), delimiter=","), IMAGE)
+
+
+def _npy(r: httpx.Response, cls: str) -> None:
+    np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), IMAGE)
+
+
+def _png(r: httpx.Response, cls: str) -> None:
+    assert r.content.startswith(b"\x89PNG") and r.headers["content-type"] == "image/png"
+
+
+def _meta(cls: str) -> str:
+    return "open-meta" if cls == "public" else MARKERS[cls][1]
+
+
+def _table_csv(r: httpx.Response, cls: str) -> None:
+    import csv
+
+    assert list(csv.reader(io.StringIO(r.text))) == [["x", column_of(cls)], ["1", _meta(cls)], ["2", f"{_meta(cls)}-2"]]
+
+
+def _arrow(r: httpx.Response, cls: str) -> None:
+    table = pa.ipc.open_file(pa.BufferReader(r.content)).read_all()
+    assert table.column_names == ["x", column_of(cls)] and table.column(1).to_pylist() == [_meta(cls), f"{_meta(cls)}-2"]
+
+
+def _parquet(r: httpx.Response, cls: str) -> None:
+    table = pq.read_table(io.BytesIO(r.content))
+    assert table.column_names == ["x", column_of(cls)] and table.column(0).to_pylist() == [1, 2]
+
+
+def _column(r: httpx.Response, cls: str) -> None:
+    assert r.json() == [_meta(cls), f"{_meta(cls)}-2"]
+
+
+def _column_meta(r: httpx.Response, cls: str) -> None:
+    assert r.json()["data"]["id"] == column_of(cls)
+
+
+def _node_meta(r: httpx.Response, cls: str) -> None:
+    data = r.json()["data"]
+    assert data["attributes"]["ancestors"] == [NODES["array"][cls].split("/")[0]]
+
+
+def _box_json(r: httpx.Response, cls: str) -> None:
+    entry = r.json()["contents"]["entry"]
+    assert entry["metadata"]["note"] == _meta(cls) and "counts" in entry["contents"]
+
+
+def _box_h5(r: httpx.Response, cls: str) -> None:
+    with h5py.File(io.BytesIO(r.content), "r") as f:
+        np.testing.assert_array_equal(f["entry/counts"][...], np.arange(6))
+        assert f["entry"].attrs["note"] == _meta(cls)
+
+
+def _search(r: httpx.Response, cls: str) -> None:
+    body = r.json()
+    assert [d["id"] for d in body["data"]] == ["entry"] and body["meta"]["count"] == 1
+
+
+def _search_deep(r: httpx.Response, cls: str) -> None:
+    assert {d["id"] for d in r.json()["data"]} >= {"entry", "counts"}
+
+
+def _distinct(r: httpx.Response, cls: str) -> None:
+    assert r.json()["metadata"]["note"] == [{"value": _meta(cls), "count": 1}]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    family: str
+    template: str  # {node} and {column}
+    params: tuple[tuple[str, str], ...]
+    check: Any
+
+    def url(self, node: str, cls: str) -> str:
+        return self.template.format(node=node, column=column_of(cls))
+
+
+ROUTES = [
+    Route("metadata-array", "array", "/api/v1/metadata/{node}", (), _node_meta),
+    Route("metadata-table", "table", "/api/v1/metadata/{node}", (), lambda r, c: r.json()["data"]["attributes"]["structure"]["columns"] == ["x", column_of(c)]),
+    Route("metadata-container", "container", "/api/v1/metadata/{node}", (), lambda r, c: r.json()["data"]["attributes"]["structure"]["count"] == 1),
+    Route("metadata-table-column", "table", "/api/v1/metadata/{node}/{column}", (), _column_meta),  # a 307 to column/metadata
+    Route("search", "container", "/api/v1/search/{node}", (), _search),
+    Route("search-deep", "container", "/api/v1/search-deep/{node}", (), _search_deep),
+    Route("distinct", "container", "/api/v1/distinct/{node}", (("metadata", "note"), ("counts", "true")), _distinct),
+    Route("container-json", "container", "/api/v1/container/full/{node}", (("format", "json"),), _box_json),
+    Route("container-hdf5", "container", "/api/v1/container/full/{node}", (("format", "h5"),), _box_h5),
+    Route("array-json", "array", "/api/v1/array/full/{node}", (("format", "json"),), _array_json),
+    Route("array-csv", "array", "/api/v1/array/full/{node}", (("format", "csv"),), _csv),
+    Route("array-npy", "array", "/api/v1/array/full/{node}", (("format", "npy"),), _npy),
+    Route("array-png", "array", "/api/v1/array/full/{node}", (("format", "png"),), _png),
+    Route("array-slice", "array", "/api/v1/array/full/{node}", (("format", "json"), ("slice", "0:2,0:3")),
+          lambda r, c: np.testing.assert_array_equal(np.array(r.json()), IMAGE[:2, :3])),
+    Route("array-block", "array", "/api/v1/array/block/{node}", (("format", "json"), ("block", "0,0")), _block_json),
+    Route("table-csv", "table", "/api/v1/table/full/{node}", (("format", "csv"),), _table_csv),
+    Route("table-arrow", "table", "/api/v1/table/full/{node}", (("format", "arrow"),), _arrow),
+    Route("table-parquet", "table", "/api/v1/table/full/{node}", (("format", "parquet"),), _parquet),
+    Route("table-partition", "table", "/api/v1/table/partition/{node}", (("format", "csv"), ("partition", "0")), _table_csv),
+    Route("column-full", "table", "/api/v1/column/full/{node}/{column}", (("format", "json"),), _column),
+    Route("column-metadata", "table", "/api/v1/column/metadata/{node}/{column}", (), _column_meta),
+]
+CLASSES = ("public", "a", "b", "private")
+
+
+def forbidden(reads: set[str] | None) -> list[str]:
+    """The markers of every class of node the caller may not read."""
+    return [m for cls, words in MARKERS.items() if reads is None or cls not in reads for m in words]
+
+
+def assert_no_leak(r: httpx.Response, words: list[str], asked: tuple[str, ...] = ()) -> None:
+    """Nothing private in any header (Location and links included) or in the body (decoded), but
+    for what the caller itself asked for (``asked``: a 404 names the path it was asked about)."""
+    seen = b""
+    for response in (*r.history, r):
+        seen += "\n".join(f"{k}: {v}" for k, v in response.headers.multi_items()).encode() + b"\n" + response.content + b"\n"
+    for text in sorted(asked, key=len, reverse=True):
+        seen = seen.replace(text.encode(), b"<asked>")
+    leaked = [w for w in words if w.encode() in seen]
+    assert not leaked, f"{r.request.url} leaks {leaked}: {seen[:400]!r}"
+
+
+def normalised(r: httpx.Response, node: str) -> tuple[int, bytes, dict[str, str]]:
+    """What a 404 says, with the path asked for taken out (a hidden and a missing node differ only there)."""
+    headers = {k: v for k, v in r.headers.items() if k not in ("date", "content-length")}
+    return r.status_code, r.content.replace(node.encode(), b"<node>"), headers
+
+
+def assert_refused(r: httpx.Response) -> None:
+    """Bad credentials: a 401 that names the schemes it takes and says why, never a 500."""
+    assert r.status_code == 401, (r.request.url, r.status_code, r.text[:300])
+    assert r.headers["www-authenticate"].startswith("Apikey") and "Bearer" in r.headers["www-authenticate"]
+    assert r.headers["content-type"] == "application/json" and r.json()["detail"]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+@pytest.mark.parametrize("principal", list(READS))
+def test_matrix(world: World, principal: str, route: Route) -> None:
+    """principal × route: for the node of each class and a missing one, exactly what it may see."""
+    reads, params = READS[principal], dict(route.params)
+    for cls in CLASSES:
+        node = NODES[route.family][cls]
+        r = world.get(principal, route.url(node, cls), params, follow_redirects=True)
+        assert_no_leak(r, forbidden(reads), (route.url(node, cls).split("/", 4)[-1], node))
+        if reads is None:
+            assert_refused(r)
+        elif cls in reads:
+            assert r.status_code == 200, (principal, route.name, cls, r.status_code, r.text[:300])
+            if route.check is not None:
+                assert route.check(r, cls) is not False, (principal, route.name, cls)
+        else:  # hidden: the very answer of a node that does not exist
+            missing = NODES[route.family]["none"]
+            absent = world.get(principal, route.url(missing, cls), params, follow_redirects=True)
+            assert absent.status_code == 404 and r.status_code == 404, (principal, route.name, cls, r.text[:300])
+            assert normalised(r, node) == normalised(absent, missing), (principal, route.name, cls)
+    missing = world.get(principal, route.url(NODES[route.family]["none"], "public"), params)
+    assert missing.status_code == (401 if reads is None else 404)
