@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from handlers.local import LocalServer
 from publisher.auth.keys import create_key, revoke_key
 from publisher.catalog import Catalog
+from publisher.stores import Store
 
 from .conftest import run_build
 from .oidc_server import OIDCProvider, oidc_provider
@@ -53,6 +54,7 @@ READS: dict[str, set[str] | None] = {
     "anonymous": {"public"},
     "key-a": {"public", "a"},
     "key-a-query": {"public", "a"},
+    "key-b": {"public", "b"},
     "key-ab": {"public", "a", "b"},
     "key-expired": None,
     "key-revoked": None,
@@ -88,7 +90,8 @@ def make_sources(folder: Path) -> None:
 def config(provider: OIDCProvider) -> dict[str, Any]:
     rules = [{"match": "pub", "access_tags": TAGS["public"]}, {"match": "sec_alpha", "access_tags": TAGS["a"]},
              {"match": "sec_bravo", "access_tags": TAGS["b"]},
-             {"match": "pub/box/entry/sec_alpha_inner", "access_tags": TAGS["a"]}]
+             {"match": "pub/box/entry/sec_alpha_inner", "access_tags": TAGS["a"]},
+             {"match": "sec_alpha/sec_alpha_box/entry/counts", "access_tags": TAGS["public"]}]  # moot: under A
     return {"name": "auth matrix", "sources": [{"path": p} for p in ("pub", "sec_alpha", "sec_bravo", "sec_zulu")],
             "rules": rules, "access": {"groups": {"grp-a": TAGS["a"], "grp-b": TAGS["b"]},
                                        "oidc": {"issuer": provider.issuer, "audience": provider.audience,
@@ -139,6 +142,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         published = run_build(folder, config(provider))
         store = published.store
         key_a, _ = create_key(store, TAGS["a"])
+        key_b, _ = create_key(store, TAGS["b"])
         key_ab, _ = create_key(store, TAGS["a"] + TAGS["b"])
         expired, _ = create_key(store, TAGS["a"], expires=_past())
         revoked, record = create_key(store, TAGS["a"])
@@ -149,7 +153,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         bearer = lambda token: ({"Authorization": f"Bearer {token}"}, {})  # noqa: E731
         found = World(server.url, Path(store.url), provider=provider)
         found.credentials = {"anonymous": ({}, {}), "key-a": apikey(key_a), "key-a-query": ({}, {"api_key": key_a}),
-                             "key-ab": apikey(key_ab), "key-expired": apikey(expired), "key-revoked": apikey(revoked),
+                             "key-b": apikey(key_b), "key-ab": apikey(key_ab), "key-expired": apikey(expired), "key-revoked": apikey(revoked),
                              "key-malformed": apikey("ssk_nothing"), "jwt-a": bearer(alice),
                              **{name: bearer(token) for name, token in forged_tokens(provider, alice).items()}}
         try:
@@ -338,3 +342,173 @@ def test_matrix(world: World, principal: str, route: Route) -> None:
             assert normalised(r, node) == normalised(absent, missing), (principal, route.name, cls)
     missing = world.get(principal, route.url(NODES[route.family]["none"], "public"), params)
     assert missing.status_code == (401 if reads is None else 404)
+
+
+# -- listings, counts and searches ----------------------------------------------------------------
+SIGNED_IN = [p for p, reads in READS.items() if reads is not None]
+TOP = {"public": "pub", "a": "sec_alpha", "b": "sec_bravo", "private": "sec_zulu"}
+
+
+@pytest.mark.parametrize("principal", SIGNED_IN)
+def test_listings_and_counts_hold_only_what_the_caller_reads(world: World, principal: str) -> None:
+    reads = READS[principal]
+    assert reads is not None
+    words = forbidden(reads)
+    top = [TOP[c] for c in CLASSES if c in reads]
+    inner = ["counts", "sec_alpha_inner"] if "a" in reads else ["counts"]
+
+    def get(path: str, **params: str) -> Any:
+        r = world.get(principal, path, params)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert_no_leak(r, words)
+        return r.json()
+
+    assert get("/api/v1/metadata/")["data"]["attributes"]["structure"]["count"] == len(top)
+    root = get("/api/v1/search/")
+    assert [d["id"] for d in root["data"]] == top and root["meta"]["count"] == len(top)
+    page = get("/api/v1/search/", **{"page[limit]": "1"})
+    assert page["meta"]["count"] == len(top) and (page["links"]["next"] is None) == (len(top) == 1)
+    assert get("/api/v1/metadata/pub/box/entry")["data"]["attributes"]["structure"]["count"] == len(inner)
+    assert [d["id"] for d in get("/api/v1/search/pub/box/entry")["data"]] == inner
+    notes = get("/api/v1/distinct/pub/box/entry", metadata="note", counts="true", structure_families="true")
+    expected = [{"value": None, "count": 1}] + ([{"value": "ALPHA-META-inner", "count": 1}] if "a" in reads else [])
+    assert sorted(notes["metadata"]["note"], key=str) == sorted(expected, key=str)
+    assert sum(f["count"] for f in notes["structure_families"]) == len(inner)
+    deep = get("/api/v1/search-deep/", **{"page[limit]": "300"})
+    ancestors = {d["attributes"]["ancestors"][0] if d["attributes"]["ancestors"] else d["id"] for d in deep["data"]}
+    assert ancestors == set(top) and deep["meta"]["count"] == len(deep["data"])
+    listed = get("/api/v1/container/full/pub/box", format="json")["contents"]["entry"]["contents"]
+    assert sorted(listed) == inner
+    h5 = world.get(principal, "/api/v1/container/full/pub/box", {"format": "h5"})
+    assert_no_leak(h5, words)
+    with h5py.File(io.BytesIO(h5.content), "r") as f:
+        assert sorted(f["entry"]) == inner
+
+
+#: Filters that name private things: none may find, count or echo anything the caller may not read.
+PROBES = [
+    {"filter[lookup][condition][key]": "sec_bravo"},
+    {"filter[fulltext][condition][text]": "BRAVO-META"},
+    {"filter[eq][condition][key]": "note", "filter[eq][condition][value]": '"BRAVO-META"'},
+    {"filter[regex][condition][key]": "note", "filter[regex][condition][pattern]": "BRAVO.*"},
+    {"filter[keys_filter][condition][keys]": '["sec_bravo", "sec_zulu"]'},
+    {"filter[access_tags_filter][condition][tags]": '["tag-b"]'},  # asking for B's tag does not grant it
+    {"filter[access_tags_filter][condition][tags]": "[]"},
+    {"filter[structure_family][condition][value]": "table"},
+]
+
+
+@pytest.mark.parametrize("route", ["search", "search-deep", "distinct"])
+@pytest.mark.parametrize("probe", range(len(PROBES)))
+@pytest.mark.parametrize("principal", ["anonymous", "key-a", "jwt-a"])
+def test_searches_naming_private_things_find_nothing_of_them(world: World, principal: str, probe: int, route: str) -> None:
+    params = {**PROBES[probe], **({"metadata": "note", "counts": "true", "structure_families": "true"} if route == "distinct" else {})}
+    r = world.get(principal, f"/api/v1/{route}/", params)
+    assert r.status_code == 200, r.text[:300]
+    asked = tuple(v for v in PROBES[probe].values())
+    assert_no_leak(r, forbidden(READS[principal]), asked)
+    body = r.json()
+    if route != "distinct":
+        found = {d["id"] for d in body["data"]} | {a for d in body["data"] for a in d["attributes"]["ancestors"]}
+        assert not found & {"sec_bravo", "sec_zulu", "sec_bravo_img", "sec_zulu_img"} and body["meta"]["count"] == len(body["data"])
+
+
+# -- spilled answers and /files/ -------------------------------------------------------------------
+def _spill(world: World, principal: str, route: str, node: str, fmt: str) -> tuple[httpx.Response, str]:
+    r = world.get(principal, f"/api/v1/{route}/{node}", {"format": fmt})
+    assert r.status_code == 307, (principal, node, r.status_code, r.text[:300])
+    assert_no_leak(r, forbidden(READS[principal]))
+    return r, r.headers["location"]
+
+
+@pytest.mark.parametrize("principal", ["key-a", "key-a-query", "jwt-a"])
+def test_a_signed_in_callers_spill_is_private_signed_and_short_lived(world: World, principal: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.auth.signing import EXPIRES, SIGNATURE
+
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+    for node in (NODES["array"]["a"], NODES["array"]["public"]):  # even public data: its answer is the caller's
+        r, location = _spill(world, principal, "array/full", node, "application/octet-stream")
+        assert r.headers["cache-control"].startswith("private") and "api_key" not in location
+        url = urlsplit(location)
+        assert url.path.startswith("/files/private/") and EXPIRES in url.query and SIGNATURE in url.query
+        fetched = httpx.get(location)
+        assert fetched.status_code == 200 and fetched.content == IMAGE.tobytes()
+        assert fetched.headers["cache-control"] == "private, no-store"
+        absent = httpx.get(f"{world.url}/files/private/responses/nothing.bin?{url.query}")
+        signature = dict(p.split("=", 1) for p in url.query.split("&"))
+        bad_mac = url.query.replace(signature[SIGNATURE], signature[SIGNATURE][::-1])
+        later = url.query.replace(f"{EXPIRES}={signature[EXPIRES]}", f"{EXPIRES}={int(signature[EXPIRES]) + 3600}")
+        past = url.query.replace(f"{EXPIRES}={signature[EXPIRES]}", f"{EXPIRES}={int(time.time()) - 10}")
+        key = url.path.removeprefix("/files/")
+        for tampered in (f"{world.url}{url.path}", f"{world.url}{url.path}?{bad_mac}", f"{world.url}{url.path}?{later}",
+                         f"{world.url}{url.path}?{past}", f"{world.url}{url.path}?{EXPIRES}={signature[EXPIRES]}"):
+            refused = httpx.get(tampered, headers=world.credentials["key-ab"][0])  # credentials do not open /files/
+            assert refused.status_code == 404 and refused.content != IMAGE.tobytes()
+            assert normalised(refused, key) == normalised(absent, "private/responses/nothing.bin")
+        # another key's URL signature does not open this key
+        other = httpx.get(f"{world.url}/files/private/responses/other.bin?{url.query}")
+        assert other.status_code == 404
+    r, location = _spill(world, principal, "container/full", NODES["container"]["a"], "h5")
+    with h5py.File(io.BytesIO(httpx.get(location).content), "r") as f:
+        assert f["entry"].attrs["note"] == "ALPHA-META"
+
+
+def test_an_anonymous_spill_of_public_data_stays_public(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.auth.signing import SIGNATURE
+
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+    r, location = _spill(world, "anonymous", "array/full", NODES["array"]["public"], "application/octet-stream")
+    assert r.headers["cache-control"].startswith("public")
+    assert urlsplit(location).path.startswith("/files/responses/") and SIGNATURE not in location
+    assert httpx.get(location).content == IMAGE.tobytes()
+    for principal in ("anonymous", "key-b"):  # a hidden node's answer is never made: the 404 comes before any read
+        hidden = world.get(principal, f"/api/v1/array/full/{NODES['array']['a']}", {"format": "application/octet-stream"})
+        assert hidden.status_code == 404 and "location" not in hidden.headers
+    assert not any("sec_" in p.name for p in (world.root / "responses").rglob("*"))
+
+
+def test_files_serve_public_releases_and_refuse_private_keys(world: World) -> None:
+    full = Catalog.open_full(Store(str(world.root)))
+    public = full.entry(NODES["array"]["public"]).data_url + "/zarr.json"
+    assert public.startswith("releases/")
+    r = httpx.get(f"{world.url}/files/{public}")
+    assert r.status_code == 200 and r.json()["shape"] == list(IMAGE.shape)
+    absent = httpx.get(f"{world.url}/files/private/nothing/zarr.json")
+    assert absent.status_code == 404
+    private = [full.entry(NODES[f][c]).data_url for f in NODES for c in ("a", "b", "private")]
+    keys = ["private/catalog.json", *[u + ("/zarr.json" if u.endswith(".zarr") else "") for u in private],
+            *[str(p.relative_to(world.root)) for p in (world.root / "private" / "auth" / "keys").iterdir()]]
+    for key in keys:
+        assert key.startswith("private/") and (world.root / key).is_file(), key
+        for principal in ("anonymous", "key-ab", "jwt-a"):
+            refused = httpx.get(f"{world.url}/files/{key}", headers=world.credentials[principal][0])
+            assert normalised(refused, key) == normalised(absent, "private/nothing/zarr.json"), key
+    assert not any(word in p.as_posix() for p in world.root.rglob("*") if p.is_file()
+                   and not p.relative_to(world.root).as_posix().startswith("private/") for word in ("sec_", "META"))
+
+
+# -- whoami and about -------------------------------------------------------------------------------
+@pytest.mark.parametrize("principal", list(READS))
+def test_whoami(world: World, principal: str) -> None:
+    r = world.get(principal, "/api/v1/auth/whoami")
+    if principal == "anonymous" or READS[principal] is None:
+        assert_refused(r)
+        return
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    (identity,) = r.json()["identities"]
+    assert identity == ({"id": "alice", "provider": "oidc"} if principal == "jwt-a" else {"id": identity["id"], "provider": "apikey"})
+
+
+@pytest.mark.parametrize("principal", SIGNED_IN)
+def test_about_advertises_the_provider_and_requires_nothing_of_a_catalog_with_public_nodes(world: World, principal: str) -> None:
+    r = world.get(principal, "/api/v1/")
+    assert r.status_code == 200 and "tiled_csrf=" in r.headers["set-cookie"]
+    assert_no_leak(r, forbidden(READS[principal]))
+    authentication = r.json()["authentication"]
+    assert authentication["required"] is False
+    (provider,) = authentication["providers"]
+    assert world.provider is not None
+    assert provider["links"]["auth_endpoint"] == world.provider.device_authorization_endpoint
+    assert provider["links"]["client_id"] == world.provider.client_id
+    assert authentication["links"]["whoami"].endswith("/api/v1/auth/whoami")
