@@ -69,7 +69,7 @@ class Published:
     def __init__(self, report: BuildReport, store: Store) -> None:
         self.report = report
         self.store = store
-        self.catalog = Catalog.open(store)
+        self.catalog = Catalog.open_full(store)  # every node (a catalog with private nodes: its full view)
 
     def node(self, path: str) -> dict[str, Any]:
         """The node's index row, as published (:meth:`Entry.to_json`)."""
