@@ -512,3 +512,26 @@ def test_about_advertises_the_provider_and_requires_nothing_of_a_catalog_with_pu
     assert provider["links"]["auth_endpoint"] == world.provider.device_authorization_endpoint
     assert provider["links"]["client_id"] == world.provider.client_id
     assert authentication["links"]["whoami"].endswith("/api/v1/auth/whoami")
+
+
+#: Nodes hidden by a tag on the way down: a private group in a public file, and a public rule
+#: under a container tagged A (moot: the container above decides).
+DEEP = {"pub/box/entry/sec_alpha_inner": "container", "pub/box/entry/sec_alpha_inner/signal": "array",
+        "sec_alpha/sec_alpha_box/entry/counts": "array"}
+
+
+@pytest.mark.parametrize("request_headers", [{}, {"If-None-Match": "*"}, {"Accept-Encoding": "zstd, gzip"}], ids=["plain", "if-none-match", "encoded"])
+@pytest.mark.parametrize("principal", ["anonymous", "key-b"])
+def test_nodes_hidden_further_down_answer_as_missing_ones(world: World, principal: str, request_headers: dict[str, str]) -> None:
+    routes = {"container": ["metadata", "search", "search-deep", "distinct", "container/full"], "array": ["metadata", "array/full", "array/block"]}
+    for node, family in DEEP.items():
+        missing = node.rsplit("/", 1)[0] + "/no_such_node"
+        for route in routes[family]:
+            params = {"block": "0"} if route == "array/block" else {}
+            got = [httpx.get(f"{world.url}/api/v1/{route}/{path}", params={**params, **world.credentials[principal][1]},
+                             headers={**world.credentials[principal][0], **request_headers}) for path in (node, missing)]
+            assert got[0].status_code == 404, (route, node, got[0].status_code)
+            assert normalised(got[0], node) == normalised(got[1], missing), (route, node)
+            assert_no_leak(got[0], forbidden(READS[principal]), (node,))
+            head = httpx.head(f"{world.url}/api/v1/{route}/{node}", params=params, headers={**world.credentials[principal][0], **request_headers})
+            assert head.status_code == 404 and head.content == b""
