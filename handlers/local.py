@@ -16,6 +16,8 @@ import asyncio
 import base64
 import contextvars
 import importlib
+import logging
+import re
 import dataclasses
 import secrets
 import socket
@@ -155,6 +157,22 @@ class App:
         pool = self.slow if route.path in _SLOW else self.index if route.path in _INDEX else None  # None: data work, the default pool
         context = contextvars.copy_context()
         return await loop.run_in_executor(pool, context.run, invoke, handler, event, self.settings)
+
+
+_SECRET_PARAM = re.compile(r"((?:^|[?&])api_key=)[^&\s]*", re.IGNORECASE)
+
+
+class RedactKeys(logging.Filter):
+    """The access log shows a request's path and query: an ``api_key=`` value there is written
+    as ``***`` (secrets are never logged)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SECRET_PARAM.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(RedactKeys())
 
 
 class LocalServer:

@@ -4,6 +4,7 @@ on both search paths: row by row (small containers) and on search columns (large
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -72,3 +73,14 @@ def test_hidden_children_answer_as_missing_ones(served: dict) -> None:
     assert _get(served, "metadata/runs/run6", True).status_code == 200
     deep = _get(served, "search-deep/", False).json()
     assert deep["meta"]["count"] == 6 and "run6" not in json.dumps(deep)
+
+
+def test_the_access_log_never_shows_an_api_key(served: dict, caplog: pytest.LogCaptureFixture) -> None:
+    from handlers.local import RedactKeys
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", f"/api/v1/search/runs?page[limit]=2&api_key={served['key']}", "1.1", 200), None)
+    assert RedactKeys().filter(record)
+    shown = record.getMessage()
+    assert served["key"] not in shown and "api_key=***" in shown and "page[limit]=2" in shown
+    assert logging.getLogger("uvicorn.access").filters and any(isinstance(f, RedactKeys) for f in logging.getLogger("uvicorn.access").filters)
