@@ -98,14 +98,17 @@ def authentication(catalog: Catalog, base: str) -> dict[str, Any]:
     if not oidc:
         return {"required": required, "providers": [], "links": None}
     endpoints = _discovery(oidc["issuer"])
+    links = {"auth_endpoint": endpoints["device_authorization_endpoint"], "client_id": oidc["client_id"],
+             "token_endpoint": endpoints["token_endpoint"], "authorize_endpoint": endpoints.get("authorization_endpoint")}
+    # Tiled's client validates every link as a string (None fails its About model, so it could not
+    # connect at all): "" where there is nothing (no key minting here, so its create_api_key says so;
+    # a provider without end_session_endpoint, as Cognito's discovery document, logs out locally).
     return {
         "required": required,
-        "providers": [{"provider": "oidc", "mode": "external", "links": {
-            "auth_endpoint": endpoints["device_authorization_endpoint"], "client_id": oidc["client_id"],
-            "token_endpoint": endpoints["token_endpoint"], "authorize_endpoint": endpoints.get("authorization_endpoint")},
-            "confirmation_message": "You have logged in with {id}.", "extra_scopes": []}],
-        "links": {"whoami": f"{base}/auth/whoami", "apikey": None, "refresh_session": endpoints["token_endpoint"],
-                  "revoke_session": None, "logout": endpoints.get("end_session_endpoint")},
+        "providers": [{"provider": "oidc", "mode": "external", "links": {k: v for k, v in links.items() if v},
+                       "confirmation_message": "You have logged in with {id}.", "extra_scopes": []}],
+        "links": {"whoami": f"{base}/auth/whoami", "apikey": "", "refresh_session": endpoints["token_endpoint"],
+                  "revoke_session": "", "logout": endpoints.get("end_session_endpoint") or ""},
     }
 
 

@@ -505,6 +505,9 @@ def test_about_advertises_the_provider_and_requires_nothing_of_a_catalog_with_pu
     r = world.get(principal, "/api/v1/")
     assert r.status_code == 200 and "tiled_csrf=" in r.headers["set-cookie"]
     assert_no_leak(r, forbidden(READS[principal]))
+    from tiled.schemas import About
+
+    About.model_validate(r.json())  # what the tiled client parses first: a null link would stop it connecting
     authentication = r.json()["authentication"]
     assert authentication["required"] is False
     (provider,) = authentication["providers"]
