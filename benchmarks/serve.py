@@ -11,6 +11,15 @@ and that table written by ``pyarrow.csv.write_csv`` in one call.
 
 Needs Tiled's server: ``pip install "tiled[server]"`` (or ``--tiled PATH`` to its ``tiled``).
 Usage: python benchmarks/serve.py [--n 200] [--tiled tiled]
+
+``--auth`` measures instead what access control costs a warm request: 300 small scans published
+twice, as a public catalog without tags and as the same catalog tagged (every node readable by one
+tag, so both callers see the same nodes), then the same requests (one node's metadata, a search
+page of 100) on the public one anonymously and on the tagged one with an API key and with an OIDC
+token (verified once, then from the verifier's cache; needs ``node`` for the test provider),
+interleaved, in-process through the Lambda handler and over loopback HTTP to ``publish serve``.
+p50 / p95, the ratio to the public request and the difference in ms (issue 13: at most 1 ms at p50).
+Usage: python benchmarks/serve.py --auth [--n 2000]
 """
 
 from __future__ import annotations
@@ -143,11 +152,124 @@ def floors(folder: Path) -> dict[str, Callable[[], object]]:
     return {"512x512 PNG": png, "table CSV": csv}
 
 
+AUTH_REQUESTS = [("metadata", "/api/v1/metadata/runs/run0042"), ("search page", "/api/v1/search/runs?page[offset]=0&page[limit]=100")]
+
+
+def make_runs(folder: Path, n: int = 300) -> None:
+    import json
+
+    (folder / "runs").mkdir(parents=True)
+    for i in range(n):
+        np.save(folder / "runs" / f"run{i:04d}.npy", np.full((4, 4), i, dtype="f4"))
+        (folder / "runs" / f"run{i:04d}.npy.json").write_text(json.dumps({"element": ["Ni", "Fe", "Cu"][i % 3], "temperature": 280 + i}))
+
+
+def _build(work: Path, name: str, extra: dict) -> Path:
+    import yaml
+
+    from publisher.build import build
+    from publisher.config import load_pipeline
+
+    config = {"name": name, "sources": [{"path": str(work / "data"), "into": ""}], "output": {"store": str(work / name)}, **extra}
+    (work / f"{name}.yml").write_text(yaml.safe_dump(config))
+    build(load_pipeline(work / f"{name}.yml"), workers=2)
+    return work / name
+
+
+def auth_overhead(n: int) -> None:
+    """Public anonymous vs tagged with an API key (and a cached OIDC token): the same requests,
+    interleaved (each round in a rotated order), in-process and over HTTP."""
+    import contextlib
+    import dataclasses
+    import http.client
+
+    from handlers import metadata, settings
+    from handlers.local import event_for, invoke
+    from publisher.auth.keys import create_key
+    from publisher.stores import Store
+
+    sys.path.insert(0, str(ROOT))
+    from tests.oidc_server import oidc_provider
+
+    work = Path(tempfile.mkdtemp(prefix="skyshelf-auth-bench-"))
+    procs: list[subprocess.Popen] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, True)
+        make_runs(work / "data")
+        access: dict = {"groups": {"grp-a": ["tag-a"]}}
+        try:
+            provider = stack.enter_context(oidc_provider(work / "oidc", {"alice": ["grp-a"]}))
+            access["oidc"] = {"issuer": provider.issuer, "audience": provider.audience, "client_id": provider.client_id}
+        except BaseException as exc:  # pytest's Skipped without node: keys only
+            if not type(exc).__name__ == "Skipped":
+                raise
+            provider = None
+        public = _build(work, "public", {})
+        tagged = _build(work, "tagged", {"rules": [{"match": "runs", "access_tags": ["tag-a"]}], "access": access})
+        key, _ = create_key(Store(str(tagged)), ["tag-a"])
+        variants = {"public, anonymous": (public, {}), "tagged, API key": (tagged, {"authorization": f"Apikey {key}"})}
+        if provider is not None:
+            variants["tagged, JWT (cached)"] = (tagged, {"authorization": f"Bearer {provider.token('alice')}"})
+
+        base = settings.environment()
+        configs = {name: dataclasses.replace(base, store=str(store)) for name, (store, _) in variants.items()}
+
+        def in_process(name: str, target: str) -> tuple[int, bytes]:
+            path, _, query = target.partition("?")
+            headers = {"host": "bench", "accept-encoding": "gzip, zstd", **variants[name][1]}
+            status, _, body = invoke(metadata.lambda_handler, event_for("GET", path, query, headers, "127.0.0.1"), configs[name])
+            return status, body
+
+        ports = {}
+        for store in (public, tagged):
+            ports[store] = free_port()
+            procs.append(subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", str(store), "--port", str(ports[store])],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+        stack.callback(lambda: [(p.terminate(), p.wait(timeout=10)) for p in procs])
+        for port in ports.values():
+            wait_up(f"http://127.0.0.1:{port}/api/v1/")
+        conns = {name: http.client.HTTPConnection("127.0.0.1", ports[store], timeout=60) for name, (store, _) in variants.items()}
+
+        def over_http(name: str, target: str) -> tuple[int, bytes]:
+            conns[name].request("GET", target, headers={"Accept": "application/json", "Accept-Encoding": "gzip, zstd", **variants[name][1]})
+            response = conns[name].getresponse()
+            return response.status, response.read()
+
+        results: dict[tuple[str, str, str], list[float]] = {}
+        names = list(variants)
+        for how, call in (("handler, in-process", in_process), ("HTTP, publish serve", over_http)):
+            for request, target in AUTH_REQUESTS:
+                for name in names:  # warm: catalogs, key ring, token cache, connections; and the same answer for all
+                    for _ in range(20):
+                        status, body = call(name, target)
+                    assert status == 200, (how, name, target, status, body[:200])
+                for i in range(n):
+                    for name in names[i % len(names):] + names[: i % len(names)]:
+                        start = time.perf_counter()
+                        call(name, target)
+                        results.setdefault((how, request, name), []).append(time.perf_counter() - start)
+
+    def q(samples: list[float], p: float) -> float:
+        return float(np.percentile(samples, p)) * 1000
+
+    print(f"\n{'':<22}{'request':<14}{'caller':<24}{'p50':>8}{'p95':>8}{'/ public p50':>14}{'+ ms p50':>10}{'+ ms p95':>10}")
+    for how, request, name in results:
+        ref = results[(how, request, names[0])]
+        samples = results[(how, request, name)]
+        print(f"{how:<22}{request:<14}{name:<24}{q(samples, 50):8.3f}{q(samples, 95):8.3f}{q(samples, 50) / q(ref, 50):14.2f}"
+              f"{q(samples, 50) - q(ref, 50):10.3f}{q(samples, 95) - q(ref, 95):10.3f}")
+    print(f"\nmilliseconds, {n} rounds, each round every caller once in a rotated order; the target is at most +1 ms at p50.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="requests per light endpoint (heavy ones fewer)")
     parser.add_argument("--tiled", default=shutil.which("tiled") or "tiled", help="the tiled executable (with tiled[server])")
+    parser.add_argument("--auth", action="store_true", help="measure access control's cost per warm request instead")
     args = parser.parse_args()
+    if args.auth:
+        auth_overhead(args.n)
+        return
     work = Path(tempfile.mkdtemp(prefix="skyshelf-serve-bench-"))
     procs: list[subprocess.Popen] = []
     try:
