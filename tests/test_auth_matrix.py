@@ -536,5 +536,10 @@ def test_nodes_hidden_further_down_answer_as_missing_ones(world: World, principa
             assert got[0].status_code == 404, (route, node, got[0].status_code)
             assert normalised(got[0], node) == normalised(got[1], missing), (route, node)
             assert_no_leak(got[0], forbidden(READS[principal]), (node,))
+            if route == "container/full":  # a hidden child named as a field is as unknown as a missing one
+                fields = [httpx.get(f"{world.url}/api/v1/container/full/{node.rsplit('/', 1)[0]}", params={"field": name, "format": "json"},
+                                    headers=world.credentials[principal][0]) for name in (node.rsplit("/", 1)[1], "no_such_node")]
+                assert fields[0].status_code == 400
+                assert normalised(fields[0], node.rsplit("/", 1)[1]) == normalised(fields[1], "no_such_node")
             head = httpx.head(f"{world.url}/api/v1/{route}/{node}", params=params, headers={**world.credentials[principal][0], **request_headers})
             assert head.status_code == 404 and head.content == b""

@@ -116,6 +116,10 @@ def test_without_credentials_the_client_refuses(keys_only: Served) -> None:
     from tiled.client.utils import ClientError
 
     assert httpx.get(keys_only.url + "/").json()["authentication"] == {"required": True, "providers": [], "links": None}
+    for path in ("metadata/", "metadata/alpha/img", "metadata/nothing", "search/", "array/full/alpha/img"):
+        refused = httpx.get(f"{keys_only.url}/{path}")  # the same 401 whether the node exists or not
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Apikey")
+        assert refused.json()["detail"].startswith("this catalog is private")
     with pytest.raises(RuntimeError, match="requires API key authentication"):
         from_uri(keys_only.url)
     with pytest.raises(ClientError, match="401"):
