@@ -20,7 +20,7 @@ from publisher.errors import BadRequest
 from publisher.formats import Entry
 from publisher.structures import ArrayStructure
 
-from . import common, http
+from . import common, http, zarr
 from .data import answer, check, ints
 
 
@@ -215,7 +215,8 @@ def block() -> Response:
     return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, stored, **options)
 
 
-app = common.make_app("arrays", {"/api/v1/array/full/{path+}": full, "/api/v1/array/block/{path+}": block})
+app = common.make_app("arrays", {"/api/v1/array/full/{path+}": full, "/api/v1/array/block/{path+}": block,
+                                 "/api/v1/zarr/v3/{path+}": lambda: zarr.serve(app)})
 
 
 lambda_handler = common.entry_point(app)

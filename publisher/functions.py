@@ -77,6 +77,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/auth/whoami", "metadata"),  # the tiled client checks its cached tokens here
     Route("GET", "/api/v1/array/full/{path+}", "arrays"),
     Route("GET", "/api/v1/array/block/{path+}", "arrays"),
+    # a node's Zarr hierarchy, each key a 307 to a short-lived URL of its object (handlers/zarr.py)
+    Route("GET", "/api/v1/zarr/v3/{path+}", "arrays"),
     Route("GET", "/api/v1/table/full/{path+}", "tables"),
     Route("GET", "/api/v1/table/partition/{path+}", "tables"),
     Route("GET", "/api/v1/container/full/{path+}", "tables"),
