@@ -19,7 +19,7 @@ from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
 from publisher.structures import ContainerStructure, TableStructure
 
-from . import auth, common, http
+from . import auth, common, credentials, http
 
 FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
@@ -186,15 +186,15 @@ def _table_column(catalog: View, path: str, base: str) -> Response | None:
                     {"Location": location, **http.caching()})
 
 
-def _container(route: str) -> tuple[View, str, dict[str, list[str]], ContainerStructure]:
+def _container(route: str) -> tuple[View, str, dict[str, list[str]], ContainerStructure, Entry]:
     """(catalog as the caller sees it, node path, query parameters, structure with the count the
-    caller sees) of a request for a container's children."""
+    caller sees, the container) of a request for a container's children."""
     catalog = common.catalog()
     path = common.node_path(app, f"{common.API}/{route}")
     entry = catalog.entry(path)
     if not isinstance(entry.structure, ContainerStructure):
         raise BadRequest(f"{path!r} is a {entry.family}, not a container: there is nothing to search")
-    return catalog, path, common.query(app), ContainerStructure(catalog.count(entry))
+    return catalog, path, common.query(app), ContainerStructure(catalog.count(entry)), entry
 
 
 def _resource(catalog: View, entry: Entry, base: str, *args: Any) -> dict[str, Any]:
@@ -205,14 +205,14 @@ def search() -> Response:
     from publisher.index.strategy import search_children
     from publisher.queries.registry import filters_from
 
-    catalog, path, params, container = _container("search")
+    catalog, path, params, container, entry = _container("search")
     base = common.base_url(app)
     offset = common.integer(params, "page[offset]", 0)
     if "page[cursor]" in params:  # Tiled's cursors are opaque; ours are offsets
         offset = common.integer(params, "page[cursor]", 0)
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
-    queries = catalog.scoped(filters_from(params))
+    queries = catalog.scoped(filters_from(params), children_of=entry)
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
 
@@ -248,7 +248,7 @@ def search_deep() -> Response:
     from publisher.index.strategy import search_deep as search_descendants
     from publisher.queries.registry import filters_from
 
-    catalog, path, params, _ = _container("search-deep")
+    catalog, path, params, *_ = _container("search-deep")
     base = common.base_url(app)
     if common.one(params, "sort"):
         raise BadRequest("sorting is not supported for deep search")
@@ -272,8 +272,8 @@ def distinct_values() -> Response:
     from publisher.index.strategy import distinct_children
     from publisher.queries.registry import filters_from
 
-    catalog, path, params, container = _container("distinct")
-    queries = catalog.scoped(filters_from(params))
+    catalog, path, params, container, entry = _container("distinct")
+    queries = catalog.scoped(filters_from(params), children_of=entry)
 
     def flag(name: str) -> bool:
         value = (common.one(params, name, "false") or "").lower()
@@ -335,6 +335,7 @@ app = common.make_app("metadata", {
     "/api/v1/docs/assets/{path+}": docs_asset,
     "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search, "/api/v1/distinct/{path+}": distinct_values,
     "/api/v1/search-deep/{path+}": search_deep, "/api/v1/auth/whoami": whoami,
+    "/api/v1/auth/credentials": lambda: credentials.credentials(app),
 })
 
 

@@ -543,3 +543,23 @@ def test_nodes_hidden_further_down_answer_as_missing_ones(world: World, principa
                 assert normalised(fields[0], node.rsplit("/", 1)[1]) == normalised(fields[1], "no_such_node")
             head = httpx.head(f"{world.url}/api/v1/{route}/{node}", params=params, headers={**world.credentials[principal][0], **request_headers})
             assert head.status_code == 404 and head.content == b""
+
+
+def test_a_caller_reading_every_child_searches_as_on_a_public_container(world: World) -> None:
+    """No access filter (which makes a search scan every child) where the caller reads all
+    children: its pages come straight from the index, as a public container's do."""
+    from publisher.auth.principal import ANONYMOUS, Principal
+    from publisher.auth.view import View
+
+    full = Catalog.open_full(Store(str(world.root)))
+    team_a = View(full, Principal("apikey", "k", frozenset(TAGS["a"])))
+    assert team_a.scoped([], children_of=full.entry("sec_alpha")) == []
+    assert team_a.scoped([], children_of=full.entry("pub/box/entry")) == []  # its A child included
+    assert team_a.scoped([], children_of=full.entry("")) != []  # B's and the untagged folder are hidden
+    assert View(full, ANONYMOUS).scoped([], children_of=full.entry("pub/box/entry")) != []
+    children = [e.key for e in full.entries("sec_alpha")]
+    for offset in range(len(children)):
+        page = world.get("key-a", "/api/v1/search/sec_alpha", {"page[offset]": str(offset), "page[limit]": "1"}).json()
+        assert [d["id"] for d in page["data"]] == children[offset : offset + 1] and page["meta"]["count"] == len(children)
+    sorted_page = world.get("key-a", "/api/v1/search/", {"sort": "-"}).json()
+    assert [d["id"] for d in sorted_page["data"]] == ["sec_alpha", "pub"]

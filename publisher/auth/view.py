@@ -58,10 +58,9 @@ class View:
 
     def entries(self, path: str, offset: int = 0, limit: int | None = None) -> Iterator[Entry]:
         """The readable children of a readable container, ``offset`` and ``limit`` counted among them."""
-        if not self.restricted:
+        if not self.restricted or self.reads_all_children(self.entry(path)):
             yield from self.catalog.entries(path, offset, limit)
             return
-        self.entry(path)
         shown = 0
         for child in self.catalog.entries(path):
             if not self.principal.can_read(child.access_tags):
@@ -72,6 +71,11 @@ class View:
                 yield child
             shown += 1
 
+    def reads_all_children(self, entry: Entry) -> bool:
+        """Whether the caller reads every child of this container (its listing and searches then
+        need no filter: the index pages a page needs, as for a public container)."""
+        return self.count(entry) == getattr(entry.structure, "count", None)
+
     def count(self, entry: Entry) -> int:
         """How many children of a container the caller sees."""
         total = getattr(entry.structure, "count", 0)
@@ -81,9 +85,13 @@ class View:
         return sum(n for key, n in counts.items() if self.principal.can_read(key.split("|") if key else []))
 
     # -- searches ------------------------------------------------------------------------
-    def scoped(self, queries: list[Query]) -> list[Query]:
-        """The caller's queries and, in a catalog with private nodes, the access filter."""
+    def scoped(self, queries: list[Query], children_of: Entry | None = None) -> list[Query]:
+        """The caller's queries and, in a catalog with private nodes, the access filter. For a
+        search of ``children_of``'s children only, none when the caller reads every child: a
+        filter makes a search scan all children, where a plain page reads only its index pages."""
         if not self.restricted:
+            return queries
+        if children_of is not None and self.reads_all_children(children_of):
             return queries
         from ..queries.fields import AccessTagsFilter
 
