@@ -51,6 +51,12 @@ class Settings:
     s3_backend: str = ""
     #: Big objects (spilled answers) go to a local store with O_DIRECT.
     direct_io: bool = True
+    #: The role ``/auth/credentials`` assumes for a signed-in caller (the deploy sets it); unset: the endpoint is off.
+    credentials_role_arn: str | None = None
+    #: STS's endpoint for that (unset: boto3's default for the region).
+    sts_endpoint_url: str | None = None
+    #: Seconds the scoped credentials last (STS takes 900 to the role's maximum, 3600 by default).
+    credentials_seconds: int = 900
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -75,6 +75,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/distinct/{path+}", "metadata"),
     Route("GET", "/api/v1/search-deep/{path+}", "metadata"),
     Route("GET", "/api/v1/auth/whoami", "metadata"),  # the tiled client checks its cached tokens here
+    Route("GET", "/api/v1/auth/credentials", "metadata"),  # scoped S3 credentials (handlers/credentials.py)
     Route("GET", "/api/v1/array/full/{path+}", "arrays"),
     Route("GET", "/api/v1/array/block/{path+}", "arrays"),
     # a node's Zarr hierarchy, each key a 307 to a short-lived URL of its object (handlers/zarr.py)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,9 +35,13 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError):
+        try:
             urllib.request.urlopen(url, timeout=1).close()
             return
+        except urllib.error.HTTPError:  # it answers (a server with identities refuses anonymous callers)
+            return
+        except OSError:
+            pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {seconds} s: {log.read_text()[-2000:]}")
 
@@ -99,9 +104,35 @@ def _weed() -> str:
     return found
 
 
+#: SeaweedFS's STS role the credentials tests assume: it reads (and lists) every bucket; a session
+#: policy narrows it, and SeaweedFS enforces that (docs/auth.md, "Direct reads").
+READER_ROLE = "arn:aws:iam::000000000000:role/reader"
+
+
+def _iam_files(workdir: Path) -> list[str]:
+    """Arguments for SeaweedFS with identities: the suite's static credentials are an admin (they
+    build and publish), and STS serves the reader role."""
+    s3 = {"identities": [{"name": "admin", "credentials": [{"accessKey": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                                            "secretKey": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}],
+                          "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    iam = {"sts": {"tokenDuration": 3600_000_000_000, "maxSessionLength": 43200_000_000_000, "issuer": "seaweedfs-sts",
+                   "signingKey": "dGVzdC1zaWduaW5nLWtleS0zMi1jaGFyYWN0ZXJzLWxvbmc="},  # test-only, 32 bytes
+           "policy": {"defaultEffect": "Deny", "storeType": "memory"},
+           "roles": [{"roleName": "reader", "roleArn": READER_ROLE, "attachedPolicies": ["ReadAll"],
+                      "trustPolicy": {"Version": "2012-10-17", "Statement": [
+                          {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole"]}]}}],
+           "policies": [{"name": "ReadAll", "document": {"Version": "2012-10-17", "Statement": [
+               {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::*"]},
+               {"Effect": "Allow", "Action": "sts:ValidateSession", "Resource": "*"}]}}]}
+    (workdir / "s3.json").write_text(json.dumps(s3))
+    (workdir / "iam.json").write_text(json.dumps(iam))
+    return [f"-s3.config={workdir / 's3.json'}", f"-s3.iam.config={workdir / 'iam.json'}"]
+
+
 @contextlib.contextmanager
-def seaweedfs(workdir: Path) -> Iterator[S3Server]:
-    """``weed mini`` with every listener on a free loopback port (gRPC ports are HTTP + 10000)."""
+def seaweedfs(workdir: Path, iam: bool = False) -> Iterator[S3Server]:
+    """``weed mini`` with every listener on a free loopback port (gRPC ports are HTTP + 10000).
+    ``iam``: with identities and STS (:data:`READER_ROLE`), so policies are enforced."""
     ports = {}
     while len(ports) < 5:
         port = free_port()
@@ -113,7 +144,7 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
     log = workdir / "seaweedfs.log"
     args = [_weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3}", f"-master.port={master}",
             f"-volume.port={volume}", f"-filer.port={filer}", f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+            "-s3.port.iceberg=0", "-s3.port.lance=0", *(_iam_files(workdir) if iam else [])]
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=out, cwd=data)
     server = S3Server("seaweedfs", f"http://127.0.0.1:{s3}", process)

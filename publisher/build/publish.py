@@ -13,7 +13,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from ..auth.principal import ANONYMOUS
+from ..auth.principal import ANONYMOUS, chain_id
 from ..auth.tags import AccessRules
 from ..auth.view import CHILD_ACCESS, tag_key
 from ..config.models import Pipeline
@@ -156,7 +156,7 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
     store.write_bytes(f"{own_prefix}/{MANIFEST}", json.dumps(manifest.to_json(), separators=(",", ":")).encode())
     created = datetime.now(UTC).isoformat(timespec="seconds")
     catalog = CatalogDocument(release, index, created, pipeline.name, pipeline.output.zarr_format, f"{own_prefix}/{BUILD_REPORT}",
-                              f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree.access, tagged) if tree.access.tagged else None)
+                              f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree, tagged) if tree.access.tagged else None)
     views = [(catalog, entries, own_prefix)]
     if tagged:
         shown = tree.public(entries)
@@ -177,6 +177,16 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
     return catalog
 
 
-def _access(pipeline: Pipeline, access: AccessRules, private: bool) -> dict[str, object]:
-    """The private catalog's ``access`` section: what the handlers need to decide who reads what."""
-    return {"default": "public" if access.default else "private", "private_nodes": private, **pipeline.access.published()}
+def _access(pipeline: Pipeline, tree: Tree, private: bool) -> dict[str, object]:
+    """The private catalog's ``access`` section: what the handlers need to decide who reads what,
+    and each access class (its private prefix ``private/<class>/``) with the chain of tag sets a
+    reader needs (the credentials endpoint grants exactly the prefixes a caller's tags reach)."""
+    access = tree.access
+    classes: dict[str, list[list[str]]] = {}
+    for path in tree.entries:
+        chain = access.chain(path)
+        name = chain_id(chain)
+        if name is not None:
+            classes.setdefault(name, [sorted(set(tags)) for tags in chain])
+    return {"default": "public" if access.default else "private", "private_nodes": private,
+            "classes": dict(sorted(classes.items())), **pipeline.access.published()}

@@ -1,0 +1,106 @@
+"""``GET /api/v1/auth/credentials``: short-lived S3 credentials for a signed-in caller, scoped to
+exactly what its tags reach, so s3fs, zarr, pyarrow and DuckDB read private data straight from
+the bucket.
+
+STS ``AssumeRole`` of the deploy's credentials role with an inline session policy: the effective
+permissions are the intersection of the role's (read ``private/``) and the session policy's,
+which grants ``s3:GetObject`` on ``private/<class>/*`` for each access class whose chain of tag
+sets the caller may read (the build lists the classes in the private catalog's ``access``), on
+the public keys, and ``s3:ListBucket`` only under the same prefixes. A GET (API Gateway routes
+it like every read; the answer is ``no-store``). boto3 (the Lambda runtime's) is imported by
+the first request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from publisher.auth.principal import Principal
+from publisher.errors import BadRequest, NotFound, StoreError, Unauthorized
+from publisher.stores.s3_objects import split_root
+
+from . import common, settings
+
+#: AWS's limit on an inline session policy (it is packed, but JSON without spaces is a safe bound).
+MAX_POLICY_CHARS = 2048
+#: What STS takes as DurationSeconds (the role's MaxSessionDuration may allow less than the maximum).
+MIN_SECONDS, MAX_SECONDS = 900, 43200
+
+_lock = threading.Lock()
+_clients: dict[tuple[str | None, str], Any] = {}
+
+
+def readable_prefixes(caller: Principal, access: dict[str, Any], root: str = "") -> list[str]:
+    """The key prefixes the caller may read directly: each readable access class's private
+    prefix, then the public view (``releases/`` and ``catalog.json``), all under the store's
+    ``root`` in the bucket."""
+    classes: dict[str, list[list[str]]] = access.get("classes") or {}
+    own = sorted(name for name, chain in classes.items() if caller.can_read_chain(chain))
+    return [f"{root}private/{name}/" for name in own] + [f"{root}releases/", f"{root}catalog.json"]
+
+
+def session_policy(bucket: str, prefixes: list[str], partition: str = "aws") -> str:
+    """The session policy (compact JSON): GetObject on each prefix (a key, when it does not end in
+    ``/``), ListBucket where the listed prefix is under one of them."""
+    patterns = [p + "*" if p.endswith("/") else p for p in prefixes]
+    arn = f"arn:{partition}:s3:::{bucket}"
+    document = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [f"{arn}/{p}" for p in patterns]},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn,
+         "Condition": {"StringLike": {"s3:prefix": [p for p in patterns if p.endswith("*")]}}}]}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _session_name(caller: Principal) -> str:
+    """STS's RoleSessionName ([\\w+=,.@-], 2 to 64 characters): who asked, for CloudTrail."""
+    return re.sub(r"[^\w+=,.@-]", "-", f"skyshelf-{caller.kind}-{caller.name or 'caller'}")[:64]
+
+
+def _client(service: str, endpoint: str | None) -> Any:
+    with _lock:
+        found = _clients.get((endpoint, service))
+    if found is None:
+        import boto3
+
+        found = boto3.client(service, **({"endpoint_url": endpoint} if endpoint else {}))
+        with _lock:
+            _clients[(endpoint, service)] = found
+    return found
+
+
+def credentials(app: APIGatewayHttpResolver) -> Response:
+    view = common.catalog()
+    caller = view.principal
+    if caller.anonymous:
+        raise Unauthorized("scoped S3 credentials are for signed-in callers: send an API key or a token")
+    current, store = settings.current(), common.store()
+    if not store.is_s3:
+        raise NotFound("no S3 credentials here: the store is a folder (read private nodes through /api/v1/zarr/v3/...)")
+    if not current.credentials_role_arn:
+        raise NotFound("scoped S3 credentials are not enabled on this server (SKYSHELF_CREDENTIALS_ROLE_ARN is unset)")
+    seconds = common.integer(common.query(app), "duration", current.credentials_seconds, MIN_SECONDS, MAX_SECONDS)
+    bucket, root = split_root(store.url)
+    root = f"{root.strip('/')}/" if root.strip("/") else ""
+    prefixes = readable_prefixes(caller, view.info.access or {}, root)
+    partition = current.credentials_role_arn.split(":")[1] if current.credentials_role_arn.count(":") >= 5 else "aws"
+    policy = session_policy(bucket, prefixes, partition)
+    if len(policy) > MAX_POLICY_CHARS:
+        raise BadRequest(f"your tags reach {len(prefixes) - 2} access classes: a session policy of {len(policy)} characters is past "
+                         f"STS's {MAX_POLICY_CHARS}; read through /api/v1/zarr/v3/... or use a key with fewer tags")
+    sts = _client("sts", current.sts_endpoint_url)
+    try:
+        granted = sts.assume_role(RoleArn=current.credentials_role_arn, RoleSessionName=_session_name(caller),
+                                  Policy=policy, DurationSeconds=seconds)["Credentials"]
+    except Exception as exc:  # botocore's ClientError, an unreachable endpoint
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        raise StoreError(f"STS refused to assume {current.credentials_role_arn} ({code})") from None
+    s3 = _client("s3", None)
+    body = {"AccessKeyId": granted["AccessKeyId"], "SecretAccessKey": granted["SecretAccessKey"],
+            "SessionToken": granted["SessionToken"], "Expiration": granted["Expiration"].isoformat(),
+            "bucket": bucket, "prefixes": prefixes, "region": s3.meta.region_name, "endpoint_url": s3.meta.endpoint_url}
+    return Response(200, "application/json", json.dumps(body), {"Cache-Control": "no-store", "Vary": "Authorization"})

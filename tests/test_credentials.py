@@ -1,0 +1,151 @@
+"""``/api/v1/auth/credentials``: a signed-in caller gets short-lived S3 credentials whose session
+policy grants exactly the private prefixes of the access classes its tags reach, plus the public
+view. The policy's content is read back from moto's STS (moto keeps it but does not enforce it);
+enforcement is shown on SeaweedFS, whose STS applies session policies: a scoped credential reads
+its class's objects with s3fs and zarr and is refused another class's and the private catalog."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import s3fs
+import zarr
+
+from handlers.local import LocalServer
+from publisher.auth.keys import create_key
+from publisher.build import build
+from publisher.catalog import Catalog
+from publisher.config import load_pipeline
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .servers import READER_ROLE, S3Server, moto_server, seaweedfs
+from .test_access_layout import config, make_sources
+from .test_s3 import environ
+
+SCAN, SIGNAL = "proposals/p1/embargoed_scan", "shared/mixed/entry/classified_group/signal"
+ROOT = "cat"  # the store is a folder of the bucket: every prefix is under it
+
+
+@contextlib.contextmanager
+def published(server: S3Server, workdir: Path, role: str) -> Iterator[tuple[str, Catalog, dict[str, dict[str, str]]]]:
+    """The mixed catalog built into ``s3://skyshelf/cat`` and served by ``publish serve`` with the
+    credentials endpoint on: (its API, the full catalog, API-key headers by tag set)."""
+    server.create_bucket("skyshelf")
+    url = f"s3://skyshelf/{ROOT}"
+    make_sources(workdir)
+    pipeline = load_pipeline(write_pipeline(workdir, {**config(), "output": {"store": url}}))
+    settings = {**server.env(), "SKYSHELF_CREDENTIALS_ROLE_ARN": role, "SKYSHELF_STS_ENDPOINT_URL": server.endpoint}
+    with environ(settings):
+        assert build(pipeline, workers=2).published
+        store = Store(url)
+        keys = {name: {"Authorization": f"Apikey {create_key(store, tags)[0]}"}
+                for name, tags in (("p1", ["p1"]), ("staff", ["staff"]), ("both", ["p1", "staff"]), ("other", ["elsewhere"]))}
+        api = LocalServer(url, port=0).start()
+        try:
+            yield f"{api.url}/api/v1", Catalog.open_full(store), keys
+        finally:
+            api.stop()
+
+
+def private_class(catalog: Catalog, path: str) -> str:
+    return catalog.entry(path).data_url.split("/")[1]
+
+
+# -- the policy's content: moto's STS -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def on_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S3Server, str, Catalog, dict[str, dict[str, str]]]]:
+    with moto_server(tmp_path_factory.mktemp("moto-sts")) as server:
+        with published(server, tmp_path_factory.mktemp("cred-build"), "arn:aws:iam::123456789012:role/reader") as (api, catalog, keys):
+            yield server, api, catalog, keys
+
+
+def stored_policy(server: S3Server) -> dict[str, Any]:
+    """The session policy of moto's latest AssumeRole (moto keeps it verbatim)."""
+    roles = httpx.get(f"{server.endpoint}/moto-api/data.json").json()["sts"]["AssumedRole"]
+    return json.loads(roles[-1]["policy"])
+
+
+def test_the_session_policy_grants_exactly_the_readable_classes(on_moto: tuple) -> None:
+    server, api, catalog, keys = on_moto
+    p1, staff = private_class(catalog, SCAN), private_class(catalog, SIGNAL)
+    untagged = private_class(catalog, "misc/untagged_notes")
+    public = [f"{ROOT}/releases/", f"{ROOT}/catalog.json"]
+    for who, classes in (("p1", [p1]), ("staff", [staff]), ("both", sorted([p1, staff])), ("other", [])):
+        answer = httpx.get(f"{api}/auth/credentials", headers=keys[who])
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        prefixes = [f"{ROOT}/private/{c}/" for c in classes] + public
+        assert body["prefixes"] == prefixes and body["bucket"] == "skyshelf"
+        assert {"AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "region", "endpoint_url"} <= set(body)
+        assert answer.headers["cache-control"] == "no-store"
+        policy = stored_policy(server)
+        get, listing = policy["Statement"]
+        assert get == {"Effect": "Allow", "Action": "s3:GetObject",
+                       "Resource": [f"arn:aws:s3:::skyshelf/{ROOT}/private/{c}/*" for c in classes]
+                       + [f"arn:aws:s3:::skyshelf/{ROOT}/releases/*", f"arn:aws:s3:::skyshelf/{ROOT}/catalog.json"]}
+        assert listing == {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::skyshelf",
+                           "Condition": {"StringLike": {"s3:prefix": [f"{ROOT}/private/{c}/*" for c in classes] + [f"{ROOT}/releases/*"]}}}
+        text = json.dumps(policy)
+        assert untagged not in text and "private/catalog.json" not in text and f"{ROOT}/private/*" not in text
+        assert len(json.dumps(policy, separators=(",", ":"))) <= 2048
+
+
+def test_duration_and_refusals(on_moto: tuple) -> None:
+    server, api, _, keys = on_moto
+    short = datetime.fromisoformat(httpx.get(f"{api}/auth/credentials", headers=keys["p1"]).json()["Expiration"])
+    long = datetime.fromisoformat(httpx.get(f"{api}/auth/credentials?duration=3600", headers=keys["p1"]).json()["Expiration"])
+    assert timedelta(minutes=40) < long - short < timedelta(minutes=50)  # 900 s by default, 3600 asked for
+    too_short = httpx.get(f"{api}/auth/credentials?duration=60", headers=keys["p1"])
+    assert too_short.status_code == 400 and "duration" in too_short.json()["detail"]
+    anonymous = httpx.get(f"{api}/auth/credentials")
+    assert anonymous.status_code == 401 and "www-authenticate" in anonymous.headers
+    assert httpx.get(f"{api}/auth/credentials", headers={"Authorization": "Apikey sk_nope_nope"}).status_code == 401
+    with environ({"SKYSHELF_CREDENTIALS_ROLE_ARN": ""}):
+        off = httpx.get(f"{api}/auth/credentials", headers=keys["p1"])
+    assert off.status_code == 404 and "SKYSHELF_CREDENTIALS_ROLE_ARN" in off.json()["detail"]
+
+
+# -- enforcement: SeaweedFS's STS applies the session policy -----------------------------------------
+@pytest.fixture(scope="module")
+def on_seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S3Server, str, Catalog, dict[str, dict[str, str]]]]:
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs-iam"), iam=True) as server:
+        with published(server, tmp_path_factory.mktemp("cred-build"), READER_ROLE) as (api, catalog, keys):
+            yield server, api, catalog, keys
+
+
+def scoped(api: str, headers: dict[str, str]) -> tuple[s3fs.S3FileSystem, dict[str, Any]]:
+    granted = httpx.get(f"{api}/auth/credentials", headers=headers).json()
+    options = {"key": granted["AccessKeyId"], "secret": granted["SecretAccessKey"], "token": granted["SessionToken"],
+               "client_kwargs": {"endpoint_url": granted["endpoint_url"], "region_name": granted["region"]}}
+    return s3fs.S3FileSystem(skip_instance_cache=True, **options), options
+
+
+def test_a_scoped_credential_reads_its_class_and_nothing_private_else(on_seaweedfs: tuple) -> None:
+    _, api, catalog, keys = on_seaweedfs
+    fs, options = scoped(api, keys["p1"])
+    scan = f"skyshelf/{ROOT}/{catalog.entry(SCAN).data_url}"
+    signal = f"skyshelf/{ROOT}/{catalog.entry(SIGNAL).data_url}"
+    assert json.loads(fs.cat(f"{scan}/zarr.json"))["shape"] == [3, 3]
+    np.testing.assert_array_equal(zarr.open_array(f"s3://{scan}", mode="r", storage_options=options)[...], np.ones((3, 3)))
+    assert fs.ls(f"skyshelf/{ROOT}/private/{private_class(catalog, SCAN)}/")  # listing its own prefix
+    public = f"skyshelf/{ROOT}/{catalog.entry('open/frame').data_url}"
+    assert json.loads(fs.cat(f"{public}/zarr.json"))["shape"] == [4, 6] and fs.cat(f"skyshelf/{ROOT}/catalog.json")
+    for refused in (f"{signal}/zarr.json", f"skyshelf/{ROOT}/private/catalog.json",
+                    f"skyshelf/{ROOT}/{catalog.entry('misc/untagged_notes').data_url}"):
+        with pytest.raises(PermissionError):
+            fs.cat(refused)
+    with pytest.raises(PermissionError):
+        fs.ls(f"skyshelf/{ROOT}/private/{private_class(catalog, SIGNAL)}/")
+    staff, _ = scoped(api, keys["staff"])  # the other class's credential: the other way round
+    assert json.loads(staff.cat(f"{signal}/zarr.json"))["shape"] == [5]
+    with pytest.raises(PermissionError):
+        staff.cat(f"{scan}/zarr.json")
