@@ -98,6 +98,8 @@ def authentication(catalog: Catalog, base: str) -> dict[str, Any]:
     if not oidc:
         return {"required": required, "providers": [], "links": None}
     endpoints = _discovery(oidc["issuer"])
+    if endpoints is None:  # the provider is out of reach: API keys still work; its login is advertised once it answers
+        return {"required": required, "providers": [], "links": None}
     links = {"auth_endpoint": endpoints["device_authorization_endpoint"], "client_id": oidc["client_id"],
              "token_endpoint": endpoints["token_endpoint"], "authorize_endpoint": endpoints.get("authorization_endpoint")}
     # Tiled's client validates every link as a string (None fails its About model, so it could not
@@ -113,22 +115,36 @@ def authentication(catalog: Catalog, base: str) -> dict[str, Any]:
 
 
 _discovered: dict[str, dict[str, Any]] = {}
+_failed: dict[str, float] = {}
+#: Seconds a provider whose discovery document could not be read is left alone (not asked per request).
+RETRY_DISCOVERY = 30.0
 
 
-def _discovery(issuer: str) -> dict[str, Any]:
-    """The provider's discovery document, read once per process; unreachable: a 502 naming it."""
+def _discovery(issuer: str) -> dict[str, Any] | None:
+    """The provider's discovery document, read once per process; None (logged, tried again after
+    ``RETRY_DISCOVERY`` s) while it cannot be read or names no device-code endpoints: the about
+    document then advertises no login rather than failing, which would lock out API keys too."""
     found = _discovered.get(issuer)
     if found is None:
-        from publisher.auth.tokens import fetch_json
-        from publisher.errors import StoreError
+        import time
 
+        from publisher.auth.tokens import fetch_json
+
+        if time.monotonic() - _failed.get(issuer, float("-inf")) < RETRY_DISCOVERY:
+            return None
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
             found = fetch_json(url)
+            problem = None if isinstance(found, dict) and {"token_endpoint", "device_authorization_endpoint"} <= found.keys() else \
+                "it names no token and device authorization endpoints (the tiled client logs in with the device-code flow)"
         except Exception as exc:  # urllib's errors, a bad document
-            raise StoreError(f"the identity provider's discovery document {url} cannot be read ({type(exc).__name__})") from None
-        if not isinstance(found, dict) or "token_endpoint" not in found or "device_authorization_endpoint" not in found:
-            raise StoreError(f"{url} names no token and device authorization endpoints: the tiled client logs in with the device-code flow")
+            problem = f"it cannot be read ({type(exc).__name__})"
+        if problem is not None:
+            from .common import log
+
+            log.error(f"the identity provider's discovery document {url}: {problem}; no login advertised for {RETRY_DISCOVERY:.0f} s")
+            _failed[issuer] = time.monotonic()
+            return None
         _discovered[issuer] = found
     return found
 

@@ -109,8 +109,9 @@ def _answer(body_fn: Any, *etag_parts: Any) -> Response:
 
 
 @functools.lru_cache(maxsize=64)
-def _about(base: str, release: str | None) -> bytes:
-    """The about document for one base URL and release: the same for every request that names them."""
+def _about(base: str, release: str | None, authentication: str) -> bytes:
+    """The about document for one base URL, release and ``authentication`` (JSON: it changes while
+    the identity provider is out of reach): the same for every request that names them."""
     from publisher import serializers
     from publisher.queries.registry import names
 
@@ -120,7 +121,7 @@ def _about(base: str, release: str | None) -> bytes:
         "formats": serializers.formats(),
         "aliases": serializers.aliases(),
         "queries": names(),
-        "authentication": _authentication(base),
+        "authentication": json.loads(authentication),
         "links": {"self": base, "documentation": f"{base}/docs"},
         "meta": {"root_path": "", "server": "skyshelf"},
     })
@@ -142,8 +143,9 @@ def about() -> Response:
         release: str | None = common.published().release
     except NotFound:
         release = None
-    etag = http.etag_for("about", __version__, base, release)
-    answer = http.not_modified(app, etag) or http.respond(app, _about(base, release), "application/json", etag)
+    authentication = json.dumps(_authentication(base))
+    etag = http.etag_for("about", __version__, base, release, authentication)
+    answer = http.not_modified(app, etag) or http.respond(app, _about(base, release, authentication), "application/json", etag)
     return auth.with_csrf_cookie(answer)
 
 

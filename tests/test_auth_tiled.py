@@ -140,3 +140,40 @@ def test_device_code_login_reads_the_groups_nodes_only(with_oidc: Served, provid
     monkeypatch.setattr(webbrowser, "open", lambda *a, **k: pytest.fail("the client asked for a new login"))
     again = from_uri(with_oidc.url)
     np.testing.assert_array_equal(again["alpha/img"][2:5, 1:3], IMAGE[2:5, 1:3])
+
+
+def test_an_identity_provider_that_is_down_does_not_lock_out_api_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The about document names the provider's login endpoints, read from its discovery document;
+    while the provider cannot be reached the about document still answers (no login advertised),
+    so API keys keep working with the tiled client; once it answers, its login is advertised."""
+    import shutil
+
+    import httpx
+    from tiled.client import from_uri
+
+    from handlers import auth
+
+    from .oidc_server import install
+    from .servers import free_port
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the OIDC tests run a real OpenID provider (oidc-provider, npm)")
+    install()
+    port = free_port()
+    later = OIDCProvider(tmp_path, {"AUDIENCE": "https://skyshelf.test/api", "CLIENT_ID": "skyshelf-cli", "ACCESS_TTL": "300",
+                                    "ACCOUNTS": json.dumps({"alice": {"groups": ["grp-a"]}}), "KEYS_FILE": str(tmp_path / "keys.json")},
+                         issuer=f"http://127.0.0.1:{port}")  # not started yet: nothing listens there
+    (tmp_path / "catalog").mkdir()
+    for served in _serve(tmp_path / "catalog", later):
+        about = httpx.get(served.url + "/")
+        assert about.status_code == 200, about.text
+        assert about.json()["authentication"] == {"required": True, "providers": [], "links": None}
+        _reads_alpha(from_uri(served.url, api_key=served.key_a))
+        later.start(port)
+        try:
+            assert httpx.get(served.url + "/").json()["authentication"]["providers"] == []  # not asked again at once
+            monkeypatch.setattr(auth, "RETRY_DISCOVERY", 0.0)
+            (provider,) = httpx.get(served.url + "/").json()["authentication"]["providers"]
+            assert provider["links"]["auth_endpoint"] == later.device_authorization_endpoint
+        finally:
+            later.stop()
