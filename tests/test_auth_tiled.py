@@ -49,9 +49,15 @@ class Served:
     key_a: str
 
 
-def _serve(folder: Path, provider: OIDCProvider | None) -> Iterator[Served]:
+def _serve(folder: Path, provider: OIDCProvider | None, public: bool = False) -> Iterator[Served]:
     make_sources(folder)
-    published = run_build(folder, config(provider))
+    setup = config(provider)
+    if public:  # a public folder too: anonymous callers read it, and the client does not ask for a login
+        (folder / "open").mkdir()
+        np.save(folder / "open" / "img.npy", IMAGE)
+        setup["sources"].append({"path": "open"})
+        setup["rules"].append({"match": "open", "access_tags": ["public"]})
+    published = run_build(folder, setup)
     key_a, _ = create_key(published.store, ["tag-a"])
     server = LocalServer(published.store.url, "127.0.0.1", 0).start()
     try:
@@ -76,6 +82,12 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OIDCProvider]
 def with_oidc(tmp_path_factory: pytest.TempPathFactory, provider: OIDCProvider) -> Iterator[Served]:
     """A private catalog whose identity provider is the test's OpenID provider."""
     yield from _serve(tmp_path_factory.mktemp("tiled-oidc-site"), provider)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory, provider: OIDCProvider) -> Iterator[Served]:
+    """The same with a public folder: anonymous callers read something."""
+    yield from _serve(tmp_path_factory.mktemp("tiled-mixed-site"), provider, public=True)
 
 
 @pytest.fixture(autouse=True)
@@ -140,6 +152,25 @@ def test_device_code_login_reads_the_groups_nodes_only(with_oidc: Served, provid
     monkeypatch.setattr(webbrowser, "open", lambda *a, **k: pytest.fail("the client asked for a new login"))
     again = from_uri(with_oidc.url)
     np.testing.assert_array_equal(again["alpha/img"][2:5, 1:3], IMAGE[2:5, 1:3])
+
+
+def test_anonymous_first_then_login_on_a_catalog_with_public_nodes(mixed: Served, provider: OIDCProvider,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiled.client import from_uri
+
+    monkeypatch.setattr(webbrowser, "open", lambda *a, **k: pytest.fail("a login was asked for"))
+    client = from_uri(mixed.url)  # required: false, so the client stays anonymous
+    assert list(client) == ["open"]
+    np.testing.assert_array_equal(client["open/img"].read(), IMAGE)
+    with pytest.raises(KeyError):
+        client["alpha/img"]
+    monkeypatch.setattr(webbrowser, "open", provider.browser("bob"))
+    client.login()
+    assert not provider.browser_errors
+    assert sorted(client) == ["bravo", "open"]
+    np.testing.assert_array_equal(client["bravo/img"].read(), IMAGE)
+    with pytest.raises(KeyError):
+        client["alpha/img"]
 
 
 def test_an_identity_provider_that_is_down_does_not_lock_out_api_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
