@@ -149,3 +149,29 @@ def test_a_scoped_credential_reads_its_class_and_nothing_private_else(on_seaweed
     assert json.loads(staff.cat(f"{signal}/zarr.json"))["shape"] == [5]
     with pytest.raises(PermissionError):
         staff.cat(f"{scan}/zarr.json")
+
+
+# -- the deployed bucket: only the public view is public; the credentials role ----------------------
+def test_the_bucket_policy_makes_only_the_public_view_public() -> None:
+    from publisher.deploy.template import template
+
+    resources = template()["Resources"]
+    public = resources["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][1]["Fn::If"][1]
+    granted = [r["Fn::Sub"][0] for r in public["Resource"]]
+    assert granted == ["arn:${AWS::Partition}:s3:::${BucketName}${StorePath}/catalog.json",
+                       "arn:${AWS::Partition}:s3:::${BucketName}${StorePath}/releases/*"]
+    assert public["Principal"] == "*" and public["Action"] == "s3:GetObject"
+    role = resources["CredentialsRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": ["HandlerRole", "Arn"]}}, "Action": "sts:AssumeRole"}]
+    reads = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [r["Fn::Sub"][0].rpartition("}")[2] for r in reads[0]["Resource"]] == ["/private/*", "/catalog.json", "/releases/*"]
+    assert reads[0]["Action"] == "s3:GetObject" and reads[1]["Action"] == "s3:ListBucket" and "Condition" in reads[1]
+    assume = resources["HandlerAssumesCredentialsRole"]["Properties"]
+    assert assume["Roles"] == [{"Ref": "HandlerRole"}]
+    assert assume["PolicyDocument"]["Statement"][0]["Resource"] == {"Fn::GetAtt": ["CredentialsRole", "Arn"]}
+    env = resources["MetadataFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SKYSHELF_CREDENTIALS_ROLE_ARN"] == {"Fn::GetAtt": ["CredentialsRole", "Arn"]}
+    writes = next(s for s in resources["HandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                  if s["Sid"] == "WriteSpilledAnswers")
+    assert [r["Fn::Sub"][0].rpartition("}")[2] for r in writes["Resource"]] == ["/responses/*", "/private/responses/*"]

@@ -15,8 +15,17 @@ from ..functions import BY_NAME, ROUTES, modules
 #: Lambda's Python runtimes that can still be created (python3.11's creation ended on 2026-07-31).
 RUNTIMES = ("python3.12", "python3.13", "python3.14")
 DEFAULT_RUNTIME = "python3.13"
-#: Where handlers may write: oversized answers spilled for a redirect (``handlers.http.spill``).
+#: Where handlers may write: oversized answers spilled for a redirect (``handlers.http.spill``),
+#: anonymous callers' and (under ``private/``) signed-in callers'.
 EXPORTS_PREFIX = f"{spills.PREFIX}/"
+PRIVATE_EXPORTS_PREFIX = f"{spills.PRIVATE_PREFIX}/"
+#: What anyone may read when the bucket is public: the public view (a catalog without private
+#: nodes has everything there). Never ``private/`` (the full view, private data, keys, private spills).
+PUBLIC_KEYS = ("catalog.json", "releases/*")
+#: The route whose function exchanges a caller's credentials for scoped S3 ones (handlers/credentials.py).
+CREDENTIALS_ROUTE = "/api/v1/auth/credentials"
+#: ``${StorePrefix}/`` as S3 keys start (nothing at the bucket's root), for ``s3:prefix`` conditions.
+KEY_PREFIX = {"Fn::If": ["AtRoot", "", {"Fn::Sub": "${StorePrefix}/"}]}
 
 
 def _cap(name: str) -> str:
@@ -34,6 +43,7 @@ def _route_keys(path: str) -> list[str]:
 
 def _function(module: str) -> dict[str, Any]:
     name = _cap(module)
+    credentials = any(r.module == module and r.path == CREDENTIALS_ROUTE for r in ROUTES)
     return {
         "Type": "AWS::Lambda::Function",
         "DependsOn": [f"{name}LogGroup"],
@@ -52,6 +62,7 @@ def _function(module: str) -> dict[str, Any]:
                 "SKYSHELF_S3_BACKEND": BY_NAME[module].s3_backend,
                 "POWERTOOLS_SERVICE_NAME": f"skyshelf-{module}",
                 "PYTHONDONTWRITEBYTECODE": "1",
+                **({"SKYSHELF_CREDENTIALS_ROLE_ARN": {"Fn::GetAtt": ["CredentialsRole", "Arn"]}} if credentials else {}),
             }},
         },
     }
@@ -95,8 +106,10 @@ def template() -> dict[str, Any]:
                                                      "AllowedHeaders": ["*"], "ExposedHeaders": list(cors.EXPOSE_HEADERS),
                                                      "MaxAge": cors.MAX_AGE}]},
                 # spilled answers: handlers write them again past spills.MAX_AGE, so none is redirected to as it expires
-                "LifecycleConfiguration": {"Rules": [{"Id": "expire-spilled-answers", "Status": "Enabled", "ExpirationInDays": spills.EXPIRY_DAYS,
-                                                      "Prefix": {"Fn::If": ["AtRoot", EXPORTS_PREFIX, {"Fn::Sub": f"${{StorePrefix}}/{EXPORTS_PREFIX}"}]}}]},
+                "LifecycleConfiguration": {"Rules": [
+                    {"Id": rule, "Status": "Enabled", "ExpirationInDays": spills.EXPIRY_DAYS,
+                     "Prefix": {"Fn::If": ["AtRoot", prefix, {"Fn::Sub": f"${{StorePrefix}}/{prefix}"}]}}
+                    for rule, prefix in (("expire-spilled-answers", EXPORTS_PREFIX), ("expire-private-spilled-answers", PRIVATE_EXPORTS_PREFIX))]},
             },
         },
         "DataBucketPolicy": {
@@ -105,8 +118,9 @@ def template() -> dict[str, Any]:
                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
                  "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}, {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"}],
                  "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-                {"Fn::If": ["Public", {"Sid": "PublicReadOfThePublishedStore", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                       "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}${StorePath}/*"}}, {"Ref": "AWS::NoValue"}]},
+                {"Fn::If": ["Public", {"Sid": "PublicReadOfThePublicView", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                       "Resource": [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{BucketName}}${{StorePath}}/{key}"}
+                                                    for key in PUBLIC_KEYS]}, {"Ref": "AWS::NoValue"}]},
             ]}},
         },
         "HandlerRole": {
@@ -121,13 +135,15 @@ def template() -> dict[str, Any]:
                     {"Sid": "ListPublished", "Effect": "Allow", "Action": "s3:ListBucket",
                      "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}},
                     {"Sid": "WriteSpilledAnswers", "Effect": "Allow", "Action": "s3:PutObject",
-                     "Resource": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{BucketName}}${{StorePath}}/{EXPORTS_PREFIX}*"}},
+                     "Resource": [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{BucketName}}${{StorePath}}/{prefix}*"}
+                                  for prefix in (EXPORTS_PREFIX, PRIVATE_EXPORTS_PREFIX)]},
                     {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                      "Resource": [{"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/${{AWS::StackName}}-{m}:*"}
                                   for m in mods]},
                 ]}}],
             },
         },
+        **_credentials_role(),
         "HttpApi": {
             "Type": "AWS::ApiGatewayV2::Api",
             "Properties": {
@@ -192,6 +208,31 @@ def template() -> dict[str, Any]:
             **{f"{_cap(m)}FunctionName": {"Value": {"Ref": f"{_cap(m)}Function"}} for m in mods},
         },
     })
+
+
+def _credentials_role() -> dict[str, Any]:
+    """The role ``/auth/credentials`` assumes for a signed-in caller (handlers/credentials.py): it
+    may read the private data and the public view, and each AssumeRole narrows it with a session
+    policy to the prefixes the caller's tags reach. Only the handlers' role may assume it."""
+    bucket = "arn:${AWS::Partition}:s3:::${BucketName}"
+    readable = ["private/*", *PUBLIC_KEYS]
+    return {
+        "CredentialsRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "Description": "Skyshelf scoped direct reads: assumed by the handlers with a session policy per caller.",
+            "MaxSessionDuration": 43200,
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": ["HandlerRole", "Arn"]}}, "Action": "sts:AssumeRole"}]},
+            "Policies": [{"PolicyName": "skyshelf-direct-reads", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "ReadPrivateAndPublic", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": [{"Fn::Sub": f"{bucket}${{StorePath}}/{key}"} for key in readable]},
+                {"Sid": "ListPrivateAndPublic", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": {"Fn::Sub": bucket},
+                 "Condition": {"StringLike": {"s3:prefix": [{"Fn::Join": ["", [KEY_PREFIX, key]]} for key in readable if key.endswith("*")]}}},
+            ]}}]}},
+        "HandlerAssumesCredentialsRole": {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyName": "skyshelf-assume-credentials-role", "Roles": [{"Ref": "HandlerRole"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": {"Fn::GetAtt": ["CredentialsRole", "Arn"]}}]}}},
+    }
 
 
 #: ``${StorePath}`` in a Sub: nothing at the bucket's root, else ``/`` and the prefix.
