@@ -284,6 +284,14 @@ ROUTES = [
     Route("table-arrow", "table", "/api/v1/table/full/{node}", (("format", "arrow"),), _arrow),
     Route("table-parquet", "table", "/api/v1/table/full/{node}", (("format", "parquet"),), _parquet),
     Route("table-partition", "table", "/api/v1/table/partition/{node}", (("format", "csv"), ("partition", "0")), _table_csv),
+    Route("array-tiff", "array", "/api/v1/array/full/{node}", (("format", "tiff"),), lambda r, c: r.content[:2] in (b"II", b"MM")),
+    Route("array-html", "array", "/api/v1/array/full/{node}", (("format", "html"),), lambda r, c: "<table" in r.text),
+    Route("table-jsonl", "table", "/api/v1/table/full/{node}", (("format", "jsonl"),),
+          lambda r, c: [json.loads(line.lstrip("\x1e"))[column_of(c)] for line in r.text.split("\n") if line] == [_meta(c), f"{_meta(c)}-2"]),
+    Route("table-xlsx", "table", "/api/v1/table/full/{node}", (("format", "xlsx"),), lambda r, c: r.content[:2] == b"PK"),
+    Route("table-html", "table", "/api/v1/table/full/{node}", (("format", "html"),), lambda r, c: _meta(c) in r.text),
+    Route("container-arrow", "container", "/api/v1/container/full/{node}/entry", (("format", "arrow"), ("field", "counts")),
+          lambda r, c: pa.ipc.open_file(pa.BufferReader(r.content)).read_all().column("counts").to_pylist() == list(range(6))),
     Route("column-full", "table", "/api/v1/column/full/{node}/{column}", (("format", "json"),), _column),
     Route("column-metadata", "table", "/api/v1/column/metadata/{node}/{column}", (), _column_meta),
 ]
@@ -563,3 +571,30 @@ def test_a_caller_reading_every_child_searches_as_on_a_public_container(world: W
         assert [d["id"] for d in page["data"]] == children[offset : offset + 1] and page["meta"]["count"] == len(children)
     sorted_page = world.get("key-a", "/api/v1/search/", {"sort": "-"}).json()
     assert [d["id"] for d in sorted_page["data"]] == ["sec_alpha", "pub"]
+
+
+#: Credentials no one was given: each is a 401 (or Tiled's 400 for an unknown scheme), never a 500.
+ODD_CREDENTIALS = [
+    ({"Authorization": "Bearer a.b"}, {}), ({"Authorization": "Bearer a.b.c"}, {}), ({"Authorization": "Bearer ..."}, {}),
+    ({"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"}, {}), ({"Authorization": "Bearer " + "a" * 20000}, {}),
+    ({"Authorization": "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6WzFdfQ.e30.c2ln"}, {}),  # a kid that is a list
+    ({"Authorization": "Bearer e30.e30.e30"}, {}), ({"Authorization": "Bearer bm90IGpzb24.bm90IGpzb24.c2ln"}, {}),
+    ({"Authorization": "Apikey " + "ssk_" + "0" * 12 + "_" + "0" * 64}, {}), ({"Authorization": "Apikey ssk_zz_zz"}, {}),
+    ({"Authorization": "Apikey " + "k" * 20000}, {}), ({"Authorization": "apikey ssk_0_0"}, {}),
+    ({}, {"api_key": "ssk_0_0"}), ({}, {"api_key": "\u00e9\u00e9"}), ({}, {"api_key": "ssk_" + "0" * 12 + "_" + "g" * 64}),
+    ({"Authorization": "Basic YTpi"}, {}),
+]
+
+
+@pytest.mark.parametrize("credentials", range(len(ODD_CREDENTIALS)))
+@pytest.mark.parametrize("path", ["/api/v1/metadata/pub/img", "/api/v1/search/", "/api/v1/array/full/sec_alpha/sec_alpha_img",
+                                  "/api/v1/auth/whoami"])
+def test_odd_credentials_are_refused_never_a_500(world: World, path: str, credentials: int) -> None:
+    headers, params = ODD_CREDENTIALS[credentials]
+    r = httpx.get(world.url + path, headers=headers, params=params)
+    assert_no_leak(r, forbidden(None))
+    if headers.get("Authorization", "").startswith("Basic"):
+        assert r.status_code == 400 and "Apikey SECRET" in r.json()["detail"]
+        return
+    assert_refused(r)
+    assert "a" * 100 not in r.text and "k" * 100 not in r.text  # the secret is not echoed
