@@ -6,7 +6,8 @@ STS ``AssumeRole`` of the deploy's credentials role with an inline session polic
 permissions are the intersection of the role's (read ``private/``) and the session policy's,
 which grants ``s3:GetObject`` on ``private/<class>/*`` for each access class whose chain of tag
 sets the caller may read (the build lists the classes in the private catalog's ``access``), on
-the public keys, and ``s3:ListBucket`` only under the same prefixes. A GET (API Gateway routes
+the public keys, and ``s3:ListBucket`` only under the same prefixes. ``?node=<path>`` (repeatable)
+adds where those nodes' data are (``urls``: ``s3://`` URLs of Zarr hierarchies and Parquet files). A GET (API Gateway routes
 it like every read; the answer is ``no-store``). boto3 (the Lambda runtime's) is imported by
 the first request.
 """
@@ -32,7 +33,7 @@ MAX_POLICY_CHARS = 2048
 MIN_SECONDS, MAX_SECONDS = 900, 43200
 
 _lock = threading.Lock()
-_clients: dict[tuple[str | None, str], Any] = {}
+_clients: dict[tuple[settings.Settings, str], Any] = {}
 
 
 def readable_prefixes(caller: Principal, access: dict[str, Any], root: str = "") -> list[str]:
@@ -61,15 +62,17 @@ def _session_name(caller: Principal) -> str:
     return re.sub(r"[^\w+=,.@-]", "-", f"skyshelf-{caller.kind}-{caller.name or 'caller'}")[:64]
 
 
-def _client(service: str, endpoint: str | None) -> Any:
+def _client(service: str, current: settings.Settings) -> Any:
+    """A boto3 client, made once per settings (the environment's AWS settings are read then)."""
     with _lock:
-        found = _clients.get((endpoint, service))
+        found = _clients.get((current, service))
     if found is None:
         import boto3
 
+        endpoint = current.sts_endpoint_url if service == "sts" else None
         found = boto3.client(service, **({"endpoint_url": endpoint} if endpoint else {}))
         with _lock:
-            _clients[(endpoint, service)] = found
+            _clients[(current, service)] = found
     return found
 
 
@@ -83,24 +86,32 @@ def credentials(app: APIGatewayHttpResolver) -> Response:
         raise NotFound("no S3 credentials here: the store is a folder (read private nodes through /api/v1/zarr/v3/...)")
     if not current.credentials_role_arn:
         raise NotFound("scoped S3 credentials are not enabled on this server (SKYSHELF_CREDENTIALS_ROLE_ARN is unset)")
-    seconds = common.integer(common.query(app), "duration", current.credentials_seconds, MIN_SECONDS, MAX_SECONDS)
+    params = common.query(app)
+    seconds = common.integer(params, "duration", current.credentials_seconds, MIN_SECONDS, MAX_SECONDS)
     bucket, root = split_root(store.url)
     root = f"{root.strip('/')}/" if root.strip("/") else ""
+    urls = {}
+    for node in params.get("node", []):  # where nodes' data are (read through the caller's view: hidden is missing)
+        entry = view.entry(node)
+        if not entry.data_url:
+            raise NotFound(f"{entry.path!r} has no data of its own (a folder): ask for the nodes in it")
+        urls[entry.path] = f"s3://{bucket}/{root}{entry.data_url}"
     prefixes = readable_prefixes(caller, view.info.access or {}, root)
     partition = current.credentials_role_arn.split(":")[1] if current.credentials_role_arn.count(":") >= 5 else "aws"
     policy = session_policy(bucket, prefixes, partition)
     if len(policy) > MAX_POLICY_CHARS:
         raise BadRequest(f"your tags reach {len(prefixes) - 2} access classes: a session policy of {len(policy)} characters is past "
                          f"STS's {MAX_POLICY_CHARS}; read through /api/v1/zarr/v3/... or use a key with fewer tags")
-    sts = _client("sts", current.sts_endpoint_url)
+    sts = _client("sts", current)
     try:
         granted = sts.assume_role(RoleArn=current.credentials_role_arn, RoleSessionName=_session_name(caller),
                                   Policy=policy, DurationSeconds=seconds)["Credentials"]
     except Exception as exc:  # botocore's ClientError, an unreachable endpoint
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
         raise StoreError(f"STS refused to assume {current.credentials_role_arn} ({code})") from None
-    s3 = _client("s3", None)
+    s3 = _client("s3", current)
     body = {"AccessKeyId": granted["AccessKeyId"], "SecretAccessKey": granted["SecretAccessKey"],
             "SessionToken": granted["SessionToken"], "Expiration": granted["Expiration"].isoformat(),
-            "bucket": bucket, "prefixes": prefixes, "region": s3.meta.region_name, "endpoint_url": s3.meta.endpoint_url}
+            "bucket": bucket, "prefixes": prefixes, "region": s3.meta.region_name, "endpoint_url": s3.meta.endpoint_url,
+            **({"urls": urls} if urls else {})}
     return Response(200, "application/json", json.dumps(body), {"Cache-Control": "no-store", "Vary": "Authorization"})

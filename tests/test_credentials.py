@@ -37,10 +37,11 @@ ROOT = "cat"  # the store is a folder of the bucket: every prefix is under it
 
 @contextlib.contextmanager
 def published(server: S3Server, workdir: Path, role: str) -> Iterator[tuple[str, Catalog, dict[str, dict[str, str]]]]:
-    """The mixed catalog built into ``s3://skyshelf/cat`` and served by ``publish serve`` with the
-    credentials endpoint on: (its API, the full catalog, API-key headers by tag set)."""
-    server.create_bucket("skyshelf")
-    url = f"s3://skyshelf/{ROOT}"
+    """The mixed catalog built into ``s3://<bucket>/cat`` and served by ``publish serve`` with the
+    credentials endpoint on: (its API, the full catalog, API-key headers by tag set). Each server
+    gets its own bucket: the handlers keep a store and its catalog per URL for the process."""
+    server.create_bucket(bucket(server))
+    url = f"s3://{bucket(server)}/{ROOT}"
     make_sources(workdir)
     pipeline = load_pipeline(write_pipeline(workdir, {**config(), "output": {"store": url}}))
     settings = {**server.env(), "SKYSHELF_CREDENTIALS_ROLE_ARN": role, "SKYSHELF_STS_ENDPOINT_URL": server.endpoint}
@@ -54,6 +55,10 @@ def published(server: S3Server, workdir: Path, role: str) -> Iterator[tuple[str,
             yield f"{api.url}/api/v1", Catalog.open_full(store), keys
         finally:
             api.stop()
+
+
+def bucket(server: S3Server) -> str:
+    return f"skyshelf-{server.name}"
 
 
 def private_class(catalog: Catalog, path: str) -> str:
@@ -84,23 +89,23 @@ def test_the_session_policy_grants_exactly_the_readable_classes(on_moto: tuple) 
         assert answer.status_code == 200, answer.text
         body = answer.json()
         prefixes = [f"{ROOT}/private/{c}/" for c in classes] + public
-        assert body["prefixes"] == prefixes and body["bucket"] == "skyshelf"
+        assert body["prefixes"] == prefixes and body["bucket"] == "skyshelf-moto"
         assert {"AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "region", "endpoint_url"} <= set(body)
         assert answer.headers["cache-control"] == "no-store"
         policy = stored_policy(server)
         get, listing = policy["Statement"]
         assert get == {"Effect": "Allow", "Action": "s3:GetObject",
-                       "Resource": [f"arn:aws:s3:::skyshelf/{ROOT}/private/{c}/*" for c in classes]
-                       + [f"arn:aws:s3:::skyshelf/{ROOT}/releases/*", f"arn:aws:s3:::skyshelf/{ROOT}/catalog.json"]}
-        assert listing == {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::skyshelf",
+                       "Resource": [f"arn:aws:s3:::skyshelf-moto/{ROOT}/private/{c}/*" for c in classes]
+                       + [f"arn:aws:s3:::skyshelf-moto/{ROOT}/releases/*", f"arn:aws:s3:::skyshelf-moto/{ROOT}/catalog.json"]}
+        assert listing == {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::skyshelf-moto",
                            "Condition": {"StringLike": {"s3:prefix": [f"{ROOT}/private/{c}/*" for c in classes] + [f"{ROOT}/releases/*"]}}}
         text = json.dumps(policy)
         assert untagged not in text and "private/catalog.json" not in text and f"{ROOT}/private/*" not in text
         assert len(json.dumps(policy, separators=(",", ":"))) <= 2048
 
 
-def test_duration_and_refusals(on_moto: tuple) -> None:
-    server, api, _, keys = on_moto
+def test_duration_nodes_and_refusals(on_moto: tuple) -> None:
+    server, api, catalog, keys = on_moto
     short = datetime.fromisoformat(httpx.get(f"{api}/auth/credentials", headers=keys["p1"]).json()["Expiration"])
     long = datetime.fromisoformat(httpx.get(f"{api}/auth/credentials?duration=3600", headers=keys["p1"]).json()["Expiration"])
     assert timedelta(minutes=40) < long - short < timedelta(minutes=50)  # 900 s by default, 3600 asked for
@@ -109,6 +114,13 @@ def test_duration_and_refusals(on_moto: tuple) -> None:
     anonymous = httpx.get(f"{api}/auth/credentials")
     assert anonymous.status_code == 401 and "www-authenticate" in anonymous.headers
     assert httpx.get(f"{api}/auth/credentials", headers={"Authorization": "Apikey sk_nope_nope"}).status_code == 401
+    hidden = httpx.get(f"{api}/auth/credentials", params={"node": SIGNAL}, headers=keys["p1"])
+    missing = httpx.get(f"{api}/auth/credentials", params={"node": SIGNAL + "x"}, headers=keys["p1"])
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"].replace(SIGNAL, SIGNAL + "x") == missing.json()["detail"]  # hidden answers as missing
+    urls = httpx.get(f"{api}/auth/credentials", params=[("node", SCAN), ("node", "open/frame")], headers=keys["p1"]).json()["urls"]
+    assert urls == {SCAN: f"s3://skyshelf-moto/{ROOT}/{catalog.entry(SCAN).data_url}",
+                    "open/frame": f"s3://skyshelf-moto/{ROOT}/{catalog.entry('open/frame').data_url}"}
     with environ({"SKYSHELF_CREDENTIALS_ROLE_ARN": ""}):
         off = httpx.get(f"{api}/auth/credentials", headers=keys["p1"])
     assert off.status_code == 404 and "SKYSHELF_CREDENTIALS_ROLE_ARN" in off.json()["detail"]
@@ -122,30 +134,30 @@ def on_seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S3S
             yield server, api, catalog, keys
 
 
-def scoped(api: str, headers: dict[str, str]) -> tuple[s3fs.S3FileSystem, dict[str, Any]]:
-    granted = httpx.get(f"{api}/auth/credentials", headers=headers).json()
+def scoped(api: str, headers: dict[str, str], node: str = SCAN) -> tuple[s3fs.S3FileSystem, dict[str, Any]]:
+    granted = httpx.get(f"{api}/auth/credentials", params={"node": node}, headers=headers).json()
     options = {"key": granted["AccessKeyId"], "secret": granted["SecretAccessKey"], "token": granted["SessionToken"],
                "client_kwargs": {"endpoint_url": granted["endpoint_url"], "region_name": granted["region"]}}
-    return s3fs.S3FileSystem(skip_instance_cache=True, **options), options
+    return s3fs.S3FileSystem(skip_instance_cache=True, **options), {**options, "url": granted["urls"][node]}
 
 
 def test_a_scoped_credential_reads_its_class_and_nothing_private_else(on_seaweedfs: tuple) -> None:
     _, api, catalog, keys = on_seaweedfs
     fs, options = scoped(api, keys["p1"])
-    scan = f"skyshelf/{ROOT}/{catalog.entry(SCAN).data_url}"
-    signal = f"skyshelf/{ROOT}/{catalog.entry(SIGNAL).data_url}"
+    scan = f"skyshelf-seaweedfs/{ROOT}/{catalog.entry(SCAN).data_url}"
+    signal = f"skyshelf-seaweedfs/{ROOT}/{catalog.entry(SIGNAL).data_url}"
     assert json.loads(fs.cat(f"{scan}/zarr.json"))["shape"] == [3, 3]
-    np.testing.assert_array_equal(zarr.open_array(f"s3://{scan}", mode="r", storage_options=options)[...], np.ones((3, 3)))
-    assert fs.ls(f"skyshelf/{ROOT}/private/{private_class(catalog, SCAN)}/")  # listing its own prefix
-    public = f"skyshelf/{ROOT}/{catalog.entry('open/frame').data_url}"
-    assert json.loads(fs.cat(f"{public}/zarr.json"))["shape"] == [4, 6] and fs.cat(f"skyshelf/{ROOT}/catalog.json")
-    for refused in (f"{signal}/zarr.json", f"skyshelf/{ROOT}/private/catalog.json",
-                    f"skyshelf/{ROOT}/{catalog.entry('misc/untagged_notes').data_url}"):
+    np.testing.assert_array_equal(zarr.open_array(options.pop("url"), mode="r", storage_options=options)[...], np.ones((3, 3)))
+    assert fs.ls(f"skyshelf-seaweedfs/{ROOT}/private/{private_class(catalog, SCAN)}/")  # listing its own prefix
+    public = f"skyshelf-seaweedfs/{ROOT}/{catalog.entry('open/frame').data_url}"
+    assert json.loads(fs.cat(f"{public}/zarr.json"))["shape"] == [4, 6] and fs.cat(f"skyshelf-seaweedfs/{ROOT}/catalog.json")
+    for refused in (f"{signal}/zarr.json", f"skyshelf-seaweedfs/{ROOT}/private/catalog.json",
+                    f"skyshelf-seaweedfs/{ROOT}/{catalog.entry('misc/untagged_notes').data_url}"):
         with pytest.raises(PermissionError):
             fs.cat(refused)
     with pytest.raises(PermissionError):
-        fs.ls(f"skyshelf/{ROOT}/private/{private_class(catalog, SIGNAL)}/")
-    staff, _ = scoped(api, keys["staff"])  # the other class's credential: the other way round
+        fs.ls(f"skyshelf-seaweedfs/{ROOT}/private/{private_class(catalog, SIGNAL)}/")
+    staff, _ = scoped(api, keys["staff"], SIGNAL)  # the other class's credential: the other way round
     assert json.loads(staff.cat(f"{signal}/zarr.json"))["shape"] == [5]
     with pytest.raises(PermissionError):
         staff.cat(f"{scan}/zarr.json")
