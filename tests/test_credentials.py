@@ -126,6 +126,17 @@ def test_duration_nodes_and_refusals(on_moto: tuple) -> None:
     assert off.status_code == 404 and "SKYSHELF_CREDENTIALS_ROLE_ARN" in off.json()["detail"]
 
 
+def test_the_zarr_route_on_s3_redirects_to_presigned_urls(on_moto: tuple) -> None:
+    """The same private node through /api/v1/zarr/v3 on an S3 store: presigned URLs of moto's."""
+    server, api, _, keys = on_moto
+    answer = httpx.get(f"{api}/zarr/v3/{SCAN}/c/0/0", headers=keys["p1"])
+    assert answer.status_code == 307 and answer.headers["location"].startswith(server.endpoint)
+    assert "Signature=" in answer.headers["location"] and "/private/" in answer.headers["location"]
+    array = zarr.open_array(f"{api}/zarr/v3/{SCAN}", mode="r", storage_options={"headers": keys["p1"]})
+    np.testing.assert_array_equal(array[...], np.ones((3, 3)))
+    assert httpx.get(f"{api}/zarr/v3/{SCAN}/zarr.json", headers=keys["staff"]).status_code == 404
+
+
 # -- enforcement: SeaweedFS's STS applies the session policy -----------------------------------------
 @pytest.fixture(scope="module")
 def on_seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S3Server, str, Catalog, dict[str, dict[str, str]]]]:
