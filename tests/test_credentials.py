@@ -43,6 +43,7 @@ def published(server: S3Server, workdir: Path, role: str) -> Iterator[tuple[str,
     server.create_bucket(bucket(server))
     url = f"s3://{bucket(server)}/{ROOT}"
     make_sources(workdir)
+    (workdir / "proposals" / "p1" / "runs.csv").write_text("run,energy\n1,8.5\n2,9.0\n")  # a p1 table, for pyarrow
     pipeline = load_pipeline(write_pipeline(workdir, {**config(), "output": {"store": url}}))
     settings = {**server.env(), "SKYSHELF_CREDENTIALS_ROLE_ARN": role, "SKYSHELF_STS_ENDPOINT_URL": server.endpoint}
     with environ(settings):
@@ -152,6 +153,20 @@ def scoped(api: str, headers: dict[str, str], node: str = SCAN) -> tuple[s3fs.S3
     return s3fs.S3FileSystem(skip_instance_cache=True, **options), {**options, "url": granted["urls"][node]}
 
 
+def pyarrow_reads(api: str, headers: dict[str, str], node: str, url: str | None = None) -> Any:
+    """A node's Parquet file read by pyarrow's own S3 client with the credentials granted (``url``:
+    another node's, which the credentials may not reach)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    granted = httpx.get(f"{api}/auth/credentials", params={} if url else {"node": node}, headers=headers).json()
+    url = url or granted["urls"][node]
+    s3 = pafs.S3FileSystem(access_key=granted["AccessKeyId"], secret_key=granted["SecretAccessKey"], session_token=granted["SessionToken"],
+                           region=granted["region"], endpoint_override=granted["endpoint_url"])
+    table = pq.read_table(url.removeprefix("s3://"), filesystem=s3)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"url": url.encode()})
+
+
 def test_a_scoped_credential_reads_its_class_and_nothing_private_else(on_seaweedfs: tuple) -> None:
     _, api, catalog, keys = on_seaweedfs
     fs, options = scoped(api, keys["p1"])
@@ -168,6 +183,10 @@ def test_a_scoped_credential_reads_its_class_and_nothing_private_else(on_seaweed
             fs.cat(refused)
     with pytest.raises(PermissionError):
         fs.ls(f"skyshelf-seaweedfs/{ROOT}/private/{private_class(catalog, SIGNAL)}/")
+    runs = pyarrow_reads(api, keys["p1"], "proposals/p1/runs")
+    assert runs.column("energy").to_pylist() == [8.5, 9.0]
+    with pytest.raises(OSError, match="ACCESS_DENIED|AccessDenied|403"):
+        pyarrow_reads(api, keys["staff"], "proposals/p1/runs", url=runs.schema.metadata[b"url"].decode())
     staff, _ = scoped(api, keys["staff"], SIGNAL)  # the other class's credential: the other way round
     assert json.loads(staff.cat(f"{signal}/zarr.json"))["shape"] == [5]
     with pytest.raises(PermissionError):
