@@ -292,6 +292,10 @@ ROUTES = [
     Route("table-html", "table", "/api/v1/table/full/{node}", (("format", "html"),), lambda r, c: _meta(c) in r.text),
     Route("container-arrow", "container", "/api/v1/container/full/{node}/entry", (("format", "arrow"), ("field", "counts")),
           lambda r, c: pa.ipc.open_file(pa.BufferReader(r.content)).read_all().column("counts").to_pylist() == list(range(6))),
+    Route("zarr-array", "array", "/api/v1/zarr/v3/{node}/zarr.json", (), lambda r, c: r.json()["shape"] == list(IMAGE.shape)),
+    Route("zarr-array-chunk", "array", "/api/v1/zarr/v3/{node}/c/0/0", (), lambda r, c: len(r.content) > 0),
+    Route("zarr-group", "container", "/api/v1/zarr/v3/{node}/entry/zarr.json", (),
+          lambda r, c: r.json()["attributes"]["note"] == _meta(c)),
     Route("column-full", "table", "/api/v1/column/full/{node}/{column}", (("format", "json"),), _column),
     Route("column-metadata", "table", "/api/v1/column/metadata/{node}/{column}", (), _column_meta),
 ]
@@ -318,7 +322,10 @@ def assert_no_leak(r: httpx.Response, words: list[str], asked: tuple[str, ...] =
 def normalised(r: httpx.Response, node: str) -> tuple[int, bytes, dict[str, str]]:
     """What a 404 says, with the path asked for taken out (a hidden and a missing node differ only there)."""
     headers = {k: v for k, v in r.headers.items() if k not in ("date", "content-length")}
-    return r.status_code, r.content.replace(node.encode(), b"<node>"), headers
+    body = r.content.replace(node.encode(), b"<node>")
+    for i, segment in sorted(enumerate(node.split("/")), key=lambda s: -len(s[1])):  # a 404 may name the first missing one
+        body = body.replace(f"'{segment}".encode(), f"'<{i}>".encode())
+    return r.status_code, body, headers
 
 
 def assert_refused(r: httpx.Response) -> None:
@@ -336,7 +343,7 @@ def test_matrix(world: World, principal: str, route: Route) -> None:
     for cls in CLASSES:
         node = NODES[route.family][cls]
         r = world.get(principal, route.url(node, cls), params, follow_redirects=True)
-        assert_no_leak(r, forbidden(reads), (route.url(node, cls).split("/", 4)[-1], node))
+        assert_no_leak(r, forbidden(reads), (route.url(node, cls).split("/", 4)[-1], node, *node.split("/")))
         if reads is None:
             assert_refused(r)
         elif cls in reads:
@@ -598,3 +605,19 @@ def test_odd_credentials_are_refused_never_a_500(world: World, path: str, creden
         return
     assert_refused(r)
     assert "a" * 100 not in r.text and "k" * 100 not in r.text  # the secret is not echoed
+
+
+@pytest.mark.parametrize("principal", list(READS))
+def test_scoped_credentials_refuse_without_naming_nodes(world: World, principal: str) -> None:
+    """``/auth/credentials``: a 401 for anonymous callers and bad credentials; a signed-in caller
+    asking about a node it may not read hears what it hears about a missing one (here, on a
+    folder store, that there are no S3 credentials at all)."""
+    hidden = world.get(principal, "/api/v1/auth/credentials", {"node": NODES["array"]["b"]})
+    missing = world.get(principal, "/api/v1/auth/credentials", {"node": NODES["array"]["none"]})
+    assert_no_leak(hidden, forbidden(READS[principal]), (NODES["array"]["b"], *NODES["array"]["b"].split("/")))
+    if principal == "anonymous" or READS[principal] is None:
+        assert_refused(hidden)
+        return
+    assert 400 <= hidden.status_code < 500 and hidden.status_code != 401
+    if "b" not in (READS[principal] or ()):
+        assert normalised(hidden, NODES["array"]["b"]) == normalised(missing, NODES["array"]["none"])
