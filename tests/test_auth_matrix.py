@@ -621,3 +621,14 @@ def test_scoped_credentials_refuse_without_naming_nodes(world: World, principal:
     assert 400 <= hidden.status_code < 500 and hidden.status_code != 401
     if "b" not in (READS[principal] or ()):
         assert normalised(hidden, NODES["array"]["b"]) == normalised(missing, NODES["array"]["none"])
+
+
+def test_cloudfront_passes_credentials_to_the_api() -> None:
+    """With CloudFront in front, a GET's Authorization reaches the API only when it is part of the
+    cache key (an origin request policy cannot forward it); otherwise every caller is anonymous
+    and a signed-in caller is served the anonymous answers CloudFront keeps."""
+    from publisher.deploy.template import template
+
+    policy = template()["Resources"]["ApiCachePolicy"]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert "Authorization" in policy["HeadersConfig"]["Headers"]
+    assert policy["QueryStringsConfig"]["QueryStringBehavior"] == "all"  # ?api_key= as well

@@ -253,7 +253,8 @@ def _with_store_path(node: Any) -> Any:
 
 def _cloudfront() -> dict[str, Any]:
     """CloudFront in front of the API (optional): the cache key is what answers vary on: the
-    path, every query parameter, ``Accept``, ``Origin`` (CORS) and the compression the client accepts."""
+    path, every query parameter, ``Accept``, ``Origin`` (CORS), ``Authorization`` and the
+    compression the client accepts."""
     return {
         "ApiCachePolicy": {"Type": "AWS::CloudFront::CachePolicy", "Condition": "UseCloudFront", "Properties": {"CachePolicyConfig": {
             "Name": {"Fn::Sub": "${AWS::StackName}-api"}, "DefaultTTL": 30, "MinTTL": 0, "MaxTTL": 86400,
@@ -261,7 +262,9 @@ def _cloudfront() -> dict[str, Any]:
                 "EnableAcceptEncodingGzip": True, "EnableAcceptEncodingBrotli": True,
                 "QueryStringsConfig": {"QueryStringBehavior": "all"},
                 # Origin: API Gateway adds CORS headers only for requests that carry one
-                "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Accept", "Origin"]},
+                # Authorization: CloudFront forwards it only when it is in the cache key (without it every caller
+                # would reach the API anonymous, and be served anonymous answers); signed-in answers are private, never kept
+                "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Accept", "Origin", "Authorization"]},
                 "CookiesConfig": {"CookieBehavior": "none"}}}}},
         "Distribution": {"Type": "AWS::CloudFront::Distribution", "Condition": "UseCloudFront", "Properties": {"DistributionConfig": {
             "Enabled": True, "Comment": {"Fn::Sub": "${AWS::StackName}: Skyshelf API"}, "HttpVersion": "http2and3", "PriceClass": "PriceClass_100",
