@@ -214,9 +214,11 @@ def search() -> Response:
         offset = common.integer(params, "page[cursor]", 0)
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
-    queries = catalog.scoped(filters_from(params), children_of=entry)
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
+    queries = filters_from(params)
+    if queries or sort.strip("-"):  # a plain page is read through the view (readable children, counted from
+        queries = catalog.scoped(queries, children_of=entry)  # child_access): no filter, so no scan of them all
 
     def body() -> dict[str, Any]:
         count, page = search_children(catalog, path, container.count, queries, sort, offset, limit)

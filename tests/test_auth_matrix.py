@@ -632,3 +632,37 @@ def test_cloudfront_passes_credentials_to_the_api() -> None:
     policy = template()["Resources"]["ApiCachePolicy"]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
     assert "Authorization" in policy["HeadersConfig"]["Headers"]
     assert policy["QueryStringsConfig"]["QueryStringBehavior"] == "all"  # ?api_key= as well
+
+
+@pytest.fixture(scope="module")
+def half_hidden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A public folder of 40 runs, every third one tagged A: pages must skip them exactly."""
+    folder = tmp_path_factory.mktemp("half-hidden")
+    (folder / "runs").mkdir()
+    for i in range(40):
+        np.save(folder / "runs" / f"run{i:02d}.npy", np.arange(3) + i)
+    rules = [{"match": "runs", "access_tags": ["public"]}] + [{"match": f"runs/run{i:02d}", "access_tags": ["tag-a"]} for i in range(0, 40, 3)]
+    published = run_build(folder, {"sources": [{"path": "runs"}], "rules": rules})
+    key, _ = create_key(published.store, ["tag-a"])
+    server = LocalServer(published.store.url, "127.0.0.1", 0).start()
+    try:
+        yield server.url, key
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("sort", ["", "-", "_", "-_"])
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_pages_of_a_partly_hidden_container(half_hidden: tuple[str, str], signed_in: bool, sort: str) -> None:
+    url, key = half_hidden
+    visible = [f"run{i:02d}" for i in range(40) if signed_in or i % 3]
+    if sort in ("-", "-_"):
+        visible.reverse()
+    headers = {"Authorization": f"Apikey {key}"} if signed_in else {}
+    seen = []
+    for offset in range(0, 45, 7):
+        params = {"page[offset]": str(offset), "page[limit]": "7", **({"sort": sort} if sort else {})}
+        page = httpx.get(f"{url}/api/v1/search/runs", params=params, headers=headers).json()
+        assert page["meta"]["count"] == len(visible) and (page["links"]["next"] is None) == (offset + 7 >= len(visible))
+        seen += [d["id"] for d in page["data"]]
+    assert seen == visible
