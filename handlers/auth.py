@@ -140,9 +140,11 @@ def _discovery(issuer: str) -> dict[str, Any] | None:
         except Exception as exc:  # urllib's errors, a bad document
             problem = f"it cannot be read ({type(exc).__name__})"
         if problem is not None:
-            from .common import log
+            import logging
+            import os
 
-            log.error(f"the identity provider's discovery document {url}: {problem}; no login advertised for {RETRY_DISCOVERY:.0f} s")
+            # the Powertools logger's own (handlers.common's, which imports this module)
+            logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME") or "skyshelf").error(f"the identity provider's discovery document {url}: {problem}; no login advertised for {RETRY_DISCOVERY:.0f} s")
             _failed[issuer] = time.monotonic()
             return None
         _discovered[issuer] = found

@@ -136,7 +136,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with oidc_provider(tmp_path_factory.mktemp("matrix-oidc"), {"alice": ["grp-a"], "bob": ["grp-b"]}) as provider:
+    with oidc_provider(tmp_path_factory.mktemp("matrix-oidc"), {"alice": ["grp-a"], "bob": ["grp-b"]},
+                       access_ttl=3600) as provider:
         folder = tmp_path_factory.mktemp("matrix")
         make_sources(folder)
         published = run_build(folder, config(provider))
