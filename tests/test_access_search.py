@@ -84,3 +84,23 @@ def test_the_access_log_never_shows_an_api_key(served: dict, caplog: pytest.LogC
     shown = record.getMessage()
     assert served["key"] not in shown and "api_key=***" in shown and "page[limit]=2" in shown
     assert logging.getLogger("uvicorn.access").filters and any(isinstance(f, RedactKeys) for f in logging.getLogger("uvicorn.access").filters)
+
+
+def test_an_access_section_without_its_private_flag_fails_closed(tmp_path: Path) -> None:
+    """A catalog whose access section lacks ``private_nodes`` (an older build, a hand edit) is
+    filtered, never served whole."""
+    from publisher.auth.principal import ANONYMOUS
+    from publisher.auth.view import View
+    from publisher.catalog import Catalog
+
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / "a.npy", np.arange(3))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "d"}], "output": {"store": str(tmp_path / "site")},
+                                                       "rules": [{"match": "d", "access_tags": ["team"]}]}))
+    build(pipeline, workers=1)
+    store = Store(str(tmp_path / "site"))
+    document = json.loads(store.read_bytes("private/catalog.json"))
+    del document["access"]["private_nodes"]
+    store.write_bytes("private/catalog.json", json.dumps(document).encode())
+    view = View(Catalog.open_full(store), ANONYMOUS)
+    assert view.restricted and list(view.entries("")) == []

@@ -31,7 +31,8 @@ class View:
         self.catalog, self.principal = catalog, principal
         access = catalog.info.access or {}
         #: Whether anything is hidden from anyone: without private nodes nothing is filtered.
-        self.restricted = bool(access.get("private_nodes"))
+        # fail closed: a catalog with an access section is filtered unless it says nothing is private
+        self.restricted = catalog.info.access is not None and access.get("private_nodes", True) is not False
         self._readable: dict[str, bool] = {"": True}
 
     def __getattr__(self, name: str) -> Any:  # release, info, store, search_columns, ...
