@@ -104,3 +104,19 @@ def test_an_access_section_without_its_private_flag_fails_closed(tmp_path: Path)
     store.write_bytes("private/catalog.json", json.dumps(document).encode())
     view = View(Catalog.open_full(store), ANONYMOUS)
     assert view.restricted and list(view.entries("")) == []
+
+
+def test_a_large_container_is_searched_on_its_columns_whatever_the_caller_sees(tmp_path: Path) -> None:
+    from publisher.auth.principal import ANONYMOUS
+    from publisher.auth.view import View
+    from publisher.catalog import Catalog
+
+    (tmp_path / "d").mkdir()
+    for i in range(8):
+        np.save(tmp_path / "d" / f"a{i}.npy", np.arange(3))
+    rules = [{"match": "d", "access_tags": ["public"]}] + [{"match": f"d/a{i}", "access_tags": ["team"]} for i in range(3)]
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "d"}], "output": {"store": str(tmp_path / "site")}, "rules": rules}))
+    build(pipeline, workers=1, settings=BuildSettings(search_min_children=6))
+    view = View(Catalog.open_full(Store(str(tmp_path / "site"))), ANONYMOUS)
+    visible = view.count(view.entry("d"))
+    assert visible == 5 and view.search_columns("d", visible) is not None  # 8 children: columns, though 5 < 6 are seen

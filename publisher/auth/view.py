@@ -77,6 +77,13 @@ class View:
         need no filter: the index pages a page needs, as for a public container)."""
         return self.count(entry) == getattr(entry.structure, "count", None)
 
+    def search_columns(self, path: str, count: int) -> Any:
+        """A large container's search columns, chosen by how many children it has, not how many
+        the caller sees (its index holds columns, not pages, whatever the caller reads of it)."""
+        if self.restricted:
+            count = getattr(self.catalog.entry(path).structure, "count", count)
+        return self.catalog.search_columns(path, count)
+
     def count(self, entry: Entry) -> int:
         """How many children of a container the caller sees."""
         total = getattr(entry.structure, "count", 0)
