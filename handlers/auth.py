@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 #: The caller of the request being answered (reset by the entry point for each request).
 CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("skyshelf_principal", default=None)
+#: Whether the request's catalog hides anything from anyone (then even anonymous answers vary by Authorization).
+RESTRICTED: contextvars.ContextVar[bool] = contextvars.ContextVar("skyshelf_restricted", default=False)
 #: What a 401 says it wants: the schemes the tiled client sends.
 CHALLENGE = 'Apikey realm="skyshelf", Bearer realm="skyshelf"'
 

@@ -71,6 +71,7 @@ def catalog() -> View:
     catalog anonymous callers can read nothing of."""
     published_catalog = published()
     view = View(published_catalog, auth.principal(EVENT.get(), published_catalog, store()))
+    auth.RESTRICTED.set(view.restricted)
     view.require_some_access()
     return view
 
@@ -205,6 +206,7 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
         log.append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
         EVENT.set(event)
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
+        auth.RESTRICTED.set(False)
         return app.resolve(event, context) if context is None else with_context(event, context)
 
     return lambda_handler

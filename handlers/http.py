@@ -220,7 +220,7 @@ def caching() -> dict[str, str]:
     """Cache-Control and Vary: shared caches may keep an anonymous answer; a signed-in caller's is
     theirs alone (``private``), and differs by its Authorization."""
     caller = auth.CURRENT.get()
-    if caller is None or caller.anonymous:
-        return {"Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"}
+    if caller is None or caller.anonymous:  # a browser must not reuse it for a signed-in request where that sees more
+        return {"Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding" + (", Authorization" if auth.RESTRICTED.get() else "")}
     return {"Cache-Control": PRIVATE_CACHE_CONTROL, "Vary": "Accept, Accept-Encoding, Authorization"}
 

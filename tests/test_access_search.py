@@ -120,3 +120,16 @@ def test_a_large_container_is_searched_on_its_columns_whatever_the_caller_sees(t
     view = View(Catalog.open_full(Store(str(tmp_path / "site"))), ANONYMOUS)
     visible = view.count(view.entry("d"))
     assert visible == 5 and view.search_columns("d", visible) is not None  # 8 children: columns, though 5 < 6 are seen
+
+
+def test_anonymous_answers_of_a_catalog_with_private_nodes_vary_by_authorization(served: dict, tmp_path: Path) -> None:
+    assert _get(served, "metadata/runs", False).headers["vary"].endswith("Authorization")
+    assert "private" in _get(served, "metadata/runs", True).headers["cache-control"]
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / "a.npy", np.arange(3))
+    build(load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "d"}], "output": {"store": str(tmp_path / "site")}})), workers=1)
+    server = LocalServer(str(tmp_path / "site"), "127.0.0.1", 0).start()
+    try:
+        assert "Authorization" not in httpx.get(f"{server.url}/api/v1/metadata/d").headers["vary"]  # a public catalog: as before
+    finally:
+        server.stop()
