@@ -29,10 +29,10 @@ def tag_key(tags: list[str] | None) -> str:
 class View:
     def __init__(self, catalog: Catalog, principal: Principal = ANONYMOUS) -> None:
         self.catalog, self.principal = catalog, principal
-        access = catalog.info.access or {}
-        #: Whether anything is hidden from anyone: without private nodes nothing is filtered.
-        # fail closed: a catalog with an access section is filtered unless it says nothing is private
-        self.restricted = catalog.info.access is not None and access.get("private_nodes", True) is not False
+        access = catalog.info.access
+        #: Whether anything is hidden from anyone (without private nodes nothing is filtered). Fails
+        #: closed: a catalog with an access section is filtered unless it says nothing is private.
+        self.restricted = access is not None and access.get("private_nodes", True) is not False
         self._readable: dict[str, bool] = {"": True}
 
     def __getattr__(self, name: str) -> Any:  # release, info, store, search_columns, ...
