@@ -16,7 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from publisher.auth.keys import KeyRing, credentials_from
-from publisher.auth.principal import ANONYMOUS, Principal
+from publisher.auth.principal import ANONYMOUS, Principal, granted
 from publisher.errors import Unauthorized
 
 if TYPE_CHECKING:
@@ -69,10 +69,7 @@ def _token_principal(catalog: Catalog, token: str) -> Principal:
     if not oidc:
         raise Unauthorized("this catalog accepts no tokens (no identity provider is configured): use an API key")
     claims = _verifier(oidc).verify(token)
-    groups: dict[str, list[str]] = access.get("groups") or {}
-    subjects: dict[str, list[str]] = access.get("subjects") or {}
-    tags = {t for g in claims.groups for t in groups.get(g, [])} | set(subjects.get(claims.subject, []))
-    return Principal("token", claims.subject, frozenset(tags))
+    return Principal("token", claims.subject, granted(claims.groups, claims.subject, access.get("groups") or {}, access.get("subjects") or {}))
 
 
 def _verifier(oidc: dict[str, Any]) -> TokenVerifier:

@@ -14,7 +14,7 @@ from ..config.models import Pipeline
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
 from ..sources import plan
-from .principal import Principal
+from .principal import Principal, granted
 from .tags import AccessRules
 
 
@@ -33,13 +33,10 @@ class Reach:
 def principal_for(pipeline: Pipeline, tags: list[str] | None = None, groups: list[str] | None = None,
                   subject: str | None = None) -> Principal:
     """A caller from explicit tags, identity-provider groups and a subject, mapped as tokens are."""
-    access = pipeline.access
-    granted = set(tags or []) | {t for g in groups or [] for t in access.groups.get(g, [])}
-    if subject:
-        granted |= set(access.subjects.get(subject, []))
     if not (tags or groups or subject):
         return Principal("anonymous")
-    return Principal("dry-run", subject, frozenset(granted))
+    mapped = granted(groups or [], subject, pipeline.access.groups, pipeline.access.subjects)
+    return Principal("dry-run", subject, mapped | set(tags or []))
 
 
 def _paths(node: Node, path: str) -> Iterator[str]:

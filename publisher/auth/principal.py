@@ -4,7 +4,7 @@ imports it at cold start)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 #: The reserved tag: anyone, signed in or not, may read a node that carries it.
@@ -40,6 +40,14 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous")
+
+
+def granted(groups: Iterable[str], subject: str | None, by_group: Mapping[str, list[str]],
+            by_subject: Mapping[str, list[str]]) -> frozenset[str]:
+    """The tags a signed-in caller gets: its identity provider's groups and its subject, mapped
+    by pipeline.yml's ``access.groups`` and ``access.subjects``."""
+    tags = {t for g in groups for t in by_group.get(g, [])}
+    return frozenset(tags | set(by_subject.get(subject, []) if subject else ()))
 
 
 def chain_id(chain: Sequence[Sequence[str]]) -> str | None:
