@@ -7,6 +7,9 @@ import fs from 'node:fs';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
 
+// Progress on stderr with the time since node started, so a start that hangs says where.
+const stage = (what) => process.stderr.write(`skyshelf-test-oidc: ${what} at ${(process.uptime() * 1000).toFixed(0)} ms\n`);
+stage('modules loaded');
 const AUDIENCE = process.env.AUDIENCE || 'https://skyshelf.test/api';
 const CLIENT_ID = process.env.CLIENT_ID || 'skyshelf-cli';
 const ACCOUNTS = JSON.parse(process.env.ACCOUNTS || '{"alice":{"groups":["grp-a"]},"bob":{"groups":["grp-b"]}}');
@@ -28,11 +31,13 @@ if (process.argv.includes('--rotate')) {
   process.exit(0);
 }
 if (KEYS_FILE && !fs.existsSync(KEYS_FILE)) fs.writeFileSync(KEYS_FILE, JSON.stringify({ keys }));
+stage('signing keys ready');
 
 const server = http.createServer();
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
+  stage(`listening on ${port}`);
   const provider = new Provider(issuer, {
     clients: [{
       client_id: CLIENT_ID,
