@@ -1,0 +1,173 @@
+// Boot, hash router and layout of the browse page. Views are modules loaded on first use
+// (`render(el, ctx)`, see docs/browse.md); this file owns the header, breadcrumbs, tabs and errors.
+import { Api, ApiError, encodePath } from './api.js';
+import * as auth from './auth.js';
+import { h, summary } from './dom.js';
+
+const api = new Api();
+const NODE_FIELDS = ['structure_family', 'structure', 'metadata', 'specs'];
+
+/** The tabs each family offers, the first being its default; module per tab. */
+const TABS = {
+  container: ['children', 'metadata', 'download', 'code'],
+  array: ['preview', 'metadata', 'download', 'code'],
+  sparse: ['metadata', 'download', 'code'],
+  table: ['preview', 'metadata', 'download', 'code'],
+};
+const LABELS = { children: 'Contents', preview: 'Preview', metadata: 'Metadata', download: 'Download', code: 'Code', search: 'Search' };
+const MODULES = {
+  children: './tree.js', metadata: './node.js', download: './download.js', code: './code.js', search: './search.js',
+  preview: { array: './array.js', table: './table.js' },
+};
+
+let route = { path: '', params: new URLSearchParams() };
+
+/** `#/a/b?x=1` → {path: 'a/b', params}. */
+function parse(hash) {
+  const raw = hash.replace(/^#\/?/, '');
+  const cut = raw.indexOf('?');
+  const pathPart = cut < 0 ? raw : raw.slice(0, cut);
+  const path = pathPart.split('/').filter(Boolean).map(decodeURIComponent).join('/');
+  return { path, params: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)) };
+}
+
+/** A link to a node (and view params) that keeps the pinned release. */
+export function href(path, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v != null && v !== '') q.set(k, v);
+  const release = route.params.get('release');
+  if (release && !q.has('release')) q.set('release', release);
+  const qs = q.toString();
+  return `#/${encodePath(path)}${qs ? `?${qs}` : ''}`;
+}
+
+/** Change the address bar's params without re-rendering (a slider moved, a column chosen). */
+function update(changes, { push = false } = {}) {
+  const params = new URLSearchParams(route.params);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v == null || v === '') params.delete(k);
+    else params.set(k, v);
+  }
+  route = { path: route.path, params };
+  const qs = params.toString();
+  const url = `#/${encodePath(route.path)}${qs ? `?${qs}` : ''}`;
+  if (push) window.history.pushState(null, '', url);
+  else window.history.replaceState(null, '', url);
+}
+
+function crumbs(path) {
+  const parts = path ? path.split('/') : [];
+  const items = [h('li', {}, h('a', { href: href('') }, api.about?.meta?.name || 'Catalog'))];
+  parts.forEach((part, i) => {
+    const last = i === parts.length - 1;
+    items.push(h('li', {}, last ? h('span', { 'aria-current': 'page' }, part) : h('a', { href: href(parts.slice(0, i + 1).join('/')) }, part)));
+  });
+  return h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('ol', {}, items));
+}
+
+function tabs(path, family, current) {
+  const names = TABS[family] || ['metadata'];
+  return h('nav', { class: 'tabs', 'aria-label': 'Views' }, names.map((name) => h('a', {
+    href: href(path, { view: name === names[0] ? null : name }),
+    'aria-current': name === current ? 'page' : null,
+    class: name === current ? 'tab current' : 'tab',
+  }, LABELS[name])));
+}
+
+export function errorBox(error, what) {
+  const status = error instanceof ApiError ? error.status : null;
+  const title = status === 404 ? `Not found: ${what}` : status === 401 || status === 403
+    ? `Not allowed: ${what} (sign in with an account that may read it)` : `Could not load ${what}`;
+  return h('div', { class: 'error', role: 'alert' }, h('strong', {}, title), h('p', {}, error.detail || error.message));
+}
+
+async function loadNode(path) {
+  return (await api.json('metadata', path, { fields: NODE_FIELDS, omit_links: true })).data;
+}
+
+async function view(path, params, main) {
+  const node = await loadNode(path);
+  const family = node.attributes.structure_family;
+  const names = TABS[family] || ['metadata'];
+  const name = params.get('view') === 'search' ? 'search' : (names.includes(params.get('view')) ? params.get('view') : names[0]);
+  const title = path ? path.split('/').pop() : (api.about?.meta?.name || 'Catalog');
+  document.title = `${title} · Skyshelf`;
+  const section = h('section', { class: `view view-${name}`, id: 'view' });
+  main.replaceChildren(
+    crumbs(path),
+    h('div', { class: 'head' },
+      h('h1', { tabindex: '-1' }, title),
+      h('p', { class: 'summary' }, h('span', { class: `family family-${family}` }, family), ' ', summary(family, node.attributes.structure),
+        (node.attributes.specs || []).map((s) => h('span', { class: 'spec' }, s.name)))),
+    name === 'search' ? null : tabs(path, family, name),
+    section,
+  );
+  let module = MODULES[name];
+  if (typeof module === 'object') module = module[family];
+  if (!module) { section.append(h('p', {}, `No ${name} for a ${family}.`)); return; }
+  const { render } = await import(module);
+  await render(section, { path, node, params, api, update, href });
+}
+
+let generation = 0;
+
+async function render() {
+  const mine = ++generation;
+  route = parse(window.location.hash);
+  const release = route.params.get('release');
+  if ((release || null) !== api.release) { api.release = release || null; }
+  releaseBanner();
+  const main = document.getElementById('main');
+  const focus = document.activeElement && document.activeElement !== document.body && main.contains(document.activeElement);
+  try {
+    await view(route.path, route.params, main);
+  } catch (error) {
+    if (mine !== generation) return;
+    main.replaceChildren(crumbs(route.path), errorBox(error, route.path ? `“${route.path}”` : 'the catalog'));
+    console.warn(error);
+  }
+  if (mine !== generation) return;
+  if (focus) main.querySelector('h1')?.focus();
+  document.body.dataset.ready = `${route.path}|${route.params.get('view') || ''}`;
+  performance.mark('view-ready');
+}
+
+function releaseBanner() {
+  const el = document.getElementById('release');
+  const pinned = api.release;
+  const current = api.about?.meta?.release;
+  if (pinned) {
+    el.replaceChildren(`Release ${pinned} (pinned)`, current && current !== pinned ? ' · ' : '',
+      current && current !== pinned ? h('a', { href: `#/${encodePath(route.path)}` }, 'see the current release') : '');
+  } else if (current) {
+    const q = new URLSearchParams(route.params);
+    q.set('release', current);
+    el.replaceChildren(`Release ${current} · `, h('a', { href: `#/${encodePath(route.path)}?${q}` , class: 'pin' }, 'link to this release'));
+  } else el.replaceChildren();
+}
+
+function search(event) {
+  event.preventDefault();
+  const q = new FormData(event.target).get('q').trim();
+  const base = route.params.get('view') === 'search' || !route.path ? route.path : route.path;
+  window.location.hash = href(base, { view: 'search', q });
+}
+
+async function boot() {
+  document.getElementById('search').addEventListener('submit', search);
+  const first = parse(window.location.hash);
+  api.release = first.params.get('release') || null;
+  // about and the first view's node are fetched together: one round trip before the first paint
+  const about = fetch(`${api.base}/`, { headers: { Accept: 'application/json' } }).then((r) => r.json());
+  api.about = await about;
+  await auth.init(api, document.getElementById('auth'), () => { api.forget(); render(); });
+  const name = api.about?.meta?.name;
+  if (name) document.getElementById('brand').textContent = name;
+  window.addEventListener('hashchange', render);
+  await render();
+}
+
+boot().catch((error) => {
+  document.getElementById('main').replaceChildren(errorBox(error, 'the catalog'));
+  console.warn(error);
+});
