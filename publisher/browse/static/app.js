@@ -86,7 +86,11 @@ async function loadNode(path) {
 }
 
 async function view(path, params, main) {
-  const node = await loadNode(path);
+  const pending = loadNode(path);
+  // a container's default view needs its first page too: ask for both at once (the answer is
+  // cached; for a non-container the speculative request's error is dropped)
+  if (!params.get('view')) import('./tree.js').then((tree) => tree.firstPage(api, path, params)).catch(() => {});
+  const node = await pending;
   const family = node.attributes.structure_family;
   const names = TABS[family] || ['metadata'];
   const name = params.get('view') === 'search' ? 'search' : (names.includes(params.get('view')) ? params.get('view') : names[0]);

@@ -31,12 +31,16 @@ export function pager(offset, count, ctx, extra = {}) {
     link(page + 1, 'Next ›', 'next'), link(last, 'Last »'));
 }
 
+const pageOf = (params) => Math.max(0, parseInt(params.get('page') || '0', 10) || 0);
+
+/** The children page the address asks for (also fetched ahead by app.js, so one cache entry). */
+export function firstPage(api, path, params) {
+  return api.json('search', path, { 'page[offset]': pageOf(params) * PAGE, 'page[limit]': PAGE, fields: FIELDS, omit_links: true });
+}
+
 export async function render(el, ctx) {
-  const page = Math.max(0, parseInt(ctx.params.get('page') || '0', 10) || 0);
-  const offset = page * PAGE;
-  const answer = await ctx.api.json('search', ctx.path, {
-    'page[offset]': offset, 'page[limit]': PAGE, fields: FIELDS, omit_links: true,
-  });
+  const offset = pageOf(ctx.params) * PAGE;
+  const answer = await firstPage(ctx.api, ctx.path, ctx.params);
   const count = answer.meta?.count ?? answer.data.length;
   if (!answer.data.length) {
     el.append(h('p', { class: 'empty' }, count ? 'No items on this page.' : 'This container is empty (or holds nothing you may read).'));
