@@ -23,6 +23,9 @@ from publisher.structures import ArrayStructure
 from . import common, http, zarr
 from .data import answer, check, ints
 
+#: The response header naming the range a PNG used (exposed to cross-origin pages by ``cors``).
+RESCALE_HEADER = "X-Skyshelf-Rescale"
+
 
 def parse_slice(text: str | None) -> tuple[Any, ...]:
     """Tiled's ``slice=0:3,::2,5`` (NumPy basic indexing)."""
@@ -88,19 +91,33 @@ def _fills(entry: Entry, array: PublishedArray) -> tuple[float, ...]:
 
 
 def _png_options(params: dict[str, list[str]]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+    """``rescale=min,max``, ``colormap=``, ``scale=linear|log`` and ``max_size=``, checked before
+    any data is read (a 400 naming the bad one, whatever the format); ``report`` collects the
+    range a PNG used (:func:`rescale_header`)."""
+    from publisher.serializers.array import png_check
+
+    options: dict[str, Any] = {"report": {}}
     rescale = common.one(params, "rescale")
     if rescale:
         try:
             lo, hi = (float(v) for v in rescale.split(","))
         except ValueError:
-            raise BadRequest(f"rescale must be min,max, got {rescale!r}") from None
+            raise BadRequest(f"rescale must be min,max (two numbers), got {rescale!r}") from None
         options["rescale"] = (lo, hi)
-    if common.one(params, "colormap"):
-        options["colormap"] = common.one(params, "colormap")
+    for name in ("colormap", "scale"):
+        if common.one(params, name):  # empty: the default, as for rescale
+            options[name] = common.one(params, name)
     if "max_size" in params:
         options["max_size"] = common.integer(params, "max_size", 1024, 1, 16384)
+    png_check(**options)
     return options
+
+
+def rescale_header(options: dict[str, Any]) -> dict[str, str]:
+    """``X-Skyshelf-Rescale: min,max``: the range a PNG answer mapped onto its colormap (the
+    automatic one when none was asked), so a page can show it."""
+    used = options["report"].get("rescale")
+    return {RESCALE_HEADER: used} if used else {}
 
 
 def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
@@ -181,7 +198,8 @@ def full() -> Response:
         _check_shape(params, shape)
         return advertised(array.read(sel if window is None else narrowed(sel, array.shape, window)))
 
-    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, **options)
+    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce,
+                  after=lambda: rescale_header(options), **options)
 
 
 def block() -> Response:
@@ -212,7 +230,8 @@ def block() -> Response:
             _check_shape(params, array.chunks)
         return ready
 
-    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, stored, **options)
+    return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce, stored,
+                  after=lambda: rescale_header(options), **options)
 
 
 app = common.make_app("arrays", {"/api/v1/array/full/{path+}": full, "/api/v1/array/block/{path+}": block,

@@ -11,7 +11,8 @@ METHODS = ("GET", "HEAD", "OPTIONS")
 #: Request headers a cross-origin caller may send: byte ranges (zarr, pyarrow), content negotiation, revalidation.
 ALLOW_HEADERS = ("Range", "Accept", "If-None-Match", "If-Modified-Since", "Content-Type", "Authorization")
 #: Response headers a cross-origin caller may read.
-EXPOSE_HEADERS = ("Content-Disposition", "Content-Range", "Content-Length", "Content-Encoding", "ETag", "Location", "Accept-Ranges")
+EXPOSE_HEADERS = ("Content-Disposition", "Content-Range", "Content-Length", "Content-Encoding", "ETag", "Location", "Accept-Ranges",
+                  "X-Skyshelf-Rescale")
 MAX_AGE = 3600
 
 

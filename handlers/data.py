@@ -20,10 +20,11 @@ def check(data_bytes: int, media_type: str, what: str, advice: str, factor: floa
 
 
 def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str, path: str,
-           params: dict[str, list[str]], produce: Any, stored: Any = None, **options: Any) -> Response:
+           params: dict[str, list[str]], produce: Any, stored: Any = None, after: Any = None, **options: Any) -> Response:
     """Serialize ``produce()`` in the negotiated format; 304 before any data is read.
     ``stored(accepted_encodings)`` may give raw bytes already encoded as ``(body, encoding)``
-    (a stored chunk sent as it is); it is asked only for the raw-bytes format."""
+    (a stored chunk sent as it is); it is asked only for the raw-bytes format. ``after()`` gives
+    headers known only once the body is made (the range a PNG used)."""
     chosen = serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default)
     etag = http.etag_for(family, release, path, sorted(params.items()), chosen.media_type, common.header(app, "accept-encoding"))
     headers = download_headers(chosen, path, params)
@@ -35,6 +36,8 @@ def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str,
         body, encoding = ready
         return http.respond(app, body, chosen.media_type, etag, headers=headers, encoding=encoding)
     body = serializers.serialize_parts(chosen, produce(), **options)
+    if after is not None:
+        headers.update(after())
     return http.respond(app, body, chosen.media_type, etag, headers=headers, redirect_ext=chosen.extension)
 
 

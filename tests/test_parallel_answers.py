@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -74,7 +74,14 @@ def test_pieces_are_compressed_into_one_stream_that_clients_decode(encoding: str
 @given(
     hnp.arrays(st.sampled_from(["u1", "i1", "u2", "i2", "?"]), hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=20)),
     st.none() | st.tuples(st.floats(-1e5, 1e5), st.floats(-1e5, 1e5)),
+    st.booleans(),
 )
-def test_png_lookup_table_maps_as_the_float_path(plane: np.ndarray, rescale: tuple[float, float] | None) -> None:
-    expected = _to_u1(plane.astype("f8"), rescale) if plane.size else np.zeros(plane.shape, dtype="u1")
-    np.testing.assert_array_equal(_small_ints_to_u1(plane, rescale), expected)
+def test_png_lookup_table_maps_as_the_float_path(plane: np.ndarray, rescale: tuple[float, float] | None, log: bool) -> None:
+    assume(not log or rescale is None or 0 < rescale[0] <= rescale[1])  # what png_check lets through on a log scale
+    index, bounds = _small_ints_to_u1(plane, rescale, log=log)
+    if plane.size:
+        expected, expected_bounds = _to_u1(plane.astype("f8"), rescale, log)
+        assert bounds == expected_bounds
+    else:
+        expected = np.zeros(plane.shape, dtype="u1")
+    np.testing.assert_array_equal(index, expected)

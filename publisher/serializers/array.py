@@ -176,50 +176,105 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     return (lo, hi) if lo < hi else (float(values.min()), float(values.max()))
 
 
-def _to_u1(plane: np.ndarray, rescale: tuple[float, float] | None) -> np.ndarray:
-    """Floats (NaN where masked) to 0..255 indices."""
-    return _scale(plane, *(rescale or _robust(plane[np.isfinite(plane)])))
+#: How values map onto the colormap: ``linear``, or ``log`` (``log10`` of the value; values <= 0
+#: are below every positive range, so they take the colormap's lowest colour, and the automatic
+#: range is taken over the positive values only).
+PNG_SCALES = ("linear", "log")
 
 
-def _small_ints_to_u1(plane: np.ndarray, rescale: tuple[float, float] | None, fill: tuple[float, ...] = ()) -> np.ndarray:
+def png_check(rescale: tuple[float, float] | None = None, colormap: str | None = None, scale: str | None = None,
+              **_: Any) -> str:
+    """The colormap's name, after checking the options a PNG takes (a 400 naming the bad one), so a
+    handler can refuse them before it reads any data."""
+    name = (colormap or "gray").lower()
+    if name not in colormaps():
+        raise BadRequest(f"unknown colormap {colormap!r}; choose one of {sorted(colormaps())}")
+    if (scale or "linear") not in PNG_SCALES:
+        raise BadRequest(f"unknown scale {scale!r}; choose one of {list(PNG_SCALES)}")
+    if rescale is not None:
+        lo, hi = rescale
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise BadRequest(f"rescale must be two finite numbers min,max with min <= max, got {lo},{hi}")
+        if scale == "log" and lo <= 0:
+            raise BadRequest(f"rescale's min must be above 0 with scale=log (log10 of it is taken), got {lo}")
+    return name
+
+
+def _auto_range(values: np.ndarray, log: bool) -> tuple[float, float]:
+    """:func:`_robust` of the shown values (the positive ones on a log scale; (1, 10) when none is)."""
+    if log:
+        values = values[values > 0]
+        if not values.size:
+            return 1.0, 10.0
+    return _robust(values)
+
+
+def _mapped(values: np.ndarray, lo: float, hi: float, log: bool) -> np.ndarray:
+    """:func:`_scale` on the linear or the log scale (values <= 0 become -inf: index 0)."""
+    if not log:
+        return _scale(values, lo, hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.where(values > 0, values, 0.0))  # <= 0 -> -inf, NaN stays NaN
+    return _scale(logs, math.log10(lo), math.log10(hi))
+
+
+def _to_u1(plane: np.ndarray, rescale: tuple[float, float] | None, log: bool = False) -> tuple[np.ndarray, tuple[float, float]]:
+    """Floats (NaN where masked) to 0..255 indices, and the range used (in data units)."""
+    bounds = rescale or _auto_range(plane[np.isfinite(plane)], log)
+    return _mapped(plane, *bounds, log), bounds
+
+
+def _small_ints_to_u1(plane: np.ndarray, rescale: tuple[float, float] | None, fill: tuple[float, ...] = (),
+                      log: bool = False) -> tuple[np.ndarray, tuple[float, float]]:
     """The same mapping for 8- and 16-bit integers (detector frames), through a lookup table of
     the values between the frame's min and max: one gather instead of five float passes."""
     if plane.dtype.kind == "b":
         plane = plane.view("u1")
     if not plane.size:
-        return np.zeros(plane.shape, dtype="u1")
+        return np.zeros(plane.shape, dtype="u1"), rescale or (0.0, 1.0)
     low, high = int(plane.min()), int(plane.max())
-    if rescale is None:
-        rescale = _robust(plane[~np.isin(plane, fill)] if fill else plane.ravel())
-    lut = _scale(np.arange(low, high + 1, dtype="f8"), *rescale)
+    bounds = rescale or _auto_range(plane[~np.isin(plane, fill)] if fill else plane.ravel(), log)
+    lut = _mapped(np.arange(low, high + 1, dtype="f8"), *bounds, log)
     offsets = plane - plane.dtype.type(low) if plane.dtype.kind == "u" else np.subtract(plane, low, dtype=np.int32)
-    return np.take(lut, offsets)
+    return np.take(lut, offsets), bounds
+
+
+def _number(value: float, dtype: np.dtype) -> str:
+    """A range bound as a JSON number: an integer as one, a float at its data's precision
+    (float32 ``10.2``, not ``10.199999809265137``)."""
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(dtype.type(value)) if dtype.kind == "f" and dtype.itemsize < 8 else repr(float(value))
 
 
 @register("array", "image/png", ("png",), ".png")
 def to_png(array: np.ndarray, rescale: tuple[float, float] | None = None, colormap: str | None = None,
-           max_size: int | None = None, fill: tuple[float, ...] = (), **_: Any) -> bytes:
-    """8-bit PNG: values mapped linearly from ``rescale`` (default: :func:`_robust`) to 0..255,
-    through ``colormap`` (default gray), downsampled to ``max_size`` per side. NaN, infinities
-    and the ``fill`` values are left out of the scale and drawn transparent."""
+           max_size: int | None = None, fill: tuple[float, ...] = (), scale: str | None = None,
+           report: dict[str, str] | None = None, **_: Any) -> bytes:
+    """8-bit PNG: values mapped from ``rescale`` (default: :func:`_robust`) to 0..255 on a linear
+    or log ``scale`` (:data:`PNG_SCALES`), through ``colormap`` (default gray), downsampled to
+    ``max_size`` per side. NaN, infinities and the ``fill`` values are left out of the scale and
+    drawn transparent. ``report`` (when given) receives ``rescale``: the range used, as
+    ``"min,max"`` JSON numbers in data units (a browser shows the automatic one)."""
     from PIL import Image
 
-    luts = colormaps()
-    name = (colormap or "gray").lower()
-    if name not in luts:
-        raise BadRequest(f"unknown colormap {colormap!r}; choose one of {sorted(luts)}")
+    name = png_check(rescale, colormap, scale)
+    log = scale == "log"
     plane = _image_plane(array)
     fill = tuple(v for v in fill if np.isfinite(v))
     if plane.dtype.kind in "biu" and plane.dtype.itemsize <= 2 and max(plane.shape) <= (max_size or PNG_MAX_SIZE):
-        index = _small_ints_to_u1(plane, rescale, fill)
+        index, bounds = _small_ints_to_u1(plane, rescale, fill, log)
         masked = np.isin(plane, fill) if fill and plane.dtype.kind != "b" else None
     else:
         values = plane.astype("f8")
         if fill:
             values[np.isin(values, fill)] = np.nan
         values = _downsample(values, max_size or PNG_MAX_SIZE)
-        index = _to_u1(values, rescale)
+        index, bounds = _to_u1(values, rescale, log)
         masked = ~np.isfinite(values)
+    if report is not None:
+        report["rescale"] = ",".join(_number(b, plane.dtype) for b in bounds)
+    luts = colormaps()
     pixels = index if name == "gray" else luts[name][index]
     if masked is not None and masked.any():  # an alpha channel only when something is masked
         alpha = np.where(masked, 0, 255).astype("u1")
