@@ -272,12 +272,14 @@ def search_deep() -> Response:
 
 def distinct_values() -> Response:
     """Tiled's ``/distinct``: distinct metadata values, structure families and specs of the
-    container's children (after any ``filter[...]``), with counts when asked."""
+    container's children (after any ``filter[...]``), with counts when asked; with ``max_depth``
+    (1..64, as search-deep) those of its descendants down to that depth."""
     from publisher.index.strategy import distinct_children
     from publisher.queries.registry import filters_from
 
     catalog, path, params, container, entry = _container("distinct")
-    queries = catalog.scoped(filters_from(params), children_of=entry)
+    max_depth = common.integer(params, "max_depth", 0, 1, 64) or None  # ours: the descendants, as search-deep
+    queries = catalog.scoped(filters_from(params), children_of=None if max_depth else entry)
 
     def flag(name: str) -> bool:
         value = (common.one(params, name, "false") or "").lower()
@@ -288,7 +290,7 @@ def distinct_values() -> Response:
     keys = [k for value in params.get("metadata", []) for k in [value] if k]
     options = flag("structure_families"), flag("specs"), flag("counts")
     def body() -> dict[str, Any]:
-        return distinct_children(catalog, path, container.count, queries, keys, *options)
+        return distinct_children(catalog, path, container.count, queries, keys, *options, max_depth=max_depth)
 
     return _answer(body, "distinct", catalog.release, path, sorted(params.items()))
 

@@ -6,6 +6,7 @@ Every answer is compared with numpy on the same data read from the store with za
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +147,77 @@ def test_png_range_header_is_readable_across_origins(api: str) -> None:
 @pytest.mark.parametrize("route", [f"array/full/{FRAME}?slice=0&format=png", f"array/block/{FRAME}?block=0,0,0&format=png"])
 def test_bad_image_parameters_are_400_naming_them(api: str, route: str, query: str, words: tuple[str, ...]) -> None:
     _refused(httpx.get(f"{api}/{route}&{query}"), *words)
+
+
+# 2. facets over a whole subtree ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """proj/{a,b}/run*.npy with an ``element`` each, nested two levels below the root; proj/b/run6
+    and run7 readable only with the ``team`` key, one of them the only ``Secretium``."""
+    from handlers.local import LocalServer
+    from publisher.auth.keys import create_key
+
+    folder = tmp_path_factory.mktemp("browse-facets")
+    elements = {"a": ["Ni", "Fe", "Ni"], "b": ["Fe", "Ni", "Cu", "Secretium"]}
+    number = 0
+    for group, values in elements.items():
+        (folder / "proj" / group).mkdir(parents=True)
+        for value in values:
+            np.save(folder / "proj" / group / f"run{number}.npy", np.arange(3) + number)
+            (folder / "proj" / group / f"run{number}.npy.json").write_text(json.dumps({"element": value, "run": number}))
+            number += 1
+    rules = [{"match": "proj", "access_tags": ["public"]}, {"match": "proj/b/run5", "access_tags": ["team"]},
+             {"match": "proj/b/run6", "access_tags": ["team"]}]
+    published = run_build(folder, {"sources": [{"path": "proj"}], "rules": rules})
+    key, _ = create_key(published.store, ["team"])
+    server = LocalServer(published.store.url, "127.0.0.1", 0).start()
+    yield {"url": f"{server.url}/api/v1", "key": key}
+    server.stop()
+
+
+def _get(mixed: dict, route: str, key: bool = False, **params: str) -> httpx.Response:
+    headers = {"Authorization": f"Apikey {mixed['key']}"} if key else {}
+    return httpx.get(f"{mixed['url']}/{route}", params=params, headers=headers)
+
+
+def _deep_counts(mixed: dict, key: bool, **params: str) -> dict:
+    """What search-deep lists (every page), counted by element: what the facets must say."""
+    found, offset = [], 0
+    while True:
+        page = _get(mixed, "search-deep/", key, **params, **{"page[offset]": str(offset), "page[limit]": "3"}).json()
+        found += [d["attributes"]["metadata"].get("element") for d in page["data"]]
+        offset += 3
+        if offset >= page["meta"]["count"]:
+            return {value: found.count(value) for value in set(found)}
+
+
+def _facets(answer: httpx.Response) -> dict:
+    assert answer.status_code == 200, answer.text
+    return {v["value"]: v["count"] for v in answer.json()["metadata"]["element"]}
+
+
+@pytest.mark.parametrize("key", [False, True], ids=["anonymous", "team"])
+def test_deep_distinct_counts_what_deep_search_lists(mixed: dict, key: bool) -> None:
+    facets = _facets(_get(mixed, "distinct/", key, metadata="element", counts="true", max_depth="64"))
+    assert facets == _deep_counts(mixed, key)
+    private = {"Cu": 1, "Secretium": 1} if key else {}  # run5 and run6: the team's only
+    assert facets == {None: 3, "Ni": 3, "Fe": 2, **private}  # proj, proj/a and proj/b have no element
+    # with a filter: the same nodes a filtered deep search lists
+    eq = {"filter[eq][condition][key]": "element", "filter[eq][condition][value]": '"Ni"'}
+    assert _facets(_get(mixed, "distinct/", key, metadata="element", counts="true", max_depth="64", **eq)) == {"Ni": 3}
+    run = {"filter[comparison][condition][operator]": "ge", "filter[comparison][condition][key]": "run",
+           "filter[comparison][condition][value]": "4"}
+    assert _facets(_get(mixed, "distinct/", key, metadata="element", counts="true", max_depth="64", **run)) == _deep_counts(mixed, key, **run)
+
+
+def test_deep_distinct_hides_private_values_and_depth_bounds_it(mixed: dict) -> None:
+    anonymous = _get(mixed, "distinct/proj", metadata="element", counts="true", max_depth="2", structure_families="true")
+    assert "Secretium" not in anonymous.text and "Cu" not in anonymous.text
+    assert {v["value"]: v["count"] for v in anonymous.json()["structure_families"]} == {"array": 5, "container": 2}
+    assert _facets(_get(mixed, "distinct/", metadata="element", counts="true", max_depth="2")) == {None: 3}  # runs are 3 down
+    # max_depth=1 is Tiled's distinct (children only); without it nothing changes
+    for depth in ({"max_depth": "1"}, {}):
+        assert _facets(_get(mixed, "distinct/proj/b", metadata="element", counts="true", **depth)) == {"Fe": 1, "Ni": 1}
+    assert _facets(_get(mixed, "distinct/", metadata="element", counts="true")) == {None: 1}
+    for bad in ("0", "65", "deep"):
+        _refused(_get(mixed, "distinct/", metadata="element", max_depth=bad), "max_depth")

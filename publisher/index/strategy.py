@@ -41,8 +41,12 @@ def search_children(listing: Listing, path: str, count: int, queries: list[Query
 
 
 def distinct_children(listing: Listing, path: str, count: int, queries: list[Query], keys: list[str],
-                      structure_families: bool, specs: bool, counts: bool) -> dict[str, Any]:
-    """Distinct metadata values, structure families and specs of the matching children."""
+                      structure_families: bool, specs: bool, counts: bool, max_depth: int | None = None) -> dict[str, Any]:
+    """Distinct metadata values, structure families and specs of the matching children (Tiled's
+    ``/distinct``) or, with ``max_depth``, of the matching descendants at most that many levels
+    down: the nodes :func:`search_deep` finds, so a deep search's facets count what it lists."""
+    if max_depth is not None:
+        return distinct(select(descendants(listing, path, max_depth), queries), keys, structure_families, specs, counts)
     columns = listing.search_columns(path, count)
     if columns is not None:
         from .engine import distinct as distinct_columns
