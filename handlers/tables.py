@@ -44,21 +44,40 @@ def _media_type(family: str, params: dict[str, list[str]], default: str) -> str:
     return serializers.choose(family, common.one(params, "format"), common.header(app, "accept"), default).media_type
 
 
+def _rows(params: dict[str, list[str]]) -> slice | None:
+    """``slice=start:stop:step``: rows of the table (or partition), spelled as ``array/full``'s
+    one-dimensional slice (ours: Tiled's tables have no row selection)."""
+    from .arrays import parse_slice
+
+    text = common.one(params, "slice")
+    sel = parse_slice(text)
+    if not sel:
+        return None
+    if len(sel) != 1 or not isinstance(sel[0], slice):
+        raise BadRequest(f"slice of a table selects rows as start:stop:step (one dimension, e.g. slice=0:100), got {text!r}")
+    return sel[0]
+
+
 def _bounded(table: PublishedTable, path: str, params: dict[str, list[str]], columns: list[str] | None,
-             partition: int | None, read: Any) -> Any:
+             partition: int | None, rows: slice | None) -> Any:
     """Check the estimate before reading, then the decoded table's real size before it is
     serialized (variable-width columns are only guessed at first)."""
     media_type = _media_type("table", params, ARROW)
-    rows = table.rows(partition)
-    share = min(1.0, HTML_ROWS / rows) if media_type == "text/html" and rows else 1.0
+    total = table.rows(partition)
+    selected = len(range(*rows.indices(total))) if rows is not None else total
+    html = media_type == "text/html"
     what = f"table {path!r}" + (f" partition {partition}" if partition is not None else "")
-    advice = ("ask for fewer columns (column=NAME, repeated), one partition at a time (table/partition/...?partition=N), "
-              "or a binary format (format=arrow or format=parquet)")
-    check(int(table.nbytes(columns, partition) * share), media_type, what, advice)
+    advice = ("ask for fewer columns (column=NAME, repeated), fewer rows (slice=start:stop), one partition at a time "
+              "(table/partition/...?partition=N), or a binary format (format=arrow or format=parquet)")
+    shown = min(selected, HTML_ROWS) if html else selected
+    check(int(table.nbytes(columns, partition) * (shown / total if total else 1.0)), media_type, what, advice)
 
     def produce() -> Any:
-        data = read()
-        check(int(data.nbytes * share), media_type, what, advice)
+        if rows is not None:
+            data = table.read_rows(rows, columns, partition)
+        else:
+            data = table.read(columns) if partition is None else table.partition(partition, columns)
+        check(int(data.nbytes * (min(1.0, HTML_ROWS / data.num_rows) if html and data.num_rows else 1.0)), media_type, what, advice)
         return data
 
     return produce
@@ -70,7 +89,7 @@ def full() -> Response:
     catalog, table = _table(path)
     columns = _columns(params)
     table._check_columns(columns)
-    produce = _bounded(table, path, params, columns, None, lambda: table.read(columns))
+    produce = _bounded(table, path, params, columns, None, _rows(params))
     return answer(app, "table", ARROW, catalog.release, path, params, produce)
 
 
@@ -85,7 +104,7 @@ def partition() -> Response:
     if not 0 <= index < table.npartitions:
         raise BadRequest(f"partition {index} is out of range: the table has {table.npartitions}")
     table._check_columns(columns)
-    produce = _bounded(table, path, params, columns, index, lambda: table.partition(index, columns))
+    produce = _bounded(table, path, params, columns, index, _rows(params))
     return answer(app, "table", ARROW, catalog.release, path, params, produce)
 
 

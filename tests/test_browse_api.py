@@ -13,6 +13,8 @@ from pathlib import Path
 import h5py
 import httpx
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import zarr
 from PIL import Image
@@ -43,6 +45,7 @@ def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
     folder = tmp_path_factory.mktemp("browse-api")
     config = demo_config(demo_dir)
     config["sources"].append({"path": str(_probe_file(folder / "probe") / "probe.h5"), "into": "probe"})
+    config["output"] = {"store": str(folder / "site"), "table_partition_rows": 100}  # temperature_log: 100 + 100 + 40 rows
     return run_build(folder, config)
 
 
@@ -221,3 +224,63 @@ def test_deep_distinct_hides_private_values_and_depth_bounds_it(mixed: dict) -> 
     assert _facets(_get(mixed, "distinct/", metadata="element", counts="true")) == {None: 1}
     for bad in ("0", "65", "deep"):
         _refused(_get(mixed, "distinct/", metadata="element", max_depth=bad), "max_depth")
+
+
+# 3. table and plot previews ---------------------------------------------------------------------------
+TABLE = "tables/temperature_log"  # 240 rows in three partitions (100, 100, 40)
+
+
+def _arrow(response: httpx.Response) -> pa.Table:
+    assert response.status_code == 200, response.text
+    return pa.ipc.open_file(pa.py_buffer(response.content)).read_all()
+
+
+@pytest.fixture(scope="module")
+def stored_table(demo: Published) -> pa.Table:
+    """The table as stored: its Parquet partitions read with pyarrow."""
+    files = sorted(Path(demo.url(TABLE)).glob("part-*.parquet"))
+    assert len(files) == 3
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+@pytest.mark.parametrize("rows", ["0:100", "90:110", "::7", "::-3", "230:", "-5:", "150:20:-9", "500:600", "5:5"])
+def test_table_rows_by_slice_are_the_stored_rows(api: str, stored_table: pa.Table, rows: str) -> None:
+    start, stop, step = ([int(b) if b else None for b in rows.split(":")] + [None])[:3]
+    expected = stored_table.take(pa.array(range(stored_table.num_rows)[start:stop:step], type=pa.int64()))
+    got = _arrow(httpx.get(f"{api}/table/full/{TABLE}?slice={rows}&format=arrow"))
+    assert got.equals(expected.replace_schema_metadata(got.schema.metadata))
+    picked = _arrow(httpx.get(f"{api}/table/full/{TABLE}?slice={rows}&column=heater_output&column=time&format=arrow"))
+    assert picked.column_names == ["heater_output", "time"] and picked.column("time").equals(expected.column("time"))
+
+
+def test_a_first_rows_preview_is_one_bounded_request(api: str, stored_table: pa.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    head = httpx.get(f"{api}/table/full/{TABLE}?slice=0:100&format=json").json()
+    assert list(head) == stored_table.column_names and all(len(v) == 100 for v in head.values())
+    assert head["setpoint"] == stored_table.column("setpoint").to_pylist()[:100]
+    assert head["sample_temperature"][17] is None  # a missing value stays null
+    # a partition's rows, in its own numbering; one file read
+    part = httpx.get(f"{api}/table/partition/{TABLE}?partition=1&slice=0:10&format=json").json()
+    assert part["setpoint"] == stored_table.column("setpoint").to_pylist()[100:110]
+    assert "filename" in httpx.get(f"{api}/table/full/{TABLE}?slice=0:100&format=csv").headers["content-disposition"]
+    # bounded: the whole table as JSON is refused past a small limit, its first rows are not
+    monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", "20000")
+    assert "slice=start:stop" in _refused(httpx.get(f"{api}/table/full/{TABLE}?format=json"), "SKYSHELF_MAX_ANSWER_BYTES")
+    assert httpx.get(f"{api}/table/full/{TABLE}?slice=0:20&format=json").status_code == 200
+    assert httpx.get(f"{api}/table/full/{TABLE}?slice=::20&format=json").status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["1", "0:10,0:2", "a:b", "::0"])
+def test_bad_table_slices_are_400(api: str, bad: str) -> None:
+    _refused(httpx.get(f"{api}/table/full/{TABLE}?slice={bad}&format=json"), "slice")
+    _refused(httpx.get(f"{api}/table/partition/{TABLE}?partition=0&slice={bad}&format=json"), "slice")
+
+
+@pytest.mark.parametrize("path", ["climate/sst/lat", "climate/sst/time", "scans/scan_0001/entry/data/th"])
+@pytest.mark.parametrize("rows", ["::2", "::5", "1::3", "::-4", ":"])
+def test_one_d_arrays_stride_as_json_for_line_plots(api: str, demo: Published, path: str, rows: str) -> None:
+    start, stop, step = ([int(b) if b else None for b in rows.split(":")] + [None])[:3]
+    stored = _stored(demo, path)[...]
+    assert stored.ndim == 1
+    got = httpx.get(f"{api}/array/full/{path}?slice={rows}&format=application/json")
+    assert got.status_code == 200 and got.headers["content-type"] == "application/json"
+    np.testing.assert_array_equal(np.asarray(got.json(), dtype=stored.dtype), stored[start:stop:step])

@@ -87,6 +87,43 @@ class PublishedTable:
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
+    def partition_sizes(self) -> list[int]:
+        """Rows in each partition (the structure's; a one-file table without them: its row count)."""
+        counts = [int(n) for n in self.structure.partition_rows]
+        if len(counts) == self.npartitions:
+            return counts
+        if self.npartitions == 1:
+            return [self.structure.row_count]
+        return [self.partition(i).num_rows for i in range(self.npartitions)]
+
+    def read_rows(self, rows: slice, columns: list[str] | None = None, partition: int | None = None) -> Any:
+        """Rows ``rows`` (a Python slice, any step) of the table or of one partition, reading only
+        the partitions they fall in, one at a time (a first-rows preview reads one file)."""
+        import pyarrow as pa
+
+        self._check_columns(columns)
+        sizes = self.partition_sizes()
+        parts = [partition] if partition is not None else list(range(self.npartitions))
+        wanted = range(*rows.indices(sum(sizes[i] for i in parts)))
+        ascending = wanted if wanted.step > 0 else wanted[::-1]
+        pieces, start = [], 0
+        for i in parts:
+            end = start + sizes[i]
+            first = max(0, -(-(start - ascending.start) // ascending.step))  # first wanted index >= start
+            last = max(first, -(-(end - ascending.start) // ascending.step))  # ... and < end
+            inside = ascending[first:last]
+            if inside:
+                data = self.partition(i, columns)
+                local = range(inside.start - start, inside.stop - start, inside.step)
+                pieces.append(data.slice(local.start, len(local)) if local.step == 1 else data.take(pa.array(local, type=pa.int64())))
+            start = end
+        if not pieces:
+            schema = self.schema()
+            return schema.empty_table().select(columns) if columns else schema.empty_table()
+        out = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+        return out if wanted.step > 0 else out.take(pa.array(range(out.num_rows - 1, -1, -1), type=pa.int64()))
+
+
 def column_values(table: PublishedTable, name: str, partition: int | None = None) -> Any:
     """One column as the numpy array Tiled serves for a table column (``table[column]``):
     strings as fixed-width unicode as wide as the column's longest value (over the whole
