@@ -160,19 +160,25 @@ def column_full() -> Response:
     block = ints(common.one(params, "block"), "block")
     if block and (len(block) != 1 or not 0 <= block[0] < table.npartitions):
         raise BadRequest(f"block must be one index below {table.npartitions} (the table's partitions), got {common.one(params, 'block')}")
+    from .arrays import checked, parse_slice
+
     media_type = _media_type("array", params, "application/octet-stream")
     partition = block[0] if block else None
-    check(table.nbytes([column], partition), media_type, f"column {column!r} of {parent!r}",
+    sel = parse_slice(common.one(params, "slice"))
+    rows = sel[0] if not block and len(sel) == 1 and isinstance(sel[0], slice) else None  # only these rows are converted
+    total = table.rows(partition)
+    share = len(range(*rows.indices(total))) / total if rows is not None and total else 1.0
+    check(int(table.nbytes([column], partition) * share), media_type, f"column {column!r} of {parent!r}",
           "ask for a slice (slice=start:stop), one block (block=i, a partition) or the raw bytes (format=application/octet-stream)")
 
     def produce() -> Any:
         from publisher.access.tables import column_values
 
-        from .arrays import checked, parse_slice
-
-        values = column_values(table, column, partition)
-        sel = parse_slice(common.one(params, "slice"))
-        data = values[checked(sel, values.shape, f" of column {column!r}")] if sel else values
+        if rows is not None:
+            data = column_values(table, column, rows=rows)
+        else:
+            values = column_values(table, column, partition)
+            data = values[checked(sel, values.shape, f" of column {column!r}")] if sel else values
         expected = common.one(params, "expected_shape")
         if expected and expected != "scalar" and ints(expected, "expected_shape") != data.shape:
             raise BadRequest(f"expected_shape {expected} does not match the shape {','.join(map(str, data.shape))}")

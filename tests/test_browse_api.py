@@ -37,6 +37,9 @@ def _probe_file(folder: Path) -> Path:
     field[-1] = -999.0
     with h5py.File(folder / "probe.h5", "w") as f:
         f.create_dataset("field", data=field).attrs["_FillValue"] = np.float32(-999.0)
+    # a table with a string column whose longest value is in its last partition
+    rows = [f"{'x' * (1 + i % 7)},{i}" for i in range(249)] + ["the longest label of all,249"]
+    (folder / "labels.csv").write_text("label,number\n" + "\n".join(rows) + "\n")
     return folder
 
 
@@ -44,7 +47,8 @@ def _probe_file(folder: Path) -> Path:
 def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
     folder = tmp_path_factory.mktemp("browse-api")
     config = demo_config(demo_dir)
-    config["sources"].append({"path": str(_probe_file(folder / "probe") / "probe.h5"), "into": "probe"})
+    probe = _probe_file(folder / "probe")
+    config["sources"] += [{"path": str(probe / "probe.h5"), "into": "probe"}, {"path": str(probe / "labels.csv"), "into": "probe"}]
     config["output"] = {"store": str(folder / "site"), "table_partition_rows": 100}  # temperature_log: 100 + 100 + 40 rows
     return run_build(folder, config)
 
@@ -228,6 +232,7 @@ def test_deep_distinct_hides_private_values_and_depth_bounds_it(mixed: dict) -> 
 
 # 3. table and plot previews ---------------------------------------------------------------------------
 TABLE = "tables/temperature_log"  # 240 rows in three partitions (100, 100, 40)
+LABELS = "probe/labels"  # 250 rows (100, 100, 50): a string column and an integer one
 
 
 def _arrow(response: httpx.Response) -> pa.Table:
@@ -284,3 +289,18 @@ def test_one_d_arrays_stride_as_json_for_line_plots(api: str, demo: Published, p
     got = httpx.get(f"{api}/array/full/{path}?slice={rows}&format=application/json")
     assert got.status_code == 200 and got.headers["content-type"] == "application/json"
     np.testing.assert_array_equal(np.asarray(got.json(), dtype=stored.dtype), stored[start:stop:step])
+
+
+def test_a_column_slice_converts_only_its_rows(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = httpx.get(f"{api}/column/full/{LABELS}/label?format=npy")
+    values = np.load(io.BytesIO(whole.content))
+    assert values.dtype == np.dtype("<U24") and values[-1] == "the longest label of all"
+    for rows in ("0:10", "95:105", "::50", "::-60"):
+        start, stop, step = ([int(b) if b else None for b in rows.split(":")] + [None])[:3]
+        sliced = np.load(io.BytesIO(httpx.get(f"{api}/column/full/{LABELS}/label?slice={rows}&format=npy").content))
+        assert sliced.dtype == values.dtype  # the width the metadata advertises: the whole column's
+        np.testing.assert_array_equal(sliced, values[start:stop:step])
+    # bounded by the rows asked for: a few rows of a column too large to answer whole
+    monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", "40000")
+    _refused(httpx.get(f"{api}/column/full/{LABELS}/label?format=json"), "SKYSHELF_MAX_ANSWER_BYTES")
+    assert httpx.get(f"{api}/column/full/{LABELS}/label?slice=0:10&format=json").json() == values[:10].tolist()

@@ -124,18 +124,22 @@ class PublishedTable:
         return out if wanted.step > 0 else out.take(pa.array(range(out.num_rows - 1, -1, -1), type=pa.int64()))
 
 
-def column_values(table: PublishedTable, name: str, partition: int | None = None) -> Any:
+def column_values(table: PublishedTable, name: str, partition: int | None = None, rows: slice | None = None) -> Any:
     """One column as the numpy array Tiled serves for a table column (``table[column]``):
     strings as fixed-width unicode as wide as the column's longest value (over the whole
     column, so every partition's block has the dtype the metadata advertises), nulls as ``""``;
-    numbers as numpy gives them (integers with nulls become floats with NaN, as in pandas)."""
+    numbers as numpy gives them (integers with nulls become floats with NaN, as in pandas).
+    ``rows`` converts only those rows (of the whole column: a preview's first rows)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    data = (table.read([name]) if partition is None else table.partition(partition, [name])).column(name)
+    if rows is not None:
+        data = table.read_rows(rows, [name]).column(name)
+    else:
+        data = (table.read([name]) if partition is None else table.partition(partition, [name])).column(name)
     if pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
-        whole = data if partition is None else table.read([name]).column(name)
+        whole = data if partition is None and rows is None else table.read([name]).column(name)
         longest = pc.max(pc.utf8_length(whole)).as_py() or 0
         return np.array(["" if v is None else v for v in data.to_pylist()], dtype=f"<U{max(longest, 1)}")
     if pa.types.is_dictionary(data.type):
