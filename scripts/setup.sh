@@ -20,6 +20,13 @@ if [ "${1:-}" = dev ]; then
     if ! command -v aarch64-linux-gnu-strip >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         (apt-get install -y -qq binutils-aarch64-linux-gnu >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq binutils-aarch64-linux-gnu >/dev/null 2>&1; }) || true
     fi
+    # Debian's chromium for the browse page's browser tests (playwright drives it by path, so no
+    # `playwright install`); never fatal: without it those tests skip, and fail under CI
+    if [ ! -x /usr/lib/chromium/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        packages="chromium fonts-liberation"
+        (apt-get install -y -qq --no-install-recommends $packages >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $packages >/dev/null 2>&1; }) \
+            || echo "setup.sh: chromium not installed: the browser tests skip (and fail under CI)" >&2
+    fi
 else
     # --inexact: a test set-up already in .venv is left as it is
     uv sync --locked --inexact --extra readers --extra serve --quiet
