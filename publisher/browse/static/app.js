@@ -103,7 +103,7 @@ async function view(path, params, main) {
       h('h1', { tabindex: '-1' }, title),
       h('p', { class: 'summary' }, h('span', { class: `family family-${family}` }, family), ' ', summary(family, node.attributes.structure),
         (node.attributes.specs || []).map((s) => h('span', { class: 'spec' }, s.name)))),
-    name === 'search' ? null : tabs(path, family, name),
+    ...(name === 'search' ? [] : [tabs(path, family, name)]), // replaceChildren writes a null as "null"
     section,
   );
   let module = MODULES[name];
