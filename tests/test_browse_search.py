@@ -216,6 +216,20 @@ def test_a_search_from_a_container_stays_inside_it(page: Page, base: str) -> Non
     assert listed(p) == found(base, "KCl", {}, "scans") == {"scans/scan_0002/entry", "scans/scan_0002/entry/sample"}
     page.after(p.get_by_role("link", name="search everywhere").click)
     assert listed(p) == found(base, "KCl", {})
+    # from an array (the box searches from where one is): its container
+    p = page.open("#/frames/KCl_300K_00007?view=search&q=KCl")
+    assert listed(p) == found(base, "KCl", {}, "frames") == {"frames/KCl_300K_00007"}
+    assert "in “frames”" in p.locator(".search-status").inner_text()
+
+
+def test_results_stay_when_the_counts_fail(page: Page, base: str) -> None:
+    page.page.route("**/api/v1/distinct/**", lambda route: route.fulfill(
+        status=503, content_type="application/json", body=json.dumps({"detail": "counting is down"})))
+    p = page.open("#/?view=search&q=KCl")
+    assert listed(p) == found(base, "KCl", {})
+    assert p.locator(".facets").inner_text().endswith("Filters unavailable: counting is down")
+    # the browser itself logs the failed request; nothing else may be
+    page.errors[:] = [e for e in page.errors if "status of 503" not in e]
 
 
 def test_values_that_read_as_json_stay_strings(page: Page) -> None:

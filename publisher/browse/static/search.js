@@ -140,11 +140,20 @@ export async function render(el, ctx) {
 
   const keys = candidateKeys(answer.data, offset === 0 && answer.data.length >= count, filters.map(([k]) => k));
   if (!keys.length) { facets.append(h('p', { class: 'empty' }, 'No filters for these results.')); return; }
-  const distinct = await ctx.api.json('distinct', scope, { ...query, metadata: keys, counts: true, max_depth: DEPTH });
+  // the results are on screen already; the counts follow
+  const counting = h('p', { class: 'loading' }, 'Counting…');
+  facets.append(counting);
+  let distinct;
+  try {
+    distinct = await ctx.api.json('distinct', scope, { ...query, metadata: keys, counts: true, max_depth: DEPTH });
+  } catch (error) { // the results stand without facets
+    counting.replaceWith(h('p', { class: 'empty', role: 'status' }, `Filters unavailable: ${error.detail || error.message}`));
+    console.warn(error);
+    return;
+  }
   const active = new Map(filters.map(([k, v]) => [k, JSON.stringify(v)]));
   const groups = keys.map((key) => facet(key, distinct.metadata?.[key] || [], active, link)).filter(Boolean);
-  if (groups.length) append(facets, groups);
-  else facets.append(h('p', { class: 'empty' }, 'No filters for these results.'));
+  counting.replaceWith(...(groups.length ? groups : [h('p', { class: 'empty' }, 'No filters for these results.')]));
 }
 
 /** The scalar values of a /distinct answer, equal ones as one: it lists 300 and 300.0 apart, but
