@@ -57,6 +57,32 @@ def base(demo: Published) -> Iterator[str]:
         srv.stop()
 
 
+RUNS = 150  # runs/run_NNN groups: kind "calibration" every 4th (38), else "sample" (112: two pages)
+
+
+@pytest.fixture(scope="module")
+def runs_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A catalog with more results than one page: one HDF5 file of RUNS groups with two attributes."""
+    import h5py
+    import numpy as np
+
+    from handlers.local import LocalServer
+
+    folder = tmp_path_factory.mktemp("browse-search-runs")
+    with h5py.File(folder / "runs.h5", "w") as f:
+        for i in range(RUNS):
+            group = f.create_group(f"run_{i:03d}")
+            group.attrs["kind"] = "calibration" if i % 4 == 0 else "sample"
+            group.attrs["shift"] = ("day", "night")[i % 2]
+            group.create_dataset("signal", data=np.arange(3) + i)
+    published = run_build(folder, {"sources": [{"path": str(folder / "runs.h5"), "into": "runs"}]})
+    srv = LocalServer(published.store.url, "127.0.0.1", 0).start()
+    try:
+        yield srv.url.rstrip("/")
+    finally:
+        srv.stop()
+
+
 class Page:
     """A fresh browser context's page that records console errors and uncaught exceptions."""
 
@@ -257,3 +283,25 @@ def test_phone_width_facets_fold_above_results(browser: Any, base: str) -> None:
     for one in (phone, wide):
         one.context.close()
         assert one.errors == [], one.errors
+
+
+def test_pages_keep_the_query_and_filters(browser: Any, runs_base: str) -> None:
+    page = Page(browser, runs_base)
+    p = page.open("#/?view=search&q=sample&f.kind=sample")
+    everything = found(runs_base, "sample", {"kind": "sample"})
+    assert len(everything) == 112
+    first = listed(p)
+    assert len(first) == 100 and first < everything
+    assert p.locator(".pager .range").inner_text() == "1–100 of 112"
+    assert facets(p)["shift"] == counts(runs_base, "shift", "sample", {"kind": "sample"}) == {"day": 37, "night": 75}
+    page.after(p.locator(".pager a[rel=next]").click)
+    assert hash_params(p) == {"view": "search", "q": "sample", "f.kind": "sample", "page": "1"}
+    second = listed(p)
+    assert len(second) == 12 and first | second == everything
+    assert p.locator(".chips .chip").inner_text().startswith("kind: sample")
+    # a facet value starts again from the first page
+    page.after(p.locator(".facet-value", has_text="night").click)
+    assert hash_params(p) == {"view": "search", "q": "sample", "f.kind": "sample", "f.shift": "night"}
+    assert listed(p) == found(runs_base, "sample", {"kind": "sample", "shift": "night"})
+    page.context.close()
+    assert page.errors == [], page.errors
