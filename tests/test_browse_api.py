@@ -259,7 +259,7 @@ def test_table_rows_by_slice_are_the_stored_rows(api: str, stored_table: pa.Tabl
 
 
 def test_a_first_rows_preview_is_one_bounded_request(api: str, stored_table: pa.Table, monkeypatch: pytest.MonkeyPatch) -> None:
-    head = httpx.get(f"{api}/table/full/{TABLE}?slice=0:100&format=json").json()
+    head = httpx.get(f"{api}/table/full/{TABLE}?slice=0:100&format=application/json").json()
     assert list(head) == stored_table.column_names and all(len(v) == 100 for v in head.values())
     assert head["setpoint"] == stored_table.column("setpoint").to_pylist()[:100]
     assert head["sample_temperature"][17] is None  # a missing value stays null
