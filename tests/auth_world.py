@@ -80,15 +80,16 @@ def make_sources(folder: Path) -> None:
                 inner.create_dataset("signal", data=np.arange(3.0))
 
 
-def config(provider: OIDCProvider) -> dict[str, Any]:
+def config(provider: OIDCProvider | None) -> dict[str, Any]:
+    """The world's pipeline; without a provider, API keys are its only credentials."""
     rules = [{"match": "pub", "access_tags": TAGS["public"]}, {"match": "sec_alpha", "access_tags": TAGS["a"]},
              {"match": "sec_bravo", "access_tags": TAGS["b"]},
              {"match": "pub/box/entry/sec_alpha_inner", "access_tags": TAGS["a"]},
              {"match": "sec_alpha/sec_alpha_box/entry/counts", "access_tags": TAGS["public"]}]  # moot: under A
     return {"name": "auth matrix", "sources": [{"path": p} for p in ("pub", "sec_alpha", "sec_bravo", "sec_zulu")],
             "rules": rules, "access": {"groups": {"grp-a": TAGS["a"], "grp-b": TAGS["b"]},
-                                       "oidc": {"issuer": provider.issuer, "audience": provider.audience,
-                                                "client_id": provider.client_id}}}
+                                       **({"oidc": {"issuer": provider.issuer, "audience": provider.audience,
+                                                    "client_id": provider.client_id}} if provider else {})}}
 
 
 def _b64(data: bytes) -> str:
