@@ -39,7 +39,8 @@ def document(base: str) -> dict[str, Any]:
             "responses": {"200": {"description": "OK"}, "304": {"description": "Not modified"}, "307": {"description": "Too large for Lambda: follow Location"},
                           "400": {"description": "Bad request"}, "404": {"description": "Not found"}, "406": {"description": "Format not available"}},
         }
-    return {"openapi": "3.1.0", "info": {"title": "Skyshelf (Tiled-compatible read API)", "version": __version__},
+    # 3.0: the bundled Swagger UI (4.x) refuses to render a 3.1 document ("Unable to render this definition")
+    return {"openapi": "3.0.3", "info": {"title": "Skyshelf (Tiled-compatible read API)", "version": __version__},
             "servers": [{"url": base.removesuffix("/api/v1")}], "paths": paths}
 
 
