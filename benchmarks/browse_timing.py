@@ -94,13 +94,6 @@ CLICK = """async ([selector, want]) => {
 # -- the server process ----------------------------------------------------------------------------------
 
 
-def page_routes() -> bool:
-    """Whether the handlers serve the browse page themselves (``GET /ui/{path+}``)."""
-    from publisher.functions import ROUTES
-
-    return any(r.path.startswith("/ui/") for r in ROUTES)
-
-
 class Static:
     """ASGI: ``/baseline/...`` (and, as a stand-in, ``/`` + ``/ui/...``) from folders; the rest to the handlers."""
 
@@ -127,7 +120,9 @@ class Static:
 
 def serve(store: str, port: int, baseline: Path) -> None:
     """``publish serve``'s server with the baseline (and, if needed, the page) mounted in front."""
+    sys.path.insert(0, str(ROOT))
     from handlers.local import LocalServer
+    from tests.browser import page_routes
 
     mimetypes.add_type("text/javascript", ".js")
     server = LocalServer(store, "127.0.0.1", port)
@@ -200,7 +195,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import chromium_path
+    from tests.browser import chromium_path, page_routes
 
     exe = chromium_path()
     if exe is None:

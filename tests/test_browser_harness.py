@@ -11,8 +11,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from .browser import (Served, assert_no_errors, browser, chromium_path, errors, missing, page_for,  # noqa: F401
-                      ready_count, screenshot, served_demo, served_private, wait_ready)
+from .browser import (Served, assert_no_errors, browser, chromium_path, errors, missing, open_view,  # noqa: F401
+                      page_for, ready_count, screenshot, served_demo, served_private, wait_ready)
 
 DOCS_TITLE = ".swagger-ui .info .title"
 
@@ -70,6 +70,16 @@ def test_wait_ready_waits_for_a_new_view_ready_mark(browser, served_demo: Served
         wait_ready(page, "scans", "", after=before, timeout=300)
     page.evaluate("setTimeout(() => performance.mark('view-ready'), 50)")
     wait_ready(page, "scans", "", after=before)
+    page.context.close()
+
+
+def test_the_browse_page_opens_and_a_click_waits_for_the_next_view(browser, served_demo: Served) -> None:  # noqa: F811
+    page = open_view(page_for(browser, served_demo.url), "")
+    before = ready_count(page)
+    page.click('#view a[href="#/scans"]')
+    wait_ready(page, "scans", "", after=before)
+    assert page.locator("h1").inner_text() == "scans"
+    assert_no_errors(page)
     page.context.close()
 
 
