@@ -10,7 +10,6 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,24 +83,28 @@ def filters(q: str | None, eq: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def found(base: str, q: str | None, eq: dict[str, Any], scope: str = "", key: str | None = None) -> set[str]:
     """The paths search-deep finds, as ``ancestors/id``."""
-    answer = api(base, "search-deep", scope, [*filters(q, eq), ("page[limit]", 300), ("max_depth", DEPTH)], key)
+    query = [*filters(q, eq), ("page[limit]", 300), ("max_depth", DEPTH)]
+    answer = api(base, "search-deep", scope, query, key)
     assert answer["meta"]["count"] <= 300
     return {"/".join([*item["attributes"]["ancestors"], item["id"]]) for item in answer["data"]}
 
 
 def counts(base: str, name: str, q: str | None, eq: dict[str, Any], key: str | None = None) -> dict[str, int]:
     """/distinct's counts of a metadata key as the page shows them: equal values (300 and 300.0) as one."""
-    answer = api(base, "distinct", "", [*filters(q, eq), ("metadata", name), ("counts", "true"), ("max_depth", DEPTH)], key)
+    query = [*filters(q, eq), ("metadata", name), ("counts", "true"), ("max_depth", DEPTH)]
+    answer = api(base, "distinct", "", query, key)
     total: Counter[str] = Counter()
     for v in answer["metadata"][name]:
-        if v["value"] is not None:
-            total[v["value"] if isinstance(v["value"], str) else json.dumps(v["value"]).removesuffix(".0")] += v["count"]
+        value = v["value"]
+        if value is not None:
+            total[value if isinstance(value, str) else json.dumps(value).removesuffix(".0")] += v["count"]
     return dict(total)
 
 
 def listed(page: Any) -> set[str]:
     """The node paths the results table links to."""
-    hrefs = page.eval_on_selector_all(".results-table tbody tr td:first-child a", "as => as.map(a => a.getAttribute('href'))")
+    hrefs = page.eval_on_selector_all(".results-table tbody tr td:first-child a",
+                                      "as => as.map(a => a.getAttribute('href'))")
     return {urllib.parse.unquote(h.removeprefix("#/")) for h in hrefs}
 
 
@@ -110,11 +113,13 @@ def facets(page: Any) -> dict[str, dict[str, int]]:
     return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.facet')].map((s) => [
         s.querySelector('h2').textContent,
         Object.fromEntries([...s.querySelectorAll('.facet-value')].map((a) => [
-            a.querySelector('.facet-name').textContent, Number(a.querySelector('.count').textContent.replace(/,/g, ''))]))]))""")
+            a.querySelector('.facet-name').textContent,
+            Number(a.querySelector('.count').textContent.replace(/,/g, ''))]))]))""")
 
 
 def value_link(page: Any, name: str, value: str) -> Any:
-    return page.locator(".facet", has=page.locator("h2", has_text=name)).locator(".facet-value", has_text=value)
+    facet = page.locator(".facet", has=page.locator("h2", has_text=name))
+    return facet.locator(".facet-value", has_text=value)
 
 
 def hash_params(page: Any) -> dict[str, str]:
@@ -163,7 +168,8 @@ def test_clicking_a_value_narrows_results_and_address_and_a_chip_removes_it(page
     assert page.locator(".facet-value.on").get_attribute("aria-current") == "true"
     # a second facet narrows further (a number: its filter is JSON 300, matching 300 and 300.0)
     after(page, value_link(page, "temperature", "300").click)
-    assert listed(page) == found(base, None, {"NX_class": "NXsample", "temperature": 300}) == {"scans/scan_0001/entry/sample"}
+    both = {"NX_class": "NXsample", "temperature": 300}
+    assert listed(page) == found(base, None, both) == {"scans/scan_0001/entry/sample"}
     assert page.locator(".chips .chip").count() == 2
     after(page, page.locator(".chips .chip", has_text="NX_class").click)
     assert hash_params(page) == {"view": "search", "f.temperature": "300"}
@@ -176,7 +182,8 @@ def test_deep_link_restores_box_chips_and_results(page: Any, base: str) -> None:
     assert page.locator(".chips .chip").inner_text().startswith("temperature: 300")
     assert listed(page) == found(base, "KCl", {"temperature": 300}) == {"frames/KCl_300K_00007"}
     assert page.locator(".facet-value.on .facet-name").inner_text() == "300"
-    assert page.evaluate("[...document.getElementById('main').childNodes].every((n) => n.nodeType === 1)")  # no stray text
+    # no stray text beside the view (a null child once showed as "null")
+    assert page.evaluate("[...document.getElementById('main').childNodes].every((n) => n.nodeType === 1)")
 
 
 def test_nothing_found_says_so_and_offers_to_clear_filters(page: Any, base: str) -> None:
@@ -190,7 +197,8 @@ def test_nothing_found_says_so_and_offers_to_clear_filters(page: Any, base: str)
 
 def test_a_search_from_a_container_stays_inside_it(page: Any, base: str) -> None:
     go(page, "scans", q="KCl")
-    assert listed(page) == found(base, "KCl", {}, "scans") == {"scans/scan_0002/entry", "scans/scan_0002/entry/sample"}
+    inside = {"scans/scan_0002/entry", "scans/scan_0002/entry/sample"}
+    assert listed(page) == found(base, "KCl", {}, "scans") == inside
     after(page, page.get_by_role("link", name="search everywhere").click)
     assert listed(page) == found(base, "KCl", {})
     # from an array (the box searches from where one is): its container
@@ -244,7 +252,8 @@ def test_pages_keep_the_query_and_filters(browser: Any, runs: str) -> None:  # n
     first = listed(page)
     assert len(first) == 100 and first < everything
     assert page.locator(".pager .range").inner_text() == "1–100 of 112"
-    assert facets(page)["shift"] == counts(runs, "shift", "sample", {"kind": "sample"}) == {"day": 37, "night": 75}
+    shift = counts(runs, "shift", "sample", {"kind": "sample"})
+    assert facets(page)["shift"] == shift == {"day": 37, "night": 75}
     after(page, page.locator(".pager a[rel=next]").click)
     assert hash_params(page) == {"view": "search", "q": "sample", "f.kind": "sample", "page": "1"}
     second = listed(page)
@@ -258,7 +267,7 @@ def test_pages_keep_the_query_and_filters(browser: Any, runs: str) -> None:  # n
     page.context.close()
 
 
-def test_private_nodes_are_neither_listed_nor_counted(browser: Any, served_private: Served) -> None:  # noqa: F811
+def test_private_nodes_neither_listed_nor_counted(browser: Any, served_private: Served) -> None:  # noqa: F811
     for key in (None, served_private.keys["a"], served_private.keys["ab"]):
         headers = {"Authorization": f"Apikey {key}"} if key else {}
         page = page_for(browser, served_private.url, extra_http_headers=headers)
