@@ -121,32 +121,45 @@ export async function render(el, ctx) {
       scope ? [' · ', h('a', { href: ctx.href('', { ...base, view: 'search' }) }, 'search everywhere')] : null),
     chips(filters, link));
 
-  if (!answer.data.length) {
-    results.append(h('div', { class: 'empty search-empty' },
-      h('p', {}, count ? 'No results on this page.' : 'Nothing matches.'),
-      filters.length ? h('p', {}, h('a', { href: ctx.href(ctx.path, { view: 'search', q: q || null }) }, 'Clear the filters')) : null));
-  } else {
-    const rows = childRows(answer.data, ctx, (item) => (item.attributes.ancestors || []).join('/'));
-    rows.forEach((row, i) => {
-      const parent = (answer.data[i].attributes.ancestors || []).join('/');
-      row.append(h('td', { class: 'where' }, h('a', { href: ctx.href(parent) }, parent ? `/${parent}` : '/')));
-    });
-    append(results,
-      h('table', { class: 'children results-table' },
-        h('thead', {}, h('tr', {}, ['Name', 'Kind', 'Size', 'In'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, rows)),
-      pager(offset, count, ctx, base));
-  }
+  results.append(resultList(answer, count, offset, ctx, base, filters.length));
 
   const keys = candidateKeys(answer.data, offset === 0 && answer.data.length >= count, filters.map(([k]) => k));
+  const counted = () => ctx.api.json('distinct', scope, { ...query, metadata: keys, counts: true, max_depth: DEPTH });
+  await fillFacets(facets, keys, filters, link, counted);
+}
+
+/** The results as a table (name, kind, size, where) with pages, or a note saying there are none. */
+function resultList(answer, count, offset, ctx, base, filtered) {
+  if (!answer.data.length) {
+    return h('div', { class: 'empty search-empty' },
+      h('p', {}, count ? 'No results on this page.' : 'Nothing matches.'),
+      filtered ? h('p', {}, h('a', { href: ctx.href(ctx.path, { view: 'search', q: base.q }) }, 'Clear the filters')) : null);
+  }
+  const parentOf = (item) => (item.attributes.ancestors || []).join('/');
+  const rows = childRows(answer.data, ctx, parentOf);
+  rows.forEach((row, i) => {
+    const parent = parentOf(answer.data[i]);
+    row.append(h('td', { class: 'where' }, h('a', { href: ctx.href(parent) }, `/${parent}`)));
+  });
+  const frag = document.createDocumentFragment();
+  append(frag,
+    h('table', { class: 'children results-table' },
+      h('thead', {}, h('tr', {}, ['Name', 'Kind', 'Size', 'In'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)),
+    pager(offset, count, ctx, base));
+  return frag;
+}
+
+/** The facet panel's groups, once /distinct has counted the keys' values (the results are on
+ *  screen meanwhile; if counting fails they stay, with a note). */
+async function fillFacets(facets, keys, filters, link, count) {
   if (!keys.length) { facets.append(h('p', { class: 'empty' }, 'No filters for these results.')); return; }
-  // the results are on screen already; the counts follow
   const counting = h('p', { class: 'loading' }, 'Counting…');
   facets.append(counting);
   let distinct;
   try {
-    distinct = await ctx.api.json('distinct', scope, { ...query, metadata: keys, counts: true, max_depth: DEPTH });
-  } catch (error) { // the results stand without facets
+    distinct = await count();
+  } catch (error) {
     counting.replaceWith(h('p', { class: 'empty', role: 'status' }, `Filters unavailable: ${error.detail || error.message}`));
     console.warn(error);
     return;
