@@ -139,6 +139,8 @@ def test_box_searches_with_the_keyboard_and_lists_what_search_deep_finds(page: A
     # each result says where it is: its parent, a link
     row = page.locator(".results-table tbody tr", has=page.locator('a[href="#/frames/KCl_300K_00007"]'))
     assert row.locator("td.where a").get_attribute("href") == "#/frames"
+    # and why it matched: the shallowest metadata value holding the text
+    assert row.locator(".match").inner_text() == "sample: KCl"
 
 
 def test_facet_counts_are_what_distinct_counts(page: Any, base: str) -> None:

@@ -128,6 +128,25 @@ export async function render(el, ctx) {
   await fillFacets(facets, keys, filters, link, counted);
 }
 
+/** The shallowest metadata value (as [dotted key, text]) that holds the searched text, to show
+ *  why a result matched; null when none holds it as typed (the server's fulltext matches words). */
+function matched(metadata, q) {
+  const want = q.toLowerCase();
+  let level = [['', metadata]];
+  while (level.length) {
+    const next = [];
+    for (const [path, value] of level) {
+      if (isScalar(value)) {
+        if (String(value).toLowerCase().includes(want)) return [path, String(value)];
+      } else if (value && typeof value === 'object') {
+        for (const [key, inner] of Object.entries(value)) next.push([path ? `${path}.${key}` : key, inner]);
+      }
+    }
+    level = next;
+  }
+  return null;
+}
+
 /** The results as a table (name, kind, size, where) with pages, or a note saying there are none. */
 function resultList(answer, count, offset, ctx, base, filtered) {
   if (!answer.data.length) {
@@ -139,6 +158,8 @@ function resultList(answer, count, offset, ctx, base, filtered) {
   const rows = childRows(answer.data, ctx, parentOf);
   rows.forEach((row, i) => {
     const parent = parentOf(answer.data[i]);
+    const hit = base.q ? matched(answer.data[i].attributes.metadata, base.q) : null;
+    if (hit) row.firstChild.append(h('div', { class: 'match' }, `${hit[0]}: ${hit[1]}`));
     row.append(h('td', { class: 'where' }, h('a', { href: ctx.href(parent) }, `/${parent}`)));
   });
   const frag = document.createDocumentFragment();
