@@ -38,7 +38,7 @@ from publisher.functions import route_for
 
 FILES = "/files"
 #: Index-only answers: on the event loop for a local store (a lookup reads a few KiB), else on a pool of their own.
-_INDEX = {"/healthz", "/api/v1", "/api/v1/", "/api/v1/metadata/{path+}", "/api/v1/openapi.json", "/api/v1/docs"}
+_INDEX = {"/healthz", "/", "/ui/{path+}", "/api/v1", "/api/v1/", "/api/v1/metadata/{path+}", "/api/v1/openapi.json", "/api/v1/docs"}
 #: Work that grows with the catalog and the query: its own threads, never the event loop's.
 _SLOW = {"/api/v1/search/{path+}", "/api/v1/search-deep/{path+}", "/api/v1/distinct/{path+}"}
 
@@ -143,8 +143,6 @@ class App:
 
     async def answer(self, method: str, path: str, query: str, headers: dict[str, str], client: str) -> tuple[int, dict[str, str], Body]:
         loop = asyncio.get_running_loop()
-        if path == "/":
-            return 307, {"Location": "/api/v1/"}, b""
         if path.startswith(FILES + "/") and method == "GET":
             return await loop.run_in_executor(None, file_answer, self.store, path[len(FILES) + 1 :], headers.get("range"), query)
         route = route_for(method, path)

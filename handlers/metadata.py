@@ -19,7 +19,7 @@ from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
 from publisher.structures import ContainerStructure, TableStructure
 
-from . import auth, common, credentials, http
+from . import auth, browse, common, credentials, http
 
 FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
@@ -342,6 +342,7 @@ app = common.make_app("metadata", {
     "/api/v1/metadata/{path+}": metadata, "/api/v1/search/{path+}": search, "/api/v1/distinct/{path+}": distinct_values,
     "/api/v1/search-deep/{path+}": search_deep, "/api/v1/auth/whoami": whoami,
     "/api/v1/auth/credentials": lambda: credentials.credentials(app),
+    "/": lambda: browse.index(app), "/ui/{path+}": lambda: browse.asset(app),
 })
 
 

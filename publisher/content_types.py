@@ -8,7 +8,8 @@ _BY_NAME = {"zarr.json": "application/json", ".zarray": "application/json", ".za
             ".zgroup": "application/json", ".zmetadata": "application/json"}
 _BY_SUFFIX = {".json": "application/json", ".parquet": "application/vnd.apache.parquet", ".html": "text/html; charset=utf-8",
               ".csv": "text/csv; charset=utf-8", ".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff",
-              ".arrow": "application/vnd.apache.arrow.file", ".zip": "application/zip", ".yaml": "application/yaml"}
+              ".arrow": "application/vnd.apache.arrow.file", ".zip": "application/zip", ".yaml": "application/yaml",
+              ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}  # the browse page's copy in a release
 
 
 def content_type(key: str) -> str:

@@ -65,6 +65,8 @@ BY_NAME = {f.name: f for f in FUNCTIONS}
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", "metadata"),
+    Route("GET", "/", "metadata"),  # the browse page (index.html), from the current release (handlers/browse.py)
+    Route("GET", "/ui/{path+}", "metadata"),  # its scripts and styles
     Route("GET", "/api/v1", "metadata"),
     Route("GET", "/api/v1/", "metadata"),
     Route("GET", "/api/v1/openapi.json", "metadata"),

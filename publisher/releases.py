@@ -187,9 +187,9 @@ def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dic
         for prefix in own:
             if prefix not in referenced and _delete(store, prefix, problems):
                 deleted.append(prefix)
-        for key in ("index", BUILD_REPORT, MANIFEST, CATALOG_KEY):  # what only this release used
+        for key in ("index", "browse", BUILD_REPORT, MANIFEST, CATALOG_KEY):  # what only this release used
             for folder in (f"releases/{release.id}", f"private/releases/{release.id}"):
-                if store.exists(f"{folder}/{key}") or key == "index":
+                if store.exists(f"{folder}/{key}") or key in ("index", "browse"):
                     _delete(store, f"{folder}/{key}", problems)
         store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
         deleted.append(f"releases/{release.id}: index and entry point (data still in use kept)")

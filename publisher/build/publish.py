@@ -13,6 +13,7 @@ import json
 import time
 from datetime import UTC, datetime
 
+from .. import browse
 from ..auth.principal import ANONYMOUS, chain_id
 from ..auth.tags import AccessRules
 from ..auth.view import CHILD_ACCESS, tag_key
@@ -165,10 +166,11 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, re
         views.append((public, shown, prefix))
     for view, _, at in views:
         store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode())  # for rollback
+    page = browse.publish(store, release)  # the browse page this release is served with (public)
     store.flush()
     missing = []
     for view, listed, at in views:
-        own = [view.index_key, *(k for k in (view.report, view.manifest) if k), f"{at}/{CATALOG_KEY}"]
+        own = [view.index_key, *(k for k in (view.report, view.manifest) if k), f"{at}/{CATALOG_KEY}", *(page if at == prefix else ())]
         missing += missing_objects(store, view, listed, own, min_children)
     if missing:  # refuse to switch to a release that lacks objects it references; the catalog stays
         discard(store, prefix, in_progress, roots)

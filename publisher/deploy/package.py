@@ -110,6 +110,10 @@ def our_modules(function: str) -> list[str]:
         if name.split(".")[0] in ("handlers", "publisher") and module.__file__:
             files.add(str(Path(module.__file__).resolve().relative_to(ROOT)))
     data = [str(p.relative_to(ROOT)) for p in (ROOT / "publisher").rglob("*") if p.suffix in (".npz",) and "serializers" in p.parts]
+    if "publisher.browse" in finder.modules:  # the browse page, served when a release has no copy of its own
+        from publisher.browse import STATIC, files as assets
+
+        data += [str((STATIC / name).relative_to(ROOT)) for name in assets()]
     return sorted(files | set(data))
 
 

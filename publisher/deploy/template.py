@@ -35,10 +35,11 @@ def _cap(name: str) -> str:
 def _route_keys(path: str) -> list[str]:
     """API Gateway route keys for one route: a greedy ``{path+}`` needs at least one segment,
     so the bare prefix (the root node) gets a route of its own. Paths ending in ``/`` (the root
-    node as the tiled client asks for it, ``/api/v1/``) are left to the ``$default`` route."""
+    node as the tiled client asks for it, ``/api/v1/``) are left to the ``$default`` route; ``/``
+    (the browse page) has its own."""
     if path.endswith("/{path+}"):
         return [path, path[: -len("/{path+}")]]
-    return [] if path.endswith("/") else [path]
+    return [] if path.endswith("/") and path != "/" else [path]
 
 
 def _function(module: str) -> dict[str, Any]:

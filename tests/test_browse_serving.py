@@ -1,0 +1,186 @@
+"""The browse page served by the handlers: published into every release, answered at ``/`` and
+``/ui/<file>`` from the current release (the package's copy for a release built before the page),
+with its security headers; ``nosniff`` and a data policy on API and ``/files/`` answers; and
+answers pinned to a release with ``release=<id>`` (through the API and the real tiled client)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import httpx
+import numpy as np
+import pytest
+
+from publisher import browse
+from publisher.stores import Store
+
+from .conftest import Published, run_build
+
+ASSETS = browse.files()
+TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def _write_sources(folder: Path, version: int) -> None:
+    """An array and a table whose values say which build made them."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder / "data" / "frame.h5", "w") as f:
+        f.create_dataset("counts", data=np.full((4, 5), version, dtype="i4")).attrs["version"] = version
+    (folder / "data" / "runs.csv").write_text("run,version\n" + "".join(f"{i},{version}\n" for i in range(3)))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Published, str, str]:
+    """Two releases of one catalog: the first with version 1 values, the current one with version 2."""
+    folder = tmp_path_factory.mktemp("browse-serving")
+    config = {"name": "serving", "sources": [{"path": "data"}]}
+    _write_sources(folder, 1)
+    first = run_build(folder, config).report.release
+    _write_sources(folder, 2)
+    published = run_build(folder, config)
+    assert published.report.release != first
+    return published, first, published.report.release
+
+
+@pytest.fixture(scope="module")
+def served(site: tuple[Published, str, str]) -> Iterator[str]:
+    from handlers.local import LocalServer
+
+    srv = LocalServer(site[0].store.url, "127.0.0.1", 0).start()
+    try:
+        yield srv.url
+    finally:
+        srv.stop()
+
+
+def _raw_get(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """A GET with the path sent exactly as given (httpx would normalise '..' away)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+# -- 1. publishing ------------------------------------------------------------------------------
+def test_every_release_holds_the_page(site: tuple[Published, str, str]) -> None:
+    published, first, current = site
+    assert {"index.html", "app.js", "app.css"} <= set(ASSETS)
+    for release in (first, current):
+        for name in ASSETS:
+            assert published.store.read_bytes(f"releases/{release}/browse/{name}") == (browse.STATIC / name).read_bytes(), (release, name)
+
+
+def test_gc_deletes_the_page_of_a_release_it_retires(site: tuple[Published, str, str], tmp_path: Path) -> None:
+    """A release gc drops goes with its page (here: everything of it, its data unused by the kept one)."""
+    from publisher.releases import gc
+
+    copy = Store(str(shutil.copytree(site[0].store.path(""), tmp_path / "site")))
+    first = site[1]
+    assert copy.exists(f"releases/{first}/browse/index.html")
+    gc(copy, keep=1)
+    assert not copy.exists(f"releases/{first}/browse/index.html")
+    assert copy.exists(f"releases/{site[2]}/browse/index.html")
+
+
+# -- 2. serving ---------------------------------------------------------------------------------
+def test_root_answers_the_page_with_its_headers(served: str, site: tuple[Published, str, str]) -> None:
+    r = httpx.get(served + "/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.content == site[0].store.read_bytes(f"releases/{site[2]}/browse/index.html")
+    assert r.headers["cache-control"] == "no-cache"
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "no-referrer"
+    policy = _policy(r.headers["content-security-policy"])
+    assert policy["default-src"] == ["'self'"] and policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+    assert policy["img-src"] == ["'self'", "data:", "blob:", "https:"]
+    assert policy["connect-src"] == ["'self'", "https:"]  # no identity provider in this catalog
+    assert policy["frame-ancestors"] == ["'none'"] and policy["base-uri"] == ["'none'"] and policy["form-action"] == ["'self'"]
+    again = httpx.get(served + "/", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["content-security-policy"] == r.headers["content-security-policy"]
+
+
+def _policy(header: str) -> dict[str, list[str]]:
+    return {d.split()[0]: d.split()[1:] for d in (p.strip() for p in header.split(";")) if d}
+
+
+@pytest.mark.parametrize("name", [n for n in ASSETS if n != "index.html"])
+def test_assets(served: str, name: str) -> None:
+    r = httpx.get(f"{served}/ui/{name}", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    assert r.content == (browse.STATIC / name).read_bytes()
+    assert r.headers["content-type"].split(";")[0] == TYPES[Path(name).suffix]
+    assert r.headers["cache-control"].startswith("public, max-age=") and "etag" in r.headers
+    assert r.headers["x-content-type-options"] == "nosniff" and "script-src 'self'" in r.headers["content-security-policy"]
+    assert httpx.get(f"{served}/ui/{name}", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+def test_index_links_only_assets_that_are_served(served: str) -> None:
+    """Every /ui/ file index.html names is there (the lead writes them as /ui/<file>)."""
+    import re
+
+    html = httpx.get(served + "/").text
+    linked = set(re.findall(r'(?:href|src)="/ui/([^"]+)"', html))
+    assert linked and linked <= set(ASSETS)
+    assert all(httpx.get(f"{served}/ui/{n}").status_code == 200 for n in linked)
+
+
+@pytest.mark.parametrize("path", ["/ui/no_such.js", "/ui/../catalog.json", "/ui/%2e%2e/catalog.json", "/ui/..%2fcatalog.json",
+                                  "/ui/%2e%2e%2f%2e%2e%2fpyproject.toml", "/ui/sub/app.js", "/ui/.hidden", "/ui/app.js%00.css",
+                                  "/ui/", "/ui", "/ui/__init__.py", "/ui/index.html/.."])
+def test_unknown_or_escaping_asset_is_a_json_404(served: str, path: str) -> None:
+    status, headers, body = _raw_get(served, path)
+    assert status in (400, 404), (path, status, body[:200])
+    assert headers["content-type"] == "application/json" and "detail" in json.loads(body)
+    assert b'"release"' not in body and b"[project]" not in body and b"import" not in body
+
+
+def test_a_release_is_served_its_own_copy(site: tuple[Published, str, str], tmp_path: Path) -> None:
+    """The page comes from the current release's browse/ (read through the store); a release
+    built before the page (no browse/) gets the package's copy, and a rollback brings its page back."""
+    from handlers.local import LocalServer
+    from publisher.releases import rollback
+
+    copy = Store(str(shutil.copytree(site[0].store.path(""), tmp_path / "site")))
+    first, current = site[1], site[2]
+    copy.write_bytes(f"releases/{current}/browse/app.css", b"/* the current release's own */\n")
+    copy.write_bytes(f"releases/{current}/browse/extra.js", b"export const release = 2;\n")
+    copy.delete_prefix(f"releases/{first}/browse")  # as if built before the page existed
+    srv = LocalServer(copy.url, "127.0.0.1", 0).start()
+    try:
+        assert httpx.get(srv.url + "/ui/app.css").content == b"/* the current release's own */\n"
+        assert httpx.get(srv.url + "/ui/extra.js").content == b"export const release = 2;\n"
+        rollback(copy, first)
+        assert httpx.get(srv.url + "/ui/app.css").content == (browse.STATIC / "app.css").read_bytes()
+        assert httpx.get(srv.url + "/").content == (browse.STATIC / "index.html").read_bytes()
+        assert httpx.get(srv.url + "/ui/extra.js").status_code == 404  # not the package's, not the other release's
+    finally:
+        srv.stop()
+
+
+def test_nothing_published_yet_serves_the_package_page(tmp_path: Path) -> None:
+    from handlers.local import LocalServer
+
+    srv = LocalServer(str(tmp_path), "127.0.0.1", 0).start()
+    try:
+        r = httpx.get(srv.url + "/")
+        assert r.status_code == 200 and r.content == (browse.STATIC / "index.html").read_bytes()
+    finally:
+        srv.stop()
+
+
+def test_the_metadata_package_ships_the_page() -> None:
+    """The Lambda zip holds the package's copy (served for releases built before the page)."""
+    from publisher.deploy.package import our_modules
+
+    shipped = set(our_modules("metadata"))
+    assert {f"publisher/browse/static/{n}" for n in ASSETS} <= shipped and "handlers/browse.py" in shipped
