@@ -207,6 +207,24 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
         EVENT.set(event)
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
         auth.RESTRICTED.set(False)
-        return app.resolve(event, context) if context is None else with_context(event, context)
+        return secured(app.resolve(event, context) if context is None else with_context(event, context))
 
     return lambda_handler
+
+
+#: Every answer: a browser takes it for what its Content-Type says, never sniffs it into HTML or script.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+#: An HTML answer made from data (format=html of an array or table, a metadata string in it): no
+#: script, no requests, its own origin (sandbox), so nothing in a catalog runs next to the page's tokens.
+DATA_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def secured(result: dict[str, Any]) -> dict[str, Any]:
+    """Security headers on a Lambda answer: ``nosniff`` on all; an HTML answer without a policy of
+    its own (the browse and docs pages have theirs) gets :data:`DATA_HTML_POLICY`."""
+    headers = result.setdefault("headers", {})
+    headers.update(NOSNIFF)
+    lowered = {k.lower(): k for k in headers}
+    if str(headers.get(lowered.get("content-type", ""), "")).startswith("text/html") and "content-security-policy" not in lowered:
+        headers["Content-Security-Policy"] = DATA_HTML_POLICY
+    return result

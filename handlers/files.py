@@ -17,6 +17,8 @@ from publisher.spills import DISPOSITION
 from publisher.spills import PREFIX as SPILLS
 from publisher.stores import Store
 
+from .common import DATA_HTML_POLICY, NOSNIFF
+
 log = logging.getLogger("skyshelf.files")
 #: What only a signed URL reads (a catalog's private view and data, private spilled answers).
 PRIVATE = "private/"
@@ -25,8 +27,13 @@ PIECE = 4 * 2**20
 Body = bytes | Iterator[bytes]
 
 
+#: Every ``/files/`` answer: never sniffed into HTML or script; an object opened in a browser runs
+#: nothing and loads nothing (an HTML file in the store is data here, next to the page's tokens).
+SECURITY = {**NOSNIFF, "Content-Security-Policy": DATA_HTML_POLICY}
+
+
 def error(status: int, detail: str) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json", "Cache-Control": "no-store"}, json.dumps({"detail": detail}).encode()
+    return status, {"Content-Type": "application/json", "Cache-Control": "no-store", **SECURITY}, json.dumps({"detail": detail}).encode()
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
@@ -87,10 +94,10 @@ def file_answer(store: Store, raw: str, range_header: str | None, query: str = "
         headers = {"Content-Type": content_type(key), "Accept-Ranges": "bytes",
                    "Cache-Control": "public, max-age=31536000, immutable" if key.startswith("releases/")
                    else "private, no-store" if key.startswith(PRIVATE) else "no-cache",
-                   **_disposition(key, query)}
+                   **_disposition(key, query), **SECURITY}
         span = byte_range(range_header, size)
         if span is False:
-            return 416, {"Content-Range": f"bytes */{size}"}, b""
+            return 416, {"Content-Range": f"bytes */{size}", **SECURITY}, b""
         if span:
             start, end = span  # type: ignore[misc]
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"

@@ -184,3 +184,73 @@ def test_the_metadata_package_ships_the_page() -> None:
 
     shipped = set(our_modules("metadata"))
     assert {f"publisher/browse/static/{n}" for n in ASSETS} <= shipped and "handlers/browse.py" in shipped
+
+
+# -- 3. security headers --------------------------------------------------------------------------
+ISSUER = "http://127.0.0.1:9/realms/skyshelf"  # nothing listens: the page never asks the provider
+
+
+@pytest.fixture(scope="module")
+def private_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Published, str, str]:
+    """A catalog with a private node and an identity provider, in two releases (the second adds a node)."""
+    folder = tmp_path_factory.mktemp("browse-serving-private")
+    config: dict[str, Any] = {"name": "private serving", "sources": [{"path": "data"}],
+                              "rules": [{"match": "data/runs", "access_tags": ["grp-a"]}],
+                              "access": {"default": "public", "groups": {"grp-a": ["grp-a"]},
+                                         "oidc": {"issuer": ISSUER, "audience": "https://skyshelf.test/api", "client_id": "skyshelf-cli"}}}
+    _write_sources(folder, 1)
+    first = run_build(folder, config).report.release
+    _write_sources(folder, 2)
+    (folder / "data" / "later.csv").write_text("a\n1\n")
+    published = run_build(folder, config)
+    return published, first, published.report.release
+
+
+@pytest.fixture(scope="module")
+def private_served(private_site: tuple[Published, str, str]) -> Iterator[str]:
+    from handlers.local import LocalServer
+
+    srv = LocalServer(private_site[0].store.url, "127.0.0.1", 0).start()
+    try:
+        yield srv.url
+    finally:
+        srv.stop()
+
+
+def test_the_page_may_reach_the_identity_provider(private_served: str) -> None:
+    """connect-src and form-action name the catalog's OIDC issuer (token requests, login form)."""
+    policy = _policy(httpx.get(private_served + "/").headers["content-security-policy"])
+    assert policy["connect-src"] == ["'self'", "http://127.0.0.1:9", "https:"]
+    assert policy["form-action"] == ["'self'", "http://127.0.0.1:9"]
+    assert _policy(httpx.get(private_served + "/ui/app.js").headers["content-security-policy"]) == policy
+
+
+@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/metadata/data", "/api/v1/search/data", "/api/v1/metadata/no_such_node", "/healthz",
+                                  "/api/v1/array/full/data/frame/counts?format=json", "/api/v1/table/full/data/runs?format=csv",
+                                  "/api/v1/openapi.json", "/api/v1/no_such_route", "/no_such_route"])
+def test_every_api_answer_is_nosniff(served: str, path: str) -> None:
+    r = httpx.get(served + path)
+    assert r.headers["x-content-type-options"] == "nosniff", (path, r.status_code)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/array/full/data/frame/counts?format=text/html", "/api/v1/table/full/data/runs?format=text/html"])
+def test_html_made_from_data_runs_nothing(served: str, path: str) -> None:
+    """format=html answers carry the data policy: no script, no requests, sandboxed."""
+    r = httpx.get(served + path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text[:200]
+    assert r.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_files_answers_are_nosniff_and_sandboxed(served: str, site: tuple[Published, str, str]) -> None:
+    for path in (f"/files/releases/{site[2]}/browse/index.html", "/files/catalog.json", "/files/no_such_object"):
+        r = httpx.get(served + path)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'; sandbox", path
+    ranged = httpx.get(served + "/files/catalog.json", headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_docs_page_keeps_its_own_policy(served: str) -> None:
+    r = httpx.get(served + "/api/v1/docs")
+    assert "default-src 'self'" in r.headers["content-security-policy"] and r.headers["x-content-type-options"] == "nosniff"
