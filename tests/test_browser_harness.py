@@ -42,7 +42,7 @@ def test_console_errors_and_uncaught_exceptions_are_caught(browser, served_demo:
     assert errors(page) == []
     page.evaluate("console.error('deliberate console error'); setTimeout(() => { throw new Error('deliberate throw'); })")
     page.evaluate("fetch('/api/v1/metadata/no/such/node')")  # the browser logs a failed load as a console error
-    page.wait_for_function("new Promise((done) => setTimeout(() => done(true), 100))")
+    page.evaluate("new Promise((done) => setTimeout(done, 100))")
     seen = errors(page)
     assert any("deliberate console error" in e for e in seen), seen
     assert any(e.startswith("uncaught:") and "deliberate throw" in e for e in seen), seen
