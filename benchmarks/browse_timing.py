@@ -19,9 +19,6 @@ child link ``scans`` to the next ``view-ready`` (timed inside the page). Medians
 (after one warm-up pair) and page / baseline ratios are printed; the issue's targets are a root
 view within 300 ms and a click within 150 ms.
 
-If the server has no route for the page yet (``/ui/...``), the same process serves
-publisher/browse/static itself at ``/`` and ``/ui/`` (a stand-in, said in the output).
-
 Needs playwright (``scripts/setup.sh dev``) and Debian's chromium (``SKYSHELF_CHROMIUM`` overrides).
 Usage: python benchmarks/browse_timing.py [--n 15]
 """
@@ -41,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STATIC = ROOT / "publisher" / "browse" / "static"
 CHILD = "scans"
 
 BASELINE_HTML = """<!doctype html>
@@ -94,42 +90,37 @@ CLICK = """async ([selector, want]) => {
 # -- the server process ----------------------------------------------------------------------------------
 
 
-class Static:
-    """ASGI: ``/baseline/...`` (and, as a stand-in, ``/`` + ``/ui/...``) from folders; the rest to the handlers."""
+class Baseline:
+    """ASGI: ``/baseline/<file>`` from a folder; everything else to the handlers' app."""
 
-    def __init__(self, app: Any, mounts: dict[str, Path]) -> None:
-        self.app, self.mounts = app, mounts
+    PREFIX = "/baseline/"
+
+    def __init__(self, app: Any, folder: Path) -> None:
+        self.app, self.folder = app, folder.resolve()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            for prefix, folder in self.mounts.items():
-                if path == prefix.rstrip("/") + "/" or (prefix != "/" and path.startswith(prefix)):
-                    name = path[len(prefix):] or "index.html"
-                    file = (folder / name).resolve()
-                    ok = file.is_relative_to(folder.resolve()) and file.is_file()
-                    body = file.read_bytes() if ok else b"not found"
-                    kind = (mimetypes.guess_type(name)[0] or "application/octet-stream") if ok else "text/plain"
-                    await send({"type": "http.response.start", "status": 200 if ok else 404,
-                                "headers": [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode()),
-                                            (b"cache-control", b"no-cache")]})
-                    await send({"type": "http.response.body", "body": body})
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            await self.app(scope, receive, send)
+            return
+        name = scope["path"][len(self.PREFIX):] or "index.html"
+        file = (self.folder / name).resolve()
+        ok = file.is_relative_to(self.folder) and file.is_file()
+        body = file.read_bytes() if ok else b"not found"
+        kind = (mimetypes.guess_type(name)[0] or "application/octet-stream") if ok else "text/plain"
+        await send({"type": "http.response.start", "status": 200 if ok else 404,
+                    "headers": [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode()),
+                                (b"cache-control", b"no-cache")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def serve(store: str, port: int, baseline: Path) -> None:
-    """``publish serve``'s server with the baseline (and, if needed, the page) mounted in front."""
+    """``publish serve``'s server with the baseline mounted in front."""
     sys.path.insert(0, str(ROOT))
     from handlers.local import LocalServer
-    from tests.browser import page_routes
 
     mimetypes.add_type("text/javascript", ".js")
     server = LocalServer(store, "127.0.0.1", port)
-    mounts = {"/baseline/": baseline}
-    if not page_routes():
-        mounts.update({"/ui/": STATIC, "/": STATIC})
-    server.server.config.app = Static(server.server.config.app, mounts)
+    server.server.config.app = Baseline(server.server.config.app, baseline)
     server.serve_forever()
 
 
@@ -209,7 +200,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import chromium_path, page_routes
+    from tests.browser import chromium_path
 
     exe = chromium_path()
     if exe is None:
@@ -227,8 +218,7 @@ def main() -> None:
             results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=exe, headless=True)
-                print(f"chromium {browser.version}; page served by "
-                      f"{'the handlers (GET / and /ui/)' if page_routes() else 'a stand-in: publisher/browse/static through the same server process'}")
+                print(f"chromium {browser.version}")
                 for i in range(args.n + 1):
                     order = list(targets) if i % 2 == 0 else list(reversed(targets))
                     for name in order:

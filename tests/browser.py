@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from .oidc_server import OIDCProvider
 
-STATIC = ROOT / "publisher" / "browse" / "static"
 #: Debian's real binary (``/usr/bin/chromium`` is a shell wrapper that prints noise on stderr).
 DEBIAN_CHROMIUM = "/usr/lib/chromium/chromium"
 #: How long a view may take to be ready before a test gives up (ms): generous, the machine is shared.
@@ -87,42 +86,13 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def page_routes() -> bool:
-    """Whether the handlers serve the browse page (``GET /`` and ``/ui/{path+}``)."""
-    from publisher.functions import ROUTES
-
-    return any(r.path.startswith("/ui/") for r in ROUTES)
-
-
-def _stand_in(context: Any, base_url: str) -> None:
-    """Until the handlers serve the page: ``/`` and ``/ui/...`` answered from publisher/browse/static."""
-    import mimetypes
-    from urllib.parse import urlparse
-
-    def fulfill(route: Any) -> None:
-        name = urlparse(route.request.url).path.removeprefix("/ui/").lstrip("/") or "index.html"
-        file = (STATIC / name).resolve()
-        if file.is_relative_to(STATIC) and file.is_file():
-            kind = "text/javascript" if name.endswith(".js") else mimetypes.guess_type(name)[0] or "application/octet-stream"
-            route.fulfill(status=200, content_type=kind, body=file.read_bytes())
-        else:
-            route.fulfill(status=404, content_type="application/json", body='{"detail": "no such file"}')
-
-    base = base_url.rstrip("/")
-    context.route(f"{base}/", fulfill)
-    context.route(f"{base}/ui/**", fulfill)
-
-
 def page_for(browser: Browser, base_url: str, **context_kwargs: Any) -> Page:
     """A page in a fresh context (its own cache and storage: "no key" and "key" are two contexts)
     whose console errors and uncaught exceptions are recorded for :func:`assert_no_errors`.
     ``base_url`` lets ``page.goto("/#/scans")`` work; ``context_kwargs`` go to ``new_context``
-    (``viewport={"width": 390, "height": 844}`` for a phone). Closed with the context or browser.
-    Until the handlers route the page, the context answers ``/`` and ``/ui/`` from the package."""
+    (``viewport={"width": 390, "height": 844}`` for a phone). Closed with the context or browser."""
     options = {"viewport": {"width": 1280, "height": 800}, "accept_downloads": True, **context_kwargs}
     context = browser.new_context(base_url=base_url, **options)
-    if not page_routes():
-        _stand_in(context, base_url)
     page = context.new_page()
     seen: list[str] = []
 
