@@ -52,10 +52,10 @@ def store() -> Store:
         return _stores[key]
 
 
-def _stamp(s: Store) -> tuple[int, int, int] | None:
+def _stamp(s: Store, key: str = "catalog.json") -> tuple[int, int, int] | None:
     """What identifies a local ``catalog.json`` version: a switch renames a new file into place."""
     try:
-        st = os.stat(s.path("catalog.json"))
+        st = os.stat(s.path(key))
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
@@ -79,8 +79,13 @@ def catalog() -> View:
 def published() -> Catalog:
     """The published catalog (its full view), kept while it is current. On a local store every request checks
     ``catalog.json``'s identity (one ``stat``), so a release switch shows at once; on S3 it is
-    re-read at most every ``catalog_ttl`` seconds (settings) (a read per request would cost a round trip)."""
+    re-read at most every ``catalog_ttl`` seconds (settings) (a read per request would cost a round trip).
+    A request that pins a release (``release=<id>``) reads that release's catalog instead (:func:`pinned`)."""
     s = store()
+    release = pinned_release()
+    if release is not None:
+        PINNED.set(release)
+        return pinned(s, release)
     now = time.monotonic()
     stamp = _stamp(s) if s.is_local else None
     with _lock:
@@ -95,6 +100,71 @@ def published() -> Catalog:
     with _lock:
         _catalogs[s.url] = (stamp, now, fresh)
     return fresh
+
+
+# -- a release pinned by the request ----------------------------------------------------------
+RELEASE = "release"
+#: What a release id may be (the build makes ``20261204T120000.123456Z-1a2b3c``): no '/', no '..'.
+_RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+#: The release the request pinned, once :func:`published` has read it (None: the current one).
+PINNED: contextvars.ContextVar[str | None] = contextvars.ContextVar("skyshelf_pinned", default=None)
+_pins: dict[tuple[str, str], tuple[Any, float, Catalog]] = {}
+PINNED_CATALOGS = 8  # releases' catalogs a warm process keeps (each keeps the shards it read)
+
+
+def pinned_release() -> str | None:
+    """The ``release=<id>`` of the request, checked; None when it names none (the current release)."""
+    raw = EVENT.get().get("rawQueryString") or ""
+    if f"{RELEASE}=" not in raw:
+        return None
+    values = parse_qs(raw, keep_blank_values=True).get(RELEASE)
+    if not values:
+        return None
+    release = values[-1]
+    if len(release) > 100 or not _RELEASE_ID.fullmatch(release):
+        raise BadRequest(f"release must be a release id (letters, digits, '.', '_' and '-', as 20261204T120000.123456Z-1a2b3c), got {release!r}")
+    return release
+
+
+def pinned(s: Store, release: str) -> Catalog:
+    """A release's catalog (its full view when it has private nodes: the same access rules as the
+    current one). Kept while its ``catalog.json`` is unchanged (local: one ``stat``; S3: re-read
+    after ``catalog_ttl`` s), so a garbage-collected release stops answering."""
+    keys = (f"private/releases/{release}/catalog.json", f"releases/{release}/catalog.json")
+    now = time.monotonic()
+    stamp = (_stamp(s, keys[0]) or _stamp(s, keys[1])) if s.is_local else None
+    with _lock:
+        cached = _pins.get((s.url, release))
+    if cached and ((stamp == cached[0] and stamp is not None) if s.is_local else now - cached[1] < settings.current().catalog_ttl):
+        return cached[2]
+    fresh = None
+    for key in keys:
+        try:
+            fresh = Catalog.open(s, key)
+            break
+        except NotFound:
+            continue
+    if fresh is None or fresh.release != release:
+        raise NotFound(_no_release(s, release))
+    if cached and cached[2].info == fresh.info:
+        fresh = cached[2]
+    with _lock:
+        _pins.pop((s.url, release), None)
+        _pins[(s.url, release)] = (stamp, now, fresh)
+        while len(_pins) > PINNED_CATALOGS:
+            _pins.pop(next(iter(_pins)))
+    return fresh
+
+
+def _no_release(s: Store, release: str) -> str:
+    """Why a pinned release cannot answer (nothing else: no list of releases, nothing private)."""
+    from publisher.releases import BUILDING, RETIRED
+
+    if s.exists(f"releases/{release}/{RETIRED}"):
+        return f"release {release!r} was garbage-collected: it can no longer be read"
+    if s.exists(f"releases/{release}/{BUILDING}"):
+        return f"release {release!r} is incomplete: its build has not finished (or was abandoned)"
+    return f"no release {release!r}: no such release was published here (or it was garbage-collected)"
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -207,6 +277,7 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
         EVENT.set(event)
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
         auth.RESTRICTED.set(False)
+        PINNED.set(None)
         return secured(app.resolve(event, context) if context is None else with_context(event, context))
 
     return lambda_handler
@@ -221,10 +292,15 @@ DATA_HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 def secured(result: dict[str, Any]) -> dict[str, Any]:
     """Security headers on a Lambda answer: ``nosniff`` on all; an HTML answer without a policy of
-    its own (the browse and docs pages have theirs) gets :data:`DATA_HTML_POLICY`."""
+    its own (the browse and docs pages have theirs) gets :data:`DATA_HTML_POLICY`. A redirect of a
+    pinned answer is not kept long (it points at a short-lived URL)."""
     headers = result.setdefault("headers", {})
     headers.update(NOSNIFF)
     lowered = {k.lower(): k for k in headers}
     if str(headers.get(lowered.get("content-type", ""), "")).startswith("text/html") and "content-security-policy" not in lowered:
         headers["Content-Security-Policy"] = DATA_HTML_POLICY
+    if PINNED.get() is not None and 300 <= int(result.get("statusCode", 200)) < 400 and result.get("statusCode") != 304:
+        from .http import CACHE_CONTROL
+
+        headers[lowered.get("cache-control", "Cache-Control")] = CACHE_CONTROL
     return result

@@ -20,10 +20,13 @@ from publisher import spills
 from publisher.auth import signing
 
 from . import auth, settings
-from .common import API, base_url, header, store
+from .common import API, PINNED, base_url, header, store
 
 CACHE_CONTROL = "public, max-age=30, must-revalidate"  # caches may keep an answer 30 s; revalidation is a 304
 PRIVATE_CACHE_CONTROL = "private, max-age=30, must-revalidate"
+#: An answer from a pinned release (``release=<id>``): the same for as long as the release is kept.
+PINNED_CACHE_CONTROL = "public, max-age=31536000, immutable"
+PRIVATE_PINNED_CACHE_CONTROL = "private, max-age=86400, immutable"  # a day: a revoked key's answers do not linger longer
 
 
 def etag_for(*parts: Any) -> str:
@@ -220,7 +223,8 @@ def caching() -> dict[str, str]:
     """Cache-Control and Vary: shared caches may keep an anonymous answer; a signed-in caller's is
     theirs alone (``private``), and differs by its Authorization."""
     caller = auth.CURRENT.get()
+    pinned = PINNED.get() is not None  # a pinned release's answers never change (its objects do not)
     if caller is None or caller.anonymous:  # a browser must not reuse it for a signed-in request where that sees more
-        return {"Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding" + (", Authorization" if auth.RESTRICTED.get() else "")}
-    return {"Cache-Control": PRIVATE_CACHE_CONTROL, "Vary": "Accept, Accept-Encoding, Authorization"}
+        return {"Cache-Control": PINNED_CACHE_CONTROL if pinned else CACHE_CONTROL, "Vary": "Accept, Accept-Encoding" + (", Authorization" if auth.RESTRICTED.get() else "")}
+    return {"Cache-Control": PRIVATE_PINNED_CACHE_CONTROL if pinned else PRIVATE_CACHE_CONTROL, "Vary": "Accept, Accept-Encoding, Authorization"}
 

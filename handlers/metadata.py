@@ -123,7 +123,8 @@ def _about(base: str, release: str | None, authentication: str) -> bytes:
         "queries": names(),
         "authentication": json.loads(authentication),
         "links": {"self": base, "documentation": f"{base}/docs"},
-        "meta": {"root_path": "", "server": "skyshelf"},
+        # the release answering (the current one, or the one ``release=<id>`` pins): the page links to it
+        "meta": {"root_path": "", "server": "skyshelf", "release": release},
     })
 
 
@@ -142,7 +143,9 @@ def about() -> Response:
     try:
         release: str | None = common.published().release
     except NotFound:
-        release = None
+        if common.pinned_release() is not None:
+            raise  # a pinned release that cannot answer says so
+        release = None  # nothing published yet
     authentication = json.dumps(_authentication(base))
     etag = http.etag_for("about", __version__, base, release, authentication)
     answer = http.not_modified(app, etag) or http.respond(app, _about(base, release, authentication), "application/json", etag)

@@ -254,3 +254,98 @@ def test_files_answers_are_nosniff_and_sandboxed(served: str, site: tuple[Publis
 def test_the_docs_page_keeps_its_own_policy(served: str) -> None:
     r = httpx.get(served + "/api/v1/docs")
     assert "default-src 'self'" in r.headers["content-security-policy"] and r.headers["x-content-type-options"] == "nosniff"
+
+
+# -- 4. release pinning ---------------------------------------------------------------------------
+def test_about_tells_the_release(served: str, site: tuple[Published, str, str]) -> None:
+    _, first, current = site
+    assert httpx.get(served + "/api/v1/").json()["meta"]["release"] == current
+    assert httpx.get(served + "/api/v1/", params={"release": first}).json()["meta"]["release"] == first
+
+
+def test_pinned_answers_show_the_old_release(served: str, site: tuple[Published, str, str]) -> None:
+    _, first, current = site
+    array = served + "/api/v1/array/full/data/frame/counts"
+    assert np.unique(httpx.get(array, params={"format": "json"}).json()).tolist() == [2]
+    assert np.unique(httpx.get(array, params={"format": "json", "release": first}).json()).tolist() == [1]
+    assert np.unique(httpx.get(array, params={"format": "json", "release": current}).json()).tolist() == [2]
+    table = served + "/api/v1/table/full/data/runs"
+    assert httpx.get(table, params={"format": "csv", "release": first}).text.split()[1:] == ["0,1", "1,1", "2,1"]
+    assert httpx.get(table, params={"format": "csv"}).text.split()[1] == "0,2"
+    meta = served + "/api/v1/metadata/data/frame/counts"
+    assert httpx.get(meta, params={"release": first}).json()["data"]["attributes"]["metadata"]["version"] == 1
+    assert httpx.get(meta).json()["data"]["attributes"]["metadata"]["version"] == 2
+
+
+def test_pinned_answers_are_immutable(served: str, site: tuple[Published, str, str]) -> None:
+    pinned = httpx.get(served + "/api/v1/metadata/data", params={"release": site[1]})
+    assert pinned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert httpx.get(served + "/api/v1/metadata/data").headers["cache-control"] == "public, max-age=30, must-revalidate"
+    assert pinned.headers["etag"] != httpx.get(served + "/api/v1/metadata/data").headers["etag"]
+
+
+def test_the_pin_follows_the_release_access_rules(private_served: str, private_site: tuple[Published, str, str]) -> None:
+    """A pinned release is read through its full view, with the same rules: anonymous callers
+    see neither its private node nor anything of it in an error."""
+    _, first, current = private_site
+
+    def keys(release: str | None) -> set[str]:
+        params = {"release": release} if release else {}
+        return {d["id"] for d in httpx.get(private_served + "/api/v1/search/data", params=params).json()["data"]}
+
+    assert keys(first) == {"frame"} and keys(None) == keys(current) == {"frame", "later"}
+    hidden = httpx.get(private_served + "/api/v1/metadata/data/runs", params={"release": first})
+    assert hidden.status_code == 404 and "version" not in hidden.text
+
+
+@pytest.mark.parametrize(("release", "status", "says"), [
+    ("20200101T000000.000000Z-abcdef", 404, "no release '20200101T000000.000000Z-abcdef'"),
+    ("../catalog", 400, "release must be a release id"), ("a/b", 400, "release must be a release id"),
+    ("", 400, "release must be a release id"), ("x" * 101, 400, "release must be a release id"),
+    ("20200102T000000.000000Z-building", 404, "is incomplete"), ("20200103T000000.000000Z-retired", 404, "was garbage-collected"),
+])
+def test_a_bad_pin_is_a_json_error(private_served: str, private_site: tuple[Published, str, str], release: str, status: int,
+                                   says: str) -> None:
+    store = private_site[0].store
+    store.write_bytes("releases/20200102T000000.000000Z-building/building.json", b"{}")
+    store.write_bytes("releases/20200103T000000.000000Z-retired/retired.json", b'{"retired": true}')
+    for route in ("/api/v1/", "/api/v1/metadata/data", "/api/v1/search/data", "/api/v1/array/full/data/frame/counts?format=json",
+                  "/api/v1/table/full/data/later?format=csv"):
+        r = httpx.get(private_served + route, params={"release": release})
+        assert r.status_code == status and says in r.json()["detail"], (route, r.text)
+        assert "runs" not in r.text and private_site[1] not in r.text and private_site[2] not in r.text
+        assert r.headers["cache-control"] == "no-store"
+
+
+def test_a_collected_release_stops_answering(site: tuple[Published, str, str], tmp_path: Path) -> None:
+    from handlers.local import LocalServer
+    from publisher.releases import gc
+
+    copy = Store(str(shutil.copytree(site[0].store.path(""), tmp_path / "site")))
+    srv = LocalServer(copy.url, "127.0.0.1", 0).start()
+    try:
+        url = srv.url + "/api/v1/metadata/data/frame/counts"
+        assert httpx.get(url, params={"release": site[1]}).status_code == 200
+        gc(copy, keep=1)
+        gone = httpx.get(url, params={"release": site[1]})
+        assert gone.status_code == 404 and site[1] in gone.json()["detail"]
+        assert httpx.get(url, params={"release": site[2]}).status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_the_tiled_client_reads_a_pinned_release(served: str, site: tuple[Published, str, str]) -> None:
+    """The tiled client drops a URI's query, but its httpx client's ``params`` go with every
+    request (links included): the documented way to pin it (docs/serve.md)."""
+    from tiled.client import from_context
+    from tiled.client.context import Context
+
+    context, _ = Context.from_any_uri(served + "/api/v1")
+    context.http_client.params = httpx.QueryParams({"release": site[1]})
+    old = from_context(context)
+    assert np.unique(old["data/frame/counts"].read()).tolist() == [1]
+    assert old["data/runs"].read()["version"].tolist() == [1, 1, 1]
+    assert old["data/frame/counts"].metadata["version"] == 1
+    from tiled.client import from_uri
+
+    assert np.unique(from_uri(served)["data/frame/counts"].read()).tolist() == [2]
