@@ -29,9 +29,12 @@ def document(base: str) -> dict[str, Any]:
     for route in ROUTES:
         path = route.path.replace("{path+}", "{path}")
         kind = next((k for k in _PARAMS if f"/api/v1/{k}/" in route.path), None)
-        parameters = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in _PARAMS.get(kind or "", [])]
+        pinnable = route.path.startswith("/api/v1/") and "/docs" not in route.path  # release=<id> (docs/serve.md)
+        names = [*_PARAMS.get(kind or "", []), *(["release"] if pinnable else [])]
+        parameters = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in names]
         if "{path}" in path:
-            description = next((d for k, d in _PATH_DESCRIPTION.items() if f"/api/v1/{k}/" in route.path), "node path; empty for the root")
+            description = next((d for k, d in _PATH_DESCRIPTION.items() if f"/api/v1/{k}/" in route.path),
+                               "a file of the browse page (app.js, app.css, ...)" if route.path.startswith("/ui/") else "node path; empty for the root")
             parameters.insert(0, {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}, "description": description})
         paths.setdefault(path, {})[route.method.lower()] = {
             "summary": f"{route.path} (Lambda: {route.module})",

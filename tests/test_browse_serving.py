@@ -349,3 +349,10 @@ def test_the_tiled_client_reads_a_pinned_release(served: str, site: tuple[Publis
     from tiled.client import from_uri
 
     assert np.unique(from_uri(served)["data/frame/counts"].read()).tolist() == [2]
+
+
+def test_openapi_names_the_release_parameter(served: str) -> None:
+    paths = httpx.get(served + "/api/v1/openapi.json").json()["paths"]
+    names = {p: [x["name"] for x in ops["get"]["parameters"]] for p, ops in paths.items()}
+    assert "release" in names["/api/v1/metadata/{path}"] and "release" in names["/api/v1/array/full/{path}"]
+    assert "release" not in names["/ui/{path}"] and "/" in paths
