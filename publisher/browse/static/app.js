@@ -3,6 +3,7 @@
 import { Api, ApiError, encodePath } from './api.js';
 import * as auth from './auth.js';
 import { h, summary } from './dom.js';
+import { firstPage } from './tree.js';
 
 const api = new Api();
 const NODE_FIELDS = ['structure_family', 'structure', 'metadata', 'specs'];
@@ -19,6 +20,24 @@ const MODULES = {
   children: './tree.js', metadata: './node.js', download: './download.js', code: './code.js', search: './search.js',
   preview: { array: './array.js', table: './table.js' },
 };
+
+/** Style sheets a view needs beyond app.css, fetched with its module rather than on the first
+ *  paint of every page (the root view's budget is 300 ms; a request fewer on its path counts). */
+const STYLES = { search: 'search.css', download: 'table.css', code: 'table.css', preview: { array: 'array.css', table: 'table.css' } };
+const sheets = new Map();
+
+function style(file) {
+  if (!file) return Promise.resolve();
+  if (!sheets.has(file)) {
+    sheets.set(file, new Promise((resolve) => {
+      const link = h('link', { rel: 'stylesheet', href: `/ui/${file}` });
+      link.addEventListener('load', resolve);
+      link.addEventListener('error', resolve); // unstyled beats blank
+      document.head.append(link);
+    }));
+  }
+  return sheets.get(file);
+}
 
 let route = { path: '', params: new URLSearchParams() };
 
@@ -85,12 +104,22 @@ async function loadNode(path) {
   return (await api.json('metadata', path, { fields: NODE_FIELDS, omit_links: true })).data;
 }
 
-async function view(path, params, main) {
+/** Ask for what the view at `path` will need: the node and, for a container's default view, its
+ *  first page — at once for the root (always a container) and for a child whose attributes came
+ *  with its parent's page, else as soon as the node says it is a container (a speculative request
+ *  for a non-container would be a 400, which the browser logs as a console error). */
+function prefetch(path, params) {
   const pending = loadNode(path);
-  // a container's default view needs its first page too: ask for both at once (the answer is
-  // cached; for a non-container the speculative request's error is dropped)
-  if (!params.get('view')) import('./tree.js').then((tree) => tree.firstPage(api, path, params)).catch(() => {});
-  const node = await pending;
+  if (!params.get('view')) {
+    const children = () => firstPage(api, path, params).catch(() => {});
+    if (!path) children();
+    else pending.then((node) => node.attributes.structure_family === 'container' && children()).catch(() => {});
+  }
+  return pending;
+}
+
+async function view(path, params, main) {
+  const node = await prefetch(path, params);
   const family = node.attributes.structure_family;
   const names = TABS[family] || ['metadata'];
   const name = params.get('view') === 'search' ? 'search' : (names.includes(params.get('view')) ? params.get('view') : names[0]);
@@ -109,7 +138,8 @@ async function view(path, params, main) {
   let module = MODULES[name];
   if (typeof module === 'object') module = module[family];
   if (!module) { section.append(h('p', {}, `No ${name} for a ${family}.`)); return; }
-  const { render } = await import(module);
+  const sheet = typeof STYLES[name] === 'object' ? STYLES[name][family] : STYLES[name];
+  const [{ render }] = await Promise.all([import(module), style(sheet)]);
   await render(section, { path, node, params, api, update, href });
 }
 
@@ -127,7 +157,7 @@ async function render() {
     await view(route.path, route.params, main);
   } catch (error) {
     if (mine !== generation) return;
-    main.replaceChildren(crumbs(route.path), errorBox(error, route.path ? `“${route.path}”` : 'the catalog'));
+    main.replaceChildren(crumbs(route.path), auth.explain(api, error, errorBox(error, route.path ? `“${route.path}”` : 'the catalog')));
     console.warn(error);
   }
   if (mine !== generation) return;
@@ -161,8 +191,10 @@ async function boot() {
   document.getElementById('search').addEventListener('submit', search);
   const first = parse(window.location.hash);
   api.release = first.params.get('release') || null;
-  // about and the first view's node are fetched together: one round trip before the first paint
-  const about = fetch(`${api.base}/`, { headers: { Accept: 'application/json' } }).then((r) => r.json());
+  // about (preloaded by index.html) and the first view's data are fetched together. Anonymously:
+  // a sign-in restored by auth.init asks again under its own cache key, so nothing is mixed up.
+  const about = fetch(`${api.base}/`).then((r) => r.json());
+  prefetch(first.path, first.params).catch(() => {});
   api.about = await about;
   await auth.init(api, document.getElementById('auth'), () => { api.forget(); render(); });
   const name = api.about?.meta?.name;
