@@ -100,7 +100,8 @@ def authentication(catalog: Catalog, base: str) -> dict[str, Any]:
     if endpoints is None:  # the provider is out of reach: API keys still work; its login is advertised once it answers
         return {"required": required, "providers": [], "links": None}
     links = {"auth_endpoint": endpoints["device_authorization_endpoint"], "client_id": oidc["client_id"],
-             "token_endpoint": endpoints["token_endpoint"], "authorize_endpoint": endpoints.get("authorization_endpoint")}
+             "token_endpoint": endpoints["token_endpoint"], "authorize_endpoint": endpoints.get("authorization_endpoint"),
+             "browser_client_id": oidc.get("browser_client_id")}  # the browse page's code + PKCE client
     # Tiled's client validates every link as a string (None fails its About model, so it could not
     # connect at all): "" where there is nothing (no key minting here, so its create_api_key says so;
     # a provider without end_session_endpoint, as Cognito's discovery document, logs out locally).

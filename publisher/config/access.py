@@ -28,6 +28,9 @@ class Oidc(_Model):
     issuer: str = Field(description="The provider's issuer URL (its /.well-known/openid-configuration is read).")
     audience: str = Field(description="The `aud` the tokens must carry: this API's identifier at the provider.")
     client_id: str = Field(description="The public client the tiled client logs in with (device-code flow).")
+    browser_client_id: str | None = Field(default=None, description=(
+        "The public client the browse page signs in with (authorization code + PKCE, redirect URI `<site>/`); "
+        "unset: the page offers API keys only."))
     groups_claim: str = Field(default="groups", description="The claim listing the caller's groups (Cognito: cognito:groups).")
     algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]] = Field(
         default_factory=lambda: ["RS256"], min_length=1, description="Signature algorithms accepted (never HS* or none).")

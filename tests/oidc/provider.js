@@ -1,6 +1,8 @@
 // Minimal OpenID provider for Skyshelf tests (oidc-provider 9.13.3, node >= 20).
 // Env: PORT (0 = pick free), AUDIENCE, CLIENT_ID, KEYS_FILE (private JWKS; created if absent),
-//      ACCOUNTS (JSON {"alice": {"groups": ["grp-a"]}}), ACCESS_TTL (seconds).
+//      ACCOUNTS (JSON {"alice": {"groups": ["grp-a"]}}), ACCESS_TTL (seconds),
+//      BROWSER_REDIRECT_URIS (comma list: registers the browse page's public client BROWSER_CLIENT_ID,
+//      default skyshelf-browse: authorization code + PKCE S256 + refresh, same audience and groups).
 // Prints one JSON line {"issuer": ..., "port": ...} on stdout when ready.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -14,6 +16,8 @@ const AUDIENCE = process.env.AUDIENCE || 'https://skyshelf.test/api';
 const CLIENT_ID = process.env.CLIENT_ID || 'skyshelf-cli';
 const ACCOUNTS = JSON.parse(process.env.ACCOUNTS || '{"alice":{"groups":["grp-a"]},"bob":{"groups":["grp-b"]}}');
 const ACCESS_TTL = Number(process.env.ACCESS_TTL || 300);
+const BROWSER_CLIENT_ID = process.env.BROWSER_CLIENT_ID || 'skyshelf-browse';
+const BROWSER_REDIRECT_URIS = (process.env.BROWSER_REDIRECT_URIS || '').split(',').filter(Boolean);
 
 function newKey() {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -45,7 +49,15 @@ server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
       grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
       response_types: [],
       redirect_uris: [],
-    }],
+    }, ...(BROWSER_REDIRECT_URIS.length ? [{
+      // the browse page: public (it can keep no secret), so PKCE is required; oidc-provider answers
+      // CORS on /token for a public client's redirect_uris' origins (clientBasedCORS's default)
+      client_id: BROWSER_CLIENT_ID,
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: BROWSER_REDIRECT_URIS,
+    }] : [])],
     jwks: { keys },
     scopes: ['openid', 'offline_access', 'skyshelf:read'],
     claims: { openid: ['sub'], groups: ['groups'] },
@@ -75,7 +87,7 @@ server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
            Interaction: 600, Session: 86400, IdToken: ACCESS_TTL },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     rotateRefreshToken: true,
-    pkce: { required: () => false },
+    pkce: { required: (ctx, client) => client.clientId === BROWSER_CLIENT_ID },
   });
   provider.proxy = false;
   // oidc-provider omits `interval` from the device authorization response (RFC 8628 makes it
@@ -100,7 +112,8 @@ server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
     }
     if (ctx.method === 'GET') {
       ctx.type = 'html';
-      ctx.body = `<form method="post" action="/interaction/${details.uid}"><input name="login"/><button type="submit">Sign in</button></form>`;
+      ctx.body = `<!doctype html><title>Test IdP</title><form method="post" action="/interaction/${details.uid}">`
+        + '<label>Account <input name="login" autocomplete="username"/></label><button type="submit">Sign in</button></form>';
       return undefined;
     }
     const body = await new Promise((res) => { let b = ''; ctx.req.on('data', (c) => { b += c; }); ctx.req.on('end', () => res(b)); });
