@@ -84,6 +84,17 @@ export function candidateKeys(items, complete, active) {
   return [...active, ...keys].slice(0, Math.max(MAX_KEYS, active.length));
 }
 
+const pageOf = (params) => Math.max(0, parseInt(params.get('page') || '0', 10) || 0);
+
+/** The page of results the address asks for under the container `scope` (one cache entry, so
+ *  app.js may ask for it together with the node, as it does a container's first page). */
+export function resultsPage(api, scope, params) {
+  const query = filterQuery((params.get('q') || '').trim(), filtersOf(params));
+  return api.json('search-deep', scope, {
+    ...query, 'page[offset]': pageOf(params) * PAGE, 'page[limit]': PAGE, max_depth: DEPTH, fields: FIELDS, omit_links: true,
+  });
+}
+
 const shown = (value) => (typeof value === 'string' ? value : JSON.stringify(value));
 
 export async function render(el, ctx) {
@@ -100,12 +111,9 @@ export async function render(el, ctx) {
   for (const [key, value] of filters) base[`f.${key}`] = toParam(value);
   const link = (changes) => ctx.href(ctx.path, { ...base, ...changes });
 
-  const page = Math.max(0, parseInt(ctx.params.get('page') || '0', 10) || 0);
-  const offset = page * PAGE;
+  const offset = pageOf(ctx.params) * PAGE;
   const query = filterQuery(q, filters);
-  const answer = await ctx.api.json('search-deep', scope, {
-    ...query, 'page[offset]': offset, 'page[limit]': PAGE, max_depth: DEPTH, fields: FIELDS, omit_links: true,
-  });
+  const answer = await resultsPage(ctx.api, scope, ctx.params);
   const count = answer.meta?.count ?? answer.data.length;
 
   const facets = h('div', { class: 'facet-list' });
