@@ -33,6 +33,7 @@ from . import auth, settings
 log = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "skyshelf")
 
 API = "/api/v1"
+CACHE_CONTROL = "public, max-age=30, must-revalidate"  # caches may keep an answer 30 s; revalidation is a 304
 
 _lock = threading.Lock()
 _stores: dict[tuple[str, bool, str, bool], Store] = {}
@@ -300,7 +301,5 @@ def secured(result: dict[str, Any]) -> dict[str, Any]:
     if str(headers.get(lowered.get("content-type", ""), "")).startswith("text/html") and "content-security-policy" not in lowered:
         headers["Content-Security-Policy"] = DATA_HTML_POLICY
     if PINNED.get() is not None and 300 <= int(result.get("statusCode", 200)) < 400 and result.get("statusCode") != 304:
-        from .http import CACHE_CONTROL
-
         headers[lowered.get("cache-control", "Cache-Control")] = CACHE_CONTROL
     return result

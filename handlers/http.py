@@ -20,9 +20,8 @@ from publisher import spills
 from publisher.auth import signing
 
 from . import auth, settings
-from .common import API, PINNED, base_url, header, store
+from .common import API, CACHE_CONTROL, PINNED, base_url, header, store
 
-CACHE_CONTROL = "public, max-age=30, must-revalidate"  # caches may keep an answer 30 s; revalidation is a 304
 PRIVATE_CACHE_CONTROL = "private, max-age=30, must-revalidate"
 #: An answer from a pinned release (``release=<id>``): the same for as long as the release is kept.
 PINNED_CACHE_CONTROL = "public, max-age=31536000, immutable"

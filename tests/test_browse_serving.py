@@ -356,3 +356,11 @@ def test_openapi_names_the_release_parameter(served: str) -> None:
     names = {p: [x["name"] for x in ops["get"]["parameters"]] for p, ops in paths.items()}
     assert "release" in names["/api/v1/metadata/{path}"] and "release" in names["/api/v1/array/full/{path}"]
     assert "release" not in names["/ui/{path}"] and "/" in paths
+
+
+def test_a_pinned_redirect_is_not_kept_long(served: str, site: tuple[Published, str, str]) -> None:
+    """A redirect points at a URL that may expire (presigned): never immutable, pinned or not."""
+    r = httpx.get(served + "/api/v1/zarr/v3/data/frame/counts/zarr.json", params={"release": site[1]})
+    assert r.status_code == 307, r.text
+    assert r.headers["cache-control"] == "public, max-age=30, must-revalidate"
+    assert json.loads(httpx.get(r.headers["location"]).content)["zarr_format"] == 3
