@@ -105,7 +105,7 @@ def listed(page: Any) -> set[str]:
     """The node paths the results table links to."""
     hrefs = page.eval_on_selector_all(".results-table tbody tr td:first-child a",
                                       "as => as.map(a => a.getAttribute('href'))")
-    return {urllib.parse.unquote(h.removeprefix("#/")) for h in hrefs}
+    return {urllib.parse.unquote(h.removeprefix("#/").partition("?")[0]) for h in hrefs}
 
 
 def facets(page: Any) -> dict[str, dict[str, int]]:
@@ -285,3 +285,20 @@ def test_private_nodes_neither_listed_nor_counted(browser: Any, served_private: 
         assert any("ALPHA" in value for value in notes) == (key is not None)
         assert_no_errors(page)
         page.context.close()
+
+
+def test_a_pinned_release_stays_pinned_through_facets_and_chips(page: Any, base: str) -> None:
+    with urllib.request.urlopen(f"{base}/api/v1/") as r:
+        release = json.load(r)["meta"]["release"]
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url)
+            if "/api/v1/search-deep/" in request.url or "/api/v1/distinct/" in request.url else None)
+    go(page, q="KCl", release=release)
+    pinned = page.eval_on_selector_all(".facet-value, .search-status a", "as => as.map(a => a.getAttribute('href'))")
+    assert pinned and all(f"release={release}" in href for href in pinned)
+    after(page, value_link(page, "temperature", "37").click)
+    assert hash_params(page) == {"view": "search", "q": "KCl", "f.temperature": "37", "release": release}
+    assert listed(page) == found(base, "KCl", {"temperature": 37}) == {"scans/scan_0002/entry/sample"}
+    chip = page.locator(".chips .chip").get_attribute("href")
+    assert f"release={release}" in chip
+    assert len(asked) >= 4 and all(f"release={release}" in url for url in asked)  # both answers, both times
