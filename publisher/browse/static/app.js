@@ -139,8 +139,13 @@ async function view(path, params, main) {
   if (typeof module === 'object') module = module[family];
   if (!module) { section.append(h('p', {}, `No ${name} for a ${family}.`)); return; }
   const sheet = typeof STYLES[name] === 'object' ? STYLES[name][family] : STYLES[name];
-  const [{ render }] = await Promise.all([import(module), style(sheet)]);
-  await render(section, { path, node, params, api, update, href });
+  try {
+    const [{ render }] = await Promise.all([import(module), style(sheet)]);
+    await render(section, { path, node, params, api, update, href });
+  } catch (error) { // the node is known: keep its heading and tabs, say what failed below them
+    section.replaceChildren(errorBox(error, `the ${LABELS[name].toLowerCase()} of “${path || 'the catalog'}”`));
+    console.warn(error);
+  }
 }
 
 let generation = 0;
