@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,32 @@ def test_the_page_has_no_inline_script_or_style() -> None:
     html = (STATIC / "index.html").read_text()
     assert "<script>" not in html and "<style" not in html and " onclick=" not in html and "style=" not in html
     assert Path(STATIC / "app.js").exists()
+
+
+def test_publish_serve_prints_the_page_address(served_demo: Served) -> None:  # noqa: F811
+    """The README's main job ends in ``publish serve``: its banner names the page, which answers."""
+    import subprocess
+    import sys
+
+    from .servers import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", served_demo.store.url, "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+        browse = next(line for line in lines if line.strip().startswith("browse:"))
+        address = browse.split()[1]
+        assert address == f"http://127.0.0.1:{port}/"
+        for _ in range(200):  # the banner comes just before the server listens
+            try:
+                urllib.request.urlopen(f"{address}healthz").close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        with urllib.request.urlopen(address) as answer:
+            assert answer.headers["Content-Type"].startswith("text/html")
+            assert b'src="/ui/app.js"' in answer.read()
+    finally:
+        process.kill()
+        process.wait(10)

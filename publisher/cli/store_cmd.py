@@ -134,7 +134,7 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
         fail(exc)
     url = server.url
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
-    click.echo(f"  browser:  {url}/api/v1/search/")
+    click.echo(f"  browse:   {url}/   (the browse page: find, preview and download in a web browser)")
     click.echo(f"  docs:     {url}/api/v1/docs")
     click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
     hint = _xarray_hint(catalog)
