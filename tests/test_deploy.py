@@ -117,6 +117,11 @@ def test_each_package_answers_a_recorded_event_from_its_zip(packages: dict[str, 
         answer = smoke_test(packages[function], event, env)
         assert answer is not None and answer["statusCode"] == 200, (function, answer)
         assert answer["headers"]["Content-Type"].startswith(media), (function, answer["headers"])
+    for store, path in ((site, "/ui/app.js"), (str(tmp_path / "empty"), "/")):  # the browse page: the release's copy; the zip's
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        answer = smoke_test(packages["metadata"], event_for("GET", path, "", {"host": "example.org"}, "127.0.0.1"), {"SKYSHELF_STORE": store})
+        assert answer is not None and answer["statusCode"] == 200, (path, answer)
+        assert answer["headers"]["Content-Type"].startswith("text/javascript" if path.endswith(".js") else "text/html"), answer["headers"]
     bad = smoke_test(packages["metadata"], event_for("GET", "/api/v1/search/", "filter[nope][condition][x]=1", {}, "127.0.0.1"), env)
     assert bad is not None and bad["statusCode"] == 400
     regex = "filter[regex][condition][key]=x&filter[regex][condition][pattern]="  # RE2 from the zip: runs, and refuses \\1
