@@ -135,6 +135,15 @@ def test_a_refused_key_says_why_and_is_not_kept(browser, site: Site) -> None:  #
     page.context.close()
 
 
+def sign_in(page: Any, site: Site, account: str) -> None:
+    """Click "Sign in", sign in at the provider's login page, and come back to the page."""
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site.provider.issuer}/interaction/**")
+    page.fill("input[name=login]", account)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.url}/**")
+
+
 def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_memory(browser, site: Site) -> None:  # noqa: F811
     page = page_for(browser, site.url)
     open_view(page, "sec_alpha")  # not found anonymously; the route comes back after the sign-in
@@ -146,13 +155,7 @@ def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_me
             sent["answer"] = response.json()
 
     page.on("response", exchange)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{site.provider.issuer}/interaction/**")
-    authorize = storage(page)  # (the provider's origin: nothing of ours)
-    assert "skyshelf" not in repr(authorize["local"])
-    page.fill("input[name=login]", "alice")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{site.url}/**")
+    sign_in(page, site, "alice")
     wait_ready(page, "sec_alpha")
     assert names(page) == {"sec_alpha_img", "sec_alpha_tab", "sec_alpha_box"}
     assert page.locator("#auth .who").inner_text() == "Signed in as alice"
@@ -204,3 +207,37 @@ def test_a_catalog_closed_to_anonymous_callers_shows_a_sign_in_prompt(browser, t
             assert names(page) == {"sec_alpha"}
             assert_no_errors(page, allow=[FAILED_LOAD])
             page.context.close()
+
+
+def test_the_token_is_renewed_with_the_refresh_token_before_it_expires(browser, site: Site) -> None:  # noqa: F811
+    site.provider.env["BROWSER_ACCESS_TTL"] = "6"  # the page renews at 3/4 of the lifetime
+    site.provider.stop()
+    site.provider.start(site.provider.port)
+    try:
+        page = page_for(browser, site.url)
+        open_view(page)
+        token_url = f"{site.provider.issuer}/token"
+        with page.expect_response(lambda r: r.url == token_url) as first:
+            sign_in(page, site, "bob")
+        wait_ready(page)
+        # the renewal: a refresh grant, then whoami with the new token, which then becomes the credential
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/whoami"), timeout=30_000) as checked:
+            with page.expect_response(lambda r: r.url == token_url, timeout=30_000) as renewed:
+                pass
+        checked.value.finished()
+        assert "grant_type=refresh_token" in renewed.value.request.post_data
+        old, new = first.value.json()["access_token"], renewed.value.json()["access_token"]
+        assert new != old and checked.value.request.headers["authorization"] == f"Bearer {new}"
+        with page.expect_request(lambda r: "/api/v1/" in r.url) as asked:
+            page.goto(f"{site.url}/#/sec_bravo")
+        assert asked.value.headers["authorization"] == f"Bearer {new}"
+        wait_ready(page, "sec_bravo")
+        assert page.locator("#auth .who").inner_text() == "Signed in as bob"
+        assert storage(page)["session"] == {}
+        assert_nowhere(page, old, new)
+        assert_no_errors(page, allow=[FAILED_LOAD])
+        page.context.close()
+    finally:
+        del site.provider.env["BROWSER_ACCESS_TTL"]
+        site.provider.stop()
+        site.provider.start(site.provider.port)

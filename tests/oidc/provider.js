@@ -2,7 +2,9 @@
 // Env: PORT (0 = pick free), AUDIENCE, CLIENT_ID, KEYS_FILE (private JWKS; created if absent),
 //      ACCOUNTS (JSON {"alice": {"groups": ["grp-a"]}}), ACCESS_TTL (seconds),
 //      BROWSER_REDIRECT_URIS (comma list: registers the browse page's public client BROWSER_CLIENT_ID,
-//      default skyshelf-browse: authorization code + PKCE S256 + refresh, same audience and groups).
+//      default skyshelf-browse: authorization code + PKCE S256 + refresh, same audience and groups;
+//      it always gets a refresh token, as Cognito's code flow does; its access tokens last
+//      BROWSER_ACCESS_TTL seconds, default ACCESS_TTL).
 // Prints one JSON line {"issuer": ..., "port": ...} on stdout when ready.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -18,6 +20,8 @@ const ACCOUNTS = JSON.parse(process.env.ACCOUNTS || '{"alice":{"groups":["grp-a"
 const ACCESS_TTL = Number(process.env.ACCESS_TTL || 300);
 const BROWSER_CLIENT_ID = process.env.BROWSER_CLIENT_ID || 'skyshelf-browse';
 const BROWSER_REDIRECT_URIS = (process.env.BROWSER_REDIRECT_URIS || '').split(',').filter(Boolean);
+const BROWSER_ACCESS_TTL = Number(process.env.BROWSER_ACCESS_TTL || ACCESS_TTL);
+const accessTtl = (client) => (client && client.clientId === BROWSER_CLIENT_ID ? BROWSER_ACCESS_TTL : ACCESS_TTL);
 
 function newKey() {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -76,17 +80,19 @@ server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
         enabled: true,
         defaultResource: async () => AUDIENCE, // tiled's client sends no `resource`
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (ctx, resource) => {
+        getResourceServerInfo: async (ctx, resource, client) => {
           if (resource !== AUDIENCE) throw new Error('unknown resource');
-          return { scope: 'skyshelf:read', audience: AUDIENCE, accessTokenTTL: ACCESS_TTL,
+          return { scope: 'skyshelf:read', audience: AUDIENCE, accessTokenTTL: accessTtl(client),
                    accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
         },
       },
     },
-    ttl: { AccessToken: ACCESS_TTL, DeviceCode: 600, RefreshToken: 86400, Grant: 86400,
+    ttl: { AccessToken: (ctx, token, client) => accessTtl(client), DeviceCode: 600, RefreshToken: 86400, Grant: 86400,
            Interaction: 600, Session: 86400, IdToken: ACCESS_TTL },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     rotateRefreshToken: true,
+    issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
+      && (code.scopes.has('offline_access') || client.clientId === BROWSER_CLIENT_ID),
     pkce: { required: (ctx, client) => client.clientId === BROWSER_CLIENT_ID },
   });
   provider.proxy = false;

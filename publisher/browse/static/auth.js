@@ -8,7 +8,7 @@ import { h } from './dom.js';
 
 const KEY = 'skyshelf.apikey';
 const PENDING = 'skyshelf.oidc'; // {verifier, state, hash} while the provider has the tab
-const tokens = { access: null, refresh: null, timer: null }; // in memory only
+const tokens = { access: null, refresh: null, timer: null, session: 0 }; // in memory only; session: bumped by sign-out
 let note = null; // a message to show next to the control (a refused key, a failed sign-in)
 let who = null; // whoami's name of the current credential
 
@@ -93,6 +93,7 @@ async function finish(ctx, here) {
 
 /** POST the token endpoint (a public client: no secret) and keep the tokens in memory. */
 async function grant(ctx, links, form) {
+  const { session } = tokens;
   const response = await fetch(links.token_endpoint, {
     method: 'POST', body: new URLSearchParams({ client_id: links.browser_client_id, ...form }),
     headers: { Accept: 'application/json' }, credentials: 'omit',
@@ -100,21 +101,22 @@ async function grant(ctx, links, form) {
   const body = await response.json().catch(() => ({}));
   if (!response.ok || !body.access_token) throw new Error(body.error_description || body.error || `the token endpoint answered ${response.status}`);
   const credential = { kind: 'bearer', value: body.access_token };
-  who = await whoami(ctx.api, credential); // the API must take the token too (its audience, its signer)
+  const name = await whoami(ctx.api, credential); // the API must take the token too (its audience, its signer)
+  if (session !== tokens.session) return; // signed out meanwhile (a renewal in flight)
+  who = name;
   tokens.access = body.access_token;
   tokens.refresh = body.refresh_token || null;
   ctx.api.credential = credential;
   clearTimeout(tokens.timer);
   const seconds = Number(body.expires_in) || 0;
   // renew a little before expiry while a refresh token is held; without one, sign out then
-  if (seconds > 0) tokens.timer = setTimeout(() => renew(ctx, links), Math.max(5, seconds - 30) * 1000);
+  if (seconds > 0) tokens.timer = setTimeout(() => renew(ctx, links), Math.max(seconds * 0.75, seconds - 60) * 1000);
 }
 
 async function renew(ctx, links) {
   if (!tokens.refresh) { signOut(ctx, 'Your session ended: sign in again.'); return; }
-  try {
+  try { // same caller, same view: nothing to re-render
     await grant(ctx, links, { grant_type: 'refresh_token', refresh_token: tokens.refresh });
-    ctx.changed();
   } catch (failure) {
     signOut(ctx, `Your session ended (${failure.message}): sign in again.`);
   }
@@ -122,7 +124,7 @@ async function renew(ctx, links) {
 
 function signOut(ctx, message = null) {
   clearTimeout(tokens.timer);
-  Object.assign(tokens, { access: null, refresh: null, timer: null });
+  Object.assign(tokens, { access: null, refresh: null, timer: null, session: tokens.session + 1 });
   window.sessionStorage.removeItem(KEY);
   ctx.api.credential = null;
   who = null;
