@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from publisher.auth.keys import create_key
@@ -94,6 +95,12 @@ def test_anonymous_sees_public_nodes_and_a_private_deep_link_says_not_found_or_s
     assert "Private nodes show only to signed-in visitors" in box.locator(".auth-hint").inner_text()
     assert_no_errors(page, allow=[FAILED_LOAD])
     page.context.close()
+    phone = page_for(browser, site.url, viewport={"width": 390, "height": 844})
+    open_view(phone)
+    assert phone.get_by_role("button", name="Sign in").is_visible() and phone.locator("#apikey-input").is_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # the sign-in control fits
+    screenshot(phone, "private-anonymous-phone")
+    phone.context.close()
 
 
 def test_an_api_key_shows_its_private_nodes_until_sign_out(browser, site: Site) -> None:  # noqa: F811
@@ -241,3 +248,33 @@ def test_the_token_is_renewed_with_the_refresh_token_before_it_expires(browser, 
         del site.provider.env["BROWSER_ACCESS_TTL"]
         site.provider.stop()
         site.provider.start(site.provider.port)
+
+
+def test_about_advertises_the_browser_client_and_the_tiled_client_still_connects(site: Site) -> None:
+    from tiled.client import from_uri
+
+    about = httpx.get(f"{site.url}/api/v1/", timeout=30).json()
+    (provider,) = about["authentication"]["providers"]
+    assert provider["links"]["browser_client_id"] == BROWSER_CLIENT
+    assert provider["links"]["client_id"] == site.provider.client_id  # the CLI's device-code client, as before
+    assert provider["links"]["authorize_endpoint"] == f"{site.provider.issuer}/auth"
+    assert sorted(from_uri(site.url, api_key=site.keys["a"])) == ["pub", "sec_alpha"]
+
+
+def test_without_an_identity_provider_the_page_offers_api_keys_only(browser, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
+    folder = tmp_path_factory.mktemp("keys-only")
+    auth_world.make_sources(folder)
+    published = run_build(folder, auth_world.config(None))
+    key = create_key(published.store, auth_world.TAGS["a"])[0]
+    with publish_serve(published.store.url, cwd=ROOT) as url:
+        page = page_for(browser, url)
+        open_view(page)
+        assert names(page) == {"pub"}
+        assert not page.locator("#auth button.oidc").count()
+        before = ready_count(page)
+        page.fill("#apikey-input", key)
+        page.get_by_role("button", name="Sign in").click()
+        wait_ready(page, after=before)
+        assert names(page) == {"pub", "sec_alpha"}
+        assert_no_errors(page)
+        page.context.close()

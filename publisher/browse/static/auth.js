@@ -187,6 +187,8 @@ export function explain(api, error, box) {
     return h('div', { class: 'signin-prompt', role: 'alert' }, h('strong', {}, 'Sign in to browse this catalog'),
       h('p', {}, 'It shows nothing to anonymous visitors. ', how));
   }
-  if (error.status === 404) box.append(h('p', { class: 'auth-hint' }, 'Private nodes show only to signed-in visitors. ', how));
+  // (only a catalog with an identity provider or closed to anonymous callers says it guards nodes)
+  const guarded = api.about?.authentication?.required || (api.about?.authentication?.providers || []).length > 0;
+  if (error.status === 404 && guarded) box.append(h('p', { class: 'auth-hint' }, 'Private nodes show only to signed-in visitors. ', how));
   return box;
 }
