@@ -115,6 +115,9 @@ export async function render(el, ctx) {
   const query = filterQuery(q, filters);
   const answer = await resultsPage(ctx.api, scope, ctx.params);
   const count = answer.meta?.count ?? answer.data.length;
+  // the facet counts are asked for before the results are drawn: one round trip less on the clock
+  const keys = candidateKeys(answer.data, offset === 0 && answer.data.length >= count, filters.map(([k]) => k));
+  const counted = keys.length ? ctx.api.json('distinct', scope, { ...query, metadata: keys, counts: true, max_depth: DEPTH }) : null;
 
   const facets = h('div', { class: 'facet-list' });
   const panel = h('details', { class: 'facets', open: window.matchMedia('(min-width: 700px)').matches },
@@ -131,8 +134,6 @@ export async function render(el, ctx) {
 
   results.append(resultList(answer, count, offset, ctx, base, filters.length));
 
-  const keys = candidateKeys(answer.data, offset === 0 && answer.data.length >= count, filters.map(([k]) => k));
-  const counted = () => ctx.api.json('distinct', scope, { ...query, metadata: keys, counts: true, max_depth: DEPTH });
   await fillFacets(facets, keys, filters, link, counted);
 }
 
@@ -179,15 +180,15 @@ function resultList(answer, count, offset, ctx, base, filtered) {
   return frag;
 }
 
-/** The facet panel's groups, once /distinct has counted the keys' values (the results are on
- *  screen meanwhile; if counting fails they stay, with a note). */
-async function fillFacets(facets, keys, filters, link, count) {
+/** The facet panel's groups, once /distinct has counted the keys' values (`counted`, its pending
+ *  answer; the results are on screen meanwhile, and if counting fails they stay, with a note). */
+async function fillFacets(facets, keys, filters, link, counted) {
   if (!keys.length) { facets.append(h('p', { class: 'empty' }, 'No filters for these results.')); return; }
   const counting = h('p', { class: 'loading' }, 'Counting…');
   facets.append(counting);
   let distinct;
   try {
-    distinct = await count();
+    distinct = await counted;
   } catch (error) {
     counting.replaceWith(h('p', { class: 'empty', role: 'status' }, `Filters unavailable: ${error.detail || error.message}`));
     console.warn(error);
