@@ -45,7 +45,8 @@ def _serve(folder: Path, provider: OIDCProvider, sources: tuple[str, ...]) -> An
     config["access"]["oidc"]["browser_client_id"] = BROWSER_CLIENT
     published = run_build(folder, config)
     tags = auth_world.TAGS
-    keys = {"a": create_key(published.store, tags["a"])[0], "ab": create_key(published.store, tags["a"] + tags["b"])[0]}
+    keys = {name: create_key(published.store, wanted)[0]
+            for name, wanted in (("a", tags["a"]), ("ab", tags["a"] + tags["b"]))}
     return published, keys
 
 
@@ -55,7 +56,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     page's origin as its browser client's redirect URI (CORS on /token compares exact origins)."""
     with oidc_provider(tmp_path_factory.mktemp("browse-oidc"), {"alice": ["grp-a"], "bob": ["grp-b"]},
                        access_ttl=3600) as provider:
-        published, keys = _serve(tmp_path_factory.mktemp("browse-auth"), provider, ("pub", "sec_alpha", "sec_bravo", "sec_zulu"))
+        sources = ("pub", "sec_alpha", "sec_bravo", "sec_zulu")
+        published, keys = _serve(tmp_path_factory.mktemp("browse-auth"), provider, sources)
         with publish_serve(published.store.url, cwd=ROOT) as url:
             provider.env["BROWSER_REDIRECT_URIS"] = f"{url}/"
             provider.stop()
@@ -74,7 +76,7 @@ def storage(page: Any) -> dict[str, Any]:
 
 
 def assert_nowhere(page: Any, *secrets: str) -> None:
-    """No secret in localStorage, sessionStorage, a cookie (the page's or any in the context) or the address."""
+    """No secret in localStorage, sessionStorage, a cookie (the page's or the context's) or the address."""
     seen = storage(page)
     cookies = page.context.cookies()
     assert seen["local"] == {}
@@ -83,7 +85,9 @@ def assert_nowhere(page: Any, *secrets: str) -> None:
         assert all(secret not in c["value"] for c in cookies), cookies
 
 
-def test_anonymous_sees_public_nodes_and_a_private_deep_link_says_not_found_or_sign_in(browser, site: Site) -> None:  # noqa: F811
+def test_anonymous_sees_public_nodes_and_a_private_deep_link_says_not_found_or_sign_in(
+        browser, site: Site,  # noqa: F811
+) -> None:
     page = page_for(browser, site.url)
     open_view(page)
     assert names(page) == {"pub"}
@@ -97,7 +101,8 @@ def test_anonymous_sees_public_nodes_and_a_private_deep_link_says_not_found_or_s
     page.context.close()
     phone = page_for(browser, site.url, viewport={"width": 390, "height": 844})
     open_view(phone)
-    assert phone.get_by_role("button", name="Sign in").is_visible() and phone.locator("#apikey-input").is_visible()
+    assert phone.get_by_role("button", name="Sign in").is_visible()
+    assert phone.locator("#apikey-input").is_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # the sign-in control fits
     screenshot(phone, "private-anonymous-phone")
     phone.context.close()
@@ -151,7 +156,9 @@ def sign_in(page: Any, site: Site, account: str) -> None:
     page.wait_for_url(f"{site.url}/**")
 
 
-def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_memory(browser, site: Site) -> None:  # noqa: F811
+def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_memory(
+        browser, site: Site,  # noqa: F811
+) -> None:
     page = page_for(browser, site.url)
     open_view(page, "sec_alpha")  # not found anonymously; the route comes back after the sign-in
     sent: dict[str, Any] = {}
@@ -186,7 +193,9 @@ def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_me
     page.context.close()
 
 
-def test_a_redirect_whose_state_does_not_match_is_refused_and_cleaned(browser, site: Site) -> None:  # noqa: F811
+def test_a_redirect_whose_state_does_not_match_is_refused_and_cleaned(
+        browser, site: Site,  # noqa: F811
+) -> None:
     page = page_for(browser, site.url)
     page.goto("/?code=stolen-code&state=forged")
     wait_ready(page)
@@ -197,7 +206,9 @@ def test_a_redirect_whose_state_does_not_match_is_refused_and_cleaned(browser, s
     page.context.close()
 
 
-def test_a_catalog_closed_to_anonymous_callers_shows_a_sign_in_prompt(browser, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
+def test_a_catalog_closed_to_anonymous_callers_shows_a_sign_in_prompt(
+        browser, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
+) -> None:
     with oidc_provider(tmp_path_factory.mktemp("closed-oidc")) as provider:
         published, keys = _serve(tmp_path_factory.mktemp("closed"), provider, ("sec_alpha", "sec_bravo"))
         with publish_serve(published.store.url, cwd=ROOT) as url:
@@ -216,7 +227,9 @@ def test_a_catalog_closed_to_anonymous_callers_shows_a_sign_in_prompt(browser, t
             page.context.close()
 
 
-def test_the_token_is_renewed_with_the_refresh_token_before_it_expires(browser, site: Site) -> None:  # noqa: F811
+def test_the_token_is_renewed_with_the_refresh_token_before_it_expires(
+        browser, site: Site,  # noqa: F811
+) -> None:
     site.provider.env["BROWSER_ACCESS_TTL"] = "6"  # the page renews at 3/4 of the lifetime
     site.provider.stop()
     site.provider.start(site.provider.port)
@@ -256,12 +269,14 @@ def test_about_advertises_the_browser_client_and_the_tiled_client_still_connects
     about = httpx.get(f"{site.url}/api/v1/", timeout=30).json()
     (provider,) = about["authentication"]["providers"]
     assert provider["links"]["browser_client_id"] == BROWSER_CLIENT
-    assert provider["links"]["client_id"] == site.provider.client_id  # the CLI's device-code client, as before
+    assert provider["links"]["client_id"] == site.provider.client_id  # the CLI's device-code client
     assert provider["links"]["authorize_endpoint"] == f"{site.provider.issuer}/auth"
     assert sorted(from_uri(site.url, api_key=site.keys["a"])) == ["pub", "sec_alpha"]
 
 
-def test_without_an_identity_provider_the_page_offers_api_keys_only(browser, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
+def test_without_an_identity_provider_the_page_offers_api_keys_only(
+        browser, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
+) -> None:
     folder = tmp_path_factory.mktemp("keys-only")
     auth_world.make_sources(folder)
     published = run_build(folder, auth_world.config(None))

@@ -81,7 +81,10 @@ async function finish(ctx, here) {
   // the address bar loses code, state and iss before anything else can read or log it
   window.history.replaceState(null, '', `${here.pathname}${pending?.hash || here.hash || ''}`);
   const links = provider(ctx.api);
-  if (!pending || state !== pending.state) { note = 'Sign-in failed: the answer from the identity provider does not match a sign-in started here.'; return; }
+  if (!pending || state !== pending.state) {
+    note = 'Sign-in failed: the answer from the identity provider does not match a sign-in started here.';
+    return;
+  }
   if (error) { note = `Sign-in failed: ${here.searchParams.get('error_description') || error}`; return; }
   if (!links) { note = 'Sign-in failed: this catalog no longer advertises an identity provider.'; return; }
   try {
@@ -99,7 +102,9 @@ async function grant(ctx, links, form) {
     headers: { Accept: 'application/json' }, credentials: 'omit',
   });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok || !body.access_token) throw new Error(body.error_description || body.error || `the token endpoint answered ${response.status}`);
+  if (!response.ok || !body.access_token) {
+    throw new Error(body.error_description || body.error || `the token endpoint answered ${response.status}`);
+  }
   const credential = { kind: 'bearer', value: body.access_token };
   const name = await whoami(ctx.api, credential); // the API must take the token too (its audience, its signer)
   if (session !== tokens.session) return; // signed out meanwhile (a renewal in flight)
@@ -172,7 +177,10 @@ function draw(ctx) {
   h('input', { id: 'apikey-input', name: 'key', type: 'password', autocomplete: 'off', placeholder: 'API key', size: 14 }),
   h('button', { type: 'submit', class: provider(api) ? 'secondary' : null }, provider(api) ? 'Use key' : 'Sign in'));
   const oidc = provider(api)
-    ? h('button', { type: 'button', class: 'oidc', onclick: () => start(ctx).catch((failure) => { note = `Sign-in failed: ${failure.message}`; draw(ctx); }) }, 'Sign in')
+    ? h('button', { type: 'button', class: 'oidc', onclick: () => start(ctx).catch((failure) => {
+      note = `Sign-in failed: ${failure.message}`;
+      draw(ctx);
+    }) }, 'Sign in')
     : '';
   slot.replaceChildren(oidc, form, message());
 }
