@@ -147,13 +147,16 @@ def test_a_refused_key_says_why_and_is_not_kept(browser, site: Site) -> None:  #
     page.context.close()
 
 
-def sign_in(page: Any, site: Site, account: str) -> None:
-    """Click "Sign in", sign in at the provider's login page, and come back to the page."""
+def sign_in(page: Any, site: Site, account: str) -> dict[str, Any]:
+    """Click "Sign in", sign in at the provider's login page, and come back to the page; the
+    context's cookies and localStorage as they were while the provider had the tab."""
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{site.provider.issuer}/interaction/**")
+    away = page.context.storage_state()
     page.fill("input[name=login]", account)
     page.click("button[type=submit]")
     page.wait_for_url(f"{site.url}/**")
+    return away
 
 
 def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_memory(
@@ -169,7 +172,7 @@ def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_me
             sent["answer"] = response.json()
 
     page.on("response", exchange)
-    sign_in(page, site, "alice")
+    away = sign_in(page, site, "alice")
     wait_ready(page, "sec_alpha")
     assert names(page) == {"sec_alpha_img", "sec_alpha_tab", "sec_alpha_box"}
     assert page.locator("#auth .who").inner_text() == "Signed in as alice"
@@ -180,6 +183,8 @@ def test_oidc_sign_in_with_pkce_shows_the_groups_nodes_and_keeps_the_token_in_me
     assert seen["href"] == f"{site.url}/#/sec_alpha"  # ...code, state and iss left the address bar
     assert seen["session"] == {}  # the verifier and state are gone; the token was never there
     assert_nowhere(page, token, form["code_verifier"], form["code"])
+    assert all(not origin["localStorage"] for origin in away["origins"])  # during the redirect too
+    assert form["code_verifier"] not in repr(away["cookies"])
     screenshot(page, "private-signed-in")
     before = ready_count(page)
     page.click("a.brand")
