@@ -109,7 +109,7 @@ def _answer(body_fn: Any, *etag_parts: Any) -> Response:
 
 
 @functools.lru_cache(maxsize=64)
-def _about(base: str, release: str | None, authentication: str) -> bytes:
+def _about(base: str, release: str | None, authentication: str, name: str | None = None) -> bytes:
     """The about document for one base URL, release and ``authentication`` (JSON: it changes while
     the identity provider is out of reach): the same for every request that names them."""
     from publisher import serializers
@@ -124,7 +124,7 @@ def _about(base: str, release: str | None, authentication: str) -> bytes:
         "authentication": json.loads(authentication),
         "links": {"self": base, "documentation": f"{base}/docs"},
         # the release answering (the current one, or the one ``release=<id>`` pins): the page links to it
-        "meta": {"root_path": "", "server": "skyshelf", "release": release},
+        "meta": {"root_path": "", "server": "skyshelf", "release": release, "name": name},  # name: pipeline.yml's, for the page
     })
 
 
@@ -140,15 +140,18 @@ def about() -> Response:
     """Tiled's about document; ``authentication`` says whether the tiled client must sign in
     and how (an API key, or a device-code login at the catalog's identity provider)."""
     base = common.base_url(app)
+    name: str | None = None
     try:
-        release: str | None = common.published().release
+        published = common.published()
+        release: str | None = published.release
+        name = published.info.name
     except NotFound:
         if common.pinned_release() is not None:
             raise  # a pinned release that cannot answer says so
         release = None  # nothing published yet
     authentication = json.dumps(_authentication(base))
-    etag = http.etag_for("about", __version__, base, release, authentication)
-    answer = http.not_modified(app, etag) or http.respond(app, _about(base, release, authentication), "application/json", etag)
+    etag = http.etag_for("about", __version__, base, release, authentication, name)
+    answer = http.not_modified(app, etag) or http.respond(app, _about(base, release, authentication, name), "application/json", etag)
     return auth.with_csrf_cookie(answer)
 
 

@@ -75,6 +75,9 @@ def click(page: Any, selector: str, path: str, view: str = "") -> None:
 def test_the_root_lists_what_the_api_lists_and_a_walk_reaches_an_array(page: Any, served_demo: Served) -> None:  # noqa: F811
     open_view(page)
     assert listed(page) == children(served_demo.url, "")
+    # the catalog's name (pipeline.yml's, through about's meta) names the page and its root
+    assert api(served_demo.url, "")["meta"]["name"] == "demo-beamline"
+    assert page.locator("#brand").inner_text() == "demo-beamline" == page.locator(".crumbs li").first.inner_text()
     screenshot(page, "root")
     for path in ("scans", "scans/scan_0001", "scans/scan_0001/entry", "scans/scan_0001/entry/data"):
         click(page, f"table.children a[href='#/{path}']", path, "")
