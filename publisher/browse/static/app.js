@@ -114,6 +114,11 @@ function prefetch(path, params) {
     const children = () => firstPage(api, path, params).catch(() => {});
     if (!path) children();
     else pending.then((node) => node.attributes.structure_family === 'container' && children()).catch(() => {});
+  } else if (params.get('view') === 'search') { // a search link: its module, style and first page at once
+    style(STYLES.search);
+    const results = (scope) => import('./search.js').then((search) => search.resultsPage(api, scope, params)).catch(() => {});
+    if (!path) results('');
+    else pending.then((node) => node.attributes.structure_family === 'container' && results(path)).catch(() => {});
   }
   return pending;
 }
