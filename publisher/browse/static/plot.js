@@ -17,7 +17,9 @@ export function ticks(lo, hi, count = 5) {
   if (lo === hi) return [lo];
   const raw = (hi - lo) / Math.max(count, 1);
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((x) => raw <= x) || 10 * power;
+  const span = hi - lo;
+  const step = [1, 2, 5, 10].map((m) => m * power)
+    .reduce((best, x) => (Math.abs(span / x - count) < Math.abs(span / best - count) ? x : best));
   const out = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
   return out;

@@ -1,0 +1,295 @@
+// Preview of an array: an image of the last two dimensions (coloured by the server's PNG
+// serializer) with a slider per leading dimension, colormap, linear/log, min/max and zoom; a line
+// plot for 1-D numbers; the values as text for scalars and strings. Every change is written to
+// the address bar (ctx.update) so the view is a deep link, and read back from it on render.
+import { errorBox } from './app.js';
+import { h, append, fmtInt } from './dom.js';
+import { linePlot } from './plot.js';
+
+/** The colormaps publisher/serializers/colormaps.npz holds (the PNG serializer's choices). */
+export const COLORMAPS = ['gray', 'viridis', 'magma', 'inferno', 'plasma', 'cividis', 'hot', 'jet', 'coolwarm', 'turbo'];
+/** About this many image pixels per side at most: a larger region is asked for with a step. */
+const DISPLAY = 1024;
+/** At most this many points in a line plot (longer arrays are strided). */
+const POINTS = 2000;
+/** At most this many values shown as text. */
+const TEXT_VALUES = 1000;
+const NUMERIC = new Set(['u', 'i', 'f', 'b']);
+
+export async function render(el, ctx) {
+  const { shape = [], data_type: dt } = ctx.node.attributes.structure;
+  if (shape.length >= 2 && NUMERIC.has(dt?.kind)) return imageView(el, ctx);
+  if (shape.length === 1 && NUMERIC.has(dt?.kind)) return plotView(el, ctx);
+  return textView(el, ctx);
+}
+
+// ---- 0-D, strings, dates: the values as JSON text ---------------------------------------------
+
+async function textView(el, ctx) {
+  const shape = ctx.node.attributes.structure.shape || [];
+  const rest = shape.slice(1).reduce((a, b) => a * b, 1);
+  const total = shape.reduce((a, b) => a * b, 1);
+  let slice = null;
+  let note = null;
+  if (shape.length && total > TEXT_VALUES) {
+    const rows = Math.max(1, Math.floor(TEXT_VALUES / rest));
+    slice = `0:${rows}`;
+    note = `The first ${fmtInt(rows)} of ${fmtInt(shape[0])} along ${dimName(ctx, 0)} (download for all).`;
+  }
+  const values = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
+  const text = typeof values === 'string' ? values : JSON.stringify(values, null, shape.length > 1 ? 1 : 0);
+  append(el, h('pre', { class: 'array-text', tabindex: '0', 'aria-label': 'Values' }, text), note && h('p', { class: 'note' }, note));
+}
+
+const dimName = (ctx, i) => (ctx.node.attributes.structure.dims || [])[i] || `dim_${i}`;
+
+// ---- 1-D: a line plot --------------------------------------------------------------------------
+
+async function plotView(el, ctx) {
+  const n = ctx.node.attributes.structure.shape[0];
+  const step = Math.ceil(n / POINTS);
+  const slice = step > 1 ? `::${step}` : null;
+  const ys = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
+  const xs = ys.map((_, i) => i * step);
+  const name = ctx.path.split('/').pop();
+  el.append(
+    h('figure', { class: 'array-plot' },
+      linePlot(ys, { xs, xLabel: `${dimName(ctx, 0)} (index)`, yLabel: name, title: name }),
+      h('figcaption', { class: 'note' }, step > 1
+        ? `Every ${step}th of ${fmtInt(n)} values (${fmtInt(ys.length)} points, slice ::${step}); download for all.`
+        : `All ${fmtInt(n)} values.`)),
+  );
+}
+
+// ---- ≥2-D: an image of the last two dimensions -------------------------------------------------
+
+/** "a:b:c" (any part empty) of a dimension of length n → [start, stop] (the step is recomputed). */
+function parseRange(text, n) {
+  const [a, b] = (text ?? ':').split(':');
+  const at = (v, dflt) => {
+    if (v == null || v.trim() === '') return dflt;
+    const k = parseInt(v, 10);
+    if (!Number.isFinite(k)) return dflt;
+    return Math.min(n, Math.max(0, k < 0 ? k + n : k));
+  };
+  const start = at(a, 0);
+  const stop = at(b, n);
+  return stop - start >= 1 ? [start, stop] : [0, n];
+}
+
+/** The state a deep link names: indices of the leading dims, the region of the last two. */
+function readState(params, shape) {
+  const parts = (params.get('slice') || '').split(',').filter((p, i, all) => all.length > 1 || p !== '');
+  const lead = shape.length - 2;
+  const index = shape.slice(0, lead).map((n, i) => {
+    const k = parseInt(parts[i], 10);
+    return Number.isFinite(k) ? Math.min(n - 1, Math.max(0, k < 0 ? k + n : k)) : 0;
+  });
+  const [h0, w0] = shape.slice(lead);
+  const [y0, y1] = parseRange(parts[lead], h0);
+  const [x0, x1] = parseRange(parts[lead + 1], w0);
+  const num = (k) => (params.get(k) != null && params.get(k) !== '' && Number.isFinite(Number(params.get(k))) ? params.get(k) : '');
+  return {
+    index, y0, y1, x0, x1,
+    cmap: COLORMAPS.includes(params.get('cmap')) ? params.get('cmap') : 'gray',
+    scale: params.get('scale') === 'log' ? 'log' : 'linear',
+    min: num('min'), max: num('max'),
+  };
+}
+
+/** The slice of a state: leading indices, then each region `a:b` (`:` when whole) with a step
+ *  when it is wider than the display. */
+export function sliceText(state, shape) {
+  const lead = shape.length - 2;
+  const [hN, wN] = shape.slice(lead);
+  const step = Math.max(1, Math.ceil(Math.max(state.y1 - state.y0, state.x1 - state.x0) / DISPLAY));
+  const range = (a, b, n) => `${a === 0 && b === n ? '' : `${a}:${b}`}${step > 1 ? `${a === 0 && b === n ? ':' : ''}:${step}` : ''}` || ':';
+  return [...state.index, range(state.y0, state.y1, hN), range(state.x0, state.x1, wN)].join(',');
+}
+
+function imageView(el, ctx) {
+  const { shape } = ctx.node.attributes.structure;
+  const lead = shape.length - 2;
+  const [H, W] = shape.slice(lead);
+  const state = readState(ctx.params, shape);
+  const name = ctx.path.split('/').pop();
+
+  // -- controls
+  const sliders = state.index.map((value, i) => {
+    const out = h('output', { class: 'dim-index' }, String(value));
+    const input = h('input', {
+      type: 'range', min: '0', max: String(shape[i] - 1), step: '1', value: String(value),
+      'aria-valuetext': `${dimName(ctx, i)} ${value} of ${shape[i] - 1}`,
+      oninput: () => {
+        state.index[i] = Number(input.value);
+        out.textContent = input.value;
+        input.setAttribute('aria-valuetext', `${dimName(ctx, i)} ${input.value} of ${shape[i] - 1}`);
+        changed(80);
+      },
+    });
+    return h('label', { class: 'dim' }, h('span', { class: 'dim-name' }, `${dimName(ctx, i)}`), input,
+      out, h('span', { class: 'dim-of' }, ` / ${shape[i] - 1}`));
+  });
+  const cmap = h('select', { onchange: () => { state.cmap = cmap.value; changed(); } },
+    COLORMAPS.map((c) => h('option', { value: c, selected: c === state.cmap }, c)));
+  const scale = h('select', { onchange: () => { state.scale = scale.value; changed(); } },
+    ['linear', 'log'].map((s) => h('option', { value: s, selected: s === state.scale }, s)));
+  const range = (key) => h('input', {
+    type: 'number', step: 'any', class: 'range-input', value: state[key],
+    onchange: () => { // a bound typed: both are sent (the other as shown, the automatic one or typed)
+      state.min = lo.value.trim();
+      state.max = hi.value.trim();
+      if (state.min === '' || state.max === '') { state.min = ''; state.max = ''; }
+      changed();
+    },
+  });
+  const lo = range('min');
+  const hi = range('max');
+  const auto = h('button', { type: 'button', class: 'secondary', onclick: () => { state.min = ''; state.max = ''; changed(); } }, 'Automatic range');
+  const rangeNote = h('span', { class: 'note range-note', 'aria-live': 'polite' });
+  const zoomBy = (f) => () => zoom(f);
+  const buttons = h('div', { class: 'zoom', role: 'group', 'aria-label': 'Zoom' },
+    h('button', { type: 'button', class: 'secondary', onclick: zoomBy(0.5) }, 'Zoom in ×2'),
+    h('button', { type: 'button', class: 'secondary', onclick: zoomBy(2) }, 'Zoom out'),
+    h('button', { type: 'button', class: 'secondary', onclick: () => { Object.assign(state, { y0: 0, y1: H, x0: 0, x1: W }); changed(); } }, 'Reset zoom'));
+  const sliceOut = h('code', { class: 'slice-text' });
+  const status = h('p', { class: 'status', role: 'status', 'aria-live': 'polite' });
+  const problem = h('div', { class: 'array-error' });
+
+  // -- the image, and a rectangle dragged over it to zoom
+  const img = h('img', { class: 'array-image', alt: '', draggable: 'false' });
+  const box = h('div', { class: 'zoom-box', hidden: true });
+  const frame = h('div', { class: 'array-frame' }, img, box);
+  el.append(
+    h('div', { class: 'array-controls' },
+      sliders.length ? h('fieldset', { class: 'dims' }, h('legend', {}, 'Position'), sliders) : null,
+      h('fieldset', { class: 'look' }, h('legend', {}, 'Colour'),
+        h('label', {}, 'Colormap ', cmap), h('label', {}, 'Scale ', scale),
+        h('label', {}, 'Min ', lo), h('label', {}, 'Max ', hi), auto, rangeNote),
+      h('fieldset', { class: 'view' }, h('legend', {}, 'Region'), buttons,
+        h('p', { class: 'slice-line' }, 'Slice ', sliceOut, ' ', h('span', { class: 'note' }, `of ${shape.join(' × ')} (drag on the image to zoom)`)))),
+    problem, status, frame,
+  );
+
+  function zoom(factor) {
+    const cy = (state.y0 + state.y1) / 2;
+    const cx = (state.x0 + state.x1) / 2;
+    const hh = Math.max(2, Math.min(H, Math.round((state.y1 - state.y0) * factor)));
+    const ww = Math.max(2, Math.min(W, Math.round((state.x1 - state.x0) * factor)));
+    setRegion(cy - hh / 2, cx - ww / 2, hh, ww);
+  }
+
+  function setRegion(top, left, hh, ww) {
+    const clampStart = (s, len, n) => Math.min(n - len, Math.max(0, Math.round(s)));
+    state.y0 = clampStart(top, hh, H);
+    state.y1 = state.y0 + hh;
+    state.x0 = clampStart(left, ww, W);
+    state.x1 = state.x0 + ww;
+    changed();
+  }
+
+  let drag = null;
+  const at = (event) => {
+    const r = img.getBoundingClientRect();
+    return [Math.min(r.width, Math.max(0, event.clientX - r.left)), Math.min(r.height, Math.max(0, event.clientY - r.top)), r];
+  };
+  img.addEventListener('pointerdown', (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    img.setPointerCapture(event.pointerId);
+    const [x, y] = at(event);
+    drag = { x, y };
+  });
+  img.addEventListener('pointermove', (event) => {
+    if (!drag) return;
+    const [x, y] = at(event);
+    box.hidden = false;
+    box.style.left = `${img.offsetLeft + Math.min(x, drag.x)}px`;
+    box.style.top = `${img.offsetTop + Math.min(y, drag.y)}px`;
+    box.style.width = `${Math.abs(x - drag.x)}px`;
+    box.style.height = `${Math.abs(y - drag.y)}px`;
+  });
+  const endDrag = (event) => {
+    if (!drag) return;
+    const [x, y, r] = at(event);
+    const start = drag;
+    drag = null;
+    box.hidden = true;
+    if (Math.abs(x - start.x) < 4 || Math.abs(y - start.y) < 4 || !r.width || !r.height) return; // a click, not a rectangle
+    const sy = (state.y1 - state.y0) / r.height;
+    const sx = (state.x1 - state.x0) / r.width;
+    const top = state.y0 + Math.min(y, start.y) * sy;
+    const left = state.x0 + Math.min(x, start.x) * sx;
+    setRegion(top, left, Math.max(2, Math.round(Math.abs(y - start.y) * sy)), Math.max(2, Math.round(Math.abs(x - start.x) * sx)));
+  };
+  img.addEventListener('pointerup', endDrag);
+  img.addEventListener('pointercancel', () => { drag = null; box.hidden = true; });
+
+  // -- loading: the newest request wins; a slider being dragged waits a little before asking
+  let generation = 0;
+  let timer = null;
+  let controller = null;
+  let shown = null; // the object URL on screen
+
+  function changed(wait = 0) {
+    clearTimeout(timer);
+    const slice = sliceText(state, shape);
+    sliceOut.textContent = slice;
+    ctx.update({
+      slice, cmap: state.cmap === 'gray' ? null : state.cmap, scale: state.scale === 'log' ? 'log' : null,
+      min: state.min || null, max: state.max || null,
+    });
+    if (wait) timer = setTimeout(load, wait);
+    else load();
+  }
+
+  async function load() {
+    const mine = ++generation;
+    controller?.abort();
+    controller = new AbortController();
+    const slice = sliceText(state, shape);
+    sliceOut.textContent = slice;
+    const query = { format: 'image/png', slice, colormap: state.cmap, scale: state.scale === 'log' ? 'log' : null };
+    if (state.min !== '' && state.max !== '') query.rescale = `${state.min},${state.max}`;
+    frame.classList.add('busy');
+    el.setAttribute('aria-busy', 'true');
+    status.textContent = `Loading slice ${slice}…`;
+    try {
+      const response = await ctx.api.fetch(ctx.api.url('array/full', ctx.path, query), { signal: controller.signal });
+      const blob = await response.blob();
+      if (mine !== generation) return;
+      const used = (response.headers.get('X-Skyshelf-Rescale') || '').split(',');
+      const url = URL.createObjectURL(blob);
+      const probe = new Image();
+      probe.src = url;
+      await probe.decode().catch(() => {});
+      if (mine !== generation || !el.isConnected) { URL.revokeObjectURL(url); return; }
+      img.src = url;
+      if (shown) URL.revokeObjectURL(shown);
+      shown = url;
+      if (probe.naturalHeight) img.style.setProperty('--ratio', String(probe.naturalWidth / probe.naturalHeight));
+      img.alt = `${name}, slice ${slice}, ${state.cmap} colormap, ${state.scale} scale`;
+      img.dataset.slice = slice;
+      if (used.length === 2) {
+        const fmt = (v) => String(Number(Number(v).toPrecision(6)));
+        if (state.min === '') lo.value = fmt(used[0]);
+        if (state.max === '') hi.value = fmt(used[1]);
+        rangeNote.textContent = state.min === '' ? `automatic (${fmt(used[0])} to ${fmt(used[1])})` : 'as typed';
+      }
+      problem.replaceChildren();
+      status.textContent = `Slice ${slice}: ${probe.naturalWidth} × ${probe.naturalHeight} pixels`;
+    } catch (error) {
+      if (mine !== generation) return;
+      problem.replaceChildren(errorBox(error, `the image of slice ${slice}`));
+      status.textContent = '';
+    } finally {
+      if (mine === generation) {
+        frame.classList.remove('busy');
+        el.removeAttribute('aria-busy');
+      }
+    }
+  }
+
+  sliceOut.textContent = sliceText(state, shape);
+  return load();
+}
