@@ -1,0 +1,316 @@
+"""The browse page's array previews (issue 14) in a real chromium: the image shown is the PNG the
+API answers for the slice the sliders name, zoom asks for the region (buttons and a dragged
+rectangle), log scale and min/max reach the request (a bad min shows the server's detail), a deep
+link restores the controls, 1-D arrays plot every point (or a stated stride), scalars and strings
+show as text, and it all fits a phone."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .browser import (Served, assert_no_errors, browser, open_view, page_for, screenshot,  # noqa: F401
+                      served_demo, wait_ready)
+from .conftest import ROOT, run_build
+from .servers import publish_serve
+
+DATA = "scans/scan_0001/entry/data/data"  # 12 × 256 × 256 uint16, dims th, dim_1, dim_2
+TH = "scans/scan_0001/entry/data/th"  # 12 float64
+SST = "climate/sst/sst"  # 6 × 18 × 36 float64
+COLORMAP_FILE = ROOT / "publisher" / "serializers" / "colormaps.npz"
+
+
+def api_png(base: str, path: str, **query: str) -> tuple[np.ndarray, dict[str, str]]:
+    """The pixels and headers the API answers for a PNG of ``path`` with ``query``."""
+    q = urllib.parse.urlencode({"format": "image/png", **query})
+    with urllib.request.urlopen(f"{base}/api/v1/array/full/{path}?{q}") as answer:
+        return pixels(answer.read()), dict(answer.headers)
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(url).query).items()}
+
+
+def hash_params(page: Any) -> dict[str, str]:
+    fragment = urllib.parse.urlparse(page.url).fragment
+    return {k: v[0] for k, v in urllib.parse.parse_qs(fragment.partition("?")[2]).items()}
+
+
+def is_png(path: str, slice_: str | None = None) -> Any:
+    """A predicate for ``expect_response``: the PNG of ``path`` (with that slice, when given)."""
+    def match(response: Any) -> bool:
+        url = response.url
+        if f"/array/full/{path}?" not in url or query_of(url).get("format") != "image/png":
+            return False
+        return slice_ is None or query_of(url).get("slice") == slice_
+    return match
+
+
+def shown_pixels(page: Any) -> np.ndarray:
+    """The pixels of the image on screen, read back through a canvas (RGBA)."""
+    data = page.evaluate("""() => {
+        const img = document.querySelector('img.array-image');
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth;
+        canvas.height = img.naturalHeight;
+        const c = canvas.getContext('2d');
+        c.drawImage(img, 0, 0);
+        return [img.naturalHeight, img.naturalWidth, Array.from(c.getImageData(0, 0, canvas.width, canvas.height).data)];
+    }""")
+    return np.array(data[2], dtype=np.uint8).reshape(data[0], data[1], 4)
+
+
+def same_image(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal pixels (colour where opaque; a transparent pixel's colour is not kept by a canvas)."""
+    return a.shape == b.shape and bool((a[..., 3] == b[..., 3]).all() and (a[a[..., 3] > 0] == b[b[..., 3] > 0]).all())
+
+
+def wait_image(page: Any, slice_: str) -> None:
+    page.wait_for_function("s => { const i = document.querySelector('img.array-image');"
+                           " return i && i.dataset.slice === s && !document.querySelector('#view[aria-busy]'); }",
+                           arg=slice_, timeout=20_000)
+
+
+@pytest.fixture
+def page(browser: Any, served_demo: Served) -> Iterator[Any]:  # noqa: F811
+    one = page_for(browser, served_demo.url)
+    yield one
+    one.context.close()
+
+
+@pytest.fixture(scope="module")
+def long_arrays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A catalog with arrays larger than the page shows at once: ``long`` (5000 values, a NaN
+    gap), ``tall`` (3000 × 40), ``names`` (1500 strings)."""
+    import h5py
+
+    folder = tmp_path_factory.mktemp("browse-array-long")
+    with h5py.File(folder / "big.h5", "w") as f:
+        long = np.sin(np.arange(5000) / 100.0)
+        long[30:36] = np.nan
+        f.create_dataset("long", data=long)
+        f.create_dataset("tall", data=np.arange(3000 * 40, dtype="f4").reshape(3000, 40))
+        f.create_dataset("names", data=np.array([f"n{i}" for i in range(1500)], dtype=h5py.string_dtype()))
+    published = run_build(folder, {"sources": [{"path": str(folder / "big.h5"), "into": "big"}]})
+    with publish_serve(published.store.url, cwd=ROOT) as url:
+        yield url
+
+
+def test_slider_by_keyboard_shows_that_slice(page: Any, served_demo: Served) -> None:  # noqa: F811
+    with page.expect_response(is_png(DATA, "0,:,:")) as first:
+        open_view(page, DATA)
+    wait_image(page, "0,:,:")
+    assert (pixels(first.value.body()) == api_png(served_demo.url, DATA, slice="0,:,:", colormap="gray")[0]).all()
+    # min/max show the range the server used for the automatic scaling
+    lo, hi = api_png(served_demo.url, DATA, slice="0,:,:")[1]["x-skyshelf-rescale"].split(",")
+    assert float(page.get_by_label("Min").input_value()) == pytest.approx(float(lo))
+    assert float(page.get_by_label("Max").input_value()) == pytest.approx(float(hi))
+
+    slider = page.get_by_role("slider")
+    slider.focus()
+    with page.expect_response(is_png(DATA, "3,:,:")) as third:
+        for _ in range(3):
+            slider.press("ArrowRight")
+    wait_image(page, "3,:,:")
+    expected = api_png(served_demo.url, DATA, slice="3,:,:", colormap="gray")[0]
+    assert (pixels(third.value.body()) == expected).all()
+    assert same_image(shown_pixels(page), expected)  # the image on screen, not an older one
+    assert not (expected == api_png(served_demo.url, DATA, slice="0,:,:", colormap="gray")[0]).all()
+    assert hash_params(page)["slice"] == "3,:,:"
+    assert page.locator(".dim output").inner_text() == "3"
+    assert "th" in page.locator("label.dim").inner_text()
+    assert page.locator(".slice-text").inner_text() == "3,:,:"
+
+    # a fast run of keys ends on the last slice's image (the newest request wins)
+    for _ in range(8):
+        slider.press("ArrowRight")
+    wait_image(page, "11,:,:")
+    assert same_image(shown_pixels(page), api_png(served_demo.url, DATA, slice="11,:,:", colormap="gray")[0])
+    screenshot(page, "array-preview")
+    assert_no_errors(page)
+
+
+def test_zoom_by_buttons_and_by_drag(page: Any) -> None:
+    open_view(page, DATA, params={"slice": "2,:,:"})
+    wait_image(page, "2,:,:")
+    with page.expect_response(is_png(DATA)) as zoomed:
+        page.get_by_role("button", name="Zoom in ×2").press("Enter")  # by keyboard
+    assert query_of(zoomed.value.url)["slice"] == "2,64:192,64:192"
+    wait_image(page, "2,64:192,64:192")
+    assert hash_params(page)["slice"] == "2,64:192,64:192"
+    with page.expect_response(is_png(DATA)) as out:
+        page.get_by_role("button", name="Zoom out").click()
+    assert query_of(out.value.url)["slice"] == "2,:,:"
+    wait_image(page, "2,:,:")
+
+    # a rectangle dragged from a quarter of the way in to the middle of the image
+    box = page.locator("img.array-image").bounding_box()
+    x, y, w, hgt = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + w / 4, y + hgt / 4)
+    page.mouse.down()
+    page.mouse.move(x + w * 0.4, y + hgt * 0.4)
+    page.mouse.move(x + w * 3 / 4, y + hgt / 2)
+    with page.expect_response(is_png(DATA)) as dragged:
+        page.mouse.up()
+    index, rows, cols = query_of(dragged.value.url)["slice"].split(",")
+    assert index == "2"
+    (r0, r1), (c0, c1) = (map(int, rows.split(":")), map(int, cols.split(":")))
+    for got, want in ((r0, 64), (r1, 128), (c0, 64), (c1, 192)):
+        assert abs(got - want) <= 2, (rows, cols)
+    wait_image(page, f"2,{rows},{cols}")
+    shown = shown_pixels(page)
+    assert shown.shape[:2] == (r1 - r0, c1 - c0)  # a new slice of the region, not a scaled bitmap
+
+    with page.expect_response(is_png(DATA, "2,:,:")):
+        page.get_by_role("button", name="Reset zoom").click()
+    assert_no_errors(page)
+
+
+def test_large_region_is_asked_for_with_a_step(browser: Any, long_arrays: str) -> None:  # noqa: F811
+    page = page_for(browser, long_arrays)
+    with page.expect_response(is_png("big/big/tall")) as first:
+        open_view(page, "big/big/tall")
+    assert query_of(first.value.url)["slice"] == "::3,::3"  # 3000 rows: one in 3 to stay near 1024 pixels
+    assert pixels(first.value.body()).shape[:2] == (1000, 14)
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_colormap_log_scale_and_min_max(page: Any, served_demo: Served) -> None:  # noqa: F811
+    open_view(page, SST)
+    wait_image(page, "0,:,:")
+    # the select offers exactly the colormaps the server knows (its 400 lists them)
+    try:
+        urllib.request.urlopen(f"{served_demo.url}/api/v1/array/full/{SST}?format=image/png&colormap=nope")
+        raise AssertionError("an unknown colormap was accepted")
+    except urllib.error.HTTPError as error:
+        known = json.loads(error.read())["detail"]
+    options = page.get_by_label("Colormap").locator("option").all_inner_texts()
+    assert sorted(options) == sorted(re.findall(r"'(\w+)'", known.split("choose one of")[1]))
+
+    with page.expect_response(is_png(SST)) as coloured:
+        page.get_by_label("Colormap").select_option("magma")
+    assert query_of(coloured.value.url)["colormap"] == "magma"
+    with page.expect_response(is_png(SST)) as logged:
+        page.get_by_label("Scale").select_option("log")
+    assert query_of(logged.value.url)["scale"] == "log"
+    assert "rescale" not in query_of(logged.value.url)  # automatic range until one is typed
+    wait_image(page, "0,:,:")
+    assert same_image(shown_pixels(page), api_png(served_demo.url, SST, slice="0,:,:", colormap="magma", scale="log")[0])
+
+    with page.expect_response(is_png(SST)) as one_bound:  # the other bound stays as shown (automatic)
+        page.get_by_label("Max").fill("25")
+        page.get_by_label("Max").press("Enter")
+    automatic_lo = page.get_by_label("Min").input_value()
+    assert query_of(one_bound.value.url)["rescale"] == f"{automatic_lo},25"
+    with page.expect_response(is_png(SST)) as bad:
+        page.get_by_label("Min").fill("0")
+        page.get_by_label("Min").press("Enter")
+    assert bad.value.status == 400
+    assert query_of(bad.value.url)["rescale"] == "0,25"
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "min must be above 0 with scale=log" in alert.inner_text()
+    assert hash_params(page)["min"] == "0" and hash_params(page)["scale"] == "log"
+
+    with page.expect_response(is_png(SST)) as good:
+        page.get_by_label("Min").fill("5")
+        page.get_by_label("Min").press("Enter")
+    assert good.value.status == 200 and query_of(good.value.url)["rescale"] == "5,25"
+    page.wait_for_function("() => !document.querySelector('.array-error [role=alert]')")
+    with page.expect_response(is_png(SST)) as automatic:
+        page.get_by_role("button", name="Automatic range").click()
+    assert "rescale" not in query_of(automatic.value.url)
+    assert "min" not in hash_params(page)
+    assert_no_errors(page, allow=[r"status of 400"])
+
+
+def test_deep_link_restores_the_view(page: Any, served_demo: Served) -> None:  # noqa: F811
+    params = {"slice": "5,10:100,20:200", "cmap": "viridis", "scale": "log", "min": "50", "max": "3000"}
+    with page.expect_response(is_png(DATA)) as first:
+        open_view(page, DATA, params=params)
+    query = query_of(first.value.url)
+    assert (query["slice"], query["colormap"], query["scale"], query["rescale"]) == ("5,10:100,20:200", "viridis", "log", "50,3000")
+    wait_image(page, "5,10:100,20:200")
+    assert page.get_by_role("slider").input_value() == "5"
+    assert page.get_by_label("Colormap").input_value() == "viridis"
+    assert page.get_by_label("Scale").input_value() == "log"
+    assert page.get_by_label("Min").input_value() == "50"
+    assert page.get_by_label("Max").input_value() == "3000"
+    expected = api_png(served_demo.url, DATA, slice="5,10:100,20:200", colormap="viridis", scale="log", rescale="50,3000")[0]
+    assert same_image(shown_pixels(page), expected)
+    # the address after a change is itself a link to the same view
+    page.get_by_role("slider").press("ArrowLeft")
+    wait_image(page, "4,10:100,20:200")
+    assert hash_params(page) == {**params, "slice": "4,10:100,20:200"}
+    assert_no_errors(page)
+
+
+def polyline_points(page: Any) -> int:
+    return int(page.evaluate("""() => [...document.querySelectorAll('.array-plot svg .series polyline')]
+        .reduce((n, p) => n + p.points.numberOfItems, 0)
+        + document.querySelectorAll('.array-plot svg .series circle').length"""))
+
+
+def test_1d_plot_has_every_point(page: Any, served_demo: Served) -> None:  # noqa: F811
+    open_view(page, TH)
+    plot = page.get_by_role("img", name=re.compile("12 points"))
+    assert plot.get_attribute("data-points") == "12"
+    assert polyline_points(page) == 12
+    assert "All 12 values" in page.locator(".array-plot figcaption").inner_text()
+    screenshot(page, "array-1d")
+    assert_no_errors(page)
+
+
+def test_long_1d_is_strided_and_says_so(browser: Any, long_arrays: str) -> None:  # noqa: F811
+    page = page_for(browser, long_arrays)
+    with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as answer:
+        open_view(page, "big/big/long")
+    assert query_of(answer.value.url)["slice"] == "::3"
+    assert len(json.loads(answer.value.body())) == 1667
+    assert polyline_points(page) == 1667 - 2  # values 30..35 are NaN: indices 30 and 33 leave a gap
+    assert page.locator(".array-plot svg .series polyline").count() == 2
+    assert "One value in 3 of 5,000" in page.locator(".array-plot figcaption").inner_text()
+
+    open_view(page, "big/big/names")  # 1500 strings: the first 1000 as text, saying so
+    text = json.loads(page.locator("pre.array-text").inner_text())
+    assert text[:2] == ["n0", "n1"] and len(text) == 1000
+    assert "first 1,000 of 1,500" in page.locator(".note").inner_text()
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_scalars_and_strings_show_as_text(page: Any) -> None:
+    open_view(page, "scans/scan_0001/entry/title")
+    assert page.locator("pre.array-text").inner_text() == "NaCl powder at 300 K"
+    open_view(page, "scans/scan_0001/entry/sample/temperature")
+    assert page.locator("pre.array-text").inner_text() == "300"
+    open_view(page, "climate/sst/time")
+    assert json.loads(page.locator("pre.array-text").inner_text())[0].startswith("2026-01-01")
+    assert_no_errors(page)
+
+
+def test_fits_a_phone(browser: Any, served_demo: Served) -> None:  # noqa: F811
+    page = page_for(browser, served_demo.url, viewport={"width": 390, "height": 844})
+    open_view(page, SST, params={"cmap": "viridis"})
+    wait_image(page, "0,:,:")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.locator("img.array-image").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["width"] > 300
+    screenshot(page, "array-phone")
+    assert_no_errors(page)
+    page.context.close()
