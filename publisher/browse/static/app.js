@@ -23,7 +23,7 @@ const MODULES = {
 
 /** Style sheets a view needs beyond app.css, fetched with its module rather than on the first
  *  paint of every page (the root view's budget is 300 ms; a request fewer on its path counts). */
-const STYLES = { search: 'search.css', download: 'table.css', code: 'table.css', preview: { array: 'array.css', table: 'table.css' } };
+const STYLES = { search: 'search.css', download: 'download.css', code: 'download.css', preview: { array: 'array.css', table: 'table.css' } };
 const sheets = new Map();
 
 function style(file) {
