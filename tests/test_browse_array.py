@@ -140,6 +140,17 @@ def test_slider_by_keyboard_shows_that_slice(page: Any, served_demo: Served) -> 
         slider.press("ArrowRight")
     wait_image(page, "11,:,:")
     assert same_image(shown_pixels(page), api_png(served_demo.url, DATA, slice="11,:,:", colormap="gray")[0])
+
+    # dragged by the mouse across every index: it ends on the index where it was let go
+    box = slider.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    for i in range(10, -1, -1):
+        page.mouse.move(box["x"] + 2 + (box["width"] - 4) * i / 11, box["y"] + box["height"] / 2)
+    page.mouse.up()
+    wait_image(page, "0,:,:")
+    assert same_image(shown_pixels(page), api_png(served_demo.url, DATA, slice="0,:,:", colormap="gray")[0])
+    assert hash_params(page)["slice"] == "0,:,:"
     screenshot(page, "array-preview")
     assert_no_errors(page)
 

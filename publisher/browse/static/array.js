@@ -18,6 +18,7 @@ const NUMERIC = new Set(['u', 'i', 'f', 'b']);
 
 export async function render(el, ctx) {
   const { shape = [], data_type: dt } = ctx.node.attributes.structure;
+  if (shape.includes(0)) { el.append(h('p', { class: 'empty' }, `This array is empty (${shape.join(' × ')}).`)); return undefined; }
   if (shape.length >= 2 && NUMERIC.has(dt?.kind)) return imageView(el, ctx);
   if (shape.length === 1 && NUMERIC.has(dt?.kind)) return plotView(el, ctx);
   return textView(el, ctx);
@@ -124,8 +125,11 @@ function imageView(el, ctx) {
         state.index[i] = Number(input.value);
         out.textContent = input.value;
         input.setAttribute('aria-valuetext', `${dimName(ctx, i)} ${input.value} of ${shape[i] - 1}`);
-        changed(80);
+        changed(input.dataset.dragging ? 80 : 0); // a drag passes many indices: ask when it rests
       },
+      onpointerdown: () => { input.dataset.dragging = '1'; },
+      onpointerup: () => { delete input.dataset.dragging; },
+      onpointercancel: () => { delete input.dataset.dragging; },
     });
     return h('label', { class: 'dim' }, h('span', { class: 'dim-name' }, `${dimName(ctx, i)}`), input,
       out, h('span', { class: 'dim-of' }, ` / ${shape[i] - 1}`));
