@@ -163,6 +163,17 @@ def test_zoom_by_buttons_and_by_drag(page: Any) -> None:
     assert query_of(zoomed.value.url)["slice"] == "2,64:192,64:192"
     wait_image(page, "2,64:192,64:192")
     assert hash_params(page)["slice"] == "2,64:192,64:192"
+    with page.expect_response(is_png(DATA)) as panned:
+        page.get_by_role("button", name="Pan right").click()
+    assert query_of(panned.value.url)["slice"] == "2,64:192,128:256"
+    with page.expect_response(is_png(DATA)) as edge:  # at the right edge: it stays inside the array
+        page.get_by_role("button", name="Pan right").click()
+    assert query_of(edge.value.url)["slice"] == "2,64:192,128:256"
+    with page.expect_response(is_png(DATA)) as keyed:
+        page.locator("img.array-image").focus()
+        page.keyboard.press("ArrowUp")
+    assert query_of(keyed.value.url)["slice"] == "2,0:128,128:256"
+    wait_image(page, "2,0:128,128:256")
     with page.expect_response(is_png(DATA)) as out:
         page.get_by_role("button", name="Zoom out").click()
     assert query_of(out.value.url)["slice"] == "2,:,:"
@@ -268,6 +279,25 @@ def test_deep_link_restores_the_view(page: Any, served_demo: Served) -> None:  #
     page.get_by_role("slider").press("ArrowLeft")
     wait_image(page, "4,10:100,20:200")
     assert hash_params(page) == {**params, "slice": "4,10:100,20:200"}
+    assert_no_errors(page)
+
+
+def test_colour_bar_is_the_colormaps(page: Any) -> None:
+    """array.js's colour-bar stops are colormaps.npz's (16 evenly spaced entries of each), and the
+    bar under the image shows the colormap and range of the image on screen."""
+    source = (ROOT / "publisher" / "browse" / "static" / "array.js").read_text()
+    stops = dict(re.findall(r"^  (\w+): '([0-9a-f]+)',$", source, flags=re.M))
+    with np.load(COLORMAP_FILE) as maps:
+        assert sorted(stops) == sorted(maps.files)
+        for name in maps.files:
+            want = maps[name][np.linspace(0, 255, 16).round().astype(int)]
+            assert bytes.fromhex(stops[name]) == want.astype("u1").tobytes(), name
+    open_view(page, DATA, params={"cmap": "hot", "min": "100", "max": "2000"})
+    wait_image(page, "0,:,:")
+    assert page.locator(".bar-lo").inner_text() == "100" and page.locator(".bar-hi").inner_text() == "2000"
+    assert "hot" in page.locator(".colorbar-labels").inner_text()
+    background = page.locator(".colorbar").evaluate("e => getComputedStyle(e).backgroundImage")
+    assert background.startswith("linear-gradient") and "rgb(11, 0, 0)" in background  # hot's first stop
     assert_no_errors(page)
 
 

@@ -6,8 +6,21 @@ import { errorBox } from './app.js';
 import { h, append, fmtInt } from './dom.js';
 import { linePlot } from './plot.js';
 
-/** The colormaps publisher/serializers/colormaps.npz holds (the PNG serializer's choices). */
-export const COLORMAPS = ['gray', 'viridis', 'magma', 'inferno', 'plasma', 'cividis', 'hot', 'jet', 'coolwarm', 'turbo'];
+/** Each colormap as 16 evenly spaced stops (RRGGBB each, from colormaps.npz; a test checks them),
+ *  for the colour bar under the image. */
+export const GRADIENTS = {
+  gray: '000000111111222222333333444444555555666666777777888888999999aaaaaabbbbbbccccccddddddeeeeeeffffff',
+  viridis: '440154481a6c472f7d41448739568c31688e2a788e23888e1f988b22a88435b77954c5687ad151a5db36d2e21bfde725',
+  magma: '0000040b092420114b3b0f7057157e721f818c2981a8327dc43c75de4968f1605dfa7f5efe9f6dfebf84fddea0fcfdbf',
+  inferno: '0000040c0826240c4f420a685d126e781c6d932667ae305cc73e4cdd513aed6925f8850ffca50afac62df2e661fcffa4',
+  plasma: '0d08873305975002a26a00a88405a79c179eb12a90c33d80d35171e16462ed7953f68f44fca636fec029f9dc24f0f921',
+  cividis: '00224e002e6c1e3a6f35456c47516c575d6d666970757575848279948e77a59c74b7a96ec8b866dbc75aeed649fee838',
+  hot: '0b0000370000640000900000bd0000ea0000ff1700ff4400ff7100ff9d00ffca00fff600ffff36ffff79ffffbcffffff',
+  jet: '0000800000cd0008ff004cff0090ff00d4ff29ffce60ff9797ff60ceff29ffe600ffa700ff6800ff2900cd0000800000',
+  coolwarm: '3b4cc04f69d96485ec7b9ff993b5feaac7fdc0d4f5d4dbe6e5d8d1f2cbb7f7b89cf5a081ee8468e0654fcc403ab40426',
+  turbo: '30123b4143a74771e93e9bfe22c5e21ae4b646f88488ff4eb9f635e1dd37faba39fd8d27f05b12d63506af18017a0403',
+};
+export const COLORMAPS = Object.keys(GRADIENTS);
 /** About this many image pixels per side at most: a larger region is asked for with a step. */
 const DISPLAY = 1024;
 /** At most this many points in a line plot (longer arrays are strided). */
@@ -152,6 +165,11 @@ function imageView(el, ctx) {
   const auto = h('button', { type: 'button', class: 'secondary', onclick: () => { state.min = ''; state.max = ''; changed(); } }, 'Automatic range');
   const rangeNote = h('span', { class: 'note range-note', 'aria-live': 'polite' });
   const zoomBy = (f) => () => zoom(f);
+  const pan = (dy, dx) => () => setRegion(state.y0 + (dy * (state.y1 - state.y0)) / 2, state.x0 + (dx * (state.x1 - state.x0)) / 2,
+    state.y1 - state.y0, state.x1 - state.x0);
+  const panButtons = h('div', { class: 'zoom pan', role: 'group', 'aria-label': 'Pan' },
+    [['←', 'Pan left', 0, -1], ['↑', 'Pan up', -1, 0], ['↓', 'Pan down', 1, 0], ['→', 'Pan right', 0, 1]].map(([text, label, dy, dx]) =>
+      h('button', { type: 'button', class: 'secondary', 'aria-label': label, title: label, onclick: pan(dy, dx) }, text)));
   const buttons = h('div', { class: 'zoom', role: 'group', 'aria-label': 'Zoom' },
     h('button', { type: 'button', class: 'secondary', onclick: zoomBy(0.5) }, 'Zoom in ×2'),
     h('button', { type: 'button', class: 'secondary', onclick: zoomBy(2) }, 'Zoom out'),
@@ -161,19 +179,35 @@ function imageView(el, ctx) {
   const problem = h('div', { class: 'array-error' });
 
   // -- the image, and a rectangle dragged over it to zoom
-  const img = h('img', { class: 'array-image', alt: '', draggable: 'false' });
+  const img = h('img', { class: 'array-image', alt: '', draggable: 'false', tabindex: '0' });
   const box = h('div', { class: 'zoom-box', hidden: true });
   const frame = h('div', { class: 'array-frame' }, img, box);
+  const bar = h('div', { class: 'colorbar' });
+  const barLo = h('span', { class: 'bar-lo' });
+  const barHi = h('span', { class: 'bar-hi' });
+  const barScale = h('span', { class: 'note' });
+  const colorbar = h('div', { class: 'colorbar-box', hidden: true }, bar, h('div', { class: 'colorbar-labels' }, barLo, barScale, barHi));
   el.append(
     h('div', { class: 'array-controls' },
       sliders.length ? h('fieldset', { class: 'dims' }, h('legend', {}, 'Position'), sliders) : null,
       h('fieldset', { class: 'look' }, h('legend', {}, 'Colour'),
         h('label', {}, 'Colormap ', cmap), h('label', {}, 'Scale ', scale),
         h('label', {}, 'Min ', lo), h('label', {}, 'Max ', hi), auto, rangeNote),
-      h('fieldset', { class: 'view' }, h('legend', {}, 'Region'), buttons,
-        h('p', { class: 'slice-line' }, 'Slice ', sliceOut, ' ', h('span', { class: 'note' }, `of ${shape.join(' × ')} (drag on the image to zoom)`)))),
-    problem, status, frame,
+      h('fieldset', { class: 'view' }, h('legend', {}, 'Region'), buttons, panButtons,
+        h('p', { class: 'slice-line' }, 'Slice ', sliceOut, ' ', h('span', { class: 'note' }, `of ${shape.join(' × ')} (drag on the image to zoom; on the focused image, arrows pan and + / − zoom)`)))),
+    problem, status, frame, colorbar,
   );
+
+  /** The colour bar of what is on screen: its colormap, and the range that mapped onto it. */
+  function paintBar(lo, hi) {
+    const hex = GRADIENTS[state.cmap];
+    const stops = hex.match(/.{6}/g).map((c) => `#${c}`);
+    bar.style.background = `linear-gradient(to right, ${stops.join(', ')})`;
+    barLo.textContent = lo;
+    barHi.textContent = hi;
+    barScale.textContent = `${state.cmap}, ${state.scale}`;
+    colorbar.hidden = false;
+  }
 
   function zoom(factor) {
     const cy = (state.y0 + state.y1) / 2;
@@ -227,6 +261,13 @@ function imageView(el, ctx) {
     setRegion(top, left, Math.max(2, Math.round(Math.abs(y - start.y) * sy)), Math.max(2, Math.round(Math.abs(x - start.x) * sx)));
   };
   img.addEventListener('pointerup', endDrag);
+  const KEYS = { ArrowLeft: pan(0, -1), ArrowRight: pan(0, 1), ArrowUp: pan(-1, 0), ArrowDown: pan(1, 0), '+': () => zoom(0.5), '=': () => zoom(0.5), '-': () => zoom(2) };
+  img.addEventListener('keydown', (event) => {
+    const act = !event.altKey && !event.ctrlKey && !event.metaKey && KEYS[event.key];
+    if (!act) return;
+    event.preventDefault();
+    act();
+  });
   img.addEventListener('pointercancel', () => { drag = null; box.hidden = true; });
 
   // -- loading: the newest request wins; a slider being dragged waits a little before asking
@@ -280,6 +321,7 @@ function imageView(el, ctx) {
         if (state.min === '') lo.value = fmt(used[0]);
         if (state.max === '') hi.value = fmt(used[1]);
         rangeNote.textContent = state.min === '' ? `automatic (${fmt(used[0])} to ${fmt(used[1])})` : 'as typed';
+        paintBar(fmt(used[0]), fmt(used[1]));
       }
       problem.replaceChildren();
       status.textContent = `Slice ${slice}: ${probe.naturalWidth} × ${probe.naturalHeight} pixels`;
