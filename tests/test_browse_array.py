@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .browser import (Served, assert_no_errors, browser, open_view, page_for, screenshot,  # noqa: F401
-                      served_demo, wait_ready)
+from .browser import (Served, assert_no_errors, browser, open_view, page_for, ready_count,  # noqa: F401
+                      screenshot, served_demo, served_private, wait_ready)
 from .conftest import ROOT, run_build
 from .servers import publish_serve
 
@@ -30,10 +30,11 @@ SST = "climate/sst/sst"  # 6 × 18 × 36 float64
 COLORMAP_FILE = ROOT / "publisher" / "serializers" / "colormaps.npz"
 
 
-def api_png(base: str, path: str, **query: str) -> tuple[np.ndarray, dict[str, str]]:
-    """The pixels and headers the API answers for a PNG of ``path`` with ``query``."""
+def api_png(base: str, path: str, key: str | None = None, **query: str) -> tuple[np.ndarray, dict[str, str]]:
+    """The pixels and headers the API answers for a PNG of ``path`` with ``query`` (and an API key)."""
     q = urllib.parse.urlencode({"format": "image/png", **query})
-    with urllib.request.urlopen(f"{base}/api/v1/array/full/{path}?{q}") as answer:
+    headers = {"Authorization": f"Apikey {key}"} if key else {}
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/array/full/{path}?{q}", headers=headers)) as answer:
         return pixels(answer.read()), dict(answer.headers)
 
 
@@ -353,5 +354,24 @@ def test_fits_a_phone(browser: Any, served_demo: Served) -> None:  # noqa: F811
     box = page.locator("img.array-image").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["width"] > 300
     screenshot(page, "array-phone")
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_a_private_image_is_fetched_with_the_key(browser: Any, served_private: Served) -> None:  # noqa: F811
+    """An <img src> cannot carry the Authorization header: the page fetches the PNG with it."""
+    page = page_for(browser, served_private.url)
+    open_view(page)
+    before = ready_count(page)
+    page.fill("#apikey-input", served_private.keys["a"])
+    page.locator("#auth button[type=submit]").click()  # "Sign in" (keys are this catalog's only credentials)
+    wait_ready(page, after=before)
+    path = "sec_alpha/sec_alpha_img"
+    with page.expect_request(is_png(path)) as asked:
+        open_view(page, path)
+    assert asked.value.headers.get("authorization") == f"Apikey {served_private.keys['a']}"
+    wait_image(page, ":,:")
+    expected = api_png(served_private.url, path, served_private.keys["a"], slice=":,:", colormap="gray")[0]
+    assert same_image(shown_pixels(page), expected)
     assert_no_errors(page)
     page.context.close()
