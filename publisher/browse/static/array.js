@@ -337,6 +337,15 @@ function imageView(el, ctx) {
     }
   }
 
+  // the view replaced (another tab or node): let the image's bytes go
+  const leave = () => setTimeout(() => {
+    if (el.isConnected) return;
+    window.removeEventListener('hashchange', leave);
+    controller?.abort();
+    if (shown) URL.revokeObjectURL(shown);
+    shown = null;
+  });
+  window.addEventListener('hashchange', leave);
   sliceOut.textContent = sliceText(state, shape);
   return load();
 }
