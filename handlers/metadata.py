@@ -19,7 +19,7 @@ from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
 from publisher.structures import ContainerStructure, TableStructure
 
-from . import auth, browse, common, credentials, http
+from . import auth, browse, common, credentials, data_sources, http
 
 FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
@@ -173,8 +173,16 @@ def metadata() -> Response:
         if column is None:
             raise
         return column
-    return _answer(lambda: {"data": _inlined(catalog, entry, _resource(catalog, entry, base, fields, omit), base), "error": None, "links": None, "meta": {}},
-                   "metadata", catalog.release, path, sorted(params.items()), base)
+    sources = data_sources.wanted(params)
+    return _answer(lambda: {"data": _sourced(_inlined(catalog, entry, _resource(catalog, entry, base, fields, omit), base), entry, base, sources),
+                            "error": None, "links": None, "meta": {}}, "metadata", catalog.release, path, sorted(params.items()), base)
+
+
+def _sourced(res: dict[str, Any], entry: Entry, base: str, wanted: bool) -> dict[str, Any]:
+    """``include_data_sources=true``: the node's published object (:mod:`.data_sources`)."""
+    if wanted:
+        res["attributes"]["data_sources"] = data_sources.data_sources(entry, base)
+    return res
 
 
 def _table_column(catalog: View, path: str, base: str) -> Response | None:
@@ -222,14 +230,15 @@ def search() -> Response:
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
-    queries = filters_from(params)
+    queries, sources = filters_from(params), data_sources.wanted(params)
     if queries or sort.strip("-"):  # a plain page is read through the view (readable children, counted from
         queries = catalog.scoped(queries, children_of=entry)  # child_access): no filter, so no scan of them all
 
     def body() -> dict[str, Any]:
         count, page = search_children(catalog, path, container.count, queries, sort, offset, limit)
         return _page(f"{base}/search/{quote(path, safe='/')}", offset, limit, count,
-                     [_inlined(catalog, e, _resource(catalog, e, base, fields, omit, chosen), base) for e in page])
+                     [_sourced(_inlined(catalog, e, _resource(catalog, e, base, fields, omit, chosen), base), e, base, sources)
+                      for e in page])
 
     return _answer(body, "search", catalog.release, path, sorted(params.items()), base)
 
@@ -266,12 +275,13 @@ def search_deep() -> Response:
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
     max_depth = common.integer(params, "max_depth", 0, 1, 64) or None
     fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
-    queries = catalog.scoped(filters_from(params))
+    queries, sources = catalog.scoped(filters_from(params)), data_sources.wanted(params)
 
     def body() -> dict[str, Any]:
         count, page = search_descendants(catalog, path, queries, max_depth, offset, limit)
         return _page(f"{base}/search-deep/{quote(path, safe='/')}", offset, limit, count,
-                     [_inlined(catalog, e, _resource(catalog, e, base, fields, omit, chosen), base) for e in page])
+                     [_sourced(_inlined(catalog, e, _resource(catalog, e, base, fields, omit, chosen), base), e, base, sources)
+                      for e in page])
 
     return _answer(body, "search-deep", catalog.release, path, sorted(params.items()), base)
 

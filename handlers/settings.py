@@ -31,6 +31,9 @@ class Settings:
     base_url: str | None = None
     #: Where spilled answers of a local store are fetched; unset: the server's own ``/files``.
     files_url: str | None = None
+    #: Where the store's objects are read without the API (a public bucket's ``https://`` URL, the
+    #: deploy sets it): the start of ``data_sources`` addresses. Unset: the store's ``s3://`` URL, or ``files_url``.
+    direct_url: str | None = None
     #: Lambda's synchronous response limit is 6 MB after base64; past this many body bytes we redirect.
     max_body_bytes: int = 4 * 2**20
     #: Seconds an S3 store's catalog is kept before it is read again (a local one is checked per request).
