@@ -318,6 +318,40 @@ def test_1d_plot_has_every_point(page: Any, served_demo: Served) -> None:  # noq
     assert_no_errors(page)
 
 
+def test_line_plot_takes_numbers_dates_or_nothing_as_x(browser: Any, served_demo: Served) -> None:  # noqa: F811
+    """plot.js's linePlot (also table.js's): x as numbers, as date strings (labelled as dates, a
+    date-time without offset taken as UTC wherever the browser is), or the index when x is text;
+    a null y is a gap."""
+    page = page_for(browser, served_demo.url, timezone_id="America/Los_Angeles")
+    open_view(page, TH)
+    drawn = page.evaluate("""async () => {
+        const { linePlot } = await import('/ui/plot.js');
+        const one = (ys, xs) => {
+            const svg = linePlot(ys, { xs, xLabel: 'x', yLabel: 'y' });
+            return { points: svg.dataset.points, label: svg.getAttribute('aria-label'), role: svg.getAttribute('role'),
+                     lines: svg.querySelectorAll('.series polyline').length,
+                     ticks: [...svg.querySelectorAll('text')].map((t) => t.textContent) };
+        };
+        return {
+            numbers: one([1, 4, 9, 16], [10, 20, 30, 40]),
+            dates: one([1, 2, null, 4, 5], ['2026-01-01T00:00:00', '2026-01-02T00:00:00', '2026-01-03T00:00:00',
+                                            '2026-01-04T00:00:00', '2026-01-08T00:00:00']),
+            words: one([3, 1, 2], ['a', 'b', 'c']),
+            times: one([1, 2, 3], ['2026-01-01T10:00:00.000000000', '2026-01-01T10:10:00.000000000', '2026-01-01T10:20:00.000000000']),
+        };
+    }""")
+    assert drawn["numbers"]["points"] == "4" and drawn["numbers"]["role"] == "img"
+    assert "from 10 to 40" in drawn["numbers"]["label"] and "20" in drawn["numbers"]["ticks"]
+    assert drawn["dates"]["points"] == "4" and drawn["dates"]["lines"] == 2  # the null splits the line
+    assert "from 2026-01-01 to 2026-01-08" in drawn["dates"]["label"]
+    assert any(re.fullmatch(r"2026-01-0\d", t) for t in drawn["dates"]["ticks"])
+    assert "from 0 to 2" in drawn["words"]["label"]  # text x: plotted against the index
+    assert "from 2026-01-01 10:00 to 2026-01-01 10:20" in drawn["times"]["label"]  # UTC, not Los Angeles
+    assert "2026-01-01 10:05" in drawn["times"]["ticks"]
+    assert_no_errors(page)
+    page.context.close()
+
+
 def test_long_1d_is_strided_and_says_so(browser: Any, long_arrays: str) -> None:  # noqa: F811
     page = page_for(browser, long_arrays)
     with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as answer:

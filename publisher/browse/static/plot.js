@@ -25,6 +25,22 @@ export function ticks(lo, hi, count = 5) {
   return out;
 }
 
+const SECOND = 1e3;
+const DAY = 86400e3;
+const DATE_STEPS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600].map((k) => k * SECOND)
+  .concat([1, 2, 7, 14, 30, 91, 365, 730, 1826, 3652].map((k) => k * DAY));
+
+/** Ticks of a date axis (epoch ms) at whole seconds, minutes, hours or days (UTC). */
+export function dateTicks(lo, hi, count = 5) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
+  if (lo === hi) return [lo];
+  const span = hi - lo;
+  const step = DATE_STEPS.reduce((best, x) => (Math.abs(span / x - count) < Math.abs(span / best - count) ? x : best));
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(v);
+  return out;
+}
+
 /** 1234567 → "1.23e+6", 0.5 → "0.5": short tick labels. */
 export function fmtNum(v) {
   if (v === 0) return '0';
@@ -42,6 +58,28 @@ function extent(values) {
   return [lo, hi];
 }
 
+/** The x positions: numbers as they are, dates (ISO strings, Date) as epoch ms, anything else
+ *  (or no xs) as the index. `dates` says the axis is labelled with dates. */
+function xValues(xs, n) {
+  const index = { values: Array.from({ length: n }, (_, i) => i), dates: false };
+  if (!xs || xs.length !== n) return index;
+  const all = Array.from(xs);
+  if (all.every((x) => x == null || typeof x === 'number' || typeof x === 'bigint' || (typeof x === 'string' && x.trim() !== '' && Number.isFinite(Number(x))))) {
+    return { values: all.map((x) => (x == null ? NaN : Number(x))), dates: false };
+  }
+  // a date-time without an offset (numpy's datetime64, as the API writes it) is UTC, not local time
+  const parse = (x) => Date.parse(/^\d{4}-\d\d-\d\dT[\d:.]+$/.test(x) ? `${x}Z` : x);
+  const ms = all.map((x) => (x == null ? NaN : x instanceof Date ? x.getTime() : parse(String(x))));
+  return ms.some(Number.isFinite) ? { values: ms, dates: true } : index;
+}
+
+/** A date formatter with the precision the span needs (days, minutes or seconds), in UTC. */
+function fmtDate(lo, hi) {
+  const span = hi - lo;
+  const cut = span >= 5 * 86400e3 ? 10 : span >= 300e3 ? 16 : 19;
+  return (t) => new Date(t).toISOString().slice(0, cut).replace('T', ' ');
+}
+
 /**
  * A line plot of `ys` (numbers; null/NaN leave a gap) against `xs` (numbers, default 0..n-1).
  * Returns an `<svg role="img">` with axes, a few ticks and an aria-label saying what it shows;
@@ -49,12 +87,13 @@ function extent(values) {
  */
 export function linePlot(ys, { xs, xLabel = '', yLabel = '', width = 640, height = 260, title = '' } = {}) {
   const n = ys.length;
-  const xv = (xs && xs.length === n ? Array.from(xs, Number) : Array.from({ length: n }, (_, i) => i));
+  const { values: xv, dates } = xValues(xs, n);
   const yv = Array.from(ys, (v) => (v == null ? NaN : Number(v)));
   const m = { top: title ? 24 : 10, right: 14, bottom: xLabel ? 42 : 26, left: yLabel ? 70 : 56 };
   const w = width - m.left - m.right;
   const ht = height - m.top - m.bottom;
   const [x0, x1] = extent(xv);
+  const fmtX = dates ? fmtDate(x0, x1) : fmtNum;
   const [y0, y1] = extent(yv);
   const X = (x) => m.left + ((x - x0) / (x1 - x0)) * w;
   const Y = (y) => m.top + ht - ((y - y0) / (y1 - y0)) * ht;
@@ -63,7 +102,7 @@ export function linePlot(ys, { xs, xLabel = '', yLabel = '', width = 640, height
   const finite = yv.filter(Number.isFinite).length;
   const label = `${title || 'Line plot'}: ${finite} point${finite === 1 ? '' : 's'}`
     + `${yLabel ? `, ${yLabel}` : ''} from ${fmtNum(y0)} to ${fmtNum(y1)}`
-    + `${xLabel ? ` against ${xLabel}` : ''} from ${fmtNum(x0)} to ${fmtNum(x1)}`;
+    + `${xLabel ? ` against ${xLabel}` : ''} from ${fmtX(x0)} to ${fmtX(x1)}`;
   const svg = s('svg', {
     xmlns: SVG, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label, class: 'plot',
     width, height, 'font-size': 11, 'font-family': 'system-ui, sans-serif', 'data-points': finite,
@@ -74,10 +113,10 @@ export function linePlot(ys, { xs, xLabel = '', yLabel = '', width = 640, height
   const axes = s('g', { stroke: 'currentColor', 'stroke-opacity': 0.5, fill: 'none' });
   axes.append(s('path', { d: `M${m.left},${m.top}V${m.top + ht}H${m.left + w}` }));
   const labels = s('g', { fill: 'currentColor' });
-  for (const t of ticks(x0, x1, Math.max(2, Math.floor(w / 90)))) {
+  for (const t of (dates ? dateTicks : ticks)(x0, x1, Math.max(2, Math.floor(w / (dates ? 130 : 90))))) {
     const x = r(X(t));
     axes.append(s('path', { d: `M${x},${m.top + ht}v5` }));
-    labels.append(s('text', { x, y: m.top + ht + 17, 'text-anchor': 'middle' }, fmtNum(t)));
+    labels.append(s('text', { x, y: m.top + ht + 17, 'text-anchor': 'middle' }, fmtX(t)));
   }
   for (const t of ticks(y0, y1, Math.max(2, Math.floor(ht / 50)))) {
     const y = r(Y(t));
