@@ -96,7 +96,7 @@ def page(browser: Any, served_demo: Served) -> Iterator[Any]:  # noqa: F811
 @pytest.fixture(scope="module")
 def long_arrays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A catalog with arrays larger than the page shows at once: ``long`` (5000 values, a NaN
-    gap), ``tall`` (3000 × 40), ``names`` (1500 strings)."""
+    gap), ``tall`` (3000 × 40), ``thin`` (1 × 3000), ``names`` (1500 strings)."""
     import h5py
 
     folder = tmp_path_factory.mktemp("browse-array-long")
@@ -105,6 +105,7 @@ def long_arrays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         long[30:36] = np.nan
         f.create_dataset("long", data=long)
         f.create_dataset("tall", data=np.arange(3000 * 40, dtype="f4").reshape(3000, 40))
+        f.create_dataset("thin", data=np.arange(3000, dtype="i2").reshape(1, 3000))
         f.create_dataset("names", data=np.array([f"n{i}" for i in range(1500)], dtype=h5py.string_dtype()))
     published = run_build(folder, {"sources": [{"path": str(folder / "big.h5"), "into": "big"}]})
     with publish_serve(published.store.url, cwd=ROOT) as url:
@@ -207,8 +208,19 @@ def test_large_region_is_asked_for_with_a_step(browser: Any, long_arrays: str) -
     page = page_for(browser, long_arrays)
     with page.expect_response(is_png("big/big/tall")) as first:
         open_view(page, "big/big/tall")
-    assert query_of(first.value.url)["slice"] == "::3,::3"  # 3000 rows: one in 3 to stay near 1024 pixels
-    assert pixels(first.value.body()).shape[:2] == (1000, 14)
+    # 3000 rows: one in 3 to stay near 1024 pixels; the 40 columns each side has its own step
+    assert query_of(first.value.url)["slice"] == "::3,:"
+    assert pixels(first.value.body()).shape[:2] == (1000, 40)
+    wait_image(page, "::3,:")
+    box = page.locator("img.array-image").bounding_box()
+    assert box["width"] / box["height"] == pytest.approx(1 / 4, rel=0.05)  # at most 1:4, not a 40:3000 sliver
+    with page.expect_response(is_png("big/big/thin")) as thin:  # one row: zoom keeps it, narrows the columns
+        open_view(page, "big/big/thin")
+    assert query_of(thin.value.url)["slice"] == ":,::3"
+    wait_image(page, ":,::3")
+    with page.expect_response(is_png("big/big/thin")) as zoomed:
+        page.get_by_role("button", name="Zoom in ×2").click()
+    assert query_of(zoomed.value.url)["slice"] == ":,750:2250:2" and zoomed.value.status == 200
     assert_no_errors(page)
     page.context.close()
 

@@ -25,6 +25,8 @@ export const COLORMAPS = Object.keys(GRADIENTS);
 const DISPLAY = 1024;
 /** At most this many points in a line plot (longer arrays are strided). */
 const POINTS = 2000;
+/** The image is shown at most this many times wider than high (or higher than wide). */
+const MAX_RATIO = 4;
 /** At most this many values shown as text. */
 const TEXT_VALUES = 1000;
 const NUMERIC = new Set(['u', 'i', 'f', 'b']);
@@ -112,13 +114,23 @@ function readState(params, shape) {
 }
 
 /** The slice of a state: leading indices, then each region `a:b` (`:` when whole) with a step
- *  when it is wider than the display. */
+ *  when that side is longer than the display. Each side has its own step: one step for both
+ *  would drop whole rows of a 5 × 20000 array (::20 keeps one of its 5 rows). */
 export function sliceText(state, shape) {
   const lead = shape.length - 2;
   const [hN, wN] = shape.slice(lead);
-  const step = Math.max(1, Math.ceil(Math.max(state.y1 - state.y0, state.x1 - state.x0) / DISPLAY));
-  const range = (a, b, n) => `${a === 0 && b === n ? '' : `${a}:${b}`}${step > 1 ? `${a === 0 && b === n ? ':' : ''}:${step}` : ''}` || ':';
+  const range = (a, b, n) => {
+    const step = Math.max(1, Math.ceil((b - a) / DISPLAY));
+    const whole = a === 0 && b === n;
+    return `${whole ? '' : `${a}:${b}`}${step > 1 ? `${whole ? ':' : ''}:${step}` : ''}` || ':';
+  };
   return [...state.index, range(state.y0, state.y1, hN), range(state.x0, state.x1, wN)].join(',');
+}
+
+/** The shape the image is shown with: the region's (its pixels need not be square once each
+ *  side has its own step), at most 1:MAX_RATIO so a 3000 × 40 region is not a sliver. */
+export function shownRatio(state) {
+  return Math.min(MAX_RATIO, Math.max(1 / MAX_RATIO, (state.x1 - state.x0) / (state.y1 - state.y0)));
 }
 
 function imageView(el, ctx) {
@@ -217,7 +229,9 @@ function imageView(el, ctx) {
     setRegion(cy - hh / 2, cx - ww / 2, hh, ww);
   }
 
-  function setRegion(top, left, hh, ww) {
+  function setRegion(top, left, rows, cols) {
+    const hh = Math.min(H, Math.max(1, Math.round(rows)));
+    const ww = Math.min(W, Math.max(1, Math.round(cols)));
     const clampStart = (s, len, n) => Math.min(n - len, Math.max(0, Math.round(s)));
     state.y0 = clampStart(top, hh, H);
     state.y1 = state.y0 + hh;
@@ -313,7 +327,7 @@ function imageView(el, ctx) {
       img.src = url;
       if (shown) URL.revokeObjectURL(shown);
       shown = url;
-      if (probe.naturalHeight) img.style.setProperty('--ratio', String(probe.naturalWidth / probe.naturalHeight));
+      img.style.setProperty('--ratio', String(shownRatio(state)));
       img.alt = `${name}, slice ${slice}, ${state.cmap} colormap, ${state.scale} scale`;
       img.dataset.slice = slice;
       if (used.length === 2) {
