@@ -145,6 +145,11 @@ def snippet(page: Any, title: str) -> str:
     return page.locator(".snippet", has=heading).locator("code").inner_text()
 
 
+def py_strings(code: str) -> list[str]:
+    """The string literals of a Python snippet (it must parse)."""
+    return [n.value for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
 def run_python(code: str) -> dict[str, Any]:
     space: dict[str, Any] = {}
     exec(compile(code, "<snippet>", "exec"), space)  # noqa: S102 - the page's snippet, run as a user would
@@ -161,7 +166,8 @@ def test_the_code_snippets_run_as_they_are(
     assert f'"{DATA}"' in tiled
     np.testing.assert_array_equal(run_python(tiled)["data"], expected)
     zarr_code = snippet(page, "zarr")
-    assert re.search(r'"http://[^"]+/api/v1/zarr/v3/' + DATA + '"', zarr_code)
+    direct = f"{served_demo.url}/files/{served_demo.published.node(DATA)['data_url']}"
+    assert direct in py_strings(zarr_code)  # the node's data source: its published Zarr array
     np.testing.assert_array_equal(run_python(zarr_code)["data"], expected)
     da = run_python(snippet(page, "xarray"))["da"]
     np.testing.assert_array_equal(da.values, published_array(served_demo, DATA)[...])
@@ -220,7 +226,7 @@ def test_a_node_name_with_quotes_is_quoted_in_every_snippet(
                       node: { attributes: { structure_family: family, specs: [{ name: 'xarray_dataset' }] } },
         };
         const index = location.origin + "/files/x/nodes.parquet";
-        return snippets(ctx, { origin: location.origin, direct: null, index })
+        return snippets(ctx, { origin: location.origin, source: null, index })
           .filter((s) => s.querySelector('code'))
           .map((s) => [s.querySelector('h2').textContent, s.querySelector('code').textContent]);
     }""", [ODD, family])
@@ -232,8 +238,7 @@ def test_a_node_name_with_quotes_is_quoted_in_every_snippet(
             assert urllib.parse.unquote(url.path).endswith("/" + ODD)
             assert words[words.index("-o") + 1].startswith("it's \"q\" & $HOME.")
             continue
-        strings = [n.value for n in ast.walk(ast.parse(code))
-                   if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        strings = py_strings(code)
         paths = [urllib.parse.unquote(urllib.parse.urlsplit(s).path) for s in strings]
         wanted = "/odd" if title == "xarray" and family == "array" else "/" + ODD  # xarray: the parent group
         assert ODD in strings or any(p.endswith(wanted) for p in paths), (title, code)
@@ -262,6 +267,9 @@ def test_signed_in_the_download_carries_the_key_and_the_snippets_do_not(
     text = page.inner_text("#view")
     assert key not in text and "<your API key>" in text
     assert "-H 'Authorization: Apikey <your API key>'" in snippet(page, "curl")
+    zarr_code = snippet(page, "zarr")  # a private node's object is not readable at its address: the API's route
+    assert f'zarr.open_array("{served_private.url}/api/v1/zarr/v3/{path}"' in zarr_code
+    assert 'storage_options={"headers": headers}' in zarr_code and "Apikey <your API key>" in zarr_code
     assert_no_errors(page)
     page.context.close()
 
@@ -277,5 +285,40 @@ def test_download_and_code_fit_a_phone(browser: Any, served_demo: Served) -> Non
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.type") == "checkbox"
     screenshot(page, "download-phone")
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_a_chosen_file_name_keeps_its_stem_when_the_format_changes(browser: Any, served_demo: Served) -> None:  # noqa: F811
+    page = page_for(browser, served_demo.url)
+    open_view(page, DATA, "download")
+    page.fill("#dl-name", "frame three.npy")
+    page.select_option("#dl-format", label="CSV")
+    assert page.input_value("#dl-name") == "frame three.csv"
+    assert url_field(page)["filename"] == ["frame three.csv"]
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_the_page_warns_where_publisher_limits_would_refuse(browser: Any, served_demo: Served) -> None:  # noqa: F811
+    """The page's copy of limits.py's factors gives the same build cost as the server's check."""
+    from publisher import limits
+
+    page = page_for(browser, served_demo.url)
+    open_view(page, DATA, "download")
+    types = sorted(set(limits.FACTORS) | set(limits.PER_VALUE))
+    got = page.evaluate("""async (types) => {
+        const { buildCost } = await import('/ui/download.js');
+        const array = { data_type: { kind: 'f', itemsize: 4 } };
+        return types.map((t) => [buildCost('array', array, t, { shape: [1000, 300] }),
+                                 buildCost('table', { row_count: 1000 }, t, { columns: 3 })]);
+    }""", types)
+    for media_type, (array_cost, table_cost) in zip(types, got, strict=True):
+        data = 1000 * 300 * 4
+        assert array_cost == pytest.approx(limits.cost(data, media_type, limits.array_factor(media_type, 4))), media_type
+        if media_type not in limits.PER_VALUE or media_type in limits.FACTORS:
+            assert table_cost == pytest.approx(limits.cost(1000 * 3 * 8, media_type)), media_type
+    warning = page.locator(".download .warning")
+    assert warning.is_hidden()  # 1.5 MB as NPY: nothing to say
     assert_no_errors(page)
     page.context.close()

@@ -65,26 +65,55 @@ export function fileName(path, slice, ext) {
   return `${name.replace(/[/\\]/g, '_')}.${ext}`;
 }
 
-/** Bytes a download should weigh: exact for raw bytes and NPY (plus its 128-byte header),
- *  near for binary table formats, a bound for text and images. null when it cannot be known. */
+const NPY_TYPES = ['application/octet-stream', 'application/x-npy', 'image/tiff'];
+/** A table format's size per byte of its values (rows × columns × 8), plus a fixed overhead,
+ *  measured on the demo's tables: small tables are mostly footer (Parquet), styles (XLSX). */
+const TABLE_SIZE = {
+  'application/x-parquet': [1, 1500, 'at most about the values’ size: Parquet compresses'],
+  'application/vnd.apache.arrow.file': [1.3, 1000, 'about the values’ size'],
+  'text/csv': [3, 0, 'up to about 3 × the values’ size, as text'],
+  'application/json': [3, 0, 'up to about 3 × the values’ size, as text'],
+  'application/json-seq': [6, 0, 'up to about 6 × the values’ size: each row repeats the names'],
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': [2, 5000, 'about 2 × the values’ size'],
+};
+
+/** Bytes a download should weigh, {bytes, how} or null when it cannot be known beforehand:
+ *  exact for raw bytes and NPY (values × item size; NPY adds a 128-byte header), a bound for
+ *  arrays as text and PNG, a measured ratio for table formats. */
 export function estimate(family, structure, type, { shape, columns } = {}) {
   if (family === 'array' || family === 'sparse') {
     const count = shape.reduce((a, b) => a * b, 1);
-    const bytes = count * itemsize(structure.data_type);
-    if (['application/octet-stream', 'application/x-npy', 'image/tiff'].includes(type)) return { bytes, how: 'values × item size' };
-    if (type === 'text/csv') return { bytes: count * textWidth(structure.data_type), how: 'at most, values written as text' };
-    if (type === 'application/json') return { bytes: count * (textWidth(structure.data_type) + 1), how: 'at most, values written as text' };
+    if (NPY_TYPES.includes(type)) return { bytes: count * itemsize(structure.data_type), how: 'values × item size' };
+    const width = textWidth(structure.data_type);
+    if (type === 'text/csv') return { bytes: count * width, how: 'at most: every value written in full' };
+    if (type === 'application/json') return { bytes: count * (width + 1), how: 'at most: every value written in full' };
     if (type === 'image/png') return { bytes: count * 4, how: 'at most: PNG compresses' };
     return null;
   }
-  if (family === 'table') {
-    const bytes = (structure.row_count || 0) * columns * 8;
-    const factor = { 'application/x-parquet': [1, 'at most: Parquet compresses'], 'application/vnd.apache.arrow.file': [1, 'rows × columns × 8 bytes'],
-      'text/csv': [3, 'about 3 × the binary size'], 'application/json': [6, 'about 6 × the binary size'],
-      'application/json-seq': [6, 'about 6 × the binary size'],
-      'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': [2, 'about 2 × the binary size'] }[type];
-    return factor ? { bytes: bytes * factor[0], how: factor[1] } : null;
+  const size = family === 'table' && TABLE_SIZE[type];
+  if (!size) return null;
+  return { bytes: Math.round((structure.row_count || 0) * columns * 8 * size[0] + size[1]), how: size[2] };
+}
+
+/** publisher/limits.py: the server builds a whole answer in memory and refuses one needing more
+ *  than SKYSHELF_MAX_ANSWER_BYTES (512 MiB unless configured); working bytes per data byte
+ *  (FACTORS) and per array value in text and images (PER_VALUE), as measured there. */
+const MAX_ANSWER_BYTES = 512 * 2 ** 20;
+const FACTORS = {
+  'application/vnd.apache.arrow.file': 2, 'application/x-parquet': 2, 'application/octet-stream': 2,
+  'application/x-npy': 2, 'application/x-hdf5': 2, 'image/tiff': 2, 'text/csv': 4, 'application/json': 20,
+  'application/json-seq': 20, 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 25,
+};
+const PER_VALUE = { 'application/json': 96, 'text/csv': 40, 'image/png': 24, 'text/html': 96 };
+
+/** The memory the server needs to build this answer (limits.cost with array_factor), or null. */
+export function buildCost(family, structure, type, { shape, columns } = {}) {
+  if (family === 'array' || family === 'sparse') {
+    const size = itemsize(structure.data_type);
+    const bytes = shape.reduce((a, b) => a * b, 1) * size;
+    return bytes * (type in PER_VALUE ? 1 + PER_VALUE[type] / size : FACTORS[type] ?? 20);
   }
+  if (family === 'table') return (structure.row_count || 0) * columns * 8 * (FACTORS[type] ?? 20);
   return null;
 }
 
@@ -113,94 +142,126 @@ export async function copy(text, target, said) {
   setTimeout(() => { said.textContent = ''; }, 3000);
 }
 
-function radio(name, value, label, checked, onchange) {
+function choice(type, name, value, label, checked, onchange) {
   const id = `dl-${++uid}`;
-  return h('span', { class: 'choice' }, h('input', { type: 'radio', id, name, value, checked, onchange }), h('label', { for: id }, label));
+  return h('span', { class: 'choice' }, h('input', { type, id, name, value, checked, onchange }), h('label', { for: id }, label));
+}
+
+/** The array part of the form: the whole array or an editable slice (kept in the address). */
+function arrayChoice(structure, state, refresh) {
+  const pick = (mode) => () => { state.mode = mode; refresh(); };
+  const slice = h('input', {
+    id: 'dl-slice', type: 'text', value: state.slice, spellcheck: 'false', 'aria-describedby': 'dl-slice-help',
+    placeholder: structure.shape.map(() => ':').join(','),
+    oninput: () => {
+      state.slice = slice.value.trim();
+      state.mode = 'slice';
+      fieldset.querySelector('input[value=slice]').checked = true;
+      refresh();
+    },
+  });
+  const fieldset = h('fieldset', { class: 'what' }, h('legend', {}, 'What'),
+    choice('radio', 'dl-what', 'whole', `The whole array (${fmtShape(structure.shape)})`, state.mode === 'whole', pick('whole')),
+    choice('radio', 'dl-what', 'slice', 'A slice', state.mode === 'slice', pick('slice')),
+    h('div', { class: 'field' }, h('label', { for: 'dl-slice' }, 'Slice'), slice,
+      h('small', { id: 'dl-slice-help' }, 'Per dimension an index or start:stop:step, comma-separated (e.g. 3,0:10,:)')));
+  return fieldset;
+}
+
+/** The table part: a checkbox per column (all = the whole table), with All / None. */
+function columnChoice(structure, columns, chosen, refresh) {
+  const boxes = columns.map((name) => choice('checkbox', null, name, name, chosen.has(name), (e) => {
+    if (e.target.checked) chosen.add(name);
+    else chosen.delete(name);
+    refresh();
+  }));
+  const all = (on) => () => {
+    chosen.clear();
+    if (on) columns.forEach((c) => chosen.add(c));
+    for (const box of boxes) box.querySelector('input').checked = on;
+    refresh();
+  };
+  return h('fieldset', { class: 'what columns' }, h('legend', {}, `Columns (${fmtInt(structure.row_count)} rows)`), boxes,
+    h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: all(true) }, 'All'),
+      h('button', { type: 'button', class: 'secondary', onclick: all(false) }, 'None')));
+}
+
+/** What is wrong with the selection before anything is asked (null: nothing). */
+function selectionProblem(family, type, shape, chosen) {
+  if (shape instanceof Error) return `Slice: ${shape.message}.`;
+  if (shape && type === 'image/png' && !(shape.length === 2 || (shape.length === 3 && [3, 4].includes(shape[2])))) {
+    return `A PNG needs a 2-D selection (this one is ${fmtShape(shape)}): choose a slice such as 0,:,:.`;
+  }
+  if (family === 'table' && !chosen.size) return 'Choose at least one column.';
+  return null;
 }
 
 export async function render(el, ctx) {
   const family = ctx.node.attributes.structure_family;
   const structure = ctx.node.attributes.structure || {};
-  const about = ctx.api.about || {};
-  const offered = (about.formats || {})[family === 'sparse' ? 'array' : family] || [];
-  const aliases = (about.aliases || {})[family === 'sparse' ? 'array' : family] || {};
+  const kind = family === 'sparse' ? 'array' : family;
+  const offered = ctx.api.about?.formats?.[kind] || [];
+  const aliases = ctx.api.about?.aliases?.[kind] || {};
   const types = [...offered].sort((a, b) => (b === PREFERRED[family]) - (a === PREFERRED[family]));
-  if (!types.length) { el.append(h('p', {}, `This server offers no downloads for a ${family}.`)); return; }
-  const state = { type: types[0], mode: ctx.params.get('slice') ? 'slice' : 'whole', slice: ctx.params.get('slice') || '' };
-  const isArray = family === 'array' || family === 'sparse';
-  const columns = family === 'table' ? (structure.columns || []) : [];
-  const chosenParam = (ctx.params.get('columns') || '').split(',').filter((c) => columns.includes(c));
-  const chosen = new Set(chosenParam.length ? chosenParam : columns);
-
-  const select = h('select', { id: 'dl-format', onchange: () => { state.type = select.value; refresh(); } },
-    types.map((t) => h('option', { value: t }, `${(FORMATS[t] || [t])[0]}`)));
-  const parts = [h('div', { class: 'field' }, h('label', { for: 'dl-format' }, 'Format'), select)];
-
-  let sliceInput = null;
-  if (isArray) {
-    sliceInput = h('input', { id: 'dl-slice', type: 'text', value: state.slice, placeholder: structure.shape.map(() => ':').join(','),
-      spellcheck: 'false', 'aria-describedby': 'dl-slice-help',
-      oninput: () => { state.slice = sliceInput.value.trim(); state.mode = 'slice'; whole.querySelector('input[value=slice]').checked = true; refresh(); } });
-    const whole = h('fieldset', { class: 'what' }, h('legend', {}, 'What'),
-      radio('dl-what', 'whole', `The whole array (${fmtShape(structure.shape)})`, state.mode === 'whole', () => { state.mode = 'whole'; refresh(); }),
-      radio('dl-what', 'slice', 'A slice', state.mode === 'slice', () => { state.mode = 'slice'; refresh(); }),
-      h('div', { class: 'field' }, h('label', { for: 'dl-slice' }, 'Slice'), sliceInput,
-        h('small', { id: 'dl-slice-help' }, 'Per dimension an index or start:stop:step, comma-separated (e.g. 3,0:10,:)')));
-    parts.push(whole);
-  } else if (family === 'table') {
-    const boxes = columns.map((name) => {
-      const id = `dl-${++uid}`;
-      return h('span', { class: 'choice' }, h('input', { type: 'checkbox', id, value: name, checked: chosen.has(name),
-        onchange: (e) => { if (e.target.checked) chosen.add(name); else chosen.delete(name); refresh(); } }), h('label', { for: id }, name));
-    });
-    const all = (on) => { for (const b of boxes) b.querySelector('input').checked = on; chosen.clear(); if (on) columns.forEach((c) => chosen.add(c)); refresh(); };
-    parts.push(h('fieldset', { class: 'what columns' }, h('legend', {}, `Columns (${fmtInt(structure.row_count)} rows)`), boxes,
-      h('div', { class: 'row' }, h('button', { type: 'button', onclick: () => all(true) }, 'All'), h('button', { type: 'button', onclick: () => all(false) }, 'None'))));
-  } else {
-    parts.push(h('p', {}, `The whole ${family}, with everything below it.`));
+  if (!types.length || !ROUTES[family]) {
+    el.append(h('p', {}, `This server offers no downloads for a ${family}.`));
+    return;
   }
+  const isArray = kind === 'array';
+  const asked = ctx.params.get('slice') || '';
+  const state = { type: types[0], mode: asked ? 'slice' : 'whole', slice: asked, named: false };
+  const columns = family === 'table' ? (structure.columns || []) : [];
+  const listed = (ctx.params.get('columns') || '').split(',').filter((c) => columns.includes(c));
+  const chosen = new Set(listed.length ? listed : columns);
+  const extension = (type) => (FORMATS[type] || [type, (aliases[type] || ['bin'])[0]])[1];
 
+  const select = h('select', { id: 'dl-format', onchange: () => {
+    if (state.named) nameInput.value = nameInput.value.replace(new RegExp(`\\.${extension(state.type)}$`), `.${extension(select.value)}`);
+    state.type = select.value;
+    refresh();
+  } }, types.map((t) => h('option', { value: t }, (FORMATS[t] || [t])[0])));
   const nameInput = h('input', { id: 'dl-name', type: 'text', spellcheck: 'false', oninput: () => { state.named = true; refresh(); } });
   const size = h('p', { class: 'estimate', id: 'dl-size', 'aria-live': 'polite' });
   const problem = h('p', { class: 'problem', role: 'alert', hidden: true });
+  const warning = h('p', { class: 'warning', hidden: true });
   const url = copyField('URL', '');
   const status = h('p', { class: 'status', role: 'status' });
-  const button = h('button', { type: 'button', class: 'primary', id: 'dl-go', onclick: go }, 'Download');
-  parts.push(h('div', { class: 'field' }, h('label', { for: 'dl-name' }, 'File name'), nameInput), size, problem, url.el,
-    h('div', { class: 'row' }, button, status));
-  el.append(h('form', { class: 'download', onsubmit: (e) => { e.preventDefault(); go(); } }, parts));
+  const button = h('button', { type: 'submit', class: 'primary', id: 'dl-go' }, 'Download');
+  el.append(h('form', { class: 'download', onsubmit: (e) => { e.preventDefault(); go(); } },
+    h('div', { class: 'field' }, h('label', { for: 'dl-format' }, 'Format'), select),
+    isArray ? arrayChoice(structure, state, refresh)
+      : family === 'table' ? columnChoice(structure, columns, chosen, refresh)
+        : h('p', {}, `The whole ${family}, with everything below it.`),
+    h('div', { class: 'field' }, h('label', { for: 'dl-name' }, 'File name'), nameInput),
+    size, problem, warning, url.el, h('div', { class: 'row' }, button, status)));
 
   let current = null;
   function refresh() {
-    const type = state.type;
-    const [, ext] = FORMATS[type] || [type, (aliases[type] || ['bin'])[0]];
+    const { type } = state;
     const slice = isArray && state.mode === 'slice' ? state.slice : '';
-    let shape = isArray ? structure.shape : null;
-    let error = null;
-    if (isArray && slice) {
-      shape = sliceShape(slice, structure.shape);
-      if (shape instanceof Error) { error = `Slice: ${shape.message}.`; shape = null; }
-    }
-    if (!error && isArray && type === 'image/png' && !(shape.length === 2 || (shape.length === 3 && [3, 4].includes(shape[2])))) {
-      error = `A PNG needs a 2-D selection (this one is ${fmtShape(shape)}): choose a slice such as 0,:,:.`;
-    }
-    if (!error && family === 'table' && !chosen.size) error = 'Choose at least one column.';
-    if (!state.named) nameInput.value = fileName(ctx.path, slice, ext);
-    const filename = nameInput.value.trim() || fileName(ctx.path, slice, ext);
-    const query = { format: (aliases[type] || [type])[0], filename };
-    if (slice) query.slice = slice;
-    if (family === 'table' && chosen.size < columns.length) query.column = columns.filter((c) => chosen.has(c));
+    const shape = isArray ? (slice ? sliceShape(slice, structure.shape) : structure.shape) : null;
+    const error = selectionProblem(family, type, shape, chosen);
+    if (!state.named) nameInput.value = fileName(ctx.path, slice, extension(type));
+    const filename = nameInput.value.trim() || fileName(ctx.path, slice, extension(type));
+    const picked = columns.filter((c) => chosen.has(c));
+    const query = { format: (aliases[type] || [type])[0], filename, slice: slice || null };
+    if (picked.length < columns.length) query.column = picked;
     const href = ctx.api.url(ROUTES[family], ctx.path, query);
     url.input.value = href;
-    const guess = error ? null : estimate(family, structure, type, { shape, columns: chosen.size });
-    size.replaceChildren(guess ? `Size: ≈ ${fmtBytes(guess.bytes)} (an estimate: ${guess.how})` : 'Size: not known before the download');
+    const selection = { shape, columns: chosen.size };
+    const guess = error ? null : estimate(family, structure, type, selection);
+    size.textContent = guess ? `Size: ≈ ${fmtBytes(guess.bytes)} (an estimate: ${guess.how})` : 'Size: not known before the download';
     size.dataset.bytes = guess ? String(guess.bytes) : '';
+    const cost = error ? null : buildCost(family, structure, type, selection);
+    warning.hidden = !(cost > MAX_ANSWER_BYTES);
+    warning.textContent = warning.hidden ? '' : `The server may refuse this: building it takes about ${fmtBytes(cost)} of memory, `
+      + `past its usual limit of ${fmtBytes(MAX_ANSWER_BYTES)}. Choose a ${isArray ? 'slice' : 'few columns'} or a binary format.`;
     problem.textContent = error || '';
     problem.hidden = !error;
     button.disabled = Boolean(error);
     current = error ? null : { href, filename };
-    if (isArray) ctx.update({ slice: state.mode === 'slice' && state.slice ? state.slice : null });
-    if (family === 'table') ctx.update({ columns: chosen.size < columns.length ? columns.filter((c) => chosen.has(c)).join(',') : null });
+    if (isArray) ctx.update({ slice: slice || null });
+    if (family === 'table') ctx.update({ columns: picked.length < columns.length ? picked.join(',') : null });
   }
 
   async function go() {
