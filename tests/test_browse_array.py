@@ -325,6 +325,7 @@ def test_1d_plot_has_every_point(page: Any, served_demo: Served) -> None:  # noq
     plot = page.get_by_role("img", name=re.compile("12 points"))
     assert plot.get_attribute("data-points") == "12"
     assert polyline_points(page) == 12
+    assert page.locator(".array-plot svg .markers circle").count() == 12  # few points: each marked
     assert "All 12 values" in page.locator(".array-plot figcaption").inner_text()
     screenshot(page, "array-1d")
     assert_no_errors(page)
@@ -372,6 +373,7 @@ def test_long_1d_is_strided_and_says_so(browser: Any, long_arrays: str) -> None:
     assert len(json.loads(answer.value.body())) == 1667
     assert polyline_points(page) == 1667 - 2  # values 30..35 are NaN: indices 30 and 33 leave a gap
     assert page.locator(".array-plot svg .series polyline").count() == 2
+    assert page.locator(".array-plot svg .markers").count() == 0  # too many to mark
     assert "One value in 3 of 5,000" in page.locator(".array-plot figcaption").inner_text()
 
     open_view(page, "big/big/names")  # 1500 strings: the first 1000 as text, saying so

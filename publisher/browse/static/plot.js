@@ -144,5 +144,12 @@ export function linePlot(ys, { xs, xLabel = '', yLabel = '', width = 640, height
   }
   flush();
   svg.append(lines);
+  if (finite <= 60) { // few points: mark each, so a reader sees where the samples are
+    const marks = s('g', { class: 'markers', fill: '#1f77b4' });
+    for (let i = 0; i < n; i += 1) {
+      if (Number.isFinite(yv[i]) && Number.isFinite(xv[i])) marks.append(s('circle', { cx: r(X(xv[i])), cy: r(Y(yv[i])), r: 2.5 }));
+    }
+    svg.append(marks);
+  }
   return svg;
 }
