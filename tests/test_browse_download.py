@@ -147,7 +147,8 @@ def snippet(page: Any, title: str) -> str:
 
 def py_strings(code: str) -> list[str]:
     """The string literals of a Python snippet (it must parse)."""
-    return [n.value for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    nodes = ast.walk(ast.parse(code))
+    return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
 def run_python(code: str) -> dict[str, Any]:
@@ -267,7 +268,7 @@ def test_signed_in_the_download_carries_the_key_and_the_snippets_do_not(
     text = page.inner_text("#view")
     assert key not in text and "<your API key>" in text
     assert "-H 'Authorization: Apikey <your API key>'" in snippet(page, "curl")
-    zarr_code = snippet(page, "zarr")  # a private node's object is not readable at its address: the API's route
+    zarr_code = snippet(page, "zarr")  # a private object is not readable at its address: the API's route
     assert f'zarr.open_array("{served_private.url}/api/v1/zarr/v3/{path}"' in zarr_code
     assert 'storage_options={"headers": headers}' in zarr_code and "Apikey <your API key>" in zarr_code
     assert_no_errors(page)
@@ -289,7 +290,9 @@ def test_download_and_code_fit_a_phone(browser: Any, served_demo: Served) -> Non
     page.context.close()
 
 
-def test_a_chosen_file_name_keeps_its_stem_when_the_format_changes(browser: Any, served_demo: Served) -> None:  # noqa: F811
+def test_a_chosen_file_name_keeps_its_stem_when_the_format_changes(
+        browser: Any, served_demo: Served,  # noqa: F811
+) -> None:
     page = page_for(browser, served_demo.url)
     open_view(page, DATA, "download")
     page.fill("#dl-name", "frame three.npy")
@@ -300,7 +303,9 @@ def test_a_chosen_file_name_keeps_its_stem_when_the_format_changes(browser: Any,
     page.context.close()
 
 
-def test_the_page_warns_where_publisher_limits_would_refuse(browser: Any, served_demo: Served) -> None:  # noqa: F811
+def test_the_page_warns_where_publisher_limits_would_refuse(
+        browser: Any, served_demo: Served,  # noqa: F811
+) -> None:
     """The page's copy of limits.py's factors gives the same build cost as the server's check."""
     from publisher import limits
 
@@ -315,10 +320,28 @@ def test_the_page_warns_where_publisher_limits_would_refuse(browser: Any, served
     }""", types)
     for media_type, (array_cost, table_cost) in zip(types, got, strict=True):
         data = 1000 * 300 * 4
-        assert array_cost == pytest.approx(limits.cost(data, media_type, limits.array_factor(media_type, 4))), media_type
+        factor = limits.array_factor(media_type, 4)
+        assert array_cost == pytest.approx(limits.cost(data, media_type, factor)), media_type
         if media_type not in limits.PER_VALUE or media_type in limits.FACTORS:
             assert table_cost == pytest.approx(limits.cost(1000 * 3 * 8, media_type)), media_type
     warning = page.locator(".download .warning")
     assert warning.is_hidden()  # 1.5 MB as NPY: nothing to say
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_a_container_downloads_as_hdf5_with_its_arrays(
+        browser: Any, served_demo: Served, tmp_path: Path,  # noqa: F811
+) -> None:
+    import h5py
+
+    page = page_for(browser, served_demo.url)
+    open_view(page, DATASET, "download")
+    assert page.input_value("#dl-format") == "application/x-hdf5"
+    assert page.inner_text("#dl-size") == "Size: not known before the download"
+    saved = download(page, tmp_path)
+    assert saved.name == "data.h5"
+    with h5py.File(saved) as f:
+        np.testing.assert_array_equal(f["data"][...], published_array(served_demo, DATA)[...])
     assert_no_errors(page)
     page.context.close()
