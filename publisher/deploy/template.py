@@ -42,6 +42,10 @@ def _route_keys(path: str) -> list[str]:
     return [] if path.endswith("/") and path != "/" else [path]
 
 
+#: The store's address in a public bucket (anonymous HTTPS reads of the public view).
+PUBLIC_URL = "https://${BucketName}.s3.${AWS::Region}.${AWS::URLSuffix}${StorePath}"
+
+
 def _function(module: str) -> dict[str, Any]:
     name = _cap(module)
     credentials = any(r.module == module and r.path == CREDENTIALS_ROUTE for r in ROUTES)
@@ -64,6 +68,9 @@ def _function(module: str) -> dict[str, Any]:
                 "POWERTOOLS_SERVICE_NAME": f"skyshelf-{module}",
                 "PYTHONDONTWRITEBYTECODE": "1",
                 **({"SKYSHELF_CREDENTIALS_ROLE_ARN": {"Fn::GetAtt": ["CredentialsRole", "Arn"]}} if credentials else {}),
+                # data_sources' addresses (include_data_sources=true): the public bucket's URL, when it is public
+                **({"SKYSHELF_DIRECT_URL": {"Fn::If": ["Public", {"Fn::Sub": PUBLIC_URL}, {"Ref": "AWS::NoValue"}]}}
+                   if module == "metadata" else {}),
             }},
         },
     }
@@ -202,7 +209,7 @@ def template() -> dict[str, Any]:
             "ApiUrl": {"Description": "The API (give the tiled client this)",
                        "Value": {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/v1"}},
             "DataUrl": {"Description": "The published store over HTTPS (zarr, xarray, pandas read it directly)",
-                        "Value": {"Fn::Sub": "https://${BucketName}.s3.${AWS::Region}.${AWS::URLSuffix}${StorePath}"}},
+                        "Value": {"Fn::Sub": PUBLIC_URL}},
             "StoreUrl": {"Description": "The published store as an S3 URL", "Value": {"Fn::Sub": "s3://${BucketName}${StorePath}"}},
             "CloudFrontUrl": {"Condition": "UseCloudFront", "Description": "The API through CloudFront",
                               "Value": {"Fn::Sub": "https://${Distribution.DomainName}/api/v1"}},
