@@ -131,6 +131,19 @@ def test_column_plot_is_the_column(browser: Any, served_demo: Served) -> None:  
         assert_no_errors(p)
 
 
+def test_column_against_time(browser: Any, served_demo: Served) -> None:  # noqa: F811
+    page = page_for(browser, served_demo.url)
+    open_view(page, LOG, params={"column": "setpoint", "x": "time"})
+    page.wait_for_selector(".column-plot svg")
+    assert page.input_value("#table-x") == "time"
+    times = published_table(served_demo, LOG).column("time").to_pylist()
+    labels = page.eval_on_selector_all(".column-plot svg text", "ts => ts.map(t => t.textContent)")
+    # the x axis is labelled with dates of the column's span, not row numbers
+    assert any(label.startswith(times[0].strftime("%Y-%m-%d")) or label.startswith(times[0].strftime("%H:")) for label in labels), labels
+    assert "row" not in labels
+    assert_no_errors(page)
+
+
 def test_phone_width(browser: Any, served_demo: Served) -> None:  # noqa: F811
     page = page_for(browser, served_demo.url, viewport={"width": 390, "height": 844})
     open_view(page, LOG, params={"column": "setpoint"})

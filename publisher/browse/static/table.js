@@ -12,6 +12,8 @@ export const FIRST_ROWS = 100;
 export const PLOT_POINTS = 2000;
 
 const NUMERIC = /^(u?int\d+|halffloat|float|double|decimal\d+\(.*\)|bool)$/;
+/** Columns plot.js places as dates (ISO strings in the JSON answer). */
+const DATES = /^(timestamp\[.*\]|date(32|64)\[.*\])$/;
 
 function columnTypes(structure) {
   try {
@@ -48,10 +50,10 @@ function rowsTable(columns, types, metadata, data, count) {
     h('table', { class: 'rows' }, h('thead', {}, head), h('tbody', {}, body)));
 }
 
-/** A column's values, every `step`-th row, as numbers (strings from JSON → NaN, a gap). */
-async function columnValues(ctx, name, rows, step) {
+/** A column's values, every `step`-th row: numbers (anything else → NaN, a gap), or as sent (dates). */
+async function columnValues(ctx, name, rows, step, raw = false) {
   const values = await ctx.api.json('column/full', `${ctx.path}/${name}`, { slice: `0:${rows}:${step}`, format: 'application/json' });
-  return values.map((v) => (typeof v === 'number' ? v : typeof v === 'boolean' ? Number(v) : NaN));
+  return raw ? values : values.map((v) => (typeof v === 'number' ? v : typeof v === 'boolean' ? Number(v) : NaN));
 }
 
 export async function render(el, ctx) {
@@ -70,9 +72,10 @@ export async function render(el, ctx) {
   const pick = (id, label, options, value) => h('span', { class: 'field' }, h('label', { for: id }, label),
     h('select', { id }, options.map(([v, text]) => h('option', { value: v, selected: v === value }, text))));
   const wanted = numeric.includes(ctx.params.get('column')) ? ctx.params.get('column') : '';
-  const against = numeric.includes(ctx.params.get('x')) ? ctx.params.get('x') : '';
+  const axes = columns.filter((c) => NUMERIC.test(types.get(c) || '') || DATES.test(types.get(c) || ''));
+  const against = axes.includes(ctx.params.get('x')) ? ctx.params.get('x') : '';
   const ySelect = pick('table-column', 'Plot column', [['', '(none)'], ...numeric.map((c) => [c, c])], wanted);
-  const xSelect = pick('table-x', 'against', [['', 'row number'], ...numeric.map((c) => [c, c])], against);
+  const xSelect = pick('table-x', 'against', [['', 'row number'], ...axes.map((c) => [c, c])], against);
 
   let drawn = 0;
   async function draw() {
@@ -85,7 +88,7 @@ export async function render(el, ctx) {
     plotted.replaceChildren(h('p', { class: 'loading' }, `Loading ${y}…`));
     try {
       const [ys, xs] = await Promise.all([columnValues(ctx, y, rowCount, step),
-        x ? columnValues(ctx, x, rowCount, step) : Array.from({ length: Math.ceil(rowCount / step) }, (_, i) => i * step)]);
+        x ? columnValues(ctx, x, rowCount, step, DATES.test(types.get(x))) : Array.from({ length: Math.ceil(rowCount / step) }, (_, i) => i * step)]);
       if (mine !== drawn) return;
       const label = (name) => (unitsOf(metadata, name) ? `${name} (${unitsOf(metadata, name)})` : name);
       plotted.replaceChildren(linePlot(ys, { xs, xLabel: x ? label(x) : 'row', yLabel: label(y), width: 720, height: 280, title: `${y} of ${ctx.path.split('/').pop()}` }));
