@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import re
 import shlex
 import shutil
@@ -343,5 +344,21 @@ def test_a_container_downloads_as_hdf5_with_its_arrays(
     assert saved.name == "data.h5"
     with h5py.File(saved) as f:
         np.testing.assert_array_equal(f["data"][...], published_array(served_demo, DATA)[...])
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_a_pinned_release_reaches_the_download_and_the_snippets(
+        browser: Any, served_demo: Served, tmp_path: Path,  # noqa: F811
+) -> None:
+
+    release = json.load(urllib.request.urlopen(f"{served_demo.url}/api/v1/"))["meta"]["release"]
+    page = page_for(browser, served_demo.url)
+    open_view(page, TABLE, "download", {"release": release})
+    assert url_field(page)["release"] == [release]
+    assert pandas.read_parquet(download(page, tmp_path)).shape == (12, 4)
+    open_view(page, TABLE, "code", {"release": release})
+    assert f"release={release}" in snippet(page, "curl")
+    assert f"/files/releases/{release}/index/nodes.parquet" in snippet(page, "DuckDB on the node index")
     assert_no_errors(page)
     page.context.close()

@@ -19,7 +19,9 @@ const FORMATS = {
   'application/x-hdf5': ['HDF5', 'h5'],
 };
 /** The first format offered: the most useful one per family. */
-const PREFERRED = { array: 'application/x-npy', sparse: 'application/x-npy', table: 'application/x-parquet', container: 'application/x-hdf5' };
+const PREFERRED = {
+  array: 'application/x-npy', sparse: 'application/x-npy', table: 'application/x-parquet', container: 'application/x-hdf5',
+};
 const ROUTES = { array: 'array/full', sparse: 'array/full', table: 'table/full', container: 'container/full' };
 
 /** Characters per value of an array written as text (digits, sign, point, separator): an
@@ -125,7 +127,8 @@ export function copyField(label, value) {
   const input = h('input', { id, type: 'text', readOnly: true, value, class: 'url', spellcheck: 'false' });
   const said = h('span', { class: 'copied', role: 'status' });
   const button = h('button', { type: 'button', onclick: () => copy(input.value, input, said) }, 'Copy');
-  return { el: h('div', { class: 'copyfield' }, h('label', { for: id }, label), h('div', { class: 'row' }, input, button, said)), input, button };
+  const el = h('div', { class: 'copyfield' }, h('label', { for: id }, label), h('div', { class: 'row' }, input, button, said));
+  return { el, input, button };
 }
 
 /** navigator.clipboard where the page may use it (https or localhost), else select the text. */
@@ -144,7 +147,8 @@ export async function copy(text, target, said) {
 
 function choice(type, name, value, label, checked, onchange) {
   const id = `dl-${++uid}`;
-  return h('span', { class: 'choice' }, h('input', { type, id, name, value, checked, onchange }), h('label', { for: id }, label));
+  const input = h('input', { type, id, name, value, checked, onchange });
+  return h('span', { class: 'choice' }, input, h('label', { for: id }, label));
 }
 
 /** The array part of the form: the whole array or an editable slice (kept in the address). */
@@ -161,10 +165,12 @@ function arrayChoice(structure, state, refresh) {
     },
   });
   const fieldset = h('fieldset', { class: 'what' }, h('legend', {}, 'What'),
-    choice('radio', 'dl-what', 'whole', `The whole array (${fmtShape(structure.shape)})`, state.mode === 'whole', pick('whole')),
+    choice('radio', 'dl-what', 'whole', `The whole array (${fmtShape(structure.shape)})`,
+      state.mode === 'whole', pick('whole')),
     choice('radio', 'dl-what', 'slice', 'A slice', state.mode === 'slice', pick('slice')),
     h('div', { class: 'field' }, h('label', { for: 'dl-slice' }, 'Slice'), slice,
-      h('small', { id: 'dl-slice-help' }, 'Per dimension an index or start:stop:step, comma-separated (e.g. 3,0:10,:)')));
+      h('small', { id: 'dl-slice-help' },
+        'Per dimension an index or start:stop:step, comma-separated (e.g. 3,0:10,:)')));
   return fieldset;
 }
 
@@ -181,7 +187,8 @@ function columnChoice(structure, columns, chosen, refresh) {
     for (const box of boxes) box.querySelector('input').checked = on;
     refresh();
   };
-  return h('fieldset', { class: 'what columns' }, h('legend', {}, `Columns (${fmtInt(structure.row_count)} rows)`), boxes,
+  const legend = h('legend', {}, `Columns (${fmtInt(structure.row_count)} rows)`);
+  return h('fieldset', { class: 'what columns' }, legend, boxes,
     h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: all(true) }, 'All'),
       h('button', { type: 'button', class: 'secondary', onclick: all(false) }, 'None')));
 }
@@ -216,11 +223,15 @@ export async function render(el, ctx) {
   const extension = (type) => (FORMATS[type] || [type, (aliases[type] || ['bin'])[0]])[1];
 
   const select = h('select', { id: 'dl-format', onchange: () => {
-    if (state.named) nameInput.value = nameInput.value.replace(new RegExp(`\\.${extension(state.type)}$`), `.${extension(select.value)}`);
+    if (state.named) { // keep the chosen stem, change the extension
+      nameInput.value = nameInput.value.replace(new RegExp(`\\.${extension(state.type)}$`), `.${extension(select.value)}`);
+    }
     state.type = select.value;
     refresh();
   } }, types.map((t) => h('option', { value: t }, (FORMATS[t] || [t])[0])));
-  const nameInput = h('input', { id: 'dl-name', type: 'text', spellcheck: 'false', oninput: () => { state.named = true; refresh(); } });
+  const nameInput = h('input', {
+    id: 'dl-name', type: 'text', spellcheck: 'false', oninput: () => { state.named = true; refresh(); },
+  });
   const size = h('p', { class: 'estimate', id: 'dl-size', 'aria-live': 'polite' });
   const problem = h('p', { class: 'problem', role: 'alert', hidden: true });
   const warning = h('p', { class: 'warning', hidden: true });
@@ -250,12 +261,14 @@ export async function render(el, ctx) {
     url.input.value = href;
     const selection = { shape, columns: chosen.size };
     const guess = error ? null : estimate(family, structure, type, selection);
-    size.textContent = guess ? `Size: ≈ ${fmtBytes(guess.bytes)} (an estimate: ${guess.how})` : 'Size: not known before the download';
+    size.textContent = guess ? `Size: ≈ ${fmtBytes(guess.bytes)} (an estimate: ${guess.how})`
+      : 'Size: not known before the download';
     size.dataset.bytes = guess ? String(guess.bytes) : '';
     const cost = error ? null : buildCost(family, structure, type, selection);
     warning.hidden = !(cost > MAX_ANSWER_BYTES);
-    warning.textContent = warning.hidden ? '' : `The server may refuse this: building it takes about ${fmtBytes(cost)} of memory, `
-      + `past its usual limit of ${fmtBytes(MAX_ANSWER_BYTES)}. Choose a ${isArray ? 'slice' : 'few columns'} or a binary format.`;
+    warning.textContent = warning.hidden ? ''
+      : `The server may refuse this: building it takes about ${fmtBytes(cost)} of memory, past its usual limit `
+        + `of ${fmtBytes(MAX_ANSWER_BYTES)}. Choose a ${isArray ? 'slice' : 'few columns'} or a binary format.`;
     problem.textContent = error || '';
     problem.hidden = !error;
     button.disabled = Boolean(error);
