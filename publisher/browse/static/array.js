@@ -43,18 +43,31 @@ export async function render(el, ctx) {
 
 async function textView(el, ctx) {
   const shape = ctx.node.attributes.structure.shape || [];
-  const rest = shape.slice(1).reduce((a, b) => a * b, 1);
-  const total = shape.reduce((a, b) => a * b, 1);
+  const product = (dims) => dims.reduce((a, b) => a * b, 1);
+  // At most TEXT_VALUES values: fewer along the first dimension, then (when one index of it is
+  // still too many, as a 2 × 100000 array) along the next ones too.
+  const counts = [...shape];
+  for (let i = 0; i < counts.length && product(counts) > TEXT_VALUES; i += 1) {
+    counts[i] = Math.max(1, Math.floor(TEXT_VALUES / product(counts.slice(i + 1))));
+  }
   let slice = null;
   let note = null;
-  if (shape.length && total > TEXT_VALUES) {
-    const rows = Math.max(1, Math.floor(TEXT_VALUES / rest));
-    slice = `0:${rows}`;
-    note = `The first ${fmtInt(rows)} of ${fmtInt(shape[0])} along ${dimName(ctx, 0)} (download for all).`;
+  if (counts.some((c, i) => c < shape[i])) {
+    slice = counts.map((c, i) => (c < shape[i] ? `0:${c}` : ':')).join(',');
+    note = counts.slice(1).every((c, i) => c === shape[i + 1])
+      ? `The first ${fmtInt(counts[0])} of ${fmtInt(shape[0])} along ${dimName(ctx, 0)} (download for all).`
+      : `The first ${counts.map(fmtInt).join(' × ')} of ${shape.map(fmtInt).join(' × ')} (slice ${slice}; download for all).`;
   }
   const values = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
-  const text = typeof values === 'string' ? values : JSON.stringify(values, null, shape.length > 1 ? 1 : 0);
+  const text = typeof values === 'string' ? values : rowsText(values);
   append(el, h('pre', { class: 'array-text', tabindex: '0', 'aria-label': 'Values' }, text), note && h('p', { class: 'note' }, note));
+}
+
+/** JSON with one innermost row per line ([[1,2],[3,4]] → "[[1,2],\n [3,4]]"): a table to read,
+ *  where an indented dump puts every value on a line of its own. */
+function rowsText(values, depth = 0) {
+  if (!Array.isArray(values) || !values.some(Array.isArray)) return JSON.stringify(values);
+  return `[${values.map((v) => rowsText(v, depth + 1)).join(`,\n${' '.repeat(depth + 1)}`)}]`;
 }
 
 const dimName = (ctx, i) => (ctx.node.attributes.structure.dims || [])[i] || `dim_${i}`;
