@@ -8,13 +8,17 @@ from __future__ import annotations
 import base64
 import math
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from .browser import (Served, assert_no_errors, browser, open_view, page_for, screenshot,  # noqa: F401
                       served_demo)
+from .conftest import ROOT, run_build
+from .servers import publish_serve
 
 LOG = "tables/temperature_log"  # 240 rows: time (timestamp[us]), setpoint, sample_temperature, heater_output
 COUNTERS = "scans/scan_0001/entry/counters"  # 12 rows, units in the metadata
@@ -141,6 +145,35 @@ def test_column_against_time(browser: Any, served_demo: Served) -> None:  # noqa
     # the x axis is labelled with dates of the column's span, not row numbers
     assert any(label.startswith(times[0].strftime("%Y-%m-%d")) or label.startswith(times[0].strftime("%H:")) for label in labels), labels
     assert "row" not in labels
+    assert_no_errors(page)
+
+
+@pytest.fixture(scope="module")
+def long_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A 5000-row CSV table: ``i`` (int), ``v`` (float), ``label`` (text)."""
+    folder = tmp_path_factory.mktemp("browse-table-long")
+    lines = ["i,v,label"] + [f"{i},{math.sin(i / 50):.6f},row{i}" for i in range(5000)]
+    (folder / "long.csv").write_text("\n".join(lines) + "\n")
+    published = run_build(folder, {"sources": [{"path": str(folder / "long.csv"), "into": "long"}]})
+    (path,) = [e["path"] for e in published.entries() if e["family"] == "table"]
+    with publish_serve(published.store.url, cwd=ROOT) as url:
+        yield url, path
+
+
+def test_long_table_first_rows_and_strided_plot(browser: Any, long_table: tuple[str, str]) -> None:
+    url, path = long_table
+    page = page_for(browser, url)
+    open_view(page, path)
+    assert page.inner_text(".rows-note") == "The first 100 of 5,000 rows."
+    assert page.locator("table.rows tbody tr").count() == 100
+    options = page.eval_on_selector_all("#table-column option", "os => os.map(o => o.value)")
+    assert options == ["", "i", "v"]  # text is not plotted
+    with page.expect_response(lambda r: f"/column/full/{path}/v?" in r.url) as answer:
+        page.select_option("#table-column", "v")
+    page.wait_for_selector(".column-plot svg")
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(answer.value.url).query)["slice"] == ["0:5000:3"]
+    assert page.get_attribute(".column-plot svg", "data-points") == "1667"
+    assert page.inner_text(".plot-note") == "One row in 3: 1,667 of 5,000 rows drawn."
     assert_no_errors(page)
 
 

@@ -92,7 +92,7 @@ export async function render(el, ctx) {
       if (mine !== drawn) return;
       const label = (name) => (unitsOf(metadata, name) ? `${name} (${unitsOf(metadata, name)})` : name);
       plotted.replaceChildren(linePlot(ys, { xs, xLabel: x ? label(x) : 'row', yLabel: label(y), width: 720, height: 280, title: `${y} of ${ctx.path.split('/').pop()}` }));
-      say.textContent = step > 1 ? `Every ${fmtInt(step)}th row: ${fmtInt(ys.length)} of ${fmtInt(rowCount)} points.` : `All ${fmtInt(ys.length)} rows.`;
+      say.textContent = step > 1 ? `One row in ${fmtInt(step)}: ${fmtInt(ys.length)} of ${fmtInt(rowCount)} rows drawn.` : `All ${fmtInt(ys.length)} rows.`;
     } catch (error) {
       if (mine !== drawn) return;
       plotted.replaceChildren(h('p', { class: 'error', role: 'alert' }, `Could not load column ${y}: ${error.detail || error.message}`));
