@@ -177,6 +177,22 @@ def test_long_table_first_rows_and_strided_plot(browser: Any, long_table: tuple[
     assert_no_errors(page)
 
 
+def test_rows_refused_by_the_server_say_why(browser: Any, served_demo: Served,  # noqa: F811
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", "1000")  # 100 rows × 4 float columns is 3200 bytes
+    with publish_serve(served_demo.store.url, cwd=ROOT) as url:
+        page = page_for(browser, url)
+        open_view(page, LOG)
+        alert = page.inner_text("[role=alert]")
+        assert alert.startswith("Could not load the first rows:") and "would take" in alert
+        # the typed headers and the plot controls stay; a refused column says so in place of the plot
+        assert page.locator("table.rows thead th[data-column]").count() == 4
+        page.select_option("#table-column", "setpoint")
+        page.wait_for_selector(".column-plot .error")
+        assert "Could not load column setpoint" in page.inner_text(".column-plot .error")
+        assert_no_errors(page, allow=[r"Failed to load resource: .* 400"])
+
+
 def test_phone_width(browser: Any, served_demo: Served) -> None:  # noqa: F811
     page = page_for(browser, served_demo.url, viewport={"width": 390, "height": 844})
     open_view(page, LOG, params={"column": "setpoint"})

@@ -62,9 +62,16 @@ export async function render(el, ctx) {
   const rowCount = structure.row_count || 0;
   const types = columnTypes(structure);
   const shown = Math.min(FIRST_ROWS, rowCount);
-  const data = shown && columns.length
-    ? await ctx.api.json('table/full', ctx.path, { slice: `0:${shown}`, format: 'application/json' })
-    : {};
+  let data = {};
+  let failed = null; // the rows could not be had (the server's limits): the columns and plot still help
+  if (shown && columns.length) {
+    try {
+      data = await ctx.api.json('table/full', ctx.path, { slice: `0:${shown}`, format: 'application/json' });
+    } catch (error) {
+      if (!error.status) throw error;
+      failed = h('p', { class: 'error', role: 'alert' }, `Could not load the first rows: ${error.detail || error.message}`);
+    }
+  }
 
   const numeric = columns.filter((c) => NUMERIC.test(types.get(c) || ''));
   const plotted = h('div', { class: 'column-plot', 'aria-live': 'polite' });
@@ -103,7 +110,7 @@ export async function render(el, ctx) {
 
   el.append(
     h('p', { class: 'rows-note' }, rowCount > shown ? `The first ${fmtInt(shown)} of ${fmtInt(rowCount)} rows.` : `All ${fmtInt(rowCount)} rows.`),
-    columns.length ? rowsTable(columns, types, metadata, data, shown) : h('p', { class: 'empty' }, 'No columns.'),
+    failed, columns.length ? rowsTable(columns, types, metadata, data, failed ? 0 : shown) : h('p', { class: 'empty' }, 'No columns.'),
     numeric.length ? h('div', { class: 'plot-controls' }, ySelect, xSelect) : h('p', { class: 'empty' }, 'No numeric column to plot.'),
     say, plotted,
   );
