@@ -63,8 +63,10 @@ def test_a_slice_as_csv_holds_the_published_numbers(
     page.select_option("#dl-format", label="CSV")
     assert page.input_value("#dl-name") == "data_3_0-10_0-5.csv"
     assert url_field(page)["slice"] == ["3,0:10,0:5"] and url_field(page)["format"] == ["csv"]
+    bound = int(page.locator("#dl-size").get_attribute("data-bytes"))
     saved = download(page, tmp_path)
     assert saved.name == "data_3_0-10_0-5.csv"
+    assert saved.stat().st_size <= bound  # as text the estimate is a bound
     values = np.loadtxt(saved, delimiter=",")
     np.testing.assert_array_equal(values, published_array(served_demo, DATA)[3, 0:10, 0:5])
     screenshot(page, "download")
@@ -134,7 +136,7 @@ def test_the_npy_size_is_shape_times_itemsize_before_the_download(
     assert saved.name == "data_0-2_--2.npy"
     data = np.load(saved)
     np.testing.assert_array_equal(data, published_array(served_demo, DATA)[0:2, ::2, :])
-    assert data.nbytes == 2 * 128 * 256 * 2
+    assert data.nbytes == 2 * 128 * 256 * 2 and saved.stat().st_size == data.nbytes + 128  # NPY's header
     page.check("input[name=dl-what][value=whole]")
     assert page.input_value("#dl-name") == "data.npy" and "slice" not in url_field(page)
     assert_no_errors(page)
@@ -360,5 +362,30 @@ def test_a_pinned_release_reaches_the_download_and_the_snippets(
     open_view(page, TABLE, "code", {"release": release})
     assert f"release={release}" in snippet(page, "curl")
     assert f"/files/releases/{release}/index/nodes.parquet" in snippet(page, "DuckDB on the node index")
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_copy_puts_the_url_on_the_clipboard_or_selects_it(
+        browser: Any, served_demo: Served,  # noqa: F811
+) -> None:
+    page = page_for(browser, served_demo.url, permissions=["clipboard-read", "clipboard-write"])
+    open_view(page, DATA, "download", {"slice": "1"})
+    page.locator(".copyfield").get_by_role("button", name="Copy").click()
+    page.wait_for_function("() => document.querySelector('.copyfield .copied').textContent === 'Copied'")
+    assert page.evaluate("navigator.clipboard.readText()") == page.input_value(".download input.url")
+    open_view(page, DATA, "code")
+    page.get_by_role("button", name="Copy the curl snippet").click()
+    assert page.evaluate("navigator.clipboard.readText()") == snippet(page, "curl")
+    assert_no_errors(page)
+    page.context.close()
+
+    page = page_for(browser, served_demo.url)  # no clipboard (plain http off localhost): the text is selected
+    page.add_init_script("Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined })")
+    open_view(page, DATA, "code")
+    page.get_by_role("button", name="Copy the zarr snippet").click()
+    page.wait_for_function("() => document.getSelection().toString().length > 0")
+    assert page.evaluate("document.getSelection().toString()").strip() == snippet(page, "zarr").strip()
+    assert "Ctrl+C" in page.locator(".snippet .copied").nth(1).inner_text()
     assert_no_errors(page)
     page.context.close()
