@@ -384,6 +384,37 @@ def test_long_1d_is_strided_and_says_so(browser: Any, long_arrays: str) -> None:
     page.context.close()
 
 
+def test_1d_zoom_is_a_new_slice_and_a_deep_link(browser: Any, long_arrays: str) -> None:  # noqa: F811
+    """Zooming a 1-D plot asks for that range (strided only while it is over 2000 values), writes
+    it to the address, and the address opens the same range."""
+    page = page_for(browser, long_arrays)
+    open_view(page, "big/big/long")
+    with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as half:
+        page.get_by_role("button", name="Zoom in ×2").press("Enter")  # by keyboard
+    assert query_of(half.value.url)["slice"] == "1250:3750:2"  # 2500 values: still one in 2
+    page.wait_for_function("() => document.querySelector('.array-plot')?.dataset.slice === '1250:3750:2'")
+    assert polyline_points(page) == 1250
+    with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as quarter:
+        page.get_by_role("button", name="Zoom in ×2").click()
+    assert query_of(quarter.value.url)["slice"] == "1875:3125"  # 1250 values: every one
+    with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as panned:
+        page.get_by_role("button", name="Pan right").click()
+    assert query_of(panned.value.url)["slice"] == "2500:3750"
+    page.wait_for_function("() => document.querySelector('.array-plot')?.dataset.slice === '2500:3750'")
+    assert hash_params(page)["slice"] == "2500:3750"
+    assert json.loads(panned.value.body()) == pytest.approx(np.sin(np.arange(2500, 3750) / 100.0).tolist())
+    assert "Values 2,500 to 3,749 of 5,000" in page.locator(".array-plot figcaption").inner_text()
+
+    page.reload()  # the address is a link to the same range
+    wait_ready(page, "big/big/long")
+    assert page.locator(".slice-text").inner_text() == "2500:3750" and polyline_points(page) == 1250
+    with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as reset:
+        page.get_by_role("button", name="Reset zoom").click()
+    assert query_of(reset.value.url)["slice"] == "::3" and "slice" not in hash_params(page)
+    assert_no_errors(page)
+    page.context.close()
+
+
 def test_scalars_and_strings_show_as_text(page: Any) -> None:
     open_view(page, "scans/scan_0001/entry/title")
     assert page.locator("pre.array-text").inner_text() == "NaCl powder at 300 K"

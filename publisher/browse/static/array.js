@@ -76,18 +76,56 @@ const dimName = (ctx, i) => (ctx.node.attributes.structure.dims || [])[i] || `di
 
 async function plotView(el, ctx) {
   const n = ctx.node.attributes.structure.shape[0];
-  const step = Math.ceil(n / POINTS);
-  const slice = step > 1 ? `::${step}` : null;
-  const ys = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
-  const xs = ys.map((_, i) => i * step);
   const name = ctx.path.split('/').pop();
-  el.append(
-    h('figure', { class: 'array-plot' },
-      linePlot(ys, { xs, xLabel: `${dimName(ctx, 0)} (index)`, yLabel: name, title: name }),
-      h('figcaption', { class: 'note' }, step > 1
-        ? `One value in ${step} of ${fmtInt(n)} (${fmtInt(ys.length)} points, slice ::${step}); download for all.`
-        : `All ${fmtInt(n)} values.`)),
-  );
+  // the range shown (deep-linked as slice=a:b; its step is recomputed to stay ≤ POINTS points)
+  let [a, b] = parseRange((ctx.params.get('slice') || '').split(',')[0], n);
+  const figure = h('figure', { class: 'array-plot' });
+  const problem = h('div', { class: 'array-error' });
+  const sliceOut = h('code', { class: 'slice-text' });
+  const setRange = (start, length) => {
+    const len = Math.min(n, Math.max(Math.min(2, n), Math.round(length)));
+    a = Math.min(n - len, Math.max(0, Math.round(start)));
+    b = a + len;
+    ctx.update({ slice: a === 0 && b === n ? null : `${a}:${b}` });
+    draw().catch((error) => problem.replaceChildren(errorBox(error, `the values ${a} to ${b - 1}`)));
+  };
+  const zoom = (f) => () => setRange((a + b) / 2 - ((b - a) * f) / 2, (b - a) * f);
+  const pan = (d) => () => setRange(a + (d * (b - a)) / 2, b - a);
+  const button = (text, onclick, label) => h('button', { type: 'button', class: 'secondary', onclick, 'aria-label': label, title: label }, text);
+  if (n > 2) {
+    el.append(h('div', { class: 'array-controls' }, h('fieldset', { class: 'view' }, h('legend', {}, 'Range'),
+      h('div', { class: 'zoom', role: 'group', 'aria-label': 'Zoom' },
+        button('Zoom in ×2', zoom(0.5)), button('Zoom out', zoom(2)), button('Reset zoom', () => setRange(0, n))),
+      h('div', { class: 'zoom pan', role: 'group', 'aria-label': 'Pan' }, button('←', pan(-1), 'Pan left'), button('→', pan(1), 'Pan right')),
+      h('p', { class: 'slice-line' }, 'Slice ', sliceOut, ' ', h('span', { class: 'note' }, `of ${fmtInt(n)}`)))));
+  }
+  el.append(problem, figure);
+
+  let generation = 0;
+  async function draw() {
+    const mine = ++generation;
+    const step = Math.max(1, Math.ceil((b - a) / POINTS));
+    const whole = a === 0 && b === n;
+    const slice = whole ? (step > 1 ? `::${step}` : null) : `${a}:${b}${step > 1 ? `:${step}` : ''}`;
+    sliceOut.textContent = slice || ':';
+    el.setAttribute('aria-busy', 'true');
+    try {
+      const ys = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
+      if (mine !== generation) return;
+      const xs = ys.map((_, i) => a + i * step);
+      const every = step > 1 ? ` one value in ${step} (${fmtInt(ys.length)} points, slice ${slice}); download for all.` : '';
+      figure.replaceChildren(
+        linePlot(ys, { xs, xLabel: `${dimName(ctx, 0)} (index)`, yLabel: name, title: name }),
+        h('figcaption', { class: 'note' }, whole
+          ? (step > 1 ? `One value in ${step} of ${fmtInt(n)} (${fmtInt(ys.length)} points, slice ::${step}); download for all.` : `All ${fmtInt(n)} values.`)
+          : `Values ${fmtInt(a)} to ${fmtInt(b - 1)} of ${fmtInt(n)}${step > 1 ? `,${every}` : '.'}`));
+      figure.dataset.slice = slice || ':';
+      problem.replaceChildren();
+    } finally {
+      if (mine === generation) el.removeAttribute('aria-busy');
+    }
+  }
+  return draw();
 }
 
 // ---- ≥2-D: an image of the last two dimensions -------------------------------------------------
