@@ -70,6 +70,7 @@ def test_first_rows_under_typed_headers(browser: Any, served_demo: Served) -> No
     cells = page.eval_on_selector_all("table.rows tbody tr", "rows => rows.map(r => [...r.querySelectorAll('td')].map(c => c.textContent))")
     assert len(cells) == 100 < table.num_rows
     assert page.inner_text(".rows-note") == f"The first 100 of {table.num_rows} rows."
+    assert page.evaluate("document.querySelector('.rows-note').nextSibling.className") == "table-scroll"  # nothing between
     for i in (0, 1, 57, 99):
         row = cells[i]
         for j, name in enumerate(table.column_names):

@@ -3,7 +3,7 @@
 // metadata, when the source gave them), and one chosen column as a line plot (`column=` in the
 // address), against the row number or another numeric column (`x=`).
 import { arrowSchema } from './arrow.js';
-import { fmtInt, h } from './dom.js';
+import { append, fmtInt, h } from './dom.js';
 import { linePlot } from './plot.js';
 
 /** Rows shown; also what a table/full slice costs at most (the API bounds answers). */
@@ -108,7 +108,7 @@ export async function render(el, ctx) {
   ySelect.addEventListener('change', draw);
   xSelect.addEventListener('change', draw);
 
-  el.append(
+  append(el, // dom.js's append skips a null (the native one writes "null")
     h('p', { class: 'rows-note' }, rowCount > shown ? `The first ${fmtInt(shown)} of ${fmtInt(rowCount)} rows.` : `All ${fmtInt(rowCount)} rows.`),
     failed, columns.length ? rowsTable(columns, types, metadata, data, failed ? 0 : shown) : h('p', { class: 'empty' }, 'No columns.'),
     numeric.length ? h('div', { class: 'plot-controls' }, ySelect, xSelect) : h('p', { class: 'empty' }, 'No numeric column to plot.'),
