@@ -3,8 +3,8 @@
 // plot for 1-D numbers; the values as text for scalars and strings. Every change is written to
 // the address bar (ctx.update) so the view is a deep link, and read back from it on render.
 import { errorBox } from './app.js';
-import { h, append, fmtInt } from './dom.js';
-import { linePlot } from './plot.js';
+import { h } from './dom.js';
+import { dimName, parseRange, plotView, textView } from './array-values.js';
 
 /** Each colormap as 16 evenly spaced stops (RRGGBB each, from colormaps.npz; a test checks them),
  *  for the colour bar under the image. */
@@ -23,12 +23,8 @@ export const GRADIENTS = {
 export const COLORMAPS = Object.keys(GRADIENTS);
 /** About this many image pixels per side at most: a larger region is asked for with a step. */
 const DISPLAY = 1024;
-/** At most this many points in a line plot (longer arrays are strided). */
-const POINTS = 2000;
 /** The image is shown at most this many times wider than high (or higher than wide). */
 const MAX_RATIO = 4;
-/** At most this many values shown as text. */
-const TEXT_VALUES = 1000;
 const NUMERIC = new Set(['u', 'i', 'f', 'b']);
 
 export async function render(el, ctx) {
@@ -39,110 +35,7 @@ export async function render(el, ctx) {
   return textView(el, ctx);
 }
 
-// ---- 0-D, strings, dates: the values as JSON text ---------------------------------------------
-
-async function textView(el, ctx) {
-  const shape = ctx.node.attributes.structure.shape || [];
-  const product = (dims) => dims.reduce((a, b) => a * b, 1);
-  // At most TEXT_VALUES values: fewer along the first dimension, then (when one index of it is
-  // still too many, as a 2 × 100000 array) along the next ones too.
-  const counts = [...shape];
-  for (let i = 0; i < counts.length && product(counts) > TEXT_VALUES; i += 1) {
-    counts[i] = Math.max(1, Math.floor(TEXT_VALUES / product(counts.slice(i + 1))));
-  }
-  let slice = null;
-  let note = null;
-  if (counts.some((c, i) => c < shape[i])) {
-    slice = counts.map((c, i) => (c < shape[i] ? `0:${c}` : ':')).join(',');
-    note = counts.slice(1).every((c, i) => c === shape[i + 1])
-      ? `The first ${fmtInt(counts[0])} of ${fmtInt(shape[0])} along ${dimName(ctx, 0)} (download for all).`
-      : `The first ${counts.map(fmtInt).join(' × ')} of ${shape.map(fmtInt).join(' × ')} (slice ${slice}; download for all).`;
-  }
-  const values = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
-  const text = typeof values === 'string' ? values : rowsText(values);
-  append(el, h('pre', { class: 'array-text', tabindex: '0', 'aria-label': 'Values' }, text), note && h('p', { class: 'note' }, note));
-}
-
-/** JSON with one innermost row per line ([[1,2],[3,4]] → "[[1,2],\n [3,4]]"): a table to read,
- *  where an indented dump puts every value on a line of its own. */
-function rowsText(values, depth = 0) {
-  if (!Array.isArray(values) || !values.some(Array.isArray)) return JSON.stringify(values);
-  return `[${values.map((v) => rowsText(v, depth + 1)).join(`,\n${' '.repeat(depth + 1)}`)}]`;
-}
-
-const dimName = (ctx, i) => (ctx.node.attributes.structure.dims || [])[i] || `dim_${i}`;
-
-// ---- 1-D: a line plot --------------------------------------------------------------------------
-
-async function plotView(el, ctx) {
-  const n = ctx.node.attributes.structure.shape[0];
-  const name = ctx.path.split('/').pop();
-  // the range shown (deep-linked as slice=a:b; its step is recomputed to stay ≤ POINTS points)
-  let [a, b] = parseRange((ctx.params.get('slice') || '').split(',')[0], n);
-  const figure = h('figure', { class: 'array-plot' });
-  const problem = h('div', { class: 'array-error' });
-  const sliceOut = h('code', { class: 'slice-text' });
-  const setRange = (start, length) => {
-    const len = Math.min(n, Math.max(Math.min(2, n), Math.round(length)));
-    a = Math.min(n - len, Math.max(0, Math.round(start)));
-    b = a + len;
-    ctx.update({ slice: a === 0 && b === n ? null : `${a}:${b}` });
-    draw().catch((error) => problem.replaceChildren(errorBox(error, `the values ${a} to ${b - 1}`)));
-  };
-  const zoom = (f) => () => setRange((a + b) / 2 - ((b - a) * f) / 2, (b - a) * f);
-  const pan = (d) => () => setRange(a + (d * (b - a)) / 2, b - a);
-  const button = (text, onclick, label) => h('button', { type: 'button', class: 'secondary', onclick, 'aria-label': label, title: label }, text);
-  if (n > 2) {
-    el.append(h('div', { class: 'array-controls' }, h('fieldset', { class: 'view' }, h('legend', {}, 'Range'),
-      h('div', { class: 'zoom', role: 'group', 'aria-label': 'Zoom' },
-        button('Zoom in ×2', zoom(0.5)), button('Zoom out', zoom(2)), button('Reset zoom', () => setRange(0, n))),
-      h('div', { class: 'zoom pan', role: 'group', 'aria-label': 'Pan' }, button('←', pan(-1), 'Pan left'), button('→', pan(1), 'Pan right')),
-      h('p', { class: 'slice-line' }, 'Slice ', sliceOut, ' ', h('span', { class: 'note' }, `of ${fmtInt(n)}`)))));
-  }
-  el.append(problem, figure);
-
-  let generation = 0;
-  async function draw() {
-    const mine = ++generation;
-    const step = Math.max(1, Math.ceil((b - a) / POINTS));
-    const whole = a === 0 && b === n;
-    const slice = whole ? (step > 1 ? `::${step}` : null) : `${a}:${b}${step > 1 ? `:${step}` : ''}`;
-    sliceOut.textContent = slice || ':';
-    el.setAttribute('aria-busy', 'true');
-    try {
-      const ys = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
-      if (mine !== generation) return;
-      const xs = ys.map((_, i) => a + i * step);
-      const every = step > 1 ? ` one value in ${step} (${fmtInt(ys.length)} points, slice ${slice}); download for all.` : '';
-      figure.replaceChildren(
-        linePlot(ys, { xs, xLabel: `${dimName(ctx, 0)} (index)`, yLabel: name, title: name }),
-        h('figcaption', { class: 'note' }, whole
-          ? (step > 1 ? `One value in ${step} of ${fmtInt(n)} (${fmtInt(ys.length)} points, slice ::${step}); download for all.` : `All ${fmtInt(n)} values.`)
-          : `Values ${fmtInt(a)} to ${fmtInt(b - 1)} of ${fmtInt(n)}${step > 1 ? `,${every}` : '.'}`));
-      figure.dataset.slice = slice || ':';
-      problem.replaceChildren();
-    } finally {
-      if (mine === generation) el.removeAttribute('aria-busy');
-    }
-  }
-  return draw();
-}
-
 // ---- ≥2-D: an image of the last two dimensions -------------------------------------------------
-
-/** "a:b:c" (any part empty) of a dimension of length n → [start, stop] (the step is recomputed). */
-function parseRange(text, n) {
-  const [a, b] = (text ?? ':').split(':');
-  const at = (v, dflt) => {
-    if (v == null || v.trim() === '') return dflt;
-    const k = parseInt(v, 10);
-    if (!Number.isFinite(k)) return dflt;
-    return Math.min(n, Math.max(0, k < 0 ? k + n : k));
-  };
-  const start = at(a, 0);
-  const stop = at(b, n);
-  return stop - start >= 1 ? [start, stop] : [0, n];
-}
 
 /** The state a deep link names: indices of the leading dims, the region of the last two. */
 function readState(params, shape) {
