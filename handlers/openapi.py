@@ -9,9 +9,9 @@ from publisher import __version__
 from publisher.functions import ROUTES
 
 _PARAMS: dict[str, list[str]] = {
-    "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links", "select_metadata"],
-    "search-deep": ["page[offset]", "page[limit]", "fields", "max_depth", "omit_links", "select_metadata"],
-    "metadata": ["fields", "omit_links"],
+    "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links", "select_metadata", "include_data_sources"],
+    "search-deep": ["page[offset]", "page[limit]", "fields", "max_depth", "omit_links", "select_metadata", "include_data_sources"],
+    "metadata": ["fields", "omit_links", "include_data_sources"],
     "distinct": ["metadata", "structure_families", "specs", "counts", "max_depth"],
     "array/full": ["slice", "expected_shape", "format", "filename", "rescale", "colormap", "scale", "max_size"],
     "array/block": ["block", "expected_shape", "format", "filename", "rescale", "colormap", "scale", "max_size"],
