@@ -411,6 +411,16 @@ def test_1d_zoom_is_a_new_slice_and_a_deep_link(browser: Any, long_arrays: str) 
     with page.expect_response(lambda r: "/array/full/big/big/long?" in r.url) as reset:
         page.get_by_role("button", name="Reset zoom").click()
     assert query_of(reset.value.url)["slice"] == "::3" and "slice" not in hash_params(page)
+
+    held: list[Any] = []  # a range on its way shows as loading until its answer is drawn
+    page.route("**/array/full/big/big/long?*", lambda route: held.append(route))
+    page.get_by_role("button", name="Zoom in ×2").click()
+    page.wait_for_function("() => document.querySelector('.array-plot.busy') && document.querySelector('#view[aria-busy]')")
+    while not held:
+        page.wait_for_timeout(20)
+    held[0].continue_()
+    page.wait_for_function("() => !document.querySelector('.array-plot.busy')"
+                           " && document.querySelector('.array-plot').dataset.slice === '1250:3750:2'")
     assert_no_errors(page)
     page.context.close()
 

@@ -94,6 +94,7 @@ export async function plotView(el, ctx) {
     const slice = whole ? (step > 1 ? `::${step}` : null) : `${a}:${b}${step > 1 ? `:${step}` : ''}`;
     sliceOut.textContent = slice || ':';
     el.setAttribute('aria-busy', 'true');
+    figure.classList.add('busy');
     try {
       const ys = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
       if (mine !== generation) return;
@@ -107,7 +108,7 @@ export async function plotView(el, ctx) {
       figure.dataset.slice = slice || ':';
       problem.replaceChildren();
     } finally {
-      if (mine === generation) el.removeAttribute('aria-busy');
+      if (mine === generation) { el.removeAttribute('aria-busy'); figure.classList.remove('busy'); }
     }
   }
   return draw();
