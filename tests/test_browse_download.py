@@ -8,7 +8,6 @@ the key; it all fits a phone."""
 from __future__ import annotations
 
 import ast
-import io
 import json
 import re
 import shlex
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas
 import pyarrow.parquet as pq
@@ -29,6 +29,8 @@ from PIL import Image
 from . import auth_world
 from .browser import (Served, assert_no_errors, browser, open_view, page_for, screenshot,  # noqa: F401
                       served_demo, served_private)
+from .conftest import ROOT
+from .servers import publish_serve
 
 DATA = "scans/scan_0001/entry/data/data"  # 12 × 256 × 256 uint16
 DATASET = "scans/scan_0001/entry/data"  # an NXdata / xarray_dataset group
@@ -389,3 +391,21 @@ def test_copy_puts_the_url_on_the_clipboard_or_selects_it(
     assert "Ctrl+C" in page.locator(".snippet .copied").nth(1).inner_text()
     assert_no_errors(page)
     page.context.close()
+
+
+def test_a_large_answer_is_saved_through_its_redirect(
+        browser: Any, served_demo: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    """Past SKYSHELF_MAX_BODY_BYTES the API answers 307 to a stored copy: the link follows it and
+    the file keeps the asked name and the slice's numbers."""
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "100000")  # the slice as CSV: 200 KB
+    with publish_serve(served_demo.store.url, cwd=ROOT) as url:
+        page = page_for(browser, url)
+        open_view(page, DATA, "download", {"slice": "3"})
+        page.select_option("#dl-format", label="CSV")
+        assert httpx.get(page.input_value(".download input.url")).status_code == 307  # spilled, not inline
+        saved = download(page, tmp_path)
+        assert saved.name == "data_3.csv"
+        np.testing.assert_array_equal(np.loadtxt(saved, delimiter=","), published_array(served_demo, DATA)[3])
+        assert_no_errors(page)
+        page.context.close()
