@@ -148,8 +148,18 @@ def view_url(path: str = "", params: dict[str, str] | None = None) -> str:
 
 def open_view(page: Page, path: str = "", view: str = "", params: dict[str, str] | None = None) -> Page:
     """Load the page at a node (``view`` and other hash params) and wait until that view is ready."""
-    page.goto(view_url(path, {**({"view": view} if view else {}), **(params or {})}))
-    wait_ready(page, path, view)
+    target = view_url(path, {**({"view": view} if view else {}), **(params or {})})
+    # A goto that changes only the hash stays in the same document, whose earlier views count in
+    # ready_count: wait for one more than it had. A new document starts counting from zero.
+    seen = ready_count(page) if page.url.startswith("http") else 0
+    if seen:
+        page.evaluate("() => { window.__skyshelfSameDocument = true; }")
+    if page.url.endswith(target):
+        page.reload()
+    else:
+        page.goto(target)
+    same = bool(seen) and page.evaluate("() => window.__skyshelfSameDocument === true")
+    wait_ready(page, path, view, after=seen if same else 0)
     return page
 
 
