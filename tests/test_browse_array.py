@@ -447,6 +447,18 @@ def test_fits_a_phone(browser: Any, served_demo: Served) -> None:  # noqa: F811
     page.context.close()
 
 
+def test_1d_plot_is_readable_on_a_phone(browser: Any, served_demo: Served) -> None:  # noqa: F811
+    """The plot is drawn at the width it is shown, so its labels keep their size at 390 px."""
+    page = page_for(browser, served_demo.url, viewport={"width": 390, "height": 844})
+    open_view(page, TH)
+    heights = page.evaluate("[...document.querySelectorAll('.array-plot svg text')].map(t => t.getBoundingClientRect().height)")
+    assert heights and min(heights) >= 11, heights  # 11 px labels (a 640-wide drawing shrunk: about 7)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "array-1d-phone")
+    assert_no_errors(page)
+    page.context.close()
+
+
 def test_a_private_image_is_fetched_with_the_key(browser: Any, served_private: Served) -> None:  # noqa: F811
     """An <img src> cannot carry the Authorization header: the page fetches the PNG with it."""
     page = page_for(browser, served_private.url)

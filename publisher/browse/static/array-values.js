@@ -59,6 +59,10 @@ export const dimName = (ctx, i) => (ctx.node.attributes.structure.dims || [])[i]
 
 // ---- 1-D: a line plot --------------------------------------------------------------------------
 
+/** The plot drawn as wide as its figure is shown (array.css: at most 48rem): its labels then keep
+ *  their size, where a 640-wide drawing shrunk onto a 390 px phone has 6 px text. */
+const plotWidth = (figure) => Math.round(Math.max(280, figure.clientWidth || 640));
+
 export async function plotView(el, ctx) {
   const n = ctx.node.attributes.structure.shape[0];
   const name = ctx.path.split('/').pop();
@@ -101,7 +105,7 @@ export async function plotView(el, ctx) {
       const xs = ys.map((_, i) => a + i * step);
       const every = step > 1 ? ` one value in ${step} (${fmtInt(ys.length)} points, slice ${slice}); download for all.` : '';
       figure.replaceChildren(
-        linePlot(ys, { xs, xLabel: `${dimName(ctx, 0)} (index)`, yLabel: name, title: name }),
+        linePlot(ys, { xs, xLabel: `${dimName(ctx, 0)} (index)`, yLabel: name, title: name, width: plotWidth(figure) }),
         h('figcaption', { class: 'note' }, whole
           ? (step > 1 ? `One value in ${step} of ${fmtInt(n)} (${fmtInt(ys.length)} points, slice ::${step}); download for all.` : `All ${fmtInt(n)} values.`)
           : `Values ${fmtInt(a)} to ${fmtInt(b - 1)} of ${fmtInt(n)}${step > 1 ? `,${every}` : '.'}`));
