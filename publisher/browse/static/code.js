@@ -18,7 +18,8 @@ const sh = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 async function dataSource(ctx) {
   let answer;
   try {
-    answer = await ctx.api.json('metadata', ctx.path, { include_data_sources: true, fields: 'data_sources', omit_links: true });
+    const query = { include_data_sources: true, fields: 'data_sources', omit_links: true };
+    answer = await ctx.api.json('metadata', ctx.path, query);
   } catch { return null; }
   const sources = answer.data.attributes.data_sources;
   if (!Array.isArray(sources)) return null;
@@ -28,7 +29,8 @@ async function dataSource(ctx) {
   let url = null;
   try { url = new URL(asset.data_uri, window.location.origin); } catch { /* no address */ }
   const open = url && (url.protocol === 'https:' || url.protocol === 'http:') && !source.properties?.access;
-  return { url: open ? url.toString() : null, zarr: source.mimetype === 'application/x-zarr', folder: Boolean(asset.is_directory) };
+  const zarr = source.mimetype === 'application/x-zarr';
+  return { url: open ? url.toString() : null, zarr, folder: Boolean(asset.is_directory) };
 }
 
 /** The catalog's node index (Parquet) as a URL, from catalog.json beside the releases. */
@@ -46,8 +48,11 @@ async function indexUrl(ctx) {
 function snippet(title, note, code) {
   const pre = h('pre', { tabindex: '0' }, h('code', {}, code));
   const said = h('span', { class: 'copied', role: 'status' });
-  const button = h('button', { type: 'button', 'aria-label': `Copy the ${title} snippet`, onclick: () => copy(code, pre, said) }, 'Copy');
-  return h('section', { class: 'snippet' }, h('h2', {}, title), note ? h('p', {}, note) : null, pre, h('div', { class: 'row' }, button, said));
+  const button = h('button', {
+    type: 'button', 'aria-label': `Copy the ${title} snippet`, onclick: () => copy(code, pre, said),
+  }, 'Copy');
+  return h('section', { class: 'snippet' }, h('h2', {}, title), note ? h('p', {}, note) : null, pre,
+    h('div', { class: 'row' }, button, said));
 }
 
 const placeholder = (cred) => (cred.kind === 'apikey' ? 'Apikey <your API key>' : 'Bearer <your access token>');
@@ -79,7 +84,8 @@ export function snippets(ctx, { origin, source, index }) {
   const read = family === 'container' ? 'print(list(node))  # its children; node["name"] opens one'
     : family === 'table' ? 'df = node.read()  # a pandas DataFrame'
       : `data = node${slice ? `[${slice}]` : '.read()'}  # a numpy array`;
-  out.push(snippet('Tiled client', cred?.kind === 'bearer' ? 'Signed in with a provider: the client asks you to log in too.' : null,
+  const login = cred?.kind === 'bearer' ? 'Signed in with a provider: the client asks you to log in too.' : null;
+  out.push(snippet('Tiled client', login,
     `from tiled.client import from_uri\n\nclient = from_uri(${py(origin)}${key})\nnode = client[${py(path)}]\n${read}\n`));
 
   const direct = source?.url || null;
@@ -103,7 +109,8 @@ export function snippets(ctx, { origin, source, index }) {
     out.push(snippet('zarr', where,
       `import zarr\n\n${auth.lines}group = zarr.open_group(${py(zurl)}, mode="r"${auth.opts})\nprint(group.tree())\n`));
   } else if (family === 'container') {
-    out.push(h('p', { class: 'note' }, 'A folder of the catalog, not a Zarr group: read it with the tiled client or download it as HDF5.'));
+    out.push(h('p', { class: 'note' },
+      'A folder of the catalog, not a Zarr group: read it with the tiled client or download it as HDF5.'));
   } else if (family === 'table') {
     const file = direct && !source.folder ? direct : null; // a partitioned table's folder cannot be listed over HTTP
     const turl = file || `${api}/table/full/${encodePath(path)}?format=parquet`;
