@@ -56,7 +56,7 @@ def _serve(app: APIGatewayHttpResolver, name: str, cache_control: str) -> Respon
     if cached is not None:
         cached.headers.update(headers)
         return cached
-    return http.respond(app, body, media_type, etag, headers=headers)  # type: ignore[arg-type]
+    return http.respond(app, body, media_type, etag, headers=headers, spillable=False)  # type: ignore[arg-type]
 
 
 def _current() -> Catalog | None:

@@ -128,11 +128,14 @@ def _encode_parts(parts: Iterable[bytes], app: APIGatewayHttpResolver, media_typ
 
 
 def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_type: str, etag: str, status: int = 200,
-            headers: dict[str, str] | None = None, redirect_ext: str = "", encoding: str | None = None) -> Response:
+            headers: dict[str, str] | None = None, redirect_ext: str = "", encoding: str | None = None,
+            spillable: bool = True) -> Response:
     """ETag, Cache-Control, Vary and compression for one answer; 304 for a matching
     If-None-Match; a 307 to the bytes in the store when the body is past Lambda's limit.
     ``body`` may come in pieces (compressed as they arrive); ``encoding`` names the
-    Content-Encoding that a bytes ``body`` already has (it is sent as it is)."""
+    Content-Encoding that a bytes ``body`` already has (it is sent as it is). ``spillable=False``
+    (the browse page's own files, kilobytes): always the body, since a 307 to a stored copy
+    would make a browser save the page instead of showing it."""
     out = {"ETag": etag, **caching(), **(headers or {})}
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
@@ -142,7 +145,7 @@ def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_ty
             out["Content-Encoding"] = encoding  # type: ignore[assignment]
             return _binary(status, media_type, packed, out)
         body, encoding = b"".join(pieces), None
-    if encoding is None and len(body) > settings.current().max_body_bytes:
+    if encoding is None and spillable and len(body) > settings.current().max_body_bytes:
         out["Location"] = spill(body, etag, redirect_ext, app, out.get("Content-Disposition"))
         return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
     if encoding is None:

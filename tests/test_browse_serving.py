@@ -364,3 +364,25 @@ def test_a_pinned_redirect_is_not_kept_long(served: str, site: tuple[Published, 
     assert r.status_code == 307, r.text
     assert r.headers["cache-control"] == "public, max-age=30, must-revalidate"
     assert json.loads(httpx.get(r.headers["location"]).content)["zarr_format"] == 3
+
+
+def test_the_page_is_never_spilled(site: tuple[Published, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body limit smaller than the page (a misread setting) still shows the page, not a 307 to a
+    stored copy that the browser would save as a download."""
+    from handlers import settings
+    from handlers.local import LocalServer
+
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+    settings.reset()
+    srv = LocalServer(site[0].store.url, "127.0.0.1", 0).start()
+    try:
+        for path in ("/", "/ui/app.js"):
+            r = httpx.get(srv.url + path, headers={"Accept-Encoding": "identity"})
+            assert r.status_code == 200 and len(r.content) > 1000, (path, r.status_code, r.headers.get("location"))
+        big = httpx.get(srv.url + "/api/v1/search/", params={"page[limit]": 100, "fields": ["metadata", "structure"]},
+                        headers={"Accept-Encoding": "identity"})
+        assert big.status_code == 307 or len(big.content) <= 1000  # API answers still spill past the limit
+    finally:
+        srv.stop()
+        monkeypatch.undo()
+        settings.reset()
