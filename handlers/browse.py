@@ -60,9 +60,11 @@ def _serve(app: APIGatewayHttpResolver, name: str, cache_control: str) -> Respon
 
 
 def _current() -> Catalog | None:
-    """The release being served (None: nothing published yet, the package's page is served)."""
+    """The current release (None: nothing published yet, the package's page is served). Never a
+    pinned one: an old release's page on today's origin would bring back whatever an old page
+    did wrong, next to the signed-in tab's key (the page pins releases in its own requests)."""
     try:
-        return common.published()
+        return common.current()
     except NotFound:
         return None
 

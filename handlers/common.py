@@ -71,7 +71,7 @@ def catalog() -> View:
     route reads nodes through it. Bad credentials are a 401; so is an anonymous request to a
     catalog anonymous callers can read nothing of."""
     published_catalog = published()
-    view = View(published_catalog, auth.principal(EVENT.get(), published_catalog, store()))
+    view = View(published_catalog, auth.principal(EVENT.get(), current(), store()))
     auth.RESTRICTED.set(view.restricted)
     view.require_some_access()
     return view
@@ -82,11 +82,17 @@ def published() -> Catalog:
     ``catalog.json``'s identity (one ``stat``), so a release switch shows at once; on S3 it is
     re-read at most every ``catalog_ttl`` seconds (settings) (a read per request would cost a round trip).
     A request that pins a release (``release=<id>``) reads that release's catalog instead (:func:`pinned`)."""
-    s = store()
     release = pinned_release()
     if release is not None:
         PINNED.set(release)
-        return pinned(s, release)
+        return pinned(store(), release)
+    return current()
+
+
+def current() -> Catalog:
+    """The current release's catalog (its full view), whatever the request pins: who the caller is
+    (the identity provider, the group and subject mappings) is always decided by today's rules."""
+    s = store()
     now = time.monotonic()
     stamp = _stamp(s) if s.is_local else None
     with _lock:
@@ -128,12 +134,16 @@ def pinned_release() -> str | None:
 
 
 def pinned(s: Store, release: str) -> Catalog:
-    """A release's catalog (its full view when it has private nodes: the same access rules as the
-    current one). Kept while its ``catalog.json`` is unchanged (local: one ``stat``; S3: re-read
-    after ``catalog_ttl`` s), so a garbage-collected release stops answering."""
-    keys = (f"private/releases/{release}/catalog.json", f"releases/{release}/catalog.json")
+    """A release's PUBLIC view (``releases/<id>/catalog.json``: its public nodes only), for every
+    caller. Private nodes are served from the current release alone: an old release judged by
+    its own tags would keep granting what a data manager has since taken away (a node re-tagged,
+    a group unmapped), so pinning reaches what the release published to everyone (its objects
+    stay public in the store until gc anyway). Kept while its ``catalog.json`` is unchanged
+    (local: one ``stat``; S3: re-read after ``catalog_ttl`` s), so a garbage-collected release
+    stops answering."""
+    keys = (f"releases/{release}/catalog.json",)
     now = time.monotonic()
-    stamp = (_stamp(s, keys[0]) or _stamp(s, keys[1])) if s.is_local else None
+    stamp = _stamp(s, keys[0]) if s.is_local else None
     with _lock:
         cached = _pins.get((s.url, release))
     if cached and ((stamp == cached[0] and stamp is not None) if s.is_local else now - cached[1] < settings.current().catalog_ttl):
@@ -301,5 +311,9 @@ def secured(result: dict[str, Any]) -> dict[str, Any]:
     if str(headers.get(lowered.get("content-type", ""), "")).startswith("text/html") and "content-security-policy" not in lowered:
         headers["Content-Security-Policy"] = DATA_HTML_POLICY
     if PINNED.get() is not None and 300 <= int(result.get("statusCode", 200)) < 400 and result.get("statusCode") != 304:
-        headers[lowered.get("cache-control", "Cache-Control")] = CACHE_CONTROL
+        key = lowered.get("cache-control", "Cache-Control")
+        existing = str(headers.get(key, ""))
+        caller = auth.CURRENT.get()
+        if "no-store" not in existing:  # a signed-in caller's redirect (a signed URL) stays private
+            headers[key] = "private, no-store" if "private" in existing or (caller and not caller.anonymous) else CACHE_CONTROL
     return result

@@ -130,7 +130,7 @@ def _about(base: str, release: str | None, authentication: str, name: str | None
 
 def _authentication(base: str) -> dict[str, Any]:
     try:
-        published = common.published()
+        published = common.current()  # today's provider and rules, whatever release is pinned
     except NotFound:  # nothing published yet: nothing to protect
         return {"required": False, "providers": [], "links": None}
     return auth.authentication(published, base)
@@ -314,7 +314,7 @@ def distinct_values() -> Response:
 def whoami() -> Response:
     """Tiled's ``/auth/whoami``: who the credentials speak for (the tiled client calls it to reuse
     a cached token); anonymous: a 401."""
-    caller = auth.principal(common.EVENT.get(), common.published(), common.store())
+    caller = auth.principal(common.EVENT.get(), common.current(), common.store())
     if caller.anonymous:
         from publisher.errors import Unauthorized
 
