@@ -70,6 +70,8 @@ def test_private_node_says_so(served_private: Served) -> None:  # noqa: F811
     headers = {"Authorization": f"Apikey {served_private.keys['a']}"}
     node = next(e["path"] for e in served_private.published.entries()
                 if (e["data_url"] or "").startswith("private/") and e["family"] in ("array", "table"))
+    anonymous = httpx.get(f"{served_private.url}/api/v1/metadata/{node}", params={"include_data_sources": "true"})
+    assert anonymous.status_code == 404 and "private/" not in anonymous.text  # invisible, as the node is
     answer = httpx.get(f"{served_private.url}/api/v1/metadata/{node}", params={"include_data_sources": "true"}, headers=headers)
     if answer.status_code == 404:  # key a cannot read this one: take a key that reads everything
         headers = {"Authorization": f"Apikey {served_private.keys['ab']}"}
