@@ -22,6 +22,7 @@ from ..errors import SourceError, UnsupportedError
 from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from .base import Reader, register_reader
+from .compound import complex_pair, to_complex
 from .hdf5_direct import DirectChunks, NotDirect
 from .nexus import assign_dims, label_dataset
 
@@ -226,6 +227,9 @@ class _Walker:
             problem = _filter_problem(ds)
             if problem:
                 return skip(problem, shape=list(ds.shape), dtype=str(dtype))
+        pair = complex_pair(dtype)
+        if pair is not None:
+            return self._complex(ds, key, h5path, metadata, pair)
         if dtype.names:
             return self._compound(ds, key, h5path, metadata)
         string_info = h5py.check_string_dtype(dtype)
@@ -276,6 +280,19 @@ class _Walker:
             source_chunks=(tuple(ds.chunks) + tuple(extra_shape)) if ds.chunks else None,
             fill_value=to_json(fill) if fill is not None and native.kind != "c" else None,
         )
+
+    def _complex(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any], pair: tuple[str, str, np.dtype]) -> Node:
+        """A real/imaginary compound of any rank as a complex array (publisher/readers/compound.py)."""
+        reopen, ndim, lock = self._reopener(ds), ds.ndim, self.lock
+
+        def read(sel: tuple[slice, ...]) -> np.ndarray:
+            with lock:
+                data = reopen()[sel[:ndim]] if ndim else reopen()[()]
+            return to_complex(np.asarray(data), pair)
+
+        metadata.setdefault("complex_from", {"real": pair[0], "imag": pair[1]})
+        return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=pair[2], shape=tuple(ds.shape), read=read,
+                         source_chunks=tuple(ds.chunks) if ds.chunks else None)
 
     def _compound(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node:
         from .tables import structured_to_batch

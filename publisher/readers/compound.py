@@ -1,0 +1,36 @@
+"""Compound types that are really one number: a real/imaginary pair of floats is a complex value.
+
+h5py already maps a compound of fields ``r`` and ``i`` to complex; other writers name the pair
+otherwise (FEI/Thermo Velox EMD: ``realFloat``/``imagFloat``; others ``real``/``imag``, ``re``/``im``).
+Such a dataset is published as a complex array, bit-exact (each half copied, never converted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Field-name pairs (lower-cased) read as (real, imaginary).
+PAIRS = (("r", "i"), ("re", "im"), ("real", "imag"), ("realfloat", "imagfloat"), ("realdouble", "imagdouble"))
+_COMPLEX = {4: np.dtype("<c8"), 8: np.dtype("<c16")}
+
+
+def complex_pair(dtype: np.dtype) -> tuple[str, str, np.dtype] | None:
+    """(real field, imaginary field, complex dtype) when ``dtype`` is such a pair of equal floats."""
+    if not dtype.names or len(dtype.names) != 2:
+        return None
+    fields = {name.lower(): name for name in dtype.names}
+    for real, imag in PAIRS:
+        if real in fields and imag in fields:
+            a, b = dtype.fields[fields[real]][0], dtype.fields[fields[imag]][0]
+            if a.kind == b.kind == "f" and a.itemsize == b.itemsize and a.itemsize in _COMPLEX:
+                return fields[real], fields[imag], _COMPLEX[a.itemsize]
+    return None
+
+
+def to_complex(values: np.ndarray, pair: tuple[str, str, np.dtype]) -> np.ndarray:
+    """The complex array of a structured one (C order, little-endian)."""
+    real, imag, dtype = pair
+    out = np.empty(values.shape, dtype=dtype)
+    out.real = values[real]
+    out.imag = values[imag]
+    return out
