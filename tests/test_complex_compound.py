@@ -86,6 +86,8 @@ def test_the_tiled_client_reads_the_complex_values(built: tuple[object, dict[str
     ([("r", "<f4"), ("i", "<f4")], True), ([("REAL", ">f8"), ("Imag", ">f8")], True), ([("realFloat", "<f4"), ("imagFloat", "<f4")], True),
     ([("real", "<f4"), ("imag", "<f8")], False), ([("real", "<i4"), ("imag", "<i4")], False), ([("x", "<f4"), ("y", "<f4")], False),
     ([("real", "<f2"), ("imag", "<f2")], False), ([("real", "<f4"), ("imag", "<f4"), ("w", "<f4")], False),
+    ([("realFloatHalfEven", "<f4"), ("imagFloatHalfEven", "<f4")], True), ([("realA", "<f4"), ("imagB", "<f4")], False),
+    ([("imag", "<f8"), ("real", "<f8")], True), ([("Real", "<f4"), ("real", "<f4")], False),
 ])
 def test_which_compounds_are_pairs(fields: list[tuple[str, str]], found: bool) -> None:
     assert (complex_pair(np.dtype(fields)) is not None) is found

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Field-name pairs (lower-cased) read as (real, imaginary).
-PAIRS = (("r", "i"), ("re", "im"), ("real", "imag"), ("realfloat", "imagfloat"), ("realdouble", "imagdouble"))
+#: Field-name pairs (lower-cased) read as (real, imaginary); also any ``real<suffix>``/``imag<suffix>``
+#: (Velox: ``realFloat``/``imagFloat``, and ``realFloatHalfEven``/``imagFloatHalfEven`` for a half-stored FFT).
+PAIRS = (("r", "i"), ("re", "im"))
 _COMPLEX = {4: np.dtype("<c8"), 8: np.dtype("<c16")}
 
 
@@ -19,7 +20,11 @@ def complex_pair(dtype: np.dtype) -> tuple[str, str, np.dtype] | None:
     if not dtype.names or len(dtype.names) != 2:
         return None
     fields = {name.lower(): name for name in dtype.names}
-    for real, imag in PAIRS:
+    if len(fields) != 2:  # two names that differ only by case
+        return None
+    first, second = sorted(fields)
+    pairs = [*PAIRS, *([(second, first)] if second.startswith("real") and first == "imag" + second[4:] else [])]
+    for real, imag in pairs:
         if real in fields and imag in fields:
             a, b = dtype.fields[fields[real]][0], dtype.fields[fields[imag]][0]
             if a.kind == b.kind == "f" and a.itemsize == b.itemsize and a.itemsize in _COMPLEX:
