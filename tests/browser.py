@@ -207,6 +207,15 @@ def serve_private(folder: Path, provider: OIDCProvider | None = None) -> Iterato
         yield Served(url, published, keys, source=sources)
 
 
+def checked_demo_page(browser: Browser, served_demo: Served) -> Iterator[Page]:
+    """A page on the served demo in a fresh context that must end with no console error (a test
+    module makes it its fixture: ``page = pytest.fixture(name="page")(checked_demo_page)``)."""
+    one = page_for(browser, served_demo.url)
+    yield one
+    assert_no_errors(one)
+    one.context.close()
+
+
 @pytest.fixture(scope="module")
 def served_demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serve_demo(demo_dir, tmp_path_factory.mktemp("browse-demo")) as served:

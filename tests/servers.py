@@ -209,3 +209,16 @@ def publish_serve(store: str, *args: str, cwd: Path) -> Iterator[str]:
     finally:
         process.kill()
         process.wait(10)
+
+
+@contextlib.contextmanager
+def local_server(store_url: str) -> Iterator[str]:
+    """``publish serve``'s server run in this process (``handlers.local.LocalServer``) on a free
+    loopback port; yields its URL (in-process: the test's environment and settings apply)."""
+    from handlers.local import LocalServer
+
+    server = LocalServer(store_url, "127.0.0.1", 0).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

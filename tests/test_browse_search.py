@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from .browser import (Served, assert_no_errors, browser, page_for, ready_count, screenshot,  # noqa: F401
-                      served_demo, served_private, view_url, wait_ready)
+from .browser import (Served, assert_no_errors, browser, checked_demo_page, page_for, ready_count,  # noqa: F401
+                      screenshot, served_demo, served_private, view_url, wait_ready)
 from .conftest import ROOT, run_build
 from .servers import publish_serve
 
@@ -41,12 +41,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def page(browser: Any, served_demo: Served) -> Iterator[Any]:  # noqa: F811
-    one = page_for(browser, served_demo.url)
-    yield one
-    assert_no_errors(one)
-    one.context.close()
+page = pytest.fixture(name="page")(checked_demo_page)
 
 
 @pytest.fixture

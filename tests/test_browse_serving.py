@@ -21,6 +21,7 @@ from publisher import browse
 from publisher.stores import Store
 
 from .conftest import Published, run_build
+from .servers import local_server
 
 ASSETS = browse.files()
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -49,13 +50,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Published, str, str]
 
 @pytest.fixture(scope="module")
 def served(site: tuple[Published, str, str]) -> Iterator[str]:
-    from handlers.local import LocalServer
-
-    srv = LocalServer(site[0].store.url, "127.0.0.1", 0).start()
-    try:
-        yield srv.url
-    finally:
-        srv.stop()
+    with local_server(site[0].store.url) as url:
+        yield url
 
 
 def _raw_get(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -147,7 +143,6 @@ def test_unknown_or_escaping_asset_is_a_json_404(served: str, path: str) -> None
 def test_a_release_is_served_its_own_copy(site: tuple[Published, str, str], tmp_path: Path) -> None:
     """The page comes from the current release's browse/ (read through the store); a release
     built before the page (no browse/) gets the package's copy, and a rollback brings its page back."""
-    from handlers.local import LocalServer
     from publisher.releases import rollback
 
     copy = Store(str(shutil.copytree(site[0].store.path(""), tmp_path / "site")))
@@ -155,29 +150,22 @@ def test_a_release_is_served_its_own_copy(site: tuple[Published, str, str], tmp_
     copy.write_bytes(f"releases/{current}/browse/app.css", b"/* the current release's own */\n")
     copy.write_bytes(f"releases/{current}/browse/extra.js", b"export const release = 2;\n")
     copy.delete_prefix(f"releases/{first}/browse")  # as if built before the page existed
-    srv = LocalServer(copy.url, "127.0.0.1", 0).start()
-    try:
-        assert httpx.get(srv.url + "/ui/app.css").content == b"/* the current release's own */\n"
-        assert httpx.get(srv.url + "/ui/extra.js").content == b"export const release = 2;\n"
+    with local_server(copy.url) as url:
+        assert httpx.get(url + "/ui/app.css").content == b"/* the current release's own */\n"
+        assert httpx.get(url + "/ui/extra.js").content == b"export const release = 2;\n"
         # a pin in the page's own address does not bring back another release's page
-        assert httpx.get(srv.url + "/ui/app.css", params={"release": first}).content == b"/* the current release's own */\n"
+        assert httpx.get(url + "/ui/app.css", params={"release": first}).content == b"/* the current release's own */\n"
         rollback(copy, first)
-        assert httpx.get(srv.url + "/ui/app.css").content == (browse.STATIC / "app.css").read_bytes()
-        assert httpx.get(srv.url + "/").content == (browse.STATIC / "index.html").read_bytes()
-        assert httpx.get(srv.url + "/ui/extra.js").status_code == 404  # not the package's, not the other release's
-    finally:
-        srv.stop()
+        assert httpx.get(url + "/ui/app.css").content == (browse.STATIC / "app.css").read_bytes()
+        assert httpx.get(url + "/").content == (browse.STATIC / "index.html").read_bytes()
+        assert httpx.get(url + "/ui/extra.js").status_code == 404  # not the package's, not the other release's
 
 
 def test_nothing_published_yet_serves_the_package_page(tmp_path: Path) -> None:
-    from handlers.local import LocalServer
 
-    srv = LocalServer(str(tmp_path), "127.0.0.1", 0).start()
-    try:
-        r = httpx.get(srv.url + "/")
+    with local_server(str(tmp_path)) as url:
+        r = httpx.get(url + "/")
         assert r.status_code == 200 and r.content == (browse.STATIC / "index.html").read_bytes()
-    finally:
-        srv.stop()
 
 
 def test_the_metadata_package_ships_the_page() -> None:
@@ -210,13 +198,8 @@ def private_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Published, s
 
 @pytest.fixture(scope="module")
 def private_served(private_site: tuple[Published, str, str]) -> Iterator[str]:
-    from handlers.local import LocalServer
-
-    srv = LocalServer(private_site[0].store.url, "127.0.0.1", 0).start()
-    try:
-        yield srv.url
-    finally:
-        srv.stop()
+    with local_server(private_site[0].store.url) as url:
+        yield url
 
 
 def test_the_page_may_reach_the_identity_provider(private_served: str) -> None:
@@ -320,20 +303,16 @@ def test_a_bad_pin_is_a_json_error(private_served: str, private_site: tuple[Publ
 
 
 def test_a_collected_release_stops_answering(site: tuple[Published, str, str], tmp_path: Path) -> None:
-    from handlers.local import LocalServer
     from publisher.releases import gc
 
     copy = Store(str(shutil.copytree(site[0].store.path(""), tmp_path / "site")))
-    srv = LocalServer(copy.url, "127.0.0.1", 0).start()
-    try:
-        url = srv.url + "/api/v1/metadata/data/frame/counts"
+    with local_server(copy.url) as base:
+        url = base + "/api/v1/metadata/data/frame/counts"
         assert httpx.get(url, params={"release": site[1]}).status_code == 200
         gc(copy, keep=1)
         gone = httpx.get(url, params={"release": site[1]})
         assert gone.status_code == 404 and site[1] in gone.json()["detail"]
         assert httpx.get(url, params={"release": site[2]}).status_code == 200
-    finally:
-        srv.stop()
 
 
 def test_the_tiled_client_reads_a_pinned_release(served: str, site: tuple[Published, str, str]) -> None:
@@ -374,19 +353,17 @@ def test_the_page_is_never_spilled(site: tuple[Published, str, str], monkeypatch
     """A body limit smaller than the page (a misread setting) still shows the page, not a 307 to a
     stored copy that the browser would save as a download."""
     from handlers import settings
-    from handlers.local import LocalServer
 
     monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
     settings.reset()
-    srv = LocalServer(site[0].store.url, "127.0.0.1", 0).start()
     try:
-        for path in ("/", "/ui/app.js"):
-            r = httpx.get(srv.url + path, headers={"Accept-Encoding": "identity"})
-            assert r.status_code == 200 and len(r.content) > 1000, (path, r.status_code, r.headers.get("location"))
-        big = httpx.get(srv.url + "/api/v1/search/", params={"page[limit]": 100, "fields": ["metadata", "structure"]},
-                        headers={"Accept-Encoding": "identity"})
-        assert big.status_code == 307 or len(big.content) <= 1000  # API answers still spill past the limit
+        with local_server(site[0].store.url) as url:
+            for path in ("/", "/ui/app.js"):
+                r = httpx.get(url + path, headers={"Accept-Encoding": "identity"})
+                assert r.status_code == 200 and len(r.content) > 1000, (path, r.status_code, r.headers.get("location"))
+            big = httpx.get(url + "/api/v1/search/", params={"page[limit]": 100, "fields": ["metadata", "structure"]},
+                            headers={"Accept-Encoding": "identity"})
+            assert big.status_code == 307 or len(big.content) <= 1000  # API answers still spill past the limit
     finally:
-        srv.stop()
         monkeypatch.undo()
         settings.reset()

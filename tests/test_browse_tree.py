@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from .browser import (Served, assert_no_errors, browser, open_view, page_for, ready_count, screenshot,  # noqa: F401
-                      served_demo, view_url, wait_ready)
+from .browser import (Served, assert_no_errors, browser, checked_demo_page, open_view, page_for,  # noqa: F401
+                      ready_count, screenshot, served_demo, view_url, wait_ready)
 from .conftest import ROOT, run_build
 from .servers import publish_serve
 
@@ -54,12 +54,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, s
         yield url, first.report.release, second.report.release
 
 
-@pytest.fixture
-def page(browser: Any, served_demo: Served) -> Iterator[Any]:  # noqa: F811
-    one = page_for(browser, served_demo.url)
-    yield one
-    assert_no_errors(one)
-    one.context.close()
+page = pytest.fixture(name="page")(checked_demo_page)
 
 
 def listed(page: Any) -> list[str]:

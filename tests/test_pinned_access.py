@@ -20,6 +20,7 @@ import pytest
 from publisher.auth.keys import create_key
 
 from .conftest import Published, run_build
+from .servers import local_server
 
 ISSUER_1, ISSUER_2 = "http://127.0.0.1:9/one", "http://127.0.0.1:9/two"  # unreachable: never contacted for keys
 
@@ -33,8 +34,6 @@ def _config(group: str, issuer: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str, dict[str, str]]]:
-    from handlers.local import LocalServer
-
     folder: Path = tmp_path_factory.mktemp("pinned-access")
     (folder / "data").mkdir()
     for name in ("open", "secret"):
@@ -44,11 +43,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, 
     (folder / "data" / "note.csv").write_text("a\n1\n")  # something changes, so release 2 is made
     published: Published = run_build(folder, _config("grp-b", ISSUER_2))
     keys = {tag: create_key(published.store, [tag])[0] for tag in ("grp-a", "grp-b")}
-    server = LocalServer(published.store.url, "127.0.0.1", 0).start()
-    try:
-        yield server.url, first, published.report.release, keys
-    finally:
-        server.stop()
+    with local_server(published.store.url) as url:
+        yield url, first, published.report.release, keys
 
 
 def _get(base: str, route: str, key: str | None = None, release: str | None = None) -> httpx.Response:
