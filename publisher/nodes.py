@@ -68,6 +68,38 @@ class TableNode(Node):
 
 
 @dataclass
+class SparseNode(Node):
+    """A sparse matrix or tensor. ``read_coo(region)`` returns ``(coords, data)`` of the nonzeros
+    inside ``region`` (one slice per dimension), coordinates relative to the region's start,
+    ``coords`` of shape ``(ndim, nnz)`` sorted row-major; only the source rows the region
+    touches are read."""
+
+    dtype: np.dtype = field(default_factory=lambda: np.dtype("f8"))
+    coord_dtype: np.dtype = field(default_factory=lambda: np.dtype("i8"))
+    shape: tuple[int, ...] = ()
+    nnz: int = 0
+    read_coo: Callable[[tuple[slice, ...]], tuple[np.ndarray, np.ndarray]] | None = None
+    dims: list[str] | None = None
+    #: Block shape, set by rules or left to the writer.
+    chunks: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.sparse
+
+
+@dataclass
+class AwkwardNode(Node):
+    """Ragged or nested data (variable-length datasets, NeXus event lists, AnnData awkward
+    groups). ``read()`` returns the whole ``awkward.Array``; ``length`` is its top-level length."""
+
+    length: int = 0
+    read: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.family = StructureFamily.awkward
+
+
+@dataclass
 class ContainerNode(Node):
     children: list[Node] = field(default_factory=list)
     #: True inside a source file: the container is a Zarr group holding its array children.

@@ -17,6 +17,8 @@ class StructureFamily(str, Enum):
     array = "array"
     table = "table"
     container = "container"
+    sparse = "sparse"
+    awkward = "awkward"
 
 
 #: Tiled's specs for a dataset (a container whose children are all arrays, each one of the two
@@ -141,10 +143,64 @@ class ContainerStructure:
         return cls(count=data["count"])
 
 
+@dataclass
+class SparseStructure:
+    """Tiled's ``sparse`` family: a COO array cut into a regular block grid (``chunks`` as for arrays)."""
+
+    data_type: DataType
+    coord_data_type: DataType
+    shape: list[int]
+    chunks: list[list[int]]
+    dims: list[str] | None = None
+    resizable: bool = False
+    layout: str = "COO"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chunks": [list(c) for c in self.chunks],
+            "shape": list(self.shape),
+            "data_type": self.data_type.to_json(),
+            "coord_data_type": self.coord_data_type.to_json(),
+            "dims": list(self.dims) if self.dims is not None else None,
+            "resizable": self.resizable,
+            "layout": self.layout,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SparseStructure:
+        return cls(
+            data_type=DataType.from_json(data["data_type"]),
+            coord_data_type=DataType.from_json(data.get("coord_data_type") or {"kind": "i", "itemsize": 8}),
+            shape=list(data["shape"]),
+            chunks=[list(c) for c in data["chunks"]],
+            dims=data.get("dims"),
+            resizable=data.get("resizable", False),
+            layout=data.get("layout", "COO"),
+        )
+
+
+@dataclass
+class AwkwardStructure:
+    """Tiled's ``awkward`` family: the top-level length and the awkward form (a JSON dict whose
+    ``form_key`` s name the buffers, ``{form_key}-{attribute}``)."""
+
+    length: int
+    form: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"length": self.length, "form": self.form}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AwkwardStructure:
+        return cls(length=int(data["length"]), form=dict(data["form"]))
+
+
 STRUCTURES: dict[StructureFamily, type] = {
     StructureFamily.array: ArrayStructure,
     StructureFamily.table: TableStructure,
     StructureFamily.container: ContainerStructure,
+    StructureFamily.sparse: SparseStructure,
+    StructureFamily.awkward: AwkwardStructure,
 }
 
 

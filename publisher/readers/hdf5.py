@@ -24,6 +24,7 @@ from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, Table
 from .base import Reader, register_reader
 from .compound import complex_pair, to_complex
 from .hdf5_direct import DirectChunks, NotDirect
+from .hdf5_groups import interpret_dataset, interpret_group
 from .nexus import assign_dims, label_dataset
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -122,9 +123,13 @@ class _Walker:
         return (info.fileno, info.addr)
 
     # -- groups -------------------------------------------------------------------------
-    def group(self, group: Any, key: str, h5path: str) -> ContainerNode:
+    def group(self, group: Any, key: str, h5path: str) -> Node:
         import h5py
 
+        special = interpret_group(self, group, key, h5path) if h5path else None
+        if special is not None:  # a sparse matrix, an awkward array, ... (readers/hdf5_groups.py)
+            self._publish(self._identity(group), special)
+            return special
         node = ContainerNode(key=key, metadata=attrs_to_json(group.attrs), source_path=h5path, in_file=True)
         nx_class = node.metadata.get("NX_class")
         if isinstance(nx_class, list) and len(nx_class) == 1:
@@ -246,6 +251,9 @@ class _Walker:
                 return _clean_strings(np.asarray(raw, dtype=object))
 
             return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str)
+        special = interpret_dataset(self, ds, key, h5path, metadata)
+        if special is not None:  # variable-length sequences, ... (readers/hdf5_groups.py)
+            return special
         if h5py.check_vlen_dtype(dtype) is not None:
             return skip("variable-length sequences (ragged arrays) are not supported", dtype=str(dtype))
         if h5py.check_ref_dtype(dtype) is not None:
