@@ -48,6 +48,10 @@ class ArrayNode(Node):
     #: Chunk shape, set by rules or left to the writer's auto chunking.
     chunks: tuple[int, ...] | None = None
     codec: Any = None
+    #: Multiscale pyramid: True forces, False forbids, None lets the writer decide by size (rules set it).
+    pyramid: bool | None = None
+    #: A label image or mask: pyramid levels take the nearest value.
+    labels: bool = False
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.array

@@ -91,6 +91,10 @@ def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
                 node.chunks = tuple(-1 if c is None else c for c in rule.chunks)
             if rule.codec is not None:
                 node.codec = rule.codec
+            if rule.pyramid is not None:
+                node.pyramid = rule.pyramid
+            if rule.labels:
+                node.labels = True
     if isinstance(node, ContainerNode):
         if any(r.table for r in applied):
             return group_as_table(node)

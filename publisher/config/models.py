@@ -112,6 +112,8 @@ class Output(_Model):
     chunk_target_bytes: int = Field(default=8 * 2**20, description="Target uncompressed chunk size, e.g. 8MiB.")
     table_partition_rows: int = Field(default=5_000_000, gt=0, description="Rows per Parquet partition file.")
     table_row_group_rows: int = Field(default=262_144, gt=0, description="Rows per Parquet row group.")
+    pyramid_min_size: int = Field(default=4096, gt=0, description="Images with a last or second-last dimension at least this long get a "
+                                  "multiscale pyramid (rules can force or forbid it).")
 
     @field_validator("codec")
     @classmethod
@@ -179,6 +181,13 @@ class Rule(_Model):
     codec: Codec | None = None
     skip: bool = False
     table: bool = Field(default=False, description="Publish this group of equal-length 1-D datasets as one table.")
+    sparse: Literal["csr", "csc", "coo"] | None = Field(
+        default=None, description="Publish this group (data/indices/indptr, or coordinates and data) as one sparse array of this layout; "
+        "AnnData and 10x Genomics groups are detected without a rule.")
+    ragged: bool = Field(default=False, description="Publish this group of 1-D datasets of different lengths as one ragged (awkward) array.")
+    pyramid: bool | None = Field(default=None, description="Write a multiscale (OME-Zarr) pyramid: true forces, false forbids; "
+                                 "default: images whose last two dimensions reach output.pyramid_min_size.")
+    labels: bool = Field(default=False, description="A label image or mask: pyramid levels take the nearest value, not the mean.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     access_tags: list[str] | None = Field(default=None, description="Who may read the matched nodes and what is below them (docs/auth.md).")
 
