@@ -171,3 +171,20 @@ def test_file_next_to_folder_of_the_same_name(tmp_path: Path) -> None:
     assert sorted(c.key for c in published.catalog.entries("")) == ["a", "a.csv"]
     assert pd.read_parquet(published.url("a.csv"))["x"].tolist() == [1]
     assert pd.read_parquet(published.url("a/b"))["y"].tolist() == [2]
+
+
+def test_hdf5_after_a_user_block_is_detected_and_read(tmp_path: Path) -> None:
+    """MuData's .h5mu (and any HDF5 file made with a user block) starts with text, its HDF5
+    signature at byte 512, 1024 or 2048: still an HDF5 file, read as one."""
+    import h5py
+
+    for size in (512, 1024, 2048):
+        path = tmp_path / f"ub{size}.dat"  # an extension that says nothing: the magic decides
+        with h5py.File(path, "w", userblock_size=size) as f:
+            f["x"] = np.arange(6, dtype="<i4").reshape(2, 3)
+        with path.open("r+b") as raw:
+            raw.write(b"MuData (format-version=0.1.0)")
+        reader = detect(path)
+        assert reader is not None and reader.name == "hdf5", size
+    pub = run_build(tmp_path, {"sources": [{"path": "ub2048.dat"}]})
+    assert zarr.open_array(pub.url("ub2048/x"), mode="r")[...].tolist() == [[0, 1, 2], [3, 4, 5]]

@@ -45,7 +45,7 @@ def detect(path: Path) -> type[Reader] | None:
     """The reader for a file: magic bytes first, then the extension; None when nothing fits."""
     registered = REGISTRY.items().values()
     with open(path, "rb") as f:
-        head = f.read(2048)
+        head = f.read(4096)  # an HDF5 superblock may start at 2048 (readers/hdf5.py)
     by_magic = sorted((r for r in registered if r.magic_matches(head)), key=lambda r: -r.priority)
     for reader in by_magic:
         if reader.claims(path, head):

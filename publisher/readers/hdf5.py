@@ -330,9 +330,15 @@ class _Walker:
 class HDF5Reader(Reader):
     name = "hdf5"
     requires = ("h5py", "hdf5plugin")
-    extensions = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5", ".nexus", ".nx", ".hdf5plugin")
+    extensions = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5", ".nexus", ".nx", ".hdf5plugin", ".h5ad", ".h5mu", ".emd", ".hspy")
     magic = (HDF5_MAGIC,)
     Options = HDF5Options
+
+    @classmethod
+    def magic_matches(cls, head: bytes) -> bool:
+        """The superblock may follow a user block of 512 * 2**k bytes (MuData's .h5mu starts with a
+        512-byte text header), so the signature is looked for at each such offset within ``head``."""
+        return any(head[at : at + len(HDF5_MAGIC)] == HDF5_MAGIC for at in (0, 512, 1024, 2048))
 
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: HDF5Options) -> Iterator[Node]:  # type: ignore[override]
