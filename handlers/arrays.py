@@ -15,16 +15,18 @@ from urllib.parse import quote, urlencode
 from aws_lambda_powertools.event_handler import Response
 
 from publisher import limits, serializers
-from publisher.access.arrays import PublishedArray, published_array
+from publisher.access.arrays import PublishedArray, preview_level, published_array
 from publisher.errors import BadRequest
 from publisher.formats import Entry
-from publisher.structures import ArrayStructure
+from publisher.structures import ArrayStructure, StructDtype
 
 from . import common, http, zarr
 from .data import answer, check, ints
 
 #: The response header naming the range a PNG used (exposed to cross-origin pages by ``cors``).
 RESCALE_HEADER = "X-Skyshelf-Rescale"
+#: The response header naming the pyramid level a PNG was drawn from (0: the array itself).
+LEVEL_HEADER = "X-Skyshelf-Level"
 
 
 def parse_slice(text: str | None) -> tuple[Any, ...]:
@@ -127,8 +129,11 @@ def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
     if not isinstance(entry.structure, ArrayStructure):
         raise BadRequest(f"{path!r} is a {entry.family}, not an array")
     data_type = entry.structure.data_type
+    struct = data_type.to_numpy_dtype() if isinstance(data_type, StructDtype) else None
 
     def advertised(data: Any) -> Any:  # variable-length strings go out as the fixed-width unicode the structure names
+        if struct is not None and data.dtype != struct:  # Zarr holds a sub-array field as raw bytes: same layout
+            return data.view(struct)
         if data.dtype.kind == "O" and data_type.kind == "U":
             return data.astype(f"<U{max(data_type.itemsize // 4, 1)}")
         return data
@@ -187,19 +192,31 @@ def full() -> Response:
     chosen, shape = _negotiate(params), selected_shape(sel, array.shape)
     window = _preview(chosen, shape)
     options = _png_options(params)
+    source, read_sel, level = _png_level(entry, array, sel, options) if chosen.media_type == "image/png" else (array, sel, {})
     if window is not None:
         _bound(entry, path, selected_shape(window, shape), chosen.media_type, "the shown part of the selection")
         options.update(shape=shape, links=_links(path, params, shape, array.dtype.kind))
     else:
-        _bound(entry, path, shape, chosen.media_type, "the selection")
+        _bound(entry, path, selected_shape(read_sel, source.shape), chosen.media_type, "the selection")
         options["fill"] = _fills(entry, array)
 
     def produce() -> Any:
         _check_shape(params, shape)
-        return advertised(array.read(sel if window is None else narrowed(sel, array.shape, window)))
+        return advertised(source.read(read_sel) if window is None else array.read(narrowed(sel, array.shape, window)))
 
     return answer(app, "array", "application/octet-stream", catalog.release, path, params, produce,
-                  after=lambda: rescale_header(options), **options)
+                  after=lambda: {**rescale_header(options), **level}, **options)
+
+
+def _png_level(entry: Entry, array: PublishedArray, sel: tuple[Any, ...], options: dict[str, Any]) -> tuple[PublishedArray, tuple[Any, ...], dict[str, str]]:
+    """A PNG of an image with a pyramid reads the coarsest level still at least ``max_size``
+    over the selection (``publisher.access.arrays.preview_level``), named in ``X-Skyshelf-Level``."""
+    from publisher.serializers.array import PNG_MAX_SIZE
+
+    if not isinstance((entry.metadata or {}).get("pyramid"), dict):
+        return array, sel, {}
+    url, within, k = preview_level(entry.data_url or "", entry.metadata, array.shape, sel, options.get("max_size") or PNG_MAX_SIZE)
+    return (array if k == 0 else published_array(common.store(), url)), within, {LEVEL_HEADER: str(k)}
 
 
 def block() -> Response:

@@ -12,7 +12,7 @@ METHODS = ("GET", "HEAD", "OPTIONS")
 ALLOW_HEADERS = ("Range", "Accept", "If-None-Match", "If-Modified-Since", "Content-Type", "Authorization")
 #: Response headers a cross-origin caller may read.
 EXPOSE_HEADERS = ("Content-Disposition", "Content-Range", "Content-Length", "Content-Encoding", "ETag", "Location", "Accept-Ranges",
-                  "X-Skyshelf-Rescale")
+                  "X-Skyshelf-Rescale", "X-Skyshelf-Level")
 MAX_AGE = 3600
 
 

@@ -7,6 +7,7 @@ the metadata document, numpy and numcodecs.
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import json
@@ -98,7 +99,10 @@ class PublishedArray:
     def _decode_chunk(self, index: tuple[int, ...]) -> np.ndarray:
         try:
             raw: Any = self.store.read_bytes(self.chunk_key(index))
-        except NotFound:  # never written: the fill value
+        except NotFound:  # never written: the fill value (a structured one is base64 of its bytes)
+            if self.dtype.names:
+                fill = np.frombuffer(base64.b64decode(self.fill), self.dtype)[0] if isinstance(self.fill, str) else np.zeros((), self.dtype)
+                return np.full(self.chunks, fill, dtype=self.dtype)
             return np.full(self.chunks, self.fill if self.fill is not None else 0, dtype=self.dtype)
         if self.compressor is not None:
             raw = self.compressor.decode(raw)
@@ -170,3 +174,27 @@ class PublishedArray:
                 dst.append(slice(lo - a, hi - a))
             out[tuple(dst)] = chunk[tuple(src)]
         return out[tuple(post)]
+
+
+def preview_level(data_url: str, metadata: dict[str, Any] | None, shape: tuple[int, ...], sel: tuple[Any, ...],
+                  size: int) -> tuple[str, tuple[Any, ...], int]:
+    """Where a picture of ``array[sel]`` at most ``size`` pixels a side reads from: the coarsest
+    level of the node's pyramid (``metadata["pyramid"]``, docs/catalog.md) still at least ``size``
+    over the selection, as (its URL, the selection in its indices, the level number). Level 0
+    (``data_url``, ``sel``) when there is no pyramid or the selection steps or indexes the image's
+    last two dimensions."""
+    pyramid = (metadata or {}).get("pyramid")
+    levels = pyramid.get("levels") if isinstance(pyramid, dict) else None
+    full = tuple(sel) + (slice(None),) * (len(shape) - len(sel))
+    if not levels or len(full) != len(shape) or len(shape) < 2 or not all(isinstance(s, slice) and s.step in (None, 1) for s in full[-2:]):
+        return data_url, sel, 0
+    spans = [s.indices(n)[:2] for s, n in zip(full[-2:], shape[-2:])]
+    extent = max(b - a for a, b in spans)
+    k = 0
+    while k + 1 < len(levels) and extent // 2 ** (k + 1) >= size:
+        k += 1
+    if k == 0:
+        return data_url, sel, 0
+    f, level_shape = 2**k, levels[k]["shape"][-2:]
+    within = tuple(slice(min(a // f, n - 1), max(min(-(-b // f), n), min(a // f, n - 1) + 1)) for (a, b), n in zip(spans, level_shape))
+    return f"{data_url.rpartition('/')[0]}/{levels[k]['path']}", (*full[:-2], *within), k

@@ -19,6 +19,7 @@ import json
 import math
 import struct
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from ..stores import Store
 from ..structures import ArrayStructure, DataType, regular_chunks
 from .chunking import auto_chunks, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
+from . import pyramid
 from .base import WriteContext, Written, register
 from .codecs import compressor_spec
 
@@ -147,16 +149,22 @@ class ZarrWriter:
     @classmethod
     def from_context(cls, context: WriteContext) -> ZarrWriter:
         out = context.output
-        return cls(context.store, context.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, context.pool, slots=context.slots)
+        return cls(context.store, context.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, context.pool, slots=context.slots,
+                   pyramid_min_size=out.pyramid_min_size)
 
     def write(self, node: ArrayNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:  # type: ignore[override]
-        """The :class:`~publisher.writers.Writer` contract: the array and its ``ArrayStructure``."""
+        """The :class:`~publisher.writers.Writer` contract: the array and its ``ArrayStructure``
+        (with a multiscale pyramid when :func:`.pyramid.wanted`)."""
+        if self.zarr_format == 3 and self.pyramid_min_size and pyramid.wanted(node, self.pyramid_min_size):
+            done = pyramid.write_pyramid(self, node, zarr_path, documents, self.pyramid_min_size)
+            if done is not None:
+                return done
         written = self.array(zarr_path, node, node.codec, documents)
         structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
         return Written(structure, f"{self.prefix}/{zarr_path}", written.bytes_in)
 
     def __init__(self, store: Store, prefix: str, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor,
-                 slab_bytes: int = 16 * 2**20, slots: int | None = None) -> None:
+                 slab_bytes: int = 16 * 2**20, slots: int | None = None, pyramid_min_size: int | None = None) -> None:
         self.store = store
         self.prefix = prefix
         self.zarr_format = zarr_format
@@ -166,9 +174,13 @@ class ZarrWriter:
         self.slab_bytes = max(slab_bytes, target_bytes)
         #: Slabs in flight across every array being written, whichever item writes it.
         self.slots = threading.BoundedSemaphore(slots or 2 * (pool._max_workers or 1))  # type: ignore[attr-defined]
+        self.pyramid_min_size = pyramid_min_size
 
     def _put(self, path: str, data: bytes) -> None:
         self.store.write_bytes(f"{self.prefix}/{path}", data)
+
+    def put_json(self, path: str, doc: dict[str, Any]) -> None:
+        self._put(path, _dumps(doc))
 
     def group(self, path: str, attrs: dict[str, Any], documents: dict[str, Any]) -> None:
         """A group; its metadata also goes into ``documents`` (the file's, for consolidation)."""
@@ -214,9 +226,12 @@ class ZarrWriter:
         fill = node.fill_value if node.fill_value is not None else _default_fill(node.dtype)
         return attrs, fill
 
-    def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None) -> ArrayWritten:
+    def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
+              chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None) -> ArrayWritten:
+        """Write ``node`` at ``path``; ``on_block`` sees each block read, in the writer's threads
+        (the pyramid's level 1 is computed from them)."""
         assert node.read is not None
-        chunks = auto_chunks(node.shape, node.dtype.itemsize or 64, self.target_bytes, node.source_chunks, node.chunks)
+        chunks = chunks or auto_chunks(node.shape, node.dtype.itemsize or 64, self.target_bytes, node.source_chunks, node.chunks)
         dims = node.dims if node.dims is not None else [f"dim_{i}" for i in range(len(node.shape))]
         attrs, fill = self._attrs_and_fill(node, dims)
         layout = _Layout(node.dtype, tuple(node.shape), tuple(chunks), fill, codec or self.codec, self.zarr_format)
@@ -231,6 +246,8 @@ class ZarrWriter:
             expected = tuple(s.stop - s.start for s in sel)
             if block.shape != expected:
                 raise ValueError(f"reader returned shape {block.shape} for region {expected}")
+            if on_block is not None:
+                on_block(sel, block)
             for index, within in _chunks_in(sel, chunks):
                 self._put(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
             if block.dtype.kind != "O":

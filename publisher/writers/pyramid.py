@@ -1,0 +1,199 @@
+"""Multiscale pyramids (OME-Zarr 0.5) of large images, computed from level 0's blocks as they stream.
+
+Layout (docs/catalog.md, "Image pyramids"): the OME-Zarr image group is the image's parent Zarr
+group, whose ``ome.multiscales`` entry (named after the image) lists the image's own array as
+level 0 and ``<name>.levels/<k>`` for the others, so level 0 is stored once and every reader of
+the array (tiled client, Zarr route, ``xarray.open_zarr`` of the file) sees it as before. An
+image that is a file of its own has no parent group: ``data/<path>.zarr`` becomes that group,
+the array its member ``<name>``. Zarr 3 only (OME-Zarr 0.5 is Zarr 3).
+
+Levels halve the last two dimensions (an odd last row or column is dropped), until both are at
+most :func:`stop_size`. Level 1 is computed by the writer's threads from each level-0 slab while
+it is in memory (no second read of the source) into one array (a quarter of the image), the
+smaller ones from it; each level is then written with the level-0 writer (its chunk shape,
+codec and thread pool).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..nodes import ArrayNode
+from ..structures import ArrayStructure, DataType, regular_chunks
+from .base import Written
+from .chunking import auto_chunks
+
+MEAN, NEAREST = "mean", "nearest"
+#: Preview size the smallest level aims at (the browse page's PNG ``max_size``).
+PREVIEW = 1024
+#: OME-Zarr axis types of leading dimensions, by name; the last two are always ``space``.
+_TYPES = {"t": "time", "time": "time", "c": "channel", "ch": "channel", "channel": "channel", "channels": "channel",
+          "band": "channel", "bands": "channel", "z": "space"}
+DESCRIPTIONS = {
+    MEAN: "2x2 block mean of the last two dimensions: integers exact (wider integer sum, round half up), "
+          "floats in their own dtype, NaN left out (a block of NaN alone stays NaN)",
+    NEAREST: "2x2 block's top-left value (labels and booleans)",
+}
+
+
+def stop_size(min_size: int) -> int:
+    """Levels stop once the last two dimensions are both at most this: the preview size, or a
+    quarter of the pipeline's threshold when that is smaller (small test images)."""
+    return max(1, min(PREVIEW, min_size // 4))
+
+
+def method_for(node: ArrayNode) -> str:
+    return NEAREST if node.labels or node.dtype.kind == "b" else MEAN
+
+
+def axes_for(dims: list[str]) -> list[dict[str, str]] | None:
+    """OME-Zarr axes named after the array's dimensions, or None when they cannot be typed validly
+    (2 to 5 axes, unique names, time first, at most one untyped axis)."""
+    if not 2 <= len(dims) <= 5 or len(set(dims)) != len(dims):
+        return None
+    lead = [_TYPES.get(d.lower()) for d in dims[:-2]]
+    if "space" in lead[:-1] or lead.count(None) > 1 or lead.count("time") > 1 or lead.count("channel") > 1:
+        return None
+    if "time" in lead and lead[0] != "time":
+        return None
+    return [{"name": d, **({"type": t} if t else {})} for d, t in zip(dims, [*lead, "space", "space"])]
+
+
+def level_shapes(shape: tuple[int, ...], stop: int, forced: bool) -> list[tuple[int, ...]]:
+    """Level 0's shape and each halved one, until the last two dimensions are at most ``stop``
+    (at least one level when ``forced`` and the image can be halved)."""
+    out = [tuple(shape)]
+    while min(out[-1][-2:]) >= 2 and (max(out[-1][-2:]) > stop or (forced and len(out) == 1)):
+        out.append((*shape[:-2], out[-1][-2] // 2, out[-1][-1] // 2))
+    return out
+
+
+def wanted(node: ArrayNode, min_size: int) -> bool:
+    """Whether ``node`` gets a pyramid: an image (2-5 dims, numbers or booleans) whose last or
+    second-last dimension reaches ``min_size``, unless a rule forces or forbids it."""
+    if node.pyramid is False or node.dtype.kind not in "biufc" or not 2 <= len(node.shape) <= 5 or min(node.shape[-2:]) < 2:
+        return False
+    return bool(node.pyramid) or max(node.shape[-2:]) >= min_size
+
+
+def down2(x: np.ndarray, method: str) -> np.ndarray:
+    """``x`` halved along its last two dimensions (floor), by ``method``; no float64 temporaries."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    if method == NEAREST:
+        return x[..., 0:h:2, 0:w:2]
+    if x.dtype.kind in "iu":
+        return _mean_int(x, h, w)
+    if x.dtype.kind in "fc" and _has_nan(x):
+        return _nanmean(x, h, w)
+    work = np.float32 if x.dtype == np.float16 else x.dtype  # float16 sums overflow at 65504
+    r = x[..., 0:h:2, :w].astype(work)
+    r += x[..., 1:h:2, :w]
+    s = r[..., 0::2] + r[..., 1::2]
+    s *= 0.25
+    return s.astype(x.dtype, copy=False)
+
+
+def _has_nan(x: np.ndarray) -> bool:
+    return bool(np.isnan(np.min(x.real)) or (x.dtype.kind == "c" and np.isnan(np.min(x.imag)))) if x.size else False
+
+
+def _mean_int(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Exact mean rounded half up: a sum in a wider integer, ``(s + 2) >> 2`` (an arithmetic shift
+    floors, so negative halves round up too). 64-bit integers: quarters and remainders apart."""
+    if x.dtype.itemsize <= 4:
+        wide = np.dtype(f"{x.dtype.kind}{x.dtype.itemsize * 2 if x.dtype.itemsize == 4 else 4}")
+        r = x[..., 0:h:2, :w].astype(wide)
+        r += x[..., 1:h:2, :w]
+        s = r[..., 0::2] + r[..., 1::2]
+        s += 2
+        s >>= 2
+        return s.astype(x.dtype)
+    parts = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+    quarters = sum(p >> 2 for p in parts)
+    rest = sum(p & 3 for p in parts) + 2
+    return (quarters + (rest >> 2)).astype(x.dtype)
+
+
+def _nanmean(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    parts = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+    work = np.float32 if x.dtype == np.float16 else x.dtype
+    count = sum((~np.isnan(p)).astype(np.uint8) for p in parts)
+    total = sum(np.where(np.isnan(p), 0, p).astype(work) for p in parts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / count.astype(work)
+    return out.astype(x.dtype, copy=False)
+
+
+def _even(chunks: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks whose last two sides are even (short of the whole side), so every slab starts on an
+    even row and column and each 2x2 block lies in one slab."""
+    return (*chunks[:-2], *(c + c % 2 if c < n else c for c, n in zip(chunks[-2:], shape[-2:])))
+
+
+def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[str, Any], min_size: int) -> Written | None:
+    """Write ``node`` with its pyramid (``writer``: the :class:`~.zarr_array.ZarrWriter`), or None
+    when it needs none after all (too small to halve, axes OME-Zarr cannot type)."""
+    dims = node.dims if node.dims is not None else [f"dim_{i}" for i in range(len(node.shape))]
+    axes = axes_for(dims)
+    shapes = level_shapes(tuple(node.shape), stop_size(min_size), bool(node.pyramid))
+    if axes is None or len(shapes) < 2:
+        return None
+    parent, _, name = zarr_path.rpartition("/")
+    in_group = (documents.get(parent) or {}).get("node_type") == "group"
+    if not in_group:  # a file of its own: its .zarr becomes the image group
+        parent, name = zarr_path, zarr_path.rpartition("/")[2].removesuffix(".zarr") or "0"
+    if name == "labels" or f"{parent}/labels" in documents:  # OME-Zarr's name for an image's label group
+        return None
+    method = method_for(node)
+    chunks = _even(auto_chunks(node.shape, node.dtype.itemsize, writer.target_bytes, node.source_chunks, node.chunks), tuple(node.shape))
+    level1 = np.empty(shapes[1], node.dtype)
+
+    def on_block(sel: tuple[slice, ...], block: np.ndarray) -> None:
+        down = down2(block, method)
+        y, x = sel[-2].start // 2, sel[-1].start // 2
+        level1[(*sel[:-2], slice(y, y + down.shape[-2]), slice(x, x + down.shape[-1]))] = down
+
+    written = writer.array(f"{parent}/{name}", node, node.codec, documents, chunks=chunks, on_block=on_block)
+    levels = [level1]
+    while len(levels) < len(shapes) - 1:
+        levels.append(np.ascontiguousarray(down2(levels[-1], method)))
+    for k, data in enumerate(levels, start=1):
+        level = ArrayNode(str(k), dtype=node.dtype, shape=data.shape, read=lambda sel, d=data: d[sel], dims=dims, attrs={},
+                          fill_value=node.fill_value)
+        writer.array(f"{parent}/{name}.levels/{k}", level, node.codec, documents, chunks=tuple(min(c, n) for c, n in zip(chunks, data.shape)))
+    paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
+    multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, k, len(dims)) for k, p in enumerate(paths)],
+                  "type": method, "metadata": {"description": DESCRIPTIONS[method], "writer": "skyshelf"}}
+    _groups(writer, parent, name, multiscale, documents, in_group)
+    node.metadata["pyramid"] = {"type": method, "levels": [{"path": p, "shape": list(s)} for p, s in zip(paths, shapes)]}
+    structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
+    return Written(structure, f"{writer.prefix}/{parent}/{name}", written.bytes_in)
+
+
+def _dataset(path: str, k: int, ndim: int) -> dict[str, Any]:
+    """Level ``k``: scale 2^k and the half-pixel shift of a block mean's centre (as ome-zarr's writer)."""
+    f = 2**k
+    return {"path": path, "coordinateTransformations": [
+        {"type": "scale", "scale": [1.0] * (ndim - 2) + [float(f)] * 2},
+        {"type": "translation", "translation": [0.0] * (ndim - 2) + [(f - 1) / 2] * 2}]}
+
+
+def _groups(writer: Any, parent: str, name: str, multiscale: dict[str, Any], documents: dict[str, Any], in_group: bool) -> None:
+    """The image group's ``ome`` attributes (merged into a file group's, which the file's
+    consolidation writes later) and the ``<name>.levels`` group."""
+    plain = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
+    documents[f"{parent}/{name}.levels"] = plain
+    writer.put_json(f"{parent}/{name}.levels/zarr.json", plain)
+    if in_group:
+        doc = documents[parent]
+        ome = dict(doc["attributes"].get("ome") or {"version": "0.5"})
+        ome["multiscales"] = [*ome.get("multiscales", []), multiscale]
+        documents[parent] = {**doc, "attributes": {**doc["attributes"], "ome": ome}}
+    else:
+        writer.put_json(f"{parent}/zarr.json", {"attributes": {"ome": {"version": "0.5", "multiscales": [multiscale]}},
+                                                "zarr_format": 3, "node_type": "group"})
+
+
+__all__ = ["MEAN", "NEAREST", "down2", "level_shapes", "method_for", "stop_size", "wanted", "write_pyramid"]

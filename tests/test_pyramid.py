@@ -1,0 +1,160 @@
+"""Multiscale pyramids (issue 15): images past ``output.pyramid_min_size`` get OME-Zarr 0.5 levels,
+validated with ome-zarr-models and checked against numpy on the source; the image itself reads as
+before (tiled client, zarr, xarray) and PNG previews draw from the nearest level."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from .conftest import run_build
+from .servers import local_server
+
+rng = np.random.default_rng(15)
+MIN_SIZE = 128  # stop size: 32
+
+
+def _sources() -> dict[str, np.ndarray]:
+    floats = rng.normal(100, 30, (150, 141)).astype("f4")
+    floats[3, 4] = np.nan  # one NaN in a 2x2 block: left out of the mean
+    floats[10:12, 20:22] = np.nan  # a whole block of NaN: stays NaN
+    return {
+        # > 16 MiB: several slabs through the writer's threads; odd rule chunks (made even)
+        "big": rng.integers(0, 65535, (2101, 4100), dtype="u2"),
+        "signed": rng.integers(-30000, 30000, (131, 257), dtype="i2"),
+        "wide": rng.integers(-(2**62), 2**62, (130, 130), dtype="i8"),
+        "floats": floats,
+        "labels": rng.integers(0, 7, (140, 133), dtype="u1"),
+        "mask": rng.random((140, 130)) > 0.5,
+        "stack": rng.integers(0, 255, (3, 140, 129), dtype="u1"),
+        "small": rng.integers(0, 255, (100, 100), dtype="u1"),
+        "forbidden": rng.integers(0, 255, (200, 200), dtype="u1"),
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, np.ndarray]]:
+    folder: Path = tmp_path_factory.mktemp("pyramid")
+    sources = _sources()
+    with h5py.File(folder / "f.h5", "w") as f:
+        for name, values in sources.items():
+            f.create_dataset(name if name != "labels" else "seg/cells", data=values, chunks=True)
+    tifffile.imwrite(folder / "t.tif", sources["signed"])
+    published = run_build(folder, {
+        "sources": [{"path": str(folder / "f.h5")}, {"path": str(folder / "t.tif")}],
+        "output": {"store": str(folder / "site"), "pyramid_min_size": MIN_SIZE},
+        "rules": [{"match": "f/big", "chunks": [333, 511]}, {"match": "f/seg/cells", "labels": True},
+                  {"match": "f/forbidden", "pyramid": False}],
+    })
+    return published, sources
+
+
+def _mean2(x: np.ndarray) -> np.ndarray:
+    """The reference: each 2x2 block's exact mean (Python integers / float64), round half up."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    blocks = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+    if x.dtype.kind in "iu":
+        total = sum(b.astype(object) for b in blocks)
+        return np.vectorize(lambda s: (s + 2) // 4, otypes=[object])(total).astype(x.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": a block of NaN alone
+        return np.nanmean(np.stack([b.astype("f8") for b in blocks]), axis=0).astype(x.dtype)
+
+
+def _nearest(x: np.ndarray) -> np.ndarray:
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    return x[..., 0:h:2, 0:w:2]
+
+
+def _group(published: Any, path: str) -> zarr.Group:
+    return zarr.open_group(published.url(path).rpartition("/")[0], mode="r")
+
+
+@pytest.mark.parametrize("name,path,method", [("big", "f/big", "mean"), ("signed", "f/signed", "mean"), ("wide", "f/wide", "mean"),
+                                              ("floats", "f/floats", "mean"), ("labels", "f/seg/cells", "nearest"),
+                                              ("mask", "f/mask", "nearest"), ("stack", "f/stack", "mean"), ("signed", "t", "mean")])
+def test_levels_are_valid_ome_zarr_and_match_numpy(built: tuple[Any, dict[str, np.ndarray]], name: str, path: str, method: str) -> None:
+    from ome_zarr_models.v05.image import Image
+
+    published, sources = built
+    image = Image.from_zarr(_group(published, path))  # raises when the metadata is not OME-Zarr 0.5
+    key = path.rpartition("/")[2]
+    (multiscale,) = [m for m in image.ome_attributes.multiscales if m.name == key]
+    advertised = published.node(path)["metadata"]["pyramid"]
+    assert advertised["type"] == multiscale.type == method
+    assert [level["path"] for level in advertised["levels"]] == [d.path for d in multiscale.datasets]
+    assert multiscale.datasets[0].path == key  # level 0 is the image's own array, stored once
+    want, group = sources[name], _group(published, path)
+    assert len(advertised["levels"]) >= 3
+    for k, level in enumerate(advertised["levels"]):
+        got = group[level["path"]][...]
+        assert list(got.shape) == level["shape"] and got.dtype == want.dtype
+        assert group[level["path"]].metadata.dimension_names == tuple(a.name for a in multiscale.axes)
+        if want.dtype.kind == "f":  # summed in their own dtype: within a few ulps of the float64 mean; NaN where all four are
+            np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{path} level {k}")
+        else:  # integers exact
+            np.testing.assert_array_equal(got, want, err_msg=f"{path} level {k}")
+        assert multiscale.datasets[k].coordinateTransformations[0].scale[-2:] == [2.0**k] * 2
+        want = (_nearest if method == "nearest" else _mean2)(want)
+    assert max(advertised["levels"][-1]["shape"][-2:]) <= MIN_SIZE // 4 < max(advertised["levels"][-2]["shape"][-2:])
+
+
+def test_axes_of_a_stack_leave_the_leading_dimension_unscaled(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    published, _ = built
+    ome = _group(published, "f/stack").attrs["ome"]
+    (stack,) = [m for m in ome["multiscales"] if m["name"] == "stack"]
+    assert [a.get("type") for a in stack["axes"]] == [None, "space", "space"]
+    assert stack["datasets"][2]["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 4.0, 4.0]},
+                                                                 {"type": "translation", "translation": [0.0, 1.5, 1.5]}]
+
+
+def test_small_or_forbidden_images_get_no_pyramid(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    published, _ = built
+    for path in ("f/small", "f/forbidden"):
+        assert "pyramid" not in published.node(path)["metadata"]
+        assert f"{path.rpartition('/')[2]}.levels" not in _group(published, path)
+
+
+def test_the_image_reads_as_before(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    """zarr at the node's data_url, xarray on the file's group, the tiled client: level 0, unchanged."""
+    import xarray as xr
+    from tiled.client import from_uri
+
+    published, sources = built
+    np.testing.assert_array_equal(zarr.open_array(published.url("f/big"), mode="r")[...], sources["big"])
+    dataset = xr.open_zarr(published.url("f/big").rpartition("/")[0])
+    assert sorted(dataset.data_vars) == sorted(n for n in sources if n != "labels")
+    np.testing.assert_array_equal(dataset["floats"].values, sources["floats"])
+    with local_server(published.store.url) as url:
+        client = from_uri(f"{url}/api/v1")
+        np.testing.assert_array_equal(client["f"]["signed"].read(), sources["signed"])
+        np.testing.assert_array_equal(client["t"].read(), sources["signed"])
+        assert client["f"]["big"].structure().shape == sources["big"].shape
+
+
+def _png(url: str, query: str) -> tuple[str | None, tuple[int, int]]:
+    from PIL import Image
+
+    with urllib.request.urlopen(f"{url}?{query}") as response:
+        return response.headers.get("X-Skyshelf-Level"), Image.open(io.BytesIO(response.read())).size
+
+
+def test_a_png_preview_reads_the_nearest_level_at_least_its_size(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    published, _ = built
+    with local_server(published.store.url) as url:
+        big = f"{url}/api/v1/array/full/f/big"
+        # level 2 (525 x 1025) is the coarsest at least 1000 a side; the PNG halves it again to fit
+        assert _png(big, "format=png&max_size=1000") == ("2", (512, 262))
+        assert _png(big, "format=png&max_size=100") == ("5", (64, 32))  # level 5: 65 x 128
+        assert _png(big, "format=png&max_size=100&slice=0:800,0:800") == ("3", (100, 100))  # 800 px: level 3 holds 100
+        assert _png(big, "format=png&max_size=100&slice=::2,::2")[0] == "0"  # a stepped selection: level 0
+        assert _png(f"{url}/api/v1/array/full/f/small", "format=png")[0] is None  # no pyramid, no header
