@@ -7,7 +7,6 @@ the metadata document, numpy and numcodecs.
 
 from __future__ import annotations
 
-import base64
 import functools
 import itertools
 import json
@@ -99,10 +98,7 @@ class PublishedArray:
     def _decode_chunk(self, index: tuple[int, ...]) -> np.ndarray:
         try:
             raw: Any = self.store.read_bytes(self.chunk_key(index))
-        except NotFound:  # never written: the fill value (a structured one is base64 of its bytes)
-            if self.dtype.names:
-                fill = np.frombuffer(base64.b64decode(self.fill), self.dtype)[0] if isinstance(self.fill, str) else np.zeros((), self.dtype)
-                return np.full(self.chunks, fill, dtype=self.dtype)
+        except NotFound:  # never written: the fill value
             return np.full(self.chunks, self.fill if self.fill is not None else 0, dtype=self.dtype)
         if self.compressor is not None:
             raw = self.compressor.decode(raw)
