@@ -38,9 +38,12 @@ class DataType:
     dt_units: str | None = None
 
     @classmethod
-    def from_numpy(cls, dtype: Any, max_chars: int | None = None) -> DataType:
+    def from_numpy(cls, dtype: Any, max_chars: int | None = None) -> DataType | StructDtype:
         """``max_chars`` (the longest value of a variable-length string array, when known) gives
-        Tiled's form for strings: fixed-width unicode, 4 bytes per character."""
+        Tiled's form for strings: fixed-width unicode, 4 bytes per character. A structured dtype
+        gives a :class:`StructDtype` (as Tiled's ``ArrayStructure.data_type`` is either)."""
+        if dtype.names:
+            return StructDtype.from_numpy(dtype)
         if dtype.kind == "O" or dtype.kind == "T":  # variable-length strings
             if max_chars is not None:
                 return cls(kind="U", itemsize=4 * max(max_chars, 1), endianness="little")
@@ -68,6 +71,67 @@ class DataType:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class StructField:
+    """One field of a :class:`StructDtype` (Tiled's ``Field``): ``shape`` for a sub-array field."""
+
+    name: str
+    dtype: DataType | StructDtype
+    shape: tuple[int, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype.to_json(), "shape": list(self.shape) if self.shape is not None else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StructField:
+        shape = data.get("shape")
+        return cls(data["name"], data_type_from_json(data["dtype"]), tuple(shape) if shape is not None else None)
+
+    def to_numpy_descr(self) -> tuple[Any, ...]:
+        base = self.dtype.to_numpy_descr() if isinstance(self.dtype, StructDtype) else self.dtype.to_numpy_str()
+        return (self.name, base) if self.shape is None else (self.name, base, self.shape)
+
+
+@dataclass(frozen=True)
+class StructDtype:
+    """A structured (compound) dtype in Tiled's ``StructDtype`` form. Its values are sent PACKED
+    (the tiled client builds the numpy dtype from names and formats alone), so ``itemsize`` is
+    the packed size and publishers repack before writing (``readers/compound.packed``)."""
+
+    itemsize: int
+    fields: tuple[StructField, ...]
+    kind = "V"  # what code asking a DataType for its kind sees (not part of the JSON)
+
+    @classmethod
+    def from_numpy(cls, dtype: Any) -> StructDtype:
+        fields = []
+        for name in dtype.names:
+            ftype = dtype.fields[name][0]
+            base, shape = ftype.subdtype if ftype.subdtype else (ftype, None)
+            fields.append(StructField(name, DataType.from_numpy(base), shape))
+        return cls(itemsize=dtype.itemsize, fields=tuple(fields))
+
+    def to_numpy_descr(self) -> list[tuple[Any, ...]]:
+        return [f.to_numpy_descr() for f in self.fields]
+
+    def to_numpy_dtype(self) -> Any:
+        import numpy as np  # not at import: handlers read structures without numpy
+
+        return np.dtype(self.to_numpy_descr())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"itemsize": self.itemsize, "fields": [f.to_json() for f in self.fields]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StructDtype:
+        return cls(itemsize=int(data["itemsize"]), fields=tuple(StructField.from_json(f) for f in data["fields"]))
+
+
+def data_type_from_json(data: dict[str, Any]) -> DataType | StructDtype:
+    """Tiled's rule: a data type with ``fields`` is a struct, any other a builtin."""
+    return StructDtype.from_json(data) if "fields" in data else DataType.from_json(data)
+
+
 def regular_chunks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> list[list[int]]:
     """Tiled's per-dimension chunk sizes for a regular grid (last chunk may be short)."""
     out = []
@@ -80,7 +144,7 @@ def regular_chunks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> list
 
 @dataclass
 class ArrayStructure:
-    data_type: DataType
+    data_type: DataType | StructDtype
     shape: list[int]
     chunks: list[list[int]]
     dims: list[str] | None = None
@@ -103,7 +167,7 @@ class ArrayStructure:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ArrayStructure:
         return cls(
-            data_type=DataType.from_json(data["data_type"]),
+            data_type=data_type_from_json(data["data_type"]),
             shape=list(data["shape"]),
             chunks=[list(c) for c in data["chunks"]],
             dims=data.get("dims"),

@@ -39,3 +39,29 @@ def to_complex(values: np.ndarray, pair: tuple[str, str, np.dtype]) -> np.ndarra
     out.real = values[real]
     out.imag = values[imag]
     return out
+
+
+def packed(dtype: np.dtype) -> np.dtype:
+    """``dtype`` without padding and little-endian, nested fields and sub-array fields included:
+    the layout Tiled sends (its client rebuilds the dtype from names and formats alone, so an
+    aligned HDF5 compound's gaps would shift every field). Raises ``ValueError`` naming a field
+    that no fixed-size array can hold (variable-length strings or sequences, references)."""
+    if dtype.names is None:
+        if dtype.subdtype:
+            return np.dtype((packed(dtype.subdtype[0]), dtype.subdtype[1]))
+        if dtype.hasobject or dtype.kind not in "biufcSVmM":
+            raise ValueError(f"{dtype} has no fixed-size form")
+        return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+    out = []
+    for name in dtype.names:
+        try:
+            out.append((name, packed(dtype.fields[name][0])))
+        except ValueError as exc:
+            raise ValueError(f"field {name!r}: {exc}") from None
+    return np.dtype(out)
+
+
+def repacked(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` (a structured array as read) in the :func:`packed` ``dtype``, C order. numpy
+    assigns structured values field by field in order, converting each field's byte order."""
+    return np.ascontiguousarray(values.astype(dtype, copy=False))

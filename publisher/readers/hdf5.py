@@ -1,4 +1,4 @@
-"""HDF5 and NeXus: groups → containers, datasets → arrays, compound datasets → tables.
+"""HDF5 and NeXus: groups → containers, datasets → arrays, 1-D compound datasets → tables, N-D ones → structured arrays.
 
 Links: a hard-linked object is published once at its canonical path (the first in
 h5py's visit order) and every other path is recorded as an alias; soft links resolve
@@ -22,7 +22,7 @@ from ..errors import SourceError, UnsupportedError
 from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from .base import Reader, register_reader
-from .compound import complex_pair, to_complex
+from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect
 from .hdf5_groups import interpret_dataset, interpret_group
 from .nexus import assign_dims, label_dataset
@@ -302,11 +302,32 @@ class _Walker:
         return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=pair[2], shape=tuple(ds.shape), read=read,
                          source_chunks=tuple(ds.chunks) if ds.chunks else None)
 
+    def _structured(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node:
+        """An N-D compound as a structured array (Tiled's ``StructDtype``), packed and little-endian
+        (readers/compound.py): nested compounds and sub-array fields included, values bit-exact."""
+        try:
+            dtype = packed(ds.dtype)
+        except ValueError as exc:
+            return SkippedNode(key=key, source_path=h5path, reason=f"compound dataset of rank {ds.ndim} with a {exc}")
+        reopen, lock = self._reopener(ds), self.lock
+
+        def read(sel: tuple[slice, ...]) -> np.ndarray:
+            with lock:
+                data = reopen()[sel] if sel else reopen()[()]
+            return repacked(np.asarray(data), dtype)
+
+        try:
+            fill = repacked(np.asarray(ds.fillvalue).reshape(-1)[:1], dtype)[0]
+        except (RuntimeError, TypeError, ValueError):  # undefined in some old files
+            fill = np.zeros((), dtype)[()]
+        return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=dtype, shape=tuple(ds.shape), read=read,
+                         source_chunks=tuple(ds.chunks) if ds.chunks else None, fill_value=fill)
+
     def _compound(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node:
         from .tables import structured_to_batch
 
         if ds.ndim > 1:
-            return SkippedNode(key=key, source_path=h5path, reason=f"compound dataset of rank {ds.ndim} (only 0-d and 1-d become tables)")
+            return self._structured(ds, key, h5path, metadata)
         try:
             with self.lock:
                 head = ds[:1000] if ds.ndim else ds[()].reshape(1)

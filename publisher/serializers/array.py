@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
 import math
 import warnings
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,26 @@ def _short_floats_json(array: np.ndarray) -> str:
     return nest(words, array.shape)
 
 
+def _plain(value: Any) -> Any:
+    """A structured array's ``tolist()`` made JSON as Tiled sends it: records as lists, bytes as
+    ``data:`` URIs; also NaN/inf as null and complex as [real, imag] (Tiled 0.2.20 fails on both)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):  # a sub-array field
+        return _plain(value.tolist())
+    if isinstance(value, bytes):
+        return "data:application/octet-stream;base64," + base64.b64encode(value).decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, complex):
+        return [_plain(value.real), _plain(value.imag)]
+    return value
+
+
 @register("array", "application/json", ("json",), ".json")
 def to_json(array: np.ndarray, **_: Any) -> bytes:
+    if array.dtype.names:  # structured: nested lists, one per record
+        return json.dumps(_plain(array.tolist()), separators=(",", ":"), default=str).encode()
     if array.dtype.kind == "c":  # [real, imag] pairs
         array = np.stack([array.real, array.imag], axis=-1)
     if array.dtype.kind == "f" and array.dtype.itemsize < 8:
@@ -75,8 +95,41 @@ def to_json(array: np.ndarray, **_: Any) -> bytes:
     return json.dumps(_jsonable(array), separators=(",", ":")).encode()
 
 
+def _leaves(values: np.ndarray, name: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    """A 1-D structured array's columns: nested fields as ``outer.inner``, a sub-array field's
+    elements as ``name[i,j]``."""
+    if values.dtype.names:
+        for field in values.dtype.names:
+            yield from _leaves(values[field], f"{name}.{field}" if name else field)
+    elif values.ndim > 1:
+        for index in np.ndindex(*values.shape[1:]):
+            yield from _leaves(values[(slice(None), *index)], f"{name}[{','.join(map(str, index))}]")
+    else:
+        yield name, values
+
+
+def _struct_csv(array: np.ndarray) -> bytes:
+    """One row per record and a column per leaf field, with a header (numbers at their own
+    precision, bytes as UTF-8 text)."""
+    import csv
+
+    if array.ndim > 1:
+        raise BadRequest(f"CSV of a structured array has a row per record, so at most 1 dimension; this selection has {array.ndim} "
+                         "(slice it first, or ask for json or octet-stream)")
+    columns = list(_leaves(array.reshape(-1)))
+    text = [np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(c) if c.dtype.kind == "S" and c.size else c.astype(str)
+            for _, c in columns]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([name for name, _ in columns])
+    writer.writerows(zip(*text))
+    return buf.getvalue().encode()
+
+
 @register("array", "text/csv", ("csv",), ".csv")
 def to_csv(array: np.ndarray, **_: Any) -> bytes:
+    if array.dtype.names:
+        return _struct_csv(array)
     if array.ndim > 2:
         raise BadRequest(f"CSV holds at most 2 dimensions; this selection has {array.ndim} (slice it first)")
     rows = np.atleast_2d(array) if array.ndim else array.reshape(1, 1)
