@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .index.layout import INDEX_COLUMNS, JSON_COLUMNS  # noqa: F401 (the index's columns: a published format too)
-from .structures import ArrayStructure, ContainerStructure, TableStructure, structure_from_json
+from .structures import ArrayStructure, ContainerStructure, StructureFamily, TableStructure, structure_from_json
 
 CATALOG_KEY = "catalog.json"
 #: A catalog with access rules: the full catalog (every node, the manifest, the report), never public.
@@ -147,7 +147,7 @@ class BuildReport:
     release: str
     store: str
     published: bool = False
-    nodes: dict[str, int] = field(default_factory=lambda: {"container": 0, "array": 0, "table": 0})
+    nodes: dict[str, int] = field(default_factory=lambda: {f.value: 0 for f in StructureFamily})
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
