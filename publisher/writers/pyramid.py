@@ -16,6 +16,7 @@ codec and thread pool).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -78,52 +79,65 @@ def wanted(node: ArrayNode, min_size: int) -> bool:
     return bool(node.pyramid) or max(node.shape[-2:]) >= min_size
 
 
-def down2(x: np.ndarray, method: str) -> np.ndarray:
-    """``x`` halved along its last two dimensions (floor), by ``method``; no float64 temporaries."""
+#: Rows of output a band of :func:`down2` computes at once: its temporaries stay in the CPU's cache
+#: (8192 x 8192 uint16: 40 ms against 71 ms for the whole image at once).
+BAND = 32
+
+
+def down2(x: np.ndarray, method: str, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` halved along its last two dimensions (floor), by ``method``, into ``out`` (a new
+    array when None), band by band; no float64 temporaries."""
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    if out is None:
+        out = np.empty((*x.shape[:-2], h // 2, w // 2), x.dtype)
+    for a in range(0, h, 2 * BAND):
+        b = min(a + 2 * BAND, h)
+        out[..., a // 2 : b // 2, :] = _down2(x[..., a:b, :w], method)
+    return out
+
+
+def _down2(x: np.ndarray, method: str) -> np.ndarray:
+    """One band of :func:`down2` (even sides)."""
     if method == NEAREST:
-        return x[..., 0:h:2, 0:w:2]
+        return x[..., 0::2, 0::2]
     if x.dtype.kind in "iu":
-        return _mean_int(x, h, w)
+        return _mean_int(x)
     if x.dtype.kind in "fc" and _has_nan(x):
-        return _nanmean(x, h, w)
+        return _nanmean(x)
     work = np.float32 if x.dtype == np.float16 else x.dtype  # float16 sums overflow at 65504
-    r = x[..., 0:h:2, :w].astype(work)
-    r += x[..., 1:h:2, :w]
+    r = np.add(x[..., 0::2, :], x[..., 1::2, :], dtype=work)
     s = r[..., 0::2] + r[..., 1::2]
     s *= 0.25
-    return s.astype(x.dtype, copy=False)
+    return s
 
 
 def _has_nan(x: np.ndarray) -> bool:
     return bool(np.isnan(np.min(x.real)) or (x.dtype.kind == "c" and np.isnan(np.min(x.imag)))) if x.size else False
 
 
-def _mean_int(x: np.ndarray, h: int, w: int) -> np.ndarray:
+def _mean_int(x: np.ndarray) -> np.ndarray:
     """Exact mean rounded half up: a sum in a wider integer, ``(s + 2) >> 2`` (an arithmetic shift
     floors, so negative halves round up too). 64-bit integers: quarters and remainders apart."""
     if x.dtype.itemsize <= 4:
-        wide = np.dtype(f"{x.dtype.kind}{x.dtype.itemsize * 2 if x.dtype.itemsize == 4 else 4}")
-        r = x[..., 0:h:2, :w].astype(wide)
-        r += x[..., 1:h:2, :w]
+        wide = np.dtype(f"{x.dtype.kind}{8 if x.dtype.itemsize == 4 else 4}")
+        r = np.add(x[..., 0::2, :], x[..., 1::2, :], dtype=wide)
         s = r[..., 0::2] + r[..., 1::2]
         s += 2
         s >>= 2
-        return s.astype(x.dtype)
-    parts = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+        return s
+    parts = [x[..., i::2, j::2] for i in (0, 1) for j in (0, 1)]
     quarters = sum(p >> 2 for p in parts)
     rest = sum(p & 3 for p in parts) + 2
-    return (quarters + (rest >> 2)).astype(x.dtype)
+    return quarters + (rest >> 2)
 
 
-def _nanmean(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    parts = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+def _nanmean(x: np.ndarray) -> np.ndarray:
+    parts = [x[..., i::2, j::2] for i in (0, 1) for j in (0, 1)]
     work = np.float32 if x.dtype == np.float16 else x.dtype
     count = sum((~np.isnan(p)).astype(np.uint8) for p in parts)
     total = sum(np.where(np.isnan(p), 0, p).astype(work) for p in parts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = total / count.astype(work)
-    return out.astype(x.dtype, copy=False)
+        return total / count.astype(work)
 
 
 def _even(chunks: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -151,18 +165,22 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
     level1 = np.empty(shapes[1], node.dtype)
 
     def on_block(sel: tuple[slice, ...], block: np.ndarray) -> None:
-        down = down2(block, method)
         y, x = sel[-2].start // 2, sel[-1].start // 2
-        level1[(*sel[:-2], slice(y, y + down.shape[-2]), slice(x, x + down.shape[-1]))] = down
+        down2(block, method, level1[(*sel[:-2], slice(y, y + block.shape[-2] // 2), slice(x, x + block.shape[-1] // 2))])
 
     written = writer.array(f"{parent}/{name}", node, node.codec, documents, chunks=chunks, on_block=on_block)
     levels = [level1]
     while len(levels) < len(shapes) - 1:
-        levels.append(np.ascontiguousarray(down2(levels[-1], method)))
-    for k, data in enumerate(levels, start=1):
-        level = ArrayNode(str(k), dtype=node.dtype, shape=data.shape, read=lambda sel, d=data: d[sel], dims=dims, attrs={},
+        levels.append(down2(levels[-1], method))
+
+    def write_level(k: int, data: np.ndarray) -> None:
+        level = ArrayNode(str(k), dtype=node.dtype, shape=data.shape, read=lambda sel: data[sel], dims=dims, attrs={},
                           fill_value=node.fill_value)
         writer.array(f"{parent}/{name}.levels/{k}", level, node.codec, documents, chunks=tuple(min(c, n) for c, n in zip(chunks, data.shape)))
+
+    # all levels at once (each hands its slabs to the writer's pool): the small ones overlap level 1
+    with ThreadPoolExecutor(len(levels), thread_name_prefix="skyshelf-pyramid") as levels_pool:
+        list(levels_pool.map(write_level, range(1, len(levels) + 1), levels))
     paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
     multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, k, len(dims)) for k, p in enumerate(paths)],
                   "type": method, "metadata": {"description": DESCRIPTIONS[method], "writer": "skyshelf"}}

@@ -1,0 +1,89 @@
+"""Pyramid build cost: ``publish build`` of one large image with its OME-Zarr pyramid against the
+same build without (rule ``pyramid: false``), paired and interleaved in one process.
+
+Sources (generated once, cached in $SKYSHELF_BENCH or /tmp/skyshelf-bench): ``image-<n>-raw.h5``
+and ``image-<n>-gzip.h5``, the same n x n uint16 image (smooth field plus noise), chunks
+1024 x 1024, uncompressed and gzip level 4 (how detectors and microscopes usually write). Each repeat builds without, then with (the order alternates
+between repeats), each into a new store; the printed ratio is the median of the repeats'
+with / without, the seconds the fastest runs. Target (issue 15): the pyramid adds < 25 %.
+Usage: python benchmarks/pyramid_build.py [--size 16384] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def source(size: int, compression: str | None) -> Path:
+    import h5py
+
+    folder = Path(os.environ.get("SKYSHELF_BENCH", "/tmp/skyshelf-bench"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"image-{size}-{compression or 'raw'}.h5"
+    if not path.exists():
+        rng = np.random.default_rng(15)
+        tmp = path.with_suffix(".tmp")
+        with h5py.File(tmp, "w") as f:
+            data = f.create_dataset("image", (size, size), dtype="u2", chunks=(1024, 1024), compression=compression,
+                                    compression_opts=4 if compression else None)
+            x = np.linspace(0, 6 * np.pi, size, dtype="f4")
+            for row in range(0, size, 1024):
+                y = np.linspace(row / size * 6 * np.pi, (row + 1024) / size * 6 * np.pi, 1024, endpoint=False, dtype="f4")
+                smooth = 20000 + 15000 * np.sin(y)[:, None] * np.cos(x)[None, :]
+                data[row : row + 1024] = (smooth + rng.normal(0, 300, (1024, size)).astype("f4")).clip(0, 65535).astype("u2")
+        tmp.rename(path)
+    return path
+
+
+def one_build(image: Path, pyramid: bool) -> float:
+    import yaml
+
+    from publisher.build import build
+    from publisher.config import load_pipeline
+
+    folder = Path(tempfile.mkdtemp(prefix="pyramid-bench-"))
+    try:
+        config = {"sources": [{"path": str(image)}], "output": {"store": str(folder / "site")},
+                  "rules": [] if pyramid else [{"match": "**", "pyramid": False}]}
+        (folder / "pipeline.yml").write_text(yaml.safe_dump(config))
+        pipeline = load_pipeline(folder / "pipeline.yml")
+        start = time.perf_counter()
+        build(pipeline, workers=os.cpu_count() or 2)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=16384)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    for compression in (None, "gzip"):
+        image = source(args.size, compression)
+        one_build(image, True)  # warm: imports, page cache
+        plain: list[float] = []
+        pyr: list[float] = []
+        for i in range(args.repeat):
+            for with_pyramid in ((False, True) if i % 2 == 0 else (True, False)):
+                (pyr if with_pyramid else plain).append(one_build(image, with_pyramid))
+            print(f"  repeat {i + 1}: without {plain[-1]:.2f} s, with {pyr[-1]:.2f} s, ratio {pyr[-1] / plain[-1]:.3f}", flush=True)
+        ratio = statistics.median(p / q for p, q in zip(pyr, plain))
+        print(f"{args.size}x{args.size} uint16, {compression or 'uncompressed'} source ({image.stat().st_size / 2**20:.0f} MiB): "
+              f"without pyramid {min(plain):.2f} s, with {min(pyr):.2f} s; with / without (median of {args.repeat}) = {ratio:.3f} "
+              "(target < 1.25)", flush=True)
+
+if __name__ == "__main__":
+    main()
