@@ -11,7 +11,9 @@ A group is labelled ``xarray_dataset`` when it follows Tiled's rules for that sp
 ``{"attrs": ...}``, every variable an array labelled ``xarray_coord`` or ``xarray_data_var``
 with its dims. Subgroups stay children (their own datasets, listed in ``notes["xarray_groups"]``
 so the server can inline the variables, as Tiled does). A group xarray cannot open is
-published as stored, unlabelled, with a warning. Compound variables become tables.
+published as stored, unlabelled, with a warning. Complex numbers stored as compounds (h5netcdf,
+netCDF4 ``auto_complex``) or with nc-complex's ``_pfnc_complex`` dimension are read as complex
+arrays; other compound variables become tables (1-D) or structured arrays (N-D).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..jsonable import to_json
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader
+from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
@@ -71,7 +74,7 @@ class _NetCDF:
         import xarray as xr
 
         try:
-            xds = xr.open_dataset(self.path, group=path or "/", engine="netcdf4", cache=False, **options)
+            xds = xr.open_dataset(self.path, group=path or "/", engine="netcdf4", cache=False, auto_complex=True, **options)
         except Exception as exc:  # xarray's own limits (e.g. a type it does not map): published as stored
             return f"{type(exc).__name__}: {exc}"
         self.opened.append(xds)
@@ -124,7 +127,7 @@ class _NetCDF:
     def variable(self, var: Any, name: str, path: str, xvar: Any, is_coord: bool) -> Node:
         import netCDF4
 
-        if isinstance(var.datatype, netCDF4.CompoundType):
+        if isinstance(var.datatype, netCDF4.CompoundType) and var.dtype.kind != "c":  # complex: a number (auto_complex)
             return self.compound(var, name, path, {"attrs": self.attrs(var)})
         if isinstance(var.datatype, netCDF4.VLType) and var.dtype is not str:
             return SkippedNode(key=name, source_path=path, reason=f"variable-length (ragged) type {var.datatype.name!r} is not supported")
@@ -172,11 +175,28 @@ class _NetCDF:
         return ArrayNode(key=name, metadata={"attrs": attrs}, source_path=path, dtype=native, shape=tuple(var.shape),
                          read=read, dims=list(var.dimensions), attrs=attrs, source_chunks=source_chunks)
 
+    def structured(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
+        """An N-D compound variable as a structured array, packed and little-endian (readers/compound.py)."""
+        try:
+            dtype = packed(var.datatype.dtype)
+        except ValueError as exc:
+            return SkippedNode(key=name, source_path=path, reason=f"compound variable of rank {var.ndim} with a {exc}")
+        lock = self.lock
+
+        def read(sel: tuple[slice, ...]) -> np.ndarray:
+            with lock:
+                return repacked(np.asarray(var[sel] if sel else var[...]), dtype)
+
+        chunking = var.chunking()
+        return ArrayNode(key=name, metadata=attrs, source_path=path, dtype=dtype, shape=tuple(var.shape), read=read,
+                         dims=list(var.dimensions), source_chunks=tuple(chunking) if isinstance(chunking, list) else None,
+                         fill_value=np.zeros((), dtype)[()])
+
     def compound(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
         from .tables import structured_to_batch
 
         if var.ndim > 1:
-            return SkippedNode(key=name, source_path=path, reason=f"compound variable of rank {var.ndim} (only 1-d becomes a table)")
+            return self.structured(var, name, path, attrs)
         dtype = var.datatype.dtype
         schema = structured_to_batch(np.zeros(1, dtype=dtype)).schema
         n = int(var.shape[0]) if var.ndim else 1
@@ -208,8 +228,8 @@ class NetCDFReader(Reader):
         import netCDF4
 
         with NETCDF_LOCK:
-            try:
-                ds = netCDF4.Dataset(path, "r")
+            try:  # auto_complex: complex numbers stored as compounds or a trailing _pfnc_complex dimension (nc-complex)
+                ds = netCDF4.Dataset(path, "r", auto_complex=True)
             except OSError as exc:
                 raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
         reader = _NetCDF(path)
