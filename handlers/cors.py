@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-METHODS = ("GET", "HEAD", "OPTIONS")
+METHODS = ("GET", "HEAD", "OPTIONS", "POST")  # POST: awkward/buffers (the tiled client sends its form keys)
 #: Request headers a cross-origin caller may send: byte ranges (zarr, pyarrow), content negotiation, revalidation.
 ALLOW_HEADERS = ("Range", "Accept", "If-None-Match", "If-Modified-Since", "Content-Type", "Authorization")
 #: Response headers a cross-origin caller may read.

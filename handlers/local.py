@@ -43,8 +43,9 @@ _INDEX = {"/healthz", "/", "/ui/{path+}", "/api/v1", "/api/v1/", "/api/v1/metada
 _SLOW = {"/api/v1/search/{path+}", "/api/v1/search-deep/{path+}", "/api/v1/distinct/{path+}"}
 
 
-def event_for(method: str, path: str, query: str, headers: dict[str, str], client: str) -> dict[str, Any]:
-    """The payload-v2 event API Gateway builds for this request (``path`` still percent-encoded)."""
+def event_for(method: str, path: str, query: str, headers: dict[str, str], client: str, body: bytes = b"") -> dict[str, Any]:
+    """The payload-v2 event API Gateway builds for this request (``path`` still percent-encoded;
+    a body base64-encoded, as API Gateway passes binary ones)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     lowered.setdefault("x-forwarded-proto", "http")  # as API Gateway adds it (there: https)
     params = parse_qs(query, keep_blank_values=True)
@@ -60,8 +61,8 @@ def event_for(method: str, path: str, query: str, headers: dict[str, str], clien
             "stage": "$default", "requestId": secrets.token_hex(8), "domainName": lowered.get("host", "localhost"),
             "timeEpoch": int(time.time() * 1000),
         },
-        "body": None,
-        "isBase64Encoded": False,
+        "body": base64.b64encode(body).decode() if body else None,
+        "isBase64Encoded": bool(body),
     }
 
 
@@ -123,10 +124,14 @@ class App:
         query = scope["query_string"].decode("latin-1")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         origin = headers.get("origin")
+        request = await _request_body(receive) if method == "POST" else b""
         if method == "OPTIONS":
             status, out, body = self.cors.preflight(origin)
+        elif request is None:
+            status, out, body = error(413, f"request body larger than {MAX_REQUEST_BODY} bytes (API Gateway's payload limit)")
         else:
-            status, out, body = await self.answer("GET" if method == "HEAD" else method, path, query, headers, (scope.get("client") or ("", 0))[0])
+            status, out, body = await self.answer("GET" if method == "HEAD" else method, path, query, headers, (scope.get("client") or ("", 0))[0],
+                                                  request)
             for name, value in self.cors.headers(origin).items():
                 out[name] = f"{out['Vary']}, {value}" if name == "Vary" and out.get("Vary") else value
         if isinstance(body, bytes):
@@ -141,7 +146,8 @@ class App:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    async def answer(self, method: str, path: str, query: str, headers: dict[str, str], client: str) -> tuple[int, dict[str, str], Body]:
+    async def answer(self, method: str, path: str, query: str, headers: dict[str, str], client: str,
+                     request: bytes = b"") -> tuple[int, dict[str, str], Body]:
         loop = asyncio.get_running_loop()
         if path.startswith(FILES + "/") and method == "GET":
             return await loop.run_in_executor(None, file_answer, self.store, path[len(FILES) + 1 :], headers.get("range"), query)
@@ -149,12 +155,28 @@ class App:
         if route is None:
             return error(404, f"no route for {method} {path}")
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
-        event = event_for(method, path, query, headers, client)
+        event = event_for(method, path, query, headers, client, request)
         if route.path in _INDEX and self.store.is_local:
             return invoke(handler, event, self.settings)
         pool = self.slow if route.path in _SLOW else self.index if route.path in _INDEX else None  # None: data work, the default pool
         context = contextvars.copy_context()
         return await loop.run_in_executor(pool, context.run, invoke, handler, event, self.settings)
+
+
+#: API Gateway's HTTP API takes request payloads up to 10 MB: a larger body is refused, as there.
+MAX_REQUEST_BODY = 10 * 2**20
+
+
+async def _request_body(receive: Any) -> bytes | None:
+    """A POST's body (the awkward form keys the tiled client sends), None past :data:`MAX_REQUEST_BODY`."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if len(body) > MAX_REQUEST_BODY:
+            return None
+        if not message.get("more_body"):
+            return body
 
 
 _SECRET_PARAM = re.compile(r"((?:^|[?&])api_key=)[^&\s]*", re.IGNORECASE)

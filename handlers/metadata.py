@@ -82,6 +82,8 @@ def _links(family: str, path: str, structure: dict[str, Any], base: str) -> dict
         return {"full": f"{base}/array/full/{path}", "block": f"{base}/array/block/{path}?block=" + ",".join(f"{{{i}}}" for i in range(ndim))}
     if family == "table":
         return {"full": f"{base}/table/full/{path}", "partition": f"{base}/table/partition/{path}?partition={{index}}"}
+    if family == "awkward":
+        return {"buffers": f"{base}/awkward/buffers/{path}", "full": f"{base}/awkward/full/{path}"}
     return {}
 
 

@@ -59,7 +59,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("arrays", 1769, ("aws-lambda-powertools", "numpy", "numcodecs", "zstandard", "pillow", "tifffile", "obstore", "pyjwt", "cryptography"),
              target_bytes=80 * 2**20),
     Function("tables", 1769, ("aws-lambda-powertools", "numpy", "numcodecs", "pyarrow", "zstandard", "openpyxl", "h5py", "obstore", "pyjwt",
-                              "cryptography")),
+                              "cryptography", "awkward")),  # awkward: the awkward routes (docs/deploy.md: its size)
 )
 BY_NAME = {f.name: f for f in FUNCTIONS}
 
@@ -88,6 +88,10 @@ ROUTES: tuple[Route, ...] = (
     # a table's columns as array children (metadata/<table>/<column> redirects to the first)
     Route("GET", "/api/v1/column/metadata/{path+}", "tables"),
     Route("GET", "/api/v1/column/full/{path+}", "tables"),
+    # awkward arrays (handlers/awkward.py): the tiled client POSTs the form keys it needs
+    Route("POST", "/api/v1/awkward/buffers/{path+}", "tables"),
+    Route("GET", "/api/v1/awkward/buffers/{path+}", "tables"),
+    Route("GET", "/api/v1/awkward/full/{path+}", "tables"),
 )
 
 _COMPILED = [(re.compile(f"^{r.regex}$"), r) for r in ROUTES]

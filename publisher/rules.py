@@ -98,6 +98,10 @@ def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
     if isinstance(node, ContainerNode):
         if any(r.table for r in applied):
             return group_as_table(node)
+        if any(r.ragged for r in applied):
+            from .readers.hdf5_ragged import group_as_ragged
+
+            return group_as_ragged(node)
         kept = []
         for child in node.children:
             new = apply_rules(child, f"{path}/{child.key}" if path else child.key, rules)

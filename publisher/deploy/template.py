@@ -279,7 +279,9 @@ def _cloudfront() -> dict[str, Any]:
             "Origins": [{"Id": "api", "DomainName": {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"},
                          "CustomOriginConfig": {"OriginProtocolPolicy": "https-only", "OriginSSLProtocols": ["TLSv1.2"]}}],
             "DefaultCacheBehavior": {"TargetOriginId": "api", "ViewerProtocolPolicy": "redirect-to-https",
-                                     "AllowedMethods": ["GET", "HEAD", "OPTIONS"], "CachedMethods": ["GET", "HEAD"], "Compress": True,
+                                     # CloudFront forwards POST (awkward/buffers) only with all seven methods; PUT, PATCH and DELETE have no route (404)
+                                     "AllowedMethods": ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"],
+                                     "CachedMethods": ["GET", "HEAD"], "Compress": True,
                                      "CachePolicyId": {"Ref": "ApiCachePolicy"},
                                      # every viewer header but Host, which API Gateway needs to be its own
                                      "OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac"}}}},

@@ -1,0 +1,102 @@
+"""Awkward arrays, on the tables function (it ships pyarrow, and awkward with it): Tiled's
+``awkward/buffers`` (POST a JSON list of form keys, or GET ``?form_key=``; a zip of the
+``{form_key}-{attribute}`` buffers the tiled client rebuilds the array from) and
+``awkward/full`` (``format=json|arrow|parquet|zip``).
+
+Every answer is bounded before it is serialized (``SKYSHELF_MAX_ANSWER_BYTES``); awkward and
+pyarrow are imported inside the routes, never at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from publisher import serializers
+from publisher.errors import BadRequest, NotAcceptable
+from publisher.structures import AwkwardStructure
+
+from . import common
+from .data import answer, check
+
+ZIP = "application/zip"
+#: A form key list longer than this is no client's (a form has one key per node).
+MAX_FORM_KEYS = 100_000
+ADVICE = "ask for fewer fields (form_key=..., or node['field'] in the tiled client) or read the Parquet file itself (format=parquet)"
+
+
+def _app() -> Any:
+    from .tables import app
+
+    return app
+
+
+def _published(route: str) -> tuple[Any, str, Any]:
+    from publisher.access.awkward import PublishedAwkward
+
+    app = _app()
+    path = common.node_path(app, f"{common.API}/awkward/{route}")
+    catalog = common.catalog()
+    entry = catalog.entry(path)
+    if not isinstance(entry.structure, AwkwardStructure):
+        raise BadRequest(f"{path!r} is a {entry.family}, not an awkward array")
+    return catalog, path, PublishedAwkward(common.store(), entry.data_url, entry.structure)
+
+
+def _form_keys(params: dict[str, list[str]]) -> list[str]:
+    """The POST body's JSON list of form keys, or GET's ``form_key=`` (repeated)."""
+    event = _app().current_event
+    if event.http_method != "POST":
+        return [k for k in params.get("form_key", []) if k]
+    try:
+        keys = json.loads(event.decoded_body or "null")
+    except ValueError as exc:
+        raise BadRequest(f"the body of awkward/buffers must be a JSON list of form keys: {exc}") from None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > MAX_FORM_KEYS:
+        raise BadRequest('the body of awkward/buffers must be a JSON list of form keys (strings), e.g. ["node1", "node2"]')
+    return keys
+
+
+def _post_redirect(response: Response) -> Response:
+    """An answer too large for Lambda is a redirect to its stored copy: a 303 for a POST (the
+    client GETs it), where a 307 would repeat the POST at the store."""
+    if _app().current_event.http_method == "POST" and response.status_code == 307:
+        response.status_code = 303
+    return response
+
+
+def buffers() -> Response:
+    app = _app()
+    params = common.query(app)
+    catalog, path, published = _published("buffers")
+    keys = sorted(set(published.check_keys(_form_keys(params))))
+    chosen = serializers.choose("awkward", common.one(params, "format"), common.header(app, "accept"), ZIP)
+    if chosen.media_type != ZIP:
+        raise NotAcceptable(f"awkward/buffers answers {ZIP} only (a zip of the form's buffers), not {chosen.media_type}; "
+                            "awkward/full gives the array as JSON, Arrow or Parquet")
+
+    def produce() -> dict[str, Any]:
+        selected = published.buffers(keys)
+        check(sum(memoryview(b).nbytes for b in selected.values()), ZIP, f"awkward array {path!r}", ADVICE, factor=2.0)
+        return selected
+
+    return _post_redirect(answer(app, "awkward", ZIP, catalog.release, path, {**params, "form_key": keys}, produce))
+
+
+def full() -> Response:
+    app = _app()
+    params = common.query(app)
+    catalog, path, published = _published("full")
+    chosen = serializers.choose("awkward", common.one(params, "format"), common.header(app, "accept"), "application/json")
+
+    def produce() -> Any:
+        array = published.read()
+        check(int(array.nbytes), chosen.media_type, f"awkward array {path!r}", ADVICE, factor=2.0 if chosen.media_type != "application/json" else None)
+        return array
+
+    return answer(app, "awkward", "application/json", catalog.release, path, params, produce)
+
+
+ROUTES = {"/api/v1/awkward/buffers/{path+}": buffers, "/api/v1/awkward/full/{path+}": full}

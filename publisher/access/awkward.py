@@ -1,0 +1,93 @@
+"""A published awkward array: one Parquet file written by ``ak.to_parquet``.
+
+The build publishes the form of the array as :func:`from_parquet_bytes` reads the stored file
+back, and the server reads it the same way, so the buffer keys the tiled client asks for
+(``{form_key}-{attribute}``) are the keys ``ak.to_buffers`` gives here. awkward and pyarrow
+are imported on first use.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import BadRequest
+from ..stores import Store
+from ..structures import AwkwardStructure
+from .cache import DECODED
+
+
+def from_parquet_bytes(data: bytes) -> Any:
+    """The ``awkward.Array`` of a Parquet file written by ``ak.to_parquet`` (as ``ak.from_parquet`` reads it)."""
+    import pyarrow.parquet as pq
+
+    return _from_table(pq.read_table(io.BytesIO(data)))
+
+
+def to_parquet_bytes(array: Any) -> bytes:
+    """``ak.to_parquet`` writes only to paths: through a temporary file."""
+    import awkward as ak
+
+    handle, name = tempfile.mkstemp(suffix=".parquet")
+    os.close(handle)
+    try:
+        ak.to_parquet(array, name, compression="zstd")
+        with open(name, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(name)
+
+
+def _from_table(table: Any) -> Any:
+    import awkward as ak
+
+    return ak.from_arrow(table)
+
+
+def form_keys(form: dict[str, Any]) -> Iterator[str]:
+    """Every ``form_key`` in a form (JSON dict), depth first."""
+    if form.get("form_key"):
+        yield form["form_key"]
+    for name in ("content",):
+        if isinstance(form.get(name), dict):
+            yield from form_keys(form[name])
+    for child in form.get("contents") or []:
+        yield from form_keys(child)
+
+
+class PublishedAwkward:
+    def __init__(self, store: Store, url: str, structure: AwkwardStructure) -> None:
+        self.store, self.url, self.structure = store, url, structure
+
+    def read(self) -> Any:
+        """The whole array (its decoded Arrow table is kept by the warm process)."""
+        import pyarrow.parquet as pq
+
+        key = (self.store.url, self.url)
+        table = DECODED.get(key)
+        if table is None:
+            table = pq.read_table(io.BytesIO(self.store.read_bytes(self.url)))
+            DECODED.put(key, table)
+        return _from_table(table)
+
+    def check_keys(self, keys: Iterable[str]) -> list[str]:
+        """The requested form keys, refused (400) when the form has no such node."""
+        keys = list(keys)
+        known = set(form_keys(self.structure.form))
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise BadRequest(f"no form key(s) {unknown} in this awkward array's form; its form keys are {sorted(known)}")
+        return keys
+
+    def buffers(self, keys: Iterable[str] | None = None) -> dict[str, Any]:
+        """``{form_key}-{attribute}`` → buffer, of the nodes ``keys`` names (all when None)."""
+        import awkward as ak
+
+        _, _, container = ak.to_buffers(self.read())
+        if keys is None:
+            return dict(container)
+        prefixes = tuple(f"{k}-" for k in self.check_keys(keys))
+        return {name: buffer for name, buffer in container.items() if name.startswith(prefixes)}

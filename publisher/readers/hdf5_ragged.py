@@ -1,0 +1,200 @@
+"""Ragged HDF5 data as Tiled's ``awkward`` family (registered with :mod:`.hdf5_groups`).
+
+* a variable-length dataset of any rank (vlen numeric, big-endian included, or vlen of fixed
+  strings, decoded as UTF-8): ``shape * var * dtype``; a vlen of HDF5 time types stays skipped
+  (h5py cannot map the type at all, :meth:`_Walker.dataset` reports why);
+* an AnnData ``encoding-type=awkward-array`` group: already awkward buffers, read with
+  ``ak.from_buffers(form, length, group datasets)``;
+* a NeXus ``NXevent_data`` group: kept as a folder of its datasets, plus one awkward child
+  :data:`EVENTS_KEY`, one record per pulse (``event_time_zero`` and the pulse's other per-pulse
+  values, ``events``: the list of that pulse's events with ``event_time_offset``, ``event_id``
+  and every other per-event dataset), cut by ``event_index``;
+* a group of 1-D datasets of different lengths under the rule ``ragged: true``
+  (:func:`group_as_ragged`): one record of lists.
+
+awkward is imported when the data is read, never at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..nodes import ArrayNode, AwkwardNode, ContainerNode, LinkNode, Node
+from ..jsonable import attrs_to_json
+from .hdf5_groups import DATASETS, GROUPS
+
+#: The awkward child added to an ``NXevent_data`` group: its events, one record per pulse.
+EVENTS_KEY = "events_by_pulse"
+
+
+def _attr_text(value: Any) -> str:
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _layout(values: np.ndarray) -> Any:
+    """An awkward layout of a NumPy array; fixed-width bytes become UTF-8 strings (as the array
+    reader decodes them), big-endian numbers native."""
+    import awkward as ak
+
+    if values.dtype.kind == "S":
+        text = [v.decode("utf-8", errors="replace") for v in values.reshape(-1).tolist()]
+        flat = ak.to_layout(ak.Array(text) if text else ak.Array(np.empty(0, dtype="U1")))
+        return ak.to_layout(ak.unflatten(flat, values.shape[-1], axis=0)) if values.ndim > 1 else flat
+    if values.dtype.byteorder == ">":
+        values = values.astype(values.dtype.newbyteorder("<"))
+    return ak.to_layout(values)
+
+
+def _element(values: Any, base: np.dtype) -> np.ndarray:
+    """One vlen element. h5py (3.16) hands a big-endian vlen's elements over as the file's bytes
+    labelled native (PyTables' ``vlunicode_endian.h5``): they are reinterpreted, not converted."""
+    values = np.asarray(values)
+    if base.byteorder == ">" and values.dtype.byteorder != ">" and values.dtype.itemsize == base.itemsize:
+        return values.view(base)
+    return values.astype(base, copy=False)
+
+
+def vlen_to_awkward(values: np.ndarray, base: np.dtype) -> Any:
+    """An object array of 1-D arrays (h5py's vlen read) as ``shape * var * base``."""
+    import awkward as ak
+
+    flat = values.reshape(-1)
+    counts = np.fromiter((len(v) for v in flat), dtype=np.int64, count=flat.size)
+    offsets = np.zeros(flat.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    content = np.concatenate([_element(v, base) for v in flat]) if flat.size else np.empty(0, dtype=base)
+    layout = ak.contents.ListOffsetArray(ak.index.Index64(offsets), _layout(content))
+    for size in reversed(values.shape[1:]):
+        layout = ak.contents.RegularArray(layout, size, zeros_length=0)
+    return ak.Array(layout)
+
+
+def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node | None:
+    import h5py
+
+    base = h5py.check_vlen_dtype(ds.dtype)
+    if base is None or h5py.check_string_dtype(ds.dtype) is not None:
+        return None
+    base = np.dtype(base)
+    if base.kind not in "biufS" or (base.kind == "f" and base.itemsize > 8):
+        return None  # the walker skips it with its reason
+    reopen, lock, shape = walker._reopener(ds), walker.lock, tuple(ds.shape)
+
+    def read() -> Any:
+        with lock:
+            raw = reopen()[()]
+        values = np.empty(shape or (1,), dtype=object)
+        if shape:
+            values[...] = raw
+        else:  # a scalar vlen: one list
+            values[0] = raw
+        return vlen_to_awkward(values, base)
+
+    metadata = {**metadata, "ragged_from": {"hdf5": "vlen", "shape": list(shape), "dtype": base.str}}
+    return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=shape[0] if shape else 1, read=read)
+
+
+def _anndata_awkward(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
+    import h5py
+
+    attrs = group.attrs
+    if _attr_text(attrs.get("encoding-type", "")) != "awkward-array" or "form" not in attrs or "length" not in attrs:
+        return None
+    if not all(isinstance(group.get(name, getlink=True), h5py.HardLink) and isinstance(group[name], h5py.Dataset) for name in group):
+        return None
+    form, length = _attr_text(attrs["form"]), int(np.asarray(attrs["length"]).reshape(-1)[0])
+    f, name, lock = group.file, group.name, walker.lock
+
+    def read() -> Any:
+        import awkward as ak
+
+        with lock:
+            container = {k: np.asarray(ds[()]) for k, ds in f[name].items()}
+        return ak.from_buffers(form, length, container)
+
+    metadata = {k: v for k, v in attrs_to_json(attrs).items() if k not in ("form", "length")}
+    return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=length, read=read)
+
+
+def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
+    """The ``NXevent_data`` group as the walker publishes it, plus :data:`EVENTS_KEY`."""
+    import h5py
+
+    busy: set[str] = walker.__dict__.setdefault("_event_groups", set())
+    if h5path in busy or _attr_text(group.attrs.get("NX_class", "")) != "NXevent_data":
+        return None
+    datasets = {n: group[n] for n in group if isinstance(group.get(n, getlink=True), h5py.HardLink) and isinstance(group[n], h5py.Dataset)}
+    index, offsets = datasets.get("event_index"), datasets.get("event_time_offset")
+    busy.add(h5path)
+    try:
+        node = walker.group(group, key, h5path)  # the plain folder of datasets (this interpreter steps aside)
+    finally:
+        busy.discard(h5path)
+    if index is None or offsets is None or index.ndim != 1 or offsets.ndim != 1 or not isinstance(node, ContainerNode):
+        return node
+    if node.child(EVENTS_KEY) is not None:
+        node.warn(f"{h5path}: a child is already named {EVENTS_KEY!r}: the events are not published per pulse")
+        return node
+    n_pulses, n_events = index.shape[0], offsets.shape[0]
+    per_pulse = [n for n, d in datasets.items() if d.ndim == 1 and d.shape[0] == n_pulses and n != "event_index" and d.dtype.kind in "biuf"]
+    per_event = [n for n, d in datasets.items() if d.ndim == 1 and d.shape[0] == n_events and d.dtype.kind in "biuf"]
+    if n_pulses == n_events:  # ambiguous lengths: only the names the definition gives are per event
+        per_event = [n for n in per_event if n in ("event_time_offset", "event_id", "pulse_height")]
+        per_pulse = [n for n in per_pulse if n not in per_event]
+    starts = np.asarray(index[()], dtype=np.int64)
+    if n_pulses and (starts[0] != 0 or np.any(np.diff(starts) < 0) or starts[-1] > n_events):
+        node.warn(f"{h5path}: event_index is not a non-decreasing list of event positions from 0: the events are not published per pulse")
+        return node
+    f, name, lock = group.file, group.name, walker.lock
+
+    def read() -> Any:
+        import awkward as ak
+
+        with lock:
+            g = f[name]
+            pulse = {n: _layout(np.asarray(g[n][()])) for n in per_pulse}
+            event = {n: _layout(np.asarray(g[n][()])) for n in per_event}
+            first = np.asarray(g["event_index"][()], dtype=np.int64)
+        bounds = np.append(first, n_events).astype(np.int64)
+        events = ak.contents.ListOffsetArray(ak.index.Index64(bounds), ak.contents.RecordArray(list(event.values()), list(event), length=n_events))
+        return ak.Array(ak.contents.RecordArray([*pulse.values(), events], [*pulse, "events"], length=n_pulses))
+
+    node.children.append(AwkwardNode(key=EVENTS_KEY, source_path=f"{h5path.rstrip('/')}/{EVENTS_KEY}", length=n_pulses, read=read,
+                                     metadata={"ragged_from": {"nexus": "NXevent_data", "per_pulse": per_pulse, "per_event": per_event}}))
+    return node
+
+
+def group_as_ragged(node: ContainerNode) -> AwkwardNode:
+    """The rule ``ragged: true``: a group of 1-D datasets (of any lengths) as one record whose
+    fields are the datasets' values (``1 * {a: var * int32, b: var * float64}``)."""
+    from ..rules import RuleError
+
+    resolved = [c.target if isinstance(c, LinkNode) and isinstance(c.target, ArrayNode) else c for c in node.children]
+    bad = [c.key for c in resolved if not isinstance(c, ArrayNode) or len(c.shape) != 1 or c.read is None]
+    if bad or not resolved:
+        raise RuleError(f"rule 'ragged: true' needs a group of 1-D datasets: {'not 1-D datasets: ' + ', '.join(bad) if bad else 'no datasets'}")
+    columns = {c.key: c for c in node.children}
+
+    def read() -> Any:
+        import awkward as ak
+
+        fields = []
+        for child in resolved:
+            assert isinstance(child, ArrayNode) and child.read is not None
+            values = np.asarray(child.read((slice(None),)))
+            fields.append(ak.to_layout(ak.Array(values.tolist())) if values.dtype.kind == "O" else _layout(values))
+        lists = [ak.contents.ListOffsetArray(ak.index.Index64(np.array([0, len(f)], dtype=np.int64)), f) for f in fields]
+        return ak.Array(ak.contents.RecordArray(lists, list(columns), length=1))
+
+    metadata = dict(node.metadata)
+    metadata["columns"] = {k: c.metadata for k, c in columns.items() if c.metadata}
+    return AwkwardNode(key=node.key, metadata=metadata, specs=list(node.specs), source_path=node.source_path, notes=node.notes,
+                       length=1, read=read)
+
+
+GROUPS.extend([_anndata_awkward, _event_data])
+DATASETS.append(_vlen_dataset)

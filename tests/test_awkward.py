@@ -1,0 +1,201 @@
+"""Ragged data as Tiled's ``awkward`` family (issue 15): HDF5 variable-length datasets, NeXus
+``NXevent_data`` groups, groups under the rule ``ragged: true``; stored as Parquet by
+``ak.to_parquet`` and served on Tiled's ``awkward/buffers`` and ``awkward/full`` routes, read
+back by the real tiled client.
+
+No registry package ships an ``NXevent_data`` file (tests/realdata.py): the event group here is
+generated following the NeXus definition (event_index, event_time_zero, event_time_offset, event_id).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import awkward as ak
+import h5py
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import ROOT, Published, run_build
+from .servers import local_server, publish_serve
+
+EVENTS = {"event_index": np.array([0, 2, 2, 5], dtype=np.int64), "event_time_zero": np.array([10, 20, 30, 40], dtype=np.int64),
+          "event_time_offset": np.array([1.5, 2.5, 3.5, 4.5, 5.5, 6.5], dtype=np.float32),
+          "event_id": np.array([7, 8, 9, 10, 11, 12], dtype=np.int32)}
+
+
+def _vlen(f: h5py.File, name: str, base: str, rows: list[list[float]], shape: tuple[int, ...]) -> None:
+    ds = f.create_dataset(name, shape, dtype=h5py.vlen_dtype(np.dtype(base)))
+    for i, row in enumerate(rows):
+        ds[np.unravel_index(i, shape)] = np.array(row, dtype=base)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Published:
+    folder: Path = tmp_path_factory.mktemp("awkward")
+    with h5py.File(folder / "rag.h5", "w") as f:
+        _vlen(f, "ints_be", ">i4", [[1, 2], [], [3, 4, 5]], (3,))
+        _vlen(f, "grid", "<f8", [[1.5], [np.nan, -0.0], [], [7, 8, 9]], (2, 2))
+        ds = f.create_dataset("words", (2,), dtype=h5py.vlen_dtype(np.dtype("S2")))
+        ds[0], ds[1] = np.array([b"ab", b"c"], dtype="S2"), np.array([b"xy"], dtype="S2")
+        events = f.create_group("entry/events")
+        events.attrs["NX_class"] = "NXevent_data"
+        for name, values in EVENTS.items():
+            events[name] = values
+        columns = f.create_group("columns")
+        columns["a"] = np.arange(5, dtype=np.int16)
+        columns["b"] = np.array([0.5, 1.5])
+    return run_build(folder, {"sources": [{"path": str(folder / "rag.h5"), "into": ""}],
+                              "rules": [{"match": "rag/columns", "ragged": True}]})
+
+
+def _source(published: Published) -> dict[str, list]:
+    """What each awkward node holds, read from the source with h5py (lists)."""
+    return {
+        "rag/ints_be": [[1, 2], [], [3, 4, 5]],
+        "rag/grid": [[[1.5], [np.nan, -0.0]], [[], [7.0, 8.0, 9.0]]],
+        "rag/words": [["ab", "c"], ["xy"]],
+        "rag/entry/events/events_by_pulse": [
+            {"event_time_zero": int(t0), "events": [{"event_time_offset": float(o), "event_id": int(i)}
+                                                     for o, i in zip(EVENTS["event_time_offset"][a:b], EVENTS["event_id"][a:b])]}
+            for t0, a, b in zip(EVENTS["event_time_zero"], EVENTS["event_index"], [*EVENTS["event_index"][1:], 6])],
+        "rag/columns": [{"a": list(range(5)), "b": [0.5, 1.5]}],
+    }
+
+
+def _same(got: ak.Array, want: list) -> None:
+    assert json.dumps(ak.to_list(got), sort_keys=True) == json.dumps(want, sort_keys=True)
+
+
+def test_sources_become_awkward_nodes_stored_as_parquet(built: Published) -> None:
+    """Each source kind is one awkward node whose stored Parquet file ak.from_parquet and
+    pyarrow read directly; the published form is the one awkward reads back from that file."""
+    for path, want in _source(built).items():
+        node = built.node(path)
+        assert node["family"] == "awkward", path
+        assert node["data_url"].endswith(".parquet")
+        stored = ak.from_parquet(built.url(path))
+        _same(stored, want)
+        assert ak.to_buffers(stored)[0].to_dict() == node["structure"]["form"] and node["structure"]["length"] == len(want)
+        table = pq.read_table(built.url(path))
+        assert table.num_rows == len(want)
+    assert pq.read_table(built.url("rag/ints_be")).column(0).to_pylist() == [[1, 2], [], [3, 4, 5]]
+    assert pq.read_table(built.url("rag/entry/events/events_by_pulse")).column("event_time_zero").to_pylist() == [10, 20, 30, 40]
+    # the NXevent_data group keeps its datasets as arrays beside the per-pulse view
+    assert {built.node(f"rag/entry/events/{k}")["family"] for k in EVENTS} == {"array"}
+
+
+def test_the_tiled_client_reads_each_kind_and_field_projections(built: Published) -> None:
+    from tiled.client import from_uri
+
+    with local_server(built.store.url) as url:
+        client = from_uri(f"{url}/api/v1")
+        for path, want in _source(built).items():
+            _same(client[path].read(), want)
+        pulses = client["rag/entry/events/events_by_pulse"]
+        _same(pulses["events", "event_id"], [[7, 8], [], [9, 10, 11], [12]])  # only these buffers travel
+        _same(pulses[1:3]["event_time_zero"], [20, 30])
+        _same(client["rag/columns"]["b"], [[0.5, 1.5]])
+
+
+def test_buffers_route_as_tiled_serves_it(built: Published) -> None:
+    """POST a JSON list of form keys, or GET ?form_key=: a stored zip of ``{key}-{attribute}``
+    members with the raw buffers; unknown keys and other media types are 4xx with a detail."""
+    form = built.node("rag/ints_be")["structure"]["form"]
+    offsets_key, data_key = form["form_key"], form["content"]["form_key"]
+    with local_server(built.store.url) as url:
+        base = f"{url}/api/v1/awkward/buffers/rag/ints_be"
+        posted = httpx.post(base, json=[offsets_key], headers={"Accept": "application/zip"})
+        got = httpx.get(base, params={"form_key": offsets_key})
+        for answer in (posted, got):
+            assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip"
+            archive = zipfile.ZipFile(io.BytesIO(answer.content))
+            assert [i.compress_type for i in archive.infolist()] == [zipfile.ZIP_STORED]
+            assert np.frombuffer(archive.read(f"{offsets_key}-offsets"), "<i8").tolist() == [0, 2, 2, 5]
+        whole = zipfile.ZipFile(io.BytesIO(httpx.post(base, json=[offsets_key, data_key]).content))
+        assert np.frombuffer(whole.read(f"{data_key}-data"), "<i4").tolist() == [1, 2, 3, 4, 5]
+        for bad, status, words in ((httpx.post(base, json=["node99"]), 400, "node99"),
+                                   (httpx.post(base, content=b"{not json"), 400, "JSON list"),
+                                   (httpx.post(base, json={"a": 1}), 400, "JSON list"),
+                                   (httpx.post(base, json=[offsets_key], headers={"Accept": "application/json"}), 406, "application/zip"),
+                                   (httpx.post(f"{url}/api/v1/awkward/buffers/rag/entry/events/event_id", json=[]), 400, "not an awkward"),
+                                   (httpx.post(f"{url}/api/v1/awkward/buffers/rag/nope", json=[]), 404, "no node")):
+            assert bad.status_code == status and words in bad.json()["detail"], (bad.status_code, bad.text)
+
+
+def test_full_exports_json_arrow_parquet_zip(built: Published, tmp_path: Path) -> None:
+    from tiled.client import from_uri
+
+    want = _source(built)["rag/entry/events/events_by_pulse"]
+    with local_server(built.store.url) as url:
+        base = f"{url}/api/v1/awkward/full/rag/entry/events/events_by_pulse"
+        assert httpx.get(base, params={"format": "json"}).json() == json.loads(json.dumps(want))
+        arrow = httpx.get(base, params={"format": "arrow"})
+        _same(ak.from_arrow(pa.ipc.open_file(pa.py_buffer(arrow.content)).read_all()), want)
+        parquet = httpx.get(base, params={"format": "parquet"})
+        (tmp_path / "p.parquet").write_bytes(parquet.content)
+        _same(ak.from_parquet(tmp_path / "p.parquet"), want)
+        form = built.node("rag/entry/events/events_by_pulse")["structure"]
+        zipped = zipfile.ZipFile(io.BytesIO(httpx.get(base, params={"format": "zip"}).content))
+        _same(ak.from_buffers(form["form"], form["length"], {n: zipped.read(n) for n in zipped.namelist()}), want)
+        refused = httpx.get(base, params={"format": "csv"})
+        assert refused.status_code == 406 and "application/x-parquet" in refused.json()["detail"]
+        nan = httpx.get(f"{url}/api/v1/awkward/full/rag/grid", params={"format": "json"})
+        assert nan.status_code == 200 and nan.json()[0][1][0] == "NaN"
+        client = from_uri(f"{url}/api/v1")
+        client["rag/ints_be"].export(str(tmp_path / "ints.parquet"))
+        _same(ak.from_parquet(tmp_path / "ints.parquet"), [[1, 2], [], [3, 4, 5]])
+        links = httpx.get(f"{url}/api/v1/metadata/rag/ints_be").json()["data"]["links"]
+        assert links["buffers"].endswith("/api/v1/awkward/buffers/rag/ints_be") and links["full"].endswith("/api/v1/awkward/full/rag/ints_be")
+
+
+def test_answers_past_the_limit_are_4xx(built: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlers import settings
+
+    monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", "16")
+    settings.reset()
+    try:
+        with local_server(built.store.url) as url:
+            big = httpx.post(f"{url}/api/v1/awkward/buffers/rag/grid", json=[built.node("rag/grid")["structure"]["form"]["content"]["content"]["form_key"]])
+            assert big.status_code in (400, 413) and "fewer fields" in big.json()["detail"]
+            full = httpx.get(f"{url}/api/v1/awkward/full/rag/grid?format=json")
+            assert full.status_code in (400, 413) and "awkward array 'rag/grid'" in full.json()["detail"]
+    finally:
+        monkeypatch.delenv("SKYSHELF_MAX_ANSWER_BYTES")
+        settings.reset()
+
+
+def test_post_as_lambda_and_publish_serve_receive_it(built: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """API Gateway passes the POST body base64-encoded; the tables function answers it. The real
+    ``publish serve`` process takes the tiled client's POST too."""
+    import handlers.tables
+    from handlers.local import event_for
+    from tiled.client import from_uri
+
+    monkeypatch.setenv("SKYSHELF_STORE", built.store.url)
+    form = built.node("rag/ints_be")["structure"]["form"]
+    event = event_for("POST", "/api/v1/awkward/buffers/rag/ints_be", "", {"host": "example.org", "content-type": "application/json"},
+                      "1.2.3.4", json.dumps([form["form_key"]]).encode())
+    assert event["isBase64Encoded"] is True
+    result = handlers.tables.lambda_handler(event, None)
+    assert result["statusCode"] == 200, result
+    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(result["body"])))
+    assert archive.namelist() == [f"{form['form_key']}-offsets"]
+    with publish_serve(built.store.url, cwd=ROOT) as url:
+        _same(from_uri(f"{url}/api/v1")["rag/words"].read(), [["ab", "c"], ["xy"]])
+
+
+def test_rule_ragged_needs_1d_datasets(tmp_path: Path) -> None:
+    from publisher.errors import BuildFailed
+
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        f["g/a"] = np.zeros((2, 2))
+    with pytest.raises((AssertionError, BuildFailed), match="ragged: true.*not 1-D datasets: a"):
+        run_build(tmp_path, {"sources": [{"path": str(tmp_path / "r.h5"), "into": ""}], "rules": [{"match": "r/g", "ragged": True}]})
