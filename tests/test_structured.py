@@ -23,6 +23,8 @@ from .conftest import Published, run_build
 from .servers import local_server
 
 rng = np.random.default_rng(15)
+#: zarr warns that its structured data type has no Zarr 3 specification yet (docs/pipeline.md)
+pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.UnstableSpecificationWarning")
 
 #: An aligned, big-endian HDF5 compound with a gap, a nested compound and a sub-array field.
 INNER = np.dtype({"names": ["x", "y"], "formats": [">u2", "<f4"], "offsets": [0, 4], "itemsize": 12})
