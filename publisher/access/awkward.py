@@ -42,9 +42,15 @@ def to_parquet_bytes(array: Any) -> bytes:
 
 
 def _from_table(table: Any) -> Any:
+    """``ak.from_arrow``, without the ``UnmaskedArray`` wrappers Arrow's non-nullable fields come
+    back in: they hold no buffers, the source had none, and the tiled client's form projection
+    (tiled 0.2.20 ``project_form``) fails on one whose content it does not read."""
     import awkward as ak
 
-    return ak.from_arrow(table)
+    def unwrap(layout: Any, continuation: Any, **_: Any) -> Any:
+        return continuation().content if isinstance(layout, ak.contents.UnmaskedArray) else None
+
+    return ak.transform(unwrap, ak.from_arrow(table))
 
 
 def form_keys(form: dict[str, Any]) -> Iterator[str]:

@@ -12,6 +12,27 @@ from ..structures import AwkwardStructure
 from .base import WriteContext, Written, register
 
 
+def _all_missing(layout: Any, **_: Any) -> Any:
+    """An option node over an empty content (a field missing everywhere, as in scirpy's AIRR
+    data) as a mask over placeholders: awkward 2.14's ``to_arrow`` indexes past the empty content
+    (IndexError). The values (all None) are kept; an unknown type becomes ``?float64``."""
+    import awkward as ak
+    import numpy as np
+
+    if not (layout.is_option and layout.length and layout.content.length == 0):
+        return None
+    n, content = layout.length, layout.content
+    if isinstance(content, ak.contents.EmptyArray):
+        content = ak.contents.NumpyArray(np.zeros(n, np.float64))
+    elif isinstance(content, ak.contents.NumpyArray):
+        content = ak.contents.NumpyArray(np.zeros((n, *content.inner_shape), content.dtype), parameters=content.parameters)
+    elif isinstance(content, (ak.contents.ListOffsetArray, ak.contents.ListArray)):
+        content = ak.contents.ListOffsetArray(ak.index.Index64(np.zeros(n + 1, np.int64)), content.content, parameters=content.parameters)
+    else:
+        return None
+    return ak.contents.ByteMaskedArray(ak.index.Index8(np.zeros(n, np.int8)), content, valid_when=True, parameters=layout.parameters)
+
+
 @register("awkward")
 class AwkwardWriter:
     """One ``prefix/data/<path>.parquet`` per awkward node."""
@@ -25,8 +46,8 @@ class AwkwardWriter:
         assert node.read is not None
         array = node.read()
         try:
-            data = to_parquet_bytes(array)
-        except (TypeError, ValueError, NotImplementedError) as exc:
+            data = to_parquet_bytes(ak.transform(_all_missing, array))
+        except (TypeError, ValueError, NotImplementedError, IndexError) as exc:
             raise SourceError(f"{node.source_path or path}: awkward array of type {array.type} cannot be stored as Parquet: {exc}") from exc
         key = f"{self.context.prefix}/data/{path}.parquet"
         self.context.store.write_bytes(key, data)
