@@ -8,6 +8,7 @@ image libraries on first use.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -179,9 +180,22 @@ def _negotiate(params: dict[str, list[str]]) -> serializers.Serializer:
     return serializers.choose("array", common.one(params, "format"), common.header(app, "accept"), "application/octet-stream")
 
 
+def _sparse_elsewhere(route: str, path: str, params: dict[str, list[str]]) -> Response | None:
+    """A sparse node is served by the tables function (it needs pyarrow, which this function
+    does not ship): a 307 to ``sparse/<route>`` with the same query (the tiled client follows it)."""
+    if common.catalog().entry(path).family != "sparse":
+        return None
+    query = urlencode([(k, v) for k, values in params.items() for v in values])
+    location = f"{common.base_url(app)}/sparse/{route}/{quote(path, safe='/')}" + (f"?{query}" if query else "")
+    return Response(307, "application/json", json.dumps({"detail": f"{path!r} is a sparse array: follow Location"}), {"Location": location})
+
+
 def full() -> Response:
     path = common.node_path(app, f"{common.API}/array/full")
     params = common.query(app)
+    moved = _sparse_elsewhere("full", path, params)
+    if moved is not None:
+        return moved
     catalog, entry, array, advertised = _array(path)
     sel = parse_slice(common.one(params, "slice"))
     if len(sel) > array.ndim:
@@ -219,6 +233,9 @@ def _png_level(entry: Entry, array: PublishedArray, sel: tuple[Any, ...], option
 def block() -> Response:
     path = common.node_path(app, f"{common.API}/array/block")
     params = common.query(app)
+    moved = _sparse_elsewhere("block", path, params)
+    if moved is not None:
+        return moved
     catalog, entry, array, advertised = _array(path)
     index = ints(common.one(params, "block"), "block")
     sel = parse_slice(common.one(params, "slice"))

@@ -77,9 +77,9 @@ def _inlined(catalog: View, entry: Entry, res: dict[str, Any], base: str) -> dic
 def _links(family: str, path: str, structure: dict[str, Any], base: str) -> dict[str, str]:
     if family == "container":
         return {"search": f"{base}/search/{path}", "search_deep": f"{base}/search-deep/{path}", "full": f"{base}/container/full/{path}"}
-    if family == "array":
+    if family in ("array", "sparse"):  # sparse/...: what Tiled's array/... redirect to for a sparse node (handlers/sparse.py)
         ndim = len(structure.get("shape", []))
-        return {"full": f"{base}/array/full/{path}", "block": f"{base}/array/block/{path}?block=" + ",".join(f"{{{i}}}" for i in range(ndim))}
+        return {"full": f"{base}/{family}/full/{path}", "block": f"{base}/{family}/block/{path}?block=" + ",".join(f"{{{i}}}" for i in range(ndim))}
     if family == "table":
         return {"full": f"{base}/table/full/{path}", "partition": f"{base}/table/partition/{path}?partition={{index}}"}
     if family == "awkward":

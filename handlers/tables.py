@@ -20,7 +20,7 @@ from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
 from publisher.structures import TableStructure
 
-from . import awkward, common, http, settings
+from . import awkward, common, http, settings, sparse
 from .data import answer, check, download_headers, ints
 
 ARROW = "application/vnd.apache.arrow.file"
@@ -221,7 +221,7 @@ def container_full() -> Response:
 
 app = common.make_app("tables", {
     "/api/v1/table/full/{path+}": full, "/api/v1/table/partition/{path+}": partition, "/api/v1/container/full/{path+}": container_full,
-    "/api/v1/column/metadata/{path+}": column_metadata, "/api/v1/column/full/{path+}": column_full, **awkward.ROUTES,
+    "/api/v1/column/metadata/{path+}": column_metadata, "/api/v1/column/full/{path+}": column_full, **awkward.ROUTES, **sparse.ROUTES,
 })
 
 

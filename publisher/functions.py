@@ -82,6 +82,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/array/block/{path+}", "arrays"),
     # a node's Zarr hierarchy, each key a 307 to a short-lived URL of its object (handlers/zarr.py)
     Route("GET", "/api/v1/zarr/v3/{path+}", "arrays"),
+    # sparse arrays: Arrow/Parquet COO triplets need pyarrow, which only the tables function ships
+    # (handlers/sparse.py); array/full and array/block on a sparse node answer a 307 to these
+    Route("GET", "/api/v1/sparse/full/{path+}", "tables"),
+    Route("GET", "/api/v1/sparse/block/{path+}", "tables"),
     Route("GET", "/api/v1/table/full/{path+}", "tables"),
     Route("GET", "/api/v1/table/partition/{path+}", "tables"),
     Route("GET", "/api/v1/container/full/{path+}", "tables"),

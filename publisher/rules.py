@@ -9,7 +9,7 @@ import numpy as np
 
 from .config.models import Rule
 from .errors import SkyshelfError
-from .nodes import ArrayNode, ContainerNode, LinkNode, Node, TableNode
+from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SparseNode, TableNode
 
 
 @lru_cache(maxsize=256)
@@ -80,6 +80,14 @@ def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
     applied = matching(rules, path)
     if any(r.skip for r in applied):
         return None
+    layout = next((r.sparse for r in applied if r.sparse), None)
+    if layout is not None:
+        from .readers.sparse import SparseError, by_rule
+
+        try:
+            node = by_rule(node, layout)
+        except SparseError as exc:
+            raise RuleError(f"rule 'sparse: {layout}' on {path}: {exc}") from None
     for rule in applied:
         node.metadata.update(rule.metadata)
         if rule.access_tags is not None:
@@ -95,6 +103,10 @@ def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
                 node.pyramid = rule.pyramid
             if rule.labels:
                 node.labels = True
+        if isinstance(node, SparseNode) and rule.chunks is not None:  # the block shape
+            if len(rule.chunks) != len(node.shape):
+                raise RuleError(f"rule {rule.match!r}: chunks {rule.chunks} have {len(rule.chunks)} dimensions, {path} has {len(node.shape)}")
+            node.chunks = tuple(n if c in (None, -1) else c for c, n in zip(rule.chunks, node.shape))
     if isinstance(node, ContainerNode):
         if any(r.table for r in applied):
             return group_as_table(node)

@@ -18,7 +18,8 @@ from ..errors import StoreError
 from ..formats import CatalogDocument, Entry, release_root
 from ..index.layout import children_page_key, node_shard_key, search_prefix
 from ..stores import Store
-from ..structures import ArrayStructure, TableStructure
+from ..structures import ArrayStructure, SparseStructure, TableStructure
+from ..writers.sparse_parquet import block_keys
 
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 
@@ -93,6 +94,8 @@ def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str
     elif isinstance(entry.structure, TableStructure) and not url.endswith(".parquet"):
         yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.npartitions))
                     if k not in keys.keys)
+    elif isinstance(entry.structure, SparseStructure):  # one Parquet file per block, empty ones too
+        yield from (k for k in block_keys(url, entry.structure.chunks) if k not in keys.keys)
     elif url not in keys.keys and not keys.has_prefix(url):
         yield url
 

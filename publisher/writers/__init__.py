@@ -12,7 +12,7 @@ from .base import WRITERS, WriteContext, Writer, Written, register, writers_for
 
 
 def _builtins() -> None:
-    from . import awkward_parquet, parquet_table, zarr_array  # noqa: F401  (they register themselves)
+    from . import awkward_parquet, parquet_table, sparse_parquet, zarr_array  # noqa: F401  (they register themselves)
 
 
 WRITERS.builtins = _builtins
