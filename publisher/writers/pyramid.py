@@ -8,15 +8,17 @@ image that is a file of its own has no parent group: ``data/<path>.zarr`` become
 the array its member ``<name>``. Zarr 3 only (OME-Zarr 0.5 is Zarr 3).
 
 Levels halve the last two dimensions (an odd last row or column is dropped), until both are at
-most :func:`stop_size`. Level 1 is computed by the writer's threads from each level-0 slab while
-it is in memory (no second read of the source) into one array (a quarter of the image), the
-smaller ones from it; each level is then written with the level-0 writer (its chunk shape,
-codec and thread pool).
+most :func:`stop_size`. The writer's threads halve each level-0 slab while it is in memory (no
+second read of the source); a level's chunk row is encoded and written as soon as the halved
+blocks complete it, then halved for the next level (:class:`_Level`), so the levels are written
+while level 0 is, with level 0's chunk shape and codec, and memory holds only the rows in progress.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -162,25 +164,15 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
         return None
     method = method_for(node)
     chunks = _even(auto_chunks(node.shape, node.dtype.itemsize, writer.target_bytes, node.source_chunks, node.chunks), tuple(node.shape))
-    level1 = np.empty(shapes[1], node.dtype)
-
-    def on_block(sel: tuple[slice, ...], block: np.ndarray) -> None:
-        y, x = sel[-2].start // 2, sel[-1].start // 2
-        down2(block, method, level1[(*sel[:-2], slice(y, y + block.shape[-2] // 2), slice(x, x + block.shape[-1] // 2))])
-
-    written = writer.array(f"{parent}/{name}", node, node.codec, documents, chunks=chunks, on_block=on_block)
-    levels = [level1]
-    while len(levels) < len(shapes) - 1:
-        levels.append(down2(levels[-1], method))
-
-    def write_level(k: int, data: np.ndarray) -> None:
-        level = ArrayNode(str(k), dtype=node.dtype, shape=data.shape, read=lambda sel: data[sel], dims=dims, attrs={},
-                          fill_value=node.fill_value)
-        writer.array(f"{parent}/{name}.levels/{k}", level, node.codec, documents, chunks=tuple(min(c, n) for c, n in zip(chunks, data.shape)))
-
-    # all levels at once (each hands its slabs to the writer's pool): the small ones overlap level 1
-    with ThreadPoolExecutor(len(levels), thread_name_prefix="skyshelf-pyramid") as levels_pool:
-        list(levels_pool.map(write_level, range(1, len(levels) + 1), levels))
+    following: _Level | None = None
+    for k in range(len(shapes) - 1, 0, -1):  # the smallest first: each level hands its bands to the next
+        level = ArrayNode(str(k), dtype=node.dtype, shape=shapes[k], read=lambda sel: None, dims=dims, attrs={}, fill_value=node.fill_value)
+        path = f"{parent}/{name}.levels/{k}"
+        layout = writer.begin(path, level, node.codec, documents, tuple(min(c, n) for c, n in zip(chunks, shapes[k])))
+        following = _Level(writer, path, layout, method, following)
+    assert following is not None
+    written = writer.array(f"{parent}/{name}", node, node.codec, documents, chunks=chunks, on_block=following.add_halved)
+    following.check_done()
     paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
     multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, k, len(dims)) for k, p in enumerate(paths)],
                   "type": method, "metadata": {"description": DESCRIPTIONS[method], "writer": "skyshelf"}}
@@ -188,6 +180,59 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
     node.metadata["pyramid"] = {"type": method, "levels": [{"path": p, "shape": list(s)} for p, s in zip(paths, shapes)]}
     structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
     return Written(structure, f"{writer.prefix}/{parent}/{name}", written.bytes_in)
+
+
+class _Level:
+    """One level above 0, assembled from the halved blocks of the level below as they arrive (in
+    any order, from the writer's threads): each band (one chunk row of the level, per chunk of
+    its leading dimensions) is encoded and written once complete, then halved for the next level.
+    At most the bands in progress are held, whatever the image's size."""
+
+    def __init__(self, writer: Any, path: str, layout: Any, method: str, following: _Level | None) -> None:
+        self.writer, self.path, self.layout, self.method, self.following = writer, path, layout, method, following
+        self.shape, self.chunks = tuple(layout.shape), tuple(layout.chunks)
+        self.lock = threading.Lock()
+        self.bands: dict[tuple[int, ...], list[Any]] = {}  # band index -> [buffer, values still missing]
+
+    def add_halved(self, sel: tuple[slice, ...], block: np.ndarray) -> None:
+        """A block of the level below at ``sel`` (even starts on the last two dimensions)."""
+        down = down2(block, self.method)
+        if down.size:
+            y, x = sel[-2].start // 2, sel[-1].start // 2
+            self.add((*sel[:-2], slice(y, y + down.shape[-2]), slice(x, x + down.shape[-1])), down)
+
+    def _band(self, index: tuple[int, ...]) -> tuple[slice, ...]:
+        """Band ``index`` (chunk indices of the leading dimensions and the row): its region, whole rows."""
+        lead = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, self.chunks[:-1], self.shape[:-1]))
+        return (*lead, slice(0, self.shape[-1]))
+
+    def add(self, sel: tuple[slice, ...], data: np.ndarray) -> None:
+        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel[:-1], self.chunks[:-1])]
+        for index in itertools.product(*ranges):
+            region = self._band(index)
+            inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(sel, region))
+            src = tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inter, sel))
+            dst = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inter, region))
+            with self.lock:
+                band = self.bands.get(index)
+                if band is None:
+                    band = self.bands[index] = [np.empty(tuple(r.stop - r.start for r in region), data.dtype), math.prod(b.stop - b.start for b in region)]
+                band[0][dst] = data[src]
+                band[1] -= math.prod(i.stop - i.start for i in inter)
+                done = band[1] == 0
+                if done:
+                    del self.bands[index]
+            if done:  # outside the lock: other bands keep filling while this one is encoded
+                self.writer.put_region(self.path, self.layout, region, band[0])
+                if self.following is not None:
+                    self.following.add_halved(region, band[0])
+
+    def check_done(self) -> None:
+        """Every band of every level was written (a block missing would leave chunks unwritten)."""
+        if self.bands:
+            raise RuntimeError(f"{self.path}: {len(self.bands)} bands incomplete")
+        if self.following is not None:
+            self.following.check_done()
 
 
 def _dataset(path: str, k: int, ndim: int) -> dict[str, Any]:

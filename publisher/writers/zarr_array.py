@@ -226,11 +226,9 @@ class ZarrWriter:
         fill = node.fill_value if node.fill_value is not None else _default_fill(node.dtype)
         return attrs, fill
 
-    def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
-              chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None) -> ArrayWritten:
-        """Write ``node`` at ``path``; ``on_block`` sees each block read, in the writer's threads
-        (the pyramid's level 1 is computed from them)."""
-        assert node.read is not None
+    def begin(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
+              chunks: tuple[int, ...] | None = None) -> _Layout:
+        """Write the array's metadata documents (also into ``documents``); the layout of its chunks."""
         chunks = chunks or auto_chunks(node.shape, node.dtype.itemsize or 64, self.target_bytes, node.source_chunks, node.chunks)
         dims = node.dims if node.dims is not None else [f"dim_{i}" for i in range(len(node.shape))]
         attrs, fill = self._attrs_and_fill(node, dims)
@@ -240,6 +238,20 @@ class ZarrWriter:
             if documents is not None:
                 documents[key] = json.loads(data)
             self._put(f"{path}/{name}", data)
+        return layout
+
+    def put_region(self, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray) -> None:
+        """The encoded chunks of a chunk-aligned region ``sel`` (edge chunks padded)."""
+        for index, within in _chunks_in(sel, layout.chunks):
+            self._put(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
+
+    def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
+              chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None) -> ArrayWritten:
+        """Write ``node`` at ``path``; ``on_block`` sees each block read, in the writer's threads
+        (the pyramid's levels are computed from them)."""
+        assert node.read is not None
+        layout = self.begin(path, node, codec, documents, chunks)
+        chunks = layout.chunks
 
         def write(sel: tuple[slice, ...]) -> tuple[int, int | None]:
             block = node.read(sel)
@@ -248,8 +260,7 @@ class ZarrWriter:
                 raise ValueError(f"reader returned shape {block.shape} for region {expected}")
             if on_block is not None:
                 on_block(sel, block)
-            for index, within in _chunks_in(sel, chunks):
-                self._put(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
+            self.put_region(path, layout, sel, block)
             if block.dtype.kind != "O":
                 return block.nbytes, None
             lengths = [len(str(v)) for v in block.flat]
