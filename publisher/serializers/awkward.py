@@ -40,13 +40,10 @@ def to_json(array: Any, **_: Any) -> bytes:
 def to_arrow(array: Any, **_: Any) -> bytes:
     """``ak.to_arrow_table`` (awkward's extension types: ``ak.from_arrow`` round-trips it)."""
     import awkward as ak
-    import pyarrow as pa
 
-    table = ak.to_arrow_table(array)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    from .table import to_arrow as table_to_arrow
+
+    return table_to_arrow(ak.to_arrow_table(array))
 
 
 @register("awkward", "application/x-parquet", ("parquet",), ".parquet")
