@@ -19,7 +19,7 @@ from publisher import limits, serializers
 from publisher.access.arrays import PublishedArray, preview_level, published_array
 from publisher.errors import BadRequest
 from publisher.formats import Entry
-from publisher.structures import ArrayStructure
+from publisher.structures import ArrayStructure, StructDtype
 
 from . import common, http, zarr
 from .data import answer, check, ints
@@ -130,8 +130,11 @@ def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
     if not isinstance(entry.structure, ArrayStructure):
         raise BadRequest(f"{path!r} is a {entry.family}, not an array")
     data_type = entry.structure.data_type
+    struct = data_type.to_numpy_dtype() if isinstance(data_type, StructDtype) else None
 
     def advertised(data: Any) -> Any:  # variable-length strings go out as the fixed-width unicode the structure names
+        if struct is not None and data.dtype != struct:  # Zarr holds a sub-array field as raw bytes: same layout
+            return data.view(struct)
         if data.dtype.kind == "O" and data_type.kind == "U":
             return data.astype(f"<U{max(data_type.itemsize // 4, 1)}")
         return data

@@ -140,3 +140,18 @@ def test_exports_of_structured_and_complex_arrays(built: tuple[Published, dict[s
         assert _get(url, "padded?format=application/octet-stream").content == want.tobytes()
         answer = _get(url, "padded?format=npy")
         assert np.load(io.BytesIO(answer.content)).tobytes() == want.tobytes()
+
+
+def test_zarr_v2_output_serves_structured_arrays(tmp_path: Path) -> None:
+    """Zarr v2 holds the structured dtype as a list of fields (nested ones as lists too)."""
+    from tiled.client import from_uri
+
+    values = _padded_values((3, 4))
+    with h5py.File(tmp_path / "st.h5", "w") as f:
+        f.create_dataset("padded", data=values, chunks=(2, 3))
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "st.h5")}], "output": {"store": str(tmp_path / "site"), "zarr_format": 2}})
+    want = _expected(values)
+    with local_server(published.store.url) as url:
+        got = from_uri(f"{url}/api/v1")["st"]["padded"].read()
+    assert got.dtype == want.dtype
+    _same_bits(got, want)

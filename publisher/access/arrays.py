@@ -7,6 +7,7 @@ the metadata document, numpy and numcodecs.
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import json
@@ -27,6 +28,13 @@ _HTTP_ENCODINGS = {"zstd": "zstd", "gzip": "gzip"}
 def _little(dtype: np.dtype) -> bool:
     """Plain little-endian (or single-byte) values: their bytes are what octet-stream sends."""
     return dtype.names is None and not dtype.hasobject and dtype.str[0] in "<|"
+
+
+def _v2_descr(dtype: Any) -> Any:
+    """A v2 ``dtype`` as numpy takes it: structured fields (nested ones too) as tuples."""
+    if not isinstance(dtype, list):
+        return dtype
+    return [(f[0], _v2_descr(f[1])) if len(f) == 2 else (f[0], _v2_descr(f[1]), tuple(f[2])) for f in dtype]
 
 
 @functools.lru_cache(maxsize=512)
@@ -66,7 +74,7 @@ class PublishedArray:
             import numcodecs
 
             self.chunks = tuple(doc["chunks"])
-            self.dtype = np.dtype(doc["dtype"]) if not isinstance(doc["dtype"], list) else np.dtype([tuple(f) for f in doc["dtype"]])
+            self.dtype = np.dtype(_v2_descr(doc["dtype"]))
             self.separator = doc.get("dimension_separator", ".")
             self.vlen = any(f.get("id") == "vlen-utf8" for f in doc.get("filters") or [])
             if self.vlen:
@@ -98,7 +106,10 @@ class PublishedArray:
     def _decode_chunk(self, index: tuple[int, ...]) -> np.ndarray:
         try:
             raw: Any = self.store.read_bytes(self.chunk_key(index))
-        except NotFound:  # never written: the fill value
+        except NotFound:  # never written: the fill value (a structured one is base64 of its bytes)
+            if self.dtype.names:
+                fill = np.frombuffer(base64.b64decode(self.fill), self.dtype)[0] if isinstance(self.fill, str) else np.zeros((), self.dtype)
+                return np.full(self.chunks, fill, dtype=self.dtype)
             return np.full(self.chunks, self.fill if self.fill is not None else 0, dtype=self.dtype)
         if self.compressor is not None:
             raw = self.compressor.decode(raw)
