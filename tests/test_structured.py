@@ -155,3 +155,20 @@ def test_zarr_v2_output_serves_structured_arrays(tmp_path: Path) -> None:
         got = from_uri(f"{url}/api/v1")["st"]["padded"].read()
     assert got.dtype == want.dtype
     _same_bits(got, want)
+
+
+def test_a_chunk_never_written_reads_as_the_compound_fill_value(tmp_path: Path) -> None:
+    """The HDF5 fill value of a compound is kept (Zarr 3: base64 of its packed bytes) and is what
+    a missing chunk reads as."""
+    from publisher.access.arrays import PublishedArray
+
+    fill = np.array((-7, (1.5, np.nan), (3, 2.5), b"f"), dtype=PADDED)
+    with h5py.File(tmp_path / "st.h5", "w") as f:
+        f.create_dataset("padded", data=_padded_values((4, 4)), chunks=(2, 2), fillvalue=fill)
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "st.h5")}]})
+    node = published.node("st/padded")
+    last = "/".join(str(len(c) - 1) for c in node["structure"]["chunks"])
+    published.store.delete_prefix(f"{node['data_url']}/c/{last}")
+    values = PublishedArray(published.store, node["data_url"]).read()
+    want = _expected(fill.reshape(1))[0]
+    assert values[3, 3].tobytes() == want.tobytes()
