@@ -93,6 +93,29 @@ def test_packages_hold_only_what_each_function_needs(packages: dict[str, Package
     assert not any(n.startswith("pyarrow/") for n in zipfile.ZipFile(packages["metadata"].zip_path).namelist())
 
 
+def test_tables_package_serves_awkward_arrays_from_its_zip(packages: dict[str, Package], tmp_path: Path) -> None:
+    """awkward ships in the tables package (imported inside the awkward routes): the tiled
+    client's POST of form keys (base64, as API Gateway passes it) and a JSON export answer."""
+    import h5py
+
+    (tmp_path / "data").mkdir()
+    with h5py.File(tmp_path / "data" / "rag.h5", "w") as f:
+        ds = f.create_dataset("v", (2,), dtype=h5py.vlen_dtype(np.dtype("<i8")))
+        ds[0], ds[1] = [1, 2, 3], [4]
+    site = run_build(tmp_path, {"sources": [{"path": "data", "into": ""}]})
+    form = site.node("rag/v")["structure"]["form"]
+    env = {"SKYSHELF_STORE": site.store.url}
+    post = event_for("POST", "/api/v1/awkward/buffers/rag/v", "", {"host": "example.org", "accept": "application/zip"}, "127.0.0.1",
+                     json.dumps([form["form_key"], form["content"]["form_key"]]).encode())
+    answer = smoke_test(packages["tables"], post, env)
+    assert answer is not None and answer["statusCode"] == 200 and answer["headers"]["Content-Type"] == "application/zip", answer
+    full = smoke_test(packages["tables"], event_for("GET", "/api/v1/awkward/full/rag/v", "format=json", {}, "127.0.0.1"), env)
+    assert full is not None and full["statusCode"] == 200, full
+    import base64
+
+    assert json.loads(base64.b64decode(full["body"]) if full.get("isBase64Encoded") else full["body"]) == [[1, 2, 3], [4]]
+
+
 def test_packages_are_reproducible(packages: dict[str, Package], tmp_path: Path) -> None:
     again = build_package("metadata", RUNTIME, "x86_64", tmp_path)
     assert again.sha256 == packages["metadata"].sha256
