@@ -202,3 +202,36 @@ def test_rule_ragged_needs_1d_datasets(tmp_path: Path) -> None:
         f["g/a"] = np.zeros((2, 2))
     with pytest.raises((AssertionError, BuildFailed), match="ragged: true.*not 1-D datasets: a"):
         run_build(tmp_path, {"sources": [{"path": str(tmp_path / "r.h5"), "into": ""}], "rules": [{"match": "r/g", "ragged": True}]})
+
+
+def test_a_large_buffers_answer_is_a_303_the_client_follows(built: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past Lambda's body limit an answer is stored and redirected to: for the POST, a 303 (the
+    client GETs the stored zip; a 307 would repeat the POST at the store)."""
+    from handlers import settings
+    from tiled.client import from_uri
+
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "64")
+    settings.reset()
+    try:
+        with local_server(built.store.url) as url:
+            form = built.node("rag/grid")["structure"]["form"]
+            keys = [form["content"]["form_key"], form["content"]["content"]["form_key"]]
+            answer = httpx.post(f"{url}/api/v1/awkward/buffers/rag/grid", json=keys)
+            assert answer.status_code == 303 and "/files/" in answer.headers["location"]
+            got = httpx.get(answer.headers["location"])
+            assert got.status_code == 200 and zipfile.ZipFile(io.BytesIO(got.content)).namelist()
+            _same(from_uri(f"{url}/api/v1")["rag/grid"].read(), _source(built)["rag/grid"])
+    finally:
+        monkeypatch.delenv("SKYSHELF_MAX_BODY_BYTES")
+        settings.reset()
+
+
+def test_publish_serve_refuses_an_oversized_post_and_preflights_post(built: Published) -> None:
+    from handlers.local import MAX_REQUEST_BODY
+
+    with local_server(built.store.url) as url:
+        big = httpx.post(f"{url}/api/v1/awkward/buffers/rag/grid", content=b"[" + b'"x",' * (MAX_REQUEST_BODY // 4) + b'"x"]')
+        assert big.status_code == 413 and "request body larger" in big.json()["detail"]
+        preflight = httpx.options(f"{url}/api/v1/awkward/buffers/rag/grid",
+                                  headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"})
+        assert "POST" in preflight.headers.get("access-control-allow-methods", "")
