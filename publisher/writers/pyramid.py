@@ -195,29 +195,36 @@ class _Level:
         self.bands: dict[tuple[int, ...], list[Any]] = {}  # band index -> [buffer, values still missing]
 
     def add_halved(self, sel: tuple[slice, ...], block: np.ndarray) -> None:
-        """A block of the level below at ``sel`` (even starts on the last two dimensions)."""
-        down = down2(block, self.method)
-        if down.size:
+        """A block of the level below at ``sel`` (even starts on the last two dimensions), halved
+        straight into this level's bands."""
+        h, w = block.shape[-2] // 2, block.shape[-1] // 2
+        if h and w:
             y, x = sel[-2].start // 2, sel[-1].start // 2
-            self.add((*sel[:-2], slice(y, y + down.shape[-2]), slice(x, x + down.shape[-1])), down)
+            self.add((*sel[:-2], slice(y, y + h), slice(x, x + w)), block, halve=True)
 
     def _band(self, index: tuple[int, ...]) -> tuple[slice, ...]:
         """Band ``index`` (chunk indices of the leading dimensions and the row): its region, whole rows."""
         lead = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, self.chunks[:-1], self.shape[:-1]))
         return (*lead, slice(0, self.shape[-1]))
 
-    def add(self, sel: tuple[slice, ...], data: np.ndarray) -> None:
+    def add(self, sel: tuple[slice, ...], data: np.ndarray, halve: bool = False) -> None:
+        """Values for region ``sel`` of this level: ``data``, or ``data`` halved (twice the size)."""
         ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel[:-1], self.chunks[:-1])]
         for index in itertools.product(*ranges):
             region = self._band(index)
             inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(sel, region))
-            src = tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inter, sel))
+            src = [slice(i.start - s.start, i.stop - s.start) for i, s in zip(inter, sel)]
             dst = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inter, region))
             with self.lock:
                 band = self.bands.get(index)
                 if band is None:
                     band = self.bands[index] = [np.empty(tuple(r.stop - r.start for r in region), data.dtype), math.prod(b.stop - b.start for b in region)]
-                band[0][dst] = data[src]
+            if halve:  # outside the lock: the regions of different blocks never overlap
+                src[-2:] = [slice(2 * t.start, 2 * t.stop) for t in src[-2:]]
+                down2(data[tuple(src)], self.method, band[0][dst])
+            else:
+                band[0][dst] = data[tuple(src)]
+            with self.lock:
                 band[1] -= math.prod(i.stop - i.start for i in inter)
                 done = band[1] == 0
                 if done:
