@@ -235,3 +235,15 @@ def test_publish_serve_refuses_an_oversized_post_and_preflights_post(built: Publ
         preflight = httpx.options(f"{url}/api/v1/awkward/buffers/rag/grid",
                                   headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"})
         assert "POST" in preflight.headers.get("access-control-allow-methods", "")
+
+
+def test_event_data_with_a_bad_event_index_stays_a_folder_with_a_warning(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        events = f.create_group("events")
+        events.attrs["NX_class"] = "NXevent_data"
+        events["event_index"] = np.array([0, 3], dtype=np.int64)  # past the two events
+        events["event_time_offset"] = np.arange(2.0)
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "e.h5"), "into": ""}]})
+    assert {e["path"] for e in published.entries()} >= {"e/events", "e/events/event_index", "e/events/event_time_offset"}
+    assert not any(e["path"].endswith("events_by_pulse") for e in published.entries())
+    assert any("event_index is not a non-decreasing" in w.reason for w in published.report.warnings)
