@@ -158,3 +158,18 @@ def test_a_png_preview_reads_the_nearest_level_at_least_its_size(built: tuple[An
         assert _png(big, "format=png&max_size=100&slice=0:800,0:800") == ("3", (100, 100))  # 800 px: level 3 holds 100
         assert _png(big, "format=png&max_size=100&slice=::2,::2")[0] == "0"  # a stepped selection: level 0
         assert _png(f"{url}/api/v1/array/full/f/small", "format=png")[0] is None  # no pyramid, no header
+
+
+def test_the_zarr_route_serves_the_image_group_and_its_levels(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    """Through ``/api/v1/zarr/v3``: the file's group is an OME-Zarr image (validated over HTTP),
+    a level reads back, and the image node itself is still an array."""
+    from ome_zarr_models.v05.image import Image
+
+    published, sources = built
+    with local_server(published.store.url) as url:
+        api = f"{url}/api/v1/zarr/v3"
+        group = zarr.open_group(f"{api}/f", mode="r")
+        image = Image.from_zarr(group)
+        assert "big" in [m.name for m in image.ome_attributes.multiscales]
+        np.testing.assert_array_equal(group["signed.levels/1"][...], _mean2(sources["signed"]))
+        np.testing.assert_array_equal(zarr.open_array(f"{api}/f/signed", mode="r")[...], sources["signed"])
