@@ -30,6 +30,17 @@ INNER = np.dtype({"names": ["x", "y"], "formats": [">u2", "<f4"], "offsets": [0,
 PADDED = np.dtype({"names": ["a", "b", "n", "c"], "formats": [">i4", (">f8", (2,)), INNER, "S3"],
                    "offsets": [0, 8, 24, 40], "itemsize": 48})
 RGBA = np.dtype([("R", "<u2"), ("G", "<u2"), ("B", "<u2"), ("A", "<u2")])
+#: Enum, bool, complex and opaque fields, and a sub-array of records.
+MIXED = np.dtype([("e", h5py.enum_dtype({"A": 0, "B": 1}, basetype="i1")), ("ok", "?"), ("z", "<c8"), ("o", "V4"),
+                  ("p", [("x", ">f4"), ("y", "u1")], (3,)), ("s", "S5")])
+ITEMSIZES = {"padded": 29, "rgba": 8, "mixed": 1 + 1 + 8 + 4 + 15 + 5}
+
+
+def _mixed_values() -> np.ndarray:
+    values = np.zeros((2, 3), MIXED)
+    values["e"], values["ok"], values["z"], values["o"], values["s"] = 1, [True, False, True], 1 + 2j, b"\x01\x02\x03\x04", b"hello"
+    values["p"]["x"] = np.arange(18).reshape(2, 3, 3)
+    return values
 
 
 def _padded_values(shape: tuple[int, ...]) -> np.ndarray:
@@ -46,10 +57,12 @@ def _padded_values(shape: tuple[int, ...]) -> np.ndarray:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Published, dict[str, np.ndarray]]:
     folder: Path = tmp_path_factory.mktemp("structured")
-    sources = {"padded": _padded_values((5, 7)), "rgba": rng.integers(0, 2**16, size=(3, 6, 4, 4), dtype="<u2").view(RGBA)[..., 0]}
+    sources = {"padded": _padded_values((5, 7)), "rgba": rng.integers(0, 2**16, size=(3, 6, 4, 4), dtype="<u2").view(RGBA)[..., 0],
+               "mixed": _mixed_values()}
     with h5py.File(folder / "st.h5", "w") as f:
         f.create_dataset("padded", data=sources["padded"], chunks=(2, 3))  # edge chunks: padded with the fill value
         f.create_dataset("rgba", data=sources["rgba"])
+        f.create_dataset("mixed", data=sources["mixed"])
         f.create_dataset("line", data=sources["padded"][0])  # 1-D: still a table
         f.create_dataset("waves", data=(rng.normal(size=(4, 3)) + 1j * rng.normal(size=(4, 3))).astype("<c8"))
         vlen = np.dtype([("id", "<i4"), ("name", h5py.string_dtype())])
@@ -77,12 +90,12 @@ def test_an_nd_compound_is_a_packed_structured_array(built: tuple[Published, dic
         want = _expected(values)
         # Tiled's own model reads the structure back to the packed dtype the client decodes with
         assert TiledArray.from_json(node["structure"]).data_type.to_numpy_dtype() == want.dtype
-        assert node["structure"]["data_type"]["itemsize"] == want.dtype.itemsize == (29 if name == "padded" else 8)
+        assert node["structure"]["data_type"]["itemsize"] == want.dtype.itemsize == ITEMSIZES[name]
         stored = zarr.open_array(published.url(f"st/{name}"), mode="r")[...]
         _same_bits(stored, want)  # bit-exact: NaN, -0.0, inf, odd bytes kept
         if name == "rgba":  # no sub-array field: zarr gives the very dtype
             assert stored.dtype == want.dtype
-        else:  # Zarr 3's structured type has no sub-array fields: zarr-python shows 'b' as raw bytes (V16)
+        elif name == "padded":  # Zarr 3's structured type has no sub-array fields: zarr-python shows 'b' as raw bytes (V16)
             assert stored.dtype["b"] == np.dtype("V16")
             assert np.array_equal(stored.view(want.dtype)["b"], want["b"], equal_nan=True)
     assert published.node("st/line")["family"] == "table"
@@ -123,6 +136,12 @@ def test_exports_of_structured_and_complex_arrays(built: tuple[Published, dict[s
         table = list(csv.reader(io.StringIO(_get(url, "padded?format=csv&slice=1").text)))
         assert table[0] == ["a", "b[0]", "b[1]", "n.x", "n.y", "c"] and len(table) == 1 + want.shape[1]
         assert [int(v) for v in next(zip(*table[1:]))] == want["a"][1].tolist()
+        mixed = _get(url, "mixed?format=csv&slice=0").text.splitlines()
+        assert mixed[0] == "e,ok,z,o,p.x[0],p.x[1],p.x[2],p.y[0],p.y[1],p.y[2],s"
+        assert mixed[1] == '1,True,(1+2j),"data:application/octet-stream;base64,AQIDBA==",0.0,1.0,2.0,0,0,0,hello'
+        assert _get(url, "mixed?format=json&slice=0,0").json() == [
+            1, True, [1.0, 2.0], "data:application/octet-stream;base64,AQIDBA==", [[0.0, 0], [1.0, 0], [2.0, 0]],
+            "data:application/octet-stream;base64,aGVsbG8="]
         answer = _get(url, "padded?format=csv")
         assert answer.status_code == 400 and "at most 1 dimension" in answer.json()["detail"]
         for fmt in ("png", "tiff"):

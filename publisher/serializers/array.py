@@ -110,14 +110,15 @@ def _leaves(values: np.ndarray, name: str = "") -> Iterator[tuple[str, np.ndarra
 
 def _struct_csv(array: np.ndarray) -> bytes:
     """One row per record and a column per leaf field, with a header (numbers at their own
-    precision, bytes as UTF-8 text)."""
+    precision, strings as UTF-8 text, opaque bytes as ``data:`` URIs)."""
     import csv
 
     if array.ndim > 1:
         raise BadRequest(f"CSV of a structured array has a row per record, so at most 1 dimension; this selection has {array.ndim} "
                          "(slice it first, or ask for json or octet-stream)")
     columns = list(_leaves(array.reshape(-1)))
-    text = [np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(c) if c.dtype.kind == "S" and c.size else c.astype(str)
+    text = [[_plain(v) for v in c.tolist()] if c.dtype.kind == "V" else
+            np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(c) if c.dtype.kind == "S" and c.size else c.astype(str)
             for _, c in columns]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
