@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from publisher import serializers
 from publisher.errors import BadRequest
@@ -30,16 +30,10 @@ ARROW = "application/vnd.apache.arrow.file"
 DENSE = ("text/csv", "image/png")
 
 
-def _app() -> Any:
-    from .tables import app
-
-    return app
-
-
-def _published(route: str) -> tuple[Any, str, Any]:
+def _published(app: APIGatewayHttpResolver, route: str) -> tuple[Any, str, Any]:
     from publisher.access.sparse import PublishedSparse
 
-    path = common.node_path(_app(), f"{common.API}/sparse/{route}")
+    path = common.node_path(app, f"{common.API}/sparse/{route}")
     catalog = common.catalog()
     entry = catalog.entry(path)
     if not isinstance(entry.structure, SparseStructure):
@@ -52,11 +46,10 @@ def _advice(path: str, shape: tuple[int, ...]) -> str:
             f"(sparse/block/{path}?block={','.join('0' for _ in shape)}), or the nonzeros alone (format=arrow, parquet or json)")
 
 
-def _answer(path: str, params: dict[str, list[str]], catalog: Any, shape: tuple[int, ...], itemsize: int, what: str,
+def _answer(app: APIGatewayHttpResolver, path: str, params: dict[str, list[str]], catalog: Any, shape: tuple[int, ...], itemsize: int, what: str,
             read: Any) -> Response:
     from publisher.serializers.sparse import COO
 
-    app = _app()
     chosen = serializers.choose("sparse", common.one(params, "format"), common.header(app, "accept"), ARROW)
     options: dict[str, Any] = {}
     if chosen.media_type in DENSE:
@@ -76,26 +69,27 @@ def _answer(path: str, params: dict[str, list[str]], catalog: Any, shape: tuple[
     return answer(app, "sparse", ARROW, catalog.release, path, params, produce, **options)
 
 
-def full() -> Response:
+def full(app: APIGatewayHttpResolver) -> Response:
     from .arrays import checked, parse_slice, selected_shape
 
-    params = common.query(_app())
-    catalog, path, sparse = _published("full")
+    params = common.query(app)
+    catalog, path, sparse = _published(app, "full")
     sel = checked(parse_slice(common.one(params, "slice")), sparse.shape)
-    return _answer(path, params, catalog, selected_shape(sel, sparse.shape), sparse.dtype.itemsize, "the selection",
+    return _answer(app, path, params, catalog, selected_shape(sel, sparse.shape), sparse.dtype.itemsize, "the selection",
                    lambda: sparse.read(sel))
 
 
-def block() -> Response:
-    params = common.query(_app())
-    catalog, path, sparse = _published("block")
+def block(app: APIGatewayHttpResolver) -> Response:
+    params = common.query(app)
+    catalog, path, sparse = _published(app, "block")
     index = ints(common.one(params, "block"), "block")
     if "slice" in params:
         raise BadRequest("slice= is not supported with block= on a sparse array; slice the array instead (sparse/full?slice=...)")
     if len(index) != sparse.ndim or any(not 0 <= i < len(c) for i, c in zip(index, sparse.chunks)):
         raise BadRequest(f"block {list(index)} is out of range: {path!r} has a grid of {[len(c) for c in sparse.chunks]} blocks")
     shape = tuple(c[i] for c, i in zip(sparse.chunks, index))
-    return _answer(path, params, catalog, shape, sparse.dtype.itemsize, f"block {list(index)}", lambda: sparse.block(index))
+    return _answer(app, path, params, catalog, shape, sparse.dtype.itemsize, f"block {list(index)}", lambda: sparse.block(index))
 
 
+#: Route → function of the app serving it (the tables function's, which passes itself: no import back).
 ROUTES = {"/api/v1/sparse/full/{path+}": full, "/api/v1/sparse/block/{path+}": block}

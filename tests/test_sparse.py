@@ -335,3 +335,23 @@ def test_inconsistent_groups_are_skipped_or_refused(built: tuple[Path, Published
     with pytest.raises(BuildFailed) as failed:
         build(pipeline, workers=1)
     assert "recognised as CSR, not CSC" in str([p.reason for p in failed.value.args[0].failures])
+
+
+def test_a_block_deleted_before_the_switch_fails_the_build(built: tuple[Path, Published], tmp_path: Path) -> None:
+    """The build's check expects every block file (empty blocks too), as it expects every Zarr chunk."""
+    from publisher.errors import StoreError
+    from publisher.stores import Store
+
+    shutil.copy(built[0] / "gen.h5", tmp_path / "gen.h5")
+    config = {"output": {"store": str(tmp_path / "site")}, "sources": [{"path": str(tmp_path / "gen.h5"), "into": ""}],
+              "rules": [{"match": "gen/coo", "sparse": "coo", "chunks": [2, None]}], "on_error": "skip"}
+    store, started = Store(str(tmp_path / "site")), {}
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            started["release"] = info["release"]
+        if event == "done" and info["path"] == "gen":
+            store.delete_prefix(f"releases/{started['release']}/data/gen/coo/block-1.0.parquet")
+
+    with pytest.raises(StoreError, match=r"is incomplete.*gen/coo/block-1\.0\.parquet"):
+        build(load_pipeline(write_pipeline(tmp_path, config)), progress=progress, workers=1)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadRequest
+from ..sparse_layout import block_key
 from ..stores import Store
 from ..structures import SparseStructure
 
@@ -38,8 +39,6 @@ class PublishedSparse:
         """``(coords (ndim, nnz) int64, data)`` of one block, global coordinates, as stored."""
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from ..writers.sparse_parquet import block_key
 
         self.blocks_read.append(index)
         table = pq.read_table(pa.BufferReader(self.store.read_bytes(block_key(self.url, index))))

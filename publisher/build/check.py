@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator
 from ..errors import StoreError
 from ..formats import CatalogDocument, Entry, release_root
 from ..index.layout import children_page_key, node_shard_key, search_prefix
+from ..sparse_layout import block_keys
 from ..stores import Store
 from ..structures import ArrayStructure, SparseStructure, TableStructure
-from ..writers.sparse_parquet import block_keys
 
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 

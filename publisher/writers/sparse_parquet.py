@@ -10,33 +10,18 @@ range filters on ``dim0`` with the row groups' statistics. Each file's schema me
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ..nodes import SparseNode
+from ..sparse_layout import METADATA_KEY, block_grid, block_key
 from ..structures import DataType, SparseStructure, regular_chunks
 from .base import WriteContext, Written, register
 
 #: Rows per Parquet row group: a slice of a big block reads only the groups its rows fall in.
 ROW_GROUP = 131_072
-
-
-def block_key(url: str, index: tuple[int, ...]) -> str:
-    return f"{url}/block-{'.'.join(map(str, index))}.parquet"
-
-
-def block_grid(chunks: list[list[int]]) -> Iterator[tuple[int, ...]]:
-    """Every block index of the grid, row-major."""
-    return itertools.product(*(range(len(c)) for c in chunks))
-
-
-def block_keys(url: str, chunks: list[list[int]]) -> list[str]:
-    """Every block's file (the build check expects them all)."""
-    return [block_key(url, index) for index in block_grid(chunks)]
 
 
 @register("sparse")
@@ -62,7 +47,7 @@ class SparseParquetWriter:
             coords, data = node.read_coo(region)
             coords = np.asarray(coords, dtype=np.int64).reshape(len(shape), -1) + np.asarray(starts, np.int64).reshape(-1, 1)
             columns = {f"dim{i}": coords[i] for i in range(len(shape))} | {"data": np.asarray(data)}
-            schema_meta = {"skyshelf": json.dumps({**meta, "block": list(index)})}
+            schema_meta = {METADATA_KEY: json.dumps({**meta, "block": list(index)})}
             table = pa.table(columns).replace_schema_metadata(schema_meta)
             sink = self.context.store.open_write(block_key(url, index))
             try:
