@@ -77,9 +77,12 @@ def buffers() -> Response:
         raise NotAcceptable(f"awkward/buffers answers {ZIP} only (a zip of the form's buffers), not {chosen.media_type}; "
                             "awkward/full gives the array as JSON, Arrow or Parquet")
 
+    what = f"awkward array {path!r}"
+
     def produce() -> dict[str, Any]:
-        selected = published.buffers(keys)
-        check(sum(memoryview(b).nbytes for b in selected.values()), ZIP, f"awkward array {path!r}", ADVICE, factor=2.0)
+        # the whole stored array is read and decoded (then the keys' buffers picked): bounded as a whole
+        selected = published.buffers(keys, lambda n: check(n, ZIP, what, ADVICE, factor=2.0))
+        check(sum(memoryview(b).nbytes for b in selected.values()), ZIP, what, ADVICE, factor=2.0)
         return selected
 
     return _post_redirect(answer(app, "awkward", ZIP, catalog.release, path, {**params, "form_key": keys}, produce))
@@ -91,9 +94,11 @@ def full() -> Response:
     catalog, path, published = _published("full")
     chosen = serializers.choose("awkward", common.one(params, "format"), common.header(app, "accept"), "application/json")
 
+    what, factor = f"awkward array {path!r}", 2.0 if chosen.media_type != "application/json" else None
+
     def produce() -> Any:
-        array = published.read()
-        check(int(array.nbytes), chosen.media_type, f"awkward array {path!r}", ADVICE, factor=2.0 if chosen.media_type != "application/json" else None)
+        array = published.read(lambda n: check(n, chosen.media_type, what, ADVICE, factor=factor))
+        check(int(array.nbytes), chosen.media_type, what, ADVICE, factor=factor)
         return array
 
     return answer(app, "awkward", "application/json", catalog.release, path, params, produce)

@@ -162,14 +162,20 @@ def test_full_exports_json_arrow_parquet_zip(built: Published, tmp_path: Path) -
 def test_answers_past_the_limit_are_4xx(built: Published, monkeypatch: pytest.MonkeyPatch) -> None:
     from handlers import settings
 
+    from publisher.access.cache import DECODED
+
     monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", "16")
     settings.reset()
+    capacity = DECODED.capacity
+    DECODED.resize(0)  # forget earlier tests' reads
+    DECODED.resize(capacity)
     try:
         with local_server(built.store.url) as url:
             big = httpx.post(f"{url}/api/v1/awkward/buffers/rag/grid", json=[built.node("rag/grid")["structure"]["form"]["content"]["content"]["form_key"]])
             assert big.status_code in (400, 413) and "fewer fields" in big.json()["detail"]
             full = httpx.get(f"{url}/api/v1/awkward/full/rag/grid?format=json")
             assert full.status_code in (400, 413) and "awkward array 'rag/grid'" in full.json()["detail"]
+            assert DECODED.get((built.store.url, built.node("rag/grid")["data_url"])) is None  # refused before it was decoded
     finally:
         monkeypatch.delenv("SKYSHELF_MAX_ANSWER_BYTES")
         settings.reset()

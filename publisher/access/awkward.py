@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import BadRequest
@@ -68,15 +68,25 @@ class PublishedAwkward:
     def __init__(self, store: Store, url: str, structure: AwkwardStructure) -> None:
         self.store, self.url, self.structure = store, url, structure
 
-    def read(self) -> Any:
-        """The whole array (its decoded Arrow table is kept by the warm process)."""
+    def read(self, check: Callable[[int], object] | None = None) -> Any:
+        """The whole array (its decoded Arrow table is kept by the warm process). ``check(bytes)``
+        bounds the answer before the work: it sees the stored object's size before it is read,
+        then its columns' uncompressed size (Parquet's footer) before they are decoded."""
         import pyarrow.parquet as pq
 
         key = (self.store.url, self.url)
         table = DECODED.get(key)
         if table is None:
-            table = pq.read_table(io.BytesIO(self.store.read_bytes(self.url)))
+            if check is not None:
+                check((self.store.stat(self.url) or (0, 0.0))[0])
+            parquet = pq.ParquetFile(io.BytesIO(self.store.read_bytes(self.url)))
+            if check is not None:
+                meta = parquet.metadata
+                check(sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)))
+            table = parquet.read()
             DECODED.put(key, table)
+        elif check is not None:
+            check(int(table.nbytes))
         return _from_table(table)
 
     def check_keys(self, keys: Iterable[str]) -> list[str]:
@@ -88,11 +98,11 @@ class PublishedAwkward:
             raise BadRequest(f"no form key(s) {unknown} in this awkward array's form; its form keys are {sorted(known)}")
         return keys
 
-    def buffers(self, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    def buffers(self, keys: Iterable[str] | None = None, check: Callable[[int], object] | None = None) -> dict[str, Any]:
         """``{form_key}-{attribute}`` → buffer, of the nodes ``keys`` names (all when None)."""
         import awkward as ak
 
-        _, _, container = ak.to_buffers(self.read())
+        _, _, container = ak.to_buffers(self.read(check))
         if keys is None:
             return dict(container)
         prefixes = tuple(f"{k}-" for k in self.check_keys(keys))
