@@ -96,9 +96,10 @@ def test_the_tiled_client_reads_the_real_compounds(built: tuple[Published, dict[
             for part in h5path.split("/"):
                 data = data[part]
             assert np.asarray(data.read()).tobytes() == _expected(values).tobytes()
-        with dask.config.set({"dataframe.convert-string": False}):  # else dask turns list cells into their text
-            obsm = client["10x_pbmc68k_reduced"]["obsm"].read()
-        source = sources["10x_pbmc68k_reduced"]["obsm"]
-        assert isinstance(obsm, pd.DataFrame) and list(obsm.columns) == ["X_pca", "X_umap"]
-        for column in obsm.columns:
-            assert np.array_equal(np.stack(obsm[column].to_numpy()), source[column])
+        for name, columns in (("obsm", ["X_pca", "X_umap"]), ("varm", ["PCs"])):  # sub-array fields: fixed-size lists
+            with dask.config.set({"dataframe.convert-string": False}):  # else dask turns list cells into their text
+                table = client["10x_pbmc68k_reduced"][name].read()
+            source = sources["10x_pbmc68k_reduced"][name]
+            assert isinstance(table, pd.DataFrame) and list(table.columns) == columns
+            for column in columns:
+                assert np.array_equal(np.stack(table[column].to_numpy()), source[column])
