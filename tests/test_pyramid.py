@@ -35,7 +35,8 @@ def _sources() -> dict[str, np.ndarray]:
         "floats": floats,
         "labels": rng.integers(0, 7, (140, 133), dtype="u1"),
         "mask": rng.random((140, 130)) > 0.5,
-        "stack": rng.integers(0, 255, (3, 140, 129), dtype="u1"),
+        # > 16 MiB too, chunked by frame: slabs and level bands split along the leading dimension
+        "stack": rng.integers(0, 65535, (4, 1030, 2101), dtype="u2"),
         "small": rng.integers(0, 255, (100, 100), dtype="u1"),
         "forbidden": rng.integers(0, 255, (200, 200), dtype="u1"),
     }
@@ -52,7 +53,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, np.n
     published = run_build(folder, {
         "sources": [{"path": str(folder / "f.h5")}, {"path": str(folder / "t.tif")}],
         "output": {"store": str(folder / "site"), "pyramid_min_size": MIN_SIZE},
-        "rules": [{"match": "f/big", "chunks": [333, 511]}, {"match": "f/seg/cells", "labels": True},
+        "rules": [{"match": "f/big", "chunks": [333, 511]}, {"match": "f/stack", "chunks": [1, 400, 700]}, {"match": "f/seg/cells", "labels": True},
                   {"match": "f/forbidden", "pyramid": False}],
     })
     return published, sources
@@ -63,8 +64,9 @@ def _mean2(x: np.ndarray) -> np.ndarray:
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     blocks = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
     if x.dtype.kind in "iu":
-        total = sum(b.astype(object) for b in blocks)
-        return np.vectorize(lambda s: (s + 2) // 4, otypes=[object])(total).astype(x.dtype)
+        wide = np.int64 if x.dtype.itemsize <= 4 else object  # 64-bit values: Python integers
+        total = sum(b.astype(wide) for b in blocks)
+        return ((total + 2) // 4).astype(x.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": a block of NaN alone
         return np.nanmean(np.stack([b.astype("f8") for b in blocks]), axis=0).astype(x.dtype)
@@ -173,3 +175,15 @@ def test_the_zarr_route_serves_the_image_group_and_its_levels(built: tuple[Any, 
         assert "big" in [m.name for m in image.ome_attributes.multiscales]
         np.testing.assert_array_equal(group["signed.levels/1"][...], _mean2(sources["signed"]))
         np.testing.assert_array_equal(zarr.open_array(f"{api}/f/signed", mode="r")[...], sources["signed"])
+
+
+def test_zarr_2_output_gets_no_pyramid(tmp_path: Path) -> None:
+    """OME-Zarr 0.5 is Zarr 3: a Zarr 2 build publishes the image alone, even when a rule asks."""
+    values = rng.integers(0, 255, (300, 260), dtype="u1")
+    with h5py.File(tmp_path / "v2.h5", "w") as f:
+        f.create_dataset("image", data=values)
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "v2.h5")}],
+                                     "output": {"store": str(tmp_path / "site"), "zarr_format": 2, "pyramid_min_size": MIN_SIZE},
+                                     "rules": [{"match": "**", "pyramid": True}]})
+    assert "pyramid" not in published.node("v2/image")["metadata"]
+    np.testing.assert_array_equal(zarr.open_array(published.url("v2/image"), mode="r")[...], values)
