@@ -92,15 +92,18 @@ def by_rule(node: Node, layout: str) -> Node:
 
 
 def fold(container: ContainerNode, layout: str | None = None, shape: Any = None) -> Node:
-    """The container as a sparse matrix. ``layout`` None reads it from AnnData's marker or, for a
-    2-D matrix with a ``shape`` dataset (10x Genomics), from ``indptr``'s length (a square matrix
-    is then ambiguous: an error). A group holding only the matrix becomes the :class:`SparseNode`;
+    """The container as a sparse matrix. ``layout`` None reads it from AnnData's marker, else CSC
+    for 10x Genomics (a ``shape`` dataset and ``barcodes``), else from ``indptr``'s length (a
+    square matrix is then ambiguous: an error). A group holding only the matrix becomes the :class:`SparseNode`;
     one with other members too (10x barcodes and features) stays a container whose ``data``
     member becomes the matrix, the other matrix members folded into it."""
     marked, marked_shape = marker(container.metadata)
     if layout is not None and marked is not None and layout != marked:
         raise SparseError(f"{container.source_path}: the group is marked {marked.upper()}, not {layout.upper()}")
-    layout = layout or marked
+    # 10x Genomics' matrices are CSC by definition; its barcodes say which convention this is
+    # (a square one, as Visium 1.0's 100 x 100, would be ambiguous otherwise)
+    tenx = isinstance(container.child("shape"), ArrayNode) and container.child("barcodes") is not None
+    layout = layout or marked or ("csc" if tenx else None)
     shape = _shape(container, shape if shape is not None else marked_shape if marked else container.metadata.get("shape"))
     node = _coo(container, shape) if layout == "coo" else _compressed(container, layout, shape)
     members = set(COMPRESSED if layout != "coo" else _coo_members(container)) | {"shape"}
