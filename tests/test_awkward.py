@@ -253,3 +253,23 @@ def test_event_data_with_a_bad_event_index_stays_a_folder_with_a_warning(tmp_pat
     assert {e["path"] for e in published.entries()} >= {"e/events", "e/events/event_index", "e/events/event_time_offset"}
     assert not any(e["path"].endswith("events_by_pulse") for e in published.entries())
     assert any("event_index is not a non-decreasing" in w.reason for w in published.report.warnings)
+
+
+def test_a_field_projection_reads_only_its_columns_and_answers_the_same_buffers(built: Published) -> None:
+    """node['field'] of a record: only that field's Parquet columns are read, and the buffers
+    answered under the published form's keys are those of the whole array."""
+    from publisher.access.awkward import PublishedAwkward, form_keys
+    from publisher.access.cache import DECODED
+    from publisher.structures import AwkwardStructure
+
+    for path in ("rag/entry/events/events_by_pulse", "rag/columns"):
+        node = built.node(path)
+        structure = AwkwardStructure.from_json(node["structure"])
+        published = PublishedAwkward(built.store, node["data_url"], structure)
+        whole = published.buffers(None)
+        for field, content in zip(structure.form["fields"], structure.form["contents"]):
+            keys = list(form_keys(content))
+            got = published.buffers(keys)
+            assert got and {k: bytes(memoryview(v)) for k, v in got.items()} == \
+                {k: bytes(memoryview(v)) for k, v in whole.items() if k.split("-")[0] in keys}, (path, field)
+            assert DECODED.get((built.store.url, f"{node['data_url']}?{field}")) is not None  # the one column was read

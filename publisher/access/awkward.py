@@ -64,6 +64,20 @@ def form_keys(form: dict[str, Any]) -> Iterator[str]:
         yield from form_keys(child)
 
 
+def _same_nodes(part: dict[str, Any], whole: dict[str, Any], names: dict[str, str]) -> bool:
+    """Whether two forms have the same nodes; collects ``part``'s form key → ``whole``'s."""
+    if any(part.get(k) != whole.get(k) for k in ("class", "fields", "primitive", "inner_shape", "size")):
+        return False
+    if part.get("form_key"):
+        names[part["form_key"]] = whole.get("form_key", "")
+    if isinstance(part.get("content"), dict) != isinstance(whole.get("content"), dict):
+        return False
+    if isinstance(part.get("content"), dict) and not _same_nodes(part["content"], whole["content"], names):
+        return False
+    a, b = part.get("contents") or [], whole.get("contents") or []
+    return len(a) == len(b) and all(_same_nodes(x, y, names) for x, y in zip(a, b))
+
+
 class PublishedAwkward:
     def __init__(self, store: Store, url: str, structure: AwkwardStructure) -> None:
         self.store, self.url, self.structure = store, url, structure
@@ -99,11 +113,58 @@ class PublishedAwkward:
         return keys
 
     def buffers(self, keys: Iterable[str] | None = None, check: Callable[[int], object] | None = None) -> dict[str, Any]:
-        """``{form_key}-{attribute}`` → buffer, of the nodes ``keys`` names (all when None)."""
+        """``{form_key}-{attribute}`` → buffer, of the nodes ``keys`` names (all when None).
+        Of a record, only the Parquet columns of the fields holding those nodes are read."""
         import awkward as ak
 
-        _, _, container = ak.to_buffers(self.read(check))
         if keys is None:
-            return dict(container)
-        prefixes = tuple(f"{k}-" for k in self.check_keys(keys))
+            return dict(ak.to_buffers(self.read(check))[2])
+        keys = self.check_keys(keys)
+        fields = self._fields_for(set(keys))
+        container = self._projected(fields, check) if fields is not None else None
+        if container is None:
+            container = ak.to_buffers(self.read(check))[2]
+        prefixes = tuple(f"{k}-" for k in keys)
         return {name: buffer for name, buffer in container.items() if name.startswith(prefixes)}
+
+    def _fields_for(self, keys: set[str]) -> list[str] | None:
+        """The top-level fields whose nodes ``keys`` name, when the array is a record and that is
+        not all of them (else None: the whole file is read)."""
+        form = self.structure.form
+        if form.get("class") != "RecordArray" or not form.get("fields"):
+            return None
+        needed = [f for f, c in zip(form["fields"], form["contents"]) if keys & set(form_keys(c))]
+        return needed if len(needed) < len(form["fields"]) else None
+
+    def _projected(self, fields: list[str], check: Callable[[int], object] | None) -> dict[str, Any] | None:
+        """The buffers of these fields' Parquet columns alone, named by the published form's keys
+        (awkward numbers a partial read's nodes afresh: the two forms are walked side by side);
+        None when the forms do not match node for node."""
+        import awkward as ak
+        import pyarrow.parquet as pq
+
+        key = (self.store.url, f"{self.url}?{','.join(fields)}")
+        table = DECODED.get(key)
+        if table is None:
+            if check is not None:
+                check((self.store.stat(self.url) or (0, 0.0))[0])
+            parquet = pq.ParquetFile(io.BytesIO(self.store.read_bytes(self.url)))
+            if check is not None:
+                meta = parquet.metadata
+                check(sum(meta.row_group(i).column(j).total_uncompressed_size for i in range(meta.num_row_groups)
+                          for j in range(meta.num_columns) if meta.row_group(i).column(j).path_in_schema.split(".")[0] in fields))
+            table = parquet.read(columns=fields)
+            DECODED.put(key, table)
+        form, _, container = ak.to_buffers(_from_table(table))
+        part, whole = form.to_dict(), self.structure.form
+        if part.get("class") != "RecordArray" or part.get("fields") != fields:
+            return None
+        names: dict[str, str] = {}
+        for field, content in zip(fields, part["contents"]):
+            if not _same_nodes(content, whole["contents"][whole["fields"].index(field)], names):
+                return None
+        out = {}
+        for name, buffer in container.items():
+            node, _, attribute = name.partition("-")
+            out[f"{names[node]}-{attribute}"] = buffer
+        return out
