@@ -227,9 +227,10 @@ def _png_level(entry: Entry, array: PublishedArray, sel: tuple[Any, ...], option
     over the selection (``publisher.access.arrays.preview_level``), named in ``X-Skyshelf-Level``."""
     from publisher.serializers.array import PNG_MAX_SIZE
 
-    if not isinstance((entry.metadata or {}).get("pyramid"), dict):
+    levels = (entry.notes or {}).get("pyramid_levels")  # the build's own note, not source metadata
+    if not isinstance(levels, int) or isinstance(levels, bool) or levels < 2:
         return array, sel, {}
-    url, within, k = preview_level(entry.data_url or "", entry.metadata, array.shape, sel, options.get("max_size") or PNG_MAX_SIZE)
+    url, within, k = preview_level(entry.data_url or "", levels, array.shape, sel, options.get("max_size") or PNG_MAX_SIZE)
     return (array if k == 0 else published_array(common.store(), url)), within, {LEVEL_HEADER: str(k)}
 
 

@@ -54,7 +54,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, np.n
         "sources": [{"path": str(folder / "f.h5")}, {"path": str(folder / "t.tif")}],
         "output": {"store": str(folder / "site"), "pyramid_min_size": MIN_SIZE},
         "rules": [{"match": "f/big", "chunks": [333, 511]}, {"match": "f/stack", "chunks": [1, 400, 700]}, {"match": "f/seg/cells", "labels": True},
-                  {"match": "f/forbidden", "pyramid": False}],
+                  {"match": "f/forbidden", "pyramid": False},
+                  # metadata naming another node's arrays as levels (a sidecar or source attribute could): never followed
+                  {"match": "f/small", "metadata": {"pyramid": {"type": "mean", "levels": [{"path": "small", "shape": [100, 100]},
+                                                                                      {"path": "../big", "shape": [50, 50]}]}}}],
     })
     return published, sources
 
@@ -121,8 +124,9 @@ def test_axes_of_a_stack_leave_the_leading_dimension_unscaled(built: tuple[Any, 
 
 def test_small_or_forbidden_images_get_no_pyramid(built: tuple[Any, dict[str, np.ndarray]]) -> None:
     published, _ = built
+    assert "pyramid" not in published.node("f/forbidden")["metadata"]
     for path in ("f/small", "f/forbidden"):
-        assert "pyramid" not in published.node(path)["metadata"]
+        assert "pyramid_levels" not in published.node(path)["notes"]
         assert f"{path.rpartition('/')[2]}.levels" not in _group(published, path)
 
 
@@ -159,7 +163,9 @@ def test_a_png_preview_reads_the_nearest_level_at_least_its_size(built: tuple[An
         assert _png(big, "format=png&max_size=100") == ("5", (64, 32))  # level 5: 65 x 128
         assert _png(big, "format=png&max_size=100&slice=0:800,0:800") == ("3", (100, 100))  # 800 px: level 3 holds 100
         assert _png(big, "format=png&max_size=100&slice=::2,::2")[0] == "0"  # a stepped selection: level 0
-        assert _png(f"{url}/api/v1/array/full/f/small", "format=png")[0] is None  # no pyramid, no header
+        assert _png(f"{url}/api/v1/array/full/f/stack", "format=png&max_size=100&slice=2")[0] == "4"  # a frame: 65 x 131
+        # no pyramid (metadata claiming one is not followed): the image itself, no header
+        assert _png(f"{url}/api/v1/array/full/f/small", "format=png&max_size=50") == (None, (50, 50))
 
 
 def test_the_zarr_route_serves_the_image_group_and_its_levels(built: tuple[Any, dict[str, np.ndarray]]) -> None:

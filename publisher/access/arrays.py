@@ -183,25 +183,25 @@ class PublishedArray:
         return out[tuple(post)]
 
 
-def preview_level(data_url: str, metadata: dict[str, Any] | None, shape: tuple[int, ...], sel: tuple[Any, ...],
-                  size: int) -> tuple[str, tuple[Any, ...], int]:
-    """Where a picture of ``array[sel]`` at most ``size`` pixels a side reads from: the coarsest
-    level of the node's pyramid (``metadata["pyramid"]``, docs/catalog.md) still at least ``size``
-    over the selection, as (its URL, the selection in its indices, the level number). Level 0
-    (``data_url``, ``sel``) when there is no pyramid or the selection steps or indexes the image's
-    last two dimensions."""
-    pyramid = (metadata or {}).get("pyramid")
-    levels = pyramid.get("levels") if isinstance(pyramid, dict) else None
+def preview_level(data_url: str, levels: int, shape: tuple[int, ...], sel: tuple[Any, ...], size: int) -> tuple[str, tuple[Any, ...], int]:
+    """Where a picture of ``array[sel]`` at most ``size`` pixels a side reads from: the coarsest of
+    the image's ``levels`` pyramid levels (docs/catalog.md) still at least ``size`` over the
+    selection, as (its URL, the selection in its indices, the level number). Level 0
+    (``data_url``, ``sel``) when the selection steps or indexes the image's last two dimensions.
+    Level paths and shapes follow from ``data_url`` and ``shape`` alone (never from metadata,
+    which a source file can set)."""
     full = tuple(sel) + (slice(None),) * (len(shape) - len(sel))
-    if not levels or len(full) != len(shape) or len(shape) < 2 or not all(isinstance(s, slice) and s.step in (None, 1) for s in full[-2:]):
+    if levels < 2 or len(full) != len(shape) or len(shape) < 2 or not all(isinstance(s, slice) and s.step in (None, 1) for s in full[-2:]):
         return data_url, sel, 0
     spans = [s.indices(n)[:2] for s, n in zip(full[-2:], shape[-2:])]
     extent = max(b - a for a, b in spans)
     k = 0
-    while k + 1 < len(levels) and extent // 2 ** (k + 1) >= size:
+    while k + 1 < levels and extent // 2 ** (k + 1) >= size:
         k += 1
     if k == 0:
         return data_url, sel, 0
-    f, level_shape = 2**k, levels[k]["shape"][-2:]
+    f = 2**k
+    level_shape = [n // f for n in shape[-2:]]  # each level floors the halving: n // 2**k
     within = tuple(slice(min(a // f, n - 1), max(min(-(-b // f), n), min(a // f, n - 1) + 1)) for (a, b), n in zip(spans, level_shape))
-    return f"{data_url.rpartition('/')[0]}/{levels[k]['path']}", (*full[:-2], *within), k
+    parent, _, name = data_url.rpartition("/")
+    return f"{parent}/{name}.levels/{k}", (*full[:-2], *within), k

@@ -178,6 +178,7 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
                   "type": method, "metadata": {"description": DESCRIPTIONS[method], "writer": "skyshelf"}}
     _groups(writer, parent, name, multiscale, documents, in_group)
     node.metadata["pyramid"] = {"type": method, "levels": [{"path": p, "shape": list(s)} for p, s in zip(paths, shapes)]}
+    node.notes["pyramid_levels"] = len(shapes)  # what the PNG preview trusts (metadata can come from the source)
     structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
     return Written(structure, f"{writer.prefix}/{parent}/{name}", written.bytes_in)
 
