@@ -188,7 +188,7 @@ class _NetCDF:
                 return repacked(np.asarray(var[sel] if sel else var[...]), dtype)
 
         chunking = var.chunking()
-        return ArrayNode(key=name, metadata=attrs, source_path=path, dtype=dtype, shape=tuple(var.shape), read=read,
+        return ArrayNode(key=name, metadata=attrs, specs=[XARRAY_DATA_VAR], source_path=path, dtype=dtype, shape=tuple(var.shape), read=read,
                          dims=list(var.dimensions), source_chunks=tuple(chunking) if isinstance(chunking, list) else None,
                          fill_value=np.zeros((), dtype)[()])
 
