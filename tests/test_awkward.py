@@ -273,3 +273,18 @@ def test_a_field_projection_reads_only_its_columns_and_answers_the_same_buffers(
             assert got and {k: bytes(memoryview(v)) for k, v in got.items()} == \
                 {k: bytes(memoryview(v)) for k, v in whole.items() if k.split("-")[0] in keys}, (path, field)
             assert DECODED.get((built.store.url, f"{node['data_url']}?{field}")) is not None  # the one column was read
+
+
+def test_container_exports_hold_awkward_children(built: Published) -> None:
+    """container/full of a folder with awkward children: HDF5 writes each as AnnData writes an
+    awkward array (buffers, form, length), which ak.from_buffers reads back; JSON outlines it."""
+    with local_server(built.store.url) as url:
+        outline = httpx.get(f"{url}/api/v1/container/full/rag", params={"format": "json"})
+        assert outline.status_code == 200 and "events_by_pulse" in outline.json()["contents"]["entry"]["contents"]["events"]["contents"]
+        exported = httpx.get(f"{url}/api/v1/container/full/rag", params={"format": "h5"})
+        assert exported.status_code == 200, exported.text
+    with h5py.File(io.BytesIO(exported.content), "r") as f:
+        for path, want in _source(built).items():
+            group = f[path.removeprefix("rag/")]
+            assert group.attrs["encoding-type"] == "awkward-array"
+            _same(ak.from_buffers(group.attrs["form"], int(group.attrs["length"]), {k: v[()] for k, v in group.items()}), want)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadRequest
 from ..formats import Entry
 from ..stores import Store
-from ..structures import ArrayStructure, TableStructure
+from ..structures import ArrayStructure, AwkwardStructure, TableStructure
 from .tables import PublishedTable
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @dataclass
 class Tree:
     """One node of the subtree: a container (``children``), an array (``load`` gives a numpy
-    array) or a table (``load`` gives a pyarrow table)."""
+    array), a table (``load`` gives a pyarrow table) or an awkward array (an ``awkward.Array``)."""
 
     family: str
     metadata: dict[str, Any]
@@ -43,6 +43,8 @@ def data_bytes(store: Store, entry: Entry) -> int:
         return math.prod(structure.shape) * max(structure.data_type.itemsize, 1)
     if isinstance(structure, TableStructure):
         return PublishedTable(store, entry.data_url or "", structure).nbytes()
+    if isinstance(structure, AwkwardStructure):  # at least its stored size (the structure has no byte count)
+        return (store.stat(entry.data_url or "") or (0, 0.0))[0]
     return 0
 
 
@@ -54,6 +56,12 @@ def _leaf(store: Store, child: Entry) -> Tree:
 
             return published_array(store, url).read()
         columns: list[str] = []
+    elif isinstance(structure, AwkwardStructure):
+        def load() -> Any:
+            from .awkward import PublishedAwkward
+
+            return PublishedAwkward(store, url, structure).read()
+        columns = []
     else:
         def load() -> Any:
             return PublishedTable(store, url, structure).read()

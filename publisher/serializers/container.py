@@ -62,6 +62,18 @@ def _column(column: Any) -> Any:
     return column.to_numpy(zero_copy_only=False)
 
 
+def _awkward_group(group: Any, array: Any) -> None:
+    """An awkward array as AnnData writes one (``encoding-type=awkward-array``): its buffers as
+    datasets ``{form_key}-{attribute}``, the form (JSON) and length as attributes; Skyshelf's
+    reader and ``ak.from_buffers`` read it back."""
+    import awkward as ak
+
+    form, length, container = ak.to_buffers(array)
+    group.attrs.update({"encoding-type": "awkward-array", "encoding-version": "0.1.0", "form": form.to_json(), "length": length})
+    for key, buffer in container.items():
+        group.create_dataset(key, data=buffer)
+
+
 def walk(tree: Tree, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Tree]]:
     """Every node below ``tree`` with its key path, parents before children."""
     for key, child in tree.children.items():
@@ -84,6 +96,10 @@ def to_hdf5(tree: Tree, **_: Any) -> bytes:
             elif node.family == "array":
                 assert node.load is not None
                 _attrs(file.create_dataset(name, data=_dataset_values(node.load())), node.metadata)
+            elif node.family == "awkward":
+                assert node.load is not None
+                _awkward_group(file.create_group(name), node.load())
+                _attrs(file[name], node.metadata)
             else:  # a table: a group of 1-D column datasets
                 assert node.load is not None
                 group = file.create_group(name)
