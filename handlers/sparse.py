@@ -30,7 +30,7 @@ ARROW = "application/vnd.apache.arrow.file"
 DENSE = ("text/csv", "image/png")
 
 
-def _published(app: APIGatewayHttpResolver, route: str) -> tuple[Any, str, Any]:
+def _published(app: APIGatewayHttpResolver, route: str) -> tuple[Any, str, Any, dict[str, Any]]:
     from publisher.access.sparse import PublishedSparse
 
     path = common.node_path(app, f"{common.API}/sparse/{route}")
@@ -38,7 +38,7 @@ def _published(app: APIGatewayHttpResolver, route: str) -> tuple[Any, str, Any]:
     entry = catalog.entry(path)
     if not isinstance(entry.structure, SparseStructure):
         raise BadRequest(f"{path!r} is a {entry.family}, not a sparse array")
-    return catalog, path, PublishedSparse(common.store(), entry.data_url, entry.structure)
+    return catalog, path, PublishedSparse(common.store(), entry.data_url, entry.structure), (entry.notes or {}).get("sparse", {})
 
 
 def _advice(path: str, shape: tuple[int, ...]) -> str:
@@ -47,7 +47,9 @@ def _advice(path: str, shape: tuple[int, ...]) -> str:
 
 
 def _answer(app: APIGatewayHttpResolver, path: str, params: dict[str, list[str]], catalog: Any, shape: tuple[int, ...], itemsize: int, what: str,
-            read: Any) -> Response:
+            most: int, read: Any) -> Response:
+    """``most``: the nonzeros the answer can hold at most (from the build's counts), checked
+    before any block is read; the real ones are checked again once read."""
     from publisher.serializers.sparse import COO
 
     chosen = serializers.choose("sparse", common.one(params, "format"), common.header(app, "accept"), ARROW)
@@ -60,6 +62,8 @@ def _answer(app: APIGatewayHttpResolver, path: str, params: dict[str, list[str]]
             from .arrays import _png_options
 
             options = _png_options(params)
+    else:
+        check(most * (8 * len(shape) + itemsize), chosen.media_type, f"the nonzeros of {what} of {path!r} (up to {most})", _advice(path, shape))
 
     def produce() -> COO:
         coords, data, got = read()
@@ -73,22 +77,25 @@ def full(app: APIGatewayHttpResolver) -> Response:
     from .arrays import checked, parse_slice, selected_shape
 
     params = common.query(app)
-    catalog, path, sparse = _published(app, "full")
+    catalog, path, sparse, counts = _published(app, "full")
     sel = checked(parse_slice(common.one(params, "slice")), sparse.shape)
-    return _answer(app, path, params, catalog, selected_shape(sel, sparse.shape), sparse.dtype.itemsize, "the selection",
-                   lambda: sparse.read(sel))
+    shape = selected_shape(sel, sparse.shape)
+    blocks = sparse.overlapped(sel)
+    most = min(math.prod(shape), counts.get("nnz", math.inf), len(blocks) * counts.get("max_block_nnz", math.inf))
+    return _answer(app, path, params, catalog, shape, sparse.dtype.itemsize, "the selection", int(most), lambda: sparse.read(sel))
 
 
 def block(app: APIGatewayHttpResolver) -> Response:
     params = common.query(app)
-    catalog, path, sparse = _published(app, "block")
+    catalog, path, sparse, counts = _published(app, "block")
     index = ints(common.one(params, "block"), "block")
     if "slice" in params:
         raise BadRequest("slice= is not supported with block= on a sparse array; slice the array instead (sparse/full?slice=...)")
     if len(index) != sparse.ndim or any(not 0 <= i < len(c) for i, c in zip(index, sparse.chunks)):
         raise BadRequest(f"block {list(index)} is out of range: {path!r} has a grid of {[len(c) for c in sparse.chunks]} blocks")
     shape = tuple(c[i] for c, i in zip(sparse.chunks, index))
-    return _answer(app, path, params, catalog, shape, sparse.dtype.itemsize, f"block {list(index)}", lambda: sparse.block(index))
+    most = min(math.prod(shape), counts.get("max_block_nnz", math.inf))
+    return _answer(app, path, params, catalog, shape, sparse.dtype.itemsize, f"block {list(index)}", int(most), lambda: sparse.block(index))
 
 
 #: Route → function of the app serving it (the tables function's, which passes itself: no import back).

@@ -289,6 +289,12 @@ def test_exports(api: str, built: tuple[Path, Published], monkeypatch: pytest.Mo
     assert refused.status_code == 400 and "[700, 700]" in detail and "SKYSHELF_MAX_ANSWER_BYTES" in detail and "1.0 MiB" in detail, detail
     assert httpx.get(f"{api}/sparse/full/{path}?slice=0:100,0:100&format=csv").status_code == 200
     assert httpx.get(f"{api}/sparse/full/{path}?format=arrow").status_code == 200  # the nonzeros alone fit
+    # nonzeros past the limit: refused from the build's counts (198,277 nonzeros, 20 bytes each), before reading
+    assert built[1].node(BLOCKED)["notes"]["sparse"]["nnz"] == 198277
+    monkeypatch.setenv("SKYSHELF_MAX_ANSWER_BYTES", str(4 * 2**20))  # arrow: 2 working bytes per byte
+    detail = httpx.get(f"{api}/sparse/full/{BLOCKED}?format=arrow").json()["detail"]
+    assert "up to 198277" in detail and "SKYSHELF_MAX_ANSWER_BYTES" in detail, detail
+    assert httpx.get(f"{api}/sparse/full/{BLOCKED}?slice=0:20").status_code == 200  # one block's worth
 
 
 # 5. rules and broken groups -------------------------------------------------------------------------------

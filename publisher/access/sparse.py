@@ -53,17 +53,24 @@ class PublishedSparse:
         starts = np.array([self._offsets(d)[i] for d, i in enumerate(index)], np.int64).reshape(-1, 1)
         return coords - starts, data, tuple(c[i] for c, i in zip(self.chunks, index))
 
-    def read(self, sel: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-        """The nonzeros of ``array[sel]`` (NumPy basic indexing: integers, slices with steps)."""
+    def _ranges(self, sel: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[range]]:
         full = tuple(sel) + (slice(None),) * (self.ndim - len(sel))
-        ranges = [range(n)[s] if isinstance(s, slice) else range(n)[s:s + 1 or None] for s, n in zip(full, self.shape)]
+        return full, [range(n)[s] if isinstance(s, slice) else range(n)[s:s + 1 or None] for s, n in zip(full, self.shape)]
+
+    def overlapped(self, sel: tuple[Any, ...]) -> list[tuple[int, ...]]:
+        """The blocks ``array[sel]`` touches (by the bounds of each dimension's range)."""
         wanted = []
-        for dim, r in enumerate(ranges):
+        for dim, r in enumerate(self._ranges(sel)[1]):
             offsets = self._offsets(dim)
             lo, hi = (min(r), max(r)) if len(r) else (0, -1)
             wanted.append([b for b in range(len(self.chunks[dim])) if offsets[b] <= hi and offsets[b + 1] > lo])
+        return list(itertools.product(*wanted))
+
+    def read(self, sel: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """The nonzeros of ``array[sel]`` (NumPy basic indexing: integers, slices with steps)."""
+        full, ranges = self._ranges(sel)
         found_c, found_d = [np.empty((self.ndim, 0), np.int64)], [np.empty(0, self.dtype)]
-        for index in itertools.product(*wanted):
+        for index in self.overlapped(sel):
             coords, data = self.read_block_file(index)
             keep = np.ones(data.shape[0], bool)
             for c, r in zip(coords, ranges):  # every range is non-empty here: an empty one overlaps no block

@@ -40,7 +40,7 @@ class SparseParquetWriter:
         chunks = regular_chunks(shape, node.chunks or tuple(max(n, 1) for n in shape))
         url = f"{self.context.prefix}/data/{path}"
         meta = {"shape": list(shape), "chunks": chunks, "dims": node.dims}
-        bytes_in = 0
+        bytes_in = nnz = most = 0
         for index in block_grid(chunks):
             starts = [sum(c[:i]) for c, i in zip(chunks, index)]
             region = tuple(slice(s, s + c[i]) for s, c, i in zip(starts, chunks, index))
@@ -55,6 +55,9 @@ class SparseParquetWriter:
             finally:
                 sink.close()
             bytes_in += coords.nbytes + np.asarray(data).nbytes
+            nnz, most = nnz + table.num_rows, max(most, table.num_rows)
+        # what the server bounds an answer by before reading any block (handlers/sparse.py)
+        node.notes.setdefault("sparse", {}).update(nnz=nnz, max_block_nnz=most)
         structure = SparseStructure(DataType.from_numpy(node.dtype), DataType.from_numpy(np.dtype("<i8")), list(shape),
                                     [list(c) for c in chunks], node.dims)
         return Written(structure, url, bytes_in)
