@@ -83,25 +83,31 @@ class PublishedAwkward:
         self.store, self.url, self.structure = store, url, structure
 
     def read(self, check: Callable[[int], object] | None = None) -> Any:
-        """The whole array (its decoded Arrow table is kept by the warm process). ``check(bytes)``
-        bounds the answer before the work: it sees the stored object's size before it is read,
-        then its columns' uncompressed size (Parquet's footer) before they are decoded."""
+        """The whole array. ``check(bytes)`` bounds the answer before the work (:meth:`_table`)."""
+        return _from_table(self._table(None, check))
+
+    def _table(self, fields: list[str] | None, check: Callable[[int], object] | None) -> Any:
+        """The stored Arrow table, or these top-level fields' columns of it, kept by the warm
+        process. ``check(bytes)`` sees the stored object's size before it is read, then the
+        columns' uncompressed size (Parquet's footer) before they are decoded."""
         import pyarrow.parquet as pq
 
-        key = (self.store.url, self.url)
+        key = (self.store.url, self.url + (f"?{','.join(fields)}" if fields else ""))
         table = DECODED.get(key)
-        if table is None:
+        if table is not None:
             if check is not None:
-                check((self.store.stat(self.url) or (0, 0.0))[0])
-            parquet = pq.ParquetFile(io.BytesIO(self.store.read_bytes(self.url)))
-            if check is not None:
-                meta = parquet.metadata
-                check(sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)))
-            table = parquet.read()
-            DECODED.put(key, table)
-        elif check is not None:
-            check(int(table.nbytes))
-        return _from_table(table)
+                check(int(table.nbytes))
+            return table
+        if check is not None:
+            check((self.store.stat(self.url) or (0, 0.0))[0])
+        parquet = pq.ParquetFile(io.BytesIO(self.store.read_bytes(self.url)))
+        if check is not None:
+            meta = parquet.metadata
+            chunks = (meta.row_group(i).column(j) for i in range(meta.num_row_groups) for j in range(meta.num_columns))
+            check(sum(c.total_uncompressed_size for c in chunks if fields is None or c.path_in_schema.split(".")[0] in fields))
+        table = parquet.read(columns=fields)
+        DECODED.put(key, table)
+        return table
 
     def check_keys(self, keys: Iterable[str]) -> list[str]:
         """The requested form keys, refused (400) when the form has no such node."""
@@ -141,20 +147,8 @@ class PublishedAwkward:
         (awkward numbers a partial read's nodes afresh: the two forms are walked side by side);
         None when the forms do not match node for node."""
         import awkward as ak
-        import pyarrow.parquet as pq
 
-        key = (self.store.url, f"{self.url}?{','.join(fields)}")
-        table = DECODED.get(key)
-        if table is None:
-            if check is not None:
-                check((self.store.stat(self.url) or (0, 0.0))[0])
-            parquet = pq.ParquetFile(io.BytesIO(self.store.read_bytes(self.url)))
-            if check is not None:
-                meta = parquet.metadata
-                check(sum(meta.row_group(i).column(j).total_uncompressed_size for i in range(meta.num_row_groups)
-                          for j in range(meta.num_columns) if meta.row_group(i).column(j).path_in_schema.split(".")[0] in fields))
-            table = parquet.read(columns=fields)
-            DECODED.put(key, table)
+        table = self._table(fields, check)
         form, _, container = ak.to_buffers(_from_table(table))
         part, whole = form.to_dict(), self.structure.form
         if part.get("class") != "RecordArray" or part.get("fields") != fields:
