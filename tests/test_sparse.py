@@ -346,6 +346,26 @@ def test_inconsistent_groups_are_skipped_or_refused(built: tuple[Path, Published
     assert "recognised as CSR, not CSC" in str([p.reason for p in failed.value.args[0].failures])
 
 
+def test_large_matrices_are_cut_along_their_compressed_axis(built: tuple[Path, Published], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of about BLOCK_NNZ nonzeros: rows for CSR, columns for CSC (each block reads one run of the source)."""
+    import publisher.readers.sparse as readers_sparse
+
+    monkeypatch.setattr(readers_sparse, "BLOCK_NNZ", 5000)
+    for name in ("wu2020_200_v0_11.h5ad", "filtered_feature_bc_matrix.h5"):
+        shutil.copy(built[0] / name, tmp_path / name)
+    rules = [{"match": "**/obsm", "skip": True}, {"match": "*/obs", "skip": True}, {"match": "*/var", "skip": True}]
+    pub = run_build(tmp_path, {"sources": [{"path": str(tmp_path), "into": ""}], "rules": rules})
+    csr, csc = pub.node("wu2020_200_v0_11/X")["structure"]["chunks"], pub.node("filtered_feature_bc_matrix/matrix/data")["structure"]["chunks"]
+    assert csr[0] == [6] * 33 + [2] and csr[1] == [30727]  # 198,277 nonzeros in 200 rows: 6 rows a block
+    assert csc[0] == [507] and csc[1] == [232] * 4 + [179]  # 23,866 in 1,107 columns: 232 columns a block
+    for path in ("wu2020_200_v0_11/X", "filtered_feature_bc_matrix/matrix/data"):
+        table = pq.read_table(pub.url(path))
+        assert table.num_rows == pub.node(path)["notes"]["sparse"]["nnz"]
+        _same(sparse.COO(np.stack([table["dim0"], table["dim1"]]), table["data"].to_numpy(), shape=_expected(built, path).shape),
+              _expected(built, path))
+
+
 def test_a_block_deleted_before_the_switch_fails_the_build(built: tuple[Path, Published], tmp_path: Path) -> None:
     """The build's check expects every block file (empty blocks too), as it expects every Zarr chunk."""
     from publisher.errors import StoreError
