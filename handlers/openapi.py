@@ -15,6 +15,8 @@ _PARAMS: dict[str, list[str]] = {
     "distinct": ["metadata", "structure_families", "specs", "counts", "max_depth"],
     "array/full": ["slice", "expected_shape", "format", "filename", "rescale", "colormap", "scale", "max_size"],
     "array/block": ["block", "expected_shape", "format", "filename", "rescale", "colormap", "scale", "max_size"],
+    "sparse/full": ["slice", "format", "filename", "rescale", "colormap", "scale", "max_size"],
+    "sparse/block": ["block", "format", "filename"],
     "table/full": ["column", "slice", "format", "filename"],
     "table/partition": ["partition", "column", "slice", "format", "filename"],
     "container/full": ["field", "format", "filename"],
