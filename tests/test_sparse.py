@@ -384,3 +384,15 @@ def test_a_block_deleted_before_the_switch_fails_the_build(built: tuple[Path, Pu
 
     with pytest.raises(StoreError, match=r"is incomplete.*gen/coo/block-1\.0\.parquet"):
         build(load_pipeline(write_pipeline(tmp_path, config)), progress=progress, workers=1)
+
+
+def test_container_export_holds_sparse_children(api: str, built: tuple[Path, Published], tmp_path: Path) -> None:
+    """container/full as HDF5 writes a 2-D sparse child as AnnData's csr_matrix group (read back
+    here with the same numpy rebuild as the sources); the JSON outline lists it."""
+    answer = httpx.get(f"{api}/container/full/filtered_feature_bc_matrix/matrix?format=h5")
+    assert answer.status_code == 200, answer.text
+    (tmp_path / "export.h5").write_bytes(answer.content)
+    coords, data, shape = source_coo(tmp_path, "export.h5", "data", "csr")
+    _same(sparse.COO(coords, data, shape), _expected(built, "filtered_feature_bc_matrix/matrix/data"))
+    outline = httpx.get(f"{api}/container/full/filtered_feature_bc_matrix/matrix?format=json").json()
+    assert set(outline["contents"]) == {"data", "barcodes", "features"}

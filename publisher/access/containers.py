@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadRequest
 from ..formats import Entry
 from ..stores import Store
-from ..structures import ArrayStructure, AwkwardStructure, TableStructure
+from ..structures import ArrayStructure, AwkwardStructure, SparseStructure, TableStructure
 from .tables import PublishedTable
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ def data_bytes(store: Store, entry: Entry) -> int:
         return PublishedTable(store, entry.data_url or "", structure).nbytes()
     if isinstance(structure, AwkwardStructure):  # at least its stored size (the structure has no byte count)
         return (store.stat(entry.data_url or "") or (0, 0.0))[0]
+    if isinstance(structure, SparseStructure):  # its nonzeros, as the build counted them (else the dense size)
+        nnz = (entry.notes or {}).get("sparse", {}).get("nnz", math.prod(structure.shape))
+        return int(nnz) * (8 * len(structure.shape) + max(structure.data_type.itemsize, 1))
     return 0
 
 
@@ -61,6 +64,12 @@ def _leaf(store: Store, child: Entry) -> Tree:
             from .awkward import PublishedAwkward
 
             return PublishedAwkward(store, url, structure).read()
+        columns = []
+    elif isinstance(structure, SparseStructure):
+        def load() -> Any:  # (coords, data, shape)
+            from .sparse import PublishedSparse
+
+            return PublishedSparse(store, url, structure).read(())
         columns = []
     else:
         def load() -> Any:

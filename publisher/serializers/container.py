@@ -74,6 +74,22 @@ def _awkward_group(group: Any, array: Any) -> None:
         group.create_dataset(key, data=buffer)
 
 
+def _sparse_group(group: Any, coords: Any, data: Any, shape: tuple[int, ...]) -> None:
+    """A sparse array as AnnData writes a 2-D one (``encoding-type=csr_matrix``: data, indices,
+    indptr and a ``shape`` attribute; Skyshelf's reader and anndata read it back), or, in other
+    ranks, its COO ``coords (ndim, nnz)`` and ``data`` with a ``shape`` attribute (Tiled's names)."""
+    import numpy as np
+
+    group.attrs["shape"] = list(shape)
+    if len(shape) == 2:  # coordinates come sorted row-major
+        group.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
+        group.create_dataset("indices", data=coords[1])
+        group.create_dataset("indptr", data=np.concatenate([[0], np.cumsum(np.bincount(coords[0], minlength=shape[0]))]))
+    else:
+        group.create_dataset("coords", data=coords)
+    group.create_dataset("data", data=data)
+
+
 def walk(tree: Tree, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Tree]]:
     """Every node below ``tree`` with its key path, parents before children."""
     for key, child in tree.children.items():
@@ -100,6 +116,11 @@ def to_hdf5(tree: Tree, **_: Any) -> bytes:
                 assert node.load is not None
                 _awkward_group(file.create_group(name), node.load())
                 _attrs(file[name], node.metadata)
+            elif node.family == "sparse":
+                assert node.load is not None
+                group = file.create_group(name)
+                _attrs(group, node.metadata)
+                _sparse_group(group, *node.load())
             else:  # a table: a group of 1-D column datasets
                 assert node.load is not None
                 group = file.create_group(name)
