@@ -14,6 +14,7 @@ const TABS = {
   array: ['preview', 'metadata', 'download', 'code'],
   sparse: ['metadata', 'download', 'code'],
   table: ['preview', 'metadata', 'download', 'code'],
+  awkward: ['metadata', 'code'],
 };
 const LABELS = { children: 'Contents', preview: 'Preview', metadata: 'Metadata', download: 'Download', code: 'Code', search: 'Search' };
 const MODULES = {

@@ -83,6 +83,7 @@ export function snippets(ctx, { origin, source, index }) {
   const key = cred?.kind === 'apikey' ? ', api_key="<your API key>"' : '';
   const read = family === 'container' ? 'print(list(node))  # its children; node["name"] opens one'
     : family === 'table' ? 'df = node.read()  # a pandas DataFrame'
+      : family === 'awkward' ? 'data = node.read()  # an awkward.Array; node["field"] reads one field'
       : `data = node${slice ? `[${slice}]` : '.read()'}  # a numpy array`;
   const login = cred?.kind === 'bearer' ? 'Signed in with a provider: the client asks you to log in too.' : null;
   out.push(snippet('Tiled client', login,
@@ -121,6 +122,11 @@ export function snippets(ctx, { origin, source, index }) {
       : `import io\n\nimport httpx\nimport polars\n\n${tauth.lines}`
         + `answer = httpx.get(${py(turl)}${tauth.headers}, follow_redirects=True)\n`
         + 'answer.raise_for_status()\ndf = polars.read_parquet(io.BytesIO(answer.content))\n'));
+  } else if (family === 'awkward') {
+    const aurl = direct || `${api}/awkward/full/${encodePath(path)}?format=parquet`;
+    const aauth = pyAuth(cred, !direct);
+    out.push(snippet('awkward', direct ? 'The published Parquet file itself (written by ak.to_parquet).' : 'The API’s Parquet answer.',
+      `import awkward as ak\n\n${aauth.lines}data = ak.from_parquet(${py(aurl)}${aauth.opts})\n`));
   }
 
   if (index) {
@@ -132,7 +138,7 @@ export function snippets(ctx, { origin, source, index }) {
         + `    [${py(index)}, ${py(path)}],\n).df()\n`));
   }
 
-  const format = { array: 'npy', table: 'parquet', container: 'h5' }[family];
+  const format = { array: 'npy', table: 'parquet', container: 'h5', awkward: 'parquet' }[family];
   if (format) {
     const query = { format, slice: family === 'array' && slice ? slice : null };
     const url = ctx.api.url(`${family}/full`, path, query);

@@ -62,5 +62,6 @@ export function summary(family, structure) {
   if (family === 'container') return `${fmtInt(structure.count)} item${structure.count === 1 ? '' : 's'}`;
   if (family === 'table') return `${fmtInt(structure.row_count)} rows × ${fmtInt((structure.columns || []).length)} columns`;
   if (family === 'array' || family === 'sparse') return `${fmtShape(structure.shape)} ${dtypeName(structure.data_type)}`;
+  if (family === 'awkward') return `${fmtInt(structure.length)} ragged item${structure.length === 1 ? '' : 's'}`;
   return family;
 }
