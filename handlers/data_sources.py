@@ -41,6 +41,8 @@ def direct_base(base_url: str) -> str:
 
 
 def _mimetype(entry: Entry, data_url: str) -> str | None:
+    if entry.family == "sparse":  # Tiled's name for its one-Parquet-file-per-block layout
+        return "application/x-parquet;structure=sparse"
     if ".zarr" in data_url:
         return "application/x-zarr"
     if data_url.endswith(".parquet") or entry.family == "table":
@@ -56,6 +58,13 @@ def data_sources(entry: Entry, base_url: str) -> list[dict[str, Any]]:
         return []
     mimetype = _mimetype(entry, data_url)
     folder = mimetype == "application/x-zarr" or not data_url.endswith(".parquet")  # a Zarr tree, partitioned Parquet
+    assets = [{"data_uri": f"{direct_base(base_url)}/{data_url}", "is_directory": folder, "parameter": "data_uri", "num": None, "id": None}]
+    if entry.family == "sparse":  # one asset per block file, as Tiled's SparseBlocksParquetAdapter takes them
+        from publisher.sparse_layout import block_keys
+
+        keys = block_keys(data_url, entry.structure_json()["chunks"])
+        assets = [{"data_uri": f"{direct_base(base_url)}/{k}", "is_directory": False, "parameter": "data_uris", "num": i, "id": None}
+                  for i, k in enumerate(keys)]
     return [{
         "id": None,
         "structure_family": entry.family,
@@ -63,7 +72,6 @@ def data_sources(entry: Entry, base_url: str) -> list[dict[str, Any]]:
         "mimetype": mimetype,
         "parameters": {"source_file": entry.source_file, "source_path": entry.source_path},
         "properties": {"access": PRIVATE_NOTE} if data_url.startswith("private/") else {},
-        "assets": [{"data_uri": f"{direct_base(base_url)}/{data_url}", "is_directory": folder,
-                    "parameter": "data_uri", "num": None, "id": None}],
+        "assets": assets,
         "management": "external",
     }]

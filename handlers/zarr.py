@@ -42,9 +42,11 @@ def serve(app: APIGatewayHttpResolver) -> Response:
     if not _is_zarr(entry):
         if rest and rest[0] not in _OWN:  # a name below a node that has none: missing, as the view says
             raise NotFound(f"no node at path {'/'.join([*parts[: len(parts) - len(rest)], rest[0]])!r}")
-        what = "a table" if entry.family == "table" else f"a {entry.family} without data of its own (a folder)"
+        what = {"table": "a table", "sparse": "a sparse array (Parquet blocks)", "awkward": "an awkward array (Parquet)"}.get(
+            entry.family, f"a {entry.family} without data of its own (a folder)")
+        route = entry.family if entry.family in ("table", "sparse", "awkward") else "container"
         raise NotFound(f"{entry.path!r} is {what}: only Zarr nodes (arrays and the groups of files) are served here; "
-                       f"read it through {common.API}/{'table' if entry.family == 'table' else 'container'}/full/{entry.path}")
+                       f"read it through {common.API}/{route}/full/{entry.path}")
     key = "/".join(rest) or "zarr.json"
     if not _exists(_hierarchy(entry), key):
         raise NotFound(f"no key {key!r} in the Zarr hierarchy of {entry.path!r}")

@@ -396,3 +396,16 @@ def test_container_export_holds_sparse_children(api: str, built: tuple[Path, Pub
     _same(sparse.COO(coords, data, shape), _expected(built, "filtered_feature_bc_matrix/matrix/data"))
     outline = httpx.get(f"{api}/container/full/filtered_feature_bc_matrix/matrix?format=json").json()
     assert set(outline["contents"]) == {"data", "barcodes", "features"}
+
+
+def test_data_sources_name_every_block_and_zarr_route_points_to_sparse(api: str, built: tuple[Path, Published]) -> None:
+    """include_data_sources: Tiled's sparse data source (one asset per block file, parameter
+    data_uris), each readable directly; the Zarr route names the sparse route instead."""
+    body = httpx.get(f"{api}/metadata/{BLOCKED}?include_data_sources=true").json()
+    (source,) = body["data"]["attributes"]["data_sources"]
+    assert source["mimetype"] == "application/x-parquet;structure=sparse"
+    assert [(a["parameter"], a["num"]) for a in source["assets"]] == [("data_uris", i) for i in range(4)]
+    block = pq.read_table(io.BytesIO(httpx.get(source["assets"][1]["data_uri"], follow_redirects=True).content))
+    assert block["dim0"].to_numpy().min() >= 64 and block["dim0"].to_numpy().max() < 128  # global coordinates
+    refused = httpx.get(f"{api}/zarr/v3/{BLOCKED}/zarr.json")
+    assert refused.status_code == 404 and f"/api/v1/sparse/full/{BLOCKED}" in refused.json()["detail"]

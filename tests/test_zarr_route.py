@@ -47,10 +47,11 @@ def files_seen() -> Iterator[list[tuple[str, str | None]]]:
     seen: list[tuple[str, str | None]] = []
     answer = local.App.answer
 
-    async def recording(self: local.App, method: str, path: str, query: str, headers: dict[str, str], client: str) -> Any:
+    async def recording(self: local.App, method: str, path: str, query: str, headers: dict[str, str], client: str,
+                        request: bytes = b"") -> Any:
         if path.startswith(local.FILES + "/"):
             seen.append((path, headers.get("authorization")))
-        return await answer(self, method, path, query, headers, client)
+        return await answer(self, method, path, query, headers, client, request)
 
     local.App.answer = recording  # type: ignore[method-assign]
     yield seen
