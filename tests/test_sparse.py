@@ -65,6 +65,10 @@ def _generated(path: Path) -> None:
         coo["col"] = np.array([1, 4, 0, 4], np.int64)
         coo["data"] = np.array([1.5, -2.0, np.nan, 7.0])
         coo.attrs["shape"] = [4, 5]
+        coo3 = f.create_group("coo3")  # 3-D, Tiled's one 2-D coords member, a shape dataset, big-endian values
+        coo3["coords"] = np.array([[1, 0, 1], [2, 0, 1], [3, 0, 0]], np.uint16)
+        coo3["data"] = np.array([10, 20, 30], ">i8")
+        coo3["shape"] = np.array([2, 3, 4])
         square = f.create_group("square")
         square["data"] = np.array([5, 6, 7], np.int16)
         square["indices"] = np.array([2, 0, 1], np.int64)
@@ -89,7 +93,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Published]:
     _generated(src / "gen.h5")
     rules = [{"match": "**/obsm", "skip": True}, {"match": "**/cell_indices", "skip": True},  # 4901 tiny arrays: time
              {"match": BLOCKED, "chunks": [64, None]},
-             {"match": "gen/coo", "sparse": "coo"}, {"match": "gen/square", "sparse": "csc"}]
+             {"match": "gen/coo", "sparse": "coo"}, {"match": "gen/coo3", "sparse": "coo"}, {"match": "gen/square", "sparse": "csc"}]
     return src, run_build(folder, {"sources": [{"path": str(src), "into": ""}], "rules": rules})
 
 
@@ -304,7 +308,11 @@ def test_coo_group_by_rule(built: tuple[Path, Published], client: Any) -> None:
     dense = np.zeros((4, 5))
     dense[[3, 0, 2, 3], [1, 4, 0, 4]] = [1.5, -2.0, np.nan, 7.0]
     np.testing.assert_array_equal(coo.todense(), dense)
-
+    cube = client["gen/coo3"]
+    expected = np.zeros((2, 3, 4), np.int64)
+    expected[1, 2, 3], expected[0, 0, 0], expected[1, 1, 0] = 10, 20, 30
+    np.testing.assert_array_equal(cube.read().todense(), expected)
+    np.testing.assert_array_equal(cube[1, 1:, :].todense(), expected[1, 1:, :])
 
 def test_square_group_needs_the_rule(built: tuple[Path, Published], client: Any, tmp_path: Path) -> None:
     square = client["gen/square"]
