@@ -3,7 +3,7 @@
 
 Why the tables function: Tiled's sparse wire format is an Arrow IPC file of COO triplets and
 the published blocks are Parquet, so serving needs pyarrow, which the arrays function does not
-ship (pyarrow alone is ~130 MiB unzipped, past that function's 80 MiB target; publisher/functions.py).
+ship (pyarrow is 166 MiB installed: arrays would go from 86 to ~250 MiB, Lambda's limit; docs/deploy.md).
 The node's ``links`` point here (the tiled client follows them), and ``array/full`` /
 ``array/block`` on a sparse node answer a 307 here (the client follows redirects too).
 
