@@ -98,6 +98,9 @@ class AwkwardNode(Node):
 
     length: int = 0
     read: Callable[[], Any] | None = None
+    #: The array in pieces of rows, each an ``awkward.Array`` of one type, for data too large to
+    #: hold at once (NeXus events): the writer stores one Parquet row group per piece.
+    pieces: Callable[[], Iterator[Any]] | None = None
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.awkward

@@ -288,3 +288,27 @@ def test_container_exports_hold_awkward_children(built: Published) -> None:
             group = f[path.removeprefix("rag/")]
             assert group.attrs["encoding-type"] == "awkward-array"
             _same(ak.from_buffers(group.attrs["form"], int(group.attrs["length"]), {k: v[()] for k, v in group.items()}), want)
+
+
+def test_event_data_is_written_in_pieces_of_whole_pulses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NeXus events are read and stored a run of pulses at a time (one Parquet row group each),
+    and read back whole, through the client too, as the source."""
+    from tiled.client import from_uri
+
+    from publisher.readers import hdf5_ragged
+
+    monkeypatch.setattr(hdf5_ragged, "EVENTS_PER_PIECE", 2)
+    with h5py.File(tmp_path / "ev.h5", "w") as f:
+        events = f.create_group("events")
+        events.attrs["NX_class"] = "NXevent_data"
+        for name, values in EVENTS.items():
+            events[name] = values
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "ev.h5"), "into": ""}]})
+    path = "ev/events/events_by_pulse"
+    assert pq.ParquetFile(published.url(path)).num_row_groups == 3  # pulses [0, 1], [2] (3 events: one pulse alone), [3]
+    want = [{"event_time_zero": int(t0), "events": [{"event_time_offset": float(o), "event_id": int(i)}
+                                                    for o, i in zip(EVENTS["event_time_offset"][a:b], EVENTS["event_id"][a:b])]}
+            for t0, a, b in zip(EVENTS["event_time_zero"], EVENTS["event_index"], [*EVENTS["event_index"][1:], 6])]
+    _same(ak.from_parquet(published.url(path)), want)
+    with local_server(published.store.url) as url:
+        _same(from_uri(f"{url}/api/v1")[path].read(), want)

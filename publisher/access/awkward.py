@@ -24,7 +24,7 @@ def from_parquet_bytes(data: bytes) -> Any:
     """The ``awkward.Array`` of a Parquet file written by ``ak.to_parquet`` (as ``ak.from_parquet`` reads it)."""
     import pyarrow.parquet as pq
 
-    return _from_table(pq.read_table(io.BytesIO(data)))
+    return from_arrow_table(pq.read_table(io.BytesIO(data)))
 
 
 def to_parquet_bytes(array: Any) -> bytes:
@@ -41,8 +41,10 @@ def to_parquet_bytes(array: Any) -> bytes:
         os.unlink(name)
 
 
-def _from_table(table: Any) -> Any:
-    """``ak.from_arrow``, without the ``UnmaskedArray`` wrappers Arrow's non-nullable fields come
+def from_arrow_table(table: Any) -> Any:
+    """``ak.from_arrow`` of the table in one chunk (each row group's form, where awkward would
+    merge row groups into other node classes), nullable columns always as bit-masked options
+    (``generate_bitmasks``: the form does not depend on whether a piece holds a null), without the ``UnmaskedArray`` wrappers Arrow's non-nullable fields come
     back in: they hold no buffers, the source had none, and the tiled client's form projection
     (tiled 0.2.20 ``project_form``) fails on one whose content it does not read."""
     import awkward as ak
@@ -50,7 +52,7 @@ def _from_table(table: Any) -> Any:
     def unwrap(layout: Any, continuation: Any, **_: Any) -> Any:
         return continuation().content if isinstance(layout, ak.contents.UnmaskedArray) else None
 
-    return ak.transform(unwrap, ak.from_arrow(table))
+    return ak.transform(unwrap, ak.from_arrow(table.combine_chunks(), generate_bitmasks=True))
 
 
 def form_keys(form: dict[str, Any]) -> Iterator[str]:
@@ -84,7 +86,7 @@ class PublishedAwkward:
 
     def read(self, check: Callable[[int], object] | None = None) -> Any:
         """The whole array. ``check(bytes)`` bounds the answer before the work (:meth:`_table`)."""
-        return _from_table(self._table(None, check))
+        return from_arrow_table(self._table(None, check))
 
     def _table(self, fields: list[str] | None, check: Callable[[int], object] | None) -> Any:
         """The stored Arrow table, or these top-level fields' columns of it, kept by the warm
@@ -105,7 +107,7 @@ class PublishedAwkward:
             meta = parquet.metadata
             chunks = (meta.row_group(i).column(j) for i in range(meta.num_row_groups) for j in range(meta.num_columns))
             check(sum(c.total_uncompressed_size for c in chunks if fields is None or c.path_in_schema.split(".")[0] in fields))
-        table = parquet.read(columns=fields)
+        table = parquet.read(columns=fields).combine_chunks()
         DECODED.put(key, table)
         return table
 
@@ -149,7 +151,7 @@ class PublishedAwkward:
         import awkward as ak
 
         table = self._table(fields, check)
-        form, _, container = ak.to_buffers(_from_table(table))
+        form, _, container = ak.to_buffers(from_arrow_table(table))
         part, whole = form.to_dict(), self.structure.form
         if part.get("class") != "RecordArray" or part.get("fields") != fields:
             return None

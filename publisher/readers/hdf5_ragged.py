@@ -17,6 +17,7 @@ awkward is imported when the data is read, never at import.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ from .hdf5_groups import DATASETS, GROUPS
 
 #: The awkward child added to an ``NXevent_data`` group: its events, one record per pulse.
 EVENTS_KEY = "events_by_pulse"
+#: Events read and written at once (one Parquet row group): about 16 bytes each in memory.
+EVENTS_PER_PIECE = 4_000_000
 
 
 def _attr_text(value: Any) -> str:
@@ -150,20 +153,31 @@ def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
         node.warn(f"{h5path}: event_index is not a non-decreasing list of event positions from 0: the events are not published per pulse")
         return node
     f, name, lock = group.file, group.name, walker.lock
+    bounds = np.append(starts, n_events).astype(np.int64)
 
-    def read() -> Any:
+    def piece(p0: int, p1: int) -> Any:
+        """Pulses ``p0:p1`` with their events (only those rows are read)."""
         import awkward as ak
 
+        e0, e1 = int(bounds[p0]), int(bounds[p1])
         with lock:
             g = f[name]
-            pulse = {n: _layout(np.asarray(g[n][()])) for n in per_pulse}
-            event = {n: _layout(np.asarray(g[n][()])) for n in per_event}
-            first = np.asarray(g["event_index"][()], dtype=np.int64)
-        bounds = np.append(first, n_events).astype(np.int64)
-        events = ak.contents.ListOffsetArray(ak.index.Index64(bounds), ak.contents.RecordArray(list(event.values()), list(event), length=n_events))
-        return ak.Array(ak.contents.RecordArray([*pulse.values(), events], [*pulse, "events"], length=n_pulses))
+            pulse = {n: _layout(np.asarray(g[n][p0:p1])) for n in per_pulse}
+            event = {n: _layout(np.asarray(g[n][e0:e1])) for n in per_event}
+        events = ak.contents.ListOffsetArray(ak.index.Index64(bounds[p0 : p1 + 1] - e0),
+                                             ak.contents.RecordArray(list(event.values()), list(event), length=e1 - e0))
+        return ak.Array(ak.contents.RecordArray([*pulse.values(), events], [*pulse, "events"], length=p1 - p0))
 
-    node.children.append(AwkwardNode(key=EVENTS_KEY, source_path=f"{h5path.rstrip('/')}/{EVENTS_KEY}", length=n_pulses, read=read,
+    def pieces() -> Iterator[Any]:
+        """Runs of whole pulses of about :data:`EVENTS_PER_PIECE` events (at least one pulse)."""
+        p0 = 0
+        while p0 < n_pulses or (p0 == 0 and n_pulses == 0):
+            p1 = max(p0 + 1, int(np.searchsorted(bounds, bounds[p0] + EVENTS_PER_PIECE, side="right")) - 1)
+            yield piece(p0, min(p1, n_pulses))
+            p0 = min(p1, n_pulses) if n_pulses else 1
+
+    node.children.append(AwkwardNode(key=EVENTS_KEY, source_path=f"{h5path.rstrip('/')}/{EVENTS_KEY}", length=n_pulses,
+                                     read=lambda: piece(0, n_pulses), pieces=pieces,
                                      metadata={"ragged_from": {"nexus": "NXevent_data", "per_pulse": per_pulse, "per_event": per_event}}))
     return node
 

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
-from ..access.awkward import from_parquet_bytes, to_parquet_bytes
+from ..access.awkward import from_arrow_table
 from ..errors import SourceError
 from ..nodes import AwkwardNode
 from ..structures import AwkwardStructure
@@ -42,15 +46,29 @@ class AwkwardWriter:
 
     def write(self, node: AwkwardNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:
         import awkward as ak
+        import pyarrow.parquet as pq
 
-        assert node.read is not None
-        array = node.read()
-        try:
-            data = to_parquet_bytes(ak.transform(_all_missing, array))
-        except (TypeError, ValueError, NotImplementedError, IndexError) as exc:
-            raise SourceError(f"{node.source_path or path}: awkward array of type {array.type} cannot be stored as Parquet: {exc}") from exc
+        pieces = node.pieces() if node.pieces is not None else iter([node.read()]) if node.read is not None else iter([])
+        bytes_in = 0
+
+        def storable() -> Iterator[Any]:
+            nonlocal bytes_in
+            for piece in pieces:
+                bytes_in += int(piece.nbytes)
+                yield ak.transform(_all_missing, piece)
+
         key = f"{self.context.prefix}/data/{path}.parquet"
-        self.context.store.write_bytes(key, data)
-        stored = from_parquet_bytes(data)  # the form the server will produce, not the source's
-        form, _, _ = ak.to_buffers(stored)
-        return Written(AwkwardStructure(length=len(stored), form=form.to_dict()), key, int(array.nbytes))
+        with tempfile.TemporaryDirectory() as folder:
+            local = os.path.join(folder, "data.parquet")
+            try:  # one row group per piece: memory holds one piece, not the array
+                ak.to_parquet_row_groups(storable(), local, compression="zstd")
+            except (TypeError, ValueError, NotImplementedError, IndexError) as exc:
+                raise SourceError(f"{node.source_path or path}: this awkward array cannot be stored as Parquet: {exc}") from exc
+            with open(local, "rb") as source, self.context.store.open_write(key) as target:
+                shutil.copyfileobj(source, target, 8 * 2**20)
+            parquet = pq.ParquetFile(local)
+            # the form the server will produce (not the source's): one row group has the file's schema
+            first = parquet.read_row_group(0) if parquet.num_row_groups else parquet.read()
+            form, _, _ = ak.to_buffers(from_arrow_table(first))
+            length = parquet.metadata.num_rows
+        return Written(AwkwardStructure(length=length, form=form.to_dict()), key, bytes_in)
