@@ -290,15 +290,17 @@ def test_container_exports_hold_awkward_children(built: Published) -> None:
             _same(ak.from_buffers(group.attrs["form"], int(group.attrs["length"]), {k: v[()] for k, v in group.items()}), want)
 
 
-def test_event_data_is_written_in_pieces_of_whole_pulses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """NeXus events are read and stored a run of pulses at a time (one Parquet row group each),
-    and read back whole, through the client too, as the source."""
+def test_events_and_vlen_rows_are_written_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NeXus events are read and stored a run of pulses at a time, vlen datasets some rows at a
+    time (one Parquet row group each), and read back whole, through the client too, as the source."""
     from tiled.client import from_uri
 
     from publisher.readers import hdf5_ragged
 
     monkeypatch.setattr(hdf5_ragged, "EVENTS_PER_PIECE", 2)
+    monkeypatch.setattr(hdf5_ragged, "ROWS_PER_PIECE", 2)
     with h5py.File(tmp_path / "ev.h5", "w") as f:
+        _vlen(f, "grid", "<f8", [[1.5], [np.nan, -0.0], [], [7, 8, 9], [], [1]], (3, 2))
         events = f.create_group("events")
         events.attrs["NX_class"] = "NXevent_data"
         for name, values in EVENTS.items():
@@ -310,5 +312,8 @@ def test_event_data_is_written_in_pieces_of_whole_pulses(tmp_path: Path, monkeyp
                                                     for o, i in zip(EVENTS["event_time_offset"][a:b], EVENTS["event_id"][a:b])]}
             for t0, a, b in zip(EVENTS["event_time_zero"], EVENTS["event_index"], [*EVENTS["event_index"][1:], 6])]
     _same(ak.from_parquet(published.url(path)), want)
+    grid = [[[1.5], [np.nan, -0.0]], [[], [7.0, 8.0, 9.0]], [[], [1.0]]]
+    assert pq.ParquetFile(published.url("ev/grid")).num_row_groups == 2  # rows [0, 1], [2]
     with local_server(published.store.url) as url:
         _same(from_uri(f"{url}/api/v1")[path].read(), want)
+        _same(from_uri(f"{url}/api/v1")["ev/grid"].read(), grid)

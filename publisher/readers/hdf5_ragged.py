@@ -30,6 +30,8 @@ from .hdf5_groups import DATASETS, GROUPS
 EVENTS_KEY = "events_by_pulse"
 #: Events read and written at once (one Parquet row group): about 16 bytes each in memory.
 EVENTS_PER_PIECE = 4_000_000
+#: Rows of a variable-length dataset read and written at once (one Parquet row group).
+ROWS_PER_PIECE = 65_536
 
 
 def _attr_text(value: Any) -> str:
@@ -87,18 +89,23 @@ def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[st
         return None  # the walker skips it with its reason
     reopen, lock, shape = walker._reopener(ds), walker.lock, tuple(ds.shape)
 
-    def read() -> Any:
+    def read(rows: slice = slice(None)) -> Any:
         with lock:
-            raw = reopen()[()]
-        values = np.empty(shape or (1,), dtype=object)
+            raw = reopen()[rows] if shape else reopen()[()]
+        values = np.empty(raw.shape if shape else (1,), dtype=object)
         if shape:
             values[...] = raw
         else:  # a scalar vlen: one list
             values[0] = raw
         return vlen_to_awkward(values, base)
 
+    def pieces() -> Iterator[Any]:
+        """:data:`ROWS_PER_PIECE` rows (of the first dimension) at a time."""
+        for start in range(0, max(shape[0], 1), ROWS_PER_PIECE) if shape else [0]:
+            yield read(slice(start, start + ROWS_PER_PIECE)) if shape else read()
+
     metadata = {**metadata, "ragged_from": {"hdf5": "vlen", "shape": list(shape), "dtype": base.str}}
-    return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=shape[0] if shape else 1, read=read)
+    return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=shape[0] if shape else 1, read=read, pieces=pieces)
 
 
 def _anndata_awkward(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
