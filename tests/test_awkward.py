@@ -47,6 +47,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Published:
         _vlen(f, "grid", "<f8", [[1.5], [np.nan, -0.0], [], [7, 8, 9]], (2, 2))
         ds = f.create_dataset("words", (2,), dtype=h5py.vlen_dtype(np.dtype("S2")))
         ds[0], ds[1] = np.array([b"ab", b"c"], dtype="S2"), np.array([b"xy"], dtype="S2")
+        pair = np.dtype([("a", "<i4"), ("b", ">f8")])
+        pairs = f.create_dataset("pairs", (2,), dtype=h5py.vlen_dtype(pair))
+        pairs[0], pairs[1] = np.array([(1, 2.5), (3, 4.5)], dtype=pair), np.array([], dtype=pair)
         events = f.create_group("entry/events")
         events.attrs["NX_class"] = "NXevent_data"
         for name, values in EVENTS.items():
@@ -64,6 +67,7 @@ def _source(published: Published) -> dict[str, list]:
         "rag/ints_be": [[1, 2], [], [3, 4, 5]],
         "rag/grid": [[[1.5], [np.nan, -0.0]], [[], [7.0, 8.0, 9.0]]],
         "rag/words": [["ab", "c"], ["xy"]],
+        "rag/pairs": [[{"a": 1, "b": 2.5}, {"a": 3, "b": 4.5}], []],
         "rag/entry/events/events_by_pulse": [
             {"event_time_zero": int(t0), "events": [{"event_time_offset": float(o), "event_id": int(i)}
                                                      for o, i in zip(EVENTS["event_time_offset"][a:b], EVENTS["event_id"][a:b])]}

@@ -1,8 +1,8 @@
 """Ragged HDF5 data as Tiled's ``awkward`` family (registered with :mod:`.hdf5_groups`).
 
-* a variable-length dataset of any rank (vlen numeric, big-endian included, or vlen of fixed
-  strings, decoded as UTF-8): ``shape * var * dtype``; a vlen of HDF5 time types stays skipped
-  (h5py cannot map the type at all, :meth:`_Walker.dataset` reports why);
+* a variable-length dataset of any rank (vlen numeric, big-endian included, vlen of fixed
+  strings, decoded as UTF-8, or of a compound of those, as records): ``shape * var * dtype``;
+  a vlen of HDF5 time types stays skipped (h5py cannot map the type, the walker says why);
 * an AnnData ``encoding-type=awkward-array`` group: already awkward buffers, read with
   ``ak.from_buffers(form, length, group datasets)``;
 * a NeXus ``NXevent_data`` group: kept as a folder of its datasets, plus one awkward child
@@ -45,6 +45,9 @@ def _layout(values: np.ndarray) -> Any:
     reader decodes them), big-endian numbers native."""
     import awkward as ak
 
+    if values.dtype.names:  # a compound: a record of its fields
+        names = list(values.dtype.names)
+        return ak.contents.RecordArray([_layout(np.ascontiguousarray(values[n])) for n in names], names, length=len(values))
     if values.dtype.kind == "S":
         text = [v.decode("utf-8", errors="replace") for v in values.reshape(-1).tolist()]
         flat = ak.to_layout(ak.Array(text) if text else ak.Array(np.empty(0, dtype="U1")))
@@ -78,6 +81,14 @@ def vlen_to_awkward(values: np.ndarray, base: np.dtype) -> Any:
     return ak.Array(layout)
 
 
+def _storable(dtype: np.dtype) -> bool:
+    """Numbers, fixed strings, and compounds of them (sub-arrays too): what Parquet can hold."""
+    if dtype.names:
+        return all(_storable(dtype.fields[n][0]) for n in dtype.names)
+    base = dtype.subdtype[0] if dtype.subdtype else dtype
+    return base.kind in "biuS" or (base.kind == "f" and base.itemsize <= 8)
+
+
 def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node | None:
     import h5py
 
@@ -85,7 +96,7 @@ def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[st
     if base is None or h5py.check_string_dtype(ds.dtype) is not None:
         return None
     base = np.dtype(base)
-    if base.kind not in "biufS" or (base.kind == "f" and base.itemsize > 8):
+    if not _storable(base):
         return None  # the walker skips it with its reason
     reopen, lock, shape = walker._reopener(ds), walker.lock, tuple(ds.shape)
 
