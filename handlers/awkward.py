@@ -27,16 +27,9 @@ MAX_FORM_KEYS = 100_000
 ADVICE = "ask for fewer fields (form_key=..., or node['field'] in the tiled client) or read the Parquet file itself (format=parquet)"
 
 
-def _app() -> Any:
-    from .tables import app
-
-    return app
-
-
-def _published(route: str) -> tuple[Any, str, Any]:
+def _published(app: Any, route: str) -> tuple[Any, str, Any]:
     from publisher.access.awkward import PublishedAwkward
 
-    app = _app()
     path = common.node_path(app, f"{common.API}/awkward/{route}")
     catalog = common.catalog()
     entry = catalog.entry(path)
@@ -45,9 +38,9 @@ def _published(route: str) -> tuple[Any, str, Any]:
     return catalog, path, PublishedAwkward(common.store(), entry.data_url, entry.structure)
 
 
-def _form_keys(params: dict[str, list[str]]) -> list[str]:
+def _form_keys(app: Any, params: dict[str, list[str]]) -> list[str]:
     """The POST body's JSON list of form keys, or GET's ``form_key=`` (repeated)."""
-    event = _app().current_event
+    event = app.current_event
     if event.http_method != "POST":
         return [k for k in params.get("form_key", []) if k]
     try:
@@ -59,19 +52,18 @@ def _form_keys(params: dict[str, list[str]]) -> list[str]:
     return keys
 
 
-def _post_redirect(response: Response) -> Response:
+def _post_redirect(app: Any, response: Response) -> Response:
     """An answer too large for Lambda is a redirect to its stored copy: a 303 for a POST (the
     client GETs it), where a 307 would repeat the POST at the store."""
-    if _app().current_event.http_method == "POST" and response.status_code == 307:
+    if app.current_event.http_method == "POST" and response.status_code == 307:
         response.status_code = 303
     return response
 
 
-def buffers() -> Response:
-    app = _app()
+def buffers(app: Any) -> Response:
     params = common.query(app)
-    catalog, path, published = _published("buffers")
-    keys = sorted(set(published.check_keys(_form_keys(params))))
+    catalog, path, published = _published(app, "buffers")
+    keys = sorted(set(published.check_keys(_form_keys(app, params))))
     chosen = serializers.choose("awkward", common.one(params, "format"), common.header(app, "accept"), ZIP)
     if chosen.media_type != ZIP:
         raise NotAcceptable(f"awkward/buffers answers {ZIP} only (a zip of the form's buffers), not {chosen.media_type}; "
@@ -85,13 +77,12 @@ def buffers() -> Response:
         check(sum(memoryview(b).nbytes for b in selected.values()), ZIP, what, ADVICE, factor=2.0)
         return selected
 
-    return _post_redirect(answer(app, "awkward", ZIP, catalog.release, path, {**params, "form_key": keys}, produce))
+    return _post_redirect(app, answer(app, "awkward", ZIP, catalog.release, path, {**params, "form_key": keys}, produce))
 
 
-def full() -> Response:
-    app = _app()
+def full(app: Any) -> Response:
     params = common.query(app)
-    catalog, path, published = _published("full")
+    catalog, path, published = _published(app, "full")
     chosen = serializers.choose("awkward", common.one(params, "format"), common.header(app, "accept"), "application/json")
 
     what, factor = f"awkward array {path!r}", 2.0 if chosen.media_type != "application/json" else None
@@ -104,4 +95,5 @@ def full() -> Response:
     return answer(app, "awkward", "application/json", catalog.release, path, params, produce)
 
 
+#: Route → function of the app serving it (the tables function's, which passes itself: no import back).
 ROUTES = {"/api/v1/awkward/buffers/{path+}": buffers, "/api/v1/awkward/full/{path+}": full}

@@ -221,8 +221,8 @@ def container_full() -> Response:
 
 app = common.make_app("tables", {
     "/api/v1/table/full/{path+}": full, "/api/v1/table/partition/{path+}": partition, "/api/v1/container/full/{path+}": container_full,
-    "/api/v1/column/metadata/{path+}": column_metadata, "/api/v1/column/full/{path+}": column_full, **awkward.ROUTES,
-    **{route: (lambda f=f: f(app)) for route, f in sparse.ROUTES.items()},  # type: ignore[misc]
+    "/api/v1/column/metadata/{path+}": column_metadata, "/api/v1/column/full/{path+}": column_full,
+    **{route: (lambda f=f: f(app)) for route, f in {**awkward.ROUTES, **sparse.ROUTES}.items()},  # type: ignore[misc]
 })
 
 

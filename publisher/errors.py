@@ -19,6 +19,12 @@ class ConfigError(SkyshelfError, ValueError):
     http_status = 400
 
 
+class RuleError(SkyshelfError, ValueError):
+    """A pipeline rule that does not fit the node it matched (e.g. ``table: true`` on a group of unequal columns)."""
+
+    http_status = 400
+
+
 class UnsupportedError(SkyshelfError, NotImplementedError):
     """A known limitation: a format, dtype, filter or link that cannot be converted.
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from .config.models import Rule
-from .errors import SkyshelfError
+from .errors import RuleError
 from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SparseNode, TableNode
 
 
@@ -34,10 +34,6 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 def matching(rules: list[Rule], path: str) -> list[Rule]:
     return [r for r in rules if glob_regex(r.match.strip("/")).match(path)]
-
-
-class RuleError(SkyshelfError, ValueError):
-    http_status = 400
 
 
 def group_as_table(node: ContainerNode) -> TableNode:

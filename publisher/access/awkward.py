@@ -9,50 +9,14 @@ are imported on first use.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..awkward_layout import from_arrow_table, from_parquet_bytes, to_parquet_bytes  # noqa: F401  (re-exported)
 from ..errors import BadRequest
 from ..stores import Store
 from ..structures import AwkwardStructure
 from .cache import DECODED
-
-
-def from_parquet_bytes(data: bytes) -> Any:
-    """The ``awkward.Array`` of a Parquet file written by ``ak.to_parquet`` (as ``ak.from_parquet`` reads it)."""
-    import pyarrow.parquet as pq
-
-    return from_arrow_table(pq.read_table(io.BytesIO(data)))
-
-
-def to_parquet_bytes(array: Any) -> bytes:
-    """``ak.to_parquet`` writes only to paths: through a temporary file."""
-    import awkward as ak
-
-    handle, name = tempfile.mkstemp(suffix=".parquet")
-    os.close(handle)
-    try:
-        ak.to_parquet(array, name, compression="zstd")
-        with open(name, "rb") as f:
-            return f.read()
-    finally:
-        os.unlink(name)
-
-
-def from_arrow_table(table: Any) -> Any:
-    """``ak.from_arrow`` of the table in one chunk (each row group's form, where awkward would
-    merge row groups into other node classes), nullable columns always as bit-masked options
-    (``generate_bitmasks``: the form does not depend on whether a piece holds a null), without the ``UnmaskedArray`` wrappers Arrow's non-nullable fields come
-    back in: they hold no buffers, the source had none, and the tiled client's form projection
-    (tiled 0.2.20 ``project_form``) fails on one whose content it does not read."""
-    import awkward as ak
-
-    def unwrap(layout: Any, continuation: Any, **_: Any) -> Any:
-        return continuation().content if isinstance(layout, ak.contents.UnmaskedArray) else None
-
-    return ak.transform(unwrap, ak.from_arrow(table.combine_chunks(), generate_bitmasks=True))
 
 
 def form_keys(form: dict[str, Any]) -> Iterator[str]:

@@ -203,7 +203,7 @@ def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
 def group_as_ragged(node: ContainerNode) -> AwkwardNode:
     """The rule ``ragged: true``: a group of 1-D datasets (of any lengths) as one record whose
     fields are the datasets' values (``1 * {a: var * int32, b: var * float64}``)."""
-    from ..rules import RuleError
+    from ..errors import RuleError
 
     resolved = [c.target if isinstance(c, LinkNode) and isinstance(c.target, ArrayNode) else c for c in node.children]
     bad = [c.key for c in resolved if not isinstance(c, ArrayNode) or len(c.shape) != 1 or c.read is None]

@@ -49,6 +49,6 @@ def to_arrow(array: Any, **_: Any) -> bytes:
 @register("awkward", "application/x-parquet", ("parquet",), ".parquet")
 def to_parquet(array: Any, **_: Any) -> bytes:
     """``ak.to_parquet`` (``ak.from_parquet`` and pyarrow read it), as the store holds it."""
-    from ..access.awkward import to_parquet_bytes
+    from ..awkward_layout import to_parquet_bytes
 
     return to_parquet_bytes(array)

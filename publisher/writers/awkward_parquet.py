@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from ..access.awkward import from_arrow_table
+from ..awkward_layout import from_arrow_table
 from ..errors import SourceError
 from ..nodes import AwkwardNode
 from ..structures import AwkwardStructure
