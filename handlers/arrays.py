@@ -49,6 +49,18 @@ def parse_slice(text: str | None) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def rows(params: dict[str, list[str]], of: str) -> slice | None:
+    """``slice=start:stop:step``: rows of a table or the top-level entries of an awkward array,
+    spelled as ``array/full``'s one-dimensional slice (ours: Tiled selects no rows of either)."""
+    text = common.one(params, "slice")
+    sel = parse_slice(text)
+    if not sel:
+        return None
+    if len(sel) != 1 or not isinstance(sel[0], slice):
+        raise BadRequest(f"slice of {of} selects rows as start:stop:step (one dimension, e.g. slice=0:100), got {text!r}")
+    return sel[0]
+
+
 def checked(sel: tuple[Any, ...], shape: tuple[int, ...], of: str = "") -> tuple[Any, ...]:
     """``sel`` checked against ``shape`` before NumPy indexes with it (its IndexError would be a 500)."""
     if len(sel) > len(shape):

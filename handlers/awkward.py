@@ -1,7 +1,8 @@
 """Awkward arrays, on the tables function (it ships pyarrow, and awkward with it): Tiled's
 ``awkward/buffers`` (POST a JSON list of form keys, or GET ``?form_key=``; a zip of the
 ``{form_key}-{attribute}`` buffers the tiled client rebuilds the array from) and
-``awkward/full`` (``format=json|arrow|parquet|zip``).
+``awkward/full`` (``format=json|arrow|parquet|zip``; ``slice=start:stop`` of the top-level
+entries is ours, as for tables).
 
 Every answer is bounded before it is serialized (``SKYSHELF_MAX_ANSWER_BYTES``); awkward and
 pyarrow are imported inside the routes, never at cold start.
@@ -86,9 +87,14 @@ def full(app: Any) -> Response:
     chosen = serializers.choose("awkward", common.one(params, "format"), common.header(app, "accept"), "application/json")
 
     what, factor = f"awkward array {path!r}", 2.0 if chosen.media_type != "application/json" else None
+    from .arrays import rows
+
+    selected = rows(params, "an awkward array")  # ours, as for tables: the browse page's first entries
 
     def produce() -> Any:
         array = published.read(lambda n: check(n, chosen.media_type, what, ADVICE, factor=factor))
+        if selected is not None:
+            array = array[selected]
         check(int(array.nbytes), chosen.media_type, what, ADVICE, factor=factor)
         return array
 

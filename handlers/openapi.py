@@ -20,6 +20,8 @@ _PARAMS: dict[str, list[str]] = {
     "table/full": ["column", "slice", "format", "filename"],
     "table/partition": ["partition", "column", "slice", "format", "filename"],
     "container/full": ["field", "format", "filename"],
+    "awkward/full": ["slice", "format", "filename"],
+    "awkward/buffers": ["form_key", "format"],
     "column/metadata": [],
     "column/full": ["slice", "block", "expected_shape", "format", "filename"],
 }

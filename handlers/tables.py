@@ -45,17 +45,9 @@ def _media_type(family: str, params: dict[str, list[str]], default: str) -> str:
 
 
 def _rows(params: dict[str, list[str]]) -> slice | None:
-    """``slice=start:stop:step``: rows of the table (or partition), spelled as ``array/full``'s
-    one-dimensional slice (ours: Tiled's tables have no row selection)."""
-    from .arrays import parse_slice
+    from .arrays import rows
 
-    text = common.one(params, "slice")
-    sel = parse_slice(text)
-    if not sel:
-        return None
-    if len(sel) != 1 or not isinstance(sel[0], slice):
-        raise BadRequest(f"slice of a table selects rows as start:stop:step (one dimension, e.g. slice=0:100), got {text!r}")
-    return sel[0]
+    return rows(params, "a table")
 
 
 def _bounded(table: PublishedTable, path: str, params: dict[str, list[str]], columns: list[str] | None,

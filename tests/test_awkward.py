@@ -163,6 +163,19 @@ def test_full_exports_json_arrow_parquet_zip(built: Published, tmp_path: Path) -
         assert links["buffers"].endswith("/api/v1/awkward/buffers/rag/ints_be") and links["full"].endswith("/api/v1/awkward/full/rag/ints_be")
 
 
+def test_full_slice_selects_top_level_entries(built: Published) -> None:
+    """``slice=start:stop:step`` on awkward/full (ours, as on table/full): the browse page's first entries."""
+    want = _source(built)["rag/entry/events/events_by_pulse"]
+    with local_server(built.store.url) as url:
+        base = f"{url}/api/v1/awkward/full/rag/entry/events/events_by_pulse"
+        for text, rows in (("1:3", want[1:3]), ("::2", want[::2]), ("-1:", want[-1:]), ("10:20", [])):
+            got = httpx.get(base, params={"format": "json", "slice": text})
+            assert got.status_code == 200 and got.json() == json.loads(json.dumps(rows)), text
+        for bad in ("0:2,1", "3", "a:b", "::0"):
+            refused = httpx.get(base, params={"format": "json", "slice": bad})
+            assert refused.status_code == 400 and "slice" in refused.json()["detail"], bad
+
+
 def test_answers_past_the_limit_are_4xx(built: Published, monkeypatch: pytest.MonkeyPatch) -> None:
     from handlers import settings
 
