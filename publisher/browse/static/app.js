@@ -14,12 +14,12 @@ const TABS = {
   array: ['preview', 'metadata', 'download', 'code'],
   sparse: ['metadata', 'download', 'code'],
   table: ['preview', 'metadata', 'download', 'code'],
-  awkward: ['metadata', 'code'],
+  awkward: ['preview', 'metadata', 'download', 'code'],
 };
 const LABELS = { children: 'Contents', preview: 'Preview', metadata: 'Metadata', download: 'Download', code: 'Code', search: 'Search' };
 const MODULES = {
   children: './tree.js', metadata: './node.js', download: './download.js', code: './code.js', search: './search.js',
-  preview: { array: './array.js', table: './table.js' },
+  preview: { array: './array.js', table: './table.js', awkward: './awkward.js' },
 };
 
 /** Style sheets a view needs beyond app.css, fetched with its module rather than on the first

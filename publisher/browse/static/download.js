@@ -20,9 +20,13 @@ const FORMATS = {
 };
 /** The first format offered: the most useful one per family. */
 const PREFERRED = {
-  array: 'application/x-npy', sparse: 'application/x-npy', table: 'application/x-parquet', container: 'application/x-hdf5',
+  array: 'application/x-npy', sparse: 'application/x-parquet', table: 'application/x-parquet', container: 'application/x-hdf5',
+  awkward: 'application/x-parquet',
 };
-const ROUTES = { array: 'array/full', sparse: 'array/full', table: 'table/full', container: 'container/full' };
+/** Where each family's whole answer is (Tiled's links.full; a sparse array's is ours, docs/catalog.md). */
+const ROUTES = { array: 'array/full', sparse: 'sparse/full', table: 'table/full', container: 'container/full', awkward: 'awkward/full' };
+/** Sparse formats that write the dense array (the others write its nonzeros: dim0.., data). */
+const DENSE = ['text/csv', 'image/png'];
 
 /** Characters per value of an array written as text (digits, sign, point, separator): an
  *  estimate for the widest value of the type, as the values themselves are not known yet. */
@@ -83,6 +87,7 @@ const TABLE_SIZE = {
  *  exact for raw bytes and NPY (values × item size; NPY adds a 128-byte header), a bound for
  *  arrays as text and PNG, a measured ratio for table formats. */
 export function estimate(family, structure, type, { shape, columns } = {}) {
+  if (family === 'sparse' && !DENSE.includes(type)) return null; // the nonzeros: their count is not in the structure
   if (family === 'array' || family === 'sparse') {
     const count = shape.reduce((a, b) => a * b, 1);
     if (NPY_TYPES.includes(type)) return { bytes: count * itemsize(structure.data_type), how: 'values × item size' };
@@ -110,6 +115,7 @@ const PER_VALUE = { 'application/json': 96, 'text/csv': 40, 'image/png': 24, 'te
 
 /** The memory the server needs to build this answer (limits.cost with array_factor), or null. */
 export function buildCost(family, structure, type, { shape, columns } = {}) {
+  if (family === 'sparse' && !DENSE.includes(type)) return null;
   if (family === 'array' || family === 'sparse') {
     const size = itemsize(structure.data_type);
     const bytes = shape.reduce((a, b) => a * b, 1) * size;
@@ -206,15 +212,16 @@ function selectionProblem(family, type, shape, chosen) {
 export async function render(el, ctx) {
   const family = ctx.node.attributes.structure_family;
   const structure = ctx.node.attributes.structure || {};
-  const kind = family === 'sparse' ? 'array' : family;
-  const offered = ctx.api.about?.formats?.[kind] || [];
-  const aliases = ctx.api.about?.aliases?.[kind] || {};
+  const offered = ctx.api.about?.formats?.[family] || [];
+  const aliases = ctx.api.about?.aliases?.[family] || {};
   const types = [...offered].sort((a, b) => (b === PREFERRED[family]) - (a === PREFERRED[family]));
   if (!types.length || !ROUTES[family]) {
     el.append(h('p', {}, `This server offers no downloads for a ${family}.`));
     return;
   }
-  const isArray = kind === 'array';
+  // an awkward array is sliced like a 1-D array, by its top-level entries
+  const isArray = ['array', 'sparse', 'awkward'].includes(family);
+  const shaped = family === 'awkward' ? { ...structure, shape: [structure.length || 0] } : structure;
   const asked = ctx.params.get('slice') || '';
   const state = { type: types[0], mode: asked ? 'slice' : 'whole', slice: asked, named: false };
   const columns = family === 'table' ? (structure.columns || []) : [];
@@ -240,7 +247,7 @@ export async function render(el, ctx) {
   const button = h('button', { type: 'submit', class: 'primary', id: 'dl-go' }, 'Download');
   el.append(h('form', { class: 'download', onsubmit: (e) => { e.preventDefault(); go(); } },
     h('div', { class: 'field' }, h('label', { for: 'dl-format' }, 'Format'), select),
-    isArray ? arrayChoice(structure, state, refresh)
+    isArray ? arrayChoice(shaped, state, refresh)
       : family === 'table' ? columnChoice(structure, columns, chosen, refresh)
         : h('p', {}, `The whole ${family}, with everything below it.`),
     h('div', { class: 'field' }, h('label', { for: 'dl-name' }, 'File name'), nameInput),
@@ -250,7 +257,7 @@ export async function render(el, ctx) {
   function refresh() {
     const { type } = state;
     const slice = isArray && state.mode === 'slice' ? state.slice : '';
-    const shape = isArray ? (slice ? sliceShape(slice, structure.shape) : structure.shape) : null;
+    const shape = isArray ? (slice ? sliceShape(slice, shaped.shape) : shaped.shape) : null;
     const error = selectionProblem(family, type, shape, chosen);
     if (!state.named) nameInput.value = fileName(ctx.path, slice, extension(type));
     const filename = nameInput.value.trim() || fileName(ctx.path, slice, extension(type));
