@@ -12,19 +12,19 @@ const NODE_FIELDS = ['structure_family', 'structure', 'metadata', 'specs'];
 const TABS = {
   container: ['children', 'metadata', 'download', 'code'],
   array: ['preview', 'metadata', 'download', 'code'],
-  sparse: ['metadata', 'download', 'code'],
+  sparse: ['preview', 'metadata', 'download', 'code'],
   table: ['preview', 'metadata', 'download', 'code'],
   awkward: ['preview', 'metadata', 'download', 'code'],
 };
 const LABELS = { children: 'Contents', preview: 'Preview', metadata: 'Metadata', download: 'Download', code: 'Code', search: 'Search' };
 const MODULES = {
   children: './tree.js', metadata: './node.js', download: './download.js', code: './code.js', search: './search.js',
-  preview: { array: './array.js', table: './table.js', awkward: './awkward.js' },
+  preview: { array: './array.js', sparse: './array.js', table: './table.js', awkward: './awkward.js' },
 };
 
 /** Style sheets a view needs beyond app.css, fetched with its module rather than on the first
  *  paint of every page (the root view's budget is 300 ms; a request fewer on its path counts). */
-const STYLES = { search: 'search.css', download: 'download.css', code: 'download.css', preview: { array: 'array.css', table: 'table.css' } };
+const STYLES = { search: 'search.css', download: 'download.css', code: 'download.css', preview: { array: 'array.css', sparse: 'array.css', table: 'table.css' } };
 const sheets = new Map();
 
 function style(file) {

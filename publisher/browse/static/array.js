@@ -30,7 +30,12 @@ const NUMERIC = new Set(['u', 'i', 'f', 'b']);
 export async function render(el, ctx) {
   const { shape = [], data_type: dt } = ctx.node.attributes.structure;
   if (shape.includes(0)) { el.append(h('p', { class: 'empty' }, `This array is empty (${shape.join(' × ')}).`)); return undefined; }
-  if (shape.length >= 2 && NUMERIC.has(dt?.kind)) return imageView(el, ctx);
+  if (ctx.node.attributes.structure_family === 'sparse') { // its PNG is drawn dense from the nonzeros (sparse/full)
+    if (shape.length >= 2 && NUMERIC.has(dt?.kind)) return imageView(el, ctx, 'sparse/full');
+    el.append(h('p', { class: 'empty' }, 'A preview shows sparse arrays of two or more dimensions: take this one from Download.'));
+    return undefined;
+  }
+  if (shape.length >= 2 && NUMERIC.has(dt?.kind)) return imageView(el, ctx, 'array/full');
   if (shape.length === 1 && NUMERIC.has(dt?.kind)) return plotView(el, ctx);
   return textView(el, ctx);
 }
@@ -77,7 +82,7 @@ export function shownRatio(state) {
   return Math.min(MAX_RATIO, Math.max(1 / MAX_RATIO, (state.x1 - state.x0) / (state.y1 - state.y0)));
 }
 
-function imageView(el, ctx) {
+function imageView(el, ctx, route) {
   const { shape } = ctx.node.attributes.structure;
   const lead = shape.length - 2;
   const [H, W] = shape.slice(lead);
@@ -258,7 +263,7 @@ function imageView(el, ctx) {
     el.setAttribute('aria-busy', 'true');
     status.textContent = `Loading slice ${slice}…`;
     try {
-      const response = await ctx.api.fetch(ctx.api.url('array/full', ctx.path, query), { signal: controller.signal });
+      const response = await ctx.api.fetch(ctx.api.url(route, ctx.path, query), { signal: controller.signal });
       // arrayBuffer, not blob(): the same bytes, and devtools (the tests) can still read the answer
       const blob = new Blob([await response.arrayBuffer()], { type: 'image/png' });
       if (mine !== generation) return;

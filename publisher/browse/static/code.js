@@ -5,7 +5,7 @@
 // text meant to be copied.
 import { encodePath } from './api.js';
 import { h } from './dom.js';
-import { copy, fileName } from './download.js';
+import { copy, fileName, sliceShape } from './download.js';
 
 /** A Python string literal (JSON's escapes are Python's). */
 const py = (s) => JSON.stringify(s);
@@ -84,6 +84,7 @@ export function snippets(ctx, { origin, source, index }) {
   const read = family === 'container' ? 'print(list(node))  # its children; node["name"] opens one'
     : family === 'table' ? 'df = node.read()  # a pandas DataFrame'
       : family === 'awkward' ? 'data = node.read()  # an awkward.Array; node["field"] reads one field'
+      : family === 'sparse' ? `data = node${slice ? `[${slice}]` : '.read()'}  # a sparse.COO`
       : `data = node${slice ? `[${slice}]` : '.read()'}  # a numpy array`;
   const login = cred?.kind === 'bearer' ? 'Signed in with a provider: the client asks you to log in too.' : null;
   out.push(snippet('Tiled client', login,
@@ -122,6 +123,18 @@ export function snippets(ctx, { origin, source, index }) {
       : `import io\n\nimport httpx\nimport polars\n\n${tauth.lines}`
         + `answer = httpx.get(${py(turl)}${tauth.headers}, follow_redirects=True)\n`
         + 'answer.raise_for_status()\ndf = polars.read_parquet(io.BytesIO(answer.content))\n'));
+  } else if (family === 'sparse') {
+    // the nonzeros as a table (dim0.., data), as Tiled's sparse answers and block files hold them
+    const surl = `${api}/sparse/full/${encodePath(path)}?format=parquet${slice ? `&slice=${encodeURIComponent(slice)}` : ''}`;
+    const sauth = pyAuth(cred, true);
+    const sized = slice ? sliceShape(slice, attrs.structure?.shape || []) : attrs.structure?.shape || [];
+    const dims = sized instanceof Error ? attrs.structure?.shape || [] : sized; // an integer index drops its dimension
+    const shape = `(${dims.join(', ')}${dims.length === 1 ? ',' : ''})`;
+    out.push(snippet('pyarrow + sparse', 'The API’s Parquet answer: one row per nonzero (coordinates dim0…, value data).',
+      `import io\n\nimport httpx\nimport pyarrow.parquet as pq\nimport sparse\n\n${sauth.lines}`
+        + `answer = httpx.get(${py(surl)}${sauth.headers}, follow_redirects=True)\nanswer.raise_for_status()\n`
+        + 'nonzeros = pq.read_table(io.BytesIO(answer.content))\n'
+        + `data = sparse.COO([nonzeros[f"dim{i}"].to_numpy() for i in range(${dims.length})], nonzeros["data"].to_numpy(), shape=${shape})\n`));
   } else if (family === 'awkward') {
     const aurl = direct || `${api}/awkward/full/${encodePath(path)}?format=parquet`;
     const aauth = pyAuth(cred, !direct);
@@ -138,9 +151,9 @@ export function snippets(ctx, { origin, source, index }) {
         + `    [${py(index)}, ${py(path)}],\n).df()\n`));
   }
 
-  const format = { array: 'npy', table: 'parquet', container: 'h5', awkward: 'parquet' }[family];
+  const format = { array: 'npy', table: 'parquet', container: 'h5', awkward: 'parquet', sparse: 'parquet' }[family];
   if (format) {
-    const query = { format, slice: family === 'array' && slice ? slice : null };
+    const query = { format, slice: (family === 'array' || family === 'sparse') && slice ? slice : null };
     const url = ctx.api.url(`${family}/full`, path, query);
     const header = cred ? ` -H ${sh(`Authorization: ${placeholder(cred)}`)}` : '';
     out.push(snippet('curl', 'Large answers redirect to a stored copy: -L follows.',
