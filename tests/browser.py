@@ -226,3 +226,16 @@ def served_demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def served_private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serve_private(tmp_path_factory.mktemp("browse-private")) as served:
         yield served
+
+
+def snippet(page: Page, title: str) -> str:
+    """The code of the Code tab's snippet under the heading ``title``."""
+    heading = page.get_by_role("heading", name=title, exact=True)
+    return page.locator(".snippet", has=heading).locator("code").inner_text()
+
+
+def run_python(code: str) -> dict[str, Any]:
+    """Run a snippet as a user would; its globals."""
+    space: dict[str, Any] = {}
+    exec(compile(code, "<snippet>", "exec"), space)  # noqa: S102 - the page's snippet, run as a user would
+    return space

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .browser import assert_no_errors, browser, open_view, page_for  # noqa: F401
+from .browser import assert_no_errors, browser, open_view, page_for, run_python, snippet  # noqa: F401
 from .conftest import run_build
 from .servers import local_server
 
@@ -38,25 +38,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield url
 
 
-def _run(code: str) -> dict[str, Any]:
-    space: dict[str, Any] = {}
-    exec(compile(code, "<snippet>", "exec"), space)  # noqa: S102 - the page's snippet, run as a user would
-    return space
-
-
 def test_the_code_tab_of_an_awkward_node_runs(browser: Any, served: str, tmp_path: Path) -> None:  # noqa: F811
     page = page_for(browser, served)
     open_view(page, "rag/v", "code")
     assert "3 ragged items" in page.inner_text(".summary")
 
-    def snippet(title: str) -> str:
-        return page.locator(".snippet", has=page.get_by_role("heading", name=title, exact=True)).locator("code").inner_text()
-
-    assert _run(snippet("Tiled client"))["data"].tolist() == ROWS
-    direct = snippet("awkward")
+    assert run_python(snippet(page, "Tiled client"))["data"].tolist() == ROWS
+    direct = snippet(page, "awkward")
     assert "/files/" in direct and ".parquet" in direct  # the stored file, not an API answer
-    assert _run(direct)["data"].tolist() == ROWS
-    words = shlex.split(snippet("curl"))
+    assert run_python(direct)["data"].tolist() == ROWS
+    words = shlex.split(snippet(page, "curl"))
     answer = httpx.get(words[-1], follow_redirects=True)
     (tmp_path / "v.parquet").write_bytes(answer.content)
     assert answer.status_code == 200 and ak.from_parquet(tmp_path / "v.parquet").tolist() == ROWS

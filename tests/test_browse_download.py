@@ -27,7 +27,7 @@ import zarr
 from PIL import Image
 
 from . import auth_world
-from .browser import (Served, assert_no_errors, browser, open_view, page_for, screenshot,  # noqa: F401
+from .browser import (Served, assert_no_errors, browser, open_view, page_for, run_python, screenshot, snippet,  # noqa: F401
                       served_demo, served_private)
 from .conftest import ROOT
 from .servers import publish_serve
@@ -145,21 +145,10 @@ def test_the_npy_size_is_shape_times_itemsize_before_the_download(
     page.context.close()
 
 
-def snippet(page: Any, title: str) -> str:
-    heading = page.get_by_role("heading", name=title, exact=True)
-    return page.locator(".snippet", has=heading).locator("code").inner_text()
-
-
 def py_strings(code: str) -> list[str]:
     """The string literals of a Python snippet (it must parse)."""
     nodes = ast.walk(ast.parse(code))
     return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-
-
-def run_python(code: str) -> dict[str, Any]:
-    space: dict[str, Any] = {}
-    exec(compile(code, "<snippet>", "exec"), space)  # noqa: S102 - the page's snippet, run as a user would
-    return space
 
 
 def test_the_code_snippets_run_as_they_are(

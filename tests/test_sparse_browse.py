@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from .browser import assert_no_errors, browser, open_view, page_for  # noqa: F401
+from .browser import assert_no_errors, browser, open_view, page_for, run_python, snippet  # noqa: F401
 from .conftest import run_build
 from .servers import local_server
 
@@ -44,12 +44,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield url
 
 
-def _run(code: str) -> dict[str, Any]:
-    space: dict[str, Any] = {}
-    exec(compile(code, "<snippet>", "exec"), space)  # noqa: S102 - the page's snippet, run as a user would
-    return space
-
-
 def test_the_preview_draws_the_dense_image(browser: Any, served: str) -> None:  # noqa: F811
     page = page_for(browser, served)
     pngs: list[str] = []
@@ -66,14 +60,11 @@ def test_the_code_tab_of_a_sparse_node_runs(browser: Any, served: str, tmp_path:
     dense = _dense()
     page = page_for(browser, served)
 
-    def snippet(title: str) -> str:
-        return page.locator(".snippet", has=page.get_by_role("heading", name=title, exact=True)).locator("code").inner_text()
-
     for slice_text, want in (("", dense), ("10:20,5:50", dense[10:20, 5:50])):
         open_view(page, "m/X", "code", {"slice": slice_text} if slice_text else None)
-        assert np.array_equal(_run(snippet("Tiled client"))["data"].todense(), want), slice_text
-        assert np.array_equal(_run(snippet("pyarrow + sparse"))["data"].todense(), want), slice_text
-        words = shlex.split(snippet("curl"))
+        assert np.array_equal(run_python(snippet(page, "Tiled client"))["data"].todense(), want), slice_text
+        assert np.array_equal(run_python(snippet(page, "pyarrow + sparse"))["data"].todense(), want), slice_text
+        words = shlex.split(snippet(page, "curl"))
         answer = httpx.get(words[-1], follow_redirects=True)
         (tmp_path / "x.parquet").write_bytes(answer.content)
         nonzeros = pq.read_table(tmp_path / "x.parquet")
