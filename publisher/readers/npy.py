@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ import numpy as np
 from ..errors import SourceError, UnsupportedError
 from ..nodes import ArrayNode, Node
 from .base import Reader, register_reader
+
+#: np.load parses the header with ast.literal_eval, which on CPython 3.11 can fail when two threads
+#: build ASTs at once ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905;
+#: seen in a full test run): the build opens files on a thread pool, so headers are parsed one at a time.
+_HEADER_LOCK = threading.Lock()
 
 
 @register_reader
@@ -24,7 +30,8 @@ class NpyReader(Reader):
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
         try:
-            data = np.load(path, mmap_mode="r", allow_pickle=False)
+            with _HEADER_LOCK:  # the memory map itself is read without it
+                data = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             raise UnsupportedError(f"{path.name}: object arrays in .npy need pickle, which is never loaded") from exc
         except Exception as exc:
