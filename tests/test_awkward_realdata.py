@@ -1,6 +1,7 @@
 """Ragged data in real third-party files (issue 15, tests/realdata.py): AnnData ``awkward-array``
 groups (scirpy), 2-D vlen int64 (hyperspy), PyTables VLARRAYs (vlen int32, vlen of ``|S2``,
-big-endian ``>u4``; vlen of HDF5 time types skipped with its reason), each read back through
+big-endian ``>u4``; vlen of HDF5 time types skipped with its reason), ISIS HIFI muon events
+(NXevent_data, mneueventlib's sdist), each read back through
 the real tiled client and equal to the source read with h5py and awkward."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ FILES = {
     "flavored": ("tables", "tables/tests/flavored_vlarrays-format1.6.h5"),
     "endian": ("tables", "tables/tests/vlunicode_endian.h5"),
     "time": ("tables", "tables/tests/time-table-vlarray-1_x.h5"),
+    "hifi": ("mneueventlib", "mneueventlib-0.4.0/tests/test_data/HIFI00195790.nxs"),
 }
 MARKERS = "Experiments/__unnamed__/metadata/Markers/Points/kwargs"
 #: published path → (source name, HDF5 path)
@@ -93,3 +95,30 @@ def test_vlen_of_time_types_is_skipped_with_its_reason(built: tuple[Published, d
     published, _ = built
     reasons = {p.path: p.reason for p in published.report.skipped if p.source.endswith("time-table-vlarray-1_x.h5")}
     assert reasons and all("TypeTimeID" in r or "not supported by h5py" in r for r in reasons.values()), reasons
+
+
+def test_real_event_data_is_published_per_pulse(built: tuple[Published, dict[str, Path]], tmp_path: Path) -> None:
+    """ISIS HIFI's NXevent_data (unsigned event_index, extra per-pulse and per-event fields): the
+    group keeps its datasets and gains events_by_pulse, each pulse's events cut at event_index,
+    equal to the source through the tiled client and read directly with ak.from_parquet."""
+    from tiled.client import from_uri
+
+    published, paths = built
+    group = "raw_data_1/detector_1_events"
+    with h5py.File(paths["hifi"], "r") as f:
+        ds = {k: v[()] for k, v in f[group].items()}
+    n_events, starts = len(ds["event_id"]), [int(i) for i in ds["event_index"]]
+    stops = [*starts[1:], n_events]
+    per_event = [k for k, v in ds.items() if len(v) == n_events and k != "event_index"]
+    per_pulse = [k for k, v in ds.items() if len(v) == len(starts) and k != "event_index"]
+    assert {"event_id", "event_time_offset", "pulse_height"} <= set(per_event) and "event_time_zero" in per_pulse
+    want = [{**{k: ds[k][p].item() for k in per_pulse},
+             "events": [{k: ds[k][e].item() for k in per_event} for e in range(a, b)]} for p, (a, b) in enumerate(zip(starts, stops))]
+    path = f"HIFI00195790/{group}/events_by_pulse"
+    assert sum(len(p["events"]) for p in want) == n_events == 64147 and len(want) == 88
+    assert all(published.node(f"HIFI00195790/{group}/{k}")["family"] == "array" for k in ds)  # the datasets stay
+    _same(ak.from_parquet(published.url(path)), want)
+    with local_server(published.store.url) as url:
+        node = from_uri(f"{url}/api/v1")[path]
+        _same(node.read(), want)
+        _same(node["events"], [p["events"] for p in want])  # the client reads one field

@@ -39,6 +39,7 @@ PACKAGES = {
     "scanpy": "scanpy/datasets",
     "scanpy-sdist": "scanpy-1.11.5/tests/_data",
     "hyperspy": "hyperspy/tests/io",
+    "mneueventlib": "mneueventlib-0.4.0/tests/test_data",  # ISIS HIFI muon events (NXevent_data)
 }
 #: Files left out of a package's build: j_gene_test_data.h5ad holds ~5,000 nodes (a minute of
 #: smoke reading); its awkward and sparse groups are tested in test_awkward_realdata / test_sparse.
@@ -115,7 +116,7 @@ def _as_published(entry: dict[str, Any], value: np.ndarray) -> np.ndarray:
     return recfunctions.repack_fields(value.astype(value.dtype.newbyteorder("<")))
 
 
-@pytest.mark.parametrize("name", ["punx", "spec2nexus", "pynxtools", "sasdata", "tables", "h5py", "scirpy", "scanpy", "scanpy-sdist", "hyperspy"])
+@pytest.mark.parametrize("name", ["punx", "spec2nexus", "pynxtools", "sasdata", "tables", "h5py", "scirpy", "scanpy", "scanpy-sdist", "hyperspy", "mneueventlib"])
 def test_hdf5_arrays_bit_exact(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     _, pub = published(name, tmp_path_factory)
     checked = 0
@@ -139,7 +140,7 @@ def test_hdf5_arrays_bit_exact(name: str, tmp_path_factory: pytest.TempPathFacto
     assert checked > 0
 
 
-@pytest.mark.parametrize("name", ["punx", "tables", "h5py", "sasdata", "scirpy", "scanpy", "scanpy-sdist", "hyperspy"])
+@pytest.mark.parametrize("name", ["punx", "tables", "h5py", "sasdata", "scirpy", "scanpy", "scanpy-sdist", "hyperspy", "mneueventlib"])
 def test_every_hdf5_dataset_accounted_for(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each dataset is a node, an alias of one, a table column, a member of a sparse or awkward
     group (one node) or reported with a reason."""
