@@ -162,7 +162,13 @@ def test_a_png_preview_reads_the_nearest_level_at_least_its_size(built: tuple[An
         assert _png(big, "format=png&max_size=1000") == ("2", (512, 262))
         assert _png(big, "format=png&max_size=100") == ("5", (64, 32))  # level 5: 65 x 128
         assert _png(big, "format=png&max_size=100&slice=0:800,0:800") == ("3", (100, 100))  # 800 px: level 3 holds 100
-        assert _png(big, "format=png&max_size=100&slice=::2,::2")[0] == "0"  # a stepped selection: level 0
+        # a stepped selection (the browse page's ::16): the level the steps skip, same pixel count
+        assert _png(big, "format=png&max_size=100&slice=0:2100:2,0:4100:2")[0] == "1"
+        assert _png(big, "format=png&slice=0:2048:16,0:4096:16") == ("4", (256, 128))
+        assert _png(big, "format=png&slice=0:2048:16,0:4096:8") == ("3", (512, 128))  # the largest 2**k dividing both
+        assert _png(big, "format=png&slice=::3,::3")[0] == "0"  # no level samples every third pixel
+        assert _png(big, "format=png&slice=1:2101:4,0:4100:4") == ("2", (512, 262))  # then shrunk to PNG_MAX_SIZE
+        assert _png(big, "format=png&slice=::2,::2")[0] == "0"  # row 2100 lies in level 1's floored-off edge
         assert _png(f"{url}/api/v1/array/full/f/stack", "format=png&max_size=100&slice=2")[0] == "4"  # a frame: 65 x 131
         # no pyramid (metadata claiming one is not followed): the image itself, no header
         assert _png(f"{url}/api/v1/array/full/f/small", "format=png&max_size=50") == (None, (50, 50))

@@ -186,22 +186,42 @@ class PublishedArray:
 def preview_level(data_url: str, levels: int, shape: tuple[int, ...], sel: tuple[Any, ...], size: int) -> tuple[str, tuple[Any, ...], int]:
     """Where a picture of ``array[sel]`` at most ``size`` pixels a side reads from: the coarsest of
     the image's ``levels`` pyramid levels (docs/catalog.md) still at least ``size`` over the
-    selection, as (its URL, the selection in its indices, the level number). Level 0
-    (``data_url``, ``sel``) when the selection steps or indexes the image's last two dimensions.
-    Level paths and shapes follow from ``data_url`` and ``shape`` alone (never from metadata,
-    which a source file can set)."""
+    selection, as (its URL, the selection in its indices, the level number). A selection that
+    steps its last two dimensions by ``s`` (the browse page's ``::16`` of a large image) reads
+    level ``k`` with step ``s / 2**k``, for the largest ``2**k`` dividing both steps: the same
+    number of pixels, each the mean of its block rather than one sample. Level 0 (``data_url``,
+    ``sel``) when the last two dimensions are indexed, stepped backwards or by steps no level
+    divides. Level paths and shapes follow from ``data_url`` and ``shape`` alone (never from
+    metadata, which a source file can set)."""
     full = tuple(sel) + (slice(None),) * (len(shape) - len(sel))
-    if levels < 2 or len(full) != len(shape) or len(shape) < 2 or not all(isinstance(s, slice) and s.step in (None, 1) for s in full[-2:]):
+    if levels < 2 or len(full) != len(shape) or len(shape) < 2 or not all(isinstance(s, slice) and (s.step or 1) > 0 for s in full[-2:]):
         return data_url, sel, 0
-    spans = [s.indices(n)[:2] for s, n in zip(full[-2:], shape[-2:])]
-    extent = max(b - a for a, b in spans)
+    ranges = [range(*s.indices(n)) for s, n in zip(full[-2:], shape[-2:])]
+    if not all(ranges):
+        return data_url, sel, 0
+    steps = [r.step for r in ranges]
+    extent = max(r[-1] + 1 - r[0] for r in ranges)
     k = 0
-    while k + 1 < levels and extent // 2 ** (k + 1) >= size:
-        k += 1
+    if max(steps) > 1:  # stepped: the level whose pixels the steps skip over, the sampling kept
+        while k + 1 < levels and all(st % 2 ** (k + 1) == 0 for st in steps):
+            k += 1
+    else:
+        while k + 1 < levels and extent // 2 ** (k + 1) >= size:
+            k += 1
     if k == 0:
         return data_url, sel, 0
     f = 2**k
     level_shape = [n // f for n in shape[-2:]]  # each level floors the halving: n // 2**k
-    within = tuple(slice(min(a // f, n - 1), max(min(-(-b // f), n), min(a // f, n - 1) + 1)) for (a, b), n in zip(spans, level_shape))
+    within = []
+    for r, n in zip(ranges, level_shape):
+        if r.step == 1:  # the span, its ends rounded outwards, at least one pixel
+            a = min(r[0] // f, n - 1)
+            within.append(slice(a, max(min(-(-(r[-1] + 1) // f), n), a + 1)))
+            continue
+        start, step = r[0] // f, r.step // f
+        stop = start + (len(r) - 1) * step + 1
+        if stop > n:  # the selection's last samples fall in the floored-off edge: no level holds them
+            return data_url, sel, 0
+        within.append(slice(start, stop, step if step > 1 else None))
     parent, _, name = data_url.rpartition("/")
     return f"{parent}/{name}.levels/{k}", (*full[:-2], *within), k
