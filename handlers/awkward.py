@@ -31,11 +31,7 @@ ADVICE = "ask for fewer fields (form_key=..., or node['field'] in the tiled clie
 def _published(app: Any, route: str) -> tuple[Any, str, Any]:
     from publisher.access.awkward import PublishedAwkward
 
-    path = common.node_path(app, f"{common.API}/awkward/{route}")
-    catalog = common.catalog()
-    entry = catalog.entry(path)
-    if not isinstance(entry.structure, AwkwardStructure):
-        raise BadRequest(f"{path!r} is a {entry.family}, not an awkward array")
+    catalog, path, entry = common.structured_entry(app, f"awkward/{route}", AwkwardStructure, "an awkward array")
     return catalog, path, PublishedAwkward(common.store(), entry.data_url, entry.structure)
 
 

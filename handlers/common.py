@@ -23,6 +23,7 @@ from publisher.access.cache import DECODED
 from publisher.auth.view import View
 from publisher.catalog import Catalog
 from publisher.content_types import content_type
+from publisher.formats import Entry
 from publisher.errors import BadRequest, NotFound, SkyshelfError
 from publisher.functions import ROUTES
 from publisher.stores import Store
@@ -210,6 +211,17 @@ def node_path(app: APIGatewayHttpResolver, prefix: str) -> str:
     if any(p in (".", "..") for p in parts):
         raise NotFound(f"path {rest!r} leaves the catalog")
     return "/".join(parts)
+
+
+def structured_entry(app: APIGatewayHttpResolver, route: str, kind: type, what: str) -> tuple[View, str, Entry]:
+    """The caller's view, the node's path and its entry for ``API/<route>/<path>``, refused (400)
+    when the node's structure is not ``kind`` (``what`` names it: "a sparse array")."""
+    path = node_path(app, f"{API}/{route}")
+    view = catalog()
+    entry = view.entry(path)
+    if not isinstance(entry.structure, kind):
+        raise BadRequest(f"{path!r} is a {entry.family}, not {what}")
+    return view, path, entry
 
 
 def header(app: APIGatewayHttpResolver, name: str) -> str | None:

@@ -33,11 +33,7 @@ DENSE = ("text/csv", "image/png")
 def _published(app: APIGatewayHttpResolver, route: str) -> tuple[Any, str, Any, dict[str, Any]]:
     from publisher.access.sparse import PublishedSparse
 
-    path = common.node_path(app, f"{common.API}/sparse/{route}")
-    catalog = common.catalog()
-    entry = catalog.entry(path)
-    if not isinstance(entry.structure, SparseStructure):
-        raise BadRequest(f"{path!r} is a {entry.family}, not a sparse array")
+    catalog, path, entry = common.structured_entry(app, f"sparse/{route}", SparseStructure, "a sparse array")
     return catalog, path, PublishedSparse(common.store(), entry.data_url, entry.structure), (entry.notes or {}).get("sparse", {})
 
 
