@@ -15,9 +15,13 @@ import contextvars
 import threading
 from typing import TYPE_CHECKING, Any
 
+from publisher.auth.key_records import DynamoKeyRecords
 from publisher.auth.keys import KeyRing, credentials_from
 from publisher.auth.principal import ANONYMOUS, Principal, granted
 from publisher.errors import Unauthorized
+from publisher.functions import scope_for
+
+from . import settings
 
 if TYPE_CHECKING:
     from publisher.auth.tokens import TokenVerifier
@@ -50,15 +54,29 @@ def principal(event: dict[str, Any], catalog: Catalog, store: Store) -> Principa
         found = _ring(store).principal(credentials[1])
     else:
         found = _token_principal(catalog, credentials[1])
+    _require_scope(event, found)
     CURRENT.set(found)
     return found
 
 
+def _require_scope(event: dict[str, Any], caller: Principal) -> None:
+    """Tiled's scope check, per route (publisher/functions.py): its 401 and message. Decided by the
+    route alone, before any node is looked at, so it tells nothing about the node asked for."""
+    method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
+    needed = scope_for(method, event.get("rawPath") or "/")
+    if needed is not None and needed not in caller.scopes:
+        raise Unauthorized(f"Not enough permissions. Requires scopes {[needed]}. Request had scopes {sorted(caller.scopes)}")
+
+
 def _ring(store: Store) -> KeyRing:
+    """The key records' reader: the deployment's DynamoDB table when the deploy names one, else
+    the store's private area."""
+    table = settings.current().keys_table
+    where = f"dynamodb:{table}" if table else store.url
     with _lock:
-        ring = _rings.get(store.url)
+        ring = _rings.get(where)
         if ring is None:
-            ring = _rings[store.url] = KeyRing(store)
+            ring = _rings[where] = KeyRing(DynamoKeyRecords(table) if table else store)
         return ring
 
 

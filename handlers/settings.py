@@ -60,6 +60,8 @@ class Settings:
     sts_endpoint_url: str | None = None
     #: Seconds the scoped credentials last (STS takes 900 to the role's maximum, 3600 by default).
     credentials_seconds: int = 900
+    #: The DynamoDB table of API key records (the deploy makes it and sets this); unset: the store's private area.
+    keys_table: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -19,6 +19,8 @@ class Route:
     method: str
     path: str
     module: str  # handlers.<module> holds the function and its lambda_handler
+    #: Tiled's scope a caller needs (``read:metadata`` or ``read:data``); None: anyone (the page, about, docs)
+    scope: str | None = None
 
     @property
     def regex(self) -> str:
@@ -72,30 +74,30 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/openapi.json", "metadata"),
     Route("GET", "/api/v1/docs", "metadata"),
     Route("GET", "/api/v1/docs/assets/{path+}", "metadata"),  # Swagger UI's files, from the package
-    Route("GET", "/api/v1/metadata/{path+}", "metadata"),
-    Route("GET", "/api/v1/search/{path+}", "metadata"),
-    Route("GET", "/api/v1/distinct/{path+}", "metadata"),
-    Route("GET", "/api/v1/search-deep/{path+}", "metadata"),
+    Route("GET", "/api/v1/metadata/{path+}", "metadata", "read:metadata"),
+    Route("GET", "/api/v1/search/{path+}", "metadata", "read:metadata"),
+    Route("GET", "/api/v1/distinct/{path+}", "metadata", "read:metadata"),
+    Route("GET", "/api/v1/search-deep/{path+}", "metadata", "read:metadata"),
     Route("GET", "/api/v1/auth/whoami", "metadata"),  # the tiled client checks its cached tokens here
-    Route("GET", "/api/v1/auth/credentials", "metadata"),  # scoped S3 credentials (handlers/credentials.py)
-    Route("GET", "/api/v1/array/full/{path+}", "arrays"),
-    Route("GET", "/api/v1/array/block/{path+}", "arrays"),
+    Route("GET", "/api/v1/auth/credentials", "metadata", "read:data"),  # scoped S3 credentials (handlers/credentials.py)
+    Route("GET", "/api/v1/array/full/{path+}", "arrays", "read:data"),
+    Route("GET", "/api/v1/array/block/{path+}", "arrays", "read:data"),
     # a node's Zarr hierarchy, each key a 307 to a short-lived URL of its object (handlers/zarr.py)
-    Route("GET", "/api/v1/zarr/v3/{path+}", "arrays"),
+    Route("GET", "/api/v1/zarr/v3/{path+}", "arrays", "read:data"),
     # sparse arrays: Arrow/Parquet COO triplets need pyarrow, which only the tables function ships
     # (handlers/sparse.py); array/full and array/block on a sparse node answer a 307 to these
-    Route("GET", "/api/v1/sparse/full/{path+}", "tables"),
-    Route("GET", "/api/v1/sparse/block/{path+}", "tables"),
-    Route("GET", "/api/v1/table/full/{path+}", "tables"),
-    Route("GET", "/api/v1/table/partition/{path+}", "tables"),
-    Route("GET", "/api/v1/container/full/{path+}", "tables"),
+    Route("GET", "/api/v1/sparse/full/{path+}", "tables", "read:data"),
+    Route("GET", "/api/v1/sparse/block/{path+}", "tables", "read:data"),
+    Route("GET", "/api/v1/table/full/{path+}", "tables", "read:data"),
+    Route("GET", "/api/v1/table/partition/{path+}", "tables", "read:data"),
+    Route("GET", "/api/v1/container/full/{path+}", "tables", "read:data"),
     # a table's columns as array children (metadata/<table>/<column> redirects to the first)
-    Route("GET", "/api/v1/column/metadata/{path+}", "tables"),
-    Route("GET", "/api/v1/column/full/{path+}", "tables"),
+    Route("GET", "/api/v1/column/metadata/{path+}", "tables", "read:metadata"),
+    Route("GET", "/api/v1/column/full/{path+}", "tables", "read:data"),
     # awkward arrays (handlers/awkward.py): the tiled client POSTs the form keys it needs
-    Route("POST", "/api/v1/awkward/buffers/{path+}", "tables"),
-    Route("GET", "/api/v1/awkward/buffers/{path+}", "tables"),
-    Route("GET", "/api/v1/awkward/full/{path+}", "tables"),
+    Route("POST", "/api/v1/awkward/buffers/{path+}", "tables", "read:data"),
+    Route("GET", "/api/v1/awkward/buffers/{path+}", "tables", "read:data"),
+    Route("GET", "/api/v1/awkward/full/{path+}", "tables", "read:data"),
 )
 
 _COMPILED = [(re.compile(f"^{r.regex}$"), r) for r in ROUTES]
@@ -106,6 +108,12 @@ def route_for(method: str, path: str) -> Route | None:
         if route.method == method and regex.match(path):
             return route
     return None
+
+
+def scope_for(method: str, path: str) -> str | None:
+    """The scope a request needs (its route's), None for routes anyone may call and unknown paths."""
+    route = route_for(method, path)
+    return route.scope if route else None
 
 
 def modules() -> list[str]:

@@ -66,6 +66,7 @@ def test_the_handlers_role_reads_the_store_and_writes_only_exports() -> None:
     assert actions["WriteSpilledAnswers"][0] == "s3:PutObject" and f"{EXPORTS_PREFIX}*" in actions["WriteSpilledAnswers"][1]
     assert not any("*" == s["Action"] or s["Action"] == "s3:*" for s in statements)
     assert all("logs:" in json.dumps(a) for sid, (a, _) in actions.items() if sid == "OwnLogs")
+    assert actions["ReadApiKeys"] == ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["KeysTable", "Arn"]}))  # one item, no scan
     policy = template()["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert policy[0]["Effect"] == "Deny" and policy[1]["Fn::If"][0] == "Public"  # public read is an explicit, switchable statement
 
@@ -214,6 +215,14 @@ def test_deploy_redeploy_update_destroy_on_moto(aws: dict[str, str], tmp_path: P
     assert meta["Handler"] == "handlers.metadata.lambda_handler" and meta["Runtime"] == "python3.13"
     assert meta["Environment"]["Variables"]["SKYSHELF_STORE"] == f"s3://{bucket}/demo"
     assert meta["Environment"]["Variables"]["SKYSHELF_S3_BACKEND"] == "boto3"
+    tables = {f["Environment"]["Variables"]["SKYSHELF_KEYS_TABLE"] for f in functions.values()}  # API keys: the stack's table
+    assert len(tables) == 1 and (table := tables.pop()) in boto3.client("dynamodb").list_tables()["TableNames"]
+    made = CliRunner().invoke(main, ["keys", "create", "--tags", "A", "--deployed", "-c", str(pipeline)])
+    assert made.exit_code == 0, made.output
+    item = boto3.client("dynamodb").get_item(TableName=table, Key={"id": {"S": made.stdout.split("_")[1]}})["Item"]
+    assert item["tags"] == {"L": [{"S": "A"}]} and made.stdout.strip().split("_")[2] not in json.dumps(item)
+    listed = CliRunner().invoke(main, ["keys", "list", "--deployed", "-c", str(pipeline)])
+    assert listed.exit_code == 0 and made.stdout.split("_")[1] in listed.stdout
     groups = {g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]}
     assert groups["/aws/lambda/sky-e2e-metadata"] == 14
 
@@ -237,6 +246,7 @@ def test_deploy_redeploy_update_destroy_on_moto(aws: dict[str, str], tmp_path: P
     gone = CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes"])
     assert gone.exit_code == 0 and "data kept" in gone.output
     assert not lam.list_functions()["Functions"]
+    assert table not in boto3.client("dynamodb").list_tables()["TableNames"]  # its keys go with it
     assert s3.list_objects_v2(Bucket=bucket, Prefix="demo/")["KeyCount"] > 0  # the data stays
     cleared = CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes", "--delete-data"])
     assert cleared.exit_code == 0 and "was not deployed" in cleared.output

@@ -6,18 +6,20 @@ A key reads ``ssk_<id>_<secret>``: the id finds its record and names the key in 
 (``secrets.token_hex(32)``, 256 random bits) is shown once and never stored. Hex, not
 ``token_urlsafe``: Tiled's client takes ``Authorization: Apikey <word characters>`` as its key, so a key with a
 ``-`` in it leaves the client believing it has none ("This server requires API key authentication"). Each key is one
-JSON object, ``private/auth/keys/<id>.json`` in the store's private area, holding a salted
-SHA-256 of the secret, the tags, created, expires, revoked and a note. One object per key, not
-one document for all: the handler reads exactly the record of the key it is shown (one small GET,
-whatever the number of keys, with no listing, which the handlers' S3 clients lack), and two
-``create`` runs never overwrite each other's keys (only ``revoke`` rewrites, one record).
+record (:mod:`publisher.auth.key_records`: a JSON object in the store's private area, or an item
+of the deployment's DynamoDB table) holding a salted SHA-256 of the secret, the tags, the scopes,
+created, expires, revoked and a note. One record per key, not one document for all: the handler
+reads exactly the record of the key it is shown (one small read, whatever the number of keys), and
+two ``create`` runs never overwrite each other's keys (only ``revoke`` rewrites, one record).
+
+Scopes are Tiled's: ``read:metadata`` (metadata, search, distinct) and ``read:data`` (every route
+that returns data, the Zarr route, scoped credentials); a key has both unless made with fewer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import threading
 import time
@@ -27,21 +29,16 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest, NotFound, StoreError, Unauthorized
-from .principal import Principal
+from .key_records import KEYS_PREFIX, KeyRecords, record_key, records_of
+from .principal import READ_SCOPES, Principal
 
 if TYPE_CHECKING:
     from ..stores import Store
 
-#: Where the records live, one ``<id>.json`` each (under ``private/``, never published).
-KEYS_PREFIX = "private/auth/keys"
 PREFIX = "ssk"
 _KEY = re.compile(r"ssk_([0-9a-f]{12})_([0-9a-f]{64})")
 _ID = re.compile(r"[0-9a-f]{12}")
 _TAG = re.compile(r"[^\s,]+")
-
-
-def record_key(key_id: str) -> str:
-    return f"{KEYS_PREFIX}/{key_id}.json"
 
 
 def _iso(moment: datetime) -> str:
@@ -58,63 +55,55 @@ def _digest(salt: bytes, secret: str) -> bytes:
 
 
 # -- managing keys (publish keys) --------------------------------------------------------------
-def create_key(store: Store, tags: list[str], expires: datetime | None = None, note: str = "",
-               now: datetime | None = None) -> tuple[str, dict[str, Any]]:
-    """(the key, shown once; its stored record). ``expires`` may be past (tests); the CLI refuses that."""
+def create_key(target: Store | KeyRecords, tags: list[str], expires: datetime | None = None, note: str = "",
+               now: datetime | None = None, scopes: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """(the key, shown once; its stored record). ``expires`` may be past (tests); the CLI refuses that.
+    ``scopes`` default to every read scope."""
     import secrets  # only here: the handlers, which never make keys, skip its ~2 ms import
 
+    records = records_of(target)
     tags = sorted({t.strip() for t in tags if t.strip()})
     if not tags:
         raise BadRequest("an API key needs at least one tag")
     bad = [t for t in tags if not _TAG.fullmatch(t)]
     if bad:
         raise BadRequest(f"tag {bad[0]!r} holds a space or a comma")
-    while True:
-        key_id = secrets.token_hex(6)
-        if not store.exists(record_key(key_id)):
-            break
+    chosen = sorted(READ_SCOPES) if scopes is None else sorted({s.strip() for s in scopes if s.strip()})
+    unknown = [s for s in chosen if s not in READ_SCOPES]
+    if unknown:
+        raise BadRequest(f"scope {unknown[0]!r} is not one of {', '.join(sorted(READ_SCOPES))} (a published catalog is read-only)")
+    if not chosen:
+        raise BadRequest(f"an API key needs at least one scope: {', '.join(sorted(READ_SCOPES))}")
     secret = secrets.token_hex(32)
     salt = secrets.token_bytes(16)
-    record = {"id": key_id, "salt": salt.hex(), "sha256": _digest(salt, secret).hex(), "tags": tags,
-              "created": _iso(now or datetime.now(timezone.utc)), "expires": _iso(expires) if expires else None,
-              "revoked": None, "note": note}
-    store.write_bytes(record_key(key_id), json.dumps(record, indent=1).encode(), atomic=True)
-    return f"{PREFIX}_{key_id}_{secret}", record
+    while True:
+        record = {"id": secrets.token_hex(6), "salt": salt.hex(), "sha256": _digest(salt, secret).hex(), "tags": tags,
+                  "scopes": chosen, "created": _iso(now or datetime.now(timezone.utc)),
+                  "expires": _iso(expires) if expires else None, "revoked": None, "note": note}
+        if records.add(record):  # a taken id (one in 2**48) is drawn again
+            return f"{PREFIX}_{record['id']}_{secret}", record
 
 
-def list_keys(store: Store) -> list[dict[str, Any]]:
+def list_keys(target: Store | KeyRecords) -> list[dict[str, Any]]:
     """Every key's record without its salt and hash, oldest first."""
-    found = []
-    for key, _, _ in store.objects(KEYS_PREFIX):
-        if key.endswith(".json"):
-            record = _load(store, key)
-            found.append({k: v for k, v in record.items() if k not in ("salt", "sha256")})
+    found = [{k: v for k, v in r.items() if k not in ("salt", "sha256")} for r in records_of(target).all()]
+    for record in found:
+        record.setdefault("scopes", sorted(READ_SCOPES))
     return sorted(found, key=lambda r: (r["created"], r["id"]))
 
 
-def revoke_key(store: Store, key_id: str, now: datetime | None = None) -> dict[str, Any]:
+def revoke_key(target: Store | KeyRecords, key_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Mark a key revoked (kept, so ``list`` still shows it); revoking twice keeps the first time."""
+    records = records_of(target)
     if not _ID.fullmatch(key_id):
         raise NotFound(f"no API key {key_id!r} (an id is 12 hex digits, as `publish keys list` shows)")
-    try:
-        record = _load(store, record_key(key_id))
-    except NotFound:
-        raise NotFound(f"no API key {key_id!r} in {store.url}") from None
+    record = records.get(key_id)
+    if record is None:
+        raise NotFound(f"no API key {key_id!r} in {records.where}")
     if not record.get("revoked"):
         record["revoked"] = _iso(now or datetime.now(timezone.utc))
-        store.write_bytes(record_key(key_id), json.dumps(record, indent=1).encode(), atomic=True)
+        records.put(record)
     return record
-
-
-def _load(store: Store, key: str) -> dict[str, Any]:
-    data = store.read_bytes(key)
-    try:
-        record = json.loads(data)
-        if not isinstance(record, dict) or not {"id", "salt", "sha256", "tags"} <= record.keys():
-            raise ValueError("not a key record")
-        return record
-    except ValueError as exc:
-        raise StoreError(f"API key record {key!r} in {store.url} is damaged: {exc}") from None
 
 
 # -- checking keys (the handler edge) ----------------------------------------------------------
@@ -126,13 +115,16 @@ class _Record:
     tags: frozenset[str]
     expires: float | None  # epoch seconds
     revoked: bool
+    scopes: frozenset[str]
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str) -> _Record:
         try:
             expires = raw.get("expires")
+            scopes = raw.get("scopes")  # records made before scopes had both
             return cls(raw["id"], bytes.fromhex(raw["salt"]), bytes.fromhex(raw["sha256"]), frozenset(raw["tags"]),
-                       datetime.fromisoformat(expires).timestamp() if expires else None, bool(raw.get("revoked")))
+                       datetime.fromisoformat(expires).timestamp() if expires else None, bool(raw.get("revoked")),
+                       READ_SCOPES if scopes is None else frozenset(scopes) & READ_SCOPES)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"API key record {where!r} is damaged: {exc!r}") from None
 
@@ -150,9 +142,9 @@ class KeyRing:
     Thread-safe (``publish serve`` answers on threads).
     """
 
-    def __init__(self, store: Store, ttl: float = 30.0, max_unknown: int = 4096, max_misses: int = 100,
+    def __init__(self, target: Store | KeyRecords, ttl: float = 30.0, max_unknown: int = 4096, max_misses: int = 100,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+        self.records = records_of(target)
         self.clock = clock  # the caches' time (tests pass their own); expiry is wall-clock time
         self.ttl = ttl
         self.max_unknown = max_unknown
@@ -188,7 +180,7 @@ class KeyRing:
             raise Unauthorized(f"API key {record.key_id} was revoked")
         if record.expires is not None and time.time() >= record.expires:
             raise Unauthorized(f"API key {record.key_id} has expired")
-        return Principal("apikey", record.key_id, record.tags)
+        return Principal("apikey", record.key_id, record.tags, record.scopes)
 
     def _record(self, key_id: str, now: float) -> tuple[float, _Record]:
         with self._lock:
@@ -203,17 +195,16 @@ class KeyRing:
                 if misses >= self.max_misses:
                     raise Unauthorized("unknown API key")
                 self._window = (start, misses + 1)
-        where = record_key(key_id)
-        try:
-            record = _Record.parse(_load(self.store, where), where)
-        except NotFound:
+        raw = self.records.get(key_id)
+        if raw is None:
             with self._lock:
                 self._records.pop(key_id, None)
                 self._unknown.pop(key_id, None)
                 while len(self._unknown) >= self.max_unknown:  # the oldest go first
                     del self._unknown[next(iter(self._unknown))]
                 self._unknown[key_id] = now
-            raise Unauthorized("unknown API key") from None
+            raise Unauthorized("unknown API key")
+        record = _Record.parse(raw, f"{self.records.where}/{key_id}")
         with self._lock:
             self._records[key_id] = (now, record)
         return now, record
@@ -242,4 +233,4 @@ def credentials_from(headers: Mapping[str, str], query: Mapping[str, list[str]])
     return scheme.lower(), value
 
 
-__all__ = ["KEYS_PREFIX", "KeyRing", "create_key", "credentials_from", "list_keys", "record_key", "revoke_key"]
+__all__ = ["KEYS_PREFIX", "KeyRecords", "KeyRing", "create_key", "credentials_from", "list_keys", "record_key", "revoke_key"]

@@ -9,16 +9,21 @@ from dataclasses import dataclass, field
 
 #: The reserved tag: anyone, signed in or not, may read a node that carries it.
 PUBLIC = "public"
+#: Tiled's read scopes: metadata, search and distinct need the first; anything that returns data the second.
+READ_METADATA, READ_DATA = "read:metadata", "read:data"
+READ_SCOPES = frozenset({READ_METADATA, READ_DATA})
 
 
 @dataclass(frozen=True)
 class Principal:
     """Who is asking: ``kind`` is ``anonymous``, ``apikey`` or ``token``; ``name`` a key's id or a
-    token's subject, for logs (never a secret); ``tags`` what it was granted."""
+    token's subject, for logs (never a secret); ``tags`` what it was granted; ``scopes`` what it
+    may do with what it can read (an API key may have fewer than both read scopes)."""
 
     kind: str
     name: str | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = READ_SCOPES
 
     @property
     def anonymous(self) -> bool:

@@ -21,7 +21,7 @@ from ..config.models import Deploy
 from ..errors import SkyshelfError
 from ..functions import modules
 from .package import Package, build_package
-from .template import template
+from .template import keys_table_name, template
 from .upload import UploadReport, upload_store
 
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
@@ -248,6 +248,16 @@ def status(settings: Deploy, stack: str | None = None) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - no catalog uploaded yet, or not readable
             out["release"] = None
     return out
+
+
+def keys_table(settings: Deploy, stack: str | None = None) -> str:
+    """The name of the deployed stack's API key table, for ``publish keys --deployed``."""
+    name = stack or settings.stack_name
+    cf = session().client("cloudformation")
+    found = _stack(cf, name)
+    if found is None:
+        raise DeployError(f"stack {name} is not deployed: run publish deploy first (or give --store for the store's own keys)")
+    return keys_table_name(name)
 
 
 def destroy(settings: Deploy, stack: str | None = None, delete_data: bool = False, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:

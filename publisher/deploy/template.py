@@ -67,6 +67,7 @@ def _function(module: str) -> dict[str, Any]:
                 "SKYSHELF_S3_BACKEND": BY_NAME[module].s3_backend,
                 "POWERTOOLS_SERVICE_NAME": f"skyshelf-{module}",
                 "PYTHONDONTWRITEBYTECODE": "1",
+                "SKYSHELF_KEYS_TABLE": {"Ref": "KeysTable"},  # API key records (publish keys --deployed)
                 **({"SKYSHELF_CREDENTIALS_ROLE_ARN": {"Fn::GetAtt": ["CredentialsRole", "Arn"]}} if credentials else {}),
                 # data_sources' addresses (include_data_sources=true): the public bucket's URL, when it is public
                 **({"SKYSHELF_DIRECT_URL": {"Fn::If": ["Public", {"Fn::Sub": PUBLIC_URL}, {"Ref": "AWS::NoValue"}]}}
@@ -74,6 +75,11 @@ def _function(module: str) -> dict[str, Any]:
             }},
         },
     }
+
+
+def keys_table_name(stack: str) -> str:
+    """The stack's API key table: named after the stack, so ``publish keys --deployed`` finds it from the pipeline alone."""
+    return f"{stack}-api-keys"
 
 
 def template() -> dict[str, Any]:
@@ -145,12 +151,19 @@ def template() -> dict[str, Any]:
                     {"Sid": "WriteSpilledAnswers", "Effect": "Allow", "Action": "s3:PutObject",
                      "Resource": [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{BucketName}}${{StorePath}}/{prefix}*"}
                                   for prefix in (EXPORTS_PREFIX, PRIVATE_EXPORTS_PREFIX)]},
+                    {"Sid": "ReadApiKeys", "Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["KeysTable", "Arn"]}},
                     {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                      "Resource": [{"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/${{AWS::StackName}}-{m}:*"}
                                   for m in mods]},
                 ]}}],
             },
         },
+        # API key records (publisher/auth/key_records.py): a salted hash each, read one item per
+        # key; deleted with the stack (its keys mean nothing without it: failing closed)
+        "KeysTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete", "Properties": {
+            "TableName": {"Fn::Sub": keys_table_name("${AWS::StackName}")}, "BillingMode": "PAY_PER_REQUEST", "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}], "SSESpecification": {"SSEEnabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}},
         **_credentials_role(),
         "HttpApi": {
             "Type": "AWS::ApiGatewayV2::Api",
@@ -213,6 +226,7 @@ def template() -> dict[str, Any]:
             "StoreUrl": {"Description": "The published store as an S3 URL", "Value": {"Fn::Sub": "s3://${BucketName}${StorePath}"}},
             "CloudFrontUrl": {"Condition": "UseCloudFront", "Description": "The API through CloudFront",
                               "Value": {"Fn::Sub": "https://${Distribution.DomainName}/api/v1"}},
+            "KeysTable": {"Description": "The API keys' table (publish keys --deployed)", "Value": {"Ref": "KeysTable"}},
             **{f"{_cap(m)}FunctionName": {"Value": {"Ref": f"{_cap(m)}Function"}} for m in mods},
         },
     })

@@ -20,8 +20,9 @@ SWITCHES = (PRIVATE_CATALOG_KEY, CATALOG_KEY)
 
 #: Objects at or past this size go up in parts of this size (and their ETag is computed so).
 PART_BYTES = 16 * 2**20
-#: Left out: answers spilled by a local server, temporary files of an interrupted write.
-SKIP_PREFIXES = ("responses/",)
+#: Left out: answers spilled by a local server, temporary files of an interrupted write, and the
+#: local API keys (the deployed functions read the stack's DynamoDB table: ``publish keys --deployed``).
+SKIP_PREFIXES = ("responses/", "private/auth/")
 
 
 @dataclass
