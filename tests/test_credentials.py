@@ -167,6 +167,33 @@ def pyarrow_reads(api: str, headers: dict[str, str], node: str, url: str | None 
     return table.replace_schema_metadata({**(table.schema.metadata or {}), b"url": url.encode()})
 
 
+def duckdb_reads(api: str, headers: dict[str, str], node: str, url: str | None = None) -> Any:
+    """A node's Parquet file read by DuckDB's httpfs with the credentials granted, as docs/auth.md
+    shows (a secret with the session token); ``url``: another node's."""
+    import duckdb
+    import duckdb_extension_httpfs
+
+    granted = httpx.get(f"{api}/auth/credentials", params={} if url else {"node": node}, headers=headers).json()
+    url = url or granted["urls"][node]
+    db = duckdb.connect()
+    # the extension from its PyPI package (tests cannot download it); users run INSTALL httpfs
+    db.execute(f"LOAD '{Path(duckdb_extension_httpfs.__file__).parent}/extensions/v{duckdb.__version__}/httpfs.duckdb_extension'")
+    endpoint = granted["endpoint_url"].removeprefix("http://")
+    db.execute("CREATE SECRET skyshelf (TYPE s3, KEY_ID ?, SECRET ?, SESSION_TOKEN ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL false)",
+               [granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"], granted["region"], endpoint])
+    return db.execute("SELECT * FROM read_parquet(?)", [url]).fetchall()
+
+
+def test_duckdb_reads_with_a_scoped_credential(on_seaweedfs: tuple) -> None:
+    _, api, _, keys = on_seaweedfs
+    url = httpx.get(f"{api}/auth/credentials", params={"node": "proposals/p1/runs"}, headers=keys["p1"]).json()["urls"]["proposals/p1/runs"]
+    assert duckdb_reads(api, keys["p1"], "proposals/p1/runs") == [(1, 8.5), (2, 9.0)]
+    import duckdb
+
+    with pytest.raises(duckdb.Error, match="403|AccessDenied|Access Denied"):
+        duckdb_reads(api, keys["staff"], "proposals/p1/runs", url=url)  # another class's credential
+
+
 def test_a_scoped_credential_reads_its_class_and_nothing_private_else(on_seaweedfs: tuple) -> None:
     _, api, catalog, keys = on_seaweedfs
     fs, options = scoped(api, keys["p1"])
