@@ -6,6 +6,7 @@ sidecar metadata files and stacks of frames.
 
 from __future__ import annotations
 
+import enum
 import glob
 import itertools
 import json
@@ -25,7 +26,13 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 _SEPARATORS = "_-. "
 
 
-_UNSET: Any = object()
+class _Unset(enum.Enum):
+    """Not detected yet: an enum member, so it is still itself after pickling (items go to Dask workers)."""
+
+    UNSET = "unset"
+
+
+_UNSET: Any = _Unset.UNSET
 
 
 @dataclass

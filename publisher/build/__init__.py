@@ -16,13 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..content_types import content_type
-from ..errors import BuildFailed, ConfigError
+from ..errors import BuildFailed
 from ..formats import BuildReport, Entry, Manifest, ManifestItem, Problem
 from ..index.write import warm_up
 from ..releases import InProgress
@@ -30,43 +28,15 @@ from ..settings import BuildSettings
 from ..sources import WorkItem
 from ..sources import plan as plan_sources  # (the name "plan" is the submodule)
 from ..stores import Store
+from .cluster import ClusterItems, Job, connect
 from .convert import Converter, ItemResult
 from .plan import Planner, new_release_id
 from .publish import Tree, discard, publish
+from .target import resolve_store, storage_options
 
 Progress = Callable[[str, dict[str, Any]], None]
 #: An item's outcome: its previous record reused, or what converting it produced and its new record.
 Outcome = ManifestItem | tuple[ItemResult, ManifestItem]
-
-
-def storage_options(pipeline: Pipeline) -> dict[str, Any]:
-    """s3fs options from ``output.storage``: each field names an environment variable (the data
-    manager's own names, read here, when the store is opened: not a Skyshelf knob)."""
-    storage = pipeline.output.storage
-    options: dict[str, Any] = {"anon": True} if storage.anon else {}
-    client: dict[str, Any] = {}
-    for name, target in (("endpoint_url_env", "endpoint_url"), ("region_env", "region_name"), ("profile_env", "profile"),
-                          ("access_key_id_env", "key"), ("secret_access_key_env", "secret"), ("session_token_env", "token")):
-        variable = getattr(storage, name)
-        if variable is None:
-            continue
-        if variable not in os.environ:
-            raise ConfigError(f"{pipeline.line_of('output', 'storage', name)}: output.storage.{name}: environment variable {variable!r} is not set")
-        value = os.environ[variable]
-        (client if target in ("endpoint_url", "region_name") else options)[target] = value
-    if client:
-        options["client_kwargs"] = client
-    return options
-
-
-def resolve_store(pipeline: Pipeline, override: str | None = None, settings: BuildSettings | None = None) -> Store:
-    """The pipeline's store (or ``override``), opened with ``settings``' store options (default:
-    the environment's, read now)."""
-    url = override or pipeline.output.store
-    if "://" not in url and not Path(url).is_absolute():
-        url = str(pipeline.base_dir / url)
-    options = (settings or BuildSettings.from_env()).store_options()
-    return Store(url, content_type=content_type, **options, **(storage_options(pipeline) if "://" in url else {}))
 
 
 class _Build:
@@ -86,6 +56,18 @@ class _Build:
         self.in_progress = InProgress(store, self.release, self.planner.previous_release)
         self.records: list[ManifestItem] = []
         self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
+        self.cluster: ClusterItems | None = None  # items converted on a Dask cluster (:mod:`.cluster`)
+
+    def on_cluster(self, client: Any, threads: int) -> None:
+        """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
+        job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
+        self.cluster = ClusterItems(client, job)
+        self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(client.scheduler_info().get("workers", {}))})
+
+    def roots(self) -> list[str]:
+        """The data roots written (the release's, and one per private access class), here or on the cluster."""
+        here = self.converter.roots()
+        return here + sorted(self.cluster.roots - set(here)) if self.cluster else here
 
     def run(self) -> BuildReport:
         started = time.perf_counter()
@@ -102,7 +84,9 @@ class _Build:
                     return self._unchanged(items, outcomes, started)  # type: ignore[arg-type]
                 for item, outcome in zip(items, outcomes, strict=True):  # in plan order, whatever the timing
                     self.progress("item", {"path": item.node_path})
-                    self.merge(item, outcome if isinstance(outcome, ManifestItem) else outcome.result())
+                    if not isinstance(outcome, ManifestItem):
+                        outcome = self.cluster.outcome(outcome) if self.cluster else outcome.result()
+                    self.merge(item, outcome)
                     self.progress("done", {"path": item.node_path})
             self.converter.pool.shutdown(wait=True)
             return self.finish(started)  # 3. publish (or discard)
@@ -140,7 +124,12 @@ class _Build:
                 # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
                 warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
                 warming.start()
-            outcomes.append(old if old is not None else items_pool.submit(self.process, item))
+            if old is not None:
+                outcomes.append(old)
+            elif self.cluster:
+                outcomes.append(self.cluster.submit(item, self.planner.old.get(item.node_path)))
+            else:
+                outcomes.append(items_pool.submit(self.process, item))
         return outcomes
 
     def finish(self, started: float) -> BuildReport:
@@ -148,16 +137,16 @@ class _Build:
         nothing changed), else publish it."""
         self.tree.count_folders()
         if self.report.failures and self.pipeline.on_error == "fail":
-            discard(self.store, self.prefix, self.in_progress, self.converter.roots())
+            discard(self.store, self.prefix, self.in_progress, self.roots())
             self.report.seconds = time.perf_counter() - started
             return self.report
         if (len(self.report.failures) == self.plan_failures and self.report.converted == 0
                 and self.planner.same_items([r.node_path for r in self.records])):
-            discard(self.store, self.prefix, self.in_progress, self.converter.roots())  # nothing changed: at most the in-progress marker
+            discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
         manifest = Manifest(self.release, self.planner.catalog_settings(), self.records)
         publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started,
-                self.settings.search_min_children, self.converter.roots())
+                self.settings.search_min_children, self.roots())
         return self.report
 
     def merge(self, item: WorkItem, outcome: Outcome) -> None:
@@ -222,16 +211,21 @@ def _no_numpy_hugepages() -> Iterator[None]:
 
 
 def build(pipeline: Pipeline, store: str | None = None, progress: Progress | None = None, workers: int | None = None,
-          settings: BuildSettings | None = None) -> BuildReport:
+          settings: BuildSettings | None = None, scheduler: str | None = None) -> BuildReport:
     """Run a build (plan, convert, publish); raise :class:`BuildFailed` (carrying the report) when
     it published nothing. ``settings``: the build's knobs, by default read from the environment
-    here, once per build (``SKYSHELF_SEARCH_MIN_CHILDREN``, ``SKYSHELF_DIRECT_IO``, ``SKYSHELF_S3_BACKEND``)."""
+    here, once per build (``SKYSHELF_SEARCH_MIN_CHILDREN``, ``SKYSHELF_DIRECT_IO``, ``SKYSHELF_S3_BACKEND``).
+    ``scheduler`` (else ``build.scheduler``): convert on that Dask cluster (:mod:`.cluster`)."""
     settings = settings or BuildSettings.from_env()
-    with _no_numpy_hugepages():
-        report = _Build(pipeline, resolve_store(pipeline, store, settings), progress, workers or os.cpu_count() or 2, settings).run()
+    threads = pipeline.build.threads_per_worker
+    with _no_numpy_hugepages(), connect(scheduler or pipeline.build.scheduler, threads) as client:
+        job = _Build(pipeline, resolve_store(pipeline, store, settings), progress, workers or os.cpu_count() or 2, settings)
+        if client is not None:
+            job.on_cluster(client, threads)
+        report = job.run()
     if not report.published:
         raise BuildFailed(report)
     return report
 
 
-__all__ = ["BuildReport", "BuildSettings", "Problem", "build", "resolve_store"]
+__all__ = ["BuildReport", "BuildSettings", "Problem", "build", "resolve_store", "storage_options"]

@@ -56,9 +56,10 @@ class Planner:
     #: Below this, an item's files are hashed before converting, on its own thread.
     HASH_INLINE_BYTES = 32 * 2**20
 
-    def __init__(self, pipeline: Pipeline, store: Store) -> None:
+    def __init__(self, pipeline: Pipeline, store: Store | None) -> None:
+        """``store`` None: no previous release is read (a cluster worker, given each item's old record)."""
         self.pipeline = pipeline
-        self.previous = previous_manifest(store)
+        self.previous = previous_manifest(store) if store is not None else None
         self.old: dict[str, ManifestItem] = self.previous.by_path() if self.previous else {}
         self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
@@ -109,8 +110,11 @@ class Planner:
     def fingerprint(self, item: WorkItem, pool: Executor) -> ManifestItem | Fingerprint:
         """On a worker thread: the previous record (its files' records refreshed) when only the
         content could tell and it is unchanged; else the item's fingerprint, to convert it."""
+        return self.fingerprint_against(item, self.old.get(item.node_path), pool)
+
+    def fingerprint_against(self, item: WorkItem, old: ManifestItem | None, pool: Executor) -> ManifestItem | Fingerprint:
+        """:meth:`fingerprint` with the item's previous record given (a cluster worker has no manifest)."""
         settings, metadata = self.settings(item), self.item_metadata(item)
-        old = self.old.get(item.node_path)
         files: list[FileRecord] | Future[list[FileRecord]]
         if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
             old_files = {f.path: f for f in old.files}

@@ -71,6 +71,18 @@ def schema() -> None:
     click.echo(json.dumps(pipeline_schema(), indent=2))
 
 
+def _scheduler(value: str | None) -> str | None:
+    """The same check as pipeline.yml's ``build.scheduler``."""
+    from pydantic import ValidationError
+
+    from ..config.models import Cluster
+
+    try:
+        return Cluster(scheduler=value).scheduler
+    except ValidationError:
+        raise click.BadParameter(f"{value!r} is neither a scheduler address (tcp://host:8786) nor local:N") from None
+
+
 class _Progress:
     """Rich progress bars: items overall, plus the array being written."""
 
@@ -82,7 +94,10 @@ class _Progress:
         self.items: Any = None
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event == "start":
+        if event == "cluster":  # printed whether or not bars are shown: the data manager opens it
+            self.progress.console.print(f"building on a Dask cluster of {info['workers']} workers; Dask dashboard: {info['dashboard']}",
+                                        markup=False, highlight=False, soft_wrap=True)
+        elif event == "start":
             self.items = self.progress.add_task(f"release {info['release']}", total=info["items"])
         elif event == "item" and self.items is not None:
             self.progress.update(self.items, description=info["path"][-50:])
@@ -94,8 +109,10 @@ class _Progress:
 @pipeline_option
 @click.option("--store", default=None, help="Override output.store (a folder or URL).")
 @click.option("--workers", type=int, default=None, help="Threads for compression and writing (default: all cores).")
+@click.option("--scheduler", default=None, callback=lambda ctx, param, value: _scheduler(value), help="Convert on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N "
+              "to start N worker processes here (default: build.scheduler, else this process).")
 @click.option("--json-report", is_flag=True, help="Print the build report as JSON.")
-def build(config: Path, store: str | None, workers: int | None, json_report: bool) -> None:
+def build(config: Path, store: str | None, workers: int | None, scheduler: str | None, json_report: bool) -> None:
     """Convert the sources into Zarr + Parquet + the index and publish a release."""
     from rich.console import Console
 
@@ -107,7 +124,7 @@ def build(config: Path, store: str | None, workers: int | None, json_report: boo
         pipeline = load_pipeline(config)
         progress = _Progress(console)
         with progress.progress:
-            report = run_build(pipeline, store=store, progress=progress, workers=workers)
+            report = run_build(pipeline, store=store, progress=progress, workers=workers, scheduler=scheduler)
     except BuildFailed as exc:
         report = exc.args[0]
         _summary(console, report, json_report)

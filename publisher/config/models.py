@@ -212,6 +212,15 @@ class Deploy(_Model):
     plugins: list[str] = Field(default_factory=list, description="Plug-in distributions the functions' packages carry, beyond those with skyshelf.* entry points (docs/plugins.md).")
 
 
+class Cluster(_Model):
+    """Where ``publish build`` converts: this process (the default), or a Dask cluster (docs/scale.md)."""
+
+    scheduler: str | None = Field(default=None, pattern=r"^(local:[1-9][0-9]{0,3}|(tcp|tls|inproc|ucx|ws|wss)://\S+)$",
+                                  description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
+                                  "processes started by the build; unset: convert in this process.")
+    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N and each task's writers).")
+
+
 class Pipeline(_Model):
     version: Literal[1] = 1
     name: str | None = None
@@ -226,6 +235,7 @@ class Pipeline(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata of the catalog root.")
     access: Access = Field(default_factory=Access)
     deploy: Deploy = Field(default_factory=Deploy)
+    build: Cluster = Field(default_factory=Cluster)
 
     @model_validator(mode="after")
     def _rule_codecs_need_v3(self) -> Pipeline:

@@ -1,0 +1,123 @@
+"""Builds on a Dask cluster (``publish build --scheduler``, pipeline.yml ``build.scheduler``;
+docs/scale.md): each planned item is one task on Dask's distributed scheduler, which reruns the
+tasks of a worker that dies. A task fingerprints its item, converts it and writes its chunks
+straight to the store, and returns what the client merges (the item's index entries, problems
+and manifest record); the client plans, merges in plan order and publishes exactly as a local
+build does, so the release is the same whichever ran it. Writes are idempotent (the same item
+writes the same keys with the same bytes), so a rerun task cannot spoil a release.
+
+Each worker process keeps one :class:`Converter` per build (its writer threads), made by the first
+task of that build it runs; the ``distributed`` package is imported only when a scheduler is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..auth.tags import AccessRules
+from ..config.models import Pipeline
+from ..errors import ConfigError
+from ..formats import ManifestItem
+from ..settings import BuildSettings
+from ..sources import WorkItem
+from .convert import Converter, ItemResult
+from .plan import Planner
+from .target import resolve_store
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+#: What a task returns: the reused record, or the conversion, its record and the data roots written.
+Remote = ManifestItem | tuple[ItemResult, ManifestItem, list[str]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to convert items of one build (sent with every task; small)."""
+
+    pipeline: Pipeline
+    store_url: str  # opened on the worker as the client opened it (output.storage's variables read there)
+    settings: BuildSettings
+    prefix: str  # releases/<id>
+    threads: int
+
+    def open(self) -> tuple[Converter, Planner]:
+        store = resolve_store(self.pipeline, self.store_url, self.settings)
+        access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
+        return Converter(self.pipeline, store, self.prefix, self.threads, access), Planner(self.pipeline, None)
+
+
+_lock = threading.Lock()
+_current: dict[str, tuple[Converter, Planner]] = {}  # release prefix → this worker's converter (the latest build only)
+
+
+def _state(job: Job) -> tuple[Converter, Planner]:
+    with _lock:
+        found = _current.get(job.prefix)
+        if found is None:
+            for converter, _ in _current.values():  # an earlier build's writer threads
+                converter.pool.shutdown(wait=False)
+            _current.clear()
+            found = _current[job.prefix] = job.open()
+        return found
+
+
+def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
+    """On a worker: the item's previous record when its content is unchanged, else its conversion."""
+    converter, planner = _state(job)
+    found = planner.fingerprint_against(item, old, converter.pool)
+    if isinstance(found, ManifestItem):
+        return found
+    out = converter.convert(item)
+    record = converter.record(item, found, out)
+    out.documents = {}  # the item's Zarr documents served its own consolidation; the client needs none
+    return out, record, converter.roots()
+
+
+class ClusterItems:
+    """The client's side: submits items as tasks and hands back their outcomes as a local build's."""
+
+    def __init__(self, client: Client, job: Job) -> None:
+        self.client, self.job = client, job
+        self.roots: set[str] = set()
+
+    def submit(self, item: WorkItem, old: ManifestItem | None) -> Future:
+        # pure=False: a rebuild's task is new work even for an equal item (the release differs anyway)
+        return self.client.submit(convert_item, self.job, item, old, pure=False, key=f"skyshelf-item-{item.node_path}-{self.job.prefix}")
+
+    def outcome(self, future: Future) -> ManifestItem | tuple[ItemResult, ManifestItem]:
+        result: Remote = future.result()
+        future.release()
+        if isinstance(result, ManifestItem):
+            return result
+        out, record, roots = result
+        self.roots.update(roots)
+        return out, record
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
+    """A client of the scheduler (``local:N`` starts a LocalCluster of N worker processes, each
+    with ``threads`` threads, closed afterwards), or None without one."""
+    if not scheduler:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("building on a Dask cluster needs the distributed package: pip install 'skyshelf[cluster]'") from None
+    if scheduler.startswith("local:"):
+        with LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
+                          host="127.0.0.1") as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout="30s")
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        yield client

@@ -1,0 +1,149 @@
+"""Builds on a Dask cluster (publisher/build/cluster.py): a LocalCluster of 2 worker processes
+builds the demo into a folder and into S3 (moto's server), and the release is the one a local
+build makes, object for object (index, manifest, chunk bytes); ``publish build --scheduler
+local:2`` starts its own; a worker killed mid-build has its tasks rerun and the release is still
+the same; a scheduler that cannot be reached is a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from publisher.build import build
+from publisher.cli import main
+from publisher.config import load_pipeline
+from publisher.errors import ConfigError
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .servers import S3Server, moto_server
+from .test_build_demo import demo_config
+from .test_s3 import environ
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as c:
+        yield c
+
+
+def release_objects(store: Store) -> dict[str, bytes]:
+    """Every object of the current release (both views), its id replaced, without the build report (timings)."""
+    catalog = json.loads(store.read_bytes("private/catalog.json" if store.exists("private/catalog.json") else "catalog.json"))
+    release = catalog["release"]
+    found = {}
+    root = store.root.removeprefix("s3://").rstrip("/")
+    for path in store.fs.find(root):
+        key = path.removeprefix(root).lstrip("/")
+        if release in key and not key.endswith("build-report.json"):
+            found[key.replace(release, "<release>")] = _canonical(key, store.read_bytes(key)).replace(release.encode(), b"<release>")
+    return found
+
+
+def _canonical(key: str, data: bytes) -> bytes:
+    """An object's content without what only says when it was made: the catalog's ``created``; an
+    index Parquet file's rows, not its compressed bytes (the release id in them compresses differently)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    if key.endswith("/catalog.json"):
+        return json.dumps({k: v for k, v in json.loads(data).items() if k != "created"}, sort_keys=True).encode()
+    if key.endswith(".parquet") and "/index/" in key:
+        return json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str, sort_keys=True).encode()
+    return data
+
+
+def _build(folder: Path, config: dict[str, Any], store: str, scheduler: str | None = None) -> Store:
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline = load_pipeline(write_pipeline(folder, {**config, "output": {**config.get("output", {}), "store": store}}))
+    build(pipeline, workers=2, scheduler=scheduler)
+    return Store(store)
+
+
+def test_the_demo_on_a_cluster_is_the_local_build(cluster: Any, demo_dir: Path, tmp_path: Path) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    local = _build(tmp_path / "a", demo_config(demo_dir), str(tmp_path / "local"))
+    (tmp_path / "b").mkdir()
+    pipeline = load_pipeline(write_pipeline(tmp_path / "b", {**demo_config(demo_dir), "output": {"store": str(tmp_path / "dask")}}))
+    report = build(pipeline, workers=2, scheduler=cluster.scheduler_address, progress=lambda e, info: events.append((e, info)))
+    assert report.converted >= 7 and not report.failures
+    ours, theirs = release_objects(local), release_objects(Store(str(tmp_path / "dask")))
+    assert sorted(ours) == sorted(theirs) and len(ours) > 50
+    assert [k for k in ours if ours[k] != theirs[k]] == []
+    started = next(info for event, info in events if event == "cluster")
+    assert started["workers"] == 2
+    assert sum(e == "done" for e, _ in events) == report.converted  # the same progress as a local build
+
+
+def test_a_tagged_catalog_on_a_cluster_on_s3(demo_dir: Path, tmp_path: Path) -> None:
+    """Private access classes are written by the workers under their own prefixes, on S3 (the
+    build's own LocalCluster, whose workers inherit the store's credentials from the environment)."""
+    config = {**demo_config(demo_dir), "rules": [*demo_config(demo_dir).get("rules", []),
+                                                {"match": "tables", "access_tags": ["staff"]}, {"match": "climate", "access_tags": ["public"]}]}
+    (tmp_path / "moto").mkdir()
+    with moto_server(tmp_path / "moto") as server, environ({**server.env(), "AWS_REGION": "us-east-1"}):
+        server.create_bucket("cluster")
+        local = _build(tmp_path / "a", config, "s3://cluster/local")
+        remote = _build(tmp_path / "b", config, "s3://cluster/dask", scheduler="local:2")
+        ours, theirs = release_objects(local), release_objects(remote)
+    assert any(k.startswith("private/") and "/data/tables/" in k for k in ours)
+    assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
+
+
+def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for i in range(6):
+        np.save(tmp_path / "src" / f"a{i}.npy", np.arange(100) * i)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
+    result = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "local:2"])
+    assert result.exit_code == 0, result.output
+    assert "Dask dashboard" in result.output and "2 workers" in result.output and "6 converted" in result.output
+    bad = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "tcp://127.0.0.1:9"])
+    assert bad.exit_code != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.output
+
+
+def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path) -> None:
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"scheduler": "local:0"}})
+    with pytest.raises(ConfigError, match=r"pipeline.yml:\d+.*build.scheduler"):
+        load_pipeline(config)
+
+
+def test_a_worker_killed_mid_build(cluster: Any, tmp_path: Path) -> None:
+    """Kill one worker process once items are running: Dask reruns its tasks on the other (and on
+    the restarted one) and the release equals a local build's."""
+    (tmp_path / "src").mkdir()
+    rng = np.random.default_rng(16)
+    for i in range(40):
+        np.save(tmp_path / "src" / f"frame_{i:02d}.npy", rng.integers(0, 1000, size=(768, 768), dtype="<u2"))
+    config = {"sources": [{"path": str(tmp_path / "src")}], "output": {"codec": {"name": "zstd", "level": 12}}}
+    local = _build(tmp_path / "a", config, str(tmp_path / "local"))
+    client = cluster.get_client()
+    pids = client.run(os.getpid)
+    killed: list[int] = []  # tasks the killed worker was running or holding
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "done" and not killed:
+            busy = {ws.address: len(ws.processing) for ws in cluster.scheduler.workers.values()}
+            address = max(busy, key=lambda a: busy[a])
+            killed.append(busy[address])
+            os.kill(pids[address], signal.SIGKILL)
+
+    (tmp_path / "b").mkdir()
+    pipeline = load_pipeline(write_pipeline(tmp_path / "b", {**config, "output": {**config["output"], "store": str(tmp_path / "dask")}}))
+    report = build(pipeline, workers=2, scheduler=cluster.scheduler_address, progress=progress)
+    assert killed and killed[0] >= 1, "the worker was killed with nothing in flight: the test proved nothing"
+    assert report.converted == 40 and not report.failures
+    ours, theirs = release_objects(local), release_objects(Store(str(tmp_path / "dask")))
+    assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it, for the next test
