@@ -76,6 +76,8 @@ class BuildSettings:
     direct_io: bool = True
     #: S3's reading client: ``obstore``, ``boto3``, or empty for s3fs throughout.
     s3_backend: str = ""
+    #: Seconds between writes of the build's journal of finished items (what a killed build's successor reuses).
+    journal_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> BuildSettings:

@@ -29,6 +29,7 @@ from ..sources import WorkItem
 from ..sources import plan as plan_sources  # (the name "plan" is the submodule)
 from ..stores import Store
 from .cluster import ClusterItems, Job, connect
+from .journal import Journal
 from .convert import Converter, ItemResult
 from .plan import Planner, new_release_id
 from .publish import Tree, discard, publish
@@ -54,6 +55,7 @@ class _Build:
         self.converter = Converter(pipeline, store, self.prefix, workers, self.access)
         self.tree = Tree(pipeline, self.report, self.access)
         self.in_progress = InProgress(store, self.release, self.planner.previous_release)
+        self.journal = Journal(store, self.release, private=self.access.tagged, every=settings.journal_seconds)  # finished items, for a resumed build
         self.records: list[ManifestItem] = []
         self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
         self.cluster: ClusterItems | None = None  # items converted on a Dask cluster (:mod:`.cluster`)
@@ -61,7 +63,7 @@ class _Build:
     def on_cluster(self, client: Any, threads: int) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
-        self.cluster = ClusterItems(client, job)
+        self.cluster = ClusterItems(client, job, self.journal)
         self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(client.scheduler_info().get("workers", {}))})
 
     def roots(self) -> list[str]:
@@ -92,6 +94,7 @@ class _Build:
             return self.finish(started)  # 3. publish (or discard)
         finally:
             self.converter.pool.shutdown(wait=True)
+            self.journal.stop(flush=not self.report.published)  # an unpublished build's finished items stay for the next
             self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
 
     def plan_problems(self, items: list[WorkItem]) -> list[WorkItem]:
@@ -110,7 +113,10 @@ class _Build:
         if isinstance(found, ManifestItem):
             return found
         out = self.converter.convert(item)
-        return out, self.converter.record(item, found, out)
+        record = self.converter.record(item, found, out)
+        if not out.failures:
+            self.journal.add(record)
+        return out, record
 
     def schedule(self, items: list[WorkItem], items_pool: ThreadPoolExecutor) -> list[ManifestItem | Future[Outcome]]:
         """Each item's previous record when unchanged by size and mtime (decided here, without a
@@ -121,13 +127,14 @@ class _Build:
             old = self.planner.unchanged_by_stat(item)
             if old is None and not warming:  # something to convert: the index will be written
                 self.in_progress.start()  # before the release's first object: gc leaves it alone
+                self.journal.start()
                 # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
                 warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
                 warming.start()
             if old is not None:
                 outcomes.append(old)
             elif self.cluster:
-                outcomes.append(self.cluster.submit(item, self.planner.old.get(item.node_path)))
+                outcomes.append(self.cluster.submit(item, self.planner.record_for(item.node_path)))
             else:
                 outcomes.append(items_pool.submit(self.process, item))
         return outcomes
@@ -136,17 +143,22 @@ class _Build:
         """With every item merged: discard the release (failures under ``on_error: fail``, or
         nothing changed), else publish it."""
         self.tree.count_folders()
+        self.journal.stop(flush=False)  # every item is merged: nothing more to journal
         if self.report.failures and self.pipeline.on_error == "fail":
+            self.journal.remove()
             discard(self.store, self.prefix, self.in_progress, self.roots())
             self.report.seconds = time.perf_counter() - started
             return self.report
         if (len(self.report.failures) == self.plan_failures and self.report.converted == 0
                 and self.planner.same_items([r.node_path for r in self.records])):
+            self.journal.remove()
             discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
         manifest = Manifest(self.release, self.planner.catalog_settings(), self.records)
         publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started,
                 self.settings.search_min_children, self.roots())
+        if self.report.published:
+            self.journal.remove()  # after the switch: until then a failure leaves it for the next build
         return self.report
 
     def merge(self, item: WorkItem, outcome: Outcome) -> None:
@@ -156,6 +168,7 @@ class _Build:
             warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), []
             self.records.append(outcome)
             self.report.reused += 1
+            self.report.resumed += self.planner.is_resumed(outcome)
         else:
             out, record = outcome
             entries, warnings, skipped, failures = out.entries, out.warnings, out.skipped, out.failures

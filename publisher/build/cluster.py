@@ -25,6 +25,7 @@ from ..formats import ManifestItem
 from ..settings import BuildSettings
 from ..sources import WorkItem
 from .convert import Converter, ItemResult
+from .journal import Journal
 from .plan import Planner
 from .target import resolve_store
 
@@ -81,13 +82,23 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
 class ClusterItems:
     """The client's side: submits items as tasks and hands back their outcomes as a local build's."""
 
-    def __init__(self, client: Client, job: Job) -> None:
-        self.client, self.job = client, job
+    def __init__(self, client: Client, job: Job, journal: Journal) -> None:
+        self.client, self.job, self.journal = client, job, journal
         self.roots: set[str] = set()
 
     def submit(self, item: WorkItem, old: ManifestItem | None) -> Future:
         # pure=False: a rebuild's task is new work even for an equal item (the release differs anyway)
-        return self.client.submit(convert_item, self.job, item, old, pure=False, key=f"skyshelf-item-{item.node_path}-{self.job.prefix}")
+        future = self.client.submit(convert_item, self.job, item, old, pure=False, key=f"skyshelf-item-{item.node_path}-{self.job.prefix}")
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future) -> None:
+        """As each task finishes (in any order): journal its record, so a killed client loses nothing finished."""
+        if future.status != "finished":
+            return
+        result = future.result()
+        if not isinstance(result, ManifestItem) and not result[0].failures:
+            self.journal.add(result[1])
 
     def outcome(self, future: Future) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         result: Remote = future.result()

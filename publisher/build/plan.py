@@ -17,6 +17,7 @@ from ..fingerprint import file_record, same_content, settings_hash
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, FileRecord, Manifest, ManifestItem
 from ..sources import WorkItem
 from ..stores import Store
+from .journal import resumable
 
 
 def new_release_id() -> str:
@@ -61,6 +62,8 @@ class Planner:
         self.pipeline = pipeline
         self.previous = previous_manifest(store) if store is not None else None
         self.old: dict[str, ManifestItem] = self.previous.by_path() if self.previous else {}
+        #: Records of items an interrupted build had finished (:mod:`.journal`): reused like the previous release's
+        self.resumed: dict[str, ManifestItem] = resumable(store, self.previous_release) if store is not None else {}
         self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         # access settings place data under public or private prefixes: a change converts again
@@ -102,15 +105,23 @@ class Planner:
                 return False
         return True
 
+    def record_for(self, node_path: str) -> ManifestItem | None:
+        """What an item is compared with: an interrupted build's record of it, else the previous release's."""
+        return self.resumed.get(node_path) or self.old.get(node_path)
+
+    def is_resumed(self, record: ManifestItem) -> bool:
+        found = self.resumed.get(record.node_path)
+        return found is not None and found.data_prefixes == record.data_prefixes
+
     def unchanged_by_stat(self, item: WorkItem) -> ManifestItem | None:
         """The previous record when settings match and every file has the same size and mtime (no hashing)."""
-        old = self.old.get(item.node_path)
+        old = self.record_for(item.node_path)
         return old if self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns")) else None
 
     def fingerprint(self, item: WorkItem, pool: Executor) -> ManifestItem | Fingerprint:
         """On a worker thread: the previous record (its files' records refreshed) when only the
         content could tell and it is unchanged; else the item's fingerprint, to convert it."""
-        return self.fingerprint_against(item, self.old.get(item.node_path), pool)
+        return self.fingerprint_against(item, self.record_for(item.node_path), pool)
 
     def fingerprint_against(self, item: WorkItem, old: ManifestItem | None, pool: Executor) -> ManifestItem | Fingerprint:
         """:meth:`fingerprint` with the item's previous record given (a cluster worker has no manifest)."""
@@ -132,6 +143,7 @@ class Planner:
         return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format, *([p.access.model_dump()] if p.access != type(p.access)() else []))
 
     def same_items(self, node_paths: list[str]) -> bool:
-        """The previous release had exactly these items, in this order, and the same catalog settings."""
-        return (self.previous is not None and self.previous.catalog_settings == self.catalog_settings()
+        """The previous release had exactly these items, in this order, and the same catalog settings
+        (never when an interrupted build's records are among them: those are new to the catalog)."""
+        return (self.previous is not None and not (self.resumed.keys() & set(node_paths)) and self.previous.catalog_settings == self.catalog_settings()
                 and node_paths == list(self.old))

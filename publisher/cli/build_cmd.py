@@ -154,7 +154,8 @@ def _summary(console: Any, report: Any, as_json: bool) -> None:
     nodes = report.nodes
     table.add_row("nodes", f"{sum(nodes.values())} ({nodes['container']} containers, {nodes['array']} arrays, {nodes['table']} tables)")
     table.add_row("bytes in / out", f"{human(report.bytes_in)} / {human(report.bytes_out)}")
-    table.add_row("items", f"{report.converted} converted, {report.reused} unchanged (reused)")
+    resumed = f", {report.resumed} of them finished by an interrupted build" if report.resumed else ""
+    table.add_row("items", f"{report.converted} converted, {report.reused} unchanged (reused){resumed}")
     table.add_row("time", f"{report.seconds:.1f} s")
     table.add_row("warnings / skipped / failures", f"{len(report.warnings)} / {len(report.skipped)} / {len(report.failures)}")
     console.print(table)

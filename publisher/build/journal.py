@@ -1,0 +1,114 @@
+"""A build's journal: the manifest records of the items it has finished, written as they finish, so
+a build that dies midway (a killed client, a lost scheduler, a crashed machine) is resumed by the
+next one, which reuses every item that had finished instead of converting it again.
+
+The records go where the release's manifest goes (under ``private/`` when the catalog has access
+rules: records name nodes), a batch per object at most every ``every`` seconds
+(``progress/<seconds>-<random>.json``), so a million-item build writes thousands of objects, not
+millions, and loses at most the last few seconds of work. A record is written only after its
+item's objects are (conversion returns once its writes have completed); the next build still
+checks, as for any reused item, that the objects are there before it publishes
+(:mod:`.check`). The published release deletes its journal; an interrupted one keeps it until
+``publish gc`` deletes the release, which it does only once no kept release references its data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+import time
+
+from ..errors import NotFound
+from ..formats import ManifestItem
+from ..releases import list_releases
+from ..stores import Store
+
+FOLDER = "progress"
+
+
+def journal_prefix(release: str, private: bool) -> str:
+    return f"private/releases/{release}/{FOLDER}" if private else f"releases/{release}/{FOLDER}"
+
+
+class Journal:
+    """Collects finished records (from any thread) and writes them in batches: when one is added
+    ``every`` seconds after the last write, and from a daemon thread while nothing is added."""
+
+    def __init__(self, store: Store, release: str, private: bool, every: float = 5.0) -> None:
+        self.store, self.prefix, self.every = store, journal_prefix(release, private), every
+        self._lock = threading.Lock()
+        self._pending: list[ManifestItem] = []
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False  # removed: nothing is written any more
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._beat, name="skyshelf-journal", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(Exception):  # a missed write only means redoing those items later
+                self.flush()
+
+    def stop(self, flush: bool) -> None:
+        """Stop the thread; ``flush``: the build did not publish, so keep what finished for the next one."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if flush:
+            with contextlib.suppress(Exception):
+                self.flush()
+
+    def add(self, record: ManifestItem) -> None:
+        with self._lock:
+            self._pending.append(record)
+            due = time.monotonic() - self._last >= self.every
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending, self._last = self._pending, [], time.monotonic()
+            if self._closed:
+                return
+        if batch:
+            key = f"{self.prefix}/{time.time():017.6f}-{secrets.token_hex(4)}.json"
+            self.store.write_bytes(key, json.dumps([r.to_json() for r in batch], separators=(",", ":")).encode(), atomic=True)
+
+    def remove(self) -> None:
+        """The release is published (or discarded): its journal has done its job."""
+        with self._lock:
+            self._closed, self._pending = True, []
+        with contextlib.suppress(FileNotFoundError, NotFound):
+            self.store.delete_prefix(self.prefix)
+
+
+def resumable(store: Store, current: str | None) -> dict[str, ManifestItem]:
+    """The finished records of interrupted builds newer than the current release (an older one was
+    abandoned before the current release was made), newest last so they win; by node path."""
+    found: dict[str, ManifestItem] = {}
+    for release in list_releases(store):
+        if release.catalog is not None or (current is not None and release.id <= current):
+            continue
+        for private in (False, True):
+            prefix = journal_prefix(release.id, private)
+            try:
+                keys = sorted(key for key, _, _ in store.objects(prefix) if key.endswith(".json"))
+            except (FileNotFoundError, NotFound):
+                continue
+            for key in keys:
+                try:
+                    batch = json.loads(store.read_bytes(key))
+                    records = [ManifestItem.from_json(r) for r in batch]
+                except (NotFound, ValueError, KeyError, TypeError):
+                    continue  # a batch cut short or damaged: its items are converted again
+                found.update((r.node_path, r) for r in records)
+    return found
+
+
+__all__ = ["Journal", "journal_prefix", "resumable"]

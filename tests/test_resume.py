@@ -1,0 +1,80 @@
+"""A build killed midway (the client process, with its LocalCluster's workers, or a local build) leaves
+the previous release standing, and the next build reuses every item it had finished (its journal,
+publisher/build/journal.py) instead of converting it again; what it publishes reads back equal to
+the sources, and ``publish gc`` keeps the resumed items' data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from publisher.build import build
+from publisher.catalog import Catalog
+from publisher.cli import main
+from publisher.config import load_pipeline
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _frames(folder: Path, first: int, last: int) -> None:
+    rng = np.random.default_rng(first)
+    for i in range(first, last):
+        np.save(folder / f"frame_{i:02d}.npy", rng.integers(0, 4000, size=(1024, 1024), dtype="<u2"))
+
+
+def _journaled(store: Path) -> int:
+    return sum(len(json.loads(p.read_text())) for p in store.glob("releases/*/progress/*.json"))
+
+
+@pytest.mark.parametrize("scheduler", [None, "local:2"], ids=["local", "cluster"])
+def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> None:
+    pytest.importorskip("distributed")
+    src, store = tmp_path / "src", tmp_path / "site"
+    src.mkdir()
+    _frames(src, 0, 3)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store), "codec": {"name": "zstd", "level": 15}}})
+    build(load_pipeline(config), workers=1)  # a previous release
+    before = (store / "catalog.json").read_bytes()
+    _frames(src, 3, 40)
+
+    command = [sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--workers", "1", *(["--scheduler", scheduler] if scheduler else [])]
+    env = {**os.environ, "SKYSHELF_JOURNAL_SECONDS": "0.1"}  # the journal written often: a kill finds it soon
+    client = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while _journaled(store) < 3 and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.poll() is None, "the build ended before it could be killed: make the items slower"
+        os.killpg(client.pid, signal.SIGKILL)  # the client and, with local:N, its scheduler and workers
+        client.wait(30)
+    finally:
+        if client.poll() is None:
+            os.killpg(client.pid, signal.SIGKILL)
+    assert (store / "catalog.json").read_bytes() == before  # the previous release stands
+    finished = _journaled(store)
+    assert 3 <= finished < 37
+
+    report = build(load_pipeline(config), workers=2)
+    assert report.resumed == finished and report.converted == 37 - finished and report.reused == 3 + finished
+    assert not report.failures and report.published
+
+    assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
+    catalog = Catalog.open_full(Store(str(store)))
+    assert catalog.release == report.release and not list(store.glob(f"releases/{report.release}/progress"))
+    for i in range(40):
+        entry = catalog.entry(f"src/frame_{i:02d}")
+        stored = zarr.open_array(str(store / entry.data_url), mode="r")[...]
+        np.testing.assert_array_equal(stored, np.load(src / f"frame_{i:02d}.npy"))
