@@ -16,6 +16,7 @@ each in a new process with its imports done before its clock starts), and the se
 fastest runs, as timeit does. The build's time is ``build()`` from start to the catalog switch
 (durable flush included), after the imports; (process) is the whole command.
 Usage: python benchmarks/build.py [--gib 1] [--repeat 3]
+       python benchmarks/build.py --cluster [...]: builds on a Dask cluster (benchmarks/cluster_build.py)
 """
 
 from __future__ import annotations
@@ -166,6 +167,11 @@ def fresh(run: Callable[[], T], output: Path | None) -> T:
 
 
 def main() -> None:
+    if "--cluster" in sys.argv:  # the cluster mode: benchmarks/cluster_build.py (its own arguments follow)
+        sys.argv.remove("--cluster")
+        from cluster_build import main as cluster_main
+
+        return cluster_main()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gib", type=float, default=1.0, help="size of each HDF5 source")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and of the build; the fastest counts")

@@ -28,7 +28,7 @@ from ..settings import BuildSettings
 from ..sources import WorkItem
 from ..sources import plan as plan_sources  # (the name "plan" is the submodule)
 from ..stores import Store
-from .cluster import ClusterItems, Job, connect
+from .cluster import ClusterItems, Handle, Job, connect
 from .journal import Journal
 from .convert import Converter, ItemResult
 from .plan import Planner, new_release_id
@@ -118,10 +118,10 @@ class _Build:
             self.journal.add(record)
         return out, record
 
-    def schedule(self, items: list[WorkItem], items_pool: ThreadPoolExecutor) -> list[ManifestItem | Future[Outcome]]:
+    def schedule(self, items: list[WorkItem], items_pool: ThreadPoolExecutor) -> list[ManifestItem | Future[Outcome] | Handle]:
         """Each item's previous record when unchanged by size and mtime (decided here, without a
         thread or a hash), else its processing submitted to the pool."""
-        outcomes: list[ManifestItem | Future[Outcome]] = []
+        outcomes: list[ManifestItem | Future[Outcome] | Handle] = []
         warming: threading.Thread | None = None
         for item in items:
             old = self.planner.unchanged_by_stat(item)
@@ -137,6 +137,8 @@ class _Build:
                 outcomes.append(self.cluster.submit(item, self.planner.record_for(item.node_path)))
             else:
                 outcomes.append(items_pool.submit(self.process, item))
+        if self.cluster:
+            self.cluster.flush()
         return outcomes
 
     def finish(self, started: float) -> BuildReport:

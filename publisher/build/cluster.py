@@ -49,7 +49,7 @@ class Job:
     def open(self) -> tuple[Converter, Planner]:
         store = resolve_store(self.pipeline, self.store_url, self.settings)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
-        return Converter(self.pipeline, store, self.prefix, self.threads, access), Planner(self.pipeline, None)
+        return Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads), Planner(self.pipeline, None)
 
 
 _lock = threading.Lock()
@@ -79,30 +79,85 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     return out, record, converter.roots()
 
 
+def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]]) -> list[Remote]:
+    """On a worker: a batch of items, one after the other (small files: one task, not one each).
+    Its writes are made durable before it returns (a local store's ``sync``, while other workers
+    still compute), so the client's flush before the switch has little left to wait for."""
+    results = [convert_item(job, item, old) for item, old in batch]
+    _state(job)[0].store.flush()
+    return results
+
+
+@dataclass
+class _Batch:
+    items: list[tuple[WorkItem, ManifestItem | None]]
+    future: Future | None = None
+    results: list[Remote] | None = None
+    taken: int = 0
+
+
+@dataclass(frozen=True)
+class Handle:
+    """Where one item's outcome will be: its batch and its place in it."""
+
+    batch: _Batch
+    index: int
+
+
 class ClusterItems:
-    """The client's side: submits items as tasks and hands back their outcomes as a local build's."""
+    """The client's side: submits items as tasks, small ones batched (at most ``batch_items`` items
+    or ``batch_bytes`` of source files a task: a task costs the scheduler a few milliseconds, a
+    million one-file tasks would cost hours), and hands back their outcomes as a local build's."""
 
-    def __init__(self, client: Client, job: Job, journal: Journal) -> None:
+    def __init__(self, client: Client, job: Job, journal: Journal, batch_items: int = 32, batch_bytes: int = 8 * 2**20) -> None:
         self.client, self.job, self.journal = client, job, journal
+        self.batch_items, self.batch_bytes = batch_items, batch_bytes
         self.roots: set[str] = set()
+        self._open: _Batch | None = None
+        self._open_bytes = 0
+        self._count = 0
 
-    def submit(self, item: WorkItem, old: ManifestItem | None) -> Future:
-        # pure=False: a rebuild's task is new work even for an equal item (the release differs anyway)
-        future = self.client.submit(convert_item, self.job, item, old, pure=False, key=f"skyshelf-item-{item.node_path}-{self.job.prefix}")
-        future.add_done_callback(self._finished)
-        return future
+    def submit(self, item: WorkItem, old: ManifestItem | None) -> Handle:
+        size = sum(p.stat().st_size for p in item.paths)
+        if self._open is not None and (len(self._open.items) >= self.batch_items or self._open_bytes + size > self.batch_bytes):
+            self.flush()
+        if self._open is None:
+            self._open, self._open_bytes = _Batch([]), 0
+        self._open.items.append((item, old))
+        self._open_bytes += size
+        return Handle(self._open, len(self._open.items) - 1)
+
+    def flush(self) -> None:
+        """Send the batch being filled (the plan's end, or before waiting on it)."""
+        batch, self._open = self._open, None
+        if batch is None or not batch.items:
+            return
+        self._count += 1
+        # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
+        batch.future = self.client.submit(convert_batch, self.job, batch.items, pure=False,
+                                          key=f"skyshelf-items-{self._count}-{self.job.prefix}")
+        batch.future.add_done_callback(self._finished)
 
     def _finished(self, future: Future) -> None:
-        """As each task finishes (in any order): journal its record, so a killed client loses nothing finished."""
+        """As each task finishes (in any order): journal its records, so a killed client loses nothing finished."""
         if future.status != "finished":
             return
-        result = future.result()
-        if not isinstance(result, ManifestItem) and not result[0].failures:
-            self.journal.add(result[1])
+        for result in future.result():
+            if not isinstance(result, ManifestItem) and not result[0].failures:
+                self.journal.add(result[1])
 
-    def outcome(self, future: Future) -> ManifestItem | tuple[ItemResult, ManifestItem]:
-        result: Remote = future.result()
-        future.release()
+    def outcome(self, handle: Handle) -> ManifestItem | tuple[ItemResult, ManifestItem]:
+        batch = handle.batch
+        if batch.future is None:
+            self.flush()
+        if batch.results is None:
+            assert batch.future is not None
+            batch.results = batch.future.result()
+            batch.future.release()
+        result = batch.results[handle.index]
+        batch.taken += 1
+        if batch.taken == len(batch.items):
+            batch.results = None  # merged: let it go
         if isinstance(result, ManifestItem):
             return result
         out, record, roots = result

@@ -64,14 +64,16 @@ class Converter:
     """Writes items into ``prefix`` (``releases/<id>``) of the store, on a shared writer pool;
     nodes only some may read go under their access class's private prefix."""
 
-    def __init__(self, pipeline: Pipeline, store: Store, prefix: str, workers: int, access: AccessRules | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, store: Store, prefix: str, workers: int, access: AccessRules | None = None,
+                 threads: int | None = None) -> None:
         self.pipeline, self.store, self.prefix = pipeline, store, prefix
         self.access = access or AccessRules([])
         # twice as many writer threads as cores: big chunks go to disk with O_DIRECT, which blocks
         # a thread while the device writes, and the other threads keep the cores compressing
-        # (1 GiB uncompressed source: 1.28x -> 1.17x the floor); slabs in flight stay 2 per core
-        self.pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="skyshelf-write")
-        self.slots = 2 * workers
+        # (1 GiB uncompressed source: 1.28x -> 1.17x the floor); slabs in flight stay 2 per core.
+        # ``threads``: exactly so many (a cluster worker keeps to the cores it was given)
+        self.pool = ThreadPoolExecutor(max_workers=threads or 2 * workers, thread_name_prefix="skyshelf-write")
+        self.slots = threads or 2 * workers
         # one writer per structure family (publisher.writers) per data root; the array one also writes the groups
         self._writers: dict[str, dict[str, Any]] = {}
 
