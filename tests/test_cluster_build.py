@@ -23,7 +23,7 @@ from publisher.config import load_pipeline
 from publisher.errors import ConfigError
 from publisher.stores import Store
 
-from .conftest import write_pipeline
+from .conftest import fetch_real, write_pipeline
 from .servers import S3Server, moto_server
 from .test_build_demo import demo_config
 from .test_s3 import environ
@@ -99,6 +99,20 @@ def test_a_tagged_catalog_on_a_cluster_on_s3(demo_dir: Path, tmp_path: Path) -> 
         ours, theirs = release_objects(local), release_objects(remote)
     assert any(k.startswith("private/") and "/data/tables/" in k for k in ours)
     assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("name", "folder"), [("pynxtools", "pynxtools/data"), ("scirpy", "scirpy/tests/data"), ("stardist", "stardist/data/images"),
+                                              ("xarray", "xarray/tests/data")])
+def test_real_data_on_a_cluster_is_the_local_build(cluster: Any, tmp_path: Path, name: str, folder: str) -> None:
+    """Real third-party trees (NeXus, AnnData sparse and awkward groups, TIFF, NetCDF): the same release either way."""
+    source = {"path": str(fetch_real(name) / folder), "into": "", **({"exclude": ["clonotypes_test_data/*"]} if name == "scirpy" else {})}
+    config = {"sources": [source], "on_error": "skip"}
+    local = _build(tmp_path / "a", config, str(tmp_path / "local"))
+    remote = _build(tmp_path / "b", config, str(tmp_path / "dask"), scheduler=cluster.scheduler_address)
+    ours, theirs = release_objects(local), release_objects(remote)
+    assert len(ours) > 10 and sorted(ours) == sorted(theirs)
+    assert [k for k in ours if ours[k] != theirs[k]] == []
 
 
 def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
