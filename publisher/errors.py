@@ -76,3 +76,8 @@ class StoreError(SkyshelfError, OSError):
 
 class BuildFailed(SkyshelfError, RuntimeError):
     """A build had failures and, with ``on_error: fail``, published nothing."""
+
+
+class ClusterLost(SkyshelfError, RuntimeError):
+    """A build on a Dask cluster lost its scheduler: nothing was switched; the items it finished are
+    kept in its journal for the next build."""

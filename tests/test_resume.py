@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,3 +79,49 @@ def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> Non
         entry = catalog.entry(f"src/frame_{i:02d}")
         stored = zarr.open_array(str(store / entry.data_url), mode="r")[...]
         np.testing.assert_array_equal(stored, np.load(src / f"frame_{i:02d}.npy"))
+
+
+def test_a_lost_scheduler_fails_clearly_and_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real ``dask scheduler`` and ``dask worker`` processes; the scheduler killed mid-build: the
+    build fails with a message that says what to do, the previous release stands, and the next
+    build resumes what the workers had finished."""
+    pytest.importorskip("distributed")
+    src, store = tmp_path / "src", tmp_path / "site"
+    src.mkdir()
+    _frames(src, 0, 2)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store), "codec": {"name": "zstd", "level": 15}}})
+    build(load_pipeline(config), workers=1)
+    before = (store / "catalog.json").read_bytes()
+    _frames(src, 2, 40)
+    dask = Path(sys.executable).parent / "dask"
+    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", str(tmp_path / "scheduler.json")], stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "scheduler.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads((tmp_path / "scheduler.json").read_text())["address"]
+        workers = subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--nworkers", "2", "--no-dashboard"],
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0.1")
+
+        def kill_scheduler_once_items_finish() -> None:
+            while _journaled(store) < 3 and scheduler.poll() is None:
+                time.sleep(0.05)
+            scheduler.kill()
+
+        threading.Thread(target=kill_scheduler_once_items_finish, daemon=True).start()
+        result = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", address, "--workers", "1"])
+        assert result.exit_code == 1, result.output
+        assert f"lost the Dask scheduler {address}" in result.output and "run the build again to resume" in result.output
+        assert "Traceback" not in result.output
+    finally:
+        for process in (scheduler, workers):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert (store / "catalog.json").read_bytes() == before
+    finished = _journaled(store)
+    assert finished >= 3
+    report = build(load_pipeline(config), workers=2)
+    assert report.resumed == finished and report.converted == 38 - finished and report.published

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from concurrent.futures import CancelledError
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ConfigError
+from ..errors import ClusterLost, ConfigError
 from ..formats import ManifestItem
 from ..settings import BuildSettings
 from ..sources import WorkItem
@@ -152,7 +153,11 @@ class ClusterItems:
             self.flush()
         if batch.results is None:
             assert batch.future is not None
-            batch.results = batch.future.result()
+            try:
+                batch.results = batch.future.result()
+            except (CancelledError, OSError) as exc:  # the scheduler is gone (distributed cancels every future)
+                raise ClusterLost(f"lost the Dask scheduler {self.client.scheduler.address}: {exc}. Nothing was published; the "
+                                  "items the workers finished are kept: run the build again to resume") from None
             batch.future.release()
         result = batch.results[handle.index]
         batch.taken += 1
