@@ -80,12 +80,18 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     return out, record, converter.roots()
 
 
+#: A batch that read at least this much makes its writes durable itself (a sync per batch of tiny
+#: files would cost more than it overlaps); smaller ones are left to the client's final flush.
+FLUSH_BYTES = 4 * 2**20
+
+
 def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]]) -> list[Remote]:
     """On a worker: a batch of items, one after the other (small files: one task, not one each).
     Its writes are made durable before it returns (a local store's ``sync``, while other workers
     still compute), so the client's flush before the switch has little left to wait for."""
     results = [convert_item(job, item, old) for item, old in batch]
-    _state(job)[0].store.flush()
+    if sum(p.stat().st_size for item, _ in batch for p in item.paths) >= FLUSH_BYTES:
+        _state(job)[0].store.flush()
     return results
 
 
