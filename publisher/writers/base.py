@@ -23,6 +23,18 @@ class WriteContext:
     pool: ThreadPoolExecutor
     #: Slabs in flight across all writers (bounded memory).
     slots: int
+    #: On a cluster worker: writes a big array's slabs as tasks of their own (:class:`Spread`); None: here.
+    spread: Spread | None = None
+
+
+class Spread(Protocol):
+    """Writes the chunk-aligned ``regions`` of a big array somewhere else (other cluster workers):
+    each region read from the node at index path ``node_path``, encoded by ``layout``, stored at
+    ``zarr_path`` under ``prefix``; returns (bytes read, longest text or None) per region."""
+
+    min_bytes: int
+
+    def __call__(self, node_path: str, prefix: str, zarr_path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]: ...
 
 
 @dataclass
@@ -55,4 +67,4 @@ def writers_for(context: WriteContext) -> dict[str, Writer]:
     return {family: make(context) for family, make in WRITERS.items().items()}
 
 
-__all__ = ["WRITERS", "WriteContext", "Writer", "Written", "register", "writers_for"]
+__all__ = ["WRITERS", "Spread", "WriteContext", "Writer", "Written", "register", "writers_for"]

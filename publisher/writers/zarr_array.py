@@ -36,7 +36,7 @@ from ..structures import ArrayStructure, DataType, regular_chunks
 from .chunking import auto_chunks, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
 from . import pyramid
-from .base import WriteContext, Written, register
+from .base import Spread, WriteContext, Written, register
 from .codecs import compressor_spec
 
 
@@ -155,7 +155,7 @@ class ZarrWriter:
     def from_context(cls, context: WriteContext) -> ZarrWriter:
         out = context.output
         return cls(context.store, context.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, context.pool, slots=context.slots,
-                   pyramid_min_size=out.pyramid_min_size)
+                   pyramid_min_size=out.pyramid_min_size, spread=context.spread)
 
     def write(self, node: ArrayNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:  # type: ignore[override]
         """The :class:`~publisher.writers.Writer` contract: the array and its ``ArrayStructure``
@@ -164,12 +164,13 @@ class ZarrWriter:
             done = pyramid.write_pyramid(self, node, zarr_path, documents, self.pyramid_min_size)
             if done is not None:
                 return done
-        written = self.array(zarr_path, node, node.codec, documents)
+        written = self.array(zarr_path, node, node.codec, documents, node_path=path)
         structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
         return Written(structure, f"{self.prefix}/{zarr_path}", written.bytes_in)
 
     def __init__(self, store: Store, prefix: str, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor,
-                 slab_bytes: int = 16 * 2**20, slots: int | None = None, pyramid_min_size: int | None = None) -> None:
+                 slab_bytes: int = 16 * 2**20, slots: int | None = None, pyramid_min_size: int | None = None,
+                 spread: Spread | None = None) -> None:
         self.store = store
         self.prefix = prefix
         self.zarr_format = zarr_format
@@ -180,6 +181,7 @@ class ZarrWriter:
         #: Slabs in flight across every array being written, whichever item writes it.
         self.slots = threading.BoundedSemaphore(slots or 2 * (pool._max_workers or 1))  # type: ignore[attr-defined]
         self.pyramid_min_size = pyramid_min_size
+        self.spread = spread
 
     def _put(self, path: str, data: bytes) -> None:
         self.store.write_bytes(f"{self.prefix}/{path}", data)
@@ -247,13 +249,15 @@ class ZarrWriter:
 
     def put_region(self, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray) -> None:
         """The encoded chunks of a chunk-aligned region ``sel`` (edge chunks padded)."""
-        for index, within in _chunks_in(sel, layout.chunks):
-            self._put(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
+        put_region(self.store, f"{self.prefix}/{path}", layout, sel, block)
 
     def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
-              chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None) -> ArrayWritten:
+              chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None,
+              node_path: str | None = None) -> ArrayWritten:
         """Write ``node`` at ``path``; ``on_block`` sees each block read, in the writer's threads
-        (the pyramid's levels are computed from them)."""
+        (the pyramid's levels are computed from them). On a cluster worker an array of at least
+        ``spread.min_bytes`` (read by index path ``node_path``) is written by slab tasks spread
+        over the cluster instead of this worker's threads."""
         assert node.read is not None
         layout = self.begin(path, node, codec, documents, chunks)
         chunks = layout.chunks
@@ -280,6 +284,10 @@ class ZarrWriter:
         second = next(regions, None)
         if second is None:  # one slab (most small arrays): no hand-off to the pool
             return ArrayWritten(chunks, *write(first))
+        if (self.spread is not None and node_path is not None and on_block is None and node.dtype.kind != "O"
+                and math.prod(node.shape) * node.dtype.itemsize >= self.spread.min_bytes):
+            results = self.spread(node_path, self.prefix, path, layout, [first, second, *regions])
+            return ArrayWritten(chunks, sum(n for n, _ in results), None)
         futures: list[Future[tuple[int, int | None]]] = []
         try:
             for sel in itertools.chain((first, second), regions):
@@ -296,6 +304,13 @@ class ZarrWriter:
 
 
 register("array")(ZarrWriter.from_context)
+
+
+def put_region(store: Store, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray) -> None:
+    """The encoded chunks of a chunk-aligned region ``sel`` of the array at ``path`` (edge chunks
+    padded); also what a cluster's slab task writes (publisher/build/cluster.py)."""
+    for index, within in _chunks_in(sel, layout.chunks):
+        store.write_bytes(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
 
 
 def _chunks_in(sel: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
