@@ -78,6 +78,9 @@ class BuildSettings:
     s3_backend: str = ""
     #: Seconds between writes of the build's journal of finished items (what a killed build's successor reuses).
     journal_seconds: float = 5.0
+    #: On a Dask cluster, arrays of at least this many bytes are written by slab tasks spread over
+    #: the workers (0: each item's arrays by the worker that converts it).
+    spread_bytes: int = 512 * 2**20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> BuildSettings:

@@ -13,18 +13,21 @@ task of that build it runs; the ``distributed`` package is imported only when a 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from concurrent.futures import CancelledError
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import ClusterLost, ConfigError
 from ..formats import ManifestItem
+from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
 from ..sources import WorkItem
+from ..stacks import stack_arrays
 from .convert import Converter, ItemResult
 from .journal import Journal
 from .plan import Planner
@@ -50,7 +53,79 @@ class Job:
     def open(self) -> tuple[Converter, Planner]:
         store = resolve_store(self.pipeline, self.store_url, self.settings)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
-        return Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads), Planner(self.pipeline, None)
+        spread = SlabTasks(self) if self.settings.spread_bytes else None
+        converter = Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads, spread=spread)
+        return converter, Planner(self.pipeline, None)
+
+
+_item = threading.local()  # the item a worker thread is converting (what a slab task re-opens)
+
+
+class SlabTasks:
+    """The :class:`~publisher.writers.base.Spread` of a cluster worker: a big array's slabs become
+    tasks of their own (about ``task_bytes`` each) that any worker runs, re-opening the item's file
+    and reading its regions of the node, so one 50 GB dataset spreads over the whole cluster. The
+    task that met the array waits for them outside the worker's thread pool (``worker_client``),
+    so its thread runs slab tasks meanwhile; the metadata documents are its own, written once."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.min_bytes = job.settings.spread_bytes
+        #: Each task's share: an eighth of the threshold (64 MiB by default), at least one 16 MiB slab
+        self.task_bytes = max(16 * 2**20, self.min_bytes // 8)
+
+    def __call__(self, node_path: str, prefix: str, zarr_path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]:
+        from distributed import worker_client
+
+        item: WorkItem = _item.current
+        itemsize = layout.dtype.itemsize
+        groups: list[list[tuple[slice, ...]]] = [[]]
+        size = 0
+        for sel in regions:
+            region = math.prod(s.stop - s.start for s in sel) * itemsize
+            if groups[-1] and size + region > self.task_bytes:
+                groups.append([])
+                size = 0
+            groups[-1].append(sel)
+            size += region
+        with worker_client() as client:
+            futures = [client.submit(write_slabs, self.job, item, node_path, f"{prefix}/{zarr_path}", layout, group, pure=False,
+                                     key=f"skyshelf-slabs-{node_path}-{i}-{self.job.prefix}") for i, group in enumerate(groups)]
+            results = client.gather(futures)
+        return [r for group in results for r in group]
+
+
+def write_slabs(job: Job, item: WorkItem, node_path: str, path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]:
+    """On any worker: read ``regions`` of the node at ``node_path`` of ``item`` (its file opened
+    again here) and write their chunks to ``path``."""
+    from ..writers.zarr_array import put_region
+
+    store = _state(job)[0].store
+    with _reopened(item, node_path) as node:
+        out: list[tuple[int, int | None]] = []
+        for sel in regions:
+            block = node.read(sel)
+            put_region(store, path, layout, sel, block)
+            out.append((block.nbytes, None))
+    return out
+
+
+@contextlib.contextmanager
+def _reopened(item: WorkItem, node_path: str) -> Iterator[ArrayNode]:
+    """The array node at ``node_path`` of ``item``, its file open while the context lasts."""
+    keys = [k for k in node_path[len(item.node_path):].split("/") if k]
+    options = item.reader_options()
+    assert item.reader is not None
+    with contextlib.ExitStack() as stack:
+        if len(item.paths) > 1:
+            node: Node | None = stack_arrays(item.reader, item.paths, item.key, options)
+        else:
+            node = stack.enter_context(item.reader().open(item.paths[0], item.key, options))
+        for key in keys:
+            node = node.child(key) if isinstance(node, ContainerNode) else None
+        if not isinstance(node, ArrayNode) or node.read is None:
+            raise RuntimeError(f"{node_path} is no longer an array in {item.label}: it changed during the build")
+        yield node
 
 
 _lock = threading.Lock()
@@ -74,6 +149,7 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     found = planner.fingerprint_against(item, old, converter.pool)
     if isinstance(found, ManifestItem):
         return found
+    _item.current = item
     out = converter.convert(item)
     record = converter.record(item, found, out)
     out.documents = {}  # the item's Zarr documents served its own consolidation; the client needs none

@@ -19,6 +19,7 @@ from ..stacks import stack_arrays
 from ..stores import Store
 from ..structures import ContainerStructure
 from ..writers import WriteContext, writers_for
+from ..writers.base import Spread
 from ..writers.zarr_array import ZarrWriter
 from .plan import Fingerprint
 
@@ -65,7 +66,7 @@ class Converter:
     nodes only some may read go under their access class's private prefix."""
 
     def __init__(self, pipeline: Pipeline, store: Store, prefix: str, workers: int, access: AccessRules | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, spread: Spread | None = None) -> None:
         self.pipeline, self.store, self.prefix = pipeline, store, prefix
         self.access = access or AccessRules([])
         # twice as many writer threads as cores: big chunks go to disk with O_DIRECT, which blocks
@@ -74,13 +75,15 @@ class Converter:
         # ``threads``: exactly so many (a cluster worker keeps to the cores it was given)
         self.pool = ThreadPoolExecutor(max_workers=threads or 2 * workers, thread_name_prefix="skyshelf-write")
         self.slots = threads or 2 * workers
+        self.spread = spread  # a cluster worker's: big arrays' slabs as tasks of their own
         # one writer per structure family (publisher.writers) per data root; the array one also writes the groups
         self._writers: dict[str, dict[str, Any]] = {}
 
     def writers_at(self, root: str) -> dict[str, Any]:
         found = self._writers.get(root)
         if found is None:
-            found = self._writers[root] = writers_for(WriteContext(self.store, root, self.pipeline.output, self.pool, slots=self.slots))
+            found = self._writers[root] = writers_for(WriteContext(self.store, root, self.pipeline.output, self.pool, slots=self.slots,
+                                                                   spread=self.spread))
         return found
 
     def roots(self) -> list[str]:
