@@ -2,7 +2,7 @@
 uint16 image against the same preview of a 1k x 1k image, in one ``publish serve`` process.
 
 One build publishes both (one HDF5 file, smooth field plus noise, chunks 1024 x 1024); the big
-one gets its OME-Zarr pyramid (docs/catalog.md), so its preview reads level 4 (1024 x 1024)
+one gets its OME-Zarr pyramid (docs/catalog.md), so its preview reads level 3 (16x: 1024 x 1024)
 instead of 256 MiB of level 0. Requests alternate big / small (``--repeat`` pairs, the decoded
 chunk cache off so every request reads and decodes its chunks); printed: the medians and the
 median of the pairs' big / small. Target (issue 15): <= 2.

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from aws_lambda_powertools.event_handler import Response
 
 from publisher import limits, serializers
-from publisher.access.arrays import PublishedArray, preview_level, published_array
+from publisher.access.arrays import PublishedArray, level_factors, preview_level, published_array
 from publisher.errors import BadRequest
 from publisher.formats import Entry
 from publisher.structures import ArrayStructure, StructDtype
@@ -239,10 +239,12 @@ def _png_level(entry: Entry, array: PublishedArray, sel: tuple[Any, ...], option
     over the selection (``publisher.access.arrays.preview_level``), named in ``X-Skyshelf-Level``."""
     from publisher.serializers.array import PNG_MAX_SIZE
 
-    levels = (entry.notes or {}).get("pyramid_levels")  # the build's own note, not source metadata
+    notes = entry.notes or {}
+    levels = notes.get("pyramid_levels")  # the build's own notes, not source metadata
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 2:
         return array, sel, {}
-    url, within, k = preview_level(entry.data_url or "", levels, array.shape, sel, options.get("max_size") or PNG_MAX_SIZE)
+    factors = level_factors(levels, notes.get("pyramid_factors"))
+    url, within, k = preview_level(entry.data_url or "", factors, array.shape, sel, options.get("max_size") or PNG_MAX_SIZE)
     return (array if k == 0 else published_array(common.store(), url)), within, {LEVEL_HEADER: str(k)}
 
 

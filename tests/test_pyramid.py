@@ -31,7 +31,7 @@ def _sources() -> dict[str, np.ndarray]:
         # > 16 MiB: several slabs through the writer's threads; odd rule chunks (made even)
         "big": rng.integers(0, 65535, (2101, 4100), dtype="u2"),
         "signed": rng.integers(-30000, 30000, (131, 257), dtype="i2"),
-        "wide": rng.integers(-(2**62), 2**62, (130, 130), dtype="i8"),
+        "wide": rng.integers(-(2**62), 2**62, (130, 300), dtype="i8"),
         "floats": floats,
         "labels": rng.integers(0, 7, (140, 133), dtype="u1"),
         "mask": rng.random((140, 130)) > 0.5,
@@ -62,22 +62,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, np.n
     return published, sources
 
 
-def _mean2(x: np.ndarray) -> np.ndarray:
-    """The reference: each 2x2 block's exact mean (Python integers / float64), round half up."""
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    blocks = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+def _mean(x: np.ndarray, f: int = 2) -> np.ndarray:
+    """The reference: each f x f block's exact mean (Python integers / float64), round half up."""
+    h, w = x.shape[-2] // f * f, x.shape[-1] // f * f
+    blocks = [x[..., i:h:f, j:w:f] for i in range(f) for j in range(f)]
     if x.dtype.kind in "iu":
         wide = np.int64 if x.dtype.itemsize <= 4 else object  # 64-bit values: Python integers
         total = sum(b.astype(wide) for b in blocks)
-        return ((total + 2) // 4).astype(x.dtype)
+        return ((total + f * f // 2) // (f * f)).astype(x.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": a block of NaN alone
         return np.nanmean(np.stack([b.astype("f8") for b in blocks]), axis=0).astype(x.dtype)
 
 
-def _nearest(x: np.ndarray) -> np.ndarray:
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    return x[..., 0:h:2, 0:w:2]
+def _nearest(x: np.ndarray, f: int = 2) -> np.ndarray:
+    h, w = x.shape[-2] // f * f, x.shape[-1] // f * f
+    return x[..., 0:h:f, 0:w:f]
 
 
 def _group(published: Any, path: str) -> zarr.Group:
@@ -100,6 +100,8 @@ def test_levels_are_valid_ome_zarr_and_match_numpy(built: tuple[Any, dict[str, n
     assert multiscale.datasets[0].path == key  # level 0 is the image's own array, stored once
     want, group = sources[name], _group(published, path)
     assert len(advertised["levels"]) >= 3
+    factors = [1, 4] + [2 ** (k + 1) for k in range(2, len(advertised["levels"]))]  # level 1 is 4x4, then 2x2 each
+    assert published.node(path)["notes"]["pyramid_factors"] == factors
     for k, level in enumerate(advertised["levels"]):
         got = group[level["path"]][...]
         assert list(got.shape) == level["shape"] and got.dtype == want.dtype
@@ -108,8 +110,9 @@ def test_levels_are_valid_ome_zarr_and_match_numpy(built: tuple[Any, dict[str, n
             np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{path} level {k}")
         else:  # integers exact
             np.testing.assert_array_equal(got, want, err_msg=f"{path} level {k}")
-        assert multiscale.datasets[k].coordinateTransformations[0].scale[-2:] == [2.0**k] * 2
-        want = (_nearest if method == "nearest" else _mean2)(want)
+        assert multiscale.datasets[k].coordinateTransformations[0].scale[-2:] == [float(factors[k])] * 2
+        assert multiscale.datasets[k].coordinateTransformations[1].translation[-2:] == [(factors[k] - 1) / 2] * 2
+        want = (_nearest if method == "nearest" else _mean)(want, 4 if k == 0 else 2)
     assert max(advertised["levels"][-1]["shape"][-2:]) <= MIN_SIZE // 4 < max(advertised["levels"][-2]["shape"][-2:])
 
 
@@ -118,8 +121,8 @@ def test_axes_of_a_stack_leave_the_leading_dimension_unscaled(built: tuple[Any, 
     ome = _group(published, "f/stack").attrs["ome"]
     (stack,) = [m for m in ome["multiscales"] if m["name"] == "stack"]
     assert [a.get("type") for a in stack["axes"]] == [None, "space", "space"]
-    assert stack["datasets"][2]["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 4.0, 4.0]},
-                                                                 {"type": "translation", "translation": [0.0, 1.5, 1.5]}]
+    assert stack["datasets"][2]["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 8.0, 8.0]},
+                                                                 {"type": "translation", "translation": [0.0, 3.5, 3.5]}]
 
 
 def test_small_or_forbidden_images_get_no_pyramid(built: tuple[Any, dict[str, np.ndarray]]) -> None:
@@ -158,20 +161,33 @@ def test_a_png_preview_reads_the_nearest_level_at_least_its_size(built: tuple[An
     published, _ = built
     with local_server(published.store.url) as url:
         big = f"{url}/api/v1/array/full/f/big"
-        # level 2 (525 x 1025) is the coarsest at least 1000 a side; the PNG halves it again to fit
-        assert _png(big, "format=png&max_size=1000") == ("2", (512, 262))
-        assert _png(big, "format=png&max_size=100") == ("5", (64, 32))  # level 5: 65 x 128
-        assert _png(big, "format=png&max_size=100&slice=0:800,0:800") == ("3", (100, 100))  # 800 px: level 3 holds 100
+        # level 1 (525 x 1025, 4x4 of level 0) is the coarsest at least 1000 a side; the PNG halves it again to fit
+        assert _png(big, "format=png&max_size=1000") == ("1", (512, 262))
+        assert _png(big, "format=png&max_size=100") == ("4", (64, 32))  # level 4 (32x): 65 x 128
+        assert _png(big, "format=png&max_size=100&slice=0:800,0:800") == ("2", (100, 100))  # 800 px: level 2 (8x) holds 100
         # a stepped selection (the browse page's ::16): the level the steps skip, same pixel count
-        assert _png(big, "format=png&max_size=100&slice=0:2100:2,0:4100:2")[0] == "1"
-        assert _png(big, "format=png&slice=0:2048:16,0:4096:16") == ("4", (256, 128))
-        assert _png(big, "format=png&slice=0:2048:16,0:4096:8") == ("3", (512, 128))  # the largest 2**k dividing both
+        assert _png(big, "format=png&max_size=100&slice=0:2100:4,0:4100:4")[0] == "1"
+        assert _png(big, "format=png&slice=0:2048:16,0:4096:16") == ("3", (256, 128))
+        assert _png(big, "format=png&slice=0:2048:16,0:4096:8") == ("2", (512, 128))  # the largest factor dividing both
         assert _png(big, "format=png&slice=::3,::3")[0] == "0"  # no level samples every third pixel
-        assert _png(big, "format=png&slice=1:2101:4,0:4100:4") == ("2", (512, 262))  # then shrunk to PNG_MAX_SIZE
-        assert _png(big, "format=png&slice=::2,::2")[0] == "0"  # row 2100 lies in level 1's floored-off edge
-        assert _png(f"{url}/api/v1/array/full/f/stack", "format=png&max_size=100&slice=2")[0] == "4"  # a frame: 65 x 131
+        assert _png(big, "format=png&slice=::2,::2")[0] == "0"  # nor every second one (level 1 is 4x)
+        assert _png(big, "format=png&slice=1:2101:4,0:4100:4") == ("1", (512, 262))  # then shrunk to PNG_MAX_SIZE
+        assert _png(big, "format=png&slice=::4,::4")[0] == "0"  # row 2100 lies in level 1's floored-off edge
+        assert _png(f"{url}/api/v1/array/full/f/stack", "format=png&max_size=100&slice=2")[0] == "3"  # a frame: 64 x 131
         # no pyramid (metadata claiming one is not followed): the image itself, no header
         assert _png(f"{url}/api/v1/array/full/f/small", "format=png&max_size=50") == (None, (50, 50))
+
+
+def test_level_factors_trust_only_a_well_formed_note() -> None:
+    """The PNG preview's factors: the build's note when well formed, else 2**k (stores built when
+    every level halved the one below)."""
+    from publisher.access.arrays import level_factors, preview_level
+
+    assert level_factors(4, [1, 4, 8, 16]) == [1, 4, 8, 16]
+    for bad in (None, [1, 4, 8], [1, 3, 8, 16], [2, 4, 8, 16], [1, 8, 4, 16], [1, 4.0, 8, 16], [1, True, 8, 16], "1,4,8,16"):
+        assert level_factors(4, bad) == [1, 2, 4, 8]
+    assert preview_level("s/a", [1, 4, 8], (4000, 4000), (slice(None, None, 8),) * 2, 1024) == ("s/a.levels/2", (slice(0, 500),) * 2, 2)
+    assert preview_level("s/a", [1, 2, 4], (4000, 4000), (slice(None, None, 8),) * 2, 1024)[2] == 2  # an older store: 4x is level 2
 
 
 def test_the_zarr_route_serves_the_image_group_and_its_levels(built: tuple[Any, dict[str, np.ndarray]]) -> None:
@@ -185,7 +201,7 @@ def test_the_zarr_route_serves_the_image_group_and_its_levels(built: tuple[Any, 
         group = zarr.open_group(f"{api}/f", mode="r")
         image = Image.from_zarr(group)
         assert "big" in [m.name for m in image.ome_attributes.multiscales]
-        np.testing.assert_array_equal(group["signed.levels/1"][...], _mean2(sources["signed"]))
+        np.testing.assert_array_equal(group["signed.levels/1"][...], _mean(sources["signed"], 4))
         np.testing.assert_array_equal(zarr.open_array(f"{api}/f/signed", mode="r")[...], sources["signed"])
 
 

@@ -183,16 +183,27 @@ class PublishedArray:
         return out[tuple(post)]
 
 
-def preview_level(data_url: str, levels: int, shape: tuple[int, ...], sel: tuple[Any, ...], size: int) -> tuple[str, tuple[Any, ...], int]:
+def level_factors(levels: int, factors: Any = None) -> list[int]:
+    """Each pyramid level's reduction of level 0: the build's note when it is one (1, then
+    increasing powers of 2, each dividing the next), else 2**k (stores built before level 1 was 4x)."""
+    if (isinstance(factors, list) and len(factors) == levels and factors[:1] == [1]
+            and all(type(f) is int and f > 0 and f & (f - 1) == 0 for f in factors)
+            and all(b > a for a, b in zip(factors, factors[1:]))):
+        return factors
+    return [2**k for k in range(levels)]
+
+
+def preview_level(data_url: str, factors: list[int], shape: tuple[int, ...], sel: tuple[Any, ...], size: int) -> tuple[str, tuple[Any, ...], int]:
     """Where a picture of ``array[sel]`` at most ``size`` pixels a side reads from: the coarsest of
-    the image's ``levels`` pyramid levels (docs/catalog.md) still at least ``size`` over the
-    selection, as (its URL, the selection in its indices, the level number). A selection that
-    steps its last two dimensions by ``s`` (the browse page's ``::16`` of a large image) reads
-    level ``k`` with step ``s / 2**k``, for the largest ``2**k`` dividing both steps: the same
-    number of pixels, each the mean of its block rather than one sample. Level 0 (``data_url``,
-    ``sel``) when the last two dimensions are indexed, stepped backwards or by steps no level
-    divides. Level paths and shapes follow from ``data_url`` and ``shape`` alone (never from
-    metadata, which a source file can set)."""
+    the image's pyramid levels (docs/catalog.md; level k reduced ``factors[k]`` x ``factors[k]``,
+    :func:`level_factors`) still at least ``size`` over the selection, as (its URL, the selection
+    in its indices, the level number). A selection that steps its last two dimensions by ``s``
+    (the browse page's ``::16`` of a large image) reads level ``k`` with step ``s / factors[k]``,
+    for the largest factor dividing both steps: the same number of pixels, each the mean of its
+    block rather than one sample. Level 0 (``data_url``, ``sel``) when the last two dimensions are
+    indexed, stepped backwards or by steps no level divides. Level paths and shapes follow from
+    ``data_url``, ``shape`` and the factors alone (never from metadata, which a source file can set)."""
+    levels = len(factors)
     full = tuple(sel) + (slice(None),) * (len(shape) - len(sel))
     if levels < 2 or len(full) != len(shape) or len(shape) < 2 or not all(isinstance(s, slice) and (s.step or 1) > 0 for s in full[-2:]):
         return data_url, sel, 0
@@ -203,15 +214,15 @@ def preview_level(data_url: str, levels: int, shape: tuple[int, ...], sel: tuple
     extent = max(r[-1] + 1 - r[0] for r in ranges)
     k = 0
     if max(steps) > 1:  # stepped: the level whose pixels the steps skip over, the sampling kept
-        while k + 1 < levels and all(st % 2 ** (k + 1) == 0 for st in steps):
+        while k + 1 < levels and all(st % factors[k + 1] == 0 for st in steps):
             k += 1
     else:
-        while k + 1 < levels and extent // 2 ** (k + 1) >= size:
+        while k + 1 < levels and extent // factors[k + 1] >= size:
             k += 1
     if k == 0:
         return data_url, sel, 0
-    f = 2**k
-    level_shape = [n // f for n in shape[-2:]]  # each level floors the halving: n // 2**k
+    f = factors[k]
+    level_shape = [n // f for n in shape[-2:]]  # each level floors its reduction, and floors compose: n // f
     within = []
     for r, n in zip(ranges, level_shape):
         if r.step == 1:  # the span, its ends rounded outwards, at least one pixel
