@@ -118,6 +118,17 @@ def test_publish_keys_on_a_table(moto: S3Server, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "stack never-deployed is not deployed" in missing.stderr
 
 
+
+def test_deployed_keys_without_aws_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(json.dumps({"sources": [{"path": "data"}], "deploy": {"stack_name": "somewhere"}}))
+    result = cli("list", "--deployed", "-c", str(pipeline))
+    assert result.exit_code == 1 and result.stderr.startswith("error: reading stack somewhere: ") and "Traceback" not in result.output
+
+
 def _private_world(folder: Path) -> Any:
     (folder / "src").mkdir()
     np.save(folder / "src" / "secret.npy", np.arange(6))

@@ -253,8 +253,10 @@ def status(settings: Deploy, stack: str | None = None) -> dict[str, Any]:
 def keys_table(settings: Deploy, stack: str | None = None) -> str:
     """The name of the deployed stack's API key table, for ``publish keys --deployed``."""
     name = stack or settings.stack_name
-    cf = session().client("cloudformation")
-    found = _stack(cf, name)
+    try:
+        found = _stack(session().client("cloudformation"), name)
+    except BotoCoreError as exc:  # no credentials, no endpoint: say so, not a traceback
+        raise DeployError(f"reading stack {name}: {exc}") from None
     if found is None:
         raise DeployError(f"stack {name} is not deployed: run publish deploy first (or give --store for the store's own keys)")
     return keys_table_name(name)
