@@ -139,6 +139,27 @@ def test_one_big_dataset_spreads_over_the_workers(cluster: Any, tmp_path: Path) 
     assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
 
 
+def test_two_builds_share_a_cluster(tmp_path: Path) -> None:
+    """Two clients build two catalogs at once on one worker with two threads: each build keeps its
+    own writer threads on the worker (one build's tasks never shut the other's down)."""
+    import concurrent.futures
+
+    configs = []
+    for name in ("one", "two"):
+        (tmp_path / name / "src").mkdir(parents=True)
+        rng = np.random.default_rng(len(name))
+        for i in range(4):  # two 16 MiB slabs each: the writer hands them to its threads
+            np.save(tmp_path / name / "src" / f"a{i}.npy", rng.integers(0, 50, size=(2 * 4096, 2048), dtype="<u2"))
+        configs.append((tmp_path / name, {"sources": [{"path": str(tmp_path / name / "src")}]}))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None, host="127.0.0.1") as shared:
+        with concurrent.futures.ThreadPoolExecutor(2) as clients:
+            remote = list(clients.map(lambda c: _build(c[0] / "b", c[1], str(c[0] / "dask"), scheduler=shared.scheduler_address), configs))
+    for (folder, config), store in zip(configs, remote, strict=True):
+        local = _build(folder / "a", config, str(folder / "local"))
+        ours, theirs = release_objects(local), release_objects(store)
+        assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
+
+
 def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     for i in range(6):

@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from concurrent.futures import CancelledError
+import time
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -129,18 +130,23 @@ def _reopened(item: WorkItem, node_path: str) -> Iterator[ArrayNode]:
 
 
 _lock = threading.Lock()
-_current: dict[str, tuple[Converter, Planner]] = {}  # release prefix → this worker's converter (the latest build only)
+#: release prefix → (this worker's converter for that build, its planner, last used): builds of
+#: several clients may share a cluster, so each keeps its own until it has been idle for IDLE_SECONDS.
+_current: dict[str, tuple[Converter, Planner, float]] = {}
+IDLE_SECONDS = 600.0
 
 
 def _state(job: Job) -> tuple[Converter, Planner]:
+    now = time.monotonic()
     with _lock:
-        found = _current.get(job.prefix)
-        if found is None:
-            for converter, _ in _current.values():  # an earlier build's writer threads
+        for prefix, (converter, _, used) in list(_current.items()):
+            if prefix != job.prefix and now - used > IDLE_SECONDS:  # a finished (or abandoned) build's writer threads
                 converter.pool.shutdown(wait=False)
-            _current.clear()
-            found = _current[job.prefix] = job.open()
-        return found
+                del _current[prefix]
+        found = _current.get(job.prefix)
+        converter, planner = (found[0], found[1]) if found else job.open()
+        _current[job.prefix] = (converter, planner, now)
+        return converter, planner
 
 
 def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
