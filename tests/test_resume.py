@@ -125,3 +125,19 @@ def test_a_lost_scheduler_fails_clearly_and_is_resumed(tmp_path: Path, monkeypat
     assert finished >= 3
     report = build(load_pipeline(config), workers=2)
     assert report.resumed == finished and report.converted == 38 - finished and report.published
+
+
+def test_a_tagged_catalog_whose_nodes_end_public_keeps_no_private_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal of a catalog with access rules goes under private/ (records name nodes); once the
+    release is published it is gone, and so are its folders when nothing private was published."""
+    monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0")  # written at every item
+    src, store = tmp_path / "src", tmp_path / "site"
+    src.mkdir()
+    _frames(src, 0, 3)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store)},
+                                       "rules": [{"match": "src", "access_tags": ["public"]}]})
+    from publisher.settings import BuildSettings
+
+    report = build(load_pipeline(config), workers=1, settings=BuildSettings.from_env())
+    assert report.published and report.converted == 3
+    assert not (store / "private").exists(), sorted(p.relative_to(store).as_posix() for p in (store / "private").rglob("*"))

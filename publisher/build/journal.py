@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -86,6 +87,11 @@ class Journal:
             self._closed, self._pending = True, []
         with contextlib.suppress(FileNotFoundError, NotFound):
             self.store.delete_prefix(self.prefix)
+        if self.store.is_local:  # no empty folders left behind (a catalog whose nodes all ended public has no private/)
+            parts = self.prefix.split("/")[:-1]
+            for end in range(len(parts), 0, -1):
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.store.path("/".join(parts[:end])))
 
 
 def resumable(store: Store, current: str | None) -> dict[str, ManifestItem]:
