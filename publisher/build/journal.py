@@ -51,7 +51,7 @@ class Journal:
         self._thread.start()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.every):
+        while not self._stop.wait(max(self.every, 0.1)):  # (0 writes at every item; the thread still rests)
             with contextlib.suppress(Exception):  # a missed write only means redoing those items later
                 self.flush()
 
