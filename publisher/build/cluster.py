@@ -167,12 +167,12 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
 FLUSH_BYTES = 4 * 2**20
 
 
-def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]]) -> list[Remote]:
+def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], flush: bool) -> list[Remote]:
     """On a worker: a batch of items, one after the other (small files: one task, not one each).
     Its writes are made durable before it returns (a local store's ``sync``, while other workers
     still compute), so the client's flush before the switch has little left to wait for."""
     results = [convert_item(job, item, old) for item, old in batch]
-    if sum(p.stat().st_size for item, _ in batch for p in item.paths) >= FLUSH_BYTES:
+    if flush:  # the client measured the batch's sources (FLUSH_BYTES or more): no second stat here
         _state(job)[0].store.flush()
     return results
 
@@ -218,12 +218,12 @@ class ClusterItems:
 
     def flush(self) -> None:
         """Send the batch being filled (the plan's end, or before waiting on it)."""
-        batch, self._open = self._open, None
+        batch, self._open, size = self._open, None, self._open_bytes
         if batch is None or not batch.items:
             return
         self._count += 1
         # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
-        batch.future = self.client.submit(convert_batch, self.job, batch.items, pure=False,
+        batch.future = self.client.submit(convert_batch, self.job, batch.items, size >= FLUSH_BYTES, pure=False,
                                           key=f"skyshelf-items-{self._count}-{self.job.prefix}")
         batch.future.add_done_callback(self._finished)
 
