@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from .config.models import Pipeline, Source
 from .errors import ConfigError
 from .readers import Reader, detect, get_reader
-from .source_walk import Kind, Policy, Walk, outside_target, walk
+from .source_walk import Folder, Kind, Policy, WalkProblem, glob_matcher, outside_target, walk
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SEPARATORS = "_-. "
@@ -73,19 +74,22 @@ class WorkItem:
         return str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} stacked)"
 
 
-def _expand(base_dir: Path, source: Source, policy: Policy) -> tuple[Path, Walk]:
-    """The source's base folder, the files it names and the problems met finding them."""
+def _expand(base_dir: Path, source: Source, policy: Policy) -> tuple[Path, Iterator[Folder | str | WalkProblem], tuple[str, ...] | None]:
+    """The source's base folder, the walk of the files it names (with the problems met finding
+    them) and the glob pattern below the base, if any."""
     pattern = source.path
     if _GLOB_CHARS.search(pattern):
         parts = PurePosixPath(pattern).parts
         fixed = list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), parts))
         base = (base_dir / Path(*fixed)) if fixed else base_dir
-        return base, walk(base, policy, tuple(parts[len(fixed):]))
+        glob_parts = tuple(parts[len(fixed):])
+        return base, walk(base, policy, glob_parts), glob_parts
     target = base_dir / pattern
     if target.is_dir():
-        return target, walk(target, policy)
+        return target, walk(target, policy), None
     # one file: its folder's walk for that one name, so a looping or outside link is reported alike
-    return target.parent, walk(target.parent, policy, (glob.escape(target.name),))
+    name = (glob.escape(target.name),)
+    return target.parent, walk(target.parent, policy, name), name
 
 
 def _default_into(base: Path, base_dir: Path) -> str:
@@ -112,15 +116,14 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
     return data
 
 
-def _unique_keys(files: list[Path]) -> dict[Path, str]:
-    """Node key per file: the stem, or the full name where it would clash with another file's
-    stem or with a folder of published files (``a.csv`` next to ``a/``) in the same folder."""
-    by_stem: dict[tuple[str, str], list[Path]] = defaultdict(list)
+def _unique_keys(files: list[Path], publishes: Callable[[str], bool]) -> dict[Path, str]:
+    """Node key per file of one folder: the stem, or the full name where it would clash with
+    another file's stem or with a folder of published files (``a.csv`` next to ``a/``: a subfolder
+    named ``a`` for which ``publishes("a")``)."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
     for f in files:
-        by_stem[(os.path.dirname(f), f.stem)].append(f)
-    folders = {os.path.split(os.path.dirname(f)) for f in files}
-    return {f: (stem if len(group) == 1 and (folder, stem) not in folders else f.name)
-            for (folder, stem), group in by_stem.items() for f in group}
+        by_stem[f.stem].append(f)
+    return {f: (stem if len(group) == 1 and not publishes(stem) else f.name) for stem, group in by_stem.items() for f in group}
 
 
 def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:
@@ -131,105 +134,166 @@ def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) ->
     return key or "stack"
 
 
-def plan(pipeline: Pipeline) -> list[WorkItem]:
-    """Every work item of the pipeline, in source order then path order."""
-    import parse
+@dataclass
+class _Here:
+    """The plan's view of one folder while the walk is in it: its files' keys and sidecars."""
 
-    items: list[WorkItem] = []
-    for index, source in enumerate(pipeline.sources):
-        where = pipeline.line_of("sources", index)
-        base, found = _expand(pipeline.base_dir, source, pipeline.symlinks_outside)
-        if not found.files and not found.problems:
-            raise ConfigError(f"{where}: source path {source.path!r} matches no file under {pipeline.base_dir}")
-        cut = len(str(base)) + 1
+    keys: dict[Path, str]
+    sidecars_of: dict[Path, list[Path]]
+    sidecars: set[Path]
 
-        def visible(path: Path) -> bool:
-            rel = str(path)[cut:]  # posix, below base (files come from base)
-            return not any(part.startswith(".") for part in rel.split("/")) and not any(PurePosixPath(rel).match(x) for x in source.exclude)
 
-        relative = {f: str(f)[cut:] for f in found.files}
-        files = [f for f in found.files if visible(f)]
-        # one listing per folder instead of a stat per candidate; a folder with no name that could
-        # be a sidecar (ending as a template does, e.g. ".json") needs no per-file candidates at all
-        tails = tuple(t.rpartition("}")[2] for t in source.sidecars)
-        listings: dict[str, set[str] | None] = {}
-        sidecars_of: dict[Path, list[Path]] = {}
-        for f in files:
-            folder = os.path.dirname(f)
-            if folder not in listings:
-                names = set(os.listdir(folder))
-                listings[folder] = names if any(n.endswith(tails) for n in names) else None
-            names = listings[folder]
-            sidecars_of[f] = [Path(folder, n) for n in _sidecar_names(source, f) if n in names] if names else []
+class _SourcePlan:
+    """One source's items, folder by folder as the walk enters them (:func:`.source_walk.walk`)."""
+
+    def __init__(self, pipeline: Pipeline, index: int, source: Source) -> None:
+        import parse
+
+        self.pipeline, self.index, self.source = pipeline, index, source
+        self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside)
+        self.match = glob_matcher(glob_parts) if glob_parts is not None else None
+        self.cut = len(str(self.base)) + 1
+        self.real_base = os.path.realpath(self.base)
+        into = source.into if source.into is not None else _default_into(self.base, pipeline.base_dir)
+        self.into = "" if into == "." else into
+        self.reader_cls = get_reader(source.type) if source.type else None
+        self.pattern = parse.compile(source.name_pattern) if source.name_pattern else None
+        # a folder with no name that could be a sidecar (ending as a template does, e.g. ".json")
+        # needs no per-file candidates at all
+        self.tails = tuple(t.rpartition("}")[2] for t in source.sidecars)
+        self.stacks: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, Path, dict[str, Any]]]] = defaultdict(list)
+        self.here: dict[str, _Here] = {}  # the folders the walk is in (the current one and its parents)
+
+    def visible(self, path: str | Path) -> bool:
+        rel = str(path)[self.cut:]  # posix, below base (files come from base)
+        return not any(part.startswith(".") for part in rel.split("/")) and not any(PurePosixPath(rel).match(x) for x in self.source.exclude)
+
+    def publishes(self, folder: str) -> bool:
+        """Whether a subfolder holds a file this source publishes directly (then a file named as it
+        is keyed by its full name): its listing, looked at once, only when names would clash."""
+        try:
+            with os.scandir(folder) as it:
+                names = [e.name for e in it if e.is_file()]
+        except OSError:
+            return False
+        rel = tuple(folder[self.cut:].split("/"))
+        return any(self.visible(f"{folder}/{n}") and (self.match is None or self.match((*rel, n), False)) for n in names)
+
+    def enter(self, folder: Folder) -> None:
+        for path in [p for p in self.here if not (folder.path + "/").startswith(p + "/")]:
+            del self.here[path]  # left behind: the walk never comes back to it
+        files = [Path(f) for f in folder.files if self.visible(f)]
+        names = folder.names if any(n.endswith(self.tails) for n in folder.names) else None
+        sidecars_of = {f: [Path(folder.path, n) for n in _sidecar_names(self.source, f) if n in names] if names else [] for f in files}
         sidecars = {s for group in sidecars_of.values() for s in group}
-        real_base = os.path.realpath(base)
-        problems = [p for p in found.problems if visible(p.path) and p.path not in sidecars]  # a sidecar's own, below
         files = [f for f in files if f not in sidecars]
-        into = source.into if source.into is not None else _default_into(base, pipeline.base_dir)
-        into = "" if into == "." else into
-        for problem in problems:  # each reported as its own path's problem; the rest goes on
-            node_path = "/".join(p for p in (into, str(problem.path)[cut:]) if p)
-            items.append(WorkItem(index, source, [problem.path], node_path, problem=(problem.kind, problem.reason), _reader=None))
-        reader_cls = get_reader(source.type) if source.type else None
-        pattern = parse.compile(source.name_pattern) if source.name_pattern else None
-        keys = _unique_keys(files)
-        stacks: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, Path, dict[str, Any]]]] = defaultdict(list)
-        for f in files:
-            rel = relative[f]
-            folder = "/".join(p for p in (into, rel.rpartition("/")[0]) if p)
-            metadata: dict[str, Any] = {}
-            warnings: list[str] = []
-            for sidecar in sidecars_of[f]:
-                target = outside_target(sidecar, real_base)
-                if target and pipeline.symlinks_outside != "allow":  # metadata from outside the source folder
-                    refuse = pipeline.symlinks_outside == "refuse"
-                    warnings.append(f"{sidecar}: sidecar {'ignored' if refuse else 'read'}: symlink to {target} leaves the source "
-                                    f"folder {base}" + (" (symlinks_outside: refuse)" if refuse else ""))
-                    if refuse:
-                        continue
-                try:
-                    metadata.update(_load_sidecar(sidecar))
-                except Exception as exc:
-                    warnings.append(f"{sidecar}: sidecar ignored: {exc}")
-            if pattern is not None:
-                match = pattern.parse(rel if "/" in source.name_pattern else f.name)  # type: ignore[operator]
-                if match is None:
-                    warnings.append(f"{f}: file name does not match name_pattern {source.name_pattern!r}")
-                else:
-                    fields = dict(match.named)
-                    if source.stack is not None:
-                        frame = fields.pop(source.stack)
-                        key = _stack_key(f.name, match.spans, source.stack)
-                        stacks[(folder, tuple(sorted(fields.items())))].append((frame, f, {"key": key, **fields}))
-                        continue
-                    metadata.update(fields)
-            metadata.update(source.metadata)
-            node_path = "/".join(p for p in (folder, keys[f]) if p)
-            items.append(WorkItem(index, source, [f], node_path, reader_cls, metadata=metadata, warnings=warnings))
-        for (folder, _), frames in stacks.items():
+        subfolders = set(folder.folders)
+        keys = _unique_keys(files, lambda stem: stem in subfolders and self.publishes(f"{folder.path}/{stem}"))
+        self.here[folder.path] = _Here(keys, sidecars_of, sidecars)
+
+    def items(self) -> Iterator[WorkItem]:
+        found = 0
+        for event in self.events:
+            if isinstance(event, Folder):
+                self.enter(event)
+                continue
+            found += 1
+            if isinstance(event, WalkProblem):  # each reported as its own path's problem; the rest goes on
+                here = self.here.get(os.path.dirname(event.path))
+                if self.visible(event.path) and not (here and event.path in here.sidecars):  # a sidecar's own, below
+                    node_path = "/".join(p for p in (self.into, str(event.path)[self.cut:]) if p)
+                    yield WorkItem(self.index, self.source, [event.path], node_path, problem=(event.kind, event.reason), _reader=None)
+                continue
+            here = self.here[os.path.dirname(event)]
+            f = Path(event)
+            if f in here.keys:
+                item = self.item(f, here)
+                if item is not None:
+                    yield item
+        if not found:
+            raise ConfigError(f"{self.pipeline.line_of('sources', self.index)}: source path {self.source.path!r} matches no file "
+                              f"under {self.pipeline.base_dir}")
+        yield from self.stacked()
+
+    def item(self, f: Path, here: _Here) -> WorkItem | None:
+        """The file's work item, or None when it is a frame of a stack (:meth:`stacked`)."""
+        source, pipeline = self.source, self.pipeline
+        rel = str(f)[self.cut:]
+        folder = "/".join(p for p in (self.into, rel.rpartition("/")[0]) if p)
+        metadata: dict[str, Any] = {}
+        warnings: list[str] = []
+        for sidecar in here.sidecars_of[f]:
+            target = outside_target(sidecar, self.real_base)
+            if target and pipeline.symlinks_outside != "allow":  # metadata from outside the source folder
+                refuse = pipeline.symlinks_outside == "refuse"
+                warnings.append(f"{sidecar}: sidecar {'ignored' if refuse else 'read'}: symlink to {target} leaves the source "
+                                f"folder {self.base}" + (" (symlinks_outside: refuse)" if refuse else ""))
+                if refuse:
+                    continue
+            try:
+                metadata.update(_load_sidecar(sidecar))
+            except Exception as exc:
+                warnings.append(f"{sidecar}: sidecar ignored: {exc}")
+        if self.pattern is not None:
+            match = self.pattern.parse(rel if "/" in source.name_pattern else f.name)  # type: ignore[operator]
+            if match is None:
+                warnings.append(f"{f}: file name does not match name_pattern {source.name_pattern!r}")
+            else:
+                fields = dict(match.named)
+                if source.stack is not None:
+                    frame = fields.pop(source.stack)
+                    key = _stack_key(f.name, match.spans, source.stack)
+                    self.stacks[(folder, tuple(sorted(fields.items())))].append((frame, f, {"key": key, **fields}))
+                    return None
+                metadata.update(fields)
+        metadata.update(source.metadata)
+        node_path = "/".join(p for p in (folder, here.keys[f]) if p)
+        return WorkItem(self.index, source, [f], node_path, self.reader_cls, metadata=metadata, warnings=warnings)
+
+    def stacked(self) -> Iterator[WorkItem]:
+        """The stacks of frames, after the source's other items (their frames are held till then)."""
+        for (folder, _), frames in self.stacks.items():
             frames.sort(key=lambda t: t[0])
             fields = dict(frames[0][2])
             key = fields.pop("key")
-            fields[f"{source.stack}_values"] = [t[0] for t in frames]
+            fields[f"{self.source.stack}_values"] = [t[0] for t in frames]
             paths = [t[1] for t in frames]
             node_path = "/".join(p for p in (folder, key) if p)
-            items.append(WorkItem(index, source, paths, node_path, reader_cls, metadata={**fields, **source.metadata}))
+            yield WorkItem(self.index, self.source, paths, node_path, self.reader_cls, metadata={**fields, **self.source.metadata})
+
+
+def iter_plan(pipeline: Pipeline) -> Iterator[WorkItem]:
+    """Every work item of the pipeline, in source order then path order, as the walk finds them
+    (holding a folder's listing per level, never the tree's), reader options checked on first use.
+    Two items at one node path are not caught here (:func:`plan` does, a build by its item table)."""
     parsed: dict[tuple[int, str], Any] = {}
-    for item in items:  # reader options are checked before anything is written (sources without options need no check)
-        if item.source.options and item.reader is not None:
-            i = item.source_index
-            if (i, item.reader.name) not in parsed:
-                parsed[(i, item.reader.name)] = item.reader.parse_options(item.source.options, lambda *loc, i=i: pipeline.line_of("sources", i, "options", *loc))
-            item.options = parsed[(i, item.reader.name)]
+    for index, source in enumerate(pipeline.sources):
+        for item in _SourcePlan(pipeline, index, source).items():
+            if not item.problem and item.source.options and item.reader is not None:  # checked before anything is written
+                i = item.source_index
+                if (i, item.reader.name) not in parsed:
+                    parsed[(i, item.reader.name)] = item.reader.parse_options(item.source.options, lambda *loc, i=i: pipeline.line_of("sources", i, "options", *loc))
+                item.options = parsed[(i, item.reader.name)]
+            yield item
+
+
+def duplicate(pipeline: Pipeline, item: WorkItem, other_label: str) -> ConfigError:
+    """The error of two items published at one node path."""
+    return ConfigError(
+        f"{pipeline.line_of('sources', item.source_index)}: {item.label} and {other_label} would both be published "
+        f"at {item.node_path!r}; give one source a different 'into'"
+    )
+
+
+def plan(pipeline: Pipeline) -> list[WorkItem]:
+    """Every work item of the pipeline, in source order then path order, in memory (a dry run's,
+    a small build's); a build of any size reads :func:`iter_plan` into its item table."""
+    items = list(iter_plan(pipeline))
     seen: dict[str, WorkItem] = {}
     for item in items:
         if item.problem:
             continue
         if item.node_path in seen:
-            other = seen[item.node_path]
-            raise ConfigError(
-                f"{pipeline.line_of('sources', item.source_index)}: {item.label} and {other.label} would both be published "
-                f"at {item.node_path!r}; give one source a different 'into'"
-            )
+            raise duplicate(pipeline, item, seen[item.node_path].label)
         seen[item.node_path] = item
     return items

@@ -14,23 +14,26 @@ import contextlib
 import os
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import BuildFailed
-from ..formats import BuildReport, Entry, Manifest, ManifestItem, Problem
+from ..formats import BuildReport, Entry, ManifestItem, Problem
 from ..index.write import warm_up
 from ..releases import InProgress
 from ..settings import BuildSettings
-from ..sources import WorkItem
-from ..sources import plan as plan_sources  # (the name "plan" is the submodule)
+from ..sources import WorkItem, iter_plan
 from ..stores import Store
 from .cluster import ClusterItems, Handle, Job, connect
-from .journal import Journal
 from .convert import Converter, ItemResult
+from .items import ItemTable
+from .journal import Journal
+from .manifests import RecordSpill
 from .plan import Planner, new_release_id
 from .publish import Tree, discard, publish
 from .target import resolve_store, storage_options
@@ -40,9 +43,22 @@ Progress = Callable[[str, dict[str, Any]], None]
 Outcome = ManifestItem | tuple[ItemResult, ManifestItem]
 
 
+@dataclass
+class _Deferred:
+    """What items reused as they were, in the previous release's order, would add to the report:
+    while every item so far is, the build adds nothing to its tree, since nothing may change."""
+
+    count: int = 0
+    nodes: Counter[str] = field(default_factory=Counter)
+    warnings: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+
 class _Build:
     """One build's state across its three steps; items convert concurrently and merge in plan
-    order, so the index is the same whatever the timing."""
+    order, so the index is the same whatever the timing. What grows with the tree (its nodes, the
+    previous and the new manifest) is on disk (:class:`.publish.Tree`, :mod:`.manifests`); in
+    memory are only the items in flight, at most :attr:`window`."""
 
     def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int, settings: BuildSettings) -> None:
         self.pipeline, self.store, self.workers, self.settings = pipeline, store, workers, settings
@@ -56,15 +72,22 @@ class _Build:
         self.tree = Tree(pipeline, self.report, self.access)
         self.in_progress = InProgress(store, self.release, self.planner.previous_release)
         self.journal = Journal(store, self.release, private=self.access.tagged, every=settings.journal_seconds)  # finished items, for a resumed build
-        self.records: list[ManifestItem] = []
+        assert self.planner.previous is not None and self.planner.scratch is not None
+        self.records = RecordSpill(self.planner.scratch, self.planner.previous)
         self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
         self.cluster: ClusterItems | None = None  # items converted on a Dask cluster (:mod:`.cluster`)
+        #: Items in flight at most: enough to keep every core (or the cluster's) busy
+        self.window = 64 * workers
+        self.deferred: _Deferred | None = _Deferred() if self.planner.same_catalog() else None
+        self._warming: threading.Thread | None = None
 
     def on_cluster(self, client: Any, threads: int) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
         self.cluster = ClusterItems(client, job, self.journal)
-        self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(client.scheduler_info().get("workers", {}))})
+        workers = client.scheduler_info().get("workers", {})
+        self.window = max(self.window, 4 * self.cluster.batch_items * sum(w.get("nthreads", 1) for w in workers.values()))
+        self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(workers)})
 
     def roots(self) -> list[str]:
         """The data roots written (the release's, and one per private access class), here or on the cluster."""
@@ -73,23 +96,34 @@ class _Build:
 
     def run(self) -> BuildReport:
         started = time.perf_counter()
-        items = self.plan_problems(plan_sources(self.pipeline))
-        if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
-            self.report.seconds = time.perf_counter() - started
-            return self.report
+        items = ItemTable(self.pipeline)
+        try:
+            items.fill(iter_plan(self.pipeline), self.plan_problem)  # the whole plan, checked, before anything is written
+            self.plan_failures = len(self.report.failures)
+            if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
+                self.report.seconds = time.perf_counter() - started
+                return self.report
+            return self.convert(items, started)
+        finally:  # the build's files on disk (its plan, node table, manifests)
+            items.close()
+            self.records.close()
+            self.tree.close()
+            self.planner.close()
+
+    def convert(self, items: ItemTable, started: float) -> BuildReport:
         self.tree.ensure_folders("x")  # the root
         self.progress("start", {"items": len(items), "release": self.release})
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
-                outcomes = self.schedule(items, items_pool)  # 1. plan: reuse, or 2. convert on a worker
-                if all(isinstance(o, ManifestItem) for o in outcomes) and self.planner.same_items([i.node_path for i in items]):
-                    return self._unchanged(items, outcomes, started)  # type: ignore[arg-type]
-                for item, outcome in zip(items, outcomes, strict=True):  # in plan order, whatever the timing
-                    self.progress("item", {"path": item.node_path})
-                    if not isinstance(outcome, ManifestItem):
-                        outcome = self.cluster.outcome(outcome) if self.cluster else outcome.result()
-                    self.merge(item, outcome)
-                    self.progress("done", {"path": item.node_path})
+                flight: deque[tuple[WorkItem, ManifestItem | Future[Outcome] | Handle]] = deque()
+                for item in items:  # 1. plan: reuse, or 2. convert on a worker, a window at a time
+                    flight.append((item, self.schedule(item, items_pool)))
+                    while len(flight) > self.window or (flight and isinstance(flight[0][1], ManifestItem)):
+                        self.settle(*flight.popleft())
+                if self.cluster:
+                    self.cluster.flush()
+                while flight:
+                    self.settle(*flight.popleft())
             self.converter.pool.shutdown(wait=True)
             return self.finish(started)  # 3. publish (or discard)
         finally:
@@ -97,15 +131,12 @@ class _Build:
             self.journal.stop(flush=not self.report.published)  # an unpublished build's finished items stay for the next
             self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
 
-    def plan_problems(self, items: list[WorkItem]) -> list[WorkItem]:
-        """Report what the plan found but cannot read (symlink loops, refused links); return the rest."""
-        for item in items:
-            if item.problem:
-                kind, reason = item.problem
-                getattr(self.report, {"failure": "failures", "skipped": "skipped", "warning": "warnings"}[kind]).append(
-                    Problem(item.node_path, reason, str(item.paths[0])))
-        self.plan_failures = len(self.report.failures)
-        return [item for item in items if not item.problem]
+    def plan_problem(self, item: WorkItem) -> None:
+        """Report what the plan found but cannot read (symlink loops, refused links)."""
+        assert item.problem is not None
+        kind, reason = item.problem
+        getattr(self.report, {"failure": "failures", "skipped": "skipped", "warning": "warnings"}[kind]).append(
+            Problem(item.node_path, reason, str(item.paths[0])))
 
     def process(self, item: WorkItem) -> Outcome:
         """On a worker thread: reuse the item when its settings and content are unchanged, else convert it."""
@@ -118,57 +149,85 @@ class _Build:
             self.journal.add(record)
         return out, record
 
-    def schedule(self, items: list[WorkItem], items_pool: ThreadPoolExecutor) -> list[ManifestItem | Future[Outcome] | Handle]:
-        """Each item's previous record when unchanged by size and mtime (decided here, without a
-        thread or a hash), else its processing submitted to the pool."""
-        outcomes: list[ManifestItem | Future[Outcome] | Handle] = []
-        warming: threading.Thread | None = None
-        for item in items:
-            old = self.planner.unchanged_by_stat(item)
-            if old is None and not warming:  # something to convert: the index will be written
-                self.in_progress.start()  # before the release's first object: gc leaves it alone
-                self.journal.start()
-                # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
-                warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
-                warming.start()
-            if old is not None:
-                outcomes.append(old)
-            elif self.cluster:
-                outcomes.append(self.cluster.submit(item, self.planner.record_for(item.node_path)))
-            else:
-                outcomes.append(items_pool.submit(self.process, item))
+    def schedule(self, item: WorkItem, items_pool: ThreadPoolExecutor) -> ManifestItem | Future[Outcome] | Handle:
+        """The item's previous record when unchanged by size and mtime (decided here, without a
+        thread or a hash), else its processing submitted to the pool (or the cluster)."""
+        old = self.planner.unchanged_by_stat(item)
+        if old is not None:
+            return old
+        if not self._warming:  # something to convert: the index will be written
+            self.in_progress.start()  # before the release's first object: gc leaves it alone
+            self.journal.start()
+            # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
+            self._warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
+            self._warming.start()
         if self.cluster:
-            self.cluster.flush()
-        return outcomes
+            return self.cluster.submit(item, self.planner.record_for(item.node_path))
+        return items_pool.submit(self.process, item)
+
+    def settle(self, item: WorkItem, outcome: ManifestItem | Future[Outcome] | Handle) -> None:
+        """On the main thread, in plan order: wait for the item's outcome and merge it."""
+        self.progress("item", {"path": item.node_path})
+        if not isinstance(outcome, ManifestItem):
+            outcome = self.cluster.outcome(outcome) if self.cluster else outcome.result()  # type: ignore[union-attr]
+        if self.deferred is not None and isinstance(outcome, ManifestItem) and self.planner.previous.path_at(self.deferred.count) == item.node_path:
+            self.defer(item, outcome)  # type: ignore[union-attr]
+        else:
+            if self.deferred is not None:
+                self.replay()
+            self.merge(item.node_path, outcome)
+        self.progress("done", {"path": item.node_path})
+
+    def defer(self, item: WorkItem, old: ManifestItem) -> None:
+        """An item reused as it was, in the previous release's order: counted, not yet merged."""
+        deferred = self.deferred
+        assert deferred is not None
+        if old.entries:
+            self.tree.ensure_folders(item.node_path)
+        for data in old.entries:
+            deferred.nodes[data["family"]] += 1
+        deferred.warnings += old.warnings
+        deferred.skipped += old.skipped
+        deferred.count += 1
+
+    def replay(self) -> None:
+        """Something changed after all: merge the items deferred so far, from the previous records."""
+        deferred, self.deferred = self.deferred, None
+        assert deferred is not None and self.planner.previous is not None
+        for old in self.planner.previous.records(0, deferred.count):
+            self.merge(old.node_path, old)
 
     def finish(self, started: float) -> BuildReport:
         """With every item merged: discard the release (failures under ``on_error: fail``, or
         nothing changed), else publish it."""
-        self.tree.count_folders()
         self.journal.stop(flush=False)  # every item is merged: nothing more to journal
+        if self.deferred is not None and self.deferred.count == self.planner.previous.count and len(self.report.failures) == self.plan_failures:  # type: ignore[union-attr]
+            return self._unchanged(started)  # every item as it was, in the same order
+        if self.deferred is not None:
+            self.replay()
+        self.tree.count_folders()
         if self.report.failures and self.pipeline.on_error == "fail":
             self.journal.remove()
             discard(self.store, self.prefix, self.in_progress, self.roots())
             self.report.seconds = time.perf_counter() - started
             return self.report
         if (len(self.report.failures) == self.plan_failures and self.report.converted == 0
-                and self.planner.same_items([r.node_path for r in self.records])):
+                and self.planner.same_catalog() and self.records.same_items()):
             self.journal.remove()
             discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
-        manifest = Manifest(self.release, self.planner.catalog_settings(), self.records)
-        publish(self.store, self.pipeline, self.tree, manifest, self.report, self.in_progress, self.planner.previous_release, started,
-                self.settings.search_min_children, self.roots())
+        publish(self.store, self.pipeline, self.tree, self.records, self.release, self.planner.catalog_settings(), self.report, self.in_progress,
+                self.planner.previous_release, started, self.settings.search_min_children, self.roots())
         if self.report.published:
             self.journal.remove()  # after the switch: until then a failure leaves it for the next build
         return self.report
 
-    def merge(self, item: WorkItem, outcome: Outcome) -> None:
+    def merge(self, node_path: str, outcome: Outcome) -> None:
         """On the main thread, in item order: add the item's entries and problems to the build."""
         if isinstance(outcome, ManifestItem):
             entries = [Entry.from_json(data) for data in outcome.entries]
             warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), []
-            self.records.append(outcome)
+            self.records.add(outcome)
             self.report.reused += 1
             self.report.resumed += self.planner.is_resumed(outcome)
         else:
@@ -177,28 +236,26 @@ class _Build:
             self.report.converted += 1
             self.report.bytes_in += out.bytes_in
             if not failures:  # a failed item is not recorded, so it is converted again next time
-                self.records.append(record)
+                self.records.add(record)
         if entries:
-            self.tree.ensure_folders(item.node_path)
+            self.tree.ensure_folders(node_path)
         for entry in entries:
             self.tree.add(entry)
         self.report.warnings += warnings
         self.report.skipped += skipped
         self.report.failures += failures
 
-    def _unchanged(self, items: list[WorkItem], outcomes: list[ManifestItem], started: float) -> BuildReport:
+    def _unchanged(self, started: float) -> BuildReport:
         """The report of a build that changes nothing, from the previous records alone: no index
         entries are rebuilt and nothing is written (1,000 files: about a third less time)."""
-        for item, old in zip(items, outcomes, strict=True):
-            self.progress("item", {"path": item.node_path})
-            if old.entries:
-                self.tree.ensure_folders(item.node_path)
-            for data in old.entries:
-                self.report.nodes[data["family"]] += 1
-            self.report.warnings += old.warnings
-            self.report.skipped += old.skipped
-            self.report.reused += 1
-            self.progress("done", {"path": item.node_path})
+        deferred = self.deferred
+        assert deferred is not None
+        self.journal.remove()
+        discard(self.store, self.prefix, self.in_progress, self.roots())  # at most the in-progress marker
+        self.report.nodes.update(deferred.nodes)
+        self.report.warnings += deferred.warnings
+        self.report.skipped += deferred.skipped
+        self.report.reused += deferred.count
         return self._stands(started)
 
     def _stands(self, started: float) -> BuildReport:
@@ -206,7 +263,6 @@ class _Build:
         self.report.release, self.report.published, self.report.unchanged = self.planner.previous_release, True, True  # type: ignore[assignment]
         self.report.seconds = time.perf_counter() - started
         return self.report
-
 
 @contextlib.contextmanager
 def _no_numpy_hugepages() -> Iterator[None]:

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import StoreError
 from ..formats import CatalogDocument, Entry, release_root
-from ..index.layout import children_page_key, node_shard_key, search_prefix
+from ..index.layout import children_page_key, search_prefix
+from ..index.table import NodeView, Scratch
 from ..sparse_layout import block_keys
 from ..stores import Store
 from ..structures import ArrayStructure, SparseStructure, TableStructure
@@ -51,24 +52,48 @@ def _chunk_owner(key: str, zarr_format: int) -> str | None:
 
 
 class _Keys:
-    """The keys of the listed releases: chunks counted per array, the rest kept."""
+    """The keys of the listed releases, in a SQLite file (a million nodes list millions of keys):
+    chunks counted per array, the rest kept."""
 
     def __init__(self, store: Store, roots: Iterable[str], zarr_format: int) -> None:
-        self.chunks: Counter[str] = Counter()
-        self.keys: set[str] = set()
-        self.prefixes: set[str] = set()
+        self.scratch = Scratch("check")
+        db = self.db = self.scratch.db
+        db.executescript("CREATE TABLE keys(key TEXT PRIMARY KEY) WITHOUT ROWID;"
+                         "CREATE TABLE chunks(owner TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;")
+        db.execute("BEGIN")
+        chunks: Counter[str] = Counter()
+        keys: list[tuple[str]] = []
         for root in roots:
             for key in _listing(store, root):
                 owner = _chunk_owner(key, zarr_format)
                 if owner is not None:
-                    self.chunks[owner] += 1
+                    chunks[owner] += 1
                 else:
-                    self.keys.add(key)
+                    keys.append((key,))
+                if len(keys) >= 10_000 or len(chunks) >= 10_000:
+                    self._save(keys, chunks)
+        self._save(keys, chunks)
+        db.execute("COMMIT")
+
+    def _save(self, keys: list[tuple[str]], chunks: Counter[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO keys VALUES (?)", keys)
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?) ON CONFLICT(owner) DO UPDATE SET n=n+excluded.n", chunks.items())
+        keys.clear()
+        chunks.clear()
+
+    def close(self) -> None:
+        self.scratch.close()
+
+    def __contains__(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM keys WHERE key=?", (key,)).fetchone() is not None
+
+    def chunk_count(self, owner: str) -> int:
+        found = self.db.execute("SELECT n FROM chunks WHERE owner=?", (owner,)).fetchone()
+        return found[0] if found else 0
 
     def has_prefix(self, prefix: str) -> bool:
-        if not self.prefixes:
-            self.prefixes = {k.rpartition("/")[0] for k in self.keys}
-        return prefix in self.prefixes or any(p.startswith(prefix + "/") for p in self.prefixes)
+        """Whether some (non-chunk) key is below ``prefix/`` (``0`` sorts right after ``/``)."""
+        return self.db.execute("SELECT 1 FROM keys WHERE key > ? AND key < ? LIMIT 1", (prefix + "/", prefix + "0")).fetchone() is not None
 
 
 def _expected_chunks(structure: ArrayStructure) -> int:
@@ -83,44 +108,47 @@ def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str
         return
     if entry.family in ("array", "container"):
         doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/{'.zarray' if entry.family == 'array' else '.zgroup'}"
-        if doc not in keys.keys:
-            if url not in keys.keys:  # a URL naming one object (not Zarr) is whole when it is there
+        if doc not in keys:
+            if url not in keys:  # a URL naming one object (not Zarr) is whole when it is there
                 yield doc
             return
         structure = entry.structure
-        expected, found = _expected_chunks(structure) if isinstance(structure, ArrayStructure) else 0, keys.chunks.get(url, 0)
+        expected, found = _expected_chunks(structure) if isinstance(structure, ArrayStructure) else 0, keys.chunk_count(url)
         if found < expected:
             yield f"{url}: {expected - found} of {expected} chunks"
     elif isinstance(entry.structure, TableStructure) and not url.endswith(".parquet"):
         yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.npartitions))
-                    if k not in keys.keys)
+                    if k not in keys)
     elif isinstance(entry.structure, SparseStructure):  # one Parquet file per block, empty ones too
-        yield from (k for k in block_keys(url, entry.structure.chunks) if k not in keys.keys)
-    elif url not in keys.keys and not keys.has_prefix(url):
+        yield from (k for k in block_keys(url, entry.structure.chunks) if k not in keys)
+    elif url not in keys and not keys.has_prefix(url):
         yield url
 
 
-def missing_objects(store: Store, catalog: CatalogDocument, entries: list[Entry], own_keys: Iterable[str], min_children: int) -> list[str]:
-    """What the new release (``catalog``, not yet switched to) references but the store lacks
-    (empty when the release is complete)."""
+def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_keys: Iterable[str], min_children: int) -> list[str]:
+    """What the new release (``catalog``, not yet switched to, its rows ``view``) references but
+    the store lacks (empty when the release is complete)."""
     zarr_format = catalog.zarr_format
     own_keys = list(own_keys)
-    roots = {release_root(k) for k in [catalog.index_key, *own_keys, *(e.data_url for e in entries if e.data_url)]}
+    roots = {release_root(k) for k in [catalog.index_key, *own_keys]}
+    roots |= {release_root(row["data_url"]) for row in view.ordered() if row["data_url"]}
     keys = _Keys(store, sorted(r for r in roots if r), zarr_format)
-    missing = [k for k in own_keys if k not in keys.keys]
-    prefix = catalog.index_key.rpartition("/")[0]
-    digits = catalog.index_json["shard_digits"]
-    missing += sorted({k for k in (node_shard_key(prefix, e.path, digits) for e in entries) if k not in keys.keys})
-    children = Counter(e.parent for e in entries if e.parent is not None)
-    for parent, count in children.items():
-        if count >= min_children:
-            if not keys.has_prefix(search_prefix(prefix, parent)):
-                missing.append(search_prefix(prefix, parent) + "/")
-        elif children_page_key(prefix, parent, 0) not in keys.keys:
-            missing.append(children_page_key(prefix, parent, 0))
-    for entry in entries:
-        missing += _entry_problems(entry, keys, zarr_format)
-    return missing
+    try:
+        missing = [k for k in own_keys if k not in keys]
+        prefix = catalog.index_key.rpartition("/")[0]
+        digits = catalog.index_json["shard_digits"]
+        missing += [k for k in (f"{prefix}/nodes/{name}.json" for name in view.shard_names(digits)) if k not in keys]
+        for parent, count in view.parents():
+            if count >= min_children:
+                if not keys.has_prefix(search_prefix(prefix, parent)):
+                    missing.append(search_prefix(prefix, parent) + "/")
+            elif children_page_key(prefix, parent, 0) not in keys:
+                missing.append(children_page_key(prefix, parent, 0))
+        for row in view.ordered():
+            missing += _entry_problems(Entry.from_json(row), keys, zarr_format)
+        return missing
+    finally:
+        keys.close()
 
 
 class IncompleteRelease(StoreError):

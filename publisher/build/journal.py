@@ -20,6 +20,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 
 from ..errors import NotFound
 from ..formats import ManifestItem
@@ -94,10 +95,9 @@ class Journal:
                     os.rmdir(self.store.path("/".join(parts[:end])))
 
 
-def resumable(store: Store, current: str | None) -> dict[str, ManifestItem]:
+def resumable(store: Store, current: str | None) -> Iterator[ManifestItem]:
     """The finished records of interrupted builds newer than the current release (an older one was
-    abandoned before the current release was made), newest last so they win; by node path."""
-    found: dict[str, ManifestItem] = {}
+    abandoned before the current release was made), newest last so they win."""
     for release in list_releases(store):
         if release.catalog is not None or (current is not None and release.id <= current):
             continue
@@ -113,8 +113,7 @@ def resumable(store: Store, current: str | None) -> dict[str, ManifestItem]:
                     records = [ManifestItem.from_json(r) for r in batch]
                 except (NotFound, ValueError, KeyError, TypeError):
                     continue  # a batch cut short or damaged: its items are converted again
-                found.update((r.node_path, r) for r in records)
-    return found
+                yield from records
 
 
 __all__ = ["Journal", "journal_prefix", "resumable"]

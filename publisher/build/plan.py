@@ -4,7 +4,6 @@ else by content hash), so that only what changed is converted again."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from concurrent.futures import Executor, Future
@@ -12,30 +11,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..config.models import Pipeline
-from ..errors import NotFound
 from ..fingerprint import file_record, same_content, settings_hash
-from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, FileRecord, Manifest, ManifestItem
+from ..formats import FileRecord, ManifestItem
+from ..index.table import Scratch
 from ..sources import WorkItem
 from ..stores import Store
 from .journal import resumable
+from .manifests import Previous
 
 
 def new_release_id() -> str:
     """Sortable by time (to the microsecond), unique by a random suffix."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
-
-
-def previous_manifest(store: Store) -> Manifest | None:
-    """The current release's manifest (in its full view: a catalog with private nodes keeps it
-    under ``private/``); None when there is none (or it cannot be read)."""
-    try:
-        key = PRIVATE_CATALOG_KEY if store.exists(PRIVATE_CATALOG_KEY) else CATALOG_KEY
-        catalog = CatalogDocument.from_json(json.loads(store.read_bytes(key)))
-        if catalog.manifest is None:
-            return None
-        return Manifest.from_json(json.loads(store.read_bytes(catalog.manifest)))
-    except (NotFound, KeyError, TypeError, ValueError):
-        return None
 
 
 @dataclass
@@ -60,18 +47,30 @@ class Planner:
     def __init__(self, pipeline: Pipeline, store: Store | None) -> None:
         """``store`` None: no previous release is read (a cluster worker, given each item's old record)."""
         self.pipeline = pipeline
-        self.previous = previous_manifest(store) if store is not None else None
-        self.old: dict[str, ManifestItem] = self.previous.by_path() if self.previous else {}
-        #: Records of items an interrupted build had finished (:mod:`.journal`): reused like the previous release's
-        self.resumed: dict[str, ManifestItem] = resumable(store, self.previous_release) if store is not None else {}
+        self.scratch: Scratch | None = None
+        self.previous: Previous | None = None
+        if store is not None:  # the previous release's records, and those of interrupted builds (:mod:`.journal`), on disk
+            self.scratch = Scratch("previous")
+            self.previous = Previous(self.scratch)
+            self.previous.load(store)
+            self.previous.load_resumed(resumable(store, self.previous.release))
         self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         # access settings place data under public or private prefixes: a change converts again
         self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings, *([pipeline.access.default] if pipeline.access.default else [])]
 
+    def close(self) -> None:
+        if self.scratch is not None:
+            self.scratch.close()
+
     @property
     def previous_release(self) -> str | None:
         return self.previous.release if self.previous else None
+
+    @property
+    def resumes(self) -> bool:
+        """Whether an interrupted build left records to reuse."""
+        return self.previous is not None and self.previous.resumed_count > 0
 
     def settings(self, item: WorkItem) -> str:
         """What shapes an item's output besides its content (one hash per source). The detected
@@ -107,10 +106,12 @@ class Planner:
 
     def record_for(self, node_path: str) -> ManifestItem | None:
         """What an item is compared with: an interrupted build's record of it, else the previous release's."""
-        return self.resumed.get(node_path) or self.old.get(node_path)
+        if self.previous is None:
+            return None
+        return self.previous.resumed(node_path) or self.previous.old(node_path)
 
     def is_resumed(self, record: ManifestItem) -> bool:
-        found = self.resumed.get(record.node_path)
+        found = self.previous.resumed(record.node_path) if self.previous else None
         return found is not None and found.data_prefixes == record.data_prefixes
 
     def unchanged_by_stat(self, item: WorkItem) -> ManifestItem | None:
@@ -142,8 +143,8 @@ class Planner:
         p = self.pipeline
         return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format, *([p.access.model_dump()] if p.access != type(p.access)() else []))
 
-    def same_items(self, node_paths: list[str]) -> bool:
-        """The previous release had exactly these items, in this order, and the same catalog settings
-        (never when an interrupted build's records are among them: those are new to the catalog)."""
-        return (self.previous is not None and not (self.resumed.keys() & set(node_paths)) and self.previous.catalog_settings == self.catalog_settings()
-                and node_paths == list(self.old))
+    def same_catalog(self) -> bool:
+        """The previous release has the same catalog settings, and no interrupted build left records
+        (those are new to the catalog): then the same items in the same order change nothing."""
+        return (self.previous is not None and self.previous.release is not None and not self.resumes
+                and self.previous.catalog_settings == self.catalog_settings())

@@ -12,99 +12,97 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from .. import browse
 from ..auth.principal import ANONYMOUS, chain_id
 from ..auth.tags import AccessRules
 from ..auth.view import CHILD_ACCESS, tag_key
 from ..config.models import Pipeline
-from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry, Manifest
 from ..errors import NotFound
+from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry
+from ..index.table import NodeTable, NodeView
 from ..index.write import write_index
 from ..releases import InProgress, switch
 from ..stores import Store
 from ..structures import ContainerStructure
 from .check import IncompleteRelease, missing_objects
+from .manifests import RecordSpill
 
 
 class Tree:
-    """The release's nodes, added in item order: entries by path, each container's children, and
-    the folders above each item (containers with no data of their own)."""
+    """The release's nodes, added in item order, kept in a node table on disk (:mod:`..index.table`:
+    a million nodes are a file, not gigabytes of objects): entries by path, each container's
+    children, the folders above each item (containers with no data of their own), and in a tagged
+    catalog each node's tag set, whether anyone may read it, and the access classes met."""
 
-    def __init__(self, pipeline: Pipeline, report: BuildReport, access: AccessRules | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, report: BuildReport, access: AccessRules | None = None, folder: str | None = None) -> None:
         self.pipeline, self.report = pipeline, report
         self.access = access or AccessRules([])
-        self.entries: dict[str, Entry] = {}
-        self.children: dict[str, list[str]] = {}
+        self.table = NodeTable(folder)
+        #: Each private access class met, with the chain of tag sets a reader needs.
+        self.classes: dict[str, list[list[str]]] = {}
+        self.private = False  # some node is not for everyone
+
+    def close(self) -> None:
+        self.table.close()
 
     def ensure_folders(self, node_path: str) -> None:
         parts = node_path.split("/")[:-1]
         for depth in range(len(parts) + 1):
             path = "/".join(parts[:depth])
-            if path not in self.entries:
+            if not self.table.has(path):
                 metadata = dict(self.pipeline.metadata) if path == "" else {}
                 if path == "":
                     metadata.update({k: v for k, v in (("name", self.pipeline.name), ("description", self.pipeline.description)) if v})
                 self.add(Entry(path, parts[depth - 1] if depth else "", "container", [], metadata, ContainerStructure(0), None, None, None))
 
     def add(self, entry: Entry) -> None:
+        tags, shown = None, True
         if self.access.tagged:  # the effective tags (inherited), whatever the item's rules said
             entry.access_tags = self.access.tags(entry.path)
-        self.entries[entry.path] = entry
-        if entry.family == "container":
-            self.children.setdefault(entry.path, [])
-        if entry.parent is not None:
-            self.children.setdefault(entry.parent, []).append(entry.path)
+            chain = self.access.chain(entry.path)
+            shown = ANONYMOUS.can_read_chain(chain)
+            self.private |= not shown
+            name = chain_id(chain)
+            if name is not None and name not in self.classes:
+                self.classes[name] = [sorted(set(t)) for t in chain]
+            tags = tag_key(entry.access_tags)
+        self.table.add(entry.to_json(), folder=entry.family == "container" and entry.data_url is None, tags=tags, shown=shown)
         self.report.nodes[entry.family] += 1
 
     def count_folders(self) -> None:
-        """Folder containers count their published children."""
-        for path, kids in self.children.items():
-            entry = self.entries[path]
-            if entry.data_url is None:
-                entry.structure = ContainerStructure(len(kids))
+        """Count every container's children (folders publish the count; a tagged catalog's
+        containers also count them by tag set)."""
+        self.table.finish(by_tags=self.access.tagged)
 
-    def ordered(self) -> list[Entry]:
-        """Depth first, children in the order they were added: the index's order."""
-        out: list[Entry] = []
+    def ordered(self) -> NodeView:
+        """Every node, depth first, children in the order added: the index's order."""
+        return self.table.view(False, self._full)
 
-        def visit(path: str) -> None:
-            out.append(self.entries[path])
-            for child in self.children.get(path, []):
-                visit(child)
-
-        visit("")
+    def _full(self, row: dict[str, Any], folder: bool, count: int, by_tags: dict[str, int] | None) -> dict[str, Any]:
+        if folder:
+            row["structure"] = ContainerStructure(count).to_json()
         if self.access.tagged:  # how many children each tag set has: a caller's count, without listing
-            for path, kids in self.children.items():
-                counts: dict[str, int] = {}
-                for kid in kids:
-                    key = tag_key(self.entries[kid].access_tags)
-                    counts[key] = counts.get(key, 0) + 1
-                self.entries[path].notes = {**self.entries[path].notes, CHILD_ACCESS: counts}
-        return out
+            row["notes"] = {**row["notes"], CHILD_ACCESS: by_tags or {}}
+        return row
 
-    def public(self, entries: list[Entry]) -> list[Entry]:
-        """The view anyone may read: nodes readable along their whole path, copied, containers
-        counting only those children, links only to those targets."""
-        shown = [Entry.from_json(e.to_json()) for e in entries if ANONYMOUS.can_read_chain(self.access.chain(e.path))]
-        paths = {e.path for e in shown}
-        counts: dict[str, int] = {}
-        for e in shown:
-            if e.parent is not None:
-                counts[e.parent] = counts.get(e.parent, 0) + 1
-        for e in shown:
-            if e.family == "container":
-                e.structure = ContainerStructure(counts.get(e.path, 0))
-                e.notes = {k: v for k, v in e.notes.items() if k != CHILD_ACCESS}
-                links = e.notes.get("links")
-                if links:  # targets are paths in the source file: kept when their node is shown
-                    top = _file_top(e)
-                    e.notes = {**e.notes, "links": {k: t for k, t in links.items() if top is not None and _join(top, t) in paths}}
-        return shown
+    def public(self) -> NodeView:
+        """The view anyone may read: nodes readable along their whole path, containers counting
+        only those children, links only to those targets."""
+        return self.table.view(True, self._public)
+
+    def _public(self, row: dict[str, Any], folder: bool, count: int, by_tags: dict[str, int] | None) -> dict[str, Any]:
+        row["structure"] = ContainerStructure(count).to_json()
+        links = row["notes"].get("links")
+        if links:  # targets are paths in the source file: kept when their node is shown
+            top = _file_top(Entry.from_json(row))
+            row["notes"] = {**row["notes"], "links": {k: t for k, t in links.items() if top is not None and self.table.is_shown(_join(top, t))}}
+        return row
 
     def has_private(self) -> bool:
         """Whether some node is not for everyone (then the release is published in two views)."""
-        return self.access.tagged and any(not ANONYMOUS.can_read_chain(self.access.chain(p)) for p in self.entries)
+        return self.private
 
 
 def _file_top(entry: Entry) -> str | None:
@@ -137,31 +135,30 @@ def _size(store: Store, prefix: str) -> int:
         return 0
 
 
-def publish(store: Store, pipeline: Pipeline, tree: Tree, manifest: Manifest, report: BuildReport, in_progress: InProgress,
-            previous: str | None, started: float, min_children: int, roots: list[str] | tuple[str, ...] = ()) -> CatalogDocument:
+def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, release: str, catalog_settings: str, report: BuildReport,
+            in_progress: InProgress, previous: str | None, started: float, min_children: int, roots: list[str] | tuple[str, ...] = ()) -> CatalogDocument:
     """Write the index (search columns for containers of at least ``min_children`` children),
-    report, manifest and the release's entry point, check the release is whole, then switch
-    ``catalog.json`` to it (``started``: the build's start, for the report)."""
-    release = manifest.release
+    report, manifest (``records``) and the release's entry point, check the release is whole, then
+    switch ``catalog.json`` to it (``started``: the build's start, for the report)."""
     prefix = f"releases/{release}"
     tagged = tree.has_private()
     own_prefix = f"private/{prefix}" if tagged else prefix  # the full index, report and manifest
     if not in_progress.started:  # every item reused (some were removed): still marked while written
         in_progress.start()
     entries = tree.ordered()
-    index = write_index(store, f"{own_prefix}/index", entries, min_children)  # type: ignore[arg-type]
+    index = write_index(store, f"{own_prefix}/index", entries, min_children)
     report.published = True
     report.bytes_out = sum(_size(store, root) for root in {prefix, own_prefix, *roots})
     report.seconds = time.perf_counter() - started
     store.write_bytes(f"{own_prefix}/{BUILD_REPORT}", json.dumps(report.to_json(), indent=1).encode())
-    store.write_bytes(f"{own_prefix}/{MANIFEST}", json.dumps(manifest.to_json(), separators=(",", ":")).encode())
+    records.write_to(store, f"{own_prefix}/{MANIFEST}", release, catalog_settings)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     catalog = CatalogDocument(release, index, created, pipeline.name, pipeline.output.zarr_format, f"{own_prefix}/{BUILD_REPORT}",
                               f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree, tagged) if tree.access.tagged else None)
     views = [(catalog, entries, own_prefix)]
     if tagged:
-        shown = tree.public(entries)
-        public = CatalogDocument(release, write_index(store, f"{prefix}/index", shown, min_children),  # type: ignore[arg-type]
+        shown = tree.public()
+        public = CatalogDocument(release, write_index(store, f"{prefix}/index", shown, min_children),
                                  created, pipeline.name, pipeline.output.zarr_format)
         views.append((public, shown, prefix))
     for view, _, at in views:
@@ -183,12 +180,5 @@ def _access(pipeline: Pipeline, tree: Tree, private: bool) -> dict[str, object]:
     """The private catalog's ``access`` section: what the handlers need to decide who reads what,
     and each access class (its private prefix ``private/<class>/``) with the chain of tag sets a
     reader needs (the credentials endpoint grants exactly the prefixes a caller's tags reach)."""
-    access = tree.access
-    classes: dict[str, list[list[str]]] = {}
-    for path in tree.entries:
-        chain = access.chain(path)
-        name = chain_id(chain)
-        if name is not None:
-            classes.setdefault(name, [sorted(set(tags)) for tags in chain])
-    return {"default": "public" if access.default else "private", "private_nodes": private,
-            "classes": dict(sorted(classes.items())), **pipeline.access.published()}
+    return {"default": "public" if tree.access.default else "private", "private_nodes": private,
+            "classes": dict(sorted(tree.classes.items())), **pipeline.access.published()}

@@ -3,12 +3,25 @@ container its child pages or, for a large one, its search columns (:mod:`.column
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from ..stores import Store
-from .layout import INDEX_COLUMNS, JSON_COLUMNS, PAGE_SIZE, SEARCH_MIN_CHILDREN, children_page_key, node_shard_key, search_prefix, shard_digits_for
+from .layout import (
+    INDEX_COLUMNS,
+    JSON_COLUMNS,
+    PAGE_SIZE,
+    SEARCH_MIN_CHILDREN,
+    children_page_key,
+    node_shard_key,
+    search_prefix,
+    shard_digits_for,
+)
+from .table import NodeTable, NodeView, dumps
+
+#: Rows of nodes.parquet per row group (and in memory at once while it is written).
+ROW_GROUP = 10_000
 
 
 class Row(Protocol):
@@ -40,40 +53,47 @@ def string_array(values: list[str | None]) -> Any:
     return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded)), bitmap, nulls)
 
 
-def write_index(store: Store, prefix: str, entries: list[Row], min_children: int = SEARCH_MIN_CHILDREN) -> dict[str, Any]:
+def write_index(store: Store, prefix: str, entries: NodeView | Iterable[Row], min_children: int = SEARCH_MIN_CHILDREN) -> dict[str, Any]:
     """Write the Parquet and JSON forms under ``prefix``, search columns for containers of at least
-    ``min_children`` children; return the catalog's ``index`` fields."""
+    ``min_children`` children; return the catalog's ``index`` fields. ``entries``: a build's view
+    of its node table, read in pieces (a million rows never in memory at once), or rows in order."""
+    if isinstance(entries, NodeView):
+        return _write(store, prefix, entries, min_children)
+    table = NodeTable.of(e.to_json() for e in entries)
+    try:
+        return _write(store, prefix, table.view(depth_first=False), min_children)
+    finally:
+        table.close()
+
+
+def _write(store: Store, prefix: str, view: NodeView, min_children: int) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [e.to_json() for e in entries]
-    dumps = lambda v: json.dumps(v, separators=(",", ":"), allow_nan=False)  # noqa: E731
-    columns = {name: [r[name] for r in rows] for name in INDEX_COLUMNS}
-    for name in JSON_COLUMNS:
-        columns[name] = [None if v is None else dumps(v) for v in columns[name]]
-    table = pa.Table.from_arrays([string_array(columns[name]) for name in INDEX_COLUMNS], names=list(INDEX_COLUMNS))
+    count = len(view)
     parquet_key = f"{prefix}/nodes.parquet"
-    with store.open_write(parquet_key) as sink:
-        pq.write_table(table, sink, compression="zstd", row_group_size=100_000)
+    schema = pa.schema([(name, pa.string()) for name in INDEX_COLUMNS])
+    with store.open_write(parquet_key) as sink, pq.ParquetWriter(sink, schema, compression="zstd") as parquet:
+        for rows in _batches(view.ordered(), ROW_GROUP):
+            columns = {name: [r[name] for r in rows] for name in INDEX_COLUMNS}
+            for name in JSON_COLUMNS:
+                columns[name] = [None if v is None else dumps(v) for v in columns[name]]
+            parquet.write_table(pa.Table.from_arrays([string_array(columns[name]) for name in INDEX_COLUMNS], schema=schema))
+        if not count:
+            parquet.write_table(schema.empty_table())
 
-    digits = shard_digits_for(len(rows))
-    shards: dict[str, dict[str, Any]] = defaultdict(dict)
-    children: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        shards[node_shard_key(prefix, row["path"], digits)][row["path"]] = row
-        if row["parent"] is not None:
-            children[row["parent"]].append(row)
-    for key, shard in shards.items():
-        store.write_bytes(key, dumps(shard).encode())
-    for parent, kids in children.items():
-        if len(kids) >= min_children:  # its rows serve listing too: no pages
+    digits = shard_digits_for(count)
+    for shard in view.shards(digits):
+        store.write_bytes(node_shard_key(prefix, shard[0]["path"], digits), dumps({row["path"]: row for row in shard}).encode())
+    for parent, n in view.parents():
+        if n >= min_children:  # its rows serve listing too: no pages
             from .columns_write import write_search
 
-            write_search(store, search_prefix(prefix, parent), kids)
+            write_search(store, search_prefix(prefix, parent), list(view.children(parent)))
             continue
-        for page in range(0, len(kids), PAGE_SIZE):
-            body = {"path": parent, "offset": page, "count": len(kids), "entries": kids[page : page + PAGE_SIZE]}
-            store.write_bytes(children_page_key(prefix, parent, page // PAGE_SIZE), dumps(body).encode())
+        for page, kids in enumerate(_batches(view.children(parent), PAGE_SIZE)):
+            body = {"path": parent, "offset": page * PAGE_SIZE, "count": n, "entries": kids}
+            store.write_bytes(children_page_key(prefix, parent, page), dumps(body).encode())
     return {
         "index": parquet_key,
         "index_json": {
@@ -85,5 +105,10 @@ def write_index(store: Store, prefix: str, entries: list[Row], min_children: int
             "search": f"{prefix}/search/{{hash16}}",
             "search_min_children": min_children,
         },
-        "node_count": len(rows),
+        "node_count": count,
     }
+
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while batch := list(itertools.islice(rows, size)):
+        yield batch

@@ -1,0 +1,159 @@
+"""Manifests too big to hold: the previous release's records (and an interrupted build's) looked
+up by node path from a SQLite file, and the new release's records spilled to a file as items
+merge, then written to the store as one stream.
+
+A manifest is written one record per line inside one JSON document::
+
+    {"release":"...","catalog_settings":"...","items":[
+    {...record...},
+    {...record...}
+    ]}
+
+so any JSON reader still reads it whole (``publish gc``, :class:`publisher.formats.Manifest`)
+while a build reads it a line at a time (a million records: a few hundred MB of JSON, never
+parsed at once). Older manifests, one line, are parsed whole.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from ..errors import NotFound
+from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, ManifestItem
+from ..index.table import Scratch, dumps
+from ..stores import Store
+
+_HEAD_END = '"items":['
+
+
+def write_manifest(sink: IO[bytes], release: str, catalog_settings: str, lines: Iterable[bytes]) -> None:
+    """Write a manifest of records (each one compact JSON line, without its newline) to ``sink``."""
+    sink.write((dumps({"release": release, "catalog_settings": catalog_settings})[:-1] + "," + _HEAD_END).encode())
+    first = True
+    for line in lines:
+        sink.write(b"\n" + line if first else b",\n" + line)
+        first = False
+    sink.write(b"\n]}")
+
+
+def read_manifest(stream: IO[bytes]) -> tuple[dict[str, str], Iterator[ManifestItem]]:
+    """(release and catalog_settings, the records in order) of a manifest read from ``stream``."""
+    head = stream.readline()
+    text = head.decode()
+    if not text.rstrip("\n").endswith(_HEAD_END):  # one line: an older manifest, parsed whole
+        data = json.loads(text + stream.read().decode())
+        return {"release": data.get("release", ""), "catalog_settings": data.get("catalog_settings", "")}, (
+            ManifestItem.from_json(i) for i in data["items"])
+    fields = json.loads(text.rstrip("\n")[: -len(_HEAD_END)].rstrip(",") + "}")
+
+    def records() -> Iterator[ManifestItem]:
+        for line in stream:
+            line = line.rstrip(b"\n").rstrip(b",")
+            if line and line != b"]}":
+                yield ManifestItem.from_json(json.loads(line))
+
+    return fields, records()
+
+
+class RecordSpill:
+    """The new release's records, appended as items merge (in plan order) to a file beside the
+    build's node table, and whether they are, so far, exactly the previous release's items."""
+
+    def __init__(self, scratch: Scratch, previous: Previous) -> None:
+        self.path = f"{scratch.folder}/records.jsonl"
+        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by write_to or close)
+        self.previous = previous
+        self.count = 0
+        self.same_order = True  # the node paths so far are the previous release's, in its order
+
+    def add(self, record: ManifestItem) -> None:
+        self._file.write(dumps(record.to_json()).encode() + b"\n")
+        if self.same_order:
+            self.same_order = self.previous.path_at(self.count) == record.node_path
+        self.count += 1
+
+    def same_items(self) -> bool:
+        return self.same_order and self.count == self.previous.count
+
+    def write_to(self, store: Store, key: str, release: str, catalog_settings: str) -> None:
+        self._file.close()
+        with open(self.path, "rb") as lines, store.open_write(key) as sink:
+            write_manifest(sink, release, catalog_settings, (line.rstrip(b"\n") for line in lines))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Previous:
+    """The current release's records and those an interrupted newer build had finished
+    (:func:`.journal.resumable`), by node path, in a SQLite file (thread-safe lookups)."""
+
+    def __init__(self, scratch: Scratch) -> None:
+        self.db = scratch.db
+        self.db.executescript("CREATE TABLE old(path TEXT PRIMARY KEY, seq INTEGER NOT NULL, record TEXT NOT NULL);"
+                              "CREATE UNIQUE INDEX old_by_seq ON old(seq);"
+                              "CREATE TABLE resumed(path TEXT PRIMARY KEY, record TEXT NOT NULL);")
+        self._lock = threading.Lock()
+        self.release: str | None = None
+        self.catalog_settings: str | None = None
+        self.count = 0
+        self.resumed_count = 0
+
+    def load(self, store: Store) -> None:
+        """Read the current release's manifest (in its full view: a catalog with private nodes
+        keeps it under ``private/``), if any and readable."""
+        try:
+            key = PRIVATE_CATALOG_KEY if store.exists(PRIVATE_CATALOG_KEY) else CATALOG_KEY
+            catalog = CatalogDocument.from_json(json.loads(store.read_bytes(key)))
+            if catalog.manifest is not None:
+                with store.fs.open(store.path(catalog.manifest), "rb") as stream:
+                    fields, records = read_manifest(stream)
+                    self._insert("INSERT OR REPLACE INTO old(path, seq, record) VALUES (?,?,?)",
+                                 ((r.node_path, seq, dumps(r.to_json())) for seq, r in enumerate(records)))
+                self.release, self.catalog_settings = fields["release"], fields["catalog_settings"]
+                self.count = self.db.execute("SELECT count(*) FROM old").fetchone()[0]
+        except (NotFound, FileNotFoundError, KeyError, TypeError, ValueError):
+            self.db.execute("DELETE FROM old")  # none, or unreadable: every item is new
+            self.release = self.catalog_settings = None
+            self.count = 0
+
+    def load_resumed(self, records: Iterable[ManifestItem]) -> None:
+        """The records of interrupted builds, oldest first (a later one of a node path wins)."""
+        self._insert("INSERT OR REPLACE INTO resumed(path, record) VALUES (?,?)", ((r.node_path, dumps(r.to_json())) for r in records))
+        self.resumed_count = self.db.execute("SELECT count(*) FROM resumed").fetchone()[0]
+
+    def _insert(self, sql: str, rows: Iterator[tuple[object, ...]]) -> None:
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(sql, rows)
+        finally:
+            self.db.execute("COMMIT")
+
+    def _one(self, sql: str, arg: object) -> str | None:
+        with self._lock:
+            found = self.db.execute(sql, (arg,)).fetchone()
+        return found[0] if found else None
+
+    def old(self, node_path: str) -> ManifestItem | None:
+        text = self._one("SELECT record FROM old WHERE path=?", node_path)
+        return ManifestItem.from_json(json.loads(text)) if text else None
+
+    def resumed(self, node_path: str) -> ManifestItem | None:
+        if not self.resumed_count:
+            return None
+        text = self._one("SELECT record FROM resumed WHERE path=?", node_path)
+        return ManifestItem.from_json(json.loads(text)) if text else None
+
+    def path_at(self, seq: int) -> str | None:
+        return self._one("SELECT path FROM old WHERE seq=?", seq)
+
+    def records(self, start: int, stop: int) -> Iterator[ManifestItem]:
+        """The previous release's records ``start`` to ``stop`` (plan order), a thousand read at a time."""
+        for first in range(start, stop, 1000):
+            with self._lock:
+                rows = self.db.execute("SELECT record FROM old WHERE seq >= ? AND seq < ? ORDER BY seq",
+                                       (first, min(first + 1000, stop))).fetchall()
+            yield from (ManifestItem.from_json(json.loads(text)) for (text,) in rows)

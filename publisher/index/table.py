@@ -1,0 +1,208 @@
+"""A release's index rows on disk while a build makes them, in SQLite (the standard library's).
+
+A tree of a million files has a million index rows: held as Python objects they cost a build
+gigabytes (measured: ~14 KB a file, all told), on disk a file, read back in the orders
+:mod:`.write` and the completeness check need (depth first, by container, by node shard) with
+SQLite's page cache as the only memory. A file's rows cost about what their JSON does.
+
+Two views of one table: every node (``shown=False``) and the nodes anyone may read
+(``shown=True``), each with its containers' child counts (a folder's count, and a tagged
+catalog's counts by tag set) computed once by :meth:`NodeTable.finish`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+_SCHEMA = """
+PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE; PRAGMA cache_size=-8192;
+CREATE TABLE nodes(seq INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, parent TEXT, folder INTEGER NOT NULL,
+                   container INTEGER NOT NULL, tags TEXT, shown INTEGER NOT NULL, shard TEXT NOT NULL, row TEXT NOT NULL);
+CREATE INDEX nodes_by_parent ON nodes(parent, seq);
+CREATE TABLE counts(view INTEGER NOT NULL, path TEXT NOT NULL, n INTEGER NOT NULL, by_tags TEXT, PRIMARY KEY(view, path)) WITHOUT ROWID;
+"""
+
+#: A container's final row from its stored one: (row, is a folder, child count, counts by tag set or None) -> row.
+Finish = Callable[[dict[str, Any], bool, int, dict[str, int] | None], dict[str, Any]]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def shard_of(path: str) -> str:
+    """The first hex digits of ``sha1(path)``, enough for any shard width (:mod:`.layout`)."""
+    return hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
+
+
+class Scratch:
+    """A private temporary folder holding one SQLite database, removed on :meth:`close`."""
+
+    def __init__(self, name: str, folder: str | None = None) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix=f"skyshelf-{name}-", dir=folder)
+        self.folder = self._dir.name
+        self.db = sqlite3.connect(os.path.join(self.folder, f"{name}.sqlite"), check_same_thread=False, isolation_level=None)
+
+    def close(self) -> None:
+        self.db.close()
+        self._dir.cleanup()
+
+
+class NodeTable:
+    """Index rows, added in order (:meth:`add`), read back once :meth:`finish` has counted children."""
+
+    BATCH = 2000
+
+    def __init__(self, folder: str | None = None) -> None:
+        self.scratch = Scratch("nodes", folder)
+        self.db = self.scratch.db
+        self.db.executescript(_SCHEMA)
+        self.db.execute("BEGIN")
+        self._pending: list[tuple[Any, ...]] = []
+        self._known: dict[str, None] = {}  # paths added lately (folders are asked for item after item)
+        self.finished = False
+
+    def close(self) -> None:
+        self.scratch.close()
+
+    def add(self, row: dict[str, Any], folder: bool, tags: str | None = None, shown: bool = True) -> None:
+        """One node's row (:meth:`publisher.formats.Entry.to_json`); ``folder``: a container with no
+        data of its own (its count is its children's); ``tags``: its tag set's key, in a tagged catalog."""
+        path = row["path"]
+        self._pending.append((path, row["parent"], folder, row["family"] == "container", tags, shown, shard_of(path), dumps(row)))
+        if len(self._known) > 4096:
+            self._known.clear()
+        self._known[path] = None
+        if len(self._pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            # a path added again replaces its row in place (it keeps its order), as a dict would
+            self.db.executemany("INSERT INTO nodes(path, parent, folder, container, tags, shown, shard, row) VALUES (?,?,?,?,?,?,?,?) "
+                                "ON CONFLICT(path) DO UPDATE SET folder=excluded.folder, container=excluded.container, "
+                                "tags=excluded.tags, shown=excluded.shown, row=excluded.row", self._pending)
+            self._pending = []
+
+    def has(self, path: str) -> bool:
+        if path in self._known:
+            return True
+        self._flush()
+        return self.db.execute("SELECT 1 FROM nodes WHERE path=?", (path,)).fetchone() is not None
+
+    def paths(self, shown: bool = False) -> Iterator[str]:
+        """Every node's path, in the order added."""
+        self._flush()
+        yield from (p for (p,) in self.db.execute(f"SELECT path FROM nodes {'WHERE shown' if shown else ''} ORDER BY seq"))
+
+    def is_shown(self, path: str) -> bool:
+        self._flush()
+        return self.db.execute("SELECT 1 FROM nodes WHERE path=? AND shown", (path,)).fetchone() is not None
+
+    def finish(self, by_tags: bool) -> None:
+        """Count each container's children in both views (and, ``by_tags``, by tag set in the full one)."""
+        self._flush()
+        self.db.execute("COMMIT")
+        for view, where in ((0, ""), (1, "WHERE shown")):
+            self.db.execute(f"INSERT INTO counts SELECT {view}, path, 0, NULL FROM nodes WHERE container {'AND shown' if view else ''}")
+            self.db.execute(f"INSERT INTO counts SELECT {view}, parent, count(*), NULL FROM nodes {where} {'AND' if where else 'WHERE'} "
+                            "parent IS NOT NULL GROUP BY parent ON CONFLICT(view, path) DO UPDATE SET n=excluded.n")
+        if by_tags:
+            current, counts = None, {}
+            updates = []
+            for parent, tags, n in self.db.execute("SELECT parent, tags, count(*) FROM nodes WHERE parent IS NOT NULL "
+                                                   "GROUP BY parent, tags ORDER BY parent"):
+                if parent != current and current is not None:
+                    updates.append((dumps(counts), current))
+                    counts = {}
+                current, counts[tags or ""] = parent, n
+            if current is not None:
+                updates.append((dumps(counts), current))
+            self.db.execute("UPDATE counts SET by_tags='{}' WHERE view=0")
+            self.db.executemany("UPDATE counts SET by_tags=? WHERE view=0 AND path=?", updates)
+        self.finished = True
+
+    def view(self, shown: bool = False, finish: Finish | None = None, depth_first: bool = True) -> NodeView:
+        """The rows of every node (or, ``shown``, of those anyone may read) with ``finish`` applied to
+        containers; ``depth_first`` False: in the order added."""
+        if not self.finished:
+            self.finish(by_tags=False)
+        return NodeView(self, shown, finish or (lambda row, folder, n, by_tags: row), depth_first)
+
+    @classmethod
+    def of(cls, rows: Iterable[dict[str, Any]], folder: str | None = None) -> NodeTable:
+        """A table of ``rows`` as given (no folders to count)."""
+        table = cls(folder)
+        for row in rows:
+            table.add(row, folder=False)
+        table.finish(by_tags=False)
+        return table
+
+
+class NodeView:
+    """One view's final rows (``finish`` applied), as :func:`.write.write_index` reads them."""
+
+    def __init__(self, table: NodeTable, shown: bool, finish: Finish, depth_first: bool = True) -> None:
+        self.db, self.shown, self.finish, self.depth_first = table.db, int(shown), finish, depth_first
+        self._where = "AND n.shown" if shown else ""
+
+    def _select(self, where: str, order: str) -> str:
+        return (f"SELECT n.row, n.container, n.folder, c.n, c.by_tags FROM nodes n LEFT JOIN counts c ON c.view={self.shown} AND c.path=n.path "
+                f"WHERE {where} {self._where} ORDER BY {order}")
+
+    def _rows(self, cursor: Iterable[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+        for text, container, folder, n, by_tags in cursor:
+            row = json.loads(text)
+            yield self.finish(row, bool(folder), n or 0, json.loads(by_tags) if by_tags is not None else None) if container else row
+
+    def __len__(self) -> int:
+        return self.db.execute(f"SELECT count(*) FROM nodes n WHERE 1 {self._where}").fetchone()[0]  # type: ignore[no-any-return]
+
+    def children(self, parent: str) -> Iterator[dict[str, Any]]:
+        """A container's children, in the order added."""
+        return self._rows(self.db.execute(self._select("n.parent=?", "n.seq"), (parent,)))
+
+    def ordered(self) -> Iterator[dict[str, Any]]:
+        """Depth first from the root, children in the order added: the index's order (or every row
+        in the order added, for a view that is not ``depth_first``)."""
+        if not self.depth_first:
+            yield from self._rows(self.db.execute(self._select("1", "n.seq")))
+            return
+        stack: list[Iterator[dict[str, Any]]] = [self._rows(self.db.execute(self._select("n.path=''", "n.seq")))]
+        while stack:
+            row = next(stack[-1], None)
+            if row is None:
+                stack.pop()
+                continue
+            yield row
+            if row["family"] == "container":
+                stack.append(self.children(row["path"]))
+
+    def parents(self) -> Iterator[tuple[str, int]]:
+        """Each container with children, and how many."""
+        yield from self.db.execute(f"SELECT path, n FROM counts WHERE view={self.shown} AND n > 0 ORDER BY path")
+
+    def shard_names(self, digits: int) -> Iterator[str]:
+        """The node shards' names (the first ``digits`` of ``sha1(path)``) that hold rows."""
+        yield from (name for (name,) in self.db.execute(f"SELECT DISTINCT substr(n.shard, 1, ?) FROM nodes n WHERE 1 {self._where}", (digits,)))
+
+    def shards(self, digits: int) -> Iterator[list[dict[str, Any]]]:
+        """The rows grouped by node shard (the first ``digits`` of ``sha1(path)``)."""
+        group: list[dict[str, Any]] = []
+        current = None
+        cursor = self.db.execute(f"SELECT substr(n.shard, 1, ?), n.row, n.container, n.folder, c.n, c.by_tags FROM nodes n LEFT JOIN counts c "
+                                 f"ON c.view={self.shown} AND c.path=n.path WHERE 1 {self._where} ORDER BY n.shard, n.seq", (digits,))
+        for shard, *rest in cursor:
+            if shard != current and group:
+                yield group
+                group = []
+            current = shard
+            group.extend(self._rows([rest]))
+        if group:
+            yield group
