@@ -1,0 +1,106 @@
+"""A tree of many small files (issue 16, "many files"): memory, and a no-change rebuild's cost.
+
+Generates ``--files`` small CSV files (two columns, one row) in folders of ``--per-folder``
+(default 100,000 in folders of 1,000) under $SKYSHELF_BENCH or /tmp/skyshelf-bench, once, then in
+a child process each:
+
+1. the full build into a new store, sampling the process's resident memory (``/proc/self/statm``)
+   every 0.5 s: printed, its peak while converting, at the end, and the baseline (after imports);
+2. the same build again, nothing changed (the baseline of a rebuild is the full build): printed,
+   its time and its ratio to the full build's. Target: at most 2% at a million files.
+
+Usage: python benchmarks/many_files.py [--files 100000] [--per-folder 1000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import json, sys, threading, time
+from publisher.build import build
+from publisher.config import load_pipeline
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+pipeline = load_pipeline(sys.argv[1])
+base, samples, phase = rss_mb(), [], ["plan"]
+def progress(event, info):
+    if event == "start":
+        phase[0] = "convert"
+def sample():
+    while True:
+        samples.append((phase[0], rss_mb()))
+        time.sleep(0.5)
+threading.Thread(target=sample, daemon=True).start()
+started = time.perf_counter()
+report = build(pipeline, progress=progress)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "converted": report.converted, "reused": report.reused, "unchanged": report.unchanged,
+                  "rss_base_mb": base, "rss_peak_convert_mb": max((m for p, m in samples if p == "convert"), default=0),
+                  "rss_peak_mb": max(m for _, m in samples), "rss_end_mb": rss_mb()}))
+"""
+
+
+def make_tree(files: int, per_folder: int) -> Path:
+    root = Path(os.environ.get("SKYSHELF_BENCH", "/tmp/skyshelf-bench")) / f"many-{files}-{per_folder}"
+    if root.exists():
+        return root
+    partial = root.with_suffix(".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for i in range(files):
+        folder = partial / f"run{i // per_folder:05d}"
+        if i % per_folder == 0:
+            folder.mkdir(parents=True)
+        (folder / f"scan_{i:07d}.csv").write_text(f"x,y\n{i},{2 * i}\n")
+    partial.rename(root)
+    return root
+
+
+def run(pipeline: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(pipeline)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--per-folder", type=int, default=1000)
+    parser.add_argument("--keep", action="store_true", help="keep the store (printed) for a later look")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    tree = make_tree(args.files, args.per_folder)
+    print(f"tree: {args.files} files in {tree} ({time.perf_counter() - started:.0f} s to make or find)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="skyshelf-many-"))
+    try:
+        pipeline = work / "pipeline.yml"
+        pipeline.write_text(f"sources:\n  - path: {tree}\n    into: ''\noutput:\n  store: {work / 'store'}\n")
+        full = run(pipeline)
+        print(f"full build: {full['seconds']:.1f} s ({1000 * full['seconds'] / args.files:.2f} ms a file), resident memory: "
+              f"{full['rss_base_mb']:.0f} MB after imports, peak {full['rss_peak_convert_mb']:.0f} MB converting, "
+              f"peak {full['rss_peak_mb']:.0f} MB overall, {full['rss_end_mb']:.0f} MB at the end", flush=True)
+        again = run(pipeline)
+        assert again["unchanged"] and again["reused"] == args.files, again
+        print(f"no-change rebuild: {again['seconds']:.2f} s = {100 * again['seconds'] / full['seconds']:.2f}% of the full build "
+              f"(target: at most 2% at a million files), peak {again['rss_peak_mb']:.0f} MB")
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
