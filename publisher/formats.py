@@ -207,6 +207,8 @@ class ManifestItem:
     data_prefixes: list[str]
     warnings: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    #: Its place in the manifest it was read from (-1: a new record), not part of it.
+    seq: int = field(default=-1, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

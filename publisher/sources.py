@@ -101,8 +101,14 @@ def _default_into(base: Path, base_dir: Path) -> str:
     return resolved.relative_to(base_dir).as_posix() if resolved.is_relative_to(base_dir) else base.name
 
 
-def _sidecar_names(source: Source, path: Path) -> list[str]:
-    own, stem = path.name, path.stem
+def _stem(name: str) -> str:
+    """:attr:`pathlib.PurePath.stem` of a file name, without making a path (a million files)."""
+    i = name.rfind(".")
+    return name[:i] if 0 < i < len(name) - 1 else name
+
+
+def _sidecar_names(source: Source, name: str) -> list[str]:
+    own, stem = name, _stem(name)
     return [n for n in (t.format(name=own, stem=stem) for t in source.sidecars) if n != own]
 
 
@@ -116,14 +122,14 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
     return data
 
 
-def _unique_keys(files: list[Path], publishes: Callable[[str], bool]) -> dict[Path, str]:
-    """Node key per file of one folder: the stem, or the full name where it would clash with
+def _unique_keys(names: list[str], publishes: Callable[[str], bool]) -> dict[str, str]:
+    """Node key per file name of one folder: the stem, or the full name where it would clash with
     another file's stem or with a folder of published files (``a.csv`` next to ``a/``: a subfolder
     named ``a`` for which ``publishes("a")``)."""
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    for f in files:
-        by_stem[f.stem].append(f)
-    return {f: (stem if len(group) == 1 and not publishes(stem) else f.name) for stem, group in by_stem.items() for f in group}
+    by_stem: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        by_stem[_stem(name)].append(name)
+    return {name: (stem if len(group) == 1 and not publishes(stem) else name) for stem, group in by_stem.items() for name in group}
 
 
 def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:
@@ -136,11 +142,11 @@ def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) ->
 
 @dataclass
 class _Here:
-    """The plan's view of one folder while the walk is in it: its files' keys and sidecars."""
+    """The plan's view of one folder while the walk is in it: its files' keys and sidecars, by name."""
 
-    keys: dict[Path, str]
-    sidecars_of: dict[Path, list[Path]]
-    sidecars: set[Path]
+    keys: dict[str, str]
+    sidecars_of: dict[str, list[Path]]
+    sidecars: set[str]
 
 
 class _SourcePlan:
@@ -182,10 +188,12 @@ class _SourcePlan:
     def enter(self, folder: Folder) -> None:
         for path in [p for p in self.here if not (folder.path + "/").startswith(p + "/")]:
             del self.here[path]  # left behind: the walk never comes back to it
-        files = [Path(f) for f in folder.files if self.visible(f)]
+        files = [os.path.basename(f) for f in folder.files if self.visible(f)]
         names = folder.names if any(n.endswith(self.tails) for n in folder.names) else None
-        sidecars_of = {f: [Path(folder.path, n) for n in _sidecar_names(self.source, f) if n in names] if names else [] for f in files}
-        sidecars = {s for group in sidecars_of.values() for s in group}
+        sidecars_of: dict[str, list[Path]] = {}
+        if names:
+            sidecars_of = {f: [Path(folder.path, n) for n in _sidecar_names(self.source, f) if n in names] for f in files}
+        sidecars = {s.name for group in sidecars_of.values() for s in group}
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
         keys = _unique_keys(files, lambda stem: stem in subfolders and self.publishes(f"{folder.path}/{stem}"))
@@ -200,14 +208,14 @@ class _SourcePlan:
             found += 1
             if isinstance(event, WalkProblem):  # each reported as its own path's problem; the rest goes on
                 here = self.here.get(os.path.dirname(event.path))
-                if self.visible(event.path) and not (here and event.path in here.sidecars):  # a sidecar's own, below
+                if self.visible(event.path) and not (here and event.path.name in here.sidecars):  # a sidecar's own, below
                     node_path = "/".join(p for p in (self.into, str(event.path)[self.cut:]) if p)
                     yield WorkItem(self.index, self.source, [event.path], node_path, problem=(event.kind, event.reason), _reader=None)
                 continue
-            here = self.here[os.path.dirname(event)]
-            f = Path(event)
-            if f in here.keys:
-                item = self.item(f, here)
+            folder, _, name = event.rpartition("/")
+            here = self.here[folder]
+            if name in here.keys:
+                item = self.item(Path(event), here)
                 if item is not None:
                     yield item
         if not found:
@@ -222,7 +230,7 @@ class _SourcePlan:
         folder = "/".join(p for p in (self.into, rel.rpartition("/")[0]) if p)
         metadata: dict[str, Any] = {}
         warnings: list[str] = []
-        for sidecar in here.sidecars_of[f]:
+        for sidecar in here.sidecars_of.get(f.name, ()):
             target = outside_target(sidecar, self.real_base)
             if target and pipeline.symlinks_outside != "allow":  # metadata from outside the source folder
                 refuse = pipeline.symlinks_outside == "refuse"
@@ -247,7 +255,7 @@ class _SourcePlan:
                     return None
                 metadata.update(fields)
         metadata.update(source.metadata)
-        node_path = "/".join(p for p in (folder, here.keys[f]) if p)
+        node_path = "/".join(p for p in (folder, here.keys[f.name]) if p)
         return WorkItem(self.index, source, [f], node_path, self.reader_cls, metadata=metadata, warnings=warnings)
 
     def stacked(self) -> Iterator[WorkItem]:

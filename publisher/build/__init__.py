@@ -170,7 +170,7 @@ class _Build:
         self.progress("item", {"path": item.node_path})
         if not isinstance(outcome, ManifestItem):
             outcome = self.cluster.outcome(outcome) if self.cluster else outcome.result()  # type: ignore[union-attr]
-        if self.deferred is not None and isinstance(outcome, ManifestItem) and self.planner.previous.path_at(self.deferred.count) == item.node_path:
+        if self.deferred is not None and isinstance(outcome, ManifestItem) and outcome.seq == self.deferred.count:
             self.defer(item, outcome)  # type: ignore[union-attr]
         else:
             if self.deferred is not None:

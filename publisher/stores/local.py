@@ -15,6 +15,11 @@ from .base import ContentTypes, Store, clean_key
 from .local_io import DIRECT_BYTES, DirectWriter, Writeback, local_size, write_file
 
 
+#: Folders a store remembers having made (past that it forgets them all and, at worst, a mkdir
+#: finds one there): a bound on memory whatever the tree's size.
+FOLDERS_KEPT = 65536
+
+
 class LocalStore(Store):
     backend = "local"
     is_local = True
@@ -130,6 +135,8 @@ class LocalStore(Store):
             pass
         except OSError:  # e.g. no permission to probe a parent above the store: let makedirs decide
             os.makedirs(folder, exist_ok=True)
+        if len(self._folders) >= FOLDERS_KEPT:  # a million arrays make three million folders: remember the recent ones
+            self._folders.clear()
         self._folders.add(folder)
 
     def open_write(self, key: str) -> IO[bytes]:
