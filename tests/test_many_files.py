@@ -43,9 +43,11 @@ _PEAK = """
 import json, os, sys, tracemalloc
 from pathlib import Path
 import publisher.index.write as index_write
+import publisher.stores.local as local_store
 from publisher.build import build
 from publisher.config import load_pipeline
 index_write.ROW_GROUP = 200  # bounded, and small, so a tree of 2,000 shows the rest
+local_store.FOLDERS_KEPT = 500  # likewise
 pipeline = load_pipeline(sys.argv[1])
 build(load_pipeline(sys.argv[2]))  # imports and first-use caches, before measuring
 tracemalloc.start()
