@@ -128,3 +128,26 @@ def test_rebuilds_reuse_and_replay_in_order(tmp_path: Path) -> None:
     assert catalog["node_count"] == 1 + 6 + 600 == fresh.nodes["container"] + fresh.nodes["table"]
     text = store.read_bytes(catalog["manifest"]).decode()
     assert text.count("\n") == 601 and [i.node_path for i in Manifest.from_json(json.loads(text)).items][:2] == ["run0000/scan_000000", "run0000/scan_000001"]
+
+
+def test_manifests_are_read_a_record_at_a_time_and_old_ones_whole() -> None:
+    """A manifest written a record per line reads back line by line (node paths without parsing the
+    records); one written by an earlier version, on one line, is parsed whole; both are JSON."""
+    import io
+
+    from publisher.build.manifests import read_manifest, write_manifest
+    from publisher.formats import FileRecord, ManifestItem
+
+    records = [ManifestItem(f"a/b{i}", "s", "", [FileRecord(f"/src/b{i}.csv", 10, 1)], [{"path": f"a/b{i}"}], [f"releases/r/data/a/b{i}"])
+               for i in range(3)]
+    records[1].node_path = 'a/"quoted"\\path'
+    sink = io.BytesIO()
+    write_manifest(sink, "r", "cs", (json.dumps(r.to_json(), separators=(",", ":")).encode() for r in records))
+    fields, found = read_manifest(io.BytesIO(sink.getvalue()))
+    found = list(found)
+    assert fields == {"release": "r", "catalog_settings": "cs"} and [p for p, _ in found] == [r.node_path for r in records]
+    assert [ManifestItem.from_json(json.loads(t)) for _, t in found] == records
+    assert Manifest.from_json(json.loads(sink.getvalue())).items == records
+    old = json.dumps(Manifest("r", "cs", records).to_json()).encode()  # one line, spaces after separators
+    fields, found = read_manifest(io.BytesIO(old))
+    assert fields["release"] == "r" and [ManifestItem.from_json(json.loads(t)) for _, t in found] == records

@@ -138,9 +138,10 @@ class _Build:
         getattr(self.report, {"failure": "failures", "skipped": "skipped", "warning": "warnings"}[kind]).append(
             Problem(item.node_path, reason, str(item.paths[0])))
 
-    def process(self, item: WorkItem) -> Outcome:
-        """On a worker thread: reuse the item when its settings and content are unchanged, else convert it."""
-        found = self.planner.fingerprint(item, self.converter.pool)
+    def process(self, item: WorkItem, old: ManifestItem | None) -> Outcome:
+        """On a worker thread: reuse the item when its settings and content are unchanged (compared
+        with its ``old`` record), else convert it."""
+        found = self.planner.fingerprint_against(item, old, self.converter.pool)
         if isinstance(found, ManifestItem):
             return found
         out = self.converter.convert(item)
@@ -152,8 +153,9 @@ class _Build:
     def schedule(self, item: WorkItem, items_pool: ThreadPoolExecutor) -> ManifestItem | Future[Outcome] | Handle:
         """The item's previous record when unchanged by size and mtime (decided here, without a
         thread or a hash), else its processing submitted to the pool (or the cluster)."""
-        old = self.planner.unchanged_by_stat(item)
-        if old is not None:
+        same, old = self.planner.unchanged_by_stat(item)
+        if same:
+            assert old is not None
             return old
         if not self._warming:  # something to convert: the index will be written
             self.in_progress.start()  # before the release's first object: gc leaves it alone
@@ -162,8 +164,8 @@ class _Build:
             self._warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
             self._warming.start()
         if self.cluster:
-            return self.cluster.submit(item, self.planner.record_for(item.node_path))
-        return items_pool.submit(self.process, item)
+            return self.cluster.submit(item, old)
+        return items_pool.submit(self.process, item, old)
 
     def settle(self, item: WorkItem, outcome: ManifestItem | Future[Outcome] | Handle) -> None:
         """On the main thread, in plan order: wait for the item's outcome and merge it."""

@@ -108,24 +108,22 @@ class Planner:
         """What an item is compared with: an interrupted build's record of it, else the previous release's."""
         if self.previous is None:
             return None
-        return self.previous.resumed(node_path) or self.previous.old(node_path)
+        return self.previous.resumed(node_path) or (self.previous.old(node_path) if self.previous.count else None)
 
     def is_resumed(self, record: ManifestItem) -> bool:
         found = self.previous.resumed(record.node_path) if self.previous else None
         return found is not None and found.data_prefixes == record.data_prefixes
 
-    def unchanged_by_stat(self, item: WorkItem) -> ManifestItem | None:
-        """The previous record when settings match and every file has the same size and mtime (no hashing)."""
+    def unchanged_by_stat(self, item: WorkItem) -> tuple[bool, ManifestItem | None]:
+        """(whether settings match and every file has the same size and mtime, so it is reused as it
+        is, without hashing; the record it was compared with: an interrupted build's or the previous release's)."""
         old = self.record_for(item.node_path)
-        return old if self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns")) else None
-
-    def fingerprint(self, item: WorkItem, pool: Executor) -> ManifestItem | Fingerprint:
-        """On a worker thread: the previous record (its files' records refreshed) when only the
-        content could tell and it is unchanged; else the item's fingerprint, to convert it."""
-        return self.fingerprint_against(item, self.record_for(item.node_path), pool)
+        return self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns")), old
 
     def fingerprint_against(self, item: WorkItem, old: ManifestItem | None, pool: Executor) -> ManifestItem | Fingerprint:
-        """:meth:`fingerprint` with the item's previous record given (a cluster worker has no manifest)."""
+        """On a worker thread (or a cluster worker, which has no manifest): the previous record
+        ``old`` (its files' records refreshed) when only the content could tell and it is
+        unchanged; else the item's fingerprint, to convert it."""
         settings, metadata = self.settings(item), self.item_metadata(item)
         files: list[FileRecord] | Future[list[FileRecord]]
         if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
