@@ -115,6 +115,21 @@ def test_real_data_on_a_cluster_is_the_local_build(cluster: Any, tmp_path: Path,
     assert [k for k in ours if ours[k] != theirs[k]] == []
 
 
+def test_more_items_than_the_window_on_a_cluster(cluster: Any, tmp_path: Path) -> None:
+    """600 small files (past the items a build keeps in flight: 4 batches of 32 per worker thread)
+    build on the cluster into the release a local build makes, and rebuild unchanged."""
+    from .test_many_files import _tree
+
+    _tree(tmp_path / "src", 600, per_folder=150, arrays=True)
+    config = {"sources": [{"path": str(tmp_path / "src"), "into": ""}]}
+    local = _build(tmp_path / "a", config, str(tmp_path / "local"))
+    remote = _build(tmp_path / "b", config, str(tmp_path / "dask"), scheduler=cluster.scheduler_address)
+    ours, theirs = release_objects(local), release_objects(remote)
+    assert len(ours) > 900 and sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
+    again = build(load_pipeline(tmp_path / "b" / "pipeline.yml"), workers=2, scheduler=cluster.scheduler_address)
+    assert again.unchanged and again.reused == 600
+
+
 def test_one_big_dataset_spreads_over_the_workers(cluster: Any, tmp_path: Path) -> None:
     """An array past ``spread_bytes`` is written by slab tasks that both workers run (each opens
     the file again and reads its regions); the release equals a local build's."""

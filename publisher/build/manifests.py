@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import threading
-from json.decoder import scanstring
 from collections.abc import Iterable, Iterator
+from json.decoder import scanstring
 from typing import IO
 
 from ..errors import NotFound
