@@ -35,14 +35,14 @@ def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
 pipeline = load_pipeline(sys.argv[1])
-base, samples, phase, count = rss_mb(), [], ["plan"], {"items": 0, "done": 0}
+base, samples, phase, count, at = rss_mb(), [], ["plan"], {"items": 0, "done": 0}, {}
 def progress(event, info):
     if event == "start":
-        phase[0], count["items"] = "convert", info["items"]
+        phase[0], count["items"], at["convert"] = "convert", info["items"], time.perf_counter()
     elif event == "done":
         count["done"] += 1
         if count["done"] == count["items"]:
-            phase[0] = "publish"  # the index, manifest and check
+            phase[0], at["publish"] = "publish", time.perf_counter()  # the index, manifest and check
 def sample():
     while True:
         samples.append((phase[0], rss_mb()))
@@ -54,7 +54,9 @@ started = time.perf_counter()
 report = build(pipeline, progress=progress)
 seconds = time.perf_counter() - started
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu0, "converted": report.converted,
+end = time.perf_counter()
+print(json.dumps({"seconds": seconds, "plan_seconds": at.get("convert", end) - started,
+                  "publish_seconds": end - at.get("publish", end), "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu0, "converted": report.converted,
                   "reused": report.reused, "unchanged": report.unchanged, "rss_base_mb": base,
                   "rss_peak_convert_mb": max((m for p, m in samples if p == "convert"), default=0),
                   "rss_peak_publish_mb": max((m for p, m in samples if p == "publish"), default=0),
@@ -97,7 +99,8 @@ def main() -> None:
         pipeline = work / "pipeline.yml"
         pipeline.write_text(f"sources:\n  - path: {tree}\n    into: ''\noutput:\n  store: {work / 'store'}\n")
         full = run(pipeline)
-        print(f"full build: {full['seconds']:.1f} s ({1000 * full['seconds'] / args.files:.2f} ms a file; CPU {full['cpu_seconds']:.0f} s), "
+        print(f"full build: {full['seconds']:.1f} s ({1000 * full['seconds'] / args.files:.2f} ms a file; CPU {full['cpu_seconds']:.0f} s; "
+              f"planning {full['plan_seconds']:.1f} s, publishing after the last item {full['publish_seconds']:.1f} s), "
               f"resident memory: {full['rss_base_mb']:.0f} MB after imports, peak {full['rss_peak_convert_mb']:.0f} MB converting, "
               f"peak {full['rss_peak_publish_mb']:.0f} MB publishing (index, manifest, check), {full['rss_end_mb']:.0f} MB at the end", flush=True)
         again = run(pipeline)
