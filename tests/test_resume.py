@@ -23,6 +23,7 @@ from publisher.build import build
 from publisher.catalog import Catalog
 from publisher.cli import main
 from publisher.config import load_pipeline
+from publisher.scratch import STALE_SECONDS, _swept, sweep
 from publisher.stores import Store
 
 from .conftest import write_pipeline
@@ -52,7 +53,9 @@ def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> Non
     _frames(src, 3, 40)
 
     command = [sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--workers", "1", *(["--scheduler", scheduler] if scheduler else [])]
-    env = {**os.environ, "SKYSHELF_JOURNAL_SECONDS": "0.1"}  # the journal written often: a kill finds it soon
+    scratch = tmp_path / "tmp"  # where the killed build keeps its plan, node table and manifests
+    scratch.mkdir()
+    env = {**os.environ, "SKYSHELF_JOURNAL_SECONDS": "0.1", "TMPDIR": str(scratch)}  # the journal written often: a kill finds it soon
     client = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -67,6 +70,14 @@ def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> Non
     assert (store / "catalog.json").read_bytes() == before  # the previous release stands
     finished = _journaled(store)
     assert 3 <= finished < 37
+    left = sorted(p.name for p in scratch.glob(f"skyshelf-*-{client.pid}-*"))
+    assert [n.split("-")[1] for n in left] == ["items", "nodes", "previous"]
+    assert sweep(str(scratch)) == []  # not stale yet: a build elsewhere may still be using a shared folder
+    _swept.discard(str(scratch))
+    for folder in scratch.glob(f"skyshelf-*-{client.pid}-*"):  # an hour later
+        for path in [folder, *folder.iterdir()]:
+            os.utime(path, (time.time() - 2 * STALE_SECONDS, time.time() - 2 * STALE_SECONDS))
+    assert sorted(Path(p).name for p in sweep(str(scratch))) == left and not list(scratch.glob("skyshelf-*"))
 
     report = build(load_pipeline(config), workers=2)
     assert report.resumed == finished and report.converted == 37 - finished and report.reused == 3 + finished

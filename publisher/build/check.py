@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from ..errors import StoreError
 from ..formats import CatalogDocument, Entry, release_root
 from ..index.layout import children_page_key, search_prefix
-from ..index.table import NodeView, Scratch
+from ..index.table import NodeView
+from ..scratch import Scratch
 from ..sparse_layout import block_keys
 from ..stores import Store
 from ..structures import ArrayStructure, SparseStructure, TableStructure

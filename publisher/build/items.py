@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.models import Pipeline
-from ..index.table import Scratch
 from ..readers import get_reader
+from ..scratch import Scratch
 from ..sources import WorkItem, duplicate
 
 

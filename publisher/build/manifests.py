@@ -24,7 +24,8 @@ from typing import IO
 
 from ..errors import NotFound
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, ManifestItem
-from ..index.table import Scratch, dumps
+from ..index.table import dumps
+from ..scratch import Scratch
 from ..stores import Store
 
 _HEAD_END = '"items":['

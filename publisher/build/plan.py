@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from ..config.models import Pipeline
 from ..fingerprint import file_record, same_content, settings_hash
 from ..formats import FileRecord, ManifestItem
-from ..index.table import Scratch
+from ..scratch import Scratch
 from ..sources import WorkItem
 from ..stores import Store
 from .journal import resumable

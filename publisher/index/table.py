@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from ..scratch import Scratch
 
 _SCHEMA = """
 PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE; PRAGMA cache_size=-8192;
@@ -39,19 +38,6 @@ def dumps(value: Any) -> str:
 def shard_of(path: str) -> str:
     """The first hex digits of ``sha1(path)``, enough for any shard width (:mod:`.layout`)."""
     return hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
-
-
-class Scratch:
-    """A private temporary folder holding one SQLite database, removed on :meth:`close`."""
-
-    def __init__(self, name: str, folder: str | None = None) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix=f"skyshelf-{name}-", dir=folder)
-        self.folder = self._dir.name
-        self.db = sqlite3.connect(os.path.join(self.folder, f"{name}.sqlite"), check_same_thread=False, isolation_level=None)
-
-    def close(self) -> None:
-        self.db.close()
-        self._dir.cleanup()
 
 
 class NodeTable:
