@@ -22,30 +22,37 @@ from .common import EXIT_FAILED, EXIT_PARTIAL, fail, human, pipeline_option
 def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: str | None, anonymous: bool) -> None:
     """Check a pipeline file (fields, and that every source matches files); with --as-*, list the
     nodes that caller would read once published (a dry run of the access rules)."""
+    from ..build.items import ItemTable
     from ..config import load_pipeline
-    from ..sources import plan
+    from ..sources import WorkItem, iter_plan
 
+    problems: list[WorkItem] = []
     try:
         pipeline = load_pipeline(config)
-        items = plan(pipeline)
     except SkyshelfError as exc:
         fail(exc)
-    if tags is not None or groups or subject or anonymous:
-        _reach(pipeline, [t.strip() for t in (tags or "").split(",") if t.strip()], list(groups), subject)
-        return
-    problems = [i for i in items if i.problem]
-    failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
-    if failures and pipeline.on_error == "fail":
-        fail(SkyshelfError(f"{config}: {len(failures)} source paths cannot be read (on_error: fail publishes nothing):\n  " + "\n  ".join(failures)))
-    items = [i for i in items if not i.problem]
-    unknown = [i for i in items if i.reader is None]
-    click.echo(f"{config}: valid; {len(pipeline.sources)} sources, {len(pipeline.rules)} rules, {len(items)} items to publish")
-    for item in unknown:
-        click.echo(f"  note: no reader for {item.label}; it will be skipped")
-    for item in problems:
-        kind, reason = item.problem  # type: ignore[misc]
-        click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
-                   + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
+    items = ItemTable(pipeline)  # the plan on disk, as a build keeps it: a million files fit
+    try:
+        try:
+            items.fill(iter_plan(pipeline), problems.append)
+        except SkyshelfError as exc:
+            fail(exc)
+        if tags is not None or groups or subject or anonymous:
+            _reach(pipeline, [t.strip() for t in (tags or "").split(",") if t.strip()], list(groups), subject)
+            return
+        failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
+        if failures and pipeline.on_error == "fail":
+            fail(SkyshelfError(f"{config}: {len(failures)} source paths cannot be read (on_error: fail publishes nothing):\n  " + "\n  ".join(failures)))
+        click.echo(f"{config}: valid; {len(pipeline.sources)} sources, {len(pipeline.rules)} rules, {len(items)} items to publish")
+        for item in items:
+            if item.reader is None:
+                click.echo(f"  note: no reader for {item.label}; it will be skipped")
+        for item in problems:
+            kind, reason = item.problem  # type: ignore[misc]
+            click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
+                       + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
+    finally:
+        items.close()
 
 
 def _reach(pipeline: Any, tags: list[str], groups: list[str], subject: str | None) -> None:
