@@ -140,7 +140,7 @@ def test_one_big_dataset_spreads_over_the_workers(cluster: Any, tmp_path: Path) 
     (tmp_path / "src").mkdir()
     rng = np.random.default_rng(7)
     with h5py.File(tmp_path / "src" / "big.h5", "w") as f:
-        f.create_dataset("entry/data", data=rng.integers(0, 5000, size=(96, 512, 512), dtype="<u2"), chunks=(1, 512, 512), compression="gzip")
+        f.create_dataset("entry/data", data=rng.integers(0, 5000, size=(160, 512, 512), dtype="<u2"), chunks=(1, 512, 512), compression="gzip")
         f["entry/small"] = np.arange(10)
     config = {"sources": [{"path": str(tmp_path / "src")}], "rules": [{"match": "**/data", "chunks": [2, 512, 512]}]}
     local = _build(tmp_path / "a", config, str(tmp_path / "local"))
@@ -149,7 +149,7 @@ def test_one_big_dataset_spreads_over_the_workers(cluster: Any, tmp_path: Path) 
     with distributed.get_task_stream(cluster.get_client()) as stream:
         build(pipeline, workers=2, scheduler=cluster.scheduler_address, settings=BuildSettings(spread_bytes=4 * 2**20))
     slabs = [t for t in stream.data if str(t["key"]).startswith("skyshelf-slabs-")]
-    assert len(slabs) >= 2 and len({t["worker"] for t in slabs}) == 2  # 48 MiB in tasks of 16 MiB at most
+    assert len(slabs) >= 5 and len({t["worker"] for t in slabs}) == 2  # 80 MiB in tasks of 16 MiB at most: five or more, so a busy host still spreads them
     ours, theirs = release_objects(local), release_objects(Store(str(tmp_path / "dask")))
     assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
 
