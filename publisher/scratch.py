@@ -7,19 +7,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import tempfile
-import time
 
-#: A scratch folder of a process that is gone is removed once nothing in it changed for so long
-#: (another machine's build in a shared temporary folder never stays untouched that long).
-STALE_SECONDS = 3600.0
-_SCRATCH = re.compile(r"skyshelf-(?:nodes|previous|items|check)-(\d+)-")
+_SCRATCH = re.compile(r"skyshelf-(?:nodes|previous|items|check)-(.+)-(\d+)-[a-z0-9_]+$")
+#: This machine, in scratch folders' names: a shared temporary folder holds other machines' (or
+#: containers') builds, whose process ids mean nothing here.
+HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 _swept: set[str] = set()
 
 
 def sweep(folder: str) -> list[str]:
-    """Remove killed builds' scratch folders under ``folder`` (once per process); return them."""
+    """Remove the scratch folders under ``folder`` of this machine's builds whose process is gone
+    (killed: a build that ends removes its own), once per process; return them."""
     if folder in _swept:
         return []
     _swept.add(folder)
@@ -30,14 +31,12 @@ def sweep(folder: str) -> list[str]:
         return []
     for name in names:
         found = _SCRATCH.match(name)
-        if not found or _alive(int(found.group(1))):
+        if not found or found.group(1) != HOST or _alive(int(found.group(2))):
             continue
         path = os.path.join(folder, name)
         try:
-            newest = max([os.stat(path).st_mtime, *(e.stat().st_mtime for e in os.scandir(path))])
-            if time.time() - newest > STALE_SECONDS:
-                shutil.rmtree(path)
-                removed.append(path)
+            shutil.rmtree(path)
+            removed.append(path)
         except OSError:
             continue  # gone meanwhile, or not ours
     return removed
@@ -55,12 +54,12 @@ def _alive(pid: int) -> bool:
 
 class Scratch:
     """A private temporary folder holding one SQLite database, removed on :meth:`close` (or at
-    exit). A killed build leaves its folders: the next build removes those of processes that are
-    gone, once untouched for :data:`STALE_SECONDS` (their names carry the process id)."""
+    exit). A killed build leaves its folders: the next build on the machine removes them (their
+    names carry the machine's name and the process id, :func:`sweep`)."""
 
     def __init__(self, name: str, folder: str | None = None) -> None:
         sweep(folder or tempfile.gettempdir())
-        self._dir = tempfile.TemporaryDirectory(prefix=f"skyshelf-{name}-{os.getpid()}-", dir=folder)
+        self._dir = tempfile.TemporaryDirectory(prefix=f"skyshelf-{name}-{HOST}-{os.getpid()}-", dir=folder)
         self.folder = self._dir.name
         self.db = sqlite3.connect(os.path.join(self.folder, f"{name}.sqlite"), check_same_thread=False, isolation_level=None)
 

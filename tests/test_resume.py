@@ -23,7 +23,7 @@ from publisher.build import build
 from publisher.catalog import Catalog
 from publisher.cli import main
 from publisher.config import load_pipeline
-from publisher.scratch import STALE_SECONDS, _swept, sweep
+from publisher.scratch import HOST, sweep
 from publisher.stores import Store
 
 from .conftest import write_pipeline
@@ -70,15 +70,14 @@ def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> Non
     assert (store / "catalog.json").read_bytes() == before  # the previous release stands
     finished = _journaled(store)
     assert 3 <= finished < 37
-    left = sorted(p.name for p in scratch.glob(f"skyshelf-*-{client.pid}-*"))
+    left = sorted(p.name for p in scratch.glob(f"skyshelf-*-{HOST}-{client.pid}-*"))
     assert [n.split("-")[1] for n in left] == ["items", "nodes", "previous"]
-    assert sweep(str(scratch)) == []  # not stale yet: a build elsewhere may still be using a shared folder
-    _swept.discard(str(scratch))
-    for folder in scratch.glob(f"skyshelf-*-{client.pid}-*"):  # an hour later
-        for path in [folder, *folder.iterdir()]:
-            os.utime(path, (time.time() - 2 * STALE_SECONDS, time.time() - 2 * STALE_SECONDS))
-    assert sorted(Path(p).name for p in sweep(str(scratch))) == left and not list(scratch.glob("skyshelf-*"))
-
+    alien = scratch / f"skyshelf-nodes-elsewhere-{client.pid}-abc123"  # another machine's build with the same process id
+    live = scratch / f"skyshelf-items-{HOST}-{os.getpid()}-live01"  # a running build's (this process)
+    alien.mkdir()
+    live.mkdir()
+    assert sorted(Path(p).name for p in sweep(str(scratch))) == left
+    assert sorted(p.name for p in scratch.glob("skyshelf-*")) == sorted([alien.name, live.name])
     report = build(load_pipeline(config), workers=2)
     assert report.resumed == finished and report.converted == 37 - finished and report.reused == 3 + finished
     assert not report.failures and report.published
