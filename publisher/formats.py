@@ -238,9 +238,6 @@ class Manifest:
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         return cls(data.get("release", ""), data.get("catalog_settings", ""), [ManifestItem.from_json(i) for i in data["items"]])
 
-    def by_path(self) -> dict[str, ManifestItem]:
-        return {item.node_path: item for item in self.items}
-
     def data_prefixes(self) -> set[str]:
         return {p for item in self.items for p in item.data_prefixes}
 

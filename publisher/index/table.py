@@ -82,11 +82,6 @@ class NodeTable:
         self._flush()
         return self.db.execute("SELECT 1 FROM nodes WHERE path=?", (path,)).fetchone() is not None
 
-    def paths(self, shown: bool = False) -> Iterator[str]:
-        """Every node's path, in the order added."""
-        self._flush()
-        yield from (p for (p,) in self.db.execute(f"SELECT path FROM nodes {'WHERE shown' if shown else ''} ORDER BY seq"))
-
     def is_shown(self, path: str) -> bool:
         self._flush()
         return self.db.execute("SELECT 1 FROM nodes WHERE path=? AND shown", (path,)).fetchone() is not None
