@@ -41,16 +41,22 @@ def _journaled(store: Path) -> int:
     return sum(len(json.loads(p.read_text())) for p in store.glob("releases/*/progress/*.json"))
 
 
-@pytest.mark.parametrize("scheduler", [None, "local:2"], ids=["local", "cluster"])
-def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> None:
-    pytest.importorskip("distributed")
+def previous_release(tmp_path: Path, first: int) -> tuple[Path, Path, bytes]:
+    """A release of ``first`` frames, then frames up to 40 added: (pipeline.yml, store, catalog.json's bytes)."""
     src, store = tmp_path / "src", tmp_path / "site"
     src.mkdir()
-    _frames(src, 0, 3)
+    _frames(src, 0, first)
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store), "codec": {"name": "zstd", "level": 15}}})
     build(load_pipeline(config), workers=1)  # a previous release
     before = (store / "catalog.json").read_bytes()
-    _frames(src, 3, 40)
+    _frames(src, first, 40)
+    return config, store, before
+
+
+@pytest.mark.parametrize("scheduler", [None, "local:2"], ids=["local", "cluster"])
+def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> None:
+    pytest.importorskip("distributed")
+    config, store, before = previous_release(tmp_path, 3)
 
     command = [sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--workers", "1", *(["--scheduler", scheduler] if scheduler else [])]
     scratch = tmp_path / "tmp"  # where the killed build keeps its plan, node table and manifests
@@ -88,7 +94,7 @@ def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> Non
     for i in range(40):
         entry = catalog.entry(f"src/frame_{i:02d}")
         stored = zarr.open_array(str(store / entry.data_url), mode="r")[...]
-        np.testing.assert_array_equal(stored, np.load(src / f"frame_{i:02d}.npy"))
+        np.testing.assert_array_equal(stored, np.load(tmp_path / "src" / f"frame_{i:02d}.npy"))
 
 
 def test_a_lost_scheduler_fails_clearly_and_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,13 +102,7 @@ def test_a_lost_scheduler_fails_clearly_and_is_resumed(tmp_path: Path, monkeypat
     build fails with a message that says what to do, the previous release stands, and the next
     build resumes what the workers had finished."""
     pytest.importorskip("distributed")
-    src, store = tmp_path / "src", tmp_path / "site"
-    src.mkdir()
-    _frames(src, 0, 2)
-    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store), "codec": {"name": "zstd", "level": 15}}})
-    build(load_pipeline(config), workers=1)
-    before = (store / "catalog.json").read_bytes()
-    _frames(src, 2, 40)
+    config, store, before = previous_release(tmp_path, 2)
     dask = Path(sys.executable).parent / "dask"
     scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                   "--scheduler-file", str(tmp_path / "scheduler.json")], stderr=subprocess.DEVNULL, start_new_session=True)

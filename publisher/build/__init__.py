@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,8 @@ from ..releases import InProgress
 from ..settings import BuildSettings
 from ..sources import WorkItem, iter_plan
 from ..stores import Store
-from .cluster import ClusterItems, Handle, Job, connect
+from . import processes
+from .cluster import ClusterItems, Handle, Job, connect, dask_tasks
 from .convert import Converter, ItemResult
 from .items import ItemTable
 from .journal import Journal
@@ -75,7 +76,12 @@ class _Build:
         assert self.planner.previous is not None and self.planner.scratch is not None
         self.records = RecordSpill(self.planner.scratch, self.planner.previous)
         self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
-        self.cluster: ClusterItems | None = None  # items converted on a Dask cluster (:mod:`.cluster`)
+        #: Items converted as tasks elsewhere: every item on a Dask cluster (:mod:`.cluster`), or the
+        #: small ones on worker processes of this machine (:mod:`.processes`, started at the first to convert)
+        self.remote: ClusterItems | None = None
+        self.remote_all = False
+        self.processes = 0  # worker processes to start (decided once the plan's size is known)
+        self.pool: ProcessPoolExecutor | None = None
         #: Items in flight at most: enough to keep every core (or the cluster's) busy
         self.window = 64 * workers
         self.deferred: _Deferred | None = _Deferred() if self.planner.same_catalog() else None
@@ -84,15 +90,15 @@ class _Build:
     def on_cluster(self, client: Any, threads: int) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
-        self.cluster = ClusterItems(client, job, self.journal)
+        self.remote, self.remote_all = dask_tasks(client, job, self.journal), True
         workers = client.scheduler_info().get("workers", {})
-        self.window = max(self.window, 4 * self.cluster.batch_items * sum(w.get("nthreads", 1) for w in workers.values()))
+        self.window = max(self.window, 4 * self.remote.batch_items * sum(w.get("nthreads", 1) for w in workers.values()))
         self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(workers)})
 
     def roots(self) -> list[str]:
         """The data roots written (the release's, and one per private access class), here or on the cluster."""
         here = self.converter.roots()
-        return here + sorted(self.cluster.roots - set(here)) if self.cluster else here
+        return here + sorted(self.remote.roots - set(here)) if self.remote else here
 
     def run(self) -> BuildReport:
         started = time.perf_counter()
@@ -100,6 +106,9 @@ class _Build:
         try:
             items.fill(iter_plan(self.pipeline), self.plan_problem)  # the whole plan, checked, before anything is written
             self.plan_failures = len(self.report.failures)
+            wanted = self.pipeline.build.processes
+            if not self.remote_all:
+                self.processes = (self.workers if self.workers > 1 and len(items) >= processes.MIN_ITEMS else 0) if wanted is None else wanted
             if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
                 self.report.seconds = time.perf_counter() - started
                 return self.report
@@ -120,14 +129,16 @@ class _Build:
                     flight.append((item, self.schedule(item, items_pool)))
                     while len(flight) > self.window or (flight and isinstance(flight[0][1], ManifestItem)):
                         self.settle(*flight.popleft())
-                if self.cluster:
-                    self.cluster.flush()
+                if self.remote:
+                    self.remote.flush()
                 while flight:
                     self.settle(*flight.popleft())
             self.converter.pool.shutdown(wait=True)
             return self.finish(started)  # 3. publish (or discard)
         finally:
             self.converter.pool.shutdown(wait=True)
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
             self.journal.stop(flush=not self.report.published)  # an unpublished build's finished items stay for the next
             self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
 
@@ -158,20 +169,31 @@ class _Build:
             assert old is not None
             return old
         if not self._warming:  # something to convert: the index will be written
+            if self.processes:  # before this process starts a thread (see processes.start)
+                self.pool = processes.start(self.processes)
+                job = Job(self.pipeline, self.store.url, self.settings, self.prefix, 1)
+                self.remote = processes.process_items(self.pool, job, self.journal)
+                self.window = max(self.window, 4 * self.remote.batch_items * self.processes)
+                self.progress("processes", {"workers": self.processes})
             self.in_progress.start()  # before the release's first object: gc leaves it alone
             self.journal.start()
             # its pyarrow set-up (~0.2 s) overlaps conversion, whose codecs run off the GIL
             self._warming = threading.Thread(target=warm_up, name="skyshelf-warm-up", daemon=True)
             self._warming.start()
-        if self.cluster:
-            return self.cluster.submit(item, old)
+        if self.remote_all:
+            assert self.remote is not None
+            return self.remote.submit(item, old)
+        if self.remote:
+            size = sum(p.stat().st_size for p in item.paths)
+            if size <= processes.SMALL_BYTES:
+                return self.remote.submit(item, old, size)
         return items_pool.submit(self.process, item, old)
 
     def settle(self, item: WorkItem, outcome: ManifestItem | Future[Outcome] | Handle) -> None:
         """On the main thread, in plan order: wait for the item's outcome and merge it."""
         self.progress("item", {"path": item.node_path})
         if not isinstance(outcome, ManifestItem):
-            outcome = self.cluster.outcome(outcome) if self.cluster else outcome.result()  # type: ignore[union-attr]
+            outcome = self.remote.outcome(outcome) if isinstance(outcome, Handle) else outcome.result()  # type: ignore[union-attr]
         if self.deferred is not None and isinstance(outcome, ManifestItem) and outcome.seq == self.deferred.count:
             self.defer(item, outcome)  # type: ignore[union-attr]
         else:

@@ -16,8 +16,9 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -196,18 +197,24 @@ class Handle:
 class ClusterItems:
     """The client's side: submits items as tasks, small ones batched (at most ``batch_items`` items
     or ``batch_bytes`` of source files a task: a task costs the scheduler a few milliseconds, a
-    million one-file tasks would cost hours), and hands back their outcomes as a local build's."""
+    million one-file tasks would cost hours), and hands back their outcomes as a local build's.
+    ``submit(fn, *args, key=...)`` runs a task: a Dask client's (:func:`dask_tasks`) or a local
+    process pool's (:mod:`.processes`); ``lost`` turns the exception of a task that could not run
+    (the scheduler or a worker process gone) into the build's error."""
 
-    def __init__(self, client: Client, job: Job, journal: Journal, batch_items: int = 32, batch_bytes: int = 8 * 2**20) -> None:
-        self.client, self.job, self.journal = client, job, journal
+    def __init__(self, submit: Callable[..., Any], job: Job, journal: Journal, lost: Callable[[BaseException], Exception],
+                 batch_items: int = 32, batch_bytes: int = 8 * 2**20) -> None:
+        self.submit_task, self.job, self.journal, self.lost = submit, job, journal, lost
         self.batch_items, self.batch_bytes = batch_items, batch_bytes
         self.roots: set[str] = set()
         self._open: _Batch | None = None
         self._open_bytes = 0
         self._count = 0
 
-    def submit(self, item: WorkItem, old: ManifestItem | None) -> Handle:
-        size = sum(p.stat().st_size for p in item.paths)
+    def submit(self, item: WorkItem, old: ManifestItem | None, size: int | None = None) -> Handle:
+        """Add the item to the batch being filled (``size``: its sources' bytes, when known)."""
+        if size is None:
+            size = sum(p.stat().st_size for p in item.paths)
         if self._open is not None and (len(self._open.items) >= self.batch_items or self._open_bytes + size > self.batch_bytes):
             self.flush()
         if self._open is None:
@@ -222,14 +229,13 @@ class ClusterItems:
         if batch is None or not batch.items:
             return
         self._count += 1
-        # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
-        batch.future = self.client.submit(convert_batch, self.job, batch.items, size >= FLUSH_BYTES, pure=False,
-                                          key=f"skyshelf-items-{self._count}-{self.job.prefix}")
+        batch.future = self.submit_task(convert_batch, self.job, batch.items, size >= FLUSH_BYTES, key=f"skyshelf-items-{self._count}-{self.job.prefix}")
         batch.future.add_done_callback(self._finished)
 
-    def _finished(self, future: Future) -> None:
+    def _finished(self, future: Any) -> None:
         """As each task finishes (in any order): journal its records, so a killed client loses nothing finished."""
-        if future.status != "finished":
+        status = getattr(future, "status", None)  # a Dask future's; a concurrent.futures one has none
+        if not (status == "finished" if status is not None else not future.cancelled() and future.exception() is None):
             return
         for result in future.result():
             if not isinstance(result, ManifestItem) and not result[0].failures:
@@ -243,10 +249,10 @@ class ClusterItems:
             assert batch.future is not None
             try:
                 batch.results = batch.future.result()
-            except (CancelledError, OSError) as exc:  # the scheduler is gone (distributed cancels every future)
-                raise ClusterLost(f"lost the Dask scheduler {self.client.scheduler.address}: {exc}. Nothing was published; the "
-                                  "items the workers finished are kept: run the build again to resume") from None
-            batch.future.release()
+            except (CancelledError, OSError, BrokenProcessPool) as exc:  # the scheduler or a worker process is gone
+                raise self.lost(exc) from None
+            if hasattr(batch.future, "release"):
+                batch.future.release()
         result = batch.results[handle.index]
         batch.taken += 1
         if batch.taken == len(batch.items):
@@ -256,6 +262,20 @@ class ClusterItems:
         out, record, roots = result
         self.roots.update(roots)
         return out, record
+
+
+def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
+    """Items as tasks of a Dask cluster: a worker that dies has its tasks rerun by the scheduler."""
+
+    def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future:
+        # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
+        return client.submit(fn, *args, pure=False, key=key)
+
+    def lost(exc: BaseException) -> Exception:  # distributed cancels every future when the scheduler goes
+        return ClusterLost(f"lost the Dask scheduler {client.scheduler.address}: {exc}. Nothing was published; the "
+                           "items the workers finished are kept: run the build again to resume")
+
+    return ClusterItems(submit, job, journal, lost)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,12 @@ class _Progress:
     def __init__(self, console: Any) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # refreshed by the build's events, not by a thread of rich's: a build forks its worker
+        # processes only while it has no other thread (publisher.build.processes)
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=console, transient=True, disable=not console.is_terminal)
+                                 console=console, transient=True, disable=not console.is_terminal, auto_refresh=False)
         self.items: Any = None
+        self._shown = 0.0
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event == "cluster":  # printed whether or not bars are shown: the data manager opens it
@@ -110,6 +114,9 @@ class _Progress:
             self.progress.update(self.items, description=info["path"][-50:])
         elif event == "done" and self.items is not None:
             self.progress.advance(self.items)
+        if time.monotonic() - self._shown > 0.1:  # ten times a second at most, as rich's own thread would
+            self._shown = time.monotonic()
+            self.progress.refresh()
 
 
 @click.command()

@@ -219,6 +219,8 @@ class Cluster(_Model):
                                   description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
                                   "processes started by the build; unset: convert in this process.")
     threads_per_worker: int = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N and each task's writers).")
+    processes: int | None = Field(default=None, ge=0, le=1024, description="Without a scheduler: worker processes on this machine that convert the "
+                                  "small files (8 MiB or less), off this process's GIL; 0: none. Unset: one per core when the build has 16 files or more.")
 
 
 class Pipeline(_Model):

@@ -1,0 +1,79 @@
+"""Small files converted in worker processes on this machine (pipeline.yml ``build.processes``).
+
+A small file costs more Python than codec work: for a 128 KB TIFF, ~1 ms of reading its header,
+writing its Zarr documents and making its record against ~0.5 ms of decoding and compressing, so
+the threads of one process queue on the GIL. Worker processes do not: they run the tasks a Dask
+cluster runs (:func:`.cluster.convert_batch`, batches of up to 32 items), while this process plans,
+merges and publishes as ever. 1,000 small TIFFs: 1.5 s on threads, 0.9 s on two processes
+(benchmarks/build.py). Big items stay on this process's threads, whose codecs release the GIL
+and whose slabs of one array spread over every core.
+
+``concurrent.futures`` and not Dask's scheduler here: a Dask task costs a few milliseconds, a
+small file about one, and nothing needs rerunning elsewhere (a dead worker fails the build,
+which keeps its finished items for the next, as a lost scheduler does).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from ..errors import ClusterLost
+from .cluster import ClusterItems, Job
+from .journal import Journal
+
+#: Items of at most this many source bytes go to the processes; bigger ones stay on threads.
+SMALL_BYTES = 8 * 2**20
+#: With ``build.processes`` unset, a build of fewer planned items keeps to threads (a pool is
+#: not worth its start for a handful of files).
+MIN_ITEMS = 16
+
+
+def start(count: int) -> ProcessPoolExecutor:
+    """``count`` worker processes, started now. Forked while this process has no other thread
+    (nothing can hold a lock a child would inherit held, and the children start at once with the
+    modules already imported); else from a fresh server process that imports the converters once
+    (~0.5 s), as Python 3.14 does by default."""
+    if threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["publisher.build.cluster"])
+    pool = ProcessPoolExecutor(count, mp_context=context, initializer=_watch_parent)
+    for done in [pool.submit(os.getpid) for _ in range(count)]:
+        done.result()  # every worker up: a fork happens here, before this process starts its threads
+    return pool
+
+
+def _watch_parent() -> None:
+    """In a worker: exit when the process that started it dies (a killed build), instead of
+    waiting forever for tasks that will not come."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="skyshelf-parent-watch", daemon=True).start()
+
+
+def process_items(pool: ProcessPoolExecutor, job: Job, journal: Journal) -> ClusterItems:
+    """Items as tasks of ``pool``. Each worker writes its items' arrays itself (one writer thread:
+    the processes are the parallelism), so no slab tasks."""
+    job = replace(job, settings=replace(job.settings, spread_bytes=0), threads=1)
+
+    def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future[Any]:
+        return pool.submit(fn, *args)
+
+    def lost(exc: BaseException) -> Exception:
+        return ClusterLost(f"a worker process of the build died ({exc}). Nothing was published; the items finished are kept: "
+                           "run the build again to resume (build.processes: 0 converts in the build's own process)")
+
+    return ClusterItems(submit, job, journal, lost)

@@ -1,0 +1,123 @@
+"""Small files converted in worker processes of the build's machine (publisher/build/processes.py):
+the release is the one a build on threads makes, object for object; a worker process killed
+midway fails the build clearly, the previous release stands and the next build resumes; a build
+process killed outright leaves no worker process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+import tifffile
+
+from publisher.build import BuildSettings, build
+from publisher.config import load_pipeline
+from publisher.errors import ClusterLost, ConfigError
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .test_cluster_build import release_objects
+from .test_resume import _frames, previous_release
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _small_files(src: Path) -> None:
+    """40 small TIFFs, 10 CSV tables and one 9 MiB array (bigger than a small file: on threads)."""
+    rng = np.random.default_rng(7)
+    (src / "tiles").mkdir(parents=True)
+    for i in range(40):
+        tifffile.imwrite(src / "tiles" / f"tile_{i:02d}.tif", rng.integers(0, 4000, size=(64, 96), dtype="<u2"))
+    for i in range(10):
+        rows = "\n".join(f"{j},{rng.normal():.6f},{'ab'[j % 2]}" for j in range(50))
+        (src / f"table_{i}.csv").write_text(f"n,value,label\n{rows}\n")
+    np.save(src / "big.npy", rng.integers(0, 60000, size=(1536, 3072), dtype="<u2"))
+
+
+def _children() -> list[psutil.Process]:
+    return psutil.Process().children()
+
+
+def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _small_files(src)
+    stores = {}
+    for name, processes in [("processes", None), ("threads", 0)]:
+        store = tmp_path / name
+        config = {"sources": [{"path": str(src)}], "output": {"store": str(store)}, "build": {} if processes is None else {"processes": processes}}
+        events: list[tuple[str, dict[str, Any]]] = []
+        busy: list[float] = []
+
+        def progress(event: str, info: dict[str, Any], events: list[tuple[str, dict[str, Any]]] = events, busy: list[float] = busy) -> None:
+            events.append((event, info))
+            if event == "done":  # the worker processes' CPU time so far
+                busy.append(sum(sum(p.cpu_times()[:2]) for p in _children() if p.is_running()))
+
+        (tmp_path / name).mkdir()
+        report = build(load_pipeline(write_pipeline(tmp_path / name, config)), workers=2, progress=progress)
+        assert report.converted == 51 and not report.failures and report.published
+        started = [info for event, info in events if event == "processes"]
+        if processes is None:
+            assert started == [{"workers": 2}] and max(busy) > 0  # two workers forked, and they converted
+        else:
+            assert started == [] and max(busy) == 0
+        stores[name] = release_objects(Store(str(store)))
+    assert len(stores["processes"]) > 100
+    assert stores["processes"] == stores["threads"]
+
+
+def test_a_worker_process_killed_mid_build(tmp_path: Path) -> None:
+    config, store, before = previous_release(tmp_path, 2)
+    settings = BuildSettings(journal_seconds=0.1)
+    workers: list[psutil.Process] = []
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "processes":
+            workers.extend(_children())
+        elif event == "done" and workers and workers[0].is_running():
+            workers[0].kill()  # once the first items are merged
+
+    with pytest.raises(ClusterLost, match="a worker process of the build died .*run the build again to resume"):
+        build(load_pipeline(config), workers=2, progress=progress, settings=settings)
+    assert len(workers) == 2
+    assert (store / "catalog.json").read_bytes() == before  # the previous release stands
+    assert not _children()  # the other worker is gone too
+    report = build(load_pipeline(config), workers=2)
+    assert report.resumed >= 1 and report.resumed + report.converted == 38 and report.published
+
+
+def test_a_killed_build_leaves_no_worker_process(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _frames(src, 0, 40)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}}})
+    client = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--workers", "2"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        parent = psutil.Process(client.pid)
+        deadline = time.monotonic() + 60
+        while len(parent.children()) < 2 and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        workers = parent.children()
+        assert len(workers) == 2, "the build ended (or never forked) before it could be killed"
+        os.kill(client.pid, signal.SIGKILL)  # the build alone, not its process group
+        client.wait(30)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"worker processes {[p.pid for p in alive]} outlived the build"
+    finally:
+        if client.poll() is None:
+            client.kill()
+
+
+def test_a_wrong_processes_count_names_the_line(tmp_path: Path) -> None:
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"processes": -1}})
+    with pytest.raises(ConfigError, match=r"pipeline\.yml:\d+: build\.processes: Input should be greater than or equal to 0"):
+        load_pipeline(config)
