@@ -42,8 +42,9 @@ def _small_files(src: Path) -> None:
     np.save(src / "big.npy", rng.integers(0, 60000, size=(1536, 3072), dtype="<u2"))
 
 
-def _children() -> list[psutil.Process]:
-    return psutil.Process().children()
+def _children(before: set[int] | frozenset[int] = frozenset()) -> list[psutil.Process]:
+    """This process's children but those in ``before`` (servers the suite started)."""
+    return [p for p in psutil.Process().children() if p.pid not in before]
 
 
 def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path) -> None:
@@ -55,11 +56,13 @@ def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path) -
         config = {"sources": [{"path": str(src)}], "output": {"store": str(store)}, "build": {} if processes is None else {"processes": processes}}
         events: list[tuple[str, dict[str, Any]]] = []
         busy: list[float] = []
+        before = {p.pid for p in _children()}
 
-        def progress(event: str, info: dict[str, Any], events: list[tuple[str, dict[str, Any]]] = events, busy: list[float] = busy) -> None:
+        def progress(event: str, info: dict[str, Any], events: list[tuple[str, dict[str, Any]]] = events, busy: list[float] = busy,
+                     before: set[int] = before) -> None:
             events.append((event, info))
             if event == "done":  # the worker processes' CPU time so far
-                busy.append(sum(sum(p.cpu_times()[:2]) for p in _children() if p.is_running()))
+                busy.append(sum(sum(p.cpu_times()[:2]) for p in _children(before) if p.is_running()))
 
         (tmp_path / name).mkdir()
         report = build(load_pipeline(write_pipeline(tmp_path / name, config)), workers=2, progress=progress)
@@ -78,10 +81,11 @@ def test_a_worker_process_killed_mid_build(tmp_path: Path) -> None:
     config, store, before = previous_release(tmp_path, 2)
     settings = BuildSettings(journal_seconds=0.1)
     workers: list[psutil.Process] = []
+    others = {p.pid for p in _children()}
 
     def progress(event: str, info: dict[str, Any]) -> None:
         if event == "processes":
-            workers.extend(_children())
+            workers.extend(_children(others))
         elif event == "done" and workers and workers[0].is_running():
             workers[0].kill()  # once the first items are merged
 
@@ -89,7 +93,7 @@ def test_a_worker_process_killed_mid_build(tmp_path: Path) -> None:
         build(load_pipeline(config), workers=2, progress=progress, settings=settings)
     assert len(workers) == 2
     assert (store / "catalog.json").read_bytes() == before  # the previous release stands
-    assert not _children()  # the other worker is gone too
+    assert not psutil.wait_procs(_children(others), timeout=10)[1]  # the other worker is gone too
     report = build(load_pipeline(config), workers=2)
     assert report.resumed >= 1 and report.resumed + report.converted == 38 and report.published
 

@@ -30,8 +30,10 @@ def _listing(store: Store, prefix: str) -> Iterator[str]:
     """Every key under ``prefix`` (relative to the store root), read fresh from the store."""
     root = store.path(prefix)
     if store.is_local:
-        for folder, _, files in os.walk(root):
-            rel = os.path.relpath(folder, store.root).replace(os.sep, "/")
+        root = root.rstrip(os.sep) or root
+        base = os.path.relpath(root, store.root).replace(os.sep, "/")
+        for folder, _, files in os.walk(root):  # each folder is root + its path below (cheaper than relpath each)
+            rel = base + folder[len(root):].replace(os.sep, "/")
             yield from (f"{rel}/{name}" for name in files)
         return
     base = store.root.split("://", 1)[1].strip("/") + "/"
