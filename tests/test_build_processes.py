@@ -5,11 +5,14 @@ process killed outright leaves no worker process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,37 +45,57 @@ def _small_files(src: Path) -> None:
     np.save(src / "big.npy", rng.integers(0, 60000, size=(1536, 3072), dtype="<u2"))
 
 
-def _children(before: set[int] | frozenset[int] = frozenset()) -> list[psutil.Process]:
-    """This process's children but those in ``before`` (servers the suite started)."""
-    return [p for p in psutil.Process().children() if p.pid not in before]
+def _children(before: set[int] | frozenset[int] = frozenset(), recursive: bool = False) -> list[psutil.Process]:
+    """This process's children (or all its descendants) but those in ``before`` (servers the suite started)."""
+    return [p for p in psutil.Process().children(recursive=recursive) if p.pid not in before]
 
 
-def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path) -> None:
+def _cpu(processes: Iterable[psutil.Process]) -> float:
+    """User and system seconds of those ``processes`` still there."""
+    total = 0.0
+    for p in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += sum(p.cpu_times()[:2])
+    return total
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["forked", "from-a-fork-server"])
+def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path, threaded: bool) -> None:
+    """``threaded``: the calling process has another thread (a notebook's, an S3 store's), so the
+    workers start from a fork server instead of being forked from it."""
     src = tmp_path / "src"
     _small_files(src)
     stores = {}
+    other = threading.Event()
+    if threaded:
+        threading.Thread(target=other.wait, daemon=True).start()
     for name, processes in [("processes", None), ("threads", 0)]:
         store = tmp_path / name
         config = {"sources": [{"path": str(src)}], "output": {"store": str(store)}, "build": {} if processes is None else {"processes": processes}}
         events: list[tuple[str, dict[str, Any]]] = []
         busy: list[float] = []
-        before = {p.pid for p in _children()}
+        parents: list[int] = []
+        before = {p.pid for p in _children(recursive=True)}
 
         def progress(event: str, info: dict[str, Any], events: list[tuple[str, dict[str, Any]]] = events, busy: list[float] = busy,
-                     before: set[int] = before) -> None:
+                     before: set[int] = before, parents: list[int] = parents) -> None:
             events.append((event, info))
-            if event == "done":  # the worker processes' CPU time so far
-                busy.append(sum(sum(p.cpu_times()[:2]) for p in _children(before) if p.is_running()))
+            if event == "processes":  # whose children the workers are
+                parents.extend(p.ppid() for p in _children(before, recursive=True) if p.ppid() != os.getpid())
+            if event == "done":  # the worker processes' CPU time so far (not the fork server's imports)
+                busy.append(_cpu(p for p in _children(before, recursive=True) if not threaded or p.ppid() != os.getpid()))
 
         (tmp_path / name).mkdir()
         report = build(load_pipeline(write_pipeline(tmp_path / name, config)), workers=2, progress=progress)
         assert report.converted == 51 and not report.failures and report.published
         started = [info for event, info in events if event == "processes"]
         if processes is None:
-            assert started == [{"workers": 2}] and max(busy) > 0  # two workers forked, and they converted
+            assert started == [{"workers": 2}] and max(busy) > 0  # two workers started, and they converted
+            assert len(parents) == (2 if threaded else 0)  # from the fork server, else forked from this process
         else:
             assert started == [] and max(busy) == 0
         stores[name] = release_objects(Store(str(store)))
+    other.set()
     assert len(stores["processes"]) > 100
     assert stores["processes"] == stores["threads"]
 
