@@ -148,3 +148,25 @@ def test_a_wrong_processes_count_names_the_line(tmp_path: Path) -> None:
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"processes": -1}})
     with pytest.raises(ConfigError, match=r"pipeline\.yml:\d+: build\.processes: Input should be greater than or equal to 0"):
         load_pipeline(config)
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
+def test_files_deleted_after_the_plan_are_failures_of_their_items(tmp_path: Path, processes: int) -> None:
+    """Two of 20 files vanish between the plan and their conversion: each is a failure naming the
+    file and the reason (not a crash of the build); ``on_error: skip`` publishes the other 18."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip",
+                                       "build": {"processes": processes}})
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "start":  # planned, nothing converted yet
+            (src / "t05.csv").unlink()
+            (src / "t17.csv").unlink()
+
+    report = build(load_pipeline(config), workers=2, progress=progress)
+    assert sorted((f.path, f.reason) for f in report.failures) == [
+        (f"src/t{i}", f"cannot read {src}/t{i}.csv: No such file or directory (changed since the build planned it?)") for i in ("05", "17")]
+    assert report.published and report.nodes["table"] == 18

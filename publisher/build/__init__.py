@@ -152,7 +152,10 @@ class _Build:
     def process(self, item: WorkItem, old: ManifestItem | None) -> Outcome:
         """On a worker thread: reuse the item when its settings and content are unchanged (compared
         with its ``old`` record), else convert it."""
-        found = self.planner.fingerprint_against(item, old, self.converter.pool)
+        try:
+            found = self.planner.fingerprint_against(item, old, self.converter.pool)
+        except OSError as exc:
+            return self.converter.unreadable(item, exc)
         if isinstance(found, ManifestItem):
             return found
         out = self.converter.convert(item)
@@ -184,8 +187,11 @@ class _Build:
             assert self.remote is not None
             return self.remote.submit(item, old)
         if self.remote:
-            size = sum(p.stat().st_size for p in item.paths)
-            if size <= processes.SMALL_BYTES:
+            try:
+                size = sum(p.stat().st_size for p in item.paths)
+            except OSError:  # gone since the plan: a thread reports it as any unreadable file
+                size = None
+            if size is not None and size <= processes.SMALL_BYTES:
                 return self.remote.submit(item, old, size)
         return items_pool.submit(self.process, item, old)
 

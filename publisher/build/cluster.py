@@ -153,7 +153,10 @@ def _state(job: Job) -> tuple[Converter, Planner]:
 def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     """On a worker: the item's previous record when its content is unchanged, else its conversion."""
     converter, planner = _state(job)
-    found = planner.fingerprint_against(item, old, converter.pool)
+    try:
+        found = planner.fingerprint_against(item, old, converter.pool)
+    except OSError as exc:
+        return (*converter.unreadable(item, exc), converter.roots())
     if isinstance(found, ManifestItem):
         return found
     _item.current = item

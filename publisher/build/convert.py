@@ -102,6 +102,14 @@ class Converter:
                             [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
                             out.warnings, out.skipped)
 
+    def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
+        """An item whose files cannot even be looked at (deleted or made unreadable since the plan):
+        a failure of that item, never recorded, so the next build tries it again."""
+        where = exc.filename or item.paths[0]
+        reason = f"cannot read {where}: {exc.strerror or exc} (changed since the build planned it?)"
+        out = ItemResult(failures=[Problem(item.node_path, reason, str(item.paths[0]))])
+        return out, ManifestItem(item.node_path, "", "", [], [], [])
+
     def convert(self, item: WorkItem) -> ItemResult:
         out = ItemResult()
         source_file = ", ".join(str(p) for p in item.paths[:1]) + (f" (+{len(item.paths) - 1})" if len(item.paths) > 1 else "")
