@@ -6,6 +6,7 @@ a child process each:
 
 1. the full build into a new store, sampling the process's resident memory (``/proc/self/statm``)
    every 0.5 s: printed, its peak while converting, at the end, and the baseline (after imports);
+   and its worker processes' own memory (USS), and CPU time with theirs;
 2. the same build again, nothing changed (the baseline of a rebuild is the full build): printed,
    its time and its ratio to the full build's. Target: at most 2% at a million files.
 
@@ -28,39 +29,54 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
 import json, resource, sys, threading, time
+import psutil
 from publisher.build import build
 from publisher.config import load_pipeline
 
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
+def workers_mb():  # the worker processes' own memory (USS: what forking did not share)
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            total += child.memory_full_info().uss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
 pipeline = load_pipeline(sys.argv[1])
 base, samples, phase, count, at = rss_mb(), [], ["plan"], {"items": 0, "done": 0}, {}
+def sample():
+    while True:
+        samples.append((phase[0], rss_mb(), workers_mb()))
+        time.sleep(0.5)
 def progress(event, info):
     if event == "start":
         phase[0], count["items"], at["convert"] = "convert", info["items"], time.perf_counter()
+    elif event == "reused" and not count["done"]:  # a no-change build: nothing converted, no worker
+        threading.Thread(target=sample, daemon=True).start()
     elif event == "done":
         count["done"] += 1
+        if count["done"] == 1:  # sampled from here: the build forks its workers only while it has one thread
+            threading.Thread(target=sample, daemon=True).start()
         if count["done"] == count["items"]:
             phase[0], at["publish"] = "publish", time.perf_counter()  # the index, manifest and check
-def sample():
-    while True:
-        samples.append((phase[0], rss_mb()))
-        time.sleep(0.5)
-threading.Thread(target=sample, daemon=True).start()
-usage = resource.getrusage(resource.RUSAGE_SELF)
-cpu0 = usage.ru_utime + usage.ru_stime
+usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu0 = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
 started = time.perf_counter()
 report = build(pipeline, progress=progress)
 seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_SELF)
+usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 end = time.perf_counter()
+samples.append((phase[0], rss_mb(), 0))
 print(json.dumps({"seconds": seconds, "plan_seconds": at.get("convert", end) - started,
-                  "publish_seconds": end - at.get("publish", end), "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu0, "converted": report.converted,
+                  "publish_seconds": end - at.get("publish", end), "converted": report.converted,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime - cpu0,
                   "reused": report.reused, "unchanged": report.unchanged, "rss_base_mb": base,
-                  "rss_peak_convert_mb": max((m for p, m in samples if p == "convert"), default=0),
-                  "rss_peak_publish_mb": max((m for p, m in samples if p == "publish"), default=0),
-                  "rss_peak_mb": max(m for _, m in samples), "rss_end_mb": rss_mb()}))
+                  "rss_peak_convert_mb": max((m for p, m, _ in samples if p == "convert"), default=0),
+                  "rss_peak_publish_mb": max((m for p, m, _ in samples if p == "publish"), default=0),
+                  "workers_peak_mb": max(w for _, _, w in samples), "rss_peak_mb": max(m for _, m, _ in samples), "rss_end_mb": rss_mb()}))
 """
 
 
@@ -102,7 +118,8 @@ def main() -> None:
         print(f"full build: {full['seconds']:.1f} s ({1000 * full['seconds'] / args.files:.2f} ms a file; CPU {full['cpu_seconds']:.0f} s; "
               f"planning {full['plan_seconds']:.1f} s, publishing after the last item {full['publish_seconds']:.1f} s), "
               f"resident memory: {full['rss_base_mb']:.0f} MB after imports, peak {full['rss_peak_convert_mb']:.0f} MB converting, "
-              f"peak {full['rss_peak_publish_mb']:.0f} MB publishing (index, manifest, check), {full['rss_end_mb']:.0f} MB at the end", flush=True)
+              f"peak {full['rss_peak_publish_mb']:.0f} MB publishing (index, manifest, check), {full['rss_end_mb']:.0f} MB at the end; "
+              f"worker processes' own memory (USS) at most {full['workers_peak_mb']:.0f} MB together", flush=True)
         again = run(pipeline)
         assert again["unchanged"] and again["reused"] == args.files, again
         print(f"no-change rebuild: {again['seconds']:.2f} s = {100 * again['seconds'] / full['seconds']:.2f}% of the full build "

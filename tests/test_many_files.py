@@ -105,6 +105,23 @@ def test_a_clash_among_many_items_names_both(tmp_path: Path) -> None:
     assert not store.exists() or not any(store.rglob("*.json"))
 
 
+def test_a_clash_with_an_unchanged_item_names_both(tmp_path: Path) -> None:
+    """The previous release's items, unchanged and in order, are counted and not written to the
+    plan's table; a later item at one of their node paths is still a clash, naming both files,
+    and nothing is published."""
+    _tree(tmp_path / "a", 1500, per_folder=1500)
+    store = tmp_path / "store"
+    config = {"sources": [{"path": str(tmp_path / "a"), "into": ""}], "output": {"store": str(store)}}
+    build(load_pipeline(write_pipeline(tmp_path, config)))
+    before = (store / "catalog.json").read_bytes()
+    (tmp_path / "b" / "run0000").mkdir(parents=True)
+    (tmp_path / "b" / "run0000" / "scan_001234.csv").write_text("x\n1\n")
+    config["sources"].append({"path": str(tmp_path / "b"), "into": ""})
+    with pytest.raises(ConfigError, match=r"b/run0000/scan_001234.csv and .*a/run0000/scan_001234.csv would both be published at 'run0000/scan_001234'"):
+        build(load_pipeline(write_pipeline(tmp_path, config)))
+    assert (store / "catalog.json").read_bytes() == before
+
+
 def test_rebuilds_reuse_and_replay_in_order(tmp_path: Path) -> None:
     """A no-change rebuild publishes nothing; a change after 300 unchanged items replays them into
     the index, which equals a build from scratch; the manifest is one record a line and still JSON."""
@@ -135,7 +152,7 @@ def test_manifests_are_read_a_record_at_a_time_and_old_ones_whole() -> None:
     records); one written by an earlier version, on one line, is parsed whole; both are JSON."""
     import io
 
-    from publisher.build.manifests import read_manifest, write_manifest
+    from publisher.build.manifests import node_path, read_manifest, write_manifest
     from publisher.formats import FileRecord, ManifestItem
 
     records = [ManifestItem(f"a/b{i}", "s", "", [FileRecord(f"/src/b{i}.csv", 10, 1)], [{"path": f"a/b{i}"}], [f"releases/r/data/a/b{i}"])
@@ -145,9 +162,11 @@ def test_manifests_are_read_a_record_at_a_time_and_old_ones_whole() -> None:
     write_manifest(sink, "r", "cs", (json.dumps(r.to_json(), separators=(",", ":")).encode() for r in records))
     fields, found = read_manifest(io.BytesIO(sink.getvalue()))
     found = list(found)
-    assert fields == {"release": "r", "catalog_settings": "cs"} and [p for p, _ in found] == [r.node_path for r in records]
-    assert [ManifestItem.from_json(json.loads(t)) for _, t in found] == records
+    assert fields == {"release": "r", "catalog_settings": "cs"} and [node_path(t) for t in found] == [r.node_path for r in records]
+    assert [ManifestItem.from_json(json.loads(t)) for t in found] == records
     assert Manifest.from_json(json.loads(sink.getvalue())).items == records
     old = json.dumps(Manifest("r", "cs", records).to_json()).encode()  # one line, spaces after separators
     fields, found = read_manifest(io.BytesIO(old))
-    assert fields["release"] == "r" and [ManifestItem.from_json(json.loads(t)) for _, t in found] == records
+    found = list(found)
+    assert fields["release"] == "r" and [ManifestItem.from_json(json.loads(t)) for t in found] == records
+    assert [node_path(t) for t in found] == [r.node_path for r in records]

@@ -14,10 +14,9 @@ import contextlib
 import os
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth.tags import AccessRules
@@ -37,22 +36,12 @@ from .journal import Journal
 from .manifests import RecordSpill
 from .plan import Planner, new_release_id
 from .publish import Tree, discard, publish
+from .reuse import AsBefore, Deferred
 from .target import resolve_store, storage_options
 
 Progress = Callable[[str, dict[str, Any]], None]
 #: An item's outcome: its previous record reused, or what converting it produced and its new record.
 Outcome = ManifestItem | tuple[ItemResult, ManifestItem]
-
-
-@dataclass
-class _Deferred:
-    """What items reused as they were, in the previous release's order, would add to the report:
-    while every item so far is, the build adds nothing to its tree, since nothing may change."""
-
-    count: int = 0
-    nodes: Counter[str] = field(default_factory=Counter)
-    warnings: list[Problem] = field(default_factory=list)
-    skipped: list[Problem] = field(default_factory=list)
 
 
 class _Build:
@@ -84,7 +73,7 @@ class _Build:
         self.pool: ProcessPoolExecutor | None = None
         #: Items in flight at most: enough to keep every core (or the cluster's) busy
         self.window = 64 * workers
-        self.deferred: _Deferred | None = _Deferred() if self.planner.same_catalog() else None
+        self.deferred: Deferred | None = Deferred() if self.planner.same_catalog() else None
         self._warming: threading.Thread | None = None
 
     def on_cluster(self, client: Any, threads: int) -> None:
@@ -104,7 +93,10 @@ class _Build:
         started = time.perf_counter()
         items = ItemTable(self.pipeline)
         try:
-            items.fill(iter_plan(self.pipeline), self.plan_problem)  # the whole plan, checked, before anything is written
+            watch = AsBefore(self.planner, self.tree) if self.deferred is not None else None
+            items.fill(iter_plan(self.pipeline), self.plan_problem, watch)  # the whole plan, checked, before anything is written
+            if watch is not None:
+                self.deferred = watch.seen  # the leading items, as they were
             self.plan_failures = len(self.report.failures)
             wanted = self.pipeline.build.processes
             if not self.remote_all:
@@ -112,6 +104,10 @@ class _Build:
             if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
                 self.report.seconds = time.perf_counter() - started
                 return self.report
+            if watch is not None and watch.holds and watch.count == self.planner.previous.count:  # type: ignore[union-attr]
+                self.progress("start", {"items": len(items), "release": self.release})
+                self.progress("reused", {"count": watch.count})
+                return self._unchanged(started)  # every item as it was, in the same order: nothing to do
             return self.convert(items, started)
         finally:  # the build's files on disk (its plan, node table, manifests)
             items.close()
@@ -122,6 +118,8 @@ class _Build:
     def convert(self, items: ItemTable, started: float) -> BuildReport:
         self.tree.ensure_folders("x")  # the root
         self.progress("start", {"items": len(items), "release": self.release})
+        if self.deferred is not None and self.deferred.count:  # held by the plan as the previous release's
+            self.progress("reused", {"count": self.deferred.count})
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
                 flight: deque[tuple[WorkItem, ManifestItem | Future[Outcome] | Handle]] = deque()
@@ -210,15 +208,8 @@ class _Build:
 
     def defer(self, item: WorkItem, old: ManifestItem) -> None:
         """An item reused as it was, in the previous release's order: counted, not yet merged."""
-        deferred = self.deferred
-        assert deferred is not None
-        if old.entries:
-            self.tree.ensure_folders(item.node_path)
-        for data in old.entries:
-            deferred.nodes[data["family"]] += 1
-        deferred.warnings += old.warnings
-        deferred.skipped += old.skipped
-        deferred.count += 1
+        assert self.deferred is not None
+        self.deferred.add(self.tree, item.node_path, old)
 
     def replay(self) -> None:
         """Something changed after all: merge the items deferred so far, from the previous records."""

@@ -1,5 +1,7 @@
 """A build's plan on disk: every work item the walk finds (:func:`publisher.sources.iter_plan`),
-written to a SQLite table before anything is converted, then read back in order.
+written to a SQLite table before anything is converted, then read back in order. While every
+item is the previous release's, unchanged and in its order, items are counted, not written: a
+build that changes nothing is decided without writing or reading its plan.
 
 Writing it first keeps a build's promise that a wrong configuration (two items at one node path,
 bad reader options) fails before anything is written, without a million items in memory (~900
@@ -12,12 +14,26 @@ import pickle
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..config.models import Pipeline
 from ..readers import get_reader
 from ..scratch import Scratch
 from ..sources import WorkItem, duplicate
+
+
+class Ahead(Protocol):
+    """Decides, item by item from the first, whether the plan so far is the previous release's."""
+
+    def __call__(self, item: WorkItem) -> bool:
+        """Whether this item is the previous release's next, unchanged (False from the first that is not)."""
+
+    def taken(self, node_path: str) -> str | None:
+        """The label of the leading item at ``node_path``, if one is."""
+
+    @property
+    def count(self) -> int:
+        """How many leading items it held."""
 
 
 class ItemTable:
@@ -30,14 +46,17 @@ class ItemTable:
         self.scratch = Scratch("items")
         self.db = self.scratch.db
         self.db.execute("CREATE TABLE items(seq INTEGER PRIMARY KEY, node_path TEXT NOT NULL UNIQUE, label TEXT NOT NULL, item BLOB NOT NULL)")
-        self.count = 0
+        self.count = 0  # written
+        self.ahead: Ahead | None = None  # what held the leading items (not written)
         self._options: dict[tuple[int, str], Any] = {}
 
     def close(self) -> None:
         self.scratch.close()
 
-    def fill(self, items: Iterable[WorkItem], on_problem: Callable[[WorkItem], None]) -> int:
-        """Write the items (raising the plan's :class:`ConfigError` on a clash); return how many."""
+    def fill(self, items: Iterable[WorkItem], on_problem: Callable[[WorkItem], None], ahead: Ahead | None = None) -> int:
+        """Write the items (raising the plan's :class:`ConfigError` on a clash); return how many
+        were planned. ``ahead``: the leading items it holds as the previous release's are counted,
+        not written (a no-change build then reads nothing back)."""
         batch: list[WorkItem] = []
         self.db.execute("BEGIN")
         try:
@@ -45,15 +64,26 @@ class ItemTable:
                 if item.problem:
                     on_problem(item)
                     continue
+                if ahead is not None:
+                    if ahead(item):
+                        continue
+                    self.ahead, ahead = ahead, None  # the first that is not: this one and all after are written
                 batch.append(item)
                 if len(batch) >= self.BATCH:
                     self._insert(batch)
             self._insert(batch)
         finally:
             self.db.execute("COMMIT")
-        return self.count
+        if ahead is not None:  # it held every item
+            self.ahead = ahead
+        return len(self)
 
     def _insert(self, batch: list[WorkItem]) -> None:
+        if self.ahead is not None:  # the leading items were not written, but their node paths are taken
+            for item in batch:
+                other = self.ahead.taken(item.node_path)
+                if other is not None:
+                    raise duplicate(self.pipeline, item, other)
         rows = [(item.node_path, item.label, self._dump(item)) for item in batch]
         self.db.execute("SAVEPOINT batch")
         try:
@@ -77,7 +107,8 @@ class ItemTable:
         return pickle.dumps((item.source_index, [str(p) for p in item.paths], item.metadata, item.warnings, reader), protocol=5)
 
     def __len__(self) -> int:
-        return self.count
+        """The items planned: the leading ones held as the previous release's, and those written."""
+        return self.count + (self.ahead.count if self.ahead is not None else 0)
 
     def __iter__(self) -> Iterator[WorkItem]:
         sources = self.pipeline.sources

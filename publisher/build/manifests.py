@@ -41,27 +41,27 @@ def write_manifest(sink: IO[bytes], release: str, catalog_settings: str, lines: 
     sink.write(b"\n]}")
 
 
-def read_manifest(stream: IO[bytes]) -> tuple[dict[str, str], Iterator[tuple[str, str]]]:
-    """(release and catalog_settings, each record's node path and JSON text, in order) of a
-    manifest read from ``stream``; a record is parsed only when it is looked up."""
+def read_manifest(stream: IO[bytes]) -> tuple[dict[str, str], Iterator[str]]:
+    """(release and catalog_settings, each record's JSON text, in order) of a manifest read from
+    ``stream``; a record is parsed only when it is used (its node path: :func:`node_path`)."""
     head = stream.readline()
     text = head.decode()
     if not text.rstrip("\n").endswith(_HEAD_END):  # one line: an older manifest, parsed whole
         data = json.loads(text + stream.read().decode())
         return {"release": data.get("release", ""), "catalog_settings": data.get("catalog_settings", "")}, (
-            (i["node_path"], dumps(i)) for i in data["items"])
+            dumps(i) for i in data["items"])
     fields = json.loads(text.rstrip("\n")[: -len(_HEAD_END)].rstrip(",") + "}")
 
-    def records() -> Iterator[tuple[str, str]]:
+    def records() -> Iterator[str]:
         for raw in stream:
             line = raw.rstrip(b"\n").rstrip(b",").decode()
             if line and line != "]}":
-                yield _node_path(line), line
+                yield line
 
     return fields, records()
 
 
-def _node_path(line: str) -> str:
+def node_path(line: str) -> str:
     """A record line's node path, its first field (as :meth:`ManifestItem.to_json` writes it),
     read without parsing the rest (a million records: seconds saved on every build)."""
     if line.startswith(_FIRST):
@@ -105,13 +105,17 @@ class RecordSpill:
 
 class Previous:
     """The current release's records and those an interrupted newer build had finished
-    (:func:`.journal.resumable`), by node path, in a SQLite file (thread-safe lookups)."""
+    (:func:`.journal.resumable`), by node path, in a SQLite file (thread-safe lookups). The
+    release's records are first kept as they came, a line each in a file: read in order, they
+    decide a no-change build without any lookup; they go into the table on the first lookup."""
 
     def __init__(self, scratch: Scratch) -> None:
         self.db = scratch.db
         self.db.executescript("CREATE TABLE old(path TEXT PRIMARY KEY, seq INTEGER NOT NULL, record TEXT NOT NULL);"
                               "CREATE UNIQUE INDEX old_by_seq ON old(seq);"
                               "CREATE TABLE resumed(path TEXT PRIMARY KEY, record TEXT NOT NULL);")
+        self._lines = f"{scratch.folder}/previous.jsonl"
+        self._indexed = True  # nothing to index until a manifest is loaded
         self._lock = threading.Lock()
         self.release: str | None = None
         self.catalog_settings: str | None = None
@@ -125,16 +129,33 @@ class Previous:
             key = PRIVATE_CATALOG_KEY if store.exists(PRIVATE_CATALOG_KEY) else CATALOG_KEY
             catalog = CatalogDocument.from_json(json.loads(store.read_bytes(key)))
             if catalog.manifest is not None:
-                with store.fs.open(store.path(catalog.manifest), "rb") as stream:
+                count = 0
+                with store.fs.open(store.path(catalog.manifest), "rb") as stream, open(self._lines, "w", encoding="utf-8") as lines:
                     fields, records = read_manifest(stream)
-                    self._insert("INSERT OR REPLACE INTO old(path, seq, record) VALUES (?,?,?)",
-                                 ((path, seq, text) for seq, (path, text) in enumerate(records)))
-                self.release, self.catalog_settings = fields["release"], fields["catalog_settings"]
-                self.count = self.db.execute("SELECT count(*) FROM old").fetchone()[0]
+                    for text in records:
+                        lines.write(text + "\n")  # a record's JSON has no raw newline
+                        count += 1
+                self.release, self.catalog_settings, self.count, self._indexed = fields["release"], fields["catalog_settings"], count, False
         except (NotFound, FileNotFoundError, KeyError, TypeError, ValueError):
-            self.db.execute("DELETE FROM old")  # none, or unreadable: every item is new
-            self.release = self.catalog_settings = None
-            self.count = 0
+            self.release = self.catalog_settings = None  # none, or unreadable: every item is new
+            self.count, self._indexed = 0, True
+
+    def in_order(self) -> Iterator[ManifestItem]:
+        """The release's records in its order, read from the file (no table, no lookup)."""
+        if not self.count:
+            return
+        with open(self._lines, encoding="utf-8") as lines:
+            for line in lines:
+                yield ManifestItem.from_json(json.loads(line))
+
+    def _index(self) -> None:
+        """The release's records into the table, once, on the first lookup (under the lock)."""
+        if self._indexed:
+            return
+        with open(self._lines, encoding="utf-8") as lines:
+            rows = ((node_path(line), seq, line.rstrip("\n")) for seq, line in enumerate(lines))
+            self._insert("INSERT OR REPLACE INTO old(path, seq, record) VALUES (?,?,?)", rows)
+        self._indexed = True
 
     def load_resumed(self, records: Iterable[ManifestItem]) -> None:
         """The records of interrupted builds, oldest first (a later one of a node path wins)."""
@@ -150,12 +171,14 @@ class Previous:
 
     def _one(self, sql: str, arg: object) -> str | None:
         with self._lock:
+            self._index()
             found = self.db.execute(sql, (arg,)).fetchone()
         return found[0] if found else None
 
     def old(self, node_path: str) -> ManifestItem | None:
         """The previous release's record of a node path, its ``seq`` its place in that release."""
         with self._lock:
+            self._index()
             found = self.db.execute("SELECT seq, record FROM old WHERE path=?", (node_path,)).fetchone()
         if found is None:
             return None
@@ -172,10 +195,15 @@ class Previous:
     def path_at(self, seq: int) -> str | None:
         return self._one("SELECT path FROM old WHERE seq=?", seq)
 
+    def seq_of(self, node_path: str) -> int | None:
+        """A node path's place in the release's order, or None."""
+        return self._one("SELECT seq FROM old WHERE path=?", node_path)  # type: ignore[return-value]
+
     def records(self, start: int, stop: int) -> Iterator[ManifestItem]:
         """The previous release's records ``start`` to ``stop`` (plan order), a thousand read at a time."""
         for first in range(start, stop, 1000):
             with self._lock:
+                self._index()
                 rows = self.db.execute("SELECT record FROM old WHERE seq >= ? AND seq < ? ORDER BY seq",
                                        (first, min(first + 1000, stop))).fetchall()
             yield from (ManifestItem.from_json(json.loads(text)) for (text,) in rows)  # (in order: their seq is not needed)

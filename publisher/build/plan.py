@@ -114,11 +114,16 @@ class Planner:
         found = self.previous.resumed(record.node_path) if self.previous else None
         return found is not None and found.data_prefixes == record.data_prefixes
 
+    def stat_matches(self, item: WorkItem, old: ManifestItem | None) -> bool:
+        """Whether ``item`` is ``old`` as it was: the same settings, planned metadata, and files of
+        the same size and mtime (reused without hashing)."""
+        return self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns"))
+
     def unchanged_by_stat(self, item: WorkItem) -> tuple[bool, ManifestItem | None]:
-        """(whether settings match and every file has the same size and mtime, so it is reused as it
-        is, without hashing; the record it was compared with: an interrupted build's or the previous release's)."""
+        """(:meth:`stat_matches` against the record it is compared with: an interrupted build's or
+        the previous release's; that record)."""
         old = self.record_for(item.node_path)
-        return self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns")), old
+        return self.stat_matches(item, old), old
 
     def fingerprint_against(self, item: WorkItem, old: ManifestItem | None, pool: Executor) -> ManifestItem | Fingerprint:
         """On a worker thread (or a cluster worker, which has no manifest): the previous record

@@ -114,6 +114,8 @@ class _Progress:
             self.progress.update(self.items, description=info["path"][-50:])
         elif event == "done" and self.items is not None:
             self.progress.advance(self.items)
+        elif event == "reused" and self.items is not None:  # a no-change build: every item at once
+            self.progress.advance(self.items, info["count"])
         if time.monotonic() - self._shown > 0.1:  # ten times a second at most, as rich's own thread would
             self._shown = time.monotonic()
             self.progress.refresh()
