@@ -152,7 +152,7 @@ def test_manifests_are_read_a_record_at_a_time_and_old_ones_whole() -> None:
     records); one written by an earlier version, on one line, is parsed whole; both are JSON."""
     import io
 
-    from publisher.build.manifests import node_path, read_manifest, write_manifest
+    from publisher.build.manifests import copy_manifest, node_path, read_manifest, record_lines, write_manifest
     from publisher.formats import FileRecord, ManifestItem
 
     records = [ManifestItem(f"a/b{i}", "s", "", [FileRecord(f"/src/b{i}.csv", 10, 1)], [{"path": f"a/b{i}"}], [f"releases/r/data/a/b{i}"])
@@ -170,3 +170,9 @@ def test_manifests_are_read_a_record_at_a_time_and_old_ones_whole() -> None:
     found = list(found)
     assert fields["release"] == "r" and [ManifestItem.from_json(json.loads(t)) for t in found] == records
     assert [node_path(t) for t in found] == [r.node_path for r in records]
+    for manifest in (sink.getvalue(), old):  # copied as it is, then read back a record a line
+        copy = io.BytesIO()
+        fields, count = copy_manifest(io.BytesIO(manifest), copy)
+        lines = copy.getvalue().decode().splitlines(keepends=True)
+        assert fields["release"] == "r" and count == len(records)
+        assert [ManifestItem.from_json(json.loads(t)) for t in record_lines(lines)] == records

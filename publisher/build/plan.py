@@ -88,19 +88,19 @@ class Planner:
         return settings_hash(item.metadata, item.warnings)
 
     def _stat_matches(self, item: WorkItem, old: ManifestItem | None, settings: str, fields: tuple[str, ...]) -> bool:
-        """Same settings, planned metadata and file count as the previous record, and the same stat
-        ``fields`` per file."""
+        """Same settings, planned metadata and file count as the previous record, and the same path,
+        size and (when ``fields`` has it) mtime per file."""
         if not old or old.settings != settings or len(old.files) != len(item.paths):
             return False
         if old.metadata != self.item_metadata(item):
             return False
+        mtime = "mtime_ns" in fields  # (path and size always)
         for record, path in zip(old.files, item.paths, strict=True):
             try:
                 st = os.stat(path)
             except OSError:
                 return False
-            now = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-            if any(getattr(record, f) != now[f] for f in fields):
+            if record.size != st.st_size or (mtime and record.mtime_ns != st.st_mtime_ns) or record.path != str(path):
                 return False
         return True
 
