@@ -147,6 +147,14 @@ class _Here:
     keys: dict[str, str]
     sidecars_of: dict[str, list[Path]]
     sidecars: set[str]
+    path: Path
+
+    def child(self, name: str) -> Path:
+        """The folder's file ``name`` as a Path, without parsing the folder's path again: pathlib's
+        own child constructor where it has one (0.3 µs against 2.2 µs, a million files: 2 s of a
+        no-change rebuild's 27), else the division."""
+        make = getattr(self.path, "_make_child_relpath", None)
+        return make(name) if make is not None else self.path / name  # type: ignore[no-any-return]
 
 
 class _SourcePlan:
@@ -197,7 +205,7 @@ class _SourcePlan:
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
         keys = _unique_keys(files, lambda stem: stem in subfolders and self.publishes(f"{folder.path}/{stem}"))
-        self.here[folder.path] = _Here(keys, sidecars_of, sidecars)
+        self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path))
 
     def items(self) -> Iterator[WorkItem]:
         found = 0
@@ -215,7 +223,7 @@ class _SourcePlan:
             folder, _, name = event.rpartition("/")
             here = self.here[folder]
             if name in here.keys:
-                item = self.item(Path(event), here)
+                item = self.item(here.child(name), here)
                 if item is not None:
                     yield item
         if not found:

@@ -43,11 +43,16 @@ class Tree:
         #: Each private access class met, with the chain of tag sets a reader needs.
         self.classes: dict[str, list[list[str]]] = {}
         self.private = False  # some node is not for everyone
+        self._last_parent: str | None = None  # the folder last made sure of
 
     def close(self) -> None:
         self.table.close()
 
     def ensure_folders(self, node_path: str) -> None:
+        parent = node_path.rpartition("/")[0]
+        if parent == self._last_parent:  # (items come folder by folder; a folder, once added, stays)
+            return
+        self._last_parent = parent
         parts = node_path.split("/")[:-1]
         for depth in range(len(parts) + 1):
             path = "/".join(parts[:depth])
