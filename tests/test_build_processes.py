@@ -102,6 +102,23 @@ def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path, t
     assert stores["processes"] == stores["threads"]
 
 
+def test_a_tagged_catalog_on_worker_processes(tmp_path: Path) -> None:
+    """Nodes only some may read are written by the workers under their access class's prefix, as
+    on threads, object for object (and the release's check and gc see those prefixes)."""
+    src = tmp_path / "src"
+    _small_files(src)
+    stores = {}
+    for name, processes in [("processes", 2), ("threads", 0)]:
+        (tmp_path / name).mkdir()
+        config = {"sources": [{"path": str(src)}], "output": {"store": str(tmp_path / name / "site")}, "build": {"processes": processes},
+                  "rules": [{"match": "src/tiles", "access_tags": ["staff"]}, {"match": "src", "access_tags": ["public"]}]}
+        report = build(load_pipeline(write_pipeline(tmp_path / name, config)), workers=2)
+        assert report.converted == 51 and not report.failures and report.published
+        stores[name] = release_objects(Store(str(tmp_path / name / "site")))
+    assert sum(k.startswith("private/") and "/data/src/tiles/" in k for k in stores["processes"]) >= 80  # 40 arrays' metadata and chunks
+    assert stores["processes"] == stores["threads"]
+
+
 def test_a_worker_process_killed_mid_build(tmp_path: Path) -> None:
     config, store, before = previous_release(tmp_path, 2)
     settings = BuildSettings(journal_seconds=0.1)

@@ -1,12 +1,14 @@
 """Small files converted in worker processes on this machine (pipeline.yml ``build.processes``).
 
-A small file costs more Python than codec work: for a 128 KB TIFF, ~1 ms of reading its header,
-writing its Zarr documents and making its record against ~0.5 ms of decoding and compressing, so
-the threads of one process queue on the GIL. Worker processes do not: they run the tasks a Dask
-cluster runs (:func:`.cluster.convert_batch`, batches of up to 32 items), while this process plans,
-merges and publishes as ever. 1,000 small TIFFs: 1.5 s on threads, 0.9 s on two processes
-(benchmarks/build.py). Big items stay on this process's threads, whose codecs release the GIL
-and whose slabs of one array spread over every core.
+A small file costs about as much Python as codec work: for a 128 KB TIFF, ~0.8 ms of reading its
+header, writing its Zarr documents and making its record beside 0.3-0.9 ms of decoding and
+compressing, so the threads of one process queue on the GIL. Worker processes do not: they run
+the tasks a Dask cluster runs (:func:`.cluster.convert_batch`, batches of up to 32 items), while
+this process plans, merges and publishes as ever. 1,000 small TIFFs into a memory store: 2.18x
+the floor on threads, 1.96x on two processes (benchmarks/build.py; frames of noise, whose codec
+work is lighter: 3.1-3.4x -> 1.8-1.9x); 100,000 small CSV files: 403 s -> 144 s. Big items stay
+on this process's threads, whose codecs release the GIL and whose slabs of one array spread over
+every core.
 
 ``concurrent.futures`` and not Dask's scheduler here: a Dask task costs a few milliseconds, a
 small file about one, and nothing needs rerunning elsewhere (a dead worker fails the build,
