@@ -105,8 +105,7 @@ class _Build:
                 self.report.seconds = time.perf_counter() - started
                 return self.report
             if watch is not None and watch.holds and watch.count == self.planner.previous.count:  # type: ignore[union-attr]
-                self.progress("start", {"items": len(items), "release": self.release})
-                self.progress("reused", {"count": watch.count})
+                self.started(items)
                 return self._unchanged(started)  # every item as it was, in the same order: nothing to do
             return self.convert(items, started)
         finally:  # the build's files on disk (its plan, node table, manifests)
@@ -115,11 +114,15 @@ class _Build:
             self.tree.close()
             self.planner.close()
 
+    def started(self, items: ItemTable) -> None:
+        """Progress: the items planned, and those the plan held as the previous release's."""
+        self.progress("start", {"items": len(items), "release": self.release})
+        if self.deferred is not None and self.deferred.count:
+            self.progress("reused", {"count": self.deferred.count})
+
     def convert(self, items: ItemTable, started: float) -> BuildReport:
         self.tree.ensure_folders("x")  # the root
-        self.progress("start", {"items": len(items), "release": self.release})
-        if self.deferred is not None and self.deferred.count:  # held by the plan as the previous release's
-            self.progress("reused", {"count": self.deferred.count})
+        self.started(items)
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
                 flight: deque[tuple[WorkItem, ManifestItem | Future[Outcome] | Handle]] = deque()
@@ -150,17 +153,10 @@ class _Build:
     def process(self, item: WorkItem, old: ManifestItem | None) -> Outcome:
         """On a worker thread: reuse the item when its settings and content are unchanged (compared
         with its ``old`` record), else convert it."""
-        try:
-            found = self.planner.fingerprint_against(item, old, self.converter.pool)
-        except OSError as exc:
-            return self.converter.unreadable(item, exc)
-        if isinstance(found, ManifestItem):
-            return found
-        out = self.converter.convert(item)
-        record = self.converter.record(item, found, out)
-        if not out.failures:
-            self.journal.add(record)
-        return out, record
+        done = self.converter.process(self.planner, item, old)
+        if not isinstance(done, ManifestItem) and not done[0].failures:
+            self.journal.add(done[1])
+        return done
 
     def schedule(self, item: WorkItem, items_pool: ThreadPoolExecutor) -> ManifestItem | Future[Outcome] | Handle:
         """The item's previous record when unchanged by size and mtime (decided here, without a

@@ -153,15 +153,11 @@ def _state(job: Job) -> tuple[Converter, Planner]:
 def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     """On a worker: the item's previous record when its content is unchanged, else its conversion."""
     converter, planner = _state(job)
-    try:
-        found = planner.fingerprint_against(item, old, converter.pool)
-    except OSError as exc:
-        return (*converter.unreadable(item, exc), converter.roots())
-    if isinstance(found, ManifestItem):
-        return found
-    _item.current = item
-    out = converter.convert(item)
-    record = converter.record(item, found, out)
+    _item.current = item  # what a slab task of its big arrays re-opens
+    done = converter.process(planner, item, old)
+    if isinstance(done, ManifestItem):
+        return done
+    out, record = done
     out.documents = {}  # the item's Zarr documents served its own consolidation; the client needs none
     return out, record, converter.roots()
 

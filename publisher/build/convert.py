@@ -21,7 +21,7 @@ from ..structures import ContainerStructure
 from ..writers import WriteContext, writers_for
 from ..writers.base import Spread
 from ..writers.zarr_array import ZarrWriter
-from .plan import Fingerprint
+from .plan import Fingerprint, Planner
 
 log = logging.getLogger("skyshelf.build")
 
@@ -101,6 +101,18 @@ class Converter:
         return ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, fingerprint.records(),
                             [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
                             out.warnings, out.skipped)
+
+    def process(self, planner: Planner, item: WorkItem, old: ManifestItem | None) -> ManifestItem | tuple[ItemResult, ManifestItem]:
+        """On a worker (thread, process or Dask's): the item's previous record when its settings and
+        content are unchanged (compared with ``old``), else its conversion and new record."""
+        try:
+            found = planner.fingerprint_against(item, old, self.pool)
+        except OSError as exc:
+            return self.unreadable(item, exc)
+        if isinstance(found, ManifestItem):
+            return found
+        out = self.convert(item)
+        return out, self.record(item, found, out)
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
         """An item whose files cannot even be looked at (deleted or made unreadable since the plan):

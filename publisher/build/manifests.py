@@ -41,19 +41,11 @@ def write_manifest(sink: IO[bytes], release: str, catalog_settings: str, lines: 
     sink.write(b"\n]}")
 
 
-def read_manifest(stream: IO[bytes]) -> tuple[dict[str, str], Iterator[str]]:
-    """(release and catalog_settings, each record's JSON text, in order) of a manifest read from
-    ``stream``; a record is parsed only when it is used (its node path: :func:`node_path`)."""
-    fields, old = _head(stream)
-    if old is not None:
-        return fields, (dumps(i) for i in old)
-    return fields, record_lines(line.decode() for line in stream)
-
-
 def copy_manifest(stream: IO[bytes], sink: IO[bytes]) -> tuple[dict[str, str], int]:
     """Copy a manifest's record lines from ``stream`` to ``sink`` as they are (in large blocks, no
-    line parsed: a million records in about a second), for :func:`record_lines` to read back;
-    (its release and catalog_settings, how many records)."""
+    line parsed: a million records in about a second), for :func:`record_lines` to read back (a
+    record is parsed only when used; its node path alone: :func:`node_path`); (its release and
+    catalog_settings, how many records)."""
     fields, old = _head(stream)
     if old is not None:
         for item in old:
