@@ -148,6 +148,7 @@ class _Here:
     sidecars_of: dict[str, list[Path]]
     sidecars: set[str]
     path: Path
+    node_folder: str  #: its node path (the source's ``into`` and the folder below the base)
 
     def child(self, name: str) -> Path:
         """The folder's file ``name`` as a Path, without parsing the folder's path again: pathlib's
@@ -179,8 +180,20 @@ class _SourcePlan:
         self.here: dict[str, _Here] = {}  # the folders the walk is in (the current one and its parents)
 
     def visible(self, path: str | Path) -> bool:
-        rel = str(path)[self.cut:]  # posix, below base (files come from base)
+        return self._shown(str(path)[self.cut:])  # posix, below base (files come from base)
+
+    def _shown(self, rel: str) -> bool:
         return not any(part.startswith(".") for part in rel.split("/")) and not any(PurePosixPath(rel).match(x) for x in self.source.exclude)
+
+    def _visible_names(self, folder: Folder) -> list[str]:
+        """The names of the folder's files :meth:`visible` keeps, its folder part decided once."""
+        rel = folder.path[self.cut:]
+        if any(part.startswith(".") for part in rel.split("/") if part):
+            return []  # a hidden folder (exclude patterns match the files' paths: below)
+        names = (f.rpartition("/")[2] for f in folder.files)
+        if not self.source.exclude:
+            return [n for n in names if not n.startswith(".")]
+        return [n for n in names if not n.startswith(".") and self._shown(f"{rel}/{n}" if rel else n)]
 
     def publishes(self, folder: str) -> bool:
         """Whether a subfolder holds a file this source publishes directly (then a file named as it
@@ -196,7 +209,7 @@ class _SourcePlan:
     def enter(self, folder: Folder) -> None:
         for path in [p for p in self.here if not (folder.path + "/").startswith(p + "/")]:
             del self.here[path]  # left behind: the walk never comes back to it
-        files = [os.path.basename(f) for f in folder.files if self.visible(f)]
+        files = self._visible_names(folder)
         names = folder.names if any(n.endswith(self.tails) for n in folder.names) else None
         sidecars_of: dict[str, list[Path]] = {}
         if names:
@@ -205,7 +218,8 @@ class _SourcePlan:
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
         keys = _unique_keys(files, lambda stem: stem in subfolders and self.publishes(f"{folder.path}/{stem}"))
-        self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path))
+        rel = folder.path[self.cut:]
+        self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path), "/".join(p for p in (self.into, rel) if p))
 
     def items(self) -> Iterator[WorkItem]:
         found = 0
@@ -223,7 +237,7 @@ class _SourcePlan:
             folder, _, name = event.rpartition("/")
             here = self.here[folder]
             if name in here.keys:
-                item = self.item(here.child(name), here)
+                item = self.item(here.child(name), name, event[self.cut:], here)
                 if item is not None:
                     yield item
         if not found:
@@ -231,14 +245,14 @@ class _SourcePlan:
                               f"under {self.pipeline.base_dir}")
         yield from self.stacked()
 
-    def item(self, f: Path, here: _Here) -> WorkItem | None:
-        """The file's work item, or None when it is a frame of a stack (:meth:`stacked`)."""
+    def item(self, f: Path, name: str, rel: str, here: _Here) -> WorkItem | None:
+        """The file's work item (``f``, named ``name``, at ``rel`` below the base), or None when it
+        is a frame of a stack (:meth:`stacked`)."""
         source, pipeline = self.source, self.pipeline
-        rel = str(f)[self.cut:]
-        folder = "/".join(p for p in (self.into, rel.rpartition("/")[0]) if p)
+        folder = here.node_folder
         metadata: dict[str, Any] = {}
         warnings: list[str] = []
-        for sidecar in here.sidecars_of.get(f.name, ()):
+        for sidecar in here.sidecars_of.get(name, ()):
             target = outside_target(sidecar, self.real_base)
             if target and pipeline.symlinks_outside != "allow":  # metadata from outside the source folder
                 refuse = pipeline.symlinks_outside == "refuse"
@@ -251,19 +265,19 @@ class _SourcePlan:
             except Exception as exc:
                 warnings.append(f"{sidecar}: sidecar ignored: {exc}")
         if self.pattern is not None:
-            match = self.pattern.parse(rel if "/" in source.name_pattern else f.name)  # type: ignore[operator]
+            match = self.pattern.parse(rel if "/" in source.name_pattern else name)  # type: ignore[operator]
             if match is None:
                 warnings.append(f"{f}: file name does not match name_pattern {source.name_pattern!r}")
             else:
                 fields = dict(match.named)
                 if source.stack is not None:
                     frame = fields.pop(source.stack)
-                    key = _stack_key(f.name, match.spans, source.stack)
+                    key = _stack_key(name, match.spans, source.stack)
                     self.stacks[(folder, tuple(sorted(fields.items())))].append((frame, f, {"key": key, **fields}))
                     return None
                 metadata.update(fields)
         metadata.update(source.metadata)
-        node_path = "/".join(p for p in (folder, here.keys[f.name]) if p)
+        node_path = f"{folder}/{here.keys[name]}" if folder else here.keys[name]
         return WorkItem(self.index, source, [f], node_path, self.reader_cls, metadata=metadata, warnings=warnings)
 
     def stacked(self) -> Iterator[WorkItem]:

@@ -169,3 +169,74 @@ def test_manifests_are_read_a_record_at_a_time_and_old_ones_whole() -> None:
         assert (head is None or fields == head) and fields["release"] == "r" and count == len(records)
         assert [node_path(t) for t in found] == [r.node_path for r in records]
         assert [ManifestItem.from_json(json.loads(t)) for t in found] == records
+
+
+def test_a_no_change_rebuild_reports_what_the_full_build_did(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A no-change rebuild reports every node the build published (an HDF5 file's groups as well as
+    the folders) and the items' warnings. It compares the previous records as text (stacks of
+    frames too), parsing only those with problems to report; a manifest written before its head
+    counted the nodes is compared record by record, to the same report."""
+    from publisher.formats import ManifestItem
+
+    from .test_build_demo import demo_config
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name in ("a", "b"):
+        (tables / f"{name}.csv").write_text("x,y\n1,2\n")
+    (tables / "b.json").write_text("{not json")  # a sidecar that cannot be read: a warning of item b
+    config = demo_config(demo_dir)
+    config["sources"].append({"path": str(tables), "into": "more"})
+    config["output"] = {"store": str(tmp_path / "store")}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    first = build(pipeline)
+    assert first.nodes["container"] > 1 + 4 and [str(w) for w in first.warnings] and first.converted >= 6
+
+    parsed: list[str] = []
+    from_json = ManifestItem.from_json.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(ManifestItem, "from_json", classmethod(lambda cls, data: parsed.append(data["node_path"]) or from_json(cls, data)))
+    again = build(pipeline)
+    assert again.unchanged and again.release == first.release and again.reused == first.converted
+    assert again.nodes == first.nodes and [str(w) for w in again.warnings] == [str(w) for w in first.warnings]
+    assert parsed == ["more/b"]  # the one record with a warning; every other (stacks of frames too) compared as text
+
+    store = Store(str(tmp_path / "store"))
+    key = json.loads(store.read_bytes("catalog.json"))["manifest"]
+    head, rest = store.read_bytes(key).split(b"\n", 1)
+    older = json.loads(head.decode()[: -len('"items":[')].rstrip(",") + "}")
+    assert older.pop("nodes") == {k: v for k, v in first.nodes.items() if v} | {"container": first.nodes["container"] - 6}  # (the root and 5 folders not items)
+    store.write_bytes(key, (json.dumps(older, separators=(",", ":"))[:-1] + ',"items":[\n').encode() + rest)  # as an earlier version wrote it
+    parsed.clear()
+    old_head = build(pipeline)
+    assert old_head.unchanged and old_head.nodes == first.nodes and len(parsed) == first.converted
+
+
+def test_a_record_matches_as_text_only_when_its_fields_are_the_items(tmp_path: Path) -> None:
+    """:func:`unchanged_text` finds where a record's index rows start when it begins as the item's
+    unchanged record would (any hash, or none), and -1 for any field that differs, a file more or
+    less, or a record written otherwise (which is then parsed, not taken as changed)."""
+    from dataclasses import replace
+
+    from publisher.build.plan import Planner
+    from publisher.build.reuse import unchanged_text
+    from publisher.formats import FileRecord, ManifestItem
+    from publisher.index.table import dumps
+
+    src = tmp_path / "src"
+    _tree(src, 2, per_folder=2)
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": str(src), "into": "x"}], "output": {"store": str(tmp_path / "s")}}))
+    planner = Planner(pipeline, None)
+    item = next(iter_plan(pipeline))
+    item.paths.append(item.paths[0].with_name("scan_000001.csv"))  # two files, as a stack has
+    st = [p.stat() for p in item.paths]
+    files = [FileRecord(str(p), s.st_size, s.st_mtime_ns, h) for p, s, h in zip(item.paths, st, ("xxh3-128:0a1b", None), strict=True)]
+    record = ManifestItem(item.node_path, planner.settings(item), planner.item_metadata(item), files, [{"path": item.node_path, "family": "table"}], [])
+    text = dumps(record.to_json())
+    at = unchanged_text(planner, item, text)
+    assert at > 0 and text[at:].startswith('{"path":')
+    changed = [replace(record, files=[replace(files[0], size=files[0].size + 1), files[1]]), replace(record, files=files[:1]),
+               replace(record, files=[*files, files[1]]), replace(record, node_path="x/other"), replace(record, settings="0"),
+               replace(record, metadata="1"), replace(record, files=[replace(files[0], mtime_ns=1), files[1]])]
+    assert [unchanged_text(planner, item, dumps(r.to_json())) for r in changed] == [-1] * len(changed)
+    assert unchanged_text(planner, item, json.dumps(record.to_json())) == -1  # spaces after separators: parsed instead
+    assert planner.stat_matches(item, ManifestItem.from_json(json.loads(json.dumps(record.to_json()))))

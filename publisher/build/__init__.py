@@ -269,7 +269,10 @@ class _Build:
         assert deferred is not None
         self.journal.remove()
         discard(self.store, self.prefix, self.in_progress, self.roots())  # at most the in-progress marker
-        self.report.nodes.update(deferred.nodes)
+        previous = self.planner.previous
+        assert previous is not None
+        for family, count in (deferred.nodes if previous.nodes is None else previous.nodes).items():  # every record's
+            self.report.nodes[family] = self.report.nodes.get(family, 0) + count  # (the folders are counted already)
         self.report.warnings += deferred.warnings
         self.report.skipped += deferred.skipped
         self.report.reused += deferred.count

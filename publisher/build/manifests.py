@@ -4,23 +4,25 @@ merge, then written to the store as one stream.
 
 A manifest is written one record per line inside one JSON document::
 
-    {"release":"...","catalog_settings":"...","items":[
+    {"release":"...","catalog_settings":"...","nodes":{"array":3,...},"items":[
     {...record...},
     {...record...}
     ]}
 
 so any JSON reader still reads it whole (``publish gc``, :class:`publisher.formats.Manifest`)
 while a build reads it a line at a time (a million records: a few hundred MB of JSON, never
-parsed at once). Older manifests, one line, are parsed whole.
+parsed at once). Older manifests, one line, are parsed whole. ``nodes`` counts the records'
+entries by family: a build that changes nothing reports them without parsing a record.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from json.decoder import scanstring
-from typing import IO
+from typing import IO, Any
 
 from ..errors import NotFound
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY, CatalogDocument, ManifestItem
@@ -31,9 +33,11 @@ from ..stores import Store
 _HEAD_END = '"items":['
 
 
-def write_manifest(sink: IO[bytes], release: str, catalog_settings: str, lines: Iterable[bytes]) -> None:
-    """Write a manifest of records (each one compact JSON line, without its newline) to ``sink``."""
-    sink.write((dumps({"release": release, "catalog_settings": catalog_settings})[:-1] + "," + _HEAD_END).encode())
+def write_manifest(sink: IO[bytes], release: str, catalog_settings: str, lines: Iterable[bytes], nodes: Mapping[str, int] | None = None) -> None:
+    """Write a manifest of records (each one compact JSON line, without its newline) to ``sink``;
+    ``nodes``: their entries counted by family."""
+    head = {"release": release, "catalog_settings": catalog_settings, **({"nodes": dict(nodes)} if nodes is not None else {})}
+    sink.write((dumps(head)[:-1] + "," + _HEAD_END).encode())
     first = True
     for line in lines:
         sink.write(b"\n" + line if first else b",\n" + line)
@@ -41,11 +45,11 @@ def write_manifest(sink: IO[bytes], release: str, catalog_settings: str, lines: 
     sink.write(b"\n]}")
 
 
-def copy_manifest(stream: IO[bytes], sink: IO[bytes]) -> tuple[dict[str, str], int]:
+def copy_manifest(stream: IO[bytes], sink: IO[bytes]) -> tuple[dict[str, Any], int]:
     """Copy a manifest's record lines from ``stream`` to ``sink`` as they are (in large blocks, no
     line parsed: a million records in about a second), for :func:`record_lines` to read back (a
     record is parsed only when used; its node path alone: :func:`node_path`); (its release and
-    catalog_settings, how many records)."""
+    catalog_settings and, when written, nodes; how many records)."""
     fields, old = _head(stream)
     if old is not None:
         for item in old:
@@ -66,7 +70,7 @@ def record_lines(lines: Iterable[str]) -> Iterator[str]:
             yield line
 
 
-def _head(stream: IO[bytes]) -> tuple[dict[str, str], list[dict[str, object]] | None]:
+def _head(stream: IO[bytes]) -> tuple[dict[str, Any], list[dict[str, object]] | None]:
     """A manifest's fields, read from its first line; an older manifest (one line) is read whole
     and its items returned too."""
     text = stream.readline().decode()
@@ -99,9 +103,11 @@ class RecordSpill:
         self.previous = previous
         self.count = 0
         self.same_order = True  # the node paths so far are the previous release's, in its order
+        self.nodes: Counter[str] = Counter()  # the records' entries by family
 
     def add(self, record: ManifestItem) -> None:
         self._file.write(dumps(record.to_json()).encode() + b"\n")
+        self.nodes.update(entry["family"] for entry in record.entries)
         if self.same_order:
             self.same_order = record.seq == self.count or self.previous.path_at(self.count) == record.node_path
         self.count += 1
@@ -112,7 +118,7 @@ class RecordSpill:
     def write_to(self, store: Store, key: str, release: str, catalog_settings: str) -> None:
         self._file.close()
         with open(self.path, "rb") as lines, store.open_write(key) as sink:
-            write_manifest(sink, release, catalog_settings, (line.rstrip(b"\n") for line in lines))
+            write_manifest(sink, release, catalog_settings, (line.rstrip(b"\n") for line in lines), self.nodes)
 
     def close(self) -> None:
         self._file.close()
@@ -134,6 +140,7 @@ class Previous:
         self._lock = threading.Lock()
         self.release: str | None = None
         self.catalog_settings: str | None = None
+        self.nodes: dict[str, int] | None = None  # the records' entries by family (a manifest before 2026-12-05: None)
         self.count = 0
         self.resumed_count = 0
 
@@ -147,17 +154,17 @@ class Previous:
                 with store.fs.open(store.path(catalog.manifest), "rb") as stream, open(self._lines, "wb") as lines:
                     fields, count = copy_manifest(stream, lines)
                 self.release, self.catalog_settings, self.count, self._indexed = fields["release"], fields["catalog_settings"], count, False
+                self.nodes = fields.get("nodes")
         except (NotFound, FileNotFoundError, KeyError, TypeError, ValueError):
-            self.release = self.catalog_settings = None  # none, or unreadable: every item is new
+            self.release = self.catalog_settings = self.nodes = None  # none, or unreadable: every item is new
             self.count, self._indexed = 0, True
 
-    def in_order(self) -> Iterator[ManifestItem]:
-        """The release's records in its order, read from the file (no table, no lookup)."""
+    def in_order(self) -> Iterator[str]:
+        """The release's records in its order, as JSON text, read from the file (no table, no lookup)."""
         if not self.count:
             return
         with open(self._lines, encoding="utf-8") as lines:
-            for line in record_lines(lines):
-                yield ManifestItem.from_json(json.loads(line))
+            yield from record_lines(lines)
 
     def _index(self) -> None:
         """The release's records into the table, once, on the first lookup (under the lock)."""
