@@ -9,6 +9,7 @@ earlier releases hold, so an incremental build reads its predecessor's manifest 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,6 +210,14 @@ class ManifestItem:
     skipped: list[Problem] = field(default_factory=list)
     #: Its place in the manifest it was read from (-1: a new record), not part of it.
     seq: int = field(default=-1, compare=False, repr=False)
+    _text: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    def text(self) -> str:
+        """Its compact JSON (:meth:`to_json`), made once: the worker that converted the item makes
+        it, so the build's own process, which merges every item, only writes it."""
+        if self._text is None:
+            self._text = json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False)
+        return self._text
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -230,13 +239,17 @@ class Manifest:
     release: str
     catalog_settings: str
     items: list[ManifestItem]
+    #: The items' index rows counted by family (what a build that changes nothing reports); None
+    #: in a manifest written before 2026-12-05
+    nodes: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"release": self.release, "catalog_settings": self.catalog_settings, "items": [i.to_json() for i in self.items]}
+        nodes = {"nodes": self.nodes} if self.nodes is not None else {}
+        return {"release": self.release, "catalog_settings": self.catalog_settings, **nodes, "items": [i.to_json() for i in self.items]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        return cls(data.get("release", ""), data.get("catalog_settings", ""), [ManifestItem.from_json(i) for i in data["items"]])
+        return cls(data.get("release", ""), data.get("catalog_settings", ""), [ManifestItem.from_json(i) for i in data["items"]], data.get("nodes"))
 
     def data_prefixes(self) -> set[str]:
         return {p for item in self.items for p in item.data_prefixes}

@@ -4,6 +4,7 @@ catalog's typed reads (:meth:`Catalog.entry`, :meth:`Catalog.entries`)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def test_release_documents_round_trip(published: Published) -> None:
     manifest_raw = json.loads(store.read_bytes(catalog.manifest))  # type: ignore[arg-type]
     manifest = Manifest.from_json(manifest_raw)
     assert manifest.to_json() == manifest_raw and manifest.release == catalog.release
+    assert manifest.nodes == Counter(entry["family"] for item in manifest.items for entry in item.entries)
     assert "climate/sst" in {item.node_path for item in manifest.items}
     report_raw = json.loads(store.read_bytes(catalog.report))  # type: ignore[arg-type]
     assert BuildReport.from_json(report_raw).to_json() == report_raw

@@ -98,9 +98,11 @@ class Converter:
     def record(self, item: WorkItem, fingerprint: Fingerprint, out: ItemResult) -> ManifestItem:
         """The manifest's record of a converted item: what the next build compares and reuses."""
         base = f"{self.prefix}/data/{item.node_path}"
-        return ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, fingerprint.records(),
-                            [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
-                            out.warnings, out.skipped)
+        record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, fingerprint.records(),
+                              [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
+                              out.warnings, out.skipped)
+        record.text()  # here, on the worker
+        return record
 
     def process(self, planner: Planner, item: WorkItem, old: ManifestItem | None) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         """On a worker (thread, process or Dask's): the item's previous record when its settings and

@@ -106,7 +106,7 @@ class RecordSpill:
         self.nodes: Counter[str] = Counter()  # the records' entries by family
 
     def add(self, record: ManifestItem) -> None:
-        self._file.write(dumps(record.to_json()).encode() + b"\n")
+        self._file.write(record.text().encode() + b"\n")
         self.nodes.update(entry["family"] for entry in record.entries)
         if self.same_order:
             self.same_order = record.seq == self.count or self.previous.path_at(self.count) == record.node_path
@@ -177,7 +177,7 @@ class Previous:
 
     def load_resumed(self, records: Iterable[ManifestItem]) -> None:
         """The records of interrupted builds, oldest first (a later one of a node path wins)."""
-        self._insert("INSERT OR REPLACE INTO resumed(path, record) VALUES (?,?)", ((r.node_path, dumps(r.to_json())) for r in records))
+        self._insert("INSERT OR REPLACE INTO resumed(path, record) VALUES (?,?)", ((r.node_path, r.text()) for r in records))
         self.resumed_count = self.db.execute("SELECT count(*) FROM resumed").fetchone()[0]
 
     def _insert(self, sql: str, rows: Iterator[tuple[object, ...]]) -> None:
