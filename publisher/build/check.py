@@ -8,6 +8,7 @@ keys are kept, so memory grows with the number of nodes, not of chunks.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -15,13 +16,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from ..errors import StoreError
-from ..formats import CatalogDocument, Entry, release_root
+from ..formats import CatalogDocument, release_root
 from ..index.layout import children_page_key, search_prefix
 from ..index.table import NodeView
 from ..scratch import Scratch
 from ..sparse_layout import block_keys
 from ..stores import Store
-from ..structures import ArrayStructure, SparseStructure, TableStructure
+from ..structures import ArrayStructure, SparseStructure, TableStructure, structure_from_json
 
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 
@@ -105,25 +106,26 @@ def _expected_chunks(structure: ArrayStructure) -> int:
     return math.prod(len(c) for c in structure.chunks)
 
 
-def _entry_problems(entry: Entry, keys: _Keys, zarr_format: int) -> Iterator[str]:
-    url = entry.data_url
+def _entry_problems(family: str, url: str | None, structure_json: str | None, keys: _Keys, zarr_format: int) -> Iterator[str]:
+    """What one node (its family, data URL and structure's JSON) references that ``keys`` lack."""
     if not url:
         return
-    if entry.family in ("array", "container"):
-        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/{'.zarray' if entry.family == 'array' else '.zgroup'}"
+    if family in ("array", "container"):
+        doc = f"{url}/zarr.json" if zarr_format == 3 else f"{url}/{'.zarray' if family == 'array' else '.zgroup'}"
         if doc not in keys:
             if url not in keys:  # a URL naming one object (not Zarr) is whole when it is there
                 yield doc
             return
-        structure = entry.structure
-        expected, found = _expected_chunks(structure) if isinstance(structure, ArrayStructure) else 0, keys.chunk_count(url)
-        if found < expected:
-            yield f"{url}: {expected - found} of {expected} chunks"
-    elif isinstance(entry.structure, TableStructure) and not url.endswith(".parquet"):
-        yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(entry.structure.npartitions))
-                    if k not in keys)
-    elif isinstance(entry.structure, SparseStructure):  # one Parquet file per block, empty ones too
-        yield from (k for k in block_keys(url, entry.structure.chunks) if k not in keys)
+        if family == "array":
+            expected, found = _expected_chunks(structure_from_json(family, json.loads(structure_json or "{}"))), keys.chunk_count(url)
+            if found < expected:
+                yield f"{url}: {expected - found} of {expected} chunks"
+        return
+    structure = structure_from_json(family, json.loads(structure_json or "{}"))
+    if isinstance(structure, TableStructure) and not url.endswith(".parquet"):
+        yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(structure.npartitions)) if k not in keys)
+    elif isinstance(structure, SparseStructure):  # one Parquet file per block, empty ones too
+        yield from (k for k in block_keys(url, structure.chunks) if k not in keys)
     elif url not in keys and not keys.has_prefix(url):
         yield url
 
@@ -134,7 +136,7 @@ def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_
     zarr_format = catalog.zarr_format
     own_keys = list(own_keys)
     roots = {release_root(k) for k in [catalog.index_key, *own_keys]}
-    roots |= {release_root(row["data_url"]) for row in view.ordered() if row["data_url"]}
+    roots |= {release_root(url) for url in view.data_urls()}
     keys = _Keys(store, sorted(r for r in roots if r), zarr_format)
     try:
         missing = [k for k in own_keys if k not in keys]
@@ -147,8 +149,8 @@ def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_
                     missing.append(search_prefix(prefix, parent) + "/")
             elif children_page_key(prefix, parent, 0) not in keys:
                 missing.append(children_page_key(prefix, parent, 0))
-        for row in view.ordered():
-            missing += _entry_problems(Entry.from_json(row), keys, zarr_format)
+        for family, url, structure in view.briefly():
+            missing += _entry_problems(family, url, structure, keys, zarr_format)
         return missing
     finally:
         keys.close()

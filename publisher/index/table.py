@@ -165,6 +165,18 @@ class NodeView:
             if row["family"] == "container":
                 stack.append(self.children(row["path"]))
 
+    def briefly(self) -> Iterator[tuple[str, str | None, str | None]]:
+        """Every node's family, data URL and structure (as JSON text, as stored: a container's
+        count not filled in), in the order added, taken out by SQLite without parsing the rows in
+        Python (the completeness check's pass over a million rows: a JSON parse of each saved)."""
+        yield from self.db.execute("SELECT json_extract(n.row, '$.family'), json_extract(n.row, '$.data_url'), "
+                                   f"json_extract(n.row, '$.structure') FROM nodes n WHERE 1 {self._where} ORDER BY n.seq")
+
+    def data_urls(self) -> Iterator[str]:
+        """The distinct data URLs of the nodes (no row parsed in Python)."""
+        cursor = self.db.execute(f"SELECT DISTINCT json_extract(n.row, '$.data_url') FROM nodes n WHERE 1 {self._where}")
+        yield from (url for (url,) in cursor if url)
+
     def parents(self) -> Iterator[tuple[str, int]]:
         """Each container with children, and how many."""
         yield from self.db.execute(f"SELECT path, n FROM counts WHERE view={self.shown} AND n > 0 ORDER BY path")
