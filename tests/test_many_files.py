@@ -42,12 +42,14 @@ def _tree(root: Path, files: int, per_folder: int = 100, arrays: bool = False) -
 _PEAK = """
 import json, os, sys, tracemalloc
 from pathlib import Path
+import publisher.index.table as index_table
 import publisher.index.write as index_write
 import publisher.stores.local as local_store
 from publisher.build import build
 from publisher.config import load_pipeline
 index_write.ROW_GROUP = 200  # bounded, and small, so a tree of 2,000 shows the rest
 local_store.FOLDERS_KEPT = 500  # likewise
+index_table.CACHE_ROWS = 200  # likewise (the rows a small view keeps parsed)
 pipeline = load_pipeline(sys.argv[1])
 build(load_pipeline(sys.argv[2]))  # imports and first-use caches, before measuring
 tracemalloc.start()
@@ -240,3 +242,42 @@ def test_a_record_matches_as_text_only_when_its_fields_are_the_items(tmp_path: P
     assert [unchanged_text(planner, item, dumps(r.to_json())) for r in changed] == [-1] * len(changed)
     assert unchanged_text(planner, item, json.dumps(record.to_json())) == -1  # spaces after separators: parsed instead
     assert planner.stat_matches(item, ManifestItem.from_json(json.loads(json.dumps(record.to_json()))))
+
+
+def test_a_small_view_writes_the_index_a_big_one_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index written from a view that keeps its parsed rows (a small catalog) and from one read
+    in pieces is the same, byte for byte: node shards and child pages joined from the rows' own
+    JSON text are what dumps() writes (non-ASCII keys and values, containers' counts filled in)."""
+    import publisher.index.table as index_table
+    from publisher.index.table import NodeTable
+    from publisher.index.write import write_index
+
+    rows = [{"path": "", "key": "", "parent": None, "family": "container", "structure": {"count": 0}, "metadata": {"é": "ü\u2028"}}]
+    for folder in ("a", "b/ç"):
+        parent = ""
+        for part in folder.split("/"):
+            path = f"{parent}/{part}".lstrip("/")
+            rows.append({"path": path, "key": part, "parent": parent, "family": "container", "structure": {"count": 0}, "metadata": {}})
+            parent = path
+        rows += [{"path": f"{parent}/x{i}", "key": f"x{i}", "parent": parent, "family": "array", "metadata": {"v": 0.1 * i, "s": "☃"},
+                  "structure": {"shape": [i]}, "data_url": f"releases/r/data/{parent}/x{i}.zarr"} for i in range(7)]
+
+    blank = {"specs": [], "data_url": None, "source_file": None, "source_path": None, "access_tags": None, "notes": {}}
+
+    def written(cache_rows: int) -> dict[str, bytes]:
+        monkeypatch.setattr(index_table, "CACHE_ROWS", cache_rows)
+        table = NodeTable()
+        for row in rows:
+            table.add({**blank, **row}, folder=row["family"] == "container")
+        out = tmp_path / f"cache{cache_rows}"
+        view = table.view(False, lambda row, folder, n, by_tags: {**row, "structure": {"count": n}})
+        assert (view._cache is not None) == bool(cache_rows)
+        write_index(Store(str(out)), "index", view, min_children=5)
+        table.close()
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    kept, pieces = written(1000), written(0)
+    assert kept == pieces and any(k.startswith("index/search/") for k in kept) and any(k.startswith("index/children/") for k in kept)
+    shards = [json.loads(v) for k, v in kept.items() if k.startswith("index/nodes/")]
+    (folder,) = [shard["b/ç"] for shard in shards if "b/ç" in shard]
+    assert folder["structure"] == {"count": 7} and folder["metadata"] == {} and sum(map(len, shards)) == len(rows)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from json.encoder import encode_basestring_ascii as quoted  # a key as dumps() writes it
+from typing import Any, Protocol, TypeVar
 
 from ..stores import Store
 from .layout import (
@@ -19,6 +20,8 @@ from .layout import (
     shard_digits_for,
 )
 from .table import NodeTable, NodeView, dumps
+
+T = TypeVar("T")
 
 #: Rows of nodes.parquet per row group (and in memory at once while it is written).
 ROW_GROUP = 10_000
@@ -83,17 +86,19 @@ def _write(store: Store, prefix: str, view: NodeView, min_children: int) -> dict
             parquet.write_table(schema.empty_table())
 
     digits = shard_digits_for(count)
+    # the JSON documents joined from the rows' own texts: what dumps() of the documents would write
     for shard in view.shards(digits):
-        store.write_bytes(node_shard_key(prefix, shard[0]["path"], digits), dumps({row["path"]: row for row in shard}).encode())
+        body = "{" + ",".join(f"{quoted(path)}:{text}" for path, text in shard) + "}"
+        store.write_bytes(node_shard_key(prefix, shard[0][0], digits), body.encode())
     for parent, n in view.parents():
         if n >= min_children:  # its rows serve listing too: no pages
             from .columns_write import write_search
 
             write_search(store, search_prefix(prefix, parent), list(view.children(parent)))
             continue
-        for page, kids in enumerate(_batches(view.children(parent), PAGE_SIZE)):
-            body = {"path": parent, "offset": page * PAGE_SIZE, "count": n, "entries": kids}
-            store.write_bytes(children_page_key(prefix, parent, page), dumps(body).encode())
+        for page, kids in enumerate(_batches(view.children_texts(parent), PAGE_SIZE)):
+            head = dumps({"path": parent, "offset": page * PAGE_SIZE, "count": n})[:-1]
+            store.write_bytes(children_page_key(prefix, parent, page), f'{head},"entries":[{",".join(kids)}]}}'.encode())
     return {
         "index": parquet_key,
         "index_json": {
@@ -109,6 +114,6 @@ def _write(store: Store, prefix: str, view: NodeView, min_children: int) -> dict
     }
 
 
-def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(rows: Iterator[T], size: int) -> Iterator[list[T]]:
     while batch := list(itertools.islice(rows, size)):
         yield batch
