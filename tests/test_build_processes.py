@@ -189,3 +189,39 @@ def test_files_deleted_after_the_plan_are_failures_of_their_items(tmp_path: Path
     assert sorted((f.path, f.reason) for f in report.failures) == [
         (f"src/t{i}", f"cannot read {src}/t{i}.csv: No such file or directory (changed since the build planned it?)") for i in ("05", "17")]
     assert report.published and report.nodes["table"] == 18
+
+
+def test_the_last_batches_shrink_so_the_workers_end_together(tmp_path: Path) -> None:
+    """Small items go to the workers in batches of up to 32; told how many items are to come and
+    how many tasks run at once, the batches shrink towards the plan's end, down to one item, so
+    one worker is not left with a full batch while the others wait."""
+    from concurrent.futures import Future
+
+    from publisher.build.cluster import ClusterItems, Job
+    from publisher.sources import iter_plan
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.csv").write_text("x\n1\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "output": {"store": str(tmp_path / "s")}}))
+    item = next(iter_plan(pipeline))
+
+    def sizes(expect: tuple[int, int] | None) -> list[int]:
+        batches: list[int] = []
+
+        def submit(fn: Any, job: Any, batch: list[Any], flush: bool, key: str) -> Future[Any]:
+            batches.append(len(batch))
+            return Future()
+
+        remote = ClusterItems(submit, Job(pipeline, str(tmp_path / "s"), BuildSettings(), "releases/x", 1), None, lambda e: e)  # type: ignore[arg-type]
+        if expect:
+            remote.expect(*expect)
+        for _ in range(1000):
+            remote.submit(item, None, 10)
+        remote.flush()
+        return batches
+
+    assert sizes(None) == [32] * 31 + [8]
+    shrinking = sizes((2, 1000))
+    assert sum(shrinking) == 1000 and shrinking[:15] == [32] * 15 and shrinking[-4:] == [1] * 4
+    assert shrinking == sorted(shrinking, reverse=True) and len(shrinking) < 100

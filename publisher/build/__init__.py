@@ -75,13 +75,16 @@ class _Build:
         self.window = 64 * workers
         self.deferred: Deferred | None = Deferred() if self.planner.same_catalog() else None
         self._warming: threading.Thread | None = None
+        self.slots = 1  # tasks the cluster runs at once
+        self.left = 0  # planned items not yet scheduled
 
     def on_cluster(self, client: Any, threads: int) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
         self.remote, self.remote_all = dask_tasks(client, job, self.journal), True
         workers = client.scheduler_info().get("workers", {})
-        self.window = max(self.window, 4 * self.remote.batch_items * sum(w.get("nthreads", 1) for w in workers.values()))
+        self.slots = sum(w.get("nthreads", 1) for w in workers.values())
+        self.window = max(self.window, 4 * self.remote.batch_items * self.slots)
         self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(workers)})
 
     def roots(self) -> list[str]:
@@ -123,6 +126,10 @@ class _Build:
     def convert(self, items: ItemTable, started: float) -> BuildReport:
         self.tree.ensure_folders("x")  # the root
         self.started(items)
+        self.left = items.count  # those written to the plan's table (the leading ones it held are not scheduled)
+        if self.remote_all:
+            assert self.remote is not None
+            self.remote.expect(self.slots, self.left)
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
                 flight: deque[tuple[WorkItem, ManifestItem | Future[Outcome] | Handle]] = deque()
@@ -161,6 +168,7 @@ class _Build:
     def schedule(self, item: WorkItem, items_pool: ThreadPoolExecutor) -> ManifestItem | Future[Outcome] | Handle:
         """The item's previous record when unchanged by size and mtime (decided here, without a
         thread or a hash), else its processing submitted to the pool (or the cluster)."""
+        self.left -= 1
         same, old = self.planner.unchanged_by_stat(item)
         if same:
             assert old is not None
@@ -170,6 +178,7 @@ class _Build:
                 self.pool = processes.start(self.processes)
                 job = Job(self.pipeline, self.store.url, self.settings, self.prefix, 1)
                 self.remote = processes.process_items(self.pool, job, self.journal)
+                self.remote.expect(self.processes, self.left + 1)
                 self.window = max(self.window, 4 * self.remote.batch_items * self.processes)
                 self.progress("processes", {"workers": self.processes})
             self.in_progress.start()  # before the release's first object: gc leaves it alone

@@ -209,12 +209,22 @@ class ClusterItems:
         self._open: _Batch | None = None
         self._open_bytes = 0
         self._count = 0
+        self.slots, self.left = 1, 0  # see expect()
+
+    def expect(self, slots: int, items: int) -> None:
+        """``slots`` tasks run at once (worker processes, or the cluster's threads) and at most
+        ``items`` more will come: the last batches shrink (to an eighth of what is left per slot,
+        down to one item), so the workers finish together rather than one waiting on another's
+        last full batch (32 small TIFFs: ~50 ms of one core)."""
+        self.slots, self.left = max(1, slots), items
 
     def submit(self, item: WorkItem, old: ManifestItem | None, size: int | None = None) -> Handle:
         """Add the item to the batch being filled (``size``: its sources' bytes, when known)."""
         if size is None:
             size = sum(p.stat().st_size for p in item.paths)
-        if self._open is not None and (len(self._open.items) >= self.batch_items or self._open_bytes + size > self.batch_bytes):
+        limit = max(1, min(self.batch_items, self.left // (8 * self.slots))) if self.left else self.batch_items
+        self.left = max(0, self.left - 1)
+        if self._open is not None and (len(self._open.items) >= limit or self._open_bytes + size > self.batch_bytes):
             self.flush()
         if self._open is None:
             self._open, self._open_bytes = _Batch([]), 0
