@@ -132,27 +132,47 @@ def _iam_files(workdir: Path) -> list[str]:
 @contextlib.contextmanager
 def seaweedfs(workdir: Path, iam: bool = False) -> Iterator[S3Server]:
     """``weed mini`` with every listener on a free loopback port (gRPC ports are HTTP + 10000).
-    ``iam``: with identities and STS (:data:`READER_ROLE`), so policies are enforced."""
-    ports = {}
-    while len(ports) < 5:
-        port = free_port()
-        if port < 55000 and free_port_ok(port + 10000):
-            ports[len(ports)] = port
-    s3, master, volume, filer, admin = ports.values()
-    data = workdir / "seaweedfs"
-    data.mkdir(parents=True, exist_ok=True)
-    log = workdir / "seaweedfs.log"
-    args = [_weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3}", f"-master.port={master}",
-            f"-volume.port={volume}", f"-filer.port={filer}", f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", *(_iam_files(workdir) if iam else [])]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=out, cwd=data)
-    server = S3Server("seaweedfs", f"http://127.0.0.1:{s3}", process)
-    try:
-        _wait(server.endpoint + "/", process, log, seconds=90)
-        yield server
-    finally:
-        server.stop()
+    ``iam``: with identities and STS (:data:`READER_ROLE`), so policies are enforced.
+
+    The ports are drawn below Linux's ephemeral range (32768 and up), where no outgoing connection
+    of the suite can take one between the draw and weed's bind; a port another listener took in
+    that moment (a CI run once lost eight tests to it) starts it again on new ones."""
+    for attempt in range(3):
+        ports = _weed_ports()
+        data = workdir / f"seaweedfs-{attempt}"
+        data.mkdir(parents=True, exist_ok=True)
+        log = workdir / f"seaweedfs-{attempt}.log"
+        args = [_weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *(f"-{name}.port={port}" for name, port in ports.items()),
+                "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", *(_iam_files(workdir) if iam else [])]
+        with log.open("wb") as out:
+            process = subprocess.Popen(args, stdout=out, stderr=out, cwd=data)
+        server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3']}", process)
+        try:
+            _wait(server.endpoint + "/", process, log, seconds=90)
+        except RuntimeError:
+            server.stop()
+            text = log.read_text()
+            if attempt < 2 and ("address already in use" in text or "Port allocation failed" in text):  # (weed's own check, or a later bind)
+                continue
+            raise
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+
+
+def _weed_ports() -> dict[str, int]:
+    """Five free ports below the ephemeral range, each with its gRPC port (+ 10000) free too."""
+    import random
+
+    ports: dict[str, int] = {}
+    for name in ("s3", "master", "volume", "filer", "admin"):
+        while name not in ports:
+            port = random.randrange(10000, 22700)
+            if port not in ports.values() and free_port_ok(port) and free_port_ok(port + 10000):
+                ports[name] = port
+    return ports
 
 
 def free_port_ok(port: int) -> bool:

@@ -36,3 +36,27 @@ def test_rerun_needs_no_network(mode: str) -> None:
     done = subprocess.run(["unshare", "-n", "bash", "scripts/setup.sh", *([mode] if mode else [])], cwd=ROOT,
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_seaweedfs_starts_again_when_another_listener_took_a_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's SeaweedFS draws its ports free, but another listener may take one before weed
+    binds it: weed then exits (its own port check, or "address already in use" from a later bind)
+    and the fixture starts it on new ports."""
+    import socket
+
+    from . import servers
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    drawn = iter([{**servers._weed_ports(), "filer": held.getsockname()[1]}])
+    real = servers._weed_ports
+    monkeypatch.setattr(servers, "_weed_ports", lambda: next(drawn, None) or real())
+    try:
+        with servers.seaweedfs(tmp_path) as server:
+            client = server.client()
+            client.put_object(Bucket=server.create_bucket("after-retry"), Key="k", Body=b"stored")
+            assert client.get_object(Bucket="after-retry", Key="k")["Body"].read() == b"stored"
+    finally:
+        held.close()
+    assert "not available" in (tmp_path / "seaweedfs-0.log").read_text() and (tmp_path / "seaweedfs-1.log").exists()
