@@ -211,6 +211,8 @@ def test_a_no_change_rebuild_reports_what_the_full_build_did(demo_dir: Path, tmp
     parsed.clear()
     old_head = build(pipeline)
     assert old_head.unchanged and old_head.nodes == first.nodes and len(parsed) == first.converted
+    store.write_bytes(key, (json.dumps({**older, "nodes": {"array": "many"}})[:-1] + ',"items":[\n').encode() + rest)  # a head not as written
+    assert build(pipeline).nodes == first.nodes
 
 
 def test_a_record_matches_as_text_only_when_its_fields_are_the_items(tmp_path: Path) -> None:

@@ -154,7 +154,8 @@ class Previous:
                 with store.fs.open(store.path(catalog.manifest), "rb") as stream, open(self._lines, "wb") as lines:
                     fields, count = copy_manifest(stream, lines)
                 self.release, self.catalog_settings, self.count, self._indexed = fields["release"], fields["catalog_settings"], count, False
-                self.nodes = fields.get("nodes")
+                nodes = fields.get("nodes")  # trusted only as written (else each record is parsed and counted)
+                self.nodes = nodes if isinstance(nodes, dict) and all(isinstance(v, int) for v in nodes.values()) else None
         except (NotFound, FileNotFoundError, KeyError, TypeError, ValueError):
             self.release = self.catalog_settings = self.nodes = None  # none, or unreadable: every item is new
             self.count, self._indexed = 0, True
