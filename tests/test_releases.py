@@ -22,6 +22,7 @@ from publisher.build import BuildReport, build
 from publisher.catalog import Catalog
 from publisher.cli import main
 from publisher.config import load_pipeline
+from publisher.errors import NotFound
 from publisher.releases import gc, list_releases, rollback
 from publisher.stores import Store
 
@@ -153,6 +154,43 @@ def test_build_killed_midway_leaves_previous_release(target: tuple[str, dict[str
     assert unfinished, "the killed build had started a release"
     gc(store, keep=1)  # newer than the current release, so it may still be written: gc leaves it
     assert [r.id for r in list_releases(store)] == [first.release, unfinished[0].id]
+
+
+# A build that dies at one step of its end (the durable flush, or the completeness check after it).
+DIE_AT_SCRIPT = """
+import os, signal, sys
+from publisher.build import build
+from publisher.config import load_pipeline
+from publisher.stores.local import LocalStore
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[2] == "flush":
+    LocalStore.flush = die
+else:
+    sys.modules["publisher.build.publish"].missing_objects = die  # (the package's `publish` is the function)
+build(load_pipeline(sys.argv[1]), workers=2)
+"""
+
+
+@pytest.mark.parametrize("step", ["flush", "check"])
+def test_a_release_killed_in_its_final_sync_is_not_complete(demo_dir: Path, tmp_path: Path, step: str) -> None:
+    """Killed in the durable flush before the switch (or in the check after it), a release is
+    listed unfinished, and rollback refuses it: only a checked release gets its entry point."""
+    tree = _tree(demo_dir, tmp_path / "tree")
+    url = str(tmp_path / "site")
+    first = _build(tree, url, {})
+    (tree / "tables" / "more.csv").write_text("a,b\n1,2\n")
+    config = {"sources": [{"path": "scans/*.nxs", "into": "scans"}, {"path": "tables"}, {"path": "climate"}], "output": {"store": url}}
+    done = subprocess.run([sys.executable, "-c", DIE_AT_SCRIPT, str(write_pipeline(tree, config)), step], env=os.environ.copy())
+    assert done.returncode == -signal.SIGKILL
+    store = Store(url)
+    releases = list_releases(store)
+    assert [r.id for r in releases if r.catalog is not None] == [first.release]
+    killed = [r for r in releases if r.id != first.release]
+    assert len(killed) == 1 and killed[0].catalog is None and "complete" not in killed[0].state.replace("incomplete", "")
+    assert Catalog.open(store).release == first.release
+    with pytest.raises(NotFound, match="no complete release"):
+        rollback(store, killed[0].id)
 
 
 def test_cli_releases_rollback_gc(demo_dir: Path, tmp_path: Path) -> None:

@@ -166,17 +166,21 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
         public = CatalogDocument(release, write_index(store, f"{prefix}/index", shown, min_children),
                                  created, pipeline.name, pipeline.output.zarr_format)
         views.append((public, shown, prefix))
-    for view, _, at in views:
-        store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode())  # for rollback
     page = browse.publish(store, release)  # the browse page this release is served with (public)
     store.flush()
     missing = []
     for view, listed, at in views:
-        own = [view.index_key, *(k for k in (view.report, view.manifest) if k), f"{at}/{CATALOG_KEY}", *(page if at == prefix else ())]
+        own = [view.index_key, *(k for k in (view.report, view.manifest) if k), *(page if at == prefix else ())]
         missing += missing_objects(store, view, listed, own, min_children)
     if missing:  # refuse to switch to a release that lacks objects it references; the catalog stays
         discard(store, prefix, in_progress, roots)
         raise IncompleteRelease(release, store.url, missing, previous)
+    # Only now the release's own entry point (what makes `publish releases` list it complete and
+    # `rollback` accept it): a build killed before here, in the durable flush or the check, leaves
+    # an unfinished release, never one listed as complete that nothing checked. Each is durable
+    # on its own (atomic: written in full, synced, renamed), so no second flush of the store.
+    for view, _, at in views:
+        store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode(), atomic=True)
     switch(store, views[-1][0].to_json(), catalog.to_json() if tagged else None)  # the switch, last
     return catalog
 
