@@ -18,11 +18,22 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .formats import ACCESS_CLASS, BUILD_REPORT, CATALOG_KEY, MANIFEST, PRIVATE_CATALOG_KEY, CatalogDocument, Manifest, release_of
 from .errors import NotFound, StoreError
+from .formats import (
+    ACCESS_CLASS,
+    BUILD_REPORT,
+    CATALOG_KEY,
+    MANIFEST,
+    PRIVATE_CATALOG_KEY,
+    CatalogDocument,
+    Manifest,
+    release_of,
+)
+from .store_lock import exclusive
 from .stores import Store
 
 RETIRED = "retired.json"
@@ -103,14 +114,21 @@ def list_releases(store: Store) -> list[Release]:
     return out
 
 
-def rollback(store: Store, release: str) -> CatalogDocument:
-    """Point the catalog at an earlier (complete) release, in one atomic write."""
+def rollback(store: Store, release: str, wait: float = 0.0) -> CatalogDocument:
+    """Point the catalog at an earlier (complete) release, in one atomic write, holding the
+    store's lock (a build switching meanwhile would undo it, or be undone)."""
+    with exclusive(store, f"publish rollback to {release}", wait) as lock:
+        return _rollback(store, release, lock.confirm)
+
+
+def _rollback(store: Store, release: str, confirm: Callable[[], None]) -> CatalogDocument:
     try:
         doc = json.loads(store.read_bytes(f"releases/{release}/{CATALOG_KEY}"))
     except NotFound:
         known = ", ".join(r.id for r in list_releases(store) if r.catalog) or "none"
         raise NotFound(f"no complete release {release!r} in {store.url} (complete releases: {known})") from None
     full = _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    confirm()
     switch(store, doc, full)
     return CatalogDocument.from_json(full or doc)
 

@@ -185,6 +185,19 @@ def free_port_ok(port: int) -> bool:
 
 
 @contextlib.contextmanager
+def store_target(kind: str, tmp_path_factory: Any, bucket: str) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
+    """(store URL prefix, environment, server) for one kind of store: "local" (a folder), "moto"
+    (moto's server), "seaweedfs"; on S3 in ``bucket``. (Each test module's ``target`` fixture.)"""
+    if kind == "local":
+        yield str(tmp_path_factory.mktemp("stores")), {}, None
+        return
+    start = moto_server if kind == "moto" else seaweedfs
+    with start(tmp_path_factory.mktemp(kind)) as server:
+        server.create_bucket(bucket)
+        yield f"s3://{bucket}", server.env(), server
+
+
+@contextlib.contextmanager
 def tiled_server(workdir: Path, *serve_args: str, pythonpath: Path | None = None) -> Iterator[str]:
     """A real ``tiled serve ...`` (``tiled[server]``) on a free port: the reference that Skyshelf
     is compared with. ``tiled serve catalog --temp --api-key secret -w DIR`` is Tiled's SQL

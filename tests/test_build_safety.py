@@ -24,7 +24,7 @@ from publisher.releases import BUILDING, gc, list_releases
 from publisher.stores import Store
 
 from .conftest import run_build, write_pipeline
-from .servers import S3Server, moto_server
+from .servers import S3Server, store_target
 from .test_s3 import environ
 
 # -- gc and builds ------------------------------------------------------------------------------
@@ -90,13 +90,8 @@ def test_gc_racing_a_build_deletes_nothing_it_publishes(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module", params=["local", "moto"])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
-    """(store URL prefix, environment, server): a local folder, and moto's S3 server."""
-    if request.param == "local":
-        yield str(tmp_path_factory.mktemp("stores")), {}, None
-        return
-    with moto_server(tmp_path_factory.mktemp("moto")) as server:
-        server.create_bucket("safety")
-        yield "s3://safety", server.env(), server
+    with store_target(request.param, tmp_path_factory, "safety") as found:
+        yield found
 
 
 def test_objects_deleted_before_the_switch_fail_the_build(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:

@@ -27,20 +27,14 @@ from publisher.releases import gc, list_releases, rollback
 from publisher.stores import Store
 
 from .conftest import write_pipeline
-from .servers import S3Server, moto_server, seaweedfs
+from .servers import S3Server, store_target
 from .test_s3 import environ
 
 
 @pytest.fixture(scope="module", params=["local", "moto", "seaweedfs"])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
-    """(store URL prefix, environment, server) for each kind of store."""
-    if request.param == "local":
-        yield str(tmp_path_factory.mktemp("stores")), {}, None
-        return
-    start = moto_server if request.param == "moto" else seaweedfs
-    with start(tmp_path_factory.mktemp(request.param)) as server:
-        server.create_bucket("releases")
-        yield "s3://releases", server.env(), server
+    with store_target(request.param, tmp_path_factory, "releases") as found:
+        yield found
 
 
 def _store(url: str, server: S3Server | None) -> Store:

@@ -5,6 +5,7 @@ the sources, and ``publish gc`` keeps the resumed items' data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,9 +110,12 @@ def test_a_lost_scheduler_fails_clearly_and_is_resumed(tmp_path: Path, monkeypat
     workers = None
     try:
         deadline = time.monotonic() + 60
-        while not (tmp_path / "scheduler.json").exists() and time.monotonic() < deadline:
+        address = None
+        while address is None and time.monotonic() < deadline:  # (the file appears before its JSON is written)
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                address = json.loads((tmp_path / "scheduler.json").read_text())["address"]
             time.sleep(0.1)
-        address = json.loads((tmp_path / "scheduler.json").read_text())["address"]
+        assert address, "the dask scheduler never wrote its address"
         workers = subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--nworkers", "2", "--no-dashboard"],
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0.1")

@@ -27,6 +27,7 @@ from ..index.write import warm_up
 from ..releases import InProgress
 from ..settings import BuildSettings
 from ..sources import WorkItem, iter_plan
+from ..store_lock import StoreBusy, exclusive
 from ..stores import Store
 from . import processes
 from .cluster import ClusterItems, Handle, Job, connect, dask_tasks
@@ -50,8 +51,10 @@ class _Build:
     previous and the new manifest) is on disk (:class:`.publish.Tree`, :mod:`.manifests`); in
     memory are only the items in flight, at most :attr:`window`."""
 
-    def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int, settings: BuildSettings) -> None:
+    def __init__(self, pipeline: Pipeline, store: Store, progress: Progress | None, workers: int, settings: BuildSettings,
+                 confirm: Callable[[], None] = lambda: None) -> None:
         self.pipeline, self.store, self.workers, self.settings = pipeline, store, workers, settings
+        self.confirm = confirm  # raises unless the store's lock is still this build's (right before the switch)
         self.progress = progress or (lambda event, info: None)
         self.release = new_release_id()
         self.prefix = f"releases/{self.release}"
@@ -243,7 +246,7 @@ class _Build:
             discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
         publish(self.store, self.pipeline, self.tree, self.records, self.release, self.planner.catalog_settings(), self.report, self.in_progress,
-                self.planner.previous_release, started, self.settings.search_min_children, self.roots())
+                self.planner.previous_release, started, self.settings.search_min_children, self.roots(), self.confirm)
         if self.report.published:
             self.journal.remove()  # after the switch: until then a failure leaves it for the next build
         return self.report
@@ -311,15 +314,19 @@ def _no_numpy_hugepages() -> Iterator[None]:
 
 
 def build(pipeline: Pipeline, store: str | None = None, progress: Progress | None = None, workers: int | None = None,
-          settings: BuildSettings | None = None, scheduler: str | None = None) -> BuildReport:
+          settings: BuildSettings | None = None, scheduler: str | None = None, wait: float = 0.0) -> BuildReport:
     """Run a build (plan, convert, publish); raise :class:`BuildFailed` (carrying the report) when
     it published nothing. ``settings``: the build's knobs, by default read from the environment
     here, once per build (``SKYSHELF_SEARCH_MIN_CHILDREN``, ``SKYSHELF_DIRECT_IO``, ``SKYSHELF_S3_BACKEND``).
-    ``scheduler`` (else ``build.scheduler``): convert on that Dask cluster (:mod:`.cluster`)."""
+    ``scheduler`` (else ``build.scheduler``): convert on that Dask cluster (:mod:`.cluster`).
+    The build holds the store's lock (:mod:`..store_lock`) from before it reads the current catalog
+    until after its switch: when another build or rollback holds it, :class:`StoreBusy` at once,
+    or after waiting up to ``wait`` seconds for it."""
     settings = settings or BuildSettings.from_env()
     threads = pipeline.build.threads_per_worker
-    with _no_numpy_hugepages(), connect(scheduler or pipeline.build.scheduler, threads) as client:
-        job = _Build(pipeline, resolve_store(pipeline, store, settings), progress, workers or os.cpu_count() or 2, settings)
+    target = resolve_store(pipeline, store, settings)
+    with exclusive(target, "publish build", wait) as lock, _no_numpy_hugepages(), connect(scheduler or pipeline.build.scheduler, threads) as client:
+        job = _Build(pipeline, target, progress, workers or os.cpu_count() or 2, settings, lock.confirm)
         if client is not None:
             job.on_cluster(client, threads)
         report = job.run()
@@ -328,4 +335,4 @@ def build(pipeline: Pipeline, store: str | None = None, progress: Progress | Non
     return report
 
 
-__all__ = ["BuildReport", "BuildSettings", "Problem", "build", "resolve_store", "storage_options"]
+__all__ = ["BuildReport", "BuildSettings", "Problem", "StoreBusy", "build", "resolve_store", "storage_options"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,10 +142,12 @@ def _size(store: Store, prefix: str) -> int:
 
 
 def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, release: str, catalog_settings: str, report: BuildReport,
-            in_progress: InProgress, previous: str | None, started: float, min_children: int, roots: list[str] | tuple[str, ...] = ()) -> CatalogDocument:
+            in_progress: InProgress, previous: str | None, started: float, min_children: int, roots: list[str] | tuple[str, ...] = (),
+            confirm: Callable[[], None] = lambda: None) -> CatalogDocument:
     """Write the index (search columns for containers of at least ``min_children`` children),
     report, manifest (``records``) and the release's entry point, check the release is whole, then
-    switch ``catalog.json`` to it (``started``: the build's start, for the report)."""
+    switch ``catalog.json`` to it (``started``: the build's start, for the report; ``confirm``
+    raises unless the store's lock is still the build's, called right before the switch)."""
     prefix = f"releases/{release}"
     tagged = tree.has_private()
     own_prefix = f"private/{prefix}" if tagged else prefix  # the full index, report and manifest
@@ -179,6 +182,7 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
     # `rollback` accept it): a build killed before here, in the durable flush or the check, leaves
     # an unfinished release, never one listed as complete that nothing checked. Each is durable
     # on its own (atomic: written in full, synced, renamed), so no second flush of the store.
+    confirm()  # (raising leaves the release unfinished: its journal lets the next build resume it)
     for view, _, at in views:
         store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode(), atomic=True)
     switch(store, views[-1][0].to_json(), catalog.to_json() if tagged else None)  # the switch, last

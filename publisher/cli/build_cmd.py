@@ -128,7 +128,9 @@ class _Progress:
 @click.option("--scheduler", default=None, callback=lambda ctx, param, value: _scheduler(value), help="Convert on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N "
               "to start N worker processes here (default: build.scheduler, else this process).")
 @click.option("--json-report", is_flag=True, help="Print the build report as JSON.")
-def build(config: Path, store: str | None, workers: int | None, scheduler: str | None, json_report: bool) -> None:
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for another build or rollback of the same store to finish (else fail at once).")
+def build(config: Path, store: str | None, workers: int | None, scheduler: str | None, json_report: bool, wait: float) -> None:
     """Convert the sources into Zarr + Parquet + the index and publish a release."""
     from rich.console import Console
 
@@ -140,7 +142,7 @@ def build(config: Path, store: str | None, workers: int | None, scheduler: str |
         pipeline = load_pipeline(config)
         progress = _Progress(console)
         with progress.progress:
-            report = run_build(pipeline, store=store, progress=progress, workers=workers, scheduler=scheduler)
+            report = run_build(pipeline, store=store, progress=progress, workers=workers, scheduler=scheduler, wait=wait)
     except BuildFailed as exc:
         report = exc.args[0]
         _summary(console, report, json_report)

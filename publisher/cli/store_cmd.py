@@ -71,12 +71,14 @@ def releases(config: Path, store: str | None) -> None:
 @click.argument("release")
 @pipeline_option
 @click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
-def rollback(release: str, config: Path, store: str | None) -> None:
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for a build of the same store to finish (else fail at once).")
+def rollback(release: str, config: Path, store: str | None, wait: float) -> None:
     """Switch the catalog back to RELEASE."""
     from ..releases import rollback as do_rollback
 
     try:
-        do_rollback(target_store(config, store), release)
+        do_rollback(target_store(config, store), release, wait)
     except SkyshelfError as exc:
         fail(exc)
     click.echo(f"catalog now points at release {release}")

@@ -14,15 +14,17 @@ from typing import Any
 
 from ..content_types import content_type
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY
+from ..store_lock import LOCK_KEY
 
 #: The entry points, uploaded last and in this order (:func:`publisher.releases.switch`).
 SWITCHES = (PRIVATE_CATALOG_KEY, CATALOG_KEY)
 
 #: Objects at or past this size go up in parts of this size (and their ETag is computed so).
 PART_BYTES = 16 * 2**20
-#: Left out: answers spilled by a local server, temporary files of an interrupted write, and the
-#: local API keys (the deployed functions read the stack's DynamoDB table: ``publish keys --deployed``).
-SKIP_PREFIXES = ("responses/", "private/auth/")
+#: Left out: answers spilled by a local server, temporary files of an interrupted write, the
+#: local API keys (the deployed functions read the stack's DynamoDB table: ``publish keys --deployed``)
+#: and the local store's lock (publisher/store_lock.py).
+SKIP_PREFIXES = ("responses/", "private/auth/", LOCK_KEY)
 
 
 @dataclass

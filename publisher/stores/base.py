@@ -137,6 +137,20 @@ class Store(metaclass=_Opening):
     def flush(self) -> None:
         """Make everything written so far durable (before an entry point is switched to it)."""
 
+    # -- conditional writes (the store lock of an object store: publisher/store_lock.py) ---
+    def put_if(self, key: str, data: bytes, etag: str | None) -> str | None:
+        """Write an object only if it is as the caller saw it: absent (``etag`` None) or with that
+        ETag. Returns the new ETag, or None when it was not (someone else wrote it since)."""
+        raise StoreError(f"{self.url} has no conditional writes")
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """An object and its ETag (for :meth:`put_if`), or None when there is none."""
+        raise StoreError(f"{self.url} has no conditional writes")
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        """Delete an object only if it still has that ETag; whether it did."""
+        raise StoreError(f"{self.url} has no conditional writes")
+
     def put_kwargs(self, key: str) -> dict[str, Any]:
         """Per-object upload arguments: the Content-Type, where the store keeps one."""
         return {}

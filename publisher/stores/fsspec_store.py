@@ -3,15 +3,28 @@ the S3 store, whose build-side listing, streaming writes and moves stay with s3f
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from typing import IO, Any
 
-from ..errors import StoreError
+from ..errors import NotFound, StoreError
 from .base import ContentTypes, Store, clean_key, epoch
 
 
 def _modified(info: dict[str, Any]) -> float:
     return epoch(info.get("LastModified") or info.get("mtime") or info.get("created") or 0)
+
+
+#: What S3 answers a write or delete whose condition (If-None-Match, If-Match) does not hold:
+#: 412, or 409 when another conditional request on the key was in flight (s3fs raises an OSError
+#: whose cause is botocore's error).
+_CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def _condition_failed(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc
+    response = getattr(cause, "response", None) or {}
+    return response.get("Error", {}).get("Code") in _CONDITION_FAILED or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
 
 
 class FsspecStore(Store):
@@ -107,6 +120,61 @@ class FsspecStore(Store):
 
     def open_write(self, key: str) -> IO[bytes]:
         return self.fs.open(self.path(key), "wb", **self.put_kwargs(key))  # type: ignore[no-any-return]
+
+    # On S3, S3's own conditional requests. fsspec exposes none for other file systems, so there
+    # the condition is checked, then the object written: not atomic (a store for tests, or one
+    # process); the ETag is then the content's MD5.
+    def _s3(self, op: str, key: str, **params: Any) -> dict[str, Any]:
+        bucket, path, _ = self.fs.split_path(self.path(key))  # (s3fs: bucket, key, version)
+        return self.fs.call_s3(op, Bucket=bucket, Key=path, **params)  # type: ignore[no-any-return]
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> str | None:
+        if not self.is_s3:
+            found = self.read_tagged(key)
+            if (found[1] if found else None) != etag:
+                return None
+            self.write_bytes(key, data)
+            return hashlib.md5(data).hexdigest()
+        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        try:
+            return str(self._s3("put_object", key, Body=data, **condition, **self.put_kwargs(key))["ETag"])
+        except FileNotFoundError:  # If-Match on an object that is gone: not as the caller saw it either
+            return None
+        except OSError as exc:
+            if _condition_failed(exc):
+                return None
+            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            if not self.is_s3:
+                data = self.read_bytes(key)
+                return data, hashlib.md5(data).hexdigest()
+            # the ETag first: should the object change in between, the ETag is the older one and a
+            # put_if with it fails (safe); the other order could pair old bytes with a new ETag
+            etag = str(self._s3("head_object", key)["ETag"])
+            return self.read_bytes(key), etag
+        except (FileNotFoundError, NotFound):
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        if not self.is_s3:
+            found = self.read_tagged(key)
+            if found is None or found[1] != etag:
+                return False
+            self.delete_prefix(key)
+            return True
+        try:
+            self._s3("delete_object", key, IfMatch=etag)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreError(f"cannot delete {key!r} from {self.url}: {exc}") from exc
 
     def move(self, src: str, dst: str) -> None:
         self.fs.mv(self.path(src), self.path(dst), recursive=True)

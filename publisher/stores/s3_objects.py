@@ -30,12 +30,6 @@ def split_root(root: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def split_root(root: str) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://bucket/prefix``."""
-    bucket, _, prefix = root.split("://", 1)[1].partition("/")
-    return bucket, prefix.strip("/")
-
-
 def missing(key: str, root: str) -> NotFound:
     return NotFound(f"no object {key!r} in store {root}")
 

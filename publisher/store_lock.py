@@ -1,0 +1,233 @@
+"""One writer of a store's releases at a time: a build (or a rollback) holds the store's lock from
+before it reads the current catalog until after it has switched it, so two builds to one store
+never interleave their catalogs: the second fails at once with who holds the lock, or waits for it.
+
+The lock is the store's own atomic primitive:
+
+- a local folder: ``private/build.lock`` held with ``flock``. The kernel releases it when its holder
+  exits, however it dies (a build killed with SIGKILL holds nothing), which a file made with
+  ``O_EXCL`` would not: that one outlives a killed build, and whether its holder is still alive
+  can only be guessed. While held it names its holder; its holder deletes it when done.
+- S3: the object ``private/build.lock``, created with ``If-None-Match: *`` (only one creator succeeds) and
+  refreshed with ``If-Match`` on its own ETag while the build runs. A lock whose holder stopped
+  refreshing it for ``stale_after`` seconds (a killed client) is taken over with ``If-Match`` on
+  the stale ETag, so of two builds that find it stale only one gets it (at once when its holder
+  ran on this host and has exited); and the holder refreshes
+  it right before switching the catalog, which proves nobody took it over (a takeover needs
+  ``stale_after`` seconds of silence from that moment on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import StoreError
+from .stores import Store
+
+#: Under ``private/``: never public (it names a host and a process), and never uploaded by a deploy.
+LOCK_KEY = "private/build.lock"
+#: A holder refreshes its lock this often (seconds) ...
+REFRESH_SECONDS = 60.0
+#: ... and a lock not refreshed for this long (seconds) is taken for abandoned (its holder was killed).
+STALE_AFTER = 30 * 60.0
+
+
+class StoreBusy(StoreError):
+    """Another build or rollback holds the store's lock (or took it over from this one)."""
+
+    http_status = 409
+
+
+def holder(what: str) -> dict[str, Any]:
+    """Who holds a lock: what it is doing, where and since when."""
+    now = time.time()
+    return {"what": what, "host": socket.gethostname(), "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now}
+
+
+def _described(doc: dict[str, Any] | None) -> str:
+    if not doc:
+        return "another process"
+    return f"{doc.get('what', 'a build')} (pid {doc.get('pid', '?')} on {doc.get('host', '?')}, started {doc.get('started', '?')})"
+
+
+def _busy(store: Store, doc: dict[str, Any] | None) -> StoreBusy:
+    stale = "" if store.is_local else (f" A lock whose holder died on another host is taken over {STALE_AFTER / 60:.0f} "
+                                       "minutes after its last refresh.")
+    return StoreBusy(f"{store.url} is busy: {_described(doc)} is publishing to it. Two at once would interleave "
+                     "their releases, so this one stopped before writing anything; run it again when that one has "
+                     f"finished (or pass --wait SECONDS to wait for it).{stale}")
+
+
+def _dead_here(doc: dict[str, Any] | None) -> bool:
+    """Whether a lock's holder ran on this host and has exited (a killed build here: no need to
+    wait for its lock to go stale)."""
+    if not doc or doc.get("host") != socket.gethostname() or not isinstance(doc.get("pid"), int):
+        return False
+    try:
+        os.kill(doc["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
+
+
+def _parse(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+class Held:
+    """A lock this process holds: :meth:`confirm` right before the switch it protects."""
+
+    def confirm(self) -> None:
+        """Raise :class:`StoreBusy` unless the lock is still this process's."""
+
+    def release(self) -> None: ...
+
+
+class _FileLock(Held):
+    def __init__(self, store: Store, doc: dict[str, Any]) -> None:
+        self.path = store.path(LOCK_KEY)
+        self.folder = os.path.dirname(self.path)
+        made = not os.path.isdir(self.folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self.made_folder = made
+        try:
+            self.fd = self._lock(store)
+        except StoreBusy:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.path}: {exc}") from exc
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(doc).encode(), 0)
+
+    def _lock(self, store: Store) -> int:
+        """The lock file, open and flocked. Its holder deletes it when done, so a process that
+        locked a file just deleted holds nothing: it checks the path still names its file."""
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                theirs = _parse(os.pread(fd, 65536, 0))
+                os.close(fd)
+                raise _busy(store, theirs) from None
+            except OSError:
+                os.close(fd)
+                raise
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # deleted by its last holder after we opened it: lock the new one
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # (while still locked: whoever opened it meanwhile sees it is gone)
+        os.close(self.fd)
+        if self.made_folder:  # a store with no private part keeps none
+            with contextlib.suppress(OSError):
+                os.rmdir(self.folder)
+
+
+class _ObjectLock(Held):
+    def __init__(self, store: Store, doc: dict[str, Any], stale_after: float, every: float) -> None:
+        self.store, self.doc, self.stale_after = store, doc, stale_after
+        self.lost: str | None = None
+        etag = store.put_if(LOCK_KEY, json.dumps(doc).encode(), None)
+        if etag is None:
+            etag = self._take_over()
+        self.etag = etag
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh_every, args=(every,), name="skyshelf-lock", daemon=True)
+        self._thread.start()
+
+    def _take_over(self) -> str:
+        """The lock is there: take it if its holder stopped refreshing it, else say who holds it."""
+        found = self.store.read_tagged(LOCK_KEY)
+        if found is None:  # released meanwhile
+            etag = self.store.put_if(LOCK_KEY, json.dumps(self.doc).encode(), None)
+        else:
+            data, theirs = found
+            doc = _parse(data)
+            age = time.time() - float((doc or {}).get("heartbeat", 0))
+            if age < self.stale_after and not _dead_here(doc):
+                raise _busy(self.store, doc)
+            etag = self.store.put_if(LOCK_KEY, json.dumps(self.doc).encode(), theirs)
+        if etag is None:  # another process took it first
+            raise _busy(self.store, _parse((self.store.read_tagged(LOCK_KEY) or (b"", ""))[0]))
+        return etag
+
+    def _refresh(self) -> None:
+        """Refresh the lock (only if it is still this holder's); StoreBusy when it is not."""
+        with self._guard:
+            if self.lost:
+                raise StoreBusy(self.lost)
+            self.doc["heartbeat"] = time.time()
+            etag = self.store.put_if(LOCK_KEY, json.dumps(self.doc).encode(), self.etag)
+            if etag is None:
+                found = self.store.read_tagged(LOCK_KEY)
+                self.lost = (f"the lock of {self.store.url} was taken over by {_described(_parse(found[0]) if found else None)} "
+                             f"while this build ran (it had not refreshed the lock for {self.stale_after:.0f} s); "
+                             "this build's release was not published")
+                raise StoreBusy(self.lost)
+            self.etag = etag
+
+    def _refresh_every(self, every: float) -> None:
+        while not self._stop.wait(every):
+            # lost: confirm() says so; unreachable for now: the next refresh (or confirm) tries again
+            with contextlib.suppress(StoreError):
+                self._refresh()
+
+    def confirm(self) -> None:
+        self._refresh()
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with self._guard:
+            if not self.lost:
+                with contextlib.suppress(StoreError):
+                    self.store.delete_if(LOCK_KEY, self.etag)
+
+
+@contextlib.contextmanager
+def exclusive(store: Store, what: str, wait: float = 0.0, stale_after: float | None = None, every: float | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> Iterator[Held]:
+    """Hold ``store``'s lock for ``what`` (``"publish build"``), waiting up to ``wait`` seconds for
+    another holder to finish; :class:`StoreBusy` when it does not. ``stale_after`` and ``every``:
+    :data:`STALE_AFTER` and :data:`REFRESH_SECONDS` unless given."""
+    stale_after = STALE_AFTER if stale_after is None else stale_after
+    every = REFRESH_SECONDS if every is None else every
+    start = time.monotonic()
+    while True:
+        try:
+            held: Held = _FileLock(store, holder(what)) if store.is_local else _ObjectLock(store, holder(what), stale_after, every)
+            break
+        except StoreBusy as exc:
+            waited = time.monotonic() - start
+            if waited >= wait:
+                if wait:
+                    raise StoreBusy(str(exc).replace(" is busy:", f" is still busy after {waited:.0f} s:", 1)) from None
+                raise
+            sleep(min(1.0, wait - waited))
+    try:
+        yield held
+    finally:
+        held.release()

@@ -1,0 +1,247 @@
+"""One writer of a store's releases at a time (publisher/store_lock.py), with real concurrent
+processes on a folder, moto's server and SeaweedFS: a second build fails at once naming the
+first, or waits for it with --wait; a lock whose holder died is taken over (at once on its host,
+after it went stale elsewhere, by exactly one of the builds that found it stale); and a build
+whose lock was taken over never switches the catalog."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from publisher import store_lock
+from publisher.build import build
+from publisher.config import load_pipeline
+from publisher.releases import list_releases, rollback
+from publisher.store_lock import LOCK_KEY, StoreBusy, exclusive
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .servers import S3Server, moto_server, seaweedfs, store_target
+from .test_s3 import environ
+
+#: A build that, once it converted its first item, holds on (and so holds the store's lock) until
+#: the file named by its second argument appears.
+HOLDING_BUILD = """
+import os, sys, time
+from publisher.build import build
+from publisher.config import load_pipeline
+def progress(event, info):
+    deadline = time.monotonic() + 120
+    while event == "done" and not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+build(load_pipeline(sys.argv[1]), progress=progress)
+"""
+
+
+def _tree(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_text("x,y\n1,2\n")
+    return folder
+
+
+def _publish(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "publisher.cli", *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module", params=["local", "moto", "seaweedfs"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
+    with store_target(request.param, tmp_path_factory, "locks") as found:
+        yield found
+
+
+def _store(url: str, server: S3Server | None) -> Store:
+    return Store(url, **(server.storage_options() if server else {}))
+
+
+def _held(store: Store) -> bool:
+    if store.is_local:
+        path = Path(store.path(LOCK_KEY))
+        return path.exists() and path.stat().st_size > 0
+    return store.exists(LOCK_KEY)
+
+
+def test_two_builds_at_once(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
+    base, env, server = target
+    url = f"{base}/two-{tmp_path.name}"
+    tree = _tree(tmp_path / "tree")
+    pipeline = write_pipeline(tree, {"sources": [{"path": "a.csv"}], "output": {"store": url}})
+    store = _store(url, server)
+    go = tmp_path / "go"
+    first = subprocess.Popen([sys.executable, "-c", HOLDING_BUILD, str(pipeline), str(go)], env={**os.environ, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not _held(store) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _held(store), "the first build never took the lock"
+    second = _publish("build", "-c", str(pipeline), env=env)
+    waiting = _publish("build", "-c", str(pipeline), "--wait", "300", env=env)
+    out = second.communicate(timeout=120)[0]
+    assert first.poll() is None
+    assert second.returncode == 1, out
+    assert "is busy: publish build (pid" in out and f"pid {first.pid} on" in out and "stopped before writing anything" in out, out
+    assert "Traceback" not in out
+    time.sleep(1.5)  # the waiting build has started and found the lock held
+    assert waiting.poll() is None
+    go.write_text("go")
+    assert first.wait(timeout=300) == 0, first.communicate()[0]
+    waited = waiting.communicate(timeout=300)[0]
+    assert waiting.returncode == 0, waited
+    assert "nothing changed" in waited, waited  # it planned after the first build's switch
+    releases = list_releases(store)
+    assert len(releases) == 1 and releases[0].current and releases[0].catalog is not None  # nothing of the others
+    assert json.loads(store.read_bytes("catalog.json"))["release"] == releases[0].id
+    assert not _held(store)
+
+
+def test_rollback_waits_for_a_build(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
+    base, env, server = target
+    url = f"{base}/roll-{tmp_path.name}"
+    store = _store(url, server)
+    with environ(env), exclusive(store, "publish build"):
+        with pytest.raises(StoreBusy, match="is busy: publish build"):
+            rollback(store, "20260101T000000Z-0000")
+        with pytest.raises(StoreBusy, match="still busy after"):
+            rollback(store, "20260101T000000Z-0000", wait=0.3)
+
+
+@pytest.mark.parametrize("kind", ["moto", "seaweedfs", "memory"])
+def test_a_stale_lock_is_taken_over_by_one(kind: str, tmp_path: Path) -> None:
+    """A holder that stopped refreshing is taken over after ``stale_after``, by exactly one of the
+    processes that find it stale; the old holder's confirm then fails, and its release leaves the
+    new holder's lock alone."""
+    with contextlib.ExitStack() as stack:
+        if kind == "memory":
+            store = Store(f"memory://locks-{tmp_path.name}")
+        else:
+            server = stack.enter_context((moto_server if kind == "moto" else seaweedfs)(tmp_path))
+            server.create_bucket("stale")
+            store = Store("s3://stale/x", **server.storage_options())
+        old = stack.enter_context(exclusive(store, "old build", stale_after=3, every=3600))
+        with pytest.raises(StoreBusy, match="is busy: old build"):
+            stack.enter_context(exclusive(store, "too soon", stale_after=3))
+        time.sleep(3.1)
+        won: list[str] = []
+        lost: list[str] = []
+        barrier = threading.Barrier(4)
+
+        def take(name: str) -> None:
+            barrier.wait()
+            try:
+                with exclusive(store, name, stale_after=3, every=3600):
+                    won.append(name)
+                    time.sleep(0.3)  # held while the others try
+            except StoreBusy:
+                lost.append(name)
+
+        threads = [threading.Thread(target=take, args=(f"taker {i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if kind != "memory":  # (fsspec's other file systems have no conditional writes: checked, then written)
+            assert len(won) == 1 and len(lost) == 3, (won, lost)
+        with pytest.raises(StoreBusy, match="taken over"):
+            old.confirm()
+        assert not store.exists(LOCK_KEY)  # the winner released it; the old holder deletes nothing of anyone's
+
+
+@pytest.mark.parametrize("kind", ["local", "moto"])
+def test_a_dead_holder_here_frees_the_lock_at_once(kind: str, tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:
+        if kind == "local":
+            store = Store(str(tmp_path / "site"))
+        else:
+            server = stack.enter_context(moto_server(tmp_path))
+            server.create_bucket("dead")
+            store = Store("s3://dead/x", **server.storage_options())
+            stack.enter_context(environ(server.env()))
+        code = ("import sys, time; from publisher.stores import Store; from publisher.store_lock import exclusive\n"
+                f"store = Store({store.url!r}, **{server.storage_options() if kind != 'local' else {}!r})\n"
+                "with exclusive(store, 'killed build'):\n    print('held', flush=True); time.sleep(600)\n")
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy, match=f"killed build \\(pid {holder.pid} on"):
+            stack.enter_context(exclusive(store, "next build"))
+        holder.kill()
+        holder.wait()
+        with exclusive(store, "next build"):  # at once, though not stale (30 minutes)
+            pass
+
+
+def test_a_build_whose_lock_was_taken_over_does_not_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock goes stale while a build converts (its refreshes stopped) and another process takes
+    it: the build's confirm before the switch fails, and the catalog stays as it was."""
+    with moto_server(tmp_path) as server:
+        server.create_bucket("over")
+        url = "s3://over/site"
+        tree = _tree(tmp_path / "tree")
+        pipeline = load_pipeline(write_pipeline(tree, {"sources": [{"path": "*.csv"}], "output": {"store": url}}))
+        store = Store(url, **server.storage_options())
+        with environ(server.env()):
+            first = build(pipeline)
+            (tree / "b.csv").write_text("x,y\n3,4\n")
+            monkeypatch.setattr(store_lock, "STALE_AFTER", 0.5)
+            monkeypatch.setattr(store_lock, "REFRESH_SECONDS", 3600)
+            taken: list[contextlib.ExitStack] = []
+
+            def progress(event: str, info: dict[str, object]) -> None:
+                if event == "done" and not taken:
+                    time.sleep(0.6)
+                    stack = contextlib.ExitStack()
+                    stack.enter_context(exclusive(store, "another build"))
+                    taken.append(stack)
+
+            with pytest.raises(StoreBusy, match="taken over by another build"):
+                build(pipeline, progress=progress)
+            assert taken, "the build never reported an item"
+            taken[0].close()
+        assert json.loads(store.read_bytes("catalog.json"))["release"] == first.release
+        assert [r.id for r in list_releases(store) if r.catalog is not None] == [first.release]
+
+
+#: Increments a counter in a file (read, then write: not atomic) under the store's lock, ROUNDS times.
+COUNTING = """
+import sys, time
+from pathlib import Path
+from publisher.stores import Store
+from publisher.store_lock import exclusive
+store = Store(sys.argv[1], **eval(sys.argv[3]))
+counter = Path(sys.argv[2])
+for _ in range(int(sys.argv[4])):
+    with exclusive(store, "counter", wait=120, sleep=lambda s: time.sleep(0.002)):
+        n = int(counter.read_text())
+        time.sleep(0.001)
+        counter.write_text(str(n + 1))
+"""
+
+
+@pytest.mark.parametrize("kind", ["local", "moto", "seaweedfs"])
+def test_the_lock_excludes_under_contention(kind: str, tmp_path: Path) -> None:
+    """Four processes take the lock over and over, each incrementing a counter that only
+    mutual exclusion keeps exact (a local lock file is deleted by each holder as it leaves, while
+    others wait on it: they must not lock the deleted one)."""
+    rounds = 100 if kind == "local" else 8
+    with contextlib.ExitStack() as stack:
+        if kind == "local":
+            url, options = str(tmp_path / "site"), {}
+        else:
+            server = stack.enter_context((moto_server if kind == "moto" else seaweedfs)(tmp_path))
+            server.create_bucket("contention")
+            url, options = "s3://contention/x", server.storage_options()
+        counter = tmp_path / "counter"
+        counter.write_text("0")
+        procs = [subprocess.Popen([sys.executable, "-c", COUNTING, url, str(counter), repr(options), str(rounds)]) for _ in range(6)]
+        assert [p.wait(timeout=300) for p in procs] == [0] * 6
+        assert int(counter.read_text()) == 6 * rounds
+        assert not Store(url, **options).exists(LOCK_KEY)
