@@ -25,7 +25,7 @@ from publisher.catalog import Catalog
 from publisher.content_types import content_type
 from publisher.formats import Entry
 from publisher.errors import BadRequest, NotFound, SkyshelfError
-from publisher.functions import ROUTES
+from publisher.functions import ROUTES, allowed_methods, method_not_allowed
 from publisher.stores import Store
 
 from . import auth, settings
@@ -284,7 +284,13 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
 
     @app.not_found
     def _missing(exc: Exception) -> Response:
-        return error_response(404, f"no route for {app.current_event.http_method} {app.current_event.path}")
+        method, path = app.current_event.http_method, app.current_event.path
+        allowed = allowed_methods(path)
+        if allowed:  # a path some route has, asked with another method
+            answer = error_response(405, method_not_allowed(method, path, allowed))
+            answer.headers["Allow"] = ", ".join(allowed)
+            return answer
+        return error_response(404, f"no route for {method} {path}")
 
     return app
 

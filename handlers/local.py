@@ -34,7 +34,7 @@ from . import settings as _settings
 from .cors import Cors
 from .files import Body, error, file_answer
 from .settings import Settings
-from publisher.functions import route_for
+from publisher.functions import allowed_methods, method_not_allowed, route_for
 
 FILES = "/files"
 #: Index-only answers: on the event loop for a local store (a lookup reads a few KiB), else on a pool of their own.
@@ -149,11 +149,14 @@ class App:
     async def answer(self, method: str, path: str, query: str, headers: dict[str, str], client: str,
                      request: bytes = b"") -> tuple[int, dict[str, str], Body]:
         loop = asyncio.get_running_loop()
-        if path.startswith(FILES + "/") and method == "GET":
+        if path.startswith(FILES + "/"):
+            if method != "GET":
+                return _not_allowed(method, path, ["GET", "HEAD"])
             return await loop.run_in_executor(None, file_answer, self.store, path[len(FILES) + 1 :], headers.get("range"), query)
         route = route_for(method, path)
         if route is None:
-            return error(404, f"no route for {method} {path}")
+            allowed = allowed_methods(path)
+            return _not_allowed(method, path, allowed) if allowed else error(404, f"no route for {method} {path}")
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client, request)
         if route.path in _INDEX and self.store.is_local:
@@ -161,6 +164,12 @@ class App:
         pool = self.slow if route.path in _SLOW else self.index if route.path in _INDEX else None  # None: data work, the default pool
         context = contextvars.copy_context()
         return await loop.run_in_executor(pool, context.run, invoke, handler, event, self.settings)
+
+
+def _not_allowed(method: str, path: str, allowed: list[str]) -> tuple[int, dict[str, str], bytes]:
+    """A 405 that lists the methods the path takes (RFC 9110), as the deployed functions answer."""
+    status, out, body = error(405, method_not_allowed(method, path, allowed))
+    return status, {**out, "Allow": ", ".join(allowed)}, body
 
 
 #: API Gateway's HTTP API takes request payloads up to 10 MB: a larger body is refused, as there.

@@ -246,11 +246,12 @@ def search() -> Response:
 
 
 def _page(here: str, offset: int, limit: int, count: int, data: list[dict[str, Any]]) -> dict[str, Any]:
-    """One page of results with Tiled's pagination links."""
+    """One page of results with Tiled's pagination links (``page[limit]=0`` asks for the count
+    alone, as the tiled client's ``len()`` does: no next page, which would be the same one)."""
     links = {
         "self": f"{here}?{'page[offset]=%d&' % offset if offset else ''}page[limit]={limit}",
         "first": f"{here}?page[limit]={limit}",
-        "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if offset + limit < count else None,
+        "next": f"{here}?page[offset]={offset + limit}&page[limit]={limit}" if limit and offset + limit < count else None,
     }
     return {"data": data, "error": None, "links": links, "meta": {"count": count}}
 

@@ -110,6 +110,20 @@ def route_for(method: str, path: str) -> Route | None:
     return None
 
 
+def allowed_methods(path: str) -> list[str]:
+    """The methods some route takes at ``path`` (HEAD wherever GET is): the ``Allow`` of a 405,
+    empty when no route has the path (a 404)."""
+    methods = {route.method for regex, route in _COMPILED if regex.match(path)}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> str:
+    """The ``detail`` of a 405."""
+    return f"{path} does not take {method}; it takes {', '.join(allowed)}"
+
+
 def scope_for(method: str, path: str) -> str | None:
     """The scope a request needs (its route's), None for routes anyone may call and unknown paths."""
     route = route_for(method, path)

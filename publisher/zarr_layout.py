@@ -68,6 +68,12 @@ def codec_names() -> list[str]:
     return sorted(set(SETTING_NAMES) | set(CODECS.items()))
 
 
+#: The levels each built-in takes: zstd from ZSTD_minCLevel() (-131072, the fastest) to
+#: ZSTD_maxCLevel() (22); gzip (zlib) 0-9; Blosc's clevel 0-9. (Out of range, zstd clamps and
+#: Blosc refuses at the first chunk: a setting that does not do what it says.)
+_LEVELS = {"zstd": (-131072, 22), "gzip": (0, 9), **{name: (0, 9) for name in _BLOSC_CNAME}}
+
+
 def codec_spec(name: str, level: int | None = None, configuration: dict[str, Any] | None = None,
                itemsize: int = 1) -> dict[str, Any] | None:
     """The v3 ``codecs`` entry a codec setting writes (None for ``none``): the built-ins exactly as
@@ -77,6 +83,10 @@ def codec_spec(name: str, level: int | None = None, configuration: dict[str, Any
     given = dict(configuration or {})
     if level is not None and {"level", "clevel"} & set(given):
         raise ValueError(f"codec {name!r}: give the level once, as `level` or in `configuration`")
+    bounds = _LEVELS.get(name)
+    chosen = level if level is not None else given.get("level", given.get("clevel"))
+    if bounds is not None and chosen is not None and not (isinstance(chosen, int) and bounds[0] <= chosen <= bounds[1]):
+        raise ValueError(f"codec {name!r} takes a level from {bounds[0]} to {bounds[1]}; got {chosen!r}")
     if name == "none":
         base: dict[str, Any] | None = None
     elif name == "zstd":

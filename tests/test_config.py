@@ -49,6 +49,17 @@ def test_defaults(tmp_path: Path) -> None:
         ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    codec: brotli\n", 5, "rules.0.codec.name", "zstd"),
         ("sources:\n  - path: a\n    stack: frame\n", 2, "sources.0", "needs a 'name_pattern'"),
         ("sources: []\n", 1, "sources", "at least 1"),
+        ("sources:\n  - path: a.h5\noutput:\n  codec: zstd:99\n", 4, "output.codec", "from -131072 to 22; got 99"),
+        ("sources:\n  - path: a.h5\noutput:\n  codec: gzip:10\n", 4, "output.codec", "from 0 to 9; got 10"),
+        ("sources:\n  - path: a.h5\noutput:\n  codec: {name: blosc-zstd, level: -1}\n", 4, "output.codec", "from 0 to 9"),
+        ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: [0, 5]\n", 5, "rules.0.chunks", "positive lengths"),
+        ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: [-2]\n", 5, "rules.0.chunks", "got -2"),
+        ("sources:\n  - path: a.h5\n    into: x\n    into: y\n", 4, "sources.0.into", "duplicate key 'into' (first at line 3)"),
+        ("sources:\n  - path: a.h5\noutput:\n  store: s\noutput:\n  store: t\n", 5, "output", "duplicate key 'output'"),
+        ("sources:\n  - path: a.tif\n    name_pattern: '{sample'\n", 3, "sources.0.name_pattern", "expected '}'"),
+        ("sources:\n  - path: a.tif\n    name_pattern: '{x:q}'\n", 3, "sources.0.name_pattern", "format spec 'q'"),
+        ("sources:\n  - path: a.tif\n    name_pattern: '{}_{0}.tif'\n", 3, "sources.0.name_pattern", "unnamed field"),
+        ("sources:\n  - path: a.tif\n    name_pattern: 'scan.tif'\n", 3, "sources.0.name_pattern", "has no {field}"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:
@@ -58,6 +69,12 @@ def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, f
     message = str(info.value)
     assert f"{path}:{line}: {field}:" in message
     assert words in message
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    """A key that a `<<` merge brings is no duplicate: overriding it is what merges are for."""
+    path = _write(tmp_path, "sources:\n  - &src {path: a.h5, into: x}\n  - <<: *src\n    into: y\n")
+    assert [s.into for s in load_pipeline(path).sources] == ["x", "y"]
 
 
 def test_yaml_syntax_error_points_at_line(tmp_path: Path) -> None:

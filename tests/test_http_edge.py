@@ -366,3 +366,35 @@ def test_big_files_are_never_held_whole(server: str, demo: Published) -> None:
         big.unlink()
     assert peak < size / 4, f"{peak / 2**20:.0f} MiB allocated to serve {size / 2**20:.0f} MiB"
     assert httpx.get(f"{server}/files/catalog.json", headers={"Range": "bytes=999999999-"}).status_code == 416
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("DELETE", "/api/v1/metadata/frames", "GET, HEAD"), ("PUT", "/api/v1/", "GET, HEAD"), ("PATCH", "/api/v1/search/", "GET, HEAD"),
+    ("POST", "/api/v1/array/full/" + FRAME, "GET, HEAD"), ("DELETE", "/api/v1/awkward/buffers/x", "GET, HEAD, POST"),
+    ("POST", "/files/catalog.json", "GET, HEAD"), ("PUT", "/", "GET, HEAD"),
+])
+def test_a_method_a_route_does_not_take_answers_405(server: str, demo: Published, monkeypatch: pytest.MonkeyPatch,
+                                                    method: str, path: str, allow: str) -> None:
+    """A path some route has, asked with another method: 405 with ``Allow`` and a JSON detail,
+    from ``publish serve`` and from the deployed function alike; a path no route has stays 404."""
+    answer = httpx.request(method, server + path)
+    assert_json_4xx(answer, 405)
+    assert answer.headers["allow"] == allow and f"does not take {method}" in answer.json()["detail"]
+    if not path.startswith("/files/"):
+        import handlers.metadata
+        from handlers.local import event_for
+
+        monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+        result = handlers.metadata.lambda_handler(event_for(method, path, "", {"host": "example.org"}, "1.2.3.4"), None)
+        assert result["statusCode"] == 405 and result["headers"]["Allow"] == allow, result
+    assert_json_4xx(httpx.request(method, server + "/api/v2/nothing"), 404)
+
+
+@pytest.mark.parametrize("route", ["search/", "search/frames", "search-deep/"])
+def test_a_page_of_no_items_gives_the_count_and_no_next_page(server: str, route: str) -> None:
+    """``page[limit]=0`` (the tiled client's ``len()``): the count, no items, and no ``next`` link
+    (it would be the same page again, and a client following links would never stop)."""
+    empty = httpx.get(f"{server}/api/v1/{route}", params={"page[limit]": "0"}).json()
+    assert empty["data"] == [] and empty["meta"]["count"] > 2 and empty["links"]["next"] is None
+    two = httpx.get(f"{server}/api/v1/{route}", params={"page[limit]": "2"}).json()
+    assert len(two["data"]) == 2 and "page[offset]=2&page[limit]=2" in two["links"]["next"]

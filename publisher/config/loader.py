@@ -88,15 +88,41 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - BoundedLoader is a SafeLoader
 
 
+class DuplicateKey(Exception):
+    """A mapping names a key twice: YAML keeps the last, so the first would be dropped unseen."""
+
+    def __init__(self, where: tuple[Any, ...], key: Any, line: int, first: int) -> None:
+        super().__init__(key)
+        self.where, self.key, self.line, self.first = where, key, line, first
+
+
+def _key(key_node: yaml.Node) -> Any:
+    return yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
+
+
+def _no_duplicates(node: yaml.MappingNode, here: tuple[Any, ...]) -> None:
+    """The mapping's own keys, each once (keys a ``<<`` merge brings may be overridden: that is what it is for)."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = _key(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise DuplicateKey(here, key, line, seen[key])
+        seen[key] = line
+
+
 def _construct(node: yaml.Node, here: tuple[Any, ...], lines: Locations) -> Any:
     """Build Python values from a composed YAML tree, recording each value's 1-based line."""
     lines[here] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        _no_duplicates(node, here)
         if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):  # `<<: *defaults`
             yaml.constructor.SafeConstructor().flatten_mapping(node)
         out = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
+            key = _key(key_node)
             out[key] = _construct(value_node, here + (key,), lines)
             lines.setdefault(here + (key,), key_node.start_mark.line + 1)
         return out
@@ -148,7 +174,12 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if root is None:
         raise ConfigError(f"{path}: the file is empty; it needs at least a `sources:` list")
     lines: Locations = {}
-    data = _construct(root, (), lines)
+    try:
+        data = _construct(root, (), lines)
+    except DuplicateKey as exc:
+        field = ".".join(str(p) for p in (*exc.where, exc.key))
+        raise ConfigError(f"{path}:{exc.line}: {field}: duplicate key {exc.key!r} (first at line {exc.first}); YAML would keep "
+                          "only the last, dropping the other without a word: keep one") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:{lines[()]}: expected a mapping with `sources:`, got {type(data).__name__}")
     try:

@@ -163,6 +163,30 @@ class Source(_Model):
             raise ValueError(f"'into' must stay inside the catalog, got {value!r}")
         return "/".join(parts)
 
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern_parses(cls, value: str | None) -> str | None:
+        """The pattern as ``parse`` reads it at build time, checked here (a mistake would otherwise
+        fail the build, or silently match nothing): braces closed, fields named, types known."""
+        if value is None:
+            return None
+        import string
+
+        import parse
+
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+            parse.compile(value)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"name_pattern {value!r} does not parse: {exc}") from None
+        if not fields:
+            raise ValueError(f"name_pattern {value!r} has no {{field}}: name the parts of the file name to publish, "
+                             "e.g. '{sample}_{temperature:d}K.tif'")
+        unnamed = [f for f in fields if f == "" or f.isdigit()]
+        if unnamed:
+            raise ValueError(f"name_pattern {value!r} has an unnamed field ({{{unnamed[0]}}}): each field names a metadata key")
+        return value
+
     @model_validator(mode="after")
     def _stack_needs_pattern(self) -> Source:
         if self.stack is not None:
@@ -190,6 +214,15 @@ class Rule(_Model):
     labels: bool = Field(default=False, description="A label image or mask: pyramid levels take the nearest value, not the mean.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     access_tags: list[str] | None = Field(default=None, description="Who may read the matched nodes and what is below them (docs/auth.md).")
+
+    @field_validator("chunks")
+    @classmethod
+    def _chunk_sizes(cls, value: list[int | None] | None) -> list[int | None] | None:
+        """Each a positive length, or null / -1 for the whole dimension (0 or -2 would fail the build)."""
+        bad = [n for n in value or [] if n is not None and n != -1 and n < 1]
+        if bad:
+            raise ValueError(f"chunk sizes are positive lengths, or null / -1 for a whole dimension; got {bad[0]}")
+        return value
 
 
 class Deploy(_Model):
