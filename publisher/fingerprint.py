@@ -27,12 +27,13 @@ def content_hash(path: Path) -> str:
     return "xxh3-128:" + h.hexdigest()
 
 
-def file_record(path: Path, previous: FileRecord | None = None) -> FileRecord:
-    """The file's record; the hash is reused when size and mtime did not move."""
+def file_record(path: Path, shown: str, previous: FileRecord | None = None) -> FileRecord:
+    """The file's record, under the path it is ``shown`` as (relative to pipeline.yml's folder);
+    the hash is reused when size and mtime did not move."""
     stat = os.stat(path)
-    if previous and previous.path == str(path) and previous.size == stat.st_size and previous.mtime_ns == stat.st_mtime_ns:
-        return FileRecord(str(path), stat.st_size, stat.st_mtime_ns, previous.hash)
-    return FileRecord(str(path), stat.st_size, stat.st_mtime_ns, content_hash(path))
+    if previous and previous.size == stat.st_size and previous.mtime_ns == stat.st_mtime_ns:
+        return FileRecord(shown, stat.st_size, stat.st_mtime_ns, previous.hash)
+    return FileRecord(shown, stat.st_size, stat.st_mtime_ns, content_hash(path))
 
 
 def settings_hash(*parts: Any) -> str:

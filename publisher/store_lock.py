@@ -4,11 +4,11 @@ never interleave their catalogs: the second fails at once with who holds the loc
 
 The lock is the store's own atomic primitive:
 
-- a local folder: ``private/build.lock`` held with ``flock``. The kernel releases it when its holder
+- a local folder: ``private/.build.lock`` held with ``flock``. The kernel releases it when its holder
   exits, however it dies (a build killed with SIGKILL holds nothing), which a file made with
   ``O_EXCL`` would not: that one outlives a killed build, and whether its holder is still alive
   can only be guessed. While held it names its holder; its holder deletes it when done.
-- S3: the object ``private/build.lock``, created with ``If-None-Match: *`` (only one creator succeeds) and
+- S3: the object ``private/.build.lock``, created with ``If-None-Match: *`` (only one creator succeeds) and
   refreshed with ``If-Match`` on its own ETag while the build runs. A lock whose holder stopped
   refreshing it for ``stale_after`` seconds (a killed client) is taken over with ``If-Match`` on
   the stale ETag, so of two builds that find it stale only one gets it (at once when its holder
@@ -31,8 +31,9 @@ from typing import Any
 from .errors import StoreError
 from .stores import Store
 
-#: Under ``private/``: never public (it names a host and a process), and never uploaded by a deploy.
-LOCK_KEY = "private/build.lock"
+#: Under ``private/``: never public (it names a host and a process), and never uploaded by a deploy;
+#: hidden (a dot file), so a source tree that holds the store never takes it for a source.
+LOCK_KEY = "private/.build.lock"
 #: A holder refreshes its lock this often (seconds) ...
 REFRESH_SECONDS = 60.0
 #: ... and a lock not refreshed for this long (seconds) is taken for abandoned (its holder was killed).
@@ -100,10 +101,12 @@ class Held:
 class _FileLock(Held):
     def __init__(self, store: Store, doc: dict[str, Any]) -> None:
         self.path = store.path(LOCK_KEY)
-        self.folder = os.path.dirname(self.path)
-        made = not os.path.isdir(self.folder)
-        os.makedirs(self.folder, exist_ok=True)
-        self.made_folder = made
+        self.made = []  # the folders made for the lock (the store's root too, before a first build), deepest first
+        folder = os.path.dirname(self.path)
+        while not os.path.isdir(folder):
+            self.made.append(folder)
+            folder = os.path.dirname(folder)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         try:
             self.fd = self._lock(store)
         except StoreBusy:
@@ -140,9 +143,11 @@ class _FileLock(Held):
         with contextlib.suppress(OSError):
             os.unlink(self.path)  # (while still locked: whoever opened it meanwhile sees it is gone)
         os.close(self.fd)
-        if self.made_folder:  # a store with no private part keeps none
-            with contextlib.suppress(OSError):
-                os.rmdir(self.folder)
+        for folder in self.made:  # a store with no private part keeps none; a build that wrote nothing leaves nothing
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty: the build wrote there
+                break
 
 
 class _ObjectLock(Held):

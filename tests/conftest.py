@@ -69,6 +69,7 @@ class Published:
     def __init__(self, report: BuildReport, store: Store) -> None:
         self.report = report
         self.store = store
+        self.base_dir: Path | None = None  # pipeline.yml's folder
         self.catalog = Catalog.open_full(store)  # every node (a catalog with private nodes: its full view)
 
     def node(self, path: str) -> dict[str, Any]:
@@ -77,6 +78,11 @@ class Published:
 
     def url(self, path: str) -> str:
         return self.store.path(self.node(path)["data_url"])
+
+    def source(self, published: str) -> Path:
+        """The source file a published ``source_file`` (relative to pipeline.yml's folder) names."""
+        assert self.base_dir is not None
+        return Path(os.path.normpath(self.base_dir / published))
 
     def entries(self) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq
@@ -106,4 +112,6 @@ def run_build(folder: Path, config: dict[str, Any]) -> Published:
     except BuildFailed as exc:
         report = exc.args[0]
         raise AssertionError(f"build failed: {[str(p) for p in report.failures]}") from None
-    return Published(report, Store(config["output"]["store"]))
+    published = Published(report, Store(config["output"]["store"]))
+    published.base_dir = pipeline.base_dir  # what the published source paths are relative to
+    return published

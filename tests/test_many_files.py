@@ -233,7 +233,7 @@ def test_a_record_matches_as_text_only_when_its_fields_are_the_items(tmp_path: P
     item = next(iter_plan(pipeline))
     item.paths.append(item.paths[0].with_name("scan_000001.csv"))  # two files, as a stack has
     st = [p.stat() for p in item.paths]
-    files = [FileRecord(str(p), s.st_size, s.st_mtime_ns, h) for p, s, h in zip(item.paths, st, ("xxh3-128:0a1b", None), strict=True)]
+    files = [FileRecord(pipeline.shown(p), s.st_size, s.st_mtime_ns, h) for p, s, h in zip(item.paths, st, ("xxh3-128:0a1b", None), strict=True)]
     record = ManifestItem(item.node_path, planner.settings(item), planner.item_metadata(item), files, [{"path": item.node_path, "family": "table"}], [])
     text = dumps(record.to_json())
     at = unchanged_text(planner, item, text)

@@ -93,7 +93,7 @@ def test_build_publishes_or_reports_every_file(name: str, tmp_path_factory: pyte
     assert pub.report.published and not pub.report.failures
     files = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
              and not any(p.relative_to(root).match(x) for x in EXCLUDE.get(name, []))]
-    accounted = {e["source_file"] for e in pub.entries() if e["source_file"]} | {p.source for p in pub.report.skipped}
+    accounted = {str(pub.source(e["source_file"])) for e in pub.entries() if e["source_file"]} | {str(pub.source(p.source)) for p in pub.report.skipped}
     sidecar_like = {p for p in files if p.suffix in (".json", ".yaml", ".yml")}
     missing = [p for p in files if str(p) not in accounted and p not in sidecar_like]
     assert not missing, f"neither published nor reported: {missing[:5]}"
@@ -121,7 +121,7 @@ def test_hdf5_arrays_bit_exact(name: str, tmp_path_factory: pytest.TempPathFacto
     _, pub = published(name, tmp_path_factory)
     checked = 0
     for entry in _array_entries(pub):
-        source = Path(entry["source_file"])
+        source = pub.source(entry["source_file"])
         if source.suffix.lower() in (".tif", ".tiff", ".png", ".npy", ".nc"):  # NetCDF values are decoded: test_xarray_datasets
             continue
         if entry["source_path"] == "" or not source.exists():
@@ -153,10 +153,10 @@ def test_every_hdf5_dataset_accounted_for(name: str, tmp_path_factory: pytest.Te
     for e in entries:
         if e["source_file"] is None:  # folders
             continue
-        paths = by_file.setdefault(e["source_file"], set())
+        paths = by_file.setdefault(str(pub.source(e["source_file"])), set())
         paths.add(e["source_path"])
         if e["family"] in ("sparse", "awkward"):
-            groups.setdefault(e["source_file"], []).append(e["source_path"].rstrip("/") + "/")
+            groups.setdefault(str(pub.source(e["source_file"])), []).append(e["source_path"].rstrip("/") + "/")
             # a 10x matrix is published at <group>/data, its other members named in notes.sparse
             folder = e["source_path"].rpartition("/")[0]
             paths.update(f"{folder}/{m}" for m in ((e["notes"] or {}).get("sparse") or {}).get("members", []))
@@ -164,7 +164,7 @@ def test_every_hdf5_dataset_accounted_for(name: str, tmp_path_factory: pytest.Te
         for key in ("links", "dangling_links", "external_links", "skipped"):
             base = e["source_path"].rstrip("/")
             paths.update(f"{base}/{k}" for k in (e["notes"] or {}).get(key, {}))
-    skipped = {(p.source, p.path) for p in pub.report.skipped}
+    skipped = {(str(pub.source(p.source)), p.path) for p in pub.report.skipped}
     for path in root.rglob("*"):
         if not path.is_file() or any(path.relative_to(root).match(x) for x in EXCLUDE.get(name, [])) or not h5py.is_hdf5(path):
             continue
@@ -189,7 +189,7 @@ def test_netcdf_through_xarray(tmp_path_factory: pytest.TempPathFactory) -> None
         for entry in pub.entries():
             if entry["family"] != "container" or "xarray_dataset" not in entry["specs"] or entry["source_path"] != "":
                 continue
-            source = entry["source_file"]
+            source = pub.source(entry["source_file"])
             try:
                 expected = xr.open_dataset(source, decode_timedelta=False)
             except Exception:  # xarray itself cannot open it (e.g. a deliberately borked file)
@@ -208,7 +208,7 @@ def test_tiff_arrays_bit_exact(tmp_path_factory: pytest.TempPathFactory) -> None
         tiffs = [e for e in _array_entries(pub) if e["source_file"].endswith(".tif")]
         assert tiffs
         for entry in tiffs:
-            expected = tifffile.imread(entry["source_file"])
+            expected = tifffile.imread(pub.source(entry["source_file"]))
             assert bytes_equal(zarr.open_array(pub.store.path(entry["data_url"]), mode="r")[...], expected), entry["path"]
     _, stardist = published("stardist", tmp_path_factory)
     assert any(len(e["structure"]["shape"]) == 3 for e in _array_entries(stardist))  # the 31-page stack
@@ -240,7 +240,7 @@ def test_compound_datasets_become_tables(tmp_path_factory: pytest.TempPathFactor
     tables = [e for e in pub.entries() if e["family"] == "table" and e["source_file"].endswith(".h5")]
     assert len(tables) > 10
     for entry in tables:
-        with h5py.File(entry["source_file"]) as f:
+        with h5py.File(pub.source(entry["source_file"])) as f:
             source = f[entry["source_path"]][()]
         table = pq.read_table(pub.store.path(entry["data_url"]))
         source = source.reshape(-1)

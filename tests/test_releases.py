@@ -321,3 +321,30 @@ def test_direct_writes_round_trip_and_fall_back(tmp_path: Path, monkeypatch: pyt
     data = rng.integers(0, 256, 2 * stores.DIRECT_BYTES, dtype="u1").tobytes()
     fallback.write_bytes("b", data)
     assert fallback.read_bytes("b") == data and not fallback._direct.enabled
+
+
+def test_published_files_name_no_path_of_the_build_host(tmp_path: Path) -> None:
+    """Source files, the store and problems' messages appear relative to pipeline.yml's folder in
+    everything a release publishes (index, manifest, build report), whatever went wrong."""
+    import tifffile
+
+    tree = tmp_path / "beamline-host-only"
+    (tree / "scans").mkdir(parents=True)
+    tifffile.imwrite(tree / "scans" / "a.tif", np.zeros((4, 4), "u2"))
+    (tree / "scans" / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
+    (tree / "scans" / "b_7.tif").write_bytes((tree / "scans" / "a.tif").read_bytes())
+    (tree / "t.csv").write_text("a,b\n1,2\n")
+    config = {"sources": [{"path": "scans", "name_pattern": "{name}_{n:d}.tif"}, {"path": "t.csv"}],
+              "output": {"store": "site"}, "on_error": "skip"}
+    pipeline = load_pipeline(write_pipeline(tree, config))
+    report = build(pipeline)
+    assert report.failures and report.warnings  # the broken TIFF, the names that do not match
+    for _ in range(2):  # and a rebuild reuses every item by those paths
+        site = tree / "site"
+        leaks = [str(p.relative_to(site)) for p in site.rglob("*") if p.is_file() and str(tmp_path).encode() in p.read_bytes()]
+        assert leaks == []
+        store = Store(str(site))
+        entry = Catalog.open(store).entry("scans/b_7")
+        assert entry.source_file == "scans/b_7.tif"
+        again = build(pipeline)
+        assert again.converted == 1 and again.reused == 3  # (the broken file is tried again)

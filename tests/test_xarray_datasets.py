@@ -87,7 +87,7 @@ def expected_dataset(pub: Published, entry: dict[str, Any]) -> xr.Dataset:
     arrays other tests compare bit-exact with the source."""
     if "NXdata" in entry["specs"]:
         return xr.open_zarr(pub.store.path(entry["data_url"])).load()
-    return xr.open_dataset(entry["source_file"], group=entry["source_path"] or "/").load()
+    return xr.open_dataset(pub.source(entry["source_file"]), group=entry["source_path"] or "/").load()
 
 
 #: Packages of REAL_DATA.md with NetCDF files or NXdata groups, and how many datasets each has at least.

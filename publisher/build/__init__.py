@@ -158,7 +158,7 @@ class _Build:
         assert item.problem is not None
         kind, reason = item.problem
         getattr(self.report, {"failure": "failures", "skipped": "skipped", "warning": "warnings"}[kind]).append(
-            Problem(item.node_path, reason, str(item.paths[0])))
+            Problem(item.node_path, self.pipeline.unrooted(reason), self.pipeline.shown(item.paths[0])))
 
     def process(self, item: WorkItem, old: ManifestItem | None) -> Outcome:
         """On a worker thread: reuse the item when its settings and content are unchanged (compared

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..auth.tags import AccessRules
@@ -114,19 +114,22 @@ class Converter:
         if isinstance(found, ManifestItem):
             return found
         out = self.convert(item)
+        if out.warnings or out.skipped or out.failures:  # as published: no path of the build host (readers name their files)
+            for problems in (out.warnings, out.skipped, out.failures):
+                problems[:] = [replace(p, reason=self.pipeline.unrooted(p.reason)) for p in problems]
         return out, self.record(item, found, out)
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
         """An item whose files cannot even be looked at (deleted or made unreadable since the plan):
         a failure of that item, never recorded, so the next build tries it again."""
-        where = exc.filename or item.paths[0]
+        where = self.pipeline.shown(exc.filename or item.paths[0])
         reason = f"cannot read {where}: {exc.strerror or exc} (changed since the build planned it?)"
-        out = ItemResult(failures=[Problem(item.node_path, reason, str(item.paths[0]))])
+        out = ItemResult(failures=[Problem(item.node_path, reason, self.pipeline.shown(item.paths[0]))])
         return out, ManifestItem(item.node_path, "", "", [], [], [])
 
     def convert(self, item: WorkItem) -> ItemResult:
         out = ItemResult()
-        source_file = ", ".join(str(p) for p in item.paths[:1]) + (f" (+{len(item.paths) - 1})" if len(item.paths) > 1 else "")
+        source_file = ", ".join(self.pipeline.shown(p) for p in item.paths[:1]) + (f" (+{len(item.paths) - 1})" if len(item.paths) > 1 else "")
         for w in item.warnings:
             out.warnings.append(Problem(item.node_path, w, source_file))
         if item.reader is None:

@@ -95,12 +95,13 @@ class Planner:
         if old.metadata != self.item_metadata(item):
             return False
         mtime = "mtime_ns" in fields  # (path and size always)
+        shown = self.pipeline.shown  # (a manifest written before 2026-12-05 has absolute paths)
         for record, path in zip(old.files, item.paths, strict=True):
             try:
                 st = os.stat(path)
             except OSError:
                 return False
-            if record.size != st.st_size or (mtime and record.mtime_ns != st.st_mtime_ns) or record.path != str(path):
+            if record.size != st.st_size or (mtime and record.mtime_ns != st.st_mtime_ns) or shown(record.path) != shown(path):
                 return False
         return True
 
@@ -131,15 +132,16 @@ class Planner:
         unchanged; else the item's fingerprint, to convert it."""
         settings, metadata = self.settings(item), self.item_metadata(item)
         files: list[FileRecord] | Future[list[FileRecord]]
+        shown = self.pipeline.shown
         if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
-            old_files = {f.path: f for f in old.files}
-            files = [file_record(p, old_files.get(str(p))) for p in item.paths]
-            if same_content(old.files, files):
+            old_files = {shown(f.path): f for f in old.files}
+            files = [file_record(p, shown(p), old_files.get(shown(p))) for p in item.paths]
+            if same_content([replace(f, path=shown(f.path)) for f in old.files], files):
                 return replace(old, files=files)
         elif sum(os.stat(p).st_size for p in item.paths) < self.HASH_INLINE_BYTES:
-            files = [file_record(p) for p in item.paths]
+            files = [file_record(p, shown(p)) for p in item.paths]
         else:  # surely changed: hash (for the next build) while converting
-            files = pool.submit(lambda: [file_record(p) for p in item.paths])
+            files = pool.submit(lambda: [file_record(p, shown(p)) for p in item.paths])
         return Fingerprint(settings, metadata, files)
 
     def catalog_settings(self) -> str:

@@ -158,7 +158,7 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
     report.published = True
     report.bytes_out = sum(_size(store, root) for root in {prefix, own_prefix, *roots})
     report.seconds = time.perf_counter() - started
-    store.write_bytes(f"{own_prefix}/{BUILD_REPORT}", json.dumps(report.to_json(), indent=1).encode())
+    store.write_bytes(f"{own_prefix}/{BUILD_REPORT}", json.dumps(_published(report, pipeline, store), indent=1).encode())
     records.write_to(store, f"{own_prefix}/{MANIFEST}", release, catalog_settings)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     catalog = CatalogDocument(release, index, created, pipeline.name, pipeline.output.zarr_format, f"{own_prefix}/{BUILD_REPORT}",
@@ -187,6 +187,17 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
         store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode(), atomic=True)
     switch(store, views[-1][0].to_json(), catalog.to_json() if tagged else None)  # the switch, last
     return catalog
+
+
+def _published(report: BuildReport, pipeline: Pipeline, store: Store) -> dict[str, Any]:
+    """The report as the release publishes it: no absolute path of the build host (a local store
+    and the sources relative to pipeline.yml's folder, also inside messages)."""
+    doc = report.to_json()
+    if store.is_local:
+        doc["store"] = pipeline.shown(store.url)
+    for kind in ("warnings", "skipped", "failures"):
+        doc[kind] = [{k: pipeline.unrooted(v) if isinstance(v, str) else v for k, v in problem.items()} for problem in doc[kind]]
+    return doc
 
 
 def _access(pipeline: Pipeline, tree: Tree, private: bool) -> dict[str, object]:

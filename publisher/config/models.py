@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -286,6 +287,23 @@ class Pipeline(_Model):
     def base_dir(self) -> Path:
         """The folder that source paths and a relative store are resolved against."""
         return self._base_dir
+
+    def shown(self, path: str | os.PathLike[str]) -> str:
+        """A source or store path as published (the index, the build report, the manifest's file
+        records): relative to pipeline.yml's folder, never the build host's absolute path (a path
+        already relative is as it is). A slice for paths below the folder: a million-file rebuild
+        asks for each."""
+        text = os.fspath(path)
+        if not os.path.isabs(text):
+            return text
+        below = f"{self._base_dir}{os.sep}"
+        if text.startswith(below):
+            return text[len(below):].replace(os.sep, "/")
+        return Path(os.path.relpath(text, self._base_dir)).as_posix()
+
+    def unrooted(self, text: str) -> str:
+        """``text`` (a message) with the build host's paths below pipeline.yml's folder made relative."""
+        return text.replace(f"{self._base_dir}{os.sep}", "")
 
     def line_of(self, *loc: Any) -> str:
         """``file:line`` of a field, for messages about a source or rule found at build time."""
