@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,38 @@ def test_search_columns_on_s3(server: S3Server, backend: str) -> None:
             assert httpx.get(spilled.headers["location"]).json()["data"][0]["id"] == "s0000"
         finally:
             srv.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS with its IAM on: it refuses a key it does not know."""
+    with seaweedfs(tmp_path_factory.mktemp("iam"), iam=True) as server:
+        server.create_bucket("guarded")
+        yield server
+
+
+@pytest.mark.parametrize("command", [["build"], ["releases"], ["gc"], ["rollback", "20260101T000000Z-0000"]])
+@pytest.mark.parametrize("trouble", ["closed port", "no credentials", "wrong credentials"])
+def test_an_unreachable_or_unsigned_store_is_a_clear_error(command: list[str], trouble: str, tmp_path: Path, guarded: S3Server) -> None:
+    """A store that cannot be reached, or no or wrong credentials: one line that says what to
+    check, exit status 1, never a traceback (the real command line, in a process of its own)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    store = "s3://guarded/x" if trouble == "wrong credentials" else "s3://nowhere/x"
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "a.csv"}], "output": {"store": store}})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_ENDPOINT_URL=guarded.endpoint if trouble == "wrong credentials" else "http://127.0.0.1:1", AWS_MAX_ATTEMPTS="1",
+               AWS_DEFAULT_REGION="us-east-1")
+    if trouble != "no credentials":
+        env.update(AWS_ACCESS_KEY_ID="someone", AWS_SECRET_ACCESS_KEY="not-their-secret")
+    done = subprocess.run([sys.executable, "-m", "publisher.cli", *command, "-c", str(pipeline)], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == EXIT_FAILED, out
+    assert "Traceback" not in out and out.startswith("error: ") and out.count("\n") == 1, out
+    expected = {"closed port": "cannot reach the store", "no credentials": "no credentials for the store",
+                "wrong credentials": "(access denied|access key ID you provided does not exist)"}[trouble]
+    assert re.search(expected, out), out

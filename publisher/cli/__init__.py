@@ -12,13 +12,34 @@ import logging
 import click
 
 from .build_cmd import build, schema, validate
-from .common import EXIT_FAILED, EXIT_PARTIAL
+from ..errors import SkyshelfError
+from ..stores.base import store_trouble
+from .common import EXIT_FAILED, EXIT_PARTIAL, fail
 from .deploy_cmd import deploy, destroy, status, template_command
 from .keys_cmd import keys
 from .store_cmd import gc, ls, releases, rollback, serve
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands, with one edge for errors they did not expect: a store that cannot be reached
+    or signed for says what to check, and with ``--verbose`` the traceback is logged as well."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except SkyshelfError as exc:
+            fail(exc)
+        except Exception as exc:
+            trouble = store_trouble(exc)
+            if trouble is None:
+                raise
+            logging.getLogger("publisher.cli").debug("store error", exc_info=True)
+            fail(trouble)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="skyshelf")
 @click.option("-v", "--verbose", is_flag=True, help="Log details (tracebacks of failures).")
 def main(verbose: bool) -> None:

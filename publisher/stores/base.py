@@ -28,6 +28,31 @@ def clean_key(key: str) -> str:
     return "/".join(parts)
 
 
+#: What S3 clients (botocore, aiobotocore, aiohttp, obstore) raise when a store cannot be reached
+#: or signed for, by class name: this layer imports none of them.
+_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError", "ProxyConnectionError",
+                "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
+_NO_CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "NoAuthTokenError", "UnauthenticatedError"}
+
+
+def store_trouble(exc: BaseException) -> StoreError | None:
+    """A store that cannot be reached or has no usable credentials, as a :class:`StoreError` that
+    says what to check; None for anything else. (Found in ``exc`` or what it was raised from.)"""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        name = type(seen).__name__
+        if name in _UNREACHABLE or isinstance(seen, (ConnectionError, TimeoutError)):
+            return StoreError(f"cannot reach the store: {seen}. Is the endpoint (AWS_ENDPOINT_URL, or output.storage) right, "
+                              "and the network up?")
+        if name in _NO_CREDENTIALS:
+            return StoreError(f"no credentials for the store: {seen}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                              "or AWS_PROFILE (or output.storage.profile_env), or run where a role provides them")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def epoch(value: Any) -> float:
     """Seconds since the epoch from what a backend reports (a datetime or a number)."""
     return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
@@ -77,6 +102,9 @@ class Store(metaclass=_Opening):
             yield
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"no object {key!r} in store {self.url}") from None
+        except PermissionError as exc:
+            raise StoreError(f"cannot read {key!r} from {self.url}: access denied ({exc}); are the credentials "
+                             "(AWS_ACCESS_KEY_ID, AWS_PROFILE) the ones for this bucket, and do they allow reading it?") from exc
         except OSError as exc:
             raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
