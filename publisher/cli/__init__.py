@@ -11,9 +11,9 @@ import logging
 
 import click
 
-from .build_cmd import build, schema, validate
 from ..errors import SkyshelfError
 from ..stores.base import store_trouble
+from .build_cmd import build, schema, validate
 from .common import EXIT_FAILED, EXIT_PARTIAL, fail
 from .deploy_cmd import deploy, destroy, status, template_command
 from .keys_cmd import keys
