@@ -190,6 +190,19 @@ def one(params: dict[str, list[str]], name: str, default: str | None = None) -> 
     return values[-1] if values else default
 
 
+#: What a node's resource has, each asked for with ``fields=`` (Tiled's names).
+FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
+
+
+def boolean(params: dict[str, list[str]], name: str) -> bool:
+    """A flag: true or false (1 or 0, any case), false when absent; anything else is a 400
+    (a misspelt value silently taken for false would answer something else than asked)."""
+    value = (one(params, name, "false") or "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name} must be true or false, got {value!r}")
+    return value in ("true", "1")
+
+
 def integer(params: dict[str, list[str]], name: str, default: int, low: int = 0, high: int | None = None) -> int:
     raw = one(params, name)
     if raw is None or raw == "":

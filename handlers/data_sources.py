@@ -26,7 +26,7 @@ PRIVATE_NOTE = ("private: this address answers only with scoped credentials (POS
 
 def wanted(params: dict[str, list[str]]) -> bool:
     """``include_data_sources=true`` (or 1), as the tiled client sends it."""
-    return (common.one(params, "include_data_sources", "false") or "").lower() in ("true", "1")
+    return common.boolean(params, "include_data_sources")
 
 
 def direct_base(base_url: str) -> str:

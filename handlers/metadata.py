@@ -21,7 +21,6 @@ from publisher.structures import ContainerStructure, TableStructure
 
 from . import auth, browse, common, credentials, data_sources, http
 
-FIELDS = ("structure_family", "specs", "metadata", "structure", "access_tags", "sorting", "data_sources", "count")
 MAX_PAGE = 300
 DEFAULT_PAGE = 100
 
@@ -36,7 +35,7 @@ def resource(entry: Entry, base: str, fields: tuple[str, ...] | None = None, omi
     path = entry.path
     url_path = quote(path, safe="/")
     family = entry.family
-    wanted = FIELDS if fields is None else fields
+    wanted = common.FIELDS if fields is None else fields
     structure = stored = entry.structure_json()
     if family == "container":
         structure = {"contents": None, "count": structure.get("count", 0) if count is None else count}
@@ -91,9 +90,9 @@ def _fields(params: dict[str, list[str]]) -> tuple[str, ...] | None:
     if "fields" not in params:
         return None
     chosen = tuple(f for value in params["fields"] for f in value.split(",") if f)
-    unknown = [f for f in chosen if f not in FIELDS]
+    unknown = [f for f in chosen if f not in common.FIELDS]
     if unknown:
-        raise BadRequest(f"unknown field(s) {unknown}; fields are {list(FIELDS)}")
+        raise BadRequest(f"unknown field(s) {unknown}; fields are {list(common.FIELDS)}")
     return chosen
 
 
@@ -166,7 +165,7 @@ def metadata() -> Response:
     catalog = common.catalog()
     path = common.node_path(app, f"{common.API}/metadata")
     params = common.query(app)
-    fields, omit = _fields(params), common.one(params, "omit_links", "false") == "true"
+    fields, omit = _fields(params), common.boolean(params, "omit_links")
     base = common.base_url(app)
     try:
         entry = catalog.entry(path)
@@ -229,7 +228,7 @@ def search() -> Response:
     if "page[cursor]" in params:  # Tiled's cursors are opaque; ours are offsets
         offset = common.integer(params, "page[cursor]", 0)
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
-    fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
+    fields, omit, chosen = _fields(params), common.boolean(params, "omit_links"), _select_metadata(params)
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
     queries, sources = filters_from(params), data_sources.wanted(params)
@@ -277,7 +276,7 @@ def search_deep() -> Response:
     offset = common.integer(params, "page[offset]", 0)
     limit = common.integer(params, "page[limit]", DEFAULT_PAGE, 0, MAX_PAGE)
     max_depth = common.integer(params, "max_depth", 0, 1, 64) or None
-    fields, omit, chosen = _fields(params), common.one(params, "omit_links", "false") == "true", _select_metadata(params)
+    fields, omit, chosen = _fields(params), common.boolean(params, "omit_links"), _select_metadata(params)
     queries, sources = catalog.scoped(filters_from(params)), data_sources.wanted(params)
 
     def body() -> dict[str, Any]:
@@ -300,14 +299,8 @@ def distinct_values() -> Response:
     max_depth = common.integer(params, "max_depth", 0, 1, 64) or None  # ours: the descendants, as search-deep
     queries = catalog.scoped(filters_from(params), children_of=None if max_depth else entry)
 
-    def flag(name: str) -> bool:
-        value = (common.one(params, name, "false") or "").lower()
-        if value not in ("true", "false", "1", "0"):
-            raise BadRequest(f"{name} must be true or false, got {value!r}")
-        return value in ("true", "1")
-
     keys = [k for value in params.get("metadata", []) for k in [value] if k]
-    options = flag("structure_families"), flag("specs"), flag("counts")
+    options = common.boolean(params, "structure_families"), common.boolean(params, "specs"), common.boolean(params, "counts")
     def body() -> dict[str, Any]:
         return distinct_children(catalog, path, container.count, queries, keys, *options, max_depth=max_depth)
 

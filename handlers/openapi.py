@@ -25,17 +25,37 @@ _PARAMS: dict[str, list[str]] = {
     "column/metadata": [],
     "column/full": ["slice", "block", "expected_shape", "format", "filename"],
 }
+#: What each query parameter takes, where more precise than any string (what the handlers accept;
+#: a fuzzer generates from these: tests/test_fuzz_api.py).
+_SCHEMAS: dict[str, dict[str, Any]] = {
+    "page[offset]": {"type": "integer", "minimum": 0}, "page[limit]": {"type": "integer", "minimum": 0, "maximum": 300},
+    "max_depth": {"type": "integer", "minimum": 1, "maximum": 64}, "partition": {"type": "integer", "minimum": 0},
+    **{flag: {"type": "boolean"} for flag in ("omit_links", "include_data_sources", "counts", "specs", "structure_families")},
+    # "fields": handlers.common.FIELDS (added by document(), which only the metadata handler calls)
+    "max_size": {"type": "integer", "minimum": 1},
+    "release": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$", "maxLength": 100,
+                "description": "a release id (publish releases), for a pinned answer"},
+}
+#: Every status the API answers (4xx and 5xx carry a JSON ``detail``).
+_RESPONSES = {"200": "OK", "206": "Partial content", "304": "Not modified", "307": "Too large for Lambda, or elsewhere: follow Location",
+              "400": "Bad request", "401": "Credentials needed or refused", "403": "Not allowed", "404": "Not found",
+              "405": "Method not allowed", "406": "Format not available", "413": "Answer or request too large", "415": "Unsupported",
+              "416": "Range not satisfiable", "422": "Source unreadable", "429": "Too many requests", "502": "Store unavailable",
+              "503": "Try again later"}
 _PATH_DESCRIPTION = {"docs/assets": "a file of the docs page (swagger-ui.css, swagger-ui-bundle.js, init.js, ...)"}
 
 
 def document(base: str) -> dict[str, Any]:
+    from .common import FIELDS
+
+    schemas = {**_SCHEMAS, "fields": {"type": "array", "items": {"type": "string", "enum": list(FIELDS)}}}
     paths: dict[str, Any] = {}
     for route in ROUTES:
         path = route.path.replace("{path+}", "{path}")
         kind = next((k for k in _PARAMS if f"/api/v1/{k}/" in route.path), None)
         pinnable = route.path.startswith("/api/v1/") and "/docs" not in route.path  # release=<id> (docs/serve.md)
         names = [*_PARAMS.get(kind or "", []), *(["release"] if pinnable else [])]
-        parameters = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in names]
+        parameters = [{"name": n, "in": "query", "required": False, "schema": schemas.get(n, {"type": "string"})} for n in names]
         if "{path}" in path:
             description = next((d for k, d in _PATH_DESCRIPTION.items() if f"/api/v1/{k}/" in route.path),
                                "a file of the browse page (app.js, app.css, ...)" if route.path.startswith("/ui/") else "node path; empty for the root")
@@ -43,8 +63,7 @@ def document(base: str) -> dict[str, Any]:
         paths.setdefault(path, {})[route.method.lower()] = {
             "summary": f"{route.path} (Lambda: {route.module})",
             "parameters": parameters,
-            "responses": {"200": {"description": "OK"}, "304": {"description": "Not modified"}, "307": {"description": "Too large for Lambda: follow Location"},
-                          "400": {"description": "Bad request"}, "404": {"description": "Not found"}, "406": {"description": "Format not available"}},
+            "responses": {status: {"description": text} for status, text in _RESPONSES.items()},
         }
     # 3.0: the bundled Swagger UI (4.x) refuses to render a 3.1 document ("Unable to render this definition")
     return {"openapi": "3.0.3", "info": {"title": "Skyshelf (Tiled-compatible read API)", "version": __version__},

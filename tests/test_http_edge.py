@@ -398,3 +398,12 @@ def test_a_page_of_no_items_gives_the_count_and_no_next_page(server: str, route:
     assert empty["data"] == [] and empty["meta"]["count"] > 2 and empty["links"]["next"] is None
     two = httpx.get(f"{server}/api/v1/{route}", params={"page[limit]": "2"}).json()
     assert len(two["data"]) == 2 and "page[offset]=2&page[limit]=2" in two["links"]["next"]
+
+
+@pytest.mark.parametrize(("route", "flag"), [("metadata/frames", "omit_links"), ("search/", "include_data_sources"), ("distinct/", "counts")])
+def test_a_flag_is_true_or_false(server: str, route: str, flag: str) -> None:
+    """A flag that is neither true nor false (1 or 0) is a 400 naming it, not silently false."""
+    assert httpx.get(f"{server}/api/v1/{route}", params={flag: "true"}).status_code == 200
+    answer = httpx.get(f"{server}/api/v1/{route}", params={flag: "yes"})
+    assert_json_4xx(answer, 400)
+    assert f"{flag} must be true or false, got 'yes'" in answer.json()["detail"]
