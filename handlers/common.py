@@ -26,6 +26,7 @@ from publisher.content_types import content_type
 from publisher.formats import Entry
 from publisher.errors import BadRequest, NotFound, SkyshelfError
 from publisher.functions import ROUTES, allowed_methods, method_not_allowed
+from publisher.stores.base import store_trouble
 from publisher.stores import Store
 
 from . import auth, settings
@@ -267,6 +268,10 @@ def base_url(app: APIGatewayHttpResolver) -> str:
     return f"{scheme}://{host}{'' if stage in ('$default', None) else '/' + stage}{API}"
 
 
+#: Seconds a client is asked to wait before asking again when the store cannot be reached.
+RETRY_AFTER = 5
+
+
 def error_response(status: int, detail: str) -> Response:
     return Response(status, "application/json", json.dumps({"detail": detail}), {"Cache-Control": "no-store"})
 
@@ -292,6 +297,12 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
 
     @app.exception_handler(Exception)
     def _unknown(exc: Exception) -> Response:
+        trouble = store_trouble(exc)
+        if trouble is not None:  # the store is unreachable for now (its client retried already): later, not a 500
+            log.warning("store unavailable", error=str(trouble))
+            answer = error_response(503, f"the store is unavailable: {trouble}")
+            answer.headers["Retry-After"] = str(RETRY_AFTER)
+            return answer
         log.exception("unhandled error")
         return error_response(500, f"internal error ({type(exc).__name__})")
 

@@ -101,8 +101,10 @@ def list_releases(store: Store) -> list[Release]:
         current = None
     out = []
     for rid in store.listdir("releases"):
-        # a release with private nodes: its full view (manifest, report) is the private copy
-        doc = _read_json(store, f"private/releases/{rid}/{CATALOG_KEY}") or _read_json(store, f"releases/{rid}/{CATALOG_KEY}")
+        # complete once its public entry point is there (written after the private one, what rollback
+        # switches to); a release with private nodes: its full view (manifest, report) is the private copy
+        public = _read_json(store, f"releases/{rid}/{CATALOG_KEY}")
+        doc = (_read_json(store, f"private/releases/{rid}/{CATALOG_KEY}") or public) if public else None
         building = None if doc else _read_json(store, f"releases/{rid}/{BUILDING}")
         try:
             if doc is None and building is None and store.size(f"releases/{rid}") == 0:

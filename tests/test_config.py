@@ -54,6 +54,8 @@ def test_defaults(tmp_path: Path) -> None:
         ("sources:\n  - path: a.h5\noutput:\n  codec: {name: blosc-zstd, level: -1}\n", 4, "output.codec", "from 0 to 9"),
         ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: [0, 5]\n", 5, "rules.0.chunks", "positive lengths"),
         ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: [-2]\n", 5, "rules.0.chunks", "got -2"),
+        ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: []\n", 5, "rules.0.chunks", "at least 1"),
+        ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: [true, 4]\n", 5, "rules.0.chunks.0", "integer"),
         ("sources:\n  - path: a.h5\n    into: x\n    into: y\n", 4, "sources.0.into", "duplicate key 'into' (first at line 3)"),
         ("sources:\n  - path: a.h5\noutput:\n  store: s\noutput:\n  store: t\n", 5, "output", "duplicate key 'output'"),
         ("sources:\n  - path: a.tif\n    name_pattern: '{sample'\n", 3, "sources.0.name_pattern", "expected '}'"),

@@ -187,6 +187,22 @@ def test_a_release_killed_in_its_final_sync_is_not_complete(demo_dir: Path, tmp_
         rollback(store, killed[0].id)
 
 
+def test_a_release_with_only_its_private_entry_point_is_not_complete(demo_dir: Path, tmp_path: Path) -> None:
+    """A build of a catalog with private nodes writes its release's private entry point, then the
+    public one (what rollback switches to): killed between the two, the release is unfinished."""
+    tree = _tree(demo_dir, tmp_path / "tree")
+    url = str(tmp_path / "site")
+    first = _build(tree, url, {})
+    (tree / "tables" / "more.csv").write_text("a,b\n1,2\n")
+    second = _build(tree, url, {})
+    store = Store(url)
+    copy = store.read_bytes(f"releases/{second.release}/catalog.json")
+    store.write_bytes(f"private/releases/{second.release}/catalog.json", copy)  # as the kill left it
+    store.delete_prefix(f"releases/{second.release}/catalog.json")
+    by_id = {r.id: r for r in list_releases(store)}
+    assert by_id[first.release].catalog is not None and by_id[second.release].catalog is None
+
+
 def test_cli_releases_rollback_gc(demo_dir: Path, tmp_path: Path) -> None:
     tree = _tree(demo_dir, tmp_path / "tree")
     pipeline = write_pipeline(tree, {"sources": [{"path": "tables"}], "output": {"store": str(tmp_path / "site")}})

@@ -246,3 +246,30 @@ def test_an_unreachable_or_unsigned_store_is_a_clear_error(command: list[str], t
     expected = {"closed port": "cannot reach the store", "no credentials": "no credentials for the store",
                 "wrong credentials": "(access denied|access key ID you provided does not exist)"}[trouble]
     assert re.search(expected, out), out
+
+
+def test_a_store_that_goes_away_while_serving_answers_503(tmp_path: Path) -> None:
+    """The object store stops while ``publish serve`` answers from it: a 503 with Retry-After and a
+    JSON detail naming the store's trouble (not a 500)."""
+    import httpx
+
+    from handlers.local import LocalServer
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "t.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "src" / "u.csv").write_text("a,b\n3,4\n")
+    (tmp_path / "moto").mkdir()
+    with moto_server(tmp_path / "moto") as server:
+        server.create_bucket("outage")
+        with environ({**server.env(), "AWS_MAX_ATTEMPTS": "2"}):
+            build(load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "s3://outage/x"}})))
+            srv = LocalServer("s3://outage/x", "127.0.0.1", 0).start()
+            try:
+                url = f"{srv.url}/api/v1/table/full/t?format=csv"
+                assert httpx.get(url, timeout=60).status_code == 200
+                server.stop()
+                answer = httpx.get(f"{srv.url}/api/v1/table/full/u?format=csv", timeout=120)  # data not read before
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["retry-after"] == "5" and "the store is unavailable" in answer.json()["detail"]
+            finally:
+                srv.stop()

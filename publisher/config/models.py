@@ -6,7 +6,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, StrictInt, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..functions import BY_NAME
 from .access import Access
@@ -202,7 +202,7 @@ class Rule(_Model):
     """Settings for the nodes whose published path matches ``match`` (``*`` within a segment, ``**`` across)."""
 
     match: str
-    chunks: list[int | None] | None = Field(default=None, description="Chunk shape; null or -1 keeps a whole dimension.")
+    chunks: list[StrictInt | None] | None = Field(default=None, min_length=1, description="Chunk shape; null or -1 keeps a whole dimension.")
     codec: Codec | None = None
     skip: bool = False
     table: bool = Field(default=False, description="Publish this group of equal-length 1-D datasets as one table.")
@@ -218,7 +218,7 @@ class Rule(_Model):
 
     @field_validator("chunks")
     @classmethod
-    def _chunk_sizes(cls, value: list[int | None] | None) -> list[int | None] | None:
+    def _chunk_sizes(cls, value: list[StrictInt | None] | None) -> list[StrictInt | None] | None:
         """Each a positive length, or null / -1 for the whole dimension (0 or -2 would fail the build)."""
         bad = [n for n in value or [] if n is not None and n != -1 and n < 1]
         if bad:
