@@ -310,7 +310,7 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
     def _missing(exc: Exception) -> Response:
         method, path = app.current_event.http_method, app.current_event.path
         allowed = allowed_methods(path)
-        if allowed:  # a path some route has, asked with another method
+        if allowed and method not in allowed:  # a path some route has, asked with another method
             answer = error_response(405, method_not_allowed(method, path, allowed))
             answer.headers["Allow"] = ", ".join(allowed)
             return answer

@@ -156,7 +156,7 @@ class App:
         route = route_for(method, path)
         if route is None:
             allowed = allowed_methods(path)
-            return _not_allowed(method, path, allowed) if allowed else error(404, f"no route for {method} {path}")
+            return _not_allowed(method, path, allowed) if allowed and method not in allowed else error(404, f"no route for {method} {path}")
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client, request)
         if route.path in _INDEX and self.store.is_local:

@@ -47,9 +47,11 @@ class StoreBusy(StoreError):
 
 
 def holder(what: str) -> dict[str, Any]:
-    """Who holds a lock: what it is doing, where and since when."""
+    """Who holds a lock: what it is doing, where and since when (``token``: this holding's own)."""
+    import secrets
+
     now = time.time()
-    return {"what": what, "host": socket.gethostname(), "pid": os.getpid(),
+    return {"what": what, "token": secrets.token_hex(8), "host": socket.gethostname(), "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now}
 
 
@@ -189,7 +191,14 @@ class _ObjectLock(Held):
             if self.lost:
                 raise StoreBusy(self.lost)
             self.doc["heartbeat"] = time.time()
-            etag = self.store.put_if(LOCK_KEY, json.dumps(self.doc).encode(), self.etag)
+            data = json.dumps(self.doc).encode()
+            etag = self.store.put_if(LOCK_KEY, data, self.etag)
+            if etag is None:  # a retried PUT that had landed, or a conflicting request in flight (409): is it still ours?
+                found = self.store.read_tagged(LOCK_KEY)
+                if found is not None and found[0] == data:
+                    etag = found[1]
+                elif found is not None and _parse(found[0]) is not None and _parse(found[0]).get("token") == self.doc["token"]:
+                    etag = self.store.put_if(LOCK_KEY, data, found[1])
             if etag is None:
                 found = self.store.read_tagged(LOCK_KEY)
                 self.lost = (f"the lock of {self.store.url} was taken over by {_described(_parse(found[0]) if found else None)} "
@@ -200,8 +209,9 @@ class _ObjectLock(Held):
 
     def _refresh_every(self, every: float) -> None:
         while not self._stop.wait(every):
-            # lost: confirm() says so; unreachable for now: the next refresh (or confirm) tries again
-            with contextlib.suppress(StoreError):
+            # lost: confirm() says so; the store unreachable for now (whatever its client raises):
+            # the next refresh, or confirm(), tries again; never the end of the thread
+            with contextlib.suppress(Exception):
                 self._refresh()
 
     def confirm(self) -> None:
@@ -212,7 +222,7 @@ class _ObjectLock(Held):
         self._thread.join()
         with self._guard:
             if not self.lost:
-                with contextlib.suppress(StoreError):
+                with contextlib.suppress(Exception):  # (after a switch: never the build's failure; the lock goes stale)
                     self.store.delete_if(LOCK_KEY, self.etag)
 
 

@@ -58,7 +58,7 @@ def test_defaults(tmp_path: Path) -> None:
         ("sources:\n  - path: a.h5\nrules:\n  - match: '**'\n    chunks: [true, 4]\n", 5, "rules.0.chunks.0", "integer"),
         ("sources:\n  - path: a.h5\n    into: x\n    into: y\n", 4, "sources.0.into", "duplicate key 'into' (first at line 3)"),
         ("sources:\n  - path: a.h5\noutput:\n  store: s\noutput:\n  store: t\n", 5, "output", "duplicate key 'output'"),
-        ("sources:\n  - path: a.tif\n    name_pattern: '{sample'\n", 3, "sources.0.name_pattern", "expected '}'"),
+        ("sources:\n  - path: a.tif\n    name_pattern: '{sample'\n", 3, "sources.0.name_pattern", "a brace left open"),
         ("sources:\n  - path: a.tif\n    name_pattern: '{x:q}'\n", 3, "sources.0.name_pattern", "format spec 'q'"),
         ("sources:\n  - path: a.tif\n    name_pattern: '{}_{0}.tif'\n", 3, "sources.0.name_pattern", "unnamed field"),
         ("sources:\n  - path: a.tif\n    name_pattern: 'scan.tif'\n", 3, "sources.0.name_pattern", "has no {field}"),
@@ -74,9 +74,14 @@ def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, f
 
 
 def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
-    """A key that a `<<` merge brings is no duplicate: overriding it is what merges are for."""
+    """A key that a `<<` merge brings is no duplicate: overriding it is what merges are for, also
+    in a node an alias uses again."""
     path = _write(tmp_path, "sources:\n  - &src {path: a.h5, into: x}\n  - <<: *src\n    into: y\n")
     assert [s.into for s in load_pipeline(path).sources] == ["x", "y"]
+    path = _write(tmp_path, "sources: [&src {<<: {path: a.h5, into: x}, into: y}, *src]\n")
+    assert [s.into for s in load_pipeline(path).sources] == ["y", "y"]
+    path = _write(tmp_path, "sources:\n  - path: a.tif\n    name_pattern: '{x}}.tif'\n")  # parse reads the lone brace as text
+    assert load_pipeline(path).sources[0].name_pattern == "{x}}.tif"
 
 
 def test_yaml_syntax_error_points_at_line(tmp_path: Path) -> None:

@@ -407,3 +407,16 @@ def test_a_flag_is_true_or_false(server: str, route: str, flag: str) -> None:
     answer = httpx.get(f"{server}/api/v1/{route}", params={flag: "yes"})
     assert_json_4xx(answer, 400)
     assert f"{flag} must be true or false, got 'yes'" in answer.json()["detail"]
+
+
+def test_a_method_a_path_takes_is_never_405(demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests API Gateway hands to the default function (a trailing slash, HEAD) whose method
+    the path does take: a 404 as before (no route for it there), never a 405 that contradicts its
+    own Allow."""
+    import handlers.metadata
+    from handlers.local import event_for
+
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+    for method, path in [("GET", "/api/v1/container/full/"), ("GET", "/api/v1/array/full/"), ("HEAD", "/api/v1/metadata/")]:
+        result = handlers.metadata.lambda_handler(event_for(method, path, "", {"host": "example.org"}, "1.2.3.4"), None)
+        assert result["statusCode"] != 405, (method, path, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -364,3 +365,28 @@ def test_published_files_name_no_path_of_the_build_host(tmp_path: Path) -> None:
         assert entry.source_file == "scans/b_7.tif"
         again = build(pipeline)
         assert again.converted == 1 and again.reused == 3  # (the broken file is tried again)
+
+
+def test_records_of_an_older_release_are_made_relative(tmp_path: Path) -> None:
+    """A release built before source paths were relative (absolute paths in its manifest's file
+    records and its index): the next build that writes reuses those items and publishes them
+    relative; none of them is converted again."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(3):
+        (tree / f"t{i}.csv").write_text(f"a,b\n{i},2\n")
+    pipeline = load_pipeline(write_pipeline(tree, {"sources": [{"path": "*.csv"}], "output": {"store": "site"}}))
+    first = build(pipeline)
+    site = tree / "site"
+    manifest = site / "releases" / first.release / "manifest.json"
+    old = re.sub(r'"path":"(t\d\.csv)","size"', rf'"path":"{tree}/\1","size"', manifest.read_text())
+    old = old.replace('"source_file":"t', f'"source_file":"{tree}/t')
+    assert old.count(str(tree)) == 6
+    manifest.write_text(old)  # as a build before 2026-12-05 wrote it
+    (tree / "t3.csv").write_text("a,b\n3,2\n")
+    second = build(pipeline)
+    assert second.converted == 1 and second.reused == 3
+    leaks = [str(p.relative_to(site)) for p in (site / "releases" / second.release).rglob("*") if p.is_file() and str(tree).encode() in p.read_bytes()]
+    assert leaks == []
+    third = build(pipeline)
+    assert third.unchanged and third.reused == 4

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from ..auth.tags import AccessRules
@@ -254,6 +255,8 @@ class _Build:
     def merge(self, node_path: str, outcome: Outcome) -> None:
         """On the main thread, in item order: add the item's entries and problems to the build."""
         if isinstance(outcome, ManifestItem):
+            if outcome.files and os.path.isabs(outcome.files[0].path):  # a record written before paths were relative
+                outcome = self._relative(outcome)
             entries = [Entry.from_json(data) for data in outcome.entries]
             warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), []
             self.records.add(outcome)
@@ -273,6 +276,16 @@ class _Build:
         self.report.warnings += warnings
         self.report.skipped += skipped
         self.report.failures += failures
+
+    def _relative(self, old: ManifestItem) -> ManifestItem:
+        """A record of a release built before 2026-12-05, its files and entries' source paths made
+        relative to pipeline.yml's folder as they are published now (then it matches as text)."""
+        shown = self.planner.shown
+        entries = [{**e, "source_file": shown(e["source_file"])} if e.get("source_file") and os.path.isabs(e["source_file"]) else e
+                   for e in old.entries]
+        again = replace(old, files=[replace(f, path=shown(f.path)) for f in old.files], entries=entries)
+        again.seq = old.seq
+        return again
 
     def _unchanged(self, started: float) -> BuildReport:
         """The report of a build that changes nothing, from the previous records alone: no index

@@ -47,6 +47,7 @@ class Planner:
     def __init__(self, pipeline: Pipeline, store: Store | None) -> None:
         """``store`` None: no previous release is read (a cluster worker, given each item's old record)."""
         self.pipeline = pipeline
+        self.shown = pipeline.path_shower()  # a source path as records and the index publish it
         self.scratch: Scratch | None = None
         self.previous: Previous | None = None
         if store is not None:  # the previous release's records, and those of interrupted builds (:mod:`.journal`), on disk
@@ -95,7 +96,7 @@ class Planner:
         if old.metadata != self.item_metadata(item):
             return False
         mtime = "mtime_ns" in fields  # (path and size always)
-        shown = self.pipeline.shown  # (a manifest written before 2026-12-05 has absolute paths)
+        shown = self.shown  # (a manifest written before 2026-12-05 has absolute paths)
         for record, path in zip(old.files, item.paths, strict=True):
             try:
                 st = os.stat(path)
@@ -132,7 +133,7 @@ class Planner:
         unchanged; else the item's fingerprint, to convert it."""
         settings, metadata = self.settings(item), self.item_metadata(item)
         files: list[FileRecord] | Future[list[FileRecord]]
-        shown = self.pipeline.shown
+        shown = self.shown
         if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
             old_files = {shown(f.path): f for f in old.files}
             files = [file_record(p, shown(p), old_files.get(shown(p))) for p in item.paths]

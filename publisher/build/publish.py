@@ -182,7 +182,11 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
     # `rollback` accept it): a build killed before here, in the durable flush or the check, leaves
     # an unfinished release, never one listed as complete that nothing checked. Each is durable
     # on its own (atomic: written in full, synced, renamed), so no second flush of the store.
-    confirm()  # (raising leaves the release unfinished: its journal lets the next build resume it)
+    try:
+        confirm()  # (raising leaves the release unfinished: its journal lets the next build resume it)
+    except Exception:
+        report.published = False  # (so the journal's last records are flushed, not dropped)
+        raise
     for view, _, at in views:
         store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode(), atomic=True)
     switch(store, views[-1][0].to_json(), catalog.to_json() if tagged else None)  # the switch, last

@@ -118,7 +118,7 @@ def unchanged_text(planner: Planner, item: WorkItem, line: str) -> int:
             st = os.stat(path)
         except OSError:
             return -1
-        file = f'{"," if i else ""}{{"path":{quoted(planner.pipeline.shown(path))},"size":{st.st_size},"mtime_ns":{st.st_mtime_ns},"hash":'
+        file = f'{"," if i else ""}{{"path":{quoted(planner.shown(path))},"size":{st.st_size},"mtime_ns":{st.st_mtime_ns},"hash":'
         if not line.startswith(file, at):
             return -1
         at = line.find("}", at + len(file)) + 1  # past the hash: a string of letters, digits and ":", or null

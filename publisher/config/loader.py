@@ -101,7 +101,11 @@ def _key(key_node: yaml.Node) -> Any:
 
 
 def _no_duplicates(node: yaml.MappingNode, here: tuple[Any, ...]) -> None:
-    """The mapping's own keys, each once (keys a ``<<`` merge brings may be overridden: that is what it is for)."""
+    """The mapping's own keys, each once (keys a ``<<`` merge brings may be overridden: that is what it is for).
+    Checked once per node: an alias visits its node again, already flattened with its merge."""
+    if getattr(node, "_keys_checked", False):
+        return
+    node._keys_checked = True  # type: ignore[attr-defined]
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -168,24 +169,20 @@ class Source(_Model):
     @classmethod
     def _pattern_parses(cls, value: str | None) -> str | None:
         """The pattern as ``parse`` reads it at build time, checked here (a mistake would otherwise
-        fail the build, or silently match nothing): braces closed, fields named, types known."""
+        fail the build, or silently match nothing): fields named, types known."""
         if value is None:
             return None
-        import string
-
         import parse
 
         try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-            parse.compile(value)
+            compiled = parse.compile(value)
         except (ValueError, IndexError) as exc:
             raise ValueError(f"name_pattern {value!r} does not parse: {exc}") from None
-        if not fields:
-            raise ValueError(f"name_pattern {value!r} has no {{field}}: name the parts of the file name to publish, "
-                             "e.g. '{sample}_{temperature:d}K.tif'")
-        unnamed = [f for f in fields if f == "" or f.isdigit()]
-        if unnamed:
-            raise ValueError(f"name_pattern {value!r} has an unnamed field ({{{unnamed[0]}}}): each field names a metadata key")
+        if compiled.fixed_fields:
+            raise ValueError(f"name_pattern {value!r} has an unnamed field ({{}}): each field names a metadata key")
+        if not compiled.named_fields:
+            raise ValueError(f"name_pattern {value!r} has no {{field}} (a brace left open is read as text): name the parts "
+                             "of the file name to publish, e.g. '{sample}_{temperature:d}K.tif'")
         return value
 
     @model_validator(mode="after")
@@ -291,19 +288,29 @@ class Pipeline(_Model):
     def shown(self, path: str | os.PathLike[str]) -> str:
         """A source or store path as published (the index, the build report, the manifest's file
         records): relative to pipeline.yml's folder, never the build host's absolute path (a path
-        already relative is as it is). A slice for paths below the folder: a million-file rebuild
-        asks for each."""
-        text = os.fspath(path)
-        if not os.path.isabs(text):
-            return text
-        below = f"{self._base_dir}{os.sep}"
-        if text.startswith(below):
-            return text[len(below):].replace(os.sep, "/")
-        return Path(os.path.relpath(text, self._base_dir)).as_posix()
+        already relative is as it is)."""
+        return self.path_shower()(path)
+
+    def path_shower(self) -> Callable[[str | os.PathLike[str]], str]:
+        """:meth:`shown` as a function made once (a million-file rebuild asks for each file: a
+        slice for paths below the folder, no attribute lookups)."""
+        base = str(self._base_dir)
+        below = os.path.join(base, "")
+
+        def shown(path: str | os.PathLike[str]) -> str:
+            text = os.fspath(path)
+            if not os.path.isabs(text):
+                return text
+            if text.startswith(below):
+                return text[len(below):].replace(os.sep, "/")
+            return Path(os.path.relpath(text, base)).as_posix()
+
+        return shown
 
     def unrooted(self, text: str) -> str:
         """``text`` (a message) with the build host's paths below pipeline.yml's folder made relative."""
-        return text.replace(f"{self._base_dir}{os.sep}", "")
+        below = os.path.join(str(self._base_dir), "")
+        return text.replace(below, "") if below != os.sep else text
 
     def line_of(self, *loc: Any) -> str:
         """``file:line`` of a field, for messages about a source or rule found at build time."""
