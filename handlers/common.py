@@ -26,7 +26,7 @@ from publisher.content_types import content_type
 from publisher.formats import Entry
 from publisher.errors import BadRequest, NotFound, SkyshelfError
 from publisher.functions import ROUTES, allowed_methods, method_not_allowed
-from publisher.stores.base import store_trouble
+from publisher.stores.faults import store_trouble
 from publisher.stores import Store
 
 from . import auth, settings
@@ -288,20 +288,25 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
     @app.exception_handler(SkyshelfError)
     def _known(exc: SkyshelfError) -> Response:
         status = exc.http_status
-        if status >= 500:
+        if status == 503:  # a passing fault of the store
+            log.warning("store unavailable", error=str(exc))
+        elif status >= 500:
             log.error("server error", error=str(exc))
         answer = error_response(status, str(exc) if status < 500 else f"{type(exc).__name__}: {exc}")
         if status == 401:  # RFC 9110: a 401 names the schemes it takes
             answer.headers["WWW-Authenticate"] = auth.CHALLENGE
+        if status == 503:  # a passing fault of the store (its client retried already): when to ask again
+            answer.headers["Retry-After"] = str(RETRY_AFTER)
         return answer
 
     @app.exception_handler(Exception)
     def _unknown(exc: Exception) -> Response:
         trouble = store_trouble(exc)
-        if trouble is not None:  # the store is unreachable for now (its client retried already): later, not a 500
+        if trouble is not None:  # the store is unreachable or failing for now (its client retried already): not a 500
             log.warning("store unavailable", error=str(trouble))
-            answer = error_response(503, f"the store is unavailable: {trouble}")
-            answer.headers["Retry-After"] = str(RETRY_AFTER)
+            answer = error_response(trouble.http_status, f"the store is unavailable: {trouble}")
+            if trouble.http_status == 503:
+                answer.headers["Retry-After"] = str(RETRY_AFTER)
             return answer
         log.exception("unhandled error")
         return error_response(500, f"internal error ({type(exc).__name__})")

@@ -16,8 +16,9 @@ from publisher.errors import SkyshelfError
 from publisher.spills import DISPOSITION
 from publisher.spills import PREFIX as SPILLS
 from publisher.stores import Store
+from publisher.stores.faults import store_trouble
 
-from .common import DATA_HTML_POLICY, NOSNIFF
+from .common import DATA_HTML_POLICY, NOSNIFF, RETRY_AFTER
 
 log = logging.getLogger("skyshelf.files")
 #: What only a signed URL reads (a catalog's private view and data, private spilled answers).
@@ -104,6 +105,13 @@ def file_answer(store: Store, raw: str, range_header: str | None, query: str = "
             return 206, headers, store.read_range(key, start, end + 1)
         if size <= PIECE:
             return 200, headers, store.read_bytes(key)
-    except SkyshelfError as exc:
-        return error(exc.http_status if exc.http_status < 500 else 502, str(exc))
+    except Exception as exc:
+        trouble = exc if isinstance(exc, SkyshelfError) else store_trouble(exc)
+        if trouble is None:
+            raise
+        status = trouble.http_status if trouble.http_status < 500 or trouble.http_status == 503 else 502
+        answer = error(status, str(trouble))
+        if status == 503:  # a passing fault of the store, its client's retries spent: ask again later
+            answer[1]["Retry-After"] = str(RETRY_AFTER)
+        return answer
     return 200, {**headers, "Content-Length": str(size)}, _pieces(store, key, size)

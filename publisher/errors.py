@@ -74,6 +74,13 @@ class StoreError(SkyshelfError, OSError):
     http_status = 502
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached, or kept failing (throttling, 5xx, dropped connections) after
+    its client's retries: a passing fault, so try again later (HTTP 503 with ``Retry-After``)."""
+
+    http_status = 503
+
+
 class BuildFailed(SkyshelfError, RuntimeError):
     """A build had failures and, with ``on_error: fail``, published nothing."""
 

@@ -260,6 +260,6 @@ class InProgress:
         self.started = False
         self._stop.set()
         self._thread.join()
-        if remove:
-            with contextlib.suppress(FileNotFoundError, NotFound):
+        if remove:  # best effort: a marker the store would not let go of goes stale, as a killed build's does
+            with contextlib.suppress(OSError, NotFound):
                 self.store.delete_prefix(self.key)

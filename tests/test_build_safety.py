@@ -94,6 +94,58 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield found
 
 
+def test_gc_while_readers_fetch_kept_releases_deletes_nothing_they_read(tmp_path: Path) -> None:
+    """Readers fetch every object of the current release and of a kept older one (a pinned
+    reader), over and over, while gc deletes the releases before them: no read ever misses, and
+    gc did delete. Four releases, each reusing most data of the one before (so kept releases read
+    objects that older releases wrote)."""
+    import threading
+
+    from publisher.releases import _manifest
+
+    store_url = str(tmp_path / "site")
+    ids = []
+    for n in range(4):
+        _arrays(tmp_path / "src", 40, 0.0)
+        np.save(tmp_path / "src" / f"new{n}.npy", np.arange(8) * n)  # each build adds one array
+        run_build(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": store_url}})
+        ids.append(json.loads((tmp_path / "site" / "catalog.json").read_text())["release"])
+    store = Store(store_url)
+
+    def objects_of(release: str) -> list[str]:
+        manifest = _manifest(store, next(r for r in list_releases(store) if r.id == release))
+        assert manifest is not None
+        keys = [str(p.relative_to(tmp_path / "site")) for prefix in sorted(manifest.data_prefixes())
+                for p in (tmp_path / "site" / prefix).rglob("*") if p.is_file()]
+        return keys + [f"releases/{release}/catalog.json"]
+
+    wanted = objects_of(ids[-1]) + objects_of(ids[-2])  # keep=2: the current release and the one before
+    assert any(not k.startswith(f"releases/{ids[-1]}/") for k in objects_of(ids[-1]))  # the current one reads older data
+    misses: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for key in wanted:
+                try:
+                    store.read_bytes(key)
+                except Exception as exc:  # noqa: BLE001 (any failure is what the test looks for)
+                    misses.append(f"{key}: {exc}")
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        result = gc(store, keep=2)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert result["deleted"] and not result["problems"], result
+    assert not misses, misses[:5]
+    assert all(store.exists(k) for k in wanted)
+
+
 def test_objects_deleted_before_the_switch_fail_the_build(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
     """Objects of the release in progress vanish after they were written: the build refuses to
     switch, says what is missing, and the previous release stays current."""

@@ -12,7 +12,7 @@ import logging
 import click
 
 from ..errors import SkyshelfError
-from ..stores.base import store_trouble
+from ..stores.faults import store_trouble
 from .build_cmd import build, schema, validate
 from .common import EXIT_FAILED, EXIT_PARTIAL, fail
 from .deploy_cmd import deploy, destroy, status, template_command

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..content_types import content_type
+from ..errors import StoreError
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY
 from ..store_lock import LOCK_KEY
 
@@ -83,6 +84,21 @@ def local_objects(folder: Path) -> dict[str, Path]:
     return out
 
 
+def _verify(client: Any, bucket: str, prefix: str, local: dict[str, Path], keys: list[str], again: Any, rounds: int = 3) -> None:
+    """End to end: each uploaded object's ETag (S3's MD5 of the bytes it received, or of its parts)
+    must be the local file's; those that differ are sent again, and still differing after
+    ``rounds`` they stop the deploy before the entry point moves to a release holding them."""
+    for _ in range(rounds):
+        remote = remote_objects(client, bucket, prefix)
+        wrong = [k for k in keys if remote.get(k, (None, ""))[1] != etag(local[k], local[k].stat().st_size)]
+        if not wrong:
+            return
+        again(wrong)
+        keys = wrong
+    raise StoreError(f"s3://{bucket}/{prefix}: {len(keys)} uploaded objects do not match their files after {rounds} tries "
+                     f"(e.g. {keys[0]!r}); the entry point was not switched")
+
+
 def upload_store(client: Any, folder: Path, bucket: str, prefix: str = "", workers: int = 16, dry_run: bool = False) -> UploadReport:
     """Make ``s3://bucket/prefix`` hold what ``folder`` holds (nothing is deleted there)."""
     from boto3.s3.transfer import TransferConfig
@@ -111,9 +127,13 @@ def upload_store(client: Any, folder: Path, bucket: str, prefix: str = "", worke
     first = [k for k in todo if k not in SWITCHES]
     with ThreadPoolExecutor(workers) as pool:
         sizes = list(pool.map(put, first))
+        if not dry_run:
+            _verify(client, bucket, prefix, local, first, lambda keys: list(pool.map(put, keys)))
     for key in SWITCHES:  # the switch, after everything it points at: the full view, then the public one
         if key in todo:
             sizes.append(put(key))
             first.append(key)
+            if not dry_run:
+                _verify(client, bucket, prefix, local, [key], lambda keys: [put(k) for k in keys])
     report.uploaded, report.uploaded_bytes, report.keys = len(sizes), sum(sizes), first
     return report

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from ..errors import BadRequest, NotFound, StoreError
+from .faults import passing, store_error
 
 #: A key's Content-Type, passed in by whoever opens the store (the stores know no media types).
 ContentTypes = Callable[[str], str]
@@ -26,31 +27,6 @@ def clean_key(key: str) -> str:
     if ".." in parts:
         raise NotFound(f"key {key!r} leaves the store")
     return "/".join(parts)
-
-
-#: What S3 clients (botocore, aiobotocore, aiohttp, obstore) raise when a store cannot be reached
-#: or signed for, by class name: this layer imports none of them.
-_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError", "ProxyConnectionError",
-                "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
-_NO_CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "NoAuthTokenError", "UnauthenticatedError"}
-
-
-def store_trouble(exc: BaseException) -> StoreError | None:
-    """A store that cannot be reached or has no usable credentials, as a :class:`StoreError` that
-    says what to check; None for anything else. (Found in ``exc`` or what it was raised from.)"""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return None
-        name = type(seen).__name__
-        if name in _UNREACHABLE or isinstance(seen, (ConnectionError, TimeoutError)):
-            return StoreError(f"cannot reach the store: {seen}. Is the endpoint (AWS_ENDPOINT_URL, or output.storage) right, "
-                              "and the network up?")
-        if name in _NO_CREDENTIALS:
-            return StoreError(f"no credentials for the store: {seen}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                              "or AWS_PROFILE (or output.storage.profile_env), or run where a role provides them")
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def epoch(value: Any) -> float:
@@ -105,8 +81,10 @@ class Store(metaclass=_Opening):
         except PermissionError as exc:
             raise StoreError(f"cannot read {key!r} from {self.url}: access denied ({exc}); are the credentials "
                              "(AWS_ACCESS_KEY_ID, AWS_PROFILE) the ones for this bucket, and do they allow reading it?") from exc
-        except OSError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+        except Exception as exc:  # an OSError, or a client's own (a body cut short): a passing fault is a 503
+            if isinstance(exc, OSError) or passing(exc):
+                raise store_error("read", key, self.url, exc) from exc
+            raise
 
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from ..errors import NotFound, StoreError
 from .base import ContentTypes, Store, clean_key, epoch
+from .faults import check_md5, damaged, retrying, store_error
 
 
 def _modified(info: dict[str, Any]) -> float:
@@ -50,8 +51,8 @@ class FsspecStore(Store):
 
     # -- reading ---------------------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
-        with self.reading(key):
-            return bytes(self.fs.cat_file(self.path(key)))
+        with self.reading(key):  # a body failing botocore's check of S3's CRC is read again (s3fs would raise)
+            return bytes(retrying(lambda: self.fs.cat_file(self.path(key)), when=damaged))
 
     def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
         if not spans:
@@ -61,7 +62,7 @@ class FsspecStore(Store):
         with self.reading(key):
             try:
                 if len(spans) == 1:
-                    return [self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1])]
+                    return [retrying(lambda: self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1]), when=damaged)]
                 return list(self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans]))
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 raise
@@ -113,12 +114,24 @@ class FsspecStore(Store):
 
     def write_bytes(self, key: str, data: bytes, atomic: bool = False) -> None:
         """A single PUT: an object store shows the old object or the new one, never a mix."""
+        def send() -> None:
+            if not self.is_s3:
+                self.fs.pipe_file(self.path(key), data)
+                return
+            # sent again when S3 refuses bytes not matching the CRC32 botocore sends (BadDigest), or
+            # answers the MD5 (ETag) of other bytes than these
+            check_md5(data, self._s3("put_object", key, Body=data, **self.put_kwargs(key)).get("ETag"), key)
+
         try:
-            self.fs.pipe_file(self.path(key), data, **self.put_kwargs(key))
+            retrying(send, when=damaged)
         except OSError as exc:
-            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+            raise store_error("write", key, self.url, exc) from exc
 
     def open_write(self, key: str) -> IO[bytes]:
+        if self.is_s3:  # spooled, then sent and checked as write_bytes sends (publisher/stores/s3_upload.py)
+            from .s3_upload import VerifiedUpload
+
+            return VerifiedUpload(self, key)  # type: ignore[return-value]
         return self.fs.open(self.path(key), "wb", **self.put_kwargs(key))  # type: ignore[no-any-return]
 
     # On S3, S3's own conditional requests. fsspec exposes none for other file systems, so there
@@ -143,7 +156,7 @@ class FsspecStore(Store):
         except OSError as exc:
             if _condition_failed(exc):
                 return None
-            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+            raise store_error("write", key, self.url, exc) from exc
 
     def read_tagged(self, key: str) -> tuple[bytes, str] | None:
         try:
@@ -157,7 +170,7 @@ class FsspecStore(Store):
         except (FileNotFoundError, NotFound):
             return None
         except OSError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+            raise store_error("read", key, self.url, exc) from exc
 
     def delete_if(self, key: str, etag: str) -> bool:
         if not self.is_s3:
@@ -174,7 +187,7 @@ class FsspecStore(Store):
         except OSError as exc:
             if _condition_failed(exc):
                 return False
-            raise StoreError(f"cannot delete {key!r} from {self.url}: {exc}") from exc
+            raise store_error("delete", key, self.url, exc) from exc
 
     def move(self, src: str, dst: str) -> None:
         self.fs.mv(self.path(src), self.path(dst), recursive=True)

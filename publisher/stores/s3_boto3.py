@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
+from .faults import ChecksumMismatch, check_md5, damaged, passing, retrying
 from .s3_objects import failed, missing, split_root
 
 _ABSENT = ("404", "NoSuchKey", "NotFound")
@@ -27,14 +28,21 @@ class Boto3Objects:
         if start is not None and end is not None and end <= start:
             return b""
         extra = {} if start is None else {"Range": f"bytes={start}-{'' if end is None else end - 1}"}
-        try:
+        def fetch() -> bytes:
             return bytes(self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)["Body"].read())
+
+        try:  # botocore retries a request, not a body cut short or failing its CRC: those are retried here
+            return retrying(fetch, when=damaged)
         except self.client.exceptions.NoSuchKey:
             raise missing(key, self.root) from None
         except self.client.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
             raise failed("read", key, self.root, exc) from exc
+        except Exception as exc:
+            if passing(exc):
+                raise failed("read", key, self.root, exc) from exc
+            raise
 
     def get_many(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
         with ThreadPoolExecutor(min(len(spans), 16)) as pool:
@@ -42,9 +50,10 @@ class Boto3Objects:
 
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
-        except self.client.exceptions.ClientError as exc:
+        try:  # sent again when S3 refuses bytes not matching the CRC32 botocore sends (BadDigest), or its ETag is another MD5
+            retrying(lambda: check_md5(data, self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra).get("ETag"), key),
+                     when=damaged)
+        except (self.client.exceptions.ClientError, ChecksumMismatch) as exc:
             raise failed("write", key, self.root, exc) from exc
 
     def head(self, key: str) -> tuple[int, float] | None:

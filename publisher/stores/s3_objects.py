@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..errors import NotFound, StoreError
+from .faults import store_error
 
 
 class S3Objects(Protocol):
@@ -35,4 +36,4 @@ def missing(key: str, root: str) -> NotFound:
 
 
 def failed(what: str, key: str, root: str, exc: Exception) -> StoreError:
-    return StoreError(f"cannot {what} {key!r} in {root}: {exc}")
+    return store_error(what, key, root, exc)

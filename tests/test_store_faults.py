@@ -1,0 +1,215 @@
+"""Storage faults lose nothing: a fault-injecting proxy (tests/faultproxy.py) in front of moto's
+server throttles (503 SlowDown), fails (500), drops connections, cuts bodies short, slows answers
+and flips bytes, while every S3 client Skyshelf uses writes and reads, builds publish and
+``publish serve`` answers. Retries outlast passing faults with identical bytes; faults that do not
+pass end in a clear error (a 503 with Retry-After from a server) and never in a changed release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from publisher.build import build
+from publisher.config import load_pipeline
+from publisher.errors import StoreUnavailable
+from publisher.stores import Store
+
+from .conftest import write_pipeline
+from .faultproxy import KINDS, FaultPlan, FaultProxy, fault_proxy
+from .servers import S3Server, moto_server
+from .test_build_demo import demo_config
+from .test_s3 import environ
+
+BACKENDS = ["", "obstore", "boto3"]  # "": s3fs, the build's and publish serve's default
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with moto_server(tmp_path_factory.mktemp("moto-faults")) as server:
+        for bucket in ("faults", "clean", "faulty", "failing"):
+            server.create_bucket(bucket)
+        yield server
+
+
+@pytest.fixture
+def proxy(s3: S3Server) -> Iterator[FaultProxy]:
+    with fault_proxy(s3.endpoint) as p:
+        yield p
+
+
+def through(proxy: FaultProxy, s3: S3Server, **extra: str) -> dict[str, str]:
+    return {**s3.env(), "AWS_ENDPOINT_URL": proxy.endpoint, **extra}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_passing_faults_are_retried_and_no_byte_changes(s3: S3Server, proxy: FaultProxy, backend: str) -> None:
+    data = {f"k{i:02d}": os.urandom(40_000 + 97 * i) for i in range(30)}
+    prefix = backend or "s3fs"
+    with environ(through(proxy, s3)):
+        store = Store(f"s3://faults/{prefix}", backend=backend)
+        proxy.set_plan(FaultPlan(rate=0.3, seed=11, slow_seconds=0.05))
+        for key, value in data.items():
+            store.write_bytes(key, value)
+        for key, value in data.items():
+            assert store.read_bytes(key) == value
+            assert store.read_range(key, 1000, 30_000) == value[1000:30_000]
+        injected = dict(proxy.injected)
+        proxy.set_plan(FaultPlan())
+    stored = s3.client()  # what the store holds, not through the proxy
+    for key, value in data.items():
+        assert stored.get_object(Bucket="faults", Key=f"{prefix}/{key}")["Body"].read() == value, key
+    assert set(injected) == set(KINDS), injected  # every kind of fault met, and outlasted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["slowdown", "corrupt"])
+def test_faults_that_do_not_pass_are_a_503_not_bad_bytes(s3: S3Server, proxy: FaultProxy, backend: str, kind: str) -> None:
+    """Every request fails (or every body comes back altered): once the client's retries are
+    spent, the error is StoreUnavailable (HTTP 503) naming the key, never altered bytes."""
+    with environ(through(proxy, s3, AWS_MAX_ATTEMPTS="2")):
+        store = Store(f"s3://faults/{backend or 's3fs'}-all", backend=backend)
+        store.write_bytes("a", b"0123456789" * 1000)
+        proxy.set_plan(FaultPlan(rate=1.0, kinds=(kind,)))
+        with pytest.raises(StoreUnavailable, match=r"cannot read 'a' in s3://faults/.*kept failing after retries") as caught:
+            store.read_bytes("a")
+        with pytest.raises(StoreUnavailable, match=r"cannot write 'b'"):
+            store.write_bytes("b", b"x" * 5000)
+        proxy.set_plan(FaultPlan())
+    assert caught.value.http_status == 503 and proxy.injected[kind] >= 2
+
+
+def _digests(url: str) -> dict[str, str]:
+    """Every object of a store, by key with its release id taken out; the index by its rows."""
+    store = Store(url)
+    release = json.loads(store.read_bytes("catalog.json"))["release"]
+    root = store.root.split("://", 1)[1]
+    out = {}
+    for path in store.fs.find(root):
+        key = path[len(root) + 1:]
+        data = store.read_bytes(key)
+        if key.endswith(".parquet") and "/index/" in key:  # the index names the release in its rows
+            rows = pq.read_table(io.BytesIO(data)).to_pylist()
+            data = json.dumps(rows, sort_keys=True, default=str).replace(release, "R").encode()
+        elif key in ("catalog.json", f"releases/{release}/catalog.json", f"releases/{release}/build-report.json"):
+            continue  # when the build ran, and how long it took
+        out[key.replace(release, "R")] = hashlib.md5(data.replace(release.encode(), b"R")).hexdigest()
+    return out
+
+
+@pytest.mark.parametrize("backend", ["", "obstore"])
+def test_a_build_under_faults_publishes_identical_output(s3: S3Server, proxy: FaultProxy, demo_dir: Path, tmp_path: Path,
+                                                          backend: str) -> None:
+    env = through(proxy, s3, SKYSHELF_S3_BACKEND=backend)
+    results = {}
+    for bucket, rate in (("clean", 0.0), ("faulty", 0.12)):
+        (tmp_path / bucket).mkdir()
+        url = f"s3://{bucket}/{backend or 's3fs'}"
+        pipeline = load_pipeline(write_pipeline(tmp_path / bucket, {**demo_config(demo_dir), "output": {"store": url}}))
+        proxy.set_plan(FaultPlan(rate=rate, seed=5, slow_seconds=0.05))
+        with environ(env):
+            report = build(pipeline, workers=2)
+        assert report.published and not report.failures, report.failures
+        proxy.set_plan(FaultPlan())
+        with environ(through(proxy, s3)):
+            results[bucket] = _digests(url)
+    assert proxy.faults >= 10, dict(proxy.injected)
+    assert len(results["clean"]) > 100 and results["faulty"] == results["clean"]
+
+
+def test_a_build_the_store_keeps_failing_publishes_nothing_and_says_so(s3: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for i in range(6):
+        (tmp_path / "src" / f"t{i}.csv").write_text("a,b\n" + "".join(f"{j},{j * i}\n" for j in range(50)))
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "s3://failing/x"}})
+    env = {**os.environ, **through(proxy, s3, AWS_MAX_ATTEMPTS="2")}
+    command = [sys.executable, "-m", "publisher.cli", "build", "-c", str(pipeline)]
+    assert subprocess.run(command, env=env, capture_output=True, timeout=300, check=False).returncode == 0
+    with environ(through(proxy, s3)):
+        before = Store("s3://failing/x").read_bytes("catalog.json")
+    (tmp_path / "src" / "t0.csv").write_text("a,b\n1,2\n")
+    proxy.set_plan(FaultPlan(rate=1.0, kinds=("error500", "slowdown"), skip=proxy.requests + 30))  # partway through
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out
+    assert re.search(r"error: .*the store kept failing after retries \(.*(Internal|Service Unavailable|SlowDown|reduce)", out), out
+    proxy.set_plan(FaultPlan())
+    with environ(through(proxy, s3)):
+        assert Store("s3://failing/x").read_bytes("catalog.json") == before  # the published release, untouched
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0 and "published release" in again.stdout + again.stderr, again.stdout + again.stderr
+
+
+_ROUTES = ["/api/v1/metadata/scans/scan_0001", "/api/v1/search/frames?page[limit]=5", "/api/v1/array/full/frames/KCl_300K_00007?format=json",
+           "/api/v1/array/block/scans/scan_0001/entry/data/data?block=4,0,0", "/api/v1/table/full/tables/temperature_log?format=csv",
+           "/api/v1/array/full/frames/KCl_300K_00007?format=png&slice=0,:,:", "/files/catalog.json"]
+
+
+@pytest.mark.parametrize("backend", ["", "obstore"])
+def test_serving_under_faults_answers_the_same_bytes_or_503(s3: S3Server, proxy: FaultProxy, demo_dir: Path, tmp_path: Path,
+                                                            backend: str) -> None:
+    """A fresh server per pass (nothing cached from the clean pass): under faults each answer is
+    the clean one, byte for byte, or a 503 with Retry-After; never a 500, never other bytes."""
+    from handlers.local import LocalServer
+
+    url = f"s3://clean/serve-{backend or 's3fs'}"
+    with environ(through(proxy, s3, SKYSHELF_S3_BACKEND=backend, AWS_MAX_ATTEMPTS="3")):
+        assert build(load_pipeline(write_pipeline(tmp_path, {**demo_config(demo_dir), "output": {"store": url}})), workers=2).published
+        answers: dict[str, list[tuple[int, bytes]]] = {}
+        for rate in (0.0, 0.25, 0.25, 1.0):
+            proxy.set_plan(FaultPlan(rate=rate, seed=int(rate * 100) + len(answers), slow_seconds=0.05,
+                                     kinds=("slowdown", "error500") if rate == 1 else ("slowdown", "error500", "truncate", "corrupt", "slow")))
+            server = LocalServer(url, "127.0.0.1", 0).start()
+            try:
+                for route in _ROUTES:
+                    got = httpx.get(server.url + route, timeout=120)
+                    assert got.status_code in (200, 503), (rate, route, got.status_code, got.text[:300])
+                    if got.status_code == 503:
+                        assert got.headers["retry-after"] and "kept failing" in got.json()["detail"], got.text
+                    answers.setdefault(route, []).append((got.status_code, got.content.replace(server.url.encode(), b"BASE")))
+            finally:
+                server.stop()
+                proxy.set_plan(FaultPlan())
+    assert proxy.faults >= 10
+    for route, seen in answers.items():
+        clean = seen[0]
+        assert clean[0] == 200, route
+        assert all(body == clean[1] for status, body in seen[1:] if status == 200), route  # the same bytes, or none
+    # every request failing: a 503, or what the process holds already of the immutable release (its index)
+    assert sum(seen[-1][0] == 503 for seen in answers.values()) >= 3, {r: [a for a, _ in seen] for r, seen in answers.items()}
+
+
+def test_a_deploy_upload_under_faults_lands_every_byte(s3: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:
+    """``publish deploy``'s upload through faults (bytes flipped on the way included): every object
+    in the bucket is its file, checked by ETag before the entry point is uploaded."""
+    import boto3
+    from botocore.config import Config
+
+    from publisher.deploy.upload import upload_store
+
+    (tmp_path / "src").mkdir()
+    for i in range(12):
+        (tmp_path / "src" / f"t{i}.csv").write_text("a,b\n" + "".join(f"{j},{j * i}\n" for j in range(200 + i)))
+    assert build(load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "site"}}))).published
+    client = boto3.client("s3", endpoint_url=proxy.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    s3.create_bucket("deployed")
+    proxy.set_plan(FaultPlan(rate=0.25, seed=3, slow_seconds=0.05, kinds=("slowdown", "error500", "reset", "corrupt", "slow")))
+    report = upload_store(client, tmp_path / "site", "deployed", "demo", workers=4)
+    proxy.set_plan(FaultPlan())
+    files = {p.relative_to(tmp_path / "site").as_posix(): p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()}
+    stored = s3.client()
+    assert report.uploaded == len(files) and proxy.injected["corrupt"] >= 1, dict(proxy.injected)
+    for key, data in files.items():
+        assert stored.get_object(Bucket="deployed", Key=f"demo/{key}")["Body"].read() == data, key
