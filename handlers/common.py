@@ -29,7 +29,7 @@ from publisher.functions import ROUTES, allowed_methods, method_not_allowed
 from publisher.stores.faults import store_trouble
 from publisher.stores import Store
 
-from . import auth, settings
+from . import auth, observe, settings
 
 #: Structured JSON lines with the request id (Powertools reads ``POWERTOOLS_SERVICE_NAME``, set per function).
 log = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "skyshelf")
@@ -326,9 +326,11 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
 
 def entry_point(app: APIGatewayHttpResolver) -> Any:
     """The module's ``lambda_handler``: each log line carries the request id (and, on Lambda,
-    the function's context), then the resolver answers."""
+    the function's context), then the resolver answers; on Lambda each request is logged and
+    measured once it is answered (:mod:`.observe`)."""
 
     with_context = log.inject_lambda_context(app.resolve)
+    observed = observe.Observed(lambda event, context: secured(app.resolve(event, context) if context is None else with_context(event, context)), log)
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log.append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
@@ -336,7 +338,7 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
         auth.RESTRICTED.set(False)
         PINNED.set(None)
-        return secured(app.resolve(event, context) if context is None else with_context(event, context))
+        return observed(event, context)
 
     return lambda_handler
 

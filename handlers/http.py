@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from publisher import spills
 from publisher.auth import signing
 
-from . import auth, settings
+from . import auth, observe, settings
 from .common import API, CACHE_CONTROL, PINNED, base_url, header, store
 
 PRIVATE_CACHE_CONTROL = "private, max-age=30, must-revalidate"
@@ -175,6 +175,7 @@ def spilled(etag: str, ext: str, app: APIGatewayHttpResolver, disposition: str |
     if not spills.fresh(store(), key, settings.current().spill_max_age):
         _spilled.discard(key)
         return None
+    observe.spilled()
     return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}),
                     {"ETag": etag, **caching(), "Location": _location(key, app, disposition)})
 
@@ -190,6 +191,7 @@ def spill(body: bytes, etag: str, ext: str, app: APIGatewayHttpResolver, disposi
     if len(_spilled) >= 4096:  # a long-lived server: forget them all rather than grow (each is checked anyway)
         _spilled.clear()
     _spilled.add(key)
+    observe.spilled()
     return _location(key, app, disposition)
 
 

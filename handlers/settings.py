@@ -62,6 +62,8 @@ class Settings:
     credentials_seconds: int = 900
     #: The DynamoDB table of API key records (the deploy makes it and sets this); unset: the store's private area.
     keys_table: str | None = None
+    #: Trace each Lambda request with X-Ray (Powertools' Tracer; the deploy sets it with ``deploy.tracing``).
+    tracing: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

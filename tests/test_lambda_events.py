@@ -254,7 +254,8 @@ def test_a_server_error_is_a_json_log_line_with_the_request_id(call: Any, monkey
     monkeypatch.setattr(Catalog, "entry", fault)
     status, body, lines = _log_lines(call, "metadata_node")
     assert status == 500 and "Traceback" not in body.decode() and json.loads(body)["detail"].startswith("internal error")
-    (record,) = [r for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="]
+    (record, request) = [r for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="]  # the error, then the request's line
+    assert request["message"] == "request" and request["status"] == 500
     assert record["level"] == "ERROR" and record["function_name"] == "skyshelf-metadata" and "Traceback" in record["exception"]
 
 
@@ -263,4 +264,4 @@ def test_a_damaged_store_is_a_502_naming_it(call: Any, tmp_path: Path, monkeypat
     monkeypatch.setenv("SKYSHELF_STORE", str(tmp_path))
     status, body, lines = _log_lines(call, "metadata_node")
     assert status == 502 and "catalog.json is damaged" in json.loads(body)["detail"]
-    assert [r["level"] for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="] == ["ERROR"]
+    assert [r["level"] for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="] == ["ERROR", "INFO"]  # the error, the request's line

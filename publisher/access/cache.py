@@ -19,6 +19,10 @@ class DecodedCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.size = 0
+        #: Lookups answered from the cache and not, since the process started (the handlers'
+        #: metrics report each request's share: ``handlers.observe``).
+        self.hits = 0
+        self.misses = 0
         self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -27,6 +31,9 @@ class DecodedCache:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
             return value
 
     def put(self, key: tuple[str, str], value: Any) -> None:
