@@ -213,3 +213,26 @@ def test_a_deploy_upload_under_faults_lands_every_byte(s3: S3Server, proxy: Faul
     assert report.uploaded == len(files) and proxy.injected["corrupt"] >= 1, dict(proxy.injected)
     for key, data in files.items():
         assert stored.get_object(Bucket="deployed", Key=f"demo/{key}")["Body"].read() == data, key
+
+
+def test_a_large_streamed_write_is_checked_part_by_part(s3: S3Server, proxy: FaultProxy) -> None:
+    """What the build streams (a Parquet table, the index) past one part goes up as a multipart
+    upload whose parts are each checked against the MD5 S3 answers and sent again alone."""
+    from publisher.stores.s3_upload import PART_BYTES
+
+    data = os.urandom(2 * PART_BYTES + 12_345)
+    with environ(through(proxy, s3)):
+        store = Store("s3://faults/streamed")
+        proxy.set_plan(FaultPlan(rate=0.4, seed=2, kinds=("corrupt", "error500", "reset")))
+        with store.open_write("big.bin") as sink:
+            for start in range(0, len(data), 1 << 20):
+                sink.write(data[start:start + (1 << 20)])
+        injected = dict(proxy.injected)
+        proxy.set_plan(FaultPlan())
+        assert str(store.fs.info(store.path("big.bin"))["ETag"]).strip('"').endswith("-3")  # three parts
+        with pytest.raises(RuntimeError), store.open_write("never.bin") as sink:  # a writer that fails uploads nothing
+            sink.write(b"partial")
+            raise RuntimeError("the writer failed")
+        assert not store.exists("never.bin")
+    assert s3.client().get_object(Bucket="faults", Key="streamed/big.bin")["Body"].read() == data
+    assert injected.get("corrupt", 0) >= 1, injected

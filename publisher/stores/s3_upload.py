@@ -1,27 +1,28 @@
 """A streamed write to S3 that is checked end to end: what the build streams (Parquet tables,
 manifests, the index) is spooled (in memory up to :data:`SPOOL_BYTES`, then on local disk), then
 sent as one verified PUT (:meth:`FsspecStore.write_bytes`: the ETag must be the bytes' MD5) or,
-when large, in parts of :data:`PART_BYTES` whose combined ETag is checked the same way, and sent
-again when it differs. s3fs streams straight to S3 and checks nothing (moto keeps a PUT's
+when large, as a multipart upload of :data:`PART_BYTES` parts, each checked against the ETag S3
+answers for it and sent again alone when it differs. s3fs streams straight to S3 and checks nothing (moto keeps a PUT's
 claimed CRC unchecked: a flipped byte was published, found with tests/faultproxy.py)."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import tempfile
 from typing import Any, Protocol, Self
 
-from .faults import ChecksumMismatch, damaged, md5_etag, retrying
+from .faults import check_md5, damaged, passing, retrying, store_error
 
 SPOOL_BYTES = 16 * 2**20
-#: Objects past this go up in parts of this size (S3's single PUT takes up to 5 GB; parts keep retries small).
-PART_BYTES = 64 * 2**20
+#: Objects past this go up in parts of this size (what is read into memory at once; S3's parts are 5 MiB to 5 GiB).
+PART_BYTES = 16 * 2**20
 
 
 class _Target(Protocol):
     """What the upload needs of :class:`~publisher.stores.fsspec_store.FsspecStore` (which imports this module)."""
 
     fs: Any
+    url: str
 
     def path(self, key: str) -> str: ...
 
@@ -66,22 +67,38 @@ class VerifiedUpload:
             if size <= PART_BYTES:
                 self.store.write_bytes(self.key, self._spool.read())
             else:
-                retrying(lambda: self._parts(size), when=damaged)
+                try:
+                    self._parts()
+                except Exception as exc:
+                    if isinstance(exc, OSError) or passing(exc):
+                        raise store_error("write", self.key, self.store.url, exc) from exc
+                    raise
         finally:
             self._spool.close()
 
-    def _parts(self, size: int) -> None:
-        self._spool.seek(0)
-        digests = []
-        with self.store.fs.open(self.store.path(self.key), "wb", block_size=PART_BYTES, **self.store.put_kwargs(self.key)) as out:
+    def _parts(self) -> None:
+        """A multipart upload whose every part is checked against the MD5 (ETag) S3 answers for it
+        and sent again alone when it differs; aborted (nothing left behind) if one keeps failing."""
+        fs, path = self.store.fs, self.store.path(self.key)
+        bucket, key, _ = fs.split_path(path)
+        upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key, **self.store.put_kwargs(self.key))["UploadId"]
+        try:
+            parts = []
+            self._spool.seek(0)
             while piece := self._spool.read(PART_BYTES):
-                digests.append(hashlib.md5(piece, usedforsecurity=False).digest())
-                out.write(piece)
-        etag = str(self.store.fs.info(self.store.path(self.key)).get("ETag", ""))
-        whole, _, count = etag.strip('"').partition("-")
-        # the parts' MD5s, as S3 combines them; checked when S3 cut the parts where they were written
-        if count == str(len(digests)) and md5_etag(whole) and hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() != whole:
-            raise ChecksumMismatch(f"{self.key!r}: the parts do not match the store's ETag ({etag})")
+                number = len(parts) + 1
+
+                def send(piece: bytes = piece, number: int = number) -> str:
+                    answer = fs.call_s3("upload_part", Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=piece)
+                    check_md5(piece, answer.get("ETag"), f"{self.key} part {number}")
+                    return str(answer["ETag"])
+
+                parts.append({"PartNumber": number, "ETag": retrying(send, when=damaged)})
+            fs.call_s3("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload)
+            raise
 
     def __enter__(self) -> Self:
         return self
