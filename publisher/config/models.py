@@ -241,6 +241,10 @@ class Deploy(_Model):
     cloudfront: bool = Field(default=False, description="Put CloudFront in front of the API.")
     artifacts_bucket: str | None = Field(default=None, description="Bucket for the functions' zips; default <stack>-artifacts-<account>-<region>.")
     plugins: list[str] = Field(default_factory=list, description="Plug-in distributions the functions' packages carry, beyond those with skyshelf.* entry points (docs/plugins.md).")
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$",
+                                    description="Mail the stack's alarms (5xx rate, throttles, errors) here through an SNS topic; unset: alarms only.")
+    server_error_percent: float = Field(default=5, ge=0, le=100, description="The 5xx rate alarm's threshold: percent of the API's answers in 5 minutes.")
+    tracing: bool = Field(default=False, description="X-Ray active tracing of the functions (Powertools' Tracer); the packages then carry aws-xray-sdk.")
 
 
 class Cluster(_Model):

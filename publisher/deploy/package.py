@@ -36,6 +36,8 @@ from .plugins import copy_plugins
 ROOT = Path(__file__).resolve().parents[2]
 #: Distributions each function ships, from the function table (their own dependencies follow).
 REQUIREMENTS: dict[str, tuple[str, ...]] = {f.name: f.requirements for f in FUNCTIONS}
+#: What a traced function's package carries besides its requirements (Powertools' Tracer sends through it).
+TRACING_REQUIREMENTS = ("aws-xray-sdk",)
 #: Lambda's limit for a function's unzipped code.
 LIMIT_BYTES = 250 * 2**20
 _PLATFORMS = {
@@ -138,10 +140,10 @@ def _registry_builtins(finder: ModuleFinder) -> list[str]:
             finder.import_hook(module)
 
 
-def _pins(function: str) -> list[str]:
-    """The function's requirements pinned to the versions installed here (what the tests ran)."""
+def _pins(function: str, extras: tuple[str, ...] = ()) -> list[str]:
+    """The function's requirements (and ``extras``) pinned to the versions installed here (what the tests ran)."""
     out = []
-    for name in REQUIREMENTS[function]:
+    for name in (*REQUIREMENTS[function], *extras):
         try:
             out.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
@@ -164,13 +166,13 @@ def _python_for(runtime: str) -> str | None:
     return None
 
 
-def _install(function: str, runtime: str, architecture: str, target: Path) -> None:
+def _install(function: str, runtime: str, architecture: str, target: Path, pins: list[str]) -> None:
     version = runtime.removeprefix("python")
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                "--target", str(target), "--implementation", "cp", "--python-version", version, "--only-binary=:all:", "--upgrade"]
     for platform in _PLATFORMS[architecture]:
         command += ["--platform", platform]
-    done = subprocess.run([*command, *_pins(function)], capture_output=True, text=True, check=False)
+    done = subprocess.run([*command, *pins], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise PackagingError(f"pip could not install {function}'s requirements for {runtime}/{architecture}: {done.stderr.strip()[-1500:]}")
     for name in ("boto3", "botocore", "s3transfer"):  # the runtime's own
@@ -242,20 +244,21 @@ def _zip(source: Path, destination: Path) -> tuple[str, int, int]:
 
 
 def build_package(function: str, runtime: str, architecture: str, out: Path, cache: Path | None = None,
-                  plugins: tuple[str, ...] = ()) -> Package:
-    """Build ``out/<function>.zip`` for Lambda's ``runtime`` and ``architecture``; check its size."""
+                  plugins: tuple[str, ...] = (), extras: tuple[str, ...] = ()) -> Package:
+    """Build ``out/<function>.zip`` for Lambda's ``runtime`` and ``architecture``; check its size.
+    ``extras``: distributions to ship besides the function's requirements (aws-xray-sdk when traced)."""
     if function not in REQUIREMENTS:
         raise PackagingError(f"no handler module {function!r}; functions are {sorted(REQUIREMENTS)}")
     if architecture not in _PLATFORMS:
         raise PackagingError(f"architecture must be one of {sorted(_PLATFORMS)}, got {architecture!r}")
     # a packaging tool's own cache folder, read by the CLI-side packager (never by a handler or the build)
     cache = cache or Path(os.environ.get("SKYSHELF_PACKAGE_CACHE", Path.home() / ".cache" / "skyshelf" / "packages"))
-    pins = _pins(function)
+    pins = _pins(function, extras)
     deps = cache / hashlib.sha256(json.dumps([runtime, architecture, pins]).encode()).hexdigest()[:20]
     if not (deps / ".complete").exists():  # third-party part: made once per pins, runtime and architecture
         shutil.rmtree(deps, ignore_errors=True)
         deps.mkdir(parents=True)
-        _install(function, runtime, architecture, deps)
+        _install(function, runtime, architecture, deps, pins)
         _strip(deps, architecture)
         (deps / ".complete").write_text(json.dumps(pins))
     stage = out / f"{function}.d"

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from ..config.models import Deploy
 from ..errors import SkyshelfError
 from ..functions import modules
-from .package import Package, build_package
+from .package import TRACING_REQUIREMENTS, Package, build_package
 from .template import keys_table_name, template
 from .upload import UploadReport, upload_store
 
@@ -136,6 +136,8 @@ def parameters(settings: Deploy, target: Target, packages: list[Package]) -> lis
         "PublicRead": str(settings.public).lower(), "CodeBucket": target.artifacts, "Runtime": settings.runtime,
         "Architecture": settings.architecture, "LogRetentionDays": str(settings.log_retention_days),
         "CorsAllowOrigin": settings.cors_allow_origin, "EnableCloudFront": str(settings.cloudfront).lower(),
+        "AlarmEmail": settings.alarm_email or "", "ServerErrorPercent": f"{settings.server_error_percent:g}",
+        "EnableTracing": str(settings.tracing).lower(),
     }
     for p in packages:
         values[f"{p.function.capitalize()}CodeKey"] = p.key
@@ -198,7 +200,9 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
         _clear_failed_create(cf, target.stack, progress)
 
     progress("packaging the handlers")
-    report.packages = [build_package(f, settings.runtime, settings.architecture, out, plugins=tuple(settings.plugins)) for f in modules()]
+    extras = TRACING_REQUIREMENTS if settings.tracing else ()
+    report.packages = [build_package(f, settings.runtime, settings.architecture, out, plugins=tuple(settings.plugins), extras=extras)
+                       for f in modules()]
     if not plan:
         _ensure_bucket(s3, target.artifacts, target.region)
     for package in report.packages:

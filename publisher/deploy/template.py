@@ -11,6 +11,7 @@ from handlers import cors
 
 from .. import spills
 from ..functions import BY_NAME, ROUTES, modules
+from . import alarms
 
 #: Lambda's Python runtimes that can still be created (python3.11's creation ended on 2026-07-31).
 RUNTIMES = ("python3.12", "python3.13", "python3.14")
@@ -62,10 +63,13 @@ def _function(module: str) -> dict[str, Any]:
             "Timeout": BY_NAME[module].timeout,
             "Role": {"Fn::GetAtt": ["HandlerRole", "Arn"]},
             "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": f"{name}CodeKey"}},
+            **alarms.function_properties(),
             "Environment": {"Variables": {
                 "SKYSHELF_STORE": {"Fn::Sub": "s3://${BucketName}${StorePath}"},
                 "SKYSHELF_S3_BACKEND": BY_NAME[module].s3_backend,
-                "POWERTOOLS_SERVICE_NAME": f"skyshelf-{module}",
+                # the function's name: its log lines' service and its metrics' service dimension (one stack's apart from another's)
+                "POWERTOOLS_SERVICE_NAME": {"Fn::Sub": f"${{AWS::StackName}}-{module}"},
+                **alarms.TRACING_VARIABLE,
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "SKYSHELF_KEYS_TABLE": {"Ref": "KeysTable"},  # API key records (publish keys --deployed)
                 **({"SKYSHELF_CREDENTIALS_ROLE_ARN": {"Fn::GetAtt": ["CredentialsRole", "Arn"]}} if credentials else {}),
@@ -101,6 +105,7 @@ def template() -> dict[str, Any]:
         "CorsAllowOrigin": {"Type": "String", "Default": "*", "Description": "Origin browsers may call the API from."},
         "EnableCloudFront": {"Type": "String", "AllowedValues": ["true", "false"], "Default": "false",
                              "Description": "Put a CloudFront distribution in front of the API."},
+        **alarms.PARAMETERS,
     }
     for m in mods:
         parameters[f"{_cap(m)}CodeKey"] = {"Type": "String", "Description": f"Key of the {m} function's zip in CodeBucket (named by its content hash)."}
@@ -207,6 +212,7 @@ def template() -> dict[str, Any]:
     resources["RouteDefault"] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
         "ApiId": {"Ref": "HttpApi"}, "RouteKey": "$default", "Target": {"Fn::Sub": "integrations/${MetadataIntegration}"}}}
     resources.update(_cloudfront())
+    resources.update(alarms.resources({m: f"{_cap(m)}Function" for m in mods}))
     return _with_store_path({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Skyshelf: a published store served by stateless Lambda handlers behind an HTTP API (Tiled's /api/v1).",
@@ -216,6 +222,7 @@ def template() -> dict[str, Any]:
             "Public": {"Fn::Equals": [{"Ref": "PublicRead"}, "true"]},
             "UseCloudFront": {"Fn::Equals": [{"Ref": "EnableCloudFront"}, "true"]},
             "AtRoot": {"Fn::Equals": [{"Ref": "StorePrefix"}, ""]},
+            **alarms.CONDITIONS,
         },
         "Resources": resources,
         "Outputs": {
@@ -228,6 +235,7 @@ def template() -> dict[str, Any]:
                               "Value": {"Fn::Sub": "https://${Distribution.DomainName}/api/v1"}},
             "KeysTable": {"Description": "The API keys' table (publish keys --deployed)", "Value": {"Ref": "KeysTable"}},
             **{f"{_cap(m)}FunctionName": {"Value": {"Ref": f"{_cap(m)}Function"}} for m in mods},
+            **alarms.OUTPUTS,
         },
     })
 
