@@ -15,8 +15,9 @@ from ..errors import SkyshelfError
 from ..stores.faults import store_trouble
 from .build_cmd import build, schema, validate
 from .common import EXIT_FAILED, EXIT_PARTIAL, fail
-from .deploy_cmd import deploy, destroy, status, template_command
+from .deploy_cmd import deploy, destroy, template_command
 from .keys_cmd import keys
+from .status_cmd import status
 from .store_cmd import gc, ls, releases, rollback, serve
 
 

@@ -1,4 +1,4 @@
-"""``publish deploy``, ``status``, ``destroy`` and ``template``: the stack on AWS."""
+"""``publish deploy``, ``destroy`` and ``template``: the stack on AWS (``status``: :mod:`.status_cmd`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..errors import SkyshelfError
 from .common import fail, human, pipeline_option
 
 
-def _deploy_settings(config: Path) -> tuple[Any, Path]:
+def deploy_settings(config: Path) -> tuple[Any, Path]:
     """(the pipeline's deploy section, its local store folder)."""
     from ..build import resolve_store
     from ..config import load_pipeline
@@ -37,7 +37,7 @@ def deploy(config: Path, stack_name: str | None, bucket: str | None, plan: bool,
     """Put the published store and its handlers on AWS (CloudFormation; AWS_* environment)."""
     from ..deploy.stack import deploy as run
 
-    settings, folder = _deploy_settings(config)
+    settings, folder = deploy_settings(config)
     try:
         report = run(settings, folder, stack_name, bucket, plan, progress=lambda m: click.echo(f"... {m}", err=True))
     except SkyshelfError as exc:
@@ -80,33 +80,13 @@ def deploy(config: Path, stack_name: str | None, bucket: str | None, plan: bool,
 @click.command()
 @pipeline_option
 @click.option("--stack-name", default=None, help="Override deploy.stack_name.")
-def status(config: Path, stack_name: str | None) -> None:
-    """The deployed stack's state, URLs and current release."""
-    from ..deploy.stack import status as run
-
-    settings, _ = _deploy_settings(config)
-    try:
-        state = run(settings, stack_name)
-    except SkyshelfError as exc:
-        fail(exc)
-    click.echo(f"stack {state['stack']} ({state['region']}): {state['status']}")
-    if state.get("updated"):
-        click.echo(f"updated: {state['updated']}")
-    click.echo(f"bucket: {state['bucket']}  release: {state['release'] or '(none uploaded)'}")
-    for key, value in sorted(state["outputs"].items()):
-        click.echo(f"{key}: {value}")
-
-
-@click.command()
-@pipeline_option
-@click.option("--stack-name", default=None, help="Override deploy.stack_name.")
 @click.option("--delete-data", is_flag=True, help="Also delete the published objects (and the bucket, if the stack made it).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def destroy(config: Path, stack_name: str | None, delete_data: bool, yes: bool) -> None:
     """Delete the stack; the data stays unless --delete-data."""
     from ..deploy.stack import destroy as run
 
-    settings, _ = _deploy_settings(config)
+    settings, _ = deploy_settings(config)
     name = stack_name or settings.stack_name
     if not yes:
         click.confirm(f"Delete stack {name}" + (" AND its published data" if delete_data else "") + "?", abort=True)
