@@ -84,8 +84,9 @@ def test_faults_that_do_not_pass_are_a_503_not_bad_bytes(s3: S3Server, proxy: Fa
         proxy.set_plan(FaultPlan(rate=1.0, kinds=(kind,)))
         with pytest.raises(StoreUnavailable, match=r"cannot read 'a' in s3://faults/.*kept failing after retries") as caught:
             store.read_bytes("a")
-        with pytest.raises(StoreUnavailable, match=r"cannot write 'b'"):
-            store.write_bytes("b", b"x" * 5000)
+        if not (backend == "obstore" and kind == "slowdown"):  # obstore spends its 12 s budget: once is enough
+            with pytest.raises(StoreUnavailable, match=r"cannot write 'b'"):
+                store.write_bytes("b", b"x" * 5000)
         proxy.set_plan(FaultPlan())
     assert caught.value.http_status == 503 and proxy.injected[kind] >= 2
 
@@ -172,7 +173,7 @@ def test_serving_under_faults_answers_the_same_bytes_or_503(s3: S3Server, proxy:
                                      kinds=("slowdown", "error500") if rate == 1 else ("slowdown", "error500", "truncate", "corrupt", "slow")))
             server = LocalServer(url, "127.0.0.1", 0).start()
             try:
-                for route in _ROUTES:
+                for route in _ROUTES if rate < 1 else _ROUTES[3:]:  # every request failing: the data routes
                     got = httpx.get(server.url + route, timeout=120)
                     assert got.status_code in (200, 503), (rate, route, got.status_code, got.text[:300])
                     if got.status_code == 503:
@@ -187,7 +188,7 @@ def test_serving_under_faults_answers_the_same_bytes_or_503(s3: S3Server, proxy:
         assert clean[0] == 200, route
         assert all(body == clean[1] for status, body in seen[1:] if status == 200), route  # the same bytes, or none
     # every request failing: a 503, or what the process holds already of the immutable release (its index)
-    assert sum(seen[-1][0] == 503 for seen in answers.values()) >= 3, {r: [a for a, _ in seen] for r, seen in answers.items()}
+    assert sum(len(seen) == 4 and seen[-1][0] == 503 for seen in answers.values()) >= 3, {r: [a for a, _ in seen] for r, seen in answers.items()}
 
 
 def test_a_deploy_upload_under_faults_lands_every_byte(s3: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:
