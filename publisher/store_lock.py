@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -30,6 +31,8 @@ from typing import Any
 
 from .errors import StoreError
 from .stores import Store
+
+log = logging.getLogger(__name__)
 
 #: Under ``private/``: never public (it names a host and a process), and never uploaded by a deploy;
 #: hidden (a dot file), so a source tree that holds the store never takes it for a source.
@@ -234,7 +237,7 @@ def exclusive(store: Store, what: str, wait: float = 0.0, stale_after: float | N
     :data:`STALE_AFTER` and :data:`REFRESH_SECONDS` unless given."""
     stale_after = STALE_AFTER if stale_after is None else stale_after
     every = REFRESH_SECONDS if every is None else every
-    start = time.monotonic()
+    start, told = time.monotonic(), False
     while True:
         try:
             held: Held = _FileLock(store, holder(what)) if store.is_local else _ObjectLock(store, holder(what), stale_after, every)
@@ -245,6 +248,9 @@ def exclusive(store: Store, what: str, wait: float = 0.0, stale_after: float | N
                 if wait:
                     raise StoreBusy(str(exc).replace(" is busy:", f" is still busy after {waited:.0f} s:", 1)) from None
                 raise
+            if not told:  # once: a --wait that says nothing looks like a hang
+                log.warning("%s; waiting up to %.0f s for it", exc, wait)
+                told = True
             sleep(min(1.0, wait - waited))
     try:
         yield held

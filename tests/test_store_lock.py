@@ -98,6 +98,7 @@ def test_two_builds_at_once(target: tuple[str, dict[str, str], S3Server | None],
     waited = waiting.communicate(timeout=300)[0]
     assert waiting.returncode == 0, waited
     assert "nothing changed" in waited, waited  # it planned after the first build's switch
+    assert waited.count("waiting up to 300 s for it") == 1, waited  # it said, once, why it sat there
     releases = list_releases(store)
     assert len(releases) == 1 and releases[0].current and releases[0].catalog is not None  # nothing of the others
     assert json.loads(store.read_bytes("catalog.json"))["release"] == releases[0].id
