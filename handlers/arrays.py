@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,7 +23,7 @@ from publisher.formats import Entry
 from publisher.structures import ArrayStructure, StructDtype
 
 from . import common, http, zarr
-from .data import answer, check, ints
+from .data import answer, check, ints, shown
 
 #: The response header naming the range a PNG used (exposed to cross-origin pages by ``cors``).
 RESCALE_HEADER = "X-Skyshelf-Rescale"
@@ -30,22 +31,40 @@ RESCALE_HEADER = "X-Skyshelf-Rescale"
 LEVEL_HEADER = "X-Skyshelf-Level"
 
 
+#: One dimension of ``slice=``: an index (``5``, ``-1``) or ``start:stop:step`` with any part left
+#: out (``:``, ``::2``, ``1:``, ``:-1:``), ASCII digits only; at most :data:`MAX_DIMS` dimensions
+#: and :data:`MAX_TEXT` characters. :data:`SLICE_PATTERN` is exactly what the parser takes, for the
+#: OpenAPI document (it leaves out a zero step, which the parser refuses by name);
+#: tests/test_parsers_property.py holds the two equal.
+_INT = r"-?[0-9]+"
+_DIM = rf"(?:{_INT}|(?:{_INT})?:(?:{_INT})?(?::(?:{_INT})?)?)"
+_DIM_RE = re.compile(_DIM)
+#: Dimensions a ``slice=`` may name (NumPy's own limit), and its longest text (integers of
+#: thousands of digits past Python's ``int()`` limit are refused by length, never by a ValueError).
+MAX_DIMS = 64
+MAX_TEXT = 4000
+_DIM_DOC = rf"(?:{_INT}|(?:{_INT})?:(?:{_INT})?(?::(?:-?0*[1-9][0-9]*)?)?)"
+SLICE_PATTERN = rf"^(?:{_DIM_DOC}(?:,{_DIM_DOC}){{0,{MAX_DIMS - 1}}})?$"
+
+
 def parse_slice(text: str | None) -> tuple[Any, ...]:
-    """Tiled's ``slice=0:3,::2,5`` (NumPy basic indexing)."""
+    """Tiled's ``slice=0:3,::2,5`` (NumPy basic indexing); anything else is a 400 naming the part."""
     if not text:
         return ()
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"slice is {len(text)} characters long; at most {MAX_TEXT} are accepted")
+    parts = text.split(",", MAX_DIMS)
+    if len(parts) > MAX_DIMS:
+        raise BadRequest(f"slice names more than {MAX_DIMS} dimensions, got {shown(text)}")
     out: list[Any] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            bits = [int(b) if b.strip() else None for b in part.split(":")] if ":" in part else [int(part)]
-        except ValueError:
-            bits = []
-        if not 1 <= len(bits) <= 3 or (len(bits) == 1 and ":" in part):
-            raise BadRequest(f"slice must look like 0:10,::2,5 (integers, start:stop:step), got {text!r}")
+    for part in parts:
+        if not _DIM_RE.fullmatch(part):
+            raise BadRequest(f"slice must look like 0:10,::2,5 (integers, start:stop:step per dimension), "
+                             f"got {shown(part)} in {shown(text)}")
+        bits = [int(b) if b else None for b in part.split(":")]
         if len(bits) == 3 and bits[2] == 0:
-            raise BadRequest(f"slice step cannot be zero, got {part!r} in {text!r}")
-        out.append(slice(*bits) if ":" in part else bits[0])
+            raise BadRequest(f"slice step cannot be zero, got {shown(part)} in {shown(text)}")
+        out.append(slice(*bits) if len(bits) > 1 else bits[0])
     return tuple(out)
 
 
@@ -67,7 +86,7 @@ def checked(sel: tuple[Any, ...], shape: tuple[int, ...], of: str = "") -> tuple
         raise BadRequest(f"slice has {len(sel)} dimensions; the data{of} has {len(shape)}")
     for s, n in zip(sel, shape):
         if isinstance(s, int) and not -n <= s < n:
-            raise BadRequest(f"index {s} is out of range for a dimension of size {n}{of}")
+            raise BadRequest(f"slice index {s} is out of range for a dimension of size {n}{of}")
     return sel
 
 
@@ -84,7 +103,8 @@ def narrowed(sel: tuple[Any, ...], shape: tuple[int, ...], window: tuple[slice, 
     for s, n in zip(full, shape):
         if isinstance(s, slice):
             r = range(*s.indices(n))[next(steps, slice(None))]
-            s = slice(r.start, r.stop if r.stop >= 0 else None, r.step)
+            # an empty range may start at -1 (a descending one), which a slice reads as the last index
+            s = slice(r.start, r.stop if r.stop >= 0 else None, r.step) if r else slice(0, 0)
         out.append(s)
     return tuple(out)
 

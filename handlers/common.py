@@ -204,14 +204,17 @@ def boolean(params: dict[str, list[str]], name: str) -> bool:
     return value in ("true", "1")
 
 
+#: An integer parameter's text: ASCII digits, an optional minus.
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def integer(params: dict[str, list[str]], name: str, default: int, low: int = 0, high: int | None = None) -> int:
     raw = one(params, name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if len(raw) > 100 or not _INTEGER.fullmatch(raw):  # int() alone takes " 1", "+1", "1_0" and other scripts' digits
+        raise BadRequest(f"{name} must be an integer (ASCII digits, at most 100), got {raw if len(raw) <= 80 else raw[:80] + '...'!r}")
+    value = int(raw)
     if value < low or (high is not None and value > high):
         raise BadRequest(f"{name} must be between {low} and {high if high is not None else 'any'}, got {value}")
     return value

@@ -219,6 +219,7 @@ def _resource(catalog: View, entry: Entry, base: str, *args: Any) -> dict[str, A
 
 
 def search() -> Response:
+    from publisher.index.rows import checked_sort
     from publisher.index.strategy import search_children
     from publisher.queries.registry import filters_from
 
@@ -231,6 +232,7 @@ def search() -> Response:
     fields, omit, chosen = _fields(params), common.boolean(params, "omit_links"), _select_metadata(params)
     sort = ",".join(v for v in params.get("sort", []) if v)  # the tiled client repeats sort=KEY, one per key
     sort = {"_": "", "-_": "-"}.get(sort, sort)  # Tiled's natural order (what a dataset with inlined contents sends)
+    checked_sort(sort)  # a 400 for a malformed sort, whether or not a search reads its keys ("--" too)
     queries, sources = filters_from(params), data_sources.wanted(params)
     if queries or sort.strip("-"):  # a plain page is read through the view (readable children, counted from
         queries = catalog.scoped(queries, children_of=entry)  # child_access): no filter, so no scan of them all

@@ -153,7 +153,7 @@ class PublishedArray:
             if isinstance(s, int):
                 i = s + n if s < 0 else s
                 if not 0 <= i < n:
-                    raise BadRequest(f"index {s} is out of range for a dimension of size {n}")
+                    raise BadRequest(f"slice index {s} is out of range for a dimension of size {n}")
                 spans.append((i, i + 1))
                 post.append(0)
             else:

@@ -13,15 +13,38 @@ from ..formats import Entry
 from ..queries.base import Query
 from ..queries.sqlite import distinct_values, lookup, rank, specs_value, sql
 
+#: One key of ``sort=`` as Tiled's ``SortField`` takes it: ``+`` or ``-`` (descending), then a
+#: dotted metadata key of ASCII letters, digits, ``_`` and ``.``; keys are comma-separated (or the
+#: parameter repeated). ``-`` alone is ours: the index order, reversed. :data:`SORT_PATTERN` is
+#: exactly what a request may send (:func:`checked_sort`; the OpenAPI document's pattern).
+SORT_KEY = re.compile(r"[+-]?[A-Za-z0-9_.]+")
+SORT_PATTERN = r"^(?:-|[+-]?[A-Za-z0-9_.]+(?:,[+-]?[A-Za-z0-9_.]+)*)?$"
+_SORT = re.compile(SORT_PATTERN)
+
+
+def _refused(key: str) -> BadRequest:
+    shown = repr(key if len(key) <= 80 else key[:80] + "...")
+    return BadRequest(f"sort cannot sort by {shown}: sort keys are metadata keys (ASCII letters, digits, _ and .), "
+                      "each with an optional - for descending, comma-separated, e.g. sort=temperature,-scan")
+
+
+def checked_sort(sort: str) -> str:
+    """A request's ``sort=``, refused (400) unless it is exactly :data:`SORT_PATTERN` (no empty key,
+    no space, one sign), whether or not the search will read its keys."""
+    if not _SORT.fullmatch(sort):
+        bad = next((k for k in sort.split(",") if not SORT_KEY.fullmatch(k)), sort)
+        raise _refused(bad if sort != "-" else sort)
+    return sort
+
 
 def sort_keys(sort: str) -> list[tuple[str, bool]]:
-    """``sort=a,-b`` as (metadata key, descending) pairs; anything but a dotted key is a 400."""
+    """``sort=a,-b`` as (metadata key, descending) pairs; anything but dotted keys is a 400 (a
+    request's whole text is held to :data:`SORT_PATTERN` first, :func:`checked_sort`)."""
     out = []
     for key in (k.strip() for k in sort.split(",") if k.strip()):
-        name = key.lstrip("-")
-        if not re.fullmatch(r"[\w.]+", name):
-            raise BadRequest(f"cannot sort by {key!r}: sort keys are metadata keys, e.g. sort=temperature,-scan")
-        out.append((name, key.startswith("-")))
+        if not SORT_KEY.fullmatch(key):
+            raise _refused(key)
+        out.append((key.lstrip("+-"), key.startswith("-")))
     return out
 
 

@@ -13,7 +13,7 @@ from .base import QUERIES, Query
 #: Tiled's own order of its query names (the about document lists them so); plug-ins follow.
 TILED_ORDER = ("fulltext", "lookup", "regex", "eq", "noteq", "comparison", "contains", "in", "notin", "keypresent",
                "specs", "structure_family", "like", "keys_filter", "access_tags_filter")
-_PARAM = re.compile(r"^filter\[(\w+)\]\[condition\]\[(\w+)\]$")
+_PARAM = re.compile(r"filter\[([A-Za-z0-9_]+)\]\[condition\]\[([A-Za-z0-9_]+)\]")
 
 
 def registry() -> dict[str, type[Query]]:
@@ -34,7 +34,7 @@ def filters_from(params: dict[str, list[str]]) -> list[Query]:
     for key, values in params.items():
         if not key.startswith("filter["):
             continue
-        m = _PARAM.match(key)
+        m = _PARAM.fullmatch(key)
         if not m:
             raise BadRequest(f"malformed filter parameter {key!r}; expected filter[NAME][condition][FIELD]")
         name, field = m.groups()
