@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,49 +22,13 @@ from publisher.formats import Entry
 from publisher.structures import ArrayStructure, StructDtype
 
 from . import common, http, zarr
-from .data import answer, check, ints, shown
+from .data import answer, check
+from .grammar import expected_shape, ints, parse_slice
 
 #: The response header naming the range a PNG used (exposed to cross-origin pages by ``cors``).
 RESCALE_HEADER = "X-Skyshelf-Rescale"
 #: The response header naming the pyramid level a PNG was drawn from (0: the array itself).
 LEVEL_HEADER = "X-Skyshelf-Level"
-
-
-#: One dimension of ``slice=``: an index (``5``, ``-1``) or ``start:stop:step`` with any part left
-#: out (``:``, ``::2``, ``1:``, ``:-1:``), ASCII digits only; at most :data:`MAX_DIMS` dimensions
-#: and :data:`MAX_TEXT` characters. :data:`SLICE_PATTERN` is exactly what the parser takes, for the
-#: OpenAPI document (it leaves out a zero step, which the parser refuses by name);
-#: tests/test_parsers_property.py holds the two equal.
-_INT = r"-?[0-9]+"
-_DIM = rf"(?:{_INT}|(?:{_INT})?:(?:{_INT})?(?::(?:{_INT})?)?)"
-_DIM_RE = re.compile(_DIM)
-#: Dimensions a ``slice=`` may name (NumPy's own limit), and its longest text (integers of
-#: thousands of digits past Python's ``int()`` limit are refused by length, never by a ValueError).
-MAX_DIMS = 64
-MAX_TEXT = 4000
-_DIM_DOC = rf"(?:{_INT}|(?:{_INT})?:(?:{_INT})?(?::(?:-?0*[1-9][0-9]*)?)?)"
-SLICE_PATTERN = rf"^(?:{_DIM_DOC}(?:,{_DIM_DOC}){{0,{MAX_DIMS - 1}}})?$"
-
-
-def parse_slice(text: str | None) -> tuple[Any, ...]:
-    """Tiled's ``slice=0:3,::2,5`` (NumPy basic indexing); anything else is a 400 naming the part."""
-    if not text:
-        return ()
-    if len(text) > MAX_TEXT:
-        raise BadRequest(f"slice is {len(text)} characters long; at most {MAX_TEXT} are accepted")
-    parts = text.split(",", MAX_DIMS)
-    if len(parts) > MAX_DIMS:
-        raise BadRequest(f"slice names more than {MAX_DIMS} dimensions, got {shown(text)}")
-    out: list[Any] = []
-    for part in parts:
-        if not _DIM_RE.fullmatch(part):
-            raise BadRequest(f"slice must look like 0:10,::2,5 (integers, start:stop:step per dimension), "
-                             f"got {shown(part)} in {shown(text)}")
-        bits = [int(b) if b else None for b in part.split(":")]
-        if len(bits) == 3 and bits[2] == 0:
-            raise BadRequest(f"slice step cannot be zero, got {shown(part)} in {shown(text)}")
-        out.append(slice(*bits) if len(bits) > 1 else bits[0])
-    return tuple(out)
 
 
 def rows(params: dict[str, list[str]], of: str) -> slice | None:
@@ -204,11 +167,11 @@ def _preview(chosen: serializers.Serializer, shape: tuple[int, ...]) -> tuple[sl
 
 
 def _check_shape(params: dict[str, list[str]], shape: tuple[int, ...]) -> None:
-    expected = common.one(params, "expected_shape")
-    if expected == "scalar" and shape != ():
+    expected = expected_shape(common.one(params, "expected_shape"))
+    if expected == () and shape != ():
         raise BadRequest(f"expected a scalar, the selection has shape {','.join(map(str, shape))}")
-    if expected is not None and expected != "scalar" and ints(expected, "expected_shape") != shape:
-        raise BadRequest(f"expected_shape {expected} does not match the shape {','.join(map(str, shape))}")
+    if expected is not None and expected != shape:
+        raise BadRequest(f"expected_shape {common.one(params, 'expected_shape')} does not match the shape {','.join(map(str, shape))}")
 
 
 def _negotiate(params: dict[str, list[str]]) -> serializers.Serializer:

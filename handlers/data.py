@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Any
 from urllib.parse import quote
@@ -86,28 +85,3 @@ def content_disposition(name: str, kind: str) -> str:
     if ascii_name == clean:
         return f'{kind}; filename="{clean}"'
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(clean, safe='')}"
-
-
-def shown(text: str) -> str:
-    """A client's text as an error names it: its start, when it is long (a 10,000-digit slice is not echoed whole)."""
-    return repr(text if len(text) <= 80 else text[:80] + "...")
-
-
-#: ``block=``, ``expected_shape=``: non-negative integers, comma-separated, ASCII digits only (Tiled's
-#: patterns), at most :data:`MAX_INTS_TEXT` characters (no integer past Python's ``int()`` limit).
-MAX_INTS_TEXT = 4000
-BLOCK_PATTERN = r"^(?:[0-9]+(?:,[0-9]+)*)?$"
-SHAPE_PATTERN = r"^(?:[0-9]+(?:,[0-9]+)*|scalar)$"
-_INTS = re.compile(r"[0-9]+(?:,[0-9]+)*")
-
-
-def ints(text: str | None, name: str) -> tuple[int, ...]:
-    """``block=1,0,2`` or ``expected_shape=12,256``: non-negative integers (``int()`` alone would take
-    ``+1``, ``1_0``, `` 1`` and other scripts' digits), else a 400 naming ``name``."""
-    if text is None or text == "":
-        return ()
-    if len(text) > MAX_INTS_TEXT:
-        raise BadRequest(f"{name} is {len(text)} characters long; at most {MAX_INTS_TEXT} are accepted")
-    if not _INTS.fullmatch(text):
-        raise BadRequest(f"{name} must be comma-separated non-negative integers (e.g. {name}=0,1), got {shown(text)}")
-    return tuple(int(p) for p in text.split(","))

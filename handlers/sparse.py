@@ -23,7 +23,8 @@ from publisher.errors import BadRequest
 from publisher.structures import SparseStructure
 
 from . import common
-from .data import answer, check, ints
+from .data import answer, check
+from .grammar import ints
 
 ARROW = "application/vnd.apache.arrow.file"
 #: Formats that hold the selection dense: their size is known, and bounded, before any read.

@@ -21,7 +21,8 @@ from publisher.formats import Entry
 from publisher.structures import TableStructure
 
 from . import awkward, common, http, settings, sparse
-from .data import answer, check, download_headers, ints
+from .data import answer, check, download_headers
+from .grammar import expected_shape, ints
 
 ARROW = "application/vnd.apache.arrow.file"
 #: ``text/html`` shows this many rows (``publisher/serializers/table.py``): only they are converted.
@@ -171,9 +172,9 @@ def column_full() -> Response:
         else:
             values = column_values(table, column, partition)
             data = values[checked(sel, values.shape, f" of column {column!r}")] if sel else values
-        expected = common.one(params, "expected_shape")
-        if expected and expected != "scalar" and ints(expected, "expected_shape") != data.shape:
-            raise BadRequest(f"expected_shape {expected} does not match the shape {','.join(map(str, data.shape))}")
+        expected = expected_shape(common.one(params, "expected_shape"))
+        if expected is not None and expected != data.shape:
+            raise BadRequest(f"expected_shape {common.one(params, 'expected_shape')} does not match the shape {','.join(map(str, data.shape))}")
         return data
 
     return answer(app, "array", "application/octet-stream", catalog.release, f"{parent}/{column}", params, produce)

@@ -32,8 +32,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from handlers.arrays import SLICE_PATTERN, narrowed, parse_slice, rows, selected_shape
-from handlers.data import BLOCK_PATTERN, SHAPE_PATTERN, ints
+from handlers.arrays import narrowed, rows, selected_shape
+from handlers.grammar import BLOCK_PATTERN, SHAPE_PATTERN, SLICE_PATTERN, expected_shape, ints, parse_slice
 from handlers.local import LocalServer
 from publisher.errors import BadRequest
 from publisher.formats import Entry
@@ -440,3 +440,34 @@ def test_an_integer_parameter_is_ascii_digits_or_a_400(text: str) -> None:
         assert not re.fullmatch(r"-?[0-9]{1,100}", text) or len(text) > 100
         return
     assert text == "" or (re.fullmatch(r"-?[0-9]{1,100}", text) and value == int(text))
+
+
+@FAST
+@given(st.one_of(ANY_TEXT, st.just("scalar"), st.just("")))
+def test_expected_shape_is_a_shape_scalar_or_a_400(text: str) -> None:
+    """Found: ``expected_shape=`` (empty) was the shape ``()`` on array/full and ignored on column/full."""
+    try:
+        got = expected_shape(text)
+    except BadRequest as exc:
+        assert "expected_shape" in str(exc)
+        assert not re.fullmatch(SHAPE_PATTERN, text) or len(text) > 4000
+        return
+    assert re.fullmatch(SHAPE_PATTERN, text) and got == (() if text == "scalar" else tuple(map(int, text.split(","))))
+
+
+def test_the_openapi_document_carries_the_parsers_patterns() -> None:
+    """The patterns the fuzzer generates from are the ones the parsers are held to above."""
+    from handlers.openapi import document
+
+    doc = document("http://x/api/v1")
+    params = {p["name"]: p for p in doc["paths"]["/api/v1/array/full/{path}"]["get"]["parameters"]}
+    assert params["slice"]["schema"]["pattern"] == SLICE_PATTERN
+    assert params["expected_shape"]["schema"]["pattern"] == SHAPE_PATTERN
+    assert "npy" in params["format"]["schema"]["enum"] and "parquet" not in params["format"]["schema"]["enum"]
+    block = {p["name"]: p for p in doc["paths"]["/api/v1/array/block/{path}"]["get"]["parameters"]}["block"]
+    assert block["schema"]["pattern"] == BLOCK_PATTERN
+    search = {p["name"]: p for p in doc["paths"]["/api/v1/search/{path}"]["get"]["parameters"]}
+    assert search["sort"]["schema"]["pattern"] == SORT_PATTERN
+    assert "content" in search["filter[eq][condition][value]"] and search["filter[comparison][condition][operator]"]["schema"]["enum"]
+    for operation in (op for item in doc["paths"].values() for op in item.values()):
+        assert operation["responses"]["404"]["content"]["application/json"]["schema"]["required"] == ["detail"]
