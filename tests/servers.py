@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -225,23 +226,42 @@ def tiled_server(workdir: Path, *serve_args: str, pythonpath: Path | None = None
 @contextlib.contextmanager
 def publish_serve(store: str, *args: str, cwd: Path) -> Iterator[str]:
     """A real ``publish serve --store STORE ARGS...`` process on a free port, once it answers /healthz."""
+    with serve_process(store, *args, cwd=cwd) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_process(store: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+                  log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``publish serve`` as :func:`publish_serve` starts it, with ``env`` added to the environment
+    and its output in ``log``; yields (URL, process). Stopped as Ctrl+C would (SIGINT, which
+    stops its worker processes too), killed only if it has not exited 20 s later."""
     import httpx
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", store, "--port", str(port), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", store, "--port", str(port), *args],
+                                   stdout=out, stderr=out, cwd=cwd, env={**os.environ, **(env or {})})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                if process.poll() is not None:
+                    raise RuntimeError(f"publish serve exited with {process.returncode}" + (f": {log.read_text()[-2000:]}" if log else ""))
+                try:
+                    httpx.get(f"{url}/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
             try:
-                httpx.get(f"{url}/healthz")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.kill()
-        process.wait(10)
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 @contextlib.contextmanager

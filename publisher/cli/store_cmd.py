@@ -121,21 +121,27 @@ def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> No
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--cors-origin", default="*", show_default=True,
               help="Origins browsers may read the API and /files/ from: *, comma-separated origins, or none.")
-def serve(config: Path, store: str | None, host: str, port: int, cors_origin: str) -> None:
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Worker processes sharing the port (default: one per usable core, at most 8; 1: a single process).")
+def serve(config: Path, store: str | None, host: str, port: int, cors_origin: str, workers: int | None) -> None:
     """Serve the published catalog with the Lambda handlers (Tiled's HTTP API) and its files."""
     from handlers.cors import Cors
     from handlers.local import LocalServer  # the handlers sit above the library: imported only here
+    from handlers.workers import Workers, default_workers
 
+    workers = workers or default_workers()
     try:
         target = target_store(config, store)
         from ..catalog import Catalog
 
         catalog = Catalog.open(target)
-        server = LocalServer(target.url, host, port, Cors.parse(cors_origin))  # reads the settings: a malformed one fails here
+        # Both read the settings: a malformed one fails here.
+        server = (LocalServer(target.url, host, port, Cors.parse(cors_origin)) if workers == 1
+                  else Workers(target.url, host, port, Cors.parse(cors_origin), workers))
     except SkyshelfError as exc:
         fail(exc)
     url = server.url
-    click.echo(f"Serving {target.url} (release {catalog.release}) at {url}")
+    click.echo(f"Serving {target.url} (release {catalog.release}) at {url}" + (f" with {workers} worker processes" if workers > 1 else ""))
     click.echo(f"  browse:   {url}/   (the browse page: find, preview and download in a web browser)")
     click.echo(f"  docs:     {url}/api/v1/docs")
     click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
@@ -144,7 +150,10 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
         file_zarr, group = hint
         click.echo(f"  xarray:   import xarray; ds = xarray.open_zarr('{url}/files/{file_zarr}'" + (f", group='{group}')" if group else ")"))
     click.echo("Press Ctrl+C to stop.")
-    server.serve_forever()
+    if isinstance(server, Workers):
+        server.serve_forever(lambda pids: click.echo(f"Ready: {len(pids)} workers (pids {', '.join(map(str, pids))})."))
+    else:
+        server.serve_forever()
 
 
 def _xarray_hint(catalog: Catalog, path: str = "", depth: int = 0) -> tuple[str, str] | None:
