@@ -24,6 +24,8 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 #: Faults by name; a plan picks one (or none) per request.
 KINDS = ("slowdown", "error500", "reset", "truncate", "slow", "corrupt")
+#: Answers no retry mends, for checking they are not taken for passing faults (never drawn unless named).
+PERMANENT = {"forbidden": ("AccessDenied", "Access Denied", 403), "notimplemented": ("NotImplemented", "A header you provided implies functionality that is not implemented", 501)}
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "trailer", "upgrade", "proxy-connection"}
 _ERROR = """<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault-{n}</RequestId></Error>"""
@@ -45,7 +47,7 @@ class FaultPlan:
     _random: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.kinds) - set(KINDS)
+        unknown = set(self.kinds) - set(KINDS) - set(PERMANENT)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {KINDS}")
         self._random = random.Random(self.seed)
@@ -110,6 +112,10 @@ class FaultProxy:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.endpoint = f"http://127.0.0.1:{port}"
 
+    def answer_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """The headers of a forwarded answer (a subclass may change them: another store's ways)."""
+        return headers
+
     def _choose(self, method: str, path: str) -> str | None:
         with self._lock:
             n = self.requests
@@ -122,6 +128,9 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         fault = self._choose(request.method, request.path)
+        if fault in PERMANENT:
+            code, message, status = PERMANENT[fault]
+            return web.Response(status=status, text=_ERROR.format(code=code, message=message, n=self.requests), content_type="application/xml")
         if fault in ("slowdown", "error500"):
             code, message, status = (("SlowDown", "Please reduce your request rate.", 503) if fault == "slowdown"
                                      else ("InternalError", "We encountered an internal error. Please try again.", 500))
@@ -138,7 +147,7 @@ class FaultProxy:
         async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers, data=body,
                                          allow_redirects=False) as answer:
             payload = await answer.read()
-            out = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
+            out = self.answer_headers({k: v for k, v in answer.headers.items() if k.lower() not in _HOP})
         # only whole objects' bodies are altered: a range has no checksum S3 could give, and a
         # listing's XML none at all (TLS guards those in transit; a flipped byte in it is a parse error)
         if fault == "corrupt" and request.method == "GET" and not request.query_string and answer.status == 200 and len(payload) > 1:

@@ -23,7 +23,7 @@ import pytest
 
 from publisher.build import build
 from publisher.config import load_pipeline
-from publisher.errors import StoreUnavailable
+from publisher.errors import StoreError, StoreUnavailable
 from publisher.stores import Store
 
 from .conftest import write_pipeline
@@ -75,20 +75,22 @@ def test_passing_faults_are_retried_and_no_byte_changes(s3: S3Server, proxy: Fau
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["slowdown", "corrupt"])
-def test_faults_that_do_not_pass_are_a_503_not_bad_bytes(s3: S3Server, proxy: FaultProxy, backend: str, kind: str) -> None:
-    """Every request fails (or every body comes back altered): once the client's retries are
-    spent, the error is StoreUnavailable (HTTP 503) naming the key, never altered bytes."""
+def test_faults_that_do_not_pass_end_in_a_clear_error_not_bad_bytes(s3: S3Server, proxy: FaultProxy, backend: str, kind: str) -> None:
+    """Every request throttled: once the client's retries are spent, StoreUnavailable (HTTP 503,
+    try again later). Every body altered on the way: a StoreError (502) saying the checksum failed
+    each time. Never the altered bytes."""
     with environ(through(proxy, s3, AWS_MAX_ATTEMPTS="2")):
         store = Store(f"s3://faults/{backend or 's3fs'}-all", backend=backend)
         store.write_bytes("a", b"0123456789" * 1000)
         proxy.set_plan(FaultPlan(rate=1.0, kinds=(kind,)))
-        with pytest.raises(StoreUnavailable, match=r"cannot read 'a' in s3://faults/.*kept failing after retries") as caught:
+        expected = (StoreUnavailable, "kept failing after retries") if kind == "slowdown" else (StoreError, "failed their checksum every time")
+        with pytest.raises(expected[0], match=rf"cannot read 'a' in s3://faults/.*{expected[1]}") as caught:
             store.read_bytes("a")
         if not (backend == "obstore" and kind == "slowdown"):  # obstore spends its 12 s budget: once is enough
-            with pytest.raises(StoreUnavailable, match=r"cannot write 'b'"):
+            with pytest.raises(expected[0], match=rf"cannot write 'b'.*{expected[1]}"):
                 store.write_bytes("b", b"x" * 5000)
         proxy.set_plan(FaultPlan())
-    assert caught.value.http_status == 503 and proxy.injected[kind] >= 2
+    assert caught.value.http_status == (503 if kind == "slowdown" else 502) and proxy.injected[kind] >= 2
 
 
 def _digests(url: str) -> dict[str, str]:
@@ -237,3 +239,50 @@ def test_a_large_streamed_write_is_checked_part_by_part(s3: S3Server, proxy: Fau
         assert not store.exists("never.bin")
     assert s3.client().get_object(Bucket="faults", Key="streamed/big.bin")["Body"].read() == data
     assert injected.get("corrupt", 0) >= 1, injected
+
+
+class _KmsProxy(FaultProxy):
+    """S3 with SSE-KMS: an ETag is 32 hex digits but not the MD5 of the bytes, and answers say
+    ``x-amz-server-side-encryption: aws:kms`` (moto does neither, so this proxy does)."""
+
+    def answer_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        if "ETag" in headers:
+            opaque = hashlib.md5(b"kms" + headers["ETag"].encode(), usedforsecurity=False).hexdigest()
+            headers = {**headers, "ETag": f'"{opaque}"', "x-amz-server-side-encryption": "aws:kms"}
+        return headers
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kms_etags_that_are_no_md5_are_not_taken_for_damage(s3: S3Server, backend: str) -> None:
+    kms = _KmsProxy(s3.endpoint).start()
+    try:
+        with environ(through(kms, s3)):
+            store = Store(f"s3://faults/kms-{backend or 's3fs'}", backend=backend)
+            for size in (10, 6 * 2**20):  # obstore would have gone multipart past 5 MiB
+                data = os.urandom(size)
+                store.write_bytes(f"k{size}", data)
+                assert store.read_bytes(f"k{size}") == data
+            with store.open_write("streamed") as sink:
+                sink.write(b"abc" * 1000)
+            assert store.read_bytes("streamed") == b"abc" * 1000
+    finally:
+        kms.stop()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["forbidden", "notimplemented"])
+def test_errors_no_retry_mends_are_not_a_503(s3: S3Server, proxy: FaultProxy, backend: str, kind: str) -> None:
+    """Access denied (403) or not implemented (501) is the store's answer, not a passing fault:
+    a StoreError (502) at once, never StoreUnavailable's "try again later"."""
+    with environ(through(proxy, s3)):
+        store = Store(f"s3://faults/{backend or 's3fs'}-permanent", backend=backend)
+        store.write_bytes("a", b"x" * 100)
+        proxy.set_plan(FaultPlan(rate=1.0, kinds=(kind,)))
+        before = proxy.requests
+        for attempt in (lambda: store.read_bytes("a"), lambda: store.write_bytes("b", b"y")):
+            with pytest.raises(StoreError) as caught:
+                attempt()
+            assert not isinstance(caught.value, StoreUnavailable) and caught.value.http_status == 502, caught.value
+        proxy.set_plan(FaultPlan())
+    if not (backend == "obstore" and kind == "notimplemented"):  # obstore's own rule retries every 5xx, 501 too
+        assert proxy.requests - before <= 4  # asked once each (a HEAD at most besides), not retried

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import StoreError, StoreUnavailable
 
@@ -32,6 +33,8 @@ _NO_CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError", "CredentialR
 #: S3's codes for "slow down" or "try again": the request was fine, the store was not.
 _BUSY_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "RequestTimeout",
                "InternalError", "ServiceUnavailable", "500", "502", "503", "504"}
+#: Codes of a server error no retry mends.
+_PERMANENT_CODES = {"NotImplemented", "501"}
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -43,15 +46,33 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+#: obstore's errors that a retry cannot mend, by class name (its GenericError carries a status).
+_OBSTORE_PERMANENT = {"PermissionDeniedError", "UnauthenticatedError", "PreconditionError", "AlreadyExistsError", "NotSupportedError",
+                      "NotFoundError", "NotImplementedError", "UnknownConfigurationKeyError", "InvalidPathError"}
+_OBSTORE_STATUS = re.compile(r"status code: (\d{3})")
+
+
+def _retry_status(status: int) -> bool:
+    """Throttling (429) or a server error other than 501 Not Implemented (which no retry mends)."""
+    return status == 429 or (status >= 500 and status != 501)
+
+
 def _busy(exc: BaseException) -> bool:
     """S3 answered throttling or a server error (botocore's response), or obstore gave up retrying one."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error") or {}
         status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
-        return error.get("Code") in _BUSY_CODES or int(status) >= 500
-    # obstore (Rust's object_store) retries 5xx, throttling and dropped connections, then says so
-    return type(exc).__module__.startswith("obstore") and ("retries" in str(exc) or "HTTP error" in str(exc))
+        return error.get("Code") not in _PERMANENT_CODES and (error.get("Code") in _BUSY_CODES or _retry_status(int(status)))
+    if not type(exc).__module__.startswith("obstore") or type(exc).__name__ in _OBSTORE_PERMANENT:
+        return False
+    # obstore (Rust's object_store) retries 5xx, throttling and dropped connections, then gives up
+    # with the last status, or none when the connection failed (every message names "retries")
+    text = str(exc)
+    found = _OBSTORE_STATUS.search(text)
+    if found:
+        return _retry_status(int(found.group(1)))
+    return any(sign in text for sign in ("HTTP error", "error sending request", "body error", "connection", "timed out"))
 
 
 #: A body that stopped short of its announced length, or whose checksum did not hold (botocore
@@ -75,10 +96,35 @@ def damaged(exc: BaseException) -> bool:
     return False
 
 
+def checksum_failed(exc: BaseException) -> bool:
+    """A body whose checksum failed (not one cut short: s3fs retries those itself)."""
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        code = ((response.get("Error") or {}).get("Code") if isinstance(response, dict) else None)
+        if type(e).__name__ in ("FlexibleChecksumError", "ChecksumMismatch") or code in _DAMAGED_CODES:
+            return True
+    return False
+
+
+#: What S3 answers in ServerSideEncryption (or SSECustomerAlgorithm) when an ETag is not the MD5.
+_NOT_MD5_SSE = ("aws:kms", "aws:kms:dsse")
+
+
+def encrypted_etag(response: dict[str, Any]) -> bool:
+    """S3's ETag of an object encrypted with KMS or a customer key is not its MD5."""
+    return response.get("ServerSideEncryption") in _NOT_MD5_SSE or bool(response.get("SSECustomerAlgorithm"))
+
+
 def md5_etag(etag: str | None) -> str | None:
     """The MD5 an S3 ETag is (a single-part upload without KMS encryption), else None."""
     value = (etag or "").strip('"').lower()
     return value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def check_put(data: bytes, response: dict[str, Any], key: str) -> None:
+    """:func:`check_md5` of a PUT's (or a part's) answer, unless its ETag is not an MD5 (KMS, SSE-C)."""
+    if not encrypted_etag(response):
+        check_md5(data, response.get("ETag"), key)
 
 
 def check_md5(data: bytes, etag: str | None, key: str) -> None:
@@ -119,6 +165,9 @@ def store_trouble(exc: BaseException) -> StoreError | None:
 def store_error(what: str, key: str, url: str, exc: BaseException) -> StoreError:
     """The error for one failed operation on ``key``: :class:`StoreUnavailable` when it was a
     passing fault the client's retries did not outlast, else :class:`StoreError`."""
+    if checksum_failed(exc):  # every try: the store's copy (or what it keeps of a checksum) is at fault, not a passing moment
+        return StoreError(f"cannot {what} {key!r} in {url}: the bytes failed their checksum every time they were sent "
+                          f"({_first_line(exc)})")
     if passing(exc):
         return StoreUnavailable(f"cannot {what} {key!r} in {url}: the store kept failing after retries ({_first_line(exc)}); "
                                 "try again later")

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from ..errors import NotFound, StoreError
 from .base import ContentTypes, Store, clean_key, epoch
-from .faults import check_md5, damaged, retrying, store_error
+from .faults import check_put, checksum_failed, damaged, retrying, store_error
 
 
 def _modified(info: dict[str, Any]) -> float:
@@ -51,8 +51,8 @@ class FsspecStore(Store):
 
     # -- reading ---------------------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
-        with self.reading(key):  # a body failing botocore's check of S3's CRC is read again (s3fs would raise)
-            return bytes(retrying(lambda: self.fs.cat_file(self.path(key)), when=damaged))
+        with self.reading(key):  # a body failing botocore's check of S3's CRC is read again (s3fs retries cut ones itself)
+            return bytes(retrying(lambda: self.fs.cat_file(self.path(key)), when=checksum_failed))
 
     def read_ranges(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
         if not spans:
@@ -62,7 +62,7 @@ class FsspecStore(Store):
         with self.reading(key):
             try:
                 if len(spans) == 1:
-                    return [retrying(lambda: self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1]), when=damaged)]
+                    return [retrying(lambda: self.fs.cat_file(self.path(key), start=spans[0][0], end=spans[0][1]), when=checksum_failed)]
                 return list(self.fs.cat_ranges([self.path(key)] * len(spans), [a for a, _ in spans], [b for _, b in spans]))
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 raise
@@ -120,7 +120,7 @@ class FsspecStore(Store):
                 return
             # sent again when S3 refuses bytes not matching the CRC32 botocore sends (BadDigest), or
             # answers the MD5 (ETag) of other bytes than these
-            check_md5(data, self._s3("put_object", key, Body=data, **self.put_kwargs(key)).get("ETag"), key)
+            check_put(data, self._s3("put_object", key, Body=data, **self.put_kwargs(key)), key)
 
         try:
             retrying(send, when=damaged)

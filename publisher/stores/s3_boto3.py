@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
-from .faults import ChecksumMismatch, check_md5, damaged, passing, retrying
+from .faults import ChecksumMismatch, check_put, damaged, encrypted_etag, passing, retrying
 from .s3_objects import failed, missing, split_root
 
 _ABSENT = ("404", "NoSuchKey", "NotFound")
@@ -51,7 +51,7 @@ class Boto3Objects:
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         try:  # sent again when S3 refuses bytes not matching the CRC32 botocore sends (BadDigest), or its ETag is another MD5
-            retrying(lambda: check_md5(data, self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra).get("ETag"), key),
+            retrying(lambda: check_put(data, self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra), key),
                      when=damaged)
         except (self.client.exceptions.ClientError, ChecksumMismatch) as exc:
             raise failed("write", key, self.root, exc) from exc
@@ -64,6 +64,13 @@ class Boto3Objects:
                 return None
             raise failed("check", key, self.root, exc) from exc
         return int(found["ContentLength"]), found["LastModified"].timestamp()
+
+    def encrypted(self, key: str) -> bool:
+        """The object is encrypted with KMS or a customer key (its ETag is not its MD5)."""
+        try:
+            return encrypted_etag(self.client.head_object(Bucket=self.bucket, Key=self._key(key)))
+        except self.client.exceptions.ClientError:
+            return False
 
     def presign(self, key: str, seconds: int, disposition: str | None) -> str:
         params = {"Bucket": self.bucket, "Key": self._key(key)}

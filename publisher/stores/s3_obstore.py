@@ -32,6 +32,10 @@ def _config(options: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+#: S3's largest single PUT.
+_ONE_PUT = 5 * 2**30
+
+
 class ObstoreObjects:
     def __init__(self, root: str, options: dict[str, Any]) -> None:
         self.root = root
@@ -44,6 +48,7 @@ class ObstoreObjects:
         self.store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client,
                              retry_config=_RETRY)  # type: ignore[arg-type]
         self._boto: Any = None
+        self._encrypted = False
 
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         try:
@@ -67,8 +72,28 @@ class ObstoreObjects:
         (bytes flipped on the way arrived unnoticed, measured with tests/faultproxy.py)."""
         found = obstore.get(self.store, key)
         data = bytes(found.bytes())
-        check_md5(data, found.meta.get("e_tag"), key)
+        self._check(data, found.meta.get("e_tag"), key)
         return data
+
+    def _check(self, data: bytes, etag: str | None, key: str) -> None:
+        """:func:`check_md5`, unless the bucket encrypts with KMS or a customer key (its ETags are no
+        MD5s). obstore reports no encryption: asked of boto3 on the first mismatch, and remembered."""
+        if self._encrypted:
+            return
+        try:
+            check_md5(data, etag, key)
+        except ChecksumMismatch:
+            self._encrypted = self._boto3().encrypted(key)
+            if not self._encrypted:
+                raise
+
+    def _boto3(self) -> Any:
+        """boto3 for what obstore cannot do, built on first need (~220 ms)."""
+        if self._boto is None:
+            from .s3_boto3 import Boto3Objects
+
+            self._boto = Boto3Objects(self.root)
+        return self._boto
 
     def get_many(self, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
         """The spans in one call: obstore coalesces near ones and fetches the rest concurrently."""
@@ -85,7 +110,9 @@ class ObstoreObjects:
         attributes = {"Content-Type": content_type} if content_type else None
 
         def send() -> None:  # the ETag S3 answers is the MD5 of the bytes it received: sent again if they differ
-            check_md5(data, obstore.put(self.store, key, data, attributes=attributes).get("e_tag"), key)  # type: ignore[arg-type]
+            # one PUT (obstore would go multipart past 5 MiB, whose ETag is no MD5) up to S3's 5 GiB
+            put = obstore.put(self.store, key, data, attributes=attributes, use_multipart=len(data) > _ONE_PUT)  # type: ignore[arg-type]
+            self._check(data, put.get("e_tag"), key)
 
         try:
             retrying(send, when=damaged)
@@ -106,8 +133,4 @@ class ObstoreObjects:
         by boto3, built on first need (only oversized answers are presigned)."""
         if not disposition:
             return str(obstore.sign(self.store, "GET", key, timedelta(seconds=seconds)))
-        if self._boto is None:
-            from .s3_boto3 import Boto3Objects
-
-            self._boto = Boto3Objects(self.root)
-        return str(self._boto.presign(key, seconds, disposition))
+        return str(self._boto3().presign(key, seconds, disposition))

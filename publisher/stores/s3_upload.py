@@ -11,7 +11,7 @@ import contextlib
 import tempfile
 from typing import Any, Protocol, Self
 
-from .faults import check_md5, damaged, passing, retrying, store_error
+from .faults import check_put, damaged, passing, retrying, store_error
 
 SPOOL_BYTES = 16 * 2**20
 #: Objects past this go up in parts of this size (what is read into memory at once; S3's parts are 5 MiB to 5 GiB).
@@ -90,7 +90,7 @@ class VerifiedUpload:
 
                 def send(piece: bytes = piece, number: int = number) -> str:
                     answer = fs.call_s3("upload_part", Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=piece)
-                    check_md5(piece, answer.get("ETag"), f"{self.key} part {number}")
+                    check_put(piece, answer, f"{self.key} part {number}")
                     return str(answer["ETag"])
 
                 parts.append({"PartNumber": number, "ETag": retrying(send, when=damaged)})
