@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from publisher.functions import allowed_methods, method_not_allowed, route_for
 from publisher.stores import Store
 
+from . import resolver_state
 from . import settings as _settings
 from .access_log import AccessLog, RedactKeys
 from .access_log import configure as access_logger
@@ -73,7 +74,8 @@ def invoke(handler: Any, event: dict[str, Any], settings: Settings | None = None
     sink: list[bytes] = []
     token, given = LOCAL_BODY.set(sink), _settings.LOCAL.set(settings)
     try:
-        return lambda_answer(handler(event, None), sink)
+        with resolver_state.request(event):  # (requests run side by side here: each resolves its own)
+            return lambda_answer(handler(event, None), sink)
     finally:
         _settings.LOCAL.reset(given)
         LOCAL_BODY.reset(token)
@@ -97,6 +99,7 @@ class App:
     The handlers get ``settings`` (default: the environment's) with ``overrides`` (the server's flags)."""
 
     def __init__(self, store: Store, cors: Cors | None = None, settings: Settings | None = None, **overrides: Any) -> None:
+        resolver_state.install()
         self.store = store
         self.overrides = {"store": store.url, **overrides}
         self.given = settings

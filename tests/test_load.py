@@ -15,6 +15,7 @@ from .conftest import Published, run_build
 from .test_build_demo import demo_config
 
 ROOT = Path(__file__).resolve().parents[1]
+ARRAY = "scans/scan_0001/entry/data/data"
 
 
 def load_benchmark() -> ModuleType:
@@ -42,3 +43,40 @@ def test_a_small_load_run_has_no_errors_and_answers_every_route(demo: Published,
         assert tally.requests == sum(len(v) for v in tally.latencies.values()) and tally.rate > 0
     table = load.report(tallies, levels, 2)
     assert "| 8 | 2 |" in table and "2 workers / 1" in table
+
+
+def test_requests_answered_side_by_side_in_one_process_each_get_their_own_answer(demo: Published) -> None:
+    """``publish serve`` runs the Lambda handlers in threads, side by side; Powertools keeps the
+    request being resolved in shared places (handlers/resolver_state.py). Blocks of two arrays and
+    the metadata of others, asked at once: every answer is the one asked for."""
+    import asyncio
+
+    import httpx
+
+    from handlers.local import LocalServer
+
+    frames = "frames/KCl_300K_00007"
+    requests = [f"/api/v1/array/block/{ARRAY}?block={i},0,0" for i in range(12)] + \
+               [f"/api/v1/array/block/{frames}?block={i},0,0" for i in range(4)] + \
+               ["/api/v1/metadata/scans", f"/api/v1/metadata/{frames}", "/api/v1/search/tables", "/api/v1/array/full/tables/temperature_log/setpoint"]
+    server = LocalServer(demo.store.url, "127.0.0.1", 0).start()
+    try:
+        expected = {path: httpx.get(server.url + path, follow_redirects=True).content for path in requests}
+
+        async def run() -> list[str]:
+            wrong: list[str] = []
+            async with httpx.AsyncClient(base_url=server.url, follow_redirects=True, limits=httpx.Limits(max_connections=32)) as http:
+                async def client(k: int) -> None:
+                    for i in range(30):
+                        path = requests[(k + i) % len(requests)]
+                        answer = await http.get(path)
+                        if answer.content != expected[path]:
+                            wrong.append(f"{path}: {answer.status_code} {answer.text[:100]}")
+
+                await asyncio.gather(*(client(k) for k in range(32)))
+            return wrong
+
+        wrong = asyncio.run(run())
+    finally:
+        server.stop()
+    assert not wrong, wrong[:5]
