@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
 from .base import FLAG, JSON, KeyValue, Query, register
+from .regex import shown
 from .sqlite import MISSING, compare, lookup, sql
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Comparison(_Ordered):
 
     def validate(self) -> None:
         if self.operator not in _OPERATORS:
-            raise BadRequest(f"comparison operator must be lt, le, gt or ge, got {self.operator!r}")
+            raise BadRequest(f"filter[comparison][condition][operator] must be lt, le, gt or ge, got {shown(self.operator)}")
 
 
 class _Membership(Query):

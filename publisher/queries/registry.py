@@ -36,13 +36,13 @@ def filters_from(params: dict[str, list[str]]) -> list[Query]:
             continue
         m = _PARAM.fullmatch(key)
         if not m:
-            raise BadRequest(f"malformed filter parameter {key!r}; expected filter[NAME][condition][FIELD]")
+            raise BadRequest(f"malformed filter parameter {key[:80]!r}; expected filter[NAME][condition][FIELD]")
         name, field = m.groups()
         if name not in QUERIES:  # a plug-in's name: the entry points are scanned only then
-            raise BadRequest(f"unknown query {name!r}; supported: {sorted(registry())}")
+            raise BadRequest(f"{key}: unknown query {name!r}; supported: {sorted(registry())}")
         fields = QUERIES.get(name).field_names()
         if field not in fields:
-            raise BadRequest(f"query {name!r} has no field {field!r}; its fields are {list(fields)}")
+            raise BadRequest(f"{key}: query {name!r} has no field {field!r}; its fields are {list(fields)}")
         grouped[name][field] = values
     out = []
     for name, given in grouped.items():

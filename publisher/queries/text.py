@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import BadRequest
 from .base import FLAG, JSON, KeyValue, Query, register
 from .regex import TextTest, like, regex
 from .sqlite import like_text, lookup, sql, tokens
@@ -56,7 +57,10 @@ class Regex(Query):
         return regex(str(self.pattern), bool(self.case_sensitive))
 
     def validate(self) -> None:
-        self.compiled()
+        try:
+            self.compiled()
+        except BadRequest as exc:  # the pattern's own fault, said under the parameter's name
+            raise BadRequest(f"filter[regex][condition][pattern]: {exc}") from None
 
     def on_row(self, entry: Entry) -> bool:
         raw = lookup(entry.metadata, self.key)
