@@ -78,9 +78,10 @@ _RESOURCE = {"type": "object", "required": ["id", "attributes"], "properties": {
     "links": {"type": "object", "nullable": True, "additionalProperties": {"type": "string"}},
     "meta": _NULLABLE_OBJECT}}
 _ENVELOPE = {"type": "object", "required": ["data"], "properties": {"error": _NULLABLE_OBJECT, "links": _NULLABLE_OBJECT, "meta": _NULLABLE_OBJECT}}
-_ONE = {**_ENVELOPE, "properties": {**_ENVELOPE["properties"], "data": _RESOURCE}}
+_REF = {"$ref": "#/components/schemas/Resource"}
+_ONE = {**_ENVELOPE, "properties": {**_ENVELOPE["properties"], "data": _REF}}
 _PAGE = {**_ENVELOPE, "required": ["data", "links", "meta"], "properties": {
-    **_ENVELOPE["properties"], "data": {"type": "array", "items": _RESOURCE},
+    **_ENVELOPE["properties"], "data": {"type": "array", "items": _REF},
     "links": {"type": "object", "required": ["self", "first", "next"], "properties": {
         "self": {"type": "string"}, "first": {"type": "string"}, "next": {"type": "string", "nullable": True}}},
     "meta": {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer", "minimum": 0}}}}}
@@ -130,7 +131,7 @@ def _responses(route_path: str, kind: str | None) -> dict[str, Any]:
         elif status in ("206", "304"):
             out[status] = {"description": text}
         else:  # 307s say why in a detail too
-            out[status] = {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+            out[status] = {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return out
 
 
@@ -186,7 +187,7 @@ def document(base: str) -> dict[str, Any]:
         parameters = [{"name": n, "in": "query", "required": False,
                        "schema": _formats(kind) if n == "format" else schemas.get(n, {"type": "string"})} for n in names]
         if kind in ("search", "search-deep", "distinct"):
-            parameters += filters
+            parameters += [{"$ref": f"#/components/parameters/{_key(f['name'])}"} for f in filters]
         if "{path}" in path:
             description = next((d for k, d in _PATH_DESCRIPTION.items() if f"/api/v1/{k}/" in route.path),
                                "a file of the browse page (app.js, app.css, ...)" if route.path.startswith("/ui/") else "node path; empty for the root")
@@ -199,7 +200,12 @@ def document(base: str) -> dict[str, Any]:
     # 3.0: the bundled Swagger UI (4.x) refuses to render a 3.1 document ("Unable to render this definition")
     return {"openapi": "3.0.3", "info": {"title": "Skyshelf (Tiled-compatible read API)", "version": __version__},
             "servers": [{"url": base.removesuffix("/api/v1")}], "paths": paths,
-            "components": {"schemas": {"Error": _ERROR, "Resource": _RESOURCE}}}
+            "components": {"schemas": {"Error": _ERROR, "Resource": _RESOURCE}, "parameters": {_key(f["name"]): f for f in filters}}}
+
+
+def _key(name: str) -> str:
+    """A component's key for a parameter name (``filter[eq][condition][key]`` → ``filter.eq.key``)."""
+    return name.replace("[condition]", "").replace("][", ".").replace("[", ".").rstrip("]")
 
 
 # -- the docs page: Swagger UI from the swagger-ui-bundle package, nothing from elsewhere -----

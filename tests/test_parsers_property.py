@@ -500,11 +500,14 @@ def test_the_openapi_document_carries_the_parsers_patterns() -> None:
     assert "npy" in params["format"]["schema"]["enum"] and "parquet" not in params["format"]["schema"]["enum"]
     block = {p["name"]: p for p in doc["paths"]["/api/v1/array/block/{path}"]["get"]["parameters"]}["block"]
     assert block["schema"]["pattern"] == BLOCK_PATTERN
-    search = {p["name"]: p for p in doc["paths"]["/api/v1/search/{path}"]["get"]["parameters"]}
+    shared = doc["components"]["parameters"]
+    search = {p["name"]: p for p in (shared[p["$ref"].rpartition("/")[2]] if "$ref" in p else p
+                                     for p in doc["paths"]["/api/v1/search/{path}"]["get"]["parameters"])}
     assert search["sort"]["schema"]["pattern"] == SORT_PATTERN
     assert "content" in search["filter[eq][condition][value]"] and search["filter[comparison][condition][operator]"]["schema"]["enum"]
     for operation in (op for item in doc["paths"].values() for op in item.values()):
-        assert operation["responses"]["404"]["content"]["application/json"]["schema"]["required"] == ["detail"]
+        assert operation["responses"]["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert doc["components"]["schemas"]["Error"]["required"] == ["detail"]
 
 
 @FAST
