@@ -491,9 +491,12 @@ def test_expected_shape_is_a_shape_scalar_or_a_400(text: str) -> None:
 
 def test_the_openapi_document_carries_the_parsers_patterns() -> None:
     """The patterns the fuzzer generates from are the ones the parsers are held to above."""
+    from openapi_spec_validator import validate
+
     from handlers.openapi import document
 
     doc = document("http://x/api/v1")
+    validate(doc)  # an OpenAPI 3.0 document (Swagger UI and schemathesis read it)
     params = {p["name"]: p for p in doc["paths"]["/api/v1/array/full/{path}"]["get"]["parameters"]}
     assert params["slice"]["schema"]["pattern"] == SLICE_PATTERN
     assert params["expected_shape"]["schema"]["pattern"] == SHAPE_PATTERN
