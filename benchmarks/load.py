@@ -8,9 +8,10 @@ search with a filter, an array block, a PNG of an array plane and a table as CSV
 starts at another point of the mix). At each concurrency (1, 4, 16, 64 clients) a round is bounded
 in time (``--seconds``) and in requests (``--max-requests``); rounds alternate between the two
 servers, in alternating order (the host is shared and noisy: pairs see the same moments), ``--rounds``
-times each. Printed: requests/s and errors per server and concurrency, p50 / p99 ms per route, and
-N workers' throughput over 1 worker's (pooled, and the median of the paired rounds'). Every
-answer must be a 200: anything else, or a transport error, counts as an error.
+times each. Printed: requests/s, errors and the CPU the server and the client used (cores) per
+server and concurrency, p50 / p99 ms per route, and N workers' throughput over 1 worker's (pooled,
+and the median of the paired rounds'). Every answer must be a 200: anything else, or a transport
+error, counts as an error, and what it was is printed.
 
 The client runs on the same host and takes a core's share too: on a small machine it bounds what
 N workers can show.
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,8 @@ class Tally:
     failures: list[str] = field(default_factory=list)  # what each error was
     requests: int = 0
     seconds: float = 0.0
+    client_cpu: float = 0.0  # this process's CPU seconds in the rounds (the client's share of the host)
+    server_cpu: float = 0.0  # the server's processes' CPU seconds in the rounds (Linux: /proc)
     rates: list[float] = field(default_factory=list)  # each round's requests/s
 
     @property
@@ -72,8 +75,9 @@ class Tally:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
 
 
-async def one_round(url: str, clients: int, seconds: float, max_requests: int, tally: Tally) -> None:
-    """``clients`` connections sending the mix until ``seconds`` pass or ``max_requests`` are sent."""
+async def one_round(url: str, clients: int, seconds: float, max_requests: int, tally: Tally, pids: Sequence[int] = ()) -> None:
+    """``clients`` connections sending the mix until ``seconds`` pass or ``max_requests`` are sent
+    (``pids``: the server's processes, whose CPU time is counted)."""
     names = list(ROUTES)
     sent = 0
     # Made before the clock starts: an httpx client takes ~50 ms to make (its TLS context), which
@@ -101,12 +105,26 @@ async def one_round(url: str, clients: int, seconds: float, max_requests: int, t
                 i += 1
 
     deadline = time.monotonic() + seconds
-    start = time.perf_counter()
+    start, cpu, server = time.perf_counter(), time.process_time(), cpu_seconds(pids)
     await asyncio.gather(*(client(k, http) for k, http in enumerate(https)))
     elapsed = time.perf_counter() - start
+    tally.client_cpu += time.process_time() - cpu
+    tally.server_cpu += cpu_seconds(pids) - server
     tally.requests += sent
     tally.seconds += elapsed
     tally.rates.append(sent / elapsed)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU seconds these processes have used (all their threads; 0 without /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def free_port() -> int:
@@ -116,8 +134,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(store: str, workers: int, log: Path) -> Iterator[str]:
-    """``publish serve --store STORE --workers N`` on a free loopback port, once every worker listens."""
+def serving(store: str, workers: int, log: Path) -> Iterator[tuple[str, list[int]]]:
+    """``publish serve --store STORE --workers N`` on a free loopback port, once every worker
+    listens: (URL, the pids answering)."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", store, "--port", str(port),
@@ -129,7 +148,8 @@ def serving(store: str, workers: int, log: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"publish serve --workers {workers} did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield url
+        ready = re.search(r"^Ready: \d+ workers \(pids ([\d, ]+)\)", log.read_text(), re.MULTILINE)
+        yield url, [int(p) for p in ready[1].split(", ")] if ready else [process.pid]
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -159,8 +179,10 @@ def build_demo(folder: Path) -> str:
         source["path"] = source["path"].replace("examples/demo", str(demo))
     config["output"]["store"] = str(folder / "site")
     (folder / "pipeline.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(folder / "pipeline.yml")], check=True,
-                   stdout=subprocess.DEVNULL, cwd=folder)
+    built = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(folder / "pipeline.yml")],
+                           capture_output=True, text=True, cwd=folder, check=False)
+    if built.returncode:
+        raise RuntimeError(f"publish build failed: {built.stdout[-2000:]}{built.stderr[-2000:]}")
     return str(folder / "site")
 
 
@@ -169,25 +191,26 @@ def measure(store: str, levels: list[int], seconds: float, max_requests: int, ro
     """(concurrency, workers) -> tally, for 1 worker and ``workers``, rounds interleaved."""
     tallies = {(level, w): Tally() for level in levels for w in (1, workers)}
     with serving(store, 1, folder / "serve-1.log") as one, serving(store, workers, folder / f"serve-{workers}.log") as many:
-        urls = {1: one, workers: many}
-        for url in urls.values():  # each worker's first requests import pyarrow, Pillow ...: not measured
+        servers = {1: one, workers: many}
+        for url, _ in servers.values():  # each worker's first requests import pyarrow, Pillow ...: not measured
             asyncio.run(one_round(url, 4 * workers, 2.0, 40 * workers, Tally()))
         for level in levels:
             for r in range(rounds):
                 for w in ((1, workers) if r % 2 == 0 else (workers, 1)):
-                    asyncio.run(one_round(urls[w], level, seconds, max_requests, tallies[level, w]))
+                    url, pids = servers[w]
+                    asyncio.run(one_round(url, level, seconds, max_requests, tallies[level, w], pids))
     return tallies
 
 
 def report(tallies: dict[tuple[int, int], Tally], levels: list[int], workers: int) -> str:
     """A markdown table: per concurrency and server, requests/s, errors, p50 / p99 ms per route; then the ratios."""
-    head = "| clients | workers | req/s | errors | " + " | ".join(f"{name} p50 / p99 ms" for name in ROUTES) + " |"
-    lines = [head, "|" + "---|" * (4 + len(ROUTES))]
+    head = "| clients | workers | req/s | errors | server / client cores | " + " | ".join(f"{name} p50 / p99 ms" for name in ROUTES) + " |"
+    lines = [head, "|" + "---|" * (5 + len(ROUTES))]
     for level in levels:
         for w in (1, workers):
             t = tallies[level, w]
             cells = " | ".join(f"{t.quantile(name, 0.5):.1f} / {t.quantile(name, 0.99):.1f}" for name in ROUTES)
-            lines.append(f"| {level} | {w} | {t.rate:.0f} | {sum(t.errors.values())} | {cells} |")
+            lines.append(f"| {level} | {w} | {t.rate:.0f} | {sum(t.errors.values())} | {t.server_cpu / t.seconds:.2f} / {t.client_cpu / t.seconds:.2f} | {cells} |")
     lines += ["", f"| clients | {workers} workers / 1, req/s (pooled) | paired rounds' median |", "|---|---|---|"]
     for level in levels:
         one, many = tallies[level, 1], tallies[level, workers]
@@ -213,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         tallies = measure(store, levels, args.seconds, args.max_requests, args.rounds, args.workers, folder)
     print(f"{time.strftime('%Y-%m-%d', time.gmtime(started))}, {len(os.sched_getaffinity(0))} usable cores, "
           f"{args.rounds} rounds of {args.seconds:g} s (at most {args.max_requests} requests) per server and concurrency, "
-          f"in {time.time() - started:.0f} s\n")
+          f"in {time.time() - started:.0f} s: {sum(t.requests for t in tallies.values())} requests\n")
     print(report(tallies, levels, args.workers))
     if any(sum(t.errors.values()) for t in tallies.values()):
         sys.exit("errors: " + "; ".join(f"{level} clients x {w} workers: {t.failures[:5]}" for (level, w), t in tallies.items() if t.failures))
