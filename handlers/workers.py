@@ -18,6 +18,7 @@ process is gone, as a SIGKILL leaves no time to stop them.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import multiprocessing
 import os
 import queue
@@ -55,6 +56,15 @@ def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
+
+
+def _listening(host: str, port: int) -> bool:
+    """Something answers on ``host:port`` (our own socket does not listen yet)."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +132,9 @@ class Workers:
         # no connections; else it is the socket every worker listens on.
         self.sock = bind(host, port, reuse_port=BALANCED)
         self.host, self.port = host, self.sock.getsockname()[1]
+        if BALANCED and _listening(host, self.port):  # another server with SO_REUSEPORT: it would share the port with us
+            self.sock.close()
+            raise OSError(errno.EADDRINUSE, f"{host}:{self.port} is taken by another server")
         self.worker = Worker(store_url, host, self.port, cors if cors is not None else Cors(), settings, os.getpid())
         self.count = workers
         self.context = multiprocessing.get_context("spawn")

@@ -168,3 +168,17 @@ def test_stopping_publish_serve_stops_every_worker(big: Published, tmp_path: Pat
             time.sleep(0.1)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/healthz", timeout=2)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_another_server_holds_is_refused(served: tuple[str, Path], big: Published, tmp_path: Path, workers: str) -> None:
+    """A second ``publish serve`` on a port in use says so and exits 1. (Workers bind with
+    SO_REUSEPORT, which would let a second server of the same user share the port: checked.)"""
+    import subprocess
+    import sys
+
+    port = served[0].rsplit(":", 1)[1]
+    second = subprocess.run([sys.executable, "-m", "publisher.cli", "serve", "--store", big.store.url, "--port", port, "--workers", workers],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"cannot serve on 127.0.0.1:{port}" in second.stderr and "--port" in second.stderr and "Traceback" not in second.stderr

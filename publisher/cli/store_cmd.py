@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ import click
 from ..errors import SkyshelfError
 from ..formats import Entry
 from ..structures import ArrayStructure, TableStructure
-from .common import fail, pipeline_option, target_store
+from .common import EXIT_FAILED, fail, pipeline_option, target_store
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -140,6 +141,9 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
                   else Workers(target.url, host, port, Cors.parse(cors_origin), workers))
     except SkyshelfError as exc:
         fail(exc)
+    except OSError as exc:  # the address: taken, or not this host's
+        click.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc} (choose another with --port)", err=True)
+        sys.exit(EXIT_FAILED)
     url = server.url
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}" + (f" with {workers} worker processes" if workers > 1 else ""))
     click.echo(f"  browse:   {url}/   (the browse page: find, preview and download in a web browser)")
