@@ -131,10 +131,12 @@ class App:
         origin = headers.get("origin")
         request = await _request_body(receive) if method == "POST" else b""
         line = len(method) + len(path) + len(query) + 11  # "GET /p?q HTTP/1.1"
-        if line + sum(len(v) for v in headers.values()) > MAX_REQUEST_LINE_AND_HEADERS:
-            status, out, body = error(414, f"the request line and headers take {line + sum(len(v) for v in headers.values())} bytes; "
-                                           f"API Gateway takes at most {MAX_REQUEST_LINE_AND_HEADERS}: ask for less (fewer filters "
-                                           "or fields, a shorter path) or split the request")
+        total = line + sum(len(v) for v in headers.values())
+        if total > MAX_REQUEST_LINE_AND_HEADERS:  # the URL's fault (414), or the headers' (431, RFC 6585)
+            status, out, body = error(414 if line > MAX_REQUEST_LINE_AND_HEADERS // 2 else 431,
+                                      f"the request line and headers take {total} bytes; API Gateway takes at most "
+                                      f"{MAX_REQUEST_LINE_AND_HEADERS}: ask for less (fewer filters or fields, a shorter path, "
+                                      "shorter headers) or split the request")
         elif method == "OPTIONS":
             status, out, body = self.cors.preflight(origin)
         elif request is None:

@@ -51,7 +51,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
 #: Every status the API answers (4xx and 5xx carry a JSON ``detail``).
 _RESPONSES = {"200": "OK", "206": "Partial content", "304": "Not modified", "307": "Too large for Lambda, or elsewhere: follow Location",
               "400": "Bad request", "401": "Credentials needed or refused", "403": "Not allowed", "404": "Not found",
-              "405": "Method not allowed", "406": "Format not available", "413": "Answer or request too large", "414": "Request line and headers past API Gateway's 10,240 bytes", "415": "Unsupported",
+              "405": "Method not allowed", "406": "Format not available", "413": "Answer or request too large", "414": "Request line and headers past API Gateway's 10,240 bytes", "431": "Headers past API Gateway's 10,240 bytes", "415": "Unsupported",
               "416": "Range not satisfiable", "422": "Source unreadable", "429": "Too many requests", "502": "Store unavailable",
               "503": "Try again later"}
 _PATH_DESCRIPTION = {"docs/assets": "a file of the docs page (swagger-ui.css, swagger-ui-bundle.js, init.js, ...)"}
