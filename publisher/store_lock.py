@@ -111,7 +111,8 @@ class _FileLock(Held):
         while not os.path.isdir(folder):
             self.made.append(folder)
             folder = os.path.dirname(folder)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # a leaving holder removed a parent meanwhile: _lock makes it again
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
         try:
             self.fd = self._lock(store)
         except StoreBusy:
@@ -130,7 +131,8 @@ class _FileLock(Held):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # its folder, made by the last holder, removed as it left: make it again
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):  # (and again, should a parent go while it is made)
+                    os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
