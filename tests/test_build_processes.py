@@ -23,7 +23,7 @@ import tifffile
 
 from publisher.build import BuildSettings, build
 from publisher.config import load_pipeline
-from publisher.errors import ClusterLost, ConfigError
+from publisher.errors import ClusterLost, ConfigError, StoreError
 from publisher.stores import Store
 
 from .conftest import write_pipeline
@@ -66,7 +66,7 @@ def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path, t
     this test runs first in its process, and always in test_a_killed_build_leaves_no_worker_process)."""
     src = tmp_path / "src"
     _small_files(src)
-    stores = {}
+    stores, written = {}, {}
     other = threading.Event()
     if threaded:
         threading.Thread(target=other.wait, daemon=True).start()
@@ -97,9 +97,13 @@ def test_small_files_convert_in_worker_processes_as_on_threads(tmp_path: Path, t
         else:
             assert started == [] and max(busy) == 0
         stores[name] = release_objects(Store(str(store)))
+        release = store / "releases" / report.release
+        written[name] = (report.bytes_out, sum(f.stat().st_size for part in ("data", "index") for f in (release / part).rglob("*") if f.is_file()))
     other.set()
     assert len(stores["processes"]) > 100
     assert stores["processes"] == stores["threads"]
+    # the release's bytes: its data as a worker process listed them for the check, as the build's own walk sums them
+    assert written["processes"][0] == written["processes"][1] and written["threads"][0] == written["threads"][1] > 10**7
 
 
 def test_a_tagged_catalog_on_worker_processes(tmp_path: Path) -> None:
@@ -138,6 +142,60 @@ def test_a_worker_process_killed_mid_build(tmp_path: Path) -> None:
     assert not psutil.wait_procs(_children(others), timeout=10)[1]  # the other worker is gone too
     report = build(load_pipeline(config), workers=2)
     assert report.resumed >= 1 and report.resumed + report.converted == 38 and report.published
+
+
+def test_workers_from_a_fork_server_have_the_environment_of_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process with threads starts its workers from a fork server, which lives on between
+    builds: each build's workers still have the environment of that build (credentials a notebook
+    set since the first build), not the one of the fork server's start."""
+    from publisher.build import processes
+
+    other = threading.Event()
+    threading.Thread(target=other.wait, daemon=True).start()  # so: a fork server
+    try:
+        for value in ("first", "second"):
+            monkeypatch.setenv("SKYSHELF_TEST_PROBE", value)
+            pool = processes.start(2)
+            try:
+                assert [pool.submit(os.getenv, "SKYSHELF_TEST_PROBE").result() for _ in range(4)] == [value] * 4
+            finally:
+                pool.shutdown()
+    finally:
+        other.set()
+
+
+def test_worker_processes_gone_before_the_check(tmp_path: Path) -> None:
+    """The worker processes die after the last item is merged, before one of them could list the
+    data for the check: the build's process lists it itself, publishes, and the check still holds
+    (a chunk deleted at that moment fails the build, naming it)."""
+    src = tmp_path / "src"
+    _small_files(src)
+    for delete in (False, True):
+        store = tmp_path / f"site-{delete}"
+        config = write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "output": {"store": str(store)}, "build": {"processes": 2}})
+        others = {p.pid for p in _children(recursive=True)}
+        workers: list[psutil.Process] = []
+        started: dict[str, Any] = {}
+
+        def progress(event: str, info: dict[str, Any], workers: list[psutil.Process] = workers, others: set[int] = others,
+                     started: dict[str, Any] = started, delete: bool = delete, store: Path = store) -> None:
+            if event == "start":
+                started["release"] = info["release"]
+            if event == "processes":
+                workers.extend(p for p in _children(others, recursive=True) if not p.children())
+            if event == "done" and info["path"] == "src/tiles/tile_39":  # the last item
+                for worker in workers:
+                    worker.kill()
+                psutil.wait_procs(workers, timeout=10)
+                if delete:
+                    (store / "releases" / started["release"] / "data/src/tiles/tile_07.zarr/c/0/0").unlink()
+
+        if delete:
+            with pytest.raises(StoreError, match=r"is incomplete.*data/src/tiles/tile_07\.zarr: 1 of 1 chunks"):
+                build(load_pipeline(config), workers=2, progress=progress)
+            continue
+        report = build(load_pipeline(config), workers=2, progress=progress)
+        assert len(workers) == 2 and report.published and report.converted == 51 and report.bytes_out > 0
 
 
 def test_a_killed_build_leaves_no_worker_process(tmp_path: Path) -> None:

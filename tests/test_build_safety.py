@@ -146,13 +146,15 @@ def test_gc_while_readers_fetch_kept_releases_deletes_nothing_they_read(tmp_path
     assert all(store.exists(k) for k in wanted)
 
 
-def test_objects_deleted_before_the_switch_fail_the_build(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
+def test_objects_deleted_before_the_switch_fail_the_build(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path, processes: int) -> None:
     """Objects of the release in progress vanish after they were written: the build refuses to
-    switch, says what is missing, and the previous release stays current."""
+    switch, says what is missing, and the previous release stays current. On worker processes one
+    of them lists the data for the check (while the build's process writes the index)."""
     base, env, server = target
     url = f"{base}/deleted-{tmp_path.name}"
     _arrays(tmp_path / "data", 10, 0)
-    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": url}})
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": url}, "build": {"processes": processes}})
     store = Store(url, **(server.storage_options() if server else {}))
     with environ(env):
         first = build(load_pipeline(pipeline), workers=2)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -31,13 +31,13 @@ from ..sources import WorkItem, iter_plan
 from ..store_lock import StoreBusy, exclusive
 from ..stores import Store
 from . import processes
-from .cluster import ClusterItems, Handle, Job, connect, dask_tasks
+from .cluster import ClusterItems, Handle, Job, connect, dask_tasks, list_data
 from .convert import Converter, ItemResult
 from .items import ItemTable
 from .journal import Journal
 from .manifests import RecordSpill
 from .plan import Planner, new_release_id
-from .publish import Tree, discard, publish
+from .publish import Early, Tree, discard, publish
 from .reuse import AsBefore, Deferred
 from .target import resolve_store, storage_options
 
@@ -247,10 +247,27 @@ class _Build:
             discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
         publish(self.store, self.pipeline, self.tree, self.records, self.release, self.planner.catalog_settings(), self.report, self.in_progress,
-                self.planner.previous_release, started, self.settings.search_min_children, self.roots(), self.confirm)
+                self.planner.previous_release, started, self.settings.search_min_children, self.roots(), self.confirm, self.early())
         if self.report.published:
             self.journal.remove()  # after the switch: until then a failure leaves it for the next build
         return self.report
+
+    def early(self) -> Early | None:
+        """With worker processes on this machine (idle by now): the check's listing of the data
+        written made by one of them while this process writes the index."""
+        pool, remote = self.pool, self.remote
+        if pool is None or remote is None:
+            return None
+
+        def listing(path: str, prefixes: list[str]) -> Future[dict[str, int]]:
+            try:
+                return pool.submit(list_data, remote.job, path, prefixes)
+            except (BrokenExecutor, RuntimeError) as exc:  # a worker died (or the pool shut): the check lists itself
+                failed: Future[dict[str, int]] = Future()
+                failed.set_exception(exc)
+                return failed
+
+        return listing
 
     def merge(self, node_path: str, outcome: Outcome) -> None:
         """On the main thread, in item order: add the item's entries and problems to the build."""

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -27,21 +28,30 @@ from ..structures import ArrayStructure, SparseStructure, TableStructure, struct
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 
 
-def _listing(store: Store, prefix: str) -> Iterator[str]:
-    """Every key under ``prefix`` (relative to the store root), read fresh from the store."""
+def _listing(store: Store, prefix: str) -> Iterator[tuple[str, int]]:
+    """Every key under ``prefix`` (relative to the store root) with its bytes, read fresh from the store."""
     root = store.path(prefix)
     if store.is_local:
         root = root.rstrip(os.sep) or root
         base = os.path.relpath(root, store.root).replace(os.sep, "/")
-        for folder, _, files in os.walk(root):  # each folder is root + its path below (cheaper than relpath each)
-            rel = base + folder[len(root):].replace(os.sep, "/")
-            yield from (f"{rel}/{name}" for name in files)
+        folders = [(root, base)]
+        while folders:  # os.scandir: the entry's type and one stat, no more (os.walk and a size walk: twice that)
+            folder, rel = folders.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append((entry.path, f"{rel}/{entry.name}"))
+                        else:
+                            yield f"{rel}/{entry.name}", entry.stat(follow_symlinks=False).st_size
+            except (FileNotFoundError, NotADirectoryError):
+                continue
         return
     base = store.root.split("://", 1)[1].strip("/") + "/"
     store.fs.invalidate_cache(root)
-    for path in store.fs.find(root):
+    for path, info in store.fs.find(root, detail=True).items():
         path = path.lstrip("/")
-        yield path[len(base):] if path.startswith(base) else path
+        yield path.removeprefix(base), int(info.get("size") or 0)
 
 
 def _chunk_owner(key: str, zarr_format: int) -> str | None:
@@ -55,38 +65,30 @@ def _chunk_owner(key: str, zarr_format: int) -> str | None:
     return "/".join(parts[: end - 1]) if end > 1 and parts[end - 1] == "c" else None
 
 
-class _Keys:
+class Keys:
     """The keys of the listed releases, in a SQLite file (a million nodes list millions of keys):
-    chunks counted per array, the rest kept."""
+    chunks counted per array, the rest kept. The listing may be made by another process of this
+    machine (:func:`list_into`, a worker idle at the build's end, while this one writes the index)."""
 
-    def __init__(self, store: Store, roots: Iterable[str], zarr_format: int) -> None:
+    def __init__(self, zarr_format: int) -> None:
         self.scratch = Scratch("check")
-        db = self.db = self.scratch.db
-        db.executescript("CREATE TABLE keys(key TEXT PRIMARY KEY) WITHOUT ROWID;"
-                         "CREATE TABLE chunks(owner TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;")
-        db.execute("BEGIN")
-        chunks: Counter[str] = Counter()
-        keys: list[tuple[str]] = []
-        for root in roots:
-            for key in _listing(store, root):
-                owner = _chunk_owner(key, zarr_format)
-                if owner is not None:
-                    chunks[owner] += 1
-                else:
-                    keys.append((key,))
-                if len(keys) >= 10_000 or len(chunks) >= 10_000:
-                    self._save(keys, chunks)
-        self._save(keys, chunks)
-        db.execute("COMMIT")
+        self.db = self.scratch.db
+        self.path = os.path.join(self.scratch.folder, "check.sqlite")
+        self.zarr_format = zarr_format
+        _tables(self.db)
+        self.listed: set[str] = set()  # prefixes listed whole
 
-    def _save(self, keys: list[tuple[str]], chunks: Counter[str]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO keys VALUES (?)", keys)
-        self.db.executemany("INSERT INTO chunks VALUES (?, ?) ON CONFLICT(owner) DO UPDATE SET n=n+excluded.n", chunks.items())
-        keys.clear()
-        chunks.clear()
+    def add(self, store: Store, roots: Iterable[str]) -> dict[str, int]:
+        """List ``roots`` into the table; their bytes."""
+        roots = list(roots)
+        self.listed.update(roots)
+        return _list(self.db, store, roots, self.zarr_format)
 
     def close(self) -> None:
         self.scratch.close()
+
+    def covers(self, root: str) -> bool:
+        return any(root == p or root.startswith(p + "/") for p in self.listed)
 
     def __contains__(self, key: str) -> bool:
         return self.db.execute("SELECT 1 FROM keys WHERE key=?", (key,)).fetchone() is not None
@@ -100,13 +102,64 @@ class _Keys:
         return self.db.execute("SELECT 1 FROM keys WHERE key > ? AND key < ? LIMIT 1", (prefix + "/", prefix + "0")).fetchone() is not None
 
 
+def _tables(db: sqlite3.Connection) -> None:
+    db.executescript("CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY) WITHOUT ROWID;"
+                     "CREATE TABLE IF NOT EXISTS chunks(owner TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;")
+
+
+def _list(db: sqlite3.Connection, store: Store, roots: list[str], zarr_format: int) -> dict[str, int]:
+    """Every key below ``roots`` into ``db`` (chunks counted per array); the bytes below each root."""
+    sizes = dict.fromkeys(roots, 0)
+    chunks: Counter[str] = Counter()
+    keys: list[tuple[str]] = []
+
+    def save() -> None:
+        db.executemany("INSERT OR IGNORE INTO keys VALUES (?)", keys)
+        db.executemany("INSERT INTO chunks VALUES (?, ?) ON CONFLICT(owner) DO UPDATE SET n=n+excluded.n", chunks.items())
+        keys.clear()
+        chunks.clear()
+
+    db.execute("BEGIN")
+    try:
+        for root in roots:
+            total = 0
+            for key, size in _listing(store, root):
+                total += size
+                owner = _chunk_owner(key, zarr_format)
+                if owner is not None:
+                    chunks[owner] += 1
+                else:
+                    keys.append((key,))
+                if len(keys) >= 10_000 or len(chunks) >= 10_000:
+                    save()
+            sizes[root] = total
+        save()
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return sizes
+
+
+def list_into(path: str, store: Store, roots: list[str], zarr_format: int) -> dict[str, int]:
+    """In a worker process of the build's machine: ``roots`` listed into the check's SQLite file
+    at ``path`` (:class:`Keys`), which the build's process reads next; the bytes below each."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA busy_timeout = 30000")
+        _tables(db)
+        return _list(db, store, roots, zarr_format)
+    finally:
+        db.close()
+
+
 def _expected_chunks(structure: ArrayStructure) -> int:
     if any(n == 0 for n in structure.shape):
         return 0
     return math.prod(len(c) for c in structure.chunks)
 
 
-def _entry_problems(family: str, url: str | None, structure_json: str | None, keys: _Keys, zarr_format: int) -> Iterator[str]:
+def _entry_problems(family: str, url: str | None, structure_json: str | None, keys: Keys, zarr_format: int) -> Iterator[str]:
     """What one node (its family, data URL and structure's JSON) references that ``keys`` lack."""
     if not url:
         return
@@ -130,16 +183,23 @@ def _entry_problems(family: str, url: str | None, structure_json: str | None, ke
         yield url
 
 
-def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_keys: Iterable[str], min_children: int) -> list[str]:
+def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_keys: Iterable[str], min_children: int,
+                    keys: Keys | None = None) -> list[str]:
     """What the new release (``catalog``, not yet switched to, its rows ``view``) references but
-    the store lacks (empty when the release is complete)."""
+    the store lacks (empty when the release is complete). ``keys``: what was listed already (a
+    release's ``data/`` listed once its items were written: then only its ``index/`` is listed
+    here, and its other own keys looked up one by one)."""
     zarr_format = catalog.zarr_format
     own_keys = list(own_keys)
     roots = {release_root(k) for k in [catalog.index_key, *own_keys]}
     roots |= {release_root(url) for url in view.data_urls()}
-    keys = _Keys(store, sorted(r for r in roots if r), zarr_format)
+    owned = keys is None
+    keys = keys or Keys(zarr_format)
     try:
-        missing = [k for k in own_keys if k not in keys]
+        early = [r for r in roots if r and not keys.covers(r) and keys.covers(f"{r}/data")]
+        keys.add(store, sorted(r for r in roots if r and r not in early and not keys.covers(r)))
+        keys.add(store, [f"{r}/index" for r in early if not keys.covers(f"{r}/index")])
+        missing = [k for k in own_keys if k not in keys and not (release_root(k) in early and store.exists(k))]
         prefix = catalog.index_key.rpartition("/")[0]
         digits = catalog.index_json["shard_digits"]
         missing += [k for k in (f"{prefix}/nodes/{name}.json" for name in view.shard_names(digits)) if k not in keys]
@@ -153,7 +213,8 @@ def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_
             missing += _entry_problems(family, url, structure, keys, zarr_format)
         return missing
     finally:
-        keys.close()
+        if owned:
+            keys.close()
 
 
 class IncompleteRelease(StoreError):

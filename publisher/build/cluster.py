@@ -177,6 +177,15 @@ def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], f
     return results
 
 
+def list_data(job: Job, path: str, prefixes: list[str]) -> dict[str, int]:
+    """On a worker process of the build's machine, idle at the build's end: the data the build
+    wrote, listed into the completeness check's table at ``path`` while the build's process
+    writes the index (:func:`.check.list_into`); the bytes below each prefix."""
+    from .check import list_into
+
+    return list_into(path, _state(job)[0].store, prefixes, job.pipeline.output.zarr_format)
+
+
 @dataclass
 class _Batch:
     items: list[tuple[WorkItem, ManifestItem | None]]

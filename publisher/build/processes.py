@@ -53,15 +53,20 @@ def start(count: int) -> ProcessPoolExecutor:
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["publisher.build.cluster"])
-    pool = ProcessPoolExecutor(count, mp_context=context, initializer=_watch_parent)
+    # the environment as it is now: a fork server started by an earlier build kept the one of then
+    # (credentials a notebook set since, SKYSHELF_* settings), and its children would inherit that
+    pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start, initargs=(dict(os.environ),))
     for done in [pool.submit(os.getpid) for _ in range(count)]:
         done.result()  # every worker up: a fork happens here, before this process starts its threads
     return pool
 
 
-def _watch_parent() -> None:
-    """In a worker: exit when the process that started it dies (a killed build), instead of
-    waiting forever for tasks that will not come."""
+def _start(environment: dict[str, str]) -> None:
+    """In a worker: the build's ``environment``, and exit when the process that started it dies
+    (a killed build) instead of waiting forever for tasks that will not come."""
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
     parent = os.getppid()
 
     def watch() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, CancelledError, Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +28,11 @@ from ..index.write import write_index
 from ..releases import InProgress, switch
 from ..stores import Store
 from ..structures import ContainerStructure
-from .check import IncompleteRelease, missing_objects
+from .check import IncompleteRelease, Keys, missing_objects
 from .manifests import RecordSpill
+
+#: Lists prefixes into the check's table at a path, elsewhere: their bytes, when done.
+Early = Callable[[str, list[str]], "Future[dict[str, int]]"]
 
 
 class Tree:
@@ -143,38 +147,47 @@ def _size(store: Store, prefix: str) -> int:
 
 def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, release: str, catalog_settings: str, report: BuildReport,
             in_progress: InProgress, previous: str | None, started: float, min_children: int, roots: list[str] | tuple[str, ...] = (),
-            confirm: Callable[[], None] = lambda: None) -> CatalogDocument:
+            confirm: Callable[[], None] = lambda: None, early: Early | None = None) -> CatalogDocument:
     """Write the index (search columns for containers of at least ``min_children`` children),
     report, manifest (``records``) and the release's entry point, check the release is whole, then
     switch ``catalog.json`` to it (``started``: the build's start, for the report; ``confirm``
-    raises unless the store's lock is still the build's, called right before the switch)."""
+    raises unless the store's lock is still the build's, called right before the switch).
+    ``early``: lists the data the build wrote into the check's table elsewhere (an idle worker
+    process) while this one writes the index (1,000 small files: ~0.07 s of 1.2 s)."""
     prefix = f"releases/{release}"
     tagged = tree.has_private()
     own_prefix = f"private/{prefix}" if tagged else prefix  # the full index, report and manifest
     if not in_progress.started:  # every item reused (some were removed): still marked while written
         in_progress.start()
-    entries = tree.ordered()
-    index = write_index(store, f"{own_prefix}/index", entries, min_children)
-    report.published = True
-    report.bytes_out = sum(_size(store, root) for root in {prefix, own_prefix, *roots})
-    report.seconds = time.perf_counter() - started
-    store.write_bytes(f"{own_prefix}/{BUILD_REPORT}", json.dumps(_published(report, pipeline, store), indent=1).encode())
-    records.write_to(store, f"{own_prefix}/{MANIFEST}", release, catalog_settings)
-    created = datetime.now(UTC).isoformat(timespec="seconds")
-    catalog = CatalogDocument(release, index, created, pipeline.name, pipeline.output.zarr_format, f"{own_prefix}/{BUILD_REPORT}",
-                              f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree, tagged) if tree.access.tagged else None)
-    views = [(catalog, entries, own_prefix)]
-    if tagged:
-        shown = tree.public()
-        public = CatalogDocument(release, write_index(store, f"{prefix}/index", shown, min_children),
-                                 created, pipeline.name, pipeline.output.zarr_format)
-        views.append((public, shown, prefix))
-    page = browse.publish(store, release)  # the browse page this release is served with (public)
-    store.flush()
-    missing = []
-    for view, listed, at in views:
-        own = [view.index_key, *(k for k in (view.report, view.manifest) if k), *(page if at == prefix else ())]
-        missing += missing_objects(store, view, listed, own, min_children)
+    keys = Keys(pipeline.output.zarr_format)
+    try:
+        data = sorted(f"{root}/data" for root in {prefix, *roots})
+        listing = early(keys.path, data) if early is not None else None
+        entries = tree.ordered()
+        index = write_index(store, f"{own_prefix}/index", entries, min_children)
+        report.published = True
+        sizes = _listed(listing, keys) if listing is not None else None
+        report.bytes_out = (sum(sizes.values()) if sizes is not None else sum(_size(store, d) for d in data)) + _size(store, f"{own_prefix}/index")
+        report.seconds = time.perf_counter() - started
+        store.write_bytes(f"{own_prefix}/{BUILD_REPORT}", json.dumps(_published(report, pipeline, store), indent=1).encode())
+        records.write_to(store, f"{own_prefix}/{MANIFEST}", release, catalog_settings)
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        catalog = CatalogDocument(release, index, created, pipeline.name, pipeline.output.zarr_format, f"{own_prefix}/{BUILD_REPORT}",
+                                  f"{own_prefix}/{MANIFEST}", access=_access(pipeline, tree, tagged) if tree.access.tagged else None)
+        views = [(catalog, entries, own_prefix)]
+        if tagged:
+            shown = tree.public()
+            public = CatalogDocument(release, write_index(store, f"{prefix}/index", shown, min_children),
+                                     created, pipeline.name, pipeline.output.zarr_format)
+            views.append((public, shown, prefix))
+        page = browse.publish(store, release)  # the browse page this release is served with (public)
+        store.flush()
+        missing = []
+        for view, listed, at in views:
+            own = [view.index_key, *(k for k in (view.report, view.manifest) if k), *(page if at == prefix else ())]
+            missing += missing_objects(store, view, listed, own, min_children, keys)
+    finally:
+        keys.close()
     if missing:  # refuse to switch to a release that lacks objects it references; the catalog stays
         discard(store, prefix, in_progress, roots)
         raise IncompleteRelease(release, store.url, missing, previous)
@@ -191,6 +204,17 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
         store.write_bytes(f"{at}/{CATALOG_KEY}", json.dumps(view.to_json(), indent=1).encode(), atomic=True)
     switch(store, views[-1][0].to_json(), catalog.to_json() if tagged else None)  # the switch, last
     return catalog
+
+
+def _listed(listing: Future[dict[str, int]], keys: Keys) -> dict[str, int] | None:
+    """The early listing's bytes per prefix, its prefixes marked listed; None when it could not be
+    made (a worker process gone): the check then lists them itself."""
+    try:
+        sizes = listing.result()
+    except (OSError, BrokenExecutor, CancelledError, RuntimeError):
+        return None
+    keys.listed.update(sizes)
+    return sizes
 
 
 def _published(report: BuildReport, pipeline: Pipeline, store: Store) -> dict[str, Any]:
