@@ -13,6 +13,8 @@ from publisher.config import load_pipeline, pipeline_schema
 from publisher.config.models import parse_size
 from publisher.errors import ConfigError
 
+from .conftest import write_pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -115,3 +117,18 @@ def test_validate_command(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["validate", "-c", str(_write(tmp_path, "sources:\n  - path: '*.h5'\n"))])
     assert bad.exit_code == 1
     assert "matches no file" in bad.output
+
+
+def test_paths_are_shown_relative_to_the_pipeline_folder_as_relpath_would(tmp_path: Path) -> None:
+    """Sources inside, beside and above pipeline.yml's folder are published relative to it, as
+    ``os.path.relpath`` makes them (the folders outside it are remembered, not resolved per file)."""
+    import os
+
+    base = tmp_path / "project" / "conf"
+    base.mkdir(parents=True)
+    pipeline = load_pipeline(write_pipeline(base, {"sources": [{"path": "x"}]}))
+    paths = [base / "a.tif", base / "sub" / "b.tif", tmp_path / "project" / "data" / "c.tif", tmp_path / "project" / "data" / "d.tif",
+             tmp_path / "other" / "e.tif", tmp_path / "project", tmp_path, Path("/"), base, tmp_path / "project" / "conf2" / "f.tif"]
+    for path in paths * 2:  # the second time from what was remembered
+        assert pipeline.shown(path) == Path(os.path.relpath(path, base)).as_posix(), path
+    assert pipeline.shown("relative/g.tif") == "relative/g.tif"

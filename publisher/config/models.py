@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -258,6 +259,32 @@ class Cluster(_Model):
                                   "small files (8 MiB or less), off this process's GIL; 0: none. Unset: one per core when the build has 16 files or more.")
 
 
+@functools.lru_cache(maxsize=16)
+def _shower(base: str) -> Callable[[str | os.PathLike[str]], str]:
+    """Paths shown relative to ``base`` (pipeline.yml's folder), made once per folder: each folder
+    outside it keeps its relative path (``os.path.relpath``: ~40 us a call, per file)."""
+    below = os.path.join(base, "")
+    folders: dict[str, str] = {}
+
+    def shown(path: str | os.PathLike[str]) -> str:
+        text = os.fspath(path)
+        if not os.path.isabs(text):
+            return text
+        if text.startswith(below):
+            return text[len(below):].replace(os.sep, "/")
+        if below.startswith(os.path.join(text, "")):  # pipeline.yml's folder or one above it
+            return Path(os.path.relpath(text, base)).as_posix()
+        folder, _, name = text.rpartition(os.sep)
+        found = folders.get(folder)
+        if found is None:
+            if len(folders) > 4096:
+                folders.clear()
+            found = folders[folder] = Path(os.path.relpath(folder or os.sep, base)).as_posix()
+        return f"{found}/{name}" if name else found
+
+    return shown
+
+
 class Pipeline(_Model):
     version: Literal[1] = 1
     name: str | None = None
@@ -293,32 +320,12 @@ class Pipeline(_Model):
         """A source or store path as published (the index, the build report, the manifest's file
         records): relative to pipeline.yml's folder, never the build host's absolute path (a path
         already relative is as it is)."""
-        return self.path_shower()(path)
+        return _shower(str(self._base_dir))(path)
 
     def path_shower(self) -> Callable[[str | os.PathLike[str]], str]:
-        """:meth:`shown` as a function made once (a million-file rebuild asks for each file: a
-        slice for paths below the folder, no attribute lookups)."""
-        base = str(self._base_dir)
-        below = os.path.join(base, "")
-        folders: dict[str, str] = {}  # a folder outside pipeline.yml's → its relative path (os.path.relpath: ~40 us a call)
-
-        def shown(path: str | os.PathLike[str]) -> str:
-            text = os.fspath(path)
-            if not os.path.isabs(text):
-                return text
-            if text.startswith(below):
-                return text[len(below):].replace(os.sep, "/")
-            if below.startswith(os.path.join(text, "")):  # pipeline.yml's folder or one above it
-                return Path(os.path.relpath(text, base)).as_posix()
-            folder, _, name = text.rpartition(os.sep)
-            found = folders.get(folder)
-            if found is None:
-                if len(folders) > 4096:
-                    folders.clear()
-                found = folders[folder] = Path(os.path.relpath(folder or os.sep, base)).as_posix()
-            return f"{found}/{name}" if name else found
-
-        return shown
+        """:meth:`shown` as a function (a million-file rebuild asks for each file: a slice for paths
+        below the folder, no attribute lookups)."""
+        return _shower(str(self._base_dir))
 
     def unrooted(self, text: str) -> str:
         """``text`` (a message) with the build host's paths below pipeline.yml's folder made relative."""
