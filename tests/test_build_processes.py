@@ -164,38 +164,40 @@ def test_workers_from_a_fork_server_have_the_environment_of_now(monkeypatch: pyt
         other.set()
 
 
-def test_worker_processes_gone_before_the_check(tmp_path: Path) -> None:
-    """The worker processes die after the last item is merged, before one of them could list the
-    data for the check: the build's process lists it itself, publishes, and the check still holds
-    (a chunk deleted at that moment fails the build, naming it)."""
+@pytest.mark.parametrize(("kill", "delete"), [(False, True), (True, False), (True, True)], ids=["chunk-deleted", "workers-gone", "both"])
+def test_the_check_on_worker_processes(tmp_path: Path, kill: bool, delete: bool) -> None:
+    """At the build's end a worker process lists and checks the release's data while the build's
+    process writes the index: a chunk deleted after the last item was written fails the build,
+    naming it. When the worker processes died after the last item was merged, the build's process
+    checks it all itself: it publishes, or finds the deleted chunk just the same."""
     src = tmp_path / "src"
     _small_files(src)
-    for delete in (False, True):
-        store = tmp_path / f"site-{delete}"
-        config = write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "output": {"store": str(store)}, "build": {"processes": 2}})
-        others = {p.pid for p in _children(recursive=True)}
-        workers: list[psutil.Process] = []
-        started: dict[str, Any] = {}
+    store = tmp_path / "site"
+    config = write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "output": {"store": str(store)}, "build": {"processes": 2}})
+    others = {p.pid for p in _children(recursive=True)}
+    workers: list[psutil.Process] = []
+    started: dict[str, Any] = {}
 
-        def progress(event: str, info: dict[str, Any], workers: list[psutil.Process] = workers, others: set[int] = others,
-                     started: dict[str, Any] = started, delete: bool = delete, store: Path = store) -> None:
-            if event == "start":
-                started["release"] = info["release"]
-            if event == "processes":
-                workers.extend(p for p in _children(others, recursive=True) if not p.children())
-            if event == "done" and info["path"] == "src/tiles/tile_39":  # the last item
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            started["release"] = info["release"]
+        if event == "processes":
+            workers.extend(p for p in _children(others, recursive=True) if not p.children())
+        if event == "done" and info["path"] == "src/tiles/tile_39":  # the last item
+            if kill:
                 for worker in workers:
                     worker.kill()
                 psutil.wait_procs(workers, timeout=10)
-                if delete:
-                    (store / "releases" / started["release"] / "data/src/tiles/tile_07.zarr/c/0/0").unlink()
+            if delete:
+                (store / "releases" / started["release"] / "data/src/tiles/tile_07.zarr/c/0/0").unlink()
 
-        if delete:
-            with pytest.raises(StoreError, match=r"is incomplete.*data/src/tiles/tile_07\.zarr: 1 of 1 chunks"):
-                build(load_pipeline(config), workers=2, progress=progress)
-            continue
-        report = build(load_pipeline(config), workers=2, progress=progress)
-        assert len(workers) == 2 and report.published and report.converted == 51 and report.bytes_out > 0
+    if delete:
+        with pytest.raises(StoreError, match=r"is incomplete.*data/src/tiles/tile_07\.zarr: 1 of 1 chunks"):
+            build(load_pipeline(config), workers=2, progress=progress)
+        assert not (store / "catalog.json").exists()
+        return
+    report = build(load_pipeline(config), workers=2, progress=progress)
+    assert len(workers) == 2 and report.published and report.converted == 51 and report.bytes_out > 0
 
 
 def test_a_killed_build_leaves_no_worker_process(tmp_path: Path) -> None:

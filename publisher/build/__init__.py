@@ -31,7 +31,7 @@ from ..sources import WorkItem, iter_plan
 from ..store_lock import StoreBusy, exclusive
 from ..stores import Store
 from . import processes
-from .cluster import ClusterItems, Handle, Job, connect, dask_tasks, list_data
+from .cluster import ClusterItems, Handle, Job, check_data, connect, dask_tasks
 from .convert import Converter, ItemResult
 from .items import ItemTable
 from .journal import Journal
@@ -253,17 +253,17 @@ class _Build:
         return self.report
 
     def early(self) -> Early | None:
-        """With worker processes on this machine (idle by now): the check's listing of the data
-        written made by one of them while this process writes the index."""
+        """With worker processes on this machine (idle by now): the check of the release's data
+        made by one of them while this process writes the index."""
         pool, remote = self.pool, self.remote
         if pool is None or remote is None:
             return None
 
-        def listing(path: str, prefixes: list[str]) -> Future[dict[str, int]]:
+        def listing(path: str, nodes: str, written: list[str]) -> Future[tuple[dict[str, int], list[str]]]:
             try:
-                return pool.submit(list_data, remote.job, path, prefixes)
-            except (BrokenExecutor, RuntimeError) as exc:  # a worker died (or the pool shut): the check lists itself
-                failed: Future[dict[str, int]] = Future()
+                return pool.submit(check_data, remote.job, path, nodes, written)
+            except (BrokenExecutor, RuntimeError) as exc:  # a worker died (or the pool shut): the check is made here
+                failed: Future[tuple[dict[str, int], list[str]]] = Future()
                 failed.set_exception(exc)
                 return failed
 

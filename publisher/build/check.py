@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from ..errors import StoreError
 from ..formats import CatalogDocument, release_root
 from ..index.layout import children_page_key, search_prefix
-from ..index.table import NodeView
+from ..index.table import NodeView, briefly, data_urls
 from ..scratch import Scratch
 from ..sparse_layout import block_keys
 from ..stores import Store
@@ -65,10 +65,28 @@ def _chunk_owner(key: str, zarr_format: int) -> str | None:
     return "/".join(parts[: end - 1]) if end > 1 and parts[end - 1] == "c" else None
 
 
-class Keys:
+class _Lookup:
+    """Questions to the check's table of listed keys."""
+
+    db: sqlite3.Connection
+
+    def __contains__(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM keys WHERE key=?", (key,)).fetchone() is not None
+
+    def chunk_count(self, owner: str) -> int:
+        found = self.db.execute("SELECT n FROM chunks WHERE owner=?", (owner,)).fetchone()
+        return found[0] if found else 0
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether some (non-chunk) key is below ``prefix/`` (``0`` sorts right after ``/``)."""
+        return self.db.execute("SELECT 1 FROM keys WHERE key > ? AND key < ? LIMIT 1", (prefix + "/", prefix + "0")).fetchone() is not None
+
+
+class Keys(_Lookup):
     """The keys of the listed releases, in a SQLite file (a million nodes list millions of keys):
-    chunks counted per array, the rest kept. The listing may be made by another process of this
-    machine (:func:`list_into`, a worker idle at the build's end, while this one writes the index)."""
+    chunks counted per array, the rest kept. The data may be listed and checked by another process
+    of this machine (:func:`check_data`, a worker idle at the build's end, while this one writes
+    the index)."""
 
     def __init__(self, zarr_format: int) -> None:
         self.scratch = Scratch("check")
@@ -89,17 +107,6 @@ class Keys:
 
     def covers(self, root: str) -> bool:
         return any(root == p or root.startswith(p + "/") for p in self.listed)
-
-    def __contains__(self, key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM keys WHERE key=?", (key,)).fetchone() is not None
-
-    def chunk_count(self, owner: str) -> int:
-        found = self.db.execute("SELECT n FROM chunks WHERE owner=?", (owner,)).fetchone()
-        return found[0] if found else 0
-
-    def has_prefix(self, prefix: str) -> bool:
-        """Whether some (non-chunk) key is below ``prefix/`` (``0`` sorts right after ``/``)."""
-        return self.db.execute("SELECT 1 FROM keys WHERE key > ? AND key < ? LIMIT 1", (prefix + "/", prefix + "0")).fetchone() is not None
 
 
 def _tables(db: sqlite3.Connection) -> None:
@@ -141,16 +148,29 @@ def _list(db: sqlite3.Connection, store: Store, roots: list[str], zarr_format: i
     return sizes
 
 
-def list_into(path: str, store: Store, roots: list[str], zarr_format: int) -> dict[str, int]:
-    """In a worker process of the build's machine: ``roots`` listed into the check's SQLite file
-    at ``path`` (:class:`Keys`), which the build's process reads next; the bytes below each."""
+class _Listed(_Lookup):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+
+def check_data(path: str, nodes: str, store: Store, written: list[str], zarr_format: int) -> tuple[dict[str, int], list[str]]:
+    """In a worker process of the build's machine: list the data the release references into the
+    check's SQLite file at ``path`` (:class:`Keys`; of ``written``, the build's own data roots, their
+    ``data/`` folders, since the index is being written beside them), and check every node of the
+    node table at ``nodes`` against it. The bytes below each prefix listed, and what is missing."""
+    table = sqlite3.connect(f"file:{nodes}?mode=ro", uri=True)
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA busy_timeout = 30000")
         _tables(db)
-        return _list(db, store, roots, zarr_format)
+        roots = {release_root(url) for url in data_urls(table)} - {None}
+        prefixes = sorted({f"{root}/data" for root in written} | {r for r in roots if r not in written})  # type: ignore[misc]
+        sizes = _list(db, store, prefixes, zarr_format)
+        keys = _Listed(db)
+        return sizes, [problem for row in briefly(table) for problem in _entry_problems(*row, keys, zarr_format)]
     finally:
         db.close()
+        table.close()
 
 
 def _expected_chunks(structure: ArrayStructure) -> int:
@@ -159,7 +179,7 @@ def _expected_chunks(structure: ArrayStructure) -> int:
     return math.prod(len(c) for c in structure.chunks)
 
 
-def _entry_problems(family: str, url: str | None, structure_json: str | None, keys: Keys, zarr_format: int) -> Iterator[str]:
+def _entry_problems(family: str, url: str | None, structure_json: str | None, keys: _Lookup, zarr_format: int) -> Iterator[str]:
     """What one node (its family, data URL and structure's JSON) references that ``keys`` lack."""
     if not url:
         return
@@ -184,15 +204,17 @@ def _entry_problems(family: str, url: str | None, structure_json: str | None, ke
 
 
 def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_keys: Iterable[str], min_children: int,
-                    keys: Keys | None = None) -> list[str]:
+                    keys: Keys | None = None, data_checked: bool = False) -> list[str]:
     """What the new release (``catalog``, not yet switched to, its rows ``view``) references but
     the store lacks (empty when the release is complete). ``keys``: what was listed already (a
     release's ``data/`` listed once its items were written: then only its ``index/`` is listed
-    here, and its other own keys looked up one by one)."""
+    here, and its other own keys looked up one by one); ``data_checked``: every node's data was
+    checked already (:func:`check_data`), only the index and ``own_keys`` are left."""
     zarr_format = catalog.zarr_format
     own_keys = list(own_keys)
     roots = {release_root(k) for k in [catalog.index_key, *own_keys]}
-    roots |= {release_root(url) for url in view.data_urls()}
+    if not data_checked:
+        roots |= {release_root(url) for url in view.data_urls()}
     owned = keys is None
     keys = keys or Keys(zarr_format)
     try:
@@ -209,8 +231,9 @@ def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_
                     missing.append(search_prefix(prefix, parent) + "/")
             elif children_page_key(prefix, parent, 0) not in keys:
                 missing.append(children_page_key(prefix, parent, 0))
-        for family, url, structure in view.briefly():
-            missing += _entry_problems(family, url, structure, keys, zarr_format)
+        if not data_checked:
+            for family, url, structure in view.briefly():
+                missing += _entry_problems(family, url, structure, keys, zarr_format)
         return missing
     finally:
         if owned:

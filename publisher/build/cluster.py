@@ -177,13 +177,12 @@ def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], f
     return results
 
 
-def list_data(job: Job, path: str, prefixes: list[str]) -> dict[str, int]:
-    """On a worker process of the build's machine, idle at the build's end: the data the build
-    wrote, listed into the completeness check's table at ``path`` while the build's process
-    writes the index (:func:`.check.list_into`); the bytes below each prefix."""
-    from .check import list_into
+def check_data(job: Job, path: str, nodes: str, written: list[str]) -> tuple[dict[str, int], list[str]]:
+    """On a worker process of the build's machine, idle at the build's end: the release's data
+    listed and checked (:func:`.check.check_data`) while the build's process writes the index."""
+    from . import check
 
-    return list_into(path, _state(job)[0].store, prefixes, job.pipeline.output.zarr_format)
+    return check.check_data(path, nodes, _state(job)[0].store, written, job.pipeline.output.zarr_format)
 
 
 @dataclass

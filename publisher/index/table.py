@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -56,6 +58,11 @@ class NodeTable:
 
     def close(self) -> None:
         self.scratch.close()
+
+    @property
+    def path(self) -> str:
+        """The SQLite file (another process of the machine may read it once :meth:`finish` ran)."""
+        return os.path.join(self.scratch.folder, "nodes.sqlite")
 
     def add(self, row: dict[str, Any], folder: bool, tags: str | None = None, shown: bool = True) -> None:
         """One node's row (:meth:`publisher.formats.Entry.to_json`); ``folder``: a container with no
@@ -197,16 +204,12 @@ class NodeView:
                 stack.append(self.children(row["path"]))
 
     def briefly(self) -> Iterator[tuple[str, str | None, str | None]]:
-        """Every node's family, data URL and structure (as JSON text, as stored: a container's
-        count not filled in), in the order added, taken out by SQLite without parsing the rows in
-        Python (the completeness check's pass over a million rows: a JSON parse of each saved)."""
-        yield from self.db.execute("SELECT json_extract(n.row, '$.family'), json_extract(n.row, '$.data_url'), "
-                                   f"json_extract(n.row, '$.structure') FROM nodes n WHERE 1 {self._where} ORDER BY n.seq")
+        """Every node's family, data URL and structure (:func:`briefly`)."""
+        return briefly(self.db, self._where)
 
     def data_urls(self) -> Iterator[str]:
-        """The distinct data URLs of the nodes (no row parsed in Python)."""
-        cursor = self.db.execute(f"SELECT DISTINCT json_extract(n.row, '$.data_url') FROM nodes n WHERE 1 {self._where}")
-        yield from (url for (url,) in cursor if url)
+        """The distinct data URLs of the nodes (:func:`data_urls`)."""
+        return data_urls(self.db, self._where)
 
     def parents(self) -> Iterator[tuple[str, int]]:
         """Each container with children, and how many."""
@@ -230,3 +233,17 @@ class NodeView:
             group.extend(self._texts([rest]))
         if group:
             yield group
+
+
+def briefly(db: sqlite3.Connection, where: str = "") -> Iterator[tuple[str, str | None, str | None]]:
+    """Every node's family, data URL and structure (as JSON text, as stored: a container's count
+    not filled in), in the order added, taken out by SQLite without parsing the rows in Python
+    (the completeness check's pass over a million rows: a JSON parse of each saved)."""
+    yield from db.execute("SELECT json_extract(n.row, '$.family'), json_extract(n.row, '$.data_url'), "
+                          f"json_extract(n.row, '$.structure') FROM nodes n WHERE 1 {where} ORDER BY n.seq")
+
+
+def data_urls(db: sqlite3.Connection, where: str = "") -> Iterator[str]:
+    """The distinct data URLs of the nodes (no row parsed in Python)."""
+    cursor = db.execute(f"SELECT DISTINCT json_extract(n.row, '$.data_url') FROM nodes n WHERE 1 {where}")
+    yield from (url for (url,) in cursor if url)
