@@ -14,7 +14,9 @@ Skyshelf's own cost per file, the disk store what this disk adds.
 For each: (a) ``xarray.open_dataset(..., engine="h5netcdf", chunks={}).to_zarr(...)`` with the
 same codec; (b) the floor: read every source chunk and compress it with the same codec on all
 cores, writing nothing; Skyshelf's ``publish build`` in a subprocess (peak RSS measured); and
-a no-change rebuild. xarray, floor, build and rebuild run ``--repeat`` times in that order (each
+a no-change rebuild. For the small files also (c) a bare Zarr writer: a process per core reading
+each file, compressing its chunk and writing one array per file, nothing else (no metadata,
+index, records or completeness check): the least a conversion can do. xarray, floor, build and rebuild run ``--repeat`` times in that order (each
 build into a new store), so a host that speeds up or slows down during the run, or is still
 busy with what ran before (xarray writes and frees ~0.7 GB), charges the floor and the build
 alike: the printed ratio is the median of each repeat's build / floor (measured back to back,
@@ -118,6 +120,54 @@ def floor_fresh(source: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def bare(source: Path, out: Path) -> float:
+    """Small files only: the least a conversion into Zarr can do, on a process per core: read each
+    file, compress its one chunk, write the array (its zarr.json, from a template, and its chunk
+    as ``c/0/0``) and nothing else (no metadata, index, records or check). What the build's own
+    work per release costs on top shows as skyshelf / bare."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.perf_counter()
+    paths = sorted(source.glob("*.tif"))
+    out.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(CORES, mp_context=multiprocessing.get_context("fork")) as pool:
+        list(pool.map(_bare_batch, [(paths[i:i + 32], out) for i in range(0, len(paths), 32)]))
+    return time.perf_counter() - start
+
+
+def _bare_batch(job: tuple[list[Path], Path]) -> int:
+    import json
+
+    import numcodecs
+    import tifffile
+
+    zstd = numcodecs.Zstd(level=LEVEL)
+    paths, out = job
+    for path in paths:
+        data = tifffile.imread(path)
+        folder = f"{out}/{path.stem}.zarr"
+        for made in (folder, f"{folder}/c", f"{folder}/c/0"):  # one mkdir each (os.makedirs would probe first)
+            os.mkdir(made)
+        doc = {"zarr_format": 3, "node_type": "array", "shape": list(data.shape), "data_type": str(data.dtype),
+               "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(data.shape)}},
+               "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}}, "fill_value": 0,
+               "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": LEVEL, "checksum": False}}],
+               "attributes": {}}
+        for name, body in (("zarr.json", json.dumps(doc).encode()), ("c/0/0", zstd.encode(data))):
+            fd = os.open(f"{folder}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, body)
+            os.close(fd)
+    return len(paths)
+
+
+def bare_fresh(source: Path, out: Path) -> float:
+    """:func:`bare` in a new process, as the floor and the build run."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import build; print(build.bare(build.Path({str(source)!r}), build.Path({str(out)!r})))"
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=CHILD_ENV)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def xarray_path(source: Path, out: Path) -> float:
     import xarray as xr
     import zarr
@@ -189,7 +239,7 @@ def main() -> None:
     cache = Path(os.environ.get("SKYSHELF_BENCH", "/tmp/skyshelf-bench")) / f"{args.gib:g}GiB"
     print(f"generating sources in {cache} (once)...", flush=True)
     sources = generate(cache, args.gib)
-    rows = []
+    rows, notes = [], []
     runs_of = [(name, source, None) for name, source in sources.items()]
     if os.access("/dev/shm", os.W_OK):
         runs_of.append(("small (memory)", sources["small files"], "/dev/shm"))
@@ -197,9 +247,11 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="skyshelf-bench-", dir=where))
         try:
             floor(source)  # warm the page cache so every path reads from memory alike
-            floors, xs, runs, rebuilds = [], [], [], []
-            for _ in range(args.repeat):  # interleaved: xarray, floor, a full build into a new store, a no-change rebuild
+            floors, xs, runs, rebuilds, bares = [], [], [], [], []
+            for _ in range(args.repeat):  # interleaved: xarray, (bare), floor, a full build into a new store, a no-change rebuild
                 xs.append(fresh(lambda: xarray_path(source, work / "xarray"), work / "xarray"))
+                if source.is_dir():
+                    bares.append(fresh(lambda: bare_fresh(source, work / "bare"), work / "bare"))
                 floors.append(fresh(lambda: floor_fresh(source), None))  # right before the build it is paired with
                 runs.append(fresh(lambda: skyshelf(source, work / "site"), None))
                 rebuilds.append(fresh(lambda: skyshelf(source, work / "site"), work / "site"))
@@ -209,6 +261,9 @@ def main() -> None:
             x_paired = statistics.median(x / r[0] for r, x in zip(runs, xs))
             rows.append((name, min(floors), min(xs), s, wall, paired, x_paired, again, again_wall, max(r[2] for r in runs)))
             print(f"{name}: floor {', '.join(f'{f:.2f}' for f in floors)} s; skyshelf {', '.join(f'{r[0]:.2f}' for r in runs)} s", flush=True)
+            if bares:
+                notes.append(f"{name}: bare Zarr writer {min(bares):.2f} s, bare/floor {statistics.median(b / f for b, f in zip(bares, floors)):.2f}, "
+                             f"skyshelf/bare {statistics.median(r[0] / b for r, b in zip(runs, bares)):.2f} (median of paired runs)")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'source':<14}{'floor s':>9}{'xarray s':>10}{'skyshelf s':>12}{'(process)':>11}{'sky/floor':>11}{'xarray/sky':>12}"
@@ -219,6 +274,8 @@ def main() -> None:
     print(f"\ncores: {CORES}; codec: zstd level {LEVEL}; seconds: fastest of {args.repeat} interleaved runs; sky/floor and xarray/sky: median of"
           " each run's ratio. skyshelf s: build() from plan to catalog switch; (process): wall time of `publish build` with"
           " interpreter start-up and imports.")
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":
