@@ -5,9 +5,9 @@ header, writing its Zarr documents and making its record beside 0.3-0.9 ms of de
 compressing, so the threads of one process queue on the GIL. Worker processes do not: they run
 the tasks a Dask cluster runs (:func:`.cluster.convert_batch`, batches of up to 32 items, the
 last ones smaller), while this process plans, merges and publishes as ever. 1,000 small TIFFs
-into a memory store: 2.18x the floor on threads, 1.96x on two processes (1.85x since, with a
-shorter publishing end: docs/build-performance.md; benchmarks/build.py; frames of noise, whose codec
-work is lighter: 3.1-3.4x -> 1.8-1.9x); 100,000 small CSV files: 403 s -> 144 s. Big items stay
+into a memory store: 2.18x the floor on threads, 1.96x on two processes (1.64x since, with a
+shorter publishing end, part of it on an idle worker: docs/build-performance.md; benchmarks/build.py;
+frames of noise, whose codec work is lighter: 3.1-3.4x -> 1.8-1.9x); 100,000 small CSV files: 403 s -> 144 s. Big items stay
 on this process's threads, whose codecs release the GIL and whose slabs of one array spread over
 every core.
 
