@@ -52,6 +52,10 @@ class ArrayNode(Node):
     pyramid: bool | None = None
     #: A label image or mask: pyramid levels take the nearest value.
     labels: bool = False
+    #: The one value a region holds when the source stores nothing there (HDF5 chunks never
+    #: written: a preallocated stack whose scan stopped early), else None: such a region is not
+    #: read and its chunks are encoded once (:func:`publisher.writers.zarr_array.read_region`).
+    constant: Callable[[tuple[slice, ...]], np.ndarray | None] | None = None
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.array

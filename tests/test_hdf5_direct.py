@@ -125,3 +125,68 @@ def test_build_reports_a_corrupt_chunk_as_the_datasets_failure(tmp_path: Path) -
         np.testing.assert_array_equal(zarr.open_array(store.path(catalog.entry(f"c/{name}").data_url), mode="r")[...], data)
     with pytest.raises(Exception):
         catalog.entry("c/plain")
+
+
+def _stopped_scans(path: Path) -> dict[str, np.ndarray]:
+    """Preallocated datasets whose acquisition stopped early: most chunks never written."""
+    frames = np.arange(3 * 256 * 256, dtype="<u2").reshape(3, 256, 256)
+    image = np.linspace(0, 1, 300 * 4500).reshape(300, 4500)
+    with h5py.File(path, "w") as f:
+        stack = f.create_dataset("stack", shape=(300, 256, 256), dtype="<u2", chunks=(1, 256, 256), fillvalue=7, compression="gzip")  # 39 MB
+        stack[5:8] = frames
+        wide = f.create_dataset("wide", shape=(4096, 4500), dtype="<f8", chunks=(300, 500), fillvalue=np.nan)  # a pyramid's size
+        wide[:300] = image
+        f.create_dataset("empty", shape=(30, 30), dtype="<i4", chunks=(10, 10), fillvalue=-1)  # nothing written at all
+        f.create_dataset("dense", data=np.ones((20, 20)), chunks=(10, 10))  # every chunk written
+    return {"frames": frames, "image": image}
+
+
+def test_unwritten_chunks_are_not_read_and_publish_as_if_they_were(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regions where the source stores no chunk are not read and their chunks are encoded once:
+    the release is the one a build reading them makes, object for object (pyramid levels too),
+    and reads back the fill value there."""
+    import zarr
+
+    from publisher.build import build
+    from publisher.config import load_pipeline
+    from publisher.readers import hdf5 as hdf5_reader
+    from publisher.stores import Store
+
+    from .conftest import write_pipeline
+    from .test_cluster_build import release_objects
+
+    (tmp_path / "src").mkdir()
+    written = _stopped_scans(tmp_path / "src" / "scan.h5")
+    reads: list[tuple[slice, ...]] = []
+    real_read = DirectChunks.read
+
+    def spy(self: DirectChunks, sel: tuple[slice, ...]) -> np.ndarray:
+        reads.append(sel)
+        return real_read(self, sel)
+
+    stores = {}
+    for name in ("skipping", "reading"):
+        if name == "reading":
+            monkeypatch.setattr(hdf5_reader, "unwritten", lambda *args: None)
+        reads.clear()
+        monkeypatch.setattr(DirectChunks, "read", spy)
+        config = {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / name)}, "build": {"processes": 0}}
+        report = build(load_pipeline(write_pipeline(tmp_path, config)), workers=2)
+        assert report.published and not report.failures
+        stores[name] = release_objects(Store(str(tmp_path / name)))
+        if name == "skipping":  # only the regions holding stored chunks were read, of those with unwritten ones
+            stack = [s for s in reads if len(s) == 3]
+            assert stack and all(s[0].start < 8 and s[0].stop > 5 for s in stack), stack
+            wide = [s for s in reads if len(s) == 2 and s[1].stop > 30]
+            assert wide and all(s[0].start < 300 for s in wide), wide
+            assert not [s for s in reads if len(s) == 2 and s[1].stop == 30]  # the empty one: never read
+        else:
+            assert any(len(s) == 3 and s[0].start >= 8 for s in reads)  # (the spy sees unwritten regions read, when they are)
+    assert len(stores["skipping"]) > 60 and stores["skipping"] == stores["reading"]
+    root = zarr.open_group(str(next((tmp_path / "skipping" / "releases").iterdir()) / "data/src/scan.zarr"), mode="r")
+    stack = root["stack"][:]
+    assert (stack[5:8] == written["frames"]).all() and (stack[:5] == 7).all() and (stack[8:] == 7).all()
+    wide = root["wide"][:]
+    assert np.array_equal(wide[:300], written["image"]) and np.isnan(wide[300:]).all()
+    assert (root["empty"][:] == -1).all() and (root["dense"][:] == 1).all()
+    assert "wide.levels" in root  # the wide image has a pyramid (its levels compared above, object for object)

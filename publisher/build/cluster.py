@@ -100,14 +100,14 @@ class SlabTasks:
 def write_slabs(job: Job, item: WorkItem, node_path: str, path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]:
     """On any worker: read ``regions`` of the node at ``node_path`` of ``item`` (its file opened
     again here) and write their chunks to ``path``."""
-    from ..writers.zarr_array import put_region
+    from ..writers.zarr_array import put_region, read_region
 
     store = _state(job)[0].store
     with _reopened(item, node_path) as node:
         out: list[tuple[int, int | None]] = []
         for sel in regions:
-            block = node.read(sel)
-            put_region(store, path, layout, sel, block)
+            block, constant = read_region(node, sel)
+            put_region(store, path, layout, sel, block, constant)
             out.append((block.nbytes, None))
     return out
 

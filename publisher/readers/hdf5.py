@@ -23,7 +23,7 @@ from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
 from .base import Reader, register_reader
 from .compound import complex_pair, packed, repacked, to_complex
-from .hdf5_direct import DirectChunks, NotDirect
+from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
 from .nexus import assign_dims, label_dataset
 
@@ -287,6 +287,7 @@ class _Walker:
             read=read,
             source_chunks=(tuple(ds.chunks) + tuple(extra_shape)) if ds.chunks else None,
             fill_value=to_json(fill) if fill is not None and native.kind != "c" else None,
+            constant=unwritten(ds, lock, native) if not extra_shape else None,
         )
 
     def _complex(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any], pair: tuple[str, str, np.dtype]) -> Node:

@@ -11,6 +11,7 @@ published.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import zlib
@@ -142,3 +143,41 @@ class DirectChunks:
                 raise NotDirect from exc
             out[dest] = chunk[tuple(slice(0, d.stop - d.start) for d in dest)]
         return out
+
+
+def unwritten(ds: Any, lock: threading.Lock, dtype: np.dtype) -> Callable[[tuple[slice, ...]], np.ndarray | None] | None:
+    """For a chunked dataset some of whose chunks were never written (HDF5 allocates chunks as
+    data comes: a preallocated detector stack whose scan stopped early stores a few frames of
+    its shape): the :attr:`~publisher.nodes.ArrayNode.constant` of its regions, its fill value
+    (as ``dtype``) where no chunk is stored. None when every chunk is stored (nothing to skip)
+    or the fill value is undefined. The stored chunks are listed once (``H5Dchunk_iter``, or one
+    ``H5Dget_chunk_info`` each on HDF5 before 1.14), a set of chunk indices: O(stored chunks)."""
+    if ds.chunks is None or ds.is_virtual or ds.external or ds.dtype.hasobject or ds.dtype.subdtype or 0 in ds.shape:
+        return None
+    chunks = tuple(ds.chunks)
+    with lock:
+        try:
+            stored = ds.id.get_num_chunks()
+            fill = np.asarray(ds.fillvalue, dtype=dtype)
+        except (RuntimeError, ValueError, TypeError):  # "fill value is undefined" in some old files
+            return None
+        if stored >= math.prod(math.ceil(n / c) for n, c in zip(ds.shape, chunks)):
+            return None
+        found: set[tuple[int, ...]] = set()
+
+        def add(info: Any) -> None:
+            found.add(tuple(o // c for o, c in zip(info.chunk_offset, chunks)))
+
+        if hasattr(ds.id, "chunk_iter"):
+            ds.id.chunk_iter(add)
+        else:
+            for i in range(stored):
+                add(ds.id.get_chunk_info(i))
+
+    def constant(sel: tuple[slice, ...]) -> np.ndarray | None:
+        if not found:
+            return fill
+        ranges = [range(s.start // c, math.ceil(s.stop / c)) for s, c in zip(sel, chunks)]
+        return None if any(index in found for index in itertools.product(*ranges)) else fill
+
+    return constant

@@ -251,7 +251,13 @@ class _Level:
                     band = self.bands[index] = [np.empty(tuple(r.stop - r.start for r in region), data.dtype), math.prod(b.stop - b.start for b in region)]
             if reduce:  # outside the lock: the regions of different blocks never overlap
                 src[-2:] = [slice(self.factor * t.start, self.factor * t.stop) for t in src[-2:]]
-                down(data[tuple(src)], self.method, self.factor, band[0][dst])
+                part, f = data[tuple(src)], self.factor
+                if part.size and not any(part.strides) and part.shape[-2] >= f and part.shape[-1] >= f:
+                    # one value broadcast (a region the source stores nothing in): each window's
+                    # reduction is the same, so one window's, computed as every window's is
+                    band[0][dst] = down(np.ascontiguousarray(part[..., :f, :f]), self.method, f)
+                else:
+                    down(part, self.method, f, band[0][dst])
             else:
                 band[0][dst] = data[tuple(src)]
             with self.lock:

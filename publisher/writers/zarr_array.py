@@ -89,6 +89,7 @@ class _Layout:
         self.shape, self.chunks, self.fill, self.zarr_format = shape, chunks, fill, zarr_format
         self.spec = compressor_spec(codec, max(dtype.itemsize, 1))
         self.compressor = numcodecs_codec(self.spec) if self.spec else None
+        self._constant: dict[tuple[tuple[int, ...], bytes], bytes] = {}  # encode_constant's
 
     def documents(self, attrs: dict[str, Any], dims: list[str]) -> dict[str, dict[str, Any]]:
         """The array's metadata documents, from zarr's own data type and codec objects. Written here
@@ -132,6 +133,14 @@ class _Layout:
 
     def key(self, index: tuple[int, ...]) -> str:
         return chunk_key(index, self.zarr_format)
+
+    def encode_constant(self, block: np.ndarray) -> bytes:
+        """:meth:`encode` of a block of one value, remembered by its shape and value."""
+        key = (block.shape, np.asarray(block.flat[0] if block.size else 0, self.dtype).tobytes())
+        found = self._constant.get(key)
+        if found is None:
+            found = self._constant[key] = self.encode(np.ascontiguousarray(block))
+        return found
 
     def encode(self, block: np.ndarray) -> bytes:
         """One full chunk: edge chunks are padded with the fill value, as Zarr stores them."""
@@ -262,13 +271,10 @@ class ZarrWriter:
         chunks = layout.chunks
 
         def write(sel: tuple[slice, ...]) -> tuple[int, int | None]:
-            block = node.read(sel)
-            expected = tuple(s.stop - s.start for s in sel)
-            if block.shape != expected:
-                raise ValueError(f"reader returned shape {block.shape} for region {expected}")
+            block, constant = read_region(node, sel)
             if on_block is not None:
                 on_block(sel, block)
-            self.put_region(path, layout, sel, block)
+            put_region(self.store, f"{self.prefix}/{path}", layout, sel, block, constant)
             if block.dtype.kind != "O":
                 return block.nbytes, None
             lengths = [len(str(v)) for v in block.flat]
@@ -305,11 +311,30 @@ class ZarrWriter:
 register("array")(ZarrWriter.from_context)
 
 
-def put_region(store: Store, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray) -> None:
+def read_region(node: ArrayNode, sel: tuple[slice, ...]) -> tuple[np.ndarray, bool]:
+    """The block ``sel`` of ``node``, and whether it is one value throughout because the source
+    stores nothing there (:attr:`~publisher.nodes.ArrayNode.constant`): then it is not read, and
+    the block is that value broadcast (no memory)."""
+    expected = tuple(s.stop - s.start for s in sel)
+    value = node.constant(sel) if node.constant is not None and sel else None
+    if value is not None:
+        return np.broadcast_to(value, expected), True
+    assert node.read is not None
+    block = node.read(sel)
+    if block.shape != expected:
+        raise ValueError(f"reader returned shape {block.shape} for region {expected}")
+    return block, False
+
+
+def put_region(store: Store, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray, constant: bool = False) -> None:
     """The encoded chunks of a chunk-aligned region ``sel`` of the array at ``path`` (edge chunks
-    padded); also what a cluster's slab task writes (publisher/build/cluster.py)."""
+    padded); also what a cluster's slab task writes (publisher/build/cluster.py). A ``constant``
+    block's chunks are encoded once per shape and the same bytes written for each: the chunks a
+    build would have read and compressed, byte for byte (an unwritten 80 GB stack: files, not
+    80 GB through the codec)."""
     for index, within in _chunks_in(sel, layout.chunks):
-        store.write_bytes(f"{path}/{layout.key(index)}", layout.encode(block[within] if within else block))
+        part = block[within] if within else block
+        store.write_bytes(f"{path}/{layout.key(index)}", layout.encode_constant(part) if constant else layout.encode(part))
 
 
 def _chunks_in(sel: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
