@@ -200,6 +200,44 @@ def test_the_check_on_worker_processes(tmp_path: Path, kill: bool, delete: bool)
     assert len(workers) == 2 and report.published and report.converted == 51 and report.bytes_out > 0
 
 
+def test_a_check_lost_after_its_listing_is_made_again_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker checking the release wrote its whole listing into the check's table, then was
+    lost: the build's process checks it afresh (its chunks are not counted twice, which would hide
+    a chunk deleted meanwhile)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    import publisher.build as build_module
+    from publisher.build import check
+
+    src = tmp_path / "src"
+    _small_files(src)
+    store = tmp_path / "site"
+    config = write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "output": {"store": str(store), "chunk_target_bytes": 4096},
+                                       "build": {"processes": 2}})  # a tile: several chunks, one of which goes
+    started: dict[str, Any] = {}
+    lost: list[str] = []
+
+    def early(self: Any) -> Any:
+        def listing(path: str, nodes: str, written: list[str]) -> Any:
+            check.check_data(path, nodes, Store(str(store)), written, 3)  # what the worker did before it died
+            lost.append(path)
+            failed: Any = build_module.Future()
+            failed.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            return failed
+        return listing
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            started["release"] = info["release"]
+        if event == "done" and info["path"] == "src/tiles/tile_39":
+            (store / "releases" / started["release"] / "data/src/tiles/tile_07.zarr/c/0/0").unlink()
+
+    monkeypatch.setattr(build_module._Build, "early", early)
+    with pytest.raises(StoreError, match=r"is incomplete.*data/src/tiles/tile_07\.zarr: 1 of [2-9] chunks"):
+        build(load_pipeline(config), workers=2, progress=progress)
+    assert lost and not (store / "catalog.json").exists()
+
+
 def test_a_killed_build_leaves_no_worker_process(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -426,3 +426,22 @@ def test_collections_nested_past_the_stack_are_refused(tmp_path: Path) -> None:
     while value:
         value, depth = value[0], depth + 1
     assert depth == 50
+
+
+def test_a_check_that_fails_unexpectedly_keeps_the_items_for_the_next_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails while the release is being checked (after its index was written): nothing
+    is published, and the items it converted are in its journal for the next build to resume."""
+    publish_module = sys.modules["publisher.build.publish"]
+    _arrays(tmp_path / "data", 10, 0)
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}})
+
+    def failing(*args: Any, **kwargs: Any) -> list[str]:
+        raise StoreError("the store went away while the release was checked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(publish_module, "missing_objects", failing)
+        with pytest.raises(StoreError, match="went away"):
+            build(load_pipeline(pipeline), workers=2)
+    assert not (tmp_path / "site" / "catalog.json").exists()
+    report = build(load_pipeline(pipeline), workers=2)
+    assert report.published and report.resumed == 10 and report.converted == 0

@@ -264,7 +264,7 @@ class _Build:
                 return pool.submit(check_data, remote.job, path, nodes, written)
             except (BrokenExecutor, RuntimeError) as exc:  # a worker died (or the pool shut): the check is made here
                 failed: Future[tuple[dict[str, int], list[str]]] = Future()
-                failed.set_exception(exc)
+                failed.set_exception(exc if isinstance(exc, BrokenExecutor) else BrokenExecutor(str(exc)))
                 return failed
 
         return listing

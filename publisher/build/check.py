@@ -105,6 +105,13 @@ class Keys(_Lookup):
     def close(self) -> None:
         self.scratch.close()
 
+    def clear(self) -> None:
+        """Forget what was listed (a listing another process made, in part or whole, before it
+        was lost): counted again, its chunks would count twice and hide a missing one."""
+        self.db.execute("DELETE FROM keys")
+        self.db.execute("DELETE FROM chunks")
+        self.listed.clear()
+
     def covers(self, root: str) -> bool:
         return any(root == p or root.startswith(p + "/") for p in self.listed)
 

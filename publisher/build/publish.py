@@ -10,6 +10,7 @@ anyone may read, their containers counting only those) at the usual keys, for di
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, CancelledError, Future
@@ -30,6 +31,8 @@ from ..stores import Store
 from ..structures import ContainerStructure
 from .check import IncompleteRelease, Keys, missing_objects
 from .manifests import RecordSpill
+
+log = logging.getLogger("skyshelf.build")
 
 #: :func:`.check.check_data` elsewhere (check table's path, node table's path, the data roots written).
 Early = Callable[[str, str, list[str]], "Future[tuple[dict[str, int], list[str]]]"]
@@ -188,6 +191,9 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
         for view, listed, at in views:
             own = [view.index_key, *(k for k in (view.report, view.manifest) if k), *(page if at == prefix else ())]
             missing += missing_objects(store, view, listed, own, min_children, keys, data_checked=checked is not None)
+    except BaseException:
+        report.published = False  # (not switched: an unpublished build's journal is kept for the next)
+        raise
     finally:
         keys.close()
     if missing:  # refuse to switch to a release that lacks objects it references; the catalog stays
@@ -210,10 +216,13 @@ def publish(store: Store, pipeline: Pipeline, tree: Tree, records: RecordSpill, 
 
 def _listed(listing: Future[tuple[dict[str, int], list[str]]], keys: Keys) -> tuple[dict[str, int], list[str]] | None:
     """The early check's bytes per prefix listed and missing data, its prefixes marked listed;
-    None when it could not be made (a worker process gone): the check then does it all here."""
+    None when it could not be made (its worker process gone, maybe midway): the check then starts
+    afresh here. What the check itself raised (the store's errors) is the build's."""
     try:
         sizes, missing = listing.result()
-    except (OSError, BrokenExecutor, CancelledError, RuntimeError):
+    except (BrokenExecutor, CancelledError) as exc:
+        log.warning("the worker process checking the release was lost (%s): the build's process checks it itself", exc)
+        keys.clear()
         return None
     keys.listed.update(sizes)
     return sizes, missing

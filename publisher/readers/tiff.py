@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,13 @@ class TiffReader(Reader):
         import tifffile
 
         # an open file, not its path: tifffile resolves a path with os.path.realpath (an lstat per
-        # folder above it), 25 of the ~170 us a small TIFF costs to open and read here
+        # folder above it), 25 of the ~170 us a small TIFF costs to open and read here. A symlink
+        # keeps its path: tifffile finds a multi-file series' other files (OME-TIFF, Micro-Manager)
+        # beside the file it resolved, which for a handle would be the link's folder
         handle = None
         try:
-            handle = open(path, "rb")  # noqa: SIM115 (closed below, with the TiffFile)
-            tif = tifffile.TiffFile(handle)
+            handle = None if os.path.islink(path) else open(path, "rb")  # noqa: SIM115 (closed below, with the TiffFile)
+            tif = tifffile.TiffFile(handle if handle is not None else path)
         except Exception as exc:
             if handle is not None:
                 handle.close()
@@ -100,4 +103,5 @@ class TiffReader(Reader):
             yield node
         finally:
             tif.close()
-            handle.close()
+            if handle is not None:
+                handle.close()
