@@ -238,7 +238,18 @@ class _Level:
         return (*lead, slice(0, self.shape[-1]))
 
     def add(self, sel: tuple[slice, ...], data: np.ndarray, reduce: bool = False) -> None:
-        """Values for region ``sel`` of this level: ``data``, or ``data`` reduced (``factor`` times the size)."""
+        """Values for region ``sel`` of this level: ``data``, or ``data`` reduced (``factor`` times the size).
+        A band that has been given one value alone (a region the source stores nothing in: the
+        value broadcast, :func:`~.zarr_array.read_region`) holds no buffer; it is written as that
+        value broadcast, and so is what it hands to the next level."""
+        f = self.factor
+        value = _one_value(data)
+        if value is not None and reduce:  # each window's reduction is the same: one window's, computed as every window's is
+            if data.shape[-2] >= f and data.shape[-1] >= f:
+                window = np.ascontiguousarray(data[(0,) * (data.ndim - 2) + (slice(0, f), slice(0, f))])
+                value = np.array(down(window, self.method, f).flat[0]).astype(data.dtype)  # (cast as a band's buffer casts)
+            else:
+                value = None
         ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel[:-1], self.chunks[:-1])]
         for index in itertools.product(*ranges):
             region = self._band(index)
@@ -247,28 +258,33 @@ class _Level:
             dst = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inter, region))
             with self.lock:
                 band = self.bands.get(index)
-                if band is None:
-                    band = self.bands[index] = [np.empty(tuple(r.stop - r.start for r in region), data.dtype), math.prod(b.stop - b.start for b in region)]
-            if reduce:  # outside the lock: the regions of different blocks never overlap
-                src[-2:] = [slice(self.factor * t.start, self.factor * t.stop) for t in src[-2:]]
-                part, f = data[tuple(src)], self.factor
-                if part.size and not any(part.strides) and part.shape[-2] >= f and part.shape[-1] >= f:
-                    # one value broadcast (a region the source stores nothing in): each window's
-                    # reduction is the same, so one window's, computed as every window's is
-                    band[0][dst] = down(np.ascontiguousarray(part[..., :f, :f]), self.method, f)
+                if band is None:  # [buffer (None while one value is all it was given), values still missing, that value]
+                    band = self.bands[index] = [None, math.prod(b.stop - b.start for b in region), value]
+                if band[0] is None and (value is None or band[2] is None or band[2].tobytes() != value.tobytes()):
+                    buffer = np.empty(tuple(r.stop - r.start for r in region), data.dtype)
+                    if band[2] is not None:  # what it was given so far, all one value (the rest is overwritten)
+                        buffer[...] = band[2]
+                    band[0] = buffer
+                buffer = band[0]
+            if buffer is not None:  # outside the lock: the regions of different blocks never overlap
+                if value is not None:
+                    buffer[dst] = value
+                elif reduce:
+                    src[-2:] = [slice(f * t.start, f * t.stop) for t in src[-2:]]
+                    down(data[tuple(src)], self.method, f, buffer[dst])
                 else:
-                    down(part, self.method, f, band[0][dst])
-            else:
-                band[0][dst] = data[tuple(src)]
+                    buffer[dst] = data[tuple(src)]
             with self.lock:
                 band[1] -= math.prod(i.stop - i.start for i in inter)
                 done = band[1] == 0
                 if done:
                     del self.bands[index]
             if done:  # outside the lock: other bands keep filling while this one is encoded
-                self.writer.put_region(self.path, self.layout, region, band[0])
+                shape = tuple(r.stop - r.start for r in region)
+                whole, constant = (band[0], False) if band[0] is not None else (np.broadcast_to(band[2], shape), True)
+                self.writer.put_region(self.path, self.layout, region, whole, constant)
                 if self.following is not None:
-                    self.following.add_reduced(region, band[0])
+                    self.following.add_reduced(region, whole)
 
     def check_done(self) -> None:
         """Every band of every level was written (a block missing would leave chunks unwritten)."""
@@ -276,6 +292,13 @@ class _Level:
             raise RuntimeError(f"{self.path}: {len(self.bands)} bands incomplete")
         if self.following is not None:
             self.following.check_done()
+
+
+def _one_value(data: np.ndarray) -> np.ndarray | None:
+    """The value of a block that is one value broadcast (no strides), as a 0-d array; else None."""
+    if data.size and not any(data.strides):
+        return np.array(data.flat[0], dtype=data.dtype)
+    return None
 
 
 def _dataset(path: str, f: int, ndim: int) -> dict[str, Any]:

@@ -255,9 +255,9 @@ class ZarrWriter:
             self._put(f"{path}/{name}", _dumps(doc))
         return layout
 
-    def put_region(self, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray) -> None:
-        """The encoded chunks of a chunk-aligned region ``sel`` (edge chunks padded)."""
-        put_region(self.store, f"{self.prefix}/{path}", layout, sel, block)
+    def put_region(self, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray, constant: bool = False) -> None:
+        """The encoded chunks of a chunk-aligned region ``sel`` (edge chunks padded; :func:`put_region`)."""
+        put_region(self.store, f"{self.prefix}/{path}", layout, sel, block, constant)
 
     def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
               chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None,
