@@ -23,7 +23,7 @@ from typing import Any
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import BuildFailed
-from ..formats import BuildReport, Entry, ManifestItem, Problem
+from ..formats import BuildReport, ManifestItem, Problem
 from ..index.write import warm_up
 from ..releases import InProgress
 from ..settings import BuildSettings
@@ -274,22 +274,22 @@ class _Build:
         if isinstance(outcome, ManifestItem):
             if outcome.files and os.path.isabs(outcome.files[0].path):  # a record written before paths were relative
                 outcome = self._relative(outcome)
-            entries = [Entry.from_json(data) for data in outcome.entries]
+            rows = outcome.entries
             warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), []
             self.records.add(outcome)
             self.report.reused += 1
             self.report.resumed += self.planner.is_resumed(outcome)
         else:
             out, record = outcome
-            entries, warnings, skipped, failures = out.entries, out.warnings, out.skipped, out.failures
+            rows, warnings, skipped, failures = record.entries, out.warnings, out.skipped, out.failures  # (its entries, as rows)
             self.report.converted += 1
             self.report.bytes_in += out.bytes_in
             if not failures:  # a failed item is not recorded, so it is converted again next time
                 self.records.add(record)
-        if entries:
+        if rows:
             self.tree.ensure_folders(node_path)
-        for entry in entries:
-            self.tree.add(entry)
+        for row in rows:
+            self.tree.add_row(row)
         self.report.warnings += warnings
         self.report.skipped += skipped
         self.report.failures += failures

@@ -159,6 +159,7 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
         return done
     out, record = done
     out.documents = {}  # the item's Zarr documents served its own consolidation; the client needs none
+    out.entries = []  # the record holds them, as rows
     return out, record, converter.roots()
 
 

@@ -24,6 +24,7 @@ from ..auth.view import CHILD_ACCESS, tag_key
 from ..config.models import Pipeline
 from ..errors import NotFound
 from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry
+from ..index.layout import INDEX_COLUMNS
 from ..index.table import NodeTable, NodeView
 from ..index.write import write_index
 from ..releases import InProgress, switch
@@ -71,18 +72,25 @@ class Tree:
                 self.add(Entry(path, parts[depth - 1] if depth else "", "container", [], metadata, ContainerStructure(0), None, None, None))
 
     def add(self, entry: Entry) -> None:
+        self.add_row(entry.to_json())
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        """One node's index row (:meth:`Entry.to_json`, as an item's record holds it: a million
+        reused records are not turned into entries and back)."""
+        if tuple(row) != INDEX_COLUMNS:  # (a row of another shape: as an entry makes it)
+            row = Entry.from_json(row).to_json()
         tags, shown = None, True
         if self.access.tagged:  # the effective tags (inherited), whatever the item's rules said
-            entry.access_tags = self.access.tags(entry.path)
-            chain = self.access.chain(entry.path)
+            row = {**row, "access_tags": self.access.tags(row["path"])}
+            chain = self.access.chain(row["path"])
             shown = ANONYMOUS.can_read_chain(chain)
             self.private |= not shown
             name = chain_id(chain)
             if name is not None and name not in self.classes:
                 self.classes[name] = [sorted(set(t)) for t in chain]
-            tags = tag_key(entry.access_tags)
-        self.table.add(entry.to_json(), folder=entry.family == "container" and entry.data_url is None, tags=tags, shown=shown)
-        self.report.nodes[entry.family] += 1
+            tags = tag_key(row["access_tags"])
+        self.table.add(row, folder=row["family"] == "container" and row["data_url"] is None, tags=tags, shown=shown)
+        self.report.nodes[row["family"]] += 1
 
     def count_folders(self) -> None:
         """Count every container's children (folders publish the count; a tagged catalog's
