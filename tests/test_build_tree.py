@@ -1,5 +1,5 @@
-"""The build's node tree takes index rows as items' records hold them, and any other row shape
-as an entry makes it (tagged catalogs: the effective tags replace the item's own)."""
+"""The build's node tree takes index rows as items' records hold them, and a row of another shape
+(optional columns left out) as an entry made from it would give it."""
 
 from __future__ import annotations
 
