@@ -139,24 +139,33 @@ def _stopped_scans(path: Path) -> dict[str, np.ndarray]:
         f.create_dataset("empty", shape=(30, 30), dtype="<i4", chunks=(10, 10), fillvalue=-1)  # nothing written at all
         movie = f.create_dataset("frames", shape=(3, 600, 4200), dtype="<u2", chunks=(1, 300, 500), fillvalue=5)  # a pyramid of frames
         movie[1, 300:600, 1000:2600] = np.arange(300 * 1600, dtype="<u2").reshape(300, 1600) % 1000
+        # fill time "never": HDF5 leaves unwritten chunks unfilled (h5py reads them as it reads them, not as 7)
+        never = f.create_dataset("never", shape=(3000, 3000), dtype="<i4", chunks=(250, 250), fillvalue=7, fill_time="never")  # 3 slabs
+        never[:250, :250] = 1
+        flags = f.create_dataset("flags", shape=(300, 300), dtype="?", chunks=(100, 100), fillvalue=True)
+        flags[:100, :100] = False
         f.create_dataset("dense", data=np.ones((20, 20)), chunks=(10, 10))  # every chunk written
     return {"frames": frames, "image": image}
 
 
-def test_unwritten_chunks_are_not_read_and_publish_as_if_they_were(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("listed", [10_000, 0], ids=["chunks-listed", "looked-up-by-region"])
+def test_unwritten_chunks_are_not_read_and_publish_as_if_they_were(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: int) -> None:
     """Regions where the source stores no chunk are not read and their chunks are encoded once:
     the release is the one a build reading them makes, object for object (pyramid levels too),
-    and reads back the fill value there."""
+    and reads back the fill value there (the stored chunks listed once, or looked up region by
+    region, as for a dataset storing many)."""
     import zarr
 
     from publisher.build import build
     from publisher.config import load_pipeline
     from publisher.readers import hdf5 as hdf5_reader
+    from publisher.readers import hdf5_direct
     from publisher.stores import Store
 
     from .conftest import write_pipeline
     from .test_cluster_build import release_objects
 
+    monkeypatch.setattr(hdf5_direct, "LISTED_CHUNKS", listed)
     (tmp_path / "src").mkdir()
     written = _stopped_scans(tmp_path / "src" / "scan.h5")
     reads: list[tuple[slice, ...]] = []
@@ -191,5 +200,7 @@ def test_unwritten_chunks_are_not_read_and_publish_as_if_they_were(tmp_path: Pat
     wide = root["wide"][:]
     assert np.array_equal(wide[:300], written["image"]) and np.isnan(wide[300:]).all()
     assert (root["empty"][:] == -1).all() and (root["dense"][:] == 1).all()
+    with h5py.File(tmp_path / "src" / "scan.h5") as f:  # as HDF5 reads them
+        assert np.array_equal(root["never"][:], f["never"][:]) and np.array_equal(root["flags"][:], f["flags"][:])
     assert "wide.levels" in root and "frames.levels" in root  # pyramids (their levels compared above, object for object)
     assert (root["frames.levels/1"][0] == 5).all() and (root["frames.levels/1"][1] != 5).any()

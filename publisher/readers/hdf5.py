@@ -287,7 +287,7 @@ class _Walker:
             read=read,
             source_chunks=(tuple(ds.chunks) + tuple(extra_shape)) if ds.chunks else None,
             fill_value=to_json(fill) if fill is not None and native.kind != "c" else None,
-            constant=unwritten(ds, lock, native) if not extra_shape else None,
+            constant=unwritten(ds, lock, reopen, native) if not extra_shape else None,
         )
 
     def _complex(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any], pair: tuple[str, str, np.dtype]) -> Node:

@@ -81,6 +81,8 @@ class DirectChunks:
         self.shape = tuple(ds.shape)
         self.dtype = ds.dtype
         self.fill = ds.fillvalue
+        #: Fill time "never": HDF5 leaves chunks never written unfilled, so those are h5py's to read
+        self.unfilled = plist.get_fill_time() == 1  # (h5d.FILL_TIME_NEVER)
         self.lock = lock
         self.reopen = reopen
 
@@ -132,6 +134,8 @@ class DirectChunks:
                     raise NotDirect from exc
             dest = tuple(slice(o - s.start, min(o + c, s.stop) - s.start) for o, c, s in zip(origin, self.chunks, sel))
             if raw is None:
+                if self.unfilled:
+                    raise NotDirect
                 out[dest] = self.fill
                 continue
             try:
@@ -145,39 +149,60 @@ class DirectChunks:
         return out
 
 
-def unwritten(ds: Any, lock: threading.Lock, dtype: np.dtype) -> Callable[[tuple[slice, ...]], np.ndarray | None] | None:
+#: Datasets with at most this many stored chunks have them listed once (``H5Dchunk_iter``: a few
+#: microseconds each, then lookups in a set without h5py's lock); more are looked up region by region.
+LISTED_CHUNKS = 10_000
+
+
+def unwritten(ds: Any, lock: threading.Lock, reopen: Callable[[], Any], dtype: np.dtype) -> Callable[[tuple[slice, ...]], np.ndarray | None] | None:
     """For a chunked dataset some of whose chunks were never written (HDF5 allocates chunks as
     data comes: a preallocated detector stack whose scan stopped early stores a few frames of
     its shape): the :attr:`~publisher.nodes.ArrayNode.constant` of its regions, its fill value
-    (as ``dtype``) where no chunk is stored. None when every chunk is stored (nothing to skip)
-    or the fill value is undefined. The stored chunks are listed once (``H5Dchunk_iter``, or one
-    ``H5Dget_chunk_info`` each on HDF5 before 1.14), a set of chunk indices: O(stored chunks)."""
-    if ds.chunks is None or ds.is_virtual or ds.external or ds.dtype.hasobject or ds.dtype.subdtype or 0 in ds.shape:
+    (as ``dtype``) where no chunk is stored. The stored chunks are listed at the first question
+    when there are at most :data:`LISTED_CHUNKS` (a region is then a set lookup per chunk), else
+    a region's chunks are looked up one by one (``H5Dget_chunk_info_by_coord``) until a stored
+    one is found (a dense region: one lookup). None when every chunk is stored, or when what HDF5
+    reads there is not the fill value as given (fill value undefined, fill time "never": left
+    unfilled; booleans, whose fill byte numpy would turn into 0 or 1)."""
+    from h5py import h5d
+
+    if ds.chunks is None or ds.is_virtual or ds.external or ds.dtype.hasobject or ds.dtype.subdtype or ds.dtype.kind == "b" or 0 in ds.shape:
         return None
     chunks = tuple(ds.chunks)
     with lock:
         try:
-            stored = ds.id.get_num_chunks()
+            if ds.id.get_create_plist().get_fill_time() == h5d.FILL_TIME_NEVER:
+                return None
             fill = np.asarray(ds.fillvalue, dtype=dtype)
+            stored = ds.id.get_num_chunks()
         except (RuntimeError, ValueError, TypeError):  # "fill value is undefined" in some old files
             return None
-        if stored >= math.prod(math.ceil(n / c) for n, c in zip(ds.shape, chunks)):
-            return None
-        found: set[tuple[int, ...]] = set()
+    if stored >= math.prod(math.ceil(n / c) for n, c in zip(ds.shape, chunks)):
+        return None
+    listed: list[set[tuple[int, ...]]] = []  # the stored chunks' indices, once listed
 
-        def add(info: Any) -> None:
-            found.add(tuple(o // c for o, c in zip(info.chunk_offset, chunks)))
-
-        if hasattr(ds.id, "chunk_iter"):
-            ds.id.chunk_iter(add)
-        else:
-            for i in range(stored):
-                add(ds.id.get_chunk_info(i))
+    def stored_chunks() -> set[tuple[int, ...]]:
+        with lock:
+            if not listed:
+                found: set[tuple[int, ...]] = set()
+                dsid = reopen().id
+                if hasattr(dsid, "chunk_iter"):
+                    dsid.chunk_iter(lambda info: found.add(tuple(o // c for o, c in zip(info.chunk_offset, chunks))))
+                else:  # HDF5 before 1.14
+                    found.update(tuple(o // c for o, c in zip(dsid.get_chunk_info(i).chunk_offset, chunks)) for i in range(stored))
+                listed.append(found)
+            return listed[0]
 
     def constant(sel: tuple[slice, ...]) -> np.ndarray | None:
-        if not found:
-            return fill
-        ranges = [range(s.start // c, math.ceil(s.stop / c)) for s, c in zip(sel, chunks)]
-        return None if any(index in found for index in itertools.product(*ranges)) else fill
+        indices = itertools.product(*[range(s.start // c, math.ceil(s.stop / c)) for s, c in zip(sel, chunks)])
+        if stored <= LISTED_CHUNKS:
+            found = listed[0] if listed else stored_chunks()
+            return None if any(index in found for index in indices) else fill
+        with lock:
+            dsid = reopen().id
+            for index in indices:
+                if dsid.get_chunk_info_by_coord(tuple(i * c for i, c in zip(index, chunks))).byte_offset is not None:
+                    return None
+        return fill
 
     return constant
