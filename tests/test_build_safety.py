@@ -445,3 +445,40 @@ def test_a_check_that_fails_unexpectedly_keeps_the_items_for_the_next_build(tmp_
     assert not (tmp_path / "site" / "catalog.json").exists()
     report = build(load_pipeline(pipeline), workers=2)
     assert report.published and report.resumed == 10 and report.converted == 0
+
+
+def test_the_checks_listing_skips_only_a_file_gone_midway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file deleted between its folder's listing and its stat is left out, and nothing else of
+    its folder (the check then names what is missing, and only that)."""
+    import os
+
+    check = sys.modules["publisher.build.check"]
+    store = Store(str(tmp_path / "site"))
+    for name in ("a", "b", "c"):
+        store.write_bytes(f"releases/r/data/{name}", b"xx")
+    real = os.scandir
+
+    class Gone:
+        def __init__(self, entry: os.DirEntry[str]) -> None:
+            self.entry, self.name, self.path = entry, entry.name, entry.path
+
+        def is_dir(self, follow_symlinks: bool = True) -> bool:
+            return self.entry.is_dir(follow_symlinks=follow_symlinks)
+
+        def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+            if self.name == "b":
+                raise FileNotFoundError(self.path)
+            return self.entry.stat(follow_symlinks=follow_symlinks)
+
+    class Listing:
+        def __init__(self, path: str) -> None:
+            self.inner = real(path)
+
+        def __enter__(self) -> list[Gone]:
+            return [Gone(e) for e in self.inner]
+
+        def __exit__(self, *args: object) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(check.os, "scandir", Listing)
+    assert sorted(check._listing(store, "releases/r")) == [("releases/r/data/a", 2), ("releases/r/data/c", 2)]

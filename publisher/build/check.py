@@ -39,13 +39,18 @@ def _listing(store: Store, prefix: str) -> Iterator[tuple[str, int]]:
             folder, rel = folders.pop()
             try:
                 with os.scandir(folder) as entries:
-                    for entry in entries:
-                        if entry.is_dir(follow_symlinks=False):
-                            folders.append((entry.path, f"{rel}/{entry.name}"))
-                        else:
-                            yield f"{rel}/{entry.name}", entry.stat(follow_symlinks=False).st_size
-            except (FileNotFoundError, NotADirectoryError):
+                    found = list(entries)
+            except (FileNotFoundError, NotADirectoryError):  # gone since its parent was listed
                 continue
+            for entry in found:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, f"{rel}/{entry.name}"))
+                    continue
+                try:
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # gone since the folder was listed: as if not listed
+                    continue
+                yield f"{rel}/{entry.name}", size
         return
     base = store.root.split("://", 1)[1].strip("/") + "/"
     store.fs.invalidate_cache(root)
