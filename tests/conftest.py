@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -115,3 +116,15 @@ def run_build(folder: Path, config: dict[str, Any]) -> Published:
     published = Published(report, Store(config["output"]["store"]))
     published.base_dir = pipeline.base_dir  # what the published source paths are relative to
     return published
+
+
+@contextlib.contextmanager
+def served(store_url: str) -> Iterator[str]:
+    """``publish serve``'s handlers for ``store_url`` on a free local port, while the context lasts: its base URL."""
+    from handlers.local import LocalServer
+
+    server = LocalServer(store_url, "127.0.0.1", 0).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

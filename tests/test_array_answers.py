@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import Published, run_build
+from .conftest import Published, run_build, served
 from .test_build_demo import demo_config
 
 FRAME = "scans/scan_0001/entry/data/data"  # 12 x 256 x 256 uint16, a dead row of 65535 at y=100
@@ -49,11 +49,8 @@ def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
 
 @pytest.fixture(scope="module")
 def api(demo: Published) -> Iterator[str]:
-    from handlers.local import LocalServer
-
-    srv = LocalServer(demo.store.url, "127.0.0.1", 0).start()
-    yield f"{srv.url}/api/v1"
-    srv.stop()
+    with served(demo.store.url) as url:
+        yield f"{url}/api/v1"
 
 
 @pytest.fixture(scope="module")

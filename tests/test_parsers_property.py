@@ -34,14 +34,13 @@ from hypothesis import strategies as st
 
 from handlers.arrays import narrowed, rows, selected_shape
 from handlers.grammar import BLOCK_PATTERN, SHAPE_PATTERN, SLICE_PATTERN, expected_shape, ints, parse_slice
-from handlers.local import LocalServer
 from publisher.errors import BadRequest
 from publisher.formats import Entry
 from publisher.index.rows import SORT_PATTERN, checked_sort, sort_entries, sort_keys
 from publisher.queries.registry import filters_from, registry
 from publisher.queries.sqlite import rank, sql
 
-from .conftest import Published, run_build
+from .conftest import Published, run_build, served
 from .test_build_demo import demo_config
 
 #: Examples per property (``SKYSHELF_PROPERTY_EXAMPLES`` asks for more); those over HTTP take a quarter.
@@ -374,9 +373,8 @@ def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
 
 @pytest.fixture(scope="module")
 def api(demo: Published) -> Iterator[str]:
-    server = LocalServer(demo.store.url, "127.0.0.1", 0).start()
-    yield f"{server.url}/api/v1"
-    server.stop()
+    with served(demo.store.url) as url:
+        yield f"{url}/api/v1"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from .conftest import ROOT, Published, run_build
+from .conftest import ROOT, Published, run_build, served
 from .test_build_demo import demo_config
 
 
@@ -30,11 +30,8 @@ def demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
 
 @pytest.fixture(scope="module")
 def server(demo: Published) -> Iterator[str]:
-    from handlers.local import LocalServer
-
-    srv = LocalServer(demo.store.url, "127.0.0.1", 0).start()
-    yield srv.url
-    srv.stop()
+    with served(demo.store.url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
