@@ -80,6 +80,29 @@ def test_consolidated_metadata_opens_every_group(tmp_path: Path, zarr_format: in
     np.testing.assert_array_equal(deep["a/b/v"][...], np.arange(5.0))
 
 
+def test_arrays_of_one_form_share_a_layout_and_keep_their_own_fill(tmp_path: Path) -> None:
+    """Same-shaped arrays share one layout (zarr's data type and codec looked up once); fills that
+    compare equal but are not the same value (-0.0 and 0.0, NaNs of two payloads, 1 and True) do
+    not, and each array's zarr.json keeps its own attributes and fill."""
+    store = Store(tmp_path)
+    nans = np.array([0x7FC00000, 0x7FC00001], dtype="<u4").view("<f4")
+    fills = [0.0, -0.0, np.float32(0), np.float32(-0.0), nans[0], nans[1]]
+    with ThreadPoolExecutor(2) as pool:
+        writer = ZarrWriter(store, "r", 3, Codec(), 2**20, pool)
+        layouts = []
+        for i, fill in enumerate([0.0, 0.0, *fills]):
+            values = np.arange(6, dtype="<f4").reshape(2, 3)
+            node = ArrayNode(key="x", dtype=values.dtype, shape=values.shape, read=lambda sel, v=values: v[sel], chunks=(2, 2),
+                             dims=["y", "x"], metadata={"i": i}, fill_value=fill)
+            layouts.append(writer.begin(f"a{i}", node))
+    assert layouts[0] is layouts[1] is layouts[2]  # the same form: one layout
+    assert len({id(layout) for layout in layouts[2:]}) == len(fills)  # each distinct fill its own
+    docs = [json.loads((tmp_path / "r" / f"a{i}" / "zarr.json").read_text()) for i in range(len(layouts))]
+    assert [d["attributes"]["i"] for d in docs] == list(range(len(layouts)))
+    assert [np.asarray(layout.fill, "<f4").tobytes() for layout in layouts[4:]] == [np.asarray(f, "<f4").tobytes() for f in fills[2:]]
+    assert docs[3]["fill_value"] == -0.0 and str(docs[3]["fill_value"]) == "-0.0"
+
+
 @settings(max_examples=40, deadline=None)
 @given(values=hnp.arrays(dtype=st.sampled_from([np.dtype(d) for d in ("<f4", ">f8", "<i2", "u1", "<c16")]),
                          shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=9)),
