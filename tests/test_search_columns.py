@@ -20,6 +20,7 @@ from publisher.index.columns_write import write_search
 from publisher.index.engine import distinct as distinct_columns
 from publisher.index.engine import search
 from publisher.index.rows import distinct, select
+from publisher.index.table import dumps
 from publisher.queries.regex import regex
 from publisher.queries.registry import filters_from, names
 from publisher.stores import Store
@@ -97,8 +98,9 @@ def queries(draw: Any) -> dict[str, list[str]]:
 
 
 def _columns(rows: list[dict[str, Any]], folder: str) -> SearchColumns:
+    """Written as a build writes them: each row's text as the node table stores it (ASCII-escaped)."""
     store = Store(folder)
-    write_search(store, "s", rows)
+    write_search(store, "s", rows, [dumps(row) for row in rows])
     return SearchColumns.open(store, "s")
 
 

@@ -168,13 +168,18 @@ class NodeView:
         for selected in cursor:
             yield self._final(*selected)[0]
 
-    def _texts(self, cursor: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, str]]:
-        """(path, the final row's JSON text) of each row: parsed only for a container (its counts)."""
+    def _pairs(self, cursor: Iterable[tuple[Any, ...]]) -> Iterator[tuple[dict[str, Any], str]]:
+        """(the final row, its JSON text) of each row: a container's text made from its final row."""
         for selected in cursor:
             found = self._final(*selected)
             if found[1] is None:
                 found[1] = dumps(found[0])
-            yield found[0]["path"], found[1]
+            yield found[0], found[1]
+
+    def _texts(self, cursor: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, str]]:
+        """(path, the final row's JSON text) of each row: parsed only for a container (its counts)."""
+        for row, text in self._pairs(cursor):
+            yield row["path"], text
 
     def __len__(self) -> int:
         return self.db.execute(f"SELECT count(*) FROM nodes n WHERE 1 {self._where}").fetchone()[0]  # type: ignore[no-any-return]
@@ -182,6 +187,10 @@ class NodeView:
     def children(self, parent: str) -> Iterator[dict[str, Any]]:
         """A container's children, in the order added."""
         return self._rows(self.db.execute(self._select("n.parent=?", "n.seq"), (parent,)))
+
+    def children_with_texts(self, parent: str) -> Iterator[tuple[dict[str, Any], str]]:
+        """A container's children and their JSON texts, in the order added."""
+        return self._pairs(self.db.execute(self._select("n.parent=?", "n.seq"), (parent,)))
 
     def children_texts(self, parent: str) -> Iterator[str]:
         """A container's children as JSON text, in the order added."""
