@@ -33,7 +33,7 @@ from .formats import (
     Manifest,
     release_of,
 )
-from .store_lock import exclusive
+from .store_lock import GC_LOCK_KEY, exclusive
 from .stores import Store
 
 RETIRED = "retired.json"
@@ -119,8 +119,9 @@ def list_releases(store: Store) -> list[Release]:
 def rollback(store: Store, release: str, wait: float = 0.0) -> CatalogDocument:
     """Point the catalog at an earlier (complete) release, in one atomic write, holding the
     store's lock (a build switching meanwhile would undo it, or be undone)."""
-    with exclusive(store, f"publish rollback to {release}", wait) as lock:
-        return _rollback(store, release, lock.confirm)
+    what = f"publish rollback to {release}"
+    with exclusive(store, what, wait) as lock, exclusive(store, what, wait, key=GC_LOCK_KEY) as gc_lock:  # (a gc is not deleting it)
+        return _rollback(store, release, lambda: (lock.confirm(), gc_lock.confirm()))
 
 
 def _rollback(store: Store, release: str, confirm: Callable[[], None]) -> CatalogDocument:
@@ -167,13 +168,19 @@ def _delete(store: Store, prefix: str, problems: list[str]) -> bool:
     return True
 
 
-def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dict[str, Any]:
+def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER, wait: float = 0.0) -> dict[str, Any]:
     """Keep the ``keep`` newest complete releases, the current one and every newer one, releases
     whose build is alive (marker refreshed within ``abandoned_after`` seconds) and the releases
     those builds reuse data from; delete everything else that none of them references.
-    Returns what was kept and deleted, and what could not be deleted."""
+    Returns what was kept and deleted, and what could not be deleted. Holds the store's gc lock
+    (:data:`~.store_lock.GC_LOCK_KEY`, waiting up to ``wait`` seconds): no rollback meanwhile."""
     if keep < 1:
         raise ValueError("--keep must be at least 1")
+    with exclusive(store, "publish gc", wait, key=GC_LOCK_KEY) as lock:
+        return _gc(store, keep, abandoned_after, lock.confirm)
+
+
+def _gc(store: Store, keep: int, abandoned_after: float, confirm: Callable[[], None]) -> dict[str, Any]:
     releases = list_releases(store)
     current = next((r.id for r in releases if r.current), None)
     now = time.time()
@@ -192,6 +199,7 @@ def gc(store: Store, keep: int, abandoned_after: float = ABANDONED_AFTER) -> dic
                 referenced |= manifest.data_prefixes()
     deleted: list[str] = []
     problems: list[str] = []
+    confirm()  # (the lock still this gc's: an S3 lock taken over as stale would let a rollback in)
     for release in releases:
         if release.id in kept:
             continue

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 #: Under ``private/``: never public (it names a host and a process), and never uploaded by a deploy;
 #: hidden (a dot file), so a source tree that holds the store never takes it for a source.
 LOCK_KEY = "private/.build.lock"
+#: The lock of what deletes releases (``publish gc``) and of what may switch back to an old one
+#: (``publish rollback``, which holds both): a rollback to a release that a running gc is deleting
+#: would leave the catalog pointing at deleted data. Builds do not take it: they only switch to a
+#: release of their own, which gc keeps while their marker is fresh, so gc may run during a build.
+GC_LOCK_KEY = "private/.gc.lock"
 #: A holder refreshes its lock this often (seconds) ...
 REFRESH_SECONDS = 60.0
 #: ... and a lock not refreshed for this long (seconds) is taken for abandoned (its holder was killed).
@@ -64,12 +69,13 @@ def _described(doc: dict[str, Any] | None) -> str:
     return f"{doc.get('what', 'a build')} (pid {doc.get('pid', '?')} on {doc.get('host', '?')}, started {doc.get('started', '?')})"
 
 
-def _busy(store: Store, doc: dict[str, Any] | None) -> StoreBusy:
+def _busy(store: Store, doc: dict[str, Any] | None, key: str = LOCK_KEY) -> StoreBusy:
     stale = "" if store.is_local else (f" A lock whose holder died on another host is taken over {STALE_AFTER / 60:.0f} "
                                        "minutes after its last refresh.")
-    return StoreBusy(f"{store.url} is busy: {_described(doc)} is publishing to it. Two at once would interleave "
-                     "their releases, so this one stopped before writing anything; run it again when that one has "
-                     f"finished (or pass --wait SECONDS to wait for it).{stale}")
+    why = ("is publishing to it. Two at once would interleave their releases" if key == LOCK_KEY else
+           "holds its release-deleting lock. A rollback meanwhile could switch to a release being deleted")
+    return StoreBusy(f"{store.url} is busy: {_described(doc)} {why}, so this one stopped before writing anything; "
+                     f"run it again when that one has finished (or pass --wait SECONDS to wait for it).{stale}")
 
 
 def _dead_here(doc: dict[str, Any] | None) -> bool:
@@ -104,8 +110,8 @@ class Held:
 
 
 class _FileLock(Held):
-    def __init__(self, store: Store, doc: dict[str, Any]) -> None:
-        self.path = store.path(LOCK_KEY)
+    def __init__(self, store: Store, doc: dict[str, Any], key: str = LOCK_KEY) -> None:
+        self.path, self.key = store.path(key), key
         self.made = []  # the folders made for the lock (the store's root too, before a first build), deepest first
         folder = os.path.dirname(self.path)
         while not os.path.isdir(folder):
@@ -139,7 +145,7 @@ class _FileLock(Held):
             except BlockingIOError:
                 theirs = _parse(os.pread(fd, 65536, 0))
                 os.close(fd)
-                raise _busy(store, theirs) from None
+                raise _busy(store, theirs, self.key) from None
             except OSError:
                 os.close(fd)
                 raise
@@ -162,10 +168,10 @@ class _FileLock(Held):
 
 
 class _ObjectLock(Held):
-    def __init__(self, store: Store, doc: dict[str, Any], stale_after: float, every: float) -> None:
-        self.store, self.doc, self.stale_after = store, doc, stale_after
+    def __init__(self, store: Store, doc: dict[str, Any], stale_after: float, every: float, key: str = LOCK_KEY) -> None:
+        self.store, self.doc, self.stale_after, self.key = store, doc, stale_after, key
         self.lost: str | None = None
-        etag = store.put_if(LOCK_KEY, json.dumps(doc).encode(), None)
+        etag = store.put_if(key, json.dumps(doc).encode(), None)
         if etag is None:
             etag = self._take_over()
         self.etag = etag
@@ -176,18 +182,18 @@ class _ObjectLock(Held):
 
     def _take_over(self) -> str:
         """The lock is there: take it if its holder stopped refreshing it, else say who holds it."""
-        found = self.store.read_tagged(LOCK_KEY)
+        found = self.store.read_tagged(self.key)
         if found is None:  # released meanwhile
-            etag = self.store.put_if(LOCK_KEY, json.dumps(self.doc).encode(), None)
+            etag = self.store.put_if(self.key, json.dumps(self.doc).encode(), None)
         else:
             data, theirs = found
             doc = _parse(data)
             age = time.time() - float((doc or {}).get("heartbeat", 0))
             if age < self.stale_after and not _dead_here(doc):
-                raise _busy(self.store, doc)
-            etag = self.store.put_if(LOCK_KEY, json.dumps(self.doc).encode(), theirs)
+                raise _busy(self.store, doc, self.key)
+            etag = self.store.put_if(self.key, json.dumps(self.doc).encode(), theirs)
         if etag is None:  # another process took it first
-            raise _busy(self.store, _parse((self.store.read_tagged(LOCK_KEY) or (b"", ""))[0]))
+            raise _busy(self.store, _parse((self.store.read_tagged(self.key) or (b"", ""))[0]), self.key)
         return etag
 
     def _refresh(self) -> None:
@@ -197,15 +203,15 @@ class _ObjectLock(Held):
                 raise StoreBusy(self.lost)
             self.doc["heartbeat"] = time.time()
             data = json.dumps(self.doc).encode()
-            etag = self.store.put_if(LOCK_KEY, data, self.etag)
+            etag = self.store.put_if(self.key, data, self.etag)
             if etag is None:  # a retried PUT that had landed, or a conflicting request in flight (409): is it still ours?
-                found = self.store.read_tagged(LOCK_KEY)
+                found = self.store.read_tagged(self.key)
                 if found is not None and found[0] == data:
                     etag = found[1]
                 elif found is not None and _parse(found[0]) is not None and _parse(found[0]).get("token") == self.doc["token"]:
-                    etag = self.store.put_if(LOCK_KEY, data, found[1])
+                    etag = self.store.put_if(self.key, data, found[1])
             if etag is None:
-                found = self.store.read_tagged(LOCK_KEY)
+                found = self.store.read_tagged(self.key)
                 self.lost = (f"the lock of {self.store.url} was taken over by {_described(_parse(found[0]) if found else None)} "
                              f"while this build ran (it had not refreshed the lock for {self.stale_after:.0f} s); "
                              "this build's release was not published")
@@ -228,21 +234,22 @@ class _ObjectLock(Held):
         with self._guard:
             if not self.lost:
                 with contextlib.suppress(Exception):  # (after a switch: never the build's failure; the lock goes stale)
-                    self.store.delete_if(LOCK_KEY, self.etag)
+                    self.store.delete_if(self.key, self.etag)
 
 
 @contextlib.contextmanager
 def exclusive(store: Store, what: str, wait: float = 0.0, stale_after: float | None = None, every: float | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> Iterator[Held]:
+              sleep: Callable[[float], None] = time.sleep, key: str = LOCK_KEY) -> Iterator[Held]:
     """Hold ``store``'s lock for ``what`` (``"publish build"``), waiting up to ``wait`` seconds for
     another holder to finish; :class:`StoreBusy` when it does not. ``stale_after`` and ``every``:
-    :data:`STALE_AFTER` and :data:`REFRESH_SECONDS` unless given."""
+    :data:`STALE_AFTER` and :data:`REFRESH_SECONDS` unless given. ``key``: which lock
+    (:data:`LOCK_KEY`, or :data:`GC_LOCK_KEY`)."""
     stale_after = STALE_AFTER if stale_after is None else stale_after
     every = REFRESH_SECONDS if every is None else every
     start, told = time.monotonic(), False
     while True:
         try:
-            held: Held = _FileLock(store, holder(what)) if store.is_local else _ObjectLock(store, holder(what), stale_after, every)
+            held: Held = _FileLock(store, holder(what), key) if store.is_local else _ObjectLock(store, holder(what), stale_after, every, key)
             break
         except StoreBusy as exc:
             waited = time.monotonic() - start

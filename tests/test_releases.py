@@ -10,9 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,6 +102,65 @@ def test_incremental_rollback_and_gc(target: tuple[str, dict[str, str], S3Server
     with pytest.raises(Exception, match="no complete release"):
         rollback(store, first.release)
     assert gc(store, keep=1)["deleted"] == []  # idempotent
+
+
+def test_gc_and_rollback_exclude_each_other(target: tuple[str, dict[str, str], S3Server | None], demo_dir: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollback to a release that a running gc is deleting would leave the catalog pointing at
+    deleted data: it fails at once (or waits) while the gc holds the gc lock, and a gc fails while
+    a rollback switches. Either way the catalog's release stays whole."""
+    import publisher.releases as releases_module
+    from publisher.store_lock import StoreBusy
+
+    base, env, server = target
+    url = f"{base}/gc-lock-{tmp_path.name}"
+    tree = _tree(demo_dir, tmp_path / "tree")
+    store = _store(url, server)
+    first = _build(tree, url, env)
+    log = tree / "tables" / "temperature_log.csv"
+    log.write_text(log.read_text() + "2026-03-01T14:00:00,240.00,239.9,21.0\n")
+    second = _build(tree, url, env)
+
+    deleting, go = threading.Event(), threading.Event()
+    real_delete, real_switch = releases_module._delete, releases_module.switch
+
+    def slow_delete(*args: Any) -> bool:
+        deleting.set()
+        go.wait(60)
+        return real_delete(*args)
+
+    monkeypatch.setattr(releases_module, "_delete", slow_delete)
+    results: list[Any] = []
+    with environ(env):
+        running = threading.Thread(target=lambda: results.append(gc(store, keep=1)))
+        running.start()
+        assert deleting.wait(60)  # the gc decided: the first release goes
+        with pytest.raises(StoreBusy, match="publish gc"):
+            rollback(store, first.release)
+        go.set()
+        running.join(60)
+        assert results and f"releases/{first.release}" in " ".join(results[0]["deleted"])
+        assert Catalog.open(store).release == second.release
+
+        switching, go_on = threading.Event(), threading.Event()
+
+        def slow_switch(*args: Any) -> None:
+            switching.set()
+            go_on.wait(60)
+            real_switch(*args)
+
+        monkeypatch.setattr(releases_module, "switch", slow_switch)
+        rolled = threading.Thread(target=lambda: rollback(store, second.release))
+        rolled.start()
+        assert switching.wait(60)
+        with pytest.raises(StoreBusy, match="rollback"):
+            gc(store, keep=1)
+        go_on.set()
+        rolled.join(60)
+        catalog = Catalog.open(store)
+        assert catalog.release == second.release
+        for entry in catalog.entries("tables"):
+            assert store.exists(entry.data_url)  # whole
 
 
 def _newest(store: Store) -> str:
@@ -223,6 +284,9 @@ def test_cli_releases_rollback_gc(demo_dir: Path, tmp_path: Path) -> None:
     bad = runner.invoke(main, ["rollback", "nope", "-c", str(pipeline)])
     assert bad.exit_code == 1 and "no complete release 'nope'" in bad.output
     assert runner.invoke(main, ["gc", "--keep", "0", "-c", str(pipeline)]).exit_code == 2  # click: out of range
+    collected = runner.invoke(main, ["gc", "--keep", "1", "--wait", "5", "-c", str(pipeline)])
+    assert collected.exit_code == 0 and "kept 2 releases" in collected.output  # (the current one, and the newer one)
+    assert not (tmp_path / "site" / "private" / ".gc.lock").exists()  # released
 
 
 def test_adding_one_file_to_a_thousand_converts_one(tmp_path: Path) -> None:

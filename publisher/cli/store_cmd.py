@@ -91,7 +91,9 @@ def rollback(release: str, config: Path, store: str | None, wait: float) -> None
 @click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Newest complete releases to keep.")
 @click.option("--abandoned-after", type=click.FloatRange(min=0), default=30, show_default=True,
               help="Minutes without a heartbeat after which an unfinished build older than the current release is abandoned.")
-def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> None:
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for a rollback or another gc of the same store to finish (else fail at once).")
+def gc(config: Path, store: str | None, keep: int, abandoned_after: float, wait: float) -> None:
     """Delete releases older than the current one beyond the newest KEEP, except data that a kept
     release or a running build still uses."""
     from handlers.settings import Settings  # SKYSHELF_SPILL_MAX_AGE, as the handlers read it
@@ -102,7 +104,7 @@ def gc(config: Path, store: str | None, keep: int, abandoned_after: float) -> No
     try:
         max_age = Settings.from_env().spill_max_age
         target = target_store(config, store)
-        result = do_gc(target, keep, abandoned_after * 60)
+        result = do_gc(target, keep, abandoned_after * 60, wait)
         old_answers = spills.collect(target, older_than=max_age)  # spilled answers past their age
     except SkyshelfError as exc:
         fail(exc)

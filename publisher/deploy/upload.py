@@ -15,7 +15,7 @@ from typing import Any
 from ..content_types import content_type
 from ..errors import StoreError
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY
-from ..store_lock import LOCK_KEY
+from ..store_lock import GC_LOCK_KEY, LOCK_KEY
 
 #: The entry points, uploaded last and in this order (:func:`publisher.releases.switch`).
 SWITCHES = (PRIVATE_CATALOG_KEY, CATALOG_KEY)
@@ -25,7 +25,7 @@ PART_BYTES = 16 * 2**20
 #: Left out: answers spilled by a local server, temporary files of an interrupted write, the
 #: local API keys (the deployed functions read the stack's DynamoDB table: ``publish keys --deployed``)
 #: and the local store's lock (publisher/store_lock.py).
-SKIP_PREFIXES = ("responses/", "private/auth/", LOCK_KEY)
+SKIP_PREFIXES = ("responses/", "private/auth/", LOCK_KEY, GC_LOCK_KEY)
 
 
 @dataclass
