@@ -336,7 +336,8 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
     observed = observe.Observed(lambda event, context: secured(app.resolve(event, context) if context is None else with_context(event, context)), log)
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        log.append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
+        # this thread's (a context variable): publish serve answers on several threads at once
+        log.thread_safe_append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
         EVENT.set(event)
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
         auth.RESTRICTED.set(False)

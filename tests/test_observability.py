@@ -13,6 +13,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,55 @@ def test_cold_import_loads_no_tracing_sdk(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('aws_xray_sdk', 'wrapt'))))"
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_concurrent_requests_log_their_own_request_ids(demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """``publish serve`` answers requests on several threads of one process: a line logged while
+    another request has started carries its own request's id, not the other's."""
+    import threading
+
+    common = importlib.import_module("handlers.common")
+    handler = importlib.import_module("handlers.metadata").lambda_handler
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+    second_started = threading.Event()
+    real = common.PINNED
+
+    class Probe:  # where each request has set its keys: the first waits there for the second to set its own
+        def set(self, value: Any) -> Any:
+            token = real.set(value)
+            if threading.current_thread().name == "first":
+                assert second_started.wait(30)
+            else:
+                second_started.set()
+            common.log.info(f"probe {threading.current_thread().name}")
+            return token
+
+        def get(self, *args: Any) -> Any:
+            return real.get(*args)
+
+        def reset(self, token: Any) -> None:
+            real.reset(token)
+
+    monkeypatch.setattr(common, "PINNED", Probe())
+
+    def ask(request_id: str) -> None:
+        event = json.loads((EVENTS / "metadata_node.json").read_text())
+        event["requestContext"]["requestId"] = request_id
+        handler(event, None)  # as publish serve calls it
+
+    stream = io.StringIO()
+    to_stream = logging.StreamHandler(stream)
+    to_stream.setFormatter(common.log.registered_formatter)
+    common.log.addHandler(to_stream)
+    try:
+        first = threading.Thread(target=ask, args=("first-request",), name="first")
+        first.start()
+        time.sleep(0.2)  # the first has set its keys and waits
+        second = threading.Thread(target=ask, args=("second-request",), name="second")
+        second.start()
+        first.join(30)
+        second.join(30)
+    finally:
+        common.log.removeHandler(to_stream)
+    probes = {line["message"]: line.get("request_id") for line in map(json.loads, stream.getvalue().splitlines()) if line["message"].startswith("probe")}
+    assert probes == {"probe first": "first-request", "probe second": "second-request"}
