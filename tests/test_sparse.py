@@ -417,3 +417,43 @@ def test_data_sources_name_every_block_and_zarr_route_points_to_sparse(api: str,
     assert block["dim0"].to_numpy().min() >= 64 and block["dim0"].to_numpy().max() < 128  # global coordinates
     refused = httpx.get(f"{api}/zarr/v3/{BLOCKED}/zarr.json")
     assert refused.status_code == 404 and f"/api/v1/sparse/full/{BLOCKED}" in refused.json()["detail"]
+
+
+def test_interpreters_are_ready_for_every_thread_of_a_fresh_process(tmp_path: Path) -> None:
+    """A build reads files on several threads: each of them, from the very first file, reads
+    AnnData's sparse matrix as sparse and its ragged array as awkward (the interpreters were once
+    marked loaded before they were, and threads that came meanwhile published folders and skips)."""
+    import ast
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.h5ad"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs["encoding-type"], g.attrs["encoding-version"], g.attrs["shape"] = "csr_matrix", "0.1.0", np.array([3, 4])
+        g["data"], g["indices"], g["indptr"] = np.array([1.0, 2.0]), np.array([1, 3], "<i4"), np.array([0, 1, 1, 2], "<i4")
+        v = f.create_dataset("v", (2,), dtype=h5py.vlen_dtype(np.dtype("<i8")))
+        v[0], v[1] = [1, 2], [3]
+    code = f"""
+import importlib, threading, time
+from pathlib import Path
+from publisher.readers.hdf5 import HDF5Options, HDF5Reader
+real = importlib.import_module
+def slow(name, *args):  # loading the interpreters takes a while (a cold disk, a busy host)
+    time.sleep(0.2)
+    return real(name, *args)
+importlib.import_module = slow
+barrier, found = threading.Barrier(8), []
+def read():
+    barrier.wait()
+    with HDF5Reader().open(Path({str(path)!r}), "m", HDF5Options()) as root:
+        found.append(sorted((c.key, type(c).__name__) for c in root.children))
+threads = [threading.Thread(target=read) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(repr(found))
+"""
+    for _ in range(2):  # fresh processes: the interpreters not loaded yet
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        found = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+        assert len(found) == 8 and all(f == [("X", "SparseNode"), ("v", "AwkwardNode")] for f in found), found

@@ -10,6 +10,7 @@ each answers ``None``. Each interpreter lives in its own module (``hdf5_sparse``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +24,19 @@ DatasetInterpreter = Callable[[Any, Any, str, str, dict[str, Any]], "Node | None
 GROUPS: list[GroupInterpreter] = []
 DATASETS: list[DatasetInterpreter] = []
 _loaded = False
+_lock = threading.Lock()
 
 
 def _load() -> None:
+    """Register the interpreters once. Marked loaded only once they are: a build reads files on
+    several threads, and one that found the mark set while another was still importing them took
+    AnnData's sparse matrices for folders and its ragged arrays for unsupported ones."""
     global _loaded
-    if not _loaded:
-        _loaded = True
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
         import importlib
 
         for name in ("hdf5_sparse", "hdf5_ragged"):
@@ -37,6 +45,7 @@ def _load() -> None:
             except ModuleNotFoundError as exc:  # a module not written yet; never hide a missing dependency
                 if exc.name != f"{__package__}.{name}":
                     raise
+        _loaded = True
 
 
 def interpret_group(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
