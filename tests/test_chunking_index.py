@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from publisher.index.layout import PAGE_SIZE
 from publisher.index.write import string_array, write_index
 from publisher.rules import glob_regex
 from publisher.stores import Store
-from publisher.writers.chunking import auto_chunks, slabs
+from publisher.writers.chunking import auto_chunks, slabs, tiles, z_order
 
 TARGET = 8 * 2**20
 
@@ -57,16 +58,31 @@ def test_auto_chunks_invariants(shape: list[int], itemsize: int, source: list[in
 
 
 @settings(max_examples=100, deadline=None)
-@given(shape=st.lists(st.integers(0, 60), min_size=0, max_size=3), data=st.data())
-def test_slabs_cover_every_element_once(shape: list[int], data: st.DataObject) -> None:
+@given(shape=st.lists(st.integers(0, 60), min_size=0, max_size=4), data=st.data(), order=st.sampled_from([slabs, tiles]))
+def test_slabs_and_tiles_cover_every_element_once(shape: list[int], data: st.DataObject, order: Any) -> None:
     chunks = [data.draw(st.integers(1, max(n, 1))) for n in shape]
     budget = data.draw(st.integers(1, 4096))
     seen = np.zeros(shape, dtype=np.int32)
-    for sel in slabs(shape, chunks, budget, 1):
+    for sel in order(shape, chunks, budget, 1):
         for s, c in zip(sel, chunks):
             assert s.start % c == 0  # chunk-aligned
         seen[sel] += 1
     assert (seen == 1).all()
+
+
+@given(st.integers(1, 40), st.integers(1, 40))
+def test_z_order_keeps_aligned_squares_together(ny: int, nx: int) -> None:
+    """Every cell once, and the cells of each aligned 2^k x 2^k square one after the other (what
+    lets a pyramid level finish each of its chunks soon after starting it)."""
+    cells = list(z_order(ny, nx))
+    assert sorted(cells) == [(y, x) for y in range(ny) for x in range(nx)]
+    place = {cell: i for i, cell in enumerate(cells)}
+    for k in (1, 2, 3):
+        side = 2**k
+        for y0 in range(0, ny, side):
+            for x0 in range(0, nx, side):
+                at = sorted(place[(y, x)] for y in range(y0, min(y0 + side, ny)) for x in range(x0, min(x0 + side, nx)))
+                assert at == list(range(at[0], at[0] + len(at)))
 
 
 @pytest.mark.parametrize(

@@ -215,3 +215,37 @@ def test_zarr_2_output_gets_no_pyramid(tmp_path: Path) -> None:
                                      "rules": [{"match": "**", "pyramid": True}]})
     assert "pyramid" not in published.node("v2/image")["metadata"]
     np.testing.assert_array_equal(zarr.open_array(published.url("v2/image"), mode="r")[...], values)
+
+
+def test_levels_hold_a_few_chunks_whatever_the_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image stored in tiles is read in squares of chunks in Z order, so each level holds a few
+    chunks in progress however wide the image is (a chunk row of level 1 here is 32 chunks); one
+    stored in rows as wide as it is read in rows (a level then holds what a chunk row needs). Both give the
+    levels numpy gives."""
+    from publisher.writers import pyramid
+
+    made: list[Any] = []
+
+    class Recorded(pyramid._Level):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(pyramid, "_Level", Recorded)
+    values = rng.integers(0, 255, (1024, 32768), dtype="u1")
+    with h5py.File(tmp_path / "wide.h5", "w") as f:
+        f.create_dataset("tiled", data=values, chunks=(256, 256))
+        f.create_dataset("rows", data=values, chunks=(64, 32768))
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "wide.h5")}],
+                                     "output": {"store": str(tmp_path / "site"), "pyramid_min_size": 512},
+                                     "rules": [{"match": "**", "chunks": [256, 256]}]})
+    for name in ("tiled", "rows"):
+        group = _group(published, f"wide/{name}")
+        want = values
+        for k, level in enumerate(published.node(f"wide/{name}")["metadata"]["pyramid"]["levels"]):
+            np.testing.assert_array_equal(group[level["path"]][...], want, err_msg=f"{name} level {k}")
+            want = _mean(want, 4 if k == 0 else 2)
+    chunk = 256 * 256
+    tiled = [level for level in made if "/tiled.levels/" in level.path]
+    assert len(tiled) >= 3 and len(made) == 2 * len(tiled)
+    assert max(level.most for level in tiled) <= 8 * chunk  # a few chunks per level (a chunk row of level 1: 32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -83,3 +84,47 @@ def slabs(shape: Sequence[int], chunks: Sequence[int], budget: int, itemsize: in
             idx.append(r)
         idx.reverse()
         yield tuple(slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(idx, block, shape))
+
+
+def z_order(ny: int, nx: int) -> Iterator[tuple[int, int]]:
+    """The cells of an ``ny`` x ``nx`` grid in Z (Morton) order: every aligned 2^k x 2^k square of
+    cells comes whole, one after the other (quadrants split depth first; the walk holds one
+    quadrant per level, whatever the grid's size)."""
+    size = 1
+    while size < max(ny, nx):
+        size *= 2
+    stack = [(0, 0, size)]
+    while stack:
+        y, x, s = stack.pop()
+        if y >= ny or x >= nx:
+            continue
+        if s == 1:
+            yield y, x
+            continue
+        h = s // 2
+        stack += [(y + h, x + h, h), (y + h, x, h), (y, x + h, h), (y, x, h)]  # popped top-left first
+
+
+def tiles(shape: Sequence[int], chunks: Sequence[int], budget: int, itemsize: int) -> Iterator[tuple[slice, ...]]:
+    """Chunk-aligned regions of an image for its pyramid: squares of 2^k x 2^k chunks of the last
+    two dimensions (as many as ``budget`` bytes hold, at least one chunk), in Z order within each
+    chunk of the leading dimensions. A level above reduces whole aligned squares of chunks, so each
+    of its chunks is complete soon after its first part arrives: the levels hold a few chunks
+    each in progress, not a chunk row as wide as the image (:func:`slabs`' C order)."""
+    if not shape:
+        yield ()
+        return
+    if any(n == 0 for n in shape):
+        return
+    if len(shape) < 2:
+        yield from slabs(shape, chunks, budget, itemsize)
+        return
+    side = 1
+    while _nbytes(chunks, itemsize) * (2 * side) ** 2 <= budget:
+        side *= 2
+    cy, cx = chunks[-2] * side, chunks[-1] * side
+    lead = [range(math.ceil(n / c)) for n, c in zip(shape[:-2], chunks[:-2])]
+    for index in itertools.product(*lead):
+        head = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks[:-2], shape[:-2]))
+        for y, x in z_order(math.ceil(shape[-2] / cy), math.ceil(shape[-1] / cx)):
+            yield (*head, slice(y * cy, min((y + 1) * cy, shape[-2])), slice(x * cx, min((x + 1) * cx, shape[-1])))

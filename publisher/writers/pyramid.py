@@ -29,7 +29,7 @@ import numpy as np
 from ..nodes import ArrayNode
 from ..structures import ArrayStructure, DataType, regular_chunks
 from .base import Written
-from .chunking import auto_chunks
+from .chunking import auto_chunks, slabs, tiles
 
 MEAN, NEAREST = "mean", "nearest"
 #: Preview size the smallest level aims at (the browse page's PNG ``max_size``).
@@ -190,13 +190,14 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
     method = method_for(node)
     chunks = _aligned(auto_chunks(node.shape, node.dtype.itemsize, writer.target_bytes, node.source_chunks, node.chunks), tuple(node.shape), factors[1])
     following: _Level | None = None
-    for k in range(len(shapes) - 1, 0, -1):  # the smallest first: each level hands its bands to the next
+    for k in range(len(shapes) - 1, 0, -1):  # the smallest first: each level hands its chunks to the next
         level = ArrayNode(str(k), dtype=node.dtype, shape=shapes[k], read=lambda sel: None, dims=dims, attrs={}, fill_value=node.fill_value)
         path = f"{parent}/{name}.levels/{k}"
         layout = writer.begin(path, level, node.codec, documents, tuple(min(c, n) for c, n in zip(chunks, shapes[k])))
         following = _Level(writer, path, layout, method, factors[k] // factors[k - 1], following)
     assert following is not None
-    written = writer.array(f"{parent}/{name}", node, node.codec, documents, chunks=chunks, on_block=following.add_reduced)
+    written = writer.array(f"{parent}/{name}", node, node.codec, documents, chunks=chunks, on_block=following.add_reduced,
+                           order=tiles if _in_tiles(node) else slabs)
     following.check_done()
     paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
     multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, f, len(dims)) for f, p in zip(factors, paths)],
@@ -209,37 +210,47 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
     return Written(structure, f"{writer.prefix}/{parent}/{name}", written.bytes_in)
 
 
+def _in_tiles(node: ArrayNode) -> bool:
+    """Whether the source stores the image in tiles narrower than it (HDF5 or Zarr chunks, a tiled
+    TIFF): then it is read in squares of chunks in Z order (:func:`.chunking.tiles`) and each level
+    holds a few chunks in progress, whatever the image's width. A source in rows as wide as the
+    image (strips, whole frames, contiguous storage) is read in rows, as reading it costs least;
+    each level then holds a chunk row in progress, which grows with the width as the rows read do."""
+    source = node.source_chunks
+    return source is not None and len(source) == len(node.shape) and source[-1] < node.shape[-1]
+
+
 class _Level:
     """One level above 0, assembled from the blocks of the level below, reduced ``factor`` x
-    ``factor``, as they arrive (in any order, from the writer's threads): each band (one chunk row
-    of the level, per chunk of its leading dimensions) is encoded and written once complete, then
-    handed to the next level.
-    At most the bands in progress are held, whatever the image's size."""
+    ``factor``, as they arrive (in any order, from the writer's threads): each of its chunks is
+    encoded and written once complete, then handed to the next level. At most the chunks in
+    progress are held: a few per level when level 0 comes in squares in Z order
+    (:func:`.chunking.tiles`), a chunk row when it comes in rows."""
 
     def __init__(self, writer: Any, path: str, layout: Any, method: str, factor: int, following: _Level | None) -> None:
         self.writer, self.path, self.layout, self.method, self.following = writer, path, layout, method, following
         self.factor = factor
         self.shape, self.chunks = tuple(layout.shape), tuple(layout.chunks)
         self.lock = threading.Lock()
-        self.bands: dict[tuple[int, ...], list[Any]] = {}  # band index -> [buffer, values still missing]
+        self.held: dict[tuple[int, ...], list[Any]] = {}  # chunk index -> [buffer, values still missing, one value]
+        self.bytes = self.most = 0  # bytes of the buffers held, and the most at once (tests/test_pyramid.py)
 
     def add_reduced(self, sel: tuple[slice, ...], block: np.ndarray) -> None:
         """A block of the level below at ``sel`` (starts on the last two dimensions multiples of
-        the factor), reduced straight into this level's bands."""
+        the factor), reduced straight into this level's chunks."""
         f = self.factor
         h, w = block.shape[-2] // f, block.shape[-1] // f
         if h and w:
             y, x = sel[-2].start // f, sel[-1].start // f
             self.add((*sel[:-2], slice(y, y + h), slice(x, x + w)), block, reduce=True)
 
-    def _band(self, index: tuple[int, ...]) -> tuple[slice, ...]:
-        """Band ``index`` (chunk indices of the leading dimensions and the row): its region, whole rows."""
-        lead = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, self.chunks[:-1], self.shape[:-1]))
-        return (*lead, slice(0, self.shape[-1]))
+    def _chunk(self, index: tuple[int, ...]) -> tuple[slice, ...]:
+        """Chunk ``index``'s region."""
+        return tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, self.chunks, self.shape))
 
     def add(self, sel: tuple[slice, ...], data: np.ndarray, reduce: bool = False) -> None:
         """Values for region ``sel`` of this level: ``data``, or ``data`` reduced (``factor`` times the size).
-        A band that has been given one value alone (a region the source stores nothing in: the
+        A chunk that has been given one value alone (a region the source stores nothing in: the
         value broadcast, :func:`~.zarr_array.read_region`) holds no buffer; it is written as that
         value broadcast, and so is what it hands to the next level."""
         f = self.factor
@@ -247,25 +258,27 @@ class _Level:
         if value is not None and reduce:  # each window's reduction is the same: one window's, computed as every window's is
             if data.shape[-2] >= f and data.shape[-1] >= f:
                 window = np.ascontiguousarray(data[(0,) * (data.ndim - 2) + (slice(0, f), slice(0, f))])
-                value = np.array(down(window, self.method, f).flat[0]).astype(data.dtype)  # (cast as a band's buffer casts)
+                value = np.array(down(window, self.method, f).flat[0]).astype(data.dtype)  # (cast as a chunk's buffer casts)
             else:
                 value = None
-        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel[:-1], self.chunks[:-1])]
+        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel, self.chunks)]
         for index in itertools.product(*ranges):
-            region = self._band(index)
+            region = self._chunk(index)
             inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(sel, region))
             src = [slice(i.start - s.start, i.stop - s.start) for i, s in zip(inter, sel)]
             dst = tuple(slice(i.start - r.start, i.stop - r.start) for i, r in zip(inter, region))
             with self.lock:
-                band = self.bands.get(index)
-                if band is None:  # [buffer (None while one value is all it was given), values still missing, that value]
-                    band = self.bands[index] = [None, math.prod(b.stop - b.start for b in region), value]
-                if band[0] is None and (value is None or band[2] is None or band[2].tobytes() != value.tobytes()):
+                held = self.held.get(index)
+                if held is None:  # [buffer (None while one value is all it was given), values still missing, that value]
+                    held = self.held[index] = [None, math.prod(b.stop - b.start for b in region), value]
+                if held[0] is None and (value is None or held[2] is None or held[2].tobytes() != value.tobytes()):
                     buffer = np.empty(tuple(r.stop - r.start for r in region), data.dtype)
-                    if band[2] is not None:  # what it was given so far, all one value (the rest is overwritten)
-                        buffer[...] = band[2]
-                    band[0] = buffer
-                buffer = band[0]
+                    if held[2] is not None:  # what it was given so far, all one value (the rest is overwritten)
+                        buffer[...] = held[2]
+                    held[0] = buffer
+                    self.bytes += buffer.nbytes
+                    self.most = max(self.most, self.bytes)
+                buffer = held[0]
             if buffer is not None:  # outside the lock: the regions of different blocks never overlap
                 if value is not None:
                     buffer[dst] = value
@@ -275,21 +288,22 @@ class _Level:
                 else:
                     buffer[dst] = data[tuple(src)]
             with self.lock:
-                band[1] -= math.prod(i.stop - i.start for i in inter)
-                done = band[1] == 0
+                held[1] -= math.prod(i.stop - i.start for i in inter)
+                done = held[1] == 0
                 if done:
-                    del self.bands[index]
-            if done:  # outside the lock: other bands keep filling while this one is encoded
+                    del self.held[index]
+                    self.bytes -= held[0].nbytes if held[0] is not None else 0
+            if done:  # outside the lock: other chunks keep filling while this one is encoded
                 shape = tuple(r.stop - r.start for r in region)
-                whole, constant = (band[0], False) if band[0] is not None else (np.broadcast_to(band[2], shape), True)
+                whole, constant = (held[0], False) if held[0] is not None else (np.broadcast_to(held[2], shape), True)
                 self.writer.put_region(self.path, self.layout, region, whole, constant)
                 if self.following is not None:
                     self.following.add_reduced(region, whole)
 
     def check_done(self) -> None:
-        """Every band of every level was written (a block missing would leave chunks unwritten)."""
-        if self.bands:
-            raise RuntimeError(f"{self.path}: {len(self.bands)} bands incomplete")
+        """Every chunk of every level was written (a block missing would leave chunks unwritten)."""
+        if self.held:
+            raise RuntimeError(f"{self.path}: {len(self.held)} chunks incomplete")
         if self.following is not None:
             self.following.check_done()
 

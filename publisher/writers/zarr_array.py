@@ -19,7 +19,7 @@ import json
 import math
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -286,11 +286,12 @@ class ZarrWriter:
 
     def array(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
               chunks: tuple[int, ...] | None = None, on_block: Callable[[tuple[slice, ...], np.ndarray], None] | None = None,
-              node_path: str | None = None) -> ArrayWritten:
+              node_path: str | None = None, order: Callable[..., Iterator[tuple[slice, ...]]] = slabs) -> ArrayWritten:
         """Write ``node`` at ``path``; ``on_block`` sees each block read, in the writer's threads
-        (the pyramid's levels are computed from them). On a cluster worker an array of at least
-        ``spread.min_bytes`` (read by index path ``node_path``) is written by slab tasks spread
-        over the cluster instead of this worker's threads."""
+        (the pyramid's levels are computed from them), the blocks made by ``order`` (``slabs``, or
+        :func:`.chunking.tiles`). On a cluster worker an array of at least ``spread.min_bytes``
+        (read by index path ``node_path``) is written by slab tasks spread over the cluster
+        instead of this worker's threads."""
         assert node.read is not None
         layout = self.begin(path, node, codec, documents, chunks)
         chunks = layout.chunks
@@ -307,7 +308,7 @@ class ZarrWriter:
 
         if not node.shape:
             return ArrayWritten((), *write(()))
-        regions = slabs(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64)
+        regions = order(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64)
         first = next(regions, None)
         if first is None:
             return ArrayWritten(chunks, 0, 0 if node.dtype.kind == "O" else None)
