@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -190,3 +191,29 @@ def test_pipeline_names_more_plugins_for_the_packages(tmp_path: Path) -> None:
     notes = copy_plugins(tmp_path / "stage", pipeline.deploy.plugins)
     assert any(n.startswith("plug-in parse ") for n in notes), notes
     assert (tmp_path / "stage" / "parse" / "__init__.py").is_file()
+
+
+def test_one_scan_of_the_installed_distributions_serves_every_registry(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading several registries' plug-ins walks the installed distributions once (a build loads
+    four before it forks its workers), and again only once ``sys.path`` changed."""
+    import importlib.metadata
+
+    import publisher.registry as registry_module
+
+    scans = []
+    real = importlib.metadata.entry_points
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        scans.append(args or kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    monkeypatch.setattr(registry_module, "_scanned", None)
+    for group in ("skyshelf.readers", "skyshelf.writers", "skyshelf.codecs"):
+        Registry(group, group).load_entry_points()
+    assert len(scans) == 1
+    monkeypatch.syspath_prepend(str(installed))
+    readers: Registry[Any] = Registry("skyshelf.readers", "reader", key_of=lambda ep, cls: cls.name)
+    with pytest.warns(UserWarning, match="'broken'"):  # (the example's broken plug-in, as ever)
+        assert "kv" in readers.items()  # the distribution that appeared on sys.path is found
+    assert len(scans) == 2
