@@ -230,13 +230,19 @@ def test_gc_keeps_releases_in_progress_and_newer_ones(tmp_path: Path) -> None:
 
 
 def test_gc_survives_objects_vanishing_under_it(tmp_path: Path) -> None:
-    """Two collectors at once: each deletes what the other already deleted, neither crashes."""
+    """Objects deleted under a collector by something else (a bucket's lifecycle rule, an
+    operator) count as deleted, never a crash; collectors started together take turns (the gc
+    lock: the first deletes, the others, waiting, find nothing left) and none fails."""
     for n in range(6):
         _arrays(tmp_path / "data", 30, n)
         published = run_build(tmp_path, {"sources": [{"path": "data"}]})
     store = published.store
-    script = "import sys\nfrom publisher.releases import gc\nfrom publisher.stores import Store\nprint(gc(Store(sys.argv[1]), keep=1)['problems'])"
+    old = [r.id for r in list_releases(store)][:-1]
+    script = "import sys\nfrom publisher.releases import gc\nfrom publisher.stores import Store\nprint(gc(Store(sys.argv[1]), keep=1, wait=60)['problems'])"
+    vanish = ("import shutil, sys\nfor rid in sys.argv[2:]:\n    for part in ('index', 'browse'):\n"
+              "        shutil.rmtree(f'{sys.argv[1]}/releases/{rid}/{part}', ignore_errors=True)")
     runs = [subprocess.Popen([sys.executable, "-c", script, store.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    runs.append(subprocess.Popen([sys.executable, "-c", vanish, store.url, *old], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for run in runs:
         out, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
