@@ -327,6 +327,10 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
     return app
 
 
+def _method(event: dict[str, Any]) -> str | None:
+    return ((event.get("requestContext") or {}).get("http") or {}).get("method")
+
+
 def entry_point(app: APIGatewayHttpResolver) -> Any:
     """The module's ``lambda_handler``: each log line carries the request id (and, on Lambda,
     the function's context), then the resolver answers; on Lambda each request is logged and
@@ -338,11 +342,17 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # this thread's (a context variable): publish serve answers on several threads at once
         log.thread_safe_append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
+        head = _method(event) == "HEAD"
+        if head:  # answered as GET is, without its body (RFC 9110 9.3.2), as publish serve does
+            event = {**event, "requestContext": {**event["requestContext"], "http": {**event["requestContext"]["http"], "method": "GET"}}}
         EVENT.set(event)
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
         auth.RESTRICTED.set(False)
         PINNED.set(None)
-        return observed(event, context)
+        result = observed(event, context)
+        if head:
+            result = {**result, "body": "", "isBase64Encoded": False}
+        return result
 
     return lambda_handler
 

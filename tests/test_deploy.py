@@ -54,7 +54,11 @@ def test_template_is_generated_from_the_routes_and_lints() -> None:
             assert route.module == "metadata" and routes["$default"] == target
         else:
             assert routes[f"{route.method} {route.path}"] == target
+            if route.method == "GET":  # HEAD reaches the same function (not $default, which answered 405)
+                assert routes[f"HEAD {route.path}"] == target
     assert "GET /api/v1/metadata" in routes and "GET /api/v1/search" in routes  # the root node
+    assert not [k for k in routes if k.startswith("HEAD ") and routes.get("GET " + k[5:]) != routes[k]]
+    assert len(resources) < 500  # CloudFormation's limit on resources in one template
     functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == [f"handlers.{m}.lambda_handler" for m in sorted(REQUIREMENTS)]
 

@@ -172,6 +172,22 @@ def test_metadata_with_etag_and_304(call: Any) -> None:
     assert status == 304 and body == b"" and again["ETag"] == headers["ETag"]
 
 
+def test_head_is_answered_as_get_without_the_body(demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """API Gateway routes HEAD on its own (the template gives every GET route a HEAD twin): the
+    function answers it as it answers GET, headers and status, with no body."""
+    import importlib
+
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+    answers = {}
+    for method in ("GET", "HEAD"):
+        event = json.loads((EVENTS / "metadata_node.json").read_text())
+        event["requestContext"]["http"]["method"] = method
+        answers[method] = importlib.import_module("handlers.metadata").lambda_handler(event, Context("skyshelf-metadata"))
+    get, head = answers["GET"], answers["HEAD"]
+    assert head["statusCode"] == get["statusCode"] == 200 and get["body"] and head["body"] == ""
+    assert head["headers"]["ETag"] == get["headers"]["ETag"] and head["headers"]["Content-Type"] == get["headers"]["Content-Type"]
+
+
 def test_client_mistakes_are_4xx_with_a_detail(call: Any) -> None:
     status, headers, body = call("metadata_missing")
     assert status == 404 and headers["Cache-Control"] == "no-store" and "scans/nope" in json.loads(body)["detail"]

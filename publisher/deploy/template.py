@@ -5,6 +5,7 @@ this template written out (``publish template``; a test keeps the two equal).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from handlers import cors
@@ -199,12 +200,14 @@ def template() -> dict[str, Any]:
             "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"}}}
     seen: set[str] = set()
     for route in ROUTES:
-        for path in _route_keys(route.path):
-            key = f"{route.method} {path}"
+        # HEAD wherever GET (HTTP APIs route HEAD on its own: to $default, whose function answered
+        # 405 while its Allow header listed HEAD); the entry point answers it as GET, without the body
+        for method, path in itertools.product(("GET", "HEAD") if route.method == "GET" else (route.method,), _route_keys(route.path)):
+            key = f"{method} {path}"
             if key in seen:
                 continue
             seen.add(key)
-            logical = "Route" + "".join(ch for ch in _cap(route.method.lower()) + path.title() if ch.isalnum())
+            logical = "Route" + "".join(ch for ch in _cap(method.lower()) + path.title() if ch.isalnum())
             resources[logical] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
                 "ApiId": {"Ref": "HttpApi"}, "RouteKey": key, "Target": {"Fn::Sub": f"integrations/${{{_cap(route.module)}Integration}}"}}}
     # everything else (the root with a trailing slash, unknown paths): the metadata function, whose
