@@ -119,8 +119,11 @@ def list_releases(store: Store) -> list[Release]:
 def rollback(store: Store, release: str, wait: float = 0.0) -> CatalogDocument:
     """Point the catalog at an earlier (complete) release, in one atomic write, holding the
     store's lock (a build switching meanwhile would undo it, or be undone)."""
-    what = f"publish rollback to {release}"
-    with exclusive(store, what, wait) as lock, exclusive(store, what, wait, key=GC_LOCK_KEY) as gc_lock:  # (a gc is not deleting it)
+    what, deadline = f"publish rollback to {release}", time.monotonic() + wait
+    # the gc lock first (no gc is deleting the release), then the build lock: a rollback waiting
+    # out a gc holds up no build; one deadline for both waits
+    with (exclusive(store, what, wait, key=GC_LOCK_KEY) as gc_lock,
+          exclusive(store, what, max(0.0, deadline - time.monotonic())) as lock):
         return _rollback(store, release, lambda: (lock.confirm(), gc_lock.confirm()))
 
 
@@ -199,10 +202,10 @@ def _gc(store: Store, keep: int, abandoned_after: float, confirm: Callable[[], N
                 referenced |= manifest.data_prefixes()
     deleted: list[str] = []
     problems: list[str] = []
-    confirm()  # (the lock still this gc's: an S3 lock taken over as stale would let a rollback in)
     for release in releases:
         if release.id in kept:
             continue
+        confirm()  # the lock still this gc's (an S3 lock taken over as stale would let a rollback in)
         if not any(release_of(p) == release.id for p in referenced):
             for root in _roots(store, release.id):  # nothing of it is used (or it never finished)
                 if _delete(store, root, problems):

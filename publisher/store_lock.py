@@ -73,7 +73,8 @@ def _busy(store: Store, doc: dict[str, Any] | None, key: str = LOCK_KEY) -> Stor
     stale = "" if store.is_local else (f" A lock whose holder died on another host is taken over {STALE_AFTER / 60:.0f} "
                                        "minutes after its last refresh.")
     why = ("is publishing to it. Two at once would interleave their releases" if key == LOCK_KEY else
-           "holds its release-deleting lock. A rollback meanwhile could switch to a release being deleted")
+           "holds its gc lock, which gc and rollback take in turn (a rollback during a gc could switch to a "
+           "release being deleted)")
     return StoreBusy(f"{store.url} is busy: {_described(doc)} {why}, so this one stopped before writing anything; "
                      f"run it again when that one has finished (or pass --wait SECONDS to wait for it).{stale}")
 

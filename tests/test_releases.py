@@ -137,9 +137,26 @@ def test_gc_and_rollback_exclude_each_other(target: tuple[str, dict[str, str], S
         assert deleting.wait(60)  # the gc decided: the first release goes
         with pytest.raises(StoreBusy, match="publish gc"):
             rollback(store, first.release)
+        waited: list[BaseException] = []
+
+        def patient() -> None:
+            try:
+                rollback(store, first.release, wait=60)
+            except BaseException as exc:  # noqa: BLE001 (what the rollback ended with, asserted below)
+                waited.append(exc)
+
+        patient_rollback = threading.Thread(target=patient)
+        patient_rollback.start()
+        time.sleep(0.5)  # it waits for the gc, holding nothing a build needs:
+        from publisher.store_lock import exclusive
+
+        with exclusive(store, "publish build"):
+            pass
         go.set()
         running.join(60)
+        patient_rollback.join(60)
         assert results and f"releases/{first.release}" in " ".join(results[0]["deleted"])
+        assert len(waited) == 1 and isinstance(waited[0], NotFound) and "no complete release" in str(waited[0])  # not switched to it
         assert Catalog.open(store).release == second.release
 
         switching, go_on = threading.Event(), threading.Event()
@@ -150,13 +167,15 @@ def test_gc_and_rollback_exclude_each_other(target: tuple[str, dict[str, str], S
             real_switch(*args)
 
         monkeypatch.setattr(releases_module, "switch", slow_switch)
-        rolled = threading.Thread(target=lambda: rollback(store, second.release))
+        rolled_back: list[Any] = []
+        rolled = threading.Thread(target=lambda: rolled_back.append(rollback(store, second.release)))
         rolled.start()
         assert switching.wait(60)
         with pytest.raises(StoreBusy, match="rollback"):
             gc(store, keep=1)
         go_on.set()
         rolled.join(60)
+        assert len(rolled_back) == 1 and rolled_back[0].release == second.release  # (the rollback itself succeeded)
         catalog = Catalog.open(store)
         assert catalog.release == second.release
         for entry in catalog.entries("tables"):

@@ -95,12 +95,28 @@ def test_arrays_of_one_form_share_a_layout_and_keep_their_own_fill(tmp_path: Pat
             node = ArrayNode(key="x", dtype=values.dtype, shape=values.shape, read=lambda sel, v=values: v[sel], chunks=(2, 2),
                              dims=["y", "x"], metadata={"i": i}, fill_value=fill)
             layouts.append(writer.begin(f"a{i}", node))
-    assert layouts[0] is layouts[1] is layouts[2]  # the same form: one layout
-    assert len({id(layout) for layout in layouts[2:]}) == len(fills)  # each distinct fill its own
+    assert layouts[0]._v3 is layouts[1]._v3 is layouts[2]._v3  # the same form: one layout's documents, made once
+    assert layouts[0]._constant is not layouts[1]._constant  # (but each array's own constant chunks)
+    assert len({id(layout._v3) for layout in layouts[2:]}) == len(fills)  # each distinct fill its own
     docs = [json.loads((tmp_path / "r" / f"a{i}" / "zarr.json").read_text()) for i in range(len(layouts))]
     assert [d["attributes"]["i"] for d in docs] == list(range(len(layouts)))
     assert [np.asarray(layout.fill, "<f4").tobytes() for layout in layouts[4:]] == [np.asarray(f, "<f4").tobytes() for f in fills[2:]]
     assert docs[3]["fill_value"] == -0.0 and str(docs[3]["fill_value"]) == "-0.0"
+
+
+def test_a_writer_keeps_no_arrays_constant_chunks_after_them(tmp_path: Path) -> None:
+    """Chunks of one value (a source's unwritten chunks) are encoded once per array and shape;
+    the writer, which lasts the whole build, keeps none of them once the array is written (with
+    no codec each is a full chunk: 256 shared layouts held gigabytes)."""
+    store = Store(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        writer = ZarrWriter(store, "r", 3, Codec.model_validate("none"), 2**16, pool)
+        for i in range(3):
+            node = ArrayNode(key="x", dtype=np.dtype("<f8"), shape=(8 + i, 64, 64), read=lambda sel: pytest.fail("read"),
+                             chunks=(1, 64, 64), constant=lambda sel: np.float64(7))
+            writer.array(f"a{i}", node)
+    assert writer._layouts and not any(layout._constant for _, layout in writer._layouts.values())
+    assert (zarr.open_array(str(tmp_path / "r" / "a2"), mode="r")[...] == 7).all()
 
 
 @settings(max_examples=40, deadline=None)

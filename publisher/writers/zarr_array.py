@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import copy
 import functools
 import itertools
 import json
@@ -89,13 +90,19 @@ class _Layout:
         self.shape, self.chunks, self.fill, self.zarr_format = shape, chunks, fill, zarr_format
         self.spec = compressor_spec(codec, max(dtype.itemsize, 1))
         self.compressor = numcodecs_codec(self.spec) if self.spec else None
-        self._constant: dict[tuple[tuple[int, ...], bytes], bytes] = {}  # encode_constant's
-        self._v3: dict[str, Any] | None = None  # documents' fixed part
+        self._constant: dict[tuple[tuple[int, ...], bytes], bytes] = {}  # encode_constant's, this array's
+        # the documents' part every array of this layout shares (all but attributes and dimensions)
+        self._v3 = self._documents(None, None)["zarr.json"] if zarr_format == 3 else None
+
+    def for_array(self) -> _Layout:
+        """This layout for one more array: shared but for its constant chunks (an array's own:
+        kept for the build, 256 layouts' could hold gigabytes of uncompressed chunks)."""
+        layout = copy.copy(self)
+        layout._constant = {}
+        return layout
 
     def documents(self, attrs: dict[str, Any], dims: list[str]) -> dict[str, dict[str, Any]]:
-        if self.zarr_format == 3:  # the same for every array of this layout but its attributes and dimensions
-            if self._v3 is None:
-                self._v3 = self._documents(None, None)["zarr.json"]
+        if self._v3 is not None:
             return {"zarr.json": {**self._v3, "attributes": attrs, "dimension_names": dims}}
         return self._documents(attrs, dims)
 
@@ -278,7 +285,7 @@ class ZarrWriter:
             if len(self._layouts) >= 256:
                 self._layouts.clear()
             found = self._layouts[key] = (codec, _Layout(dtype, shape, chunks, fill, codec, self.zarr_format))
-        return found[1]
+        return found[1].for_array()
 
     def put_region(self, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray, constant: bool = False) -> None:
         """The encoded chunks of a chunk-aligned region ``sel`` (edge chunks padded; :func:`put_region`)."""
