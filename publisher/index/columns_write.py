@@ -138,7 +138,7 @@ def _fulltext(writer: _Writer, metadata: list[dict[str, Any]]) -> dict[str, Any]
 def write_search(store: Store, prefix: str, rows: list[dict[str, Any]], texts: list[str] | None = None) -> dict[str, Any]:
     """Write one container's rows and columns under ``prefix``; return its ``columns.json``.
     ``texts``: the rows' JSON texts when the caller has them (the node table stores them)."""
-    lines = [(_dumps(r) if texts is None else texts[i]).encode("utf-8") + b"\n" for i, r in enumerate(rows)]
+    lines = [text.encode("utf-8") + b"\n" for text in (map(_dumps, rows) if texts is None else texts)]
     offsets = np.zeros(len(rows) + 1, dtype="<i8")
     np.cumsum([len(line) for line in lines], out=offsets[1:])
     store.write_bytes(f"{prefix}/rows.jsonl", b"".join(lines))

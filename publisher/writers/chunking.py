@@ -111,12 +111,7 @@ def tiles(shape: Sequence[int], chunks: Sequence[int], budget: int, itemsize: in
     chunk of the leading dimensions. A level above reduces whole aligned squares of chunks, so each
     of its chunks is complete soon after its first part arrives: the levels hold a few chunks
     each in progress, not a chunk row as wide as the image (:func:`slabs`' C order)."""
-    if not shape:
-        yield ()
-        return
-    if any(n == 0 for n in shape):
-        return
-    if len(shape) < 2:
+    if len(shape) < 2 or any(n == 0 for n in shape):  # not an image: as slabs make it (nothing, or a line)
         yield from slabs(shape, chunks, budget, itemsize)
         return
     side = 1
