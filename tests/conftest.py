@@ -16,11 +16,15 @@ from publisher.build import BuildReport, build
 from publisher.catalog import Catalog
 from publisher.config import load_pipeline
 from publisher.errors import BuildFailed
+from publisher.readers.netcdf import import_netcdf4
 from publisher.stores import Store
 
 from . import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Test modules import netCDF4 themselves: imported here first, the way the reader does, so its
+#: plugin path does not reach h5py (tests that write Blosc or Zstd HDF5 in the same worker).
+import_netcdf4()
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,11 @@ arrays; other compound variables become tables (1-D) or structured arrays (N-D).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,23 @@ from .hdf5 import HDF5_MAGIC
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
 #: The netCDF-C library is not thread-safe: every call into it, for any file, holds this lock.
 NETCDF_LOCK = threading.RLock()
+
+
+def import_netcdf4() -> ModuleType:
+    """``netCDF4``, without the mark its import leaves on the process.
+
+    Unless ``HDF5_PLUGIN_PATH`` is set, importing netCDF4 sets it to its own filter plugins,
+    built against its own copy of HDF5. Left set, h5py's HDF5 (loaded later in this process, and
+    in every child: the build's worker processes, Dask workers) loads those plugins instead of
+    hdf5plugin's, and writing a Blosc or Zstd dataset fails ("error during user callback").
+    netCDF4's HDF5 reads the variable once, as it loads, so it is taken back right after.
+    """
+    import netCDF4
+
+    own = os.path.join(netCDF4.__path__[0], "plugins")
+    if os.environ.get("HDF5_PLUGIN_PATH") == own:
+        del os.environ["HDF5_PLUGIN_PATH"]
+    return netCDF4
 
 
 def _is_netcdf4(path: Path) -> bool:
@@ -125,7 +144,7 @@ class _NetCDF:
         return _attrs(self.raw_attrs(obj))
 
     def variable(self, var: Any, name: str, path: str, xvar: Any, is_coord: bool) -> Node:
-        import netCDF4
+        netCDF4 = import_netcdf4()
 
         if isinstance(var.datatype, netCDF4.CompoundType) and var.dtype.kind != "c":  # complex: a number (auto_complex)
             return self.compound(var, name, path, {"attrs": self.attrs(var)})
@@ -225,7 +244,7 @@ class NetCDFReader(Reader):
 
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
-        import netCDF4
+        netCDF4 = import_netcdf4()
 
         with NETCDF_LOCK:
             try:  # auto_complex: complex numbers stored as compounds or a trailing _pfnc_complex dimension (nc-complex)
