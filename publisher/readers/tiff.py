@@ -1,9 +1,12 @@
-"""TIFF (single and multi-page, BigTIFF, GeoTIFF) → one array, read page by page."""
+"""TIFF (single and multi-page, BigTIFF, GeoTIFF) → one array, read page by page; a large frame
+(a mosaic, a whole-slide or satellite image) tile by tile or strip by strip."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,24 @@ from .base import Reader, register_reader
 _AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
 #: Tags larger than this (lookup tables, strip offsets, ...) are not copied into metadata.
 _MAX_TAG = 1024
+#: A frame (a page) of more bytes than this is read region by region, only the tiles or strips a
+#: region needs decoded (memory bounded whatever the image's size); smaller ones whole, at once
+#: (one read and decode: the cheapest for the many small files of a detector's scans).
+LAZY_FRAME_BYTES = 64 * 2**20
+
+
+def _in_parts(series: Any, shape: tuple[int, ...]) -> Any:
+    """The series as a zarr array over tifffile's own store (``aszarr``), which decodes only the
+    tiles or strips a region touches; the reason it cannot be, as a string."""
+    import zarr
+
+    try:
+        parts = zarr.open_array(series.aszarr(level=0), mode="r")
+    except Exception as exc:  # a layout tifffile's store does not map (its own words)
+        return f"{type(exc).__name__}: {exc}"
+    if tuple(parts.shape) != shape:
+        return f"tifffile's store has shape {tuple(parts.shape)}, the series {shape}"
+    return parts
 
 
 def _dims(axes: str) -> list[str]:
@@ -66,6 +87,11 @@ class TiffReader(Reader):
             if handle is not None:
                 handle.close()
             raise SourceError(f"{path}: not a readable TIFF file: {exc}") from exc
+        # the build's writer threads read blocks of one image at once: tifffile seeks and reads its one
+        # file handle under this lock (without it, by default, two pages read at once were each
+        # other's bytes: "failed to read 8388608 bytes, got 3668", or silently wrong values)
+        tif.filehandle.set_lock(True)
+        whole = threading.Lock()  # one tifffile read at a time (the image read whole once, not by each thread)
         try:
             series = tif.series[0]
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
@@ -84,21 +110,36 @@ class TiffReader(Reader):
             paged = npages > 1 and shape[0] == npages
             cache: dict[str, np.ndarray] = {}
             native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
+            frame = math.prod(shape[1:] if paged else shape) * dtype.itemsize
+            parts = _in_parts(series, shape) if frame > LAZY_FRAME_BYTES else None
+            if isinstance(parts, str):
+                warning = f"{path.name}: read whole ({frame / 2**20:.0f} MiB a frame), as tifffile cannot read it in parts: {parts}"
+                parts = None
+            else:
+                warning = None
 
             def read(sel: tuple[slice, ...]) -> np.ndarray:
+                if parts is not None:  # only the tiles or strips this block touches
+                    return np.asarray(parts[sel], dtype=native, order="C")
                 if paged:  # only the pages this block needs
                     pages = list(range(*sel[0].indices(npages)))
-                    data = tif.asarray(series=0, key=pages).reshape(len(pages), *shape[1:])
+                    with whole:  # TiffFile is not thread-safe: its pages' IFDs load lazily, unlocked
+                        data = tif.asarray(series=0, key=pages).reshape(len(pages), *shape[1:])
                     return np.asarray(data[(slice(None), *sel[1:])], dtype=native, order="C")
-                if "all" not in cache:
-                    cache["all"] = series.asarray().reshape(shape)
+                with whole:
+                    if "all" not in cache:
+                        cache["all"] = series.asarray().reshape(shape)
                 return np.asarray(cache["all"][sel], dtype=native, order="C")
 
             node = ArrayNode(key=key, metadata=metadata, dtype=native, shape=shape, read=read, dims=_dims(axes))
             if len(tif.series) > 1:
                 node.notes["other_series"] = [{"shape": list(s.shape), "dtype": str(s.dtype), "axes": s.axes} for s in tif.series[1:]]
                 node.warn(f"{path.name}: only the first of {len(tif.series)} image series is published")
-            if paged:
+            if warning:
+                node.warn(warning)
+            if parts is not None:  # its tiles (or strips): the writer's chunks follow them
+                node.source_chunks = tuple(parts.chunks)
+            elif paged:
                 node.source_chunks = (1, *shape[1:])
             yield node
         finally:
