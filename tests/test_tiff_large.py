@@ -5,10 +5,6 @@ their own bytes (tifffile's file handle and page loading are not thread-safe).""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +14,8 @@ import zarr
 
 from publisher.readers import tiff
 
-from .conftest import run_build
-
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import run_build, write_pipeline
+from .memory import build_growth
 
 
 def _image(rows: int, cols: int, dtype: str = "<u2", samples: int = 0) -> np.ndarray:
@@ -91,20 +86,6 @@ def test_tiff_store_refusal_reads_whole_with_a_warning(tmp_path: Path, monkeypat
     assert "read whole (2 MiB a frame)" in warning.reason and "CHUNKMODE.PAGE not implemented" in warning.reason
 
 
-MEASURE = textwrap.dedent("""
-    import json, sys
-    import numpy, tifffile, zarr  # imported before the baseline, as the build would have them
-    from publisher.build import build
-    from publisher.config import load_pipeline
-
-    def high_water() -> int:  # this process's peak resident bytes (VmHWM starts anew at exec; ru_maxrss
-        with open("/proc/self/status") as status:  # would keep the forking test process's)
-            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
-
-    base = high_water()
-    report = build(load_pipeline(sys.argv[1]), workers=2)
-    print(json.dumps({"base": base, "peak": high_water(), "nodes": report.nodes}))
-""")
 
 
 
@@ -116,13 +97,9 @@ def test_a_large_image_builds_in_bounded_memory(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "mosaic.tif", image, tile=(512, 512), compression="zstd", compressionargs={"level": 1})
     del image
-    pipeline = tmp_path / "pipeline.yml"
-    pipeline.write_text(json.dumps({"sources": [{"path": str(tmp_path / "in"), "into": "img"}], "output": {"store": str(tmp_path / "site")}}))
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(pipeline)], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    grown = measured["peak"] - measured["base"]
-    assert measured["nodes"]["array"] == 1
+    grown, report = build_growth(write_pipeline(tmp_path, {"sources": [{"path": str(tmp_path / "in"), "into": "img"}],
+                                                           "output": {"store": str(tmp_path / "site")}}))
+    assert report["nodes"]["array"] == 1
     assert grown < 192 * 2**20, f"peak grew by {grown / 2**20:.0f} MiB for a {rows * cols * 2 / 2**20:.0f} MiB image"
     published = zarr.open_array(str(next((tmp_path / "site").glob("releases/*/data/img/mosaic.zarr/mosaic"))), mode="r")
     assert np.array_equal(published[5000:5600, 9000:10100],
