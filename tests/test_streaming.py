@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from .conftest import write_pipeline
+from .conftest import run_build, write_pipeline
 from .memory import build_growth
 
 
@@ -61,3 +62,47 @@ def test_parquet_streams_whatever_its_size(tmp_path: Path) -> None:
     small = _parquet_growth(tmp_path / "small", 128)
     large = _parquet_growth(tmp_path / "large", 384)
     assert large - small < 96 * 2**20, f"the build's memory grew {small / 2**20:.0f} MiB for 128 MiB, {large / 2**20:.0f} MiB for 384 MiB"
+
+
+def _csv_growth(folder: Path, mib: int) -> int:
+    """A CSV of 500 numeric columns, ``mib`` MiB of text, built: how much the build's memory grew."""
+    (folder / "in").mkdir(parents=True)
+    line = ",".join(f"{(i * 7919) % 100000 / 7:.6f}" for i in range(500)) + "\n"
+    with open(folder / "in" / "wide.csv", "w") as f:
+        f.write(",".join(f"c{i}" for i in range(500)) + "\n")
+        f.write(line * (mib * 2**20 // len(line)))
+    grown, report = build_growth(write_pipeline(folder, {"sources": [{"path": "in", "into": "t"}], "output": {"store": str(folder / "site")}}))
+    assert report["nodes"]["table"] == 1
+    return grown
+
+
+def test_wide_csv_streams_whatever_its_size(tmp_path: Path) -> None:
+    """Chunks of ``chunk_rows`` (500,000) rows hold a 500-column file whole: 160 MiB of it grew a
+    build by ~340 MiB. Chunks of ~32 MiB of text keep the growth flat."""
+    small = _csv_growth(tmp_path / "small", 40)
+    large = _csv_growth(tmp_path / "large", 160)
+    assert large - small < 64 * 2**20, f"the build's memory grew {small / 2**20:.0f} MiB for 40 MiB, {large / 2**20:.0f} MiB for 160 MiB"
+
+
+def test_csv_chunks_by_bytes_publish_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a few rows (their text's size, lowered here) give the table pandas reads at once;
+    a column that changes type after the first chunk is an error naming the rows the types came from."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from publisher.readers import csv
+
+    monkeypatch.setattr(csv, "CHUNK_TEXT_BYTES", 4096)
+    (tmp_path / "in").mkdir()
+    frame = pd.DataFrame({f"c{i}": np.arange(3000) * (i + 1) / 3 for i in range(40)})
+    frame["label"] = [f"row {i}" for i in range(3000)]
+    frame.to_csv(tmp_path / "in" / "wide.csv", index=False)
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}]})
+    published = pq.read_table(site.url("t/wide")).to_pandas()  # (a folder of partitions reads as one table)
+    pd.testing.assert_frame_equal(published, pd.read_csv(tmp_path / "in" / "wide.csv"), check_dtype=False)
+
+    lines = (tmp_path / "in" / "wide.csv").read_text().splitlines()
+    lines[2500] = "oops" + lines[2500][lines[2500].index(","):]  # text in a numeric column, far below the first chunk
+    (tmp_path / "in" / "wide.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AssertionError, match=r"a later chunk does not fit the types of the first \d+ rows"):
+        run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}], "output": {"store": str(tmp_path / "site2")}})

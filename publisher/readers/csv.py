@@ -20,6 +20,10 @@ from ..errors import SourceError
 from ..nodes import Node, TableNode
 from .base import Reader, register_reader
 
+#: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
+#: gigabytes once parsed (800 MB of such a CSV grew a build by 1 GB).
+CHUNK_TEXT_BYTES = 32 * 2**20
+
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -54,6 +58,15 @@ def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
     if sep == " " or (sep == "," and "," not in sample and re.search(r"\S\s{2,}\S", sample)):
         return {"sep": r"\s+"}
     return {"sep": sep}
+
+
+def _rows_per_chunk(path: Path, most: int) -> int:
+    """Rows of about :data:`CHUNK_TEXT_BYTES` of text, from the line lengths of the file's first 64 KiB."""
+    with open(path, "rb") as f:
+        head = f.read(2**16)
+    lines = head.count(b"\n")
+    width = len(head) / lines if lines else 2**16  # no line ends in it: each line is longer than that
+    return max(1, min(most, int(CHUNK_TEXT_BYTES // width)))
 
 
 def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
@@ -124,8 +137,9 @@ class CSVReader(Reader):
             comment=options.comment, header=options.header, encoding=options.encoding,
             engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
         )
+        rows = _rows_per_chunk(path, options.chunk_rows)
         try:
-            first = pd.read_csv(path, nrows=options.chunk_rows, **read_kwargs)
+            first = pd.read_csv(path, nrows=rows, **read_kwargs)
         except Exception as exc:
             raise SourceError(f"{path}: cannot parse as delimited text: {exc}") from exc
         first.columns = [str(c) for c in first.columns]
@@ -140,16 +154,18 @@ class CSVReader(Reader):
                 try:
                     table = table.cast(schema)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                    raise SourceError(f"{path}: a later chunk does not fit the types of the first {options.chunk_rows} rows: {exc}") from exc
+                    raise SourceError(f"{path}: a later chunk does not fit the types of the first {rows} rows: {exc}") from exc
             return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
 
         schema = to_batch(first.copy()).schema
+        whole = first if len(first) < rows else None  # the file in one chunk: kept; else read again, chunk by chunk
+        del first
 
         def batches() -> Iterator[Any]:
-            if len(first) < options.chunk_rows:
-                yield to_batch(first.copy(), schema)
+            if whole is not None:
+                yield to_batch(whole.copy(), schema)
                 return
-            with pd.read_csv(path, chunksize=options.chunk_rows, **read_kwargs) as reader:
+            with pd.read_csv(path, chunksize=rows, **read_kwargs) as reader:
                 for frame in reader:
                     yield to_batch(frame, schema)
 
