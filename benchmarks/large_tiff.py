@@ -2,9 +2,10 @@
 against read whole.
 
 The sources: a ``--rows`` x ``--cols`` uint16 image (default 16384 x 8192: 256 MiB) of noise on a
-smooth field, stored in 512 x 512 tiles and in strips of 16 rows, zstd level 1. The build reads a
-frame above ``publisher.readers.tiff.LAZY_FRAME_BYTES`` (64 MiB) through tifffile's zarr store,
-decoding only the tiles or strips each block touches. The baseline, measured in the same run and
+smooth field, stored in 512 x 512 tiles and in strips of 16 rows, zstd level 1, and uncompressed
+(one strip). The build reads a frame above ``publisher.readers.tiff_parts.LAZY_FRAME_BYTES`` (64 MiB)
+in parts: through tifffile's zarr store, decoding only the tiles or strips each block touches, or,
+uncompressed, each block's rows read where they lie. The baseline, measured in the same run and
 interleaved: the same build with the threshold out of reach (the frame decoded whole, as builds
 did before 2026-12-06). Each build runs in a new process, into a store in memory (``/dev/shm``);
 printed: seconds, how much the process's peak resident memory grew during the build (VmHWM), and
@@ -30,7 +31,7 @@ import sys, time
 import numpy, tifffile, zarr
 from publisher.build import build
 from publisher.config import load_pipeline
-from publisher.readers import tiff
+from publisher.readers import tiff_parts as tiff
 if sys.argv[2] == "whole":
     tiff.LAZY_FRAME_BYTES = 2**62
 
@@ -53,10 +54,11 @@ def sources(folder: Path, rows: int, cols: int) -> dict[str, Path]:
     image = (np.linspace(0, 30000, rows, dtype=np.float32)[:, None] + np.linspace(0, 20000, cols, dtype=np.float32)[None, :]).astype(np.uint16)
     image += rng.integers(0, 64, size=image.shape, dtype=np.uint16)
     made = {}
-    for name, layout in (("tiles", {"tile": (512, 512)}), ("strips", {"rowsperstrip": 16})):
+    zstd = {"compression": "zstd", "compressionargs": {"level": 1}}
+    for name, layout in (("tiles", {"tile": (512, 512), **zstd}), ("strips", {"rowsperstrip": 16, **zstd}), ("uncompressed", {})):
         (folder / name).mkdir()
         made[name] = folder / name / "image.tif"
-        tifffile.imwrite(made[name], image, compression="zstd", compressionargs={"level": 1}, **layout)
+        tifffile.imwrite(made[name], image, **layout)  # uncompressed: one strip (tifffile's default), read where its rows lie
     return made
 
 

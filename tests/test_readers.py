@@ -188,3 +188,20 @@ def test_hdf5_after_a_user_block_is_detected_and_read(tmp_path: Path) -> None:
         assert reader is not None and reader.name == "hdf5", size
     pub = run_build(tmp_path, {"sources": [{"path": "ub2048.dat"}]})
     assert zarr.open_array(pub.url("ub2048/x"), mode="r")[...].tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_tiff_with_64_bit_samples_and_a_nan_nodata(tmp_path: Path) -> None:
+    """tifffile gives 64-bit samples as numpy's long long ('Q'), which zarr 3.1 did not match to any
+    of its data types; GDAL's nodata "nan" is published as STAC's raster extension writes it."""
+    import tifffile
+    import zarr
+
+    (tmp_path / "in").mkdir()
+    big = (np.arange(300 * 200, dtype=np.uint64) * 2**40).reshape(300, 200)
+    tifffile.imwrite(tmp_path / "in" / "u64.tif", big, rowsperstrip=64)
+    tifffile.imwrite(tmp_path / "in" / "i64.tif", -big.astype(np.int64))
+    tifffile.imwrite(tmp_path / "in" / "dem.tif", np.full((64, 64), np.nan, "f4"), extratags=[(42113, "s", 0, "nan", True)])
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}]})
+    assert np.array_equal(zarr.open_array(site.url("t/u64"), mode="r")[...], big)
+    assert np.array_equal(zarr.open_array(site.url("t/i64"), mode="r")[...], -big.astype(np.int64))
+    assert site.node("t/dem")["metadata"]["nodata"] == "nan"

@@ -16,31 +16,12 @@ import numpy as np
 from ..errors import SourceError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
+from . import tiff_parts
 from .base import Reader, register_reader
 
 _AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
 #: Tags larger than this (lookup tables, strip offsets, ...) are not copied into metadata.
 _MAX_TAG = 1024
-#: A frame (a page) of more bytes than this is read region by region, only the tiles or strips a
-#: region needs decoded (memory bounded whatever the image's size); smaller ones whole, at once
-#: (one read and decode: the cheapest for the many small files of a detector's scans).
-LAZY_FRAME_BYTES = 64 * 2**20
-
-
-def _in_parts(series: Any, shape: tuple[int, ...]) -> Any:
-    """The series as a zarr array over tifffile's own store (``aszarr``), which decodes only the
-    tiles or strips a region touches; the reason it cannot be, as a string."""
-    import zarr
-
-    try:
-        parts = zarr.open_array(series.aszarr(level=0), mode="r")
-    except Exception as exc:  # a layout tifffile's store does not map (its own words)
-        return f"{type(exc).__name__}: {exc}"
-    if tuple(parts.shape) != shape:
-        return f"tifffile's store has shape {tuple(parts.shape)}, the series {shape}"
-    return parts
-
-
 def _dims(axes: str) -> list[str]:
     names: list[str] = []
     for i, axis in enumerate(axes):
@@ -103,7 +84,8 @@ class TiffReader(Reader):
             nodata = metadata.get("GDAL_NODATA")
             if isinstance(nodata, str):
                 try:
-                    metadata["nodata"] = float(nodata.strip("\x00 "))
+                    value = float(nodata.strip("\x00 "))
+                    metadata["nodata"] = value if math.isfinite(value) else str(value)  # "nan", "inf": as STAC's raster extension writes them
                 except ValueError:
                     pass
             npages = len(series.pages)
@@ -111,16 +93,15 @@ class TiffReader(Reader):
             cache: dict[str, np.ndarray] = {}
             native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
             frame = math.prod(shape[1:] if paged else shape) * dtype.itemsize
-            parts = _in_parts(series, shape) if frame > LAZY_FRAME_BYTES else None
+            parts = tiff_parts.in_parts(tif, series, shape, dtype, path, paged) if frame > tiff_parts.LAZY_FRAME_BYTES else None
+            warning = None
             if isinstance(parts, str):
                 warning = f"{path.name}: read whole ({frame / 2**20:.0f} MiB a frame), as tifffile cannot read it in parts: {parts}"
                 parts = None
-            else:
-                warning = None
 
             def read(sel: tuple[slice, ...]) -> np.ndarray:
-                if parts is not None:  # only the tiles or strips this block touches
-                    return np.asarray(parts[sel], dtype=native, order="C")
+                if parts is not None:  # only the rows, tiles or strips this block touches
+                    return np.asarray(parts.read(sel), dtype=native, order="C")
                 if paged:  # only the pages this block needs
                     pages = list(range(*sel[0].indices(npages)))
                     with whole:  # TiffFile is not thread-safe: its pages' IFDs load lazily, unlocked
@@ -137,8 +118,8 @@ class TiffReader(Reader):
                 node.warn(f"{path.name}: only the first of {len(tif.series)} image series is published")
             if warning:
                 node.warn(warning)
-            if parts is not None:  # its tiles (or strips): the writer's chunks follow them
-                node.source_chunks = tuple(parts.chunks)
+            if parts is not None:  # its tiles or strips (in bands of a page): the writer's chunks follow them
+                node.source_chunks = parts.chunks
             elif paged:
                 node.source_chunks = (1, *shape[1:])
             yield node

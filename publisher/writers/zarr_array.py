@@ -77,6 +77,10 @@ def _dumps(doc: dict[str, Any]) -> bytes:
 def _zarr_dtype(dtype: Any, zarr_format: int) -> Any:
     """zarr's data type for a numpy one, looked up once per dtype: the registry walk costs ~50 µs,
     which a tree of small arrays pays per array (zarr's data types are immutable)."""
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu" and dtype.fields is None:
+        # numpy's long long ('q', 'Q': what tifffile gives for 64-bit samples) is a class of its own
+        # beside long ('l', 'L'), though the same type here; zarr 3.1 matches by class and found none
+        dtype = np.dtype(dtype.str)
     return parse_dtype(dtype, zarr_format=zarr_format)
 
 
