@@ -56,6 +56,9 @@ class ArrayNode(Node):
     #: written: a preallocated stack whose scan stopped early), else None: such a region is not
     #: read and its chunks are encoded once (:func:`publisher.writers.zarr_array.read_region`).
     constant: Callable[[tuple[slice, ...]], np.ndarray | None] | None = None
+    #: Bytes a value of a string (object) array takes once read, when the source says (a fixed
+    #: width): what the writer sizes its chunks and slabs by (else :data:`STRING_BYTES`).
+    string_bytes: int | None = None
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.array
@@ -63,6 +66,19 @@ class ArrayNode(Node):
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * max(self.dtype.itemsize, 1)
+
+    @property
+    def element_bytes(self) -> int:
+        """Bytes a value takes in memory once read: its itemsize, or for strings (Python objects:
+        8 bytes of pointer, ~50 of object, the characters) what the source says or a guess. Sized
+        by the pointer alone, a slab of 1,000-byte strings was 2 million of them (2 GB)."""
+        if self.dtype.kind != "O":
+            return max(self.dtype.itemsize, 1)
+        return self.string_bytes or STRING_BYTES
+
+
+#: What a string of unknown width is taken to hold in memory (pointer, object, ~70 characters).
+STRING_BYTES = 128
 
 
 @dataclass

@@ -265,7 +265,7 @@ class ZarrWriter:
     def begin(self, path: str, node: ArrayNode, codec: Codec | None = None, documents: dict[str, Any] | None = None,
               chunks: tuple[int, ...] | None = None) -> _Layout:
         """Write the array's metadata documents (also into ``documents``); the layout of its chunks."""
-        chunks = chunks or auto_chunks(node.shape, node.dtype.itemsize or 64, self.target_bytes, node.source_chunks, node.chunks)
+        chunks = chunks or auto_chunks(node.shape, node.element_bytes, self.target_bytes, node.source_chunks, node.chunks)
         dims = node.dims if node.dims is not None else [f"dim_{i}" for i in range(len(node.shape))]
         attrs, fill = self._attrs_and_fill(node, dims)
         layout = self._layout(node.dtype, tuple(node.shape), tuple(chunks), fill, codec or self.codec)
@@ -319,7 +319,7 @@ class ZarrWriter:
 
         if not node.shape:
             return ArrayWritten((), *write(()))
-        regions = order(node.shape, chunks, self.slab_bytes, node.dtype.itemsize or 64)
+        regions = order(node.shape, chunks, self.slab_bytes, node.element_bytes)
         first = next(regions, None)
         if first is None:
             return ArrayWritten(chunks, 0, 0 if node.dtype.kind == "O" else None)
