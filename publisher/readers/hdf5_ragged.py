@@ -30,8 +30,12 @@ from .hdf5_groups import DATASETS, GROUPS
 EVENTS_KEY = "events_by_pulse"
 #: Events read and written at once (one Parquet row group): about 16 bytes each in memory.
 EVENTS_PER_PIECE = 4_000_000
-#: Rows of a variable-length dataset read and written at once (one Parquet row group).
+#: Rows of a variable-length dataset read and written at once (one Parquet row group), at most;
+#: fewer when they are long: pieces of about :data:`PIECE_BYTES`, by the rows read so far.
 ROWS_PER_PIECE = 65_536
+PIECE_BYTES = 32 * 2**20
+#: The first piece's rows, to learn how long they are.
+FIRST_PIECE_ROWS = 1024
 
 
 def _attr_text(value: Any) -> str:
@@ -111,9 +115,20 @@ def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[st
         return vlen_to_awkward(values, base)
 
     def pieces() -> Iterator[Any]:
-        """:data:`ROWS_PER_PIECE` rows (of the first dimension) at a time."""
-        for start in range(0, max(shape[0], 1), ROWS_PER_PIECE) if shape else [0]:
-            yield read(slice(start, start + ROWS_PER_PIECE)) if shape else read()
+        """Rows (of the first dimension) of about :data:`PIECE_BYTES` at a time, sized by those read
+        so far (65,536 rows of 1,000 values each were half a gigabyte, and the file one piece)."""
+        if not shape:
+            yield read()
+            return
+        start, rows, seen_rows, seen_bytes = 0, min(FIRST_PIECE_ROWS, ROWS_PER_PIECE), 0, 0
+        while True:
+            piece = read(slice(start, start + rows))
+            yield piece
+            start += rows
+            if start >= shape[0]:
+                return
+            seen_rows, seen_bytes = seen_rows + len(piece), seen_bytes + piece.layout.nbytes
+            rows = max(1, min(ROWS_PER_PIECE, PIECE_BYTES * seen_rows // max(seen_bytes, 1)))
 
     metadata = {**metadata, "ragged_from": {"hdf5": "vlen", "shape": list(shape), "dtype": base.str}}
     return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=shape[0] if shape else 1, read=read, pieces=pieces)
