@@ -106,6 +106,9 @@ class SparseNode(Node):
     dims: list[str] | None = None
     #: Block shape, set by rules or left to the writer.
     chunks: tuple[int, ...] | None = None
+    #: Each dimension's block sizes when the reader cuts them unevenly, so that each block holds
+    #: about as many nonzeros (a skewed matrix); a rule's ``chunks`` replace it.
+    grid: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.sparse

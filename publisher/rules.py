@@ -103,6 +103,7 @@ def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
             if len(rule.chunks) != len(node.shape):
                 raise RuleError(f"rule {rule.match!r}: chunks {rule.chunks} have {len(rule.chunks)} dimensions, {path} has {len(node.shape)}")
             node.chunks = tuple(n if c in (None, -1) else c for c, n in zip(rule.chunks, node.shape))
+            node.grid = None
     if isinstance(node, ContainerNode):
         if any(r.table for r in applied):
             return group_as_table(node)

@@ -161,7 +161,7 @@ def _compressed(container: ContainerNode, layout: str | None, shape: tuple[int, 
         return np.stack([rows, cols])[:, order], vals[keep][order]
 
     node = SparseNode(key=container.key, dtype=data.dtype, shape=shape, nnz=int(data.shape[0]), read_coo=read_coo,
-                      chunks=_chunks(shape, int(data.shape[0]), major_axis))
+                      chunks=_chunks(shape, int(data.shape[0]), major_axis), grid=_grid(shape, ptr, major_axis))
     node.notes["layout"] = layout
     return node
 
@@ -215,7 +215,31 @@ def _coo(container: ContainerNode, shape: tuple[int, ...]) -> SparseNode:
         return coords[:, order], values[order]
 
     node = SparseNode(key=container.key, dtype=data.dtype, shape=shape, nnz=nnz, read_coo=read_coo, chunks=_chunks(shape, nnz, 0))
+    if nnz > BLOCK_NNZ and shape:  # where the nonzeros lie along the first dimension: one more pass over its coordinates
+        counts = np.zeros(shape[0], np.int64)
+        for start in range(0, nnz, COO_BATCH):
+            first = read_coords(start, min(nnz, start + COO_BATCH))[0]
+            if first.size and (first.min() < 0 or first.max() >= shape[0]):
+                raise SparseError(f"{where}: a coordinate is out of range for the shape {list(shape)}")
+            counts += np.bincount(first, minlength=shape[0])
+        node.grid = _grid(shape, np.concatenate([[0], np.cumsum(counts)]), 0)
     return node
+
+
+def _grid(shape: tuple[int, ...], before: np.ndarray, axis: int) -> list[list[int]] | None:
+    """Blocks along ``axis`` of about :data:`BLOCK_NNZ` nonzeros each when even ones (:func:`_chunks`)
+    would hold more than twice that (a skewed matrix: 20 million nonzeros in 1,000 of 100,000 rows
+    were one block, read and written at once); ``before[i]``: the nonzeros before index ``i`` along
+    ``axis`` (CSR's indptr). None: the even blocks do. An index holding more than that alone is a
+    block of its own."""
+    nnz, n = int(before[-1]), shape[axis]
+    per = _chunks(shape, nnz, axis)[axis]
+    edges = np.minimum(np.arange(0, n + per, per), n)
+    if nnz <= BLOCK_NNZ or int(np.diff(before[edges]).max(initial=0)) <= 2 * BLOCK_NNZ:
+        return None
+    cuts = np.searchsorted(before, np.arange(BLOCK_NNZ, nnz, BLOCK_NNZ), side="left")
+    sizes = np.diff(np.unique(np.concatenate([[0], np.clip(cuts, 0, n), [n]])))
+    return [[int(v) for v in sizes] if i == axis else [max(m, 1)] for i, m in enumerate(shape)]
 
 
 def _chunks(shape: tuple[int, ...], nnz: int, axis: int) -> tuple[int, ...]:

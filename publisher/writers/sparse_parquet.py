@@ -37,7 +37,7 @@ class SparseParquetWriter:
 
         assert node.read_coo is not None
         shape = tuple(node.shape)
-        chunks = regular_chunks(shape, node.chunks or tuple(max(n, 1) for n in shape))
+        chunks = node.grid or regular_chunks(shape, node.chunks or tuple(max(n, 1) for n in shape))
         url = f"{self.context.prefix}/data/{path}"
         meta = {"shape": list(shape), "chunks": chunks, "dims": node.dims}
         bytes_in = nnz = most = 0
