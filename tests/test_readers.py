@@ -205,3 +205,21 @@ def test_tiff_with_64_bit_samples_and_a_nan_nodata(tmp_path: Path) -> None:
     assert np.array_equal(zarr.open_array(site.url("t/u64"), mode="r")[...], big)
     assert np.array_equal(zarr.open_array(site.url("t/i64"), mode="r")[...], -big.astype(np.int64))
     assert site.node("t/dem")["metadata"]["nodata"] == "nan"
+
+
+def test_images_past_pillows_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's guard against decompression bombs (its limit lowered here): past twice the limit
+    an image is skipped with a reason that says what to do; past the limit it is published, with a
+    warning in the report (not Pillow's on stderr)."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "in" / "huge.png")
+    Image.fromarray(np.full((40, 40), 7, np.uint8)).save(tmp_path / "in" / "large.png")
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "img"}], "on_error": "skip"})
+    (skipped,) = site.report.skipped
+    assert skipped.path == "img/huge" and "too large to decode at once" in skipped.reason and "tiled TIFF" in skipped.reason
+    (warning,) = site.report.warnings
+    assert warning.path == "img/large" and "40 x 40 pixels, decoded whole" in warning.reason
+    assert site.node("img/large")["structure"]["shape"] == [40, 40]
