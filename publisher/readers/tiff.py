@@ -22,6 +22,8 @@ from .base import Reader, register_reader
 _AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
 #: Tags larger than this (lookup tables, strip offsets, ...) are not copied into metadata.
 _MAX_TAG = 1024
+
+
 def _dims(axes: str) -> list[str]:
     names: list[str] = []
     for i, axis in enumerate(axes):
