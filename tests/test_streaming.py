@@ -105,8 +105,11 @@ def test_csv_chunks_by_bytes_publish_the_file(tmp_path: Path, monkeypatch: pytes
     lines = (tmp_path / "in" / "wide.csv").read_text().splitlines()
     lines[2500] = "oops" + lines[2500][lines[2500].index(","):]  # text in a numeric column, far below the first chunk
     (tmp_path / "in" / "wide.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(AssertionError, match=r"a later chunk does not fit the types of the first \d+ rows"):
+    with pytest.raises(AssertionError, match=r"a later chunk does not fit the types of the first \d+ rows .*column 'c0' \(double -> (large_)?string\).*chunk_rows"):
         run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}], "output": {"store": str(tmp_path / "site2")}})
+    # the pipeline's own chunk_rows is kept exactly, whatever the rows' bytes: types from every row here
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t", "options": {"chunk_rows": 5000}}], "output": {"store": str(tmp_path / "site3")}})
+    assert pq.read_table(site.url("t/wide")).column("c0")[2499].as_py() == "oops"
 
 
 def _strings(folder: Path, mib: int) -> None:
@@ -145,3 +148,15 @@ def test_ragged_rows_stream_whatever_their_length(tmp_path: Path) -> None:
     """Pieces of 65,536 variable-length rows held a file of long rows whole (192 MiB grew a build by
     789 MiB); pieces sized by the bytes of the rows read so far keep the growth flat."""
     _flat(tmp_path, _ragged, "awkward", 96, 192, 48)
+
+
+def test_csv_with_old_mac_line_ends_keeps_whole_chunks(tmp_path: Path) -> None:
+    """Rows ended by ``\\r`` alone are measured by those ends: 100,000 short rows are one chunk, one
+    row group (taken for one 64 KiB line each, they were 196)."""
+    import pyarrow.parquet as pq
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "old.csv").write_bytes(b"a,b\r" + b"".join(b"%d,%d\r" % (i, 2 * i) for i in range(100_000)))
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}]})
+    table = pq.ParquetFile(site.url("t/old"))
+    assert table.metadata.num_rows == 100_000 and table.num_row_groups == 1

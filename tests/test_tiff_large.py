@@ -48,6 +48,9 @@ def test_large_frames_read_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """Past the threshold (lowered here to 1 MiB), every layout tifffile writes reads back exactly,
     and the array's chunks follow the source's tiles."""
     monkeypatch.setattr(tiff_parts, "LAZY_FRAME_BYTES", 2**20)
+    used: list[object] = []  # what the reader was given: the parts path, every time
+    real = tiff_parts.in_parts
+    monkeypatch.setattr(tiff_parts, "in_parts", lambda *args: used.append(real(*args)) or used[-1])
     (tmp_path / "in").mkdir()
     path = tmp_path / "in" / "image.tif"
     data = _image(1500, 2100, samples=3 if layout == "rgb" else 0)
@@ -74,6 +77,7 @@ def test_large_frames_read_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         tifffile.imwrite(path, data, photometric="rgb", tile=(256, 256), compression="zlib")
     array = _published(tmp_path, "image")
     assert np.array_equal(array[...], data) and array.dtype == data.dtype.newbyteorder("=")
+    assert used and all(isinstance(parts, tiff_parts.Parts) for parts in used), used
     if layout == "tiles":  # whole source tiles per chunk (or the whole dimension)
         assert all(c % t == 0 or c == n for c, t, n in zip(array.chunks, (256, 512), array.shape)), array.chunks
     if layout in ("pages", "strip-pages", "contiguous-pages"):  # a chunk never spans pages: a frame reads its own

@@ -21,8 +21,9 @@ from ..nodes import Node, TableNode
 from .base import Reader, register_reader
 
 #: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
-#: gigabytes once parsed (800 MB of such a CSV grew a build by 1 GB).
-CHUNK_TEXT_BYTES = 32 * 2**20
+#: gigabytes once parsed (800 MB of such a CSV grew a build by 1 GB). Rows of up to ~134 bytes keep
+#: ``chunk_rows`` (500,000) a chunk, as before; a ``chunk_rows`` set in the pipeline is kept exactly.
+CHUNK_TEXT_BYTES = 64 * 2**20
 
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
@@ -60,13 +61,16 @@ def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
     return {"sep": sep}
 
 
-def _rows_per_chunk(path: Path, most: int) -> int:
-    """Rows of about :data:`CHUNK_TEXT_BYTES` of text, from the line lengths of the file's first 64 KiB."""
+def _rows_per_chunk(path: Path, options: CSVOptions) -> int:
+    """Rows of about :data:`CHUNK_TEXT_BYTES` of text, from the line lengths of the file's first 64 KiB
+    (``\n``, or old Mac ``\r``, line ends), at most ``chunk_rows``; exactly that when the pipeline set it."""
+    if "chunk_rows" in options.model_fields_set:
+        return options.chunk_rows
     with open(path, "rb") as f:
         head = f.read(2**16)
-    lines = head.count(b"\n")
+    lines = head.count(b"\n") or head.count(b"\r")
     width = len(head) / lines if lines else 2**16  # no line ends in it: each line is longer than that
-    return max(1, min(most, int(CHUNK_TEXT_BYTES // width)))
+    return max(1, min(options.chunk_rows, int(CHUNK_TEXT_BYTES // width)))
 
 
 def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
@@ -137,7 +141,7 @@ class CSVReader(Reader):
             comment=options.comment, header=options.header, encoding=options.encoding,
             engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
         )
-        rows = _rows_per_chunk(path, options.chunk_rows)
+        rows = _rows_per_chunk(path, options)
         try:
             first = pd.read_csv(path, nrows=rows, **read_kwargs)
         except Exception as exc:
@@ -154,7 +158,11 @@ class CSVReader(Reader):
                 try:
                     table = table.cast(schema)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                    raise SourceError(f"{path}: a later chunk does not fit the types of the first {rows} rows: {exc}") from exc
+                    changed = [f"{f.name!r} ({schema.field(f.name).type} -> {f.type})" for f in table.schema
+                               if f.name in schema.names and schema.field(f.name).type != f.type]
+                    raise SourceError(f"{path}: a later chunk does not fit the types of the first {rows} rows (read to decide them): "
+                                      f"column {', '.join(changed) or '?'}: {exc}. Give the source options: {{chunk_rows: N}} "
+                                      "to decide them from more rows") from exc
             return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
 
         schema = to_batch(first.copy()).schema

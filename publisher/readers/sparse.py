@@ -22,6 +22,9 @@ from ..nodes import ArrayNode, ContainerNode, Node, SparseNode
 BLOCK_NNZ = 1_000_000
 #: COO triplets are read this many at a time (they have no index, so every region reads them all).
 COO_BATCH = 1_000_000
+#: A COO matrix's nonzeros are counted along its first dimension in at most this many bins, to cut
+#: its blocks by them (:func:`_grid`): blocks then start at multiples of ``rows / COO_BINS``.
+COO_BINS = 65_536
 #: How the warning on a group that looked sparse but did not fold begins (a rule folding it drops the warning).
 NOT_SPARSE = "not published as a sparse matrix"
 #: Members a compressed matrix is made of (``shape`` when it is a dataset, as in 10x files).
@@ -215,14 +218,18 @@ def _coo(container: ContainerNode, shape: tuple[int, ...]) -> SparseNode:
         return coords[:, order], values[order]
 
     node = SparseNode(key=container.key, dtype=data.dtype, shape=shape, nnz=nnz, read_coo=read_coo, chunks=_chunks(shape, nnz, 0))
-    if nnz > BLOCK_NNZ and shape:  # where the nonzeros lie along the first dimension: one more pass over its coordinates
-        counts = np.zeros(shape[0], np.int64)
+    if nnz > BLOCK_NNZ and shape:  # where the nonzeros lie along the first dimension: one more pass over its coordinates,
+        width = -(-shape[0] // COO_BINS)  # counted in at most COO_BINS bins (a tall matrix: 2**27 rows were 1 GB a count)
+        counts = np.zeros(-(-shape[0] // width), np.int64)
         for start in range(0, nnz, COO_BATCH):
             first = read_coords(start, min(nnz, start + COO_BATCH))[0]
             if first.size and (first.min() < 0 or first.max() >= shape[0]):
                 raise SparseError(f"{where}: a coordinate is out of range for the shape {list(shape)}")
-            counts += np.bincount(first, minlength=shape[0])
-        node.grid = _grid(shape, np.concatenate([[0], np.cumsum(counts)]), 0)
+            counts += np.bincount(first // width, minlength=counts.size)
+        binned = _grid((counts.size, *shape[1:]), np.concatenate([[0], np.cumsum(counts)]), 0)
+        if binned is not None:  # cut at bin edges, in rows (the last bin may be short)
+            edges = np.minimum(np.cumsum([0, *binned[0]]) * width, shape[0])
+            node.grid = [[int(v) for v in np.diff(edges)], *binned[1:]]
     return node
 
 
@@ -230,8 +237,8 @@ def _grid(shape: tuple[int, ...], before: np.ndarray, axis: int) -> list[list[in
     """Blocks along ``axis`` of about :data:`BLOCK_NNZ` nonzeros each when even ones (:func:`_chunks`)
     would hold more than twice that (a skewed matrix: 20 million nonzeros in 1,000 of 100,000 rows
     were one block, read and written at once); ``before[i]``: the nonzeros before index ``i`` along
-    ``axis`` (CSR's indptr). None: the even blocks do. An index holding more than that alone is a
-    block of its own."""
+    ``axis`` (CSR's indptr). None: the even blocks do. A block holds at most ``BLOCK_NNZ`` plus its
+    last index's nonzeros (a cut lands after the index that crosses a multiple of it)."""
     nnz, n = int(before[-1]), shape[axis]
     per = _chunks(shape, nnz, axis)[axis]
     edges = np.minimum(np.arange(0, n + per, per), n)
