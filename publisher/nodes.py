@@ -56,9 +56,9 @@ class ArrayNode(Node):
     #: written: a preallocated stack whose scan stopped early), else None: such a region is not
     #: read and its chunks are encoded once (:func:`publisher.writers.zarr_array.read_region`).
     constant: Callable[[tuple[slice, ...]], np.ndarray | None] | None = None
-    #: Bytes a value of a string (object) array takes once read, when the source says (a fixed
-    #: width): what the writer sizes its chunks and slabs by (else :data:`STRING_BYTES`).
-    string_bytes: int | None = None
+    #: The source's bytes a value of a string (object) array, when it stores them at a fixed width
+    #: (HDF5 ``S``, NumPy ``U``): what :attr:`element_bytes` adds to a Python string's own size.
+    string_width: int | None = None
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.array
@@ -74,9 +74,11 @@ class ArrayNode(Node):
         by the pointer alone, a slab of 1,000-byte strings was 2 million of them (2 GB)."""
         if self.dtype.kind != "O":
             return max(self.dtype.itemsize, 1)
-        return self.string_bytes or STRING_BYTES
+        return STRING_OBJECT_BYTES + self.string_width if self.string_width else STRING_BYTES
 
 
+#: A Python string's size beside its characters (its pointer in the array and the object's header).
+STRING_OBJECT_BYTES = 64
 #: What a string of unknown width is taken to hold in memory (pointer, object, ~70 characters).
 STRING_BYTES = 128
 

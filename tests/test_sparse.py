@@ -501,6 +501,6 @@ def test_skewed_matrices_are_cut_into_blocks_of_even_nonzeros(tmp_path: Path, la
 
     entry = pub.catalog.entry("skewed/m")
     assert isinstance(entry.structure, SparseStructure)
-    coords, data, shape = PublishedSparse(pub.store, entry.data_url, entry.structure).read((slice(4990, 5010), slice(10, 20)))
+    _, data, shape = PublishedSparse(pub.store, entry.data_url, entry.structure).read((slice(4990, 5010), slice(10, 20)))
     inside = (r >= 4990) & (r < 5010) & (c >= 10) & (c < 20)
     assert shape == (20, 10) and data.size == inside.sum() and np.array_equal(np.sort(data), np.sort(values[inside]))

@@ -250,9 +250,9 @@ class _Walker:
                     raw = reopen()[sel[:ndim]] if sel else reopen()[()]
                 return _clean_strings(np.asarray(raw, dtype=object))
 
-            width = base.itemsize if string_info is None or string_info.length is not None else None  # fixed-width: its bytes
+            fixed = string_info is None or string_info.length is not None
             return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str,
-                             string_bytes=64 + width if width else None)
+                             string_width=base.itemsize if fixed else None)
         special = interpret_dataset(self, ds, key, h5path, metadata)
         if special is not None:  # variable-length sequences, ... (readers/hdf5_groups.py)
             return special

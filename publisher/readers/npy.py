@@ -41,4 +41,4 @@ class NpyReader(Reader):
         native = np.dtype(object) if data.dtype.kind == "U" else data.dtype.newbyteorder("=") if data.dtype.byteorder == ">" else data.dtype
         yield ArrayNode(key=key, dtype=native, shape=data.shape,
                         read=lambda sel: np.asarray(data[sel], dtype=native, order="C"),
-                        dims=[f"dim_{i}" for i in range(data.ndim)], string_bytes=64 + data.dtype.itemsize if native.kind == "O" else None)
+                        dims=[f"dim_{i}" for i in range(data.ndim)], string_width=data.dtype.itemsize if native.kind == "O" else None)
