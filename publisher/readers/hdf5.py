@@ -26,6 +26,7 @@ from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
 from .nexus import assign_dims, label_dataset
+from .whole_chunks import DecodedChunks, decoded_once
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: Scalars and strings up to this many characters are also copied into the parent's metadata.
@@ -85,6 +86,8 @@ class _Walker:
         self.file_dir = path.parent
         self.options = options
         self.lock = lock
+        #: Big chunks decoded once for the reads that cut them (readers/whole_chunks.py).
+        self.chunks_decoded = DecodedChunks()
         self.canonical: dict[tuple[int, int], str] = {}
         self.published: dict[tuple[int, int], Node] = {}
         #: Alias paths met before the object they point to was published.
@@ -286,7 +289,7 @@ class _Walker:
             source_path=h5path,
             dtype=native,
             shape=shape,
-            read=read,
+            read=decoded_once(read, shape, ds.chunks, native.itemsize, self.chunks_decoded, h5path) if not extra_shape else read,
             source_chunks=(tuple(ds.chunks) + tuple(extra_shape)) if ds.chunks else None,
             fill_value=to_json(fill) if fill is not None and native.kind != "c" else None,
             constant=unwritten(ds, lock, reopen, native) if not extra_shape else None,

@@ -27,22 +27,56 @@ class _Mismatch(Exception):
     """A chunk's Fletcher32 checksum differs from the one HDF5 stored with it."""
 
 
-def _decoder(code: int, itemsize: int) -> Callable[[bytes], bytes] | None:
+#: A filter's decoding: a bytes-like object in, one out (not copied to ``bytes``: a big chunk's
+#: every copy is its size again).
+Decoder = Callable[[Any], Any]
+
+
+#: Inflated from pieces of this many stored bytes, giving at most :data:`INFLATE_PIECE` at a time,
+#: into one buffer of the chunk's size: ``zlib.decompress`` gathers its output in blocks and joins
+#: them (twice a big chunk's size at its peak), and a stream fed the whole input copies what it
+#: has not used yet at every step.
+INFLATE_INPUT, INFLATE_PIECE = 2**20, 16 * 2**20
+
+
+def _inflater(size: int) -> Decoder:
+    def inflate(raw: Any) -> Any:
+        stream, out, at = zlib.decompressobj(), bytearray(size), 0
+        view = memoryview(raw).cast("B")
+        for start in range(0, len(view), INFLATE_INPUT):
+            data = view[start : start + INFLATE_INPUT]
+            while data and not stream.eof:
+                piece = stream.decompress(data, INFLATE_PIECE)
+                out[at : at + len(piece)] = piece  # grows the buffer only if the chunk is larger than said
+                at += len(piece)
+                data = stream.unconsumed_tail
+        while not stream.eof:  # output still held back by INFLATE_PIECE
+            piece = stream.decompress(b"", INFLATE_PIECE)
+            if not piece:
+                raise zlib.error("incomplete or truncated deflate stream")
+            out[at : at + len(piece)] = piece
+            at += len(piece)
+        return out if at == size else memoryview(out)[:at]  # (``del out[at:]`` would copy it)
+
+    return inflate
+
+
+def _decoder(code: int, itemsize: int, size: int) -> Decoder | None:
     if code == DEFLATE:
-        return zlib.decompress
+        return _inflater(size)
     if code == SHUFFLE:
         import numcodecs
 
         shuffle = numcodecs.Shuffle(elementsize=itemsize)
-        return lambda raw: bytes(shuffle.decode(raw))
+        return shuffle.decode
     if code == FLETCHER32:  # the checksum trails the data; numcodecs computes it as HDF5 does
         import numcodecs
 
         checksum = numcodecs.Fletcher32()
 
-        def verify(raw: bytes) -> bytes:
+        def verify(raw: Any) -> Any:
             try:
-                return bytes(checksum.decode(raw))
+                return checksum.decode(raw)
             except RuntimeError as exc:
                 raise _Mismatch(str(exc).splitlines()[0]) from exc
 
@@ -71,9 +105,11 @@ class DirectChunks:
 
     def __init__(self, ds: Any, lock: threading.Lock, reopen: Callable[[], Any]) -> None:
         plist = ds.id.get_create_plist()
-        self.decoders = []
-        for i in range(plist.get_nfilters()):
-            decoder = _decoder(plist.get_filter(i)[0], ds.dtype.itemsize)
+        codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        checked = FLETCHER32 in codes  # the checksum's 4 bytes follow the data it checks
+        self.decoders: list[Decoder] = []
+        for code in codes:
+            decoder = _decoder(code, ds.dtype.itemsize, math.prod(ds.chunks) * ds.dtype.itemsize + 4 * checked)
             if decoder is None:
                 raise LookupError("filter without a decoder here")
             self.decoders.append(decoder)
@@ -121,21 +157,25 @@ class DirectChunks:
         sel = tuple(slice(*s.indices(n)) for s, n in zip(sel, self.shape))
         if not self.aligned(sel):
             raise NotDirect
-        out = np.empty(tuple(s.stop - s.start for s in sel), dtype=self.dtype)
         ranges = [range(s.start // c, math.ceil(s.stop / c)) for s, c in zip(sel, self.chunks)]
+        #: One chunk: its decoded buffer as it is (read-only after zstd or blosc), not copied (a big chunk twice over)
+        out = None if all(len(r) == 1 for r in ranges) else np.empty(tuple(s.stop - s.start for s in sel), dtype=self.dtype)
         for index in np.ndindex(*[len(r) for r in ranges]):
             origin = tuple(r[i] * c for r, i, c in zip(ranges, index, self.chunks))
             with self.lock:
                 try:
                     dsid = self.reopen().id
-                    written = dsid.get_chunk_info_by_coord(origin).byte_offset is not None
-                    mask, raw = dsid.read_direct_chunk(origin) if written else (0, None)
+                    info = dsid.get_chunk_info_by_coord(origin)
+                    # into a buffer of the stored size: without ``out`` h5py copies its buffer to bytes
+                    mask, raw = dsid.read_direct_chunk(origin, out=bytearray(info.size)) if info.byte_offset is not None else (0, None)
                 except Exception as exc:  # e.g. chunks larger than h5py's direct-read buffer
                     raise NotDirect from exc
             dest = tuple(slice(o - s.start, min(o + c, s.stop) - s.start) for o, c, s in zip(origin, self.chunks, sel))
             if raw is None:
                 if self.unfilled:
                     raise NotDirect
+                if out is None:
+                    return np.full(tuple(s.stop - s.start for s in sel), self.fill, dtype=self.dtype)
                 out[dest] = self.fill
                 continue
             try:
@@ -145,7 +185,10 @@ class DirectChunks:
                 raise NotDirect from exc
             except Exception as exc:  # a decoder that disagrees with this chunk: let HDF5 decide
                 raise NotDirect from exc
+            if out is None:
+                return chunk[tuple(slice(0, d.stop - d.start) for d in dest)]
             out[dest] = chunk[tuple(slice(0, d.stop - d.start) for d in dest)]
+        assert out is not None
         return out
 
 

@@ -35,6 +35,7 @@ from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader
 from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
+from .whole_chunks import DecodedChunks, decoded_once
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
 #: The netCDF-C library is not thread-safe: every call into it, for any file, holds this lock.
@@ -81,6 +82,8 @@ class _NetCDF:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = NETCDF_LOCK
+        #: Big chunks decoded once for the reads that cut them (readers/whole_chunks.py).
+        self.chunks_decoded = DecodedChunks()
         #: The xarray datasets opened, closed with the file.
         self.opened: list[Any] = []
 
@@ -173,8 +176,13 @@ class _NetCDF:
 
         if len(source_chunks or ()) != xvar.ndim:
             source_chunks = None  # a character dimension, decoded away
+        shape = tuple(xvar.shape)
+        if dtype.kind != "O" and dtype.itemsize <= np.dtype(xvar.encoding.get("dtype", dtype)).itemsize:
+            # not where decoding widens the values (int16 scaled to float32): xarray decodes a whole
+            # chunk at ~5x its stored size, more than the re-decoding it saves is worth in memory
+            read = decoded_once(read, shape, source_chunks, dtype.itemsize, self.chunks_decoded, path)
         return ArrayNode(key=name, metadata={"attrs": attrs}, specs=[XARRAY_COORD if is_coord else XARRAY_DATA_VAR], source_path=path,
-                         dtype=dtype, shape=tuple(xvar.shape), read=read, dims=list(xvar.dims), attrs=zarr_attrs,
+                         dtype=dtype, shape=shape, read=read, dims=list(xvar.dims), attrs=zarr_attrs,
                          source_chunks=source_chunks)
 
     def stored(self, var: Any, name: str, path: str, source_chunks: tuple[int, ...] | None) -> ArrayNode:
@@ -191,7 +199,10 @@ class _NetCDF:
                 values = np.asarray(var[sel] if sel else var.getValue())
             return values.astype(object) if native.kind == "O" else np.asarray(values, dtype=native, order="C")
 
-        return ArrayNode(key=name, metadata={"attrs": attrs}, source_path=path, dtype=native, shape=tuple(var.shape),
+        shape = tuple(var.shape)
+        if native.kind != "O":
+            read = decoded_once(read, shape, source_chunks, native.itemsize, self.chunks_decoded, path)
+        return ArrayNode(key=name, metadata={"attrs": attrs}, source_path=path, dtype=native, shape=shape,
                          read=read, dims=list(var.dimensions), attrs=attrs, source_chunks=source_chunks)
 
     def structured(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
@@ -207,8 +218,11 @@ class _NetCDF:
                 return repacked(np.asarray(var[sel] if sel else var[...]), dtype)
 
         chunking = var.chunking()
-        return ArrayNode(key=name, metadata=attrs, specs=[XARRAY_DATA_VAR], source_path=path, dtype=dtype, shape=tuple(var.shape), read=read,
-                         dims=list(var.dimensions), source_chunks=tuple(chunking) if isinstance(chunking, list) else None,
+        chunks = tuple(chunking) if isinstance(chunking, list) else None
+        shape = tuple(var.shape)
+        return ArrayNode(key=name, metadata=attrs, specs=[XARRAY_DATA_VAR], source_path=path, dtype=dtype, shape=shape,
+                         read=decoded_once(read, shape, chunks, dtype.itemsize, self.chunks_decoded, path),
+                         dims=list(var.dimensions), source_chunks=chunks,
                          fill_value=np.zeros((), dtype)[()])
 
     def compound(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
