@@ -83,6 +83,17 @@ STRING_OBJECT_BYTES = 64
 STRING_BYTES = 128
 
 
+#: A table's batches hold as many rows as fill about this many bytes (Arrow copies a batch's
+#: columns from the source's rows: ~3x it at its peak).
+BATCH_BYTES = 32 * 2**20
+
+
+def batch_rows(row_bytes: float, most: int = 65_536) -> int:
+    """Rows of ``row_bytes`` each in a batch of about :data:`BATCH_BYTES` (at least one, at most
+    ``most``): a fixed count of rows made a batch of 8 KB rows 512 MiB."""
+    return max(1, min(most, int(BATCH_BYTES // max(row_bytes, 1))))
+
+
 @dataclass
 class TableNode(Node):
     schema: pa.Schema | None = None

@@ -9,7 +9,7 @@ import numpy as np
 
 from .config.models import Rule
 from .errors import RuleError
-from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SparseNode, TableNode
+from .nodes import ArrayNode, ContainerNode, LinkNode, Node, SparseNode, TableNode, batch_rows
 
 
 @lru_cache(maxsize=256)
@@ -59,7 +59,9 @@ def group_as_table(node: ContainerNode) -> TableNode:
         values = c.read((sel,))  # type: ignore[misc]
         return pa.array(values if values.dtype.kind != "O" else values.tolist())
 
-    def batches(rows: int = 262_144):  # type: ignore[no-untyped-def]
+    rows = batch_rows(sum(c.element_bytes for c in columns), most=262_144)
+
+    def batches():  # type: ignore[no-untyped-def]
         for start in range(0, n, rows):
             sel = slice(start, min(n, start + rows))
             yield pa.RecordBatch.from_arrays([column(c, sel) for c in columns], names=names)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SourceError, UnsupportedError
 from ..jsonable import attrs_to_json, decode_bytes, to_json
-from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode
+from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode, batch_rows
 from .base import Reader, register_reader
 from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
@@ -334,9 +334,10 @@ class _Walker:
 
         if ds.ndim > 1:
             return self._structured(ds, key, h5path, metadata)
+        rows = batch_rows(ds.dtype.itemsize)
         try:
             with self.lock:
-                head = ds[:1000] if ds.ndim else ds[()].reshape(1)
+                head = ds[: min(1000, rows)] if ds.ndim else ds[()].reshape(1)
             schema = structured_to_batch(np.asarray(head)).schema  # from real rows: object fields need values
         except UnsupportedError as exc:
             return SkippedNode(key=key, source_path=h5path, reason=str(exc))
@@ -344,7 +345,7 @@ class _Walker:
         lock = self.lock
         reopen, ndim = self._reopener(ds), ds.ndim
 
-        def batches(rows: int = 65536) -> Iterator[Any]:
+        def batches() -> Iterator[Any]:
             for start in range(0, n, rows):
                 with lock:
                     block = reopen()[start : start + rows] if ndim else reopen()[()].reshape(1)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..jsonable import to_json
-from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode
+from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode, batch_rows
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader
 from .compound import packed, repacked
@@ -235,7 +235,9 @@ class _NetCDF:
         n = int(var.shape[0]) if var.ndim else 1
         lock = self.lock
 
-        def batches(rows: int = 65536) -> Iterator[Any]:
+        rows = batch_rows(dtype.itemsize)
+
+        def batches() -> Iterator[Any]:
             for start in range(0, n, rows):
                 with lock:
                     block = np.asarray(var[start : start + rows] if var.ndim else var.getValue()).reshape(-1)

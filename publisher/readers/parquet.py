@@ -1,4 +1,4 @@
-"""Parquet → a table, streamed by record batches of about ``BATCH_BYTES`` each.
+"""Parquet → a table, streamed by record batches of about ``nodes.BATCH_BYTES`` each.
 
 pyarrow's defaults would read a whole file ahead (``pre_buffer``: 800 MB of Parquet took a build
 ~1 GB of memory) and give batches of 65,536 rows whatever their width; a build reads the file a
@@ -14,13 +14,25 @@ from typing import Any
 
 from ..errors import SourceError
 from ..jsonable import decode_bytes
-from ..nodes import Node, TableNode
+from ..nodes import Node, TableNode, batch_rows
 from .base import Reader, register_reader
 
-#: About this many bytes (uncompressed, as the file's row groups say) a record batch.
-BATCH_BYTES = 32 * 2**20
+#: Rows decoded to measure a row's size in memory.
+PROBE_ROWS = 64
 #: Bytes read at once from a column chunk (the stream's buffer; pyarrow's default reads it whole).
 STREAM_BUFFER = 2**20
+
+
+def _row_bytes(pf: Any) -> float:
+    """A row's bytes once decoded: what the row groups state (uncompressed, but as encoded: a
+    dictionary-encoded column of 4 KB strings states ~1.5 bytes a row), or what its first rows
+    take in memory, the larger."""
+    rows = pf.metadata.num_rows
+    if not rows:
+        return 1.0
+    stated = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.num_row_groups)) / rows
+    probe = next(iter(pf.iter_batches(batch_size=PROBE_ROWS, row_groups=[0])), None)
+    return max(stated, probe.nbytes / probe.num_rows if probe is not None and probe.num_rows else 0.0)
 
 
 @register_reader
@@ -41,8 +53,7 @@ class ParquetReader(Reader):
             schema_meta = pf.schema_arrow.metadata or {}
             metadata = {decode_bytes(k): decode_bytes(v)[:2000] for k, v in schema_meta.items() if k != b"pandas"}
             rows = pf.metadata.num_rows
-            size = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.num_row_groups))
-            batch = max(1, min(262_144, BATCH_BYTES * rows // size)) if rows and size else 262_144
+            batch = batch_rows(_row_bytes(pf), most=262_144)
             yield TableNode(key=key, metadata=metadata, schema=pf.schema_arrow, batches=lambda: pf.iter_batches(batch_size=batch),
                             num_rows=rows)
         finally:

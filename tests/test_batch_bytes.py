@@ -1,0 +1,92 @@
+"""A table's record batches hold about ``nodes.BATCH_BYTES`` whatever its rows' width or encoding
+(found by an audit: 65,536 rows of 8 KB compound rows were one 512 MiB batch, ~3x that at the
+peak; a dictionary-encoded Parquet column of 4 KB strings stated 1.5 bytes a row, so batches
+were 262,144 rows, ~1 GB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from publisher import nodes
+from publisher.nodes import TableNode
+
+ROW = np.dtype([("id", "i8"), ("spectrum", "f8", (1023,))])  # 8 KB a row
+LIMIT = 2**20
+
+
+@pytest.fixture(autouse=True)
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nodes, "BATCH_BYTES", LIMIT)
+
+
+def _batches_fit(node: TableNode, rows: int) -> None:
+    assert node.batches is not None
+    seen = 0
+    for batch in node.batches():
+        assert batch.nbytes <= 1.1 * LIMIT, f"a batch of {batch.num_rows} rows, {batch.nbytes} bytes"
+        seen += batch.num_rows
+    assert seen == rows
+
+
+def _rows(n: int) -> np.ndarray:
+    values = np.zeros(n, ROW)
+    values["id"] = np.arange(n)
+    values["spectrum"] = np.arange(1023)
+    return values
+
+
+def test_hdf5_compound_rows_batched_by_bytes(tmp_path: Path) -> None:
+    import h5py
+
+    from publisher.readers.hdf5 import HDF5Options, HDF5Reader
+
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f.create_dataset("events", data=_rows(600), chunks=(64,))
+    with HDF5Reader().open(tmp_path / "t.h5", "t", HDF5Options()) as root:
+        table = next(c for c in root.children if c.key == "events")
+        assert isinstance(table, TableNode)
+        _batches_fit(table, 600)
+
+
+def test_netcdf_compound_rows_batched_by_bytes(tmp_path: Path) -> None:
+    from publisher.readers.netcdf import NetCDFReader, import_netcdf4
+
+    netCDF4 = import_netcdf4()
+    with netCDF4.Dataset(tmp_path / "t.nc", "w") as ds:
+        ds.createDimension("n", 600)
+        kind = ds.createCompoundType(ROW, "row")
+        ds.createVariable("events", kind, ("n",))[:] = _rows(600)
+    with NetCDFReader().open(tmp_path / "t.nc", "t", None) as root:
+        table = next(c for c in root.children if c.key == "events")
+        assert isinstance(table, TableNode)
+        _batches_fit(table, 600)
+
+
+def test_parquet_dictionary_strings_batched_by_decoded_bytes(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from publisher.readers.parquet import ParquetReader
+
+    words = [c * 4096 for c in "abcd"]
+    pq.write_table(pa.table({"text": [words[i % 4] for i in range(3000)], "i": np.arange(3000)}), tmp_path / "t.parquet", use_dictionary=True)
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0).total_byte_size < 100_000  # as encoded: far below 12 MB
+    with ParquetReader().open(tmp_path / "t.parquet", "t", None) as table:
+        assert isinstance(table, TableNode)
+        _batches_fit(table, 3000)
+
+
+def test_table_rule_batches_by_the_columns_bytes() -> None:
+    from publisher.config import Rule
+    from publisher.nodes import ArrayNode, ContainerNode
+    from publisher.rules import apply_rules
+
+    n = 20_000
+    columns = [ArrayNode(key=f"c{i}", dtype=np.dtype("f8"), shape=(n,), read=lambda sel, i=i: np.arange(n, dtype="f8")[sel] + i) for i in range(40)]
+    group = ContainerNode(key="g", children=list(columns))
+    table = apply_rules(group, "g", [Rule(match="g", table=True)])
+    assert isinstance(table, TableNode)
+    _batches_fit(table, n)  # 320 bytes a row: 262,144 rows a batch would be all 6.4 MB at once
