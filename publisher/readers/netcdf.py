@@ -19,6 +19,7 @@ arrays; other compound variables become tables (1-D) or structured arrays (N-D).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,9 @@ from .hdf5 import HDF5_MAGIC
 from .whole_chunks import DecodedChunks, decoded_once
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
+#: xarray's ``open_dataset`` option (2025.07 on) not to build the dimension coordinates' indexes:
+#: each is loaded whole (a 100 MiB ``time`` coordinate grew memory by ~290 MiB on opening).
+_LAZY_INDEXES = "create_default_indexes"
 #: The netCDF-C library is not thread-safe: every call into it, for any file, holds this lock.
 NETCDF_LOCK = threading.RLock()
 
@@ -57,6 +61,15 @@ def import_netcdf4() -> ModuleType:
     if os.environ.get("HDF5_PLUGIN_PATH") == own:
         del os.environ["HDF5_PLUGIN_PATH"]
     return netCDF4
+
+
+def _no_chunk_cache(netCDF4: ModuleType) -> None:
+    """No chunk cache for the variables of files opened from now on. netCDF-C gives each variable
+    its own (64 MiB by default), kept until the file closes: a file of 800 variables of 1 MiB,
+    each read once, ended in memory whole. A build reads whole source chunks (the writer's chunks
+    follow them; big chunks it cuts are decoded once: readers/whole_chunks.py), so there is
+    nothing for a cache to serve."""
+    netCDF4.set_chunk_cache(0, 0, 0.75)
 
 
 def _is_netcdf4(path: Path) -> bool:
@@ -95,6 +108,8 @@ class _NetCDF:
         """The group as xarray opens it (lazily), or the reason it cannot."""
         import xarray as xr
 
+        if _LAZY_INDEXES in inspect.signature(xr.open_dataset).parameters:
+            options.setdefault(_LAZY_INDEXES, False)  # else xarray loads each dimension coordinate whole, as a pandas index
         try:
             xds = xr.open_dataset(self.path, group=path or "/", engine="netcdf4", cache=False, auto_complex=True, **options)
         except Exception as exc:  # xarray's own limits (e.g. a type it does not map): published as stored
@@ -263,6 +278,7 @@ class NetCDFReader(Reader):
         netCDF4 = import_netcdf4()
 
         with NETCDF_LOCK:
+            _no_chunk_cache(netCDF4)
             try:  # auto_complex: complex numbers stored as compounds or a trailing _pfnc_complex dimension (nc-complex)
                 ds = netCDF4.Dataset(path, "r", auto_complex=True)
             except OSError as exc:
