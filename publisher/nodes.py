@@ -57,7 +57,8 @@ class ArrayNode(Node):
     #: read and its chunks are encoded once (:func:`publisher.writers.zarr_array.read_region`).
     constant: Callable[[tuple[slice, ...]], np.ndarray | None] | None = None
     #: The source's bytes a value of a string (object) array, when it stores them at a fixed width
-    #: (HDF5 ``S``, NumPy ``U``): what :attr:`element_bytes` adds to a Python string's own size.
+    #: (HDF5 ``S``, NumPy ``U``), or the longest of a sample of variable-length ones: what
+    #: :attr:`element_bytes` adds to a Python string's own size.
     string_width: int | None = None
 
     def __post_init__(self) -> None:

@@ -90,3 +90,28 @@ def test_table_rule_batches_by_the_columns_bytes() -> None:
     table = apply_rules(group, "g", [Rule(match="g", table=True)])
     assert isinstance(table, TableNode)
     _batches_fit(table, n)  # 320 bytes a row: 262,144 rows a batch would be all 6.4 MB at once
+
+
+def test_variable_length_strings_sized_by_a_sample(tmp_path: Path) -> None:
+    """Slabs of strings whose width the source does not state were sized by a guess of ~70
+    characters: 131,072 strings of 1,000 characters a slab, ~400 MB in memory."""
+    import h5py
+
+    from publisher.readers.hdf5 import HDF5Options, HDF5Reader
+    from publisher.readers.netcdf import NetCDFReader, import_netcdf4
+    from publisher.writers.chunking import slabs
+
+    texts = np.array([f"{i:08d}" * 125 for i in range(5000)], dtype=object)
+    with h5py.File(tmp_path / "log.h5", "w") as f:
+        f.create_dataset("messages", data=texts, dtype=h5py.string_dtype())
+        f.create_dataset("short", data=texts[:100], dtype=h5py.string_dtype())
+    with import_netcdf4().Dataset(tmp_path / "log.nc", "w") as ds:
+        ds.createDimension("n", 5000)
+        ds.createVariable("messages", str, ("n",))[:] = texts
+    with HDF5Reader().open(tmp_path / "log.h5", "log", HDF5Options()) as h5, NetCDFReader().open(tmp_path / "log.nc", "log", None) as nc:
+        for root in (h5, nc):
+            node = next(c for c in root.children if c.key == "messages")
+            assert root is nc or node.string_width == 1000
+            assert node.element_bytes > 1000  # (xarray gives NetCDF's as fixed-width '<U1000')
+            assert all((s[0].stop - s[0].start) * node.element_bytes <= 4 * 2**20 for s in slabs(node.shape, (100,), 4 * 2**20, node.element_bytes))
+        assert next(c for c in h5.children if c.key == "short").string_width is None  # too few to sample

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import SourceError, UnsupportedError
 from ..jsonable import attrs_to_json, decode_bytes, to_json
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode, TableNode, batch_rows
-from .base import Reader, register_reader
+from .base import Reader, register_reader, sampled_string_width
 from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
@@ -255,7 +255,7 @@ class _Walker:
 
             fixed = string_info is None or string_info.length is not None
             return ArrayNode(key=key, metadata=metadata, source_path=h5path, dtype=np.dtype(object), shape=shape, read=read_str,
-                             string_width=base.itemsize if fixed else None)
+                             string_width=base.itemsize if fixed else sampled_string_width(read_str, shape))
         special = interpret_dataset(self, ds, key, h5path, metadata)
         if special is not None:  # variable-length sequences, ... (readers/hdf5_groups.py)
             return special

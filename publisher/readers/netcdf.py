@@ -33,7 +33,7 @@ from ..errors import SourceError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode, batch_rows
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
-from .base import Reader, register_reader
+from .base import Reader, register_reader, sampled_string_width
 from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
 from .whole_chunks import DecodedChunks, decoded_once
@@ -198,7 +198,7 @@ class _NetCDF:
             read = decoded_once(read, shape, source_chunks, dtype.itemsize, self.chunks_decoded, path)
         return ArrayNode(key=name, metadata={"attrs": attrs}, specs=[XARRAY_COORD if is_coord else XARRAY_DATA_VAR], source_path=path,
                          dtype=dtype, shape=shape, read=read, dims=list(xvar.dims), attrs=zarr_attrs,
-                         source_chunks=source_chunks)
+                         source_chunks=source_chunks, string_width=sampled_string_width(read, shape) if dtype.kind == "O" else None)
 
     def stored(self, var: Any, name: str, path: str, source_chunks: tuple[int, ...] | None) -> ArrayNode:
         """A variable of a group xarray cannot open: its values as stored, its attributes as they are."""
@@ -218,7 +218,8 @@ class _NetCDF:
         if native.kind != "O":
             read = decoded_once(read, shape, source_chunks, native.itemsize, self.chunks_decoded, path)
         return ArrayNode(key=name, metadata={"attrs": attrs}, source_path=path, dtype=native, shape=shape,
-                         read=read, dims=list(var.dimensions), attrs=attrs, source_chunks=source_chunks)
+                         read=read, dims=list(var.dimensions), attrs=attrs, source_chunks=source_chunks,
+                         string_width=sampled_string_width(read, shape) if native.kind == "O" else None)
 
     def structured(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
         """An N-D compound variable as a structured array, packed and little-endian (readers/compound.py)."""
