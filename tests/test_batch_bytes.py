@@ -115,3 +115,20 @@ def test_variable_length_strings_sized_by_a_sample(tmp_path: Path) -> None:
             assert node.element_bytes > 1000  # (xarray gives NetCDF's as fixed-width '<U1000')
             assert all((s[0].stop - s[0].start) * node.element_bytes <= 4 * 2**20 for s in slabs(node.shape, (100,), 4 * 2**20, node.element_bytes))
         assert next(c for c in h5.children if c.key == "short").string_width is None  # too few to sample
+
+
+def test_csv_chunks_measure_rows_through_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows' width was taken from the file's first 64 KiB: short rows then long ones, or rows
+    longer than 64 KiB, made chunks of hundreds of MB or more."""
+    from publisher.readers import csv
+
+    monkeypatch.setattr(csv, "CHUNK_TEXT_BYTES", 2**20)
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(20_000)) + "".join(f"{i},{'y' * 2000}\n" for i in range(1000)))
+    assert csv._rows_per_chunk(mixed, csv.CSVOptions()) <= 2**20 // 1900  # rows of ~2,006 bytes
+    long = tmp_path / "long.csv"
+    long.write_text("a,b\n" + "".join(f"{i},{'z' * 200_000}\n" for i in range(8)))
+    assert csv._rows_per_chunk(long, csv.CSVOptions()) <= 2**20 // 190_000
+    short = tmp_path / "short.csv"
+    short.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(100_000)))
+    assert csv._rows_per_chunk(short, csv.CSVOptions()) > 50_000  # narrow rows keep big chunks
