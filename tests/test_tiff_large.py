@@ -142,9 +142,9 @@ def test_big_stored_pieces_are_read_whole(tmp_path: Path, monkeypatch: pytest.Mo
     data = _image(1024, 1024)
     tifffile.imwrite(path, data, compression="zlib", rowsperstrip=1024)
     with tifffile.TiffFile(path) as tif:
-        assert tiff_parts.in_parts(tif, tif.series[0], data.shape, data.dtype, path, False) is None
+        assert tiff_parts.in_parts(tif, tif.series[0], data.shape, data.dtype, path, 0) is None
     tifffile.imwrite(path, data, compression="zlib", rowsperstrip=256)
     with tifffile.TiffFile(path) as tif:
-        parts = tiff_parts.in_parts(tif, tif.series[0], data.shape, data.dtype, path, False)
+        parts = tiff_parts.in_parts(tif, tif.series[0], data.shape, data.dtype, path, 0)
         assert isinstance(parts, tiff_parts.Parts) and parts.chunks == (256, 1024)
         assert np.array_equal(parts.read((slice(100, 700), slice(3, 1000))), data[100:700, 3:1000])

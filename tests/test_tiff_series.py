@@ -38,3 +38,21 @@ def test_a_series_through_a_symlink_reads_its_other_files(tmp_path: Path) -> Non
             assert node.shape == (2, 6, 8), path
             data = node.read((slice(0, 2), slice(0, 6), slice(0, 8)))
         assert [int(plane.max()) for plane in data] == [1, 2], path  # not zeros where the second file was not found
+
+
+def test_a_hyperstack_is_read_page_by_page(tmp_path: Path) -> None:
+    """A (T, C, Y, X) series, one page a (T, C): taken for one image, it was read whole for any
+    block (32 MiB pages: a 1 GiB file grew a build by ~1 GB). Its pages are its chunks, and a
+    block reads the pages it covers."""
+    frames = np.arange(3 * 2 * 64 * 80, dtype="u2").reshape(3, 2, 64, 80)
+    tifffile.imwrite(tmp_path / "h.tif", frames, compression="zlib", rowsperstrip=64, metadata={"axes": "TCYX"})
+    with TiffReader().open(tmp_path / "h.tif", "h", None) as node:
+        assert node.shape == (3, 2, 64, 80) and node.source_chunks == (1, 1, 64, 80)
+        for sel in [(slice(1, 3), slice(1, 2), slice(5, 60), slice(0, 80)), (slice(0, 3), slice(0, 2), slice(0, 64), slice(0, 80)),
+                    (slice(2, 2), slice(0, 2), slice(0, 64), slice(0, 80))]:
+            assert np.array_equal(node.read(sel), frames[sel])
+    rgb = np.random.default_rng(0).integers(0, 255, (2, 3, 16, 24, 3), dtype="u1")
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb", metadata={"axes": "TZYXS"})
+    with TiffReader().open(tmp_path / "rgb.tif", "rgb", None) as node:
+        assert node.source_chunks == (1, 1, 16, 24, 3)
+        assert np.array_equal(node.read((slice(1, 2), slice(0, 3), slice(0, 16), slice(0, 24), slice(0, 3))), rgb[1:2])

@@ -46,6 +46,18 @@ def _tags(page: Any) -> dict[str, Any]:
     return out
 
 
+def _page_dims(series: Any, shape: tuple[int, ...], npages: int) -> int:
+    """How many leading dimensions of the series index its pages (a stack: 1; a hyperstack's
+    T, Z, C...: their product is the page count), each page holding the rest; 0 when the series
+    is not one page per index (one page, or pages that are pieces of one image). A hyperstack
+    taken for one image was read whole (32 MiB pages: a 1 GiB series grew a build by ~1 GB)."""
+    if npages < 2:
+        return 0
+    page = tuple(series.keyframe.shape)
+    lead = len(shape) - len(page)
+    return lead if lead >= 1 and tuple(shape[lead:]) == page and math.prod(shape[:lead]) == npages else 0
+
+
 @register_reader
 class TiffReader(Reader):
     name = "tiff"
@@ -91,11 +103,12 @@ class TiffReader(Reader):
                 except ValueError:
                     pass
             npages = len(series.pages)
-            paged = npages > 1 and shape[0] == npages
+            lead = _page_dims(series, shape, npages)
+            paged = lead > 0
             cache: dict[str, np.ndarray] = {}
             native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
-            frame = math.prod(shape[1:] if paged else shape) * dtype.itemsize
-            parts = tiff_parts.in_parts(tif, series, shape, dtype, path, paged) if frame > tiff_parts.LAZY_FRAME_BYTES else None
+            frame = math.prod(shape[lead:]) * dtype.itemsize
+            parts = tiff_parts.in_parts(tif, series, shape, dtype, path, lead) if frame > tiff_parts.LAZY_FRAME_BYTES else None
             warning = None
             if isinstance(parts, str):
                 warning = f"{path.name}: read whole ({frame / 2**20:.0f} MiB a frame), as tifffile cannot read it in parts: {parts}"
@@ -105,10 +118,13 @@ class TiffReader(Reader):
                 if parts is not None:  # only the rows, tiles or strips this block touches
                     return np.asarray(parts.read(sel), dtype=native, order="C")
                 if paged:  # only the pages this block needs
-                    pages = list(range(*sel[0].indices(npages)))
+                    ranges = [range(*s.indices(n)) for s, n in zip(sel[:lead], shape)]
+                    if not all(ranges):
+                        return np.empty((*map(len, ranges), *shape[lead:]), dtype=native)[(*(slice(None),) * lead, *sel[lead:])]
+                    pages = [int(i) for i in np.ravel_multi_index(np.ix_(*ranges), shape[:lead]).ravel()]  # C order, as stored
                     with whole:  # TiffFile is not thread-safe: its pages' IFDs load lazily, unlocked
-                        data = tif.asarray(series=0, key=pages).reshape(len(pages), *shape[1:])
-                    return np.asarray(data[(slice(None), *sel[1:])], dtype=native, order="C")
+                        data = tif.asarray(series=0, key=pages).reshape(*map(len, ranges), *shape[lead:])
+                    return np.asarray(data[(*(slice(None),) * lead, *sel[lead:])], dtype=native, order="C")
                 with whole:
                     if "all" not in cache:
                         cache["all"] = series.asarray().reshape(shape)
@@ -123,7 +139,7 @@ class TiffReader(Reader):
             if parts is not None:  # its tiles or strips (in bands of a page): the writer's chunks follow them
                 node.source_chunks = parts.chunks
             elif paged:
-                node.source_chunks = (1, *shape[1:])
+                node.source_chunks = (*(1,) * lead, *shape[lead:])
             yield node
         finally:
             tif.close()

@@ -44,7 +44,7 @@ class Parts:
     chunks: tuple[int, ...] | None
 
 
-def in_parts(tif: Any, series: Any, shape: tuple[int, ...], dtype: np.dtype, path: Path, paged: bool) -> Parts | str | None:
+def in_parts(tif: Any, series: Any, shape: tuple[int, ...], dtype: np.dtype, path: Path, lead: int) -> Parts | str | None:
     """The series read in parts; ``None`` when its stored pieces are too big to gain from it; or
     the reason tifffile cannot, as a string."""
     if series.dataoffset is not None:
@@ -61,14 +61,14 @@ def in_parts(tif: Any, series: Any, shape: tuple[int, ...], dtype: np.dtype, pat
     chunks = tuple(store.chunks)
     if math.prod(chunks) * dtype.itemsize > PART_BYTES:
         return None
-    return Parts(lambda sel: store[sel], _band(chunks, shape, dtype.itemsize) if paged else chunks)
+    return Parts(lambda sel: store[sel], _band(chunks, shape, dtype.itemsize, lead) if lead else chunks)
 
 
-def _band(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """A stack's stored pieces (one page deep) grown within the page, by whole pieces, to about
-    :data:`BAND_BYTES`: rows first, then columns."""
+def _band(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int, lead: int = 1) -> tuple[int, ...]:
+    """A stack's stored pieces (one page deep: ``lead`` dimensions index the pages) grown within
+    the page, by whole pieces, to about :data:`BAND_BYTES`: rows first, then columns."""
     grown = list(chunks)
-    for d in range(1, len(grown)):
+    for d in range(lead, len(grown)):
         while grown[d] < shape[d] and math.prod(grown) * itemsize * 2 <= BAND_BYTES:
             grown[d] = min(shape[d], grown[d] * 2)
     return tuple(grown)
