@@ -334,3 +334,29 @@ def test_events_and_vlen_rows_are_written_in_pieces(tmp_path: Path, monkeypatch:
     with local_server(published.store.url) as url:
         _same(from_uri(f"{url}/api/v1")[path].read(), want)
         _same(from_uri(f"{url}/api/v1")["ev/grid"].read(), grid)
+
+
+def test_many_pulses_with_few_events_are_cut_by_pulses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces were cut by events alone, with ``event_index`` read whole: 200 MiB of pulses with a
+    thousand events were one piece (a build grew by 664 MB; 800 MiB: 1.8 GB). A piece holds at
+    most ``PIECE_BYTES`` of per-pulse values; the published rows are the source's."""
+    from publisher.readers import hdf5_ragged
+
+    monkeypatch.setattr(hdf5_ragged, "PIECE_BYTES", 24 * 1000)  # 1,000 pulses of 24 bytes a piece
+    monkeypatch.setattr(hdf5_ragged, "INDEX_BLOCK", 999)  # the order check crosses blocks
+    pulses, index = 5500, np.zeros(5500, dtype="i8")
+    index[-10:] = np.arange(10)  # every event in the last ten pulses
+    with h5py.File(tmp_path / "ev.h5", "w") as f:
+        events = f.create_group("events")
+        events.attrs["NX_class"] = "NXevent_data"
+        events["event_index"] = index
+        events["event_time_zero"] = np.arange(pulses, dtype="f8")
+        events["event_time_offset"] = np.arange(10, dtype="f4") / 2
+        events["event_id"] = np.arange(10, dtype="i4")
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "ev.h5"), "into": ""}]})
+    path = "ev/events/events_by_pulse"
+    assert pq.ParquetFile(published.url(path)).num_row_groups == 6  # 5,500 pulses, 1,000 a piece
+    got = ak.from_parquet(published.url(path))
+    assert len(got) == pulses and ak.to_list(got.event_time_zero[:3]) == [0.0, 1.0, 2.0]
+    assert ak.to_list(ak.num(got.events)) == [0] * 5490 + [1] * 9 + [1]
+    assert ak.to_list(got.events.event_id[-10:]) == [[i] for i in range(10)]

@@ -181,38 +181,67 @@ def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
     if n_pulses == n_events:  # ambiguous lengths: only the names the definition gives are per event
         per_event = [n for n in per_event if n in ("event_time_offset", "event_id", "pulse_height")]
         per_pulse = [n for n in per_pulse if n not in per_event]
-    starts = np.asarray(index[()], dtype=np.int64)
-    if n_pulses and (starts[0] != 0 or np.any(np.diff(starts) < 0) or starts[-1] > n_events):
+    if not _index_is_ordered(index, n_events, walker.lock):
         node.warn(f"{h5path}: event_index is not a non-decreasing list of event positions from 0: the events are not published per pulse")
         return node
     f, name, lock = group.file, group.name, walker.lock
-    bounds = np.append(starts, n_events).astype(np.int64)
+    # pulses a piece holds at most: with few events a pulse, the per-pulse values are the piece
+    pulse_bytes = 16 + sum(datasets[n].dtype.itemsize for n in per_pulse)
+    most_pulses = max(1, PIECE_BYTES // pulse_bytes)
 
-    def piece(p0: int, p1: int) -> Any:
+    def bounds(p0: int, p1: int) -> np.ndarray:
+        """Where pulses ``p0`` to ``p1`` (included) start in the events; the end for ``n_pulses``."""
+        with lock:
+            starts = np.asarray(f[name]["event_index"][p0 : min(p1 + 1, n_pulses)], dtype=np.int64)
+        return np.append(starts, n_events) if p1 >= n_pulses else starts
+
+    def piece(p0: int, p1: int, cuts: np.ndarray | None = None) -> Any:
         """Pulses ``p0:p1`` with their events (only those rows are read)."""
         import awkward as ak
 
-        e0, e1 = int(bounds[p0]), int(bounds[p1])
+        cuts = bounds(p0, p1) if cuts is None else cuts
+        e0, e1 = int(cuts[0]), int(cuts[-1])
         with lock:
             g = f[name]
             pulse = {n: _layout(np.asarray(g[n][p0:p1])) for n in per_pulse}
             event = {n: _layout(np.asarray(g[n][e0:e1])) for n in per_event}
-        events = ak.contents.ListOffsetArray(ak.index.Index64(bounds[p0 : p1 + 1] - e0),
-                                             ak.contents.RecordArray(list(event.values()), list(event), length=e1 - e0))
+        events = ak.contents.ListOffsetArray(ak.index.Index64(cuts - e0), ak.contents.RecordArray(list(event.values()), list(event), length=e1 - e0))
         return ak.Array(ak.contents.RecordArray([*pulse.values(), events], [*pulse, "events"], length=p1 - p0))
 
     def pieces() -> Iterator[Any]:
-        """Runs of whole pulses of about :data:`EVENTS_PER_PIECE` events (at least one pulse)."""
+        """Runs of whole pulses of about :data:`EVENTS_PER_PIECE` events and at most ``most_pulses``
+        (at least one pulse); ``event_index`` read a run at a time, never whole."""
+        if not n_pulses:
+            yield piece(0, 0)
         p0 = 0
-        while p0 < n_pulses or (p0 == 0 and n_pulses == 0):
-            p1 = max(p0 + 1, int(np.searchsorted(bounds, bounds[p0] + EVENTS_PER_PIECE, side="right")) - 1)
-            yield piece(p0, min(p1, n_pulses))
-            p0 = min(p1, n_pulses) if n_pulses else 1
+        while p0 < n_pulses:
+            cuts = bounds(p0, p0 + most_pulses)
+            k = max(1, int(np.searchsorted(cuts, cuts[0] + EVENTS_PER_PIECE, side="right")) - 1)
+            k = min(k, len(cuts) - 1)
+            yield piece(p0, p0 + k, cuts[: k + 1])
+            p0 += k
 
     node.children.append(AwkwardNode(key=EVENTS_KEY, source_path=f"{h5path.rstrip('/')}/{EVENTS_KEY}", length=n_pulses,
                                      read=lambda: piece(0, n_pulses), pieces=pieces,
                                      metadata={"ragged_from": {"nexus": "NXevent_data", "per_pulse": per_pulse, "per_event": per_event}}))
     return node
+
+
+#: ``event_index`` values checked at once.
+INDEX_BLOCK = 2**20
+
+
+def _index_is_ordered(index: Any, n_events: int, lock: Any) -> bool:
+    """``event_index`` starts at 0, never decreases and stays within the events: checked a block
+    at a time (read whole, 100 million pulses were 800 MB, kept for the whole build)."""
+    last = 0
+    for start in range(0, index.shape[0], INDEX_BLOCK):
+        with lock:
+            block = np.asarray(index[start : start + INDEX_BLOCK], dtype=np.int64)
+        if (start == 0 and block[0] != 0) or block[0] < last or np.any(np.diff(block) < 0) or block[-1] > n_events:
+            return False
+        last = int(block[-1])
+    return True
 
 
 def group_as_ragged(node: ContainerNode) -> AwkwardNode:
