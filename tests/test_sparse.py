@@ -220,6 +220,41 @@ def test_reading_a_region_reads_only_its_source_rows() -> None:
     np.testing.assert_array_equal(values, [3, 4, 5])
 
 
+def test_a_tall_matrix_is_cut_by_rows_and_its_indptr_read_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``indptr`` was read whole and kept, and blocks cut by nonzeros alone: 26 million rows with a
+    nonzero in every 64th were one block (a build grew by ~640 MB). Now a block spans at most
+    ``MAJOR_PER_BLOCK`` rows and ``indptr`` is read a block at a time; the blocks cut by nonzeros
+    are those the whole ``indptr`` gives, and a falling ``indptr`` is still refused."""
+    from publisher.readers import sparse as sparse_reader
+
+    monkeypatch.setattr(sparse_reader, "MAJOR_PER_BLOCK", 1000)
+    monkeypatch.setattr(sparse_reader, "INDPTR_BLOCK", 333)
+    monkeypatch.setattr(sparse_reader, "BLOCK_NNZ", 50)
+    rows, cols = 5000, 40
+    counts = np.where(np.arange(rows) % 64 == 0, 1, 0)
+    counts[2000:2010] = 30  # a dense run: blocks cut by nonzeros there
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    nnz = int(indptr[-1])
+    indices = (np.arange(nnz) % cols).astype(np.int32)
+    data = np.arange(nnz, dtype=np.float32)
+    member = lambda key, values: ArrayNode(key=key, dtype=values.dtype, shape=values.shape, read=lambda sel: values[sel])  # noqa: E731
+    group = ContainerNode(key="m", metadata={"encoding-type": "csr_matrix", "shape": [rows, cols]},
+                          children=[member("data", data), member("indices", indices), member("indptr", indptr)])
+    node = fold(group)
+    assert isinstance(node, SparseNode) and node.grid is not None
+    assert node.grid == sparse_reader._grid((rows, cols), indptr, 0) and max(node.grid[0]) <= 1000 and sum(node.grid[0]) == rows
+    assert node.chunks[0] <= 1000
+    assert node.read_coo is not None
+    coords, values = node.read_coo((slice(1990, 2020), slice(0, cols)))
+    assert np.array_equal(np.sort(values), data[indptr[1990]:indptr[2020]]) and coords[0].min() == 10  # (rows from 2000)
+    falling = indptr.copy()
+    falling[400] = falling[399] - 1 if falling[399] else -1  # across a block border (333 entries a block)
+    bad = ContainerNode(key="m", metadata={"encoding-type": "csr_matrix", "shape": [rows, cols]},
+                        children=[member("data", data), member("indices", indices), member("indptr", falling)])
+    with pytest.raises(SparseError, match="falls somewhere"):
+        fold(bad)
+
+
 # 2. the wire: Tiled's routes, the redirect from array/..., Arrow IPC file ------------------------------
 def test_array_routes_redirect_to_the_sparse_routes(api: str, built: tuple[Path, Published], client: Any) -> None:
     path = "multiple_genomes/hg19_chr21/data"

@@ -20,6 +20,11 @@ from ..nodes import ArrayNode, ContainerNode, Node, SparseNode
 
 #: Nonzeros aimed at per published block (~12 MB decoded for float32 values and int64 coordinates).
 BLOCK_NNZ = 1_000_000
+#: Rows (CSR; columns for CSC and COO's first dimension) a block spans at most: reading one makes
+#: arrays of a value per row (a tall matrix of 26 million rows and few nonzeros was one block: ~640 MB).
+MAJOR_PER_BLOCK = 2**21
+#: ``indptr`` entries read at once to check it and cut the blocks.
+INDPTR_BLOCK = 2**20
 #: COO triplets are read this many at a time (they have no index, so every region reads them all).
 COO_BATCH = 1_000_000
 #: A COO matrix's nonzeros are counted along its first dimension in at most this many bins, to cut
@@ -142,21 +147,19 @@ def _compressed(container: ContainerNode, layout: str | None, shape: tuple[int, 
         raise SparseError(f"{where}: indptr has {indptr.shape[0]} entries; {layout.upper()} of shape {list(shape)} needs {shape[major_axis] + 1}")
     if data.shape[0] != indices.shape[0]:
         raise SparseError(f"{where}: data has {data.shape[0]} values but indices has {indices.shape[0]}")
-    ptr = _values(indptr).astype(np.int64)
-    if ptr[0] != 0 or ptr[-1] != data.shape[0] or (ptr.size > 1 and np.any(np.diff(ptr) < 0)):
-        raise SparseError(f"{where}: indptr must rise from 0 to {data.shape[0]} (the number of values); "
-                          f"it goes from {ptr[0]} to {ptr[-1]}" + (" and falls somewhere" if np.any(np.diff(ptr) < 0) else ""))
+    grid = _scan_indptr(indptr, int(data.shape[0]), shape, major_axis, where)
     n_minor = shape[1 - major_axis]
 
     def read_coo(region: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
         major, minor = region[major_axis], region[1 - major_axis]
-        lo, hi = int(ptr[major.start]), int(ptr[major.stop])
+        ptr = _values(indptr, major.start, major.stop + 1).astype(np.int64)  # the region's own, not the whole index
+        lo, hi = int(ptr[0]), int(ptr[-1])
         idx = _values(indices, lo, hi).astype(np.int64)
         vals = _values(data, lo, hi)
         if idx.size and (idx.min() < 0 or idx.max() >= n_minor):
             bad = int(idx.min() if idx.min() < 0 else idx.max())
             raise SparseError(f"{where}: an index ({bad}) is out of range for {n_minor} {'columns' if layout == 'csr' else 'rows'}")
-        maj = np.repeat(np.arange(major.start, major.stop, dtype=np.int64), np.diff(ptr[major.start:major.stop + 1]))
+        maj = np.repeat(np.arange(major.start, major.stop, dtype=np.int64), np.diff(ptr))
         keep = (idx >= minor.start) & (idx < minor.stop)
         pair = [maj[keep] - major.start, idx[keep] - minor.start]
         rows, cols = pair if layout == "csr" else pair[::-1]
@@ -164,7 +167,7 @@ def _compressed(container: ContainerNode, layout: str | None, shape: tuple[int, 
         return np.stack([rows, cols])[:, order], vals[keep][order]
 
     node = SparseNode(key=container.key, dtype=data.dtype, shape=shape, nnz=int(data.shape[0]), read_coo=read_coo,
-                      chunks=_chunks(shape, int(data.shape[0]), major_axis), grid=_grid(shape, ptr, major_axis))
+                      chunks=_chunks(shape, int(data.shape[0]), major_axis), grid=grid)
     node.notes["layout"] = layout
     return node
 
@@ -233,26 +236,59 @@ def _coo(container: ContainerNode, shape: tuple[int, ...]) -> SparseNode:
     return node
 
 
+def _scan_indptr(indptr: ArrayNode, nnz: int, shape: tuple[int, ...], axis: int, where: str) -> list[list[int]] | None:
+    """Check a compressed matrix's ``indptr`` (from 0, never falling, to ``nnz``) and find its
+    :func:`_grid`, reading it :data:`INDPTR_BLOCK` entries at a time: read whole, and kept, it
+    was 8 bytes a row for the whole item (a matrix of 100 million rows: 800 MB, ~3x that at once)."""
+    n = shape[axis]
+    per = _chunks(shape, nnz, axis)[axis]
+    edges = np.minimum(np.arange(0, n + per, per), n)
+    targets = np.arange(BLOCK_NNZ, nnz, BLOCK_NNZ)
+    at_edges, cuts, first, last, falls = [], [], None, -1, False
+    for start in range(0, n + 1, INDPTR_BLOCK):
+        block = _values(indptr, start, min(n + 1, start + INDPTR_BLOCK)).astype(np.int64)
+        first = int(block[0]) if first is None else first
+        falls = falls or int(block[0]) < last or bool(np.any(np.diff(block) < 0))
+        inside = edges[(edges >= start) & (edges < start + len(block))]
+        at_edges.append(block[inside - start])
+        due = targets[(targets > last) & (targets <= block[-1])]  # the first index reaching each lies here
+        cuts.append(start + np.searchsorted(block, due, side="left"))
+        last = int(block[-1])
+    if first != 0 or last != nnz or falls:
+        raise SparseError(f"{where}: indptr must rise from 0 to {nnz} (the number of values); "
+                          f"it goes from {first} to {last}" + (" and falls somewhere" if falls else ""))
+    return _grid_of(shape, axis, nnz, np.concatenate(at_edges), np.concatenate(cuts))
+
+
 def _grid(shape: tuple[int, ...], before: np.ndarray, axis: int) -> list[list[int]] | None:
-    """Blocks along ``axis`` of about :data:`BLOCK_NNZ` nonzeros each when even ones (:func:`_chunks`)
-    would hold more than twice that (a skewed matrix: 20 million nonzeros in 1,000 of 100,000 rows
-    were one block, read and written at once); ``before[i]``: the nonzeros before index ``i`` along
-    ``axis`` (CSR's indptr). None: the even blocks do. A block holds at most ``BLOCK_NNZ`` plus its
-    last index's nonzeros (a cut lands after the index that crosses a multiple of it)."""
+    """:func:`_grid_of` from ``before[i]``, the nonzeros before index ``i`` along ``axis``."""
     nnz, n = int(before[-1]), shape[axis]
     per = _chunks(shape, nnz, axis)[axis]
     edges = np.minimum(np.arange(0, n + per, per), n)
-    if nnz <= BLOCK_NNZ or int(np.diff(before[edges]).max(initial=0)) <= 2 * BLOCK_NNZ:
+    return _grid_of(shape, axis, nnz, before[edges], np.searchsorted(before, np.arange(BLOCK_NNZ, nnz, BLOCK_NNZ), side="left"))
+
+
+def _grid_of(shape: tuple[int, ...], axis: int, nnz: int, at_edges: np.ndarray, cuts: np.ndarray) -> list[list[int]] | None:
+    """Blocks along ``axis`` of about :data:`BLOCK_NNZ` nonzeros each when even ones (:func:`_chunks`)
+    would hold more than twice that (a skewed matrix: 20 million nonzeros in 1,000 of 100,000 rows
+    were one block, read and written at once); ``at_edges``: the nonzeros before each even block's
+    start (and the end), ``cuts``: the first index reaching each multiple of ``BLOCK_NNZ``. None:
+    the even blocks do. A block holds at most ``BLOCK_NNZ`` plus its last index's nonzeros (a cut
+    lands after the index that crosses a multiple of it) and spans at most :data:`MAJOR_PER_BLOCK`."""
+    n = shape[axis]
+    if nnz <= BLOCK_NNZ or int(np.diff(at_edges).max(initial=0)) <= 2 * BLOCK_NNZ:
         return None
-    cuts = np.searchsorted(before, np.arange(BLOCK_NNZ, nnz, BLOCK_NNZ), side="left")
     sizes = np.diff(np.unique(np.concatenate([[0], np.clip(cuts, 0, n), [n]])))
+    sizes = [piece for size in sizes.tolist() for piece in [MAJOR_PER_BLOCK] * (size // MAJOR_PER_BLOCK) + ([size % MAJOR_PER_BLOCK] if size % MAJOR_PER_BLOCK else [])]
     return [[int(v) for v in sizes] if i == axis else [max(m, 1)] for i, m in enumerate(shape)]
 
 
 def _chunks(shape: tuple[int, ...], nnz: int, axis: int) -> tuple[int, ...]:
-    """Blocks of about :data:`BLOCK_NNZ` nonzeros, cut along the axis the source is compressed on
-    (a block then reads a contiguous run of the source), whole along the others."""
+    """Blocks of about :data:`BLOCK_NNZ` nonzeros, and at most :data:`MAJOR_PER_BLOCK` long, cut
+    along the axis the source is compressed on (a block then reads a contiguous run of the
+    source), whole along the others."""
     if not shape:
         return ()
     per = shape[axis] if nnz <= BLOCK_NNZ else max(1, math.ceil(shape[axis] * BLOCK_NNZ / nnz))
+    per = min(per, MAJOR_PER_BLOCK)
     return tuple(max(1, per if i == axis else n) for i, n in enumerate(shape))
