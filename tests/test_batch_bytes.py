@@ -132,3 +132,19 @@ def test_csv_chunks_measure_rows_through_the_file(tmp_path: Path, monkeypatch: p
     short = tmp_path / "short.csv"
     short.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(100_000)))
     assert csv._rows_per_chunk(short, csv.CSVOptions()) > 50_000  # narrow rows keep big chunks
+
+
+def test_parquet_categorical_columns_measured_by_their_indices(tmp_path: Path) -> None:
+    """A dictionary-typed column (a pandas Categorical) carries its whole dictionary in each batch:
+    measured with it, 64 rows of 50,000 categories made batches of ~95 rows (2,000 row groups,
+    each with the dictionary again). Its rows are its indices."""
+    import pandas as pd
+
+    from publisher.readers.parquet import ParquetReader
+
+    labels = pd.Categorical([f"label {i % 50_000:06d}" for i in range(200_000)])
+    pd.DataFrame({"label": labels, "x": np.arange(200_000, dtype="f4")}).to_parquet(tmp_path / "c.parquet")
+    with ParquetReader().open(tmp_path / "c.parquet", "c", None) as table:
+        assert isinstance(table, TableNode) and table.batches is not None
+        sizes = [batch.num_rows for batch in table.batches()]
+    assert sum(sizes) == 200_000 and len(sizes) <= 4  # ~12 bytes a row as the row group states it: ~87,000 rows a batch of 1 MiB

@@ -56,3 +56,13 @@ def test_a_hyperstack_is_read_page_by_page(tmp_path: Path) -> None:
     with TiffReader().open(tmp_path / "rgb.tif", "rgb", None) as node:
         assert node.source_chunks == (1, 1, 16, 24, 3)
         assert np.array_equal(node.read((slice(1, 2), slice(0, 3), slice(0, 16), slice(0, 24), slice(0, 3))), rgb[1:2])
+
+
+def test_a_stack_with_a_trailing_axis_of_one_is_read_page_by_page(tmp_path: Path) -> None:
+    """tifffile gives a stack written as (N, Y, X, 1) that shape, its pages (Y, X): still a page a
+    block, not the whole series for any block."""
+    frames = np.arange(6 * 20 * 30, dtype="u1").reshape(6, 20, 30, 1)
+    tifffile.imwrite(tmp_path / "s.tif", frames)
+    with TiffReader().open(tmp_path / "s.tif", "s", None) as node:
+        assert node.shape == (6, 20, 30, 1) and node.source_chunks == (1, 20, 30, 1)
+        assert np.array_equal(node.read((slice(2, 4), slice(0, 20), slice(5, 25), slice(0, 1))), frames[2:4, :, 5:25])

@@ -43,11 +43,49 @@ def test_slabs_cutting_big_chunks_read_each_chunk_once() -> None:
         assert np.array_equal(cut(sel), data[sel])
     origins = sorted(s[0].start for s in reads)
     assert origins == [0, 20, 40] and all(s[0].stop in (20, 40, 45) for s in reads)  # each chunk once, whole
+    cut(regions[0])  # read through, the chunks were let go: read again, decoded again
+    assert len(reads) == 4
     # reads covering whole chunks, or chunks below the threshold, go to the source as asked
     reads.clear()
     assert np.array_equal(cut((slice(20, 45), slice(0, 300), slice(0, 700))), data[20:45])
     assert decoded_once(read, SHAPE, (2, 300, 700), 4, DecodedChunks(), "d") is read
     assert reads == [(slice(20, 45, 1), slice(0, 300, 1), slice(0, 700, 1))]
+
+
+def test_chunks_read_through_are_let_go() -> None:
+    """A chunk whose every value has been read is not kept (it was, until the next big chunk of
+    the file: a GiB chunk held while the file's other datasets were built)."""
+    import gc
+    import weakref
+
+    data = np.arange(np.prod(SHAPE), dtype="f4").reshape(SHAPE)
+    decoded: list[weakref.ref] = []
+
+    def read(sel: tuple[slice, ...]) -> np.ndarray:
+        block = data[sel].copy()
+        decoded.append(weakref.ref(block))
+        return block
+
+    cut = decoded_once(read, SHAPE, CHUNKS, 4, DecodedChunks(), "d")
+    for sel in slabs(SHAPE, auto_chunks(SHAPE, 4, 8 * 2**20, CHUNKS), 4 * 2**20, 4):
+        cut(sel)
+    gc.collect()
+    assert len(decoded) == 3 and all(ref() is None for ref in decoded)
+
+
+def test_slabs_sweeping_a_band_of_chunks_decode_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slabs in C order cross every chunk of a band (the chunks across the trailing dimensions):
+    with one chunk kept, each slab decoded both of the band's chunks again."""
+    from publisher.readers import whole_chunks
+
+    monkeypatch.setattr(whole_chunks, "BIG_CHUNK_BYTES", 2**18)
+    shape, chunks = (1024, 1024), (512, 512)
+    data = np.arange(np.prod(shape), dtype="f4").reshape(shape)
+    reads, read = _recording(data)
+    cut = decoded_once(read, shape, chunks, 4, DecodedChunks(), "d")
+    for sel in slabs(shape, (64, 1024), 2**18, 4):  # 16 slabs of 64 rows
+        assert np.array_equal(cut(sel), data[sel])
+    assert len(reads) == 4
 
 
 def test_threads_share_the_decoded_chunks() -> None:
@@ -76,9 +114,9 @@ def test_a_failed_decode_is_raised_and_not_kept() -> None:
 
     for _ in range(2):
         with pytest.raises(OSError, match="unreadable"):
-            cache.get("k", failing)
+            cache.get("k", failing, 24, 1, 100)
     assert len(calls) == 2
-    assert cache.get("k", lambda: np.ones(3)).sum() == 3
+    assert cache.get("k", lambda: np.ones(3), 24, 1, 100).sum() == 3
 
 
 def test_inflate_in_pieces_equals_zlib() -> None:

@@ -91,5 +91,6 @@ def sampled_string_width(read: Callable[[tuple[slice, ...]], Any], shape: tuple[
     longest = 0
     for start in sorted({0, n // 3, 2 * n // 3, max(0, n - rows)}):
         sel = (slice(start, min(n, start + rows)), *(slice(0, min(d, 8)) for d in shape[1:]))
-        longest = max([longest, *(len(v) for v in np.asarray(read(sel), dtype=object).ravel() if isinstance(v, (str, bytes)))])
+        values = np.asarray(read(sel), dtype=object).ravel()  # (a str of other than ASCII: up to 4 bytes a character)
+        longest = max([longest, *(len(v) if isinstance(v, bytes) or v.isascii() else 4 * len(v) for v in values if isinstance(v, (str, bytes)))])
     return longest or None

@@ -48,14 +48,17 @@ def _tags(page: Any) -> dict[str, Any]:
 
 def _page_dims(series: Any, shape: tuple[int, ...], npages: int) -> int:
     """How many leading dimensions of the series index its pages (a stack: 1; a hyperstack's
-    T, Z, C...: their product is the page count), each page holding the rest; 0 when the series
-    is not one page per index (one page, or pages that are pieces of one image). A hyperstack
-    taken for one image was read whole (32 MiB pages: a 1 GiB series grew a build by ~1 GB)."""
+    T, Z, C...: their product is the page count), each page holding the rest (length-1 axes
+    aside: tifffile gives a stack of shape (N, Y, X, 1) pages of (Y, X)); 0 when the series is
+    not one page per index (one page, or pages that are pieces of one image). A hyperstack taken
+    for one image was read whole (32 MiB pages: a 1 GiB series grew a build by ~1 GB)."""
     if npages < 2:
         return 0
-    page = tuple(series.keyframe.shape)
-    lead = len(shape) - len(page)
-    return lead if lead >= 1 and tuple(shape[lead:]) == page and math.prod(shape[:lead]) == npages else 0
+    page = [n for n in series.keyframe.shape if n != 1]
+    for lead in range(1, len(shape)):
+        if math.prod(shape[:lead]) == npages and [n for n in shape[lead:] if n != 1] == page:
+            return lead
+    return 0
 
 
 @register_reader

@@ -5,10 +5,13 @@ than the library's chunk cache is decoded again at every read. When the writer c
 chunk into output chunks (one over ``2 * chunk_target_bytes`` is split: writers/chunking.py),
 each slab read decoded the whole chunk once more: a dataset stored as one 256 MiB gzip chunk
 took 32 decodes of it (33 s for two such datasets; memory one decoded chunk per thread). Here a
-read that does not cover whole big chunks takes its values from chunks decoded once and kept,
-the last of an open file, shared by its datasets and threads (a thread that needs a
-chunk another is decoding waits for it). h5py's chunk cache cannot do this: a cache as large as
-the chunk would be one per open dataset, kept until the dataset closes.
+read that does not cover whole big chunks takes its values from chunks decoded once and kept
+until every value of theirs has been read (the writer reads each value once), shared by an open
+file's datasets and threads (a thread that needs a chunk another is decoding waits for it).
+What is kept is bounded by the chunks a slab can span across the trailing dimensions (the band
+the writer's slabs sweep, in C order) plus one, at most :data:`BAND_BYTES` plus one chunk.
+h5py's or netCDF-C's chunk caches cannot do this: a cache as large as the chunk would be one per
+open dataset (per variable), kept until it closes.
 """
 
 from __future__ import annotations
@@ -23,46 +26,56 @@ import numpy as np
 
 #: Chunks of at least this many bytes are decoded once for reads that cut them; smaller ones are
 #: read by the library as asked (a border chunk decoded twice costs little).
-BIG_CHUNK_BYTES = 16 * 2**20
-#: Decoded chunks kept per open file: the one being read (the writer's slabs go through an array
-#: in order; a thread still copying from the chunk before holds it until its slab is done).
-KEEP = 1
+BIG_CHUNK_BYTES = 4 * 2**20
+#: Decoded chunks kept for one dataset at most (beyond one chunk): a slab sweeping a band of
+#: chunks across the trailing dimensions needs all of them, else it decodes each once a slab.
+BAND_BYTES = 256 * 2**20
 
 Read = Callable[[tuple[slice, ...]], np.ndarray]
 
 
 class DecodedChunks:
-    """The last :data:`KEEP` chunks decoded in one open file, by key."""
+    """Chunks decoded in one open file and not yet read through, by key, within a byte limit."""
 
-    def __init__(self, keep: int = KEEP) -> None:
-        self.keep = keep
-        self._chunks: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._loading: set[Hashable] = set()
+    def __init__(self) -> None:
+        #: key -> [chunk, values of it not yet read]
+        self._chunks: OrderedDict[Hashable, list] = OrderedDict()
+        self._loading: dict[Hashable, int] = {}
         self._changed = threading.Condition()
 
-    def get(self, key: Hashable, decode: Callable[[], np.ndarray]) -> np.ndarray:
+    def get(self, key: Hashable, decode: Callable[[], np.ndarray], nbytes: int, take: int, limit: int) -> np.ndarray:
+        """The chunk ``key`` (decoded by ``decode`` if not kept), of which the caller reads ``take``
+        values; kept within ``limit`` bytes (``nbytes`` each) until all its values have been read."""
         with self._changed:
             while key in self._loading:
                 self._changed.wait()
-            if key in self._chunks:
-                self._chunks.move_to_end(key)
-                return self._chunks[key]
-            self._loading.add(key)
-            self._trim()  # before decoding: the chunk going out is not held through the next one's decoding
+            entry = self._chunks.get(key)
+            if entry is not None:
+                entry[1] -= take
+                if entry[1] <= 0:  # read through: not needed again
+                    del self._chunks[key]
+                else:
+                    self._chunks.move_to_end(key)
+                return entry[0]
+            self._loading[key] = nbytes
+            self._trim(limit)  # before decoding: the chunks going out are not held through this one's decoding
         try:
             chunk = decode()
         finally:
             with self._changed:
-                self._loading.discard(key)
+                del self._loading[key]
                 self._changed.notify_all()
         with self._changed:
-            self._chunks[key] = chunk
-            self._trim()
+            if chunk.size > take:
+                self._chunks[key] = [chunk, chunk.size - take]
+                self._trim(limit)
         return chunk
 
-    def _trim(self) -> None:
-        while self._chunks and len(self._chunks) + len(self._loading) > self.keep:
-            self._chunks.popitem(last=False)
+    def _trim(self, limit: int) -> None:
+        held = sum(c.nbytes for c, _ in self._chunks.values()) + sum(self._loading.values())
+        while self._chunks and held > limit:
+            _, (chunk, _) = self._chunks.popitem(last=False)
+            held -= chunk.nbytes
 
 
 def _covers_whole_chunks(sel: tuple[slice, ...], chunks: tuple[int, ...], shape: tuple[int, ...]) -> bool:
@@ -74,6 +87,9 @@ def decoded_once(read: Read, shape: tuple[int, ...], chunks: tuple[int, ...] | N
     together from whole chunks read by ``read`` once each (kept in ``cache`` under ``name``)."""
     if not chunks or len(chunks) != len(shape) or 0 in shape or math.prod(chunks) * itemsize < BIG_CHUNK_BYTES:
         return read
+    chunk_bytes = math.prod(chunks) * itemsize
+    band = math.prod(math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:]))
+    limit = min(band * chunk_bytes, max(BAND_BYTES, chunk_bytes)) + chunk_bytes
 
     def read_cut(sel: tuple[slice, ...]) -> np.ndarray:
         if len(sel) != len(shape):
@@ -86,11 +102,11 @@ def decoded_once(read: Read, shape: tuple[int, ...], chunks: tuple[int, ...] | N
         for index in product(*ranges):
             origin = tuple(i * c for i, c in zip(index, chunks))
             region = tuple(slice(o, min(o + c, n)) for o, c, n in zip(origin, chunks, shape))
-            chunk = cache.get((name, index), lambda region=region: read(region))
-            if out is None:
-                out = np.empty(tuple(s.stop - s.start for s in sel), dtype=chunk.dtype)
             lo = [max(s.start, o) for s, o in zip(sel, origin)]
             hi = [min(s.stop, r.stop) for s, r in zip(sel, region)]
+            chunk = cache.get((name, index), lambda region=region: read(region), chunk_bytes, math.prod(b - a for a, b in zip(lo, hi)), limit)
+            if out is None:
+                out = np.empty(tuple(s.stop - s.start for s in sel), dtype=chunk.dtype)
             out[tuple(slice(a - s.start, b - s.start) for a, b, s in zip(lo, hi, sel))] = chunk[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin))]
         assert out is not None  # a non-empty selection meets at least one chunk
         return out
