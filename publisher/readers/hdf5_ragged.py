@@ -17,13 +17,14 @@ awkward is imported when the data is read, never at import.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from ..nodes import ArrayNode, AwkwardNode, ContainerNode, LinkNode, Node
 from ..jsonable import attrs_to_json
+from . import awkward_slices
 from .hdf5_groups import DATASETS, GROUPS
 
 #: The awkward child added to an ``NXevent_data`` group: its events, one record per pulse.
@@ -93,6 +94,20 @@ def _storable(dtype: np.dtype) -> bool:
     return base.kind in "biuS" or (base.kind == "f" and base.itemsize <= 8)
 
 
+def _by_bytes(read_rows: Callable[[int, int], Any], length: int) -> Iterator[Any]:
+    """Rows ``0:length`` as awkward arrays of about :data:`PIECE_BYTES` each, sized by those read
+    so far (65,536 rows of 1,000 values each were half a gigabyte, and the file one piece)."""
+    start, rows, seen_rows, seen_bytes = 0, min(FIRST_PIECE_ROWS, ROWS_PER_PIECE), 0, 0
+    while True:
+        piece = read_rows(start, min(length, start + rows))
+        yield piece
+        start += rows
+        if start >= length:
+            return
+        seen_rows, seen_bytes = seen_rows + len(piece), seen_bytes + piece.layout.nbytes
+        rows = max(1, min(ROWS_PER_PIECE, PIECE_BYTES * seen_rows // max(seen_bytes, 1)))
+
+
 def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node | None:
     import h5py
 
@@ -115,20 +130,10 @@ def _vlen_dataset(walker: Any, ds: Any, key: str, h5path: str, metadata: dict[st
         return vlen_to_awkward(values, base)
 
     def pieces() -> Iterator[Any]:
-        """Rows (of the first dimension) of about :data:`PIECE_BYTES` at a time, sized by those read
-        so far (65,536 rows of 1,000 values each were half a gigabyte, and the file one piece)."""
         if not shape:
             yield read()
             return
-        start, rows, seen_rows, seen_bytes = 0, min(FIRST_PIECE_ROWS, ROWS_PER_PIECE), 0, 0
-        while True:
-            piece = read(slice(start, start + rows))
-            yield piece
-            start += rows
-            if start >= shape[0]:
-                return
-            seen_rows, seen_bytes = seen_rows + len(piece), seen_bytes + piece.layout.nbytes
-            rows = max(1, min(ROWS_PER_PIECE, PIECE_BYTES * seen_rows // max(seen_bytes, 1)))
+        yield from _by_bytes(lambda start, stop: read(slice(start, stop)), shape[0])
 
     metadata = {**metadata, "ragged_from": {"hdf5": "vlen", "shape": list(shape), "dtype": base.str}}
     return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=shape[0] if shape else 1, read=read, pieces=pieces)
@@ -152,8 +157,23 @@ def _anndata_awkward(walker: Any, group: Any, key: str, h5path: str) -> Node | N
             container = {k: np.asarray(ds[()]) for k, ds in f[name].items()}
         return ak.from_buffers(form, length, container)
 
+    def read_buffer(buffer: str, start: int, stop: int) -> np.ndarray:
+        with lock:
+            return np.asarray(f[name][buffer][start:stop])
+
+    def pieces() -> Iterator[Any]:
+        """Rows a piece at a time, each buffer read for those rows only (readers/awkward_slices.py);
+        a form with a node that cannot be read by range (unions, bit masks): whole."""
+        import awkward as ak
+
+        parsed = ak.forms.from_json(form)
+        if not length or not awkward_slices.sliceable(parsed):
+            yield read()
+            return
+        yield from _by_bytes(lambda start, stop: ak.Array(awkward_slices.rows(parsed, start, stop, read_buffer)), length)
+
     metadata = {k: v for k, v in attrs_to_json(attrs).items() if k not in ("form", "length")}
-    return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=length, read=read)
+    return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=length, read=read, pieces=pieces)
 
 
 def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
