@@ -73,6 +73,18 @@ def test_image_npy_parquet_excel_tsv(tmp_path: Path) -> None:
     assert pd.read_parquet(published.url("spaces")).to_dict("list") == {"x": [1, 3], "y": [2, 4]}
 
 
+def test_excel_columns_mixing_numbers_and_text_are_published_as_text(tmp_path: Path) -> None:
+    """A note under a column of counts failed the whole workbook (Arrow: "Could not convert 'note'
+    ... tried to convert to int64"); the column is text now, with a warning naming it."""
+    pd.DataFrame({"count": [1, 2, 3, "note: detector off"], "t": [0.5, 1.0, 1.5, 2.0], "when": [1.5, None, "late", 4]}).to_excel(
+        tmp_path / "log.xlsx", index=False)
+    published = run_build(tmp_path, {"sources": [{"path": "log.xlsx"}]})
+    table = pd.read_parquet(published.url("log"))
+    assert table["count"].tolist() == ["1", "2", "3", "note: detector off"] and table["t"].tolist() == [0.5, 1.0, 1.5, 2.0]
+    assert [None if pd.isna(v) else v for v in table["when"]] == ["1.5", None, "late", "4"]
+    assert any("'count', 'when' mix numbers and text" in reason for reason in published.problems("warnings").values())
+
+
 def test_large_tables_split_into_partitions(tmp_path: Path) -> None:
     rows = 2500
     pd.DataFrame({"i": np.arange(rows), "v": np.sqrt(np.arange(rows))}).to_csv(tmp_path / "log.csv", index=False)

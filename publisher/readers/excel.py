@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,31 @@ from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
 
 
+def _as_text(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def _table(frame: Any, key: str, sheet: str) -> TableNode:
+    """The sheet as a table. A column whose cells mix numbers and text (a note under a column of
+    counts, common in workbooks) is published as text, with a warning naming it: Arrow took it
+    for numbers from its first cells and failed the whole workbook ("Could not convert 'note'")."""
     import pyarrow as pa
 
     frame.columns = [str(c) for c in frame.columns]
+    mixed = []
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            try:
+                pa.array(frame[name], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                frame[name] = frame[name].map(_as_text)
+                mixed.append(name)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    return TableNode(key=key, metadata={"sheet": sheet}, schema=table.schema, batches=lambda: iter(table.to_batches()), num_rows=table.num_rows)
+    node = TableNode(key=key, metadata={"sheet": sheet}, schema=table.schema, batches=lambda: iter(table.to_batches()), num_rows=table.num_rows)
+    if mixed:
+        node.warn(f"sheet {sheet!r}: column{'s' if len(mixed) > 1 else ''} {', '.join(map(repr, mixed))} "
+                  "mix numbers and text: published as text")
+    return node
 
 
 @register_reader
