@@ -363,7 +363,8 @@ def test_many_pulses_with_few_events_are_cut_by_pulses(tmp_path: Path, monkeypat
 
 
 def _buffers_group(f: h5py.File, name: str, array: ak.Array) -> None:
-    """An AnnData ``awkward-array`` group, as anndata writes one (``ak.to_buffers``)."""
+    """An AnnData ``awkward-array`` group (anndata writes ``ak.to_buffers(ak.to_packed(array))``;
+    other writers may not pack)."""
     form, length, buffers = ak.to_buffers(array)
     group = f.create_group(name)
     group.attrs["encoding-type"], group.attrs["encoding-version"] = "awkward-array", "0.1.0"
@@ -390,14 +391,32 @@ def test_anndata_awkward_groups_are_read_a_range_of_rows_at_a_time(tmp_path: Pat
     masked = ak.Array(ak.contents.ByteMaskedArray(ak.index.Index8(np.arange(23) % 2), ak.contents.NumpyArray(np.arange(23.0)), valid_when=True))
     short = ak.Array(ak.contents.ListOffsetArray(ak.index.Index32(np.array([0, 2, 2, 5], np.int32)), ak.contents.NumpyArray(np.arange(5, dtype="u2"))))
     union = ak.Array([1, "a", 2.5, [1]])
+    # unpacked, a NumpyArray's buffer keeps its inner shape (2-D in the file)
+    inner = ak.Array(ak.contents.IndexedArray(ak.index.Index64(np.array([1, 0, 2, 2, 1])), ak.contents.NumpyArray(np.arange(6).reshape(3, 2))))
+    arrays = {"cells": array, "masked": masked, "short": short, "union": union, "inner": inner}
     with h5py.File(tmp_path / "a.h5ad", "w") as f:
-        for name, value in (("cells", array), ("masked", masked), ("short", short), ("union", union)):
+        for name, value in arrays.items():
             _buffers_group(f, name, value)
+        assert f["inner"]["node1-data"].ndim == 2
     with HDF5Reader().open(tmp_path / "a.h5ad", "a", HDF5Options()) as root:
         nodes = {c.key: c for c in root.children}
-        for name, value in (("cells", array), ("masked", masked), ("short", short), ("union", union)):
+        for name, value in arrays.items():
             parts = list(nodes[name].pieces())
             joined = ak.concatenate(parts) if len(parts) > 1 else parts[0]
             assert ak.to_list(joined) == ak.to_list(value), name
             assert all(p.layout.form.type == value.layout.form.type for p in parts), name
             assert (len(parts) > 1) == (name != "union") and (name == "union" or sum(map(len, parts)) == len(value)), name
+
+
+def test_a_piece_of_missing_regular_rows_is_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A piece whose rows are all missing holds an empty content; for ``?[2 * float64]`` the
+    Parquet writer had no placeholder and the build failed ("Null count exceeds array length")."""
+    from publisher.readers import hdf5_ragged
+
+    monkeypatch.setattr(hdf5_ragged, "FIRST_PIECE_ROWS", 8)
+    value = ak.Array(ak.contents.IndexedOptionArray(ak.index.Index64(np.r_[[-1] * 12, np.arange(10)]),
+                                                    ak.contents.RegularArray(ak.contents.NumpyArray(np.arange(20.0)), 2)))
+    with h5py.File(tmp_path / "reg.h5", "w") as f:
+        _buffers_group(f, "reg", ak.to_packed(value))
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "reg.h5"), "into": ""}]})
+    assert ak.to_list(ak.from_parquet(published.url("reg/reg"))) == ak.to_list(value)

@@ -158,8 +158,16 @@ def _anndata_awkward(walker: Any, group: Any, key: str, h5path: str) -> Node | N
         return ak.from_buffers(form, length, container)
 
     def read_buffer(buffer: str, start: int, stop: int) -> np.ndarray:
+        """Values ``start:stop`` of the buffer, flat (unpacked arrays' buffers may be N-D: a
+        NumpyArray's inner shape; ``from_buffers`` reads them flat)."""
         with lock:
-            return np.asarray(f[name][buffer][start:stop])
+            ds = f[name][buffer]
+            if ds.ndim <= 1:
+                return np.asarray(ds[start:stop])
+            per = int(np.prod(ds.shape[1:]))
+            if per and start % per == 0 and stop % per == 0:
+                return np.asarray(ds[start // per : stop // per]).reshape(-1)
+            return np.asarray(ds[()]).reshape(-1)[start:stop]
 
     def pieces() -> Iterator[Any]:
         """Rows a piece at a time, each buffer read for those rows only (readers/awkward_slices.py);

@@ -61,14 +61,17 @@ class DecodedChunks:
             self._trim(limit)  # before decoding: the chunks going out are not held through this one's decoding
         try:
             chunk = decode()
-        finally:
+        except BaseException:
             with self._changed:
                 del self._loading[key]
                 self._changed.notify_all()
-        with self._changed:
+            raise
+        with self._changed:  # kept and no longer loading at once: a waiting thread finds it, never decodes it again
+            del self._loading[key]
             if chunk.size > take:
                 self._chunks[key] = [chunk, chunk.size - take]
                 self._trim(limit)
+            self._changed.notify_all()
         return chunk
 
     def _trim(self, limit: int) -> None:

@@ -32,8 +32,8 @@ def _all_missing(layout: Any, **_: Any) -> Any:
         content = ak.contents.NumpyArray(np.zeros((n, *content.inner_shape), content.dtype), parameters=content.parameters)
     elif isinstance(content, (ak.contents.ListOffsetArray, ak.contents.ListArray)):
         content = ak.contents.ListOffsetArray(ak.index.Index64(np.zeros(n + 1, np.int64)), content.content, parameters=content.parameters)
-    else:
-        return None
+    else:  # regular dimensions, records...: one placeholder of the content's form, repeated
+        content = content.form.length_one_array(highlevel=False)[np.zeros(n, np.int64)]
     return ak.contents.ByteMaskedArray(ak.index.Index8(np.zeros(n, np.int8)), content, valid_when=True, parameters=layout.parameters)
 
 
