@@ -13,6 +13,8 @@ import pytest
 from publisher import nodes
 from publisher.nodes import TableNode
 
+from .conftest import run_build
+
 ROW = np.dtype([("id", "i8"), ("spectrum", "f8", (1023,))])  # 8 KB a row
 LIMIT = 2**20
 
@@ -148,3 +150,24 @@ def test_parquet_categorical_columns_measured_by_their_indices(tmp_path: Path) -
         assert isinstance(table, TableNode) and table.batches is not None
         sizes = [batch.num_rows for batch in table.batches()]
     assert sum(sizes) == 200_000 and len(sizes) <= 4  # ~12 bytes a row as the row group states it: ~87,000 rows a batch of 1 MiB
+
+
+def test_wide_tables_start_a_partition_before_their_footer_grows_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow's Parquet writer keeps every row group's metadata (~800 bytes a column) until the
+    file closes: a table of 116,000 columns held ~95 MB a row group, its memory growing with its
+    rows. A partition now ends before that metadata passes ``FOOTER_BYTES``; the table reads back whole."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from publisher.writers import parquet_table
+
+    monkeypatch.setattr(parquet_table, "FOOTER_BYTES", 50 * 1024 * 4)  # four row groups of 50 columns
+    (tmp_path / "in").mkdir()
+    frame = pd.DataFrame({f"c{i}": np.arange(2000, dtype="f8") * i for i in range(50)})
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in" / "wide.parquet")
+    published = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}], "output": {"store": str(tmp_path / "site"), "table_row_group_rows": 100}})
+    structure = published.node("t/wide")["structure"]
+    assert structure["npartitions"] == 5 and structure["partition_rows"] == [400] * 5
+    pd.testing.assert_frame_equal(pd.read_parquet(published.url("t/wide")), frame)
+    assert all(pq.ParquetFile(part).num_row_groups == 4 for part in Path(published.url("t/wide")).glob("part-*.parquet"))
