@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .whole_chunks import covers_whole_chunks
+
 DEFLATE, SHUFFLE, FLETCHER32, ZSTD, BLOSC = 1, 2, 3, 32015, 32001
 
 
@@ -132,9 +134,7 @@ class DirectChunks:
             return None
 
     def aligned(self, sel: tuple[slice, ...]) -> bool:
-        return len(sel) == len(self.shape) and all(
-            s.start % c == 0 and (s.stop % c == 0 or s.stop == n) for s, c, n in zip(sel, self.chunks, self.shape)
-        )
+        return len(sel) == len(self.shape) and covers_whole_chunks(sel, self.chunks, self.shape)
 
     def _decode(self, raw: bytes, mask: int) -> np.ndarray:
         for i in range(len(self.decoders) - 1, -1, -1):  # filters apply in order; undo them in reverse

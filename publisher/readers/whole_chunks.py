@@ -81,7 +81,8 @@ class DecodedChunks:
             held -= chunk.nbytes
 
 
-def _covers_whole_chunks(sel: tuple[slice, ...], chunks: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+def covers_whole_chunks(sel: tuple[slice, ...], chunks: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether ``sel`` (normalised slices, one a dimension) starts and ends on chunk borders (or the end)."""
     return all(s.start % c == 0 and (s.stop % c == 0 or s.stop == n) for s, c, n in zip(sel, chunks, shape))
 
 
@@ -98,7 +99,7 @@ def decoded_once(read: Read, shape: tuple[int, ...], chunks: tuple[int, ...] | N
         if len(sel) != len(shape):
             return read(sel)
         sel = tuple(slice(*s.indices(n)) for s, n in zip(sel, shape))
-        if any(s.step != 1 or s.stop <= s.start for s in sel) or _covers_whole_chunks(sel, chunks, shape):
+        if any(s.step != 1 or s.stop <= s.start for s in sel) or covers_whole_chunks(sel, chunks, shape):
             return read(sel)
         out: np.ndarray | None = None
         ranges = [range(s.start // c, math.ceil(s.stop / c)) for s, c in zip(sel, chunks)]
