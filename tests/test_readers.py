@@ -86,6 +86,15 @@ def test_excel_columns_mixing_numbers_and_text_are_published_as_text(tmp_path: P
     assert any("'count', 'when' mix numbers and text" in reason for reason in published.problems("warnings").values())
 
 
+def test_excel_headers_equal_as_text_get_distinct_names(tmp_path: Path) -> None:
+    """A header cell holding the number 1 and one holding the text "1" are two pandas labels but
+    one name as text: the sheet failed with an AttributeError. They are named as pandas names
+    repeated headers (``1``, ``1.1``)."""
+    pd.DataFrame([[10, 20, 30], [11, 21, 31]], columns=[1, "1", "1.1"]).to_excel(tmp_path / "h.xlsx", index=False)
+    table = pd.read_parquet(run_build(tmp_path, {"sources": [{"path": "h.xlsx"}]}).url("h"))
+    assert list(table.columns) == ["1", "1.2", "1.1"] and table["1.2"].tolist() == [20, 21]
+
+
 def test_large_tables_split_into_partitions(tmp_path: Path) -> None:
     rows = 2500
     pd.DataFrame({"i": np.arange(rows), "v": np.sqrt(np.arange(rows))}).to_csv(tmp_path / "log.csv", index=False)

@@ -255,6 +255,20 @@ def test_a_tall_matrix_is_cut_by_rows_and_its_indptr_read_in_blocks(monkeypatch:
         fold(bad)
 
 
+def test_a_coo_matrix_of_no_rows_with_nonzeros_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nonzeros in a matrix of 0 rows are all out of range: a SparseError naming the group, not the
+    ZeroDivisionError of binning 0 rows (for more than ``BLOCK_NNZ`` nonzeros)."""
+    from publisher.readers import sparse as sparse_reader
+
+    monkeypatch.setattr(sparse_reader, "BLOCK_NNZ", 5)
+    values = np.arange(20, dtype=np.float32)
+    member = lambda key, v: ArrayNode(key=key, dtype=v.dtype, shape=v.shape, read=lambda sel: v[sel])
+    group = ContainerNode(key="m", source_path="/m", children=[member("data", values), member("row", np.zeros(20, np.int64)),
+                                                               member("col", np.arange(20, dtype=np.int64))])
+    with pytest.raises(SparseError, match="/m: a coordinate is out of range for the shape \\[0, 30\\]"):
+        fold(group, "coo", [0, 30])
+
+
 # 2. the wire: Tiled's routes, the redirect from array/..., Arrow IPC file ------------------------------
 def test_array_routes_redirect_to_the_sparse_routes(api: str, built: tuple[Path, Published], client: Any) -> None:
     path = "multiple_genomes/hg19_chr21/data"

@@ -112,6 +112,43 @@ def test_csv_chunks_by_bytes_publish_the_file(tmp_path: Path, monkeypatch: pytes
     assert pq.read_table(site.url("t/wide")).column("c0")[2499].as_py() == "oops"
 
 
+def test_csv_later_chunks_keep_the_first_chunks_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pandas guesses each chunk's types afresh: zero-padded codes below a first chunk of letters
+    came back as integers and Arrow's cast to text published ``00042`` as ``42``, a later ``2`` in
+    a column of booleans as ``True``. Text columns are read as text; a change of kind is an error
+    naming the column, as is a later non-date in a column of dates."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from publisher.readers import csv
+
+    monkeypatch.setattr(csv, "CHUNK_TEXT_BYTES", 4096)
+    (tmp_path / "in").mkdir()
+    n = 3000
+    codes = [f"A{i:05d}" if i < 100 else f"{i:05d}" for i in range(n)]  # letters in the first chunk only
+    frame = pd.DataFrame({"i": np.arange(n), "code": codes, "when": [f"2024-01-{1 + i % 28:02d}" for i in range(n)]})
+    frame.to_csv(tmp_path / "in" / "codes.csv", index=False)
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}]})
+    published = pq.read_table(site.url("t/codes")).to_pandas()
+    assert list(published["code"].astype(str)) == codes
+    assert str(published["when"].dtype).startswith("datetime64")
+
+    def fails(lines: list[str], match: str, store: str) -> None:
+        (tmp_path / "in" / "codes.csv").write_text("\n".join(lines) + "\n")
+        with pytest.raises(AssertionError, match=match):
+            run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}], "output": {"store": str(tmp_path / store)}})
+
+    flags = ["i,flag"] + [f"{i},{'True' if i % 2 else 'False'}" for i in range(n)]
+    flags[2001:] = [f"{i},{2 + i % 2}" for i in range(2000, n)]  # numbers far below the first chunk's booleans
+    fails(flags, r"first \d+ rows .*column 'flag' \(bool -> (int64|(large_)?string)\): its values would change kind.*chunk_rows", "s2")
+    numbers = ["i,x"] + [f"{i},{i}" for i in range(n)]
+    numbers[2001:] = [f"{i},{i % 2 == 0}" for i in range(2000, n)]
+    fails(numbers, r"column 'x' \(int64 -> \w+\): ", "s3")
+    dates = ["i,when"] + [f"{i},2024-01-02" for i in range(n)]
+    dates[2500] = "2499,soon"
+    fails(dates, r"column 'when' \(dates in the first rows\).*soon", "s4")
+
+
 def _strings(folder: Path, mib: int) -> None:
     """An HDF5 dataset of fixed-width 1,000-byte strings."""
     import h5py
@@ -155,8 +192,14 @@ def test_csv_with_old_mac_line_ends_keeps_whole_chunks(tmp_path: Path) -> None:
     row group (taken for one 64 KiB line each, they were 196)."""
     import pyarrow.parquet as pq
 
+    from publisher.readers.csv import CSVOptions, _rows_per_chunk
+
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "old.csv").write_bytes(b"a,b\r" + b"".join(b"%d,%d\r" % (i, 2 * i) for i in range(100_000)))
     site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}]})
     table = pq.ParquetFile(site.url("t/old"))
     assert table.metadata.num_rows == 100_000 and table.num_row_groups == 1
+    # a header longer than the 64 KiB first looked at: still measured by its \r ends (it was read a row a chunk)
+    names = [f"column_{i:05d}" for i in range(8000)]
+    (tmp_path / "in" / "old.csv").write_bytes(",".join(names).encode() + b"\r" + b"".join(b",".join([b"%d" % i] * 8000) + b"\r" for i in range(40)))
+    assert _rows_per_chunk(tmp_path / "in" / "old.csv", CSVOptions()) > 1000

@@ -1,7 +1,11 @@
 """CSV/TSV → a table: delimiter sniffing, comment lines, NaNs, ISO dates, streamed in chunks.
 
-The schema is inferred from the first chunk and every later chunk is cast to it, so a
-column that changes type mid-file is an error that names the column, not a silent change.
+The schema is inferred from the first chunk. Later chunks read its text columns as text (pandas
+guesses each chunk's types afresh: zero-padded codes below a first chunk of letters came back as
+integers, and Arrow's cast to text published ``00042`` as ``42``), and are cast to it only where
+the values keep their kind (integers to floats, text to numbers it parses as); any other change
+(numbers to text or to booleans, booleans to numbers) is an error that names the column, never a
+silent change.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .base import Reader, register_reader
 #: ``chunk_rows`` (500,000) a chunk, as before; a ``chunk_rows`` set in the pipeline is kept exactly.
 CHUNK_TEXT_BYTES = 64 * 2**20
 
+_LINE_END = re.compile(rb"\r\n?|\n")
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -76,6 +81,23 @@ def _line_width(f: Any, at: int, end: bytes) -> float:
     return (text.rfind(end) - text.find(end)) / (ends - 1) if ends >= 2 else max(len(text), 1)
 
 
+def _line_end(f: Any) -> bytes:
+    """``\\r`` for old Mac line ends (the first line end is a ``\\r`` not before a ``\\n``), else
+    ``\\n``; read on until a line end, up to :data:`CHUNK_TEXT_BYTES` (a header longer than 64 KiB
+    of such a file was measured as one line of 64 MiB, and read a row a chunk)."""
+    text, start = bytearray(), 0
+    while len(text) < CHUNK_TEXT_BYTES:
+        more = f.read(2**16 if not text else 2**20)
+        text += more
+        found = _LINE_END.search(text, start, len(text) - 1 if more else len(text))  # (a last \r may be a \r\n's)
+        if found:
+            return b"\r" if found.group() == b"\r" else b"\n"
+        if not more:
+            break
+        start = len(text) - 1
+    return b"\n"
+
+
 def _rows_per_chunk(path: Path, options: CSVOptions) -> int:
     """Rows of about :data:`CHUNK_TEXT_BYTES` of text, at most ``chunk_rows``; exactly that when
     the pipeline set it. The rows' width is the widest of four samples, at the start, a quarter,
@@ -85,8 +107,7 @@ def _rows_per_chunk(path: Path, options: CSVOptions) -> int:
         return options.chunk_rows
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(2**16)
-        end = b"\r" if b"\r" in head and b"\n" not in head else b"\n"  # old Mac line ends, or the usual
+        end = _line_end(f)
         width = max(_line_width(f, size * i // 4, end) for i in range(4 if size > 2**18 else 1))
     return max(1, min(options.chunk_rows, int(CHUNK_TEXT_BYTES // width)))
 
@@ -125,6 +146,34 @@ def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
     return 0, ""
 
 
+def _is_text(column: Any) -> bool:
+    """Whether pandas read ``column`` as text (object or its string dtypes)."""
+    return column.dtype.kind in "OT" or str(column.dtype) in ("str", "string")
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    """Whether a later chunk's Arrow type ``new`` may be cast to the first chunk's ``old`` without
+    its values changing kind: numbers to numbers (a cast that would lose digits fails, naming the
+    column), text to text, text to numbers or dates (Arrow parses them, or fails), all missing to
+    anything. Numbers or booleans to text, and booleans to or from numbers, are not (``2`` would
+    be published as ``True``, ``00042`` as ``"42"``)."""
+    import pyarrow.types as t
+
+    def kind(dtype: Any) -> str:
+        if t.is_null(dtype):
+            return "null"
+        if t.is_boolean(dtype):
+            return "bool"
+        if t.is_integer(dtype) or t.is_floating(dtype) or t.is_decimal(dtype):
+            return "number"
+        if t.is_string(dtype) or t.is_large_string(dtype):
+            return "text"
+        return str(dtype)
+
+    was, now = kind(old), kind(new)
+    return was == now or now == "null" or (now == "text" and was not in ("text", "bool"))
+
+
 def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
     if isinstance(options.parse_dates, list):
         return [c for c in options.parse_dates if c in frame.columns]
@@ -133,7 +182,7 @@ def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
     found = []
     for name in frame.columns:
         column = frame[name]
-        if column.dtype.kind in "OT" or str(column.dtype) in ("str", "string"):
+        if _is_text(column):
             values = column.dropna().astype(str)
             if len(values) and values.str.match(_DATE).all():
                 found.append(name)
@@ -164,23 +213,33 @@ class CSVReader(Reader):
             first = pd.read_csv(path, nrows=rows, **read_kwargs)
         except Exception as exc:
             raise SourceError(f"{path}: cannot parse as delimited text: {exc}") from exc
+        # later chunks read the first chunk's text columns as text (by pandas' own labels: ints without a header)
+        later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if _is_text(first[c])}}
         first.columns = [str(c) for c in first.columns]
         dates = _date_columns(first, options)
+
+        def misfit(what: str, why: object) -> SourceError:
+            return SourceError(f"{path}: a later chunk does not fit the types of the first {rows} rows (read to decide them): "
+                               f"{what}: {why}. Give the source options: {{chunk_rows: N}} to decide them from more rows")
 
         def to_batch(frame: Any, schema: Any = None) -> Any:
             frame.columns = [str(c) for c in frame.columns]
             for name in dates:
-                frame[name] = pd.to_datetime(frame[name].astype("string").str.replace("/", "-", n=2), format="ISO8601", utc=False)
+                try:
+                    frame[name] = pd.to_datetime(frame[name].astype("string").str.replace("/", "-", n=2), format="ISO8601", utc=False)
+                except (ValueError, TypeError) as exc:
+                    raise misfit(f"column {name!r} (dates in the first rows)", exc) from None
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if schema is not None and table.schema != schema:
+                changed = [(f.name, schema.field(f.name).type, f.type) for f in table.schema
+                           if f.name in schema.names and schema.field(f.name).type != f.type]
+                kinds = [f"{name!r} ({old} -> {new})" for name, old, new in changed if not _same_kind(old, new)]
+                if kinds:
+                    raise misfit(f"column {', '.join(kinds)}", "its values would change kind")
                 try:
                     table = table.cast(schema)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                    changed = [f"{f.name!r} ({schema.field(f.name).type} -> {f.type})" for f in table.schema
-                               if f.name in schema.names and schema.field(f.name).type != f.type]
-                    raise SourceError(f"{path}: a later chunk does not fit the types of the first {rows} rows (read to decide them): "
-                                      f"column {', '.join(changed) or '?'}: {exc}. Give the source options: {{chunk_rows: N}} "
-                                      "to decide them from more rows") from exc
+                    raise misfit(f"column {', '.join(f'{n!r} ({o} -> {w})' for n, o, w in changed) or '?'}", exc) from exc
             return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
 
         schema = to_batch(first.copy()).schema
@@ -191,7 +250,7 @@ class CSVReader(Reader):
             if whole is not None:
                 yield to_batch(whole.copy(), schema)
                 return
-            with pd.read_csv(path, chunksize=rows, **read_kwargs) as reader:
+            with pd.read_csv(path, chunksize=rows, **later_kwargs) as reader:
                 for frame in reader:
                     yield to_batch(frame, schema)
 

@@ -222,7 +222,7 @@ def _coo(container: ContainerNode, shape: tuple[int, ...]) -> SparseNode:
 
     node = SparseNode(key=container.key, dtype=data.dtype, shape=shape, nnz=nnz, read_coo=read_coo, chunks=_chunks(shape, nnz, 0))
     if nnz > BLOCK_NNZ and shape:  # where the nonzeros lie along the first dimension: one more pass over its coordinates,
-        width = -(-shape[0] // COO_BINS)  # counted in at most COO_BINS bins (a tall matrix: 2**27 rows were 1 GB a count)
+        width = max(1, -(-shape[0] // COO_BINS))  # counted in at most COO_BINS bins (a tall matrix: 2**27 rows were 1 GB a count)
         counts = np.zeros(-(-shape[0] // width), np.int64)
         for start in range(0, nnz, COO_BATCH):
             first = read_coords(start, min(nnz, start + COO_BATCH))[0]
