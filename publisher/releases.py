@@ -128,6 +128,7 @@ def rollback(store: Store, release: str, wait: float = 0.0) -> CatalogDocument:
 
 
 def _rollback(store: Store, release: str, confirm: Callable[[], None]) -> CatalogDocument:
+    finish_switch(store)
     try:
         doc = json.loads(store.read_bytes(f"releases/{release}/{CATALOG_KEY}"))
     except NotFound:
@@ -141,12 +142,35 @@ def _rollback(store: Store, release: str, confirm: Callable[[], None]) -> Catalo
 
 def switch(store: Store, public: dict[str, Any], full: dict[str, Any] | None) -> None:
     """Point the catalog at a release: its full view first (what the handlers read), then what
-    anyone reads; a release without private nodes has no full view, so a stale one goes."""
-    if full is not None:
-        store.write_bytes(PRIVATE_CATALOG_KEY, json.dumps(full, indent=1).encode(), atomic=True)
+    anyone reads; a release without private nodes has no full view, so that first write is its
+    public view, deleted last. Two objects cannot change at once: the first write says which
+    release the switch is for, whenever it is cut short (:func:`finish_switch`)."""
+    store.write_bytes(PRIVATE_CATALOG_KEY, json.dumps(full if full is not None else public, indent=1).encode(), atomic=True)
     store.write_bytes(CATALOG_KEY, json.dumps(public, indent=1).encode(), atomic=True)
-    if full is None and store.exists(PRIVATE_CATALOG_KEY):
+    if full is None:
         store.delete_prefix(PRIVATE_CATALOG_KEY)
+
+
+def finish_switch(store: Store) -> str | None:
+    """Finish a switch that a killed build or rollback cut short (call holding the store's lock):
+    ``private/catalog.json`` naming a release that ``catalog.json`` does not (the handlers served
+    it, direct readers the other, and the next build took it for current: "nothing changed"
+    forever), or left over from a release with no full view. Returns the release switched to, if any."""
+    intent = _read_json(store, PRIVATE_CATALOG_KEY)
+    if intent is None:
+        return None
+    release = str(intent.get("release"))
+    public, full = _read_json(store, f"releases/{release}/{CATALOG_KEY}"), _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    current = _read_json(store, CATALOG_KEY)
+    if current is not None and current.get("release") == release and full is not None:
+        return None  # as a switch leaves it
+    if public is None:  # (gone: the switch cannot be finished; the catalog's release stands, whole)
+        if current is None:
+            return None
+        release = str(current.get("release"))
+        public, full = current, _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    switch(store, public, full)
+    return release
 
 
 def _manifest(store: Store, release: Release) -> Manifest | None:
@@ -192,6 +216,8 @@ def _gc(store: Store, keep: int, abandoned_after: float, confirm: Callable[[], N
     kept = {r.id for r in complete[-keep:]} | {r.id for r in live} | {str(r.building["base"]) for r in live if r.building and r.building.get("base")}
     # ids sort by time: the current release and anything newer (being written, or rolled back from) stay
     kept |= {r.id for r in releases if current is None or r.id >= current}
+    # and the release the full view names, should a switch have been cut short (the handlers read it)
+    kept |= {str(doc["release"]) for doc in [_read_json(store, PRIVATE_CATALOG_KEY)] if doc and "release" in doc}
     referenced: set[str] = set()
     for release in releases:
         if release.id in kept:

@@ -221,3 +221,63 @@ def test_a_worker_killed_mid_build(cluster: Any, tmp_path: Path) -> None:
     ours, theirs = release_objects(local), release_objects(Store(str(tmp_path / "dask")))
     assert sorted(ours) == sorted(theirs) and [k for k in ours if ours[k] != theirs[k]] == []
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it, for the next test
+
+
+def test_records_reach_the_journal_whichever_side_takes_them_first(cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task's done-callback (a thread of the Dask client) journals its records; the build taking
+    the results released the future first when the callback came late (a busy host), and the
+    callback's ``result()`` then failed with a traceback ("Couldn't gather keys") and the batch's
+    records never reached the journal. Here the callback is made late on purpose."""
+    import time
+
+    from publisher.build import cluster as cluster_module
+    from publisher.build.journal import Journal
+
+    on_time = cluster_module.ClusterItems._finished
+
+    def late(self: Any, *args: Any) -> None:
+        time.sleep(0.5)
+        on_time(self, *args)
+
+    journaled: list[str] = []
+    add = Journal.add
+    monkeypatch.setattr(cluster_module.ClusterItems, "_finished", late)
+    monkeypatch.setattr(Journal, "add", lambda self, record: (journaled.append(record.node_path), add(self, record))[-1])
+    (tmp_path / "src").mkdir()
+    for i in range(6):
+        np.save(tmp_path / "src" / f"frame_{i}.npy", np.full((64, 64), i, "<u2"))
+    _build(tmp_path / "b", {"sources": [{"path": str(tmp_path / "src")}]}, str(tmp_path / "site"), cluster.scheduler_address)
+    assert sorted(journaled) == [f"src/frame_{i}" for i in range(6)]
+
+
+def test_a_task_whose_workers_keep_dying_fails_the_build_clearly(tmp_path: Path) -> None:
+    """Dask gives up on a task once the workers running it have died ``allowed-failures`` times
+    (KilledWorker): the build fails with one line that says what happened and what to do, not a
+    traceback, and the previous release stands."""
+    import threading
+    import time
+
+    import dask
+
+    from publisher.errors import ClusterLost
+
+    (tmp_path / "src").mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(8):
+        np.save(tmp_path / "src" / f"frame_{i}.npy", rng.integers(0, 1000, size=(1024, 1024), dtype="<u2"))
+    config = {"sources": [{"path": str(tmp_path / "src")}], "output": {"codec": {"name": "zstd", "level": 19}}}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as one:
+        pid = next(iter(one.get_client().run(os.getpid).values()))
+
+        def kill_once_running() -> None:
+            while not any(w.processing for w in one.scheduler.workers.values()):
+                time.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+
+        (tmp_path / "b").mkdir()
+        pipeline = load_pipeline(write_pipeline(tmp_path / "b", {**config, "output": {**config["output"], "store": str(tmp_path / "site")}}))
+        threading.Thread(target=kill_once_running, daemon=True).start()
+        with pytest.raises(ClusterLost, match=r"Dask gave up on a task of the build: .*run the build again to resume"):
+            build(pipeline, workers=1, scheduler=one.scheduler_address)
+    assert not (tmp_path / "site" / "catalog.json").exists()

@@ -155,3 +155,80 @@ def test_a_tagged_catalog_whose_nodes_end_public_keeps_no_private_folder(tmp_pat
     report = build(load_pipeline(config), workers=1, settings=BuildSettings.from_env())
     assert report.published and report.converted == 3
     assert not (store / "private").exists(), sorted(p.relative_to(store).as_posix() for p in (store / "private").rglob("*"))
+
+
+KILL_AT = """
+import os, re, signal, sys
+from publisher.stores import local
+
+pattern, original = re.compile(sys.argv[1]), local.LocalStore.write_bytes
+
+def write_bytes(self, key, data, atomic=False):
+    original(self, key, data, atomic=atomic)
+    if pattern.search(key):  # killed right after this write, as a crash or SIGKILL would cut the build
+        os.kill(os.getpid(), signal.SIGKILL)
+
+local.LocalStore.write_bytes = write_bytes
+from publisher.cli import main
+main(["build", "-c", sys.argv[2], "--workers", "1"])
+"""
+
+
+def _killed_after(config: Path, key: str) -> None:
+    """``publish build`` in a new process, SIGKILLed right after the store writes ``key`` (a regex)."""
+    done = subprocess.run([sys.executable, "-c", KILL_AT, key, str(config)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == -signal.SIGKILL, f"the build was not killed at {key}: {done.stderr[-2000:]}"
+
+
+def _release(store: Path, key: str) -> str:
+    return str(json.loads((store / key).read_text())["release"])
+
+
+def test_a_switch_cut_short_is_finished_by_the_next_build(tmp_path: Path) -> None:
+    """The switch writes the full view (what the handlers read) and then catalog.json: a build
+    killed between them left the two naming different releases, and every later build said
+    "nothing changed" (it compared with the full view) while direct readers kept the old release.
+    The next build finishes the switch; ``publish gc`` meanwhile keeps both releases."""
+    src, store = tmp_path / "src", tmp_path / "site"
+    (src / "staff").mkdir(parents=True)
+    _frames(src, 0, 2)
+    _frames(src / "staff", 2, 3)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store)}, "access": {"default": "public"},
+                                       "rules": [{"match": "src/staff", "access_tags": ["staff"]}]})
+    first = build(load_pipeline(config), workers=1).release
+    _frames(src, 3, 5)
+    _killed_after(config, r"^private/catalog\.json$")
+    second = _release(store, "private/catalog.json")
+    assert second != first and _release(store, "catalog.json") == first
+    assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
+    assert (store / "releases" / first / "catalog.json").exists() and (store / "releases" / second / "catalog.json").exists()
+
+    report = build(load_pipeline(config), workers=1)
+    assert report.release == second and report.converted == 0  # (nothing changed since the killed build's release)
+    assert _release(store, "catalog.json") == _release(store, "private/catalog.json") == second
+    public = Catalog.open(Store(str(store)))
+    assert {e.key for e in public.entries("src")} == {"frame_00", "frame_01", "frame_03", "frame_04"}  # (staff is private)
+
+    # a catalog without private nodes: its switch's first write (the public view) is deleted last
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "plain")}})
+    build(load_pipeline(config), workers=1)
+    _frames(src, 5, 6)
+    _killed_after(config, r"^catalog\.json$")
+    plain = tmp_path / "plain"
+    left = _release(plain, "private/catalog.json")
+    assert _release(plain, "catalog.json") == left
+    assert build(load_pipeline(config), workers=1).release == left
+    assert not (plain / "private" / "catalog.json").exists()
+
+
+def test_a_build_killed_before_its_switch_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after writing its release's own entry point, before the switch: the release is listed
+    complete but was never current, and the next build converted every item again (the journal of a
+    complete release was not read). Now it resumes them."""
+    config, store, before = previous_release(tmp_path, 3)
+    monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0")  # (the killed build's: written at every item)
+    _killed_after(config, r"^releases/[^/]+/catalog\.json$")
+    assert (store / "catalog.json").read_bytes() == before
+    assert _journaled(store) == 37
+    report = build(load_pipeline(config), workers=1)
+    assert report.resumed == 37 and report.converted == 0 and report.reused == 40 and report.published

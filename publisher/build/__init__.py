@@ -11,6 +11,7 @@ failures deletes its release and leaves the previous catalog untouched.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ from ..config.models import Pipeline
 from ..errors import BuildFailed
 from ..formats import BuildReport, ManifestItem, Problem
 from ..index.write import warm_up
-from ..releases import InProgress
+from ..releases import InProgress, finish_switch
 from ..settings import BuildSettings
 from ..sources import WorkItem, iter_plan
 from ..store_lock import StoreBusy, exclusive
@@ -356,6 +357,9 @@ def build(pipeline: Pipeline, store: str | None = None, progress: Progress | Non
     threads = pipeline.build.threads_per_worker
     target = resolve_store(pipeline, store, settings)
     with exclusive(target, "publish build", wait) as lock, _no_numpy_hugepages(), connect(scheduler or pipeline.build.scheduler, threads) as client:
+        finished = finish_switch(target)  # before the current release is read
+        if finished is not None:
+            logging.getLogger("skyshelf.build").warning("a switch to release %s was cut short (a killed build or rollback): finished it", finished)
         job = _Build(pipeline, target, progress, workers or os.cpu_count() or 2, settings, lock.confirm)
         if client is not None:
             job.on_cluster(client, threads)

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
@@ -192,6 +193,12 @@ class _Batch:
     future: Future | None = None
     results: list[Remote] | None = None
     taken: int = 0
+    #: Its records are in the journal. Set under ``lock`` by whichever comes first: the task's
+    #: done-callback (another thread) or the build taking its results, which releases the future
+    #: only then (released before the callback ran, the callback's ``result()`` failed with a
+    #: traceback and the batch's records never reached the journal).
+    journaled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -211,8 +218,11 @@ class ClusterItems:
     (the scheduler or a worker process gone) into the build's error."""
 
     def __init__(self, submit: Callable[..., Any], job: Job, journal: Journal, lost: Callable[[BaseException], Exception],
-                 batch_items: int = 32, batch_bytes: int = 8 * 2**20) -> None:
+                 batch_items: int = 32, batch_bytes: int = 8 * 2**20, lost_errors: tuple[type[BaseException], ...] = ()) -> None:
         self.submit_task, self.job, self.journal, self.lost = submit, job, journal, lost
+        #: What a task raises when the cluster, not the item, failed (beyond a cancelled task, a
+        #: broken pool and an OSError): Dask's ``KilledWorker``, once its workers died while running it
+        self.lost_errors = (CancelledError, OSError, BrokenProcessPool, *lost_errors)
         self.batch_items, self.batch_bytes = batch_items, batch_bytes
         self.roots: set[str] = set()
         self._open: _Batch | None = None
@@ -248,16 +258,22 @@ class ClusterItems:
             return
         self._count += 1
         batch.future = self.submit_task(convert_batch, self.job, batch.items, size >= FLUSH_BYTES, key=f"skyshelf-items-{self._count}-{self.job.prefix}")
-        batch.future.add_done_callback(self._finished)
+        batch.future.add_done_callback(partial(self._finished, batch))
 
-    def _finished(self, future: Any) -> None:
+    def _finished(self, batch: _Batch, future: Any) -> None:
         """As each task finishes (in any order): journal its records, so a killed client loses nothing finished."""
         status = getattr(future, "status", None)  # a Dask future's; a concurrent.futures one has none
         if not (status == "finished" if status is not None else not future.cancelled() and future.exception() is None):
             return
-        for result in future.result():
+        with batch.lock:
+            if not batch.journaled:  # (else the build took the results first, and journaled them)
+                self._journal(batch, future.result())
+
+    def _journal(self, batch: _Batch, results: list[Remote]) -> None:
+        for result in results:
             if not isinstance(result, ManifestItem) and not result[0].failures:
                 self.journal.add(result[1])
+        batch.journaled = True
 
     def outcome(self, handle: Handle) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         batch = handle.batch
@@ -267,8 +283,11 @@ class ClusterItems:
             assert batch.future is not None
             try:
                 batch.results = batch.future.result()
-            except (CancelledError, OSError, BrokenProcessPool) as exc:  # the scheduler or a worker process is gone
+            except self.lost_errors as exc:  # the scheduler or a worker process is gone
                 raise self.lost(exc) from None
+            with batch.lock:
+                if not batch.journaled:
+                    self._journal(batch, batch.results)
             if hasattr(batch.future, "release"):
                 batch.future.release()
         result = batch.results[handle.index]
@@ -289,11 +308,16 @@ def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
         # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
         return client.submit(fn, *args, pure=False, key=key)
 
+    from distributed import KilledWorker
+
     def lost(exc: BaseException) -> Exception:  # distributed cancels every future when the scheduler goes
+        if isinstance(exc, KilledWorker):  # (a task whose workers kept dying: killed, or out of memory)
+            return ClusterLost(f"Dask gave up on a task of the build: {exc} (distributed.scheduler.allowed-failures). Nothing "
+                               "was published; the items the workers finished are kept: run the build again to resume")
         return ClusterLost(f"lost the Dask scheduler {client.scheduler.address}: {exc}. Nothing was published; the "
                            "items the workers finished are kept: run the build again to resume")
 
-    return ClusterItems(submit, job, journal, lost)
+    return ClusterItems(submit, job, journal, lost, lost_errors=(KilledWorker,))
 
 
 @contextlib.contextmanager

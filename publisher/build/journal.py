@@ -97,9 +97,11 @@ class Journal:
 
 def resumable(store: Store, current: str | None) -> Iterator[ManifestItem]:
     """The finished records of interrupted builds newer than the current release (an older one was
-    abandoned before the current release was made), newest last so they win."""
+    abandoned before the current release was made), newest last so they win: also of one killed
+    after writing its own entry point but before its switch (a published release has removed its
+    journal; one rolled back from has none left)."""
     for release in list_releases(store):
-        if release.catalog is not None or (current is not None and release.id <= current):
+        if current is not None and release.id <= current:
             continue
         for private in (False, True):
             prefix = journal_prefix(release.id, private)
