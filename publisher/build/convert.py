@@ -188,6 +188,10 @@ class Converter:
                 count = 0
                 for child in node.children:
                     child_path, child_inner = f"{path}/{child.key}", f"{inner}/{child.key}" if inner else child.key
+                    if child.key in ("", ".", "..") or "/" in child.key:  # (an Excel sheet named '..': listed, never reachable)
+                        out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: '.', '..', '' and names "
+                                                               "with '/' are not path segments", source_file))
+                        continue
                     if self.access.tagged and self.access.access_class(child_path) != island.access_class:
                         done = self.write_island(self.island(child_path), child, child_path, source_file, out)
                     else:

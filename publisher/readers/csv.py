@@ -29,6 +29,9 @@ from .base import Reader, register_reader
 #: ``chunk_rows`` (500,000) a chunk, as before; a ``chunk_rows`` set in the pipeline is kept exactly.
 CHUNK_TEXT_BYTES = 64 * 2**20
 
+#: The comment-line scan reads the file in blocks of this many bytes.
+SCAN_BYTES = 2**24
+
 _LINE_END = re.compile(rb"\r\n?|\n")
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
@@ -146,6 +149,34 @@ def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
     return 0, ""
 
 
+def _comment_lines(path: Path, comment: str, encoding: str, skip: int) -> int | set[int]:
+    """The lines to skip: the ``skip`` above the header and those whose first non-blank text is
+    ``comment`` (a count when they all lead the file). pandas' own ``comment`` also cuts a line at
+    the character anywhere in it: ``1,#ff0000,red`` was published as ``1``, null, null. (One
+    regular-expression pass, ~0.2 s for 200 MB; pandas parses it in ~0.8 s.)"""
+    lines = set(range(skip))
+    with open(path, "rb") as f:
+        end = _line_end(f)
+        f.seek(0)
+        starts = re.compile(re.escape(end) + rb"[ \t]*" + re.escape(comment.encode(encoding)))
+        number, carry = 0, b""  # lines before this block; the last block's unfinished line
+        while True:
+            block = f.read(SCAN_BYTES)
+            text = carry + block
+            cut = text.rfind(end) + 1 if block else len(text)  # whole lines (all that is left, at the end)
+            text, carry = text[:cut], text[cut:]
+            counted = 0
+            for found in starts.finditer(end + text):  # (a block starts a line, as if after a line end)
+                number += text.count(end, counted, found.start())
+                counted = found.start()
+                lines.add(number)
+            number += text.count(end, counted)
+            if not block:
+                break
+    ordered = sorted(lines)
+    return len(ordered) if ordered == list(range(len(ordered))) else lines
+
+
 def _is_text(column: Any) -> bool:
     """Whether pandas read ``column`` as text (object or its string dtypes)."""
     return column.dtype.kind in "OT" or str(column.dtype) in ("str", "string")
@@ -204,8 +235,8 @@ class CSVReader(Reader):
         kwargs = _sniff(path, options)
         skip, preamble = _preamble(path, options, kwargs["sep"])
         read_kwargs = dict(
-            skiprows=skip,
-            comment=options.comment, header=options.header, encoding=options.encoding,
+            skiprows=_comment_lines(path, options.comment, options.encoding, skip) if options.comment else skip,
+            header=options.header, encoding=options.encoding,
             engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
         )
         rows = _rows_per_chunk(path, options)
@@ -223,6 +254,8 @@ class CSVReader(Reader):
                                f"{what}: {why}. Give the source options: {{chunk_rows: N}} to decide them from more rows")
 
         def to_batch(frame: Any, schema: Any = None) -> Any:
+            if not isinstance(frame.index, pd.RangeIndex):  # row names (R's write.csv: a header a field short), kept as a
+                frame = frame.reset_index()  # column named as pandas names it ("index"): they were dropped, unsaid
             frame.columns = [str(c) for c in frame.columns]
             for name in dates:
                 try:

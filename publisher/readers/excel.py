@@ -12,26 +12,11 @@ from typing import Any
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
+from .tables import unique_names
 
 
 def _as_text(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Column names made distinct as pandas makes repeated headers (``x``, ``x.1``): a number cell
-    ``1`` and a text cell ``"1"`` are two pandas labels but one name as text, and the sheet failed
-    with an ``AttributeError`` (a name that picks two columns)."""
-    seen, out = set(names), []
-    for name in names:
-        if name in out:
-            n = 1
-            while f"{name}.{n}" in seen:
-                n += 1
-            name = f"{name}.{n}"
-            seen.add(name)
-        out.append(name)
-    return out
 
 
 def _table(frame: Any, key: str, sheet: str) -> TableNode:
@@ -40,7 +25,7 @@ def _table(frame: Any, key: str, sheet: str) -> TableNode:
     for numbers from its first cells and failed the whole workbook ("Could not convert 'note'")."""
     import pyarrow as pa
 
-    frame.columns = _unique([str(c) for c in frame.columns])
+    frame.columns = unique_names([str(c) for c in frame.columns])
     mixed = []
     for name in frame.columns:
         if frame[name].dtype == object:

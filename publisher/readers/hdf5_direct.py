@@ -98,8 +98,12 @@ class NotDirect(Exception):
     """This block cannot be read raw; use h5py's own path."""
 
 
+class _WrongSize(Exception):
+    """A chunk whose stored bytes decode (or, with its filters skipped, are) to fewer bytes than a chunk's."""
+
+
 class CorruptChunk(ValueError):
-    """A stored chunk fails its Fletcher32 checksum: the dataset cannot be published."""
+    """A stored chunk fails its Fletcher32 checksum or decodes short: the dataset cannot be published."""
 
 
 class DirectChunks:
@@ -140,7 +144,10 @@ class DirectChunks:
         for i in range(len(self.decoders) - 1, -1, -1):  # filters apply in order; undo them in reverse
             if not mask & (1 << i):
                 raw = self.decoders[i](raw)
-        return np.frombuffer(raw, dtype=self.dtype).reshape(self.chunks)
+        size, expected = memoryview(raw).nbytes, math.prod(self.chunks) * self.dtype.itemsize
+        if size < expected:  # short: HDF5 fills the rest from uninitialised memory, other values at each read
+            raise _WrongSize(f"its filters give {size} bytes, not a chunk's {expected}")
+        return np.frombuffer(raw, dtype=self.dtype, count=math.prod(self.chunks)).reshape(self.chunks)  # (long: HDF5 keeps a chunk's first bytes)
 
     def _judge(self, origin: tuple[int, ...], exc: Exception) -> None:
         """HDF5 reads a chunk that failed here: it also accepts the byte-swapped checksums of
@@ -183,6 +190,8 @@ class DirectChunks:
             except _Mismatch as exc:
                 self._judge(origin, exc)
                 raise NotDirect from exc
+            except _WrongSize as exc:
+                raise CorruptChunk(f"chunk at {list(origin)} is corrupt: {exc}") from None
             except Exception as exc:  # a decoder that disagrees with this chunk: let HDF5 decide
                 raise NotDirect from exc
             if out is None:

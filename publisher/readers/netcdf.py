@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -80,6 +81,18 @@ def _is_netcdf4(path: Path) -> bool:
             return "_NCProperties" in f.attrs
     except Exception:
         return False
+
+
+def _check_classic_size(ds: Any, path: Path) -> None:
+    """A classic (NetCDF 3) file whose variables need more bytes than the file holds, header aside:
+    netCDF-C reads past its end as fill values (a dimension patched from 10 to 1,000 published 10
+    values and 990 zeros), so a truncated file or a lying header is refused here."""
+    if not ds.data_model.startswith("NETCDF3"):
+        return  # (HDF5 refuses to read past a file's end itself)
+    declared = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
+    size = path.stat().st_size
+    if declared > size:
+        raise SourceError(f"{path}: its variables need {declared} bytes but the file holds {size}: truncated, or its dimensions are wrong")
 
 
 def _attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +297,11 @@ class NetCDFReader(Reader):
                 ds = netCDF4.Dataset(path, "r", auto_complex=True)
             except OSError as exc:
                 raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
+            try:
+                _check_classic_size(ds, path)
+            except SourceError:
+                ds.close()
+                raise
         reader = _NetCDF(path)
         try:
             with NETCDF_LOCK:

@@ -33,7 +33,11 @@ class NpyReader(Reader):
             with _HEADER_LOCK:  # the memory map itself is read without it
                 data = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
-            raise UnsupportedError(f"{path.name}: object arrays in .npy need pickle, which is never loaded") from exc
+            if "Python objects" in str(exc) or "pickle" in str(exc):  # numpy's words for an object array
+                raise UnsupportedError(f"{path.name}: object arrays in .npy need pickle, which is never loaded") from exc
+            if "mmap length" in str(exc):  # (any other ValueError was also called an object array, and skipped)
+                raise SourceError(f"{path}: truncated: its header states more data than the file holds") from exc
+            raise SourceError(f"{path}: not a readable .npy file: {exc}") from exc
         except Exception as exc:
             raise SourceError(f"{path}: not a readable .npy file: {exc}") from exc
         if data.dtype.names or data.dtype.kind not in "biufcU":

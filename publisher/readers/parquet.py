@@ -16,6 +16,7 @@ from ..errors import SourceError
 from ..jsonable import decode_bytes
 from ..nodes import Node, TableNode, batch_rows
 from .base import Reader, register_reader
+from .tables import unique_names
 
 #: Rows decoded to measure a row's size in memory.
 PROBE_ROWS = 64
@@ -51,10 +52,12 @@ class ParquetReader(Reader):
 
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BUFFER)
+            # pages' CRCs checked where the writer stored them (a flipped bit was published as a value)
+            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BUFFER, page_checksum_verification=True)
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc
         try:
@@ -62,7 +65,18 @@ class ParquetReader(Reader):
             metadata = {decode_bytes(k): decode_bytes(v)[:2000] for k, v in schema_meta.items() if k != b"pandas"}
             rows = pf.metadata.num_rows
             batch = batch_rows(_row_bytes(pf), most=262_144)
-            yield TableNode(key=key, metadata=metadata, schema=pf.schema_arrow, batches=lambda: pf.iter_batches(batch_size=batch),
-                            num_rows=rows)
+            stored, names = pf.schema_arrow, unique_names(pf.schema_arrow.names)
+            renamed = names != stored.names
+
+            def batches() -> Iterator[Any]:
+                for found in pf.iter_batches(batch_size=batch):
+                    yield found.rename_columns(names) if renamed else found
+
+            schema = pa.schema([f.with_name(n) for f, n in zip(stored, names, strict=True)], stored.metadata) if renamed else stored
+            node = TableNode(key=key, metadata=metadata, schema=schema, batches=batches, num_rows=rows)
+            if renamed:
+                changes = [f"{a!r} -> {b!r}" for a, b in zip(stored.names, names, strict=True) if a != b]
+                node.warn(f"repeated column names made distinct: {', '.join(changes)}")
+            yield node
         finally:
             pf.close()

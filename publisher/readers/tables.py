@@ -10,6 +10,23 @@ from ..errors import UnsupportedError
 from ..jsonable import decode_bytes
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """Column names made distinct as pandas makes repeated headers (``x``, ``x.1``). A table's
+    columns are found by name: an Excel number cell ``1`` and text cell ``"1"`` (two pandas labels,
+    one name as text) failed the sheet, a Parquet file with two columns ``a`` published and then
+    failed every read of it ("Column a does not exist in schema")."""
+    seen, out = set(names), []
+    for name in names:
+        if name in out:
+            n = 1
+            while f"{name}.{n}" in seen:
+                n += 1
+            name = f"{name}.{n}"
+            seen.add(name)
+        out.append(name)
+    return out
+
+
 def _column(values: np.ndarray, name: str) -> Any:
     import pyarrow as pa
 

@@ -169,8 +169,8 @@ def to_tiff(array: np.ndarray, **_: Any) -> bytes:
     if not array.size:
         raise BadRequest(f"the selection is empty (shape {list(array.shape)}): a TIFF image needs at least one value; "
                          "check the slice's start, stop and step against the array's shape")
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, np.ascontiguousarray(array), photometric="minisblack")
+    buf = io.BytesIO()  # 1-D as one row, as the PNG is (tifffile fails on it: a 500)
+    tifffile.imwrite(buf, np.ascontiguousarray(np.atleast_2d(array)), photometric="minisblack")
     return buf.getvalue()
 
 

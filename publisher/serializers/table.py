@@ -42,10 +42,30 @@ CSV_PARALLEL_ROWS = 20_000
 CSV_PIECE_ROWS = 2_500
 
 
+def _flat(table: Any) -> Any:
+    """Columns a flat format cannot hold as they are, as text, as the JSON formats give them:
+    nested values (lists, structs, maps) as JSON, binary as UTF-8 (U+FFFD where it is not). CSV
+    and Excel failed on them: a 500 for a table with one such column."""
+    import pyarrow.types as t
+
+    pa = _pa()
+    for i, field in enumerate(table.schema):
+        if t.is_nested(field.type):
+            text = [None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in table.column(i).to_pylist()]
+        elif t.is_binary(field.type) or t.is_large_binary(field.type) or t.is_fixed_size_binary(field.type):
+            text = [None if v is None else v.decode("utf-8", "replace") for v in table.column(i).to_pylist()]
+        else:
+            continue
+        table = table.set_column(i, pa.field(field.name, pa.string()), pa.array(text, pa.string()))
+    return table
+
+
 def csv_parts(table: Any, **_: Any) -> Iterator[bytes]:
     """pyarrow's CSV writer over row ranges, several at once for big tables (it releases the
     GIL), yielded in order as they finish. The pieces join into exactly the one-piece output."""
     import pyarrow.csv as pacsv
+
+    table = _flat(table)
 
     def write(span: tuple[int, int]) -> bytes:
         sink = _pa().BufferOutputStream()
@@ -96,12 +116,16 @@ def to_json_seq(table: Any, **_: Any) -> bytes:
 @register("table", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ("xlsx", "excel"), ".xlsx")
 def to_xlsx(table: Any, **_: Any) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell(value: Any) -> Any:  # control characters a worksheet cannot hold (IllegalCharacterError: a 500) as U+FFFD
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("data")
-    sheet.append(table.column_names)
-    for row in _records(table):
-        sheet.append(list(row.values()))
+    sheet.append([cell(name) for name in table.column_names])
+    for row in _records(_flat(table)):
+        sheet.append([cell(v) for v in row.values()])
     buf = io.BytesIO()
     book.save(buf)
     return buf.getvalue()

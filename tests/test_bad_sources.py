@@ -1,0 +1,152 @@
+"""Damaged or unusual sources (an adversarial helper's cases, 2026-12-06): each is either
+published with the values it holds or fails naming the file and the reason; never published
+wrong, never a 500 when it is served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import httpx
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from publisher.build import build
+from publisher.config import load_pipeline
+from publisher.errors import BuildFailed
+
+from .conftest import run_build, served, write_pipeline
+
+
+def _failures(folder: Path, config: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """Build with ``on_error: skip``: (failures, skipped) by node path."""
+    pipeline = load_pipeline(write_pipeline(folder, {"output": {"store": str(folder / "site")}, "on_error": "skip", **config}))
+    try:
+        report = build(pipeline, workers=2)
+    except BuildFailed as exc:
+        report = exc.args[0]
+    return {p.path: p.reason for p in report.failures}, {p.path: p.reason for p in report.skipped}
+
+
+def test_a_truncated_npy_fails_naming_it(tmp_path: Path) -> None:
+    """numpy's "mmap length is greater than file size" was taken for an object array: the file
+    was skipped ("need pickle") and the build published without it, exit 0, even with on_error: fail."""
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "cut.npy", np.arange(1000, dtype="<f8"))
+    data = (tmp_path / "in" / "cut.npy").read_bytes()
+    (tmp_path / "in" / "cut.npy").write_bytes(data[: len(data) // 2])
+    np.save(tmp_path / "in" / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    failures, skipped = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert "truncated" in failures["d/cut"] and "cut.npy" in failures["d/cut"], failures
+    assert "need pickle" in skipped["d/objects"], skipped
+
+
+def test_csv_comment_characters_inside_values_and_row_names(tmp_path: Path) -> None:
+    """``comment: '#'`` skips lines that start with it (anywhere in the file); pandas' own option
+    also cut every line at a ``#`` inside it (``1,#ff0000,red`` was 1, null, null). A header a
+    field short (R's write.csv: row names) kept its row names as pandas' index, and dropped them."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "colors.csv").write_text("# exported 2026\nx,color,name\n1,#ff0000,red\n  # a note\n2,x#y,blue # not a comment\n")
+    (tmp_path / "in" / "rnames.csv").write_text('"a","b"\n"r1",1,2\n"r2",3,4\n')
+    published = run_build(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    colors = pd.read_parquet(published.url("d/colors"))
+    assert colors.to_dict("list") == {"x": [1, 2], "color": ["#ff0000", "x#y"], "name": ["red", "blue # not a comment"]}
+    assert pd.read_parquet(published.url("d/rnames")).to_dict("list") == {"index": ["r1", "r2"], "a": [1, 3], "b": [2, 4]}
+
+
+def test_a_parquet_page_failing_its_crc_fails_and_repeated_columns_are_renamed(tmp_path: Path) -> None:
+    """A page whose CRC fails was published with its flipped bit (pyarrow checks CRCs only when
+    asked); a file with two columns ``a`` published and then failed every table route (500)."""
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"v": np.arange(300)}), tmp_path / "in" / "crc.parquet", write_page_checksum=True, compression="none")
+    data = bytearray((tmp_path / "in" / "crc.parquet").read_bytes())
+    data[data.find((239).to_bytes(8, "little")) + 5] ^= 1
+    (tmp_path / "in" / "crc.parquet").write_bytes(bytes(data))
+    pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4]), pa.array(["x", "y"])], names=["a", "a", "b"]),
+                   tmp_path / "in" / "dup.parquet")
+    failures, _ = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert "CRC checksum verification failed" in failures["d/crc"], failures
+    assert list(failures) == ["d/crc"]
+    with served(str(tmp_path / "site")) as url:
+        answer = httpx.get(f"{url}/api/v1/table/full/d/dup", params={"format": "csv"})
+        assert answer.status_code == 200 and answer.text.splitlines() == ['"a","a.1","b"', '1,3,"x"', '2,4,"y"']
+
+
+def test_hdf5_chunks_that_decode_short_fail(tmp_path: Path) -> None:
+    """A gzip chunk that inflates to fewer bytes than a chunk (or one stored raw and short, its
+    filter marked skipped): HDF5 reads the rest from uninitialised memory, other values each time,
+    and those were published. One that inflates long is read as HDF5 reads it (its first bytes)."""
+    import zlib
+
+    (tmp_path / "in").mkdir()
+    for name, body, mask in (("short", zlib.compress(np.arange(8, dtype="<i4").tobytes()), 0),
+                             ("skipped", zlib.compress(np.full(16, 7, "<i4").tobytes()), 1),
+                             ("long", zlib.compress(np.arange(32, dtype="<i4").tobytes()), 0)):
+        with h5py.File(tmp_path / "in" / f"{name}.h5", "w") as f:
+            f.create_dataset("x", shape=(16,), dtype="<i4", chunks=(16,), compression="gzip").id.write_direct_chunk((0,), body, mask)
+    failures, _ = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert "chunk at [0] is corrupt: its filters give 32 bytes, not a chunk's 64" in failures["d/short/x"], failures
+    assert "its filters give" in failures["d/skipped/x"] and "d/long/x" not in failures, failures
+    import zarr
+
+    (long,) = (tmp_path / "site" / "releases").glob("*/data/d/long.zarr/x")
+    np.testing.assert_array_equal(zarr.open_array(str(long), mode="r")[...], np.arange(16))
+
+
+def test_a_netcdf3_header_stating_more_than_the_file_holds_fails(tmp_path: Path) -> None:
+    """netCDF-C reads past a classic file's end as fill values: a dimension patched from 10 to
+    1,000 published 10 values and 990 zeros."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    (tmp_path / "in").mkdir()
+    with netCDF4.Dataset(tmp_path / "in" / "big.nc", "w", format="NETCDF3_CLASSIC") as ds:
+        ds.createDimension("x", 10)
+        ds.createVariable("v", "f4", ("x",))[:] = np.arange(10)
+    data = bytearray((tmp_path / "in" / "big.nc").read_bytes())
+    at = data.find(b"x\x00\x00\x00") + 4  # the dimension's length follows its name (padded to 4 bytes)
+    assert int.from_bytes(data[at:at + 4], "big") == 10
+    data[at:at + 4] = (1000).to_bytes(4, "big")
+    (tmp_path / "in" / "big.nc").write_bytes(bytes(data))
+    failures, _ = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert "need 4000 bytes but the file holds" in failures["d/big"] and "big.nc" in failures["d/big"], failures
+
+
+def test_nodes_named_dot_or_dot_dot_are_skipped(tmp_path: Path) -> None:
+    """Excel sheets named ``.`` and ``..`` were published as nodes search listed and no route reached."""
+    (tmp_path / "in").mkdir()
+    with pd.ExcelWriter(tmp_path / "in" / "n.xlsx") as writer:
+        for sheet in (".", "..", "ok"):
+            pd.DataFrame({"a": [1]}).to_excel(writer, sheet_name=sheet, index=False)
+    failures, skipped = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert not failures and "cannot name a node" in skipped["d/n/.."] and "cannot name a node" in skipped["d/n/."], skipped
+    with served(str(tmp_path / "site")) as url:
+        listed = httpx.get(f"{url}/api/v1/search/d/n").json()["data"]
+        assert [e["id"] for e in listed] == ["ok"]
+
+
+def test_flat_exports_of_nested_binary_and_1d_data(tmp_path: Path) -> None:
+    """CSV and Excel of a table with a nested, binary or control-character column, and TIFF of a
+    1-D array, were 500s: nested values go out as JSON text, binary as UTF-8, control characters
+    Excel cannot hold as U+FFFD, a 1-D array as one row (as the PNG)."""
+    import io
+
+    import openpyxl
+    import tifffile
+
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"l": pa.array([[1, 2], None]), "s": pa.array([{"a": 1}, {"a": 2}]), "b": pa.array([b"\xff", b"ab"]),
+                             "c": pa.array(["a\x01b", "ok"])}), tmp_path / "in" / "t.parquet")
+    np.save(tmp_path / "in" / "line.npy", np.arange(5, dtype="<u2"))
+    run_build(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    with served(str(tmp_path / "site")) as url:
+        csv = httpx.get(f"{url}/api/v1/table/full/d/t", params={"format": "csv"})
+        assert csv.status_code == 200 and csv.text.splitlines()[1:] == ['"[1,2]","{""a"":1}","\ufffd","a\x01b"', ',"{""a"":2}","ab","ok"']
+        xlsx = httpx.get(f"{url}/api/v1/table/full/d/t", params={"format": "xlsx"})
+        assert xlsx.status_code == 200
+        rows = list(openpyxl.load_workbook(io.BytesIO(xlsx.content)).active.values)
+        assert rows[1] == ("[1,2]", '{"a":1}', "\ufffd", "a\ufffdb")
+        tiff = httpx.get(f"{url}/api/v1/array/full/d/line", params={"format": "tiff"})
+        assert tiff.status_code == 200
+        np.testing.assert_array_equal(tifffile.imread(io.BytesIO(tiff.content)), [np.arange(5)])
