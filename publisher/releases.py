@@ -233,24 +233,52 @@ def _gc(store: Store, keep: int, abandoned_after: float, confirm: Callable[[], N
             continue
         confirm()  # the lock still this gc's (an S3 lock taken over as stale would let a rollback in)
         if not any(release_of(p) == release.id for p in referenced):
-            for root in _roots(store, release.id):  # nothing of it is used (or it never finished)
+            # nothing of it is used (or it never finished): its entry point first (from then on no rollback
+            # takes it), its public folder last (what lists it: a gc killed midway is finished by the next,
+            # where the private folders deleted last stayed, listed nowhere)
+            _delete(store, f"releases/{release.id}/{CATALOG_KEY}", problems)
+            for root in reversed(_roots(store, release.id)):
                 if _delete(store, root, problems):
                     deleted.append(root)
             continue
-        if release.catalog is None:
-            continue  # retired earlier; its used data stays
-        manifest = _manifest(store, release)
-        own = {p for p in manifest.data_prefixes() if release_of(p) == release.id} if manifest else set()
-        for prefix in own:
-            if prefix not in referenced and _delete(store, prefix, problems):
-                deleted.append(prefix)
-        for key in ("index", "browse", BUILD_REPORT, MANIFEST, CATALOG_KEY):  # what only this release used
-            for folder in (f"releases/{release.id}", f"private/releases/{release.id}"):
-                if store.exists(f"{folder}/{key}") or key in ("index", "browse"):
-                    _delete(store, f"{folder}/{key}", problems)
-        store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
-        deleted.append(f"releases/{release.id}: index and entry point (data still in use kept)")
+        if release.catalog is None and not release.retired:
+            continue  # never finished; a kept release resumed (uses) its data
+        if _retire(store, release, referenced, problems):
+            deleted.append(f"releases/{release.id}: index and entry point (data still in use kept)")
     return {"kept": sorted(kept & {r.id for r in releases}), "deleted": deleted, "problems": problems}
+
+
+def _retire(store: Store, release: Release, referenced: set[str], problems: list[str]) -> bool:
+    """Delete what only ``release`` used, keeping the data kept releases use: marked retired, its
+    entry points deleted (from then on no rollback takes it: its parts went first, and a gc killed
+    midway left it listed complete, a rollback to it a broken catalog), then its own data, its
+    index, report and manifest (last: it names the data). A retired release with parts left (a gc
+    killed midway) is finished the same way. Returns whether there was anything to do."""
+    folders = (f"releases/{release.id}", f"private/releases/{release.id}")
+    manifest = _manifest(store, release) if release.catalog is not None else next(
+        (Manifest.from_json(doc) for doc in (_read_json(store, f"{f}/{MANIFEST}") for f in folders) if doc is not None), None)
+    if release.retired and manifest is None and not any(_holds(store, f"{f}/index") for f in folders):
+        return False  # retired whole before
+    if not release.retired:
+        store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
+    for folder in folders:
+        if store.exists(f"{folder}/{CATALOG_KEY}"):
+            _delete(store, f"{folder}/{CATALOG_KEY}", problems)
+    for prefix in {p for p in manifest.data_prefixes() if release_of(p) == release.id} if manifest else set():
+        if prefix not in referenced:
+            _delete(store, prefix, problems)
+    for key in ("index", "browse", BUILD_REPORT, MANIFEST):  # what only this release used
+        for folder in folders:
+            if key in ("index", "browse") or store.exists(f"{folder}/{key}"):
+                _delete(store, f"{folder}/{key}", problems)
+    return True
+
+
+def _holds(store: Store, prefix: str) -> bool:
+    try:
+        return store.size(prefix) > 0
+    except (FileNotFoundError, NotFound):
+        return False
 
 
 def _roots(store: Store, rid: str) -> list[str]:

@@ -161,23 +161,29 @@ KILL_AT = """
 import os, re, signal, sys
 from publisher.stores import local
 
-pattern, original = re.compile(sys.argv[1]), local.LocalStore.write_bytes
+method, pattern, nth = sys.argv[1], re.compile(sys.argv[2]), int(sys.argv[3])
+original, seen = getattr(local.LocalStore, method), []
 
-def write_bytes(self, key, data, atomic=False):
-    original(self, key, data, atomic=atomic)
-    if pattern.search(key):  # killed right after this write, as a crash or SIGKILL would cut the build
-        os.kill(os.getpid(), signal.SIGKILL)
+def hooked(self, key, *args, **kwargs):
+    done = original(self, key, *args, **kwargs)
+    if pattern.search(key):
+        seen.append(key)
+        if len(seen) == nth:  # killed right after this call, as a crash or SIGKILL would cut it
+            os.kill(os.getpid(), signal.SIGKILL)
+    return done
 
-local.LocalStore.write_bytes = write_bytes
+setattr(local.LocalStore, method, hooked)
 from publisher.cli import main
-main(["build", "-c", sys.argv[2], "--workers", "1"])
+main(sys.argv[4:])
 """
 
 
-def _killed_after(config: Path, key: str) -> None:
-    """``publish build`` in a new process, SIGKILLed right after the store writes ``key`` (a regex)."""
-    done = subprocess.run([sys.executable, "-c", KILL_AT, key, str(config)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == -signal.SIGKILL, f"the build was not killed at {key}: {done.stderr[-2000:]}"
+def _killed_after(config: Path, key: str, command: str = "build", method: str = "write_bytes", nth: int = 1) -> None:
+    """``publish <command>`` in a new process, SIGKILLed right after its ``nth`` store call
+    ``method`` on a key matching ``key`` (a regex)."""
+    args = [method, key, str(nth), command, "-c", str(config), *(["--workers", "1"] if command == "build" else ["--keep", "1"])]
+    done = subprocess.run([sys.executable, "-c", KILL_AT, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == -signal.SIGKILL, f"publish {command} was not killed at {key}: {done.stderr[-2000:]}"
 
 
 def _release(store: Path, key: str) -> str:
@@ -232,3 +238,49 @@ def test_a_build_killed_before_its_switch_is_resumed(tmp_path: Path, monkeypatch
     assert _journaled(store) == 37
     report = build(load_pipeline(config), workers=1)
     assert report.resumed == 37 and report.converted == 0 and report.reused == 40 and report.published
+
+
+def test_a_gc_killed_while_retiring_a_release_never_leaves_it_listed_complete(tmp_path: Path) -> None:
+    """gc retires a release whose data a newer one uses: it deleted the index, report and manifest
+    first and the entry point last, so a gc killed midway left the release listed complete and a
+    rollback to it switched to a broken catalog. Now the entry point goes first; the next gc
+    finishes the rest."""
+    from publisher.releases import list_releases
+
+    config, store, _ = previous_release(tmp_path, 3)
+    old = _release(store, "catalog.json")
+    build(load_pipeline(config), workers=1)  # uses the old release's three frames
+    _killed_after(config, rf"^releases/{old}/index$", command="gc", method="delete_prefix")
+    listed = {r.id: r for r in list_releases(Store(str(store)))}
+    assert listed[old].catalog is None
+    refused = CliRunner().invoke(main, ["rollback", old, "-c", str(config)])
+    assert refused.exit_code != 0 and f"no complete release {old!r}" in refused.output
+    assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
+    assert sorted(p.name for p in (store / "releases" / old).iterdir()) == ["data", "retired.json"]
+    catalog = Catalog.open_full(Store(str(store)))
+    for i in range(40):  # the frames of the retired release still read
+        np.testing.assert_array_equal(zarr.open_array(str(store / catalog.entry(f"src/frame_{i:02d}").data_url), mode="r")[...],
+                                      np.load(tmp_path / "src" / f"frame_{i:02d}.npy"))
+
+
+def test_a_gc_killed_while_deleting_a_release_is_finished_by_the_next(tmp_path: Path) -> None:
+    """A release nothing uses is deleted folder by folder: its public folder went first, and a gc
+    killed then left its private folders (full index, private data) listed nowhere, for good."""
+    src, store = tmp_path / "src", tmp_path / "site"
+    (src / "staff").mkdir(parents=True)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store)}, "access": {"default": "public"},
+                                       "rules": [{"match": "src/staff", "access_tags": ["staff"]}]})
+    _frames(src, 0, 2)
+    _frames(src / "staff", 2, 3)
+    old = build(load_pipeline(config), workers=1).release
+    _frames(src, 10, 12)  # new content for every file: nothing of the old release is used
+    for f in src.glob("frame_0*.npy"):
+        f.unlink()
+    (src / "staff" / "frame_02.npy").unlink()
+    _frames(src / "staff", 12, 13)
+    build(load_pipeline(config), workers=1)
+    held = [p for p in store.rglob(f"*{old}*") if p.is_dir()]
+    assert len(held) >= 3, held  # public, private and the staff class's folders
+    _killed_after(config, rf"releases/{old}$", command="gc", method="delete_prefix", nth=2)
+    assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
+    assert not list(store.rglob(f"*{old}*"))

@@ -291,3 +291,25 @@ def test_errors_no_retry_mends_are_not_a_503(s3: S3Server, proxy: FaultProxy, ba
         proxy.set_plan(FaultPlan())
     if not (backend == "obstore" and kind == "notimplemented"):  # obstore's own rule retries every 5xx, 501 too
         assert proxy.requests - before <= 4  # asked once each (a HEAD at most besides), not retried
+
+
+def test_a_deploy_of_a_release_without_private_nodes_removes_the_bucket_full_view(s3: S3Server, tmp_path: Path) -> None:
+    """The handlers read ``private/catalog.json`` first: a release whose nodes all ended public has
+    none, and the bucket kept the earlier release's, so the deployed handlers served that one."""
+    from publisher.deploy.upload import upload_store
+
+    (tmp_path / "src" / "staff").mkdir(parents=True)
+    for name in ("a.csv", "staff/b.csv"):
+        (tmp_path / "src" / name).write_text("x,y\n1,2\n")
+    rules = {"access": {"default": "public"}, "rules": [{"match": "src/staff", "access_tags": ["staff"]}]}
+    config = {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}
+    build(load_pipeline(write_pipeline(tmp_path, {**config, **rules})))
+    client = s3.client()
+    s3.create_bucket("switched")
+    upload_store(client, tmp_path / "site", "switched", "demo", workers=2)
+    assert client.get_object(Bucket="switched", Key="demo/private/catalog.json")
+    report = build(load_pipeline(write_pipeline(tmp_path, config)))  # no access rules: one view
+    upload_store(client, tmp_path / "site", "switched", "demo", workers=2)
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="switched", Prefix="demo/")["Contents"]}
+    assert "demo/private/catalog.json" not in keys
+    assert json.loads(client.get_object(Bucket="switched", Key="demo/catalog.json")["Body"].read())["release"] == report.release

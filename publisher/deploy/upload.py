@@ -100,7 +100,8 @@ def _verify(client: Any, bucket: str, prefix: str, local: dict[str, Path], keys:
 
 
 def upload_store(client: Any, folder: Path, bucket: str, prefix: str = "", workers: int = 16, dry_run: bool = False) -> UploadReport:
-    """Make ``s3://bucket/prefix`` hold what ``folder`` holds (nothing is deleted there)."""
+    """Make ``s3://bucket/prefix`` hold what ``folder`` holds (nothing is deleted there but a full
+    view, ``private/catalog.json``, that the folder no longer has)."""
     from boto3.s3.transfer import TransferConfig
 
     remote = remote_objects(client, bucket, prefix)
@@ -120,7 +121,7 @@ def upload_store(client: Any, folder: Path, bucket: str, prefix: str = "", worke
     def put(key: str) -> int:
         path = local[key]
         if not dry_run:
-            client.upload_file(str(path), bucket, f"{prefix}/{key}" if prefix else key, Config=config,
+            client.upload_file(str(path), bucket, _key(prefix, key), Config=config,
                                ExtraArgs={"ContentType": content_type(key), "CacheControl": cache_control(key)})
         return path.stat().st_size
 
@@ -129,11 +130,23 @@ def upload_store(client: Any, folder: Path, bucket: str, prefix: str = "", worke
         sizes = list(pool.map(put, first))
         if not dry_run:
             _verify(client, bucket, prefix, local, first, lambda keys: list(pool.map(put, keys)))
+    # a release without private nodes has no full view: the bucket's (an earlier release's) goes, as
+    # releases.switch does it locally (the handlers read it first, and served the earlier release)
+    stale = PRIVATE_CATALOG_KEY in remote and PRIVATE_CATALOG_KEY not in local and CATALOG_KEY in local
+    if stale and not dry_run:  # first the public view there: the switch's first write names its release
+        client.upload_file(str(local[CATALOG_KEY]), bucket, _key(prefix, PRIVATE_CATALOG_KEY),
+                           ExtraArgs={"ContentType": content_type(CATALOG_KEY), "CacheControl": cache_control(PRIVATE_CATALOG_KEY)})
     for key in SWITCHES:  # the switch, after everything it points at: the full view, then the public one
         if key in todo:
             sizes.append(put(key))
             first.append(key)
             if not dry_run:
                 _verify(client, bucket, prefix, local, [key], lambda keys: [put(k) for k in keys])
+    if stale and not dry_run:
+        client.delete_object(Bucket=bucket, Key=_key(prefix, PRIVATE_CATALOG_KEY))
     report.uploaded, report.uploaded_bytes, report.keys = len(sizes), sum(sizes), first
     return report
+
+
+def _key(prefix: str, key: str) -> str:
+    return f"{prefix}/{key}" if prefix else key
