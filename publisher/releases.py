@@ -33,7 +33,7 @@ from .formats import (
     Manifest,
     release_of,
 )
-from .store_lock import GC_LOCK_KEY, exclusive
+from .store_lock import GC_LOCK_KEY, exclusive, exited_here
 from .stores import Store
 
 RETIRED = "retired.json"
@@ -62,7 +62,7 @@ class Release:
 
     def alive(self, abandoned_after: float = ABANDONED_AFTER, now: float | None = None) -> bool:
         """An unfinished release whose build refreshed its marker recently: it is being written."""
-        if self.catalog is not None or not self.building:
+        if self.catalog is not None or not self.building or exited_here(self.building):  # (a build killed on this host)
             return False
         return (now if now is not None else time.time()) - float(self.building.get("heartbeat", 0)) < abandoned_after
 

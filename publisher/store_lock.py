@@ -79,9 +79,9 @@ def _busy(store: Store, doc: dict[str, Any] | None, key: str = LOCK_KEY) -> Stor
                      f"run it again when that one has finished (or pass --wait SECONDS to wait for it).{stale}")
 
 
-def _dead_here(doc: dict[str, Any] | None) -> bool:
-    """Whether a lock's holder ran on this host and has exited (a killed build here: no need to
-    wait for its lock to go stale)."""
+def exited_here(doc: dict[str, Any] | None) -> bool:
+    """Whether a lock's holder (or a build's in-progress marker) ran on this host and has exited (a
+    killed build here: no need to wait for its lock, or its marker, to go stale)."""
     if not doc or doc.get("host") != socket.gethostname() or not isinstance(doc.get("pid"), int):
         return False
     try:
@@ -190,7 +190,7 @@ class _ObjectLock(Held):
             data, theirs = found
             doc = _parse(data)
             age = time.time() - float((doc or {}).get("heartbeat", 0))
-            if age < self.stale_after and not _dead_here(doc):
+            if age < self.stale_after and not exited_here(doc):
                 raise _busy(self.store, doc, self.key)
             etag = self.store.put_if(self.key, json.dumps(self.doc).encode(), theirs)
         if etag is None:  # another process took it first

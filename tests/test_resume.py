@@ -284,3 +284,17 @@ def test_a_gc_killed_while_deleting_a_release_is_finished_by_the_next(tmp_path: 
     _killed_after(config, rf"releases/{old}$", command="gc", method="delete_prefix", nth=2)
     assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
     assert not list(store.rglob(f"*{old}*"))
+
+
+def test_a_release_whose_build_died_on_this_host_is_not_in_progress(tmp_path: Path) -> None:
+    """A build killed here left its release "in progress" for 30 minutes (its marker's heartbeat),
+    kept by gc, though its process was gone (the store's lock was taken over at once)."""
+    from publisher.releases import list_releases
+
+    config, store, _ = previous_release(tmp_path, 3)
+    _killed_after(config, r"^releases/[^/]+/building\.json$")
+    killed = next(r for r in list_releases(Store(str(store))) if r.building)
+    assert not killed.alive() and killed.state == "incomplete (never published)"
+    build(load_pipeline(config), workers=1)
+    assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
+    assert not (store / "releases" / killed.id).exists()
