@@ -1,4 +1,6 @@
 """CSV/TSV → a table: delimiter sniffing, comment lines, NaNs, ISO dates, streamed in chunks.
+A header one field short of the rows (R's ``write.csv``: row names) keeps the row names as a
+column named ``index``.
 
 The schema is inferred from the first chunk. Later chunks read its text columns as text (pandas
 guesses each chunk's types afresh: zero-padded codes below a first chunk of letters came back as
@@ -39,7 +41,8 @@ _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z
 class CSVOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delimiter: str | None = Field(default=None, description="Column separator; sniffed when omitted ('whitespace' for runs of spaces).")
-    comment: str | None = Field(default="#", description="Lines starting with this are skipped.")
+    comment: str | None = Field(default="#", description="Lines starting with this (after blanks) are skipped, anywhere in the file; "
+                                                         "inside a line it is text ('#ff0000').")
     header: int | None = Field(default=0, description="Header row number, or null for none.")
     encoding: str = "utf-8"
     parse_dates: list[str] | bool = Field(default=True, description="True: detect ISO date columns; or a list of column names.")
