@@ -38,6 +38,8 @@ from .stores import Store
 
 RETIRED = "retired.json"
 BUILDING = "building.json"
+#: A build's journal of finished items, under its release's folder (publisher/build/journal.py).
+JOURNAL = "progress"
 #: A build refreshes its marker this often (seconds) ...
 HEARTBEAT_SECONDS = 60.0
 #: ... and gc takes a release whose marker is this old (seconds) for an abandoned build.
@@ -170,6 +172,9 @@ def finish_switch(store: Store) -> str | None:
         release = str(current.get("release"))
         public, full = current, _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
     switch(store, public, full)
+    for key in (f"releases/{release}/{JOURNAL}", f"private/releases/{release}/{JOURNAL}", f"releases/{release}/{BUILDING}"):
+        with contextlib.suppress(FileNotFoundError, NotFound):  # the build's own, had it lived: its release is published
+            store.delete_prefix(key)
     return release
 
 
@@ -267,9 +272,9 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
     for prefix in {p for p in manifest.data_prefixes() if release_of(p) == release.id} if manifest else set():
         if prefix not in referenced:
             _delete(store, prefix, problems)
-    for key in ("index", "browse", BUILD_REPORT, MANIFEST):  # what only this release used
+    for key in ("index", "browse", JOURNAL, BUILDING, BUILD_REPORT, MANIFEST):  # what only this release used
         for folder in folders:
-            if key in ("index", "browse") or store.exists(f"{folder}/{key}"):
+            if key in ("index", "browse", JOURNAL) or store.exists(f"{folder}/{key}"):
                 _delete(store, f"{folder}/{key}", problems)
     return True
 

@@ -51,10 +51,42 @@ def test_csv_comment_characters_inside_values_and_row_names(tmp_path: Path) -> N
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "colors.csv").write_text("# exported 2026\nx,color,name\n1,#ff0000,red\n  # a note\n2,x#y,blue # not a comment\n")
     (tmp_path / "in" / "rnames.csv").write_text('"a","b"\n"r1",1,2\n"r2",3,4\n')
-    published = run_build(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
-    colors = pd.read_parquet(published.url("d/colors"))
-    assert colors.to_dict("list") == {"x": [1, 2], "color": ["#ff0000", "x#y"], "name": ["red", "blue # not a comment"]}
-    assert pd.read_parquet(published.url("d/rnames")).to_dict("list") == {"index": ["r1", "r2"], "a": [1, 3], "b": [2, 4]}
+    (tmp_path / "in" / "rwrite.csv").write_text('"x","y"\n"1",0.5,"a"\n"2",0.7,"b"\n')  # R's own: row names 1..n
+    # pandas counts records (a quoted field's line break is inside one), any of \n, \r\n, \r ends a line,
+    # a BOM comes before the first comment, and in a TSV an empty first cell is no blank before a comment
+    (tmp_path / "in" / "quoted.csv").write_text('id,note,v\n1,"line one\n# not a comment",10\n2,b,20\n# real\n3,c,30\n')
+    (tmp_path / "in" / "mixed.csv").write_bytes(b"id,v\n1,10\r2,20\r# c\r\n3,30\n")
+    (tmp_path / "in" / "bom.csv").write_bytes("\ufeff# from the instrument, run 7\nid,name\n1,a\n".encode())
+    (tmp_path / "in" / "cells.tsv").write_text("a\tb\n1\t#ff0000\n\t#00ff00\n# note\n3\t#0000ff\n")
+    (tmp_path / "in" / "wide.csv").write_bytes("# a\nid,name\n1,a\n# mid\n2,b\n".encode("utf-16"))
+    published = run_build(tmp_path, {"sources": [{"path": "in", "into": "d", "exclude": ["wide.csv"]},
+                                                 {"path": "in/wide.csv", "into": "e", "options": {"encoding": "utf-16"}}]})
+    table = lambda name: pd.read_parquet(published.url(name)).to_dict("list")
+    assert table("d/colors") == {"x": [1, 2], "color": ["#ff0000", "x#y"], "name": ["red", "blue # not a comment"]}
+    assert table("d/rnames") == {"index": ["r1", "r2"], "a": [1, 3], "b": [2, 4]}
+    assert table("d/rwrite") == {"index": [1, 2], "x": [0.5, 0.7], "y": ["a", "b"]}
+    assert table("d/quoted") == {"id": [1, 2, 3], "note": ["line one\n# not a comment", "b", "c"], "v": [10, 20, 30]}
+    assert table("d/mixed") == {"id": [1, 2, 3], "v": [10, 20, 30]} and table("d/bom") == {"id": [1], "name": ["a"]}
+    cells = table("d/cells")
+    assert cells["b"] == ["#ff0000", "#00ff00", "#0000ff"] and cells["a"][::2] == [1.0, 3.0] and np.isnan(cells["a"][1])
+    assert table("e/wide") == {"id": [1, 2], "name": ["a", "b"]}
+
+
+def test_comment_lines_are_counted_across_blocks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The scan reads the file in blocks: a line break split by a block's end (``\\r`` | ``\\n``)
+    is one, and the lines are numbered as pandas numbers them, whatever the block size."""
+    import random
+
+    from publisher.readers import csv
+
+    rng = random.Random(1)
+    for size in (7, 64, 1000):
+        monkeypatch.setattr(csv, "SCAN_BYTES", size)
+        lines = ["#c" if rng.random() < 0.1 else "  #d" if rng.random() < 0.05 else f"{i},#x" for i in range(3000)]
+        ends = [rng.choice(["\n", "\r", "\r\n"]) for _ in lines]
+        (tmp_path / "c.csv").write_text("".join(line + end for line, end in zip(lines, ends, strict=True)), newline="")
+        found = csv._comment_lines(tmp_path / "c.csv", csv.CSVOptions(), ",", 0)
+        assert found == {i for i, line in enumerate(lines) if line.lstrip().startswith("#")}, size
 
 
 def test_a_parquet_page_failing_its_crc_fails_and_repeated_columns_are_renamed(tmp_path: Path) -> None:

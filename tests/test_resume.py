@@ -190,7 +190,7 @@ def _release(store: Path, key: str) -> str:
     return str(json.loads((store / key).read_text())["release"])
 
 
-def test_a_switch_cut_short_is_finished_by_the_next_build(tmp_path: Path) -> None:
+def test_a_switch_cut_short_is_finished_by_the_next_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The switch writes the full view (what the handlers read) and then catalog.json: a build
     killed between them left the two naming different releases, and every later build said
     "nothing changed" (it compared with the full view) while direct readers kept the old release.
@@ -203,8 +203,10 @@ def test_a_switch_cut_short_is_finished_by_the_next_build(tmp_path: Path) -> Non
                                        "rules": [{"match": "src/staff", "access_tags": ["staff"]}]})
     first = build(load_pipeline(config), workers=1).release
     _frames(src, 3, 5)
+    monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0")  # (the killed build's journal, written at every item)
     _killed_after(config, r"^private/catalog\.json$")
     second = _release(store, "private/catalog.json")
+    assert list((store / "private" / "releases" / second).glob("progress/*.json"))
     assert second != first and _release(store, "catalog.json") == first
     assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
     assert (store / "releases" / first / "catalog.json").exists() and (store / "releases" / second / "catalog.json").exists()
@@ -212,6 +214,8 @@ def test_a_switch_cut_short_is_finished_by_the_next_build(tmp_path: Path) -> Non
     report = build(load_pipeline(config), workers=1)
     assert report.release == second and report.converted == 0  # (nothing changed since the killed build's release)
     assert _release(store, "catalog.json") == _release(store, "private/catalog.json") == second
+    # published: its build's journal and in-progress marker go, as that build would have removed them
+    assert not list(store.glob(f"*releases/{second}/progress")) and not (store / "releases" / second / "building.json").exists()
     public = Catalog.open(Store(str(store)))
     assert {e.key for e in public.entries("src")} == {"frame_00", "frame_01", "frame_03", "frame_04"}  # (staff is private)
 

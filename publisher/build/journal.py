@@ -24,10 +24,10 @@ from collections.abc import Iterator
 
 from ..errors import NotFound
 from ..formats import ManifestItem
-from ..releases import list_releases
+from ..releases import JOURNAL, list_releases
 from ..stores import Store
 
-FOLDER = "progress"
+FOLDER = JOURNAL
 
 
 def journal_prefix(release: str, private: bool) -> str:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import SourceError
 from ..nodes import Node, TableNode
 from .base import Reader, register_reader
+from .tables import unique_names
 
 #: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
 #: gigabytes once parsed (800 MB of such a CSV grew a build by 1 GB). Rows of up to ~134 bytes keep
@@ -152,32 +153,85 @@ def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
     return 0, ""
 
 
-def _comment_lines(path: Path, comment: str, encoding: str, skip: int) -> int | set[int]:
-    """The lines to skip: the ``skip`` above the header and those whose first non-blank text is
-    ``comment`` (a count when they all lead the file). pandas' own ``comment`` also cuts a line at
-    the character anywhere in it: ``1,#ff0000,red`` was published as ``1``, null, null. (One
-    regular-expression pass, ~0.2 s for 200 MB; pandas parses it in ~0.8 s.)"""
-    lines = set(range(skip))
-    with open(path, "rb") as f:
-        end = _line_end(f)
-        f.seek(0)
-        starts = re.compile(re.escape(end) + rb"[ \t]*" + re.escape(comment.encode(encoding)))
-        number, carry = 0, b""  # lines before this block; the last block's unfinished line
+def _breaks(text: str, start: int, stop: int) -> int:
+    """Line breaks in ``text[start:stop]`` as pandas' parser counts them: ``\\n``, ``\\r\\n``, ``\\r``."""
+    return text.count("\n", start, stop) + text.count("\r", start, stop) - text.count("\r\n", start, stop)
+
+
+def _blanks(sep: str) -> str:
+    """What may precede a comment on its line: spaces and tabs, but not the delimiter (a TSV row
+    whose first cell is empty and second ``#00ff00`` is data)."""
+    return "".join(c for c in " \t" if c != sep)
+
+
+def _comment_lines(path: Path, options: CSVOptions, sep: str, skip: int) -> int | set[int]:
+    """The rows to skip (pandas' ``skiprows``): the ``skip`` above the header and those whose
+    first text (after :func:`_blanks`) is ``comment``; a count when they all lead the file.
+    pandas' own ``comment`` also cuts a line at the character anywhere in it: ``1,#ff0000,red``
+    was published as ``1``, null, null. One pass over the decoded text with a regular expression,
+    counting line breaks (~0.2 s for 200 MB, which pandas parses in ~0.8 s); a file with quotes and
+    comment lines below its top is read again as records (:func:`_comment_records`: a quoted
+    field's line breaks are inside its record, and pandas counts records)."""
+    assert options.comment
+    blanks = _blanks(sep)
+    starts = re.compile(r"(?:\r\n|\r|\n)" + (f"[{re.escape(blanks)}]*" if blanks else "") + re.escape(options.comment))
+    lines, quoted, first = set(range(skip)), False, True
+    with open(path, encoding=options.encoding, errors="replace", newline="") as f:
+        number, carry = 0, "\n"  # lines before ``carry``; the text not yet scanned, from a line break on
         while True:
             block = f.read(SCAN_BYTES)
+            if first:
+                block, first = block.removeprefix("\ufeff"), False
             text = carry + block
-            cut = text.rfind(end) + 1 if block else len(text)  # whole lines (all that is left, at the end)
+            cut = max(text.rfind("\n"), text.rfind("\r")) if block else len(text)  # up to the last line break
+            if block and cut > 0 and text[cut - 1:cut + 1] == "\r\n":
+                cut -= 1
             text, carry = text[:cut], text[cut:]
+            quoted = quoted or '"' in text
             counted = 0
-            for found in starts.finditer(end + text):  # (a block starts a line, as if after a line end)
-                number += text.count(end, counted, found.start())
+            for found in starts.finditer(text):
+                number += _breaks(text, counted, found.start())
                 counted = found.start()
                 lines.add(number)
-            number += text.count(end, counted)
+            number += _breaks(text, counted, len(text))
             if not block:
                 break
     ordered = sorted(lines)
-    return len(ordered) if ordered == list(range(len(ordered))) else lines
+    if ordered == list(range(len(ordered))):
+        return len(ordered)
+    return _comment_records(path, options, sep, skip) if quoted and len(sep) == 1 else lines
+
+
+def _comment_records(path: Path, options: CSVOptions, sep: str, skip: int) -> set[int]:
+    """:func:`_comment_lines` by records, for a file whose quoted fields may hold line breaks."""
+    assert options.comment
+    blanks, lines = _blanks(sep), set(range(skip))
+    with open(path, encoding=options.encoding, errors="replace", newline="") as f:
+        if f.read(1) != "\ufeff":
+            f.seek(0)
+        for number, row in enumerate(csv.reader(f, delimiter=sep)):
+            if number >= skip and row and row[0].lstrip(blanks).startswith(options.comment):
+                lines.add(number)
+    return lines
+
+
+def _row_names(path: Path, options: CSVOptions, sep: str, skip: int | set[int]) -> int:
+    """How many fields the first data row has beyond the header's: row names (R's ``write.csv``),
+    which pandas makes its index, and which were dropped (or, as 1..n, a RangeIndex)."""
+    if options.header is None or len(sep) != 1:
+        return 0
+    with open(path, encoding=options.encoding, errors="replace", newline="") as f:
+        sample = f.read(2**16).removeprefix("\ufeff")
+    rows = []
+    try:
+        for number, row in enumerate(csv.reader(io.StringIO(sample), delimiter=sep)):
+            if row and not (number < skip if isinstance(skip, int) else number in skip):
+                rows.append(row)
+            if len(rows) == 2:
+                return max(0, len(rows[1]) - len(rows[0]))
+    except csv.Error:
+        pass
+    return 0
 
 
 def _is_text(column: Any) -> bool:
@@ -237,11 +291,15 @@ class CSVReader(Reader):
 
         kwargs = _sniff(path, options)
         skip, preamble = _preamble(path, options, kwargs["sep"])
-        read_kwargs = dict(
-            skiprows=_comment_lines(path, options.comment, options.encoding, skip) if options.comment else skip,
-            header=options.header, encoding=options.encoding,
+        skiprows = _comment_lines(path, options, kwargs["sep"], skip) if options.comment else skip
+        read_kwargs: dict[str, Any] = dict(
+            skiprows=skiprows, header=options.header, encoding=options.encoding,
             engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
         )
+        extra = _row_names(path, options, kwargs["sep"], skiprows)
+        if extra:  # named columns for them ("index", as pandas' reset_index names one), read as any other
+            header = [str(c) for c in pd.read_csv(path, nrows=0, **read_kwargs).columns]
+            read_kwargs["names"] = unique_names(["index" if extra == 1 else f"level_{i}" for i in range(extra)] + header)
         rows = _rows_per_chunk(path, options)
         try:
             first = pd.read_csv(path, nrows=rows, **read_kwargs)
@@ -257,8 +315,6 @@ class CSVReader(Reader):
                                f"{what}: {why}. Give the source options: {{chunk_rows: N}} to decide them from more rows")
 
         def to_batch(frame: Any, schema: Any = None) -> Any:
-            if not isinstance(frame.index, pd.RangeIndex):  # row names (R's write.csv: a header a field short), kept as a
-                frame = frame.reset_index()  # column named as pandas names it ("index"): they were dropped, unsaid
             frame.columns = [str(c) for c in frame.columns]
             for name in dates:
                 try:
