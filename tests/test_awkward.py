@@ -272,6 +272,19 @@ def test_event_data_with_a_bad_event_index_stays_a_folder_with_a_warning(tmp_pat
     assert any("event_index is not a non-decreasing" in w.reason for w in published.report.warnings)
 
 
+def test_event_data_whose_per_event_fields_disagree_stays_a_folder_with_a_warning(tmp_path: Path) -> None:
+    """``event_id`` of 3 values beside 5 event times and 3 pulses was published as a value a pulse."""
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        events = f.create_group("events")
+        events.attrs["NX_class"] = "NXevent_data"
+        events["event_index"] = np.array([0, 2, 4], dtype=np.int64)
+        events["event_time_offset"] = np.arange(5.0)
+        events["event_id"] = np.arange(3, dtype=np.int32)
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "e.h5"), "into": ""}]})
+    assert not any(e["path"].endswith("events_by_pulse") for e in published.entries())
+    assert any("event_id has shape [3], event_time_offset 5 events" in w.reason for w in published.report.warnings)
+
+
 def test_a_field_projection_reads_only_its_columns_and_answers_the_same_buffers(built: Published) -> None:
     """node['field'] of a record: only that field's Parquet columns are read, and the buffers
     answered under the published form's keys are those of the whole array."""

@@ -72,6 +72,23 @@ def test_csv_comment_characters_inside_values_and_row_names(tmp_path: Path) -> N
     assert table("e/wide") == {"id": [1, 2], "name": ["a", "b"]}
 
 
+def test_csv_integers_past_64_bits_are_published_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """20-digit ids failed the file with a bare "OverflowError: Python int too large to convert to
+    C long"; as text they keep every digit (a later chunk's such value still names its column)."""
+    from publisher.readers import csv
+
+    (tmp_path / "in").mkdir()
+    ids = [str(2**64 + i) for i in range(3)]
+    (tmp_path / "in" / "ids.csv").write_text("id,v\n" + "".join(f"{n},{i}\n" for i, n in enumerate(ids)))
+    published = run_build(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert pd.read_parquet(published.url("d/ids"))["id"].tolist() == ids
+    assert "'id' hold integers past 64 bits: published as text" in published.problems("warnings")["d/ids"]
+    monkeypatch.setattr(csv, "CHUNK_TEXT_BYTES", 64)
+    (tmp_path / "in" / "ids.csv").write_text("id,v\n" + "".join(f"{i},{i}\n" for i in range(40)) + f"{2**70},1\n")
+    failures, _ = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}], "output": {"store": str(tmp_path / "s2")}})
+    assert "column 'id' (int64 -> " in failures["d/ids"] and "chunk_rows" in failures["d/ids"], failures
+
+
 def test_comment_lines_are_counted_across_blocks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The scan reads the file in blocks: a line break split by a block's end (``\\r`` | ``\\n``)
     is one, and the lines are numbered as pandas numbers them, whatever the block size."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import SourceError
 from ..nodes import Node, TableNode
 from .base import Reader, register_reader
-from .tables import unique_names
+from .tables import as_text, unique_names
 
 #: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
 #: gigabytes once parsed (800 MB of such a CSV grew a build by 1 GB). Rows of up to ~134 bytes keep
@@ -234,6 +234,15 @@ def _row_names(path: Path, options: CSVOptions, sep: str, skip: int | set[int]) 
     return 0
 
 
+def _not_arrow(pa: Any, column: Any) -> bool:
+    """Whether Arrow cannot take ``column`` as it is (Python integers past 64 bits: OverflowError)."""
+    try:
+        pa.array(column, from_pandas=True)
+    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return True
+    return False
+
+
 def _is_text(column: Any) -> bool:
     """Whether pandas read ``column`` as text (object or its string dtypes)."""
     return column.dtype.kind in "OT" or str(column.dtype) in ("str", "string")
@@ -310,6 +319,8 @@ class CSVReader(Reader):
         first.columns = [str(c) for c in first.columns]
         dates = _date_columns(first, options)
 
+        as_texts: set[str] = set()  # columns of the first rows Arrow could not take: as text
+
         def misfit(what: str, why: object) -> SourceError:
             return SourceError(f"{path}: a later chunk does not fit the types of the first {rows} rows (read to decide them): "
                                f"{what}: {why}. Give the source options: {{chunk_rows: N}} to decide them from more rows")
@@ -321,7 +332,14 @@ class CSVReader(Reader):
                     frame[name] = pd.to_datetime(frame[name].astype("string").str.replace("/", "-", n=2), format="ISO8601", utc=False)
                 except (ValueError, TypeError) as exc:
                     raise misfit(f"column {name!r} (dates in the first rows)", exc) from None
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            try:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+            except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):  # integers past 64 bits (ids): as text
+                for name in frame.columns:
+                    if frame[name].dtype == object and _not_arrow(pa, frame[name]):
+                        frame[name] = frame[name].map(as_text)
+                        as_texts.add(name)
+                table = pa.Table.from_pandas(frame, preserve_index=False)
             if schema is not None and table.schema != schema:
                 changed = [(f.name, schema.field(f.name).type, f.type) for f in table.schema
                            if f.name in schema.names and schema.field(f.name).type != f.type]
@@ -349,4 +367,8 @@ class CSVReader(Reader):
         metadata: dict[str, Any] = {"delimiter": "whitespace" if kwargs["sep"] == r"\s+" else kwargs["sep"]}
         if preamble:
             metadata["preamble"] = preamble
-        yield TableNode(key=key, metadata=metadata, schema=schema, batches=batches)
+        node = TableNode(key=key, metadata=metadata, schema=schema, batches=batches)
+        if as_texts:
+            node.warn(f"column{'s' if len(as_texts) > 1 else ''} {', '.join(map(repr, sorted(as_texts)))} hold integers "
+                      "past 64 bits: published as text")
+        yield node

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +11,7 @@ from typing import Any
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
-from .tables import unique_names
-
-
-def _as_text(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+from .tables import as_text, unique_names
 
 
 def _table(frame: Any, key: str, sheet: str) -> TableNode:
@@ -32,7 +27,7 @@ def _table(frame: Any, key: str, sheet: str) -> TableNode:
             try:
                 pa.array(frame[name], from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError):
-                frame[name] = frame[name].map(_as_text)
+                frame[name] = frame[name].map(as_text)
                 mixed.append(name)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     node = TableNode(key=key, metadata={"sheet": sheet}, schema=table.schema, batches=lambda: iter(table.to_batches()), num_rows=table.num_rows)

@@ -184,6 +184,10 @@ def _anndata_awkward(walker: Any, group: Any, key: str, h5path: str) -> Node | N
     return AwkwardNode(key=key, metadata=metadata, source_path=h5path, length=length, read=read, pieces=pieces)
 
 
+#: The NXevent_data fields the NeXus definition gives one value an event.
+PER_EVENT = ("event_time_offset", "event_id", "pulse_height")
+
+
 def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
     """The ``NXevent_data`` group as the walker publishes it, plus :data:`EVENTS_KEY`."""
     import h5py
@@ -204,10 +208,15 @@ def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
         node.warn(f"{h5path}: a child is already named {EVENTS_KEY!r}: the events are not published per pulse")
         return node
     n_pulses, n_events = index.shape[0], offsets.shape[0]
+    wrong = {n: datasets[n].shape for n in PER_EVENT if n in datasets and datasets[n].shape != (n_events,)}
+    if wrong:  # (an event_id of as many values as pulses was published as one a pulse)
+        node.warn(f"{h5path}: {', '.join(f'{n} has shape {list(shape)}' for n, shape in wrong.items())}, "
+                  f"event_time_offset {n_events} events: the events are not published per pulse")
+        return node
     per_pulse = [n for n, d in datasets.items() if d.ndim == 1 and d.shape[0] == n_pulses and n != "event_index" and d.dtype.kind in "biuf"]
     per_event = [n for n, d in datasets.items() if d.ndim == 1 and d.shape[0] == n_events and d.dtype.kind in "biuf"]
     if n_pulses == n_events:  # ambiguous lengths: only the names the definition gives are per event
-        per_event = [n for n in per_event if n in ("event_time_offset", "event_id", "pulse_height")]
+        per_event = [n for n in per_event if n in PER_EVENT]
         per_pulse = [n for n in per_pulse if n not in per_event]
     if not _index_is_ordered(index, n_events, walker.lock):
         node.warn(f"{h5path}: event_index is not a non-decreasing list of event positions from 0: the events are not published per pulse")

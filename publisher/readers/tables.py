@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..jsonable import decode_bytes
+
+
+def as_text(value: Any) -> Any:
+    """A cell as text (None for a missing one): for columns Arrow cannot take as they are."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def unique_names(names: list[str]) -> list[str]:
