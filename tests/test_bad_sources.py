@@ -89,6 +89,16 @@ def test_csv_integers_past_64_bits_are_published_as_text(tmp_path: Path, monkeyp
     assert "column 'id' (int64 -> " in failures["d/ids"] and "chunk_rows" in failures["d/ids"], failures
 
 
+def test_csv_free_text_above_the_header_with_commas(tmp_path: Path) -> None:
+    """A preamble line with more fields than the rows ("Title: run, with commas, here") was taken
+    for the header: the real header became a row, and a column of nulls was added."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "pre.csv").write_text("Title: run, with commas, here\nOperator: A. N. Other\na,b\n1,x\n2,y\n3,z\n4,w\n")
+    published = run_build(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert pd.read_parquet(published.url("d/pre")).to_dict("list") == {"a": [1, 2, 3, 4], "b": ["x", "y", "z", "w"]}
+    assert published.node("d/pre")["metadata"]["preamble"].startswith("Title: run")
+
+
 def test_comment_lines_are_counted_across_blocks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The scan reads the file in blocks: a line break split by a block's end (``\\r`` | ``\\n``)
     is one, and the lines are numbered as pandas numbers them, whatever the block size."""

@@ -144,7 +144,9 @@ def _preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
         return 0, ""
     for i, (_, row) in enumerate(rows[:-1]):
         following = [len(r) for _, r in rows[i + 1 : i + 6]]
-        if len(row) >= usual - 1 and all(n in (usual, usual + 1) for n in following):
+        # the header has the rows' fields, or one fewer (row names) as the file's first line; a line of
+        # more ("Title: run, with commas") or fewer below it is free text
+        if (len(row) == usual or (i == 0 and len(row) == usual - 1)) and all(n in (usual, usual + 1) for n in following):
             if i == 0:
                 return 0, ""
             skip = rows[i - 1][0]
