@@ -293,7 +293,7 @@ class ClusterItems:
         result = batch.results[handle.index]
         batch.taken += 1
         if batch.taken == len(batch.items):
-            batch.results = None  # merged: let it go
+            batch.results = batch.future = None  # merged: let it go (the future's done-callback holds the batch: no cycle left)
         if isinstance(result, ManifestItem):
             return result
         out, record, roots = result
