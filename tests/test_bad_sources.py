@@ -93,7 +93,7 @@ def test_csv_free_text_above_the_header_with_commas(tmp_path: Path) -> None:
     """A preamble line with more fields than the rows ("Title: run, with commas, here") was taken
     for the header: the real header became a row, and a column of nulls was added."""
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "pre.csv").write_text("Title: run, with commas, here\nOperator: A. N. Other\na,b\n1,x\n2,y\n3,z\n4,w\n")
+    (tmp_path / "in" / "pre.csv").write_text("Title: run, with commas, here\na,b\n1,x\n2,y\n3,z\n4,w\n")
     published = run_build(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
     assert pd.read_parquet(published.url("d/pre")).to_dict("list") == {"a": [1, 2, 3, 4], "b": ["x", "y", "z", "w"]}
     assert published.node("d/pre")["metadata"]["preamble"].startswith("Title: run")
@@ -114,6 +114,31 @@ def test_comment_lines_are_counted_across_blocks(monkeypatch: pytest.MonkeyPatch
         (tmp_path / "c.csv").write_text("".join(line + end for line, end in zip(lines, ends, strict=True)), newline="")
         found = csv._comment_lines(tmp_path / "c.csv", csv.CSVOptions(), ",", 0)
         assert found == {i for i, line in enumerate(lines) if line.lstrip().startswith("#")}, size
+        # notes only at the top (read from the bytes) and '#' inside values below, across block ends
+        top = ["# a", "", "  # b", "x,y"] + [f"{i},#{i}" for i in range(500)]
+        (tmp_path / "c.csv").write_text("\r\n".join(top) + "\r\n", newline="")
+        assert csv._comment_lines(tmp_path / "c.csv", csv.CSVOptions(), ",", 0) == {0, 2}, size
+
+
+def test_ordinary_csvs_read_as_before(tmp_path: Path) -> None:
+    """What a review of the fixes above found they broke (each published by the reader before):
+    booleans with blanks past the first chunk (pinned as text), a later chunk of blank dates
+    (seconds, not microseconds), ``header: 1`` below a title, a title above a header a field short."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "flags.csv").write_text("id,passed\n" + "".join(f"{i},{['True', 'False', ''][i % 3]}\n" for i in range(3000)))
+    (tmp_path / "in" / "ended.csv").write_text("id,ended\n" + "".join(f"{i},{'2024-01-02 03:04:05' if i < 1500 else ''}\n" for i in range(3000)))
+    (tmp_path / "in" / "titled.csv").write_text("Run 42 counts\nchannel,counts\n1,10\n2,20\n")
+    (tmp_path / "in" / "named.csv").write_text("Exported by lab script\na,b\n" + "".join(f"r{i},{i},x{i}\n" for i in range(5)))
+    sources = [{"path": f"in/{name}.csv", "into": "d", "options": options} for name, options in
+               (("flags", {"chunk_rows": 1000}), ("ended", {"chunk_rows": 1000}), ("titled", {"header": 1}), ("named", {}))]
+    published = run_build(tmp_path, {"sources": sources})
+    flags = pd.read_parquet(published.url("d/flags"))["passed"]
+    assert flags.tolist()[:3] == [True, False, None] and len(flags) == 3000
+    ended = pd.read_parquet(published.url("d/ended"))["ended"]
+    assert ended.notna().sum() == 1500 and str(ended[0]) == "2024-01-02 03:04:05"
+    assert pd.read_parquet(published.url("d/titled")).to_dict("list") == {"channel": [1, 2], "counts": [10, 20]}
+    named = pd.read_parquet(published.url("d/named"))
+    assert list(named.columns) == ["index", "a", "b"] and named["index"].tolist() == [f"r{i}" for i in range(5)]
 
 
 def test_a_parquet_page_failing_its_crc_fails_and_repeated_columns_are_renamed(tmp_path: Path) -> None:
