@@ -104,20 +104,21 @@ def test_comment_lines_are_counted_across_blocks(monkeypatch: pytest.MonkeyPatch
     is one, and the lines are numbered as pandas numbers them, whatever the block size."""
     import random
 
-    from publisher.readers import csv
+    from publisher.readers import csv_lines
+    from publisher.readers.csv import CSVOptions
 
     rng = random.Random(1)
     for size in (7, 64, 1000):
-        monkeypatch.setattr(csv, "SCAN_BYTES", size)
+        monkeypatch.setattr(csv_lines, "SCAN_BYTES", size)
         lines = ["#c" if rng.random() < 0.1 else "  #d" if rng.random() < 0.05 else f"{i},#x" for i in range(3000)]
         ends = [rng.choice(["\n", "\r", "\r\n"]) for _ in lines]
         (tmp_path / "c.csv").write_text("".join(line + end for line, end in zip(lines, ends, strict=True)), newline="")
-        found = csv._comment_lines(tmp_path / "c.csv", csv.CSVOptions(), ",", 0)
+        found = csv_lines.comment_lines(tmp_path / "c.csv", CSVOptions(), ",", 0)
         assert found == {i for i, line in enumerate(lines) if line.lstrip().startswith("#")}, size
         # notes only at the top (read from the bytes) and '#' inside values below, across block ends
         top = ["# a", "", "  # b", "x,y"] + [f"{i},#{i}" for i in range(500)]
         (tmp_path / "c.csv").write_text("\r\n".join(top) + "\r\n", newline="")
-        assert csv._comment_lines(tmp_path / "c.csv", csv.CSVOptions(), ",", 0) == {0, 2}, size
+        assert csv_lines.comment_lines(tmp_path / "c.csv", CSVOptions(), ",", 0) == {0, 2}, size
 
 
 def test_ordinary_csvs_read_as_before(tmp_path: Path) -> None:
