@@ -18,6 +18,7 @@ class CSVOptions(Protocol):
     encoding: str
     header: int | None
 
+
 #: The comment-line scan reads the file in blocks of this many bytes (characters, decoded).
 SCAN_BYTES = 2**24
 
