@@ -280,6 +280,7 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
 
 
 def _holds(store: Store, prefix: str) -> bool:
+    """Whether anything is under ``prefix`` (what vanished meanwhile, another gc's, is nothing)."""
     try:
         return store.size(prefix) > 0
     except (FileNotFoundError, NotFound):
@@ -291,12 +292,7 @@ def _roots(store: Store, rid: str) -> list[str]:
     candidates = [f"releases/{rid}", f"private/releases/{rid}"]
     with contextlib.suppress(FileNotFoundError, NotFound):
         candidates += [f"private/{name}/releases/{rid}" for name in store.listdir("private") if ACCESS_CLASS.fullmatch(name)]
-    found = []
-    for root in candidates:
-        with contextlib.suppress(FileNotFoundError, NotFound):
-            if root == candidates[0] or store.size(root):
-                found.append(root)
-    return found
+    return [root for root in candidates if root == candidates[0] or _holds(store, root)]
 
 
 class InProgress:
