@@ -95,6 +95,31 @@ def test_excel_headers_equal_as_text_get_distinct_names(tmp_path: Path) -> None:
     assert list(table.columns) == ["1", "1.2", "1.1"] and table["1.2"].tolist() == [20, 21]
 
 
+def test_excel_cells_read_as_empty_are_named(tmp_path: Path) -> None:
+    """pandas reads a formula error (``#DIV/0!``) and a formula saved without its computed value
+    (openpyxl and xlsxwriter never compute them) as empty: the table had silent gaps. Each sheet
+    says which cells and why; a sheet with computed formulas says nothing."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    runs = book.active
+    runs.title = "runs"
+    runs.append(["scan", "ratio", "total"])
+    for i in range(1, 9):
+        runs.append([i, "#DIV/0!" if i in (2, 5) else i / 2, f"=A{i + 1}*2" if i > 1 else 2])
+    clean = book.create_sheet("clean")
+    clean.append(["x"])
+    clean.append([1])
+    book.save(tmp_path / "book.xlsx")
+    published = run_build(tmp_path, {"sources": [{"path": "book.xlsx"}]})
+    table = pd.read_parquet(published.url("book/runs"))
+    assert table["ratio"].isna().tolist() == [i in (2, 5) for i in range(1, 9)]
+    assert {p.path for p in published.report.warnings} == {"book/runs"}, published.report.warnings
+    text = " | ".join(p.reason for p in published.report.warnings)
+    assert "2 cells hold a formula error (B3 (#DIV/0!), B6 (#DIV/0!))" in text, text
+    assert "7 formulas (C3, C4, C5, C6, C7 and 2 more) have no computed value" in text, text
+
+
 def test_large_tables_split_into_partitions(tmp_path: Path) -> None:
     rows = 2500
     pd.DataFrame({"i": np.arange(rows), "v": np.sqrt(np.arange(rows))}).to_csv(tmp_path / "log.csv", index=False)

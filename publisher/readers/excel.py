@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
+from .excel_cells import lost_cells
 from .tables import as_text, unique_names
 
 
@@ -60,8 +61,14 @@ class ExcelReader(Reader):
             sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Excel workbook: {exc}") from exc
-        if len(sheets) == 1:
-            (name, frame), = sheets.items()
-            yield _table(frame, key, str(name))
+        lost = lost_cells(str(path))
+        tables = []
+        for name, frame in sheets.items():
+            table = _table(frame, key if len(sheets) == 1 else str(name), str(name))
+            for message in lost[str(name)].warnings(str(name)) if str(name) in lost else ():
+                table.warn(message)
+            tables.append(table)
+        if len(tables) == 1:
+            yield tables[0]
             return
-        yield ContainerNode(key=key, metadata={"sheets": list(map(str, sheets))}, children=[_table(f, str(n), str(n)) for n, f in sheets.items()])
+        yield ContainerNode(key=key, metadata={"sheets": list(map(str, sheets))}, children=tables)

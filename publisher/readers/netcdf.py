@@ -37,6 +37,7 @@ from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader, sampled_string_width
 from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
+from .netcdf_classic import HeaderError, needed_size
 from .whole_chunks import DecodedChunks, decoded_once
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
@@ -84,15 +85,21 @@ def _is_netcdf4(path: Path) -> bool:
 
 
 def _check_classic_size(ds: Any, path: Path) -> None:
-    """A classic (NetCDF 3) file whose variables need more bytes than the file holds, header aside:
-    netCDF-C reads past its end as fill values (a dimension patched from 10 to 1,000 published 10
-    values and 990 zeros), so a truncated file or a lying header is refused here."""
+    """A classic (NetCDF 3) file shorter than its header says it is: netCDF-C reads past its end
+    as fill values (a file cut short by a copy published zeros for its last values; a dimension
+    patched from 10 to 1,000 published 10 values and 990 zeros), so it is refused here. The header
+    gives where each variable ends (readers/netcdf_classic.py); should that reading fail where
+    netCDF-C's did not, the variables' sizes summed are the bound."""
     if not ds.data_model.startswith("NETCDF3"):
         return  # (HDF5 refuses to read past a file's end itself)
-    declared = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
     size = path.stat().st_size
-    if declared > size:
-        raise SourceError(f"{path}: its variables need {declared} bytes but the file holds {size}: truncated, or its dimensions are wrong")
+    try:
+        with open(path, "rb") as file:
+            needed = needed_size(file)
+    except (HeaderError, OSError):
+        needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
+    if needed is not None and needed > size:
+        raise SourceError(f"{path}: its variables need {needed} bytes but the file holds {size}: truncated, or its dimensions are wrong")
 
 
 def _attrs(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""How many bytes a classic NetCDF file (CDF-1, CDF-2, CDF-5) needs, from its header.
+
+netCDF-C reads past a classic file's end as fill values: a file cut short by an interrupted copy
+publishes zeros where its last values were, with no error. Summing the variables' sizes catches
+a file missing more than its header's length, not one missing its last few kilobytes. The exact
+end of each variable is in the header (its ``begin`` offset), which neither netCDF4-python nor
+xarray exposes (scipy's reader would, but supports neither CDF-5 nor lazy opening cheaply, and is
+not a dependency): this reads that header, as the format's specification gives it
+(https://docs.unidata.ucar.edu/netcdf-c/current/file_format_specifications.html), and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import BinaryIO
+
+#: Bytes of one value of each external type (NC_BYTE ... NC_UINT64).
+_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
+_STREAMING = 0xFFFFFFFF
+
+
+class HeaderError(ValueError):
+    """The header is not one the specification describes."""
+
+
+class _Header:
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        magic = self._read(4)
+        if magic[:3] != b"CDF" or magic[3] not in (1, 2, 5):
+            raise HeaderError("not a classic NetCDF file")
+        self.version = magic[3]
+
+    def _read(self, size: int) -> bytes:
+        data = self.file.read(size)
+        if len(data) != size:
+            raise HeaderError("the header ends early")
+        return data
+
+    def int32(self) -> int:
+        return struct.unpack(">I", self._read(4))[0]
+
+    def count(self) -> int:
+        """A NON_NEG: 64 bits in CDF-5, else 32."""
+        return struct.unpack(">Q", self._read(8))[0] if self.version == 5 else self.int32()
+
+    def offset(self) -> int:
+        return struct.unpack(">Q", self._read(8))[0] if self.version in (2, 5) else self.int32()
+
+    def skip_padded(self, size: int) -> None:
+        self._read(-(-size // 4) * 4)
+
+    def skip_name(self) -> None:
+        self.skip_padded(self.count())
+
+    def list_length(self, tag: int) -> int:
+        """A list's element count: ABSENT (ZERO ZERO) is none."""
+        found, length = self.int32(), self.count()
+        if found not in (0, tag) or (found == 0 and length != 0):
+            raise HeaderError(f"expected list tag {tag:#x}, found {found:#x}")
+        return length
+
+    def skip_attributes(self) -> None:
+        for _ in range(self.list_length(0x0C)):
+            self.skip_name()
+            kind = self.int32()
+            if kind not in _SIZES:
+                raise HeaderError(f"attribute of unknown type {kind}")
+            self.skip_padded(self.count() * _SIZES[kind])
+
+
+def needed_size(file: BinaryIO) -> int | None:
+    """The least length the file must have to hold every variable's values (None for a file
+    being streamed, whose record count is unknown)."""
+    header = _Header(file)
+    records = header.count()
+    lengths = []
+    for _ in range(header.list_length(0x0A)):
+        header.skip_name()
+        lengths.append(header.count())
+    header.skip_attributes()
+    fixed_end = 0
+    record_vars: list[tuple[int, int, int]] = []  # (begin, bytes per record, vsize)
+    for _ in range(header.list_length(0x0B)):
+        header.skip_name()
+        dims = [header.count() for _ in range(header.count())]
+        header.skip_attributes()
+        kind = header.int32()
+        if kind not in _SIZES or any(d >= len(lengths) for d in dims):
+            raise HeaderError(f"a variable of unknown type {kind} or dimension")
+        vsize, begin = header.count(), header.offset()
+        shape = [lengths[d] for d in dims]
+        if dims and lengths[dims[0]] == 0:  # the unlimited (record) dimension has length 0 here
+            record_vars.append((begin, math.prod(shape[1:]) * _SIZES[kind], vsize))
+        else:
+            fixed_end = max(fixed_end, begin + math.prod(shape) * _SIZES[kind])
+    if not record_vars or records == 0:
+        return fixed_end
+    if records == _STREAMING and header.version != 5:
+        return None
+    # One record variable's records are not padded; several are, each to its vsize.
+    record_size = record_vars[0][1] if len(record_vars) == 1 else sum(v for _, _, v in record_vars)
+    return max(fixed_end, *(begin + (records - 1) * record_size + size for begin, size, _ in record_vars))
