@@ -27,7 +27,7 @@ from handlers.local import event_for
 from publisher.functions import BY_NAME, ROUTES
 from publisher.cli import main
 from publisher.config.models import Deploy
-from publisher.deploy.package import REQUIREMENTS, Package, build_package, smoke_test
+from publisher.deploy.package import REQUIREMENTS, Package, build_package, default_cache, deps_folder, smoke_test
 from publisher.deploy.template import EXPORTS_PREFIX, template, template_yaml
 
 from .conftest import run_build
@@ -122,9 +122,27 @@ def test_tables_package_serves_awkward_arrays_from_its_zip(packages: dict[str, P
     assert json.loads(base64.b64decode(full["body"]) if full.get("isBase64Encoded") else full["body"]) == [[1, 2, 3], [4]]
 
 
-def test_packages_are_reproducible(packages: dict[str, Package], tmp_path: Path) -> None:
-    again = build_package("metadata", RUNTIME, "x86_64", tmp_path)
-    assert again.sha256 == packages["metadata"].sha256
+def test_packages_are_reproducible_and_reused_only_when_unchanged(packages: dict[str, Package], tmp_path: Path) -> None:
+    """A deploy zipped ~200 MB for every function each time (~25 s). A zip is kept by its inputs
+    and reused when none changed; one whose inputs changed, or whose kept bytes were altered, is
+    built again, and a package built again is the same bytes (the zip is deterministic). A cache
+    of its own, sharing only the installed third-party part, so that no earlier run kept a zip."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    deps = deps_folder("metadata", RUNTIME, "x86_64", (), default_cache())
+    (cache / deps.name).symlink_to(deps)
+    changed = build_package("metadata", RUNTIME, "x86_64", tmp_path / "changed", cache, plugins=("cachetools",))
+    assert not changed.reused and changed.sha256 != packages["metadata"].sha256
+    assert any(n.startswith("cachetools/") for n in zipfile.ZipFile(changed.zip_path).namelist())
+    anew = build_package("metadata", RUNTIME, "x86_64", tmp_path / "anew", cache)
+    assert not anew.reused and anew.sha256 == packages["metadata"].sha256  # built anew: the same bytes
+    same = build_package("metadata", RUNTIME, "x86_64", tmp_path / "same", cache)
+    assert same.reused and same.sha256 == anew.sha256 and same.zip_path.read_bytes() == anew.zip_path.read_bytes()
+    (kept,) = [p.with_suffix(".zip") for p in (cache / "built").glob("metadata-*.json") if json.loads(p.read_text())["sha256"] == same.sha256]
+    with kept.open("ab") as altered:
+        altered.write(b"!")
+    again = build_package("metadata", RUNTIME, "x86_64", tmp_path / "again", cache)
+    assert not again.reused and again.sha256 == anew.sha256
 
 
 def test_each_package_answers_a_recorded_event_from_its_zip(packages: dict[str, Package], tmp_path: Path) -> None:
@@ -235,7 +253,7 @@ def test_deploy_redeploy_update_destroy_on_moto(aws: dict[str, str], tmp_path: P
     assert f"data: would upload 0 objects (0 B), {len(local)} unchanged" in replan.output
     again = _deploy(pipeline)  # nothing changed: nothing uploaded, no stack change
     assert again["uploaded_bytes"] == 0 and again["packages_uploaded"] == 0 and again["changes"] == []
-    assert again["unchanged"] == len(local)
+    assert again["unchanged"] == len(local) and all(p["reused"] for p in again["packages"])  # no zip made again
 
     (tmp_path / "data" / "b.csv").write_text("x,y\n1,2\n3,4\n")  # a rebuild: a new release
     assert CliRunner().invoke(main, ["build", "-c", str(pipeline)]).exit_code == 0

@@ -54,7 +54,7 @@ def deploy(config: Path, stack_name: str | None, bucket: str | None, plan: bool,
         return
     verb = "would upload" if plan else "uploaded"
     for p in report.packages:
-        notes = f"  ({'; '.join(p.notes)})" if p.notes else ""
+        notes = f"  ({'; '.join([*p.notes, *(['zip reused: its inputs are unchanged'] if p.reused else [])])})" if p.notes or p.reused else ""
         click.echo(f"package {p.function:<9} {human(p.unzipped_bytes):>9} unzipped, {human(p.zipped_bytes):>9} zipped{notes}")
     click.echo(f"packages: {verb} {report.packages_uploaded} ({human(report.packages_uploaded_bytes)})")
     if report.changes:

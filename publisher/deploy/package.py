@@ -28,9 +28,11 @@ import zipfile
 from dataclasses import dataclass, field
 from modulefinder import ModuleFinder
 from pathlib import Path
+from typing import Any
 
 from ..errors import SkyshelfError
 from ..functions import BY_NAME, FUNCTIONS
+from . import built
 from .plugins import copy_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +79,8 @@ class Package:
     files: int
     compiled: bool
     notes: list[str] = field(default_factory=list)
+    #: The zip was kept from an earlier build of the same inputs (deploy/built.py).
+    reused: bool = False
 
     @property
     def key(self) -> str:
@@ -86,7 +90,7 @@ class Package:
     def to_json(self) -> dict[str, object]:
         return {"function": self.function, "runtime": self.runtime, "architecture": self.architecture, "key": self.key,
                 "zipped_bytes": self.zipped_bytes, "unzipped_bytes": self.unzipped_bytes, "files": self.files,
-                "compiled": self.compiled, "notes": self.notes}
+                "compiled": self.compiled, "notes": self.notes, "reused": self.reused}
 
 
 class _OursOnly(ModuleFinder):
@@ -243,34 +247,71 @@ def _zip(source: Path, destination: Path) -> tuple[str, int, int]:
     return hashlib.sha256(destination.read_bytes()).hexdigest(), total, len(names)
 
 
+def default_cache() -> Path:
+    """A packaging tool's own cache folder, read by the CLI-side packager (never by a handler or the build)."""
+    return Path(os.environ.get("SKYSHELF_PACKAGE_CACHE", Path.home() / ".cache" / "skyshelf" / "packages"))
+
+
+def deps_folder(function: str, runtime: str, architecture: str, extras: tuple[str, ...], cache: Path) -> Path:
+    """Where the function's third-party part for ``runtime`` and ``architecture`` is kept, named by its pins."""
+    pins = _pins(function, extras)
+    return cache / hashlib.sha256(json.dumps([runtime, architecture, pins]).encode()).hexdigest()[:20]
+
+
 def build_package(function: str, runtime: str, architecture: str, out: Path, cache: Path | None = None,
-                  plugins: tuple[str, ...] = (), extras: tuple[str, ...] = ()) -> Package:
+                  plugins: tuple[str, ...] = (), extras: tuple[str, ...] = (), reuse: bool = True) -> Package:
     """Build ``out/<function>.zip`` for Lambda's ``runtime`` and ``architecture``; check its size.
-    ``extras``: distributions to ship besides the function's requirements (aws-xray-sdk when traced)."""
+    ``extras``: distributions to ship besides the function's requirements (aws-xray-sdk when traced).
+    ``reuse``: copy the zip kept from a build of the same inputs, if any (deploy/built.py)."""
     if function not in REQUIREMENTS:
         raise PackagingError(f"no handler module {function!r}; functions are {sorted(REQUIREMENTS)}")
     if architecture not in _PLATFORMS:
         raise PackagingError(f"architecture must be one of {sorted(_PLATFORMS)}, got {architecture!r}")
-    # a packaging tool's own cache folder, read by the CLI-side packager (never by a handler or the build)
-    cache = cache or Path(os.environ.get("SKYSHELF_PACKAGE_CACHE", Path.home() / ".cache" / "skyshelf" / "packages"))
+    cache = cache or default_cache()
     pins = _pins(function, extras)
-    deps = cache / hashlib.sha256(json.dumps([runtime, architecture, pins]).encode()).hexdigest()[:20]
+    deps = deps_folder(function, runtime, architecture, extras, cache)
     if not (deps / ".complete").exists():  # third-party part: made once per pins, runtime and architecture
         shutil.rmtree(deps, ignore_errors=True)
         deps.mkdir(parents=True)
         _install(function, runtime, architecture, deps, pins)
         _strip(deps, architecture)
         (deps / ".complete").write_text(json.dumps(pins))
-    stage = out / f"{function}.d"
+    ours = out / f"{function}.ours"  # our part first: it names the zip (deploy/built.py)
+    shutil.rmtree(ours, ignore_errors=True)
+    ours.mkdir(parents=True)
+    for rel in our_modules(function):
+        (ours / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, ours / rel)
+    if function == "metadata":
+        _swagger_ui(ours)
+    notes = copy_plugins(ours, plugins)  # plug-in distributions (skyshelf.* entry points, or named), dist-info included
+    python = _python_for(runtime)
+    if python is None:
+        notes.append(f"no {runtime} interpreter here: no .pyc (Lambda compiles on import, a slower cold start)")
+    key = built.fingerprint(ours, deps.name, python)
+    zip_path = out / f"{function}.zip"
+    recorded = built.reuse(cache / "built", function, key, zip_path) if reuse else None
+    reused = recorded is not None
+    if recorded is None:
+        recorded = _assemble(function, deps, ours, python, zip_path)
+        built.keep(cache / "built", function, key, zip_path, recorded)
+    shutil.rmtree(ours)
+    package = Package(function, runtime, architecture, zip_path, recorded["sha256"], zip_path.stat().st_size,
+                      recorded["unzipped"], recorded["files"], python is not None, notes, reused)
+    if package.unzipped_bytes > LIMIT_BYTES:
+        raise PackagingError(f"{function}'s package is {package.unzipped_bytes / 2**20:.0f} MiB unzipped, past Lambda's 250 MiB")
+    target = BY_NAME[function].target_bytes
+    if target is not None and package.unzipped_bytes > target:
+        package.notes.append(f"{package.unzipped_bytes / 2**20:.0f} MiB unzipped, past the {target / 2**20:.0f} MiB aimed at")
+    return package
+
+
+def _assemble(function: str, deps: Path, ours: Path, python: str | None, zip_path: Path) -> dict[str, Any]:
+    """Stage the third-party part and ours over it, compile, zip: what the zip is."""
+    stage = zip_path.with_suffix(".d")
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(deps, stage, ignore=shutil.ignore_patterns(".complete"))
-    for rel in our_modules(function):
-        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, stage / rel)
-    if function == "metadata":
-        _swagger_ui(stage)
-    notes = copy_plugins(stage, plugins)  # plug-in distributions (skyshelf.* entry points, or named), dist-info included
-    python = _python_for(runtime)
+    shutil.copytree(ours, stage, dirs_exist_ok=True)
     if python is not None:
         # file names as Lambda will have them (/var/task/...): tracebacks point there, and the bytes
         # do not depend on where this build ran
@@ -279,18 +320,9 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise PackagingError(f"compiling {function}'s package failed: {done.stdout[-1000:]}{done.stderr[-1000:]}")
-    else:
-        notes.append(f"no {runtime} interpreter here: no .pyc (Lambda compiles on import, a slower cold start)")
-    zip_path = out / f"{function}.zip"
     sha, unzipped, files = _zip(stage, zip_path)
-    package = Package(function, runtime, architecture, zip_path, sha, zip_path.stat().st_size, unzipped, files, python is not None, notes)
-    if unzipped > LIMIT_BYTES:
-        raise PackagingError(f"{function}'s package is {unzipped / 2**20:.0f} MiB unzipped, past Lambda's 250 MiB")
-    target = BY_NAME[function].target_bytes
-    if target is not None and unzipped > target:
-        notes.append(f"{unzipped / 2**20:.0f} MiB unzipped, past the {target / 2**20:.0f} MiB aimed at")
     shutil.rmtree(stage)
-    return package
+    return {"sha256": sha, "unzipped": unzipped, "files": files}
 
 
 def smoke_test(package: Package, event: dict[str, object] | None = None, env: dict[str, str] | None = None) -> dict[str, object] | None:
