@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -183,7 +184,8 @@ def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "local:2"])
     assert result.exit_code == 0, result.output
     assert "Dask dashboard" in result.output and "2 workers" in result.output and "6 converted" in result.output
-    bad = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "tcp://127.0.0.1:9"])
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):  # (30 s by default: a scheduler may be starting)
+        bad = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "tcp://127.0.0.1:9"])
     assert bad.exit_code != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.output
 
 

@@ -337,7 +337,7 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
             yield client
         return
     try:
-        client = Client(scheduler, timeout="30s")
+        client = Client(scheduler)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     with client:
