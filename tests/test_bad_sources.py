@@ -225,6 +225,33 @@ def test_a_netcdf3_file_missing_its_last_bytes_fails(tmp_path: Path, form: str) 
         assert f"{name[2:]}.nc: its variables need" in reason and "bytes but the file holds" in reason, reason
 
 
+def test_integers_written_with_leading_zeros_are_named_and_can_stay_text(tmp_path: Path) -> None:
+    """Sample IDs '007' and '07' both published as 7, silently. As pandas, pyarrow, polars and
+    DuckDB read them they stay numbers, with a warning naming the column and the option that
+    keeps them as written (``text_columns``, which later chunks keep too); naming a column the
+    file lacks fails naming it. Times ('09:30') and decimals ('0.5') are not such codes."""
+    (tmp_path / "in").mkdir()
+    rows = "".join(f"{code},{i},09:3{i % 10},0.{i}\n" for i, code in enumerate(["007", "07", "123", "0042", "5"] * 3))
+    for name in ("plain", "kept", "wrong"):
+        (tmp_path / "in" / f"{name}.csv").write_text("sample,count,time,ratio\n" + rows)
+    (tmp_path / "in" / "clean.csv").write_text("run,time\n1,09:30\n20,10:00\n")
+    sources = [{"path": f"in/{name}.csv", "into": "d", "options": options} for name, options in
+               (("plain", {}), ("kept", {"text_columns": ["sample"], "chunk_rows": 4}), ("wrong", {"text_columns": ["sampel"]}),
+                ("clean", {}))]
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"output": {"store": str(tmp_path / "site")}, "on_error": "skip", "sources": sources}))
+    report = build(pipeline, workers=2)
+    failures = {p.path: p.reason for p in report.failures}
+    assert set(failures) == {"d/wrong"} and "text_columns names 'sampel', not among its columns ('sample', 'count'" in failures["d/wrong"]
+    warnings = {p.path: p.reason for p in report.warnings}
+    assert set(warnings) == {"d/plain"}, warnings
+    assert "'sample' ('007') holds integers written with leading zeros" in warnings["d/plain"]
+    assert "{text_columns: [sample]}" in warnings["d/plain"]
+    release = next((tmp_path / "site" / "releases").glob("*/data/d"))
+    assert pd.read_parquet(release / "plain.parquet")["sample"].tolist()[:5] == [7, 7, 123, 42, 5]
+    kept = pd.read_parquet(release / "kept.parquet")
+    assert kept["sample"].tolist() == ["007", "07", "123", "0042", "5"] * 3 and kept["count"].tolist() == list(range(15))
+
+
 def test_nodes_named_dot_or_dot_dot_are_skipped(tmp_path: Path) -> None:
     """Excel sheets named ``.`` and ``..`` were published as nodes search listed and no route reached."""
     (tmp_path / "in").mkdir()

@@ -33,6 +33,10 @@ from .tables import as_text, unique_names
 CHUNK_TEXT_BYTES = 64 * 2**20
 
 _LINE_END = re.compile(rb"\r\n?|\n")
+#: A field that starts with a zero and another digit ('007', '-0042'), in the first bytes of a file.
+_PADDED = r'(?:^|[{sep}])[ \t]*"?[+-]?0[0-9]'
+#: How many rows are read as text to find the integer columns written with leading zeros.
+PADDED_ROWS = 2000
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -45,6 +49,8 @@ class CSVOptions(BaseModel):
     encoding: str = "utf-8"
     parse_dates: list[str] | bool = Field(default=True, description="True: detect ISO date columns; or a list of column names.")
     chunk_rows: int = Field(default=500_000, gt=0)
+    text_columns: list[str] = Field(default=[], description="Columns read as text whatever they hold: codes and sample "
+                                                            "IDs keep their leading zeros ('007', not 7).")
 
 
 def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
@@ -175,6 +181,30 @@ def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
     return found
 
 
+def _zero_padded(path: Path, first: Any, read_kwargs: dict[str, Any], options: CSVOptions) -> dict[Any, str]:
+    """Integer columns of the first rows written with leading zeros (codes, sample IDs: '007' and
+    '07' would both publish as 7), each with an example; as pandas, pyarrow, polars and DuckDB
+    read them, they are numbers, and the caller warns. Costs one search of the file's first 64 KiB
+    unless such a field is there."""
+    import pandas as pd
+
+    integers = [c for c in first.columns if first[c].dtype.kind in "iu"]
+    if not integers:
+        return {}
+    sep = read_kwargs["sep"]
+    with open(path, encoding=options.encoding, errors="replace") as f:
+        head = f.read(65536)
+    if not re.search(_PADDED.format(sep=r"\s" if sep == r"\s+" else re.escape(sep)), head, re.MULTILINE):
+        return {}
+    text = pd.read_csv(path, nrows=PADDED_ROWS, **{**read_kwargs, "dtype": str, "usecols": integers})
+    found = {}
+    for name in integers:
+        padded = text[name].dropna().str.strip().str.fullmatch(r"[+-]?0[0-9]+")
+        if padded.any():
+            found[name] = str(text[name].dropna()[padded].iloc[0]).strip()
+    return found
+
+
 @register_reader
 class CSVReader(Reader):
     name = "csv"
@@ -199,12 +229,19 @@ class CSVReader(Reader):
             header = [str(c) for c in pd.read_csv(path, nrows=0, **read_kwargs).columns]
             read_kwargs["names"] = unique_names(["index" if extra == 1 else f"level_{i}" for i in range(extra)] + header)
         rows = _rows_per_chunk(path, options)
+        if options.text_columns:
+            read_kwargs["dtype"] = dict.fromkeys(options.text_columns, str)
         try:
             first = pd.read_csv(path, nrows=rows, **read_kwargs)
         except Exception as exc:
             raise SourceError(f"{path}: cannot parse as delimited text: {exc}") from exc
+        missing = [c for c in options.text_columns if c not in first.columns]
+        if missing:
+            raise SourceError(f"{path}: options.text_columns names {', '.join(map(repr, missing))}, not among its columns "
+                              f"({', '.join(map(repr, map(str, first.columns)))})")
+        padded = _zero_padded(path, first, read_kwargs, options)
         # later chunks read the first chunk's text columns as text (by pandas' own labels: ints without a header)
-        later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if _is_text(first[c])}}
+        later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if _is_text(first[c]) or c in options.text_columns}}
         first.columns = [str(c) for c in first.columns]
         dates = _date_columns(first, options)
 
@@ -260,4 +297,8 @@ class CSVReader(Reader):
         if as_texts:
             node.warn(f"column{'s' if len(as_texts) > 1 else ''} {', '.join(map(repr, sorted(as_texts)))} hold integers "
                       "past 64 bits: published as text")
+        if padded:
+            node.warn(f"column{'s' if len(padded) > 1 else ''} {', '.join(f'{str(c)!r} ({v!r})' for c, v in padded.items())} "
+                      f"hold{'s' if len(padded) == 1 else ''} integers written with leading zeros: published as numbers; "
+                      f"options: {{text_columns: [{', '.join(map(str, padded))}]}} keeps them as written")
         yield node
