@@ -27,6 +27,35 @@ ROOT = Path(__file__).resolve().parents[1]
 import_netcdf4()
 
 
+def _one_tls_context() -> None:
+    """``httpx.get`` makes a client per call, and each client loads the CA bundle into a new TLS
+    context (35-50 ms here: the auth matrix alone makes ~3,500 requests, most tests a few dozen).
+    The tests' clients share one verifying context per process instead; the product makes none
+    (its one outgoing request, the JWKS fetch, uses urllib). Without httpx's internals as they
+    are (0.28-0.29) the tests are only slower."""
+    import functools
+
+    try:
+        from httpx import _config
+        from httpx._transports import default
+    except ImportError:
+        return
+    made = getattr(default, "create_ssl_context", None)
+    if made is None or getattr(made, "shared", False):
+        return
+    shared = functools.lru_cache(maxsize=4)(lambda trust_env: made(verify=True, trust_env=trust_env))
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        return shared(trust_env) if verify is True and cert is None else made(verify=verify, cert=cert, trust_env=trust_env)
+
+    create_ssl_context.shared = True  # type: ignore[attr-defined]
+    default.create_ssl_context = create_ssl_context
+    _config.create_ssl_context = create_ssl_context
+
+
+_one_tls_context()
+
+
 @pytest.fixture(autouse=True)
 def _settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The handlers read their settings once per process (as a Lambda does); a test that changes
