@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from publisher.deploy.package import REQUIREMENTS, build_package  # noqa: E402
+from publisher.deploy.package import REQUIREMENTS, build_package
 
 
 def _package_all(runtime: str, architecture: str, reuse: bool) -> tuple[float, list[str]]:
