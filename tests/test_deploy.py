@@ -10,12 +10,14 @@ here from the template itself and by running each packaged handler from its zip.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +126,13 @@ def test_tables_package_serves_awkward_arrays_from_its_zip(packages: dict[str, P
 
 def test_packages_are_reproducible_and_reused_only_when_unchanged(packages: dict[str, Package], tmp_path: Path) -> None:
     """A deploy zipped ~200 MB for every function each time (~25 s). A zip is kept by its inputs
-    and reused when none changed; one whose inputs changed, or whose kept bytes were altered, is
-    built again, and a package built again is the same bytes (the zip is deterministic). A cache
-    of its own, sharing only the installed third-party part, so that no earlier run kept a zip."""
+    and reused when none changed; one whose inputs changed (a plug-in, the third-party part
+    installed again), or whose kept bytes were altered, is built again, and a package built again
+    is the same bytes (the zip is deterministic). A cache of its own, with a copy of the installed
+    third-party part, so that no earlier run kept a zip."""
     cache = tmp_path / "cache"
-    cache.mkdir()
     deps = deps_folder("metadata", RUNTIME, "x86_64", (), default_cache())
-    (cache / deps.name).symlink_to(deps)
+    shutil.copytree(deps, cache / deps.name, symlinks=True)
     changed = build_package("metadata", RUNTIME, "x86_64", tmp_path / "changed", cache, plugins=("cachetools",))
     assert not changed.reused and changed.sha256 != packages["metadata"].sha256
     assert any(n.startswith("cachetools/") for n in zipfile.ZipFile(changed.zip_path).namelist())
@@ -138,11 +140,40 @@ def test_packages_are_reproducible_and_reused_only_when_unchanged(packages: dict
     assert not anew.reused and anew.sha256 == packages["metadata"].sha256  # built anew: the same bytes
     same = build_package("metadata", RUNTIME, "x86_64", tmp_path / "same", cache)
     assert same.reused and same.sha256 == anew.sha256 and same.zip_path.read_bytes() == anew.zip_path.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["metadata.zip"]  # nothing staged is left
     (kept,) = [p.with_suffix(".zip") for p in (cache / "built").glob("metadata-*.json") if json.loads(p.read_text())["sha256"] == same.sha256]
     with kept.open("ab") as altered:
         altered.write(b"!")
     again = build_package("metadata", RUNTIME, "x86_64", tmp_path / "again", cache)
     assert not again.reused and again.sha256 == anew.sha256
+    (cache / deps.name / "added_by_a_reinstall.py").write_text("x = 1\n")
+    reinstalled = build_package("metadata", RUNTIME, "x86_64", tmp_path / "reinstalled", cache)
+    assert not reinstalled.reused and "added_by_a_reinstall.py" in zipfile.ZipFile(reinstalled.zip_path).namelist()
+
+
+def test_a_cache_that_cannot_keep_zips_does_not_stop_a_package(packages: dict[str, Package], tmp_path: Path) -> None:
+    """Keeping and reusing zips is best effort: a cache whose zip folder cannot be made (here a
+    file stands in its place; read-only or full alike) builds the package, as before there was
+    one. Two deploys keeping the same zip at once each write their own file, then rename."""
+    from publisher.deploy import built
+
+    cache = tmp_path / "cache"
+    deps = deps_folder("metadata", RUNTIME, "x86_64", (), default_cache())
+    cache.mkdir()
+    (cache / deps.name).symlink_to(deps)
+    (cache / "built").write_text("not a folder")
+    package = build_package("metadata", RUNTIME, "x86_64", tmp_path / "out", cache)
+    assert not package.reused and package.sha256 == packages["metadata"].sha256
+    zip_path = tmp_path / "some.zip"
+    zip_path.write_bytes(b"z" * 2**20)
+    record = {"sha256": hashlib.sha256(zip_path.read_bytes()).hexdigest(), "unzipped": 1, "files": 1}
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: built.keep(tmp_path / "kept", "f", "k", zip_path, record), range(32)))
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["f-k.json", "f-k.zip"]
+    assert built.reuse(tmp_path / "kept", "f", "k", tmp_path / "copy.zip") == record
+    for damaged in ("[]", "null", '{"sha256": "x"}', "{"):
+        (tmp_path / "kept" / "f-k.json").write_text(damaged)
+        assert built.reuse(tmp_path / "kept", "f", "k", tmp_path / "copy.zip") is None
 
 
 def test_each_package_answers_a_recorded_event_from_its_zip(packages: dict[str, Package], tmp_path: Path) -> None:

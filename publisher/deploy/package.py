@@ -279,23 +279,25 @@ def build_package(function: str, runtime: str, architecture: str, out: Path, cac
     ours = out / f"{function}.ours"  # our part first: it names the zip (deploy/built.py)
     shutil.rmtree(ours, ignore_errors=True)
     ours.mkdir(parents=True)
-    for rel in our_modules(function):
-        (ours / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, ours / rel)
-    if function == "metadata":
-        _swagger_ui(ours)
-    notes = copy_plugins(ours, plugins)  # plug-in distributions (skyshelf.* entry points, or named), dist-info included
-    python = _python_for(runtime)
-    if python is None:
-        notes.append(f"no {runtime} interpreter here: no .pyc (Lambda compiles on import, a slower cold start)")
-    key = built.fingerprint(ours, deps.name, python)
-    zip_path = out / f"{function}.zip"
-    recorded = built.reuse(cache / "built", function, key, zip_path) if reuse else None
-    reused = recorded is not None
-    if recorded is None:
-        recorded = _assemble(function, deps, ours, python, zip_path)
-        built.keep(cache / "built", function, key, zip_path, recorded)
-    shutil.rmtree(ours)
+    try:
+        for rel in our_modules(function):
+            (ours / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, ours / rel)
+        if function == "metadata":
+            _swagger_ui(ours)
+        notes = copy_plugins(ours, plugins)  # plug-in distributions (skyshelf.* entry points, or named), dist-info included
+        python = _python_for(runtime)
+        if python is None:
+            notes.append(f"no {runtime} interpreter here: no .pyc (Lambda compiles on import, a slower cold start)")
+        key = built.fingerprint(ours, deps, python)
+        zip_path = out / f"{function}.zip"
+        recorded = built.reuse(cache / "built", function, key, zip_path) if reuse else None
+        reused = recorded is not None
+        if recorded is None:
+            recorded = _assemble(function, deps, ours, python, zip_path)
+            built.keep(cache / "built", function, key, zip_path, recorded)
+    finally:
+        shutil.rmtree(ours, ignore_errors=True)
     package = Package(function, runtime, architecture, zip_path, recorded["sha256"], zip_path.stat().st_size,
                       recorded["unzipped"], recorded["files"], python is not None, notes, reused)
     if package.unzipped_bytes > LIMIT_BYTES:
