@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +120,50 @@ def test_excel_cells_read_as_empty_are_named(tmp_path: Path) -> None:
     text = " | ".join(p.reason for p in published.report.warnings)
     assert "2 cells hold a formula error (B3 (#DIV/0!), B6 (#DIV/0!))" in text, text
     assert "7 formulas (C3, C4, C5, C6, C7 and 2 more) have no computed value" in text, text
+
+
+def _rewritten(source: Path, target: Path, edits: dict[str, Any]) -> None:
+    """A copy of a workbook with some of its XML parts changed (``edits``: part -> function of its text)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            if item.filename in edits:
+                data = edits[item.filename](data.decode()).encode()
+            new.writestr(item, data)
+
+
+def test_excel_formula_values_no_program_computed_are_named_and_computed_ones_are_not(tmp_path: Path) -> None:
+    """Three workbooks as other writers save them, made from openpyxl's XML: xlsxwriter's (each
+    formula stored as 0 and ``fullCalcOnLoad``: pandas read 0, no warning), Excel's (computed
+    values, an empty text result as ``<v></v>``: no warning; it was taken for uncomputed), and
+    the Open XML SDK's prefixed elements (``<x:c>``: an error and an uncomputed formula went unseen)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "s"
+    book.active.append(["a", "double", "label"])
+    book.active.append([21, "=A2*2", '=IF(A2>100,"big","")'])
+    book.save(tmp_path / "openpyxl.xlsx")
+    sheet = "xl/worksheets/sheet1.xml"
+    (tmp_path / "in").mkdir()
+    _rewritten(tmp_path / "openpyxl.xlsx", tmp_path / "in" / "xw.xlsx", {sheet: lambda x: x.replace("<v />", "<v>0</v>")})
+    _rewritten(tmp_path / "openpyxl.xlsx", tmp_path / "in" / "excel.xlsx", {
+        "xl/workbook.xml": lambda x: x.replace(' fullCalcOnLoad="1"', ""),
+        sheet: lambda x: x.replace('<c r="C2">', '<c r="C2" t="str">').replace("A2*2</f><v />", "A2*2</f><v>42</v>").replace("<v />", "<v></v>")})
+    prefixed = {sheet: lambda x: re.sub(r"<(/?)(\w+)", r"<\1x:\2", x).replace('xmlns="', 'xmlns:x="')
+                .replace("<x:v />", "<x:v></x:v>").replace('<x:c r="A2" t="n"><x:v>21</x:v>', '<x:c r="A2" t="e"><x:v>#N/A</x:v>')}
+    _rewritten(tmp_path / "openpyxl.xlsx", tmp_path / "in" / "prefixed.xlsx", prefixed)
+    published = run_build(tmp_path, {"sources": [{"path": "in", "into": ""}], "on_error": "skip"})
+    assert published.report.failures == [], published.report.failures
+    warnings = {p.path: p.reason for p in published.report.warnings}
+    assert set(warnings) == {"xw", "prefixed"}, warnings
+    assert "2 formulas (B2, C2) hold values no spreadsheet program computed" in warnings["xw"], warnings["xw"]
+    assert pd.read_parquet(published.url("xw"))["double"].tolist() == [0]  # (as stored: only a warning can tell)
+    assert pd.read_parquet(published.url("excel"))["double"].tolist() == [42]
+    reasons = " | ".join(p.reason for p in published.report.warnings if p.path == "prefixed")
+    assert "1 cell holds a formula error (A2 (#N/A))" in reasons and "2 formulas (B2, C2) have no computed value" in reasons, reasons
 
 
 def test_large_tables_split_into_partitions(tmp_path: Path) -> None:
