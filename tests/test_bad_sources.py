@@ -252,6 +252,28 @@ def test_integers_written_with_leading_zeros_are_named_and_can_stay_text(tmp_pat
     assert kept["sample"].tolist() == ["007", "07", "123", "0042", "5"] * 3 and kept["count"].tolist() == list(range(15))
 
 
+def test_text_columns_by_number_over_dates_and_padded_codes_among_blanks(tmp_path: Path) -> None:
+    """Review cases: without a header the warning's own advice (``text_columns: [0]``) was refused
+    by the config; a named date column was still read as dates; a padded column with a blank (read
+    as floats) published '007' as 7.0 with no warning; a separator of two characters failed with a
+    TypeError. And times ('09:30') are not taken for padded codes."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bare.csv").write_text("007,2024-01-05\n010,2024-01-06\n")
+    (tmp_path / "in" / "blank.csv").write_text("id,x,at\n007,1,09:30\n,2,10:00\n12,3,11:00\n")
+    (tmp_path / "in" / "colons.csv").write_text("a::b\n1::2\n3::4\n")
+    sources = [{"path": "in/bare.csv", "into": "d", "options": {"header": None, "text_columns": [0, "1"]}},
+               {"path": "in/blank.csv", "into": "d"}, {"path": "in/colons.csv", "into": "d", "options": {"delimiter": "::"}}]
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"output": {"store": str(tmp_path / "site")}, "on_error": "skip", "sources": sources}))
+    report = build(pipeline, workers=2)
+    assert report.failures == [], report.failures
+    warnings = {p.path: p.reason for p in report.warnings}
+    assert set(warnings) == {"d/blank"} and "'id' ('007') holds integers written with leading zeros" in warnings["d/blank"], warnings
+    release = next((tmp_path / "site" / "releases").glob("*/data/d"))
+    bare = pd.read_parquet(release / "bare.parquet")
+    assert bare.to_dict("list") == {"0": ["007", "010"], "1": ["2024-01-05", "2024-01-06"]}
+    assert pd.read_parquet(release / "colons.parquet").to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
 def test_nodes_named_dot_or_dot_dot_are_skipped(tmp_path: Path) -> None:
     """Excel sheets named ``.`` and ``..`` were published as nodes search listed and no route reached."""
     (tmp_path / "in").mkdir()

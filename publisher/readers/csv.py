@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import SourceError
 from ..nodes import Node, TableNode
@@ -33,8 +33,8 @@ from .tables import as_text, unique_names
 CHUNK_TEXT_BYTES = 64 * 2**20
 
 _LINE_END = re.compile(rb"\r\n?|\n")
-#: A field that starts with a zero and another digit ('007', '-0042'), in the first bytes of a file.
-_PADDED = r'(?:^|[{sep}])[ \t]*"?[+-]?0[0-9]'
+#: A field of digits led by a zero ('007', '-0042'; not '09:30'), in the first bytes of a file.
+_PADDED = r'(?:^|[{sep}])[ \t]*"?[+-]?0[0-9]+"?[ \t]*(?:[{sep}]|\r?$)'
 #: How many rows are read as text to find the integer columns written with leading zeros.
 PADDED_ROWS = 2000
 _DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -50,7 +50,16 @@ class CSVOptions(BaseModel):
     parse_dates: list[str] | bool = Field(default=True, description="True: detect ISO date columns; or a list of column names.")
     chunk_rows: int = Field(default=500_000, gt=0)
     text_columns: list[str] = Field(default=[], description="Columns read as text whatever they hold: codes and sample "
-                                                            "IDs keep their leading zeros ('007', not 7).")
+                                                            "IDs keep their leading zeros ('007', not 7). By header name, or "
+                                                            "by number (from 0) without a header.")
+
+    @field_validator("text_columns", mode="before")
+    @classmethod
+    def _numbers_as_names(cls, value: Any) -> Any:
+        """Without a header the columns are numbered: ``[0]`` as YAML gives it."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
@@ -168,11 +177,13 @@ def _same_kind(old: Any, new: Any) -> bool:
 
 def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
     if isinstance(options.parse_dates, list):
-        return [c for c in options.parse_dates if c in frame.columns]
+        return [c for c in options.parse_dates if c in frame.columns and c not in options.text_columns]
     if not options.parse_dates:
         return []
     found = []
     for name in frame.columns:
+        if name in options.text_columns:  # as written, whatever they hold
+            continue
         column = frame[name]
         if _is_text(column):
             values = column.dropna().astype(str)
@@ -188,7 +199,7 @@ def _zero_padded(path: Path, first: Any, read_kwargs: dict[str, Any], options: C
     unless such a field is there."""
     import pandas as pd
 
-    integers = [c for c in first.columns if first[c].dtype.kind in "iu"]
+    integers = [c for c in first.columns if first[c].dtype.kind in "iuf"]  # (floats: integers with blanks among them)
     if not integers:
         return {}
     sep = read_kwargs["sep"]
@@ -229,19 +240,19 @@ class CSVReader(Reader):
             header = [str(c) for c in pd.read_csv(path, nrows=0, **read_kwargs).columns]
             read_kwargs["names"] = unique_names(["index" if extra == 1 else f"level_{i}" for i in range(extra)] + header)
         rows = _rows_per_chunk(path, options)
-        if options.text_columns:
-            read_kwargs["dtype"] = dict.fromkeys(options.text_columns, str)
+        if options.text_columns:  # (without a header pandas numbers the columns: 0 as well as "0")
+            read_kwargs["dtype"] = {k: str for name in options.text_columns for k in ((name, int(name)) if name.isdigit() else (name,))}
         try:
             first = pd.read_csv(path, nrows=rows, **read_kwargs)
         except Exception as exc:
             raise SourceError(f"{path}: cannot parse as delimited text: {exc}") from exc
-        missing = [c for c in options.text_columns if c not in first.columns]
+        missing = [c for c in options.text_columns if c not in {str(label) for label in first.columns}]
         if missing:
             raise SourceError(f"{path}: options.text_columns names {', '.join(map(repr, missing))}, not among its columns "
                               f"({', '.join(map(repr, map(str, first.columns)))})")
         padded = _zero_padded(path, first, read_kwargs, options)
         # later chunks read the first chunk's text columns as text (by pandas' own labels: ints without a header)
-        later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if _is_text(first[c]) or c in options.text_columns}}
+        later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if _is_text(first[c]) or str(c) in options.text_columns}}
         first.columns = [str(c) for c in first.columns]
         dates = _date_columns(first, options)
 

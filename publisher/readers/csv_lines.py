@@ -30,7 +30,7 @@ def preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
 
     The header is the first row followed by rows that all have the table's usual field count.
     """
-    if options.header is None or sep == r"\s+":
+    if options.header is None or len(sep) != 1:  # (whitespace runs, or a separator of several characters: pandas' regex engine)
         return 0, ""
     with open(path, encoding=options.encoding, errors="replace", newline="") as f:
         sample = f.read(65536)
