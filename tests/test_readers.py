@@ -159,7 +159,7 @@ def test_excel_formula_values_no_program_computed_are_named_and_computed_ones_ar
     assert published.report.failures == [], published.report.failures
     warnings = {p.path: p.reason for p in published.report.warnings}
     assert set(warnings) == {"xw", "prefixed"}, warnings
-    assert "2 formulas (B2, C2) hold values no spreadsheet program computed" in warnings["xw"], warnings["xw"]
+    assert "2 formulas (B2, C2) have their values marked to be recalculated when the workbook is opened" in warnings["xw"], warnings["xw"]
     assert pd.read_parquet(published.url("xw"))["double"].tolist() == [0]  # (as stored: only a warning can tell)
     assert pd.read_parquet(published.url("excel"))["double"].tolist() == [42]
     reasons = " | ".join(p.reason for p in published.report.warnings if p.path == "prefixed")

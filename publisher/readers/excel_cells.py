@@ -57,9 +57,9 @@ class LostCells:
                        "open and save it in a spreadsheet program to compute them")
         if self.stored:
             out.append(f"sheet {sheet!r}: {_count(self.stored, 'formula')} ({', '.join(self.stored[:SHOWN])}{_more(self.stored)}) "
-                       f"{'holds a value' if len(self.stored) == 1 else 'hold values'} no spreadsheet program computed (the "
-                       "workbook asks to be recalculated when opened, as xlsxwriter's do, which store 0 unless given the "
-                       "result): published as stored; open and save it in a spreadsheet program to compute them")
+                       f"{'has its value' if len(self.stored) == 1 else 'have their values'} marked to be recalculated when "
+                       "the workbook is opened (xlsxwriter stores 0 for each unless given the result): published as stored, "
+                       "which may not be computed; open and save it in a spreadsheet program to compute them")
         return out
 
     def __bool__(self) -> bool:
