@@ -54,8 +54,9 @@ def deploy(config: Path, stack_name: str | None, bucket: str | None, plan: bool,
         return
     verb = "would upload" if plan else "uploaded"
     for p in report.packages:
-        notes = f"  ({'; '.join([*p.notes, *(['zip reused: its inputs are unchanged'] if p.reused else [])])})" if p.notes or p.reused else ""
-        click.echo(f"package {p.function:<9} {human(p.unzipped_bytes):>9} unzipped, {human(p.zipped_bytes):>9} zipped{notes}")
+        notes = [*p.notes, *(["zip reused: its inputs are unchanged"] if p.reused else [])]
+        said = f"  ({'; '.join(notes)})" if notes else ""
+        click.echo(f"package {p.function:<9} {human(p.unzipped_bytes):>9} unzipped, {human(p.zipped_bytes):>9} zipped{said}")
     click.echo(f"packages: {verb} {report.packages_uploaded} ({human(report.packages_uploaded_bytes)})")
     if report.changes:
         click.echo(f"stack {t.stack}: {len(report.changes)} change(s)" + (" planned" if plan else ""))

@@ -63,9 +63,10 @@ class ExcelReader(Reader):
             raise SourceError(f"{path}: not a readable Excel workbook: {exc}") from exc
         lost = lost_cells(str(path))
         tables = []
-        for name, frame in sheets.items():
-            table = _table(frame, key if len(sheets) == 1 else str(name), str(name))
-            for message in lost[str(name)].warnings(str(name)) if str(name) in lost else ():
+        for label, frame in sheets.items():
+            name = str(label)
+            table = _table(frame, key if len(sheets) == 1 else name, name)
+            for message in lost[name].warnings(name) if name in lost else ():
                 table.warn(message)
             tables.append(table)
         if len(tables) == 1:
