@@ -25,7 +25,7 @@ from ..errors import SourceError
 from ..nodes import Node, TableNode
 from .base import Reader, register_reader
 from .csv_lines import comment_lines, preamble, row_names
-from .tables import as_text, unique_names
+from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
 #: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
 #: gigabytes once parsed (800 MB of such a CSV grew a build by 1 GB). Rows of up to ~134 bytes keep
@@ -131,15 +131,6 @@ def _rows_per_chunk(path: Path, options: CSVOptions) -> int:
     return max(1, min(options.chunk_rows, int(CHUNK_TEXT_BYTES // width)))
 
 
-def _not_arrow(pa: Any, column: Any) -> bool:
-    """Whether Arrow cannot take ``column`` as it is (Python integers past 64 bits: OverflowError)."""
-    try:
-        pa.array(column, from_pandas=True)
-    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
-        return True
-    return False
-
-
 def _is_text(column: Any) -> bool:
     """Whether pandas read ``column`` as text (its string dtypes, or objects holding text: not
     booleans with blanks, which pandas also keeps as objects)."""
@@ -148,31 +139,6 @@ def _is_text(column: Any) -> bool:
     if str(column.dtype) in ("str", "string"):
         return True
     return column.dtype.kind in "OT" and pd.api.types.infer_dtype(column, skipna=True) in ("string", "mixed", "mixed-integer")
-
-
-def _same_kind(old: Any, new: Any) -> bool:
-    """Whether a later chunk's Arrow type ``new`` may be cast to the first chunk's ``old`` without
-    its values changing kind: numbers to numbers (a cast that would lose digits fails, naming the
-    column), text to text, text to numbers or dates (Arrow parses them, or fails), all missing to
-    anything. Numbers or booleans to text, and booleans to or from numbers, are not (``2`` would
-    be published as ``True``, ``00042`` as ``"42"``)."""
-    import pyarrow.types as t
-
-    def kind(dtype: Any) -> str:
-        if t.is_null(dtype):
-            return "null"
-        if t.is_boolean(dtype):
-            return "bool"
-        if t.is_integer(dtype) or t.is_floating(dtype) or t.is_decimal(dtype):
-            return "number"
-        if t.is_string(dtype) or t.is_large_string(dtype):
-            return "text"
-        if t.is_timestamp(dtype):  # (any unit: a chunk of blank dates is seconds, others microseconds)
-            return f"timestamp {dtype.tz}"
-        return str(dtype)
-
-    was, now = kind(old), kind(new)
-    return was == now or now == "null" or (now == "text" and was not in ("text", "bool"))
 
 
 def _date_columns(frame: Any, options: CSVOptions) -> list[str]:
@@ -273,21 +239,11 @@ class CSVReader(Reader):
                 table = pa.Table.from_pandas(frame, preserve_index=False)
             except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):  # integers past 64 bits (ids): as text
                 for name in frame.columns:
-                    if frame[name].dtype == object and _not_arrow(pa, frame[name]):
+                    if frame[name].dtype == object and not_arrow(pa, frame[name]):
                         frame[name] = frame[name].map(as_text)
                         as_texts.add(name)
                 table = pa.Table.from_pandas(frame, preserve_index=False)
-            if schema is not None and table.schema != schema:
-                changed = [(f.name, schema.field(f.name).type, f.type) for f in table.schema
-                           if f.name in schema.names and schema.field(f.name).type != f.type]
-                kinds = [f"{name!r} ({old} -> {new})" for name, old, new in changed if not _same_kind(old, new)]
-                if kinds:
-                    raise misfit(f"column {', '.join(kinds)}", "its values would change kind")
-                try:
-                    table = table.cast(schema)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                    raise misfit(f"column {', '.join(f'{n!r} ({o} -> {w})' for n, o, w in changed) or '?'}", exc) from exc
-            return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
+            return one_batch(fit(table, schema, misfit) if schema is not None else table)
 
         schema = to_batch(first.copy()).schema
         whole = first if len(first) < rows else None  # the file in one chunk: kept; else read again, chunk by chunk

@@ -1,41 +1,247 @@
-"""Excel workbooks (.xlsx) → a table per sheet (one sheet: the table itself)."""
+"""Excel workbooks (.xlsx) → a table per sheet (one sheet: the table itself), read in chunks of rows.
+
+A sheet is read as pandas reads it (openpyxl's read-only rows, each cell converted as pandas'
+openpyxl reader converts it, pandas' ``TextParser`` typing the columns), but in chunks of about a
+million cells, so a worker's memory is a chunk's whatever the sheet's size (read whole, a 22 MB
+workbook of 200,000 × 9 cells took 530 MB). A sheet of one chunk is typed as pandas types it.
+Before its rows, one streamed pass over the sheet's XML (``excel_scan``) tells what the first
+chunk cannot: which columns hold text (read as text in every chunk: codes such as ``007`` and a
+note under a column of counts stay as written), which mix text with numbers (a warning), which
+numbers have fractions (integers in the first rows do not make a column of floats integers), the
+width, and the cells pandas reads wrong. Other types (integers, dates, booleans) are decided by
+the first chunk, as for CSV; a later chunk that does not fit is an error naming the column.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
-from .excel_cells import lost_cells
-from .tables import as_text, unique_names
+from .excel_scan import SheetScan, scan_workbook, sheet_pieces
+from .tables import as_text, fit, not_arrow, one_batch, unique_names
+
+#: Cells read at once (a chunk's rows are this over the sheet's width): ~100 MB as Python objects and frames.
+CHUNK_CELLS = 500_000
 
 
-def _table(frame: Any, key: str, sheet: str) -> TableNode:
-    """The sheet as a table. A column whose cells mix numbers and text (a note under a column of
-    counts, common in workbooks) is published as text, with a warning naming it: Arrow took it
-    for numbers from its first cells and failed the whole workbook ("Could not convert 'note'")."""
-    import pyarrow as pa
+class ExcelOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunk_rows: int | None = Field(default=None, gt=0, description="Rows read at once; the first chunk decides the types "
+                                                                   "of columns of numbers, dates and booleans. Default: "
+                                                                   "about a million cells' worth.")
 
-    frame.columns = unique_names([str(c) for c in frame.columns])
-    mixed = []
-    for name in frame.columns:
-        if frame[name].dtype == object:
-            try:
-                pa.array(frame[name], from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                frame[name] = frame[name].map(as_text)
-                mixed.append(name)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    node = TableNode(key=key, metadata={"sheet": sheet}, schema=table.schema, batches=lambda: iter(table.to_batches()), num_rows=table.num_rows)
-    if mixed:
-        node.warn(f"sheet {sheet!r}: column{'s' if len(mixed) > 1 else ''} {', '.join(map(repr, mixed))} "
-                  "mix numbers and text: published as text")
-    return node
+
+def _value(cell: dict[str, Any]) -> Any:
+    """A cell as pandas' openpyxl reader converts it (``OpenpyxlReader._convert_cell``)."""
+    value = cell["value"]
+    if value is None:
+        return ""
+    if cell["data_type"] == "e":
+        return math.nan
+    if cell["data_type"] == "n":
+        whole = int(value)
+        return whole if whole == value else float(value)
+    return value
+
+
+#: XML parsed into a tree at once: ~10 MB of elements for cells of short values.
+TREE_BYTES = 2**18
+#: The sheet's root element's start tag (its namespaces), and its rows' parent's start and end.
+_ROOT = re.compile(rb"<(?!\?|!)([\w.:-]+)[^>]*>")
+_DATA = re.compile(rb"<(?:[\w.-]+:)?sheetData\b[^>]*?(/?)>")
+_DATA_END = re.compile(rb"</(?:[\w.-]+:)?sheetData>")
+
+
+def _row_elements(stream: IO[bytes]) -> Iterator[Any]:
+    """The sheet's row elements, parsed a piece of rows at a time (each piece wrapped in the
+    sheet's own root and data start tags, so namespaces resolve as in the whole part): openpyxl's
+    read-only rows keep every row's emptied element under the sheet's (and a dict for each row of
+    a set height), which grew a read by ~170 MB a million rows."""
+    from openpyxl.xml.functions import fromstring  # (defusedxml's when installed, as openpyxl parses)
+
+    head = foot = None
+    for piece in sheet_pieces(stream, TREE_BYTES):
+        if head is None:
+            root, data = _ROOT.search(piece), _DATA.search(piece)
+            if root is None or data is None:
+                continue  # (before the rows: a sheet's views and columns)
+            if data.group(1):  # <sheetData/>: no rows
+                return
+            head = root.group(0) + data.group(0)
+            prefix = data.group(0)[1: data.group(0).index(b"sheetData")]
+            foot = b"</" + prefix + b"sheetData></" + root.group(1) + b">"
+            piece = piece[data.end():]
+        end = _DATA_END.search(piece)
+        tree = fromstring(head + (piece[: end.start()] if end else piece) + foot)
+        yield from tree[0]
+        if end:
+            return
+
+
+def _rows(book: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
+    """A sheet's rows as pandas' reader makes them, from row 1 (the header): each without its
+    trailing empty cells, and no empty rows after the last holding a value. Cells are read by
+    openpyxl's own parser (dates, shared and rich strings, booleans), as its read-only sheets read them."""
+    from openpyxl.worksheet._reader import (  # (openpyxl's module for its sheet readers)
+        ROW_TAG,
+        WorkSheetParser,
+    )
+
+    parser = WorkSheetParser(stream, book.shared_strings, data_only=True, epoch=book.epoch,
+                             date_formats=book._date_formats, timedelta_formats=book._timedelta_formats)
+    done = 0
+    for element in _row_elements(stream):
+        if element.tag != ROW_TAG:
+            continue
+        number, cells = parser.parse_row(element)
+        parser.row_dimensions.clear()
+        values: list[Any] = []
+        for cell in cells:
+            at = cell["column"] - 1
+            if at >= len(values):
+                values.extend([""] * (at - len(values)))
+                values.append(_value(cell))
+            else:
+                values[at] = _value(cell)
+        while values and values[-1] == "":
+            values.pop()
+        if not values:
+            continue
+        for _ in range(number - done - 1):  # rows before it without a value (or not written)
+            yield []
+        done = number
+        yield values
+
+
+class _SheetReader:
+    """One sheet's chunks as record batches of one schema (the first chunk's)."""
+
+    def __init__(self, path: Path, book: Any, archive: zipfile.ZipFile, name: str, scan: SheetScan, chunk_rows: int | None) -> None:
+        from pandas.io.parsers import TextParser
+
+        self.path, self.book, self.archive, self.part, self.name, self.width = path, book, archive, scan.part, name, scan.width
+        self.rows_per_chunk = chunk_rows or max(1, CHUNK_CELLS // max(1, scan.width))
+        rows = self._rows()
+        header = next(rows, None)
+        self.names: list[str] = []
+        if header is not None:
+            labels = TextParser([self._padded(header, 1)], header=0, skip_blank_lines=False).read().columns
+            self.names = unique_names([str(c) for c in labels])
+        self.text = {self.names[c]: str for c in scan.text_columns() if c < len(self.names)}
+        self.fractions = [self.names[c] for c in scan.fractions if c < len(self.names)]
+        self.mixed = [self.names[c] for c in sorted(scan.mixed_columns()) if c < len(self.names)]
+        self.as_text: list[str] = []  # columns the first chunk shows Arrow cannot take as they are
+        self.schema = None
+        self._chunks_left: Iterator[tuple[int, list[list[Any]]]] | None = self._chunks(rows)
+        self._first = self._batch(next(self._chunks_left, (2, [])))
+
+    def _rows(self) -> Iterator[list[Any]]:
+        with self.archive.open(self.part) as stream:
+            yield from _rows(self.book, stream)
+
+    def _padded(self, row: list[Any], number: int) -> list[Any]:
+        if len(row) > self.width:
+            raise SourceError(f"{self.path}: sheet {self.name!r}: row {number} holds {len(row)} cells where its XML showed "
+                              f"at most {self.width}")
+        return row + [""] * (self.width - len(row))
+
+    def _chunks(self, rows: Iterator[list[Any]]) -> Iterator[tuple[int, list[list[Any]]]]:
+        """The rows below the header: (the sheet's row number of a chunk's first row, its rows
+        padded to the sheet's width)."""
+        chunk: list[list[Any]] = []
+        start = 2
+        for number, row in enumerate(rows, 2):
+            chunk.append(self._padded(row, number))
+            if len(chunk) == self.rows_per_chunk:
+                yield start, chunk
+                chunk, start = [], number + 1
+        if chunk:
+            yield start, chunk
+
+    def _misfit(self, start: int, count: int) -> Callable[[str, object], SourceError]:
+        def misfit(what: str, why: object) -> SourceError:
+            return SourceError(f"{self.path}: sheet {self.name!r}: rows {start}-{start + count - 1} do not fit the types its "
+                               f"first {self.rows_per_chunk:,} rows gave: {what}: {why}. Give the source options: "
+                               "{chunk_rows: N} to decide them from more rows")
+        return misfit
+
+    def _batch(self, item: tuple[int, list[list[Any]]]) -> Any:
+        import pyarrow as pa
+        from pandas.io.parsers import TextParser
+
+        if not self.names:  # no rows at all: no columns (as pandas reads it)
+            return pa.RecordBatch.from_pylist([])
+        start, chunk = item
+        frame = TextParser(chunk, header=None, names=self.names, dtype=self.text, skip_blank_lines=False).read()
+        for name in self.fractions:
+            if frame[name].dtype.kind in "iu":
+                frame[name] = frame[name].astype("float64")
+        for name in self.as_text:
+            frame[name] = frame[name].map(as_text)
+        unfit = [name for name in frame.columns if frame[name].dtype == object and not_arrow(pa, frame[name])]
+        misfit = self._misfit(start, len(chunk))
+        if unfit and self.schema is not None:
+            raise misfit(f"column {', '.join(map(repr, unfit))}", "its cells mix kinds the first rows did not")
+        for name in unfit:  # (numbers and dates in one column: text, as pandas would leave them mixed)
+            frame[name] = frame[name].map(as_text)
+            self.as_text.append(name)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.schema is None:
+            self.schema = table.schema
+            return one_batch(table)
+        return one_batch(fit(table, self.schema, misfit))
+
+    def batches(self) -> Iterator[Any]:
+        """The first chunk (kept from deciding the schema), then the rest as read; a second
+        reading starts again from the sheet's XML."""
+        chunks, self._chunks_left = self._chunks_left, None
+        if chunks is None:
+            rows = self._rows()
+            next(rows, None)
+            chunks = self._chunks(rows)
+            yield self._batch(next(chunks, (2, [])))
+        else:
+            yield self._first
+        for item in chunks:
+            yield self._batch(item)
+
+    def table(self, key: str) -> TableNode:
+        node = TableNode(key=key, metadata={"sheet": self.name}, schema=self._first.schema, batches=self.batches)
+        mixed = self.mixed + [n for n in self.as_text if n not in self.mixed]
+        if mixed:
+            node.warn(f"sheet {self.name!r}: column{'s' if len(mixed) > 1 else ''} {', '.join(map(repr, mixed))} "
+                      "mix numbers and text: published as text")
+        return node
+
+
+def _workbook(path: Path) -> tuple[Any, list[str], zipfile.ZipFile]:
+    """The workbook (shared strings, date styles, epoch) as openpyxl's own reader reads it, its
+    sheets' names and its archive. Not ``load_workbook``: it also opens every
+    sheet, and one without a ``<dimension>`` (as many writers save them) was parsed whole to find
+    none, holding an element per row (+69 MB for a million rows)."""
+    from openpyxl.reader.excel import ExcelReader as Book
+    from openpyxl.styles.stylesheet import apply_stylesheet
+
+    book = Book(str(path), read_only=True, keep_links=False, data_only=True)
+    try:
+        book.read_manifest()
+        book.read_strings()
+        book.read_workbook()
+        apply_stylesheet(book.archive, book.wb)
+    except BaseException:
+        book.archive.close()
+        raise
+    return book.wb, [sheet.name for sheet in book.parser.sheets], book.archive
 
 
 @register_reader
@@ -44,6 +250,7 @@ class ExcelReader(Reader):
     requires = ("pandas", "openpyxl")
     extensions = (".xlsx", ".xlsm")
     magic = (b"PK\x03\x04",)
+    Options = ExcelOptions
 
     @classmethod
     def claims(cls, path: Path, head: bytes) -> bool:
@@ -54,22 +261,30 @@ class ExcelReader(Reader):
             return False
 
     @contextlib.contextmanager
-    def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
-        import pandas as pd
-
+    def open(self, path: Path, key: str, options: ExcelOptions) -> Iterator[Node]:  # type: ignore[override]
+        scans = scan_workbook(str(path))
         try:
-            sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
+            book, sheets, archive = _workbook(path)
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Excel workbook: {exc}") from exc
-        lost = lost_cells(str(path))
-        tables = []
-        for label, frame in sheets.items():
-            name = str(label)
-            table = _table(frame, key if len(sheets) == 1 else name, name)
-            for message in lost[name].warnings(name) if name in lost else ():
-                table.warn(message)
-            tables.append(table)
-        if len(tables) == 1:
-            yield tables[0]
-            return
-        yield ContainerNode(key=key, metadata={"sheets": list(map(str, sheets))}, children=tables)
+        try:
+            tables = []
+            for name in sheets:
+                scan = scans.get(name)
+                if scan is None:
+                    raise SourceError(f"{path}: sheet {name!r}: its cells are not where the workbook's relations say")
+                try:
+                    table = _SheetReader(path, book, archive, name, scan, options.chunk_rows).table(key if len(sheets) == 1 else name)
+                except SourceError:
+                    raise
+                except Exception as exc:
+                    raise SourceError(f"{path}: sheet {name!r}: not readable: {exc}") from exc
+                for message in scan.lost.warnings(name):
+                    table.warn(message)
+                tables.append(table)
+            if len(tables) == 1:
+                yield tables[0]
+            else:
+                yield ContainerNode(key=key, metadata={"sheets": list(sheets)}, children=tables)
+        finally:
+            archive.close()

@@ -7,7 +7,8 @@ into NaN too; xlsxwriter stores 0 for each and asks for a recalculation when the
 reader cannot recompute formulas, but it says which cells and why. openpyxl's read-only
 cells would tell the same at ~10 µs a cell on every sheet; this reads the sheets' XML once and
 looks only where a formula or an error is (``<f``, ``t="e"``), so a sheet without any costs one
-byte search.
+byte search. A sheet is searched in pieces (``excel_scan``); a warning names the first cells
+and counts the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
 from xml.etree import ElementTree
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -34,15 +36,41 @@ _ERROR = re.compile(rb"""\bt=["']e["']""")
 SHOWN = 5
 
 
+class Few(list):
+    """The first ``SHOWN`` of some cells, and how many there were: a sheet of a million errors
+    keeps five (its length is the count)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def append(self, item: Any) -> None:
+        self.count += 1
+        if super().__len__() < SHOWN:
+            super().append(item)
+
+    def extend(self, other: Any) -> None:  # type: ignore[override]
+        for item in other[:SHOWN]:
+            if super().__len__() < SHOWN:
+                super().append(item)
+        self.count += len(other)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
 @dataclass
 class LostCells:
     """A sheet's cells pandas reads as empty."""
 
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (cell, error code)
-    uncomputed: list[str] = field(default_factory=list)
+    errors: Few = field(default_factory=Few)  # (cell, error code)
+    uncomputed: Few = field(default_factory=Few)
     #: Formulas with a value no spreadsheet program computed: the workbook asks to be recalculated
     #: when opened (``fullCalcOnLoad``), as xlsxwriter's do, storing 0 unless told the result.
-    stored: list[str] = field(default_factory=list)
+    stored: Few = field(default_factory=Few)
 
     def warnings(self, sheet: str) -> list[str]:
         out = []
@@ -62,6 +90,12 @@ class LostCells:
                        "which may not be computed; open and save it in a spreadsheet program to compute them")
         return out
 
+    def extend(self, other: LostCells) -> None:
+        """Add a later piece's cells (the sheet is read in pieces)."""
+        self.errors.extend(other.errors)
+        self.uncomputed.extend(other.uncomputed)
+        self.stored.extend(other.stored)
+
     def __bool__(self) -> bool:
         return bool(self.errors or self.uncomputed or self.stored)
 
@@ -74,7 +108,7 @@ def _more(items: list) -> str:
     return f" and {len(items) - SHOWN:,} more" if len(items) > SHOWN else ""
 
 
-def _sheet_parts(book: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
+def sheet_parts(book: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
     """Each sheet's name → the archive member holding its cells; and whether the workbook asks to
     be recalculated when opened (its formulas' stored values were not computed)."""
     targets = {rel.get("Id"): rel.get("Target", "")
@@ -89,9 +123,11 @@ def _sheet_parts(book: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
     return parts, recalculate
 
 
-def _scan(xml: bytes, recalculate: bool) -> LostCells:
+def scan_formulas(xml: bytes, recalculate: bool) -> LostCells:
+    """The cells of ``xml`` (whole rows of a sheet) that hold a formula error or a formula with no computed value."""
     lost = LostCells()
-    if not _FORMULA.search(xml) and not _ERROR.search(xml):
+    formulas = (b"<f" in xml or b":f" in xml) and _FORMULA.search(xml)  # (a byte search first: 3x faster than the pattern's)
+    if not formulas and not ((b'"e"' in xml or b"'e'" in xml) and _ERROR.search(xml)):
         return lost
     for cell in _CELL.finditer(xml):
         attributes, content = cell.group(1), cell.group(2) or b""
@@ -108,23 +144,3 @@ def _scan(xml: bytes, recalculate: bool) -> LostCells:
             elif recalculate:
                 lost.stored.append(where)
     return lost
-
-
-def lost_cells(path: str) -> dict[str, LostCells]:
-    """Each sheet (by name) with cells read as empty that held a formula error or an uncomputed
-    formula, or formulas whose stored values no program computed. A workbook whose parts are not
-    where the standard puts them gives nothing: pandas has read it already, and this only explains gaps."""
-    found = {}
-    try:
-        with zipfile.ZipFile(path) as book:
-            parts, recalculate = _sheet_parts(book)
-            for name, part in parts.items():
-                try:
-                    lost = _scan(book.read(part), recalculate)
-                except KeyError:
-                    continue
-                if lost:
-                    found[name] = lost
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile):
-        return {}
-    return found

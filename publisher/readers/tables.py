@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,65 @@ def unique_names(names: list[str]) -> list[str]:
             seen.add(name)
         out.append(name)
     return out
+
+
+def not_arrow(pa: Any, column: Any) -> bool:
+    """Whether Arrow cannot take ``column`` as it is (Python integers past 64 bits: OverflowError)."""
+    try:
+        pa.array(column, from_pandas=True)
+    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return True
+    return False
+
+
+def same_kind(old: Any, new: Any) -> bool:
+    """Whether a later chunk's Arrow type ``new`` may be cast to the first chunk's ``old`` without
+    its values changing kind: numbers to numbers (a cast that would lose digits fails, naming the
+    column), text to text, text to numbers or dates (Arrow parses them, or fails), all missing to
+    anything. Numbers or booleans to text, and booleans to or from numbers, are not (``2`` would
+    be published as ``True``, ``00042`` as ``"42"``)."""
+    import pyarrow.types as t
+
+    def kind(dtype: Any) -> str:
+        if t.is_null(dtype):
+            return "null"
+        if t.is_boolean(dtype):
+            return "bool"
+        if t.is_integer(dtype) or t.is_floating(dtype) or t.is_decimal(dtype):
+            return "number"
+        if t.is_string(dtype) or t.is_large_string(dtype):
+            return "text"
+        if t.is_timestamp(dtype):  # (any unit: a chunk of blank dates is seconds, others microseconds)
+            return f"timestamp {dtype.tz}"
+        return str(dtype)
+
+    was, now = kind(old), kind(new)
+    return was == now or now == "null" or (now == "text" and was not in ("text", "bool"))
+
+
+def fit(table: Any, schema: Any, misfit: Callable[[str, object], Exception]) -> Any:
+    """A later chunk's table cast to the first chunk's ``schema`` where its values keep their kind;
+    else ``misfit(what, why)`` is raised, naming the columns (a source read in chunks)."""
+    import pyarrow as pa
+
+    if table.schema == schema:
+        return table
+    changed = [(f.name, schema.field(f.name).type, f.type) for f in table.schema
+               if f.name in schema.names and schema.field(f.name).type != f.type]
+    kinds = [f"{name!r} ({old} -> {new})" for name, old, new in changed if not same_kind(old, new)]
+    if kinds:
+        raise misfit(f"column {', '.join(kinds)}", "its values would change kind")
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise misfit(f"column {', '.join(f'{n!r} ({o} -> {w})' for n, o, w in changed) or '?'}", exc) from exc
+
+
+def one_batch(table: Any) -> Any:
+    """A table as one record batch (an empty one keeps its schema)."""
+    import pyarrow as pa
+
+    return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
 def _column(values: np.ndarray, name: str) -> Any:

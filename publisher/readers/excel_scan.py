@@ -1,0 +1,190 @@
+"""One streamed pass over a sheet's XML: what the reader must know before its first rows.
+
+A sheet is read in chunks of rows (openpyxl's read-only rows, as pandas reads them), so a column's
+type cannot wait for its last cell: a note under a million counts would come after the counts were
+written as numbers. This pass finds, per column below the header row, which kinds of cell it holds
+(text, numbers, booleans, errors) and whether any number has a fraction, the sheet's width, and
+the cells pandas reads wrong (``excel_cells``). It reads the part's XML in pieces cut at row ends,
+so its memory is a piece's, whatever the sheet's size; openpyxl would take ~10 µs a cell for what
+a regular expression over the piece finds in ~1 µs (measured: 1.8 M cells, 86 MB of XML, 11.8 s
+for openpyxl's rows against ~2 s here).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+from xml.etree import ElementTree
+
+from .excel_cells import LostCells, scan_formulas, sheet_parts
+
+#: How much XML is searched at once (a piece grows to the end of the row it cuts).
+PIECE_BYTES = 2**20
+_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
+#: A cell written as Excel, openpyxl, xlsxwriter and LibreOffice write them: its reference first.
+#: Groups: column letters; the other attributes (ending in "/" when it closes itself: no value);
+#: "." or "E" when its value is a number with a fraction (``2.5``, ``1E-3``; after its formula if
+#: any). One pattern for all three: the distinct tuples of a piece are few.
+_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+"([^>]*)>(?:(?:<f\b[^>]*(?:/>|>[^<]*</f>))?'
+                         rb'<v>-?[0-9]*(\.(?=[0-9]*[1-9])|(?=(?:\.[0-9]*)?[Ee]-)[.Ee]))?')
+#: Any row or cell, for pieces the plain form does not cover (prefixed elements, cells without a
+#: reference, attributes in another order).
+_TOKEN = re.compile(rb"<" + _NS + rb"(?:(row)\b([^>]*)>|c\b([^>]*?)(?:/>|>(.*?)</" + _NS + rb"c>))", re.DOTALL)
+_REF = re.compile(rb"""\br=["']([A-Z]{1,3})?([0-9]+)["']""")
+_TYPE = re.compile(rb"""\bt=["'](\w+)["']""")
+_HAS_VALUE = re.compile(rb"<" + _NS + rb"(?:v|is)\b")
+_FRACTION = re.compile(rb"<" + _NS + rb"v>-?[0-9]*(?:\.[0-9]*[1-9]|(?:\.[0-9]+)?[Ee]-)")
+_ROW_END = re.compile(rb"</" + _NS + rb"row>")
+#: Cell types (the ``t`` attribute) that hold text; no ``t`` is a number (dates are numbers too).
+TEXT_TYPES = frozenset({"s", "str", "inlineStr"})
+
+
+@functools.lru_cache(maxsize=20_000)
+def column_number(letters: bytes) -> int:
+    """``A`` -> 0, ``AA`` -> 26."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n - 1
+
+
+@dataclass
+class SheetScan:
+    """What one sheet's XML says: per column (0-based) the kinds of its cells below the header row
+    (``n`` number or date, ``b`` boolean, ``e`` error, ``s``/``str``/``inlineStr`` text), the
+    columns holding numbers with a fraction, the width (columns up to the last holding a value),
+    and the cells pandas reads wrong."""
+
+    part: str = ""  # the archive member holding the sheet
+    kinds: dict[int, set[str]] = field(default_factory=dict)
+    fractions: set[int] = field(default_factory=set)
+    width: int = 0
+    lost: LostCells = field(default_factory=LostCells)
+
+    def text_columns(self) -> set[int]:
+        return {c for c, kinds in self.kinds.items() if kinds & TEXT_TYPES}
+
+    def mixed_columns(self) -> set[int]:
+        """Columns holding text and numbers or booleans: published as text, with a warning."""
+        return {c for c, kinds in self.kinds.items() if kinds & TEXT_TYPES and kinds - TEXT_TYPES - {"e"}}
+
+
+class _Scanner:
+    def __init__(self, recalculate: bool) -> None:
+        self.recalculate = recalculate
+        self.scan = SheetScan()
+        self.row = 0  # the row being read, for cells without a reference
+        self.column = -1
+        self.header_done = False
+
+    def _kind(self, column: int, attributes: bytes, fraction: bool) -> None:
+        kind = _TYPE.search(attributes)
+        self.scan.kinds.setdefault(column, set()).add(kind.group(1).decode() if kind else "n")
+        if fraction:
+            self.scan.fractions.add(column)
+
+    def tokens(self, xml: bytes) -> None:
+        """Row by row and cell by cell: any form of the XML (~4 µs a cell)."""
+        for match in _TOKEN.finditer(xml):
+            if match.group(1):
+                ref = _REF.search(match.group(2))
+                self.row, self.column = (int(ref.group(2)) if ref else self.row + 1), -1
+                continue
+            attributes, content = match.group(3), match.group(4)
+            ref = _REF.search(attributes)
+            self.column = column_number(ref.group(1)) if ref and ref.group(1) else self.column + 1
+            if not content or not _HAS_VALUE.search(content):
+                continue
+            self.scan.width = max(self.scan.width, self.column + 1)
+            if self.row > 1:
+                self._kind(self.column, attributes, bool(_FRACTION.search(content)))
+
+    def plain(self, xml: bytes) -> bool:
+        """The piece's cells by their distinct (column, attributes), when every cell has the plain
+        form; False, having read nothing, when not."""
+        found = _PLAIN_CELL.findall(xml)
+        if len(found) != xml.count(b"<c ") + xml.count(b"<c>") or b":c " in xml:
+            return False
+        for letters, attributes, fraction in set(found):
+            if not attributes.endswith(b"/"):
+                column = column_number(letters)
+                self.scan.width = max(self.scan.width, column + 1)
+                self._kind(column, attributes, bool(fraction))
+        last = list(_REF.finditer(xml[xml.rfind(b"<row"):] if b"<row" in xml else b""))
+        if last:
+            self.row = int(last[0].group(2))
+        return True
+
+    def piece(self, xml: bytes) -> None:
+        self.scan.lost.extend(scan_formulas(xml, self.recalculate))
+        if not self.header_done:  # the header row (row 1) read token by token: its cells are not the columns' kinds
+            first = _ROW_END.search(xml)
+            if first is None:
+                self.tokens(xml)
+                return
+            self.tokens(xml[: first.end()])
+            xml = xml[first.end():]
+            self.header_done = True
+        if not self.plain(xml):
+            self.tokens(xml)
+
+
+def _row_cut(buffer: bytes) -> int:
+    """Where the last complete row of ``buffer`` ends (0: none does)."""
+    at = len(buffer)
+    while True:
+        at = buffer.rfind(b"row>", 0, at)
+        if at < 1:
+            return 0
+        start = buffer.rfind(b"<", 0, at)
+        if buffer[start + 1: start + 2] == b"/" and re.fullmatch(rb"</" + _NS + rb"row>", buffer[start: at + 4]):
+            return at + 4
+
+
+def sheet_pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
+    """A sheet part's XML in pieces of about ``size`` bytes, each cut after a row's end (the
+    last: the rest), so no row is split between two."""
+    tail = b""
+    while True:
+        piece = stream.read(size)
+        buffer = tail + piece
+        if not piece:
+            if buffer:
+                yield buffer
+            return
+        cut = _row_cut(buffer)
+        if cut:
+            yield buffer[:cut]
+        tail = buffer[cut:]
+
+
+def scan_sheet(stream: IO[bytes], recalculate: bool) -> SheetScan:
+    """Read a sheet part's XML from ``stream``, a piece at a time."""
+    scanner = _Scanner(recalculate)
+    for piece in sheet_pieces(stream):
+        scanner.piece(piece)
+    return scanner.scan
+
+
+def scan_workbook(path: str) -> dict[str, SheetScan | None]:
+    """Each sheet (by name) scanned; None for a sheet whose part is not where the workbook's
+    relations say (the reader then leaves it to pandas, whole). A workbook whose parts cannot be
+    found gives nothing."""
+    found: dict[str, SheetScan | None] = {}
+    try:
+        with zipfile.ZipFile(path) as book:
+            parts, recalculate = sheet_parts(book)
+            for name, part in parts.items():
+                try:
+                    with book.open(part) as stream:
+                        found[name] = scan_sheet(stream, recalculate)
+                        found[name].part = part
+                except KeyError:
+                    found[name] = None
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile):
+        return {}
+    return found

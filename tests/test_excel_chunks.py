@@ -1,0 +1,140 @@
+"""Excel sheets read in chunks of rows (issue 16: memory per worker bounded whatever the source
+sizes): the types the whole sheet implies, not its first rows', and memory that does not grow
+with the sheet."""
+
+from __future__ import annotations
+
+import datetime
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import run_build, write_pipeline
+from .memory import build_growth
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _cell(ref: str, value: object) -> str:
+    if isinstance(value, bool):
+        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, (int, float)):
+        return f'<c r="{ref}"><v>{value}</v></c>'
+    return f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>'
+
+
+def write_sheet(path: Path, header: list[str], rows, prefix: str = "") -> None:
+    """A workbook of one sheet as a streaming writer saves it: inline strings, no styles and no
+    ``<dimension>`` (openpyxl's ``load_workbook`` then parsed the whole sheet to find none).
+    ``prefix``: elements written ``<x:row>`` as the Open XML SDK writes them."""
+    rels = "http://schemas.openxmlformats.org/package/2006/relationships"
+    office = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                   '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+                   '<Default Extension="xml" ContentType="application/xml"/>'
+                   '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+                   '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
+        z.writestr("_rels/.rels", f'<Relationships xmlns="{rels}"><Relationship Id="rId1" Type="{office}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+        z.writestr("xl/workbook.xml", f'<workbook xmlns="{_MAIN}" xmlns:r="{office}"><sheets><sheet name="data" sheetId="1" r:id="rId1"/></sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels", f'<Relationships xmlns="{rels}"><Relationship Id="rId1" Type="{office}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>')
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as f:
+            ns = f'xmlns:{prefix[:-1]}="{_MAIN}"' if prefix else f'xmlns="{_MAIN}"'
+            f.write(f'<{prefix}worksheet {ns}><{prefix}sheetData>'.encode())
+            for number, values in enumerate([header, *rows], 1):
+                cells = "".join(_cell(f"{chr(65 + i)}{number}", v) for i, v in enumerate(values) if v is not None)
+                if prefix:
+                    cells = cells.replace("<c ", f"<{prefix}c ").replace("</c>", f"</{prefix}c>").replace("<v>", f"<{prefix}v>").replace(
+                        "</v>", f"</{prefix}v>").replace("<is><t>", f"<{prefix}is><{prefix}t>").replace("</t></is>", f"</{prefix}t></{prefix}is>")
+                f.write(f'<{prefix}row r="{number}">{cells}</{prefix}row>'.encode())
+            f.write(f"</{prefix}sheetData></{prefix}worksheet>".encode())
+
+
+def _rows(n: int):
+    """Counts with a note far below the first chunk, integers that turn to fractions there,
+    codes stored as text, booleans, and blanks."""
+    for i in range(n):
+        yield [f"note: row {i}" if i == n - 3 else i,
+               2.5 if i == n - 10 else i * 2,
+               f"{i % 1000:05d}",
+               i % 3 == 0,
+               None if i % 7 == 0 else i / 4]
+
+
+@pytest.mark.parametrize("prefix", ["", "x:"])
+def test_a_sheet_in_chunks_has_the_types_of_the_whole_sheet(tmp_path: Path, prefix: str) -> None:
+    """The first 500 of 3,000 rows would make 'count' and 'twice' integers and 'code' numbers:
+    the published table has what the whole sheet holds, in every chunk."""
+    write_sheet(tmp_path / "log.xlsx", ["count", "twice", "code", "flag", "quarter"], list(_rows(3000)), prefix)
+    published = run_build(tmp_path, {"sources": [{"path": "log.xlsx", "options": {"chunk_rows": 500}}]})
+    table = pd.read_parquet(published.url("log"))
+    assert len(table) == 3000 and list(table.columns) == ["count", "twice", "code", "flag", "quarter"]
+    assert table["count"].tolist()[:3] == ["0", "1", "2"] and table["count"].iloc[2997] == "note: row 2997"
+    assert table["twice"].dtype == np.float64 and table["twice"].iloc[2990] == 2.5 and table["twice"].iloc[2999] == 5998.0
+    assert table["code"].tolist()[:2] == ["00000", "00001"] and table["code"].iloc[2999] == "00999"
+    assert table["flag"].dtype == bool and table["flag"].sum() == 1000
+    assert table["quarter"].isna().sum() == len(range(0, 3000, 7)) and table["quarter"].iloc[1] == 0.25
+    warnings = " | ".join(p.reason for p in published.report.warnings)
+    assert "column 'count' mix numbers and text: published as text" in warnings, warnings
+
+
+def test_one_chunk_and_many_give_the_same_table(tmp_path: Path) -> None:
+    """A workbook as openpyxl saves it (shared strings, dates and times by their styles, booleans,
+    blanks, a formula's stored value): read in chunks of 7 rows it is the table read at once, and
+    that is what pandas reads where a column holds one kind."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["when", "value", "label", "ok", "elapsed", "sum"])
+    start = datetime.datetime(2024, 3, 1, 12, 30)
+    for i in range(50):
+        sheet.append([start + datetime.timedelta(hours=i), None if i % 5 == 0 else i * 1.5, f"sample {i % 4}",
+                      i % 2 == 0, datetime.time(0, i % 60), f"=B{i + 2}+1"])
+    (tmp_path / "a").mkdir()
+    book.save(tmp_path / "a" / "book.xlsx")
+    (tmp_path / "b").mkdir()
+    book.save(tmp_path / "b" / "book.xlsx")
+    published = run_build(tmp_path, {"sources": [{"path": "a", "into": "whole"}, {"path": "b", "into": "chunked", "options": {"chunk_rows": 7}}]})
+    whole, chunked = pd.read_parquet(published.url("whole/book")), pd.read_parquet(published.url("chunked/book"))
+    pd.testing.assert_frame_equal(whole, chunked)
+    read = pd.read_excel(tmp_path / "a" / "book.xlsx")
+    for name in ["when", "value", "label", "ok"]:
+        pd.testing.assert_series_equal(whole[name], read[name], check_dtype=False, obj=name)
+    assert whole["when"].iloc[49] == pd.Timestamp("2024-03-03 13:30")
+
+
+def test_a_later_chunk_that_changes_a_column_kind_fails_naming_it(tmp_path: Path) -> None:
+    """Dates in the first chunk and numbers below (both numbers in the XML: only the styles tell)
+    cannot be one column: the sheet fails naming the column, the rows and the option that decides
+    from more rows, and nothing is published for it."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["t"])
+    for i in range(20):
+        book.active.append([datetime.datetime(2024, 1, 1 + i) if i < 10 else i])
+    book.save(tmp_path / "mixed.xlsx")
+    published = run_build(tmp_path, {"sources": [{"path": "mixed.xlsx", "options": {"chunk_rows": 10}}], "on_error": "skip"})
+    reasons = " | ".join(p.reason for p in published.report.failures)
+    assert "sheet 'Sheet': rows 12-21 do not fit the types its first 10 rows gave" in reasons and "'t'" in reasons, reasons
+    assert "chunk_rows" in reasons and not list(published.catalog.entries(""))
+
+
+def test_memory_does_not_grow_with_the_sheet(tmp_path: Path) -> None:
+    """A sheet four times as long grows a build's peak memory by about as much: read whole (and
+    through openpyxl's read-only rows, which keep an element for every row read) it grew with
+    the rows."""
+    grown = []
+    for rows in (15_000, 60_000):
+        folder = tmp_path / str(rows)
+        folder.mkdir()
+        write_sheet(folder / "log.xlsx", ["count", "twice", "code", "flag", "quarter"], _rows(rows))
+        pipeline = write_pipeline(folder, {"sources": [{"path": "log.xlsx", "options": {"chunk_rows": 5000}}]})
+        growth, report = build_growth(pipeline)
+        assert not report["failures"], report["failures"]
+        grown.append(growth)
+    assert grown[1] < grown[0] + 12 * 2**20, [g >> 20 for g in grown]  # (read whole: +36 MB)
