@@ -60,12 +60,34 @@ def to_json(value: Any) -> Any:
     return str(value)
 
 
+#: An HDF5 attribute storing more than this is named in the metadata, not copied into it.
+ATTRIBUTE_BYTES = 2**20
+
+
+def _too_large(attrs: Any, key: str) -> str | None:
+    """A placeholder for an h5py attribute of more than :data:`ATTRIBUTE_BYTES`, told from its
+    header before it is read: a 256 MiB attribute grew a build by 5.9 GB as JSON lists, and put
+    1.4 GB of metadata in the store."""
+    get_id = getattr(attrs, "get_id", None)
+    if get_id is None:
+        return None
+    try:
+        attribute = get_id(key)
+        size = attribute.get_storage_size()
+        shape, dtype = attribute.shape, attribute.dtype
+    except (KeyError, OSError, RuntimeError, TypeError, ValueError):  # (an attribute h5py cannot describe: read as before)
+        return None
+    if size <= ATTRIBUTE_BYTES:
+        return None
+    return f"<attribute of shape {tuple(shape)} {dtype} ({size / 2**20:,.1f} MiB): too large for metadata>"
+
+
 def attrs_to_json(attrs: Any) -> dict[str, Any]:
     """Convert an attribute mapping (h5py AttributeManager, dict) to JSON, skipping unreadable ones."""
     out: dict[str, Any] = {}
     for key in attrs.keys():
         try:
-            out[str(key)] = to_json(attrs[key])
+            out[str(key)] = _too_large(attrs, key) or to_json(attrs[key])
         except Exception as exc:  # an attribute h5py cannot map (e.g. H5T_TIME, float128)
             out[str(key)] = f"<unreadable attribute: {exc}>"
     return out

@@ -203,3 +203,40 @@ def test_csv_with_old_mac_line_ends_keeps_whole_chunks(tmp_path: Path) -> None:
     names = [f"column_{i:05d}" for i in range(8000)]
     (tmp_path / "in" / "old.csv").write_bytes(",".join(names).encode() + b"\r" + b"".join(b",".join([b"%d" % i] * 8000) + b"\r" for i in range(40)))
     assert _rows_per_chunk(tmp_path / "in" / "old.csv", CSVOptions()) > 1000
+
+
+def test_compound_rows_of_long_strings_are_batched_by_their_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compound table's batches were sized by each row's stored part (16 bytes for a string):
+    65,536 rows of 64 KiB strings a batch, so a 1 GB file was read whole (it grew a build by
+    3.7 GB). Sized by the longest rows of a sample, a batch is about the bytes it should be."""
+    import h5py
+
+    from publisher import nodes
+    from publisher.readers.hdf5 import HDF5Reader
+
+    monkeypatch.setattr(nodes, "BATCH_BYTES", 2**20)
+    dtype = np.dtype([("id", "i8"), ("text", h5py.string_dtype())])
+    with h5py.File(tmp_path / "log.h5", "w") as f:
+        f.create_dataset("log", data=np.array([(i, f"{i:05d}" * 13_000) for i in range(200)], dtype=dtype))
+    reader = HDF5Reader()
+    with reader.open(tmp_path / "log.h5", "log", reader.Options()) as root:
+        (table,) = [node for node in root.children if node.key == "log"]
+        batches = list(table.batches())
+    assert sum(b.num_rows for b in batches) == 200 and batches[-1].column("text")[-1].as_py() == "00199" * 13_000
+    assert max(b.nbytes for b in batches) <= 2**20 + 65_000 * 2, [b.nbytes for b in batches]
+
+
+def test_a_large_hdf5_attribute_is_named_not_copied(tmp_path: Path) -> None:
+    """A 256 MiB attribute grew a build by 5.9 GB (its values as JSON lists) and put 1.4 GB of
+    metadata in the store; one over 1 MiB is now described in the metadata, others kept."""
+    import h5py
+
+    with h5py.File(tmp_path / "scan.h5", "w", libver="latest") as f:  # (dense attribute storage: past 64 KiB)
+        f.attrs["calibration"] = np.zeros(300_000)
+        f.attrs["energy"] = 12.5
+        f.create_dataset("frames", data=np.arange(6).reshape(2, 3))
+    published = run_build(tmp_path, {"sources": [{"path": "scan.h5"}]})
+    metadata = published.node("scan")["metadata"]
+    assert metadata["energy"] == 12.5
+    assert metadata["calibration"] == "<attribute of shape (300000,) float64 (2.3 MiB): too large for metadata>"
+    assert sum(p.stat().st_size for p in (tmp_path / "site").rglob("*") if p.is_file()) < 2**20

@@ -330,18 +330,18 @@ class _Walker:
                          source_chunks=tuple(ds.chunks) if ds.chunks else None, fill_value=fill)
 
     def _compound(self, ds: Any, key: str, h5path: str, metadata: dict[str, Any]) -> Node:
-        from .tables import structured_to_batch
+        from .tables import sampled_row_bytes, structured_to_batch
 
         if ds.ndim > 1:
             return self._structured(ds, key, h5path, metadata)
-        rows = batch_rows(ds.dtype.itemsize)
+        n = int(ds.shape[0]) if ds.ndim else 1
         try:
             with self.lock:
+                rows = batch_rows(sampled_row_bytes(lambda a, b: ds[a:b], n, ds.dtype) if ds.ndim else ds.dtype.itemsize)
                 head = ds[: min(1000, rows)] if ds.ndim else ds[()].reshape(1)
             schema = structured_to_batch(np.asarray(head)).schema  # from real rows: object fields need values
         except UnsupportedError as exc:
             return SkippedNode(key=key, source_path=h5path, reason=str(exc))
-        n = int(ds.shape[0]) if ds.ndim else 1
         lock = self.lock
         reopen, ndim = self._reopener(ds), ds.ndim
 

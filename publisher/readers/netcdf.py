@@ -262,7 +262,7 @@ class _NetCDF:
                          fill_value=np.zeros((), dtype)[()])
 
     def compound(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
-        from .tables import structured_to_batch
+        from .tables import sampled_row_bytes, structured_to_batch
 
         if var.ndim > 1:
             return self.structured(var, name, path, attrs)
@@ -271,7 +271,8 @@ class _NetCDF:
         n = int(var.shape[0]) if var.ndim else 1
         lock = self.lock
 
-        rows = batch_rows(dtype.itemsize)
+        with lock:
+            rows = batch_rows(sampled_row_bytes(lambda a, b: var[a:b], n, dtype) if var.ndim else dtype.itemsize)
 
         def batches() -> Iterator[Any]:
             for start in range(0, n, rows):

@@ -22,14 +22,17 @@ def unique_names(names: list[str]) -> list[str]:
     columns are found by name: an Excel number cell ``1`` and text cell ``"1"`` (two pandas labels,
     one name as text) failed the sheet, a Parquet file with two columns ``a`` published and then
     failed every read of it ("Column a does not exist in schema")."""
-    seen, out = set(names), []
+    seen, out, taken, tried = set(names), [], set(), {}  # (sets and each name's last number: a
+    # header of a million columns took hours searching a list)
     for name in names:
-        if name in out:
-            n = 1
+        if name in taken:
+            n = tried.get(name, 1)
             while f"{name}.{n}" in seen:
                 n += 1
+            tried[name] = n + 1
             name = f"{name}.{n}"
             seen.add(name)
+        taken.add(name)
         out.append(name)
     return out
 
@@ -126,6 +129,34 @@ def _flatten(values: np.ndarray, prefix: str, out: dict[str, Any]) -> None:
             _flatten(sub, name + ".", out)
         else:
             out[name] = _column(sub, name)
+
+
+def _content_bytes(value: Any) -> int:
+    """The bytes a variable-length value holds (a str of other than ASCII: up to 4 a character)."""
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value) if value.isascii() else 4 * len(value)
+    if isinstance(value, np.ndarray):
+        return sum(_content_bytes(v) for v in value.ravel()) if value.dtype.hasobject else value.nbytes
+    if isinstance(value, np.void) and value.dtype.names:
+        return sum(_content_bytes(value[name]) for name in value.dtype.names)
+    return 8
+
+
+def sampled_row_bytes(read: Callable[[int, int], np.ndarray], n: int, dtype: np.dtype, rows: int = 64) -> int:
+    """A table row's bytes, to size its batches: the fixed part, plus for variable-length fields
+    (strings, sequences) the most a row of a few runs held (start, thirds, end). By the fixed part
+    alone, rows of 64 KiB strings were counted 16 bytes and a batch of 65,536 of them was the
+    whole 4 GB file. ``read(start, stop)`` reads rows."""
+    if not dtype.hasobject or n == 0:
+        return dtype.itemsize
+    most = 0
+    for start in sorted({0, n // 3, 2 * n // 3, max(0, n - rows)}):
+        block = np.asarray(read(start, min(n, start + rows))).reshape(-1)
+        for row in block:
+            most = max(most, sum(_content_bytes(row[name]) for name in dtype.names if dtype[name].hasobject))
+    return dtype.itemsize + most
 
 
 def structured_to_batch(values: np.ndarray) -> Any:
