@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -71,7 +72,49 @@ def _blanks(sep: str) -> str:
     return "".join(c for c in " \t" if c != sep)
 
 
-def comment_lines(path: Path, options: CSVOptions, sep: str, skip: int) -> int | set[int]:
+class Lines:
+    """A set of line numbers as a bitmap, and pandas' ``skiprows`` as a callable of one: a bit a
+    line where a set of ints takes ~70 bytes a member (a comment under every row of 256 MB took
+    1.1 GB before pandas copied it into a set of its own)."""
+
+    def __init__(self, lines: Iterable[int] = ()) -> None:
+        self.bits = bytearray()
+        self.count, self.last = 0, -1
+        for number in lines:
+            self.add(number)
+
+    def add(self, number: int) -> None:
+        byte, mask = number >> 3, 1 << (number & 7)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))  # (doubling)
+        if not self.bits[byte] & mask:
+            self.bits[byte] |= mask
+            self.count += 1
+            self.last = max(self.last, number)
+
+    def __contains__(self, number: object) -> bool:
+        if not isinstance(number, int) or number < 0:
+            return False
+        byte = number >> 3
+        return byte < len(self.bits) and bool(self.bits[byte] >> (number & 7) & 1)
+
+    __call__ = __contains__  # (pandas calls it with each row's number)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def numbers(self) -> Iterator[int]:
+        """The lines in order (not ``__iter__``: pandas would take the object for a list and copy it into a set)."""
+        for byte, bits in enumerate(self.bits):
+            if bits:
+                yield from (byte * 8 + i for i in range(8) if bits >> i & 1)
+
+    def leading(self) -> bool:
+        """Whether the lines are the file's first ``len(self)``."""
+        return self.last == self.count - 1
+
+
+def comment_lines(path: Path, options: CSVOptions, sep: str, skip: int) -> int | Lines:
     """The rows to skip (pandas' ``skiprows``): the ``skip`` above the header and those whose
     first text (after :func:`_blanks`) is ``comment``; a count when they all lead the file.
     pandas' own ``comment`` also cuts a line at the character anywhere in it: ``1,#ff0000,red``
@@ -83,10 +126,10 @@ def comment_lines(path: Path, options: CSVOptions, sep: str, skip: int) -> int |
     assert options.comment
     top = _top_comments(path, options, sep)
     if top is not None:
-        return _skiprows(top | set(range(skip)))
+        return _skiprows(Lines([*top, *range(skip)]))
     blanks = _blanks(sep)
     starts = re.compile(r"(?:\r\n|\r|\n)" + (f"[{re.escape(blanks)}]*" if blanks else "") + re.escape(options.comment))
-    lines, quoted, first = set(range(skip)), False, True
+    lines, quoted, first = Lines(range(skip)), False, True
     with open(path, encoding=options.encoding, errors="replace", newline="") as f:
         number, carry = 0, "\n"  # lines before ``carry``; the text not yet scanned, from a line break on
         while True:
@@ -107,14 +150,14 @@ def comment_lines(path: Path, options: CSVOptions, sep: str, skip: int) -> int |
             number += _breaks(text, counted, len(text))
             if not block:
                 break
-    if quoted and len(sep) == 1 and any(n >= len(lines) for n in lines):  # (comment lines below the top)
+    if quoted and len(sep) == 1 and not lines.leading():  # (comment lines below the top)
         return _comment_records(path, options, sep, skip)
     return _skiprows(lines)
 
 
-def _skiprows(lines: set[int]) -> int | set[int]:
+def _skiprows(lines: Lines) -> int | Lines:
     """pandas' ``skiprows``: a count when the lines all lead the file."""
-    return len(lines) if sorted(lines) == list(range(len(lines))) else lines
+    return len(lines) if lines.leading() else lines
 
 
 def _top_comments(path: Path, options: CSVOptions, sep: str) -> set[int] | None:
@@ -157,10 +200,10 @@ def _top_comments(path: Path, options: CSVOptions, sep: str) -> set[int] | None:
     return None
 
 
-def _comment_records(path: Path, options: CSVOptions, sep: str, skip: int) -> set[int]:
+def _comment_records(path: Path, options: CSVOptions, sep: str, skip: int) -> Lines:
     """:func:`comment_lines` by records, for a file whose quoted fields may hold line breaks."""
     assert options.comment
-    blanks, lines = _blanks(sep), set(range(skip))
+    blanks, lines = _blanks(sep), Lines(range(skip))
     with open(path, encoding=options.encoding, errors="replace", newline="") as f:
         if f.read(1) != "\ufeff":
             f.seek(0)
@@ -170,7 +213,7 @@ def _comment_records(path: Path, options: CSVOptions, sep: str, skip: int) -> se
     return lines
 
 
-def row_names(path: Path, options: CSVOptions, sep: str, skip: int | set[int]) -> int:
+def row_names(path: Path, options: CSVOptions, sep: str, skip: int | Lines) -> int:
     """How many fields the first data row has beyond the header's: row names (R's ``write.csv``),
     which pandas makes its index, and which were dropped (or, as 1..n, a RangeIndex)."""
     if options.header is None or len(sep) != 1:
