@@ -4,6 +4,7 @@ wrong, never a 500 when it is served."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -42,6 +43,30 @@ def test_a_truncated_npy_fails_naming_it(tmp_path: Path) -> None:
     failures, skipped = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
     assert "truncated" in failures["d/cut"] and "cut.npy" in failures["d/cut"], failures
     assert "need pickle" in skipped["d/objects"], skipped
+
+
+def test_an_npy_truncated_while_read_fails_naming_it_and_is_read_in_regions(tmp_path: Path) -> None:
+    """An .npy was memory-mapped: a file cut while the build read it killed the process (SIGBUS),
+    and its pages read counted as the process's memory. Regions are read where they lie: a short
+    read is an error naming the file; C and Fortran order, big-endian and text read as numpy does."""
+    from publisher.errors import SourceError
+    from publisher.readers.npy import NpyReader
+
+    rng = np.random.default_rng(3)
+    arrays = {"c": rng.random((30, 20, 3)), "f": np.asfortranarray(rng.random((30, 20))),
+              "be": np.arange(600, dtype=">i4").reshape(30, 20), "text": np.array([["ab", "c"], ["déf", ""]])}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+        with NpyReader().open(tmp_path / f"{name}.npy", name, None) as node:
+            whole = tuple(slice(0, n) for n in array.shape)
+            assert np.array_equal(node.read(whole), array), name
+            part = (slice(1, 2), slice(1, 2)) + whole[2:]
+            assert np.array_equal(node.read(part), array[part]), name
+    with NpyReader().open(tmp_path / "c.npy", "c", None) as node:
+        os.truncate(tmp_path / "c.npy", 4096)
+        assert node.read((slice(0, 1), slice(0, 20), slice(0, 3))).shape == (1, 20, 3)  # (still in the file)
+        with pytest.raises(SourceError, match=r"c\.npy: the file ends before its data does"):
+            node.read((slice(20, 30), slice(0, 20), slice(0, 3)))
 
 
 def test_csv_comment_characters_inside_values_and_row_names(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def in_parts(tif: Any, series: Any, shape: tuple[int, ...], dtype: np.dtype, pat
     the reason tifffile cannot, as a string."""
     if series.dataoffset is not None:
         stored = np.dtype(series.dtype).newbyteorder(tif.byteorder)
-        return Parts(_contiguous(tif.filehandle.fileno(), series.dataoffset, shape, stored, path), None)
+        return Parts(contiguous(tif.filehandle.fileno(), series.dataoffset, shape, stored, path, "image data"), None)
     import zarr
 
     try:
@@ -74,9 +74,12 @@ def _band(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int, lead: 
     return tuple(grown)
 
 
-def _contiguous(fd: int, offset: int, shape: tuple[int, ...], stored: np.dtype, path: Path) -> Callable[[tuple[slice, ...]], np.ndarray]:
+def contiguous(fd: int, offset: int, shape: tuple[int, ...], stored: np.dtype, path: Path,
+               what: str = "data") -> Callable[[tuple[slice, ...]], np.ndarray]:
     """Regions of a C-ordered array of ``shape`` at ``offset`` of the open file ``fd``: each run
-    of contiguous bytes a region holds (a row segment; whole rows in one read) read once."""
+    of contiguous bytes a region holds (a row segment; whole rows in one read) read once. (Also
+    the NPY reader's: no memory map, whose pages count as the process's and whose file truncated
+    meanwhile kills it.)"""
     strides = [math.prod(shape[d + 1:]) * stored.itemsize for d in range(len(shape))]
 
     def read(sel: tuple[slice, ...]) -> np.ndarray:
@@ -93,7 +96,7 @@ def _contiguous(fd: int, offset: int, shape: tuple[int, ...], stored: np.dtype, 
         for row, index in zip(runs, itertools.product(*(range(a, b) for a, b in bounds[:k]))):
             at = offset + sum(i * s for i, s in zip(index, strides)) + bounds[k][0] * strides[k]
             if os.preadv(fd, [row], at) != length:
-                raise SourceError(f"{path}: the file ends before its image data does (truncated since it was opened?)")
+                raise SourceError(f"{path}: the file ends before its {what} does (truncated since it was opened?)")
         return out
 
     return read
