@@ -22,7 +22,6 @@ from ..nodes import ArrayNode, Node
 from .base import Reader, register_reader
 from .tiff_parts import contiguous
 
-
 #: np.load parses the header with ast.literal_eval, which on CPython 3.11 can fail when two threads
 #: build ASTs at once ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905;
 #: seen in a full test run): the build opens files on a thread pool, so headers are parsed one at a time.
