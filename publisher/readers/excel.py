@@ -7,9 +7,11 @@ workbook of 200,000 × 9 cells took 530 MB). A sheet of one chunk is typed as pa
 Before its rows, one streamed pass over the sheet's XML (``excel_scan``) tells what the first
 chunk cannot: which columns hold text (read as text in every chunk: codes such as ``007`` and a
 note under a column of counts stay as written), which mix text with numbers (a warning), which
-numbers have fractions (integers in the first rows do not make a column of floats integers), the
-width, and the cells pandas reads wrong. Other types (integers, dates, booleans) are decided by
-the first chunk, as for CSV; a later chunk that does not fit is an error naming the column.
+numbers have fractions (integers in the first rows do not make a column of floats integers),
+which hold booleans alone (booleans with nulls in every chunk, where pandas makes booleans with a
+blank floats), the width, and the cells pandas reads wrong. Integers and dates are decided by the
+first chunk, as for CSV (integers with a blank below it stay integers, with nulls); a later
+chunk that does not fit is an error naming the column. Chart sheets (no cells) are left out.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import math
 import re
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,9 +89,11 @@ def _row_elements(stream: IO[bytes]) -> Iterator[Any]:
         yield from tree[0]
         if end:
             return
+    if head is None:
+        raise ValueError("the sheet's XML has no <sheetData>: no cells")
 
 
-def _rows(book: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
+def _rows(book: Any, strings: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
     """A sheet's rows as pandas' reader makes them, from row 1 (the header): each without its
     trailing empty cells, and no empty rows after the last holding a value. Cells are read by
     openpyxl's own parser (dates, shared and rich strings, booleans), as its read-only sheets read them."""
@@ -97,7 +102,7 @@ def _rows(book: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
         WorkSheetParser,
     )
 
-    parser = WorkSheetParser(stream, book.shared_strings, data_only=True, epoch=book.epoch,
+    parser = WorkSheetParser(stream, strings, data_only=True, epoch=book.epoch,
                              date_formats=book._date_formats, timedelta_formats=book._timedelta_formats)
     done = 0
     for element in _row_elements(stream):
@@ -126,10 +131,10 @@ def _rows(book: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
 class _SheetReader:
     """One sheet's chunks as record batches of one schema (the first chunk's)."""
 
-    def __init__(self, path: Path, book: Any, archive: zipfile.ZipFile, name: str, scan: SheetScan, chunk_rows: int | None) -> None:
+    def __init__(self, path: Path, book: _Book, name: str, scan: SheetScan, chunk_rows: int | None) -> None:
         from pandas.io.parsers import TextParser
 
-        self.path, self.book, self.archive, self.part, self.name, self.width = path, book, archive, scan.part, name, scan.width
+        self.path, self.book, self.part, self.name, self.width = path, book, scan.part, name, scan.width
         self.rows_per_chunk = chunk_rows or max(1, CHUNK_CELLS // max(1, scan.width))
         rows = self._rows()
         header = next(rows, None)
@@ -139,15 +144,19 @@ class _SheetReader:
             self.names = unique_names([str(c) for c in labels])
         self.text = {self.names[c]: str for c in scan.text_columns() if c < len(self.names)}
         self.fractions = [self.names[c] for c in scan.fractions if c < len(self.names)]
+        # booleans alone (errors read as blanks): booleans with nulls in every chunk (pandas makes
+        # booleans with a blank floats: a blank below the first chunk failed the sheet)
+        self.booleans = [self.names[c] for c, kinds in scan.kinds.items() if c < len(self.names) and kinds - {"e"} == {"b"}]
         self.mixed = [self.names[c] for c in sorted(scan.mixed_columns()) if c < len(self.names)]
         self.as_text: list[str] = []  # columns the first chunk shows Arrow cannot take as they are
         self.schema = None
+        self.read_to = 1
         self._chunks_left: Iterator[tuple[int, list[list[Any]]]] | None = self._chunks(rows)
         self._first = self._batch(next(self._chunks_left, (2, [])))
 
     def _rows(self) -> Iterator[list[Any]]:
-        with self.archive.open(self.part) as stream:
-            yield from _rows(self.book, stream)
+        with self.book.archive.open(self.part) as stream:
+            yield from _rows(self.book.wb, self.book.strings, stream)
 
     def _padded(self, row: list[Any], number: int) -> list[Any]:
         if len(row) > self.width:
@@ -162,6 +171,7 @@ class _SheetReader:
         start = 2
         for number, row in enumerate(rows, 2):
             chunk.append(self._padded(row, number))
+            self.read_to = number
             if len(chunk) == self.rows_per_chunk:
                 yield start, chunk
                 chunk, start = [], number + 1
@@ -186,6 +196,8 @@ class _SheetReader:
         for name in self.fractions:
             if frame[name].dtype.kind in "iu":
                 frame[name] = frame[name].astype("float64")
+        for name in self.booleans:
+            frame[name] = frame[name].astype("boolean")
         for name in self.as_text:
             frame[name] = frame[name].map(as_text)
         unfit = [name for name in frame.columns if frame[name].dtype == object and not_arrow(pa, frame[name])]
@@ -203,7 +215,17 @@ class _SheetReader:
 
     def batches(self) -> Iterator[Any]:
         """The first chunk (kept from deciding the schema), then the rest as read; a second
-        reading starts again from the sheet's XML."""
+        reading starts again from the sheet's XML. An error below the first chunk names the sheet
+        and the rows read (the XML parser's own line is a piece's)."""
+        try:
+            yield from self._batches()
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(f"{self.path}: sheet {self.name!r}: not readable past row {self.read_to:,}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    def _batches(self) -> Iterator[Any]:
         chunks, self._chunks_left = self._chunks_left, None
         if chunks is None:
             rows = self._rows()
@@ -224,11 +246,21 @@ class _SheetReader:
         return node
 
 
-def _workbook(path: Path) -> tuple[Any, list[str], zipfile.ZipFile]:
-    """The workbook (shared strings, date styles, epoch) as openpyxl's own reader reads it, its
-    sheets' names and its archive. Not ``load_workbook``: it also opens every
-    sheet, and one without a ``<dimension>`` (as many writers save them) was parsed whole to find
-    none, holding an element per row (+69 MB for a million rows)."""
+@dataclass
+class _Book:
+    """What a sheet's cells need of the workbook, as openpyxl's own reader reads it: the workbook
+    (date styles, epoch), the shared strings, its sheets in order, and the archive."""
+
+    wb: Any
+    strings: Any
+    sheets: list[str]
+    archive: zipfile.ZipFile
+
+
+def _workbook(path: Path) -> _Book:
+    """Not ``load_workbook``: it also opens every sheet, and one without a ``<dimension>`` (as
+    many writers save them) was parsed whole to find none, holding an element per row (+69 MB
+    for a million rows)."""
     from openpyxl.reader.excel import ExcelReader as Book
     from openpyxl.styles.stylesheet import apply_stylesheet
 
@@ -241,7 +273,7 @@ def _workbook(path: Path) -> tuple[Any, list[str], zipfile.ZipFile]:
     except BaseException:
         book.archive.close()
         raise
-    return book.wb, [sheet.name for sheet in book.parser.sheets], book.archive
+    return _Book(book.wb, book.shared_strings, [sheet.name for sheet in book.parser.sheets], book.archive)
 
 
 @register_reader
@@ -264,17 +296,18 @@ class ExcelReader(Reader):
     def open(self, path: Path, key: str, options: ExcelOptions) -> Iterator[Node]:  # type: ignore[override]
         scans = scan_workbook(str(path))
         try:
-            book, sheets, archive = _workbook(path)
+            book = _workbook(path)
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Excel workbook: {exc}") from exc
         try:
+            sheets = [name for name in book.sheets if name in scans]  # (chart sheets have no cells)
             tables = []
             for name in sheets:
-                scan = scans.get(name)
+                scan = scans[name]
                 if scan is None:
                     raise SourceError(f"{path}: sheet {name!r}: its cells are not where the workbook's relations say")
                 try:
-                    table = _SheetReader(path, book, archive, name, scan, options.chunk_rows).table(key if len(sheets) == 1 else name)
+                    table = _SheetReader(path, book, name, scan, options.chunk_rows).table(key if len(sheets) == 1 else name)
                 except SourceError:
                     raise
                 except Exception as exc:
@@ -287,4 +320,4 @@ class ExcelReader(Reader):
             else:
                 yield ContainerNode(key=key, metadata={"sheets": list(sheets)}, children=tables)
         finally:
-            archive.close()
+            book.archive.close()

@@ -109,10 +109,11 @@ def _more(items: list) -> str:
 
 
 def sheet_parts(book: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
-    """Each sheet's name → the archive member holding its cells; and whether the workbook asks to
+    """Each worksheet's name → the archive member holding its cells; and whether the workbook asks to
     be recalculated when opened (its formulas' stored values were not computed)."""
     targets = {rel.get("Id"): rel.get("Target", "")
-               for rel in ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels")).iter(f"{_PACKAGE_REL}Relationship")}
+               for rel in ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels")).iter(f"{_PACKAGE_REL}Relationship")
+               if rel.get("Type", "").endswith("/worksheet")}  # (a chart sheet has no cells)
     workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
     parts = {}
     for sheet in workbook.iter(f"{_MAIN}sheet"):

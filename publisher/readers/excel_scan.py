@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO
 from xml.etree import ElementTree
 
+from ..errors import SourceError
 from .excel_cells import LostCells, scan_formulas, sheet_parts
 
 #: How much XML is searched at once (a piece grows to the end of the row it cuts).
@@ -27,16 +28,19 @@ PIECE_BYTES = 2**20
 _NS = rb"(?:[A-Za-z_][\w.-]*:)?"
 #: A cell written as Excel, openpyxl, xlsxwriter and LibreOffice write them: its reference first.
 #: Groups: column letters; the other attributes (ending in "/" when it closes itself: no value);
-#: "." or "E" when its value is a number with a fraction (``2.5``, ``1E-3``; after its formula if
-#: any). One pattern for all three: the distinct tuples of a piece are few.
-_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+"([^>]*)>(?:(?:<f\b[^>]*(?:/>|>[^<]*</f>))?'
-                         rb'<v>-?[0-9]*(\.(?=[0-9]*[1-9])|(?=(?:\.[0-9]*)?[Ee]-)[.Ee]))?')
+#: its value's first character (none: no value, or an empty one, as a formula's "" result); "." or
+#: "E" when the value is a number with a fraction (``2.5``, ``1E-3``; after its formula if any);
+#: "i" for an inline string. One pattern for all: the distinct tuples of a piece are few.
+_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+"([^>]*)>(?:<f\b[^>]*(?:/>|>[^<]*</f>))?'
+                         rb'(?:<v>(?=([^<]))(?:-?[0-9]*(\.(?=[0-9]*[1-9])|(?=(?:\.[0-9]*)?[Ee]-)[.Ee]))?|<(i)s>)?')
+_ANY_CELL = re.compile(rb"<c\b")
+_PREFIXED_CELL = re.compile(rb"<[A-Za-z_][\w.-]*:c\b")
 #: Any row or cell, for pieces the plain form does not cover (prefixed elements, cells without a
 #: reference, attributes in another order).
 _TOKEN = re.compile(rb"<" + _NS + rb"(?:(row)\b([^>]*)>|c\b([^>]*?)(?:/>|>(.*?)</" + _NS + rb"c>))", re.DOTALL)
 _REF = re.compile(rb"""\br=["']([A-Z]{1,3})?([0-9]+)["']""")
 _TYPE = re.compile(rb"""\bt=["'](\w+)["']""")
-_HAS_VALUE = re.compile(rb"<" + _NS + rb"(?:v|is)\b")
+_HAS_VALUE = re.compile(rb"<" + _NS + rb"(?:v>[^<]|is\b)")  # (not <v/> or <v></v>: pandas reads no value)
 _FRACTION = re.compile(rb"<" + _NS + rb"v>-?[0-9]*(?:\.[0-9]*[1-9]|(?:\.[0-9]+)?[Ee]-)")
 _ROW_END = re.compile(rb"</" + _NS + rb"row>")
 #: Cell types (the ``t`` attribute) that hold text; no ``t`` is a number (dates are numbers too).
@@ -107,10 +111,10 @@ class _Scanner:
         """The piece's cells by their distinct (column, attributes), when every cell has the plain
         form; False, having read nothing, when not."""
         found = _PLAIN_CELL.findall(xml)
-        if len(found) != xml.count(b"<c ") + xml.count(b"<c>") or b":c " in xml:
+        if len(found) != len(_ANY_CELL.findall(xml)) or _PREFIXED_CELL.search(xml):
             return False
-        for letters, attributes, fraction in set(found):
-            if not attributes.endswith(b"/"):
+        for letters, attributes, first, fraction, inline in set(found):
+            if (first or inline) and not attributes.endswith(b"/"):
                 column = column_number(letters)
                 self.scan.width = max(self.scan.width, column + 1)
                 self._kind(column, attributes, bool(fraction))
@@ -133,16 +137,24 @@ class _Scanner:
             self.tokens(xml)
 
 
+_SELF_CLOSED_ROW = re.compile(rb"<" + _NS + rb"row\b[^>]*/>")
+
+
 def _row_cut(buffer: bytes) -> int:
-    """Where the last complete row of ``buffer`` ends (0: none does)."""
-    at = len(buffer)
+    """Where the last complete row of ``buffer`` ends (0: none does): after a ``</row>``, or a row
+    with no cells (``<row r="9" ht="30"/>``: a million of them, formatted, were one piece)."""
+    at, cut = len(buffer), 0
     while True:
         at = buffer.rfind(b"row>", 0, at)
         if at < 1:
-            return 0
+            break
         start = buffer.rfind(b"<", 0, at)
         if buffer[start + 1: start + 2] == b"/" and re.fullmatch(rb"</" + _NS + rb"row>", buffer[start: at + 4]):
-            return at + 4
+            cut = at + 4
+            break
+    for empty in _SELF_CLOSED_ROW.finditer(buffer, cut):
+        cut = empty.end()
+    return cut
 
 
 def sheet_pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
@@ -171,9 +183,8 @@ def scan_sheet(stream: IO[bytes], recalculate: bool) -> SheetScan:
 
 
 def scan_workbook(path: str) -> dict[str, SheetScan | None]:
-    """Each sheet (by name) scanned; None for a sheet whose part is not where the workbook's
-    relations say (the reader then leaves it to pandas, whole). A workbook whose parts cannot be
-    found gives nothing."""
+    """Each worksheet (by name) scanned (chart sheets have no cells: not there); None for one
+    whose part is not where the workbook's relations say. A damaged workbook is a SourceError."""
     found: dict[str, SheetScan | None] = {}
     try:
         with zipfile.ZipFile(path) as book:
@@ -185,6 +196,6 @@ def scan_workbook(path: str) -> dict[str, SheetScan | None]:
                         found[name].part = part
                 except KeyError:
                     found[name] = None
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile):
-        return {}
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise SourceError(f"{path}: not a readable Excel workbook: {type(exc).__name__}: {exc}") from exc
     return found

@@ -72,10 +72,17 @@ def same_kind(old: Any, new: Any) -> bool:
 
 
 def fit(table: Any, schema: Any, misfit: Callable[[str, object], Exception]) -> Any:
-    """A later chunk's table cast to the first chunk's ``schema`` where its values keep their kind;
-    else ``misfit(what, why)`` is raised, naming the columns (a source read in chunks)."""
+    """A later chunk's table cast to the first chunk's ``schema`` where its values keep their kind
+    (a column all blank in the chunk takes any type: blanks under booleans were read as floats and
+    failed the file); else ``misfit(what, why)`` is raised, naming the columns (a source read in chunks)."""
     import pyarrow as pa
 
+    if table.schema == schema:
+        return table
+    for i, f in enumerate(table.schema):  # a column with no value in this chunk (all blank): any type
+        column = table.column(i)
+        if f.name in schema.names and column.null_count == len(column) and f.type != schema.field(f.name).type:
+            table = table.set_column(i, f.name, pa.nulls(len(column), schema.field(f.name).type))
     if table.schema == schema:
         return table
     changed = [(f.name, schema.field(f.name).type, f.type) for f in table.schema
