@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
+from .excel_cells import NS
 from .excel_scan import SheetScan, scan_workbook, sheet_pieces
 from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
@@ -61,8 +62,8 @@ def _value(cell: dict[str, Any]) -> Any:
 TREE_BYTES = 2**18
 #: The sheet's root element's start tag (its namespaces), and its rows' parent's start and end.
 _ROOT = re.compile(rb"<(?!\?|!)([\w.:-]+)[^>]*>")
-_DATA = re.compile(rb"<(?:[\w.-]+:)?sheetData\b[^>]*?(/?)>")
-_DATA_END = re.compile(rb"</(?:[\w.-]+:)?sheetData>")
+_DATA = re.compile(rb"<" + NS + rb"sheetData\b[^>]*?(/?)>")
+_DATA_END = re.compile(rb"</" + NS + rb"sheetData>")
 
 
 def _row_elements(stream: IO[bytes]) -> Iterator[Any]:

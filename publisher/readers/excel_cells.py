@@ -23,14 +23,14 @@ from xml.etree import ElementTree
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-_NS = rb"(?:[A-Za-z_][\w.-]*:)?"  # an element's namespace prefix, if any (``<x:c>``: the Open XML SDK's)
+NS = rb"(?:[A-Za-z_][\w.-]*:)?"  # an element's namespace prefix, if any (``<x:c>``: the Open XML SDK's)
 #: One cell element: its attributes, and its content unless it closes itself.
-_CELL = re.compile(rb"<" + _NS + rb"c\b([^>]*?)(?:/>|>(.*?)</" + _NS + rb"c>)", re.DOTALL)
-_FORMULA = re.compile(rb"<" + _NS + rb"f\b")
+_CELL = re.compile(rb"<" + NS + rb"c\b([^>]*?)(?:/>|>(.*?)</" + NS + rb"c>)", re.DOTALL)
+_FORMULA = re.compile(rb"<" + NS + rb"f\b")
 #: A cell's value: None when it closes itself (``<v/>``), else its text (maybe empty).
-_VALUE = re.compile(rb"<" + _NS + rb"v\b[^>]*?(?:/>|>([^<]*)</" + _NS + rb"v>)")
+_VALUE = re.compile(rb"<" + NS + rb"v\b[^>]*?(?:/>|>([^<]*)</" + NS + rb"v>)")
 _REF = re.compile(rb"""\br=["']([A-Z]+[0-9]+)["']""")
-_TYPE = re.compile(rb"""\bt=["'](\w+)["']""")
+CELL_TYPE = re.compile(rb"""\bt=["'](\w+)["']""")
 _ERROR = re.compile(rb"""\bt=["']e["']""")
 #: How many cells a warning names before it counts the rest.
 SHOWN = 5
@@ -139,7 +139,7 @@ def scan_formulas(xml: bytes, recalculate: bool) -> LostCells:
         if _ERROR.search(attributes):
             lost.errors.append((where, text.decode(errors="replace") if text else "error"))
         elif _FORMULA.search(content):
-            kind = _TYPE.search(attributes)
+            kind = CELL_TYPE.search(attributes)
             if text is None or (text == b"" and not (kind and kind.group(1) == b"str")):  # ("" computed is <v></v> of a str)
                 lost.uncomputed.append(where)
             elif recalculate:

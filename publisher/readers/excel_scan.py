@@ -21,11 +21,10 @@ from typing import IO
 from xml.etree import ElementTree
 
 from ..errors import SourceError
-from .excel_cells import LostCells, scan_formulas, sheet_parts
+from .excel_cells import CELL_TYPE, NS, LostCells, scan_formulas, sheet_parts
 
 #: How much XML is searched at once (a piece grows to the end of the row it cuts).
 PIECE_BYTES = 2**20
-_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
 #: A cell written as Excel, openpyxl, xlsxwriter and LibreOffice write them: its reference first.
 #: Groups: column letters; the other attributes (ending in "/" when it closes itself: no value);
 #: its value's first character (none: no value, or an empty one, as a formula's "" result); "." or
@@ -37,12 +36,11 @@ _ANY_CELL = re.compile(rb"<c\b")
 _PREFIXED_CELL = re.compile(rb"<[A-Za-z_][\w.-]*:c\b")
 #: Any row or cell, for pieces the plain form does not cover (prefixed elements, cells without a
 #: reference, attributes in another order).
-_TOKEN = re.compile(rb"<" + _NS + rb"(?:(row)\b([^>]*)>|c\b([^>]*?)(?:/>|>(.*?)</" + _NS + rb"c>))", re.DOTALL)
+_TOKEN = re.compile(rb"<" + NS + rb"(?:(row)\b([^>]*)>|c\b([^>]*?)(?:/>|>(.*?)</" + NS + rb"c>))", re.DOTALL)
 _REF = re.compile(rb"""\br=["']([A-Z]{1,3})?([0-9]+)["']""")
-_TYPE = re.compile(rb"""\bt=["'](\w+)["']""")
-_HAS_VALUE = re.compile(rb"<" + _NS + rb"(?:v>[^<]|is\b)")  # (not <v/> or <v></v>: pandas reads no value)
-_FRACTION = re.compile(rb"<" + _NS + rb"v>-?[0-9]*(?:\.[0-9]*[1-9]|(?:\.[0-9]+)?[Ee]-)")
-_ROW_END = re.compile(rb"</" + _NS + rb"row>")
+_HAS_VALUE = re.compile(rb"<" + NS + rb"(?:v>[^<]|is\b)")  # (not <v/> or <v></v>: pandas reads no value)
+_FRACTION = re.compile(rb"<" + NS + rb"v>-?[0-9]*(?:\.[0-9]*[1-9]|(?:\.[0-9]+)?[Ee]-)")
+_ROW_END = re.compile(rb"</" + NS + rb"row>")
 #: Cell types (the ``t`` attribute) that hold text; no ``t`` is a number (dates are numbers too).
 TEXT_TYPES = frozenset({"s", "str", "inlineStr"})
 
@@ -86,7 +84,7 @@ class _Scanner:
         self.header_done = False
 
     def _kind(self, column: int, attributes: bytes, fraction: bool) -> None:
-        kind = _TYPE.search(attributes)
+        kind = CELL_TYPE.search(attributes)
         self.scan.kinds.setdefault(column, set()).add(kind.group(1).decode() if kind else "n")
         if fraction:
             self.scan.fractions.add(column)
@@ -118,9 +116,9 @@ class _Scanner:
                 column = column_number(letters)
                 self.scan.width = max(self.scan.width, column + 1)
                 self._kind(column, attributes, bool(fraction))
-        last = list(_REF.finditer(xml[xml.rfind(b"<row"):] if b"<row" in xml else b""))
+        last = _REF.search(xml, xml.rfind(b"<row")) if b"<row" in xml else None
         if last:
-            self.row = int(last[0].group(2))
+            self.row = int(last.group(2))
         return True
 
     def piece(self, xml: bytes) -> None:
@@ -137,7 +135,7 @@ class _Scanner:
             self.tokens(xml)
 
 
-_SELF_CLOSED_ROW = re.compile(rb"<" + _NS + rb"row\b[^>]*/>")
+_SELF_CLOSED_ROW = re.compile(rb"<" + NS + rb"row\b[^>]*/>")
 
 
 def _row_cut(buffer: bytes) -> int:
@@ -149,7 +147,7 @@ def _row_cut(buffer: bytes) -> int:
         if at < 1:
             break
         start = buffer.rfind(b"<", 0, at)
-        if buffer[start + 1: start + 2] == b"/" and re.fullmatch(rb"</" + _NS + rb"row>", buffer[start: at + 4]):
+        if buffer[start + 1: start + 2] == b"/" and _ROW_END.fullmatch(buffer, start, at + 4):
             cut = at + 4
             break
     for empty in _SELF_CLOSED_ROW.finditer(buffer, cut):
