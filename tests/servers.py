@@ -199,28 +199,34 @@ def store_target(kind: str, tmp_path_factory: Any, bucket: str) -> Iterator[tupl
 
 
 @contextlib.contextmanager
-def tiled_server(workdir: Path, *serve_args: str, pythonpath: Path | None = None) -> Iterator[str]:
-    """A real ``tiled serve ...`` (``tiled[server]``) on a free port: the reference that Skyshelf
-    is compared with. ``tiled serve catalog --temp --api-key secret -w DIR`` is Tiled's SQL
-    catalog on SQLite; ``tiled serve pyobject --public MODULE:TREE`` an in-memory tree (its module
-    found on ``pythonpath``)."""
-    port = free_port()
-    log = workdir / f"tiled-{port}.log"
+def tiled_servers(workdir: Path, *commands: tuple[list[str], Path | None]) -> Iterator[list[str]]:
+    """Real ``tiled serve ...`` processes (``tiled[server]``) on free ports, started together (each
+    takes ~9 s of imports before it answers): the references that Skyshelf is compared with. A
+    command is (``serve`` arguments, the folder put on PYTHONPATH or None): ``["catalog", "--temp",
+    "--api-key", "secret", "-w", DIR]`` is Tiled's SQL catalog on SQLite; ``["pyobject", "--public",
+    "MODULE:TREE"]`` an in-memory tree (its module found on the folder)."""
     tiled = shutil.which("tiled") or str(Path(sys.executable).with_name("tiled"))
-    with log.open("wb") as out:
-        env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
-        process = subprocess.Popen([tiled, "serve", *serve_args, "--host", "127.0.0.1", "--port", str(port)],
-                                   stdout=out, stderr=out, cwd=workdir, env=env)
-    url = f"http://127.0.0.1:{port}"
+    started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
-        _wait(url + "/api/v1/", process, log, seconds=90)
-        yield url
+        for serve_args, pythonpath in commands:
+            port = free_port()
+            log = workdir / f"tiled-{port}.log"
+            with log.open("wb") as out:
+                env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
+                process = subprocess.Popen([tiled, "serve", *serve_args, "--host", "127.0.0.1", "--port", str(port)],
+                                           stdout=out, stderr=out, cwd=workdir, env=env)
+            started.append((process, f"http://127.0.0.1:{port}", log))
+        for process, url, log in started:
+            _wait(url + "/api/v1/", process, log, seconds=90)
+        yield [url for _, url, _ in started]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for process, _, _ in started:
+            process.terminate()
+        for process, _, _ in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @contextlib.contextmanager

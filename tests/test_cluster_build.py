@@ -42,12 +42,12 @@ def release_objects(store: Store) -> dict[str, bytes]:
     """Every object of the current release (both views), its id replaced, without the build report (timings)."""
     catalog = json.loads(store.read_bytes("private/catalog.json" if store.exists("private/catalog.json") else "catalog.json"))
     release = catalog["release"]
-    found = {}
     root = store.root.removeprefix("s3://").rstrip("/")
-    for path in store.fs.find(root):
+    paths = [p for p in store.fs.find(root) if release in p.removeprefix(root) and not p.endswith("build-report.json")]
+    found = {}
+    for path, data in store.fs.cat(paths).items():  # one batch: s3fs fetches them concurrently (4 -> 0.5 s on moto)
         key = path.removeprefix(root).lstrip("/")
-        if release in key and not key.endswith("build-report.json"):
-            found[key.replace(release, "<release>")] = _canonical(key, store.read_bytes(key)).replace(release.encode(), b"<release>")
+        found[key.replace(release, "<release>")] = _canonical(key, data).replace(release.encode(), b"<release>")
     return found
 
 

@@ -52,6 +52,7 @@ local_store.FOLDERS_KEPT = 500  # likewise
 index_table.CACHE_ROWS = 200  # likewise (the rows a small view keeps parsed)
 pipeline = load_pipeline(sys.argv[1])
 build(load_pipeline(sys.argv[2]))  # imports and first-use caches, before measuring
+os.register_at_fork(after_in_child=tracemalloc.stop)  # the worker processes untraced: this process is measured (9 -> 3.5 s)
 tracemalloc.start()
 report = build(pipeline)
 print(json.dumps({"peak": tracemalloc.get_traced_memory()[1], "converted": report.converted}))
