@@ -151,6 +151,29 @@ def run_build(folder: Path, config: dict[str, Any]) -> Published:
     return published
 
 
+def shared_build(key: str, config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Published:
+    """:func:`run_build`, once for the whole run: under pytest-xdist the first worker to ask builds
+    (the others wait on a lock) and the rest open its store, so two modules on two workers that
+    read one real package's build do not both make it (sasdata: ~15 s)."""
+    import fcntl
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:  # one process: its own base folder (the parent is shared with earlier runs)
+        return run_build(tmp_path_factory.mktemp(key), config)
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{key}"  # the run's folder, above each worker's
+    folder.mkdir(exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / "report.json"
+        if not done.exists():
+            published = run_build(folder, config)
+            done.write_text(json.dumps(published.report.to_json()))
+            return published
+    published = Published(BuildReport.from_json(json.loads(done.read_text())), Store(str(folder / "site")))
+    published.base_dir = folder  # pipeline.yml's folder, as run_build set it
+    return published
+
+
 @contextlib.contextmanager
 def served(store_url: str) -> Iterator[str]:
     """``publish serve``'s handlers for ``store_url`` on a free local port, while the context lasts: its base URL."""

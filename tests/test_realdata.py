@@ -17,7 +17,7 @@ import zarr
 
 from publisher.jsonable import decode_bytes
 
-from .conftest import Published, fetch_real, run_build
+from .conftest import Published, fetch_real, shared_build
 
 pytestmark = pytest.mark.realdata
 warnings.filterwarnings("ignore", category=RuntimeWarning)
@@ -49,11 +49,10 @@ _builds: dict[str, tuple[Path, Published]] = {}
 
 
 def published(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Published]:
-    if name not in _builds:
+    if name not in _builds:  # test_xarray_datasets reads these builds too, perhaps on another worker
         root = fetch_real(name) / PACKAGES[name]
-        folder = tmp_path_factory.mktemp(f"real-{name}")
         source = {"path": str(root), "into": "", "exclude": EXCLUDE.get(name, [])}
-        _builds[name] = (root, run_build(folder, {"sources": [source], "on_error": "fail"}))
+        _builds[name] = (root, shared_build(f"real-{name}", {"sources": [source], "on_error": "fail"}, tmp_path_factory))
     return _builds[name]
 
 
