@@ -20,7 +20,7 @@ import contextlib
 import math
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +32,7 @@ from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
 from .excel_cells import NS
 from .excel_scan import SheetScan, scan_workbook, sheet_pieces
+from .excel_strings import DiskStrings, shared_strings
 from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
 #: Cells read at once (a chunk's rows are this over the sheet's width): ~100 MB as Python objects and frames.
@@ -253,9 +254,14 @@ class _Book:
     (date styles, epoch), the shared strings, its sheets in order, and the archive."""
 
     wb: Any
-    strings: Any
+    strings: Sequence[str]
     sheets: list[str]
     archive: zipfile.ZipFile
+
+    def close(self) -> None:
+        self.archive.close()
+        if isinstance(self.strings, DiskStrings):
+            self.strings.close()
 
 
 def _workbook(path: Path) -> _Book:
@@ -264,17 +270,19 @@ def _workbook(path: Path) -> _Book:
     for a million rows)."""
     from openpyxl.reader.excel import ExcelReader as Book
     from openpyxl.styles.stylesheet import apply_stylesheet
+    from openpyxl.xml.constants import SHARED_STRINGS
 
     book = Book(str(path), read_only=True, keep_links=False, data_only=True)
     try:
         book.read_manifest()
-        book.read_strings()
+        found = book.package.find(SHARED_STRINGS)
+        strings = shared_strings(book.archive, found.PartName[1:] if found is not None else None)  # not read_strings(): a list
         book.read_workbook()
         apply_stylesheet(book.archive, book.wb)
     except BaseException:
         book.archive.close()
         raise
-    return _Book(book.wb, book.shared_strings, [sheet.name for sheet in book.parser.sheets], book.archive)
+    return _Book(book.wb, strings, [sheet.name for sheet in book.parser.sheets], book.archive)
 
 
 @register_reader
@@ -321,4 +329,4 @@ class ExcelReader(Reader):
             else:
                 yield ContainerNode(key=key, metadata={"sheets": list(sheets)}, children=tables)
         finally:
-            book.archive.close()
+            book.close()

@@ -1,0 +1,96 @@
+"""A workbook's shared strings (``xl/sharedStrings.xml``: where Excel keeps a cell's text) kept on
+disk when the table is big, so a sheet's memory does not grow with its text.
+
+openpyxl reads the table into a list of ``str``: ~190 bytes a string here, so a sheet of a million
+rows of two unique texts each held ~400 MB before its first row was read. A big table is read as
+openpyxl reads it (the same parser, the same text of rich runs, ``_x005F_`` escapes alike) but
+written to an unlinked temporary file, its strings' offsets to another; a cell's string is read
+back with ``pread`` (a few microseconds, beside the ~10 of parsing its cell), the last ones used
+kept. Small tables stay openpyxl's list: nothing to gain.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import zipfile
+from array import array
+from collections.abc import Sequence
+from typing import IO, overload
+
+#: A table of at most this many uncompressed bytes is read into memory as openpyxl reads it.
+IN_MEMORY_BYTES = 16 * 2**20
+#: Strings kept decoded (a sheet's repeated texts: categories, units, names).
+CACHED = 4096
+_FLUSH = 65536  # offsets written out this many at a time
+_SI = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}si"
+
+
+class DiskStrings(Sequence[str]):
+    """The shared strings of one workbook, in two unlinked temporary files (gone with the process
+    whatever ends it). Index ``i`` is the ``i``-th ``<si>``, as a cell's ``<v>`` names it."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        from openpyxl.cell.text import Text
+        from openpyxl.xml.functions import iterparse  # defusedxml's, where installed: openpyxl's own guard
+
+        self._text = tempfile.TemporaryFile(prefix="skyshelf-strings-")  # noqa: SIM115 (kept open until close())
+        self._offsets = tempfile.TemporaryFile(prefix="skyshelf-offsets-")  # noqa: SIM115
+        try:
+            ends, end, root = array("q", [0]), 0, None
+            for event, node in iterparse(source, events=("start", "end")):
+                if root is None:
+                    root = node
+                if event == "end" and node.tag == _SI:
+                    data = Text.from_tree(node).content.replace("x005F_", "").encode("utf-8", "surrogatepass")
+                    self._text.write(data)
+                    end += len(data)
+                    ends.append(end)
+                    root.clear()  # the elements read so far: the table's memory stays that of one string
+                    if len(ends) >= _FLUSH:
+                        self._offsets.write(ends.tobytes())
+                        ends = array("q")
+            self._offsets.write(ends.tobytes())
+            self._text.flush()
+            self._offsets.flush()
+            self._count = self._offsets.tell() // 8 - 1
+        except BaseException:
+            self.close()
+            raise
+        self._get = functools.lru_cache(maxsize=CACHED)(self._read)
+
+    def _read(self, index: int) -> str:
+        if not 0 <= index < self._count:
+            raise IndexError(f"shared string {index} of {self._count}")
+        start, end = array("q", os.pread(self._offsets.fileno(), 16, 8 * index))
+        return os.pread(self._text.fileno(), end - start, start).decode("utf-8", "surrogatepass")
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self._get(i) for i in range(*index.indices(self._count))]
+        return self._get(index + self._count if index < 0 else index)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        self._text.close()
+        self._offsets.close()
+
+
+def shared_strings(archive: zipfile.ZipFile, part: str | None) -> Sequence[str]:
+    """The workbook's shared strings from ``part`` (its path in the archive; None: it has none),
+    in memory as openpyxl reads them when small, else on disk (:class:`DiskStrings`)."""
+    if part is None:
+        return []
+    with archive.open(part) as source:
+        if archive.getinfo(part).file_size <= IN_MEMORY_BYTES:
+            from openpyxl.reader.strings import read_string_table
+
+            return read_string_table(source)
+        return DiskStrings(source)
