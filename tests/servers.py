@@ -210,6 +210,8 @@ def tiled_servers(workdir: Path, *commands: tuple[list[str], Path | None]) -> It
     try:
         for serve_args, pythonpath in commands:
             port = free_port()
+            while any(url.endswith(f":{port}") for _, url, _ in started):  # (none is bound yet: the kernel may offer one twice)
+                port = free_port()
             log = workdir / f"tiled-{port}.log"
             with log.open("wb") as out:
                 env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
