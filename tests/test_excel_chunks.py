@@ -275,6 +275,59 @@ def test_a_big_shared_strings_table_is_read_from_disk_as_openpyxl_reads_it(tmp_p
             table[len(table)]
     finally:
         table.close()
+    with pytest.raises(ValueError, match="closed file"):  # never another file that took its descriptor
+        table[5]
+
+
+_NO_ROOM = """
+import resource, signal, sys
+from pathlib import Path
+from publisher.errors import SourceError
+from publisher.readers import excel_strings
+from publisher.readers.excel import ExcelOptions, ExcelReader
+excel_strings.IN_MEMORY_BYTES = 0
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2**16, 2**16))  # files of 64 KiB at most: EFBIG, as a full TMPDIR gives ENOSPC
+try:
+    with ExcelReader().open(Path(sys.argv[1]), "k", ExcelOptions()) as node:
+        pass
+except SourceError as exc:
+    print(exc)
+"""
+
+
+def test_a_failed_workbook_closes_its_strings_files_and_a_full_tmpdir_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workbook whose styles fail after its shared strings went to disk left their two files
+    open (and their room in TMPDIR taken) until a garbage collection; temporary space running out
+    was reported as a bad workbook, with no word of the folder."""
+    import gc
+    import os
+    import subprocess
+    import sys
+
+    from publisher.errors import SourceError
+    from publisher.readers import excel_strings
+
+    header = '<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+    _book(tmp_path / "styles.xlsx", header + '<row r="2"><c r="A2" t="s"><v>1</v></c></row>', shared=["label", "text"])
+    with zipfile.ZipFile(tmp_path / "styles.xlsx", "a") as z:
+        z.writestr("xl/styles.xml", f'<styleSheet xmlns="{_MAIN}"><cellXfs>')  # cut short
+    monkeypatch.setattr(excel_strings, "IN_MEMORY_BYTES", 0)
+    gc.disable()  # (as between two collections of a busy worker)
+    try:
+        opened = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            with pytest.raises(SourceError, match=r"styles\.xlsx: not a readable Excel workbook"):
+                _read(tmp_path / "styles.xlsx")
+        assert len(os.listdir("/proc/self/fd")) == opened
+    finally:
+        gc.enable()
+    texts = [f"sample {i} of a long table of texts" for i in range(20_000)]
+    _book(tmp_path / "big.xlsx", header + '<row r="2"><c r="A2" t="s"><v>1</v></c></row>', shared=["label", *texts])
+    done = subprocess.run([sys.executable, "-c", _NO_ROOM, str(tmp_path / "big.xlsx")], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "big.xlsx: not a readable Excel workbook" in done.stdout and "temporary folder ran out of room" in done.stdout, done.stdout
 
 
 def test_formatted_empty_rows_end_pieces_and_a_damaged_row_below_the_first_chunk_is_named(tmp_path: Path) -> None:

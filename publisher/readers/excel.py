@@ -273,6 +273,7 @@ def _workbook(path: Path) -> _Book:
     from openpyxl.xml.constants import SHARED_STRINGS
 
     book = Book(str(path), read_only=True, keep_links=False, data_only=True)
+    strings: Sequence[str] = []
     try:
         book.read_manifest()
         found = book.package.find(SHARED_STRINGS)
@@ -281,6 +282,8 @@ def _workbook(path: Path) -> _Book:
         apply_stylesheet(book.archive, book.wb)
     except BaseException:
         book.archive.close()
+        if isinstance(strings, DiskStrings):
+            strings.close()
         raise
     return _Book(book.wb, strings, [sheet.name for sheet in book.parser.sheets], book.archive)
 

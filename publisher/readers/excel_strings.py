@@ -6,17 +6,20 @@ rows of two unique texts each held ~400 MB before its first row was read. A big 
 openpyxl reads it (the same parser, the same text of rich runs, ``_x005F_`` escapes alike) but
 written to an unlinked temporary file, its strings' offsets to another; a cell's string is read
 back with ``pread`` (a few microseconds, beside the ~10 of parsing its cell), the last ones used
-kept. Small tables stay openpyxl's list: nothing to gain.
+kept: reading the table takes ~25% longer, a sheet ~10%. It takes the table's uncompressed size
+in ``TMPDIR`` (on a RAM-backed /tmp, memory again). Small tables stay openpyxl's list.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import tempfile
 import zipfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, overload
 
 #: A table of at most this many uncompressed bytes is read into memory as openpyxl reads it.
@@ -24,6 +27,7 @@ IN_MEMORY_BYTES = 16 * 2**20
 #: Strings kept decoded (a sheet's repeated texts: categories, units, names).
 CACHED = 4096
 _FLUSH = 65536  # offsets written out this many at a time
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _SI = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}si"
 
 
@@ -35,36 +39,41 @@ class DiskStrings(Sequence[str]):
         from openpyxl.cell.text import Text
         from openpyxl.xml.functions import iterparse  # defusedxml's, where installed: openpyxl's own guard
 
-        self._text = tempfile.TemporaryFile(prefix="skyshelf-strings-")  # noqa: SIM115 (kept open until close())
-        self._offsets = tempfile.TemporaryFile(prefix="skyshelf-offsets-")  # noqa: SIM115
+        self._files: list[IO[bytes]] = []
         try:
+            text = self._open("skyshelf-strings-")
+            offsets = self._open("skyshelf-offsets-")
             ends, end, root = array("q", [0]), 0, None
             for event, node in iterparse(source, events=("start", "end")):
                 if root is None:
                     root = node
                 if event == "end" and node.tag == _SI:
                     data = Text.from_tree(node).content.replace("x005F_", "").encode("utf-8", "surrogatepass")
-                    self._text.write(data)
+                    text.write(data)
                     end += len(data)
                     ends.append(end)
                     root.clear()  # the elements read so far: the table's memory stays that of one string
                     if len(ends) >= _FLUSH:
-                        self._offsets.write(ends.tobytes())
+                        offsets.write(ends.tobytes())
                         ends = array("q")
-            self._offsets.write(ends.tobytes())
-            self._text.flush()
-            self._offsets.flush()
-            self._count = self._offsets.tell() // 8 - 1
+            offsets.write(ends.tobytes())
+            text.flush()
+            offsets.flush()
+            self._count = offsets.tell() // 8 - 1
+        except OSError as exc:
+            self.close()
+            if exc.errno not in _NO_ROOM:
+                raise
+            raise OSError(exc.errno, f"the temporary folder ran out of room for the workbook's shared strings "
+                                     f"({tempfile.gettempdir()}; TMPDIR sets it): {exc.strerror}") from exc
         except BaseException:
             self.close()
             raise
-        self._get = functools.lru_cache(maxsize=CACHED)(self._read)
+        self._get = _reader(text, offsets, self._count)
 
-    def _read(self, index: int) -> str:
-        if not 0 <= index < self._count:
-            raise IndexError(f"shared string {index} of {self._count}")
-        start, end = array("q", os.pread(self._offsets.fileno(), 16, 8 * index))
-        return os.pread(self._text.fileno(), end - start, start).decode("utf-8", "surrogatepass")
+    def _open(self, prefix: str) -> IO[bytes]:
+        self._files.append(tempfile.TemporaryFile(prefix=prefix))  # noqa: SIM115 (open until close())
+        return self._files[-1]
 
     @overload
     def __getitem__(self, index: int) -> str: ...
@@ -79,8 +88,24 @@ class DiskStrings(Sequence[str]):
         return self._count
 
     def close(self) -> None:
-        self._text.close()
-        self._offsets.close()
+        for file in self._files:
+            with contextlib.suppress(OSError):  # (a flush that failed as the table was written fails again here: closed all the same)
+                file.close()
+
+
+def _reader(text: IO[bytes], offsets: IO[bytes], count: int) -> Callable[[int], str]:
+    """The ``index``-th string read from the files, the last :data:`CACHED` kept (a closure over
+    the files, not a method: a table dropped unclosed is freed, and its files closed, at once; read
+    after :meth:`DiskStrings.close`, a ValueError, never another file that took the descriptor)."""
+
+    @functools.lru_cache(maxsize=CACHED)
+    def read(index: int) -> str:
+        if not 0 <= index < count:
+            raise IndexError(f"shared string {index} of {count}")
+        start, end = array("q", os.pread(offsets.fileno(), 16, 8 * index))
+        return os.pread(text.fileno(), end - start, start).decode("utf-8", "surrogatepass")
+
+    return read
 
 
 def shared_strings(archive: zipfile.ZipFile, part: str | None) -> Sequence[str]:
