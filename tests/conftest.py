@@ -146,8 +146,12 @@ def run_build(folder: Path, config: dict[str, Any]) -> Published:
     except BuildFailed as exc:
         report = exc.args[0]
         raise AssertionError(f"build failed: {[str(p) for p in report.failures]}") from None
-    published = Published(report, Store(config["output"]["store"]))
-    published.base_dir = pipeline.base_dir  # what the published source paths are relative to
+    return _published(report, config["output"]["store"], pipeline.base_dir)
+
+
+def _published(report: BuildReport, store: str, base_dir: Path) -> Published:
+    published = Published(report, Store(store))
+    published.base_dir = base_dir  # what the published source paths are relative to
     return published
 
 
@@ -169,9 +173,7 @@ def shared_build(key: str, config: dict[str, Any], tmp_path_factory: pytest.Temp
             published = run_build(folder, config)
             done.write_text(json.dumps(published.report.to_json()))
             return published
-    published = Published(BuildReport.from_json(json.loads(done.read_text())), Store(str(folder / "site")))
-    published.base_dir = folder  # pipeline.yml's folder, as run_build set it
-    return published
+    return _published(BuildReport.from_json(json.loads(done.read_text())), str(folder / "site"), folder)  # (pipeline.yml's folder)
 
 
 @contextlib.contextmanager
