@@ -52,6 +52,9 @@ class S3Server:
     name: str
     endpoint: str
     process: subprocess.Popen[bytes]
+    #: files the server leaves when killed, removed by :meth:`stop` (weed's admin socket is always
+    #: in /tmp, named by its gRPC port, whatever TMPDIR says; weed removes it only on a clean exit)
+    leftovers: tuple[Path, ...] = ()
 
     def env(self) -> dict[str, str]:
         """The standard AWS environment that points every client at this server."""
@@ -82,6 +85,9 @@ class S3Server:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        for path in self.leftovers:
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -147,7 +153,8 @@ def seaweedfs(workdir: Path, iam: bool = False) -> Iterator[S3Server]:
                 "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", *(_iam_files(workdir) if iam else [])]
         with log.open("wb") as out:
             process = subprocess.Popen(args, stdout=out, stderr=out, cwd=data)
-        server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3']}", process)
+        server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3']}", process,
+                          (Path(f"/tmp/seaweedfs-admin-grpc-{ports['admin'] + 10000}.sock"),))
         try:
             _wait(server.endpoint + "/", process, log, seconds=90)
         except RuntimeError:
