@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -75,7 +75,7 @@ class _Build:
         self.remote: ClusterItems | None = None
         self.remote_all = False
         self.processes = 0  # worker processes to start (decided once the plan's size is known)
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: processes.Workers | None = None
         #: Items in flight at most: enough to keep every core (or the cluster's) busy
         self.window = 64 * workers
         self.deferred: Deferred | None = Deferred() if self.planner.same_catalog() else None
@@ -151,7 +151,7 @@ class _Build:
         finally:
             self.converter.pool.shutdown(wait=True)
             if self.pool is not None:
-                self.pool.shutdown(wait=True, cancel_futures=True)
+                self.pool.shutdown()
             self.journal.stop(flush=not self.report.published)  # an unpublished build's finished items stay for the next
             self.in_progress.stop(remove=True)  # a killed build leaves it, and it goes stale
 
@@ -180,7 +180,7 @@ class _Build:
             return old
         if not self._warming:  # something to convert: the index will be written
             if self.processes:  # before this process starts a thread (see processes.start)
-                self.pool = processes.start(self.processes)
+                self.pool = processes.Workers(self.processes)
                 job = Job(self.pipeline, self.store.url, self.settings, self.prefix, 1)
                 self.remote = processes.process_items(self.pool, job, self.journal)
                 self.remote.expect(self.processes, self.left + 1)
@@ -262,7 +262,7 @@ class _Build:
 
         def listing(path: str, nodes: str, written: list[str]) -> Future[tuple[dict[str, int], list[str]]]:
             try:
-                return pool.submit(check_data, remote.job, path, nodes, written)
+                return pool.submit(check_data, remote.job, path, nodes, written, restart=False)
             except (BrokenExecutor, RuntimeError) as exc:  # a worker died (or the pool shut): the check is made here
                 failed: Future[tuple[dict[str, int], list[str]]] = Future()
                 failed.set_exception(exc if isinstance(exc, BrokenExecutor) else BrokenExecutor(str(exc)))

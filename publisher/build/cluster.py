@@ -18,15 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ClusterLost, ConfigError
-from ..formats import ManifestItem
+from ..errors import ClusterLost, ConfigError, SkyshelfError
+from ..formats import ManifestItem, Problem
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
 from ..sources import WorkItem
@@ -218,11 +217,16 @@ class ClusterItems:
     (the scheduler or a worker process gone) into the build's error."""
 
     def __init__(self, submit: Callable[..., Any], job: Job, journal: Journal, lost: Callable[[BaseException], Exception],
-                 batch_items: int = 32, batch_bytes: int = 8 * 2**20, lost_errors: tuple[type[BaseException], ...] = ()) -> None:
+                 batch_items: int = 32, batch_bytes: int = 8 * 2**20, lost_errors: tuple[type[BaseException], ...] = (),
+                 died: tuple[type[BaseException], ...] = (), alone: int = 1) -> None:
         self.submit_task, self.job, self.journal, self.lost = submit, job, journal, lost
-        #: What a task raises when the cluster, not the item, failed (beyond a cancelled task, a
-        #: broken pool and an OSError): Dask's ``KilledWorker``, once its workers died while running it
-        self.lost_errors = (CancelledError, OSError, BrokenProcessPool, *lost_errors)
+        #: What a task raises when the cluster, not the item, failed (beyond a cancelled task):
+        #: Dask's lost connections (OSErrors)
+        self.lost_errors = (CancelledError, *lost_errors)
+        #: What a task raises when the worker running it died (a broken process pool; Dask's
+        #: ``KilledWorker``, once the workers running it died more than its allowed failures)
+        self.died = died
+        self.alone = alone  # times an item's own task may die before it is a failure of that item
         self.batch_items, self.batch_bytes = batch_items, batch_bytes
         self.roots: set[str] = set()
         self._open: _Batch | None = None
@@ -275,6 +279,37 @@ class ClusterItems:
                 self.journal.add(result[1])
         batch.journaled = True
 
+    def one_by_one(self, batch: _Batch) -> list[Remote]:
+        """The items of a task whose worker died (killed, out of memory, or a file that crashes its
+        reader), each as a task of its own, one at a time: the one whose own task kills its worker
+        again is a failure of that item (not recorded: the next build tries it again), and the
+        others convert, so one such file does not stop every build."""
+        return [self._alone(item, old) for item, old in batch.items]
+
+    def _alone(self, item: WorkItem, old: ManifestItem | None) -> Remote:
+        died: BaseException | None = None
+        for _ in range(self.alone):
+            self._count += 1
+            future = self.submit_task(convert_batch, self.job, [(item, old)], False, key=f"skyshelf-alone-{self._count}-{self.job.prefix}")
+            try:
+                return future.result()[0]  # type: ignore[no-any-return]
+            except self.died as exc:
+                died = exc
+            except self.lost_errors as exc:
+                if isinstance(exc, SkyshelfError):
+                    raise
+                raise self.lost(exc) from None
+            finally:
+                if hasattr(future, "release"):
+                    future.release()
+        return self._died_on(item, died)
+
+    def _died_on(self, item: WorkItem, exc: BaseException | None) -> Remote:
+        shown = self.job.pipeline.shown
+        reason = (f"the worker process converting it died ({type(exc).__name__}: {exc}), also when it ran alone: a file that crashes its "
+                  "reader (a corrupt file?), or that needs more memory than a worker has")
+        return ItemResult(failures=[Problem(item.node_path, reason, shown(item.paths[0]))]), ManifestItem(item.node_path, "", "", [], [], []), []
+
     def outcome(self, handle: Handle) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         batch = handle.batch
         if batch.future is None:
@@ -283,7 +318,11 @@ class ClusterItems:
             assert batch.future is not None
             try:
                 batch.results = batch.future.result()
-            except self.lost_errors as exc:  # the scheduler or a worker process is gone
+            except self.died:  # a worker died running it: each of its items again, alone
+                batch.results = self.one_by_one(batch)
+            except self.lost_errors as exc:  # the scheduler is gone
+                if isinstance(exc, SkyshelfError):  # (a StoreError, an OSError too: the build's error as it is)
+                    raise
                 raise self.lost(exc) from None
             with batch.lock:
                 if not batch.journaled:
@@ -308,16 +347,15 @@ def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
         # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
         return client.submit(fn, *args, pure=False, key=key)
 
+    # KilledWorker: a task whose workers died more than distributed.scheduler.allowed-failures times
     from distributed import KilledWorker
 
     def lost(exc: BaseException) -> Exception:  # distributed cancels every future when the scheduler goes
-        if isinstance(exc, KilledWorker):  # (a task whose workers kept dying: killed, or out of memory)
-            return ClusterLost(f"Dask gave up on a task of the build: {exc} (distributed.scheduler.allowed-failures). Nothing "
-                               "was published; the items the workers finished are kept: run the build again to resume")
         return ClusterLost(f"lost the Dask scheduler {client.scheduler.address}: {exc}. Nothing was published; the "
                            "items the workers finished are kept: run the build again to resume")
 
-    return ClusterItems(submit, job, journal, lost, lost_errors=(KilledWorker,))
+    # distributed's lost connections are OSErrors (CommClosedError)
+    return ClusterItems(submit, job, journal, lost, lost_errors=(OSError,), died=(KilledWorker,))
 
 
 @contextlib.contextmanager

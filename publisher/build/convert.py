@@ -10,7 +10,7 @@ from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import UnsupportedError
+from ..errors import SkyshelfError, UnsupportedError
 from ..formats import Entry, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
@@ -107,23 +107,28 @@ class Converter:
     def process(self, planner: Planner, item: WorkItem, old: ManifestItem | None) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         """On a worker (thread, process or Dask's): the item's previous record when its settings and
         content are unchanged (compared with ``old``), else its conversion and new record."""
-        try:
+        try:  # the files, looked at again: they may have gone since the plan (or go while we read)
             found = planner.fingerprint_against(item, old, self.pool)
+            if isinstance(found, ManifestItem):
+                return found
+            item.reader_options()  # detects the reader: opens the file
+            out = self.convert(item)
+            record = self.record(item, found, out)  # a big item's hash, made meanwhile, is taken here
         except OSError as exc:
+            if isinstance(exc, SkyshelfError):  # (a StoreError: the build's, not the item's)
+                raise
             return self.unreadable(item, exc)
-        if isinstance(found, ManifestItem):
-            return found
-        out = self.convert(item)
         if out.warnings or out.skipped or out.failures:  # as published: no path of the build host (readers name their files)
             for problems in (out.warnings, out.skipped, out.failures):
                 problems[:] = [replace(p, reason=self.pipeline.unrooted(p.reason)) for p in problems]
-        return out, self.record(item, found, out)
+        return out, record
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
         """An item whose files cannot even be looked at (deleted or made unreadable since the plan):
         a failure of that item, never recorded, so the next build tries it again."""
         where = self.pipeline.shown(exc.filename or item.paths[0])
-        reason = f"cannot read {where}: {exc.strerror or exc} (changed since the build planned it?)"
+        gone = " (deleted since the build planned it?)" if isinstance(exc, (FileNotFoundError, NotADirectoryError)) else ""
+        reason = f"cannot read {where}: {exc.strerror or exc}{gone}"
         out = ItemResult(failures=[Problem(item.node_path, reason, self.pipeline.shown(item.paths[0]))])
         return out, ManifestItem(item.node_path, "", "", [], [], [])
 

@@ -12,8 +12,8 @@ on this process's threads, whose codecs release the GIL and whose slabs of one a
 every core.
 
 ``concurrent.futures`` and not Dask's scheduler here: a Dask task costs a few milliseconds, a
-small file about one, and nothing needs rerunning elsewhere (a dead worker fails the build,
-which keeps its finished items for the next, as a lost scheduler does).
+small file about one. A worker that dies breaks the pool: :class:`Workers` starts it again and
+the lost tasks' items run again alone (:meth:`.cluster.ClusterItems.one_by_one`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
 
@@ -61,6 +62,29 @@ def start(count: int) -> ProcessPoolExecutor:
     return pool
 
 
+class Workers:
+    """The build's worker processes: a pool started again when one of its processes died (the
+    pool is broken then), so the build goes on (:meth:`.cluster.ClusterItems.one_by_one`)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.pool = start(count)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, restart: bool = True) -> Future[Any]:
+        """``restart`` False: a broken pool's error (the caller has another way)."""
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenProcessPool:
+            if not restart:
+                raise
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = start(self.count)  # (from a fork server by now: this process has threads)
+            return self.pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _start(environment: dict[str, str]) -> None:
     """In a worker: the build's ``environment``, and exit when the process that started it dies
     (a killed build) instead of waiting forever for tasks that will not come."""
@@ -77,16 +101,18 @@ def _start(environment: dict[str, str]) -> None:
     threading.Thread(target=watch, name="skyshelf-parent-watch", daemon=True).start()
 
 
-def process_items(pool: ProcessPoolExecutor, job: Job, journal: Journal) -> ClusterItems:
-    """Items as tasks of ``pool``. Each worker writes its items' arrays itself (one writer thread:
-    the processes are the parallelism), so no slab tasks."""
+def process_items(workers: Workers, job: Job, journal: Journal) -> ClusterItems:
+    """Items as tasks of ``workers``. Each worker writes its items' arrays itself (one writer thread:
+    the processes are the parallelism), so no slab tasks. A task whose worker died has its items
+    run again alone, on workers started again (a second death alone fails that item)."""
     job = replace(job, settings=replace(job.settings, spread_bytes=0), threads=1)
 
     def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future[Any]:
-        return pool.submit(fn, *args)
+        return workers.submit(fn, *args)
 
-    def lost(exc: BaseException) -> Exception:
-        return ClusterLost(f"a worker process of the build died ({exc}). Nothing was published; the items finished are kept: "
+    def lost(exc: BaseException) -> Exception:  # (a task cancelled: the build is ending anyway)
+        return ClusterLost(f"the build's worker processes stopped ({exc!r}). Nothing was published; the items finished are kept: "
                            "run the build again to resume (build.processes: 0 converts in the build's own process)")
 
-    return ClusterItems(submit, job, journal, lost)
+    # alone twice: tasks sent before the pool broke may run beside the first rerun (and kill it)
+    return ClusterItems(submit, job, journal, lost, died=(BrokenProcessPool,), alone=2)
