@@ -335,8 +335,8 @@ def test_a_wrong_processes_count_names_the_line(tmp_path: Path) -> None:
         load_pipeline(config)
 
 
-@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
-def test_files_deleted_after_the_plan_are_failures_of_their_items(tmp_path: Path, processes: int) -> None:
+@pytest.mark.parametrize(("processes", "scheduler"), [(0, None), (2, None), (0, "local:2")], ids=["threads", "processes", "cluster"])
+def test_files_deleted_after_the_plan_are_failures_of_their_items(tmp_path: Path, processes: int, scheduler: str | None) -> None:
     """Two of 20 files vanish between the plan and their conversion: each is a failure naming the
     file and the reason (not a crash of the build); ``on_error: skip`` publishes the other 18."""
     src = tmp_path / "src"
@@ -351,7 +351,7 @@ def test_files_deleted_after_the_plan_are_failures_of_their_items(tmp_path: Path
             (src / "t05.csv").unlink()
             (src / "t17.csv").unlink()
 
-    report = build(load_pipeline(config), workers=2, progress=progress)
+    report = build(load_pipeline(config), workers=2, progress=progress, scheduler=scheduler)
     assert sorted((f.path, f.reason) for f in report.failures) == [
         (f"src/t{i}", f"cannot read src/t{i}.csv: No such file or directory (deleted since the build planned it?)") for i in ("05", "17")]
     assert report.published and report.nodes["table"] == 18

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,10 +191,54 @@ def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.output
 
 
-def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path) -> None:
-    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"scheduler": "local:0"}})
+@pytest.mark.parametrize("scheduler", ["local:0", "tcp://127.0.0.1", "inproc://foo", "tcp://"])
+def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path, scheduler: str) -> None:
+    """Addresses no client can use (no port; inproc://, which is another process's memory) are
+    refused with the line, not met later as a traceback from distributed."""
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"scheduler": scheduler}})
     with pytest.raises(ConfigError, match=r"pipeline.yml:\d+.*build.scheduler"):
         load_pipeline(config)
+
+
+def test_a_scheduler_address_distributed_refuses_is_said_as_such(tmp_path: Path) -> None:
+    """tls:// without Dask's TLS settings: distributed raises TypeError; the build says which
+    address and why, exit 1, no traceback."""
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
+    bad = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "tls://127.0.0.1:18786"])
+    assert bad.exit_code == 1 and "cannot use the Dask scheduler at tls://127.0.0.1:18786: TLS expects" in bad.output, bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_workers_without_skyshelf_are_refused_before_any_task(tmp_path: Path) -> None:
+    """A worker that cannot import the build's tasks (an image without Skyshelf: here a worker
+    whose preload hides the package) would die at its first task and leave the build waiting
+    for workers forever; the build checks the workers first and says which and what to install."""
+    hide = tmp_path / "hide_skyshelf.py"
+    hide.write_text("import sys\nsys.modules['publisher'] = None  # as if not installed\n")
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                                  preload=[str(hide)]) as bare:
+        outcome: list[BaseException | None] = []
+        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=bare.scheduler_address)),
+                                   daemon=True)
+        running.start()
+        running.join(120)  # (it used to wait forever)
+    assert outcome and isinstance(outcome[0], ConfigError), outcome
+    assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ of tcp://.* cannot run the build's tasks \(ModuleNotFoundError: .*publisher.*\): "
+                     "install the same Skyshelf", str(outcome[0])), outcome[0]
+    assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def _raised(fn: Any, *args: Any, **kwargs: Any) -> BaseException | None:
+    try:
+        fn(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 (what the test looks at)
+        return exc
+    return None
 
 
 def test_a_worker_killed_mid_build(cluster: Any, tmp_path: Path) -> None:

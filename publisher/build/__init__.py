@@ -32,8 +32,9 @@ from ..sources import WorkItem, iter_plan
 from ..store_lock import StoreBusy, exclusive
 from ..stores import Store
 from . import processes
-from .cluster import ClusterItems, Handle, Job, check_data, connect, dask_tasks
+from .cluster import ClusterItems, Handle, Job, check_data
 from .convert import Converter, ItemResult
+from .dask_client import connect, dask_tasks
 from .items import ItemTable
 from .journal import Journal
 from .manifests import RecordSpill

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ClusterLost, ConfigError, SkyshelfError
+from ..errors import SkyshelfError
 from ..formats import ManifestItem, Problem
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
@@ -36,7 +36,7 @@ from .plan import Planner
 from .target import resolve_store
 
 if TYPE_CHECKING:
-    from distributed import Client, Future
+    from distributed import Future
 
 #: What a task returns: the reused record, or the conversion, its record and the data roots written.
 Remote = ManifestItem | tuple[ItemResult, ManifestItem, list[str]]
@@ -212,7 +212,7 @@ class ClusterItems:
     """The client's side: submits items as tasks, small ones batched (at most ``batch_items`` items
     or ``batch_bytes`` of source files a task: a task costs the scheduler a few milliseconds, a
     million one-file tasks would cost hours), and hands back their outcomes as a local build's.
-    ``submit(fn, *args, key=...)`` runs a task: a Dask client's (:func:`dask_tasks`) or a local
+    ``submit(fn, *args, key=...)`` runs a task: a Dask client's (:func:`.dask_client.dask_tasks`) or a local
     process pool's (:mod:`.processes`); ``lost`` turns the exception of a task that could not run
     (the scheduler or a worker process gone) into the build's error."""
 
@@ -244,7 +244,10 @@ class ClusterItems:
     def submit(self, item: WorkItem, old: ManifestItem | None, size: int | None = None) -> Handle:
         """Add the item to the batch being filled (``size``: its sources' bytes, when known)."""
         if size is None:
-            size = sum(p.stat().st_size for p in item.paths)
+            try:
+                size = sum(p.stat().st_size for p in item.paths)
+            except OSError:  # gone since the plan: the worker reports it as any unreadable file
+                size = 0
         limit = max(1, min(self.batch_items, self.left // (8 * self.slots))) if self.left else self.batch_items
         self.left = max(0, self.left - 1)
         if self._open is not None and (len(self._open.items) >= limit or self._open_bytes + size > self.batch_bytes):
@@ -338,45 +341,3 @@ class ClusterItems:
         out, record, roots = result
         self.roots.update(roots)
         return out, record
-
-
-def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
-    """Items as tasks of a Dask cluster: a worker that dies has its tasks rerun by the scheduler."""
-
-    def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future:
-        # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
-        return client.submit(fn, *args, pure=False, key=key)
-
-    # KilledWorker: a task whose workers died more than distributed.scheduler.allowed-failures times
-    from distributed import KilledWorker
-
-    def lost(exc: BaseException) -> Exception:  # distributed cancels every future when the scheduler goes
-        return ClusterLost(f"lost the Dask scheduler {client.scheduler.address}: {exc}. Nothing was published; the "
-                           "items the workers finished are kept: run the build again to resume")
-
-    # distributed's lost connections are OSErrors (CommClosedError)
-    return ClusterItems(submit, job, journal, lost, lost_errors=(OSError,), died=(KilledWorker,))
-
-
-@contextlib.contextmanager
-def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
-    """A client of the scheduler (``local:N`` starts a LocalCluster of N worker processes, each
-    with ``threads`` threads, closed afterwards), or None without one."""
-    if not scheduler:
-        yield None
-        return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ConfigError("building on a Dask cluster needs the distributed package: pip install 'skyshelf[cluster]'") from None
-    if scheduler.startswith("local:"):
-        with LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
-                          host="127.0.0.1") as cluster, Client(cluster) as client:
-            yield client
-        return
-    try:
-        client = Client(scheduler)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    with client:
-        yield client

@@ -251,7 +251,7 @@ class Deploy(_Model):
 class Cluster(_Model):
     """Where ``publish build`` converts: this process (the default), or a Dask cluster (docs/scale.md)."""
 
-    scheduler: str | None = Field(default=None, pattern=r"^(local:[1-9][0-9]{0,3}|(tcp|tls|inproc|ucx|ws|wss)://\S+)$",
+    scheduler: str | None = Field(default=None, pattern=r"^(local:[1-9][0-9]{0,3}|(tcp|tls|ucx|ws|wss)://\S+:[0-9]{1,5})$",
                                   description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
                                   "processes started by the build; unset: convert in this process.")
     threads_per_worker: int = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N and each task's writers).")

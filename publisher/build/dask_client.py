@@ -1,0 +1,79 @@
+"""The build's side of a Dask cluster: a client of the scheduler (``local:N`` starts one), the
+workers checked before anything is sent, and items submitted as its tasks (:mod:`.cluster`
+holds the tasks themselves). ``distributed`` is imported only here, only when a scheduler is given."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ClusterLost, ConfigError
+from .cluster import ClusterItems, Job
+from .journal import Journal
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+
+def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
+    """Items as tasks of a Dask cluster: a worker that dies has its tasks rerun by the scheduler."""
+
+    def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future:
+        # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
+        return client.submit(fn, *args, pure=False, key=key)
+
+    # KilledWorker: a task whose workers died more than distributed.scheduler.allowed-failures times
+    from distributed import KilledWorker
+
+    def lost(exc: BaseException) -> Exception:  # distributed cancels every future when the scheduler goes
+        return ClusterLost(f"lost the Dask scheduler {client.scheduler.address}: {exc}. Nothing was published; the "
+                           "items the workers finished are kept: run the build again to resume")
+
+    # distributed's lost connections are OSErrors (CommClosedError)
+    return ClusterItems(submit, job, journal, lost, lost_errors=(OSError,), died=(KilledWorker,))
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
+    """A client of the scheduler (``local:N`` starts a LocalCluster of N worker processes, each
+    with ``threads`` threads, closed afterwards), or None without one."""
+    if not scheduler:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("building on a Dask cluster needs the distributed package: pip install 'skyshelf[cluster]'") from None
+    if scheduler.startswith("local:"):
+        with LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
+                          host="127.0.0.1") as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    except (ValueError, TypeError, ImportError) as exc:  # tls:// without Dask's TLS settings, ucx:// without ucx-py
+        raise ConfigError(f"cannot use the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        check_workers(client, scheduler)
+        yield client
+
+
+def check_workers(client: Client, scheduler: str) -> None:
+    """Every worker imports the build's tasks, from the same Skyshelf version as this client: a
+    worker that cannot would fail at its first task, and Dask, losing it, would leave the build
+    waiting for workers that never come."""
+    mine = importlib.metadata.version("skyshelf")
+    for found in (client.run(importlib.import_module, "publisher.build.cluster", on_error="return"),
+                  client.run(importlib.metadata.version, "skyshelf", on_error="return")):
+        for worker, answer in found.items():
+            if isinstance(answer, BaseException):
+                raise ConfigError(f"the Dask worker {worker} of {scheduler} cannot run the build's tasks ({type(answer).__name__}: {answer}): "
+                                  "install the same Skyshelf in the workers' environment: pip install 'skyshelf[readers,cluster]'")
+            if isinstance(answer, str) and answer != mine:
+                raise ConfigError(f"the Dask worker {worker} of {scheduler} has Skyshelf {answer}, this client {mine}: "
+                                  "install the same version on both")
