@@ -302,3 +302,62 @@ def test_a_release_whose_build_died_on_this_host_is_not_in_progress(tmp_path: Pa
     build(load_pipeline(config), workers=1)
     assert CliRunner().invoke(main, ["gc", "-c", str(config), "--keep", "1"]).exit_code == 0
     assert not (store / "releases" / killed.id).exists()
+
+
+def test_journal_records_follow_a_flush_of_their_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of the journal is written only after the store made what came before durable: a
+    machine that crashes must not leave records of chunks that were still in its page cache (the
+    next build would reuse them, fail its check, and do so at every build)."""
+    from publisher.build import BuildSettings
+    from publisher.stores.local import LocalStore as Local
+
+    events: list[tuple[str, str]] = []
+    flush, write_bytes = Local.flush, Local.write_bytes
+
+    def flushing(self: Local) -> None:
+        flush(self)
+        events.append((threading.current_thread().name, "flush"))
+
+    def writing(self: Local, key: str, *args: object, **kwargs: object) -> None:
+        write_bytes(self, key, *args, **kwargs)  # type: ignore[arg-type]
+        if "/progress/" in key:
+            events.append((threading.current_thread().name, "journal"))
+
+    monkeypatch.setattr(Local, "flush", flushing)
+    monkeypatch.setattr(Local, "write_bytes", writing)
+    src = tmp_path / "src"
+    src.mkdir()
+    _frames(src, 0, 12)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 15}},
+                                       "build": {"processes": 0}})
+    assert build(load_pipeline(config), workers=1, settings=BuildSettings(journal_seconds=0.05)).published
+    journaled = [i for i, (_, what) in enumerate(events) if what == "journal"]
+    assert journaled, "the build wrote no journal batch"
+    for i in journaled:
+        thread = events[i][0]
+        before = [what for name, what in events[:i] if name == thread]
+        assert before and before[-1] == "flush", events
+
+
+def test_resumed_items_whose_data_is_gone_are_converted_again_next_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted build's journaled item whose chunk is gone (a crash that lost it; here
+    deleted): the resuming build's check finds it missing and refuses to publish, as for any
+    missing object, and drops that journal, so the build after converts the item again. It used
+    to resume the same record, and fail the same way, at every build."""
+    from publisher.errors import StoreError
+
+    config, store, before = previous_release(tmp_path, 3)
+    monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0")  # (the killed build's: written as items finish)
+    _killed_after(config, r"/progress/", nth=3)
+    record = json.loads(next(iter(sorted((store / "releases").glob("*/progress/*.json")))).read_text())[0]
+    chunk = next((store / record["data_prefixes"][0]).rglob("c/0/0"))
+    chunk.unlink()
+    with pytest.raises(StoreError, match=r"is incomplete.*an interrupted build \(\S+\) had finished \(lost in a crash\?\): its journal is dropped"):
+        build(load_pipeline(config), workers=1)
+    assert (store / "catalog.json").read_bytes() == before
+    report = build(load_pipeline(config), workers=1)
+    assert report.published and report.resumed == 0 and report.converted == 37
+    node = record["node_path"]
+    entry = Catalog.open_full(Store(str(store))).entry(node)
+    assert entry.data_url is not None and report.release in entry.data_url
+    np.testing.assert_array_equal(zarr.open_array(str(store / entry.data_url), mode="r")[...], np.load(tmp_path / f"{node}.npy"))

@@ -32,11 +32,12 @@ from ..sources import WorkItem, iter_plan
 from ..store_lock import StoreBusy, exclusive
 from ..stores import Store
 from . import processes
+from .check import IncompleteRelease
 from .cluster import ClusterItems, Handle, Job, check_data
 from .convert import Converter, ItemResult
 from .dask_client import connect, dask_tasks
 from .items import ItemTable
-from .journal import Journal
+from .journal import Journal, drop_lost
 from .manifests import RecordSpill
 from .plan import Planner, new_release_id
 from .publish import Early, Tree, discard, publish
@@ -232,7 +233,7 @@ class _Build:
     def finish(self, started: float) -> BuildReport:
         """With every item merged: discard the release (failures under ``on_error: fail``, or
         nothing changed), else publish it."""
-        self.journal.stop(flush=False)  # every item is merged: nothing more to journal
+        self.journal.stop(flush=True)  # every item is merged: the last ones journaled too, for a build that dies publishing
         if self.deferred is not None and self.deferred.count == self.planner.previous.count and len(self.report.failures) == self.plan_failures:  # type: ignore[union-attr]
             return self._unchanged(started)  # every item as it was, in the same order
         if self.deferred is not None:
@@ -248,8 +249,13 @@ class _Build:
             self.journal.remove()
             discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
             return self._stands(started)
-        publish(self.store, self.pipeline, self.tree, self.records, self.release, self.planner.catalog_settings(), self.report, self.in_progress,
-                self.planner.previous_release, started, self.settings.search_min_children, self.roots(), self.confirm, self.early())
+        try:
+            publish(self.store, self.pipeline, self.tree, self.records, self.release, self.planner.catalog_settings(), self.report, self.in_progress,
+                    self.planner.previous_release, started, self.settings.search_min_children, self.roots(), self.confirm, self.early())
+        except IncompleteRelease as exc:  # resumed items whose data is gone would fail every build after: not resumed again
+            if self.planner.resumes and (dropped := drop_lost(self.store, exc.missing, {self.release, self.planner.previous_release})):
+                raise IncompleteRelease(exc.release, exc.store, exc.missing, exc.previous, dropped) from None
+            raise
         if self.report.published:
             self.journal.remove()  # after the switch: until then a failure leaves it for the next build
         return self.report

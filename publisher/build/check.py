@@ -255,9 +255,11 @@ def missing_objects(store: Store, catalog: CatalogDocument, view: NodeView, own_
 class IncompleteRelease(StoreError):
     """A build's release lacks objects it references, so the build did not switch to it."""
 
-    def __init__(self, release: str, store: str, missing: list[str], previous: str | None) -> None:
+    def __init__(self, release: str, store: str, missing: list[str], previous: str | None, dropped: list[str] | None = None) -> None:
         shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        why = (f"Some are the data of items an interrupted build ({', '.join(dropped)}) had finished (lost in a crash?): its "
+               "journal is dropped, so the next build converts them again." if dropped else "Were they deleted while the build ran?")
         super().__init__(f"release {release} is incomplete, so it was not published: objects it references are missing "
-                         f"from {store} ({shown}). Were they deleted while the build ran? catalog.json still points at "
+                         f"from {store} ({shown}). {why} catalog.json still points at "
                          f"{previous or 'nothing (no release was published before)'}; build again.")
-        self.missing = missing
+        self.release, self.store, self.missing, self.previous = release, store, missing, previous

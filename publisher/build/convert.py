@@ -113,15 +113,14 @@ class Converter:
                 return found
             item.reader_options()  # detects the reader: opens the file
             out = self.convert(item)
-            record = self.record(item, found, out)  # a big item's hash, made meanwhile, is taken here
+            if out.warnings or out.skipped or out.failures:  # as published: no path of the build host (readers name their files)
+                for problems in (out.warnings, out.skipped, out.failures):
+                    problems[:] = [replace(p, reason=self.pipeline.unrooted(p.reason)) for p in problems]
+            return out, self.record(item, found, out)  # a big item's hash, made meanwhile, is taken here
         except OSError as exc:
             if isinstance(exc, SkyshelfError):  # (a StoreError: the build's, not the item's)
                 raise
             return self.unreadable(item, exc)
-        if out.warnings or out.skipped or out.failures:  # as published: no path of the build host (readers name their files)
-            for problems in (out.warnings, out.skipped, out.failures):
-                problems[:] = [replace(p, reason=self.pipeline.unrooted(p.reason)) for p in problems]
-        return out, record
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
         """An item whose files cannot even be looked at (deleted or made unreadable since the plan):

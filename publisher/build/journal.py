@@ -6,9 +6,10 @@ The records go where the release's manifest goes (under ``private/`` when the ca
 rules: records name nodes), a batch per object at most every ``every`` seconds
 (``progress/<seconds>-<random>.json``), so a million-item build writes thousands of objects, not
 millions, and loses at most the last few seconds of work. A record is written only after its
-item's objects are (conversion returns once its writes have completed); the next build still
-checks, as for any reused item, that the objects are there before it publishes
-(:mod:`.check`). The published release deletes its journal; an interrupted one keeps it until
+item's objects are (conversion returns once its writes have completed) and made durable (the
+store's flush, on the journal's own thread, before each batch: a crash of the machine must not
+leave records of chunks still in its page cache); the next build still checks, as for any reused
+item, that the objects are there before it publishes (:mod:`.check`). The published release deletes its journal; an interrupted one keeps it until
 ``publish gc`` deletes the release, which it does only once no kept release references its data.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -42,7 +44,6 @@ class Journal:
         self.store, self.prefix, self.every = store, journal_prefix(release, private), every
         self._lock = threading.Lock()
         self._pending: list[ManifestItem] = []
-        self._last = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False  # removed: nothing is written any more
@@ -67,18 +68,18 @@ class Journal:
                 self.flush()
 
     def add(self, record: ManifestItem) -> None:
+        """Written by the journal's thread within ``every`` seconds (never here: the flush before
+        it waits for the disk, and the threads adding records are the build's)."""
         with self._lock:
             self._pending.append(record)
-            due = time.monotonic() - self._last >= self.every
-        if due:
-            self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            batch, self._pending, self._last = self._pending, [], time.monotonic()
+            batch, self._pending = self._pending, []
             if self._closed:
                 return
         if batch:
+            self.store.flush()  # the batch's objects on disk before the records that say they are
             key = f"{self.prefix}/{time.time():017.6f}-{secrets.token_hex(4)}.json"
             self.store.write_bytes(key, ("[" + ",".join(r.text() for r in batch) + "]").encode(), atomic=True)
 
@@ -93,6 +94,21 @@ class Journal:
             for end in range(len(parts), 0, -1):
                 with contextlib.suppress(OSError):
                     os.rmdir(self.store.path("/".join(parts[:end])))
+
+
+def drop_lost(store: Store, missing: list[str], keep: set[str | None]) -> list[str]:
+    """The interrupted builds (not in ``keep``: this build's and the published release) whose data
+    ``missing`` names (objects their journaled items referenced, gone: lost in a crash, or
+    deleted), their journals deleted so no build resumes those items again; their ids."""
+    lost = sorted({m.group(1) for key in missing if (m := _RELEASE_IN.search(key))} - keep)  # type: ignore[operator]
+    for release in lost:
+        for private in (False, True):
+            with contextlib.suppress(FileNotFoundError, NotFound):
+                store.delete_prefix(journal_prefix(release, private))
+    return lost
+
+
+_RELEASE_IN = re.compile(r"(?:^|/)releases/([^/\s]+)/")
 
 
 def resumable(store: Store, current: str | None) -> Iterator[ManifestItem]:
@@ -118,4 +134,4 @@ def resumable(store: Store, current: str | None) -> Iterator[ManifestItem]:
                 yield from records
 
 
-__all__ = ["Journal", "journal_prefix", "resumable"]
+__all__ = ["Journal", "drop_lost", "journal_prefix", "resumable"]
