@@ -85,6 +85,11 @@ class BuildFailed(SkyshelfError, RuntimeError):
     """A build had failures and, with ``on_error: fail``, published nothing."""
 
 
+class NoRoom(SkyshelfError, OSError):
+    """A disk the build writes to is full: its temporary folder (``TMPDIR``: the plan, the node
+    table and the manifests, ~2 KB a node) or a local store's. Nothing was switched."""
+
+
 class ClusterLost(SkyshelfError, RuntimeError):
     """A build on a Dask cluster lost its scheduler: nothing was switched; the items it finished are
     kept in its journal for the next build."""

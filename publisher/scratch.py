@@ -4,12 +4,16 @@ the completeness check), in ``$TMPDIR``."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import resource
 import shutil
 import socket
 import sqlite3
 import tempfile
+
+from .errors import NoRoom
 
 _SCRATCH = re.compile(r"skyshelf-(?:nodes|previous|items|check)-(.+)-(\d+)-[a-z0-9_]+$")
 #: This machine, in scratch folders' names: a shared temporary folder holds other machines' (or
@@ -50,6 +54,45 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's
     return True
+
+
+#: What a write says when its disk is full (or the user's quota, or the file size limit, is reached).
+NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_FULL = 1 << 20  # a filesystem with less free space than this is taken for the full one
+
+
+def out_of_room(exc: BaseException, store_folder: str | None) -> NoRoom | None:
+    """The build's error for ``exc`` when it says a disk is full (SQLite's "database or disk is
+    full", or an OSError), naming which: the temporary folder's (where the scratch files are) or
+    a local store's ``store_folder``; None for any other error."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    limited = f" (files of at most {limit} bytes: ulimit -f)" if limit != resource.RLIM_INFINITY else ""
+    if isinstance(exc, sqlite3.OperationalError):  # SQLite says a write past the file size limit is an I/O error
+        name = getattr(exc, "sqlite_errorname", "")
+        if name != "SQLITE_FULL" and not (name.startswith("SQLITE_IOERR") and limited):
+            return None
+    elif not isinstance(exc, OSError) or isinstance(exc, NoRoom) or exc.errno not in NO_ROOM:
+        return None
+    temporary = tempfile.gettempdir()
+    where = getattr(exc, "filename", None)
+    if store_folder is not None and isinstance(where, str) and where.startswith(store_folder.rstrip(os.sep) + os.sep):
+        full = "store"
+    elif isinstance(where, str) and where.startswith(temporary.rstrip(os.sep) + os.sep) or isinstance(exc, sqlite3.OperationalError):
+        full = "temporary"
+    else:  # (a write to an open file says no name): the filesystem left without room
+        full = "temporary" if _free(temporary) < _FULL or store_folder is None or _free(store_folder) >= _FULL else "store"
+    what, fix = ("a file size limit met", "raise the limit") if limited else ("no room left", "")
+    if full == "store":
+        return NoRoom(f"{what} in the store {store_folder}: {exc}{limited}. Nothing was published; {fix or 'free some space'} and build again")
+    return NoRoom(f"{what} in the build's temporary folder {temporary} (TMPDIR sets it; a build keeps about 2 KB a node there "
+                  f"while it runs): {exc}{limited}. Nothing was published; {fix or 'point TMPDIR at a disk with room'} and build again")
+
+
+def _free(folder: str) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 class Scratch:

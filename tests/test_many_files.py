@@ -284,3 +284,47 @@ def test_a_small_view_writes_the_index_a_big_one_writes(tmp_path: Path, monkeypa
     shards = [json.loads(v) for k, v in kept.items() if k.startswith("index/nodes/")]
     (folder,) = [shard["b/ç"] for shard in shards if "b/ç" in shard]
     assert folder["structure"] == {"count": 7} and folder["metadata"] == {} and sum(map(len, shards)) == len(rows)
+
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (else the kernel kills the process at the limit)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from publisher.cli import main
+main(["build", "-c", sys.argv[2]])
+"""
+
+
+@pytest.mark.parametrize("limit", [100_000, 400_000], ids=["sqlite", "file"])
+def test_a_build_that_cannot_write_its_files_says_so(tmp_path: Path, limit: int) -> None:
+    """A build whose temporary files cannot grow (a file size limit, as batch systems set; a
+    full TMPDIR): one line naming the folder, the reason and what to do, exit 1, nothing
+    published, where it was a traceback from SQLite or from the manifest's spill file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"t{i}.csv").write_text(f"a,b\n{i},2\n")
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
+    done = subprocess.run([sys.executable, "-c", LIMITED, str(limit), str(config)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "error: a file size limit met in the build's temporary folder" in out and f"(files of at most {limit} bytes: ulimit -f)" in out, out
+    assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_a_full_sqlite_file_is_said_as_no_room(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (here its page limit: a full disk says the same)
+    names the temporary folder."""
+    import sqlite3
+
+    from publisher.scratch import out_of_room
+
+    db = sqlite3.connect(tmp_path / "x.sqlite")
+    db.execute("CREATE TABLE t(x BLOB)")
+    db.execute("PRAGMA max_page_count=4")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        for _ in range(100):
+            db.execute("INSERT INTO t VALUES (randomblob(4096))")
+    error = out_of_room(full.value, str(tmp_path / "site"))
+    assert error is not None and str(error).startswith("no room left in the build's temporary folder") and "point TMPDIR at a disk" in str(error)
+    assert out_of_room(sqlite3.OperationalError("no such table: t"), None) is None

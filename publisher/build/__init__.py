@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from ..errors import BuildFailed
 from ..formats import BuildReport, ManifestItem, Problem
 from ..index.write import warm_up
 from ..releases import InProgress, finish_switch
+from ..scratch import out_of_room
 from ..settings import BuildSettings
 from ..sources import WorkItem, iter_plan
 from ..store_lock import StoreBusy, exclusive
@@ -370,7 +372,12 @@ def build(pipeline: Pipeline, store: str | None = None, progress: Progress | Non
         job = _Build(pipeline, target, progress, workers or os.cpu_count() or 2, settings, lock.confirm)
         if client is not None:
             job.on_cluster(client, threads)
-        report = job.run()
+        try:
+            report = job.run()
+        except (sqlite3.OperationalError, OSError) as exc:  # a full disk: said as such, naming which
+            if (full := out_of_room(exc, target.url if target.is_local else None)) is not None:
+                raise full from None
+            raise
     if not report.published:
         raise BuildFailed(report)
     return report

@@ -13,7 +13,6 @@ in ``TMPDIR`` (on a RAM-backed /tmp, memory again). Small tables stay openpyxl's
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import tempfile
@@ -22,12 +21,13 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import IO, overload
 
+from ..scratch import NO_ROOM
+
 #: A table of at most this many uncompressed bytes is read into memory as openpyxl reads it.
 IN_MEMORY_BYTES = 16 * 2**20
 #: Strings kept decoded (a sheet's repeated texts: categories, units, names).
 CACHED = 4096
 _FLUSH = 65536  # offsets written out this many at a time
-_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _SI = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}si"
 
 
@@ -62,7 +62,7 @@ class DiskStrings(Sequence[str]):
             self._count = offsets.tell() // 8 - 1
         except OSError as exc:
             self.close()
-            if exc.errno not in _NO_ROOM:
+            if exc.errno not in NO_ROOM:
                 raise
             raise OSError(exc.errno, f"the temporary folder ran out of room for the workbook's shared strings "
                                      f"({tempfile.gettempdir()}; TMPDIR sets it): {exc.strerror}") from exc
