@@ -210,6 +210,8 @@ class ManifestItem:
     skipped: list[Problem] = field(default_factory=list)
     #: Its place in the manifest it was read from (-1: a new record), not part of it.
     seq: int = field(default=-1, compare=False, repr=False)
+    #: A previous record whose files' sizes and times were refreshed (touched, same content), not part of it.
+    refreshed: bool = field(default=False, compare=False, repr=False)
     _text: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def text(self) -> str:

@@ -72,6 +72,8 @@ def test_incremental_rollback_and_gc(target: tuple[str, dict[str, str], S3Server
     assert store.read_bytes("catalog.json") == catalog_bytes and len(list_releases(store)) == 1
 
     os.utime(tree / "tables" / "temperature_log.csv", (time.time() + 60, time.time() + 60))  # touched, same bytes
+    touched = _build(tree, url, env)  # nothing converted; a release records the new time once
+    assert (touched.converted, touched.reused, touched.unchanged) == (0, 4, False)
     assert _build(tree, url, env).unchanged
 
     log = tree / "tables" / "temperature_log.csv"
@@ -322,6 +324,23 @@ def test_adding_one_file_to_a_thousand_converts_one(tmp_path: Path) -> None:
     assert json.loads(Store(tmp_path / "site").read_bytes("catalog.json"))["node_count"] == 1003
 
 
+def test_a_changed_exclude_converts_nothing_it_did_not_add(tmp_path: Path) -> None:
+    """``exclude`` only selects files: excluding one of a source's files removes its node and
+    converts nothing; excluding it no more converts that one. It used to convert every file of
+    the source again (the pattern was part of the settings each item's record compares)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(5):
+        np.save(tree / f"frame_{i}.npy", np.full((4, 4), i, dtype="u2"))
+    config = {"sources": [{"path": "tree"}], "output": {"store": str(tmp_path / "site")}}
+    assert build(load_pipeline(write_pipeline(tmp_path, config)), workers=2).converted == 5
+    excluded = build(load_pipeline(write_pipeline(tmp_path, {**config, "sources": [{"path": "tree", "exclude": ["frame_3.npy"]}]})), workers=2)
+    assert (excluded.converted, excluded.reused, excluded.published) == (0, 4, True)
+    assert [e.path for e in Catalog.open(Store(tmp_path / "site")).entries("tree")] == [f"tree/frame_{i}" for i in (0, 1, 2, 4)]
+    back = build(load_pipeline(write_pipeline(tmp_path, config)), workers=2)
+    assert (back.converted, back.reused) == (1, 4)
+
+
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
     untouched) publishes a release with that node's new metadata, reusing every other node."""
@@ -360,7 +379,15 @@ def test_hash_taken_alongside_conversion_still_detects_a_touch(tmp_path: Path, m
     assert manifest["items"][0]["files"][0]["hash"] == content_hash(tmp_path / "a.npy")
     os.utime(tmp_path / "a.npy", ns=(time.time_ns(), time.time_ns() + 10**9))
     touched = build(pipeline, workers=2)
-    assert (touched.converted, touched.reused, touched.unchanged, touched.release) == (0, 1, True, first.release)
+    assert (touched.converted, touched.reused, touched.unchanged) == (0, 1, False) and touched.release != first.release
+    manifest = json.loads(store.read_bytes(json.loads(store.read_bytes("catalog.json"))["manifest"]))
+    assert manifest["items"][0]["files"][0]["mtime_ns"] == os.stat(tmp_path / "a.npy").st_mtime_ns  # the touch, recorded once
+    assert Catalog.open(store).entry("a").data_url.startswith(f"releases/{first.release}/")  # the data as it was
+    hashed: list[Path] = []
+    monkeypatch.setattr("publisher.build.plan.file_record", lambda path, *args: hashed.append(path))  # (any hash would be a call)
+    again = build(pipeline, workers=2)
+    assert again.unchanged and again.release == touched.release and hashed == []  # not hashed again, build after build
+    monkeypatch.undo()
     np.save(tmp_path / "a.npy", np.arange(50_000, dtype="f8") + 1)
     assert build(pipeline, workers=2).converted == 1
 

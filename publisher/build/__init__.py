@@ -235,7 +235,6 @@ class _Build:
     def finish(self, started: float) -> BuildReport:
         """With every item merged: discard the release (failures under ``on_error: fail``, or
         nothing changed), else publish it."""
-        self.journal.stop(flush=True)  # every item is merged: the last ones journaled too, for a build that dies publishing
         if self.deferred is not None and self.deferred.count == self.planner.previous.count and len(self.report.failures) == self.plan_failures:  # type: ignore[union-attr]
             return self._unchanged(started)  # every item as it was, in the same order
         if self.deferred is not None:

@@ -59,19 +59,19 @@ class Journal:
 
     def stop(self, flush: bool) -> None:
         """Stop the thread; ``flush``: the build did not publish, so keep what finished for the next one."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._halt()
         if flush:
             with contextlib.suppress(Exception):
                 self.flush()
 
     def add(self, record: ManifestItem) -> None:
-        """Written by the journal's thread within ``every`` seconds (never here: the flush before
-        it waits for the disk, and the threads adding records are the build's)."""
+        """Written by the journal's thread within ``every`` seconds (not here: the flush before it
+        waits for the disk, and the threads adding records are the build's), or at once when
+        ``every`` is 0 (a journal of every item as it finishes: tests of killed builds)."""
         with self._lock:
             self._pending.append(record)
+        if self.every <= 0:
+            self.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -83,10 +83,17 @@ class Journal:
             key = f"{self.prefix}/{time.time():017.6f}-{secrets.token_hex(4)}.json"
             self.store.write_bytes(key, ("[" + ",".join(r.text() for r in batch) + "]").encode(), atomic=True)
 
+    def _halt(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
     def remove(self) -> None:
         """The release is published (or discarded): its journal has done its job."""
         with self._lock:
             self._closed, self._pending = True, []
+        self._halt()  # a batch the thread is writing lands before the prefix goes, not after
         with contextlib.suppress(FileNotFoundError, NotFound):
             self.store.delete_prefix(self.prefix)
         if self.store.is_local:  # no empty folders left behind (a catalog whose nodes all ended public has no private/)

@@ -103,6 +103,7 @@ class RecordSpill:
         self.previous = previous
         self.count = 0
         self.same_order = True  # the node paths so far are the previous release's, in its order
+        self.refreshed = 0  # previous records whose files' times changed (same content)
         self.nodes: Counter[str] = Counter()  # the records' entries by family
 
     def add(self, record: ManifestItem) -> None:
@@ -110,10 +111,12 @@ class RecordSpill:
         self.nodes.update(entry["family"] for entry in record.entries)
         if self.same_order:
             self.same_order = record.seq == self.count or self.previous.path_at(self.count) == record.node_path
+        self.refreshed += record.refreshed
         self.count += 1
 
     def same_items(self) -> bool:
-        return self.same_order and self.count == self.previous.count
+        """The previous release's records, as they were: nothing to publish."""
+        return self.same_order and self.count == self.previous.count and not self.refreshed
 
     def write_to(self, store: Store, key: str, release: str, catalog_settings: str) -> None:
         self._file.close()

@@ -77,7 +77,9 @@ class Planner:
         """What shapes an item's output besides its content (one hash per source). The detected
         reader is not in it: the same content and name always detect the same reader."""
         if item.source_index not in self._settings:
-            self._settings[item.source_index] = settings_hash(item.source.model_dump(), self.rules_settings)
+            # ``exclude`` only selects files: another pattern must not convert every other file of
+            # the source again (as [], the hash of a source without one is what it always was)
+            self._settings[item.source_index] = settings_hash({**item.source.model_dump(), "exclude": []}, self.rules_settings)
         return self._settings[item.source_index]
 
     @staticmethod
@@ -138,7 +140,9 @@ class Planner:
             old_files = {shown(f.path): f for f in old.files}
             files = [file_record(p, shown(p), old_files.get(shown(p))) for p in item.paths]
             if same_content([replace(f, path=shown(f.path)) for f in old.files], files):
-                return replace(old, files=files)
+                # its new times recorded (a release is published for them: else every later build
+                # would hash it again); not in the previous release's order (merged, not replayed)
+                return replace(old, files=files, seq=-1, refreshed=True)
         elif sum(os.stat(p).st_size for p in item.paths) < self.HASH_INLINE_BYTES:
             files = [file_record(p, shown(p)) for p in item.paths]
         else:  # surely changed: hash (for the next build) while converting
