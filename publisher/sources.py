@@ -310,7 +310,7 @@ def iter_plan(pipeline: Pipeline) -> Iterator[WorkItem]:
 def duplicate(pipeline: Pipeline, item: WorkItem, other_label: str) -> ConfigError:
     """The error of two items published at one node path."""
     return ConfigError(
-        f"{pipeline.line_of('sources', item.source_index)}: {item.label} and {other_label} would both be published "
+        f"{pipeline.line_of('sources', item.source_index)}: {pipeline.unrooted(item.label)} and {pipeline.unrooted(other_label)} would both be published "
         f"at {item.node_path!r}; give one source a different 'into'"
     )
 
