@@ -5,6 +5,7 @@ the completeness check), in ``$TMPDIR``."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import resource
@@ -38,6 +39,8 @@ def sweep(folder: str) -> list[str]:
         if not found or found.group(1) != HOST or _alive(int(found.group(2))):
             continue
         path = os.path.join(folder, name)
+        if _held(path):  # a live build after all: another container's, with this machine's name
+            continue
         try:
             shutil.rmtree(path)
             removed.append(path)
@@ -95,17 +98,40 @@ def _free(folder: str) -> int:
         return 0
 
 
+def _held(path: str) -> bool:
+    """Whether a build holds the folder's lock (a process of another PID namespace, whose id
+    means nothing here, or one of its worker processes: they share the lock)."""
+    try:
+        fd = os.open(os.path.join(path, _LOCK), os.O_RDONLY)
+    except OSError:
+        return False  # (a folder of a build from before the lock, or gone)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+_LOCK = "lock"
+
+
 class Scratch:
     """A private temporary folder holding one SQLite database, removed on :meth:`close` (or at
     exit). A killed build leaves its folders: the next build on the machine removes them (their
-    names carry the machine's name and the process id, :func:`sweep`)."""
+    names carry the machine's name and the process id, :func:`sweep`; and its lock, held while it
+    lives, keeps a folder of a container sharing this machine's name and ``/tmp`` from the sweep)."""
 
     def __init__(self, name: str, folder: str | None = None) -> None:
         sweep(folder or tempfile.gettempdir())
         self._dir = tempfile.TemporaryDirectory(prefix=f"skyshelf-{name}-{HOST}-{os.getpid()}-", dir=folder)
         self.folder = self._dir.name
+        self._lock = os.open(os.path.join(self.folder, _LOCK), os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)  # held while this build (or a worker it forked) lives: see sweep
         self.db = sqlite3.connect(os.path.join(self.folder, f"{name}.sqlite"), check_same_thread=False, isolation_level=None)
 
     def close(self) -> None:
         self.db.close()
         self._dir.cleanup()
+        os.close(self._lock)

@@ -361,3 +361,36 @@ def test_resumed_items_whose_data_is_gone_are_converted_again_next_time(tmp_path
     entry = Catalog.open_full(Store(str(store))).entry(node)
     assert entry.data_url is not None and report.release in entry.data_url
     np.testing.assert_array_equal(zarr.open_array(str(store / entry.data_url), mode="r")[...], np.load(tmp_path / f"{node}.npy"))
+
+
+def test_the_sweep_leaves_a_folder_whose_build_holds_its_lock(tmp_path: Path) -> None:
+    """A container sharing this machine's name and /tmp runs builds whose process ids mean
+    nothing here: a folder named with a dead id here, but whose lock a live process holds, is
+    not swept (the sweep removed a live build's plan and node table); once let go, it is."""
+    import fcntl
+
+    from publisher.scratch import Scratch
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)  # (an id no process has now)
+    (tmp_path / "own").mkdir()
+    mine = Scratch("nodes", str(tmp_path / "own"))  # a build's: it holds its lock file
+    assert sweep(str(tmp_path / "own")) == [] and (Path(mine.folder) / "lock").exists()
+    other = tmp_path / "shared" / f"skyshelf-nodes-{HOST}-{pid}-abc123"
+    other.mkdir(parents=True)
+    (other / "lock").write_bytes(b"")
+    hold = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_WRONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(other / "lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert sweep(str(tmp_path / "shared")) == [] and other.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with open(other / "lock", "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go by the process's end
+    from publisher import scratch
+
+    scratch._swept.discard(str(tmp_path / "shared"))  # (once per process, per folder)
+    assert sweep(str(tmp_path / "shared")) == [str(other)] and not other.exists()
+    mine.close()
