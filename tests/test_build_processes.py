@@ -430,3 +430,32 @@ def test_the_last_batches_shrink_so_the_workers_end_together(tmp_path: Path) -> 
     shrinking = sizes((2, 1000))
     assert sum(shrinking) == 1000 and shrinking[:15] == [32] * 15 and shrinking[-4:] == [1] * 4
     assert shrinking == sorted(shrinking, reverse=True) and len(shrinking) < 100
+
+
+UNGUARDED = """
+import sys, threading
+from publisher.build import build
+from publisher.config import load_pipeline
+never = threading.Event()
+threading.Thread(target=never.wait, daemon=True).start()  # a thread: the workers come from a fork server
+build(load_pipeline(sys.argv[1]))
+"""
+
+
+def test_workers_that_cannot_start_say_why(tmp_path: Path) -> None:
+    """A script with threads, its code not under ``if __name__ == '__main__':``: each worker from
+    the fork server runs it again and dies. The build says so and what to do (it was a bare
+    BrokenProcessPool from the pool's start)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}, "build": {"processes": 2}})
+    script = tmp_path / "script.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run([sys.executable, str(script), str(config)], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0
+    assert "ClusterLost: the build's worker processes could not start" in done.stderr, done.stderr[-3000:]
+    assert "guard its code with `if __name__ == '__main__':`" in done.stderr
+    assert not (tmp_path / "site" / "catalog.json").exists()

@@ -68,7 +68,15 @@ class Workers:
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.pool = start(count)
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        try:
+            return start(self.count)
+        except BrokenProcessPool as exc:
+            raise ClusterLost(f"the build's worker processes could not start ({exc}). Nothing was published. From a fork server (a "
+                              "process with threads), each worker imports the script that runs the build: guard its code with "
+                              "`if __name__ == '__main__':`; or build.processes: 0 converts in the build's own process") from None
 
     def submit(self, fn: Callable[..., Any], *args: Any, restart: bool = True) -> Future[Any]:
         """``restart`` False: a broken pool's error (the caller has another way)."""
@@ -78,7 +86,7 @@ class Workers:
             if not restart:
                 raise
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = start(self.count)  # (from a fork server by now: this process has threads)
+            self.pool = self._start()  # (from a fork server by now: this process has threads)
             return self.pool.submit(fn, *args)
 
     def shutdown(self) -> None:
