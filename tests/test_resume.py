@@ -394,3 +394,23 @@ def test_the_sweep_leaves_a_folder_whose_build_holds_its_lock(tmp_path: Path) ->
     scratch._swept.discard(str(tmp_path / "shared"))  # (once per process, per folder)
     assert sweep(str(tmp_path / "shared")) == [str(other)] and not other.exists()
     mine.close()
+
+
+def test_a_published_release_missing_data_is_not_taken_for_an_interrupted_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects of the published release gone (deleted by hand), while an interrupted build's
+    journal is resumed: the error says they were deleted, and the interrupted build's journal,
+    whose data is whole, stays."""
+    from publisher.errors import StoreError
+
+    config, store, _ = previous_release(tmp_path, 3)
+    published = _release(store, "catalog.json")  # frames 0-2, which the next release reuses where they are
+    assert build(load_pipeline(config), workers=1).converted == 37
+    _frames(tmp_path / "src", 40, 48)
+    monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0")
+    _killed_after(config, r"/progress/", nth=3)
+    journals = sorted(store.glob("releases/*/progress/*.json"))
+    next((store / "releases" / published / "data" / "src" / "frame_00.zarr").rglob("c/0/0")).unlink()
+    with pytest.raises(StoreError, match=rf"is incomplete.*releases/{published}/data/src/frame_00\.zarr.*Were they deleted while the build ran\?") as failed:
+        build(load_pipeline(config), workers=1)
+    assert "interrupted build" not in str(failed.value)
+    assert sorted(store.glob("releases/*/progress/*.json")) == journals

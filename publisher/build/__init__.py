@@ -235,6 +235,9 @@ class _Build:
     def finish(self, started: float) -> BuildReport:
         """With every item merged: discard the release (failures under ``on_error: fail``, or
         nothing changed), else publish it."""
+        # every item is merged: nothing more to journal (and no batch may land in a release the
+        # check then discards); a build killed while publishing loses its last seconds' records
+        self.journal.stop(flush=False)
         if self.deferred is not None and self.deferred.count == self.planner.previous.count and len(self.report.failures) == self.plan_failures:  # type: ignore[union-attr]
             return self._unchanged(started)  # every item as it was, in the same order
         if self.deferred is not None:
@@ -254,7 +257,7 @@ class _Build:
             publish(self.store, self.pipeline, self.tree, self.records, self.release, self.planner.catalog_settings(), self.report, self.in_progress,
                     self.planner.previous_release, started, self.settings.search_min_children, self.roots(), self.confirm, self.early())
         except IncompleteRelease as exc:  # resumed items whose data is gone would fail every build after: not resumed again
-            if self.planner.resumes and (dropped := drop_lost(self.store, exc.missing, {self.release, self.planner.previous_release})):
+            if dropped := drop_lost(self.store, exc.missing, self.planner.resumed_releases):
                 raise IncompleteRelease(exc.release, exc.store, exc.missing, exc.previous, dropped) from None
             raise
         if self.report.published:

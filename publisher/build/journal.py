@@ -103,11 +103,11 @@ class Journal:
                     os.rmdir(self.store.path("/".join(parts[:end])))
 
 
-def drop_lost(store: Store, missing: list[str], keep: set[str | None]) -> list[str]:
-    """The interrupted builds (not in ``keep``: this build's and the published release) whose data
-    ``missing`` names (objects their journaled items referenced, gone: lost in a crash, or
-    deleted), their journals deleted so no build resumes those items again; their ids."""
-    lost = sorted({m.group(1) for key in missing if (m := _RELEASE_IN.search(key))} - keep)  # type: ignore[operator]
+def drop_lost(store: Store, missing: list[str], resumed: set[str]) -> list[str]:
+    """The interrupted builds this one resumed (``resumed``) whose data ``missing`` names (objects
+    their journaled items referenced, gone: lost in a crash, or deleted), their journals deleted
+    so no build resumes those items again; their ids."""
+    lost = sorted({m.group(1) for key in missing if (m := _RELEASE_IN.search(key))} & resumed)
     for release in lost:
         for private in (False, True):
             with contextlib.suppress(FileNotFoundError, NotFound):
@@ -118,7 +118,7 @@ def drop_lost(store: Store, missing: list[str], keep: set[str | None]) -> list[s
 _RELEASE_IN = re.compile(r"(?:^|/)releases/([^/\s]+)/")
 
 
-def resumable(store: Store, current: str | None) -> Iterator[ManifestItem]:
+def resumable(store: Store, current: str | None, found: set[str] | None = None) -> Iterator[ManifestItem]:
     """The finished records of interrupted builds newer than the current release (an older one was
     abandoned before the current release was made), newest last so they win: also of one killed
     after writing its own entry point but before its switch (a published release has removed its
@@ -138,6 +138,8 @@ def resumable(store: Store, current: str | None) -> Iterator[ManifestItem]:
                     records = [ManifestItem.from_json(r) for r in batch]
                 except (NotFound, ValueError, KeyError, TypeError):
                     continue  # a batch cut short or damaged: its items are converted again
+                if found is not None and records:
+                    found.add(release.id)  # (``found``: the releases whose records were resumed)
                 yield from records
 
 

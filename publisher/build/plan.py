@@ -50,11 +50,12 @@ class Planner:
         self.shown = pipeline.path_shower()  # a source path as records and the index publish it
         self.scratch: Scratch | None = None
         self.previous: Previous | None = None
+        self.resumed_releases: set[str] = set()  # the interrupted builds whose journaled records were read
         if store is not None:  # the previous release's records, and those of interrupted builds (:mod:`.journal`), on disk
             self.scratch = Scratch("previous")
             self.previous = Previous(self.scratch)
             self.previous.load(store)
-            self.previous.load_resumed(resumable(store, self.previous.release))
+            self.previous.load_resumed(resumable(store, self.previous.release, self.resumed_releases))
         self._settings: dict[int, str] = {}
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         # access settings place data under public or private prefixes: a change converts again
