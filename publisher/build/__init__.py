@@ -87,10 +87,10 @@ class _Build:
         self.slots = 1  # tasks the cluster runs at once
         self.left = 0  # planned items not yet scheduled
 
-    def on_cluster(self, client: Any, threads: int) -> None:
+    def on_cluster(self, client: Any, threads: int, local: bool = False) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
-        self.remote, self.remote_all = dask_tasks(client, job, self.journal), True
+        self.remote, self.remote_all = dask_tasks(client, job, self.journal, local), True
         workers = client.scheduler_info().get("workers", {})
         self.slots = sum(w.get("nthreads", 1) for w in workers.values())
         self.window = max(self.window, 4 * self.remote.batch_items * self.slots)
@@ -373,7 +373,7 @@ def build(pipeline: Pipeline, store: str | None = None, progress: Progress | Non
             logging.getLogger("skyshelf.build").warning("a switch to release %s was cut short (a killed build or rollback): finished it", finished)
         job = _Build(pipeline, target, progress, workers or os.cpu_count() or 2, settings, lock.confirm)
         if client is not None:
-            job.on_cluster(client, threads)
+            job.on_cluster(client, threads, local=(scheduler or pipeline.build.scheduler or "").startswith("local:"))
         try:
             report = job.run()
         except (sqlite3.OperationalError, OSError) as exc:  # a full disk: said as such, naming which

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import SkyshelfError
+from ..errors import ClusterLost, SkyshelfError
 from ..formats import ManifestItem, Problem
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
@@ -135,6 +135,9 @@ _lock = threading.Lock()
 #: several clients may share a cluster, so each keeps its own until it has been idle for IDLE_SECONDS.
 _current: dict[str, tuple[Converter, Planner, float]] = {}
 IDLE_SECONDS = 600.0
+#: A local cluster (``local:N``) without any worker this long has lost them for good (its nannies
+#: stop starting new ones after workers kept dying): the build stops instead of waiting forever.
+NO_WORKERS_SECONDS = 60.0
 
 
 def _state(job: Job) -> tuple[Converter, Planner]:
@@ -218,7 +221,8 @@ class ClusterItems:
 
     def __init__(self, submit: Callable[..., Any], job: Job, journal: Journal, lost: Callable[[BaseException], Exception],
                  batch_items: int = 32, batch_bytes: int = 8 * 2**20, lost_errors: tuple[type[BaseException], ...] = (),
-                 died: tuple[type[BaseException], ...] = (), alone: int = 1) -> None:
+                 died: tuple[type[BaseException], ...] = (), alone: int = 1, blame: bool = True,
+                 alive: Callable[[], bool] | None = None) -> None:
         self.submit_task, self.job, self.journal, self.lost = submit, job, journal, lost
         #: What a task raises when the cluster, not the item, failed (beyond a cancelled task):
         #: Dask's lost connections (OSErrors)
@@ -227,6 +231,13 @@ class ClusterItems:
         #: ``KilledWorker``, once the workers running it died more than its allowed failures)
         self.died = died
         self.alone = alone  # times an item's own task may die before it is a failure of that item
+        #: Whether an item whose own task died is a failure of that item (worker processes: the
+        #: pool broke, so nothing else ran beside it), or the build's end naming it (Dask: other
+        #: tasks ran on that worker meanwhile, so it may be innocent)
+        self.blame = blame
+        #: Whether the cluster still has workers (a local cluster's; None: one that may scale
+        #: to none and back, an HPC queue's); waits give up after NO_WORKERS_SECONDS without any
+        self.alive = alive
         self.batch_items, self.batch_bytes = batch_items, batch_bytes
         self.roots: set[str] = set()
         self._open: _Batch | None = None
@@ -272,9 +283,13 @@ class ClusterItems:
         status = getattr(future, "status", None)  # a Dask future's; a concurrent.futures one has none
         if not (status == "finished" if status is not None else not future.cancelled() and future.exception() is None):
             return
+        try:
+            results = future.result()
+        except Exception:  # noqa: BLE001 (cancelled since, as a client closes: the build is ending, and takes its own results)
+            return
         with batch.lock:
             if not batch.journaled:  # (else the build took the results first, and journaled them)
-                self._journal(batch, future.result())
+                self._journal(batch, results)
 
     def _journal(self, batch: _Batch, results: list[Remote]) -> None:
         for result in results:
@@ -295,9 +310,14 @@ class ClusterItems:
             self._count += 1
             future = self.submit_task(convert_batch, self.job, [(item, old)], False, key=f"skyshelf-alone-{self._count}-{self.job.prefix}")
             try:
-                return future.result()[0]  # type: ignore[no-any-return]
+                return self._result(future)[0]  # type: ignore[no-any-return]
             except self.died as exc:
                 died = exc
+                if not self.blame:
+                    raise ClusterLost(f"the workers converting {self.job.pipeline.shown(item.paths[0])} died, also when it ran as a task of "
+                                      f"its own ({type(exc).__name__}): probably a file that crashes its reader or needs more memory than "
+                                      "a worker has. Nothing was published; leave it out (the source's exclude: the other items are "
+                                      "reused) or mend it, and build again to resume") from None
             except self.lost_errors as exc:
                 if isinstance(exc, SkyshelfError):
                     raise
@@ -306,6 +326,21 @@ class ClusterItems:
                 if hasattr(future, "release"):
                     future.release()
         return self._died_on(item, died)
+
+    def _result(self, future: Any) -> Any:
+        """The task's result; with ``alive``, a ClusterLost once the cluster had no worker for NO_WORKERS_SECONDS."""
+        if self.alive is None:
+            return future.result()
+        idle = 0.0
+        while True:
+            try:
+                return future.result(timeout=5)
+            except TimeoutError:
+                idle = 0.0 if self.alive() else idle + 5
+                if idle >= NO_WORKERS_SECONDS:
+                    raise ClusterLost(f"the build's cluster has had no worker for {NO_WORKERS_SECONDS:.0f} s (they kept dying: a file that crashes "
+                                      "its reader, or memory?). Nothing was published; the items finished are kept: build again to "
+                                      "resume") from None
 
     def _died_on(self, item: WorkItem, exc: BaseException | None) -> Remote:
         shown = self.job.pipeline.shown
@@ -320,7 +355,7 @@ class ClusterItems:
         if batch.results is None:
             assert batch.future is not None
             try:
-                batch.results = batch.future.result()
+                batch.results = self._result(batch.future)
             except self.died:  # a worker died running it: each of its items again, alone
                 batch.results = self.one_by_one(batch)
             except self.lost_errors as exc:  # the scheduler is gone

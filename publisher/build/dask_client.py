@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 
-def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
+def dask_tasks(client: Client, job: Job, journal: Journal, local: bool = False) -> ClusterItems:
     """Items as tasks of a Dask cluster: a worker that dies has its tasks rerun by the scheduler."""
 
     def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future:
@@ -33,7 +33,10 @@ def dask_tasks(client: Client, job: Job, journal: Journal) -> ClusterItems:
                            "items the workers finished are kept: run the build again to resume")
 
     # distributed's lost connections are OSErrors (CommClosedError)
-    return ClusterItems(submit, job, journal, lost, lost_errors=(OSError,), died=(KilledWorker,))
+    # an item's own task that Dask gave up on ends the build naming it (other tasks ran beside it);
+    # a local cluster (``local``) left without workers ends it too (a remote one may scale to none)
+    return ClusterItems(submit, job, journal, lost, lost_errors=(OSError,), died=(KilledWorker,), blame=False,
+                        alive=(lambda: bool(client.nthreads())) if local else None)
 
 
 @contextlib.contextmanager
