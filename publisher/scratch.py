@@ -77,18 +77,27 @@ def out_of_room(exc: BaseException, store_folder: str | None) -> NoRoom | None:
     elif not isinstance(exc, OSError) or isinstance(exc, NoRoom) or exc.errno not in NO_ROOM:
         return None
     temporary = tempfile.gettempdir()
-    where = getattr(exc, "filename", None)
-    if store_folder is not None and isinstance(where, str) and where.startswith(store_folder.rstrip(os.sep) + os.sep):
+    named = getattr(exc, "filename", None)
+    named = named if isinstance(named, str) else None
+    if store_folder is not None and named is not None and _below(named, store_folder):
         full = "store"
-    elif isinstance(where, str) and where.startswith(temporary.rstrip(os.sep) + os.sep) or isinstance(exc, sqlite3.OperationalError):
+    elif isinstance(exc, sqlite3.OperationalError) or store_folder is None or (named is not None and _below(named, temporary)):
         full = "temporary"
-    else:  # (a write to an open file says no name): the filesystem left without room
-        full = "temporary" if _free(temporary) < _FULL or store_folder is None or _free(store_folder) >= _FULL else "store"
+    else:  # (a write to an open file says no name): the disk left without room, if one is
+        temporary_full, store_full = _free(temporary) < _FULL, _free(store_folder) < _FULL
+        full = "temporary" if temporary_full and not store_full else "store" if store_full and not temporary_full else "either"
     what, fix = ("a file size limit met", "raise the limit") if limited else ("no room left", "")
+    if full == "either":
+        return NoRoom(f"{what} in the build's temporary folder {temporary} (TMPDIR sets it) or the store {store_folder}: {exc}{limited} "
+                      f"(a quota?). Nothing was published; {fix or 'make room in either'} and build again")
     if full == "store":
         return NoRoom(f"{what} in the store {store_folder}: {exc}{limited}. Nothing was published; {fix or 'free some space'} and build again")
     return NoRoom(f"{what} in the build's temporary folder {temporary} (TMPDIR sets it; a build keeps about 2 KB a node there "
                   f"while it runs): {exc}{limited}. Nothing was published; {fix or 'point TMPDIR at a disk with room'} and build again")
+
+
+def _below(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _free(folder: str) -> int:

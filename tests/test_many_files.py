@@ -315,6 +315,7 @@ def test_a_build_that_cannot_write_its_files_says_so(tmp_path: Path, limit: int)
 def test_a_full_sqlite_file_is_said_as_no_room(tmp_path: Path) -> None:
     """SQLite's own "database or disk is full" (here its page limit: a full disk says the same)
     names the temporary folder."""
+    import errno
     import sqlite3
 
     from publisher.scratch import out_of_room
@@ -328,3 +329,5 @@ def test_a_full_sqlite_file_is_said_as_no_room(tmp_path: Path) -> None:
     error = out_of_room(full.value, str(tmp_path / "site"))
     assert error is not None and str(error).startswith("no room left in the build's temporary folder") and "point TMPDIR at a disk" in str(error)
     assert out_of_room(sqlite3.OperationalError("no such table: t"), None) is None
+    quota = out_of_room(OSError(errno.EDQUOT, "Disk quota exceeded"), str(tmp_path))  # both disks with room: a quota, on either
+    assert quota is not None and "temporary folder" in str(quota) and f"or the store {tmp_path}" in str(quota) and "(a quota?)" in str(quota)
