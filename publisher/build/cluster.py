@@ -299,9 +299,10 @@ class ClusterItems:
 
     def one_by_one(self, batch: _Batch) -> list[Remote]:
         """The items of a task whose worker died (killed, out of memory, or a file that crashes its
-        reader), each as a task of its own, one at a time: the one whose own task kills its worker
-        again is a failure of that item (not recorded: the next build tries it again), and the
-        others convert, so one such file does not stop every build."""
+        reader), each as a task of its own, one at a time, so a worker killed once costs nothing
+        more. The one whose own task kills its worker again is a failure of that item (not
+        recorded: the next build tries it again) and the others convert (``blame``), or it ends
+        the build naming it (where other tasks ran beside it: it may be innocent)."""
         return [self._alone(item, old) for item, old in batch.items]
 
     def _alone(self, item: WorkItem, old: ManifestItem | None) -> Remote:
