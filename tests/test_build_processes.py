@@ -329,10 +329,21 @@ def test_a_killed_build_leaves_no_worker_process(tmp_path: Path) -> None:
         os.kill(client.pid, signal.SIGKILL)  # the build alone, not its process group
         client.wait(30)
         _, alive = psutil.wait_procs(workers, timeout=10)
-        assert not alive, f"worker processes {[p.pid for p in alive]} outlived the build"
+        assert not alive, f"worker processes outlived the build: {[_where(p) for p in alive]}"
     finally:
         if client.poll() is None:
             client.kill()
+
+
+def _where(process: psutil.Process) -> tuple[int, str, list[str]]:
+    """A process's id, state and where each of its threads waits in the kernel (what kept it)."""
+    waits = []
+    with contextlib.suppress(OSError, psutil.Error):
+        for task in sorted(Path(f"/proc/{process.pid}/task").iterdir()):
+            waits.append(f"{task.name}:{(task / 'wchan').read_text() or '-'}")
+    with contextlib.suppress(psutil.Error):
+        return process.pid, process.status(), waits
+    return process.pid, "gone", waits
 
 
 def test_a_wrong_processes_count_names_the_line(tmp_path: Path) -> None:
