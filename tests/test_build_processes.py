@@ -47,6 +47,14 @@ def _small_files(src: Path) -> None:
     np.save(src / "big.npy", rng.integers(0, 60000, size=(1536, 3072), dtype="<u2"))
 
 
+def _csvs(src: Path, count: int) -> Path:
+    """``count`` one-row CSV files in a new folder ``src``."""
+    src.mkdir()
+    for i in range(count):
+        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    return src
+
+
 def _children(before: set[int] | frozenset[int] = frozenset(), recursive: bool = False) -> list[psutil.Process]:
     """This process's children (or all its descendants) but those in ``before`` (servers the suite started)."""
     return [p for p in psutil.Process().children(recursive=recursive) if p.pid not in before]
@@ -195,10 +203,7 @@ def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, scheduler: str
     other tasks ran beside it, the build stops naming it as the probable cause. It used to fail
     every build as a dead worker, naming no file."""
     pytest.importorskip("distributed")
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(30):
-        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    src = _csvs(tmp_path / "src", 30)
     (src / "t13.crash").write_text("whatever\n")
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip",
                                        "build": {"processes": 2}})
@@ -356,10 +361,7 @@ def test_a_wrong_processes_count_names_the_line(tmp_path: Path) -> None:
 def test_files_deleted_after_the_plan_are_failures_of_their_items(tmp_path: Path, processes: int, scheduler: str | None) -> None:
     """Two of 20 files vanish between the plan and their conversion: each is a failure naming the
     file and the reason (not a crash of the build); ``on_error: skip`` publishes the other 18."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(20):
-        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    src = _csvs(tmp_path / "src", 20)
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip",
                                        "build": {"processes": processes}})
 
@@ -400,10 +402,7 @@ def test_a_file_deleted_after_its_fingerprint_is_a_failure_of_its_item(tmp_path:
     item alone; it used to end the build with a traceback (threads) or as a dead worker process.
     (In a new process: one with threads, as this one may have, starts workers from a fork server,
     which would not have the hook.)"""
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(20):
-        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    _csvs(tmp_path / "src", 20)
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip",
                                        "build": {"processes": processes}})
     done = subprocess.run([sys.executable, "-c", DELETE_AFTER_FINGERPRINT, str(config)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
@@ -463,10 +462,7 @@ def test_workers_that_cannot_start_say_why(tmp_path: Path) -> None:
     """A script with threads, its code not under ``if __name__ == '__main__':``: each worker from
     the fork server runs it again and dies. The build says so and what to do (it was a bare
     BrokenProcessPool from the pool's start)."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(20):
-        (src / f"t{i:02d}.csv").write_text(f"a,b\n{i},2\n")
+    _csvs(tmp_path / "src", 20)
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}, "build": {"processes": 2}})
     script = tmp_path / "script.py"
     script.write_text(UNGUARDED)
