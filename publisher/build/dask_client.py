@@ -52,11 +52,13 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
         raise ConfigError("building on a Dask cluster needs the distributed package: pip install 'skyshelf[cluster]'") from None
     if scheduler.startswith("local:"):
         with LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
-                          host="127.0.0.1") as cluster, Client(cluster) as client:
+                          host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
             yield client
         return
     try:
-        client = Client(scheduler)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
+        # not the process's default scheduler: a notebook's dask arrays stay on theirs (and a build
+        # ending inside another client's life left dask's global config pointing at a closed one)
+        client = Client(scheduler, set_as_default=False)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     except (ValueError, TypeError, ImportError) as exc:  # tls:// without Dask's TLS settings, ucx:// without ucx-py
