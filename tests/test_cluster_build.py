@@ -27,7 +27,7 @@ from publisher.errors import ConfigError
 from publisher.stores import Store
 
 from .conftest import fetch_real, write_pipeline
-from .servers import S3Server, moto_server
+from .servers import moto_server
 from .test_build_demo import demo_config
 from .test_s3 import environ
 
@@ -230,6 +230,35 @@ def test_workers_without_skyshelf_are_refused_before_any_task(tmp_path: Path) ->
     assert outcome and isinstance(outcome[0], ConfigError), outcome
     assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ of tcp://.* cannot run the build's tasks \(ModuleNotFoundError: .*publisher.*\): "
                      "install the same Skyshelf", str(outcome[0])), outcome[0]
+    assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_a_worker_of_another_version_that_joins_later_converts_nothing(tmp_path: Path) -> None:
+    """The workers are checked when the build connects; one that joins afterwards (an adaptive
+    cluster scaling up from an older image) is checked by the build's first task on it, which
+    refuses to convert (another version may write other bytes into the same release)."""
+    other = tmp_path / "other_version.py"  # what an older installation's metadata answers
+    other.write_text("import importlib.metadata as m\nreal = m.__dict__.setdefault('real_version', m.version)  # (run twice a worker)\n"
+                     "m.version = lambda name: '0.0.1' if name == 'skyshelf' else real(name)\n")
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                                  preload=[str(other)]) as empty:
+        outcome: list[BaseException | None] = []
+        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=empty.scheduler_address)),
+                                   daemon=True)
+        running.start()
+        for _ in range(600):  # the build checked the (no) workers and sent its task
+            if empty.scheduler.tasks or not running.is_alive():
+                break
+            threading.Event().wait(0.1)
+        assert empty.scheduler.tasks, outcome
+        empty.scale(1)
+        running.join(120)
+    assert outcome and isinstance(outcome[0], ConfigError), outcome
+    assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ has Skyshelf 0\.0\.1, the build's client \S+: install the same version",
+                     str(outcome[0])), outcome[0]
     assert not (tmp_path / "site" / "catalog.json").exists()
 
 

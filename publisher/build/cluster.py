@@ -13,7 +13,12 @@ task of that build it runs; the ``distributed`` package is imported only when a 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
 import math
+import os
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ClusterLost, SkyshelfError
+from ..errors import ClusterLost, ConfigError, SkyshelfError
 from ..formats import ManifestItem, Problem
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
@@ -42,6 +47,17 @@ if TYPE_CHECKING:
 Remote = ManifestItem | tuple[ItemResult, ManifestItem, list[str]]
 
 
+@functools.cache
+def installed_version() -> str:
+    return importlib.metadata.version("skyshelf")
+
+
+def _here() -> str:
+    with contextlib.suppress(KeyError, ValueError):  # not a Dask worker: a worker process of the build's machine
+        return f"the Dask worker {sys.modules['distributed'].get_worker().address}"
+    return f"the worker process {os.getpid()} on {socket.gethostname()}"
+
+
 @dataclass(frozen=True)
 class Job:
     """What a worker needs to convert items of one build (sent with every task; small)."""
@@ -51,8 +67,13 @@ class Job:
     settings: BuildSettings
     prefix: str  # releases/<id>
     threads: int
+    version: str = field(default_factory=installed_version)  # the client's Skyshelf
 
     def open(self) -> tuple[Converter, Planner]:
+        """This worker's state for the build (its first task): a worker of another version converts nothing."""
+        if self.version != installed_version():
+            raise ConfigError(f"{_here()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
+                              "on both (a worker that joined the cluster after the build checked its workers?). Nothing was published")
         store = resolve_store(self.pipeline, self.store_url, self.settings)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
         spread = SlabTasks(self) if self.settings.spread_bytes else None

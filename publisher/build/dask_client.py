@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterLost, ConfigError
-from .cluster import ClusterItems, Job
+from .cluster import ClusterItems, Job, installed_version
 from .journal import Journal
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def check_workers(client: Client, scheduler: str) -> None:
     """Every worker imports the build's tasks, from the same Skyshelf version as this client: a
     worker that cannot would fail at its first task, and Dask, losing it, would leave the build
     waiting for workers that never come."""
-    mine = importlib.metadata.version("skyshelf")
+    mine = installed_version()
     for found in (client.run(importlib.import_module, "publisher.build.cluster", on_error="return"),
                   client.run(importlib.metadata.version, "skyshelf", on_error="return")):
         for worker, answer in found.items():
