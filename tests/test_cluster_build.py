@@ -217,20 +217,9 @@ def test_workers_without_skyshelf_are_refused_before_any_task(tmp_path: Path) ->
     for workers forever; the build checks the workers first and says which and what to install."""
     hide = tmp_path / "hide_skyshelf.py"
     hide.write_text("import sys\nsys.modules['publisher'] = None  # as if not installed\n")
-    (tmp_path / "src").mkdir()
-    np.save(tmp_path / "src" / "a.npy", np.arange(10))
-    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
-                                  preload=[str(hide)]) as bare:
-        outcome: list[BaseException | None] = []
-        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=bare.scheduler_address)),
-                                   daemon=True)
-        running.start()
-        running.join(120)  # (it used to wait forever)
-    assert outcome and isinstance(outcome[0], ConfigError), outcome
+    raised = _built_on_workers_with(hide, tmp_path, joining_later=False)
     assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ of tcp://.* cannot run the build's tasks \(ModuleNotFoundError: .*publisher.*\): "
-                     "install the same Skyshelf", str(outcome[0])), outcome[0]
-    assert not (tmp_path / "site" / "catalog.json").exists()
+                     "install the same Skyshelf", str(raised)), raised
 
 
 def test_a_worker_of_another_version_that_joins_later_converts_nothing(tmp_path: Path) -> None:
@@ -240,26 +229,34 @@ def test_a_worker_of_another_version_that_joins_later_converts_nothing(tmp_path:
     other = tmp_path / "other_version.py"  # what an older installation's metadata answers
     other.write_text("import importlib.metadata as m\nreal = m.__dict__.setdefault('real_version', m.version)  # (run twice a worker)\n"
                      "m.version = lambda name: '0.0.1' if name == 'skyshelf' else real(name)\n")
+    raised = _built_on_workers_with(other, tmp_path, joining_later=True)
+    assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ has Skyshelf 0\.0\.1, the build's client \S+: install the same version",
+                     str(raised)), raised
+
+
+def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool) -> ConfigError:
+    """A one-file build on a cluster whose one worker runs ``preload``: there from the start, or
+    joining once the build checked the (no) workers and sent its task. The build's ConfigError."""
     (tmp_path / "src").mkdir()
     np.save(tmp_path / "src" / "a.npy", np.arange(10))
     pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
-    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
-                                  preload=[str(other)]) as empty:
+    with distributed.LocalCluster(n_workers=0 if joining_later else 1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1", preload=[str(preload)]) as cluster:
         outcome: list[BaseException | None] = []
-        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=empty.scheduler_address)),
+        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=cluster.scheduler_address)),
                                    daemon=True)
         running.start()
-        for _ in range(600):  # the build checked the (no) workers and sent its task
-            if empty.scheduler.tasks or not running.is_alive():
-                break
-            threading.Event().wait(0.1)
-        assert empty.scheduler.tasks, outcome
-        empty.scale(1)
-        running.join(120)
+        if joining_later:
+            for _ in range(600):
+                if cluster.scheduler.tasks or not running.is_alive():
+                    break
+                threading.Event().wait(0.1)
+            assert cluster.scheduler.tasks, outcome
+            cluster.scale(1)
+        running.join(120)  # (a worker without Skyshelf used to leave it waiting forever)
     assert outcome and isinstance(outcome[0], ConfigError), outcome
-    assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ has Skyshelf 0\.0\.1, the build's client \S+: install the same version",
-                     str(outcome[0])), outcome[0]
     assert not (tmp_path / "site" / "catalog.json").exists()
+    return outcome[0]
 
 
 def _raised(fn: Any, *args: Any, **kwargs: Any) -> BaseException | None:
