@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
 source .venv/bin/activate
 python -m tests.realdata
-python -m pytest -n 2 --dist loadfile -q "$@"
+python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q "$@"
