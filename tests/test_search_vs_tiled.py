@@ -1,7 +1,8 @@
 """Search semantics against the real thing: the same metadata published by Skyshelf and held by
-a real ``tiled serve catalog`` (Tiled's SQL catalog on SQLite), the same queries sent by the tiled
-client to both, the same keys back. Regex, which SQLite's catalog does not support, is compared
-with Tiled's in-memory tree (``tiled serve pyobject``)."""
+a real Tiled server's SQL catalog on SQLite (``tiled serve catalog --temp``'s tree), the same
+queries sent by the tiled client to both, the same keys back. Regex, which SQLite's catalog does
+not support, is compared with Tiled's in-memory tree (``tiled serve pyobject``'s), mounted beside
+it in the same ``tiled serve config`` process."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,9 +83,8 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, A
     assert published.store.listdir(f"releases/{published.report.release}/index/search")
     ours = LocalServer(published.store.url, "127.0.0.1", 0).start()
     try:
-        with tiled_servers(folder, (["catalog", "--temp", "--api-key", "secret", "-w", str(folder / "tiled-data")], None),
-                           (["pyobject", "--public", "memory_tree:tree"], folder)) as (sql_url, memory_url):
-            sql = from_uri(sql_url, api_key="secret")
+        with tiled_servers(folder, (["config", str(_tiled_config(folder))], folder)) as (url,):
+            sql = from_uri(f"{url}/api/v1/metadata/sql", api_key="secret")
             sub = sql.create_container("sub")
             with ThreadPoolExecutor(4) as pool:  # ~0.2 s a write, mostly the server's: 7 s one by one
                 writes = [pool.submit(parent.write_array, np.zeros(2), key=key, metadata=md)
@@ -92,9 +93,51 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, A
                     write.result()
             client = from_uri(f"{ours.url}/api/v1")
             client.store, client.files = published.store.url, f"{ours.url}/files"
-            yield client, sql, from_uri(memory_url)
+            yield client, sql, from_uri(f"{url}/api/v1/metadata/memory")
     finally:
         ours.stop()
+
+
+#: ``tiled serve catalog --temp -w DATA``'s tree, made by its steps (tiled/commandline/_serve.py)
+#: in the server that mounts it: the catalog's own ``init_if_not_exists`` runs ``tiled catalog
+#: init`` in a new interpreter (~7 s of imports) where ``--temp`` initializes in process.
+SQL_CATALOG = """
+import asyncio
+from pathlib import Path
+
+
+def sql_catalog(directory):
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from tiled.alembic_utils import stamp_head
+    from tiled.catalog import from_uri
+    from tiled.catalog.alembic_constants import ALEMBIC_DIR, ALEMBIC_INI_TEMPLATE_PATH
+    from tiled.catalog.core import initialize_database
+    from tiled.config import StreamingCacheConfig
+    from tiled.utils import ensure_specified_sql_driver
+
+    database = ensure_specified_sql_driver(f"sqlite:///{Path(directory) / 'catalog.db'}")
+    asyncio.run(initialize_database(create_async_engine(database)))
+    stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, database)
+    (Path(directory) / "data").mkdir()
+    return from_uri(database, writable_storage=[str(Path(directory) / "data")],
+                    cache_config=StreamingCacheConfig(uri="memory").model_dump())
+"""
+
+
+def _tiled_config(folder: Path) -> Path:
+    """One ``tiled serve config`` process holding both references (each Tiled server's start is
+    ~10 s of imports): Tiled's SQL catalog on SQLite (``tiled serve catalog --temp``'s tree) at
+    ``/sql``, written with the API key, and the in-memory tree (``tiled serve pyobject``'s) at
+    ``/memory``; reads need no key."""
+    (folder / "tiled").mkdir()
+    (folder / "sql_catalog.py").write_text(SQL_CATALOG)
+    config = {
+        "authentication": {"single_user_api_key": "secret", "allow_anonymous_access": True},
+        "trees": [{"path": "/sql", "tree": "sql_catalog:sql_catalog", "args": {"directory": str(folder / "tiled")}},
+                  {"path": "/memory", "tree": "memory_tree:tree"}],
+    }
+    (folder / "tiled.yml").write_text(json.dumps(config))  # (JSON is YAML)
+    return folder / "tiled.yml"
 
 
 def _queries() -> list[Any]:
@@ -249,7 +292,7 @@ def test_select_metadata_gives_the_sql_catalogs_selection(both: tuple[Any, Any, 
     ours, sql, _ = both
 
     def selected(client: Any) -> dict[str, Any]:
-        url = str(client.context.api_uri).rstrip("/") + "/search/"
+        url = client.item["links"]["search"]  # (the node's own: Tiled's trees are mounted below its root)
         body = client.context.http_client.get(url, params={"select_metadata": expression, "page[limit]": 100, "fields": "metadata"}).json()
         return {item["id"]: item["attributes"]["metadata"] for item in body["data"]}
 
