@@ -193,9 +193,9 @@ def served(store_url: str) -> Iterator[str]:
 #: order (scripts/test.sh passes --no-loadscope-reorder; its own order, by number of tests, left
 #: minute-long modules for last, one worker running them while the other had finished). Only the
 #: order depends on these numbers: a stale one costs some balance, never a result.
-SLOW_MODULES = {"test_store_faults": 149, "test_cluster_build": 102, "test_store_lock": 95, "test_realdata": 94, "test_deploy": 84,
-                "test_streaming": 77, "test_build_processes": 71, "test_resume": 68, "test_releases": 43, "test_many_files": 42,
-                "test_xarray_datasets": 26, "test_fuzz_api": 23, "test_search_vs_tiled": 22, "test_search_columns": 20,
+SLOW_MODULES = {"test_cluster_build": 102, "test_realdata": 94, "test_build_processes": 71, "test_resume": 68, "test_store_faults": 50,
+                "test_store_lock": 50, "test_deploy": 50, "test_releases": 43, "test_many_files": 42, "test_streaming": 30,
+                "test_xarray_datasets": 26, "test_search_vs_tiled": 25, "test_fuzz_api": 23, "test_search_columns": 20,
                 "test_build_safety": 19, "test_browse_array": 18, "test_sparse": 16, "test_load": 16, "test_status": 15}
 
 

@@ -16,9 +16,11 @@ import asyncio
 import collections
 import contextlib
 import random
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, web
 
@@ -173,6 +175,74 @@ def _flip(body: bytes) -> bytes:
     """One bit of the middle byte flipped: what a faulty network card or memory does."""
     middle = len(body) // 2
     return body[:middle] + bytes([body[middle] ^ 0x10]) + body[middle + 1:]
+
+
+@contextlib.contextmanager
+def quick_backoff(scale: float = 0.05) -> Iterator[None]:
+    """The S3 clients' waits between retries cut to ``scale`` of what they are while the block runs:
+    the same retries, decided the same way and as many of them, without their seconds of sleep.
+    A fault here is drawn per request, never by time, so how long a client waits changes no
+    outcome; the waits were most of the fault tests' time (botocore's "legacy" mode, s3fs's
+    default, waits up to 1, 2, 4, 8 s between its five attempts; "standard", boto3's here, up to
+    1, 2 s after a 503 SlowDown; obstore from 200 ms up to 3 s, in Rust).
+
+    Neither botocore (nor aiobotocore, which uses its delays) nor s3fs has a setting for its backoff:
+    botocore's two delay functions are wrapped, and s3fs's ``asyncio.sleep`` (as botocore 1.4x and
+    s3fs 202x have them; without them the tests are only slower). obstore's is Skyshelf's own retry
+    configuration (``s3_obstore._RETRY``, read when a client is made), whose retry count and time
+    budget stay as they are. :func:`publisher.stores.faults.retrying` (at most 0.7 s) is left alone.
+    (No pytest here: :data:`QUICK_CLI` uses it in a process of its own.)"""
+    undo: list[Callable[[], None]] = []
+
+    def wrap(owner: object, name: str, wrapper: Callable[[Callable[..., float]], Callable[..., float]]) -> None:
+        original = getattr(owner, name, None)
+        if original is not None:
+            setattr(owner, name, wrapper(original))
+            undo.append(lambda: setattr(owner, name, original))
+
+    try:
+        from botocore import retryhandler
+        from botocore.retries import standard
+    except ImportError:
+        pass
+    else:  # (legacy's is looked up when a client is made: clients made in the block)
+        wrap(retryhandler, "delay_exponential", lambda legacy: lambda *args, **kwargs: scale * legacy(*args, **kwargs))
+        wrap(standard.ExponentialBackoff, "delay_amount", lambda backoff: lambda self, context: scale * backoff(self, context))
+    try:
+        from s3fs import core as s3fs_core
+    except ImportError:
+        pass
+    else:  # s3fs's own retries (a SlowDown, a body cut short: 0.1 s growing to 0.8 s) sleep through its module's asyncio
+        wrap(s3fs_core, "asyncio", lambda real: _ScaledSleep(real, scale))
+    from publisher.stores import s3_obstore
+
+    wait = s3_obstore._RETRY["backoff"]
+    s3_obstore._RETRY["backoff"] = {**wait, "init_backoff": wait["init_backoff"] * scale, "max_backoff": wait["max_backoff"] * scale}
+    undo.append(lambda: s3_obstore._RETRY.__setitem__("backoff", wait))
+    try:
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
+
+
+class _ScaledSleep:
+    """A module's ``asyncio`` whose ``sleep`` waits ``scale`` of what it is asked."""
+
+    def __init__(self, real: object, scale: float) -> None:
+        self._real, self._scale = real, scale
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def sleep(self, delay: float, *args: object, **kwargs: object) -> object:
+        return self._real.sleep(delay * self._scale, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+#: ``publish`` as ``[*QUICK_CLI, "build", ...]`` runs it (``python -m publisher.cli``), with :func:`quick_backoff`.
+QUICK_CLI = [sys.executable, "-c", (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); "
+                                    "from tests.faultproxy import quick_backoff; quick = quick_backoff(); quick.__enter__(); "
+                                    "from publisher.cli import main; main()")]
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,21 +26,8 @@ from publisher.store_lock import LOCK_KEY, StoreBusy, exclusive
 from publisher.stores import Store
 
 from .conftest import write_pipeline
-from .servers import S3Server, moto_server, seaweedfs, store_target
+from .servers import S3Server, moto_server, seaweedfs
 from .test_s3 import environ
-
-#: A build that, once it converted its first item, holds on (and so holds the store's lock) until
-#: the file named by its second argument appears.
-HOLDING_BUILD = """
-import os, sys, time
-from publisher.build import build
-from publisher.config import load_pipeline
-def progress(event, info):
-    deadline = time.monotonic() + 120
-    while event == "done" and not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-build(load_pipeline(sys.argv[1]), progress=progress)
-"""
 
 
 def _tree(folder: Path) -> Path:
@@ -54,10 +41,41 @@ def _publish(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _until(process: subprocess.Popen[str], text: str) -> str:
+    """What ``process`` printed up to the line that says ``text`` (everything, should it end first)."""
+    assert process.stdout is not None
+    seen = ""
+    while text not in seen:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+    return seen
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], S3Server]]:
+    """moto's server or SeaweedFS ("moto", "seaweedfs"), each started once for the module when a test
+    first asks, with the bucket ``locks`` (each test's stores are under a prefix of its own)."""
+    with contextlib.ExitStack() as stack:
+        started: dict[str, S3Server] = {}
+
+        def server(kind: str) -> S3Server:
+            if kind not in started:
+                started[kind] = stack.enter_context((moto_server if kind == "moto" else seaweedfs)(tmp_path_factory.mktemp(kind)))
+                started[kind].create_bucket("locks")
+            return started[kind]
+
+        yield server
+
+
 @pytest.fixture(scope="module", params=["local", "moto", "seaweedfs"])
-def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], S3Server | None]]:
-    with store_target(request.param, tmp_path_factory, "locks") as found:
-        yield found
+def target(request: pytest.FixtureRequest, servers: Callable[[str], S3Server],
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str], S3Server | None]:
+    if request.param == "local":
+        return str(tmp_path_factory.mktemp("stores")), {}, None
+    server = servers(request.param)
+    return "s3://locks", server.env(), server
 
 
 def _store(url: str, server: S3Server | None) -> Store:
@@ -72,36 +90,55 @@ def _held(store: Store) -> bool:
 
 
 def test_two_builds_at_once(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
+    """A build (this process's: started at once, its modules imported) holds the lock once it
+    converted its item, until told to go on; two ``publish build`` processes meanwhile: one fails
+    at once naming it, the other waits for it and then finds nothing changed."""
     base, env, server = target
     url = f"{base}/two-{tmp_path.name}"
     tree = _tree(tmp_path / "tree")
     pipeline = write_pipeline(tree, {"sources": [{"path": "a.csv"}], "output": {"store": url}})
     store = _store(url, server)
-    go = tmp_path / "go"
-    first = subprocess.Popen([sys.executable, "-c", HOLDING_BUILD, str(pipeline), str(go)], env={**os.environ, **env},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while not _held(store) and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _held(store), "the first build never took the lock"
-    second = _publish("build", "-c", str(pipeline), env=env)
-    waiting = _publish("build", "-c", str(pipeline), "--wait", "300", env=env)
-    out = second.communicate(timeout=120)[0]
-    assert first.poll() is None
-    assert second.returncode == 1, out
-    assert "is busy: publish build (pid" in out and f"pid {first.pid} on" in out and "stopped before writing anything" in out, out
-    assert "Traceback" not in out
-    time.sleep(1.5)  # the waiting build has started and found the lock held
-    assert waiting.poll() is None
-    go.write_text("go")
-    assert first.wait(timeout=300) == 0, first.communicate()[0]
-    waited = waiting.communicate(timeout=300)[0]
-    assert waiting.returncode == 0, waited
+    go, outcome = threading.Event(), []
+
+    def hold(event: str, info: dict[str, object]) -> None:
+        if event == "done":
+            go.wait(120)
+
+    def first_build() -> None:
+        try:
+            outcome.append(build(load_pipeline(pipeline), progress=hold))
+        except BaseException as exc:  # noqa: BLE001 (said by the assertion below)
+            outcome.append(exc)
+
+    with environ(env):
+        first = threading.Thread(target=first_build, name="first build")
+        first.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not _held(store) and first.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _held(store), f"the first build never took the lock: {outcome}"
+            second = _publish("build", "-c", str(pipeline), env=env)
+            waiting = _publish("build", "-c", str(pipeline), "--wait", "300", env=env)
+            out = second.communicate(timeout=120)[0]
+            assert first.is_alive()
+            assert second.returncode == 1, out
+            assert "is busy: publish build (pid" in out and f"pid {os.getpid()} on" in out and "stopped before writing anything" in out, out
+            assert "Traceback" not in out
+            waited = _until(waiting, "waiting up to 300 s for it")  # the waiting build has started and found the lock held
+            assert waiting.poll() is None, waited
+        finally:
+            go.set()
+            first.join(300)
+    assert not first.is_alive() and len(outcome) == 1 and getattr(outcome[0], "published", False), outcome
+    assert waiting.stdout is not None
+    waited += waiting.stdout.read()
+    assert waiting.wait(timeout=300) == 0, waited
     assert "nothing changed" in waited, waited  # it planned after the first build's switch
     assert waited.count("waiting up to 300 s for it") == 1, waited  # it said, once, why it sat there
     releases = list_releases(store)
     assert len(releases) == 1 and releases[0].current and releases[0].catalog is not None  # nothing of the others
-    assert json.loads(store.read_bytes("catalog.json"))["release"] == releases[0].id
+    assert json.loads(store.read_bytes("catalog.json"))["release"] == releases[0].id == outcome[0].release
     assert not _held(store)
 
 
@@ -117,7 +154,7 @@ def test_rollback_waits_for_a_build(target: tuple[str, dict[str, str], S3Server 
 
 
 @pytest.mark.parametrize("kind", ["moto", "seaweedfs", "memory"])
-def test_a_stale_lock_is_taken_over_by_one(kind: str, tmp_path: Path) -> None:
+def test_a_stale_lock_is_taken_over_by_one(kind: str, servers: Callable[[str], S3Server], tmp_path: Path) -> None:
     """A holder that stopped refreshing is taken over after ``stale_after``, by exactly one of the
     processes that find it stale; the old holder's confirm then fails, and its release leaves the
     new holder's lock alone."""
@@ -125,9 +162,8 @@ def test_a_stale_lock_is_taken_over_by_one(kind: str, tmp_path: Path) -> None:
         if kind == "memory":
             store = Store(f"memory://locks-{tmp_path.name}")
         else:
-            server = stack.enter_context((moto_server if kind == "moto" else seaweedfs)(tmp_path))
-            server.create_bucket("stale")
-            store = Store("s3://stale/x", **server.storage_options())
+            server = servers(kind)
+            store = Store(f"s3://locks/stale-{tmp_path.name}", **server.storage_options())
         old = stack.enter_context(exclusive(store, "old build", stale_after=3, every=3600))
         with pytest.raises(StoreBusy, match="is busy: old build"):  # (its own threshold: a slow server's requests
             stack.enter_context(exclusive(store, "too soon", stale_after=60))  # had let 3 s pass, on a busy host)
@@ -158,14 +194,13 @@ def test_a_stale_lock_is_taken_over_by_one(kind: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["local", "moto"])
-def test_a_dead_holder_here_frees_the_lock_at_once(kind: str, tmp_path: Path) -> None:
+def test_a_dead_holder_here_frees_the_lock_at_once(kind: str, servers: Callable[[str], S3Server], tmp_path: Path) -> None:
     with contextlib.ExitStack() as stack:
         if kind == "local":
             store = Store(str(tmp_path / "site"))
         else:
-            server = stack.enter_context(moto_server(tmp_path))
-            server.create_bucket("dead")
-            store = Store("s3://dead/x", **server.storage_options())
+            server = servers("moto")
+            store = Store(f"s3://locks/dead-{tmp_path.name}", **server.storage_options())
             stack.enter_context(environ(server.env()))
         code = ("import sys, time; from publisher.stores import Store; from publisher.store_lock import exclusive\n"
                 f"store = Store({store.url!r}, **{server.storage_options() if kind != 'local' else {}!r})\n"
@@ -180,69 +215,86 @@ def test_a_dead_holder_here_frees_the_lock_at_once(kind: str, tmp_path: Path) ->
             pass
 
 
-def test_a_build_whose_lock_was_taken_over_does_not_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_whose_lock_was_taken_over_does_not_switch(servers: Callable[[str], S3Server], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock goes stale while a build converts (its refreshes stopped) and another process takes
     it: the build's confirm before the switch fails, and the catalog stays as it was."""
-    with moto_server(tmp_path) as server:
-        server.create_bucket("over")
-        url = "s3://over/site"
-        tree = _tree(tmp_path / "tree")
-        pipeline = load_pipeline(write_pipeline(tree, {"sources": [{"path": "*.csv"}], "output": {"store": url}}))
-        store = Store(url, **server.storage_options())
-        with environ(server.env()):
-            first = build(pipeline)
-            (tree / "b.csv").write_text("x,y\n3,4\n")
-            monkeypatch.setattr(store_lock, "STALE_AFTER", 0.5)
-            monkeypatch.setattr(store_lock, "REFRESH_SECONDS", 3600)
-            taken: list[contextlib.ExitStack] = []
+    server = servers("moto")  # (the module's)
+    url = f"s3://locks/over-{tmp_path.name}"
+    tree = _tree(tmp_path / "tree")
+    pipeline = load_pipeline(write_pipeline(tree, {"sources": [{"path": "*.csv"}], "output": {"store": url}}))
+    store = Store(url, **server.storage_options())
+    with environ(server.env()):
+        first = build(pipeline)
+        (tree / "b.csv").write_text("x,y\n3,4\n")
+        monkeypatch.setattr(store_lock, "STALE_AFTER", 0.5)
+        monkeypatch.setattr(store_lock, "REFRESH_SECONDS", 3600)
+        taken: list[contextlib.ExitStack] = []
 
-            def progress(event: str, info: dict[str, object]) -> None:
-                if event == "done" and not taken:
-                    time.sleep(0.6)
-                    stack = contextlib.ExitStack()
-                    stack.enter_context(exclusive(store, "another build"))
-                    taken.append(stack)
+        def progress(event: str, info: dict[str, object]) -> None:
+            if event == "done" and not taken:
+                time.sleep(0.6)
+                stack = contextlib.ExitStack()
+                stack.enter_context(exclusive(store, "another build"))
+                taken.append(stack)
 
-            with pytest.raises(StoreBusy, match="taken over by another build"):
-                build(pipeline, progress=progress)
-            assert taken, "the build never reported an item"
-            taken[0].close()
-        assert json.loads(store.read_bytes("catalog.json"))["release"] == first.release
-        assert [r.id for r in list_releases(store) if r.catalog is not None] == [first.release]
+        with pytest.raises(StoreBusy, match="taken over by another build"):
+            build(pipeline, progress=progress)
+        assert taken, "the build never reported an item"
+        taken[0].close()
+    assert json.loads(store.read_bytes("catalog.json"))["release"] == first.release
+    assert [r.id for r in list_releases(store) if r.catalog is not None] == [first.release]
 
 
-#: Increments a counter in a file (read, then write: not atomic) under the store's lock, ROUNDS times.
+#: Forks PROCESSES processes (once the store's client is imported: one start-up, not one each, and
+#: they set off together) that each increment a counter in a file (read, then write: not atomic)
+#: under the store's lock, ROUNDS times, and print how often they found it held.
 COUNTING = """
-import sys, time
+import os, sys, time, traceback
 from pathlib import Path
 from publisher.stores import Store
 from publisher.store_lock import exclusive
-store = Store(sys.argv[1], **eval(sys.argv[3]))
-counter = Path(sys.argv[2])
-for _ in range(int(sys.argv[4])):
-    with exclusive(store, "counter", wait=120, sleep=lambda s: time.sleep(0.002)):
-        n = int(counter.read_text())
-        time.sleep(0.001)
-        counter.write_text(str(n + 1))
+url, counter, options, rounds, processes = sys.argv[1], Path(sys.argv[2]), eval(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+if url.startswith("s3://"):
+    import s3fs
+def count():
+    store, busy = Store(url, **options), []
+    for _ in range(rounds):
+        with exclusive(store, "counter", wait=120, sleep=lambda s: (busy.append(s), time.sleep(0.002))):
+            n = int(counter.read_text())
+            time.sleep(0.001)
+            counter.write_text(str(n + 1))
+    print("busy", len(busy), flush=True)
+children = []
+for _ in range(processes):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            count()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    children.append(pid)
+sys.exit(sum(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0 for pid in children))
 """
 
 
-@pytest.mark.parametrize("kind", ["local", "moto", "seaweedfs"])
-def test_the_lock_excludes_under_contention(kind: str, tmp_path: Path) -> None:
-    """Four processes take the lock over and over, each incrementing a counter that only
-    mutual exclusion keeps exact (a local lock file is deleted by each holder as it leaves, while
-    others wait on it: they must not lock the deleted one)."""
-    rounds = 100 if kind == "local" else 8
-    with contextlib.ExitStack() as stack:
-        if kind == "local":
-            url, options = str(tmp_path / "site"), {}
-        else:
-            server = stack.enter_context((moto_server if kind == "moto" else seaweedfs)(tmp_path))
-            server.create_bucket("contention")
-            url, options = "s3://contention/x", server.storage_options()
-        counter = tmp_path / "counter"
-        counter.write_text("0")
-        procs = [subprocess.Popen([sys.executable, "-c", COUNTING, url, str(counter), repr(options), str(rounds)]) for _ in range(6)]
-        assert [p.wait(timeout=300) for p in procs] == [0] * 6
-        assert int(counter.read_text()) == 6 * rounds
-        assert not Store(url, **options).exists(LOCK_KEY)
+def test_the_lock_excludes_under_contention(target: tuple[str, dict[str, str], S3Server | None], tmp_path: Path) -> None:
+    """Six processes take the lock over and over, each incrementing a counter that only mutual
+    exclusion keeps exact (a local lock file is deleted by each holder as it leaves, while others
+    wait on it: they must not lock the deleted one), and they did contend: each found it held."""
+    base, _, server = target
+    rounds = 100 if server is None else 8
+    url, options = f"{base}/count-{tmp_path.name}", server.storage_options() if server else {}
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    done = subprocess.run([sys.executable, "-c", COUNTING, url, str(counter), repr(options), str(rounds), "6"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert int(counter.read_text()) == 6 * rounds
+    busy = [int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("busy ")]
+    assert len(busy) == 6 and sum(busy) >= 6, done.stdout  # (a wait each time one found the lock held)
+    assert not Store(url, **options).exists(LOCK_KEY)
