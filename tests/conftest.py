@@ -188,15 +188,16 @@ def served(store_url: str) -> Iterator[str]:
         server.stop()
 
 
-#: Seconds the slowest modules took (the README's test command on 2 cores, 2026-12-06). They run
-#: first, so the two xdist workers end together: xdist's loadfile hands modules out in collection
+#: Seconds the slowest modules took (the README's test command on 2 cores, 2026-12-06: 9 min 48 s in
+#: all, of 1,127 s of tests). They run first, so the two xdist workers end together: xdist's loadfile hands modules out in collection
 #: order (scripts/test.sh passes --no-loadscope-reorder; its own order, by number of tests, left
 #: minute-long modules for last, one worker running them while the other had finished). Only the
 #: order depends on these numbers: a stale one costs some balance, never a result.
-SLOW_MODULES = {"test_cluster_build": 102, "test_realdata": 94, "test_build_processes": 71, "test_resume": 68, "test_store_faults": 50,
-                "test_store_lock": 50, "test_deploy": 50, "test_releases": 43, "test_many_files": 42, "test_streaming": 30,
-                "test_xarray_datasets": 26, "test_search_vs_tiled": 25, "test_fuzz_api": 23, "test_search_columns": 20,
-                "test_build_safety": 19, "test_browse_array": 18, "test_sparse": 16, "test_load": 16, "test_status": 15}
+SLOW_MODULES = {"test_realdata": 138, "test_cluster_build": 66, "test_deploy": 57, "test_s3": 55, "test_store_faults": 47,
+                "test_releases": 44, "test_store_lock": 41, "test_resume": 38, "test_build_processes": 34,
+                "test_streaming": 31, "test_stores": 31, "test_browse_array": 27, "test_many_files": 23,
+                "test_browse_auth": 21, "test_sparse": 21, "test_fuzz_api": 20, "test_search_columns": 20,
+                "test_awkward_realdata": 20, "test_search_vs_tiled": 20, "test_xarray_datasets": 20}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
