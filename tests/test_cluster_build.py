@@ -6,6 +6,7 @@ the same; a scheduler that cannot be reached is a clear error."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -232,6 +233,47 @@ def test_a_worker_of_another_version_that_joins_later_converts_nothing(tmp_path:
     raised = _built_on_workers_with(other, tmp_path, joining_later=True)
     assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ has Skyshelf 0\.0\.1, the build's client \S+: install the same version",
                      str(raised)), raised
+
+
+def test_a_remote_cluster_without_workers_is_waited_for_and_the_wait_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote cluster may scale to none and back (an HPC queue's workers come when the queue
+    starts them): the build waits, tells the data manager once no worker has come for a while,
+    and goes on when one does."""
+    from publisher.build import cluster as tasks
+
+    monkeypatch.setattr(tasks, "NO_WORKERS_SECONDS", 1.0)
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
+    events: list[tuple[str, dict[str, Any]]] = []
+    said = threading.Event()
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        events.append((event, info))
+        if event == "no-workers":
+            said.set()
+
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as queue:
+        outcome: list[Any] = []
+        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=queue.scheduler_address,
+                                                                         progress=progress)), daemon=True)
+        running.start()
+        assert said.wait(60), events
+        assert running.is_alive() and not outcome  # still waiting: not given up
+        queue.scale(1)
+        running.join(120)
+    assert outcome == [None], outcome
+    info = dict(events)["no-workers"]
+    assert info["scheduler"] == queue.scheduler_address and info["seconds"] == 1.0 and info["version"] == tasks.installed_version()
+    assert [e for e, _ in events].count("no-workers") == 1
+    assert (tmp_path / "site" / "catalog.json").exists()
+    from rich.console import Console
+
+    from publisher.cli.build_cmd import _Progress
+
+    shown = io.StringIO()
+    _Progress(Console(file=shown, width=400))("no-workers", info)  # what `publish build` prints of it
+    assert f"the Dask cluster {queue.scheduler_address} has had no worker for 1 s; waiting for workers (each needs Skyshelf" in shown.getvalue()
 
 
 def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool) -> ConfigError:

@@ -90,7 +90,7 @@ class _Build:
     def on_cluster(self, client: Any, threads: int, local: bool = False) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
-        self.remote, self.remote_all = dask_tasks(client, job, self.journal, local), True
+        self.remote, self.remote_all = dask_tasks(client, job, self.journal, local, self.progress), True
         workers = client.scheduler_info().get("workers", {})
         self.slots = sum(w.get("nthreads", 1) for w in workers.values())
         self.window = max(self.window, 4 * self.remote.batch_items * self.slots)

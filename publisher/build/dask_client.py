@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterLost, ConfigError
+from . import cluster
 from .cluster import ClusterItems, Job, installed_version
 from .journal import Journal
 
@@ -18,8 +20,10 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 
-def dask_tasks(client: Client, job: Job, journal: Journal, local: bool = False) -> ClusterItems:
-    """Items as tasks of a Dask cluster: a worker that dies has its tasks rerun by the scheduler."""
+def dask_tasks(client: Client, job: Job, journal: Journal, local: bool = False,
+               progress: Callable[[str, dict[str, Any]], None] | None = None) -> ClusterItems:
+    """Items as tasks of a Dask cluster: a worker that dies has its tasks rerun by the scheduler.
+    ``progress`` hears ``no-workers`` when a remote cluster has had none for NO_WORKERS_SECONDS."""
 
     def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future:
         # pure=False: a rebuild's task is new work even for equal items (the release differs anyway)
@@ -36,7 +40,28 @@ def dask_tasks(client: Client, job: Job, journal: Journal, local: bool = False) 
     # an item's own task that Dask gave up on ends the build naming it (other tasks ran beside it);
     # a local cluster (``local``) left without workers ends it too (a remote one may scale to none)
     return ClusterItems(submit, job, journal, lost, lost_errors=(OSError,), died=(KilledWorker,), blame=False,
-                        alive=(lambda: bool(client.nthreads())) if local else None)
+                        alive=(lambda: bool(client.nthreads())) if local else _waiting(client, progress))
+
+
+def _waiting(client: Client, progress: Callable[[str, dict[str, Any]], None] | None) -> Callable[[], bool]:
+    """A remote cluster's ``alive``: it may scale to none and back (an HPC queue), so the build waits
+    for workers; the data manager hears once a stretch without any lasts NO_WORKERS_SECONDS (the
+    queue? or workers without Skyshelf, which close at their first task: only their logs say so)."""
+    state: dict[str, Any] = {"since": None, "said": False}
+
+    def alive() -> bool:
+        if client.nthreads():
+            state.update(since=None, said=False)
+        elif state["since"] is None:
+            state["since"] = time.monotonic()
+        elif not state["said"] and time.monotonic() - state["since"] >= cluster.NO_WORKERS_SECONDS:
+            state["said"] = True
+            if progress is not None:
+                progress("no-workers", {"scheduler": client.scheduler.address, "seconds": cluster.NO_WORKERS_SECONDS,
+                                        "version": installed_version()})
+        return True
+
+    return alive
 
 
 @contextlib.contextmanager

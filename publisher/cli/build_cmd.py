@@ -108,6 +108,10 @@ class _Progress:
         if event == "cluster":  # printed whether or not bars are shown: the data manager opens it
             self.progress.console.print(f"building on a Dask cluster of {info['workers']} workers; Dask dashboard: {info['dashboard']}",
                                         markup=False, highlight=False, soft_wrap=True)
+        elif event == "no-workers":  # a remote cluster may scale to none and back: the build waits, and says so
+            self.progress.console.print(f"the Dask cluster {info['scheduler']} has had no worker for {info['seconds']:.0f} s; waiting for "
+                                        f"workers (each needs Skyshelf {info['version']}: one without it closes at its first task, "
+                                        "'Failed to deserialize' in its log)", markup=False, highlight=False, soft_wrap=True)
         elif event == "start":
             self.items = self.progress.add_task(f"release {info['release']}", total=info["items"])
         elif event == "item" and self.items is not None:
