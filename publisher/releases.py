@@ -271,12 +271,26 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
             _delete(store, f"{folder}/{CATALOG_KEY}", problems)
     for prefix in {p for p in manifest.data_prefixes() if release_of(p) == release.id} if manifest else set():
         if prefix not in referenced:
-            _delete(store, prefix, problems)
+            _delete_around(store, prefix, {r for r in referenced if r.startswith(f"{prefix}/")}, problems)
     for key in ("index", "browse", JOURNAL, BUILDING, BUILD_REPORT, MANIFEST):  # what only this release used
         for folder in folders:
             if key in ("index", "browse", JOURNAL) or store.exists(f"{folder}/{key}"):
                 _delete(store, f"{folder}/{key}", problems)
     return True
+
+
+def _delete_around(store: Store, prefix: str, kept: set[str], problems: list[str]) -> None:
+    """Delete ``prefix`` but the ``kept`` prefixes inside it: a folder of sources named like another
+    node's data (``a.zarr/c.csv`` beside ``a.h5``) puts its data inside that node's prefix, and a
+    kept release may reuse it after the other node changed."""
+    if not kept:
+        _delete(store, prefix, problems)
+        return
+    with contextlib.suppress(FileNotFoundError, NotFound):
+        for name in store.listdir(prefix):
+            child = f"{prefix}/{name}"
+            if child not in kept:
+                _delete_around(store, child, {k for k in kept if k.startswith(f"{child}/")}, problems)
 
 
 def _holds(store: Store, prefix: str) -> bool:

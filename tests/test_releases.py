@@ -500,3 +500,33 @@ def test_records_of_an_older_release_are_made_relative(tmp_path: Path) -> None:
     assert leaks == []
     third = build(pipeline)
     assert third.unchanged and third.reused == 4
+
+
+def test_gc_keeps_reused_data_inside_a_superseded_prefix(tmp_path: Path) -> None:
+    """A folder of sources named like another node's data (``a.zarr/c.csv`` beside ``a.h5``) puts
+    its data inside that node's prefix. When ``a.h5`` changes, the next release reuses ``c`` from
+    the old one; gc of the old one deletes its ``a.zarr`` data but not what the kept one reads."""
+    import h5py
+    import zarr
+
+    src = tmp_path / "src"
+    (src / "a.zarr").mkdir(parents=True)
+    with h5py.File(src / "a.h5", "w") as f:
+        f["v"] = np.arange(3)
+    (src / "a.zarr" / "c.csv").write_text("x\n3\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
+    assert build(pipeline).converted == 2
+    store = Store(tmp_path / "site")
+    old = Catalog.open(store)
+    with h5py.File(src / "a.h5", "r+") as f:
+        f["v"][0] = 99
+    second = build(pipeline)
+    assert (second.converted, second.reused) == (1, 1)
+    table = Catalog.open(store).entry("src/a.zarr/c")
+    assert table.data_url is not None and table.data_url.startswith(old.entry("src/a").data_url + "/")  # inside the old a.zarr
+    result = gc(store, keep=1)
+    assert any("data still in use kept" in d for d in result["deleted"]) and not result["problems"], result
+    assert not store.exists(f"{old.entry('src/a').data_url}/zarr.json")  # the superseded array went
+    assert pd.read_parquet(store.path(table.data_url))["x"].tolist() == [3]
+    array = Catalog.open(store).entry("src/a/v")
+    assert zarr.open_array(store.path(array.data_url), mode="r")[:].tolist() == [99, 1, 2]
