@@ -92,6 +92,22 @@ def _expand(base_dir: Path, source: Source, policy: Policy) -> tuple[Path, Itera
     return target.parent, walk(target.parent, policy, name), name
 
 
+def _dangling(base_dir: Path, pattern: str) -> str | None:
+    """Where a source's path (or the fixed folders above its glob) links to, when that is gone."""
+    fixed = list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), PurePosixPath(pattern).parts))
+    path = base_dir
+    for part in fixed:
+        path = path / part
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except FileNotFoundError:
+                return os.readlink(path)
+            except (OSError, RuntimeError):  # a loop: the walk reports it as that path's failure
+                return None
+    return None
+
+
 def _default_into(base: Path, base_dir: Path) -> str:
     """The folder part of a source's path, as published (its own name when it is outside base_dir)."""
     try:
@@ -115,6 +131,8 @@ def _sidecar_names(source: Source, name: str) -> list[str]:
 def _load_sidecar(path: Path) -> dict[str, Any]:
     from .config.loader import load_yaml
 
+    if not path.is_file():  # a named pipe there would block the plan forever
+        raise ValueError("not a regular file")
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
     if not isinstance(data, dict):
@@ -165,6 +183,10 @@ class _SourcePlan:
         import parse
 
         self.pipeline, self.index, self.source = pipeline, index, source
+        gone = _dangling(pipeline.base_dir, source.path)
+        if gone is not None:  # (else the walk would report one dangling link and the build publish the rest without it)
+            raise ConfigError(f"{pipeline.line_of('sources', index)}: source path {source.path!r} is a symbolic link to {gone}, "
+                              "which does not exist (a share not mounted, a disk renamed?)")
         self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside)
         self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self.cut = len(str(self.base)) + 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -369,6 +371,21 @@ def test_a_source_path_that_is_a_loop_is_a_failure_not_a_traceback(tmp_path: Pat
     published = build(load_pipeline(pipeline), workers=2)
     assert list(published.to_json()["failures"][0].values())[:2] == ["data/loop", "symlink loop: data/loop -> loop never reaches a file or folder"]
     assert published.nodes["table"] == 1
+
+
+def test_a_named_pipe_where_a_sidecar_would_be_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    """The walk leaves a FIFO out as data, but the sidecar lookup opened any name it listed: a FIFO
+    called ``a0000.json`` blocked the plan forever (nothing writes to it)."""
+    _arrays(tmp_path / "data", 2, 0)
+    os.mkfifo(tmp_path / "data" / "a0000.json")
+    outcome: list[Any] = []
+    planning = threading.Thread(target=lambda: outcome.append(run_build(tmp_path, {"sources": [{"path": "data"}]})), daemon=True)
+    planning.start()
+    planning.join(60)
+    assert outcome, "the build still waits on the named pipe"
+    published = outcome[0]
+    assert published.problems("warnings")["data/a0000"].endswith("a0000.json: sidecar ignored: not a regular file")
+    assert published.node("data/a0000")["metadata"] == {} and published.report.converted == 2
 
 
 def warnings_of(report: Any, path: str) -> list[str]:

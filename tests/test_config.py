@@ -119,6 +119,28 @@ def test_validate_command(tmp_path: Path) -> None:
     assert "matches no file" in bad.output
 
 
+def test_a_source_behind_a_link_whose_target_is_gone_publishes_nothing(tmp_path: Path) -> None:
+    """A source folder reached through a link to a share that is not mounted (or a renamed disk)
+    is a config error, as the path missing is: not a release published without the whole source."""
+    share = tmp_path / "share" / "run"
+    share.mkdir(parents=True)
+    (share / "f.csv").write_text("x\n1\n")
+    (tmp_path / "beamline").symlink_to(share)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "other.csv").write_text("x\n2\n")
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}, {"path": "beamline/*.csv", "into": "beamline"}],
+                                       "output": {"store": str(tmp_path / "site")}})
+    first = CliRunner().invoke(main, ["build", "-c", str(config)])
+    assert first.exit_code == 0, first.output
+    before = (tmp_path / "site" / "catalog.json").read_bytes()
+    (tmp_path / "share").rename(tmp_path / "share-unmounted")
+    for command in ("validate", "build"):
+        gone = CliRunner().invoke(main, [command, "-c", str(config)])
+        assert gone.exit_code == 1, gone.output
+        assert f"pipeline.yml:3: source path 'beamline/*.csv' is a symbolic link to {share}, which does not exist" in gone.output, gone.output
+    assert (tmp_path / "site" / "catalog.json").read_bytes() == before
+
+
 def test_paths_are_shown_relative_to_the_pipeline_folder_as_relpath_would(tmp_path: Path) -> None:
     """Sources inside, beside and above pipeline.yml's folder are published relative to it, as
     ``os.path.relpath`` makes them (the folders outside it are remembered, not resolved per file)."""
