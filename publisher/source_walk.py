@@ -100,6 +100,12 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
     for entry in entries:
         parts = (*rel, entry.name)
         try:
+            if not entry.name.isascii() and _undecodable(entry.name):  # (its node path, the index and report are UTF-8)
+                if match is None or match(parts, entry.is_dir()) or match(parts, False):
+                    shown = entry.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                    found.append(WalkProblem(Path(folder, shown), "failure", f"its name is not valid UTF-8 ({shown}): a published name must "
+                                             "be; rename it (e.g. convmv -f latin1 -t utf8)"))
+                continue
             link = entry.is_symlink()
             if link:
                 try:
@@ -143,6 +149,15 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
             yield from _visit(*item, root, real_root, policy, match)
         else:
             yield item
+
+
+def _undecodable(name: str) -> bool:
+    """Whether a listed name held bytes that are not UTF-8 (Python gives them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _link_problem(path: Path, exc: OSError) -> WalkProblem:

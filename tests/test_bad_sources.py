@@ -4,6 +4,7 @@ wrong, never a 500 when it is served."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -336,3 +337,23 @@ def test_flat_exports_of_nested_binary_and_1d_data(tmp_path: Path) -> None:
         tiff = httpx.get(f"{url}/api/v1/array/full/d/line", params={"format": "tiff"})
         assert tiff.status_code == 200
         np.testing.assert_array_equal(tifffile.imread(io.BytesIO(tiff.content)), [np.arange(5)])
+
+
+def test_names_that_are_not_utf8_are_failures_of_their_own(tmp_path: Path) -> None:
+    """A file or folder whose name is not UTF-8 (Latin-1 names from an old instrument PC) cannot be
+    published under its name: each is a failure naming it, escaped; the rest builds. It used to end
+    the whole build with a traceback (UnicodeEncodeError), on_error: skip or not."""
+    folder = os.fsencode(tmp_path / "in")
+    os.mkdir(folder)
+    for name in (b"ok.csv", b"bad\xff.csv", os.path.join(b"run\xe9", b"a.csv"), os.path.join(b"fine", b"b.csv")):
+        os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
+        with open(os.path.join(folder, name), "w") as f:
+            f.write("x\n1\n")
+    failures, skipped = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert failures == {"d/bad\\xff.csv": "its name is not valid UTF-8 (bad\\xff.csv): a published name must be; rename it (e.g. convmv -f "
+                                          "latin1 -t utf8)",
+                        "d/run\\xe9": "its name is not valid UTF-8 (run\\xe9): a published name must be; rename it (e.g. convmv -f "
+                                      "latin1 -t utf8)"}, failures
+    assert not skipped
+    nodes = pd.read_parquet(tmp_path / "site" / json.loads((tmp_path / "site" / "catalog.json").read_text())["index"])
+    assert {"d/ok", "d/fine/b"} <= set(nodes["path"]) and not any("\\x" in p for p in nodes["path"])
