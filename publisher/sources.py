@@ -218,15 +218,17 @@ class _SourcePlan:
         return [n for n in names if not n.startswith(".") and self._shown(f"{rel}/{n}" if rel else n)]
 
     def publishes(self, folder: str) -> bool:
-        """Whether a subfolder holds a file this source publishes directly (then a file named as it
-        is keyed by its full name): its listing, looked at once, only when names would clash."""
-        try:
-            with os.scandir(folder) as it:
-                names = [e.name for e in it if e.is_file()]
-        except OSError:
-            return False
-        rel = tuple(folder[self.cut:].split("/"))
-        return any(self.visible(f"{folder}/{n}") and (self.match is None or self.match((*rel, n), False)) for n in names)
+        """Whether a subfolder holds, at any depth, a file this source publishes (then a file named
+        as it is keyed by its full name, and the folder's node keeps the name): looked at only when
+        names would clash, up to the first such file. (Its direct files alone were looked at: with
+        ``a/sub/f.csv`` beside ``a.csv`` both became node ``a``, and ``a/sub/f`` left the index.)"""
+        for top, folders, names in os.walk(folder):  # (a folder that cannot be listed: nothing found there)
+            folders.sort()
+            rel = tuple(top[self.cut:].split("/"))
+            if any(self.visible(f"{top}/{n}") and (self.match is None or self.match((*rel, n), False)) and os.path.isfile(f"{top}/{n}")
+                   for n in sorted(names)):
+                return True
+        return False
 
     def enter(self, folder: Folder) -> None:
         for path in [p for p in self.here if not (folder.path + "/").startswith(p + "/")]:

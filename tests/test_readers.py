@@ -266,6 +266,29 @@ def test_file_next_to_folder_of_the_same_name(tmp_path: Path) -> None:
     assert pd.read_parquet(published.url("a/b"))["y"].tolist() == [2]
 
 
+def test_file_next_to_a_folder_of_the_same_name_with_files_only_deeper(tmp_path: Path) -> None:
+    """The folder ``a`` publishes only below a subfolder: the file is keyed ``a.csv`` all the same.
+    It was keyed ``a`` (only the folder's direct files were looked at), and its table row took the
+    folder's place in the index, ``a/sub/b`` converted but listed nowhere; an HDF5 ``a.h5``
+    holding ``/sub/b`` replaced the CSV's node silently."""
+    import h5py
+
+    (tmp_path / "data" / "a" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "a.csv").write_text("x\n1\n")
+    (tmp_path / "data" / "a" / "sub" / "b.csv").write_text("y\n2\n")
+    with h5py.File(tmp_path / "data" / "c.h5", "w") as f:
+        f["sub/b"] = np.arange(5)
+    (tmp_path / "data" / "c" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "c" / "sub" / "b.csv").write_text("z\n3\n")
+    published = run_build(tmp_path, {"sources": [{"path": "data", "into": ""}]})
+    assert sorted(c.key for c in published.catalog.entries("")) == ["a", "a.csv", "c", "c.h5"]
+    assert pd.read_parquet(published.url("a.csv"))["x"].tolist() == [1]
+    assert pd.read_parquet(published.url("a/sub/b"))["y"].tolist() == [2]
+    assert pd.read_parquet(published.url("c/sub/b"))["z"].tolist() == [3]
+    assert zarr.open_array(published.url("c.h5/sub/b"), mode="r")[...].tolist() == [0, 1, 2, 3, 4]
+    assert not published.report.failures
+
+
 def test_hdf5_after_a_user_block_is_detected_and_read(tmp_path: Path) -> None:
     """MuData's .h5mu (and any HDF5 file made with a user block) starts with text, its HDF5
     signature at byte 512, 1024 or 2048: still an HDF5 file, read as one."""
