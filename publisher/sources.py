@@ -7,6 +7,7 @@ sidecar metadata files and stacks of frames.
 from __future__ import annotations
 
 import enum
+import functools
 import glob
 import itertools
 import json
@@ -189,6 +190,7 @@ class _SourcePlan:
                               "which does not exist (a share not mounted, a disk renamed?)")
         self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside)
         self.match = glob_matcher(glob_parts) if glob_parts is not None else None
+        self._excluded_folder = functools.lru_cache(maxsize=256)(self._excluded_folder)  # type: ignore[method-assign]
         self.cut = len(str(self.base)) + 1
         self.real_base = os.path.realpath(self.base)
         into = source.into if source.into is not None else _default_into(self.base, pipeline.base_dir)
@@ -205,7 +207,23 @@ class _SourcePlan:
         return self._shown(str(path)[self.cut:])  # posix, below base (files come from base)
 
     def _shown(self, rel: str) -> bool:
-        return not any(part.startswith(".") for part in rel.split("/")) and not any(PurePosixPath(rel).match(x) for x in self.source.exclude)
+        if any(part.startswith(".") for part in rel.split("/")):
+            return False
+        return not self.source.exclude or not (self._excluded(rel) or self._excluded_folder(rel.rpartition("/")[0]))
+
+    def _excluded(self, rel: str) -> bool:
+        """Whether an exclude pattern names this path: matching it from the right (``*.tmp`` in any
+        folder), or from the base when it holds ``**`` (``**/scratch/**``: ``**`` crosses folders,
+        as in source paths; Python 3.11's ``PurePath.match`` takes it for ``*``)."""
+        parts = tuple(rel.split("/"))
+        return any(PurePosixPath(rel).match(x) or ("**" in x and glob_matcher(tuple(x.split("/")))(parts, False))
+                   for x in self.source.exclude)
+
+    def _excluded_folder(self, rel: str) -> bool:
+        """Whether the folder or one above it is excluded: ``scratch``, ``scratch/*`` or ``scratch/**``
+        leave out everything below it (only the files' own paths were matched: ``scratch/**`` left
+        ``scratch/deep/b.csv`` published). Cached per plan (``__init__``): the walk meets folders in order."""
+        return bool(rel) and (self._excluded(rel) or self._excluded_folder(rel.rpartition("/")[0]))
 
     def _visible_names(self, folder: Folder) -> list[str]:
         """The names of the folder's files :meth:`visible` keeps, its folder part decided once."""

@@ -341,6 +341,26 @@ def test_a_changed_exclude_converts_nothing_it_did_not_add(tmp_path: Path) -> No
     assert (back.converted, back.reused) == (1, 4)
 
 
+def test_exclude_leaves_out_folders_and_crosses_them_with_double_stars(tmp_path: Path) -> None:
+    """An exclude pattern that names a folder leaves out everything below it, and ``**`` crosses
+    folders as in source paths. Only the files' own paths were matched, from the right, with
+    Python 3.11's ``**`` a single ``*``: ``scratch/**`` left ``scratch/deep/b.csv`` published,
+    ``scratch`` nothing, ``**/scratch/**`` kept ``scratch/a.csv``."""
+    tree = tmp_path / "tree"
+    for rel in ("keep.csv", "scratch/a.csv", "scratch/deep/b.csv", "scratch/deep/er/c.csv", "x/scratch/d.csv", "x/e.csv", "x/f.csv"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text("v\n1\n")
+    published = {}
+    for patterns in (["scratch/**"], ["scratch"], ["**/scratch/**"], ["e.csv"], ["x/scratch/*"]):
+        config = {"sources": [{"path": "tree", "into": "", "exclude": patterns}], "output": {"store": str(tmp_path / "site")}}
+        build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
+        nodes = pd.read_parquet(tmp_path / "site" / json.loads((tmp_path / "site" / "catalog.json").read_text())["index"])
+        published[patterns[0]] = sorted(p for p, family in zip(nodes["path"], nodes["family"], strict=True) if family == "table")
+    assert published == {"scratch/**": ["keep", "x/e", "x/f"], "scratch": ["keep", "x/e", "x/f"], "**/scratch/**": ["keep", "x/e", "x/f"],
+                         "e.csv": ["keep", "scratch/a", "scratch/deep/b", "scratch/deep/er/c", "x/f", "x/scratch/d"],
+                         "x/scratch/*": ["keep", "scratch/a", "scratch/deep/b", "scratch/deep/er/c", "x/e", "x/f"]}
+
+
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
     untouched) publishes a release with that node's new metadata, reusing every other node."""

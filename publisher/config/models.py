@@ -154,7 +154,8 @@ class Source(_Model):
         description="Sidecar metadata files tried for each source file ({name}: file name, {stem}: without suffix).",
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Extra metadata for every node from this source.")
-    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave out.")
+    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave out, matched from the right (*.tmp in any "
+                                 "folder); one naming a folder leaves out everything below it; ** crosses folders.")
 
     @field_validator("into")
     @classmethod
