@@ -14,7 +14,6 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -40,22 +39,33 @@ class Folder:
     folders: list[str]  #: the subfolders' names it walks into
 
 
+#: A subfolder to walk: its path, its parts below the root, and the folders above it (loops).
+_Subfolder = tuple[str, tuple[str, ...], frozenset[tuple[int, int]]]
+
+
 def glob_matcher(pattern: tuple[str, ...]) -> Callable[[tuple[str, ...], bool], bool]:
     """``match(parts, partial)``: do path segments match the pattern (``partial``: could a path
-    below this folder match it)?"""
+    below this folder match it)? The pattern's positions reachable after each segment, in a loop
+    (a recursion per segment ended deep trees with RecursionError)."""
+    last = len(pattern)
+
+    def close(states: set[int]) -> set[int]:  # a ** may also match no segment
+        todo = list(states)
+        while todo:
+            i = todo.pop()
+            if i < last and pattern[i] == "**" and i + 1 not in states:
+                states.add(i + 1)
+                todo.append(i + 1)
+        return states
 
     def match(parts: tuple[str, ...], partial: bool) -> bool:
-        @lru_cache(maxsize=None)
-        def m(i: int, j: int) -> bool:
-            if j == len(parts):
-                return i < len(pattern) if partial else all(p == "**" for p in pattern[i:])
-            if i == len(pattern):
+        states = close({0})
+        for part in parts:
+            states = close({i if pattern[i] == "**" else i + 1 for i in states
+                            if i < last and (pattern[i] == "**" or fnmatch.fnmatchcase(part, pattern[i]))})
+            if not states:
                 return False
-            if pattern[i] == "**":
-                return m(i + 1, j) or m(i, j + 1)
-            return fnmatch.fnmatchcase(parts[j], pattern[i]) and m(i + 1, j + 1)
-
-        return m(0, 0)
+        return any(i < last for i in states) if partial else last in states
 
     return match
 
@@ -84,11 +94,21 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
         return
     if not stat.S_ISDIR(top.st_mode):
         return
-    yield from _visit(str(root), (), frozenset({(top.st_dev, top.st_ino)}), root, real_root, policy, match)
+    # a stack of the folders being walked, not recursion: a tree may be deeper than Python's recursion limit
+    stack = [_visit(str(root), (), frozenset({(top.st_dev, top.st_ino)}), root, real_root, policy, match)]
+    while stack:
+        for event in stack[-1]:
+            if isinstance(event, tuple):  # a subfolder, walked at its place
+                stack.append(_visit(*event, root, real_root, policy, match))
+                break
+            yield event
+        else:
+            stack.pop()
 
 
 def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, int]], root: Path, real_root: str, policy: Policy,
-           match: Callable[[tuple[str, ...], bool], bool] | None) -> Iterator[Folder | str | WalkProblem]:
+           match: Callable[[tuple[str, ...], bool], bool] | None) -> Iterator[Folder | str | WalkProblem | _Subfolder]:
+    """One folder: it, then its files, problems and subfolders (which :func:`walk` enters) in name order."""
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -96,7 +116,7 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
         yield WalkProblem(Path(folder), "failure", f"cannot list this folder: {exc.strerror or exc}")
         return
     # each entry: a file's path, a subfolder (path, parts, ancestors), or a problem, in name order
-    found: list[str | tuple[str, tuple[str, ...], frozenset[tuple[int, int]]] | WalkProblem] = []
+    found: list[str | _Subfolder | WalkProblem] = []
     for entry in entries:
         parts = (*rel, entry.name)
         try:
@@ -144,11 +164,7 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
     yield Folder(folder, {e.name for e in entries}, [f for f in found if isinstance(f, str)],
                  [os.path.basename(f[0]) for f in found if isinstance(f, tuple)])
     del entries
-    for item in found:
-        if isinstance(item, tuple):
-            yield from _visit(*item, root, real_root, policy, match)
-        else:
-            yield item
+    yield from found
 
 
 def _undecodable(name: str) -> bool:

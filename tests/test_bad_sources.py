@@ -357,3 +357,49 @@ def test_names_that_are_not_utf8_are_failures_of_their_own(tmp_path: Path) -> No
     assert not skipped
     nodes = pd.read_parquet(tmp_path / "site" / json.loads((tmp_path / "site" / "catalog.json").read_text())["index"])
     assert {"d/ok", "d/fine/b"} <= set(nodes["path"]) and not any("\\x" in p for p in nodes["path"])
+
+
+def test_trees_deeper_than_the_recursion_limit_are_walked_and_globbed(tmp_path: Path) -> None:
+    """The walk and a ``**`` glob's matching recursed once per level: a folder source ended the
+    build with RecursionError at ~1,000 levels, a ``**`` glob at ~330. A glob through 400 levels
+    now builds, and the walk goes down 1,100 (a conversion that deep still fails that item alone:
+    RecursionError beyond the walk, reported as its failure)."""
+    from publisher.source_walk import walk
+
+    try:
+        folder = os.fsencode(tmp_path / "in")
+        os.mkdir(folder)
+        for level in range(1, 1101):  # (os.makedirs recurses once per level too)
+            folder += b"/a"
+            os.mkdir(folder)
+            if level in (400, 1100):
+                with open(folder + b"/f.csv", "w") as f:
+                    f.write(f"x\n{level}\n")
+        files = [e for e in walk(tmp_path / "in") if isinstance(e, str)]
+        assert sorted(f.count("/a") for f in files) == [400, 1100]
+        failures, skipped = _failures(tmp_path, {"sources": [{"path": "in/a/**/f.csv", "into": "d"}]})
+        assert failures == {"d" + "/a" * 1099 + "/f": "RecursionError: maximum recursion depth exceeded"} or not failures, failures
+        nodes = pd.read_parquet(tmp_path / "site" / json.loads((tmp_path / "site" / "catalog.json").read_text())["index"])
+        assert "d" + "/a" * 399 + "/f" in set(nodes["path"])
+    finally:  # (pytest's own clean-up, shutil.rmtree, recurses once per level too: it ended the session)
+        for child in tmp_path.iterdir():
+            _remove_deep(os.fsencode(child))
+
+
+def _remove_deep(top: bytes) -> None:
+    """``shutil.rmtree`` without its recursion: every folder listed, then removed deepest first."""
+    if not os.path.isdir(top) or os.path.islink(top):
+        os.unlink(top)
+        return
+    folders, todo = [], [top]
+    while todo:
+        folder = todo.pop()
+        folders.append(folder)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for folder in reversed(folders):
+        os.rmdir(folder)
