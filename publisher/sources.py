@@ -81,7 +81,7 @@ def _expand(base_dir: Path, source: Source, policy: Policy) -> tuple[Path, Itera
     pattern = source.path
     if _GLOB_CHARS.search(pattern):
         parts = PurePosixPath(pattern).parts
-        fixed = list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), parts))
+        fixed = _fixed(pattern)
         base = (base_dir / Path(*fixed)) if fixed else base_dir
         glob_parts = tuple(parts[len(fixed):])
         return base, walk(base, policy, glob_parts), glob_parts
@@ -93,11 +93,15 @@ def _expand(base_dir: Path, source: Source, policy: Policy) -> tuple[Path, Itera
     return target.parent, walk(target.parent, policy, name), name
 
 
+def _fixed(pattern: str) -> list[str]:
+    """A source path's leading parts without glob characters (all of them for a plain path)."""
+    return list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), PurePosixPath(pattern).parts))
+
+
 def _dangling(base_dir: Path, pattern: str) -> str | None:
     """Where a source's path (or the fixed folders above its glob) links to, when that is gone."""
-    fixed = list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), PurePosixPath(pattern).parts))
     path = base_dir
-    for part in fixed:
+    for part in _fixed(pattern):
         path = path / part
         if path.is_symlink():
             try:
@@ -191,6 +195,7 @@ class _SourcePlan:
         self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside)
         self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self._excluded_folder = functools.lru_cache(maxsize=256)(self._excluded_folder)  # type: ignore[method-assign]
+        self._crossing = [glob_matcher(tuple(x.split("/"))) for x in source.exclude if "**" in x]
         self.cut = len(str(self.base)) + 1
         self.real_base = os.path.realpath(self.base)
         into = source.into if source.into is not None else _default_into(self.base, pipeline.base_dir)
@@ -215,9 +220,8 @@ class _SourcePlan:
         """Whether an exclude pattern names this path: matching it from the right (``*.tmp`` in any
         folder), or from the base when it holds ``**`` (``**/scratch/**``: ``**`` crosses folders,
         as in source paths; Python 3.11's ``PurePath.match`` takes it for ``*``)."""
-        parts = tuple(rel.split("/"))
-        return any(PurePosixPath(rel).match(x) or ("**" in x and glob_matcher(tuple(x.split("/")))(parts, False))
-                   for x in self.source.exclude)
+        path, parts = PurePosixPath(rel), tuple(rel.split("/"))
+        return any(path.match(x) for x in self.source.exclude) or any(match(parts, False) for match in self._crossing)
 
     def _excluded_folder(self, rel: str) -> bool:
         """Whether the folder or one above it is excluded: ``scratch``, ``scratch/*`` or ``scratch/**``
@@ -240,11 +244,8 @@ class _SourcePlan:
         as it is keyed by its full name, and the folder's node keeps the name): looked at only when
         names would clash, up to the first such file. (Its direct files alone were looked at: with
         ``a/sub/f.csv`` beside ``a.csv`` both became node ``a``, and ``a/sub/f`` left the index.)"""
-        for top, folders, names in os.walk(folder):  # (a folder that cannot be listed: nothing found there)
-            folders.sort()
-            rel = tuple(top[self.cut:].split("/"))
-            if any(self.visible(f"{top}/{n}") and (self.match is None or self.match((*rel, n), False)) and os.path.isfile(f"{top}/{n}")
-                   for n in sorted(names)):
+        for event in walk(Path(folder), "allow"):  # (iterative, loops cut: os.walk recursed once per level)
+            if isinstance(event, str) and self.visible(event) and (self.match is None or self.match(tuple(event[self.cut:].split("/")), False)):
                 return True
         return False
 
