@@ -78,12 +78,15 @@ def outside_target(path: str | Path, real_root: str) -> str | None:
     return None if target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep) else target
 
 
-def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None) -> Iterator[Folder | str | WalkProblem]:
+def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None,
+         skip: Callable[[str], bool] | None = None) -> Iterator[Folder | str | WalkProblem]:
     """Every regular file below ``root`` (following symlinks, never round a loop), in path order
     (a folder's files and subfolders by name, each subfolder's contents at its place), each folder
     announced before its files, with the problems met on the way at their places; with
-    ``pattern``, only what matches it (relative to root). One folder's listing per level is held
-    at a time, never the tree's."""
+    ``pattern``, only what matches it (relative to root); ``skip(rel)``: a subfolder (its posix
+    path below root) the walk does not enter (a source's hidden and excluded folders: a NetApp
+    ``.snapshot`` holds the whole tree again, per snapshot). One folder's listing per level is
+    held at a time, never the tree's."""
     match = glob_matcher(pattern) if pattern is not None else None
     real_root = os.path.realpath(root)
     try:
@@ -95,11 +98,11 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
     if not stat.S_ISDIR(top.st_mode):
         return
     # a stack of the folders being walked, not recursion: a tree may be deeper than Python's recursion limit
-    stack = [_visit(str(root), (), frozenset({(top.st_dev, top.st_ino)}), root, real_root, policy, match)]
+    stack = [_visit(str(root), (), frozenset({(top.st_dev, top.st_ino)}), root, real_root, policy, match, skip)]
     while stack:
         for event in stack[-1]:
             if isinstance(event, tuple):  # a subfolder, walked at its place
-                stack.append(_visit(*event, root, real_root, policy, match))
+                stack.append(_visit(*event, root, real_root, policy, match, skip))
                 break
             yield event
         else:
@@ -107,7 +110,8 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
 
 
 def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, int]], root: Path, real_root: str, policy: Policy,
-           match: Callable[[tuple[str, ...], bool], bool] | None) -> Iterator[Folder | str | WalkProblem | _Subfolder]:
+           match: Callable[[tuple[str, ...], bool], bool] | None, skip: Callable[[str], bool] | None = None,
+           ) -> Iterator[Folder | str | WalkProblem | _Subfolder]:
     """One folder: it, then its files, problems and subfolders (which :func:`walk` enters) in name order."""
     try:
         with os.scandir(folder) as it:
@@ -138,6 +142,8 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
             else:  # the entry's type without a stat (1,000 files: a stat each would double the walk)
                 is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
             if not (is_dir or is_file) or not (match is None or match(parts, is_dir)):
+                continue
+            if is_dir and skip is not None and skip("/".join(parts)):
                 continue
             target = outside_target(entry.path, real_root) if link else None
             if target:

@@ -75,19 +75,19 @@ class WorkItem:
         return str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} stacked)"
 
 
-def _expand(base_dir: Path, source: Source, policy: Policy) -> tuple[Path, Iterator[Folder | str | WalkProblem], tuple[str, ...] | None]:
+def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str], bool]) -> tuple[Path, Iterator[Folder | str | WalkProblem], tuple[str, ...] | None]:
     """The source's base folder, the walk of the files it names (with the problems met finding
-    them) and the glob pattern below the base, if any."""
+    them) and the glob pattern below the base, if any; ``skip``: folders not to enter (:func:`.source_walk.walk`)."""
     pattern = source.path
     if _GLOB_CHARS.search(pattern):
         parts = PurePosixPath(pattern).parts
         fixed = _fixed(pattern)
         base = (base_dir / Path(*fixed)) if fixed else base_dir
         glob_parts = tuple(parts[len(fixed):])
-        return base, walk(base, policy, glob_parts), glob_parts
+        return base, walk(base, policy, glob_parts, skip), glob_parts
     target = base_dir / pattern
     if target.is_dir():
-        return target, walk(target, policy), None
+        return target, walk(target, policy, skip=skip), None
     # one file: its folder's walk for that one name, so a looping or outside link is reported alike
     name = (glob.escape(target.name),)
     return target.parent, walk(target.parent, policy, name), name
@@ -192,10 +192,10 @@ class _SourcePlan:
         if gone is not None:  # (else the walk would report one dangling link and the build publish the rest without it)
             raise ConfigError(f"{pipeline.line_of('sources', index)}: source path {source.path!r} is a symbolic link to {gone}, "
                               "which does not exist (a share not mounted, a disk renamed?)")
-        self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside)
-        self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self._excluded_folder = functools.lru_cache(maxsize=256)(self._excluded_folder)  # type: ignore[method-assign]
         self._crossing = [glob_matcher(tuple(x.split("/"))) for x in source.exclude if "**" in x]
+        self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside, self._skipped)
+        self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self.cut = len(str(self.base)) + 1
         self.real_base = os.path.realpath(self.base)
         into = source.into if source.into is not None else _default_into(self.base, pipeline.base_dir)
@@ -215,6 +215,11 @@ class _SourcePlan:
         if any(part.startswith(".") for part in rel.split("/")):
             return False
         return not self.source.exclude or not (self._excluded(rel) or self._excluded_folder(rel.rpartition("/")[0]))
+
+    def _skipped(self, rel: str) -> bool:
+        """A subfolder (``rel`` below the base) the walk does not enter: hidden or excluded, it
+        publishes nothing (its parents were entered: only its own name and path are looked at)."""
+        return rel.rpartition("/")[2].startswith(".") or (bool(self.source.exclude) and self._excluded(rel))
 
     def _excluded(self, rel: str) -> bool:
         """Whether an exclude pattern names this path: matching it from the right (``*.tmp`` in any
@@ -244,7 +249,8 @@ class _SourcePlan:
         as it is keyed by its full name, and the folder's node keeps the name): looked at only when
         names would clash, up to the first such file. (Its direct files alone were looked at: with
         ``a/sub/f.csv`` beside ``a.csv`` both became node ``a``, and ``a/sub/f`` left the index.)"""
-        for event in walk(Path(folder), "allow"):  # (iterative, loops cut: os.walk recursed once per level)
+        below = folder[self.cut:] + "/"
+        for event in walk(Path(folder), "allow", skip=lambda rel: self._skipped(below + rel)):  # (iterative, loops cut)
             if isinstance(event, str) and self.visible(event) and (self.match is None or self.match(tuple(event[self.cut:].split("/")), False)):
                 return True
         return False

@@ -361,6 +361,30 @@ def test_exclude_leaves_out_folders_and_crosses_them_with_double_stars(tmp_path:
                          "x/scratch/*": ["keep", "scratch/a", "scratch/deep/b", "scratch/deep/er/c", "x/e", "x/f"]}
 
 
+def test_the_walk_does_not_enter_hidden_or_excluded_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hidden and excluded folders publish nothing, so the plan does not list them: a NetApp
+    ``.snapshot`` holds the whole tree again per snapshot, an excluded ``scratch`` may hold
+    millions of files. (Both were walked to the last file, which was then dropped.)"""
+    from publisher import source_walk
+    from publisher.sources import iter_plan
+
+    tree = tmp_path / "tree"
+    for rel in ("keep.csv", "x/f.csv", "scratch/a.csv", "scratch/deep/b.csv", ".snapshot/hourly.0/keep.csv", "x/tmp.old/c.csv"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text("v\n1\n")
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def spy(path: str) -> object:
+        listed.append(os.path.relpath(path, tree))
+        return scandir(path)
+
+    monkeypatch.setattr(source_walk.os, "scandir", spy)
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree", "into": "", "exclude": ["scratch", "*.old"]}]}))
+    assert sorted(item.node_path for item in iter_plan(pipeline)) == ["keep", "x/f"]
+    assert sorted(listed) == [".", "x"]
+
+
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
     untouched) publishes a release with that node's new metadata, reusing every other node."""
