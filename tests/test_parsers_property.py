@@ -566,6 +566,6 @@ def test_search_columns_answer_any_filter_as_rows_do(params: dict[str, list[str]
     expected = [e.key for e in select(entries, queries, sort)]
     with tempfile.TemporaryDirectory() as folder:
         store = Store(folder)
-        write_search(store, "s", rows)
+        write_search(store, "s", [(row, None) for row in rows])
         count, page = search(SearchColumns.open(store, "s"), queries, sort, 0, 100)
     assert (count, [e.key for e in page]) == (len(expected), expected), (params, metadatas)

@@ -100,7 +100,7 @@ def queries(draw: Any) -> dict[str, list[str]]:
 def _columns(rows: list[dict[str, Any]], folder: str) -> SearchColumns:
     """Written as a build writes them: each row's text as the node table stores it (ASCII-escaped)."""
     store = Store(folder)
-    write_search(store, "s", rows, [dumps(row) for row in rows])
+    write_search(store, "s", [(row, dumps(row)) for row in rows])
     return SearchColumns.open(store, "s")
 
 

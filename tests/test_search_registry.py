@@ -65,7 +65,7 @@ rows = [{"path": f"c/k{i}", "key": f"k{i}", "parent": "c", "family": "array", "s
 entries = [Entry.from_json(row) for row in rows]
 queries = filters_from({"filter[startswith][condition][key]": ["name"], "filter[startswith][condition][prefix]": ["al"]})
 with tempfile.TemporaryDirectory() as folder:
-    write_search(Store(folder), "s", rows)
+    write_search(Store(folder), "s", [(row, None) for row in rows])
     count, page = search(SearchColumns.open(Store(folder), "s"), queries, "", 0, 10)
 print(json.dumps({"names": known, "warnings": [str(w.message) for w in caught],
                   "rows": [e.key for e in select(entries, queries)], "columns": [e.key for e in page],

@@ -94,8 +94,8 @@ def _write(store: Store, prefix: str, view: NodeView, min_children: int) -> dict
         if n >= min_children:  # its rows serve listing too: no pages
             from .columns_write import write_search
 
-            pairs = list(view.children_with_texts(parent))  # (their texts as stored: no second dumps)
-            write_search(store, search_prefix(prefix, parent), [row for row, _ in pairs], [text for _, text in pairs])
+            # streamed from the table, with their texts as stored (no second dumps)
+            write_search(store, search_prefix(prefix, parent), view.children_with_texts(parent))
             continue
         for page, kids in enumerate(_batches(view.children_texts(parent), PAGE_SIZE)):
             head = dumps({"path": parent, "offset": page * PAGE_SIZE, "count": n})[:-1]
