@@ -1,4 +1,4 @@
-"""Fingerprints for incremental builds: a file is unchanged if its size and mtime match, or
+"""Fingerprints for incremental builds: a file is unchanged if its size, mtime and ctime match, or
 (when those moved) if its content hash matches; settings are hashed as canonical JSON."""
 
 from __future__ import annotations
@@ -29,11 +29,16 @@ def content_hash(path: Path) -> str:
 
 def file_record(path: Path, shown: str, previous: FileRecord | None = None) -> FileRecord:
     """The file's record, under the path it is ``shown`` as (relative to pipeline.yml's folder);
-    the hash is reused when size and mtime did not move."""
+    the hash is reused when size, mtime and ctime did not move."""
     stat = os.stat(path)
-    if previous and previous.size == stat.st_size and previous.mtime_ns == stat.st_mtime_ns:
-        return FileRecord(shown, stat.st_size, stat.st_mtime_ns, previous.hash)
-    return FileRecord(shown, stat.st_size, stat.st_mtime_ns, content_hash(path))
+    if previous and same_stat(previous, stat):
+        return FileRecord(shown, stat.st_size, stat.st_mtime_ns, previous.hash, stat.st_ctime_ns)
+    return FileRecord(shown, stat.st_size, stat.st_mtime_ns, content_hash(path), stat.st_ctime_ns)
+
+
+def same_stat(record: FileRecord, stat: os.stat_result) -> bool:
+    """Whether the file is as ``record`` saw it: same size, mtime and ctime."""
+    return record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns and record.ctime_ns == stat.st_ctime_ns
 
 
 def settings_hash(*parts: Any) -> str:

@@ -179,20 +179,24 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One source file as a manifest remembers it: unchanged when size and mtime match, or else
-    when its content hash (xxh3-128, :func:`publisher.fingerprint.content_hash`) does."""
+    """One source file as a manifest remembers it: unchanged when size, mtime and ctime match, or
+    else when its content hash (xxh3-128, :func:`publisher.fingerprint.content_hash`) does. The
+    ctime (the inode's change time, which no tool sets) moves when a file is renamed or its
+    times are set back: two frames of one size written in the same clock tick, their names
+    swapped, kept their sizes and mtimes and were published under each other's names."""
 
     path: str
     size: int
     mtime_ns: int
     hash: str | None = None
+    ctime_ns: int | None = None  #: (None in a manifest written before 2026-12-06: its files are hashed once)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "hash": self.hash}
+        return {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "ctime_ns": self.ctime_ns, "hash": self.hash}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileRecord:
-        return cls(data["path"], data["size"], data["mtime_ns"], data.get("hash"))
+        return cls(data["path"], data["size"], data["mtime_ns"], data.get("hash"), data.get("ctime_ns"))
 
 
 @dataclass

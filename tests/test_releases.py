@@ -385,6 +385,33 @@ def test_the_walk_does_not_enter_hidden_or_excluded_folders(tmp_path: Path, monk
     assert sorted(listed) == [".", "x"]
 
 
+def test_files_swapped_with_the_same_size_and_mtime_are_converted_again(tmp_path: Path) -> None:
+    """Two frames of one size written in the same clock tick, their names then swapped: their
+    sizes and mtimes are as recorded, but each is the other's content. The inode's change time
+    (moved by the rename, and by nothing a user sets) tells; they were reused, each published
+    under the other's name. A ``chmod`` moves it too: the content is hashed, nothing converted."""
+    import zarr
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name, value in (("a", 1), ("b", 2), ("c", 3)):
+        np.save(tree / f"{name}.npy", np.full((4, 4), value, dtype="u2"))
+        os.utime(tree / f"{name}.npy", ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")}}))
+    assert build(pipeline, workers=1).converted == 3
+    os.rename(tree / "a.npy", tree / "t.npy")
+    os.rename(tree / "b.npy", tree / "a.npy")
+    os.rename(tree / "t.npy", tree / "b.npy")
+    (tree / "c.npy").chmod(0o444)
+    again = build(pipeline, workers=1)
+    assert (again.converted, again.reused) == (2, 1)
+    catalog = Catalog.open(Store(tmp_path / "site"))
+    for key, value in (("a", 2), ("b", 1), ("c", 3)):
+        url = catalog.entry(key).to_json()["data_url"]
+        assert int(zarr.open_array(str(tmp_path / "site" / url), mode="r")[0, 0]) == value, key
+    assert build(pipeline, workers=1).unchanged
+
+
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
     untouched) publishes a release with that node's new metadata, reusing every other node."""

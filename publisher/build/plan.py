@@ -1,5 +1,5 @@
 """Step one of a build, incremental planning: the release's id, and for each planned item whether
-the previous release already holds it (same settings, and the same files by size and mtime or
+the previous release already holds it (same settings, and the same files by size, mtime and ctime or
 else by content hash), so that only what changed is converted again."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..config.models import Pipeline
-from ..fingerprint import file_record, same_content, settings_hash
+from ..fingerprint import file_record, same_content, same_stat, settings_hash
 from ..formats import FileRecord, ManifestItem
 from ..scratch import Scratch
 from ..sources import WorkItem
@@ -93,7 +93,7 @@ class Planner:
 
     def _stat_matches(self, item: WorkItem, old: ManifestItem | None, settings: str, fields: tuple[str, ...]) -> bool:
         """Same settings, planned metadata and file count as the previous record, and the same path,
-        size and (when ``fields`` has it) mtime per file."""
+        size and (when ``fields`` has it) mtime and ctime per file."""
         if not old or old.settings != settings or len(old.files) != len(item.paths):
             return False
         if old.metadata != self.item_metadata(item):
@@ -105,7 +105,7 @@ class Planner:
                 st = os.stat(path)
             except OSError:
                 return False
-            if record.size != st.st_size or (mtime and record.mtime_ns != st.st_mtime_ns) or shown(record.path) != shown(path):
+            if record.size != st.st_size or (mtime and not same_stat(record, st)) or shown(record.path) != shown(path):
                 return False
         return True
 
@@ -121,7 +121,7 @@ class Planner:
 
     def stat_matches(self, item: WorkItem, old: ManifestItem | None) -> bool:
         """Whether ``item`` is ``old`` as it was: the same settings, planned metadata, and files of
-        the same size and mtime (reused without hashing)."""
+        the same size, mtime and ctime (reused without hashing)."""
         return self._stat_matches(item, old, self.settings(item), ("path", "size", "mtime_ns"))
 
     def unchanged_by_stat(self, item: WorkItem) -> tuple[bool, ManifestItem | None]:

@@ -48,7 +48,7 @@ class Deferred:
 
 class AsBefore:
     """Watches the plan as it is written (:class:`.items.Ahead`): is every item so far the previous
-    release's next, with the same settings and files (size and mtime)? Those are counted, not
+    release's next, with the same settings and files (size, mtime and ctime)? Those are counted, not
     written to the plan's table, and nothing is looked up: the previous records are read in
     order. A build that changes nothing is decided there (a no-change rebuild of 100,000 files:
     5.95 s -> 3.12 s); otherwise the items it held are the first deferred ones (:class:`Deferred`).
@@ -106,7 +106,7 @@ _NO_PROBLEMS = '],"warnings":[],"skipped":[]}'
 def unchanged_text(planner: Planner, item: WorkItem, line: str) -> int:
     """Where the index rows start in ``line``, a record as :meth:`ManifestItem.to_json` writes it,
     when it begins as ``item``'s record would if unchanged (its node path, settings, planned
-    metadata, and files by path, size and mtime, whatever their hashes); else -1 (which is not
+    metadata, and files by path, size, mtime and ctime, whatever their hashes); else -1 (which is not
     "changed": only a parsed record can tell, :meth:`.plan.Planner.stat_matches`). Equal text is
     equal fields, so a match is never wrong."""
     head = f'{{"node_path":{quoted(item.node_path)},"settings":{quoted(planner.settings(item))},"metadata":{quoted(planner.item_metadata(item))},"files":['
@@ -118,7 +118,7 @@ def unchanged_text(planner: Planner, item: WorkItem, line: str) -> int:
             st = os.stat(path)
         except OSError:
             return -1
-        file = f'{"," if i else ""}{{"path":{quoted(planner.shown(path))},"size":{st.st_size},"mtime_ns":{st.st_mtime_ns},"hash":'
+        file = f'{"," if i else ""}{{"path":{quoted(planner.shown(path))},"size":{st.st_size},"mtime_ns":{st.st_mtime_ns},"ctime_ns":{st.st_ctime_ns},"hash":'
         if not line.startswith(file, at):
             return -1
         at = line.find("}", at + len(file)) + 1  # past the hash: a string of letters, digits and ":", or null
