@@ -521,3 +521,43 @@ def test_the_checks_listing_skips_only_a_file_gone_midway(tmp_path: Path, monkey
 
     monkeypatch.setattr(check.os, "scandir", Listing)
     assert sorted(check._listing(store, "releases/r")) == [("releases/r/data/a", 2), ("releases/r/data/c", 2)]
+
+
+def test_a_file_that_grows_while_it_is_converted_is_converted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big file is hashed beside its conversion. One appended to meanwhile (a detector still
+    writing) was recorded with the stat and hash the hashing saw after the append, so the next
+    build reused the rows read before it, for good. Now it is recorded as it was before the
+    conversion, with no hash, the build warns, and the next build converts it again."""
+    from publisher.build import convert, plan
+
+    monkeypatch.setattr(plan.Planner, "HASH_INLINE_BYTES", 0)  # every file hashed beside its conversion
+    appended, original = threading.Event(), convert.Converter.convert
+    record = plan.file_record
+
+    def convert_then_append(self: convert.Converter, item: Any) -> Any:
+        out = original(self, item)
+        if item.paths[0].name == "log.csv" and not appended.is_set():
+            with open(item.paths[0], "a") as f:
+                f.write("3,30\n")
+            appended.set()
+        return out
+
+    def hashed_late(path: Path, shown: str, previous: Any = None) -> Any:
+        if path.name == "log.csv":
+            appended.wait(10)  # the hashing comes after the append, as it may on a busy host
+        return record(path, shown, previous)
+
+    monkeypatch.setattr(convert.Converter, "convert", convert_then_append)
+    monkeypatch.setattr(plan, "file_record", hashed_late)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "log.csv").write_text("t,v\n1,10\n2,20\n")
+    (tmp_path / "src" / "other.csv").write_text("t,v\n1,1\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": str(tmp_path / "site")}}))
+    first = build(pipeline, workers=1)
+    said = "src/log.csv changed while it was read (its size or times moved): published as it was read; the next build converts it again"
+    assert first.converted == 2 and [w.reason for w in first.warnings] == [said]
+    assert Catalog.open(Store(tmp_path / "site")).entry("log").to_json()["structure"]["row_count"] == 2
+    second = build(pipeline, workers=1)
+    assert (second.converted, second.reused, second.warnings) == (1, 1, [])
+    assert Catalog.open(Store(tmp_path / "site")).entry("log").to_json()["structure"]["row_count"] == 3
+    assert build(pipeline, workers=1).unchanged

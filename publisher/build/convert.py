@@ -98,7 +98,11 @@ class Converter:
     def record(self, item: WorkItem, fingerprint: Fingerprint, out: ItemResult) -> ManifestItem:
         """The manifest's record of a converted item: what the next build compares and reuses."""
         base = f"{self.prefix}/data/{item.node_path}"
-        record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, fingerprint.records(),
+        files = fingerprint.records()
+        for path in fingerprint.changed:
+            out.warnings.append(Problem(item.node_path, f"{path} changed while it was read (its size or times moved): published as it "
+                                        "was read; the next build converts it again", path))
+        record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, files,
                               [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
                               out.warnings, out.skipped)
         record.text()  # here, on the worker

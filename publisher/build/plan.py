@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import secrets
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ..config.models import Pipeline
 from ..fingerprint import file_record, same_content, same_stat, settings_hash
@@ -33,9 +34,28 @@ class Fingerprint:
     metadata: str
     #: The files' records, or (big files) their hashing running beside the conversion.
     files: list[FileRecord] | Future[list[FileRecord]]
+    #: Big files: each path and its stat before the conversion read it (:meth:`records`).
+    before: list[tuple[Path, os.stat_result]] = field(default_factory=list)
+    #: The files that changed while the conversion read them (as shown), known after :meth:`records`.
+    changed: list[str] = field(default_factory=list)
 
     def records(self) -> list[FileRecord]:
-        return self.files.result() if isinstance(self.files, Future) else self.files
+        """The files' records, once the conversion is over. A big file hashed beside the conversion
+        that changed meanwhile (a detector still appending) is recorded as it was before, with no
+        hash: the next build converts it again. (Its record took the stat and hash the hashing saw:
+        when that came after the change, the next build reused what had been read before it.)"""
+        if not isinstance(self.files, Future):
+            return self.files
+        records = self.files.result()
+        for i, ((path, was), record) in enumerate(zip(self.before, records, strict=True)):
+            try:
+                now = os.stat(path)
+            except OSError:
+                now = None
+            if now is None or not same_stat(record, was) or not same_stat(record, now):
+                records[i] = replace(record, size=was.st_size, mtime_ns=was.st_mtime_ns, ctime_ns=was.st_ctime_ns, hash=None)
+                self.changed.append(record.path)
+        return records
 
 
 class Planner:
@@ -147,7 +167,8 @@ class Planner:
         elif sum(os.stat(p).st_size for p in item.paths) < self.HASH_INLINE_BYTES:
             files = [file_record(p, shown(p)) for p in item.paths]
         else:  # surely changed: hash (for the next build) while converting
-            files = pool.submit(lambda: [file_record(p, shown(p)) for p in item.paths])
+            before = [(p, os.stat(p)) for p in item.paths]
+            return Fingerprint(settings, metadata, pool.submit(lambda: [file_record(p, shown(p)) for p in item.paths]), before)
         return Fingerprint(settings, metadata, files)
 
     def catalog_settings(self) -> str:
