@@ -6,6 +6,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,9 +15,10 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from publisher.catalog import CATALOG_KEY
+from publisher.catalog import CATALOG_KEY, Catalog
 from publisher.cli import EXIT_FAILED, EXIT_PARTIAL, main
 from publisher.index.layout import INDEX_COLUMNS
+from publisher.stores import Store
 
 from .conftest import ROOT, Published, run_build, write_pipeline
 
@@ -231,6 +233,47 @@ def test_on_error_skip_publishes_the_rest(demo_dir: Path, tmp_path: Path) -> Non
     assert [c.key for c in catalog.entries("scans")] == ["scan_0001", "scan_0002"]
     report = json.loads(Store(tmp_path / "site").read_bytes(catalog.document["report"]))
     assert [f["path"] for f in report["failures"]] == ["scans/broken"]
+
+
+def test_a_corrupt_file_is_reported_again_until_it_changes_not_read_again(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corrupt file's failure (its own: it fails again unchanged) is recorded: with nothing else
+    changed the next build is a no-change build that reports it, and converts it once the file
+    changes. A failed item was never recorded, so with ``on_error: skip`` every build of a tree
+    holding one broken file converted it again and published a release (200,000 files: 42-49 s
+    and 1.9 GB, where a no-change build takes 2%). A passing failure (an I/O error) is not
+    recorded: the next build tries again. ``on_error: fail`` still fails on a recorded one."""
+    import errno
+
+    from publisher.build import BuildFailed, build, convert
+    from publisher.config import load_pipeline
+
+    tree = _corrupt_tree(demo_dir, tmp_path)
+    config = {"sources": [{"path": str(tree / "*.nxs"), "into": "scans"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    write_tree, calls = convert.Converter.write_tree, []
+
+    def flaky(self: convert.Converter, item: Any, *args: Any) -> None:
+        calls.append(item.node_path)
+        if item.node_path == "scans/scan_0002" and calls.count(item.node_path) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        write_tree(self, item, *args)
+
+    monkeypatch.setattr(convert.Converter, "write_tree", flaky)
+    first = build(pipeline)
+    assert sorted(f.path for f in first.failures) == ["scans/broken", "scans/scan_0002"] and first.converted == 3
+    second = build(pipeline)  # the passing one converted again, the corrupt one reported as recorded
+    assert (second.converted, second.reused, [f.path for f in second.failures], second.unchanged) == (1, 2, ["scans/broken"], False)
+    third = build(pipeline)
+    assert (third.unchanged, third.converted, third.release, [f.path for f in third.failures]) == (True, 0, second.release, ["scans/broken"])
+    assert "not a readable HDF5 file" in third.failures[0].reason
+    result = CliRunner().invoke(main, ["build", "-c", str(tmp_path / "pipeline.yml")])
+    assert result.exit_code == EXIT_PARTIAL and "scans/broken" in result.output
+    with pytest.raises(BuildFailed):
+        build(load_pipeline(write_pipeline(tmp_path, {**config, "on_error": "fail"})))
+    shutil.copy(tree / "scan_0001.nxs", tree / "broken.nxs")  # mended
+    mended = build(load_pipeline(write_pipeline(tmp_path, config)))
+    assert (mended.converted, mended.failures) == (1, [])
+    assert [c.key for c in Catalog.open(Store(tmp_path / "site")).entries("scans")] == ["broken", "scan_0001", "scan_0002"]
 
 
 def test_rule_errors_fail_the_node(demo_dir: Path, tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ class _Build:
         assert self.planner.previous is not None and self.planner.scratch is not None
         self.records = RecordSpill(self.planner.scratch, self.planner.previous)
         self.plan_failures = 0  # problems the plan found (symlink loops): not items, never recorded
+        self.reused_failures = 0  # those of reused records (a corrupt file, unchanged): nothing new
         #: Items converted as tasks elsewhere: every item on a Dask cluster (:mod:`.cluster`), or the
         #: small ones on worker processes of this machine (:mod:`.processes`, started at the first to convert)
         self.remote: ClusterItems | None = None
@@ -170,7 +171,7 @@ class _Build:
         """On a worker thread: reuse the item when its settings and content are unchanged (compared
         with its ``old`` record), else convert it."""
         done = self.converter.process(self.planner, item, old)
-        if not isinstance(done, ManifestItem) and not done[0].failures:
+        if not isinstance(done, ManifestItem) and done[0].recorded:
             self.journal.add(done[1])
         return done
 
@@ -248,7 +249,7 @@ class _Build:
             discard(self.store, self.prefix, self.in_progress, self.roots())
             self.report.seconds = time.perf_counter() - started
             return self.report
-        if (len(self.report.failures) == self.plan_failures and self.report.converted == 0
+        if (len(self.report.failures) == self.plan_failures + self.reused_failures and self.report.converted == 0
                 and self.planner.same_catalog() and self.records.same_items()):
             self.journal.remove()
             discard(self.store, self.prefix, self.in_progress, self.roots())  # nothing changed: at most the in-progress marker
@@ -287,7 +288,8 @@ class _Build:
             if outcome.files and os.path.isabs(outcome.files[0].path):  # a record written before paths were relative
                 outcome = self._relative(outcome)
             rows = outcome.entries
-            warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), []
+            warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), list(outcome.failures)
+            self.reused_failures += len(failures)
             self.records.add(outcome)
             self.report.reused += 1
             self.report.resumed += self.planner.is_resumed(outcome)
@@ -296,7 +298,7 @@ class _Build:
             rows, warnings, skipped, failures = record.entries, out.warnings, out.skipped, out.failures  # (its entries, as rows)
             self.report.converted += 1
             self.report.bytes_in += out.bytes_in
-            if not failures:  # a failed item is not recorded, so it is converted again next time
+            if out.recorded:  # else (a passing failure) not recorded, so it is converted again next time
                 self.records.add(record)
         if rows:
             self.tree.ensure_folders(node_path)
@@ -329,7 +331,11 @@ class _Build:
             self.report.nodes[family] = self.report.nodes.get(family, 0) + count  # (the folders are counted already)
         self.report.warnings += deferred.warnings
         self.report.skipped += deferred.skipped
+        self.report.failures += deferred.failures
         self.report.reused += deferred.count
+        if deferred.failures and self.pipeline.on_error == "fail":  # recorded failures (a corrupt file, unchanged) fail it still
+            self.report.seconds = time.perf_counter() - started
+            return self.report
         return self._stands(started)
 
     def _stands(self, started: float) -> BuildReport:

@@ -314,7 +314,7 @@ class ClusterItems:
 
     def _journal(self, batch: _Batch, results: list[Remote]) -> None:
         for result in results:
-            if not isinstance(result, ManifestItem) and not result[0].failures:
+            if not isinstance(result, ManifestItem) and result[0].recorded:
                 self.journal.add(result[1])
         batch.journaled = True
 

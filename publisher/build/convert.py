@@ -3,6 +3,7 @@ write its arrays as Zarr and its tables as Parquet, collecting its index entries
 
 from __future__ import annotations
 
+import errno
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -10,7 +11,7 @@ from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import SkyshelfError, UnsupportedError
+from ..errors import ClusterLost, NoRoom, SkyshelfError, StoreError, UnsupportedError
 from ..formats import Entry, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
@@ -34,10 +35,18 @@ class ItemResult:
     warnings: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
     failures: list[Problem] = field(default_factory=list)
+    #: Its failures are all the file's own (:func:`lasting`): recorded, and reported again while the
+    #: file is unchanged; else (one passing, or the file unreadable) it is tried again next build.
+    lasting: bool = False
     bytes_in: int = 0
     #: Data prefixes outside the release's public one: the private islands it wrote.
     private_prefixes: list[str] = field(default_factory=list)
     documents: dict[str, Any] = field(default_factory=dict)  # Zarr metadata, for consolidation
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the item's record goes into the manifest (and journal): no failures, or only lasting ones."""
+        return not self.failures or self.lasting
 
 
 @dataclass
@@ -59,6 +68,28 @@ def data_root(release_prefix: str, access_class: str | None) -> str:
     """Where a release's data of one access class lives: ``releases/<id>`` for what anyone may
     read, ``private/<class>/releases/<id>`` for the rest (one prefix per class, to grant by)."""
     return release_prefix if access_class is None else f"private/{access_class}/{release_prefix}"
+
+
+#: Errors of the machine or the moment, not the file: tried again by the next build.
+_PASSING_ERRNOS = frozenset({errno.EIO, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET,
+                             errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOSPC, errno.EDQUOT, errno.EMFILE,
+                             errno.ENFILE, errno.EBUSY, errno.EACCES, errno.EPERM})
+
+
+def lasting(exc: BaseException) -> bool:
+    """Whether a conversion's error is the file's own (corrupt, truncated, a value no writer
+    takes), so converting it again unchanged fails again: not the store's, the cluster's, the
+    machine's memory, or an OSError that passes (a dropped NFS server, a full disk, permissions).
+    h5py and others say a corrupt file with an OSError without an errno: lasting."""
+    if isinstance(exc, (StoreError, NoRoom, ClusterLost, MemoryError)):
+        return False
+    return not (isinstance(exc, OSError) and exc.errno in _PASSING_ERRNOS)
+
+
+def _failed(out: ItemResult, problem: Problem, exc: BaseException) -> None:
+    """A failure of the item: recorded only while every one of its failures is :func:`lasting`."""
+    out.lasting = lasting(exc) and (out.lasting or not out.failures)
+    out.failures.append(problem)
 
 
 class Converter:
@@ -104,7 +135,7 @@ class Converter:
                                         "was read; the next build converts it again", path))
         record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, files,
                               [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
-                              out.warnings, out.skipped)
+                              out.warnings, out.skipped, out.failures if out.recorded else [])
         record.text()  # here, on the worker
         return record
 
@@ -155,7 +186,7 @@ class Converter:
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:
             log.debug("failure in %s", source_file, exc_info=True)
-            out.failures.append(Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file))
+            _failed(out, Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file), exc)
         return out
 
     def write_tree(self, item: WorkItem, root: Node, source_file: str, out: ItemResult) -> None:
@@ -224,7 +255,7 @@ class Converter:
             return False
         except Exception as exc:
             log.debug("failure at %s", path, exc_info=True)
-            out.failures.append(Problem(path, f"{type(exc).__name__}: {exc}", source_file))
+            _failed(out, Problem(path, f"{type(exc).__name__}: {exc}", source_file), exc)
             return False
         raise TypeError(f"unknown node type {type(node).__name__}")
 

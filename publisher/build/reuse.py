@@ -28,6 +28,7 @@ class Deferred:
     nodes: Counter[str] = field(default_factory=Counter)
     warnings: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    failures: list[Problem] = field(default_factory=list)
 
     def add(self, tree: Tree, node_path: str, old: ManifestItem) -> None:
         """One more item as it was: its nodes counted, its folders in ``tree``."""
@@ -37,6 +38,7 @@ class Deferred:
             self.nodes[data["family"]] += 1
         self.warnings += old.warnings
         self.skipped += old.skipped
+        self.failures += old.failures
         self.count += 1
 
     def add_text(self, tree: Tree, node_path: str, has_entries: bool) -> None:
