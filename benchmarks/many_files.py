@@ -10,7 +10,11 @@ a child process each:
 2. the same build again, nothing changed (the baseline of a rebuild is the full build): printed,
    its time and its ratio to the full build's. Target: at most 2% at a million files.
 
-Usage: python benchmarks/many_files.py [--files 100000] [--per-folder 1000] [--keep]
+With ``--broken`` the tree holds one corrupt file too, built with ``on_error: skip``: its
+failure is recorded, so the rebuild is still a no-change one (it used to convert the file again
+and publish a release, a full build's publishing each time).
+
+Usage: python benchmarks/many_files.py [--files 100000] [--per-folder 1000] [--keep] [--broken]
 """
 
 from __future__ import annotations
@@ -80,8 +84,10 @@ print(json.dumps({"seconds": seconds, "plan_seconds": at.get("convert", end) - s
 """
 
 
-def make_tree(files: int, per_folder: int) -> Path:
-    root = Path(os.environ.get("SKYSHELF_BENCH", "/tmp/skyshelf-bench")) / f"many-{files}-{per_folder}"
+def make_tree(files: int, per_folder: int, broken: bool = False) -> Path:
+    """``broken``: one more file, a corrupt HDF5 one, in the first folder (its failure is recorded:
+    a no-change rebuild stays one)."""
+    root = Path(os.environ.get("SKYSHELF_BENCH", "/tmp/skyshelf-bench")) / f"many-{files}-{per_folder}{'-broken' if broken else ''}"
     if root.exists():
         return root
     partial = root.with_suffix(".partial")
@@ -91,6 +97,8 @@ def make_tree(files: int, per_folder: int) -> Path:
         if i % per_folder == 0:
             folder.mkdir(parents=True)
         (folder / f"scan_{i:07d}.csv").write_text(f"x,y\n{i},{2 * i}\n")
+    if broken:
+        (partial / "run00000" / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # HDF5's signature, then nothing
     partial.rename(root)
     return root
 
@@ -106,14 +114,16 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--per-folder", type=int, default=1000)
     parser.add_argument("--keep", action="store_true", help="keep the store (printed) for a later look")
+    parser.add_argument("--broken", action="store_true", help="add a corrupt file (built with on_error: skip)")
     args = parser.parse_args()
     started = time.perf_counter()
-    tree = make_tree(args.files, args.per_folder)
+    tree = make_tree(args.files, args.per_folder, args.broken)
     print(f"tree: {args.files} files in {tree} ({time.perf_counter() - started:.0f} s to make or find)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="skyshelf-many-"))
     try:
         pipeline = work / "pipeline.yml"
-        pipeline.write_text(f"sources:\n  - path: {tree}\n    into: ''\noutput:\n  store: {work / 'store'}\n")
+        pipeline.write_text(f"sources:\n  - path: {tree}\n    into: ''\noutput:\n  store: {work / 'store'}\n"
+                            + ("on_error: skip\n" if args.broken else ""))
         full = run(pipeline)
         print(f"full build: {full['seconds']:.1f} s ({1000 * full['seconds'] / args.files:.2f} ms a file; CPU {full['cpu_seconds']:.0f} s; "
               f"planning {full['plan_seconds']:.1f} s, publishing after the last item {full['publish_seconds']:.1f} s), "
@@ -121,7 +131,7 @@ def main() -> None:
               f"peak {full['rss_peak_publish_mb']:.0f} MB publishing (index, manifest, check), {full['rss_end_mb']:.0f} MB at the end; "
               f"worker processes' own memory (USS) at most {full['workers_peak_mb']:.0f} MB together", flush=True)
         again = run(pipeline)
-        assert again["unchanged"] and again["reused"] == args.files, again
+        assert again["unchanged"] and again["reused"] == args.files + args.broken, again
         print(f"no-change rebuild: {again['seconds']:.2f} s = {100 * again['seconds'] / full['seconds']:.2f}% of the full build "
               f"(CPU {again['cpu_seconds']:.1f} s = {100 * again['cpu_seconds'] / full['cpu_seconds']:.2f}%; target: at most 2% at a "
               f"million files), peak {again['rss_peak_mb']:.0f} MB")
