@@ -52,6 +52,9 @@ class WorkItem:
     #: (kind, reason) of a path found but not to be read: "failure" (a symlink loop), "skipped"
     #: (a refused or dangling link) or "warning" (a link leaving the source folder, followed)
     problem: tuple[Kind, str] | None = None
+    #: Records of the previous release at other paths this file may be, moved or copied
+    #: (:mod:`publisher.build.moved`), for its worker to compare by content hash.
+    moved: list[Any] = field(default_factory=list, repr=False)
     _reader: Any = field(default=_UNSET, repr=False)
 
     @property

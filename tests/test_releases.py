@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -410,6 +411,77 @@ def test_files_swapped_with_the_same_size_and_mtime_are_converted_again(tmp_path
         url = catalog.entry(key).to_json()["data_url"]
         assert int(zarr.open_array(str(tmp_path / "site" / url), mode="r")[0, 0]) == value, key
     assert build(pipeline, workers=1).unchanged
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_a_renamed_or_copied_folder_reuses_its_items_where_rules_allow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool) -> None:
+    """Renaming a folder converted everything below it again. A file at a new node path whose
+    settings, name, size and content hash are a record's at another path is that record moved:
+    its entries re-pathed, its data where it was written (kept by gc while the release is). Not
+    where a rule or access tags would treat the new path otherwise, nor a changed file. (``big``:
+    files hashed beside their conversion, looked for only with the record's mtime.)"""
+    import zarr
+
+    from publisher.build.plan import Planner
+    from publisher.releases import gc
+
+    if big:
+        monkeypatch.setattr(Planner, "HASH_INLINE_BYTES", 0)
+
+    tree = tmp_path / "tree"
+    (tree / "run1").mkdir(parents=True)
+    np.save(tree / "run1" / "frame.npy", np.arange(12, dtype="u2").reshape(3, 4))
+    (tree / "run1" / "log.csv").write_text("t,v\n1,10\n2,20\n")
+    config = {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")},
+              "rules": [{"match": "special/**", "metadata": {"flagged": True}}]}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    first = build(pipeline, workers=1)
+    assert first.converted == 2
+    (tree / "run1").rename(tree / "run2")
+    shutil.copytree(tree / "run2", tree / "special")  # a rule matches here: converted
+    shutil.copytree(tree / "run2", tree / "copy")
+    (tree / "copy" / "log.csv").write_text("t,v\n1,10\n2,21\n")  # the same size, not the same bytes: converted
+    second = build(pipeline, workers=1)
+    assert (second.converted, second.reused) == (3, 3)
+    store = Store(tmp_path / "site")
+    catalog = Catalog.open(store)
+    assert sorted(e.path for e in catalog.entries("run2")) == ["run2/frame", "run2/log"]
+    frame = catalog.entry("run2/frame").to_json()
+    assert frame["parent"] == "run2" and frame["source_file"] == "tree/run2/frame.npy" and frame["data_url"].startswith(f"releases/{first.release}/")
+    assert catalog.entry("special/frame").to_json()["metadata"]["flagged"] is True
+    assert catalog.entry("copy/frame").to_json()["data_url"] == frame["data_url"]  # copied: the same data, once
+    assert not catalog.entry("copy/log").to_json()["data_url"].startswith(f"releases/{first.release}/")
+    gc(store, keep=1)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "site" / frame["data_url"]), mode="r")[:], np.arange(12).reshape(3, 4))
+    assert build(pipeline, workers=1).unchanged
+
+
+def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: Path) -> None:
+    """Access tags along the path (a folder's rule covers what is below it), rules matching a node
+    inside the file, links (their targets are node paths) and failures keep a record from being
+    taken at another path."""
+    from publisher.auth.tags import AccessRules
+    from publisher.build.moved import moved_to, portable
+    from publisher.formats import FileRecord, ManifestItem, Problem
+
+    rules = [{"match": "**", "access_tags": ["public"]}, {"match": "secret", "access_tags": ["staff"]},
+             {"match": "*/x/entry/data", "chunks": [1, 8]}]
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "."}], "rules": rules}))
+    access = AccessRules(pipeline.rules, pipeline.access.default)
+    entries = [{"path": "open/x", "parent": "open", "key": "x", "source_file": "d/open/x.h5", "notes": {}},
+               {"path": "open/x/entry", "parent": "open/x", "key": "entry", "source_file": "d/open/x.h5", "notes": {}}]
+    old = ManifestItem("open/x", "s", "", [FileRecord("d/open/x.h5", 10, 1, "h")], entries, ["releases/r/data/open/x.zarr"],
+                       skipped=[Problem("open/x/entry/data", "d/open/x.h5: no reader", "d/open/x.h5")])
+    assert portable(pipeline, access, old, "open2/x") and not portable(pipeline, access, old, "secret/x")
+    assert not portable(pipeline, access, old, "open/y")  # the chunks rule matches open/x/entry/data, not open/y/entry/data
+    assert not portable(pipeline, access, replace(old, failures=[Problem("open/x", "bad", "d/open/x.h5")]), "open2/x")
+    linked = [entries[0], {**entries[1], "notes": {"links": {"l": "open/x/entry"}}}]
+    assert not portable(pipeline, access, replace(old, entries=linked), "open2/x")
+    moved = moved_to(old, "open2/x", "d/open2/x.h5")
+    assert [(e["path"], e["parent"], e["key"], e["source_file"]) for e in moved.entries] == [
+        ("open2/x", "open2", "x", "d/open2/x.h5"), ("open2/x/entry", "open2/x", "entry", "d/open2/x.h5")]
+    assert moved.skipped == [Problem("open2/x/entry/data", "d/open2/x.h5: no reader", "d/open2/x.h5")]
+    assert moved.data_prefixes == old.data_prefixes and moved.files[0].path == "d/open2/x.h5" and moved.seq == -1
 
 
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ entries by family: a build that changes nothing reports them without parsing a r
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -90,6 +91,18 @@ def node_path(line: str) -> str:
 
 
 _FIRST = '{"node_path":"'
+#: A record's head as :meth:`ManifestItem.to_json` writes it: settings, metadata, the first file's path and size.
+_HEAD = re.compile(r'\{"node_path":"(?:[^"\\]|\\.)*","settings":"([^"]*)","metadata":"([^"]*)","files":\[\{"path":"((?:[^"\\]|\\.)*)","size":(\d+),')
+
+
+def _content_rows(lines: Iterable[str]) -> Iterator[tuple[str, str, str, int, int]]:
+    """(settings, metadata, first file's name, its size, seq) of each record with a file."""
+    for seq, line in enumerate(lines):
+        head = _HEAD.match(line)
+        if head is not None:
+            settings, metadata, path, size = head.groups()
+            name = (json.loads(f'"{path}"') if "\\" in path else path).rpartition("/")[2]
+            yield settings, metadata, name, int(size), seq
 
 
 
@@ -140,6 +153,7 @@ class Previous:
                               "CREATE TABLE resumed(path TEXT PRIMARY KEY, record TEXT NOT NULL);")
         self._lines = f"{scratch.folder}/previous.jsonl"
         self._indexed = True  # nothing to index until a manifest is loaded
+        self._content = False  # the table of records by file name and size (:meth:`like`), made on first use
         self._lock = threading.Lock()
         self.release: str | None = None
         self.catalog_settings: str | None = None
@@ -213,6 +227,27 @@ class Previous:
             return None
         text = self._one("SELECT record FROM resumed WHERE path=?", node_path)
         return ManifestItem.from_json(json.loads(text)) if text else None
+
+    def like(self, settings: str, metadata: str, name: str, size: int, limit: int) -> list[ManifestItem]:
+        """Up to ``limit`` records of the release whose first file is named ``name`` and has ``size``
+        bytes, with these settings and planned metadata (:mod:`.moved`), looked up in a table made
+        on the first call from the records' heads (no record parsed whole)."""
+        with self._lock:
+            self._index()
+            if not self._content:
+                self._content = True
+                self.db.execute("CREATE TABLE content(settings TEXT, metadata TEXT, name TEXT, size INTEGER, seq INTEGER)")
+                with open(self._lines, encoding="utf-8") as lines:
+                    self._insert("INSERT INTO content VALUES (?,?,?,?,?)", _content_rows(record_lines(lines)))
+                self.db.execute("CREATE INDEX content_by_file ON content(name, size)")
+            rows = self.db.execute("SELECT o.seq, o.record FROM content c JOIN old o ON o.seq=c.seq WHERE c.name=? AND c.size=? AND "
+                                   "c.settings=? AND c.metadata=? LIMIT ?", (name, size, settings, metadata, limit)).fetchall()
+        found = []
+        for seq, text in rows:
+            record = ManifestItem.from_json(json.loads(text))
+            record.seq = seq
+            found.append(record)
+        return found
 
     def path_at(self, seq: int) -> str | None:
         return self._one("SELECT path FROM old WHERE seq=?", seq)

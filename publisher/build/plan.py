@@ -11,12 +11,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..fingerprint import file_record, same_content, same_stat, settings_hash
 from ..formats import FileRecord, ManifestItem
 from ..scratch import Scratch
 from ..sources import WorkItem
 from ..stores import Store
+from . import moved
 from .journal import resumable
 from .manifests import Previous
 
@@ -77,6 +79,7 @@ class Planner:
             self.previous.load(store)
             self.previous.load_resumed(resumable(store, self.previous.release, self.resumed_releases))
         self._settings: dict[int, str] = {}
+        self.access = AccessRules(pipeline.rules, pipeline.access.default)
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         # access settings place data under public or private prefixes: a change converts again
         self.rules_settings = [[r.model_dump() for r in pipeline.rules], out_settings, *([pipeline.access.default] if pipeline.access.default else [])]
@@ -148,7 +151,25 @@ class Planner:
         """(:meth:`stat_matches` against the record it is compared with: an interrupted build's or
         the previous release's; that record)."""
         old = self.record_for(item.node_path)
+        if old is None:
+            item.moved = self.moved_from(item)
         return self.stat_matches(item, old), old
+
+    def moved_from(self, item: WorkItem) -> list[ManifestItem]:
+        """Records at other node paths that ``item`` may be, moved or copied (:mod:`.moved`), each
+        re-pathed to the item's: its worker compares their hashes with its file's."""
+        if self.previous is None or not self.previous.count or len(item.paths) != 1:
+            return []
+        try:
+            st = os.stat(item.paths[0])
+        except OSError:
+            return []
+        found = self.previous.like(self.settings(item), self.item_metadata(item), item.paths[0].name, st.st_size, moved.CANDIDATES)
+        # a big file is hashed before its conversion only when its mtime is the record's too (mv and
+        # cp -p keep it; a new file of the same name and size has its own): else beside it, as ever
+        found = [old for old in found if st.st_size < self.HASH_INLINE_BYTES or old.files[0].mtime_ns == st.st_mtime_ns]
+        shown = self.shown(item.paths[0])
+        return [moved.moved_to(old, item.node_path, shown) for old in found if moved.portable(self.pipeline, self.access, old, item.node_path)]
 
     def fingerprint_against(self, item: WorkItem, old: ManifestItem | None, pool: Executor) -> ManifestItem | Fingerprint:
         """On a worker thread (or a cluster worker, which has no manifest): the previous record
@@ -157,7 +178,12 @@ class Planner:
         settings, metadata = self.settings(item), self.item_metadata(item)
         files: list[FileRecord] | Future[list[FileRecord]]
         shown = self.shown
-        if old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
+        if old is None and item.moved:  # moved or copied? its hash tells (and is recorded if not)
+            files = [file_record(p, shown(p)) for p in item.paths]
+            for record in item.moved:
+                if record.files[0].hash == files[0].hash and (record.settings, record.metadata) == (settings, metadata):
+                    return replace(record, files=files, seq=-1, refreshed=True)
+        elif old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
             old_files = {shown(f.path): f for f in old.files}
             files = [file_record(p, shown(p), old_files.get(shown(p))) for p in item.paths]
             if same_content([replace(f, path=shown(f.path)) for f in old.files], files):

@@ -1,0 +1,64 @@
+"""Items moved or copied since the previous release: a folder renamed, a tree reorganised. A file
+at a node path the previous release does not have, whose settings, planned metadata, name, size
+and content hash are those of a record at another path, is that record at its new path: its
+entries re-pathed, its data where it was written (releases reuse one another's data already).
+Without this, renaming a folder converted everything below it again.
+
+Only where nothing the conversion did depended on the path: the rules that match each of its
+nodes, and the access tags along each node's path, are the same at both places (else it is
+converted, as any new file). Single files only (a stack's frames are found by a pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..auth.tags import AccessRules
+from ..config.models import Pipeline
+from ..formats import ManifestItem, Problem
+from ..rules import glob_regex
+
+#: At most this many records of one name, size and settings are compared (hash against hash).
+CANDIDATES = 8
+
+
+def portable(pipeline: Pipeline, access: AccessRules, old: ManifestItem, node_path: str) -> bool:
+    """Whether ``old``'s conversion would be the same at ``node_path``: the same rules match each
+    node it published or skipped, with the same access chain, and it has no links (their targets
+    are node paths) and no failures (converted again wherever they are)."""
+    if old.failures or len(old.files) != 1 or old.node_path == node_path:
+        return False
+    patterns = [glob_regex(rule.match.strip("/")) for rule in pipeline.rules]
+    paths = [e["path"] for e in old.entries] + [p.path for p in (*old.warnings, *old.skipped)]
+    for path in paths:
+        if not (path == old.node_path or path.startswith(old.node_path + "/")):
+            return False
+        new = node_path + path[len(old.node_path):]
+        if [bool(p.match(path)) for p in patterns] != [bool(p.match(new)) for p in patterns]:
+            return False
+        if access.tagged and access.chain(path) != access.chain(new):
+            return False
+    return not any(isinstance(e.get("notes"), dict) and "links" in e["notes"] for e in old.entries)
+
+
+def moved_to(old: ManifestItem, node_path: str, shown: str) -> ManifestItem:
+    """``old`` at ``node_path``, its file shown as ``shown``: entries and problems re-pathed (and
+    the file's old name in their texts), its data and data prefixes where they are."""
+    was, where = old.files[0].path, old.node_path
+
+    def repath(path: str) -> str:
+        return node_path + path[len(where):]
+
+    def entry(e: dict[str, Any]) -> dict[str, Any]:
+        path = repath(e["path"])
+        parent, _, key = path.rpartition("/")
+        source = e.get("source_file")
+        return {**e, "path": path, "key": key, "parent": parent, "source_file": shown if source == was else source}
+
+    def problem(p: Problem) -> Problem:
+        return Problem(repath(p.path), p.reason.replace(was, shown), shown if p.source == was else p.source)
+
+    record = replace(old, node_path=node_path, files=[replace(old.files[0], path=shown)], entries=[entry(e) for e in old.entries],
+                     warnings=[problem(p) for p in old.warnings], skipped=[problem(p) for p in old.skipped])
+    record.seq = -1
+    return record
