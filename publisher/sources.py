@@ -197,6 +197,7 @@ class _SourcePlan:
                               "which does not exist (a share not mounted, a disk renamed?)")
         self._excluded_folder = functools.lru_cache(maxsize=256)(self._excluded_folder)  # type: ignore[method-assign]
         self._crossing = [glob_matcher(tuple(x.split("/"))) for x in source.exclude if "**" in x]
+        self.skipped_folders = 0  # hidden or excluded, not walked: a source of only those plans nothing, as ever
         self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside, self._skipped)
         self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self.cut = len(str(self.base)) + 1
@@ -222,7 +223,9 @@ class _SourcePlan:
     def _skipped(self, rel: str) -> bool:
         """A subfolder (``rel`` below the base) the walk does not enter: hidden or excluded, it
         publishes nothing (its parents were entered: only its own name and path are looked at)."""
-        return rel.rpartition("/")[2].startswith(".") or (bool(self.source.exclude) and self._excluded(rel))
+        skipped = rel.rpartition("/")[2].startswith(".") or (bool(self.source.exclude) and self._excluded(rel))
+        self.skipped_folders += skipped
+        return skipped
 
     def _excluded(self, rel: str) -> bool:
         """Whether an exclude pattern names this path: matching it from the right (``*.tmp`` in any
@@ -292,7 +295,7 @@ class _SourcePlan:
                 item = self.item(here.child(name), name, event[self.cut:], here)
                 if item is not None:
                     yield item
-        if not found:
+        if not found and not self.skipped_folders:
             raise ConfigError(f"{self.pipeline.line_of('sources', self.index)}: source path {self.source.path!r} matches no file "
                               f"under {self.pipeline.base_dir}")
         yield from self.stacked()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -219,6 +220,33 @@ def test_on_error_fail_keeps_previous_release(demo_dir: Path, tmp_path: Path) ->
     assert (store / "catalog.json").read_bytes() == before
 
 
+def test_only_a_files_own_errors_are_recorded() -> None:
+    """What fails again while the file is unchanged (a corrupt file: its reader's error, h5py's
+    errno-less OSError) is recorded; what passes is not, even wrapped by a reader: an I/O error, a
+    dropped mount, memory, the cluster (a lost Dask worker or connection), a timeout, a file the
+    item refers to that is not there yet (HDF5's external storage), an error of unknown kind."""
+    import errno
+
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    from publisher.build.lasting import lasting
+    from publisher.errors import SourceError, StoreError
+
+    def wrapped(inner: BaseException) -> SourceError:  # as ``raise SourceError(...) from inner`` leaves it
+        outer = SourceError("x.h5: not a readable HDF5 file")
+        outer.__cause__ = inner
+        return outer
+
+    own = [SourceError("x.nc: truncated"), ValueError("bad TIFF"), OSError("Unable to synchronously open file (file signature not found)"),
+           wrapped(OSError("Unable to synchronously open file (bad superblock version number)")), KeyError("x"), EOFError()]
+    passing = [wrapped(OSError(errno.EIO, "Input/output error")), wrapped(MemoryError()), KilledWorker("task", "worker", 3), CommClosedError("gone"),
+               TimeoutError(), OSError(errno.ENOTCONN, "not connected"), OSError("Can't synchronously read data (unable to open external file)"),
+               FileNotFoundError(errno.ENOENT, "companion.tif"), StoreError("s3 down"), RuntimeError("can't start new thread"), TypeError("?")]
+    assert [lasting(e) for e in own] == [True] * len(own)
+    assert [lasting(e) for e in passing] == [False] * len(passing)
+
+
 def test_on_error_skip_publishes_the_rest(demo_dir: Path, tmp_path: Path) -> None:
     tree = _corrupt_tree(demo_dir, tmp_path)
     pipeline = write_pipeline(
@@ -265,7 +293,11 @@ def test_a_corrupt_file_is_reported_again_until_it_changes_not_read_again(demo_d
     assert (second.converted, second.reused, [f.path for f in second.failures], second.unchanged) == (1, 2, ["scans/broken"], False)
     third = build(pipeline)
     assert (third.unchanged, third.converted, third.release, [f.path for f in third.failures]) == (True, 0, second.release, ["scans/broken"])
-    assert "not a readable HDF5 file" in third.failures[0].reason
+    assert "not a readable HDF5 file" in third.failures[0].reason and "(recorded: the file is unchanged" in third.failures[0].reason
+    os.utime(tree / "broken.nxs")  # touched: tried again (and recorded again)
+    touched = build(pipeline)
+    assert (touched.converted, [f.path for f in touched.failures]) == (1, ["scans/broken"]) and "(recorded" not in touched.failures[0].reason
+    assert build(pipeline).unchanged
     result = CliRunner().invoke(main, ["build", "-c", str(tmp_path / "pipeline.yml")])
     assert result.exit_code == EXIT_PARTIAL and "scans/broken" in result.output
     with pytest.raises(BuildFailed):

@@ -362,6 +362,19 @@ def test_exclude_leaves_out_folders_and_crosses_them_with_double_stars(tmp_path:
                          "x/scratch/*": ["keep", "scratch/a", "scratch/deep/b", "scratch/deep/er/c", "x/e", "x/f"]}
 
 
+def test_a_source_of_only_hidden_or_excluded_folders_plans_nothing(tmp_path: Path) -> None:
+    """As before the walk left such folders out: no "matches no file" error for the source (its
+    files were found, then dropped), the other sources published."""
+    from publisher.sources import iter_plan
+
+    for rel in ("raw/scratch/a.csv", "raw/.snapshot/b.csv", "g/s1/.processed/c.csv", "data/d.csv"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("v\n1\n")
+    sources = [{"path": "raw", "exclude": ["scratch"]}, {"path": "g/*/.processed/*.csv", "into": "g"}, {"path": "data"}]
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": sources}))
+    assert [item.node_path for item in iter_plan(pipeline)] == ["data/d"]
+
+
 def test_the_walk_does_not_enter_hidden_or_excluded_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hidden and excluded folders publish nothing, so the plan does not list them: a NetApp
     ``.snapshot`` holds the whole tree again per snapshot, an excluded ``scratch`` may hold
@@ -618,7 +631,7 @@ def test_published_files_name_no_path_of_the_build_host(tmp_path: Path) -> None:
         assert entry.source_file == "scans/b_7.tif"
         again = build(pipeline)
         # (the broken file's failure is recorded, relative too, and reported again unread)
-        assert (again.converted, again.reused, again.failures) == (0, 4, report.failures)
+        assert (again.converted, again.reused, [(f.path, f.source) for f in again.failures]) == (0, 4, [(f.path, f.source) for f in report.failures])
 
 
 def test_records_of_an_older_release_are_made_relative(tmp_path: Path) -> None:

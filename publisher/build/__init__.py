@@ -43,7 +43,7 @@ from .journal import Journal, drop_lost
 from .manifests import RecordSpill
 from .plan import Planner, new_release_id
 from .publish import Early, Tree, discard, publish
-from .reuse import AsBefore, Deferred
+from .reuse import AsBefore, Deferred, as_recorded
 from .target import resolve_store, storage_options
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -288,7 +288,7 @@ class _Build:
             if outcome.files and os.path.isabs(outcome.files[0].path):  # a record written before paths were relative
                 outcome = self._relative(outcome)
             rows = outcome.entries
-            warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), list(outcome.failures)
+            warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), as_recorded(outcome.failures)
             self.reused_failures += len(failures)
             self.records.add(outcome)
             self.report.reused += 1

@@ -3,7 +3,6 @@ write its arrays as Zarr and its tables as Parquet, collecting its index entries
 
 from __future__ import annotations
 
-import errno
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -11,7 +10,7 @@ from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ClusterLost, NoRoom, SkyshelfError, StoreError, UnsupportedError
+from ..errors import SkyshelfError, UnsupportedError
 from ..formats import Entry, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
@@ -22,6 +21,7 @@ from ..structures import ContainerStructure
 from ..writers import WriteContext, writers_for
 from ..writers.base import Spread
 from ..writers.zarr_array import ZarrWriter
+from .lasting import lasting
 from .plan import Fingerprint, Planner
 
 log = logging.getLogger("skyshelf.build")
@@ -68,22 +68,6 @@ def data_root(release_prefix: str, access_class: str | None) -> str:
     """Where a release's data of one access class lives: ``releases/<id>`` for what anyone may
     read, ``private/<class>/releases/<id>`` for the rest (one prefix per class, to grant by)."""
     return release_prefix if access_class is None else f"private/{access_class}/{release_prefix}"
-
-
-#: Errors of the machine or the moment, not the file: tried again by the next build.
-_PASSING_ERRNOS = frozenset({errno.EIO, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET,
-                             errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOSPC, errno.EDQUOT, errno.EMFILE,
-                             errno.ENFILE, errno.EBUSY, errno.EACCES, errno.EPERM})
-
-
-def lasting(exc: BaseException) -> bool:
-    """Whether a conversion's error is the file's own (corrupt, truncated, a value no writer
-    takes), so converting it again unchanged fails again: not the store's, the cluster's, the
-    machine's memory, or an OSError that passes (a dropped NFS server, a full disk, permissions).
-    h5py and others say a corrupt file with an OSError without an errno: lasting."""
-    if isinstance(exc, (StoreError, NoRoom, ClusterLost, MemoryError)):
-        return False
-    return not (isinstance(exc, OSError) and exc.errno in _PASSING_ERRNOS)
 
 
 def _failed(out: ItemResult, problem: Problem, exc: BaseException) -> None:

@@ -183,7 +183,8 @@ class Planner:
             for record in item.moved:
                 if record.files[0].hash == files[0].hash and (record.settings, record.metadata) == (settings, metadata):
                     return replace(record, files=files, seq=-1, refreshed=True)
-        elif old is not None and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
+        elif old is not None and not old.failures and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
+            # (a recorded failure is tried again once the file was touched: not reused by its hash)
             old_files = {shown(f.path): f for f in old.files}
             files = [file_record(p, shown(p), old_files.get(shown(p))) for p in item.paths]
             if same_content([replace(f, path=shown(f.path)) for f in old.files], files):

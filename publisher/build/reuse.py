@@ -8,7 +8,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii as quoted  # as the manifest's json.dumps writes a string
 
 from ..formats import ManifestItem, Problem
@@ -38,7 +38,7 @@ class Deferred:
             self.nodes[data["family"]] += 1
         self.warnings += old.warnings
         self.skipped += old.skipped
-        self.failures += old.failures
+        self.failures += as_recorded(old.failures)
         self.count += 1
 
     def add_text(self, tree: Tree, node_path: str, has_entries: bool) -> None:
@@ -100,6 +100,12 @@ class AsBefore:
             return None
         old = self.previous.old(node_path)
         return old.files[0].path if old is not None and old.files else node_path
+
+
+def as_recorded(failures: list[Problem]) -> list[Problem]:
+    """A reused record's failures as the report says them: recorded, not met again."""
+    return [replace(p, reason=f"{p.reason} (recorded: the file is unchanged since it failed, so it was not read again; touch it "
+                              "to try again)") for p in failures]
 
 
 _NO_PROBLEMS = '],"warnings":[],"skipped":[]}'
