@@ -96,6 +96,12 @@ def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str]
     return target.parent, walk(target.parent, policy, name), name
 
 
+def source_folder(pipeline: Pipeline, source: Source) -> str:
+    """The resolved folder a source is walked from: the one ``symlinks_outside: refuse`` keeps its
+    files in, checked again as they are converted (:meth:`publisher.build.convert.Converter.process`)."""
+    return os.path.realpath(_expand(pipeline.base_dir, source, "allow", lambda rel: True)[0])  # (its walk is not started)
+
+
 def _fixed(pattern: str) -> list[str]:
     """A source path's leading parts without glob characters (all of them for a plain path)."""
     return list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), PurePosixPath(pattern).parts))

@@ -561,3 +561,34 @@ def test_a_file_that_grows_while_it_is_converted_is_converted_again(tmp_path: Pa
     assert (second.converted, second.reused, second.warnings) == (1, 1, [])
     assert Catalog.open(Store(tmp_path / "site")).entry("log").to_json()["structure"]["row_count"] == 3
     assert build(pipeline, workers=1).unchanged
+
+
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_a_file_swapped_for_an_outside_link_after_the_plan_is_not_read(tmp_path: Path, swapped: str) -> None:
+    """With ``symlinks_outside: refuse`` the plan refuses links leaving the source folder, but a
+    build of millions of files plans hours before it converts the last one: a file (or a folder
+    above it) swapped for such a link meanwhile was read and published. Each file is resolved
+    again as it is converted; one outside is a failure, not read, and the next plan refuses it."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "b.csv").write_text("leaked_if_read\n4242\n")
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.csv").write_text("v\n1\n")
+    (tmp_path / "src" / "sub" / "b.csv").write_text("v\n2\n")
+    config = {"sources": [{"path": "src", "into": ""}], "output": {"store": str(tmp_path / "site")}, "symlinks_outside": "refuse", "on_error": "skip"}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+
+    def swap(event: str, info: dict[str, Any]) -> None:
+        if event == "start":  # planned: now the swap
+            if swapped == "file":
+                (tmp_path / "src" / "sub" / "b.csv").unlink()
+                (tmp_path / "src" / "sub" / "b.csv").symlink_to(tmp_path / "outside" / "b.csv")
+            else:
+                shutil.rmtree(tmp_path / "src" / "sub")
+                (tmp_path / "src" / "sub").symlink_to(tmp_path / "outside")
+
+    report = build(pipeline, progress=swap, workers=1)
+    assert [(f.path, "outside the source folder, since the build planned it" in f.reason) for f in report.failures] == [("sub/b", True)]
+    catalog = Catalog.open(Store(tmp_path / "site"))
+    assert [e.path for e in catalog.entries("")] == ["a"] and b"leaked_if_read" not in b"".join(p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file())
+    again = build(pipeline, workers=1)
+    assert not again.failures and [s.path for s in again.skipped] == ["sub/b.csv" if swapped == "file" else "sub"]

@@ -4,6 +4,7 @@ write its arrays as Zarr and its tables as Parquet, collecting its index entries
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,7 +15,7 @@ from ..errors import SkyshelfError, UnsupportedError
 from ..formats import Entry, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
-from ..sources import WorkItem
+from ..sources import WorkItem, source_folder
 from ..stacks import stack_arrays
 from ..stores import Store
 from ..structures import ContainerStructure
@@ -93,6 +94,7 @@ class Converter:
         self.spread = spread  # a cluster worker's: big arrays' slabs as tasks of their own
         # one writer per structure family (publisher.writers) per data root; the array one also writes the groups
         self._writers: dict[str, dict[str, Any]] = {}
+        self._source_folders: dict[int, str] = {}  # (symlinks_outside: refuse) each source's resolved folder
 
     def writers_at(self, root: str) -> dict[str, Any]:
         found = self._writers.get(root)
@@ -126,6 +128,8 @@ class Converter:
     def process(self, planner: Planner, item: WorkItem, old: ManifestItem | None) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         """On a worker (thread, process or Dask's): the item's previous record when its settings and
         content are unchanged (compared with ``old``), else its conversion and new record."""
+        if self.pipeline.symlinks_outside == "refuse" and (left := self.left_source(item)) is not None:
+            return left
         try:  # the files, looked at again: they may have gone since the plan (or go while we read)
             found = planner.fingerprint_against(item, old, self.pool)
             if isinstance(found, ManifestItem):
@@ -140,6 +144,23 @@ class Converter:
             if isinstance(exc, SkyshelfError):  # (a StoreError: the build's, not the item's)
                 raise
             return self.unreadable(item, exc)
+
+    def left_source(self, item: WorkItem) -> tuple[ItemResult, ManifestItem] | None:
+        """With ``symlinks_outside: refuse``, an item whose file now resolves outside its source's
+        folder (swapped for a link, or a folder above it, after the plan refused such links: a
+        build of millions of files plans hours before it converts the last one) as a failure, not
+        recorded, and not read; None for the others (one ``realpath`` a file)."""
+        folder = self._source_folders.get(item.source_index)
+        if folder is None:
+            folder = self._source_folders[item.source_index] = source_folder(self.pipeline, item.source)
+        for path in item.paths:
+            real = os.path.realpath(path)
+            if real != folder and not real.startswith(folder.rstrip(os.sep) + os.sep):
+                shown = self.pipeline.shown(path)
+                reason = (f"{shown} resolves to {real}, outside the source folder, since the build planned it (a file or folder "
+                          "swapped for a symbolic link): refused, not read (symlinks_outside: refuse)")
+                return ItemResult(failures=[Problem(item.node_path, self.pipeline.unrooted(reason), shown)]), ManifestItem(item.node_path, "", "", [], [], [])
+        return None
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
         """An item whose files cannot even be looked at (deleted or made unreadable since the plan):
