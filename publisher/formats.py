@@ -215,6 +215,9 @@ class ManifestItem:
     #: The file's own failures (a corrupt file), reported again while it is unchanged rather than
     #: read again: a broken file made every build of a large tree publish a release (``on_error: skip``).
     failures: list[Problem] = field(default_factory=list)
+    #: Its conversion read its one file alone (:attr:`publisher.readers.base.Reader.alone`): it may
+    #: be taken for the same file moved or copied elsewhere (:mod:`publisher.build.moved`).
+    alone: bool = False
     #: Its place in the manifest it was read from (-1: a new record), not part of it.
     seq: int = field(default=-1, compare=False, repr=False)
     #: A previous record whose files' sizes and times were refreshed (touched, same content), not part of it.
@@ -231,7 +234,8 @@ class ManifestItem:
     def to_json(self) -> dict[str, Any]:
         return {
             "node_path": self.node_path, "settings": self.settings, "metadata": self.metadata, "files": [f.to_json() for f in self.files],
-            "entries": self.entries, "data_prefixes": self.data_prefixes,
+            # ("alone" before the prefixes: a record without problems still ends as reuse.AsBefore reads it as text)
+            "entries": self.entries, **({"alone": True} if self.alone else {}), "data_prefixes": self.data_prefixes,
             "warnings": [p.to_json() for p in self.warnings], "skipped": [p.to_json() for p in self.skipped],
             **({"failures": [p.to_json() for p in self.failures]} if self.failures else {}),  # (else the text of a record without)
         }
@@ -239,7 +243,8 @@ class ManifestItem:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ManifestItem:
         return cls(data["node_path"], data["settings"], data.get("metadata", ""), [FileRecord.from_json(f) for f in data["files"]], data["entries"],
-                   data["data_prefixes"], _problems(data["warnings"]), _problems(data["skipped"]), _problems(data.get("failures", [])))
+                   data["data_prefixes"], _problems(data["warnings"]), _problems(data["skipped"]), _problems(data.get("failures", [])),
+                   data.get("alone") is True)
 
 
 @dataclass

@@ -469,6 +469,37 @@ def test_a_renamed_or_copied_folder_reuses_its_items_where_rules_allow(tmp_path:
     assert build(pipeline, workers=1).unchanged
 
 
+def test_a_moved_hdf5_file_that_refers_to_others_is_converted_again(tmp_path: Path) -> None:
+    """A detector's master file (a virtual dataset over a frames file, an external link to it)
+    publishes what the file beside it holds: moved or copied, it is converted again (its record
+    says it did not read its file alone), while a file that refers to none is reused."""
+    import h5py
+
+    run = tmp_path / "tree" / "run1"
+    run.mkdir(parents=True)
+    with h5py.File(run / "frames.h5", "w") as f:
+        f["data"] = np.arange(8, dtype="u2")
+    with h5py.File(run / "master.h5", "w") as f:
+        layout = h5py.VirtualLayout(shape=(8,), dtype="u2")
+        layout[:] = h5py.VirtualSource("frames.h5", "data", shape=(8,))
+        f.create_virtual_dataset("vds", layout)
+        f["ext"] = h5py.ExternalLink("frames.h5", "/data")
+    with h5py.File(run / "plain.h5", "w") as f:
+        f["x"] = np.ones(3)
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")}}))
+    assert build(pipeline, workers=1).converted == 3
+    run.rename(tmp_path / "tree" / "run2")
+    with h5py.File(tmp_path / "tree" / "run2" / "frames.h5", "r+") as f:  # the frames beside it now differ
+        f["data"][:] = np.arange(8, dtype="u2") * 100
+    moved = build(pipeline, workers=1)
+    assert (moved.converted, moved.reused) == (2, 1)  # frames.h5 (changed) and master.h5; plain.h5 reused
+    catalog = Catalog.open(Store(tmp_path / "site"))
+    import zarr
+
+    vds = catalog.entry("run2/master/vds").to_json()["data_url"]
+    assert zarr.open_array(str(tmp_path / "site" / vds), mode="r")[3] == 300
+
+
 def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: Path) -> None:
     """Access tags along the path (a folder's rule covers what is below it), rules matching a node
     inside the file, links (their targets are node paths) and failures keep a record from being
@@ -484,8 +515,15 @@ def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: 
     entries = [{"path": "open/x", "parent": "open", "key": "x", "source_file": "d/open/x.h5", "notes": {}},
                {"path": "open/x/entry", "parent": "open/x", "key": "entry", "source_file": "d/open/x.h5", "notes": {}}]
     old = ManifestItem("open/x", "s", "", [FileRecord("d/open/x.h5", 10, 1, "h")], entries, ["releases/r/data/open/x.zarr"],
-                       skipped=[Problem("open/x/entry/data", "d/open/x.h5: no reader", "d/open/x.h5")])
+                       skipped=[Problem("open/x/entry/data", "d/open/x.h5: no reader", "d/open/x.h5")], alone=True)
     assert portable(pipeline, access, old, "open2/x") and not portable(pipeline, access, old, "secret/x")
+    assert not portable(pipeline, access, replace(old, alone=False), "open2/x")  # it read other files (a virtual dataset's)
+    assert not portable(pipeline, access, old, "open2/y")  # another key
+    named = [entries[0], {**entries[1], "notes": {"skipped": {"v": {"file": f"{tmp_path}/d/open/x.h5"}}}}]
+    assert not portable(pipeline, access, replace(old, entries=named), "open2/x")  # a note names the file where it was
+    skipping = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "."}], "rules": [*rules, {"match": "open/**/secret", "skip": True}]}))
+    assert not portable(skipping, access, old, "open2/x")  # a node it may have dropped inside the file is in no record
+    assert portable(skipping, access, moved_to(old, "other/x", "d/other/x.h5"), "other2/x")  # the rule cannot match there
     assert not portable(pipeline, access, old, "open/y")  # the chunks rule matches open/x/entry/data, not open/y/entry/data
     assert not portable(pipeline, access, replace(old, failures=[Problem("open/x", "bad", "d/open/x.h5")]), "open2/x")
     linked = [entries[0], {**entries[1], "notes": {"links": {"l": "open/x/entry"}}}]
@@ -617,7 +655,13 @@ def test_published_files_name_no_path_of_the_build_host(tmp_path: Path) -> None:
     (tree / "scans" / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
     (tree / "scans" / "b_7.tif").write_bytes((tree / "scans" / "a.tif").read_bytes())
     (tree / "t.csv").write_text("a,b\n1,2\n")
-    config = {"sources": [{"path": "scans", "name_pattern": "{name}_{n:d}.tif"}, {"path": "t.csv"}],
+    import h5py
+
+    with h5py.File(tree / "v.h5", "w") as f:  # a virtual dataset whose source is missing: noted by its file's (absolute) name
+        layout = h5py.VirtualLayout(shape=(4,), dtype="i4")
+        layout[:] = h5py.VirtualSource(".", "nowhere", shape=(4,))
+        f.create_virtual_dataset("vds", layout)
+    config = {"sources": [{"path": "scans", "name_pattern": "{name}_{n:d}.tif"}, {"path": "t.csv"}, {"path": "v.h5"}],
               "output": {"store": "site"}, "on_error": "skip"}
     pipeline = load_pipeline(write_pipeline(tree, config))
     report = build(pipeline)
@@ -631,7 +675,7 @@ def test_published_files_name_no_path_of_the_build_host(tmp_path: Path) -> None:
         assert entry.source_file == "scans/b_7.tif"
         again = build(pipeline)
         # (the broken file's failure is recorded, relative too, and reported again unread)
-        assert (again.converted, again.reused, [(f.path, f.source) for f in again.failures]) == (0, 4, [(f.path, f.source) for f in report.failures])
+        assert (again.converted, again.reused, [(f.path, f.source) for f in again.failures]) == (0, 5, [(f.path, f.source) for f in report.failures])
 
 
 def test_records_of_an_older_release_are_made_relative(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ write its arrays as Zarr and its tables as Parquet, collecting its index entries
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,8 @@ class ItemResult:
     #: Its failures are all the file's own (:func:`lasting`): recorded, and reported again while the
     #: file is unchanged; else (one passing, or the file unreadable) it is tried again next build.
     lasting: bool = False
+    #: Its reader read its one file alone (:attr:`publisher.readers.base.Reader.alone`).
+    alone: bool = False
     bytes_in: int = 0
     #: Data prefixes outside the release's public one: the private islands it wrote.
     private_prefixes: list[str] = field(default_factory=list)
@@ -121,7 +124,7 @@ class Converter:
                                         "was read; the next build converts it again", path))
         record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, files,
                               [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
-                              out.warnings, out.skipped, out.failures if out.recorded else [])
+                              out.warnings, out.skipped, out.failures if out.recorded else [], out.alone)
         record.text()  # here, on the worker
         return record
 
@@ -185,8 +188,10 @@ class Converter:
                 root = stack_arrays(item.reader, item.paths, item.key, options)
                 self.write_tree(item, root, source_file, out)
             else:
-                with item.reader().open(item.paths[0], item.key, options) as root:
+                reader = item.reader()
+                with reader.open(item.paths[0], item.key, options) as root:
                     self.write_tree(item, root, source_file, out)
+                out.alone = reader.alone and not reader.others
         except UnsupportedError as exc:
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:
@@ -247,7 +252,7 @@ class Converter:
                     elif isinstance(child, LinkNode):
                         node.notes.setdefault("links", {})[child.key] = child.target_path
                 entry.structure = ContainerStructure(count)
-                entry.notes = node.notes
+                entry.notes = self.unrooted(node.notes)
                 return True
             writer = island.writers.get(node.family.value)
             if writer is not None:
@@ -264,7 +269,16 @@ class Converter:
             return False
         raise TypeError(f"unknown node type {type(node).__name__}")
 
-    @staticmethod
-    def entry(node: Node, path: str, source_file: str, data_url: str | None, structure: Any) -> Entry:
+    def entry(self, node: Node, path: str, source_file: str, data_url: str | None, structure: Any) -> Entry:
         return Entry(path, node.key, node.family.value, list(node.specs), dict(node.metadata), structure, data_url,
-                     source_file, node.source_path, node.access_tags, node.notes)
+                     source_file, node.source_path, node.access_tags, self.unrooted(node.notes))
+
+    def unrooted(self, notes: dict[str, Any]) -> dict[str, Any]:
+        """Notes as published: the build host's paths below pipeline.yml's folder made relative, as
+        in problems (a virtual dataset's missing source is noted by its file's name, which h5py
+        gives absolute)."""
+        if not notes:
+            return notes
+        text = json.dumps(notes, ensure_ascii=False)
+        unrooted = self.pipeline.unrooted(text)
+        return notes if unrooted == text else json.loads(unrooted)  # type: ignore[no-any-return]

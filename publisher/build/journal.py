@@ -43,7 +43,8 @@ class Journal:
     def __init__(self, store: Store, release: str, private: bool, every: float = 5.0) -> None:
         self.store, self.prefix, self.every = store, journal_prefix(release, private), every
         self._lock = threading.Lock()
-        self._pending: list[ManifestItem] = []
+        self._pending: list[str] = []  # the records' texts (made on the workers): while a slow sync holds a batch, a
+        # busy build's records pile up here, a third of their objects' size
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False  # removed: nothing is written any more
@@ -68,8 +69,9 @@ class Journal:
         """Written by the journal's thread within ``every`` seconds (not here: the flush before it
         waits for the disk, and the threads adding records are the build's), or at once when
         ``every`` is 0 (a journal of every item as it finishes: tests of killed builds)."""
+        text = record.text()
         with self._lock:
-            self._pending.append(record)
+            self._pending.append(text)
         if self.every <= 0:
             self.flush()
 
@@ -81,7 +83,7 @@ class Journal:
         if batch:
             self.store.flush()  # the batch's objects on disk before the records that say they are
             key = f"{self.prefix}/{time.time():017.6f}-{secrets.token_hex(4)}.json"
-            self.store.write_bytes(key, ("[" + ",".join(r.text() for r in batch) + "]").encode(), atomic=True)
+            self.store.write_bytes(key, ("[" + ",".join(batch) + "]").encode(), atomic=True)
 
     def _halt(self) -> None:
         self._stop.set()

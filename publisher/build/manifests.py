@@ -91,18 +91,19 @@ def node_path(line: str) -> str:
 
 
 _FIRST = '{"node_path":"'
-#: A record's head as :meth:`ManifestItem.to_json` writes it: settings, metadata, the first file's path and size.
-_HEAD = re.compile(r'\{"node_path":"(?:[^"\\]|\\.)*","settings":"([^"]*)","metadata":"([^"]*)","files":\[\{"path":"((?:[^"\\]|\\.)*)","size":(\d+),')
+#: A record's head as :meth:`ManifestItem.to_json` writes it: settings, metadata, the first file's path, size and mtime.
+_HEAD = re.compile(r'\{"node_path":"(?:[^"\\]|\\.)*","settings":"([^"]*)","metadata":"([^"]*)","files":\[\{"path":"((?:[^"\\]|\\.)*)","size":(\d+),"mtime_ns":(-?\d+),')
 
 
-def _content_rows(lines: Iterable[str]) -> Iterator[tuple[str, str, str, int, int]]:
-    """(settings, metadata, first file's name, its size, seq) of each record with a file."""
-    for seq, line in enumerate(lines):
-        head = _HEAD.match(line)
-        if head is not None:
-            settings, metadata, path, size = head.groups()
-            name = (json.loads(f'"{path}"') if "\\" in path else path).rpartition("/")[2]
-            yield settings, metadata, name, int(size), seq
+def _head_of(line: str) -> tuple[str | None, int | None, int | None, str | None, str | None]:
+    """(first file's name, size, mtime, settings, metadata) of a record line, from its head alone
+    (None for a record without files, or written otherwise)."""
+    head = _HEAD.match(line)
+    if head is None:
+        return None, None, None, None, None
+    settings, metadata, path, size, mtime = head.groups()
+    name = (json.loads(f'"{path}"') if "\\" in path else path).rpartition("/")[2]
+    return name, int(size), int(mtime), settings, metadata
 
 
 
@@ -148,12 +149,14 @@ class Previous:
 
     def __init__(self, scratch: Scratch) -> None:
         self.db = scratch.db
-        self.db.executescript("CREATE TABLE old(path TEXT PRIMARY KEY, seq INTEGER NOT NULL, record TEXT NOT NULL);"
+        # (name, size, mtime: the record's first file, settings and metadata: for :meth:`like`)
+        self.db.executescript("CREATE TABLE old(path TEXT PRIMARY KEY, seq INTEGER NOT NULL, record TEXT NOT NULL, "
+                              "name TEXT, size INTEGER, mtime INTEGER, settings TEXT, metadata TEXT);"
                               "CREATE UNIQUE INDEX old_by_seq ON old(seq);"
                               "CREATE TABLE resumed(path TEXT PRIMARY KEY, record TEXT NOT NULL);")
         self._lines = f"{scratch.folder}/previous.jsonl"
         self._indexed = True  # nothing to index until a manifest is loaded
-        self._content = False  # the table of records by file name and size (:meth:`like`), made on first use
+        self._content = False  # the index of records by file name, size and mtime (:meth:`like`), made on first use
         self._lock = threading.Lock()
         self.release: str | None = None
         self.catalog_settings: str | None = None
@@ -189,8 +192,8 @@ class Previous:
         if self._indexed:
             return
         with open(self._lines, encoding="utf-8") as lines:
-            rows = ((node_path(line), seq, line) for seq, line in enumerate(record_lines(lines)))
-            self._insert("INSERT OR REPLACE INTO old(path, seq, record) VALUES (?,?,?)", rows)
+            rows = ((node_path(line), seq, line, *_head_of(line)) for seq, line in enumerate(record_lines(lines)))
+            self._insert("INSERT OR REPLACE INTO old VALUES (?,?,?,?,?,?,?,?)", rows)
         self._indexed = True
 
     def load_resumed(self, records: Iterable[ManifestItem]) -> None:
@@ -228,20 +231,16 @@ class Previous:
         text = self._one("SELECT record FROM resumed WHERE path=?", node_path)
         return ManifestItem.from_json(json.loads(text)) if text else None
 
-    def like(self, settings: str, metadata: str, name: str, size: int, limit: int) -> list[ManifestItem]:
-        """Up to ``limit`` records of the release whose first file is named ``name`` and has ``size``
-        bytes, with these settings and planned metadata (:mod:`.moved`), looked up in a table made
-        on the first call from the records' heads (no record parsed whole)."""
+    def like(self, settings: str, metadata: str, name: str, size: int, mtime: int, limit: int) -> list[ManifestItem]:
+        """Up to ``limit`` records of the release whose first file has this name, size and mtime (a
+        file moved or copied with its times), with these settings and planned metadata (:mod:`.moved`)."""
         with self._lock:
             self._index()
             if not self._content:
                 self._content = True
-                self.db.execute("CREATE TABLE content(settings TEXT, metadata TEXT, name TEXT, size INTEGER, seq INTEGER)")
-                with open(self._lines, encoding="utf-8") as lines:
-                    self._insert("INSERT INTO content VALUES (?,?,?,?,?)", _content_rows(record_lines(lines)))
-                self.db.execute("CREATE INDEX content_by_file ON content(name, size)")
-            rows = self.db.execute("SELECT o.seq, o.record FROM content c JOIN old o ON o.seq=c.seq WHERE c.name=? AND c.size=? AND "
-                                   "c.settings=? AND c.metadata=? LIMIT ?", (name, size, settings, metadata, limit)).fetchall()
+                self.db.execute("CREATE INDEX old_by_file ON old(name, size, mtime)")
+            rows = self.db.execute("SELECT seq, record FROM old WHERE name=? AND size=? AND mtime=? AND settings=? AND metadata=? LIMIT ?",
+                                   (name, size, mtime, settings, metadata, limit)).fetchall()
         found = []
         for seq, text in rows:
             record = ManifestItem.from_json(json.loads(text))

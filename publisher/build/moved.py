@@ -10,6 +10,7 @@ converted, as any new file). Single files only (a stack's frames are found by a 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -17,16 +18,27 @@ from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..formats import ManifestItem, Problem
 from ..rules import glob_regex
+from ..source_walk import glob_matcher
 
 #: At most this many records of one name, size and settings are compared (hash against hash).
-CANDIDATES = 8
+CANDIDATES = 16
 
 
 def portable(pipeline: Pipeline, access: AccessRules, old: ManifestItem, node_path: str) -> bool:
-    """Whether ``old``'s conversion would be the same at ``node_path``: the same rules match each
-    node it published or skipped, with the same access chain, and it has no links (their targets
-    are node paths) and no failures (converted again wherever they are)."""
-    if old.failures or len(old.files) != 1 or old.node_path == node_path:
+    """Whether ``old``'s conversion would be the same at ``node_path``: it read its file alone
+    (no external link, virtual dataset or series of other files: they may differ beside the new
+    path), under the same key, no rule drops nodes inside files (those are not recorded), the
+    same rules match each node it published or skipped, with the same access chain, and it has
+    no links (their targets are node paths), no failures (converted again wherever they are)
+    and no notes or metadata naming its path."""
+    if not old.alone or old.failures or len(old.files) != 1 or old.node_path == node_path:
+        return False
+    if old.node_path.rpartition("/")[2] != node_path.rpartition("/")[2]:  # a key changed (a pyramid's level paths follow it)
+        return False
+    if any(rule.skip and (_below(rule.match, old.node_path) or _below(rule.match, node_path)) for rule in pipeline.rules):
+        return False  # a node it dropped inside the file is in no record to compare
+    named = (old.files[0].path, str(pipeline.base_dir / old.files[0].path))
+    if any(any(text in json.dumps([e.get("notes"), e.get("metadata")], ensure_ascii=False) for text in named) for e in old.entries):
         return False
     patterns = [glob_regex(rule.match.strip("/")) for rule in pipeline.rules]
     paths = [e["path"] for e in old.entries] + [p.path for p in (*old.warnings, *old.skipped)]
@@ -39,6 +51,16 @@ def portable(pipeline: Pipeline, access: AccessRules, old: ManifestItem, node_pa
         if access.tagged and access.chain(path) != access.chain(new):
             return False
     return not any(isinstance(e.get("notes"), dict) and "links" in e["notes"] for e in old.entries)
+
+
+def _below(pattern: str, node_path: str) -> bool:
+    """Whether a rule's ``match`` could match a node inside the item at ``node_path`` (below it);
+    True when its pattern is not one the segment matcher reads as the rule does (``[``, ``**``
+    inside a segment)."""
+    parts = tuple(pattern.strip("/").split("/"))
+    if "[" in pattern or any("**" in part and part != "**" for part in parts):
+        return True
+    return glob_matcher(parts)(tuple(node_path.split("/")), True)
 
 
 def moved_to(old: ManifestItem, node_path: str, shown: str) -> ManifestItem:

@@ -164,10 +164,9 @@ class Planner:
             st = os.stat(item.paths[0])
         except OSError:
             return []
-        found = self.previous.like(self.settings(item), self.item_metadata(item), item.paths[0].name, st.st_size, moved.CANDIDATES)
-        # a big file is hashed before its conversion only when its mtime is the record's too (mv and
-        # cp -p keep it; a new file of the same name and size has its own): else beside it, as ever
-        found = [old for old in found if st.st_size < self.HASH_INLINE_BYTES or old.files[0].mtime_ns == st.st_mtime_ns]
+        # with its mtime too (mv and cp -p keep it; a new file of the same name and size has its own):
+        # a few records, those of the file itself, to hash against (parsed here, carried by the item)
+        found = self.previous.like(self.settings(item), self.item_metadata(item), item.paths[0].name, st.st_size, st.st_mtime_ns, moved.CANDIDATES)
         shown = self.shown(item.paths[0])
         return [moved.moved_to(old, item.node_path, shown) for old in found if moved.portable(self.pipeline, self.access, old, item.node_path)]
 

@@ -38,9 +38,14 @@ class Reader:
     #: Modules :meth:`open` needs (imported inside it); a missing one fails the file with
     #: "install X to read ..." before anything is opened.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Its conversions read only their own file, or set :attr:`others` when they read or looked for
+    #: another (an HDF5 external link or virtual dataset, a multi-file TIFF series): only then may a
+    #: build take a file moved or copied elsewhere for its converted self (publisher/build/moved.py).
+    alone: ClassVar[bool] = False
 
     def __init__(self) -> None:
         require(self.requires, f"read {self.name} files (the {self.name!r} reader)")
+        self.others = False  #: this conversion read or looked for files other than its own
 
     @classmethod
     def magic_matches(cls, head: bytes) -> bool:

@@ -185,6 +185,7 @@ def _zero_padded(path: Path, first: Any, read_kwargs: dict[str, Any], options: C
 @register_reader
 class CSVReader(Reader):
     name = "csv"
+    alone = True  # (one file, nothing it refers to)
     requires = ("pandas", "pyarrow")
     extensions = (".csv", ".tsv", ".tab", ".psv")
     Options = CSVOptions

@@ -291,6 +291,7 @@ def _workbook(path: Path) -> _Book:
 @register_reader
 class ExcelReader(Reader):
     name = "excel"
+    alone = True  # (one file, nothing it refers to)
     requires = ("pandas", "openpyxl")
     extensions = (".xlsx", ".xlsm")
     magic = (b"PK\x03\x04",)

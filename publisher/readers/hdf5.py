@@ -81,8 +81,9 @@ def _clean_strings(arr: np.ndarray) -> np.ndarray:
 
 
 class _Walker:
-    def __init__(self, f: Any, path: Path, options: HDF5Options, lock: threading.Lock) -> None:
+    def __init__(self, f: Any, path: Path, options: HDF5Options, lock: threading.Lock, reader: Reader | None = None) -> None:
         self.f = f
+        self.reader = reader  # told when the file refers to others (:attr:`Reader.others`)
         self.file_dir = path.parent
         self.options = options
         self.lock = lock
@@ -94,6 +95,11 @@ class _Walker:
         self.pending: dict[tuple[int, int], list[LinkNode]] = {}
 
         self._choose_canonical_paths()
+
+    def refers(self) -> None:
+        """The file refers to others (what they hold is part of what it publishes)."""
+        if self.reader is not None:
+            self.reader.others = True
 
     def _choose_canonical_paths(self) -> None:
         """Where a hard-linked object is published: inside an NXdata group if one links it
@@ -144,6 +150,7 @@ class _Walker:
             child_path = f"{h5path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
+                self.refers()
                 target = {"file": link.filename, "path": link.path}
                 if not (self.file_dir / link.filename).exists() and not Path(link.filename).is_absolute():
                     node.notes.setdefault("external_links", {})[name] = {**target, "missing": True}
@@ -221,6 +228,8 @@ class _Walker:
         metadata = attrs_to_json(ds.attrs)
         if ds.shape is None:
             return skip("empty (null) dataspace: the dataset holds no value", attributes=metadata)
+        if ds.external or (ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources())):
+            self.refers()  # raw data in other files, or a view of datasets in other files
         if ds.is_virtual:
             missing = _missing_virtual_sources(ds, self.file_dir)
             if missing:
@@ -357,6 +366,7 @@ class _Walker:
 @register_reader
 class HDF5Reader(Reader):
     name = "hdf5"
+    alone = True  # (external links, virtual datasets of other files and external storage say so: ``others``)
     requires = ("h5py", "hdf5plugin")
     extensions = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5", ".nexus", ".nx", ".hdf5plugin", ".h5ad", ".h5mu", ".emd", ".hspy")
     magic = (HDF5_MAGIC,)
@@ -379,7 +389,7 @@ class HDF5Reader(Reader):
         except OSError as exc:
             raise SourceError(f"{path}: not a readable HDF5 file: {exc}") from exc
         try:
-            walker = _Walker(f, path, options, threading.Lock())
+            walker = _Walker(f, path, options, threading.Lock(), self)
             root = walker.group(f, key, "")
             root.source_path = ""
             yield root

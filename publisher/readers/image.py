@@ -33,6 +33,7 @@ def _quiet(image: Any) -> None:
 @register_reader
 class ImageReader(Reader):
     name = "image"
+    alone = True  # (one file, nothing it refers to)
     requires = ("PIL",)
     extensions = (".png", ".jpg", ".jpeg")
     magic = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")

@@ -46,6 +46,7 @@ def _header(f: Any, path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
 @register_reader
 class NpyReader(Reader):
     name = "npy"
+    alone = True  # (one file, nothing it refers to)
     extensions = (".npy",)
     magic = (b"\x93NUMPY",)
     stackable = True

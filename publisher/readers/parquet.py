@@ -47,6 +47,7 @@ def _row_bytes(pf: Any) -> float:
 @register_reader
 class ParquetReader(Reader):
     name = "parquet"
+    alone = True  # (one file, nothing it refers to)
     extensions = (".parquet", ".pq")
     magic = (b"PAR1",)
 

@@ -64,6 +64,7 @@ def _page_dims(series: Any, shape: tuple[int, ...], npages: int) -> int:
 @register_reader
 class TiffReader(Reader):
     name = "tiff"
+    alone = True  # (a multi-file series says so: ``others``)
     requires = ("tifffile",)
     extensions = (".tif", ".tiff", ".btf", ".tf8")
     magic = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -92,6 +93,7 @@ class TiffReader(Reader):
         whole = threading.Lock()  # one tifffile read at a time (the image read whole once, not by each thread)
         try:
             series = tif.series[0]
+            self.others = self.others or any(getattr(x, "is_multifile", False) for x in tif.series)  # (OME-TIFF, Micro-Manager)
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.pages[0])
             if tif.geotiff_metadata:
