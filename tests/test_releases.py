@@ -500,6 +500,47 @@ def test_a_moved_hdf5_file_that_refers_to_others_is_converted_again(tmp_path: Pa
     assert zarr.open_array(str(tmp_path / "site" / vds), mode="r")[3] == 300
 
 
+def test_readers_say_when_a_file_refers_to_others(tmp_path: Path) -> None:
+    """What a moved record may be taken for rests on its reader saying it read the file alone: an
+    OME-TIFF (its companions, or zeros for a missing one) does not, nor an AnnData awkward group
+    whose buffers are virtual datasets over another file (read by its own interpreter, not the
+    walker's datasets), nor a plug-in subclassing a built-in reader (it may read more)."""
+    import awkward as ak
+    import h5py
+    import tifffile
+
+    from publisher.readers.hdf5 import HDF5Reader
+    from publisher.readers.npy import NpyReader
+    from publisher.readers.tiff import TiffReader
+
+    def others(reader: Any, path: Path) -> bool:
+        with reader.open(path, path.stem, reader.Options()) as root:
+            assert root is not None
+        return not reader.read_alone()
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((2, 4, 4), "u2"))
+    tifffile.imwrite(tmp_path / "a.ome.tif", np.zeros((2, 4, 4), "u2"), ome=True)
+    form, length, buffers = ak.to_buffers(ak.Array([[1, 2], [3]]))
+    with h5py.File(tmp_path / "frames.h5", "w") as f:
+        for name, buffer in buffers.items():
+            f[name] = np.asarray(buffer)
+    with h5py.File(tmp_path / "master.h5", "w") as f:
+        group = f.create_group("ragged")
+        group.attrs.update({"encoding-type": "awkward-array", "encoding-version": "0.1.0", "form": form.to_json(), "length": length})
+        for name, buffer in buffers.items():
+            layout = h5py.VirtualLayout(shape=np.asarray(buffer).shape, dtype=np.asarray(buffer).dtype)
+            layout[:] = h5py.VirtualSource("frames.h5", name, shape=np.asarray(buffer).shape)
+            group.create_virtual_dataset(name, layout)
+    np.save(tmp_path / "x.npy", np.zeros(3))
+
+    class Calibrated(NpyReader):  # a plug-in's: reads a calibration file beside its own
+        name = "calibrated-npy"
+
+    assert [others(TiffReader(), tmp_path / "plain.tif"), others(TiffReader(), tmp_path / "a.ome.tif")] == [False, True]
+    assert [others(HDF5Reader(), tmp_path / "frames.h5"), others(HDF5Reader(), tmp_path / "master.h5")] == [False, True]
+    assert [others(NpyReader(), tmp_path / "x.npy"), others(Calibrated(), tmp_path / "x.npy")] == [False, True]
+
+
 def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: Path) -> None:
     """Access tags along the path (a folder's rule covers what is below it), rules matching a node
     inside the file, links (their targets are node paths) and failures keep a record from being
@@ -521,6 +562,9 @@ def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: 
     assert not portable(pipeline, access, old, "open2/y")  # another key
     named = [entries[0], {**entries[1], "notes": {"skipped": {"v": {"file": f"{tmp_path}/d/open/x.h5"}}}}]
     assert not portable(pipeline, access, replace(old, entries=named), "open2/x")  # a note names the file where it was
+    quoted = replace(old, files=[FileRecord('d/open "1"/x.h5', 10, 1, "h")],
+                     entries=[entries[0], {**entries[1], "notes": {"v": {"file": 'd/open "1"/x.h5'}}}])
+    assert not portable(pipeline, access, quoted, "open2/x")  # (found as JSON writes it)
     skipping = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "."}], "rules": [*rules, {"match": "open/**/secret", "skip": True}]}))
     assert not portable(skipping, access, old, "open2/x")  # a node it may have dropped inside the file is in no record
     assert portable(skipping, access, moved_to(old, "other/x", "d/other/x.h5"), "other2/x")  # the rule cannot match there

@@ -191,7 +191,7 @@ class Converter:
                 reader = item.reader()
                 with reader.open(item.paths[0], item.key, options) as root:
                     self.write_tree(item, root, source_file, out)
-                out.alone = reader.alone and not reader.others
+                out.alone = reader.read_alone()
         except UnsupportedError as exc:
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:

@@ -37,7 +37,8 @@ def portable(pipeline: Pipeline, access: AccessRules, old: ManifestItem, node_pa
         return False
     if any(rule.skip and (_below(rule.match, old.node_path) or _below(rule.match, node_path)) for rule in pipeline.rules):
         return False  # a node it dropped inside the file is in no record to compare
-    named = (old.files[0].path, str(pipeline.base_dir / old.files[0].path))
+    where = (old.files[0].path, str(pipeline.base_dir / old.files[0].path))
+    named = {text for path in where for text in (path, json.dumps(path, ensure_ascii=False)[1:-1])}  # (as JSON writes it: quotes, backslashes)
     if any(any(text in json.dumps([e.get("notes"), e.get("metadata")], ensure_ascii=False) for text in named) for e in old.entries):
         return False
     patterns = [glob_regex(rule.match.strip("/")) for rule in pipeline.rules]

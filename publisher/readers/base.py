@@ -47,6 +47,11 @@ class Reader:
         require(self.requires, f"read {self.name} files (the {self.name!r} reader)")
         self.others = False  #: this conversion read or looked for files other than its own
 
+    def read_alone(self) -> bool:
+        """Whether this conversion read its file alone: its own class says :attr:`alone` (a plug-in
+        subclassing a built-in reader may read more, and does not inherit it) and it met no other."""
+        return type(self).__dict__.get("alone") is True and not self.others
+
     @classmethod
     def magic_matches(cls, head: bytes) -> bool:
         return any(head.startswith(m) for m in cls.magic)

@@ -101,6 +101,13 @@ class _Walker:
         if self.reader is not None:
             self.reader.others = True
 
+    def reads(self, ds: Any) -> None:
+        """A dataset whose values are published: :meth:`refers` when its raw data is in other files
+        (external storage) or it is a view of datasets in other files (virtual). Interpreters of
+        groups that read their datasets themselves (``hdf5_ragged``) call it too."""
+        if ds.external or (ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources())):
+            self.refers()
+
     def _choose_canonical_paths(self) -> None:
         """Where a hard-linked object is published: inside an NXdata group if one links it
         (so that group opens as a complete labelled dataset), else its first path."""
@@ -228,8 +235,7 @@ class _Walker:
         metadata = attrs_to_json(ds.attrs)
         if ds.shape is None:
             return skip("empty (null) dataspace: the dataset holds no value", attributes=metadata)
-        if ds.external or (ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources())):
-            self.refers()  # raw data in other files, or a view of datasets in other files
+        self.reads(ds)
         if ds.is_virtual:
             missing = _missing_virtual_sources(ds, self.file_dir)
             if missing:

@@ -148,6 +148,8 @@ def _anndata_awkward(walker: Any, group: Any, key: str, h5path: str) -> Node | N
     if not all(isinstance(group.get(name, getlink=True), h5py.HardLink) and isinstance(group[name], h5py.Dataset) for name in group):
         return None
     form, length = _attr_text(attrs["form"]), int(np.asarray(attrs["length"]).reshape(-1)[0])
+    for member in group.values():  # its buffers are read here, not by the walker's dataset()
+        walker.reads(member)
     f, name, lock = group.file, group.name, walker.lock
 
     def read() -> Any:
@@ -196,6 +198,8 @@ def _event_data(walker: Any, group: Any, key: str, h5path: str) -> Node | None:
     if h5path in busy or _attr_text(group.attrs.get("NX_class", "")) != "NXevent_data":
         return None
     datasets = {n: group[n] for n in group if isinstance(group.get(n, getlink=True), h5py.HardLink) and isinstance(group[n], h5py.Dataset)}
+    for member in datasets.values():  # (read here, not by the walker's dataset())
+        walker.reads(member)
     index, offsets = datasets.get("event_index"), datasets.get("event_time_offset")
     busy.add(h5path)
     try:

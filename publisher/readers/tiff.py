@@ -93,7 +93,10 @@ class TiffReader(Reader):
         whole = threading.Lock()  # one tifffile read at a time (the image read whole once, not by each thread)
         try:
             series = tif.series[0]
-            self.others = self.others or any(getattr(x, "is_multifile", False) for x in tif.series)  # (OME-TIFF, Micro-Manager)
+            # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
+            # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
+            self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
+                getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.pages[0])
             if tif.geotiff_metadata:
