@@ -1,12 +1,12 @@
 """Items moved or copied since the previous release: a folder renamed, a tree reorganised. A file
-at a node path the previous release does not have, whose settings, planned metadata, name, size
-and content hash are those of a record at another path, is that record at its new path: its
+at a node path the previous release does not have, whose settings, planned metadata, name, size,
+mtime and content hash are those of a record at another path, is that record at its new path: its
 entries re-pathed, its data where it was written (releases reuse one another's data already).
 Without this, renaming a folder converted everything below it again.
 
-Only where nothing the conversion did depended on the path: the rules that match each of its
-nodes, and the access tags along each node's path, are the same at both places (else it is
-converted, as any new file). Single files only (a stack's frames are found by a pattern)."""
+Only where nothing the conversion did depended on the path (:func:`portable`: its reader read
+the file alone, the same rules and access tags apply at both places; else it is converted, as
+any new file). Single files only (a stack's frames are found by a pattern)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ..formats import ManifestItem, Problem
 from ..rules import glob_regex
 from ..source_walk import glob_matcher
 
-#: At most this many records of one name, size and settings are compared (hash against hash).
+#: At most this many records of one name, size, mtime and settings are compared (hash against hash).
 CANDIDATES = 16
 
 

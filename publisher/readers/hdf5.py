@@ -25,6 +25,7 @@ from .base import Reader, register_reader, sampled_string_width
 from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
+from .hdf5_sources import in_other_files, missing_virtual_sources
 from .nexus import assign_dims, label_dataset
 from .whole_chunks import DecodedChunks, decoded_once
 
@@ -55,23 +56,6 @@ def _filter_problem(ds: Any) -> str | None:
             label = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
             return f"compression filter {label or '?'} (id {code}) is not available in this HDF5 (hdf5plugin has no decoder for it)"
     return None
-
-
-def _missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
-    missing = []
-    for vs in ds.virtual_sources():
-        if vs.file_name == ".":  # this file: the source dataset may itself be a dangling link
-            try:
-                ds.file[vs.dset_name]
-            except (KeyError, OSError):
-                missing.append({"file": ds.file.filename, "dataset": vs.dset_name})
-            continue
-        candidate = Path(vs.file_name)
-        if not candidate.is_absolute():
-            candidate = file_dir / candidate
-        if not candidate.exists():
-            missing.append({"file": vs.file_name, "dataset": vs.dset_name})
-    return missing
 
 
 def _clean_strings(arr: np.ndarray) -> np.ndarray:
@@ -105,7 +89,7 @@ class _Walker:
         """A dataset whose values are published: :meth:`refers` when its raw data is in other files
         (external storage) or it is a view of datasets in other files (virtual). Interpreters of
         groups that read their datasets themselves (``hdf5_ragged``) call it too."""
-        if ds.external or (ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources())):
+        if in_other_files(ds):
             self.refers()
 
     def _choose_canonical_paths(self) -> None:
@@ -237,7 +221,7 @@ class _Walker:
             return skip("empty (null) dataspace: the dataset holds no value", attributes=metadata)
         self.reads(ds)
         if ds.is_virtual:
-            missing = _missing_virtual_sources(ds, self.file_dir)
+            missing = missing_virtual_sources(ds, self.file_dir)
             if missing:
                 return skip(
                     f"virtual dataset whose source files are missing ({', '.join(sorted({m['file'] for m in missing}))})",
