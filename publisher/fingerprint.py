@@ -36,6 +36,24 @@ def file_record(path: Path, shown: str, previous: FileRecord | None = None) -> F
     return FileRecord(shown, stat.st_size, stat.st_mtime_ns, content_hash(path), stat.st_ctime_ns)
 
 
+def referred_record(path: Path, shown: str) -> FileRecord:
+    """A file an item's conversion referred to (:attr:`publisher.readers.base.Reader.referred`): its
+    stat alone (size -1: it was not there), compared by :func:`still_referred`."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return FileRecord(shown, -1, 0, None, 0)
+    return FileRecord(shown, stat.st_size, stat.st_mtime_ns, None, stat.st_ctime_ns)
+
+
+def still_referred(record: FileRecord, path: Path) -> bool:
+    """Whether a referred file is as :func:`referred_record` saw it (there or not)."""
+    try:
+        return same_stat(record, os.stat(path))
+    except OSError:
+        return record.size == -1
+
+
 def same_stat(record: FileRecord, stat: os.stat_result) -> bool:
     """Whether the file is as ``record`` saw it: same size, mtime and ctime."""
     return record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns and record.ctime_ns == stat.st_ctime_ns

@@ -215,6 +215,9 @@ class ManifestItem:
     #: The file's own failures (a corrupt file), reported again while it is unchanged rather than
     #: read again: a broken file made every build of a large tree publish a release (``on_error: skip``).
     failures: list[Problem] = field(default_factory=list)
+    #: Other files its conversion read or looked for (an HDF5 file's external links and virtual or
+    #: external sources), by stat: the item is converted again when one changes.
+    refers: list[FileRecord] = field(default_factory=list)
     #: Its conversion read its one file alone (:attr:`publisher.readers.base.Reader.alone`): it may
     #: be taken for the same file moved or copied elsewhere (:mod:`publisher.build.moved`).
     alone: bool = False
@@ -234,6 +237,8 @@ class ManifestItem:
     def to_json(self) -> dict[str, Any]:
         return {
             "node_path": self.node_path, "settings": self.settings, "metadata": self.metadata, "files": [f.to_json() for f in self.files],
+            # (before the entries: a record with them is not taken as unchanged from its text, reuse.unchanged_text)
+            **({"refers": [f.to_json() for f in self.refers]} if self.refers else {}),
             # ("alone" before the prefixes: a record without problems still ends as reuse.AsBefore reads it as text)
             "entries": self.entries, **({"alone": True} if self.alone else {}), "data_prefixes": self.data_prefixes,
             "warnings": [p.to_json() for p in self.warnings], "skipped": [p.to_json() for p in self.skipped],
@@ -244,7 +249,7 @@ class ManifestItem:
     def from_json(cls, data: dict[str, Any]) -> ManifestItem:
         return cls(data["node_path"], data["settings"], data.get("metadata", ""), [FileRecord.from_json(f) for f in data["files"]], data["entries"],
                    data["data_prefixes"], _problems(data["warnings"]), _problems(data["skipped"]), _problems(data.get("failures", [])),
-                   data.get("alone") is True)
+                   [FileRecord.from_json(f) for f in data.get("refers", [])], data.get("alone") is True)
 
 
 @dataclass

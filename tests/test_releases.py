@@ -476,14 +476,7 @@ def test_a_moved_hdf5_file_that_refers_to_others_is_converted_again(tmp_path: Pa
     import h5py
 
     run = tmp_path / "tree" / "run1"
-    run.mkdir(parents=True)
-    with h5py.File(run / "frames.h5", "w") as f:
-        f["data"] = np.arange(8, dtype="u2")
-    with h5py.File(run / "master.h5", "w") as f:
-        layout = h5py.VirtualLayout(shape=(8,), dtype="u2")
-        layout[:] = h5py.VirtualSource("frames.h5", "data", shape=(8,))
-        f.create_virtual_dataset("vds", layout)
-        f["ext"] = h5py.ExternalLink("frames.h5", "/data")
+    _detector(run, "frames.h5")
     with h5py.File(run / "plain.h5", "w") as f:
         f["x"] = np.ones(3)
     pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")}}))
@@ -498,6 +491,51 @@ def test_a_moved_hdf5_file_that_refers_to_others_is_converted_again(tmp_path: Pa
 
     vds = catalog.entry("run2/master/vds").to_json()["data_url"]
     assert zarr.open_array(str(tmp_path / "site" / vds), mode="r")[3] == 300
+
+
+def _detector(folder: Path, linked: str) -> None:
+    """A detector's files in ``folder``: frames.h5 (0..7), and master.h5 whose ``vds`` is a virtual
+    dataset over the frames and whose ``ext`` or ``later`` is an external link to ``linked``."""
+    import h5py
+
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "frames.h5", "w") as f:
+        f["data"] = np.arange(8, dtype="u2")
+    with h5py.File(folder / "master.h5", "w") as f:
+        layout = h5py.VirtualLayout(shape=(8,), dtype="u2")
+        layout[:] = h5py.VirtualSource("frames.h5", "data", shape=(8,))
+        f.create_virtual_dataset("vds", layout)
+        f["ext" if linked == "frames.h5" else "later"] = h5py.ExternalLink(linked, "/data" if linked == "frames.h5" else "/x")
+
+
+def test_a_file_is_converted_again_when_a_file_it_refers_to_changes(tmp_path: Path) -> None:
+    """A detector's master file is a virtual dataset over its frames file: reprocessed frames left
+    the master reused, publishing the old values, for its own file had not changed. The files an
+    item referred to (virtual and external sources, external links: also one not there yet) are
+    recorded by stat; one that changes, appears or goes has the item converted again."""
+    import h5py
+    import zarr
+
+    tree = tmp_path / "tree"
+    _detector(tree, "later.h5")
+    config = {"sources": [{"path": "tree", "into": "", "exclude": ["frames.h5", "later.h5"]}], "output": {"store": str(tmp_path / "site")}}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+
+    def published() -> list[int]:
+        url = Catalog.open(Store(tmp_path / "site")).entry("master/vds").to_json()["data_url"]
+        return zarr.open_array(str(tmp_path / "site" / url), mode="r")[:3].tolist()
+
+    assert build(pipeline, workers=1).converted == 1 and published() == [0, 1, 2]
+    assert build(pipeline, workers=1).unchanged
+    with h5py.File(tree / "frames.h5", "r+") as f:  # reprocessed
+        f["data"][:] = np.arange(8, dtype="u2") * 10
+    assert build(pipeline, workers=1).converted == 1 and published() == [0, 10, 20]
+    assert build(pipeline, workers=1).unchanged
+    with h5py.File(tree / "later.h5", "w") as f:  # the external link's file, there now
+        f["x"] = np.ones(2)
+    assert build(pipeline, workers=1).converted == 1
+    assert sorted(e.path for e in Catalog.open(Store(tmp_path / "site")).entries("master")) == ["master/later", "master/vds"]
+    assert build(pipeline, workers=1).unchanged
 
 
 def test_readers_say_when_a_file_refers_to_others(tmp_path: Path) -> None:

@@ -8,11 +8,13 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import SkyshelfError, UnsupportedError
+from ..fingerprint import referred_record
 from ..formats import Entry, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
@@ -42,6 +44,8 @@ class ItemResult:
     lasting: bool = False
     #: Its reader read its one file alone (:attr:`publisher.readers.base.Reader.alone`).
     alone: bool = False
+    #: Other files its reader read or looked for, by name (:attr:`publisher.readers.base.Reader.referred`).
+    referred: list[str] = field(default_factory=list)
     bytes_in: int = 0
     #: Data prefixes outside the release's public one: the private islands it wrote.
     private_prefixes: list[str] = field(default_factory=list)
@@ -124,7 +128,8 @@ class Converter:
                                         "was read; the next build converts it again", path))
         record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, files,
                               [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
-                              out.warnings, out.skipped, out.failures if out.recorded else [], out.alone)
+                              out.warnings, out.skipped, out.failures if out.recorded else [],
+                              [referred_record(Path(p), self.pipeline.shown(p)) for p in out.referred], out.alone)
         record.text()  # here, on the worker
         return record
 
@@ -191,7 +196,7 @@ class Converter:
                 reader = item.reader()
                 with reader.open(item.paths[0], item.key, options) as root:
                     self.write_tree(item, root, source_file, out)
-                out.alone = reader.read_alone()
+                out.alone, out.referred = reader.read_alone(), sorted(map(str, reader.referred))
         except UnsupportedError as exc:
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..fingerprint import file_record, same_content, same_stat, settings_hash
+from ..fingerprint import file_record, same_content, same_stat, settings_hash, still_referred
 from ..formats import FileRecord, ManifestItem
 from ..scratch import Scratch
 from ..sources import WorkItem
@@ -130,7 +130,8 @@ class Planner:
                 return False
             if record.size != st.st_size or (mtime and not same_stat(record, st)) or shown(record.path) != shown(path):
                 return False
-        return True
+        base = self.pipeline.base_dir  # the files it referred to (a master file's frames): as they were, there or not
+        return all(still_referred(record, base / record.path) for record in old.refers)
 
     def record_for(self, node_path: str) -> ManifestItem | None:
         """What an item is compared with: an interrupted build's record of it, else the previous release's."""

@@ -46,6 +46,9 @@ class Reader:
     def __init__(self) -> None:
         require(self.requires, f"read {self.name} files (the {self.name!r} reader)")
         self.others = False  #: this conversion read or looked for files other than its own
+        #: Those of them it can name (an HDF5 file's external links, virtual and external sources):
+        #: recorded with the item, which is converted again when one of them changes.
+        self.referred: set[Path] = set()
 
     def read_alone(self) -> bool:
         """Whether this conversion read its file alone: its own class says :attr:`alone` (a plug-in

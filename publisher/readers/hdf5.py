@@ -25,7 +25,7 @@ from .base import Reader, register_reader, sampled_string_width
 from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
-from .hdf5_sources import in_other_files, missing_virtual_sources
+from .hdf5_sources import in_other_files, missing_virtual_sources, other_files
 from .nexus import assign_dims, label_dataset
 from .whole_chunks import DecodedChunks, decoded_once
 
@@ -80,17 +80,19 @@ class _Walker:
 
         self._choose_canonical_paths()
 
-    def refers(self) -> None:
-        """The file refers to others (what they hold is part of what it publishes)."""
+    def refers(self, *paths: Path) -> None:
+        """The file refers to others, ``paths`` (what they hold is part of what it publishes: the
+        build records them, and converts it again when one of them changes)."""
         if self.reader is not None:
             self.reader.others = True
+            self.reader.referred.update(paths)
 
     def reads(self, ds: Any) -> None:
         """A dataset whose values are published: :meth:`refers` when its raw data is in other files
         (external storage) or it is a view of datasets in other files (virtual). Interpreters of
         groups that read their datasets themselves (``hdf5_ragged``) call it too."""
         if in_other_files(ds):
-            self.refers()
+            self.refers(*other_files(ds, self.file_dir))
 
     def _choose_canonical_paths(self) -> None:
         """Where a hard-linked object is published: inside an NXdata group if one links it
@@ -141,7 +143,7 @@ class _Walker:
             child_path = f"{h5path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                self.refers()
+                self.refers(self.file_dir / link.filename)  # (an absolute name stays absolute)
                 target = {"file": link.filename, "path": link.path}
                 if not (self.file_dir / link.filename).exists() and not Path(link.filename).is_absolute():
                     node.notes.setdefault("external_links", {})[name] = {**target, "missing": True}

@@ -14,6 +14,14 @@ def in_other_files(ds: Any) -> bool:
     return bool(ds.external) or (ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources()))
 
 
+def other_files(ds: Any, file_dir: Path) -> list[Path]:
+    """The files the dataset's values come from besides its own (:func:`in_other_files`)."""
+    found = [file_dir / (name.decode() if isinstance(name, bytes) else name) for name, _, _ in ds.external or ()]
+    if ds.is_virtual:
+        found += [file_dir / vs.file_name for vs in ds.virtual_sources() if vs.file_name != "."]
+    return found
+
+
 def missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
     """A virtual dataset's sources that are not there (a file beside it, or a dataset of its own)."""
     missing = []
