@@ -538,6 +538,35 @@ def test_a_file_is_converted_again_when_a_file_it_refers_to_changes(tmp_path: Pa
     assert build(pipeline, workers=1).unchanged
 
 
+def test_a_multi_file_ome_tiff_is_converted_again_when_a_companion_arrives(tmp_path: Path) -> None:
+    """An OME-TIFF whose OME-XML names a companion file that is not there yet publishes zeros for
+    its planes; the companion arriving beside it has it converted again (it was reused)."""
+    import tifffile
+    import zarr
+
+    def ome(own: str) -> str:
+        data = "".join(f'<TiffData FirstZ="{z}" IFD="0" PlaneCount="1"><UUID FileName="{name}">urn:uuid:{uuid}</UUID></TiffData>'
+                       for z, (name, uuid) in enumerate([("a.ome.tif", "0000000a"), ("b.ome.tif", "0000000b")]))
+        return ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+                f'UUID="urn:uuid:{own}"><Image ID="Image:0" Name="img"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" '
+                f'SizeX="4" SizeY="3" SizeZ="2" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>{data}</Pixels></Image></OME>')
+
+    (tmp_path / "tree").mkdir()
+    tifffile.imwrite(tmp_path / "tree" / "a.ome.tif", np.full((3, 4), 7, np.uint8), description=ome("0000000a"), metadata=None)
+    config = {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")}}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+
+    def planes() -> list[int]:
+        url = Catalog.open(Store(tmp_path / "site")).entry("a.ome").to_json()["data_url"]
+        return zarr.open_array(str(tmp_path / "site" / url), mode="r")[:, 0, 0].tolist()
+
+    build(pipeline, workers=1)
+    assert planes() == [7, 0] and build(pipeline, workers=1).unchanged
+    tifffile.imwrite(tmp_path / "tree" / "b.ome.tif", np.full((3, 4), 42, np.uint8), description=ome("0000000b"), metadata=None)
+    again = build(pipeline, workers=1)
+    assert again.converted == 2 and planes() == [7, 42]
+
+
 def test_readers_say_when_a_file_refers_to_others(tmp_path: Path) -> None:
     """What a moved record may be taken for rests on its reader saying it read the file alone: an
     OME-TIFF (its companions, or zeros for a missing one) does not, nor an AnnData awkward group

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +63,10 @@ def _page_dims(series: Any, shape: tuple[int, ...], npages: int) -> int:
     return 0
 
 
+#: The files of a multi-file OME-TIFF, as its OME-XML names them (``<UUID FileName="...">``).
+_OME_FILES = re.compile(r'FileName="([^"]+)"')
+
+
 @register_reader
 class TiffReader(Reader):
     name = "tiff"
@@ -97,6 +103,9 @@ class TiffReader(Reader):
             # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
             self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
                 getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
+            if tif.is_ome:  # the companions its OME-XML names, there or not: a change to one converts it again
+                names = {html.unescape(name) for name in _OME_FILES.findall(tif.ome_metadata or "")}
+                self.referred.update(path.parent / name for name in names if name != path.name)
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.pages[0])
             if tif.geotiff_metadata:
