@@ -607,6 +607,15 @@ def test_readers_say_when_a_file_refers_to_others(tmp_path: Path) -> None:
     assert [others(HDF5Reader(), tmp_path / "frames.h5"), others(HDF5Reader(), tmp_path / "master.h5")] == [False, True]
     assert [others(NpyReader(), tmp_path / "x.npy"), others(Calibrated(), tmp_path / "x.npy")] == [False, True]
 
+    class Bare(NpyReader):  # a plug-in whose __init__ does not call the base's: read as ever, not trusted
+        name = "bare-npy"
+
+        def __init__(self) -> None:
+            pass
+
+    bare = Bare()
+    assert others(bare, tmp_path / "x.npy") and list(bare.referred) == []
+
 
 def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: Path) -> None:
     """Access tags along the path (a folder's rule covers what is below it), rules matching a node

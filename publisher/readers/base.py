@@ -42,13 +42,17 @@ class Reader:
     #: another (an HDF5 external link or virtual dataset, a multi-file TIFF series): only then may a
     #: build take a file moved or copied elsewhere for its converted self (publisher/build/moved.py).
     alone: ClassVar[bool] = False
+    #: This conversion read or looked for files other than its own (set on the instance; here as
+    #: defaults also for a plug-in whose ``__init__`` does not call this one's).
+    others: bool = False
+    #: Those of them it can name (an HDF5 file's external links, virtual and external sources, an
+    #: OME-TIFF's companions): recorded with the item, converted again when one of them changes.
+    referred: frozenset[Path] | set[Path] = frozenset()
 
     def __init__(self) -> None:
         require(self.requires, f"read {self.name} files (the {self.name!r} reader)")
-        self.others = False  #: this conversion read or looked for files other than its own
-        #: Those of them it can name (an HDF5 file's external links, virtual and external sources):
-        #: recorded with the item, which is converted again when one of them changes.
-        self.referred: set[Path] = set()
+        self.others = False
+        self.referred = set()
 
     def read_alone(self) -> bool:
         """Whether this conversion read its file alone: its own class says :attr:`alone` (a plug-in

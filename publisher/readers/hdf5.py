@@ -85,7 +85,7 @@ class _Walker:
         build records them, and converts it again when one of them changes)."""
         if self.reader is not None:
             self.reader.others = True
-            self.reader.referred.update(paths)
+            self.reader.referred = {*self.reader.referred, *paths}
 
     def reads(self, ds: Any) -> None:
         """A dataset whose values are published: :meth:`refers` when its raw data is in other files

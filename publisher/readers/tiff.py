@@ -105,7 +105,7 @@ class TiffReader(Reader):
                 getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
             if tif.is_ome:  # the companions its OME-XML names, there or not: a change to one converts it again
                 names = {html.unescape(name) for name in _OME_FILES.findall(tif.ome_metadata or "")}
-                self.referred.update(path.parent / name for name in names if name != path.name)
+                self.referred = {*self.referred, *(path.parent / name for name in names if name != path.name)}
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.pages[0])
             if tif.geotiff_metadata:
