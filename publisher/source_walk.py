@@ -75,7 +75,12 @@ def outside_target(path: str | Path, real_root: str) -> str | None:
     if not os.path.islink(path):
         return None
     target = os.path.realpath(path)
-    return None if target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep) else target
+    return None if within(target, real_root) else target
+
+
+def within(real: str, real_root: str) -> bool:
+    """Whether a resolved path is ``real_root`` (a resolved folder) or below it."""
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None,

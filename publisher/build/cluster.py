@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import ClusterLost, ConfigError, SkyshelfError
-from ..formats import ManifestItem, Problem
+from ..formats import ManifestItem
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
 from ..sources import WorkItem
 from ..stacks import stack_arrays
-from .convert import Converter, ItemResult
+from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal
 from .plan import Planner
 from .target import resolve_store
@@ -368,7 +368,7 @@ class ClusterItems:
         shown = self.job.pipeline.shown
         reason = (f"the worker process converting it died ({type(exc).__name__}: {exc}), also when it ran alone: a file that crashes its "
                   "reader (a corrupt file?), or that needs more memory than a worker has")
-        return ItemResult(failures=[Problem(item.node_path, reason, shown(item.paths[0]))]), ManifestItem(item.node_path, "", "", [], [], []), []
+        return (*passing_failure(item, reason, shown(item.paths[0])), [])
 
     def outcome(self, handle: Handle) -> ManifestItem | tuple[ItemResult, ManifestItem]:
         batch = handle.batch

@@ -18,6 +18,7 @@ from ..fingerprint import referred_record
 from ..formats import Entry, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
+from ..source_walk import within
 from ..sources import WorkItem, source_folder
 from ..stacks import stack_arrays
 from ..stores import Store
@@ -76,6 +77,12 @@ def data_root(release_prefix: str, access_class: str | None) -> str:
     """Where a release's data of one access class lives: ``releases/<id>`` for what anyone may
     read, ``private/<class>/releases/<id>`` for the rest (one prefix per class, to grant by)."""
     return release_prefix if access_class is None else f"private/{access_class}/{release_prefix}"
+
+
+def passing_failure(item: WorkItem, reason: str, source: str) -> tuple[ItemResult, ManifestItem]:
+    """An item's failure that is not its file's (unreadable, refused, its worker dead): an outcome
+    with no record, so the next build tries it again."""
+    return ItemResult(failures=[Problem(item.node_path, reason, source)]), ManifestItem(item.node_path, "", "", [], [], [])
 
 
 def _failed(out: ItemResult, problem: Problem, exc: BaseException) -> None:
@@ -163,11 +170,11 @@ class Converter:
             folder = self._source_folders[item.source_index] = source_folder(self.pipeline, item.source)
         for path in item.paths:
             real = os.path.realpath(path)
-            if real != folder and not real.startswith(folder.rstrip(os.sep) + os.sep):
+            if not within(real, folder):
                 shown = self.pipeline.shown(path)
                 reason = (f"{shown} resolves to {real}, outside the source folder, since the build planned it (a file or folder "
                           "swapped for a symbolic link): refused, not read (symlinks_outside: refuse)")
-                return ItemResult(failures=[Problem(item.node_path, self.pipeline.unrooted(reason), shown)]), ManifestItem(item.node_path, "", "", [], [], [])
+                return passing_failure(item, self.pipeline.unrooted(reason), shown)
         return None
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
@@ -175,9 +182,7 @@ class Converter:
         a failure of that item, never recorded, so the next build tries it again."""
         where = self.pipeline.shown(exc.filename or item.paths[0])
         gone = " (deleted since the build planned it?)" if isinstance(exc, (FileNotFoundError, NotADirectoryError)) else ""
-        reason = f"cannot read {where}: {exc.strerror or exc}{gone}"
-        out = ItemResult(failures=[Problem(item.node_path, reason, self.pipeline.shown(item.paths[0]))])
-        return out, ManifestItem(item.node_path, "", "", [], [], [])
+        return passing_failure(item, f"cannot read {where}: {exc.strerror or exc}{gone}", self.pipeline.shown(item.paths[0]))
 
     def convert(self, item: WorkItem) -> ItemResult:
         out = ItemResult()

@@ -181,7 +181,7 @@ class Planner:
         if old is None and item.moved:  # moved or copied? its hash tells (and is recorded if not)
             files = [file_record(p, shown(p)) for p in item.paths]
             for record in item.moved:
-                if record.files[0].hash == files[0].hash and (record.settings, record.metadata) == (settings, metadata):
+                if record.files[0].hash == files[0].hash:  # (its settings and metadata are the item's: Previous.like)
                     return replace(record, files=files, seq=-1, refreshed=True)
         elif old is not None and not old.failures and self._stat_matches(item, old, settings, ("path", "size")):  # only the content can tell: hash it first
             # (a recorded failure is tried again once the file was touched: not reused by its hash)
