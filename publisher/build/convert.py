@@ -199,9 +199,11 @@ class Converter:
                 self.write_tree(item, root, source_file, out)
             else:
                 reader = item.reader()
-                with reader.open(item.paths[0], item.key, options) as root:
-                    self.write_tree(item, root, source_file, out)
-                out.alone, out.referred = reader.read_alone(), sorted(map(str, reader.referred))
+                try:
+                    with reader.open(item.paths[0], item.key, options) as root:
+                        self.write_tree(item, root, source_file, out)
+                finally:  # also for a file skipped or failed for what it referred to (a part of a series)
+                    out.alone, out.referred = reader.read_alone(), sorted(map(str, reader.referred))
         except UnsupportedError as exc:
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:

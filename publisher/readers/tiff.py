@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import contextlib
-import html
 import math
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import numpy as np
 from ..errors import SourceError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
-from . import tiff_parts
+from . import tiff_parts, tiff_series
 from .base import Reader, register_reader
 
 _AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
@@ -63,10 +61,6 @@ def _page_dims(series: Any, shape: tuple[int, ...], npages: int) -> int:
     return 0
 
 
-#: The files of a multi-file OME-TIFF, as its OME-XML names them (``<UUID FileName="...">``).
-_OME_FILES = re.compile(r'FileName="([^"]+)"')
-
-
 @register_reader
 class TiffReader(Reader):
     name = "tiff"
@@ -103,11 +97,13 @@ class TiffReader(Reader):
             # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
             self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
                 getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
-            if tif.is_ome:  # the companions its OME-XML names, there or not: a change to one converts it again
-                names = {html.unescape(name) for name in _OME_FILES.findall(tif.ome_metadata or "")}
-                self.referred = {*self.referred, *(path.parent / name for name in names if name != path.name)}
+            try:  # the files its series spans, there or not: a change to one converts it again
+                self.referred = {*self.referred, *tiff_series.spans(tif, series, path)}
+            except tiff_series.PartOfSeries as part:  # (skipped: another file publishes the series)
+                self.referred = {*self.referred, *part.referred}
+                raise
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
-            metadata = _tags(series.pages[0])
+            metadata = _tags(series.keyframe)  # (its first page may be in a file not there: None)
             if tif.geotiff_metadata:
                 metadata["geotiff"] = to_json(tif.geotiff_metadata)
             if tif.imagej_metadata:

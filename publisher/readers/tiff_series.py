@@ -1,0 +1,76 @@
+"""Multi-file TIFF series (Micro-Manager's NDTiff and MMStack, OME-TIFF): one series, published once.
+
+tifffile reads a multi-file series whole from any of its files: an NDTiff acquisition of three
+files opened at any of them is the same 60 frames (from its ``NDTiff.index``). Converted file by
+file, each published the whole series again (three copies). The series is published from the
+file of its own whose name sorts first; the others are skipped as parts of it. Both sides record
+the files the series spans, so a file arriving, changing or going converts them again.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import UnsupportedError
+
+#: The files of a multi-file OME-TIFF, as its OME-XML names them (``<UUID FileName="...">``).
+OME_FILES = re.compile(r'FileName="([^"]+)"')
+#: An OME-TIFF holding only pixels: its metadata (and the series) are in this other file.
+_BINARY_ONLY = re.compile(r'<(?:\w+:)?BinaryOnly\b[^>]*\bMetadataFile="([^"]+)"')
+
+
+class PartOfSeries(UnsupportedError):
+    """A file whose pixels another file of its series publishes (skipped, with where they are)."""
+
+    def __init__(self, message: str, referred: set[Path]) -> None:
+        super().__init__(message)
+        self.referred = referred  # the series' other files: one changing may make this file the one to publish it
+
+
+def spans(tif: Any, series: Any, path: Path) -> set[Path]:
+    """The files other than ``path`` that its series was read from or looked for (for
+    :attr:`.Reader.referred`); raises :class:`PartOfSeries` when another of them publishes it."""
+    own = path.name
+    referred: set[str] = set()
+    holders: set[str] = set()
+    if tif.is_ome:  # the companions its OME-XML names, there or not (missing ones are zeros)
+        referred |= {html.unescape(name) for name in OME_FILES.findall(tif.ome_metadata or "")}
+    if getattr(series, "is_multifile", False):  # (tifffile's pages of the other files, read)
+        holders = {page.parent.filehandle.name for page in series.pages if page is not None}
+        referred |= holders
+        if tif.is_ndtiff:  # the frames' places in every file: appended to as an acquisition goes on
+            referred.add("NDTiff.index")
+    if tif.is_mmstack and holders:
+        referred.add(".")  # the stack's files are those named <prefix>_MMStack*.tif here: one more changes the folder
+    folder = path.parent
+    found = {folder / name for name in referred - {own}}
+    if len(holders) > 1 and min(holders) != own:
+        raise PartOfSeries(f"part of the {series.kind} series of {len(holders)} files published from {min(holders)}", found)
+    master = _binary_only_master(tif, folder, own)
+    if master is not None:
+        raise PartOfSeries(f"its pixels are part of the OME-TIFF series published from {master.name}", found | {master})
+    return found
+
+
+def _binary_only_master(tif: Any, folder: Path, own: str) -> Path | None:
+    """The OME-TIFF beside a "BinaryOnly" file that holds its metadata and names it, reading its
+    pixels as part of its series; None when there is none (then this file is published alone)."""
+    if not tif.is_ome:
+        return None
+    found = _BINARY_ONLY.search(tif.ome_metadata or "")
+    if found is None:
+        return None
+    master = folder / html.unescape(found.group(1))
+    if master.name == own or not master.name.lower().endswith((".tif", ".tiff", ".tf8", ".btf")):
+        return None  # (a .companion.ome: XML, which no TIFF reader here publishes)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(master) as other:
+            names = {html.unescape(name) for name in OME_FILES.findall(other.ome_metadata or "")}
+    except (OSError, ValueError, tifffile.TiffFileError):  # gone or unreadable: publish this one's own pixels
+        return None
+    return master if own in names else None
