@@ -15,7 +15,7 @@ from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..errors import SkyshelfError, UnsupportedError
 from ..fingerprint import referred_record
-from ..formats import Entry, ManifestItem, Problem
+from ..formats import Entry, FileRecord, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
 from ..rules import apply_rules
 from ..source_walk import within
@@ -45,8 +45,9 @@ class ItemResult:
     lasting: bool = False
     #: Its reader read its one file alone (:attr:`publisher.readers.base.Reader.alone`).
     alone: bool = False
-    #: Other files its reader read or looked for, by name (:attr:`publisher.readers.base.Reader.referred`).
-    referred: list[str] = field(default_factory=list)
+    #: Other files its reader read or looked for (:attr:`publisher.readers.base.Reader.referred`), as
+    #: they were when first known (before their data was read: one changing while read shows next build).
+    referred: list[FileRecord] = field(default_factory=list)
     bytes_in: int = 0
     #: Data prefixes outside the release's public one: the private islands it wrote.
     private_prefixes: list[str] = field(default_factory=list)
@@ -136,7 +137,7 @@ class Converter:
         record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, files,
                               [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
                               out.warnings, out.skipped, out.failures if out.recorded else [],
-                              [referred_record(Path(p), self.pipeline.shown(p)) for p in out.referred], out.alone)
+                              out.referred, out.alone)
         record.text()  # here, on the worker
         return record
 
@@ -199,11 +200,18 @@ class Converter:
                 self.write_tree(item, root, source_file, out)
             else:
                 reader = item.reader()
+                seen: dict[Path, FileRecord] = {}
+
+                def look() -> None:  # the files it refers to, stat'ed once known: opened, before their arrays are read
+                    seen.update({p: referred_record(p, self.pipeline.shown(p)) for p in reader.referred if p not in seen})
+
                 try:
                     with reader.open(item.paths[0], item.key, options) as root:
+                        look()
                         self.write_tree(item, root, source_file, out)
                 finally:  # also for a file skipped or failed for what it referred to (a part of a series)
-                    out.alone, out.referred = reader.read_alone(), sorted(map(str, reader.referred))
+                    look()
+                    out.alone, out.referred = reader.read_alone(), [seen[p] for p in sorted(seen, key=str)]
         except UnsupportedError as exc:
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:

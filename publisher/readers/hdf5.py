@@ -25,7 +25,7 @@ from .base import Reader, register_reader, sampled_string_width
 from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
-from .hdf5_sources import in_other_files, missing_virtual_sources, other_files
+from .hdf5_sources import external_problem, folder_of, in_other_files, missing_virtual_sources, other_files
 from .nexus import assign_dims, label_dataset
 from .whole_chunks import DecodedChunks, decoded_once
 
@@ -68,7 +68,6 @@ class _Walker:
     def __init__(self, f: Any, path: Path, options: HDF5Options, lock: threading.Lock, reader: Reader | None = None) -> None:
         self.f = f
         self.reader = reader  # told when the file refers to others (:attr:`Reader.others`)
-        self.file_dir = path.parent
         self.options = options
         self.lock = lock
         #: Big chunks decoded once for the reads that cut them (readers/whole_chunks.py).
@@ -92,7 +91,7 @@ class _Walker:
         (external storage) or it is a view of datasets in other files (virtual). Interpreters of
         groups that read their datasets themselves (``hdf5_ragged``) call it too."""
         if in_other_files(ds):
-            self.refers(*other_files(ds, self.file_dir))
+            self.refers(*other_files(ds))
 
     def _choose_canonical_paths(self) -> None:
         """Where a hard-linked object is published: inside an NXdata group if one links it
@@ -143,15 +142,21 @@ class _Walker:
             child_path = f"{h5path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                self.refers(self.file_dir / link.filename)  # (an absolute name stays absolute)
+                # where HDF5 looks: beside the file holding the link (a linked file's own links
+                # too), an absolute name first as it is (both recorded: one appearing changes what is read)
+                declared = Path(link.filename)
+                candidates = [declared, folder_of(group) / declared.name] if declared.is_absolute() else [folder_of(group) / declared]
+                self.refers(*candidates)
                 target = {"file": link.filename, "path": link.path}
-                if not (self.file_dir / link.filename).exists() and not Path(link.filename).is_absolute():
+                if not any(c.exists() for c in candidates):  # (not looked for in the build's current folder)
                     node.notes.setdefault("external_links", {})[name] = {**target, "missing": True}
                     node.warn(f"{child_path}: external link to {link.filename}:{link.path} whose file is missing")
                     continue
                 node.notes.setdefault("external_links", {})[name] = target
             try:
                 obj = group[name]
+                if isinstance(link, h5py.ExternalLink):  # the file HDF5 opened (one of those, or found by HDF5_EXT_PREFIX)
+                    self.refers(Path(obj.file.filename))
             except (KeyError, OSError) as exc:
                 what = "soft link" if isinstance(link, h5py.SoftLink) else "link"
                 target = getattr(link, "path", "?")
@@ -222,8 +227,11 @@ class _Walker:
         if ds.shape is None:
             return skip("empty (null) dataspace: the dataset holds no value", attributes=metadata)
         self.reads(ds)
+        problem = external_problem(ds)
+        if problem:
+            return skip(problem, shape=list(ds.shape), dtype=str(dtype), attributes=metadata)
         if ds.is_virtual:
-            missing = missing_virtual_sources(ds, self.file_dir)
+            missing = missing_virtual_sources(ds)
             if missing:
                 return skip(
                     f"virtual dataset whose source files are missing ({', '.join(sorted({m['file'] for m in missing}))})",

@@ -4,6 +4,7 @@ beside it, so a build does not take it, moved, for its converted self (publisher
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,45 @@ def in_other_files(ds: Any) -> bool:
     return bool(ds.external) or (ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources()))
 
 
-def other_files(ds: Any, file_dir: Path) -> list[Path]:
-    """The files the dataset's values come from besides its own (:func:`in_other_files`)."""
-    found = [file_dir / (name.decode() if isinstance(name, bytes) else name) for name, _, _ in ds.external or ()]
+def folder_of(obj: Any) -> Path:
+    """The folder of the file an object is in (a linked file's, for an object reached through an
+    external link): where HDF5 looks for the files that file names by relative paths."""
+    return Path(obj.file.filename).parent
+
+
+def other_files(ds: Any) -> list[Path]:
+    """The files the dataset's values come from besides its own (:func:`in_other_files`), as HDF5
+    finds them: a virtual dataset's beside its file, external storage's where :func:`_raw_folder` says."""
+    file_dir = folder_of(ds)
+    found = [_raw_folder(ds) / os.fsdecode(name) for name, _, _ in ds.external or ()]
     if ds.is_virtual:
         found += [file_dir / vs.file_name for vs in ds.virtual_sources() if vs.file_name != "."]
     return found
 
 
-def missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
+def _raw_folder(ds: Any) -> Path:
+    """Where HDF5 looks for a dataset's external raw storage of relative names: its file's folder
+    with ``HDF5_EXTFILE_PREFIX=${ORIGIN}`` (which importing ``publisher`` sets before h5py is),
+    another prefix set so, or else the process's current folder."""
+    prefix = os.fsdecode(ds.id.get_access_plist().get_efile_prefix())
+    return Path(prefix.replace("${ORIGIN}", str(folder_of(ds)))) if prefix else Path.cwd()  # (HDF5 shows it expanded)
+
+
+def external_problem(ds: Any) -> str | None:
+    """Why a dataset's external raw storage is not read: its files named relative to the process's
+    current folder (h5py imported before ``publisher``, without ``HDF5_EXTFILE_PREFIX``), which would
+    read whatever files of those names the build was started beside. None when it is read as named."""
+    relative = [os.fsdecode(name) for name, _, _ in ds.external or () if not os.path.isabs(os.fsdecode(name))]
+    if not relative or ds.id.get_access_plist().get_efile_prefix():
+        return None
+    return (f"external raw storage in {', '.join(relative)} would be looked for in the build's current folder, not beside "
+            "its file: HDF5 was loaded without HDF5_EXTFILE_PREFIX (set it to '${ORIGIN}' before importing h5py, as "
+            "importing publisher first does)")
+
+
+def missing_virtual_sources(ds: Any) -> list[dict[str, str]]:
     """A virtual dataset's sources that are not there (a file beside it, or a dataset of its own)."""
-    missing = []
+    file_dir, missing = folder_of(ds), []
     for vs in ds.virtual_sources():
         if vs.file_name == ".":  # this file: the source dataset may itself be a dangling link
             try:
@@ -38,3 +67,4 @@ def missing_virtual_sources(ds: Any, file_dir: Path) -> list[dict[str, str]]:
         if not candidate.exists():
             missing.append({"file": vs.file_name, "dataset": vs.dset_name})
     return missing
+

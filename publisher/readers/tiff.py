@@ -92,13 +92,14 @@ class TiffReader(Reader):
         tif.filehandle.set_lock(True)
         whole = threading.Lock()  # one tifffile read at a time (the image read whole once, not by each thread)
         try:
+            self.referred = {*self.referred, *tiff_series.named(tif)}
             series = tif.series[0]
             # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
             # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
             self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
                 getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
             try:  # the files its series spans, there or not: a change to one converts it again
-                self.referred = {*self.referred, *tiff_series.spans(tif, series, path)}
+                self.referred = {*self.referred, *tiff_series.spans(tif, series)}
             except tiff_series.PartOfSeries as part:  # (skipped: another file publishes the series)
                 self.referred = {*self.referred, *part.referred}
                 raise

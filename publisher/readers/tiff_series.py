@@ -17,9 +17,14 @@ from typing import Any
 from ..errors import UnsupportedError
 
 #: The files of a multi-file OME-TIFF, as its OME-XML names them (``<UUID FileName="...">``).
-OME_FILES = re.compile(r'FileName="([^"]+)"')
+OME_FILES = re.compile(r"""FileName=(?:"([^"]+)"|'([^']+)')""")
 #: An OME-TIFF holding only pixels: its metadata (and the series) are in this other file.
-_BINARY_ONLY = re.compile(r'<(?:\w+:)?BinaryOnly\b[^>]*\bMetadataFile="([^"]+)"')
+_BINARY_ONLY = re.compile(r"""<(?:\w+:)?BinaryOnly\b[^>]*\bMetadataFile=(?:"([^"]+)"|'([^']+)')""")
+
+
+def ome_files(xml: str | None) -> set[str]:
+    """The file names an OME-XML's ``<UUID FileName=...>`` elements give (either quote)."""
+    return {html.unescape(a or b) for a, b in OME_FILES.findall(xml or "")}
 
 
 class PartOfSeries(UnsupportedError):
@@ -30,14 +35,22 @@ class PartOfSeries(UnsupportedError):
         self.referred = referred  # the series' other files: one changing may make this file the one to publish it
 
 
-def spans(tif: Any, series: Any, path: Path) -> set[Path]:
-    """The files other than ``path`` that its series was read from or looked for (for
+def named(tif: Any) -> set[Path]:
+    """The companions an OME-TIFF's OME-XML names, there or not (missing ones read as zeros), as
+    tifffile looks for them: beside the file it opened (a symlink's target, given its path). Known
+    before its series is read, which a companion half-copied fails: retried once that one changes."""
+    if not tif.is_ome:
+        return set()
+    own, folder = tif.filehandle.name, Path(tif.filehandle.dirname)
+    return {folder / name for name in ome_files(tif.ome_metadata) if name != own}
+
+
+def spans(tif: Any, series: Any) -> set[Path]:
+    """The files other than its own that its series was read from or looked for (for
     :attr:`.Reader.referred`); raises :class:`PartOfSeries` when another of them publishes it."""
-    own = path.name
+    own, folder = tif.filehandle.name, Path(tif.filehandle.dirname)
     referred: set[str] = set()
     holders: set[str] = set()
-    if tif.is_ome:  # the companions its OME-XML names, there or not (missing ones are zeros)
-        referred |= {html.unescape(name) for name in OME_FILES.findall(tif.ome_metadata or "")}
     if getattr(series, "is_multifile", False):  # (tifffile's pages of the other files, read)
         holders = {page.parent.filehandle.name for page in series.pages if page is not None}
         referred |= holders
@@ -45,8 +58,7 @@ def spans(tif: Any, series: Any, path: Path) -> set[Path]:
             referred.add("NDTiff.index")
     if tif.is_mmstack and holders:
         referred.add(".")  # the stack's files are those named <prefix>_MMStack*.tif here: one more changes the folder
-    folder = path.parent
-    found = {folder / name for name in referred - {own}}
+    found = named(tif) | {folder / name for name in referred - {own}}
     if len(holders) > 1 and min(holders) != own:
         raise PartOfSeries(f"part of the {series.kind} series of {len(holders)} files published from {min(holders)}", found)
     master = _binary_only_master(tif, folder, own)
@@ -63,14 +75,14 @@ def _binary_only_master(tif: Any, folder: Path, own: str) -> Path | None:
     found = _BINARY_ONLY.search(tif.ome_metadata or "")
     if found is None:
         return None
-    master = folder / html.unescape(found.group(1))
+    master = folder / html.unescape(found.group(1) or found.group(2))
     if master.name == own or not master.name.lower().endswith((".tif", ".tiff", ".tf8", ".btf")):
         return None  # (a .companion.ome: XML, which no TIFF reader here publishes)
     import tifffile
 
     try:
         with tifffile.TiffFile(master) as other:
-            names = {html.unescape(name) for name in OME_FILES.findall(other.ome_metadata or "")}
+            names = ome_files(other.ome_metadata)
     except (OSError, ValueError, tifffile.TiffFileError):  # gone or unreadable: publish this one's own pixels
         return None
     return master if own in names else None
