@@ -8,6 +8,7 @@ pattern walks only the folders that could hold a match and never follows a loop.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import os
@@ -83,15 +84,27 @@ def within(real: str, real_root: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def folder_ids(*folders: Path) -> frozenset[tuple[int, int]]:
+    """The (device, inode) of those of ``folders`` that are there, for :func:`walk`'s ``avoid``."""
+    found = set()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            st = os.stat(folder)
+            found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
+
+
 def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None,
-         skip: Callable[[str], bool] | None = None) -> Iterator[Folder | str | WalkProblem]:
+         skip: Callable[[str], bool] | None = None, avoid: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Folder | str | WalkProblem]:
     """Every regular file below ``root`` (following symlinks, never round a loop), in path order
     (a folder's files and subfolders by name, each subfolder's contents at its place), each folder
     announced before its files, with the problems met on the way at their places; with
     ``pattern``, only what matches it (relative to root); ``skip(rel)``: a subfolder (its posix
     path below root) the walk does not enter (a source's hidden and excluded folders: a NetApp
-    ``.snapshot`` holds the whole tree again, per snapshot). One folder's listing per level is
-    held at a time, never the tree's."""
+    ``.snapshot`` holds the whole tree again, per snapshot); ``avoid``: folders (device, inode)
+    never entered, however reached (the build's own store inside a source folder: its releases,
+    private data too, published again as sources). One folder's listing per level is held at a
+    time, never the tree's."""
     match = glob_matcher(pattern) if pattern is not None else None
     real_root = os.path.realpath(root)
     try:
@@ -100,14 +113,14 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
         if os.path.islink(root):
             yield _link_problem(root, exc)
         return
-    if not stat.S_ISDIR(top.st_mode):
+    if not stat.S_ISDIR(top.st_mode) or (top.st_dev, top.st_ino) in avoid:
         return
     # a stack of the folders being walked, not recursion: a tree may be deeper than Python's recursion limit
-    stack = [_visit(str(root), (), frozenset({(top.st_dev, top.st_ino)}), root, real_root, policy, match, skip)]
+    stack = [_visit(str(root), (), frozenset({(top.st_dev, top.st_ino)}), root, real_root, policy, match, skip, avoid)]
     while stack:
         for event in stack[-1]:
             if isinstance(event, tuple):  # a subfolder, walked at its place
-                stack.append(_visit(*event, root, real_root, policy, match, skip))
+                stack.append(_visit(*event, root, real_root, policy, match, skip, avoid))
                 break
             yield event
         else:
@@ -116,7 +129,7 @@ def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = 
 
 def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, int]], root: Path, real_root: str, policy: Policy,
            match: Callable[[tuple[str, ...], bool], bool] | None, skip: Callable[[str], bool] | None = None,
-           ) -> Iterator[Folder | str | WalkProblem | _Subfolder]:
+           avoid: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Folder | str | WalkProblem | _Subfolder]:
     """One folder: it, then its files, problems and subfolders (which :func:`walk` enters) in name order."""
     try:
         with os.scandir(folder) as it:
@@ -163,6 +176,8 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
             if is_dir:
                 st = st if link else entry.stat(follow_symlinks=False)
                 key = (st.st_dev, st.st_ino)
+                if key in avoid:
+                    continue
                 if key in ancestors:
                     found.append(WalkProblem(Path(entry.path), "failure",
                                              f"symlink loop: it points to {os.path.realpath(entry.path)}, a folder that contains it"))

@@ -22,7 +22,7 @@ from typing import Any
 from .config.models import Pipeline, Source
 from .errors import ConfigError
 from .readers import Reader, detect, get_reader
-from .source_walk import Folder, Kind, Policy, WalkProblem, glob_matcher, outside_target, walk
+from .source_walk import Folder, Kind, Policy, WalkProblem, folder_ids, glob_matcher, outside_target, walk
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SEPARATORS = "_-. "
@@ -78,7 +78,8 @@ class WorkItem:
         return str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} stacked)"
 
 
-def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str], bool]) -> tuple[Path, Iterator[Folder | str | WalkProblem], tuple[str, ...] | None]:
+def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str], bool],
+            avoid: frozenset[tuple[int, int]] = frozenset()) -> tuple[Path, Iterator[Folder | str | WalkProblem], tuple[str, ...] | None]:
     """The source's base folder, the walk of the files it names (with the problems met finding
     them) and the glob pattern below the base, if any; ``skip``: folders not to enter (:func:`.source_walk.walk`)."""
     pattern = source.path
@@ -87,13 +88,13 @@ def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str]
         fixed = _fixed(pattern)
         base = (base_dir / Path(*fixed)) if fixed else base_dir
         glob_parts = tuple(parts[len(fixed):])
-        return base, walk(base, policy, glob_parts, skip), glob_parts
+        return base, walk(base, policy, glob_parts, skip, avoid), glob_parts
     target = base_dir / pattern
     if target.is_dir():
-        return target, walk(target, policy, skip=skip), None
+        return target, walk(target, policy, skip=skip, avoid=avoid), None
     # one file: its folder's walk for that one name, so a looping or outside link is reported alike
     name = (glob.escape(target.name),)
-    return target.parent, walk(target.parent, policy, name), name
+    return target.parent, walk(target.parent, policy, name, avoid=avoid), name
 
 
 def source_folder(pipeline: Pipeline, source: Source) -> str:
@@ -193,7 +194,7 @@ class _Here:
 class _SourcePlan:
     """One source's items, folder by folder as the walk enters them (:func:`.source_walk.walk`)."""
 
-    def __init__(self, pipeline: Pipeline, index: int, source: Source) -> None:
+    def __init__(self, pipeline: Pipeline, index: int, source: Source, avoid: frozenset[tuple[int, int]] = frozenset()) -> None:
         import parse
 
         self.pipeline, self.index, self.source = pipeline, index, source
@@ -204,7 +205,8 @@ class _SourcePlan:
         self._excluded_folder = functools.lru_cache(maxsize=256)(self._excluded_folder)  # type: ignore[method-assign]
         self._crossing = [glob_matcher(tuple(x.split("/"))) for x in source.exclude if "**" in x]
         self.skipped_folders = 0  # hidden or excluded, not walked: a source of only those plans nothing, as ever
-        self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside, self._skipped)
+        self.avoid = avoid
+        self.base, self.events, glob_parts = _expand(pipeline.base_dir, source, pipeline.symlinks_outside, self._skipped, avoid)
         self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self.cut = len(str(self.base)) + 1
         self.real_base = os.path.realpath(self.base)
@@ -262,7 +264,7 @@ class _SourcePlan:
         names would clash, up to the first such file. (Its direct files alone were looked at: with
         ``a/sub/f.csv`` beside ``a.csv`` both became node ``a``, and ``a/sub/f`` left the index.)"""
         below = folder[self.cut:] + "/"
-        for event in walk(Path(folder), "allow", skip=lambda rel: self._skipped(below + rel)):  # (iterative, loops cut)
+        for event in walk(Path(folder), "allow", skip=lambda rel: self._skipped(below + rel), avoid=self.avoid):  # (iterative, loops cut)
             if isinstance(event, str) and self.visible(event) and (self.match is None or self.match(tuple(event[self.cut:].split("/")), False)):
                 return True
         return False
@@ -353,13 +355,16 @@ class _SourcePlan:
             yield WorkItem(self.index, self.source, paths, node_path, self.reader_cls, metadata={**fields, **self.source.metadata})
 
 
-def iter_plan(pipeline: Pipeline) -> Iterator[WorkItem]:
+def iter_plan(pipeline: Pipeline, store: str | None = None) -> Iterator[WorkItem]:
     """Every work item of the pipeline, in source order then path order, as the walk finds them
     (holding a folder's listing per level, never the tree's), reader options checked on first use.
-    Two items at one node path are not caught here (:func:`plan` does, a build by its item table)."""
+    Two items at one node path are not caught here (:func:`plan` does, a build by its item table).
+    The output store's folder (``store``, else pipeline.yml's), when local, is never walked."""
     parsed: dict[tuple[int, str], Any] = {}
+    url = store or pipeline.output.store  # (a local store inside a source folder would publish its releases again, private data as public)
+    avoid = folder_ids(pipeline.base_dir / url) if "://" not in url else frozenset()
     for index, source in enumerate(pipeline.sources):
-        for item in _SourcePlan(pipeline, index, source).items():
+        for item in _SourcePlan(pipeline, index, source, avoid).items():
             if not item.problem and item.source.options and item.reader is not None:  # checked before anything is written
                 i = item.source_index
                 if (i, item.reader.name) not in parsed:

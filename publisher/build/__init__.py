@@ -107,7 +107,7 @@ class _Build:
         items = ItemTable(self.pipeline)
         try:
             watch = AsBefore(self.planner, self.tree) if self.deferred is not None else None
-            items.fill(iter_plan(self.pipeline), self.plan_problem, watch)  # the whole plan, checked, before anything is written
+            items.fill(iter_plan(self.pipeline, self.store.url if self.store.is_local else None), self.plan_problem, watch)  # the whole plan, checked, before anything is written
             if watch is not None:
                 self.deferred = watch.seen  # the leading items, as they were
             self.plan_failures = len(self.report.failures)
