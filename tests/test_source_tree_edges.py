@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pandas as pd
+import pytest
+import tifffile
 
 from publisher.build import build
 from publisher.config import load_pipeline
+from publisher.errors import ConfigError
 
 from .conftest import write_pipeline
 
@@ -42,3 +47,38 @@ def test_the_output_store_inside_a_source_folder_is_not_walked(tmp_path: Path) -
     assert not [p for p in paths if "site" in p.split("/")], paths
     assert not [p for p in paths if "payroll" in p]  # (private: not in the public index, nor public elsewhere)
     assert "more/up/x" in paths  # the folder above, through the link: its files, not the store
+
+
+@pytest.mark.parametrize("case", ["into-a-file", "into-a-table", "stack-beside-its-folder"])
+def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None:
+    """Clashes the plan cannot see (it compares items' top paths): the second node replaced the
+    first in the index (or went inside a table, where no client lists it), its data written but
+    out of reach, with no word. Now the build stops, naming both; nothing is published."""
+    tree = tmp_path / "tree"
+    if case == "into-a-file":  # e/x.h5 into top: top/x/data, an array; f/data.csv into top/x: top/x/data, a table
+        (tree / "e").mkdir(parents=True)
+        (tree / "f").mkdir()
+        with h5py.File(tree / "e" / "x.h5", "w") as f:
+            f["data"] = np.arange(10)
+        (tree / "f" / "data.csv").write_text("a,b\n1,2\n")
+        sources = [{"path": "tree/e", "into": "top"}, {"path": "tree/f", "into": "top/x"}]
+        said = "node path 'top/x/data' would be published twice: as the array 'top/x/data' (from tree/e/x.h5) and as the table"
+    elif case == "into-a-table":
+        (tree / "a").mkdir(parents=True)
+        (tree / "c").mkdir()
+        (tree / "a" / "x.csv").write_text("a,b\n1,2\n")
+        (tree / "c" / "x.csv").write_text("a,b\n3,4\n")
+        sources = [{"path": "tree/a", "into": "top"}, {"path": "tree/c", "into": "top/x"}]
+        said = "node path 'top/x/x' is inside the table 'top/x' (from tree/a/x.csv)"
+    else:  # img_000..002.tif stacked as data/img, beside the folder data/img
+        (tree / "data" / "img").mkdir(parents=True)
+        for i in range(3):
+            tifffile.imwrite(tree / "data" / f"img_{i:03d}.tif", np.full((4, 4), i, np.uint8))
+        (tree / "data" / "img" / "notes.csv").write_text("a\n1\n")
+        sources = [{"path": "tree/data", "into": "data", "name_pattern": "{name}_{frame:03d}.tif", "stack": "frame"}]
+        said = "node path 'data/img' would be published twice: as the folder 'data/img' and as the array 'data/img'"
+    config = {"sources": sources, "output": {"store": str(tmp_path / "site")}}
+    with pytest.raises(ConfigError) as caught:
+        build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
+    assert said in str(caught.value)
+    assert not (tmp_path / "site" / "catalog.json").exists()

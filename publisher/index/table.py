@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..errors import ConfigError
 from ..scratch import Scratch
 
 _SCHEMA = """
@@ -31,6 +32,22 @@ CREATE TABLE counts(view INTEGER NOT NULL, path TEXT NOT NULL, n INTEGER NOT NUL
 
 #: A container's final row from its stored one: (row, is a folder, child count, counts by tag set or None) -> row.
 Finish = Callable[[dict[str, Any], bool, int, dict[str, int] | None], dict[str, Any]]
+
+
+class NodeClash(ConfigError):
+    """Two nodes at one path, or a node inside one that is not a container (an array, a table),
+    which the plan could not see: sources whose ``into`` nest (``top`` and ``top/x``, where
+    ``top/x`` is a file), a stack named as the folder beside it. Nothing is published (each time,
+    one of them was silently left out of the index, its data written but out of reach)."""
+
+    def __init__(self, path: str, first: dict[str, Any], second: dict[str, Any], inside: bool = False) -> None:
+        def what(row: dict[str, Any]) -> str:
+            if not row.get("source_file"):  # (a folder of the tree, or one an 'into' makes)
+                return f"the folder {row['path']!r}"
+            return f"the {row['family']} {row['path']!r} (from {row['source_file']})"
+
+        clash = f"is inside {what(first)}, which holds no nodes" if inside else f"would be published twice: as {what(first)} and as {what(second)}"
+        super().__init__(f"node path {path!r} {clash}; give one of their sources a different 'into', or rename one")
 
 
 def dumps(value: Any) -> str:
@@ -77,10 +94,14 @@ class NodeTable:
 
     def _flush(self) -> None:
         if self._pending:
-            # a path added again replaces its row in place (it keeps its order), as a dict would
-            self.db.executemany("INSERT INTO nodes(path, parent, folder, container, tags, shown, shard, row) VALUES (?,?,?,?,?,?,?,?) "
-                                "ON CONFLICT(path) DO UPDATE SET folder=excluded.folder, container=excluded.container, "
-                                "tags=excluded.tags, shown=excluded.shown, row=excluded.row", self._pending)
+            insert = "INSERT INTO nodes(path, parent, folder, container, tags, shown, shard, row) VALUES (?,?,?,?,?,?,?,?)"
+            before = self.db.total_changes
+            try:
+                self.db.executemany(insert, self._pending)
+            except sqlite3.IntegrityError:  # a path added twice (the rows before it went in): which, and whose
+                row = self._pending[self.db.total_changes - before]
+                found = self.db.execute("SELECT row FROM nodes WHERE path=?", (row[0],)).fetchone()
+                raise NodeClash(row[0], json.loads(found[0]), json.loads(row[7])) from None
             self._pending = []
 
     def has(self, path: str) -> bool:
@@ -94,9 +115,15 @@ class NodeTable:
         return self.db.execute("SELECT 1 FROM nodes WHERE path=? AND shown", (path,)).fetchone() is not None
 
     def finish(self, by_tags: bool) -> None:
-        """Count each container's children in both views (and, ``by_tags``, by tag set in the full one)."""
+        """Count each container's children in both views (and, ``by_tags``, by tag set in the full one);
+        :class:`NodeClash` when a node's parent is not a container (no client would list it)."""
         self._flush()
         self.db.execute("COMMIT")
+        inside = self.db.execute("SELECT child.row, parent.row FROM nodes AS child JOIN nodes AS parent ON child.parent = parent.path "
+                                 "WHERE NOT parent.container LIMIT 1").fetchone()
+        if inside is not None:
+            child, parent = json.loads(inside[0]), json.loads(inside[1])
+            raise NodeClash(child["path"], parent, child, inside=True)
         for view, where in ((0, ""), (1, "WHERE shown")):
             self.db.execute(f"INSERT INTO counts SELECT {view}, path, 0, NULL FROM nodes WHERE container {'AND shown' if view else ''}")
             self.db.execute(f"INSERT INTO counts SELECT {view}, parent, count(*), NULL FROM nodes {where} {'AND' if where else 'WHERE'} "
