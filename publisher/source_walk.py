@@ -94,6 +94,18 @@ def folder_ids(*folders: Path) -> frozenset[tuple[int, int]]:
     return frozenset(found)
 
 
+def unlistable(folder: Path) -> str | None:
+    """Why a source's own folder cannot be listed (an NFS export squashing this user, its mode), or
+    None (listed, or not there: a source matching no file is its own error)."""
+    try:
+        os.scandir(folder).close()
+    except (PermissionError, NotADirectoryError) as exc:
+        return f"{exc.strerror or exc} (an NFS export squashing this user, the folder's mode?)"
+    except OSError:
+        pass
+    return None
+
+
 def walk(root: Path, policy: Policy = "warn", pattern: tuple[str, ...] | None = None,
          skip: Callable[[str], bool] | None = None, avoid: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Folder | str | WalkProblem]:
     """Every regular file below ``root`` (following symlinks, never round a loop), in path order

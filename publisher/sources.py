@@ -22,7 +22,7 @@ from typing import Any
 from .config.models import Pipeline, Source
 from .errors import ConfigError
 from .readers import Reader, detect, get_reader
-from .source_walk import Folder, Kind, Policy, WalkProblem, folder_ids, glob_matcher, outside_target, walk
+from .source_walk import Folder, Kind, Policy, WalkProblem, folder_ids, glob_matcher, outside_target, unlistable, walk
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SEPARATORS = "_-. "
@@ -210,6 +210,8 @@ class _SourcePlan:
         self.match = glob_matcher(glob_parts) if glob_parts is not None else None
         self.cut = len(str(self.base)) + 1
         self.real_base = os.path.realpath(self.base)
+        if (unlisted := unlistable(self.base)) is not None:  # (else the build would publish the rest without this source)
+            raise ConfigError(f"{pipeline.line_of('sources', index)}: source path {source.path!r}: cannot list {pipeline.unrooted(str(self.base))}: {unlisted}")
         into = source.into if source.into is not None else _default_into(self.base, pipeline.base_dir)
         self.into = "" if into == "." else into
         self.reader_cls = get_reader(source.type) if source.type else None

@@ -5,6 +5,10 @@ names longer than the file system allows, trees deeper than Python's recursion l
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -82,3 +86,34 @@ def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None
         build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
     assert said in str(caught.value)
     assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix that runs as this user without root's power to read any folder (root
+    ignores a folder's mode: the suite's container runs as root)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop the power to read any folder")
+    drop = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}"]
+
+
+def test_a_source_folder_that_cannot_be_listed_stops_the_build(tmp_path: Path) -> None:
+    """The source's own folder unreadable (an NFS export squashing the user): the walk reported
+    it as one folder's failure and, with on_error: skip, published an empty release over the
+    complete one. Now a configuration error, as a missing source path is; the release stands."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("a,b\n1,2\n")
+    config = {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"}
+    pipeline = write_pipeline(tmp_path, config)
+    build(load_pipeline(pipeline), workers=1)
+    catalog = (tmp_path / "site" / "catalog.json").read_text()
+    (tmp_path / "data").chmod(0)
+    try:
+        done = subprocess.run([*_without_root_powers(), sys.executable, "-m", "publisher.cli", "build", "-c", str(pipeline)],
+                              capture_output=True, text=True, check=False)
+    finally:
+        (tmp_path / "data").chmod(0o755)
+    assert done.returncode != 0 and "source path 'data': cannot list data: Permission denied" in done.stderr + done.stdout
+    assert (tmp_path / "site" / "catalog.json").read_text() == catalog
