@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,12 @@ def content_hash(path: Path) -> str:
     import xxhash
 
     h = xxhash.xxh3_128()
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO put in a file's place would block a plain open for a writer)
+    with open(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device put in its place?)", str(path))
+        size = st.st_size
         buffer = bytearray(min(size, 8 * 2**20) or 1)  # one buffer, refilled: no allocation per block
         view = memoryview(buffer)
         while n := f.readinto(buffer):

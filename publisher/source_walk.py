@@ -94,6 +94,23 @@ def folder_ids(*folders: Path) -> frozenset[tuple[int, int]]:
     return frozenset(found)
 
 
+def special(mode: int) -> str | None:
+    """What a file of this mode is when it is neither a regular file nor a folder (opening a FIFO
+    for reading waits for a writer: forever, for a build), else None."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "not a regular file")
+
+
+def not_regular(path: Path) -> str | None:
+    """:func:`special` of the file at ``path`` (links followed); None when it is not there."""
+    try:
+        return special(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
 def unlistable(folder: Path) -> str | None:
     """Why a source's own folder cannot be listed (an NFS export squashing this user, its mode), or
     None (listed, or not there: a source matching no file is its own error)."""
@@ -171,7 +188,11 @@ def _visit(folder: str, rel: tuple[str, ...], ancestors: frozenset[tuple[int, in
                 is_dir, is_file = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
             else:  # the entry's type without a stat (1,000 files: a stat each would double the walk)
                 is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
-            if not (is_dir or is_file) or not (match is None or match(parts, is_dir)):
+            if not (match is None or match(parts, is_dir)):
+                continue
+            if not (is_dir or is_file):  # a FIFO, socket or device: said, never opened (a FIFO would block the build)
+                found.append(WalkProblem(Path(entry.path), "skipped", f"{special((st if link else entry.stat(follow_symlinks=False)).st_mode)}, "
+                                         "not a regular file: not read"))
                 continue
             if is_dir and skip is not None and skip("/".join(parts)):
                 continue

@@ -117,3 +117,57 @@ def test_a_source_folder_that_cannot_be_listed_stops_the_build(tmp_path: Path) -
         (tmp_path / "data").chmod(0o755)
     assert done.returncode != 0 and "source path 'data': cannot list data: Permission denied" in done.stderr + done.stdout
     assert (tmp_path / "site" / "catalog.json").read_text() == catalog
+
+
+_SWAP = """
+import os, sys
+from publisher.build import plan
+original = plan.Planner.fingerprint_against
+def swapped(self, item, old, pool):  # the planned file replaced by a FIFO before its conversion opens it
+    if not os.path.exists("swapped"):
+        open("swapped", "w").close(); os.unlink("data/v.csv"); os.mkfifo("data/v.csv")
+    return original(self, item, old, pool)
+plan.Planner.fingerprint_against = swapped
+from publisher.cli import main
+sys.argv = ["publish", "build"]; main()
+"""
+
+
+@pytest.mark.parametrize("case", ["hdf5-link", "ome-companion", "swapped-in", "socket"])
+def test_fifos_and_sockets_are_said_and_never_opened(tmp_path: Path, case: str) -> None:
+    """Opening a FIFO for reading waits for a writer: the walk left FIFOs out without a word, but
+    an HDF5 external link to one, an OME-TIFF companion that is one, or one put in a planned
+    file's place was opened, and the build hung for ever. Each is said now; the rest publishes."""
+    import socket
+
+    data = tmp_path / "data"
+    data.mkdir()
+    command = [sys.executable, "-m", "publisher.cli", "build"]
+    if case == "hdf5-link":
+        with h5py.File(data / "master.h5", "w") as f:
+            f["local"] = np.arange(4)
+            f["ext"] = h5py.ExternalLink("frames.h5", "/data")
+        os.mkfifo(data / "frames.h5")
+        said = ["data/frames.h5 (data/frames.h5): a FIFO, not a regular file: not read", "/ext: external link to frames.h5:/data whose file is a FIFO"]
+    elif case == "ome-companion":
+        xml = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" UUID="urn:uuid:1">'
+               '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="4" SizeY="4" SizeZ="2" SizeC="1" SizeT="1">'
+               '<Channel ID="Channel:0:0" SamplesPerPixel="1"/><TiffData FirstZ="0" IFD="0" PlaneCount="1"><UUID FileName="a.ome.tif">urn:uuid:1</UUID>'
+               '</TiffData><TiffData FirstZ="1" IFD="0" PlaneCount="1"><UUID FileName="b.ome.tif">urn:uuid:2</UUID></TiffData></Pixels></Image></OME>')
+        tifffile.imwrite(data / "a.ome.tif", np.ones((4, 4), np.uint8), description=xml, metadata=None)
+        os.mkfifo(data / "b.ome.tif")
+        said = ["b.ome.tif, which its OME-XML names, is a FIFO: not read"]
+    elif case == "swapped-in":
+        (data / "v.csv").write_text("a,b\n1,2\n")
+        command = [sys.executable, "-c", _SWAP]
+        said = ["cannot read data/v.csv: not a regular file"]
+    else:
+        (data / "x.csv").write_text("a\n1\n")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(data / "control.sock"))
+        said = ["data/control.sock (data/control.sock): a socket, not a regular file: not read"]
+    write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": "site"}, "on_error": "skip"})
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    out = done.stdout + done.stderr
+    assert all(text in out for text in said), out
+    assert (tmp_path / "site" / "catalog.json").exists()

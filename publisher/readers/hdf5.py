@@ -25,7 +25,7 @@ from .base import Reader, register_reader, sampled_string_width
 from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
-from .hdf5_sources import external_problem, folder_of, in_other_files, missing_virtual_sources, other_files
+from .hdf5_sources import external_problem, in_other_files, link_target, missing_virtual_sources, other_files
 from .nexus import assign_dims, label_dataset
 from .whole_chunks import DecodedChunks, decoded_once
 
@@ -142,15 +142,12 @@ class _Walker:
             child_path = f"{h5path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                # where HDF5 looks: beside the file holding the link (a linked file's own links
-                # too), an absolute name first as it is (both recorded: one appearing changes what is read)
-                declared = Path(link.filename)
-                candidates = [declared, folder_of(group) / declared.name] if declared.is_absolute() else [folder_of(group) / declared]
+                candidates, problem = link_target(group, link.filename)
                 self.refers(*candidates)
                 target = {"file": link.filename, "path": link.path}
-                if not any(c.exists() for c in candidates):  # (not looked for in the build's current folder)
-                    node.notes.setdefault("external_links", {})[name] = {**target, "missing": True}
-                    node.warn(f"{child_path}: external link to {link.filename}:{link.path} whose file is missing")
+                if problem is not None:  # missing (not looked for in the build's current folder), or a FIFO: not followed
+                    node.notes.setdefault("external_links", {})[name] = {**target, "missing": True} if problem == "missing" else {**target, "not_read": problem}
+                    node.warn(f"{child_path}: external link to {link.filename}:{link.path} whose file is {problem}")
                     continue
                 node.notes.setdefault("external_links", {})[name] = target
             try:

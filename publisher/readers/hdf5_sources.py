@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..source_walk import not_regular
+
 
 def in_other_files(ds: Any) -> bool:
     """Whether the dataset's raw data is in other files (external storage) or it is a view of
@@ -19,6 +21,16 @@ def folder_of(obj: Any) -> Path:
     """The folder of the file an object is in (a linked file's, for an object reached through an
     external link): where HDF5 looks for the files that file names by relative paths."""
     return Path(obj.file.filename).parent
+
+
+def link_target(group: Any, filename: str) -> tuple[list[Path], str | None]:
+    """Where HDF5 looks for an external link's file: beside the file holding the link (a linked
+    file's own links too), an absolute name first as it is (each recorded: one appearing changes
+    what is read); and why it is not followed: "missing", or what else than a file it is."""
+    declared = Path(filename)
+    candidates = [declared, folder_of(group) / declared.name] if declared.is_absolute() else [folder_of(group) / declared]
+    there = [c for c in candidates if c.exists()]
+    return candidates, (not_regular(there[0]) if there else "missing")
 
 
 def other_files(ds: Any) -> list[Path]:
@@ -43,6 +55,9 @@ def external_problem(ds: Any) -> str | None:
     """Why a dataset's external raw storage is not read: its files named relative to the process's
     current folder (h5py imported before ``publisher``, without ``HDF5_EXTFILE_PREFIX``), which would
     read whatever files of those names the build was started beside. None when it is read as named."""
+    odd = [f"{path.name} is {kind}" for path in other_files(ds)[: len(ds.external or ())] if (kind := not_regular(path))]
+    if odd:
+        return f"external raw storage not read: {', '.join(odd)}"
     relative = [os.fsdecode(name) for name, _, _ in ds.external or () if not os.path.isabs(os.fsdecode(name))]
     if not relative or ds.id.get_access_plist().get_efile_prefix():
         return None
@@ -64,7 +79,7 @@ def missing_virtual_sources(ds: Any) -> list[dict[str, str]]:
         candidate = Path(vs.file_name)
         if not candidate.is_absolute():
             candidate = file_dir / candidate
-        if not candidate.exists():
+        if not candidate.exists() or not_regular(candidate):  # (HDF5 opening a FIFO would wait forever)
             missing.append({"file": vs.file_name, "dataset": vs.dset_name})
     return missing
 

@@ -92,7 +92,9 @@ class TiffReader(Reader):
         tif.filehandle.set_lock(True)
         whole = threading.Lock()  # one tifffile read at a time (the image read whole once, not by each thread)
         try:
-            self.referred = {*self.referred, *tiff_series.named(tif)}
+            companions = tiff_series.named(tif)
+            self.referred = {*self.referred, *companions}
+            tiff_series.check_named(companions)
             series = tif.series[0]
             # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
             # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone

@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnsupportedError
+from ..errors import SourceError, UnsupportedError
+from ..source_walk import not_regular
 
 #: The files of a multi-file OME-TIFF, as its OME-XML names them (``<UUID FileName="...">``).
 OME_FILES = re.compile(r"""FileName=(?:"([^"]+)"|'([^']+)')""")
@@ -43,6 +44,14 @@ def named(tif: Any) -> set[Path]:
         return set()
     own, folder = tif.filehandle.name, Path(tif.filehandle.dirname)
     return {folder / name for name in ome_files(tif.ome_metadata) if name != own}
+
+
+def check_named(companions: set[Path]) -> None:
+    """A companion that is a FIFO, socket or device is not read (tifffile opening a FIFO would
+    wait for a writer forever): the file fails, naming it (and is tried again once it changes)."""
+    for path in sorted(companions):
+        if (kind := not_regular(path)) is not None:
+            raise SourceError(f"{path.name}, which its OME-XML names, is {kind}: not read")
 
 
 def spans(tif: Any, series: Any) -> set[Path]:
