@@ -317,24 +317,45 @@ def test_a_check_lost_after_its_listing_is_made_again_from_scratch(tmp_path: Pat
     assert lost and not (store / "catalog.json").exists()
 
 
-def test_a_killed_build_leaves_no_worker_process(tmp_path: Path) -> None:
+_WITH_A_THREAD = """
+import sys, threading, time
+from publisher.build import build
+from publisher.config import load_pipeline
+if __name__ == "__main__":
+    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()  # (as a notebook's, an S3 store's loop)
+    build(load_pipeline(sys.argv[1]), workers=2)
+"""
+
+
+@pytest.mark.parametrize("start", ["forked", "fork-server"])
+def test_a_killed_build_leaves_no_worker_process(tmp_path: Path, start: str) -> None:
+    """Forked, or (the build's process having a thread) from a fork server, whose children they
+    are: those watched their parent, the server, and outlived the build with it."""
     src = tmp_path / "src"
     src.mkdir()
     _frames(src, 0, 40)
-    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}}})
-    client = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--workers", "2"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}},
+                                       "build": {"processes": 2}})
+    (tmp_path / "run.py").write_text(_WITH_A_THREAD)
+    command = ["-m", "publisher.cli", "build", "-c", str(config), "--workers", "2"] if start == "forked" else [str(tmp_path / "run.py"), str(config)]
+    client = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def workers() -> list[psutil.Process]:
+        found = parent.children() if start == "forked" else [p for p in parent.children(recursive=True) if p.ppid() != client.pid]
+        return [p for p in found if "resource_tracker" not in " ".join(p.cmdline())]
+
     try:
         parent = psutil.Process(client.pid)
         deadline = time.monotonic() + 60
-        while len(parent.children()) < 2 and client.poll() is None and time.monotonic() < deadline:
+        while len(workers()) < 2 and client.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        workers = parent.children()
-        assert len(workers) == 2, "the build ended (or never forked) before it could be killed"
+        running = workers()
+        assert len(running) == 2, "the build ended (or never started its workers) before it could be killed"
+        left = parent.children(recursive=True)  # (the fork server and resource tracker too)
         os.kill(client.pid, signal.SIGKILL)  # the build alone, not its process group
         client.wait(30)
-        _, alive = psutil.wait_procs(workers, timeout=10)
-        assert not alive, f"worker processes outlived the build: {[_where(p) for p in alive]}"
+        _, alive = psutil.wait_procs(left, timeout=10)
+        assert not alive, f"processes outlived the build: {[_where(p) for p in alive]}"
     finally:
         if client.poll() is None:
             client.kill()

@@ -56,7 +56,7 @@ def start(count: int) -> ProcessPoolExecutor:
         context.set_forkserver_preload(["publisher.build.cluster"])
     # the environment as it is now: a fork server started by an earlier build kept the one of then
     # (credentials a notebook set since, SKYSHELF_* settings), and its children would inherit that
-    pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start, initargs=(dict(os.environ),))
+    pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start, initargs=(dict(os.environ), os.getpid()))
     for done in [pool.submit(os.getpid) for _ in range(count)]:
         done.result()  # every worker up: a fork happens here, before this process starts its threads
     return pool
@@ -93,20 +93,43 @@ class Workers:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start(environment: dict[str, str]) -> None:
-    """In a worker: the build's ``environment``, and exit when the process that started it dies
-    (a killed build) instead of waiting forever for tasks that will not come."""
+def _start(environment: dict[str, str], build: int) -> None:
+    """In a worker: the build's ``environment``, and exit when the build's process dies (killed)
+    instead of waiting forever for tasks that will not come. Its pid, not the worker's parent: a
+    worker from a fork server is the fork server's child (the server, whose "alive" pipe the
+    workers hold, outlived them all)."""
     if os.environ != environment:
         os.environ.clear()
         os.environ.update(environment)
-    parent = os.getppid()
+    alive = _watcher(build)
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while alive():
             time.sleep(1.0)
         os._exit(1)
 
     threading.Thread(target=watch, name="skyshelf-parent-watch", daemon=True).start()
+
+
+def _watcher(pid: int) -> Callable[[], bool]:
+    """Whether process ``pid`` still runs: by a pidfd on Linux (a pid used again by another
+    process is not taken for it), else by signal 0."""
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+ (or the build is gone already: then signal 0 says so)
+        def signalled() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+
+        return signalled
+    import select
+
+    return lambda: not select.select([handle], [], [], 0)[0]  # (readable once the process has exited)
 
 
 def process_items(workers: Workers, job: Job, journal: Journal) -> ClusterItems:
