@@ -396,7 +396,7 @@ def test_the_walk_does_not_enter_hidden_or_excluded_folders(tmp_path: Path, monk
     monkeypatch.setattr(source_walk.os, "scandir", spy)
     pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree", "into": "", "exclude": ["scratch", "*.old"]}]}))
     assert sorted(item.node_path for item in iter_plan(pipeline)) == ["keep", "x/f"]
-    assert sorted(listed) == [".", "x"]
+    assert sorted(listed) == [".", ".", "x"]  # (the source folder opened once more, not read: can it be listed at all?)
 
 
 def test_files_swapped_with_the_same_size_and_mtime_are_converted_again(tmp_path: Path) -> None:

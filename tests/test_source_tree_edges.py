@@ -171,3 +171,22 @@ def test_fifos_and_sockets_are_said_and_never_opened(tmp_path: Path, case: str) 
     out = done.stdout + done.stderr
     assert all(text in out for text in said), out
     assert (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_a_group_whose_name_the_store_cannot_hold_fails_its_file_alone(tmp_path: Path) -> None:
+    """An HDF5 group of a 300-character name (a file name longer than the file system allows):
+    its metadata, written last, failed after its entry was made; the check then refused the whole
+    release, build after build. Now its file fails, naming why, and the rest is published."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "good.csv").write_text("a,b\n1,2\n")
+    with h5py.File(tmp_path / "data" / "x.h5", "w") as f:
+        f["ok"] = np.arange(3)
+        f.create_group("g" * 300)["d"] = np.arange(3)
+    config = {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    for _ in range(2):
+        report = build(pipeline, workers=1)
+        assert report.published and any("File name too long" in p.reason and p.path == "data/x" for p in report.failures)
+        catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
+        paths = pd.read_parquet(tmp_path / "site" / catalog["index"]).path.tolist()
+        assert "data/good" in paths and not [p for p in paths if p.startswith("data/x")]

@@ -213,9 +213,11 @@ class Converter:
                     look()
                     out.alone, out.referred = reader.read_alone(), [seen[p] for p in sorted(seen, key=str)]
         except UnsupportedError as exc:
+            out.entries.clear()  # (none of a tree cut short: nothing of the file published, rather than nodes missing their data)
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:
             log.debug("failure in %s", source_file, exc_info=True)
+            out.entries.clear()  # (a group's metadata, written last, not written: its entry would block the release)
             _failed(out, Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file), exc)
         return out
 
