@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -217,3 +218,35 @@ def test_one_scan_of_the_installed_distributions_serves_every_registry(installed
     with pytest.warns(UserWarning, match="'broken'"):  # (the example's broken plug-in, as ever)
         assert "kv" in readers.items()  # the distribution that appeared on sys.path is found
     assert len(scans) == 2
+
+
+def test_a_file_skipped_for_want_of_a_reader_is_read_once_its_plugin_is_installed(installed: Path, tmp_path: Path) -> None:
+    """A file no reader detected is skipped, and the skip recorded; installing the plug-in that
+    reads it has the next build read it (the recorded skip was reused: it stayed out)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "settings.kv").write_text("#kv\nbeam = 7.1 keV\n")
+    (tmp_path / "src" / "other.csv").write_text("a\n1\n")
+    (tmp_path / "pipeline.yml").write_text(f"output: {{store: {tmp_path / 'site'}}}\nsources:\n  - {{path: src, into: ''}}\n")
+    command = [sys.executable, "-m", "publisher.cli", "build", "-c", str(tmp_path / "pipeline.yml"), "--json-report"]
+    without = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, check=True)
+    assert [p["path"] for p in json.loads(without.stdout)["skipped"]] == ["settings"]
+    with_it = subprocess.run(command, capture_output=True, text=True, env=_env(installed), cwd=tmp_path, check=True)
+    report = json.loads(with_it.stdout)
+    assert report["converted"] == 1 and not report["skipped"], report
+
+
+def test_a_dask_worker_without_a_readers_plugin_stops_the_build_naming_it(installed: Path, tmp_path: Path) -> None:
+    """The client has a reader plug-in its Dask workers lack: they skipped its files as of no
+    reader (recorded: reused by the next build, on workers that have it). Now the check of the
+    workers names the worker and the reader, before anything is converted."""
+    import distributed
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "settings.kv").write_text("#kv\nbeam = 7.1 keV\n")
+    (tmp_path / "pipeline.yml").write_text(f"output: {{store: {tmp_path / 'site'}}}\nsources:\n  - {{path: src, into: ''}}\n")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(tmp_path / "pipeline.yml"), "--scheduler",
+                               cluster.scheduler_address], capture_output=True, text=True, env=_env(installed), cwd=tmp_path, check=False)
+    assert done.returncode != 0
+    assert re.search(r"the Dask worker tcp://\S+ of tcp://\S+ has no kv reader, which this client has", done.stderr), done.stderr
+    assert not (tmp_path / "site" / "catalog.json").exists()

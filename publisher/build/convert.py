@@ -17,6 +17,7 @@ from ..errors import SkyshelfError, UnsupportedError
 from ..fingerprint import referred_record
 from ..formats import Entry, FileRecord, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
+from ..readers import NO_READER
 from ..rules import apply_rules
 from ..source_walk import within
 from ..sources import WorkItem, source_folder
@@ -191,7 +192,7 @@ class Converter:
         for w in item.warnings:
             out.warnings.append(Problem(item.node_path, w, source_file))
         if item.reader is None:
-            out.skipped.append(Problem(item.node_path, "no reader for this file type (unknown magic bytes and extension)", source_file))
+            out.skipped.append(Problem(item.node_path, NO_READER, source_file))
             return out
         options = item.reader_options()
         try:

@@ -107,3 +107,18 @@ def check_workers(client: Client, scheduler: str) -> None:
             if isinstance(answer, str) and answer != mine:
                 raise ConfigError(f"the Dask worker {worker} of {scheduler} has Skyshelf {answer}, this client {mine}: "
                                   "install the same version on both")
+    # readers of plug-ins too: a worker without one skipped its files as "no reader for this file
+    # type", recorded, and a later build on workers that have it reused the skip
+    here = set(reader_names())
+    for worker, names in client.run(reader_names, on_error="return").items():
+        missing = sorted(here - set(names)) if isinstance(names, list) else []
+        if missing:
+            raise ConfigError(f"the Dask worker {worker} of {scheduler} has no {', '.join(missing)} reader, which this client has "
+                              "(a plug-in installed here only?): install it in the workers' environment too")
+
+
+def reader_names() -> list[str]:
+    """The readers registered in this process, plug-ins' too (run on each worker by :func:`check_workers`)."""
+    from ..readers.base import REGISTRY
+
+    return sorted(REGISTRY.items())

@@ -15,6 +15,7 @@ from ..auth.tags import AccessRules
 from ..config.models import Pipeline
 from ..fingerprint import file_record, same_content, same_stat, settings_hash, still_referred
 from ..formats import FileRecord, ManifestItem
+from ..readers import NO_READER
 from ..scratch import Scratch
 from ..sources import WorkItem
 from ..stores import Store
@@ -121,6 +122,8 @@ class Planner:
             return False
         if old.metadata != self.item_metadata(item):
             return False
+        if self.read_now(item, old):
+            return False
         mtime = "mtime_ns" in fields  # (path and size always)
         shown = self.shown  # (a manifest written before 2026-12-05 has absolute paths)
         for record, path in zip(old.files, item.paths, strict=True):
@@ -142,6 +145,12 @@ class Planner:
     def is_resumed(self, record: ManifestItem) -> bool:
         found = self.previous.resumed(record.node_path) if self.previous else None
         return found is not None and found.data_prefixes == record.data_prefixes
+
+    @staticmethod
+    def read_now(item: WorkItem, old: ManifestItem) -> bool:
+        """Whether no reader read the file then and one does now (a plug-in installed since): its
+        skip is not kept (looked at only for such records: their files' heads are read again)."""
+        return not old.entries and any(p.reason == NO_READER for p in old.skipped) and item.reader is not None
 
     def stat_matches(self, item: WorkItem, old: ManifestItem | None) -> bool:
         """Whether ``item`` is ``old`` as it was: the same settings, planned metadata, and files of

@@ -41,6 +41,10 @@ def get_reader(name: str) -> type[Reader]:
         raise ConfigError(str(exc).replace("unknown reader", "unknown reader type", 1)) from None
 
 
+#: Why a file is skipped when no reader detects it (a build compares it: a reader installed since reads it).
+NO_READER = "no reader for this file type (unknown magic bytes and extension)"
+
+
 def detect(path: Path) -> type[Reader] | None:
     """The reader for a file: magic bytes first, then the extension; None when nothing fits."""
     registered = REGISTRY.items().values()
@@ -56,4 +60,4 @@ def detect(path: Path) -> type[Reader] | None:
     return by_ext[0] if by_ext else None
 
 
-__all__ = ["REGISTRY", "NoOptions", "Reader", "detect", "get_reader", "readers", "register_reader"]
+__all__ = ["NO_READER", "REGISTRY", "NoOptions", "Reader", "detect", "get_reader", "readers", "register_reader"]
