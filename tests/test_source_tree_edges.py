@@ -190,3 +190,25 @@ def test_a_group_whose_name_the_store_cannot_hold_fails_its_file_alone(tmp_path:
         catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
         paths = pd.read_parquet(tmp_path / "site" / catalog["index"]).path.tolist()
         assert "data/good" in paths and not [p for p in paths if p.startswith("data/x")]
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_published_and_listed(tmp_path: Path) -> None:
+    """A file 1,100 folders down: the local store made its folders by recursion (RecursionError:
+    the file failed), and ``publish ls -r`` listed by recursion too."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    depth = sys.getrecursionlimit() + 100
+    folder = tmp_path / "data"
+    parts = ["d"] * depth
+    for i in range(depth + 1):  # (os.makedirs recurses too)
+        os.mkdir(os.path.join(folder, *parts[:i]))
+    with open(os.path.join(folder, *parts, "leaf.csv"), "w") as f:
+        f.write("a,b\n1,2\n")
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}})
+    report = build(load_pipeline(pipeline), workers=1)
+    assert report.published and not report.failures, report.failures
+    listed = CliRunner().invoke(main, ["ls", "-r", "-c", str(pipeline)])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines()[-1] == "  " * (depth + 1) + "leaf"

@@ -40,16 +40,19 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool)
         catalog = Catalog.open(target_store(config, store))
         catalog.entry(path)
 
-        def show(p: str, depth: int) -> None:
-            for entry in catalog.entries(p):
-                line = "  " * depth + entry.key + ("/" if entry.family == "container" else "")
-                if long_:
-                    line = f"{line:<50} {entry.family:<9} {_describe(entry):<28} {entry.data_url or ''}"
-                click.echo(line)
-                if recursive and entry.family == "container":
-                    show(entry.path, depth + 1)
-
-        show(path.strip("/"), 0)
+        # a stack of listings, not recursion: a tree may be deeper than Python's recursion limit
+        stack = [iter(catalog.entries(path.strip("/")))]
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
+            line = "  " * (len(stack) - 1) + entry.key + ("/" if entry.family == "container" else "")
+            if long_:
+                line = f"{line:<50} {entry.family:<9} {_describe(entry):<28} {entry.data_url or ''}"
+            click.echo(line)
+            if recursive and entry.family == "container":
+                stack.append(iter(catalog.entries(entry.path)))
     except SkyshelfError as exc:
         fail(exc)
 

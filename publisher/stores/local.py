@@ -124,20 +124,23 @@ class LocalStore(Store):
     def _make_folder(self, folder: str) -> None:
         """``folder`` and its missing parents, one ``mkdir`` each, every one remembered (a chunk
         key ``c/7/0/0`` adds two folders; ``os.makedirs`` would probe each level in Python)."""
-        if folder in self._folders:
-            return
-        parent = os.path.dirname(folder)
-        if parent != folder:
-            self._make_folder(parent)
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            pass
-        except OSError:  # e.g. no permission to probe a parent above the store: let makedirs decide
-            os.makedirs(folder, exist_ok=True)
-        if len(self._folders) >= FOLDERS_KEPT:  # a million arrays make three million folders: remember the recent ones
-            self._folders.clear()
-        self._folders.add(folder)
+        missing = []  # (a loop, not recursion: a tree may be deeper than Python's recursion limit)
+        while folder not in self._folders:
+            missing.append(folder)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+        for folder in reversed(missing):  # the highest first
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except OSError:  # e.g. no permission to probe a parent above the store: let makedirs decide
+                os.makedirs(folder, exist_ok=True)
+            if len(self._folders) >= FOLDERS_KEPT:  # a million arrays make three million folders: remember the recent ones
+                self._folders.clear()
+            self._folders.add(folder)
 
     def open_write(self, key: str) -> IO[bytes]:
         path = self.path(key)
