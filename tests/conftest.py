@@ -202,3 +202,22 @@ SLOW_MODULES = {"test_realdata": 138, "test_cluster_build": 66, "test_deploy": 5
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -SLOW_MODULES.get(item.path.stem, 0))  # (stable: each module's tests keep their order)
+
+
+def remove_deep(top: bytes | str | Path) -> None:
+    """``shutil.rmtree`` without its recursion: every folder listed, then removed deepest first."""
+    if not os.path.isdir(top) or os.path.islink(top):
+        os.unlink(top)
+        return
+    folders, todo = [], [top]
+    while todo:
+        folder = todo.pop()
+        folders.append(folder)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for folder in reversed(folders):
+        os.rmdir(folder)

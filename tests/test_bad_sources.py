@@ -20,7 +20,7 @@ from publisher.build import build
 from publisher.config import load_pipeline
 from publisher.errors import BuildFailed
 
-from .conftest import run_build, served, write_pipeline
+from .conftest import remove_deep, run_build, served, write_pipeline
 
 
 def _failures(folder: Path, config: dict) -> tuple[dict[str, str], dict[str, str]]:
@@ -383,23 +383,4 @@ def test_trees_deeper_than_the_recursion_limit_are_walked_and_globbed(tmp_path: 
         assert "d" + "/a" * 399 + "/f" in set(nodes["path"])
     finally:  # (pytest's own clean-up, shutil.rmtree, recurses once per level too: it ended the session)
         for child in tmp_path.iterdir():
-            _remove_deep(os.fsencode(child))
-
-
-def _remove_deep(top: bytes) -> None:
-    """``shutil.rmtree`` without its recursion: every folder listed, then removed deepest first."""
-    if not os.path.isdir(top) or os.path.islink(top):
-        os.unlink(top)
-        return
-    folders, todo = [], [top]
-    while todo:
-        folder = todo.pop()
-        folders.append(folder)
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(entry.path)
-                else:
-                    os.unlink(entry.path)
-    for folder in reversed(folders):
-        os.rmdir(folder)
+            remove_deep(os.fsencode(child))

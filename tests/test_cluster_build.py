@@ -401,3 +401,33 @@ def test_a_task_dask_gave_up_on_runs_its_items_alone(tmp_path: Path, monkeypatch
         report = build(pipeline, workers=1, scheduler=one.scheduler_address)
     assert alone, "the worker was not killed while it ran a task"
     assert report.published and not report.failures and report.converted == 8
+
+
+def test_workers_joining_after_the_build_started_get_work(tmp_path: Path) -> None:
+    """dask-jobqueue's workers come as the queue starts their jobs, an adaptive cluster's as it
+    scales: the build sized its items in flight from the workers there when it connected (none:
+    two batches), and three late workers were never all busy at once. It counts them again."""
+    (tmp_path / "src").mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(400):
+        np.save(tmp_path / "src" / f"f{i:03d}.npy", rng.integers(0, 4000, size=(128, 256), dtype="<u2"))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}],
+                                                       "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}}}))
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        outcome: list[Any] = []
+        running = threading.Thread(target=lambda: outcome.append(build(pipeline, workers=1, scheduler=cluster.scheduler_address)), daemon=True)
+        running.start()
+        for _ in range(600):  # connected, its first tasks sent, no worker yet
+            if cluster.scheduler.tasks or not running.is_alive():
+                break
+            threading.Event().wait(0.05)
+        cluster.scale(3)
+        cluster.get_client().wait_for_workers(3, timeout=120)
+        busy = []  # workers given a task, as the scheduler sees them (not a timing: how much work is out)
+        while running.is_alive():
+            busy.append(sum(bool(ws.processing) for ws in cluster.scheduler.workers.values()))
+            threading.Event().wait(0.02)
+        running.join()
+    assert outcome and outcome[0].converted == 400
+    middle = busy[len(busy) // 10: len(busy) // 2]  # (before the last batches shrink: smaller, more of them)
+    assert middle and sum(middle) / len(middle) > 2.5, busy

@@ -21,7 +21,7 @@ from publisher.build import build
 from publisher.config import load_pipeline
 from publisher.errors import ConfigError
 
-from .conftest import write_pipeline
+from .conftest import remove_deep, write_pipeline
 
 
 def test_the_output_store_inside_a_source_folder_is_not_walked(tmp_path: Path) -> None:
@@ -207,8 +207,12 @@ def test_a_tree_deeper_than_the_recursion_limit_is_published_and_listed(tmp_path
     with open(os.path.join(folder, *parts, "leaf.csv"), "w") as f:
         f.write("a,b\n1,2\n")
     pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}})
-    report = build(load_pipeline(pipeline), workers=1)
-    assert report.published and not report.failures, report.failures
-    listed = CliRunner().invoke(main, ["ls", "-r", "-c", str(pipeline)])
-    assert listed.exit_code == 0, listed.output
-    assert listed.output.splitlines()[-1] == "  " * (depth + 1) + "leaf"
+    try:
+        report = build(load_pipeline(pipeline), workers=1)
+        assert report.published and not report.failures, report.failures
+        listed = CliRunner().invoke(main, ["ls", "-r", "-c", str(pipeline)])
+        assert listed.exit_code == 0, listed.output
+        assert listed.output.splitlines()[-1] == "  " * (depth + 1) + "leaf"
+    finally:  # (pytest removes old temporary folders with shutil.rmtree, which recurses: it failed the session's end)
+        for child in tmp_path.iterdir():
+            remove_deep(child)

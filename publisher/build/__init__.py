@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from ..auth.tags import AccessRules
@@ -37,13 +36,13 @@ from . import processes
 from .check import IncompleteRelease
 from .cluster import ClusterItems, Handle, Job, check_data
 from .convert import Converter, ItemResult
-from .dask_client import connect, dask_tasks
+from .dask_client import Capacity, connect, dask_tasks
 from .items import ItemTable
 from .journal import Journal, drop_lost
 from .manifests import RecordSpill
 from .plan import Planner, new_release_id
 from .publish import Early, Tree, discard, publish
-from .reuse import AsBefore, Deferred, as_recorded
+from .reuse import AsBefore, Deferred, as_recorded, relative_record
 from .target import resolve_store, storage_options
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -86,16 +85,22 @@ class _Build:
         self.deferred: Deferred | None = Deferred() if self.planner.same_catalog() else None
         self._warming: threading.Thread | None = None
         self.slots = 1  # tasks the cluster runs at once
+        self.capacity: Capacity | None = None  # (on a Dask cluster: its workers' threads, as they come)
         self.left = 0  # planned items not yet scheduled
 
     def on_cluster(self, client: Any, threads: int, local: bool = False) -> None:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
         self.remote, self.remote_all = dask_tasks(client, job, self.journal, local, self.progress), True
-        workers = client.scheduler_info().get("workers", {})
-        self.slots = sum(w.get("nthreads", 1) for w in workers.values())
-        self.window = max(self.window, 4 * self.remote.batch_items * self.slots)
-        self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(workers)})
+        self.capacity = Capacity(client)
+        self.grow(self.capacity.slots)
+        self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(client.nthreads())})
+
+    def grow(self, slots: int) -> None:
+        """Tasks the cluster runs at once: as many batches in flight, four each."""
+        self.slots = slots
+        self.window = max(self.window, 4 * self.remote.batch_items * slots)  # type: ignore[union-attr]
+        self.remote.slots = max(1, slots)  # type: ignore[union-attr]  (its last batches shrink for them)
 
     def roots(self) -> list[str]:
         """The data roots written (the release's, and one per private access class), here or on the cluster."""
@@ -144,6 +149,8 @@ class _Build:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
                 flight: deque[tuple[WorkItem, ManifestItem | Future[Outcome] | Handle]] = deque()
                 for item in items:  # 1. plan: reuse, or 2. convert on a worker, a window at a time
+                    if self.capacity is not None and (more := self.capacity.grown()):
+                        self.grow(more)
                     flight.append((item, self.schedule(item, items_pool)))
                     while len(flight) > self.window or (flight and isinstance(flight[0][1], ManifestItem)):
                         self.settle(*flight.popleft())
@@ -286,7 +293,7 @@ class _Build:
         """On the main thread, in item order: add the item's entries and problems to the build."""
         if isinstance(outcome, ManifestItem):
             if outcome.files and os.path.isabs(outcome.files[0].path):  # a record written before paths were relative
-                outcome = self._relative(outcome)
+                outcome = relative_record(self.planner, outcome)
             rows = outcome.entries
             warnings, skipped, failures = list(outcome.warnings), list(outcome.skipped), as_recorded(outcome.failures)
             self.reused_failures += len(failures)
@@ -307,16 +314,6 @@ class _Build:
         self.report.warnings += warnings
         self.report.skipped += skipped
         self.report.failures += failures
-
-    def _relative(self, old: ManifestItem) -> ManifestItem:
-        """A record of a release built before 2026-12-05, its files and entries' source paths made
-        relative to pipeline.yml's folder as they are published now (then it matches as text)."""
-        shown = self.planner.shown
-        entries = [{**e, "source_file": shown(e["source_file"])} if e.get("source_file") and os.path.isabs(e["source_file"]) else e
-                   for e in old.entries]
-        again = replace(old, files=[replace(f, path=shown(f.path)) for f in old.files], entries=entries)
-        again.seq = old.seq
-        return again
 
     def _unchanged(self, started: float) -> BuildReport:
         """The report of a build that changes nothing, from the previous records alone: no index

@@ -122,3 +122,27 @@ def reader_names() -> list[str]:
     from ..readers.base import REGISTRY
 
     return sorted(REGISTRY.items())
+
+
+class Capacity:
+    """The threads of the cluster's workers, counted again at most once a second: workers that join
+    once the build has started (dask-jobqueue's queued jobs, an adaptive or Kubernetes cluster)
+    get work too, not only those there when it connected (6 late workers: 1.8 of them busy)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client, self.next = client, time.monotonic() + 1.0
+        self.slots = self._count()
+
+    def _count(self) -> int:
+        return sum(self.client.nthreads().values())
+
+    def grown(self) -> int | None:
+        """The new count, when it grew since last looked at."""
+        if time.monotonic() < self.next:
+            return None
+        self.next = time.monotonic() + 1.0
+        count = self._count()
+        if count <= self.slots:
+            return None
+        self.slots = count
+        return count

@@ -136,3 +136,14 @@ def unchanged_text(planner: Planner, item: WorkItem, line: str) -> int:
 
 
 _ENTRIES = '],"entries":['
+
+
+def relative_record(planner: Planner, old: ManifestItem) -> ManifestItem:
+    """A record of a release built before 2026-12-05, its files and entries' source paths made
+    relative to pipeline.yml's folder as they are published now (then it matches as text)."""
+    shown = planner.shown
+    entries = [{**e, "source_file": shown(e["source_file"])} if e.get("source_file") and os.path.isabs(e["source_file"]) else e
+               for e in old.entries]
+    again = replace(old, files=[replace(f, path=shown(f.path)) for f in old.files], entries=entries)
+    again.seq = old.seq
+    return again
