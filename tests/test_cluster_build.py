@@ -431,3 +431,31 @@ def test_workers_joining_after_the_build_started_get_work(tmp_path: Path) -> Non
     assert outcome and outcome[0].converted == 400
     middle = busy[len(busy) // 10: len(busy) // 2]  # (before the last batches shrink: smaller, more of them)
     assert middle and sum(middle) / len(middle) > 2.5, busy
+
+
+def test_a_build_with_a_task_running_is_never_idle_on_a_shared_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds on one worker: one item of build A converting for longer than IDLE_SECONDS (a
+    big image, slow storage) had its writer pool shut down under it by build B's next task (only
+    a task's start counted as use: "cannot schedule new futures after shutdown")."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from publisher.build import worker_state
+
+    monkeypatch.setattr(worker_state, "IDLE_SECONDS", 0.0)
+    pools = {name: ThreadPoolExecutor(1) for name in "ab"}
+
+    def start(name: str) -> Any:
+        return lambda: (SimpleNamespace(pool=pools[name]), None)
+
+    with worker_state.state("releases/a", start("a")) as (converter, _):
+        threading.Event().wait(0.01)
+        with worker_state.state("releases/b", start("b")):  # B's task while A's runs
+            pass
+        assert converter.pool.submit(lambda: 1).result() == 1  # still A's, running
+    threading.Event().wait(0.01)
+    with worker_state.state("releases/b", start("b")):  # A idle now, no task of it running: let go
+        pass
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        pools["a"].submit(lambda: 1)
+    pools["b"].shutdown()

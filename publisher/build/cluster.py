@@ -20,7 +20,6 @@ import os
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from ..nodes import ArrayNode, ContainerNode, Node
 from ..settings import BuildSettings
 from ..sources import WorkItem
 from ..stacks import stack_arrays
+from . import worker_state
 from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal
 from .plan import Planner
@@ -123,8 +123,8 @@ def write_slabs(job: Job, item: WorkItem, node_path: str, path: str, layout: Any
     again here) and write their chunks to ``path``."""
     from ..writers.zarr_array import put_region, read_region
 
-    store = _state(job)[0].store
-    with _reopened(item, node_path) as node:
+    with _state(job) as (converter, _), _reopened(item, node_path) as node:
+        store = converter.store
         out: list[tuple[int, int | None]] = []
         for sel in regions:
             block, constant = read_region(node, sel)
@@ -151,34 +151,21 @@ def _reopened(item: WorkItem, node_path: str) -> Iterator[ArrayNode]:
         yield node
 
 
-_lock = threading.Lock()
-#: release prefix → (this worker's converter for that build, its planner, last used): builds of
-#: several clients may share a cluster, so each keeps its own until it has been idle for IDLE_SECONDS.
-_current: dict[str, tuple[Converter, Planner, float]] = {}
-IDLE_SECONDS = 600.0
 #: A local cluster (``local:N``) without any worker this long has lost them for good (its nannies
 #: stop starting new ones after workers kept dying): the build stops instead of waiting forever.
 NO_WORKERS_SECONDS = 60.0
 
 
-def _state(job: Job) -> tuple[Converter, Planner]:
-    now = time.monotonic()
-    with _lock:
-        for prefix, (converter, _, used) in list(_current.items()):
-            if prefix != job.prefix and now - used > IDLE_SECONDS:  # a finished (or abandoned) build's writer threads
-                converter.pool.shutdown(wait=False)
-                del _current[prefix]
-        found = _current.get(job.prefix)
-        converter, planner = (found[0], found[1]) if found else job.open()
-        _current[job.prefix] = (converter, planner, now)
-        return converter, planner
+def _state(job: Job) -> contextlib.AbstractContextManager[tuple[Converter, Planner]]:
+    """This worker's converter and planner of ``job``'s build, while a task of it runs (:mod:`.worker_state`)."""
+    return worker_state.state(job.prefix, job.open)
 
 
 def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     """On a worker: the item's previous record when its content is unchanged, else its conversion."""
-    converter, planner = _state(job)
-    _item.current = item  # what a slab task of its big arrays re-opens
-    done = converter.process(planner, item, old)
+    with _state(job) as (converter, planner):
+        _item.current = item  # what a slab task of its big arrays re-opens
+        done = converter.process(planner, item, old)
     if isinstance(done, ManifestItem):
         return done
     out, record = done
@@ -198,7 +185,8 @@ def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], f
     still compute), so the client's flush before the switch has little left to wait for."""
     results = [convert_item(job, item, old) for item, old in batch]
     if flush:  # the client measured the batch's sources (FLUSH_BYTES or more): no second stat here
-        _state(job)[0].store.flush()
+        with _state(job) as (converter, _):
+            converter.store.flush()
     return results
 
 
@@ -207,7 +195,8 @@ def check_data(job: Job, path: str, nodes: str, written: list[str]) -> tuple[dic
     listed and checked (:func:`.check.check_data`) while the build's process writes the index."""
     from . import check
 
-    return check.check_data(path, nodes, _state(job)[0].store, written, job.pipeline.output.zarr_format)
+    with _state(job) as (converter, _):
+        return check.check_data(path, nodes, converter.store, written, job.pipeline.output.zarr_format)
 
 
 @dataclass
