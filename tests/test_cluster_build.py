@@ -459,3 +459,30 @@ def test_a_build_with_a_task_running_is_never_idle_on_a_shared_worker(monkeypatc
     with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
         pools["a"].submit(lambda: 1)
     pools["b"].shutdown()
+
+
+def test_a_worker_that_cannot_reach_the_store_or_the_sources_stops_the_build_naming_it(tmp_path: Path) -> None:
+    """Workers started without the variables ``output.storage`` names (set on the client only):
+    each item failed blaming pipeline.yml ("variable not set", which it was, here). Now the check
+    of the workers names the worker; and one not seeing a source folder, that folder."""
+    from publisher.build import cluster as tasks
+    from publisher.build.dask_client import _reach
+    from publisher.settings import BuildSettings
+
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    (tmp_path / "moto").mkdir()
+    names = {"endpoint_url_env": "SKYSHELF_WORKER_S3", "access_key_id_env": "SKYSHELF_WORKER_KEY",
+             "secret_access_key_env": "SKYSHELF_WORKER_SECRET", "region_env": "SKYSHELF_WORKER_REGION"}
+    config = {"sources": [{"path": "src"}], "output": {"store": "s3://reach/site", "storage": names}}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    with moto_server(tmp_path / "moto") as server, \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        server.create_bucket("reach")
+        values = dict(zip(names.values(), [server.endpoint, "testing", "testing", "us-east-1"], strict=True))
+        with environ(values), pytest.raises(ConfigError) as caught:  # (the workers started before: without them)
+            build(pipeline, workers=1, scheduler=cluster.scheduler_address)
+    said = str(caught.value)
+    assert re.search(r"the Dask worker tcp://\S+ cannot open the store s3://reach/site \(ConfigError: .*SKYSHELF_WORKER_S3' is not set", said), said
+    job = tasks.Job(pipeline, str(tmp_path / "site"), BuildSettings(), "releases/x", 1)
+    assert _reach(job, [str(tmp_path / "elsewhere")]) == f"does not see the source folder {tmp_path / 'elsewhere'}"

@@ -36,7 +36,7 @@ from . import processes
 from .check import IncompleteRelease
 from .cluster import ClusterItems, Handle, Job, check_data
 from .convert import Converter, ItemResult
-from .dask_client import Capacity, connect, dask_tasks
+from .dask_client import Capacity, check_reach, connect, dask_tasks
 from .items import ItemTable
 from .journal import Journal, drop_lost
 from .manifests import RecordSpill
@@ -92,6 +92,7 @@ class _Build:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
         self.remote, self.remote_all = dask_tasks(client, job, self.journal, local, self.progress), True
+        check_reach(client, job)
         self.capacity = Capacity(client)
         self.grow(self.capacity.slots)
         self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(client.nthreads())})
