@@ -157,8 +157,8 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
 
 def _unique_keys(names: list[str], publishes: Callable[[str], bool]) -> dict[str, str]:
     """Node key per file name of one folder: the stem, or the full name where it would clash with
-    another file's stem or with a folder of published files (``a.csv`` next to ``a/``: a subfolder
-    named ``a`` for which ``publishes("a")``)."""
+    another file's stem or with a folder of published files (``a.csv`` next to ``a/``, or to
+    ``a.parquet/``, where its data would be: ``publishes("a")`` says)."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for name in names:
         by_stem[_stem(name)].append(name)
@@ -282,7 +282,8 @@ class _SourcePlan:
         sidecars = {s.name for group in sidecars_of.values() for s in group}
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
-        keys = _unique_keys(files, lambda stem: stem in subfolders and self.publishes(f"{folder.path}/{stem}"))
+        keys = _unique_keys(files, lambda stem: any(name in subfolders and self.publishes(f"{folder.path}/{name}")  # (the folder's data under
+                                                    for name in (stem, f"{stem}.zarr", f"{stem}.parquet")))  # data/scan.parquet/, the file's at data/scan.parquet)
         rel = folder.path[self.cut:]
         self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path), "/".join(p for p in (self.into, rel) if p))
 

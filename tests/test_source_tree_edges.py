@@ -216,3 +216,18 @@ def test_a_tree_deeper_than_the_recursion_limit_is_published_and_listed(tmp_path
     finally:  # (pytest removes old temporary folders with shutil.rmtree, which recurses: it failed the session's end)
         for child in tmp_path.iterdir():
             remove_deep(child)
+
+
+def test_a_file_beside_a_folder_named_as_its_data_keeps_its_full_name(tmp_path: Path) -> None:
+    """``scan.csv`` beside a pyarrow dataset folder ``scan.parquet/``: node ``scan`` was written
+    to data/scan.parquet, the folder's nodes below data/scan.parquet/, and one of them failed (a
+    bare IsADirectoryError). The file is keyed by its full name, as beside a folder ``scan/``."""
+    (tmp_path / "data" / "scan.parquet").mkdir(parents=True)
+    (tmp_path / "data" / "scan.csv").write_text("a,b\n1,2\n")
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "data" / "scan.parquet" / "part-0.parquet")
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}})
+    report = build(load_pipeline(pipeline), workers=1)
+    assert report.published and not report.failures, report.failures
+    catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
+    paths = set(pd.read_parquet(tmp_path / "site" / catalog["index"]).path)
+    assert {"data/scan.csv", "data/scan.parquet/part-0"} <= paths
