@@ -115,7 +115,7 @@ def check_workers(client: Client, scheduler: str) -> None:
         missing = sorted(here - set(names)) if isinstance(names, list) else []
         if missing:
             raise ConfigError(f"the Dask worker {worker} of {scheduler} has no {', '.join(missing)} reader, which this client has "
-                              "(a plug-in installed here only?): install it in the workers' environment too")
+                              "(a plug-in, or a library it needs, installed here only?): install it in the workers' environment too")
 
 
 def check_reach(client: Client, job: Job) -> None:
@@ -151,10 +151,20 @@ def _reach(job: Job, folders: list[str]) -> str | None:
 
 
 def reader_names() -> list[str]:
-    """The readers registered in this process, plug-ins' too (run on each worker by :func:`check_workers`)."""
+    """The readers this process can use: registered (plug-ins' too) with the modules they need
+    installed (run on each worker by :func:`check_workers`: one without h5py failed every HDF5
+    file saying "install h5py" to a client that has it)."""
+    import importlib.util
+
     from ..readers.base import REGISTRY
 
-    return sorted(REGISTRY.items())
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    return sorted(name for name, reader in REGISTRY.items().items() if all(installed(m) for m in reader.requires))
 
 
 class Capacity:
