@@ -22,10 +22,20 @@ from typing import Any
 from .config.models import Pipeline, Source
 from .errors import ConfigError
 from .readers import Reader, detect, get_reader
-from .source_walk import Folder, Kind, Policy, WalkProblem, folder_ids, glob_matcher, outside_target, unlistable, walk
+from .source_keys import no_folder, stack_key, stem_of, unique_keys
+from .source_walk import (
+    Folder,
+    Kind,
+    Policy,
+    WalkProblem,
+    folder_ids,
+    glob_matcher,
+    outside_target,
+    unlistable,
+    walk,
+)
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
-_SEPARATORS = "_-. "
 
 
 class _Unset(enum.Enum):
@@ -97,10 +107,11 @@ def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str]
     return target.parent, walk(target.parent, policy, name, avoid=avoid), name
 
 
-def source_folder(pipeline: Pipeline, source: Source) -> str:
-    """The resolved folder a source is walked from: the one ``symlinks_outside: refuse`` keeps its
-    files in, checked again as they are converted (:meth:`publisher.build.convert.Converter.process`)."""
-    return os.path.realpath(_expand(pipeline.base_dir, source, "allow", lambda rel: True)[0])  # (its walk is not started)
+def source_folder(pipeline: Pipeline, source: Source, resolved: bool = True) -> str:
+    """The resolved folder a source is walked from (``symlinks_outside: refuse`` keeps files in it, checked
+    again at conversion); not ``resolved``: as its items' paths name it (where a cluster's workers see it)."""
+    base = _expand(pipeline.base_dir, source, "allow", lambda rel: True)[0]  # (its walk is not started)
+    return os.path.realpath(base) if resolved else str(base)
 
 
 def _fixed(pattern: str) -> list[str]:
@@ -132,14 +143,8 @@ def _default_into(base: Path, base_dir: Path) -> str:
     return resolved.relative_to(base_dir).as_posix() if resolved.is_relative_to(base_dir) else base.name
 
 
-def _stem(name: str) -> str:
-    """:attr:`pathlib.PurePath.stem` of a file name, without making a path (a million files)."""
-    i = name.rfind(".")
-    return name[:i] if 0 < i < len(name) - 1 else name
-
-
 def _sidecar_names(source: Source, name: str) -> list[str]:
-    own, stem = name, _stem(name)
+    own, stem = name, stem_of(name)
     return [n for n in (t.format(name=own, stem=stem) for t in source.sidecars) if n != own]
 
 
@@ -153,24 +158,6 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"sidecar {path} holds a {type(data).__name__}, expected a mapping")
     return data
-
-
-def _unique_keys(names: list[str], publishes: Callable[[str], bool]) -> dict[str, str]:
-    """Node key per file name of one folder: the stem, or the full name where it would clash with
-    another file's stem or with a folder of published files (``a.csv`` next to ``a/``, or to
-    ``a.parquet/``, where its data would be: ``publishes("a")`` says)."""
-    by_stem: dict[str, list[str]] = defaultdict(list)
-    for name in names:
-        by_stem[_stem(name)].append(name)
-    return {name: (stem if len(group) == 1 and not publishes(stem) else name) for stem, group in by_stem.items() for name in group}
-
-
-def _stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:
-    start, stop = spans[field_name]
-    stem = PurePosixPath(name[:start] + "\x00" + name[stop:]).stem if "." in name[stop:] else name[:start] + "\x00" + name[stop:]
-    left, _, right = stem.partition("\x00")
-    key = left.rstrip(_SEPARATORS) + (("_" + right.lstrip(_SEPARATORS)) if right.strip(_SEPARATORS) and left.strip(_SEPARATORS) else right.lstrip(_SEPARATORS))
-    return key or "stack"
 
 
 @dataclass
@@ -282,8 +269,8 @@ class _SourcePlan:
         sidecars = {s.name for group in sidecars_of.values() for s in group}
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
-        keys = _unique_keys(files, lambda stem: any(name in subfolders and self.publishes(f"{folder.path}/{name}")  # (the folder's data under
-                                                    for name in (stem, f"{stem}.zarr", f"{stem}.parquet")))  # data/scan.parquet/, the file's at data/scan.parquet)
+        keys = unique_keys(files, (lambda stem: any(name in subfolders and self.publishes(f"{folder.path}/{name}") for name in (stem, stem + ".parquet")))
+                            if subfolders else no_folder)  # (a folder scan.parquet/'s data under data/scan.parquet/, scan.csv's at data/scan.parquet)
         rel = folder.path[self.cut:]
         self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path), "/".join(p for p in (self.into, rel) if p))
 
@@ -338,7 +325,7 @@ class _SourcePlan:
                 fields = dict(match.named)
                 if source.stack is not None:
                     frame = fields.pop(source.stack)
-                    key = _stack_key(name, match.spans, source.stack)
+                    key = stack_key(name, match.spans, source.stack)
                     self.stacks[(folder, tuple(sorted(fields.items())))].append((frame, f, {"key": key, **fields}))
                     return None
                 metadata.update(fields)
@@ -365,6 +352,7 @@ def iter_plan(pipeline: Pipeline, store: str | None = None) -> Iterator[WorkItem
     The output store's folder (``store``, else pipeline.yml's), when local, is never walked."""
     parsed: dict[tuple[int, str], Any] = {}
     url = store or pipeline.output.store  # (a local store inside a source folder would publish its releases again, private data as public)
+    url = url.removeprefix("file://")
     avoid = folder_ids(pipeline.base_dir / url) if "://" not in url else frozenset()
     for index, source in enumerate(pipeline.sources):
         for item in _SourcePlan(pipeline, index, source, avoid).items():

@@ -17,7 +17,7 @@ def stack_arrays(reader: type[Reader], paths: list[Path], key: str, options: Any
     shapes = []
     first: ArrayNode | None = None
     for path in paths:
-        with reader().open(path, key, options) as node:
+        with _frame(reader).open(path, key, options) as node:
             if not isinstance(node, ArrayNode):
                 raise SourceError(f"{path}: a stacked file must hold one array, it holds a {node.family.value}")
             shapes.append((tuple(node.shape), node.dtype))
@@ -33,7 +33,7 @@ def stack_arrays(reader: type[Reader], paths: list[Path], key: str, options: Any
         frames = range(*sel[0].indices(len(paths)))
         out = np.empty((len(frames), *[len(range(*s.indices(n))) for s, n in zip(sel[1:], frame_shape)]), dtype=dtype)
         for i, frame in enumerate(frames):
-            with reader().open(paths[frame], key, options) as node:
+            with _frame(reader).open(paths[frame], key, options) as node:
                 out[i] = node.read(sel[1:])  # type: ignore[misc]
         return out
 
@@ -42,3 +42,11 @@ def stack_arrays(reader: type[Reader], paths: list[Path], key: str, options: Any
     metadata["frames"] = [p.name for p in paths]
     chunks = (1, *first.source_chunks) if first.source_chunks else None
     return ArrayNode(key=key, metadata=metadata, specs=first.specs, dtype=dtype, shape=(len(paths), *frame_shape), read=read, dims=dims, source_chunks=chunks)
+
+
+def _frame(reader: type[Reader]) -> Reader:
+    """A reader opening one frame of the stack: the file as it reads, not as part of a multi-file
+    series another file would publish (a stack of an OME series' files was skipped whole)."""
+    opened = reader()
+    opened.stacked = True
+    return opened

@@ -223,15 +223,6 @@ def test_workers_without_skyshelf_are_refused_before_any_task(tmp_path: Path) ->
                      "install the same Skyshelf", str(raised)), raised
 
 
-def test_a_worker_without_a_library_a_reader_needs_is_refused_naming_it(tmp_path: Path) -> None:
-    """A worker without h5py (the client has it) failed each HDF5 file saying "install h5py" to a
-    client that has it; the check of the workers compares the readers each can use."""
-    hide = tmp_path / "hide_h5py.py"
-    hide.write_text("import sys\nsys.modules['h5py'] = None  # as if not installed\n")
-    raised = _built_on_workers_with(hide, tmp_path, joining_later=False)
-    assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ of tcp://\S+ has no hdf5 reader, which this client has", str(raised)), raised
-
-
 def test_a_worker_of_another_version_that_joins_later_converts_nothing(tmp_path: Path) -> None:
     """The workers are checked when the build connects; one that joins afterwards (an adaptive
     cluster scaling up from an older image) is checked by the build's first task on it, which

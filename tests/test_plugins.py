@@ -250,3 +250,31 @@ def test_a_dask_worker_without_a_readers_plugin_stops_the_build_naming_it(instal
     assert done.returncode != 0
     assert re.search(r"the Dask worker tcp://\S+ of tcp://\S+ has no kv reader, which this client has", done.stderr), done.stderr
     assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_a_no_change_rebuild_does_not_read_the_files_no_reader_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a reader reads them now is asked only when the readers changed since the previous
+    release (they are in its catalog settings): each no-change rebuild opened every such file."""
+    from publisher import readers
+    from publisher.build import build
+    from publisher.build.plan import Planner
+    from publisher.config import load_pipeline
+    from publisher.formats import ManifestItem, Problem
+    from publisher.sources import plan
+
+    (tmp_path / "src").mkdir()
+    for i in range(20):
+        (tmp_path / "src" / f"run{i}.log").write_text("not a format\n")
+    (tmp_path / "src" / "a.csv").write_text("a\n1\n")
+    (tmp_path / "pipeline.yml").write_text(f"output: {{store: {tmp_path / 'site'}}}\nsources:\n  - {{path: src, into: ''}}\n")
+    pipeline = load_pipeline(tmp_path / "pipeline.yml")
+    assert len(build(pipeline, workers=1).skipped) == 20
+    seen: list[Path] = []
+    detect = readers.detect
+    monkeypatch.setattr("publisher.sources.detect", lambda path: seen.append(path) or detect(path))
+    assert build(pipeline, workers=1).unchanged and seen == []
+    # with the readers changed (no previous release here), a file gone since the plan is converted, not a crash
+    item = next(i for i in plan(pipeline) if i.paths[0].suffix == ".log")
+    item.paths[0].unlink()
+    old = ManifestItem(item.node_path, "", "", [], [], [], skipped=[Problem(item.node_path, readers.NO_READER)])
+    assert Planner(pipeline, None).read_now(item, old)

@@ -195,3 +195,7 @@ def test_external_raw_storage_is_read_beside_its_file_wherever_the_build_runs(tm
                           check=True, capture_output=True, text=True)
     skipped = done.stdout.strip().splitlines()[-1]
     assert "run2/master/raw" in skipped and "HDF5_EXTFILE_PREFIX" in skipped
+    assert "run1/master/raw" not in skipped  # (built from its own folder: read as named, as it always was)
+    # importing publisher leaves the importer's HDF5 as it was (its own files' storage named relative to its folder)
+    code = "import os, publisher, publisher.build; print(os.environ.get('HDF5_EXTFILE_PREFIX'))"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip() == "None"

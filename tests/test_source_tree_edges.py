@@ -231,3 +231,19 @@ def test_a_file_beside_a_folder_named_as_its_data_keeps_its_full_name(tmp_path: 
     catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
     paths = set(pd.read_parquet(tmp_path / "site" / catalog["index"]).path)
     assert {"data/scan.csv", "data/scan.parquet/part-0"} <= paths
+
+
+def test_a_raw_zarr_folder_beside_a_file_leaves_its_key(tmp_path: Path) -> None:
+    """scan.zarr/ (a Zarr store: no reader takes its files) beside scan.h5: the HDF5 file keeps its
+    key ``scan`` (a folder named as a table's data, scan.parquet/, is what renames it)."""
+    (tmp_path / "data" / "scan.zarr" / "c").mkdir(parents=True)
+    (tmp_path / "data" / "scan.zarr" / "zarr.json").write_text("{}")
+    with h5py.File(tmp_path / "data" / "scan.h5", "w") as f:
+        f["x"] = np.arange(3)
+    write_pipeline(tmp_path, {"sources": [{"path": "data", "into": ""}], "output": {"store": "file://" + str(tmp_path / "site")}, "on_error": "skip"})
+    from publisher.sources import iter_plan
+
+    pipeline = load_pipeline(tmp_path / "pipeline.yml")
+    assert [i.node_path for i in iter_plan(pipeline) if i.reader is not None] == ["scan"]
+    build(pipeline, workers=1)
+    assert sorted(i.node_path for i in iter_plan(pipeline)) == ["scan", "scan.zarr/zarr"]  # (not the store, spelled file://)

@@ -108,6 +108,9 @@ def check_workers(client: Client, scheduler: str) -> None:
             if isinstance(answer, str) and answer != mine:
                 raise ConfigError(f"the Dask worker {worker} of {scheduler} has Skyshelf {answer}, this client {mine}: "
                                   "install the same version on both")
+    from ..readers.hdf5_sources import look_beside
+
+    client.run(look_beside)  # (each worker's HDF5 looks for external storage beside its file, when it has not loaded yet)
     # readers of plug-ins too: a worker without one skipped its files as "no reader for this file
     # type", recorded, and a later build on workers that have it reused the skip
     here = set(reader_names())
@@ -115,7 +118,7 @@ def check_workers(client: Client, scheduler: str) -> None:
         missing = sorted(here - set(names)) if isinstance(names, list) else []
         if missing:
             raise ConfigError(f"the Dask worker {worker} of {scheduler} has no {', '.join(missing)} reader, which this client has "
-                              "(a plug-in, or a library it needs, installed here only?): install it in the workers' environment too")
+                              "(a plug-in installed here only?): install it in the workers' environment too")
 
 
 def check_reach(client: Client, job: Job) -> None:
@@ -125,7 +128,7 @@ def check_reach(client: Client, job: Job) -> None:
     or pipeline.yml ("variable not set", set on the client), or the check the data ("missing")."""
     from ..sources import source_folder
 
-    folders = sorted({source_folder(job.pipeline, source) for source in job.pipeline.sources})
+    folders = sorted({source_folder(job.pipeline, source, resolved=False) for source in job.pipeline.sources})
     for worker, answer in client.run(_reach, job, folders, on_error="return").items():
         problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
         if problem:
@@ -151,20 +154,11 @@ def _reach(job: Job, folders: list[str]) -> str | None:
 
 
 def reader_names() -> list[str]:
-    """The readers this process can use: registered (plug-ins' too) with the modules they need
-    installed (run on each worker by :func:`check_workers`: one without h5py failed every HDF5
-    file saying "install h5py" to a client that has it)."""
-    import importlib.util
-
+    """The readers registered in this process, plug-ins' too (run on each worker by :func:`check_workers`;
+    a built-in one whose optional library a worker lacks fails its files there, saying what to install)."""
     from ..readers.base import REGISTRY
 
-    def installed(module: str) -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            return False
-
-    return sorted(name for name, reader in REGISTRY.items().items() if all(installed(m) for m in reader.requires))
+    return sorted(REGISTRY.items())
 
 
 class Capacity:

@@ -16,6 +16,7 @@ from ..config.models import Pipeline
 from ..fingerprint import file_record, same_content, same_stat, settings_hash, still_referred
 from ..formats import FileRecord, ManifestItem
 from ..readers import NO_READER
+from ..readers import REGISTRY as READERS
 from ..scratch import Scratch
 from ..sources import WorkItem
 from ..stores import Store
@@ -80,6 +81,7 @@ class Planner:
             self.previous.load(store)
             self.previous.load_resumed(resumable(store, self.previous.release, self.resumed_releases))
         self._settings: dict[int, str] = {}
+        self._readers_changed: bool | None = None  # (known at the first record of a file no reader read)
         self.access = AccessRules(pipeline.rules, pipeline.access.default)
         out_settings = pipeline.output.model_dump(exclude={"store", "storage"})
         # access settings place data under public or private prefixes: a change converts again
@@ -146,11 +148,18 @@ class Planner:
         found = self.previous.resumed(record.node_path) if self.previous else None
         return found is not None and found.data_prefixes == record.data_prefixes
 
-    @staticmethod
-    def read_now(item: WorkItem, old: ManifestItem) -> bool:
+    def read_now(self, item: WorkItem, old: ManifestItem) -> bool:
         """Whether no reader read the file then and one does now (a plug-in installed since): its
-        skip is not kept (looked at only for such records: their files' heads are read again)."""
-        return not old.entries and any(p.reason == NO_READER for p in old.skipped) and item.reader is not None
+        skip is not kept. Looked at only when the readers changed since the previous release (they
+        are in :meth:`catalog_settings`): their files' heads are read again then, not every build."""
+        if not (not old.entries and any(p.reason == NO_READER for p in old.skipped)):
+            return False
+        if self._readers_changed is None:
+            self._readers_changed = self.previous is None or self.previous.catalog_settings != self.catalog_settings()
+        try:
+            return self._readers_changed and item.reader is not None
+        except OSError:  # gone or unreadable since the plan: converted, which says so
+            return True
 
     def stat_matches(self, item: WorkItem, old: ManifestItem | None) -> bool:
         """Whether ``item`` is ``old`` as it was: the same settings, planned metadata, and files of
@@ -208,8 +217,10 @@ class Planner:
         return Fingerprint(settings, metadata, files)
 
     def catalog_settings(self) -> str:
+        """What the whole catalog depends on, and the readers installed (:meth:`read_now`)."""
         p = self.pipeline
-        return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format, *([p.access.model_dump()] if p.access != type(p.access)() else []))
+        return settings_hash(p.name, p.description, p.metadata, p.output.zarr_format, *([p.access.model_dump()] if p.access != type(p.access)() else []),
+                             sorted(READERS.items()))
 
     def same_catalog(self) -> bool:
         """The previous release has the same catalog settings, and no interrupted build left records

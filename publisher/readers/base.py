@@ -48,6 +48,9 @@ class Reader:
     #: Those of them it can name (an HDF5 file's external links, virtual and external sources, an
     #: OME-TIFF's companions): recorded with the item, converted again when one of them changes.
     referred: frozenset[Path] | set[Path] = frozenset()
+    #: Opened as one frame of a stack the pipeline asked for (:mod:`publisher.stacks`): read as it is,
+    #: not as part of a multi-file series another file publishes.
+    stacked: bool = False
 
     def __init__(self) -> None:
         require(self.requires, f"read {self.name} files (the {self.name!r} reader)")

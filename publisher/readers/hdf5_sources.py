@@ -59,11 +59,25 @@ def external_problem(ds: Any) -> str | None:
     if odd:
         return f"external raw storage not read: {', '.join(odd)}"
     relative = [os.fsdecode(name) for name, _, _ in ds.external or () if not os.path.isabs(os.fsdecode(name))]
-    if not relative or ds.id.get_access_plist().get_efile_prefix():
-        return None
+    if not relative or ds.id.get_access_plist().get_efile_prefix() or all(_same(name, folder_of(ds) / name) for name in relative):
+        return None  # (looked for beside its file, or the current folder is its file's)
     return (f"external raw storage in {', '.join(relative)} would be looked for in the build's current folder, not beside "
             "its file: HDF5 was loaded without HDF5_EXTFILE_PREFIX (set it to '${ORIGIN}' before importing h5py, as "
-            "importing publisher first does)")
+            "`publish build` does, or build from the file's folder)")
+
+
+def _same(here: str, beside: Path) -> bool:
+    """Whether ``here`` (relative to the current folder) is the file ``beside``."""
+    try:
+        return os.path.samefile(here, beside)
+    except OSError:
+        return False
+
+
+def look_beside() -> None:
+    """Have HDF5 look for external raw storage beside its file, when it has not loaded yet (it reads
+    the variable once): ``publish build`` and a cluster's workers, not every importer of publisher."""
+    os.environ.setdefault("HDF5_EXTFILE_PREFIX", "${ORIGIN}")
 
 
 def missing_virtual_sources(ds: Any) -> list[dict[str, str]]:

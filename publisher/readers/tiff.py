@@ -101,9 +101,9 @@ class TiffReader(Reader):
             self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
                 getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
             try:  # the files its series spans, there or not: a change to one converts it again
-                self.referred = {*self.referred, *tiff_series.spans(tif, series)}
-            except tiff_series.PartOfSeries as part:  # (skipped: another file publishes the series)
-                self.referred = {*self.referred, *part.referred}
+                self.referred = {*self.referred, *tiff_series.spans(tif, series, self.stacked)}
+            except tiff_series.PartOfSeries as part:  # (skipped: another file publishes the series, the one it records)
+                self.referred = set(part.referred)
                 raise
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.keyframe)  # (its first page may be in a file not there: None)

@@ -54,26 +54,38 @@ def check_named(companions: set[Path]) -> None:
             raise SourceError(f"{path.name}, which its OME-XML names, is {kind}: not read")
 
 
-def spans(tif: Any, series: Any) -> set[Path]:
+def spans(tif: Any, series: Any, stacked: bool = False) -> set[Path]:
     """The files other than its own that its series was read from or looked for (for
-    :attr:`.Reader.referred`); raises :class:`PartOfSeries` when another of them publishes it."""
-    own, folder = tif.filehandle.name, Path(tif.filehandle.dirname)
-    referred: set[str] = set()
-    holders: set[str] = set()
-    if getattr(series, "is_multifile", False):  # (tifffile's pages of the other files, read)
-        holders = {page.parent.filehandle.name for page in series.pages if page is not None}
-        referred |= holders
-        if tif.is_ndtiff:  # the frames' places in every file: appended to as an acquisition goes on
-            referred.add("NDTiff.index")
-    if tif.is_mmstack and holders:
-        referred.add(".")  # the stack's files are those named <prefix>_MMStack*.tif here: one more changes the folder
-    found = named(tif) | {folder / name for name in referred - {own}}
-    if len(holders) > 1 and min(holders) != own:
-        raise PartOfSeries(f"part of the {series.kind} series of {len(holders)} files published from {min(holders)}", found)
+    :attr:`.Reader.referred`); raises :class:`PartOfSeries` when another of them publishes it:
+    the first by name of those beside it that read as the whole series (not "BinaryOnly" ones,
+    which read as their own pixels; not those of other folders, which resolve the names from
+    there). ``stacked``: one frame of a stack the pipeline asked for, published as read."""
+    own, here = tif.filehandle.name, tif.filehandle.dirname
+    folder = Path(here)
+    holders = {(page.parent.filehandle.dirname, page.parent.filehandle.name): page.parent
+               for page in series.pages if page is not None} if getattr(series, "is_multifile", False) or tif.is_ndtiff or tif.is_mmstack else {}
+    found = named(tif) | {Path(where, name) for where, name in holders if (where, name) != (here, own)}
+    if tif.is_ndtiff:  # the frames' places in every file, appended to as an acquisition goes on (one file or more)
+        found.add(folder / "NDTiff.index")
+    if tif.is_mmstack:
+        found.add(folder)  # the stack's files are those named <prefix>_MMStack*.tif here: one more changes the folder
+    if stacked:
+        return found
+    if (tif.is_ndtiff or tif.is_mmstack) and holders and (here, own) not in holders:
+        raise SourceError(f"the {series.kind} series read beside it (its index, its stack's files) does not hold this file's frames: "
+                          "a file of another acquisition copied into this one's folder?")
+    beside = sorted(name for (where, name), parent in holders.items() if where == here and not _binary_only(parent))
+    if beside and beside[0] != own:  # (its record names that file alone: a series of n files records n files, not n^2)
+        raise PartOfSeries(f"part of the {series.kind} series of {len(holders)} files published from {beside[0]}", {folder / beside[0]})
     master = _binary_only_master(tif, folder, own)
     if master is not None:
-        raise PartOfSeries(f"its pixels are part of the OME-TIFF series published from {master.name}", found | {master})
+        raise PartOfSeries(f"its pixels are part of the OME-TIFF series published from {master.name}", {master})
     return found
+
+
+def _binary_only(tif: Any) -> bool:
+    """Whether an OME-TIFF holds only pixels, its metadata (and the series) in another file."""
+    return bool(tif.is_ome and _BINARY_ONLY.search(tif.ome_metadata or ""))
 
 
 def _binary_only_master(tif: Any, folder: Path, own: str) -> Path | None:
