@@ -247,3 +247,15 @@ def test_a_raw_zarr_folder_beside_a_file_leaves_its_key(tmp_path: Path) -> None:
     assert [i.node_path for i in iter_plan(pipeline) if i.reader is not None] == ["scan"]
     build(pipeline, workers=1)
     assert sorted(i.node_path for i in iter_plan(pipeline)) == ["scan", "scan.zarr/zarr"]  # (not the store, spelled file://)
+
+
+def test_a_source_folder_as_its_items_name_it(tmp_path: Path) -> None:
+    """The folder a Dask worker is asked whether it sees: the source's path as the items' paths
+    name it (a login node's symlink is a compute node's mount), not its resolved target."""
+    from publisher.sources import source_folder
+
+    (tmp_path / "backing").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "backing")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "link"}], "output": {"store": str(tmp_path / "site")}}))
+    assert source_folder(pipeline, pipeline.sources[0], resolved=False) == str(tmp_path / "link")
+    assert source_folder(pipeline, pipeline.sources[0]) == str(tmp_path / "backing")
