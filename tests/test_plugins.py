@@ -278,3 +278,30 @@ def test_a_no_change_rebuild_does_not_read_the_files_no_reader_read(tmp_path: Pa
     item.paths[0].unlink()
     old = ManifestItem(item.node_path, "", "", [], [], [], skipped=[Problem(item.node_path, readers.NO_READER)])
     assert Planner(pipeline, None).read_now(item, old)
+
+
+def test_a_dask_worker_without_a_readers_plugin_that_joins_later_converts_nothing(installed: Path, tmp_path: Path) -> None:
+    """A worker that joins after the build checked the workers (an adaptive cluster scaling up
+    from an older image) is checked by the build's first task on it: it lacks the client's kv
+    reader, and the build stops naming it (its files were skipped as of no reader)."""
+    import threading
+
+    import distributed
+
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"settings{i}.kv").write_text("#kv\nbeam = 7.1 keV\n")
+    (tmp_path / "pipeline.yml").write_text(f"output: {{store: {tmp_path / 'site'}}}\nsources:\n  - {{path: src, into: ''}}\n")
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        client = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(tmp_path / "pipeline.yml"), "--scheduler",
+                                   cluster.scheduler_address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(installed),
+                                  cwd=tmp_path)
+        for _ in range(600):  # its tasks sent, no worker yet
+            if cluster.scheduler.tasks or client.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        cluster.scale(1)
+        _, stderr = client.communicate(timeout=180)
+    assert client.returncode != 0
+    assert re.search(r"the Dask worker tcp://\S+ has no kv reader, which the build's client has", stderr), stderr
+    assert not (tmp_path / "site" / "catalog.json").exists()

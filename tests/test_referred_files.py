@@ -196,6 +196,13 @@ def test_external_raw_storage_is_read_beside_its_file_wherever_the_build_runs(tm
     skipped = done.stdout.strip().splitlines()[-1]
     assert "run2/master/raw" in skipped and "HDF5_EXTFILE_PREFIX" in skipped
     assert "run1/master/raw" not in skipped  # (built from its own folder: read as named, as it always was)
+    # build() from Python sets it too, h5py not loaded yet (a script, a notebook's first cell)
+    code = ("import json, sys; from publisher.build import build; from publisher.config import load_pipeline; "
+            "r = build(load_pipeline(sys.argv[1]), workers=1); print(json.dumps([str(p) for p in r.skipped]))")
+    config["output"]["store"] = str(tmp_path / "site3")
+    done = subprocess.run([sys.executable, "-c", code, str(write_pipeline(tmp_path, config))], cwd=tmp_path / "tree" / "run1", env=env,
+                          check=True, capture_output=True, text=True)
+    assert "raw" not in done.stdout.strip().splitlines()[-1]
     # importing publisher leaves the importer's HDF5 as it was (its own files' storage named relative to its folder)
     code = "import os, publisher, publisher.build; print(os.environ.get('HDF5_EXTFILE_PREFIX'))"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip() == "None"

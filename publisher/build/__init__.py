@@ -26,6 +26,7 @@ from ..config.models import Pipeline
 from ..errors import BuildFailed
 from ..formats import BuildReport, ManifestItem, Problem
 from ..index.write import warm_up
+from ..readers.hdf5_sources import look_beside
 from ..releases import InProgress, finish_switch
 from ..scratch import out_of_room
 from ..settings import BuildSettings
@@ -368,6 +369,7 @@ def build(pipeline: Pipeline, store: str | None = None, progress: Progress | Non
     The build holds the store's lock (:mod:`..store_lock`) from before it reads the current catalog
     until after its switch: when another build or rollback holds it, :class:`StoreBusy` at once,
     or after waiting up to ``wait`` seconds for it."""
+    look_beside()  # (HDF5's external storage beside its file, if h5py has not loaded yet; a local:N cluster's workers inherit it)
     settings = settings or BuildSettings.from_env()
     threads = pipeline.build.threads_per_worker
     target = resolve_store(pipeline, store, settings)

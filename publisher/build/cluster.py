@@ -31,6 +31,8 @@ from ..config.models import Pipeline
 from ..errors import ClusterLost, ConfigError, SkyshelfError
 from ..formats import ManifestItem
 from ..nodes import ArrayNode, ContainerNode, Node
+from ..readers.base import REGISTRY as READERS
+from ..readers.hdf5_sources import look_beside
 from ..settings import BuildSettings
 from ..sources import WorkItem
 from ..stacks import stack_arrays
@@ -68,12 +70,17 @@ class Job:
     prefix: str  # releases/<id>
     threads: int
     version: str = field(default_factory=installed_version)  # the client's Skyshelf
+    readers: tuple[str, ...] = field(default_factory=lambda: tuple(READERS.items()))  # the client's, plug-ins' too
 
     def open(self) -> tuple[Converter, Planner]:
         """This worker's state for the build (its first task): a worker of another version converts nothing."""
         if self.version != installed_version():
             raise ConfigError(f"{_here()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
                               "on both (a worker that joined the cluster after the build checked its workers?). Nothing was published")
+        look_beside()  # (a worker that joined later, or started again: its HDF5 not loaded yet)
+        if missing := sorted(set(self.readers) - set(READERS.items())):  # (its files skipped as of no reader, else)
+            raise ConfigError(f"{_here()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
+                              "environment too (a worker that joined the cluster after the build checked its workers?). Nothing was published")
         store = resolve_store(self.pipeline, self.store_url, self.settings)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
         spread = SlabTasks(self) if self.settings.spread_bytes else None

@@ -76,7 +76,8 @@ def _same(here: str, beside: Path) -> bool:
 
 def look_beside() -> None:
     """Have HDF5 look for external raw storage beside its file, when it has not loaded yet (it reads
-    the variable once): ``publish build`` and a cluster's workers, not every importer of publisher."""
+    the variable once): ``publish build``, :func:`publisher.build.build` and a cluster's workers,
+    not every importer of publisher (that changed the importer's own reads)."""
     os.environ.setdefault("HDF5_EXTFILE_PREFIX", "${ORIGIN}")
 
 
