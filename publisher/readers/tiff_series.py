@@ -3,8 +3,11 @@
 tifffile reads a multi-file series whole from any of its files: an NDTiff acquisition of three
 files opened at any of them is the same 60 frames (from its ``NDTiff.index``). Converted file by
 file, each published the whole series again (three copies). The series is published from the
-file of its own whose name sorts first; the others are skipped as parts of it. Both sides record
-the files the series spans, so a file arriving, changing or going converts them again.
+first by name of its files beside the one read that read as the whole series (not a "BinaryOnly"
+OME-TIFF, which reads as its own pixels); the others are skipped as parts of it. The publishing
+file records the files the series spans (and NDTiff.index, an MMStack's folder), so one arriving,
+changing or going converts it again; each part records the publishing file alone (n files record
+n, not n^2). Files a ``stack:`` rule stacks are read each as it reads alone.
 """
 
 from __future__ import annotations
