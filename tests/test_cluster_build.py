@@ -422,7 +422,7 @@ def test_workers_joining_after_the_build_started_get_work(tmp_path: Path) -> Non
                 break
             threading.Event().wait(0.05)
         cluster.scale(3)
-        cluster.get_client().wait_for_workers(3, timeout=120)
+        cluster.wait_for_workers(3, timeout=120)  # (not a client of its own: collected later, it could hang the next cluster's start)
         busy = []  # workers given a task, as the scheduler sees them (not a timing: how much work is out)
         while running.is_alive():
             busy.append(sum(bool(ws.processing) for ws in cluster.scheduler.workers.values()))

@@ -5,6 +5,7 @@ holds the tasks themselves). ``distributed`` is imported only here, only when a 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import importlib.metadata
 import os
@@ -85,10 +86,13 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
         # not the process's default scheduler: a notebook's dask arrays stay on theirs (and a build
         # ending inside another client's life left dask's global config pointing at a closed one)
         client = Client(scheduler, set_as_default=False)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    except (ValueError, TypeError, ImportError) as exc:  # tls:// without Dask's TLS settings, ucx:// without ucx-py
-        raise ConfigError(f"cannot use the Dask scheduler at {scheduler}: {exc}") from None
+    except (OSError, ValueError, TypeError, ImportError) as exc:  # (tls:// without Dask's TLS settings, ucx:// without ucx-py)
+        # the half-made Client closes itself when collected; collected later, inside the next Dask
+        # start of this process (a notebook's next build, a LocalCluster), its close waited on the
+        # lock that start held: the process hung for good (distributed 2026.8). Collected here.
+        gc.collect()
+        what = "reach" if isinstance(exc, OSError) else "use"
+        raise ConfigError(f"cannot {what} the Dask scheduler at {scheduler}: {exc}") from None
     with client:
         check_workers(client, scheduler)
         yield client
