@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -54,6 +55,21 @@ def _one_tls_context() -> None:
 
 
 _one_tls_context()
+
+
+#: Modules whose tests start Dask clusters and clients in the test process.
+_DASK_MODULES = {"test_cluster_build", "test_build_processes", "test_plugins", "test_resume"}
+
+
+@pytest.fixture(autouse=True)
+def _dask_clients_collected(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A Dask client a test left behind (``cluster.get_client()``, a connection that failed) closes
+    itself when collected; collected inside a later LocalCluster's start, distributed's LoopRunner
+    waited on a lock that start held and the test process hung (a fresh-clone run did). Collected
+    here, between tests, where nothing of Dask is starting."""
+    yield
+    if request.module.__name__.rpartition(".")[2] in _DASK_MODULES:
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)
