@@ -36,20 +36,20 @@ def content_hash(path: Path) -> str:
 def file_record(path: Path, shown: str, previous: FileRecord | None = None) -> FileRecord:
     """The file's record, under the path it is ``shown`` as (relative to pipeline.yml's folder);
     the hash is reused when size, mtime and ctime did not move."""
-    stat = os.stat(path)
-    if previous and same_stat(previous, stat):
-        return FileRecord(shown, stat.st_size, stat.st_mtime_ns, previous.hash, stat.st_ctime_ns)
-    return FileRecord(shown, stat.st_size, stat.st_mtime_ns, content_hash(path), stat.st_ctime_ns)
+    st = os.stat(path)
+    if previous and same_stat(previous, st):
+        return FileRecord(shown, st.st_size, st.st_mtime_ns, previous.hash, st.st_ctime_ns)
+    return FileRecord(shown, st.st_size, st.st_mtime_ns, content_hash(path), st.st_ctime_ns)
 
 
 def referred_record(path: Path, shown: str) -> FileRecord:
     """A file an item's conversion referred to (:attr:`publisher.readers.base.Reader.referred`): its
     stat alone (size -1: it was not there), compared by :func:`still_referred`."""
     try:
-        stat = os.stat(path)
+        st = os.stat(path)
     except OSError:
         return FileRecord(shown, -1, 0, None, 0)
-    return FileRecord(shown, stat.st_size, stat.st_mtime_ns, None, stat.st_ctime_ns)
+    return FileRecord(shown, st.st_size, st.st_mtime_ns, None, st.st_ctime_ns)
 
 
 def still_referred(record: FileRecord, path: Path) -> bool:
@@ -60,9 +60,9 @@ def still_referred(record: FileRecord, path: Path) -> bool:
         return record.size == -1
 
 
-def same_stat(record: FileRecord, stat: os.stat_result) -> bool:
+def same_stat(record: FileRecord, st: os.stat_result) -> bool:
     """Whether the file is as ``record`` saw it: same size, mtime and ctime."""
-    return record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns and record.ctime_ns == stat.st_ctime_ns
+    return record.size == st.st_size and record.mtime_ns == st.st_mtime_ns and record.ctime_ns == st.st_ctime_ns
 
 
 def settings_hash(*parts: Any) -> str:

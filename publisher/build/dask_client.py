@@ -112,9 +112,6 @@ def check_workers(client: Client, scheduler: str) -> None:
             if isinstance(answer, str) and answer != mine:
                 raise ConfigError(f"the Dask worker {worker} of {scheduler} has Skyshelf {answer}, this client {mine}: "
                                   "install the same version on both")
-    from ..readers.hdf5_sources import look_beside
-
-    client.run(look_beside)  # (each worker's HDF5 looks for external storage beside its file, when it has not loaded yet)
     # readers of plug-ins too: a worker without one skipped its files as "no reader for this file
     # type", recorded, and a later build on workers that have it reused the skip
     here = set(reader_names())

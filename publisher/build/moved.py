@@ -39,7 +39,8 @@ def portable(pipeline: Pipeline, access: AccessRules, old: ManifestItem, node_pa
         return False  # a node it dropped inside the file is in no record to compare
     where = (old.files[0].path, str(pipeline.base_dir / old.files[0].path))
     named = {text for path in where for text in (path, json.dumps(path, ensure_ascii=False)[1:-1])}  # (as JSON writes it: quotes, backslashes)
-    if any(any(text in json.dumps([e.get("notes"), e.get("metadata")], ensure_ascii=False) for text in named) for e in old.entries):
+    texts = (json.dumps([e.get("notes"), e.get("metadata")], ensure_ascii=False) for e in old.entries)
+    if any(any(name in text for name in named) for text in texts):
         return False
     patterns = [glob_regex(rule.match.strip("/")) for rule in pipeline.rules]
     paths = [e["path"] for e in old.entries] + [p.path for p in (*old.warnings, *old.skipped)]

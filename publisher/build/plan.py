@@ -152,7 +152,7 @@ class Planner:
         """Whether no reader read the file then and one does now (a plug-in installed since): its
         skip is not kept. Looked at only when the readers changed since the previous release (they
         are in :meth:`catalog_settings`): their files' heads are read again then, not every build."""
-        if not (not old.entries and any(p.reason == NO_READER for p in old.skipped)):
+        if old.entries or not any(p.reason == NO_READER for p in old.skipped):
             return False
         if self._readers_changed is None:
             self._readers_changed = self.previous is None or self.previous.catalog_settings != self.catalog_settings()

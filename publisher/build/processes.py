@@ -123,7 +123,7 @@ def _watcher(pid: int) -> Callable[[], bool]:
             except ProcessLookupError:
                 return False
             except PermissionError:
-                return True
+                pass  # (there, another user's)
             return True
 
         return signalled

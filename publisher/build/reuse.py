@@ -87,7 +87,9 @@ class AsBefore:
             self.seen.add_text(self.tree, item.node_path, line[entries] != "]")
             return True
         old = ManifestItem.from_json(json.loads(line))
-        if (entries < 0 and (old.node_path != item.node_path or not self.planner.stat_matches(item, old))) or self.planner.read_now(item, old):
+        # (stat_matches asks read_now too)
+        changed = old.node_path != item.node_path or not self.planner.stat_matches(item, old) if entries < 0 else self.planner.read_now(item, old)
+        if changed:
             self.records = None  # something changed: the build goes on as ever
             return False
         self.seen.add(self.tree, item.node_path, old)

@@ -12,7 +12,6 @@ import logging
 import click
 
 from ..errors import SkyshelfError
-from ..readers.hdf5_sources import look_beside
 from ..stores.faults import store_trouble
 from .build_cmd import build, schema, validate
 from .common import EXIT_FAILED, EXIT_PARTIAL, fail
@@ -20,8 +19,6 @@ from .deploy_cmd import deploy, destroy, template_command
 from .keys_cmd import keys
 from .status_cmd import status
 from .store_cmd import gc, ls, releases, rollback, serve
-
-look_beside()  # before h5py loads (publisher/readers/hdf5_sources.py)
 
 
 class _Commands(click.Group):

@@ -36,26 +36,39 @@ def link_target(group: Any, filename: str) -> tuple[list[Path], str | None]:
 def other_files(ds: Any) -> list[Path]:
     """The files the dataset's values come from besides its own (:func:`in_other_files`), as HDF5
     finds them: a virtual dataset's beside its file, external storage's where :func:`_raw_folder` says."""
-    file_dir = folder_of(ds)
-    found = [_raw_folder(ds) / os.fsdecode(name) for name, _, _ in ds.external or ()]
+    found = _external_files(ds)
     if ds.is_virtual:
+        file_dir = folder_of(ds)
         found += [file_dir / vs.file_name for vs in ds.virtual_sources() if vs.file_name != "."]
     return found
 
 
+def _external_files(ds: Any) -> list[Path]:
+    """The files of a dataset's external raw storage, where HDF5 looks for them."""
+    external = ds.external
+    if not external:
+        return []
+    folder = _raw_folder(ds)
+    return [folder / os.fsdecode(name) for name, _, _ in external]
+
+
 def _raw_folder(ds: Any) -> Path:
     """Where HDF5 looks for a dataset's external raw storage of relative names: its file's folder
-    with ``HDF5_EXTFILE_PREFIX=${ORIGIN}`` (which importing ``publisher`` sets before h5py is),
-    another prefix set so, or else the process's current folder."""
+    with ``HDF5_EXTFILE_PREFIX=${ORIGIN}`` (:func:`look_beside`, before h5py loads), another prefix
+    set so, or else the process's current folder."""
     prefix = os.fsdecode(ds.id.get_access_plist().get_efile_prefix())
     return Path(prefix.replace("${ORIGIN}", str(folder_of(ds)))) if prefix else Path.cwd()  # (HDF5 shows it expanded)
 
 
 def external_problem(ds: Any) -> str | None:
-    """Why a dataset's external raw storage is not read: its files named relative to the process's
-    current folder (h5py imported before ``publisher``, without ``HDF5_EXTFILE_PREFIX``), which would
-    read whatever files of those names the build was started beside. None when it is read as named."""
-    odd = [f"{path.name} is {kind}" for path in other_files(ds)[: len(ds.external or ())] if (kind := not_regular(path))]
+    """Why a dataset's external raw storage is not read: a file of it is a FIFO or such, or its files
+    are named relative to the process's current folder (HDF5 loaded without ``HDF5_EXTFILE_PREFIX``),
+    which would read whatever files of those names the build was started beside. None when it is
+    read as named, or the dataset has none (at once: every dataset of a file is asked)."""
+    files = _external_files(ds)
+    if not files:
+        return None
+    odd = [f"{path.name} is {kind}" for path in files if (kind := not_regular(path))]
     if odd:
         return f"external raw storage not read: {', '.join(odd)}"
     relative = [os.fsdecode(name) for name, _, _ in ds.external or () if not os.path.isabs(os.fsdecode(name))]
