@@ -94,15 +94,18 @@ class TiffReader(Reader):
         try:
             companions = tiff_series.named(tif)
             self.referred = {*self.referred, *companions}
-            tiff_series.check_named(companions)
-            series = tif.series[0]
-            # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
-            # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
-            self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
-                getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
-            try:  # the files its series spans, there or not: a change to one converts it again
+            try:
+                tiff_series.part_early(tif, companions, self.stacked)  # (before its series is read: that opens every file of it)
+                tiff_series.check_named(companions)
+                series = tiff_series.first_series(tif, companions)
+                # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
+                # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
+                self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
+                    getattr(x, "is_multifile", False) or getattr(x, "kind", "") in ("ndtiff", "mmstack") for x in tif.series)
+                # the files its series spans, there or not: a change to one converts it again
                 self.referred = {*self.referred, *tiff_series.spans(tif, series, self.stacked)}
             except tiff_series.PartOfSeries as part:  # (skipped: another file publishes the series, the one it records)
+                self.others = True
                 self.referred = set(part.referred)
                 raise
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes

@@ -8,12 +8,19 @@ OME-TIFF, which reads as its own pixels); the others are skipped as parts of it.
 file records the files the series spans (and NDTiff.index, an MMStack's folder), so one arriving,
 changing or going converts it again; each part records the publishing file alone (n files record
 n, not n^2). Files a ``stack:`` rule stacks are read each as it reads alone.
+
+A part is known as one before its series is read (:func:`part_early`), from the names its OME-XML
+or the acquisition's NDTiff.index gives: reading the series opens every file of it, so n parts
+each reading it opened n^2 files (an OME-TIFF of 100 planes, one a file: 2.0 s, of 1,000 ~200 s).
 """
 
 from __future__ import annotations
 
 import html
+import os
 import re
+import stat
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +91,95 @@ def spans(tif: Any, series: Any, stacked: bool = False) -> set[Path]:
     if master is not None:
         raise PartOfSeries(f"its pixels are part of the OME-TIFF series published from {master.name}", {master})
     return found
+
+
+def part_early(tif: Any, companions: set[Path], stacked: bool = False) -> None:
+    """Raise :class:`PartOfSeries` for a part of a multi-file OME-TIFF or NDTiff series known from
+    names alone, as :func:`spans` would after reading the series: the first by name of the
+    series' files beside it that reads as the whole series is another file. Undecided cases (its
+    own file first, a "BinaryOnly" file itself, an index not listing it, MMStack) return, and
+    :func:`spans` decides them from the series read."""
+    if stacked:
+        return
+    own, folder = tif.filehandle.name, Path(tif.filehandle.dirname)
+    if tif.is_ome and not _binary_only(tif):
+        names = sorted(p.name for p in companions if p.parent == folder)
+        first = next((name for name in names if name < own and _reads_whole(folder / name)), None)
+        if first is not None:  # (its pages read from that file: a holder, as spans() would find it)
+            raise PartOfSeries(f"part of the ome series of {len(ome_files(tif.ome_metadata) | {own})} files published from {first}",
+                               {folder / first})
+    elif tif.is_ndtiff:
+        listed = _ndtiff_files(folder / "NDTiff.index")
+        if own in listed and (first := min(listed)) != own:
+            raise PartOfSeries(f"part of the ndtiff series of {len(listed)} files published from {first}", {folder / first})
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int] | None:
+    """What a cached answer about a file is keyed by (a file that changed is asked again); None
+    for one not there or not a regular file (a FIFO is never opened)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def _reads_whole(path: Path) -> bool:
+    """Whether the file beside a part would be read into its OME series and publish it: a TIFF
+    (a holder of its pages) that is not "BinaryOnly"."""
+    return _kind(path) == "whole"
+
+
+def _kind(path: Path) -> str | None:
+    """"whole", "binary-only" or "unreadable" (no image tifffile can read): asked by each part
+    of a series about the same few files, so kept per process, by their stat; None when not there
+    (or not a regular file: never opened)."""
+    key = _stat_key(path)
+    return _kind_cached(key) if key is not None else None
+
+
+@lru_cache(maxsize=64)
+def _kind_cached(key: tuple[str, int, int, int]) -> str:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(key[0]) as other:
+            if not len(other.pages):
+                return "unreadable"
+            return "binary-only" if _binary_only(other) else "whole"
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return "unreadable"
+
+
+def first_series(tif: Any, companions: set[Path]) -> Any:
+    """The file's first image series, or a :class:`SourceError` saying why not, naming the files
+    its OME-XML names that tifffile cannot read (it raised ``KeyError: 0`` for one)."""
+    try:
+        return tif.series[0]
+    except Exception as exc:
+        own = tif.filehandle.name
+        if not len(tif.pages):
+            raise SourceError(f"{own}: not a readable TIFF file: no image in it") from exc
+        bad = sorted(p.name for p in companions if _kind(p) == "unreadable")
+        why = f": {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}, which its OME-XML names, holds no image tifffile reads" if bad else ""
+        raise SourceError(f"{own}: its image series could not be read ({type(exc).__name__}: {exc}){why}") from exc
+
+
+def _ndtiff_files(index: Path) -> frozenset[str]:
+    """The files an acquisition's NDTiff.index lists frames in (empty when it is not readable):
+    parsed once per process while it is unchanged, not once per file of the acquisition."""
+    key = _stat_key(index)
+    return _ndtiff_files_cached(key) if key is not None else frozenset()
+
+
+@lru_cache(maxsize=8)
+def _ndtiff_files_cached(key: tuple[str, int, int, int]) -> frozenset[str]:
+    from tifffile import read_ndtiff_index
+
+    try:
+        return frozenset(entry[1] for entry in read_ndtiff_index(key[0]))
+    except (OSError, ValueError, KeyError, IndexError):  # (then the series read says what is wrong)
+        return frozenset()
 
 
 def _binary_only(tif: Any) -> bool:
