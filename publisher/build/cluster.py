@@ -40,7 +40,7 @@ from . import worker_state
 from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal
 from .plan import Planner
-from .target import resolve_store
+from .reach import NEEDS, reach, source_folders
 
 if TYPE_CHECKING:
     from distributed import Future
@@ -81,7 +81,9 @@ class Job:
         if missing := sorted(set(self.readers) - set(READERS.items())):  # (its files skipped as of no reader, else)
             raise ConfigError(f"{_here()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
                               "environment too (a worker that joined the cluster after the build checked its workers?). Nothing was published")
-        store = resolve_store(self.pipeline, self.store_url, self.settings)
+        store, problem = reach(self.pipeline, self.store_url, self.settings, source_folders(self.pipeline))
+        if store is None:  # (the workers there when the build connected were checked; one that joined since was not)
+            raise ConfigError(f"{_here()} {problem}: {NEEDS}")
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
         spread = SlabTasks(self) if self.settings.spread_bytes else None
         converter = Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads, spread=spread)

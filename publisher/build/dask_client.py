@@ -8,7 +8,6 @@ import contextlib
 import gc
 import importlib
 import importlib.metadata
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from ..errors import ClusterLost, ConfigError
 from . import cluster
 from .cluster import ClusterItems, Job, installed_version
 from .journal import Journal
+from .reach import NEEDS, reach, source_folders
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -124,34 +124,16 @@ def check_workers(client: Client, scheduler: str) -> None:
 
 def check_reach(client: Client, job: Job) -> None:
     """Every worker sees the sources at the client's paths and the store this build holds the lock
-    of (the same folder; the bucket, with credentials and the variables ``output.storage`` names):
-    else its items failed one by one blaming the files ("deleted since the build planned it?"),
-    or pipeline.yml ("variable not set", set on the client), or the check the data ("missing")."""
-    from ..sources import source_folder
-
-    folders = sorted({source_folder(job.pipeline, source, resolved=False) for source in job.pipeline.sources})
-    for worker, answer in client.run(_reach, job, folders, on_error="return").items():
+    of (the same folder; the bucket, with credentials and the variables ``output.storage`` names)."""
+    for worker, answer in client.run(_reach, job, source_folders(job.pipeline), on_error="return").items():
         problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
         if problem:
-            raise ConfigError(f"the Dask worker {worker} {problem}: each worker needs the sources at the client's paths and the store "
-                              "with its credentials (docs/scale.md). Nothing was published")
+            raise ConfigError(f"the Dask worker {worker} {problem}: {NEEDS}")
 
 
 def _reach(job: Job, folders: list[str]) -> str | None:
     """On a worker: what it does not see of the build's sources and store, or None."""
-    from ..store_lock import LOCK_KEY
-    from .target import resolve_store
-
-    missing = [folder for folder in folders if not os.path.isdir(folder)]
-    if missing:
-        return f"does not see the source folder {missing[0]}"
-    try:
-        store = resolve_store(job.pipeline, job.store_url, job.settings)
-        if store.exists(LOCK_KEY):
-            return None
-    except Exception as exc:  # noqa: BLE001 (said, naming the worker: credentials, a variable, a network)
-        return f"cannot open the store {job.store_url} ({type(exc).__name__}: {exc})"
-    return f"does not see this build's lock in the store {job.store_url} (a folder of its own there, not the client's?)"
+    return reach(job.pipeline, job.store_url, job.settings, folders)[1]
 
 
 def reader_names() -> list[str]:

@@ -1,0 +1,44 @@
+"""What a worker does not see of a build's sources and store: asked of every Dask worker when the
+build connects (:func:`.dask_client.check_reach`) and by the first task on a worker that joined
+later (:meth:`.cluster.Job.open`); else its items failed one by one blaming the files ("deleted
+since the build planned it?") or pipeline.yml ("variable not set", set on the client only)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config.models import Pipeline
+    from ..settings import BuildSettings
+    from ..stores import Store
+
+
+def source_folders(pipeline: Pipeline) -> list[str]:
+    """The sources' folders as the client names them (not resolved: a worker resolves them)."""
+    from ..sources import source_folder
+
+    return sorted({source_folder(pipeline, source, resolved=False) for source in pipeline.sources})
+
+
+def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: list[str]) -> tuple[Store | None, str | None]:
+    """The store as this process opens it, and what it does not see (None: everything): a source
+    folder, the store itself (credentials, a variable, a network), or the build's lock in it (a
+    folder of its own at the client's path)."""
+    from ..store_lock import LOCK_KEY
+    from .target import resolve_store
+
+    missing = [folder for folder in folders if not os.path.isdir(folder)]
+    if missing:
+        return None, f"does not see the source folder {missing[0]}"
+    try:
+        store = resolve_store(pipeline, store_url, settings)
+        if store.exists(LOCK_KEY):
+            return store, None
+    except Exception as exc:  # noqa: BLE001 (said, naming the worker: credentials, a variable, a network)
+        return None, f"cannot open the store {store_url} ({type(exc).__name__}: {exc})"
+    return None, f"does not see this build's lock in the store {store_url} (a folder of its own there, not the client's?)"
+
+
+#: What the build asks of a worker that does not see its sources or store.
+NEEDS = "each worker needs the sources at the client's paths and the store with its credentials (docs/scale.md). Nothing was published"
