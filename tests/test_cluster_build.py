@@ -276,12 +276,13 @@ def test_a_remote_cluster_without_workers_is_waited_for_and_the_wait_said(tmp_pa
     assert f"the Dask cluster {queue.scheduler_address} has had no worker for 1 s; waiting for workers (each needs Skyshelf" in shown.getvalue()
 
 
-def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool) -> ConfigError:
-    """A one-file build on a cluster whose one worker runs ``preload``: there from the start, or
-    joining once the build checked the (no) workers and sent its task. The build's ConfigError."""
+def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool, output: dict[str, Any] | None = None) -> ConfigError:
+    """A one-file build (into ``output``, else a folder) on a cluster whose one worker runs
+    ``preload``: there from the start, or joining once the build checked the (no) workers and
+    sent its task. The build's ConfigError."""
     (tmp_path / "src").mkdir()
     np.save(tmp_path / "src" / "a.npy", np.arange(10))
-    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": output or {"store": str(tmp_path / "site")}}))
     with distributed.LocalCluster(n_workers=0 if joining_later else 1, threads_per_worker=1, processes=True, dashboard_address=None,
                                   host="127.0.0.1", preload=[str(preload)]) as cluster:
         outcome: list[BaseException | None] = []
@@ -492,32 +493,16 @@ def test_a_worker_joining_later_without_the_stores_credentials_stops_the_build_n
     """The workers are checked for the store when the build connects; one that joins afterwards
     (an adaptive cluster scaling up from a job script that does not export the variables) failed
     its items blaming pipeline.yml ("variable not set"). Its first task names it and what it lacks."""
-    (tmp_path / "src").mkdir()
-    np.save(tmp_path / "src" / "a.npy", np.arange(10))
     (tmp_path / "moto").mkdir()
     names = {"endpoint_url_env": "SKYSHELF_LATE_S3", "access_key_id_env": "SKYSHELF_LATE_KEY",
              "secret_access_key_env": "SKYSHELF_LATE_SECRET", "region_env": "SKYSHELF_LATE_REGION"}
-    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": "s3://late/site", "storage": names}}))
     unset = tmp_path / "no_credentials.py"  # a worker started without the variables (the client has them)
     unset.write_text("import os\nos.environ.pop('SKYSHELF_LATE_S3', None)\n")
     with moto_server(tmp_path / "moto") as server:
         server.create_bucket("late")
         values = dict(zip(names.values(), [server.endpoint, "testing", "testing", "us-east-1"], strict=True))
-        with environ(values), distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None,
-                                                      host="127.0.0.1", preload=[str(unset)]) as cluster:
-            outcome: list[BaseException | None] = []
-            running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=cluster.scheduler_address)),
-                                       daemon=True)
-            running.start()
-            for _ in range(600):
-                if cluster.scheduler.tasks or not running.is_alive():
-                    break
-                threading.Event().wait(0.1)
-            assert cluster.scheduler.tasks, outcome
-            cluster.scale(1)
-            running.join(120)
-        assert outcome and isinstance(outcome[0], ConfigError), outcome
-        said = str(outcome[0])
+        with environ(values):
+            said = str(_built_on_workers_with(unset, tmp_path, joining_later=True, output={"store": "s3://late/site", "storage": names}))
         assert re.search(r"^the Dask worker tcp://\S+ cannot open the store s3://late/site \(ConfigError: .*SKYSHELF_LATE_S3' is not set.*"
                          r"each worker needs the sources at the client's paths and the store with its credentials", said), said
         assert "site/catalog.json" not in [o["Key"] for o in server.client().list_objects_v2(Bucket="late").get("Contents", [])]
