@@ -290,6 +290,73 @@ def test_a_series_with_a_corrupt_file_fails_naming_it(tmp_path: Path) -> None:
     failures = {p.path: p.reason for p in report.failures}
     assert failures == {
         "a.ome": "SourceError: a.ome.tif: not a readable TIFF file: no image in it",
-        "b.ome": "SourceError: b.ome.tif: its image series could not be read (KeyError: 0): a.ome.tif, which its OME-XML names, "
-                 "holds no image tifffile reads"}
+        "b.ome": "SourceError: b.ome.tif: its image series could not be read (KeyError: 0): a.ome.tif, of its series, holds no image "
+                 "tifffile reads"}
     assert {p.path: p.reason for p in report.skipped} == {"c.ome": "part of the ome series of 3 files published from b.ome.tif"}
+
+
+def test_an_acquisition_whose_first_file_is_gone_fails_naming_it(tmp_path: Path) -> None:
+    """Its index lists NDTiffStack.tif, deleted (or not copied yet): the other files were skipped
+    as parts of the series "published from" that missing file, and the build passed publishing
+    nothing. They fail, naming it (as they did when each read the series)."""
+    _acquisition(tmp_path / "tree" / "acq", 69)
+    (tmp_path / "tree" / "acq" / "NDTiffStack.tif").unlink()
+    report = _build_tree(tmp_path)
+    assert not any("part of" in p.reason for p in report.skipped)
+    assert {p.path for p in report.failures} == {"acq/NDTiffStack_1", "acq/NDTiffStack_2"}
+    assert all("No such file or directory" in p.reason and "NDTiffStack.tif" in p.reason for p in report.failures), report.failures
+
+
+def test_an_acquisition_half_copied_is_published_once_the_copy_completes(tmp_path: Path) -> None:
+    """NDTiffStack_1.tif still being copied at the first build: NDTiffStack.tif's failure was
+    recorded as the file's own with no record of the others, and never tried again (the file
+    unchanged). It names the file at fault and records the acquisition's files."""
+    _acquisition(tmp_path / "made", 69)
+    acq = tmp_path / "tree" / "acq"
+    shutil.copytree(tmp_path / "made", acq)
+    whole = (acq / "NDTiffStack_1.tif").read_bytes()
+    (acq / "NDTiffStack_1.tif").write_bytes(whole[:100])
+    report = _build_tree(tmp_path)
+    failures = {p.path: p.reason for p in report.failures}
+    assert failures["acq/NDTiffStack"].endswith("NDTiffStack_1.tif, of its series, holds no image tifffile reads"), failures
+    (acq / "NDTiffStack_1.tif").write_bytes(whole)  # the copy completes
+    again = _build_tree(tmp_path)
+    assert not again.failures
+    assert _published(tmp_path / "site")["acq/NDTiffStack"][:, 0, 0].tolist() == list(range(69))
+
+
+def test_a_part_names_the_file_publishing_its_series_once_an_earlier_one_is_back(tmp_path: Path) -> None:
+    """p, q, r of one series; p deleted (q published it, r a part "published from q"), then back:
+    p publishes it, and r, whose record named q alone, went on saying q. A part refers to the
+    named files before its publisher too."""
+    (tmp_path / "tree").mkdir()
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    files = [(f"{c}.ome.tif", ids[i]) for i, c in enumerate("pqr")]
+    for i, (name, ident) in enumerate(files):
+        tifffile.imwrite(tmp_path / "tree" / name, np.full((3, 4), 5 + i, np.uint8), description=_ome(ident, files), metadata=None)
+    kept = (tmp_path / "tree" / "p.ome.tif").read_bytes()
+    _build_tree(tmp_path)
+    (tmp_path / "tree" / "p.ome.tif").unlink()
+    without = _build_tree(tmp_path)
+    assert {p.path: p.reason for p in without.skipped} == {"r.ome": "part of the ome series of 3 files published from q.ome.tif"}
+    assert [(p.path, p.reason) for p in without.warnings] == [
+        ("q.ome", "q.ome.tif: p.ome.tif, which its OME-XML names, is not there: its planes read as zeros")]
+    assert {k: _planes(v) for k, v in _arrays(tmp_path / "site").items()} == {"q.ome": [0, 6, 7]}
+    (tmp_path / "tree" / "p.ome.tif").write_bytes(kept)
+    report = _build_tree(tmp_path)
+    assert {p.path: p.reason for p in report.skipped} == {
+        f"{c}.ome": "part of the ome series of 3 files published from p.ome.tif" for c in "qr"}
+    assert {k: _planes(v) for k, v in _arrays(tmp_path / "site").items()} == {"p.ome": [5, 6, 7]}
+
+
+def test_a_file_whose_ome_xml_does_not_name_it_does_not_publish_its_series(tmp_path: Path) -> None:
+    """z.ome.tif names z and b; b.ome.tif names only itself (it reads as one plane): z was skipped
+    as part of a series b "published", which b does not read, and z's planes went unpublished."""
+    (tmp_path / "tree").mkdir()
+    tifffile.imwrite(tmp_path / "tree" / "z.ome.tif", np.full((3, 4), 7, np.uint8),
+                     description=_ome("z", [("z.ome.tif", "z"), ("b.ome.tif", "b")]), metadata=None)
+    tifffile.imwrite(tmp_path / "tree" / "b.ome.tif", np.full((3, 4), 42, np.uint8), description=_ome("b", [("b.ome.tif", "b")]),
+                     metadata=None)
+    report = _build_tree(tmp_path)
+    assert not report.skipped and not report.failures
+    assert {k: _planes(v) for k, v in _arrays(tmp_path / "site").items()} == {"b.ome": [42], "z.ome": [7, 42]}

@@ -92,12 +92,13 @@ class TiffReader(Reader):
         tif.filehandle.set_lock(True)
         whole = threading.Lock()  # one tifffile read at a time (the image read whole once, not by each thread)
         try:
-            companions = tiff_series.named(tif)
-            self.referred = {*self.referred, *companions}
             try:
-                tiff_series.part_early(tif, companions, self.stacked)  # (before its series is read: that opens every file of it)
+                tiff_series.part_early(tif, self.stacked)  # (before its series is read: that opens every file of it)
+                companions = tiff_series.named(tif)
+                spanned = tiff_series.known(tif, companions)
+                self.referred = {*self.referred, *spanned}
                 tiff_series.check_named(companions)
-                series = tiff_series.first_series(tif, companions)
+                series = tiff_series.first_series(tif, spanned)
                 # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
                 # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone
                 self.others = self.others or tif.is_ome or tif.is_ndtiff or tif.is_mmstack or any(
@@ -155,6 +156,9 @@ class TiffReader(Reader):
                 node.warn(f"{path.name}: only the first of {len(tif.series)} image series is published")
             if warning:
                 node.warn(warning)
+            if missing := sorted(c.name for c in companions if not c.exists()):  # (tifffile logs it only)
+                node.warn(f"{path.name}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}, which its OME-XML names, "
+                          f"{'is' if len(missing) == 1 else 'are'} not there: {'its' if len(missing) == 1 else 'their'} planes read as zeros")
             if parts is not None:  # its tiles or strips (in bands of a page): the writer's chunks follow them
                 node.source_chunks = parts.chunks
             elif paged:
