@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from pathlib import PurePosixPath
 
 _SEPARATORS = "_-. "
@@ -20,14 +20,26 @@ def no_folder(stem: str) -> bool:
     return False
 
 
-def unique_keys(names: list[str], publishes: Callable[[str], bool]) -> dict[str, str]:
+def unique_keys(names: list[str], publishes: Callable[[str], bool], taken: Collection[str] = ()) -> dict[str, str]:
     """Node key per file name of one folder: the stem, or the full name where it would clash with
-    another file's stem or with a folder of published files (``a.csv`` next to ``a/``, or to
-    ``a.parquet/``, a pyarrow dataset, where its data would be: ``publishes("a")`` says)."""
-    by_stem: dict[str, list[str]] = defaultdict(list)
-    for name in names:
-        by_stem[stem_of(name)].append(name)
-    return {name: (stem if len(group) == 1 and not publishes(stem) else name) for stem, group in by_stem.items() for name in group}
+    another file's key (``a.csv`` beside ``a.txt``; then also ``a.csv.gz``, whose stem is
+    ``a.csv``), with a stack's key (``taken``), or with a folder of published files (``a.csv``
+    next to ``a/``, or to ``a.parquet/``, a pyarrow dataset, where its data would be:
+    ``publishes("a")`` says, asked only of stems no file clashes with: it may walk the folder)."""
+    stems = {name: stem_of(name) for name in names}
+    full = {name for name, stem in stems.items() if stem in taken}
+    asked: set[str] = set()
+    while True:
+        keys = {name: name if name in full else stems[name] for name in names}
+        counts = Counter(keys.values())
+        clashing = {name for name, key in keys.items() if counts[key] > 1 and name not in full}
+        if not clashing:  # (file names are unique: only a stem can clash, and a file given its name settles it)
+            published = {name for name in names if name not in full and name not in asked and publishes(stems[name])}
+            asked.update(name for name in names if name not in full)
+            if not published:
+                return keys
+            clashing = published
+        full |= clashing
 
 
 def stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> str:

@@ -270,9 +270,17 @@ class _SourcePlan:
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
         keys = unique_keys(files, (lambda stem: any(name in subfolders and self.publishes(f"{folder.path}/{name}") for name in (stem, stem + ".parquet")))
-                            if subfolders else no_folder)  # (a folder scan.parquet/'s data under data/scan.parquet/, scan.csv's at data/scan.parquet)
+                            if subfolders else no_folder, self._stack_keys(folder.path, files))  # (a folder scan.parquet/'s data under data/scan.parquet/, scan.csv's at data/scan.parquet)
         rel = folder.path[self.cut:]
         self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path), "/".join(p for p in (self.into, rel) if p))
+
+    def _stack_keys(self, folder: str, files: list[str]) -> set[str]:
+        """The keys of the stacks a folder's files make (``stack:``): no other file of it takes one."""
+        if self.pattern is None or self.source.stack is None:
+            return set()
+        whole = "/" in self.source.name_pattern  # type: ignore[operator]
+        matches = ((name, self.pattern.parse(f"{folder}/{name}"[self.cut:] if whole else name)) for name in files)
+        return {stack_key(name, match.spans, self.source.stack) for name, match in matches if match is not None}
 
     def items(self) -> Iterator[WorkItem]:
         found = 0
@@ -368,7 +376,7 @@ def duplicate(pipeline: Pipeline, item: WorkItem, other_label: str) -> ConfigErr
     """The error of two items published at one node path."""
     return ConfigError(
         f"{pipeline.line_of('sources', item.source_index)}: {pipeline.unrooted(item.label)} and {pipeline.unrooted(other_label)} would both be published "
-        f"at {item.node_path!r}; give one source a different 'into'"
+        f"at {item.node_path!r}; give one source a different 'into' (or, within one source, leave one file out with 'exclude')"
     )
 
 

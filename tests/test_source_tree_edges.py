@@ -259,3 +259,30 @@ def test_a_source_folder_as_its_items_name_it(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "link"}], "output": {"store": str(tmp_path / "site")}}))
     assert source_folder(pipeline, pipeline.sources[0], resolved=False) == str(tmp_path / "link")
     assert source_folder(pipeline, pipeline.sources[0]) == str(tmp_path / "backing")
+
+
+@pytest.mark.parametrize("case", ["full-name-is-a-stem", "stack-key-is-a-stem"])
+def test_files_of_one_folder_get_keys_of_their_own(tmp_path: Path, case: str) -> None:
+    """data.csv beside data.txt took its full name, data.csv, the stem of data.csv.gz beside them:
+    the build stopped ("would both be published at 'data.csv'; give one source a different
+    'into'", which one source cannot). And s_000..002.tif stacked as ``s`` beside s.tif, the
+    same. Each file takes its full name where its key is another's, until none clash."""
+    from publisher.sources import iter_plan
+
+    (tmp_path / "tree").mkdir()
+    source: dict[str, object] = {"path": "tree", "into": ""}
+    if case == "full-name-is-a-stem":
+        for name in ("x.npy", "x.tif.npy"):
+            np.save(tmp_path / "tree" / name, np.arange(3))
+        tifffile.imwrite(tmp_path / "tree" / "x.tif", np.zeros((2, 2), np.uint8))
+        expected = ["x.npy", "x.tif", "x.tif.npy"]
+    else:
+        for i in range(3):
+            tifffile.imwrite(tmp_path / "tree" / f"s_{i:03d}.tif", np.full((2, 2), i, np.uint8))
+        tifffile.imwrite(tmp_path / "tree" / "s.tif", np.zeros((2, 2), np.uint8))
+        source.update(name_pattern="s_{z:d}.tif", stack="z")
+        expected = ["s", "s.tif"]
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [source], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"}))
+    assert sorted(item.node_path for item in iter_plan(pipeline)) == expected
+    report = build(pipeline, workers=1)
+    assert report.published and not report.failures, report.failures
