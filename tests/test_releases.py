@@ -469,6 +469,28 @@ def test_a_renamed_or_copied_folder_reuses_its_items_where_rules_allow(tmp_path:
     assert build(pipeline, workers=1).unchanged
 
 
+def test_a_renamed_folder_of_many_files_of_one_name_size_and_mtime_is_reused(tmp_path: Path) -> None:
+    """40 runs each with an image.npy of one size and one mtime (as an archive unpacks them), the
+    folder above renamed: the 16 records compared for a name, size and mtime were the same 16 for
+    every file, and 24 were converted again. Records in a folder of the same name come first."""
+    import zarr
+
+    tree = tmp_path / "tree" / "beamtime"
+    for i in range(40):
+        (tree / f"run{i:03d}").mkdir(parents=True)
+        np.save(tree / f"run{i:03d}" / "image.npy", np.full((8, 8), i, np.uint16))
+        os.utime(tree / f"run{i:03d}" / "image.npy", (1_700_000_000, 1_700_000_000))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")}}))
+    assert build(pipeline, workers=1).converted == 40
+    tree.rename(tmp_path / "tree" / "beamtime-2024")
+    again = build(pipeline, workers=1)
+    assert (again.converted, again.reused) == (0, 40)
+    catalog = Catalog.open(Store(tmp_path / "site"))
+    for i in range(40):
+        url = catalog.entry(f"beamtime-2024/run{i:03d}/image").to_json()["data_url"]
+        assert int(zarr.open_array(str(tmp_path / "site" / url), mode="r")[0, 0]) == i
+
+
 def test_a_moved_hdf5_file_that_refers_to_others_is_converted_again(tmp_path: Path) -> None:
     """A detector's master file (a virtual dataset over a frames file, an external link to it)
     publishes what the file beside it holds: moved or copied, it is converted again (its record

@@ -81,6 +81,11 @@ def _head(stream: IO[bytes]) -> tuple[dict[str, Any], list[dict[str, object]] | 
     return json.loads(text.rstrip("\n")[: -len(_HEAD_END)].rstrip(",") + "}"), None
 
 
+def folder_of(node_path: str) -> str:
+    """The name of the folder a node path's key is in ("" at the top)."""
+    return node_path.rpartition("/")[0].rpartition("/")[2]
+
+
 def node_path(line: str) -> str:
     """A record line's node path, its first field (as :meth:`ManifestItem.to_json` writes it),
     read without parsing the rest (a million records: seconds saved on every build)."""
@@ -151,7 +156,7 @@ class Previous:
         self.db = scratch.db
         # (name, size, mtime: the record's first file, settings and metadata: for :meth:`like`)
         self.db.executescript("CREATE TABLE old(path TEXT PRIMARY KEY, seq INTEGER NOT NULL, record TEXT NOT NULL, "
-                              "name TEXT, size INTEGER, mtime INTEGER, settings TEXT, metadata TEXT);"
+                              "name TEXT, size INTEGER, mtime INTEGER, settings TEXT, metadata TEXT, folder TEXT);"
                               "CREATE UNIQUE INDEX old_by_seq ON old(seq);"
                               "CREATE TABLE resumed(path TEXT PRIMARY KEY, record TEXT NOT NULL);")
         self._lines = f"{scratch.folder}/previous.jsonl"
@@ -192,8 +197,8 @@ class Previous:
         if self._indexed:
             return
         with open(self._lines, encoding="utf-8") as lines:
-            rows = ((node_path(line), seq, line, *_head_of(line)) for seq, line in enumerate(record_lines(lines)))
-            self._insert("INSERT OR REPLACE INTO old VALUES (?,?,?,?,?,?,?,?)", rows)
+            rows = ((path, seq, line, *_head_of(line), folder_of(path)) for seq, line in enumerate(record_lines(lines)) for path in (node_path(line),))
+            self._insert("INSERT OR REPLACE INTO old VALUES (?,?,?,?,?,?,?,?,?)", rows)
         self._indexed = True
 
     def load_resumed(self, records: Iterable[ManifestItem]) -> None:
@@ -231,16 +236,21 @@ class Previous:
         text = self._one("SELECT record FROM resumed WHERE path=?", node_path)
         return ManifestItem.from_json(json.loads(text)) if text else None
 
-    def like(self, settings: str, metadata: str, name: str, size: int, mtime: int, limit: int) -> list[ManifestItem]:
+    def like(self, settings: str, metadata: str, name: str, size: int, mtime: int, limit: int, node_path: str) -> list[ManifestItem]:
         """Up to ``limit`` records of the release whose first file has this name, size and mtime (a
-        file moved or copied with its times), with these settings and planned metadata (:mod:`.moved`)."""
+        file moved or copied with its times), with these settings and planned metadata (:mod:`.moved`);
+        first those in a folder named as ``node_path``'s (a folder above renamed: 100 ``runNNN/image.npy``
+        of one size and mtime, as unpacked, were the same 16 candidates for each, 84 converted again)."""
         with self._lock:
             self._index()
             if not self._content:
                 self._content = True
-                self.db.execute("CREATE INDEX old_by_file ON old(name, size, mtime)")
-            rows = self.db.execute("SELECT seq, record FROM old WHERE name=? AND size=? AND mtime=? AND settings=? AND metadata=? LIMIT ?",
-                                   (name, size, mtime, settings, metadata, limit)).fetchall()
+                self.db.execute("CREATE INDEX old_by_file ON old(name, size, mtime, folder)")
+            same = "SELECT seq, record FROM old WHERE name=? AND size=? AND mtime=? AND settings=? AND metadata=?"
+            rows = self.db.execute(f"{same} AND folder=? LIMIT ?", (name, size, mtime, settings, metadata, folder_of(node_path), limit)).fetchall()
+            if len(rows) < limit:
+                rows += self.db.execute(f"{same} AND folder IS NOT ? LIMIT ?", (name, size, mtime, settings, metadata, folder_of(node_path),
+                                                                              limit - len(rows))).fetchall()
         found = []
         for seq, text in rows:
             record = ManifestItem.from_json(json.loads(text))

@@ -185,7 +185,8 @@ class Planner:
             return []
         # with its mtime too (mv and cp -p keep it; a new file of the same name and size has its own):
         # a few records, those of the file itself, to hash against (parsed here, carried by the item)
-        found = self.previous.like(self.settings(item), self.item_metadata(item), item.paths[0].name, st.st_size, st.st_mtime_ns, moved.CANDIDATES)
+        found = self.previous.like(self.settings(item), self.item_metadata(item), item.paths[0].name, st.st_size, st.st_mtime_ns, moved.CANDIDATES,
+                                    item.node_path)
         shown = self.shown(item.paths[0])
         return [moved.moved_to(old, item.node_path, shown) for old in found if moved.portable(self.pipeline, self.access, old, item.node_path)]
 
