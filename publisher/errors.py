@@ -90,6 +90,12 @@ class NoRoom(SkyshelfError, OSError):
     table and the manifests, ~2 KB a node) or a local store's. Nothing was switched."""
 
 
+class WorkerRefused(ConfigError):
+    """A cluster worker that may not convert for this build (another Skyshelf, a reader missing, the
+    sources or the store out of its sight): the build stops, naming it, whatever task met it (a
+    slab task inside an item's conversion too: not that item's failure)."""
+
+
 class ClusterLost(SkyshelfError, RuntimeError):
     """A build on a Dask cluster lost its scheduler: nothing was switched; the items it finished are
     kept in its journal for the next build."""

@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -506,3 +508,78 @@ def test_a_worker_joining_later_without_the_stores_credentials_stops_the_build_n
         assert re.search(r"^the Dask worker tcp://\S+ cannot open the store s3://late/site \(ConfigError: .*SKYSHELF_LATE_S3' is not set.*"
                          r"each worker needs the sources at the client's paths and the store with its credentials", said), said
         assert "site/catalog.json" not in [o["Key"] for o in server.client().list_objects_v2(Bucket="late").get("Contents", [])]
+
+
+def test_a_late_worker_refused_at_a_slab_task_stops_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker of another version joining while a big array's slabs run: its first task, a slab
+    task, refused it, and the refusal (a ConfigError, a ValueError) became the item's failure,
+    recorded as the file's own: published without the array, and not converted again by the next
+    build. It stops the build, naming the worker, as when its first task is an item's."""
+    import h5py
+
+    monkeypatch.setenv("SKYSHELF_SPREAD_BYTES", str(16 * 2**20))  # (read by the build's settings: slabs of 16 MiB as tasks)
+    (tmp_path / "src").mkdir()
+    with h5py.File(tmp_path / "src" / "big.h5", "w") as f:
+        f["a"] = np.random.default_rng(1).integers(0, 4000, size=(48, 1024, 1024), dtype="<u2")
+    other = tmp_path / "other_version.py"
+    other.write_text("import importlib.metadata as m\nreal = m.__dict__.setdefault('real_version', m.version)\n"
+                     "m.version = lambda name: '0.0.1' if name == 'skyshelf' else real(name)\n")
+    config = {"sources": [{"path": "src"}], "on_error": "skip",
+              "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}, "chunk_target_bytes": "1MiB"}}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        outcome: list[Any] = []
+        running = threading.Thread(target=lambda: outcome.append(_raised(build, pipeline, workers=1, scheduler=cluster.scheduler_address)),
+                                   daemon=True)
+        running.start()
+        for _ in range(1200):
+            if any(str(key).startswith("skyshelf-slabs") for key in cluster.scheduler.tasks) or not running.is_alive():
+                break
+            threading.Event().wait(0.05)
+        late = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address, "--nthreads", "1",
+                                 "--no-nanny", "--preload", str(other)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            running.join(300)
+        finally:
+            late.kill()
+            late.wait()
+    assert outcome and isinstance(outcome[0], ConfigError), outcome
+    assert re.search(r"the Dask worker tcp://\S+ has Skyshelf 0\.0\.1, the build's client", str(outcome[0])), outcome[0]
+    assert not (tmp_path / "site" / "catalog.json").exists()
+    again = build(pipeline, workers=1)  # on this machine: converted, not a failure recorded as the file's
+    assert again.published and not again.failures and again.converted == 1
+
+
+def test_a_source_the_client_does_not_see_either_is_the_plans_error(cluster: Any, tmp_path: Path) -> None:
+    """A glob source whose folder does not exist: a local build says pipeline.yml's line ("matches
+    no file"); on a cluster, the check of the workers said first that a worker did not see it."""
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(3))
+    config = {"sources": [{"path": "src"}, {"path": "later/*.npy"}], "output": {"store": str(tmp_path / "site")}}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    with pytest.raises(ConfigError, match=r"pipeline.yml:\d+: source path 'later/\*\.npy' matches no file"):
+        build(pipeline, workers=1, scheduler=cluster.scheduler_address)
+
+
+def test_a_worker_on_the_builds_machine_is_not_refused_for_a_source_folder_gone(tmp_path: Path) -> None:
+    """A worker process started again (one was killed) after a source folder was moved away: it
+    was refused as not seeing the sources (the build stopped, blaming it); it sees what the build
+    sees. A cluster worker is refused only when it sees none of the source folders."""
+    from publisher.build.cluster import Job
+    from publisher.errors import WorkerRefused
+    from publisher.settings import BuildSettings
+    from publisher.store_lock import LOCK_KEY
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        np.save(tmp_path / name / "x.npy", np.arange(3))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "a/*.npy"}, {"path": "b/*.npy"}], "output": {"store": str(tmp_path / "site")}}))
+    Store(tmp_path / "site").write_bytes(LOCK_KEY, b"{}")  # (the build's lock, as a build holds it)
+    (tmp_path / "b").rename(tmp_path / "b-moved")
+    for local in (True, False):
+        converter, _ = Job(pipeline, str(tmp_path / "site"), BuildSettings(), "releases/x", 1, local=local).open()
+        converter.pool.shutdown()
+    (tmp_path / "a").rename(tmp_path / "a-moved")
+    Job(pipeline, str(tmp_path / "site"), BuildSettings(), "releases/x", 1, local=True).open()[0].pool.shutdown()
+    with pytest.raises(WorkerRefused, match=r"does not see the source folder .*/a \(nor any other: moved or deleted since the build started\?\)"):
+        Job(pipeline, str(tmp_path / "site"), BuildSettings(), "releases/x", 1).open()

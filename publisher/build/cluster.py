@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ClusterLost, ConfigError, SkyshelfError
+from ..errors import ClusterLost, SkyshelfError, WorkerRefused
 from ..formats import ManifestItem
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..readers.base import REGISTRY as READERS
@@ -40,7 +40,7 @@ from . import worker_state
 from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal
 from .plan import Planner
-from .reach import NEEDS, reach, source_folders
+from .reach import worker_store
 
 if TYPE_CHECKING:
     from distributed import Future
@@ -71,19 +71,19 @@ class Job:
     threads: int
     version: str = field(default_factory=installed_version)  # the client's Skyshelf
     readers: tuple[str, ...] = field(default_factory=lambda: tuple(READERS.items()))  # the client's, plug-ins' too
+    #: Workers on the build's own machine (``build.processes``): they see what it sees
+    local: bool = False
 
     def open(self) -> tuple[Converter, Planner]:
         """This worker's state for the build (its first task): a worker of another version converts nothing."""
         if self.version != installed_version():
-            raise ConfigError(f"{_here()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
+            raise WorkerRefused(f"{_here()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
                               "on both (a worker that joined the cluster after the build checked its workers?). Nothing was published")
         look_beside()  # (a worker that joined later, or started again: its HDF5 not loaded yet)
         if missing := sorted(set(self.readers) - set(READERS.items())):  # (its files skipped as of no reader, else)
-            raise ConfigError(f"{_here()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
+            raise WorkerRefused(f"{_here()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
                               "environment too (a worker that joined the cluster after the build checked its workers?). Nothing was published")
-        store, problem = reach(self.pipeline, self.store_url, self.settings, source_folders(self.pipeline))
-        if store is None:  # (the workers there when the build connected were checked; one that joined since was not)
-            raise ConfigError(f"{_here()} {problem}: {NEEDS}")
+        store = worker_store(self.pipeline, self.store_url, self.settings, self.local, _here)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
         spread = SlabTasks(self) if self.settings.spread_bytes else None
         converter = Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads, spread=spread)

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import importlib
 import importlib.metadata
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -125,7 +126,8 @@ def check_workers(client: Client, scheduler: str) -> None:
 def check_reach(client: Client, job: Job) -> None:
     """Every worker sees the sources at the client's paths and the store this build holds the lock
     of (the same folder; the bucket, with credentials and the variables ``output.storage`` names)."""
-    for worker, answer in client.run(_reach, job, source_folders(job.pipeline), on_error="return").items():
+    seen = [folder for folder in source_folders(job.pipeline) if os.path.isdir(folder)]  # (one the client lacks too: the plan says so)
+    for worker, answer in client.run(_reach, job, seen, on_error="return").items():
         problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
         if problem:
             raise ConfigError(f"the Dask worker {worker} {problem}: {NEEDS}")

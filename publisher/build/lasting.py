@@ -12,7 +12,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-from ..errors import ClusterLost, NoRoom, SourceError, StoreError
+from ..errors import ClusterLost, ConfigError, NoRoom, SourceError, StoreError
 
 #: The kinds a corrupt file's reader raises (h5py's own: an OSError without an errno, below).
 _OWN = (SourceError, ValueError, LookupError, EOFError, ArithmeticError, zlib.error, struct.error)
@@ -24,7 +24,7 @@ _PASSING_ERRNOS = frozenset({
     errno.EPIPE, errno.EREMOTEIO, errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.EBUSY, errno.EACCES, errno.EPERM,
     errno.ENOENT,
 })
-_PASSING = (MemoryError, StoreError, NoRoom, ClusterLost, TimeoutError, ConnectionError, RuntimeError)
+_PASSING = (MemoryError, StoreError, NoRoom, ClusterLost, ConfigError, TimeoutError, ConnectionError, RuntimeError)  # (ConfigError: never a file's)
 #: Libraries whose errors are the cluster's or the network's (a Dask worker lost, a dropped connection).
 _PASSING_MODULES = ("distributed", "dask", "tornado", "concurrent", "asyncio", "botocore", "aiohttp", "s3fs", "fsspec", "obstore")
 

@@ -136,7 +136,7 @@ def process_items(workers: Workers, job: Job, journal: Journal) -> ClusterItems:
     """Items as tasks of ``workers``. Each worker writes its items' arrays itself (one writer thread:
     the processes are the parallelism), so no slab tasks. A task whose worker died has its items
     run again alone, on workers started again (a second death alone fails that item)."""
-    job = replace(job, settings=replace(job.settings, spread_bytes=0), threads=1)
+    job = replace(job, settings=replace(job.settings, spread_bytes=0), threads=1, local=True)
 
     def submit(fn: Callable[..., Any], *args: Any, key: str) -> Future[Any]:
         return workers.submit(fn, *args)

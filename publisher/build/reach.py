@@ -6,6 +6,7 @@ since the build planned it?") or pipeline.yml ("variable not set", set on the cl
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,16 +22,18 @@ def source_folders(pipeline: Pipeline) -> list[str]:
     return sorted({source_folder(pipeline, source, resolved=False) for source in pipeline.sources})
 
 
-def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: list[str]) -> tuple[Store | None, str | None]:
+def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: list[str], every: bool = True) -> tuple[Store | None, str | None]:
     """The store as this process opens it, and what it does not see (None: everything): a source
-    folder, the store itself (credentials, a variable, a network), or the build's lock in it (a
-    folder of its own at the client's path)."""
+    folder (``every``: of ``folders``, those the client saw; else none of them: one moved away
+    since the build started is not the worker's fault), the store itself (credentials, a
+    variable, a network), or the build's lock in it (a folder of its own at the client's path)."""
     from ..store_lock import LOCK_KEY
     from .target import resolve_store
 
     missing = [folder for folder in folders if not os.path.isdir(folder)]
-    if missing:
-        return None, f"does not see the source folder {missing[0]}"
+    if missing and (every or len(missing) == len(folders)):
+        also = "" if every else " (nor any other: moved or deleted since the build started?)"
+        return None, f"does not see the source folder {missing[0]}{also}"
     try:
         store = resolve_store(pipeline, store_url, settings)
         if store.exists(LOCK_KEY):
@@ -42,3 +45,18 @@ def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: 
 
 #: What the build asks of a worker that does not see its sources or store.
 NEEDS = "each worker needs the sources at the client's paths and the store with its credentials (docs/scale.md). Nothing was published"
+
+
+def worker_store(pipeline: Pipeline, store_url: str, settings: BuildSettings, local: bool, here: Callable[[], str]) -> Store:
+    """The store as a worker opens it at its first task of a build. One away from the build's
+    machine (``local`` False) that does not see the store or any source folder is refused, named
+    by ``here``: the workers there when the build connected were checked, one that joined since not."""
+    from ..errors import WorkerRefused
+    from .target import resolve_store
+
+    if local:  # (on the build's own machine: it sees what the build sees)
+        return resolve_store(pipeline, store_url, settings)
+    store, problem = reach(pipeline, store_url, settings, source_folders(pipeline), every=False)
+    if store is None:
+        raise WorkerRefused(f"{here()} {problem}: {NEEDS}")
+    return store
