@@ -360,3 +360,41 @@ def test_a_file_whose_ome_xml_does_not_name_it_does_not_publish_its_series(tmp_p
     report = _build_tree(tmp_path)
     assert not report.skipped and not report.failures
     assert {k: _planes(v) for k, v in _arrays(tmp_path / "site").items()} == {"b.ome": [42], "z.ome": [7, 42]}
+
+
+def test_a_part_whose_companion_is_half_copied_is_tried_again_once_it_is_whole(tmp_path: Path) -> None:
+    """a.ome.tif cut to 6 bytes (its copy under way) at the first build: tifffile raised struct.error
+    asking whether it publishes the series, b.ome.tif failed with "unpack requires a buffer of 4
+    bytes", recorded as b's own with nothing referred, and stayed failed after a's copy ended."""
+    (tmp_path / "tree").mkdir()
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    files = [("a.ome.tif", ids[0]), ("b.ome.tif", ids[1])]
+    for i, (name, ident) in enumerate(files):
+        tifffile.imwrite(tmp_path / "tree" / name, np.full((3, 4), 7 + i, np.uint8), description=_ome(ident, files), metadata=None)
+    whole = (tmp_path / "tree" / "a.ome.tif").read_bytes()
+    (tmp_path / "tree" / "a.ome.tif").write_bytes(whole[:6])
+    failures = {p.path: p.reason for p in _build_here(tmp_path).failures}
+    assert "a.ome.tif, of its series, holds no image tifffile reads" in failures["b.ome"], failures
+    (tmp_path / "tree" / "a.ome.tif").write_bytes(whole)
+    report = _build_here(tmp_path)
+    assert not report.failures and {p.path: p.reason for p in report.skipped} == {
+        "b.ome": "part of the ome series of 2 files published from a.ome.tif"}
+    assert {k: _planes(v) for k, v in _arrays(tmp_path / "site").items()} == {"a.ome": [7, 8]}
+
+
+def test_a_companion_linked_from_another_folder_does_not_take_the_series(tmp_path: Path) -> None:
+    """a.ome.tif a symbolic link to a file elsewhere: tifffile reads its companions beside its
+    target, where b.ome.tif is not (its plane zeros). b was skipped as a part of a's series, and
+    its plane was published nowhere; b publishes the series it reads whole."""
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    files = [("a.ome.tif", ids[0]), ("b.ome.tif", ids[1])]
+    tifffile.imwrite(tmp_path / "elsewhere" / "a.ome.tif", np.full((3, 4), 7, np.uint8), description=_ome(ids[0], files), metadata=None)
+    tifffile.imwrite(tmp_path / "tree" / "b.ome.tif", np.full((3, 4), 42, np.uint8), description=_ome(ids[1], files), metadata=None)
+    (tmp_path / "tree" / "a.ome.tif").symlink_to(tmp_path / "elsewhere" / "a.ome.tif")
+    config = {"sources": [{"path": "tree", "into": ""}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip",
+              "symlinks_outside": "allow", "build": {"processes": 0}}
+    report = build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
+    assert not report.skipped and not report.failures
+    assert {k: _planes(v) for k, v in _arrays(tmp_path / "site").items()} == {"a.ome": [7, 0], "b.ome": [7, 42]}

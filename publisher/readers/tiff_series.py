@@ -124,14 +124,15 @@ def part_early(tif: Any, stacked: bool = False) -> None:
     if tif.is_ome and not _binary_only(tif):
         names = _beside(tif, folder)
         for name in names:
-            if name >= own:
+            if name >= own or os.path.islink(folder / name):  # (a link: tifffile reads it from its target's folder, spans() decides)
                 return
             seen = _seen(folder / name)
             if seen is not None and seen.publishes(own):  # (its pages read into the series, which it reads whole too)
                 raise _part("ome", len(ome_files(tif.ome_metadata) | {own}), folder, name, names)
     elif tif.is_ndtiff:
         listed = _ndtiff_files(folder / "NDTiff.index")
-        if own in listed and (first := min(listed)) != own and (seen := _seen(folder / first)) is not None and seen.readable:
+        first = min(listed, default=own)
+        if own in listed and first != own and not os.path.islink(folder / first) and (seen := _seen(folder / first)) is not None and seen.readable:
             raise _part("ndtiff", len(listed), folder, first, ())
 
 
@@ -196,7 +197,7 @@ def _seen_cached(key: tuple[str, int, int, int]) -> _Seen:
             if not len(other.pages):
                 return _Seen(False, False, frozenset())
             xml = other.ome_metadata if other.is_ome else None
-    except (OSError, ValueError, tifffile.TiffFileError):
+    except Exception:  # noqa: BLE001 (whatever tifffile raises: a file of 6 bytes, half-copied, raised struct.error)
         return _Seen(False, False, frozenset())
     return _Seen(True, _BINARY_ONLY.search(xml or "") is not None, frozenset(ome_files(xml)))
 
@@ -234,7 +235,7 @@ def _ndtiff_files_cached(key: tuple[str, int, int, int]) -> frozenset[str]:
 
     try:
         return frozenset(entry[1] for entry in read_ndtiff_index(key[0]))
-    except (OSError, ValueError, KeyError, IndexError):  # (then the series read says what is wrong)
+    except Exception:  # noqa: BLE001 (then the series read says what is wrong)
         return frozenset()
 
 
