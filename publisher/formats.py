@@ -158,6 +158,8 @@ class BuildReport:
     #: Items (files or stacks) converted in this build, and reused unchanged from the previous release.
     converted: int = 0
     reused: int = 0
+    #: Of those converted, items that published no node (failed, skipped, or every node left out by a rule).
+    unpublished: int = 0
     #: Of those reused, items an interrupted build had finished (its journal), not the previous release.
     resumed: int = 0
     #: True when nothing changed: no release was written and the catalog still points at ``release``.
@@ -166,7 +168,7 @@ class BuildReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "release": self.release, "store": self.store, "published": self.published, "nodes": self.nodes,
-            "converted": self.converted, "reused": self.reused, "resumed": self.resumed, "unchanged": self.unchanged,
+            "converted": self.converted, "unpublished": self.unpublished, "reused": self.reused, "resumed": self.resumed, "unchanged": self.unchanged,
             "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "seconds": round(self.seconds, 3),
             **{k: [p.to_json() for p in getattr(self, k)] for k in ("warnings", "skipped", "failures")},
         }

@@ -354,3 +354,44 @@ def test_netcdf4_compound_and_vlen_strings(tmp_path: Path) -> None:
     assert table.to_dict("list") == {"pressure": [1013.2, 998.1, 1020.0], "count": [4, 7, 1]}
     assert list(zarr.open_array(published.url("stations/name"), mode="r")[...]) == ["Zürich", "Oslo", "Lima"]
     xr.testing.assert_identical(xr.open_zarr(published.url("stations/site")), xr.open_dataset(source, group="site"))
+
+
+def test_the_summary_says_which_items_published_nothing(tmp_path: Path) -> None:
+    """A good CSV, an empty one (fails), a corrupt HDF5 file (fails) and a text file (no reader):
+    the summary said "4 converted", the release holding one table. It says how many of those
+    published nothing; the JSON report counts them too."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ok.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "data" / "empty.csv").write_text("")
+    (tmp_path / "data" / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\ngarbage")
+    (tmp_path / "data" / "notes.txt").write_text("hello")
+    config = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"})
+    result = CliRunner().invoke(main, ["build", "-c", str(config)])
+    assert result.exit_code == EXIT_PARTIAL, result.output
+    assert "4 converted (3 of them published nothing:" in result.output, result.output
+    again = CliRunner().invoke(main, ["build", "-c", str(config), "--json-report", "--store", str(tmp_path / "other")])
+    report, _ = json.JSONDecoder().raw_decode(again.output, again.output.index("{"))
+    assert (report["converted"], report["unpublished"], report["reused"]) == (4, 3, 0)
+    bad = CliRunner().invoke(main, ["build", "-c", str(config), "--workers", "0"])
+    assert bad.exit_code == 2 and "Invalid value for '--workers'" in bad.output and "Traceback" not in bad.output
+
+
+def test_progress_shows_node_paths_as_they_are(tmp_path: Path) -> None:
+    """In a terminal the bar showed each node path as rich markup: a folder ``x[`` holding
+    ``y]1.csv`` (path ``x[/y]1``) raised MarkupError and the build died; ``scan[red]`` was shown
+    as ``scan`` in red."""
+    import io
+
+    from rich.console import Console
+
+    from publisher.cli.build_cmd import _Progress
+
+    shown = io.StringIO()
+    progress = _Progress(Console(file=shown, force_terminal=True, width=200))
+    with progress.progress:
+        progress("start", {"release": "r", "items": 2})
+        for path in ("x[/y]1", "scan[red]"):
+            progress("item", {"path": path})
+            progress.progress.refresh()
+            assert path in shown.getvalue()
+            progress("done", {})

@@ -306,6 +306,7 @@ class _Build:
             out, record = outcome
             rows, warnings, skipped, failures = record.entries, out.warnings, out.skipped, out.failures  # (its entries, as rows)
             self.report.converted += 1
+            self.report.unpublished += not rows
             self.report.bytes_in += out.bytes_in
             if out.recorded:  # else (a passing failure) not recorded, so it is converted again next time
                 self.records.add(record)

@@ -99,7 +99,7 @@ class _Progress:
 
         # refreshed by the build's events, not by a thread of rich's: a build forks its worker
         # processes only while it has no other thread (publisher.build.processes)
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        self.progress = Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  console=console, transient=True, disable=not console.is_terminal, auto_refresh=False)
         self.items: Any = None
         self._shown = 0.0
@@ -128,7 +128,7 @@ class _Progress:
 @click.command()
 @pipeline_option
 @click.option("--store", default=None, help="Override output.store (a folder or URL).")
-@click.option("--workers", type=int, default=None, help="Threads for compression and writing (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads for compression and writing (default: all cores).")
 @click.option("--scheduler", default=None, callback=lambda ctx, param, value: _scheduler(value), help="Convert on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N "
               "to start N worker processes here (default: build.scheduler, else this process).")
 @click.option("--json-report", is_flag=True, help="Print the build report as JSON.")
@@ -177,7 +177,8 @@ def _summary(console: Any, report: Any, as_json: bool) -> None:
     table.add_row("nodes", f"{sum(nodes.values())} ({nodes['container']} containers, {nodes['array']} arrays, {nodes['table']} tables)")
     table.add_row("bytes in / out", f"{human(report.bytes_in)} / {human(report.bytes_out)}")
     resumed = f", {report.resumed} of them finished by an interrupted build" if report.resumed else ""
-    table.add_row("items", f"{report.converted} converted, {report.reused} unchanged (reused){resumed}")
+    unpublished = f" ({report.unpublished} of them published nothing: failed or skipped, below)" if report.unpublished else ""
+    table.add_row("items", f"{report.converted} converted{unpublished}, {report.reused} unchanged (reused){resumed}")
     table.add_row("time", f"{report.seconds:.1f} s")
     table.add_row("warnings / skipped / failures", f"{len(report.warnings)} / {len(report.skipped)} / {len(report.failures)}")
     console.print(table)
