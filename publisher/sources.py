@@ -7,10 +7,8 @@ sidecar metadata files and stacks of frames.
 from __future__ import annotations
 
 import enum
-import functools
 import glob
 import itertools
-import json
 import os
 import re
 from collections import defaultdict
@@ -22,7 +20,8 @@ from typing import Any
 from .config.models import Pipeline, Source
 from .errors import ConfigError
 from .readers import Reader, detect, get_reader
-from .source_keys import no_folder, stack_key, stem_of, unique_keys
+from .sidecars import load_sidecar, sidecar_names
+from .source_keys import no_folder, stack_key, unique_keys
 from .source_walk import (
     Folder,
     Kind,
@@ -143,23 +142,6 @@ def _default_into(base: Path, base_dir: Path) -> str:
     return resolved.relative_to(base_dir).as_posix() if resolved.is_relative_to(base_dir) else base.name
 
 
-def _sidecar_names(source: Source, name: str) -> list[str]:
-    own, stem = name, stem_of(name)
-    return [n for n in (t.format(name=own, stem=stem) for t in source.sidecars) if n != own]
-
-
-def _load_sidecar(path: Path) -> dict[str, Any]:
-    from .config.loader import load_yaml
-
-    if not path.is_file():  # a named pipe there would block the plan forever
-        raise ValueError("not a regular file")
-    text = path.read_text()
-    data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"sidecar {path} holds a {type(data).__name__}, expected a mapping")
-    return data
-
-
 @dataclass
 class _Here:
     """The plan's view of one folder while the walk is in it: its files' keys and sidecars, by name."""
@@ -189,7 +171,7 @@ class _SourcePlan:
         if gone is not None:  # (else the walk would report one dangling link and the build publish the rest without it)
             raise ConfigError(f"{pipeline.line_of('sources', index)}: source path {source.path!r} is a symbolic link to {gone}, "
                               "which does not exist (a share not mounted, a disk renamed?)")
-        self._excluded_folder = functools.lru_cache(maxsize=256)(self._excluded_folder)  # type: ignore[method-assign]
+        self._folders_excluded: dict[str, bool] = {}  # (:meth:`_excluded_folder`: the walk meets folders in order)
         self._crossing = [glob_matcher(tuple(x.split("/"))) for x in source.exclude if "**" in x]
         self.skipped_folders = 0  # hidden or excluded, not walked: a source of only those plans nothing, as ever
         self.avoid = avoid
@@ -234,8 +216,19 @@ class _SourcePlan:
     def _excluded_folder(self, rel: str) -> bool:
         """Whether the folder or one above it is excluded: ``scratch``, ``scratch/*`` or ``scratch/**``
         leave out everything below it (only the files' own paths were matched: ``scratch/**`` left
-        ``scratch/deep/b.csv`` published). Cached per plan (``__init__``): the walk meets folders in order."""
-        return bool(rel) and (self._excluded(rel) or self._excluded_folder(rel.rpartition("/")[0]))
+        ``scratch/deep/b.csv`` published). Each folder asked once while its answer is kept; a loop up
+        to the nearest folder answered, not a call per level (600 levels deep: RecursionError)."""
+        cache, todo = self._folders_excluded, []
+        while rel and rel not in cache:
+            todo.append(rel)
+            rel = rel.rpartition("/")[0]
+        answer = bool(rel) and cache[rel]
+        if len(cache) > 4096:
+            cache.clear()  # (the folders above those met next are asked again: a few)
+        for folder in reversed(todo):
+            answer = answer or self._excluded(folder)
+            cache[folder] = answer
+        return answer
 
     def _visible_names(self, folder: Folder) -> list[str]:
         """The names of the folder's files :meth:`visible` keeps, its folder part decided once."""
@@ -265,7 +258,7 @@ class _SourcePlan:
         names = folder.names if any(n.endswith(self.tails) for n in folder.names) else None
         sidecars_of: dict[str, list[Path]] = {}
         if names:
-            sidecars_of = {f: [Path(folder.path, n) for n in _sidecar_names(self.source, f) if n in names] for f in files}
+            sidecars_of = {f: [Path(folder.path, n) for n in sidecar_names(self.source.sidecars, f) if n in names] for f in files}
         sidecars = {s.name for group in sidecars_of.values() for s in group}
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
@@ -322,7 +315,7 @@ class _SourcePlan:
                 if refuse:
                     continue
             try:
-                metadata.update(_load_sidecar(sidecar))
+                metadata.update(load_sidecar(sidecar))
             except Exception as exc:
                 warnings.append(f"{sidecar}: sidecar ignored: {exc}")
         if self.pattern is not None:

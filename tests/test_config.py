@@ -64,6 +64,8 @@ def test_defaults(tmp_path: Path) -> None:
         ("sources:\n  - path: a.tif\n    name_pattern: '{x:q}'\n", 3, "sources.0.name_pattern", "format spec 'q'"),
         ("sources:\n  - path: a.tif\n    name_pattern: '{}_{0}.tif'\n", 3, "sources.0.name_pattern", "unnamed field"),
         ("sources:\n  - path: a.tif\n    name_pattern: 'scan.tif'\n", 3, "sources.0.name_pattern", "has no {field}"),
+        ("sources:\n  - path: a.tif\n    sidecars: ['{nme}.json']\n", 3, "sources.0.sidecars", "names the field {nme}: use {name}"),
+        ("sources:\n  - path: a.tif\n    sidecars: ['{name']\n", 3, "sources.0.sidecars", "does not format"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:

@@ -192,9 +192,11 @@ def test_a_group_whose_name_the_store_cannot_hold_fails_its_file_alone(tmp_path:
         assert "data/good" in paths and not [p for p in paths if p.startswith("data/x")]
 
 
-def test_a_tree_deeper_than_the_recursion_limit_is_published_and_listed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exclude", [[], ["*.tmp"]], ids=["", "exclude"])
+def test_a_tree_deeper_than_the_recursion_limit_is_published_and_listed(tmp_path: Path, exclude: list[str]) -> None:
     """A file 1,100 folders down: the local store made its folders by recursion (RecursionError:
-    the file failed), and ``publish ls -r`` listed by recursion too."""
+    the file failed), and ``publish ls -r`` listed by recursion too; with an ``exclude``, whether
+    a folder above was excluded was asked by recursion (RecursionError, the build died)."""
     from click.testing import CliRunner
 
     from publisher.cli import main
@@ -206,7 +208,7 @@ def test_a_tree_deeper_than_the_recursion_limit_is_published_and_listed(tmp_path
         os.mkdir(os.path.join(folder, *parts[:i]))
     with open(os.path.join(folder, *parts, "leaf.csv"), "w") as f:
         f.write("a,b\n1,2\n")
-    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}})
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data", "exclude": exclude}], "output": {"store": str(tmp_path / "site")}})
     try:
         report = build(load_pipeline(pipeline), workers=1)
         assert report.published and not report.failures, report.failures

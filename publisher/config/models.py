@@ -167,6 +167,14 @@ class Source(_Model):
             raise ValueError(f"'into' must stay inside the catalog, got {value!r}")
         return "/".join(parts)
 
+    @field_validator("sidecars")
+    @classmethod
+    def _templates_format(cls, value: list[str]) -> list[str]:
+        from ..sidecars import check_templates
+
+        check_templates(value)
+        return value
+
     @field_validator("name_pattern")
     @classmethod
     def _pattern_parses(cls, value: str | None) -> str | None:
