@@ -357,12 +357,20 @@ def iter_plan(pipeline: Pipeline, store: str | None = None) -> Iterator[WorkItem
     avoid = folder_ids(pipeline.base_dir / url) if "://" not in url else frozenset()
     for index, source in enumerate(pipeline.sources):
         for item in _SourcePlan(pipeline, index, source, avoid).items():
-            if not item.problem and item.source.options and item.reader is not None:  # checked before anything is written
+            if not item.problem and item.source.options and _detected(item) is not None:  # checked before anything is written
                 i = item.source_index
                 if (i, item.reader.name) not in parsed:
                     parsed[(i, item.reader.name)] = item.reader.parse_options(item.source.options, lambda *loc, i=i: pipeline.line_of("sources", i, "options", *loc))
                 item.options = parsed[(i, item.reader.name)]
             yield item
+
+
+def _detected(item: WorkItem) -> type[Reader] | None:
+    """The item's reader; None for a file that cannot be opened to tell (its conversion fails it, naming why)."""
+    try:
+        return item.reader
+    except OSError:
+        return None
 
 
 def duplicate(pipeline: Pipeline, item: WorkItem, other_label: str) -> ConfigError:

@@ -119,6 +119,30 @@ def test_a_source_folder_that_cannot_be_listed_stops_the_build(tmp_path: Path) -
     assert (tmp_path / "site" / "catalog.json").read_text() == catalog
 
 
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+def test_a_file_that_cannot_be_read_is_its_own_failure_in_validate_and_with_options(tmp_path: Path, command: str) -> None:
+    """A file the build's user cannot read: ``publish validate`` died with a PermissionError's
+    traceback (it opens each file to tell its type), and so did a build whose source has reader
+    options (checked at the plan). Each names the file; the build publishes the rest."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ok.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "data" / "locked.csv").write_text("a,b\n3,4\n")
+    config = {"sources": [{"path": "data", "options": {"delimiter": ","}}], "output": {"store": str(tmp_path / "site")}, "on_error": "skip"}
+    pipeline = write_pipeline(tmp_path, config)
+    (tmp_path / "data" / "locked.csv").chmod(0)
+    try:
+        done = subprocess.run([*_without_root_powers(), sys.executable, "-m", "publisher.cli", command, "-c", str(pipeline)],
+                              capture_output=True, text=True, check=False)
+    finally:
+        (tmp_path / "data" / "locked.csv").chmod(0o644)
+    said = done.stdout + done.stderr
+    assert "Traceback" not in said, said
+    if command == "validate":
+        assert done.returncode == 0 and "failure: data/locked.csv: cannot read: Permission denied; it will be skipped" in said, said
+    else:
+        assert "cannot read data/locked.csv: Permission denied" in said and (tmp_path / "site" / "catalog.json").exists(), said
+
 _SWAP = """
 import os, sys
 from publisher.build import plan

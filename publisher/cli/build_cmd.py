@@ -42,16 +42,32 @@ def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: s
             _reach(pipeline, [t.strip() for t in (tags or "").split(",") if t.strip()], list(groups), subject)
             return
         failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
+        notes: list[str] = []
+        unreadable: list[str] = []
+        more = 0  # (a million files without a reader: the first thousand said, the rest counted)
+        for item in items:
+            try:
+                if item.reader is None:
+                    if len(notes) < 1000:
+                        notes.append(f"  note: no reader for {item.label}; it will be skipped")
+                    else:
+                        more += 1
+            except OSError as exc:  # (its type is detected from its first bytes: a build fails that item)
+                unreadable.append(f"{pipeline.unrooted(item.label)}: cannot read: {exc.strerror or exc}")
+        if more:
+            notes.append(f"  note: ... and {more} more files without a reader")
+        failures += unreadable
         if failures and pipeline.on_error == "fail":
             fail(SkyshelfError(f"{config}: {len(failures)} source paths cannot be read (on_error: fail publishes nothing):\n  " + "\n  ".join(failures)))
         click.echo(f"{config}: valid; {len(pipeline.sources)} sources, {len(pipeline.rules)} rules, {len(items)} items to publish")
-        for item in items:
-            if item.reader is None:
-                click.echo(f"  note: no reader for {item.label}; it will be skipped")
+        for note in notes:
+            click.echo(note)
         for item in problems:
             kind, reason = item.problem  # type: ignore[misc]
             click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
                        + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
+        for line in unreadable:
+            click.echo(f"  failure: {line}; it will be skipped (on_error: skip)")
     finally:
         items.close()
 
