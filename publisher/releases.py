@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from .formats import (
     Manifest,
     release_of,
 )
-from .store_lock import GC_LOCK_KEY, exclusive, exited_here
+from .store_lock import GC_LOCK_KEY, exclusive, exited_here, heartbeat, here
 from .stores import Store
 
 RETIRED = "retired.json"
@@ -66,7 +64,7 @@ class Release:
         """An unfinished release whose build refreshed its marker recently: it is being written."""
         if self.catalog is not None or not self.building or exited_here(self.building):  # (a build killed on this host)
             return False
-        return (now if now is not None else time.time()) - float(self.building.get("heartbeat", 0)) < abandoned_after
+        return (now if now is not None else time.time()) - heartbeat(self.building) < abandoned_after
 
     @property
     def state(self) -> str:
@@ -82,8 +80,7 @@ class Release:
 def building_marker(base: str | None) -> bytes:
     """The in-progress marker of a build: when it started and last ran, and whose data it reuses."""
     now = time.time()
-    return json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now, "base": base,
-                       "host": socket.gethostname(), "pid": os.getpid()}).encode()
+    return json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now, "base": base, **here()}).encode()
 
 
 def _read_json(store: Store, key: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ The lock is the store's own atomic primitive:
   refreshed with ``If-Match`` on its own ETag while the build runs. A lock whose holder stopped
   refreshing it for ``stale_after`` seconds (a killed client) is taken over with ``If-Match`` on
   the stale ETag, so of two builds that find it stale only one gets it (at once when its holder
-  ran on this host and has exited); and the holder refreshes
+  ran on this host, in this PID namespace, and has exited); and the holder refreshes
   it right before switching the catalog, which proves nobody took it over (a takeover needs
   ``stale_after`` seconds of silence from that moment on).
 """
@@ -20,6 +20,7 @@ The lock is the store's own atomic primitive:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -59,8 +60,32 @@ def holder(what: str) -> dict[str, Any]:
     import secrets
 
     now = time.time()
-    return {"what": what, "token": secrets.token_hex(8), "host": socket.gethostname(), "pid": os.getpid(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now}
+    return {"what": what, "token": secrets.token_hex(8), **here(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "heartbeat": now}
+
+
+def here() -> dict[str, Any]:
+    """This process as a lock (or a build's in-progress marker) names it: its host, its pid, and
+    where that pid means this process (``pids``: the kernel's boot and its PID namespace; a
+    container sharing the host's name has its own pids, so a live build's pid looked dead there)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pids": _pid_space()}
+
+
+@functools.cache
+def _pid_space() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            return f"{boot.read().strip()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:  # (not Linux: one PID space per host)
+        return None
+
+
+def heartbeat(doc: dict[str, Any] | None) -> float:
+    """When a lock or marker was last refreshed (0: never, or not a number: taken for stale, not a traceback)."""
+    try:
+        return float((doc or {}).get("heartbeat", 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _described(doc: dict[str, Any] | None) -> str:
@@ -82,8 +107,8 @@ def _busy(store: Store, doc: dict[str, Any] | None, key: str = LOCK_KEY) -> Stor
 def exited_here(doc: dict[str, Any] | None) -> bool:
     """Whether a lock's holder (or a build's in-progress marker) ran on this host and has exited (a
     killed build here: no need to wait for its lock, or its marker, to go stale)."""
-    if not doc or doc.get("host") != socket.gethostname() or not isinstance(doc.get("pid"), int):
-        return False
+    if not doc or doc.get("host") != socket.gethostname() or not isinstance(doc.get("pid"), int) or doc.get("pids") != _pid_space():
+        return False  # (another host, or another PID space of this one: whether its pid runs cannot be told from here)
     try:
         os.kill(doc["pid"], 0)
     except ProcessLookupError:
@@ -189,7 +214,7 @@ class _ObjectLock(Held):
         else:
             data, theirs = found
             doc = _parse(data)
-            age = time.time() - float((doc or {}).get("heartbeat", 0))
+            age = time.time() - heartbeat(doc)
             if age < self.stale_after and not exited_here(doc):
                 raise _busy(self.store, doc, self.key)
             etag = self.store.put_if(self.key, json.dumps(self.doc).encode(), theirs)

@@ -215,6 +215,43 @@ def test_a_dead_holder_here_frees_the_lock_at_once(kind: str, servers: Callable[
             pass
 
 
+def test_a_live_holder_in_another_pid_namespace_keeps_the_lock(servers: Callable[[str], S3Server], tmp_path: Path) -> None:
+    """A build in a container sharing the host's name (docker --network host, Kubernetes
+    hostNetwork: its own PID namespace) found the holder's pid not running there, took it for a
+    build killed on this host and took the live build's lock at once: two builds held it."""
+    import shutil
+
+    server = servers("moto")
+    store = Store(f"s3://locks/pidns-{tmp_path.name}", **server.storage_options())
+    code = ("import sys; from publisher.stores import Store; from publisher.store_lock import exclusive, StoreBusy\n"
+            f"store = Store({store.url!r}, **{server.storage_options()!r})\n"
+            "try:\n    exclusive(store, 'contained build').__enter__()\n    print('took it')\n"
+            "except StoreBusy as exc:\n    print('busy:', exc)\n")
+    unshare = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]
+    if shutil.which("unshare") is None or subprocess.run([*unshare, "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("no unshare(1), or this machine does not let it make a PID namespace")
+    with exclusive(store, "live build"):
+        done = subprocess.run([*unshare, sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=os.getcwd(),
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert done.stdout.startswith("busy: ") and "live build (pid" in done.stdout, done.stdout + done.stderr
+    with exclusive(store, "next build"):
+        pass
+
+
+@pytest.mark.parametrize("heartbeat", ["2026-12-07T04:00:00Z", None, [1]])
+def test_a_lock_or_marker_whose_heartbeat_is_not_a_number_is_stale(servers: Callable[[str], S3Server], tmp_path: Path, heartbeat: object) -> None:
+    """A damaged lock object (its heartbeat a date, null): every build failed with a TypeError's
+    traceback until someone deleted it; ``publish releases`` and gc too, for such a marker."""
+    from publisher.releases import Release
+
+    server = servers("moto")
+    store = Store(f"s3://locks/beat-{tmp_path.name}", **server.storage_options())
+    store.write_bytes(LOCK_KEY, json.dumps({"what": "old build", "host": "elsewhere", "pid": 1, "heartbeat": heartbeat}).encode())
+    with exclusive(store, "next build"):  # taken over as stale
+        assert json.loads(store.read_bytes(LOCK_KEY))["what"] == "next build"
+    assert not Release("20260101T000000Z-aaaaaa", False, None, building={"heartbeat": heartbeat, "host": "elsewhere", "pid": 1}).alive()
+
+
 def test_a_build_whose_lock_was_taken_over_does_not_switch(servers: Callable[[str], S3Server], tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock goes stale while a build converts (its refreshes stopped) and another process takes
