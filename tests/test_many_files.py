@@ -97,6 +97,33 @@ def test_the_walk_lists_one_folder_at_a_time(tmp_path: Path) -> None:
     assert "run0002/scan_late" in rest and len(rest) == 30
 
 
+def test_stacks_are_planned_as_the_walk_leaves_their_folder(tmp_path: Path) -> None:
+    """A source's stacks were held, every frame's path, until its walk ended: 770 B a frame, a
+    source of a million frames 770 MB. A stack's frames are files of one folder: it is planned once
+    the walk leaves it, and the plan holds one folder's frames at a time."""
+    import tracemalloc
+
+    for run in range(400):
+        folder = tmp_path / "src" / f"run{run:04d}"
+        folder.mkdir(parents=True)
+        for z in range(10):
+            (folder / f"f_{z:03d}.npy").write_bytes(b"")
+    config = {"sources": [{"path": str(tmp_path / "src"), "into": "", "name_pattern": "f_{z:d}.npy", "stack": "z"}]}
+    pipeline = load_pipeline(write_pipeline(tmp_path, config))
+    items = iter_plan(pipeline)
+    first = next(items)
+    assert first.node_path == "run0000/f" and len(first.paths) == 10
+    (tmp_path / "src" / "run0399" / "f_010.npy").write_bytes(b"")  # a frame arriving in a folder not walked yet: planned
+    tracemalloc.start()
+    try:
+        rest = list(items)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(rest) == 399 and len(rest[-1].paths) == 11
+    assert peak < 1_000_000 + 400 * 2_000, peak  # (the items themselves, a list here; 4,000 frames held were ~3 MB more)
+
+
 def test_a_clash_among_many_items_names_both(tmp_path: Path) -> None:
     """Two items at one node path, past the item table's first batch: the plan's error, naming both
     files, and nothing written."""
