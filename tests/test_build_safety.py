@@ -563,6 +563,34 @@ def test_a_file_that_grows_while_it_is_converted_is_converted_again(tmp_path: Pa
     assert build(pipeline, workers=1).unchanged
 
 
+def test_a_small_file_rewritten_while_it_is_converted_is_said_and_converted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small file is hashed before its conversion; rewritten meanwhile, its record kept the hash
+    of before and the build said nothing (the next build converted it again, as its times had
+    moved). It is said, as for a big file hashed beside its conversion, and recorded with no hash."""
+    from publisher.build import convert
+
+    original, rewritten = convert.Converter.convert, threading.Event()
+
+    def convert_then_rewrite(self: convert.Converter, item: Any) -> Any:
+        out = original(self, item)
+        if item.paths[0].name == "log.csv" and not rewritten.is_set():
+            (item.paths[0]).write_text("t,v\n1,11\n2,22\n")  # the same size, other values
+            rewritten.set()
+        return out
+
+    monkeypatch.setattr(convert.Converter, "convert", convert_then_rewrite)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "log.csv").write_text("t,v\n1,10\n2,20\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": str(tmp_path / "site")},
+                                                       "build": {"processes": 0}}))
+    first = build(pipeline, workers=1)
+    said = "src/log.csv changed while it was read (its size or times moved): published as it was read; the next build converts it again"
+    assert [w.reason for w in first.warnings] == [said]
+    second = build(pipeline, workers=1)
+    assert (second.converted, second.warnings) == (1, [])
+    assert build(pipeline, workers=1).unchanged
+
+
 @pytest.mark.parametrize("swapped", ["file", "folder"])
 def test_a_file_swapped_for_an_outside_link_after_the_plan_is_not_read(tmp_path: Path, swapped: str) -> None:
     """With ``symlinks_outside: refuse`` the plan refuses links leaving the source folder, but a

@@ -42,13 +42,25 @@ class Fingerprint:
     before: list[tuple[Path, os.stat_result]] = field(default_factory=list)
     #: The files that changed while the conversion read them (as shown), known after :meth:`records`.
     changed: list[str] = field(default_factory=list)
+    #: Files hashed before the conversion: their paths (their records hold their stat of then).
+    paths: list[Path] = field(default_factory=list)
 
     def records(self) -> list[FileRecord]:
         """The files' records, once the conversion is over. A big file hashed beside the conversion
         that changed meanwhile (a detector still appending) is recorded as it was before, with no
         hash: the next build converts it again. (Its record took the stat and hash the hashing saw:
-        when that came after the change, the next build reused what had been read before it.)"""
+        when that came after the change, the next build reused what had been read before it.) A
+        file hashed before that changed meanwhile, the same (it was converted again next build, but
+        said nothing: what was published may be neither its old bytes nor its new ones)."""
         if not isinstance(self.files, Future):
+            for i, (path, record) in enumerate(zip(self.paths, self.files, strict=True)):
+                try:
+                    moved = not same_stat(record, os.stat(path))
+                except OSError:
+                    moved = True
+                if moved:
+                    self.files[i] = replace(record, hash=None)
+                    self.changed.append(record.path)
             return self.files
         records = self.files.result()
         for i, ((path, was), record) in enumerate(zip(self.before, records, strict=True)):
@@ -215,7 +227,7 @@ class Planner:
         else:  # surely changed: hash (for the next build) while converting
             before = [(p, os.stat(p)) for p in item.paths]
             return Fingerprint(settings, metadata, pool.submit(lambda: [file_record(p, shown(p)) for p in item.paths]), before)
-        return Fingerprint(settings, metadata, files)
+        return Fingerprint(settings, metadata, files, paths=item.paths)
 
     def catalog_settings(self) -> str:
         """What the whole catalog depends on, and the readers installed (:meth:`read_now`)."""
