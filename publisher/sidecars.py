@@ -11,22 +11,6 @@ from typing import Any
 
 from .source_keys import stem_of
 
-#: The fields a sidecar template may name.
-FIELDS = ("name", "stem")
-
-
-def check_templates(templates: Iterable[str]) -> None:
-    """A ValueError naming a template that does not format with :data:`FIELDS` (``{nme}.json`` was
-    accepted, then raised KeyError at the first folder holding a .json file)."""
-    for template in templates:
-        try:
-            template.format(name="x", stem="x")
-        except (KeyError, IndexError, AttributeError) as exc:
-            raise ValueError(f"sidecar template {template!r} names the field {{{exc.args[0] if exc.args else ''}}}: "
-                             "use {name} (the file's name) or {stem} (without its suffix)") from None
-        except ValueError as exc:
-            raise ValueError(f"sidecar template {template!r} does not format: {exc} (a brace is written {{{{ or }}}})") from None
-
 
 def sidecar_names(templates: Iterable[str], name: str) -> list[str]:
     """The sidecar names the templates give for a file called ``name`` (itself excepted)."""

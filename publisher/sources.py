@@ -377,11 +377,13 @@ def _detected(item: WorkItem) -> type[Reader] | None:
 
 
 def duplicate(pipeline: Pipeline, item: WorkItem, other_label: str) -> ConfigError:
-    """The error of two items published at one node path."""
-    return ConfigError(
-        f"{pipeline.line_of('sources', item.source_index)}: {pipeline.unrooted(item.label)} and {pipeline.unrooted(other_label)} would both be published "
-        f"at {item.node_path!r}; give one source a different 'into' (or, within one source, leave one file out with 'exclude')"
-    )
+    """The error of two items published at one node path (or of one file two sources match)."""
+    where, label, other = pipeline.line_of("sources", item.source_index), pipeline.unrooted(item.label), pipeline.unrooted(other_label)
+    if label == other:
+        return ConfigError(f"{where}: {label} is matched by this source and an earlier one, both publishing it at {item.node_path!r}: "
+                           "leave it out of one ('exclude'), or give one a different 'into'")
+    return ConfigError(f"{where}: {label} and {other} would both be published at {item.node_path!r}; give one source a different 'into' "
+                       "(or, within one source, leave one file out with 'exclude')")
 
 
 def plan(pipeline: Pipeline) -> list[WorkItem]:

@@ -53,7 +53,7 @@ def test_the_output_store_inside_a_source_folder_is_not_walked(tmp_path: Path) -
     assert "more/up/x" in paths  # the folder above, through the link: its files, not the store
 
 
-@pytest.mark.parametrize("case", ["into-a-file", "into-a-table", "stack-beside-its-folder"])
+@pytest.mark.parametrize("case", ["into-a-file", "into-a-table", "stack-beside-its-folder", "one-file-two-sources"])
 def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None:
     """Clashes the plan cannot see (it compares items' top paths): the second node replaced the
     first in the index (or went inside a table, where no client lists it), its data written but
@@ -74,6 +74,11 @@ def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None
         (tree / "c" / "x.csv").write_text("a,b\n3,4\n")
         sources = [{"path": "tree/a", "into": "top"}, {"path": "tree/c", "into": "top/x"}]
         said = "node path 'top/x/x' is inside the table 'top/x' (from tree/a/x.csv)"
+    elif case == "one-file-two-sources":  # tree and tree/a both match tree/a/x.csv (it was named twice: "x.csv and x.csv")
+        (tree / "a").mkdir(parents=True)
+        (tree / "a" / "x.csv").write_text("a,b\n1,2\n")
+        sources = [{"path": "tree", "into": ""}, {"path": "tree/a", "into": "a"}]
+        said = "pipeline.yml:4: tree/a/x.csv is matched by this source and an earlier one, both publishing it at 'a/x': leave it out of one"
     else:  # img_000..002.tif stacked as data/img, beside the folder data/img
         (tree / "data" / "img").mkdir(parents=True)
         for i in range(3):

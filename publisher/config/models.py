@@ -170,9 +170,16 @@ class Source(_Model):
     @field_validator("sidecars")
     @classmethod
     def _templates_format(cls, value: list[str]) -> list[str]:
-        from ..sidecars import check_templates
-
-        check_templates(value)
+        """Each template formats with {name} and {stem} (``{nme}.json`` was accepted, then raised
+        KeyError at the first folder holding a .json file: publisher/sidecars.py)."""
+        for template in value:
+            try:
+                template.format(name="x", stem="x")
+            except (KeyError, IndexError, AttributeError) as exc:
+                raise ValueError(f"sidecar template {template!r} names the field {{{exc.args[0] if exc.args else ''}}}: "
+                                 "use {name} (the file's name) or {stem} (without its suffix)") from None
+            except ValueError as exc:
+                raise ValueError(f"sidecar template {template!r} does not format: {exc} (a brace is written {{{{ or }}}})") from None
         return value
 
     @field_validator("name_pattern")
