@@ -75,7 +75,8 @@ class Job:
     local: bool = False
 
     def open(self) -> tuple[Converter, Planner]:
-        """This worker's state for the build (its first task): a worker of another version converts nothing."""
+        """This worker's state for the build (its first task): one of another version, without a reader
+        the client has, or (off the build's machine) not seeing the sources or store is refused."""
         if self.version != installed_version():
             raise WorkerRefused(f"{_here()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
                               "on both (a worker that joined the cluster after the build checked its workers?). Nothing was published")
