@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -81,11 +82,12 @@ def _pid_space() -> str | None:
 
 
 def heartbeat(doc: dict[str, Any] | None) -> float:
-    """When a lock or marker was last refreshed (0: never, or not a number: taken for stale, not a traceback)."""
+    """When a lock or marker was last refreshed (0: never, or not a finite number: taken for stale, not a traceback)."""
     try:
-        return float((doc or {}).get("heartbeat", 0))
-    except (TypeError, ValueError):
+        beat = float((doc or {}).get("heartbeat", 0))
+    except (TypeError, ValueError, OverflowError):
         return 0.0
+    return beat if math.isfinite(beat) else 0.0
 
 
 def _described(doc: dict[str, Any] | None) -> str:

@@ -66,6 +66,7 @@ def test_defaults(tmp_path: Path) -> None:
         ("sources:\n  - path: a.tif\n    name_pattern: 'scan.tif'\n", 3, "sources.0.name_pattern", "has no {field}"),
         ("sources:\n  - path: a.tif\n    sidecars: ['{nme}.json']\n", 3, "sources.0.sidecars", "names the field {nme}: use {name}"),
         ("sources:\n  - path: a.tif\n    sidecars: ['{name']\n", 3, "sources.0.sidecars", "does not format"),
+        ("sources:\n  - path: a.tif\n    sidecars: ['{name[a]}.json']\n", 3, "sources.0.sidecars", "names the field"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:

@@ -238,7 +238,7 @@ def test_a_live_holder_in_another_pid_namespace_keeps_the_lock(servers: Callable
         pass
 
 
-@pytest.mark.parametrize("heartbeat", ["2026-12-07T04:00:00Z", None, [1]])
+@pytest.mark.parametrize("heartbeat", ["2026-12-07T04:00:00Z", None, [1], "Infinity", 10**400])
 def test_a_lock_or_marker_whose_heartbeat_is_not_a_number_is_stale(servers: Callable[[str], S3Server], tmp_path: Path, heartbeat: object) -> None:
     """A damaged lock object (its heartbeat a date, null): every build failed with a TypeError's
     traceback until someone deleted it; ``publish releases`` and gc too, for such a marker."""

@@ -175,7 +175,7 @@ class Source(_Model):
         for template in value:
             try:
                 template.format(name="x", stem="x")
-            except (KeyError, IndexError, AttributeError) as exc:
+            except (KeyError, IndexError, AttributeError, TypeError) as exc:  # ({name[a]}: TypeError, which pydantic lets through)
                 raise ValueError(f"sidecar template {template!r} names the field {{{exc.args[0] if exc.args else ''}}}: "
                                  "use {name} (the file's name) or {stem} (without its suffix)") from None
             except ValueError as exc:
