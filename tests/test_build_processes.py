@@ -493,3 +493,23 @@ def test_workers_that_cannot_start_say_why(tmp_path: Path) -> None:
     assert "ClusterLost: the build's worker processes could not start" in done.stderr, done.stderr[-3000:]
     assert "guard its code with `if __name__ == '__main__':`" in done.stderr
     assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_workers_from_a_fork_server_are_as_many_as_asked() -> None:
+    """From a process with threads the workers start from a fork server, each when a task finds
+    none idle: a worker fast to start answered two of the start's tasks, and the build ran on
+    fewer processes than asked (2 of 3, in 3 of 8 starts)."""
+    from publisher.build import processes
+
+    stop = threading.Event()
+    waiting = threading.Thread(target=stop.wait, daemon=True)  # (a thread: the fork server is used)
+    waiting.start()
+    try:
+        for _ in range(6):
+            pool = processes.start(3)
+            try:
+                assert len(pool._processes) == 3  # type: ignore[attr-defined]
+            finally:
+                pool.shutdown()
+    finally:
+        stop.set()

@@ -57,9 +57,24 @@ def start(count: int) -> ProcessPoolExecutor:
     # the environment as it is now: a fork server started by an earlier build kept the one of then
     # (credentials a notebook set since, SKYSHELF_* settings), and its children would inherit that
     pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start, initargs=(dict(os.environ), os.getpid()))
-    for done in [pool.submit(os.getpid) for _ in range(count)]:
-        done.result()  # every worker up: a fork happens here, before this process starts its threads
+    if context.get_start_method() == "fork":
+        for done in [pool.submit(os.getpid) for _ in range(count)]:
+            done.result()  # every worker up (all forked at the first task): before this process starts its threads
+        return pool
+    # from a fork server, a worker starts when a task finds none idle: one fast to start answered
+    # two of these tasks, and the build ran on fewer processes than asked (3 of 8 starts: 2 of 3)
+    pids: set[int] = set()
+    for _ in range(10):
+        pids |= {done.result() for done in [pool.submit(_pid_after, 0.05) for _ in range(count)]}
+        if len(pids) >= count:
+            break
     return pool
+
+
+def _pid_after(seconds: float) -> int:
+    """A worker's pid, after holding it ``seconds`` (busy: the next task starts another worker)."""
+    time.sleep(seconds)
+    return os.getpid()
 
 
 class Workers:
