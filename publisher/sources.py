@@ -22,17 +22,7 @@ from .errors import ConfigError
 from .readers import Reader, detect, get_reader
 from .sidecars import load_sidecar, sidecar_names
 from .source_keys import no_folder, stack_key, unique_keys
-from .source_walk import (
-    Folder,
-    Kind,
-    Policy,
-    WalkProblem,
-    folder_ids,
-    glob_matcher,
-    outside_target,
-    unlistable,
-    walk,
-)
+from .source_walk import Folder, Kind, Policy, WalkProblem, folder_ids, glob_matcher, outside_target, unlistable, walk
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -151,6 +141,8 @@ class _Here:
     sidecars: set[str]
     path: Path
     node_folder: str  #: its node path (the source's ``into`` and the folder below the base)
+    #: With ``stack:``, each file's name_pattern match, made once for the stacks' keys (:meth:`_SourcePlan.matches`)
+    matches: dict[str, Any]
 
     def child(self, name: str) -> Path:
         """The folder's file ``name`` as a Path, without parsing the folder's path again: pathlib's
@@ -263,18 +255,19 @@ class _SourcePlan:
         sidecars = {s.name for group in sidecars_of.values() for s in group}
         files = [f for f in files if f not in sidecars]
         subfolders = set(folder.folders)
+        matches = self.matches(folder.path, files)
+        stack_keys = {stack_key(name, match.spans, self.source.stack) for name, match in matches.items() if match is not None}  # type: ignore[arg-type]
         keys = unique_keys(files, (lambda stem: any(name in subfolders and self.publishes(f"{folder.path}/{name}") for name in (stem, stem + ".parquet")))
-                            if subfolders else no_folder, self._stack_keys(folder.path, files))  # (a folder scan.parquet/'s data under data/scan.parquet/, scan.csv's at data/scan.parquet)
+                            if subfolders else no_folder, stack_keys)  # (a folder scan.parquet/'s data under data/scan.parquet/, scan.csv's at data/scan.parquet)
         rel = folder.path[self.cut:]
-        self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path), "/".join(p for p in (self.into, rel) if p))
+        self.here[folder.path] = _Here(keys, sidecars_of, sidecars, Path(folder.path), "/".join(p for p in (self.into, rel) if p), matches)
 
-    def _stack_keys(self, folder: str, files: list[str]) -> set[str]:
-        """The keys of the stacks a folder's files make (``stack:``): no other file of it takes one."""
+    def matches(self, folder: str, files: list[str]) -> dict[str, Any]:
+        """With ``stack:``, each file's name_pattern match (None: none), parsed once: the stacks' keys and the frames' fields."""
         if self.pattern is None or self.source.stack is None:
-            return set()
+            return {}
         whole = "/" in self.source.name_pattern  # type: ignore[operator]
-        matches = ((name, self.pattern.parse(f"{folder}/{name}"[self.cut:] if whole else name)) for name in files)
-        return {stack_key(name, match.spans, self.source.stack) for name, match in matches if match is not None}
+        return {name: self.pattern.parse(f"{folder}/{name}"[self.cut:] if whole else name) for name in files}
 
     def items(self) -> Iterator[WorkItem]:
         found = 0
@@ -322,7 +315,7 @@ class _SourcePlan:
             except Exception as exc:
                 warnings.append(f"{sidecar}: sidecar ignored: {exc}")
         if self.pattern is not None:
-            match = self.pattern.parse(rel if "/" in source.name_pattern else name)  # type: ignore[operator]
+            match = here.matches[name] if here.matches else self.pattern.parse(rel if "/" in source.name_pattern else name)  # type: ignore[operator]
             if match is None:
                 warnings.append(f"{f}: file name does not match name_pattern {source.name_pattern!r}")
             else:

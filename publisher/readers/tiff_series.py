@@ -99,7 +99,7 @@ def spans(tif: Any, series: Any, stacked: bool = False) -> set[Path]:
                           "a file of another acquisition copied into this one's folder?")
 
     def publishes(name: str, parent: Any) -> bool:  # (asked in name order, up to the first: its own file first, once)
-        return name == own or (not _binary_only(parent) and (not tif.is_ome or own in ome_files(parent.ome_metadata)))
+        return name == own or (_Seen.of(parent).publishes(own) if tif.is_ome else not _binary_only(parent))
 
     beside = sorted(((name, parent) for (where, name), parent in holders.items() if where == here), key=lambda pair: pair[0])
     first = next((name for name, parent in beside if publishes(name, parent)), own)
@@ -180,6 +180,14 @@ class _Seen:
         """Whether it reads as the whole OME series file ``own`` belongs to (and so publishes it)."""
         return self.readable and not self.binary_only and own in self.names
 
+    @classmethod
+    def of(cls, tif: Any) -> _Seen:
+        """What an open TiffFile is."""
+        if not len(tif.pages):
+            return cls(False, False, frozenset())
+        xml = tif.ome_metadata if tif.is_ome else None
+        return cls(True, _BINARY_ONLY.search(xml or "") is not None, frozenset(ome_files(xml)))
+
 
 def _seen(path: Path) -> _Seen | None:
     """:class:`_Seen` of a file, kept per process by its stat; None when not there (or not a
@@ -194,12 +202,9 @@ def _seen_cached(key: tuple[str, int, int, int]) -> _Seen:
 
     try:
         with tifffile.TiffFile(key[0]) as other:
-            if not len(other.pages):
-                return _Seen(False, False, frozenset())
-            xml = other.ome_metadata if other.is_ome else None
+            return _Seen.of(other)
     except Exception:  # noqa: BLE001 (whatever tifffile raises: a file of 6 bytes, half-copied, raised struct.error)
         return _Seen(False, False, frozenset())
-    return _Seen(True, _BINARY_ONLY.search(xml or "") is not None, frozenset(ome_files(xml)))
 
 
 #: What a file of a series must be named to be asked whether tifffile can read it.
