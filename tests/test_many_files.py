@@ -246,6 +246,21 @@ def test_a_no_change_rebuild_reports_what_the_full_build_did(demo_dir: Path, tmp
     assert build(pipeline).nodes == first.nodes
 
 
+def test_a_no_change_rebuild_of_items_that_all_failed_counts_the_root(tmp_path: Path) -> None:
+    """With on_error: skip and every file failing, the release holds the root alone; a no-change
+    rebuild reports that root as the build did (it reported no node at all)."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.tif").write_bytes(b"II*\0garbage")
+    (src / "sub" / "b.tif").write_bytes(b"II*\0junk")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "on_error": "skip",
+                                                       "output": {"store": str(tmp_path / "store")}}))
+    first = build(pipeline)
+    assert first.published and len(first.failures) == 2 and {k: v for k, v in first.nodes.items() if v} == {"container": 1}
+    again = build(pipeline)
+    assert again.unchanged and len(again.failures) == 2 and again.nodes == first.nodes
+
+
 def test_a_record_matches_as_text_only_when_its_fields_are_the_items(tmp_path: Path) -> None:
     """:func:`unchanged_text` finds where a record's index rows start when it begins as the item's
     unchanged record would (any hash, or none), and -1 for any field that differs, a file more or

@@ -327,6 +327,7 @@ class _Build:
         discard(self.store, self.prefix, self.in_progress, self.roots())  # at most the in-progress marker
         previous = self.planner.previous
         assert previous is not None
+        self.tree.ensure_folders("x")  # the root, as a build counts it (when no item published a node, no item's folders did)
         for family, count in (deferred.nodes if previous.nodes is None else previous.nodes).items():  # every record's
             self.report.nodes[family] = self.report.nodes.get(family, 0) + count  # (the folders are counted already)
         self.report.warnings += deferred.warnings
