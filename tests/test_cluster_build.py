@@ -194,6 +194,24 @@ def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.output
 
 
+def test_a_dashboard_link_template_dask_cannot_fill(tmp_path: Path) -> None:
+    """Dask's ``distributed.dashboard.link`` naming a variable not set (JupyterHub's, outside it)
+    only leaves the link out, saying why (the build died of Client.dashboard_link's KeyError); one
+    that is no template at all stops a local cluster's start with the setting named, not Dask's
+    traceback."""
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
+    with dask.config.set({"distributed.dashboard.link": "{SKYSHELF_NOT_SET_HERE}/proxy/{port}/status"}):
+        result = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "local:1"])
+    assert result.exit_code == 0, result.output
+    assert "names {SKYSHELF_NOT_SET_HERE}, which is not set in the environment" in " ".join(result.output.split())
+    with dask.config.set({"distributed.dashboard.link": "{port"}):
+        bad = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "local:1"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert "distributed.dashboard.link ('{port') is not a template it can fill" in " ".join(bad.output.split())
+
+
 @pytest.mark.parametrize("scheduler", ["local:0", "tcp://127.0.0.1", "inproc://foo", "tcp://"])
 def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path, scheduler: str) -> None:
     """Addresses no client can use (no port; inproc://, which is another process's memory) are

@@ -37,7 +37,7 @@ from . import processes
 from .check import IncompleteRelease
 from .cluster import ClusterItems, Handle, Job, check_data
 from .convert import Converter, ItemResult
-from .dask_client import Capacity, check_reach, connect, dask_tasks
+from .dask_client import Capacity, check_reach, connect, dashboard_link, dask_tasks
 from .items import ItemTable
 from .journal import Journal, drop_lost
 from .manifests import RecordSpill
@@ -96,7 +96,7 @@ class _Build:
         check_reach(client, job)
         self.capacity = Capacity(client)
         self.grow(self.capacity.slots)
-        self.progress("cluster", {"dashboard": client.dashboard_link, "workers": len(client.nthreads())})
+        self.progress("cluster", {"dashboard": dashboard_link(client), "workers": len(client.nthreads())})
 
     def grow(self, slots: int) -> None:
         """Tasks the cluster runs at once: as many batches in flight, four each."""

@@ -79,6 +79,8 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
     except ImportError:
         raise ConfigError("building on a Dask cluster needs the distributed package: pip install 'skyshelf[cluster]'") from None
     if scheduler.startswith("local:"):
+        if (problem := _unfillable_link()) is not None:  # (Dask's scheduler fails to start on it, after a traceback)
+            raise ConfigError(f"cannot start a local Dask cluster: {problem}")
         with LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
                           host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
             yield client
@@ -97,6 +99,44 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
     with client:
         check_workers(client, scheduler)
         yield client
+
+
+def dashboard_link(client: Client) -> str:
+    """The dashboard's address as Dask forms it from ``distributed.dashboard.link``, or why it
+    shows none. ``Client.dashboard_link`` raises KeyError for a template naming an environment
+    variable that is not set (JupyterHub's ``{JUPYTERHUB_SERVICE_PREFIX}`` outside JupyterHub) and
+    for a scheduler serving no dashboard: the build died of a link it only prints."""
+    template = _link_template()
+    try:
+        link = client.dashboard_link
+    except KeyError as exc:
+        name = str(exc.args[0]) if exc.args else ""
+        if "{" + name not in template:
+            return "none (the scheduler serves no dashboard)"
+        return f"not shown: its template (distributed.dashboard.link: {template!r}) names {{{name}}}, which is not set in the environment"
+    except (IndexError, ValueError, AttributeError) as exc:
+        return f"not shown: its template (distributed.dashboard.link: {template!r}) cannot be filled ({exc})"
+    return str(link) if link else "none (the scheduler serves no dashboard)"
+
+
+def _link_template() -> str:
+    import dask
+
+    return str(dask.config.get("distributed.dashboard.link", ""))
+
+
+def _unfillable_link() -> str | None:
+    """What is wrong with ``distributed.dashboard.link`` when it is no template at all (``{port``);
+    None for one Dask can fill, or one naming a variable not set (Dask warns and goes on)."""
+    template = _link_template()
+    try:
+        template.format(**{**os.environ, "scheme": "http", "host": "127.0.0.1", "port": 8787})
+    except KeyError:
+        return None
+    except (IndexError, ValueError, AttributeError) as exc:
+        return (f"Dask's setting distributed.dashboard.link ({template!r}) is not a template it can fill ({exc}); mend it where it is "
+                "set (DASK_DISTRIBUTED__DASHBOARD__LINK, or a YAML file in ~/.config/dask)")
+    return None
 
 
 def check_workers(client: Client, scheduler: str) -> None:
