@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,7 +148,12 @@ def switch(store: Store, public: dict[str, Any], full: dict[str, Any] | None) ->
     store.write_bytes(PRIVATE_CATALOG_KEY, json.dumps(full if full is not None else public, indent=1).encode(), atomic=True)
     store.write_bytes(CATALOG_KEY, json.dumps(public, indent=1).encode(), atomic=True)
     if full is None:
-        store.delete_prefix(PRIVATE_CATALOG_KEY)
+        try:
+            store.delete_prefix(PRIVATE_CATALOG_KEY)
+        except (OSError, NotFound) as exc:  # switched all the same: the next build or rollback removes it (finish_switch)
+            logging.getLogger("skyshelf.build").warning(
+                "release %s is published; the switch's own note %s stays, as the store would not delete it (%s)",
+                public.get("release"), PRIVATE_CATALOG_KEY, exc)
 
 
 def finish_switch(store: Store) -> str | None:
@@ -161,8 +167,11 @@ def finish_switch(store: Store) -> str | None:
     release = str(intent.get("release"))
     public, full = _read_json(store, f"releases/{release}/{CATALOG_KEY}"), _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
     current = _read_json(store, CATALOG_KEY)
-    if current is not None and current.get("release") == release and full is not None:
-        return None  # as a switch leaves it
+    if current is not None and current.get("release") == release:
+        if full is None:  # switched, but the store would not delete the note then: it alone goes
+            with contextlib.suppress(FileNotFoundError, NotFound):
+                store.delete_prefix(PRIVATE_CATALOG_KEY)
+        return None  # (with a full view: as a switch leaves it)
     if public is None:  # (gone: the switch cannot be finished; the catalog's release stands, whole)
         if current is None:
             return None

@@ -38,7 +38,7 @@ BACKENDS = ["", "obstore", "boto3"]  # "": s3fs, the build's and publish serve's
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with moto_server(tmp_path_factory.mktemp("moto-faults")) as server:
-        for bucket in ("faults", "clean", "faulty", "failing"):
+        for bucket in ("faults", "clean", "faulty", "failing", "switched"):
             server.create_bucket(bucket)
         yield server
 
@@ -178,6 +178,43 @@ def test_a_build_the_store_keeps_failing_publishes_nothing_and_says_so(s3: S3Ser
         again = build(load_pipeline(pipeline))  # once the store is back (here: no start-up), the next build publishes
         assert again.published and json.loads(Store("s3://failing/x").read_bytes("catalog.json"))["release"] == again.release
     assert again.release != json.loads(before)["release"]
+
+
+def test_a_store_failing_right_after_the_switch_leaves_the_build_published(s3: S3Server, proxy: FaultProxy, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Once catalog.json names the release it is published: the store failing for every request
+    after that PUT but the lock's (the switch's note, the journal, the marker not deleted) is said as a warning,
+    not the build's failure (it exited 1, "try again later", with the release switched). The next
+    build removes the note without calling the switch cut short."""
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"t{i}.csv").write_text(f"a,b\n{i},2\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "s3://switched/x"},
+                                                       "build": {"processes": 0}}))
+    switched = {"done": False}
+
+    def after_the_switch(method: str, path: str) -> bool:
+        if switched["done"]:
+            return ".build.lock" not in path  # (the lock let go: a lock left held would keep this process's next build waiting)
+        switched["done"] = method == "PUT" and path.endswith("/switched/x/catalog.json")  # (this one passes)
+        return False
+
+    with environ(through(proxy, s3, AWS_MAX_ATTEMPTS="2")):
+        first = build(pipeline)
+        (tmp_path / "src" / "t3.csv").write_text("a,b\n3,4\n")
+        proxy.set_plan(FaultPlan(rate=1.0, kinds=("error500",), where=after_the_switch))
+        with caplog.at_level("WARNING", logger="skyshelf.build"):
+            second = build(pipeline)
+        proxy.set_plan(FaultPlan())
+        store = Store("s3://switched/x")
+        assert switched["done"] and second.published and second.release != first.release
+        assert json.loads(store.read_bytes("catalog.json"))["release"] == second.release
+        assert f"release {second.release} is published" in caplog.text and store.exists("private/catalog.json")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="skyshelf.build"):
+            third = build(pipeline)
+        assert third.unchanged and third.release == second.release and "cut short" not in caplog.text
+        assert not store.exists("private/catalog.json")
 
 
 _ROUTES = ["/api/v1/metadata/scans/scan_0001", "/api/v1/search/frames?page[limit]=5", "/api/v1/array/full/frames/KCl_300K_00007?format=json",

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import BuildFailed
+from ..errors import BuildFailed, SkyshelfError
 from ..formats import BuildReport, ManifestItem, Problem
 from ..index.write import warm_up
 from ..readers.hdf5_sources import look_beside
@@ -270,8 +270,12 @@ class _Build:
             if dropped := drop_lost(self.store, exc.missing, self.planner.resumed_releases):
                 raise IncompleteRelease(exc.release, exc.store, exc.missing, exc.previous, dropped) from None
             raise
-        if self.report.published:
-            self.journal.remove()  # after the switch: until then a failure leaves it for the next build
+        if self.report.published:  # after the switch: until then a failure leaves it for the next build
+            try:
+                self.journal.remove()
+            except (OSError, SkyshelfError) as exc:  # published all the same: a current release's journal is never resumed
+                logging.getLogger("skyshelf.build").warning("release %s is published; its journal stays, as the store would not delete "
+                                                            "it (%s)", self.release, exc)
         return self.report
 
     def early(self) -> Early | None:
