@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -279,10 +280,12 @@ def test_the_check_on_worker_processes(tmp_path: Path, kill: bool, delete: bool)
     assert len(workers) == 2 and report.published and report.converted == 51 and report.bytes_out > 0
 
 
-def test_a_check_lost_after_its_listing_is_made_again_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("failure", ["worker-lost", "sqlite-locked"])
+def test_a_check_lost_after_its_listing_is_made_again_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     """The worker checking the release wrote its whole listing into the check's table, then was
-    lost: the build's process checks it afresh (its chunks are not counted twice, which would hide
-    a chunk deleted meanwhile)."""
+    lost (or SQLite refused it the node table): the build's process checks it afresh (its chunks
+    are not counted twice, which would hide a chunk deleted meanwhile)."""
+    import sqlite3
     from concurrent.futures.process import BrokenProcessPool
 
     import publisher.build as build_module
@@ -301,7 +304,8 @@ def test_a_check_lost_after_its_listing_is_made_again_from_scratch(tmp_path: Pat
             check.check_data(path, nodes, Store(str(store)), written, 3)  # what the worker did before it died
             lost.append(path)
             failed: Any = build_module.Future()
-            failed.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            failed.set_exception(BrokenProcessPool("a child process terminated abruptly") if failure == "worker-lost"
+                                 else sqlite3.OperationalError("database is locked"))
             return failed
         return listing
 
@@ -315,6 +319,29 @@ def test_a_check_lost_after_its_listing_is_made_again_from_scratch(tmp_path: Pat
     with pytest.raises(StoreError, match=r"is incomplete.*data/src/tiles/tile_07\.zarr: 1 of [2-9] chunks"):
         build(load_pipeline(config), workers=2, progress=progress)
     assert lost and not (store / "catalog.json").exists()
+
+
+def test_workers_forked_after_the_node_table_spilled_read_it(tmp_path: Path) -> None:
+    """A rebuild whose first item to convert comes after ~10 MB of reused items' index rows (a
+    renamed folder, last in plan order): the node table's transaction had spilled to its file
+    (SQLite's exclusive lock) when the build forked its workers, and the worker's check of the
+    release was told "database is locked": a traceback, every rebuild. The table is committed
+    before the fork."""
+    src = tmp_path / "src"
+    for j in range(25):
+        (src / f"f{j:02d}").mkdir(parents=True)
+        for i in range(100):
+            np.save(src / f"f{j:02d}" / f"a{i:03d}.npy", np.arange(4) + i)
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src", "metadata": {"note": "x" * 4000}}],  # ~4 KB a row
+                                       "output": {"store": str(tmp_path / "site")}, "build": {"processes": 2}})
+    command = [sys.executable, "-m", "publisher.cli", "build", "-c", str(config)]  # (a process of one thread: the workers are forked)
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (src / "f00").rename(src / "z00")  # its 100 files moved to the plan's end: 2,400 reused items' rows before them
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0 and "Traceback" not in out and "locked" not in out, out
+    assert re.search(r"0 converted, 2500 unchanged", " ".join(out.split())), out
 
 
 _WITH_A_THREAD = """

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import BuildFailed, SkyshelfError
+from ..errors import BuildFailed
 from ..formats import BuildReport, ManifestItem, Problem
 from ..index.write import warm_up
 from ..readers.hdf5_sources import look_beside
@@ -194,6 +194,7 @@ class _Build:
             return old
         if not self._warming:  # something to convert: the index will be written
             if self.processes:  # before this process starts a thread (see processes.start)
+                self.tree.table.commit()  # no lock held across the fork (the workers' check reads this table)
                 self.pool = processes.Workers(self.processes)
                 job = Job(self.pipeline, self.store.url, self.settings, self.prefix, 1)
                 self.remote = processes.process_items(self.pool, job, self.journal)
@@ -270,12 +271,8 @@ class _Build:
             if dropped := drop_lost(self.store, exc.missing, self.planner.resumed_releases):
                 raise IncompleteRelease(exc.release, exc.store, exc.missing, exc.previous, dropped) from None
             raise
-        if self.report.published:  # after the switch: until then a failure leaves it for the next build
-            try:
-                self.journal.remove()
-            except (OSError, SkyshelfError) as exc:  # published all the same: a current release's journal is never resumed
-                logging.getLogger("skyshelf.build").warning("release %s is published; its journal stays, as the store would not delete "
-                                                            "it (%s)", self.release, exc)
+        if self.report.published:
+            self.journal.published()  # after the switch: until then a failure leaves it for the next build
         return self.report
 
     def early(self) -> Early | None:

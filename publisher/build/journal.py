@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -24,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from ..errors import NotFound
+from ..errors import NotFound, SkyshelfError
 from ..formats import ManifestItem
 from ..releases import JOURNAL, list_releases
 from ..stores import Store
@@ -41,7 +42,7 @@ class Journal:
     ``every`` seconds after the last write, and from a daemon thread while nothing is added."""
 
     def __init__(self, store: Store, release: str, private: bool, every: float = 5.0) -> None:
-        self.store, self.prefix, self.every = store, journal_prefix(release, private), every
+        self.store, self.release, self.prefix, self.every = store, release, journal_prefix(release, private), every
         self._lock = threading.Lock()
         self._pending: list[str] = []  # the records' texts (made on the workers): while a slow sync holds a batch, a
         # busy build's records pile up here, a third of their objects' size
@@ -90,6 +91,15 @@ class Journal:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def published(self) -> None:
+        """:meth:`remove` once the release is switched to: published whatever the store answers
+        now, so a failure is a warning (a current release's journal is never resumed)."""
+        try:
+            self.remove()
+        except (OSError, SkyshelfError) as exc:
+            logging.getLogger("skyshelf.build").warning("release %s is published; its journal stays, as the store would not delete it (%s)",
+                                                        self.release, exc)
 
     def remove(self) -> None:
         """The release is published (or discarded): its journal has done its job."""

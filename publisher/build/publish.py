@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, CancelledError, Future
@@ -228,8 +229,8 @@ def _listed(listing: Future[tuple[dict[str, int], list[str]]], keys: Keys) -> tu
     afresh here. What the check itself raised (the store's errors) is the build's."""
     try:
         sizes, missing = listing.result()
-    except (BrokenExecutor, CancelledError) as exc:
-        log.warning("the worker process checking the release was lost (%s): the build's process checks it itself", exc)
+    except (BrokenExecutor, CancelledError, sqlite3.OperationalError) as exc:  # (SQLite: its files as a worker cannot read them)
+        log.warning("the check of the release on a worker process was not made (%s): the build's process checks it itself", exc)
         keys.clear()
         return None
     keys.listed.update(sizes)

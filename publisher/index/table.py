@@ -76,6 +76,15 @@ class NodeTable:
     def close(self) -> None:
         self.scratch.close()
 
+    def commit(self) -> None:
+        """What was added so far made durable in the file, and a new transaction begun: before this
+        process forks. A fork inherits SQLite's record of the locks this process holds (not the
+        locks), so a child reading the file after the parent's transaction spilled to it (an
+        exclusive lock: ~8 MiB of rows) was told "database is locked", however long it waited."""
+        self._flush()
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
     @property
     def path(self) -> str:
         """The SQLite file (another process of the machine may read it once :meth:`finish` ran)."""
