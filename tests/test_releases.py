@@ -677,6 +677,32 @@ def test_a_moved_record_is_reused_only_where_its_path_changes_nothing(tmp_path: 
     assert moved.data_prefixes == old.data_prefixes and moved.files[0].path == "d/open2/x.h5" and moved.seq == -1
 
 
+def test_items_with_plan_warnings_are_reused_where_they_moved(tmp_path: Path) -> None:
+    """A plan's warnings (a name not matching name_pattern, a sidecar that cannot be read) named
+    the files by their absolute paths in the item's fingerprint: moving the project converted them
+    again, and a renamed folder's files were never found moved. Their reused warnings name the
+    files where they are now (the sidecar's folder too)."""
+    project = tmp_path / "project"
+    run = project / "data" / "run1"
+    run.mkdir(parents=True)
+    np.save(run / "odd-1.npy", np.arange(3))  # no match: a warning
+    np.save(run / "s_scan1.npy", np.arange(4))
+    (run / "s_scan1.json").write_text("{broken")  # a sidecar that cannot be read: a warning
+    config = {"sources": [{"path": "data", "name_pattern": "{sample}_scan{scan:d}.npy", "sidecars": ["{stem}.json"]}],
+              "output": {"store": "site"}, "on_error": "skip"}
+    first = build(load_pipeline(write_pipeline(project, config)))
+    assert first.converted == 2 and len(first.warnings) == 2
+    project.rename(tmp_path / "moved")  # every file keeps its inode, size and times
+    project = tmp_path / "moved"
+    pipeline = load_pipeline(project / "pipeline.yml")
+    assert build(pipeline).unchanged
+    (project / "data" / "run1").rename(project / "data" / "run2")
+    again = build(pipeline)
+    assert (again.converted, again.reused) == (0, 2) and again.published
+    said = " ".join(f"{w.path} {w.source} {w.reason}" for w in again.warnings)
+    assert "run1" not in said and "data/run2/odd-1.npy: file name does not match" in said and "data/run2/s_scan1.json: sidecar ignored" in said
+
+
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
     untouched) publishes a release with that node's new metadata, reusing every other node."""

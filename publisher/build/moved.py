@@ -11,6 +11,7 @@ any new file). Single files only (a stack's frames are found by a pattern)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -79,8 +80,13 @@ def moved_to(old: ManifestItem, node_path: str, shown: str) -> ManifestItem:
         source = e.get("source_file")
         return {**e, "path": path, "key": key, "parent": parent, "source_file": shown if source == was else source}
 
+    # the file's old name in the problems' texts, and its folder's (a sidecar beside it): in one pass
+    folder, new_folder = (f"{path.rpartition('/')[0]}/" if "/" in path else "" for path in (was, shown))
+    named = re.compile("|".join(re.escape(t) for t in (was, folder) if t))
+
     def problem(p: Problem) -> Problem:
-        return Problem(repath(p.path), p.reason.replace(was, shown), shown if p.source == was else p.source)
+        reason = named.sub(lambda m: shown if m.group() == was else new_folder, p.reason)
+        return Problem(repath(p.path), reason, shown if p.source == was else p.source)
 
     record = replace(old, node_path=node_path, files=[replace(old.files[0], path=shown)], entries=[entry(e) for e in old.entries],
                      warnings=[problem(p) for p in old.warnings], skipped=[problem(p) for p in old.skipped])

@@ -127,7 +127,10 @@ class Planner:
         a changed sidecar changes the published metadata, so it is part of the fingerprint."""
         if not item.metadata and not item.warnings:
             return ""
-        return settings_hash(item.metadata, item.warnings)
+        # the warnings name files (the item's, its sidecars): by their names in the item's folder, so
+        # a moved project or a renamed folder changes no fingerprint (and a moved item is found)
+        folder = f"{item.paths[0].parent}{os.sep}" if item.paths else None
+        return settings_hash(item.metadata, [w.replace(folder, "") for w in item.warnings] if folder else item.warnings)
 
     def _stat_matches(self, item: WorkItem, old: ManifestItem | None, settings: str, fields: tuple[str, ...]) -> bool:
         """Same settings, planned metadata and file count as the previous record, and the same path,
