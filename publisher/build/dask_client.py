@@ -85,17 +85,21 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
                           host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
             yield client
         return
+    refused: str | None = None
     try:
         # not the process's default scheduler: a notebook's dask arrays stay on theirs (and a build
         # ending inside another client's life left dask's global config pointing at a closed one)
         client = Client(scheduler, set_as_default=False)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
     except (OSError, ValueError, TypeError, ImportError) as exc:  # (tls:// without Dask's TLS settings, ucx:// without ucx-py)
+        refused = f"cannot {'reach' if isinstance(exc, OSError) else 'use'} the Dask scheduler at {scheduler}: {exc}"
+    if refused is not None:
         # the half-made Client closes itself when collected; collected later, inside the next Dask
         # start of this process (a notebook's next build, a LocalCluster), its close waited on the
-        # lock that start held: the process hung for good (distributed 2026.8). Collected here.
+        # lock that start held: the process hung for good (distributed 2026.8). Collected here, once
+        # the error is gone (its traceback's frames hold the Client: collected inside the except
+        # block, it lived on, and its close at the interpreter's exit waited 2x the connect timeout)
         gc.collect()
-        what = "reach" if isinstance(exc, OSError) else "use"
-        raise ConfigError(f"cannot {what} the Dask scheduler at {scheduler}: {exc}") from None
+        raise ConfigError(refused)
     with client:
         check_workers(client, scheduler)
         yield client
