@@ -38,7 +38,7 @@ BACKENDS = ["", "obstore", "boto3"]  # "": s3fs, the build's and publish serve's
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with moto_server(tmp_path_factory.mktemp("moto-faults")) as server:
-        for bucket in ("faults", "clean", "faulty", "failing", "switched"):
+        for bucket in ("faults", "clean", "faulty", "failing", "switched", "throttled"):
             server.create_bucket(bucket)
         yield server
 
@@ -215,6 +215,33 @@ def test_a_store_failing_right_after_the_switch_leaves_the_build_published(s3: S
             third = build(pipeline)
         assert third.unchanged and third.release == second.release and "cut short" not in caplog.text
         assert not store.exists("private/catalog.json")
+
+
+@pytest.mark.parametrize("passing", [0, 2], ids=["at-connect", "at-first-task"])
+def test_a_store_throttling_a_cluster_worker_is_said_as_the_stores_moment(s3: S3Server, proxy: FaultProxy, tmp_path: Path, passing: int) -> None:
+    """The store throttling what a Dask worker asks of it (its check when the build connects, or at
+    its first task) is the store's passing fault, said as such ("try again later"), not a worker
+    set up wrong ("each worker needs ... the store with its credentials"), and with no traceback of
+    Dask's (a task that raised it was logged as a failed computation)."""
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"t{i}.csv").write_text(f"a,b\n{i},2\n")
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "s3://throttled/x"}})
+    asked = [0]
+
+    def lock_lookups(method: str, path: str) -> bool:  # the workers' (the client takes the lock by a conditional PUT)
+        if method == "HEAD" and path.endswith("/.build.lock"):
+            asked[0] += 1
+            return asked[0] > passing
+        return False
+
+    proxy.set_plan(FaultPlan(rate=1.0, kinds=("slowdown",), where=lock_lookups))
+    done = subprocess.run([*QUICK_CLI, "build", "-c", str(pipeline), "--scheduler", "local:2"], env={**os.environ, **through(proxy, s3, AWS_MAX_ATTEMPTS="2")},
+                          capture_output=True, text=True, timeout=300, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and asked[0] > passing, out
+    assert re.search(r"error: .*the store kept failing after retries .*try again later", out) and "each worker needs" not in out, out
+    assert "Traceback" not in out, out
 
 
 _ROUTES = ["/api/v1/metadata/scans/scan_0001", "/api/v1/search/frames?page[limit]=5", "/api/v1/array/full/frames/KCl_300K_00007?format=json",

@@ -13,14 +13,8 @@ task of that build it runs; the ``distributed`` package is imported only when a 
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.metadata
-import math
-import os
-import socket
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,36 +22,23 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import ClusterLost, SkyshelfError, WorkerRefused
+from ..errors import ClusterLost, SkyshelfError, StoreError, WorkerRefused
 from ..formats import ManifestItem
-from ..nodes import ArrayNode, ContainerNode, Node
 from ..readers.base import REGISTRY as READERS
 from ..readers.hdf5_sources import look_beside
 from ..settings import BuildSettings
 from ..sources import WorkItem
-from ..stacks import stack_arrays
-from . import worker_state
+from . import slab_tasks, worker_state
 from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal
 from .plan import Planner
-from .reach import worker_store
+from .reach import installed_version, worker_name, worker_store
 
 if TYPE_CHECKING:
     from distributed import Future
 
 #: What a task returns: the reused record, or the conversion, its record and the data roots written.
 Remote = ManifestItem | tuple[ItemResult, ManifestItem, list[str]]
-
-
-@functools.cache
-def installed_version() -> str:
-    return importlib.metadata.version("skyshelf")
-
-
-def _here() -> str:
-    with contextlib.suppress(KeyError, ValueError):  # not a Dask worker: a worker process of the build's machine
-        return f"the Dask worker {sys.modules['distributed'].get_worker().address}"
-    return f"the worker process {os.getpid()} on {socket.gethostname()}"
 
 
 @dataclass(frozen=True)
@@ -78,87 +59,17 @@ class Job:
         """This worker's state for the build (its first task): one of another version, without a reader
         the client has, or (off the build's machine) not seeing the sources or store is refused."""
         if self.version != installed_version():
-            raise WorkerRefused(f"{_here()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
+            raise WorkerRefused(f"{worker_name()} has Skyshelf {installed_version()}, the build's client {self.version}: install the same version "
                               "on both (a worker that joined the cluster after the build checked its workers?). Nothing was published")
         look_beside()  # (a worker that joined later, or started again: its HDF5 not loaded yet)
         if missing := sorted(set(self.readers) - set(READERS.items())):  # (its files skipped as of no reader, else)
-            raise WorkerRefused(f"{_here()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
+            raise WorkerRefused(f"{worker_name()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
                               "environment too (a worker that joined the cluster after the build checked its workers?). Nothing was published")
-        store = worker_store(self.pipeline, self.store_url, self.settings, self.local, _here)
+        store = worker_store(self.pipeline, self.store_url, self.settings, self.local, worker_name)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
-        spread = SlabTasks(self) if self.settings.spread_bytes else None
+        spread = slab_tasks.SlabTasks(self) if self.settings.spread_bytes else None
         converter = Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads, spread=spread)
         return converter, Planner(self.pipeline, None)
-
-
-_item = threading.local()  # the item a worker thread is converting (what a slab task re-opens)
-
-
-class SlabTasks:
-    """The :class:`~publisher.writers.base.Spread` of a cluster worker: a big array's slabs become
-    tasks of their own (about ``task_bytes`` each) that any worker runs, re-opening the item's file
-    and reading its regions of the node, so one 50 GB dataset spreads over the whole cluster. The
-    task that met the array waits for them outside the worker's thread pool (``worker_client``),
-    so its thread runs slab tasks meanwhile; the metadata documents are its own, written once."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.min_bytes = job.settings.spread_bytes
-        #: Each task's share: an eighth of the threshold (64 MiB by default), at least one 16 MiB slab
-        self.task_bytes = max(16 * 2**20, self.min_bytes // 8)
-
-    def __call__(self, node_path: str, prefix: str, zarr_path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]:
-        from distributed import worker_client
-
-        item: WorkItem = _item.current
-        itemsize = layout.dtype.itemsize
-        groups: list[list[tuple[slice, ...]]] = [[]]
-        size = 0
-        for sel in regions:
-            region = math.prod(s.stop - s.start for s in sel) * itemsize
-            if groups[-1] and size + region > self.task_bytes:
-                groups.append([])
-                size = 0
-            groups[-1].append(sel)
-            size += region
-        with worker_client() as client:
-            futures = [client.submit(write_slabs, self.job, item, node_path, f"{prefix}/{zarr_path}", layout, group, pure=False,
-                                     key=f"skyshelf-slabs-{node_path}-{i}-{self.job.prefix}") for i, group in enumerate(groups)]
-            results = client.gather(futures)
-        return [r for group in results for r in group]
-
-
-def write_slabs(job: Job, item: WorkItem, node_path: str, path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]:
-    """On any worker: read ``regions`` of the node at ``node_path`` of ``item`` (its file opened
-    again here) and write their chunks to ``path``."""
-    from ..writers.zarr_array import put_region, read_region
-
-    with _state(job) as (converter, _), _reopened(item, node_path) as node:
-        store = converter.store
-        out: list[tuple[int, int | None]] = []
-        for sel in regions:
-            block, constant = read_region(node, sel)
-            put_region(store, path, layout, sel, block, constant)
-            out.append((block.nbytes, None))
-    return out
-
-
-@contextlib.contextmanager
-def _reopened(item: WorkItem, node_path: str) -> Iterator[ArrayNode]:
-    """The array node at ``node_path`` of ``item``, its file open while the context lasts."""
-    keys = [k for k in node_path[len(item.node_path):].split("/") if k]
-    options = item.reader_options()
-    assert item.reader is not None
-    with contextlib.ExitStack() as stack:
-        if len(item.paths) > 1:
-            node: Node | None = stack_arrays(item.reader, item.paths, item.key, options)
-        else:
-            node = stack.enter_context(item.reader().open(item.paths[0], item.key, options))
-        for key in keys:
-            node = node.child(key) if isinstance(node, ContainerNode) else None
-        if not isinstance(node, ArrayNode) or node.read is None:
-            raise RuntimeError(f"{node_path} is no longer an array in {item.label}: it changed during the build")
-        yield node
 
 
 #: A local cluster (``local:N``) without any worker this long has lost them for good (its nannies
@@ -174,7 +85,7 @@ def _state(job: Job) -> contextlib.AbstractContextManager[tuple[Converter, Plann
 def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
     """On a worker: the item's previous record when its content is unchanged, else its conversion."""
     with _state(job) as (converter, planner):
-        _item.current = item  # what a slab task of its big arrays re-opens
+        slab_tasks.current.item = item  # what a slab task of its big arrays re-opens
         done = converter.process(planner, item, old)
     if isinstance(done, ManifestItem):
         return done
@@ -189,14 +100,33 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
 FLUSH_BYTES = 4 * 2**20
 
 
-def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], flush: bool) -> list[Remote]:
+@dataclass(frozen=True)
+class Stopped:
+    """A task ended by an error of the build's own (the store failing, a worker refused; an item's
+    is in its result): returned, not raised, so Dask does not log a failed computation with its
+    traceback (a ``local:N`` cluster's, in the build's output). The client raises it."""
+
+    kind: str
+    message: str
+
+    def error(self) -> SkyshelfError:
+        from .. import errors
+
+        kind = getattr(errors, self.kind, None)
+        return kind(self.message) if isinstance(kind, type) and issubclass(kind, StoreError | WorkerRefused) else SkyshelfError(self.message)
+
+
+def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], flush: bool) -> list[Remote] | Stopped:
     """On a worker: a batch of items, one after the other (small files: one task, not one each).
     Its writes are made durable before it returns (a local store's ``sync``, while other workers
     still compute), so the client's flush before the switch has little left to wait for."""
-    results = [convert_item(job, item, old) for item, old in batch]
-    if flush:  # the client measured the batch's sources (FLUSH_BYTES or more): no second stat here
-        with _state(job) as (converter, _):
-            converter.store.flush()
+    try:
+        results = [convert_item(job, item, old) for item, old in batch]
+        if flush:  # the client measured the batch's sources (FLUSH_BYTES or more): no second stat here
+            with _state(job) as (converter, _):
+                converter.store.flush()
+    except (StoreError, WorkerRefused) as exc:
+        return Stopped(type(exc).__name__, str(exc))
     return results
 
 
@@ -307,6 +237,8 @@ class ClusterItems:
             results = future.result()
         except Exception:  # noqa: BLE001 (cancelled since, as a client closes: the build is ending, and takes its own results)
             return
+        if isinstance(results, Stopped):
+            return
         with batch.lock:
             if not batch.journaled:  # (else the build took the results first, and journaled them)
                 self._journal(batch, results)
@@ -349,7 +281,14 @@ class ClusterItems:
         return self._died_on(item, died)
 
     def _result(self, future: Any) -> Any:
-        """The task's result; with ``alive``, a ClusterLost once the cluster had no worker for NO_WORKERS_SECONDS."""
+        """The task's result (its :class:`Stopped` raised); with ``alive``, a ClusterLost once the
+        cluster had no worker for NO_WORKERS_SECONDS."""
+        result = self._wait(future)
+        if isinstance(result, Stopped):
+            raise result.error()
+        return result
+
+    def _wait(self, future: Any) -> Any:
         if self.alive is None:
             return future.result()
         idle = 0.0

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClusterLost, ConfigError
+from ..errors import ClusterLost, ConfigError, StoreUnavailable
 from . import cluster
 from .cluster import ClusterItems, Job, installed_version
 from .journal import Journal
@@ -172,14 +172,20 @@ def check_reach(client: Client, job: Job) -> None:
     of (the same folder; the bucket, with credentials and the variables ``output.storage`` names)."""
     seen = [folder for folder in source_folders(job.pipeline) if os.path.isdir(folder)]  # (one the client lacks too: the plan says so)
     for worker, answer in client.run(_reach, job, seen, on_error="return").items():
+        if isinstance(answer, StoreUnavailable):  # the store's passing fault met there (throttling...), not the worker's set-up
+            raise StoreUnavailable(str(answer)) from None
         problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
         if problem:
             raise ConfigError(f"the Dask worker {worker} {problem}: {NEEDS}")
 
 
-def _reach(job: Job, folders: list[str]) -> str | None:
-    """On a worker: what it does not see of the build's sources and store, or None."""
-    return reach(job.pipeline, job.store_url, job.settings, folders)[1]
+def _reach(job: Job, folders: list[str]) -> str | StoreUnavailable | None:
+    """On a worker: what it does not see of the build's sources and store, or None; the store's
+    passing fault returned, not raised (Dask logs a raised one with its traceback)."""
+    try:
+        return reach(job.pipeline, job.store_url, job.settings, folders)[1]
+    except StoreUnavailable as exc:
+        return exc
 
 
 def reader_names() -> list[str]:

@@ -5,7 +5,12 @@ since the build planned it?") or pipeline.yml ("variable not set", set on the cl
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.metadata
 import os
+import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -13,6 +18,18 @@ if TYPE_CHECKING:
     from ..config.models import Pipeline
     from ..settings import BuildSettings
     from ..stores import Store
+
+
+@functools.cache
+def installed_version() -> str:
+    return importlib.metadata.version("skyshelf")
+
+
+def worker_name() -> str:
+    """This worker as the build names it: its Dask address, or its pid and host (a worker process of the build's machine)."""
+    with contextlib.suppress(KeyError, ValueError):
+        return f"the Dask worker {sys.modules['distributed'].get_worker().address}"
+    return f"the worker process {os.getpid()} on {socket.gethostname()}"
 
 
 def source_folders(pipeline: Pipeline) -> list[str]:
@@ -39,6 +56,10 @@ def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: 
         if store.exists(LOCK_KEY):
             return store, None
     except Exception as exc:  # noqa: BLE001 (said, naming the worker: credentials, a variable, a network)
+        from ..stores.faults import passing, store_error
+
+        if passing(exc):  # throttling, a 5xx, a dropped connection: the store's moment, not the worker's set-up
+            raise store_error("look up", LOCK_KEY, store_url, exc) from None
         return None, f"cannot open the store {store_url} ({type(exc).__name__}: {exc})"
     return None, f"does not see this build's lock in the store {store_url} (a folder of its own there, not the client's?)"
 
