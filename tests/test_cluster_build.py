@@ -212,7 +212,8 @@ def test_a_dashboard_link_template_dask_cannot_fill(tmp_path: Path) -> None:
     assert "distributed.dashboard.link ('{port') is not a template it can fill" in " ".join(bad.output.split())
 
 
-@pytest.mark.parametrize("scheduler", ["local:0", "tcp://127.0.0.1", "inproc://foo", "tcp://"])
+@pytest.mark.parametrize("scheduler", ["local:0", "tcp://127.0.0.1", "inproc://foo", "tcp://", "tcp://host:99999", "tcp://host:0", "tcp://[::1",
+                                       "tcp://[::1:8786", "tcp://user@host:8786"])
 def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path, scheduler: str) -> None:
     """Addresses no client can use (no port; inproc://, which is another process's memory) are
     refused with the line, not met later as a traceback from distributed."""
@@ -221,21 +222,19 @@ def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path, schedu
         load_pipeline(config)
 
 
-@pytest.mark.parametrize(("address", "said"), [("tls://127.0.0.1:18786", "use the Dask scheduler at tls://127.0.0.1:18786: TLS expects"),
-                                               ("tcp://[::1", "the Dask scheduler at tcp://[::1")])
-def test_a_scheduler_address_distributed_refuses_is_said_as_such(tmp_path: Path, address: str, said: str) -> None:
-    """tls:// without Dask's TLS settings (distributed raises TypeError), an IPv6 address cut
-    short: the build says which address and why, exit 1, no traceback; and the process ends then
+def test_a_scheduler_address_distributed_refuses_is_said_as_such(tmp_path: Path) -> None:
+    """tls:// without Dask's TLS settings (distributed raises TypeError): the build says which
+    address and why, exit 1, no traceback; and the process ends then
     (the half-made Client outlived the error and, closed at the interpreter's exit, waited twice
     the connect timeout, then printed its own traceback)."""
     (tmp_path / "src").mkdir()
     np.save(tmp_path / "src" / "a.npy", np.arange(10))
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
-    bad = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--scheduler", address], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    bad = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--scheduler", "tls://127.0.0.1:18786"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120, check=False)
     out = bad.stdout + bad.stderr
-    assert bad.returncode == 1 and said in " ".join(out.split()), out
+    assert bad.returncode == 1 and "use the Dask scheduler at tls://127.0.0.1:18786: TLS expects" in " ".join(out.split()), out
     assert "Traceback" not in out and "Exception ignored" not in out and not (tmp_path / "site" / "catalog.json").exists()
 
 
