@@ -271,7 +271,7 @@ class Cluster(_Model):
                                                                   r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))$",
                                   description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
                                   "processes started by the build; unset: convert in this process.")
-    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N and each task's writers).")
+    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N's), and of the writers a worker keeps for the build, shared by its tasks.")
     processes: int | None = Field(default=None, ge=0, le=1024, description="Without a scheduler: worker processes on this machine that convert the "
                                   "small files (8 MiB or less), off this process's GIL; 0: none. Unset: one per core when the build has 16 files or more.")
 
