@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import contextlib
 import os
 import re
 import signal
@@ -236,6 +237,47 @@ def test_a_scheduler_address_distributed_refuses_is_said_as_such(tmp_path: Path)
     out = bad.stdout + bad.stderr
     assert bad.returncode == 1 and "use the Dask scheduler at tls://127.0.0.1:18786: TLS expects" in " ".join(out.split()), out
     assert "Traceback" not in out and "Exception ignored" not in out and not (tmp_path / "site" / "catalog.json").exists()
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"], ids=["silent", "http"])
+def test_a_port_that_is_no_schedulers_is_said_as_such(tmp_path: Path, answer: bytes) -> None:
+    """A port that accepts and never answers (a scheduler's dashboard one digit off, a firewall's
+    tarpit) held the build, and the store's lock, for good: distributed waits for the handshake
+    without a deadline. One answering with another protocol's bytes made a traceback (3 EiB read
+    as a frame's length). Both are said within the connect timeout, exit 1."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                if answer:
+                    conn.recv(1024)
+                    conn.sendall(answer * 4)
+
+    threading.Thread(target=accept, daemon=True).start()
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--scheduler", address], cwd=tmp_path,
+                              env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}, capture_output=True, text=True, timeout=90,
+                              check=False)
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "Traceback" not in out, out
+    assert (f"cannot reach the Dask scheduler at {address}: no Dask scheduler answered there within 2 s" in out if not answer else
+            f"cannot use the Dask scheduler at {address}: what answers there is no Dask scheduler" in out), out
+    assert not (tmp_path / "site" / "catalog.json").exists()
 
 
 def test_workers_without_skyshelf_are_refused_before_any_task(tmp_path: Path) -> None:

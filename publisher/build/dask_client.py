@@ -85,7 +85,8 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
                           host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
             yield client
         return
-    refused: str | None = None
+    if (refused := _handshake(scheduler)) is not None:
+        raise ConfigError(refused)
     try:
         # not the process's default scheduler: a notebook's dask arrays stay on theirs (and a build
         # ending inside another client's life left dask's global config pointing at a closed one)
@@ -103,6 +104,38 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
     with client:
         check_workers(client, scheduler)
         yield client
+
+
+def _handshake(scheduler: str) -> str | None:
+    """Why no Dask scheduler answers at ``scheduler``, or None: its handshake tried first, within
+    ``distributed.comm.timeouts.connect``. distributed's own connect waits for the handshake with
+    no deadline (a port that accepts but is no scheduler's, its dashboard's, held the build and the
+    store's lock for good) and reads another server's bytes as frame lengths (MemoryError)."""
+    import asyncio
+    import concurrent.futures
+
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed.comm import connect as dask_connect
+    from distributed.security import Security
+
+    seconds = float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s") or 30)
+
+    async def shake() -> None:
+        comm = await asyncio.wait_for(dask_connect(scheduler, timeout=seconds, **Security().get_connection_args("client")), seconds + 1)
+        await comm.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:  # (its own event loop: a notebook's is running)
+        try:
+            thread.submit(asyncio.run, shake()).result()
+        except TimeoutError:
+            return (f"cannot reach the Dask scheduler at {scheduler}: no Dask scheduler answered there within {seconds:g} s "
+                    "(distributed.comm.timeouts.connect): is it the scheduler's port (8786 by default), not its dashboard's?")
+        except (OSError, ValueError, TypeError, ImportError) as exc:  # (tls:// without Dask's TLS settings, ucx:// without ucx-py)
+            return f"cannot {'reach' if isinstance(exc, OSError) else 'use'} the Dask scheduler at {scheduler}: {exc}"
+        except Exception as exc:  # noqa: BLE001 (what answered is no Dask scheduler: its bytes read as Dask's frames)
+            return f"cannot use the Dask scheduler at {scheduler}: what answers there is no Dask scheduler ({type(exc).__name__}: {exc})"
+    return None
 
 
 def dashboard_link(client: Client) -> str:
