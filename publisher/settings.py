@@ -16,6 +16,7 @@ Standard library only: the lean handlers import it at cold start.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -59,9 +60,13 @@ def read(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: An
             values[f.name] = flag(name, raw)
             continue
         try:
-            values[f.name] = kind(raw)
+            values[f.name] = value = kind(raw)
         except ValueError:
             raise SettingError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+        # every number here is a count, bytes or seconds: nan made the journal's thread spin (a wait of
+        # nan seconds returns at once), inf killed it (OverflowError), a negative one is none of them
+        if kind in (int, float) and not (math.isfinite(value) and value >= 0):
+            raise SettingError(f"{name} must be a finite number, 0 or more, got {raw!r}")
     return cls(**{**values, **overrides})
 
 
