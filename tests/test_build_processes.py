@@ -399,6 +399,23 @@ def _where(process: psutil.Process) -> tuple[int, str, list[str]]:
     return process.pid, "gone", waits
 
 
+def test_more_threads_than_cores_start_a_worker_process_per_core(tmp_path: Path) -> None:
+    """``--workers 60`` (threads) forked 60 worker processes on two cores; the processes are one
+    per core at most, and a count no machine has is a usage error."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    src = tmp_path / "src"
+    _csvs(src, 20)
+    config = write_pipeline(tmp_path, {"sources": [{"path": str(src)}], "output": {"store": str(tmp_path / "site")}})
+    started: list[int] = []
+    report = build(load_pipeline(config), workers=8, progress=lambda event, info: started.append(info["workers"]) if event == "processes" else None)
+    assert report.published and started == [min(8, os.cpu_count() or 1)] if (os.cpu_count() or 1) > 1 else started == []
+    bad = CliRunner().invoke(main, ["build", "-c", str(config), "--workers", "5000"])
+    assert bad.exit_code == 2 and "5000 is not in the range 1<=x<=1024" in bad.output, bad.output
+
+
 def test_a_wrong_processes_count_names_the_line(tmp_path: Path) -> None:
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"processes": -1}})
     with pytest.raises(ConfigError, match=r"pipeline\.yml:\d+: build\.processes: Input should be greater than or equal to 0"):

@@ -214,7 +214,7 @@ def test_a_dashboard_link_template_dask_cannot_fill(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("scheduler", ["local:0", "tcp://127.0.0.1", "inproc://foo", "tcp://", "tcp://host:99999", "tcp://host:0", "tcp://[::1",
-                                       "tcp://[::1:8786", "tcp://user@host:8786"])
+                                       "tcp://[::1:8786", "tcp://user@host:8786", "local:1025", "local:9999"])
 def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path, scheduler: str) -> None:
     """Addresses no client can use (no port; inproc://, which is another process's memory) are
     refused with the line, not met later as a traceback from distributed."""

@@ -120,7 +120,7 @@ class _Build:
             self.plan_failures = len(self.report.failures)
             wanted = self.pipeline.build.processes
             if not self.remote_all:
-                self.processes = (self.workers if self.workers > 1 and len(items) >= processes.MIN_ITEMS else 0) if wanted is None else wanted
+                self.processes = (min(self.workers, os.cpu_count() or 1) if self.workers > 1 and len(items) >= processes.MIN_ITEMS else 0) if wanted is None else wanted
             if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
                 self.report.seconds = time.perf_counter() - started
                 return self.report

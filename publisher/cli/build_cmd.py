@@ -144,7 +144,8 @@ class _Progress:
 @click.command()
 @pipeline_option
 @click.option("--store", default=None, help="Override output.store (a folder or URL).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads for compression and writing (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+              help="Threads for compression and writing (default: all cores); worker processes for small files, at most one per core.")
 @click.option("--scheduler", default=None, callback=lambda ctx, param, value: _scheduler(value), help="Convert on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N "
               "to start N worker processes here (default: build.scheduler, else this process).")
 @click.option("--json-report", is_flag=True, help="Print the build report as JSON.")

@@ -267,7 +267,7 @@ class Deploy(_Model):
 class Cluster(_Model):
     """Where ``publish build`` converts: this process (the default), or a Dask cluster (docs/scale.md)."""
 
-    scheduler: str | None = Field(default=None, pattern=r"^(local:[1-9][0-9]{0,3}|(tcp|tls|ucx|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):"
+    scheduler: str | None = Field(default=None, pattern=r"^(local:([1-9][0-9]{0,2}|10[01][0-9]|102[0-4])|(tcp|tls|ucx|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):"
                                                                   r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))$",
                                   description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
                                   "processes started by the build; unset: convert in this process.")
