@@ -38,7 +38,7 @@ BACKENDS = ["", "obstore", "boto3"]  # "": s3fs, the build's and publish serve's
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with moto_server(tmp_path_factory.mktemp("moto-faults")) as server:
-        for bucket in ("faults", "clean", "faulty", "failing", "switched", "throttled"):
+        for bucket in ("faults", "clean", "faulty", "failing", "switched", "throttled", "skipping"):
             server.create_bucket(bucket)
         yield server
 
@@ -242,6 +242,27 @@ def test_a_store_throttling_a_cluster_worker_is_said_as_the_stores_moment(s3: S3
     assert done.returncode == 1 and asked[0] > passing, out
     assert re.search(r"error: .*the store kept failing after retries .*try again later", out) and "each worker needs" not in out, out
     assert "Traceback" not in out, out
+
+
+def test_a_store_failing_an_items_writes_is_the_builds_failure_not_the_items(s3: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:
+    """A store that keeps failing the writes of one item's data is the build's failure, even with
+    on_error: skip: the item was taken for a bad file and left out, and the release published
+    without a node the last one had (its file good and unchanged but for a touch)."""
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"t{i}.csv").write_text(f"a,b\n{i},2\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "s3://skipping/x"},
+                                                       "on_error": "skip", "build": {"processes": 0}}))
+    with environ(through(proxy, s3, AWS_MAX_ATTEMPTS="2")):
+        first = build(pipeline)
+        (tmp_path / "src" / "t1.csv").write_text("a,b\n1,3\n")  # changed: converted again
+        proxy.set_plan(FaultPlan(rate=1.0, kinds=("error500",), where=lambda method, path: method == "PUT" and "/t1" in path))
+        with pytest.raises(StoreUnavailable, match="the store kept failing after retries"):
+            build(pipeline)
+        proxy.set_plan(FaultPlan())
+        assert json.loads(Store("s3://skipping/x").read_bytes("catalog.json"))["release"] == first.release
+        again = build(pipeline)  # the store mended: t1 published as it is now
+    assert again.published and not again.failures and again.converted == 1
 
 
 _ROUTES = ["/api/v1/metadata/scans/scan_0001", "/api/v1/search/frames?page[limit]=5", "/api/v1/array/full/frames/KCl_300K_00007?format=json",

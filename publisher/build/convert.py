@@ -13,7 +13,7 @@ from typing import Any
 
 from ..auth.tags import AccessRules
 from ..config.models import Pipeline
-from ..errors import SkyshelfError, UnsupportedError, WorkerRefused
+from ..errors import NoRoom, SkyshelfError, StoreError, UnsupportedError, WorkerRefused
 from ..fingerprint import referred_record
 from ..formats import Entry, FileRecord, ManifestItem, Problem
 from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
@@ -213,8 +213,8 @@ class Converter:
                 finally:  # also for a file skipped or failed for what it referred to (a part of a series)
                     look()
                     out.alone, out.referred = reader.read_alone(), [seen[p] for p in sorted(seen, key=str)]
-        except WorkerRefused:
-            raise  # (the build's, not the item's)
+        except (WorkerRefused, StoreError, NoRoom):
+            raise  # (the build's, not the item's: a release published without it would lose what the last one had)
         except UnsupportedError as exc:
             out.entries.clear()  # (none of a tree cut short: nothing of the file published, rather than nodes missing their data)
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
@@ -285,7 +285,7 @@ class Converter:
                 out.entries.append(self.entry(node, path, source_file, written.data_url, written.structure))
                 out.bytes_in += written.bytes_in
                 return True
-        except WorkerRefused:
+        except (WorkerRefused, StoreError, NoRoom):
             raise
         except UnsupportedError as exc:
             out.skipped.append(Problem(path, str(exc), source_file))
