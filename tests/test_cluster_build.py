@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,6 +278,38 @@ def test_a_port_that_is_no_schedulers_is_said_as_such(tmp_path: Path, answer: by
     assert done.returncode == 1 and "Traceback" not in out, out
     assert (f"cannot reach the Dask scheduler at {address}: no Dask scheduler answered there within 2 s" in out if not answer else
             f"cannot use the Dask scheduler at {address}: what answers there is no Dask scheduler" in out), out
+    assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_ctrl_c_during_a_local_cluster_build(tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the terminal's group: the build stops as a local build does
+    ("Aborted!", exit 1, nothing published, no process left), without each worker process's
+    KeyboardInterrupt traceback or distributed's INFO lines."""
+    import signal
+
+    (tmp_path / "src").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        np.save(tmp_path / "src" / f"a{i:02d}.npy", rng.integers(0, 1000, (1024, 1024), dtype="<u2"))
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}}})
+    out = tmp_path / "out.txt"
+    with out.open("w") as sink:
+        build = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--scheduler", "local:2"], cwd=tmp_path,
+                                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as a terminal's foreground job)
+        deadline = time.monotonic() + 120
+        while "building on a Dask cluster" not in out.read_text() and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # converting
+        os.killpg(build.pid, signal.SIGINT)
+        code = build.wait(60)
+    text = out.read_text()
+    assert code == 1 and "Aborted!" in text and "Traceback" not in text and "INFO" not in text, text
+    for _ in range(60):  # (the workers end as their nannies close them)
+        if not (left := subprocess.run(["pgrep", "-g", str(build.pid)], capture_output=True, check=False).stdout):
+            break
+        time.sleep(0.5)
+    assert not left, left
     assert not (tmp_path / "site" / "catalog.json").exists()
 
 

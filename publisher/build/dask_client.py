@@ -9,6 +9,7 @@ import gc
 import importlib
 import importlib.metadata
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -81,8 +82,10 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
     if scheduler.startswith("local:"):
         if (problem := _unfillable_link()) is not None:  # (Dask's scheduler fails to start on it, after a traceback)
             raise ConfigError(f"cannot start a local Dask cluster: {problem}")
-        with LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
-                          host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
+        with _no_sigint_for_children():
+            cluster = LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
+                                   host="127.0.0.1")
+        with cluster, Client(cluster, set_as_default=False) as client:
             yield client
         return
     if (refused := _handshake(scheduler)) is not None:
@@ -104,6 +107,24 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
     with client:
         check_workers(client, scheduler)
         yield client
+
+
+@contextlib.contextmanager
+def _no_sigint_for_children() -> Iterator[None]:
+    """A local cluster's worker processes started with Ctrl-C (SIGINT) ignored: it reached every
+    process of the terminal's group, and each worker printed its KeyboardInterrupt's traceback. The
+    build's process still stops on it and closes the cluster, which ends its workers (a worker a
+    nanny starts again later keeps Python's default)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _handshake(scheduler: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,15 @@ import click
 
 from ..errors import BuildFailed, SkyshelfError
 from .common import EXIT_FAILED, EXIT_PARTIAL, fail, human, pipeline_option
+
+
+def _quiet_dask() -> None:
+    """distributed's INFO lines (a local cluster's scheduler and nannies starting, workers
+    registered: a dozen or more a build) left out of the build's output, as without a cluster;
+    ``-v`` shows them. Set once distributed is imported: its import sets its loggers' levels."""
+    import distributed  # noqa: F401  (its logging set up now, not later over this)
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 @click.command()
@@ -162,6 +172,8 @@ def build(config: Path, store: str | None, workers: int | None, scheduler: str |
     try:
         pipeline = load_pipeline(config)
         progress = _Progress(console)
+        if (scheduler or pipeline.build.scheduler) and not click.get_current_context().find_root().params.get("verbose"):
+            _quiet_dask()
         with progress.progress:
             report = run_build(pipeline, store=store, progress=progress, workers=workers, scheduler=scheduler, wait=wait)
     except BuildFailed as exc:
