@@ -6,16 +6,16 @@ the same; a scheduler that cannot be reached is a clear error."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,7 +296,7 @@ def test_ctrl_c_during_a_local_cluster_build(tmp_path: Path) -> None:
     with out.open("w") as sink:
         build = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--scheduler", "local:2"], cwd=tmp_path,
                                  stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as a terminal's foreground job)
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509 (as a terminal's foreground job: a suite run in the background ignores SIGINT)
         deadline = time.monotonic() + 120
         while "building on a Dask cluster" not in out.read_text() and build.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
