@@ -220,8 +220,10 @@ def test_a_wrong_scheduler_in_the_pipeline_names_the_line(tmp_path: Path, schedu
     """Addresses no client can use (no port; inproc://, which is another process's memory) are
     refused with the line, not met later as a traceback from distributed."""
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"scheduler": scheduler}})
-    with pytest.raises(ConfigError, match=r"pipeline.yml:\d+.*build.scheduler"):
+    with pytest.raises(ConfigError, match=r"pipeline.yml:\d+: build.scheduler: should be a Dask scheduler's address, tcp://host:8786 .*or local:N"):
         load_pipeline(config)
+    with pytest.raises(ConfigError, match=r"pipeline.yml:\d+: build.threads_per_worker: Input should be a valid integer \(got true\)"):
+        load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "build": {"threads_per_worker": True}}))
 
 
 def test_a_scheduler_address_distributed_refuses_is_said_as_such(tmp_path: Path) -> None:

@@ -148,6 +148,8 @@ def _describe(error: dict[str, Any]) -> str:
         message = "unknown field (check its spelling; `publish schema` lists the fields)"
     elif error["type"] == "missing":
         message = "required field is missing"
+    elif error["type"] == "value_error":  # (a validator's own words, without pydantic's "Value error, ")
+        message = message.removeprefix("Value error, ")
     if "input" in error and error["type"] not in ("missing", "extra_forbidden"):
         message += f" (got {json.dumps(error['input'], default=str)[:80]})"
     return message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -267,13 +268,25 @@ class Deploy(_Model):
 class Cluster(_Model):
     """Where ``publish build`` converts: this process (the default), or a Dask cluster (docs/scale.md)."""
 
-    scheduler: str | None = Field(default=None, pattern=r"^(local:([1-9][0-9]{0,2}|10[01][0-9]|102[0-4])|(tcp|tls|ucx|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):"
-                                                                  r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))$",
-                                  description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
+    scheduler: str | None = Field(default=None, description="A Dask scheduler's address (tcp://host:8786), or local:N for a LocalCluster of N worker "
                                   "processes started by the build; unset: convert in this process.")
-    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N's), and of the writers a worker keeps for the build, shared by its tasks.")
+    threads_per_worker: StrictInt = Field(default=1, ge=1, le=256, description="Compression threads per worker process (local:N's), and of the writers a worker keeps for the build, shared by its tasks.")
     processes: int | None = Field(default=None, ge=0, le=1024, description="Without a scheduler: worker processes on this machine that convert the "
                                   "small files (8 MiB or less), off this process's GIL; 0: none. Unset: one per core when the build has 16 files or more.")
+
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _SCHEDULER.match(value):
+            raise ValueError("should be a Dask scheduler's address, tcp://host:8786 (or tls://, ucx://, ws://, wss://; a port from 1 to "
+                             "65535, an IPv6 host in brackets), or local:N with N from 1 to 1024")
+        return value
+
+
+#: A scheduler's address a client can use: a host (or [IPv6]) and a port; or local:N.
+_SCHEDULER = re.compile(r"^(local:([1-9][0-9]{0,2}|10[01][0-9]|102[0-4])|(tcp|tls|ucx|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):"
+                        r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))$")
 
 
 @functools.lru_cache(maxsize=16)
