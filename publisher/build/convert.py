@@ -23,6 +23,7 @@ from ..source_walk import within
 from ..sources import WorkItem, source_folder
 from ..stacks import stack_arrays
 from ..stores import Store
+from ..stores.faults import refused_name
 from ..structures import ContainerStructure
 from ..writers import WriteContext, writers_for
 from ..writers.base import Spread
@@ -213,12 +214,12 @@ class Converter:
                 finally:  # also for a file skipped or failed for what it referred to (a part of a series)
                     look()
                     out.alone, out.referred = reader.read_alone(), [seen[p] for p in sorted(seen, key=str)]
-        except (WorkerRefused, StoreError, NoRoom):
-            raise  # (the build's, not the item's: a release published without it would lose what the last one had)
         except UnsupportedError as exc:
             out.entries.clear()  # (none of a tree cut short: nothing of the file published, rather than nodes missing their data)
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:
+            if _the_builds(exc):
+                raise
             log.debug("failure in %s", source_file, exc_info=True)
             out.entries.clear()  # (a group's metadata, written last, not written: its entry would block the release)
             _failed(out, Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file), exc)
@@ -285,12 +286,12 @@ class Converter:
                 out.entries.append(self.entry(node, path, source_file, written.data_url, written.structure))
                 out.bytes_in += written.bytes_in
                 return True
-        except (WorkerRefused, StoreError, NoRoom):
-            raise
         except UnsupportedError as exc:
             out.skipped.append(Problem(path, str(exc), source_file))
             return False
         except Exception as exc:
+            if _the_builds(exc):
+                raise
             log.debug("failure at %s", path, exc_info=True)
             _failed(out, Problem(path, f"{type(exc).__name__}: {exc}", source_file), exc)
             return False
@@ -309,3 +310,10 @@ class Converter:
         text = json.dumps(notes, ensure_ascii=False)
         unrooted = self.pipeline.unrooted(text)
         return notes if unrooted == text else json.loads(unrooted)  # type: ignore[no-any-return]
+
+
+def _the_builds(exc: BaseException) -> bool:
+    """An error of the build's, not the item's: a worker refused, no room, the store failing or
+    refusing writes (left out, the item would be missing from a release whose last one had it);
+    but a key too long for the store is the item's (a name its file holds)."""
+    return isinstance(exc, WorkerRefused | NoRoom) or (isinstance(exc, StoreError) and not refused_name(exc))

@@ -13,6 +13,7 @@ also bodies cut short; obstore all of these, resuming a cut body from where it s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import random
 import re
@@ -141,6 +142,12 @@ def check_md5(data: bytes, etag: str | None, key: str) -> None:
 def passing(exc: BaseException) -> bool:
     """A fault worth trying again later: throttling, a 5xx, a dropped connection or a cut body."""
     return damaged(exc) or any(type(e).__name__ in _DROPPED or _busy(e) for e in _chain(exc))
+
+
+def refused_name(exc: BaseException) -> bool:
+    """The store refused a key for its length (a file system's name limit, S3's 1,024 bytes): a
+    name a file's content made (an HDF5 group's), so that file's failure, not the store's."""
+    return any((isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG) or "KeyTooLongError" in str(e) for e in _chain(exc))
 
 
 def store_trouble(exc: BaseException) -> StoreError | None:
