@@ -63,10 +63,10 @@ def read(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: An
             values[f.name] = value = kind(raw)
         except ValueError:
             raise SettingError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
-        # every number here is a count, bytes or seconds: nan made the journal's thread spin (a wait of
-        # nan seconds returns at once), inf killed it (OverflowError), a negative one is none of them
-        if kind in (int, float) and not (math.isfinite(value) and value >= 0):
-            raise SettingError(f"{name} must be a finite number, 0 or more, got {raw!r}")
+        # every number here is a count, bytes or seconds (inf: never, as SKYSHELF_CATALOG_TTL may say):
+        # nan made the journal's thread spin (a wait of nan seconds returns at once), a negative one is none of them
+        if kind in (int, float) and (math.isnan(value) or value < 0):
+            raise SettingError(f"{name} must be a number, 0 or more, got {raw!r}")
     return cls(**{**values, **overrides})
 
 

@@ -199,6 +199,17 @@ def test_publish_build_starts_a_local_cluster(tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.output
 
 
+def test_a_cluster_build_without_distributed_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI quiets distributed's INFO lines once it is imported; without it installed the build
+    says what to install (the CLI's own import made a traceback)."""
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(3))
+    config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}})
+    monkeypatch.setitem(sys.modules, "distributed", None)  # (as if not installed)
+    done = CliRunner().invoke(main, ["build", "-c", str(config), "--scheduler", "local:1"])
+    assert done.exit_code == 1 and "needs the distributed package: pip install 'skyshelf[cluster]'" in done.output, done.output
+
+
 def test_a_dashboard_link_template_dask_cannot_fill(tmp_path: Path) -> None:
     """Dask's ``distributed.dashboard.link`` naming a variable not set (JupyterHub's, outside it)
     only leaves the link out, saying why (the build died of Client.dashboard_link's KeyError); one

@@ -701,6 +701,12 @@ def test_items_with_plan_warnings_are_reused_where_they_moved(tmp_path: Path) ->
     assert (again.converted, again.reused) == (0, 2) and again.published
     said = " ".join(f"{w.path} {w.source} {w.reason}" for w in again.warnings)
     assert "run1" not in said and "data/run2/odd-1.npy: file name does not match" in said and "data/run2/s_scan1.json: sidecar ignored" in said
+    from publisher.build.moved import moved_to
+    from publisher.formats import FileRecord, ManifestItem, Problem
+
+    old = ManifestItem("data/x", "s", "", [FileRecord("data/x.h5", 10, 1, "h")], [], [], alone=True,
+                       warnings=[Problem("data/x", "attribute 'metadata/units' of /entry/data/signal: too big", "data/x.h5")])
+    assert moved_to(old, "renamed/x", "renamed/x.h5").warnings[0].reason == old.warnings[0].reason  # (a folder's name inside other words: kept)
 
 
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:

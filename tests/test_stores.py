@@ -3,6 +3,8 @@ fsspec memory file system, and S3 on moto's server (each reading client) and on 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +129,24 @@ def test_each_function_ships_the_s3_client_it_is_set_to(tmp_path: Path) -> None:
     with zipfile.ZipFile(package.zip_path) as zf:
         library = next(n for n in zf.namelist() if n.startswith("obstore/") and n.endswith(".so"))
         assert int.from_bytes(zf.read(library)[18:20], "little") == 183  # EM_AARCH64
+
+
+def test_a_local_stores_streamed_write_fails_as_the_store(tmp_path: Path) -> None:
+    """A Parquet writer's file on a local store: its failures (here a full device) are the store's
+    StoreError, as write_bytes says them, not a raw OSError taken for the source file's (the table
+    left out of a release whose last one had it, with on_error: skip)."""
+    from publisher.errors import StoreError
+    from publisher.stores.faults import refused_name
+    from publisher.stores.local import LocalStore
+
+    store = LocalStore(str(tmp_path))
+    (tmp_path / "t.parquet").symlink_to("/dev/full")  # (every write: ENOSPC)
+    sink = store.open_write("t.parquet")
+    with pytest.raises(StoreError, match=r"cannot write 't.parquet' to .*No space left on device"):
+        sink.write(b"x" * 2**20)
+        sink.close()
+    with contextlib.suppress(OSError):
+        sink.close()
+    assert refused_name(StoreError("x")) is False and refused_name(OSError(errno.ENAMETOOLONG, "File name too long"))
+    assert refused_name(OSError(errno.EINVAL, "Invalid argument")) and not refused_name(OSError(errno.EROFS, "Read-only file system"))
+

@@ -55,7 +55,8 @@ class Journal:
         self._thread.start()
 
     def _beat(self) -> None:
-        while not self._stop.wait(max(self.every, 0.1)):  # (0 writes at every item; the thread still rests)
+        # (0 writes at every item, the thread still rests; inf: only at the end, a wait Python can take)
+        while not self._stop.wait(min(max(self.every, 0.1), threading.TIMEOUT_MAX)):
             with contextlib.suppress(Exception):  # a missed write only means redoing those items later
                 self.flush()
 

@@ -82,10 +82,10 @@ def moved_to(old: ManifestItem, node_path: str, shown: str) -> ManifestItem:
 
     # the file's old name in the problems' texts, and its folder's (a sidecar beside it): in one pass
     folder, new_folder = (f"{path.rpartition('/')[0]}/" if "/" in path else "" for path in (was, shown))
-    named = re.compile("|".join(re.escape(t) for t in (was, folder) if t))
+    named = re.compile(r"(?<![^\s'\"(])(" + "|".join(re.escape(t) for t in (was, folder) if t) + ")") if folder or was else None  # (at a path's start)
 
     def problem(p: Problem) -> Problem:
-        reason = named.sub(lambda m: shown if m.group() == was else new_folder, p.reason)
+        reason = named.sub(lambda m: shown if m.group() == was else new_folder, p.reason) if named else p.reason
         return Problem(repath(p.path), reason, shown if p.source == was else p.source)
 
     record = replace(old, node_path=node_path, files=[replace(old.files[0], path=shown)], entries=[entry(e) for e in old.entries],

@@ -62,8 +62,9 @@ def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: 
             return None, f"does not see this build's lock in the store {store_url} (a folder of its own there, not the client's?)"
         if release is not None:
             doing, key = "write to", f"{release}/.reach-{secrets.token_hex(6)}"
-            store.write_bytes(key, b"")
-            store.delete_prefix(key)
+            store.write_bytes(key, b"{}")  # (not empty: one left behind keeps its release's folder one gc sees)
+            with contextlib.suppress(Exception):  # a worker needs no right to delete: left, it goes with its release
+                store.delete_prefix(key)
         return store, None
     except Exception as exc:  # noqa: BLE001 (said, naming the worker: credentials, a variable, a network)
         from ..stores.faults import passing, store_error

@@ -19,8 +19,10 @@ def _quiet_dask() -> None:
     """distributed's INFO lines (a local cluster's scheduler and nannies starting, workers
     registered: a dozen or more a build) left out of the build's output, as without a cluster;
     ``-v`` shows them. Set once distributed is imported: its import sets its loggers' levels."""
-    import distributed  # noqa: F401  (its logging set up now, not later over this)
-
+    try:
+        import distributed  # noqa: F401  (its logging set up now, not later over this)
+    except ImportError:  # (the build says what to install)
+        return
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 

@@ -145,9 +145,10 @@ def passing(exc: BaseException) -> bool:
 
 
 def refused_name(exc: BaseException) -> bool:
-    """The store refused a key for its length (a file system's name limit, S3's 1,024 bytes): a
-    name a file's content made (an HDF5 group's), so that file's failure, not the store's."""
-    return any((isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG) or "KeyTooLongError" in str(e) for e in _chain(exc))
+    """The store refused a key for its length or characters (a file system's name limit, a ``:``
+    on SMB, S3's 1,024 bytes): a name a file's content made (an HDF5 group's), so that file's
+    failure, not the store's."""
+    return any((isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.EINVAL)) or "KeyTooLongError" in str(e) for e in _chain(exc))
 
 
 def store_trouble(exc: BaseException) -> StoreError | None:

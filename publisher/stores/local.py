@@ -3,6 +3,7 @@ points, ``O_DIRECT`` and background write-back for a build's bulk), links never 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -145,7 +146,11 @@ class LocalStore(Store):
     def open_write(self, key: str) -> IO[bytes]:
         path = self.path(key)
         self._ensure_folder(path)
-        return open(path, "wb")  # noqa: SIM115 (the caller closes it)
+        try:
+            raw = _Written(path, f"cannot write {key!r} to {self.url}")
+        except OSError as exc:
+            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+        return io.BufferedWriter(raw)
 
     def flush(self) -> None:
         self._writeback.wait()
@@ -162,3 +167,25 @@ class LocalStore(Store):
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
+
+
+class _Written(io.FileIO):
+    """A file a writer streams into (Parquet): its failures (a full disk, a read-only mount) are
+    the store's, as :meth:`LocalStore.write_bytes` says them, not the item's (a raw OSError was
+    taken for the source file's, and the item left out of the release)."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(path, "wb")
+        self.what = what
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise StoreError(f"{self.what}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:
+            raise StoreError(f"{self.what}: {exc}") from exc

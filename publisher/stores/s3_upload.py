@@ -11,7 +11,7 @@ import contextlib
 import tempfile
 from typing import Any, Protocol, Self
 
-from .faults import check_put, damaged, passing, retrying, store_error
+from .faults import check_put, damaged, retrying, store_error
 
 SPOOL_BYTES = 16 * 2**20
 #: Objects past this go up in parts of this size (what is read into memory at once; S3's parts are 5 MiB to 5 GiB).
@@ -69,10 +69,8 @@ class VerifiedUpload:
             else:
                 try:
                     self._parts()
-                except Exception as exc:
-                    if isinstance(exc, OSError) or passing(exc):
-                        raise store_error("write", self.key, self.store.url, exc) from exc
-                    raise
+                except Exception as exc:  # (S3 requests only: the store's, an AccessDenied as a 503)
+                    raise store_error("write", self.key, self.store.url, exc) from exc
         finally:
             self._spool.close()
 
