@@ -654,7 +654,8 @@ def test_a_late_worker_refused_at_a_slab_task_stops_the_build(tmp_path: Path, mo
     """A worker of another version joining while a big array's slabs run: its first task, a slab
     task, refused it, and the refusal (a ConfigError, a ValueError) became the item's failure,
     recorded as the file's own: published without the array, and not converted again by the next
-    build. It stops the build, naming the worker, as when its first task is an item's."""
+    build. It stops the build, naming the worker, as when its first task is an item's, and the
+    worker logs no traceback of a failed computation."""
     import h5py
 
     monkeypatch.setenv("SKYSHELF_SPREAD_BYTES", str(16 * 2**20))  # (read by the build's settings: slabs of 16 MiB as tasks)
@@ -676,14 +677,17 @@ def test_a_late_worker_refused_at_a_slab_task_stops_the_build(tmp_path: Path, mo
             if any(str(key).startswith("skyshelf-slabs") for key in cluster.scheduler.tasks) or not running.is_alive():
                 break
             threading.Event().wait(0.05)
-        late = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address, "--nthreads", "1",
-                                 "--no-nanny", "--preload", str(other)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = tmp_path / "late.log"
+        with log.open("w") as sink:
+            late = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address, "--nthreads", "1",
+                                     "--no-nanny", "--preload", str(other)], stdout=sink, stderr=subprocess.STDOUT)
         try:
             running.join(300)
         finally:
             late.kill()
             late.wait()
     assert outcome and isinstance(outcome[0], ConfigError), outcome
+    assert "Traceback" not in log.read_text()  # (the refusal returned by its task, not raised: Dask logs a raised one)
     assert re.search(r"the Dask worker tcp://\S+ has Skyshelf 0\.0\.1, the build's client", str(outcome[0])), outcome[0]
     assert not (tmp_path / "site" / "catalog.json").exists()
     again = build(pipeline, workers=1)  # on this machine: converted, not a failure recorded as the file's

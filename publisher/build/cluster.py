@@ -33,6 +33,7 @@ from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal
 from .plan import Planner
 from .reach import installed_version, worker_name, worker_store
+from .worker_state import Stopped
 
 if TYPE_CHECKING:
     from distributed import Future
@@ -100,22 +101,6 @@ def convert_item(job: Job, item: WorkItem, old: ManifestItem | None) -> Remote:
 FLUSH_BYTES = 4 * 2**20
 
 
-@dataclass(frozen=True)
-class Stopped:
-    """A task ended by an error of the build's own (the store failing, a worker refused; an item's
-    is in its result): returned, not raised, so Dask does not log a failed computation with its
-    traceback (a ``local:N`` cluster's, in the build's output). The client raises it."""
-
-    kind: str
-    message: str
-
-    def error(self) -> SkyshelfError:
-        from .. import errors
-
-        kind = getattr(errors, self.kind, None)
-        return kind(self.message) if isinstance(kind, type) and issubclass(kind, StoreError | WorkerRefused) else SkyshelfError(self.message)
-
-
 def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], flush: bool) -> list[Remote] | Stopped:
     """On a worker: a batch of items, one after the other (small files: one task, not one each).
     Its writes are made durable before it returns (a local store's ``sync``, while other workers
@@ -126,7 +111,7 @@ def convert_batch(job: Job, batch: list[tuple[WorkItem, ManifestItem | None]], f
             with _state(job) as (converter, _):
                 converter.store.flush()
     except (StoreError, WorkerRefused) as exc:
-        return Stopped(type(exc).__name__, str(exc))
+        return Stopped.of(exc)
     return results
 
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import StoreError, WorkerRefused
 from ..nodes import ArrayNode, ContainerNode, Node
 from ..sources import WorkItem
 from ..stacks import stack_arrays
@@ -64,21 +65,27 @@ class SlabTasks:
             futures = [client.submit(write_slabs, self.job, item, node_path, f"{prefix}/{zarr_path}", layout, group, pure=False,
                                      key=f"skyshelf-slabs-{node_path}-{i}-{self.job.prefix}") for i, group in enumerate(groups)]
             results = client.gather(futures)
+        for group in results:
+            if isinstance(group, worker_state.Stopped):
+                raise group.error()
         return [r for group in results for r in group]
 
 
-def write_slabs(job: _Job, item: WorkItem, node_path: str, path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]]:
+def write_slabs(job: _Job, item: WorkItem, node_path: str, path: str, layout: Any, regions: list[tuple[slice, ...]]) -> list[tuple[int, int | None]] | worker_state.Stopped:
     """On any worker: read ``regions`` of the node at ``node_path`` of ``item`` (its file opened
     again here) and write their chunks to ``path``."""
     from ..writers.zarr_array import put_region, read_region
 
-    with worker_state.state(job.prefix, job.open) as (converter, _), _reopened(item, node_path) as node:
-        store = converter.store
-        out: list[tuple[int, int | None]] = []
-        for sel in regions:
-            block, constant = read_region(node, sel)
-            put_region(store, path, layout, sel, block, constant)
-            out.append((block.nbytes, None))
+    try:
+        with worker_state.state(job.prefix, job.open) as (converter, _), _reopened(item, node_path) as node:
+            store = converter.store
+            out: list[tuple[int, int | None]] = []
+            for sel in regions:
+                block, constant = read_region(node, sel)
+                put_region(store, path, layout, sel, block, constant)
+                out.append((block.nbytes, None))
+    except (StoreError, WorkerRefused) as exc:  # (the build's: returned, see Stopped)
+        return worker_state.Stopped.of(exc)
     return out
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import SkyshelfError, StoreError, WorkerRefused
+
 if TYPE_CHECKING:
     from .convert import Converter
     from .plan import Planner
@@ -51,3 +53,23 @@ def state(prefix: str, start: Callable[[], tuple[Converter, Planner]]) -> Iterat
     finally:
         with _lock:
             found.used, found.running = time.monotonic(), found.running - 1
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A task ended by an error of the build's own (the store failing, a worker refused; an item's
+    is in its result): returned, not raised, so Dask does not log a failed computation with its
+    traceback (a ``local:N`` cluster's, in the build's output). The client raises it."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: StoreError | WorkerRefused) -> Stopped:
+        return cls(type(exc).__name__, str(exc))
+
+    def error(self) -> SkyshelfError:
+        from .. import errors
+
+        kind = getattr(errors, self.kind, None)
+        return kind(self.message) if isinstance(kind, type) and issubclass(kind, StoreError | WorkerRefused) else SkyshelfError(self.message)
