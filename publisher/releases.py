@@ -135,8 +135,13 @@ def _rollback(store: Store, release: str, confirm: Callable[[], None]) -> Catalo
         known = ", ".join(r.id for r in list_releases(store) if r.catalog) or "none"
         raise NotFound(f"no complete release {release!r} in {store.url} (complete releases: {known})") from None
     full = _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    was = (_read_json(store, CATALOG_KEY) or {}).get("release")
     confirm()
     switch(store, doc, full)
+    if was and was != release:  # a journal its build could not delete: the next build would resume what was rolled back from
+        for key in (f"releases/{was}/{JOURNAL}", f"private/releases/{was}/{JOURNAL}"):
+            with contextlib.suppress(FileNotFoundError, NotFound, OSError):
+                store.delete_prefix(key)
     return CatalogDocument.from_json(full or doc)
 
 

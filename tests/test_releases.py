@@ -709,6 +709,27 @@ def test_items_with_plan_warnings_are_reused_where_they_moved(tmp_path: Path) ->
     assert moved_to(old, "renamed/x", "renamed/x.h5").warnings[0].reason == old.warnings[0].reason  # (a folder's name inside other words: kept)
 
 
+def test_a_rollback_leaves_no_journal_of_the_release_it_leaves(tmp_path: Path) -> None:
+    """A build whose store would not delete its journal after the switch leaves it in the release
+    it published; rolled back from, that release is newer than the current one, and the next build
+    resumed its records (the rolled-back conversion reused). The rollback deletes that journal."""
+    from publisher.build.journal import journal_prefix
+
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(3))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site")}}))
+    first = build(pipeline)
+    np.save(tmp_path / "src" / "a.npy", np.arange(4))
+    second = build(pipeline)
+    store = Store(tmp_path / "site")
+    record = json.loads(store.read_bytes(json.loads(store.read_bytes("catalog.json"))["manifest"]).split(b"\n", 1)[1].split(b"\n")[0])
+    store.write_bytes(f"{journal_prefix(second.release, False)}/left.json", json.dumps([record]).encode())  # (as a failed removal leaves it)
+    rollback(store, first.release)
+    assert not store.exists(f"{journal_prefix(second.release, False)}/left.json")
+    again = build(pipeline)
+    assert again.resumed == 0 and again.converted == 1
+
+
 def test_a_changed_sidecar_republishes_its_node_only(tmp_path: Path) -> None:
     """Sidecar metadata is part of an item's fingerprint: editing one sidecar (the data file
     untouched) publishes a release with that node's new metadata, reusing every other node."""
