@@ -297,26 +297,29 @@ def test_a_port_that_is_no_schedulers_is_said_as_such(tmp_path: Path, answer: by
     assert not (tmp_path / "site" / "catalog.json").exists()
 
 
-def test_ctrl_c_during_a_local_cluster_build(tmp_path: Path) -> None:
-    """Ctrl-C reaches every process of the terminal's group: the build stops as a local build does
-    ("Aborted!", exit 1, nothing published, no process left), without each worker process's
-    KeyboardInterrupt traceback or distributed's INFO lines."""
+@pytest.mark.parametrize("where", [["--scheduler", "local:2"], []], ids=["local-cluster", "worker-processes"])
+def test_ctrl_c_during_a_local_cluster_build(tmp_path: Path, where: list[str]) -> None:
+    """Ctrl-C reaches every process of the terminal's group: the build stops ("Aborted!", exit 1,
+    nothing published, no process left), without each worker process's KeyboardInterrupt
+    traceback (a local cluster's, or the build's own worker processes') or distributed's INFO lines."""
     import signal
 
     (tmp_path / "src").mkdir()
     rng = np.random.default_rng(0)
-    for i in range(40):
-        np.save(tmp_path / "src" / f"a{i:02d}.npy", rng.integers(0, 1000, (1024, 1024), dtype="<u2"))
+    for i in range(40 if where else 16):
+        np.save(tmp_path / "src" / f"a{i:02d}.npy", rng.integers(0, 1000, (1024, 1024) if where else (64, 64), dtype="<u2"))
+    if not where:  # small files done on the worker processes, then a big one on threads: the workers wait idle for tasks
+        np.save(tmp_path / "src" / "z_big.npy", rng.integers(0, 1000, (48, 1024, 1024), dtype="<u2"))
     config = write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(tmp_path / "site"), "codec": {"name": "zstd", "level": 19}}})
     out = tmp_path / "out.txt"
     with out.open("w") as sink:
-        build = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), "--scheduler", "local:2"], cwd=tmp_path,
+        build = subprocess.Popen([sys.executable, "-m", "publisher.cli", "build", "-c", str(config), *where], cwd=tmp_path,
                                  stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509 (as a terminal's foreground job: a suite run in the background ignores SIGINT)
         deadline = time.monotonic() + 120
-        while "building on a Dask cluster" not in out.read_text() and build.poll() is None and time.monotonic() < deadline:
+        while where and "building on a Dask cluster" not in out.read_text() and build.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(1.0)  # converting
+        time.sleep(1.0 if where else 3.0)  # converting
         os.killpg(build.pid, signal.SIGINT)
         code = build.wait(60)
     text = out.read_text()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -109,13 +110,16 @@ class Workers:
 
 
 def _start(environment: dict[str, str], build: int) -> None:
-    """In a worker: the build's ``environment``, and exit when the build's process dies (killed)
+    """In a worker: the build's ``environment``, Ctrl-C left to the build's process, and exit when the build's process dies (killed)
     instead of waiting forever for tasks that will not come. Its pid, not the worker's parent: a
     worker from a fork server is the fork server's child (the server, whose "alive" pipe the
     workers hold, outlived them all)."""
     if os.environ != environment:
         os.environ.clear()
         os.environ.update(environment)
+    # Ctrl-C reaches every process of the terminal's group: the build's process stops on it and
+    # shuts the pool down; each worker printed its KeyboardInterrupt's traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     alive = _watcher(build)
 
     def watch() -> None:
