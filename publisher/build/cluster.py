@@ -66,7 +66,7 @@ class Job:
         if missing := sorted(set(self.readers) - set(READERS.items())):  # (its files skipped as of no reader, else)
             raise WorkerRefused(f"{worker_name()} has no {', '.join(missing)} reader, which the build's client has: install it in the workers' "
                               "environment too (a worker that joined the cluster after the build checked its workers?). Nothing was published")
-        store = worker_store(self.pipeline, self.store_url, self.settings, self.local, worker_name, self.prefix)
+        store = worker_store(self.pipeline, self.store_url, self.settings, self.local, self.prefix)
         access = AccessRules(self.pipeline.rules, self.pipeline.access.default)
         spread = slab_tasks.SlabTasks(self) if self.settings.spread_bytes else None
         converter = Converter(self.pipeline, store, self.prefix, self.threads, access, threads=self.threads, spread=spread)

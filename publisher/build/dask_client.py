@@ -95,7 +95,7 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
         # ending inside another client's life left dask's global config pointing at a closed one)
         client = Client(scheduler, set_as_default=False)  # tries for Dask's distributed.comm.timeouts.connect (30 s unless set)
     except (OSError, ValueError, TypeError, ImportError) as exc:  # (tls:// without Dask's TLS settings, ucx:// without ucx-py)
-        refused = f"cannot {'reach' if isinstance(exc, OSError) else 'use'} the Dask scheduler at {scheduler}: {exc}"
+        refused = _refused(scheduler, exc)
     if refused is not None:
         # the half-made Client closes itself when collected; collected later, inside the next Dask
         # start of this process (a notebook's next build, a LocalCluster), its close waited on the
@@ -153,10 +153,17 @@ def _handshake(scheduler: str) -> str | None:
             return (f"cannot reach the Dask scheduler at {scheduler}: no Dask scheduler answered there within {seconds:g} s "
                     "(distributed.comm.timeouts.connect): is it the scheduler's port (8786 by default), not its dashboard's?")
         except (OSError, ValueError, TypeError, ImportError) as exc:  # (tls:// without Dask's TLS settings, ucx:// without ucx-py)
-            return f"cannot {'reach' if isinstance(exc, OSError) else 'use'} the Dask scheduler at {scheduler}: {exc}"
+            return _refused(scheduler, exc)
         except Exception as exc:  # noqa: BLE001 (what answered is no Dask scheduler: its bytes read as Dask's frames)
             return f"cannot use the Dask scheduler at {scheduler}: what answers there is no Dask scheduler ({type(exc).__name__}: {exc})"
     return None
+
+
+def _refused(scheduler: str, exc: BaseException) -> str:
+    return f"cannot {'reach' if isinstance(exc, OSError) else 'use'} the Dask scheduler at {scheduler}: {exc}"
+
+
+_NO_DASHBOARD = "none (the scheduler serves no dashboard)"
 
 
 def dashboard_link(client: Client) -> str:
@@ -170,11 +177,11 @@ def dashboard_link(client: Client) -> str:
     except KeyError as exc:
         name = str(exc.args[0]) if exc.args else ""
         if "{" + name not in template:
-            return "none (the scheduler serves no dashboard)"
+            return _NO_DASHBOARD
         return f"not shown: its template (distributed.dashboard.link: {template!r}) names {{{name}}}, which is not set in the environment"
     except (IndexError, ValueError, AttributeError) as exc:
         return f"not shown: its template (distributed.dashboard.link: {template!r}) cannot be filled ({exc})"
-    return str(link) if link else "none (the scheduler serves no dashboard)"
+    return str(link) if link else _NO_DASHBOARD
 
 
 def _link_template() -> str:

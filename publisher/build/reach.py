@@ -12,7 +12,6 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -78,10 +77,11 @@ def reach(pipeline: Pipeline, store_url: str, settings: BuildSettings, folders: 
 NEEDS = "each worker needs the sources at the client's paths and the store with its credentials (docs/scale.md). Nothing was published"
 
 
-def worker_store(pipeline: Pipeline, store_url: str, settings: BuildSettings, local: bool, here: Callable[[], str], release: str) -> Store:
+def worker_store(pipeline: Pipeline, store_url: str, settings: BuildSettings, local: bool, release: str) -> Store:
     """The store as a worker opens it at its first task of a build. One away from the build's
-    machine (``local`` False) that does not see the store or any source folder is refused, named
-    by ``here``: the workers there when the build connected were checked, one that joined since not."""
+    machine (``local`` False) that does not see the store or any source folder, or cannot write
+    the ``release``, is refused, named: the workers there when the build connected were checked,
+    one that joined since not."""
     from ..errors import WorkerRefused
     from .target import resolve_store
 
@@ -89,5 +89,5 @@ def worker_store(pipeline: Pipeline, store_url: str, settings: BuildSettings, lo
         return resolve_store(pipeline, store_url, settings)
     store, problem = reach(pipeline, store_url, settings, source_folders(pipeline), every=False, release=release)
     if store is None:
-        raise WorkerRefused(f"{here()} {problem}: {NEEDS}")
+        raise WorkerRefused(f"{worker_name()} {problem}: {NEEDS}")
     return store
