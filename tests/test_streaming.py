@@ -94,8 +94,9 @@ def _wide_csv(folder: Path, mib: int) -> None:
 
 def test_wide_csv_streams_whatever_its_size(tmp_path: Path, growth: GrowthMeter) -> None:
     """Chunks of ``chunk_rows`` (500,000) rows hold a 500-column file whole: 160 MiB of it grew a
-    build by ~340 MiB. Chunks of ~32 MiB of text keep the growth flat."""
-    _flat(growth, tmp_path, _wide_csv, "table", 40, 160, 64)
+    build by ~340 MiB. Chunks of ~64 MiB of text keep the growth flat: both sizes past one chunk
+    (a file in one chunk, 40 MiB, is made into Arrow once and grows it less: 91 MiB, 173 for both)."""
+    _flat(growth, tmp_path, _wide_csv, "table", 80, 160, 64)
 
 
 def test_csv_chunks_by_bytes_publish_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
