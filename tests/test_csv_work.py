@@ -35,6 +35,10 @@ def test_a_file_in_one_chunk_becomes_arrow_once(tmp_path: Path, monkeypatch: pyt
     assert table.column("t").to_pylist() == [1.5, 2.5]
     assert table.column("code").to_pylist() == [7, 12]  # (warned about: numbers, as every CSV reader reads them)
     assert table.column("sample").to_pylist() == ["a", "b"]
+    # a column of dates but one is text; dates with slashes, or some with dashes and some with slashes
+    (tmp_path / "mixed.csv").write_text("a,b,c\n2024-01-01,2024/01/01,2024-01-01\nnot yet,2024/01/02,2024/01/02\n")
+    mixed = _read(tmp_path / "mixed.csv")
+    assert [pa.types.is_timestamp(f.type) for f in mixed.schema] == [False, True, True]
 
 
 def test_a_wide_file_is_walked_once_per_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -157,7 +157,9 @@ def _date_columns(frame: Any, texts: set[str], options: CSVOptions) -> list[str]
         if name in options.text_columns or name not in texts:  # (text columns are as written, whatever they hold)
             continue
         values = frame[name].dropna().astype(str)
-        if len(values) and values.str.match(_DATE).all():
+        # (not ``values.str.match``: pandas parses the pattern again each call, 0.35 ms, and its
+        # back-reference sends it value by value through Python anyway; this stops at a non-date)
+        if len(values) and all(map(_DATE.match, values)):
             found.append(name)
     return found
 
