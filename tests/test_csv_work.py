@@ -63,3 +63,20 @@ def test_a_wide_file_is_walked_once_per_column(tmp_path: Path, monkeypatch: pyte
     assert pa.types.is_timestamp(table.schema.field("when").type)
     assert table.column("who").to_pylist() == ["s0", "s1", "s2"]
     assert table.column("code").to_pylist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("fields", [2**17, 3])  # (3: the fields looked at a column or two at a time)
+def test_zero_padded_codes_are_found_by_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fields: int) -> None:
+    """Two row names before the fields (a header two short: pandas makes them its index) are not
+    columns: the warning names the columns whose fields are padded, with the first such value."""
+    from publisher.readers import csv
+
+    monkeypatch.setattr(csv, "PADDED_FIELDS", fields)
+    (tmp_path / "named.txt").write_text("a b\nr1 a 1 007\nr2 b 02 3\n")
+    with CSVReader().open(tmp_path / "named.txt", "t", CSVOptions(delimiter="whitespace")) as node:
+        assert node.notes["warnings"] == [("columns 'a' ('02'), 'b' ('007') hold integers written with leading zeros: published as "
+                                           "numbers; options: {text_columns: [a, b]} keeps them as written")]
+    (tmp_path / "codes.csv").write_text("x,p,q,r\n1,5,0012,7\n2,-03,4,x\n3,6,0099,y\n")
+    with CSVReader().open(tmp_path / "codes.csv", "t", CSVOptions()) as node:
+        assert node.notes["warnings"] == [("columns 'p' ('-03'), 'q' ('0012') hold integers written with leading zeros: published "
+                                           "as numbers; options: {text_columns: [p, q]} keeps them as written")]
