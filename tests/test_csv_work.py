@@ -3,12 +3,15 @@ one is not walked column by column for each of its checks (60,000 columns: 12.9 
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from pyarrow import pandas_compat
 
 from publisher.readers.csv import CSVOptions, CSVReader
@@ -80,3 +83,34 @@ def test_zero_padded_codes_are_found_by_column(tmp_path: Path, monkeypatch: pyte
     with CSVReader().open(tmp_path / "codes.csv", "t", CSVOptions()) as node:
         assert node.notes["warnings"] == [("columns 'p' ('-03'), 'q' ('0012') hold integers written with leading zeros: published "
                                            "as numbers; options: {text_columns: [p, q]} keeps them as written")]
+
+
+def _sniffed(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t| ").delimiter
+    except csv.Error:
+        return ","
+
+
+_FIELDS = st.lists(st.text(alphabet="ab1. -:;|\t'", max_size=4), min_size=1, max_size=5).map(",".join)  # (rows of commas, mostly)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_FIELDS | st.text(alphabet="ab1.,;\t| -:'\"", min_size=1, max_size=12), min_size=1, max_size=14))
+def test_the_delimiter_is_the_sniffers(rows: list[str]) -> None:
+    """The shortcut for comma-separated samples finds what ``csv.Sniffer`` finds (else a comma)."""
+    from publisher.readers.csv import _delimiter
+
+    lines = [row + "\n" for row in rows if row.strip()]
+    assume(lines)
+    sample = "".join(lines)
+    assert _delimiter(sample, lines) == _sniffed(sample)
+
+
+@pytest.mark.parametrize("rows", [["a,b", "1,2"] * 6, ["a, b", "1, 2", "3, 4"], ["a;b,c", "1;2,3"], ["x", "1"], ["a,b,c", "1,2", "3,4,5"],
+                                  ["a b,c", "1 2,3"], ["a|b,c", "1|2,3"] * 7])
+def test_the_delimiter_of_common_files(rows: list[str]) -> None:
+    from publisher.readers.csv import _delimiter
+
+    lines = [row + "\n" for row in rows]
+    assert _delimiter("".join(lines), lines) == _sniffed("".join(lines))
