@@ -207,6 +207,8 @@ class _Walker:
         """Open the dataset again when a block is read: handles kept open for every node of a
         big file (thousands of them) would each hold HDF5 caches until the file closes."""
         f, name = ds.file, ds.name
+        if f == self.f:  # (the same file: its one File object kept, not one a dataset, ~2.5 KB each with its HDF5 id)
+            f = self.f
         return lambda: f[name]
 
     # -- datasets -----------------------------------------------------------------------
