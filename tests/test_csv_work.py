@@ -92,11 +92,12 @@ def _sniffed(sample: str) -> str:
         return ","
 
 
-_FIELDS = st.lists(st.text(alphabet="ab1. -:;|\t'", max_size=4), min_size=1, max_size=5).map(",".join)  # (rows of commas, mostly)
+#: Rows of fields joined by one of the candidates, mostly (other candidates inside the fields).
+_ROWS = st.sampled_from(",\t; |:").flatmap(lambda sep: st.lists(st.text(alphabet="ab1. -:;|\t,'", max_size=4), min_size=1, max_size=5).map(sep.join))
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.lists(_FIELDS | st.text(alphabet="ab1.,;\t| -:'\"", min_size=1, max_size=12), min_size=1, max_size=14))
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_ROWS | st.text(alphabet="ab1.,;\t| -:'\"", min_size=1, max_size=12), min_size=1, max_size=14))
 def test_the_delimiter_is_the_sniffers(rows: list[str]) -> None:
     """The shortcut for comma-separated samples finds what ``csv.Sniffer`` finds (else a comma)."""
     from publisher.readers.csv import _delimiter
@@ -108,7 +109,9 @@ def test_the_delimiter_is_the_sniffers(rows: list[str]) -> None:
 
 
 @pytest.mark.parametrize("rows", [["a,b", "1,2"] * 6, ["a, b", "1, 2", "3, 4"], ["a;b,c", "1;2,3"], ["x", "1"], ["a,b,c", "1,2", "3,4,5"],
-                                  ["a b,c", "1 2,3"], ["a|b,c", "1|2,3"] * 7])
+                                  ["a b,c", "1 2,3"], ["a|b,c", "1|2,3"] * 7, ["a\tb", "1\t2"], ["a;b", "1,5;2"], ["a|b c", "1|2 3"],
+                                  ["a|b", "1|2"], ["a b", "1 2"], ["a\tb;c", "1\t2;3", "4\t5"],
+                                  ["a,b\tc"] * 9 + ["a,b,c,d\tx"], ["a,b\tc"] * 10 + ["a,b,c,d\tx"]])  # (the first ten lines decide)
 def test_the_delimiter_of_common_files(rows: list[str]) -> None:
     from publisher.readers.csv import _delimiter
 
