@@ -421,6 +421,34 @@ def test_a_worker_that_cannot_write_the_store_is_refused_at_connect(tmp_path: Pa
     assert not (store / "catalog.json").exists()
 
 
+def test_the_releases_folder_is_the_builds_before_a_worker_checks_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers' check at connect writes into the release: on a shared file system the folder
+    it made was the worker's user's, and the build's own writes there could be refused. The build's
+    process makes it first (workers in this process here, to watch them); no probe is left."""
+    import distributed
+
+    from publisher.build import dask_client
+
+    found: list[bool] = []
+    real = dask_client.reach
+
+    def watched(pipeline: Any, store_url: str, settings: Any, folders: list[str], every: bool = True, release: str | None = None) -> Any:
+        found.append(release is not None and (Path(store_url) / release).is_dir())
+        return real(pipeline, store_url, settings, folders, every, release)
+
+    monkeypatch.setattr(dask_client, "reach", watched)
+    store = tmp_path / "site"
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "a.npy", np.arange(10))
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store)}}))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None,
+                                  host="127.0.0.1") as c:
+        report = build(pipeline, scheduler=c.scheduler_address)
+    assert found == [True, True]
+    assert not [p for p in store.rglob(".reach-*")]
+    assert (store / "releases" / report.release).is_dir()
+
+
 def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool, output: dict[str, Any] | None = None) -> ConfigError:
     """A one-file build (into ``output``, else a folder) on a cluster whose one worker runs
     ``preload``: there from the start, or joining once the build checked the (no) workers and

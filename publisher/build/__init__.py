@@ -93,7 +93,7 @@ class _Build:
         """Convert on ``client``'s cluster: each item a task, its chunks written by the worker."""
         job = Job(self.pipeline, self.store.url, self.settings, self.prefix, threads)
         self.remote, self.remote_all = dask_tasks(client, job, self.journal, local, self.progress), True
-        check_reach(client, job)
+        check_reach(client, job, self.store)
         self.capacity = Capacity(client)
         self.grow(self.capacity.slots)
         self.progress("cluster", {"dashboard": dashboard_link(client), "workers": len(client.nthreads())})

@@ -23,6 +23,8 @@ from .reach import NEEDS, reach, source_folders
 if TYPE_CHECKING:
     from distributed import Client, Future
 
+    from ..stores import Store
+
 
 def dask_tasks(client: Client, job: Job, journal: Journal, local: bool = False,
                progress: Callable[[str, dict[str, Any]], None] | None = None) -> ClusterItems:
@@ -228,16 +230,28 @@ def check_workers(client: Client, scheduler: str) -> None:
                               "(a plug-in installed here only?): install it in the workers' environment too")
 
 
-def check_reach(client: Client, job: Job) -> None:
+def check_reach(client: Client, job: Job, store: Store) -> None:
     """Every worker sees the sources at the client's paths and the store this build holds the lock
-    of (the same folder; the bucket, with credentials and the variables ``output.storage`` names)."""
+    of (the same folder; the bucket, with credentials and the variables ``output.storage`` names),
+    and can write the release there. In a folder, the release's folder is made by this process
+    first: made by a worker's check, on a shared file system it was that worker's user's, and this
+    process's own writes there (its marker, the index) could be refused; a worker that cannot
+    write into this process's folder is refused now, named, instead."""
     seen = [folder for folder in source_folders(job.pipeline) if os.path.isdir(folder)]  # (one the client lacks too: the plan says so)
-    for worker, answer in client.run(_reach, job, seen, on_error="return").items():
-        if isinstance(answer, StoreUnavailable):  # the store's passing fault met there (throttling...), not the worker's set-up
-            raise StoreUnavailable(str(answer)) from None
-        problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
-        if problem:
-            raise ConfigError(f"the Dask worker {worker} {problem}: {NEEDS}")
+    own = f"{job.prefix}/.reach-client"
+    if store.is_local:
+        store.write_bytes(own, b"{}")
+    try:
+        for worker, answer in client.run(_reach, job, seen, on_error="return").items():
+            if isinstance(answer, StoreUnavailable):  # the store's passing fault met there (throttling...), not the worker's set-up
+                raise StoreUnavailable(str(answer)) from None
+            problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
+            if problem:
+                raise ConfigError(f"the Dask worker {worker} {problem}: {NEEDS}")
+    finally:
+        if store.is_local:
+            with contextlib.suppress(Exception):  # (left, it goes with its release)
+                store.delete_prefix(own)
 
 
 def _reach(job: Job, folders: list[str]) -> str | StoreUnavailable | None:
