@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from publisher.build import build
 from publisher.cli import main
 from publisher.config import load_pipeline
-from publisher.errors import ConfigError
+from publisher.errors import BuildFailed, ConfigError
 from publisher.stores import Store
 
 from .conftest import fetch_real, write_pipeline
@@ -419,6 +419,7 @@ def test_a_worker_that_cannot_write_the_store_is_refused_at_connect(tmp_path: Pa
             worker.terminate()
             worker.wait(30)
     assert not (store / "catalog.json").exists()
+    assert not list((store / "releases").iterdir())  # (the folder the build made for the check goes with it)
 
 
 def test_the_releases_folder_is_the_builds_before_a_worker_checks_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -447,6 +448,15 @@ def test_the_releases_folder_is_the_builds_before_a_worker_checks_it(tmp_path: P
     assert found == [True, True]
     assert not [p for p in store.rglob(".reach-*")]
     assert (store / "releases" / report.release).is_dir()
+
+    # a build that stops at its plan (on_error: fail, a symlink loop) leaves no release folder the
+    # check made (empty, no release `publish gc` sees: one was left by each such build)
+    (tmp_path / "src" / "loop").symlink_to("loop")
+    failing = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src"}], "output": {"store": str(store)}, "on_error": "fail"}))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None,
+                                  host="127.0.0.1") as c, pytest.raises(BuildFailed, match="symlink loop"):
+        build(failing, scheduler=c.scheduler_address)
+    assert sorted(p.name for p in (store / "releases").iterdir()) == [report.release]
 
 
 def _built_on_workers_with(preload: Path, tmp_path: Path, joining_later: bool, output: dict[str, Any] | None = None) -> ConfigError:

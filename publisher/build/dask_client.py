@@ -238,19 +238,24 @@ def check_reach(client: Client, job: Job, store: Store) -> None:
     process's own writes there (its marker, the index) could be refused; a worker that cannot
     write into this process's folder is refused now, named, instead."""
     seen = [folder for folder in source_folders(job.pipeline) if os.path.isdir(folder)]  # (one the client lacks too: the plan says so)
-    own = f"{job.prefix}/.reach-client"
-    if store.is_local:
-        store.write_bytes(own, b"{}")
+    own, checked = f"{job.prefix}/.reach-client", False
     try:
+        if store.is_local:
+            store.write_bytes(own, b"{}")
         for worker, answer in client.run(_reach, job, seen, on_error="return").items():
             if isinstance(answer, StoreUnavailable):  # the store's passing fault met there (throttling...), not the worker's set-up
                 raise StoreUnavailable(str(answer)) from None
             problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
             if problem:
                 raise ConfigError(f"the Dask worker {worker} {problem}: {NEEDS}")
+        checked = True
     finally:
-        if store.is_local:
-            with contextlib.suppress(Exception):  # (left, it goes with its release)
+        # refused: the release's folder goes too, with what the checks left in it (nothing else is
+        # there yet); an empty folder is no release that `publish gc` sees, and one was left a build
+        with contextlib.suppress(Exception):  # (left, the probe goes with its release)
+            if not checked:
+                store.delete_prefix(job.prefix)
+            elif store.is_local:
                 store.delete_prefix(own)
 
 
