@@ -10,6 +10,7 @@ failures deletes its release and leaves the previous catalog untouched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -123,7 +124,8 @@ class _Build:
                 self.processes = (min(self.workers, os.cpu_count() or 1) if self.workers > 1 and len(items) >= processes.MIN_ITEMS else 0) if wanted is None else wanted
             if self.report.failures and self.pipeline.on_error == "fail":  # nothing is written
                 if self.remote_all:  # (but the workers' check at connect: its release's folder goes)
-                    self.store.delete_prefix(self.prefix)
+                    with contextlib.suppress(Exception):  # (left, it is an empty folder: the plan's failure is the one said)
+                        self.store.delete_prefix(self.prefix)
                 self.report.seconds = time.perf_counter() - started
                 return self.report
             if watch is not None and watch.holds and watch.count == self.planner.previous.count:  # type: ignore[union-attr]
