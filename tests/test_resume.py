@@ -6,6 +6,7 @@ the sources, and ``publish gc`` keeps the resumed items' data."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -30,6 +31,25 @@ from publisher.stores import Store
 from .conftest import write_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _namespaces() -> bool:
+    """Whether this host lets a process take a mount namespace of its own (unprivileged: a user
+    namespace mapping this user to root in it)."""
+    try:
+        return subprocess.run(["unshare", "--mount", "--map-root-user", "true"], capture_output=True, timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _own_dev_shm(command: list[str]) -> list[str]:
+    """``command`` with a /dev/shm of its own (a tmpfs in a mount namespace, gone with its last
+    process): its processes, killed with their process group and multiprocessing's resource tracker,
+    left their locks' named semaphores in the host's /dev/shm, 12 a test, each run of the suite."""
+    if not _namespaces():
+        return command
+    return ["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount -t tmpfs -o size=64m tmpfs /dev/shm && exec "$@"', "sh", *command]
 
 
 def _frames(folder: Path, first: int, last: int) -> None:
@@ -63,7 +83,8 @@ def test_a_killed_build_is_resumed(tmp_path: Path, scheduler: str | None) -> Non
     scratch = tmp_path / "tmp"  # where the killed build keeps its plan, node table and manifests
     scratch.mkdir()
     env = {**os.environ, "SKYSHELF_JOURNAL_SECONDS": "0.1", "TMPDIR": str(scratch)}  # the journal written often: a kill finds it soon
-    client = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = subprocess.Popen(_own_dev_shm(command), cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while _journaled(store) < 3 and client.poll() is None and time.monotonic() < deadline:
@@ -116,7 +137,7 @@ def test_a_lost_scheduler_fails_clearly_and_is_resumed(tmp_path: Path, monkeypat
                 address = json.loads((tmp_path / "scheduler.json").read_text())["address"]
             time.sleep(0.1)
         assert address, "the dask scheduler never wrote its address"
-        workers = subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--nworkers", "2", "--no-dashboard"],
+        workers = subprocess.Popen(_own_dev_shm([str(dask), "worker", address, "--nthreads", "1", "--nworkers", "2", "--no-dashboard"]),
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         monkeypatch.setenv("SKYSHELF_JOURNAL_SECONDS", "0.1")
 
