@@ -146,10 +146,11 @@ class LocalStore(Store):
     def open_write(self, key: str) -> IO[bytes]:
         path = self.path(key)
         self._ensure_folder(path)
+        what = f"cannot write {key!r} to {self.url}"
         try:
-            raw = _Written(path, f"cannot write {key!r} to {self.url}")
+            raw = _Written(path, what)
         except OSError as exc:
-            raise StoreError(f"cannot write {key!r} to {self.url}: {exc}") from exc
+            raise StoreError(f"{what}: {exc}") from exc
         return io.BufferedWriter(raw)
 
     def flush(self) -> None:
