@@ -20,6 +20,7 @@ import tifffile
 from publisher.build import build
 from publisher.config import load_pipeline
 from publisher.errors import ConfigError
+from publisher.index.table import NodeClash, NodeTable
 
 from .conftest import remove_deep, write_pipeline
 
@@ -57,7 +58,8 @@ def test_the_output_store_inside_a_source_folder_is_not_walked(tmp_path: Path) -
 def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None:
     """Clashes the plan cannot see (it compares items' top paths): the second node replaced the
     first in the index (or went inside a table, where no client lists it), its data written but
-    out of reach, with no word. Now the build stops, naming both; nothing is published."""
+    out of reach, with no word. Now the build stops, naming both and the lines in pipeline.yml of
+    the sources that made them; nothing is published."""
     tree = tmp_path / "tree"
     if case == "into-a-file":  # e/x.h5 into top: top/x/data, an array; f/data.csv into top/x: top/x/data, a table
         (tree / "e").mkdir(parents=True)
@@ -66,14 +68,14 @@ def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None
             f["data"] = np.arange(10)
         (tree / "f" / "data.csv").write_text("a,b\n1,2\n")
         sources = [{"path": "tree/e", "into": "top"}, {"path": "tree/f", "into": "top/x"}]
-        said = "node path 'top/x/data' would be published twice: as the array 'top/x/data' (from tree/e/x.h5) and as the table"
+        said = "pipeline.yml:2 and line 4: node path 'top/x/data' would be published twice: as the array 'top/x/data' (from tree/e/x.h5) and as the table"
     elif case == "into-a-table":
         (tree / "a").mkdir(parents=True)
         (tree / "c").mkdir()
         (tree / "a" / "x.csv").write_text("a,b\n1,2\n")
         (tree / "c" / "x.csv").write_text("a,b\n3,4\n")
         sources = [{"path": "tree/a", "into": "top"}, {"path": "tree/c", "into": "top/x"}]
-        said = "node path 'top/x/x' is inside the table 'top/x' (from tree/a/x.csv)"
+        said = "pipeline.yml:2 and line 4: node path 'top/x/x' is inside the table 'top/x' (from tree/a/x.csv)"
     elif case == "one-file-two-sources":  # tree and tree/a both match tree/a/x.csv (it was named twice: "x.csv and x.csv")
         (tree / "a").mkdir(parents=True)
         (tree / "a" / "x.csv").write_text("a,b\n1,2\n")
@@ -85,12 +87,36 @@ def test_two_nodes_at_one_path_stop_the_build(tmp_path: Path, case: str) -> None
             tifffile.imwrite(tree / "data" / f"img_{i:03d}.tif", np.full((4, 4), i, np.uint8))
         (tree / "data" / "img" / "notes.csv").write_text("a\n1\n")
         sources = [{"path": "tree/data", "into": "data", "name_pattern": "{name}_{frame:03d}.tif", "stack": "frame"}]
-        said = "node path 'data/img' would be published twice: as the folder 'data/img' and as the array 'data/img'"
+        said = "pipeline.yml:2: node path 'data/img' would be published twice: as the folder 'data/img' and as the array 'data/img'"
     config = {"sources": sources, "output": {"store": str(tmp_path / "site")}}
     with pytest.raises(ConfigError) as caught:
         build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
     assert said in str(caught.value)
     assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+def test_a_clash_found_batches_later_names_the_sources_of_both_nodes() -> None:
+    """The node table takes rows in batches (:attr:`NodeTable.BATCH`): a clash comes to light
+    when a later item's rows are added, so the item at hand may be neither node's. Each row
+    keeps the number of the source that made it, and the clash names those two."""
+    def row(path: str, family: str = "array") -> dict[str, object]:
+        return {"path": path, "parent": path.rpartition("/")[0], "family": family, "source_file": f"{path}.h5"}
+
+    table = NodeTable()
+    try:
+        table.add(row("", "container"), folder=True, source=None)
+        table.add(row("a"), folder=False, source=3)
+        for i in range(NodeTable.BATCH + 10):  # the clash goes in with the first full batch
+            table.add(row(f"n{i}"), folder=False, source=7 if i == 5 else 0)
+            if i == 5:
+                table.add(row("a"), folder=False, source=5)
+    except NodeClash as clash:
+        assert clash.sources == (3, 5) and clash.path == "a"
+        assert str(clash.located(lambda i: f"p.yml:{2 * i}")).startswith("p.yml:6 and line 10: node path 'a' would be published twice")
+    else:
+        raise AssertionError("no clash")
+    finally:
+        table.close()
 
 
 def _without_root_powers() -> list[str]:

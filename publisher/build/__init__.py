@@ -202,7 +202,7 @@ class _Build:
             return old
         if not self._warming:  # something to convert: the index will be written
             if self.processes:  # before this process starts a thread (see processes.start)
-                self.tree.table.commit()  # no lock held across the fork (the workers' check reads this table)
+                self.tree.commit()  # no lock held across the fork (the workers' check reads this table)
                 self.pool = processes.Workers(self.processes)
                 job = Job(self.pipeline, self.store.url, self.settings, self.prefix, 1)
                 self.remote = processes.process_items(self.pool, job, self.journal)
@@ -236,7 +236,7 @@ class _Build:
         else:
             if self.deferred is not None:
                 self.replay()
-            self.merge(item.node_path, outcome)
+            self.merge(item.node_path, outcome, item.source_index)
         self.progress("done", {"path": item.node_path})
 
     def defer(self, item: WorkItem, old: ManifestItem) -> None:
@@ -300,8 +300,9 @@ class _Build:
 
         return listing
 
-    def merge(self, node_path: str, outcome: Outcome) -> None:
-        """On the main thread, in item order: add the item's entries and problems to the build."""
+    def merge(self, node_path: str, outcome: Outcome, source: int | None = None) -> None:
+        """On the main thread, in item order: add the item's entries and problems to the build
+        (``source``: the number of the pipeline's source that planned it; None for a previous record)."""
         if isinstance(outcome, ManifestItem):
             if outcome.files and os.path.isabs(outcome.files[0].path):  # a record written before paths were relative
                 outcome = relative_record(self.planner, outcome)
@@ -320,9 +321,9 @@ class _Build:
             if out.recorded:  # else (a passing failure) not recorded, so it is converted again next time
                 self.records.add(record)
         if rows:
-            self.tree.ensure_folders(node_path)
+            self.tree.ensure_folders(node_path, source)
         for row in rows:
-            self.tree.add_row(row)
+            self.tree.add_row(row, source)
         self.report.warnings += warnings
         self.report.skipped += skipped
         self.report.failures += failures

@@ -26,7 +26,7 @@ from ..config.models import Pipeline
 from ..errors import NotFound
 from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry
 from ..index.layout import INDEX_COLUMNS
-from ..index.table import NodeTable, NodeView
+from ..index.table import NodeClash, NodeTable, NodeView
 from ..index.write import write_index
 from ..releases import InProgress, switch
 from ..stores import Store
@@ -58,7 +58,21 @@ class Tree:
     def close(self) -> None:
         self.table.close()
 
-    def ensure_folders(self, node_path: str) -> None:
+    def _located(self, clash: NodeClash) -> NodeClash:
+        """A clash of nodes (found when the table takes the rows in: maybe an item later) said with
+        the lines in pipeline.yml of the sources that made them. (Caught where it happens: a
+        try costs nothing in Python 3.11; a context manager ~1 us a row.)"""
+        return clash.located(lambda i: self.pipeline.line_of("sources", i))
+
+    def commit(self) -> None:
+        """The table made durable in its file (before this process forks: :meth:`NodeTable.commit`)."""
+        try:
+            self.table.commit()
+        except NodeClash as clash:
+            raise self._located(clash) from None
+
+    def ensure_folders(self, node_path: str, source: int | None = None) -> None:
+        """The folders above ``node_path`` (made for the pipeline's source number ``source``)."""
         parent = node_path.rpartition("/")[0]
         if parent == self._last_parent:  # (items come folder by folder; a folder, once added, stays)
             return
@@ -66,18 +80,23 @@ class Tree:
         parts = node_path.split("/")[:-1]
         for depth in range(len(parts) + 1):
             path = "/".join(parts[:depth])
-            if not self.table.has(path):
+            try:
+                known = self.table.has(path)
+            except NodeClash as clash:
+                raise self._located(clash) from None
+            if not known:
                 metadata = dict(self.pipeline.metadata) if path == "" else {}
                 if path == "":
                     metadata.update({k: v for k, v in (("name", self.pipeline.name), ("description", self.pipeline.description)) if v})
-                self.add(Entry(path, parts[depth - 1] if depth else "", "container", [], metadata, ContainerStructure(0), None, None, None))
+                self.add(Entry(path, parts[depth - 1] if depth else "", "container", [], metadata, ContainerStructure(0), None, None, None), source)
 
-    def add(self, entry: Entry) -> None:
-        self.add_row(entry.to_json())
+    def add(self, entry: Entry, source: int | None = None) -> None:
+        self.add_row(entry.to_json(), source)
 
-    def add_row(self, row: dict[str, Any]) -> None:
+    def add_row(self, row: dict[str, Any], source: int | None = None) -> None:
         """One node's index row (:meth:`Entry.to_json`, as an item's record holds it: a million
-        reused records are not turned into entries and back)."""
+        reused records are not turned into entries and back), made by the pipeline's source number
+        ``source`` (None: not known, a previous release's record)."""
         if tuple(row) != INDEX_COLUMNS:  # (a row of another shape: as an entry makes it)
             row = Entry.from_json(row).to_json()
         tags, shown = None, True
@@ -90,13 +109,19 @@ class Tree:
             if name is not None and name not in self.classes:
                 self.classes[name] = [sorted(set(t)) for t in chain]
             tags = tag_key(row["access_tags"])
-        self.table.add(row, folder=row["family"] == "container" and row["data_url"] is None, tags=tags, shown=shown)
+        try:
+            self.table.add(row, folder=row["family"] == "container" and row["data_url"] is None, tags=tags, shown=shown, source=source)
+        except NodeClash as clash:
+            raise self._located(clash) from None
         self.report.nodes[row["family"]] += 1
 
     def count_folders(self) -> None:
         """Count every container's children (folders publish the count; a tagged catalog's
         containers also count them by tag set)."""
-        self.table.finish(by_tags=self.access.tagged)
+        try:
+            self.table.finish(by_tags=self.access.tagged)
+        except NodeClash as clash:
+            raise self._located(clash) from None
 
     def ordered(self) -> NodeView:
         """Every node, depth first, children in the order added: the index's order."""

@@ -25,7 +25,8 @@ from ..scratch import Scratch
 _SCHEMA = """
 PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE; PRAGMA cache_size=-8192;
 CREATE TABLE nodes(seq INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, parent TEXT, folder INTEGER NOT NULL,
-                   container INTEGER NOT NULL, tags TEXT, shown INTEGER NOT NULL, shard TEXT NOT NULL, row TEXT NOT NULL);
+                   container INTEGER NOT NULL, tags TEXT, shown INTEGER NOT NULL, shard TEXT NOT NULL, row TEXT NOT NULL,
+                   source INTEGER);
 CREATE INDEX nodes_by_parent ON nodes(parent, seq);
 CREATE TABLE counts(view INTEGER NOT NULL, path TEXT NOT NULL, n INTEGER NOT NULL, by_tags TEXT, PRIMARY KEY(view, path)) WITHOUT ROWID;
 """
@@ -38,16 +39,28 @@ class NodeClash(ConfigError):
     """Two nodes at one path, or a node inside one that is not a container (an array, a table),
     which the plan could not see: sources whose ``into`` nest (``top`` and ``top/x``, where
     ``top/x`` is a file), a stack named as the folder beside it. Nothing is published (each time,
-    one of them was silently left out of the index, its data written but out of reach)."""
+    one of them was silently left out of the index, its data written but out of reach).
+    ``sources``: the pipeline's sources (their numbers) that made the two nodes, where known;
+    ``where``: their lines in pipeline.yml, which the build puts first (:meth:`located`)."""
 
-    def __init__(self, path: str, first: dict[str, Any], second: dict[str, Any], inside: bool = False) -> None:
+    def __init__(self, path: str, first: dict[str, Any], second: dict[str, Any], inside: bool = False,
+                 sources: tuple[int | None, int | None] = (None, None), where: str = "") -> None:
+        self.path, self.first, self.second, self.inside, self.sources = path, first, second, inside, sources
+
         def what(row: dict[str, Any]) -> str:
             if not row.get("source_file"):  # (a folder of the tree, or one an 'into' makes)
                 return f"the folder {row['path']!r}"
             return f"the {row['family']} {row['path']!r} (from {row['source_file']})"
 
         clash = f"is inside {what(first)}, which holds no nodes" if inside else f"would be published twice: as {what(first)} and as {what(second)}"
-        super().__init__(f"node path {path!r} {clash}; give one of their sources a different 'into', or rename one")
+        super().__init__(f"{where}node path {path!r} {clash}; give one of their sources a different 'into', or rename one")
+
+    def located(self, line_of: Callable[[int], str]) -> NodeClash:
+        """The same clash led by the lines (``line_of(source number)``) of the sources that made it."""
+        lines = list(dict.fromkeys(line_of(i) for i in self.sources if i is not None))
+        if len(lines) == 2 and lines[0].rpartition(":")[0] == lines[1].rpartition(":")[0]:  # one file: "pipeline.yml:2 and line 4"
+            lines[1] = f"line {lines[1].rpartition(':')[2]}"
+        return NodeClash(self.path, self.first, self.second, self.inside, self.sources, f"{' and '.join(lines)}: " if lines else "")
 
 
 def dumps(value: Any) -> str:
@@ -90,11 +103,12 @@ class NodeTable:
         """The SQLite file (another process of the machine may read it once :meth:`finish` ran)."""
         return os.path.join(self.scratch.folder, "nodes.sqlite")
 
-    def add(self, row: dict[str, Any], folder: bool, tags: str | None = None, shown: bool = True) -> None:
+    def add(self, row: dict[str, Any], folder: bool, tags: str | None = None, shown: bool = True, source: int | None = None) -> None:
         """One node's row (:meth:`publisher.formats.Entry.to_json`); ``folder``: a container with no
-        data of its own (its count is its children's); ``tags``: its tag set's key, in a tagged catalog."""
+        data of its own (its count is its children's); ``tags``: its tag set's key, in a tagged catalog;
+        ``source``: the number of the pipeline's source that made it (named if it clashes)."""
         path = row["path"]
-        self._pending.append((path, row["parent"], folder, row["family"] == "container", tags, shown, shard_of(path), dumps(row)))
+        self._pending.append((path, row["parent"], folder, row["family"] == "container", tags, shown, shard_of(path), dumps(row), source))
         if len(self._known) > 4096:
             self._known.clear()
         self._known[path] = None
@@ -103,14 +117,14 @@ class NodeTable:
 
     def _flush(self) -> None:
         if self._pending:
-            insert = "INSERT INTO nodes(path, parent, folder, container, tags, shown, shard, row) VALUES (?,?,?,?,?,?,?,?)"
+            insert = "INSERT INTO nodes(path, parent, folder, container, tags, shown, shard, row, source) VALUES (?,?,?,?,?,?,?,?,?)"
             before = self.db.total_changes
             try:
                 self.db.executemany(insert, self._pending)
             except sqlite3.IntegrityError:  # a path added twice (the rows before it went in): which, and whose
                 row = self._pending[self.db.total_changes - before]
-                found = self.db.execute("SELECT row FROM nodes WHERE path=?", (row[0],)).fetchone()
-                raise NodeClash(row[0], json.loads(found[0]), json.loads(row[7])) from None
+                found = self.db.execute("SELECT row, source FROM nodes WHERE path=?", (row[0],)).fetchone()
+                raise NodeClash(row[0], json.loads(found[0]), json.loads(row[7]), sources=(found[1], row[8])) from None
             self._pending = []
 
     def has(self, path: str) -> bool:
@@ -128,11 +142,11 @@ class NodeTable:
         :class:`NodeClash` when a node's parent is not a container (no client would list it)."""
         self._flush()
         self.db.execute("COMMIT")
-        inside = self.db.execute("SELECT child.row, parent.row FROM nodes AS child JOIN nodes AS parent ON child.parent = parent.path "
-                                 "WHERE NOT parent.container LIMIT 1").fetchone()
+        inside = self.db.execute("SELECT child.row, parent.row, parent.source, child.source FROM nodes AS child JOIN nodes AS parent "
+                                 "ON child.parent = parent.path WHERE NOT parent.container LIMIT 1").fetchone()
         if inside is not None:
             child, parent = json.loads(inside[0]), json.loads(inside[1])
-            raise NodeClash(child["path"], parent, child, inside=True)
+            raise NodeClash(child["path"], parent, child, inside=True, sources=(inside[2], inside[3]))
         for view, where in ((0, ""), (1, "WHERE shown")):
             self.db.execute(f"INSERT INTO counts SELECT {view}, path, 0, NULL FROM nodes WHERE container {'AND shown' if view else ''}")
             self.db.execute(f"INSERT INTO counts SELECT {view}, parent, count(*), NULL FROM nodes {where} {'AND' if where else 'WHERE'} "
