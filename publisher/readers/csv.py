@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import SourceError
 from ..nodes import Node, TableNode
 from .base import Reader, register_reader
-from .csv_lines import comment_lines, preamble, row_names
+from .csv_lines import WHITESPACE, comment_lines, preamble, row_names
 from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
 #: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
@@ -76,11 +76,20 @@ def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
                 break
     sample = "".join(lines)
     if options.delimiter is not None:
-        return {"sep": r"\s+" if options.delimiter == "whitespace" else options.delimiter}
+        return {"sep": WHITESPACE if options.delimiter == "whitespace" else options.delimiter}
     sep = _delimiter(sample, lines)
-    if sep == " " or (sep == "," and "," not in sample and re.search(r"\S\s{2,}\S", sample)):
-        return {"sep": r"\s+"}
+    if sep == " " or (sep == "," and "," not in sample and _aligned(lines)):
+        return {"sep": WHITESPACE}
     return {"sep": sep}
+
+
+def _aligned(lines: list[str]) -> bool:
+    """Columns aligned with runs of spaces or tabs: the first lines all split into as many fields
+    (two or more), and some line has a run of two. A file of one column whose text holds a
+    double space ("not  ok"), or a space at a line's end, is one column (it was split, rows lost)."""
+    first = [line.split() for line in lines[:10]]
+    return (bool(first) and len(first[0]) >= 2 and all(len(fields) == len(first[0]) for fields in first)
+            and any(re.search(r"\S[ \t]{2,}\S", line) for line in lines[:10]))
 
 
 def _delimiter(sample: str, lines: list[str]) -> str:
@@ -192,7 +201,7 @@ def _zero_padded(path: Path, first: Any, read_kwargs: dict[str, Any], options: C
     sep = read_kwargs["sep"]
     with open(path, encoding=options.encoding, errors="replace") as f:
         head = f.read(65536)
-    if not re.search(_PADDED.format(sep=r"\s" if sep == r"\s+" else re.escape(sep)), head, re.MULTILINE):
+    if not re.search(_PADDED.format(sep=r"\s" if sep == WHITESPACE else re.escape(sep)), head, re.MULTILINE):
         return {}
     # (row names pandas made an index of, from a header fields short, dropped: the fields stack by column)
     text = pd.read_csv(path, nrows=PADDED_ROWS, **{**read_kwargs, "dtype": str, "usecols": integers}).reset_index(drop=True)
@@ -225,7 +234,7 @@ class CSVReader(Reader):
         skiprows = comment_lines(path, options, kwargs["sep"], skip) if options.comment else skip
         read_kwargs: dict[str, Any] = dict(
             skiprows=skiprows, header=options.header, encoding=options.encoding,
-            engine="python" if kwargs["sep"] == r"\s+" or len(kwargs["sep"]) > 1 else "c", skipinitialspace=True, **kwargs,
+            engine="c" if kwargs["sep"] == WHITESPACE or len(kwargs["sep"]) == 1 else "python", skipinitialspace=True, **kwargs,
         )
         extra = row_names(path, options, kwargs["sep"], skiprows)
         if extra:  # named columns for them ("index", as pandas' reset_index names one), read as any other
@@ -246,6 +255,7 @@ class CSVReader(Reader):
         # later chunks read the first chunk's text columns as text (by pandas' own labels: ints without a header)
         texts = _text_labels(first)
         later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if str(c) in options.text_columns} | dict.fromkeys(texts, str)}
+        labels = list(first.columns)  # (pandas' own: ints without a header)
         first.columns = [str(c) for c in first.columns]
         dates = _date_columns(first, {str(c) for c in texts}, options)
 
@@ -257,11 +267,20 @@ class CSVReader(Reader):
 
         def to_batch(frame: Any, schema: Any = None) -> Any:
             frame.columns = [str(c) for c in frame.columns]
-            for name in dates:
+            for name in list(dates):
+                iso = frame[name].astype("string").str.replace("/", "-", n=2)
                 try:
-                    frame[name] = pd.to_datetime(frame[name].astype("string").str.replace("/", "-", n=2), format="ISO8601", utc=False)
+                    frame[name] = pd.to_datetime(iso, format="ISO8601", utc=False)
                 except (ValueError, TypeError) as exc:
-                    raise misfit(f"column {name!r} (dates in the first rows)", exc) from None
+                    if schema is not None:
+                        raise misfit(f"column {name!r} (dates in the first rows)", exc) from None
+                    # the first rows decide: offsets that change (a summer time) are one instant
+                    # each, in UTC; a value no calendar has (0000-00-00, 2023-02-29) keeps the
+                    # column as text, as pandas reads it (it failed the whole file)
+                    try:
+                        frame[name] = pd.to_datetime(iso, format="ISO8601", utc=True)
+                    except (ValueError, TypeError):
+                        dates.remove(name)
             try:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
             except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):  # integers past 64 bits (ids): as text
@@ -282,11 +301,16 @@ class CSVReader(Reader):
             if whole is not None:
                 yield whole
                 return
-            with pd.read_csv(path, chunksize=rows, **later_kwargs) as reader:
-                for frame in reader:
-                    yield to_batch(frame, schema)
+            # (columns of integers past 64 bits in the first rows: text in every chunk)
+            texts_now = {**later_kwargs["dtype"], **{label: str for label in labels if str(label) in as_texts}}
+            try:
+                with pd.read_csv(path, chunksize=rows, **{**later_kwargs, "dtype": texts_now}) as reader:
+                    for frame in reader:
+                        yield to_batch(frame, schema)
+            except ValueError as exc:  # (pandas' ParserError, a UnicodeDecodeError): a bad line or byte far down the file
+                raise SourceError(f"{path}: cannot parse as delimited text after its first {rows} rows: {exc}") from exc
 
-        metadata: dict[str, Any] = {"delimiter": "whitespace" if kwargs["sep"] == r"\s+" else kwargs["sep"]}
+        metadata: dict[str, Any] = {"delimiter": "whitespace" if kwargs["sep"] == WHITESPACE else kwargs["sep"]}
         if preamble_text:
             metadata["preamble"] = preamble_text
         node = TableNode(key=key, metadata=metadata, schema=schema, batches=batches)

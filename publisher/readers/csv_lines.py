@@ -20,6 +20,9 @@ class CSVOptions(Protocol):
     header: int | None
 
 
+#: The delimiter of columns aligned with runs of spaces or tabs (``delimiter: whitespace``), as pandas takes it.
+WHITESPACE = r"\s+"
+
 #: The comment-line scan reads the file in blocks of this many bytes (characters, decoded).
 SCAN_BYTES = 2**24
 
@@ -29,13 +32,16 @@ _LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\r|\n)")
 def preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
     """Free text above the header (common in exported data): the lines to skip, and the text.
 
-    The header is the first row followed by rows that all have the table's usual field count.
+    The header is the first row of the table's usual field count (or one fewer: row names) with
+    rows of that count below it. A data row below of another count is one with a field left out
+    or added (``4,5`` under ``a,b,c``), unless it is all text (a line of notes). A ``header: N``
+    set in the pipeline says where the header is: nothing is looked for.
     """
-    if options.header is None or len(sep) != 1:  # (whitespace runs, or a separator of several characters: pandas' regex engine)
+    if options.header != 0 or len(sep) != 1:  # (whitespace runs, or a separator of several characters: pandas' regex engine)
         return 0, ""
     with open(path, encoding=options.encoding, errors="replace", newline="") as f:
         sample = f.read(65536)
-    reader = csv.reader(io.StringIO(sample), delimiter=sep)
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=sep)  # (newline="": lines end at \r too, old Mac files)
     rows: list[tuple[int, list[str]]] = []
     try:
         for row in reader:
@@ -50,15 +56,37 @@ def preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
     if usual < 2:
         return 0, ""
     for i, (_, row) in enumerate(rows[:-1]):
-        following = [len(r) for _, r in rows[i + 1 : i + 6]]
-        # the header has the rows' fields, or one fewer (row names); a line of more ("Title: run, with commas") is free text
-        if len(row) in (usual - 1, usual) and all(n in (usual, usual + 1) for n in following):
+        if _is_header(row, [r for _, r in rows[i + 1 : i + 6]], usual):
             if i == 0:
                 return 0, ""
             skip = rows[i - 1][0]
             text = "\n".join(",".join(c for c in r if c) for _, r in rows[:i]).strip()
             return skip, text
     return 0, ""
+
+
+def _is_header(row: list[str], below: list[list[str]], usual: int) -> bool:
+    """Whether ``row`` heads the table, with the rows ``below`` it. A row of the usual count (a
+    line of more, "Title: run, with commas", is free text) may have data rows of other counts
+    below; one a field short (row names, R's ``write.csv``) must have rows of the usual count
+    below, the first of them not a header above data (a title line above a table of two columns
+    is one field short as well)."""
+    if len(row) == usual:
+        return all(len(r) in (usual, usual + 1) or not _all_text(r) for r in below)
+    if len(row) != usual - 1 or not all(len(r) in (usual, usual + 1) for r in below):
+        return False
+    return not (_all_text(below[0]) and not all(_all_text(r) for r in below[1:]))
+
+
+def _all_text(row: list[str]) -> bool:
+    """No field of ``row`` is a number (a header, or a line of notes)."""
+    for field in row:
+        try:
+            float(field)
+            return False
+        except ValueError:
+            continue
+    return True
 
 
 def _breaks(text: str, start: int, stop: int) -> int:
@@ -214,15 +242,15 @@ def _comment_records(path: Path, options: CSVOptions, sep: str, skip: int) -> Li
 
 
 def row_names(path: Path, options: CSVOptions, sep: str, skip: int | Lines) -> int:
-    """How many fields the first data row has beyond the header's: row names (R's ``write.csv``),
-    which pandas makes its index, and which were dropped (or, as 1..n, a RangeIndex)."""
-    if options.header is None or len(sep) != 1:
+    """How many fields the first data row has beyond the header's: row names (R's ``write.csv``
+    and ``write.table``), which pandas makes its index, and which were dropped (or, as 1..n, a RangeIndex)."""
+    if options.header is None or (len(sep) != 1 and sep != WHITESPACE):
         return 0
     with open(path, encoding=options.encoding, errors="replace", newline="") as f:
         sample = f.read(2**16).removeprefix("\ufeff")
     rows: list[list[str]] = []
     try:
-        for number, row in enumerate(csv.reader(io.StringIO(sample), delimiter=sep)):
+        for number, row in enumerate(_records(sample, sep)):
             if row and not (number < skip if isinstance(skip, int) else number in skip):
                 rows.append(row)
             if len(rows) == options.header + 2:  # the header (``header: N``: the N-th row left) and the row below it
@@ -230,3 +258,12 @@ def row_names(path: Path, options: CSVOptions, sep: str, skip: int | Lines) -> i
     except csv.Error:
         pass
     return 0
+
+
+def _records(sample: str, sep: str) -> Iterator[list[str]]:
+    """The records of ``sample`` as pandas' C parser splits them (lines end at ``\\r`` too: old Mac
+    files); for :data:`WHITESPACE`, at runs of spaces and tabs, quotes kept together."""
+    if sep != WHITESPACE:
+        return csv.reader(io.StringIO(sample, newline=""), delimiter=sep)
+    lines = (line.replace("\t", " ").strip() for line in io.StringIO(sample, newline=""))
+    return (row if row != [""] else [] for row in csv.reader(lines, delimiter=" ", skipinitialspace=True))
