@@ -216,6 +216,13 @@ def _zero_padded(path: Path, first: Any, read_kwargs: dict[str, Any], options: C
     return {name: found[name] for name in integers if name in found}
 
 
+def _str_labels(frame: Any) -> None:
+    """The frame's column labels as text (numbers without a header), set only when one is not:
+    setting them builds a new index (~0.1 ms, a tenth of reading a small file)."""
+    if not all(type(c) is str for c in frame.columns):
+        frame.columns = [str(c) for c in frame.columns]
+
+
 @register_reader
 class CSVReader(Reader):
     name = "csv"
@@ -256,7 +263,7 @@ class CSVReader(Reader):
         texts = _text_labels(first)
         later_kwargs = {**read_kwargs, "dtype": {c: str for c in first.columns if str(c) in options.text_columns} | dict.fromkeys(texts, str)}
         labels = list(first.columns)  # (pandas' own: ints without a header)
-        first.columns = [str(c) for c in first.columns]
+        _str_labels(first)
         dates = _date_columns(first, {str(c) for c in texts}, options)
 
         as_texts: set[str] = set()  # columns of the first rows Arrow could not take: as text
@@ -266,7 +273,7 @@ class CSVReader(Reader):
                                f"{what}: {why}. Give the source options: {{chunk_rows: N}} to decide them from more rows")
 
         def to_batch(frame: Any, schema: Any = None) -> Any:
-            frame.columns = [str(c) for c in frame.columns]
+            _str_labels(frame)
             for name in list(dates):
                 iso = frame[name].astype("string").str.replace("/", "-", n=2)
                 try:
