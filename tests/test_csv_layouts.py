@@ -1,7 +1,7 @@
 """CSV layouts a review helper found read wrong, silently or with a raw traceback: a title line
 above a table of two columns, a row with a field left out near the top, ``header: N`` under free
 text, old Mac line ends, columns aligned with spaces, a text file of one column, dates no
-calendar has, and a bad line or byte far down a file. Each is read as pandas reads it (or, where
+calendar has, a column blank in the first chunk, and a bad line or byte far down a file. Each is read as pandas reads it (or, where
 pandas is wrong too, as the file means), or stops with an error naming the file and the line."""
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ CASES = {
     # integers past 64 bits in the first rows are text; later chunks read them as int64 and failed the file
     "big-integers-then-chunks": (b"id,v\n123456789012345678901234,1\n5,2\n6,3\n7,4\n", {"chunk_rows": 2},
                                  {"id": ["123456789012345678901234", "5", "6", "7"], "v": [1, 2, 3, 4]}),
+    # a column with no value in the first chunk was a float column, and the first text below it failed the file
+    "blank-first-chunk-then-text": (b"a,note,code\n1,,\n2,,\n3,hello,\n4,,7\n5,6,\n", {"chunk_rows": 2},
+                                    {"a": [1, 2, 3, 4, 5], "note": [None, None, "hello", None, "6"], "code": [None, None, None, 7, None]}),
 }
 
 

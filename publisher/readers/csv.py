@@ -216,6 +216,28 @@ def _zero_padded(path: Path, first: Any, read_kwargs: dict[str, Any], options: C
     return {name: found[name] for name in integers if name in found}
 
 
+def _blank_types(path: Path, read_kwargs: dict[str, Any], rows: int, blank: list[Any]) -> dict[Any, Any]:
+    """The Arrow type of each column in ``blank`` (no value in the first ``rows`` rows) as pandas
+    reads the first chunk below that has a value; columns with none are left out. Reads the file
+    again (those columns only) until each has one."""
+    import pandas as pd
+    import pyarrow as pa
+
+    found: dict[Any, Any] = {}
+    kwargs = {**read_kwargs, "dtype": {k: v for k, v in read_kwargs["dtype"].items() if k in blank}, "usecols": blank}
+    try:
+        with pd.read_csv(path, chunksize=rows, **kwargs) as reader:
+            next(reader, None)  # (the first rows: blank)
+            for frame in reader:
+                for label in [label for label in blank if label not in found and frame[label].notna().any()]:
+                    found[label] = pa.Array.from_pandas(frame[label]).type
+                if len(found) == len(blank):
+                    break
+    except ValueError as exc:  # (pandas' ParserError, a UnicodeDecodeError): a bad line or byte far down the file
+        raise SourceError(f"{path}: cannot parse as delimited text after its first {rows} rows: {exc}") from exc
+    return found
+
+
 def _str_labels(frame: Any) -> None:
     """The frame's column labels as text (numbers without a header), set only when one is not:
     setting them builds a new index (~0.1 ms, a tenth of reading a small file)."""
@@ -302,6 +324,14 @@ class CSVReader(Reader):
         # first chunk's batch gives the schema). Made twice, it was a third of a small file's reading
         whole = to_batch(first) if len(first) < rows else None
         schema = whole.schema if whole is not None else to_batch(first).schema
+        if whole is None and (blank := [labels[i] for i, empty in enumerate(first.isna().all()) if empty and str(labels[i]) not in options.text_columns]):
+            # a column with no value in the first rows (a note, an error code, filled in now and
+            # then) takes its type from the first chunk below that has one (it was a float column,
+            # and the first text below it failed the file)
+            for label, kind in _blank_types(path, later_kwargs, rows, blank).items():
+                schema = schema.set(schema.get_field_index(str(label)), pa.field(str(label), kind))
+                if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                    later_kwargs["dtype"][label] = str  # (text in every chunk, numbers among it too)
         del first
 
         def batches() -> Iterator[Any]:
