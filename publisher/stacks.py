@@ -33,8 +33,14 @@ def stack_arrays(reader: type[Reader], paths: list[Path], key: str, options: Any
         frames = range(*sel[0].indices(len(paths)))
         out = np.empty((len(frames), *[len(range(*s.indices(n))) for s, n in zip(sel[1:], frame_shape)]), dtype=dtype)
         for i, frame in enumerate(frames):
-            with _frame(reader).open(paths[frame], key, options) as node:
-                out[i] = node.read(sel[1:])  # type: ignore[misc]
+            try:
+                with _frame(reader).open(paths[frame], key, options) as node:
+                    out[i] = node.read(sel[1:])  # type: ignore[misc]
+            except (ValueError, RuntimeError, LookupError, EOFError, OSError) as exc:
+                if str(paths[frame]) in str(exc):  # (a reader's SourceError names its file)
+                    raise
+                # which of hundreds of frames is broken (the stack's source is its first file, "+199")
+                raise SourceError(f"{paths[frame]}: frame {frame} of the stack: {type(exc).__name__}: {exc}") from exc
         return out
 
     dims = ["frame", *(first.dims or [f"dim_{i}" for i in range(len(frame_shape))])]

@@ -25,6 +25,8 @@ _PASSING_ERRNOS = frozenset({
     errno.ENOENT,
 })
 _PASSING = (MemoryError, StoreError, NoRoom, ClusterLost, ConfigError, TimeoutError, ConnectionError, RuntimeError)  # (ConfigError: never a file's)
+#: Libraries whose errors are the data's: imagecodecs' (a TIFF strip that does not decompress) are RuntimeErrors.
+_OWN_MODULES = ("imagecodecs",)
 #: Libraries whose errors are the cluster's or the network's (a Dask worker lost, a dropped connection).
 _PASSING_MODULES = ("distributed", "dask", "tornado", "concurrent", "asyncio", "botocore", "aiohttp", "s3fs", "fsspec", "obstore")
 
@@ -39,6 +41,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _passing(exc: BaseException) -> bool:
+    if type(exc).__module__.split(".")[0] in _OWN_MODULES:
+        return False
     if isinstance(exc, _PASSING) or type(exc).__module__.split(".")[0] in _PASSING_MODULES:
         return True
     if isinstance(exc, OSError):
@@ -54,4 +58,4 @@ def lasting(exc: BaseException) -> bool:
     chain = list(_chain(exc))
     if any(_passing(e) for e in chain):
         return False
-    return isinstance(exc, _OWN) or (type(exc) is OSError and exc.errno is None)
+    return isinstance(exc, _OWN) or (type(exc) is OSError and exc.errno is None) or type(exc).__module__.split(".")[0] in _OWN_MODULES

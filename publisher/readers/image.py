@@ -1,4 +1,4 @@
-"""PNG and JPEG → one array (height, width[, band]) via Pillow.
+"""PNG and JPEG → one array (height, width[, band]) via Pillow (16-bit colour PNGs via imagecodecs).
 
 Pillow decodes an image whole (PNG and JPEG cannot be read in parts), so its guard against
 decompression bombs is kept: an image of more than twice ``Image.MAX_IMAGE_PIXELS`` (178,956,970
@@ -30,11 +30,26 @@ def _quiet(image: Any) -> None:
     warnings.filterwarnings("ignore", category=image.DecompressionBombWarning)
 
 
+def _png16(path: Path, image: Any) -> np.ndarray | None:
+    """A PNG of 16-bit colour (RGB, RGBA, grey with alpha) decoded by imagecodecs: Pillow opens it
+    in an 8-bit mode and keeps each value's high byte (55745 published as 217). None for others
+    (16-bit grey Pillow reads whole)."""
+    if image.format != "PNG" or image.mode not in ("RGB", "RGBA", "LA"):
+        return None
+    with open(path, "rb") as f:
+        header = f.read(26)  # the signature, then IHDR: its length, name, width, height, bit depth, colour type
+    if len(header) < 26 or header[12:16] != b"IHDR" or header[24] != 16:
+        return None
+    import imagecodecs
+
+    return np.asarray(imagecodecs.png_decode(path.read_bytes()))
+
+
 @register_reader
 class ImageReader(Reader):
     name = "image"
     alone = True  # (one file, nothing it refers to)
-    requires = ("PIL",)
+    requires = ("PIL", "imagecodecs")
     extensions = (".png", ".jpg", ".jpeg")
     magic = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
     stackable = True
@@ -48,7 +63,9 @@ class ImageReader(Reader):
         try:
             with Image.open(path) as img:
                 size = img.size
-                data = np.asarray(img)
+                data = _png16(path, img)
+                if data is None:
+                    data = np.asarray(img)
                 metadata = {"mode": img.mode, **{str(k): to_json(v) for k, v in img.info.items() if isinstance(v, (str, int, float))}}
         except Image.DecompressionBombError as exc:
             raise UnsupportedError(f"{path.name}: too large to decode at once ({exc}); PNG and JPEG are decoded whole: "

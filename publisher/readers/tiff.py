@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +48,51 @@ def _tags(page: Any) -> dict[str, Any]:
     return out
 
 
+class _Logged(logging.Handler):
+    """What tifffile logs (it logs, not raises, a page chain that ends past the file's end, or
+    series metadata it cannot follow, and reads on with what it found) while a thread opens a
+    file: one handler for the process, each thread's records its own (the build's threads open
+    files at once; a handler a file cost its creation and registration, for each small TIFF)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        records = getattr(self.local, "records", None)
+        if records is not None:
+            records.append(record.getMessage())
+
+
+_LOGGED = _Logged()
+logging.getLogger("tifffile").addHandler(_LOGGED)
+
+
+@contextlib.contextmanager
+def _tifffile_log() -> Iterator[list[str]]:
+    records: list[str] = []
+    _LOGGED.local.records = records
+    try:
+        yield records
+    finally:
+        _LOGGED.local.records = None
+
+
+#: tifffile's words for a page (or value) past the file's end: ``invalid page offset 102752``.
+_OFFSET = re.compile(r"invalid (?:page|value) offset (\d+)")
+
+
+def _cut_short(path: Path, said: list[str], size: int) -> str | None:
+    """The first of tifffile's messages that says the file ends before its own structure does (a
+    half-copied file, an acquisition that died): its pages, or ImageJ's count of them, are more
+    than the bytes hold. Published, it was an array of the frames before the cut, or one frame."""
+    for message in sorted(said, key=lambda m: "page offset" not in m):  # (a page past the end says it best)
+        found = _OFFSET.search(message)
+        if (found and int(found.group(1)) >= size) or "corrupted file" in message:
+            return message.split("> ", 1)[-1]
+    return None
+
+
 def _page_dims(series: Any, shape: tuple[int, ...], npages: int) -> int:
     """How many leading dimensions of the series index its pages (a stack: 1; a hyperstack's
     T, Z, C...: their product is the page count), each page holding the rest (length-1 axes
@@ -79,10 +126,13 @@ class TiffReader(Reader):
         # keeps its path: tifffile finds a multi-file series' other files (OME-TIFF, Micro-Manager)
         # beside the file it resolved, which for a handle would be the link's folder
         handle = None
+        logged = _tifffile_log()
+        said = logged.__enter__()  # (until its series is found: tifffile reads the page chain then)
         try:
             handle = None if os.path.islink(path) else open(path, "rb")  # noqa: SIM115 (closed below, with the TiffFile)
             tif = tifffile.TiffFile(handle if handle is not None else path)
         except Exception as exc:
+            logged.__exit__(None, None, None)
             if handle is not None:
                 handle.close()
             raise SourceError(f"{path}: not a readable TIFF file: {exc}") from exc
@@ -109,6 +159,10 @@ class TiffReader(Reader):
                 self.others = True
                 self.referred = set(part.referred)
                 raise
+            finally:
+                logged.__exit__(None, None, None)
+            if cut := _cut_short(path, said, tif.filehandle.size):
+                raise SourceError(f"{path}: cut short or damaged ({tif.filehandle.size} bytes): tifffile: {cut}")
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.keyframe)  # (its first page may be in a file not there: None)
             if tif.geotiff_metadata:
@@ -135,6 +189,12 @@ class TiffReader(Reader):
                 parts = None
 
             def read(sel: tuple[slice, ...]) -> np.ndarray:
+                try:
+                    return read_tiff(sel)
+                except (ValueError, RuntimeError) as exc:  # tifffile's short reads, imagecodecs' errors (RuntimeErrors)
+                    raise SourceError(f"{path}: cannot read its image data (damaged or cut short?): {type(exc).__name__}: {exc}") from exc
+
+            def read_tiff(sel: tuple[slice, ...]) -> np.ndarray:
                 if parts is not None:  # only the rows, tiles or strips this block touches
                     return np.asarray(parts.read(sel), dtype=native, order="C")
                 if paged:  # only the pages this block needs
