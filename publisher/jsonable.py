@@ -29,8 +29,10 @@ def to_json(value: Any) -> Any:
     one-element arrays of strings become the string (NeXus often stores NX_class that way),
     structured values become dicts, and non-finite floats become null.
     """
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return value if value.isascii() else _unescaped(value)
     if isinstance(value, (bytes, np.bytes_)):
         return decode_bytes(bytes(value))
     if isinstance(value, (int, np.integer)):
@@ -57,7 +59,20 @@ def to_json(value: Any) -> Any:
         return [to_json(v) for v in value]
     if isinstance(value, np.generic):
         return to_json(value.item())
+    if type(value).__name__ == "Empty" and type(value).__module__.startswith("h5py"):  # an attribute with no value (a null dataspace)
+        return None
     return str(value)
+
+
+def _unescaped(value: str) -> str:
+    """A string h5py decoded with ``surrogateescape`` (a variable-length one of bytes not UTF-8:
+    ``b"\\xb0C"``, an old instrument's Latin-1 degree sign, came as ``"\\udcb0C"``, which no JSON
+    encoder can write as UTF-8) as :func:`decode_bytes` reads its bytes."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return decode_bytes(value.encode("utf-8", "surrogateescape"))
 
 
 #: An HDF5 attribute storing more than this is named in the metadata, not copied into it.

@@ -94,21 +94,26 @@ class _Walker:
             self.refers(*other_files(ds))
 
     def _choose_canonical_paths(self) -> None:
-        """Where a hard-linked object is published: inside an NXdata group if one links it
-        (so that group opens as a complete labelled dataset), else its first path."""
+        """Where a hard-linked object is published: inside an NXdata group if one links it, by a
+        hard link or a soft one (so that group opens as a complete labelled dataset: NeXus files
+        often soft-link their axes from the instrument's groups), else its first path."""
         import h5py
 
         names: list[str] = []
-        self.f.visititems_links(lambda name, link: names.append(name) if isinstance(link, h5py.HardLink) else None)
+        soft: list[str] = []
+        self.f.visititems_links(lambda name, link: names.append(name) if isinstance(link, h5py.HardLink)
+                                else soft.append(name) if isinstance(link, h5py.SoftLink) else None)
         paths: dict[tuple[int, int], list[str]] = {}
         for name in names:  # resolved after the visit: h5py cannot open objects inside its callback
-            with contextlib.suppress(KeyError, OSError):
+            with contextlib.suppress(KeyError, OSError, RuntimeError):
                 paths.setdefault(self._identity(self.f[name]), []).append("/" + name)
+        linked: dict[tuple[int, int], list[str]] = {}  # soft links from NXdata groups, by what they reach
+        for name in soft:
+            with contextlib.suppress(KeyError, OSError, RuntimeError):  # (dangling, or a loop: said where the group is read)
+                if self._is_nxdata("/" + name.rpartition("/")[0]):
+                    linked.setdefault(self._identity(self.f[name]), []).append("/" + name)
         for ident, candidates in paths.items():
-            if len(candidates) == 1:
-                self.canonical[ident] = candidates[0]
-                continue
-            in_nxdata = [p for p in candidates if self._is_nxdata(p.rpartition("/")[0] or "/")]
+            in_nxdata = [p for p in candidates if self._is_nxdata(p.rpartition("/")[0] or "/")] or linked.get(ident, [])
             self.canonical[ident] = (in_nxdata or candidates)[0]
 
     def _is_nxdata(self, group_path: str) -> bool:
@@ -154,7 +159,7 @@ class _Walker:
                 obj = group[name]
                 if isinstance(link, h5py.ExternalLink):  # the file HDF5 opened (one of those, or found by HDF5_EXT_PREFIX)
                     self.refers(Path(obj.file.filename))
-            except (KeyError, OSError) as exc:
+            except (KeyError, OSError, RuntimeError) as exc:  # (RuntimeError: a loop of soft links, "too many links")
                 what = "soft link" if isinstance(link, h5py.SoftLink) else "link"
                 target = getattr(link, "path", "?")
                 node.notes.setdefault("dangling_links", {})[name] = {"target": target, "reason": str(exc)}
@@ -299,7 +304,8 @@ class _Walker:
             shape=shape,
             read=decoded_once(read, shape, ds.chunks, native.itemsize, self.chunks_decoded, h5path) if not extra_shape else read,
             source_chunks=(tuple(ds.chunks) + tuple(extra_shape)) if ds.chunks else None,
-            fill_value=to_json(fill) if fill is not None and native.kind != "c" else None,
+            # (as numpy has it: zarr writes NaN and infinities as "NaN", "-Infinity"; JSON's null became 0)
+            fill_value=(fill.item() if isinstance(fill, np.generic) else fill) if fill is not None and native.kind != "c" else None,
             constant=unwritten(ds, lock, reopen, native) if not extra_shape else None,
         )
 
