@@ -54,6 +54,8 @@ def _value(cell: dict[str, Any]) -> Any:
     if cell["data_type"] == "e":
         return math.nan
     if cell["data_type"] == "n":
+        if isinstance(value, float) and not -2**63 <= value < 2**63:  # (a double past int64, 6.02E+23: not an int of 24 digits, then text)
+            return value
         whole = int(value)
         return whole if whole == value else float(value)
     return value
@@ -194,7 +196,10 @@ class _SheetReader:
         if not self.names:  # no rows at all: no columns (as pandas reads it)
             return pa.RecordBatch.from_pylist([])
         start, chunk = item
-        frame = TextParser(chunk, header=None, names=self.names, dtype=self.text, skip_blank_lines=False).read()
+        # only a blank cell is null: text is as written ("None" a control's name, "NA" a code;
+        # pandas' default list made them null, and a column of numbers with one "NA" became text with a null)
+        frame = TextParser(chunk, header=None, names=self.names, dtype=self.text, skip_blank_lines=False,
+                           keep_default_na=False, na_values=[""]).read()
         for name in self.fractions:
             if frame[name].dtype.kind in "iu":
                 frame[name] = frame[name].astype("float64")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 from xml.etree import ElementTree
 
 from ..errors import SourceError
@@ -194,6 +195,15 @@ def scan_workbook(path: str) -> dict[str, SheetScan | None]:
                         found[name].part = part
                 except KeyError:
                     found[name] = None
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        if isinstance(exc, zipfile.BadZipFile) and _ole(path):
+            raise SourceError(f"{path}: not a readable Excel workbook: it is encrypted (password-protected), or an old .xls "
+                              "workbook named .xlsx: save it unprotected, as .xlsx") from exc
         raise SourceError(f"{path}: not a readable Excel workbook: {type(exc).__name__}: {exc}") from exc
     return found
+
+
+def _ole(path: Any) -> bool:
+    """Whether the file is an OLE compound document (an encrypted workbook's container, or .xls)."""
+    with open(path, "rb") as f:
+        return f.read(8) == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"

@@ -1,0 +1,61 @@
+"""Workbooks a review helper found read wrong: whole doubles past int64 (6.02E+23: published as
+text of 24 digits, with a false "mixed" warning), text cells such as "None" or "NA" (made null by
+pandas' default list: a control named "None" lost), a sheet whose compressed XML is damaged (a
+bare zlib.error) and an encrypted workbook (said to be "not a zip file")."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pyarrow as pa
+import pytest
+
+from publisher.errors import SourceError
+from publisher.readers.excel import ExcelOptions, ExcelReader
+
+
+def _read(path: Path) -> tuple[pa.Table, Any]:
+    with ExcelReader().open(path, "k", ExcelOptions()) as node:
+        return pa.Table.from_batches(list(node.batches()), schema=node.schema), node.notes.get("warnings")
+
+
+def _book(path: Path, rows: list[list[Any]]) -> Path:
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+    return path
+
+
+def test_whole_doubles_past_int64_stay_numbers(tmp_path: Path) -> None:
+    table, warnings = _read(_book(tmp_path / "b.xlsx", [["n"], [6.02e23], [1e20], [3e25], [5]]))
+    assert table.schema.field("n").type == pa.float64() and table.column("n").to_pylist() == [6.02e23, 1e20, 3e25, 5.0]
+    assert not warnings
+
+
+def test_text_cells_are_as_written(tmp_path: Path) -> None:
+    table, _ = _read(_book(tmp_path / "t.xlsx", [["treatment", "code", "n"], ["None", "NA", 1], ["DrugA", "n/a", None], ["null", "N/A", 3]]))
+    assert table.column("treatment").to_pylist() == ["None", "DrugA", "null"]
+    assert table.column("code").to_pylist() == ["NA", "n/a", "N/A"]
+    assert table.column("n").to_pylist() == [1, None, 3]  # (a blank cell is null)
+
+
+def test_a_damaged_sheet_names_the_workbook(tmp_path: Path) -> None:
+    path = _book(tmp_path / "d.xlsx", [["a"], *([i] for i in range(100))])
+    body = bytearray(path.read_bytes())
+    info = zipfile.ZipFile(path).getinfo("xl/worksheets/sheet1.xml")
+    body[info.header_offset + 30 + len(info.filename) + len(info.extra)] = 0xFF  # an invalid deflate block type
+    path.write_bytes(bytes(body))
+    with pytest.raises(SourceError, match=r"d\.xlsx: not a readable Excel workbook: error: Error -3 while decompressing data"):
+        _read(path)
+
+
+def test_an_encrypted_workbook_is_said_to_be(tmp_path: Path) -> None:
+    """Excel encrypts a workbook into an OLE compound document (as .xls files are)."""
+    path = tmp_path / "secret.xlsx"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))
+    with pytest.raises(SourceError, match="it is encrypted \\(password-protected\\), or an old .xls workbook named .xlsx"):
+        _read(path)
