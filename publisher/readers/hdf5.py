@@ -26,7 +26,7 @@ from .compound import complex_pair, packed, repacked, to_complex
 from .hdf5_direct import DirectChunks, NotDirect, unwritten
 from .hdf5_groups import interpret_dataset, interpret_group
 from .hdf5_sources import external_problem, in_other_files, link_target, missing_virtual_sources, other_files
-from .nexus import assign_dims, label_dataset
+from .nexus import assign_dims, canonical_paths, label_dataset
 from .whole_chunks import DecodedChunks, decoded_once
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -72,12 +72,11 @@ class _Walker:
         self.lock = lock
         #: Big chunks decoded once for the reads that cut them (readers/whole_chunks.py).
         self.chunks_decoded = DecodedChunks()
-        self.canonical: dict[tuple[int, int], str] = {}
         self.published: dict[tuple[int, int], Node] = {}
         #: Alias paths met before the object they point to was published.
         self.pending: dict[tuple[int, int], list[LinkNode]] = {}
 
-        self._choose_canonical_paths()
+        self.canonical = canonical_paths(f, self._identity)
 
     def refers(self, *paths: Path) -> None:
         """The file refers to others, ``paths`` (what they hold is part of what it publishes: the
@@ -92,34 +91,6 @@ class _Walker:
         groups that read their datasets themselves (``hdf5_ragged``) call it too."""
         if in_other_files(ds):
             self.refers(*other_files(ds))
-
-    def _choose_canonical_paths(self) -> None:
-        """Where a hard-linked object is published: inside an NXdata group if one links it, by a
-        hard link or a soft one (so that group opens as a complete labelled dataset: NeXus files
-        often soft-link their axes from the instrument's groups), else its first path."""
-        import h5py
-
-        names: list[str] = []
-        soft: list[str] = []
-        self.f.visititems_links(lambda name, link: names.append(name) if isinstance(link, h5py.HardLink)
-                                else soft.append(name) if isinstance(link, h5py.SoftLink) else None)
-        paths: dict[tuple[int, int], list[str]] = {}
-        for name in names:  # resolved after the visit: h5py cannot open objects inside its callback
-            with contextlib.suppress(KeyError, OSError, RuntimeError):
-                paths.setdefault(self._identity(self.f[name]), []).append("/" + name)
-        linked: dict[tuple[int, int], list[str]] = {}  # soft links from NXdata groups, by what they reach
-        for name in soft:
-            with contextlib.suppress(KeyError, OSError, RuntimeError):  # (dangling, or a loop: said where the group is read)
-                if self._is_nxdata("/" + name.rpartition("/")[0]):
-                    linked.setdefault(self._identity(self.f[name]), []).append("/" + name)
-        for ident, candidates in paths.items():
-            in_nxdata = [p for p in candidates if self._is_nxdata(p.rpartition("/")[0] or "/")] or linked.get(ident, [])
-            self.canonical[ident] = (in_nxdata or candidates)[0]
-
-    def _is_nxdata(self, group_path: str) -> bool:
-        value = self.f[group_path].attrs.get("NX_class")
-        value = value.reshape(-1)[0] if isinstance(value, np.ndarray) and value.size else value
-        return (value.decode(errors="replace") if isinstance(value, bytes) else str(value)) == "NXdata"
 
     @staticmethod
     def _identity(obj: Any) -> tuple[int, int]:

@@ -14,8 +14,12 @@ subgroups stay children, reached by key, as a NetCDF-4 file's groups.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from ..nodes import ArrayNode, ContainerNode, LinkNode, SkippedNode
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
@@ -126,3 +130,36 @@ def label_dataset(group: ContainerNode) -> None:
     group.specs.append(XARRAY_DATASET)
     if groups:  # the server inlines the variables, so the client's read() does not meet the groups
         group.notes["xarray_groups"] = groups
+
+
+def canonical_paths(f: Any, identity: Callable[[Any], tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """Where each hard-linked object of the file ``f`` is published (by its ``identity``): inside
+    an NXdata group if one links it, by a hard link or a soft one (so that group opens as a
+    complete labelled dataset: NeXus files often soft-link their axes from the instrument's
+    groups), else its first path."""
+    import h5py
+
+    names: list[str] = []
+    soft: list[str] = []
+    f.visititems_links(lambda name, link: names.append(name) if isinstance(link, h5py.HardLink)
+                       else soft.append(name) if isinstance(link, h5py.SoftLink) else None)
+    paths: dict[tuple[int, int], list[str]] = {}
+    for name in names:  # resolved after the visit: h5py cannot open objects inside its callback
+        with contextlib.suppress(KeyError, OSError, RuntimeError):
+            paths.setdefault(identity(f[name]), []).append("/" + name)
+    linked: dict[tuple[int, int], list[str]] = {}  # soft links from NXdata groups, by what they reach
+    for name in soft:
+        with contextlib.suppress(KeyError, OSError, RuntimeError):  # (dangling, or a loop: said where the group is read)
+            if _is_nxdata(f, "/" + name.rpartition("/")[0]):
+                linked.setdefault(identity(f[name]), []).append("/" + name)
+    canonical = {}
+    for ident, candidates in paths.items():
+        in_nxdata = [p for p in candidates if _is_nxdata(f, p.rpartition("/")[0] or "/")] or linked.get(ident, [])
+        canonical[ident] = (in_nxdata or candidates)[0]
+    return canonical
+
+
+def _is_nxdata(f: Any, group_path: str) -> bool:
+    value = f[group_path].attrs.get("NX_class")
+    value = value.reshape(-1)[0] if isinstance(value, np.ndarray) and value.size else value
+    return (value.decode(errors="replace") if isinstance(value, bytes) else str(value)) == "NXdata"
