@@ -128,9 +128,13 @@ def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
     struct = data_type.to_numpy_dtype() if isinstance(data_type, StructDtype) else None
 
     def advertised(data: Any) -> Any:  # variable-length strings go out as the fixed-width unicode the structure names
+        if not hasattr(data, "dtype"):  # one element of a text array: Python's str (it had no dtype: a 500)
+            import numpy as np
+
+            data = np.asarray(data)
         if struct is not None and data.dtype != struct:  # Zarr holds a sub-array field as raw bytes: same layout
             return data.view(struct)
-        if data.dtype.kind == "O" and data_type.kind == "U":
+        if data.dtype.kind in "OU" and data_type.kind == "U" and data.dtype.itemsize != data_type.itemsize:
             return data.astype(f"<U{max(data_type.itemsize // 4, 1)}")
         return data
 
@@ -249,7 +253,7 @@ def block() -> Response:
     def produce() -> Any:
         data = array.block(index)
         if sel:
-            data = data[checked(sel, data.shape, f" of block {list(index)}")]
+            data = advertised(data[checked(sel, data.shape, f" of block {list(index)}")])  # (one element of text: a str, no shape)
         _check_shape(params, data.shape)
         return advertised(data)
 

@@ -145,4 +145,8 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
     if pa.types.is_dictionary(data.type):
         data = data.cast(data.type.value_type)
         return np.array(["" if v is None else str(v) for v in data.to_pylist()], dtype=f"<U{max([len(str(v or '')) for v in data.to_pylist()] + [1])}")
-    return data.to_numpy()
+    values = data.to_numpy(zero_copy_only=False)
+    if values.dtype == object:  # booleans with nulls (Python objects, which no client reads): text, as Tiled serves them
+        texts = ["" if v is None else str(v) for v in values]
+        return np.array(texts, dtype=f"<U{max([len(t) for t in texts] + [1])}")
+    return values

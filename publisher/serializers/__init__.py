@@ -83,6 +83,10 @@ def choose(family: str, format: str | None, accept: str | None, default: str) ->
         return _choose(_tables().get(family, {}), family, format, accept, default, complete=True)
 
 
+#: What a wildcard of a kind (``image/*``, ``text/*``) that does not cover the default answers with.
+_WILDCARD_FIRST = ("image/png", "text/csv")
+
+
 def _choose(table: dict[str, Serializer], family: str, format: str | None, accept: str | None, default: str,
             complete: bool) -> Serializer:
     if format:
@@ -96,8 +100,11 @@ def _choose(table: dict[str, Serializer], family: str, format: str | None, accep
     for media_type in _parse_accept(accept or "*/*"):
         if media_type in table:
             return table[media_type]
-        if media_type in ("*/*", "application/*") or (media_type.endswith("/*") and default.startswith(media_type[:-1])):
+        if media_type == "*/*" or (media_type.endswith("/*") and default.startswith(media_type[:-1])):
             return table[default]
+        if media_type.endswith("/*") and (first := next((m for m in sorted(table, key=lambda m: m not in _WILDCARD_FIRST)
+                                                         if m.startswith(media_type[:-1])), None)):
+            return table[first]  # (image/*: PNG, as Tiled answers; else the first of its kind registered)
         if not complete:  # preferred to anything that follows, and perhaps a plug-in's
             raise _AskPlugins
     raise NotAcceptable(f"none of the media types in Accept ({accept}) is available for {family}s; available: {sorted(table)}")

@@ -367,7 +367,8 @@ def to_html(array: np.ndarray, shape: tuple[int, ...] | None = None, links: dict
     the window), with links to the whole answer in other formats."""
     shape = tuple(array.shape if shape is None else shape)
     shown = array[html_window(array.ndim)]
-    plane = shown.reshape(1, 1) if shown.ndim == 0 else shown.reshape(-1, 1) if shown.ndim == 1 else shown.reshape(shown.shape[-2:])
+    plane = (shown.reshape(1, 1) if shown.ndim == 0 else shown.reshape(-1, 1) if shown.ndim == 1
+             else shown.reshape(shown.shape[-2:]) if shown.size or shown.ndim == 2 else shown.reshape(0, shown.shape[-1]))  # (0 planes: none shown)
     head = "<tr><th></th>" + "".join(f"<th>{j}</th>" for j in range(plane.shape[1])) + "</tr>" if len(shape) > 1 else ""
     body = "".join(f"<tr><th>{i}</th>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for i, row in enumerate(plane))
     whole = "shape " + " × ".join(map(str, shape)) if shape else "a scalar"

@@ -1,0 +1,73 @@
+"""Answers a review helper found wrong, against real Tiled's for the same data and the tiled
+client: one element of a text array (a 500), one value of a table's text column (at its own
+width, not the column's: the client could not read it), a boolean column with nulls (advertised
+as kind "T", which the client refuses), the HTML view of an empty selection of a 3-D array (a
+500), and ``Accept: image/*`` (a 406, where Tiled answers PNG)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import run_build
+from .servers import local_server
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("served-review")
+    (folder / "src").mkdir()
+    np.save(folder / "src" / "strs.npy", np.array(["a", "h\u00e9llo", "\u65e5\u672c"]))
+    np.save(folder / "src" / "cube.npy", np.arange(24, dtype="i4").reshape(2, 3, 4))
+    pd.DataFrame({"name": ["a", None, "hello"], "flag": [True, None, False]}).to_parquet(folder / "src" / "t.parquet")
+    published = run_build(folder, {"sources": [{"path": "src", "into": ""}]})
+    with local_server(published.store.url) as url:
+        yield f"{url}/api/v1"
+
+
+@pytest.mark.parametrize("route", ["array/full/strs?slice=1", "array/block/strs?block=0&slice=1"])
+def test_one_element_of_a_text_array(api: str, route: str) -> None:
+    answer = httpx.get(f"{api}/{route}&format=json")
+    assert answer.status_code == 200 and answer.json() == "h\u00e9llo"
+    raw = httpx.get(f"{api}/{route}")
+    assert raw.status_code == 200 and np.frombuffer(raw.content, "<U5").tolist() == ["h\u00e9llo"]  # (the array's width: 5 characters)
+
+
+def test_one_value_of_a_text_column_has_the_columns_width(api: str) -> None:
+    kind = httpx.get(f"{api}/column/metadata/t/name").json()["data"]["attributes"]["structure"]["data_type"]
+    assert (kind["kind"], kind["itemsize"]) == ("U", 20)
+    for row, value in enumerate(["a", "", "hello"]):
+        raw = httpx.get(f"{api}/column/full/t/name?slice={row}")
+        assert raw.status_code == 200 and len(raw.content) == 20 and np.frombuffer(raw.content, "<U5").tolist() == [value]
+
+
+def test_a_boolean_column_with_nulls_is_text(api: str) -> None:
+    kind = httpx.get(f"{api}/column/metadata/t/flag").json()["data"]["attributes"]["structure"]["data_type"]
+    assert kind["kind"] == "U"
+    raw = httpx.get(f"{api}/column/full/t/flag")
+    assert raw.status_code == 200 and np.frombuffer(raw.content, f"<U{kind['itemsize'] // 4}").tolist() == ["True", "", "False"]
+    assert np.load(io.BytesIO(httpx.get(f"{api}/column/full/t/flag?format=npy").content)).tolist() == ["True", "", "False"]
+
+
+@pytest.mark.parametrize("selection", ["0:0", "5:", "0:2,0:0"])
+def test_the_html_view_of_an_empty_selection(api: str, selection: str) -> None:
+    answer = httpx.get(f"{api}/array/full/cube?slice={selection}&format=html")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+
+
+def test_an_image_wildcard_is_png(api: str) -> None:
+    answer = httpx.get(f"{api}/array/full/cube?slice=0", headers={"Accept": "image/*"})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+
+
+def test_the_tiled_client_reads_them(api: str) -> None:
+    from tiled.client import from_uri
+
+    client = from_uri(api)
+    assert str(client["strs"][0]) == "a"
+    assert client["t"]["name"][1].tolist() == "" and client["t"]["flag"].read().tolist() == ["True", "", "False"]
