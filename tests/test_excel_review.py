@@ -1,10 +1,12 @@
 """Workbooks a review helper found read wrong: whole doubles past int64 (6.02E+23: published as
 text of 24 digits, with a false "mixed" warning), text cells such as "None" or "NA" (made null by
-pandas' default list: a control named "None" lost), a sheet whose compressed XML is damaged (a
+pandas' default list: a control named "None" lost), a column with no value in the first chunk (a
+float column: the first date below failed the sheet), a sheet whose compressed XML is damaged (a
 bare zlib.error) and an encrypted workbook (said to be "not a zip file")."""
 
 from __future__ import annotations
 
+import datetime
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,8 @@ from publisher.errors import SourceError
 from publisher.readers.excel import ExcelOptions, ExcelReader
 
 
-def _read(path: Path) -> tuple[pa.Table, Any]:
-    with ExcelReader().open(path, "k", ExcelOptions()) as node:
+def _read(path: Path, chunk_rows: int | None = None) -> tuple[pa.Table, Any]:
+    with ExcelReader().open(path, "k", ExcelOptions(chunk_rows=chunk_rows)) as node:
         return pa.Table.from_batches(list(node.batches()), schema=node.schema), node.notes.get("warnings")
 
 
@@ -41,6 +43,20 @@ def test_text_cells_are_as_written(tmp_path: Path) -> None:
     assert table.column("treatment").to_pylist() == ["None", "DrugA", "null"]
     assert table.column("code").to_pylist() == ["NA", "n/a", "N/A"]
     assert table.column("n").to_pylist() == [1, None, 3]  # (a blank cell is null)
+
+
+def test_columns_blank_in_the_first_chunk_take_the_type_of_their_values_below(tmp_path: Path) -> None:
+    rows: list[list[Any]] = [["id", "followup", "at", "took", "note", "score"]]
+    for i in range(20):
+        later = i >= 12
+        rows.append([i, datetime.datetime(2024, 1, 1 + i) if later else None, datetime.time(9, i) if later else None,
+                     datetime.timedelta(hours=30 + i) if later else None, f"n{i}" if i == 15 else None, 1.5 * i if later else None])
+    path = _book(tmp_path / "f.xlsx", rows)
+    whole, _ = _read(path)
+    chunked, warnings = _read(path, chunk_rows=5)
+    assert chunked.schema == whole.schema and chunked.to_pylist() == whole.to_pylist()
+    assert pa.types.is_timestamp(chunked.schema.field("followup").type) and chunked.column("note").to_pylist()[15] == "n15"
+    assert not warnings
 
 
 def test_a_damaged_sheet_names_the_workbook(tmp_path: Path) -> None:

@@ -132,6 +132,14 @@ def _rows(book: Any, strings: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
         yield values
 
 
+class _Unfit(Exception):
+    """Columns of a chunk below the first whose cells mix kinds the first chunk's did not."""
+
+    def __init__(self, columns: list[str]) -> None:
+        super().__init__(columns)
+        self.columns = columns
+
+
 class _SheetReader:
     """One sheet's chunks as record batches of one schema (the first chunk's)."""
 
@@ -157,6 +165,9 @@ class _SheetReader:
         self.read_to = 1
         self._chunks_left: Iterator[tuple[int, list[list[Any]]]] | None = self._chunks(rows)
         self._first = self._batch(next(self._chunks_left, (2, [])))
+        if blank := [name for c, name in enumerate(self.names) if scan.kinds.get(c, set()) - {"e"} and self._first.num_rows
+                     and self._first.column(name).null_count == self._first.num_rows]:
+            self._type_blanks(blank)
 
     def _rows(self) -> Iterator[list[Any]]:
         with self.book.archive.open(self.part) as stream:
@@ -189,13 +200,42 @@ class _SheetReader:
                                "{chunk_rows: N} to decide them from more rows")
         return misfit
 
-    def _batch(self, item: tuple[int, list[list[Any]]]) -> Any:
+    def _type_blanks(self, blank: list[str]) -> None:
+        """Columns with no value in the first chunk (a follow-up date, a note filled in later)
+        take their types from their first values below, found by reading the sheet again up to
+        them (they were floats, and the first date below failed the sheet)."""
+        import pyarrow as pa
+
+        columns = {self.names.index(name): name for name in blank}
+        rows = self._rows()
+        next(rows, None)
+        sample: list[list[Any]] = []
+        for number, row in enumerate(rows, 2):
+            hit = [c for c in columns if c < len(row) and row[c] != "" and row[c] == row[c]]  # (a value: not blank, not an error's NaN)
+            if number >= 2 + self.rows_per_chunk and hit:
+                sample.append(self._padded(row, number))
+                for c in hit:
+                    del columns[c]
+            if not columns:
+                break
+        if not sample:
+            return
+        try:
+            table = self._table(sample)
+        except _Unfit:  # (their first values mix kinds with the first chunk's: the chunk below says so, naming its rows)
+            return
+        schema = self.schema
+        for name in blank:
+            if table.column(name).null_count < len(sample):
+                schema = schema.set(schema.get_field_index(name), pa.field(name, table.schema.field(name).type))
+        self.schema = schema
+        self._first = one_batch(fit(pa.Table.from_batches([self._first]), schema, self._misfit(2, self._first.num_rows)))
+
+    def _table(self, chunk: list[list[Any]]) -> Any:
+        """Rows as a table, each column as the sheet's scan and the first chunk decided."""
         import pyarrow as pa
         from pandas.io.parsers import TextParser
 
-        if not self.names:  # no rows at all: no columns (as pandas reads it)
-            return pa.RecordBatch.from_pylist([])
-        start, chunk = item
         # only a blank cell is null: text is as written ("None" a control's name, "NA" a code;
         # pandas' default list made them null, and a column of numbers with one "NA" became text with a null)
         frame = TextParser(chunk, header=None, names=self.names, dtype=self.text, skip_blank_lines=False,
@@ -208,13 +248,24 @@ class _SheetReader:
         for name in self.as_text:
             frame[name] = frame[name].map(as_text)
         unfit = [name for name in frame.columns if frame[name].dtype == object and not_arrow(pa, frame[name])]
-        misfit = self._misfit(start, len(chunk))
         if unfit and self.schema is not None:
-            raise misfit(f"column {', '.join(map(repr, unfit))}", "its cells mix kinds the first rows did not")
+            raise _Unfit(unfit)
         for name in unfit:  # (numbers and dates in one column: text, as pandas would leave them mixed)
             frame[name] = frame[name].map(as_text)
             self.as_text.append(name)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    def _batch(self, item: tuple[int, list[list[Any]]]) -> Any:
+        import pyarrow as pa
+
+        if not self.names:  # no rows at all: no columns (as pandas reads it)
+            return pa.RecordBatch.from_pylist([])
+        start, chunk = item
+        misfit = self._misfit(start, len(chunk))
+        try:
+            table = self._table(chunk)
+        except _Unfit as unfit:
+            raise misfit(f"column {', '.join(map(repr, unfit.columns))}", "its cells mix kinds the first rows did not") from None
         if self.schema is None:
             self.schema = table.schema
             return one_batch(table)
