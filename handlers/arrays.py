@@ -134,7 +134,7 @@ def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
             data = np.asarray(data)
         if struct is not None and data.dtype != struct:  # Zarr holds a sub-array field as raw bytes: same layout
             return data.view(struct)
-        if data.dtype.kind in "OU" and data_type.kind == "U" and data.dtype.itemsize != data_type.itemsize:
+        if data_type.kind == "U" and (data.dtype.kind == "O" or (data.dtype.kind == "U" and data.dtype.itemsize != data_type.itemsize)):
             return data.astype(f"<U{max(data_type.itemsize // 4, 1)}")
         return data
 
