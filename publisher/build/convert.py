@@ -315,5 +315,8 @@ class Converter:
 def _the_builds(exc: BaseException) -> bool:
     """An error of the build's, not the item's: a worker refused, no room, the store failing or
     refusing writes (left out, the item would be missing from a release whose last one had it);
-    but a key too long for the store is the item's (a name its file holds)."""
-    return isinstance(exc, WorkerRefused | NoRoom) or (isinstance(exc, StoreError) and not refused_name(exc))
+    the cluster's (a big array's slab tasks whose workers died: Dask's KilledWorker was the node's
+    failure, and the release was published without it; the item's task now fails as its worker
+    dying, and runs again alone); but a key too long for the store is the item's (a name its file holds)."""
+    return (isinstance(exc, WorkerRefused | NoRoom) or (isinstance(exc, StoreError) and not refused_name(exc))
+            or type(exc).__module__.split(".")[0] == "distributed")

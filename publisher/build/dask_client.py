@@ -206,13 +206,51 @@ def _unfillable_link() -> str | None:
     return None
 
 
+#: How long each worker has to answer the build's checks (importing the build's modules from a
+#: cold shared file system can take a while).
+ANSWER_SECONDS = 120.0
+
+
+def answers(client: Client, scheduler: str, function: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """``function(*args)`` run on every worker (``Client.run``): its answer, or the error it raised,
+    by worker. ``Client.run`` waits without end for a worker that does not answer (a suspended
+    job, a frozen node: the build hung, holding the store's lock), so each worker is asked alone,
+    for :data:`ANSWER_SECONDS`; one that does not answer, or whose connection closes, ends the
+    build naming it."""
+    import asyncio
+
+    async def each() -> list[tuple[str, Any]]:
+        async def one(worker: str) -> tuple[str, Any]:
+            try:
+                found = await asyncio.wait_for(client._run(function, *args, workers=[worker], on_error="return"), ANSWER_SECONDS)
+            except (TimeoutError, asyncio.TimeoutError):
+                return worker, _Silent(f"did not answer in {ANSWER_SECONDS:.0f} s (a suspended job, or a frozen node?)")
+            except OSError as exc:  # (distributed's CommClosedError)
+                return worker, _Silent(f"closed its connection ({type(exc).__name__}: {exc})")
+            return worker, found.get(worker, _Silent("left the cluster"))
+
+        return list(await asyncio.gather(*(one(worker) for worker in workers)))
+
+    workers = list(client.scheduler_info(n_workers=-1)["workers"])  # (here: inside the loop it would wait on itself)
+    found = dict(client.sync(each))
+    for worker, answer in found.items():
+        if isinstance(answer, _Silent) or (isinstance(answer, OSError) and type(answer).__module__.startswith("distributed")):
+            raise ClusterLost(f"the Dask worker {worker} of {scheduler} {answer if isinstance(answer, _Silent) else f'closed its connection ({answer})'}: "
+                              "stop or restart it, and build again. Nothing was sent to the cluster")
+    return found
+
+
+class _Silent(Exception):
+    """A worker that did not answer the build's check (:func:`answers`)."""
+
+
 def check_workers(client: Client, scheduler: str) -> None:
     """Every worker imports the build's tasks, from the same Skyshelf version as this client: a
     worker that cannot would fail at its first task, and Dask, losing it, would leave the build
     waiting for workers that never come."""
     mine = installed_version()
-    for found in (client.run(importlib.import_module, "publisher.build.cluster", on_error="return"),
-                  client.run(importlib.metadata.version, "skyshelf", on_error="return")):
+    for found in (answers(client, scheduler, importlib.import_module, "publisher.build.cluster"),
+                  answers(client, scheduler, importlib.metadata.version, "skyshelf")):
         for worker, answer in found.items():
             if isinstance(answer, BaseException):
                 raise ConfigError(f"the Dask worker {worker} of {scheduler} cannot run the build's tasks ({type(answer).__name__}: {answer}): "
@@ -223,7 +261,7 @@ def check_workers(client: Client, scheduler: str) -> None:
     # readers of plug-ins too: a worker without one skipped its files as "no reader for this file
     # type", recorded, and a later build on workers that have it reused the skip
     here = set(reader_names())
-    for worker, names in client.run(reader_names, on_error="return").items():
+    for worker, names in answers(client, scheduler, reader_names).items():
         missing = sorted(here - set(names)) if isinstance(names, list) else []
         if missing:
             raise ConfigError(f"the Dask worker {worker} of {scheduler} has no {', '.join(missing)} reader, which this client has "
@@ -242,7 +280,7 @@ def check_reach(client: Client, job: Job, store: Store) -> None:
     try:
         if store.is_local:
             store.write_bytes(own, b"{}")
-        for worker, answer in client.run(_reach, job, seen, on_error="return").items():
+        for worker, answer in answers(client, client.scheduler.address, _reach, job, seen).items():
             if isinstance(answer, StoreUnavailable):  # the store's passing fault met there (throttling...), not the worker's set-up
                 raise StoreUnavailable(str(answer)) from None
             problem = f"fails the check ({type(answer).__name__}: {answer})" if isinstance(answer, BaseException) else answer
