@@ -69,9 +69,11 @@ def test_layouts_are_read_as_the_file_means(tmp_path: Path, case: str) -> None:
     assert got == expected
 
 
-def test_free_text_above_is_kept_as_the_preamble(tmp_path: Path) -> None:
-    (tmp_path / "f.csv").write_bytes(CASES["title-above-two-columns"][0])
-    assert _read(tmp_path / "f.csv")[1]["preamble"] == "Spectrometer run 5"
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_free_text_above_is_kept_as_the_preamble(tmp_path: Path, bom: bytes) -> None:
+    (tmp_path / "f.csv").write_bytes(bom + CASES["title-above-two-columns"][0])
+    table, metadata = _read(tmp_path / "f.csv")
+    assert metadata["preamble"] == "Spectrometer run 5" and list(table) == ["wavelength", "intensity"]
 
 
 @pytest.mark.parametrize(("data", "said"), [

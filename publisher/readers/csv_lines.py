@@ -40,7 +40,7 @@ def preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
     if options.header != 0 or len(sep) != 1:  # (whitespace runs, or a separator of several characters: pandas' regex engine)
         return 0, ""
     with open(path, encoding=options.encoding, errors="replace", newline="") as f:
-        sample = f.read(65536)
+        sample = f.read(65536).removeprefix("\ufeff")  # (a BOM led the free text above the header)
     reader = csv.reader(io.StringIO(sample, newline=""), delimiter=sep)  # (newline="": lines end at \r too, old Mac files)
     rows: list[tuple[int, list[str]]] = []
     try:
