@@ -51,6 +51,12 @@ CASES = {
     "dates-across-summer-time": (b"t,v\n2024-03-31T01:30:00+01:00,1\n2024-03-31T03:30:00+02:00,2\n", {},
                                  {"t": [datetime.datetime(2024, 3, 31, 0, 30, tzinfo=datetime.UTC), datetime.datetime(2024, 3, 31, 1, 30, tzinfo=datetime.UTC)],
                                   "v": [1, 2]}),
+    # the same below the first chunk (its rows' offsets all one: a later chunk's change was a failure)
+    "dates-across-summer-time-later": (b"t,v\n2024-03-31T00:30:00+01:00,1\n2024-03-31T01:30:00+01:00,2\n"
+                                       b"2024-03-31T01:59:00+01:00,3\n2024-03-31T03:30:00+02:00,4\n", {"chunk_rows": 2},
+                                       {"t": [datetime.datetime(2024, 3, 30, 23, 30, tzinfo=datetime.UTC), datetime.datetime(2024, 3, 31, 0, 30, tzinfo=datetime.UTC),
+                                              datetime.datetime(2024, 3, 31, 0, 59, tzinfo=datetime.UTC), datetime.datetime(2024, 3, 31, 1, 30, tzinfo=datetime.UTC)],
+                                        "v": [1, 2, 3, 4]}),
     # integers past 64 bits in the first rows are text; later chunks read them as int64 and failed the file
     "big-integers-then-chunks": (b"id,v\n123456789012345678901234,1\n5,2\n6,3\n7,4\n", {"chunk_rows": 2},
                                  {"id": ["123456789012345678901234", "5", "6", "7"], "v": [1, 2, 3, 4]}),

@@ -300,15 +300,15 @@ class CSVReader(Reader):
                 iso = frame[name].astype("string").str.replace("/", "-", n=2)
                 try:
                     frame[name] = pd.to_datetime(iso, format="ISO8601", utc=False)
-                except (ValueError, TypeError) as exc:
-                    if schema is not None:
-                        raise misfit(f"column {name!r} (dates in the first rows)", exc) from None
-                    # the first rows decide: offsets that change (a summer time) are one instant
-                    # each, in UTC; a value no calendar has (0000-00-00, 2023-02-29) keeps the
-                    # column as text, as pandas reads it (it failed the whole file)
+                except (ValueError, TypeError):
+                    # offsets that change (a summer time) are one instant each, in UTC; a value no
+                    # calendar has (0000-00-00, 2023-02-29) in the first rows keeps the column as
+                    # text, as pandas reads it (it failed the whole file), and below them fails it
                     try:
                         frame[name] = pd.to_datetime(iso, format="ISO8601", utc=True)
-                    except (ValueError, TypeError):
+                    except (ValueError, TypeError) as exc:
+                        if schema is not None:
+                            raise misfit(f"column {name!r} (dates in the first rows)", exc) from None
                         dates.remove(name)
             try:
                 table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -63,8 +63,8 @@ def same_kind(old: Any, new: Any) -> bool:
             return "number"
         if t.is_string(dtype) or t.is_large_string(dtype):
             return "text"
-        if t.is_timestamp(dtype):  # (any unit: a chunk of blank dates is seconds, others microseconds)
-            return f"timestamp {dtype.tz}"
+        if t.is_timestamp(dtype):  # (any unit: a chunk of blank dates is seconds, others microseconds; any
+            return f"timestamp {dtype.tz is not None}"  # zone of instants: +01:00 rows, then a summer time's in UTC)
         return str(dtype)
 
     was, now = kind(old), kind(new)
