@@ -61,7 +61,7 @@ class _Logged(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         records = getattr(self.local, "records", None)
         if records is not None:
-            records.append(record.getMessage())
+            records.append((record.levelno, record.getMessage()))
 
 
 _LOGGED = _Logged()
@@ -69,8 +69,8 @@ logging.getLogger("tifffile").addHandler(_LOGGED)
 
 
 @contextlib.contextmanager
-def _tifffile_log() -> Iterator[list[str]]:
-    records: list[str] = []
+def _tifffile_log() -> Iterator[list[tuple[int, str]]]:
+    records: list[tuple[int, str]] = []
     _LOGGED.local.records = records
     try:
         yield records
@@ -82,13 +82,14 @@ def _tifffile_log() -> Iterator[list[str]]:
 _OFFSET = re.compile(r"invalid (?:page|value) offset (\d+)")
 
 
-def _cut_short(path: Path, said: list[str], size: int) -> str | None:
+def _cut_short(path: Path, said: list[tuple[int, str]], size: int) -> str | None:
     """The first of tifffile's messages that says the file ends before its own structure does (a
-    half-copied file, an acquisition that died): its pages, or ImageJ's count of them, are more
-    than the bytes hold. Published, it was an array of the frames before the cut, or one frame."""
-    for message in sorted(said, key=lambda m: "page offset" not in m):  # (a page past the end says it best)
+    half-copied file, an acquisition that died): its pages, or ImageJ's count of them (an error,
+    where its counts below 1 are a warning: metadata tifffile reads on without), are more than
+    the bytes hold. Published, it was an array of the frames before the cut, or one frame."""
+    for level, message in sorted(said, key=lambda m: "page offset" not in m[1]):  # (a page past the end says it best)
         found = _OFFSET.search(message)
-        if (found and int(found.group(1)) >= size) or "corrupted file" in message:
+        if (found and int(found.group(1)) >= size) or ("corrupted file" in message and level >= logging.ERROR):
             return message.split("> ", 1)[-1]
     return None
 
