@@ -9,7 +9,8 @@ An NXdata group whose published children are all arrays is then labelled ``xarra
 by Tiled's rules, so the tiled client ``read()``s it as ``xarray.open_zarr`` opens it: its
 metadata and each array's gain ``attrs`` (the Zarr attributes, kept beside the searchable keys),
 an array indexing its own dimension is an ``xarray_coord``, the others ``xarray_data_var``;
-subgroups stay children, reached by key, as a NetCDF-4 file's groups.
+subgroups stay children, reached by key, as a NetCDF-4 file's groups. An object an NXdata group
+links (hard or soft) is published inside it (:func:`canonical_paths`), the others' paths as links.
 """
 
 from __future__ import annotations
