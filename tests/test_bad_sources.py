@@ -46,6 +46,28 @@ def test_a_truncated_npy_fails_naming_it(tmp_path: Path) -> None:
     assert "need pickle" in skipped["d/objects"], skipped
 
 
+def _npy(header: str, body: bytes) -> bytes:
+    """An .npy of version 1.0 with ``header`` (padded as numpy pads it) and ``body``."""
+    text = header.encode("latin-1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + body
+
+
+def test_npy_headers_that_lie_fail_naming_the_file(tmp_path: Path) -> None:
+    """A review helper's cases: a shape whose size wraps 64 bits (np.prod in int64: 0 bytes, so
+    no truncation was seen, then a MemoryError with no message), negative sizes (whose product
+    matched the bytes), and a header whose brace is gone (numpy's tokenize error, raw)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "huge.npy").write_bytes(_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }", b""))
+    (tmp_path / "in" / "negative.npy").write_bytes(_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (-2, -3), }", bytes(48)))
+    np.save(tmp_path / "whole.npy", np.arange(6.0))
+    (tmp_path / "in" / "brace.npy").write_bytes((tmp_path / "whole.npy").read_bytes().replace(b"}", b" ", 1))
+    failures, _ = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert "huge.npy: truncated: its header states more data than the file holds" in failures["d/huge"], failures
+    assert "negative.npy: not a readable .npy file: its header's shape (-2, -3) has a negative size" in failures["d/negative"], failures
+    assert "brace.npy: not a readable .npy file" in failures["d/brace"], failures
+
+
 def test_an_npy_truncated_while_read_fails_naming_it_and_is_read_in_regions(tmp_path: Path) -> None:
     """An .npy was memory-mapped: a file cut while the build read it killed the process (SIGBUS),
     and its pages read counted as the process's memory. Regions are read where they lie: a short

@@ -9,8 +9,10 @@ are read with ``os.preadv`` (``tiff_parts.contiguous``); a short read is an erro
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
+import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,10 @@ def _header(f: Any, path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
             if version not in ((1, 0), (2, 0)):  # (3.0: field names beyond Latin-1, of a structured dtype)
                 raise UnsupportedError(f"{path.name}: .npy format version {version[0]}.{version[1]} is not supported")
             shape, fortran, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
-    except (ValueError, EOFError) as exc:
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # (a corrupt header: numpy retries it through tokenize)
         raise SourceError(f"{path}: not a readable .npy file: {exc}") from exc
+    if any(n < 0 for n in shape):
+        raise SourceError(f"{path}: not a readable .npy file: its header's shape {tuple(shape)} has a negative size")
     return tuple(shape), bool(fortran), dtype, f.tell()
 
 
@@ -59,7 +63,7 @@ class NpyReader(Reader):
                 raise UnsupportedError(f"{path.name}: object arrays in .npy need pickle, which is never loaded")
             if dtype.names or dtype.kind not in "biufcU":
                 raise UnsupportedError(f"{path.name}: dtype {dtype} is not supported")
-            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            size = math.prod(shape) * dtype.itemsize  # (Python's ints: np.prod in int64 wrapped a corrupt shape to 0 bytes)
             if os.fstat(f.fileno()).st_size < offset + size:
                 raise SourceError(f"{path}: truncated: its header states more data than the file holds")
             native = np.dtype(object) if dtype.kind == "U" else dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
