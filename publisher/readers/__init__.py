@@ -22,6 +22,7 @@ def _builtins() -> None:
     from . import tiff  # noqa: F401
     from . import image  # noqa: F401
     from . import npy  # noqa: F401
+    from . import npz  # noqa: F401
     from . import csv  # noqa: F401
     from . import parquet  # noqa: F401
     from . import excel  # noqa: F401

@@ -58,28 +58,40 @@ class NpyReader(Reader):
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
         with open(path, "rb") as f:
-            shape, fortran, dtype, offset = _header(f, path)
-            if dtype.hasobject:
-                raise UnsupportedError(f"{path.name}: object arrays in .npy need pickle, which is never loaded")
-            if dtype.names or dtype.kind not in "biufcU":
-                raise UnsupportedError(f"{path.name}: dtype {dtype} is not supported")
-            size = math.prod(shape) * dtype.itemsize  # (Python's ints: np.prod in int64 wrapped a corrupt shape to 0 bytes)
-            if os.fstat(f.fileno()).st_size < offset + size:
-                raise SourceError(f"{path}: truncated: its header states more data than the file holds")
-            native = np.dtype(object) if dtype.kind == "U" else dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
-            # a Fortran-ordered array is its reverse's C order on disk: regions read reversed, then transposed
-            stored = contiguous(f.fileno(), offset, shape[::-1] if fortran else shape, dtype, path)
+            yield array_node(f, path, key)
 
-            def read(sel: tuple[slice, ...]) -> np.ndarray:
-                sel = tuple(sel) + (slice(None),) * (len(shape) - len(sel))
-                if not shape:
-                    box = np.empty((), dtype)
-                    if os.preadv(f.fileno(), [box.reshape(-1).view(np.uint8)], offset) != dtype.itemsize:
-                        raise SourceError(f"{path}: the file ends before its data does (truncated since it was opened?)")
-                else:
-                    box = stored(sel[::-1]).transpose() if fortran else stored(sel)
-                    box = box[tuple(slice(None, None, s.step) for s in sel)] if any(s.step not in (None, 1) for s in sel) else box
-                return np.asarray(box, dtype=native, order="C")
 
-            yield ArrayNode(key=key, dtype=native, shape=shape, read=read, dims=[f"dim_{i}" for i in range(len(shape))],
-                            string_width=dtype.itemsize if native.kind == "O" else None)
+def native_dtype(dtype: np.dtype, what: str) -> np.dtype:
+    """The dtype an array of ``dtype`` is published with (text as Python strings, numbers in this
+    machine's byte order); UnsupportedError for objects (pickle is never loaded) and records."""
+    if dtype.hasobject:
+        raise UnsupportedError(f"{what}: object arrays in .npy need pickle, which is never loaded")
+    if dtype.names or dtype.kind not in "biufcU":
+        raise UnsupportedError(f"{what}: dtype {dtype} is not supported")
+    return np.dtype(object) if dtype.kind == "U" else dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
+
+
+def array_node(f: Any, path: Path, key: str, name: str | None = None) -> ArrayNode:
+    """The array of the .npy that starts at ``f``'s position (a file's start, or a member stored
+    uncompressed in an .npz, ``name``), its regions read from ``f`` where they lie while it is open."""
+    shape, fortran, dtype, offset = _header(f, path)
+    native = native_dtype(dtype, f"{path.name}{f' ({name})' if name else ''}")
+    size = math.prod(shape) * dtype.itemsize  # (Python's ints: np.prod in int64 wrapped a corrupt shape to 0 bytes)
+    if os.fstat(f.fileno()).st_size < offset + size:
+        raise SourceError(f"{path}: truncated: its header states more data than the file holds{f' ({name})' if name else ''}")
+    # a Fortran-ordered array is its reverse's C order on disk: regions read reversed, then transposed
+    stored = contiguous(f.fileno(), offset, shape[::-1] if fortran else shape, dtype, path)
+
+    def read(sel: tuple[slice, ...]) -> np.ndarray:
+        sel = tuple(sel) + (slice(None),) * (len(shape) - len(sel))
+        if not shape:
+            box = np.empty((), dtype)
+            if os.preadv(f.fileno(), [box.reshape(-1).view(np.uint8)], offset) != dtype.itemsize:
+                raise SourceError(f"{path}: the file ends before its data does (truncated since it was opened?)")
+        else:
+            box = stored(sel[::-1]).transpose() if fortran else stored(sel)
+            box = box[tuple(slice(None, None, s.step) for s in sel)] if any(s.step not in (None, 1) for s in sel) else box
+        return np.asarray(box, dtype=native, order="C")
+
+    return ArrayNode(key=key, dtype=native, shape=shape, read=read, dims=[f"dim_{i}" for i in range(len(shape))],
+                     string_width=dtype.itemsize if native.kind == "O" else None)
