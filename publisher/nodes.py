@@ -149,6 +149,9 @@ class ContainerNode(Node):
     #: True inside a source file: the container is a Zarr group holding its array children.
     in_file: bool = False
     attrs: dict[str, Any] | None = None
+    #: Keys of its metadata copied from its children's values (HDF5 scalars, for search): dropped
+    #: where a child is of another access class than the container (its value would leak with it).
+    copied: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.family = StructureFamily.container

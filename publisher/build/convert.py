@@ -254,8 +254,14 @@ class Converter:
         if isinstance(node, LinkNode):
             return False
         zarr_path = f"{island.file_zarr}/{inner}" if inner else island.file_zarr
+        if self.access.tagged and (refused := self._across_classes(node, path)):
+            out.skipped.append(Problem(path, refused, source_file))
+            return False
         try:
             if isinstance(node, ContainerNode):
+                if self.access.tagged and node.copied:  # (a private child's value copied into its public parent)
+                    hidden = {k for k in node.copied if self.access.access_class(f"{path}/{k}") != island.access_class}
+                    node.metadata = {k: v for k, v in node.metadata.items() if k not in hidden}
                 island.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
                 island.groups.append(zarr_path)
                 entry = self.entry(node, path, source_file, f"{island.zarr.prefix}/{zarr_path}", ContainerStructure(0))
@@ -296,6 +302,22 @@ class Converter:
             _failed(out, Problem(path, f"{type(exc).__name__}: {exc}", source_file), exc)
             return False
         raise TypeError(f"unknown node type {type(node).__name__}")
+
+    def _across_classes(self, node: Node, path: str) -> str | None:
+        """Why a hard-linked object is not published: its other paths in the file (its aliases)
+        are of another access class than this one (published here, its data was readable at a
+        public path while its private path answered 404)."""
+        aliases = node.notes.get("aliases") or []
+        inner = (node.source_path or "").strip("/")
+        if not aliases or not inner or not path.endswith(inner):
+            return None
+        top = path[: -len(inner)].rstrip("/")
+        mine = self.access.access_class(path)
+        other = next((a for a in aliases if self.access.access_class(f"{top}/{a.strip('/')}" if top else a.strip("/")) != mine), None)
+        if other is None:
+            return None
+        return (f"hard-linked in its file at {other} too, whose access rules differ from this path's: published at neither; "
+                "give both paths the same access tags")
 
     def entry(self, node: Node, path: str, source_file: str, data_url: str | None, structure: Any) -> Entry:
         return Entry(path, node.key, node.family.value, list(node.specs), dict(node.metadata), structure, data_url,

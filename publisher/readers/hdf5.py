@@ -178,6 +178,7 @@ class _Walker:
         if isinstance(value, str) and len(value) > SHORT_STRING:
             return
         parent.metadata[child.key] = value
+        parent.copied.add(child.key)
 
     def _reopener(self, ds: Any) -> Any:
         """Open the dataset again when a block is read: handles kept open for every node of a
