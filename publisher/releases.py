@@ -32,6 +32,7 @@ from .formats import (
     Manifest,
     release_of,
 )
+from .release_docs import current_release, read_json, release_copy
 from .store_lock import GC_LOCK_KEY, exclusive, exited_here, heartbeat, here
 from .stores import Store
 
@@ -84,28 +85,23 @@ def building_marker(base: str | None) -> bytes:
     return json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "heartbeat": now, "base": base, **here()}).encode()
 
 
-def _read_json(store: Store, key: str) -> dict[str, Any] | None:
-    """An object's JSON, or None when it is absent, vanishes or is half-written (gc races builds and other gcs)."""
+def list_releases(store: Store, damaged: bool = False) -> list[Release]:
+    """Every release folder, oldest first, with the current one marked; ``damaged``: a
+    ``catalog.json`` that is no catalog marks none (listed, to choose one to roll back to), where
+    otherwise it is a StoreError (gc and builds decide nothing on it)."""
     try:
-        doc = json.loads(store.read_bytes(key))
-    except (NotFound, FileNotFoundError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def list_releases(store: Store) -> list[Release]:
-    """Every release folder, oldest first, with the current one marked."""
-    try:
-        current = json.loads(store.read_bytes(CATALOG_KEY)).get("release")
-    except NotFound:
+        current = current_release(store)
+    except StoreError:
+        if not damaged:
+            raise
         current = None
     out = []
     for rid in store.listdir("releases"):
         # complete once its public entry point is there (written after the private one, what rollback
         # switches to); a release with private nodes: its full view (manifest, report) is the private copy
-        public = _read_json(store, f"releases/{rid}/{CATALOG_KEY}")
-        doc = (_read_json(store, f"private/releases/{rid}/{CATALOG_KEY}") or public) if public else None
-        building = None if doc else _read_json(store, f"releases/{rid}/{BUILDING}")
+        public = read_json(store, f"releases/{rid}/{CATALOG_KEY}")
+        doc = (read_json(store, f"private/releases/{rid}/{CATALOG_KEY}") or public) if public else None
+        building = None if doc else read_json(store, f"releases/{rid}/{BUILDING}")
         try:
             if doc is None and building is None and store.size(f"releases/{rid}") == 0:
                 continue  # an emptied folder (stores with real directories, e.g. SeaweedFS, keep them)
@@ -132,10 +128,16 @@ def _rollback(store: Store, release: str, confirm: Callable[[], None]) -> Catalo
     try:
         doc = json.loads(store.read_bytes(f"releases/{release}/{CATALOG_KEY}"))
     except NotFound:
-        known = ", ".join(r.id for r in list_releases(store) if r.catalog) or "none"
+        known = ", ".join(r.id for r in list_releases(store, damaged=True) if r.catalog) or "none"
         raise NotFound(f"no complete release {release!r} in {store.url} (complete releases: {known})") from None
-    full = _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
-    was = (_read_json(store, CATALOG_KEY) or {}).get("release")
+    except ValueError:
+        doc = None
+    full = read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    for key, found in ((f"releases/{release}/{CATALOG_KEY}", doc), (f"private/releases/{release}/{CATALOG_KEY}", full)):
+        if (found is not None or key.startswith("releases/")) and not release_copy(found, release):
+            # (switched to, it left catalog.json unreadable, or half-written before a raw TypeError)
+            raise StoreError(f"{store.url}/{key} is not release {release}'s catalog (damaged?): catalog.json is left as it was")
+    was = (read_json(store, CATALOG_KEY) or {}).get("release")
     confirm()
     switch(store, doc, full)
     if was and was != release:  # a journal its build could not delete: the next build would resume what was rolled back from
@@ -166,12 +168,12 @@ def finish_switch(store: Store) -> str | None:
     ``private/catalog.json`` naming a release that ``catalog.json`` does not (the handlers served
     it, direct readers the other, and the next build took it for current: "nothing changed"
     forever), or left over from a release with no full view. Returns the release switched to, if any."""
-    intent = _read_json(store, PRIVATE_CATALOG_KEY)
+    intent = read_json(store, PRIVATE_CATALOG_KEY)
     if intent is None:
         return None
     release = str(intent.get("release"))
-    public, full = _read_json(store, f"releases/{release}/{CATALOG_KEY}"), _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
-    current = _read_json(store, CATALOG_KEY)
+    public, full = read_json(store, f"releases/{release}/{CATALOG_KEY}"), read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+    current = read_json(store, CATALOG_KEY)
     if current is not None and current.get("release") == release:
         if full is None:  # switched, but the store would not delete the note then: it alone goes
             with contextlib.suppress(FileNotFoundError, NotFound):
@@ -181,7 +183,7 @@ def finish_switch(store: Store) -> str | None:
         if current is None:
             return None
         release = str(current.get("release"))
-        public, full = current, _read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
+        public, full = current, read_json(store, f"private/releases/{release}/{CATALOG_KEY}")
     switch(store, public, full)
     for key in (f"releases/{release}/{JOURNAL}", f"private/releases/{release}/{JOURNAL}", f"releases/{release}/{BUILDING}"):
         with contextlib.suppress(FileNotFoundError, NotFound):  # the build's own, had it lived: its release is published
@@ -192,8 +194,11 @@ def finish_switch(store: Store) -> str | None:
 def _manifest(store: Store, release: Release) -> Manifest | None:
     if release.catalog is None or release.catalog.manifest is None:
         return None
-    doc = _read_json(store, release.catalog.manifest)
-    return Manifest.from_json(doc) if doc is not None else None
+    doc = read_json(store, release.catalog.manifest)
+    try:
+        return Manifest.from_json(doc) if doc is not None else None
+    except (KeyError, TypeError, AttributeError, ValueError):  # (damaged: as missing, which gc refuses to guess past)
+        return None
 
 
 def _delete(store: Store, prefix: str, problems: list[str]) -> bool:
@@ -233,13 +238,16 @@ def _gc(store: Store, keep: int, abandoned_after: float, confirm: Callable[[], N
     # ids sort by time: the current release and anything newer (being written, or rolled back from) stay
     kept |= {r.id for r in releases if current is None or r.id >= current}
     # and the release the full view names, should a switch have been cut short (the handlers read it)
-    kept |= {str(doc["release"]) for doc in [_read_json(store, PRIVATE_CATALOG_KEY)] if doc and "release" in doc}
+    kept |= {str(doc["release"]) for doc in [read_json(store, PRIVATE_CATALOG_KEY)] if doc and "release" in doc}
     referenced: set[str] = set()
     for release in releases:
         if release.id in kept:
             manifest = _manifest(store, release)
             if manifest is None and release.catalog is not None:
                 raise StoreError(f"release {release.id} has no manifest; refusing to delete what it may reference")
+            if manifest is None and release.current:  # (its copy of the catalog gone or damaged: it reuses older releases' data)
+                raise StoreError(f"the current release {release.id} has no readable catalog copy or manifest under releases/{release.id}/; "
+                                 "refusing to delete what it may reference (build again, or restore them)")
             if manifest is not None:
                 referenced |= manifest.data_prefixes()
     deleted: list[str] = []
@@ -272,7 +280,7 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
     killed midway) is finished the same way. Returns whether there was anything to do."""
     folders = (f"releases/{release.id}", f"private/releases/{release.id}")
     manifest = _manifest(store, release) if release.catalog is not None else next(
-        (Manifest.from_json(doc) for doc in (_read_json(store, f"{f}/{MANIFEST}") for f in folders) if doc is not None), None)
+        (Manifest.from_json(doc) for doc in (read_json(store, f"{f}/{MANIFEST}") for f in folders) if doc is not None), None)
     if release.retired and manifest is None and not any(_holds(store, f"{f}/index") for f in folders):
         return False  # retired whole before
     if not release.retired:

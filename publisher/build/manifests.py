@@ -181,7 +181,7 @@ class Previous:
                 self.release, self.catalog_settings, self.count, self._indexed = fields["release"], fields["catalog_settings"], count, False
                 nodes = fields.get("nodes")  # trusted only as written (else each record is parsed and counted)
                 self.nodes = nodes if isinstance(nodes, dict) and all(isinstance(v, int) for v in nodes.values()) else None
-        except (NotFound, FileNotFoundError, KeyError, TypeError, ValueError):
+        except (NotFound, FileNotFoundError, KeyError, TypeError, ValueError, AttributeError):
             self.release = self.catalog_settings = self.nodes = None  # none, or unreadable: every item is new
             self.count, self._indexed = 0, True
 

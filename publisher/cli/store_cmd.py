@@ -62,10 +62,16 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool)
 @click.option("--store", default=None, help="The store (default: the pipeline's output.store).")
 def releases(config: Path, store: str | None) -> None:
     """List the releases in the store, oldest first; * marks the current one."""
+    from ..release_docs import current_release
     from ..releases import list_releases
 
     try:
-        for r in list_releases(target_store(config, store)):
+        target = target_store(config, store)
+        try:
+            current_release(target)
+        except SkyshelfError as exc:  # (damaged: said, and the releases listed, one to roll back to)
+            click.echo(f"warning: {exc}", err=True)
+        for r in list_releases(target, damaged=True):
             click.echo(f"{'*' if r.current else ' '} {r.id}  {r.state}")
     except SkyshelfError as exc:
         fail(exc)
