@@ -86,3 +86,14 @@ def test_a_damaged_manifest_stops_gc(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=f"release {c} has no manifest; refusing"):
         gc(store, keep=1)
     assert all((site / url).exists() for url in _data_urls(site))
+
+
+def test_a_store_with_no_releases_is_said_to_have_none(tmp_path: Path) -> None:
+    """A mistyped store looked like an empty one: nothing printed, or "kept 0 releases", exit 0."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    for command in (["releases"], ["gc"]):
+        result = CliRunner().invoke(main, [*command, "--store", str(tmp_path / "no-such-store")])
+        assert result.exit_code == 0 and "warning: no releases in " in result.stderr and "is it the store you meant?" in result.stderr

@@ -71,8 +71,11 @@ def releases(config: Path, store: str | None) -> None:
             current_release(target)
         except SkyshelfError as exc:  # (damaged: said, and the releases listed, one to roll back to)
             click.echo(f"warning: {exc}", err=True)
-        for r in list_releases(target, damaged=True):
+        found = list_releases(target, damaged=True)
+        for r in found:
             click.echo(f"{'*' if r.current else ' '} {r.id}  {r.state}")
+        if not found:  # (a mistyped store looked like an empty one: nothing printed, exit 0)
+            click.echo(f"warning: no releases in {target.url}: nothing has been published there (is it the store you meant?)", err=True)
     except SkyshelfError as exc:
         fail(exc)
 
@@ -118,6 +121,8 @@ def gc(config: Path, store: str | None, keep: int, abandoned_after: float, wait:
     except SkyshelfError as exc:
         fail(exc)
     click.echo(f"kept {len(result['kept'])} releases; deleted {len(result['deleted'])} prefixes")
+    if not result["kept"]:
+        click.echo(f"warning: no releases in {target.url}: nothing has been published there (is it the store you meant?)", err=True)
     for prefix in result["deleted"]:
         click.echo(f"  - {prefix}")
     for problem in result["problems"]:
