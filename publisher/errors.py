@@ -74,6 +74,11 @@ class StoreError(SkyshelfError, OSError):
     http_status = 502
 
 
+class DamagedCatalog(StoreError):
+    """The store's ``catalog.json`` is there but is no catalog (damaged, hand-edited): gc and
+    builds decide nothing on it; the releases can still be listed, and a rollback mends it."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot be reached, or kept failing (throttling, 5xx, dropped connections) after
     its client's retries: a passing fault, so try again later (HTTP 503 with ``Retry-After``)."""

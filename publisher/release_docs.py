@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import NotFound, StoreError
+from .errors import DamagedCatalog, NotFound
 from .formats import CATALOG_FORMAT, CATALOG_KEY, CatalogDocument
 from .stores import Store
 
@@ -22,7 +22,7 @@ def read_json(store: Store, key: str) -> dict[str, Any] | None:
 
 def current_release(store: Store) -> str | None:
     """The release ``catalog.json`` points at (None: nothing published); a StoreError naming it
-    when it is not a catalog (damaged, hand-edited): gc, rollback and builds decide nothing on it
+    when it cannot be read, a DamagedCatalog when it is not a catalog (damaged, hand-edited): gc, rollback and builds decide nothing on it
     (a raw JSONDecodeError or AttributeError, before)."""
     try:
         body = store.read_bytes(CATALOG_KEY)
@@ -31,10 +31,10 @@ def current_release(store: Store) -> str | None:
     try:
         doc = json.loads(body)
     except ValueError as exc:
-        raise StoreError(f"{store.url}/{CATALOG_KEY} is not a Skyshelf catalog (not JSON: {exc}): restore it, or roll back "
+        raise DamagedCatalog(f"{store.url}/{CATALOG_KEY} is not a Skyshelf catalog (not JSON: {exc}): restore it, or roll back "
                          "to a release (publish releases lists them)") from None
     if not isinstance(doc, dict):
-        raise StoreError(f"{store.url}/{CATALOG_KEY} is not a Skyshelf catalog (a JSON {type(doc).__name__}): restore it, or "
+        raise DamagedCatalog(f"{store.url}/{CATALOG_KEY} is not a Skyshelf catalog (a JSON {type(doc).__name__}): restore it, or "
                          "roll back to a release (publish releases lists them)")
     release = doc.get("release")
     return release if isinstance(release, str) else None

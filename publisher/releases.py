@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NotFound, StoreError
+from .errors import DamagedCatalog, NotFound, StoreError
 from .formats import (
     ACCESS_CLASS,
     BUILD_REPORT,
@@ -91,7 +91,7 @@ def list_releases(store: Store, damaged: bool = False) -> list[Release]:
     otherwise it is a StoreError (gc and builds decide nothing on it)."""
     try:
         current = current_release(store)
-    except StoreError:
+    except DamagedCatalog:
         if not damaged:
             raise
         current = None

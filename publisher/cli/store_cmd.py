@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import SkyshelfError
+from ..errors import DamagedCatalog, SkyshelfError
 from ..formats import Entry
 from ..structures import ArrayStructure, TableStructure
 from .common import EXIT_FAILED, fail, pipeline_option, target_store
@@ -69,7 +69,7 @@ def releases(config: Path, store: str | None) -> None:
         target = target_store(config, store)
         try:
             current_release(target)
-        except SkyshelfError as exc:  # (damaged: said, and the releases listed, one to roll back to)
+        except DamagedCatalog as exc:  # (said, and the releases listed, one to roll back to; unreadable: an error)
             click.echo(f"warning: {exc}", err=True)
         found = list_releases(target, damaged=True)
         for r in found:
