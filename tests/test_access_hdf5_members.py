@@ -32,16 +32,22 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
         hidden = entry.create_group("hidden_grp")
         hidden.create_dataset("signal", data=np.array([13.0, 37.0, 99.0]))
         entry["aa_hard"] = hidden["signal"]  # a hard link at a public path, visited before hidden_grp
+        data = entry.create_group("data")  # an NXdata group (labelled an xarray dataset: its Zarr attributes copied too)
+        data.attrs.update({"NX_class": "NXdata", "signal": "counts"})
+        data["counts"] = np.arange(4)
+        data.create_dataset("gain", data=SECRET + b"-GAIN")
     return run_build(folder, {"sources": [{"path": "pub"}],
                               "rules": [{"match": "pub", "access_tags": ["public"]},
                                         {"match": "pub/f/entry/secret_scalar", "access_tags": ["staff"]},
                                         {"match": "pub/f/entry/secret_name", "access_tags": ["staff"]},
-                                        {"match": "pub/f/entry/hidden_grp", "access_tags": ["staff"]}]})
+                                        {"match": "pub/f/entry/hidden_grp", "access_tags": ["staff"]},
+                                        {"match": "pub/f/entry/data/gain", "access_tags": ["staff"]}]})
 
 
 def test_no_public_object_holds_a_private_members_value(published: Published) -> None:
     public = [p for p in Path(published.store.url).rglob("*") if p.is_file() and "private" not in p.relative_to(published.store.url).parts]
     assert public and not [p for p in public if SECRET in p.read_bytes() or b"424242" in p.read_bytes()]
+    assert "xarray_dataset" in published.node("pub/f/entry/data")["specs"]
     entry = published.node("pub/f/entry")["metadata"]
     assert entry.get("open_scalar") == 7 and "secret_scalar" not in entry and "secret_name" not in entry
 

@@ -262,6 +262,10 @@ class Converter:
                 if self.access.tagged and node.copied:  # (a private child's value copied into its public parent)
                     hidden = {k for k in node.copied if self.access.access_class(f"{path}/{k}") != island.access_class}
                     node.metadata = {k: v for k, v in node.metadata.items() if k not in hidden}
+                    if isinstance(node.metadata.get("attrs"), dict):  # (an xarray dataset's Zarr attributes, copied from them)
+                        node.metadata["attrs"] = {k: v for k, v in node.metadata["attrs"].items() if k not in hidden}
+                    if node.attrs is not None:
+                        node.attrs = {k: v for k, v in node.attrs.items() if k not in hidden}
                 island.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
                 island.groups.append(zarr_path)
                 entry = self.entry(node, path, source_file, f"{island.zarr.prefix}/{zarr_path}", ContainerStructure(0))
