@@ -207,17 +207,17 @@ class _SheetReader:
         import pyarrow as pa
 
         columns = {self.names.index(name): name for name in blank}
-        rows = self._rows()
-        next(rows, None)
         sample: list[list[Any]] = []
-        for number, row in enumerate(rows, 2):
-            hit = [c for c in columns if c < len(row) and row[c] != "" and row[c] == row[c]]  # (a value: not blank, not an error's NaN)
-            if number >= 2 + self.rows_per_chunk and hit:
-                sample.append(self._padded(row, number))
-                for c in hit:
-                    del columns[c]
-            if not columns:
-                break
+        with contextlib.closing(self._rows()) as rows:  # (left early: the sheet's member closed now, not when collected)
+            next(rows, None)
+            for number, row in enumerate(rows, 2):
+                hit = [c for c in columns if c < len(row) and row[c] != "" and row[c] == row[c]]  # (a value: not blank, not an error's NaN)
+                if number >= 2 + self.rows_per_chunk and hit:
+                    sample.append(self._padded(row, number))
+                    for c in hit:
+                        del columns[c]
+                if not columns:
+                    break
         if not sample:
             return
         try:

@@ -82,7 +82,7 @@ def _tifffile_log() -> Iterator[list[tuple[int, str]]]:
 _OFFSET = re.compile(r"invalid (?:page|value) offset (\d+)")
 
 
-def _cut_short(path: Path, said: list[tuple[int, str]], size: int) -> str | None:
+def _cut_short(said: list[tuple[int, str]], size: int) -> str | None:
     """The first of tifffile's messages that says the file ends before its own structure does (a
     half-copied file, an acquisition that died): its pages, or ImageJ's count of them (an error,
     where its counts below 1 are a warning: metadata tifffile reads on without), are more than
@@ -162,7 +162,7 @@ class TiffReader(Reader):
                 raise
             finally:
                 logged.__exit__(None, None, None)
-            if cut := _cut_short(path, said, tif.filehandle.size):
+            if cut := _cut_short(said, tif.filehandle.size):
                 raise SourceError(f"{path}: cut short or damaged ({tif.filehandle.size} bytes): tifffile: {cut}")
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.keyframe)  # (its first page may be in a file not there: None)
