@@ -66,7 +66,8 @@ class Release:
         """An unfinished release whose build refreshed its marker recently: it is being written."""
         if self.catalog is not None or not self.building or exited_here(self.building):  # (a build killed on this host)
             return False
-        return (now if now is not None else time.time()) - heartbeat(self.building) < abandoned_after
+        beat = max(heartbeat(self.building), heartbeat({"heartbeat": self.building.get("stored", 0)}))  # (the later of the build's clock and the store's)
+        return (now if now is not None else time.time()) - beat < abandoned_after
 
     @property
     def state(self) -> str:
@@ -102,6 +103,10 @@ def list_releases(store: Store, damaged: bool = False) -> list[Release]:
         public = read_json(store, f"releases/{rid}/{CATALOG_KEY}")
         doc = (read_json(store, f"private/releases/{rid}/{CATALOG_KEY}") or public) if public else None
         building = None if doc else read_json(store, f"releases/{rid}/{BUILDING}")
+        if building is not None:  # the store's own time of the last beat too: a build host's clock behind gc's made a live build look abandoned
+            with contextlib.suppress(OSError, NotFound):
+                stat = store.stat(f"releases/{rid}/{BUILDING}")
+                building = {**building, "stored": stat[1]} if stat else building
         try:
             if doc is None and building is None and store.size(f"releases/{rid}") == 0:
                 continue  # an emptied folder (stores with real directories, e.g. SeaweedFS, keep them)

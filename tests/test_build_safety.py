@@ -201,9 +201,13 @@ def test_missing_chunks_are_found_too(tmp_path: Path) -> None:
     assert not store.exists("catalog.json")
 
 
-def _release_with_marker(store: Store, release: str, heartbeat: float, base: str | None = None) -> None:
+def _release_with_marker(store: Store, release: str, heartbeat: float, base: str | None = None, stored: float | None = None) -> None:
+    """A release in progress whose build's marker says ``heartbeat`` and was last written to the
+    store at ``stored`` (by the store's clock; by default the same time: a build no longer beating)."""
     store.write_bytes(f"releases/{release}/data/x.zarr/zarr.json", b"{}")
     store.write_bytes(f"releases/{release}/{BUILDING}", json.dumps({"started": "then", "heartbeat": heartbeat, "base": base}).encode())
+    when = heartbeat if stored is None else stored
+    os.utime(store.path(f"releases/{release}/{BUILDING}"), (when, when))
 
 
 def test_gc_keeps_releases_in_progress_and_newer_ones(tmp_path: Path) -> None:
@@ -620,3 +624,16 @@ def test_a_file_swapped_for_an_outside_link_after_the_plan_is_not_read(tmp_path:
     assert [e.path for e in catalog.entries("")] == ["a"] and b"leaked_if_read" not in b"".join(p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file())
     again = build(pipeline, workers=1)
     assert not again.failures and [s.path for s in again.skipped] == ["sub/b.csv" if swapped == "file" else "sub"]
+
+
+def test_gc_keeps_a_build_whose_clock_is_behind(tmp_path: Path) -> None:
+    """A build host's clock an hour behind gc's: its heartbeat looked two hours old and gc deleted
+    the release it was writing (a review helper's repro). The store's own time of the marker's
+    last write says the build is alive."""
+    _arrays(tmp_path / "data", 2, 0)
+    store = run_build(tmp_path, {"sources": [{"path": "data"}]}).store
+    behind = "20000101T000000.000000Z-dddddd"
+    _release_with_marker(store, behind, time.time() - 7200, stored=time.time())
+    assert {r.id: r.state for r in list_releases(store)}[behind].startswith("in progress")
+    gc(store, keep=1)
+    assert behind in [r.id for r in list_releases(store)]
