@@ -202,7 +202,7 @@ class _Build:
             return old
         if not self._warming:  # something to convert: the index will be written
             if self.processes:  # before this process starts a thread (see processes.start)
-                self.tree.commit()  # no lock held across the fork (the workers' check reads this table)
+                self.tree.table.commit()  # no lock held across the fork (the workers' check reads this table)
                 self.pool = processes.Workers(self.processes)
                 job = Job(self.pipeline, self.store.url, self.settings, self.prefix, 1)
                 self.remote = processes.process_items(self.pool, job, self.journal)

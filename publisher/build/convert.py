@@ -261,11 +261,11 @@ class Converter:
             if isinstance(node, ContainerNode):
                 if self.access.tagged and node.copied:  # (a private child's value copied into its public parent)
                     hidden = {k for k in node.copied if self.access.access_class(f"{path}/{k}") != island.access_class}
-                    node.metadata = {k: v for k, v in node.metadata.items() if k not in hidden}
+                    node.metadata = _without(node.metadata, hidden)
                     if isinstance(node.metadata.get("attrs"), dict):  # (an xarray dataset's Zarr attributes, copied from them)
-                        node.metadata["attrs"] = {k: v for k, v in node.metadata["attrs"].items() if k not in hidden}
+                        node.metadata["attrs"] = _without(node.metadata["attrs"], hidden)
                     if node.attrs is not None:
-                        node.attrs = {k: v for k, v in node.attrs.items() if k not in hidden}
+                        node.attrs = _without(node.attrs, hidden)
                 island.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
                 island.groups.append(zarr_path)
                 entry = self.entry(node, path, source_file, f"{island.zarr.prefix}/{zarr_path}", ContainerStructure(0))
@@ -336,6 +336,10 @@ class Converter:
         text = json.dumps(notes, ensure_ascii=False)
         unrooted = self.pipeline.unrooted(text)
         return notes if unrooted == text else json.loads(unrooted)  # type: ignore[no-any-return]
+
+
+def _without(mapping: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
 
 
 def _the_builds(exc: BaseException) -> bool:

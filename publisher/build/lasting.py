@@ -40,10 +40,15 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
 
 
+def _library(exc: BaseException) -> str:
+    """The top package of the error's type (``imagecodecs``, ``distributed``)."""
+    return type(exc).__module__.split(".")[0]
+
+
 def _passing(exc: BaseException) -> bool:
-    if type(exc).__module__.split(".")[0] in _OWN_MODULES:
+    if _library(exc) in _OWN_MODULES:
         return False
-    if isinstance(exc, _PASSING) or type(exc).__module__.split(".")[0] in _PASSING_MODULES:
+    if isinstance(exc, _PASSING) or _library(exc) in _PASSING_MODULES:
         return True
     if isinstance(exc, OSError):
         # HDF5 says a missing external file (raw storage, an external link) as it says corruption: by message
@@ -58,4 +63,4 @@ def lasting(exc: BaseException) -> bool:
     chain = list(_chain(exc))
     if any(_passing(e) for e in chain):
         return False
-    return isinstance(exc, _OWN) or (type(exc) is OSError and exc.errno is None) or type(exc).__module__.split(".")[0] in _OWN_MODULES
+    return isinstance(exc, _OWN) or (type(exc) is OSError and exc.errno is None) or _library(exc) in _OWN_MODULES

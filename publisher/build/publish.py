@@ -26,7 +26,7 @@ from ..config.models import Pipeline
 from ..errors import NotFound
 from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogDocument, Entry
 from ..index.layout import INDEX_COLUMNS
-from ..index.table import NodeClash, NodeTable, NodeView
+from ..index.table import NodeTable, NodeView
 from ..index.write import write_index
 from ..releases import InProgress, switch
 from ..stores import Store
@@ -49,7 +49,7 @@ class Tree:
     def __init__(self, pipeline: Pipeline, report: BuildReport, access: AccessRules | None = None, folder: str | None = None) -> None:
         self.pipeline, self.report = pipeline, report
         self.access = access or AccessRules([])
-        self.table = NodeTable(folder)
+        self.table = NodeTable(folder, lambda i: pipeline.line_of("sources", i))  # (a clash names its sources' lines)
         #: Each private access class met, with the chain of tag sets a reader needs.
         self.classes: dict[str, list[list[str]]] = {}
         self.private = False  # some node is not for everyone
@@ -57,19 +57,6 @@ class Tree:
 
     def close(self) -> None:
         self.table.close()
-
-    def _located(self, clash: NodeClash) -> NodeClash:
-        """A clash of nodes (found when the table takes the rows in: maybe an item later) said with
-        the lines in pipeline.yml of the sources that made them. (Caught where it happens: a
-        try costs nothing in Python 3.11; a context manager ~1 us a row.)"""
-        return clash.located(lambda i: self.pipeline.line_of("sources", i))
-
-    def commit(self) -> None:
-        """The table made durable in its file (before this process forks: :meth:`NodeTable.commit`)."""
-        try:
-            self.table.commit()
-        except NodeClash as clash:
-            raise self._located(clash) from None
 
     def ensure_folders(self, node_path: str, source: int | None = None) -> None:
         """The folders above ``node_path`` (made for the pipeline's source number ``source``)."""
@@ -80,11 +67,7 @@ class Tree:
         parts = node_path.split("/")[:-1]
         for depth in range(len(parts) + 1):
             path = "/".join(parts[:depth])
-            try:
-                known = self.table.has(path)
-            except NodeClash as clash:
-                raise self._located(clash) from None
-            if not known:
+            if not self.table.has(path):
                 metadata = dict(self.pipeline.metadata) if path == "" else {}
                 if path == "":
                     metadata.update({k: v for k, v in (("name", self.pipeline.name), ("description", self.pipeline.description)) if v})
@@ -109,19 +92,13 @@ class Tree:
             if name is not None and name not in self.classes:
                 self.classes[name] = [sorted(set(t)) for t in chain]
             tags = tag_key(row["access_tags"])
-        try:
-            self.table.add(row, folder=row["family"] == "container" and row["data_url"] is None, tags=tags, shown=shown, source=source)
-        except NodeClash as clash:
-            raise self._located(clash) from None
+        self.table.add(row, folder=row["family"] == "container" and row["data_url"] is None, tags=tags, shown=shown, source=source)
         self.report.nodes[row["family"]] += 1
 
     def count_folders(self) -> None:
         """Count every container's children (folders publish the count; a tagged catalog's
         containers also count them by tag set)."""
-        try:
-            self.table.finish(by_tags=self.access.tagged)
-        except NodeClash as clash:
-            raise self._located(clash) from None
+        self.table.finish(by_tags=self.access.tagged)
 
     def ordered(self) -> NodeView:
         """Every node, depth first, children in the order added: the index's order."""

@@ -77,7 +77,9 @@ class NodeTable:
 
     BATCH = 2000
 
-    def __init__(self, folder: str | None = None) -> None:
+    def __init__(self, folder: str | None = None, line_of: Callable[[int], str] | None = None) -> None:
+        """``line_of``: where a source (by its number) is in pipeline.yml, for a clash's message."""
+        self.line_of = line_of
         self.scratch = Scratch("nodes", folder)
         self.db = self.scratch.db
         self.db.executescript(_SCHEMA)
@@ -124,8 +126,13 @@ class NodeTable:
             except sqlite3.IntegrityError:  # a path added twice (the rows before it went in): which, and whose
                 row = self._pending[self.db.total_changes - before]
                 found = self.db.execute("SELECT row, source FROM nodes WHERE path=?", (row[0],)).fetchone()
-                raise NodeClash(row[0], json.loads(found[0]), json.loads(row[7]), sources=(found[1], row[8])) from None
+                raise self._located(NodeClash(row[0], json.loads(found[0]), json.loads(row[7]), sources=(found[1], row[8]))) from None
             self._pending = []
+
+    def _located(self, clash: NodeClash) -> NodeClash:
+        """The clash led by its sources' lines in pipeline.yml, when the table knows them (it is
+        found when the rows go in, a batch later, or when the folders are counted: another item at hand)."""
+        return clash.located(self.line_of) if self.line_of is not None else clash
 
     def has(self, path: str) -> bool:
         if path in self._known:
@@ -146,7 +153,7 @@ class NodeTable:
                                  "ON child.parent = parent.path WHERE NOT parent.container LIMIT 1").fetchone()
         if inside is not None:
             child, parent = json.loads(inside[0]), json.loads(inside[1])
-            raise NodeClash(child["path"], parent, child, inside=True, sources=(inside[2], inside[3]))
+            raise self._located(NodeClash(child["path"], parent, child, inside=True, sources=(inside[2], inside[3])))
         for view, where in ((0, ""), (1, "WHERE shown")):
             self.db.execute(f"INSERT INTO counts SELECT {view}, path, 0, NULL FROM nodes WHERE container {'AND shown' if view else ''}")
             self.db.execute(f"INSERT INTO counts SELECT {view}, parent, count(*), NULL FROM nodes {where} {'AND' if where else 'WHERE'} "

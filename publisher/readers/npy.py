@@ -30,7 +30,7 @@ from .tiff_parts import contiguous
 _HEADER_LOCK = threading.Lock()
 
 
-def _header(f: Any, path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+def read_header(f: Any, path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """(shape, Fortran order, dtype, where the data starts), by numpy's own header parser."""
     from numpy.lib import format as npy
 
@@ -74,7 +74,7 @@ def native_dtype(dtype: np.dtype, what: str) -> np.dtype:
 def array_node(f: Any, path: Path, key: str, name: str | None = None) -> ArrayNode:
     """The array of the .npy that starts at ``f``'s position (a file's start, or a member stored
     uncompressed in an .npz, ``name``), its regions read from ``f`` where they lie while it is open."""
-    shape, fortran, dtype, offset = _header(f, path)
+    shape, fortran, dtype, offset = read_header(f, path)
     native = native_dtype(dtype, f"{path.name}{f' ({name})' if name else ''}")
     size = math.prod(shape) * dtype.itemsize  # (Python's ints: np.prod in int64 wrapped a corrupt shape to 0 bytes)
     if os.fstat(f.fileno()).st_size < offset + size:

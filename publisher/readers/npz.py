@@ -10,6 +10,7 @@ need pickle, which is never loaded: such a member is skipped, naming it.
 from __future__ import annotations
 
 import contextlib
+import math
 import struct
 import threading
 import zipfile
@@ -22,7 +23,7 @@ import numpy as np
 from ..errors import SourceError, UnsupportedError
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode
 from .base import Reader, register_reader
-from .npy import array_node, native_dtype
+from .npy import array_node, native_dtype, read_header
 
 #: A compressed member larger than this (decompressed) is warned about: it is held whole while read.
 WHOLE_BYTES = 256 * 2**20
@@ -44,8 +45,7 @@ def _compressed(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str)
     from numpy.lib import format as npy
 
     with z.open(info) as member:
-        version = npy.read_magic(member)
-        shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(member)
+        shape, _, dtype, _ = read_header(member, path)  # (numpy's parser, one thread at a time, its errors named)
     native = native_dtype(dtype, f"{path.name} ({info.filename})")
     held: dict[str, np.ndarray] = {}
     lock = threading.Lock()
@@ -59,7 +59,7 @@ def _compressed(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str)
 
     node = ArrayNode(key=key, dtype=native, shape=tuple(shape), read=read, dims=[f"dim_{i}" for i in range(len(shape))],
                      string_width=dtype.itemsize if native.kind == "O" else None)
-    if (size := int(np.prod(shape, dtype=object)) * dtype.itemsize) > WHOLE_BYTES:
+    if (size := math.prod(shape) * dtype.itemsize) > WHOLE_BYTES:
         node.warn(f"{path.name} ({info.filename}): compressed, decompressed whole ({size / 2**20:.0f} MiB in memory): "
                   "np.savez (uncompressed) is read in parts")
     return node

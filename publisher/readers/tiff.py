@@ -68,14 +68,15 @@ _LOGGED = _Logged()
 logging.getLogger("tifffile").addHandler(_LOGGED)
 
 
-@contextlib.contextmanager
-def _tifffile_log() -> Iterator[list[tuple[int, str]]]:
+def _listen() -> list[tuple[int, str]]:
+    """What tifffile logs on this thread from now until :func:`_unlisten`: (level, message)."""
     records: list[tuple[int, str]] = []
     _LOGGED.local.records = records
-    try:
-        yield records
-    finally:
-        _LOGGED.local.records = None
+    return records
+
+
+def _unlisten() -> None:
+    _LOGGED.local.records = None
 
 
 #: tifffile's words for a page (or value) past the file's end: ``invalid page offset 102752``.
@@ -127,13 +128,12 @@ class TiffReader(Reader):
         # keeps its path: tifffile finds a multi-file series' other files (OME-TIFF, Micro-Manager)
         # beside the file it resolved, which for a handle would be the link's folder
         handle = None
-        logged = _tifffile_log()
-        said = logged.__enter__()  # (until its series is found: tifffile reads the page chain then)
+        said = _listen()  # (until its series is found: tifffile reads the page chain then)
         try:
             handle = None if os.path.islink(path) else open(path, "rb")  # noqa: SIM115 (closed below, with the TiffFile)
             tif = tifffile.TiffFile(handle if handle is not None else path)
         except Exception as exc:
-            logged.__exit__(None, None, None)
+            _unlisten()
             if handle is not None:
                 handle.close()
             raise SourceError(f"{path}: not a readable TIFF file: {exc}") from exc
@@ -161,7 +161,7 @@ class TiffReader(Reader):
                 self.referred = set(part.referred)
                 raise
             finally:
-                logged.__exit__(None, None, None)
+                _unlisten()
             if cut := _cut_short(said, tif.filehandle.size):
                 raise SourceError(f"{path}: cut short or damaged ({tif.filehandle.size} bytes): tifffile: {cut}")
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
