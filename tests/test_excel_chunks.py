@@ -335,7 +335,7 @@ def test_formatted_empty_rows_end_pieces_and_a_damaged_row_below_the_first_chunk
     them were read, and parsed, as one (366 MB). A value openpyxl cannot read far below the
     first chunk failed with a bare ValueError naming no sheet."""
     from publisher.errors import SourceError
-    from publisher.readers import excel, excel_scan
+    from publisher.readers import excel_rows, excel_scan
 
     header = '<row r="1"><c r="A1" t="inlineStr"><is><t>n</t></is></c><c r="B1" t="inlineStr"><is><t>ok</t></is></c></row>'
     flag = '<c r="B{}" t="b"><v>1</v></c>'
@@ -352,4 +352,4 @@ def test_formatted_empty_rows_end_pieces_and_a_damaged_row_below_the_first_chunk
     _book(tmp_path / "bad.xlsx", header + cells + '<row r="600"><c r="A600" t="b"><v>yes</v></c></row>')
     with pytest.raises(SourceError, match=r"bad\.xlsx: sheet 'data': not readable past row 499: ValueError"):
         _read(tmp_path / "bad.xlsx", 50)
-    assert excel.TREE_BYTES < 2**20
+    assert excel_rows.TREE_BYTES < 2**20

@@ -1,6 +1,7 @@
 """Workbooks a review helper found read wrong: whole doubles past int64 (6.02E+23: published as
 text of 24 digits, with a false "mixed" warning), text cells such as "None" or "NA" (made null by
-pandas' default list: a control named "None" lost), a column with no value in the first chunk (a
+pandas' default list: a control named "None" lost; in a column of numbers they are gaps, as
+pandas reads them), a column with no value in the first chunk (a
 float column: the first date below failed the sheet), a sheet whose compressed XML is damaged (a
 bare zlib.error) and an encrypted workbook (said to be "not a zip file")."""
 
@@ -43,6 +44,28 @@ def test_text_cells_are_as_written(tmp_path: Path) -> None:
     assert table.column("treatment").to_pylist() == ["None", "DrugA", "null"]
     assert table.column("code").to_pylist() == ["NA", "n/a", "N/A"]
     assert table.column("n").to_pylist() == [1, None, 3]  # (a blank cell is null)
+
+
+def test_missing_words_in_a_column_of_numbers_are_gaps(tmp_path: Path) -> None:
+    rows: list[list[Any]] = [["n", "flag", "x", "label"], [1, True, 0.5, "NA"], ["NA", "null", "N/A", "n/a"], [3, False, None, "x"],
+                             [4, True, "#N/A", "NA"], ["n/a", None, 2.25, "None"], [6, False, 1.0, 7]]
+    for path in (_book(tmp_path / "shared.xlsx", rows), tmp_path / "inline.xlsx"):  # (openpyxl: shared strings; pandas: inline)
+        if path.name == "inline.xlsx":
+            import pandas as pd
+
+            pd.DataFrame(rows[1:], columns=rows[0]).to_excel(path, index=False)
+        for chunk_rows in (None, 2):  # (the words also below the first chunk)
+            table, warnings = _read(path, chunk_rows)
+            assert table.schema.field("n").type == pa.float64() and table.column("n").to_pylist() == [1, None, 3, 4, None, 6]
+            assert table.column("flag").to_pylist() == [True, None, False, True, None, False]
+            assert table.column("x").to_pylist() == [0.5, None, None, None, 2.25, 1.0]
+            # text of its own beside the words: the column is text, every cell as written
+            assert table.column("label").to_pylist() == ["NA", "n/a", "x", "NA", "None", "7"]
+            assert [w for w in warnings if "mix numbers and text" in w] == [f"sheet {table_sheet(path)!r}: column 'label' mix numbers and text: published as text"]
+
+
+def table_sheet(path: Path) -> str:
+    return openpyxl.load_workbook(path, read_only=True).sheetnames[0]
 
 
 def test_columns_blank_in_the_first_chunk_take_the_type_of_their_values_below(tmp_path: Path) -> None:

@@ -17,21 +17,19 @@ chunk that does not fit is an error naming the column. Chart sheets (no cells) a
 from __future__ import annotations
 
 import contextlib
-import math
-import re
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SourceError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
-from .excel_cells import NS
-from .excel_scan import SheetScan, scan_workbook, sheet_pieces
+from .excel_rows import sheet_rows
+from .excel_scan import TEXT_TYPES, SheetScan, missing_word_columns, scan_workbook
 from .excel_strings import DiskStrings, shared_strings
 from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
@@ -39,97 +37,16 @@ from .tables import as_text, fit, not_arrow, one_batch, unique_names
 CHUNK_CELLS = 500_000
 
 
+#: Text pandas reads as missing (its ``na_values`` default, blank included): null in a column of numbers or booleans.
+MISSING_WORDS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                           "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
 class ExcelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chunk_rows: int | None = Field(default=None, gt=0, description="Rows read at once; the first chunk decides the types "
                                                                    "of columns of numbers, dates and booleans. Default: "
                                                                    "about a million cells' worth.")
-
-
-def _value(cell: dict[str, Any]) -> Any:
-    """A cell as pandas' openpyxl reader converts it (``OpenpyxlReader._convert_cell``)."""
-    value = cell["value"]
-    if value is None:
-        return ""
-    if cell["data_type"] == "e":
-        return math.nan
-    if cell["data_type"] == "n":
-        if isinstance(value, float) and not -2**63 <= value < 2**63:  # (a double past int64, 6.02E+23: not an int of 24 digits, then text)
-            return value
-        whole = int(value)
-        return whole if whole == value else float(value)
-    return value
-
-
-#: XML parsed into a tree at once: ~10 MB of elements for cells of short values.
-TREE_BYTES = 2**18
-#: The sheet's root element's start tag (its namespaces), and its rows' parent's start and end.
-_ROOT = re.compile(rb"<(?!\?|!)([\w.:-]+)[^>]*>")
-_DATA = re.compile(rb"<" + NS + rb"sheetData\b[^>]*?(/?)>")
-_DATA_END = re.compile(rb"</" + NS + rb"sheetData>")
-
-
-def _row_elements(stream: IO[bytes]) -> Iterator[Any]:
-    """The sheet's row elements, parsed a piece of rows at a time (each piece wrapped in the
-    sheet's own root and data start tags, so namespaces resolve as in the whole part): openpyxl's
-    read-only rows keep every row's emptied element under the sheet's (and a dict for each row of
-    a set height), which grew a read by ~170 MB a million rows."""
-    from openpyxl.xml.functions import fromstring  # (defusedxml's when installed, as openpyxl parses)
-
-    head = foot = None
-    for piece in sheet_pieces(stream, TREE_BYTES):
-        if head is None:
-            root, data = _ROOT.search(piece), _DATA.search(piece)
-            if root is None or data is None:
-                continue  # (before the rows: a sheet's views and columns)
-            if data.group(1):  # <sheetData/>: no rows
-                return
-            head = root.group(0) + data.group(0)
-            prefix = data.group(0)[1: data.group(0).index(b"sheetData")]
-            foot = b"</" + prefix + b"sheetData></" + root.group(1) + b">"
-            piece = piece[data.end():]
-        end = _DATA_END.search(piece)
-        tree = fromstring(head + (piece[: end.start()] if end else piece) + foot)
-        yield from tree[0]
-        if end:
-            return
-    if head is None:
-        raise ValueError("the sheet's XML has no <sheetData>: no cells")
-
-
-def _rows(book: Any, strings: Any, stream: IO[bytes]) -> Iterator[list[Any]]:
-    """A sheet's rows as pandas' reader makes them, from row 1 (the header): each without its
-    trailing empty cells, and no empty rows after the last holding a value. Cells are read by
-    openpyxl's own parser (dates, shared and rich strings, booleans), as its read-only sheets read them."""
-    from openpyxl.worksheet._reader import (  # (openpyxl's module for its sheet readers)
-        ROW_TAG,
-        WorkSheetParser,
-    )
-
-    parser = WorkSheetParser(stream, strings, data_only=True, epoch=book.epoch,
-                             date_formats=book._date_formats, timedelta_formats=book._timedelta_formats)
-    done = 0
-    for element in _row_elements(stream):
-        if element.tag != ROW_TAG:
-            continue
-        number, cells = parser.parse_row(element)
-        parser.row_dimensions.clear()
-        values: list[Any] = []
-        for cell in cells:
-            at = cell["column"] - 1
-            if at >= len(values):
-                values.extend([""] * (at - len(values)))
-                values.append(_value(cell))
-            else:
-                values[at] = _value(cell)
-        while values and values[-1] == "":
-            values.pop()
-        if not values:
-            continue
-        for _ in range(number - done - 1):  # rows before it without a value (or not written)
-            yield []
-        done = number
-        yield values
 
 
 class _Unfit(Exception):
@@ -154,6 +71,7 @@ class _SheetReader:
         if header is not None:
             labels = TextParser([self._padded(header, 1)], header=0, skip_blank_lines=False).read().columns
             self.names = unique_names([str(c) for c in labels])
+        self.gaps = self._missing_words(scan)
         self.text = {self.names[c]: str for c in scan.text_columns() if c < len(self.names)}
         self.fractions = [self.names[c] for c in scan.fractions if c < len(self.names)]
         # booleans alone (errors read as blanks): booleans with nulls in every chunk (pandas makes
@@ -169,9 +87,22 @@ class _SheetReader:
                      and self._first.column(name).null_count == self._first.num_rows]:
             self._type_blanks(blank)
 
+    def _missing_words(self, scan: SheetScan) -> list[str]:
+        """Columns of numbers (or booleans) whose only text cells say missing (``NA``, ``n/a``:
+        pandas' words) keep their type, those cells null (published as text, a column of counts
+        with one ``N/A`` lost its numbers' type); taken off the scan's text kinds for the rest."""
+        mixed = {c for c in scan.mixed_columns() if c < len(self.names)}
+        if not mixed:
+            return []
+        with self.book.archive.open(self.part) as stream:
+            found = missing_word_columns(stream, mixed, self.book.strings, MISSING_WORDS)
+        for c in found:
+            scan.kinds[c] -= TEXT_TYPES
+        return [self.names[c] for c in sorted(found)]
+
     def _rows(self) -> Iterator[list[Any]]:
         with self.book.archive.open(self.part) as stream:
-            yield from _rows(self.book.wb, self.book.strings, stream)
+            yield from sheet_rows(self.book.wb, self.book.strings, stream)
 
     def _padded(self, row: list[Any], number: int) -> list[Any]:
         if len(row) > self.width:
@@ -237,9 +168,10 @@ class _SheetReader:
         from pandas.io.parsers import TextParser
 
         # only a blank cell is null: text is as written ("None" a control's name, "NA" a code;
-        # pandas' default list made them null, and a column of numbers with one "NA" became text with a null)
+        # pandas' default list made them null), but in a column of numbers pandas' missing words too
+        blank = {name: [""] for name in self.names} | {name: MISSING_WORDS for name in self.gaps}
         frame = TextParser(chunk, header=None, names=self.names, dtype=self.text, skip_blank_lines=False,
-                           keep_default_na=False, na_values=[""]).read()
+                           keep_default_na=False, na_values=blank).read()
         for name in self.fractions:
             if frame[name].dtype.kind in "iu":
                 frame[name] = frame[name].astype("float64")

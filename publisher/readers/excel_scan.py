@@ -13,10 +13,11 @@ for openpyxl's rows against ~2 s here).
 from __future__ import annotations
 
 import functools
+import html
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -179,6 +180,48 @@ def scan_sheet(stream: IO[bytes], recalculate: bool) -> SheetScan:
     for piece in sheet_pieces(stream):
         scanner.piece(piece)
     return scanner.scan
+
+
+#: A text cell (shared, a formula's text result, or inline): its attributes and content.
+_TEXT_CELL = re.compile(rb"<" + NS + rb"c\b([^>]*?\bt=[\"'](?:s|str|inlineStr)[\"'][^>]*?)(?:/>|>(.*?)</" + NS + rb"c>)", re.DOTALL)
+_CELL_REF = re.compile(rb"""\br=["']([A-Z]{1,3})([0-9]+)["']""")
+_V_TEXT = re.compile(rb"<" + NS + rb"v>([^<]*)</")
+_T_TEXT = re.compile(rb"<" + NS + rb"t\b[^>]*>([^<]*)</")
+
+
+def missing_word_columns(stream: IO[bytes], columns: set[int], strings: Sequence[str], words: frozenset[str]) -> set[int]:
+    """Of ``columns`` (holding numbers and text), those whose text cells below the header all
+    read as one of ``words`` (``NA``, ``N/A``, ``null``: what pandas takes for missing), so the
+    column is numbers with gaps, not text. A second pass over the sheet, only for sheets with such
+    columns, ending once each column has shown a text of its own; a cell it cannot place (no
+    reference) leaves every column as it was (text)."""
+    open_columns = set(columns)
+    for piece in sheet_pieces(stream):
+        for match in _TEXT_CELL.finditer(piece):
+            ref = _CELL_REF.search(match.group(1))
+            if ref is None:
+                return set()
+            column = column_number(ref.group(1))
+            if column not in open_columns or ref.group(2) == b"1":  # (row 1: the header)
+                continue
+            text = _cell_text(match.group(1), match.group(2) or b"", strings)
+            if text and text not in words:  # ("": a text cell without text, blank as pandas reads it)
+                open_columns.discard(column)
+                if not open_columns:
+                    return set()
+    return open_columns
+
+
+def _cell_text(attributes: bytes, content: bytes, strings: Sequence[str]) -> str | None:
+    kind = CELL_TYPE.search(attributes)
+    if kind and kind.group(1) == b"s":
+        value = _V_TEXT.search(content)
+        try:
+            return strings[int(value.group(1))] if value else None
+        except (ValueError, IndexError):
+            return None
+    found = _V_TEXT.findall(content) if kind and kind.group(1) == b"str" else _T_TEXT.findall(content)
+    return html.unescape(b"".join(found).decode("utf-8", "replace"))
 
 
 def scan_workbook(path: str) -> dict[str, SheetScan | None]:
