@@ -93,3 +93,21 @@ def test_a_bad_line_or_byte_far_down_names_the_file(tmp_path: Path, data: bytes,
     with pytest.raises(SourceError) as caught:
         _read(tmp_path / "f.csv", chunk_rows=2)
     assert str(caught.value).startswith(f"{tmp_path / 'f.csv'}: {said}")
+
+
+def test_a_table_failing_below_its_first_rows_leaves_no_parquet(tmp_path: Path) -> None:
+    """A table whose rows fail after its first batches were written fails alone, its Parquet gone
+    from the release (it was a valid file of the rows before the failure, beside the index)."""
+    from publisher.build import build
+    from publisher.config import load_pipeline
+
+    from .conftest import write_pipeline
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.csv").write_bytes(b"a,b\n" + b"1,2\n" * 50 + b"7,8,9,10\n")
+    (tmp_path / "src" / "ok.csv").write_bytes(b"a,b\n1,2\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"output": {"store": str(tmp_path / "site")}, "on_error": "skip",
+                                                       "sources": [{"path": "src", "into": "", "options": {"chunk_rows": 10}}]}))
+    report = build(pipeline, workers=1)
+    assert [p.path for p in report.failures] == ["f"]
+    assert [p.name for p in (tmp_path / "site").glob("releases/*/data/*")] == ["ok.parquet"]

@@ -125,6 +125,10 @@ def test_build_reports_a_corrupt_chunk_as_the_datasets_failure(tmp_path: Path) -
         np.testing.assert_array_equal(zarr.open_array(store.path(catalog.entry(f"c/{name}").data_url), mode="r")[...], data)
     with pytest.raises(Exception):
         catalog.entry("c/plain")
+    # nor its Zarr array: written first, it stayed in the file's group, read by zarr and xarray as all fill values
+    group = zarr.open_group(store.path(catalog.entry("c").data_url), mode="r")
+    assert sorted(group.array_keys()) == ["gzip", "intact"]
+    assert not list((tmp_path / "site").glob("releases/*/data/c.zarr/plain"))
 
 
 def _stopped_scans(path: Path) -> dict[str, np.ndarray]:

@@ -245,6 +245,8 @@ def test_a_group_whose_name_the_store_cannot_hold_fails_its_file_alone(tmp_path:
         catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
         paths = pd.read_parquet(tmp_path / "site" / catalog["index"]).path.tolist()
         assert "data/good" in paths and not [p for p in paths if p.startswith("data/x")]
+        # nor any of its objects: the file's Zarr group and its array ok were left in the release's data
+        assert not list((tmp_path / "site" / "releases" / catalog["release"] / "data" / "data").glob("x*"))
 
 
 @pytest.mark.parametrize("exclude", [[], ["*.tmp"]], ids=["", "exclude"])

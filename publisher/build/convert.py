@@ -26,7 +26,7 @@ from ..stores import Store
 from ..stores.faults import refused_name
 from ..structures import ContainerStructure
 from ..writers import WriteContext, writers_for
-from ..writers.base import Spread
+from ..writers.base import Spread, discard
 from ..writers.zarr_array import ZarrWriter
 from .lasting import lasting
 from .plan import Fingerprint, Planner
@@ -215,15 +215,23 @@ class Converter:
                     look()
                     out.alone, out.referred = reader.read_alone(), [seen[p] for p in sorted(seen, key=str)]
         except UnsupportedError as exc:
-            out.entries.clear()  # (none of a tree cut short: nothing of the file published, rather than nodes missing their data)
+            self._unwrite(out)  # (none of a tree cut short: nothing of the file published, rather than nodes missing their data)
             out.skipped.append(Problem(item.node_path, str(exc), source_file))
         except Exception as exc:
             if _the_builds(exc):
                 raise
             log.debug("failure in %s", source_file, exc_info=True)
-            out.entries.clear()  # (a group's metadata, written last, not written: its entry would block the release)
+            self._unwrite(out)  # (a group's metadata, written last, not written: its entry would block the release)
             _failed(out, Problem(item.node_path, f"{type(exc).__name__}: {exc}", source_file), exc)
         return out
+
+    def _unwrite(self, out: ItemResult) -> None:
+        """An item that failed as a whole publishes none of its nodes: their entries dropped and
+        their objects deleted (a file's Zarr group and the arrays already written were left in the
+        release, where ``xarray.open_zarr`` of its data read a file that failed)."""
+        discard(self.store, [e.data_url for e in out.entries if e.data_url])
+        out.entries.clear()
+        out.documents.clear()
 
     def write_tree(self, item: WorkItem, root: Node, source_file: str, out: ItemResult) -> None:
         root.metadata.update(item.metadata)

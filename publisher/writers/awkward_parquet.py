@@ -13,7 +13,7 @@ from ..awkward_layout import from_arrow_table
 from ..errors import SourceError
 from ..nodes import AwkwardNode
 from ..structures import AwkwardStructure
-from .base import WriteContext, Written, register
+from .base import WriteContext, Written, discard, register
 
 
 def _all_missing(layout: Any, **_: Any) -> Any:
@@ -64,8 +64,12 @@ class AwkwardWriter:
                 ak.to_parquet_row_groups(storable(), local, compression="zstd")
             except (TypeError, ValueError, NotImplementedError, IndexError) as exc:
                 raise SourceError(f"{node.source_path or path}: this awkward array cannot be stored as Parquet: {exc}") from exc
-            with open(local, "rb") as source, self.context.store.open_write(key) as target:
-                shutil.copyfileobj(source, target, 8 * 2**20)
+            try:
+                with open(local, "rb") as source, self.context.store.open_write(key) as target:
+                    shutil.copyfileobj(source, target, 8 * 2**20)
+            except BaseException:  # (a copy cut short: not left in the release)
+                discard(self.context.store, [key])
+                raise
             parquet = pq.ParquetFile(local)
             # the form the server will produce (not the source's): one row group has the file's schema
             first = parquet.read_row_group(0) if parquet.num_row_groups else parquet.read()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,19 @@ class Writer(Protocol):
         ...
 
 
+def discard(store: Store, keys: list[str]) -> None:
+    """Delete what a node's failed write left (each key an object or a folder): a writer that
+    fails takes its objects with it, so a reader of the release's data (``xarray.open_zarr`` of a
+    file's group, a listing of its Parquet) never finds a failed node half written (an array whose
+    chunks never came read as its fill value). The write's own error is what the build reports:
+    a delete that fails too is only logged."""
+    for key in keys:
+        try:
+            store.delete_prefix(key)
+        except Exception:
+            logging.getLogger("skyshelf.build").warning("could not delete %s after its node failed", key, exc_info=True)
+
+
 #: By structure family; the package's ``_builtins`` imports the built-in ones.
 WRITERS: Registry[Callable[[WriteContext], Writer]] = Registry("skyshelf.writers", "writer")
 
@@ -67,4 +81,4 @@ def writers_for(context: WriteContext) -> dict[str, Writer]:
     return {family: make(context) for family, make in WRITERS.items().items()}
 
 
-__all__ = ["WRITERS", "Spread", "WriteContext", "Writer", "Written", "register", "writers_for"]
+__all__ = ["WRITERS", "Spread", "WriteContext", "Writer", "Written", "discard", "register", "writers_for"]

@@ -9,7 +9,7 @@ from typing import Any
 from ..nodes import TableNode
 from ..stores import Store
 from ..structures import TableStructure
-from .base import WriteContext, Written, register
+from .base import WriteContext, Written, discard, register
 
 ARROW_SCHEMA_PREFIX = "data:application/vnd.apache.arrow.file;base64,"
 #: A partition ends before its row groups' metadata, which pyarrow's writer keeps until the file
@@ -104,6 +104,10 @@ def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, pa
             writer = pq.ParquetWriter(sink, schema, compression="zstd")
             parts.append(0)
         close()
+    except BaseException:  # (a table cut short at a failing batch was a valid Parquet file of the rows before it)
+        close()
+        discard(store, [f"{key}.parquet"] + [f"{key}/part-{i:05d}.parquet" for i in range(len(parts))])
+        raise
     finally:
         close()
     if len(parts) == 1:

@@ -18,7 +18,7 @@ import numpy as np
 from ..nodes import SparseNode
 from ..sparse_layout import METADATA_KEY, block_grid, block_key
 from ..structures import DataType, SparseStructure, regular_chunks
-from .base import WriteContext, Written, register
+from .base import WriteContext, Written, discard, register
 
 #: Rows per Parquet row group: a slice of a big block reads only the groups its rows fall in.
 ROW_GROUP = 131_072
@@ -41,21 +41,27 @@ class SparseParquetWriter:
         url = f"{self.context.prefix}/data/{path}"
         meta = {"shape": list(shape), "chunks": chunks, "dims": node.dims}
         bytes_in = nnz = most = 0
-        for index in block_grid(chunks):
-            starts = [sum(c[:i]) for c, i in zip(chunks, index)]
-            region = tuple(slice(s, s + c[i]) for s, c, i in zip(starts, chunks, index))
-            coords, data = node.read_coo(region)
-            coords = np.asarray(coords, dtype=np.int64).reshape(len(shape), -1) + np.asarray(starts, np.int64).reshape(-1, 1)
-            columns = {f"dim{i}": coords[i] for i in range(len(shape))} | {"data": np.asarray(data)}
-            schema_meta = {METADATA_KEY: json.dumps({**meta, "block": list(index)})}
-            table = pa.table(columns).replace_schema_metadata(schema_meta)
-            sink = self.context.store.open_write(block_key(url, index))
-            try:
-                pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
-            finally:
-                sink.close()
-            bytes_in += coords.nbytes + np.asarray(data).nbytes
-            nnz, most = nnz + table.num_rows, max(most, table.num_rows)
+        written: list[str] = []
+        try:
+            for index in block_grid(chunks):
+                starts = [sum(c[:i]) for c, i in zip(chunks, index)]
+                region = tuple(slice(s, s + c[i]) for s, c, i in zip(starts, chunks, index))
+                coords, data = node.read_coo(region)
+                coords = np.asarray(coords, dtype=np.int64).reshape(len(shape), -1) + np.asarray(starts, np.int64).reshape(-1, 1)
+                columns = {f"dim{i}": coords[i] for i in range(len(shape))} | {"data": np.asarray(data)}
+                schema_meta = {METADATA_KEY: json.dumps({**meta, "block": list(index)})}
+                table = pa.table(columns).replace_schema_metadata(schema_meta)
+                sink = self.context.store.open_write(block_key(url, index))
+                written.append(block_key(url, index))
+                try:
+                    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
+                finally:
+                    sink.close()
+                bytes_in += coords.nbytes + np.asarray(data).nbytes
+                nnz, most = nnz + table.num_rows, max(most, table.num_rows)
+        except BaseException:  # (a failed array's blocks: none left in the release)
+            discard(self.context.store, written)
+            raise
         # what the server bounds an answer by before reading any block (handlers/sparse.py)
         node.notes.setdefault("sparse", {}).update(nnz=nnz, max_block_nnz=most)
         structure = SparseStructure(DataType.from_numpy(node.dtype), DataType.from_numpy(np.dtype("<i8")), list(shape),

@@ -21,7 +21,7 @@ import math
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from ..structures import ArrayStructure, DataType, regular_chunks
 from .chunking import auto_chunks, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
 from . import pyramid
-from .base import Spread, WriteContext, Written, register
+from .base import Spread, WriteContext, Written, discard, register
 from .codecs import compressor_spec
 
 
@@ -188,11 +188,18 @@ class ZarrWriter:
     def write(self, node: ArrayNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:  # type: ignore[override]
         """The :class:`~publisher.writers.Writer` contract: the array and its ``ArrayStructure``
         (with a multiscale pyramid when :func:`.pyramid.wanted`)."""
-        if self.zarr_format == 3 and self.pyramid_min_size and pyramid.wanted(node, self.pyramid_min_size):
-            done = pyramid.write_pyramid(self, node, zarr_path, documents, self.pyramid_min_size)
-            if done is not None:
-                return done
-        written = self.array(zarr_path, node, node.codec, documents, node_path=path)
+        try:
+            if self.zarr_format == 3 and self.pyramid_min_size and pyramid.wanted(node, self.pyramid_min_size):
+                done = pyramid.write_pyramid(self, node, zarr_path, documents, self.pyramid_min_size)
+                if done is not None:
+                    return done
+            written = self.array(zarr_path, node, node.codec, documents, node_path=path)
+        except BaseException:  # (its zarr.json, written first, made a failed array one of fill values)
+            levels = f"{zarr_path}.levels"
+            for key in [k for k in documents if k in (zarr_path, levels) or k.startswith((f"{zarr_path}/", f"{levels}/"))]:
+                del documents[key]
+            discard(self.store, [f"{self.prefix}/{zarr_path}", f"{self.prefix}/{levels}"])
+            raise
         structure = ArrayStructure(DataType.from_numpy(node.dtype, written.max_chars), list(node.shape), regular_chunks(node.shape, written.chunks), node.dims)
         return Written(structure, f"{self.prefix}/{zarr_path}", written.bytes_in)
 
@@ -341,6 +348,7 @@ class ZarrWriter:
         finally:
             for f in futures:
                 f.cancel()
+            wait(futures)  # (after a failure: no slab still writing once the caller deletes what was written)
         longest = [m for _, m in results if m is not None]
         return ArrayWritten(chunks, sum(n for n, _ in results), max(longest) if longest else None)
 
