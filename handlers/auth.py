@@ -19,7 +19,7 @@ from publisher.auth.key_records import DynamoKeyRecords
 from publisher.auth.keys import KeyRing, credentials_from
 from publisher.auth.principal import ANONYMOUS, Principal, granted
 from publisher.errors import Unauthorized
-from publisher.functions import scope_for
+from publisher.functions import event_path, scope_for
 
 from . import settings
 
@@ -63,7 +63,7 @@ def _require_scope(event: dict[str, Any], caller: Principal) -> None:
     """Tiled's scope check, per route (publisher/functions.py): its 401 and message. Decided by the
     route alone, before any node is looked at, so it tells nothing about the node asked for."""
     method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
-    needed = scope_for(method, event.get("rawPath") or "/")
+    needed = scope_for(method, event_path(event))
     if needed is not None and needed not in caller.scopes:
         raise Unauthorized(f"Not enough permissions. Requires scopes {[needed]}. Request had scopes {sorted(caller.scopes)}")
 

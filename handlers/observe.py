@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from publisher.access.cache import DECODED
-from publisher.functions import route_for
+from publisher.functions import event_path, route_for
 
 from . import settings
 
@@ -43,7 +43,7 @@ def route_key(event: dict[str, Any]) -> tuple[str, str]:
     """(method, ``"<METHOD> <route pattern>"``) of an event: the route table's pattern, never
     the raw path (bounded: one metric per route); ``$default`` for a path no route has."""
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "GET")
-    route = route_for(method, str(event.get("rawPath") or "/"))
+    route = route_for(method, event_path(event))
     return method, f"{method} {route.path}" if route else "$default"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,17 @@ def allowed_methods(path: str) -> list[str]:
 def method_not_allowed(method: str, path: str, allowed: list[str]) -> str:
     """The ``detail`` of a 405."""
     return f"{path} does not take {method}; it takes {', '.join(allowed)}"
+
+
+def event_path(event: dict[str, Any]) -> str:
+    """The path of a payload-v2 event as the resolver routes it: ``rawPath`` without a named
+    stage's prefix (Powertools' ``APIGatewayProxyEventV2.path``). Scopes and metrics looked up by
+    ``rawPath`` found no route under a stage (``/prod/api/v1/...``): a metadata-only key read data."""
+    raw = str(event.get("rawPath") or "/")
+    stage = (event.get("requestContext") or {}).get("stage") or "$default"
+    # exactly as Powertools cuts it, prefix or not (a custom domain's path has none): whatever it
+    # routes to is the route whose scope is checked
+    return raw[len(stage) + 1:] if stage != "$default" else raw
 
 
 def scope_for(method: str, path: str) -> str | None:

@@ -41,7 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     keys = {scopes: create_key(published.store, ["A"], scopes=scopes.split(","))[0]
             for scopes in ("read:metadata", "read:data", "read:metadata,read:data")}
     with local_server(published.store.url) as url:
-        yield url, keys
+        yield url, keys, published.store.url
 
 
 def _get(url: str, route: str, params: dict[str, str] | None, key: str | None) -> httpx.Response:
@@ -58,7 +58,7 @@ def test_every_api_route_names_its_scope() -> None:
 
 @pytest.mark.parametrize(("route", "params"), DATA_ROUTES, ids=[r for r, _ in DATA_ROUTES])
 def test_data_needs_read_data(world: Any, route: str, params: dict[str, str] | None) -> None:
-    url, keys = world
+    url, keys, _ = world
     refused = _get(url, route.format("team"), params, keys["read:metadata"])
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"]
     assert refused.json()["detail"] == "Not enough permissions. Requires scopes ['read:data']. Request had scopes ['read:metadata']"
@@ -73,7 +73,7 @@ def test_data_needs_read_data(world: Any, route: str, params: dict[str, str] | N
 
 @pytest.mark.parametrize(("route", "params"), METADATA_ROUTES, ids=[r for r, _ in METADATA_ROUTES])
 def test_metadata_needs_read_metadata(world: Any, route: str, params: dict[str, str] | None) -> None:
-    url, keys = world
+    url, keys, _ = world
     refused = _get(url, route.format("team"), params, keys["read:data"])
     assert refused.status_code == 401
     assert refused.json()["detail"] == "Not enough permissions. Requires scopes ['read:metadata']. Request had scopes ['read:data']"
@@ -82,8 +82,32 @@ def test_metadata_needs_read_metadata(world: Any, route: str, params: dict[str, 
         assert answer.status_code == 200, (scopes, answer.text[:200])
 
 
+@pytest.mark.parametrize("stage", ["$default", "prod"])
+def test_scopes_hold_under_a_named_stage(world: Any, stage: str) -> None:
+    """Behind a named API Gateway stage the event's rawPath starts with it (``/prod/api/v1/...``):
+    the scope check looked the route up by rawPath, found none and asked for no scope, while the
+    resolver routed the path without the stage: a metadata-only key read data."""
+    from handlers import arrays, metadata
+    from handlers.local import event_for, invoke
+    from handlers.settings import Settings
+
+    _url, keys, store = world
+    settings = Settings.from_env({}, store=store)
+    headers = {"authorization": f"Apikey {keys['read:metadata']}", "host": "example.execute-api.eu-west-1.amazonaws.com"}
+    prefix = "" if stage == "$default" else f"/{stage}"
+
+    def call(handler: Any, path: str, query: str = "") -> int:
+        event = event_for("GET", f"{prefix}/api/v1/{path}", query, headers, "192.0.2.1")
+        event["requestContext"]["stage"] = stage
+        return invoke(handler.lambda_handler, event, settings)[0]
+
+    assert call(arrays, "array/full/team/img", "format=json") == 401
+    assert call(arrays, "zarr/v3/team/img/zarr.json") == 401
+    assert call(metadata, "metadata/team/img") == 200
+
+
 def test_routes_without_a_scope_answer_any_key(world: Any) -> None:
-    url, keys = world
+    url, keys, _ = world
     for path in ("/api/v1/", "/healthz", "/api/v1/auth/whoami"):
         assert httpx.get(url + path, headers={"Authorization": f"Apikey {keys['read:data']}"}).status_code == 200, path
     credentials = _get(url, "auth/credentials", None, keys["read:metadata"])  # direct S3 reads are data too
@@ -94,7 +118,7 @@ def test_the_tiled_client_with_a_metadata_only_key(world: Any) -> None:
     from tiled.client import from_uri
     from tiled.client.utils import ClientError
 
-    url, keys = world
+    url, keys, _ = world
     client = from_uri(f"{url}/api/v1", api_key=keys["read:metadata"])
     assert sorted(client) == ["pub", "team"] and client["team"]["img"].shape == (3, 4)
     with pytest.raises(ClientError, match="401: Not enough permissions. Requires scopes \\['read:data'\\]"):
