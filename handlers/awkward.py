@@ -42,8 +42,8 @@ def _form_keys(app: Any, params: dict[str, list[str]]) -> list[str]:
         return [k for k in params.get("form_key", []) if k]
     try:
         keys = json.loads(event.decoded_body or "null")
-    except ValueError as exc:
-        raise BadRequest(f"the body of awkward/buffers must be a JSON list of form keys: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # (RecursionError: a body of nested lists, a 500)
+        raise BadRequest(f"the body of awkward/buffers must be a JSON list of form keys: {exc or 'nested too deeply'}") from None
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > MAX_FORM_KEYS:
         raise BadRequest('the body of awkward/buffers must be a JSON list of form keys (strings), e.g. ["node1", "node2"]')
     return keys

@@ -131,6 +131,7 @@ def test_buffers_route_as_tiled_serves_it(built: Published) -> None:
         for bad, status, words in ((httpx.post(base, json=["node99"]), 400, "node99"),
                                    (httpx.post(base, content=b"{not json"), 400, "JSON list"),
                                    (httpx.post(base, json={"a": 1}), 400, "JSON list"),
+                                   (httpx.post(base, content=b"[" * 100_000), 400, "JSON list"),  # (nested too deep for json: a 500)
                                    (httpx.post(base, json=[offsets_key], headers={"Accept": "application/json"}), 406, "application/zip"),
                                    (httpx.post(f"{url}/api/v1/awkward/buffers/rag/entry/events/event_id", json=[]), 400, "not an awkward"),
                                    (httpx.post(f"{url}/api/v1/awkward/buffers/rag/nope", json=[]), 404, "no node")):

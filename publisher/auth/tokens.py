@@ -60,7 +60,8 @@ def _header(token: str) -> dict[str, Any]:
     head = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, TypeError):  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, TypeError, RecursionError):  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors;
+        # RecursionError: a header of ~2,000 "[" (2.7 KB, within every size limit) was a 500 on every route
         raise Unauthorized("malformed token") from None
     if not isinstance(header, dict) or token.count(".") != 2:
         raise Unauthorized("malformed token")
