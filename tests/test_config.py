@@ -67,6 +67,9 @@ def test_defaults(tmp_path: Path) -> None:
         ("sources:\n  - path: a.tif\n    sidecars: ['{nme}.json']\n", 3, "sources.0.sidecars", "names the field {nme}: use {name}"),
         ("sources:\n  - path: a.tif\n    sidecars: ['{name']\n", 3, "sources.0.sidecars", "does not format"),
         ("sources:\n  - path: a.tif\n    sidecars: ['{name[a]}.json']\n", 3, "sources.0.sidecars", "names the field"),
+        # (a rule's tags were never checked: counts keyed by tags joined with "|" took staff|public for public)
+        ("sources:\n  - path: a.h5\nrules:\n  - match: a\n    access_tags: [staff|public]\n", 5, "rules.0.access_tags", "not 'staff|public'"),
+        ("sources:\n  - path: a.h5\nrules:\n  - match: a\n    access_tags: ['a>b']\n", 5, "rules.0.access_tags", "letters, digits"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest, NotFound, StoreError, Unauthorized
 from .key_records import KEYS_PREFIX, KeyRecords, record_key, records_of
-from .principal import READ_SCOPES, Principal
+from .principal import READ_SCOPES, TAG, TAG_RULE, Principal
 
 if TYPE_CHECKING:
     from ..stores import Store
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 PREFIX = "ssk"
 _KEY = re.compile(r"ssk_([0-9a-f]{12})_([0-9a-f]{64})")
 _ID = re.compile(r"[0-9a-f]{12}")
-_TAG = re.compile(r"[^\s,]+")
 
 
 def _iso(moment: datetime) -> str:
@@ -65,9 +64,9 @@ def create_key(target: Store | KeyRecords, tags: list[str], expires: datetime | 
     tags = sorted({t.strip() for t in tags if t.strip()})
     if not tags:
         raise BadRequest("an API key needs at least one tag")
-    bad = [t for t in tags if not _TAG.fullmatch(t)]
+    bad = [t for t in tags if not TAG.fullmatch(t)]
     if bad:
-        raise BadRequest(f"tag {bad[0]!r} holds a space or a comma")
+        raise BadRequest(f"tag {bad[0]!r}: {TAG_RULE}")
     chosen = sorted(READ_SCOPES) if scopes is None else sorted({s.strip() for s in scopes if s.strip()})
     unknown = [s for s in chosen if s not in READ_SCOPES]
     if unknown:

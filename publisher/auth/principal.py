@@ -4,11 +4,17 @@ imports it at cold start)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 #: The reserved tag: anyone, signed in or not, may read a node that carries it.
 PUBLIC = "public"
+#: What a tag may be, wherever one is given (rules, groups, subjects, API keys): the build keys
+#: counts by tags joined with ``|`` and chains with ``>`` (a rule tag ``staff|public`` counted as
+#: public, and anonymous callers were listed a private node).
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+TAG_RULE = "tags are letters, digits and ._:@- (at most 128, starting with a letter or digit)"
 #: Tiled's read scopes: metadata, search and distinct need the first; anything that returns data the second.
 READ_METADATA, READ_DATA = "read:metadata", "read:data"
 READ_SCOPES = frozenset({READ_METADATA, READ_DATA})

@@ -13,9 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..auth.principal import PUBLIC
-
-_TAG = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+from ..auth.principal import PUBLIC, TAG, TAG_RULE
 
 
 class _Model(BaseModel):
@@ -44,13 +42,17 @@ class Oidc(_Model):
         return value.rstrip("/")
 
 
-def _tags(value: dict[str, list[str]], what: str) -> dict[str, list[str]]:
-    import re
+def checked_tags(tags: list[str], what: str) -> list[str]:
+    """``tags`` as given, or a ValueError naming ``what`` holds which bad ones."""
+    bad = [t for t in tags if not TAG.fullmatch(t)]
+    if bad:
+        raise ValueError(f"{what}: {TAG_RULE}, not {', '.join(map(repr, bad))}")
+    return tags
 
+
+def _tags(value: dict[str, list[str]], what: str) -> dict[str, list[str]]:
     for name, tags in value.items():
-        bad = [t for t in tags if not re.match(_TAG, t)]
-        if bad:
-            raise ValueError(f"{what} {name!r}: tags must be letters, digits and ._:@- (got {bad})")
+        checked_tags(tags, f"{what} {name!r}")
         if PUBLIC in tags:
             raise ValueError(f"{what} {name!r}: {PUBLIC!r} is everyone's already; map groups to other tags")
     return value

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, StrictInt, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..functions import BY_NAME
-from .access import Access
+from .access import Access, checked_tags
 
 #: A Lambda function's name, as the function table has them.
 FunctionName = Literal[tuple(BY_NAME)]  # type: ignore[valid-type]
@@ -230,6 +230,11 @@ class Rule(_Model):
     labels: bool = Field(default=False, description="A label image or mask: pyramid levels take the nearest value, not the mean.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     access_tags: list[str] | None = Field(default=None, description="Who may read the matched nodes and what is below them (docs/auth.md).")
+
+    @field_validator("access_tags")
+    @classmethod
+    def _access_tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else checked_tags(value, "access_tags")
 
     @field_validator("chunks")
     @classmethod
