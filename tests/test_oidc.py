@@ -258,6 +258,54 @@ def test_retired_key_stops_verifying_after_refresh(fresh_provider: OIDCProvider)
     refused(by_age, old, "token signed by an unknown key")
 
 
+class _OneKeyProvider:
+    """A provider publishing one RSA key at a time (no kid needed: a single-key set), its issuer
+    as Auth0 and Entra ID name theirs, ending in "/"."""
+
+    issuer = "https://tenant.example.auth0.com/"
+
+    def __init__(self) -> None:
+        self.rotate()
+
+    def rotate(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def __call__(self, url: str) -> Any:
+        if url == "https://tenant.example.auth0.com/.well-known/openid-configuration":
+            return {"issuer": self.issuer, "jwks_uri": "https://tenant.example.auth0.com/.well-known/jwks.json"}
+        assert url == "https://tenant.example.auth0.com/.well-known/jwks.json", url
+        return {"keys": [json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))]}
+
+    def token(self) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": "app", "sub": "alice", "exp": now + 600, "iat": now, "groups": ["g"]}
+        return jwt.encode(claims, self.key, algorithm="RS256")
+
+
+def test_a_token_without_kid_stops_verifying_once_its_key_is_replaced() -> None:
+    """Cached tokens of a retired key are dropped; one without kid was cached under None, which a
+    single-key set still has after the rotation: it stayed accepted until it expired."""
+    provider = _OneKeyProvider()
+    check = TokenVerifier(provider.issuer, "app", fetch=provider, refresh_after=0.5)
+    old = provider.token()
+    assert "kid" not in parts(old)[0] and check.verify(old).subject == "alice"
+    provider.rotate()
+    time.sleep(0.6)
+    assert check.verify(provider.token()).subject == "alice"  # (the refresh: the new key in, the old one out)
+    refused(check, old, "token signature does not verify")
+
+
+def test_an_issuer_ending_in_a_slash_is_kept_as_the_provider_names_it(tmp_path: Path) -> None:
+    """Auth0's and Entra ID's issuers end in "/": it was cut off, so discovery named another issuer
+    and every token's iss differed; sign-in could never succeed."""
+    from publisher.config.access import Oidc
+
+    provider = _OneKeyProvider()
+    oidc = Oidc(issuer=provider.issuer, audience="app", client_id="cli")
+    assert oidc.issuer == provider.issuer
+    assert TokenVerifier(oidc.issuer, "app", fetch=provider).verify(provider.token()).groups == ("g",)
+
+
 def test_unknown_kids_refetch_at_most_once_per_interval(provider: OIDCProvider, alice: str) -> None:
     fetch = CountingFetch()
     check = verifier(provider, fetch=fetch, min_refetch_seconds=30)

@@ -82,6 +82,7 @@ class Claims:
 class _Key:
     key: Any  # a cryptography public key
     algorithms: frozenset[str]
+    jwk: str = ""  # the key set's entry (sorted JSON): what tells a key replaced under the same kid (or none)
 
 
 class TokenVerifier:
@@ -209,7 +210,9 @@ class TokenVerifier:
             self._last_kid_refetch = time.monotonic()
             self._next_refresh = self._last_kid_refetch + self.min_refetch_seconds
             return
-        retired = self._keys.keys() - keys.keys()
+        # gone, or another key under the same kid: a token without kid is cached under None, which
+        # a single-key set still has after a rotation (the retired key's tokens stayed accepted)
+        retired = {kid for kid, key in self._keys.items() if kid not in keys or keys[kid].jwk != key.jwk}
         self._keys, self._loaded = keys, True
         self._next_refresh = time.monotonic() + self.refresh_after
         if retired:  # tokens verified with a retired key stop verifying now
@@ -229,7 +232,7 @@ class TokenVerifier:
             if not allowed:
                 continue
             try:
-                keys[jwk.get("kid")] = _Key(jwt.PyJWK(jwk, next(iter(allowed))).key, allowed)
+                keys[jwk.get("kid")] = _Key(jwt.PyJWK(jwk, next(iter(allowed))).key, allowed, json.dumps(jwk, sort_keys=True))
             except jwt.PyJWTError:
                 continue  # a key we cannot use cannot verify anything: skip it
         if None not in keys and len(keys) == 1:

@@ -39,7 +39,7 @@ class Oidc(_Model):
     def _url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"issuer must be an http(s) URL, got {value!r}")
-        return value.rstrip("/")
+        return value  # exactly as the provider names itself (Auth0's and Entra's end in "/": tokens' iss is compared as is)
 
 
 def checked_tags(tags: list[str], what: str) -> list[str]:
