@@ -15,19 +15,28 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 LOGGER = "skyshelf.access"
 
-_SECRET_PARAM = re.compile(r"((?:^|[?&])api_key=)[^&\s]*", re.IGNORECASE)
-
-
 def redact(text: str) -> str:
-    """``text`` with every ``api_key=`` value of its query written as ``***``."""
-    return _SECRET_PARAM.sub(r"\1***", text)
+    """``text`` (a path and query, or a query) with every ``api_key`` value written as ``***``,
+    the names read as the server reads them (percent-decoded: ``?api%5Fkey=`` is a key the server
+    accepts, and a pattern of the literal name logged it in clear)."""
+    head, mark, query = text.partition("?")
+    if not mark:
+        if "=" not in text:
+            return text
+        head, query = "", text
+    pairs = query.split("&")
+    for i, pair in enumerate(pairs):
+        name, equals, _ = pair.partition("=")
+        if equals and unquote_plus(name).strip().lower() == "api_key":
+            pairs[i] = f"{name}=***"
+    return f"{head}{mark}{'&'.join(pairs)}"
 
 
 class RedactKeys(logging.Filter):
