@@ -13,6 +13,7 @@ never by the bare URL; ``properties.access`` says so.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from publisher.formats import Entry
 
@@ -40,6 +41,12 @@ def direct_base(base_url: str) -> str:
     return (current.files_url or f"{base_url.removesuffix(common.API)}/files").rstrip("/")
 
 
+def object_uri(base: str, key: str) -> str:
+    """An object's address under ``base``: percent-encoded in an HTTP URL (a node named ``scan #1``
+    or ``rate 100%``), as is under ``s3://`` (fsspec, boto3 and the AWS CLI take keys unquoted)."""
+    return f"{base}/{quote(key) if base.startswith(('http://', 'https://')) else key}"
+
+
 def _mimetype(entry: Entry, data_url: str) -> str | None:
     if entry.family == "sparse":  # Tiled's name for its one-Parquet-file-per-block layout
         return "application/x-parquet;structure=sparse"
@@ -58,12 +65,12 @@ def data_sources(entry: Entry, base_url: str) -> list[dict[str, Any]]:
         return []
     mimetype = _mimetype(entry, data_url)
     folder = mimetype == "application/x-zarr" or not data_url.endswith(".parquet")  # a Zarr tree, partitioned Parquet
-    assets = [{"data_uri": f"{direct_base(base_url)}/{data_url}", "is_directory": folder, "parameter": "data_uri", "num": None, "id": None}]
+    assets = [{"data_uri": object_uri(direct_base(base_url), data_url), "is_directory": folder, "parameter": "data_uri", "num": None, "id": None}]
     if entry.family == "sparse":  # one asset per block file, as Tiled's SparseBlocksParquetAdapter takes them
         from publisher.sparse_layout import block_keys
 
         keys = block_keys(data_url, entry.structure_json()["chunks"])
-        assets = [{"data_uri": f"{direct_base(base_url)}/{k}", "is_directory": False, "parameter": "data_uris", "num": i, "id": None}
+        assets = [{"data_uri": object_uri(direct_base(base_url), k), "is_directory": False, "parameter": "data_uris", "num": i, "id": None}
                   for i, k in enumerate(keys)]
     return [{
         "id": None,

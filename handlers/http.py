@@ -207,7 +207,7 @@ def _location(key: str, app: APIGatewayHttpResolver, disposition: str | None) ->
     query = [f"{spills.DISPOSITION}={quote(disposition, safe='')}"] if disposition else []
     if private:  # publish serve's /files/ reads a private key only with a signature, as S3 would
         query.append(signing.sign(key, PRIVATE_SECONDS))
-    return f"{base}/{key}" + (f"?{'&'.join(query)}" if query else "")
+    return f"{base}/{quote(key)}" + (f"?{'&'.join(query)}" if query else "")  # (a node named 'scan #1': its '#' cut the URL)
 
 
 #: A signed-in caller's spilled answers are private objects, readable through a URL this short-lived.

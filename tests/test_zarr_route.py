@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -179,3 +180,20 @@ def test_without_credentials_a_private_catalog_is_401(tmp_path: Path) -> None:
         key = {"Authorization": f"Apikey {create_key(published.store, ['t'])[0]}"}
         np.testing.assert_array_equal(zarr.open_array(f"{url}/api/v1/zarr/v3/p/x", mode="r",
                                                       storage_options={"headers": key})[...], np.arange(4))
+
+
+def test_nodes_named_with_url_characters_redirect_to_their_objects(tmp_path: Path) -> None:
+    """A node's redirect and data_sources address its objects percent-encoded: 'scan #1' sent the
+    client to /files/.../scan (the '#' began a fragment), 'rate 100%41' to 'rate 100A': 404s."""
+    (tmp_path / "p").mkdir()
+    names = ["plain", "scan #1", "rate 100%41", "q?x", "ü ok"]
+    for i, name in enumerate(names):
+        np.save(tmp_path / "p" / f"{name}.npy", np.arange(4) + i)
+    published = run_build(tmp_path, {"sources": [{"path": "p"}]})
+    with serving(published.store.url) as url:
+        for i, name in enumerate(names):
+            node = f"{url}/api/v1/zarr/v3/p/{quote(name)}"
+            np.testing.assert_array_equal(zarr.open_array(node, mode="r")[...], np.arange(4) + i)
+            meta = httpx.get(f"{url}/api/v1/metadata/p/{quote(name)}", params={"include_data_sources": "true"}).json()
+            uri = meta["data"]["attributes"]["data_sources"][0]["assets"][0]["data_uri"]
+            assert httpx.get(f"{uri}/zarr.json").status_code == 200, uri
