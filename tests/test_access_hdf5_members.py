@@ -36,12 +36,18 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
         data.attrs.update({"NX_class": "NXdata", "signal": "counts"})
         data["counts"] = np.arange(4)
         data.create_dataset("gain", data=SECRET + b"-GAIN")
+        plot = entry.create_group("plot")  # an NXdata group naming its private members (signal, an axis)
+        plot.attrs.update({"NX_class": "NXdata", "signal": "embargoed_signal", "auxiliary_signals": ["embargoed_signal", "open_aux"],
+                           "axes": ["embargoed_axis", "x"], "embargoed_axis_indices": 0, "x_indices": 1})
+        plot["embargoed_signal"], plot["open_aux"] = np.ones((2, 3)), np.zeros((2, 3))
+        plot["embargoed_axis"], plot["x"] = np.arange(2.0), np.arange(3.0)
     return run_build(folder, {"sources": [{"path": "pub"}],
                               "rules": [{"match": "pub", "access_tags": ["public"]},
                                         {"match": "pub/f/entry/secret_scalar", "access_tags": ["staff"]},
                                         {"match": "pub/f/entry/secret_name", "access_tags": ["staff"]},
                                         {"match": "pub/f/entry/hidden_grp", "access_tags": ["staff"]},
-                                        {"match": "pub/f/entry/data/gain", "access_tags": ["staff"]}]})
+                                        {"match": "pub/f/entry/data/gain", "access_tags": ["staff"]},
+                                        {"match": "pub/f/entry/plot/embargoed_*", "access_tags": ["staff"]}]})
 
 
 def test_no_public_object_holds_a_private_members_value(published: Published) -> None:
@@ -50,6 +56,10 @@ def test_no_public_object_holds_a_private_members_value(published: Published) ->
     assert "xarray_dataset" in published.node("pub/f/entry/data")["specs"]
     entry = published.node("pub/f/entry")["metadata"]
     assert entry.get("open_scalar") == 7 and "secret_scalar" not in entry and "secret_name" not in entry
+    # nor a private member's name in its public NXdata group's attributes (signal, axes, *_indices)
+    assert not [p for p in public if b"embargoed" in p.read_bytes()]
+    plot = published.node("pub/f/entry/plot")["metadata"]
+    assert "signal" not in plot and plot["auxiliary_signals"] == ["open_aux"] and plot["axes"] == [".", "x"] and plot["x_indices"] == 1
 
 
 def test_anonymous_callers_neither_read_nor_find_them(published: Published) -> None:

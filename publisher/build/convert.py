@@ -16,8 +16,9 @@ from ..config.models import Pipeline
 from ..errors import NoRoom, SkyshelfError, StoreError, UnsupportedError, WorkerRefused
 from ..fingerprint import referred_record
 from ..formats import Entry, FileRecord, ManifestItem, Problem
-from ..nodes import ContainerNode, LinkNode, Node, SkippedNode
+from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode
 from ..readers import NO_READER
+from ..readers.nexus import unnamed
 from ..rules import apply_rules
 from ..source_walk import within
 from ..sources import WorkItem, source_folder
@@ -267,13 +268,16 @@ class Converter:
             return False
         try:
             if isinstance(node, ContainerNode):
-                if self.access.tagged and node.copied:  # (a private child's value copied into its public parent)
-                    hidden = {k for k in node.copied if self.access.access_class(f"{path}/{k}") != island.access_class}
-                    node.metadata = _without(node.metadata, hidden)
+                if self.access.tagged and (hidden := {c.key for c in node.children if self.access.access_class(f"{path}/{c.key}") != island.access_class}):
+                    # a private child's value copied into its public parent, or its name in the parent's NeXus attributes
+                    node.metadata = _without(node.metadata, hidden, node.copied)
                     if isinstance(node.metadata.get("attrs"), dict):  # (an xarray dataset's Zarr attributes, copied from them)
-                        node.metadata["attrs"] = _without(node.metadata["attrs"], hidden)
+                        node.metadata["attrs"] = _without(node.metadata["attrs"], hidden, node.copied)
                     if node.attrs is not None:
-                        node.attrs = _without(node.attrs, hidden)
+                        node.attrs = _without(node.attrs, hidden, node.copied)
+                    for child in node.children:  # (xarray dimensions named after a private axis: dim_N, as an axis NeXus leaves unnamed)
+                        if isinstance(child, ArrayNode) and child.key not in hidden and child.dims and set(child.dims) & hidden:
+                            child.dims = [f"dim_{i}" if d in hidden else d for i, d in enumerate(child.dims)]
                 island.zarr.group(zarr_path, node.attrs if node.attrs is not None else node.metadata, out.documents)
                 island.groups.append(zarr_path)
                 entry = self.entry(node, path, source_file, f"{island.zarr.prefix}/{zarr_path}", ContainerStructure(0))
@@ -346,8 +350,9 @@ class Converter:
         return notes if unrooted == text else json.loads(unrooted)  # type: ignore[no-any-return]
 
 
-def _without(mapping: dict[str, Any], keys: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if k not in keys}
+def _without(mapping: dict[str, Any], hidden: set[str], copied: set[str]) -> dict[str, Any]:
+    """A group's attributes without what they copy of or say about its ``hidden`` children."""
+    return unnamed({k: v for k, v in mapping.items() if k not in hidden & copied}, hidden)
 
 
 def _the_builds(exc: BaseException) -> bool:

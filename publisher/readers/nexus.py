@@ -36,6 +36,23 @@ def _names(value: Any) -> list[str]:
     return [str(value)]
 
 
+def unnamed(attrs: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
+    """A group's NeXus attributes without the names of its ``hidden`` children (readable by
+    others than the group's readers): ``signal`` and ``auxiliary_signals`` leave them out, ``axes``
+    says "." (no axis) in their place, their ``AXISNAME_indices`` go. A public NXdata group named
+    its private signal to everyone (its metadata, the index, its Zarr attributes)."""
+    if not hidden:
+        return attrs
+    out = {k: v for k, v in attrs.items() if not (k.endswith("_indices") and k.removesuffix("_indices") in hidden)}
+    if "signal" in out and set(_names(out["signal"])) & hidden:
+        del out["signal"]
+    if "auxiliary_signals" in out:
+        out["auxiliary_signals"] = [n for n in _names(out["auxiliary_signals"]) if n not in hidden]
+    if "axes" in out and set(_names(out["axes"])) & hidden:
+        out["axes"] = ["." if n in hidden else n for n in _names(out["axes"])]
+    return out
+
+
 def _ints(value: Any) -> list[int] | None:
     if isinstance(value, int):
         return [value]
