@@ -273,6 +273,23 @@ def test_a_netcdf3_file_missing_its_last_bytes_fails(tmp_path: Path, form: str) 
         assert f"{name[2:]}.nc: its variables need" in reason and "bytes but the file holds" in reason, reason
 
 
+@pytest.mark.parametrize("form", ["NETCDF3_CLASSIC", "NETCDF3_64BIT_DATA"])
+def test_a_netcdf3_file_cut_inside_its_header_fails(tmp_path: Path, form: str) -> None:
+    """netCDF-C opens a classic file cut inside its header as one of no variables: it was
+    published as an empty dataset, no failure (a review helper cut files at every byte)."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    (tmp_path / "in").mkdir()
+    with netCDF4.Dataset(tmp_path / "whole.nc", "w", format=form) as ds:
+        ds.createDimension("x", 10_000)
+        ds.createVariable("v", "f8", ("x",))[:] = np.arange(10_000)
+    whole = (tmp_path / "whole.nc").read_bytes()
+    for cut in (12, 40):
+        (tmp_path / "in" / f"cut{cut}.nc").write_bytes(whole[:cut])
+    failures, _ = _failures(tmp_path, {"sources": [{"path": "in", "into": "d"}]})
+    assert set(failures) == {"d/cut12", "d/cut40"}, failures
+    assert all("truncated: the file ends inside its header" in reason for reason in failures.values()), failures
+
+
 def test_integers_written_with_leading_zeros_are_named_and_can_stay_text(tmp_path: Path) -> None:
     """Sample IDs '007' and '07' both published as 7, silently. As pandas, pyarrow, polars and
     DuckDB read them they stay numbers, with a warning naming the column and the option that

@@ -37,7 +37,7 @@ from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader, sampled_string_width
 from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
-from .netcdf_classic import HeaderError, needed_size
+from .netcdf_classic import HeaderCut, HeaderError, needed_size
 from .whole_chunks import DecodedChunks, decoded_once
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
@@ -96,6 +96,8 @@ def _check_classic_size(ds: Any, path: Path) -> None:
     try:
         with open(path, "rb") as file:
             needed = needed_size(file)
+    except HeaderCut:  # (else published as an empty dataset: no variables, no error)
+        raise SourceError(f"{path}: truncated: the file ends inside its header ({size} bytes)") from None
     except (HeaderError, OSError):
         needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
     if needed is not None and needed > size:

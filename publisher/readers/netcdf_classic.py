@@ -24,6 +24,10 @@ class HeaderError(ValueError):
     """The header is not one the specification describes."""
 
 
+class HeaderCut(HeaderError):
+    """The file ends inside its header: cut short (netCDF-C opens it as a file of no variables)."""
+
+
 class _Header:
     def __init__(self, file: BinaryIO) -> None:
         self.file = file
@@ -35,7 +39,7 @@ class _Header:
     def _read(self, size: int) -> bytes:
         data = self.file.read(size)
         if len(data) != size:
-            raise HeaderError("the header ends early")
+            raise HeaderCut("the header ends early")
         return data
 
     def int32(self) -> int:
