@@ -94,7 +94,21 @@ def _too_large(attrs: Any, key: str) -> str | None:
         return None
     if size <= ATTRIBUTE_BYTES:
         return None
+    return too_large(shape, dtype, size)
+
+
+def too_large(shape: Any, dtype: Any, size: int) -> str:
+    """What an attribute of ``size`` bytes (past :data:`ATTRIBUTE_BYTES`) is in the metadata."""
     return f"<attribute of shape {tuple(shape)} {dtype} ({size / 2**20:,.1f} MiB): too large for metadata>"
+
+
+def capped_json(value: Any) -> Any:
+    """:func:`to_json` of an attribute already read (NetCDF's), or its placeholder past
+    :data:`ATTRIBUTE_BYTES`: one of 16 MiB was a 40 MB index row and two 40 MB ``zarr.json``."""
+    size = value.nbytes if isinstance(value, np.ndarray) else len(value) if isinstance(value, (str, bytes)) else 0
+    if size > ATTRIBUTE_BYTES:
+        return too_large(np.shape(value), getattr(value, "dtype", type(value).__name__), size)
+    return to_json(value)
 
 
 def attrs_to_json(attrs: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SourceError
-from ..jsonable import to_json
+from ..jsonable import capped_json, to_json
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode, batch_rows
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader, sampled_string_width
@@ -105,7 +105,25 @@ def _check_classic_size(ds: Any, path: Path) -> None:
 
 
 def _attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {str(k): to_json(v) for k, v in attrs.items()}
+    return {str(k): capped_json(v) for k, v in attrs.items()}
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """Text values as Zarr's strings hold them: xarray leaves a char array with a ``_FillValue``
+    (Argo's ``PLATFORM_NUMBER``) as bytes, decoded here (UTF-8, else Latin-1: each byte one
+    character), and makes a missing string (a variable-length one at its ``_FillValue``) NaN,
+    here "" (Zarr's fill for strings). Both failed the variable ("Expected str, got bytes")."""
+    if all(isinstance(v, str) for v in values.flat):
+        return values
+    out = np.empty(values.shape, dtype=object)
+    for at, v in np.ndenumerate(values):
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                v = v.decode("latin-1")
+        out[at] = v if isinstance(v, str) else "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    return out
 
 
 def _is_cftime(var: Any) -> bool:
@@ -209,7 +227,7 @@ class _NetCDF:
         def read(sel: tuple[slice, ...]) -> np.ndarray:
             with lock:
                 values = np.asarray(xvar[sel].values if sel else xvar.values)
-            return np.asarray(values, dtype=dtype, order="C") if dtype.kind != "O" else values
+            return np.asarray(values, dtype=dtype, order="C") if dtype.kind != "O" else _text(values)
 
         if len(source_chunks or ()) != xvar.ndim:
             source_chunks = None  # a character dimension, decoded away
@@ -260,7 +278,7 @@ class _NetCDF:
         shape = tuple(var.shape)
         return ArrayNode(key=name, metadata=attrs, specs=[XARRAY_DATA_VAR], source_path=path, dtype=dtype, shape=shape,
                          read=decoded_once(read, shape, chunks, dtype.itemsize, self.chunks_decoded, path),
-                         dims=list(var.dimensions), source_chunks=chunks,
+                         dims=list(var.dimensions), source_chunks=chunks, attrs=attrs.get("attrs", {}),  # (its Zarr attributes: units, not {"attrs": ...})
                          fill_value=np.zeros((), dtype)[()])
 
     def compound(self, var: Any, name: str, path: str, attrs: dict[str, Any]) -> Node:
