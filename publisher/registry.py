@@ -74,6 +74,22 @@ def _entry_points(group: str) -> list[EntryPoint]:
         return list(_scanned[1].select(group=group))
 
 
+#: The plug-in groups whose plug-ins shape what a build writes.
+OUTPUT_GROUPS = ("skyshelf.readers", "skyshelf.writers", "skyshelf.codecs")
+
+
+def plugin_versions(groups: Iterable[str] = OUTPUT_GROUPS) -> dict[str, str]:
+    """Each installed distribution with a plug-in in ``groups``, by name: its version. Part of
+    an item's settings, as Skyshelf's own version is: an upgraded reader plug-in converts what it
+    read again (its old output was reused, by content and name unchanged, until a file changed)."""
+    found: dict[str, str] = {}
+    for group in groups:
+        for ep in _entry_points(group):
+            if ep.dist is not None:
+                found[ep.dist.name] = ep.dist.version
+    return dict(sorted(found.items()))
+
+
 class Registry(Generic[T]):
     """Plug-ins of one kind by key: ``Registry(group).register(key)(obj)``, ``.get(key)``.
 

@@ -305,3 +305,50 @@ def test_a_dask_worker_without_a_readers_plugin_that_joins_later_converts_nothin
     assert client.returncode != 0
     assert re.search(r"the Dask worker tcp://\S+ has no kv reader, which the build's client has", stderr), stderr
     assert not (tmp_path / "site" / "catalog.json").exists()
+
+
+KV_READER = """
+import contextlib
+from publisher.nodes import TableNode
+from publisher.readers import Reader
+
+
+class KeyValueReader(Reader):
+    name, extensions, magic, requires = "kv_t", (".kv",), (b"#kv",), ("pyarrow",)
+
+    @contextlib.contextmanager
+    def open(self, path, key, options):
+        import pyarrow as pa
+
+        table = pa.table({"line": path.read_text().splitlines()})
+        yield TableNode(key=key, metadata={}, schema=table.schema, batches=lambda: iter(table.to_batches()), num_rows=table.num_rows)
+"""
+
+
+def test_an_upgraded_plugin_converts_what_it_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader plug-in's version is part of an item's settings, as Skyshelf's own is: upgraded,
+    it read nothing again (the old output reused, its fix never published, until a file changed)."""
+    from publisher.build import build
+    from publisher.config import load_pipeline
+
+    from .conftest import write_pipeline
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.kv").write_text("#kv\ncolor = red\n")
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "data"}], "output": {"store": str(tmp_path / "site")}})
+    reports = []
+    for version in ("1.0", "1.0", "1.1"):
+        lib = tmp_path / f"lib-{version}"
+        if not lib.exists():
+            (lib / "kvplug_t").mkdir(parents=True)
+            (lib / "kvplug_t" / "__init__.py").write_text(KV_READER)
+            info = lib / f"kvplug_t-{version}.dist-info"
+            info.mkdir()
+            (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: kvplug_t\nVersion: {version}\n")
+            (info / "entry_points.txt").write_text("[skyshelf.readers]\nkv_t = kvplug_t:KeyValueReader\n")
+        monkeypatch.setattr(sys, "path", [str(lib), *[p for p in sys.path if "lib-1." not in p]])
+        from publisher.registry import plugin_versions
+
+        assert plugin_versions() == {"kvplug_t": version}
+        reports.append(build(load_pipeline(pipeline), workers=1))
+    assert [(r.converted, r.reused) for r in reports] == [(1, 0), (0, 1), (1, 0)]

@@ -17,6 +17,7 @@ from ..fingerprint import file_record, same_content, same_stat, settings_hash, s
 from ..formats import FileRecord, ManifestItem
 from ..readers import NO_READER
 from ..readers import REGISTRY as READERS
+from ..registry import plugin_versions
 from ..scratch import Scratch
 from ..sources import WorkItem
 from ..stores import Store
@@ -113,12 +114,15 @@ class Planner:
         return self.previous is not None and self.previous.resumed_count > 0
 
     def settings(self, item: WorkItem) -> str:
-        """What shapes an item's output besides its content (one hash per source). The detected
-        reader is not in it: the same content and name always detect the same reader."""
+        """What shapes an item's output besides its content (one hash per source), the versions
+        of the reader, writer and codec plug-ins installed among it. The detected reader is not in
+        it: the same content, name and plug-ins always detect the same reader."""
         if item.source_index not in self._settings:
             # ``exclude`` only selects files: another pattern must not convert every other file of
             # the source again (as [], the hash of a source without one is what it always was)
-            self._settings[item.source_index] = settings_hash({**item.source.model_dump(), "exclude": []}, self.rules_settings)
+            plugins = plugin_versions()  # (none installed: the hash it always was)
+            self._settings[item.source_index] = settings_hash({**item.source.model_dump(), "exclude": []}, self.rules_settings,
+                                                              *([plugins] if plugins else []))
         return self._settings[item.source_index]
 
     @staticmethod
