@@ -74,22 +74,6 @@ def _entry_points(group: str) -> list[EntryPoint]:
         return list(_scanned[1].select(group=group))
 
 
-#: The plug-in groups whose plug-ins shape what a build writes.
-OUTPUT_GROUPS = ("skyshelf.readers", "skyshelf.writers", "skyshelf.codecs")
-
-
-def plugin_versions(groups: Iterable[str] = OUTPUT_GROUPS) -> dict[str, str]:
-    """Each installed distribution with a plug-in in ``groups``, by name: its version. Part of
-    an item's settings, as Skyshelf's own version is: an upgraded reader plug-in converts what it
-    read again (its old output was reused, by content and name unchanged, until a file changed)."""
-    found: dict[str, str] = {}
-    for group in groups:
-        for ep in _entry_points(group):
-            if ep.dist is not None:
-                found[ep.dist.name] = ep.dist.version
-    return dict(sorted(found.items()))
-
-
 class Registry(Generic[T]):
     """Plug-ins of one kind by key: ``Registry(group).register(key)(obj)``, ``.get(key)``.
 
@@ -105,6 +89,8 @@ class Registry(Generic[T]):
         self.builtins = builtins
         self._key_of = key_of or (lambda ep, obj: ep.name)
         self._items: dict[Any, T] = {}
+        #: Plug-ins' keys: "<distribution> <version>" of the package that registered them.
+        self.origins: dict[Any, str] = {}
         #: Entry points that failed to load: name → the reason, install hint included.
         self.failed: dict[str, str] = {}
         self._builtins_loaded = self._plugins_loaded = False
@@ -157,6 +143,8 @@ class Registry(Generic[T]):
                 reason = f"{self.kind} {key!r} is already registered (built in, or by an earlier plug-in); a plug-in cannot replace it"
             else:
                 self._items[key] = obj
+                if ep.dist is not None:
+                    self.origins[key] = f"{ep.dist.name} {ep.dist.version}"
                 return
         self.failed[ep.name] = reason
         warnings.warn(f"{self.kind} plug-in {ep.name!r} = {ep.value!r}{dist} of {self.group!r} failed to load: {reason}", stacklevel=4)

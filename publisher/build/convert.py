@@ -137,7 +137,7 @@ class Converter:
         for path in fingerprint.changed:
             out.warnings.append(Problem(item.node_path, f"{path} changed while it was read (its size or times moved): published as it "
                                         "was read; the next build converts it again", path))
-        record = ManifestItem(item.node_path, fingerprint.settings, fingerprint.metadata, files,
+        record = ManifestItem(item.node_path, Planner.recorded_settings(fingerprint.settings, item.reader), fingerprint.metadata, files,
                               [e.to_json() for e in out.entries], [f"{base}.zarr", f"{base}.parquet", base, *out.private_prefixes],
                               out.warnings, out.skipped, out.failures if out.recorded else [],
                               out.referred, out.alone)

@@ -17,7 +17,6 @@ from ..fingerprint import file_record, same_content, same_stat, settings_hash, s
 from ..formats import FileRecord, ManifestItem
 from ..readers import NO_READER
 from ..readers import REGISTRY as READERS
-from ..registry import plugin_versions
 from ..scratch import Scratch
 from ..sources import WorkItem
 from ..stores import Store
@@ -115,15 +114,40 @@ class Planner:
 
     def settings(self, item: WorkItem) -> str:
         """What shapes an item's output besides its content (one hash per source), the versions
-        of the reader, writer and codec plug-ins installed among it. The detected reader is not in
-        it: the same content, name and plug-ins always detect the same reader."""
+        of writer and codec plug-ins installed among it. The detected reader is not in it (the
+        same content and name detect the same reader); a plug-in reader's version is added to the
+        record of what it read (:func:`recorded_settings`), and compared (:meth:`same_settings`)."""
         if item.source_index not in self._settings:
             # ``exclude`` only selects files: another pattern must not convert every other file of
             # the source again (as [], the hash of a source without one is what it always was)
-            plugins = plugin_versions()  # (none installed: the hash it always was)
+            plugins = self._plugins()  # (none: the hash it always was)
             self._settings[item.source_index] = settings_hash({**item.source.model_dump(), "exclude": []}, self.rules_settings,
                                                               *([plugins] if plugins else []))
         return self._settings[item.source_index]
+
+    def _plugins(self) -> list[str]:
+        """The writer plug-ins installed and the codec plug-ins the pipeline names, as
+        "<distribution> <version>": an upgraded one converts every item again, as Skyshelf's
+        own version does (a reader plug-in's goes only into the records of what it read)."""
+        from ..writers.base import WRITERS
+        from ..zarr_layout import CODECS
+
+        WRITERS.load_entry_points()
+        CODECS.load_entry_points()
+        p = self.pipeline
+        codecs = {c.name for c in (p.output.codec, *(r.codec for r in p.rules)) if c is not None}
+        return sorted({*WRITERS.origins.values(), *(CODECS.origins[n] for n in codecs if n in CODECS.origins)})
+
+    @staticmethod
+    def same_settings(recorded: str, settings: str) -> bool:
+        """Whether a record's settings are ``settings``: with its plug-in reader's version, when
+        one read it, the version installed now (an upgraded reader converts its files again)."""
+        base, plugin, origin = recorded.partition("+")
+        if base != settings:
+            return False
+        if plugin:
+            READERS.load_entry_points()  # (once a process: the plug-ins' origins)
+        return not plugin or origin in READERS.origins.values()
 
     @staticmethod
     def item_metadata(item: WorkItem) -> str:
@@ -139,7 +163,7 @@ class Planner:
     def _stat_matches(self, item: WorkItem, old: ManifestItem | None, settings: str, fields: tuple[str, ...]) -> bool:
         """Same settings, planned metadata and file count as the previous record, and the same path,
         size and (when ``fields`` has it) mtime and ctime per file."""
-        if not old or old.settings != settings or len(old.files) != len(item.paths):
+        if not old or not self.same_settings(old.settings, settings) or len(old.files) != len(item.paths):
             return False
         if old.metadata != self.item_metadata(item):
             return False
@@ -235,6 +259,13 @@ class Planner:
             before = [(p, os.stat(p)) for p in item.paths]
             return Fingerprint(settings, metadata, pool.submit(lambda: [file_record(p, shown(p)) for p in item.paths]), before)
         return Fingerprint(settings, metadata, files, paths=item.paths)
+
+    @staticmethod
+    def recorded_settings(settings: str, reader: type | None) -> str:
+        """An item's settings as its record keeps them: ``+<distribution> <version>`` after them
+        when a plug-in reader read it."""
+        origin = READERS.origins.get(getattr(reader, "name", None))
+        return f"{settings}+{origin}" if origin else settings
 
     def catalog_settings(self) -> str:
         """What the whole catalog depends on, and the readers installed (:meth:`read_now`)."""
