@@ -73,6 +73,74 @@ def test_a_linked_files_own_links_are_found_beside_it(tmp_path: Path) -> None:
     assert _values(tmp_path, "master/g/d") == [0, 10, 20, 30]
 
 
+@pytest.mark.parametrize("kind", ["virtual", "link", "external"])
+def test_a_virtual_sources_own_sources_are_watched(tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """master.h5:/z is a view of mid.h5:/y, itself a view of, a link to, or stored in a third
+    file: only mid.h5 was recorded, and the third file's reprocessed values never reached the
+    release (a review helper's repro; chains through links were followed already)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    monkeypatch.chdir(tree)  # (h5py loaded before build() could tell HDF5 to look for raw files beside theirs)
+
+    def leaf(value: int) -> None:
+        with h5py.File(tree / "leaf.h5", "w") as f:
+            f["x"] = np.full(5, value, "i4")
+        np.full(5, value, "i4").tofile(tree / "raw.bin")
+
+    leaf(1)
+    with h5py.File(tree / "mid.h5", "w") as f:
+        if kind == "virtual":
+            layout = h5py.VirtualLayout((5,), "i4")
+            layout[:] = h5py.VirtualSource("leaf.h5", "x", shape=(5,))
+            f.create_virtual_dataset("y", layout, fillvalue=-1)
+        elif kind == "link":
+            f["y"] = h5py.ExternalLink("leaf.h5", "/x")
+        else:
+            f.create_dataset("y", shape=(5,), dtype="i4", external=[("raw.bin", 0, 20)])
+    with h5py.File(tree / "master.h5", "w") as f:
+        layout = h5py.VirtualLayout((5,), "i4")
+        layout[:] = h5py.VirtualSource("mid.h5", "y", shape=(5,))
+        f.create_virtual_dataset("z", layout, fillvalue=-1)
+    _build(tmp_path, "tree/master.h5")
+    assert _values(tmp_path, "master/z") == [1] * 5
+    leaf(7)
+    assert _build(tmp_path, "tree/master.h5").converted == 1
+    assert _values(tmp_path, "master/z") == [7] * 5
+
+
+@pytest.mark.parametrize("kind", ["virtual", "external"])
+def test_a_netcdf4_files_other_files_are_watched(tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NetCDF-4 file is HDF5: a variable may be a virtual dataset of another file, or stored in
+    external raw storage, which netCDF-C reads as HDF5 does. The NetCDF reader recorded none."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    monkeypatch.chdir(tree)  # (as above)
+    with netCDF4.Dataset(tree / "obs.nc", "w", format="NETCDF4") as d:
+        d.createDimension("x", 5)
+        d.createVariable("other", "i4", ("x",))[:] = 0
+    with h5py.File(tree / "obs.nc", "a") as f:  # a variable netCDF-C reads from another file
+        if kind == "virtual":
+            layout = h5py.VirtualLayout((5,), "i4")
+            layout[:] = h5py.VirtualSource("leaf.h5", "x", shape=(5,))
+            f.create_virtual_dataset("z", layout, fillvalue=-1)
+        else:
+            f.create_dataset("z", shape=(5,), dtype="i4", external=[("raw.bin", 0, 20)])
+        f["z"].dims[0].attach_scale(f["x"])
+
+    def leaf(value: int) -> None:
+        with h5py.File(tree / "leaf.h5", "w") as f:
+            f["x"] = np.full(5, value, "i4")
+        np.full(5, value, "i4").tofile(tree / "raw.bin")
+
+    leaf(1)
+    _build(tmp_path, "tree/obs.nc")
+    assert _values(tmp_path, "obs/z") == [1] * 5
+    leaf(7)
+    assert _build(tmp_path, "tree/obs.nc").converted == 1
+    assert _values(tmp_path, "obs/z") == [7] * 5
+
+
 def test_a_referred_file_written_while_its_master_converts_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A detector still writing its frames while the master converts: the frames file's stat
     is recorded before its values are read, so the next build sees it moved (it recorded the stat

@@ -33,13 +33,56 @@ def link_target(group: Any, filename: str) -> tuple[list[Path], str | None]:
     return candidates, (not_regular(there[0]) if there else "missing")
 
 
+#: Source datasets a virtual dataset's chain is followed through at most (per dataset).
+CHAIN_SOURCES = 10_000
+
+
 def other_files(ds: Any) -> list[Path]:
     """The files the dataset's values come from besides its own (:func:`in_other_files`), as HDF5
-    finds them: a virtual dataset's beside its file, external storage's where :func:`_raw_folder` says."""
+    finds them: a virtual dataset's beside its file, external storage's where :func:`_raw_folder`
+    says, and through them the files their own values come from: a source that is itself virtual,
+    an external link or in external storage (a master file over per-detector views over frame
+    files: only the views were recorded, and reprocessed frames never reached the release)."""
     found = _external_files(ds)
     if ds.is_virtual:
         file_dir = folder_of(ds)
-        found += [file_dir / vs.file_name for vs in ds.virtual_sources() if vs.file_name != "."]
+        sources = [(file_dir / vs.file_name, vs.dset_name) for vs in ds.virtual_sources() if vs.file_name != "."]
+        found += [path for path, _ in sources]
+        found += _behind(sources)
+    return list(dict.fromkeys(found))
+
+
+def _behind(sources: list[tuple[Path, str]]) -> list[Path]:
+    """The files the values of ``sources`` (file, dataset) come from, followed through each."""
+    import h5py
+
+    found: list[Path] = []
+    seen: set[tuple[Path, str]] = set()
+    queue = list(dict.fromkeys(sources))
+    while queue and len(seen) < CHAIN_SOURCES:
+        path, name = queue.pop()
+        if (path, name) in seen or not_regular(path):
+            continue
+        seen.add((path, name))
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                link = f.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    targets, _ = link_target(f, link.filename)
+                    found += targets
+                    queue += [(target, link.path) for target in targets]
+                    continue
+                ds = f.get(name)
+                if not isinstance(ds, h5py.Dataset):
+                    continue
+                found += _external_files(ds)
+                if ds.is_virtual:
+                    here = folder_of(ds)
+                    nested = [(here / vs.file_name if vs.file_name != "." else path, vs.dset_name) for vs in ds.virtual_sources()]
+                    found += [p for p, _ in nested if p != path]
+                    queue += nested
+        except (OSError, KeyError, ValueError, RuntimeError):  # (a source HDF5 cannot open: its file is recorded, as read)
+            continue
     return found
 
 

@@ -37,6 +37,7 @@ from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader, sampled_string_width
 from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
+from .hdf5_sources import in_other_files, other_files
 from .netcdf_classic import HeaderCut, HeaderError, needed_size
 from .whole_chunks import DecodedChunks, decoded_once
 
@@ -315,6 +316,24 @@ class NetCDFReader(Reader):
     def claims(cls, path: Path, head: bytes) -> bool:
         return head.startswith(b"CDF") or path.suffix.lower() in NC_EXTENSIONS or _is_netcdf4(path)
 
+    def _refers(self, path: Path) -> None:
+        """The files a NetCDF-4 file's variables take values from (HDF5 virtual datasets, external
+        raw storage: netCDF-C reads them as HDF5 does), recorded: converted again when one changes
+        (none were: a reprocessed frame file left the release as it was)."""
+        import h5py
+
+        found: list[Path] = []
+
+        def visit(_name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and in_other_files(obj):
+                found.extend(other_files(obj))
+
+        with h5py.File(path, "r", locking=False) as f:
+            f.visititems(visit)
+        if found:
+            self.others = True
+            self.referred = {*self.referred, *found}
+
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
         netCDF4 = import_netcdf4()
@@ -330,6 +349,8 @@ class NetCDFReader(Reader):
             except SourceError:
                 ds.close()
                 raise
+        if not ds.data_model.startswith("NETCDF3"):
+            self._refers(path)
         reader = _NetCDF(path)
         try:
             with NETCDF_LOCK:
