@@ -216,7 +216,7 @@ def integer(params: dict[str, list[str]], name: str, default: int, low: int = 0,
         raise BadRequest(f"{name} must be an integer (ASCII digits, at most 100), got {raw if len(raw) <= 80 else raw[:80] + '...'!r}")
     value = int(raw)
     if value < low or (high is not None and value > high):
-        raise BadRequest(f"{name} must be between {low} and {high if high is not None else 'any'}, got {value}")
+        raise BadRequest(f"{name} must be {f'between {low} and {high}' if high is not None else f'at least {low}'}, got {value}")
     return value
 
 

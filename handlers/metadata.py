@@ -50,7 +50,7 @@ def resource(entry: Entry, base: str, fields: tuple[str, ...] | None = None, omi
         "sorting": [{"key": "", "direction": 1}] if family == "container" and "sorting" in wanted else None,
         "data_sources": None,
     }
-    if fields is not None and family == "container" and "structure_family" in wanted:
+    if family == "container":  # (as Tiled: always, so a listing of fields=metadata tells containers from leaves)
         attributes["structure_family"] = family
     links: dict[str, str] | None = None
     if not omit_links:
@@ -165,7 +165,7 @@ def metadata() -> Response:
     catalog = common.catalog()
     path = common.node_path(app, f"{common.API}/metadata")
     params = common.query(app)
-    fields, omit = _fields(params), common.boolean(params, "omit_links")
+    fields, omit, chosen = _fields(params), common.boolean(params, "omit_links"), _select_metadata(params)
     base = common.base_url(app)
     try:
         entry = catalog.entry(path)
@@ -175,7 +175,7 @@ def metadata() -> Response:
             raise
         return column
     sources = data_sources.wanted(params)
-    return _answer(lambda: {"data": _sourced(_inlined(catalog, entry, _resource(catalog, entry, base, fields, omit), base), entry, base, sources),
+    return _answer(lambda: {"data": _sourced(_inlined(catalog, entry, _resource(catalog, entry, base, fields, omit, chosen), base), entry, base, sources),
                             "error": None, "links": None, "meta": {}}, "metadata", catalog.release, path, sorted(params.items()), base)
 
 
@@ -262,6 +262,8 @@ def _select_metadata(params: dict[str, list[str]]) -> Any:
     from publisher.index.selection import Selection
 
     expression = common.one(params, "select_metadata")
+    if expression is not None and not expression.strip():  # (Tiled's 400: an empty one selected everything here)
+        raise BadRequest("select_metadata cannot be empty: give a JMESPath expression, e.g. select_metadata=sample.element")
     return Selection(expression) if expression else None
 
 

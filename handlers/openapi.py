@@ -13,7 +13,7 @@ from .grammar import BLOCK_PATTERN, MAX_INTS_TEXT, MAX_TEXT, SHAPE_PATTERN, SLIC
 _PARAMS: dict[str, list[str]] = {
     "search": ["page[offset]", "page[limit]", "fields", "sort", "omit_links", "select_metadata", "include_data_sources"],
     "search-deep": ["page[offset]", "page[limit]", "fields", "max_depth", "omit_links", "select_metadata", "include_data_sources"],
-    "metadata": ["fields", "omit_links", "include_data_sources"],
+    "metadata": ["fields", "omit_links", "select_metadata", "include_data_sources"],
     "distinct": ["metadata", "structure_families", "specs", "counts", "max_depth"],
     "array/full": ["slice", "expected_shape", "format", "filename", "rescale", "colormap", "scale", "max_size"],
     "array/block": ["block", "expected_shape", "format", "filename", "rescale", "colormap", "scale", "max_size"],

@@ -319,6 +319,9 @@ def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
     "/api/v1/distinct/?metadata=scan&counts=maybe",
     "/api/v1/distinct/n01?metadata=scan",  # an array: nothing below it
     "/api/v1/search/?select_metadata=[[",
+    "/api/v1/search/?select_metadata=",  # (Tiled: cannot be empty)
+    "/api/v1/metadata/n01?select_metadata=[[",  # (ignored on a node's own metadata)
+    "/api/v1/search/?sort=scan&sort=-scan",  # (Tiled: Duplicate sorting key)
     "/api/v1/search-deep/?sort=scan",
     "/api/v1/search-deep/?max_depth=0",
 ])
@@ -331,8 +334,29 @@ def test_malformed_queries_are_400(both: tuple[Any, Any, Any], url: str) -> None
     assert response.status_code == 400 and response.json()["detail"], response.text
 
 
+@pytest.mark.parametrize("sorting", [(("id", -1),), (("metadata.sample.element", 1), ("id", -1)), (("sample.element", -1), ("id", 1)),
+                                     (("operator", -1), ("id", -1))])
+def test_sort_gives_the_sql_catalogs_order(both: tuple[Any, Any, Any], sorting: tuple[tuple[str, int], ...]) -> None:
+    """``id`` is the node's key and ``metadata.`` a metadata key's prefix, as in Tiled (both
+    were taken for metadata keys no node had: the order silently unchanged). (Keys of values of
+    one type: Tiled's SQLite catalog orders JSON text, so 77 after 450 and text before numbers,
+    where this orders numbers by value; missing values come after every value in both.)"""
+    ours, sql, _ = both
+    assert list(ours.sort(*sorting)) == list(sql.sort(*sorting))
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_sorted_listing_read_backwards_is_the_forward_one_reversed(both: tuple[Any, Any, Any], direction: int) -> None:
+    """The tiled client reads a listing backwards (``keys()[-1]``, ``[-n::-1]``) by the opposite
+    sort: missing values last either way (the container ``sub`` has no scan) made it another
+    order than the forward one reversed."""
+    ours, _, _ = both
+    forward = list(ours.sort(("scan", direction)))
+    assert list(ours.sort(("scan", direction)).keys()[-1::-1]) == forward[::-1] and ours.sort(("scan", direction)).keys()[-1] == forward[-1]
+
+
 def test_sort_orders_values_with_missing_last(both: tuple[Any, Any, Any]) -> None:
-    """``sort`` by metadata keys: numbers by value then text, either direction, missing last."""
+    """``sort`` by metadata keys: numbers by value then text, missing after every value."""
     ours, _, _ = both
 
     def rank(key: str) -> Any:
@@ -342,7 +366,22 @@ def test_sort_orders_values_with_missing_last(both: tuple[Any, Any, Any]) -> Non
     with_value = [k for k in CORPUS if "temperature" in CORPUS[k]]
     without = [k for k in CORPUS if "temperature" not in CORPUS[k]]
     ascending = sorted(with_value, key=lambda k: (rank(k), -CORPUS[k]["scan"]))
-    assert list(ours.sort(("temperature", 1), ("scan", -1)))[: len(CORPUS)] == ascending + sorted(without, reverse=True)
+    # (those without a temperature by scan, descending: sub, which has none, first)
+    assert list(ours.sort(("temperature", 1), ("scan", -1))) == ascending + ["sub"] + sorted(without, reverse=True)
     descending = list(ours.sort(("temperature", -1)))
-    assert [rank(k) for k in descending[: len(with_value)]] == sorted(map(rank, with_value), reverse=True)
-    assert set(descending[len(with_value):]) == set(without) | {"sub"}
+    assert set(descending[: len(without) + 1]) == set(without) | {"sub"}  # (missing first: the ascending order reversed)
+    assert [rank(k) for k in descending[len(without) + 1:]] == sorted(map(rank, with_value), reverse=True)
+
+
+def test_a_containers_family_is_given_whatever_the_fields(both: tuple[Any, Any, Any]) -> None:
+    """As Tiled: a listing of ``fields=metadata`` still tells containers from leaves (it was
+    null for every node), and a node's own metadata takes ``select_metadata`` (ignored)."""
+    ours, sql, _ = both
+
+    def families(client: Any) -> dict[str, Any]:
+        body = client.context.http_client.get(client.item["links"]["search"], params={"fields": "metadata", "page[limit]": 100}).json()
+        return {item["id"]: item["attributes"]["structure_family"] for item in body["data"]}
+
+    assert families(ours)["sub"] == "container" and families(ours) == families(sql)
+    selected = ours.context.http_client.get(ours["n03"].item["links"]["self"], params={"select_metadata": "sample.element"}).json()
+    assert selected["data"]["attributes"]["metadata"] == {"selected": CORPUS["n03"]["sample"]["element"]}

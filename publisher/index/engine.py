@@ -15,12 +15,13 @@ from ..formats import Entry
 from ..queries.base import Query
 from ..queries.sqlite import distinct_values, specs_value
 from .columns_read import Column, SearchColumns
-from .rows import reverses, sort_keys
+from .rows import KEY_SORT, reverses, sort_keys
 
 
 def _order(cols: SearchColumns, rows: np.ndarray, sort: str, stop: int) -> np.ndarray:
     """The first ``stop`` of ``rows`` (ascending row numbers) in ``sort`` order: by each key's
-    value rank (missing last either way), then by row, so ties keep index order."""
+    value rank (missing after every value: last ascending, first descending), then by row, so
+    ties keep index order."""
     keys = sort_keys(sort)
     if stop == 0:
         return rows[:0]
@@ -28,12 +29,12 @@ def _order(cols: SearchColumns, rows: np.ndarray, sort: str, stop: int) -> np.nd
     scale = 1
     parts: list[tuple[np.ndarray, int]] = []
     for name, descending in keys:
-        column = cols.column(name)
+        column = cols.column("key", "fields") if name == KEY_SORT else cols.column(name)
         if column is None:
             continue  # every row lacks it: it orders nothing
         ranks = column.ranks()[rows]
-        if descending:  # larger first, but rows without a value stay last
-            ranks = np.where(ranks == column.size, column.size, column.size - 1 - ranks)
+        if descending:  # larger first (rows without a value, ranked past every value, first)
+            ranks = column.size - ranks
         parts.append((ranks, column.size + 1))
     for ranks, size in reversed(parts):
         if scale * size * max(cols.n, 1) >= 2**62:  # too many keys for one integer: sort fully

@@ -37,15 +37,31 @@ def checked_sort(sort: str) -> str:
     return sort
 
 
+#: The sort key Tiled reads as the node's own key, not a metadata key (``_STANDARD_SORT_KEYS``).
+KEY_SORT = "id"
+
+
 def sort_keys(sort: str) -> list[tuple[str, bool]]:
-    """``sort=a,-b`` as (metadata key, descending) pairs; anything but dotted keys is a 400 (a
-    request's whole text is held to :data:`SORT_PATTERN` first, :func:`checked_sort`)."""
-    out = []
+    """``sort=a,-b`` as (metadata key, descending) pairs, as Tiled reads them: ``id`` is the
+    node's key (:data:`KEY_SORT`), ``metadata.a`` is ``a`` (both were taken for metadata keys of
+    those names, which no node had: the order silently unchanged); a key given twice is a 400, as
+    Tiled's "Duplicate sorting key"; anything but dotted keys is a 400 (a request's whole text is
+    held to :data:`SORT_PATTERN` first, :func:`checked_sort`)."""
+    out: list[tuple[str, bool]] = []
     for key in (k.strip() for k in sort.split(",") if k.strip()):
         if not SORT_KEY.fullmatch(key):
             raise _refused(key)
-        out.append((key.lstrip("+-"), key.startswith("-")))
+        name = key.lstrip("+-")
+        name = name.removeprefix("metadata.") if name.startswith("metadata.") and len(name) > 9 else name
+        if any(name == seen for seen, _ in out):
+            raise BadRequest(f"sort names {name!r} twice (Duplicate sorting key)")
+        out.append((name, key.startswith("-")))
     return out
+
+
+def sort_value(entry: Entry, name: str) -> Any:
+    """An entry's value for sort key ``name`` (its key for :data:`KEY_SORT`), as comparisons take it."""
+    return entry.key if name == KEY_SORT else sql(lookup(entry.metadata, name))
 
 
 def reverses(sort: str) -> bool:
@@ -55,14 +71,18 @@ def reverses(sort: str) -> bool:
 
 def sort_entries(entries: list[Entry], sort: str) -> list[Entry]:
     """``sort=a,-b``: metadata keys, ``-`` for descending, values ordered as in comparisons (numbers
-    by value, then text); entries missing a key (or holding null) last either way. ``-`` alone reverses."""
+    by value, then text); entries missing a key (or holding null) after every value, as Tiled's
+    catalog orders them: last ascending, first descending (the tiled client reads a listing
+    backwards by the opposite sort: missing last either way made ``keys()[-1]`` another node than
+    the forward listing's last). Ties keep index order. ``-`` alone reverses."""
     if reverses(sort):
         return entries[::-1]
     for name, descending in reversed(sort_keys(sort)):
-        values = [sql(lookup(e.metadata, name)) for e in entries]
+        values = [sort_value(e, name) for e in entries]
         present = [(rank(v), e) for v, e in zip(values, entries) if v is not None]
         present.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep the later keys' order
-        entries = [e for _, e in present] + [e for v, e in zip(values, entries) if v is None]
+        missing = [e for v, e in zip(values, entries) if v is None]
+        entries = missing + [e for _, e in present] if descending else [e for _, e in present] + missing
     return entries
 
 
