@@ -322,6 +322,8 @@ def test_chained_queries_and_counts(both: tuple[Any, Any, Any]) -> None:
     "/api/v1/search/?select_metadata=",  # (Tiled: cannot be empty)
     "/api/v1/metadata/n01?select_metadata=[[",  # (ignored on a node's own metadata)
     "/api/v1/search/?sort=scan&sort=-scan",  # (Tiled: Duplicate sorting key)
+    "/api/v1/search/?filter[fulltext][condition][text]=powder%20OR%20foil",  # (FTS5 syntax: it answered nothing)
+    "/api/v1/search/?filter[fulltext][condition][text]=pow*",
     "/api/v1/search-deep/?sort=scan",
     "/api/v1/search-deep/?max_depth=0",
 ])
@@ -385,3 +387,12 @@ def test_a_containers_family_is_given_whatever_the_fields(both: tuple[Any, Any, 
     assert families(ours)["sub"] == "container" and families(ours) == families(sql)
     selected = ours.context.http_client.get(ours["n03"].item["links"]["self"], params={"select_metadata": "sample.element"}).json()
     assert selected["data"]["attributes"]["metadata"] == {"selected": CORPUS["n03"]["sample"]["element"]}
+
+
+def test_fulltext_folds_words_as_fts5_does() -> None:
+    """Lower case and diacritics only, as FTS5's unicode61 tokenizer (casefold and compatibility
+    forms matched "straße" to "STRASSE", "ﬁlm" to "film", "m²" to "m2": Tiled's catalog does not)."""
+    from publisher.queries.sqlite import tokens
+
+    assert tokens("Café NAÏVE Ångström") == ["cafe", "naive", "angstrom"]
+    assert tokens("Hauptstraße") != tokens("HAUPTSTRASSE") and tokens("ﬁlm") != ["film"] and tokens("m²") != ["m2"]

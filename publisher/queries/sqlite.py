@@ -65,8 +65,10 @@ _TOKEN = re.compile(r"[^\W_]+|[\ue000-\uf8ff]+")
 
 
 def tokens(text: str) -> list[str]:
-    """The words FTS5's unicode61 tokenizer makes of ``text`` (case and diacritics folded)."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
+    """The words FTS5's unicode61 tokenizer makes of ``text``: lower-cased and diacritics removed,
+    nothing else folded (casefold and compatibility forms made "straße" match "STRASSE", "ﬁlm"
+    "film" and "m²" "m2", which Tiled's catalog does not)."""
+    folded = unicodedata.normalize("NFD", text.lower())
     if not folded.isascii():  # ASCII has no combining marks: skip the walk (most metadata; ~10x)
         folded = "".join(c for c in folded if not unicodedata.combining(c))
     return _TOKEN.findall(folded)

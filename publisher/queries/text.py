@@ -6,6 +6,7 @@ pass over a column's distinct texts, and posting lists for ``fulltext``."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,26 @@ if TYPE_CHECKING:
     from ..formats import Entry
 
 
+#: FTS5's operators and syntax outside a quoted phrase: OR, AND, NOT, NEAR (upper case), a
+#: prefix ``*``, a group's parentheses, a column filter's ``:``, an initial-token ``^``.
+_FTS5_SYNTAX = re.compile(r"(?:^|\s)(?:OR|AND|NOT|NEAR)(?=\s|$|\()|[*()^:]")
+_QUOTED = re.compile(r'"[^"]*"')
+
+
 @register
 @dataclass
 class FullText(Query):
     name = "fulltext"
     text: str
+
+    def validate(self) -> None:
+        """FTS5's query syntax (``a OR b``, ``NOT``, ``pre*``, groups) is refused, not read as words
+        every node must hold (an empty answer, where Tiled's SQL catalog answers the expression)."""
+        outside = _QUOTED.sub(" ", str(self.text))
+        if found := _FTS5_SYNTAX.search(outside):
+            raise BadRequest(f"filter[fulltext][condition][text]: {found.group(0).strip()!r} is FTS5 query syntax, which fulltext "
+                             "here does not take: give the words every result holds (a \"quoted phrase\" too), and several "
+                             "searches for OR")
 
     def on_row(self, entry: Entry) -> bool:
         terms = tokens(str(self.text))
