@@ -135,7 +135,9 @@ def _array(path: str) -> tuple[Any, Entry, PublishedArray, Any]:
         if struct is not None and data.dtype != struct:  # Zarr holds a sub-array field as raw bytes: same layout
             return data.view(struct)
         if data_type.kind == "U" and (data.dtype.kind == "O" or (data.dtype.kind == "U" and data.dtype.itemsize != data_type.itemsize)):
-            return data.astype(f"<U{max(data_type.itemsize // 4, 1)}")
+            import numpy as np  # (asarray: a numpy str scalar's astype kept its own width, 4 bytes for 'a' of a <U3 array)
+
+            return np.asarray(data, dtype=f"<U{max(data_type.itemsize // 4, 1)}")
         return data
 
     return catalog, entry, published_array(common.store(), entry.data_url), advertised

@@ -71,3 +71,48 @@ def test_the_tiled_client_reads_them(api: str) -> None:
     client = from_uri(api)
     assert str(client["strs"][0]) == "a"
     assert client["t"]["name"][1].tolist() == "" and client["t"]["flag"].read().tolist() == ["True", "", "False"]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A table of two partitions whose columns differ between them (nulls only in the first, a
+    long category only in the first), and a NetCDF text variable of fixed width (<U3)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import xarray as xr
+
+    folder = tmp_path_factory.mktemp("served-parts")
+    (folder / "src").mkdir()
+    pq.write_table(pa.table({
+        "i": pa.array([None if k in (0, 3) else k for k in range(20)], pa.int64()),
+        "b": pa.array([None if k == 2 else bool(k % 2) for k in range(20)]),
+        "cat": pa.array(["long-category" if k < 10 else "a" for k in range(20)]).dictionary_encode(),
+    }), folder / "src" / "t.parquet")
+    xr.Dataset({"s": ("n", np.array(["a", "bb", "ccc"]))}).to_netcdf(folder / "src" / "names.nc")
+    published = run_build(folder, {"sources": [{"path": "src", "into": ""}], "output": {"store": str(folder / "site"), "table_partition_rows": 10}})
+    with local_server(published.store.url) as url:
+        yield f"{url}/api/v1"
+
+
+@pytest.mark.parametrize("column", ["i", "b", "cat"])
+def test_a_columns_slices_and_blocks_have_its_dtype(parts: str, column: str) -> None:
+    """A column's metadata advertises the whole column's dtype; a slice or a block (partition)
+    converted alone had its own (int64 bytes read as float64: numbers like 1.5e-323; booleans or
+    short categories: the client could not read them)."""
+    from tiled.client import from_uri
+
+    node = from_uri(parts)["t"][column]
+    whole = node.read()
+    block = node.read_block((1,))
+    assert block.dtype == whole.dtype and np.array_equal(block, whole[10:], equal_nan=whole.dtype.kind == "f")
+    for piece in (slice(12, 16), slice(0, 2), slice(2, 3)):
+        got = node[piece]
+        assert got.dtype == whole.dtype and np.array_equal(got, whole[piece], equal_nan=whole.dtype.kind == "f"), (piece, got)
+
+
+def test_one_element_of_a_fixed_width_text_array(parts: str) -> None:
+    """A numpy str scalar's astype kept its own width: 4 bytes for 'a' of a <U3 array."""
+    from tiled.client import from_uri
+
+    node = from_uri(parts)["names"]["s"]
+    assert node.dtype == np.dtype("<U3") and [str(node[i]) for i in range(3)] == ["a", "bb", "ccc"]

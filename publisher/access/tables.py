@@ -125,28 +125,40 @@ class PublishedTable:
 
 
 def column_values(table: PublishedTable, name: str, partition: int | None = None, rows: slice | None = None) -> Any:
-    """One column as the numpy array Tiled serves for a table column (``table[column]``):
-    strings as fixed-width unicode as wide as the column's longest value (over the whole
-    column, so every partition's block has the dtype the metadata advertises), nulls as ``""``;
-    numbers as numpy gives them (integers with nulls become floats with NaN, as in pandas).
-    ``rows`` converts only those rows (of the whole column: a preview's first rows)."""
+    """One column as the numpy array Tiled serves for a table column (``table[column]``), in the
+    dtype of the whole column whatever part is asked for (its metadata advertises that one, and
+    the client reads the bytes as it): strings as fixed-width unicode as wide as the column's
+    longest value, nulls as ``""`` (categories and booleans with nulls as their text, as Tiled
+    serves them); integers with a null anywhere as floats with NaN (as in pandas); other numbers
+    as numpy gives them. ``rows`` converts only those rows (of the whole column: a preview's first
+    rows). A part converted alone had its own dtype: a slice of a nullable integer column without
+    a null went out as int64 bytes read as float64, one without a long category too narrow."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if rows is not None:
         data = table.read_rows(rows, [name]).column(name)
     else:
-        data = (table.read([name]) if partition is None else table.partition(partition, [name])).column(name)
-    if pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
-        whole = data if partition is None and rows is None else table.read([name]).column(name)
-        longest = pc.max(pc.utf8_length(whole)).as_py() or 0
-        return np.array(["" if v is None else v for v in data.to_pylist()], dtype=f"<U{max(longest, 1)}")
+        data = (table.read([name]) if partition is None and rows is None else table.partition(partition, [name])).column(name)
+    partial = partition is not None or rows is not None
+    kind = data.type.value_type if pa.types.is_dictionary(data.type) else data.type
+    textual = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(data.type)
+    if not (textual or pa.types.is_boolean(kind) or pa.types.is_integer(kind)):
+        return data.to_numpy(zero_copy_only=False)
+    whole = table.read([name]).column(name) if partial else data
     if pa.types.is_dictionary(data.type):
-        data = data.cast(data.type.value_type)
-        return np.array(["" if v is None else str(v) for v in data.to_pylist()], dtype=f"<U{max([len(str(v or '')) for v in data.to_pylist()] + [1])}")
+        data, whole = data.cast(kind), whole.cast(kind)
+    if textual or (pa.types.is_boolean(kind) and whole.null_count):  # (booleans with nulls: text, as Tiled serves them)
+        return np.array(["" if v is None else str(v) for v in data.to_pylist()], dtype=f"<U{_text_width(whole)}")
     values = data.to_numpy(zero_copy_only=False)
-    if values.dtype == object:  # booleans with nulls (Python objects, which no client reads): text, as Tiled serves them
-        texts = ["" if v is None else str(v) for v in values]
-        return np.array(texts, dtype=f"<U{max([len(t) for t in texts] + [1])}")
-    return values
+    return values.astype("float64") if whole.null_count and values.dtype.kind in "iu" else values
+
+
+def _text_width(column: Any) -> int:
+    """The width of a column's values as text (at least 1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = column if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) else pc.cast(column, pa.string())
+    longest = pc.max(pc.utf8_length(text)).as_py() if len(text) else 0
+    return max(longest or 0, 1)
