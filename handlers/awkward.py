@@ -10,21 +10,18 @@ pyarrow are imported inside the routes, never at cold start.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from publisher import serializers
-from publisher.errors import BadRequest, NotAcceptable
+from publisher.errors import NotAcceptable
 from publisher.structures import AwkwardStructure
 
-from . import common
+from . import common, posted
 from .data import answer, check
 
 ZIP = "application/zip"
-#: A form key list longer than this is no client's (a form has one key per node).
-MAX_FORM_KEYS = 100_000
 ADVICE = "ask for fewer fields (form_key=..., or node['field'] in the tiled client) or read the Parquet file itself (format=parquet)"
 
 
@@ -37,16 +34,9 @@ def _published(app: Any, route: str) -> tuple[Any, str, Any]:
 
 def _form_keys(app: Any, params: dict[str, list[str]]) -> list[str]:
     """The POST body's JSON list of form keys, or GET's ``form_key=`` (repeated)."""
-    event = app.current_event
-    if event.http_method != "POST":
+    if app.current_event.http_method != "POST":
         return [k for k in params.get("form_key", []) if k]
-    try:
-        keys = json.loads(event.decoded_body or "null")
-    except (ValueError, RecursionError) as exc:  # (RecursionError: a body of nested lists, a 500)
-        raise BadRequest(f"the body of awkward/buffers must be a JSON list of form keys: {exc or 'nested too deeply'}") from None
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > MAX_FORM_KEYS:
-        raise BadRequest('the body of awkward/buffers must be a JSON list of form keys (strings), e.g. ["node1", "node2"]')
-    return keys
+    return posted.names(app, "awkward/buffers (its form keys)")
 
 
 def _post_redirect(app: Any, response: Response) -> Response:

@@ -20,7 +20,7 @@ from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
 from publisher.structures import TableStructure
 
-from . import awkward, common, http, settings, sparse
+from . import awkward, common, http, posted, settings, sparse
 from .data import answer, check, download_headers
 from .grammar import expected_shape, ints
 
@@ -88,7 +88,7 @@ def full() -> Response:
 
 def partition() -> Response:
     path = common.node_path(app, f"{common.API}/table/partition")
-    params = common.query(app)
+    params = posted.query_with_posted(app, "column", "table/partition (its columns)")
     catalog, table = _table(path)
     if "partition" not in params:
         raise BadRequest("partition=N is required")
@@ -191,7 +191,7 @@ def container_full() -> Response:
     from publisher.access.containers import TooManyNodes, subtree
 
     path = common.node_path(app, f"{common.API}/container/full")
-    params = common.query(app)
+    params = posted.query_with_posted(app, "field", "container/full (its fields)")
     catalog = common.catalog()
     entry = catalog.entry(path)
     if entry.family != "container":

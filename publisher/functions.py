@@ -91,7 +91,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/sparse/block/{path+}", "tables", "read:data"),
     Route("GET", "/api/v1/table/full/{path+}", "tables", "read:data"),
     Route("GET", "/api/v1/table/partition/{path+}", "tables", "read:data"),
+    Route("POST", "/api/v1/table/partition/{path+}", "tables", "read:data"),  # (the client's, for columns past a URL's length)
     Route("GET", "/api/v1/container/full/{path+}", "tables", "read:data"),
+    Route("POST", "/api/v1/container/full/{path+}", "tables", "read:data"),  # (and for fields)
     # a table's columns as array children (metadata/<table>/<column> redirects to the first)
     Route("GET", "/api/v1/column/metadata/{path+}", "tables", "read:metadata"),
     Route("GET", "/api/v1/column/full/{path+}", "tables", "read:data"),

@@ -116,3 +116,24 @@ def test_one_element_of_a_fixed_width_text_array(parts: str) -> None:
 
     node = from_uri(parts)["names"]["s"]
     assert node.dtype == np.dtype("<U3") and [str(node[i]) for i in range(3)] == ["a", "bb", "ccc"]
+
+
+def test_wide_datasets_and_column_selections_are_read_by_post(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The tiled client POSTs the names (a JSON list) where repeating them in the URL would pass
+    its length limit: a dataset of 80 variables (``read()``), 60 of a table's columns
+    (``read(columns=...)``). Both were a 405."""
+    import xarray as xr
+    from tiled.client import from_uri
+
+    folder = tmp_path_factory.mktemp("served-wide")
+    (folder / "src").mkdir()
+    names = [f"variable_with_a_long_descriptive_name_{i:03d}" for i in range(80)]
+    xr.Dataset({n: ("x", np.arange(10.0) + i) for i, n in enumerate(names)}).to_netcdf(folder / "src" / "wide.nc")
+    pd.DataFrame({n: np.arange(10) + i for i, n in enumerate(names)}).to_parquet(folder / "src" / "t.parquet")
+    published = run_build(folder, {"sources": [{"path": "src", "into": ""}]})
+    with local_server(published.store.url) as url:
+        client = from_uri(f"{url}/api/v1")
+        read = client["wide"].read()
+        assert sorted(read.data_vars) == names and read[names[79]].values.tolist() == (np.arange(10.0) + 79).tolist()
+        frame = client["t"].read(columns=names[:60])
+        assert list(frame.columns) == names[:60] and frame[names[59]].tolist() == (np.arange(10) + 59).tolist()

@@ -1,0 +1,36 @@
+"""Names the tiled client POSTs, a JSON list in the body, where repeating them in the URL would
+pass its length limit: an awkward form's keys, a wide dataset's variables (``container/full``),
+a table's columns (``table/partition``). Taken as the GET's repeated parameters."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from publisher.errors import BadRequest
+
+from .common import query
+
+#: Names a POST body may list (a form has one key per node; a dataset one field per variable).
+MAX_POSTED_NAMES = 100_000
+
+
+def names(app: APIGatewayHttpResolver, what: str) -> list[str]:
+    """A POST body's JSON list of names: what the tiled client sends where repeating them in the
+    URL would pass its length limit (form keys, a wide dataset's variables, a table's columns)."""
+    try:
+        found = json.loads(app.current_event.decoded_body or "null")
+    except (ValueError, RecursionError) as exc:  # (RecursionError: a body of nested lists, a 500)
+        raise BadRequest(f"the body of {what} must be a JSON list of names: {exc or 'nested too deeply'}") from None
+    if not isinstance(found, list) or not all(isinstance(n, str) for n in found) or len(found) > MAX_POSTED_NAMES:
+        raise BadRequest(f'the body of {what} must be a JSON list of names (strings), e.g. ["a", "b"]')
+    return found
+
+
+def query_with_posted(app: APIGatewayHttpResolver, name: str, what: str) -> dict[str, list[str]]:
+    """:func:`query`, and for a POST its body's names as ``name=`` parameters (as Tiled takes them)."""
+    params = query(app)
+    if app.current_event.http_method == "POST":
+        params = {**params, name: [*params.get(name, []), *names(app, what)]}
+    return params
