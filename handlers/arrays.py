@@ -92,7 +92,7 @@ def _png_options(params: dict[str, list[str]]) -> dict[str, Any]:
     """``rescale=min,max``, ``colormap=``, ``scale=linear|log`` and ``max_size=``, checked before
     any data is read (a 400 naming the bad one, whatever the format); ``report`` collects the
     range a PNG used (:func:`rescale_header`)."""
-    from publisher.serializers.array import png_check
+    from publisher.serializers.png import png_check
 
     options: dict[str, Any] = {"report": {}}
     rescale = common.one(params, "rescale")
@@ -226,7 +226,7 @@ def full() -> Response:
 def _png_level(entry: Entry, array: PublishedArray, sel: tuple[Any, ...], options: dict[str, Any]) -> tuple[PublishedArray, tuple[Any, ...], dict[str, str]]:
     """A PNG of an image with a pyramid reads the coarsest level still at least ``max_size``
     over the selection (``publisher.access.arrays.preview_level``), named in ``X-Skyshelf-Level``."""
-    from publisher.serializers.array import PNG_MAX_SIZE
+    from publisher.serializers.png import PNG_MAX_SIZE
 
     notes = entry.notes or {}
     levels = notes.get("pyramid_levels")  # the build's own notes, not source metadata

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from publisher.parallel import cores, map_parts, spans
-from publisher.serializers.array import _small_ints_to_u1, _to_u1
+from publisher.serializers.png import _small_ints_to_u1, _to_u1
 from publisher.serializers.table import CSV_PARALLEL_ROWS, to_csv
 
 

@@ -177,7 +177,7 @@ def test_lambda_packages_ship_the_builtin_serializers() -> None:
 
     for function in ("arrays", "tables"):
         files = set(our_modules(function))
-        assert {"publisher/serializers/array.py", "publisher/serializers/container.py", "publisher/serializers/table.py",
+        assert {"publisher/serializers/array.py", "publisher/serializers/png.py", "publisher/serializers/container.py", "publisher/serializers/table.py",
                 "publisher/zarr_layout.py", "publisher/registry.py"} <= files, function
 
 

@@ -137,3 +137,26 @@ def test_wide_datasets_and_column_selections_are_read_by_post(tmp_path_factory: 
         assert sorted(read.data_vars) == names and read[names[79]].values.tolist() == (np.arange(10.0) + 79).tolist()
         frame = client["t"].read(columns=names[:60])
         assert list(frame.columns) == names[:60] and frame[names[59]].tolist() == (np.arange(10) + 59).tolist()
+
+
+def test_a_colour_image_is_a_colour_png(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An array whose last dimension is 3 or 4 channels is drawn as a colour PNG (a 400 before:
+    "an image needs a 2-D selection"; Tiled draws it): 8-bit as it is, others by one range."""
+    from PIL import Image
+    from tiled.client import from_uri
+
+    folder = tmp_path_factory.mktemp("served-colour")
+    (folder / "src").mkdir()
+    rgb = (np.arange(16 * 20 * 3) % 256).astype("u1").reshape(16, 20, 3)
+    Image.fromarray(rgb).save(folder / "src" / "photo.png")
+    np.save(folder / "src" / "rgba16.npy", (np.arange(8 * 6 * 4) * 100).astype("u2").reshape(8, 6, 4))
+    published = run_build(folder, {"sources": [{"path": "src", "into": ""}]})
+    with local_server(published.store.url) as url:
+        answer = httpx.get(f"{url}/api/v1/array/full/photo?format=png")
+        assert answer.status_code == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(answer.content))), rgb)
+        wide = Image.open(io.BytesIO(httpx.get(f"{url}/api/v1/array/full/rgba16?format=png").content))
+        assert wide.mode == "RGBA" and wide.size == (6, 8)
+        refused = httpx.get(f"{url}/api/v1/array/full/photo?format=png&colormap=viridis")
+        assert refused.status_code == 400 and "has its own colours" in refused.json()["detail"]
+        from_uri(f"{url}/api/v1")["photo"].export(str(folder / "out.png"))
+        assert np.array_equal(np.asarray(Image.open(folder / "out.png")), rgb)

@@ -298,6 +298,21 @@ def test_steps_and_integers_as_numpy_indexes(api: str, built: tuple[Path, Publis
         np.testing.assert_array_equal(sparse.COO(got, columns["data"], want.shape).todense(), want.todense(), err_msg=query)
 
 
+def test_one_element_dense_and_the_cli_listing(api: str, built: tuple[Path, Published]) -> None:
+    """A selection of one element (every index an integer) made dense for CSV was a 500 (np.add.at
+    into a 0-d array); ``publish ls -l`` stopped at a sparse node (no ``count``)."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    expected = _expected(built, BLOCKED)
+    answer = httpx.get(f"{api}/sparse/full/{BLOCKED}?slice=5,3&format=csv")
+    assert answer.status_code == 200 and float(answer.text.strip() or 0) == float(expected[5, 3])
+    _, pub = built
+    listing = CliRunner().invoke(main, ["ls", "-l", "--store", pub.store.url, BLOCKED.rpartition("/")[0]])
+    assert listing.exit_code == 0 and f"sparse {tuple(expected.shape)}" in listing.output, listing.output
+
+
 def test_bad_requests_name_the_problem(api: str) -> None:
     for url, words in ((f"sparse/block/{BLOCKED}?block=4,0", "out of range"), (f"sparse/block/{BLOCKED}?block=0", "out of range"),
                        (f"sparse/full/{BLOCKED}?slice=0:2,0:2,1", "dimensions"), (f"sparse/full/{BLOCKED}?slice=200", "out of range"),

@@ -23,7 +23,10 @@ def _describe(entry: Entry) -> str:
         return f"{s.data_type.kind}{s.data_type.itemsize} {s.shape}"
     if isinstance(s, TableStructure):
         return f"{s.row_count} rows × {len(s.columns)} cols"
-    return f"{s.count} children"
+    if entry.family == "container":
+        return f"{s.count} children"
+    shape = getattr(s, "shape", None)  # (a sparse array's; an awkward array's length: each had no count, the listing stopped)
+    return f"{entry.family} {tuple(shape) if shape is not None else getattr(s, 'length', '')}".rstrip()
 
 
 @click.command(name="ls")

@@ -17,7 +17,7 @@ from .base import REGISTRY, Serializer, register
 
 
 def _builtins() -> None:
-    from . import array, awkward, container, sparse, table  # noqa: F401  (they register themselves)
+    from . import array, awkward, container, png, sparse, table  # noqa: F401  (they register themselves)
 
 
 REGISTRY.builtins = _builtins

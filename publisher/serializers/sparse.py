@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import array
+from . import array, png
 from .base import register
 
 
@@ -22,6 +22,8 @@ class COO(NamedTuple):
     shape: tuple[int, ...]
 
     def dense(self) -> np.ndarray:
+        if not self.shape:  # one element (every index an integer): np.add.at cannot index a 0-d array (a 500)
+            return np.asarray(self.data.sum(), dtype=self.data.dtype)
         out = np.zeros(self.shape, dtype=self.data.dtype)
         np.add.at(out, tuple(self.coords), self.data)  # repeated coordinates add up, as in sparse.COO
         return out
@@ -65,4 +67,4 @@ def to_csv(coo: COO, **options: Any) -> bytes:
 @register("sparse", "image/png", ("png",), ".png")
 def to_png(coo: COO, **options: Any) -> bytes:
     """The selection dense, drawn as an array's PNG (same options)."""
-    return array.to_png(coo.dense(), **options)
+    return png.to_png(coo.dense(), **options)
