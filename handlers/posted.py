@@ -19,8 +19,11 @@ MAX_POSTED_NAMES = 100_000
 def names(app: APIGatewayHttpResolver, what: str) -> list[str]:
     """A POST body's JSON list of names: what the tiled client sends where repeating them in the
     URL would pass its length limit (form keys, a wide dataset's variables, a table's columns)."""
+    body = app.current_event.decoded_body
+    if not body or not body.strip():  # (no body: no names, as a GET without the parameter)
+        return []
     try:
-        found = json.loads(app.current_event.decoded_body or "null")
+        found = json.loads(body)
     except (ValueError, RecursionError) as exc:  # (RecursionError: a body of nested lists, a 500)
         raise BadRequest(f"the body of {what} must be a JSON list of names: {exc or 'nested too deeply'}") from None
     if not isinstance(found, list) or not all(isinstance(n, str) for n in found) or len(found) > MAX_POSTED_NAMES:

@@ -34,6 +34,9 @@ def checked_sort(sort: str) -> str:
     if not _SORT.fullmatch(sort):
         bad = next((k for k in sort.split(",") if not SORT_KEY.fullmatch(k)), sort)
         raise _refused(bad if sort != "-" else sort)
+    names = [name for name, _ in sort_keys(sort)] if sort != "-" else []
+    if twice := next((name for i, name in enumerate(names) if name in names[:i]), None):
+        raise BadRequest(f"sort names {twice!r} twice (Duplicate sorting key)")
     return sort
 
 
@@ -44,18 +47,15 @@ KEY_SORT = "id"
 def sort_keys(sort: str) -> list[tuple[str, bool]]:
     """``sort=a,-b`` as (metadata key, descending) pairs, as Tiled reads them: ``id`` is the
     node's key (:data:`KEY_SORT`), ``metadata.a`` is ``a`` (both were taken for metadata keys of
-    those names, which no node had: the order silently unchanged); a key given twice is a 400, as
-    Tiled's "Duplicate sorting key"; anything but dotted keys is a 400 (a request's whole text is
-    held to :data:`SORT_PATTERN` first, :func:`checked_sort`)."""
+    those names, which no node had: the order silently unchanged); anything but dotted keys is a
+    400 (a request's whole text is held to :data:`SORT_PATTERN` first, and a key given twice
+    refused, as Tiled's "Duplicate sorting key": :func:`checked_sort`)."""
     out: list[tuple[str, bool]] = []
     for key in (k.strip() for k in sort.split(",") if k.strip()):
         if not SORT_KEY.fullmatch(key):
             raise _refused(key)
         name = key.lstrip("+-")
-        name = name.removeprefix("metadata.") if name.startswith("metadata.") and len(name) > 9 else name
-        if any(name == seen for seen, _ in out):
-            raise BadRequest(f"sort names {name!r} twice (Duplicate sorting key)")
-        out.append((name, key.startswith("-")))
+        out.append((name.removeprefix("metadata.") if name.startswith("metadata.") and len(name) > 9 else name, key.startswith("-")))
     return out
 
 
