@@ -139,7 +139,7 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
     if rows is not None:
         data = table.read_rows(rows, [name]).column(name)
     else:
-        data = (table.read([name]) if partition is None and rows is None else table.partition(partition, [name])).column(name)
+        data = (table.read([name]) if partition is None else table.partition(partition, [name])).column(name)
     partial = partition is not None or rows is not None
     kind = data.type.value_type if pa.types.is_dictionary(data.type) else data.type
     textual = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(data.type)
