@@ -83,6 +83,10 @@ def choose(family: str, format: str | None, accept: str | None, default: str) ->
         return _choose(_tables().get(family, {}), family, format, accept, default, complete=True)
 
 
+#: Media types Tiled answers with CSV (its registry's synonyms): asked for where the family has
+#: no serializer of its own for them, they get CSV (``export("x.txt")`` was a 406 here).
+CSV_SYNONYMS = {"text/plain": "text/csv", "text/x-comma-separated-values": "text/csv", "application/vnd.ms-excel": "text/csv"}
+
 #: What a wildcard of a kind (``image/*``, ``text/*``) that does not cover the default answers with.
 _WILDCARD_FIRST = ("image/png", "text/csv")
 
@@ -92,12 +96,14 @@ def _choose(table: dict[str, Serializer], family: str, format: str | None, accep
     if format:
         known = {alias: mt for mt, s in table.items() for alias in s.aliases}
         media_type = known.get(format.lower(), format.lower())
+        media_type = media_type if media_type in table else CSV_SYNONYMS.get(media_type, media_type)
         if media_type in table:
             return table[media_type]
         if not complete:
             raise _AskPlugins
         raise NotAcceptable(f"format {format!r} is not available for {family}s; choose one of {sorted(table)} or {sorted(known)}")
     for media_type in _parse_accept(accept or "*/*"):
+        media_type = media_type if media_type in table else CSV_SYNONYMS.get(media_type, media_type)
         if media_type in table:
             return table[media_type]
         if media_type == "*/*" or (media_type.endswith("/*") and default.startswith(media_type[:-1])):
