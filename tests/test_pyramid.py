@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import httpx
 import numpy as np
 import pytest
 import tifffile
@@ -49,9 +50,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, np.n
     with h5py.File(folder / "f.h5", "w") as f:
         for name, values in sources.items():
             f.create_dataset(name if name != "labels" else "seg/cells", data=values, chunks=True)
+        f.create_dataset("odd/zarr.json", data=np.arange(3))  # (a name the Zarr group's document has: the build failed)
+        f.create_dataset("odd/kept", data=np.arange(3))
     tifffile.imwrite(folder / "t.tif", sources["signed"])
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 255, (300, 520, 3), dtype="u1")).save(folder / "photo.png")
     published = run_build(folder, {
-        "sources": [{"path": str(folder / "f.h5")}, {"path": str(folder / "t.tif")}],
+        "sources": [{"path": str(folder / "f.h5")}, {"path": str(folder / "t.tif")}, {"path": str(folder / "photo.png")}],
+        "on_error": "skip",
         "output": {"store": str(folder / "site"), "pyramid_min_size": MIN_SIZE},
         "rules": [{"match": "f/big", "chunks": [333, 511]}, {"match": "f/stack", "chunks": [1, 400, 700]}, {"match": "f/seg/cells", "labels": True},
                   {"match": "f/forbidden", "pyramid": False},
@@ -111,7 +118,8 @@ def test_levels_are_valid_ome_zarr_and_match_numpy(built: tuple[Any, dict[str, n
         else:  # integers exact
             np.testing.assert_array_equal(got, want, err_msg=f"{path} level {k}")
         assert multiscale.datasets[k].coordinateTransformations[0].scale[-2:] == [float(factors[k])] * 2
-        assert multiscale.datasets[k].coordinateTransformations[1].translation[-2:] == [(factors[k] - 1) / 2] * 2
+        # a block mean's centre; a nearest level keeps each block's top-left pixel: no shift (it was (f-1)/2 off)
+        assert multiscale.datasets[k].coordinateTransformations[1].translation[-2:] == [(factors[k] - 1) / 2 if method == "mean" else 0.0] * 2
         want = (_nearest if method == "nearest" else _mean)(want, 4 if k == 0 else 2)
     assert max(advertised["levels"][-1]["shape"][-2:]) <= MIN_SIZE // 4 < max(advertised["levels"][-2]["shape"][-2:])
 
@@ -123,6 +131,24 @@ def test_axes_of_a_stack_leave_the_leading_dimension_unscaled(built: tuple[Any, 
     assert [a.get("type") for a in stack["axes"]] == [None, "space", "space"]
     assert stack["datasets"][2]["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 8.0, 8.0]},
                                                                  {"type": "translation", "translation": [0.0, 3.5, 3.5]}]
+
+
+def test_a_colour_image_gets_no_pyramid_and_previews_in_colour(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    """A (y, x, band) image: its x and channels were reduced together (300x520x3 -> 300x260x1,
+    colours averaged), and its preview of that level a 400. OME-Zarr wants channels before space:
+    no pyramid; the preview is the image downsampled, in colour."""
+    published, _ = built
+    assert published.node("photo")["structure"]["shape"] == [300, 520, 3] and "pyramid" not in published.node("photo")["metadata"]
+    with local_server(published.store.url) as url:
+        answer = httpx.get(f"{url}/api/v1/array/full/photo", params={"format": "png", "max_size": "200"})
+        assert answer.status_code == 200, answer.text
+
+
+def test_a_dataset_named_as_a_zarr_document_is_skipped(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    published, _ = built
+    (skipped,) = [p for p in published.report.skipped if p.path == "f/odd/zarr.json"]
+    assert "name of a Zarr group's metadata document" in skipped.reason
+    assert published.node("f/odd/kept")["structure"]["shape"] == [3] and not published.report.failures
 
 
 def test_small_or_forbidden_images_get_no_pyramid(built: tuple[Any, dict[str, np.ndarray]]) -> None:

@@ -289,6 +289,10 @@ class Converter:
                         out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: '.', '..', '' and names "
                                                                "with '/' are not path segments", source_file))
                         continue
+                    if child.key in ZARR_DOCUMENTS:  # (a dataset named zarr.json: the group's own document there; the build failed)
+                        out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: it is the name of a Zarr group's "
+                                                               "metadata document", source_file))
+                        continue
                     if self.access.tagged and self.access.access_class(child_path) != island.access_class:
                         done = self.write_island(self.island(child_path), child, child_path, source_file, out)
                     else:
@@ -348,6 +352,10 @@ class Converter:
         text = json.dumps(notes, ensure_ascii=False)
         unrooted = self.pipeline.unrooted(text)
         return notes if unrooted == text else json.loads(unrooted)  # type: ignore[no-any-return]
+
+
+#: Names a Zarr group keeps for its metadata (v3 and v2): no child may take them.
+ZARR_DOCUMENTS = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
 
 def _without(mapping: dict[str, Any], hidden: set[str], copied: set[str]) -> dict[str, Any]:

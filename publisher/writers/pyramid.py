@@ -36,7 +36,8 @@ MEAN, NEAREST = "mean", "nearest"
 PREVIEW = 1024
 #: OME-Zarr axis types of leading dimensions, by name; the last two are always ``space``.
 _TYPES = {"t": "time", "time": "time", "c": "channel", "ch": "channel", "channel": "channel", "channels": "channel",
-          "band": "channel", "bands": "channel", "z": "space"}
+          "band": "channel", "bands": "channel", "sample": "channel", "samples": "channel", "rgb": "channel", "rgba": "channel",
+          "z": "space"}
 DESCRIPTIONS = {
     MEAN: "block mean of the last two dimensions (4x4 of level 0 for level 1, then 2x2 of the level below): "
           "integers exact (wider integer sum, round half up), floats in their own dtype, NaN left out "
@@ -59,6 +60,11 @@ def axes_for(dims: list[str]) -> list[dict[str, str]] | None:
     """OME-Zarr axes named after the array's dimensions, or None when they cannot be typed validly
     (2 to 5 axes, unique names, time first, at most one untyped axis)."""
     if not 2 <= len(dims) <= 5 or len(set(dims)) != len(dims):
+        return None
+    if any(_TYPES.get(d.lower(), "space") != "space" for d in dims[-2:]):
+        # a colour image's channels last (y, x, band: PNG, TIFF), a variable's time last: the
+        # last two are not the picture's sides (they were reduced together), and OME-Zarr wants
+        # channel and time before space: no pyramid
         return None
     lead = [_TYPES.get(d.lower()) for d in dims[:-2]]
     if "space" in lead[:-1] or lead.count(None) > 1 or lead.count("time") > 1 or lead.count("channel") > 1:
@@ -200,7 +206,7 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
                            order=tiles if _in_tiles(node) else slabs)
     following.check_done()
     paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
-    multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, f, len(dims)) for f, p in zip(factors, paths)],
+    multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, f, len(dims), method) for f, p in zip(factors, paths)],
                   "type": method, "metadata": {"description": DESCRIPTIONS[method], "writer": "skyshelf"}}
     _groups(writer, parent, name, multiscale, documents, in_group)
     node.metadata["pyramid"] = {"type": method, "levels": [{"path": p, "shape": list(s)} for p, s in zip(paths, shapes)]}
@@ -315,11 +321,14 @@ def _one_value(data: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _dataset(path: str, f: int, ndim: int) -> dict[str, Any]:
-    """A level reduced ``f`` x ``f``: scale ``f`` and the shift of a block mean's centre (as ome-zarr's writer)."""
+def _dataset(path: str, f: int, ndim: int, method: str) -> dict[str, Any]:
+    """A level reduced ``f`` x ``f``: scale ``f`` and, for block means, the shift of a block's
+    centre (as ome-zarr's writer); a nearest level keeps each block's top-left pixel, so none (it
+    was given the centre's shift too: labels sat (f-1)/2 pixels off their image)."""
+    shift = (f - 1) / 2 if method == MEAN else 0.0
     return {"path": path, "coordinateTransformations": [
         {"type": "scale", "scale": [1.0] * (ndim - 2) + [float(f)] * 2},
-        {"type": "translation", "translation": [0.0] * (ndim - 2) + [(f - 1) / 2] * 2}]}
+        {"type": "translation", "translation": [0.0] * (ndim - 2) + [shift] * 2}]}
 
 
 def _groups(writer: Any, parent: str, name: str, multiscale: dict[str, Any], documents: dict[str, Any], in_group: bool) -> None:
