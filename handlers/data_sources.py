@@ -66,10 +66,16 @@ def data_sources(entry: Entry, base_url: str) -> list[dict[str, Any]]:
     mimetype = _mimetype(entry, data_url)
     folder = mimetype == "application/x-zarr" or not data_url.endswith(".parquet")  # a Zarr tree, partitioned Parquet
     assets = [{"data_uri": object_uri(direct_base(base_url), data_url), "is_directory": folder, "parameter": "data_uri", "num": None, "id": None}]
+    keys: list[str] | None = None
     if entry.family == "sparse":  # one asset per block file, as Tiled's SparseBlocksParquetAdapter takes them
         from publisher.sparse_layout import block_keys
 
         keys = block_keys(data_url, entry.structure_json()["chunks"])
+    elif entry.family == "table" and folder:  # one per partition, as Tiled's ParquetDatasetAdapter takes them (over
+        from publisher.table_layout import partition_keys  # HTTPS a folder cannot be listed: its address read nothing)
+
+        keys = partition_keys(data_url, int(entry.structure_json().get("npartitions") or 0))
+    if keys is not None:
         assets = [{"data_uri": object_uri(direct_base(base_url), k), "is_directory": False, "parameter": "data_uris", "num": i, "id": None}
                   for i, k in enumerate(keys)]
     return [{

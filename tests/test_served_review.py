@@ -170,3 +170,19 @@ def test_tileds_csv_synonyms_answer_csv(api: str, media_type: str) -> None:
         by_accept = httpx.get(url, params=params, headers={"Accept": media_type})
         assert by_format.status_code == by_accept.status_code == 200 and by_format.text == by_accept.text
         assert by_format.text == httpx.get(url, params={**params, "format": "csv"}).text
+
+
+def test_a_partitioned_tables_data_sources_are_its_files(parts: str) -> None:
+    """A partitioned table's one asset was its folder, which HTTPS cannot list (publish serve's
+    /files/, a bucket's website): pandas, pyarrow and polars read nothing from it. Now one asset a
+    partition (``data_uris``), as Tiled's Parquet adapter takes them, each readable as it is."""
+    from tiled.client import from_uri
+
+    client = from_uri(parts, include_data_sources=True)
+    (source,) = client["t"].data_sources()
+    assert [(a.parameter, a.num, a.is_directory) for a in source.assets] == [("data_uris", 0, False), ("data_uris", 1, False)]
+    read = pd.concat([pd.read_parquet(a.data_uri) for a in source.assets], ignore_index=True)
+    served = client["t"].read().reset_index(drop=True)
+    assert len(read) == len(served) == 20 and list(read.columns) == list(served.columns)
+    assert np.array_equal(read["i"].to_numpy("f8", na_value=np.nan), served["i"].to_numpy("f8", na_value=np.nan), equal_nan=True)
+    assert read["cat"].astype(str).tolist() == served["cat"].astype(str).tolist()

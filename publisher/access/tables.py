@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..stores import Store
 from ..structures import TableStructure
+from ..table_layout import partition_key
 from .cache import DECODED
 
 
@@ -55,7 +56,7 @@ class PublishedTable:
         return int(width * self.rows(partition))
 
     def partition_key(self, i: int) -> str:
-        return self.url if self.url.endswith(".parquet") else f"{self.url}/part-{i:05d}.parquet"
+        return self.url if self.url.endswith(".parquet") else partition_key(self.url, i)
 
     def _check_columns(self, columns: list[str] | None) -> None:
         unknown = [c for c in columns or [] if c not in self.columns]

@@ -21,6 +21,7 @@ from ..formats import CatalogDocument, release_root
 from ..index.layout import children_page_key, search_prefix
 from ..index.table import NodeView, briefly, data_urls
 from ..scratch import Scratch
+from ..table_layout import partition_key
 from ..sparse_layout import block_keys
 from ..stores import Store
 from ..structures import ArrayStructure, SparseStructure, TableStructure, structure_from_json
@@ -208,7 +209,7 @@ def _entry_problems(family: str, url: str | None, structure_json: str | None, ke
         return
     structure = structure_from_json(family, json.loads(structure_json or "{}"))
     if isinstance(structure, TableStructure) and not url.endswith(".parquet"):
-        yield from (k for k in (f"{url}/part-{i:05d}.parquet" for i in range(structure.npartitions)) if k not in keys)
+        yield from (k for k in (partition_key(url, i) for i in range(structure.npartitions)) if k not in keys)
     elif isinstance(structure, SparseStructure):  # one Parquet file per block, empty ones too
         yield from (k for k in block_keys(url, structure.chunks) if k not in keys)
     elif url not in keys and not keys.has_prefix(url):

@@ -9,6 +9,7 @@ from typing import Any
 from ..nodes import TableNode
 from ..stores import Store
 from ..structures import TableStructure
+from ..table_layout import partition_key
 from .base import WriteContext, Written, discard, register
 
 ARROW_SCHEMA_PREFIX = "data:application/vnd.apache.arrow.file;base64,"
@@ -84,8 +85,8 @@ def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, pa
                     close()
                     groups = 0
                     if len(parts) == 1:  # a second partition: the first becomes part-00000
-                        store.move(f"{key}.parquet", f"{key}/part-00000.parquet")
-                    sink = store.open_write(f"{key}.parquet" if not parts else f"{key}/part-{len(parts):05d}.parquet")
+                        store.move(f"{key}.parquet", partition_key(key, 0))
+                    sink = store.open_write(f"{key}.parquet" if not parts else partition_key(key, len(parts)))
                     writer = pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True)
                     parts.append(0)
                 take = min(batch.num_rows - offset, partition_rows - parts[-1])
@@ -106,7 +107,7 @@ def write_table(store: Store, key: str, node: TableNode, row_group_rows: int, pa
         close()
     except BaseException:  # (a table cut short at a failing batch was a valid Parquet file of the rows before it)
         close()
-        discard(store, [f"{key}.parquet"] + [f"{key}/part-{i:05d}.parquet" for i in range(len(parts))])
+        discard(store, [f"{key}.parquet"] + [partition_key(key, i) for i in range(len(parts))])
         raise
     finally:
         close()
