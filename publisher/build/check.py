@@ -21,10 +21,10 @@ from ..formats import CatalogDocument, release_root
 from ..index.layout import children_page_key, search_prefix
 from ..index.table import NodeView, briefly, data_urls
 from ..scratch import Scratch
-from ..table_layout import partition_key
 from ..sparse_layout import block_keys
 from ..stores import Store
 from ..structures import ArrayStructure, SparseStructure, TableStructure, structure_from_json
+from ..table_layout import partition_key
 
 _V2_CHUNK = re.compile(r"^\d+(\.\d+)*$")
 
