@@ -71,8 +71,9 @@ def data_sources(entry: Entry, base_url: str) -> list[dict[str, Any]]:
         from publisher.sparse_layout import block_keys
 
         keys = block_keys(data_url, entry.structure_json()["chunks"])
-    elif entry.family == "table" and folder:  # one per partition, as Tiled's Parquet adapter takes them (a folder
-        from publisher.table_layout import partition_keys  # (over HTTPS cannot be listed: its address read nothing)
+    elif entry.family == "table" and folder:
+        # one per partition, as Tiled's Parquet adapter takes them (a folder over HTTPS cannot be listed: its address read nothing)
+        from publisher.table_layout import partition_keys
 
         keys = partition_keys(data_url, int(entry.structure_json().get("npartitions") or 0))
     if keys is not None:
