@@ -51,6 +51,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, np.n
         for name, values in sources.items():
             f.create_dataset(name if name != "labels" else "seg/cells", data=values, chunks=True)
         f.create_dataset("odd/zarr.json", data=np.arange(3))  # (a name the Zarr group's document has: the build failed)
+        # an image before a labels group, and one beside a dataset named as its levels (each got a pyramid: the group invalid)
+        f.create_dataset("crowd/img", data=sources["signed"])
+        f.create_dataset("crowd/labels/cells", data=sources["labels"])
+        f.create_dataset("named/img", data=sources["signed"])
+        f.create_dataset("named/img.levels", data=np.arange(3))
         f.create_dataset("odd/kept", data=np.arange(3))
     tifffile.imwrite(folder / "t.tif", sources["signed"])
     from PIL import Image
@@ -142,6 +147,14 @@ def test_a_colour_image_gets_no_pyramid_and_previews_in_colour(built: tuple[Any,
     with local_server(published.store.url) as url:
         answer = httpx.get(f"{url}/api/v1/array/full/photo", params={"format": "png", "max_size": "200"})
         assert answer.status_code == 200, answer.text
+
+
+def test_images_whose_group_has_no_room_get_no_pyramid(built: tuple[Any, dict[str, np.ndarray]]) -> None:
+    published, sources = built
+    for path in ("f/crowd/img", "f/named/img"):
+        assert "pyramid" not in published.node(path)["metadata"], path
+        np.testing.assert_array_equal(_group(published, path)["img"][...], sources["signed"])
+    assert _group(published, "f/named/img")["img.levels"][...].tolist() == [0, 1, 2]
 
 
 def test_a_dataset_named_as_a_zarr_document_is_skipped(built: tuple[Any, dict[str, np.ndarray]]) -> None:

@@ -27,6 +27,7 @@ from ..stores import Store
 from ..stores.faults import refused_name
 from ..structures import ContainerStructure
 from ..writers import WriteContext, writers_for
+from ..writers import pyramid
 from ..writers.base import Spread, discard
 from ..writers.zarr_array import ZarrWriter
 from .lasting import lasting
@@ -283,7 +284,10 @@ class Converter:
                 entry = self.entry(node, path, source_file, f"{island.zarr.prefix}/{zarr_path}", ContainerStructure(0))
                 out.entries.append(entry)
                 count = 0
+                siblings = {c.key for c in node.children}
                 for child in node.children:
+                    if isinstance(child, ArrayNode) and pyramid.crowded(child.key, siblings):  # (whatever the order they come in)
+                        child.pyramid = False
                     child_path, child_inner = f"{path}/{child.key}", f"{inner}/{child.key}" if inner else child.key
                     if child.key in ("", ".", "..") or "/" in child.key:  # (an Excel sheet named '..': listed, never reachable)
                         out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: '.', '..', '' and names "

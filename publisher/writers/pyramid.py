@@ -89,6 +89,13 @@ def levels_of(shape: tuple[int, ...], stop: int, forced: bool) -> list[tuple[int
     return out
 
 
+def crowded(key: str, siblings: set[str]) -> bool:
+    """Whether an image ``key`` beside ``siblings`` (its group's other children) has no room for a
+    pyramid: a ``labels`` child (OME-Zarr's label group: found after the image, it made the group
+    invalid), or a child named as its levels group (``<key>.levels``: its levels went inside it)."""
+    return "labels" in siblings or f"{key}.levels" in siblings
+
+
 def wanted(node: ArrayNode, min_size: int) -> bool:
     """Whether ``node`` gets a pyramid: an image (2-5 dims, numbers or booleans) whose last or
     second-last dimension reaches ``min_size``, unless a rule forces or forbids it."""
