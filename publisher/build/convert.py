@@ -26,8 +26,7 @@ from ..stacks import stack_arrays
 from ..stores import Store
 from ..stores.faults import refused_name
 from ..structures import ContainerStructure
-from ..writers import WriteContext, writers_for
-from ..writers import pyramid
+from ..writers import WriteContext, pyramid, writers_for
 from ..writers.base import Spread, discard
 from ..writers.zarr_array import ZarrWriter
 from .lasting import lasting
