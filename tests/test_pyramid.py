@@ -288,3 +288,25 @@ def test_levels_hold_a_few_chunks_whatever_the_width(tmp_path: Path, monkeypatch
     tiled = [level for level in made if "/tiled.levels/" in level.path]
     assert len(tiled) >= 3 and len(made) == 2 * len(tiled)
     assert max(level.most for level in tiled) <= 8 * chunk  # a few chunks per level (a chunk row of level 1: 32)
+
+
+def test_an_ome_tiffs_physical_sizes_are_its_axes_units_and_scales(tmp_path: Path) -> None:
+    """PhysicalSizeX/Y/Z and TimeIncrement of an OME-TIFF: the axes' units and each level's scale
+    (pixel factor times the size) and shift; they were dropped (anisotropic voxels drawn as cubes)."""
+    from ome_zarr_models.v05.image import Image
+
+    (tmp_path / "src").mkdir()
+    data = (np.arange(2 * 3 * 2 * 300 * 260) % 65535).astype("u2").reshape(2, 3, 2, 300, 260)
+    tifffile.imwrite(tmp_path / "src" / "cells.ome.tif", data, ome=True, metadata={
+        "axes": "TCZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.25, "PhysicalSizeZ": 2.0, "PhysicalSizeZUnit": "nm", "TimeIncrement": 1.0})
+    published = run_build(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": str(tmp_path / "site"), "pyramid_min_size": MIN_SIZE}})
+    path = "cells.ome"
+    assert published.node(path)["metadata"]["physical_sizes"]["z"] == {"size": 2.0, "unit": "nanometer"}
+    image = Image.from_zarr(_group(published, path))
+    (multiscale,) = image.ome_attributes.multiscales
+    assert [(a.name, a.unit) for a in multiscale.axes] == [("time", "second"), ("channel", None), ("z", "nanometer"), ("y", "micrometer"),
+                                                           ("x", "micrometer")]
+    level0, level1 = multiscale.datasets[:2]
+    assert level0.coordinateTransformations[0].scale == [1.0, 1.0, 2.0, 0.25, 0.5]
+    assert level1.coordinateTransformations[0].scale == [1.0, 1.0, 2.0, 1.0, 2.0]
+    assert level1.coordinateTransformations[1].translation == [0.0, 0.0, 0.0, 0.375, 0.75]

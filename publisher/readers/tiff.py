@@ -20,6 +20,7 @@ from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
 from . import tiff_parts, tiff_series
 from .base import Reader, register_reader
+from .ome_units import physical_sizes
 
 _AXES = {"Y": "y", "X": "x", "Z": "z", "S": "sample", "C": "channel", "T": "time", "I": "frame", "Q": "dim", "E": "lambda", "R": "tile"}
 #: Tags larger than this (lookup tables, strip offsets, ...) are not copied into metadata.
@@ -211,6 +212,8 @@ class TiffReader(Reader):
                         cache["all"] = series.asarray().reshape(shape)
                 return np.asarray(cache["all"][sel], dtype=native, order="C")
 
+            if tif.is_ome and (physical := physical_sizes(tif.ome_metadata, axes, _dims(axes))):
+                metadata["physical_sizes"] = physical
             node = ArrayNode(key=key, metadata=metadata, dtype=native, shape=shape, read=read, dims=_dims(axes))
             if len(tif.series) > 1:
                 node.notes["other_series"] = [{"shape": list(s.shape), "dtype": str(s.dtype), "axes": s.axes} for s in tif.series[1:]]

@@ -213,7 +213,11 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
                            order=tiles if _in_tiles(node) else slabs)
     following.check_done()
     paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
-    multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, f, len(dims), method) for f, p in zip(factors, paths)],
+    physical = node.metadata.get("physical_sizes") if isinstance(node.metadata.get("physical_sizes"), dict) else {}
+    stated = {d: found for d in dims if (found := _physical(physical.get(d))) is not None}
+    sizes = [stated[d][0] if d in stated else 1.0 for d in dims]
+    axes = [{**a, "unit": stated[a["name"]][1]} if a["name"] in stated else a for a in axes]
+    multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, f, sizes, method) for f, p in zip(factors, paths)],
                   "type": method, "metadata": {"description": DESCRIPTIONS[method], "writer": "skyshelf"}}
     _groups(writer, parent, name, multiscale, documents, in_group)
     node.metadata["pyramid"] = {"type": method, "levels": [{"path": p, "shape": list(s)} for p, s in zip(paths, shapes)]}
@@ -328,14 +332,27 @@ def _one_value(data: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _dataset(path: str, f: int, ndim: int, method: str) -> dict[str, Any]:
-    """A level reduced ``f`` x ``f``: scale ``f`` and, for block means, the shift of a block's
-    centre (as ome-zarr's writer); a nearest level keeps each block's top-left pixel, so none (it
-    was given the centre's shift too: labels sat (f-1)/2 pixels off their image)."""
+def _physical(stated: Any) -> tuple[float, str] | None:
+    """A dimension's (pixel size, unit) from the ``physical_sizes`` metadata (a reader's: an
+    OME-TIFF's), None where it states none usable."""
+    if not isinstance(stated, dict) or not isinstance(stated.get("unit"), str):
+        return None
+    size = stated.get("size")
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size) or size <= 0:
+        return None
+    return float(size), stated["unit"]
+
+
+def _dataset(path: str, f: int, sizes: list[float], method: str) -> dict[str, Any]:
+    """A level reduced ``f`` x ``f``: scale ``f`` times each axis's pixel size (``sizes``: an
+    OME-TIFF's physical sizes, else 1) and, for block means, the shift of a block's centre (as
+    ome-zarr's writer); a nearest level keeps each block's top-left pixel, so none (it was given
+    the centre's shift too: labels sat (f-1)/2 pixels off their image)."""
     shift = (f - 1) / 2 if method == MEAN else 0.0
+    lead = sizes[:-2]
     return {"path": path, "coordinateTransformations": [
-        {"type": "scale", "scale": [1.0] * (ndim - 2) + [float(f)] * 2},
-        {"type": "translation", "translation": [0.0] * (ndim - 2) + [shift] * 2}]}
+        {"type": "scale", "scale": [*lead, *(float(f) * s for s in sizes[-2:])]},
+        {"type": "translation", "translation": [0.0] * len(lead) + [shift * s for s in sizes[-2:]]}]}
 
 
 def _groups(writer: Any, parent: str, name: str, multiscale: dict[str, Any], documents: dict[str, Any], in_group: bool) -> None:
