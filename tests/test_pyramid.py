@@ -310,3 +310,11 @@ def test_an_ome_tiffs_physical_sizes_are_its_axes_units_and_scales(tmp_path: Pat
     assert level0.coordinateTransformations[0].scale == [1.0, 1.0, 2.0, 0.25, 0.5]
     assert level1.coordinateTransformations[0].scale == [1.0, 1.0, 2.0, 1.0, 2.0]
     assert level1.coordinateTransformations[1].translation == [0.0, 0.0, 0.0, 0.375, 0.75]
+    # sizes a rule states, in units their axes do not take (a channel has none; "furlong" is no UDUNITS unit): left out
+    (tmp_path / "rule").mkdir()
+    tifffile.imwrite(tmp_path / "rule" / "plain.tif", data[0, 0, 0])
+    stated = {"y": {"size": 3.0, "unit": "furlong"}, "x": {"size": 2.0, "unit": "second"}}
+    ruled = run_build(tmp_path / "rule", {"sources": [{"path": str(tmp_path / "rule" / "plain.tif"), "into": ""}], "rules": [
+        {"match": "plain", "metadata": {"physical_sizes": stated}}], "output": {"store": str(tmp_path / "rule" / "site"), "pyramid_min_size": MIN_SIZE}})
+    (plain,) = Image.from_zarr(_group(ruled, "plain")).ome_attributes.multiscales
+    assert [a.unit for a in plain.axes] == [None, None] and plain.datasets[0].coordinateTransformations[0].scale == [1.0, 1.0]

@@ -38,6 +38,15 @@ PREVIEW = 1024
 _TYPES = {"t": "time", "time": "time", "c": "channel", "ch": "channel", "channel": "channel", "channels": "channel",
           "band": "channel", "bands": "channel", "sample": "channel", "samples": "channel", "rgb": "channel", "rgba": "channel",
           "z": "space"}
+#: The units OME-Zarr 0.5 takes for an axis of each type (UDUNITS-2 names).
+UNITS = {
+    "space": frozenset({"angstrom", "attometer", "centimeter", "decimeter", "exameter", "femtometer", "foot", "gigameter",
+                        "hectometer", "inch", "kilometer", "megameter", "meter", "micrometer", "mile", "millimeter", "nanometer",
+                        "parsec", "petameter", "picometer", "terameter", "yard", "yoctometer", "yottameter", "zeptometer", "zettameter"}),
+    "time": frozenset({"attosecond", "centisecond", "day", "decisecond", "exasecond", "femtosecond", "gigasecond", "hectosecond",
+                       "hour", "kilosecond", "megasecond", "microsecond", "millisecond", "minute", "nanosecond", "petasecond",
+                       "picosecond", "second", "terasecond", "yoctosecond", "yottasecond", "zeptosecond", "zettasecond"}),
+}
 DESCRIPTIONS = {
     MEAN: "block mean of the last two dimensions (4x4 of level 0 for level 1, then 2x2 of the level below): "
           "integers exact (wider integer sum, round half up), floats in their own dtype, NaN left out "
@@ -214,7 +223,8 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
     following.check_done()
     paths = [name, *(f"{name}.levels/{k}" for k in range(1, len(shapes)))]
     physical = node.metadata.get("physical_sizes") if isinstance(node.metadata.get("physical_sizes"), dict) else {}
-    stated = {d: found for d in dims if (found := _physical(physical.get(d))) is not None}
+    # (a size whose unit its axis's type does not take, from metadata a rule or sidecar set: left out, the group stays valid)
+    stated = {a["name"]: found for a in axes if (found := _physical(physical.get(a["name"]))) and found[1] in UNITS.get(a.get("type", ""), ())}
     sizes = [stated[d][0] if d in stated else 1.0 for d in dims]
     axes = [{**a, "unit": stated[a["name"]][1]} if a["name"] in stated else a for a in axes]
     multiscale = {"name": name, "axes": axes, "datasets": [_dataset(p, f, sizes, method) for f, p in zip(factors, paths)],
