@@ -268,7 +268,9 @@ class Converter:
             return False
         try:
             if isinstance(node, ContainerNode):
-                if self.access.tagged and (hidden := {c.key for c in node.children if self.access.access_class(f"{path}/{c.key}") != island.access_class}):
+                # each child's access class, asked once (its own island when not this one's)
+                classes = {c.key: self.access.access_class(f"{path}/{c.key}") for c in node.children} if self.access.tagged else {}
+                if hidden := {key for key, access_class in classes.items() if access_class != island.access_class}:
                     # a private child's value copied into its public parent, or its name in the parent's NeXus attributes
                     node.metadata = _without(node.metadata, hidden, node.copied)
                     if isinstance(node.metadata.get("attrs"), dict):  # (an xarray dataset's Zarr attributes, copied from them)
@@ -296,7 +298,7 @@ class Converter:
                         out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: it is the name of a Zarr group's "
                                                                "metadata document", source_file))
                         continue
-                    if self.access.tagged and self.access.access_class(child_path) != island.access_class:
+                    if child.key in hidden:
                         done = self.write_island(self.island(child_path), child, child_path, source_file, out)
                     else:
                         done = self.write_node(child, child_path, island, child_inner, source_file, out)

@@ -207,7 +207,7 @@ def write_pyramid(writer: Any, node: ArrayNode, zarr_path: str, documents: dict[
     in_group = (documents.get(parent) or {}).get("node_type") == "group"
     if not in_group:  # a file of its own: its .zarr becomes the image group
         parent, name = zarr_path, zarr_path.rpartition("/")[2].removesuffix(".zarr") or "0"
-    if name == "labels" or f"{parent}/labels" in documents:  # OME-Zarr's name for an image's label group
+    if name == "labels":  # OME-Zarr's name for an image's label group (a labels sibling: pyramid.crowded, before the write)
         return None
     method = method_for(node)
     chunks = _aligned(auto_chunks(node.shape, node.dtype.itemsize, writer.target_bytes, node.source_chunks, node.chunks), tuple(node.shape), factors[1])
