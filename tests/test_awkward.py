@@ -434,3 +434,24 @@ def test_a_piece_of_missing_regular_rows_is_published(tmp_path: Path, monkeypatc
         _buffers_group(f, "reg", ak.to_packed(value))
     published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "reg.h5"), "into": ""}]})
     assert ak.to_list(ak.from_parquet(published.url("reg/reg"))) == ak.to_list(value)
+
+
+def test_a_buffers_request_naming_no_keys_leaves_the_whole_array_intact(built: Published) -> None:
+    """A POST of ``[]`` (or a GET without form_key) answers an empty zip, and the warm process's
+    later reads of the record array are still all of it (the empty projection was cached under
+    the whole table's key: every later read answered records without fields)."""
+    from publisher.access.awkward import PublishedAwkward
+    from publisher.structures import AwkwardStructure
+
+    path = "rag/entry/events/events_by_pulse"
+    want = _source(built)[path]
+    node = built.node(path)
+    published = PublishedAwkward(built.store, node["data_url"], AwkwardStructure.from_json(node["structure"]))
+    assert published.buffers([]) == {}
+    _same(published.read(), want)
+    with local_server(built.store.url) as url:
+        base = f"{url}/api/v1/awkward/buffers/{path}"
+        for empty in (httpx.post(base, json=[]), httpx.get(base)):
+            assert empty.status_code == 200 and zipfile.ZipFile(io.BytesIO(empty.content)).namelist() == []
+            full = httpx.get(f"{url}/api/v1/awkward/full/{path}")
+            assert full.status_code == 200 and json.loads(full.text) == json.loads(json.dumps(want)), full.text[:300]

@@ -58,7 +58,9 @@ class PublishedAwkward:
         columns' uncompressed size (Parquet's footer) before they are decoded."""
         import pyarrow.parquet as pq
 
-        key = (self.store.url, self.url + (f"?{','.join(fields)}" if fields else ""))
+        # (None: the whole table; a projection, even of no field, keys apart: an empty one under the
+        # whole table's key was every later whole read's answer, records without fields)
+        key = (self.store.url, self.url + (f"?{','.join(fields)}" if fields is not None else ""))
         table = DECODED.get(key)
         if table is not None:
             if check is not None:
@@ -92,6 +94,8 @@ class PublishedAwkward:
         if keys is None:
             return dict(ak.to_buffers(self.read(check))[2])
         keys = self.check_keys(keys)
+        if not keys:  # (a POST of [] or a GET without form_key: no buffers, nothing read)
+            return {}
         fields = self._fields_for(set(keys))
         container = self._projected(fields, check) if fields is not None else None
         if container is None:
