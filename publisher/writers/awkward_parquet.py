@@ -33,8 +33,26 @@ def _all_missing(layout: Any, **_: Any) -> Any:
     elif isinstance(content, (ak.contents.ListOffsetArray, ak.contents.ListArray)):
         content = ak.contents.ListOffsetArray(ak.index.Index64(np.zeros(n + 1, np.int64)), content.content, parameters=content.parameters)
     else:  # regular dimensions, records...: one placeholder of the content's form, repeated
-        content = content.form.length_one_array(highlevel=False)[np.zeros(n, np.int64)]
+        # (packed: an index over it, as taking rows gives, cannot sit under a mask: "ByteMaskedArray cannot contain ... IndexedArray")
+        content = ak.to_packed(content.form.length_one_array(highlevel=False)[np.zeros(n, np.int64)], highlevel=False)
     return ak.contents.ByteMaskedArray(ak.index.Index8(np.zeros(n, np.int8)), content, valid_when=True, parameters=layout.parameters)
+
+
+def _lost_missing_rows(piece: Any) -> int | None:
+    """The first row of a top-level optional record that Parquet would not keep as it is: awkward
+    2.14 stores such an array's fields as the table's columns, without the rows' own mask, and
+    reads back a present record whose fields are all missing as a missing row (``[{"x": 1},
+    None, {"x": None}]`` came back ``[{"x": 1}, None, None]``). Found by the same conversion to
+    Arrow and back; None when every row keeps its own presence (or the array is not such a record)."""
+    import awkward as ak
+    import numpy as np
+
+    layout = piece.layout
+    if not (layout.is_option and layout.content.is_record and layout.length):
+        return None
+    back = from_arrow_table(ak.to_arrow_table(piece, extensionarray=True))
+    differ = np.flatnonzero(np.asarray(ak.is_none(piece, axis=0)) != np.asarray(ak.is_none(back, axis=0)))
+    return int(differ[0]) if differ.size else None
 
 
 @register("awkward")
@@ -53,7 +71,13 @@ class AwkwardWriter:
 
         def storable() -> Iterator[Any]:
             nonlocal bytes_in
+            rows = 0
             for piece in pieces:
+                if (row := _lost_missing_rows(piece)) is not None:  # (refused, not published with other values)
+                    raise SourceError(f"{node.source_path or path}: this awkward array cannot be stored as Parquet as it is: row "
+                                      f"{rows + row} is a record whose fields are all missing, which Parquet's copy would read "
+                                      "back as a missing row (a top-level optional record)")
+                rows += len(piece)
                 bytes_in += int(piece.nbytes)
                 yield ak.transform(_all_missing, piece)
 
