@@ -491,3 +491,15 @@ def test_a_top_level_optional_record_parquet_would_change_is_refused(tmp_path: P
     assert [(p.path, "row 2 is a record whose fields are all missing" in p.reason) for p in report.failures] == [("top/changed", True)], report.failures
     published = _published(report, config["output"]["store"], tmp_path)
     assert ak.to_list(ak.from_parquet(published.url("top/kept"))) == ak.to_list(kept)
+
+
+def test_byte_strings_answer_json_as_text(tmp_path: Path) -> None:
+    """``awkward/full`` in JSON (its default, the browse page's) of byte strings: text, UTF-8 with
+    replacement as the array and table answers give them, where awkward's JSON raised (a 500)."""
+    value = ak.Array([b"\x00ab", b"", b"\xff"])
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        _buffers_group(f, "raw", ak.to_packed(value))
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "b.h5"), "into": ""}]})
+    with local_server(published.store.url) as url:
+        answer = httpx.get(f"{url}/api/v1/awkward/full/b/raw")
+        assert answer.status_code == 200 and answer.json() == ["\x00ab", "", "\ufffd"], answer.text

@@ -30,10 +30,13 @@ def to_zip(data: Any, **_: Any) -> bytes:
 
 @register("awkward", "application/json", ("json",), ".json")
 def to_json(array: Any, **_: Any) -> bytes:
-    """The array as JSON values (non-finite floats as the strings ``NaN``, ``Infinity``, ``-Infinity``)."""
+    """The array as JSON values (non-finite floats as the strings ``NaN``, ``Infinity``, ``-Infinity``;
+    byte strings as text, UTF-8 with replacement, as the array and table answers give them:
+    awkward's own JSON has no way for bytes, and the route answered a 500)."""
     import awkward as ak
 
-    return ak.to_json(array, nan_string="NaN", posinf_string="Infinity", neginf_string="-Infinity").encode()
+    return ak.to_json(array, nan_string="NaN", posinf_string="Infinity", neginf_string="-Infinity",
+                      convert_bytes=lambda b: b.decode("utf-8", "replace")).encode()
 
 
 @register("awkward", "application/vnd.apache.arrow.file", ("arrow", "feather"), ".arrow")
