@@ -334,12 +334,27 @@ class _SourcePlan:
         """The stacks of the folders the walk left (``entering`` one not below them; None: all, at its end): a
         stack's frames are files of one folder (held till the source's end, a million frames took 770 MB)."""
         for where in [w for w in self.stacks if entering is None or not (entering + "/").startswith(w[0] + "/")]:
-            frames = sorted(self.stacks.pop(where), key=lambda t: t[0])
+            frames = sorted(self.stacks.pop(where), key=lambda t: (frame_order(t[0]), str(t[1])))
             fields = dict(frames[0][2])
             key = fields.pop("key")
             fields[f"{self.source.stack}_values"] = [t[0] for t in frames]
             node_path = "/".join(p for p in (where[1], key) if p)
-            yield WorkItem(self.index, self.source, [t[1] for t in frames], node_path, self.reader_cls, metadata={**fields, **self.source.metadata})
+            paths = [t[1] for t in frames]
+            if twins := next(((a, b) for a, b in itertools.pairwise(frames) if a[0] == b[0]), None):
+                # (which came first was the listing's order: one frame silently hidden behind its twin)
+                reason = (f"{twins[0][1]} and {twins[1][1]} are both {self.source.stack} {twins[0][0]!r} of this stack: one frame "
+                          f"each is needed (rename or exclude one)")
+                yield WorkItem(self.index, self.source, paths, node_path, problem=("failure", reason), _reader=None)
+                continue
+            yield WorkItem(self.index, self.source, paths, node_path, self.reader_cls, metadata={**fields, **self.source.metadata})
+
+
+def frame_order(value: Any) -> tuple[Any, ...]:
+    """A stack frame's place: a typed field's value (``{frame:d}``) as it is; an untyped one in
+    natural order, its digit runs as numbers (frames 1, 2, 10, not 1, 10, 2)."""
+    if not isinstance(value, str):
+        return (0, value)
+    return (1, *(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", value))))
 
 
 def iter_plan(pipeline: Pipeline, store: str | None = None) -> Iterator[WorkItem]:
