@@ -342,3 +342,25 @@ def test_deploy_errors_name_the_problem(aws: dict[str, str], tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["deploy", "-c", str(bad)])
     assert result.exit_code != 0 and "stack_name" in result.output
     shutil.rmtree(tmp_path / "data")
+
+
+def test_deploy_waits_for_a_build_of_its_folder_before_the_upload(aws: dict[str, str], tmp_path: Path) -> None:
+    """The upload lists the folder, then sends its entry points last: a build switching meanwhile
+    made the bucket's catalog.json name a release none of whose objects were sent (and a gc could
+    delete what was listed). The deploy holds the folder's gc and build locks while it uploads:
+    busy, it fails naming the holder, and nothing of the release goes up."""
+    import boto3
+
+    from publisher.store_lock import exclusive
+    from publisher.stores.local import LocalStore
+
+    pipeline = _pipeline(tmp_path, "sky-busy")
+    assert CliRunner().invoke(main, ["build", "-c", str(pipeline)]).exit_code == 0
+    with exclusive(LocalStore(str(tmp_path / "site")), "publish build"):
+        busy = CliRunner().invoke(main, ["deploy", "-c", str(pipeline)])
+    assert busy.exit_code != 0 and "busy" in busy.output and "publish build" in busy.output, busy.output
+    bucket = json.loads(CliRunner().invoke(main, ["deploy", "-c", str(pipeline), "--plan", "--json-report"]).stdout)["bucket"]
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="demo/")["KeyCount"] == 0
+    done = _deploy(pipeline, "--wait", "5")
+    assert done["uploaded"] > 0 and boto3.client("s3").head_object(Bucket=bucket, Key="demo/catalog.json")
+    assert CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes", "--delete-data"]).exit_code == 0

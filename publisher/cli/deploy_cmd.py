@@ -33,13 +33,15 @@ def deploy_settings(config: Path) -> tuple[Any, Path]:
 @click.option("--bucket", default=None, help="Override deploy.bucket (the data bucket).")
 @click.option("--plan", is_flag=True, help="Show what would be uploaded and what the stack would change; change nothing.")
 @click.option("--json-report", is_flag=True, help="Print the deploy report as JSON.")
-def deploy(config: Path, stack_name: str | None, bucket: str | None, plan: bool, json_report: bool) -> None:
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for a build, gc or rollback of the store to finish before its upload (else fail at once).")
+def deploy(config: Path, stack_name: str | None, bucket: str | None, plan: bool, json_report: bool, wait: float) -> None:
     """Put the published store and its handlers on AWS (CloudFormation; AWS_* environment)."""
     from ..deploy.stack import deploy as run
 
     settings, folder = deploy_settings(config)
     try:
-        report = run(settings, folder, stack_name, bucket, plan, progress=lambda m: click.echo(f"... {m}", err=True))
+        report = run(settings, folder, stack_name, bucket, plan, progress=lambda m: click.echo(f"... {m}", err=True), wait=wait)
     except SkyshelfError as exc:
         fail(exc)
     t = report.target

@@ -7,10 +7,11 @@ Every AWS client is made from the standard environment (``AWS_PROFILE``, ``AWS_R
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,18 +181,35 @@ def outputs(cf: Any, name: str) -> dict[str, str]:
 
 
 def deploy(settings: Deploy, store: Path, stack: str | None = None, bucket: str | None = None, plan: bool = False,
-           progress: Callable[[str], None] = lambda _: None) -> DeployReport:
+           progress: Callable[[str], None] = lambda _: None, wait: float = 0.0) -> DeployReport:
     """Put ``store`` (a local folder built by ``publish build``) and the handlers on AWS.
-    With ``plan``, change nothing: report what would be uploaded and what the stack would change."""
+    With ``plan``, change nothing: report what would be uploaded and what the stack would change.
+    ``wait``: seconds to wait for a build, gc or rollback of the folder to finish (its locks are
+    held while the release is uploaded)."""
     if not (store / "catalog.json").exists():
         raise DeployError(f"{store} holds no published catalog (catalog.json): run publish build first")
     aws = session()
     target = Target.resolve(settings, aws, stack, bucket)
     with tempfile.TemporaryDirectory(prefix="skyshelf-packages-") as out:
-        return _deploy(settings, store, aws, target, Path(out), plan, progress)
+        return _deploy(settings, store, aws, target, Path(out), plan, progress, wait)
 
 
-def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, plan: bool, progress: Callable[[str], None]) -> DeployReport:
+@contextlib.contextmanager
+def _quiet(folder: Path, wait: float) -> Iterator[None]:
+    """The folder's gc lock, then its build lock, held (as a rollback holds them): the upload lists
+    the folder first and sends its entry points last, and a build switching meanwhile made the
+    bucket's catalog name a release none of whose objects were sent; a gc could delete them."""
+    from ..store_lock import GC_LOCK_KEY, exclusive
+    from ..stores.local import LocalStore
+
+    local, deadline = LocalStore(str(folder)), time.monotonic() + wait
+    with (exclusive(local, "publish deploy", wait, key=GC_LOCK_KEY),
+          exclusive(local, "publish deploy", max(0.0, deadline - time.monotonic()))):
+        yield
+
+
+def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, plan: bool, progress: Callable[[str], None],
+            wait: float = 0.0) -> DeployReport:
     from botocore.config import Config
 
     report = DeployReport(target, planned=plan)
@@ -229,7 +247,8 @@ def _deploy(settings: Deploy, store: Path, aws: Any, target: Target, out: Path, 
     if not settings.create_bucket:
         _call(f"reading bucket {target.bucket}", s3.head_bucket, Bucket=target.bucket)
     progress("uploading the release")
-    report.upload = upload_store(s3, store, target.bucket, target.prefix)
+    with _quiet(store, wait):
+        report.upload = upload_store(s3, store, target.bucket, target.prefix)
     stack_now = _stack(cf, target.stack)
     report.stack_status = stack_now["StackStatus"] if stack_now else "?"
     report.outputs = outputs(cf, target.stack)
