@@ -287,7 +287,10 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
     manifest = _manifest(store, release) if release.catalog is not None else next(
         (Manifest.from_json(doc) for doc in (read_json(store, f"{f}/{MANIFEST}") for f in folders) if doc is not None), None)
     if release.retired and manifest is None and not any(_holds(store, f"{f}/index") for f in folders):
-        return False  # retired whole before
+        # retired whole before, its data kept for the releases kept then: what none kept now uses goes
+        # (else a file changed or deleted after its release retired stayed for good, listed nowhere)
+        return any([_delete_around(store, f"{root}/data", {r for r in referenced if r.startswith(f"{root}/data/")}, problems)
+                    for root in _roots(store, release.id) if _holds(store, f"{root}/data")])
     if not release.retired:
         store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
     for folder in folders:
@@ -303,18 +306,19 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
     return True
 
 
-def _delete_around(store: Store, prefix: str, kept: set[str], problems: list[str]) -> None:
+def _delete_around(store: Store, prefix: str, kept: set[str], problems: list[str]) -> bool:
     """Delete ``prefix`` but the ``kept`` prefixes inside it: a folder of sources named like another
     node's data (``a.zarr/c.csv`` beside ``a.h5``) puts its data inside that node's prefix, and a
-    kept release may reuse it after the other node changed."""
+    kept release may reuse it after the other node changed. Whether anything was deleted."""
     if not kept:
-        _delete(store, prefix, problems)
-        return
+        return _delete(store, prefix, problems)
+    deleted = False
     with contextlib.suppress(FileNotFoundError, NotFound):
         for name in store.listdir(prefix):
             child = f"{prefix}/{name}"
             if child not in kept:
-                _delete_around(store, child, {k for k in kept if k.startswith(f"{child}/")}, problems)
+                deleted = _delete_around(store, child, {k for k in kept if k.startswith(f"{child}/")}, problems) or deleted
+    return deleted
 
 
 def _holds(store: Store, prefix: str) -> bool:

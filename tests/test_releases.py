@@ -926,3 +926,41 @@ def test_gc_keeps_reused_data_inside_a_superseded_prefix(tmp_path: Path) -> None
     assert pd.read_parquet(store.path(table.data_url))["x"].tolist() == [3]
     array = Catalog.open(store).entry("src/a/v")
     assert zarr.open_array(store.path(array.data_url), mode="r")[:].tolist() == [99, 1, 2]
+
+
+def test_gc_deletes_a_retired_releases_data_once_no_kept_release_uses_it(target: tuple[str, dict[str, str], S3Server | None],
+                                                                         tmp_path: Path) -> None:
+    """R1 holds a, b, c; R2 changes a and reuses b and c; gc --keep 1 retires R1 and keeps its b
+    and c. Then b is deleted and R3 built: R1's b is used by no kept release, but a retired
+    release has no manifest left and every later gc passed it by, so it stayed for good. It goes;
+    R1's c, still used, stays; the tables read as published."""
+    base, env, server = target
+    url = f"{base}/retired-{tmp_path.name}"
+    store = _store(url, server)
+    (tmp_path / "src").mkdir()
+    for name, value in (("a", 1), ("b", 2), ("c", 3)):
+        (tmp_path / "src" / f"{name}.csv").write_text(f"x\n{value}\n")
+    config = {"sources": [{"path": "src", "into": ""}], "output": {"store": url}}
+
+    def built() -> BuildReport:
+        with environ(env):
+            return build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
+
+    first = built()
+    (tmp_path / "src" / "a.csv").write_text("x\n10\n")
+    built()
+    with environ(env):
+        gc(store, keep=1)
+    b_old = f"releases/{first.release}/data/b.parquet"
+    assert store.exists(b_old)  # reused by the kept release
+    (tmp_path / "src" / "b.csv").unlink()
+    built()
+    with environ(env):
+        result = gc(store, keep=1)
+    assert not result["problems"] and not store.exists(b_old), result
+    catalog = Catalog.open(store)
+    assert store.exists(catalog.entry("c").data_url) and catalog.entry("c").data_url.startswith(f"releases/{first.release}/")
+    with environ(env):
+        again = gc(store, keep=1)
+    assert again["deleted"] == [] and store.exists(catalog.entry("c").data_url), again
+    assert [e.key for e in catalog.entries("")] == ["a", "c"]
