@@ -335,3 +335,18 @@ def test_the_lock_excludes_under_contention(target: tuple[str, dict[str, str], S
     busy = [int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("busy ")]
     assert len(busy) == 6 and sum(busy) >= 6, done.stdout  # (a wait each time one found the lock held)
     assert not Store(url, **options).exists(LOCK_KEY)
+
+
+@pytest.mark.parametrize("kind", ["moto", "seaweedfs"])
+def test_a_missing_bucket_is_named_not_taken_for_a_busy_store(kind: str, servers: Callable[[str], S3Server], tmp_path: Path) -> None:
+    """s3fs says FileNotFoundError for a bucket that is not there; the lock took it for "the
+    object is gone", and a build, gc or rollback of ``s3://no-such-bucket/...`` said "busy: another
+    process is publishing to it" (with --wait, after spinning the whole wait)."""
+    from publisher.errors import StoreError
+
+    server = servers(kind)
+    store = Store(f"s3://no-such-bucket-{tmp_path.name.replace('_', '-')[-20:].strip('-')}/site", **server.storage_options())
+    with pytest.raises(StoreError) as caught, exclusive(store, "publish build", wait=3):
+        pass
+    assert not isinstance(caught.value, StoreBusy) and "no-such-bucket" in str(caught.value) and "busy" not in str(caught.value), caught.value
+    assert "bucket" in str(caught.value).lower().split("no-such-bucket", 1)[1], caught.value

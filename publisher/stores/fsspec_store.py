@@ -151,7 +151,9 @@ class FsspecStore(Store):
         condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
         try:
             return str(self._s3("put_object", key, Body=data, **condition, **self.put_kwargs(key))["ETag"])
-        except FileNotFoundError:  # If-Match on an object that is gone: not as the caller saw it either
+        except FileNotFoundError as exc:  # If-Match on an object that is gone: not as the caller saw it either
+            if etag is None or _error_code(exc) == "NoSuchBucket":  # (not a lock someone holds: "busy" for a missing bucket)
+                raise store_error("write", key, self.url, exc) from exc
             return None
         except OSError as exc:
             if _condition_failed(exc):
@@ -182,7 +184,9 @@ class FsspecStore(Store):
         try:
             self._s3("delete_object", key, IfMatch=etag)
             return True
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if _error_code(exc) == "NoSuchBucket":
+                raise store_error("delete", key, self.url, exc) from exc
             return False
         except OSError as exc:
             if _condition_failed(exc):
@@ -203,3 +207,15 @@ class FsspecStore(Store):
             return str(self.fs.sign(self.path(key), expiration=seconds, **params))
         except NotImplementedError:
             raise StoreError(f"{self.url} cannot sign URLs") from None
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """S3's error code behind an error s3fs translated (``NoSuchBucket``, ``NoSuchKey``...), from
+    the botocore error it keeps as the cause; None when there is none."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            return response.get("Error", {}).get("Code")
+        seen = seen.__cause__
+    return None
