@@ -364,3 +364,17 @@ def test_deploy_waits_for_a_build_of_its_folder_before_the_upload(aws: dict[str,
     done = _deploy(pipeline, "--wait", "5")
     assert done["uploaded"] > 0 and boto3.client("s3").head_object(Bucket=bucket, Key="demo/catalog.json")
     assert CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes", "--delete-data"]).exit_code == 0
+
+
+def test_the_upload_leaves_out_local_spills_keys_and_locks(tmp_path: Path) -> None:
+    """What a local server and the build leave in the folder is not the release: spilled answers
+    (anyone's under responses/, and a signed-in caller's own under private/responses/, which went
+    up), the local API keys and the store's locks stay behind."""
+    from publisher.deploy.upload import local_objects
+    from publisher.store_lock import GC_LOCK_KEY, LOCK_KEY
+
+    for key in ("catalog.json", "releases/r1/data/a.parquet", "private/releases/r1/catalog.json", "responses/ab12.csv",
+                "private/responses/cd34.csv", "private/auth/keys.json", LOCK_KEY, GC_LOCK_KEY):
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_text("x")
+    assert sorted(local_objects(tmp_path)) == ["catalog.json", "private/releases/r1/catalog.json", "releases/r1/data/a.parquet"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import spills
 from ..content_types import content_type
 from ..errors import StoreError
 from ..formats import CATALOG_KEY, PRIVATE_CATALOG_KEY
@@ -22,10 +23,10 @@ SWITCHES = (PRIVATE_CATALOG_KEY, CATALOG_KEY)
 
 #: Objects at or past this size go up in parts of this size (and their ETag is computed so).
 PART_BYTES = 16 * 2**20
-#: Left out: answers spilled by a local server, temporary files of an interrupted write, the
+#: Left out: answers spilled by a local server (anyone's, and signed-in callers' own), temporary files of an interrupted write, the
 #: local API keys (the deployed functions read the stack's DynamoDB table: ``publish keys --deployed``)
 #: and the local store's lock (publisher/store_lock.py).
-SKIP_PREFIXES = ("responses/", "private/auth/", LOCK_KEY, GC_LOCK_KEY)
+SKIP_PREFIXES = (f"{spills.PREFIX}/", f"{spills.PRIVATE_PREFIX}/", "private/auth/", LOCK_KEY, GC_LOCK_KEY)
 
 
 @dataclass
