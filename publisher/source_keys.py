@@ -1,10 +1,13 @@
-"""Node keys of a folder's files: a file's name without its extension, unless that clashes."""
+"""Node keys of a folder's files: a file's name without its extension, unless that clashes; a
+stack's frames in order."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Collection
 from pathlib import PurePosixPath
+from typing import Any
 
 _SEPARATORS = "_-. "
 
@@ -48,3 +51,11 @@ def stack_key(name: str, spans: dict[str, tuple[int, int]], field_name: str) -> 
     left, _, right = stem.partition("\x00")
     key = left.rstrip(_SEPARATORS) + (("_" + right.lstrip(_SEPARATORS)) if right.strip(_SEPARATORS) and left.strip(_SEPARATORS) else right.lstrip(_SEPARATORS))
     return key or "stack"
+
+
+def frame_order(value: Any) -> tuple[Any, ...]:
+    """A stack frame's place: a typed field's value (``{frame:d}``) as it is; an untyped one in
+    natural order, its digit runs as numbers (frames 1, 2, 10, not 1, 10, 2)."""
+    if not isinstance(value, str):
+        return (0, value)
+    return (1, *(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", value))))

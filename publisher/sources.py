@@ -6,75 +6,34 @@ sidecar metadata files and stacks of frames.
 
 from __future__ import annotations
 
-import enum
 import glob
 import itertools
 import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .config.models import Pipeline, Source
 from .errors import ConfigError
-from .readers import Reader, detect, get_reader
+from .readers import Reader, get_reader
 from .sidecars import load_sidecar, sidecar_names
-from .source_keys import no_folder, stack_key, unique_keys
-from .source_walk import Folder, Kind, Policy, WalkProblem, folder_ids, glob_matcher, outside_target, unlistable, walk
+from .source_keys import frame_order, no_folder, stack_key, unique_keys
+from .source_walk import (
+    Folder,
+    Policy,
+    WalkProblem,
+    folder_ids,
+    glob_matcher,
+    outside_target,
+    unlistable,
+    walk,
+)
+from .work_item import WorkItem
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-class _Unset(enum.Enum):
-    """Not detected yet: an enum member, so it is still itself after pickling (items go to Dask workers)."""
-
-    UNSET = "unset"
-
-
-_UNSET: Any = _Unset.UNSET
-
-
-@dataclass
-class WorkItem:
-    """One node to read: a file, or a stack of files that becomes one array."""
-
-    source_index: int
-    source: Source
-    paths: list[Path]
-    node_path: str
-    forced_reader: type[Reader] | None = None  # the source's `type:`
-    options: Any = None  # parsed reader options; None until needed when the source has none
-    metadata: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    #: (kind, reason) of a path found but not to be read: "failure" (a symlink loop), "skipped"
-    #: (a refused or dangling link) or "warning" (a link leaving the source folder, followed)
-    problem: tuple[Kind, str] | None = None
-    #: Records of the previous release at other paths this file may be, moved or copied
-    #: (:mod:`publisher.build.moved`), for its worker to compare by content hash.
-    moved: list[Any] = field(default_factory=list, repr=False)
-    _reader: Any = field(default=_UNSET, repr=False)
-
-    @property
-    def reader(self) -> type[Reader] | None:
-        """Detected on first use: an unchanged file reused by an incremental build is never opened."""
-        if self._reader is _UNSET:
-            self._reader = self.forced_reader or detect(self.paths[0])
-        return self._reader
-
-    def reader_options(self) -> Any:
-        if self.options is None and self.reader is not None:
-            self.options = self.reader.parse_options(self.source.options)
-        return self.options
-
-    @property
-    def key(self) -> str:
-        return self.node_path.rpartition("/")[2]
-
-    @property
-    def label(self) -> str:
-        return str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} stacked)"
 
 
 def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str], bool],
@@ -334,7 +293,7 @@ class _SourcePlan:
         """The stacks of the folders the walk left (``entering`` one not below them; None: all, at its end): a
         stack's frames are files of one folder (held till the source's end, a million frames took 770 MB)."""
         for where in [w for w in self.stacks if entering is None or not (entering + "/").startswith(w[0] + "/")]:
-            frames = sorted(self.stacks.pop(where), key=lambda t: (frame_order(t[0]), str(t[1])))
+            frames = sorted(self.stacks.pop(where), key=lambda t: frame_order(t[0]))  # (not str(path): a Path keeps its text, 1 KB a stack more)
             fields = dict(frames[0][2])
             key = fields.pop("key")
             fields[f"{self.source.stack}_values"] = [t[0] for t in frames]
@@ -342,19 +301,13 @@ class _SourcePlan:
             paths = [t[1] for t in frames]
             if twins := next(((a, b) for a, b in itertools.pairwise(frames) if a[0] == b[0]), None):
                 # (which came first was the listing's order: one frame silently hidden behind its twin)
-                reason = (f"{twins[0][1]} and {twins[1][1]} are both {self.source.stack} {twins[0][0]!r} of this stack: one frame "
+                first, second = sorted(str(t[1]) for t in twins)  # (the listing's order: any)
+                reason = (f"{first} and {second} are both {self.source.stack} {twins[0][0]!r} of this stack: one frame "
                           f"each is needed (rename or exclude one)")
                 yield WorkItem(self.index, self.source, paths, node_path, problem=("failure", reason), _reader=None)
                 continue
             yield WorkItem(self.index, self.source, paths, node_path, self.reader_cls, metadata={**fields, **self.source.metadata})
 
-
-def frame_order(value: Any) -> tuple[Any, ...]:
-    """A stack frame's place: a typed field's value (``{frame:d}``) as it is; an untyped one in
-    natural order, its digit runs as numbers (frames 1, 2, 10, not 1, 10, 2)."""
-    if not isinstance(value, str):
-        return (0, value)
-    return (1, *(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", value))))
 
 
 def iter_plan(pipeline: Pipeline, store: str | None = None) -> Iterator[WorkItem]:

@@ -12,7 +12,7 @@ import zarr
 from publisher.build import build
 from publisher.config import load_pipeline
 from publisher.errors import BuildFailed
-from publisher.sources import frame_order
+from publisher.source_keys import frame_order
 
 from .conftest import _published, write_pipeline
 
@@ -33,7 +33,7 @@ def test_untyped_frames_stack_in_natural_order(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     for i in (10, 2, 1):
         np.save(tmp_path / "src" / f"s_{i}.npy", np.full((2, 2), i))
-    report, published = _build(tmp_path, "{sample}_{frame}.npy")
+    _, published = _build(tmp_path, "{sample}_{frame}.npy")
     node = published.node("s")
     assert node["metadata"]["frame_values"] == ["1", "2", "10"]
     assert zarr.open_array(published.url("s"), mode="r")[:, 0, 0].tolist() == [1, 2, 10]
@@ -66,11 +66,11 @@ def test_a_frame_the_reader_cannot_take_fails_the_stack(tmp_path: Path, broken: 
     for i in range(3):
         np.save(tmp_path / "src" / f"s_{i}.npy", np.zeros((2, 2)))
     (tmp_path / "src" / f"s_{broken}.npy").write_bytes(b"\x93NUMPY garbage")
-    report, published = _build(tmp_path, "{sample}_{frame:d}.npy")
+    report, _ = _build(tmp_path, "{sample}_{frame:d}.npy")
     assert [p.path for p in report.failures] == ["s"] and f"s_{broken}.npy: frame {broken} of the stack" in report.failures[0].reason, \
         (report.failures, report.skipped)
     assert _build(tmp_path, "{sample}_{frame:d}.npy", on_error="fail")[1] is None
     for i in range(3):
         (tmp_path / "src" / f"s_{i}.npy").write_bytes(b"\x93NUMPY garbage")
-    report, published = _build(tmp_path, "{sample}_{frame:d}.npy")
+    report, _ = _build(tmp_path, "{sample}_{frame:d}.npy")
     assert report.failures == [] and [p.path for p in report.skipped] == ["s"], (report.failures, report.skipped)

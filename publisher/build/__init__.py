@@ -30,9 +30,10 @@ from ..readers.hdf5_sources import look_beside
 from ..releases import InProgress, finish_switch
 from ..scratch import out_of_room
 from ..settings import BuildSettings
-from ..sources import WorkItem, iter_plan
+from ..sources import iter_plan
 from ..store_lock import StoreBusy, exclusive
 from ..stores import Store
+from ..work_item import WorkItem
 from ..writers.chunking import no_numpy_hugepages
 from . import processes
 from .check import IncompleteRelease

@@ -27,7 +27,7 @@ from ..formats import ManifestItem
 from ..readers.base import REGISTRY as READERS
 from ..readers.hdf5_sources import look_beside
 from ..settings import BuildSettings
-from ..sources import WorkItem
+from ..work_item import WorkItem
 from . import slab_tasks, worker_state
 from .convert import Converter, ItemResult, passing_failure
 from .journal import Journal

@@ -21,11 +21,12 @@ from ..readers import NO_READER
 from ..readers.nexus import unnamed
 from ..rules import apply_rules
 from ..source_walk import within
-from ..sources import WorkItem, source_folder
+from ..sources import source_folder
 from ..stacks import stack_arrays
 from ..stores import Store
 from ..stores.faults import refused_name
 from ..structures import ContainerStructure
+from ..work_item import WorkItem
 from ..writers import WriteContext, pyramid, writers_for
 from ..writers.base import Spread, discard
 from ..writers.zarr_array import ZarrWriter

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from ..config.models import Pipeline
 from ..readers import get_reader
 from ..scratch import Scratch
-from ..sources import WorkItem, duplicate
+from ..sources import duplicate
+from ..work_item import WorkItem
 
 
 class Ahead(Protocol):

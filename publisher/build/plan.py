@@ -18,8 +18,8 @@ from ..formats import FileRecord, ManifestItem
 from ..readers import NO_READER
 from ..readers import REGISTRY as READERS
 from ..scratch import Scratch
-from ..sources import WorkItem
 from ..stores import Store
+from ..work_item import WorkItem
 from . import moved
 from .journal import resumable
 from .manifests import Previous

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii as quoted  # as the manifest's json.dumps writes a string
 
 from ..formats import ManifestItem, Problem
-from ..sources import WorkItem
+from ..work_item import WorkItem
 from .plan import Planner
 from .publish import Tree
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import StoreError, WorkerRefused
 from ..nodes import ArrayNode, ContainerNode, Node
-from ..sources import WorkItem
 from ..stacks import stack_arrays
+from ..work_item import WorkItem
 from . import worker_state
 
 if TYPE_CHECKING:

@@ -37,7 +37,8 @@ def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: s
     nodes that caller would read once published (a dry run of the access rules)."""
     from ..build.items import ItemTable
     from ..config import load_pipeline
-    from ..sources import WorkItem, iter_plan
+    from ..sources import iter_plan
+    from ..work_item import WorkItem
 
     problems: list[WorkItem] = []
     try:
