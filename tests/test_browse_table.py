@@ -106,13 +106,13 @@ def plotted_points(page: Any) -> list[tuple[float, float]]:
 def test_column_plot_is_the_column(browser: Any, served_demo: Served) -> None:  # noqa: F811
     page = page_for(browser, served_demo.url)
     open_view(page, LOG)
-    with page.expect_response(lambda r: "/column/full/tables/temperature_log/heater_output?" in r.url) as answer:
+    with page.expect_response(lambda r: "/table/full/tables/temperature_log?" in r.url and "column=heater_output" in r.url) as answer:
         page.select_option("#table-column", "heater_output")
     page.wait_for_selector(".column-plot svg")
     asked = urllib.parse.parse_qs(urllib.parse.urlparse(answer.value.url).query)
     assert asked["slice"] == ["0:240:1"]
     values = published_table(served_demo, LOG).column("heater_output").to_pylist()
-    assert answer.value.json() == values
+    assert answer.value.json() == {"heater_output": values}
     assert hash_params(page)["column"] == "heater_output"
     assert page.get_attribute(".column-plot svg", "aria-label")  # the plot names itself to a screen reader
     points = plotted_points(page)
@@ -169,7 +169,7 @@ def test_long_table_first_rows_and_strided_plot(browser: Any, long_table: tuple[
     assert page.locator("table.rows tbody tr").count() == 100
     options = page.eval_on_selector_all("#table-column option", "os => os.map(o => o.value)")
     assert options == ["", "i", "v"]  # text is not plotted
-    with page.expect_response(lambda r: f"/column/full/{path}/v?" in r.url) as answer:
+    with page.expect_response(lambda r: f"/table/full/{path}?" in r.url and "column=v" in r.url) as answer:
         page.select_option("#table-column", "v")
     page.wait_for_selector(".column-plot svg")
     assert urllib.parse.parse_qs(urllib.parse.urlparse(answer.value.url).query)["slice"] == ["0:5000:3"]

@@ -83,21 +83,28 @@ export class Api {
     return (await this.fetch(url)).blob();
   }
 
-  /** Save `url` as `filename`. Anonymous: a plain link (the browser streams it and follows any
-   *  redirect to a spilled answer). Signed in: a link cannot carry the header, so fetch it. */
-  async download(url, filename) {
-    let href = url;
-    let revoke = null;
-    if (this.credential) {
-      href = URL.createObjectURL(await this.blob(url));
-      revoke = href;
+  /** Save `url` as `filename`: fetched (a refusal shows its reason, where a plain link's download
+   *  was cancelled without one and the page said "Downloading"; a signed-in one carries the
+   *  header a link cannot), then handed to the browser. `progress(bytes)` as it arrives. */
+  async download(url, filename, progress = () => {}) {
+    const response = await this.fetch(url);
+    const chunks = [];
+    let received = 0;
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      received += value.length;
+      progress(received);
     }
+    const href = URL.createObjectURL(new Blob(chunks, { type: response.headers.get('Content-Type') || '' }));
     const a = document.createElement('a');
     a.href = href;
     a.download = filename || '';
     document.body.append(a);
     a.click();
     a.remove();
-    if (revoke) setTimeout(() => URL.revokeObjectURL(revoke), 60_000);
+    setTimeout(() => URL.revokeObjectURL(href), 60_000);
   }
 }

@@ -42,12 +42,18 @@ function style(file) {
 
 let route = { path: '', params: new URLSearchParams() };
 
+/** A path segment of the address, decoded; a `%` that starts no escape (a hand-typed
+ *  `100%_humidity`) is itself, where decodeURIComponent threw and the page showed nothing. */
+function segment(part) {
+  try { return decodeURIComponent(part); } catch { return part; }
+}
+
 /** `#/a/b?x=1` → {path: 'a/b', params}. */
 function parse(hash) {
   const raw = hash.replace(/^#\/?/, '');
   const cut = raw.indexOf('?');
   const pathPart = cut < 0 ? raw : raw.slice(0, cut);
-  const path = pathPart.split('/').filter(Boolean).map(decodeURIComponent).join('/');
+  const path = pathPart.split('/').filter(Boolean).map(segment).join('/');
   return { path, params: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)) };
 }
 
@@ -65,8 +71,11 @@ export function href(path, params = {}) {
 function update(changes, { push = false } = {}) {
   const params = new URLSearchParams(route.params);
   for (const [k, v] of Object.entries(changes)) {
-    if (v == null || v === '') params.delete(k);
-    else params.set(k, v);
+    if (v == null || v === '' || (Array.isArray(v) && !v.length)) params.delete(k);
+    else if (Array.isArray(v)) { // repeated (columns=a&columns=b): a value may hold any character, a comma too
+      params.delete(k);
+      for (const one of v) params.append(k, one);
+    } else params.set(k, v);
   }
   route = { path: route.path, params };
   const qs = params.toString();
@@ -202,10 +211,11 @@ async function boot() {
   document.getElementById('search').addEventListener('submit', search);
   const first = parse(window.location.hash);
   api.release = first.params.get('release') || null;
-  // about (preloaded by index.html) and the first view's data are fetched together. Anonymously:
-  // a sign-in restored by auth.init asks again under its own cache key, so nothing is mixed up.
+  // about (preloaded by index.html) and the first view's data are fetched together. Anonymously,
+  // and only with no sign-in to restore (its answers come under their own cache key; the
+  // anonymous one of a private node was a wasted request, a 404 in the console)
   const about = fetch(`${api.base}/`).then((r) => r.json());
-  prefetch(first.path, first.params).catch(() => {});
+  if (!auth.restoring()) prefetch(first.path, first.params).catch(() => {});
   api.about = await about;
   await auth.init(api, document.getElementById('auth'), () => { api.forget(); render(); });
   const name = api.about?.meta?.name;

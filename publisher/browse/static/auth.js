@@ -21,6 +21,12 @@ function provider(api) {
 const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const random = (n = 32) => b64url(crypto.getRandomValues(new Uint8Array(n)));
 
+/** Whether this tab has a sign-in to restore or finish (a kept API key, a provider's answer). */
+export function restoring() {
+  const here = new URL(window.location.href);
+  return Boolean(window.sessionStorage.getItem(KEY)) || (here.searchParams.has('state') && here.searchParams.has('code'));
+}
+
 /** Restore or finish this tab's sign-in, then draw the control into `slot`; `changed()` re-renders. */
 export async function init(api, slot, changed) {
   const ctx = { api, slot, changed };

@@ -30,7 +30,7 @@ async function dataSource(ctx) {
   try { url = new URL(asset.data_uri, window.location.origin); } catch { /* no address */ }
   const open = url && (url.protocol === 'https:' || url.protocol === 'http:') && !source.properties?.access;
   const zarr = source.mimetype === 'application/x-zarr';
-  return { url: open ? url.toString() : null, zarr, folder: Boolean(asset.is_directory) };
+  return { url: open ? url.toString() : null, zarr, folder: Boolean(asset.is_directory), private: Boolean(source.properties?.access) };
 }
 
 /** The catalog's node index (Parquet) as a URL, from catalog.json beside the releases. */
@@ -87,8 +87,11 @@ export function snippets(ctx, { origin, source, index }) {
       : family === 'sparse' ? `data = node${slice ? `[${slice}]` : '.read()'}  # a sparse.COO`
       : `data = node${slice ? `[${slice}]` : '.read()'}  # a numpy array`;
   const login = cred?.kind === 'bearer' ? 'Signed in with a provider: the client asks you to log in too.' : null;
+  // tiled's client puts the key into the URL's path as it is: "#", "?" and "%" in a name go escaped
+  const clientKey = path.split('/').map((part) => part.replace(/[%#?]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/');
+  const escaped = clientKey !== path ? `  # ${py(path)}, escaped as the client sends keys in URLs` : '';
   out.push(snippet('Tiled client', login,
-    `from tiled.client import from_uri\n\nclient = from_uri(${py(origin)}${key})\nnode = client[${py(path)}]\n${read}\n`));
+    `from tiled.client import from_uri\n\nclient = from_uri(${py(origin)}${key})\nnode = client[${py(clientKey)}]${escaped}\n${read}\n`));
 
   const direct = source?.url || null;
   const auth = pyAuth(cred, !direct);
@@ -142,11 +145,11 @@ export function snippets(ctx, { origin, source, index }) {
       `import awkward as ak\n\n${aauth.lines}data = ak.from_parquet(${py(aurl)}${aauth.opts})\n`));
   }
 
-  if (index) {
+  if (index && !source?.private) { // (the index anyone reads holds public nodes only: a private one is not in it)
     const column = family === 'container' ? 'parent' : 'path';
     out.push(snippet('DuckDB on the node index',
       'The catalog’s metadata index: one row per node (path, parent, family, specs, metadata, structure, data_url)'
-        + `${family === 'container' ? '; here the children of this node' : ''}.`,
+        + `${family === 'container' ? '; here the children of this node' : ''}${cred ? '; public nodes only' : ''}.`,
       `import duckdb\n\nrows = duckdb.execute(\n    "SELECT path, family, metadata FROM read_parquet(?) WHERE ${column} = ?",\n`
         + `    [${py(index)}, ${py(path)}],\n).df()\n`));
   }

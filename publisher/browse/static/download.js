@@ -199,6 +199,15 @@ function columnChoice(structure, columns, chosen, refresh) {
       h('button', { type: 'button', class: 'secondary', onclick: all(false) }, 'None')));
 }
 
+/** Formats that hold numbers only (the handlers answer 400 for complex, text, records...). */
+const NUMBERS_ONLY = ['image/tiff', 'image/png'];
+
+/** Whether the node's values go into this format: TIFF and PNG only for booleans, integers and floats. */
+function takes(family, structure, type) {
+  if (!['array', 'sparse'].includes(family) || !NUMBERS_ONLY.includes(type)) return true;
+  return ['b', 'i', 'u', 'f'].includes(structure.data_type?.kind);
+}
+
 /** What is wrong with the selection before anything is asked (null: nothing). */
 function selectionProblem(family, type, shape, chosen) {
   if (shape instanceof Error) return `Slice: ${shape.message}.`;
@@ -214,7 +223,8 @@ export async function render(el, ctx) {
   const structure = ctx.node.attributes.structure || {};
   const offered = ctx.api.about?.formats?.[family] || [];
   const aliases = ctx.api.about?.aliases?.[family] || {};
-  const types = [...offered].sort((a, b) => (b === PREFERRED[family]) - (a === PREFERRED[family]));
+  const types = [...offered].filter((t) => takes(family, structure, t))
+    .sort((a, b) => (b === PREFERRED[family]) - (a === PREFERRED[family]));
   if (!types.length || !ROUTES[family]) {
     el.append(h('p', {}, `This server offers no downloads for a ${family}.`));
     return;
@@ -225,7 +235,9 @@ export async function render(el, ctx) {
   const asked = ctx.params.get('slice') || '';
   const state = { type: types[0], mode: asked ? 'slice' : 'whole', slice: asked, named: false };
   const columns = family === 'table' ? (structure.columns || []) : [];
-  const listed = (ctx.params.get('columns') || '').split(',').filter((c) => columns.includes(c));
+  // repeated columns=; one comma-separated value as links before names with commas were kept whole
+  const named = ctx.params.getAll('columns');
+  const listed = (named.length === 1 && !columns.includes(named[0]) ? named[0].split(',') : named).filter((c) => columns.includes(c));
   const chosen = new Set(listed.length ? listed : columns);
   const extension = (type) => (FORMATS[type] || [type, (aliases[type] || ['bin'])[0]])[1];
 
@@ -281,15 +293,16 @@ export async function render(el, ctx) {
     button.disabled = Boolean(error);
     current = error ? null : { href, filename };
     if (isArray) ctx.update({ slice: slice || null });
-    if (family === 'table') ctx.update({ columns: picked.length < columns.length ? picked.join(',') : null });
+    if (family === 'table') ctx.update({ columns: picked.length < columns.length ? picked : null });
   }
 
   async function go() {
     if (!current) return;
+    const { href, filename } = current;
     status.textContent = 'Starting the download…';
     try {
-      await ctx.api.download(current.href, current.filename);
-      status.textContent = `Downloading ${current.filename}`;
+      await ctx.api.download(href, filename, (bytes) => { status.textContent = `Downloading ${filename}: ${fmtBytes(bytes)}`; });
+      status.textContent = `Downloaded ${filename}`;
     } catch (error) {
       status.textContent = `The download failed: ${error.detail || error.message}`;
     }

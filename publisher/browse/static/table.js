@@ -52,7 +52,9 @@ function rowsTable(columns, types, metadata, data, count) {
 
 /** A column's values, every `step`-th row: numbers (anything else → NaN, a gap), or as sent (dates). */
 async function columnValues(ctx, name, rows, step, raw = false) {
-  const values = await ctx.api.json('column/full', `${ctx.path}/${name}`, { slice: `0:${rows}:${step}`, format: 'application/json' });
+  // the table's column= and not column/full/<table>/<name>: a name holding "/" (I/I0) is no path segment
+  const answer = await ctx.api.json('table/full', ctx.path, { column: name, slice: `0:${rows}:${step}`, format: 'application/json' });
+  const values = answer[name];
   return raw ? values : values.map((v) => (typeof v === 'number' ? v : typeof v === 'boolean' ? Number(v) : NaN));
 }
 
