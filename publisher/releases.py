@@ -289,7 +289,7 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
     if release.retired and manifest is None and not any(_holds(store, f"{f}/index") for f in folders):
         # retired whole before, its data kept for the releases kept then: what none kept now uses goes
         # (else a file changed or deleted after its release retired stayed for good, listed nowhere)
-        return any([_delete_around(store, f"{root}/data", {r for r in referenced if r.startswith(f"{root}/data/")}, problems)
+        return any([_delete_around(store, f"{root}/data", {r for r in referenced if r.startswith(f"{root}/data/")}, problems, empty=False)
                     for root in _roots(store, release.id) if _holds(store, f"{root}/data")])
     if not release.retired:
         store.write_bytes(f"releases/{release.id}/{RETIRED}", json.dumps({"retired": True}).encode())
@@ -306,18 +306,21 @@ def _retire(store: Store, release: Release, referenced: set[str], problems: list
     return True
 
 
-def _delete_around(store: Store, prefix: str, kept: set[str], problems: list[str]) -> bool:
+def _delete_around(store: Store, prefix: str, kept: set[str], problems: list[str], empty: bool = True) -> bool:
     """Delete ``prefix`` but the ``kept`` prefixes inside it: a folder of sources named like another
     node's data (``a.zarr/c.csv`` beside ``a.h5``) puts its data inside that node's prefix, and a
-    kept release may reuse it after the other node changed. Whether anything was deleted."""
+    kept release may reuse it after the other node changed. Whether anything was deleted (not
+    ``empty``: a folder that held no object, left by an earlier gc on a store with folders, is no
+    deletion)."""
     if not kept:
-        return _delete(store, prefix, problems)
+        held = empty or _holds(store, prefix)
+        return _delete(store, prefix, problems) and held
     deleted = False
     with contextlib.suppress(FileNotFoundError, NotFound):
         for name in store.listdir(prefix):
             child = f"{prefix}/{name}"
             if child not in kept:
-                deleted = _delete_around(store, child, {k for k in kept if k.startswith(f"{child}/")}, problems) or deleted
+                deleted = _delete_around(store, child, {k for k in kept if k.startswith(f"{child}/")}, problems, empty) or deleted
     return deleted
 
 
