@@ -38,10 +38,14 @@ def from_arrow_table(table: Any) -> Any:
     merge row groups into other node classes), nullable columns always as bit-masked options
     (``generate_bitmasks``: the form does not depend on whether a piece holds a null), without the ``UnmaskedArray`` wrappers Arrow's non-nullable fields come
     back in: they hold no buffers, the source had none, and the tiled client's form projection
-    (tiled 0.2.20 ``project_form``) fails on one whose content it does not read."""
+    (tiled 0.2.20 ``project_form``) fails on one whose content it does not read. The schema's
+    ``awkward_array_metadata`` applied first, as ``ak.from_parquet`` applies it (awkward's own
+    step, not public API): without it a tuple came back a record of fields "0", "1"."""
     import awkward as ak
+    from awkward._connect.pyarrow import convert_native_arrow_table_to_awkward
 
     def unwrap(layout: Any, continuation: Any, **_: Any) -> Any:
         return continuation().content if isinstance(layout, ak.contents.UnmaskedArray) else None
 
-    return ak.transform(unwrap, ak.from_arrow(table.combine_chunks(), generate_bitmasks=True))
+    native = convert_native_arrow_table_to_awkward(table.combine_chunks())
+    return ak.transform(unwrap, ak.from_arrow(native, generate_bitmasks=True))

@@ -503,3 +503,23 @@ def test_byte_strings_answer_json_as_text(tmp_path: Path) -> None:
     with local_server(published.store.url) as url:
         answer = httpx.get(f"{url}/api/v1/awkward/full/b/raw")
         assert answer.status_code == 200 and answer.json() == ["\x00ab", "", "\ufffd"], answer.text
+
+
+def test_a_tuple_array_stays_a_tuple(tmp_path: Path) -> None:
+    """``(int64, var * int64)``: ak.from_parquet of the stored file kept the tuple, but the server's
+    read (pyarrow's table, then ak.from_arrow) made it a record of fields "0" and "1": published
+    so, and answered so to the tiled client and as JSON objects. awkward's schema metadata is now
+    applied first, as ak.from_parquet applies it."""
+    from tiled.client import from_uri
+
+    value = ak.Array([(1, [1]), (2, []), (3, [4, 5])])
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        _buffers_group(f, "pairs", ak.to_packed(value))
+    published = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "t.h5"), "into": ""}]})
+    form = published.node("t/pairs")["structure"]["form"]
+    assert form["class"] == "RecordArray" and form["fields"] is None, form
+    with local_server(published.store.url) as url:
+        got = from_uri(f"{url}/api/v1")["t/pairs"].read()  # (tiled 0.2.20's project_form makes any tuple a record: its own)
+        assert [tuple(r.values()) for r in got.to_list()] == value.to_list()
+        assert str(from_parquet_bytes(httpx.get(f"{url}/api/v1/awkward/full/t/pairs?format=parquet").content).type) == str(value.type)
+        assert httpx.get(f"{url}/api/v1/awkward/full/t/pairs").text == ak.to_json(value)  # (awkward's JSON of a tuple: objects "0", "1")
