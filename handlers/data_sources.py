@@ -21,7 +21,7 @@ from . import common, settings
 
 __all__ = ["data_sources", "direct_base", "wanted"]
 
-PRIVATE_NOTE = ("private: this address answers only with scoped credentials (POST /api/v1/auth/credentials "
+PRIVATE_NOTE = ("private: this address answers only with scoped credentials (GET /api/v1/auth/credentials "
                 "on an S3 store) — read it through the API (/api/v1/zarr/v3/..., array/full, table/full) otherwise")
 
 

@@ -13,6 +13,7 @@ plug-in adds keys and never replaces a built-in one.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 import warnings
 from collections.abc import Callable, Iterable
@@ -43,7 +44,17 @@ def install_hint(exc: ImportError, purpose: str) -> str:
     module = (exc.name or "").split(".")[0]
     if not module:
         return f"{purpose}: {exc}"
+    if module != exc.name and _installed(module):  # (a module it names inside an installed package: installing that changes nothing)
+        return f"cannot {purpose}: {module} is installed but has no module {exc.name!r} (a misspelt entry point, or another version of {module}?)"
     return f"install {_DISTRIBUTIONS.get(module, module)} to {purpose} (no module named {module!r})"
+
+
+def _installed(module: str) -> bool:
+    """Whether a top-level module can be found (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require(modules: Iterable[str], purpose: str) -> None:

@@ -263,3 +263,20 @@ def test_pages_of_a_partly_hidden_container(half_hidden: tuple[str, str], signed
         assert page["meta"]["count"] == len(visible) and (page["links"]["next"] is None) == (offset + 7 >= len(visible))
         seen += [d["id"] for d in page["data"]]
     assert seen == visible
+
+
+def test_publish_ls_lists_every_node_marking_the_private_ones(world: World) -> None:
+    """``publish ls`` read catalog.json, what anyone reads: a data manager listing their own store
+    saw nothing of its private nodes (an all-private catalog listed nothing, exit 0). It lists the
+    full view, each node not public marked with its tags; ``--public`` lists the anonymous view."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    full = CliRunner().invoke(main, ["ls", "--store", str(world.root)])
+    assert full.exit_code == 0, full.output
+    lines = dict(line.split(None, 1) if " " in line.strip() else (line.strip(), "") for line in full.output.splitlines())
+    assert lines["pub/"] == "" and lines["sec_alpha/"] == f"[private: {', '.join(TAGS['a'])}]", full.output
+    assert "sec_zulu/" in lines and lines["sec_zulu/"].startswith("[private:")
+    public = CliRunner().invoke(main, ["ls", "--store", str(world.root), "--public"])
+    assert public.exit_code == 0 and public.output.split() == ["pub/"], public.output

@@ -88,3 +88,15 @@ def test_private_node_says_so(served_private: Served) -> None:  # noqa: F811
     assert "/files/private/" in uri
     target = f"{uri}/zarr.json" if source["mimetype"] == "application/x-zarr" else uri
     assert httpx.get(target).status_code in (401, 403, 404)  # the bare address does not read it
+
+
+def test_the_private_note_names_a_route_the_server_takes() -> None:
+    """The note on a private node's data source told clients to POST /api/v1/auth/credentials,
+    which answers 405: the method and route it names are one of the route table's."""
+    import re
+
+    from handlers.data_sources import PRIVATE_NOTE
+    from publisher.functions import allowed_methods
+
+    method, route = re.search(r"\b(GET|POST|PUT|DELETE) (/api/v1/\S+)", PRIVATE_NOTE).groups()  # type: ignore[union-attr]
+    assert method in allowed_methods(route), (method, route, allowed_methods(route))

@@ -98,6 +98,9 @@ def test_missing_library_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(MissingDependency, match=r"install pillow to read images \(no module named 'PIL'\)"):
         with _blocked("PIL"):
             require(["PIL"], "read images")
+    # a module missing inside an installed package (a misspelt entry point): "install json" would change nothing
+    with pytest.raises(MissingDependency, match=r"cannot read maps: json is installed but has no module 'json\.nope'"):
+        require(["json.nope"], "read maps")
     # a built-in reader whose library is missing: the file's failure says what to install
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "t.csv").write_text("a\n1\n")

@@ -35,12 +35,16 @@ def _describe(entry: Entry) -> str:
 @click.option("--store", default=None, help="The store to list (default: the pipeline's output.store).")
 @click.option("-l", "--long", "long_", is_flag=True, help="Show family, shape/rows and data URL.")
 @click.option("-r", "--recursive", is_flag=True)
-def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool) -> None:
-    """List the published tree under PATH."""
+@click.option("--public", is_flag=True, help="Only what anyone reads (catalog.json's view); default: every node, private ones marked.")
+def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool, public: bool) -> None:
+    """List the published tree under PATH: every node, those not public marked with their access
+    tags (the full view the store keeps under private/; --public: what anyone reads)."""
     from ..catalog import Catalog
 
     try:
-        catalog = Catalog.open(target_store(config, store))
+        target = target_store(config, store)
+        # the full view: a data manager listing their own store saw nothing of its private nodes
+        catalog = Catalog.open(target) if public else Catalog.open_full(target)
         catalog.entry(path)
 
         # a stack of listings, not recursion: a tree may be deeper than Python's recursion limit
@@ -53,6 +57,8 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool)
             line = "  " * (len(stack) - 1) + entry.key + ("/" if entry.family == "container" else "")
             if long_:
                 line = f"{line:<50} {entry.family:<9} {_describe(entry):<28} {entry.data_url or ''}"
+            if entry.access_tags is not None and "public" not in entry.access_tags:
+                line += f"  [private: {', '.join(entry.access_tags) or 'nobody'}]"
             click.echo(line)
             if recursive and entry.family == "container":
                 stack.append(iter(catalog.entries(entry.path)))
