@@ -52,9 +52,8 @@ def _serve(app: APIGatewayHttpResolver, name: str, cache_control: str) -> Respon
         raise NotFound(f"no browse page file {name!r} (the page's files are index.html and the scripts and styles it links)")
     etag = '"' + hashlib.sha1(body).hexdigest()[:32] + '"'  # by content: an unchanged file stays cached across releases
     headers = {"Cache-Control": cache_control, "Vary": "Accept-Encoding", **page_headers(catalog)}
-    cached = http.not_modified(app, etag)
+    cached = http.not_modified(app, etag, headers)
     if cached is not None:
-        cached.headers.update(headers)
         return cached
     return http.respond(app, body, media_type, etag, headers=headers, spillable=False)  # type: ignore[arg-type]
 

@@ -32,6 +32,8 @@ def answer(app: APIGatewayHttpResolver, family: str, default: str, release: str,
     if cached is not None:
         return cached
     ready = stored(http.accepted_encodings(app)) if stored is not None and chosen.media_type == "application/octet-stream" else None
+    if ready is not None and len(ready[0]) > settings.current().max_body_bytes:
+        ready = None  # (sent as it is, it skipped the spill: a deployed function answered past Lambda's 6 MB, a 5xx)
     if ready is not None:
         body, encoding = ready
         return http.respond(app, body, chosen.media_type, etag, headers=headers, encoding=encoding)

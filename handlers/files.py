@@ -40,7 +40,7 @@ def error(status: int, detail: str) -> tuple[int, dict[str, str], bytes]:
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     """``[start, end]`` of a single ``bytes=`` range; None when there is none to honour (absent,
     several ranges, another unit), False when it cannot be satisfied."""
-    if not header or not header.startswith("bytes=") or "," in header:
+    if not header or header[:6].lower() != "bytes=" or "," in header:  # (the unit in any case: RFC 9110 14.1)
         return None
     first, _, last = header[6:].strip().partition("-")
     try:
@@ -55,7 +55,17 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
 
 def _pieces(store: Store, key: str, size: int) -> Iterator[bytes]:
     """The object in pieces; one that goes away while sent ends the answer short (the client sees
-    fewer bytes than Content-Length said, and the connection is closed)."""
+    fewer bytes than Content-Length said, and the connection is closed). A local file is read
+    through one open handle, which its deletion (a spilled answer collected) does not cut."""
+    if store.is_local:
+        try:
+            with open(store.path(key), "rb") as f:
+                while (piece := f.read(min(PIECE, size))) and size > 0:
+                    size -= len(piece)
+                    yield piece
+        except OSError as exc:
+            log.warning("%s went away while it was sent: %s", key, exc)
+        return
     for start in range(0, size, PIECE):
         try:
             yield store.read_range(key, start, min(start + PIECE, size))
@@ -98,7 +108,8 @@ def file_answer(store: Store, raw: str, range_header: str | None, query: str = "
                    **_disposition(key, query), **SECURITY}
         span = byte_range(range_header, size)
         if span is False:
-            return 416, {"Content-Range": f"bytes */{size}", **SECURITY}, b""
+            status, headers, body = error(416, f"range {range_header!r} is outside {key!r}, which holds {size} bytes")
+            return status, {**headers, "Content-Range": f"bytes */{size}"}, body
         if span:
             start, end = span  # type: ignore[misc]
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"

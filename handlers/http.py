@@ -4,11 +4,12 @@ base64 wire format, and answers past Lambda's size limit spilled to the store be
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import hashlib
 import json
+import logging
 import threading
-import contextvars
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -18,10 +19,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from publisher import spills
 from publisher.auth import signing
+from publisher.errors import StoreError
 
 from . import auth, observe, settings
 from .common import API, CACHE_CONTROL, PINNED, base_url, header, store
 
+log = logging.getLogger("skyshelf.http")
 PRIVATE_CACHE_CONTROL = "private, max-age=30, must-revalidate"
 #: An answer from a pinned release (``release=<id>``): the same for as long as the release is kept.
 PINNED_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -41,14 +44,28 @@ def etag_for(*parts: Any) -> str:
 PRECOMPRESSED = {"image/png", "application/x-parquet", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
+def _weights(app: APIGatewayHttpResolver) -> dict[str, float]:
+    """Accept-Encoding's codings and their weights (RFC 9110 12.4.2: ``q`` in any case; 1 when
+    not given; an unreadable weight counts as 1)."""
+    out: dict[str, float] = {}
+    for part in (header(app, "accept-encoding") or "").split(","):
+        name, *params = part.split(";")
+        weight = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 1.0
+        if name.strip():
+            out[name.strip().lower()] = weight
+    return out
+
+
 def accepted_encodings(app: APIGatewayHttpResolver) -> set[str]:
     """The content codings named in Accept-Encoding (``q=0`` ones left out)."""
-    out = set()
-    for part in (header(app, "accept-encoding") or "").split(","):
-        name, _, params = part.partition(";")
-        if params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
-            out.add(name.strip().lower())
-    return out - {""}
+    return {name for name, weight in _weights(app).items() if weight > 0}
 
 
 _local = threading.local()
@@ -73,10 +90,9 @@ def _encoding_for(app: APIGatewayHttpResolver, media_type: str) -> str | None:
     """zstd (preferred) or gzip when the client accepts it and the format is not compressed already."""
     if media_type in PRECOMPRESSED:
         return None
-    accepted = accepted_encodings(app)
-    if "zstd" in accepted and _zstd() is not None:
-        return "zstd"
-    return "gzip" if "gzip" in accepted else None
+    weights = _weights(app)
+    usable = [name for name in ("zstd", "gzip") if weights.get(name, 0) > 0 and (name != "zstd" or _zstd() is not None)]
+    return max(usable, key=lambda name: weights[name]) if usable else None  # (the client's preference; a tie: zstd)
 
 
 def _encode(body: bytes, app: APIGatewayHttpResolver, media_type: str = "") -> tuple[bytes, str | None]:
@@ -137,29 +153,55 @@ def respond(app: APIGatewayHttpResolver, body: bytes | Iterable[bytes], media_ty
     (the browse page's own files, kilobytes): always the body, since a 307 to a stored copy
     would make a browser save the page instead of showing it."""
     out = {"ETag": etag, **caching(), **(headers or {})}
+    # If-None-Match: * matches only once the answer is known to be a 200 (RFC 9110 13.1.2): its body made
+    star = status == 200 and (header(app, "if-none-match") or "").strip() == "*"
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if not isinstance(body, bytes):
-        pieces, total, packed, encoding = _encode_parts(body, app, media_type)
+        pieces, total, packed, encoding = _encode_parts(body, app, media_type)  # (a failure making it raised here)
+        if star:
+            return Response(304, None, "", out)
         if total <= settings.current().max_body_bytes and packed is not None:
-            out["Content-Encoding"] = encoding  # type: ignore[assignment]
+            out["Content-Encoding"], out["ETag"] = encoding, coded(etag, encoding)  # type: ignore[arg-type]
             return _binary(status, media_type, packed, out)
         body, encoding = b"".join(pieces), None
+    elif star:
+        return Response(304, None, "", out)
     if encoding is None and spillable and len(body) > settings.current().max_body_bytes:
-        out["Location"] = spill(body, etag, redirect_ext, app, out.get("Content-Disposition"))
-        return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
+        try:
+            out["Location"] = spill(body, etag, redirect_ext, app, out.get("Content-Disposition"))
+            return Response(307, "application/json", json.dumps({"detail": "response too large for Lambda; follow Location"}), out)
+        except StoreError as exc:
+            if LOCAL_BODY.get() is None:  # (deployed: no other way past Lambda's limit)
+                raise
+            # publish serve has no payload limit: a store it cannot write (read-only) still answers
+            log.warning("answer of %d bytes sent whole: it could not be spilled (%s)", len(body), exc)
     if encoding is None:
         body, encoding = _encode(body, app, media_type)
     if encoding:
         out["Content-Encoding"] = encoding
+        out["ETag"] = coded(etag, encoding)
     return _binary(status, media_type, body, out)
 
 
-def not_modified(app: APIGatewayHttpResolver, etag: str) -> Response | None:
+def coded(etag: str, encoding: str) -> str:
+    """A strong ETag per content coding (RFC 9110 8.8.3: the gzip and zstd bodies of one answer
+    are different content): ``"abc"`` -> ``"abc-gzip"``."""
+    return f'{etag[:-1]}-{encoding}"' if etag.endswith('"') else f"{etag}-{encoding}"
+
+
+def not_modified(app: APIGatewayHttpResolver, etag: str, headers: dict[str, str] | None = None) -> Response | None:
+    """The 304 for an If-None-Match naming this answer's ETag (in any of its codings), with the
+    headers its 200 has (``headers``: its own Cache-Control, say: a cache takes the 304's). ``*``
+    is left to :func:`respond`: it matches only an answer that is a 200 (RFC 9110 13.1.2)."""
     match = header(app, "if-none-match")
-    if match and (match.strip() == "*" or etag in [m.strip().removeprefix("W/") for m in match.split(",")]):
-        return Response(304, None, "", {"ETag": etag, **caching()})
-    return None
+    if not match:
+        return None
+    ours = {etag, coded(etag, "gzip"), coded(etag, "zstd")}
+    found = next((m for m in (m.strip().removeprefix("W/") for m in match.split(",")) if m in ours), None)
+    if found is None:
+        return None
+    return Response(304, None, "", {"ETag": found, **caching(), **(headers or {})})
 
 
 _spilled: set[str] = set()  # keys this process wrote: a warm Lambda redirects without recomputing

@@ -144,9 +144,10 @@ class App:
         else:
             status, out, body = await self.answer("GET" if method == "HEAD" else method, path, query, headers, (scope.get("client") or ("", 0))[0],
                                                   request)
+        if method != "OPTIONS":  # (a 414, 431 or 413 too: a page on another origin reads their detail, not a CORS failure)
             for name, value in self.cors.headers(origin).items():
                 out[name] = f"{out['Vary']}, {value}" if name == "Vary" and out.get("Vary") else value
-        if isinstance(body, bytes):
+        if isinstance(body, bytes) and status not in (204, 304):  # (RFC 9110 8.6: none on a 204; a 304's would be the 200's)
             out["Content-Length"] = str(len(body))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]})
@@ -171,11 +172,23 @@ class App:
             return _not_allowed(method, path, allowed) if allowed and method not in allowed else error(404, f"no route for {method} {path}")
         handler = importlib.import_module(f"handlers.{route.module}").lambda_handler
         event = event_for(method, path, query, headers, client, request)
-        if route.path in _INDEX and self.store.is_local:
+        if route.path in _INDEX and self.store.is_local and _local_only(route.path, headers):
             return invoke(handler, event, self.settings)
         pool = self.slow if route.path in _SLOW else self.index if route.path in _INDEX else None  # None: data work, the default pool
         context = contextvars.copy_context()
         return await loop.run_in_executor(pool, context.run, invoke, handler, event, self.settings)
+
+
+#: Index routes that may ask the identity provider (its discovery document), whoever calls.
+_PROVIDER = {"/api/v1", "/api/v1/"}
+
+
+def _local_only(route: str, headers: dict[str, str]) -> bool:
+    """Whether an index answer reads nothing but the local store, so the event loop may make it:
+    not one that may wait on the identity provider (its discovery, or the keys a bearer token is
+    checked with: 5 s each for a provider that does not answer, every other request held up)."""
+    return route not in _PROVIDER and not any(k.lower() == "authorization" and v.strip().lower().startswith("bearer")
+                                              for k, v in headers.items())
 
 
 def _not_allowed(method: str, path: str, allowed: list[str]) -> tuple[int, dict[str, str], bytes]:
@@ -208,7 +221,8 @@ logging.getLogger("uvicorn.access").addFilter(RedactKeys())  # (its line is off:
 
 #: uvicorn's options for every ``publish serve`` process (its access log off: :func:`logged` writes ours).
 UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False, "http": "httptools", "loop": "auto", "lifespan": "on",
-                           "timeout_keep_alive": 30}
+                           "timeout_keep_alive": 30,
+                           "timeout_graceful_shutdown": 5}  # (Ctrl+C with a download stalled: the server stayed up, a second one a traceback)
 
 
 def logged(app: App, settings: Settings) -> Any:

@@ -349,7 +349,8 @@ def docs_asset() -> Response:
         raise NotFound(f"no docs asset {name!r}")
     body, media_type = found
     etag = http.etag_for("docs-asset", name, swagger_version(), __version__)
-    return http.not_modified(app, etag) or http.respond(app, body, media_type, etag, headers={"Cache-Control": "public, max-age=86400"})
+    headers = {"Cache-Control": "public, max-age=86400"}  # (the 304's too: a cache takes its headers, and kept the asset 30 s)
+    return http.not_modified(app, etag, headers) or http.respond(app, body, media_type, etag, headers=headers)
 
 
 app = common.make_app("metadata", {

@@ -3,8 +3,8 @@
 One object per distinct request, so they are bounded here: an answer older than ``max_age``
 seconds (``SKYSHELF_SPILL_MAX_AGE``, default :data:`MAX_AGE`) is written again before it is
 redirected to (on S3 a lifecycle rule expires the prefix after ``EXPIRY_DAYS``, which is longer,
-so a redirect never points at an object about to go), and on a local store the oldest go once the
-folder passes ``max_bytes`` (``SKYSHELF_SPILL_MAX_BYTES``, default :data:`MAX_BYTES`). The
+so a redirect never points at an object about to go), and on a local store the oldest (but those
+written in the last :data:`YOUNG` seconds) go once the folder passes ``max_bytes`` (``SKYSHELF_SPILL_MAX_BYTES``, default :data:`MAX_BYTES`). The
 handlers pass both from their settings.
 ``publish gc`` removes the old ones anywhere (a Lambda may only write them).
 """
@@ -24,6 +24,9 @@ DISPOSITION = "response-content-disposition"
 MAX_AGE = 86400.0
 #: Bytes a local store's spilled answers may hold together, by default: 1 GiB.
 MAX_BYTES = 2**30
+#: Seconds a spilled answer is safe from the size bound: its 307 was just given, and the client's
+#: follow may still come (evicted at once, the redirect was a 404).
+YOUNG = 60.0
 #: What the deployed bucket's lifecycle rule keeps a spilled answer (days): twice MAX_AGE.
 EXPIRY_DAYS = 2
 
@@ -39,15 +42,19 @@ def fresh(store: Store, key: str, max_age: float = MAX_AGE) -> bool:
     return found is not None and time.time() - found[1] < max_age
 
 
-def collect(store: Store, older_than: float | None = None, over_bytes: int | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
+def collect(store: Store, older_than: float | None = None, over_bytes: int | None = None, keep: frozenset[str] = frozenset(),
+            young: float = 0.0) -> list[str]:
     """Delete spilled answers older than ``older_than`` seconds, then the oldest while they hold
-    more than ``over_bytes`` together; never those in ``keep`` (just written). Returns the keys deleted."""
+    more than ``over_bytes`` together, but none younger than ``young`` seconds (a 307 just handed
+    out for it may not have been followed yet: the folder may pass its bound that long); never
+    those in ``keep`` (just written). Returns the keys deleted."""
     objects = sorted([*store.objects(PREFIX), *store.objects(PRIVATE_PREFIX)], key=lambda o: o[2])  # oldest first
     now, total = time.time(), sum(size for _, size, _ in objects)
     deleted = []
     for key, size, modified in objects:
         old = older_than is not None and now - modified > older_than
-        if key in keep or not (old or (over_bytes is not None and total > over_bytes)):
+        crowded = over_bytes is not None and total > over_bytes and now - modified >= young
+        if key in keep or not (old or crowded):
             continue
         if not old and key.rpartition("/")[2].startswith(".tmp-"):
             continue  # being written (atomic write's temporary file)
@@ -62,4 +69,4 @@ def write(store: Store, key: str, body: bytes, max_age: float = MAX_AGE, max_byt
     store, delete those older than ``max_age`` seconds and keep the folder within ``max_bytes``."""
     store.write_bytes(key, body, atomic=True)
     if store.is_local:
-        collect(store, older_than=max_age, over_bytes=max_bytes, keep=frozenset({key}))
+        collect(store, older_than=max_age, over_bytes=max_bytes, keep=frozenset({key}), young=YOUNG)
