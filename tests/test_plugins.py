@@ -274,7 +274,7 @@ def test_a_no_change_rebuild_does_not_read_the_files_no_reader_read(tmp_path: Pa
     assert len(build(pipeline, workers=1).skipped) == 20
     seen: list[Path] = []
     detect = readers.detect
-    monkeypatch.setattr("publisher.sources.detect", lambda path: seen.append(path) or detect(path))
+    monkeypatch.setattr("publisher.work_item.detect", lambda path: seen.append(path) or detect(path))
     assert build(pipeline, workers=1).unchanged and seen == []
     # with the readers changed (no previous release here), a file gone since the plan is converted, not a crash
     item = next(i for i in plan(pipeline) if i.paths[0].suffix == ".log")
