@@ -26,7 +26,7 @@ from publisher.formats import Manifest
 from publisher.sources import iter_plan
 from publisher.stores import Store
 
-from .conftest import ROOT, write_pipeline
+from .conftest import write_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
