@@ -168,3 +168,16 @@ def test_signed_in_no_index_query_for_a_private_node(browser: Any, served_privat
     assert anonymous == [] and page.get_by_role("heading", name="DuckDB on the node index", exact=True).count() == 0
     assert_no_errors(page)
     page.context.close()
+
+
+def test_a_page_past_the_last_leads_back(browser: Any, odd: Served) -> None:  # noqa: F811
+    """``page=`` past the last (an old link to a container that shrank) said "No items on this
+    page." with no way back but the breadcrumbs."""
+    page = page_for(browser, odd.url)
+    _open(page, "", params={"page": "99"})
+    assert "No items on this page" in page.inner_text("#view")
+    page.get_by_role("link", name="Go to its last page").click()
+    wait_ready(page, "")
+    assert page.locator("table.children tbody tr").count() == 7  # (the seven sources)
+    assert_no_errors(page)
+    page.context.close()

@@ -43,7 +43,14 @@ export async function render(el, ctx) {
   const answer = await firstPage(ctx.api, ctx.path, ctx.params);
   const count = answer.meta?.count ?? answer.data.length;
   if (!answer.data.length) {
-    el.append(h('p', { class: 'empty' }, count ? 'No items on this page.' : 'This container is empty (or holds nothing you may read).'));
+    if (!count) {
+      el.append(h('p', { class: 'empty' }, 'This container is empty (or holds nothing you may read).'));
+      return;
+    }
+    // a page past the last (an old link to a container that shrank): say so, and lead back to its pages
+    const last = Math.ceil(count / PAGE) - 1;
+    el.append(h('p', { class: 'empty' }, `No items on this page: the container holds ${fmtInt(count)}. `,
+      h('a', { href: ctx.href(ctx.path, { page: last || null }) }, 'Go to its last page'), '.'));
     return;
   }
   append(el,
