@@ -181,3 +181,13 @@ def test_a_page_past_the_last_leads_back(browser: Any, odd: Served) -> None:  # 
     assert page.locator("table.children tbody tr").count() == 7  # (the seven sources)
     assert_no_errors(page)
     page.context.close()
+
+
+def test_complex_values_read_as_complex_numbers(browser: Any, odd: Served) -> None:  # noqa: F811
+    """The text preview showed a complex array's [re, im] pairs as one more dimension: a 2 × 2
+    complex array looked like a 2 × 2 × 2 real one."""
+    page = page_for(browser, odd.url)
+    _open(page, "cplx")
+    assert page.inner_text("pre.array-text") == "[[1+2j,3-1j],\n [0+0j,0+5j]]"
+    assert_no_errors(page)
+    page.context.close()

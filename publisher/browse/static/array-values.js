@@ -44,15 +44,28 @@ export async function textView(el, ctx) {
       : `The first ${counts.map(fmtInt).join(' × ')} of ${shape.map(fmtInt).join(' × ')} (slice ${slice}; download for all).`;
   }
   const values = await ctx.api.json('array/full', ctx.path, { format: 'application/json', slice });
-  const text = typeof values === 'string' ? values : rowsText(values);
+  // complex values come as [re, im] pairs (the JSON answer's form): shown as numbers, 1+2j, where a
+  // pair read as one more dimension (a 1-element complex array looked like a 1 × 2 real one)
+  const complex = ctx.node.attributes.structure.data_type?.kind === 'c';
+  const text = typeof values === 'string' ? values : rowsText(complex ? complexes(values, shape.length) : values, 0, complex);
   append(el, h('pre', { class: 'array-text', tabindex: '0', 'aria-label': 'Values' }, text), note && h('p', { class: 'note' }, note));
 }
 
 /** JSON with one innermost row per line ([[1,2],[3,4]] → "[[1,2],\n [3,4]]"): a table to read,
  *  where an indented dump puts every value on a line of its own. */
-function rowsText(values, depth = 0) {
-  if (!Array.isArray(values) || !values.some(Array.isArray)) return JSON.stringify(values);
-  return `[${values.map((v) => rowsText(v, depth + 1)).join(`,\n${' '.repeat(depth + 1)}`)}]`;
+function rowsText(values, depth = 0, bare = false) {
+  const leaf = (v) => (bare && typeof v === 'string' ? v : JSON.stringify(v));
+  if (!Array.isArray(values)) return leaf(values);
+  if (!values.some(Array.isArray)) return `[${values.map(leaf).join(',')}]`;
+  return `[${values.map((v) => rowsText(v, depth + 1, bare)).join(`,\n${' '.repeat(depth + 1)}`)}]`;
+}
+
+/** [re, im] pairs `ndim` deep → "re+imj" texts (non-finite parts as the answer spells them). */
+export function complexes(values, ndim) {
+  if (ndim > 0) return values.map((v) => complexes(v, ndim - 1));
+  const [re, im] = values;
+  const negative = typeof im === 'number' && (im < 0 || Object.is(im, -0));
+  return `${re}${negative ? '-' : '+'}${typeof im === 'number' ? Math.abs(im) : im}j`;
 }
 
 export const dimName = (ctx, i) => (ctx.node.attributes.structure.dims || [])[i] || `dim_${i}`;
