@@ -16,6 +16,7 @@ import asyncio
 import base64
 import contextvars
 import dataclasses
+import functools
 import importlib
 import logging
 import secrets
@@ -225,6 +226,59 @@ UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False, "http": 
                            "timeout_graceful_shutdown": 5}  # (Ctrl+C with a download stalled: the server stayed up, a second one a traceback)
 
 
+#: Seconds a connection may take to send a request's line and headers (from its first byte, or
+#: from the connection when nothing came yet).
+HEADER_SECONDS = 30.0
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """:data:`UVICORN` with the HTTP protocol that gives up on a request never sent whole."""
+    return {**UVICORN, "http": _deadline_protocol()}
+
+
+@functools.cache
+def _deadline_protocol() -> type:
+    """uvicorn's httptools protocol with a deadline for a request's line and headers: uvicorn has
+    none (its keep-alive timer starts after a response), so a connection that never sent a whole
+    request was held for good, and a few hundred of them took the process's file handles (a
+    slowloris). Hand-written: uvicorn 0.55 offers no such timeout."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class DeadlineProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(HEADER_SECONDS, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return DeadlineProtocol
+
+
 def logged(app: App, settings: Settings) -> Any:
     """``app`` with the access log (handlers/access_log.py) when the settings turn it on."""
     return AccessLog(app, access_logger()) if settings.access_log else app
@@ -243,7 +297,7 @@ class LocalServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(logged(App(self.store, cors), base), **UVICORN)
+        config = uvicorn.Config(logged(App(self.store, cors), base), **uvicorn_options())
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None
 

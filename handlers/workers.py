@@ -105,10 +105,10 @@ def _serve(worker: Worker, shared: socket.socket | None, ready: Any) -> None:
     to ``ready`` once it listens."""
     import uvicorn
 
-    from .local import UVICORN
+    from .local import uvicorn_options
 
     sock = shared if shared is not None else bind(worker.host, worker.port, reuse_port=True)
-    server = uvicorn.Server(uvicorn.Config(worker, factory=True, **UVICORN))
+    server = uvicorn.Server(uvicorn.Config(worker, factory=True, **uvicorn_options()))
 
     def tell() -> None:
         while not server.started and not server.should_exit:

@@ -218,3 +218,27 @@ def test_files_ranges_read_the_unit_in_any_case_and_refuse_in_json(server: str) 
     assert part.status_code == 206 and part.content == b'{"fo'[:4] or len(part.content) == 4
     refused = httpx.get(f"{server}/files/catalog.json", headers={"Range": "bytes=999999999-"})
     assert refused.status_code == 416 and refused.headers["content-range"].startswith("bytes */") and refused.json()["detail"]
+
+
+def test_a_connection_that_never_sends_a_whole_request_is_closed(published: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's keep-alive timer starts after a response: a connection that sent nothing, or half
+    its headers, was held for good (a few hundred of them took the server's file handles)."""
+    from handlers import local
+
+    monkeypatch.setattr(local, "HEADER_SECONDS", 1.0)
+    srv = LocalServer(published.store.url, "127.0.0.1", 0).start()
+    try:
+        silent, half = (socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2))
+        half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # (no blank line: the headers never end)
+        for sock in (silent, half):
+            sock.settimeout(10)
+            start = time.monotonic()
+            assert sock.recv(100) == b"" and time.monotonic() - start < 5  # closed by the server
+            sock.close()
+        keep = httpx.Client()  # a whole request, then idle: kept alive as before
+        assert keep.get(f"{srv.url}/healthz").status_code == 200
+        time.sleep(1.5)
+        assert keep.get(f"{srv.url}/healthz").status_code == 200
+        keep.close()
+    finally:
+        srv.stop()
