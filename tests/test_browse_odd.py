@@ -35,6 +35,7 @@ def _sources(folder: Path) -> None:
     np.save(folder / "cplx.npy", np.array([[1 + 2j, 3 - 1j], [0, 5j]]))
     np.save(folder / "words.npy", np.array(["ab", "cde"]))
     np.save(folder / "frame.npy", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    np.save(folder / "cube.npy", np.arange(4 * 32 * 32, dtype=np.uint16).reshape(4, 32, 32))
     for name in ("x#y", "q?r", "pct%zz"):
         np.save(folder / f"{name}.npy", np.arange(3) + len(name))
     pandas.DataFrame({"I/I0": [1.5, 2.5, 4.0], "x, mm": [0.1, 0.2, 0.3], "n": [1, 2, 3]}).to_csv(folder / "scatter.csv", index=False)
@@ -178,7 +179,7 @@ def test_a_page_past_the_last_leads_back(browser: Any, odd: Served) -> None:  # 
     assert "No items on this page" in page.inner_text("#view")
     page.get_by_role("link", name="Go to its last page").click()
     wait_ready(page, "")
-    assert page.locator("table.children tbody tr").count() == 7  # (the seven sources)
+    assert page.locator("table.children tbody tr").count() == 8  # (the eight sources)
     assert_no_errors(page)
     page.context.close()
 
@@ -189,5 +190,27 @@ def test_complex_values_read_as_complex_numbers(browser: Any, odd: Served) -> No
     page = page_for(browser, odd.url)
     _open(page, "cplx")
     assert page.inner_text("pre.array-text") == "[[1+2j,3-1j],\n [0+0j,0+5j]]"
+    assert_no_errors(page)
+    page.context.close()
+
+
+def test_the_download_and_code_tabs_take_the_frame_the_preview_shows(browser: Any, odd: Served) -> None:  # noqa: F811
+    """A frame chosen with the slider was lost on the way to the Download tab ("the whole array"
+    chosen, a PNG refused as 3-D): the tabs' links carry the preview's slice."""
+    page = page_for(browser, odd.url)
+    _open(page, "cube")
+    slider = page.get_by_role("slider")
+    slider.focus()
+    slider.press("ArrowRight")
+    slider.press("ArrowRight")
+    page.wait_for_function("() => location.hash.includes('slice=2')")
+    page.get_by_role("link", name="Download", exact=True).click()
+    wait_ready(page, "cube", "download")
+    assert page.input_value("#dl-slice") == "2,:,:" and page.is_checked("input[value=slice]")
+    page.select_option("#dl-format", label="PNG image")
+    assert not page.is_disabled("#dl-go")
+    page.get_by_role("link", name="Code", exact=True).click()
+    wait_ready(page, "cube", "code")
+    assert "node[2,:,:]" in snippet(page, "Tiled client")
     assert_no_errors(page)
     page.context.close()

@@ -60,7 +60,10 @@ function parse(hash) {
 /** A link to a node (and view params) that keeps the pinned release. */
 export function href(path, params = {}) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v != null && v !== '') q.set(k, v);
+  for (const [k, v] of Object.entries(params)) {
+    if (Array.isArray(v)) v.forEach((one) => q.append(k, one));
+    else if (v != null && v !== '') q.set(k, v);
+  }
   const release = route.params.get('release');
   if (release && !q.has('release')) q.set('release', release);
   const qs = q.toString();
@@ -78,6 +81,7 @@ function update(changes, { push = false } = {}) {
     } else params.set(k, v);
   }
   route = { path: route.path, params };
+  retab();
   const qs = params.toString();
   const url = `#/${encodePath(route.path)}${qs ? `?${qs}` : ''}`;
   if (push) window.history.pushState(null, '', url);
@@ -94,13 +98,33 @@ function crumbs(path) {
   return h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('ol', {}, items));
 }
 
+/** What a tab carries from the view it leaves: the slice shown (a frame chosen with the slider is
+ *  the Download's and Code's selection too) and the columns chosen; the tab itself. */
+const CARRIED = ['slice', 'columns'];
+
+function tabParams(name, first) {
+  const q = { view: name === first ? null : name };
+  for (const k of CARRIED) {
+    const values = route.params.getAll(k);
+    if (values.length) q[k] = values;
+  }
+  return q;
+}
+
 function tabs(path, family, current) {
   const names = TABS[family] || ['metadata'];
   return h('nav', { class: 'tabs', 'aria-label': 'Views' }, names.map((name) => h('a', {
-    href: href(path, { view: name === names[0] ? null : name }),
+    href: href(path, tabParams(name, names[0])),
+    'data-view': name,
+    'data-first': names[0],
     'aria-current': name === current ? 'page' : null,
     class: name === current ? 'tab current' : 'tab',
   }, LABELS[name])));
+}
+
+/** The tabs' links again, once a view changed the address (a slider moved, columns chosen). */
+function retab() {
+  for (const a of document.querySelectorAll('nav.tabs a[data-view]')) a.href = href(route.path, tabParams(a.dataset.view, a.dataset.first));
 }
 
 export function errorBox(error, what) {
