@@ -17,6 +17,7 @@ process is gone, as a SIGKILL leaves no time to stop them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import multiprocessing
@@ -107,6 +108,11 @@ def _serve(worker: Worker, shared: socket.socket | None, ready: Any) -> None:
 
     from .local import uvicorn_options
 
+    # out of the terminal's process group: its Ctrl+C reaches the supervisor alone, which stops the
+    # workers with SIGTERM (a worker that took the SIGINT too printed a KeyboardInterrupt traceback
+    # whenever uvicorn raised that one again after its shutdown, before the SIGTERM)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     sock = shared if shared is not None else bind(worker.host, worker.port, reuse_port=True)
     server = uvicorn.Server(uvicorn.Config(worker, factory=True, **uvicorn_options()))
 

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION=0.13.9
 if ! command -v uv >/dev/null || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
-    if [ ! -x .tools/bin/uv ]; then
+    if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then  # (an older one kept after a bump)
         # uv itself, in a folder of its own (nothing in the machine's Python changes)
         python3 -m venv .tools >/dev/null
         .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"

@@ -150,3 +150,18 @@ def test_a_local_stores_streamed_write_fails_as_the_store(tmp_path: Path) -> Non
     assert refused_name(StoreError("x")) is False and refused_name(OSError(errno.ENAMETOOLONG, "File name too long"))
     assert refused_name(OSError(errno.EINVAL, "Invalid argument")) and not refused_name(OSError(errno.EROFS, "Read-only file system"))
 
+
+
+def test_a_local_stores_atomic_writes_have_every_files_mode(tmp_path: Path) -> None:
+    """Atomic writes (catalog.json, the release's copy of it) went through mkstemp's 0600: a web
+    server or another user reading the published folder could read every file but its entry point."""
+    import os
+    import stat
+
+    store = LocalStore(str(tmp_path))
+    store.write_bytes("catalog.json", b"{}", atomic=True)
+    store.write_bytes("releases/r/data.bin", b"x")
+    modes = {key: stat.S_IMODE(os.stat(tmp_path / key).st_mode) for key in ("catalog.json", "releases/r/data.bin")}
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert modes == {"catalog.json": 0o666 & ~mask, "releases/r/data.bin": 0o666 & ~mask}, {k: oct(v) for k, v in modes.items()}

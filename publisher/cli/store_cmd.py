@@ -173,7 +173,7 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
     click.echo(f"Serving {target.url} (release {catalog.release}) at {url}" + (f" with {workers} worker processes" if workers > 1 else ""))
     click.echo(f"  browse:   {url}/   (the browse page: find, preview and download in a web browser)")
     click.echo(f"  docs:     {url}/api/v1/docs")
-    click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')")
+    click.echo(f"  tiled:    from tiled.client import from_uri; c = from_uri('{url}/api/v1')  (pip install 'tiled[client]')")
     hint = _xarray_hint(catalog)
     if hint:
         file_zarr, group = hint

@@ -109,6 +109,7 @@ class LocalStore(Store):
         self._ensure_folder(path)
         if atomic:
             fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".tmp-")
+            os.fchmod(fd, _FILE_MODE)  # (mkstemp's 0600: catalog.json unreadable to a web server or another user)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -168,6 +169,16 @@ class LocalStore(Store):
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
+
+
+def _file_mode() -> int:
+    """What a new file gets from ``open`` (0666 less the umask), as every other store object has."""
+    mask = os.umask(0o022)  # (read once, at import: os.umask sets as it reads)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
 
 
 class _Written(io.FileIO):
