@@ -145,14 +145,14 @@ class _FileLock(Held):
         while not os.path.isdir(folder):
             self.made.append(folder)
             folder = os.path.dirname(folder)
-        with contextlib.suppress(FileNotFoundError):  # a leaving holder removed a parent meanwhile: _lock makes it again
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
         try:
+            with contextlib.suppress(FileNotFoundError):  # a leaving holder removed a parent meanwhile: _lock makes it again
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self.fd = self._lock(store)
         except StoreBusy:
             raise
-        except OSError as exc:
-            raise StoreError(f"cannot lock {self.path}: {exc}") from exc
+        except OSError as exc:  # (a store path that names a file: NotADirectoryError, once a traceback)
+            raise StoreError(f"cannot lock {store.url}: {exc.strerror or exc} ({exc.filename or self.path})") from exc
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, json.dumps(doc).encode(), 0)
 

@@ -370,3 +370,30 @@ def test_the_real_tiled_client_sends_keys_we_read(tmp_path: Path, monkeypatch: p
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_cli_edges_are_one_line_errors_not_tracebacks(tmp_path: Path) -> None:
+    """A span past the year 9999 was an OverflowError traceback; a store path naming a file was a
+    NotADirectoryError traceback from gc and rollback; a mistyped store took a key silently;
+    ``publish releases | head`` said the store kept failing."""
+    store = str(tmp_path / "store")
+    for span in ("99999999d", "10000000000000000000000000d"):
+        far = cli("create", "--tags", "A", "--expires", span, "--store", store)
+        assert far.exit_code == 2 and "too far in the future" in far.stderr and "Traceback" not in far.output, far.output
+    made = cli("create", "--tags", "A", "--store", store)
+    assert made.exit_code == 0 and "is it the store you meant?" in made.stderr
+    assert "is it the store you meant?" not in cli("list", "--store", store).stderr  # (its keys are there now)
+    (tmp_path / "afile").write_text("not a store")
+    for args in (["gc", "--store", str(tmp_path / "afile")], ["rollback", "r1", "--store", str(tmp_path / "afile")]):
+        done = CliRunner().invoke(main, args)
+        assert done.exit_code == 1 and done.stderr.startswith("error: cannot lock") and "Not a directory" in done.stderr, done.output
+    import subprocess
+    import sys
+
+    # its reader gone before it writes (`| head` that has read enough): a quiet end, not a store's failure
+    code = "import sys, time; time.sleep(0.5); from publisher.cli import main; main(['keys', 'list', '--store', sys.argv[1]])"
+    listing = subprocess.Popen([sys.executable, "-c", code, store], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.close()
+    said = listing.stderr.read()
+    assert listing.wait(30) == 0 and said == "", said

@@ -30,6 +30,9 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # (`publish releases | head`: the reader left, no store failed)
+            _quiet_stdout()
+            raise SystemExit(0) from None
         except SkyshelfError as exc:
             fail(exc)
         except Exception as exc:
@@ -38,6 +41,17 @@ class _Commands(click.Group):
                 raise
             logging.getLogger("publisher.cli").debug("store error", exc_info=True)
             fail(trouble)
+
+
+def _quiet_stdout() -> None:
+    """stdout to /dev/null: the interpreter's final flush of a closed pipe would say so again."""
+    import os
+    import sys
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -23,7 +23,10 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(timezone.utc)
     span = re.fullmatch(r"(\d+)\s*([smhdw])", text.strip())
     if span:
-        return now + timedelta(seconds=int(span[1]) * _UNITS[span[2]])
+        try:
+            return now + timedelta(seconds=int(span[1]) * _UNITS[span[2]])
+        except (OverflowError, ValueError):  # (past the year 9999: a traceback)
+            raise click.BadParameter(f"{text!r} is too far in the future (dates end at 9999-12-31)") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -59,7 +62,13 @@ def _records(config: Path, store: str | None, table: str | None, deployed: bool)
         from ..deploy.stack import keys_table
 
         table = keys_table(load_pipeline(config).deploy)
-    return DynamoKeyRecords(table) if table else records_of(target_store(config, store))
+    if table:
+        return DynamoKeyRecords(table)
+    target = target_store(config, store)
+    if not (target.exists("catalog.json") or target.exists("private/catalog.json") or target.exists("private/auth")):
+        # (a mistyped --store: a key made there went where no server reads it, without a word)
+        click.echo(f"warning: {target.url} holds no published catalog and no API keys yet: is it the store you meant?", err=True)
+    return records_of(target)
 
 
 @click.group()
