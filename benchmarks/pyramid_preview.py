@@ -61,9 +61,11 @@ def get(url: str) -> tuple[float, str | None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=16384)
+    parser.add_argument("--size", type=int, default=16384, help="the image's side (at least output.pyramid_min_size, 4096: smaller ones get no pyramid)")
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
+    if args.size < 4096:  # (no pyramid: two equal builds, a "met" target for nothing)
+        parser.error(f"--size {args.size} gets no pyramid (pyramid_min_size is 4096): give 4096 or more")
     from publisher.access.cache import DECODED
     from tests.servers import local_server
 

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.serve import free_port, wait_up
+from benchmarks.serve import free_port, tiled_executable, wait_up
 
 GENERATOR = 2  # bump when the generated metadata changes
 ELEMENTS = ["Ni", "Fe", "Cu", "Co", "Mn", "Ti", "Zn", "Cr", "Ag", "Au", "Pt", "Pd", "NaCl", "KCl", "LaB6", "CeO2", "Si", "Ge", "GaAs", "ZnO"]
@@ -275,9 +275,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30, help="warm requests per query")
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of warm requests per query, past 5 (Tiled's fulltext takes ~17 s each)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("SKYSHELF_BENCH_CACHE", "/tmp/skyshelf-search-bench")))
-    parser.add_argument("--tiled", default=shutil.which("tiled") or "tiled")
+    parser.add_argument("--tiled", default=tiled_executable(), help="the tiled executable (with tiled[server])")
     parser.add_argument("--no-tiled", action="store_true")
     args = parser.parse_args()
+    if not args.no_tiled and not shutil.which(args.tiled):
+        parser.error(f"no tiled executable {args.tiled!r}: install tiled[server] (scripts/setup.sh dev), give --tiled PATH or --no-tiled")
     args.cache.mkdir(parents=True, exist_ok=True)
 
     site = publish_catalog(args.cache, args.nodes)

@@ -72,11 +72,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_up(url: str, timeout: float = 60.0) -> None:
+def tiled_executable() -> str:
+    """``tiled`` beside this interpreter (the project's .venv, activated or not), else on PATH."""
+    beside = Path(sys.executable).with_name("tiled")
+    return str(beside) if beside.exists() else shutil.which("tiled") or "tiled"
+
+
+def wait_up(url: str, timeout: float = 60.0, ok: int | None = None) -> None:
+    """Until ``url`` answers (``ok``: with that status)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            status = httpx.get(url, timeout=2).status_code
+            if status == ok if ok is not None else status < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -264,9 +272,11 @@ def auth_overhead(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="requests per light endpoint (heavy ones fewer)")
-    parser.add_argument("--tiled", default=shutil.which("tiled") or "tiled", help="the tiled executable (with tiled[server])")
+    parser.add_argument("--tiled", default=tiled_executable(), help="the tiled executable (with tiled[server])")
     parser.add_argument("--auth", action="store_true", help="measure access control's cost per warm request instead")
     args = parser.parse_args()
+    if not args.auth and not shutil.which(args.tiled):
+        parser.error(f"no tiled executable {args.tiled!r}: install tiled[server] (scripts/setup.sh dev) or give --tiled PATH")
     if args.auth:
         auth_overhead(args.n)
         return
@@ -285,6 +295,8 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
         tiled_base, sky_base = f"http://127.0.0.1:{tiled_port}", f"http://127.0.0.1:{sky_port}"
         wait_up(f"{tiled_base}/api/v1/")
+        for node in ("sample/data", "table"):  # (tiled serve directory registers its files in the background: a 404 at first)
+            wait_up(f"{tiled_base}/api/v1/metadata/{node}", ok=200)
         wait_up(f"{sky_base}/api/v1/")
         tiled, _ = timings(tiled_base, args.n)
         sky, floor = timings(sky_base, args.n, floors(data))
