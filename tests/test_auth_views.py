@@ -280,3 +280,13 @@ def test_publish_ls_lists_every_node_marking_the_private_ones(world: World) -> N
     assert "sec_zulu/" in lines and lines["sec_zulu/"].startswith("[private:")
     public = CliRunner().invoke(main, ["ls", "--store", str(world.root), "--public"])
     assert public.exit_code == 0 and public.output.split() == ["pub/"], public.output
+
+
+def test_publish_ls_of_a_leaf_lists_the_leaf(world: World) -> None:
+    """``publish ls pub/img`` (an array) printed nothing, exit 0: it lists the node, as ls of a file does."""
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    done = CliRunner().invoke(main, ["ls", "-l", "--store", str(world.root), NODES["array"]["public"]])
+    assert done.exit_code == 0 and done.output.split()[:2] == [NODES["array"]["public"].rpartition("/")[2], "array"], done.output

@@ -45,10 +45,11 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool,
         target = target_store(config, store)
         # the full view: a data manager listing their own store saw nothing of its private nodes
         catalog = Catalog.open(target) if public else Catalog.open_full(target)
-        catalog.entry(path)
+        top = catalog.entry(path)
 
-        # a stack of listings, not recursion: a tree may be deeper than Python's recursion limit
-        stack = [iter(catalog.entries(path.strip("/")))]
+        # a stack of listings, not recursion: a tree may be deeper than Python's recursion limit;
+        # a node that is no container lists itself, as ls of a file does (it printed nothing)
+        stack = [iter(catalog.entries(path.strip("/")) if top.family == "container" else [top])]
         while stack:
             entry = next(stack[-1], None)
             if entry is None:
