@@ -348,22 +348,23 @@ def test_deploy_waits_for_a_build_of_its_folder_before_the_upload(aws: dict[str,
     """The upload lists the folder, then sends its entry points last: a build switching meanwhile
     made the bucket's catalog.json name a release none of whose objects were sent (and a gc could
     delete what was listed). The deploy holds the folder's gc and build locks while it uploads:
-    busy, it fails naming the holder, and nothing of the release goes up."""
+    busy, it fails naming the holder, before any AWS work."""
     import boto3
 
-    from publisher.store_lock import exclusive
+    from publisher.deploy import stack
+    from publisher.store_lock import StoreBusy, exclusive
     from publisher.stores.local import LocalStore
 
     pipeline = _pipeline(tmp_path, "sky-busy")
     assert CliRunner().invoke(main, ["build", "-c", str(pipeline)]).exit_code == 0
-    with exclusive(LocalStore(str(tmp_path / "site")), "publish build"):
-        busy = CliRunner().invoke(main, ["deploy", "-c", str(pipeline)])
+    folder = LocalStore(str(tmp_path / "site"))
+    with exclusive(folder, "publish build"):
+        busy = CliRunner().invoke(main, ["deploy", "-c", str(pipeline)])  # (at once: before any AWS work)
     assert busy.exit_code != 0 and "busy" in busy.output and "publish build" in busy.output, busy.output
-    bucket = json.loads(CliRunner().invoke(main, ["deploy", "-c", str(pipeline), "--plan", "--json-report"]).stdout)["bucket"]
-    assert boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="demo/")["KeyCount"] == 0
-    done = _deploy(pipeline, "--wait", "5")
-    assert done["uploaded"] > 0 and boto3.client("s3").head_object(Bucket=bucket, Key="demo/catalog.json")
-    assert CliRunner().invoke(main, ["destroy", "-c", str(pipeline), "--yes", "--delete-data"]).exit_code == 0
+    assert "sky-busy-metadata" not in [f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]]
+    # and while it uploads: the locks held there, so a build that starts meanwhile waits or fails
+    with stack._quiet(tmp_path / "site", 0.0), pytest.raises(StoreBusy, match="publish deploy"), exclusive(folder, "publish build"):
+        pass
 
 
 def test_the_upload_leaves_out_local_spills_keys_and_locks(tmp_path: Path) -> None:

@@ -188,6 +188,9 @@ def deploy(settings: Deploy, store: Path, stack: str | None = None, bucket: str 
     held while the release is uploaded)."""
     if not (store / "catalog.json").exists():
         raise DeployError(f"{store} holds no published catalog (catalog.json): run publish build first")
+    if not plan:
+        with _quiet(store, wait):  # (a busy folder fails now, not after minutes of CloudFormation; held again to upload)
+            pass
     aws = session()
     target = Target.resolve(settings, aws, stack, bucket)
     with tempfile.TemporaryDirectory(prefix="skyshelf-packages-") as out:
