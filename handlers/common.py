@@ -306,8 +306,9 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
     def _unknown(exc: Exception) -> Response:
         trouble = store_trouble(exc)
         if trouble is not None:  # the store is unreachable or failing for now (its client retried already): not a 500
-            log.warning("store unavailable", error=str(trouble))
-            answer = error_response(trouble.http_status, f"the store is unavailable: {trouble}")
+            log.warning("store unavailable", error=str(trouble))  # (the client's detail names no endpoint, bucket or path: the log does)
+            answer = error_response(trouble.http_status, "the store is unavailable: it kept failing after retries or could not be "
+                                    f"reached; try again later (request {log.thread_safe_get_current_keys().get('request_id') or '-'})")
             if trouble.http_status == 503:
                 answer.headers["Retry-After"] = str(RETRY_AFTER)
             return answer
@@ -342,6 +343,10 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # this thread's (a context variable): publish serve answers on several threads at once
         log.thread_safe_append_keys(request_id=(event.get("requestContext") or {}).get("requestId"))
+        if event.get("version") != "2.0" or not _method(event):  # (a payload 1.0 integration: a KeyError, API Gateway's bare 500)
+            log.error("not an API Gateway HTTP API event of payload format 2.0: the integration must use payloadFormatVersion 2.0")
+            return {"statusCode": 500, "headers": {"Content-Type": "application/json", **NOSNIFF}, "isBase64Encoded": False,
+                    "body": json.dumps({"detail": "this function takes API Gateway HTTP API events of payload format 2.0 only"})}
         head = _method(event) == "HEAD"
         if head:  # answered as GET is, without its body (RFC 9110 9.3.2), as publish serve does
             event = {**event, "requestContext": {**event["requestContext"], "http": {**event["requestContext"]["http"], "method": "GET"}}}

@@ -281,3 +281,44 @@ def test_a_damaged_store_is_a_502_naming_it(call: Any, tmp_path: Path, monkeypat
     status, body, lines = _log_lines(call, "metadata_node")
     assert status == 502 and "catalog.json is damaged" in json.loads(body)["detail"]
     assert [r["level"] for r in lines if r.get("request_id") == "Qx3bYhd5joEEJ9C="] == ["ERROR", "INFO"]  # the error, the request's line
+
+
+def _posted(body: str, encoded: bool, **headers: str) -> dict[str, Any]:
+    """A POST of column names to a demo table's partition, as API Gateway passes it."""
+    event = json.loads((EVENTS / "table_full_csv.json").read_text())
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/api/v1/table/partition/tables/temperature_log"
+    event["rawQueryString"], event["queryStringParameters"] = "partition=0", {"partition": "0"}
+    event["requestContext"]["http"]["method"] = "POST"
+    event["headers"].update(headers)
+    event["body"], event["isBase64Encoded"] = body, encoded
+    return event
+
+
+def test_a_posted_body_that_is_not_utf8_json_is_a_400(demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """API Gateway base64-encodes a body it takes for binary: bytes that are not UTF-8, gzip'd
+    JSON or base64 that is not were a 500 (Powertools' decoded_body), logged as an error and
+    counted as one; Tiled answers 400. A body that is valid base64 of a JSON list works."""
+    from handlers import tables
+
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+    for body, encoded, headers in ((base64.b64encode(b"\xff\xfe[").decode(), True, {}),
+                                   (base64.b64encode(gzip.compress(b'["setpoint"]')).decode(), True, {"content-encoding": "gzip"}),
+                                   ("!!!", True, {})):
+        result = tables.lambda_handler(_posted(body, encoded, **headers), Context("skyshelf-tables"))
+        assert result["statusCode"] == 400 and json.loads(result["body"])["detail"].startswith("the body of"), result
+    good = tables.lambda_handler(_posted(base64.b64encode(b'["setpoint"]').decode(), True, accept="text/csv"), Context("skyshelf-tables"))
+    data = base64.b64decode(good["body"])
+    data = gzip.decompress(data) if good["headers"].get("Content-Encoding") == "gzip" else data
+    assert good["statusCode"] == 200 and data.decode().splitlines()[0].strip('"') == "setpoint", good
+
+
+def test_an_event_of_another_payload_format_is_a_json_500_saying_so(demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A payload 1.0 integration (or an empty event) raised a KeyError out of the handler: API
+    Gateway's bare 500, and the log blamed the browse page's route."""
+    from handlers import metadata
+
+    monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
+    v1 = {"version": "1.0", "resource": "/{proxy+}", "path": "/api/v1/", "httpMethod": "GET", "headers": {}, "requestContext": {"requestId": "x"}}
+    for event in (v1, {}):
+        result = metadata.lambda_handler(event, Context("skyshelf-metadata"))
+        assert result["statusCode"] == 500 and "payload format 2.0" in json.loads(result["body"])["detail"], result
