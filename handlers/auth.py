@@ -169,11 +169,15 @@ def _discovery(issuer: str) -> dict[str, Any] | None:
     return found
 
 
-def with_csrf_cookie(answer: Any) -> Any:
+def with_csrf_cookie(answer: Any, sent: list[str] | None = None) -> Any:
     """The tiled client keeps a ``tiled_csrf`` cookie from the server and fails after a device-code
     login without one (it reads it to configure its auth). Nothing here checks it: a catalog takes
     no cookies as credentials, so there is nothing to forge across sites."""
     import secrets
 
+    if any(c.strip().startswith("tiled_csrf=") for c in sent or []):  # (``sent``: the event's cookies, payload 2.0's list)  # kept, as Tiled keeps it: a new one each time was noise
+        return answer
     answer.headers["Set-Cookie"] = f"tiled_csrf={secrets.token_urlsafe(16)}; Path=/; SameSite=Lax; HttpOnly"
+    # (an answer that sets a cookie is this caller's: a shared cache must not hand its cookie to everyone)
+    answer.headers["Cache-Control"] = "private, no-store"
     return answer

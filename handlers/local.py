@@ -52,7 +52,9 @@ def event_for(method: str, path: str, query: str, headers: dict[str, str], clien
     lowered = {k.lower(): v for k, v in headers.items()}
     lowered.setdefault("x-forwarded-proto", "http")  # as API Gateway adds it (there: https)
     params = parse_qs(query, keep_blank_values=True)
+    cookie = lowered.pop("cookie", "")  # (payload 2.0 passes cookies apart, one per item)
     return {
+        **({"cookies": [c.strip() for c in cookie.split(";") if c.strip()]} if cookie else {}),
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,

@@ -153,7 +153,7 @@ def about() -> Response:
     authentication = json.dumps(_authentication(base))
     etag = http.etag_for("about", __version__, base, release, authentication, name)
     answer = http.not_modified(app, etag) or http.respond(app, _about(base, release, authentication, name), "application/json", etag)
-    return auth.with_csrf_cookie(answer)
+    return auth.with_csrf_cookie(answer, common.EVENT.get().get("cookies"))
 
 
 def healthz() -> Response:

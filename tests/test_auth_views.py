@@ -290,3 +290,14 @@ def test_publish_ls_of_a_leaf_lists_the_leaf(world: World) -> None:
 
     done = CliRunner().invoke(main, ["ls", "-l", "--store", str(world.root), NODES["array"]["public"]])
     assert done.exit_code == 0 and done.output.split()[:2] == [NODES["array"]["public"].rpartition("/")[2], "array"], done.output
+
+
+def test_the_csrf_cookie_is_set_once_and_its_answer_kept_private(world: World) -> None:
+    """A new ``tiled_csrf`` was set on every about answer, public-cacheable ones and 304s among them
+    (a shared cache would hand one caller's cookie to everyone). Set only to a caller without one
+    (as Tiled does), on an answer no shared cache keeps; a caller with it gets the cacheable answer."""
+    first = httpx.get(f"{world.url}/api/v1/")
+    assert "tiled_csrf=" in first.headers["set-cookie"] and "no-store" in first.headers["cache-control"]
+    token = first.headers["set-cookie"].split(";")[0]
+    again = httpx.get(f"{world.url}/api/v1/", headers={"Cookie": f"other=1; {token}"})
+    assert again.status_code == 200 and "set-cookie" not in again.headers and "public" in again.headers["cache-control"], again.headers
