@@ -32,6 +32,7 @@ from ..writers.base import Spread, discard
 from ..writers.zarr_array import ZarrWriter
 from .lasting import lasting
 from .plan import Fingerprint, Planner
+from .referred import referred_outside
 
 log = logging.getLogger("skyshelf.build")
 
@@ -170,9 +171,7 @@ class Converter:
         folder (swapped for a link, or a folder above it, after the plan refused such links: a
         build of millions of files plans hours before it converts the last one) as a failure, not
         recorded, and not read; None for the others (one ``realpath`` a file)."""
-        folder = self._source_folders.get(item.source_index)
-        if folder is None:
-            folder = self._source_folders[item.source_index] = source_folder(self.pipeline, item.source)
+        folder = self.source_folder(item)
         for path in item.paths:
             real = os.path.realpath(path)
             if not within(real, folder):
@@ -181,6 +180,13 @@ class Converter:
                           "swapped for a symbolic link): refused, not read (symlinks_outside: refuse)")
                 return passing_failure(item, self.pipeline.unrooted(reason), shown)
         return None
+
+    def source_folder(self, item: WorkItem) -> str:
+        """The item's source folder, resolved (once per source)."""
+        folder = self._source_folders.get(item.source_index)
+        if folder is None:
+            folder = self._source_folders[item.source_index] = source_folder(self.pipeline, item.source)
+        return folder
 
     def unreadable(self, item: WorkItem, exc: OSError) -> tuple[ItemResult, ManifestItem]:
         """An item whose files cannot even be looked at (deleted or made unreadable since the plan):
@@ -212,6 +218,8 @@ class Converter:
                 try:
                     with reader.open(item.paths[0], item.key, options) as root:
                         look()
+                        refused = referred_outside(self.pipeline, self.source_folder(item), reader.referred, source_file)
+                        out.warnings += [Problem(item.node_path, w, source_file) for w in refused]  # (raised: refused, before a value is read)
                         self.write_tree(item, root, source_file, out)
                 finally:  # also for a file skipped or failed for what it referred to (a part of a series)
                     look()

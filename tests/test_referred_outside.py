@@ -1,0 +1,68 @@
+"""HDF5 files that refer to files outside their source folder (external raw storage, external
+links, virtual datasets' sources) follow the rule symbolic links follow (``symlinks_outside``),
+and never read a /proc, /sys or /dev file: external storage naming /etc/passwd or
+/proc/self/environ published them, with no word, under any rule (a review helper's repro)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+
+from publisher.build import build
+from publisher.config import load_pipeline
+
+from .conftest import _published, write_pipeline
+
+
+def _tree(root: Path) -> None:
+    (root / "outside").mkdir()
+    with h5py.File(root / "outside" / "secret.h5", "w") as f:
+        f["data"] = np.arange(100, dtype="i4") + 424242
+    (root / "outside" / "secret.bin").write_bytes(b"TOPSECRET-" * 100)
+    src = root / "src"
+    src.mkdir()
+    with h5py.File(src / "ext.h5", "w") as f:
+        f.create_dataset("rel", shape=(1000,), dtype="u1", external=[(str(root / "outside" / "secret.bin"), 0, 1000)])
+    with h5py.File(src / "link.h5", "w") as f:
+        f["abs"] = h5py.ExternalLink(str(root / "outside" / "secret.h5"), "/data")
+    with h5py.File(src / "vds.h5", "w") as f:
+        layout = h5py.VirtualLayout(shape=(100,), dtype="i4")
+        layout[:] = h5py.VirtualSource(str(root / "outside" / "secret.h5"), "data", shape=(100,))
+        f.create_virtual_dataset("abs", layout, fillvalue=-1)
+    with h5py.File(src / "proc.h5", "w") as f:
+        f.create_dataset("env", shape=(4096,), dtype="u1", external=[("/proc/self/environ", 0, 4096)])
+    with h5py.File(src / "fine.h5", "w") as f:
+        f["x"] = np.arange(3)
+
+
+def _build(root: Path, rule: str):  # type: ignore[no-untyped-def]
+    config = {"output": {"store": str(root / f"site-{rule}")}, "on_error": "skip", "symlinks_outside": rule,
+              "sources": [{"path": "src", "into": ""}]}
+    report = build(load_pipeline(write_pipeline(root, config)), workers=1)
+    return report, _published(report, config["output"]["store"], root)
+
+
+@pytest.mark.parametrize("rule", ["warn", "refuse"])
+def test_files_referred_outside_the_source_folder_follow_symlinks_outside(tmp_path: Path, rule: str) -> None:
+    _tree(tmp_path)
+    report, published = _build(tmp_path, rule)
+    skipped = {p.path: p.reason for p in report.skipped}
+    assert "no file of data" in skipped["proc"] and "/environ" in skipped["proc"]  # under any rule
+    with pytest.raises(KeyError):
+        published.node("proc/env")
+    assert zarr.open_array(published.url("fine/x"), mode="r")[:].tolist() == [0, 1, 2]
+    outside = {"ext": "secret.bin", "link": "secret.h5", "vds": "secret.h5"}
+    if rule == "refuse":
+        for name, file in outside.items():
+            assert f"{file}, outside the source folder: refused" in skipped[name], skipped
+            with pytest.raises(KeyError):
+                published.node(name)
+        assert not [w for w in report.warnings if "outside the source folder" in w.reason]
+    else:
+        warned = {w.path: w.reason for w in report.warnings if "outside the source folder" in w.reason}
+        assert set(warned) == set(outside), report.warnings
+        assert zarr.open_array(published.url("ext/rel"), mode="r")[:10].tobytes() == b"TOPSECRET-"  # read, as a warned link is
