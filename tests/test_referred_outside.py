@@ -66,3 +66,34 @@ def test_files_referred_outside_the_source_folder_follow_symlinks_outside(tmp_pa
         warned = {w.path: w.reason for w in report.warnings if "outside the source folder" in w.reason}
         assert set(warned) == set(outside), report.warnings
         assert zarr.open_array(published.url("ext/rel"), mode="r")[:10].tobytes() == b"TOPSECRET-"  # read, as a warned link is
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_a_chunk_that_decodes_past_its_size_fails_without_decoding_it(tmp_path: Path, codec: str) -> None:
+    """A chunk said to hold 100 bytes whose stream inflates to 64 MiB (4 GiB in the review, from a
+    4 MB file; a 136 KB zstd frame claimed 4 GiB): it was decoded whole, the build's memory with
+    it. The stream stops at the chunk's size, or its stated size refuses it first: the dataset fails
+    as corrupt, naming the chunk; the file's other datasets publish."""
+    import resource
+    import zlib
+
+    import hdf5plugin
+    import numcodecs
+
+    (tmp_path / "src").mkdir()
+    bomb = zlib.compress(bytes(64 * 2**20), 9) if codec == "gzip" else numcodecs.Zstd(level=19).encode(bytes(64 * 2**20))
+    options = {"compression": "gzip"} if codec == "gzip" else dict(hdf5plugin.Zstd())
+    with h5py.File(tmp_path / "src" / "b.h5", "w") as f:
+        ds = f.create_dataset("bomb", shape=(1000,), dtype="u1", chunks=(100,), **options)
+        ds.id.write_direct_chunk((0,), bomb)
+        f["fine"] = np.arange(5)
+    (tmp_path / "warm" / "src").mkdir(parents=True)
+    with h5py.File(tmp_path / "warm" / "src" / "w.h5", "w") as f:  # (a first build's imports, before measuring)
+        f.create_dataset("x", data=np.arange(1000, dtype="u1"), chunks=(100,), **options)
+    _build(tmp_path / "warm", "warn")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report, published = _build(tmp_path, "warn")
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    failed = {p.path: p.reason for p in report.failures}
+    assert "chunk at [0]" in failed.get("b", "") + failed.get("b/bomb", ""), (report.failures, report.skipped)
+    assert grown < 48 * 2**20, (grown, failed)  # (the 64 MiB never decoded)

@@ -49,18 +49,58 @@ def _inflater(size: int) -> Decoder:
             data = view[start : start + INFLATE_INPUT]
             while data and not stream.eof:
                 piece = stream.decompress(data, INFLATE_PIECE)
-                out[at : at + len(piece)] = piece  # grows the buffer only if the chunk is larger than said
-                at += len(piece)
+                at = _put(out, at, piece, size)
                 data = stream.unconsumed_tail
         while not stream.eof:  # output still held back by INFLATE_PIECE
             piece = stream.decompress(b"", INFLATE_PIECE)
             if not piece:
                 raise zlib.error("incomplete or truncated deflate stream")
-            out[at : at + len(piece)] = piece
-            at += len(piece)
+            at = _put(out, at, piece, size)
         return out if at == size else memoryview(out)[:at]  # (``del out[at:]`` would copy it)
 
     return inflate
+
+
+def _put(out: bytearray, at: int, piece: bytes, size: int) -> int:
+    """``piece`` into ``out`` at ``at``; a stream that inflates past the chunk's ``size`` stops
+    here (a few MB of zeros said to be a 100-byte chunk took 4 GB: a decompression bomb)."""
+    if at + len(piece) > size:
+        raise _WrongSize(f"it inflates to more than a chunk's {size} bytes")
+    out[at : at + len(piece)] = piece
+    return at + len(piece)
+
+
+def _bounded(decode: Decoder, claimed: Callable[[Any], int], size: int, what: str) -> Decoder:
+    """``decode``, once the size the stream says it holds (``claimed``) is within the chunk's:
+    zstd and blosc allocate what their header claims (a 136 KB zstd frame claiming 4 GiB took 4 GB)."""
+    def checked(raw: Any) -> Any:
+        if claimed(raw) > size:
+            raise _WrongSize(f"its {what} stream says {claimed(raw)} bytes, more than a chunk's {size}")
+        return decode(raw)
+
+    return checked
+
+
+def _zstd_size(raw: Any) -> int:
+    """The content size a zstd frame's header states (RFC 8878 3.1.1.1; the codecs expose none):
+    0 when it states none (then the decoder's own bound holds: HDF5's filter always states it)."""
+    head = bytes(memoryview(raw).cast("B")[:18])
+    if len(head) < 5 or head[:4] != b"\x28\xb5\x2f\xfd":
+        return 0
+    descriptor = head[4]
+    single = (descriptor >> 5) & 1
+    fcs = {0: single, 1: 2, 2: 4, 3: 8}[descriptor >> 6]
+    start = 5 + (0 if single else 1) + (0, 1, 2, 4)[descriptor & 3]
+    if not fcs or len(head) < start + fcs:
+        return 0
+    value = int.from_bytes(head[start : start + fcs], "little")
+    return value + 256 if fcs == 2 else value
+
+
+def _blosc_size(raw: Any) -> int:
+    """The size a blosc buffer's header states (bytes 4-8, little-endian: its ``nbytes``)."""
+    head = bytes(memoryview(raw).cast("B")[:8])
+    return int.from_bytes(head[4:8], "little") if len(head) == 8 else 0
 
 
 def _decoder(code: int, itemsize: int, size: int) -> Decoder | None:
@@ -86,11 +126,11 @@ def _decoder(code: int, itemsize: int, size: int) -> Decoder | None:
     if code == ZSTD:
         import numcodecs
 
-        return numcodecs.Zstd().decode
+        return _bounded(numcodecs.Zstd().decode, _zstd_size, size, "zstd")
     if code == BLOSC:
         import numcodecs
 
-        return numcodecs.Blosc().decode
+        return _bounded(numcodecs.Blosc().decode, _blosc_size, size, "blosc")
     return None
 
 
