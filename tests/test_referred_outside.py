@@ -92,7 +92,7 @@ def test_a_chunk_that_decodes_past_its_size_fails_without_decoding_it(tmp_path: 
         f.create_dataset("x", data=np.arange(1000, dtype="u1"), chunks=(100,), **options)
     _build(tmp_path / "warm", "warn")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    report, published = _build(tmp_path, "warn")
+    report, _ = _build(tmp_path, "warn")
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
     failed = {p.path: p.reason for p in report.failures}
     assert "chunk at [0]" in failed.get("b", "") + failed.get("b/bomb", ""), (report.failures, report.skipped)
