@@ -97,3 +97,22 @@ def test_a_chunk_that_decodes_past_its_size_fails_without_decoding_it(tmp_path: 
     failed = {p.path: p.reason for p in report.failures}
     assert "chunk at [0]" in failed.get("b", "") + failed.get("b/bomb", ""), (report.failures, report.skipped)
     assert grown < 48 * 2**20, (grown, failed)  # (the 64 MiB never decoded)
+
+
+def test_an_array_of_more_chunks_than_any_store_holds_fails_at_once(tmp_path: Path) -> None:
+    """An 8 KB HDF5 file declaring a (2**30, 2**30) dataset with no chunk written: each chunk was
+    written (its fill value), 1.7 million files in two minutes with 2**40 to go, until the disk
+    was full. More than 2**24 chunks fail the dataset at once, naming its shape; the rest publishes."""
+    import time
+
+    (tmp_path / "src").mkdir()
+    with h5py.File(tmp_path / "src" / "huge.h5", "w") as f:
+        f.create_dataset("x", shape=(2**30, 2**30), dtype="u1", chunks=(1024, 1024))
+        f["fine"] = np.arange(3)
+    start = time.monotonic()
+    report, published = _build(tmp_path, "warn")
+    assert time.monotonic() - start < 60
+    failed = {p.path: p.reason for p in report.failures}
+    assert "(1073741824, 1073741824)" in failed.get("huge/x", "") and "chunks" in failed["huge/x"], report.failures
+    assert zarr.open_array(published.url("huge/fine"), mode="r")[:].tolist() == [0, 1, 2]
+    assert sum(1 for _ in (tmp_path / "site-warn").rglob("*")) < 200  # (no flood of fill-value chunks)

@@ -141,3 +141,19 @@ def no_numpy_hugepages() -> Iterator[None]:
     finally:
         if setter:
             setter(previous)
+
+
+#: The most chunk objects one published array may have: 2**24 (a petabyte in 64 MiB chunks). An
+#: HDF5 file of 8 KB may declare a (2**30, 2**30) dataset with no chunk written: each chunk of it
+#: was written (its fill value), and the store filled with millions of files until the disk was.
+MAX_CHUNKS = 2**24
+
+
+def bounded(shape: tuple[int, ...], chunks: tuple[int, ...], what: str) -> None:
+    """Refuse an array of more than :data:`MAX_CHUNKS` chunks, naming its shape (a SourceError: its file's failure)."""
+    from ..errors import SourceError
+
+    count = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks)) if shape else 1
+    if count > MAX_CHUNKS:
+        raise SourceError(f"{what}: its shape {tuple(shape)} in chunks of {tuple(chunks)} makes {count:,} chunks, more than the "
+                          f"{MAX_CHUNKS:,} one published array may have (a header that claims more than the file holds?)")

@@ -34,7 +34,7 @@ from ..config.models import Codec
 from ..nodes import ArrayNode
 from ..stores import Store
 from ..structures import ArrayStructure, DataType, regular_chunks
-from .chunking import auto_chunks, slabs
+from .chunking import auto_chunks, bounded, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
 from . import pyramid
 from .base import Spread, WriteContext, Written, discard, register
@@ -312,7 +312,7 @@ class ZarrWriter:
         instead of this worker's threads."""
         assert node.read is not None
         layout = self.begin(path, node, codec, documents, chunks)
-        chunks = layout.chunks
+        bounded(node.shape, chunks := layout.chunks, node.source_path or path)
 
         def write(sel: tuple[slice, ...]) -> tuple[int, int | None]:
             block, constant = read_region(node, sel)
