@@ -116,3 +116,30 @@ def test_an_array_of_more_chunks_than_any_store_holds_fails_at_once(tmp_path: Pa
     assert "(1073741824, 1073741824)" in failed.get("huge/x", "") and "chunks" in failed["huge/x"], report.failures
     assert zarr.open_array(published.url("huge/fine"), mode="r")[:].tolist() == [0, 1, 2]
     assert sum(1 for _ in (tmp_path / "site-warn").rglob("*")) < 200  # (no flood of fill-value chunks)
+
+
+def _claiming_tiff(width: int, height: int, data: bytes) -> bytes:
+    """An uncompressed 8-bit TIFF whose one strip is ``data``, whatever size its header claims."""
+    import struct
+
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 8),
+               (277, 3, 1), (278, 4, height), (279, 4, len(data))]
+    ifd = 8 + len(data) + len(data) % 2
+    out = bytearray(b"II*\x00" + struct.pack("<I", ifd) + data + b"\x00" * (len(data) % 2))
+    out += struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        out += struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+    return bytes(out + struct.pack("<I", 0))
+
+
+def test_a_tiff_claiming_more_pixels_than_it_holds_fails_at_open(tmp_path: Path) -> None:
+    """An uncompressed TIFF claiming 300000 x 300000 pixels in a 16-byte strip: the build went on
+    to allocate them (under a memory limit the process aborted, no report, its lock left). The
+    claim is checked against the file's size when it is opened."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "claim.tif").write_bytes(_claiming_tiff(300_000, 300_000, bytes(16)))
+    (tmp_path / "src" / "fine.tif").write_bytes(_claiming_tiff(4, 4, bytes(range(16))))
+    report, published = _build(tmp_path, "warn")
+    failed = {p.path: p.reason for p in report.failures}
+    assert "cut short or damaged" in failed.get("claim", "") and "90,000,000,000 bytes" in failed["claim"], report.failures
+    assert zarr.open_array(published.url("fine"), mode="r")[:].ravel().tolist() == list(range(16))

@@ -49,6 +49,10 @@ def in_parts(tif: Any, series: Any, shape: tuple[int, ...], dtype: np.dtype, pat
     the reason tifffile cannot, as a string."""
     if series.dataoffset is not None:
         stored = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+        claimed, size = math.prod(shape) * stored.itemsize, tif.filehandle.size
+        if series.dataoffset + claimed > size:  # (said at once: a header claiming 300000² pixels in 16 bytes went on to allocate them)
+            raise SourceError(f"{path}: cut short or damaged: its image data would be {claimed:,} bytes from byte "
+                              f"{series.dataoffset:,}, and the file holds {size:,}")
         return Parts(contiguous(tif.filehandle.fileno(), series.dataoffset, shape, stored, path, "image data"), None)
     import zarr
 
