@@ -51,8 +51,8 @@ def in_parts(tif: Any, series: Any, shape: tuple[int, ...], dtype: np.dtype, pat
         stored = np.dtype(series.dtype).newbyteorder(tif.byteorder)
         claimed, size = math.prod(shape) * stored.itemsize, tif.filehandle.size
         if series.dataoffset + claimed > size:  # (said at once: a header claiming 300000² pixels in 16 bytes went on to allocate them)
-            raise SourceError(f"{path}: cut short or damaged: its image data would be {claimed:,} bytes from byte "
-                              f"{series.dataoffset:,}, and the file holds {size:,}")
+            raise SourceError(f"{path}: the file ends before its image data does ({claimed:,} bytes from byte "
+                              f"{series.dataoffset:,}; the file holds {size:,}): cut short or damaged")
         return Parts(contiguous(tif.filehandle.fileno(), series.dataoffset, shape, stored, path, "image data"), None)
     import zarr
 
