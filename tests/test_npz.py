@@ -47,3 +47,18 @@ def test_a_damaged_npz_fails_naming_it(tmp_path: Path) -> None:
         build(pipeline, workers=2)
     (failure,) = failed.value.args[0].failures
     assert "data/cut.npz: not a readable .npz file" in failure.reason, failure
+
+
+def test_a_compressed_member_too_big_to_hold_whole_is_skipped_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compressed member is decompressed whole: a 5 MB .npz holding 5 GiB of zeros took 5 GB
+    (a zip bomb, with a warning). Past the bound it is skipped, saying why; the others publish."""
+    from publisher.readers import npz
+
+    monkeypatch.setattr(npz, "MAX_WHOLE_BYTES", 2**20)
+    (tmp_path / "src").mkdir()
+    np.savez_compressed(tmp_path / "src" / "b.npz", big=np.zeros(2**18, dtype="<f8"), small=np.arange(4))
+    config = {"output": {"store": str(tmp_path / "site")}, "on_error": "skip", "sources": [{"path": "src", "into": ""}]}
+    report = build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
+    skipped = {p.path: p.reason for p in report.skipped}
+    assert "GiB decompressed" in skipped.get("b/big", ""), report.skipped
+    assert "np.savez (uncompressed" in skipped["b/big"] and "b/small" not in skipped

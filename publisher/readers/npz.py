@@ -3,7 +3,8 @@
 A member stored uncompressed (``np.savez``) is an ``.npy`` lying whole in the file: its regions
 are read where they lie, as an ``.npy``'s (:func:`.npy.array_node`). A compressed member
 (``np.savez_compressed``) cannot be read in parts: it is decompressed whole when first read, and
-kept while its file converts (a warning names one of more than :data:`WHOLE_BYTES`). Object arrays
+kept while its file converts (a warning names one of more than :data:`WHOLE_BYTES`; one of more
+than :data:`MAX_WHOLE_BYTES` is skipped, saying why: a zip bomb takes no more). Object arrays
 need pickle, which is never loaded: such a member is skipped, naming it.
 """
 
@@ -27,6 +28,9 @@ from .npy import array_node, native_dtype, read_header
 
 #: A compressed member larger than this (decompressed) is warned about: it is held whole while read.
 WHOLE_BYTES = 256 * 2**20
+#: A compressed member decompressed whole past this many bytes is refused (skipped, saying why):
+#: a 5 MB .npz whose member truly holds 5 GiB of zeros took 5 GB; a 20 MB one would take 20.
+MAX_WHOLE_BYTES = 2 * 2**30
 
 
 def _data_offset(f: Any, info: zipfile.ZipInfo) -> int:
@@ -47,6 +51,10 @@ def _compressed(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str)
     with z.open(info) as member:
         shape, _, dtype, _ = read_header(member, path)  # (numpy's parser, one thread at a time, its errors named)
     native = native_dtype(dtype, f"{path.name} ({info.filename})")
+    if (size := math.prod(shape) * dtype.itemsize) > MAX_WHOLE_BYTES:
+        raise UnsupportedError(f"{path.name} ({info.filename}): compressed, {size / 2**30:.1f} GiB decompressed, which would be "
+                               f"read whole (more than {MAX_WHOLE_BYTES / 2**30:.0f} GiB in memory): save it with np.savez "
+                               "(uncompressed: read in parts)")
     held: dict[str, np.ndarray] = {}
     lock = threading.Lock()
 
@@ -59,7 +67,7 @@ def _compressed(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str)
 
     node = ArrayNode(key=key, dtype=native, shape=tuple(shape), read=read, dims=[f"dim_{i}" for i in range(len(shape))],
                      string_width=dtype.itemsize if native.kind == "O" else None)
-    if (size := math.prod(shape) * dtype.itemsize) > WHOLE_BYTES:
+    if size > WHOLE_BYTES:
         node.warn(f"{path.name} ({info.filename}): compressed, decompressed whole ({size / 2**20:.0f} MiB in memory): "
                   "np.savez (uncompressed) is read in parts")
     return node
