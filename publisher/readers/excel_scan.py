@@ -157,6 +157,16 @@ def _row_cut(buffer: bytes) -> int:
     return cut
 
 
+#: The most XML one row may take: a row past it (a cell of 2 GiB of text in a 2 MB workbook)
+#: is a failure naming it, where the growing row was searched again at every piece (hours).
+MAX_ROW_BYTES = 64 * 2**20
+#: A sheet part's XML past this many times its compressed size is refused: a zip bomb (a real
+#: sheet compresses some 10 to 30 times; 3 GB of empty rows came from 4.5 MB).
+MAX_RATIO = 1000
+#: ... from this size on (a small part may be mostly repeats).
+RATIO_FROM_BYTES = 100 * 2**20
+
+
 def sheet_pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
     """A sheet part's XML in pieces of about ``size`` bytes, each cut after a row's end (the
     last: the rest), so no row is split between two."""
@@ -172,6 +182,17 @@ def sheet_pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
         if cut:
             yield buffer[:cut]
         tail = buffer[cut:]
+        if len(tail) > MAX_ROW_BYTES:
+            raise ValueError(f"a row of the sheet takes more than {MAX_ROW_BYTES // 2**20} MiB of XML: refused")
+
+
+def bounded_part(book: zipfile.ZipFile, part: str) -> IO[bytes]:
+    """A sheet part opened, once its stated size is within :data:`MAX_RATIO` of its compressed one."""
+    info = book.getinfo(part)
+    if info.file_size > RATIO_FROM_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise ValueError(f"{part} expands {info.file_size // max(info.compress_size, 1):,} times ({info.file_size:,} bytes from "
+                         f"{info.compress_size:,}): a zip bomb, refused")
+    return book.open(part)
 
 
 def scan_sheet(stream: IO[bytes], recalculate: bool) -> SheetScan:
@@ -233,12 +254,12 @@ def scan_workbook(path: str) -> dict[str, SheetScan | None]:
             parts, recalculate = sheet_parts(book)
             for name, part in parts.items():
                 try:
-                    with book.open(part) as stream:
+                    with bounded_part(book, part) as stream:
                         found[name] = scan_sheet(stream, recalculate)
                         found[name].part = part
                 except KeyError:
                     found[name] = None
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
         if isinstance(exc, zipfile.BadZipFile) and _ole(path):
             raise SourceError(f"{path}: not a readable Excel workbook: it is encrypted (password-protected), or an old .xls "
                               "workbook named .xlsx: save it unprotected, as .xlsx") from exc
