@@ -175,7 +175,8 @@ def with_csrf_cookie(answer: Any, sent: list[str] | None = None) -> Any:
     no cookies as credentials, so there is nothing to forge across sites."""
     import secrets
 
-    if any(c.strip().startswith("tiled_csrf=") for c in sent or []):  # (``sent``: the event's cookies, payload 2.0's list)  # kept, as Tiled keeps it: a new one each time was noise
+    # ``sent``: the event's cookies (payload 2.0's list); one there is kept, as Tiled keeps it
+    if any(c.strip().startswith("tiled_csrf=") for c in sent or []):
         return answer
     answer.headers["Set-Cookie"] = f"tiled_csrf={secrets.token_urlsafe(16)}; Path=/; SameSite=Lax; HttpOnly"
     # (an answer that sets a cookie is this caller's: a shared cache must not hand its cookie to everyone)
