@@ -43,6 +43,12 @@ INFLATE_INPUT, INFLATE_PIECE = 2**20, 16 * 2**20
 
 def _inflater(size: int) -> Decoder:
     def inflate(raw: Any) -> Any:
+        try:
+            return whole(raw)
+        except _Enough as enough:  # (its buffer: this call's, whatever other threads decode meanwhile)
+            return memoryview(enough.args[0])[: size + SLACK]
+
+    def whole(raw: Any) -> Any:
         stream, out, at = zlib.decompressobj(), bytearray(size), 0
         view = memoryview(raw).cast("B")
         for start in range(0, len(view), INFLATE_INPUT):
@@ -61,12 +67,23 @@ def _inflater(size: int) -> Decoder:
     return inflate
 
 
+#: Bytes a stream may decode past its chunk's size (a checksum filter applied before deflate adds 4;
+#: a long chunk's first bytes are what HDF5 keeps): past them, decoding stops.
+SLACK = 4096
+
+
+class _Enough(Exception):
+    """The stream gave its chunk's size and the slack: the rest is never decoded."""
+
+
 def _put(out: bytearray, at: int, piece: bytes, size: int) -> int:
-    """``piece`` into ``out`` at ``at``; a stream that inflates past the chunk's ``size`` stops
-    here (a few MB of zeros said to be a 100-byte chunk took 4 GB: a decompression bomb)."""
-    if at + len(piece) > size + 4096:  # (slack: a checksum filter applied before deflate adds 4 bytes; the end checks the size)
-        raise _WrongSize(f"it inflates to more than a chunk's {size} bytes")
-    out[at : at + len(piece)] = piece
+    """``piece`` into ``out`` at ``at``; a stream that inflates past the chunk's ``size`` and the
+    slack stops there (a few MB of zeros said to be a 100-byte chunk took 4 GB: a decompression
+    bomb): its first bytes are kept, as HDF5 keeps a long chunk's."""
+    room = size + SLACK - at
+    out[at : at + min(len(piece), room)] = piece[:room]
+    if len(piece) > room:
+        raise _Enough(out)
     return at + len(piece)
 
 
@@ -74,7 +91,7 @@ def _bounded(decode: Decoder, claimed: Callable[[Any], int], size: int, what: st
     """``decode``, once the size the stream says it holds (``claimed``) is within the chunk's:
     zstd and blosc allocate what their header claims (a 136 KB zstd frame claiming 4 GiB took 4 GB)."""
     def checked(raw: Any) -> Any:
-        if claimed(raw) > size:
+        if claimed(raw) > size + SLACK:
             raise _WrongSize(f"its {what} stream says {claimed(raw)} bytes, more than a chunk's {size}")
         return decode(raw)
 
