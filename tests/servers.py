@@ -256,13 +256,26 @@ def publish_serve(store: str, *args: str, cwd: Path) -> Iterator[str]:
         yield url
 
 
+def until_healthy(url: str, process: subprocess.Popen[Any], log: Path | None = None) -> None:
+    """Until ``publish serve`` at ``url`` answers /healthz (at most 30 s); its process ending first is an error."""
+    import httpx
+
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError(f"publish serve exited with {process.returncode}" + (f": {log.read_text()[-2000:]}" if log else ""))
+        try:
+            httpx.get(f"{url}/healthz")
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def serve_process(store: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
                   log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``publish serve`` as :func:`publish_serve` starts it, with ``env`` added to the environment
     and its output in ``log``; yields (URL, process). Stopped as Ctrl+C would (SIGINT, which
     stops its worker processes too), killed only if it has not exited 20 s later."""
-    import httpx
 
     port = free_port()
     with contextlib.ExitStack() as stack:
@@ -271,14 +284,7 @@ def serve_process(store: str, *args: str, cwd: Path, env: dict[str, str] | None 
                                    stdout=out, stderr=out, cwd=cwd, env={**os.environ, **(env or {})})
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                if process.poll() is not None:
-                    raise RuntimeError(f"publish serve exited with {process.returncode}" + (f": {log.read_text()[-2000:]}" if log else ""))
-                try:
-                    httpx.get(f"{url}/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+            until_healthy(url, process, log)
             yield url, process
         finally:
             if process.poll() is None:

@@ -25,7 +25,7 @@ from handlers.local import LocalServer
 from publisher import spills
 
 from .conftest import ROOT, Published, run_build
-from .servers import free_port
+from .servers import free_port, until_healthy
 
 ARRAY = "arr/big"
 
@@ -149,11 +149,7 @@ def test_ctrl_c_ends_a_server_with_a_stalled_download(published: Published) -> N
     process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", published.store.url, "--port", str(port),
                                 "--workers", "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            time.sleep(0.1)
+        until_healthy(f"http://127.0.0.1:{port}", process)
         client = socket.create_connection(("127.0.0.1", port))
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         client.sendall(b"GET /files/stalled.bin HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -5,7 +5,6 @@ says method, path, status, bytes and time from every worker, never an API key.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 from .conftest import ROOT, Published, run_build
-from .servers import free_port, serve_process
+from .servers import free_port, serve_process, until_healthy
 
 IMAGE = "big/image"
 #: An access log line (handlers/access_log.py).
@@ -197,11 +196,7 @@ def test_ctrl_c_in_a_terminal_stops_the_workers_without_a_traceback(big: Publish
                                     "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True)
         try:
-            for _ in range(600):
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                time.sleep(0.1)
+            until_healthy(f"http://127.0.0.1:{port}", process)
             time.sleep(0.5)  # (both workers up)
             os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it
             output, _ = process.communicate(timeout=30)
