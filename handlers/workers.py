@@ -79,13 +79,18 @@ class Worker:
     cors: Cors
     settings: Settings
     parent: int
+    #: The secret of the signed links to private files: the supervisor's, so a link one worker
+    #: signed is good on any (``publisher.auth.signing``)
+    signing: bytes
 
     def __call__(self) -> Any:
+        from publisher.auth import signing
         from publisher.stores import Store
 
         from .local import App, logged
 
         _exit_with_parent(self.parent)
+        signing.use(self.signing)
         store = Store(self.store_url, backend=self.settings.s3_backend, direct_io=self.settings.direct_io)
         return logged(App(store, self.cors, self.settings), self.settings)
 
@@ -113,6 +118,10 @@ def _serve(worker: Worker, shared: socket.socket | None, ready: Any) -> None:
     # whenever uvicorn raised that one again after its shutdown, before the SIGTERM)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
+    # (started with SIGINT blocked and ignored, see Workers._start: one sent to the group since is
+    # dropped as it is let through, then Python's own handler is back)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sock = shared if shared is not None else bind(worker.host, worker.port, reuse_port=True)
     server = uvicorn.Server(uvicorn.Config(worker, factory=True, **uvicorn_options()))
 
@@ -141,7 +150,9 @@ class Workers:
         if BALANCED and _listening(host, self.port):  # another server with SO_REUSEPORT: it would share the port with us
             self.sock.close()
             raise OSError(errno.EADDRINUSE, f"{host}:{self.port} is taken by another server")
-        self.worker = Worker(store_url, host, self.port, cors if cors is not None else Cors(), settings, os.getpid())
+        from publisher.auth import signing
+
+        self.worker = Worker(store_url, host, self.port, cors if cors is not None else Cors(), settings, os.getpid(), signing.secret())
         self.count = workers
         self.context = multiprocessing.get_context("spawn")
         self.ready = self.context.Queue()
@@ -153,7 +164,18 @@ class Workers:
     def _start(self) -> Any:
         process = self.context.Process(target=_serve, args=(self.worker, None if BALANCED else self.sock, self.ready),
                                        name="skyshelf-worker", daemon=False)
-        process.start()
+        # started with Ctrl+C blocked and ignored, which the new interpreter keeps (Python puts its
+        # own SIGINT handler only over the default) until _serve has left the terminal's process
+        # group: a terminal's Ctrl+C reaches the whole group, and a worker still importing printed
+        # its KeyboardInterrupt traceback (up to 2 s after the start, here). Blocked here meanwhile,
+        # so one that comes now waits for the supervisor's handler (ignored alone, it was lost).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         return process
 
     def serve_forever(self, on_ready: Callable[[list[int]], None] | None = None) -> None:

@@ -186,18 +186,26 @@ def test_a_port_another_server_holds_is_refused(served: tuple[str, Path], big: P
     assert f"cannot serve on 127.0.0.1:{port}" in second.stderr and "--port" in second.stderr and "Traceback" not in second.stderr
 
 
-def test_ctrl_c_in_a_terminal_stops_the_workers_without_a_traceback(big: Published) -> None:
+@pytest.mark.parametrize("when", ["serving", "starting"])
+def test_ctrl_c_in_a_terminal_stops_the_workers_without_a_traceback(big: Published, when: str) -> None:
     """A terminal's Ctrl+C goes to the whole process group: each worker took it beside the
     supervisor's SIGTERM and, whenever uvicorn raised the SIGINT again first, printed a
-    KeyboardInterrupt traceback (2 stops in 5 of the README's demo)."""
+    KeyboardInterrupt traceback (2 stops in 5 of the README's demo); while the workers were
+    still starting, each printed one from its imports (always)."""
     for _ in range(3):
         port = free_port()
         process = subprocess.Popen([sys.executable, "-m", "publisher.cli", "serve", "--store", big.store.url, "--port", str(port),
                                     "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True)
         try:
-            until_healthy(f"http://127.0.0.1:{port}", process)
-            time.sleep(0.5)  # (both workers up)
+            if when == "serving":
+                until_healthy(f"http://127.0.0.1:{port}", process)
+                time.sleep(0.5)  # (both workers up)
+            else:  # the supervisor has started its workers, which import for a second or more
+                assert process.stdout is not None
+                while "Press Ctrl+C to stop." not in (line := process.stdout.readline()):
+                    assert line, "publish serve ended before it started its workers"
+                time.sleep(0.3)  # (its handler set, the workers spawned and still importing: ~1 s)
             os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it
             output, _ = process.communicate(timeout=30)
         finally:
@@ -205,3 +213,28 @@ def test_ctrl_c_in_a_terminal_stops_the_workers_without_a_traceback(big: Publish
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         assert process.returncode == 0 and "Traceback" not in output, output[-2000:]
+
+
+def test_signed_links_to_private_files_hold_on_every_worker(tmp_path: Path) -> None:
+    """A private node's Zarr route redirects to a link signed by the worker that answered; the
+    link is followed on a new connection, which another worker may answer: each must take it
+    (each worker had its own secret: three links in four refused on four workers)."""
+    from publisher.auth.keys import create_key
+
+    (tmp_path / "src").mkdir()
+    np.save(tmp_path / "src" / "secret.npy", np.arange(12.0))
+    site = run_build(tmp_path, {"sources": [{"path": str(tmp_path / "src"), "into": "data"}],
+                                "rules": [{"match": "data", "access_tags": ["lab"]}]})
+    key, _ = create_key(site.store, ["lab"])
+    log = tmp_path / "serve.log"
+    with serve_process(site.store.url, "--workers", "2", cwd=tmp_path, env={"SKYSHELF_ACCESS_LOG": "1"}, log=log) as (url, _):
+        pids = ready(log)
+        for _ in range(40):  # each on new connections: the kernel spreads them over both workers
+            with httpx.Client(headers={"Authorization": f"Apikey {key}"}, timeout=30) as client:
+                r = client.get(f"{url}/api/v1/zarr/v3/data/secret/zarr.json")
+            assert r.status_code == 307 and "/files/private/" in r.headers["location"], r.text
+            with httpx.Client(timeout=30) as anyone:
+                followed = anyone.get(r.headers["location"])
+            assert followed.status_code == 200 and followed.json()["shape"] == [12], followed.text
+        answered = {int(m["pid"]) for m in access_lines(log) if m["target"].startswith("/files/private/")}
+        assert answered == set(pids)  # both workers took links (of both)
