@@ -11,8 +11,10 @@ handlers pass both from their settings.
 
 from __future__ import annotations
 
+import logging
 import time
 
+from .errors import StoreError
 from .stores import Store
 
 PREFIX = "responses"
@@ -69,4 +71,7 @@ def write(store: Store, key: str, body: bytes, max_age: float = MAX_AGE, max_byt
     store, delete those older than ``max_age`` seconds and keep the folder within ``max_bytes``."""
     store.write_bytes(key, body, atomic=True)
     if store.is_local:
-        collect(store, older_than=max_age, over_bytes=max_bytes, keep=frozenset({key}), young=YOUNG)
+        try:
+            collect(store, older_than=max_age, over_bytes=max_bytes, keep=frozenset({key}), young=YOUNG)
+        except (OSError, StoreError) as exc:  # the answer is written: its 307 stands, the folder is cleaned next time
+            logging.getLogger(__name__).warning("could not delete old spilled answers in %s: %s", store.url, exc)

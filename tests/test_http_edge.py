@@ -435,3 +435,39 @@ def test_a_method_a_path_takes_is_never_405(demo: Published, monkeypatch: pytest
     for method, path in [("GET", "/api/v1/container/full/"), ("GET", "/api/v1/array/full/"), ("HEAD", "/api/v1/metadata/")]:
         result = handlers.metadata.lambda_handler(event_for(method, path, "", {"host": "example.org"}, "1.2.3.4"), None)
         assert result["statusCode"] != 405, (method, path, result)
+
+
+def test_spill_cleanups_racing_each_other_answer_every_request(server: str, demo: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every spilled answer past the cap of 1 byte deletes the others, in eight requests at once:
+    two cleanups deleted the same answer, and the one that found it gone answered 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(spills, "YOUNG", 0.0)
+    monkeypatch.setenv("SKYSHELF_MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("SKYSHELF_SPILL_MAX_BYTES", "1")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: httpx.get(spill_url(server, i % 16), timeout=60), range(160)))
+    assert [a.status_code for a in answers] == [307] * 160, {a.status_code: a.text for a in answers if a.status_code != 307}
+
+
+def test_a_spill_whose_cleanup_fails_is_still_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The old answers cannot be deleted (a store that refuses deletes): the new one is written and
+    its request answered, the failure logged; it failed the request it was written for."""
+    from publisher.errors import StoreError
+    from publisher.stores import Store
+
+    store = Store(str(tmp_path))
+    store.write_bytes(spills.key_for('"old"', ".bin"), b"x" * 100)
+    then = time.time() - 2 * spills.MAX_AGE
+    os.utime(tmp_path / spills.key_for('"old"', ".bin"), (then, then))
+
+    def refuse(prefix: str) -> None:
+        raise StoreError(f"cannot delete {prefix!r}: read-only")
+
+    monkeypatch.setattr(store, "delete_prefix", refuse)
+    with caplog.at_level("WARNING", logger="publisher.spills"):
+        spills.write(store, spills.key_for('"new"', ".bin"), b"y" * 100, max_bytes=1)
+    assert store.read_bytes(spills.key_for('"new"', ".bin")) == b"y" * 100
+    assert "could not delete old spilled answers" in caplog.text and "read-only" in caplog.text
+

@@ -163,12 +163,20 @@ class LocalStore(Store):
         shutil.move(self.path(src), self.path(dst))
 
     def delete_prefix(self, prefix: str) -> None:
+        """As S3's deletes: what is gone already is no error. Another process or thread may delete
+        the same keys meanwhile (two served answers' spill cleanups, ``publish gc``): an entry
+        vanishing under the walk failed the request whose cleanup it was (a 500)."""
         path = self.path(prefix)
         self._folders = {f for f in self._folders if not (f == path or f.startswith(path + "/"))}
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.remove(path)
+        while True:
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                elif os.path.lexists(path):
+                    os.remove(path)
+                return
+            except FileNotFoundError:
+                continue  # (looked at again: gone by now, or what is left of it deleted)
 
 
 def _file_mode() -> int:
