@@ -288,30 +288,33 @@ def make_app(module: str, functions: dict[str, Any]) -> APIGatewayHttpResolver:
         if route.module == module:
             app.route(route.regex, route.method)(functions[route.path])
 
+    def _unavailable(status: int, error: str) -> Response:
+        """The store unreachable or failing for now (its client retried already): the caller's detail
+        names no endpoint, bucket or path (the log does) but the request, and when to ask again."""
+        log.warning("store unavailable", error=error)
+        answer = error_response(status, "the store is unavailable: it kept failing after retries or could not be "
+                                f"reached; try again later (request {log.thread_safe_get_current_keys().get('request_id') or '-'})")
+        if status == 503:
+            answer.headers["Retry-After"] = str(RETRY_AFTER)
+        return answer
+
     @app.exception_handler(SkyshelfError)
     def _known(exc: SkyshelfError) -> Response:
         status = exc.http_status
         if status == 503:  # a passing fault of the store
-            log.warning("store unavailable", error=str(exc))
-        elif status >= 500:
+            return _unavailable(status, str(exc))
+        if status >= 500:
             log.error("server error", error=str(exc))
         answer = error_response(status, str(exc) if status < 500 else f"{type(exc).__name__}: {exc}")
         if status == 401:  # RFC 9110: a 401 names the schemes it takes
             answer.headers["WWW-Authenticate"] = auth.CHALLENGE
-        if status == 503:  # a passing fault of the store (its client retried already): when to ask again
-            answer.headers["Retry-After"] = str(RETRY_AFTER)
         return answer
 
     @app.exception_handler(Exception)
     def _unknown(exc: Exception) -> Response:
         trouble = store_trouble(exc)
-        if trouble is not None:  # the store is unreachable or failing for now (its client retried already): not a 500
-            log.warning("store unavailable", error=str(trouble))  # (the client's detail names no endpoint, bucket or path: the log does)
-            answer = error_response(trouble.http_status, "the store is unavailable: it kept failing after retries or could not be "
-                                    f"reached; try again later (request {log.thread_safe_get_current_keys().get('request_id') or '-'})")
-            if trouble.http_status == 503:
-                answer.headers["Retry-After"] = str(RETRY_AFTER)
-            return answer
+        if trouble is not None:  # not a 500
+            return _unavailable(trouble.http_status, str(trouble))
         log.exception("unhandled error")
         return error_response(500, f"internal error ({type(exc).__name__})")
 

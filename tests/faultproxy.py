@@ -49,7 +49,7 @@ class FaultPlan:
     _random: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.kinds) - set(KINDS) - set(PERMANENT)
+        unknown = set(self.kinds) - set(KINDS) - set(PERMANENT) - {"unreachable"}
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {KINDS}")
         self._random = random.Random(self.seed)
@@ -69,6 +69,7 @@ class FaultProxy:
         self.plan = plan or FaultPlan()
         self.injected: collections.Counter[str] = collections.Counter()
         self.requests = 0
+        self.down = False  # after an "unreachable" fault: the port refuses connections, open ones drop every request
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -109,7 +110,7 @@ class FaultProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.endpoint = f"http://127.0.0.1:{port}"
@@ -129,7 +130,13 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        fault = self._choose(request.method, request.path)
+        fault = "unreachable" if self.down else self._choose(request.method, request.path)
+        if fault == "unreachable":  # the store gone from the network: connecting is refused from now on
+            if not self.down:
+                self.down = True
+                self._site._server.close()  # type: ignore[union-attr]
+            request.transport.abort()  # type: ignore[union-attr]
+            raise asyncio.CancelledError
         if fault in PERMANENT:
             code, message, status = PERMANENT[fault]
             return web.Response(status=status, text=_ERROR.format(code=code, message=message, n=self.requests), content_type="application/xml")

@@ -55,3 +55,23 @@ def test_a_slab_tasks_dead_workers_are_the_builds_not_the_arrays() -> None:
     assert _the_builds(killed)
     assert _the_builds(distributed.comm.CommClosedError("closed"))
     assert not _the_builds(ValueError("a corrupt chunk"))
+
+
+def test_a_local_cluster_whose_worker_dies_starting_is_said_so(tmp_path: Path) -> None:
+    """``--scheduler local:N`` whose worker process dies as it starts (here: a preload that exits,
+    as an out-of-memory kill or a broken install would): a traceback ending in distributed's
+    "Nanny failed to start"; now one line saying what happened, and nothing written."""
+    import subprocess
+    import sys
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "t.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "die.py").write_text("import os\nos._exit(3)\n")
+    pipeline = write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}]})
+    done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(pipeline), "--scheduler", "local:1"],
+                          env={**os.environ, "DASK_DISTRIBUTED__WORKER__PRELOAD": f'["{tmp_path / "die.py"}"]'},
+                          capture_output=True, text=True, timeout=300, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in out, out
+    assert "could not start the local Dask cluster (local:1)" in out and "Nothing was written" in out, out
+    assert not (tmp_path / "site" / "catalog.json").exists()

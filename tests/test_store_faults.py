@@ -24,6 +24,7 @@ import pytest
 from publisher.build import build
 from publisher.config import load_pipeline
 from publisher.errors import StoreError, StoreUnavailable
+from publisher.store_lock import LOCK_KEY
 from publisher.stores import Store
 
 from .conftest import write_pipeline
@@ -171,7 +172,7 @@ def test_a_build_the_store_keeps_failing_publishes_nothing_and_says_so(s3: S3Ser
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     out = done.stdout + done.stderr
     assert done.returncode == 1 and "Traceback" not in out, out
-    assert re.search(r"error: .*the store kept failing after retries \(.*(Internal|Service Unavailable|SlowDown|reduce)", out), out
+    assert re.search(r"error: .*the store kept failing after retries \(.*(internal|service unavailable|slowdown|reduce)", out, re.I), out
     proxy.set_plan(FaultPlan())
     with environ(through(proxy, s3, AWS_MAX_ATTEMPTS="2")):
         assert Store("s3://failing/x").read_bytes("catalog.json") == before  # the published release, untouched
@@ -262,6 +263,53 @@ def test_a_store_failing_an_items_writes_is_the_builds_failure_not_the_items(s3:
         proxy.set_plan(FaultPlan())
         assert json.loads(Store("s3://skipping/x").read_bytes("catalog.json"))["release"] == first.release
         again = build(pipeline)  # the store mended: t1 published as it is now
+    assert again.published and not again.failures and again.converted == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_store_that_cannot_be_reached_is_said_so_by_every_operation(s3: S3Server, backend: str) -> None:
+    """botocore's EndpointConnectionError is no OSError: writes, checks, listings and deletes let it
+    out raw (a build took it for the item's own failure)."""
+    from .servers import free_port
+
+    with environ({**s3.env(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "2"}):
+        store = Store("s3://faults/gone", backend=backend)
+
+        def stream() -> None:
+            with store.open_write("f.parquet") as f:
+                f.write(b"x")
+
+        for name, operation in [("write", lambda: store.write_bytes("k", b"x")), ("read", lambda: store.read_bytes("k")),
+                                ("exists", lambda: store.exists("k")), ("stat", lambda: store.stat("k")),
+                                ("objects", lambda: store.objects("d")), ("listdir", lambda: store.listdir("d")),
+                                ("stream", stream), ("delete", lambda: store.delete_prefix("d")), ("read_tagged", lambda: store.read_tagged("k")),
+                                ("put_if", lambda: store.put_if("k", b"x", None)), ("delete_if", lambda: store.delete_if("k", '"e"'))]:
+            with pytest.raises(StoreUnavailable, match="cannot reach the store" if backend != "obstore" else "") as caught:
+                operation()  # (obstore says only that it could not send the request, after its retries)
+            assert "s3://faults/gone" in str(caught.value), (name, caught.value)
+
+
+def test_a_store_gone_from_the_network_mid_build_is_the_builds_failure(s3: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:
+    """The store stops answering connections while an item's data is written: the build fails
+    saying so, and publishes nothing. The item had been taken for a bad file (on_error: skip
+    published a release without it; on_error: fail deleted the journal, so nothing resumed)."""
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"t{i}.csv").write_text(f"a,b\n{i},2\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, {"sources": [{"path": "src", "into": ""}], "output": {"store": "s3://skipping/gone"},
+                                                       "on_error": "skip", "build": {"processes": 0}}))
+    with environ(through(proxy, s3, AWS_MAX_ATTEMPTS="2")):
+        first = build(pipeline)
+        (tmp_path / "src" / "t1.csv").write_text("a,b\n1,3\n")
+        proxy.set_plan(FaultPlan(rate=1.0, kinds=("unreachable",), where=lambda method, path: method == "PUT" and "/t1" in path))
+        with pytest.raises(StoreUnavailable, match="cannot reach the store"):
+            build(pipeline)
+    with environ(s3.env()):
+        store = Store("s3://skipping/gone")
+        assert json.loads(store.read_bytes("catalog.json"))["release"] == first.release
+        assert store.exists(LOCK_KEY)  # (the failed build could not let go of its lock: this process still runs, so it stays theirs)
+        store.delete_prefix(LOCK_KEY)
+        again = build(pipeline)  # the store back: t1 published as it is now
     assert again.published and not again.failures and again.converted == 1
 
 

@@ -24,7 +24,7 @@ from ..source_walk import within
 from ..sources import source_folder
 from ..stacks import stack_arrays
 from ..stores import Store
-from ..stores.faults import refused_name
+from ..stores.faults import refused_name, store_trouble
 from ..structures import ContainerStructure
 from ..work_item import WorkItem
 from ..writers import WriteContext, pyramid, writers_for
@@ -384,4 +384,5 @@ def _the_builds(exc: BaseException) -> bool:
     failure, and the release was published without it; the item's task now fails as its worker
     dying, and runs again alone); but a key too long for the store is the item's (a name its file holds)."""
     return (isinstance(exc, WorkerRefused | NoRoom) or (isinstance(exc, StoreError) and not refused_name(exc))
-            or type(exc).__module__.split(".")[0] == "distributed")
+            or type(exc).__module__.split(".")[0] == "distributed"
+            or store_trouble(exc) is not None)  # (a store unreachable or without credentials, whichever library said it)

@@ -84,9 +84,13 @@ def connect(scheduler: str | None, threads: int) -> Iterator[Client | None]:
     if scheduler.startswith("local:"):
         if (problem := _unfillable_link()) is not None:  # (Dask's scheduler fails to start on it, after a traceback)
             raise ConfigError(f"cannot start a local Dask cluster: {problem}")
-        with _no_sigint_for_children():
-            cluster = LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
-                                   host="127.0.0.1")
+        try:
+            with _no_sigint_for_children():
+                cluster = LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
+                                       host="127.0.0.1")
+        except (RuntimeError, OSError, TimeoutError) as exc:  # a worker process that died starting ("Nanny failed to start")
+            raise ClusterLost(f"could not start the local Dask cluster ({scheduler}): {exc.__cause__ or exc}. Nothing was written; "
+                              "build again (or without --scheduler: the build's own worker processes)") from None
         with cluster, Client(cluster, set_as_default=False) as client:
             yield client
         return

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ..errors import BadRequest, NotFound, StoreError
-from .faults import passing, store_error
+from ..errors import BadRequest, NotFound, SkyshelfError, StoreError
+from .faults import store_error, store_fault
 
 #: A key's Content-Type, passed in by whoever opens the store (the stores know no media types).
 ContentTypes = Callable[[str], str]
@@ -82,8 +82,20 @@ class Store(metaclass=_Opening):
             raise StoreError(f"cannot read {key!r} from {self.url}: access denied ({exc}); are the credentials "
                              "(AWS_ACCESS_KEY_ID, AWS_PROFILE) the ones for this bucket, and do they allow reading it?") from exc
         except Exception as exc:  # an OSError, or a client's own (a body cut short): a passing fault is a 503
-            if isinstance(exc, OSError) or passing(exc):
+            if store_fault(exc):
                 raise store_error("read", key, self.url, exc) from exc
+            raise
+
+    @contextmanager
+    def failing(self, what: str, key: str) -> Iterator[None]:
+        """The store's own errors of one operation as :class:`StoreError` (what no caller's input made)."""
+        try:
+            yield
+        except SkyshelfError:
+            raise
+        except Exception as exc:
+            if store_fault(exc):
+                raise store_error(what, key, self.url, exc) from exc
             raise
 
     @abstractmethod

@@ -151,11 +151,8 @@ def refused_name(exc: BaseException) -> bool:
     return any((isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.EINVAL)) or "KeyTooLongError" in str(e) for e in _chain(exc))
 
 
-def store_trouble(exc: BaseException) -> StoreError | None:
-    """A store that cannot be reached, has no usable credentials or kept failing, as a
-    :class:`StoreError` that says what to check (:class:`StoreUnavailable`, a 503, when trying
-    again later may help); None for anything else."""
-    chain = _chain(exc)
+def _unreached(chain: list[BaseException]) -> StoreError | None:
+    """A store that cannot be reached or has no usable credentials, as the error that says what to check."""
     for seen in chain:
         name = type(seen).__name__
         if name in _NO_CREDENTIALS:
@@ -164,6 +161,25 @@ def store_trouble(exc: BaseException) -> StoreError | None:
         if name in _UNREACHABLE or (isinstance(seen, (ConnectionRefusedError, TimeoutError)) and name not in _DROPPED):
             return StoreUnavailable(f"cannot reach the store: {seen}. Is the endpoint (AWS_ENDPOINT_URL, or output.storage) right, "
                                     "and the network up?")
+    return None
+
+
+def store_fault(exc: BaseException) -> bool:
+    """Whether an error of a store operation is the store's: a file system's, a passing fault, or
+    a store that cannot be reached or has no credentials (botocore's EndpointConnectionError and
+    NoCredentialsError are no OSError: they escaped as the error of the item being written, and
+    an S3 outage published a release without those items)."""
+    return isinstance(exc, OSError) or passing(exc) or store_trouble(exc) is not None
+
+
+def store_trouble(exc: BaseException) -> StoreError | None:
+    """A store that cannot be reached, has no usable credentials or kept failing, as a
+    :class:`StoreError` that says what to check (:class:`StoreUnavailable`, a 503, when trying
+    again later may help); None for anything else."""
+    chain = _chain(exc)
+    unreached = _unreached(chain)
+    if unreached is not None:
+        return unreached
     for seen in chain:
         if type(seen).__name__ in _DROPPED or _busy(seen) or damaged(seen) or isinstance(seen, ConnectionError):
             return StoreUnavailable(f"the store kept failing after retries ({_first_line(seen)}); try again later")
@@ -176,6 +192,9 @@ def store_error(what: str, key: str, url: str, exc: BaseException) -> StoreError
     if checksum_failed(exc):  # every try: the store's copy (or what it keeps of a checksum) is at fault, not a passing moment
         return StoreError(f"cannot {what} {key!r} in {url}: the bytes failed their checksum every time they were sent "
                           f"({_first_line(exc)})")
+    unreached = _unreached(_chain(exc))
+    if unreached is not None:
+        return type(unreached)(f"cannot {what} {key!r} in {url}: {unreached}")
     if passing(exc):
         return StoreUnavailable(f"cannot {what} {key!r} in {url}: the store kept failing after retries ({_first_line(exc)}); "
                                 "try again later")

@@ -74,13 +74,15 @@ class FsspecStore(Store):
                 return [self.read_range(key, a, b) if a < found[0] else b"" for a, b in spans]
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.path(key)))
+        with self.failing("check", key):
+            return bool(self.fs.exists(self.path(key)))
 
     def stat(self, key: str) -> tuple[int, float] | None:
-        try:
-            info = self.fs.info(self.path(key))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        with self.failing("check", key):
+            try:
+                info = self.fs.info(self.path(key))
+            except (FileNotFoundError, NotADirectoryError):
+                return None
         if info.get("type") == "directory":
             return None
         return int(info["size"]), _modified(info)
@@ -88,24 +90,27 @@ class FsspecStore(Store):
     def objects(self, folder: str) -> list[tuple[str, int, float]]:
         base = clean_key(folder)
         path = self.path(base)
-        if not self.fs.exists(path):
-            return []
-        return [(f"{base}/{posixpath.basename(info['name'].rstrip('/'))}", int(info["size"]), _modified(info))
-                for info in self.fs.ls(path, detail=True) if info.get("type") == "file"]
+        with self.failing("list", base):
+            if not self.fs.exists(path):
+                return []
+            return [(f"{base}/{posixpath.basename(info['name'].rstrip('/'))}", int(info["size"]), _modified(info))
+                    for info in self.fs.ls(path, detail=True) if info.get("type") == "file"]
 
     def listdir(self, prefix: str) -> list[str]:
         path = self.path(prefix)
-        if not self.fs.exists(path):
-            return []
-        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
+        with self.failing("list", prefix):
+            if not self.fs.exists(path):
+                return []
+            return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
 
     def size(self, prefix: str) -> int:
         path = self.path(prefix)
-        if not self.fs.exists(path):
-            return 0
-        if self.fs.isfile(path):
-            return int(self.fs.size(path))
-        return int(sum(info["size"] for info in self.fs.find(path, detail=True).values()))
+        with self.failing("measure", prefix):
+            if not self.fs.exists(path):
+                return 0
+            if self.fs.isfile(path):
+                return int(self.fs.size(path))
+            return int(sum(info["size"] for info in self.fs.find(path, detail=True).values()))
 
     # -- writing ---------------------------------------------------------------------------
     def put_kwargs(self, key: str) -> dict[str, Any]:
@@ -122,17 +127,16 @@ class FsspecStore(Store):
             # answers the MD5 (ETag) of other bytes than these
             check_put(data, self._s3("put_object", key, Body=data, **self.put_kwargs(key)), key)
 
-        try:
+        with self.failing("write", key):
             retrying(send, when=damaged)
-        except OSError as exc:
-            raise store_error("write", key, self.url, exc) from exc
 
     def open_write(self, key: str) -> IO[bytes]:
         if self.is_s3:  # spooled, then sent and checked as write_bytes sends (publisher/stores/s3_upload.py)
             from .s3_upload import VerifiedUpload
 
             return VerifiedUpload(self, key)  # type: ignore[return-value]
-        return self.fs.open(self.path(key), "wb", **self.put_kwargs(key))  # type: ignore[no-any-return]
+        with self.failing("write", key):
+            return self.fs.open(self.path(key), "wb", **self.put_kwargs(key))  # type: ignore[no-any-return]
 
     # On S3, S3's own conditional requests. fsspec exposes none for other file systems, so there
     # the condition is checked, then the object written: not atomic (a store for tests, or one
@@ -149,30 +153,33 @@ class FsspecStore(Store):
             self.write_bytes(key, data)
             return hashlib.md5(data).hexdigest()
         condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
-        try:
-            return str(self._s3("put_object", key, Body=data, **condition, **self.put_kwargs(key))["ETag"])
-        except FileNotFoundError as exc:  # If-Match on an object that is gone: not as the caller saw it either
-            if etag is None or _error_code(exc) == "NoSuchBucket":  # (not a lock someone holds: "busy" for a missing bucket)
-                raise store_error("write", key, self.url, exc) from exc
-            return None
-        except OSError as exc:
-            if _condition_failed(exc):
+        with self.failing("write", key):  # (botocore's own errors: the store unreachable, no credentials)
+            try:
+                return str(self._s3("put_object", key, Body=data, **condition, **self.put_kwargs(key))["ETag"])
+            except FileNotFoundError as exc:  # If-Match on an object that is gone: not as the caller saw it either
+                if etag is None or _error_code(exc) == "NoSuchBucket":  # (not a lock someone holds: "busy" for a missing bucket)
+                    raise store_error("write", key, self.url, exc) from exc
                 return None
-            raise store_error("write", key, self.url, exc) from exc
+            except OSError as exc:
+                if _condition_failed(exc):
+                    return None
+                raise store_error("write", key, self.url, exc) from exc
 
     def read_tagged(self, key: str) -> tuple[bytes, str] | None:
         try:
-            if not self.is_s3:
-                data = self.read_bytes(key)
-                return data, hashlib.md5(data).hexdigest()
-            # the ETag first: should the object change in between, the ETag is the older one and a
-            # put_if with it fails (safe); the other order could pair old bytes with a new ETag
-            etag = str(self._s3("head_object", key)["ETag"])
-            return self.read_bytes(key), etag
-        except (FileNotFoundError, NotFound):
+            with self.failing("read", key):
+                if not self.is_s3:
+                    data = self.read_bytes(key)
+                    return data, hashlib.md5(data).hexdigest()
+                # the ETag first: should the object change in between, the ETag is the older one and a
+                # put_if with it fails (safe); the other order could pair old bytes with a new ETag
+                try:
+                    etag = str(self._s3("head_object", key)["ETag"])
+                except FileNotFoundError:
+                    return None
+                return self.read_bytes(key), etag
+        except NotFound:
             return None
-        except OSError as exc:
-            raise store_error("read", key, self.url, exc) from exc
 
     def delete_if(self, key: str, etag: str) -> bool:
         if not self.is_s3:
@@ -181,25 +188,28 @@ class FsspecStore(Store):
                 return False
             self.delete_prefix(key)
             return True
-        try:
-            self._s3("delete_object", key, IfMatch=etag)
-            return True
-        except FileNotFoundError as exc:
-            if _error_code(exc) == "NoSuchBucket":
-                raise store_error("delete", key, self.url, exc) from exc
-            return False
-        except OSError as exc:
-            if _condition_failed(exc):
+        with self.failing("delete", key):
+            try:
+                self._s3("delete_object", key, IfMatch=etag)
+                return True
+            except FileNotFoundError as exc:
+                if _error_code(exc) == "NoSuchBucket":
+                    raise store_error("delete", key, self.url, exc) from exc
                 return False
-            raise store_error("delete", key, self.url, exc) from exc
+            except OSError as exc:
+                if _condition_failed(exc):
+                    return False
+                raise store_error("delete", key, self.url, exc) from exc
 
     def move(self, src: str, dst: str) -> None:
-        self.fs.mv(self.path(src), self.path(dst), recursive=True)
+        with self.failing("move", src):
+            self.fs.mv(self.path(src), self.path(dst), recursive=True)
 
     def delete_prefix(self, prefix: str) -> None:
         path = self.path(prefix)
-        if self.fs.exists(path):
-            self.fs.rm(path, recursive=True)
+        with self.failing("delete", prefix):
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
 
     def presign(self, key: str, seconds: int = 3600, disposition: str | None = None) -> str:
         params = {"ResponseContentDisposition": disposition} if disposition else {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
-from .faults import ChecksumMismatch, check_put, damaged, encrypted_etag, passing, retrying
+from .faults import check_put, damaged, encrypted_etag, retrying, store_fault
 from .s3_objects import failed, missing, split_root
 
 _ABSENT = ("404", "NoSuchKey", "NotFound")
@@ -39,8 +39,8 @@ class Boto3Objects:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
             raise failed("read", key, self.root, exc) from exc
-        except Exception as exc:
-            if passing(exc):
+        except Exception as exc:  # (botocore's own: a body cut short, the endpoint unreachable, no credentials)
+            if store_fault(exc):
                 raise failed("read", key, self.root, exc) from exc
             raise
 
@@ -53,8 +53,10 @@ class Boto3Objects:
         try:  # sent again when S3 refuses bytes not matching the CRC32 botocore sends (BadDigest), or its ETag is another MD5
             retrying(lambda: check_put(data, self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra), key),
                      when=damaged)
-        except (self.client.exceptions.ClientError, ChecksumMismatch) as exc:
-            raise failed("write", key, self.root, exc) from exc
+        except Exception as exc:  # S3's answer, a checksum, or botocore's own (the endpoint unreachable, no credentials)
+            if isinstance(exc, self.client.exceptions.ClientError) or store_fault(exc):
+                raise failed("write", key, self.root, exc) from exc
+            raise
 
     def head(self, key: str) -> tuple[int, float] | None:
         try:
@@ -63,6 +65,10 @@ class Boto3Objects:
             if exc.response.get("Error", {}).get("Code") in _ABSENT:
                 return None
             raise failed("check", key, self.root, exc) from exc
+        except Exception as exc:  # botocore's own
+            if store_fault(exc):
+                raise failed("check", key, self.root, exc) from exc
+            raise
         return int(found["ContentLength"]), found["LastModified"].timestamp()
 
     def encrypted(self, key: str) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..config.models import Output
+from ..errors import StoreError
 from ..nodes import Node
 from ..registry import Registry
 from ..stores import Store
@@ -63,8 +64,9 @@ def discard(store: Store, keys: list[str]) -> None:
     for key in keys:
         try:
             store.delete_prefix(key)
-        except Exception:
-            logging.getLogger("skyshelf.build").warning("could not delete %s after its node failed", key, exc_info=True)
+        except Exception as exc:  # (the store's own error says it all; another's traceback is kept)
+            logging.getLogger("skyshelf.build").warning("could not delete %s after its node failed: %s", key, exc,
+                                                        exc_info=not isinstance(exc, StoreError))
 
 
 #: By structure family; the package's ``_builtins`` imports the built-in ones.
