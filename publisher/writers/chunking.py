@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, wait
 
 #: Source chunks whose size lies in [target / SANE_BELOW, target * SANE_ABOVE] are kept as they are.
 SANE_BELOW = 16
@@ -157,3 +159,42 @@ def bounded(shape: tuple[int, ...], chunks: tuple[int, ...], what: str) -> None:
     if count > MAX_CHUNKS:
         raise SourceError(f"{what}: its shape {tuple(shape)} in chunks of {tuple(chunks)} makes {count:,} chunks, more than the "
                           f"{MAX_CHUNKS:,} one published array may have (a header that claims more than the file holds?)")
+
+
+def run_slabs(pool: Executor, slots: threading.Semaphore, write: Callable[[tuple[slice, ...]], tuple[int, int | None]],
+              regions: Iterable[tuple[slice, ...]]) -> tuple[int, int | None]:
+    """``write`` each region on ``pool``, reading the next only once one of ``slots`` is free
+    (bounded memory); the (bytes, longest string) of all, summed as they finish. Only the slabs
+    in flight are kept (every slab's future kept to the end took ~1 KB a slab: 1 GB for the
+    million slabs of a 2 KB file declaring 10**12 values), and a slab's failure stops the reading
+    of more; after a failure no slab still writes once this returns (the caller deletes what was
+    written)."""
+    futures: list[Future[tuple[int, int | None]]] = []
+    total, longest = 0, None
+
+    def collect(everything: bool) -> None:
+        nonlocal futures, total, longest
+        running = []
+        for f in futures:
+            if everything or f.done():
+                n, m = f.result()
+                total += n
+                if m is not None:
+                    longest = m if longest is None else max(longest, m)
+            else:
+                running.append(f)
+        futures = running
+
+    try:
+        for sel in regions:
+            slots.acquire()
+            future = pool.submit(write, sel)
+            future.add_done_callback(lambda _: slots.release())
+            futures.append(future)
+            collect(everything=False)
+        collect(everything=True)
+    finally:
+        for f in futures:
+            f.cancel()
+        wait(futures)
+    return total, longest

@@ -21,7 +21,7 @@ import math
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from ..config.models import Codec
 from ..nodes import ArrayNode
 from ..stores import Store
 from ..structures import ArrayStructure, DataType, regular_chunks
-from .chunking import auto_chunks, bounded, slabs
+from .chunking import auto_chunks, bounded, run_slabs, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
 from . import pyramid
 from .base import Spread, WriteContext, Written, discard, register
@@ -337,20 +337,8 @@ class ZarrWriter:
                 and math.prod(node.shape) * node.dtype.itemsize >= self.spread.min_bytes):
             results = self.spread(node_path, self.prefix, path, layout, [first, second, *regions])
             return ArrayWritten(chunks, sum(n for n, _ in results), None)
-        futures: list[Future[tuple[int, int | None]]] = []
-        try:
-            for sel in itertools.chain((first, second), regions):
-                self.slots.acquire()  # bounded memory: wait for a free slot before reading more
-                future = self.pool.submit(write, sel)
-                future.add_done_callback(lambda _: self.slots.release())
-                futures.append(future)
-            results = [f.result() for f in futures]
-        finally:
-            for f in futures:
-                f.cancel()
-            wait(futures)  # (after a failure: no slab still writing once the caller deletes what was written)
-        longest = [m for _, m in results if m is not None]
-        return ArrayWritten(chunks, sum(n for n, _ in results), max(longest) if longest else None)
+        total, longest = run_slabs(self.pool, self.slots, write, itertools.chain((first, second), regions))
+        return ArrayWritten(chunks, total, longest)
 
 
 register("array")(ZarrWriter.from_context)
