@@ -102,10 +102,19 @@ def too_large(shape: Any, dtype: Any, size: int) -> str:
     return f"<attribute of shape {tuple(shape)} {dtype} ({size / 2**20:,.1f} MiB): too large for metadata>"
 
 
+def _size(value: Any) -> int:
+    """The bytes a value read holds: its strings' or arrays' own for one of objects (variable-length)."""
+    if isinstance(value, np.ndarray):
+        return sum(map(_size, value.flat)) if value.dtype.kind == "O" else value.nbytes
+    return len(value) if isinstance(value, (str, bytes)) else 0
+
+
 def capped_json(value: Any) -> Any:
-    """:func:`to_json` of an attribute already read (NetCDF's), or its placeholder past
-    :data:`ATTRIBUTE_BYTES`: one of 16 MiB was a 40 MB index row and two 40 MB ``zarr.json``."""
-    size = value.nbytes if isinstance(value, np.ndarray) else len(value) if isinstance(value, (str, bytes)) else 0
+    """:func:`to_json` of an attribute already read, or its placeholder past :data:`ATTRIBUTE_BYTES`:
+    one of 16 MiB was a 40 MB index row and two 40 MB ``zarr.json``. (An HDF5 attribute of
+    variable-length strings or sequences is only measured once read: its stored size is that of
+    its descriptors, 16 bytes for a string of 100 MB, which went into four files.)"""
+    size = _size(value)
     if size > ATTRIBUTE_BYTES:
         return too_large(np.shape(value), getattr(value, "dtype", type(value).__name__), size)
     return to_json(value)
@@ -116,7 +125,7 @@ def attrs_to_json(attrs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in attrs.keys():
         try:
-            out[str(key)] = _too_large(attrs, key) or to_json(attrs[key])
+            out[str(key)] = _too_large(attrs, key) or capped_json(attrs[key])
         except Exception as exc:  # an attribute h5py cannot map (e.g. H5T_TIME, float128)
             out[str(key)] = f"<unreadable attribute: {exc}>"
     return out

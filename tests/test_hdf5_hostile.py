@@ -8,10 +8,13 @@ import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from publisher.writers.chunking import run_slabs
+
+from .conftest import run_build
 
 
 def test_slabs_are_summed_as_they_finish_not_kept_to_the_end() -> None:
@@ -52,3 +55,27 @@ def test_the_longest_string_is_the_longest_of_all_slabs() -> None:
     with ThreadPoolExecutor(2) as pool:
         found = run_slabs(pool, threading.Semaphore(2), lambda sel: (1, sel[0].start % 7), ((slice(i, i + 1),) for i in range(100)))
     assert found == (100, 6)
+
+
+def test_variable_length_attributes_past_the_cap_are_named_not_copied(tmp_path: Path) -> None:
+    """A variable-length attribute's stored size is its descriptors' (16 bytes for a 100 MB
+    string): it passed the 1 MiB cap and went whole into zarr.json, the manifest and the index."""
+    import h5py
+    import numpy as np
+
+    (tmp_path / "in").mkdir()
+    with h5py.File(tmp_path / "in" / "f.h5", "w", libver="latest") as f:  # (dense attribute storage: past 64 KiB)
+        f.attrs["note"] = "x" * (3 * 2**20)
+        f.attrs.create("notes", np.array(["y" * 2**20, "z" * 2**20], dtype=object), dtype=h5py.string_dtype())
+        seq = np.empty(1, dtype=object)
+        seq[0] = np.arange(200_000.0)
+        f.attrs.create("seq", seq, dtype=h5py.vlen_dtype("f8"))
+        f.attrs["small"] = "kept"
+        f.create_dataset("d", data=np.arange(4))
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "h"}]})
+    metadata = site.node("h/f")["metadata"]
+    for name in ("note", "notes", "seq"):
+        assert metadata[name].startswith("<attribute of shape") and "too large for metadata" in metadata[name], name
+    assert metadata["small"] == "kept"
+    biggest = max(p.stat().st_size for p in Path(site.store.url).rglob("*") if p.is_file())
+    assert biggest < 2**20
