@@ -79,3 +79,20 @@ def test_variable_length_attributes_past_the_cap_are_named_not_copied(tmp_path: 
     assert metadata["small"] == "kept"
     biggest = max(p.stat().st_size for p in Path(site.store.url).rglob("*") if p.is_file())
     assert biggest < 2**20
+
+
+def test_a_short_array_of_long_strings_is_chunked_by_their_length(tmp_path: Path) -> None:
+    """Fewer than 4,096 variable-length strings were sized by a guess of 128 bytes each: 2,000
+    strings of 1 MiB were one chunk and one slab of 2 GB (6.7 GB of memory)."""
+    import h5py
+    import numpy as np
+    import zarr
+
+    (tmp_path / "in").mkdir()
+    values = np.array([chr(65 + i % 26) * (256 * 2**10) for i in range(200)], dtype=object)
+    with h5py.File(tmp_path / "in" / "f.h5", "w") as f:
+        f.create_dataset("s", data=values, dtype=h5py.string_dtype(), chunks=(10,))
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "h"}]})
+    array = zarr.open_array(site.url("h/f/s"), mode="r")
+    assert array.chunks[0] * 256 * 2**10 <= 16 * 2**20, array.chunks  # (one chunk of all 200: 50 MiB)
+    assert list(array[195:200]) == list(values[195:200])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -96,20 +95,19 @@ def register_reader(cls: type[Reader]) -> type[Reader]:
     return REGISTRY.register(cls.name)(cls)
 
 
-#: Variable-length string arrays of at least this many values have their width sampled.
-SAMPLED_STRINGS = 4096
-
-
 def sampled_string_width(read: Callable[[tuple[slice, ...]], Any], shape: tuple[int, ...], rows: int = 64) -> int | None:
     """The longest of a few runs of a variable-length string array's values (its start, thirds
-    and end), for :attr:`~publisher.nodes.ArrayNode.string_width`: sized by a guess of ~70
-    characters, slabs of 1,000-character strings were 131,072 of them (~400 MB each in memory).
-    None for small arrays (a guess costs them nothing) and scalars."""
-    if not shape or 0 in shape or math.prod(shape) < SAMPLED_STRINGS:
+    and end; all of a short one), for :attr:`~publisher.nodes.ArrayNode.string_width`: sized by a
+    guess of ~70 characters, slabs of 1,000-character strings were 131,072 of them (~400 MB each
+    in memory); small arrays were left to the guess, and 2,000 strings of 1 MiB were one slab of
+    2 GB (6.7 GB of memory). None for scalars."""
+    if not shape or 0 in shape:
         return None
     n = shape[0]
     longest = 0
-    for start in sorted({0, n // 3, 2 * n // 3, max(0, n - rows)}):
+    starts = {0} if n <= 4 * rows else {0, n // 3, 2 * n // 3, max(0, n - rows)}
+    rows = n if n <= 4 * rows else rows
+    for start in sorted(starts):
         sel = (slice(start, min(n, start + rows)), *(slice(0, min(d, 8)) for d in shape[1:]))
         values = np.asarray(read(sel), dtype=object).ravel()  # (a str of other than ASCII: up to 4 bytes a character)
         longest = max([longest, *(len(v) if isinstance(v, bytes) or v.isascii() else 4 * len(v) for v in values if isinstance(v, (str, bytes)))])
