@@ -96,3 +96,34 @@ def test_a_short_array_of_long_strings_is_chunked_by_their_length(tmp_path: Path
     array = zarr.open_array(site.url("h/f/s"), mode="r")
     assert array.chunks[0] * 256 * 2**10 <= 16 * 2**20, array.chunks  # (one chunk of all 200: 50 MiB)
     assert list(array[195:200]) == list(values[195:200])
+
+
+def test_ragged_rows_are_read_in_pieces_that_grow_from_a_few(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first piece of a variable-length dataset was 1,024 rows whatever their length: 20 rows
+    of 32 MB were read at once (2.8 GB of memory). Now a few rows first, then pieces of about
+    PIECE_BYTES (here 1 MB) by the rows seen."""
+    import awkward as ak
+    import h5py
+    import numpy as np
+
+    from publisher.readers import hdf5_ragged
+
+    monkeypatch.setattr(hdf5_ragged, "PIECE_BYTES", 2**20)
+    read: list[int] = []
+    original = hdf5_ragged._by_bytes
+
+    def counted(read_rows, length):  # type: ignore[no-untyped-def]
+        for piece in original(read_rows, length):
+            read.append(piece.layout.nbytes)
+            yield piece
+
+    monkeypatch.setattr(hdf5_ragged, "_by_bytes", counted)
+    (tmp_path / "in").mkdir()
+    rows = [np.full(50_000, i, dtype="f8") for i in range(40)]  # 400 KB a row: 16 MB in all
+    with h5py.File(tmp_path / "in" / "f.h5", "w") as f:
+        f.create_dataset("r", (40,), dtype=h5py.vlen_dtype("f8"))
+        for i, row in enumerate(rows):
+            f["r"][i] = row
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "h"}]})
+    assert read and max(read) <= 16 * 400_000 + 2**16, read  # (the whole dataset, 16 MB, was the first piece)
+    assert ak.to_list(ak.from_parquet(site.url("h/f/r"))) == [row.tolist() for row in rows]
