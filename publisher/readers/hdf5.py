@@ -64,6 +64,10 @@ def _clean_strings(arr: np.ndarray) -> np.ndarray:
     return np.asarray(clean(arr), dtype=object).reshape(arr.shape) if arr.size else arr.astype(object)
 
 
+#: Groups nested deeper than this in one file are refused.
+MAX_GROUP_DEPTH = 200
+
+
 class _Walker:
     def __init__(self, f: Any, path: Path, options: HDF5Options, lock: threading.Lock, reader: Reader | None = None) -> None:
         self.f = f
@@ -103,6 +107,8 @@ class _Walker:
     def group(self, group: Any, key: str, h5path: str) -> Node:
         import h5py
 
+        if h5path.count("/") > MAX_GROUP_DEPTH:  # (each level a frame here and in the writers: 2,000 ended in a bare RecursionError)
+            raise SourceError(f"groups nested more than {MAX_GROUP_DEPTH} deep (at {h5path[:100]}...): not published")
         special = interpret_group(self, group, key, h5path) if h5path else None
         if special is not None:  # a sparse matrix, an awkward array, ... (readers/hdf5_groups.py)
             self._publish(self._identity(group), special)
