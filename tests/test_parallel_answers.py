@@ -85,3 +85,25 @@ def test_png_lookup_table_maps_as_the_float_path(plane: np.ndarray, rescale: tup
     else:
         expected = np.zeros(plane.shape, dtype="u1")
     np.testing.assert_array_equal(index, expected)
+
+
+def test_an_xlsx_answer_is_the_same_bytes_whenever_it_is_made() -> None:
+    """openpyxl dates the workbook and its zip parts with the time of saving: two requests two
+    seconds apart had one ETag and two bodies (caches and If-None-Match kept either). Read back by
+    pandas as the table."""
+    import io
+    import time
+    import zipfile
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from publisher.serializers.table import to_xlsx
+
+    table = pa.table({"a": [1, 2, 3], "b": ["x", "y\x01", None], "c": [0.5, float("nan"), 2.0]})
+    first = to_xlsx(table)
+    time.sleep(2.1)  # (a zip's times are to two seconds)
+    assert to_xlsx(table) == first
+    assert {i.date_time for i in zipfile.ZipFile(io.BytesIO(first)).infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    back = pd.read_excel(io.BytesIO(first), sheet_name="data")
+    assert list(back.columns) == ["a", "b", "c"] and back["a"].tolist() == [1, 2, 3] and back["b"].tolist()[:2] == ["x", "y\ufffd"]

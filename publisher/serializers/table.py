@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
 import json
+import shutil
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,14 +124,43 @@ def to_xlsx(table: Any, **_: Any) -> bytes:
     def cell(value: Any) -> Any:  # control characters a worksheet cannot hold (IllegalCharacterError: a 500) as U+FFFD
         return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
+    from openpyxl.writer.excel import ExcelWriter
+
     book = Workbook(write_only=True)
+    book.properties.created = book.properties.modified = _ZIP_EPOCH
     sheet = book.create_sheet("data")
     sheet.append([cell(name) for name in table.column_names])
     for row in _records(_flat(table)):
         sheet.append([cell(v) for v in row.values()])
     buf = io.BytesIO()
-    book.save(buf)
+    with _FixedTimeZip(buf, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        ExcelWriter(book, archive).save()  # (openpyxl's save_workbook, but into this archive and without "modified: now")
     return buf.getvalue()
+
+
+#: The time a workbook says it was made, and its parts' times: one answer's bytes are the same
+#: whenever it is made, as its ETag promises (openpyxl writes the time of saving into both: two
+#: requests two seconds apart had one ETag and two bodies).
+_ZIP_EPOCH = datetime.datetime(1980, 1, 1)
+
+
+class _FixedTimeZip(zipfile.ZipFile):
+    """A zip archive whose every member is dated :data:`_ZIP_EPOCH` (zipfile dates them now, or by their file)."""
+
+    def writestr(self, name: Any, data: Any, compress_type: int | None = None, compresslevel: int | None = None) -> None:
+        super().writestr(self._dated(name), data, compress_type, compresslevel)
+
+    def write(self, filename: Any, arcname: Any = None, compress_type: int | None = None, compresslevel: int | None = None) -> None:
+        with open(filename, "rb") as source, self.open(self._dated(arcname or filename), "w") as target:
+            shutil.copyfileobj(source, target, 2**20)
+
+    def _dated(self, name: Any) -> zipfile.ZipInfo:
+        if isinstance(name, zipfile.ZipInfo):
+            name.date_time = _ZIP_EPOCH.timetuple()[:6]
+            return name
+        info = zipfile.ZipInfo(str(name), date_time=_ZIP_EPOCH.timetuple()[:6])
+        info.compress_type, info.external_attr = self.compression, 0o600 << 16
+        return info
 
 
 @register("table", "text/html", ("html",), ".html")
