@@ -45,11 +45,13 @@ class Cors:
             out.update({"Access-Control-Allow-Origin": allowed, "Access-Control-Expose-Headers": ", ".join(EXPOSE_HEADERS)})
         return out
 
-    def preflight(self, origin: str | None) -> tuple[int, dict[str, str], bytes]:
-        """The answer to an ``OPTIONS`` request (a browser's preflight, or a plain one)."""
-        out = {"Allow": ", ".join(METHODS), **self.headers(origin)}
+    def preflight(self, origin: str | None, methods: list[str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """The answer to an ``OPTIONS`` request (a browser's preflight, or a plain one): the
+        ``methods`` its path takes (every path's, unless given: ``POST /healthz`` was offered, then a 405)."""
+        offered = ", ".join([*methods, "OPTIONS"] if methods is not None else METHODS)
+        out = {"Allow": offered, **self.headers(origin)}
         out.pop("Access-Control-Expose-Headers", None)
         if "Access-Control-Allow-Origin" in out:
-            out.update({"Access-Control-Allow-Methods": ", ".join(METHODS), "Access-Control-Allow-Headers": ", ".join(ALLOW_HEADERS),
+            out.update({"Access-Control-Allow-Methods": offered, "Access-Control-Allow-Headers": ", ".join(ALLOW_HEADERS),
                         "Access-Control-Max-Age": str(MAX_AGE)})
         return 204, out, b""

@@ -141,7 +141,7 @@ class App:
                                       f"{MAX_REQUEST_LINE_AND_HEADERS}: ask for less (fewer filters or fields, a shorter path, "
                                       "shorter headers) or split the request")
         elif method == "OPTIONS":
-            status, out, body = self.cors.preflight(origin)
+            status, out, body = self.cors.preflight(origin, ["GET", "HEAD"] if path.startswith(FILES + "/") else allowed_methods(path))
         elif request is None:
             status, out, body = error(413, f"request body larger than {MAX_REQUEST_BODY} bytes (API Gateway's payload limit)")
         else:

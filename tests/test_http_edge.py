@@ -163,6 +163,11 @@ def test_cors_preflight_and_cross_origin_reads(server: str, demo: Published) -> 
     assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
     assert "GET" in preflight.headers["access-control-allow-methods"]
     assert "range" in preflight.headers["access-control-allow-headers"].lower()
+    # each path offers the methods it takes (every path offered POST, which only awkward/buffers takes: then a 405)
+    for path, offered in [("/files/catalog.json", "GET, HEAD, OPTIONS"), ("/healthz", "GET, HEAD, OPTIONS"),
+                          ("/api/v1/awkward/buffers/x", "GET, HEAD, POST, OPTIONS"), ("/nowhere", "OPTIONS")]:
+        answer = httpx.options(f"{server}{path}", headers={**origin, "Access-Control-Request-Method": "GET"})
+        assert answer.headers["allow"] == answer.headers["access-control-allow-methods"] == offered, path
     for url, headers in [(f"{server}/files/catalog.json", {"Range": "bytes=0-9"}),
                          (f"{server}/api/v1/metadata/{FRAME}", {}),
                          (f"{server}/api/v1/array/full/{FRAME}?format=npy&filename=f.npy", {})]:
