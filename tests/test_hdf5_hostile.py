@@ -169,3 +169,34 @@ def test_groups_nested_past_the_bound_fail_their_file_saying_so(tmp_path: Path) 
     (failure,) = site.report.failures
     assert failure.path == "h/deep" and "groups nested more than 200 deep" in failure.reason and "Recursion" not in failure.reason
     assert site.node("h/fine/a/b/c")
+
+
+def test_a_virtual_dataset_is_read_only_where_its_sources_map(tmp_path: Path) -> None:
+    """A virtual dataset's regions no source maps are its fill value, unread: a 2 KB file
+    declaring 10**12 values around 3 bytes of source was read and compressed whole (past 40 s)."""
+    import h5py
+    import numpy as np
+    import zarr
+
+    from publisher.readers.hdf5 import HDF5Options, HDF5Reader
+
+    (tmp_path / "in").mkdir()
+    with h5py.File(tmp_path / "in" / "src.h5", "w") as f:
+        f["d"] = np.array([1, 2, 3], dtype="u1")
+    layout = h5py.VirtualLayout(shape=(4000, 2000), dtype="u1")
+    layout[1500:1503, 7] = h5py.VirtualSource(tmp_path / "in" / "src.h5", "d", shape=(3,))
+    with h5py.File(tmp_path / "in" / "v.h5", "w") as f:
+        f.create_virtual_dataset("v", layout, fillvalue=9)
+        stacked = h5py.VirtualLayout(shape=(2, 3), dtype="u1")  # covered by its sources: read as ever
+        for i in range(2):
+            stacked[i] = h5py.VirtualSource(tmp_path / "in" / "src.h5", "d", shape=(3,))
+        f.create_virtual_dataset("stack", stacked, fillvalue=0)
+    with HDF5Reader().open(tmp_path / "in" / "v.h5", "v", HDF5Options()) as root:
+        nodes = {c.key: c for c in root.children}
+        v = nodes["v"]
+        assert v.constant is not None and v.constant((slice(0, 1000), slice(0, 2000))) == 9
+        assert v.constant((slice(1000, 2000), slice(0, 2000))) is None and nodes["stack"].constant is None
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "h"}]})
+    published = zarr.open_array(site.url("h/v/v"), mode="r")
+    assert published[1499:1504, 7].tolist() == [9, 1, 2, 3, 9] and (published[:1000] == 9).all() and (published[2000:] == 9).all()
+    assert zarr.open_array(site.url("h/v/stack"), mode="r")[...].tolist() == [[1, 2, 3], [1, 2, 3]]

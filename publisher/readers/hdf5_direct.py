@@ -263,8 +263,35 @@ class DirectChunks:
 LISTED_CHUNKS = 10_000
 
 
+#: A virtual dataset of more mappings than this is read throughout (each region is checked against every one).
+MAPPINGS = 4096
+
+
+def _unmapped(ds: Any, lock: threading.Lock, dtype: np.dtype) -> Callable[[tuple[slice, ...]], np.ndarray | None] | None:
+    """For a virtual dataset: its fill value in regions no source maps to (HDF5 reads them so),
+    unread. A 2 KB file declaring 10**12 values around 3 bytes of source was read and compressed
+    whole. None when its mappings cover it (or are too many, or unbounded)."""
+    with lock:
+        try:
+            fill = np.asarray(ds.fillvalue, dtype=dtype)
+            boxes = [m.vspace.get_select_bounds() for m in ds.virtual_sources()]
+        except (RuntimeError, ValueError, TypeError, OSError):  # (an unlimited mapping has no bounds)
+            return None
+    if len(boxes) > MAPPINGS or any(b is None for b in boxes):
+        return None
+    if sum(math.prod(h - lo + 1 for lo, h in zip(*box)) for box in boxes) >= math.prod(ds.shape):
+        return None  # (covered, as a stack of frames is: no region to skip)
+
+    def constant(sel: tuple[slice, ...]) -> np.ndarray | None:
+        mapped = any(all(s.start <= h and s.stop > lo for s, lo, h in zip(sel, *box)) for box in boxes)
+        return None if mapped else fill
+
+    return constant
+
+
 def unwritten(ds: Any, lock: threading.Lock, reopen: Callable[[], Any], dtype: np.dtype) -> Callable[[tuple[slice, ...]], np.ndarray | None] | None:
-    """For a contiguous dataset never written, its fill value throughout; for a chunked dataset some of whose chunks were never written (HDF5 allocates chunks as
+    """For a contiguous dataset never written, its fill value throughout; for a virtual one, where
+    no source maps (:func:`_unmapped`); for a chunked dataset some of whose chunks were never written (HDF5 allocates chunks as
     data comes: a preallocated detector stack whose scan stopped early stores a few frames of
     its shape): the :attr:`~publisher.nodes.ArrayNode.constant` of its regions, its fill value
     (as ``dtype``) where no chunk is stored. The stored chunks are listed at the first question
@@ -275,8 +302,10 @@ def unwritten(ds: Any, lock: threading.Lock, reopen: Callable[[], Any], dtype: n
     unfilled; booleans, whose fill byte numpy would turn into 0 or 1)."""
     from h5py import h5d
 
-    if ds.is_virtual or ds.external or ds.dtype.hasobject or ds.dtype.subdtype or ds.dtype.kind == "b" or 0 in ds.shape:
+    if ds.external or ds.dtype.hasobject or ds.dtype.subdtype or ds.dtype.kind == "b" or 0 in ds.shape:
         return None
+    if ds.is_virtual:
+        return _unmapped(ds, lock, dtype)
     if ds.chunks is None:  # contiguous: all of it is the fill value while its space was never allocated
         with lock:
             try:
