@@ -29,8 +29,12 @@ from . import common, settings
 
 #: AWS's limit on an inline session policy (it is packed, but JSON without spaces is a safe bound).
 MAX_POLICY_CHARS = 2048
-#: What STS takes as DurationSeconds (the role's MaxSessionDuration may allow less than the maximum).
+#: What STS takes as DurationSeconds. The role's MaxSessionDuration may allow less, and on Lambda
+#: AWS allows at most 3600: the function's own role assumes the credentials role (role chaining).
+#: STS's refusal is the caller's 400, saying so.
 MIN_SECONDS, MAX_SECONDS = 900, 43200
+#: STS's codes for a DurationSeconds past what it allows (AWS; SeaweedFS's STS).
+_TOO_LONG = ("ValidationError", "InvalidParameterValue")
 
 _lock = threading.Lock()
 _clients: dict[tuple[settings.Settings, str], Any] = {}
@@ -107,8 +111,13 @@ def credentials(app: APIGatewayHttpResolver) -> Response:
         granted = sts.assume_role(RoleArn=current.credentials_role_arn, RoleSessionName=_session_name(caller),
                                   Policy=policy, DurationSeconds=seconds)["Credentials"]
     except Exception as exc:  # botocore's ClientError, an unreachable endpoint
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        raise StoreError(f"STS refused to assume {current.credentials_role_arn} ({code})") from None
+        error = getattr(exc, "response", {}).get("Error", {})
+        code = error.get("Code", type(exc).__name__)
+        if code in _TOO_LONG and "duration" in str(error.get("Message", "")).lower():
+            raise BadRequest(f"duration={seconds} is longer than these credentials may last: {error.get('Message')} "
+                             f"(on AWS Lambda at most 3600)") from None
+        common.log.warning("STS refused", role=current.credentials_role_arn, code=code, error=str(exc))
+        raise StoreError(f"STS refused to grant the credentials ({code})") from None  # (the role's ARN, its account: the log's)
     s3 = _client("s3", current)
     body = {"AccessKeyId": granted["AccessKeyId"], "SecretAccessKey": granted["SecretAccessKey"],
             "SessionToken": granted["SessionToken"], "Expiration": granted["Expiration"].isoformat(),

@@ -132,7 +132,7 @@ def _iam_files(workdir: Path) -> list[str]:
     s3 = {"identities": [{"name": "admin", "credentials": [{"accessKey": CREDENTIALS["AWS_ACCESS_KEY_ID"],
                                                             "secretKey": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}],
                           "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
-    iam = {"sts": {"tokenDuration": 3600_000_000_000, "maxSessionLength": 43200_000_000_000, "issuer": "seaweedfs-sts",
+    iam = {"sts": {"tokenDuration": 3600_000_000_000, "maxSessionLength": 7200_000_000_000, "issuer": "seaweedfs-sts",
                    "signingKey": "dGVzdC1zaWduaW5nLWtleS0zMi1jaGFyYWN0ZXJzLWxvbmc="},  # test-only, 32 bytes
            "policy": {"defaultEffect": "Deny", "storeType": "memory"},
            "roles": [{"roleName": "reader", "roleArn": READER_ROLE, "attachedPolicies": ["ReadAll"],

@@ -244,3 +244,14 @@ def test_the_bucket_policy_makes_only_the_public_view_public() -> None:
     writes = next(s for s in resources["HandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
                   if s["Sid"] == "WriteSpilledAnswers")
     assert [r["Fn::Sub"][0].rpartition("}")[2] for r in writes["Resource"]] == ["/responses/*", "/private/responses/*"]
+
+
+def test_a_duration_past_what_sts_allows_is_the_callers_400(on_seaweedfs: tuple) -> None:
+    """STS refuses sessions longer than its role's limit (AWS: 1 h for the chained role a Lambda
+    assumes; SeaweedFS here: 2 h): that was a 502 whose detail named the role's ARN."""
+    _, api, _, keys = on_seaweedfs
+    assert httpx.get(f"{api}/auth/credentials", params={"duration": 7200}, headers=keys["p1"]).status_code == 200
+    refused = httpx.get(f"{api}/auth/credentials", params={"duration": 10800}, headers=keys["p1"])
+    assert refused.status_code == 400, refused.text
+    detail = refused.json()["detail"]
+    assert "duration=10800" in detail and "7200" in detail and "arn:" not in detail and READER_ROLE not in detail
