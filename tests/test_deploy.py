@@ -66,6 +66,21 @@ def test_template_is_generated_from_the_routes_and_lints() -> None:
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == [f"handlers.{m}.lambda_handler" for m in sorted(REQUIREMENTS)]
 
 
+def test_api_gateway_logs_every_request_and_the_bucket_aborts_cut_uploads() -> None:
+    """What never reached a function (API Gateway's throttling, its 504 at 30 s, a crashed
+    function's 502) was logged nowhere; the line names the route, never the path or query (a
+    private node's name, an api_key). Multipart uploads cut short were billed until aborted."""
+    resources = template()["Resources"]
+    settings = resources["DefaultStage"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fields = json.loads(settings["Format"])
+    assert {"requestId", "route", "status", "integrationError", "latencyMs"} <= set(fields)
+    assert not any(v in ("$context.path", "$context.querystring") or "header" in v.lower() for v in fields.values())
+    assert resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    rules = resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert {"Id": "abort-incomplete-uploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}} in rules
+
+
 def test_the_handlers_role_reads_the_store_and_writes_only_exports() -> None:
     statements = template()["Resources"]["HandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     actions = {s["Sid"]: (s["Action"], json.dumps(s["Resource"])) for s in statements}

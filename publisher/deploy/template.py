@@ -6,6 +6,7 @@ this template written out (``publish template``; a test keeps the two equal).
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from handlers import cors
@@ -26,6 +27,11 @@ PRIVATE_EXPORTS_PREFIX = f"{spills.PRIVATE_PREFIX}/"
 PUBLIC_KEYS = ("catalog.json", "releases/*")
 #: The route whose function exchanges a caller's credentials for scoped S3 ones (handlers/credentials.py).
 CREDENTIALS_ROUTE = "/api/v1/auth/credentials"
+#: API Gateway's access log line (JSON; $context variables of HTTP APIs).
+ACCESS_LOG_FORMAT = json.dumps({"requestId": "$context.requestId", "time": "$context.requestTimeEpoch", "ip": "$context.identity.sourceIp",
+                                "method": "$context.httpMethod", "route": "$context.routeKey", "status": "$context.status",
+                                "integrationStatus": "$context.integrationStatus", "integrationError": "$context.integrationErrorMessage",
+                                "latencyMs": "$context.responseLatency", "bytes": "$context.responseLength"}, separators=(",", ":"))
 #: ``${StorePrefix}/`` as S3 keys start (nothing at the bucket's root), for ``s3:prefix`` conditions.
 KEY_PREFIX = {"Fn::If": ["AtRoot", "", {"Fn::Sub": "${StorePrefix}/"}]}
 
@@ -129,7 +135,9 @@ def template() -> dict[str, Any]:
                 "LifecycleConfiguration": {"Rules": [
                     {"Id": rule, "Status": "Enabled", "ExpirationInDays": spills.EXPIRY_DAYS,
                      "Prefix": {"Fn::If": ["AtRoot", prefix, {"Fn::Sub": f"${{StorePrefix}}/{prefix}"}]}}
-                    for rule, prefix in (("expire-spilled-answers", EXPORTS_PREFIX), ("expire-private-spilled-answers", PRIVATE_EXPORTS_PREFIX))]},
+                    for rule, prefix in (("expire-spilled-answers", EXPORTS_PREFIX), ("expire-private-spilled-answers", PRIVATE_EXPORTS_PREFIX))]
+                    # multipart uploads cut short (a spill past its function's time, a deploy's big upload stopped) are billed until aborted
+                    + [{"Id": "abort-incomplete-uploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]},
             },
         },
         "DataBucketPolicy": {
@@ -182,9 +190,17 @@ def template() -> dict[str, Any]:
                                       "ExposeHeaders": [h.lower() for h in cors.EXPOSE_HEADERS], "MaxAge": cors.MAX_AGE},
             },
         },
+        # API Gateway's own line per request: what never reached a function (its 429s, 413s, the 504
+        # at 30 s, a crashed function's 502) is logged nowhere else. No path, query or headers (a
+        # private node's name, an api_key): the route and the request id, which the function's lines carry
+        "ApiAccessLogGroup": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete",
+                              "Properties": {"LogGroupName": {"Fn::Sub": "/aws/apigateway/${AWS::StackName}-access"},
+                                             "RetentionInDays": {"Ref": "LogRetentionDays"}}},
         "DefaultStage": {"Type": "AWS::ApiGatewayV2::Stage",
                          "Properties": {"ApiId": {"Ref": "HttpApi"}, "StageName": "$default", "AutoDeploy": True,
-                                        "DefaultRouteSettings": {"ThrottlingBurstLimit": 500, "ThrottlingRateLimit": 1000}}},
+                                        "DefaultRouteSettings": {"ThrottlingBurstLimit": 500, "ThrottlingRateLimit": 1000},
+                                        "AccessLogSettings": {"DestinationArn": {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]},
+                                                              "Format": ACCESS_LOG_FORMAT}}},
     }
     for m in mods:
         name = _cap(m)
