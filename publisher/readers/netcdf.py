@@ -85,23 +85,38 @@ def _is_netcdf4(path: Path) -> bool:
         return False
 
 
-def _check_classic_size(ds: Any, path: Path) -> None:
+def _check_classic_header(path: Path) -> bool:
     """A classic (NetCDF 3) file shorter than its header says it is: netCDF-C reads past its end
     as fill values (a file cut short by a copy published zeros for its last values; a dimension
-    patched from 10 to 1,000 published 10 values and 990 zeros), so it is refused here. The header
-    gives where each variable ends (readers/netcdf_classic.py); should that reading fail where
-    netCDF-C's did not, the variables' sizes summed are the bound."""
-    if not ds.data_model.startswith("NETCDF3"):
-        return  # (HDF5 refuses to read past a file's end itself)
+    patched from 10 to 1,000 published 10 values and 990 zeros), so it is refused here, before
+    netCDF-C opens it (which allocates what the header declares: an attribute of 6 GiB in a
+    76-byte file took 6.4 GB). The header gives where each variable ends
+    (readers/netcdf_classic.py). False when that reading failed where netCDF-C's may not: then
+    :func:`_check_classic_size` bounds it by the variables' sizes, once open."""
     size = path.stat().st_size
     try:
         with open(path, "rb") as file:
+            if file.read(3) != b"CDF":
+                return True  # (NetCDF-4 is HDF5, which refuses to read past a file's end itself)
+            file.seek(0)
             needed = needed_size(file)
     except HeaderCut:  # (else published as an empty dataset: no variables, no error)
         raise SourceError(f"{path}: truncated: the file ends inside its header ({size} bytes)") from None
     except (HeaderError, OSError):
+        return False
+    _refuse_short(path, needed, size)
+    return True
+
+
+def _check_classic_size(ds: Any, path: Path) -> None:
+    """:func:`_check_classic_header`'s bound when the header could not be read: the variables' sizes summed."""
+    if ds.data_model.startswith("NETCDF3"):
         needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
-    if needed is not None and needed > size:
+        _refuse_short(path, needed, path.stat().st_size)
+
+
+def _refuse_short(path: Path, needed: int, size: int) -> None:
+    if needed > size:
         raise SourceError(f"{path}: its variables need {needed} bytes but the file holds {size}: truncated, or its dimensions are wrong")
 
 
@@ -338,6 +353,7 @@ class NetCDFReader(Reader):
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
         netCDF4 = import_netcdf4()
 
+        header_read = _check_classic_header(path)
         with NETCDF_LOCK:
             _no_chunk_cache(netCDF4)
             try:  # auto_complex: complex numbers stored as compounds or a trailing _pfnc_complex dimension (nc-complex)
@@ -345,7 +361,8 @@ class NetCDFReader(Reader):
             except OSError as exc:
                 raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
             try:
-                _check_classic_size(ds, path)
+                if not header_read:
+                    _check_classic_size(ds, path)
             except SourceError:
                 ds.close()
                 raise

@@ -12,12 +12,12 @@ not a dependency): this reads that header, as the format's specification gives i
 from __future__ import annotations
 
 import math
+import os
 import struct
 from typing import BinaryIO
 
 #: Bytes of one value of each external type (NC_BYTE ... NC_UINT64).
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
-_STREAMING = 0xFFFFFFFF
 
 
 class HeaderError(ValueError):
@@ -31,12 +31,15 @@ class HeaderCut(HeaderError):
 class _Header:
     def __init__(self, file: BinaryIO) -> None:
         self.file = file
+        self.size = os.fstat(file.fileno()).st_size
         magic = self._read(4)
         if magic[:3] != b"CDF" or magic[3] not in (1, 2, 5):
             raise HeaderError("not a classic NetCDF file")
         self.version = magic[3]
 
     def _read(self, size: int) -> bytes:
+        if self.file.tell() + size > self.size:  # (before reading: an attribute may declare gigabytes in a 76-byte file)
+            raise HeaderCut("the header ends early")
         data = self.file.read(size)
         if len(data) != size:
             raise HeaderCut("the header ends early")
@@ -53,7 +56,10 @@ class _Header:
         return struct.unpack(">Q", self._read(8))[0] if self.version in (2, 5) else self.int32()
 
     def skip_padded(self, size: int) -> None:
-        self._read(-(-size // 4) * 4)
+        padded = -(-size // 4) * 4
+        if self.file.tell() + padded > self.size:
+            raise HeaderCut("the header ends early")
+        self.file.seek(padded, os.SEEK_CUR)
 
     def skip_name(self) -> None:
         self.skip_padded(self.count())
@@ -74,9 +80,10 @@ class _Header:
             self.skip_padded(self.count() * _SIZES[kind])
 
 
-def needed_size(file: BinaryIO) -> int | None:
-    """The least length the file must have to hold every variable's values (None for a file
-    being streamed, whose record count is unknown)."""
+def needed_size(file: BinaryIO) -> int:
+    """The least length the file must have to hold every variable's values. A record count of
+    "streaming" (all ones in CDF-1 and CDF-2: a file still being written) is taken as netCDF-C
+    takes it, 4,294,967,295 records: a 160-byte file of that count published 17 TB of fill values."""
     header = _Header(file)
     records = header.count()
     lengths = []
@@ -101,8 +108,6 @@ def needed_size(file: BinaryIO) -> int | None:
             fixed_end = max(fixed_end, begin + math.prod(shape) * _SIZES[kind])
     if not record_vars or records == 0:
         return fixed_end
-    if records == _STREAMING and header.version != 5:
-        return None
     # One record variable's records are not padded; several are, each to its vsize.
     record_size = record_vars[0][1] if len(record_vars) == 1 else sum(v for _, _, v in record_vars)
     return max(fixed_end, *(begin + (records - 1) * record_size + size for begin, size, _ in record_vars))

@@ -1,0 +1,63 @@
+"""Small hostile files a review helper built for the readers beside HDF5 (classic NetCDF, .npy,
+TIFF): what a file declares must not cost more than what it holds, or publish what it does not
+hold; each is refused naming the file and the reason, and the other files publish."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .conftest import run_build
+
+
+def _name(text: bytes) -> bytes:
+    return struct.pack(">I", len(text)) + text + b"\0" * (-len(text) % 4)
+
+
+def classic_header(numrecs: int, dims: list[tuple[bytes, int]], attrs: bytes, variables: list[tuple[bytes, list[int], int, int]],
+                   begin: int) -> bytes:
+    """A CDF-1 header (the format's specification): dimensions, global attributes as given, and
+    variables (name, dimension ids, type, vsize) whose data start at ``begin``."""
+    out = b"CDF\x01" + struct.pack(">I", numrecs)
+    out += (struct.pack(">II", 0x0A, len(dims)) + b"".join(_name(n) + struct.pack(">I", length) for n, length in dims)) if dims else b"\0" * 8
+    out += attrs or b"\0" * 8
+    out += struct.pack(">II", 0x0B, len(variables))
+    for name, ids, kind, vsize in variables:
+        out += _name(name) + struct.pack(">I", len(ids)) + b"".join(struct.pack(">I", i) for i in ids) + b"\0" * 8
+        out += struct.pack(">III", kind, vsize, begin)
+    return out
+
+
+def test_a_classic_netcdf_streaming_record_count_is_refused_not_published(tmp_path: Path) -> None:
+    """A record count of "streaming" (all ones) in a 160-byte file: netCDF-C reads it as
+    4,294,967,295 records, and the build published 17 TB of fill values without a word."""
+    (tmp_path / "in").mkdir()
+    header = classic_header(0xFFFFFFFF, [(b"t", 0), (b"x", 1000)], b"", [(b"v", [0, 1], 5, 4000)], begin=0)
+    header = classic_header(0xFFFFFFFF, [(b"t", 0), (b"x", 1000)], b"", [(b"v", [0, 1], 5, 4000)], begin=len(header))
+    (tmp_path / "in" / "stream.nc").write_bytes(header)
+    np.save(tmp_path / "in" / "fine.npy", np.arange(3))
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "n"}], "on_error": "skip"})
+    (failure,) = site.report.failures
+    assert failure.path == "n/stream" and "its variables need" in failure.reason and "the file holds" in failure.reason
+    assert site.node("n/fine")
+
+
+def test_a_classic_netcdf_attribute_declaring_gigabytes_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 52-byte file whose one attribute declares 2 GiB of characters: netCDF-C allocated them
+    (2.2 GB; a CDF-5 one of 6 GiB took 6.4 GB) before the header was found cut short."""
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    attrs = struct.pack(">II", 0x0C, 1) + _name(b"a") + struct.pack(">II", 2, 2**31 - 16) + b"xxxx"
+    (tmp_path / "in" / "bomb.nc").write_bytes(b"CDF\x01" + b"\0" * 4 + b"\0" * 8 + attrs)
+    code = ("import sys, resource; from pathlib import Path; from publisher.readers.netcdf import NetCDFReader\n"
+            "try:\n    NetCDFReader().open(Path(sys.argv[1]), 'b', None).__enter__()\nexcept Exception as exc: print(exc)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in" / "bomb.nc")], capture_output=True, text=True, check=True,
+                          timeout=120)
+    message, peak_kb = done.stdout.strip().rsplit("\n", 1)
+    assert "truncated: the file ends inside its header" in message and "bomb.nc" in message, done.stdout
+    assert int(peak_kb) < 600_000, peak_kb  # (a fresh process with the readers imported: ~200 MB; it took 2.2 GB)
