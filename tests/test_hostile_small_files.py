@@ -61,3 +61,30 @@ def test_a_classic_netcdf_attribute_declaring_gigabytes_is_refused_before_it_is_
     message, peak_kb = done.stdout.strip().rsplit("\n", 1)
     assert "truncated: the file ends inside its header" in message and "bomb.nc" in message, done.stdout
     assert int(peak_kb) < 600_000, peak_kb  # (a fresh process with the readers imported: ~200 MB; it took 2.2 GB)
+
+
+def _npy(path: Path, descr: str, shape: tuple[int, ...], data: bytes = b"") -> None:
+    """A .npy of this header (numpy's format 1.0) and ``data``, whatever the header claims."""
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + data)
+
+
+def test_odd_npy_headers_cost_what_the_file_holds(tmp_path: Path) -> None:
+    """128-byte .npy files: 10**12 zero-width strings ran for hours; an empty array with a
+    dimension of 2*10**13 listed its chunk sizes one by one (4.7 GB, a 235 MB index object);
+    100 dimensions failed in numpy's words."""
+    import json
+
+    (tmp_path / "in").mkdir()
+    _npy(tmp_path / "in" / "u0.npy", "<U0", (10**12,))
+    _npy(tmp_path / "in" / "empty_wide.npy", "<f8", (0, 2 * 10**13))
+    _npy(tmp_path / "in" / "dims.npy", "<f8", (1,) * 100, b"\0" * 8)
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "n"}], "on_error": "skip"})
+    reasons = {p.path: p.reason for p in [*site.report.failures, *site.report.skipped]}
+    assert "zero bytes wide" in reasons["n/u0"]
+    assert "100 dimensions" in reasons["n/dims"] and "at most 64" in reasons["n/dims"]
+    empty = site.node("n/empty_wide")
+    assert empty["structure"]["shape"] == [0, 2 * 10**13] and empty["structure"]["chunks"] == [[0], [2 * 10**13]]
+    assert max(p.stat().st_size for p in Path(site.store.url).rglob("*") if p.is_file()) < 2**20
+    assert json.dumps(empty)  # (what the index holds of it: a few numbers)

@@ -44,6 +44,8 @@ def read_header(f: Any, path: Path) -> tuple[tuple[int, ...], bool, np.dtype, in
         raise SourceError(f"{path}: not a readable .npy file: {exc}") from exc
     if any(n < 0 for n in shape):
         raise SourceError(f"{path}: not a readable .npy file: its header's shape {tuple(shape)} has a negative size")
+    if len(shape) > 64:  # (numpy's own limit, said in its words otherwise)
+        raise SourceError(f"{path}: not a readable .npy file: its header's shape has {len(shape)} dimensions; numpy takes at most 64")
     return tuple(shape), bool(fortran), dtype, f.tell()
 
 
@@ -68,6 +70,8 @@ def native_dtype(dtype: np.dtype, what: str) -> np.dtype:
         raise UnsupportedError(f"{what}: object arrays in .npy need pickle, which is never loaded")
     if dtype.names or dtype.kind not in "biufcU":
         raise UnsupportedError(f"{what}: dtype {dtype} is not supported")
+    if dtype.itemsize == 0:  # (its size check passes whatever the shape: 10**12 empty strings of a 128-byte file ran for hours)
+        raise UnsupportedError(f"{what}: dtype {dtype} is zero bytes wide: its values hold nothing")
     return np.dtype(object) if dtype.kind == "U" else dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
 
 

@@ -42,6 +42,8 @@ def auto_chunks(
             raise ValueError(f"chunks {list(requested)} have {len(requested)} dimensions, the array has {len(shape)}")
         return tuple(n if (c is None or c == -1) else max(1, min(int(c), max(n, 1))) for c, n in zip(requested, shape))
     cap = [max(n, 1) for n in shape]
+    if 0 in shape:  # no values: one chunk along each dimension (each listed chunk size is a number in the index: 10**13 of them were 235 MB)
+        return tuple(cap)
     chunks = [max(1, min(c, n)) for c, n in zip(source, cap)] if source else list(cap)
     size = _nbytes(chunks, itemsize)
     if source and target // SANE_BELOW <= size <= target * SANE_ABOVE:
@@ -155,7 +157,8 @@ def bounded(shape: tuple[int, ...], chunks: tuple[int, ...], what: str) -> None:
     """Refuse an array of more than :data:`MAX_CHUNKS` chunks, naming its shape (a SourceError: its file's failure)."""
     from ..errors import SourceError
 
-    count = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks)) if shape else 1
+    along = [math.ceil(n / c) for n, c in zip(shape, chunks)]
+    count = max(math.prod(along), sum(along)) if shape else 1  # (the sum: each dimension's chunk sizes are listed, even when another is 0)
     if count > MAX_CHUNKS:
         raise SourceError(f"{what}: its shape {tuple(shape)} in chunks of {tuple(chunks)} makes {count:,} chunks, more than the "
                           f"{MAX_CHUNKS:,} one published array may have (a header that claims more than the file holds?)")
