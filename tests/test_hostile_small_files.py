@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from .conftest import run_build
 
@@ -53,9 +54,10 @@ def test_a_classic_netcdf_attribute_declaring_gigabytes_is_refused_before_it_is_
     (tmp_path / "in").mkdir()
     attrs = struct.pack(">II", 0x0C, 1) + _name(b"a") + struct.pack(">II", 2, 2**31 - 16) + b"xxxx"
     (tmp_path / "in" / "bomb.nc").write_bytes(b"CDF\x01" + b"\0" * 4 + b"\0" * 8 + attrs)
-    code = ("import sys, resource; from pathlib import Path; from publisher.readers.netcdf import NetCDFReader\n"
+    # (VmHWM, not ru_maxrss: a child's ru_maxrss keeps its parent's high-water mark across exec)
+    code = ("import sys; from pathlib import Path; from publisher.readers.netcdf import NetCDFReader\n"
             "try:\n    NetCDFReader().open(Path(sys.argv[1]), 'b', None).__enter__()\nexcept Exception as exc: print(exc)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in" / "bomb.nc")], capture_output=True, text=True, check=True,
                           timeout=120)
     message, peak_kb = done.stdout.strip().rsplit("\n", 1)
@@ -88,3 +90,29 @@ def test_odd_npy_headers_cost_what_the_file_holds(tmp_path: Path) -> None:
     assert empty["structure"]["shape"] == [0, 2 * 10**13] and empty["structure"]["chunks"] == [[0], [2 * 10**13]]
     assert max(p.stat().st_size for p in Path(site.store.url).rglob("*") if p.is_file()) < 2**20
     assert json.dumps(empty)  # (what the index holds of it: a few numbers)
+
+
+def test_a_tiff_whose_tiles_are_too_big_to_read_in_parts_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles over PART_BYTES are not read in parts: the frame was decoded whole whatever its size
+    (a 49 KB file of four 400 MB zstd tiles took 2 GB, and one of larger tiles would take more).
+    Past MAX_WHOLE_FRAME it is refused saying what to do; below, published with a warning. (The
+    bounds scaled down here, as the images are.)"""
+    import tifffile
+    import zarr
+
+    from publisher.readers import tiff_parts
+
+    monkeypatch.setattr(tiff_parts, "LAZY_FRAME_BYTES", 2**20)
+    monkeypatch.setattr(tiff_parts, "PART_BYTES", 2**18)
+    monkeypatch.setattr(tiff_parts, "MAX_WHOLE_FRAME", 3 * 2**20)
+    (tmp_path / "in").mkdir()
+    big = np.zeros((2048, 2048), np.uint8)
+    tifffile.imwrite(tmp_path / "in" / "huge.tif", big, tile=(1024, 1024), compression="zstd")
+    fine = np.arange(1536 * 1536, dtype=np.uint32).astype(np.uint8).reshape(1536, 1536)
+    tifffile.imwrite(tmp_path / "in" / "large.tif", fine, tile=(768, 768), compression="zstd")
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "t"}], "on_error": "skip"})
+    (skipped,) = site.report.skipped
+    assert skipped.path == "t/huge" and "would be decoded whole" in skipped.reason and "tiles of up to 1024" in skipped.reason
+    (warning,) = [w for w in site.report.warnings if w.path == "t/large"]
+    assert "read whole" in warning.reason and "over 0.25 MiB each" in warning.reason
+    assert (zarr.open_array(site.url("t/large"), mode="r")[...] == fine).all()

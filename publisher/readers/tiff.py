@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SourceError
+from ..errors import SourceError, UnsupportedError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
 from . import tiff_parts, tiff_series
@@ -186,8 +186,12 @@ class TiffReader(Reader):
             frame = math.prod(shape[lead:]) * dtype.itemsize
             parts = tiff_parts.in_parts(tif, series, shape, dtype, path, lead) if frame > tiff_parts.LAZY_FRAME_BYTES else None
             warning = None
-            if isinstance(parts, str):
-                warning = f"{path.name}: read whole ({frame / 2**20:.0f} MiB a frame), as tifffile cannot read it in parts: {parts}"
+            if frame > tiff_parts.LAZY_FRAME_BYTES and not isinstance(parts, tiff_parts.Parts):  # decoded whole, a frame at a time
+                why = parts if isinstance(parts, str) else f"its tiles or strips are over {tiff_parts.PART_BYTES / 2**20:g} MiB each"
+                if frame > tiff_parts.MAX_WHOLE_FRAME:  # (tiles of 400 MB in a 49 KB file took 2 GB; no bound at all before)
+                    raise UnsupportedError(f"{path.name}: frames of {frame / 2**30:.1f} GiB would be decoded whole ({why}): more than "
+                                           f"{tiff_parts.MAX_WHOLE_FRAME // 2**30} GiB in memory; store it with tiles of up to 1024 x 1024")
+                warning = f"{path.name}: read whole ({frame / 2**20:.0f} MiB a frame), as it cannot be read in parts: {why}"
                 parts = None
 
             def read(sel: tuple[slice, ...]) -> np.ndarray:

@@ -31,6 +31,9 @@ from ..errors import SourceError
 LAZY_FRAME_BYTES = 64 * 2**20
 #: A stored tile or strip of more bytes than this: the frame is read whole after all.
 PART_BYTES = 16 * 2**20
+#: A frame that cannot be read in parts is decoded whole up to this many bytes (with a warning
+#: past LAZY_FRAME_BYTES), and refused past it.
+MAX_WHOLE_FRAME = 2 * 2**30
 #: A stack's tiles or strips are grouped into bands of one page of about this many bytes.
 BAND_BYTES = 8 * 2**20
 
