@@ -341,7 +341,16 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
     measured once it is answered (:mod:`.observe`)."""
 
     with_context = log.inject_lambda_context(app.resolve)
-    observed = observe.Observed(lambda event, context: secured(app.resolve(event, context) if context is None else with_context(event, context)), log)
+
+    def answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        head = _method(event) == "HEAD"
+        if head:  # answered as GET is, without its body (RFC 9110 9.3.2), as publish serve does; logged and measured as the HEAD it is
+            event = {**event, "requestContext": {**event["requestContext"], "http": {**event["requestContext"]["http"], "method": "GET"}}}
+        EVENT.set(event)
+        result = secured(app.resolve(event, context) if context is None else with_context(event, context))
+        return {**result, "body": "", "isBase64Encoded": False} if head else result
+
+    observed = observe.Observed(answer, log)
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # this thread's (a context variable): publish serve answers on several threads at once
@@ -350,17 +359,11 @@ def entry_point(app: APIGatewayHttpResolver) -> Any:
             log.error("not an API Gateway HTTP API event of payload format 2.0: the integration must use payloadFormatVersion 2.0")
             return {"statusCode": 500, "headers": {"Content-Type": "application/json", **NOSNIFF}, "isBase64Encoded": False,
                     "body": json.dumps({"detail": "this function takes API Gateway HTTP API events of payload format 2.0 only"})}
-        head = _method(event) == "HEAD"
-        if head:  # answered as GET is, without its body (RFC 9110 9.3.2), as publish serve does
-            event = {**event, "requestContext": {**event["requestContext"], "http": {**event["requestContext"]["http"], "method": "GET"}}}
         EVENT.set(event)
         auth.CURRENT.set(None)  # who asks is decided afresh for each request
         auth.RESTRICTED.set(False)
         PINNED.set(None)
-        result = observed(event, context)
-        if head:
-            result = {**result, "body": "", "isBase64Encoded": False}
-        return result
+        return observed(event, context)
 
     return lambda_handler
 

@@ -43,7 +43,7 @@ def route_key(event: dict[str, Any]) -> tuple[str, str]:
     """(method, ``"<METHOD> <route pattern>"``) of an event: the route table's pattern, never
     the raw path (bounded: one metric per route); ``$default`` for a path no route has."""
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "GET")
-    route = route_for(method, event_path(event))
+    route = route_for("GET" if method == "HEAD" else method, event_path(event))  # (HEAD is answered as GET is)
     return method, f"{method} {route.path}" if route else "$default"
 
 

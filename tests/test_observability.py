@@ -35,9 +35,12 @@ def invoke(demo: Published, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     documents: the function's and the route's), read from what the function printed."""
     monkeypatch.setenv("SKYSHELF_STORE", demo.store.url)
 
-    def call(name: str, query: str | None = None, path: str | None = None, **headers: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], str]:
+    def call(name: str, query: str | None = None, path: str | None = None, method: str | None = None,
+             **headers: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], str]:
         event = json.loads((EVENTS / f"{name}.json").read_text())
         event["headers"].update(headers)
+        if method is not None:
+            event["requestContext"]["http"]["method"] = method
         if query is not None:
             event["rawQueryString"] = query
         if path is not None:
@@ -88,6 +91,15 @@ def test_a_request_logs_one_line_and_its_metrics(invoke: Any) -> None:
     (route,) = [d for d in emf if d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "route"]]]
     assert route["route"] == line["route"] and route["Latency"] == [line["latency_ms"]]
     assert [m["Name"] for m in route["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["Latency"]
+
+
+def test_a_head_is_logged_and_measured_as_the_head_it_is(invoke: Any) -> None:
+    """A HEAD is answered as its GET, without the body: it was logged as a GET, with the GET's
+    bytes, which the client never got."""
+    result, line, emf, _ = invoke("metadata_node", method="HEAD")
+    assert result["statusCode"] == 200 and result["body"] == ""
+    assert line["method"] == "HEAD" and line["route"] == "HEAD /api/v1/metadata/{path+}" and line["bytes"] == 0
+    assert _function_doc(emf)["ResponseBytes"] == [0.0]
 
 
 def test_a_4xx_is_counted_and_no_secret_is_logged(invoke: Any) -> None:
