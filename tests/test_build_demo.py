@@ -395,3 +395,16 @@ def test_progress_shows_node_paths_as_they_are(tmp_path: Path) -> None:
             progress.progress.refresh()
             assert path in shown.getvalue()
             progress("done", {})
+
+
+def test_ls_escapes_control_characters_in_names(tmp_path: Path) -> None:
+    """File names may hold a newline, a tab or an escape: listed raw, one node read as two, and an
+    escape sequence drove the terminal. They are published as named, and listed escaped."""
+    (tmp_path / "in").mkdir()
+    for name in ("a\nb", "tab\tname", "esc\x1b[31m", "plain é"):
+        np.save(tmp_path / "in" / f"{name}.npy", np.arange(3))
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": ""}]})
+    listing = CliRunner().invoke(main, ["ls", "--store", site.store.url])
+    assert listing.exit_code == 0, listing.output
+    assert sorted(listing.output.splitlines()) == sorted(["a\\nb", "tab\\tname", "esc\\x1b[31m", "plain é"])
+    assert site.node("a\nb")

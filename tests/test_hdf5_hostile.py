@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 import tracemalloc
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
