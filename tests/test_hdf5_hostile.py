@@ -200,3 +200,22 @@ def test_a_virtual_dataset_is_read_only_where_its_sources_map(tmp_path: Path) ->
     published = zarr.open_array(site.url("h/v/v"), mode="r")
     assert published[1499:1504, 7].tolist() == [9, 1, 2, 3, 9] and (published[:1000] == 9).all() and (published[2000:] == 9).all()
     assert zarr.open_array(site.url("h/v/stack"), mode="r")[...].tolist() == [[1, 2, 3], [1, 2, 3]]
+
+
+def test_a_virtual_dataset_whose_source_is_no_hdf5_file_names_it(tmp_path: Path) -> None:
+    """A virtual dataset mapping a file that is no HDF5 file failed as HDF5's "file signature not
+    found", naming neither that file nor why; it is skipped as one whose sources are missing."""
+    import h5py
+    import numpy as np
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not HDF5 at all\n" * 100)
+    layout = h5py.VirtualLayout(shape=(3,), dtype="f8")
+    layout[:] = h5py.VirtualSource(str(tmp_path / "in" / "notes.txt"), "d", shape=(3,))
+    with h5py.File(tmp_path / "in" / "v.h5", "w") as f:
+        f.create_virtual_dataset("v", layout)
+        f["ok"] = np.arange(2)
+    site = run_build(tmp_path, {"sources": [{"path": "in", "into": "h"}], "on_error": "skip"})
+    (skipped,) = [p for p in site.report.skipped if p.path == "h/v/v"]
+    assert "notes.txt (not an HDF5 file)" in skipped.reason, skipped.reason
+    assert site.node("h/v/ok")

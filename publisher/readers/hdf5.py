@@ -216,7 +216,8 @@ class _Walker:
             missing = missing_virtual_sources(ds)
             if missing:
                 return skip(
-                    f"virtual dataset whose source files are missing ({', '.join(sorted({m['file'] for m in missing}))})",
+                    "virtual dataset whose source files are missing or not HDF5 "
+                    f"({', '.join(sorted({m['file'] + (' (' + m['reason'] + ')' if 'reason' in m else '') for m in missing}))})",
                     virtual_sources=missing,
                     shape=list(ds.shape),
                     dtype=str(dtype),

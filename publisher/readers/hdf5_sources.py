@@ -138,8 +138,12 @@ def look_beside() -> None:
 
 
 def missing_virtual_sources(ds: Any) -> list[dict[str, str]]:
-    """A virtual dataset's sources that are not there (a file beside it, or a dataset of its own)."""
+    """A virtual dataset's sources that are not there (a file beside it, or a dataset of its own),
+    or are no HDF5 file (its read failed as "file signature not found", naming neither)."""
+    import h5py
+
     file_dir, missing = folder_of(ds), []
+    checked: dict[Path, bool] = {}
     for vs in ds.virtual_sources():
         if vs.file_name == ".":  # this file: the source dataset may itself be a dangling link
             try:
@@ -152,5 +156,7 @@ def missing_virtual_sources(ds: Any) -> list[dict[str, str]]:
             candidate = file_dir / candidate
         if not candidate.exists() or not_regular(candidate):  # (HDF5 opening a FIFO would wait forever)
             missing.append({"file": vs.file_name, "dataset": vs.dset_name})
+        elif not checked.setdefault(candidate, bool(h5py.is_hdf5(candidate))):
+            missing.append({"file": vs.file_name, "dataset": vs.dset_name, "reason": "not an HDF5 file"})
     return missing
 
