@@ -146,7 +146,9 @@ class _FileLock(Held):
             self.made.append(folder)
             folder = os.path.dirname(folder)
         try:
-            with contextlib.suppress(FileNotFoundError):  # a leaving holder removed a parent meanwhile: _lock makes it again
+            # a leaving holder removed a parent meanwhile (FileExistsError: makedirs found it there, then
+            # not a folder when it looked again: removed in between; 1 contention run in ~20): _lock makes it again
+            with contextlib.suppress(FileNotFoundError, FileExistsError):
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self.fd = self._lock(store)
         except StoreBusy:
@@ -165,7 +167,7 @@ class _FileLock(Held):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # its folder, made by the last holder, removed as it left: make it again
-                with contextlib.suppress(FileNotFoundError):  # (and again, should a parent go while it is made)
+                with contextlib.suppress(FileNotFoundError, FileExistsError):  # (and again, should a parent go while it is made)
                     os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 continue
             try:

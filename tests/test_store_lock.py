@@ -350,3 +350,22 @@ def test_a_missing_bucket_is_named_not_taken_for_a_busy_store(kind: str, servers
         pass
     assert not isinstance(caught.value, StoreBusy) and "no-such-bucket" in str(caught.value) and "busy" not in str(caught.value), caught.value
     assert "bucket" in str(caught.value).lower().split("no-such-bucket", 1)[1], caught.value
+
+
+def test_a_lock_folder_removed_while_it_is_made_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last holder removes the lock's folder as it leaves: makedirs that found the folder
+    there, then (looking again) not a folder, raises FileExistsError, and the build failed to
+    "lock": File exists (1 run of the contention test in ~20). Here makedirs meets that once."""
+    real, met = os.makedirs, []
+
+    def racing(name: str, mode: int = 0o777, exist_ok: bool = False) -> None:
+        if not met:
+            met.append(name)
+            raise FileExistsError(17, "File exists", name)  # (as makedirs raises it when the folder went between its two looks)
+        real(name, mode, exist_ok)
+
+    store = Store(str(tmp_path / "store"))
+    monkeypatch.setattr(os, "makedirs", racing)
+    with exclusive(store, "racing build"):
+        assert (tmp_path / "store" / LOCK_KEY).exists()
+    assert met
