@@ -91,6 +91,12 @@ class Reader:
 REGISTRY: Registry[type[Reader]] = Registry("skyshelf.readers", "reader", key_of=lambda ep, cls: cls.name)
 
 
+#: What a reader decodes whole at most, past which the data is refused (skipped, saying why): a
+#: compressed .npz member (a 5 MB file whose member truly holds 5 GiB of zeros took 5 GB), a TIFF
+#: frame that cannot be read in parts (tiles of 400 MB in a 49 KB file took 2 GB).
+MAX_WHOLE_BYTES = 2 * 2**30
+
+
 def register_reader(cls: type[Reader]) -> type[Reader]:
     return REGISTRY.register(cls.name)(cls)
 

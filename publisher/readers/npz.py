@@ -23,14 +23,11 @@ import numpy as np
 
 from ..errors import SourceError, UnsupportedError
 from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode
-from .base import Reader, register_reader
+from .base import MAX_WHOLE_BYTES, Reader, register_reader
 from .npy import array_node, native_dtype, read_header
 
 #: A compressed member larger than this (decompressed) is warned about: it is held whole while read.
 WHOLE_BYTES = 256 * 2**20
-#: A compressed member decompressed whole past this many bytes is refused (skipped, saying why):
-#: a 5 MB .npz whose member truly holds 5 GiB of zeros took 5 GB; a 20 MB one would take 20.
-MAX_WHOLE_BYTES = 2 * 2**30
 
 
 def _data_offset(f: Any, info: zipfile.ZipInfo) -> int:

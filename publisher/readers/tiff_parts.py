@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SourceError
+from .base import MAX_WHOLE_BYTES
 
 #: A frame (a page) of more bytes than this is read in parts; smaller ones whole, at once (one
 #: read and decode: the cheapest for the many small files of a detector's scans).
@@ -32,8 +33,8 @@ LAZY_FRAME_BYTES = 64 * 2**20
 #: A stored tile or strip of more bytes than this: the frame is read whole after all.
 PART_BYTES = 16 * 2**20
 #: A frame that cannot be read in parts is decoded whole up to this many bytes (with a warning
-#: past LAZY_FRAME_BYTES), and refused past it.
-MAX_WHOLE_FRAME = 2 * 2**30
+#: past LAZY_FRAME_BYTES), and refused past it: the readers' one bound on what is decoded whole.
+MAX_WHOLE_FRAME = MAX_WHOLE_BYTES
 #: A stack's tiles or strips are grouped into bands of one page of about this many bytes.
 BAND_BYTES = 8 * 2**20
 

@@ -73,18 +73,16 @@ class Store(metaclass=_Opening):
     # -- reading ---------------------------------------------------------------------------
     @contextmanager
     def reading(self, key: str) -> Iterator[None]:
-        """File-system errors of a read as the store's: a folder, or a file taken for one, is NotFound."""
-        try:
-            yield
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"no object {key!r} in store {self.url}") from None
-        except PermissionError as exc:
-            raise StoreError(f"cannot read {key!r} from {self.url}: access denied ({exc}); are the credentials "
-                             "(AWS_ACCESS_KEY_ID, AWS_PROFILE) the ones for this bucket, and do they allow reading it?") from exc
-        except Exception as exc:  # an OSError, or a client's own (a body cut short): a passing fault is a 503
-            if store_fault(exc):
-                raise store_error("read", key, self.url, exc) from exc
-            raise
+        """File-system errors of a read as the store's: a folder, or a file taken for one, is NotFound;
+        the rest as :meth:`failing` says them (a passing fault is a 503)."""
+        with self.failing("read", key):
+            try:
+                yield
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise NotFound(f"no object {key!r} in store {self.url}") from None
+            except PermissionError as exc:
+                raise StoreError(f"cannot read {key!r} from {self.url}: access denied ({exc}); are the credentials "
+                                 "(AWS_ACCESS_KEY_ID, AWS_PROFILE) the ones for this bucket, and do they allow reading it?") from exc
 
     @contextmanager
     def failing(self, what: str, key: str) -> Iterator[None]:
