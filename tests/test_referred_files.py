@@ -5,6 +5,7 @@ values (a review helper's repros), or read from the wrong file."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -274,3 +275,54 @@ def test_external_raw_storage_is_read_beside_its_file_wherever_the_build_runs(tm
     # importing publisher leaves the importer's HDF5 as it was (its own files' storage named relative to its folder)
     code = "import os, publisher, publisher.build; print(os.environ.get('HDF5_EXTFILE_PREFIX'))"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip() == "None"
+
+
+def _build_alone(tmp: Path, source: str, **extra: Any) -> dict[str, Any]:
+    """:func:`_build` in a new process, where HDF5 loads as ``publish build`` loads it (external
+    raw storage looked for beside its file): this one loaded h5py first."""
+    config = {"sources": [{"path": source, "into": "", **extra}], "output": {"store": str(tmp / "site")}, "on_error": "skip"}
+    code = ("import json, sys; from publisher.build import build; from publisher.config import load_pipeline; "
+            "r = build(load_pipeline(sys.argv[1]), workers=1); "
+            "print(json.dumps({'skipped': {s.path: s.reason for s in r.skipped}, 'failures': len(r.failures), 'converted': r.converted}))")
+    done = subprocess.run([sys.executable, "-c", code, str(write_pipeline(tmp, config))], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "netcdf"])
+@pytest.mark.parametrize("case", ["missing", "half-copied"])
+def test_external_raw_storage_missing_or_short_is_skipped_naming_the_file(tmp_path: Path, case: str, kind: str) -> None:
+    """A raw file of external storage that is not there failed as HDF5's "unable to open external
+    raw data file" (netCDF-C's "HDF error"), naming neither file; one shorter than its storage (a
+    half-copied run) was published with zeros for its missing bytes, as HDF5 reads them. Both skip
+    the dataset naming the file and why, and the next build, the file complete, publishes it."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    raw = tree / "raw.bin"
+    values = np.arange(10, dtype="<i4")
+    name = "master.h5" if kind == "hdf5" else "master.nc"
+    if kind == "netcdf":
+        netCDF4 = pytest.importorskip("netCDF4")
+        with netCDF4.Dataset(tree / name, "w", format="NETCDF4") as d:
+            d.createDimension("x", 10)
+            d.createDimension("y", 3)
+            d.createVariable("here", "i8", ("y",))[:] = np.arange(3)
+    with h5py.File(tree / name, "a") as f:
+        f.create_dataset("raw", shape=(10,), dtype="<i4", external=[("raw.bin", 8, 40)])
+        if kind == "hdf5":
+            f.create_dataset("here", data=np.arange(3))
+        else:
+            f["raw"].dims[0].attach_scale(f["x"])
+    if case == "half-copied":
+        raw.write_bytes(b"\0" * 8 + values.tobytes()[:20])
+    first = _build_alone(tmp_path, "tree", exclude=["*.bin"])
+    assert not first["failures"]
+    reason = first["skipped"]["master/raw"]
+    expected = "raw.bin is missing (looked for in " if case == "missing" else "raw.bin holds 28 bytes, its storage ends at byte 48"
+    assert expected in reason and "external raw storage not read" in reason
+    assert _values(tmp_path, "master/here") == [0, 1, 2]
+    with pytest.raises(KeyError):
+        Catalog.open(Store(tmp_path / "site")).entry("master/raw")
+    raw.write_bytes(b"\0" * 8 + values.tobytes())
+    again = _build_alone(tmp_path, "tree", exclude=["*.bin"])
+    assert not again["failures"] and not again["skipped"] and again["converted"] >= 1
+    assert _values(tmp_path, "master/raw") == values.tolist()

@@ -116,10 +116,34 @@ def external_problem(ds: Any) -> str | None:
         return f"external raw storage not read: {', '.join(odd)}"
     relative = [os.fsdecode(name) for name, _, _ in ds.external or () if not os.path.isabs(os.fsdecode(name))]
     if not relative or ds.id.get_access_plist().get_efile_prefix() or all(_same(name, folder_of(ds) / name) for name in relative):
-        return None  # (looked for beside its file, or the current folder is its file's)
+        short = _short_files(ds, files)  # (looked for beside its file, or the current folder is its file's)
+        return f"external raw storage not read: {', '.join(short)}" if short else None
     return (f"external raw storage in {', '.join(relative)} would be looked for in the build's current folder, not beside "
             "its file: HDF5 was loaded without HDF5_EXTFILE_PREFIX (set it to '${ORIGIN}' before importing h5py, as "
             "`publish build` does, or build from the file's folder)")
+
+
+def _short_files(ds: Any, files: list[Path]) -> list[str]:
+    """The files of a dataset's external raw storage that are missing, or shorter than the bytes
+    of the dataset they hold (a half-copied run): HDF5 fails on the first but reads the rest of
+    the second as zeros, which would publish them as data."""
+    import numpy as np
+
+    remaining = int(np.prod(ds.shape, dtype=np.uint64)) * ds.dtype.itemsize  # laid out over the segments in order
+    problems = []
+    for path, (_, offset, size) in zip(files, ds.external):
+        held = min(size, remaining)
+        remaining -= held
+        try:
+            length = os.stat(path).st_size
+        except OSError as exc:
+            problems.append(f"{path.name} is missing (looked for in {path.parent})" if isinstance(exc, FileNotFoundError)
+                            else f"{path.name}: {exc.strerror or exc}")
+            continue
+        if held and length < offset + held:
+            problems.append(f"{path.name} holds {length} bytes, its storage ends at byte {offset + held} "
+                            "(HDF5 would read zeros for the rest)")
+    return problems
 
 
 def _same(here: str, beside: Path) -> bool:

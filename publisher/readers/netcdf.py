@@ -37,7 +37,7 @@ from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader, sampled_string_width
 from .compound import packed, repacked
 from .hdf5 import HDF5_MAGIC
-from .hdf5_sources import in_other_files, other_files
+from .hdf5_sources import external_problem, in_other_files, other_files
 from .netcdf_classic import HeaderCut, HeaderError, needed_size
 from .whole_chunks import DecodedChunks, decoded_once
 
@@ -148,8 +148,10 @@ def _is_cftime(var: Any) -> bool:
 
 
 class _NetCDF:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, unread: dict[str, str] | None = None) -> None:
         self.path = path
+        #: Why variables (by path) stored in external raw storage are not read (:meth:`NetCDFReader._refers`).
+        self.unread = unread or {}
         self.lock = NETCDF_LOCK
         #: Big chunks decoded once for the reads that cut them (readers/whole_chunks.py).
         self.chunks_decoded = DecodedChunks()
@@ -219,6 +221,9 @@ class _NetCDF:
 
     def variable(self, var: Any, name: str, path: str, xvar: Any, is_coord: bool) -> Node:
         netCDF4 = import_netcdf4()
+
+        if path in self.unread:
+            return SkippedNode(key=name, source_path=path, reason=self.unread[path])
 
         if isinstance(var.datatype, netCDF4.CompoundType) and var.dtype.kind != "c":  # complex: a number (auto_complex)
             return self.compound(var, name, path, {"attrs": self.attrs(var)})
@@ -331,23 +336,28 @@ class NetCDFReader(Reader):
     def claims(cls, path: Path, head: bytes) -> bool:
         return head.startswith(b"CDF") or path.suffix.lower() in NC_EXTENSIONS or _is_netcdf4(path)
 
-    def _refers(self, path: Path) -> None:
+    def _refers(self, path: Path) -> dict[str, str]:
         """The files a NetCDF-4 file's variables take values from (HDF5 virtual datasets, external
         raw storage: netCDF-C reads them as HDF5 does), recorded: converted again when one changes
-        (none were: a reprocessed frame file left the release as it was)."""
+        (none were: a reprocessed frame file left the release as it was). Returned: why variables
+        in external raw storage are not read (a file missing or short, read as zeros), by path."""
         import h5py
 
         found: list[Path] = []
+        unread: dict[str, str] = {}
 
-        def visit(_name: str, obj: Any) -> None:
+        def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Dataset) and in_other_files(obj):
                 found.extend(other_files(obj))
+                if problem := external_problem(obj):
+                    unread[f"/{name}"] = problem
 
         with h5py.File(path, "r", locking=False) as f:
             f.visititems(visit)
         if found:
             self.others = True
             self.referred = {*self.referred, *found}
+        return unread
 
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
@@ -366,9 +376,8 @@ class NetCDFReader(Reader):
             except SourceError:
                 ds.close()
                 raise
-        if not ds.data_model.startswith("NETCDF3"):
-            self._refers(path)
-        reader = _NetCDF(path)
+        unread = self._refers(path) if not ds.data_model.startswith("NETCDF3") else {}
+        reader = _NetCDF(path, unread)
         try:
             with NETCDF_LOCK:
                 root = reader.group(ds, key, "")
