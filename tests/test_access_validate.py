@@ -54,3 +54,16 @@ def test_the_cli_lists_a_callers_nodes_and_blocked_rules(tmp_path: Path) -> None
     assert "note: misc/untagged_notes carries one of these tags but a container above it does not" in result.output
     grouped = CliRunner().invoke(main, ["validate", "-c", str(path), "--as-group", "grp-p1"])
     assert "read    proposals/p1/embargoed_scan" in grouped.output
+
+
+@pytest.mark.parametrize("other", [["--as-tags", "p1"], ["--as-group", "grp-p1"], ["--as-subject", "alice"]])
+def test_as_anonymous_with_an_identity_is_refused(tmp_path: Path, other: list[str]) -> None:
+    """``--as-anonymous --as-tags p1`` listed what a caller with tags p1 reads, under the label
+    "tags ['p1']", the anonymous flag dropped without a word: a data manager checking what the
+    public sees was shown a signed-in caller's view."""
+    make_sources(tmp_path)
+    path = write_pipeline(tmp_path, {"output": {"store": str(tmp_path / "site")}, **config()})
+    result = CliRunner().invoke(main, ["validate", "-c", str(path), "--as-anonymous", *other])
+    assert result.exit_code == 2, result.output
+    assert "--as-anonymous is a caller with no identity: it cannot be combined with" in result.output
+    assert "reads" not in result.output

@@ -40,6 +40,9 @@ def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: s
     from ..sources import iter_plan
     from ..work_item import WorkItem
 
+    if anonymous and (tags is not None or groups or subject):
+        raise click.UsageError("--as-anonymous is a caller with no identity: it cannot be combined with --as-tags, --as-group "
+                               "or --as-subject (which name a signed-in caller)")
     problems: list[WorkItem] = []
     try:
         pipeline = load_pipeline(config)
