@@ -159,16 +159,21 @@ class _Build:
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="skyshelf-item") as items_pool:
                 flight: deque[tuple[WorkItem, ManifestItem | Future[Outcome] | Handle]] = deque()
-                for item in items:  # 1. plan: reuse, or 2. convert on a worker, a window at a time
-                    if self.capacity is not None and (more := self.capacity.grown()):
-                        self.grow(more)
-                    flight.append((item, self.schedule(item, items_pool)))
-                    while len(flight) > self.window or (flight and isinstance(flight[0][1], ManifestItem)):
+                try:
+                    for item in items:  # 1. plan: reuse, or 2. convert on a worker, a window at a time
+                        if self.capacity is not None and (more := self.capacity.grown()):
+                            self.grow(more)
+                        flight.append((item, self.schedule(item, items_pool)))
+                        while len(flight) > self.window or (flight and isinstance(flight[0][1], ManifestItem)):
+                            self.settle(*flight.popleft())
+                    if self.remote:
+                        self.remote.flush()
+                    while flight:
                         self.settle(*flight.popleft())
-                if self.remote:
-                    self.remote.flush()
-                while flight:
-                    self.settle(*flight.popleft())
+                except BaseException:  # (Ctrl-C, a failure that ends the build: the items queued not begun, nor their slabs)
+                    items_pool.shutdown(wait=False, cancel_futures=True)
+                    self.converter.stop()
+                    raise
             self.converter.pool.shutdown(wait=True)
             return self.finish(started)  # 3. publish (or discard)
         finally:

@@ -136,6 +136,12 @@ class _Batch:
     #: traceback and the batch's records never reached the journal).
     journaled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: What the done-callback fetched (the task's results, or its :class:`Stopped`), the one fetch of
+    #: them: the build fetching them too raced it, and its release of the future while the
+    #: callback's fetch was under way had Dask log "Couldn't gather keys ... forgotten" and try again
+    fetched: Any = None
+    #: Set by the done-callback as it ends, whatever the task's end (so :attr:`fetched` is final).
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -214,19 +220,22 @@ class ClusterItems:
         batch.future.add_done_callback(partial(self._finished, batch))
 
     def _finished(self, batch: _Batch, future: Any) -> None:
-        """As each task finishes (in any order): journal its records, so a killed client loses nothing finished."""
-        status = getattr(future, "status", None)  # a Dask future's; a concurrent.futures one has none
-        if not (status == "finished" if status is not None else not future.cancelled() and future.exception() is None):
-            return
+        """As each task finishes (in any order): fetch its results and journal its records, so a
+        killed client loses nothing finished; the build takes them from here (:meth:`outcome`)."""
         try:
-            results = future.result()
-        except Exception:  # noqa: BLE001 (cancelled since, as a client closes: the build is ending, and takes its own results)
-            return
-        if isinstance(results, Stopped):
-            return
-        with batch.lock:
-            if not batch.journaled:  # (else the build took the results first, and journaled them)
-                self._journal(batch, results)
+            status = getattr(future, "status", None)  # a Dask future's; a concurrent.futures one has none
+            if not (status == "finished" if status is not None else not future.cancelled() and future.exception() is None):
+                return
+            try:
+                results = future.result()
+            except Exception:  # noqa: BLE001 (cancelled since, as a client closes: the build is ending; it asks the future itself)
+                return
+            with batch.lock:
+                batch.fetched = results
+                if not isinstance(results, Stopped) and not batch.journaled:
+                    self._journal(batch, results)
+        finally:
+            batch.done.set()
 
     def _journal(self, batch: _Batch, results: list[Remote]) -> None:
         for result in results:
@@ -265,27 +274,32 @@ class ClusterItems:
                     future.release()
         return self._died_on(item, died)
 
-    def _result(self, future: Any) -> Any:
+    def _result(self, future: Any, batch: _Batch | None = None) -> Any:
         """The task's result (its :class:`Stopped` raised); with ``alive``, a ClusterLost once the
         cluster had no worker for NO_WORKERS_SECONDS."""
-        result = self._wait(future)
+        result = self._wait(future, batch)
         if isinstance(result, Stopped):
             raise result.error()
         return result
 
-    def _wait(self, future: Any) -> Any:
-        if self.alive is None:
-            return future.result()
+    def _wait(self, future: Any, batch: _Batch | None = None) -> Any:
+        """The future's result; for a ``batch``'s, what its done-callback fetched, the future asked
+        only when that fetched nothing (the task failed: its exception)."""
         idle = 0.0
         while True:
-            try:
-                return future.result(timeout=5)
-            except TimeoutError:
-                idle = 0.0 if self.alive() else idle + 5
-                if idle >= NO_WORKERS_SECONDS:
-                    raise ClusterLost(f"the build's cluster has had no worker for {NO_WORKERS_SECONDS:.0f} s (they kept dying: a file that crashes "
-                                      "its reader, or memory?). Nothing was published; the items finished are kept: build again to "
-                                      "resume") from None
+            if batch is not None:
+                if batch.done.wait(5):
+                    return future.result() if batch.fetched is None else batch.fetched
+            elif self.alive is None:
+                return future.result()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    return future.result(timeout=5)
+            idle = 0.0 if self.alive is None or self.alive() else idle + 5
+            if idle >= NO_WORKERS_SECONDS:
+                raise ClusterLost(f"the build's cluster has had no worker for {NO_WORKERS_SECONDS:.0f} s (they kept dying: a file that crashes "
+                                  "its reader, or memory?). Nothing was published; the items finished are kept: build again to "
+                                  "resume") from None
 
     def _died_on(self, item: WorkItem, exc: BaseException | None) -> Remote:
         shown = self.job.pipeline.shown
@@ -300,7 +314,7 @@ class ClusterItems:
         if batch.results is None:
             assert batch.future is not None
             try:
-                batch.results = self._result(batch.future)
+                batch.results = self._result(batch.future, batch)
             except self.died:  # a worker died running it: each of its items again, alone
                 batch.results = self.one_by_one(batch)
             except self.lost_errors as exc:  # the scheduler is gone
@@ -315,7 +329,7 @@ class ClusterItems:
         result = batch.results[handle.index]
         batch.taken += 1
         if batch.taken == len(batch.items):
-            batch.results = batch.future = None  # merged: let it go (the future's done-callback holds the batch: no cycle left)
+            batch.results = batch.future = batch.fetched = None  # merged: let it go (the future's done-callback holds the batch: no cycle left)
         if isinstance(result, ManifestItem):
             return result
         out, record, roots = result

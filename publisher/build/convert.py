@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -112,15 +113,22 @@ class Converter:
         self.pool = ThreadPoolExecutor(max_workers=threads or 2 * workers, thread_name_prefix="skyshelf-write")
         self.slots = threads or 2 * workers
         self.spread = spread  # a cluster worker's: big arrays' slabs as tasks of their own
+        self.stopping = threading.Event()  # set as the build ends early: the writers encode no more chunks
         # one writer per structure family (publisher.writers) per data root; the array one also writes the groups
         self._writers: dict[str, dict[str, Any]] = {}
         self._source_folders: dict[int, str] = {}  # (symlinks_outside: refuse) each source's resolved folder
+
+    def stop(self) -> None:
+        """The build ends early: the slabs not begun are not, nor the chunks left of those begun (an
+        item converting a big array read and wrote all of it before the build's exit joined its thread)."""
+        self.stopping.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def writers_at(self, root: str) -> dict[str, Any]:
         found = self._writers.get(root)
         if found is None:
             found = self._writers[root] = writers_for(WriteContext(self.store, root, self.pipeline.output, self.pool, slots=self.slots,
-                                                                   spread=self.spread))
+                                                                   spread=self.spread, stop=self.stopping))
         return found
 
     def roots(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ class WriteContext:
     slots: int
     #: On a cluster worker: writes a big array's slabs as tasks of their own (:class:`Spread`); None: here.
     spread: Spread | None = None
+    #: Set when the build ends early (Ctrl-C, a failure that stops it): chunks not yet encoded are not.
+    stop: threading.Event | None = None
 
 
 class Spread(Protocol):

@@ -21,7 +21,7 @@ import math
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +34,10 @@ from ..config.models import Codec
 from ..nodes import ArrayNode
 from ..stores import Store
 from ..structures import ArrayStructure, DataType, regular_chunks
-from .chunking import auto_chunks, bounded, run_slabs, slabs
 from ..zarr_layout import chunk_key, numcodecs_codec
 from . import pyramid
 from .base import Spread, WriteContext, Written, discard, register
+from .chunking import auto_chunks, bounded, run_slabs, slabs
 from .codecs import compressor_spec
 
 
@@ -183,7 +183,7 @@ class ZarrWriter:
     def from_context(cls, context: WriteContext) -> ZarrWriter:
         out = context.output
         return cls(context.store, context.prefix, out.zarr_format, out.codec, out.chunk_target_bytes, context.pool, slots=context.slots,
-                   pyramid_min_size=out.pyramid_min_size, spread=context.spread)
+                   pyramid_min_size=out.pyramid_min_size, spread=context.spread, stop=context.stop)
 
     def write(self, node: ArrayNode, path: str, zarr_path: str, documents: dict[str, Any]) -> Written:  # type: ignore[override]
         """The :class:`~publisher.writers.Writer` contract: the array and its ``ArrayStructure``
@@ -205,8 +205,9 @@ class ZarrWriter:
 
     def __init__(self, store: Store, prefix: str, zarr_format: int, codec: Codec, target_bytes: int, pool: ThreadPoolExecutor,
                  slab_bytes: int = 16 * 2**20, slots: int | None = None, pyramid_min_size: int | None = None,
-                 spread: Spread | None = None) -> None:
+                 spread: Spread | None = None, stop: threading.Event | None = None) -> None:
         self.store = store
+        self.stop = stop
         self.prefix = prefix
         self.zarr_format = zarr_format
         self.codec = codec
@@ -318,7 +319,7 @@ class ZarrWriter:
             block, constant = read_region(node, sel)
             if on_block is not None:
                 on_block(sel, block)
-            put_region(self.store, f"{self.prefix}/{path}", layout, sel, block, constant)
+            put_region(self.store, f"{self.prefix}/{path}", layout, sel, block, constant, self.stop)
             if block.dtype.kind != "O":
                 return block.nbytes, None
             lengths = [len(str(v)) for v in block.flat]
@@ -359,13 +360,17 @@ def read_region(node: ArrayNode, sel: tuple[slice, ...]) -> tuple[np.ndarray, bo
     return block, False
 
 
-def put_region(store: Store, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray, constant: bool = False) -> None:
+def put_region(store: Store, path: str, layout: _Layout, sel: tuple[slice, ...], block: np.ndarray, constant: bool = False,
+               stop: threading.Event | None = None) -> None:
     """The encoded chunks of a chunk-aligned region ``sel`` of the array at ``path`` (edge chunks
     padded); also what a cluster's slab task writes (publisher/build/cluster.py). A ``constant``
     block's chunks are encoded once per shape and the same bytes written for each: the chunks a
     build would have read and compressed, byte for byte (an unwritten 80 GB stack: files, not
-    80 GB through the codec)."""
+    80 GB through the codec). Once ``stop`` is set the chunks left are not (a slab of big chunks at
+    a high level took ~20 s to end after Ctrl-C)."""
     for index, within in _chunks_in(sel, layout.chunks):
+        if stop is not None and stop.is_set():
+            raise CancelledError("the build is stopping")
         part = block[within] if within else block
         store.write_bytes(f"{path}/{layout.key(index)}", layout.encode_constant(part) if constant else layout.encode(part))
 
