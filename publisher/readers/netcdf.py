@@ -36,9 +36,9 @@ from ..nodes import ArrayNode, ContainerNode, Node, SkippedNode, TableNode, batc
 from ..structures import XARRAY_COORD, XARRAY_DATA_VAR, XARRAY_DATASET
 from .base import Reader, register_reader, sampled_string_width
 from .compound import packed, repacked
-from .hdf5 import HDF5_MAGIC
-from .hdf5_sources import external_problem, in_other_files, other_files
-from .netcdf_classic import HeaderCut, HeaderError, needed_size
+from .hdf5 import HDF5_MAGIC, HDF5Reader
+from .netcdf_classic import check_classic_header, check_classic_size
+from .netcdf_hdf5 import H5Strings, Scan, scan
 from .whole_chunks import DecodedChunks, decoded_once
 
 NC_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".nc3")
@@ -85,41 +85,6 @@ def _is_netcdf4(path: Path) -> bool:
         return False
 
 
-def _check_classic_header(path: Path) -> bool:
-    """A classic (NetCDF 3) file shorter than its header says it is: netCDF-C reads past its end
-    as fill values (a file cut short by a copy published zeros for its last values; a dimension
-    patched from 10 to 1,000 published 10 values and 990 zeros), so it is refused here, before
-    netCDF-C opens it (which allocates what the header declares: an attribute of 6 GiB in a
-    76-byte file took 6.4 GB). The header gives where each variable ends
-    (readers/netcdf_classic.py). False when that reading failed where netCDF-C's may not: then
-    :func:`_check_classic_size` bounds it by the variables' sizes, once open."""
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as file:
-            if file.read(3) != b"CDF":
-                return True  # (NetCDF-4 is HDF5, which refuses to read past a file's end itself)
-            file.seek(0)
-            needed = needed_size(file)
-    except HeaderCut:  # (else published as an empty dataset: no variables, no error)
-        raise SourceError(f"{path}: truncated: the file ends inside its header ({size} bytes)") from None
-    except (HeaderError, OSError):
-        return False
-    _refuse_short(path, needed, size)
-    return True
-
-
-def _check_classic_size(ds: Any, path: Path) -> None:
-    """:func:`_check_classic_header`'s bound when the header could not be read: the variables' sizes summed."""
-    if ds.data_model.startswith("NETCDF3"):
-        needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
-        _refuse_short(path, needed, path.stat().st_size)
-
-
-def _refuse_short(path: Path, needed: int, size: int) -> None:
-    if needed > size:
-        raise SourceError(f"{path}: its variables need {needed} bytes but the file holds {size}: truncated, or its dimensions are wrong")
-
-
 def _attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {str(k): capped_json(v) for k, v in attrs.items()}
 
@@ -148,10 +113,13 @@ def _is_cftime(var: Any) -> bool:
 
 
 class _NetCDF:
-    def __init__(self, path: Path, unread: dict[str, str] | None = None) -> None:
+    def __init__(self, path: Path, found: Scan | None = None) -> None:
         self.path = path
-        #: Why variables (by path) stored in external raw storage are not read (:meth:`NetCDFReader._refers`).
-        self.unread = unread or {}
+        #: What h5py sees that netCDF-C does not read (readers/netcdf_hdf5.py); None for NetCDF 3.
+        self.found = found or Scan()
+        self.strings = H5Strings(path)
+        #: What was left out of the file, said as its warnings (attributes netCDF4-python cannot read).
+        self.problems: list[str] = []
         self.lock = NETCDF_LOCK
         #: Big chunks decoded once for the reads that cut them (readers/whole_chunks.py).
         self.chunks_decoded = DecodedChunks()
@@ -161,6 +129,7 @@ class _NetCDF:
     def close(self) -> None:
         for xds in self.opened:
             xds.close()
+        self.strings.close()
 
     def open_group(self, path: str, **options: Any) -> Any:
         """The group as xarray opens it (lazily), or the reason it cannot."""
@@ -168,6 +137,8 @@ class _NetCDF:
 
         if _LAZY_INDEXES in inspect.signature(xr.open_dataset).parameters:
             options.setdefault(_LAZY_INDEXES, False)  # else xarray loads each dimension coordinate whole, as a pandas index
+        if unread := [where.rpartition("/")[2] for where in self.found.unread if where.rpartition("/")[0] == path]:
+            options["drop_variables"] = unread  # (a 16-bit float: xarray's look at it crashes netCDF-C)
         try:
             xds = xr.open_dataset(self.path, group=path or "/", engine="netcdf4", cache=False, auto_complex=True, **options)
         except Exception as exc:  # xarray's own limits (e.g. a type it does not map): published as stored
@@ -178,7 +149,8 @@ class _NetCDF:
     def group(self, g: Any, key: str, path: str) -> ContainerNode:
         xds = self.open_group(path)
         if isinstance(xds, str):
-            node = ContainerNode(key=key, metadata={"attrs": self.attrs(g)}, source_path=path, in_file=True, attrs=self.attrs(g))
+            attrs = self.attrs(g, path)
+            node = ContainerNode(key=key, metadata={"attrs": attrs}, source_path=path, in_file=True, attrs=attrs)
             node.warn(f"xarray cannot open this group ({xds}): its variables are published as stored, undecoded")
             xds = None
         else:
@@ -192,6 +164,9 @@ class _NetCDF:
                 xvar = raw_xds.variables.get(name) if not isinstance(raw_xds, str) else None
             child = self.variable(var, name, f"{path}/{name}", xvar, xds is not None and name in xds.coords)
             node.children.append(child)
+        for name, why in self.found.foreign.get(path, {}).items():
+            if name not in g.variables:  # (left out by netCDF-C: said, not dropped without a word)
+                node.children.append(SkippedNode(key=name, source_path=f"{path}/{name}", reason=why))
         groups = []
         for name, sub in g.groups.items():
             node.children.append(self.group(sub, name, f"{path}/{name}"))
@@ -212,21 +187,25 @@ class _NetCDF:
         labelled = all({XARRAY_COORD, XARRAY_DATA_VAR} & set(a.specs) for a in arrays)
         return labelled and (not arrays or any(a.shape for a in arrays))
 
-    @staticmethod
-    def raw_attrs(obj: Any) -> dict[str, Any]:
-        return {k: obj.getncattr(k) for k in obj.ncattrs()}
-
-    def attrs(self, obj: Any) -> dict[str, Any]:
-        return _attrs(self.raw_attrs(obj))
+    def attrs(self, obj: Any, where: str) -> dict[str, Any]:
+        """The attributes netCDF4-python reads; one it cannot (a variable-length type's, which it
+        does not map) is left out and said (:attr:`problems`): it failed the whole file."""
+        out = {}
+        for k in obj.ncattrs():
+            try:
+                out[k] = obj.getncattr(k)
+            except (KeyError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
+                self.problems.append(f"{where or '/'}: attribute {k!r} not read ({type(exc).__name__}: {exc})")
+        return _attrs(out)
 
     def variable(self, var: Any, name: str, path: str, xvar: Any, is_coord: bool) -> Node:
         netCDF4 = import_netcdf4()
 
-        if path in self.unread:
-            return SkippedNode(key=name, source_path=path, reason=self.unread[path])
+        if path in self.found.unread:
+            return SkippedNode(key=name, source_path=path, reason=self.found.unread[path])
 
         if isinstance(var.datatype, netCDF4.CompoundType) and var.dtype.kind != "c":  # complex: a number (auto_complex)
-            return self.compound(var, name, path, {"attrs": self.attrs(var)})
+            return self.compound(var, name, path, {"attrs": self.attrs(var, path)})
         if isinstance(var.datatype, netCDF4.VLType) and var.dtype is not str:
             return SkippedNode(key=name, source_path=path, reason=f"variable-length (ragged) type {var.datatype.name!r} is not supported")
         chunking = var.chunking() if hasattr(var, "chunking") else None
@@ -246,8 +225,11 @@ class _NetCDF:
         dtype = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
 
         def read(sel: tuple[slice, ...]) -> np.ndarray:
-            with lock:
-                values = np.asarray(xvar[sel].values if sel else xvar.values)
+            try:
+                with lock:
+                    values = np.asarray(xvar[sel].values if sel else xvar.values)
+            except UnicodeDecodeError:  # (netCDF4-python decodes strings as UTF-8, strictly)
+                return self.strings.read(path, sel)
             return np.asarray(values, dtype=dtype, order="C") if dtype.kind != "O" else _text(values)
 
         if len(source_chunks or ()) != xvar.ndim:
@@ -265,14 +247,17 @@ class _NetCDF:
         """A variable of a group xarray cannot open: its values as stored, its attributes as they are."""
         var.set_auto_maskandscale(False)
         var.set_auto_chartostring(False)
-        attrs = self.attrs(var)
+        attrs = self.attrs(var, path)
         lock = self.lock
         dtype = np.dtype(object) if var.dtype is str else np.dtype(var.dtype)
         native = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
 
         def read(sel: tuple[slice, ...]) -> np.ndarray:
-            with lock:
-                values = np.asarray(var[sel] if sel else var.getValue())
+            try:
+                with lock:
+                    values = np.asarray(var[sel] if sel else var.getValue())
+            except UnicodeDecodeError:  # (as in :meth:`decoded`)
+                return self.strings.read(path, sel)
             return values.astype(object) if native.kind == "O" else np.asarray(values, dtype=native, order="C")
 
         shape = tuple(var.shape)
@@ -336,52 +321,71 @@ class NetCDFReader(Reader):
     def claims(cls, path: Path, head: bytes) -> bool:
         return head.startswith(b"CDF") or path.suffix.lower() in NC_EXTENSIONS or _is_netcdf4(path)
 
-    def _refers(self, path: Path) -> dict[str, str]:
-        """The files a NetCDF-4 file's variables take values from (HDF5 virtual datasets, external
-        raw storage: netCDF-C reads them as HDF5 does), recorded: converted again when one changes
-        (none were: a reprocessed frame file left the release as it was). Returned: why variables
-        in external raw storage are not read (a file missing or short, read as zeros), by path."""
-        import h5py
-
-        found: list[Path] = []
-        unread: dict[str, str] = {}
-
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset) and in_other_files(obj):
-                found.extend(other_files(obj))
-                if problem := external_problem(obj):
-                    unread[f"/{name}"] = problem
-
-        with h5py.File(path, "r", locking=False) as f:
-            f.visititems(visit)
-        if found:
+    def _scan(self, path: Path) -> Scan:
+        """The NetCDF-4 file through h5py (readers/netcdf_hdf5.py); the files its variables take
+        values from (HDF5 virtual datasets, external raw storage: netCDF-C reads them as HDF5 does)
+        recorded: converted again when one changes (none were: a reprocessed frame file left the
+        release as it was)."""
+        found = scan(path)
+        if found.referred:
             self.others = True
-            self.referred = {*self.referred, *found}
-        return unread
+            self.referred = {*self.referred, *found.referred}
+        return found
+
+    @contextlib.contextmanager
+    def _as_hdf5(self, path: Path, key: str, refused: BaseException) -> Iterator[Node]:
+        """An HDF5 file netCDF-C does not open (an attribute of two dimensions, which NetCDF-4
+        lacks; a plain HDF5 file named .nc): published as the HDF5 reader publishes it, saying so.
+        It failed as "NetCDF: Can't open HDF5 attribute", nothing of it published."""
+        from .hdf5 import HDF5Options
+
+        hdf5 = HDF5Reader()
+        stack = contextlib.ExitStack()
+        try:
+            root = stack.enter_context(hdf5.open(path, key, HDF5Options()))
+        except SourceError:  # (no HDF5 file either: damaged)
+            raise SourceError(f"{path}: not a readable NetCDF file: {refused}") from refused
+        with stack:
+            self.others, self.referred = hdf5.others, hdf5.referred
+            root.warn(f"netCDF-C cannot open it ({type(refused).__name__}: {refused}): published as HDF5, its variables as stored "
+                      "(not decoded as CF)")
+            yield root
 
     @contextlib.contextmanager
     def open(self, path: Path, key: str, options: Any) -> Iterator[Node]:
         netCDF4 = import_netcdf4()
 
-        header_read = _check_classic_header(path)
+        header_read = check_classic_header(path)
         with NETCDF_LOCK:
             _no_chunk_cache(netCDF4)
             try:  # auto_complex: complex numbers stored as compounds or a trailing _pfnc_complex dimension (nc-complex)
                 ds = netCDF4.Dataset(path, "r", auto_complex=True)
-            except OSError as exc:
-                raise SourceError(f"{path}: not a readable NetCDF file: {exc}") from exc
+            except (OSError, RuntimeError) as exc:
+                refused = exc
+            else:
+                refused = None
+        if refused is not None:
+            with open(path, "rb") as file:
+                head = file.read(4096)
+            if not HDF5Reader.magic_matches(head):
+                raise SourceError(f"{path}: not a readable NetCDF file: {refused}") from refused
+            with self._as_hdf5(path, key, refused) as root:
+                yield root
+            return
+        with NETCDF_LOCK:
             try:
                 if not header_read:
-                    _check_classic_size(ds, path)
+                    check_classic_size(ds, path)
             except SourceError:
                 ds.close()
                 raise
-        unread = self._refers(path) if not ds.data_model.startswith("NETCDF3") else {}
-        reader = _NetCDF(path, unread)
+        reader = _NetCDF(path, self._scan(path) if not ds.data_model.startswith("NETCDF3") else None)
         try:
             with NETCDF_LOCK:
                 root = reader.group(ds, key, "")
                 root.notes["netcdf_format"] = ds.file_format
+            for problem in reader.problems:
+                root.warn(problem)
             yield root
         finally:
             with NETCDF_LOCK:

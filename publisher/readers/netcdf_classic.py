@@ -1,4 +1,4 @@
-"""How many bytes a classic NetCDF file (CDF-1, CDF-2, CDF-5) needs, from its header.
+"""How many bytes a classic NetCDF file (CDF-1, CDF-2, CDF-5) needs, from its header; files shorter refused.
 
 netCDF-C reads past a classic file's end as fill values: a file cut short by an interrupted copy
 publishes zeros where its last values were, with no error. Summing the variables' sizes catches
@@ -14,7 +14,12 @@ from __future__ import annotations
 import math
 import os
 import struct
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..errors import SourceError
 
 #: Bytes of one value of each external type (NC_BYTE ... NC_UINT64).
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
@@ -111,3 +116,38 @@ def needed_size(file: BinaryIO) -> int:
     # One record variable's records are not padded; several are, each to its vsize.
     record_size = record_vars[0][1] if len(record_vars) == 1 else sum(v for _, _, v in record_vars)
     return max(fixed_end, *(begin + (records - 1) * record_size + size for begin, size, _ in record_vars))
+
+
+def check_classic_header(path: Path) -> bool:
+    """A classic (NetCDF 3) file shorter than its header says it is: netCDF-C reads past its end
+    as fill values (a file cut short by a copy published zeros for its last values; a dimension
+    patched from 10 to 1,000 published 10 values and 990 zeros), so it is refused here, before
+    netCDF-C opens it (which allocates what the header declares: an attribute of 6 GiB in a
+    76-byte file took 6.4 GB). The header gives where each variable ends
+    (:func:`needed_size`). False when that reading failed where netCDF-C's may not: then
+    :func:`check_classic_size` bounds it by the variables' sizes, once open."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as file:
+            if file.read(3) != b"CDF":
+                return True  # (NetCDF-4 is HDF5, which refuses to read past a file's end itself)
+            file.seek(0)
+            needed = needed_size(file)
+    except HeaderCut:  # (else published as an empty dataset: no variables, no error)
+        raise SourceError(f"{path}: truncated: the file ends inside its header ({size} bytes)") from None
+    except (HeaderError, OSError):
+        return False
+    _refuse_short(path, needed, size)
+    return True
+
+
+def check_classic_size(ds: Any, path: Path) -> None:
+    """:func:`check_classic_header`'s bound when the header could not be read: the variables' sizes summed."""
+    if ds.data_model.startswith("NETCDF3"):
+        needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.variables.values() if v.dtype is not str)
+        _refuse_short(path, needed, path.stat().st_size)
+
+
+def _refuse_short(path: Path, needed: int, size: int) -> None:
+    if needed > size:
+        raise SourceError(f"{path}: its variables need {needed} bytes but the file holds {size}: truncated, or its dimensions are wrong")
