@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import SourceError
 from ..nodes import Node, TableNode
 from .base import Reader, register_reader
-from .csv_lines import WHITESPACE, comment_lines, preamble, row_names
+from .csv_lines import WHITESPACE, comment_lines, commented_header, preamble, row_names
 from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
 #: About this much text a chunk, whatever the rows' width: ``chunk_rows`` rows of 500 columns are
@@ -354,6 +354,9 @@ class CSVReader(Reader):
         if as_texts:
             node.warn(f"column{'s' if len(as_texts) > 1 else ''} {', '.join(map(repr, sorted(as_texts)))} hold integers "
                       "past 64 bits: published as text")
+        if (commented := commented_header(path, options, kwargs["sep"])) is not None:
+            node.warn(f"the comment line {commented[:200]!r} looks like the header, and the first row taken for the header like "
+                      "data: set options: {comment: null} (or another comment character) to read that line as the header")
         if padded:
             node.warn(f"column{'s' if len(padded) > 1 else ''} {', '.join(f'{str(c)!r} ({v!r})' for c, v in padded.items())} "
                       f"hold{'s' if len(padded) == 1 else ''} integers written with leading zeros: published as numbers; "

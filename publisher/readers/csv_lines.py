@@ -57,12 +57,40 @@ def preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
         return 0, ""
     for i, (_, row) in enumerate(rows[:-1]):
         if _is_header(row, [r for _, r in rows[i + 1 : i + 6]], usual):
-            if i == 0:
+            if i == 0 or (len(rows[0][1]) > usual and _all_text(rows[0][1]) and not _all_text(row)):
+                # (a header of more fields than its rows, trailing empty fields left out: "name,value,comment"
+                # over "x,1" was taken for free text, its first row for the header)
                 return 0, ""
             skip = rows[i - 1][0]
             text = "\n".join(",".join(c for c in r if c) for _, r in rows[:i]).strip()
             return skip, text
     return 0, ""
+
+
+def commented_header(path: Path, options: CSVOptions, sep: str) -> str | None:
+    """The comment line right above the first row when it looks like the table's header and that
+    row like data (``#id,value`` over ``1,10``; BED's ``#chrom``): skipped as a comment, it left the
+    first row of data to be taken for the header. None otherwise."""
+    if not options.comment or options.header != 0 or len(sep) != 1:
+        return None
+    with open(path, encoding=options.encoding, errors="replace", newline="") as f:
+        sample = f.read(65536).removeprefix("\ufeff")
+    last = None
+    for line in sample.splitlines():
+        if not line.strip():
+            continue
+        if line.lstrip().startswith(options.comment):
+            last = line
+            continue
+        try:
+            first = next(csv.reader([line], delimiter=sep))
+            above = next(csv.reader([last.lstrip()[len(options.comment):]], delimiter=sep)) if last is not None else None
+        except csv.Error:
+            return None
+        if above is not None and len(above) == len(first) > 1 and _all_text(above) and not _all_text(first):
+            return last
+        return None
+    return None
 
 
 def _is_header(row: list[str], below: list[list[str]], usual: int) -> bool:

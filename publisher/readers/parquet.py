@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import SourceError
+from ..errors import SourceError, UnsupportedError
 from ..jsonable import decode_bytes
 from ..nodes import Node, TableNode, batch_rows
 from .base import Reader, register_reader
@@ -22,6 +22,8 @@ from .tables import unique_names
 PROBE_ROWS = 64
 #: Bytes read at once from a column chunk (the stream's buffer; pyarrow's default reads it whole).
 STREAM_BUFFER = 2**20
+#: The sidecars Dask, Spark and pyarrow write beside a dataset's files: footers, no rows of their own.
+SIDECARS = ("_metadata", "_common_metadata")
 
 
 def _row_bytes(pf: Any) -> float:
@@ -56,9 +58,15 @@ class ParquetReader(Reader):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        if path.name in SIDECARS:  # (``_metadata`` failed as "Couldn't deserialize thrift", the build with it)
+            raise UnsupportedError(f"{path}: a Parquet dataset's {path.name} sidecar (its files' footers, no rows of its own): "
+                                   "not published; the dataset's files are")
         try:
-            # pages' CRCs checked where the writer stored them (a flipped bit was published as a value)
-            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BUFFER, page_checksum_verification=True)
+            # pages' CRCs checked where the writer stored them (a flipped bit was published as a value).
+            # INT96 timestamps (Spark's, Impala's legacy ones) read as microseconds: as nanoseconds, pyarrow's
+            # default, dates outside 1677-2262 (9999-12-31, a common sentinel) wrapped round to other dates
+            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BUFFER, page_checksum_verification=True,
+                                coerce_int96_timestamp_unit="us")
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc
         try:

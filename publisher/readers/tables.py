@@ -128,14 +128,14 @@ def _column(values: np.ndarray, name: str) -> Any:
     return pa.array(np.asarray(values, dtype=dtype.newbyteorder("="), order="C"))
 
 
-def _flatten(values: np.ndarray, prefix: str, out: dict[str, Any]) -> None:
+def _flatten(values: np.ndarray, prefix: str, out: list[tuple[str, Any]]) -> None:
     for field in values.dtype.names or ():
         sub = values[field]
         name = f"{prefix}{field}"
         if sub.dtype.names:  # nested compound: flattened to dotted column names
             _flatten(sub, name + ".", out)
         else:
-            out[name] = _column(sub, name)
+            out.append((name, _column(sub, name)))
 
 
 def _content_bytes(value: Any) -> int:
@@ -170,6 +170,7 @@ def structured_to_batch(values: np.ndarray) -> Any:
     """A RecordBatch with one column per field; nested fields become ``outer.inner`` columns."""
     import pyarrow as pa
 
-    columns: dict[str, Any] = {}
+    columns: list[tuple[str, Any]] = []
     _flatten(values.reshape(-1), "", columns)
-    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+    # (a field named "in.a" beside a compound "in" of a field "a": the second overwrote the first)
+    return pa.RecordBatch.from_arrays([c for _, c in columns], names=unique_names([n for n, _ in columns]))
