@@ -23,8 +23,12 @@ def _pa() -> Any:
 
 @register("table", "application/vnd.apache.arrow.file", ("arrow", "feather"), ".arrow")
 def to_arrow(table: Any, **_: Any) -> bytes:
+    """An IPC file holds one dictionary a column, but each Parquet row group (and partition) read
+    has its own: they are unified first (the writer refused a second one: a 500)."""
     pa = _pa()
     sink = pa.BufferOutputStream()
+    if any(pa.types.is_dictionary(f.type) or pa.types.is_nested(f.type) for f in table.schema):
+        table = table.unify_dictionaries()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
