@@ -4,10 +4,12 @@ its format."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -20,6 +22,9 @@ def _sources(folder: Path) -> None:
     piece = lambda values: pa.table({"kind": pa.array(values).dictionary_encode()})
     # two row groups, each with its own dictionary (as pa.concat_tables or a polars Categorical writes them)
     pq.write_table(pa.concat_tables([piece(["alpha", "beta"] * 5), piece(["gamma"] * 10)]), folder / "cats.parquet", row_group_size=10)
+    inf = float("inf")
+    pq.write_table(pa.table({"f": [1.0, inf, -inf, float("nan")], "l": [[float("nan"), inf], [1.0], None, []],
+                             "s": [{"x": -inf}, {"x": 1.0}, None, {"x": float("nan")}]}), folder / "floats.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +52,30 @@ def test_dictionaries_that_differ_between_row_groups_as_arrow(server: str, route
     table = pa.ipc.open_file(answer.content).read_all()
     assert pa.types.is_dictionary(table.schema.field("kind").type)
     assert table.column("kind").to_pylist() == ["alpha", "beta"] * 5 + ["gamma"] * 10
+
+
+def _strict(text: str) -> object:
+    """JSON as a strict parser reads it (Python's takes NaN and Infinity; JSON has neither)."""
+    def refuse(word: str) -> None:
+        raise ValueError(f"not JSON: {word}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_answers_have_no_nan_or_infinity(server: str) -> None:
+    """Not-a-number and infinities are null in JSON answers, at the top level and inside lists and structs."""
+    whole = httpx.get(f"{server}/table/full/floats?format=json")
+    assert whole.status_code == 200, whole.text
+    assert _strict(whole.text) == {"f": [1.0, None, None, None], "l": [[None, None], [1.0], None, []],
+                                   "s": [{"x": None}, {"x": 1.0}, None, {"x": None}]}
+    seq = httpx.get(f"{server}/table/full/floats?format=json-seq")
+    assert [_strict(r)["f"] for r in seq.text.split("\x1e") if r.strip()] == [1.0, None, None, None]
+    column = httpx.get(f"{server}/column/full/floats/f?format=json")
+    assert column.status_code == 200 and _strict(column.text) == [1.0, None, None, None]
+    assert np.isinf(np.frombuffer(httpx.get(f"{server}/column/full/floats/f").content, "<f8")[1])  # (raw bytes keep them)
+
+
+def test_array_json_of_objects_has_no_nan_or_infinity() -> None:
+    from publisher.serializers.array import to_json
+
+    assert _strict(to_json(np.array([1.0, float("inf"), None, "a", [float("nan")]], dtype=object)).decode()) == [1.0, None, None, "a", [None]]

@@ -74,7 +74,7 @@ def _plain(value: Any) -> Any:
 
 @register("array", "application/json", ("json",), ".json")
 def to_json(array: np.ndarray, **_: Any) -> bytes:
-    if array.dtype.names:  # structured: nested lists, one per record
+    if array.dtype.names or array.dtype.kind == "O":  # structured: nested lists, one per record; objects: NaN as null
         return json.dumps(_plain(array.tolist()), separators=(",", ":"), default=str).encode()
     if array.dtype.kind == "c":  # [real, imag] pairs
         array = np.stack([array.real, array.imag], axis=-1)

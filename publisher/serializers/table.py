@@ -6,6 +6,7 @@ import datetime
 import html
 import io
 import json
+import math
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -94,30 +95,43 @@ def to_csv(table: Any, **_: Any) -> bytes:
     return b"".join(csv_parts(table))
 
 
-def _records(table: Any) -> list[dict[str, Any]]:
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and v != v:
-            return None
-        if isinstance(v, bytes):
-            return v.decode("utf-8", "replace")
-        if hasattr(v, "isoformat"):
-            return v.isoformat()
-        return v
+def _clean(value: Any) -> Any:
+    """A value as JSON holds it: NaN and infinities as null at any depth (a list's or struct's
+    too: ``json.dumps`` wrote them as NaN and Infinity, which no JSON parser takes), bytes as
+    UTF-8 text, dates and times as ISO text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
-    return [{k: clean(v) for k, v in row.items()} for row in table.to_pylist()]
+
+def _records(table: Any) -> list[dict[str, Any]]:
+    return [{k: _clean(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def _dumps(value: Any) -> bytes:
+    """Strict JSON (``allow_nan=False``: :func:`_clean` leaves no NaN to write)."""
+    return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False).encode()
 
 
 @register("table", "application/json", ("json",), ".json")
 def to_json(table: Any, **_: Any) -> bytes:
     """Column-oriented, as Tiled's JSON for tables: ``{column: [values...]}``."""
     rows = _records(table)
-    return json.dumps({name: [r[name] for r in rows] for name in table.column_names}, separators=(",", ":"), default=str).encode()
+    return _dumps({name: [r[name] for r in rows] for name in table.column_names})
 
 
 @register("table", "application/json-seq", ("json-seq", "jsonl"), ".jsonl")
 def to_json_seq(table: Any, **_: Any) -> bytes:
     """RFC 7464: each record is RS + JSON + LF."""
-    return b"".join(b"\x1e" + json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in _records(table))
+    return b"".join(b"\x1e" + _dumps(r) + b"\n" for r in _records(table))
 
 
 @register("table", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ("xlsx", "excel"), ".xlsx")
