@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime
 import html
 import io
-import json
-import math
 import shutil
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 from ..parallel import cores, map_parts, spans
+from .arrow_text import clean, dumps, flat
 from .base import register
 
 
@@ -50,30 +49,12 @@ CSV_PARALLEL_ROWS = 20_000
 CSV_PIECE_ROWS = 2_500
 
 
-def _flat(table: Any) -> Any:
-    """Columns a flat format cannot hold as they are, as text, as the JSON formats give them:
-    nested values (lists, structs, maps) as JSON, binary as UTF-8 (U+FFFD where it is not). CSV
-    and Excel failed on them: a 500 for a table with one such column."""
-    import pyarrow.types as t
-
-    pa = _pa()
-    for i, field in enumerate(table.schema):
-        if t.is_nested(field.type):
-            text = [None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in table.column(i).to_pylist()]
-        elif t.is_binary(field.type) or t.is_large_binary(field.type) or t.is_fixed_size_binary(field.type):
-            text = [None if v is None else v.decode("utf-8", "replace") for v in table.column(i).to_pylist()]
-        else:
-            continue
-        table = table.set_column(i, pa.field(field.name, pa.string()), pa.array(text, pa.string()))
-    return table
-
-
 def csv_parts(table: Any, **_: Any) -> Iterator[bytes]:
     """pyarrow's CSV writer over row ranges, several at once for big tables (it releases the
     GIL), yielded in order as they finish. The pieces join into exactly the one-piece output."""
     import pyarrow.csv as pacsv
 
-    table = _flat(table)
+    table = flat(table)
 
     def write(span: tuple[int, int]) -> bytes:
         sink = _pa().BufferOutputStream()
@@ -95,43 +76,21 @@ def to_csv(table: Any, **_: Any) -> bytes:
     return b"".join(csv_parts(table))
 
 
-def _clean(value: Any) -> Any:
-    """A value as JSON holds it: NaN and infinities as null at any depth (a list's or struct's
-    too: ``json.dumps`` wrote them as NaN and Infinity, which no JSON parser takes), bytes as
-    UTF-8 text, dates and times as ISO text."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 def _records(table: Any) -> list[dict[str, Any]]:
-    return [{k: _clean(v) for k, v in row.items()} for row in table.to_pylist()]
-
-
-def _dumps(value: Any) -> bytes:
-    """Strict JSON (``allow_nan=False``: :func:`_clean` leaves no NaN to write)."""
-    return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False).encode()
+    return [{k: clean(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
 @register("table", "application/json", ("json",), ".json")
 def to_json(table: Any, **_: Any) -> bytes:
     """Column-oriented, as Tiled's JSON for tables: ``{column: [values...]}``."""
     rows = _records(table)
-    return _dumps({name: [r[name] for r in rows] for name in table.column_names})
+    return dumps({name: [r[name] for r in rows] for name in table.column_names}).encode()
 
 
 @register("table", "application/json-seq", ("json-seq", "jsonl"), ".jsonl")
 def to_json_seq(table: Any, **_: Any) -> bytes:
     """RFC 7464: each record is RS + JSON + LF."""
-    return b"".join(b"\x1e" + _dumps(r) + b"\n" for r in _records(table))
+    return b"".join(b"\x1e" + dumps(r).encode() + b"\n" for r in _records(table))
 
 
 @register("table", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ("xlsx", "excel"), ".xlsx")
@@ -148,7 +107,7 @@ def to_xlsx(table: Any, **_: Any) -> bytes:
     book.properties.created = book.properties.modified = _ZIP_EPOCH
     sheet = book.create_sheet("data")
     sheet.append([cell(name) for name in table.column_names])
-    for row in _records(_flat(table)):
+    for row in _records(flat(table)):
         sheet.append([cell(v) for v in row.values()])
     buf = io.BytesIO()
     with _FixedTimeZip(buf, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
