@@ -11,7 +11,6 @@ from ..structures import TableStructure
 from ..table_layout import partition_key
 from .cache import DECODED
 
-
 #: Bytes per value assumed for variable-width columns (strings, binary, lists) before any data is
 #: read: the structure does not say how long they are. The decoded table is measured again
 #: before it is serialized (:meth:`PublishedTable.nbytes` is the first check, not the only one).
@@ -130,12 +129,19 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
     dtype of the whole column whatever part is asked for (its metadata advertises that one, and
     the client reads the bytes as it): strings as fixed-width unicode as wide as the column's
     longest value, nulls as ``""`` (categories and booleans with nulls as their text, as Tiled
-    serves them); integers with a null anywhere as floats with NaN (as in pandas); other numbers
-    as numpy gives them. ``rows`` converts only those rows (of the whole column: a preview's first
-    rows). A part converted alone had its own dtype: a slice of a nullable integer column without
-    a null went out as int64 bytes read as float64, one without a long category too narrow."""
+    serves them); integers with a null anywhere as floats with NaN (as in pandas); other numbers,
+    dates, timestamps and durations as numpy gives them; anything else (decimal,
+    time of day, binary, nested, null, extension types) as text too, as Tiled serves pandas'
+    object columns (its ``str`` of each value) and as the table's CSV gives them: numpy's object
+    dtype has no form the tiled client takes (it was advertised as kind 'T', which it refuses),
+    and its values were a 500 as JSON or, for time64[ns], at all. ``rows`` converts only those
+    rows (of the whole column: a preview's first rows). A part converted alone had its own dtype:
+    a slice of a nullable integer column without a null went out as int64 bytes read as float64,
+    one without a long category too narrow."""
     import numpy as np
     import pyarrow as pa
+
+    from ..serializers.arrow_text import as_text
 
     if rows is not None:
         data = table.read_rows(rows, [name]).column(name)
@@ -145,7 +151,10 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
     kind = data.type.value_type if pa.types.is_dictionary(data.type) else data.type
     textual = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(data.type)
     if not (textual or pa.types.is_boolean(kind) or pa.types.is_integer(kind)):
-        return data.to_numpy(zero_copy_only=False)
+        if _numpy_native(kind):
+            return data.to_numpy(zero_copy_only=False)
+        data, whole = as_text(data), as_text(table.read([name]).column(name)) if partial else None
+        return np.array(["" if v is None else v for v in data.to_pylist()], dtype=f"<U{_text_width(data if whole is None else whole)}")
     whole = table.read([name]).column(name) if partial else data
     if pa.types.is_dictionary(data.type):
         data, whole = data.cast(kind), whole.cast(kind)
@@ -153,6 +162,13 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
         return np.array(["" if v is None else str(v) for v in data.to_pylist()], dtype=f"<U{_text_width(whole)}")
     values = data.to_numpy(zero_copy_only=False)
     return values.astype("float64") if whole.null_count and values.dtype.kind in "iu" else values
+
+
+def _numpy_native(kind: Any) -> bool:
+    """Whether ``to_numpy`` gives this Arrow type a dtype of its own (not object)."""
+    import pyarrow.types as t
+
+    return t.is_floating(kind) or t.is_timestamp(kind) or t.is_date(kind) or t.is_duration(kind)
 
 
 def _text_width(column: Any) -> int:

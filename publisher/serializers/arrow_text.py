@@ -56,10 +56,11 @@ def is_plain(kind: Any) -> bool:
 
 
 def as_text(column: Any) -> Any:
-    """A column (an Arrow array or chunked array) as an Arrow string array of :func:`text`."""
+    """A column (an Arrow array or chunked array) as Arrow strings: :func:`text` of its values,
+    or the CSV writer's text for the types it writes (:func:`is_plain`)."""
     import pyarrow as pa
 
-    if pa.types.is_string_view(column.type):  # (the same strings: a cast, not a Python loop)
+    if is_plain(column.type) or pa.types.is_string_view(column.type):  # Arrow's own text (a time's nanoseconds too), no Python loop
         return column.cast(pa.string())
     return pa.array([text(v) for v in column.to_pylist()], pa.string())
 
