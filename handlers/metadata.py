@@ -17,9 +17,10 @@ from publisher import __version__
 from publisher.auth.view import View
 from publisher.errors import BadRequest, NotFound
 from publisher.formats import Entry
-from publisher.structures import ContainerStructure, TableStructure
+from publisher.structures import ContainerStructure
 
 from . import auth, browse, common, credentials, data_sources, http
+from .columns import table_column
 
 MAX_PAGE = 300
 DEFAULT_PAGE = 100
@@ -190,15 +191,12 @@ def _table_column(catalog: View, path: str, base: str) -> Response | None:
     """A table's column is an array child (the tiled client's ``table[column]``). Its data type
     needs the table's Arrow schema and, for strings, the values: the tables function answers
     (a 307 there; this function has no pyarrow)."""
-    parent, _, column = path.rpartition("/")
-    try:
-        entry = catalog.entry(parent)
-    except NotFound:
+    found = table_column(catalog, path)
+    if found is None:
         return None
-    if not isinstance(entry.structure, TableStructure) or column not in entry.structure.columns:
-        return None
+    _, parent, column = found
     raw = app.current_event.raw_event.get("rawQueryString", "")
-    location = f"{base}/column/metadata/{quote(path, safe='/')}" + (f"?{raw}" if raw else "")
+    location = f"{base}/column/metadata/{quote(parent, safe='/')}/{quote(column, safe='')}" + (f"?{raw}" if raw else "")
     return Response(307, "application/json", _json({"detail": "a table column: follow Location"}).decode(),
                     {"Location": location, **http.caching()})
 

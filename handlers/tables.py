@@ -21,6 +21,7 @@ from publisher.formats import Entry
 from publisher.structures import TableStructure
 
 from . import awkward, common, http, posted, settings, sparse
+from .columns import table_column
 from .data import answer, check, download_headers
 from .grammar import expected_shape, ints
 
@@ -37,8 +38,9 @@ def _table(path: str) -> tuple[Any, PublishedTable]:
     return catalog, PublishedTable(common.store(), entry.data_url, entry.structure)
 
 
-def _columns(params: dict[str, list[str]]) -> list[str] | None:
-    return [c for value in params.get("column", []) for c in [value] if c] or None
+def _columns(params: dict[str, list[str]], table: PublishedTable) -> list[str] | None:
+    """``column=`` values; an empty one is dropped, unless the table has a column named ""."""
+    return [c for c in params.get("column", []) if c or c in table.columns] or None
 
 
 def _media_type(family: str, params: dict[str, list[str]], default: str) -> str:
@@ -80,7 +82,7 @@ def full() -> Response:
     path = common.node_path(app, f"{common.API}/table/full")
     params = common.query(app)
     catalog, table = _table(path)
-    columns = _columns(params)
+    columns = _columns(params, table)
     table._check_columns(columns)
     produce = _bounded(table, path, params, columns, None, _rows(params))
     return answer(app, "table", ARROW, catalog.release, path, params, produce)
@@ -93,7 +95,7 @@ def partition() -> Response:
     if "partition" not in params:
         raise BadRequest("partition=N is required")
     index = common.integer(params, "partition", 0, 0)
-    columns = _columns(params)
+    columns = _columns(params, table)
     if not 0 <= index < table.npartitions:
         raise BadRequest(f"partition {index} is out of range: the table has {table.npartitions}")
     table._check_columns(columns)
@@ -105,11 +107,11 @@ def partition() -> Response:
 def _column(route: str) -> tuple[Any, Entry, PublishedTable, str, str]:
     """(catalog, the table's entry, the table, its path, the column) of ``<table path>/<column>``."""
     path = common.node_path(app, f"{common.API}/{route}")
-    parent, _, column = path.rpartition("/")
     catalog = common.catalog()
-    entry = catalog.entry(parent)
-    if not isinstance(entry.structure, TableStructure) or column not in entry.structure.columns:
+    found = table_column(catalog, path)
+    if found is None:
         raise NotFound(f"no node at path {path!r}")
+    entry, parent, column = found
     return catalog, entry, PublishedTable(common.store(), entry.data_url, entry.structure), parent, column
 
 
@@ -123,7 +125,7 @@ def column_metadata() -> Response:
     catalog, entry, table, parent, column = _column("column/metadata")
     params = common.query(app)
     base = common.base_url(app)
-    url_path = quote(f"{parent}/{column}", safe="/")
+    url_path = quote(parent, safe="/") + "/" + quote(column, safe="")  # ('a/b' as a%2Fb: one name)
     etag = http.etag_for("column-metadata", catalog.release, parent, column, sorted(params.items()), base)
     cached = http.not_modified(app, etag)
     if cached is not None:

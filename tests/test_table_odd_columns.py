@@ -46,6 +46,8 @@ def _sources(folder: Path) -> None:
                              "tens": pa.ExtensionArray.from_storage(tensor, pa.array([[1, 2, 3, 4], None], pa.list_(pa.float32(), 4))),
                              "sv": pa.array(["a", None], pa.string_view()), "i": [1, 2]}), folder / "ext.parquet")
     pq.write_table(pa.table({name: column for name, (column, _) in CHILDREN.items()}), folder / "cols.parquet")
+    pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4]), pa.array([5, 6]), pa.array([7, 8])], names=["a/b", "", "c", "a"]),
+                   folder / "names.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +147,25 @@ def test_text_children_read_by_the_tiled_client(server: str) -> None:
     table = from_uri(server)["cols"]
     assert table["dec"].read().tolist() == ["1.25", ""]
     assert table["st"].read().tolist() == ['{"a":1}', ""]
+
+
+def test_a_column_whose_name_holds_a_slash_is_a_child(server: str) -> None:
+    """'a/b' is addressed quoted (a%2Fb) or as the tiled client sends it (a/b), beside a column 'a'."""
+    from tiled.client import from_uri
+
+    for path in ("names/a%2Fb", "names/a/b"):
+        meta = httpx.get(f"{server}/column/metadata/{path}")
+        assert meta.status_code == 200, (path, meta.text)
+        assert meta.json()["data"]["links"]["full"].endswith("/column/full/names/a%2Fb")
+        assert httpx.get(f"{server}/column/full/{path}?format=json").json() == [1, 2]
+    assert httpx.get(f"{server}/column/full/names/a?format=json").json() == [7, 8]
+    assert httpx.get(f"{server}/column/metadata/names/a/c").status_code == 404
+    table = from_uri(server)["names"]
+    assert table["a/b"].read().tolist() == [1, 2]
+
+
+def test_a_column_named_empty_is_selected(server: str) -> None:
+    answer = httpx.get(f"{server}/table/full/names", params={"column": "", "format": "parquet"})
+    assert answer.status_code == 200, answer.text
+    assert pq.read_table(io.BytesIO(answer.content)).to_pydict() == {"": [3, 4]}
+    assert pq.read_table(io.BytesIO(httpx.get(f"{server}/table/full/cats?column=&format=parquet").content)).column_names == ["kind"]  # (no such column: all)
