@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -408,3 +410,29 @@ def test_ls_escapes_control_characters_in_names(tmp_path: Path) -> None:
     assert listing.exit_code == 0, listing.output
     assert sorted(listing.output.splitlines()) == sorted(["a\\nb", "tab\\tname", "esc\\x1b[31m", "plain é"])
     assert site.node("a\nb")
+
+
+def test_build_and_validate_escape_names_and_take_store_paths_literally(tmp_path: Path) -> None:
+    """``publish build``'s problem lists and ``publish validate --as-*`` printed names raw (an
+    escape sequence cleared the screen, a newline made a line of its own, a bidi override reversed
+    the rest); a store path with brackets was read as rich markup: ``site[/x]`` raised a
+    MarkupError after the release was published (exit 1), ``site[bold]v2`` was shown as ``sitev2``."""
+    (tmp_path / "in").mkdir()
+    for name in ("nl\nx-fake-line", "esc\x1b[2J", "rlo\u202eevil"):
+        (tmp_path / "in" / f"{name}.npy").write_bytes(b"\x93NUMPY damaged")  # skipped each, named in the list
+    np.save(tmp_path / "in" / "bell\x07\u202e.npy", np.arange(3))
+    for store in ("site[/x]", "site[bold]v2"):
+        config = write_pipeline(tmp_path, {"sources": [{"path": "in", "into": ""}], "output": {"store": str(tmp_path / store)},
+                                           "on_error": "skip", "rules": [{"match": "**", "access_tags": ["public"]}]})
+        done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", "-c", str(config)], capture_output=True, text=True,
+                              cwd=tmp_path, check=False)
+        out = done.stdout + done.stderr
+        assert done.returncode == 0, out  # (published; the damaged files skipped)
+        assert "Traceback" not in out and f"to {tmp_path / store}" in " ".join(out.split()), out
+        assert "\x1b[2J" not in out and "\u202e" not in out and "x-fake-line" in out, out
+        assert "esc\\x1b[2J" in out and "rlo\\u202eevil" in out and "nl\\nx-fake-line" in out, out
+    checked = subprocess.run([sys.executable, "-m", "publisher.cli", "validate", "-c", str(config), "--as-anonymous"],
+                             capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert "read    bell\\x07\\u202e" in checked.stdout and "note: nl\\nx-fake-line could not be opened" in checked.stdout, checked.stdout
+    assert "\x1b" not in checked.stdout and "\u202e" not in checked.stdout and "\x07" not in checked.stdout

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..errors import BuildFailed, SkyshelfError
-from .common import EXIT_FAILED, EXIT_PARTIAL, fail, human, pipeline_option
+from .common import EXIT_FAILED, EXIT_PARTIAL, fail, human, pipeline_option, shown
 
 
 def _quiet_dask() -> None:
@@ -57,7 +57,7 @@ def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: s
         if tags is not None or groups or subject or anonymous:
             _reach(pipeline, [t.strip() for t in (tags or "").split(",") if t.strip()], list(groups), subject)
             return
-        failures = [f"{i.paths[0]}: {i.problem[1]}" for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
+        failures = [shown(f"{i.paths[0]}: {i.problem[1]}") for i in problems if i.problem[0] == "failure"]  # type: ignore[index]
         notes: list[str] = []
         unreadable: list[str] = []
         more = 0  # (a million files without a reader: the first thousand said, the rest counted)
@@ -65,11 +65,11 @@ def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: s
             try:
                 if item.reader is None:
                     if len(notes) < 1000:
-                        notes.append(f"  note: no reader for {item.label}; it will be skipped")
+                        notes.append(f"  note: no reader for {shown(item.label)}; it will be skipped")
                     else:
                         more += 1
             except OSError as exc:  # (its type is detected from its first bytes: a build fails that item)
-                unreadable.append(f"{pipeline.unrooted(item.label)}: cannot read: {exc.strerror or exc}")
+                unreadable.append(shown(f"{pipeline.unrooted(item.label)}: cannot read: {exc.strerror or exc}"))
         if more:
             notes.append(f"  note: ... and {more} more files without a reader")
         failures += unreadable
@@ -80,7 +80,7 @@ def validate(config: Path, tags: str | None, groups: tuple[str, ...], subject: s
             click.echo(note)
         for item in problems:
             kind, reason = item.problem  # type: ignore[misc]
-            click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {item.paths[0]}: {reason}"
+            click.echo(f"  {'failure' if kind == 'failure' else 'note'}: {shown(item.paths[0])}: {shown(reason)}"
                        + ("; it will be skipped (on_error: skip)" if kind == "failure" else ""))
         for line in unreadable:
             click.echo(f"  failure: {line}; it will be skipped (on_error: skip)")
@@ -96,11 +96,11 @@ def _reach(pipeline: Any, tags: list[str], groups: list[str], subject: str | Non
     label = "anonymous" if who.anonymous else f"tags {sorted(who.tags) or 'none'}"
     click.echo(f"{label}: reads {len(found.readable)} of {len(found.readable) + len(found.hidden)} nodes")
     for path in found.readable:
-        click.echo(f"  read    {path}")
+        click.echo(f"  read    {shown(path)}")
     for path in found.blocked:
-        click.echo(f"  note: {path} carries one of these tags but a container above it does not: it stays hidden")
+        click.echo(f"  note: {shown(path)} carries one of these tags but a container above it does not: it stays hidden")
     for path, reason in found.unopened.items():
-        click.echo(f"  note: {path} could not be opened ({reason}); it would fail or be skipped at build")
+        click.echo(f"  note: {shown(path)} could not be opened ({shown(reason)}); it would fail or be skipped at build")
 
 
 @click.command()
@@ -147,7 +147,7 @@ class _Progress:
         elif event == "start":
             self.items = self.progress.add_task(f"release {info['release']}", total=info["items"])
         elif event == "item" and self.items is not None:
-            self.progress.update(self.items, description=info["path"][-50:])
+            self.progress.update(self.items, description=shown(info["path"][-50:]))
         elif event == "done" and self.items is not None:
             self.progress.advance(self.items)
         elif event == "reused" and self.items is not None:  # a no-change build: every item at once
@@ -198,7 +198,7 @@ def build(config: Path, store: str | None, workers: int | None, scheduler: str |
     if report.failures:
         console.print(f"[yellow]published release {report.release} with {len(report.failures)} failures (on_error: skip)[/yellow]")
         sys.exit(EXIT_PARTIAL)
-    console.print(f"[green]published release {report.release} to {report.store}[/green]")
+    console.print(f"published release {report.release} to {shown(report.store)}", style="green", markup=False, highlight=False)
 
 
 def _summary(console: Any, report: Any, as_json: bool) -> None:
@@ -221,6 +221,6 @@ def _summary(console: Any, report: Any, as_json: bool) -> None:
         if problems:
             console.print(f"[{style}]{title}:[/{style}]")
             for p in problems[:50]:
-                console.print(f"  {p}", style=style, markup=False, highlight=False, soft_wrap=True)
+                console.print(f"  {shown(p)}", style=style, markup=False, highlight=False, soft_wrap=True)
             if len(problems) > 50:
                 console.print(f"  ... and {len(problems) - 50} more (see build-report.json)")

@@ -27,8 +27,16 @@ def human(n: float) -> str:
     return str(n)
 
 
+def shown(text: object, keep: str = "") -> str:
+    """Text for a terminal: its unprintable characters escaped as Python writes them, but those in
+    ``keep`` (a file named with a newline showed as two lines; an escape sequence or a bidi
+    override in a name drove the terminal or reversed what followed)."""
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def fail(exc: SkyshelfError) -> NoReturn:
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {shown(exc, keep=chr(10))}", err=True)
     sys.exit(EXIT_FAILED)
 
 

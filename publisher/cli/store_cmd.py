@@ -11,7 +11,7 @@ import click
 from ..errors import DamagedCatalog, SkyshelfError
 from ..formats import Entry
 from ..structures import ArrayStructure, TableStructure
-from .common import EXIT_FAILED, fail, pipeline_option, target_store
+from .common import EXIT_FAILED, fail, pipeline_option, shown, target_store
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -55,7 +55,7 @@ def ls(path: str, config: Path, store: str | None, long_: bool, recursive: bool,
             if entry is None:
                 stack.pop()
                 continue
-            line = "  " * (len(stack) - 1) + _shown(entry.key) + ("/" if entry.family == "container" else "")
+            line = "  " * (len(stack) - 1) + shown(entry.key) + ("/" if entry.family == "container" else "")
             if long_:
                 line = f"{line:<50} {entry.family:<9} {_describe(entry):<28} {entry.data_url or ''}"
             if entry.access_tags is not None and "public" not in entry.access_tags:
@@ -184,12 +184,6 @@ def serve(config: Path, store: str | None, host: str, port: int, cors_origin: st
         server.serve_forever(lambda pids: click.echo(f"Ready: {len(pids)} workers (pids {', '.join(map(str, pids))})."))
     else:
         server.serve_forever()
-
-
-def _shown(key: str) -> str:
-    """A node's name for a terminal: its control characters escaped, as Python writes them (a file
-    named with a newline listed as two nodes; an escape sequence would drive the terminal)."""
-    return key if key.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
 
 
 def _xarray_hint(catalog: Catalog, path: str = "", depth: int = 0) -> tuple[str, str] | None:
