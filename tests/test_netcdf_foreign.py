@@ -106,3 +106,17 @@ def test_what_netcdf4_python_cannot_decode_fails_no_file(tmp_path: Path) -> None
     assert _values(tmp_path, "matrix_attr/v") == [4, 5, 6] and _values(tmp_path, "plain/v") == [0, 1, 2]
     assert Catalog.open(Store(tmp_path / "site")).entry("plain/v").to_json()["metadata"]["matrix"] == [[1, 0], [0, 1]]
     assert _values(tmp_path, "names/station") == ["alpha", "café"]  # UTF-8, else Latin-1, as the HDF5 reader reads it
+
+
+def test_an_enum_variable_keeps_its_names(tmp_path: Path) -> None:
+    """Published as bare integers, its names nowhere (the HDF5 reader keeps them as ``enum``)."""
+    (tmp_path / "in").mkdir()
+    with netCDF4.Dataset(tmp_path / "in" / "clouds.nc", "w") as d:
+        kind = d.createEnumType("u1", "cloud_t", {"clear": 0, "cumulus": 1, "stratus": 2})
+        d.createDimension("n", 3)
+        d.createVariable("cloud", kind, ("n",))[:] = [0, 1, 2]
+    report = _build(tmp_path)
+    assert not report["failures"] and not report["skipped"], report
+    entry = Catalog.open(Store(tmp_path / "site")).entry("clouds/cloud").to_json()
+    assert entry["metadata"]["enum"] == {"clear": 0, "cumulus": 1, "stratus": 2}
+    assert _values(tmp_path, "clouds/cloud") == [0, 1, 2]

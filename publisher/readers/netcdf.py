@@ -210,9 +210,10 @@ class _NetCDF:
             return SkippedNode(key=name, source_path=path, reason=f"variable-length (ragged) type {var.datatype.name!r} is not supported")
         chunking = var.chunking() if hasattr(var, "chunking") else None
         source_chunks = tuple(chunking) if isinstance(chunking, list) else None
-        if xvar is None:
-            return self.stored(var, name, path, source_chunks)
-        return self.decoded(xvar, name, path, is_coord, source_chunks)
+        node = self.stored(var, name, path, source_chunks) if xvar is None else self.decoded(xvar, name, path, is_coord, source_chunks)
+        if isinstance(var.datatype, netCDF4.EnumType):  # its names, as the HDF5 reader keeps them (the values alone meant nothing)
+            node.metadata["enum"] = {str(k): int(v) for k, v in var.datatype.enum_dict.items()}
+        return node
 
     def decoded(self, xvar: Any, name: str, path: str, is_coord: bool, source_chunks: tuple[int, ...] | None) -> ArrayNode:
         """A variable as xarray decodes it, read block by block through xarray's lazy indexing."""
