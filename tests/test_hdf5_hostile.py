@@ -219,3 +219,24 @@ def test_a_virtual_dataset_whose_source_is_no_hdf5_file_names_it(tmp_path: Path)
     (skipped,) = [p for p in site.report.skipped if p.path == "h/v/v"]
     assert "notes.txt (not an HDF5 file)" in skipped.reason, skipped.reason
     assert site.node("h/v/ok")
+
+
+def test_a_name_longer_than_a_store_holds_is_skipped_alone(tmp_path: Path) -> None:
+    """HDF5 takes names of any length: a group of a 260-byte name failed its whole file on a local
+    store ("File name too long"), the datasets beside it unpublished; each is skipped by name."""
+    import h5py
+    import numpy as np
+    import zarr
+
+    (tmp_path / "src").mkdir()
+    with h5py.File(tmp_path / "src" / "f.h5", "w") as f:
+        f["ok"] = np.arange(3)
+        f["\u00fc" * 200] = np.arange(2)
+        f["g" * 260 + "/v"] = np.arange(2)
+    published = run_build(tmp_path, {"sources": [{"path": "src", "into": ""}], "on_error": "fail"})
+    skipped = published.problems("skipped")
+    assert skipped == {f"f/{'g' * 260}": f"{'g' * 100!r} cannot name a node: it is 260 bytes long (UTF-8), more than the 240 a node's "
+                                         "name may have (a folder's name in a store)",
+                       f"f/{'ü' * 200}": f"{'ü' * 100!r} cannot name a node: it is 400 bytes long (UTF-8), more than the 240 a node's "
+                                         "name may have (a folder's name in a store)"}, skipped
+    assert zarr.open_array(published.url("f/ok"), mode="r")[:].tolist() == [0, 1, 2]

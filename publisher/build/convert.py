@@ -32,6 +32,7 @@ from ..writers import WriteContext, pyramid, writers_for
 from ..writers.base import Spread, discard
 from ..writers.zarr_array import ZarrWriter
 from .lasting import lasting
+from .names import unnamable
 from .plan import Fingerprint, Planner
 from .referred import referred_outside
 
@@ -307,13 +308,8 @@ class Converter:
                     if isinstance(child, ArrayNode) and pyramid.crowded(child.key, siblings):  # (whatever the order they come in)
                         child.pyramid = False
                     child_path, child_inner = f"{path}/{child.key}", f"{inner}/{child.key}" if inner else child.key
-                    if child.key in ("", ".", "..") or "/" in child.key:  # (an Excel sheet named '..': listed, never reachable)
-                        out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: '.', '..', '' and names "
-                                                               "with '/' are not path segments", source_file))
-                        continue
-                    if child.key in ZARR_DOCUMENTS:  # (a dataset named zarr.json: the group's own document there; the build failed)
-                        out.skipped.append(Problem(child_path, f"{child.key!r} cannot name a node: it is the name of a Zarr group's "
-                                                               "metadata document", source_file))
+                    if (why := unnamable(child.key)) is not None:
+                        out.skipped.append(Problem(child_path, f"{child.key[:100]!r} cannot name a node: {why}", source_file))
                         continue
                     if child.key in hidden:
                         done = self.write_island(self.island(child_path), child, child_path, source_file, out)
@@ -374,10 +370,6 @@ class Converter:
         text = json.dumps(notes, ensure_ascii=False)
         unrooted = self.pipeline.unrooted(text)
         return notes if unrooted == text else json.loads(unrooted)  # type: ignore[no-any-return]
-
-
-#: Names a Zarr group keeps for its metadata (v3 and v2): no child may take them.
-ZARR_DOCUMENTS = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
 
 def _without(mapping: dict[str, Any], hidden: set[str], copied: set[str]) -> dict[str, Any]:
