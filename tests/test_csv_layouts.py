@@ -111,3 +111,19 @@ def test_a_table_failing_below_its_first_rows_leaves_no_parquet(tmp_path: Path) 
     report = build(pipeline, workers=1)
     assert [p.path for p in report.failures] == ["f"]
     assert [p.name for p in (tmp_path / "site").glob("releases/*/data/*")] == ["ok.parquet"]
+
+
+def test_a_utf16_file_with_its_byte_order_mark_is_read_as_utf16(tmp_path: Path) -> None:
+    """Excel's "Unicode text" and PowerShell write UTF-16 with a byte-order mark: read as UTF-8
+    (the default) it failed ("'utf-8' codec can't decode byte 0xff")."""
+    path = tmp_path / "u.csv"
+    path.write_bytes("a,b\n1,é\n2,ß\n".encode("utf-16"))
+    columns, _ = _read(path)
+    assert columns == {"a": [1, 2], "b": ["é", "ß"]}
+
+
+def test_an_unknown_encoding_is_refused_with_the_options() -> None:
+    """It failed every file of the source at build time, as a bare LookupError."""
+    with pytest.raises(ValueError, match="unknown text encoding 'nope'"):
+        CSVOptions(encoding="nope")
+    assert CSVOptions(encoding="UTF-16").encoding == "UTF-16"

@@ -55,6 +55,18 @@ class CSVOptions(BaseModel):
                                                             "IDs keep their leading zeros ('007', not 7). By header name, or "
                                                             "by number (from 0) without a header.")
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        """An encoding Python has (an unknown one failed every file at build time: LookupError)."""
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (Python's names: utf-8, latin-1, cp1252, utf-16, ...)") from None
+        return value
+
     @field_validator("text_columns", mode="before")
     @classmethod
     def _numbers_as_names(cls, value: Any) -> Any:
@@ -258,6 +270,9 @@ class CSVReader(Reader):
         import pandas as pd
         import pyarrow as pa
 
+        with open(path, "rb") as file:
+            if options.encoding.replace("-", "").lower() in ("utf8", "utf_8") and file.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                options = options.model_copy(update={"encoding": "utf-16"})  # (its byte-order mark says so: it failed as UTF-8)
         kwargs = _sniff(path, options)
         skip, preamble_text = preamble(path, options, kwargs["sep"])
         skiprows = comment_lines(path, options, kwargs["sep"], skip) if options.comment else skip
