@@ -82,16 +82,22 @@ def _unlisten() -> None:
 
 #: tifffile's words for a page (or value) past the file's end: ``invalid page offset 102752``.
 _OFFSET = re.compile(r"invalid (?:page|value) offset (\d+)")
+#: tifffile's errors for a page chain that is not the one the file declares: ImageJ's count of
+#: pages more than the bytes hold ("corrupted file"), a chain that loops back to a page already
+#: read (it stops there), a tifffile "shaped" description whose shape the pages found do not
+#: fill (an acquisition stopped after 6 of 10 pages, the last page's next-IFD offset still 0).
+_DAMAGED = ("corrupted file", "invalid circular reference", "shaped series failed to reshape")
 
 
 def _cut_short(said: list[tuple[int, str]], size: int) -> str | None:
     """The first of tifffile's messages that says the file ends before its own structure does (a
-    half-copied file, an acquisition that died): its pages, or ImageJ's count of them (an error,
-    where its counts below 1 are a warning: metadata tifffile reads on without), are more than
-    the bytes hold. Published, it was an array of the frames before the cut, or one frame."""
+    half-copied file, an acquisition that died, a page chain that loops): its pages, or its
+    metadata's count of them, are more than the bytes hold (as an error: ImageJ's counts below 1
+    are a warning, metadata tifffile reads on without). tifffile logs these and reads on with the
+    pages it found: published, it was an array of the frames before the cut, or one frame."""
     for level, message in sorted(said, key=lambda m: "page offset" not in m[1]):  # (a page past the end says it best)
         found = _OFFSET.search(message)
-        if (found and int(found.group(1)) >= size) or ("corrupted file" in message and level >= logging.ERROR):
+        if (found and int(found.group(1)) >= size) or (level >= logging.ERROR and any(d in message for d in _DAMAGED)):
             return message.split("> ", 1)[-1]
     return None
 

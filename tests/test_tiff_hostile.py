@@ -1,0 +1,61 @@
+"""TIFF files whose structure says more than they hold, found by a review of the TIFF reader: a
+stack whose page chain stops early or loops (published as its first frame, and no word), an
+OME-TIFF declaring more frames than it holds (zeros published; a large claim cost tifffile
+gigabytes before a frame was read), a compression nothing here decodes (reported as damage)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+
+from publisher.build import build
+from publisher.config import load_pipeline
+from publisher.errors import BuildFailed
+
+from .conftest import write_pipeline
+
+
+def _report(folder: Path) -> Any:
+    """The build's report of ``folder/data`` (skipping what fails, so a report either way)."""
+    pipeline = load_pipeline(write_pipeline(folder, {"sources": [{"path": "data", "into": ""}], "output": {"store": str(folder / "site")},
+                                                     "on_error": "skip"}))
+    try:
+        return build(pipeline, workers=2)
+    except BuildFailed as failed:
+        return failed.args[0]
+
+
+def _next_ifd(body: bytearray, offset: int, to: int) -> None:
+    """Point the classic TIFF page at ``offset`` to the page at ``to`` (0: the last page)."""
+    struct.pack_into("<I", body, offset + 2 + 12 * struct.unpack_from("<H", body, offset)[0], to)
+
+
+@pytest.mark.parametrize("how", ["stopped", "looping"])
+@pytest.mark.parametrize("shaped", [True, False])
+def test_a_stack_whose_page_chain_stops_early_or_loops_fails_naming_the_file(tmp_path: Path, how: str, shaped: bool) -> None:
+    """A stack of 10 pages whose chain ends after 6 (as an acquisition that stopped leaves it)
+    or loops from page 4 back to page 2: tifffile logs it and reads on with the pages it found."""
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "a.tif"
+    tifffile.imwrite(path, np.stack([np.full((8, 8), i + 1, "u1") for i in range(10)]), compression="zlib",
+                     **({} if shaped else {"metadata": None}))
+    with tifffile.TiffFile(path) as tif:
+        offsets = [page.offset for page in tif.pages]
+    body = bytearray(path.read_bytes())
+    if how == "stopped":
+        _next_ifd(body, offsets[5], 0)
+        body = body[: offsets[6]]
+    else:
+        _next_ifd(body, offsets[4], offsets[2])
+    path.write_bytes(bytes(body))
+    if how == "stopped" and not shaped:  # (nothing in the file says there were more: 6 frames are what it holds)
+        report = _report(tmp_path)
+        assert not report.failures and report.converted == 1
+        return
+    (failure,) = _report(tmp_path).failures
+    assert failure.reason.startswith(f"SourceError: data/a.tif: cut short or damaged ({len(body)} bytes): tifffile: "), failure.reason
