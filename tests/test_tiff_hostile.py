@@ -59,3 +59,24 @@ def test_a_stack_whose_page_chain_stops_early_or_loops_fails_naming_the_file(tmp
         return
     (failure,) = _report(tmp_path).failures
     assert failure.reason.startswith(f"SourceError: data/a.tif: cut short or damaged ({len(body)} bytes): tifffile: "), failure.reason
+
+
+@pytest.mark.parametrize(("code", "named"), [(34676, "SGILOG (TIFF compression 34676), which tifffile cannot decode"),
+                                             (65000, "EER_V0 (TIFF compression 65000), which tifffile decodes only in an EER file"),
+                                             (12345, "TIFF compression 12345 (a code of no known scheme), which tifffile cannot decode"),
+                                             (6, "OJPEG (TIFF compression 6), which tifffile decodes only when its strips are whole JPEG")])
+def test_a_compression_tifffile_cannot_decode_is_skipped_naming_it(tmp_path: Path, code: int, named: str) -> None:
+    """Not damage (a failure, "damaged or cut short?"): a limitation, skipped saying which."""
+    (tmp_path / "data").mkdir()
+    tifffile.imwrite(tmp_path / "data" / "good.tif", np.ones((8, 8), "u1"))
+    path = tmp_path / "data" / "odd.tif"
+    tifffile.imwrite(path, np.ones((64, 64), "u1"), compression="packbits")
+    body = bytearray(path.read_bytes())
+    ifd = struct.unpack_from("<I", body, 4)[0]
+    (entry,) = (ifd + 2 + 12 * i for i in range(struct.unpack_from("<H", body, ifd)[0]) if struct.unpack_from("<H", body, ifd + 2 + 12 * i)[0] == 259)
+    struct.pack_into("<H", body, entry + 8, code)
+    path.write_bytes(bytes(body))
+    report = _report(tmp_path)
+    assert not report.failures, report.failures
+    (skipped,) = report.skipped
+    assert skipped.reason.startswith(f"data/odd.tif: its images are compressed as {named}"), skipped.reason

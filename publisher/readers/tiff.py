@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SourceError, UnsupportedError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
-from . import tiff_parts, tiff_series
+from . import tiff_codecs, tiff_parts, tiff_series
 from .base import Reader, register_reader
 from .ome_units import physical_sizes
 
@@ -171,6 +171,9 @@ class TiffReader(Reader):
                 _unlisten()
             if cut := _cut_short(said, tif.filehandle.size):
                 raise SourceError(f"{path}: cut short or damaged ({tif.filehandle.size} bytes): tifffile: {cut}")
+            if why := tiff_codecs.undecodable(series.keyframe):  # (before a byte of it is read: not damage, and each read would fail)
+                raise UnsupportedError(f"{path}: {why}")
+            compression = int(getattr(series.keyframe, "compression", 1))
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             metadata = _tags(series.keyframe)  # (its first page may be in a file not there: None)
             if tif.geotiff_metadata:
@@ -204,6 +207,8 @@ class TiffReader(Reader):
                 try:
                     return read_tiff(sel)
                 except (ValueError, RuntimeError) as exc:  # tifffile's short reads, imagecodecs' errors (RuntimeErrors)
+                    if why := tiff_codecs.partly(compression, exc):
+                        raise UnsupportedError(f"{path}: {why}") from exc
                     raise SourceError(f"{path}: cannot read its image data (damaged or cut short?): {type(exc).__name__}: {exc}") from exc
 
             def read_tiff(sel: tuple[slice, ...]) -> np.ndarray:
