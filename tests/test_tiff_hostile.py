@@ -80,3 +80,39 @@ def test_a_compression_tifffile_cannot_decode_is_skipped_naming_it(tmp_path: Pat
     assert not report.failures, report.failures
     (skipped,) = report.skipped
     assert skipped.reason.startswith(f"data/odd.tif: its images are compressed as {named}"), skipped.reason
+
+
+def _ome_claiming(z: int, t: int, data: str = "<TiffData/>", own: str = "") -> str:
+    """OME-XML of one image of 16 x 20 uint8 planes, declaring ``z`` x ``t`` of them."""
+    return ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"'
+            f'{f" UUID={chr(34)}urn:uuid:{own}{chr(34)}" if own else ""}><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" '
+            f'Type="uint8" SizeX="20" SizeY="16" SizeZ="{z}" SizeC="1" SizeT="{t}"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+            f"{data}</Pixels></Image></OME>")
+
+
+@pytest.mark.parametrize(("z", "t", "data", "said"), [
+    (1, 50, "<TiffData/>", "its OME-XML declares 50 frames in image 0 (T 50, C 1, Z 1), the file holds 2 pages"),
+    (1000, 1000, "<TiffData/>", "its OME-XML declares 1000000 frames in image 0 (T 1000, C 1, Z 1000), the file holds 2 pages"),
+    (1, 2, '<TiffData IFD="5" PlaneCount="2"/>', "its OME-XML places frames of image 0 in its first 7 pages, the file holds 2"),
+])
+def test_an_ome_tiff_declaring_frames_it_does_not_hold_fails_naming_the_file(tmp_path: Path, z: int, t: int, data: str, said: str) -> None:
+    """2 frames declared 50 were published as 50, 48 of them zeros, and no word (tifffile logs
+    it); declared 30,000 x 30,000, tifffile's list of them took 13.8 GB before a frame was read."""
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "a.ome.tif"
+    tifffile.imwrite(path, np.full((2, 16, 20), 9, "u1"), description=_ome_claiming(z, t, data), metadata=None)
+    (failure,) = _report(tmp_path).failures
+    assert failure.reason == f"SourceError: data/a.ome.tif: cut short or damaged ({path.stat().st_size} bytes): {said}", failure.reason
+
+
+def test_a_multi_file_ome_tiff_declaring_more_frames_than_its_files_can_hold_fails(tmp_path: Path) -> None:
+    """A companion not there reads as zeros (its planes arrive with it), but as many as the
+    OME-XML says: 10 million declared in a file of 1 KB cost tifffile a list of 10 million."""
+    (tmp_path / "data").mkdir()
+    data = ('<TiffData IFD="0" PlaneCount="1"><UUID FileName="a.ome.tif">urn:uuid:a</UUID></TiffData>'
+            '<TiffData FirstZ="1" IFD="0" PlaneCount="9999999"><UUID FileName="b.ome.tif">urn:uuid:b</UUID></TiffData>')
+    path = tmp_path / "data" / "a.ome.tif"
+    tifffile.imwrite(path, np.full((16, 20), 9, "u1"), description=_ome_claiming(10_000_000, 1, data, own="a"), metadata=None)
+    (failure,) = _report(tmp_path).failures
+    assert failure.reason.startswith("SourceError: data/a.ome.tif: its OME-XML declares 10000000 frames in image 0 (T 1, C 1, Z 10000000), "
+                                     "more than the 1 files of its series here"), failure.reason
