@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SourceError, UnsupportedError
 from ..jsonable import to_json
 from ..nodes import ArrayNode, Node
-from . import tiff_codecs, tiff_ome_claims, tiff_parts, tiff_series
+from . import tiff_codecs, tiff_generic, tiff_ome_claims, tiff_parts, tiff_series
 from .base import Reader, register_reader
 from .ome_units import physical_sizes
 
@@ -157,6 +157,7 @@ class TiffReader(Reader):
                 self.referred = {*self.referred, *spanned}
                 tiff_series.check_named(companions)
                 tiff_ome_claims.check(tif, path, companions)  # (before its series is read: tifffile lists each frame declared)
+                tiff_generic.install(tif, str(path))  # (pages of mixed shapes: grouped in linear time)
                 series = tiff_series.first_series(tif, spanned)
                 # files beside it read, or looked for (an OME-TIFF's companions: missing, their planes are
                 # zeros), or its index (NDTiff), or its stack's other files (Micro-Manager): not alone

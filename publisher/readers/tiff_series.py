@@ -216,7 +216,7 @@ def first_series(tif: Any, spanned: set[Path]) -> Any:
     of the series (:func:`known`) that tifffile cannot read (it raised ``KeyError: 0`` for one)."""
     try:
         return tif.series[0]
-    except OSError:
+    except (OSError, UnsupportedError):
         raise  # (naming its file: one missing is tried again once there, see publisher.build.lasting)
     except Exception as exc:
         own = tif.filehandle.name
