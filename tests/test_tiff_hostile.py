@@ -7,7 +7,6 @@ pages of alternating shapes (grouped into series in quadratic time: 40,000 pages
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 from typing import Any
 
@@ -144,18 +143,22 @@ def test_pages_of_mixed_shapes_are_grouped_as_tifffile_groups_them(tmp_path: Pat
     assert len(series) == 8 and max(len(s[-1]) for s in series) > 1  # (2 types x 3 shapes, a pyramid, a plain 32x32)
 
 
-def test_many_pages_of_alternating_shapes_are_grouped_in_linear_time(tmp_path: Path) -> None:
-    """Each page was compared with every page of its shape before it: 16,000 pages alternating
-    8x8 and 8x9 took ~15 s (40,000: 230 s), ~1.5 s now."""
+def test_many_pages_of_alternating_shapes_are_grouped_in_linear_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tifffile's grouping compared each page with every page of its shape before it: 16,000
+    pages alternating 8x8 and 8x9 took ~15 s (40,000: 230 s), ~1.5 s with this one. Its own is
+    not reached (``benchmarks`` is where times are compared; here, which grouping ran)."""
+
+    def quadratic(self: Any) -> None:
+        raise AssertionError("tifffile's own generic grouping ran")
+
+    monkeypatch.setattr(tifffile.TiffFile, "_series_generic", quadratic)
     path = tmp_path / "a.tif"
     with tifffile.TiffWriter(path) as tif:
-        for i in range(16_000):
+        for i in range(2_000):
             tif.write(np.full((8, 8 + i % 2), i % 251, "u1"), contiguous=False, metadata=None)
-    started = time.perf_counter()
     with TiffReader().open(path, "a", None) as node:
-        took = time.perf_counter() - started
-        assert node.shape == (8000, 8, 8) and len(node.notes["other_series"]) == 1
-    assert took < 8, took
+        assert node.shape == (1000, 8, 8) and len(node.notes["other_series"]) == 1
+        assert node.read((slice(998, 1000), slice(0, 8), slice(0, 8)))[:, 0, 0].tolist() == [1996 % 251, 1998 % 251]
 
 
 def test_a_tiff_of_more_page_shapes_than_series_are_compared_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
