@@ -428,7 +428,7 @@ def test_build_and_validate_escape_names_and_take_store_paths_literally(tmp_path
                               cwd=tmp_path, check=False)
         out = done.stdout + done.stderr
         assert done.returncode == 0, out  # (published; the damaged files skipped)
-        assert "Traceback" not in out and f"to {tmp_path / store}" in " ".join(out.split()), out
+        assert "Traceback" not in out and f"to {tmp_path / store}\n" in out, out
         assert "\x1b[2J" not in out and "\u202e" not in out and "x-fake-line" in out, out
         assert "esc\\x1b[2J" in out and "rlo\\u202eevil" in out and "nl\\nx-fake-line" in out, out
     checked = subprocess.run([sys.executable, "-m", "publisher.cli", "validate", "-c", str(config), "--as-anonymous"],

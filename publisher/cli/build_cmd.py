@@ -198,7 +198,7 @@ def build(config: Path, store: str | None, workers: int | None, scheduler: str |
     if report.failures:
         console.print(f"[yellow]published release {report.release} with {len(report.failures)} failures (on_error: skip)[/yellow]")
         sys.exit(EXIT_PARTIAL)
-    console.print(f"published release {report.release} to {shown(report.store)}", style="green", markup=False, highlight=False)
+    console.print(f"published release {report.release} to {shown(report.store)}", style="green", markup=False, highlight=False, soft_wrap=True)
 
 
 def _summary(console: Any, report: Any, as_json: bool) -> None:
