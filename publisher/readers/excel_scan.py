@@ -187,7 +187,8 @@ def sheet_pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
 
 
 def bounded_part(book: zipfile.ZipFile, part: str) -> IO[bytes]:
-    """A sheet part opened, once its stated size is within :data:`MAX_RATIO` of its compressed one."""
+    """A part (a sheet, the shared strings) opened, once its stated size is within :data:`MAX_RATIO`
+    of its compressed one."""
     info = book.getinfo(part)
     if info.file_size > RATIO_FROM_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
         raise ValueError(f"{part} expands {info.file_size // max(info.compress_size, 1):,} times ({info.file_size:,} bytes from "

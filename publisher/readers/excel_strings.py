@@ -8,6 +8,9 @@ written to an unlinked temporary file, its strings' offsets to another; a cell's
 back with ``pread`` (a few microseconds, beside the ~10 of parsing its cell), the last ones used
 kept: reading the table takes ~25% longer, a sheet ~10%. It takes the table's uncompressed size
 in ``TMPDIR`` (on a RAM-backed /tmp, memory again). Small tables stay openpyxl's list.
+
+The parser holds one string whole, so one string's XML is bounded (:class:`OneStringAtATime`):
+a 64 MiB ``<si>`` deflated from 65 KB took 1.1 GB, 1.5 GiB from 1.5 MB was killed at 23 GB.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import zipfile
 from array import array
 from collections.abc import Callable, Sequence
 from typing import IO, overload
+from xml.parsers import expat
 
 from ..scratch import NO_ROOM
+from .excel_scan import bounded_part
 
 #: A table of at most this many uncompressed bytes is read into memory as openpyxl reads it.
 IN_MEMORY_BYTES = 16 * 2**20
@@ -29,13 +34,54 @@ IN_MEMORY_BYTES = 16 * 2**20
 CACHED = 4096
 _FLUSH = 65536  # offsets written out this many at a time
 _SI = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}si"
+#: The most XML one string (one ``<si>``) may take: Excel, openpyxl and xlsxwriter keep at most
+#: 32,767 characters in a cell; this leaves 64 bytes a character for escapes and rich-text runs.
+MAX_STRING_BYTES = 2 * 2**20
+_READ_BYTES = 2**16  # read from the archive at once (the bound is checked between reads)
+
+
+class OneStringAtATime:
+    """The table's XML as read from ``source``, refused once one child of its root (a string)
+    takes more than ``limit`` bytes: the parser reading the table keeps a string's text, runs and
+    elements until its end, so a string of 1.5 GiB deflated from 1.5 MB took all the memory. An
+    expat parser of its own finds the strings' bounds (a byte search would be fooled by ``si>``
+    in a text or a CDATA section) before the table's parser is given the bytes."""
+
+    def __init__(self, source: IO[bytes], part: str, limit: int = MAX_STRING_BYTES) -> None:
+        self.source, self.part, self.limit = source, part, limit
+        self.depth = self.mark = self.fed = 0  # mark: where the last string began or ended
+        self.done = False
+        self.expat = expat.ParserCreate()
+        self.expat.StartElementHandler = self._start
+        self.expat.EndElementHandler = self._end
+
+    def _start(self, name: str, attributes: object) -> None:
+        self.depth += 1
+        if self.depth == 2:
+            self.mark = self.expat.CurrentByteIndex
+
+    def _end(self, name: str) -> None:
+        if self.depth == 2:
+            self.mark = self.expat.CurrentByteIndex
+        self.depth -= 1
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(_READ_BYTES if size < 0 else min(size, _READ_BYTES))
+        if not self.done:
+            self.expat.Parse(data, not data)
+            self.done = not data
+        self.fed += len(data)
+        if self.fed - self.mark > self.limit:
+            raise ValueError(f"{self.part}: a shared string takes more than {self.limit // 2**20} MiB of XML (Excel keeps "
+                             "at most 32,767 characters in a cell): refused")
+        return data
 
 
 class DiskStrings(Sequence[str]):
     """The shared strings of one workbook, in two unlinked temporary files (gone with the process
     whatever ends it). Index ``i`` is the ``i``-th ``<si>``, as a cell's ``<v>`` names it."""
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, source: IO[bytes] | OneStringAtATime) -> None:
         from openpyxl.cell.text import Text
         from openpyxl.xml.functions import iterparse  # defusedxml's, where installed: openpyxl's own guard
 
@@ -113,7 +159,8 @@ def shared_strings(archive: zipfile.ZipFile, part: str | None) -> Sequence[str]:
     in memory as openpyxl reads them when small, else on disk (:class:`DiskStrings`)."""
     if part is None:
         return []
-    with archive.open(part) as source:
+    with bounded_part(archive, part) as stream:
+        source = OneStringAtATime(stream, part)
         if archive.getinfo(part).file_size <= IN_MEMORY_BYTES:
             from openpyxl.reader.strings import read_string_table
 

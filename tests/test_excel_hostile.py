@@ -1,0 +1,64 @@
+"""Workbooks made to cost what their size does not say (a hostile-input review's repros, scaled
+down): a shared string of megabytes deflated from kilobytes."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pyarrow as pa
+import pytest
+
+from publisher.errors import SourceError
+from publisher.readers import excel_strings
+from publisher.readers.excel import ExcelOptions, ExcelReader
+
+from .test_excel_chunks import write_sheet
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _read(path: Path) -> pa.Table:
+    with ExcelReader().open(path, "k", ExcelOptions()) as node:
+        return pa.Table.from_batches(list(node.batches()), schema=node.schema)
+
+
+def _book(path: Path, rows: list[list[Any]]) -> Path:
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+    return path
+
+
+def _with_part(path: Path, part: str, data: bytes) -> Path:
+    """The workbook at ``path`` with ``part`` replaced by ``data`` (deflated as hard as zip can)."""
+    with zipfile.ZipFile(path) as book:
+        items = [(item, book.read(item)) for item in book.infolist()]
+    with zipfile.ZipFile(path, "w") as out:
+        for item, old in items:
+            out.writestr(item, data if item.filename == part else old, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return path
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_shared_string_past_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_disk: bool) -> None:
+    """One ``<si>`` of 3 MiB (no cell of Excel's holds more than 32,767 characters) is refused before
+    it is read whole, however it hides its end (``si>`` in its text, ``</si>`` in a CDATA section);
+    a string of Excel's longest, and one of rich-text runs, are read. (1.5 GiB from 1.5 MB was
+    killed at 23 GB: the table's parser kept the string whole.)"""
+    if on_disk:
+        monkeypatch.setattr(excel_strings, "IN_MEMORY_BYTES", 0)
+    path = tmp_path / "fine.xlsx"
+    write_sheet(path, ["a", "b"], [["x", "y"]], shared=True)  # (strings: a, b, x, y)
+    longest = "x" * 32767
+    rich = f'<si><r><rPr><b/></rPr><t>bo</t></r><r><t xml:space="preserve">ld </t></r></si><si><t>{longest}</t></si>'
+    _with_part(path, "xl/sharedStrings.xml", f'<sst xmlns="{_MAIN}"><si><t>a</t></si><si><t>b</t></si>{rich}</sst>'.encode())
+    assert _read(path).to_pylist() == [{"a": "bold ", "b": longest}]
+    text = "A" * 2**20 + "basi>" + "A" * 2**20 + "<![CDATA[</si><si>]]>" + "A" * 2**20
+    _with_part(path, "xl/sharedStrings.xml", f'<sst xmlns="{_MAIN}"><si><t>{text}</t></si><si><t>b</t></si></sst>'.encode())
+    with pytest.raises(SourceError, match=r"fine\.xlsx: not a readable Excel workbook: xl/sharedStrings\.xml: a shared string "
+                                          r"takes more than 2 MiB of XML \(Excel keeps at most 32,767 characters in a cell\): refused"):
+        _read(path)
