@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from publisher.errors import SourceError
-from publisher.readers import excel_strings
+from publisher.readers import excel_scan, excel_strings
 from publisher.readers.excel import ExcelOptions, ExcelReader
 
 from .test_excel_chunks import write_sheet
@@ -62,3 +62,24 @@ def test_a_shared_string_past_the_bound_is_refused(tmp_path: Path, monkeypatch: 
     with pytest.raises(SourceError, match=r"fine\.xlsx: not a readable Excel workbook: xl/sharedStrings\.xml: a shared string "
                                           r"takes more than 2 MiB of XML \(Excel keeps at most 32,767 characters in a cell\): refused"):
         _read(path)
+
+
+def test_sheets_of_identical_rows_are_no_zip_bomb(tmp_path: Path) -> None:
+    """The zip-bomb bound (excel_scan.MAX_RATIO) keeps what writers save, however repetitive, past
+    the size it is checked from: rows all alike as openpyxl writes them (~12:1), and empty
+    formatted rows as LibreOffice writes them (~45:1, the most compressible real form measured)."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    for _ in range(60_000):
+        sheet.append([1, "the same text", 2.5, True])
+    book.save(tmp_path / "same.xlsx")
+    rows = "".join(f'<row r="{i}" customFormat="false" ht="12.8" hidden="false" customHeight="false" outlineLevel="0" '
+                   'collapsed="false"></row>' for i in range(2, 100_000))
+    body = f'<worksheet xmlns="{_MAIN}"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>a</t></is></c></row>{rows}</sheetData></worksheet>'
+    empty = _with_part(_book(tmp_path / "empty.xlsx", [["a"]]), "xl/worksheets/sheet1.xml", body.encode())
+    for path in (tmp_path / "same.xlsx", empty):
+        with zipfile.ZipFile(path) as archive:
+            part = next(name for name in archive.namelist() if name.startswith("xl/worksheets/"))
+            assert archive.getinfo(part).file_size > excel_scan.RATIO_FROM_BYTES
+            with excel_scan.bounded_part(archive, part) as stream:
+                assert stream.read(1) == b"<"
