@@ -1,5 +1,6 @@
-"""Workbooks made to cost what their size does not say (a hostile-input review's repros, scaled
-down): a shared string of megabytes deflated from kilobytes."""
+"""Workbooks made to cost what their size does not say, or to say what Excel cannot (a
+hostile-input review's repros, scaled down): a shared string of megabytes deflated from
+kilobytes, rows numbered out of order or past Excel's last."""
 
 from __future__ import annotations
 
@@ -83,3 +84,34 @@ def test_sheets_of_identical_rows_are_no_zip_bomb(tmp_path: Path) -> None:
             assert archive.getinfo(part).file_size > excel_scan.RATIO_FROM_BYTES
             with excel_scan.bounded_part(archive, part) as stream:
                 assert stream.read(1) == b"<"
+
+
+def _sheet(rows: str) -> bytes:
+    return f'<worksheet xmlns="{_MAIN}"><sheetData>{rows}</sheetData></worksheet>'.encode()
+
+
+def _row(number: int | None, value: int | str) -> str:
+    cell = f'<c t="inlineStr"><is><t>{value}</t></is></c>' if isinstance(value, str) else f"<c><v>{value}</v></c>"
+    return (f'<row r="{number}">' if number is not None else "<row>") + cell + "</row>"
+
+
+@pytest.mark.parametrize(("rows", "why"), [
+    ([3, 2, 5], "row 2 comes after row 3 \\(rows are written in increasing order\\)"),
+    ([2, 2], "row 2 comes after row 2 \\(rows are written in increasing order\\)"),
+    ([0, 3], "a row numbered 0 \\(rows are numbered from 1\\)"),
+    ([2_000_000], "row 2,000,000 is past Excel's last row \\(1,048,576\\)"),
+], ids=["backwards", "repeated", "zero", "past-the-last"])
+def test_rows_out_of_order_or_past_excels_last_are_refused(tmp_path: Path, rows: list[int], why: str) -> None:
+    """A row's number (``r``) was trusted: rows written 1, 3, 2, 5 were published as 6 with values
+    shifted, ``r="0"`` added rows, ``r="2000000"`` published 1,999,999 rows from a 1.5 KB file."""
+    path = _book(tmp_path / "rows.xlsx", [["a"]])
+    _with_part(path, "xl/worksheets/sheet1.xml", _sheet(_row(1, "a") + "".join(_row(n, n) for n in rows)))
+    with pytest.raises(SourceError, match=f"rows\\.xlsx: sheet 'Sheet': not readable: {why}: refused"):
+        _read(path)
+
+
+def test_rows_numbered_in_order_or_not_at_all_are_read(tmp_path: Path) -> None:
+    """Gaps are blank rows; a row without a number is the one after the row before."""
+    path = _book(tmp_path / "rows.xlsx", [["a"]])
+    _with_part(path, "xl/worksheets/sheet1.xml", _sheet(_row(1, "a") + _row(3, 3) + _row(None, 4) + _row(6, 6)))
+    assert _read(path).column("a").to_pylist() == [None, 3, 4, None, 6]
