@@ -4,6 +4,7 @@ kilobytes, rows numbered out of order or past Excel's last."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import openpyxl
 import pyarrow as pa
 import pytest
 
-from publisher.errors import SourceError
+from publisher.errors import SourceError, UnsupportedError
 from publisher.readers import excel_scan, excel_strings
 from publisher.readers.excel import ExcelOptions, ExcelReader
 
@@ -115,3 +116,37 @@ def test_rows_numbered_in_order_or_not_at_all_are_read(tmp_path: Path) -> None:
     path = _book(tmp_path / "rows.xlsx", [["a"]])
     _with_part(path, "xl/worksheets/sheet1.xml", _sheet(_row(1, "a") + _row(3, 3) + _row(None, 4) + _row(6, 6)))
     assert _read(path).column("a").to_pylist() == [None, 3, 4, None, 6]
+
+
+_TRANSITIONAL_RELATIONS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_STRICT_MAIN = "http://purl.oclc.org/ooxml/spreadsheetml/main"
+
+
+def _strict(xml: bytes) -> bytes:
+    return xml.replace(_MAIN.encode(), _STRICT_MAIN.encode()).replace(
+        _TRANSITIONAL_RELATIONS.encode(), b"http://purl.oclc.org/ooxml/officeDocument/relationships")
+
+
+def test_a_strict_workbook_or_one_without_worksheets_is_never_published_empty(tmp_path: Path) -> None:
+    """A Strict Open XML workbook (Excel's "Strict Open XML Spreadsheet": other namespaces) was
+    published as an empty container with no word, as was any workbook whose sheets were not found."""
+    path = _book(tmp_path / "strict.xlsx", [["a"], [1]])
+    with zipfile.ZipFile(path) as book:
+        workbook, sheet, relations = (book.read(part) for part in ("xl/workbook.xml", "xl/worksheets/sheet1.xml", "xl/_rels/workbook.xml.rels"))
+    _with_part(_with_part(path, "xl/workbook.xml", _strict(workbook)), "xl/worksheets/sheet1.xml", _strict(sheet))
+    with pytest.raises(UnsupportedError, match=r"strict\.xlsx: a Strict Open XML workbook \(xl/workbook\.xml is in "
+                                               r"http://purl\.oclc\.org/ooxml/spreadsheetml/main\): not supported; save it as an Excel Workbook"):
+        _read(path)
+    # a Strict sheet in a workbook that is not (or a sheet in no namespace): not an empty table
+    for rows in (_strict(sheet), sheet.replace(f' xmlns="{_MAIN}"'.encode(), b"")):
+        path = _with_part(_book(tmp_path / "sheet.xlsx", [["a"], [1]]), "xl/worksheets/sheet1.xml", rows)
+        with pytest.raises(SourceError, match=r"sheet\.xlsx: sheet 'Sheet': not readable: its rows are in namespace "
+                                              r"(http://purl\.oclc\.org/ooxml/spreadsheetml/main|\(none\)), not in SpreadsheetML's"):
+            _read(path)
+    chart = relations.replace(b"relationships/worksheet", b"relationships/chartsheet")
+    path = _with_part(_book(tmp_path / "charts.xlsx", [["a"]]), "xl/_rels/workbook.xml.rels", chart)
+    with pytest.raises(UnsupportedError, match=r"charts\.xlsx: no worksheet: its sheets \('Sheet'\) are chart or other sheets without cells"):
+        _read(path)
+    path = _with_part(_book(tmp_path / "none.xlsx", [["a"]]), "xl/workbook.xml", re.sub(rb"<sheets>.*</sheets>", b"<sheets/>", workbook))
+    with pytest.raises(SourceError, match=r"none\.xlsx: not a readable Excel workbook: xl/workbook\.xml lists no sheet"):
+        _read(path)

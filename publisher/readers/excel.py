@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import SourceError
+from ..errors import SourceError, UnsupportedError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
 from .excel_rows import sheet_rows
@@ -276,6 +276,15 @@ def _workbook(path: Path) -> _Book:
     return _Book(book.wb, strings, [sheet.name for sheet in book.parser.sheets], book.archive)
 
 
+def _no_sheets(path: Path, sheets: list[str]) -> Exception:
+    """A workbook with no sheet of cells fails or is skipped, saying why (it was published as an
+    empty container, silently)."""
+    if sheets:
+        return UnsupportedError(f"{path}: no worksheet: its sheets ({', '.join(map(repr, sheets))}) are chart or other "
+                                "sheets without cells")
+    return SourceError(f"{path}: not a readable Excel workbook: xl/workbook.xml lists no sheet")
+
+
 @register_reader
 class ExcelReader(Reader):
     name = "excel"
@@ -302,6 +311,8 @@ class ExcelReader(Reader):
             raise SourceError(f"{path}: not a readable Excel workbook: {exc}") from exc
         try:
             sheets = [name for name in book.sheets if name in scans]  # (chart sheets have no cells)
+            if not sheets:
+                raise _no_sheets(path, book.sheets)
             tables = []
             for name in sheets:
                 scan = scans[name]

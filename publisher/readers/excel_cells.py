@@ -20,9 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
+from ..errors import UnsupportedError
+
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+#: The namespaces of ISO 29500 Strict (Excel's "Strict Open XML Spreadsheet"): openpyxl reads none
+#: of it (rows, strings, styles), and a Strict workbook was published as no sheets, silently.
+STRICT = "http://purl.oclc.org/ooxml/"
 NS = rb"(?:[A-Za-z_][\w.-]*:)?"  # an element's namespace prefix, if any (``<x:c>``: the Open XML SDK's)
 #: One cell element: its attributes, and its content unless it closes itself.
 _CELL = re.compile(rb"<" + NS + rb"c\b([^>]*?)(?:/>|>(.*?)</" + NS + rb"c>)", re.DOTALL)
@@ -115,6 +120,9 @@ def sheet_parts(book: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
                for rel in ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels")).iter(f"{_PACKAGE_REL}Relationship")
                if rel.get("Type", "").endswith("/worksheet")}  # (a chart sheet has no cells)
     workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    if workbook.tag.startswith("{" + STRICT):
+        raise UnsupportedError(f"{book.filename}: a Strict Open XML workbook (xl/workbook.xml is in {workbook.tag[1:].partition('}')[0]}): "
+                               "not supported; save it as an Excel Workbook (.xlsx)")
     parts = {}
     for sheet in workbook.iter(f"{_MAIN}sheet"):
         target = targets.get(sheet.get(f"{_REL}id"))

@@ -82,6 +82,9 @@ def sheet_rows(book: Any, strings: Any, stream: IO[bytes]) -> Iterator[list[Any]
     done = last = 0
     for element in _row_elements(stream):
         if element.tag != ROW_TAG:
+            if element.tag.rpartition("}")[2] == "row":  # (Strict Open XML's, or none: skipped, the sheet was published empty)
+                raise ValueError(f"its rows are in namespace {element.tag[1:].partition('}')[0] if '}' in element.tag else '(none)'}, "
+                                 f"not in SpreadsheetML's ({ROW_TAG[1:].partition('}')[0]}): not supported")
             continue
         number, cells = parser.parse_row(element)
         if not last < number <= MAX_ROW:
