@@ -150,3 +150,25 @@ def test_a_strict_workbook_or_one_without_worksheets_is_never_published_empty(tm
     path = _with_part(_book(tmp_path / "none.xlsx", [["a"]]), "xl/workbook.xml", re.sub(rb"<sheets>.*</sheets>", b"<sheets/>", workbook))
     with pytest.raises(SourceError, match=r"none\.xlsx: not a readable Excel workbook: xl/workbook\.xml lists no sheet"):
         _read(path)
+
+
+def test_a_sheet_in_utf16_or_another_declared_encoding_is_read(tmp_path: Path) -> None:
+    """Open XML allows UTF-16 (pandas reads it); such a sheet failed as having "no <sheetData>".
+    A sheet is decoded as it is read, its text across the pieces it is read in (a character of two
+    UTF-16 units cut between two reads); an encoding not known is refused naming the part."""
+    rows = [["name", "n"], *([f"ü😀 row {i}", i] for i in range(6000))]
+    path = _book(tmp_path / "u.xlsx", rows)
+    expected = _read(path).to_pylist()
+    with zipfile.ZipFile(path) as book:
+        sheet = book.read("xl/worksheets/sheet1.xml").decode()
+    declared = '<?xml version="1.0" encoding="{}"?>'
+    for encoding, data in (("UTF-16", (declared.format("UTF-16") + sheet).encode("utf-16")),  # (little-endian, a byte-order mark)
+                           ("UTF-16BE", (declared.format("UTF-16") + sheet).encode("utf-16-be")),  # (no mark)
+                           ("ISO-8859-7", (declared.format("ISO-8859-7") + sheet.replace("ü😀", "αβ")).encode("iso-8859-7"))):
+        _with_part(path, "xl/worksheets/sheet1.xml", data)
+        assert _read(path).to_pylist() == [{"name": row["name"].replace("ü😀", "αβ") if encoding == "ISO-8859-7" else row["name"],
+                                            "n": row["n"]} for row in expected], encoding
+    _with_part(path, "xl/worksheets/sheet1.xml", (declared.format("x-unknown") + sheet).encode())
+    with pytest.raises(SourceError, match=r"u\.xlsx: not a readable Excel workbook: ValueError: xl/worksheets/sheet1\.xml: its XML is "
+                                          r"encoded 'x-unknown', an encoding not known here \(Open XML writes UTF-8 or UTF-16\): not supported"):
+        _read(path)

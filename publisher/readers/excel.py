@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import SourceError, UnsupportedError
 from ..nodes import ContainerNode, Node, TableNode
 from .base import Reader, register_reader
+from .excel_encoding import sheet_xml
 from .excel_rows import sheet_rows
 from .excel_scan import TEXT_TYPES, SheetScan, missing_word_columns, scan_workbook
 from .excel_strings import DiskStrings, shared_strings
@@ -95,14 +96,14 @@ class _SheetReader:
         if not mixed:
             return []
         with self.book.archive.open(self.part) as stream:
-            found = missing_word_columns(stream, mixed, self.book.strings, MISSING_WORDS)
+            found = missing_word_columns(sheet_xml(stream, self.part), mixed, self.book.strings, MISSING_WORDS)
         for c in found:
             scan.kinds[c] -= TEXT_TYPES
         return [self.names[c] for c in sorted(found)]
 
     def _rows(self) -> Iterator[list[Any]]:
         with self.book.archive.open(self.part) as stream:
-            yield from sheet_rows(self.book.wb, self.book.strings, stream)
+            yield from sheet_rows(self.book.wb, self.book.strings, sheet_xml(stream, self.part))
 
     def _padded(self, row: list[Any], number: int) -> list[Any]:
         if len(row) > self.width:

@@ -24,6 +24,7 @@ from xml.etree import ElementTree
 
 from ..errors import SourceError
 from .excel_cells import CELL_TYPE, NS, LostCells, scan_formulas, sheet_parts
+from .excel_encoding import sheet_xml
 
 #: How much XML is searched at once (a piece grows to the end of the row it cuts).
 PIECE_BYTES = 2**20
@@ -188,7 +189,7 @@ def sheet_pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
             raise ValueError(f"a row of the sheet takes more than {MAX_ROW_BYTES // 2**20} MiB of XML: refused")
 
 
-def bounded_part(book: zipfile.ZipFile, part: str) -> IO[bytes]:
+def bounded_part(book: zipfile.ZipFile, part: str) -> zipfile.ZipExtFile:
     """A part (a sheet, the shared strings) opened, once its stated size is within :data:`MAX_RATIO`
     of its compressed one."""
     info = book.getinfo(part)
@@ -258,7 +259,7 @@ def scan_workbook(path: str) -> dict[str, SheetScan | None]:
             for name, part in parts.items():
                 try:
                     with bounded_part(book, part) as stream:
-                        found[name] = scan_sheet(stream, recalculate)
+                        found[name] = scan_sheet(sheet_xml(stream, part), recalculate)
                         found[name].part = part
                 except KeyError:
                     found[name] = None
