@@ -325,6 +325,21 @@ def test_a_sidecar_alias_bomb_is_ignored_with_a_warning(tmp_path: Path) -> None:
     assert published.node("data/a0000")["metadata"] == {}
 
 
+def test_sidecars_are_metadata_as_json_holds_it_and_bounded(tmp_path: Path) -> None:
+    """A date in a YAML sidecar or NaN in a JSON one failed the whole build, whatever on_error; a
+    50 MB sidecar was copied whole into the index; a JSON sidecar with a byte-order mark (as
+    Notepad saves it) was ignored."""
+    _arrays(tmp_path / "data", 3, 0)
+    (tmp_path / "data" / "a0000.yaml").write_text("when: 2024-01-02\nstamp: 2024-01-02T03:04:05Z\n")
+    (tmp_path / "data" / "a0001.json").write_bytes(b"\xef\xbb\xbf" + b'{"x": NaN, "y": Infinity, "z": 1}')
+    (tmp_path / "data" / "a0002.json").write_text(json.dumps({"big": "x" * (2**20)}))
+    published = run_build(tmp_path, {"sources": [{"path": "data"}], "on_error": "skip"})
+    assert published.node("data/a0000")["metadata"] == {"when": "2024-01-02", "stamp": "2024-01-02 03:04:05+00:00"}
+    assert published.node("data/a0001")["metadata"] == {"x": None, "y": None, "z": 1}
+    assert published.node("data/a0002")["metadata"] == {}
+    assert "a0002.json: sidecar ignored: larger than 1 MiB" in published.problems("warnings")["data/a0002"]
+
+
 # -- symlinks in source trees -------------------------------------------------------------------
 
 

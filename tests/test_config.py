@@ -70,6 +70,12 @@ def test_defaults(tmp_path: Path) -> None:
         # (a rule's tags were never checked: counts keyed by tags joined with "|" took staff|public for public)
         ("sources:\n  - path: a.h5\nrules:\n  - match: a\n    access_tags: [staff|public]\n", 5, "rules.0.access_tags", "not 'staff|public'"),
         ("sources:\n  - path: a.h5\nrules:\n  - match: a\n    access_tags: ['a>b']\n", 5, "rules.0.access_tags", "letters, digits"),
+        # (a traceback: the plan failed with "ValueError: empty pattern"; '/sub' never matched anything)
+        ("sources:\n  - path: a\n    exclude: ['']\n", 3, "sources.0.exclude", "exclude pattern '' is empty"),
+        ("sources:\n  - path: a\n    exclude: [/sub]\n", 3, "sources.0.exclude", "starts with '/': patterns are relative"),
+        # (validated, then every table failed: "OverflowError: Python int too large to convert to C long")
+        ("sources:\n  - path: a\noutput:\n  table_row_group_rows: 10000000000000000000000\n", 4, "output.table_row_group_rows",
+         "less than or equal to"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:
@@ -79,6 +85,35 @@ def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, f
     message = str(info.value)
     assert f"{path}:{line}: {field}:" in message
     assert words in message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("sources:\n  - path: a\n    into: !!python/name:os.system\n", 3, "could not determine a constructor for the tag"),
+        ("x: &a 5\nsources:\n  - path: a\n    <<: *a\n", 4, "<<: expected a mapping or list of mappings for merging"),
+        ("? [1, 2]\n: 3\nsources:\n  - path: a\n", 1, "a key must be a plain name, not a list or mapping"),
+    ],
+)
+def test_what_yaml_cannot_hand_the_pipeline_names_its_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    """A tag of no safe type, a merge of a scalar, a list as a key: each was a traceback naming
+    "line 1" of "<unicode string>"."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert str(info.value).startswith(f"{path}:{line}: ") and words in str(info.value), str(info.value)
+
+
+def test_an_empty_value_is_null_and_metadata_is_what_json_holds(tmp_path: Path) -> None:
+    """``description:`` with nothing after it (the commonest YAML there is) was a traceback; a
+    date, a timestamp, .nan or !!binary in metadata passed validation and then failed the build."""
+    path = _write(tmp_path, "description:\nmetadata: {date: 2024-01-02, n: .nan, when: 2024-01-02T03:04:05Z, b: !!binary aGVsbG8=}\n"
+                            "sources:\n  - path: a\n    metadata: {i: .inf}\nrules:\n  - match: '**'\n    metadata: {d: 2020-05-06}\n")
+    pipeline = load_pipeline(path)
+    assert pipeline.description is None
+    assert pipeline.metadata == {"date": "2024-01-02", "n": None, "when": "2024-01-02 03:04:05+00:00", "b": "hello"}
+    assert pipeline.sources[0].metadata == {"i": None} and pipeline.rules[0].metadata == {"d": "2020-05-06"}
+    json.dumps([pipeline.metadata, pipeline.sources[0].metadata, pipeline.rules[0].metadata], allow_nan=False)
 
 
 def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:

@@ -96,8 +96,28 @@ class DuplicateKey(Exception):
         self.where, self.key, self.line, self.first = where, key, line, first
 
 
+class NotAValue(Exception):
+    """A node the pipeline cannot hold: a tag of no safe type (``!!python/name:...``), a merge of
+    a scalar, a list or mapping as a key (each a traceback with no line)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
 def _key(key_node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
+    if not isinstance(key_node, yaml.ScalarNode):
+        raise NotAValue(key_node.start_mark.line + 1, "a key must be a plain name, not a list or mapping")
+    return key_node.value
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """A scalar as ``safe_load`` gives it (an empty one, ``key:``, is null: serialized and loaded
+    again, as this did, it failed as "found '<document end>'")."""
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        raise NotAValue(node.start_mark.line + 1, f"{exc.problem} (only YAML's plain types are read)") from None
 
 
 def _no_duplicates(node: yaml.MappingNode, here: tuple[Any, ...]) -> None:
@@ -122,8 +142,12 @@ def _construct(node: yaml.Node, here: tuple[Any, ...], lines: Locations) -> Any:
     lines[here] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         _no_duplicates(node, here)
-        if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):  # `<<: *defaults`
-            yaml.constructor.SafeConstructor().flatten_mapping(node)
+        merges = [key for key, _ in node.value if key.tag == "tag:yaml.org,2002:merge"]
+        if merges:  # `<<: *defaults`
+            try:
+                yaml.constructor.SafeConstructor().flatten_mapping(node)
+            except yaml.constructor.ConstructorError as exc:
+                raise NotAValue(merges[0].start_mark.line + 1, f"<<: {exc.problem}") from None
         out = {}
         for key_node, value_node in node.value:
             key = _key(key_node)
@@ -132,7 +156,7 @@ def _construct(node: yaml.Node, here: tuple[Any, ...], lines: Locations) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, here + (i,), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node)
 
 
 def _line_of(loc: tuple[Any, ...], lines: Locations) -> int | None:
@@ -186,6 +210,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
         field = ".".join(str(p) for p in (*exc.where, exc.key))
         raise ConfigError(f"{path}:{exc.line}: {field}: duplicate key {exc.key!r} (first at line {exc.first}); YAML would keep "
                           "only the last, dropping the other without a word: keep one") from None
+    except NotAValue as exc:
+        raise ConfigError(f"{path}:{exc.line}: {exc.message}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:{lines[()]}: expected a mapping with `sources:`, got {type(data).__name__}")
     try:

@@ -7,11 +7,12 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, StrictInt, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
+from pydantic import AfterValidator, BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, StrictInt, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..functions import BY_NAME
+from ..jsonable import to_json
 from .access import Access, checked_tags
 
 #: A Lambda function's name, as the function table has them.
@@ -27,6 +28,11 @@ def parse_size(value: int | str) -> int:
     except ValidationError:
         raise ValueError(f"expected a size such as 8388608, '8MiB' or '500kB', got {value!r}") from None
 
+
+
+#: Metadata as JSON holds it: YAML's dates and timestamps as ISO text, .nan and .inf as null,
+#: !!binary as text (each passed validation and then failed the build, nothing published).
+Metadata = Annotated[dict[str, Any], AfterValidator(to_json)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -114,8 +120,8 @@ class Output(_Model):
     zarr_format: Literal[2, 3] = 3
     codec: Codec = Field(default_factory=Codec)
     chunk_target_bytes: int = Field(default=8 * 2**20, description="Target uncompressed chunk size, e.g. 8MiB.")
-    table_partition_rows: int = Field(default=5_000_000, gt=0, description="Rows per Parquet partition file.")
-    table_row_group_rows: int = Field(default=262_144, gt=0, description="Rows per Parquet row group.")
+    table_partition_rows: int = Field(default=5_000_000, gt=0, le=2**40, description="Rows per Parquet partition file.")
+    table_row_group_rows: int = Field(default=262_144, gt=0, le=2**31, description="Rows per Parquet row group.")
     pyramid_min_size: int = Field(default=4096, gt=0, description="Images with a last or second-last dimension at least this long get a "
                                   "multiscale pyramid (rules can force or forbid it).")
 
@@ -154,9 +160,22 @@ class Source(_Model):
         default_factory=lambda: ["{name}.json", "{name}.yaml", "{name}.yml", "{stem}.json", "{stem}.yaml", "{stem}.yml"],
         description="Sidecar metadata files tried for each source file ({name}: file name, {stem}: without suffix).",
     )
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Extra metadata for every node from this source.")
+    metadata: Metadata = Field(default_factory=dict, description="Extra metadata for every node from this source.")
     exclude: list[str] = Field(default_factory=list, description="Globs of files to leave out, matched from the right (*.tmp in any "
                                  "folder); one naming a folder leaves out everything below it; ** crosses folders.")
+
+    @field_validator("exclude")
+    @classmethod
+    def _excludes_match(cls, value: list[str]) -> list[str]:
+        """Patterns that can match (``""`` failed the plan, ValueError: empty pattern; ``/sub``,
+        matched from the right, never matched anything, without a word)."""
+        for pattern in value:
+            if not pattern.strip("/"):
+                raise ValueError(f"exclude pattern {pattern!r} is empty")
+            if pattern.startswith("/"):
+                raise ValueError(f"exclude pattern {pattern!r} starts with '/': patterns are relative to the source folder "
+                                 f"(write {pattern.lstrip('/')!r})")
+        return value
 
     @field_validator("into")
     @classmethod
@@ -228,7 +247,7 @@ class Rule(_Model):
     pyramid: bool | None = Field(default=None, description="Write a multiscale (OME-Zarr) pyramid: true forces, false forbids; "
                                  "default: images whose last two dimensions reach output.pyramid_min_size.")
     labels: bool = Field(default=False, description="A label image or mask: pyramid levels take the nearest value, not the mean.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     access_tags: list[str] | None = Field(default=None, description="Who may read the matched nodes and what is below them (docs/auth.md).")
 
     @field_validator("access_tags")
@@ -331,7 +350,7 @@ class Pipeline(_Model):
     symlinks_outside: Literal["warn", "refuse", "allow"] = Field(
         default="warn", description="Symlinks in a source folder that point outside it: followed with a warning (warn), "
         "skipped (refuse) or followed silently (allow). Symlink loops are always that path's failure.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata of the catalog root.")
+    metadata: Metadata = Field(default_factory=dict, description="Metadata of the catalog root.")
     access: Access = Field(default_factory=Access)
     deploy: Deploy = Field(default_factory=Deploy)
     build: Cluster = Field(default_factory=Cluster)
