@@ -73,6 +73,14 @@ def group_as_table(node: ContainerNode) -> TableNode:
                      schema=schema, batches=batches, num_rows=n)
 
 
+def folder_rules(rules: list[Rule], path: str) -> list[Rule]:
+    """The rules of the folders above ``path``: a folder is a container as an in-file group is, so
+    a ``skip`` matching it skips all below it and its ``metadata`` is its own (both were ignored:
+    a folder meant to be left out was published)."""
+    parts = path.split("/")
+    return [r for i in range(1, len(parts)) for r in matching(rules, "/".join(parts[:i]))]
+
+
 def apply_rules(node: Node, path: str, rules: list[Rule]) -> Node | None:
     """Return the node with rules applied (None when skipped); recurses into containers."""
     applied = matching(rules, path)

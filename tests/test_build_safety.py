@@ -652,3 +652,19 @@ def test_gc_keeps_a_build_whose_clock_is_behind(tmp_path: Path) -> None:
     assert {r.id: r.state for r in list_releases(store)}[behind].startswith("in progress")
     gc(store, keep=1)
     assert behind in [r.id for r in list_releases(store)]
+
+
+def test_a_rule_matching_a_folder_skips_all_below_it_and_gives_it_metadata(tmp_path: Path) -> None:
+    """A folder is a container as an HDF5 group is: ``skip: true`` matching ``data/scratch`` left
+    everything below it published (only ``data/scratch/**`` skipped it), and ``metadata`` on a
+    folder was dropped, both without a word. Also when the rule comes after a build that
+    published the folder (its items reused otherwise)."""
+    _arrays(tmp_path / "data" / "scratch", 2, 0)
+    _arrays(tmp_path / "data" / "keep", 1, 0)
+    run_build(tmp_path, {"sources": [{"path": "data"}]})
+    rules = [{"match": "data/scratch", "skip": True}, {"match": "data", "metadata": {"proposal": 1234}}]
+    published = run_build(tmp_path, {"sources": [{"path": "data"}], "rules": rules})
+    paths = {e["path"] for e in published.entries()}
+    assert "data/keep/a0000" in paths and not [p for p in paths if p.startswith("data/scratch")], paths
+    assert published.problems("skipped") == {"data/scratch/a0000": "skipped by a rule", "data/scratch/a0001": "skipped by a rule"}
+    assert published.node("data")["metadata"] == {"proposal": 1234}

@@ -20,7 +20,7 @@ from ..formats import Entry, FileRecord, ManifestItem, Problem
 from ..nodes import ArrayNode, ContainerNode, LinkNode, Node, SkippedNode
 from ..readers import NO_READER
 from ..readers.nexus import unnamed
-from ..rules import apply_rules
+from ..rules import apply_rules, folder_rules
 from ..source_walk import within
 from ..sources import source_folder
 from ..stacks import stack_arrays
@@ -254,7 +254,8 @@ class Converter:
 
     def write_tree(self, item: WorkItem, root: Node, source_file: str, out: ItemResult) -> None:
         root.metadata.update(item.metadata)
-        kept = apply_rules(root, item.node_path, self.pipeline.rules)
+        above = any(r.skip for r in folder_rules(self.pipeline.rules, item.node_path))
+        kept = None if above else apply_rules(root, item.node_path, self.pipeline.rules)
         if kept is None:
             out.skipped.append(Problem(item.node_path, "skipped by a rule", source_file))
             return

@@ -28,6 +28,7 @@ from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogD
 from ..index.layout import INDEX_COLUMNS
 from ..index.table import NodeTable, NodeView
 from ..index.write import write_index
+from ..rules import matching
 from ..releases import InProgress, switch
 from ..stores import Store
 from ..structures import ContainerStructure
@@ -71,6 +72,8 @@ class Tree:
                 metadata = dict(self.pipeline.metadata) if path == "" else {}
                 if path == "":
                     metadata.update({k: v for k, v in (("name", self.pipeline.name), ("description", self.pipeline.description)) if v})
+                for rule in matching(self.pipeline.rules, path) if path else ():  # (a folder's rules, as a group's: ignored)
+                    metadata.update(rule.metadata)
                 self.add(Entry(path, parts[depth - 1] if depth else "", "container", [], metadata, ContainerStructure(0), None, None, None), source)
 
     def add(self, entry: Entry, source: int | None = None) -> None:
