@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from publisher.errors import SourceError, UnsupportedError
-from publisher.readers import excel_scan, excel_strings
+from publisher.readers import excel, excel_scan, excel_strings
 from publisher.readers.excel import ExcelOptions, ExcelReader
 
 from .test_excel_chunks import write_sheet
@@ -172,3 +172,79 @@ def test_a_sheet_in_utf16_or_another_declared_encoding_is_read(tmp_path: Path) -
     with pytest.raises(SourceError, match=r"u\.xlsx: not a readable Excel workbook: ValueError: xl/worksheets/sheet1\.xml: its XML is "
                                           r"encoded 'x-unknown', an encoding not known here \(Open XML writes UTF-8 or UTF-16\): not supported"):
         _read(path)
+
+
+_READ_BOTH = """
+import sys
+from pathlib import Path
+from publisher.readers.excel import ExcelOptions, ExcelReader
+
+def high_water():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+peaks, rows, largest = [], 0, 0
+for path in sys.argv[1:]:
+    with ExcelReader().open(Path(path), "k", ExcelOptions()) as node:
+        for batch in node.batches():
+            rows, largest = rows + batch.num_rows, max(largest, batch.nbytes)
+    peaks.append(high_water())
+print(rows, largest, peaks[1] - peaks[0])
+"""
+
+
+def test_cells_naming_one_long_string_are_read_in_chunks_of_bounded_text(tmp_path: Path) -> None:
+    """Cells all naming one shared string of Excel's longest (32,767 characters) cost ~70 KB each
+    once read (pandas and Arrow copy the string for each): chunks counted in cells alone made
+    20,000 of them (a 105 KB file) 1.4 GB, a chunk's 500,000 ~35 GB. A chunk ends on its text's
+    bytes too: after 2,000 such cells, 10,000 raise the peak by little (it was by ~560 MB)."""
+    import subprocess
+    import sys
+
+    for count in (2_000, 10_000):
+        path = tmp_path / f"{count}.xlsx"
+        write_sheet(path, ["a"], [["x"]], shared=True)  # (strings: a, x)
+        _with_part(path, "xl/sharedStrings.xml", f'<sst xmlns="{_MAIN}"><si><t>a</t></si><si><t>{"x" * 32767}</t></si></sst>'.encode())
+        rows = "".join(f'<row r="{n}"><c r="A{n}" t="s"><v>1</v></c></row>' for n in range(2, count + 2))
+        _with_part(path, "xl/worksheets/sheet1.xml", _sheet('<row r="1"><c r="A1" t="s"><v>0</v></c></row>' + rows))
+    done = subprocess.run([sys.executable, "-c", _READ_BOTH, str(tmp_path / "2000.xlsx"), str(tmp_path / "10000.xlsx")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows, largest, grown = map(int, done.stdout.split())
+    assert rows == 12_000 and grown < 64 * 2**20, grown >> 20
+    assert largest < 2 * excel.CHUNK_TEXT_BYTES, largest >> 20  # (a batch: ~16 MiB of text, not 330 MB)
+
+
+def test_chunks_their_text_ends_early_publish_what_one_chunk_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workbook read in chunks its text ends after a row or two publishes what it does read in one
+    chunk: the same values, types, names and warnings. The types of the first chunk's full number of
+    rows are kept: integers with a blank among them floats (as pandas reads them), a column of
+    numbers and dates text (a chunk of its numbers alone failed the dates below), a column blank
+    in the first rows typed by its values below them."""
+    import datetime
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from .conftest import run_build
+
+    start = datetime.datetime(2024, 3, 1, 12, 30)
+    rows = [["count", "when", "late", "mixed", "code", "note", "flag", "level", "ratio", "elapsed"]]
+    for i in range(60):
+        rows.append([None if i == 40 else i, None if i % 9 == 0 else start + datetime.timedelta(days=i),
+                     None if i < 30 else start - datetime.timedelta(hours=i), i if i < 5 else start, f"{i:03d}",
+                     None if i % 4 == 0 else f"{'a long note ' * 30}{i}", None if i == 50 else i % 2 == 0,
+                     "NA" if i == 20 else i * 10, i / 8, datetime.time(0, i % 60)])
+    published = {}
+    for name, text_bytes in (("one", excel.CHUNK_TEXT_BYTES), ("tiny", 100)):
+        monkeypatch.setattr(excel, "CHUNK_TEXT_BYTES", text_bytes)
+        (tmp_path / name).mkdir()
+        _book(tmp_path / name / "book.xlsx", rows)
+        published[name] = run_build(tmp_path / name, {"sources": [{"path": "book.xlsx"}]})
+    one, tiny = (published[name].url("book") for name in ("one", "tiny"))
+    assert pq.ParquetFile(one).num_row_groups == 1 and pq.ParquetFile(tiny).num_row_groups > 30  # (a batch a row group)
+    assert pq.read_schema(tiny).equals(pq.read_schema(one), check_metadata=True), (pq.read_schema(tiny), pq.read_schema(one))
+    pd.testing.assert_frame_equal(pd.read_parquet(tiny), pd.read_parquet(one))
+    assert [w.reason for w in published["tiny"].report.warnings] == [w.reason for w in published["one"].report.warnings]
+    table = pd.read_parquet(one)
+    assert table["count"].dtype == "float64" and table["mixed"].iloc[4] == "4" and table["late"].dtype.kind == "M"

@@ -1,9 +1,11 @@
 """Excel workbooks (.xlsx) → a table per sheet (one sheet: the table itself), read in chunks of rows.
 
 A sheet is read as pandas reads it (openpyxl's read-only rows, each cell converted as pandas'
-openpyxl reader converts it, pandas' ``TextParser`` typing the columns), but in chunks of about a
-million cells, so a worker's memory is a chunk's whatever the sheet's size (read whole, a 22 MB
-workbook of 200,000 × 9 cells took 530 MB). A sheet of one chunk is typed as pandas types it.
+openpyxl reader converts it, pandas' ``TextParser`` typing the columns), but in chunks of half a
+million cells (fewer where their text passes 16 MiB), so a worker's memory is a chunk's whatever
+the sheet's size (read whole, a 22 MB workbook of 200,000 × 9 cells took 530 MB). A sheet of one
+chunk is typed as pandas types it; a chunk its text ended early is typed as its full number of
+rows would be (they are read again for their types, their text left out).
 Before its rows, one streamed pass over the sheet's XML (``excel_scan``) tells what the first
 chunk cannot: which columns hold text (read as text in every chunk: codes such as ``007`` and a
 note under a column of counts stay as written), which mix text with numbers (a warning), which
@@ -36,6 +38,12 @@ from .tables import as_text, fit, not_arrow, one_batch, unique_names
 
 #: Cells read at once (a chunk's rows are this over the sheet's width): ~100 MB as Python objects and frames.
 CHUNK_CELLS = 500_000
+#: A chunk also ends once its cells' text takes this many bytes (as UTF-8, at most): counted in cells
+#: alone, 20,000 cells naming one shared string of 32,767 characters (a 105 KB file) took 1.4 GB,
+#: pandas and Arrow copying the string for each (~70 KB a cell), and a chunk's 500,000 ~35 GB. A
+#: chunk costs ~5 times its text (pandas' Arrow strings, the batch): a read of such cells grew by
+#: 120-150 MB however many (1.4 GB for 20,000), about what a chunk of short cells costs.
+CHUNK_TEXT_BYTES = 16 * 2**20
 
 
 #: Text pandas reads as missing (its ``na_values`` default, blank included): null in a column of numbers or booleans.
@@ -45,9 +53,10 @@ MISSING_WORDS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN",
 
 class ExcelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    chunk_rows: int | None = Field(default=None, gt=0, description="Rows read at once; the first chunk decides the types "
-                                                                   "of columns of numbers, dates and booleans. Default: "
-                                                                   "about a million cells' worth.")
+    chunk_rows: int | None = Field(default=None, gt=0, description="Rows read at once (fewer where their text passes "
+                                                                   "16 MiB); the first this many decide the types of "
+                                                                   "columns of numbers, dates and booleans. Default: "
+                                                                   "about half a million cells' worth.")
 
 
 class _Unfit(Exception):
@@ -73,7 +82,8 @@ class _SheetReader:
             labels = TextParser([self._padded(header, 1)], header=0, skip_blank_lines=False).read().columns
             self.names = unique_names([str(c) for c in labels])
         self.gaps = self._missing_words(scan)
-        self.text = {self.names[c]: str for c in scan.text_columns() if c < len(self.names)}
+        self.text_at = sorted(c for c in scan.text_columns() if c < len(self.names))
+        self.text = {self.names[c]: str for c in self.text_at}
         self.fractions = [self.names[c] for c in scan.fractions if c < len(self.names)]
         # booleans alone (errors read as blanks): booleans with nulls in every chunk (pandas makes
         # booleans with a blank floats: a blank below the first chunk failed the sheet)
@@ -82,10 +92,16 @@ class _SheetReader:
         self.as_text: list[str] = []  # columns the first chunk shows Arrow cannot take as they are
         self.schema = None
         self.read_to = 1
-        self._chunks_left: Iterator[tuple[int, list[list[Any]]]] | None = self._chunks(rows)
-        self._first = self._batch(next(self._chunks_left, (2, [])))
-        if blank := [name for c, name in enumerate(self.names) if scan.kinds.get(c, set()) - {"e"} and self._first.num_rows
-                     and self._first.column(name).null_count == self._first.num_rows]:
+        self._chunks_left: Iterator[tuple[int, list[list[Any]], bool]] | None = self._chunks(rows)
+        start, chunk, cut = next(self._chunks_left, (2, [], False))
+        typed: Any = None
+        if cut and self.names:  # (ended by its text: the types are still those of the first rows_per_chunk rows)
+            typed = self._table(self._typing_rows())
+            self.schema = typed.schema
+        self._first = self._batch(start, chunk)
+        typed = self._first if typed is None else typed
+        if blank := [name for c, name in enumerate(self.names) if scan.kinds.get(c, set()) - {"e"} and typed.num_rows
+                     and typed.column(name).null_count == typed.num_rows]:
             self._type_blanks(blank)
 
     def _missing_words(self, scan: SheetScan) -> list[str]:
@@ -111,19 +127,38 @@ class _SheetReader:
                               f"at most {self.width}")
         return row + [""] * (self.width - len(row))
 
-    def _chunks(self, rows: Iterator[list[Any]]) -> Iterator[tuple[int, list[list[Any]]]]:
+    def _chunks(self, rows: Iterator[list[Any]]) -> Iterator[tuple[int, list[list[Any]], bool]]:
         """The rows below the header: (the sheet's row number of a chunk's first row, its rows
-        padded to the sheet's width)."""
+        padded to the sheet's width, whether its text's bytes ended it before ``rows_per_chunk`` rows)."""
         chunk: list[list[Any]] = []
-        start = 2
+        start, size = 2, 0
         for number, row in enumerate(rows, 2):
             chunk.append(self._padded(row, number))
             self.read_to = number
-            if len(chunk) == self.rows_per_chunk:
-                yield start, chunk
-                chunk, start = [], number + 1
+            size += sum(len(v) if v.isascii() else 4 * len(v) for v in row if isinstance(v, str))
+            if len(chunk) == self.rows_per_chunk or size >= CHUNK_TEXT_BYTES:
+                yield start, chunk, len(chunk) < self.rows_per_chunk
+                chunk, start, size = [], number + 1, 0
         if chunk:
-            yield start, chunk
+            yield start, chunk, False
+
+    def _typing_rows(self) -> list[list[Any]]:
+        """The first ``rows_per_chunk`` rows below the header read again, each text column's cells
+        one short text (a text column is text whatever it holds, the scan says so; the other
+        columns hold no text but pandas' missing words): the rows that decide the types of the
+        others, as a chunk of them read at once decides them, at a small chunk's memory."""
+        rows: list[list[Any]] = []
+        with contextlib.closing(self._rows()) as read:  # (left early: the sheet's member closed now)
+            next(read, None)
+            for number, row in enumerate(read, 2):
+                padded = self._padded(row, number)
+                for c in self.text_at:
+                    if isinstance(padded[c], str) and padded[c]:
+                        padded[c] = "t"
+                rows.append(padded)
+                if len(rows) == self.rows_per_chunk:
+                    break
+        return rows
 
     def _misfit(self, start: int, count: int) -> Callable[[str, object], SourceError]:
         def misfit(what: str, why: object) -> SourceError:
@@ -173,13 +208,13 @@ class _SheetReader:
         blank = {name: [""] for name in self.names} | {name: MISSING_WORDS for name in self.gaps}
         frame = TextParser(chunk, header=None, names=self.names, dtype=self.text, skip_blank_lines=False,
                            keep_default_na=False, na_values=blank).read()
+        for name in self.as_text:  # (first: a chunk of its whole numbers alone made floats, "3.0" where one chunk had "3")
+            frame[name] = frame[name].map(as_text)
         for name in self.fractions:
             if frame[name].dtype.kind in "iu":
                 frame[name] = frame[name].astype("float64")
         for name in self.booleans:
             frame[name] = frame[name].astype("boolean")
-        for name in self.as_text:
-            frame[name] = frame[name].map(as_text)
         unfit = [name for name in frame.columns if frame[name].dtype == object and not_arrow(pa, frame[name])]
         if unfit and self.schema is not None:
             raise _Unfit(unfit)
@@ -188,12 +223,11 @@ class _SheetReader:
             self.as_text.append(name)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
-    def _batch(self, item: tuple[int, list[list[Any]]]) -> Any:
+    def _batch(self, start: int, chunk: list[list[Any]]) -> Any:
         import pyarrow as pa
 
         if not self.names:  # no rows at all: no columns (as pandas reads it)
             return pa.RecordBatch.from_pylist([])
-        start, chunk = item
         misfit = self._misfit(start, len(chunk))
         try:
             table = self._table(chunk)
@@ -222,11 +256,11 @@ class _SheetReader:
             rows = self._rows()
             next(rows, None)
             chunks = self._chunks(rows)
-            yield self._batch(next(chunks, (2, [])))
+            yield self._batch(*next(chunks, (2, [], False))[:2])
         else:
             yield self._first
-        for item in chunks:
-            yield self._batch(item)
+        for start, chunk, _ in chunks:
+            yield self._batch(start, chunk)
 
     def table(self, key: str) -> TableNode:
         node = TableNode(key=key, metadata={"sheet": self.name}, schema=self._first.schema, batches=self.batches)
