@@ -28,8 +28,8 @@ from ..formats import BUILD_REPORT, CATALOG_KEY, MANIFEST, BuildReport, CatalogD
 from ..index.layout import INDEX_COLUMNS
 from ..index.table import NodeTable, NodeView
 from ..index.write import write_index
-from ..rules import matching
 from ..releases import InProgress, switch
+from ..rules import matching
 from ..stores import Store
 from ..structures import ContainerStructure
 from .check import IncompleteRelease, Keys, missing_objects
