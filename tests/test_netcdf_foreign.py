@@ -120,3 +120,27 @@ def test_an_enum_variable_keeps_its_names(tmp_path: Path) -> None:
     entry = Catalog.open(Store(tmp_path / "site")).entry("clouds/cloud").to_json()
     assert entry["metadata"]["enum"] == {"clear": 0, "cumulus": 1, "stratus": 2}
     assert _values(tmp_path, "clouds/cloud") == [0, 1, 2]
+
+
+def test_strings_not_utf8_are_read_from_the_variable_itself(tmp_path: Path) -> None:
+    """A string variable beside a dimension of its name is stored as ``_nc4_non_coord_<name>``:
+    the UTF-8-else-Latin-1 read took the dimension's own dataset (fill values: "0.0"); a character
+    array whose text is not UTF-8 fails naming it (it failed as "reader returned shape (2, 4)")."""
+    (tmp_path / "in").mkdir()
+    with netCDF4.Dataset(tmp_path / "in" / "noncoord.nc", "w") as d:
+        d.createDimension("station", 3)
+        d.createDimension("obs", 2)
+        d.createVariable("station", str, ("obs",))[:] = np.array(["alpha", "beta"], object)
+    with h5py.File(tmp_path / "in" / "noncoord.nc", "a") as f:
+        f["_nc4_non_coord_station"][1] = b"caf\xe9"
+    with netCDF4.Dataset(tmp_path / "in" / "chars.nc", "w") as d:
+        d.createDimension("n", 2)
+        d.createDimension("len", 4)
+        v = d.createVariable("name", "S1", ("n", "len"))
+        v.set_auto_chartostring(False)
+        v[:] = np.array([list(b"abcd"), list(b"caf\xe9")], "u1").view("S1")
+        v._Encoding = "utf-8"
+    report = _build(tmp_path)
+    assert _values(tmp_path, "noncoord/station") == ["alpha", "café"]
+    assert [(f["path"], f["reason"]) for f in report["failures"]] == [
+        ("chars", "SourceError: /name: a character array whose text is not UTF-8, as its _Encoding says: not read")]

@@ -326,3 +326,17 @@ def test_external_raw_storage_missing_or_short_is_skipped_naming_the_file(tmp_pa
     again = _build_alone(tmp_path, "tree", exclude=["*.bin"])
     assert not again["failures"] and not again["skipped"] and again["converted"] >= 1
     assert _values(tmp_path, "master/raw") == values.tolist()
+
+
+def test_external_raw_storage_past_the_datasets_bytes_is_not_asked_for(tmp_path: Path) -> None:
+    """A segment the dataset's bytes do not reach (room to grow, an empty dataset) need not be
+    there: such datasets were skipped as "missing" (HDF5 reads them)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.bin").write_bytes(np.array([1, 2], "<i4").tobytes())
+    with h5py.File(tree / "ext.h5", "w") as f:
+        f.create_dataset("grow", shape=(2,), maxshape=(4,), dtype="<i4", external=[("a.bin", 0, 8), ("b.bin", 0, 8)])
+        f.create_dataset("empty", shape=(0,), dtype="<i4", external=[("c.bin", 0, 8)])
+    report = _build_alone(tmp_path, "tree", exclude=["*.bin"])
+    assert not report["failures"] and not report["skipped"], report
+    assert _values(tmp_path, "ext/grow") == [1, 2]

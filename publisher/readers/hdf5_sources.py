@@ -134,13 +134,15 @@ def _short_files(ds: Any, files: list[Path]) -> list[str]:
     for path, (_, offset, size) in zip(files, ds.external):
         held = min(size, remaining)
         remaining -= held
+        if not held:  # (a segment the dataset's bytes do not reach: room to grow, or an empty dataset)
+            continue
         try:
             length = os.stat(path).st_size
         except OSError as exc:
             problems.append(f"{path.name} is missing (looked for in {path.parent})" if isinstance(exc, FileNotFoundError)
                             else f"{path.name}: {exc.strerror or exc}")
             continue
-        if held and length < offset + held:
+        if length < offset + held:
             problems.append(f"{path.name} holds {length} bytes, its storage ends at byte {offset + held} "
                             "(HDF5 would read zeros for the rest)")
     return problems

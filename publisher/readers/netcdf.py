@@ -230,7 +230,7 @@ class _NetCDF:
                 with lock:
                     values = np.asarray(xvar[sel].values if sel else xvar.values)
             except UnicodeDecodeError:  # (netCDF4-python decodes strings as UTF-8, strictly)
-                return self.strings.read(path, sel)
+                return self.strings.read(path, sel, shape)
             return np.asarray(values, dtype=dtype, order="C") if dtype.kind != "O" else _text(values)
 
         if len(source_chunks or ()) != xvar.ndim:
@@ -258,7 +258,7 @@ class _NetCDF:
                 with lock:
                     values = np.asarray(var[sel] if sel else var.getValue())
             except UnicodeDecodeError:  # (as in :meth:`decoded`)
-                return self.strings.read(path, sel)
+                return self.strings.read(path, sel, shape)
             return values.astype(object) if native.kind == "O" else np.asarray(values, dtype=native, order="C")
 
         shape = tuple(var.shape)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SourceError
 from ..jsonable import decode_bytes
 from .hdf5_sources import external_problem, in_other_files, other_files
 
@@ -104,13 +105,18 @@ class H5Strings:
         self.lock = threading.Lock()
         self._file: Any = None
 
-    def read(self, where: str, sel: tuple[slice, ...]) -> np.ndarray:
+    def read(self, where: str, sel: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+        """The strings at ``sel`` of the variable at ``where`` (``shape``: the variable's, as published)."""
         import h5py
 
         with self.lock:
             if self._file is None:
                 self._file = h5py.File(self.path, "r", locking=False)
-            ds = self._file[where]
+            group, _, name = where.rpartition("/")
+            # (a variable beside a dimension of its name is stored under another: the dimension's own is fill values)
+            ds = self._file.get(f"{group}/{_NON_COORD}{name}") or self._file[where]
+            if ds.dtype.kind != "O" or tuple(ds.shape) != shape:  # (a char array, its strings joined by xarray: not read here)
+                raise SourceError(f"{where}: a character array whose text is not UTF-8, as its _Encoding says: not read")
             values = np.asarray(ds[sel] if sel else ds[()], dtype=object)
         out = np.empty(values.shape, dtype=object)
         for at, v in np.ndenumerate(values):
