@@ -127,3 +127,22 @@ def test_an_unknown_encoding_is_refused_with_the_options() -> None:
     with pytest.raises(ValueError, match="unknown text encoding 'nope'"):
         CSVOptions(encoding="nope")
     assert CSVOptions(encoding="UTF-16").encoding == "UTF-16"
+
+
+def test_a_utf32_file_is_not_taken_for_utf16(tmp_path: Path) -> None:
+    """UTF-32's little-endian byte-order mark begins as UTF-16's: read as UTF-16, its text was
+    published with NULs between its characters."""
+    path = tmp_path / "u.csv"
+    path.write_bytes("name,value\nx,1\n".encode("utf-32"))
+    columns, _ = _read(path)
+    assert columns == {"name": ["x"], "value": [1]}
+
+
+def test_a_title_of_clauses_above_a_header_of_years_stays_free_text(tmp_path: Path) -> None:
+    """A title wider than the table ("Population estimates, in thousands, ...") above a header
+    holding years was taken for the header once wider headers were kept."""
+    path = tmp_path / "p.csv"
+    path.write_text("Population estimates, in thousands, by country, mid-year\ncountry,2019,2020\nA,1,2\nB,3,4\nC,5,6\n")
+    columns, metadata = _read(path)
+    assert columns == {"country": ["A", "B", "C"], "2019": [1, 3, 5], "2020": [2, 4, 6]}
+    assert metadata["preamble"] == "Population estimates, in thousands, by country, mid-year"

@@ -172,3 +172,18 @@ def test_a_tiff_of_more_page_shapes_than_series_are_compared_is_skipped(tmp_path
     assert not report.failures, report.failures
     (skipped,) = report.skipped
     assert skipped.reason == "data/a.tif: its pages are of more than 5 shapes or types (by page 5): as many image series, each compared with each other"
+
+
+def test_an_ome_tiff_whose_xml_gives_another_plane_size_is_read_as_its_pages(tmp_path: Path) -> None:
+    """ImageJ's crop keeps the original size in the OME-XML: tifffile reads such a file as its
+    pages; its declared 64 x 64 plane over a 32 x 32 page counted as 4 frames in 1 page, and the
+    file was refused as cut short."""
+    ome = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+           'UUID="urn:uuid:1"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" '
+           'SizeX="64" SizeY="64" SizeC="1" SizeZ="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+           '<TiffData IFD="0" PlaneCount="1"/></Pixels></Image></OME>')
+    data = np.arange(32 * 32, dtype="u1").reshape(32, 32)
+    tifffile.imwrite(tmp_path / "crop.ome.tif", data, description=ome, metadata=None)
+    with TiffReader().open(tmp_path / "crop.ome.tif", "crop", None) as node:
+        assert node.shape == (32, 32)
+        assert node.read((slice(0, 32), slice(0, 32))).tolist() == data.tolist()

@@ -76,6 +76,14 @@ class CSVOptions(BaseModel):
         return value
 
 
+def _marked(head: bytes) -> str | None:
+    """The encoding a UTF-16 or UTF-32 byte-order mark says (UTF-32's little-endian mark begins
+    as UTF-16's: read as UTF-16, a UTF-32 file was published as text between NULs)."""
+    if head in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "utf-32"
+    return "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else None
+
+
 def _sniff(path: Path, options: CSVOptions) -> dict[str, Any]:
     with open(path, encoding=options.encoding, errors="replace") as f:
         lines = []
@@ -271,8 +279,9 @@ class CSVReader(Reader):
         import pyarrow as pa
 
         with open(path, "rb") as file:
-            if options.encoding.replace("-", "").lower() in ("utf8", "utf_8") and file.read(2) in (b"\xff\xfe", b"\xfe\xff"):
-                options = options.model_copy(update={"encoding": "utf-16"})  # (its byte-order mark says so: it failed as UTF-8)
+            mark = file.read(4)
+        if options.encoding.replace("-", "").lower() in ("utf8", "utf_8") and (found := _marked(mark)):
+            options = options.model_copy(update={"encoding": found})  # (its byte-order mark says so: it failed as UTF-8)
         kwargs = _sniff(path, options)
         skip, preamble_text = preamble(path, options, kwargs["sep"])
         skiprows = comment_lines(path, options, kwargs["sep"], skip) if options.comment else skip

@@ -57,9 +57,10 @@ def preamble(path: Path, options: CSVOptions, sep: str) -> tuple[int, str]:
         return 0, ""
     for i, (_, row) in enumerate(rows[:-1]):
         if _is_header(row, [r for _, r in rows[i + 1 : i + 6]], usual):
-            if i == 0 or (len(rows[0][1]) > usual and _all_text(rows[0][1]) and not _all_text(row)):
-                # (a header of more fields than its rows, trailing empty fields left out: "name,value,comment"
-                # over "x,1" was taken for free text, its first row for the header)
+            first = rows[0][1]
+            if i == 0 or (len(first) > usual and _all_text(first) and not _all_text(row) and not any(f.startswith(" ") for f in first[1:])):
+                # (a header of more fields than its rows, trailing empty fields left out: "name,value,comment" over "x,1" was
+                # taken for free text, its first row for the header; a title's clauses, "Population, in thousands", stay text)
                 return 0, ""
             skip = rows[i - 1][0]
             text = "\n".join(",".join(c for c in r if c) for _, r in rows[:i]).strip()

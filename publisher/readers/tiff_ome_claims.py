@@ -133,6 +133,8 @@ def _frames(tif: Any, pixels: Any, index: int) -> Claim | None:
         page = tif.pages[first if first is not None else 0]
     except IndexError:
         page = tif.pages.first
+    if (int(attr["SizeY"]), int(attr["SizeX"])) != (page.imagelength, page.imagewidth):
+        return None  # (stale sizes: tifffile reads such a file as its pages, not as the OME-XML says; it was refused here)
     frames = max(math.prod(shape) * spp // max(page.size, 1), 1)  # (tifffile: the series' size over its first page's)
     sizes = ", ".join(f"{ax} {n}" for ax, n in zip(axes[:-2], shape[:-2]))
     return Claim(index, max(frames, listed), reach, sizes)
