@@ -46,6 +46,8 @@ def _sources(folder: Path) -> None:
                              "tens": pa.ExtensionArray.from_storage(tensor, pa.array([[1, 2, 3, 4], None], pa.list_(pa.float32(), 4))),
                              "sv": pa.array(["a", None], pa.string_view()), "i": [1, 2]}), folder / "ext.parquet")
     pq.write_table(pa.table({name: column for name, (column, _) in CHILDREN.items()}), folder / "cols.parquet")
+    pq.write_table(pa.table({"b8": pa.ExtensionArray.from_storage(pa.bool8(), pa.array([1, 0, 1], pa.int8())),
+                             "f16": pa.array(np.array([1.5, 2, 3], "f2"))}), folder / "numeric.parquet")
     pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4]), pa.array([5, 6]), pa.array([7, 8])], names=["a/b", "", "c", "a"]),
                    folder / "names.parquet")
 
@@ -139,6 +141,16 @@ def test_columns_numpy_has_no_dtype_for_are_text_children(server: str, name: str
     assert as_json.status_code == 200 and _strict(as_json.text) == expected, as_json.text
     raw = httpx.get(f"{server}/column/full/cols/{name}?slice=1:2")
     assert np.frombuffer(raw.content, f"<U{width}").tolist() == expected[1:]
+
+
+@pytest.mark.parametrize(("name", "kind", "values"), [("b8", "i", [1, 0, 1]), ("f16", "f", [1.5, 2.0, 3.0])])
+def test_extension_and_narrow_number_columns_stay_numbers(server: str, name: str, kind: str, values: list[float]) -> None:
+    """An extension type stored as numbers (bool8: int8) was served as its numbers and stays so
+    (taken for text once other extension types were)."""
+    meta = httpx.get(f"{server}/column/metadata/numeric/{name}")
+    assert meta.status_code == 200, meta.text
+    assert meta.json()["data"]["attributes"]["structure"]["data_type"]["kind"] == kind
+    assert httpx.get(f"{server}/column/full/numeric/{name}?format=json").json() == values
 
 
 def test_text_children_read_by_the_tiled_client(server: str) -> None:

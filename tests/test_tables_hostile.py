@@ -84,3 +84,14 @@ def test_a_header_written_as_a_comment_is_said(tmp_path: Path) -> None:
     warned = published.problems("warnings")
     assert warned == {"ids": "the comment line '#id,value' looks like the header, and the first row taken for the header like data: "
                              "set options: {comment: null} (or another comment character) to read that line as the header"}, warned
+
+
+def test_int96_timestamps_within_nanoseconds_keep_their_nanoseconds(tmp_path: Path) -> None:
+    """INT96 holds nanoseconds (Impala writes them): read as microseconds for every file, a file
+    whose dates nanoseconds hold lost its last three digits."""
+    (tmp_path / "src").mkdir()
+    stamps = pa.array([1_700_000_000_123_456_789, None, 0], pa.timestamp("ns"))
+    pq.write_table(pa.table({"t": stamps, "n": [1, 2, 3]}), tmp_path / "src" / "impala.parquet", use_deprecated_int96_timestamps=True)
+    published = run_build(tmp_path, {"sources": [{"path": "src", "into": ""}]})
+    table = pq.read_table(published.url("impala"))
+    assert table.schema.field("t").type == pa.timestamp("ns") and table.column("t").cast(pa.int64()).to_pylist() == stamps.cast(pa.int64()).to_pylist()

@@ -151,8 +151,8 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
     kind = data.type.value_type if pa.types.is_dictionary(data.type) else data.type
     textual = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(data.type)
     if not (textual or pa.types.is_boolean(kind) or pa.types.is_integer(kind)):
-        if _numpy_native(kind):
-            return data.to_numpy(zero_copy_only=False)
+        if (values := _as_numpy(data)) is not None:
+            return values
         data, whole = as_text(data), as_text(table.read([name]).column(name)) if partial else None
         return np.array(["" if v is None else v for v in data.to_pylist()], dtype=f"<U{_text_width(data if whole is None else whole)}")
     whole = table.read([name]).column(name) if partial else data
@@ -164,11 +164,17 @@ def column_values(table: PublishedTable, name: str, partition: int | None = None
     return values.astype("float64") if whole.null_count and values.dtype.kind in "iu" else values
 
 
-def _numpy_native(kind: Any) -> bool:
-    """Whether ``to_numpy`` gives this Arrow type a dtype of its own (not object)."""
-    import pyarrow.types as t
+def _as_numpy(data: Any) -> Any:
+    """The column as numpy gives it when that is a dtype of its own (numbers, times, dates, an
+    extension type stored as numbers: a bool8 column was served as its int8s and stays so); None
+    when numpy would hold objects, or cannot (time64[ns]: "non-zero nanoseconds")."""
+    import pyarrow as pa
 
-    return t.is_floating(kind) or t.is_timestamp(kind) or t.is_date(kind) or t.is_duration(kind)
+    try:
+        values = data.to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError):
+        return None
+    return None if values.dtype.kind == "O" else values
 
 
 def _text_width(column: Any) -> int:

@@ -46,6 +46,33 @@ def _row_bytes(pf: Any) -> float:
     return max(stated, measured / probe.num_rows)
 
 
+#: The span of times nanoseconds since 1970 hold in 64 bits, in microseconds.
+_NS_SPAN_US = (-(2**63) // 1000 + 1, (2**63 - 1) // 1000)
+
+
+def _int96_unit(pf: Any, as_us: Any) -> str:
+    """The unit a file's INT96 timestamps (Spark's, Impala's legacy ones) are read in: nanoseconds,
+    as they are stored and pyarrow reads them, unless one lies outside what nanoseconds since 1970
+    hold in 64 bits (1677-2262): those wrapped round to other dates (9999-12-31, a common sentinel,
+    was published as 1816-03-29), so such a file is read in microseconds (``as_us``: the file
+    opened so; its INT96 columns read once, row group by row group)."""
+    import pyarrow.compute as pc
+
+    schema = pf.schema
+    int96 = sorted({schema.column(i).path.split(".")[0] for i in range(len(schema)) if schema.column(i).physical_type == "INT96"})
+    try:
+        for group in range(as_us.num_row_groups if int96 else 0):
+            for column in as_us.read_row_group(group, columns=int96).columns:
+                if column.type.num_fields or column.null_count == len(column):
+                    continue  # (nested: read as stored)
+                low, high = pc.min_max(column.cast("int64")).values()
+                if low.as_py() < _NS_SPAN_US[0] or high.as_py() > _NS_SPAN_US[1]:
+                    return "us"
+    finally:
+        as_us.close()
+    return "ns"
+
+
 @register_reader
 class ParquetReader(Reader):
     name = "parquet"
@@ -62,11 +89,12 @@ class ParquetReader(Reader):
             raise UnsupportedError(f"{path}: a Parquet dataset's {path.name} sidecar (its files' footers, no rows of its own): "
                                    "not published; the dataset's files are")
         try:
-            # pages' CRCs checked where the writer stored them (a flipped bit was published as a value).
-            # INT96 timestamps (Spark's, Impala's legacy ones) read as microseconds: as nanoseconds, pyarrow's
-            # default, dates outside 1677-2262 (9999-12-31, a common sentinel) wrapped round to other dates
-            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BUFFER, page_checksum_verification=True,
-                                coerce_int96_timestamp_unit="us")
+            # pages' CRCs checked where the writer stored them (a flipped bit was published as a value)
+            opened = {"pre_buffer": False, "buffer_size": STREAM_BUFFER, "page_checksum_verification": True}
+            pf = pq.ParquetFile(path, **opened)
+            if (unit := _int96_unit(pf, pq.ParquetFile(path, **opened, coerce_int96_timestamp_unit="us"))) != "ns":
+                pf.close()
+                pf = pq.ParquetFile(path, **opened, coerce_int96_timestamp_unit=unit)
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc
         try:
