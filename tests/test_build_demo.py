@@ -436,3 +436,12 @@ def test_build_and_validate_escape_names_and_take_store_paths_literally(tmp_path
     assert checked.returncode == 0, checked.stderr
     assert "read    bell\\x07\\u202e" in checked.stdout and "note: nl\\nx-fake-line could not be opened" in checked.stdout, checked.stdout
     assert "\x1b" not in checked.stdout and "\u202e" not in checked.stdout and "\x07" not in checked.stdout
+
+
+def test_names_keep_the_characters_their_scripts_need() -> None:
+    """Only what drives a terminal is escaped: a zero-width (non-)joiner in a Persian or emoji
+    name and a no-break space were printed as \\u200c, \\u200d, \\xa0."""
+    from publisher.cli.common import shown
+
+    assert shown("می\u200cخواهم \U0001f469\u200d\U0001f52c\xa0x") == "می\u200cخواهم \U0001f469\u200d\U0001f52c\xa0x"
+    assert shown("a\x1b[2J\u202eb\u2028c\x9b") == "a\\x1b[2J\\u202eb\\u2028c\\x9b"

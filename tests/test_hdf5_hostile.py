@@ -233,10 +233,15 @@ def test_a_name_longer_than_a_store_holds_is_skipped_alone(tmp_path: Path) -> No
         f["ok"] = np.arange(3)
         f["\u00fc" * 200] = np.arange(2)
         f["g" * 260 + "/v"] = np.arange(2)
+        f["k" * 247] = np.arange(4)  # (the longest a node may have: it and ".parquet" fit a file name)
+    (tmp_path / "src" / f"{'c' * 248}.csv").write_text("a\n1\n")  # a file's name, too (it failed: "File name too long")
     published = run_build(tmp_path, {"sources": [{"path": "src", "into": ""}], "on_error": "fail"})
     skipped = published.problems("skipped")
-    assert skipped == {f"f/{'g' * 260}": f"{'g' * 100!r} cannot name a node: it is 260 bytes long (UTF-8), more than the 240 a node's "
+    assert skipped == {f"f/{'g' * 260}": f"{'g' * 100!r} cannot name a node: it is 260 bytes long (UTF-8), more than the 247 a node's "
                                          "name may have (a folder's name in a store)",
-                       f"f/{'ü' * 200}": f"{'ü' * 100!r} cannot name a node: it is 400 bytes long (UTF-8), more than the 240 a node's "
-                                         "name may have (a folder's name in a store)"}, skipped
+                       f"f/{'ü' * 200}": f"{'ü' * 100!r} cannot name a node: it is 400 bytes long (UTF-8), more than the 247 a node's "
+                                         "name may have (a folder's name in a store)",
+                       "c" * 248: f"{'c' * 100!r} cannot name a node: it is 248 bytes long (UTF-8), more than the 247 a node's "
+                                  "name may have (a folder's name in a store)"}, skipped
     assert zarr.open_array(published.url("f/ok"), mode="r")[:].tolist() == [0, 1, 2]
+    assert zarr.open_array(published.url(f"f/{'k' * 247}"), mode="r")[:].tolist() == [0, 1, 2, 3]

@@ -254,6 +254,8 @@ class Converter:
 
     def write_tree(self, item: WorkItem, root: Node, source_file: str, out: ItemResult) -> None:
         root.metadata.update(item.metadata)
+        if (why := unnamable(item.node_path.rpartition("/")[2])) is not None:  # (a file's name: it failed as "File name too long")
+            raise UnsupportedError(f"{item.node_path.rpartition('/')[2][:100]!r} cannot name a node: {why}")
         above = any(r.skip for r in folder_rules(self.pipeline.rules, item.node_path))
         kept = None if above else apply_rules(root, item.node_path, self.pipeline.rules)
         if kept is None:

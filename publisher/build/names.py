@@ -5,9 +5,10 @@ from __future__ import annotations
 
 #: Names a Zarr group keeps for its metadata (v3 and v2): no child may take them.
 ZARR_DOCUMENTS = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
-#: The longest node name, in UTF-8 bytes: a node is a folder (with ``.zarr`` or ``.levels`` after
-#: a name, at most 255 bytes on a local store's file system, and a release is the same on any store).
-MAX_NAME_BYTES = 240
+#: The longest node name, in UTF-8 bytes: a node is a folder or file named by it, with ``.parquet``
+#: (a table), ``.zarr`` (a file's group) or ``.levels`` (a pyramid) after it at most, in at most 255
+#: bytes on a local store's file system (and a release is the same on any store).
+MAX_NAME_BYTES = 255 - len(".parquet")
 
 
 def unnamable(key: str) -> str | None:

@@ -27,12 +27,23 @@ def human(n: float) -> str:
     return str(n)
 
 
+#: Characters that reorder what follows them on a terminal (bidi embeddings, overrides, isolates, marks).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def shown(text: object, keep: str = "") -> str:
-    """Text for a terminal: its unprintable characters escaped as Python writes them, but those in
-    ``keep`` (a file named with a newline showed as two lines; an escape sequence or a bidi
-    override in a name drove the terminal or reversed what followed)."""
+    """Text for a terminal: its control characters, line separators and bidi controls escaped as
+    Python writes them, but those in ``keep`` (a file named with a newline showed as two lines; an
+    escape sequence or a bidi override in a name drove the terminal or reversed what followed).
+    Other characters Python calls unprintable stay (a zero-width joiner in an emoji, a Persian
+    zero-width non-joiner, a no-break space: names as their owners wrote them)."""
+    import unicodedata
+
     text = str(text)
-    return text if text.isprintable() else "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if c not in keep and (c in _BIDI or unicodedata.category(c) in ("Cc", "Zl", "Zp")) else c
+                   for c in text)
 
 
 def fail(exc: SkyshelfError) -> NoReturn:
