@@ -299,10 +299,13 @@ class _SourcePlan:
             fields[f"{self.source.stack}_values"] = [t[0] for t in frames]
             node_path = "/".join(p for p in (where[1], key) if p)
             paths = [t[1] for t in frames]
-            if twins := next(((a, b) for a, b in itertools.pairwise(frames) if a[0] == b[0]), None):
+            if twins := next(((a, b) for a, b in itertools.pairwise(frames) if frame_order(a[0]) == frame_order(b[0])), None):
                 # (which came first was the listing's order: one frame silently hidden behind its twin)
                 first, second = sorted(str(t[1]) for t in twins)  # (the listing's order: any)
-                reason = (f"{first} and {second} are both {self.source.stack} {twins[0][0]!r} of this stack: one frame "
+                reason = (f"{first} and {second} are both {self.source.stack} {twins[0][0]!r} of this stack (untyped, "
+                          f"{twins[0][0]!r} and {twins[1][0]!r} are one number): one frame each is needed (rename or exclude one)"
+                          if twins[0][0] != twins[1][0] else
+                          f"{first} and {second} are both {self.source.stack} {twins[0][0]!r} of this stack: one frame "
                           f"each is needed (rename or exclude one)")
                 yield WorkItem(self.index, self.source, paths, node_path, problem=("failure", reason), _reader=None)
                 continue

@@ -43,6 +43,11 @@ class WorkItem:
     _reader: Any = field(default=_UNSET, repr=False)
 
     @property
+    def is_stack(self) -> bool:
+        """Whether it is a stack of its source's ``stack`` field, of one frame or more."""
+        return self.source.stack is not None and f"{self.source.stack}_values" in self.metadata
+
+    @property
     def reader(self) -> type[Reader] | None:
         """Detected on first use: an unchanged file reused by an incremental build is never opened."""
         if self._reader is _UNSET:

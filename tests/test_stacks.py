@@ -74,3 +74,18 @@ def test_a_frame_the_reader_cannot_take_fails_the_stack(tmp_path: Path, broken: 
         (tmp_path / "src" / f"s_{i}.npy").write_bytes(b"\x93NUMPY garbage")
     report, _ = _build(tmp_path, "{sample}_{frame:d}.npy")
     assert report.failures == [] and [p.path for p in report.skipped] == ["s"], (report.failures, report.skipped)
+
+
+def test_untyped_twins_fail_and_a_stack_of_one_frame_keeps_its_axis(tmp_path: Path) -> None:
+    """``{frame}`` untyped: ``x_1`` and ``x_01`` (one number, frames sorted as numbers) were both
+    stacked, three frames for two; a scan of one frame was published without the stack's axis,
+    its rank unlike its siblings'."""
+    (tmp_path / "src").mkdir()
+    for name, value in (("x_1", 1), ("x_01", 99), ("x_2", 2), ("one_1", 7), ("two_1", 5), ("two_2", 6)):
+        np.save(tmp_path / "src" / f"{name}.npy", np.full((2, 2), value))
+    report, published = _build(tmp_path, "{sample}_{frame}.npy")
+    assert [p.path for p in report.failures] == ["x"], report.failures
+    assert "'01' and '1' are one number" in report.failures[0].reason or "'1' and '01' are one number" in report.failures[0].reason
+    assert published.node("two")["structure"]["shape"] == [2, 2, 2]
+    assert published.node("one")["structure"]["shape"] == [1, 2, 2]
+    assert zarr.open_array(published.url("one"), mode="r")[:].tolist() == [[[7, 7], [7, 7]]]

@@ -58,7 +58,7 @@ def reach(pipeline: Pipeline, who: Principal) -> Reach:
         parts = item.node_path.split("/")
         paths = ["/".join(parts[:i]) for i in range(1, len(parts))]  # the folders above the item
         try:
-            if len(item.paths) > 1:
+            if len(item.paths) > 1 or item.is_stack:
                 paths.append(item.node_path)  # a stack: one array
             else:
                 with item.reader().open(item.paths[0], item.key, item.reader_options()) as root:

@@ -214,7 +214,7 @@ class Converter:
             return out
         options = item.reader_options()
         try:
-            if len(item.paths) > 1:
+            if len(item.paths) > 1 or item.is_stack:  # (a stack of one frame keeps its axis: its rank the others')
                 root = stack_arrays(item.reader, item.paths, item.key, options)
                 self.write_tree(item, root, source_file, out)
             else:

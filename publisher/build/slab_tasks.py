@@ -96,7 +96,7 @@ def _reopened(item: WorkItem, node_path: str) -> Iterator[ArrayNode]:
     options = item.reader_options()
     assert item.reader is not None
     with contextlib.ExitStack() as stack:
-        if len(item.paths) > 1:
+        if len(item.paths) > 1 or item.is_stack:
             node: Node | None = stack_arrays(item.reader, item.paths, item.key, options)
         else:
             node = stack.enter_context(item.reader().open(item.paths[0], item.key, options))
