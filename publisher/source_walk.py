@@ -47,7 +47,9 @@ _Subfolder = tuple[str, tuple[str, ...], frozenset[tuple[int, int]]]
 def glob_matcher(pattern: tuple[str, ...]) -> Callable[[tuple[str, ...], bool], bool]:
     """``match(parts, partial)``: do path segments match the pattern (``partial``: could a path
     below this folder match it)? The pattern's positions reachable after each segment, in a loop
-    (a recursion per segment ended deep trees with RecursionError)."""
+    (a recursion per segment ended deep trees with RecursionError). A folder the whole pattern
+    matches is taken whole (``raw/2024-*`` published the files of that name and dropped the
+    folders, without a word)."""
     last = len(pattern)
 
     def close(states: set[int]) -> set[int]:  # a ** may also match no segment
@@ -61,12 +63,14 @@ def glob_matcher(pattern: tuple[str, ...]) -> Callable[[tuple[str, ...], bool], 
 
     def match(parts: tuple[str, ...], partial: bool) -> bool:
         states = close({0})
-        for part in parts:
+        for depth, part in enumerate(parts):
+            if depth and last in states and pattern[-1] != "**":
+                return True  # below a folder the whole pattern names: all of it, as a folder given as a source path
             states = close({i if pattern[i] == "**" else i + 1 for i in states
                             if i < last and (pattern[i] == "**" or fnmatch.fnmatchcase(part, pattern[i]))})
             if not states:
                 return False
-        return any(i < last for i in states) if partial else last in states
+        return (any(i < last for i in states) or last in states) if partial else last in states
 
     return match
 
