@@ -248,3 +248,16 @@ def test_chunks_their_text_ends_early_publish_what_one_chunk_does(tmp_path: Path
     assert [w.reason for w in published["tiny"].report.warnings] == [w.reason for w in published["one"].report.warnings]
     table = pd.read_parquet(one)
     assert table["count"].dtype == "float64" and table["mixed"].iloc[4] == "4" and table["late"].dtype.kind == "M"
+
+
+def test_a_column_of_dates_then_numbers_is_text_not_times(tmp_path: Path) -> None:
+    """Arrow takes dates and numbers in one column for times, each number as microseconds since
+    1970: 5 was published as 1970-01-01 00:00:00.000005. The column is text, as written."""
+    import datetime
+
+    path = _book(tmp_path / "mixed.xlsx", [["when", "n"], [datetime.datetime(2024, 1, 2), 1], [5, 2], [datetime.date(2024, 3, 4), 3]])
+    table = _read(path)
+    assert pa.types.is_string(table.schema.field("when").type) or pa.types.is_large_string(table.schema.field("when").type), table.schema
+    values = table.column("when").to_pylist()
+    assert values[0].startswith("2024-01-02") and values[1] == "5" and values[2].startswith("2024-03-04"), values
+    assert table.column("n").to_pylist() == [1, 2, 3]

@@ -38,11 +38,18 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 def not_arrow(pa: Any, column: Any) -> bool:
-    """Whether Arrow cannot take ``column`` as it is (Python integers past 64 bits: OverflowError)."""
+    """Whether Arrow cannot take ``column`` as it is (Python integers past 64 bits: OverflowError),
+    or takes it for what it is not: dates and numbers in one column made times, each number read
+    as microseconds since 1970 (an Excel column of dates, then counts, published 5 as
+    1970-01-01 00:00:00.000005)."""
+    import numbers
+
     try:
-        pa.array(column, from_pandas=True)
+        found = pa.array(column, from_pandas=True)
     except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
         return True
+    if pa.types.is_temporal(found.type):
+        return any(isinstance(v, numbers.Number) and v == v for v in column)  # (NaN: a missing value)
     return False
 
 
