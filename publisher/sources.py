@@ -41,7 +41,7 @@ def _expand(base_dir: Path, source: Source, policy: Policy, skip: Callable[[str]
     """The source's base folder, the walk of the files it names (with the problems met finding
     them) and the glob pattern below the base, if any; ``skip``: folders not to enter (:func:`.source_walk.walk`)."""
     pattern = source.path
-    if _GLOB_CHARS.search(pattern):
+    if _GLOB_CHARS.search(pattern) and not os.path.lexists(base_dir / pattern):  # (a folder named run[1] is that folder)
         parts = PurePosixPath(pattern).parts
         fixed = _fixed(pattern)
         base = (base_dir / Path(*fixed)) if fixed else base_dir

@@ -359,3 +359,15 @@ def test_a_source_glob_takes_the_folders_it_names_whole(tmp_path: Path) -> None:
     catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
     paths = pd.read_parquet(tmp_path / "site" / catalog["index"]).path.tolist()
     assert not report.failures and {"2024-03", "2024-01/x", "2024-02/sub/y"} <= set(paths) and "other" not in paths, paths
+
+
+def test_a_source_path_naming_a_file_or_folder_with_glob_characters_is_that_path(tmp_path: Path) -> None:
+    """``run[1]`` (an instrument's folder name) was read as a glob of ``run1``: "matches no file",
+    and its escaped form only matched with a pattern below it."""
+    (tmp_path / "run[1]").mkdir()
+    (tmp_path / "run[1]" / "b.csv").write_text("a\n1\n")
+    config = {"sources": [{"path": "run[1]"}, {"path": "run[1]/b.csv", "into": "single"}], "output": {"store": str(tmp_path / "site")}}
+    report = build(load_pipeline(write_pipeline(tmp_path, config)), workers=1)
+    catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
+    paths = pd.read_parquet(tmp_path / "site" / catalog["index"]).path.tolist()
+    assert not report.failures and {"run[1]/b", "single/b"} <= set(paths), paths

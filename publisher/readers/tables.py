@@ -49,7 +49,7 @@ def not_arrow(pa: Any, column: Any) -> bool:
     except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
         return True
     if pa.types.is_temporal(found.type):
-        return any(isinstance(v, numbers.Number) and v == v for v in column)  # (NaN: a missing value)
+        return any(isinstance(v, numbers.Number) and not (isinstance(v, float) and math.isnan(v)) for v in column)  # (NaN: missing)
     return False
 
 
