@@ -73,6 +73,10 @@ def test_defaults(tmp_path: Path) -> None:
         # (a traceback: the plan failed with "ValueError: empty pattern"; '/sub' never matched anything)
         ("sources:\n  - path: a\n    exclude: ['']\n", 3, "sources.0.exclude", "exclude pattern '' is empty"),
         ("sources:\n  - path: a\n    exclude: [/sub]\n", 3, "sources.0.exclude", "starts with '/': patterns are relative"),
+        # (true was taken for level 1; "zstd:abc" said only "invalid literal for int() with base 10")
+        ("sources:\n  - path: a\noutput:\n  codec: {name: zstd, level: true}\n", 4, "output.codec.level", "valid integer"),
+        ("sources:\n  - path: a\noutput:\n  codec: 'zstd:abc'\n", 4, "output.codec", "the level after ':' is a whole number"),
+        ("sources:\n  - path: a\noutput:\n  pyramid_min_size: true\n", 4, "output.pyramid_min_size", "valid integer"),
         # (validated, then every table failed: "OverflowError: Python int too large to convert to C long")
         ("sources:\n  - path: a\noutput:\n  table_row_group_rows: 10000000000000000000000\n", 4, "output.table_row_group_rows",
          "less than or equal to"),

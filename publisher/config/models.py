@@ -45,7 +45,7 @@ class Codec(_Model):
     name: str = Field(default="zstd", description="zstd | gzip | blosc-lz4 | blosc-zstd | lz4 | none, or a registered codec "
                       "(a `skyshelf.codecs` plug-in; docs/plugins.md).",
                       examples=["zstd", "gzip", "blosc-lz4", "blosc-zstd", "lz4", "none", "blosc"])
-    level: int | None = Field(default=None, description="Compression level; the codec's default when omitted.")
+    level: StrictInt | None = Field(default=None, description="Compression level; the codec's default when omitted.")
     configuration: dict[str, Any] = Field(default_factory=dict, description="The codec's settings, as its zarr.json entry "
                                           "lists them; over the built-ins' defaults.")
 
@@ -54,6 +54,8 @@ class Codec(_Model):
     def _from_string(cls, value: Any) -> Any:
         if isinstance(value, str):
             name, _, level = value.partition(":")
+            if level.strip() and not level.strip().lstrip("-").isdigit():  # (int()'s "invalid literal for int() with base 10")
+                raise ValueError(f"{value!r}: the level after ':' is a whole number (e.g. 'zstd:5'), not {level.strip()!r}")
             return {"name": name.strip(), **({"level": int(level)} if level.strip() else {})}
         return value
 
@@ -122,7 +124,7 @@ class Output(_Model):
     chunk_target_bytes: int = Field(default=8 * 2**20, description="Target uncompressed chunk size, e.g. 8MiB.")
     table_partition_rows: int = Field(default=5_000_000, gt=0, le=2**40, description="Rows per Parquet partition file.")
     table_row_group_rows: int = Field(default=262_144, gt=0, le=2**31, description="Rows per Parquet row group.")
-    pyramid_min_size: int = Field(default=4096, gt=0, description="Images with a last or second-last dimension at least this long get a "
+    pyramid_min_size: StrictInt = Field(default=4096, gt=0, description="Images with a last or second-last dimension at least this long get a "
                                   "multiscale pyramid (rules can force or forbid it).")
 
     @field_validator("codec")
