@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import openpyxl
 import pyarrow as pa
@@ -18,6 +17,7 @@ from publisher.readers import excel, excel_scan, excel_strings
 from publisher.readers.excel import ExcelOptions, ExcelReader
 
 from .test_excel_chunks import write_sheet
+from .test_excel_review import _book
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 
@@ -25,14 +25,6 @@ _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 def _read(path: Path) -> pa.Table:
     with ExcelReader().open(path, "k", ExcelOptions()) as node:
         return pa.Table.from_batches(list(node.batches()), schema=node.schema)
-
-
-def _book(path: Path, rows: list[list[Any]]) -> Path:
-    book = openpyxl.Workbook()
-    for row in rows:
-        book.active.append(row)
-    book.save(path)
-    return path
 
 
 def _with_part(path: Path, part: str, data: bytes) -> Path:
