@@ -253,3 +253,11 @@ def test_a_column_of_dates_then_numbers_is_text_not_times(tmp_path: Path) -> Non
     values = table.column("when").to_pylist()
     assert values[0].startswith("2024-01-02") and values[1] == "5" and values[2].startswith("2024-03-04"), values
     assert table.column("n").to_pylist() == [1, 2, 3]
+
+
+def test_a_workbook_part_that_is_not_xml_is_named(tmp_path: Path) -> None:
+    """A damaged xl/workbook.xml failed as ParseError naming neither the part nor what it is."""
+    path = tmp_path / "bad.xlsx"
+    _with_part(_book(path, [["a"], [1]]), "xl/workbook.xml", b"<workbook><sheets><sheet name='x' </sheets>")
+    with pytest.raises(SourceError, match=r"bad\.xlsx: its xl/workbook\.xml is not well-formed XML \(.*\): damaged\?"):
+        _read(path)

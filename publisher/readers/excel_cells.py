@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
-from ..errors import UnsupportedError
+from ..errors import SourceError, UnsupportedError
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -113,13 +113,22 @@ def _more(items: list) -> str:
     return f" and {len(items) - SHOWN:,} more" if len(items) > SHOWN else ""
 
 
+def _parsed(book: zipfile.ZipFile, part: str) -> ElementTree.Element:
+    """A small part of the workbook parsed, naming it when it is not XML (the error named the file
+    only: "ParseError: not well-formed (invalid token): line 1, column 934")."""
+    try:
+        return ElementTree.fromstring(book.read(part))
+    except ElementTree.ParseError as exc:
+        raise SourceError(f"{book.filename}: its {part} is not well-formed XML ({exc}): damaged?") from None
+
+
 def sheet_parts(book: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
     """Each worksheet's name → the archive member holding its cells; and whether the workbook asks to
     be recalculated when opened (its formulas' stored values were not computed)."""
     targets = {rel.get("Id"): rel.get("Target", "")
-               for rel in ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels")).iter(f"{_PACKAGE_REL}Relationship")
+               for rel in _parsed(book, "xl/_rels/workbook.xml.rels").iter(f"{_PACKAGE_REL}Relationship")
                if rel.get("Type", "").endswith("/worksheet")}  # (a chart sheet has no cells)
-    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    workbook = _parsed(book, "xl/workbook.xml")
     if workbook.tag.startswith("{" + STRICT):
         raise UnsupportedError(f"{book.filename}: a Strict Open XML workbook (xl/workbook.xml is in {workbook.tag[1:].partition('}')[0]}): "
                                "not supported; save it as an Excel Workbook (.xlsx)")
