@@ -50,18 +50,21 @@ def _row_bytes(pf: Any) -> float:
 _NS_SPAN_US = (-(2**63) // 1000 + 1, (2**63 - 1) // 1000)
 
 
-def _int96_unit(pf: Any, as_us: Any) -> str:
+def _int96_unit(pf: Any, reopen: Any) -> str:
     """The unit a file's INT96 timestamps (Spark's, Impala's legacy ones) are read in: nanoseconds,
     as they are stored and pyarrow reads them, unless one lies outside what nanoseconds since 1970
     hold in 64 bits (1677-2262): those wrapped round to other dates (9999-12-31, a common sentinel,
-    was published as 1816-03-29), so such a file is read in microseconds (``as_us``: the file
-    opened so; its INT96 columns read once, row group by row group)."""
+    was published as 1816-03-29), so such a file is read in microseconds. Only a file with INT96
+    columns is opened again (``reopen(unit)``) and those columns read, row group by row group."""
     import pyarrow.compute as pc
 
     schema = pf.schema
     int96 = sorted({schema.column(i).path.split(".")[0] for i in range(len(schema)) if schema.column(i).physical_type == "INT96"})
+    if not int96:
+        return "ns"
+    as_us = reopen("us")
     try:
-        for group in range(as_us.num_row_groups if int96 else 0):
+        for group in range(as_us.num_row_groups):
             for column in as_us.read_row_group(group, columns=int96).columns:
                 if column.type.num_fields or column.null_count == len(column):
                     continue  # (nested: read as stored)
@@ -90,11 +93,14 @@ class ParquetReader(Reader):
                                    "not published; the dataset's files are")
         try:
             # pages' CRCs checked where the writer stored them (a flipped bit was published as a value)
-            opened = {"pre_buffer": False, "buffer_size": STREAM_BUFFER, "page_checksum_verification": True}
-            pf = pq.ParquetFile(path, **opened)
-            if (unit := _int96_unit(pf, pq.ParquetFile(path, **opened, coerce_int96_timestamp_unit="us"))) != "ns":
+            def opened(unit: str = "ns") -> Any:
+                return pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BUFFER, page_checksum_verification=True,
+                                      coerce_int96_timestamp_unit=unit)
+
+            pf = opened()
+            if (unit := _int96_unit(pf, opened)) != "ns":
                 pf.close()
-                pf = pq.ParquetFile(path, **opened, coerce_int96_timestamp_unit=unit)
+                pf = opened(unit)
         except Exception as exc:
             raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc
         try:
